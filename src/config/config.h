@@ -1,0 +1,91 @@
+/* config.h — brigade's configuration: what `brigade serve --config FILE` reads.
+ *
+ * The file is YAML (libfyaml). It is validated completely at start: an
+ * unknown key, a wrong type or an out-of-range value is an error that names
+ * the file, the line and the key path ("brigade.yaml:12: models[0].price:
+ * expected a number"), and brigade refuses to start. Secrets never have to
+ * be in the file: `api_key_env: NAME` reads an environment variable, and any
+ * string may contain `${VAR}`, expanded from the environment (an unset
+ * variable is an error). With no file, config_defaults() gives the embedded
+ * defaults: the in-process mock provider and its models, SQLite in data_dir.
+ * Every option is documented in docs/config.md and examples/brigade.yaml. */
+#ifndef BRIGADE_CONFIG_H
+#define BRIGADE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http/http.h"
+
+typedef enum provider_kind { PROVIDER_MOCK = 1, PROVIDER_OPENAI = 2 } provider_kind;
+
+typedef struct provider_cfg {
+    char         *name;
+    provider_kind kind;
+    char         *base_url;          /* openai: e.g. "https://api.openai.com/v1" (no trailing /) */
+    char         *api_key;           /* resolved secret, or NULL */
+    uint32_t      timeout_ms;        /* whole upstream call (default 120000) */
+    uint32_t      connect_timeout_ms;/* default 5000 */
+    uint32_t      max_connections;   /* per loop thread (default 64) */
+    /* kind mock: behaviour of the in-process mock */
+    uint32_t      mock_latency_ms;   /* default 0 */
+    uint32_t      mock_stream_chunks;/* default 8 */
+    uint32_t      mock_chunk_interval_ms; /* default 0 */
+} provider_cfg;
+
+typedef struct model_cfg {
+    char         *name;              /* the name clients use */
+    char         *provider_name;
+    provider_cfg *provider;          /* resolved */
+    char         *upstream_model;    /* name sent upstream (default: name) */
+    double        input_usd_per_mtok;
+    double        output_usd_per_mtok;
+    uint32_t      max_output_tokens; /* cap and reservation basis (default 4096) */
+    uint32_t      context_window;    /* default 128000 */
+} model_cfg;
+
+typedef struct tier_cfg {
+    char   *name;
+    int64_t rpm;                     /* requests per minute, 0 = unlimited */
+    int64_t tpm;                     /* tokens per minute, 0 = unlimited */
+    int64_t max_concurrent_runs;     /* 0 = unlimited */
+    double  daily_budget_usd;        /* 0 = unlimited */
+    double  monthly_budget_usd;      /* 0 = unlimited */
+} tier_cfg;
+
+typedef struct brigade_config {
+    char        *source_path;        /* the file read, or NULL for embedded defaults */
+    char        *listen_host;        /* default "127.0.0.1" */
+    int          listen_port;        /* default 8080 */
+    char        *data_dir;           /* default "./brigade-data" */
+    char        *admin_token;        /* server admin token (BRIGADE_ADMIN_TOKEN if unset) */
+    unsigned     threads;            /* loop threads, default = CPUs */
+    http_limits  limits;             /* server.limits.* */
+    provider_cfg *providers;  size_t n_providers;
+    model_cfg    *models;     size_t n_models;
+    tier_cfg     *tiers;      size_t n_tiers;
+    char        *default_tier;       /* default "default" (a tier of that name always exists) */
+} brigade_config;
+
+/* Fill with the embedded defaults (mock provider, models "mock-small" and
+ * "mock-large", tier "default"). */
+void config_defaults(brigade_config *cfg);
+
+/* Read and validate a YAML file on top of the defaults. Returns 0, or -1
+ * with err = "FILE:LINE: key.path: what is wrong". */
+int  config_load_file(const char *path, brigade_config *cfg, char *err, size_t errlen);
+
+/* Same, from a string (tests); `name` is used in messages. */
+int  config_load_string(const char *name, const char *yaml, size_t len, brigade_config *cfg,
+                        char *err, size_t errlen);
+
+void config_free(brigade_config *cfg);
+
+const model_cfg *config_find_model(const brigade_config *cfg, const char *name);
+const tier_cfg  *config_find_tier(const brigade_config *cfg, const char *name);
+
+/* Cost in nano-USD of a call, from the model's price table. */
+int64_t config_cost_nusd(const model_cfg *m, int64_t input_tokens, int64_t output_tokens);
+
+#endif

@@ -1,0 +1,170 @@
+/* http.h — the HTTP/1.1 server layer: its contract with the rest of brigade.
+ *
+ * One libuv loop per worker thread, each accepting on its own SO_REUSEPORT
+ * socket, so both cores serve connections with no shared state in the hot
+ * path. llhttp frames requests; this layer enforces every limit (header size
+ * and count, URL length, body size, idle and slow-request timeouts), answers
+ * pipelined requests in order, decodes chunked bodies, and streams responses
+ * (chunked / Server-Sent Events) with backpressure.
+ *
+ * Threading rule: every function here is called on the loop thread that owns
+ * the request, except http_request_defer's work callback, which runs on the
+ * libuv thread pool and must not touch the request's connection.
+ *
+ * Lifetime rule: a request handed to a handler stays valid until the handler
+ * finishes it (http_respond*, or http_stream_end), even if the client has
+ * gone: writes to a closed connection are dropped, and `req->aborted` is set
+ * and `req->on_abort` called so long work can stop early if it wants to.
+ */
+#ifndef BRIGADE_HTTP_H
+#define BRIGADE_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "util/arena.h"
+
+typedef struct http_server http_server;
+typedef struct http_conn http_conn;
+typedef struct http_request http_request;
+
+/* Limits applied to every request. Zero fields take the defaults below. */
+typedef struct http_limits {
+    size_t   max_header_bytes;   /* all header lines together: 431 past it (default 16 KiB) */
+    size_t   max_headers;        /* header count: 431 past it (default 64) */
+    size_t   max_url_bytes;      /* request target: 414 past it (default 8 KiB) */
+    size_t   max_body_bytes;     /* decoded body: 413 past it (default 1 MiB) */
+    uint32_t header_timeout_ms;  /* whole header block must arrive within (default 10 s): 408 */
+    uint32_t body_timeout_ms;    /* whole body must arrive within (default 30 s): 408 */
+    uint32_t idle_timeout_ms;    /* keep-alive connection with no request (default 60 s) */
+    uint32_t shutdown_grace_ms;  /* drain in-flight work on SIGTERM up to (default 10 s) */
+    size_t   stream_high_water;  /* queued response bytes before a stream is "full" (default 256 KiB) */
+    uint32_t max_connections;    /* per process; past it new connections are closed (default 10000) */
+} http_limits;
+
+void http_limits_apply_defaults(http_limits *l);
+
+typedef struct http_header {
+    const char *name;            /* lower-cased */
+    const char *value;           /* leading/trailing whitespace trimmed */
+    size_t      value_len;
+} http_header;
+
+#define HTTP_MAX_PARAMS 4
+
+struct http_request {
+    /* --- filled by the server --- */
+    const char   *method;        /* "GET", "POST", … */
+    const char   *target;        /* raw request target, NUL-terminated */
+    const char   *path;          /* target up to '?', percent-decoding NOT applied */
+    const char   *query;         /* after '?', or "" */
+    http_header  *headers;
+    size_t        n_headers;
+    char         *body;          /* decoded (chunked removed), NUL-terminated; NULL if none */
+    size_t        body_len;
+    char          request_id[33];/* from a valid incoming x-request-id, or generated */
+    const char   *params[HTTP_MAX_PARAMS]; /* router path parameters, in pattern order */
+    size_t        n_params;
+    arena         arena;         /* freed when the request is finished */
+    uv_loop_t    *loop;          /* the loop that owns this request */
+    void         *thread_data;   /* the per-thread pointer from http_server_config */
+    bool          aborted;       /* client went away before we finished */
+    uint64_t      started_ns;    /* monotonic time the headers completed */
+
+    /* --- set by handlers --- */
+    void         *user;          /* handler state */
+    void        (*on_abort)(http_request *req);  /* client disconnected (optional) */
+    void        (*on_drain)(http_request *req);  /* stream dropped below high water (optional) */
+
+    /* --- private to the http layer --- */
+    http_conn    *conn;
+    struct http_request_priv *priv;
+};
+
+/* Look up a request header by lower-case name; NULL if absent. */
+const char *http_header_get(const http_request *req, const char *lname);
+
+/* Query-string parameter, percent-decoded into the request arena; NULL if absent. */
+const char *http_query_get(http_request *req, const char *name);
+
+/* Add a response header (copied). Call before http_respond* / http_stream_begin. */
+void http_add_header(http_request *req, const char *name, const char *value);
+
+/* Send a complete response and finish the request. `body` is copied.
+ * Adds content-length, x-request-id, date, connection handling. */
+void http_respond(http_request *req, int status, const char *content_type,
+                  const char *body, size_t len);
+
+/* The OpenAI-shaped error envelope:
+ * {"error":{"type":…,"code":…,"message":…,"param":…}} — param may be NULL. */
+void http_respond_error(http_request *req, int status, const char *type,
+                        const char *code, const char *message, const char *param);
+
+/* Streaming responses (chunked transfer encoding). For SSE pass
+ * content_type "text/event-stream"; the layer adds cache-control: no-cache. */
+void http_stream_begin(http_request *req, int status, const char *content_type);
+
+/* Queue bytes on the stream. Returns true while the queue is under the high
+ * water mark; false means "full": stop producing until on_drain fires.
+ * Bytes are never dropped while the client is connected (the caller's
+ * stop-on-false is what bounds memory). */
+bool http_stream_write(http_request *req, const char *data, size_t len);
+
+/* Finish the stream (last chunk) and the request. */
+void http_stream_end(http_request *req);
+
+/* Run `work` on the libuv thread pool (for SQLite and other blocking work),
+ * then `done` on the request's loop thread. `work` must not call http_*. */
+void http_request_defer(http_request *req, void (*work)(http_request *req),
+                        void (*done)(http_request *req));
+
+/* --- routing --- */
+
+typedef void (*http_handler)(http_request *req);
+
+typedef struct http_router http_router;
+
+http_router *http_router_new(void);
+void         http_router_free(http_router *r);
+/* pattern: "/v1/users/{id}/keys" — `{name}` matches one non-empty segment. */
+void         http_router_add(http_router *r, const char *method, const char *pattern,
+                             http_handler h);
+/* Fills req->params. Returns the handler, or NULL with *status set to 404
+ * (no such path) or 405 (path exists, method does not). */
+http_handler http_router_match(const http_router *r, http_request *req, int *status);
+
+/* --- the server --- */
+
+typedef struct http_server_config {
+    const char  *host;           /* "127.0.0.1", "::1", "0.0.0.0" */
+    int          port;           /* 0 = pick a free port (see http_server_port) */
+    unsigned     threads;        /* loops/threads; 0 = number of CPUs */
+    http_limits  limits;
+    http_router *router;         /* requests go here */
+    const char  *server_name;    /* for logs */
+    /* Called on each loop thread before it serves; the return value becomes
+     * req->thread_data for requests on that thread. */
+    void      *(*thread_init)(uv_loop_t *loop, unsigned index, void *arg);
+    void       (*thread_fini)(void *thread_data);
+    void        *thread_arg;
+    /* Called for every finished request (status, duration), for metrics. */
+    void       (*on_request_done)(http_request *req, int status);
+} http_server_config;
+
+/* Bind and start the worker threads. Returns NULL and sets *err (static
+ * string or errno text) on failure, e.g. address in use. */
+http_server *http_server_start(const http_server_config *cfg, char *err, size_t errlen);
+int          http_server_port(const http_server *s);   /* the bound port */
+/* Stop accepting, let in-flight requests finish up to the grace period,
+ * then close everything and join the threads. Safe to call from a signal
+ * watcher on another loop. */
+void         http_server_stop(http_server *s);
+/* Block until SIGINT/SIGTERM, then http_server_stop. Returns the signal. */
+int          http_server_run_until_signal(http_server *s);
+
+/* Status code reason phrase ("OK", "Not Found"…). */
+const char *http_status_text(int status);
+
+#endif

@@ -1,0 +1,98 @@
+/* identity.h — who is calling: credentials to scopes.
+ *
+ * The identity module owns the server secret (data-dir/secret, mode 0600),
+ * key generation and hashing (HMAC-SHA256 under that secret), JWT
+ * verification, and an in-memory cache of every key hash, user and tenant
+ * issuer so that authentication on the hot path touches no disk. Every
+ * change that affects authentication (new key, revocation, user disabled or
+ * deleted, tenant JWT settings) goes through this module, which writes the
+ * store first (durably) and then updates the cache, so a revoked key or a
+ * disabled user fails on the very next request.
+ *
+ * Thread-safety: all functions are safe from any thread; the cache is under
+ * a read-write lock (authentication takes the read side). Functions marked
+ * (blocking) touch the store and must run off the loop thread. */
+#ifndef BRIGADE_IDENTITY_H
+#define BRIGADE_IDENTITY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "identity/scope.h"
+#include "store/store.h"
+
+typedef struct identity identity;
+
+/* Credentials are "bk_adm_" / "bk_usr_" + 43 base64url characters (256 bits). */
+#define KEY_MAX 64
+#define KEY_PREFIX_LEN 12       /* shown in listings: "bk_usr_AbCdE" */
+
+/* (blocking) Load or create the server secret in data_dir, then load every
+ * key, user and tenant from the store into the cache. admin_token may be
+ * NULL (then no server-admin access). */
+identity *identity_open(store *st, const char *data_dir, const char *admin_token,
+                        char *err, size_t errlen);
+void      identity_close(identity *id);
+
+typedef enum auth_status {
+    AUTH_OK = 0,
+    AUTH_MISSING,            /* no Authorization header */
+    AUTH_MALFORMED,          /* not "Bearer <credential>" */
+    AUTH_INVALID,            /* unknown key, bad signature, wrong issuer/audience/alg */
+    AUTH_EXPIRED,            /* JWT exp passed / nbf in the future */
+    AUTH_REVOKED,            /* key revoked */
+    AUTH_DISABLED,           /* user disabled */
+    AUTH_NEEDS_PROVISION     /* valid JWT, unknown subject: call identity_provision */
+} auth_status;
+
+typedef struct auth_pending {   /* filled with AUTH_NEEDS_PROVISION */
+    char tenant_id[ID_MAX];
+    char external_id[256];
+} auth_pending;
+
+/* Resolve an Authorization header value. Never blocks. On failure `why`
+ * gets a message safe to show the client. */
+auth_status identity_authenticate(identity *id, const char *authorization, scope *out,
+                                  auth_pending *pending, char *why, size_t whylen);
+
+/* (blocking) Create the user for a verified JWT subject with the tenant's
+ * default tier (idempotent if two requests race), then mint its scope. */
+auth_status identity_provision(identity *id, const auth_pending *pending, scope *out,
+                               char *why, size_t whylen);
+
+/* --- changes that affect authentication (all blocking) --- */
+
+/* Server admin: create a tenant and its admin key; the key is written to
+ * admin_key_out (shown once). */
+store_status identity_create_tenant(identity *id, const scope *sc, const char *name,
+                                    const tenant_jwt *jwt, tenant_rec *out,
+                                    char admin_key_out[KEY_MAX]);
+/* Server admin or that tenant's admin. jwt NULL clears it. */
+store_status identity_set_tenant_jwt(identity *id, const scope *sc, const char *tenant_id,
+                                     const tenant_jwt *jwt, tenant_rec *out);
+/* Tenant admin: a new key for one of its users; the key is shown once. */
+store_status identity_create_user_key(identity *id, const scope *sc, const char *user_id,
+                                      key_rec *out, char key_out[KEY_MAX]);
+/* Tenant admin (any key of its tenant) or a user (own keys only). */
+store_status identity_revoke_key(identity *id, const scope *sc, const char *key_id);
+/* Tenant admin. */
+store_status identity_create_user(identity *id, const scope *sc, const char *external_id,
+                                  const char *tier, const char *display_name, user_rec *out);
+store_status identity_update_user(identity *id, const scope *sc, const char *user_id,
+                                  const user_update *upd, user_rec *out);
+store_status identity_delete_user(identity *id, const scope *sc, const char *user_id);
+
+/* For `brigade admin` (no server running): mint an admin scope from the
+ * command line's authority over the data directory. */
+void identity_cli_scope(identity *id, scope *out);
+
+/* --- primitives, exposed for unit tests and the CLI --- */
+
+/* HMAC-SHA256(secret, key) as 64 hex digits. */
+void identity_hash_key(const unsigned char *secret, size_t secret_len, const char *key,
+                       char out_hex[65]);
+/* A fresh credential with the given prefix ("bk_usr_" / "bk_adm_"). */
+void identity_generate_key(const char *prefix, char out[KEY_MAX]);
+
+#endif

@@ -1,0 +1,63 @@
+/* jwt.h — JSON Web Token verification (RFC 7519 / 7515), compact form only.
+ *
+ * The algorithm is pinned by the tenant's issuer configuration, never taken
+ * from the token: a token whose header `alg` differs is refused, so
+ * `alg: none` and algorithm confusion (an HS256 token "signed" with an RSA
+ * public key) cannot pass. Supported: HS256, RS256, ES256 (OpenSSL EVP). */
+#ifndef BRIGADE_JWT_H
+#define BRIGADE_JWT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum jwt_alg { JWT_ALG_NONE = 0, JWT_HS256, JWT_RS256, JWT_ES256 } jwt_alg;
+
+typedef struct jwt_issuer_cfg {
+    const char *issuer;        /* required `iss` */
+    const char *audience;      /* required `aud` (string or array member) if non-NULL */
+    jwt_alg     alg;
+    const char *key;           /* HS256 secret, or PEM public key for RS256/ES256 */
+    size_t      key_len;
+    const char *kid;           /* if non-NULL, a token `kid` must equal it; unknown kid refused */
+    int         leeway_s;      /* clock skew allowance for exp/nbf/iat (default 60) */
+} jwt_issuer_cfg;
+
+typedef enum jwt_status {
+    JWT_OK = 0,
+    JWT_MALFORMED,      /* not three base64url parts / bad JSON */
+    JWT_BAD_ALG,        /* header alg is not the pinned one (incl. "none") */
+    JWT_BAD_KID,
+    JWT_BAD_SIGNATURE,
+    JWT_EXPIRED,
+    JWT_NOT_YET_VALID,
+    JWT_MISSING_EXP,
+    JWT_BAD_ISSUER,
+    JWT_BAD_AUDIENCE,
+    JWT_MISSING_SUB,
+    JWT_BAD_KEY         /* the configured key could not be loaded */
+} jwt_status;
+
+typedef struct jwt_claims {
+    char    iss[256];
+    char    sub[256];
+    int64_t exp;
+    int64_t nbf;           /* 0 if absent */
+} jwt_claims;
+
+jwt_alg     jwt_alg_from_name(const char *name);   /* "HS256"… or JWT_ALG_NONE */
+const char *jwt_alg_name(jwt_alg alg);
+const char *jwt_status_text(jwt_status st);
+
+/* Read `iss` from an unverified token so the right issuer config can be
+ * chosen. Nothing in it may be trusted until jwt_verify succeeds. */
+bool jwt_peek_issuer(const char *token, char *iss_out, size_t iss_len);
+
+jwt_status jwt_verify(const char *token, const jwt_issuer_cfg *cfg, int64_t now,
+                      jwt_claims *out);
+
+/* Validate a configured key for an algorithm (used when a tenant's jwt
+ * settings are changed): 0 if usable, else -1 with err filled. */
+int jwt_check_key(jwt_alg alg, const char *key, size_t key_len, char *err, size_t errlen);
+
+#endif

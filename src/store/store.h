@@ -1,0 +1,201 @@
+/* store.h — the store interface: every byte of durable state goes through here.
+ *
+ * Handlers never see SQL. The SQLite backend (store_sqlite.c) implements
+ * this interface today; a PostgreSQL backend can implement the same
+ * functions later without touching a handler.
+ *
+ * Scope (DESIGN.md invariant 2): every function that reads or changes
+ * tenant or user data takes a `const scope *` and answers only inside it.
+ * An object outside the scope is STORE_NOT_FOUND, exactly like an object
+ * that does not exist. Functions in the "authentication" section run before
+ * a scope exists; only src/identity/ calls them.
+ *
+ * Durability: a write function returns only after its transaction has
+ * committed (group commit: one writer thread batches the writes of many
+ * callers into one transaction, each in its own savepoint so one failure
+ * does not undo the others). Usage records are the exception: they are
+ * queued and committed in batches within STORE_USAGE_FLUSH_MS.
+ *
+ * Threading: every function is blocking and thread-safe; call from the
+ * thread pool (http_request_defer) or from the CLI, never on a loop thread,
+ * except store_usage_record, which only enqueues. */
+#ifndef BRIGADE_STORE_H
+#define BRIGADE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "identity/scope.h"
+#include "util/ids.h"
+
+typedef struct store store;
+
+typedef enum store_status {
+    STORE_OK = 0,
+    STORE_NOT_FOUND,     /* no such object in this scope */
+    STORE_CONFLICT,      /* unique constraint (e.g. external_id already used) */
+    STORE_FORBIDDEN,     /* the scope's role may not do this at all (403) */
+    STORE_INVALID,       /* argument out of range */
+    STORE_ERROR          /* I/O or database error; logged */
+} store_status;
+
+#define STORE_USAGE_FLUSH_MS 200   /* usage rows reach disk within this bound */
+#define STORE_NAME_MAX 256
+
+typedef struct tenant_jwt {
+    char issuer[STORE_NAME_MAX];
+    char audience[STORE_NAME_MAX];   /* "" = not checked */
+    char alg[8];                     /* "HS256" | "RS256" | "ES256" */
+    char *key;                       /* secret or PEM; malloc'd, freed by tenant_rec_free */
+} tenant_jwt;
+
+typedef struct tenant_rec {
+    char    id[ID_MAX];
+    char    name[STORE_NAME_MAX];
+    char    default_tier[32];
+    bool    has_jwt;
+    tenant_jwt jwt;
+    int64_t created_at;              /* unix seconds */
+} tenant_rec;
+
+/* Per-user overrides of the tier's limits; a negative value means "not set,
+ * use the tier". Budgets in nano-USD. */
+typedef struct user_limits {
+    int64_t rpm, tpm, max_concurrent_runs;
+    int64_t daily_budget_nusd, monthly_budget_nusd;
+} user_limits;
+
+typedef struct user_rec {
+    char    id[ID_MAX];
+    char    tenant_id[ID_MAX];
+    char    external_id[STORE_NAME_MAX];
+    char    display_name[STORE_NAME_MAX];
+    char    tier[32];
+    bool    disabled;
+    user_limits limits;
+    int64_t created_at;
+} user_rec;
+
+/* A PATCH: only fields with their `set_` flag true change. */
+typedef struct user_update {
+    bool set_tier;         char tier[32];
+    bool set_disabled;     bool disabled;
+    bool set_display_name; char display_name[STORE_NAME_MAX];
+    bool set_limits;       user_limits limits;   /* the complete new override set */
+} user_update;
+
+typedef enum key_kind { KEY_KIND_ADMIN = 1, KEY_KIND_USER = 2 } key_kind;
+
+typedef struct key_rec {
+    char     id[ID_MAX];
+    char     tenant_id[ID_MAX];
+    char     user_id[ID_MAX];        /* "" for tenant admin keys */
+    key_kind kind;
+    char     prefix[16];             /* first characters of the key, for listings */
+    char     hash[65];               /* HMAC-SHA256 hex; never returned by the API */
+    int64_t  created_at;
+    int64_t  revoked_at;             /* 0 = active */
+} key_rec;
+
+typedef struct usage_rec {
+    int64_t ts;                      /* unix seconds */
+    char    tenant_id[ID_MAX];
+    char    user_id[ID_MAX];         /* "" for tenant-admin calls */
+    char    key_id[ID_MAX];
+    char    model[128];
+    char    request_id[33];
+    int64_t input_tokens;
+    int64_t output_tokens;
+    int64_t cost_nusd;               /* nano-USD: 1e-9 dollars */
+    int     status;                  /* HTTP status returned to the client */
+} usage_rec;
+
+typedef enum usage_group { USAGE_GROUP_DAY, USAGE_GROUP_MODEL, USAGE_GROUP_USER } usage_group;
+
+typedef struct usage_query {
+    const char *user_id;             /* tenant admin: filter; NULL = all. Ignored for users (always self). */
+    int64_t     from, to;            /* unix seconds, [from, to); 0 = open */
+    usage_group group_by;
+} usage_query;
+
+typedef struct usage_row {
+    char    group[128];              /* "2026-11-27", a model name, or a user id */
+    int64_t requests;
+    int64_t input_tokens;
+    int64_t output_tokens;
+    int64_t cost_nusd;
+} usage_row;
+
+/* --- lifetime --- */
+
+/* Open (create) data_dir/brigade.db, WAL mode, apply pending migrations,
+ * start the writer thread. */
+store *store_open(const char *data_dir, char *err, size_t errlen);
+/* Flush queued usage, stop the writer, close. */
+void   store_close(store *st);
+/* Cheap liveness check for /readyz: a read that touches the database. */
+bool   store_ping(store *st);
+int    store_schema_version(store *st);
+
+/* --- authentication (src/identity/ only; no scope yet) --- */
+
+/* Call fn for every key, user and tenant (at start, to fill caches). */
+store_status store_load_keys(store *st, void (*fn)(const key_rec *k, void *arg), void *arg);
+store_status store_load_users(store *st, void (*fn)(const user_rec *u, void *arg), void *arg);
+store_status store_load_tenants(store *st, void (*fn)(const tenant_rec *t, void *arg), void *arg);
+/* JWT provisioning: insert the user if (tenant, external_id) is new, else
+ * return the existing one. */
+store_status store_user_provision(store *st, const char *tenant_id, const char *external_id,
+                                  const char *tier, user_rec *out);
+
+/* --- tenants --- */
+
+/* Server admin. Creates the tenant and its first admin key in one transaction. */
+store_status store_tenant_create(store *st, const scope *sc, const tenant_rec *t,
+                                 const key_rec *admin_key);
+/* Server admin: all tenants; tenant admin: its own. Caller frees with store_free_tenants. */
+store_status store_tenant_list(store *st, const scope *sc, tenant_rec **out, size_t *n);
+store_status store_tenant_get(store *st, const scope *sc, const char *tenant_id, tenant_rec *out);
+store_status store_tenant_set_jwt(store *st, const scope *sc, const char *tenant_id,
+                                  const tenant_jwt *jwt /* NULL clears */);
+void         tenant_rec_free(tenant_rec *t);              /* frees jwt.key */
+void         store_free_tenants(tenant_rec *arr, size_t n);
+
+/* --- users (tenant admin; a user scope may read only itself) --- */
+
+store_status store_user_create(store *st, const scope *sc, const user_rec *u);
+store_status store_user_get(store *st, const scope *sc, const char *user_id, user_rec *out);
+/* Paged by id: users with id > after (NULL = from the start), at most limit. */
+store_status store_user_list(store *st, const scope *sc, const char *after, size_t limit,
+                             user_rec **out, size_t *n);
+store_status store_user_update(store *st, const scope *sc, const char *user_id,
+                               const user_update *upd, user_rec *out);
+/* Erases the user, their keys and (later) sessions, messages and memory. */
+store_status store_user_delete(store *st, const scope *sc, const char *user_id);
+
+/* --- keys --- */
+
+store_status store_key_create(store *st, const scope *sc, const key_rec *k);
+/* Tenant admin: keys of one of its users; user: own keys only. */
+store_status store_key_list(store *st, const scope *sc, const char *user_id,
+                            key_rec **out, size_t *n);
+store_status store_key_get(store *st, const scope *sc, const char *key_id, key_rec *out);
+store_status store_key_revoke(store *st, const scope *sc, const char *key_id, int64_t when);
+
+/* --- usage --- */
+
+/* Enqueue (never blocks on disk; safe on a loop thread). */
+void         store_usage_record(store *st, const usage_rec *u);
+/* Tenant admin: its tenant (optionally one user); user: own usage only. */
+store_status store_usage_query(store *st, const scope *sc, const usage_query *q,
+                               usage_row **out, size_t *n);
+/* Spend of one user over [from, to), nano-USD (for /v1/me). */
+store_status store_usage_spent(store *st, const scope *sc, int64_t from, int64_t to,
+                               int64_t *cost_nusd);
+/* Wait until every usage record queued so far is committed (tests, shutdown). */
+void         store_usage_flush(store *st);
+
+const char *store_status_text(store_status s);
+
+#endif

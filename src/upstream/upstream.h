@@ -1,0 +1,87 @@
+/* upstream.h — calling model providers, on the loop, for the gateway and runs.
+ *
+ * One `upstream` per loop thread owns a libcurl multi handle driven by that
+ * libuv loop (multi_socket interface: curl's sockets are uv_poll handles,
+ * its timer a uv_timer), so thousands of calls wait on one thread at the
+ * cost of a small struct each, and connections to a provider are reused.
+ *
+ * The internal form is OpenAI chat completions: a call carries an OpenAI
+ * request body and yields an OpenAI response body (non-streaming) or OpenAI
+ * `chat.completion.chunk` SSE events (streaming). Providers of another
+ * protocol (Anthropic, later) translate to and from this form. Provider kind
+ * `mock` answers in-process (the mock engine, no sockets) with the same
+ * callbacks and timings as a remote provider.
+ *
+ * Every callback runs on the loop thread. */
+#ifndef BRIGADE_UPSTREAM_H
+#define BRIGADE_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config.h"
+
+typedef struct upstream upstream;
+typedef struct upstream_call upstream_call;
+
+typedef enum upstream_error {
+    UPSTREAM_OK = 0,
+    UPSTREAM_CONNECT,        /* could not connect / DNS / TLS */
+    UPSTREAM_TIMEOUT,        /* provider timeout_ms passed */
+    UPSTREAM_HTTP_STATUS,    /* provider answered non-2xx; status and body given */
+    UPSTREAM_MALFORMED,      /* 2xx but the body/stream was not valid */
+    UPSTREAM_TRUNCATED,      /* stream ended before [DONE] / finish_reason */
+    UPSTREAM_CANCELLED       /* upstream_call_cancel */
+} upstream_error;
+
+typedef struct upstream_result {
+    upstream_error error;
+    int            status;           /* provider HTTP status (0 if none) */
+    const char    *body;             /* non-stream: the provider's body (valid during on_done) */
+    size_t         body_len;
+    const char    *message;          /* human-readable cause for errors */
+    int64_t        input_tokens;     /* from the provider's usage, or estimated */
+    int64_t        output_tokens;
+    bool           usage_estimated;  /* provider gave none: counted from the text */
+    uint32_t       retry_after_s;    /* from Retry-After on 429/503, else 0 */
+} upstream_result;
+
+typedef struct upstream_callbacks {
+    /* Streaming only: one complete SSE event payload (the JSON after
+     * "data: ", without the "data: " and blank line), in OpenAI chunk form.
+     * "[DONE]" is not passed; on_done follows it. Return false to pause the
+     * provider (backpressure) until upstream_call_resume. */
+    bool (*on_event)(upstream_call *call, const char *json, size_t len, void *arg);
+    /* Always called exactly once, last. The call is freed after it returns. */
+    void (*on_done)(upstream_call *call, const upstream_result *res, void *arg);
+} upstream_callbacks;
+
+upstream *upstream_new(uv_loop_t *loop, const brigade_config *cfg);
+/* Cancel every call in flight (each gets on_done with UPSTREAM_CANCELLED),
+ * then free. */
+void      upstream_free(upstream *u);
+
+/* Start a chat completion. `body` is an OpenAI request (copied); the caller
+ * has already replaced "model" with model->upstream_model; for streaming
+ * the upstream module adds stream_options.include_usage itself. Returns
+ * NULL only if the call could not even start (then nothing is called). */
+upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *body,
+                             size_t body_len, bool stream, const char *request_id,
+                             const upstream_callbacks *cb, void *arg);
+void upstream_call_resume(upstream_call *call);
+/* Stop a call; on_done follows with UPSTREAM_CANCELLED (synchronously). */
+void upstream_call_cancel(upstream_call *call);
+
+/* Rough token count of a text (≈ 4 bytes a token), for estimates. */
+int64_t upstream_estimate_tokens(const char *text, size_t len);
+
+/* Is the provider reachable (for /readyz)? mock: always. openai: a recent
+ * call succeeded or a TCP connect to the base URL's host works. Blocking,
+ * bounded by 2 s. */
+bool upstream_provider_reachable(const provider_cfg *p);
+
+const char *upstream_error_name(upstream_error e);
+
+#endif
