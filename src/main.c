@@ -1,3 +1,52 @@
-/* main.c — the command line: serve, mock-llm, admin (placeholder). */
+/* main.c — the `brigade` command line: one binary, one subcommand a job.
+ *
+ *   brigade serve      the server (src/app/serve.c)
+ *   brigade mock-llm   the mock model provider for tests and demos (src/mock/)
+ *   brigade admin      tenants, users and keys straight against the store
+ *
+ * Exit codes: 0 success, 1 a failure at run time (message on stderr),
+ * 2 a usage error (bad flag or argument). */
+#include <signal.h>
 #include <stdio.h>
-int main(void) { puts("brigade " BRIGADE_VERSION); return 0; }
+#include <string.h>
+
+#include "app/app.h"
+#include "mock/mock_server.h"
+#include "util/log.h"
+
+static const char main_usage[] =
+    "usage: brigade COMMAND [OPTIONS]\n"
+    "\n"
+    "brigade is a multi-user agent harness and OpenAI-compatible gateway.\n"
+    "\n"
+    "Commands:\n"
+    "  serve      serve the HTTP API (brigade serve --help)\n"
+    "  mock-llm   run the mock model provider (brigade mock-llm --help)\n"
+    "  admin      create tenants, users and keys offline (brigade admin --help)\n"
+    "\n"
+    "  --version  print the version\n"
+    "  --help     this text\n";
+
+int main(int argc, char **argv)
+{
+    log_init_from_env();
+    signal(SIGPIPE, SIG_IGN);   /* a peer that hangs up is an error return, not a death */
+    if (argc < 2) {
+        fputs(main_usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("brigade %s\n", BRIGADE_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(main_usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "serve") == 0) return app_serve_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "mock-llm") == 0) return mock_llm_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "admin") == 0) return app_admin_main(argc - 1, argv + 1);
+    fprintf(stderr, "brigade: unknown command \"%s\"\n\n%s", cmd, main_usage);
+    return 2;
+}

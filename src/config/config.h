@@ -66,26 +66,45 @@ typedef struct brigade_config {
     model_cfg    *models;     size_t n_models;
     tier_cfg     *tiers;      size_t n_tiers;
     char        *default_tier;       /* default "default" (a tier of that name always exists) */
+    /* Non-fatal findings of the load (e.g. a literal api_key in the file),
+     * each "FILE:LINE: key.path: message". They are also logged with
+     * log_warn when found, so callers need not print them again. */
+    char        **warnings;   size_t n_warnings;
 } brigade_config;
 
 /* Fill with the embedded defaults (mock provider, models "mock-small" and
- * "mock-large", tier "default"). */
+ * "mock-large", tier "default"). `cfg` is overwritten, not freed first.
+ * Aborts on out-of-memory (start-up only). */
 void config_defaults(brigade_config *cfg);
 
 /* Read and validate a YAML file on top of the defaults. Returns 0, or -1
- * with err = "FILE:LINE: key.path: what is wrong". */
+ * with err = "FILE:LINE: key.path: what is wrong".
+ * `cfg` is output only: it is overwritten (config_defaults is applied
+ * internally, so do not call it first — that would leak). On success free
+ * it with config_free; on failure it is left zeroed (config_free is a no-op). */
 int  config_load_file(const char *path, brigade_config *cfg, char *err, size_t errlen);
 
 /* Same, from a string (tests); `name` is used in messages. */
 int  config_load_string(const char *name, const char *yaml, size_t len, brigade_config *cfg,
                         char *err, size_t errlen);
 
+/* Frees everything and zeroes *cfg; safe on a zeroed struct and twice. */
 void config_free(brigade_config *cfg);
+
+/* Parse "HOST:PORT" / "[IPv6]:PORT" (what `listen:` and `--listen` take).
+ * HOST must be an IPv4 or bracketed IPv6 literal; PORT 0..65535 (0 = any
+ * free port). On success *host is malloc'd (without brackets). Returns 0,
+ * or -1 with a message (no file/line prefix) in err. */
+int  config_parse_listen(const char *s, char **host, int *port, char *err, size_t errlen);
 
 const model_cfg *config_find_model(const brigade_config *cfg, const char *name);
 const tier_cfg  *config_find_tier(const brigade_config *cfg, const char *name);
 
-/* Cost in nano-USD of a call, from the model's price table. */
+/* Cost in nano-USD of a call, from the model's price table:
+ * input_tokens × input_usd_per_mtok × 1000 + output_tokens × output_usd_per_mtok × 1000
+ * (1 USD per million tokens = 1000 nano-USD per token), summed in double
+ * precision and rounded once to the nearest integer (halves away from zero).
+ * Negative token counts count as 0; NULL m gives 0; saturates at INT64_MAX. */
 int64_t config_cost_nusd(const model_cfg *m, int64_t input_tokens, int64_t output_tokens);
 
 #endif

@@ -64,7 +64,8 @@ struct http_request {
     size_t        n_headers;
     char         *body;          /* decoded (chunked removed), NUL-terminated; NULL if none */
     size_t        body_len;
-    char          request_id[33];/* from a valid incoming x-request-id, or generated */
+    char          request_id[65];/* a valid incoming x-request-id (1-64 of [A-Za-z0-9._-]),
+                                    else 32 generated hex digits */
     const char   *params[HTTP_MAX_PARAMS]; /* router path parameters, in pattern order */
     size_t        n_params;
     arena         arena;         /* freed when the request is finished */
@@ -134,6 +135,9 @@ void         http_router_add(http_router *r, const char *method, const char *pat
 /* Fills req->params. Returns the handler, or NULL with *status set to 404
  * (no such path) or 405 (path exists, method does not). */
 http_handler http_router_match(const http_router *r, http_request *req, int *status);
+/* After a 405: the methods the path does allow, "GET, POST", in the request
+ * arena (for the `allow` header); NULL if the path matches no route. */
+const char  *http_router_allow(const http_router *r, http_request *req);
 
 /* --- the server --- */
 
@@ -159,9 +163,12 @@ http_server *http_server_start(const http_server_config *cfg, char *err, size_t 
 int          http_server_port(const http_server *s);   /* the bound port */
 /* Stop accepting, let in-flight requests finish up to the grace period,
  * then close everything and join the threads. Safe to call from a signal
- * watcher on another loop. */
+ * watcher on another loop. Frees the server: `s` is invalid afterwards.
+ * Connections past max_connections are accepted, answered 503
+ * overloaded_error (best effort, one non-blocking write) and closed. */
 void         http_server_stop(http_server *s);
-/* Block until SIGINT/SIGTERM, then http_server_stop. Returns the signal. */
+/* Block until SIGINT/SIGTERM, then http_server_stop (which frees `s`).
+ * Returns the signal. */
 int          http_server_run_until_signal(http_server *s);
 
 /* Status code reason phrase ("OK", "Not Found"…). */

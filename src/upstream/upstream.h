@@ -12,7 +12,10 @@
  * `mock` answers in-process (the mock engine, no sockets) with the same
  * callbacks and timings as a remote provider.
  *
- * Every callback runs on the loop thread. */
+ * Every callback runs on the loop thread, and never from inside
+ * upstream_chat itself (an in-process provider answers on a later loop
+ * turn), so the caller can finish setting up after upstream_chat returns.
+ * Inside on_event / on_done the caller may cancel or resume the call. */
 #ifndef BRIGADE_UPSTREAM_H
 #define BRIGADE_UPSTREAM_H
 

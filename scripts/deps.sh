@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# deps.sh — install what brigade needs to build, test and benchmark, when it
+# is missing: Debian packages (apt) and the e2e suite's npm packages.
+# Safe to run again: it only installs what is not there.
+#   scripts/deps.sh            build + test dependencies
+#   scripts/deps.sh --bench    also the benchmark tools (wrk, nginx)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential meson ninja-build pkg-config
+  libuv1-dev node-llhttp libcurl4-openssl-dev libcjson-dev libsqlite3-dev
+  libfyaml-dev libssl-dev libsodium-dev
+  libcmocka-dev clang libclang-rt-14-dev
+  nodejs npm curl
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(wrk nginx-light)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# Node may come from elsewhere than Debian's package; a working node+npm is enough.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  filtered=()
+  for p in "${missing[@]}"; do [[ "$p" == nodejs || "$p" == npm ]] || filtered+=("$p"); done
+  missing=("${filtered[@]+"${filtered[@]}"}")
+fi
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The nginx package starts a server on port 80 on install; the benchmark runs
+# its own nginx on loopback, so stop the system one if it came up.
+if [[ "${1:-}" == "--bench" ]] && command -v systemctl >/dev/null; then
+  systemctl stop nginx 2>/dev/null || true
+fi
+
+if [[ -f tests/e2e/package.json ]]; then
+  if [[ ! -d tests/e2e/node_modules ]] || [[ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]]; then
+    echo "deps: npm packages for tests/e2e"
+    (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# test.sh — the README's second command, and what CI runs (.ci/run): every
+# test suite, then one summary line "N passed, N failed".
+#
+#   1. unit tests (cmocka, meson test) on the normal build
+#   2. the same unit tests on an AddressSanitizer + UndefinedBehaviorSanitizer build
+#   3. end-to-end tests (node --test, the official openai package) against
+#      the sanitizer build of the real server and mock-llm on loopback
+#   4. libFuzzer targets (clang), FUZZ_SECONDS each (default 20)
+#   5. the style checks (scripts/check-style.sh)
+#
+# Exits non-zero if anything failed. Logs of each suite are in build-test-logs/.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+logs="$root/build-test-logs"
+mkdir -p "$logs"
+
+scripts/deps.sh || { echo "deps: installing dependencies failed"; echo "0 passed, 1 failed"; exit 1; }
+
+passed=0
+failed=0
+declare -a report=()
+
+count() {  # count SUITE PASSED FAILED
+  passed=$((passed + $2)); failed=$((failed + $3))
+  report+=("$(printf '%-12s %4d passed, %d failed' "$1" "$2" "$3")")
+}
+
+# meson's testlog.json has one JSON object per test.
+meson_counts() {
+  python3 - "$1" <<'PY'
+import json, sys
+ok = bad = 0
+try:
+    for line in open(sys.argv[1]):
+        r = json.loads(line).get("result")
+        if r in ("OK", "EXPECTEDFAIL", "SKIP"): ok += 1
+        else: bad += 1
+except FileNotFoundError:
+    pass
+print(ok, bad)
+PY
+}
+
+run_unit() {  # run_unit SUITE BUILDDIR [meson options…]
+  local name=$1 dir=$2; shift 2
+  if [[ ! -f "$dir/build.ninja" ]]; then
+    meson setup "$dir" "$@" > "$logs/$name-setup.log" 2>&1 || { cat "$logs/$name-setup.log"; count "$name" 0 1; return 1; }
+  fi
+  if ! ninja -C "$dir" > "$logs/$name-build.log" 2>&1; then
+    tail -40 "$logs/$name-build.log"; count "$name" 0 1; return 1
+  fi
+  rm -f "$dir/meson-logs/testlog.json"
+  meson test -C "$dir" --suite unit --print-errorlogs --num-processes 2 > "$logs/$name.log" 2>&1
+  local rc=$?
+  read -r ok bad < <(meson_counts "$dir/meson-logs/testlog.json")
+  if ((rc != 0 && bad == 0)); then bad=1; fi
+  ((bad)) && grep -E "FAIL|ERROR|TIMEOUT" "$logs/$name.log" | head -40
+  count "$name" "$ok" "$bad"
+}
+
+echo "== unit tests"
+run_unit unit build --buildtype=debugoptimized
+echo "== unit tests under ASan+UBSan"
+run_unit unit-asan build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+
+echo "== end-to-end tests"
+if [[ -x build-asan/brigade ]]; then
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  (cd tests/e2e && BRIGADE_BIN="$root/build-asan/brigade" timeout 900 node --test --test-reporter=tap \
+      --test-concurrency=1 ./*.test.mjs) > "$logs/e2e.log" 2>&1
+  rc=$?
+  ok=$(grep -E '^# pass ' "$logs/e2e.log" | tail -1 | awk '{print $3}')
+  bad=$(grep -E '^# fail ' "$logs/e2e.log" | tail -1 | awk '{print $3}')
+  ok=${ok:-0}; bad=${bad:-0}
+  if ((rc != 0 && bad == 0)); then bad=1; fi
+  ((bad)) && grep -E -B2 -A20 '^not ok' "$logs/e2e.log" | head -80
+  count e2e "$ok" "$bad"
+else
+  echo "no sanitizer build of brigade; end-to-end tests not run"
+  count e2e 0 1
+fi
+
+echo "== fuzz targets (${FUZZ_SECONDS:-20} s each)"
+if scripts/fuzz.sh "${FUZZ_SECONDS:-20}" > "$logs/fuzz.log" 2>&1; then :; fi
+ok=$(grep -c '^fuzz: ok ' "$logs/fuzz.log"); bad=$(grep -c '^fuzz: FAIL ' "$logs/fuzz.log")
+((bad)) && grep -E '^fuzz: FAIL|ERROR|SUMMARY' "$logs/fuzz.log" | head -20
+((ok + bad == 0)) && { tail -20 "$logs/fuzz.log"; bad=1; }
+count fuzz "$ok" "$bad"
+
+echo "== style checks"
+if scripts/check-style.sh > "$logs/style.log" 2>&1; then count style 1 0; else cat "$logs/style.log"; count style 0 1; fi
+
+echo
+printf '%s\n' "${report[@]}"
+echo "$passed passed, $failed failed"
+((failed == 0))

@@ -1,0 +1,132 @@
+/* api.h — the HTTP API's handlers and what they share.
+ *
+ * Every route of API.md is an `api_route` (routes.c): who may call it (a
+ * set of roles; none = public) and its handler. api_begin() runs the common
+ * front half for all of them — authentication from the identity cache (with
+ * JWT subject provisioning deferred to the thread pool), the role check,
+ * then the handler:
+ *
+ *   - `work` handlers do blocking store work. They run on the libuv thread
+ *     pool, fill ctx with a JSON response or an error, and api_finish()
+ *     sends it from the loop thread. They never touch the connection.
+ *   - `run` handlers stay on the loop (the gateway path, health) and answer
+ *     the request themselves.
+ *
+ * Handlers get the caller's scope from authentication (ctx->scope) and pass
+ * it to the store; none takes a user id from a body to read data. */
+#ifndef BRIGADE_API_H
+#define BRIGADE_API_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "app/app.h"
+#include "http/http.h"
+#include "identity/identity.h"
+
+#define ROLE_BIT(r) (1u << (r))
+#define ROLES_SERVER_ADMIN ROLE_BIT(SCOPE_SERVER_ADMIN)
+#define ROLES_TENANT_ADMIN ROLE_BIT(SCOPE_TENANT_ADMIN)
+#define ROLES_USER         ROLE_BIT(SCOPE_USER)
+#define ROLES_ANY          (ROLES_SERVER_ADMIN | ROLES_TENANT_ADMIN | ROLES_USER)
+
+typedef struct api_ctx api_ctx;
+
+typedef struct api_route {
+    const char *method;
+    const char *pattern;
+    unsigned    roles;                 /* 0 = no authentication */
+    void      (*work)(api_ctx *ctx);   /* blocking: thread pool */
+    void      (*run)(api_ctx *ctx);    /* on the loop: must answer req itself */
+} api_route;
+
+struct api_ctx {
+    http_request    *req;
+    app             *app;
+    app_thread      *thread;
+    const api_route *route;
+    scope            scope;            /* from authentication (zeroed if public) */
+    auth_pending     pending;
+
+    /* the answer a `work` handler prepares (api_finish sends it) */
+    int    status;
+    char  *body;                       /* malloc'd JSON; NULL with status 204 */
+    size_t body_len;
+    bool   is_error;
+    const char *err_type, *err_code;
+    char   err_message[384];
+    char   err_param[64];
+    char   retry_after[16];            /* Retry-After value for 429/503, if any */
+    void  *handler_state;              /* a `run` handler's own state */
+};
+
+/* Register every route of the API on the router. */
+void api_register_routes(http_router *r);
+
+/* The front half of every route (see above). */
+void api_begin(http_request *req, const api_route *route);
+
+/* --- answering, from `work` handlers (and `run` ones via api_send) --- */
+
+/* Take ownership of `json` and make it the response. */
+void api_reply(api_ctx *ctx, int status, cJSON *json);
+/* An error in the OpenAI envelope; `param` may be NULL. */
+void api_fail(api_ctx *ctx, int status, const char *type, const char *code,
+              const char *param, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Map a store status to the right HTTP error ("user not found", …). */
+void api_fail_store(api_ctx *ctx, store_status st, const char *what);
+/* Send what ctx holds now (for `run` handlers). */
+void api_send(api_ctx *ctx);
+
+/* --- request bodies --- */
+
+/* Parse the body as a JSON object: invalid UTF-8, invalid JSON, a non-object
+ * or (if `allowed` is non-NULL, a NULL-terminated list) an unknown field is
+ * a 400 with `param` naming the field. Returns NULL after api_fail. The
+ * caller frees the result with cJSON_Delete. An empty body is `{}` when
+ * `empty_ok`. */
+cJSON *api_body_object(api_ctx *ctx, const char *const *allowed, bool empty_ok);
+
+/* Field readers: false after api_fail on a wrong type, a missing required
+ * field, or a string that is empty or longer than max (bytes). A missing
+ * optional field leaves *out untouched and returns true. */
+bool api_field_string(api_ctx *ctx, const cJSON *obj, const char *name, bool required,
+                      size_t max, char *out, size_t outlen, bool *present);
+bool api_field_bool(api_ctx *ctx, const cJSON *obj, const char *name, bool *out, bool *present);
+
+/* Query parameters: integer in [min, max] (false after api_fail). */
+bool api_query_int(api_ctx *ctx, const char *name, long long min, long long max,
+                   long long *out, bool *present);
+
+/* --- JSON shapes shared by several handlers (json_out.c) --- */
+
+cJSON *api_json_tenant(const tenant_rec *t);
+cJSON *api_json_user(const app *a, const user_rec *u);
+cJSON *api_json_key(const key_rec *k);
+cJSON *api_json_limits(const app *a, const char *tier, const user_limits *over);
+double api_usd(int64_t nusd);
+cJSON *api_json_list(cJSON *data_array, bool has_more);
+
+/* --- handlers (one file each) --- */
+
+void api_tenants_create(api_ctx *ctx);
+void api_tenants_list(api_ctx *ctx);
+void api_tenants_patch(api_ctx *ctx);
+void api_users_create(api_ctx *ctx);
+void api_users_list(api_ctx *ctx);
+void api_users_get(api_ctx *ctx);
+void api_users_patch(api_ctx *ctx);
+void api_users_delete(api_ctx *ctx);
+void api_keys_create(api_ctx *ctx);
+void api_keys_list(api_ctx *ctx);
+void api_keys_revoke(api_ctx *ctx);
+void api_me_get(api_ctx *ctx);
+void api_usage_get(api_ctx *ctx);
+void api_models_list(api_ctx *ctx);
+void api_health_live(api_ctx *ctx);
+void api_health_ready(api_ctx *ctx);
+void api_metrics_get(api_ctx *ctx);
+void api_chat_completions(api_ctx *ctx);
+
+#endif

@@ -1,0 +1,314 @@
+/* api_core.c — the front half of every route: authenticate, check the role,
+ * dispatch to the handler (on the loop or the thread pool), send the answer.
+ * Also the helpers handlers share for reading bodies and failing clearly. */
+#include "api/api.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+#include "util/utf8.h"
+
+/* ---- answering ---- */
+
+void api_reply(api_ctx *ctx, int status, cJSON *json)
+{
+    free(ctx->body);
+    ctx->body = NULL;
+    ctx->body_len = 0;
+    ctx->is_error = false;
+    ctx->status = status;
+    if (json) {
+        ctx->body = cJSON_PrintUnformatted(json);
+        ctx->body_len = ctx->body ? strlen(ctx->body) : 0;
+        cJSON_Delete(json);
+        if (!ctx->body) api_fail(ctx, 500, "api_error", "internal_error", NULL, "out of memory");
+    }
+}
+
+void api_fail(api_ctx *ctx, int status, const char *type, const char *code, const char *param,
+              const char *fmt, ...)
+{
+    free(ctx->body);
+    ctx->body = NULL;
+    ctx->is_error = true;
+    ctx->status = status;
+    ctx->err_type = type;
+    ctx->err_code = code;
+    snprintf(ctx->err_param, sizeof ctx->err_param, "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->err_message, sizeof ctx->err_message, fmt, ap);
+    va_end(ap);
+}
+
+void api_fail_store(api_ctx *ctx, store_status st, const char *what)
+{
+    switch (st) {
+    case STORE_OK:
+        break;
+    case STORE_NOT_FOUND:
+        api_fail(ctx, 404, "not_found_error", "not_found", NULL, "%s not found", what);
+        break;
+    case STORE_CONFLICT:
+        api_fail(ctx, 409, "conflict_error", "already_exists", NULL, "%s already exists", what);
+        break;
+    case STORE_FORBIDDEN:
+        api_fail(ctx, 403, "permission_error", "forbidden", NULL,
+                 "your credential may not do this to a %s", what);
+        break;
+    case STORE_INVALID:
+        api_fail(ctx, 400, "invalid_request_error", "invalid_value", NULL, "invalid %s", what);
+        break;
+    case STORE_ERROR:
+    default:
+        api_fail(ctx, 500, "api_error", "store_error", NULL,
+                 "the store could not complete the request; it was not applied");
+        break;
+    }
+}
+
+void api_send(api_ctx *ctx)
+{
+    http_request *req = ctx->req;
+    if (ctx->is_error) {
+        if (ctx->retry_after[0]) http_add_header(req, "retry-after", ctx->retry_after);
+        http_respond_error(req, ctx->status, ctx->err_type, ctx->err_code, ctx->err_message,
+                           ctx->err_param[0] ? ctx->err_param : NULL);
+    } else if (ctx->body) {
+        http_respond(req, ctx->status, "application/json", ctx->body, ctx->body_len);
+    } else {
+        http_respond(req, ctx->status ? ctx->status : 204, NULL, NULL, 0);
+    }
+    free(ctx->body);
+    ctx->body = NULL;
+}
+
+/* ---- dispatch ---- */
+
+static void api_work_trampoline(http_request *req)
+{
+    api_ctx *ctx = req->user;
+    ctx->route->work(ctx);
+}
+
+static void api_work_done(http_request *req)
+{
+    api_send(req->user);
+}
+
+static void api_dispatch(api_ctx *ctx)
+{
+    const api_route *route = ctx->route;
+    if (route->roles && !(route->roles & ROLE_BIT(ctx->scope.role))) {
+        const char *need = (route->roles & ROLES_USER)           ? "a user key or user token"
+                           : (route->roles & ROLES_TENANT_ADMIN) ? "a tenant admin key"
+                                                                 : "the server admin token";
+        api_fail(ctx, 403, "permission_error", "wrong_role", NULL,
+                 "%s %s needs %s; this request used a %s credential", route->method,
+                 route->pattern, need, scope_role_name(ctx->scope.role));
+        api_send(ctx);
+        return;
+    }
+    if (route->work)
+        http_request_defer(ctx->req, api_work_trampoline, api_work_done);
+    else
+        route->run(ctx);
+}
+
+static void api_fail_auth(api_ctx *ctx, auth_status st, const char *why)
+{
+    atomic_fetch_add(&ctx->app->metrics.auth_failures, 1);
+    const char *code = "invalid_api_key";
+    switch (st) {
+    case AUTH_MISSING: code = "missing_credential"; break;
+    case AUTH_MALFORMED: code = "malformed_credential"; break;
+    case AUTH_EXPIRED: code = "expired_credential"; break;
+    case AUTH_REVOKED: code = "revoked_credential"; break;
+    case AUTH_DISABLED: code = "user_disabled"; break;
+    default: break;
+    }
+    http_add_header(ctx->req, "www-authenticate", "Bearer realm=\"brigade\"");
+    api_fail(ctx, 401, "authentication_error", code, NULL, "%s",
+             why && why[0] ? why : "invalid credential");
+    api_send(ctx);
+}
+
+static void api_provision_work(http_request *req)
+{
+    api_ctx *ctx = req->user;
+    char why[256] = "";
+    auth_status st = identity_provision(ctx->app->identity, &ctx->pending, &ctx->scope, why,
+                                        sizeof why);
+    if (st != AUTH_OK) {
+        ctx->status = 401;
+        ctx->is_error = true;
+        snprintf(ctx->err_message, sizeof ctx->err_message, "%s",
+                 why[0] ? why : "could not provision this user");
+    }
+}
+
+static void api_provision_done(http_request *req)
+{
+    api_ctx *ctx = req->user;
+    if (ctx->is_error) {
+        ctx->is_error = false;
+        api_fail_auth(ctx, AUTH_INVALID, ctx->err_message);
+        return;
+    }
+    api_dispatch(ctx);
+}
+
+void api_begin(http_request *req, const api_route *route)
+{
+    api_ctx *ctx = arena_alloc(&req->arena, sizeof *ctx);
+    memset(ctx, 0, sizeof *ctx);
+    ctx->req = req;
+    ctx->thread = app_thread_of(req);
+    ctx->app = ctx->thread->app;
+    ctx->route = route;
+    req->user = ctx;
+
+    if (!route->roles) {
+        api_dispatch(ctx);
+        return;
+    }
+    char why[256] = "";
+    auth_status st = identity_authenticate(ctx->app->identity,
+                                           http_header_get(req, "authorization"), &ctx->scope,
+                                           &ctx->pending, why, sizeof why);
+    if (st == AUTH_OK) {
+        api_dispatch(ctx);
+    } else if (st == AUTH_NEEDS_PROVISION) {
+        /* A valid JWT for a subject we have not seen: creating the user is a
+         * durable write, so it runs off the loop. */
+        http_request_defer(req, api_provision_work, api_provision_done);
+    } else {
+        api_fail_auth(ctx, st, why);
+    }
+}
+
+/* ---- request bodies ---- */
+
+cJSON *api_body_object(api_ctx *ctx, const char *const *allowed, bool empty_ok)
+{
+    http_request *req = ctx->req;
+    if (!req->body || req->body_len == 0) {
+        if (empty_ok) return cJSON_CreateObject();
+        api_fail(ctx, 400, "invalid_request_error", "missing_body", NULL,
+                 "this request needs a JSON object body");
+        return NULL;
+    }
+    if (!utf8_valid(req->body, req->body_len)) {
+        api_fail(ctx, 400, "invalid_request_error", "invalid_utf8", NULL,
+                 "the request body is not valid UTF-8");
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *obj = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, false);
+    if (!obj) {
+        size_t at = end && end >= req->body ? (size_t)(end - req->body) : 0;
+        api_fail(ctx, 400, "invalid_request_error", "invalid_json", NULL,
+                 "the request body is not valid JSON (error near byte %zu)", at);
+        return NULL;
+    }
+    /* Anything but whitespace after the value is malformed, too. */
+    for (const char *p = end; p && p < req->body + req->body_len; p++) {
+        if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') {
+            cJSON_Delete(obj);
+            api_fail(ctx, 400, "invalid_request_error", "invalid_json", NULL,
+                     "unexpected data after the JSON value (byte %zu)",
+                     (size_t)(p - req->body));
+            return NULL;
+        }
+    }
+    if (!cJSON_IsObject(obj)) {
+        cJSON_Delete(obj);
+        api_fail(ctx, 400, "invalid_request_error", "invalid_json", NULL,
+                 "the request body must be a JSON object");
+        return NULL;
+    }
+    if (allowed) {
+        for (const cJSON *f = obj->child; f; f = f->next) {
+            bool known = false;
+            for (const char *const *a = allowed; *a; a++)
+                if (f->string && strcmp(f->string, *a) == 0) { known = true; break; }
+            if (!known) {
+                char name[48];
+                snprintf(name, sizeof name, "%s", f->string ? f->string : "");
+                cJSON_Delete(obj);
+                api_fail(ctx, 400, "invalid_request_error", "unknown_field", name,
+                         "unknown field \"%s\"", name);
+                return NULL;
+            }
+        }
+    }
+    return obj;
+}
+
+bool api_field_string(api_ctx *ctx, const cJSON *obj, const char *name, bool required,
+                      size_t max, char *out, size_t outlen, bool *present)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (present) *present = v != NULL && !cJSON_IsNull(v);
+    if (!v || cJSON_IsNull(v)) {
+        if (!required) return true;
+        api_fail(ctx, 400, "invalid_request_error", "missing_field", name,
+                 "missing required field \"%s\"", name);
+        return false;
+    }
+    if (!cJSON_IsString(v) || !v->valuestring) {
+        api_fail(ctx, 400, "invalid_request_error", "invalid_type", name,
+                 "field \"%s\" must be a string", name);
+        return false;
+    }
+    size_t len = strlen(v->valuestring);
+    if (len == 0 || len > max || len >= outlen) {
+        api_fail(ctx, 400, "invalid_request_error", "invalid_value", name,
+                 "field \"%s\" must be 1 to %zu bytes long", name, max < outlen - 1 ? max : outlen - 1);
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)v->valuestring[i];
+        if (c < 0x20) {
+            api_fail(ctx, 400, "invalid_request_error", "invalid_value", name,
+                     "field \"%s\" must not contain control characters", name);
+            return false;
+        }
+    }
+    memcpy(out, v->valuestring, len + 1);
+    return true;
+}
+
+bool api_field_bool(api_ctx *ctx, const cJSON *obj, const char *name, bool *out, bool *present)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (present) *present = v != NULL;
+    if (!v) return true;
+    if (!cJSON_IsBool(v)) {
+        api_fail(ctx, 400, "invalid_request_error", "invalid_type", name,
+                 "field \"%s\" must be true or false", name);
+        return false;
+    }
+    *out = cJSON_IsTrue(v);
+    return true;
+}
+
+bool api_query_int(api_ctx *ctx, const char *name, long long min, long long max,
+                   long long *out, bool *present)
+{
+    const char *v = http_query_get(ctx->req, name);
+    if (present) *present = v != NULL;
+    if (!v) return true;
+    char *end = NULL;
+    long long n = strtoll(v, &end, 10);
+    if (!*v || *end || n < min || n > max) {
+        api_fail(ctx, 400, "invalid_request_error", "invalid_value", name,
+                 "query parameter \"%s\" must be an integer from %lld to %lld", name, min, max);
+        return false;
+    }
+    *out = n;
+    return true;
+}

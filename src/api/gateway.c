@@ -1,0 +1,319 @@
+/* gateway.c — POST /v1/chat/completions: the OpenAI-compatible gateway path.
+ *
+ * The request is checked (valid UTF-8 JSON object, a known model, messages,
+ * sane max_tokens), its `model` is swapped for the provider's name, and it
+ * is forwarded through the loop's upstream client. Everything else in the
+ * body — tools, tool_choice, response_format, sampling fields — passes
+ * through unchanged, so clients written for OpenAI work as they are.
+ * Streaming responses are relayed event by event with backpressure: when the
+ * client reads slowly, the provider transfer is paused rather than buffered.
+ * Usage (tokens and cost from the model's price table) is recorded for the
+ * calling user, key and model when the call ends.
+ *
+ * Runs entirely on the loop thread: no store reads, no blocking. */
+#include "api/api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+typedef struct gateway_call {
+    api_ctx         *ctx;
+    upstream_call   *call;          /* NULL once on_done has run */
+    const model_cfg *model;
+    bool             stream;
+    bool             client_wants_usage;
+    bool             stream_started;
+    buf              scratch;       /* one SSE event at a time, reused */
+} gateway_call;
+
+/* ---- the request ---- */
+
+/* max_tokens / max_completion_tokens: a positive integer within the model's cap. */
+static bool gateway_check_max_tokens(api_ctx *ctx, const cJSON *body, const model_cfg *m,
+                                     const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+    if (!v || cJSON_IsNull(v)) return true;
+    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble != (double)(int64_t)v->valuedouble) {
+        api_fail(ctx, 400, "invalid_request_error", "invalid_value", name,
+                 "%s must be a positive integer", name);
+        return false;
+    }
+    if (m->max_output_tokens && v->valuedouble > m->max_output_tokens) {
+        api_fail(ctx, 400, "invalid_request_error", "invalid_value", name,
+                 "%s is %.0f, but model \"%s\" allows at most %u output tokens", name,
+                 v->valuedouble, m->name, m->max_output_tokens);
+        return false;
+    }
+    return true;
+}
+
+static bool gateway_check_messages(api_ctx *ctx, const cJSON *body)
+{
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
+    if (!msgs) {
+        api_fail(ctx, 400, "invalid_request_error", "missing_field", "messages",
+                 "missing required field \"messages\"");
+        return false;
+    }
+    if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0) {
+        api_fail(ctx, 400, "invalid_request_error", "invalid_value", "messages",
+                 "\"messages\" must be a non-empty array");
+        return false;
+    }
+    int i = 0;
+    for (const cJSON *m = msgs->child; m; m = m->next, i++) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
+            char param[32];
+            snprintf(param, sizeof param, "messages[%d]", i);
+            api_fail(ctx, 400, "invalid_request_error", "invalid_value", param,
+                     "%s must be an object with a string \"role\"", param);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- answering ---- */
+
+static void gateway_record_usage(gateway_call *g, const upstream_result *res, int status)
+{
+    api_ctx *ctx = g->ctx;
+    app *a = ctx->app;
+    if (res->input_tokens == 0 && res->output_tokens == 0) return;
+    usage_rec u;
+    memset(&u, 0, sizeof u);
+    u.ts = time_now_unix();
+    snprintf(u.tenant_id, sizeof u.tenant_id, "%s", ctx->scope.tenant_id);
+    snprintf(u.user_id, sizeof u.user_id, "%s", ctx->scope.user_id);
+    snprintf(u.key_id, sizeof u.key_id, "%s", ctx->scope.key_id);
+    snprintf(u.model, sizeof u.model, "%s", g->model->name);
+    memcpy(u.request_id, ctx->req->request_id, sizeof u.request_id);
+    u.input_tokens = res->input_tokens;
+    u.output_tokens = res->output_tokens;
+    u.cost_nusd = config_cost_nusd(g->model, res->input_tokens, res->output_tokens);
+    u.status = status;
+    store_usage_record(a->store, &u);
+    atomic_fetch_add(&a->metrics.input_tokens, (uint64_t)u.input_tokens);
+    atomic_fetch_add(&a->metrics.output_tokens, (uint64_t)u.output_tokens);
+    atomic_fetch_add(&a->metrics.cost_nusd, (uint64_t)u.cost_nusd);
+}
+
+/* Turn a failed provider call into the client's error (API.md's table). */
+static void gateway_fail_upstream(gateway_call *g, const upstream_result *res)
+{
+    api_ctx *ctx = g->ctx;
+    const char *prov = g->model->provider_name;
+    const char *why = res->message ? res->message : upstream_error_name(res->error);
+    switch (res->error) {
+    case UPSTREAM_TIMEOUT:
+        api_fail(ctx, 504, "timeout_error", "upstream_timeout", NULL,
+                 "provider \"%s\" did not answer in time", prov);
+        return;
+    case UPSTREAM_HTTP_STATUS:
+        if (res->status == 429) {
+            snprintf(ctx->retry_after, sizeof ctx->retry_after, "%u",
+                     res->retry_after_s ? res->retry_after_s : 1);
+            api_fail(ctx, 429, "rate_limit_error", "upstream_rate_limited", NULL,
+                     "provider \"%s\" is rate limiting; retry after %s s", prov, ctx->retry_after);
+            return;
+        }
+        if (res->status >= 400 && res->status < 500 && res->status != 401 && res->status != 403 &&
+            res->status != 404 && res->status != 408) {
+            /* The provider judged the request itself invalid: the client's to fix. */
+            char msg[300] = "";
+            cJSON *b = res->body ? cJSON_ParseWithLength(res->body, res->body_len) : NULL;
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, "error"), "message");
+            if (cJSON_IsString(m)) snprintf(msg, sizeof msg, "%s", m->valuestring);
+            cJSON_Delete(b);
+            api_fail(ctx, 400, "invalid_request_error", "upstream_rejected", NULL,
+                     "provider \"%s\" rejected the request (HTTP %d)%s%s", prov, res->status,
+                     msg[0] ? ": " : "", msg);
+            return;
+        }
+        api_fail(ctx, 502, "upstream_error", "upstream_status", NULL,
+                 "provider \"%s\" failed with HTTP %d", prov, res->status);
+        return;
+    case UPSTREAM_CONNECT:
+        api_fail(ctx, 502, "upstream_error", "upstream_unreachable", NULL,
+                 "could not reach provider \"%s\": %s", prov, why);
+        return;
+    case UPSTREAM_MALFORMED:
+        api_fail(ctx, 502, "upstream_error", "upstream_malformed", NULL,
+                 "provider \"%s\" sent an invalid response: %s", prov, why);
+        return;
+    case UPSTREAM_TRUNCATED:
+        api_fail(ctx, 502, "upstream_error", "upstream_truncated", NULL,
+                 "provider \"%s\" ended the response early", prov);
+        return;
+    case UPSTREAM_CANCELLED:
+    case UPSTREAM_OK:
+    default:
+        api_fail(ctx, 502, "upstream_error", "upstream_failed", NULL, "provider \"%s\": %s", prov,
+                 why);
+        return;
+    }
+}
+
+static void gateway_stream_event(gateway_call *g, const char *json, size_t len)
+{
+    g->scratch.len = 0;
+    buf_append(&g->scratch, "data: ", 6);
+    buf_append(&g->scratch, json, len);
+    buf_append(&g->scratch, "\n\n", 2);
+}
+
+static bool gateway_on_event(upstream_call *call, const char *json, size_t len, void *arg)
+{
+    (void)call;
+    gateway_call *g = arg;
+    http_request *req = g->ctx->req;
+    if (req->aborted) return true;          /* on_abort cancels the call; just drain */
+    /* We always ask the provider for usage; a client that did not ask for the
+     * usage chunk (empty choices) does not get it. */
+    if (!g->client_wants_usage && memmem(json, len, "\"choices\":[]", 12)) return true;
+    if (!g->stream_started) {
+        http_stream_begin(req, 200, "text/event-stream");
+        g->stream_started = true;
+    }
+    gateway_stream_event(g, json, len);
+    return http_stream_write(req, g->scratch.data, g->scratch.len);
+}
+
+static void gateway_on_done(upstream_call *call, const upstream_result *res, void *arg)
+{
+    (void)call;
+    gateway_call *g = arg;
+    api_ctx *ctx = g->ctx;
+    http_request *req = ctx->req;
+    g->call = NULL;
+    req->on_abort = NULL;
+    req->on_drain = NULL;
+
+    int status = 200;
+    if (res->error != UPSTREAM_OK) {
+        atomic_fetch_add(&ctx->app->metrics.upstream_errors, 1);
+        gateway_fail_upstream(g, res);
+        status = ctx->status;
+        if (res->error != UPSTREAM_CANCELLED)
+            log_warn("gateway request=%s model=%s error=%s status=%d", req->request_id,
+                     g->model->name, upstream_error_name(res->error), res->status);
+    }
+    gateway_record_usage(g, res, status);
+
+    if (g->stream && (g->stream_started || res->error == UPSTREAM_OK)) {
+        if (!g->stream_started) http_stream_begin(req, 200, "text/event-stream");
+        if (res->error == UPSTREAM_OK) {
+            static const char done[] = "data: [DONE]\n\n";
+            http_stream_write(req, done, sizeof done - 1);
+        } else {
+            /* Headers are gone already: report the failure in-band, the way
+             * OpenAI does, so SDKs raise it. */
+            cJSON *e = cJSON_CreateObject();
+            cJSON *inner = cJSON_AddObjectToObject(e, "error");
+            cJSON_AddStringToObject(inner, "type", ctx->err_type);
+            cJSON_AddStringToObject(inner, "code", ctx->err_code);
+            cJSON_AddStringToObject(inner, "message", ctx->err_message);
+            cJSON_AddNullToObject(inner, "param");
+            char *s = cJSON_PrintUnformatted(e);
+            cJSON_Delete(e);
+            if (s) {
+                gateway_stream_event(g, s, strlen(s));
+                http_stream_write(req, g->scratch.data, g->scratch.len);
+                free(s);
+            }
+        }
+        http_stream_end(req);
+    } else if (res->error == UPSTREAM_OK) {
+        http_respond(req, 200, "application/json", res->body, res->body_len);
+    } else {
+        api_send(ctx);
+    }
+    buf_free(&g->scratch);
+}
+
+/* The client went away: stop the provider call (no point paying for tokens
+ * nobody reads); on_done then finishes the request. */
+static void gateway_on_abort(http_request *req)
+{
+    gateway_call *g = ((api_ctx *)req->user)->handler_state;
+    if (g && g->call) upstream_call_cancel(g->call);
+}
+
+/* The client caught up: let the provider send again. */
+static void gateway_on_drain(http_request *req)
+{
+    gateway_call *g = ((api_ctx *)req->user)->handler_state;
+    if (g && g->call) upstream_call_resume(g->call);
+}
+
+void api_chat_completions(api_ctx *ctx)
+{
+    http_request *req = ctx->req;
+    cJSON *body = api_body_object(ctx, NULL, false);
+    if (!body) {
+        api_send(ctx);
+        return;
+    }
+    char model_name[129];
+    bool stream = false;
+    const model_cfg *m = NULL;
+    if (!api_field_string(ctx, body, "model", true, 128, model_name, sizeof model_name, NULL) ||
+        !api_field_bool(ctx, body, "stream", &stream, NULL))
+        goto fail;
+    m = config_find_model(&ctx->app->cfg, model_name);
+    if (!m) {
+        api_fail(ctx, 404, "not_found_error", "model_not_found", "model",
+                 "the model \"%s\" does not exist on this server (GET /v1/models lists them)",
+                 model_name);
+        goto fail;
+    }
+    if (!gateway_check_messages(ctx, body) ||
+        !gateway_check_max_tokens(ctx, body, m, "max_tokens") ||
+        !gateway_check_max_tokens(ctx, body, m, "max_completion_tokens"))
+        goto fail;
+
+    gateway_call *g = arena_alloc(&req->arena, sizeof *g);
+    memset(g, 0, sizeof *g);
+    g->ctx = ctx;
+    g->model = m;
+    g->stream = stream;
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
+    g->client_wants_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+    buf_init(&g->scratch);
+
+    cJSON_ReplaceItemInObjectCaseSensitive(body, "model", cJSON_CreateString(m->upstream_model));
+    char *out = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    if (!out) {
+        api_fail(ctx, 500, "api_error", "internal_error", NULL, "out of memory");
+        api_send(ctx);
+        return;
+    }
+    static const upstream_callbacks cbs = {gateway_on_event, gateway_on_done};
+    atomic_fetch_add(&ctx->app->metrics.upstream_calls, 1);
+    upstream_call *call = upstream_chat(ctx->thread->upstream, m, out, strlen(out), stream,
+                                        req->request_id, &cbs, g);
+    free(out);
+    if (!call) {
+        api_fail(ctx, 502, "upstream_error", "upstream_unavailable", NULL,
+                 "could not start a call to provider \"%s\"", m->provider_name);
+        api_send(ctx);
+        return;
+    }
+    /* upstream_chat never calls back from inside itself, so the call is live. */
+    g->call = call;
+    ctx->handler_state = g;
+    req->on_abort = gateway_on_abort;
+    req->on_drain = gateway_on_drain;
+    return;
+fail:
+    cJSON_Delete(body);
+    api_send(ctx);
+}

@@ -1,0 +1,98 @@
+/* json_out.c — the JSON shapes of brigade's objects, in one place so every
+ * route shows a tenant, user, key or limit set the same way. Secrets (key
+ * hashes, JWT keys) never appear here. */
+#include "api/api.h"
+
+#include "util/timeutil.h"
+
+double api_usd(int64_t nusd) { return (double)nusd / 1e9; }
+
+cJSON *api_json_list(cJSON *data, bool has_more)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "list");
+    cJSON_AddItemToObject(o, "data", data ? data : cJSON_CreateArray());
+    cJSON_AddBoolToObject(o, "has_more", has_more);
+    return o;
+}
+
+cJSON *api_json_tenant(const tenant_rec *t)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", t->id);
+    cJSON_AddStringToObject(o, "object", "tenant");
+    cJSON_AddStringToObject(o, "name", t->name);
+    cJSON_AddStringToObject(o, "default_tier", t->default_tier);
+    if (t->has_jwt) {
+        cJSON *j = cJSON_AddObjectToObject(o, "jwt");
+        cJSON_AddStringToObject(j, "issuer", t->jwt.issuer);
+        if (t->jwt.audience[0]) cJSON_AddStringToObject(j, "audience", t->jwt.audience);
+        else cJSON_AddNullToObject(j, "audience");
+        cJSON_AddStringToObject(j, "alg", t->jwt.alg);
+    } else {
+        cJSON_AddNullToObject(o, "jwt");
+    }
+    cJSON_AddNumberToObject(o, "created_at", (double)t->created_at);
+    return o;
+}
+
+/* A limit: the user's override if set, else the tier's value; 0 = unlimited
+ * is shown as null so clients need no magic number. */
+static void api_json_limit_num(cJSON *o, const char *name, int64_t over, double tier_value)
+{
+    double v = over >= 0 ? (double)over : tier_value;
+    if (v <= 0) cJSON_AddNullToObject(o, name);
+    else cJSON_AddNumberToObject(o, name, v);
+}
+
+cJSON *api_json_limits(const app *a, const char *tier, const user_limits *over)
+{
+    const tier_cfg *t = config_find_tier(&a->cfg, tier);
+    tier_cfg none = {0};
+    if (!t) t = &none;
+    user_limits unset = {-1, -1, -1, -1, -1};
+    if (!over) over = &unset;
+    cJSON *o = cJSON_CreateObject();
+    api_json_limit_num(o, "rpm", over->rpm, (double)t->rpm);
+    api_json_limit_num(o, "tpm", over->tpm, (double)t->tpm);
+    api_json_limit_num(o, "max_concurrent_runs", over->max_concurrent_runs,
+                       (double)t->max_concurrent_runs);
+    api_json_limit_num(o, "daily_budget_usd",
+                       -1, over->daily_budget_nusd >= 0 ? api_usd(over->daily_budget_nusd)
+                                                        : t->daily_budget_usd);
+    api_json_limit_num(o, "monthly_budget_usd",
+                       -1, over->monthly_budget_nusd >= 0 ? api_usd(over->monthly_budget_nusd)
+                                                          : t->monthly_budget_usd);
+    return o;
+}
+
+cJSON *api_json_user(const app *a, const user_rec *u)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", u->id);
+    cJSON_AddStringToObject(o, "object", "user");
+    cJSON_AddStringToObject(o, "tenant_id", u->tenant_id);
+    cJSON_AddStringToObject(o, "external_id", u->external_id);
+    if (u->display_name[0]) cJSON_AddStringToObject(o, "display_name", u->display_name);
+    else cJSON_AddNullToObject(o, "display_name");
+    cJSON_AddStringToObject(o, "tier", u->tier);
+    cJSON_AddBoolToObject(o, "disabled", u->disabled);
+    cJSON_AddItemToObject(o, "limits", api_json_limits(a, u->tier, &u->limits));
+    cJSON_AddNumberToObject(o, "created_at", (double)u->created_at);
+    return o;
+}
+
+cJSON *api_json_key(const key_rec *k)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", k->id);
+    cJSON_AddStringToObject(o, "object", "key");
+    cJSON_AddStringToObject(o, "kind", k->kind == KEY_KIND_ADMIN ? "tenant_admin" : "user");
+    cJSON_AddStringToObject(o, "prefix", k->prefix);
+    if (k->user_id[0]) cJSON_AddStringToObject(o, "user_id", k->user_id);
+    else cJSON_AddNullToObject(o, "user_id");
+    cJSON_AddNumberToObject(o, "created_at", (double)k->created_at);
+    if (k->revoked_at) cJSON_AddNumberToObject(o, "revoked_at", (double)k->revoked_at);
+    else cJSON_AddNullToObject(o, "revoked_at");
+    return o;
+}

@@ -1,0 +1,55 @@
+/* keys.c — user keys: a tenant admin issues them (the key is shown once,
+ * only its hash is kept), lists their prefixes, and revokes them; a user may
+ * list and revoke its own. Revocation takes effect on the next request. */
+#include "api/api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void api_keys_create(api_ctx *ctx)
+{
+    cJSON *body = api_body_object(ctx, (const char *const[]){NULL}, true);
+    if (!body) return;
+    cJSON_Delete(body);
+    key_rec k;
+    char key[KEY_MAX];
+    store_status st = identity_create_user_key(ctx->app->identity, &ctx->scope,
+                                               ctx->req->params[0], &k, key);
+    if (st != STORE_OK) {
+        api_fail_store(ctx, st, "user");
+        return;
+    }
+    cJSON *o = api_json_key(&k);
+    cJSON_AddStringToObject(o, "key", key);
+    api_reply(ctx, 201, o);
+}
+
+void api_keys_list(api_ctx *ctx)
+{
+    key_rec *ks = NULL;
+    size_t n = 0;
+    store_status st = store_key_list(ctx->app->store, &ctx->scope, ctx->req->params[0], &ks, &n);
+    if (st != STORE_OK) {
+        api_fail_store(ctx, st, "user");
+        return;
+    }
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, api_json_key(&ks[i]));
+    free(ks);
+    api_reply(ctx, 200, api_json_list(arr, false));
+}
+
+void api_keys_revoke(api_ctx *ctx)
+{
+    const char *key_id = ctx->req->params[0];
+    store_status st = identity_revoke_key(ctx->app->identity, &ctx->scope, key_id);
+    if (st != STORE_OK) {
+        api_fail_store(ctx, st, "key");
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", key_id);
+    cJSON_AddStringToObject(o, "object", "key");
+    cJSON_AddBoolToObject(o, "revoked", true);
+    api_reply(ctx, 200, o);
+}

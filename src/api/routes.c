@@ -1,0 +1,54 @@
+/* routes.c — the table of every HTTP route: method, path, who may call it,
+ * and its handler. This is the one place to look to see the API's surface
+ * and its permissions. */
+#include "api/api.h"
+
+#define R(m, p, roles, work, run) {m, p, roles, work, run}
+
+static const api_route api_routes[] = {
+    R("GET",    "/healthz",                 0,                  NULL, api_health_live),
+    R("GET",    "/readyz",                  0,                  api_health_ready, NULL),
+    R("GET",    "/metrics",                 ROLES_SERVER_ADMIN, NULL, api_metrics_get),
+
+    R("POST",   "/v1/tenants",              ROLES_SERVER_ADMIN, api_tenants_create, NULL),
+    R("GET",    "/v1/tenants",              ROLES_SERVER_ADMIN, api_tenants_list, NULL),
+    R("PATCH",  "/v1/tenants/{id}",         ROLES_SERVER_ADMIN | ROLES_TENANT_ADMIN,
+                                                                api_tenants_patch, NULL),
+
+    R("POST",   "/v1/users",                ROLES_TENANT_ADMIN, api_users_create, NULL),
+    R("GET",    "/v1/users",                ROLES_TENANT_ADMIN | ROLES_USER, api_users_list, NULL),
+    R("GET",    "/v1/users/{id}",           ROLES_TENANT_ADMIN | ROLES_USER, api_users_get, NULL),
+    R("PATCH",  "/v1/users/{id}",           ROLES_TENANT_ADMIN, api_users_patch, NULL),
+    R("DELETE", "/v1/users/{id}",           ROLES_TENANT_ADMIN, api_users_delete, NULL),
+    R("POST",   "/v1/users/{id}/keys",      ROLES_TENANT_ADMIN, api_keys_create, NULL),
+    R("GET",    "/v1/users/{id}/keys",      ROLES_TENANT_ADMIN | ROLES_USER, api_keys_list, NULL),
+    R("DELETE", "/v1/keys/{id}",            ROLES_TENANT_ADMIN | ROLES_USER, api_keys_revoke, NULL),
+
+    R("GET",    "/v1/me",                   ROLES_USER,         api_me_get, NULL),
+    R("GET",    "/v1/usage",                ROLES_TENANT_ADMIN | ROLES_USER, api_usage_get, NULL),
+    R("GET",    "/v1/models",               ROLES_ANY,          NULL, api_models_list),
+    R("POST",   "/v1/chat/completions",     ROLES_USER,         NULL, api_chat_completions),
+};
+
+#define N_ROUTES (sizeof api_routes / sizeof api_routes[0])
+
+/* The router calls plain functions; one trampoline per table row binds the
+ * request to its route. */
+#define ENTRY(i) static void api_entry_##i(http_request *req) { api_begin(req, &api_routes[i]); }
+ENTRY(0) ENTRY(1) ENTRY(2) ENTRY(3) ENTRY(4) ENTRY(5) ENTRY(6) ENTRY(7) ENTRY(8) ENTRY(9)
+ENTRY(10) ENTRY(11) ENTRY(12) ENTRY(13) ENTRY(14) ENTRY(15) ENTRY(16) ENTRY(17)
+
+static const http_handler api_entries[] = {
+    api_entry_0, api_entry_1, api_entry_2, api_entry_3, api_entry_4, api_entry_5,
+    api_entry_6, api_entry_7, api_entry_8, api_entry_9, api_entry_10, api_entry_11,
+    api_entry_12, api_entry_13, api_entry_14, api_entry_15, api_entry_16, api_entry_17,
+};
+
+_Static_assert(sizeof api_entries / sizeof api_entries[0] == N_ROUTES,
+               "every route needs an ENTRY trampoline");
+
+void api_register_routes(http_router *r)
+{
+    for (size_t i = 0; i < N_ROUTES; i++)
+        http_router_add(r, api_routes[i].method, api_routes[i].pattern, api_entries[i]);
+}

@@ -1,0 +1,133 @@
+/* tenants.c — POST/GET /v1/tenants and PATCH /v1/tenants/{id}: the server
+ * admin makes tenants (each with its first admin key, shown once); the
+ * server admin or the tenant's own admin sets how its user JWTs are checked. */
+#include "api/api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "identity/jwt.h"
+
+/* Read {issuer, audience?, alg, key} into jwt (jwt->key malloc'd). */
+static bool api_tenant_jwt_parse(api_ctx *ctx, const cJSON *v, tenant_jwt *jwt)
+{
+    static const char *const allowed[] = {"issuer", "audience", "alg", "key", NULL};
+    memset(jwt, 0, sizeof *jwt);
+    if (!cJSON_IsObject(v)) {
+        api_fail(ctx, 400, "invalid_request_error", "invalid_type", "jwt",
+                 "field \"jwt\" must be an object {issuer, audience?, alg, key} or null");
+        return false;
+    }
+    for (const cJSON *f = v->child; f; f = f->next) {
+        bool known = false;
+        for (const char *const *a = allowed; *a; a++)
+            if (strcmp(f->string, *a) == 0) known = true;
+        if (!known) {
+            api_fail(ctx, 400, "invalid_request_error", "unknown_field", "jwt",
+                     "unknown field \"jwt.%.40s\"", f->string);
+            return false;
+        }
+    }
+    if (!api_field_string(ctx, v, "issuer", true, STORE_NAME_MAX - 1, jwt->issuer,
+                          sizeof jwt->issuer, NULL) ||
+        !api_field_string(ctx, v, "audience", false, STORE_NAME_MAX - 1, jwt->audience,
+                          sizeof jwt->audience, NULL) ||
+        !api_field_string(ctx, v, "alg", true, 7, jwt->alg, sizeof jwt->alg, NULL))
+        return false;
+    jwt_alg alg = jwt_alg_from_name(jwt->alg);
+    if (alg == JWT_ALG_NONE) {
+        api_fail(ctx, 400, "invalid_request_error", "invalid_value", "jwt.alg",
+                 "jwt.alg must be HS256, RS256 or ES256");
+        return false;
+    }
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(v, "key");
+    if (!cJSON_IsString(key) || !key->valuestring[0] || strlen(key->valuestring) > 16384) {
+        api_fail(ctx, 400, "invalid_request_error", "invalid_value", "jwt.key",
+                 "jwt.key must be the HS256 secret or a PEM public key (at most 16 KiB)");
+        return false;
+    }
+    char why[200];
+    if (jwt_check_key(alg, key->valuestring, strlen(key->valuestring), why, sizeof why) != 0) {
+        api_fail(ctx, 400, "invalid_request_error", "invalid_value", "jwt.key",
+                 "jwt.key is not usable for %s: %s", jwt->alg, why);
+        return false;
+    }
+    jwt->key = strdup(key->valuestring);
+    if (!jwt->key) abort();
+    return true;
+}
+
+void api_tenants_create(api_ctx *ctx)
+{
+    static const char *const allowed[] = {"name", "jwt", NULL};
+    cJSON *body = api_body_object(ctx, allowed, false);
+    if (!body) return;
+    char name[129];
+    tenant_jwt jwt = {0};
+    bool has_jwt = false;
+    if (!api_field_string(ctx, body, "name", true, 128, name, sizeof name, NULL)) goto out;
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(body, "jwt");
+    if (j && !cJSON_IsNull(j)) {
+        if (!api_tenant_jwt_parse(ctx, j, &jwt)) goto out;
+        has_jwt = true;
+    }
+    tenant_rec t;
+    char admin_key[KEY_MAX];
+    store_status st = identity_create_tenant(ctx->app->identity, &ctx->scope, name,
+                                             has_jwt ? &jwt : NULL, &t, admin_key);
+    if (st != STORE_OK) {
+        api_fail_store(ctx, st, st == STORE_CONFLICT ? "a tenant with this name" : "tenant");
+        goto out;
+    }
+    cJSON *o = api_json_tenant(&t);
+    cJSON_AddStringToObject(o, "admin_key", admin_key);
+    tenant_rec_free(&t);
+    api_reply(ctx, 201, o);
+out:
+    free(jwt.key);
+    cJSON_Delete(body);
+}
+
+void api_tenants_list(api_ctx *ctx)
+{
+    tenant_rec *ts = NULL;
+    size_t n = 0;
+    store_status st = store_tenant_list(ctx->app->store, &ctx->scope, &ts, &n);
+    if (st != STORE_OK) {
+        api_fail_store(ctx, st, "tenant");
+        return;
+    }
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, api_json_tenant(&ts[i]));
+    store_free_tenants(ts, n);
+    api_reply(ctx, 200, api_json_list(arr, false));
+}
+
+void api_tenants_patch(api_ctx *ctx)
+{
+    static const char *const allowed[] = {"jwt", NULL};
+    const char *tenant_id = ctx->req->params[0];
+    cJSON *body = api_body_object(ctx, allowed, false);
+    if (!body) return;
+    tenant_jwt jwt = {0};
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(body, "jwt");
+    if (!j) {
+        api_fail(ctx, 400, "invalid_request_error", "missing_field", "jwt",
+                 "missing field \"jwt\" (an object, or null to turn JWT sign-in off)");
+        goto out;
+    }
+    bool clear = cJSON_IsNull(j);
+    if (!clear && !api_tenant_jwt_parse(ctx, j, &jwt)) goto out;
+    tenant_rec t;
+    store_status st = identity_set_tenant_jwt(ctx->app->identity, &ctx->scope, tenant_id,
+                                              clear ? NULL : &jwt, &t);
+    if (st != STORE_OK) {
+        api_fail_store(ctx, st, st == STORE_CONFLICT ? "a tenant with this JWT issuer" : "tenant");
+        goto out;
+    }
+    api_reply(ctx, 200, api_json_tenant(&t));
+    tenant_rec_free(&t);
+out:
+    free(jwt.key);
+    cJSON_Delete(body);
+}

@@ -1,0 +1,260 @@
+/* admin_cli.c — `brigade admin`: create tenants, users and keys straight
+ * against the store, for bootstrapping a deployment before any HTTP admin
+ * exists. It acts with the authority of whoever can read the data
+ * directory, and refuses to run while `brigade serve` holds that directory
+ * (the server's identity cache would not see the change; use the HTTP API
+ * then). Keys are printed once and never again. */
+#include "app/app.h"
+
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "util/log.h"
+
+static const char admin_usage[] =
+    "usage: brigade admin [--data-dir DIR] [--config FILE] COMMAND\n"
+    "\n"
+    "Commands:\n"
+    "  tenant create NAME                       a tenant and its admin key (bk_adm_…)\n"
+    "  tenant list\n"
+    "  user create --tenant ID [--tier T] [--name DISPLAY] EXTERNAL_ID\n"
+    "  user list --tenant ID\n"
+    "  key create --tenant ID --user ID         a user key (bk_usr_…)\n"
+    "  key revoke --tenant ID KEY_ID\n"
+    "\n"
+    "Results are printed as JSON; a key is shown once and only its hash is kept.\n"
+    "Stop `brigade serve` on the same data directory first (or use the HTTP API).\n"
+    "  --data-dir DIR   default ./brigade-data\n"
+    "  --config FILE    used to check tier names\n";
+
+typedef struct admin_env {
+    brigade_config cfg;
+    store         *store;
+    identity      *identity;
+    int            lock_fd;
+} admin_env;
+
+static void admin_print(cJSON *o)
+{
+    char *s = cJSON_Print(o);
+    if (s) puts(s);
+    free(s);
+    cJSON_Delete(o);
+}
+
+static int admin_fail_store(const char *what, store_status st)
+{
+    fprintf(stderr, "brigade admin: %s: %s\n", what, store_status_text(st));
+    return 1;
+}
+
+static int admin_open(admin_env *env, const char *data_dir, const char *config_path)
+{
+    char err[1024];
+    config_defaults(&env->cfg);
+    if (config_path && config_load_file(config_path, &env->cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "brigade admin: %s\n", err);
+        return -1;
+    }
+    if (data_dir) {
+        free(env->cfg.data_dir);
+        env->cfg.data_dir = strdup(data_dir);
+    }
+    env->lock_fd = app_lock_data_dir(env->cfg.data_dir, err, sizeof err);
+    if (env->lock_fd < 0) {
+        fprintf(stderr, "brigade admin: %s\nbrigade admin: stop it first, or use the HTTP API.\n", err);
+        return -1;
+    }
+    env->store = store_open(env->cfg.data_dir, err, sizeof err);
+    if (!env->store) {
+        fprintf(stderr, "brigade admin: store: %s\n", err);
+        return -1;
+    }
+    env->identity = identity_open(env->store, env->cfg.data_dir, NULL, err, sizeof err);
+    if (!env->identity) {
+        fprintf(stderr, "brigade admin: identity: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void admin_close(admin_env *env)
+{
+    if (env->identity) identity_close(env->identity);
+    if (env->store) store_close(env->store);
+    if (env->lock_fd > 0) close(env->lock_fd);
+    config_free(&env->cfg);
+}
+
+/* Options after the COMMAND words: --tenant, --user, --tier, --name. */
+typedef struct admin_opts {
+    const char *tenant, *user, *tier, *name;
+    const char *arg;    /* the one positional argument, if any */
+} admin_opts;
+
+static int admin_parse_opts(int argc, char **argv, admin_opts *o)
+{
+    static const struct option lopts[] = {
+        {"tenant", required_argument, NULL, 'T'}, {"user", required_argument, NULL, 'u'},
+        {"tier", required_argument, NULL, 't'},   {"name", required_argument, NULL, 'n'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "+", lopts, NULL)) != -1) {
+        switch (c) {
+        case 'T': o->tenant = optarg; break;
+        case 'u': o->user = optarg; break;
+        case 't': o->tier = optarg; break;
+        case 'n': o->name = optarg; break;
+        default: return -1;
+        }
+    }
+    if (optind < argc) o->arg = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "brigade admin: unexpected argument \"%s\"\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+static int admin_need(const char *v, const char *what)
+{
+    if (v && *v) return 0;
+    fprintf(stderr, "brigade admin: missing %s\n\n%s", what, admin_usage);
+    return -1;
+}
+
+static int admin_run(admin_env *env, const char *noun, const char *verb, admin_opts *o)
+{
+    scope sc;
+    if (strcmp(noun, "tenant") == 0 && strcmp(verb, "create") == 0) {
+        if (admin_need(o->arg, "the tenant NAME") != 0) return 2;
+        identity_cli_scope(env->identity, &sc);
+        tenant_rec t;
+        char key[KEY_MAX];
+        store_status st = identity_create_tenant(env->identity, &sc, o->arg, NULL, &t, key);
+        if (st != STORE_OK) return admin_fail_store("tenant create", st);
+        cJSON *j = api_json_tenant(&t);
+        cJSON_AddStringToObject(j, "admin_key", key);
+        tenant_rec_free(&t);
+        admin_print(j);
+        return 0;
+    }
+    if (strcmp(noun, "tenant") == 0 && strcmp(verb, "list") == 0) {
+        identity_cli_scope(env->identity, &sc);
+        tenant_rec *ts;
+        size_t n;
+        store_status st = store_tenant_list(env->store, &sc, &ts, &n);
+        if (st != STORE_OK) return admin_fail_store("tenant list", st);
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, api_json_tenant(&ts[i]));
+        store_free_tenants(ts, n);
+        admin_print(arr);
+        return 0;
+    }
+    if (admin_need(o->tenant, "--tenant ID") != 0) return 2;
+    if (identity_cli_tenant_scope(env->identity, o->tenant, &sc) != 0) {
+        fprintf(stderr, "brigade admin: no tenant %s\n", o->tenant);
+        return 1;
+    }
+    app fake;   /* api_json_user needs the tiers of the configuration */
+    memset(&fake, 0, sizeof fake);
+    fake.cfg = env->cfg;
+    if (strcmp(noun, "user") == 0 && strcmp(verb, "create") == 0) {
+        if (admin_need(o->arg, "the user's EXTERNAL_ID") != 0) return 2;
+        if (o->tier && !config_find_tier(&env->cfg, o->tier)) {
+            fprintf(stderr, "brigade admin: no tier named \"%s\" in the configuration\n", o->tier);
+            return 2;
+        }
+        user_rec u;
+        store_status st = identity_create_user(env->identity, &sc, o->arg, o->tier, o->name, &u);
+        if (st != STORE_OK) return admin_fail_store("user create", st);
+        admin_print(api_json_user(&fake, &u));
+        return 0;
+    }
+    if (strcmp(noun, "user") == 0 && strcmp(verb, "list") == 0) {
+        user_rec *us;
+        size_t n;
+        store_status st = store_user_list(env->store, &sc, NULL, 100000, &us, &n);
+        if (st != STORE_OK) return admin_fail_store("user list", st);
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, api_json_user(&fake, &us[i]));
+        free(us);
+        admin_print(arr);
+        return 0;
+    }
+    if (strcmp(noun, "key") == 0 && strcmp(verb, "create") == 0) {
+        if (admin_need(o->user, "--user ID") != 0) return 2;
+        key_rec k;
+        char key[KEY_MAX];
+        store_status st = identity_create_user_key(env->identity, &sc, o->user, &k, key);
+        if (st != STORE_OK) return admin_fail_store("key create", st);
+        cJSON *j = api_json_key(&k);
+        cJSON_AddStringToObject(j, "key", key);
+        admin_print(j);
+        return 0;
+    }
+    if (strcmp(noun, "key") == 0 && strcmp(verb, "revoke") == 0) {
+        if (admin_need(o->arg, "the KEY_ID") != 0) return 2;
+        store_status st = identity_revoke_key(env->identity, &sc, o->arg);
+        if (st != STORE_OK) return admin_fail_store("key revoke", st);
+        printf("{\"id\": \"%s\", \"revoked\": true}\n", o->arg);
+        return 0;
+    }
+    fprintf(stderr, "brigade admin: unknown command \"%s %s\"\n\n%s", noun, verb, admin_usage);
+    return 2;
+}
+
+int app_admin_main(int argc, char **argv)
+{
+    const char *data_dir = NULL, *config_path = NULL;
+    int i = 1;
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(admin_usage, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc) {
+            data_dir = argv[++i];
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "brigade admin: unknown option \"%s\"\n\n%s", argv[i], admin_usage);
+            return 2;
+        } else {
+            break;
+        }
+    }
+    if (argc - i < 2) {
+        fputs(admin_usage, stderr);
+        return 2;
+    }
+    const char *noun = argv[i], *verb = argv[i + 1];
+    for (int k = i + 2; k < argc; k++)
+        if (strcmp(argv[k], "-h") == 0 || strcmp(argv[k], "--help") == 0) {
+            fputs(admin_usage, stdout);
+            return 0;
+        }
+    admin_opts o;
+    /* getopt wants argv[0] to be a program name: hand it the verb. */
+    if (admin_parse_opts(argc - (i + 1), argv + i + 1, &o) != 0) {
+        fputs(admin_usage, stderr);
+        return 2;
+    }
+    admin_env env;
+    memset(&env, 0, sizeof env);
+    env.lock_fd = -1;
+    if (admin_open(&env, data_dir, config_path) != 0) {
+        admin_close(&env);
+        return 1;
+    }
+    int rc = admin_run(&env, noun, verb, &o);
+    admin_close(&env);
+    return rc;
+}

@@ -1,0 +1,216 @@
+/* serve.c — `brigade serve`: load the configuration, open the store and the
+ * identity cache, start one HTTP loop per core, and run until SIGINT or
+ * SIGTERM, then drain and shut down cleanly (usage flushed, store closed). */
+#include "app/app.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "app/listen_addr.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+static const char serve_usage[] =
+    "usage: brigade serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--threads N]\n"
+    "\n"
+    "Serve the brigade HTTP API (see docs/api.md).\n"
+    "\n"
+    "  --config FILE       YAML configuration (docs/config.md); without it brigade\n"
+    "                      serves on the embedded defaults: SQLite in the data\n"
+    "                      directory and the built-in mock model\n"
+    "  --listen HOST:PORT  address to listen on (default 127.0.0.1:8080; port 0 = any free)\n"
+    "  --data-dir DIR      where the database and the server secret live\n"
+    "                      (default ./brigade-data)\n"
+    "  --threads N         event loops, one per core by default\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "The server admin token is read from BRIGADE_ADMIN_TOKEN (or server.admin_token).\n"
+    "Logs go to stderr; BRIGADE_LOG=debug|info|warn|error sets the level.\n";
+
+int app_lock_data_dir(const char *data_dir, char *err, size_t errlen)
+{
+    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create data directory %s: %s", data_dir, strerror(errno));
+        return -1;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/serve.lock", data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen,
+                 "another brigade process is serving from %s (lock %s is held)", data_dir, path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void *serve_thread_init(uv_loop_t *loop, unsigned index, void *arg)
+{
+    app *a = arg;
+    app_thread *t = calloc(1, sizeof *t);
+    if (!t) abort();
+    t->app = a;
+    t->loop = loop;
+    t->index = index;
+    t->upstream = upstream_new(loop, &a->cfg);
+    return t;
+}
+
+static void serve_thread_fini(void *thread_data)
+{
+    app_thread *t = thread_data;
+    if (!t) return;
+    upstream_free(t->upstream);
+    free(t);
+}
+
+static void serve_request_done(http_request *req, int status)
+{
+    app *a = app_of(req);
+    atomic_fetch_add(&a->metrics.requests, 1);
+    if (status < 400) atomic_fetch_add(&a->metrics.responses_2xx, 1);
+    else if (status < 500) atomic_fetch_add(&a->metrics.responses_4xx, 1);
+    else atomic_fetch_add(&a->metrics.responses_5xx, 1);
+}
+
+int app_serve_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
+        {"data-dir", required_argument, NULL, 'd'}, {"threads", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *listen = NULL, *data_dir = NULL;
+    long threads = -1;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:l:d:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config_path = optarg; break;
+        case 'l': listen = optarg; break;
+        case 'd': data_dir = optarg; break;
+        case 't': {
+            char *end;
+            threads = strtol(optarg, &end, 10);
+            if (*end || threads < 1 || threads > 256) {
+                fprintf(stderr, "brigade serve: --threads must be a number from 1 to 256\n");
+                return 2;
+            }
+            break;
+        }
+        case 'h': fputs(serve_usage, stdout); return 0;
+        default: fputs(serve_usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "brigade serve: unexpected argument \"%s\"\n\n%s", argv[optind], serve_usage);
+        return 2;
+    }
+
+    static app a;   /* static: the signal path and threads outlive no stack frame */
+    memset(&a, 0, sizeof a);
+    char err[1024];
+    config_defaults(&a.cfg);
+    if (config_path && config_load_file(config_path, &a.cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "brigade serve: %s\nbrigade serve: not starting; fix the configuration.\n", err);
+        config_free(&a.cfg);
+        return 1;
+    }
+    if (listen) {
+        char host[256];
+        int port;
+        if (listen_addr_parse(listen, host, sizeof host, &port, 1, err, sizeof err) != 0) {
+            fprintf(stderr, "brigade serve: --listen %s\n", err);
+            config_free(&a.cfg);
+            return 2;
+        }
+        free(a.cfg.listen_host);
+        a.cfg.listen_host = strdup(host);
+        a.cfg.listen_port = port;
+    }
+    if (data_dir) {
+        free(a.cfg.data_dir);
+        a.cfg.data_dir = strdup(data_dir);
+    }
+    if (threads > 0) a.cfg.threads = (unsigned)threads;
+    if (!a.cfg.admin_token || !a.cfg.admin_token[0])
+        log_warn("no server admin token (BRIGADE_ADMIN_TOKEN): tenants cannot be managed over HTTP");
+
+    a.lock_fd = app_lock_data_dir(a.cfg.data_dir, err, sizeof err);
+    if (a.lock_fd < 0) {
+        fprintf(stderr, "brigade serve: %s\n", err);
+        config_free(&a.cfg);
+        return 1;
+    }
+    a.store = store_open(a.cfg.data_dir, err, sizeof err);
+    if (!a.store) {
+        fprintf(stderr, "brigade serve: store: %s\n", err);
+        config_free(&a.cfg);
+        return 1;
+    }
+    a.identity = identity_open(a.store, a.cfg.data_dir, a.cfg.admin_token, err, sizeof err);
+    if (!a.identity) {
+        fprintf(stderr, "brigade serve: identity: %s\n", err);
+        store_close(a.store);
+        config_free(&a.cfg);
+        return 1;
+    }
+    a.started_at = time_now_unix();
+    a.router = http_router_new();
+    api_register_routes(a.router);
+
+    http_server_config sc;
+    memset(&sc, 0, sizeof sc);
+    sc.host = a.cfg.listen_host;
+    sc.port = a.cfg.listen_port;
+    sc.threads = a.cfg.threads;
+    sc.limits = a.cfg.limits;
+    http_limits_apply_defaults(&sc.limits);
+    sc.router = a.router;
+    sc.server_name = "brigade";
+    sc.thread_init = serve_thread_init;
+    sc.thread_fini = serve_thread_fini;
+    sc.thread_arg = &a;
+    sc.on_request_done = serve_request_done;
+    a.server = http_server_start(&sc, err, sizeof err);
+    if (!a.server) {
+        fprintf(stderr, "brigade serve: cannot listen on %s:%d: %s\n", a.cfg.listen_host,
+                a.cfg.listen_port, err);
+        identity_close(a.identity);
+        store_close(a.store);
+        http_router_free(a.router);
+        config_free(&a.cfg);
+        return 1;
+    }
+    int port = http_server_port(a.server);
+    const char *h = a.cfg.listen_host;
+    bool v6 = strchr(h, ':') != NULL;
+    printf("brigade %s listening on http://%s%s%s:%d (data in %s, %zu model%s, config: %s)\n",
+           BRIGADE_VERSION, v6 ? "[" : "", h, v6 ? "]" : "", port, a.cfg.data_dir,
+           a.cfg.n_models, a.cfg.n_models == 1 ? "" : "s",
+           a.cfg.source_path ? a.cfg.source_path : "embedded defaults");
+    fflush(stdout);
+
+    int sig = http_server_run_until_signal(a.server);
+    log_info("signal %d: stopped serving; flushing the store", sig);
+    identity_close(a.identity);
+    store_close(a.store);
+    http_router_free(a.router);
+    config_free(&a.cfg);
+    close(a.lock_fd);
+    log_info("brigade stopped cleanly");
+    return 0;
+}

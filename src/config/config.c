@@ -1,0 +1,207 @@
+/* config.c — the embedded defaults, lookups, cost arithmetic and freeing of
+ * a brigade_config. The YAML loader lives in config_yaml.c. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "config/config_internal.h"
+#include "util/log.h"
+
+char *config_xstrndup(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (!p) {
+        fprintf(stderr, "brigade: out of memory reading the configuration\n");
+        abort();
+    }
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *config_xstrdup(const char *s)
+{
+    return s ? config_xstrndup(s, strlen(s)) : NULL;
+}
+
+void *config_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) {
+        fprintf(stderr, "brigade: out of memory reading the configuration\n");
+        abort();
+    }
+    return p;
+}
+
+void *config_xrealloc(void *p, size_t size)
+{
+    void *q = realloc(p, size ? size : 1);
+    if (!q) {
+        fprintf(stderr, "brigade: out of memory reading the configuration\n");
+        abort();
+    }
+    return q;
+}
+
+void config_add_warning(brigade_config *cfg, const char *msg)
+{
+    cfg->warnings = config_xrealloc(cfg->warnings, (cfg->n_warnings + 1) * sizeof(char *));
+    cfg->warnings[cfg->n_warnings++] = config_xstrdup(msg);
+    log_warn("config: %s", msg);
+}
+
+/* Provider values shared by the embedded mock provider and any provider the
+ * file declares; the YAML loader starts each entry from these. */
+void config_provider_defaults(provider_cfg *p, const char *name, provider_kind kind)
+{
+    memset(p, 0, sizeof(*p));
+    p->name = config_xstrdup(name);
+    p->kind = kind;
+    p->timeout_ms = 120000;
+    p->connect_timeout_ms = 5000;
+    p->max_connections = 64;
+    p->mock_latency_ms = 0;
+    p->mock_stream_chunks = 8;
+    p->mock_chunk_interval_ms = 0;
+}
+
+static void config_model_init(model_cfg *m, const char *name, provider_cfg *prov,
+                              double in_price, double out_price)
+{
+    memset(m, 0, sizeof(*m));
+    m->name = config_xstrdup(name);
+    m->provider_name = config_xstrdup(prov->name);
+    m->provider = prov;
+    m->upstream_model = config_xstrdup(name);
+    m->input_usd_per_mtok = in_price;
+    m->output_usd_per_mtok = out_price;
+    m->max_output_tokens = 4096;
+    m->context_window = 128000;
+}
+
+void config_defaults(brigade_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->listen_host = config_xstrdup("127.0.0.1");
+    cfg->listen_port = 8080;
+    cfg->data_dir = config_xstrdup("./brigade-data");
+    cfg->threads = 0;          /* the http layer reads 0 as one loop per CPU */
+    /* limits stay zero: http_limits_apply_defaults fills each zero field. */
+
+    const char *tok = getenv("BRIGADE_ADMIN_TOKEN");
+    cfg->admin_token = (tok && *tok) ? config_xstrdup(tok) : NULL;
+
+    cfg->n_providers = 1;
+    cfg->providers = config_xcalloc(1, sizeof(provider_cfg));
+    config_provider_defaults(&cfg->providers[0], "mock", PROVIDER_MOCK);
+
+    cfg->n_models = 2;
+    cfg->models = config_xcalloc(2, sizeof(model_cfg));
+    config_model_init(&cfg->models[0], "mock-small", &cfg->providers[0], 0.50, 1.50);
+    config_model_init(&cfg->models[1], "mock-large", &cfg->providers[0], 3.00, 15.00);
+
+    /* One tier, unlimited everywhere: budgets are opt-in, and a fresh
+     * install talking to the free mock provider has nothing to protect. */
+    cfg->n_tiers = 1;
+    cfg->tiers = config_xcalloc(1, sizeof(tier_cfg));
+    cfg->tiers[0].name = config_xstrdup("default");
+    cfg->default_tier = config_xstrdup("default");
+}
+
+void config_provider_free(provider_cfg *p)
+{
+    free(p->name);
+    free(p->base_url);
+    if (p->api_key) {
+        /* A secret: do not leave it lying in freed heap memory. */
+        explicit_bzero(p->api_key, strlen(p->api_key));
+        free(p->api_key);
+    }
+    memset(p, 0, sizeof(*p));
+}
+
+void config_model_free(model_cfg *m)
+{
+    free(m->name);
+    free(m->provider_name);
+    free(m->upstream_model);
+    memset(m, 0, sizeof(*m));
+}
+
+void config_tier_free(tier_cfg *t)
+{
+    free(t->name);
+    memset(t, 0, sizeof(*t));
+}
+
+void config_free(brigade_config *cfg)
+{
+    if (!cfg)
+        return;
+    free(cfg->source_path);
+    free(cfg->listen_host);
+    free(cfg->data_dir);
+    if (cfg->admin_token) {
+        explicit_bzero(cfg->admin_token, strlen(cfg->admin_token));
+        free(cfg->admin_token);
+    }
+    for (size_t i = 0; i < cfg->n_providers; i++)
+        config_provider_free(&cfg->providers[i]);
+    free(cfg->providers);
+    for (size_t i = 0; i < cfg->n_models; i++)
+        config_model_free(&cfg->models[i]);
+    free(cfg->models);
+    for (size_t i = 0; i < cfg->n_tiers; i++)
+        config_tier_free(&cfg->tiers[i]);
+    free(cfg->tiers);
+    free(cfg->default_tier);
+    for (size_t i = 0; i < cfg->n_warnings; i++)
+        free(cfg->warnings[i]);
+    free(cfg->warnings);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+const model_cfg *config_find_model(const brigade_config *cfg, const char *name)
+{
+    if (!cfg || !name)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_models; i++)
+        if (strcmp(cfg->models[i].name, name) == 0)
+            return &cfg->models[i];
+    return NULL;
+}
+
+const tier_cfg *config_find_tier(const brigade_config *cfg, const char *name)
+{
+    if (!cfg || !name)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_tiers; i++)
+        if (strcmp(cfg->tiers[i].name, name) == 0)
+            return &cfg->tiers[i];
+    return NULL;
+}
+
+int64_t config_cost_nusd(const model_cfg *m, int64_t input_tokens, int64_t output_tokens)
+{
+    if (!m)
+        return 0;
+    if (input_tokens < 0)
+        input_tokens = 0;
+    if (output_tokens < 0)
+        output_tokens = 0;
+    /* USD per million tokens × 1e9 nano-USD / 1e6 tokens = × 1000 per token.
+     * Summing before rounding keeps the total within half a nano-dollar of
+     * the exact price; a double holds token counts × prices exactly enough
+     * for any realistic call (well under 2^53 nano-USD = 9 million USD). */
+    double nusd = (double)input_tokens * m->input_usd_per_mtok * 1000.0 +
+                  (double)output_tokens * m->output_usd_per_mtok * 1000.0;
+    if (!(nusd >= 0.0))     /* negative price cannot load, but NaN-safe */
+        return 0;
+    if (nusd >= 9.2e18)
+        return INT64_MAX;
+    return (int64_t)llround(nusd);
+}

@@ -1,0 +1,170 @@
+/* mock_engine.h — the mock LLM's brain: request in, deterministic reply out.
+ *
+ * Pure (no I/O, no clock except `created`): both the `brigade mock-llm`
+ * server and the in-process `mock` provider call it, so the two behave the
+ * same. The engine reads an OpenAI chat-completions request, looks for
+ * markers in the LAST user message (see API.md, "mock-llm"), and produces a
+ * *plan*: what to answer, how many tokens, which fault to inject. Renderers
+ * then turn the plan into OpenAI JSON (a whole `chat.completion`, or the
+ * `chat.completion.chunk` events of a stream), written directly into a buf —
+ * no cJSON trees on the way out, because the mock must be much faster than
+ * the gateway it is used to measure.
+ *
+ * Token counting is deterministic so tests can compute expected costs:
+ *   prompt tokens     = Σ over messages (3 + ceil(text_bytes / 4)), where
+ *                       text_bytes counts the string content (or the text
+ *                       parts of an array content) plus the name and
+ *                       arguments of any tool_calls;
+ *   completion tokens = number of words of the reply text, or, for a tool
+ *                       call, ceil((len(name) + len(arguments)) / 4).
+ * The reply text for N tokens is N words taken in order from a fixed word
+ * list (mock_word), separated by single spaces. Without [[tokens:N]] a reply
+ * is MOCK_DEFAULT_TOKENS words; max_tokens / max_completion_tokens in the
+ * request cuts it (finish_reason "length"). */
+#ifndef BRIGADE_MOCK_ENGINE_H
+#define BRIGADE_MOCK_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/arena.h"
+#include "util/buf.h"
+
+#define MOCK_DEFAULT_TOKENS   16
+#define MOCK_MAX_TOKENS       100000    /* [[tokens:N]] upper bound */
+#define MOCK_MAX_LATENCY_MS   600000    /* [[latency:MS]] upper bound */
+#define MOCK_SLOW_FIRST_BYTE_MS 3000    /* slow_first_byte delay without [[latency]] */
+#define MOCK_QUOTE_MAX        4096      /* bytes of a tool result quoted back */
+
+typedef enum mock_fault {
+    MOCK_FAULT_NONE = 0,
+    MOCK_FAULT_RATE_LIMIT,      /* 429 + Retry-After: 1 */
+    MOCK_FAULT_SERVER_ERROR,    /* 500 */
+    MOCK_FAULT_HANG,            /* never answer */
+    MOCK_FAULT_TRUNCATE,        /* stream (or body) cut mid-way */
+    MOCK_FAULT_MALFORMED,       /* 200 with invalid JSON */
+    MOCK_FAULT_SLOW_FIRST_BYTE, /* wait before the headers, then answer */
+    MOCK_FAULT__COUNT
+} mock_fault;
+
+const char *mock_fault_name(mock_fault f);
+/* Parse a fault name ("rate_limit"…); returns MOCK_FAULT_NONE if unknown. */
+mock_fault  mock_fault_parse(const char *s, size_t len);
+
+/* Attempt counts for [[fault:KIND:N]], keyed by a hash of the request body.
+ * Bounded (least recently used entry is replaced) and thread-safe. */
+#define MOCK_FAULT_TABLE_SIZE 512
+typedef struct mock_fault_table {
+    pthread_mutex_t mu;
+    uint64_t        tick;
+    struct { uint64_t key; uint32_t count; uint64_t used; } e[MOCK_FAULT_TABLE_SIZE];
+} mock_fault_table;
+
+void     mock_fault_table_init(mock_fault_table *t);
+void     mock_fault_table_destroy(mock_fault_table *t);
+/* Count one more attempt of `key`; returns the attempt number (1-based). */
+uint32_t mock_fault_table_hit(mock_fault_table *t, uint64_t key);
+/* The process-wide table the in-process provider shares across loops. */
+mock_fault_table *mock_fault_table_global(void);
+
+typedef struct mock_options {
+    uint32_t          stream_chunks;  /* content chunks per stream; 0 = one per token */
+    mock_fault        forced_fault;   /* from a flag / x-mock-fault; wins over markers */
+    mock_fault_table *faults;         /* NULL: [[fault:K:N]] counts are not kept (always fails) */
+} mock_options;
+
+typedef enum mock_reply { MOCK_REPLY_TEXT, MOCK_REPLY_TOOL_CALL } mock_reply;
+
+typedef struct mock_plan {
+    int         status;          /* 200, or 400 with err_message / err_param */
+    const char *err_message;
+    const char *err_param;       /* may be NULL */
+
+    const char *model;
+    bool        stream;
+    bool        include_usage;   /* stream_options.include_usage */
+    mock_fault  fault;           /* the fault for THIS attempt (NONE if none) */
+    bool        has_latency;
+    uint32_t    latency_ms;      /* [[latency:MS]] */
+    bool        has_tokens;      /* [[tokens:N]] given: stream one chunk per token */
+
+    mock_reply  reply;
+    /* text reply: the whole text and the byte offset where each token starts
+     * (tok_off[n_tokens] == text_len), so chunks are slices of `text`. */
+    const char *text;
+    size_t      text_len;
+    uint32_t   *tok_off;
+    uint32_t    n_tokens;
+    /* tool-call reply */
+    const char *tool_name;
+    const char *tool_args;       /* compact JSON object text */
+    size_t      tool_args_len;
+    char        tool_call_id[32];
+
+    uint32_t    n_chunks;        /* content chunks (text) / argument fragments (tool) */
+    const char *finish_reason;   /* "stop", "length", "tool_calls" */
+    int64_t     prompt_tokens;
+    int64_t     completion_tokens;
+
+    uint64_t    hash;            /* of the request body */
+    char        id[40];          /* "chatcmpl-<hex>" */
+    int64_t     created;         /* unix seconds */
+} mock_plan;
+
+/* Build the plan for one request. Strings live in `a` (the plan is valid as
+ * long as the arena). Never fails: a bad request gives status 400. */
+void mock_plan_make(mock_plan *p, arena *a, const char *body, size_t len,
+                    const mock_options *opt);
+
+/* Deterministic counts (see the file comment). */
+int64_t     mock_count_text_tokens(size_t bytes);    /* ceil(bytes / 4) */
+const char *mock_word(uint32_t i);                   /* i-th word of the reply text */
+uint64_t    mock_hash(const char *s, size_t len);    /* FNV-1a 64 */
+
+/* --- rendering (appends to `out`) --- */
+
+/* The whole non-streaming `chat.completion` object. */
+void   mock_render_completion(const mock_plan *p, buf *out);
+/* Streaming: the number of events (role chunk, content or tool chunks,
+ * finish chunk, usage chunk when include_usage), and event i's JSON payload
+ * (without "data: " framing; "[DONE]" is the caller's to send). */
+size_t mock_event_count(const mock_plan *p);
+void   mock_render_event(const mock_plan *p, size_t i, buf *out);
+/* Invalid JSON shaped like the start of a real reply (for the malformed fault). */
+void   mock_render_malformed(const mock_plan *p, buf *out);
+/* {"error":{"message":…,"type":…,"param":…,"code":…}} */
+void   mock_render_error(buf *out, const char *type, const char *code, const char *message,
+                         const char *param);
+/* The error envelope, status and Retry-After of a rate_limit / server_error
+ * fault (or of a 400 plan). Returns the HTTP status. */
+int    mock_render_fault_error(const mock_plan *p, buf *out, uint32_t *retry_after_s);
+/* JSON string literal (with quotes) of s; control characters escaped. */
+void   mock_json_string(buf *out, const char *s, size_t len);
+
+/* --- statistics (GET /mock/stats) --- */
+
+#define MOCK_STATS_MODELS 64
+typedef struct mock_stats {
+    atomic_uint_fast64_t requests;
+    atomic_uint_fast64_t streams;
+    atomic_uint_fast64_t bad_requests;
+    atomic_uint_fast64_t tool_calls;
+    atomic_uint_fast64_t faults[MOCK_FAULT__COUNT];
+    atomic_uint_fast64_t other_models;    /* past MOCK_STATS_MODELS distinct names */
+    pthread_mutex_t      mu;              /* only for adding a model name */
+    struct {
+        atomic_bool          used;
+        char                 name[64];
+        atomic_uint_fast64_t count;
+    } models[MOCK_STATS_MODELS];
+} mock_stats;
+
+void mock_stats_init(mock_stats *s);
+void mock_stats_destroy(mock_stats *s);
+void mock_stats_record(mock_stats *s, const mock_plan *p);
+void mock_stats_render(mock_stats *s, buf *out);
+
+#endif

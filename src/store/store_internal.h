@@ -1,0 +1,94 @@
+/* store_internal.h — what the SQLite backend's files share, and nothing more.
+ *
+ * The backend is split by concern: store_sqlite.c (lifetime, connections,
+ * statement cache), store_writer.c (the single writer and group commit),
+ * store_migrations.c (schema versions), and one file per kind of object
+ * (tenants, users, keys, usage). Nothing outside src/store/ includes this. */
+#ifndef BRIGADE_STORE_INTERNAL_H
+#define BRIGADE_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define STORE_STMT_CACHE 64
+
+/* One SQLite connection and its prepared statements. Statements are keyed by
+ * the address of their SQL text (always a string literal), so the cache
+ * lookup is a pointer comparison. */
+typedef struct store_conn {
+    sqlite3 *db;
+    struct { const char *sql; sqlite3_stmt *stmt; } cache[STORE_STMT_CACHE];
+    int ncache;
+    struct store_conn *next_all;   /* the store's list of every connection */
+} store_conn;
+
+/* A write operation: runs on the writer thread inside its own savepoint.
+ * Returning anything but STORE_OK rolls back only this operation. */
+typedef store_status (*store_write_fn)(store_conn *c, void *arg);
+
+typedef struct store_op {
+    store_write_fn fn;
+    void *arg;
+    store_status status;
+    int done;
+    struct store_op *next;
+} store_op;
+
+struct store {
+    char path[4096];
+    uint64_t gen;                 /* unique per open store: keys thread-local readers */
+
+    /* the writer */
+    store_conn *wconn;
+    pthread_t writer;
+    pthread_mutex_t mu;           /* guards everything below */
+    pthread_cond_t wake;          /* writer waits here for work */
+    pthread_cond_t done;          /* callers wait here for their commit */
+    store_op *ops_head, *ops_tail;
+    usage_rec *usage;             /* queued usage rows */
+    size_t usage_n, usage_cap;
+    int64_t usage_first_ms;       /* monotonic ms when the oldest queued row arrived */
+    uint64_t usage_queued_seq;    /* rows ever queued */
+    uint64_t usage_done_seq;      /* rows ever committed (or dropped on error) */
+    int flush_wanted;
+    int stopping;
+
+    /* readers: one connection per thread, all listed here so close can free them */
+    pthread_mutex_t readers_mu;
+    store_conn *readers;
+
+    int schema_version;
+};
+
+/* store_sqlite.c */
+store_conn  *store_conn_open(const char *path, int readonly, char *err, size_t errlen);
+void         store_conn_close(store_conn *c);
+store_conn  *store_reader(store *st);                    /* this thread's read connection */
+sqlite3_stmt *store_stmt(store_conn *c, const char *sql); /* reset, bindings cleared; NULL on error */
+store_status store_sqlite_status(store_conn *c, int rc, const char *what);
+void         store_bind_text(sqlite3_stmt *s, int idx, const char *v);  /* NULL or "" binds NULL? no: text */
+void         store_col_copy(sqlite3_stmt *s, int col, char *dst, size_t dstlen);
+int64_t      store_mono_ms(void);
+
+/* store_writer.c */
+int          store_writer_start(store *st, char *err, size_t errlen);
+void         store_writer_stop(store *st);
+store_status store_write(store *st, store_write_fn fn, void *arg);
+store_status store_usage_insert(store_conn *c, const usage_rec *u);
+
+/* store_migrations.c */
+int store_migrate(store_conn *c, int *version_out, char *err, size_t errlen);
+int store_migrations_latest(void);
+
+/* row readers shared by files */
+void store_read_user(sqlite3_stmt *s, user_rec *u);      /* columns as STORE_USER_COLS */
+void store_read_key(sqlite3_stmt *s, key_rec *k);        /* columns as STORE_KEY_COLS */
+
+#define STORE_USER_COLS "id, tenant_id, external_id, display_name, tier, disabled, " \
+    "lim_rpm, lim_tpm, lim_max_concurrent_runs, lim_daily_budget_nusd, lim_monthly_budget_nusd, created_at"
+#define STORE_KEY_COLS "id, tenant_id, user_id, kind, prefix, hash, created_at, revoked_at"
+
+#endif

@@ -1,0 +1,124 @@
+/* store_migrations.c — the schema, as numbered migrations.
+ *
+ * Each migration is applied once, in order, inside one transaction together
+ * with the `PRAGMA user_version` bump that records it, so a crash mid-way
+ * leaves the database at the previous version, never half-migrated.
+ * Never edit a migration that has shipped: add the next number. */
+#include "store/store_internal.h"
+
+#include <stdio.h>
+
+typedef struct store_migration {
+    int version;
+    const char *sql;
+} store_migration;
+
+static const store_migration store_migrations[] = {
+    {1,
+     "CREATE TABLE tenants ("
+     "  id           TEXT PRIMARY KEY,"
+     "  name         TEXT NOT NULL UNIQUE,"
+     "  default_tier TEXT NOT NULL DEFAULT 'default',"
+     "  jwt_issuer   TEXT UNIQUE,"          /* one issuer names one tenant */
+     "  jwt_audience TEXT,"
+     "  jwt_alg      TEXT,"
+     "  jwt_key      TEXT,"
+     "  created_at   INTEGER NOT NULL"
+     ");"
+     "CREATE TABLE users ("
+     "  id           TEXT PRIMARY KEY,"
+     "  tenant_id    TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+     "  external_id  TEXT NOT NULL,"
+     "  display_name TEXT NOT NULL DEFAULT '',"
+     "  tier         TEXT NOT NULL,"
+     "  disabled     INTEGER NOT NULL DEFAULT 0,"
+     "  lim_rpm                 INTEGER NOT NULL DEFAULT -1,"
+     "  lim_tpm                 INTEGER NOT NULL DEFAULT -1,"
+     "  lim_max_concurrent_runs INTEGER NOT NULL DEFAULT -1,"
+     "  lim_daily_budget_nusd   INTEGER NOT NULL DEFAULT -1,"
+     "  lim_monthly_budget_nusd INTEGER NOT NULL DEFAULT -1,"
+     "  created_at   INTEGER NOT NULL,"
+     "  UNIQUE (tenant_id, external_id)"
+     ");"
+     "CREATE TABLE keys ("
+     "  id         TEXT PRIMARY KEY,"
+     "  tenant_id  TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+     "  user_id    TEXT REFERENCES users(id) ON DELETE CASCADE,"   /* NULL: tenant admin key */
+     "  kind       INTEGER NOT NULL CHECK (kind IN (1, 2)),"
+     "  prefix     TEXT NOT NULL,"
+     "  hash       TEXT NOT NULL UNIQUE,"
+     "  created_at INTEGER NOT NULL,"
+     "  revoked_at INTEGER NOT NULL DEFAULT 0"
+     ");"
+     "CREATE INDEX keys_tenant_user ON keys (tenant_id, user_id);"
+     /* usage is a ledger: no foreign keys, rows outlive deleted users */
+     "CREATE TABLE usage ("
+     "  id            INTEGER PRIMARY KEY,"
+     "  ts            INTEGER NOT NULL,"
+     "  tenant_id     TEXT NOT NULL,"
+     "  user_id       TEXT NOT NULL DEFAULT '',"
+     "  key_id        TEXT NOT NULL DEFAULT '',"
+     "  model         TEXT NOT NULL DEFAULT '',"
+     "  request_id    TEXT NOT NULL DEFAULT '',"
+     "  input_tokens  INTEGER NOT NULL DEFAULT 0,"
+     "  output_tokens INTEGER NOT NULL DEFAULT 0,"
+     "  cost_nusd     INTEGER NOT NULL DEFAULT 0,"
+     "  status        INTEGER NOT NULL DEFAULT 0"
+     ");"
+     "CREATE INDEX usage_tenant_ts ON usage (tenant_id, ts);"
+     "CREATE INDEX usage_tenant_user_ts ON usage (tenant_id, user_id, ts);"},
+};
+
+#define STORE_NMIGRATIONS (sizeof store_migrations / sizeof store_migrations[0])
+
+int store_migrations_latest(void)
+{
+    return store_migrations[STORE_NMIGRATIONS - 1].version;
+}
+
+static int store_get_version(sqlite3 *db, int *v)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK) return -1;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) *v = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int store_migrate(store_conn *c, int *version_out, char *err, size_t errlen)
+{
+    sqlite3 *db = c->db;
+    char *emsg = NULL;
+    int v = 0;
+
+    /* IMMEDIATE: two processes starting at once serialize here instead of
+     * both deciding to apply the same migration. */
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &emsg) != SQLITE_OK) goto fail;
+    if (store_get_version(db, &v) != 0) goto fail_rb;
+    if (v > store_migrations_latest()) {
+        snprintf(err, errlen, "database schema version %d is newer than this brigade (%d)",
+                 v, store_migrations_latest());
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    for (size_t i = 0; i < STORE_NMIGRATIONS; i++) {
+        const store_migration *m = &store_migrations[i];
+        if (m->version <= v) continue;
+        if (sqlite3_exec(db, m->sql, NULL, NULL, &emsg) != SQLITE_OK) goto fail_rb;
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", m->version);
+        if (sqlite3_exec(db, pragma, NULL, NULL, &emsg) != SQLITE_OK) goto fail_rb;
+        v = m->version;
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, &emsg) != SQLITE_OK) goto fail_rb;
+    *version_out = v;
+    return 0;
+
+fail_rb:
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+fail:
+    snprintf(err, errlen, "migration failed: %s", emsg ? emsg : sqlite3_errmsg(db));
+    sqlite3_free(emsg);
+    return -1;
+}

@@ -1,0 +1,96 @@
+/* store_usage.c — reading the usage ledger.
+ *
+ * Rows are written by the writer in batches (store_writer.c); this file
+ * answers "how much, grouped by day / model / user" and "how much did this
+ * user spend", always inside the scope: a tenant admin sees its tenant
+ * (optionally one user), a user only itself, the server admin nothing. */
+#include "store/store_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define USAGE_WHERE " FROM usage WHERE tenant_id = ?1 AND (?2 IS NULL OR user_id = ?2)" \
+                    " AND (?3 = 0 OR ts >= ?3) AND (?4 = 0 OR ts < ?4)"
+#define USAGE_SUMS  " count(*), sum(input_tokens), sum(output_tokens), sum(cost_nusd)"
+
+/* One statement per grouping: the group expression cannot be a parameter. */
+static const char *const usage_sql[] = {
+    [USAGE_GROUP_DAY]   = "SELECT strftime('%Y-%m-%d', ts, 'unixepoch') AS g," USAGE_SUMS USAGE_WHERE
+                          " GROUP BY g ORDER BY g",
+    [USAGE_GROUP_MODEL] = "SELECT model AS g," USAGE_SUMS USAGE_WHERE " GROUP BY g ORDER BY g",
+    [USAGE_GROUP_USER]  = "SELECT user_id AS g," USAGE_SUMS USAGE_WHERE " GROUP BY g ORDER BY g",
+};
+
+/* The user filter a scope is allowed: users always see themselves only. */
+static store_status usage_filter(const scope *sc, const char *requested, const char **user)
+{
+    if (!scope_valid(sc)) return STORE_NOT_FOUND;
+    if (sc->role == SCOPE_SERVER_ADMIN) return STORE_FORBIDDEN;
+    *user = sc->role == SCOPE_USER ? sc->user_id : requested;
+    return STORE_OK;
+}
+
+store_status store_usage_query(store *st, const scope *sc, const usage_query *q,
+                               usage_row **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    const char *user = NULL;
+    store_status r = usage_filter(sc, q ? q->user_id : NULL, &user);
+    if (r != STORE_OK) return r;
+    if (!q || q->group_by < USAGE_GROUP_DAY || q->group_by > USAGE_GROUP_USER ||
+        q->from < 0 || q->to < 0)
+        return STORE_INVALID;
+    store_conn *c = store_reader(st);
+    if (!c) return STORE_ERROR;
+    sqlite3_stmt *s = store_stmt(c, usage_sql[q->group_by]);
+    if (!s) return STORE_ERROR;
+    store_bind_text(s, 1, sc->tenant_id);
+    store_bind_text(s, 2, user);
+    sqlite3_bind_int64(s, 3, q->from);
+    sqlite3_bind_int64(s, 4, q->to);
+    size_t cap = 0;
+    int rc;
+    store_status res = STORE_OK;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            usage_row *nr = realloc(*out, cap * sizeof *nr);
+            if (!nr) { res = STORE_ERROR; break; }
+            *out = nr;
+        }
+        usage_row *row = &(*out)[(*n)++];
+        memset(row, 0, sizeof *row);
+        store_col_copy(s, 0, row->group, sizeof row->group);
+        row->requests = sqlite3_column_int64(s, 1);
+        row->input_tokens = sqlite3_column_int64(s, 2);
+        row->output_tokens = sqlite3_column_int64(s, 3);
+        row->cost_nusd = sqlite3_column_int64(s, 4);
+    }
+    if (res == STORE_OK && rc != SQLITE_DONE) res = store_sqlite_status(c, rc, "usage query");
+    sqlite3_reset(s);
+    if (res != STORE_OK) { free(*out); *out = NULL; *n = 0; }
+    return res;
+}
+
+store_status store_usage_spent(store *st, const scope *sc, int64_t from, int64_t to,
+                               int64_t *cost_nusd)
+{
+    *cost_nusd = 0;
+    const char *user = NULL;
+    store_status r = usage_filter(sc, NULL, &user);
+    if (r != STORE_OK) return r;
+    if (from < 0 || to < 0) return STORE_INVALID;
+    store_conn *c = store_reader(st);
+    if (!c) return STORE_ERROR;
+    sqlite3_stmt *s = store_stmt(c, "SELECT coalesce(sum(cost_nusd), 0)" USAGE_WHERE);
+    if (!s) return STORE_ERROR;
+    store_bind_text(s, 1, sc->tenant_id);
+    store_bind_text(s, 2, user);
+    sqlite3_bind_int64(s, 3, from);
+    sqlite3_bind_int64(s, 4, to);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) *cost_nusd = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? STORE_OK : store_sqlite_status(c, rc, "usage spent");
+}

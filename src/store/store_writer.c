@@ -1,0 +1,214 @@
+/* store_writer.c — the single writer thread and group commit.
+ *
+ * SQLite allows one writer at a time, and each commit costs an fsync
+ * (synchronous=FULL). Rather than have every request thread fight for the
+ * write lock and pay its own fsync, callers hand their write to one thread
+ * and sleep. The writer takes everything queued, runs it in ONE transaction
+ * (BEGIN IMMEDIATE … COMMIT), each operation in its own SAVEPOINT so a
+ * failing operation (say a unique-constraint conflict) is rolled back alone,
+ * then wakes every caller with its own status. Under load, N concurrent
+ * writes cost one fsync instead of N.
+ *
+ * Usage rows are not waited for: store_usage_record appends to a queue and
+ * returns; the writer commits them with the next batch, or on its own at
+ * the latest STORE_USAGE_FLUSH_MS after the oldest queued row arrived. */
+#include "store/store_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/log.h"
+
+/* Bound on queued-but-uncommitted usage rows; beyond it rows are dropped and
+ * logged rather than growing memory without limit while the disk is stuck. */
+#define STORE_USAGE_QUEUE_MAX 100000
+
+static int store_exec(store_conn *c, const char *sql)
+{
+    char *emsg = NULL;
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, &emsg);
+    if (rc != SQLITE_OK) {
+        log_error("store: %s: %s", sql, emsg ? emsg : sqlite3_errmsg(c->db));
+        sqlite3_free(emsg);
+    }
+    return rc;
+}
+
+store_status store_usage_insert(store_conn *c, const usage_rec *u)
+{
+    static const char sql[] =
+        "INSERT INTO usage (ts, tenant_id, user_id, key_id, model, request_id,"
+        " input_tokens, output_tokens, cost_nusd, status) VALUES (?,?,?,?,?,?,?,?,?,?)";
+    sqlite3_stmt *s = store_stmt(c, sql);
+    if (!s) return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, u->ts);
+    store_bind_text(s, 2, u->tenant_id);
+    store_bind_text(s, 3, u->user_id);
+    store_bind_text(s, 4, u->key_id);
+    store_bind_text(s, 5, u->model);
+    store_bind_text(s, 6, u->request_id);
+    sqlite3_bind_int64(s, 7, u->input_tokens);
+    sqlite3_bind_int64(s, 8, u->output_tokens);
+    sqlite3_bind_int64(s, 9, u->cost_nusd);
+    sqlite3_bind_int(s, 10, u->status);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(c, rc, "insert usage");
+}
+
+/* Run one batch. Returns with every op's status set. */
+static void store_writer_batch(store *st, store_op *ops, usage_rec *usage, size_t usage_n)
+{
+    store_conn *c = st->wconn;
+    if (store_exec(c, "BEGIN IMMEDIATE") != SQLITE_OK) {
+        for (store_op *o = ops; o; o = o->next) o->status = STORE_ERROR;
+        if (usage_n) log_error("store: dropped %zu usage rows (cannot begin)", usage_n);
+        return;
+    }
+    for (store_op *o = ops; o; o = o->next) {
+        if (store_exec(c, "SAVEPOINT op") != SQLITE_OK) { o->status = STORE_ERROR; continue; }
+        o->status = o->fn(c, o->arg);
+        if (o->status != STORE_OK) store_exec(c, "ROLLBACK TO op");
+        store_exec(c, "RELEASE op");
+    }
+    if (usage_n && store_exec(c, "SAVEPOINT usage") == SQLITE_OK) {
+        size_t i;
+        for (i = 0; i < usage_n; i++)
+            if (store_usage_insert(c, &usage[i]) != STORE_OK) break;
+        if (i < usage_n) {
+            log_error("store: dropped %zu usage rows (insert failed)", usage_n);
+            store_exec(c, "ROLLBACK TO usage");
+        }
+        store_exec(c, "RELEASE usage");
+    }
+    /* An I/O error can make SQLite roll the whole transaction back on its
+     * own; then nothing of this batch is on disk, whatever the ops said. */
+    int lost = sqlite3_get_autocommit(c->db);
+    if (lost || store_exec(c, "COMMIT") != SQLITE_OK) {
+        if (!lost) store_exec(c, "ROLLBACK");
+        for (store_op *o = ops; o; o = o->next) o->status = STORE_ERROR;
+        if (usage_n) log_error("store: dropped %zu usage rows (commit failed)", usage_n);
+    }
+}
+
+static void *store_writer_main(void *arg)
+{
+    store *st = arg;
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        while (!st->ops_head && !st->stopping) {
+            if (st->usage_n) {
+                /* Half the bound: leaves the other half for the commit itself. */
+                int64_t deadline = st->usage_first_ms + STORE_USAGE_FLUSH_MS / 2;
+                if (st->flush_wanted || store_mono_ms() >= deadline) break;
+                struct timespec ts = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000};
+                pthread_cond_timedwait(&st->wake, &st->mu, &ts);
+            } else {
+                pthread_cond_wait(&st->wake, &st->mu);
+            }
+        }
+        if (st->stopping && !st->ops_head && !st->usage_n) break;
+
+        store_op *ops = st->ops_head;
+        st->ops_head = st->ops_tail = NULL;
+        usage_rec *usage = st->usage;
+        size_t usage_n = st->usage_n;
+        uint64_t seq = st->usage_queued_seq;
+        st->usage = NULL;
+        st->usage_n = st->usage_cap = 0;
+        st->flush_wanted = 0;
+        pthread_mutex_unlock(&st->mu);
+
+        store_writer_batch(st, ops, usage, usage_n);
+        free(usage);
+
+        pthread_mutex_lock(&st->mu);
+        for (store_op *o = ops; o;) {
+            store_op *next = o->next;   /* o lives on its caller's stack: read first */
+            o->done = 1;
+            o = next;
+        }
+        st->usage_done_seq = seq;
+        pthread_cond_broadcast(&st->done);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+int store_writer_start(store *st, char *err, size_t errlen)
+{
+    int rc = pthread_create(&st->writer, NULL, store_writer_main, st);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the store writer: %s", strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+void store_writer_stop(store *st)
+{
+    pthread_mutex_lock(&st->mu);
+    st->stopping = 1;
+    pthread_cond_signal(&st->wake);
+    pthread_mutex_unlock(&st->mu);
+    pthread_join(st->writer, NULL);
+}
+
+store_status store_write(store *st, store_write_fn fn, void *arg)
+{
+    store_op op = {.fn = fn, .arg = arg, .status = STORE_ERROR};
+    pthread_mutex_lock(&st->mu);
+    if (st->stopping) {
+        pthread_mutex_unlock(&st->mu);
+        return STORE_ERROR;
+    }
+    if (st->ops_tail) st->ops_tail->next = &op; else st->ops_head = &op;
+    st->ops_tail = &op;
+    pthread_cond_signal(&st->wake);
+    while (!op.done) pthread_cond_wait(&st->done, &st->mu);
+    pthread_mutex_unlock(&st->mu);
+    return op.status;
+}
+
+void store_usage_record(store *st, const usage_rec *u)
+{
+    pthread_mutex_lock(&st->mu);
+    if (st->stopping || st->usage_n >= STORE_USAGE_QUEUE_MAX) {
+        int closing = st->stopping;
+        pthread_mutex_unlock(&st->mu);
+        log_error("store: usage row dropped (%s)", closing ? "closing" : "queue full");
+        return;
+    }
+    if (st->usage_n == st->usage_cap) {
+        size_t cap = st->usage_cap ? st->usage_cap * 2 : 64;
+        usage_rec *nu = realloc(st->usage, cap * sizeof *nu);
+        if (!nu) {
+            pthread_mutex_unlock(&st->mu);
+            log_error("store: usage row dropped (out of memory)");
+            return;
+        }
+        st->usage = nu;
+        st->usage_cap = cap;
+    }
+    if (st->usage_n == 0) st->usage_first_ms = store_mono_ms();
+    st->usage[st->usage_n++] = *u;
+    st->usage_queued_seq++;
+    pthread_cond_signal(&st->wake);   /* so the writer arms its flush deadline */
+    pthread_mutex_unlock(&st->mu);
+}
+
+void store_usage_flush(store *st)
+{
+    pthread_mutex_lock(&st->mu);
+    uint64_t target = st->usage_queued_seq;
+    if (st->usage_done_seq < target) {
+        st->flush_wanted = 1;
+        pthread_cond_signal(&st->wake);
+        while (st->usage_done_seq < target)
+            pthread_cond_wait(&st->done, &st->mu);
+    }
+    pthread_mutex_unlock(&st->mu);
+}

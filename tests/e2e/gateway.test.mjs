@@ -1,0 +1,439 @@
+// gateway.test.mjs — the OpenAI-compatible gateway end to end: the official
+// openai SDK against brigade, with both providers (gpt-test through mock-llm
+// over HTTP, local-model in-process), streaming, tool calls, usage and cost
+// accounting, upstream failures as SDK errors, and a capturing upstream that
+// shows what brigade actually sends to a provider.
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, describe, test } from 'node:test';
+
+import OpenAI from 'openai';
+
+import { eventually, freePort, readResponse, useStack } from './lib/harness.mjs';
+
+// A fake OpenAI upstream in this process that records every request, so the
+// tests can see the body and headers brigade forwards.
+const captured = [];
+let captureServer;
+let capturePort;
+
+before(async () => {
+  capturePort = await freePort();
+  captureServer = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      let json = null;
+      try { json = JSON.parse(body); } catch { /* recorded as text */ }
+      captured.push({ method: req.method, url: req.url, headers: req.headers, body: json ?? body });
+      const created = Math.floor(Date.now() / 1000);
+      if (json && json.stream) {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const base = { id: 'chatcmpl-cap', object: 'chat.completion.chunk', created, model: json.model };
+        res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: 'captured' }, finish_reason: null }] })}\n\n`);
+        res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`);
+        res.write(`data: ${JSON.stringify({ ...base, choices: [], usage: { prompt_tokens: 7, completion_tokens: 1, total_tokens: 8 } })}\n\n`);
+        res.end('data: [DONE]\n\n');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({
+        id: 'chatcmpl-cap', object: 'chat.completion', created, model: json?.model ?? 'x',
+        choices: [{ index: 0, message: { role: 'assistant', content: 'captured' }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 7, completion_tokens: 1, total_tokens: 8 },
+      }));
+    });
+  });
+  await new Promise((r) => captureServer.listen(capturePort, '127.0.0.1', r));
+});
+after(() => new Promise((r) => captureServer.close(r)));
+
+const stack = useStack(() => ({
+  extraProviders: [{ name: 'capture', kind: 'openai', base_url: `http://127.0.0.1:${capturePort}/v1`, api_key: 'capture-secret', timeout_ms: 2000 }],
+  extraModels: [{ name: 'capture-model', provider: 'capture', upstream_model: 'real-upstream-name', input_usd_per_mtok: 1.0, output_usd_per_mtok: 1.0 }],
+}));
+
+// One tenant for the file; each test that checks usage makes its own user.
+let tenant;
+let userKey;
+before(async () => {
+  tenant = await stack.makeTenant();
+  ({ key: userKey } = await stack.makeUserWithKey(tenant.admin_key));
+});
+
+const PRICES = { 'gpt-test': [1.0, 2.0], 'local-model': [0.5, 1.5] };
+const MODELS = ['gpt-test', 'local-model'];
+
+function costOf(model, inTok, outTok) {
+  const [pi, po] = PRICES[model];
+  return (inTok * pi + outTok * po) / 1e6;
+}
+
+function assertClose(actual, expected, what) {
+  const tol = Math.max(1e-9, Math.abs(expected) * 1e-6);
+  assert.ok(Math.abs(actual - expected) <= tol, `${what}: expected ${expected}, got ${actual}`);
+}
+
+describe('models', () => {
+  test('GET /v1/models lists the configured model names (SDK)', async () => {
+    const client = stack.openaiClient(userKey);
+    const ids = [];
+    for await (const m of client.models.list()) ids.push(m.id);
+    for (const want of ['gpt-test', 'local-model', 'capture-model']) {
+      assert.ok(ids.includes(want), `models list ${JSON.stringify(ids)} lacks ${want}`);
+    }
+    assert.ok(!ids.includes('mock-gpt'), 'the upstream model name must not leak into /v1/models');
+  });
+
+  test('GET /v1/models shape is an OpenAI list', async () => {
+    const r = await stack.api(userKey, 'GET', '/v1/models');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.object, 'list');
+    assert.ok(Array.isArray(r.body.data));
+    for (const m of r.body.data) {
+      assert.equal(m.object, 'model');
+      assert.equal(typeof m.id, 'string');
+    }
+  });
+
+  test('GET /v1/models without a credential is 401', async () => {
+    const r = await stack.api(null, 'GET', '/v1/models');
+    assert.equal(r.status, 401);
+    assert.equal(r.body.error.type, 'authentication_error');
+  });
+});
+
+for (const model of MODELS) {
+  describe(`chat completions via ${model}`, () => {
+    test('non-streaming completion returns content and usage', async () => {
+      const client = stack.openaiClient(userKey);
+      const c = await client.chat.completions.create({
+        model,
+        messages: [{ role: 'user', content: 'Say hello. [[tokens:5]]' }],
+      });
+      assert.equal(c.object, 'chat.completion');
+      assert.equal(c.model, model, 'the response names the model the client asked for');
+      assert.equal(c.choices.length, 1);
+      assert.equal(c.choices[0].message.role, 'assistant');
+      assert.equal(typeof c.choices[0].message.content, 'string');
+      assert.ok(c.choices[0].message.content.length > 0, 'content is empty');
+      assert.equal(c.choices[0].finish_reason, 'stop');
+      assert.equal(c.usage.completion_tokens, 5);
+      assert.ok(c.usage.prompt_tokens > 0, 'prompt_tokens should be counted');
+      assert.equal(c.usage.total_tokens, c.usage.prompt_tokens + c.usage.completion_tokens);
+    });
+
+    test('streaming completion: deltas, then a usage chunk with include_usage', async () => {
+      const client = stack.openaiClient(userKey);
+      const stream = await client.chat.completions.create({
+        model,
+        messages: [{ role: 'user', content: 'Stream please. [[tokens:6]]' }],
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      let content = '';
+      let contentChunks = 0;
+      let finish = null;
+      let usage = null;
+      let chunks = 0;
+      for await (const chunk of stream) {
+        chunks++;
+        assert.equal(chunk.object, 'chat.completion.chunk');
+        const ch = chunk.choices[0];
+        if (ch?.delta?.content) { content += ch.delta.content; contentChunks++; }
+        if (ch?.finish_reason) finish = ch.finish_reason;
+        if (chunk.usage) usage = chunk.usage;
+      }
+      assert.ok(chunks >= 3, `expected several chunks, got ${chunks}`);
+      assert.ok(content.length > 0, 'no streamed content');
+      assert.ok(contentChunks >= 2, `content should arrive in several deltas, got ${contentChunks}`);
+      assert.equal(finish, 'stop');
+      assert.ok(usage, 'the final chunk must carry usage when stream_options.include_usage is set');
+      assert.equal(usage.completion_tokens, 6);
+      assert.ok(usage.prompt_tokens > 0);
+    });
+
+    test('a marker makes the model call a tool; the SDK sees tool_calls', async () => {
+      const client = stack.openaiClient(userKey);
+      const tools = [{
+        type: 'function',
+        function: {
+          name: 'get_weather',
+          description: 'weather for a city',
+          parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+        },
+      }];
+      const messages = [{ role: 'user', content: 'Weather in Paris? [[tool:get_weather {"city":"Paris","days":2}]]' }];
+      const c = await client.chat.completions.create({ model, messages, tools });
+      const msg = c.choices[0].message;
+      assert.equal(c.choices[0].finish_reason, 'tool_calls');
+      assert.ok(Array.isArray(msg.tool_calls) && msg.tool_calls.length === 1, `tool_calls: ${JSON.stringify(msg)}`);
+      const call = msg.tool_calls[0];
+      assert.equal(call.type, 'function');
+      assert.equal(call.function.name, 'get_weather');
+      assert.deepEqual(JSON.parse(call.function.arguments), { city: 'Paris', days: 2 });
+      assert.ok(call.id, 'tool call needs an id');
+
+      // Second turn: hand back the result; the mock quotes it in its answer.
+      const c2 = await client.chat.completions.create({
+        model,
+        tools,
+        messages: [
+          ...messages,
+          { role: 'assistant', content: null, tool_calls: msg.tool_calls },
+          { role: 'tool', tool_call_id: call.id, content: 'sunny-21C-zq7' },
+        ],
+      });
+      assert.equal(c2.choices[0].finish_reason, 'stop');
+      assert.match(c2.choices[0].message.content, /sunny-21C-zq7/);
+    });
+
+    test('streamed tool call: name and arguments reassemble from deltas', async () => {
+      const client = stack.openaiClient(userKey);
+      const stream = await client.chat.completions.create({
+        model,
+        stream: true,
+        tools: [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: {} } } }],
+        messages: [{ role: 'user', content: 'go [[tool:lookup {"q":"brigade","n":[1,2,3]}]]' }],
+      });
+      const calls = {};
+      let finish = null;
+      for await (const chunk of stream) {
+        const ch = chunk.choices[0];
+        if (!ch) continue;
+        if (ch.finish_reason) finish = ch.finish_reason;
+        for (const tc of ch.delta?.tool_calls ?? []) {
+          const slot = (calls[tc.index] ??= { name: '', args: '', id: null });
+          if (tc.id) slot.id = tc.id;
+          if (tc.function?.name) slot.name += tc.function.name;
+          if (tc.function?.arguments) slot.args += tc.function.arguments;
+        }
+      }
+      assert.equal(finish, 'tool_calls');
+      assert.equal(Object.keys(calls).length, 1);
+      assert.equal(calls[0].name, 'lookup');
+      assert.ok(calls[0].id);
+      assert.deepEqual(JSON.parse(calls[0].args), { q: 'brigade', n: [1, 2, 3] });
+    });
+
+    test('[[tokens:N]] usage is recorded: /v1/usage tokens and cost = tokens x price', async () => {
+      const { key } = await stack.makeUserWithKey(tenant.admin_key);
+      const client = stack.openaiClient(key);
+      let inTok = 0;
+      let outTok = 0;
+      for (const n of [3, 11]) {
+        const c = await client.chat.completions.create({ model, messages: [{ role: 'user', content: `count [[tokens:${n}]]` }] });
+        assert.equal(c.usage.completion_tokens, n);
+        inTok += c.usage.prompt_tokens;
+        outTok += c.usage.completion_tokens;
+      }
+      // Usage is flushed in batches (STORE_USAGE_FLUSH_MS = 200 ms): poll.
+      const row = await eventually(async () => {
+        const r = await stack.api(key, 'GET', '/v1/usage?group_by=model');
+        assert.equal(r.status, 200, r.text);
+        assert.equal(r.body.object, 'list');
+        const g = r.body.data.find((x) => x.group === model);
+        return g && g.requests === 2 ? g : null;
+      }, { timeoutMs: 4000 });
+      assert.equal(row.input_tokens, inTok);
+      assert.equal(row.output_tokens, outTok);
+      assertClose(row.cost_usd, costOf(model, inTok, outTok), 'cost_usd');
+      const me = await stack.api(key, 'GET', '/v1/me');
+      assert.equal(me.status, 200, me.text);
+      assertClose(me.body.usage.day.spent_usd, costOf(model, inTok, outTok), '/v1/me usage.day.spent_usd');
+      assertClose(me.body.usage.month.spent_usd, costOf(model, inTok, outTok), '/v1/me usage.month.spent_usd');
+    });
+  });
+}
+
+describe('streaming over the wire', () => {
+  test('stream:true answers text/event-stream ending in data: [DONE]', async () => {
+    const res = await fetch(stack.brigadeUrl + '/v1/chat/completions', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${userKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-test', stream: true, messages: [{ role: 'user', content: 'hi [[tokens:3]]' }] }),
+    });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') || '', /^text\/event-stream/);
+    assert.ok(res.headers.get('x-request-id'), 'x-request-id on a stream');
+    const text = await res.text();
+    const events = text.split('\n\n').map((e) => e.trim()).filter(Boolean);
+    assert.equal(events.at(-1), 'data: [DONE]');
+    for (const e of events.slice(0, -1)) {
+      if (e.startsWith(':')) continue; // comment / ping
+      assert.ok(e.startsWith('data: '), `unexpected SSE event ${JSON.stringify(e)}`);
+      JSON.parse(e.slice(6));
+    }
+  });
+});
+
+describe('what brigade sends upstream', () => {
+  test('model is mapped, tools and parameters pass through, the user key never leaves', async () => {
+    captured.length = 0;
+    const tools = [{ type: 'function', function: { name: 'search_docs', description: 'd', parameters: { type: 'object', properties: { q: { type: 'string' } } } } }];
+    const client = stack.openaiClient(userKey);
+    const c = await client.chat.completions.create({
+      model: 'capture-model',
+      messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hello' }],
+      tools,
+      tool_choice: 'auto',
+      temperature: 0.25,
+      max_tokens: 50,
+    });
+    assert.equal(c.choices[0].message.content, 'captured');
+    assert.equal(c.model, 'capture-model', 'the client sees its own model name back');
+    assert.equal(captured.length, 1, 'exactly one upstream call');
+    const up = captured[0];
+    assert.equal(up.method, 'POST');
+    assert.equal(up.url, '/v1/chat/completions');
+    assert.equal(up.headers.authorization, 'Bearer capture-secret', 'the provider key is sent upstream');
+    assert.ok(!JSON.stringify(up.headers).includes(userKey), 'the brigade user key must not be forwarded upstream');
+    assert.equal(up.body.model, 'real-upstream-name');
+    assert.deepEqual(up.body.tools, tools);
+    assert.equal(up.body.tool_choice, 'auto');
+    assert.equal(up.body.temperature, 0.25);
+    assert.deepEqual(up.body.messages, [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hello' }]);
+  });
+
+  test('a streaming request reaches the upstream as a stream and usage is still counted', async () => {
+    captured.length = 0;
+    const { key } = await stack.makeUserWithKey(tenant.admin_key);
+    const client = stack.openaiClient(key);
+    const stream = await client.chat.completions.create({ model: 'capture-model', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    let content = '';
+    for await (const ch of stream) content += ch.choices[0]?.delta?.content ?? '';
+    assert.equal(content, 'captured');
+    assert.equal(captured.length, 1);
+    assert.equal(captured[0].body.stream, true);
+    const row = await eventually(async () => {
+      const r = await stack.api(key, 'GET', '/v1/usage?group_by=model');
+      return r.body?.data?.find((x) => x.group === 'capture-model');
+    }, { timeoutMs: 4000 });
+    assert.equal(row.input_tokens, 7);
+    assert.equal(row.output_tokens, 1);
+  });
+});
+
+describe('upstream failures surface as OpenAI errors', () => {
+  const ask = (content, model = 'gpt-test') =>
+    stack.openaiClient(userKey).chat.completions.create({ model, messages: [{ role: 'user', content }] });
+
+  test('upstream 429 -> 429 rate_limit_error with Retry-After (SDK RateLimitError)', async () => {
+    await assert.rejects(ask('x [[fault:rate_limit]]'), (e) => {
+      assert.ok(e instanceof OpenAI.RateLimitError, `got ${e?.constructor?.name}: ${e?.message}`);
+      assert.equal(e.status, 429);
+      assert.equal(e.type, 'rate_limit_error');
+      assert.ok(e.headers?.get?.('retry-after') ?? e.headers?.['retry-after'], 'Retry-After header missing');
+      return true;
+    });
+  });
+
+  test('upstream 500 -> 502 upstream_error', { timeout: 20_000 }, async () => {
+    await assert.rejects(ask('x [[fault:server_error]]'), (e) => {
+      assert.ok(e instanceof OpenAI.APIError, `got ${e?.constructor?.name}: ${e?.message}`);
+      assert.equal(e.status, 502);
+      assert.equal(e.type, 'upstream_error');
+      return true;
+    });
+  });
+
+  test('malformed upstream JSON -> 502 upstream_error', { timeout: 20_000 }, async () => {
+    await assert.rejects(ask('x [[fault:malformed]]'), (e) => {
+      assert.equal(e.status, 502, `got ${e?.status}: ${e?.message}`);
+      assert.equal(e.type, 'upstream_error');
+      return true;
+    });
+  });
+
+  test('truncated upstream response (non-stream) -> 502 upstream_error', { timeout: 20_000 }, async () => {
+    await assert.rejects(ask('x [[fault:truncate]]'), (e) => {
+      assert.equal(e.status, 502, `got ${e?.status}: ${e?.message}`);
+      return true;
+    });
+  });
+
+  test('truncated upstream stream is an error for the client, not a clean end', { timeout: 20_000 }, async () => {
+    const client = stack.openaiClient(userKey);
+    await assert.rejects(async () => {
+      const stream = await client.chat.completions.create({
+        model: 'gpt-test', stream: true, messages: [{ role: 'user', content: 'x [[tokens:8]] [[fault:truncate]]' }],
+      });
+      // eslint-disable-next-line no-unused-vars
+      for await (const _ of stream) { /* drain */ }
+    });
+  });
+
+  test('hanging upstream -> 504 timeout_error after the provider timeout', { timeout: 20_000 }, async () => {
+    const t0 = Date.now();
+    await assert.rejects(ask('x [[fault:hang]]'), (e) => {
+      assert.equal(e.status, 504, `got ${e?.status}: ${e?.message}`);
+      assert.equal(e.type, 'timeout_error');
+      return true;
+    });
+    const took = Date.now() - t0;
+    assert.ok(took >= 1500, `answered 504 after only ${took} ms (timeout_ms is 2000)`);
+    assert.ok(took < 15000, `took ${took} ms`);
+  });
+
+  test('a transient upstream failure ([[fault:server_error:1]]) is retried and succeeds', { timeout: 20_000 }, async () => {
+    const before = (await stack.mockStats()).body;
+    const c = await ask(`retry-me-${Date.now()} [[fault:server_error:1]] [[tokens:2]]`);
+    assert.equal(c.usage.completion_tokens, 2);
+    const afterStats = (await stack.mockStats()).body;
+    if (typeof before?.requests === 'number' && typeof afterStats?.requests === 'number') {
+      assert.equal(afterStats.requests - before.requests, 2, 'one failed attempt plus one retry reached the mock');
+    }
+  });
+
+  test('a failed call charges nothing', { timeout: 20_000 }, async () => {
+    const { key } = await stack.makeUserWithKey(tenant.admin_key);
+    const client = stack.openaiClient(key);
+    await assert.rejects(client.chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'x [[fault:server_error]]' }] }));
+    await new Promise((r) => setTimeout(r, 500));
+    const me = await stack.api(key, 'GET', '/v1/me');
+    assert.equal(me.status, 200);
+    assert.equal(me.body.usage.day.spent_usd, 0);
+    assert.equal(me.body.usage.day.reserved_usd, 0, 'the reservation must be released on failure');
+  });
+});
+
+describe('requests brigade refuses', () => {
+  test('unknown model -> 404 (or 400) naming the model', async () => {
+    const client = stack.openaiClient(userKey);
+    await assert.rejects(
+      client.chat.completions.create({ model: 'no-such-model-xyz', messages: [{ role: 'user', content: 'hi' }] }),
+      (e) => {
+        assert.ok(e.status === 404 || e.status === 400, `status ${e.status}`);
+        assert.ok(e.type === 'not_found_error' || e.type === 'invalid_request_error', `type ${e.type}`);
+        assert.match(e.message, /no-such-model-xyz/);
+        return true;
+      },
+    );
+  });
+
+  test('the upstream model name is not accepted as a model name', async () => {
+    const r = await stack.api(userKey, 'POST', '/v1/chat/completions', { model: 'mock-gpt', messages: [{ role: 'user', content: 'hi' }] });
+    assert.ok(r.status === 404 || r.status === 400, `status ${r.status}`);
+  });
+
+  test('an invalid key is refused by the SDK as AuthenticationError', async () => {
+    const client = stack.openaiClient('bk_usr_definitely_not_a_key');
+    await assert.rejects(
+      client.chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'hi' }] }),
+      (e) => e instanceof OpenAI.AuthenticationError && e.status === 401,
+    );
+  });
+
+  test('responses carry x-request-id', async () => {
+    const res = await fetch(stack.brigadeUrl + '/v1/chat/completions', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${userKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'local-model', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    const r = await readResponse(res);
+    assert.equal(r.status, 200, r.text);
+    assert.ok(r.headers.get('x-request-id'));
+  });
+});

@@ -1,0 +1,366 @@
+// harness.mjs — starts real brigade servers on loopback for the end-to-end tests.
+//
+// Each test file calls useStack() once at top level: it registers node:test
+// before()/after() hooks that pick free loopback ports, start `brigade
+// mock-llm` and `brigade serve` as child processes (temp data dir, generated
+// YAML config, random admin token), wait for their "listening on" lines, and
+// stop them with SIGTERM (SIGKILL after 5 s) when the file is done. The
+// returned object is filled in by before(): tests read stack.brigadeUrl,
+// stack.admin(...), stack.makeTenant() and so on from inside test bodies.
+//
+// Nothing here talks to anything but 127.0.0.1.
+
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import OpenAI from 'openai';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** The binary under test: $BRIGADE_BIN, else the repository's build/brigade. */
+export const BRIGADE_BIN = process.env.BRIGADE_BIN
+  ? path.resolve(process.env.BRIGADE_BIN)
+  : path.resolve(here, '../../../build/brigade');
+
+const START_TIMEOUT_MS = 10_000;
+const STOP_GRACE_MS = 5_000;
+
+// Children still running when the test process exits are killed so that a
+// crashed test file never leaves servers behind.
+const live = new Set();
+process.on('exit', () => {
+  for (const c of live) {
+    try { c.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+});
+
+/** A free TCP port on 127.0.0.1: listen on port 0, read it, close. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function tempDir(prefix = 'brigade-e2e-') {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Poll fn until it returns a truthy value (returned) or timeoutMs passes;
+ *  the last error (or falsy result) is reported on timeout. */
+export async function eventually(fn, { timeoutMs = 3000, intervalMs = 100 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      lastErr = new Error('condition still false');
+    } catch (e) {
+      lastErr = e;
+    }
+    if (Date.now() >= deadline) throw lastErr;
+    await sleep(intervalMs);
+  }
+}
+
+/**
+ * A started child process: its output is kept so failures can show it, and
+ * `exited` resolves to {code, signal} when it ends.
+ */
+export class Child {
+  constructor(name, args, { env = {}, cwd } = {}) {
+    if (!fs.existsSync(BRIGADE_BIN)) {
+      throw new Error(`brigade binary not found at ${BRIGADE_BIN} (set BRIGADE_BIN)`);
+    }
+    this.name = name;
+    this.stdout = '';
+    this.stderr = '';
+    this.proc = spawn(BRIGADE_BIN, args, {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    live.add(this.proc);
+    this.exitInfo = null;
+    this.exited = new Promise((resolve) => {
+      this.proc.on('exit', (code, signal) => {
+        live.delete(this.proc);
+        this.exitInfo = { code, signal };
+        resolve(this.exitInfo);
+      });
+      this.proc.on('error', (err) => {
+        live.delete(this.proc);
+        this.exitInfo = { code: null, signal: null, error: err };
+        resolve(this.exitInfo);
+      });
+    });
+    this.proc.stdout.setEncoding('utf8');
+    this.proc.stderr.setEncoding('utf8');
+    this.proc.stdout.on('data', (d) => { this.stdout += d; });
+    this.proc.stderr.on('data', (d) => { this.stderr += d; });
+  }
+
+  get pid() { return this.proc.pid; }
+
+  /** Output so far, for failure messages (the tail only). */
+  output() {
+    const tail = (s) => (s.length > 4000 ? '…' + s.slice(-4000) : s);
+    return `--- ${this.name} stdout ---\n${tail(this.stdout)}\n--- ${this.name} stderr ---\n${tail(this.stderr)}`;
+  }
+
+  /** Wait for a line of stdout matching re; returns the match. */
+  waitFor(re, timeoutMs = START_TIMEOUT_MS) {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const m = this.stdout.match(re);
+        if (m) { cleanup(); resolve(m); return true; }
+        return false;
+      };
+      const onData = () => { check(); };
+      const onExit = () => {
+        if (check()) return;
+        cleanup();
+        reject(new Error(`${this.name} exited (${JSON.stringify(this.exitInfo)}) before printing ${re}\n${this.output()}`));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`${this.name} did not print ${re} within ${timeoutMs} ms\n${this.output()}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.proc.stdout.off('data', onData);
+        this.proc.off('exit', onExit);
+      };
+      this.proc.stdout.on('data', onData);
+      this.proc.on('exit', onExit);
+      if (this.exitInfo) onExit(); else check();
+    });
+  }
+
+  /** SIGTERM, then SIGKILL after the grace period. Resolves to the exit info
+   *  plus `killed: true` if SIGKILL was needed. */
+  async stop(graceMs = STOP_GRACE_MS) {
+    if (this.exitInfo) return this.exitInfo;
+    this.proc.kill('SIGTERM');
+    let timer;
+    const timedOut = new Promise((r) => { timer = setTimeout(() => r('timeout'), graceMs); });
+    const res = await Promise.race([this.exited, timedOut]);
+    clearTimeout(timer);
+    if (res === 'timeout') {
+      this.proc.kill('SIGKILL');
+      const info = await this.exited;
+      return { ...info, killed: true };
+    }
+    return res;
+  }
+}
+
+/** Run the binary to completion (for CLI tests): {code, signal, stdout, stderr}. */
+export function runBrigade(args, { env = {}, timeoutMs = 10_000, cwd } = {}) {
+  const c = new Child(`brigade ${args.join(' ')}`, args, { env, cwd });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      c.proc.kill('SIGKILL');
+      reject(new Error(`brigade ${args.join(' ')} did not finish within ${timeoutMs} ms\n${c.output()}`));
+    }, timeoutMs);
+    c.exited.then((info) => {
+      clearTimeout(timer);
+      // stdout/stderr 'data' events may trail 'exit' slightly.
+      setImmediate(() => resolve({ ...info, stdout: c.stdout, stderr: c.stderr }));
+    });
+  });
+}
+
+function yamlScalar(v) {
+  return typeof v === 'string' ? JSON.stringify(v) : String(v);
+}
+
+function yamlFlow(obj) {
+  return '{' + Object.entries(obj).map(([k, v]) => `${k}: ${yamlScalar(v)}`).join(', ') + '}';
+}
+
+/** The YAML config the tests use (the lead's test config plus extras). */
+export function makeConfig({ port, dataDir, mockPort, limits = {}, extraProviders = [], extraModels = [], upstreamTimeoutMs = 2000 }) {
+  const lim = { max_body_bytes: 65536, header_timeout_ms: 2000, ...limits };
+  const providers = [
+    { name: 'upstream-mock', kind: 'openai', base_url: `http://127.0.0.1:${mockPort}/v1`, api_key: 'test-key', timeout_ms: upstreamTimeoutMs },
+    { name: 'local', kind: 'mock' },
+    ...extraProviders,
+  ];
+  const models = [
+    { name: 'gpt-test', provider: 'upstream-mock', upstream_model: 'mock-gpt', input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0 },
+    { name: 'local-model', provider: 'local', input_usd_per_mtok: 0.5, output_usd_per_mtok: 1.5 },
+    ...extraModels,
+  ];
+  return [
+    '# generated by tests/e2e/lib/harness.mjs',
+    'server:',
+    `  listen: "127.0.0.1:${port}"`,
+    `  data_dir: ${JSON.stringify(dataDir)}`,
+    `  limits: ${yamlFlow(lim)}`,
+    'providers:',
+    ...providers.map((p) => `  - ${yamlFlow(p)}`),
+    'models:',
+    ...models.map((m) => `  - ${yamlFlow(m)}`),
+    'tiers: [{name: default}, {name: gold}]',
+    'default_tier: default',
+    '',
+  ].join('\n');
+}
+
+/** Parse a fetch Response: {status, headers, body (JSON or text), text}. */
+export async function readResponse(res) {
+  const text = await res.text();
+  let body = text;
+  try { body = text.length ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  return { status: res.status, headers: res.headers, body, text };
+}
+
+/**
+ * Start mock-llm and brigade serve. Returns the stack object (see useStack).
+ * Options: limits (server.limits overrides), extraProviders / extraModels
+ * (more config entries), withMock (default true), env.
+ */
+export async function startStack(opts = {}, stack = {}) {
+  stack.children = [];
+  const dataDir = tempDir();
+  stack.dataDir = dataDir;
+  stack.adminToken = 'adm-' + randomBytes(16).toString('hex');
+
+  const mockPort = await freePort();
+  stack.mock = new Child('mock-llm', ['mock-llm', '--listen', `127.0.0.1:${mockPort}`]);
+  stack.children.push(stack.mock);
+  const mm = await stack.mock.waitFor(/mock-llm listening on (http:\/\/[^\s]+)/);
+  stack.mockUrl = mm[1].replace(/\/$/, '');
+
+  const port = await freePort();
+  stack.port = port;
+  const configPath = path.join(dataDir, 'brigade.yaml');
+  stack.configPath = configPath;
+  fs.writeFileSync(configPath, makeConfig({ port, dataDir, mockPort, ...opts }));
+  stack.brigade = new Child('brigade serve', ['serve', '--config', configPath], {
+    env: { BRIGADE_ADMIN_TOKEN: stack.adminToken, ...(opts.env || {}) },
+  });
+  stack.children.push(stack.brigade);
+  const bm = await stack.brigade.waitFor(/listening on (http:\/\/[^\s]+)/);
+  stack.brigadeUrl = bm[1].replace(/\/$/, '');
+  const u = new URL(stack.brigadeUrl);
+  stack.host = u.hostname;
+  stack.port = Number(u.port);
+
+  /** Any request: key may be null (no Authorization). */
+  stack.api = async (key, method, p, body, headers = {}) => {
+    const h = { ...headers };
+    if (key) h.authorization = `Bearer ${key}`;
+    let payload;
+    if (body !== undefined) {
+      if (typeof body === 'string' || body instanceof Uint8Array) {
+        payload = body;
+      } else {
+        payload = JSON.stringify(body);
+      }
+      if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
+    }
+    const res = await fetch(stack.brigadeUrl + p, { method, headers: h, body: payload });
+    return readResponse(res);
+  };
+  stack.admin = (method, p, body) => stack.api(stack.adminToken, method, p, body);
+
+  let seq = 0;
+  const unique = (base) => `${base}-${process.pid}-${++seq}-${randomBytes(3).toString('hex')}`;
+  stack.unique = unique;
+
+  const must = (r, status, what) => {
+    if (r.status !== status) {
+      throw new Error(`${what}: expected ${status}, got ${r.status}: ${r.text.slice(0, 500)}`);
+    }
+    return r.body;
+  };
+  stack.must = must;
+
+  /** A new tenant: {id, name, admin_key, ...}. */
+  stack.makeTenant = async (name = unique('tenant')) =>
+    must(await stack.admin('POST', '/v1/tenants', { name }), 201, 'POST /v1/tenants');
+
+  /** A new user of the tenant whose admin key is given. */
+  stack.makeUser = async (tenantAdminKey, externalId = unique('user'), extra = {}) =>
+    must(await stack.api(tenantAdminKey, 'POST', '/v1/users', { external_id: externalId, ...extra }), 201, 'POST /v1/users');
+
+  /** A new key of a user: {id, key, prefix, user_id, created_at}. */
+  stack.makeUserKey = async (tenantAdminKey, userId) =>
+    must(await stack.api(tenantAdminKey, 'POST', `/v1/users/${userId}/keys`, {}), 201, `POST /v1/users/${userId}/keys`);
+
+  /** User plus key in one step: {user, key (string), keyObj}. */
+  stack.makeUserWithKey = async (tenantAdminKey, externalId, extra) => {
+    const user = await stack.makeUser(tenantAdminKey, externalId, extra);
+    const keyObj = await stack.makeUserKey(tenantAdminKey, user.id);
+    return { user, key: keyObj.key, keyObj };
+  };
+
+  stack.openaiClient = (key) => new OpenAI({ apiKey: key, baseURL: stack.brigadeUrl + '/v1', maxRetries: 0, timeout: 20_000 });
+
+  stack.mockStats = async () => {
+    const r = await fetch(stack.mockUrl + '/mock/stats');
+    return readResponse(r);
+  };
+
+  /** Stop every child (brigade first); returns their exit infos by name. */
+  stack.stop = async () => {
+    const out = {};
+    for (const c of [...stack.children].reverse()) out[c.name] = await c.stop();
+    return out;
+  };
+  return stack;
+}
+
+/**
+ * Register before/after hooks that start and stop a stack for this test file.
+ * Returns an object that before() fills with the stack's fields. `opts` may
+ * be a function (called in before(), after hooks registered earlier ran), so
+ * that ports of helper servers started by the test file can go in it.
+ */
+export function useStack(opts = {}) {
+  const holder = {};
+  before(async () => {
+    const o = typeof opts === 'function' ? await opts() : opts;
+    try {
+      await startStack(o, holder);
+    } catch (e) {
+      // Stop whatever did start, then fail the file with the child output.
+      for (const c of (holder.children || [])) await c.stop(1000);
+      holder.children = [];
+      throw e;
+    }
+  }, { timeout: 30_000 });
+  after(async () => {
+    if (holder.stop) holder.exitInfo = await holder.stop();
+    if (holder.dataDir && !process.env.BRIGADE_E2E_KEEP) {
+      fs.rmSync(holder.dataDir, { recursive: true, force: true });
+    }
+  }, { timeout: 20_000 });
+  return holder;
+}
+
+/** Assert the OpenAI error envelope: {error: {type, code, message, param}}. */
+export function errorOf(r) {
+  if (!r.body || typeof r.body !== 'object' || !r.body.error) {
+    throw new Error(`expected an error envelope, got ${r.status}: ${String(r.text).slice(0, 300)}`);
+  }
+  return r.body.error;
+}

@@ -1,0 +1,619 @@
+/* test_config.c — unit tests of src/config: embedded defaults, the YAML
+ * loader and every validation error it reports (file:line: key: message),
+ * ${VAR} expansion, listen parsing and the cost arithmetic. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config/config.h"
+#include "util/log.h"
+
+#ifndef BRIGADE_SOURCE_ROOT
+#define BRIGADE_SOURCE_ROOT "."
+#endif
+
+static char err[1024];
+
+static int load(const char *yaml, brigade_config *cfg)
+{
+    err[0] = '\0';
+    return config_load_string("brigade.yaml", yaml, strlen(yaml), cfg, err, sizeof(err));
+}
+
+/* Loading must fail with a message containing `want` (file:line: key: …). */
+#define assert_load_error(yaml, want)                                              \
+    do {                                                                           \
+        brigade_config c_;                                                         \
+        int rc_ = load((yaml), &c_);                                               \
+        if (rc_ == 0 || !strstr(err, (want))) {                                    \
+            print_error("want error containing [%s]\n got rc=%d err=[%s]\n", (want), rc_, err); \
+            if (rc_ == 0)                                                          \
+                config_free(&c_);                                                  \
+            fail();                                                                \
+        }                                                                          \
+        /* a failed load leaves the struct zeroed, so freeing is harmless */      \
+        assert_null(c_.providers);                                                 \
+        config_free(&c_);                                                          \
+    } while (0)
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    unsetenv("BRIGADE_ADMIN_TOKEN");
+    brigade_config c;
+    config_defaults(&c);
+    assert_string_equal(c.listen_host, "127.0.0.1");
+    assert_int_equal(c.listen_port, 8080);
+    assert_string_equal(c.data_dir, "./brigade-data");
+    assert_null(c.admin_token);
+    assert_null(c.source_path);
+    assert_int_equal(c.threads, 0);
+    assert_int_equal(c.limits.max_body_bytes, 0);
+    assert_int_equal(c.n_providers, 1);
+    assert_string_equal(c.providers[0].name, "mock");
+    assert_int_equal(c.providers[0].kind, PROVIDER_MOCK);
+    assert_int_equal(c.providers[0].mock_stream_chunks, 8);
+    assert_int_equal(c.providers[0].timeout_ms, 120000);
+    assert_int_equal(c.n_models, 2);
+    const model_cfg *s = config_find_model(&c, "mock-small");
+    const model_cfg *l = config_find_model(&c, "mock-large");
+    assert_non_null(s);
+    assert_non_null(l);
+    assert_ptr_equal(s->provider, &c.providers[0]);
+    assert_string_equal(s->upstream_model, "mock-small");
+    assert_true(s->input_usd_per_mtok == 0.50 && s->output_usd_per_mtok == 1.50);
+    assert_true(l->input_usd_per_mtok == 3.00 && l->output_usd_per_mtok == 15.00);
+    assert_int_equal(s->max_output_tokens, 4096);
+    assert_int_equal(s->context_window, 128000);
+    assert_null(config_find_model(&c, "gpt-4o"));
+    const tier_cfg *t = config_find_tier(&c, "default");
+    assert_non_null(t);
+    assert_int_equal(t->rpm, 0);
+    assert_true(t->daily_budget_usd == 0);
+    assert_string_equal(c.default_tier, "default");
+    assert_null(config_find_tier(&c, "gold"));
+    config_free(&c);
+    assert_null(c.models);
+    config_free(&c); /* twice is harmless */
+
+    setenv("BRIGADE_ADMIN_TOKEN", "adm-secret", 1);
+    config_defaults(&c);
+    assert_string_equal(c.admin_token, "adm-secret");
+    config_free(&c);
+    unsetenv("BRIGADE_ADMIN_TOKEN");
+}
+
+static void test_empty_and_comment_only(void **state)
+{
+    (void)state;
+    brigade_config c;
+    assert_int_equal(load("", &c), 0);
+    assert_int_equal(c.listen_port, 8080);
+    assert_int_equal(c.n_models, 2);
+    config_free(&c);
+    assert_int_equal(load("# nothing here\n\n   # still nothing\n", &c), 0);
+    assert_string_equal(c.default_tier, "default");
+    config_free(&c);
+    /* A section with nothing under it is an empty section. */
+    assert_int_equal(load("server:\n", &c), 0);
+    assert_string_equal(c.listen_host, "127.0.0.1");
+    config_free(&c);
+}
+
+static const char full_yaml[] =
+    "server:\n"                                         /* 1 */
+    "  listen: \"[::1]:9090\"\n"                        /* 2 */
+    "  threads: 3\n"
+    "  data_dir: /var/lib/brigade\n"
+    "  admin_token_env: TEST_ADMIN\n"
+    "  limits:\n"
+    "    max_body_bytes: 2048\n"
+    "    max_header_bytes: 4096\n"
+    "    max_headers: 32\n"
+    "    max_url_bytes: 1024\n"                         /* 10 */
+    "    header_timeout_ms: 1000\n"
+    "    body_timeout_ms: 2000\n"
+    "    idle_timeout_ms: 3000\n"
+    "    shutdown_grace_ms: 4000\n"
+    "    max_connections: 500\n"
+    "    stream_high_water_bytes: 65536\n"
+    "providers:\n"
+    "  - name: openai\n"
+    "    kind: openai\n"
+    "    base_url: https://api.openai.com/v1/\n"        /* 20 */
+    "    api_key_env: TEST_OPENAI_KEY\n"
+    "    timeout_ms: 90000\n"
+    "    connect_timeout_ms: 3000\n"
+    "    max_connections: 16\n"
+    "  - name: mock\n"
+    "    kind: mock\n"
+    "    latency_ms: 25\n"
+    "    stream_chunks: 4\n"
+    "    chunk_interval_ms: 5\n"
+    "models:\n"                                         /* 30 */
+    "  - name: gpt-4o-mini\n"
+    "    provider: openai\n"
+    "    upstream_model: gpt-4o-mini-2024-07-18\n"
+    "    input_usd_per_mtok: 0.15\n"
+    "    output_usd_per_mtok: 0.60\n"
+    "    max_output_tokens: 2048\n"
+    "    context_window: 64000\n"
+    "  - name: echo\n"
+    "    provider: mock\n"
+    "tiers:\n"                                          /* 40 */
+    "  - name: free\n"
+    "    rpm: 10\n"
+    "    tpm: 20000\n"
+    "    max_concurrent_runs: 1\n"
+    "    daily_budget_usd: 0.5\n"
+    "    monthly_budget_usd: 5\n"
+    "  - name: pro\n"
+    "default_tier: free\n";
+
+static void test_full_config(void **state)
+{
+    (void)state;
+    setenv("TEST_ADMIN", "admin-from-env", 1);
+    setenv("TEST_OPENAI_KEY", "sk-from-env", 1);
+    brigade_config c;
+    int rc = load(full_yaml, &c);
+    if (rc != 0)
+        print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(c.listen_host, "::1");
+    assert_int_equal(c.listen_port, 9090);
+    assert_int_equal(c.threads, 3);
+    assert_string_equal(c.data_dir, "/var/lib/brigade");
+    assert_string_equal(c.admin_token, "admin-from-env");
+    assert_int_equal(c.limits.max_body_bytes, 2048);
+    assert_int_equal(c.limits.max_header_bytes, 4096);
+    assert_int_equal(c.limits.max_headers, 32);
+    assert_int_equal(c.limits.max_url_bytes, 1024);
+    assert_int_equal(c.limits.header_timeout_ms, 1000);
+    assert_int_equal(c.limits.body_timeout_ms, 2000);
+    assert_int_equal(c.limits.idle_timeout_ms, 3000);
+    assert_int_equal(c.limits.shutdown_grace_ms, 4000);
+    assert_int_equal(c.limits.max_connections, 500);
+    assert_int_equal(c.limits.stream_high_water, 65536);
+
+    assert_int_equal(c.n_providers, 2);
+    provider_cfg *o = &c.providers[0], *m = &c.providers[1];
+    assert_string_equal(o->name, "openai");
+    assert_int_equal(o->kind, PROVIDER_OPENAI);
+    assert_string_equal(o->base_url, "https://api.openai.com/v1"); /* trailing / dropped */
+    assert_string_equal(o->api_key, "sk-from-env");
+    assert_int_equal(o->timeout_ms, 90000);
+    assert_int_equal(o->connect_timeout_ms, 3000);
+    assert_int_equal(o->max_connections, 16);
+    assert_string_equal(m->name, "mock");
+    assert_int_equal(m->kind, PROVIDER_MOCK);
+    assert_null(m->base_url);
+    assert_null(m->api_key);
+    assert_int_equal(m->mock_latency_ms, 25);
+    assert_int_equal(m->mock_stream_chunks, 4);
+    assert_int_equal(m->mock_chunk_interval_ms, 5);
+    assert_int_equal(m->timeout_ms, 120000); /* per-entry default */
+
+    /* models replaced the embedded ones */
+    assert_int_equal(c.n_models, 2);
+    assert_null(config_find_model(&c, "mock-small"));
+    const model_cfg *g = config_find_model(&c, "gpt-4o-mini");
+    assert_non_null(g);
+    assert_ptr_equal(g->provider, o);
+    assert_string_equal(g->provider_name, "openai");
+    assert_string_equal(g->upstream_model, "gpt-4o-mini-2024-07-18");
+    assert_true(g->input_usd_per_mtok == 0.15);
+    assert_true(g->output_usd_per_mtok == 0.60);
+    assert_int_equal(g->max_output_tokens, 2048);
+    assert_int_equal(g->context_window, 64000);
+    const model_cfg *e = config_find_model(&c, "echo");
+    assert_non_null(e);
+    assert_ptr_equal(e->provider, m);
+    assert_string_equal(e->upstream_model, "echo");
+    assert_true(e->input_usd_per_mtok == 0 && e->output_usd_per_mtok == 0);
+    assert_int_equal(e->max_output_tokens, 4096);
+    assert_int_equal(e->context_window, 128000);
+
+    assert_int_equal(c.n_tiers, 2);
+    const tier_cfg *f = config_find_tier(&c, "free");
+    assert_non_null(f);
+    assert_int_equal(f->rpm, 10);
+    assert_int_equal(f->tpm, 20000);
+    assert_int_equal(f->max_concurrent_runs, 1);
+    assert_true(f->daily_budget_usd == 0.5);
+    assert_true(f->monthly_budget_usd == 5);
+    const tier_cfg *p = config_find_tier(&c, "pro");
+    assert_non_null(p);
+    assert_int_equal(p->rpm, 0);
+    assert_true(p->monthly_budget_usd == 0);
+    assert_null(config_find_tier(&c, "default"));
+    assert_string_equal(c.default_tier, "free");
+    assert_int_equal(c.n_warnings, 0);
+    config_free(&c);
+    unsetenv("TEST_ADMIN");
+    unsetenv("TEST_OPENAI_KEY");
+}
+
+static void test_not_a_mapping(void **state)
+{
+    (void)state;
+    assert_load_error("- a\n- b\n", "brigade.yaml:1: the configuration must be a YAML mapping");
+    assert_load_error("\n\njust a string\n", "brigade.yaml:3: the configuration must be a YAML mapping");
+}
+
+static void test_syntax_errors(void **state)
+{
+    (void)state;
+    assert_load_error("server:\n  listen: 127.0.0.1:8080\n  threads: [1,\n", "brigade.yaml:4: syntax error: ");
+    assert_load_error("server:\n  listen: 'abc\n", "brigade.yaml:2: syntax error: ");
+    assert_load_error("server:\n  threads: 1\n  threads: 2\n", "brigade.yaml:3: syntax error: duplicate key");
+    assert_load_error("server:\n  listen: *nowhere\n", "brigade.yaml:2: syntax error: ");
+}
+
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    assert_load_error("server:\n  lissten: 127.0.0.1:1\n",
+                      "brigade.yaml:2: server.lissten: unknown key (did you mean \"listen\"?)");
+    assert_load_error("listen: 127.0.0.1:1\n",
+                      "brigade.yaml:1: listen: unknown key (did you mean \"server.listen\"?)");
+    assert_load_error("# c\nfrobnicate: 1\n", "brigade.yaml:2: frobnicate: unknown key (known: server, providers");
+    assert_load_error("server:\n  limits:\n    max_body: 1\n",
+                      "brigade.yaml:3: server.limits.max_body: unknown key");
+    assert_load_error("models:\n  - name: a\n    provider: mock\n    input_usd_per_mtk: 1\n",
+                      "brigade.yaml:4: models[0].input_usd_per_mtk: unknown key (did you mean \"input_usd_per_mtok\"?)");
+    assert_load_error("tiers:\n  - name: a\n    rmp: 1\ndefault_tier: a\n",
+                      "brigade.yaml:3: tiers[0].rmp: unknown key (did you mean \"rpm\"?)");
+}
+
+static void test_wrong_types_and_ranges(void **state)
+{
+    (void)state;
+    assert_load_error("server:\n  threads: four\n",
+                      "brigade.yaml:2: server.threads: expected an integer, got \"four\"");
+    assert_load_error("server:\n  threads: \"4\"\n",
+                      "brigade.yaml:2: server.threads: expected an integer, got a quoted string");
+    assert_load_error("server:\n  threads: 1.5\n", "brigade.yaml:2: server.threads: expected an integer");
+    assert_load_error("server:\n  threads: 5000\n",
+                      "brigade.yaml:2: server.threads: must be between 0 and 1024 (got 5000)");
+    assert_load_error("server: 5\n", "brigade.yaml:1: server: expected a mapping");
+    assert_load_error("server:\n  listen: [a, b]\n", "brigade.yaml:2: server.listen: expected a string, got a list");
+    assert_load_error("server:\n  data_dir: \"\"\n", "brigade.yaml:2: server.data_dir: must not be empty");
+    assert_load_error("server:\n  limits:\n    max_body_bytes: -1\n",
+                      "brigade.yaml:3: server.limits.max_body_bytes: must not be negative (got -1)");
+    assert_load_error("server:\n  limits:\n    idle_timeout_ms: 99999999999\n",
+                      "brigade.yaml:3: server.limits.idle_timeout_ms: must be between 0 and 86400000");
+    assert_load_error("providers: openai\n", "brigade.yaml:1: providers: expected a list");
+    assert_load_error("providers: []\n", "brigade.yaml:1: providers: the list is empty");
+    assert_load_error("models:\n  - name: a\n    provider: mock\n    input_usd_per_mtok: -0.5\n",
+                      "brigade.yaml:4: models[0].input_usd_per_mtok: must not be negative (got -0.5)");
+    assert_load_error("models:\n  - name: a\n    provider: mock\n    output_usd_per_mtok: cheap\n",
+                      "brigade.yaml:4: models[0].output_usd_per_mtok: expected a number, got \"cheap\"");
+    assert_load_error("models:\n  - name: a\n    provider: mock\n    output_usd_per_mtok: .nan\n",
+                      "brigade.yaml:4: models[0].output_usd_per_mtok: expected a number");
+    assert_load_error("models:\n  - name: a\n    provider: mock\n    max_output_tokens: 0\n",
+                      "brigade.yaml:4: models[0].max_output_tokens: must be between 1 and");
+    assert_load_error("models:\n  - name: a\n    provider: mock\n    max_output_tokens: 9000\n    context_window: 8000\n",
+                      "brigade.yaml:4: models[0].max_output_tokens: max_output_tokens (9000) exceeds context_window (8000)");
+    assert_load_error("models:\n  - provider: mock\n", "brigade.yaml:2: models[0]: missing required key \"name\"");
+    assert_load_error("models:\n  - name: a b\n    provider: mock\n",
+                      "brigade.yaml:2: models[0].name: \"a b\" must not contain spaces");
+    assert_load_error("tiers:\n  - name: default\n    rpm: -5\n",
+                      "brigade.yaml:3: tiers[0].rpm: must not be negative (got -5)");
+    assert_load_error("tiers:\n  - name: default\n    daily_budget_usd: -1\n",
+                      "brigade.yaml:3: tiers[0].daily_budget_usd: must not be negative");
+    assert_load_error("providers:\n  - name: m\n    kind: mock\n    stream_chunks: 0\n",
+                      "brigade.yaml:4: providers[0].stream_chunks: must be between 1 and 100000 (got 0)");
+    assert_load_error("providers:\n  - name: m\n    kind: mock\n    timeout_ms: -3\n",
+                      "brigade.yaml:4: providers[0].timeout_ms: must be between 1 and 86400000 (got -3)");
+}
+
+static void test_duplicates(void **state)
+{
+    (void)state;
+    assert_load_error("providers:\n  - name: m\n    kind: mock\n  - name: m\n    kind: mock\n",
+                      "brigade.yaml:4: providers[1].name: duplicate name \"m\" (also providers[0], line 2)");
+    assert_load_error("models:\n  - name: a\n    provider: mock\n  - name: b\n    provider: mock\n"
+                      "  - name: a\n    provider: mock\n",
+                      "brigade.yaml:6: models[2].name: duplicate name \"a\" (also models[0], line 2)");
+    assert_load_error("tiers:\n  - name: default\n  - name: default\n",
+                      "brigade.yaml:3: tiers[1].name: duplicate name \"default\"");
+}
+
+static void test_model_missing_provider(void **state)
+{
+    (void)state;
+    setenv("TEST_OPENAI_KEY", "sk-x", 1);
+    /* The example of the spec, line for line: the bad reference is on line 14. */
+    const char *y =
+        "providers:\n"                              /* 1 */
+        "  - name: openai\n"
+        "    kind: openai\n"
+        "    base_url: https://api.openai.com/v1\n"
+        "    api_key_env: TEST_OPENAI_KEY\n"
+        "  - name: mock\n"
+        "    kind: mock\n"
+        "models:\n"
+        "  - name: gpt-4o-mini\n"
+        "    provider: openai\n"                    /* 10 */
+        "    input_usd_per_mtok: 0.15\n"
+        "    output_usd_per_mtok: 0.60\n"
+        "  - name: gpt-4o\n"
+        "    provider: opnai\n";                    /* 14 */
+    assert_load_error(y, "brigade.yaml:14: models[1].provider: no provider named \"opnai\" (known: openai, mock)");
+    assert_load_error("models:\n  - name: a\n    provider: nope\n",
+                      "brigade.yaml:3: models[0].provider: no provider named \"nope\" (known: mock)");
+    assert_load_error("models:\n  - name: a\n", "brigade.yaml:2: models[0]: missing required key \"provider\"");
+    unsetenv("TEST_OPENAI_KEY");
+}
+
+static void test_provider_rules(void **state)
+{
+    (void)state;
+    assert_load_error("providers:\n  - name: o\n    kind: openai\n",
+                      "brigade.yaml:3: providers[0]: kind openai needs base_url");
+    assert_load_error("providers:\n  - name: o\n    kind: openai\n    base_url: ftp://example.com\n",
+                      "brigade.yaml:4: providers[0].base_url: \"ftp://example.com\" must start with http:// or https://");
+    assert_load_error("providers:\n  - name: o\n    kind: openai\n    base_url: api.openai.com/v1\n",
+                      "brigade.yaml:4: providers[0].base_url: \"api.openai.com/v1\" must start with http://");
+    assert_load_error("providers:\n  - name: o\n    kind: openai\n    base_url: https://\n",
+                      "brigade.yaml:4: providers[0].base_url: \"https://\" has no host");
+    assert_load_error("providers:\n  - name: o\n    kind: anthropic\n",
+                      "brigade.yaml:3: providers[0].kind: unknown provider kind \"anthropic\" (known: openai, mock)");
+    assert_load_error("providers:\n  - name: o\n", "brigade.yaml:2: providers[0]: missing required key \"kind\"");
+    assert_load_error("providers:\n  - name: m\n    kind: mock\n    base_url: http://x\n",
+                      "brigade.yaml:4: providers[0].base_url: only for kind openai");
+    assert_load_error("providers:\n  - name: o\n    kind: openai\n    base_url: http://x\n    latency_ms: 5\n",
+                      "brigade.yaml:5: providers[0].latency_ms: only for kind mock");
+    setenv("TEST_K", "k", 1);
+    assert_load_error("providers:\n  - name: o\n    kind: openai\n    base_url: http://x\n"
+                      "    api_key: ${TEST_K}\n    api_key_env: TEST_K\n",
+                      "brigade.yaml:6: providers[0].api_key_env: give either api_key or api_key_env, not both");
+    unsetenv("TEST_K");
+    /* Replacing providers without the mock one leaves the embedded mock models without a provider. */
+    assert_load_error("providers:\n  - name: o\n    kind: openai\n    base_url: http://127.0.0.1:9/v1\n",
+                      "brigade.yaml:1: models: no models");
+}
+
+static void test_providers_replace_defaults(void **state)
+{
+    (void)state;
+    brigade_config c;
+    /* A mock provider of the same name keeps the embedded mock models. */
+    int rc = load("providers:\n  - name: mock\n    kind: mock\n    latency_ms: 7\n"
+                  "  - name: local\n    kind: openai\n    base_url: http://127.0.0.1:9000/v1\n", &c);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c.n_providers, 2);
+    assert_int_equal(c.n_models, 2);
+    assert_ptr_equal(config_find_model(&c, "mock-small")->provider, &c.providers[0]);
+    assert_int_equal(c.providers[0].mock_latency_ms, 7);
+    assert_null(c.providers[1].api_key); /* a local server needs no key */
+    config_free(&c);
+}
+
+static void test_env_expansion(void **state)
+{
+    (void)state;
+    brigade_config c;
+    setenv("TEST_DIR", "/srv/data", 1);
+    setenv("TEST_PORT_HOST", "0.0.0.0", 1);
+    setenv("TEST_KEY", "sk-abc", 1);
+    unsetenv("TEST_UNSET");
+    int rc = load("server:\n  listen: ${TEST_PORT_HOST}:7000\n  data_dir: ${TEST_DIR}/brigade\n"
+                  "  admin_token: ${TEST_UNSET:-fallback-token}\n"
+                  "providers:\n  - name: o\n    kind: openai\n    base_url: http://127.0.0.1/v1\n"
+                  "    api_key: \"${TEST_KEY}\"\n  - name: mock\n    kind: mock\n", &c);
+    if (rc)
+        print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(c.listen_host, "0.0.0.0");
+    assert_int_equal(c.listen_port, 7000);
+    assert_string_equal(c.data_dir, "/srv/data/brigade");
+    assert_string_equal(c.admin_token, "fallback-token");
+    assert_string_equal(c.providers[0].api_key, "sk-abc");
+    assert_int_equal(c.n_warnings, 0); /* values from ${…} are not "written in the file" */
+    config_free(&c);
+}
+
+static void test_env_literals(void **state)
+{
+    (void)state;
+    brigade_config c;
+    /* "$$" stays, "$${" is an escaped "${", a lone "$" is literal. */
+    int rc = load("server:\n  data_dir: /a$$b/$${HOME}/c$d\n", &c);
+    assert_int_equal(rc, 0);
+    assert_string_equal(c.data_dir, "/a$$b/${HOME}/c$d");
+    config_free(&c);
+}
+
+static void test_env_errors(void **state)
+{
+    (void)state;
+    unsetenv("TEST_UNSET");
+    assert_load_error("server:\n  data_dir: ${TEST_UNSET}/x\n",
+                      "brigade.yaml:2: server.data_dir: environment variable TEST_UNSET is not set");
+    assert_load_error("server:\n  data_dir: ${TEST_UNSET\n",
+                      "brigade.yaml:2: server.data_dir: unterminated ${TEST_UNSET");
+    assert_load_error("server:\n  data_dir: ${1X}\n", "brigade.yaml:2: server.data_dir: bad variable reference");
+    assert_load_error("providers:\n  - name: mock\n    kind: mock\n  - name: o\n    kind: openai\n"
+                      "    base_url: http://x\n    api_key_env: TEST_UNSET\n",
+                      "brigade.yaml:7: providers[1].api_key_env: environment variable TEST_UNSET is not set");
+    setenv("TEST_EMPTY", "", 1);
+    assert_load_error("server:\n  admin_token_env: TEST_EMPTY\n",
+                      "brigade.yaml:2: server.admin_token_env: environment variable TEST_EMPTY is empty");
+    unsetenv("TEST_EMPTY");
+    assert_load_error("server:\n  admin_token_env: not-a-name\n",
+                      "brigade.yaml:2: server.admin_token_env: \"not-a-name\" is not an environment variable name");
+    assert_load_error("server:\n  admin_token: x\n  admin_token_env: HOME\n",
+                      "brigade.yaml:3: server.admin_token_env: give either admin_token or admin_token_env");
+}
+
+static void test_api_key_env_and_literal_warning(void **state)
+{
+    (void)state;
+    brigade_config c;
+    setenv("TEST_OPENAI_KEY", "sk-env-123", 1);
+    int rc = load("providers:\n  - name: mock\n    kind: mock\n"
+                  "  - name: a\n    kind: openai\n    base_url: https://a.example/v1\n    api_key_env: TEST_OPENAI_KEY\n"
+                  "  - name: b\n    kind: openai\n    base_url: https://b.example/v1\n    api_key: sk-literal\n", &c);
+    if (rc)
+        print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(c.providers[1].api_key, "sk-env-123");
+    assert_string_equal(c.providers[2].api_key, "sk-literal");
+    assert_int_equal(c.n_warnings, 1);
+    assert_non_null(strstr(c.warnings[0], "brigade.yaml:11: providers[2].api_key: the key is written in the file"));
+    config_free(&c);
+    unsetenv("TEST_OPENAI_KEY");
+}
+
+static void test_listen(void **state)
+{
+    (void)state;
+    assert_load_error("server:\n  listen: localhost:80\n",
+                      "brigade.yaml:2: server.listen: bad listen host \"localhost\"");
+    assert_load_error("server:\n  listen: 127.0.0.1:99999\n",
+                      "brigade.yaml:2: server.listen: bad port in \"127.0.0.1:99999\"");
+    assert_load_error("server:\n  listen: 127.0.0.1\n", "brigade.yaml:2: server.listen: bad listen address");
+    assert_load_error("server:\n  listen: ::1:80\n", "brigade.yaml:2: server.listen: bad listen address \"::1:80\" (put an IPv6");
+    assert_load_error("server:\n  listen: 127.0.0.1:-1\n", "brigade.yaml:2: server.listen: bad port");
+    assert_load_error("server:\n  listen: \"[::1]8080\"\n", "brigade.yaml:2: server.listen: bad listen address");
+    assert_load_error("server:\n  listen: 127.0.0.1:80x\n", "brigade.yaml:2: server.listen: bad port");
+
+    char *host = NULL, e[128];
+    int port = -1;
+    assert_int_equal(config_parse_listen("0.0.0.0:0", &host, &port, e, sizeof(e)), 0);
+    assert_string_equal(host, "0.0.0.0");
+    assert_int_equal(port, 0);
+    free(host);
+    assert_int_equal(config_parse_listen("[::]:65535", &host, &port, e, sizeof(e)), 0);
+    assert_string_equal(host, "::");
+    assert_int_equal(port, 65535);
+    free(host);
+    assert_int_equal(config_parse_listen("1.2.3.4:65536", &host, &port, e, sizeof(e)), -1);
+    assert_int_equal(config_parse_listen("", &host, &port, e, sizeof(e)), -1);
+    assert_int_equal(config_parse_listen("[fe80::zz]:1", &host, &port, e, sizeof(e)), -1);
+}
+
+static void test_default_tier(void **state)
+{
+    (void)state;
+    assert_load_error("default_tier: gold\n", "brigade.yaml:1: default_tier: no tier named \"gold\" (known: default)");
+    assert_load_error("tiers:\n  - name: free\n  - name: pro\n",
+                      "brigade.yaml:1: default_tier: no tier named \"default\" (known: free, pro)");
+    brigade_config c;
+    assert_int_equal(load("tiers:\n  - name: free\n  - name: pro\n    rpm: 100\ndefault_tier: pro\n", &c), 0);
+    assert_string_equal(c.default_tier, "pro");
+    assert_int_equal(config_find_tier(&c, c.default_tier)->rpm, 100);
+    config_free(&c);
+}
+
+static void test_cost(void **state)
+{
+    (void)state;
+    brigade_config c;
+    config_defaults(&c);
+    const model_cfg *s = config_find_model(&c, "mock-small");
+    const model_cfg *l = config_find_model(&c, "mock-large");
+    /* 1000 × 0.50 × 1000 + 500 × 1.50 × 1000 */
+    assert_int_equal(config_cost_nusd(s, 1000, 500), 1250000);
+    /* 1 M input tokens at 3 USD/Mtok = 3 USD = 3e9 nano-USD */
+    assert_int_equal(config_cost_nusd(l, 1000000, 0), 3000000000LL);
+    assert_int_equal(config_cost_nusd(l, 0, 1000000), 15000000000LL);
+    assert_int_equal(config_cost_nusd(s, 0, 0), 0);
+    assert_int_equal(config_cost_nusd(s, -5, -5), 0);
+    assert_int_equal(config_cost_nusd(NULL, 10, 10), 0);
+    model_cfg m = {.input_usd_per_mtok = 0.15, .output_usd_per_mtok = 0.60};
+    assert_int_equal(config_cost_nusd(&m, 1, 1), 750);
+    assert_int_equal(config_cost_nusd(&m, 7, 3), 7 * 150 + 3 * 600);
+    /* rounding: 1.5 nano-USD per token → 1 token rounds up to 2, 3 tokens 4.5 → 5 */
+    m.input_usd_per_mtok = 0.0015;
+    m.output_usd_per_mtok = 0;
+    assert_int_equal(config_cost_nusd(&m, 1, 0), 2);
+    assert_int_equal(config_cost_nusd(&m, 3, 0), 5);
+    m.input_usd_per_mtok = 0.0004; /* 0.4 nano-USD a token: summed before rounding */
+    assert_int_equal(config_cost_nusd(&m, 1, 0), 0);
+    assert_int_equal(config_cost_nusd(&m, 10, 0), 4);
+    m.input_usd_per_mtok = 1e6;
+    assert_int_equal(config_cost_nusd(&m, INT64_MAX, 0), INT64_MAX); /* saturates */
+    config_free(&c);
+}
+
+static void test_load_file(void **state)
+{
+    (void)state;
+    brigade_config c;
+    char e[512];
+    assert_int_equal(config_load_file("/nonexistent/brigade.yaml", &c, e, sizeof(e)), -1);
+    assert_non_null(strstr(e, "/nonexistent/brigade.yaml: cannot open"));
+    config_free(&c);
+
+    char path[] = "/tmp/brigade-config-test-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *y = "server:\n  listen: 127.0.0.1:0\n  threads: -1\n";
+    assert_int_equal(write(fd, y, strlen(y)), (ssize_t)strlen(y));
+    close(fd);
+    assert_int_equal(config_load_file(path, &c, e, sizeof(e)), -1);
+    char want[128];
+    snprintf(want, sizeof(want), "%s:3: server.threads: must not be negative (got -1)", path);
+    assert_string_equal(e, want);
+    config_free(&c);
+    unlink(path);
+}
+
+static void test_example_file(void **state)
+{
+    (void)state;
+    const char *key = getenv("OPENAI_API_KEY");
+    if (!key || !*key)
+        setenv("OPENAI_API_KEY", "sk-test-example", 1);
+    brigade_config c;
+    char e[512];
+    int rc = config_load_file(BRIGADE_SOURCE_ROOT "/examples/brigade.yaml", &c, e, sizeof(e));
+    if (rc)
+        print_error("%s\n", e);
+    assert_int_equal(rc, 0);
+    assert_non_null(c.source_path);
+    assert_int_equal(c.n_warnings, 0);
+    assert_non_null(config_find_model(&c, "gpt-4o-mini"));
+    assert_non_null(config_find_model(&c, "mock-small"));
+    assert_non_null(config_find_tier(&c, c.default_tier));
+    assert_non_null(config_find_model(&c, "gpt-4o-mini")->provider->api_key);
+    config_free(&c);
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR); /* the literal-key warning is expected noise */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_empty_and_comment_only),
+        cmocka_unit_test(test_full_config),
+        cmocka_unit_test(test_not_a_mapping),
+        cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_wrong_types_and_ranges),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_model_missing_provider),
+        cmocka_unit_test(test_provider_rules),
+        cmocka_unit_test(test_providers_replace_defaults),
+        cmocka_unit_test(test_env_expansion),
+        cmocka_unit_test(test_env_literals),
+        cmocka_unit_test(test_env_errors),
+        cmocka_unit_test(test_api_key_env_and_literal_warning),
+        cmocka_unit_test(test_listen),
+        cmocka_unit_test(test_default_tier),
+        cmocka_unit_test(test_cost),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_example_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
