@@ -12,6 +12,7 @@
  *
  * Runs entirely on the loop thread: no store reads, no blocking. */
 #include "api/api.h"
+#include "api/chat_request.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,55 +31,6 @@ typedef struct gateway_call {
     bool             stream_started;
     buf              scratch;       /* one SSE event at a time, reused */
 } gateway_call;
-
-/* ---- the request ---- */
-
-/* max_tokens / max_completion_tokens: a positive integer within the model's cap. */
-static bool gateway_check_max_tokens(api_ctx *ctx, const cJSON *body, const model_cfg *m,
-                                     const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
-    if (!v || cJSON_IsNull(v)) return true;
-    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble != (double)(int64_t)v->valuedouble) {
-        api_fail(ctx, 400, "invalid_request_error", "invalid_value", name,
-                 "%s must be a positive integer", name);
-        return false;
-    }
-    if (m->max_output_tokens && v->valuedouble > m->max_output_tokens) {
-        api_fail(ctx, 400, "invalid_request_error", "invalid_value", name,
-                 "%s is %.0f, but model \"%s\" allows at most %u output tokens", name,
-                 v->valuedouble, m->name, m->max_output_tokens);
-        return false;
-    }
-    return true;
-}
-
-static bool gateway_check_messages(api_ctx *ctx, const cJSON *body)
-{
-    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
-    if (!msgs) {
-        api_fail(ctx, 400, "invalid_request_error", "missing_field", "messages",
-                 "missing required field \"messages\"");
-        return false;
-    }
-    if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0) {
-        api_fail(ctx, 400, "invalid_request_error", "invalid_value", "messages",
-                 "\"messages\" must be a non-empty array");
-        return false;
-    }
-    int i = 0;
-    for (const cJSON *m = msgs->child; m; m = m->next, i++) {
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-        if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
-            char param[32];
-            snprintf(param, sizeof param, "messages[%d]", i);
-            api_fail(ctx, 400, "invalid_request_error", "invalid_value", param,
-                     "%s must be an object with a string \"role\"", param);
-            return false;
-        }
-    }
-    return true;
-}
 
 /* ---- answering ---- */
 
@@ -256,54 +208,30 @@ static void gateway_on_drain(http_request *req)
 void api_chat_completions(api_ctx *ctx)
 {
     http_request *req = ctx->req;
-    cJSON *body = api_body_object(ctx, NULL, false);
-    if (!body) {
+    chat_request cr;
+    chat_request_error cerr;
+    if (!chat_request_parse(req->body, req->body_len, &ctx->app->cfg, &cr, &cerr)) {
+        api_fail(ctx, cerr.status, cerr.type, cerr.code, cerr.param[0] ? cerr.param : NULL, "%s",
+                 cerr.message);
         api_send(ctx);
         return;
     }
-    char model_name[129];
-    bool stream = false;
-    const model_cfg *m = NULL;
-    if (!api_field_string(ctx, body, "model", true, 128, model_name, sizeof model_name, NULL) ||
-        !api_field_bool(ctx, body, "stream", &stream, NULL))
-        goto fail;
-    m = config_find_model(&ctx->app->cfg, model_name);
-    if (!m) {
-        api_fail(ctx, 404, "not_found_error", "model_not_found", "model",
-                 "the model \"%s\" does not exist on this server (GET /v1/models lists them)",
-                 model_name);
-        goto fail;
-    }
-    if (!gateway_check_messages(ctx, body) ||
-        !gateway_check_max_tokens(ctx, body, m, "max_tokens") ||
-        !gateway_check_max_tokens(ctx, body, m, "max_completion_tokens"))
-        goto fail;
-
     gateway_call *g = arena_alloc(&req->arena, sizeof *g);
     memset(g, 0, sizeof *g);
     g->ctx = ctx;
-    g->model = m;
-    g->stream = stream;
-    const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
-    g->client_wants_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+    g->model = cr.model;
+    g->stream = cr.stream;
+    g->client_wants_usage = cr.client_wants_usage;
     buf_init(&g->scratch);
 
-    cJSON_ReplaceItemInObjectCaseSensitive(body, "model", cJSON_CreateString(m->upstream_model));
-    char *out = cJSON_PrintUnformatted(body);
-    cJSON_Delete(body);
-    if (!out) {
-        api_fail(ctx, 500, "api_error", "internal_error", NULL, "out of memory");
-        api_send(ctx);
-        return;
-    }
     static const upstream_callbacks cbs = {gateway_on_event, gateway_on_done};
     atomic_fetch_add(&ctx->app->metrics.upstream_calls, 1);
-    upstream_call *call = upstream_chat(ctx->thread->upstream, m, out, strlen(out), stream,
-                                        req->request_id, &cbs, g);
-    free(out);
+    upstream_call *call = upstream_chat(ctx->thread->upstream, cr.model, cr.upstream_body,
+                                        cr.upstream_body_len, cr.stream, req->request_id, &cbs, g);
+    chat_request_free(&cr);
     if (!call) {
         api_fail(ctx, 502, "upstream_error", "upstream_unavailable", NULL,
-                 "could not start a call to provider \"%s\"", m->provider_name);
+                 "could not start a call to provider \"%s\"", g->model->provider_name);
         api_send(ctx);
         return;
     }
@@ -312,8 +240,4 @@ void api_chat_completions(api_ctx *ctx)
     ctx->handler_state = g;
     req->on_abort = gateway_on_abort;
     req->on_drain = gateway_on_drain;
-    return;
-fail:
-    cJSON_Delete(body);
-    api_send(ctx);
 }

@@ -56,8 +56,8 @@ static int admin_fail_store(const char *what, store_status st)
 static int admin_open(admin_env *env, const char *data_dir, const char *config_path)
 {
     char err[1024];
-    config_defaults(&env->cfg);
-    if (config_path && config_load_file(config_path, &env->cfg, err, sizeof err) != 0) {
+    if (!config_path) config_defaults(&env->cfg);
+    else if (config_load_file(config_path, &env->cfg, err, sizeof err) != 0) {
         fprintf(stderr, "brigade admin: %s\n", err);
         return -1;
     }

@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "api/api.h"
-#include "app/listen_addr.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
@@ -123,22 +122,23 @@ int app_serve_main(int argc, char **argv)
     static app a;   /* static: the signal path and threads outlive no stack frame */
     memset(&a, 0, sizeof a);
     char err[1024];
-    config_defaults(&a.cfg);
-    if (config_path && config_load_file(config_path, &a.cfg, err, sizeof err) != 0) {
+    /* config_load_file starts from the defaults itself. */
+    if (!config_path) config_defaults(&a.cfg);
+    else if (config_load_file(config_path, &a.cfg, err, sizeof err) != 0) {
         fprintf(stderr, "brigade serve: %s\nbrigade serve: not starting; fix the configuration.\n", err);
         config_free(&a.cfg);
         return 1;
     }
     if (listen) {
-        char host[256];
+        char *host = NULL;
         int port;
-        if (listen_addr_parse(listen, host, sizeof host, &port, 1, err, sizeof err) != 0) {
+        if (config_parse_listen(listen, &host, &port, err, sizeof err) != 0) {
             fprintf(stderr, "brigade serve: --listen %s\n", err);
             config_free(&a.cfg);
             return 2;
         }
         free(a.cfg.listen_host);
-        a.cfg.listen_host = strdup(host);
+        a.cfg.listen_host = host;
         a.cfg.listen_port = port;
     }
     if (data_dir) {

@@ -120,8 +120,9 @@ static int node_is_null(struct fy_node *n)
            (len == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4)));
 }
 
-/* "a mapping", "a list", "null", "a string" — for "expected X, got Y". */
-static const char *node_what(struct fy_node *n)
+/* What a node is, for "expected X, got Y": "a mapping", "a list",
+ * "nothing (null)", or the scalar itself in quotes. */
+static const char *node_what(struct fy_node *n, char *buf, size_t len)
 {
     if (node_is_null(n))
         return "nothing (null)";
@@ -130,7 +131,12 @@ static const char *node_what(struct fy_node *n)
     case FYNT_SEQUENCE: return "a list";
     default:            break;
     }
-    return fy_node_get_style(n) == FYNS_PLAIN ? "a plain scalar" : "a quoted string";
+    if (fy_node_get_style(n) != FYNS_PLAIN)
+        return "a quoted string";
+    size_t sl = 0;
+    const char *sv = fy_node_get_scalar(n, &sl);
+    snprintf(buf, len, "\"%.*s%s\"", (int)(sl > 40 ? 40 : sl), sv ? sv : "", sl > 40 ? "…" : "");
+    return buf;
 }
 
 /* ------------------------------------------------------------------ */
@@ -190,6 +196,7 @@ static const char *const ld_server_keys[] = {
 static int ld_collect(ld *l, struct fy_node *map, int line, const char *path,
                       slot *slots, size_t n)
 {
+    char wbuf[64];
     for (size_t i = 0; i < n; i++) {
         slots[i].val = NULL;
         slots[i].line = 0;
@@ -199,7 +206,7 @@ static int ld_collect(ld *l, struct fy_node *map, int line, const char *path,
         return 0;
     if (fy_node_get_type(map) != FYNT_MAPPING)
         return ld_fail(l, node_line(map, line), path, "expected a mapping (key: value), got %s",
-                       node_what(map));
+                       node_what(map, wbuf, sizeof(wbuf)));
 
     void *it = NULL;
     struct fy_node_pair *p;
@@ -252,8 +259,9 @@ static int ld_collect(ld *l, struct fy_node *map, int line, const char *path,
 static int ld_scalar(ld *l, const slot *s, const char *path, const char *want,
                      const char **txt, size_t *len)
 {
+    char wbuf[64];
     if (node_is_null(s->val) || fy_node_get_type(s->val) != FYNT_SCALAR)
-        return ld_fail(l, s->line, path, "expected %s, got %s", want, node_what(s->val));
+        return ld_fail(l, s->line, path, "expected %s, got %s", want, node_what(s->val, wbuf, sizeof(wbuf)));
     *txt = fy_node_get_scalar(s->val, len);
     if (!*txt)
         return ld_fail(l, s->line, path, "expected %s", want);
@@ -347,11 +355,12 @@ static int ld_from_env(ld *l, const slot *s, const char *path, char **out)
  * is a string, and accepting it would hide a YAML mistake. */
 static int ld_int(ld *l, const slot *s, const char *path, int64_t min, int64_t max, int64_t *out)
 {
+    char wbuf[64];
     const char *txt;
     size_t len;
     if (node_is_null(s->val) || fy_node_get_type(s->val) != FYNT_SCALAR ||
         fy_node_get_style(s->val) != FYNS_PLAIN)
-        return ld_fail(l, s->line, path, "expected an integer, got %s", node_what(s->val));
+        return ld_fail(l, s->line, path, "expected an integer, got %s", node_what(s->val, wbuf, sizeof(wbuf)));
     txt = fy_node_get_scalar(s->val, &len);
     char tmp[32];
     int ok = txt && len > 0 && len < sizeof(tmp);
@@ -395,11 +404,12 @@ static int ld_size(ld *l, const slot *s, const char *path, int64_t max, size_t *
 /* A decimal number in [min, max]; no hex, inf or nan. */
 static int ld_double(ld *l, const slot *s, const char *path, double min, double max, double *out)
 {
+    char wbuf[64];
     const char *txt;
     size_t len;
     if (node_is_null(s->val) || fy_node_get_type(s->val) != FYNT_SCALAR ||
         fy_node_get_style(s->val) != FYNS_PLAIN)
-        return ld_fail(l, s->line, path, "expected a number, got %s", node_what(s->val));
+        return ld_fail(l, s->line, path, "expected a number, got %s", node_what(s->val, wbuf, sizeof(wbuf)));
     txt = fy_node_get_scalar(s->val, &len);
     char tmp[64];
     int ok = txt && len > 0 && len < sizeof(tmp);
@@ -545,8 +555,9 @@ typedef struct entry_lines {
 /* Check that `list` is a non-empty sequence and give its length. */
 static int ld_sequence(ld *l, struct fy_node *list, int line, const char *path, size_t *count)
 {
+    char wbuf[64];
     if (node_is_null(list) || fy_node_get_type(list) != FYNT_SEQUENCE)
-        return ld_fail(l, line, path, "expected a list (\"- name: …\" entries), got %s", node_what(list));
+        return ld_fail(l, line, path, "expected a list (\"- name: …\" entries), got %s", node_what(list, wbuf, sizeof(wbuf)));
     int c = fy_node_sequence_item_count(list);
     if (c <= 0)
         return ld_fail(l, line, path, "the list is empty; give at least one entry or leave the key out");
@@ -866,6 +877,7 @@ enum { RT_SERVER, RT_PROVIDERS, RT_MODELS, RT_TIERS, RT_DEFAULT_TIER, RT__N };
 
 static int ld_root(ld *l, struct fy_node *root)
 {
+    char wbuf[64];
     brigade_config *cfg = l->cfg;
     slot s[RT__N] = {
         [RT_SERVER] = {.key = "server"}, [RT_PROVIDERS] = {.key = "providers"},
@@ -874,7 +886,7 @@ static int ld_root(ld *l, struct fy_node *root)
     };
     if (!node_is_null(root) && fy_node_get_type(root) != FYNT_MAPPING)
         return ld_fail(l, node_line(root, 1), NULL,
-                       "the configuration must be a YAML mapping (key: value), got %s", node_what(root));
+                       "the configuration must be a YAML mapping (key: value), got %s", node_what(root, wbuf, sizeof(wbuf)));
     if (ld_collect(l, root, 1, NULL, s, RT__N) < 0)
         return -1;
     if (s[RT_SERVER].present && ld_server(l, s[RT_SERVER].val, s[RT_SERVER].line) < 0)
@@ -1027,6 +1039,18 @@ int config_load_string(const char *name, const char *yaml, size_t len, brigade_c
     if (blank)
         return 0;
 
+    /* libfyaml stops at a NUL as if the file ended there; a config with a
+     * NUL in it is a binary or corrupted file, so say so. */
+    const char *nul = memchr(yaml, '\0', len);
+    if (nul) {
+        int line = 1;
+        for (const char *c = yaml; c < nul; c++)
+            line += *c == '\n';
+        ld_fail(&l, line, NULL, "the file contains a NUL byte; is it a text file?");
+        config_free(cfg);
+        return -1;
+    }
+
     struct fy_diag_cfg dcfg;
     fy_diag_cfg_default(&dcfg);
     dcfg.fp = NULL;            /* nothing to stderr: errors become our message */
@@ -1043,15 +1067,32 @@ int config_load_string(const char *name, const char *yaml, size_t len, brigade_c
         .flags = FYPCF_QUIET | FYPCF_RESOLVE_DOCUMENT | FYPCF_JSON_NONE,
         .diag = diag,
     };
-    struct fy_document *doc = fy_document_build_from_string(&pcfg, yaml, len);
+    /* A parser rather than fy_document_build_from_string, so that a
+     * second document ("---") is seen and refused instead of ignored. */
+    struct fy_parser *fyp = fy_parser_create(&pcfg);
+    struct fy_document *doc = NULL;
     int rc;
-    if (!doc || fy_diag_got_error(diag)) {
+    if (!fyp || fy_parser_set_string(fyp, yaml, len) < 0) {
+        rc = ld_fail(&l, 1, NULL, "cannot create the YAML parser");
+    } else if (!(doc = fy_parse_load_document(fyp)) || fy_diag_got_error(diag)) {
         rc = ld_syntax_error(&l, diag);
     } else {
-        rc = ld_root(&l, fy_document_root(doc));
+        struct fy_document *more = fy_parse_load_document(fyp);
+        if (fy_diag_got_error(diag)) {
+            rc = ld_syntax_error(&l, diag);
+        } else if (more && fy_document_root(more)) {
+            rc = ld_fail(&l, node_line(fy_document_root(more), 1), NULL,
+                         "only one YAML document is allowed (a second one starts after \"---\")");
+        } else {
+            rc = ld_root(&l, fy_document_root(doc));
+        }
+        if (more)
+            fy_parse_document_destroy(fyp, more);
     }
     if (doc)
-        fy_document_destroy(doc);
+        fy_parse_document_destroy(fyp, doc);
+    if (fyp)
+        fy_parser_destroy(fyp);
     fy_diag_destroy(diag);
     if (rc < 0) {
         config_free(cfg);

@@ -312,7 +312,8 @@ void http_conn_request_finished(http_request *req)
 
 bool http_conn_is_idle(const http_conn *c)
 {
-    return c->cur == NULL;
+    /* A connection already finishing its last response closes by itself. */
+    return c->cur == NULL && !c->close_after_write;
 }
 
 /* ---------------- reading and framing ---------------- */
@@ -340,7 +341,12 @@ static size_t conn_parse(http_conn *c, const char *data, size_t len)
             conn_parse_error(c);
             return len;
         }
-        conn_dispatch(c, http_parser_take(&c->parser));
+        http_request *req = http_parser_take(&c->parser);
+        if (c->closing) {               /* e.g. the 100-continue write failed */
+            http_request_destroy(req);
+            break;
+        }
+        conn_dispatch(c, req);
     }
     return off;
 }

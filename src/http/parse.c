@@ -237,6 +237,21 @@ bool http_request_id_valid(const char *s, size_t len)
     return true;
 }
 
+/* Request ids are generated per request on the hot path: draw the random
+ * bytes from the kernel in batches rather than one getrandom(2) each. */
+static void request_id_generate(char out[33])
+{
+    static __thread unsigned char pool[1024];
+    static __thread size_t pos = sizeof pool;
+    if (pos + 16 > sizeof pool) {
+        ids_random_bytes(pool, sizeof pool);
+        pos = 0;
+    }
+    ids_hex(out, pool + pos, 16);
+    memset(pool + pos, 0, 16);          /* never hand out the same bytes twice */
+    pos += 16;
+}
+
 static int cb_headers_complete(llhttp_t *ll)
 {
     http_parser *p = P(ll);
@@ -285,7 +300,7 @@ static int cb_headers_complete(llhttp_t *ll)
         memcpy(req->request_id, req_id, req_id_len);
         req->request_id[req_id_len] = '\0';
     } else {
-        ids_request_id(req->request_id);
+        request_id_generate(req->request_id);
     }
     pv->has_id = true;
     pv->http10 = ll->http_major == 1 && ll->http_minor == 0;

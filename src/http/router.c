@@ -169,10 +169,11 @@ static void allow_add(match_ctx *m, const char *method)
     m->allow[m->allow_len] = '\0';
 }
 
-/* Walk the trie; `s` points at the start of the current segment. */
+/* Walk the trie; `s` is the start of the current segment, or NULL once
+ * the path has no segments left. */
 static bool match_rec(const rnode *n, const char *s, size_t depth, match_ctx *m)
 {
-    if (*s == '\0' || *s == '?') {
+    if (!s) {
         if (n->n_methods == 0) return false;
         m->path_matched = true;
         if (m->allow) {
@@ -190,24 +191,16 @@ static bool match_rec(const rnode *n, const char *s, size_t depth, match_ctx *m)
     const char *e = s;
     while (*e && *e != '/' && *e != '?') e++;
     size_t len = (size_t)(e - s);
-    const char *next = (*e == '/') ? e + 1 : e;
-    /* A trailing slash leaves an empty last segment: "/a/" is not "/a". */
-    bool trailing_empty = (*e == '/' && (e[1] == '\0' || e[1] == '?'));
+    /* "/a/" has two segments, "a" and an empty one: it is not "/a". */
+    const char *next = (*e == '/') ? e + 1 : NULL;
     for (size_t i = 0; i < n->n_kids; i++) {
         const rnode *k = n->kids[i];
         if (k->seg_len == len && memcmp(k->seg, s, len) == 0) {
-            if (trailing_empty) {
-                const rnode *z = NULL;
-                for (size_t j = 0; j < k->n_kids; j++)
-                    if (k->kids[j]->seg_len == 0) z = k->kids[j];
-                if (z && match_rec(z, next, depth, m)) return true;
-            } else if (match_rec(k, next, depth, m)) {
-                return true;
-            }
+            if (match_rec(k, next, depth, m)) return true;
             break;
         }
     }
-    if (n->param && len > 0 && depth < HTTP_MAX_PARAMS && !trailing_empty) {
+    if (n->param && len > 0 && depth < HTTP_MAX_PARAMS) {
         m->pstart[depth] = s;
         m->plen[depth] = len;
         if (match_rec(n->param, next, depth + 1, m)) return true;
@@ -219,7 +212,7 @@ static const char *path_of(const http_request *req)
 {
     const char *p = req->path ? req->path : "/";
     if (*p == '/') p++;
-    return p;
+    return (*p == '\0' || *p == '?') ? NULL : p;
 }
 
 http_handler http_router_match(const http_router *r, http_request *req, int *status)

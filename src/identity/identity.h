@@ -86,6 +86,12 @@ store_status identity_delete_user(identity *id, const scope *sc, const char *use
 /* For `brigade admin` (no server running): mint an admin scope from the
  * command line's authority over the data directory. */
 void identity_cli_scope(identity *id, scope *out);
+/* For `brigade admin` ONLY: a tenant-admin scope for tenant_id, so the CLI
+ * can create users and user keys without holding a tenant admin key. Its
+ * authority is the same as identity_cli_scope's (write access to the data
+ * directory); no request handler may call it. STORE_NOT_FOUND if the tenant
+ * does not exist. */
+store_status identity_cli_tenant_scope(identity *id, const char *tenant_id, scope *out);
 
 /* --- primitives, exposed for unit tests and the CLI --- */
 
@@ -94,5 +100,12 @@ void identity_hash_key(const unsigned char *secret, size_t secret_len, const cha
                        char out_hex[65]);
 /* A fresh credential with the given prefix ("bk_usr_" / "bk_adm_"). */
 void identity_generate_key(const char *prefix, char out[KEY_MAX]);
+
+#define IDENTITY_SECRET_LEN 32
+/* Load data_dir/secret, or create it (32 random bytes, mode 0600, created
+ * with O_EXCL). A secret file readable or writable by group or others is
+ * refused: 0, or -1 with err filled. */
+int identity_load_secret(const char *data_dir, unsigned char out[IDENTITY_SECRET_LEN],
+                         char *err, size_t errlen);
 
 #endif

@@ -60,4 +60,18 @@ jwt_status jwt_verify(const char *token, const jwt_issuer_cfg *cfg, int64_t now,
  * settings are changed): 0 if usable, else -1 with err filled. */
 int jwt_check_key(jwt_alg alg, const char *key, size_t key_len, char *err, size_t errlen);
 
+/* A configured key parsed once (the PEM decoded into an EVP_PKEY, or the
+ * HMAC secret copied), so the hot path verifies without re-parsing it.
+ * Immutable after loading: one jwt_key may verify on many threads at once. */
+typedef struct jwt_key jwt_key;
+
+#define JWT_MAX_TOKEN 8192   /* longer tokens are refused unread */
+
+jwt_key   *jwt_key_load(jwt_alg alg, const char *key, size_t key_len, char *err, size_t errlen);
+void       jwt_key_free(jwt_key *k);
+/* jwt_verify with a pre-loaded key (cfg->key is ignored; cfg->alg must
+ * match the key's algorithm). */
+jwt_status jwt_verify_with_key(const char *token, const jwt_issuer_cfg *cfg, const jwt_key *key,
+                               int64_t now, jwt_claims *out);
+
 #endif

@@ -101,9 +101,10 @@ static void mock_call_on_abort(http_request *req)
 {
     mock_call *c = req->user;
     if (!c) return;
-    if (c->streaming) http_stream_end(req);
+    bool streaming = c->streaming;
+    mock_call_release(c);   /* detach first: finishing frees the request */
+    if (streaming) http_stream_end(req);
     else http_respond(req, 499, "text/plain", "", 0);
-    mock_call_release(c);
 }
 
 /* Cut a response mid-way. http.h has no "abort the connection" call yet, so

@@ -132,11 +132,16 @@ typedef struct usage_row {
 /* Open (create) data_dir/brigade.db, WAL mode, apply pending migrations,
  * start the writer thread. */
 store *store_open(const char *data_dir, char *err, size_t errlen);
-/* Flush queued usage, stop the writer, close. */
+/* Flush queued usage, stop the writer, close. No other thread may still be
+ * using the store (their per-thread read connections are closed here). */
 void   store_close(store *st);
 /* Cheap liveness check for /readyz: a read that touches the database. */
 bool   store_ping(store *st);
 int    store_schema_version(store *st);
+/* Writer counters for /metrics: transactions committed, write operations
+ * run, usage rows committed. ops / commits is the group-commit batch size. */
+typedef struct store_stats { uint64_t commits, ops, usage_rows; } store_stats;
+void   store_get_stats(store *st, store_stats *out);
 
 /* --- authentication (src/identity/ only; no scope yet) --- */
 

@@ -61,6 +61,7 @@ struct store {
     store_conn *readers;
 
     int schema_version;
+    store_stats stats;            /* under mu */
 };
 
 /* store_sqlite.c */

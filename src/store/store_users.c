@@ -82,14 +82,14 @@ static store_status store_user_provision_op(store_conn *c, void *arg)
     char id[ID_MAX];
     ids_new(id, "usr");
     s = store_stmt(c, "INSERT INTO users (id, tenant_id, external_id, tier, created_at)"
-                      " VALUES (?, ?, ?, COALESCE(?, (SELECT default_tier FROM tenants WHERE id = ?2)), ?)"
+                      " VALUES (?1, ?2, ?3, COALESCE(?4, (SELECT default_tier FROM tenants WHERE id = ?2)), ?5)"
                       " ON CONFLICT (tenant_id, external_id) DO NOTHING");
     if (!s) return STORE_ERROR;
     store_bind_text(s, 1, id);
     store_bind_text(s, 2, a->tenant_id);
     store_bind_text(s, 3, a->external_id);
     store_bind_text(s, 4, a->tier && a->tier[0] ? a->tier : NULL);
-    sqlite3_bind_int64(s, 6, time_now_unix());
+    sqlite3_bind_int64(s, 5, time_now_unix());
     rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) return store_sqlite_status(c, rc, "provision user");

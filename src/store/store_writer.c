@@ -126,12 +126,15 @@ static void *store_writer_main(void *arg)
         free(usage);
 
         pthread_mutex_lock(&st->mu);
+        for (store_op *o = ops; o; o = o->next) st->stats.ops++;
         for (store_op *o = ops; o;) {
             store_op *next = o->next;   /* o lives on its caller's stack: read first */
             o->done = 1;
             o = next;
         }
         st->usage_done_seq = seq;
+        st->stats.commits++;
+        st->stats.usage_rows += usage_n;
         pthread_cond_broadcast(&st->done);
     }
     pthread_mutex_unlock(&st->mu);
@@ -171,6 +174,13 @@ store_status store_write(store *st, store_write_fn fn, void *arg)
     while (!op.done) pthread_cond_wait(&st->done, &st->mu);
     pthread_mutex_unlock(&st->mu);
     return op.status;
+}
+
+void store_get_stats(store *st, store_stats *out)
+{
+    pthread_mutex_lock(&st->mu);
+    *out = st->stats;
+    pthread_mutex_unlock(&st->mu);
 }
 
 void store_usage_record(store *st, const usage_rec *u)

@@ -5,7 +5,7 @@
 // serving (the last test checks it is alive and well).
 
 import assert from 'node:assert/strict';
-import { before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { errorOf, sleep, useStack } from './lib/harness.mjs';
 import { connect, exchange, requestText } from './lib/rawhttp.mjs';
@@ -14,13 +14,11 @@ import { connect, exchange, requestText } from './lib/rawhttp.mjs';
 const MAX_BODY = 65536;
 const HEADER_TIMEOUT_MS = 2000;
 
-const stack = useStack();
 let tenant;
 let userKey;
-
-before(async () => {
-  tenant = await stack.makeTenant();
-  ({ key: userKey } = await stack.makeUserWithKey(tenant.admin_key));
+const stack = useStack({}, async (s) => {
+  tenant = await s.makeTenant();
+  ({ key: userKey } = await s.makeUserWithKey(tenant.admin_key));
 });
 
 const chat = (body, headers = {}) => stack.api(userKey, 'POST', '/v1/chat/completions', body, headers);

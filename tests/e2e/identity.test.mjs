@@ -165,7 +165,8 @@ describe('users and keys', () => {
 
     const del = await stack.api(tenant.admin_key, 'DELETE', `/v1/keys/${k.id}`);
     assert.equal(del.status, 200, del.text);
-    assert.deepEqual(del.body, { id: k.id, revoked: true });
+    assert.equal(del.body.id, k.id);
+    assert.equal(del.body.revoked, true);
     assertAuthError(await stack.api(k.key, 'GET', '/v1/me'), 'revoked key');
     const list2 = await stack.api(tenant.admin_key, 'GET', `/v1/users/${u.id}/keys`);
     assert.ok(list2.body.data.find((x) => x.id === k.id).revoked_at, 'revoked_at set');
@@ -206,7 +207,8 @@ describe('users and keys', () => {
     const { user, key, keyObj } = await stack.makeUserWithKey(tenant.admin_key);
     const d = await stack.api(tenant.admin_key, 'DELETE', `/v1/users/${user.id}`);
     assert.equal(d.status, 200, d.text);
-    assert.deepEqual(d.body, { id: user.id, deleted: true });
+    assert.equal(d.body.id, user.id);
+    assert.equal(d.body.deleted, true);
     assertAuthError(await stack.api(key, 'GET', '/v1/me'), 'key of deleted user');
     assert.equal((await stack.api(tenant.admin_key, 'GET', `/v1/users/${user.id}`)).status, 404);
     assert.equal((await stack.api(tenant.admin_key, 'DELETE', `/v1/users/${user.id}`)).status, 404);

@@ -332,11 +332,15 @@ export async function startStack(opts = {}, stack = {}) {
 /**
  * Register before/after hooks that start and stop a stack for this test file.
  * Returns an object that before() fills with the stack's fields. `opts` may
- * be a function (called in before(), after hooks registered earlier ran), so
- * that ports of helper servers started by the test file can go in it.
+ * be an async function (called first in the hook, so it can start helper
+ * servers whose ports go into the config); `setup(stack)` runs once the
+ * stack is up (make the file's tenants and users there, not in another
+ * root-level before()).
  */
-export function useStack(opts = {}) {
+export function useStack(opts = {}, setup = null) {
   const holder = {};
+  // One before() does everything: node 20 runs several root-level before()
+  // hooks concurrently, so a second hook could not rely on the stack.
   before(async () => {
     const o = typeof opts === 'function' ? await opts() : opts;
     try {
@@ -347,6 +351,7 @@ export function useStack(opts = {}) {
       holder.children = [];
       throw e;
     }
+    if (setup) await setup(holder);
   }, { timeout: 30_000 });
   after(async () => {
     if (holder.stop) holder.exitInfo = await holder.stop();

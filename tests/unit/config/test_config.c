@@ -255,6 +255,31 @@ static void test_syntax_errors(void **state)
     assert_load_error("server:\n  listen: 'abc\n", "brigade.yaml:2: syntax error: ");
     assert_load_error("server:\n  threads: 1\n  threads: 2\n", "brigade.yaml:3: syntax error: duplicate key");
     assert_load_error("server:\n  listen: *nowhere\n", "brigade.yaml:2: syntax error: ");
+    /* A second document would be silently ignored by a naive reader. */
+    assert_load_error("server:\n  threads: 1\n---\nserver:\n  threads: 2\n",
+                      "brigade.yaml:4: only one YAML document is allowed");
+    brigade_config c;
+    char bin[] = "server:\n  threads: 1\n\0junk\n";
+    assert_int_equal(config_load_string("brigade.yaml", bin, sizeof(bin) - 1, &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "brigade.yaml:3: the file contains a NUL byte"));
+    config_free(&c);
+}
+
+static void test_anchors_and_flow_style(void **state)
+{
+    (void)state;
+    brigade_config c;
+    /* Anchors and aliases are resolved, so shared settings can be written once. */
+    int rc = load("tiers:\n  - &base {name: default, rpm: 30, tpm: 1000}\n  - {name: other, rpm: 30}\n"
+                  "models: [{name: m1, provider: mock, max_output_tokens: &cap 1000}, "
+                  "{name: m2, provider: mock, max_output_tokens: *cap}]\n", &c);
+    if (rc)
+        print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(config_find_tier(&c, "default")->tpm, 1000);
+    assert_int_equal(config_find_model(&c, "m2")->max_output_tokens, 1000);
+    config_free(&c);
+    assert_load_error("a: &x {b: *x}\n", "brigade.yaml:1: syntax error");
 }
 
 static void test_unknown_keys(void **state)
@@ -283,7 +308,7 @@ static void test_wrong_types_and_ranges(void **state)
     assert_load_error("server:\n  threads: 1.5\n", "brigade.yaml:2: server.threads: expected an integer");
     assert_load_error("server:\n  threads: 5000\n",
                       "brigade.yaml:2: server.threads: must be between 0 and 1024 (got 5000)");
-    assert_load_error("server: 5\n", "brigade.yaml:1: server: expected a mapping");
+    assert_load_error("server: 5\n", "brigade.yaml:1: server: expected a mapping (key: value), got \"5\"");
     assert_load_error("server:\n  listen: [a, b]\n", "brigade.yaml:2: server.listen: expected a string, got a list");
     assert_load_error("server:\n  data_dir: \"\"\n", "brigade.yaml:2: server.data_dir: must not be empty");
     assert_load_error("server:\n  limits:\n    max_body_bytes: -1\n",
@@ -599,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_not_a_mapping),
         cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_anchors_and_flow_style),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_wrong_types_and_ranges),
         cmocka_unit_test(test_duplicates),

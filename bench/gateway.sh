@@ -1,0 +1,429 @@
+#!/usr/bin/env bash
+# gateway.sh — measure what brigade's gateway path adds to a chat completion,
+# against the mock model directly and against nginx as a reference proxy,
+# all in one run on loopback (the machine is shared and noisy: compare the
+# ratios within a run, not absolute numbers across runs).
+#
+#   bench/gateway.sh                 build (release) if needed and run it all
+#   BENCH_SECONDS=5 bench/gateway.sh shorter runs
+#
+# Targets (each gets the same request body, bench/wrk/chat.lua):
+#   direct   wrk -> brigade mock-llm
+#   nginx    wrk -> nginx proxy_pass (keep-alive upstream) -> mock-llm
+#   brigade  wrk -> brigade serve (key auth, usage recorded) -> mock-llm
+# Each target runs at concurrency 1 and 64 (non-streaming), then at 64 with
+# "stream": true. For every run: p50/p99 latency, requests/s, and the CPU
+# microseconds per request of the proxy process (utime+stime from
+# /proc/PID/stat over the run / requests) and of the mock; at the end, the
+# proxies' VmRSS / VmHWM.
+#
+# Environment:
+#   BENCH_SECONDS      seconds per measured run (default 10)
+#   BENCH_WARMUP       seconds of warm-up per target (default 2)
+#   BENCH_ROUNDS       repeat the whole interleaved sequence N times and report
+#                      the median of each figure over the rounds (default 1)
+#   BENCH_TARGETS      subset of "direct nginx brigade" (default all three)
+#   BENCH_STREAM_CASE  0 skips the streaming runs (default 1)
+#   BENCH_WRK_THREADS  wrk threads for the c=64 runs (default 2; c=1 uses 1)
+#   BENCH_MAX_LOAD     wait (at most 2 min) while the 1-min load is above it (default 3)
+#   BRIGADE            brigade binary (default: build/ release in build-bench/)
+#   MOCK_BIN           binary providing `mock-llm` (default: $BRIGADE)
+#   BENCH_KEEP         1 keeps the temp dir (configs, logs, data) for inspection
+#
+# Raw results go to bench/results/gateway-<timestamp>/ (git-ignored).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+secs=${BENCH_SECONDS:-10}
+warm=${BENCH_WARMUP:-2}
+rounds=${BENCH_ROUNDS:-1}
+targets=${BENCH_TARGETS:-direct nginx brigade}
+stream_case=${BENCH_STREAM_CASE:-1}
+wrk_threads=${BENCH_WRK_THREADS:-2}
+max_load=${BENCH_MAX_LOAD:-3}
+lua="$root/bench/wrk/chat.lua"
+
+die() { echo "gateway.sh: $*" >&2; exit 1; }
+has() { [[ " $targets " == *" $1 "* ]]; }
+
+[[ "$secs" =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS must be a positive integer"
+[[ "$warm" =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be an integer"
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer"
+for t in $targets; do
+  case $t in direct|nginx|brigade) ;; *) die "unknown target '$t' in BENCH_TARGETS" ;; esac
+done
+
+# ---- tools ---------------------------------------------------------------
+need=(wrk curl awk ss)
+has nginx && need+=(nginx)
+missing=()
+for t in "${need[@]}"; do
+  command -v "$t" >/dev/null 2>&1 || [[ -x /usr/sbin/$t ]] || missing+=("$t")
+done
+((${#missing[@]} == 0)) || die "missing ${missing[*]}: run scripts/deps.sh --bench"
+nginx_bin=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+
+# ---- build ---------------------------------------------------------------
+if [[ -z "${BRIGADE:-}" ]]; then
+  BRIGADE="$root/build-bench/brigade"
+  if [[ ! -d build-bench ]]; then
+    meson setup build-bench --buildtype=release >/dev/null || die "meson setup failed"
+  fi
+  echo "building brigade (release) in build-bench/ ..."
+  ninja -j2 -C build-bench brigade >/dev/null || die "build failed (ninja -C build-bench brigade)"
+fi
+MOCK_BIN=${MOCK_BIN:-$BRIGADE}
+[[ -x "$MOCK_BIN" ]] || die "no mock-llm binary at $MOCK_BIN"
+if has brigade; then [[ -x "$BRIGADE" ]] || die "no brigade binary at $BRIGADE"; fi
+
+# ---- a quiet machine -----------------------------------------------------
+load1() { awk '{print $1}' /proc/loadavg; }
+for _ in $(seq 24); do
+  awk -v l="$(load1)" -v m="$max_load" 'BEGIN { exit !(l > m) }' || break
+  echo "load average $(load1) > $max_load: waiting 5 s for the machine to calm down ..."
+  sleep 5
+done
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- temp dir, process bookkeeping, cleanup ------------------------------
+tmp=$(mktemp -d /tmp/brigade-bench.XXXXXX)
+chmod 755 "$tmp"   # nginx workers may run as another user
+stamp=$(date +%Y%m%dT%H%M%S)
+out="$root/bench/results/gateway-$stamp"
+mkdir -p "$out"
+pids=()
+
+stop_pid() {   # TERM, then KILL after 5 s; only our own children
+  local pid=$1
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$?
+  set +e
+  for pid in "${pids[@]+"${pids[@]}"}"; do stop_pid "$pid"; done
+  wait 2>/dev/null
+  for f in mock.log brigade.log nginx-error.log nginx.conf brigade.yaml; do
+    [[ -f "$tmp/$f" ]] && cp "$tmp/$f" "$out/" 2>/dev/null
+  done
+  if [[ "${BENCH_KEEP:-0}" == 1 ]]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {   # a loopback TCP port nobody listens on
+  local p
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 40000))
+    ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return 0; }
+  done
+  die "no free port found"
+}
+
+# Wait until FILE has a line matching REGEX (printing it), while PID lives.
+wait_line() {
+  local file=$1 re=$2 pid=$3 what=$4
+  for _ in $(seq 200); do
+    if grep -Eq "$re" "$file" 2>/dev/null; then grep -Eo "$re" "$file" | head -1; return 0; fi
+    kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; die "$what exited before listening"; }
+    sleep 0.05
+  done
+  cat "$file" >&2
+  die "$what did not start within 10 s"
+}
+
+# Sum of utime+stime (clock ticks) over the given pids, threads included.
+cpu_ticks() {
+  local sum=0 pid rest
+  for pid in "$@"; do
+    [[ -r /proc/$pid/stat ]] || continue
+    rest=$(sed 's/.*) //' "/proc/$pid/stat")   # comm may hold spaces
+    # After "comm) ": state ppid pgrp ... utime is the 12th, stime the 13th.
+    sum=$((sum + $(awk '{print $12 + $13}' <<<"$rest")))
+  done
+  echo "$sum"
+}
+# "VmRSS VmHWM" in kB, summed over the given pids.
+mem_kb() {
+  awk '/^VmRSS:/ {r += $2} /^VmHWM:/ {h += $2} END {print r + 0, h + 0}' \
+    $(for p in "$@"; do echo "/proc/$p/status"; done)
+}
+tck=$(getconf CLK_TCK)
+
+# ---- mock-llm ------------------------------------------------------------
+"$MOCK_BIN" mock-llm --listen 127.0.0.1:0 --threads 2 >"$tmp/mock.log" 2>&1 &
+mock_pid=$!; pids+=("$mock_pid")
+mock_url=$(wait_line "$tmp/mock.log" 'http://127\.0\.0\.1:[0-9]+' "$mock_pid" mock-llm)
+mock_port=${mock_url##*:}
+echo "mock-llm   pid $mock_pid  $mock_url"
+
+# ---- nginx ---------------------------------------------------------------
+nginx_pids=()
+if has nginx; then
+  nginx_port=$(free_port)
+  mkdir -p "$tmp/nginx-tmp"
+  cat >"$tmp/nginx.conf" <<EOF
+# generated by bench/gateway.sh: nginx as the reference proxy
+worker_processes 2;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx-tmp/body;
+  proxy_temp_path $tmp/nginx-tmp/proxy;
+  fastcgi_temp_path $tmp/nginx-tmp/fastcgi;
+  uwsgi_temp_path $tmp/nginx-tmp/uwsgi;
+  scgi_temp_path $tmp/nginx-tmp/scgi;
+  keepalive_requests 1000000;
+  upstream mock {
+    server 127.0.0.1:$mock_port;
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+EOF
+  "$nginx_bin" -p "$tmp/" -e "$tmp/nginx-error.log" -c "$tmp/nginx.conf" -g 'daemon off;' \
+    >"$tmp/nginx.out" 2>&1 &
+  nginx_master=$!; pids+=("$nginx_master")
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$nginx_port/healthz" && break
+    kill -0 "$nginx_master" 2>/dev/null || { cat "$tmp/nginx.out" "$tmp/nginx-error.log" >&2; die "nginx exited"; }
+    sleep 0.1
+  done
+  read -r -a nginx_workers <<<"$(cat /proc/"$nginx_master"/task/*/children 2>/dev/null)"
+  nginx_pids=("$nginx_master" "${nginx_workers[@]}")
+  echo "nginx      pid $nginx_master (workers ${nginx_workers[*]})  http://127.0.0.1:$nginx_port"
+fi
+
+# ---- brigade -------------------------------------------------------------
+if has brigade; then
+  admin_token="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  mkdir -p "$tmp/data"
+  cat >"$tmp/brigade.yaml" <<EOF
+# generated by bench/gateway.sh
+server: {listen: "127.0.0.1:0", data_dir: "$tmp/data", threads: 2}
+providers: [{name: m, kind: openai, base_url: "http://127.0.0.1:$mock_port/v1", max_connections: 128}]
+models: [{name: bench-model, provider: m, upstream_model: bench-model, input_usd_per_mtok: 1, output_usd_per_mtok: 2}]
+EOF
+  BRIGADE_ADMIN_TOKEN=$admin_token BRIGADE_LOG=${BRIGADE_LOG:-warn} \
+    "$BRIGADE" serve --config "$tmp/brigade.yaml" --data-dir "$tmp/data" >"$tmp/brigade.log" 2>&1 &
+  brigade_pid=$!; pids+=("$brigade_pid")
+  brigade_url=$(wait_line "$tmp/brigade.log" 'http://127\.0\.0\.1:[0-9]+' "$brigade_pid" "brigade serve")
+  echo "brigade    pid $brigade_pid  $brigade_url"
+
+  # A tenant, a user and the user's key, over the HTTP API.
+  json_field() { sed -n "s/.*\"$1\" *: *\"\\([^\"]*\\)\".*/\\1/p" | head -1; }
+  post() {   # post URL TOKEN BODY -> response body; fails on non-2xx
+    local r code
+    r=$(curl -s -w '\n%{http_code}' -X POST "$1" -H "authorization: Bearer $2" \
+          -H 'content-type: application/json' -d "$3")
+    code=${r##*$'\n'}
+    [[ "$code" == 2* ]] || die "POST $1 -> HTTP $code: ${r%$'\n'*}"
+    echo "${r%$'\n'*}"
+  }
+  admin_key=$(post "$brigade_url/v1/tenants" "$admin_token" '{"name":"bench"}' | json_field admin_key)
+  [[ -n "$admin_key" ]] || die "no admin_key from POST /v1/tenants"
+  user_id=$(post "$brigade_url/v1/users" "$admin_key" '{"external_id":"u1"}' | json_field id)
+  [[ -n "$user_id" ]] || die "no id from POST /v1/users"
+  user_key=$(post "$brigade_url/v1/users/$user_id/keys" "$admin_key" '{}' | json_field key)
+  [[ "$user_key" == bk_usr_* ]] || die "no bk_usr_ key from POST /v1/users/$user_id/keys"
+fi
+export BENCH_KEY=${user_key:-bench}
+
+url_of() {
+  case $1 in
+    direct) echo "$mock_url" ;;
+    nginx) echo "http://127.0.0.1:$nginx_port" ;;
+    brigade) echo "$brigade_url" ;;
+  esac
+}
+proxy_pids_of() {
+  case $1 in
+    nginx) echo "${nginx_pids[*]}" ;;
+    brigade) echo "$brigade_pid" ;;
+    *) echo "" ;;
+  esac
+}
+
+# ---- sanity: one request per target must answer 200 with a completion ----
+body='{"model":"bench-model","messages":[{"role":"user","content":"hello [[tokens:16]]"}]}'
+for t in $targets; do
+  r=$(curl -s -w '\n%{http_code}' -X POST "$(url_of "$t")/v1/chat/completions" \
+        -H "authorization: Bearer $BENCH_KEY" -H 'content-type: application/json' -d "$body")
+  code=${r##*$'\n'}
+  [[ "$code" == 200 && "$r" == *'"choices"'* ]] || die "$t: sanity request -> HTTP $code: ${r%$'\n'*}"
+done
+
+# ---- runs ----------------------------------------------------------------
+tsv="$out/results.tsv"
+printf 'round\ttarget\tconc\tstream\trequests\trps\tp50_us\tp99_us\tmax_us\terrors\tproxy_cpu_us_per_req\tmock_cpu_us_per_req\n' >"$tsv"
+
+wrk_run() {   # wrk_run TARGET CONC STREAM SECONDS -> the BENCH line
+  local t=$1 c=$2 s=$3 d=$4 th=1
+  ((c > 1)) && th=$wrk_threads
+  ((th > c)) && th=$c
+  BENCH_STREAM=$s timeout $((d + 30)) wrk -s "$lua" --latency -t"$th" -c"$c" -d"${d}s" --timeout 5s \
+    "$(url_of "$t")"
+}
+
+run_case() {  # run_case ROUND TARGET CONC STREAM
+  local r=$1 t=$2 c=$3 s=$4 name ppids p0 p1 m0 m1 line
+  name="$t-c$c"; [[ $s == 1 ]] && name+=-stream
+  name+="-r$r"
+  read -r -a ppids <<<"$(proxy_pids_of "$t")"
+  p0=$(cpu_ticks "${ppids[@]+"${ppids[@]}"}"); m0=$(cpu_ticks "$mock_pid")
+  wrk_run "$t" "$c" "$s" "$secs" >"$out/wrk-$name.txt" 2>&1 || true
+  p1=$(cpu_ticks "${ppids[@]+"${ppids[@]}"}"); m1=$(cpu_ticks "$mock_pid")
+  line=$(grep '^BENCH ' "$out/wrk-$name.txt" || true)
+  if [[ -z "$line" ]]; then
+    echo "  $name: wrk printed no result (see $out/wrk-$name.txt)" >&2
+    printf '%s\t%s\t%s\t%s\t0\t0\t0\t0\t0\t-1\t-\t-\n' "$r" "$t" "$c" "$s" >>"$tsv"
+    return
+  fi
+  awk -v r="$r" -v t="$t" -v c="$c" -v s="$s" -v p0="$p0" -v p1="$p1" -v m0="$m0" -v m1="$m1" \
+      -v tck="$tck" -v proxy="${#ppids[@]}" -v line="$line" 'BEGIN {
+    n = split(line, kv, " ")
+    for (i = 2; i <= n; i++) { split(kv[i], a, "="); v[a[1]] = a[2] }
+    err = v["errors_connect"] + v["errors_read"] + v["errors_write"] + v["errors_status"] + v["errors_timeout"]
+    req = v["requests"]
+    pc = (proxy > 0 && req > 0) ? sprintf("%.1f", (p1 - p0) * 1e6 / tck / req) : "-"
+    mc = req > 0 ? sprintf("%.1f", (m1 - m0) * 1e6 / tck / req) : "-"
+    printf "%s\t%s\t%s\t%s\t%d\t%.0f\t%d\t%d\t%d\t%d\t%s\t%s\n", r, t, c, s, req, v["rps"], v["p50_us"], v["p99_us"], v["max_us"], err, pc, mc
+  }' >>"$tsv"
+  tail -1 "$tsv" | awk -F'\t' '{printf "  %-20s %8s req/s  p50 %6s us  p99 %6s us  errors %s  proxy CPU %s us/req\n", "'"$name"'", $6, $7, $8, $10, $11}'
+}
+
+echo "warming up ($warm s per target) ..."
+if ((warm > 0)); then
+  for t in $targets; do wrk_run "$t" 64 0 "$warm" >"$out/warmup-$t.txt" 2>&1 || true; done
+fi
+
+echo "measuring ($secs s per run, $rounds round(s)) ..."
+# Interleave the targets inside each concurrency, and repeat the whole
+# sequence per round, so that drift in the machine's background load spreads
+# over all targets alike.
+for r in $(seq "$rounds"); do
+  for c in 1 64; do
+    for t in $targets; do run_case "$r" "$t" "$c" 0; done
+  done
+  if [[ "$stream_case" == 1 ]]; then
+    for t in $targets; do run_case "$r" "$t" 64 1; done
+  fi
+done
+
+# Memory of the proxies after all runs (VmHWM = peak over the process's life).
+mem_nginx="- -"; mem_brigade="- -"
+has nginx && mem_nginx=$(mem_kb "${nginx_pids[@]}")
+has brigade && mem_brigade=$(mem_kb "$brigade_pid")
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Usage recording was on: what brigade's ledger holds against what wrk saw
+# completed (warm-up and the sanity request included). Requests still in
+# flight when wrk stopped may be recorded too, so the ledger may hold a few
+# more; far fewer would mean usage was dropped.
+usage_line="not measured"
+if has brigade; then
+  sleep 0.5   # usage rows are batched (STORE_USAGE_FLUSH_MS)
+  usage_json=$(curl -s -H "authorization: Bearer $user_key" "$brigade_url/v1/usage?group_by=model" || true)
+  echo "$usage_json" >"$out/brigade-usage.json"
+  recorded=$(grep -o '"requests" *: *[0-9]*' <<<"$usage_json" | awk -F: '{s += $2} END {print s + 0}')
+  completed=$(cat "$out"/wrk-brigade-*.txt "$out/warmup-brigade.txt" 2>/dev/null |
+              awk '/^BENCH / {for (i = 2; i <= NF; i++) if ($i ~ /^requests=/) {split($i, a, "="); s += a[2]}} END {print s + 1}')
+  usage_line="brigade's usage ledger holds $recorded requests; wrk and the sanity check completed $completed"
+fi
+
+# ---- report --------------------------------------------------------------
+# summarize [derived]: the median per (target, conc, stream) over the rounds,
+# as table rows, or (with "derived") the ratios the aims are judged by.
+summarize() {
+  awk -F'\t' -v mode="${1:-table}" '
+    function med(k, col,    n, i, j, x, a) {
+      n = cnt[k]
+      for (i = 1; i <= n; i++) {
+        x = val[k, i, col]; if (x == "-") return "-"
+        for (j = i - 1; j >= 1 && a[j] > x + 0; j--) a[j + 1] = a[j]
+        a[j + 1] = x + 0
+      }
+      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function ratio(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "n/a" }
+    NR > 1 {
+      k = $2 "-" $3 "-" $4
+      if (!(k in cnt)) { order[++nk] = k; tg[k] = $2; cc[k] = $3; st[k] = $4 }
+      n = ++cnt[k]
+      for (c = 5; c <= NF; c++) val[k, n, c] = $c
+      errs[k] += $10; seen[$2] = 1
+    }
+    END {
+      for (i = 1; i <= nk; i++) {
+        k = order[i]
+        rps[k] = med(k, 6); p50[k] = med(k, 7); p99[k] = med(k, 8)
+        pc = med(k, 11); mc = med(k, 12)
+        if (mode == "table")
+          printf "| %s | %s | %s | %.0f | %.0f | %.0f | %d | %s | %s |\n", tg[k], cc[k], (st[k] == 1 ? "yes" : "no"),
+            rps[k], p50[k], p99[k], errs[k], (pc == "-" ? "-" : sprintf("%.1f", pc)), (mc == "-" ? "-" : sprintf("%.1f", mc))
+      }
+      if (mode == "table") exit
+      print "Derived (from the medians):"
+      print ""
+      for (i = 1; i <= 2; i++) {
+        p = (i == 1) ? "nginx" : "brigade"
+        if (!seen[p] || !seen["direct"]) continue
+        printf "- %s added p50 at c=1: %d µs (added p99: %d µs); added p50 at c=64: %d µs\n", p,
+          p50[p "-1-0"] - p50["direct-1-0"], p99[p "-1-0"] - p99["direct-1-0"], p50[p "-64-0"] - p50["direct-64-0"]
+      }
+      if (seen["brigade"] && seen["nginx"]) {
+        printf "- brigade req/s / nginx req/s: c=1 %s, c=64 %s", ratio(rps["brigade-1-0"], rps["nginx-1-0"]), ratio(rps["brigade-64-0"], rps["nginx-64-0"])
+        if (("brigade-64-1") in rps) printf ", c=64 streaming %s", ratio(rps["brigade-64-1"], rps["nginx-64-1"])
+        print ""
+      }
+      if (seen["brigade"] && seen["direct"])
+        printf "- mock-llm max req/s / brigade max req/s (c=64, direct vs through brigade): %s\n", ratio(rps["direct-64-0"], rps["brigade-64-0"])
+      if (seen["nginx"] && seen["direct"])
+        printf "- nginx req/s / direct req/s (c=64): %s\n", ratio(rps["nginx-64-0"], rps["direct-64-0"])
+    }' "$tsv"
+}
+
+report="$out/report.md"
+{
+  echo "## Gateway benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "Machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1);" \
+       "load average at start $load_start, at end $load_end."
+  echo "Command: \`BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds bench/gateway.sh\` ($secs s per run, wrk threads: 1 at c=1, $wrk_threads at c=64)."
+  echo "mock-llm, the proxy and wrk share the same $(nproc) cores."
+  echo
+  [[ $rounds -gt 1 ]] && echo "Each figure is the median over $rounds rounds (every round is in results.tsv)."
+  echo
+  echo "| target | conc | stream | req/s | p50 µs | p99 µs | errors | proxy CPU µs/req | mock CPU µs/req |"
+  echo "|---|---:|---|---:|---:|---:|---:|---:|---:|"
+  summarize
+  echo
+  echo "| proxy | VmRSS kB | VmHWM kB |"
+  echo "|---|---:|---:|"
+  has nginx && echo "| nginx (master + 2 workers, summed) | ${mem_nginx% *} | ${mem_nginx#* } |"
+  has brigade && echo "| brigade | ${mem_brigade% *} | ${mem_brigade#* } |"
+  echo
+  echo "Usage recording: $usage_line."
+  echo
+  summarize derived
+} >"$report"
+
+echo
+cat "$report"
+echo
+echo "raw results: ${out#"$root"/}/"

@@ -1,0 +1,635 @@
+/* identity.c — credentials to scopes, and the changes that affect them.
+ *
+ * Hot path: identity_authenticate resolves a credential from memory only
+ * (the cache below, under the read side of a rwlock). Cold path: every
+ * mutation writes the store first — durably, through the group-commit
+ * writer — and only then updates the cache under the write lock, so the
+ * cache never claims something the disk does not, and a revocation or a
+ * disabled flag is in force for the very next request.
+ *
+ * Cache tables (all keyed by strings, see cache.h):
+ *   keys     HMAC hex       → id_key     (key id, tenant, user, kind, revoked)
+ *   users    user id        → id_user    (tenant, external id, tier, disabled)
+ *   ext      tenant\nextid  → user id    (JWT subject → user)
+ *   issuers  iss            → id_issuer  (tenant, audience, parsed key)
+ *   tenants  tenant id      → id_tenant  (default tier, its issuer)        */
+#include "identity/identity.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "identity/cache.h"
+#include "identity/jwt.h"
+#include "identity/scope_mint.h"
+#include "util/ids.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#define IDENTITY_JWT_LEEWAY_S 60
+#define IDENTITY_CRED_MAX JWT_MAX_TOKEN
+
+typedef struct id_key {
+    char key_id[ID_MAX];
+    char tenant_id[ID_MAX];
+    char user_id[ID_MAX];
+    key_kind kind;
+    bool revoked;
+} id_key;
+
+typedef struct id_user {
+    char tenant_id[ID_MAX];
+    char external_id[STORE_NAME_MAX];
+    char tier[32];
+    bool disabled;
+} id_user;
+
+typedef struct id_issuer {
+    char tenant_id[ID_MAX];
+    char issuer[STORE_NAME_MAX];
+    char audience[STORE_NAME_MAX];
+    jwt_alg alg;
+    jwt_key *key;
+} id_issuer;
+
+typedef struct id_tenant {
+    char default_tier[32];
+    char issuer[STORE_NAME_MAX];   /* "" if no JWT configured */
+} id_tenant;
+
+struct identity {
+    store *st;
+    unsigned char secret[IDENTITY_SECRET_LEN];
+    bool has_admin;
+    char admin_hash[65];           /* HMAC of the admin token: compared, never the token */
+    pthread_rwlock_t lock;         /* guards the tables */
+    pthread_mutex_t mutate;        /* orders store-then-cache updates of admin changes */
+    idcache *keys, *users, *ext, *issuers, *tenants;
+};
+
+static void id_issuer_free(void *p)
+{
+    id_issuer *i = p;
+    if (i) jwt_key_free(i->key);
+    free(i);
+}
+
+static void id_copy(char *dst, size_t n, const char *src) { snprintf(dst, n, "%s", src ? src : ""); }
+
+static void id_ext_key(char *out, size_t n, const char *tenant_id, const char *external_id)
+{
+    /* '\n' cannot occur in a tenant id, so the pair is unambiguous */
+    snprintf(out, n, "%s\n%s", tenant_id, external_id);
+}
+
+/* ---- cache updates (caller holds the write lock) ---- */
+
+static void id_cache_key(identity *id, const key_rec *k)
+{
+    id_key *e = malloc(sizeof *e);
+    if (!e) return;
+    id_copy(e->key_id, sizeof e->key_id, k->id);
+    id_copy(e->tenant_id, sizeof e->tenant_id, k->tenant_id);
+    id_copy(e->user_id, sizeof e->user_id, k->user_id);
+    e->kind = k->kind;
+    e->revoked = k->revoked_at != 0;
+    if (idcache_put(id->keys, k->hash, e) != 0) free(e);
+}
+
+static void id_cache_user(identity *id, const user_rec *u)
+{
+    id_user *e = malloc(sizeof *e);
+    char *uid = strdup(u->id);
+    char ek[ID_MAX + STORE_NAME_MAX + 2];
+    if (!e || !uid) { free(e); free(uid); return; }
+    id_copy(e->tenant_id, sizeof e->tenant_id, u->tenant_id);
+    id_copy(e->external_id, sizeof e->external_id, u->external_id);
+    id_copy(e->tier, sizeof e->tier, u->tier);
+    e->disabled = u->disabled;
+    if (idcache_put(id->users, u->id, e) != 0) free(e);
+    id_ext_key(ek, sizeof ek, u->tenant_id, u->external_id);
+    if (idcache_put(id->ext, ek, uid) != 0) free(uid);
+}
+
+/* Replace the tenant's issuer entry with jwt (NULL: remove it). */
+static void id_cache_tenant(identity *id, const char *tenant_id, const char *default_tier,
+                            const tenant_jwt *jwt)
+{
+    id_tenant *t = idcache_get(id->tenants, tenant_id);
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        if (!t || idcache_put(id->tenants, tenant_id, t) != 0) { free(t); return; }
+    }
+    if (default_tier) id_copy(t->default_tier, sizeof t->default_tier, default_tier[0] ? default_tier : "default");
+    if (t->issuer[0]) {
+        id_issuer *old = idcache_get(id->issuers, t->issuer);
+        if (old && strcmp(old->tenant_id, tenant_id) == 0) idcache_del(id->issuers, t->issuer);
+        t->issuer[0] = '\0';
+    }
+    if (!jwt) return;
+    char err[128];
+    jwt_alg alg = jwt_alg_from_name(jwt->alg);
+    jwt_key *k = jwt_key_load(alg, jwt->key, jwt->key ? strlen(jwt->key) : 0, err, sizeof err);
+    if (!k) {
+        log_warn("identity: tenant %s: JWT key unusable (%s); its tokens will be refused", tenant_id, err);
+        return;
+    }
+    id_issuer *is = calloc(1, sizeof *is);
+    if (!is) { jwt_key_free(k); return; }
+    id_copy(is->tenant_id, sizeof is->tenant_id, tenant_id);
+    id_copy(is->issuer, sizeof is->issuer, jwt->issuer);
+    id_copy(is->audience, sizeof is->audience, jwt->audience);
+    is->alg = alg;
+    is->key = k;
+    if (idcache_put(id->issuers, jwt->issuer, is) != 0) { id_issuer_free(is); return; }
+    id_copy(t->issuer, sizeof t->issuer, jwt->issuer);
+}
+
+/* ---- open / close ---- */
+
+static void id_load_tenant_cb(const tenant_rec *t, void *arg)
+{
+    id_cache_tenant(arg, t->id, t->default_tier, t->has_jwt ? &t->jwt : NULL);
+}
+static void id_load_user_cb(const user_rec *u, void *arg) { id_cache_user(arg, u); }
+static void id_load_key_cb(const key_rec *k, void *arg) { id_cache_key(arg, k); }
+
+identity *identity_open(store *st, const char *data_dir, const char *admin_token,
+                        char *err, size_t errlen)
+{
+    identity *id = calloc(1, sizeof *id);
+    if (!id) { snprintf(err, errlen, "out of memory"); return NULL; }
+    id->st = st;
+    if (identity_load_secret(data_dir, id->secret, err, errlen) != 0) { free(id); return NULL; }
+    pthread_rwlock_init(&id->lock, NULL);
+    pthread_mutex_init(&id->mutate, NULL);
+    id->keys = idcache_new(free);
+    id->users = idcache_new(free);
+    id->ext = idcache_new(free);
+    id->issuers = idcache_new(id_issuer_free);
+    id->tenants = idcache_new(free);
+    if (!id->keys || !id->users || !id->ext || !id->issuers || !id->tenants) {
+        snprintf(err, errlen, "out of memory");
+        identity_close(id);
+        return NULL;
+    }
+    if (admin_token && *admin_token) {
+        id->has_admin = true;
+        identity_hash_key(id->secret, sizeof id->secret, admin_token, id->admin_hash);
+    }
+    if (store_load_tenants(st, id_load_tenant_cb, id) != STORE_OK ||
+        store_load_users(st, id_load_user_cb, id) != STORE_OK ||
+        store_load_keys(st, id_load_key_cb, id) != STORE_OK) {
+        snprintf(err, errlen, "cannot load credentials from the store");
+        identity_close(id);
+        return NULL;
+    }
+    return id;
+}
+
+void identity_close(identity *id)
+{
+    if (!id) return;
+    idcache_free(id->keys);
+    idcache_free(id->users);
+    idcache_free(id->ext);
+    idcache_free(id->issuers);
+    idcache_free(id->tenants);
+    pthread_rwlock_destroy(&id->lock);
+    pthread_mutex_destroy(&id->mutate);
+    OPENSSL_cleanse(id->secret, sizeof id->secret);
+    free(id);
+}
+
+/* ---- authentication ---- */
+
+static auth_status id_fail(char *why, size_t whylen, auth_status st, const char *msg)
+{
+    if (why && whylen) snprintf(why, whylen, "%s", msg);
+    return st;
+}
+
+/* "Bearer <cred>": scheme case-insensitive (RFC 7235), one credential. */
+static bool id_parse_bearer(const char *h, const char **cred, size_t *len)
+{
+    while (*h == ' ' || *h == '\t') h++;
+    if (strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t')) return false;
+    h += 6;
+    while (*h == ' ' || *h == '\t') h++;
+    size_t n = strnlen(h, IDENTITY_CRED_MAX + 1);
+    if (n > IDENTITY_CRED_MAX) return false;
+    while (n && (h[n - 1] == ' ' || h[n - 1] == '\t')) n--;
+    if (n == 0) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)h[i] <= 0x20 || (unsigned char)h[i] >= 0x7f) return false;
+    *cred = h;
+    *len = n;
+    return true;
+}
+
+static auth_status id_auth_key(identity *id, const char *hash, scope *out, char *why, size_t whylen)
+{
+    auth_status res;
+    pthread_rwlock_rdlock(&id->lock);
+    const id_key *k = idcache_get(id->keys, hash);
+    const id_user *u = NULL;
+    if (!k) {
+        res = id_fail(why, whylen, AUTH_INVALID, "invalid API key");
+    } else if (k->revoked) {
+        res = id_fail(why, whylen, AUTH_REVOKED, "API key has been revoked");
+    } else if (!idcache_get(id->tenants, k->tenant_id)) {
+        res = id_fail(why, whylen, AUTH_INVALID, "invalid API key");
+    } else if (k->kind == KEY_KIND_ADMIN) {
+        scope_mint_tenant_admin(out, k->tenant_id, k->key_id);
+        res = AUTH_OK;
+    } else if (!(u = idcache_get(id->users, k->user_id)) || strcmp(u->tenant_id, k->tenant_id) != 0) {
+        res = id_fail(why, whylen, AUTH_INVALID, "invalid API key");   /* user erased */
+    } else if (u->disabled) {
+        res = id_fail(why, whylen, AUTH_DISABLED, "user is disabled");
+    } else {
+        scope_mint_user(out, k->tenant_id, k->user_id, k->key_id, u->tier);
+        res = AUTH_OK;
+    }
+    pthread_rwlock_unlock(&id->lock);
+    return res;
+}
+
+static auth_status id_auth_jwt(identity *id, const char *token, scope *out, auth_pending *pending,
+                               char *why, size_t whylen)
+{
+    char iss[STORE_NAME_MAX];
+    if (!jwt_peek_issuer(token, iss, sizeof iss))
+        return id_fail(why, whylen, AUTH_INVALID, "invalid token");
+
+    auth_status res;
+    pthread_rwlock_rdlock(&id->lock);
+    const id_issuer *is = idcache_get(id->issuers, iss);
+    if (!is) {
+        pthread_rwlock_unlock(&id->lock);
+        return id_fail(why, whylen, AUTH_INVALID, "invalid token: issuer not accepted");
+    }
+    jwt_issuer_cfg cfg = {
+        .issuer = is->issuer,
+        .audience = is->audience[0] ? is->audience : NULL,
+        .alg = is->alg,
+        .leeway_s = IDENTITY_JWT_LEEWAY_S,
+    };
+    jwt_claims cl;
+    /* Verified under the read lock: the parsed key cannot be freed by a
+     * concurrent settings change while in use, and readers do not block
+     * each other. */
+    jwt_status js = jwt_verify_with_key(token, &cfg, is->key, time_now_unix(), &cl);
+    if (js != JWT_OK) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "invalid token: %s", jwt_status_text(js));
+        res = id_fail(why, whylen, (js == JWT_EXPIRED || js == JWT_NOT_YET_VALID) ? AUTH_EXPIRED : AUTH_INVALID, msg);
+        pthread_rwlock_unlock(&id->lock);
+        return res;
+    }
+    char tenant_id[ID_MAX];
+    id_copy(tenant_id, sizeof tenant_id, is->tenant_id);
+    char ek[ID_MAX + STORE_NAME_MAX + 2];
+    id_ext_key(ek, sizeof ek, tenant_id, cl.sub);
+    const char *uid = idcache_get(id->ext, ek);
+    const id_user *u = uid ? idcache_get(id->users, uid) : NULL;
+    if (!u) {
+        if (pending) {
+            memset(pending, 0, sizeof *pending);
+            id_copy(pending->tenant_id, sizeof pending->tenant_id, tenant_id);
+            id_copy(pending->external_id, sizeof pending->external_id, cl.sub);
+        }
+        res = id_fail(why, whylen, AUTH_NEEDS_PROVISION, "user not yet provisioned");
+    } else if (u->disabled) {
+        res = id_fail(why, whylen, AUTH_DISABLED, "user is disabled");
+    } else {
+        scope_mint_user(out, tenant_id, uid, "jwt", u->tier);
+        res = AUTH_OK;
+    }
+    pthread_rwlock_unlock(&id->lock);
+    return res;
+}
+
+auth_status identity_authenticate(identity *id, const char *authorization, scope *out,
+                                  auth_pending *pending, char *why, size_t whylen)
+{
+    memset(out, 0, sizeof *out);
+    if (why && whylen) why[0] = '\0';
+    if (!authorization || !*authorization)
+        return id_fail(why, whylen, AUTH_MISSING, "missing Authorization header");
+    const char *cp;
+    size_t n;
+    if (!id_parse_bearer(authorization, &cp, &n))
+        return id_fail(why, whylen, AUTH_MALFORMED, "Authorization must be \"Bearer <credential>\"");
+    char *cred = malloc(n + 1);
+    if (!cred) return id_fail(why, whylen, AUTH_INVALID, "invalid credential");
+    memcpy(cred, cp, n);
+    cred[n] = '\0';
+
+    auth_status res;
+    char hash[65];
+    identity_hash_key(id->secret, sizeof id->secret, cred, hash);
+    size_t dots = 0;
+    for (size_t i = 0; i < n; i++) dots += cred[i] == '.';
+
+    /* Compare MACs, not the token: constant time whatever the lengths. */
+    if (id->has_admin && CRYPTO_memcmp(hash, id->admin_hash, 64) == 0) {
+        scope_mint_server_admin(out);
+        res = AUTH_OK;
+    } else if (strncmp(cred, "bk_", 3) == 0) {
+        res = id_auth_key(id, hash, out, why, whylen);
+    } else if (dots == 2) {
+        res = id_auth_jwt(id, cred, out, pending, why, whylen);
+    } else {
+        res = id_fail(why, whylen, AUTH_INVALID, "invalid credential");
+    }
+    OPENSSL_cleanse(cred, n);
+    free(cred);
+    return res;
+}
+
+auth_status identity_provision(identity *id, const auth_pending *pending, scope *out,
+                               char *why, size_t whylen)
+{
+    memset(out, 0, sizeof *out);
+    if (!pending || !pending->tenant_id[0] || !pending->external_id[0])
+        return id_fail(why, whylen, AUTH_INVALID, "invalid token");
+    char tier[32] = "";
+    pthread_rwlock_rdlock(&id->lock);
+    const id_tenant *t = idcache_get(id->tenants, pending->tenant_id);
+    if (t) id_copy(tier, sizeof tier, t->default_tier);
+    pthread_rwlock_unlock(&id->lock);
+    if (!t) return id_fail(why, whylen, AUTH_INVALID, "invalid token");
+
+    user_rec u;
+    store_status s = store_user_provision(id->st, pending->tenant_id, pending->external_id, tier, &u);
+    if (s != STORE_OK) {
+        log_error("identity: provisioning %s failed: %s", pending->tenant_id, store_status_text(s));
+        return id_fail(why, whylen, AUTH_INVALID, "cannot provision user");
+    }
+    /* Racing provisions read back the same row, so caching it twice is harmless. */
+    pthread_rwlock_wrlock(&id->lock);
+    id_cache_user(id, &u);
+    pthread_rwlock_unlock(&id->lock);
+    if (u.disabled) return id_fail(why, whylen, AUTH_DISABLED, "user is disabled");
+    scope_mint_user(out, u.tenant_id, u.id, "jwt", u.tier);
+    return AUTH_OK;
+}
+
+/* ---- validation helpers ---- */
+
+static bool id_text_ok(const char *s, size_t max)
+{
+    if (!s || !*s) return false;
+    size_t n = strnlen(s, max);
+    if (n >= max) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return false;
+    return true;
+}
+
+static bool id_jwt_ok(const tenant_jwt *j)
+{
+    if (!id_text_ok(j->issuer, sizeof j->issuer)) return false;
+    if (j->audience[0] && !id_text_ok(j->audience, sizeof j->audience)) return false;
+    jwt_alg alg = jwt_alg_from_name(j->alg);
+    if (alg == JWT_ALG_NONE || !j->key) return false;
+    char err[128];
+    if (jwt_check_key(alg, j->key, strlen(j->key), err, sizeof err) != 0) {
+        log_info("identity: JWT key refused: %s", err);
+        return false;
+    }
+    return true;
+}
+
+static void id_new_key(identity *id, key_kind kind, key_rec *k, char key_out[KEY_MAX])
+{
+    memset(k, 0, sizeof *k);
+    identity_generate_key(kind == KEY_KIND_ADMIN ? "bk_adm_" : "bk_usr_", key_out);
+    ids_new(k->id, "key");
+    k->kind = kind;
+    memcpy(k->prefix, key_out, KEY_PREFIX_LEN);
+    k->prefix[KEY_PREFIX_LEN] = '\0';
+    identity_hash_key(id->secret, sizeof id->secret, key_out, k->hash);
+    k->created_at = time_now_unix();
+}
+
+/* ---- tenants ---- */
+
+store_status identity_create_tenant(identity *id, const scope *sc, const char *name,
+                                    const tenant_jwt *jwt, tenant_rec *out,
+                                    char admin_key_out[KEY_MAX])
+{
+    if (out) memset(out, 0, sizeof *out);
+    if (!scope_valid(sc)) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_SERVER_ADMIN) return STORE_FORBIDDEN;
+    if (!id_text_ok(name, STORE_NAME_MAX)) return STORE_INVALID;
+    if (jwt && !id_jwt_ok(jwt)) return STORE_INVALID;
+
+    tenant_rec t;
+    memset(&t, 0, sizeof t);
+    ids_new(t.id, "ten");
+    id_copy(t.name, sizeof t.name, name);
+    id_copy(t.default_tier, sizeof t.default_tier, "default");
+    t.created_at = time_now_unix();
+    if (jwt) { t.has_jwt = true; t.jwt = *jwt; }   /* key pointer borrowed */
+
+    char key[KEY_MAX];
+    key_rec k;
+    id_new_key(id, KEY_KIND_ADMIN, &k, key);
+    id_copy(k.tenant_id, sizeof k.tenant_id, t.id);
+
+    pthread_mutex_lock(&id->mutate);
+    store_status s = store_tenant_create(id->st, sc, &t, &k);
+    if (s == STORE_OK) {
+        pthread_rwlock_wrlock(&id->lock);
+        id_cache_tenant(id, t.id, t.default_tier, jwt);
+        id_cache_key(id, &k);
+        pthread_rwlock_unlock(&id->lock);
+    }
+    pthread_mutex_unlock(&id->mutate);
+    if (s == STORE_OK) {
+        if (admin_key_out) memcpy(admin_key_out, key, KEY_MAX);
+        if (out) {
+            *out = t;
+            out->jwt.key = jwt && jwt->key ? strdup(jwt->key) : NULL;
+        }
+    }
+    OPENSSL_cleanse(key, sizeof key);
+    return s;
+}
+
+store_status identity_set_tenant_jwt(identity *id, const scope *sc, const char *tenant_id,
+                                     const tenant_jwt *jwt, tenant_rec *out)
+{
+    if (out) memset(out, 0, sizeof *out);
+    if (!scope_valid(sc) || !tenant_id) return STORE_NOT_FOUND;
+    if (jwt && !id_jwt_ok(jwt)) return STORE_INVALID;
+    pthread_mutex_lock(&id->mutate);
+    store_status s = store_tenant_set_jwt(id->st, sc, tenant_id, jwt);
+    if (s == STORE_OK) {
+        pthread_rwlock_wrlock(&id->lock);
+        id_cache_tenant(id, tenant_id, NULL, jwt);
+        pthread_rwlock_unlock(&id->lock);
+    }
+    pthread_mutex_unlock(&id->mutate);
+    if (s == STORE_OK && out) s = store_tenant_get(id->st, sc, tenant_id, out);
+    return s;
+}
+
+/* ---- users ---- */
+
+store_status identity_create_user(identity *id, const scope *sc, const char *external_id,
+                                  const char *tier, const char *display_name, user_rec *out)
+{
+    if (out) memset(out, 0, sizeof *out);
+    if (!scope_valid(sc)) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_TENANT_ADMIN) return STORE_FORBIDDEN;
+    if (!id_text_ok(external_id, STORE_NAME_MAX)) return STORE_INVALID;
+    if (tier && !id_text_ok(tier, sizeof ((user_rec *)0)->tier)) return STORE_INVALID;
+    if (display_name && display_name[0] && !id_text_ok(display_name, STORE_NAME_MAX)) return STORE_INVALID;
+
+    user_rec u;
+    memset(&u, 0, sizeof u);
+    ids_new(u.id, "usr");
+    id_copy(u.tenant_id, sizeof u.tenant_id, sc->tenant_id);
+    id_copy(u.external_id, sizeof u.external_id, external_id);
+    id_copy(u.display_name, sizeof u.display_name, display_name);
+    if (tier) {
+        id_copy(u.tier, sizeof u.tier, tier);
+    } else {
+        pthread_rwlock_rdlock(&id->lock);
+        const id_tenant *t = idcache_get(id->tenants, sc->tenant_id);
+        id_copy(u.tier, sizeof u.tier, t && t->default_tier[0] ? t->default_tier : "default");
+        pthread_rwlock_unlock(&id->lock);
+    }
+    u.limits = (user_limits){-1, -1, -1, -1, -1};
+    u.created_at = time_now_unix();
+
+    pthread_mutex_lock(&id->mutate);
+    store_status s = store_user_create(id->st, sc, &u);
+    if (s == STORE_OK) {
+        pthread_rwlock_wrlock(&id->lock);
+        id_cache_user(id, &u);
+        pthread_rwlock_unlock(&id->lock);
+    }
+    pthread_mutex_unlock(&id->mutate);
+    if (s == STORE_OK && out) *out = u;
+    return s;
+}
+
+store_status identity_update_user(identity *id, const scope *sc, const char *user_id,
+                                  const user_update *upd, user_rec *out)
+{
+    user_rec u;
+    pthread_mutex_lock(&id->mutate);
+    store_status s = store_user_update(id->st, sc, user_id, upd, &u);
+    if (s == STORE_OK) {
+        pthread_rwlock_wrlock(&id->lock);
+        id_cache_user(id, &u);
+        pthread_rwlock_unlock(&id->lock);
+    }
+    pthread_mutex_unlock(&id->mutate);
+    if (out) {
+        if (s == STORE_OK) *out = u; else memset(out, 0, sizeof *out);
+    }
+    return s;
+}
+
+static bool id_key_of_user(const char *key, void *val, void *arg)
+{
+    (void)key;
+    return strcmp(((const id_key *)val)->user_id, arg) == 0;
+}
+
+store_status identity_delete_user(identity *id, const scope *sc, const char *user_id)
+{
+    if (!user_id) return STORE_NOT_FOUND;
+    pthread_mutex_lock(&id->mutate);
+    store_status s = store_user_delete(id->st, sc, user_id);
+    if (s == STORE_OK) {
+        pthread_rwlock_wrlock(&id->lock);
+        id_user *u = idcache_get(id->users, user_id);
+        if (u) {
+            char ek[ID_MAX + STORE_NAME_MAX + 2];
+            id_ext_key(ek, sizeof ek, u->tenant_id, u->external_id);
+            idcache_del(id->ext, ek);
+            idcache_del(id->users, user_id);
+        }
+        idcache_foreach(id->keys, id_key_of_user, (void *)user_id);
+        pthread_rwlock_unlock(&id->lock);
+    }
+    pthread_mutex_unlock(&id->mutate);
+    return s;
+}
+
+/* ---- keys ---- */
+
+store_status identity_create_user_key(identity *id, const scope *sc, const char *user_id,
+                                      key_rec *out, char key_out[KEY_MAX])
+{
+    if (out) memset(out, 0, sizeof *out);
+    if (!scope_valid(sc) || !user_id) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_TENANT_ADMIN) return STORE_FORBIDDEN;
+    char key[KEY_MAX];
+    key_rec k;
+    id_new_key(id, KEY_KIND_USER, &k, key);
+    id_copy(k.tenant_id, sizeof k.tenant_id, sc->tenant_id);
+    id_copy(k.user_id, sizeof k.user_id, user_id);
+
+    pthread_mutex_lock(&id->mutate);
+    store_status s = store_key_create(id->st, sc, &k);   /* checks the user is this tenant's */
+    if (s == STORE_OK) {
+        pthread_rwlock_wrlock(&id->lock);
+        id_cache_key(id, &k);
+        pthread_rwlock_unlock(&id->lock);
+    }
+    pthread_mutex_unlock(&id->mutate);
+    if (s == STORE_OK) {
+        if (out) *out = k;
+        if (key_out) memcpy(key_out, key, KEY_MAX);
+    }
+    OPENSSL_cleanse(key, sizeof key);
+    return s;
+}
+
+store_status identity_revoke_key(identity *id, const scope *sc, const char *key_id)
+{
+    key_rec k;
+    pthread_mutex_lock(&id->mutate);
+    store_status s = store_key_get(id->st, sc, key_id, &k);     /* scope-checked */
+    if (s == STORE_OK) s = store_key_revoke(id->st, sc, key_id, time_now_unix());
+    if (s == STORE_OK) {
+        pthread_rwlock_wrlock(&id->lock);
+        id_key *e = idcache_get(id->keys, k.hash);
+        if (e) e->revoked = true;
+        pthread_rwlock_unlock(&id->lock);
+    }
+    pthread_mutex_unlock(&id->mutate);
+    return s;
+}
+
+/* ---- the command line ---- */
+
+void identity_cli_scope(identity *id, scope *out)
+{
+    (void)id;
+    scope_mint_server_admin(out);
+    id_copy(out->key_id, sizeof out->key_id, "cli");
+}
+
+store_status identity_cli_tenant_scope(identity *id, const char *tenant_id, scope *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!tenant_id) return STORE_NOT_FOUND;
+    pthread_rwlock_rdlock(&id->lock);
+    bool known = idcache_get(id->tenants, tenant_id) != NULL;
+    pthread_rwlock_unlock(&id->lock);
+    if (!known) return STORE_NOT_FOUND;
+    scope_mint_tenant_admin(out, tenant_id, "cli");
+    return STORE_OK;
+}

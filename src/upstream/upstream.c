@@ -1,0 +1,217 @@
+/* upstream.c — the per-loop upstream: call bookkeeping and dispatch to the
+ * provider kinds, plus the small shared helpers of upstream.h. */
+#include "upstream/upstream_internal.h"
+
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <errno.h>
+
+#include "util/timeutil.h"
+
+static pthread_once_t upstream_curl_once = PTHREAD_ONCE_INIT;
+static void upstream_curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+upstream *upstream_new(uv_loop_t *loop, const brigade_config *cfg)
+{
+    /* curl_global_init is not thread-safe on every build: do it once. */
+    pthread_once(&upstream_curl_once, upstream_curl_init);
+    upstream *u = calloc(1, sizeof(*u));
+    if (!u) abort();
+    u->loop = loop;
+    u->cfg = cfg;
+    return u;
+}
+
+void upstream_handle_closed(upstream *u)
+{
+    u->open_handles--;
+    if (u->freeing && u->open_handles == 0) {
+        free(u->pools);
+        free(u);
+    }
+}
+
+void upstream_free(upstream *u)
+{
+    if (!u) return;
+    while (u->calls) upstream_call_cancel(u->calls);
+    for (size_t i = 0; i < u->n_pools; i++) upstream_pool_free(u->pools[i]);
+    u->n_pools = 0;
+    u->freeing = true;
+    if (u->open_handles == 0) {
+        free(u->pools);
+        free(u);
+    }
+    /* else: freed by the last close callback — run the loop once more. */
+}
+
+void upstream_call_link(upstream *u, upstream_call *c, const model_cfg *m, bool stream,
+                        const upstream_callbacks *cb, void *arg)
+{
+    c->u = u;
+    c->cb = *cb;
+    c->arg = arg;
+    c->model = m;
+    c->prov = m->provider;
+    c->stream = stream;
+    c->prev = NULL;
+    c->next = u->calls;
+    if (u->calls) u->calls->prev = c;
+    u->calls = c;
+}
+
+void upstream_call_deliver(upstream_call *c, const upstream_result *res)
+{
+    if (c->finished) return;
+    c->finished = true;
+    if (c->prev) c->prev->next = c->next;
+    else c->u->calls = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    if (c->cb.on_done) c->cb.on_done(c, res, c->arg);
+}
+
+upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *body,
+                             size_t body_len, bool stream, const char *request_id,
+                             const upstream_callbacks *cb, void *arg)
+{
+    if (!u || u->freeing || !model || !model->provider || !body || !cb || !cb->on_done)
+        return NULL;
+    switch (model->provider->kind) {
+    case PROVIDER_MOCK:
+        return mockp_chat(u, model, body, body_len, stream, cb, arg);
+    case PROVIDER_OPENAI:
+        return openai_chat(u, model, body, body_len, stream, request_id, cb, arg);
+    }
+    return NULL;
+}
+
+void upstream_call_resume(upstream_call *call)
+{
+    if (call && !call->finished && call->resume) call->resume(call);
+}
+
+void upstream_call_cancel(upstream_call *call)
+{
+    if (call && !call->finished) call->cancel(call);
+}
+
+int64_t upstream_estimate_tokens(const char *text, size_t len)
+{
+    (void)text;
+    return (int64_t)((len + 3) / 4);
+}
+
+const char *upstream_error_name(upstream_error e)
+{
+    switch (e) {
+    case UPSTREAM_OK:          return "ok";
+    case UPSTREAM_CONNECT:     return "connect";
+    case UPSTREAM_TIMEOUT:     return "timeout";
+    case UPSTREAM_HTTP_STATUS: return "http_status";
+    case UPSTREAM_MALFORMED:   return "malformed";
+    case UPSTREAM_TRUNCATED:   return "truncated";
+    case UPSTREAM_CANCELLED:   return "cancelled";
+    }
+    return "unknown";
+}
+
+/* ------------------------------------------------------------ reachability */
+
+/* Providers that answered recently, so /readyz does not open a probe
+ * connection on every call while traffic flows. Small and fixed: past its
+ * size, the probe is simply done. */
+#define UPSTREAM_SEEN_SLOTS 32
+#define UPSTREAM_SEEN_FRESH_MS 30000
+static pthread_mutex_t upstream_seen_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { const provider_cfg *p; int64_t at_ms; } upstream_seen[UPSTREAM_SEEN_SLOTS];
+
+void upstream_note_reachable(const provider_cfg *p)
+{
+    int64_t now = time_now_unix_ms();
+    pthread_mutex_lock(&upstream_seen_mu);
+    size_t oldest = 0;
+    for (size_t i = 0; i < UPSTREAM_SEEN_SLOTS; i++) {
+        if (upstream_seen[i].p == p) { oldest = i; break; }
+        if (upstream_seen[i].at_ms < upstream_seen[oldest].at_ms) oldest = i;
+    }
+    upstream_seen[oldest].p = p;
+    upstream_seen[oldest].at_ms = now;
+    pthread_mutex_unlock(&upstream_seen_mu);
+}
+
+static bool upstream_seen_recently(const provider_cfg *p)
+{
+    int64_t now = time_now_unix_ms();
+    bool yes = false;
+    pthread_mutex_lock(&upstream_seen_mu);
+    for (size_t i = 0; i < UPSTREAM_SEEN_SLOTS; i++)
+        if (upstream_seen[i].p == p && now - upstream_seen[i].at_ms <= UPSTREAM_SEEN_FRESH_MS) yes = true;
+    pthread_mutex_unlock(&upstream_seen_mu);
+    return yes;
+}
+
+/* Non-blocking connect bounded by the time left until `deadline_ms`. */
+static bool upstream_tcp_probe(const struct addrinfo *ai, int64_t deadline_ms)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) return false;
+    bool ok = false;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        ok = true;
+    } else if (errno == EINPROGRESS) {
+        int64_t left = deadline_ms - time_now_unix_ms();
+        struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+        if (left > 0 && poll(&pfd, 1, (int)left) == 1) {
+            int err = 0;
+            socklen_t el = sizeof(err);
+            ok = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0;
+        }
+    }
+    close(fd);
+    return ok;
+}
+
+bool upstream_provider_reachable(const provider_cfg *p)
+{
+    if (!p) return false;
+    if (p->kind == PROVIDER_MOCK) return true;
+    if (upstream_seen_recently(p)) return true;
+    if (!p->base_url) return false;
+
+    CURLU *url = curl_url();
+    if (!url) return false;
+    char *host = NULL, *port = NULL;
+    bool ok = false;
+    if (curl_url_set(url, CURLUPART_URL, p->base_url, 0) == CURLUE_OK &&
+        curl_url_get(url, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(url, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+        /* IPv6 literals come back in brackets. */
+        size_t hl = strlen(host);
+        if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+            memmove(host, host + 1, hl - 2);
+            host[hl - 2] = '\0';
+        }
+        int64_t deadline = time_now_unix_ms() + 2000;
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
+        struct addrinfo *res = NULL;
+        /* getaddrinfo has no timeout of its own; the 2 s bound covers the
+         * connects, which is where an unreachable host hangs. */
+        if (getaddrinfo(host, port, &hints, &res) == 0) {
+            for (struct addrinfo *ai = res; ai && !ok && time_now_unix_ms() < deadline; ai = ai->ai_next)
+                ok = upstream_tcp_probe(ai, deadline);
+            freeaddrinfo(res);
+        }
+    }
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(url);
+    if (ok) upstream_note_reachable(p);
+    return ok;
+}

@@ -1,0 +1,173 @@
+/* upstream_pool.c — a libcurl multi handle driven by a libuv loop.
+ *
+ * One pool per (upstream, provider): the multi handle keeps that provider's
+ * connection cache, so keep-alive connections (and HTTP/2 streams) are
+ * reused across calls, and CURLMOPT_MAX_HOST_CONNECTIONS applies the
+ * provider's max_connections. This is curl's multi_socket interface: curl
+ * tells us which sockets to watch (SOCKETFUNCTION → a uv_poll per socket) and
+ * when to wake it (TIMERFUNCTION → a uv_timer); we tell curl what happened
+ * with curl_multi_socket_action and then collect finished transfers. */
+#include <stdlib.h>
+
+#include "upstream/upstream_internal.h"
+
+typedef struct upstream_sock upstream_sock;
+
+struct upstream_pool {
+    upstream           *u;
+    const provider_cfg *prov;
+    CURLM              *multi;
+    uv_timer_t          timer;
+    upstream_sock      *socks;     /* live poll handles, to close on free */
+    bool                closing;   /* curl_multi_cleanup in progress */
+};
+
+struct upstream_sock {
+    uv_poll_t      poll;
+    upstream_pool *pool;
+    curl_socket_t  fd;
+    upstream_sock *prev, *next;
+};
+
+static void upstream_sock_closed(uv_handle_t *h) { free(h->data); }
+
+static void upstream_sock_close(upstream_sock *s)
+{
+    upstream_pool *p = s->pool;
+    if (s->prev) s->prev->next = s->next;
+    else p->socks = s->next;
+    if (s->next) s->next->prev = s->prev;
+    uv_poll_stop(&s->poll);
+    uv_close((uv_handle_t *)&s->poll, upstream_sock_closed);
+}
+
+/* Hand every finished transfer to its provider. */
+static void upstream_pool_collect(upstream_pool *p)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(p->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode code = msg->data.result;
+        openai_transfer_done(easy, code);
+    }
+}
+
+static void upstream_pool_on_poll(uv_poll_t *h, int status, int events)
+{
+    upstream_sock *s = h->data;
+    upstream_pool *p = s->pool;      /* s may be closed inside socket_action */
+    curl_socket_t fd = s->fd;
+    int flags = 0;
+    if (status < 0) flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+    int running;
+    curl_multi_socket_action(p->multi, fd, flags, &running);
+    upstream_pool_collect(p);
+}
+
+static void upstream_pool_on_timer(uv_timer_t *t)
+{
+    upstream_pool *p = t->data;
+    int running;
+    curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    upstream_pool_collect(p);
+}
+
+static int upstream_pool_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    upstream_pool *p = userp;
+    upstream_sock *s = socketp;
+    if (p->closing) return 0;   /* handles are already closed by upstream_pool_free */
+    if (what == CURL_POLL_REMOVE) {
+        if (s) {
+            upstream_sock_close(s);
+            curl_multi_assign(p->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (!s) {
+        s = calloc(1, sizeof(*s));
+        if (!s) abort();
+        s->pool = p;
+        s->fd = fd;
+        if (uv_poll_init_socket(p->u->loop, &s->poll, fd) != 0) {
+            free(s);
+            return -1;
+        }
+        s->poll.data = s;
+        s->next = p->socks;
+        if (p->socks) p->socks->prev = s;
+        p->socks = s;
+        curl_multi_assign(p->multi, fd, s);
+    }
+    int ev = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev |= UV_READABLE;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev |= UV_WRITABLE;
+    uv_poll_start(&s->poll, ev, upstream_pool_on_poll);
+    return 0;
+}
+
+static int upstream_pool_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    upstream_pool *p = userp;
+    if (p->closing) return 0;
+    if (timeout_ms < 0) uv_timer_stop(&p->timer);
+    /* 0 means "now": the timer fires on the next loop turn, since calling
+     * socket_action from inside this callback is not allowed. */
+    else uv_timer_start(&p->timer, upstream_pool_on_timer, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+upstream_pool *upstream_pool_get(upstream *u, const provider_cfg *prov)
+{
+    for (size_t i = 0; i < u->n_pools; i++)
+        if (u->pools[i]->prov == prov) return u->pools[i];
+    upstream_pool *p = calloc(1, sizeof(*p));
+    if (!p) abort();
+    p->u = u;
+    p->prov = prov;
+    p->multi = curl_multi_init();
+    if (!p->multi) abort();
+    long maxc = prov->max_connections ? (long)prov->max_connections : 64;
+    curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, upstream_pool_socket_cb);
+    curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
+    curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, upstream_pool_timer_cb);
+    curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
+    curl_multi_setopt(p->multi, CURLMOPT_MAX_HOST_CONNECTIONS, maxc);
+    curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, maxc);   /* keep that many idle */
+    curl_multi_setopt(p->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    uv_timer_init(u->loop, &p->timer);
+    p->timer.data = p;
+    u->open_handles++;
+    upstream_pool **np = realloc(u->pools, sizeof(*np) * (u->n_pools + 1));
+    if (!np) abort();
+    u->pools = np;
+    u->pools[u->n_pools++] = p;
+    return p;
+}
+
+CURLM *upstream_pool_multi(upstream_pool *pool) { return pool->multi; }
+
+static void upstream_pool_timer_closed(uv_handle_t *h)
+{
+    upstream_pool *p = h->data;
+    upstream *u = p->u;
+    free(p);
+    upstream_handle_closed(u);
+}
+
+void upstream_pool_free(upstream_pool *p)
+{
+    /* Stop watching before curl closes its sockets (a uv_poll must be
+     * stopped before its fd is closed), then let curl close them. */
+    while (p->socks) upstream_sock_close(p->socks);
+    p->closing = true;
+    curl_multi_cleanup(p->multi);
+    uv_timer_stop(&p->timer);
+    uv_close((uv_handle_t *)&p->timer, upstream_pool_timer_closed);
+}

@@ -1,0 +1,89 @@
+/* upstream_sse.c — incremental Server-Sent Events parser for provider streams.
+ *
+ * Bytes arrive in arbitrary pieces (a read may end mid-line, mid-"\r\n" or
+ * mid-UTF-8), so the parser keeps what it has not consumed and yields one
+ * event at a time; the caller can stop between events (backpressure) and
+ * continue later without losing anything. Per the SSE format: lines end in
+ * \n, \r\n or \r; `data:` lines (one optional space after the colon) are
+ * joined with \n; a blank line ends the event; `:` lines are comments; other
+ * fields (event, id, retry) are ignored — OpenAI streams only use data.
+ * A line or an event longer than max_event is an error, so a hostile or
+ * broken provider cannot make us buffer without bound. */
+#include <string.h>
+
+#include "upstream/upstream_internal.h"
+
+void upstream_sse_init(upstream_sse *s, size_t max_event)
+{
+    buf_init(&s->in);
+    buf_init(&s->data);
+    s->pos = 0;
+    s->has_data = false;
+    s->max_event = max_event;
+}
+
+void upstream_sse_free(upstream_sse *s)
+{
+    buf_free(&s->in);
+    buf_free(&s->data);
+}
+
+void upstream_sse_feed(upstream_sse *s, const char *p, size_t n)
+{
+    /* Drop what is parsed before growing, so the buffer stays near the size
+     * of one read plus one unfinished line. */
+    if (s->pos > 0 && (s->pos == s->in.len || s->pos > 4096)) {
+        buf_consume(&s->in, s->pos);
+        s->pos = 0;
+    }
+    buf_append(&s->in, p, n);
+}
+
+int upstream_sse_next(upstream_sse *s, const char **data, size_t *len)
+{
+    for (;;) {
+        const char *base = s->in.data + s->pos;
+        size_t avail = s->in.len - s->pos;
+        size_t i = 0;
+        while (i < avail && base[i] != '\n' && base[i] != '\r') i++;
+        if (i == avail) {
+            if (avail > s->max_event) return -1;
+            return 0;                               /* no complete line yet */
+        }
+        size_t eol = 1;
+        if (base[i] == '\r') {
+            if (i + 1 == avail) return 0;           /* "\r" then maybe "\n": wait */
+            if (base[i + 1] == '\n') eol = 2;
+        }
+        const char *line = base;
+        size_t llen = i;
+        s->pos += i + eol;
+
+        if (llen == 0) {                            /* blank line: dispatch */
+            if (!s->has_data) continue;
+            s->has_data = false;
+            *data = s->data.data;
+            *len = s->data.len;
+            return 1;
+        }
+        if (line[0] == ':') continue;               /* comment / keep-alive */
+        if (llen >= 5 && memcmp(line, "data", 4) == 0 && (line[4] == ':')) {
+            const char *v = line + 5;
+            size_t vlen = llen - 5;
+            if (vlen && v[0] == ' ') { v++; vlen--; }
+            if (!s->has_data) s->data.len = 0;
+            else buf_append(&s->data, "\n", 1);
+            if (s->data.len + vlen > s->max_event) return -1;
+            buf_append(&s->data, v, vlen);
+            s->has_data = true;
+        } else if (llen == 4 && memcmp(line, "data", 4) == 0) {
+            /* "data" with no colon: an empty data line. */
+            if (!s->has_data) s->data.len = 0;
+            else buf_append(&s->data, "\n", 1);
+            buf_reserve(&s->data, 1);
+            s->data.data[s->data.len] = '\0';
+            s->has_data = true;
+        }
+        /* other fields are ignored */
+    }
+}

@@ -1,0 +1,935 @@
+/* test_http_server.c — the HTTP layer over real sockets on 127.0.0.1.
+ *
+ * A server with small limits runs on its own threads (port 0); each test
+ * connects with plain blocking sockets, sends raw bytes and checks the raw
+ * response: framing, keep-alive, pipelining order, chunked bodies, every
+ * limit and its error envelope, timeouts, routing errors, streaming
+ * backpressure and graceful shutdown. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http/http.h"
+#include "http/http_internal.h"
+
+/* ---------------- handlers ---------------- */
+
+static atomic_size_t g_max_queued;
+static atomic_int    g_stream_full;
+static atomic_int    g_done_count;
+
+static void h_hello(http_request *req)
+{
+    http_respond(req, 200, "text/plain", "hello", 5);
+}
+
+static void h_echo(http_request *req)
+{
+    http_respond(req, 200, "application/octet-stream", req->body ? req->body : "", req->body_len);
+}
+
+static void h_user(http_request *req)
+{
+    char *s = arena_printf(&req->arena, "user=%s", req->params[0]);
+    http_respond(req, 200, "text/plain", s, strlen(s));
+}
+
+static void h_user_key(http_request *req)
+{
+    char *s = arena_printf(&req->arena, "user=%s key=%s", req->params[0], req->params[1]);
+    http_respond(req, 200, "text/plain", s, strlen(s));
+}
+
+static void h_query(http_request *req)
+{
+    const char *a = http_query_get(req, "a");
+    const char *b = http_query_get(req, "b");
+    char *s = arena_printf(&req->arena, "a=[%s] b=[%s]", a ? a : "(null)", b ? b : "(null)");
+    http_respond(req, 200, "text/plain", s, strlen(s));
+}
+
+/* /slow?ms=N — answers from a timer on the request's loop. */
+typedef struct slow { uv_timer_t t; http_request *req; } slow;
+
+static void slow_closed(uv_handle_t *h) { free(h->data); }
+
+static void slow_fire(uv_timer_t *t)
+{
+    slow *s = t->data;
+    http_respond(s->req, 200, "text/plain", "slow", 4);
+    t->data = s;
+    uv_close((uv_handle_t *)t, slow_closed);
+}
+
+static void h_slow(http_request *req)
+{
+    const char *ms = http_query_get(req, "ms");
+    slow *s = calloc(1, sizeof *s);
+    s->req = req;
+    uv_timer_init(req->loop, &s->t);
+    s->t.data = s;
+    uv_timer_start(&s->t, slow_fire, ms ? (uint64_t)atoi(ms) : 100, 0);
+}
+
+/* /wait — like /slow, but notes when the client went away meanwhile. */
+static atomic_int g_aborted;
+static atomic_int g_wait_finished;
+
+static void wait_abort(http_request *req)
+{
+    (void)req;
+    atomic_fetch_add(&g_aborted, 1);
+}
+
+static void wait_fire(uv_timer_t *t)
+{
+    slow *s = t->data;
+    if (s->req->aborted) atomic_fetch_add(&g_wait_finished, 1);
+    /* the request object is still valid after the abort; answering frees it */
+    http_respond(s->req, 200, "text/plain", "late", 4);
+    uv_close((uv_handle_t *)t, slow_closed);
+}
+
+static void h_wait(http_request *req)
+{
+    slow *s = calloc(1, sizeof *s);
+    s->req = req;
+    req->on_abort = wait_abort;
+    uv_timer_init(req->loop, &s->t);
+    s->t.data = s;
+    uv_timer_start(&s->t, wait_fire, 200, 0);
+}
+
+/* /defer — work on the thread pool, answer on the loop. */
+static void defer_work(http_request *req)
+{
+    usleep(20 * 1000);
+    req->user = (void *)"deferred";
+}
+
+static void defer_done(http_request *req)
+{
+    http_respond(req, 200, "text/plain", req->user, strlen(req->user));
+}
+
+static void h_defer(http_request *req)
+{
+    http_request_defer(req, defer_work, defer_done);
+}
+
+/* /stream?kb=N — a producer that honours backpressure. */
+typedef struct producer { size_t left; } producer;
+static char g_chunk[16 * 1024];
+
+static void stream_pump(http_request *req)
+{
+    producer *p = req->user;
+    while (p->left) {
+        size_t n = p->left < sizeof g_chunk ? p->left : sizeof g_chunk;
+        p->left -= n;
+        bool ok = http_stream_write(req, g_chunk, n);
+        size_t q = req->conn->queued;
+        size_t cur = atomic_load(&g_max_queued);
+        while (q > cur && !atomic_compare_exchange_weak(&g_max_queued, &cur, q)) {}
+        if (!ok) {
+            if (req->aborted) break;
+            atomic_fetch_add(&g_stream_full, 1);
+            return;                  /* wait for on_drain */
+        }
+    }
+    free(p);
+    req->user = NULL;
+    http_stream_end(req);
+}
+
+static void stream_abort(http_request *req)
+{
+    free(req->user);
+    req->user = NULL;
+    http_stream_end(req);
+}
+
+static void h_stream(http_request *req)
+{
+    const char *kb = http_query_get(req, "kb");
+    producer *p = calloc(1, sizeof *p);
+    p->left = (size_t)(kb ? atoi(kb) : 64) * 1024;
+    req->user = p;
+    req->on_drain = stream_pump;
+    req->on_abort = stream_abort;
+    http_stream_begin(req, 200, "text/event-stream");
+    stream_pump(req);
+}
+
+static void on_done(http_request *req, int status)
+{
+    (void)req;
+    (void)status;
+    atomic_fetch_add(&g_done_count, 1);
+}
+
+/* ---------------- server fixture ---------------- */
+
+static http_router *make_router(void)
+{
+    http_router *r = http_router_new();
+    http_router_add(r, "GET", "/hello", h_hello);
+    http_router_add(r, "POST", "/echo", h_echo);
+    http_router_add(r, "GET", "/users/{id}", h_user);
+    http_router_add(r, "GET", "/users/{id}/keys/{kid}", h_user_key);
+    http_router_add(r, "GET", "/query", h_query);
+    http_router_add(r, "GET", "/slow", h_slow);
+    http_router_add(r, "GET", "/defer", h_defer);
+    http_router_add(r, "GET", "/stream", h_stream);
+    http_router_add(r, "GET", "/wait", h_wait);
+    return r;
+}
+
+static http_server_config make_config(http_router *r)
+{
+    http_server_config c;
+    memset(&c, 0, sizeof c);
+    c.host = "127.0.0.1";
+    c.port = 0;
+    c.threads = 2;
+    c.router = r;
+    c.limits.max_header_bytes = 1024;
+    c.limits.max_headers = 10;
+    c.limits.max_url_bytes = 256;
+    c.limits.max_body_bytes = 1000;
+    c.limits.header_timeout_ms = 300;
+    c.limits.body_timeout_ms = 400;
+    c.limits.idle_timeout_ms = 500;
+    c.limits.shutdown_grace_ms = 2000;
+    c.limits.stream_high_water = 64 * 1024;
+    c.on_request_done = on_done;
+    return c;
+}
+
+typedef struct fixture { http_router *router; http_server *srv; int port; } fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->router = make_router();
+    http_server_config c = make_config(f->router);
+    char err[128];
+    f->srv = http_server_start(&c, err, sizeof err);
+    if (!f->srv) {
+        fprintf(stderr, "start: %s\n", err);
+        return -1;
+    }
+    f->port = http_server_port(f->srv);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    http_server_stop(f->srv);
+    http_router_free(f->router);
+    free(f);
+    return 0;
+}
+
+/* ---------------- a tiny blocking client ---------------- */
+
+typedef struct client { int fd; char *buf; size_t len, cap; } client;
+
+static void client_open(client *c, int port, int rcvbuf)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(c->fd >= 0);
+    if (rcvbuf) setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    struct timeval tv = { 3, 0 };
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_equal(connect(c->fd, (struct sockaddr *)&a, sizeof a), 0);
+    c->cap = 1 << 16;
+    c->buf = malloc(c->cap);
+}
+
+static void client_close(client *c)
+{
+    if (c->fd >= 0) close(c->fd);
+    free(c->buf);
+    c->fd = -1;
+}
+
+static void client_send(client *c, const char *s, size_t n)
+{
+    while (n) {
+        ssize_t w = send(c->fd, s, n, MSG_NOSIGNAL);
+        if (w <= 0) return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+#define SEND(c, lit) client_send((c), (lit), strlen(lit))
+
+/* Read more bytes; 0 on EOF/timeout. */
+static size_t client_fill(client *c)
+{
+    if (c->len == c->cap) {
+        c->cap *= 2;
+        c->buf = realloc(c->buf, c->cap);
+    }
+    ssize_t r = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+    if (r <= 0) return 0;
+    c->len += (size_t)r;
+    return (size_t)r;
+}
+
+typedef struct resp { int status; char head[4096]; char *body; size_t body_len; } resp;
+
+static const char *resp_header(const resp *r, const char *name)
+{
+    static __thread char val[512];
+    size_t nl = strlen(name);
+    const char *p = strstr(r->head, "\r\n");
+    while (p && p[2]) {
+        p += 2;
+        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ') v++;
+            const char *e = strstr(v, "\r\n");
+            size_t l = (size_t)(e - v);
+            if (l >= sizeof val) l = sizeof val - 1;
+            memcpy(val, v, l);
+            val[l] = '\0';
+            return val;
+        }
+        p = strstr(p, "\r\n");
+    }
+    return NULL;
+}
+
+static void consume(client *c, size_t n)
+{
+    memmove(c->buf, c->buf + n, c->len - n);
+    c->len -= n;
+}
+
+/* Read one full response (content-length or chunked); -1 if the server
+ * closed or went quiet first. For HEAD pass no_body. */
+static int read_response_ex(client *c, resp *r, bool no_body)
+{
+    memset(r, 0, sizeof *r);
+    char *end;
+    while (!(c->len && (end = memmem(c->buf, c->len, "\r\n\r\n", 4))))
+        if (!client_fill(c)) return -1;
+    size_t hl = (size_t)(end - c->buf) + 4;
+    if (hl >= sizeof r->head) return -1;
+    memcpy(r->head, c->buf, hl);
+    r->head[hl] = '\0';
+    r->status = atoi(r->head + 9);
+    consume(c, hl);
+    if (r->status == 100) return read_response_ex(c, r, no_body);
+    const char *cl = resp_header(r, "content-length");
+    const char *te = resp_header(r, "transfer-encoding");
+    if (no_body) return 0;
+    if (cl) {
+        size_t n = (size_t)atol(cl);
+        while (c->len < n)
+            if (!client_fill(c)) return -1;
+        r->body = malloc(n + 1);
+        memcpy(r->body, c->buf, n);
+        r->body[n] = '\0';
+        r->body_len = n;
+        consume(c, n);
+    } else if (te && strcmp(te, "chunked") == 0) {
+        size_t cap = 1024;
+        r->body = malloc(cap);
+        for (;;) {
+            char *le;
+            while (!(c->len && (le = memmem(c->buf, c->len, "\r\n", 2))))
+                if (!client_fill(c)) return -1;
+            size_t n = strtoul(c->buf, NULL, 16);
+            size_t need = (size_t)(le - c->buf) + 2 + n + 2;
+            while (c->len < need)
+                if (!client_fill(c)) return -1;
+            if (r->body_len + n + 1 > cap) {
+                while (r->body_len + n + 1 > cap) cap *= 2;
+                r->body = realloc(r->body, cap);
+            }
+            memcpy(r->body + r->body_len, le + 2, n);
+            r->body_len += n;
+            consume(c, need);
+            if (n == 0) break;
+        }
+        r->body[r->body_len] = '\0';
+    }
+    return 0;
+}
+
+static int read_response(client *c, resp *r) { return read_response_ex(c, r, false); }
+
+static void resp_free(resp *r) { free(r->body); r->body = NULL; }
+
+/* Wait for EOF; true if the server closed within the receive timeout. */
+static bool server_closed(client *c)
+{
+    char tmp[4096];
+    for (;;) {
+        ssize_t r = recv(c->fd, tmp, sizeof tmp, 0);
+        if (r == 0) return true;
+        if (r < 0) return errno == ECONNRESET;
+    }
+}
+
+static void assert_envelope(const resp *r, int status, const char *type)
+{
+    assert_int_equal(r->status, status);
+    assert_non_null(r->body);
+    char want[128];
+    snprintf(want, sizeof want, "{\"error\":{\"type\":\"%s\"", type);
+    assert_non_null(strstr(r->body, want));
+    assert_non_null(strstr(r->body, "\"param\":null}}"));
+    assert_non_null(resp_header(r, "x-request-id"));
+}
+
+/* ---------------- tests ---------------- */
+
+static void test_simple_get(void **state)
+{
+    fixture *f = *state;
+    client c;
+    client_open(&c, f->port, 0);
+    SEND(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    resp r;
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "hello");
+    assert_string_equal(resp_header(&r, "content-length"), "5");
+    assert_non_null(resp_header(&r, "date"));
+    assert_int_equal(strlen(resp_header(&r, "x-request-id")), 32);
+    assert_null(resp_header(&r, "connection"));
+    resp_free(&r);
+    client_close(&c);
+}
+
+static void test_keepalive_and_request_id(void **state)
+{
+    fixture *f = *state;
+    client c;
+    client_open(&c, f->port, 0);
+    resp r;
+    SEND(&c, "GET /hello HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc.DEF_12-3\r\n\r\n");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(resp_header(&r, "x-request-id"), "abc.DEF_12-3");
+    resp_free(&r);
+    /* same socket, an invalid id is replaced */
+    SEND(&c, "GET /users/7 HTTP/1.1\r\nHost: x\r\nX-Request-Id: bad id!\r\n\r\n");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_string_equal(r.body, "user=7");
+    assert_int_equal(strlen(resp_header(&r, "x-request-id")), 32);
+    resp_free(&r);
+    /* Connection: close is honoured */
+    SEND(&c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_string_equal(resp_header(&r, "connection"), "close");
+    resp_free(&r);
+    assert_true(server_closed(&c));
+    client_close(&c);
+}
+
+static void test_http10(void **state)
+{
+    fixture *f = *state;
+    client c;
+    client_open(&c, f->port, 0);
+    SEND(&c, "GET /hello HTTP/1.0\r\n\r\n");
+    resp r;
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(resp_header(&r, "connection"), "close");
+    resp_free(&r);
+    assert_true(server_closed(&c));
+    client_close(&c);
+    /* 1.0 with keep-alive stays open */
+    client_open(&c, f->port, 0);
+    SEND(&c, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_string_equal(resp_header(&r, "connection"), "keep-alive");
+    resp_free(&r);
+    SEND(&c, "GET /users/2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_string_equal(r.body, "user=2");
+    resp_free(&r);
+    client_close(&c);
+}
+
+static void test_pipelined_in_order(void **state)
+{
+    fixture *f = *state;
+    client c;
+    client_open(&c, f->port, 0);
+    /* The first is slow (answered from a timer), the rest immediate: the
+     * answers must still come back in request order. */
+    SEND(&c, "GET /slow?ms=80 HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /users/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /defer HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /users/3 HTTP/1.1\r\nHost: x\r\n\r\n");
+    const char *want[] = { "slow", "user=1", "deferred", "user=3" };
+    for (int i = 0; i < 4; i++) {
+        resp r;
+        assert_int_equal(read_response(&c, &r), 0);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body, want[i]);
+        resp_free(&r);
+    }
+    client_close(&c);
+}
+
+static void test_chunked_body(void **state)
+{
+    fixture *f = *state;
+    client c;
+    client_open(&c, f->port, 0);
+    SEND(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: t\r\n\r\n");
+    resp r;
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "hello world");
+    resp_free(&r);
+    /* Content-Length body, then Expect: 100-continue */
+    SEND(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_string_equal(r.body, "abc");
+    resp_free(&r);
+    SEND(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    char line[64] = { 0 };
+    ssize_t n = recv(c.fd, line, 25, MSG_WAITALL);
+    assert_int_equal(n, 25);
+    assert_memory_equal(line, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    SEND(&c, "wxyz");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_string_equal(r.body, "wxyz");
+    resp_free(&r);
+    client_close(&c);
+}
+
+static void test_body_too_large(void **state)
+{
+    fixture *f = *state;
+    client c;
+    resp r;
+    client_open(&c, f->port, 0);
+    SEND(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_envelope(&r, 413, "request_too_large");
+    assert_string_equal(resp_header(&r, "connection"), "close");
+    resp_free(&r);
+    assert_true(server_closed(&c));
+    client_close(&c);
+    /* chunked: caught while decoding */
+    client_open(&c, f->port, 0);
+    SEND(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    char chunk[600];
+    memset(chunk, 'a', sizeof chunk);
+    for (int i = 0; i < 2; i++) {
+        SEND(&c, "258\r\n");
+        client_send(&c, chunk, sizeof chunk);
+        SEND(&c, "\r\n");
+    }
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_envelope(&r, 413, "request_too_large");
+    resp_free(&r);
+    client_close(&c);
+}
+
+static void test_header_limits(void **state)
+{
+    fixture *f = *state;
+    client c;
+    resp r;
+    /* too many headers */
+    client_open(&c, f->port, 0);
+    SEND(&c, "GET /hello HTTP/1.1\r\n");
+    for (int i = 0; i < 12; i++) {
+        char h[32];
+        snprintf(h, sizeof h, "X-H%d: v\r\n", i);
+        SEND(&c, h);
+    }
+    SEND(&c, "\r\n");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_envelope(&r, 431, "request_too_large");
+    resp_free(&r);
+    client_close(&c);
+    /* header block too large */
+    client_open(&c, f->port, 0);
+    char big[1200];
+    memset(big, 'b', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    SEND(&c, "GET /hello HTTP/1.1\r\nX-Big: ");
+    SEND(&c, big);
+    SEND(&c, "\r\n\r\n");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_envelope(&r, 431, "request_too_large");
+    resp_free(&r);
+    client_close(&c);
+    /* URL too long */
+    client_open(&c, f->port, 0);
+    char url[400];
+    memset(url, 'u', sizeof url - 1);
+    url[sizeof url - 1] = '\0';
+    SEND(&c, "GET /");
+    SEND(&c, url);
+    SEND(&c, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_envelope(&r, 414, "invalid_request_error");
+    resp_free(&r);
+    client_close(&c);
+}
+
+static void test_malformed(void **state)
+{
+    fixture *f = *state;
+    const char *bad[] = {
+        "GET /hello HTTP/1.1\r\nHost x\r\n\r\n",
+        "GARBAGE\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc",
+        "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "GET /hello HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        client c;
+        resp r;
+        client_open(&c, f->port, 0);
+        SEND(&c, bad[i]);
+        assert_int_equal(read_response(&c, &r), 0);
+        assert_envelope(&r, 400, "invalid_request_error");
+        resp_free(&r);
+        assert_true(server_closed(&c));
+        client_close(&c);
+    }
+}
+
+static void test_slowloris(void **state)
+{
+    fixture *f = *state;
+    client slow, fast;
+    client_open(&slow, f->port, 0);
+    SEND(&slow, "GET /hello HTTP/1.1\r\nHost: x\r\n");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool got = false;
+    for (int i = 0; i < 20 && !got; i++) {
+        SEND(&slow, "X-A: b\r\n");
+        /* the well-behaved client is served meanwhile */
+        if (i == 1) {
+            client_open(&fast, f->port, 0);
+            SEND(&fast, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+            resp r;
+            assert_int_equal(read_response(&fast, &r), 0);
+            assert_int_equal(r.status, 200);
+            resp_free(&r);
+            client_close(&fast);
+        }
+        struct pollfd pfd = { slow.fd, POLLIN, 0 };
+        if (poll(&pfd, 1, 100) > 0) got = true;
+    }
+    assert_true(got);
+    resp r;
+    assert_int_equal(read_response(&slow, &r), 0);
+    assert_envelope(&r, 408, "invalid_request_error");
+    resp_free(&r);
+    assert_true(server_closed(&slow));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    assert_true(ms >= 250 && ms < 1500);
+    client_close(&slow);
+}
+
+static void test_body_timeout(void **state)
+{
+    fixture *f = *state;
+    client c;
+    resp r;
+    client_open(&c, f->port, 0);
+    SEND(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_envelope(&r, 408, "invalid_request_error");
+    resp_free(&r);
+    client_close(&c);
+}
+
+static void test_routing_errors(void **state)
+{
+    fixture *f = *state;
+    client c;
+    resp r;
+    client_open(&c, f->port, 0);
+    SEND(&c, "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_envelope(&r, 405, "invalid_request_error");
+    assert_string_equal(resp_header(&r, "allow"), "GET");
+    resp_free(&r);
+    /* the connection survives a 404 / 405 */
+    SEND(&c, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_envelope(&r, 404, "not_found_error");
+    resp_free(&r);
+    SEND(&c, "GET /users/42/keys/k7 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_string_equal(r.body, "user=42 key=k7");
+    resp_free(&r);
+    /* HEAD: headers of the GET, no body, connection still in sync */
+    SEND(&c, "HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(read_response_ex(&c, &r, true), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(resp_header(&r, "content-length"), "5");
+    SEND(&c, "GET /query?a=hello%20wor+ld&b=%zz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_string_equal(r.body, "a=[hello wor ld] b=[(null)]");
+    resp_free(&r);
+    client_close(&c);
+}
+
+static void test_stream_backpressure(void **state)
+{
+    fixture *f = *state;
+    atomic_store(&g_max_queued, 0);
+    atomic_store(&g_stream_full, 0);
+    client c;
+    client_open(&c, f->port, 8 * 1024);
+    SEND(&c, "GET /stream?kb=12288 HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(300 * 1000);            /* a slow reader: read nothing for a while */
+    resp r;
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(resp_header(&r, "transfer-encoding"), "chunked");
+    assert_string_equal(resp_header(&r, "cache-control"), "no-cache");
+    assert_string_equal(resp_header(&r, "x-accel-buffering"), "no");
+    assert_int_equal(r.body_len, 12288 * 1024);
+    resp_free(&r);
+    /* the producer was told to stop, and the queue stayed near high water */
+    assert_true(atomic_load(&g_stream_full) > 0);
+    assert_true(atomic_load(&g_max_queued) <= 64 * 1024 + sizeof g_chunk + 64);
+    client_close(&c);
+}
+
+static void test_address_in_use(void **state)
+{
+    fixture *f = *state;
+    http_router *r = make_router();
+    http_server_config c = make_config(r);
+    c.port = f->port;
+    char err[128] = "";
+    http_server *s = http_server_start(&c, err, sizeof err);
+    assert_null(s);
+    assert_non_null(strstr(err, "in use"));
+    http_router_free(r);
+}
+
+static void test_client_abort(void **state)
+{
+    fixture *f = *state;
+    atomic_store(&g_aborted, 0);
+    atomic_store(&g_wait_finished, 0);
+    int before = atomic_load(&g_done_count);
+    client c;
+    client_open(&c, f->port, 0);
+    SEND(&c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(50 * 1000);
+    client_close(&c);                       /* gone while the handler waits */
+    for (int i = 0; i < 100 && atomic_load(&g_wait_finished) == 0; i++) usleep(10 * 1000);
+    assert_int_equal(atomic_load(&g_aborted), 1);
+    assert_int_equal(atomic_load(&g_wait_finished), 1);
+    /* the late answer still finished the request (metrics saw it) */
+    for (int i = 0; i < 100 && atomic_load(&g_done_count) == before; i++) usleep(10 * 1000);
+    assert_int_equal(atomic_load(&g_done_count), before + 1);
+}
+
+static void test_idle_timeout(void **state)
+{
+    fixture *f = *state;
+    client c;
+    resp r;
+    client_open(&c, f->port, 0);
+    SEND(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(read_response(&c, &r), 0);
+    resp_free(&r);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_true(server_closed(&c));          /* idle_timeout_ms = 500 */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    assert_true(ms >= 400 && ms < 1500);
+    client_close(&c);
+}
+
+static void test_max_connections(void **state)
+{
+    (void)state;
+    http_router *rt = make_router();
+    http_server_config cfg = make_config(rt);
+    cfg.limits.max_connections = 2;
+    char err[128];
+    http_server *srv = http_server_start(&cfg, err, sizeof err);
+    assert_non_null(srv);
+    int port = http_server_port(srv);
+    client a, b, c;
+    resp r;
+    client_open(&a, port, 0);
+    client_open(&b, port, 0);
+    SEND(&a, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(read_response(&a, &r), 0);
+    resp_free(&r);
+    SEND(&b, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(read_response(&b, &r), 0);
+    resp_free(&r);
+    client_open(&c, port, 0);                /* the third is turned away */
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_envelope(&r, 503, "overloaded_error");
+    resp_free(&r);
+    assert_true(server_closed(&c));
+    client_close(&c);
+    client_close(&a);                        /* room again */
+    usleep(50 * 1000);
+    client_open(&c, port, 0);
+    SEND(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    client_close(&c);
+    client_close(&b);
+    http_server_stop(srv);
+    http_router_free(rt);
+}
+
+static void test_ipv6(void **state)
+{
+    (void)state;
+    int probe = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    if (probe < 0 || bind(probe, (struct sockaddr *)&a6, sizeof a6) != 0) {
+        if (probe >= 0) close(probe);
+        skip();                              /* no IPv6 loopback here */
+    }
+    close(probe);
+    http_router *rt = make_router();
+    http_server_config cfg = make_config(rt);
+    cfg.host = "::1";
+    char err[128];
+    http_server *srv = http_server_start(&cfg, err, sizeof err);
+    assert_non_null(srv);
+    int port = http_server_port(srv);
+    assert_true(port > 0);
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    a6.sin6_port = htons((uint16_t)port);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a6, sizeof a6), 0);
+    client c;
+    memset(&c, 0, sizeof c);
+    c.fd = fd;
+    c.cap = 4096;
+    c.buf = malloc(c.cap);
+    struct timeval tv = { 3, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    SEND(&c, "GET /users/v6 HTTP/1.1\r\nHost: x\r\n\r\n");
+    resp r;
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_string_equal(r.body, "user=v6");
+    resp_free(&r);
+    client_close(&c);
+    http_server_stop(srv);
+    http_router_free(rt);
+}
+
+typedef struct stopper { http_server *srv; } stopper;
+
+static void *stop_thread(void *arg)
+{
+    stopper *s = arg;
+    http_server_stop(s->srv);
+    return NULL;
+}
+
+static void test_graceful_stop(void **state)
+{
+    (void)state;
+    http_router *rt = make_router();
+    http_server_config cfg = make_config(rt);
+    char err[128];
+    http_server *srv = http_server_start(&cfg, err, sizeof err);
+    assert_non_null(srv);
+    int port = http_server_port(srv);
+    client busy, idle;
+    client_open(&idle, port, 0);
+    SEND(&idle, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    resp r;
+    assert_int_equal(read_response(&idle, &r), 0);
+    resp_free(&r);
+    client_open(&busy, port, 0);
+    SEND(&busy, "GET /slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(50 * 1000);
+    pthread_t th;
+    stopper st = { srv };
+    pthread_create(&th, NULL, stop_thread, &st);
+    /* the idle keep-alive connection is closed at once */
+    assert_true(server_closed(&idle));
+    /* the in-flight request finishes, told to close */
+    assert_int_equal(read_response(&busy, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "slow");
+    assert_string_equal(resp_header(&r, "connection"), "close");
+    resp_free(&r);
+    assert_true(server_closed(&busy));
+    client_close(&busy);
+    client_close(&idle);
+    pthread_join(th, NULL);
+    /* nothing listens any more */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_not_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    close(fd);
+    http_router_free(rt);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_simple_get),
+        cmocka_unit_test(test_keepalive_and_request_id),
+        cmocka_unit_test(test_http10),
+        cmocka_unit_test(test_pipelined_in_order),
+        cmocka_unit_test(test_chunked_body),
+        cmocka_unit_test(test_body_too_large),
+        cmocka_unit_test(test_header_limits),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_slowloris),
+        cmocka_unit_test(test_body_timeout),
+        cmocka_unit_test(test_routing_errors),
+        cmocka_unit_test(test_stream_backpressure),
+        cmocka_unit_test(test_address_in_use),
+        cmocka_unit_test(test_client_abort),
+        cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_max_connections),
+        cmocka_unit_test(test_ipv6),
+        cmocka_unit_test(test_graceful_stop),
+    };
+    return cmocka_run_group_tests_name("http_server", tests, setup, teardown);
+}

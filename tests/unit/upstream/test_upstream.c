@@ -1,0 +1,777 @@
+/* test_upstream.c — the upstream module on a real uv loop: provider `mock`
+ * (in-process: plain, stream, tool call, every fault, backpressure, cancel
+ * from on_event) and provider `openai` against a fake HTTP server written
+ * here with libuv that replies canned bytes — including an SSE stream in
+ * chunked encoding split at awkward byte boundaries, a truncated stream, a
+ * 429 with Retry-After, a malformed body, a refused connection and a
+ * server that never answers. Each test ends with uv_loop_close() == 0: no
+ * handle may be left behind. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "upstream/upstream.h"
+#include "util/buf.h"
+#include "util/timeutil.h"
+
+/* ------------------------------------------------------------ fixtures */
+
+static uv_loop_t      L;
+static provider_cfg   P;
+static model_cfg      M;
+static brigade_config CFG;
+static upstream      *U;
+
+static void setup_provider(provider_kind kind, const char *base_url)
+{
+    memset(&P, 0, sizeof(P));
+    memset(&M, 0, sizeof(M));
+    memset(&CFG, 0, sizeof(CFG));
+    P.name = "p";
+    P.kind = kind;
+    P.base_url = (char *)base_url;
+    P.api_key = "sk-test";
+    P.timeout_ms = 3000;
+    P.connect_timeout_ms = 1000;
+    P.max_connections = 4;
+    M.name = "m";
+    M.provider = &P;
+    M.upstream_model = "m";
+    M.max_output_tokens = 4096;
+}
+
+static int setup(void **st)
+{
+    (void)st;
+    assert_int_equal(uv_loop_init(&L), 0);
+    setup_provider(PROVIDER_MOCK, NULL);
+    U = upstream_new(&L, &CFG);
+    return 0;
+}
+
+static int teardown(void **st)
+{
+    (void)st;
+    upstream_free(U);
+    uv_run(&L, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&L), 0);   /* every handle closed */
+    return 0;
+}
+
+typedef struct collect {
+    int             done;
+    upstream_result r;
+    char            message[256];
+    buf             body;
+    buf             content;     /* delta.content of stream events, joined */
+    int             n_events;
+    int             pause_at;    /* return false at this event (1-based), 0 = never */
+    int             cancel_at;   /* cancel inside this event, 0 = never */
+    int             bad_json;
+    upstream_call  *call;
+    uv_timer_t      resume_timer;
+    uint64_t        t0, t_done;
+} collect;
+
+static void collect_resume(uv_timer_t *t)
+{
+    collect *c = t->data;
+    upstream_call_resume(c->call);
+}
+
+static bool on_event(upstream_call *call, const char *json, size_t len, void *arg)
+{
+    collect *c = arg;
+    assert_ptr_equal(call, c->call);
+    assert_int_equal(c->done, 0);
+    c->n_events++;
+    cJSON *j = cJSON_ParseWithLength(json, len);
+    if (!j) c->bad_json++;
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    const cJSON *content = cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "delta"), "content");
+    if (cJSON_IsString(content)) buf_puts(&c->content, content->valuestring);
+    cJSON_Delete(j);
+    if (c->n_events == c->cancel_at) {
+        upstream_call_cancel(call);
+        assert_int_equal(c->done, 1);   /* on_done came synchronously */
+        return true;
+    }
+    if (c->n_events == c->pause_at) {
+        uv_timer_start(&c->resume_timer, collect_resume, 30, 0);
+        return false;
+    }
+    return true;
+}
+
+static void on_done(upstream_call *call, const upstream_result *r, void *arg)
+{
+    collect *c = arg;
+    (void)call;
+    c->done++;
+    c->r = *r;
+    c->r.body = NULL;
+    if (r->message) snprintf(c->message, sizeof(c->message), "%s", r->message);
+    if (r->body) buf_append(&c->body, r->body, r->body_len);
+    c->t_done = time_mono_ns();
+}
+
+static const upstream_callbacks CB = { on_event, on_done };
+
+static void collect_init(collect *c)
+{
+    memset(c, 0, sizeof(*c));
+    buf_init(&c->body);
+    buf_init(&c->content);
+    uv_timer_init(&L, &c->resume_timer);
+    c->resume_timer.data = c;
+    c->t0 = time_mono_ns();
+}
+
+static void collect_timer_closed(uv_handle_t *h) { *(bool *)h->data = true; }
+
+/* The collect lives on the test's stack: its timer must be closed before
+ * the function returns. */
+static void collect_free(collect *c)
+{
+    buf_free(&c->body);
+    buf_free(&c->content);
+    bool closed = false;
+    c->resume_timer.data = &closed;
+    uv_close((uv_handle_t *)&c->resume_timer, collect_timer_closed);
+    while (!closed) uv_run(&L, UV_RUN_ONCE);
+}
+
+/* Run the loop until the call is done (bounded: the test fails past 4 s). */
+static void run_until_done(collect *c)
+{
+    uint64_t limit = time_mono_ns() + 4000000000ULL;
+    while (!c->done && time_mono_ns() < limit) uv_run(&L, UV_RUN_ONCE);
+    assert_int_equal(c->done, 1);
+    /* on_done must never come twice: turn the loop a little more. */
+    for (int i = 0; i < 3; i++) uv_run(&L, UV_RUN_NOWAIT);
+    assert_int_equal(c->done, 1);
+}
+
+static upstream_call *chat(collect *c, const char *user_text, bool stream)
+{
+    char body[2048];
+    snprintf(body, sizeof(body), "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
+             user_text);
+    c->call = upstream_chat(U, &M, body, strlen(body), stream, "req-123", &CB, c);
+    assert_non_null(c->call);
+    assert_int_equal(c->done, 0);   /* never answered inside upstream_chat */
+    return c->call;
+}
+
+/* ------------------------------------------------------- mock provider */
+
+static void test_mock_plain(void **st)
+{
+    (void)st;
+    collect c;
+    collect_init(&c);
+    chat(&c, "hello [[tokens:6]]", false);
+    run_until_done(&c);
+    assert_int_equal(c.r.error, UPSTREAM_OK);
+    assert_int_equal(c.r.status, 200);
+    cJSON *j = cJSON_ParseWithLength(c.body.data, c.body.len);
+    assert_non_null(j);
+    cJSON *u = cJSON_GetObjectItem(j, "usage");
+    assert_int_equal(cJSON_GetObjectItem(u, "completion_tokens")->valueint, 6);
+    assert_int_equal(c.r.output_tokens, 6);
+    /* "hello [[tokens:6]]" is 18 bytes → 5 tokens + 3 */
+    assert_int_equal(c.r.input_tokens, 8);
+    assert_false(c.r.usage_estimated);
+    cJSON_Delete(j);
+    collect_free(&c);
+}
+
+static void test_mock_stream(void **st)
+{
+    (void)st;
+    P.mock_chunk_interval_ms = 2;
+    collect c;
+    collect_init(&c);
+    chat(&c, "[[tokens:5]]", true);
+    run_until_done(&c);
+    assert_int_equal(c.r.error, UPSTREAM_OK);
+    /* role + 5 content + finish + usage */
+    assert_int_equal(c.n_events, 8);
+    assert_int_equal(c.bad_json, 0);
+    assert_string_equal(c.content.data, "alpha bravo charlie delta echo");
+    assert_int_equal(c.r.output_tokens, 5);
+    assert_true(c.t_done - c.t0 >= 6 * 2000000ULL);   /* paced by the interval */
+    collect_free(&c);
+}
+
+static void test_mock_tool_call(void **st)
+{
+    (void)st;
+    collect c;
+    collect_init(&c);
+    chat(&c, "[[tool:lookup {\\\"q\\\":\\\"x\\\"}]]", false);
+    run_until_done(&c);
+    assert_int_equal(c.r.error, UPSTREAM_OK);
+    cJSON *j = cJSON_ParseWithLength(c.body.data, c.body.len);
+    cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    assert_string_equal(cJSON_GetObjectItem(ch, "finish_reason")->valuestring, "tool_calls");
+    cJSON *tc = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "message"), "tool_calls"), 0);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(tc, "function"), "name")->valuestring, "lookup");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(tc, "function"), "arguments")->valuestring,
+                        "{\"q\":\"x\"}");
+    cJSON_Delete(j);
+    collect_free(&c);
+}
+
+static void test_mock_faults(void **st)
+{
+    (void)st;
+    P.timeout_ms = 150;
+    static const struct { const char *text; bool stream; upstream_error e; int status; } cases[] = {
+        { "[[fault:rate_limit]]", false, UPSTREAM_HTTP_STATUS, 429 },
+        { "[[fault:server_error]]", true, UPSTREAM_HTTP_STATUS, 500 },
+        { "[[fault:hang]]", false, UPSTREAM_TIMEOUT, 0 },
+        { "[[fault:truncate]]", true, UPSTREAM_TRUNCATED, 0 },
+        { "[[fault:truncate]]", false, UPSTREAM_TRUNCATED, 0 },
+        { "[[fault:malformed]]", false, UPSTREAM_MALFORMED, 0 },
+        { "[[fault:malformed]]", true, UPSTREAM_MALFORMED, 0 },
+        { "[[fault:slow_first_byte]] [[latency:40]]", false, UPSTREAM_OK, 200 },
+        { "[[fault:nope]]", false, UPSTREAM_HTTP_STATUS, 400 },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        collect c;
+        collect_init(&c);
+        chat(&c, cases[i].text, cases[i].stream);
+        run_until_done(&c);
+        if (c.r.error != cases[i].e || c.r.status != cases[i].status)
+            fail_msg("case %zu (%s): got %s status %d", i, cases[i].text, upstream_error_name(c.r.error),
+                     c.r.status);
+        if (cases[i].status == 429) assert_int_equal(c.r.retry_after_s, 1);
+        if (cases[i].e == UPSTREAM_TIMEOUT) assert_true(c.t_done - c.t0 >= 140000000ULL);
+        if (cases[i].e == UPSTREAM_OK) assert_true(c.t_done - c.t0 >= 40000000ULL);
+        if (cases[i].e == UPSTREAM_TRUNCATED && cases[i].stream) {
+            assert_true(c.n_events > 0);
+            assert_true(c.n_events < 19);   /* fewer than the whole stream */
+        }
+        if (cases[i].e == UPSTREAM_HTTP_STATUS) {
+            cJSON *j = cJSON_ParseWithLength(c.body.data, c.body.len);
+            assert_non_null(cJSON_GetObjectItem(j, "error"));
+            cJSON_Delete(j);
+        }
+        collect_free(&c);
+    }
+}
+
+static void test_mock_fault_count(void **st)
+{
+    (void)st;
+    /* Unique text so the process-wide attempt table starts at zero. */
+    char text[96];
+    snprintf(text, sizeof(text), "[[fault:server_error:2]] %llu", (unsigned long long)time_mono_ns());
+    upstream_error seen[3];
+    for (int i = 0; i < 3; i++) {
+        collect c;
+        collect_init(&c);
+        chat(&c, text, false);
+        run_until_done(&c);
+        seen[i] = c.r.error;
+        collect_free(&c);
+    }
+    assert_int_equal(seen[0], UPSTREAM_HTTP_STATUS);
+    assert_int_equal(seen[1], UPSTREAM_HTTP_STATUS);
+    assert_int_equal(seen[2], UPSTREAM_OK);
+}
+
+static void test_mock_backpressure_and_cancel(void **st)
+{
+    (void)st;
+    collect c;
+    collect_init(&c);
+    c.pause_at = 2;
+    chat(&c, "[[tokens:4]]", true);
+    run_until_done(&c);
+    assert_int_equal(c.r.error, UPSTREAM_OK);
+    assert_int_equal(c.n_events, 7);
+    assert_true(c.t_done - c.t0 >= 25000000ULL);   /* waited for the resume */
+    collect_free(&c);
+
+    collect d;
+    collect_init(&d);
+    d.cancel_at = 3;
+    chat(&d, "[[tokens:10]]", true);
+    run_until_done(&d);
+    assert_int_equal(d.r.error, UPSTREAM_CANCELLED);
+    assert_int_equal(d.n_events, 3);
+    collect_free(&d);
+
+    /* Cancel before anything happened, and upstream_free with a call in flight. */
+    collect e;
+    collect_init(&e);
+    chat(&e, "[[latency:1000]]", false);
+    upstream_call_cancel(e.call);
+    assert_int_equal(e.done, 1);
+    assert_int_equal(e.r.error, UPSTREAM_CANCELLED);
+    collect_free(&e);
+
+    collect f;
+    collect_init(&f);
+    chat(&f, "[[fault:hang]]", true);
+    upstream_free(U);
+    U = NULL;
+    assert_int_equal(f.done, 1);
+    assert_int_equal(f.r.error, UPSTREAM_CANCELLED);
+    collect_free(&f);
+}
+
+/* ------------------------------------------------ fake OpenAI server */
+
+typedef struct fake {
+    uv_tcp_t    srv;
+    uv_tcp_t    cli;
+    uv_timer_t  tm;
+    bool        has_cli;
+    int         port;
+    buf         req;          /* what the client sent */
+    buf         resp;         /* what to answer */
+    size_t      sent;
+    const size_t *splits;     /* write sizes, cycled; NULL = all at once */
+    size_t      n_splits, split_i;
+    bool        close_after;
+    bool        never_reply;
+    bool        replying;
+} fake;
+
+static fake F;
+
+static void fake_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+    (void)h;
+    b->base = malloc(sz);
+    b->len = sz;
+}
+
+static void fake_write_done(uv_write_t *w, int status)
+{
+    (void)status;
+    free(w->data);
+    free(w);
+}
+
+static void fake_send(const char *p, size_t n)
+{
+    uv_write_t *w = malloc(sizeof(*w));
+    char *copy = malloc(n);
+    memcpy(copy, p, n);
+    w->data = copy;
+    uv_buf_t b = uv_buf_init(copy, (unsigned)n);
+    uv_write(w, (uv_stream_t *)&F.cli, &b, 1, fake_write_done);
+}
+
+static void fake_tick(uv_timer_t *t)
+{
+    (void)t;
+    if (!F.has_cli) return;
+    size_t n = F.resp.len - F.sent;
+    if (F.splits) {
+        size_t want = F.splits[F.split_i++ % F.n_splits];
+        if (want < n) n = want;
+    }
+    fake_send(F.resp.data + F.sent, n);
+    F.sent += n;
+    if (F.sent < F.resp.len) return;
+    uv_timer_stop(&F.tm);
+    if (F.close_after) {
+        uv_close((uv_handle_t *)&F.cli, NULL);
+        F.has_cli = false;
+    }
+}
+
+static bool fake_request_complete(void)
+{
+    const char *end = F.req.data ? memmem(F.req.data, F.req.len, "\r\n\r\n", 4) : NULL;
+    if (!end) return false;
+    size_t head = (size_t)(end - F.req.data) + 4;
+    size_t cl = 0;
+    for (const char *p = F.req.data; p < end; p++)
+        if ((p == F.req.data || p[-1] == '\n') && strncasecmp(p, "content-length:", 15) == 0)
+            cl = strtoul(p + 15, NULL, 10);
+    return F.req.len >= head + cl;
+}
+
+static void fake_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    (void)s;
+    if (n > 0) buf_append(&F.req, b->base, (size_t)n);
+    free(b->base);
+    if (n < 0) {
+        if (F.has_cli) uv_close((uv_handle_t *)&F.cli, NULL);
+        F.has_cli = false;
+        uv_timer_stop(&F.tm);
+        return;
+    }
+    if (!F.replying && !F.never_reply && fake_request_complete()) {
+        F.replying = true;
+        uv_timer_start(&F.tm, fake_tick, 0, 1);
+    }
+}
+
+static void fake_accept(uv_stream_t *srv, int status)
+{
+    assert_int_equal(status, 0);
+    assert_false(F.has_cli);   /* one connection per test */
+    uv_tcp_init(&L, &F.cli);
+    assert_int_equal(uv_accept(srv, (uv_stream_t *)&F.cli), 0);
+    F.has_cli = true;
+    uv_read_start((uv_stream_t *)&F.cli, fake_alloc, fake_read);
+}
+
+static char FAKE_URL[64];
+
+static void fake_start(void)
+{
+    memset(&F, 0, sizeof(F));
+    buf_init(&F.req);
+    buf_init(&F.resp);
+    uv_tcp_init(&L, &F.srv);
+    uv_timer_init(&L, &F.tm);
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    assert_int_equal(uv_tcp_bind(&F.srv, (const struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&F.srv, 8, fake_accept), 0);
+    struct sockaddr_in got;
+    int len = sizeof(got);
+    uv_tcp_getsockname(&F.srv, (struct sockaddr *)&got, &len);
+    F.port = ntohs(got.sin_port);
+    snprintf(FAKE_URL, sizeof(FAKE_URL), "http://127.0.0.1:%d/v1", F.port);
+    setup_provider(PROVIDER_OPENAI, FAKE_URL);
+}
+
+static void fake_stop(void)
+{
+    /* Let curl drop its connections first (upstream_free in teardown would
+     * too, but the fake's handles must close before the loop check). */
+    upstream_free(U);
+    U = upstream_new(&L, &CFG);
+    if (F.has_cli) uv_close((uv_handle_t *)&F.cli, NULL);
+    uv_close((uv_handle_t *)&F.srv, NULL);
+    uv_close((uv_handle_t *)&F.tm, NULL);
+    uv_run(&L, UV_RUN_DEFAULT);
+    buf_free(&F.req);
+    buf_free(&F.resp);
+}
+
+static void fake_json_reply(int status, const char *extra_headers, const char *body)
+{
+    buf_printf(&F.resp, "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n%s",
+               status, strlen(body), extra_headers, body);
+}
+
+/* SSE text in chunked encoding; each chunk holds `chunk` bytes of it. */
+static void fake_sse_reply(const char *sse, size_t chunk, bool terminate)
+{
+    buf_puts(&F.resp, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+    size_t n = strlen(sse);
+    for (size_t at = 0; at < n; at += chunk) {
+        size_t k = n - at < chunk ? n - at : chunk;
+        buf_printf(&F.resp, "%zx\r\n", k);
+        buf_append(&F.resp, sse + at, k);
+        buf_puts(&F.resp, "\r\n");
+    }
+    if (terminate) buf_puts(&F.resp, "0\r\n\r\n");
+}
+
+static const char SSE_OK[] =
+    ": keep-alive comment\r\n\r\n"
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\r\n\r\n"
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n"
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo \\u00e9t\u00e9\"},\"finish_reason\":null}]}\r\r"
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":3,\"total_tokens\":14}}\n\n"
+    "data: [DONE]\n\n";
+
+static const size_t AWKWARD[] = { 1, 5, 37, 3, 61, 2, 97, 4 };
+
+static void test_openai_plain(void **st)
+{
+    (void)st;
+    fake_start();
+    fake_json_reply(200, "",
+                    "{\"id\":\"x\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":"
+                    "{\"role\":\"assistant\",\"content\":\"hi\"},\"finish_reason\":\"stop\"}],"
+                    "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":1,\"total_tokens\":13}}");
+    collect c;
+    collect_init(&c);
+    chat(&c, "hello", false);
+    run_until_done(&c);
+    assert_int_equal(c.r.error, UPSTREAM_OK);
+    assert_int_equal(c.r.status, 200);
+    assert_int_equal(c.r.input_tokens, 12);
+    assert_int_equal(c.r.output_tokens, 1);
+    assert_false(c.r.usage_estimated);
+    assert_non_null(strstr(c.body.data, "\"content\":\"hi\""));
+    /* What the provider received. */
+    assert_true(strncmp(F.req.data, "POST /v1/chat/completions HTTP/1.1\r\n", 36) == 0);
+    assert_non_null(strcasestr(F.req.data, "authorization: Bearer sk-test\r\n"));
+    assert_non_null(strcasestr(F.req.data, "x-request-id: req-123\r\n"));
+    assert_null(strcasestr(F.req.data, "expect:"));
+    assert_non_null(strstr(F.req.data, "{\"model\":\"m\""));
+    collect_free(&c);
+    fake_stop();
+}
+
+static void test_openai_no_usage_estimated(void **st)
+{
+    (void)st;
+    fake_start();
+    fake_json_reply(200, "", "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"12345678\"}}]}");
+    collect c;
+    collect_init(&c);
+    chat(&c, "hello", false);
+    run_until_done(&c);
+    assert_int_equal(c.r.error, UPSTREAM_OK);
+    assert_true(c.r.usage_estimated);
+    assert_int_equal(c.r.output_tokens, 2);
+    assert_true(c.r.input_tokens > 0);
+    collect_free(&c);
+    fake_stop();
+}
+
+static void test_openai_stream_awkward(void **st)
+{
+    (void)st;
+    fake_start();
+    fake_sse_reply(SSE_OK, 50, true);
+    F.splits = AWKWARD;
+    F.n_splits = sizeof(AWKWARD) / sizeof(AWKWARD[0]);
+    collect c;
+    collect_init(&c);
+    chat(&c, "hello", true);
+    run_until_done(&c);
+    if (c.r.error != UPSTREAM_OK) fail_msg("error %s: %s", upstream_error_name(c.r.error), c.message);
+    assert_int_equal(c.n_events, 5);
+    assert_int_equal(c.bad_json, 0);
+    assert_string_equal(c.content.data, "Hello \xc3\xa9t\xc3\xa9");
+    assert_int_equal(c.r.input_tokens, 11);
+    assert_int_equal(c.r.output_tokens, 3);
+    /* The module asked for usage in the stream. */
+    assert_non_null(strstr(F.req.data, "\"stream\":true"));
+    assert_non_null(strstr(F.req.data, "\"stream_options\":{\"include_usage\":true}"));
+    assert_non_null(strcasestr(F.req.data, "accept: text/event-stream"));
+    collect_free(&c);
+    fake_stop();
+}
+
+static void test_openai_stream_backpressure(void **st)
+{
+    (void)st;
+    fake_start();
+    fake_sse_reply(SSE_OK, 4096, true);   /* everything in one read */
+    collect c;
+    collect_init(&c);
+    c.pause_at = 1;
+    chat(&c, "hello", true);
+    run_until_done(&c);
+    if (c.r.error != UPSTREAM_OK) fail_msg("error %s: %s", upstream_error_name(c.r.error), c.message);
+    assert_int_equal(c.n_events, 5);
+    assert_string_equal(c.content.data, "Hello \xc3\xa9t\xc3\xa9");
+    assert_true(c.t_done - c.t0 >= 25000000ULL);
+    collect_free(&c);
+    fake_stop();
+
+    /* Bytes keep arriving while paused: curl is paused (CURL_WRITEFUNC_PAUSE)
+     * and redelivers them on resume. */
+    fake_start();
+    fake_sse_reply(SSE_OK, 50, true);
+    F.splits = AWKWARD;
+    F.n_splits = sizeof(AWKWARD) / sizeof(AWKWARD[0]);
+    collect d;
+    collect_init(&d);
+    d.pause_at = 2;
+    chat(&d, "hello", true);
+    run_until_done(&d);
+    if (d.r.error != UPSTREAM_OK) fail_msg("error %s: %s", upstream_error_name(d.r.error), d.message);
+    assert_int_equal(d.n_events, 5);
+    assert_string_equal(d.content.data, "Hello \xc3\xa9t\xc3\xa9");
+    assert_int_equal(d.r.output_tokens, 3);
+    collect_free(&d);
+    fake_stop();
+}
+
+static void test_openai_stream_cancel_in_event(void **st)
+{
+    (void)st;
+    fake_start();
+    fake_sse_reply(SSE_OK, 4096, false);   /* stays open: only the cancel ends it */
+    collect c;
+    collect_init(&c);
+    c.cancel_at = 2;
+    chat(&c, "hello", true);
+    run_until_done(&c);
+    assert_int_equal(c.r.error, UPSTREAM_CANCELLED);
+    assert_int_equal(c.n_events, 2);
+    collect_free(&c);
+    fake_stop();
+}
+
+static void test_openai_stream_truncated(void **st)
+{
+    (void)st;
+    fake_start();
+    /* Events, then the connection closes without [DONE] or the last chunk. */
+    static const char cut[] =
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"}}]}\n\n"
+        "data: {\"choices\":[{\"ind";
+    fake_sse_reply(cut, 16, false);
+    F.close_after = true;
+    collect c;
+    collect_init(&c);
+    chat(&c, "hello", true);
+    run_until_done(&c);
+    assert_int_equal(c.r.error, UPSTREAM_TRUNCATED);
+    assert_int_equal(c.n_events, 2);
+    assert_true(c.r.usage_estimated);
+    collect_free(&c);
+    fake_stop();
+
+    /* A clean end of stream without [DONE] is truncated too. */
+    fake_start();
+    fake_sse_reply("data: {\"choices\":[]}\n\n", 64, true);
+    collect d;
+    collect_init(&d);
+    chat(&d, "hello", true);
+    run_until_done(&d);
+    assert_int_equal(d.r.error, UPSTREAM_TRUNCATED);
+    collect_free(&d);
+    fake_stop();
+}
+
+static void test_openai_stream_malformed_event(void **st)
+{
+    (void)st;
+    fake_start();
+    fake_sse_reply("data: {\"choices\":[]}\n\ndata: {not json\n\ndata: [DONE]\n\n", 64, true);
+    collect c;
+    collect_init(&c);
+    chat(&c, "hello", true);
+    run_until_done(&c);
+    assert_int_equal(c.r.error, UPSTREAM_MALFORMED);
+    assert_int_equal(c.n_events, 1);
+    collect_free(&c);
+    fake_stop();
+}
+
+static void test_openai_429(void **st)
+{
+    (void)st;
+    fake_start();
+    fake_json_reply(429, "Retry-After: 7\r\n",
+                    "{\"error\":{\"message\":\"slow down\",\"type\":\"rate_limit_error\",\"code\":null,\"param\":null}}");
+    collect c;
+    collect_init(&c);
+    chat(&c, "hello", true);
+    run_until_done(&c);
+    assert_int_equal(c.r.error, UPSTREAM_HTTP_STATUS);
+    assert_int_equal(c.r.status, 429);
+    assert_int_equal(c.r.retry_after_s, 7);
+    assert_non_null(strstr(c.body.data, "slow down"));
+    assert_int_equal(c.n_events, 0);
+    collect_free(&c);
+    fake_stop();
+}
+
+static void test_openai_malformed_body(void **st)
+{
+    (void)st;
+    fake_start();
+    fake_json_reply(200, "", "{\"choices\":[{\"index\":0,");
+    collect c;
+    collect_init(&c);
+    chat(&c, "hello", false);
+    run_until_done(&c);
+    assert_int_equal(c.r.error, UPSTREAM_MALFORMED);
+    assert_int_equal(c.r.status, 200);
+    collect_free(&c);
+    fake_stop();
+}
+
+static void test_openai_timeout(void **st)
+{
+    (void)st;
+    fake_start();
+    F.never_reply = true;
+    P.timeout_ms = 200;
+    collect c;
+    collect_init(&c);
+    chat(&c, "hello", false);
+    run_until_done(&c);
+    assert_int_equal(c.r.error, UPSTREAM_TIMEOUT);
+    assert_true(c.t_done - c.t0 >= 190000000ULL);
+    collect_free(&c);
+    fake_stop();
+}
+
+static void test_openai_refused(void **st)
+{
+    (void)st;
+    fake_start();
+    fake_stop();   /* the port is now closed */
+    collect c;
+    collect_init(&c);
+    chat(&c, "hello", false);
+    run_until_done(&c);
+    assert_int_equal(c.r.error, UPSTREAM_CONNECT);
+    assert_int_equal(c.r.status, 0);
+    assert_true(c.message[0] != '\0');
+    collect_free(&c);
+    provider_cfg fresh = P;   /* a pointer never seen answering: probe for real */
+    assert_false(upstream_provider_reachable(&fresh));
+}
+
+static void test_misc(void **st)
+{
+    (void)st;
+    assert_int_equal(upstream_estimate_tokens("abcdefgh", 8), 2);
+    assert_int_equal(upstream_estimate_tokens("abcdefghi", 9), 3);
+    assert_int_equal(upstream_estimate_tokens("", 0), 0);
+    assert_string_equal(upstream_error_name(UPSTREAM_TRUNCATED), "truncated");
+    provider_cfg mock = { .kind = PROVIDER_MOCK };
+    assert_true(upstream_provider_reachable(&mock));
+    fake_start();
+    provider_cfg fresh = P;
+    assert_true(upstream_provider_reachable(&fresh));
+    fake_stop();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_mock_plain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mock_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mock_tool_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mock_faults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mock_fault_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mock_backpressure_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_plain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_no_usage_estimated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_stream_awkward, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_stream_backpressure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_stream_cancel_in_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_stream_truncated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_stream_malformed_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_429, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_malformed_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_misc, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
