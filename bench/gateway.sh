@@ -28,6 +28,9 @@
 #   BENCH_MAX_LOAD     wait (at most 2 min) while the 1-min load is above it (default 3)
 #   BRIGADE            brigade binary (default: build/ release in build-bench/)
 #   MOCK_BIN           binary providing `mock-llm` (default: $BRIGADE)
+#   BENCH_SYSCALLS     1 also counts the proxy's system calls and context switches
+#                      per request with `perf stat` (needs perf; adds a little
+#                      overhead, so keep it off for the headline numbers)
 #   BENCH_KEEP         1 keeps the temp dir (configs, logs, data) for inspection
 #
 # Raw results go to bench/results/gateway-<timestamp>/ (git-ignored).
@@ -39,6 +42,7 @@ cd "$root"
 secs=${BENCH_SECONDS:-10}
 warm=${BENCH_WARMUP:-2}
 rounds=${BENCH_ROUNDS:-1}
+syscalls=${BENCH_SYSCALLS:-0}
 targets=${BENCH_TARGETS:-direct nginx brigade}
 stream_case=${BENCH_STREAM_CASE:-1}
 wrk_threads=${BENCH_WRK_THREADS:-2}
@@ -62,6 +66,7 @@ missing=()
 for t in "${need[@]}"; do
   command -v "$t" >/dev/null 2>&1 || [[ -x /usr/sbin/$t ]] || missing+=("$t")
 done
+[[ "$syscalls" == 1 ]] && { command -v perf >/dev/null 2>&1 || missing+=(perf); }
 ((${#missing[@]} == 0)) || die "missing ${missing[*]}: run scripts/deps.sh --bench"
 nginx_bin=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 
@@ -270,14 +275,17 @@ done
 
 # ---- runs ----------------------------------------------------------------
 tsv="$out/results.tsv"
-printf 'round\ttarget\tconc\tstream\trequests\trps\tp50_us\tp99_us\tmax_us\terrors\tproxy_cpu_us_per_req\tmock_cpu_us_per_req\n' >"$tsv"
+printf 'round\ttarget\tconc\tstream\trequests\trps\tp50_us\tp99_us\tmax_us\terrors\tproxy_cpu_us_per_req\tmock_cpu_us_per_req\tproxy_syscalls_per_req\tproxy_ctxsw_per_req\n' >"$tsv"
 
-wrk_run() {   # wrk_run TARGET CONC STREAM SECONDS -> the BENCH line
-  local t=$1 c=$2 s=$3 d=$4 th=1
+wrk_run() {   # wrk_run TARGET CONC STREAM SECONDS [PERF-PIDS PERF-OUT] -> wrk's output
+  local t=$1 c=$2 s=$3 d=$4 th=1 cmd
   ((c > 1)) && th=$wrk_threads
   ((th > c)) && th=$c
-  BENCH_STREAM=$s timeout $((d + 30)) wrk -s "$lua" --latency -t"$th" -c"$c" -d"${d}s" --timeout 5s \
-    "$(url_of "$t")"
+  cmd=(wrk -s "$lua" --latency -t"$th" -c"$c" -d"${d}s" --timeout 5s "$(url_of "$t")")
+  if [[ -n "${5:-}" ]]; then
+    cmd=(perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$5" -o "$6" -- "${cmd[@]}")
+  fi
+  BENCH_STREAM=$s timeout $((d + 30)) "${cmd[@]}"
 }
 
 run_case() {  # run_case ROUND TARGET CONC STREAM
@@ -286,23 +294,34 @@ run_case() {  # run_case ROUND TARGET CONC STREAM
   name+="-r$r"
   read -r -a ppids <<<"$(proxy_pids_of "$t")"
   p0=$(cpu_ticks "${ppids[@]+"${ppids[@]}"}"); m0=$(cpu_ticks "$mock_pid")
-  wrk_run "$t" "$c" "$s" "$secs" >"$out/wrk-$name.txt" 2>&1 || true
+  local perf_args=()
+  if [[ "$syscalls" == 1 && ${#ppids[@]} -gt 0 ]]; then
+    perf_args=("$(IFS=,; echo "${ppids[*]}")" "$out/perf-$name.txt")
+  fi
+  wrk_run "$t" "$c" "$s" "$secs" "${perf_args[@]+"${perf_args[@]}"}" >"$out/wrk-$name.txt" 2>&1 || true
+  local sc="-" cs="-"
+  if ((${#perf_args[@]})) && [[ -f "$out/perf-$name.txt" ]]; then
+    sc=$(awk -F, '$3 == "raw_syscalls:sys_enter" {print $1}' "$out/perf-$name.txt")
+    cs=$(awk -F, '$3 == "context-switches" {print $1}' "$out/perf-$name.txt")
+  fi
   p1=$(cpu_ticks "${ppids[@]+"${ppids[@]}"}"); m1=$(cpu_ticks "$mock_pid")
   line=$(grep '^BENCH ' "$out/wrk-$name.txt" || true)
   if [[ -z "$line" ]]; then
     echo "  $name: wrk printed no result (see $out/wrk-$name.txt)" >&2
-    printf '%s\t%s\t%s\t%s\t0\t0\t0\t0\t0\t-1\t-\t-\n' "$r" "$t" "$c" "$s" >>"$tsv"
+    printf '%s\t%s\t%s\t%s\t0\t0\t0\t0\t0\t-1\t-\t-\t-\t-\n' "$r" "$t" "$c" "$s" >>"$tsv"
     return
   fi
   awk -v r="$r" -v t="$t" -v c="$c" -v s="$s" -v p0="$p0" -v p1="$p1" -v m0="$m0" -v m1="$m1" \
-      -v tck="$tck" -v proxy="${#ppids[@]}" -v line="$line" 'BEGIN {
+      -v tck="$tck" -v proxy="${#ppids[@]}" -v line="$line" -v sc="${sc:--}" -v cs="${cs:--}" 'BEGIN {
     n = split(line, kv, " ")
     for (i = 2; i <= n; i++) { split(kv[i], a, "="); v[a[1]] = a[2] }
     err = v["errors_connect"] + v["errors_read"] + v["errors_write"] + v["errors_status"] + v["errors_timeout"]
     req = v["requests"]
     pc = (proxy > 0 && req > 0) ? sprintf("%.1f", (p1 - p0) * 1e6 / tck / req) : "-"
     mc = req > 0 ? sprintf("%.1f", (m1 - m0) * 1e6 / tck / req) : "-"
-    printf "%s\t%s\t%s\t%s\t%d\t%.0f\t%d\t%d\t%d\t%d\t%s\t%s\n", r, t, c, s, req, v["rps"], v["p50_us"], v["p99_us"], v["max_us"], err, pc, mc
+    scr = (sc ~ /^[0-9]+$/ && req > 0) ? sprintf("%.1f", sc / req) : "-"
+    csr = (cs ~ /^[0-9]+$/ && req > 0) ? sprintf("%.2f", cs / req) : "-"
+    printf "%s\t%s\t%s\t%s\t%d\t%.0f\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", r, t, c, s, req, v["rps"], v["p50_us"], v["p99_us"], v["max_us"], err, pc, mc, scr, csr
   }' >>"$tsv"
   tail -1 "$tsv" | awk -F'\t' '{printf "  %-20s %8s req/s  p50 %6s us  p99 %6s us  errors %s  proxy CPU %s us/req\n", "'"$name"'", $6, $7, $8, $10, $11}'
 }
@@ -350,7 +369,7 @@ fi
 # summarize [derived]: the median per (target, conc, stream) over the rounds,
 # as table rows, or (with "derived") the ratios the aims are judged by.
 summarize() {
-  awk -F'\t' -v mode="${1:-table}" '
+  awk -F'\t' -v mode="${1:-table}" -v extra="$syscalls" '
     function med(k, col,    n, i, j, x, a) {
       n = cnt[k]
       for (i = 1; i <= n; i++) {
@@ -373,11 +392,17 @@ summarize() {
         k = order[i]
         rps[k] = med(k, 6); p50[k] = med(k, 7); p99[k] = med(k, 8)
         pc = med(k, 11); mc = med(k, 12)
-        if (mode == "table")
-          printf "| %s | %s | %s | %.0f | %.0f | %.0f | %d | %s | %s |\n", tg[k], cc[k], (st[k] == 1 ? "yes" : "no"),
-            rps[k], p50[k], p99[k], errs[k], (pc == "-" ? "-" : sprintf("%.1f", pc)), (mc == "-" ? "-" : sprintf("%.1f", mc))
+        if (mode != "table") continue
+        printf "| %s | %s | %s | %.0f | %.0f | %.0f | %d | %s | %s |", tg[k], cc[k], (st[k] == 1 ? "yes" : "no"),
+          rps[k], p50[k], p99[k], errs[k], (pc == "-" ? "-" : sprintf("%.1f", pc)), (mc == "-" ? "-" : sprintf("%.1f", mc))
+        if (extra == 1) {
+          sc = med(k, 13); cs = med(k, 14)
+          printf " %s | %s |", (sc == "-" ? "-" : sprintf("%.1f", sc)), (cs == "-" ? "-" : sprintf("%.2f", cs))
+        }
+        print ""
       }
       if (mode == "table") exit
+
       print "Derived (from the medians):"
       print ""
       for (i = 1; i <= 2; i++) {
@@ -409,8 +434,13 @@ report="$out/report.md"
   echo
   [[ $rounds -gt 1 ]] && echo "Each figure is the median over $rounds rounds (every round is in results.tsv)."
   echo
-  echo "| target | conc | stream | req/s | p50 µs | p99 µs | errors | proxy CPU µs/req | mock CPU µs/req |"
-  echo "|---|---:|---|---:|---:|---:|---:|---:|---:|"
+  if [[ "$syscalls" == 1 ]]; then
+    echo "| target | conc | stream | req/s | p50 µs | p99 µs | errors | proxy CPU µs/req | mock CPU µs/req | proxy syscalls/req | proxy ctx switches/req |"
+    echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  else
+    echo "| target | conc | stream | req/s | p50 µs | p99 µs | errors | proxy CPU µs/req | mock CPU µs/req |"
+    echo "|---|---:|---|---:|---:|---:|---:|---:|---:|"
+  fi
   summarize
   echo
   echo "| proxy | VmRSS kB | VmHWM kB |"

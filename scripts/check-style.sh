@@ -4,7 +4,8 @@
 #   1. scopes are minted only by authentication: identity/scope_mint.h is
 #      included only under src/identity/ (and unit tests);
 #   2. handlers reach SQLite only through store.h: sqlite3.h only in src/store/;
-#   3. every C file starts with a comment saying what it is for.
+#   3. every C file starts with a comment saying what it is for;
+#   4. docs/openapi.json describes exactly the routes of src/api/routes.c.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bad=0
@@ -17,5 +18,8 @@ done < <(grep -rl '#include <sqlite3.h>' src | grep -v '^src/store/')
 for f in $(find src tests/unit fuzz bench -name '*.[ch]' 2>/dev/null); do
   head -1 "$f" | grep -q '^/\*' || { echo "style: $f does not start with a comment saying what it is for"; bad=1; }
 done
+if [[ -f scripts/check-openapi.py ]]; then
+  python3 scripts/check-openapi.py || bad=1
+fi
 ((bad == 0)) && echo "style: ok"
 exit $bad

@@ -72,18 +72,21 @@ void api_fail_store(api_ctx *ctx, store_status st, const char *what)
 
 void api_send(api_ctx *ctx)
 {
+    /* ctx lives in the request's arena: finishing the request frees it, so
+     * nothing of ctx is touched after the http_respond* call. */
     http_request *req = ctx->req;
+    char *body = ctx->body;
+    ctx->body = NULL;
     if (ctx->is_error) {
         if (ctx->retry_after[0]) http_add_header(req, "retry-after", ctx->retry_after);
         http_respond_error(req, ctx->status, ctx->err_type, ctx->err_code, ctx->err_message,
                            ctx->err_param[0] ? ctx->err_param : NULL);
-    } else if (ctx->body) {
-        http_respond(req, ctx->status, "application/json", ctx->body, ctx->body_len);
+    } else if (body) {
+        http_respond(req, ctx->status, "application/json", body, ctx->body_len);
     } else {
         http_respond(req, ctx->status ? ctx->status : 204, NULL, NULL, 0);
     }
-    free(ctx->body);
-    ctx->body = NULL;
+    free(body);
 }
 
 /* ---- dispatch ---- */

@@ -24,21 +24,32 @@
 
 typedef struct gateway_call {
     api_ctx         *ctx;
-    upstream_call   *call;          /* NULL once on_done has run */
+    upstream_call   *call;          /* the attempt in flight, or NULL */
+    uv_timer_t      *retry_timer;   /* malloc'd while a retry is pending */
     const model_cfg *model;
+    char            *upstream_body; /* kept for retries; freed at the end */
+    size_t           upstream_body_len;
+    unsigned         attempt;       /* 0 = first */
     bool             stream;
     bool             client_wants_usage;
     bool             stream_started;
     buf              scratch;       /* one SSE event at a time, reused */
+    buf              rename;        /* an event or body with the model renamed, reused */
 } gateway_call;
 
-/* ---- answering ---- */
+static void gateway_start_attempt(gateway_call *g);
 
+/* ---- usage ---- */
+
+/* Charge the calling user for a call that produced an answer — a complete
+ * one, or the part of a cut stream the client already received. A failed
+ * call that delivered nothing costs the user nothing. */
 static void gateway_record_usage(gateway_call *g, const upstream_result *res, int status)
 {
     api_ctx *ctx = g->ctx;
     app *a = ctx->app;
-    if (res->input_tokens == 0 && res->output_tokens == 0) return;
+    bool delivered = res->error == UPSTREAM_OK || (g->stream_started && res->output_tokens > 0);
+    if (!delivered || (res->input_tokens == 0 && res->output_tokens == 0)) return;
     usage_rec u;
     memset(&u, 0, sizeof u);
     u.ts = time_now_unix();
@@ -55,6 +66,82 @@ static void gateway_record_usage(gateway_call *g, const upstream_result *res, in
     atomic_fetch_add(&a->metrics.input_tokens, (uint64_t)u.input_tokens);
     atomic_fetch_add(&a->metrics.output_tokens, (uint64_t)u.output_tokens);
     atomic_fetch_add(&a->metrics.cost_nusd, (uint64_t)u.cost_nusd);
+}
+
+/* ---- the model name clients see ---- */
+
+/* Providers answer with their own model name; clients asked for brigade's.
+ * Swap the top-level "model" value back. A raw `"model":"` can only be a
+ * key in valid JSON (inside strings the quotes are escaped), so a textual
+ * replacement of the first one is exact. Returns the text to send. */
+static const char *gateway_client_model(gateway_call *g, const char *json, size_t len,
+                                        size_t *out_len)
+{
+    const model_cfg *m = g->model;
+    *out_len = len;
+    if (strcmp(m->name, m->upstream_model) == 0) return json;
+    char pat[160];
+    int pl = snprintf(pat, sizeof pat, "\"model\":\"%s\"", m->upstream_model);
+    if (pl <= 0 || (size_t)pl >= sizeof pat) return json;
+    const char *at = memmem(json, len, pat, (size_t)pl);
+    if (!at) return json;
+    buf *b = &g->rename;
+    b->len = 0;
+    buf_append(b, json, (size_t)(at - json));
+    buf_printf(b, "\"model\":\"%s\"", m->name);   /* config names are plain: no escaping needed */
+    buf_append(b, at + pl, len - (size_t)(at - json) - (size_t)pl);
+    *out_len = b->len;
+    return b->data;
+}
+
+/* ---- retries ---- */
+
+/* Is this failure worth another attempt, and after how long (ms)? Only
+ * before the client has seen a byte: a half-streamed answer cannot be
+ * restarted. Timeouts are not retried: the deadline is spent. */
+static bool gateway_should_retry(gateway_call *g, const upstream_result *res, uint64_t *delay_ms)
+{
+    const provider_cfg *p = g->model->provider;
+    if (g->stream_started || g->ctx->req->aborted || g->attempt >= p->max_retries) return false;
+    uint64_t base = (uint64_t)p->retry_backoff_ms << (g->attempt < 16 ? g->attempt : 16);
+    unsigned char r;
+    ids_random_bytes(&r, 1);
+    /* ±25% jitter so many clients failing together do not retry in step. */
+    *delay_ms = base * (75 + (uint64_t)r * 50 / 255) / 100;
+    switch (res->error) {
+    case UPSTREAM_CONNECT:
+    case UPSTREAM_MALFORMED:
+    case UPSTREAM_TRUNCATED:
+        return true;
+    case UPSTREAM_HTTP_STATUS:
+        if (res->status == 429) {
+            /* Honour a short Retry-After; a long one goes back to the client. */
+            if (res->retry_after_s > 2) return false;
+            if ((uint64_t)res->retry_after_s * 1000 > *delay_ms) *delay_ms = (uint64_t)res->retry_after_s * 1000;
+            return true;
+        }
+        return res->status >= 500;
+    default:
+        return false;
+    }
+}
+
+static void gateway_timer_closed(uv_handle_t *h) { free(h); }
+
+static void gateway_stop_retry_timer(gateway_call *g)
+{
+    if (!g->retry_timer) return;
+    uv_timer_stop(g->retry_timer);
+    uv_close((uv_handle_t *)g->retry_timer, gateway_timer_closed);
+    g->retry_timer = NULL;
+}
+
+static void gateway_retry_fire(uv_timer_t *t)
+{
+    gateway_call *g = t->data;
+    gateway_stop_retry_timer(g);
+    g->attempt++;
+    gateway_start_attempt(g);
 }
 
 /* Turn a failed provider call into the client's error (API.md's table). */
@@ -113,11 +200,14 @@ static void gateway_fail_upstream(gateway_call *g, const upstream_result *res)
     }
 }
 
+/* Frame one event as SSE in the scratch buffer (after renaming the model). */
 static void gateway_stream_event(gateway_call *g, const char *json, size_t len)
 {
+    size_t n;
+    const char *text = gateway_client_model(g, json, len, &n);
     g->scratch.len = 0;
     buf_append(&g->scratch, "data: ", 6);
-    buf_append(&g->scratch, json, len);
+    buf_append(&g->scratch, text, n);
     buf_append(&g->scratch, "\n\n", 2);
 }
 
@@ -138,15 +228,16 @@ static bool gateway_on_event(upstream_call *call, const char *json, size_t len, 
     return http_stream_write(req, g->scratch.data, g->scratch.len);
 }
 
-static void gateway_on_done(upstream_call *call, const upstream_result *res, void *arg)
+/* The end of the request, whatever happened: answer, record, free. */
+static void gateway_finish(gateway_call *g, const upstream_result *res)
 {
-    (void)call;
-    gateway_call *g = arg;
     api_ctx *ctx = g->ctx;
     http_request *req = ctx->req;
-    g->call = NULL;
     req->on_abort = NULL;
     req->on_drain = NULL;
+    ctx->handler_state = NULL;
+    free(g->upstream_body);
+    g->upstream_body = NULL;
 
     int status = 200;
     if (res->error != UPSTREAM_OK) {
@@ -154,11 +245,13 @@ static void gateway_on_done(upstream_call *call, const upstream_result *res, voi
         gateway_fail_upstream(g, res);
         status = ctx->status;
         if (res->error != UPSTREAM_CANCELLED)
-            log_warn("gateway request=%s model=%s error=%s status=%d", req->request_id,
-                     g->model->name, upstream_error_name(res->error), res->status);
+            log_warn("gateway request=%s model=%s attempts=%u error=%s status=%d",
+                     req->request_id, g->model->name, g->attempt + 1,
+                     upstream_error_name(res->error), res->status);
     }
     gateway_record_usage(g, res, status);
 
+    buf scratch, rename;
     if (g->stream && (g->stream_started || res->error == UPSTREAM_OK)) {
         if (!g->stream_started) http_stream_begin(req, 200, "text/event-stream");
         if (res->error == UPSTREAM_OK) {
@@ -173,29 +266,84 @@ static void gateway_on_done(upstream_call *call, const upstream_result *res, voi
             cJSON_AddStringToObject(inner, "code", ctx->err_code);
             cJSON_AddStringToObject(inner, "message", ctx->err_message);
             cJSON_AddNullToObject(inner, "param");
-            char *s = cJSON_PrintUnformatted(e);
+            char *text = cJSON_PrintUnformatted(e);
             cJSON_Delete(e);
-            if (s) {
-                gateway_stream_event(g, s, strlen(s));
+            if (text) {
+                g->scratch.len = 0;
+                buf_printf(&g->scratch, "data: %s\n\n", text);
                 http_stream_write(req, g->scratch.data, g->scratch.len);
-                free(s);
+                free(text);
             }
         }
+        scratch = g->scratch;
+        rename = g->rename;
         http_stream_end(req);
     } else if (res->error == UPSTREAM_OK) {
-        http_respond(req, 200, "application/json", res->body, res->body_len);
+        size_t n;
+        const char *body = gateway_client_model(g, res->body, res->body_len, &n);
+        scratch = g->scratch;
+        rename = g->rename;
+        http_respond(req, 200, "application/json", body, n);
     } else {
+        scratch = g->scratch;
+        rename = g->rename;
         api_send(ctx);
     }
-    buf_free(&g->scratch);
+    /* g lived in the request's arena, which finishing the request freed;
+     * the buffers were taken out first. */
+    buf_free(&scratch);
+    buf_free(&rename);
+}
+
+static void gateway_on_done(upstream_call *call, const upstream_result *res, void *arg)
+{
+    (void)call;
+    gateway_call *g = arg;
+    g->call = NULL;
+    uint64_t delay_ms;
+    if (res->error != UPSTREAM_OK && res->error != UPSTREAM_CANCELLED &&
+        gateway_should_retry(g, res, &delay_ms)) {
+        log_info("gateway request=%s model=%s attempt=%u failed (%s %d); retrying in %llu ms",
+                 g->ctx->req->request_id, g->model->name, g->attempt + 1,
+                 upstream_error_name(res->error), res->status, (unsigned long long)delay_ms);
+        g->retry_timer = malloc(sizeof *g->retry_timer);
+        if (!g->retry_timer) abort();
+        uv_timer_init(g->ctx->req->loop, g->retry_timer);
+        g->retry_timer->data = g;
+        uv_timer_start(g->retry_timer, gateway_retry_fire, delay_ms, 0);
+        return;
+    }
+    gateway_finish(g, res);
+}
+
+static void gateway_start_attempt(gateway_call *g)
+{
+    static const upstream_callbacks cbs = {gateway_on_event, gateway_on_done};
+    api_ctx *ctx = g->ctx;
+    atomic_fetch_add(&ctx->app->metrics.upstream_calls, 1);
+    g->call = upstream_chat(ctx->thread->upstream, g->model, g->upstream_body,
+                            g->upstream_body_len, g->stream, ctx->req->request_id, &cbs, g);
+    if (!g->call) {
+        upstream_result res = {.error = UPSTREAM_CONNECT,
+                               .message = "the call could not be started"};
+        gateway_finish(g, &res);
+    }
+    /* else: upstream_chat never calls back from inside itself. */
 }
 
 /* The client went away: stop the provider call (no point paying for tokens
- * nobody reads); on_done then finishes the request. */
+ * nobody reads) or the pending retry; the request then finishes. */
 static void gateway_on_abort(http_request *req)
 {
     gateway_call *g = ((api_ctx *)req->user)->handler_state;
-    if (g && g->call) upstream_call_cancel(g->call);
+    if (!g) return;
+    if (g->call) {
+        upstream_call_cancel(g->call);      /* on_done follows, synchronously */
+    } else if (g->retry_timer) {
+        gateway_stop_retry_timer(g);
+        upstream_result res = {.error = UPSTREAM_CANCELLED, .message = "client went away"};
+        gateway_finish(g, &res);
+    }
 }
 
 /* The client caught up: let the provider send again. */
@@ -222,22 +370,12 @@ void api_chat_completions(api_ctx *ctx)
     g->model = cr.model;
     g->stream = cr.stream;
     g->client_wants_usage = cr.client_wants_usage;
+    g->upstream_body = cr.upstream_body;          /* ownership moves to g */
+    g->upstream_body_len = cr.upstream_body_len;
     buf_init(&g->scratch);
-
-    static const upstream_callbacks cbs = {gateway_on_event, gateway_on_done};
-    atomic_fetch_add(&ctx->app->metrics.upstream_calls, 1);
-    upstream_call *call = upstream_chat(ctx->thread->upstream, cr.model, cr.upstream_body,
-                                        cr.upstream_body_len, cr.stream, req->request_id, &cbs, g);
-    chat_request_free(&cr);
-    if (!call) {
-        api_fail(ctx, 502, "upstream_error", "upstream_unavailable", NULL,
-                 "could not start a call to provider \"%s\"", g->model->provider_name);
-        api_send(ctx);
-        return;
-    }
-    /* upstream_chat never calls back from inside itself, so the call is live. */
-    g->call = call;
+    buf_init(&g->rename);
     ctx->handler_state = g;
     req->on_abort = gateway_on_abort;
     req->on_drain = gateway_on_drain;
+    gateway_start_attempt(g);
 }

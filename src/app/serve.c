@@ -85,6 +85,20 @@ static void serve_request_done(http_request *req, int status)
     else atomic_fetch_add(&a->metrics.responses_5xx, 1);
 }
 
+/* Called once SIGINT/SIGTERM are handled: only then say we are listening,
+ * so whoever waits for this line can stop us gracefully right away. */
+static void serve_print_listening(void *arg)
+{
+    app *a = arg;
+    const char *h = a->cfg.listen_host;
+    bool v6 = strchr(h, ':') != NULL;
+    printf("brigade %s listening on http://%s%s%s:%d (data in %s, %zu model%s, config: %s)\n",
+           BRIGADE_VERSION, v6 ? "[" : "", h, v6 ? "]" : "", http_server_port(a->server),
+           a->cfg.data_dir, a->cfg.n_models, a->cfg.n_models == 1 ? "" : "s",
+           a->cfg.source_path ? a->cfg.source_path : "embedded defaults");
+    fflush(stdout);
+}
+
 int app_serve_main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -195,16 +209,7 @@ int app_serve_main(int argc, char **argv)
         config_free(&a.cfg);
         return 1;
     }
-    int port = http_server_port(a.server);
-    const char *h = a.cfg.listen_host;
-    bool v6 = strchr(h, ':') != NULL;
-    printf("brigade %s listening on http://%s%s%s:%d (data in %s, %zu model%s, config: %s)\n",
-           BRIGADE_VERSION, v6 ? "[" : "", h, v6 ? "]" : "", port, a.cfg.data_dir,
-           a.cfg.n_models, a.cfg.n_models == 1 ? "" : "s",
-           a.cfg.source_path ? a.cfg.source_path : "embedded defaults");
-    fflush(stdout);
-
-    int sig = http_server_run_until_signal(a.server);
+    int sig = http_server_run_until_signal(a.server, serve_print_listening, &a);
     log_info("signal %d: stopped serving; flushing the store", sig);
     identity_close(a.identity);
     store_close(a.store);

@@ -64,6 +64,8 @@ void config_provider_defaults(provider_cfg *p, const char *name, provider_kind k
     p->timeout_ms = 120000;
     p->connect_timeout_ms = 5000;
     p->max_connections = 64;
+    p->max_retries = 2;
+    p->retry_backoff_ms = 100;
     p->mock_latency_ms = 0;
     p->mock_stream_chunks = 8;
     p->mock_chunk_interval_ms = 0;

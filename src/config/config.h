@@ -28,6 +28,8 @@ typedef struct provider_cfg {
     uint32_t      timeout_ms;        /* whole upstream call (default 120000) */
     uint32_t      connect_timeout_ms;/* default 5000 */
     uint32_t      max_connections;   /* per loop thread (default 64) */
+    uint32_t      max_retries;       /* extra attempts after a transient failure (default 2) */
+    uint32_t      retry_backoff_ms;  /* first retry delay, doubled each time, ±25% jitter (default 100) */
     /* kind mock: behaviour of the in-process mock */
     uint32_t      mock_latency_ms;   /* default 0 */
     uint32_t      mock_stream_chunks;/* default 8 */

@@ -566,7 +566,7 @@ static int ld_sequence(ld *l, struct fy_node *list, int line, const char *path, 
 }
 
 enum { PR_NAME, PR_KIND, PR_BASE_URL, PR_API_KEY, PR_API_KEY_ENV, PR_TIMEOUT, PR_CONNECT_TIMEOUT,
-       PR_MAX_CONNS, PR_LATENCY, PR_CHUNKS, PR_CHUNK_INTERVAL, PR__N };
+       PR_MAX_CONNS, PR_LATENCY, PR_CHUNKS, PR_CHUNK_INTERVAL, PR_RETRIES, PR_BACKOFF, PR__N };
 
 static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, provider_cfg *p,
                        entry_lines *el)
@@ -578,6 +578,7 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
         [PR_CONNECT_TIMEOUT] = {.key = "connect_timeout_ms"},
         [PR_MAX_CONNS] = {.key = "max_connections"}, [PR_LATENCY] = {.key = "latency_ms"},
         [PR_CHUNKS] = {.key = "stream_chunks"},      [PR_CHUNK_INTERVAL] = {.key = "chunk_interval_ms"},
+        [PR_RETRIES] = {.key = "max_retries"},       [PR_BACKOFF] = {.key = "retry_backoff_ms"},
     };
     if (node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, kind, …), got nothing");
@@ -685,6 +686,8 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
     PR_U32(PR_TIMEOUT, timeout_ms, 1, 86400000)
     PR_U32(PR_CONNECT_TIMEOUT, connect_timeout_ms, 1, 600000)
     PR_U32(PR_MAX_CONNS, max_connections, 1, 100000)
+    PR_U32(PR_RETRIES, max_retries, 0, 10)
+    PR_U32(PR_BACKOFF, retry_backoff_ms, 0, 60000)
 #undef PR_U32
     return 0;
 }

@@ -57,6 +57,7 @@ static void timer_set(http_conn *c, http_timer_state st)
     case HTTP_T_HEADER: ms = l->header_timeout_ms; break;
     case HTTP_T_BODY:   ms = l->body_timeout_ms; break;
     case HTTP_T_IDLE:   ms = l->idle_timeout_ms; break;
+    case HTTP_T_WRITE:  ms = l->idle_timeout_ms; break;
     case HTTP_T_LINGER: ms = HTTP_LINGER_MS; break;
     default:
         uv_timer_stop(&c->timer);
@@ -180,6 +181,15 @@ static void on_write(uv_write_t *w, int status)
         conn_start_linger(c);
         return;
     }
+    if (c->tstate == HTTP_T_WRITE) {
+        if (c->queued > 0) {
+            uv_timer_start(&c->timer, on_timer, c->w->srv->limits.idle_timeout_ms, 0);
+        } else {
+            c->tstate = HTTP_T_NONE;
+            uv_timer_stop(&c->timer);
+            if (!c->cur && !c->parser.in_message) timer_set(c, HTTP_T_IDLE);
+        }
+    }
     http_request *r = c->cur;
     if (r && r->priv->want_drain && c->queued < c->w->srv->limits.stream_high_water / 2) {
         r->priv->want_drain = false;
@@ -228,6 +238,7 @@ void http_conn_write(http_conn *c, const uv_buf_t *bufs, unsigned n)
         return;
     }
     c->queued += rest;
+    if (c->tstate == HTTP_T_NONE || c->tstate == HTTP_T_IDLE) timer_set(c, HTTP_T_WRITE);
 }
 
 /* ---------------- requests ---------------- */
@@ -354,7 +365,7 @@ static size_t conn_parse(http_conn *c, const char *data, size_t len)
 static void conn_after_parse(http_conn *c)
 {
     if (c->closing || c->close_after_write || c->cur) return;
-    if (!c->parser.in_message) timer_set(c, HTTP_T_IDLE);
+    if (!c->parser.in_message) timer_set(c, c->queued ? HTTP_T_WRITE : HTTP_T_IDLE);
 }
 
 static size_t pending_cap(const http_conn *c)

@@ -15,6 +15,13 @@
  * finishes it (http_respond*, or http_stream_end), even if the client has
  * gone: writes to a closed connection are dropped, and `req->aborted` is set
  * and `req->on_abort` called so long work can stop early if it wants to.
+ * (A client that half-closes, EOF, while its request is in a handler counts
+ * as gone, as in nginx.) on_abort runs from a libuv callback of its own,
+ * never from inside an http_* call; it may finish the request.
+ *
+ * HEAD is routed to the GET handler when no HEAD route exists, and answered
+ * without a body. Errors the layer answers itself (400/408/413/414/431,
+ * 404/405, 503 over max_connections) use the error envelope below.
  */
 #ifndef BRIGADE_HTTP_H
 #define BRIGADE_HTTP_H
@@ -116,8 +123,16 @@ bool http_stream_write(http_request *req, const char *data, size_t len);
 /* Finish the stream (last chunk) and the request. */
 void http_stream_end(http_request *req);
 
+/* Cut the response off and finish the request: bytes already queued are
+ * sent, then the connection closes without the terminating chunk (or, if no
+ * response was started, with nothing at all). The client sees a truncated
+ * transfer. */
+void http_abort(http_request *req);
+
 /* Run `work` on the libuv thread pool (for SQLite and other blocking work),
- * then `done` on the request's loop thread. `work` must not call http_*. */
+ * then `done` on the request's loop thread. `work` must not call http_*.
+ * One deferral at a time per request; `done` runs even if the client left
+ * (check req->aborted), and must still finish the request. */
 void http_request_defer(http_request *req, void (*work)(http_request *req),
                         void (*done)(http_request *req));
 
@@ -168,8 +183,11 @@ int          http_server_port(const http_server *s);   /* the bound port */
  * overloaded_error (best effort, one non-blocking write) and closed. */
 void         http_server_stop(http_server *s);
 /* Block until SIGINT/SIGTERM, then http_server_stop (which frees `s`).
+ * `ready` (may be NULL) is called once the signal handlers are in place —
+ * print "listening" there, so a signal sent as soon as a supervisor sees
+ * that line stops the server gracefully instead of killing it.
  * Returns the signal. */
-int          http_server_run_until_signal(http_server *s);
+int          http_server_run_until_signal(http_server *s, void (*ready)(void *arg), void *arg);
 
 /* Status code reason phrase ("OK", "Not Found"…). */
 const char *http_status_text(int status);

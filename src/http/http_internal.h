@@ -142,7 +142,11 @@ struct http_worker {
 
 #define HTTP_READBUF_SIZE (64 * 1024)
 
-typedef enum { HTTP_T_NONE, HTTP_T_HEADER, HTTP_T_BODY, HTTP_T_IDLE, HTTP_T_LINGER } http_timer_state;
+/* The one deadline a connection has at a time. WRITE: bytes are queued and
+ * the client must keep taking them (progress re-arms it), so a reader that
+ * stalls forever cannot pin a connection and its producer. */
+typedef enum { HTTP_T_NONE, HTTP_T_HEADER, HTTP_T_BODY, HTTP_T_IDLE, HTTP_T_LINGER,
+               HTTP_T_WRITE } http_timer_state;
 
 struct http_conn {
     uv_tcp_t       tcp;

@@ -338,6 +338,25 @@ void http_stream_end(http_request *req)
     http_conn_request_finished(req);
 }
 
+/* Cut the response off: what was already queued is still sent, then the
+ * connection closes without the terminating chunk (or with no response at
+ * all), so the client sees a truncated transfer. For fault injection and for
+ * giving up on a client mid-stream. */
+void http_abort(http_request *req)
+{
+    struct http_request_priv *pv = req->priv;
+    if (pv->state == HTTP_RS_DONE) return;
+    http_conn *c = req->conn;
+    bool started = pv->state == HTTP_RS_STREAMING;
+    pv->state = HTTP_RS_DONE;
+    pv->resp_keep_alive = false;
+    if (!started) {
+        if (!pv->status) pv->status = 499;   /* nginx's "client closed request" */
+        if (!c->closing) http_conn_close(c);
+    }
+    http_conn_request_finished(req);
+}
+
 /* ---------------- deferred work ---------------- */
 
 static void defer_work(uv_work_t *w)

@@ -302,7 +302,7 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_stop(h->loop);
 }
 
-int http_server_run_until_signal(http_server *s)
+int http_server_run_until_signal(http_server *s, void (*ready)(void *arg), void *arg)
 {
     uv_loop_t loop;
     uv_signal_t sint, sterm;
@@ -313,6 +313,7 @@ int http_server_run_until_signal(http_server *s)
     sint.data = sterm.data = &sig;
     uv_signal_start(&sint, on_signal, SIGINT);
     uv_signal_start(&sterm, on_signal, SIGTERM);
+    if (ready) ready(arg);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&sint, NULL);
     uv_close((uv_handle_t *)&sterm, NULL);

@@ -107,12 +107,10 @@ static void mock_call_on_abort(http_request *req)
     else http_respond(req, 499, "text/plain", "", 0);
 }
 
-/* Cut a response mid-way. http.h has no "abort the connection" call yet, so
- * the stream is ended without its terminating [DONE] / finish chunk, which
- * an SSE client sees as a truncated stream.
- * TODO(http): use an abort function once the http layer has one, so the
- * cut also happens at the transport level. */
-static void mock_cut(http_request *req) { http_stream_end(req); }
+/* Cut a response mid-way: the stream stops without its finish chunk and
+ * [DONE], and http_abort closes the connection without the terminating
+ * HTTP chunk, so the cut is real at the transport level too. */
+static void mock_cut(http_request *req) { http_abort(req); }
 
 static void mock_pump(mock_call *c);
 static void mock_pump_timer(uv_timer_t *t) { mock_pump(t->data); }
@@ -413,6 +411,17 @@ static bool mock_parse_listen(const char *arg, const char **host, int *port)
     return true;
 }
 
+/* Called once SIGINT/SIGTERM are handled: only then say we are listening. */
+static void mock_llm_print_listening(void *arg)
+{
+    mock_server *s = arg;
+    const char *host = s->o.host;
+    bool v6 = strchr(host, ':') != NULL;
+    printf("mock-llm listening on http://%s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "",
+           mock_server_port(s));
+    fflush(stdout);
+}
+
 int mock_llm_main(int argc, char **argv)
 {
     mock_server_opts o;
@@ -479,11 +488,7 @@ int mock_llm_main(int argc, char **argv)
         fprintf(stderr, "mock-llm: cannot listen on %s:%d: %s\n", o.host, o.port, err);
         return 1;
     }
-    bool v6 = strchr(o.host, ':') != NULL;
-    printf("mock-llm listening on http://%s%s%s:%d\n", v6 ? "[" : "", o.host, v6 ? "]" : "",
-           mock_server_port(s));
-    fflush(stdout);
-    http_server_run_until_signal(s->http);
+    http_server_run_until_signal(s->http, mock_llm_print_listening, s);
     /* run_until_signal has stopped the http server already. */
     http_router_free(s->router);
     mock_stats_destroy(&s->stats);

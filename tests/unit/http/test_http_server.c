@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -159,8 +160,11 @@ static void stream_pump(http_request *req)
     http_stream_end(req);
 }
 
+static atomic_int g_stream_aborted;
+
 static void stream_abort(http_request *req)
 {
+    atomic_fetch_add(&g_stream_aborted, 1);
     free(req->user);
     req->user = NULL;
     http_stream_end(req);
@@ -731,6 +735,19 @@ static void test_stream_backpressure(void **state)
     client_close(&c);
 }
 
+static void test_stalled_reader_cut_off(void **state)
+{
+    fixture *f = *state;
+    atomic_store(&g_stream_aborted, 0);
+    client c;
+    client_open(&c, f->port, 8 * 1024);
+    SEND(&c, "GET /stream?kb=65536 HTTP/1.1\r\nHost: x\r\n\r\n");
+    /* never read: after idle_timeout_ms without progress the server gives up */
+    for (int i = 0; i < 300 && atomic_load(&g_stream_aborted) == 0; i++) usleep(10 * 1000);
+    assert_int_equal(atomic_load(&g_stream_aborted), 1);
+    client_close(&c);
+}
+
 static void test_address_in_use(void **state)
 {
     fixture *f = *state;
@@ -761,6 +778,12 @@ static void test_client_abort(void **state)
     /* the late answer still finished the request (metrics saw it) */
     for (int i = 0; i < 100 && atomic_load(&g_done_count) == before; i++) usleep(10 * 1000);
     assert_int_equal(atomic_load(&g_done_count), before + 1);
+    /* deferred work whose client leaves meanwhile: done still runs safely */
+    client_open(&c, f->port, 0);
+    SEND(&c, "GET /defer HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_close(&c);
+    for (int i = 0; i < 100 && atomic_load(&g_done_count) == before + 1; i++) usleep(10 * 1000);
+    assert_int_equal(atomic_load(&g_done_count), before + 2);
 }
 
 static void test_idle_timeout(void **state)
@@ -858,6 +881,53 @@ static void test_ipv6(void **state)
     http_router_free(rt);
 }
 
+static atomic_int g_inits, g_finis;
+static int g_marker;
+
+static void *t_init(uv_loop_t *loop, unsigned index, void *arg)
+{
+    (void)loop;
+    (void)index;
+    (void)arg;
+    atomic_fetch_add(&g_inits, 1);
+    return &g_marker;
+}
+
+static void t_fini(void *td)
+{
+    if (td == &g_marker) atomic_fetch_add(&g_finis, 1);
+}
+
+static void *raise_later(void *arg)
+{
+    (void)arg;
+    usleep(200 * 1000);
+    kill(getpid(), SIGTERM);
+    return NULL;
+}
+
+static void test_run_until_signal(void **state)
+{
+    (void)state;
+    atomic_store(&g_inits, 0);
+    atomic_store(&g_finis, 0);
+    http_router *rt = make_router();
+    http_server_config cfg = make_config(rt);
+    cfg.thread_init = t_init;
+    cfg.thread_fini = t_fini;
+    char err[128];
+    http_server *srv = http_server_start(&cfg, err, sizeof err);
+    assert_non_null(srv);
+    pthread_t th;
+    pthread_create(&th, NULL, raise_later, NULL);
+    int sig = http_server_run_until_signal(srv, NULL, NULL);
+    pthread_join(th, NULL);
+    assert_int_equal(sig, SIGTERM);
+    assert_int_equal(atomic_load(&g_inits), 2);
+    assert_int_equal(atomic_load(&g_finis), 2);
+    http_router_free(rt);
+}
+
 typedef struct stopper { http_server *srv; } stopper;
 
 static void *stop_thread(void *arg)
@@ -924,12 +994,14 @@ int main(void)
         cmocka_unit_test(test_body_timeout),
         cmocka_unit_test(test_routing_errors),
         cmocka_unit_test(test_stream_backpressure),
+        cmocka_unit_test(test_stalled_reader_cut_off),
         cmocka_unit_test(test_address_in_use),
         cmocka_unit_test(test_client_abort),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_graceful_stop),
+        cmocka_unit_test(test_run_until_signal),
     };
     return cmocka_run_group_tests_name("http_server", tests, setup, teardown);
 }
