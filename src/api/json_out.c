@@ -47,7 +47,10 @@ static void api_json_limit_num(cJSON *o, const char *name, int64_t over, double 
 
 cJSON *api_json_limits(const app *a, const char *tier, const user_limits *over)
 {
+    /* A tier that the configuration no longer has falls back to the default
+     * tier, so a renamed tier never turns into "unlimited". */
     const tier_cfg *t = config_find_tier(&a->cfg, tier);
+    if (!t) t = config_find_tier(&a->cfg, a->cfg.default_tier);
     tier_cfg none = {0};
     if (!t) t = &none;
     user_limits unset = {-1, -1, -1, -1, -1};

@@ -16,7 +16,7 @@ static const api_route api_routes[] = {
                                                                 api_tenants_patch, NULL),
 
     R("POST",   "/v1/users",                ROLES_TENANT_ADMIN, api_users_create, NULL),
-    R("GET",    "/v1/users",                ROLES_TENANT_ADMIN | ROLES_USER, api_users_list, NULL),
+    R("GET",    "/v1/users",                ROLES_TENANT_ADMIN, api_users_list, NULL),
     R("GET",    "/v1/users/{id}",           ROLES_TENANT_ADMIN | ROLES_USER, api_users_get, NULL),
     R("PATCH",  "/v1/users/{id}",           ROLES_TENANT_ADMIN, api_users_patch, NULL),
     R("DELETE", "/v1/users/{id}",           ROLES_TENANT_ADMIN, api_users_delete, NULL),

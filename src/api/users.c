@@ -1,6 +1,6 @@
 /* users.c — /v1/users: a tenant admin creates, lists, reads, changes and
- * erases its tenant's users. A user credential sees only itself here; any
- * other user is "not found". */
+ * erases its tenant's users. A user credential may read only itself
+ * (GET /v1/users/{own id}); any other user is "not found". */
 #include "api/api.h"
 
 #include <math.h>

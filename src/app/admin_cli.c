@@ -80,6 +80,7 @@ static int admin_open(admin_env *env, const char *data_dir, const char *config_p
         fprintf(stderr, "brigade admin: identity: %s\n", err);
         return -1;
     }
+    identity_set_default_tier(env->identity, env->cfg.default_tier);
     return 0;
 }
 

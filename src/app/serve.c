@@ -182,6 +182,7 @@ int app_serve_main(int argc, char **argv)
         config_free(&a.cfg);
         return 1;
     }
+    identity_set_default_tier(a.identity, a.cfg.default_tier);
     a.started_at = time_now_unix();
     a.router = http_router_new();
     api_register_routes(a.router);

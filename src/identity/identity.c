@@ -64,6 +64,7 @@ typedef struct id_tenant {
 
 struct identity {
     store *st;
+    char default_tier[32];         /* the server's default tier, for new tenants */
     unsigned char secret[IDENTITY_SECRET_LEN];
     bool has_admin;
     char admin_hash[65];           /* HMAC of the admin token: compared, never the token */
@@ -165,6 +166,7 @@ identity *identity_open(store *st, const char *data_dir, const char *admin_token
     identity *id = calloc(1, sizeof *id);
     if (!id) { snprintf(err, errlen, "out of memory"); return NULL; }
     id->st = st;
+    id_copy(id->default_tier, sizeof id->default_tier, "default");
     if (identity_load_secret(data_dir, id->secret, err, errlen) != 0) { free(id); return NULL; }
     pthread_rwlock_init(&id->lock, NULL);
     pthread_mutex_init(&id->mutate, NULL);
@@ -420,6 +422,11 @@ static void id_new_key(identity *id, key_kind kind, key_rec *k, char key_out[KEY
 
 /* ---- tenants ---- */
 
+void identity_set_default_tier(identity *id, const char *tier)
+{
+    if (tier && tier[0]) id_copy(id->default_tier, sizeof id->default_tier, tier);
+}
+
 store_status identity_create_tenant(identity *id, const scope *sc, const char *name,
                                     const tenant_jwt *jwt, tenant_rec *out,
                                     char admin_key_out[KEY_MAX])
@@ -434,7 +441,7 @@ store_status identity_create_tenant(identity *id, const scope *sc, const char *n
     memset(&t, 0, sizeof t);
     ids_new(t.id, "ten");
     id_copy(t.name, sizeof t.name, name);
-    id_copy(t.default_tier, sizeof t.default_tier, "default");
+    id_copy(t.default_tier, sizeof t.default_tier, id->default_tier);
     t.created_at = time_now_unix();
     if (jwt) { t.has_jwt = true; t.jwt = *jwt; }   /* key pointer borrowed */
 

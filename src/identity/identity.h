@@ -61,6 +61,10 @@ auth_status identity_authenticate(identity *id, const char *authorization, scope
 auth_status identity_provision(identity *id, const auth_pending *pending, scope *out,
                                char *why, size_t whylen);
 
+/* The tier new tenants start with (the configuration's default_tier;
+ * "default" until set). Call before serving. */
+void identity_set_default_tier(identity *id, const char *tier);
+
 /* --- changes that affect authentication (all blocking) --- */
 
 /* Server admin: create a tenant and its admin key; the key is written to

@@ -41,6 +41,7 @@ void upstream_sse_feed(upstream_sse *s, const char *p, size_t n)
 
 int upstream_sse_next(upstream_sse *s, const char **data, size_t *len)
 {
+    if (!s->in.data) return 0;                      /* nothing fed yet */
     for (;;) {
         const char *base = s->in.data + s->pos;
         size_t avail = s->in.len - s->pos;
@@ -77,8 +78,10 @@ int upstream_sse_next(upstream_sse *s, const char **data, size_t *len)
             buf_append(&s->data, v, vlen);
             s->has_data = true;
         } else if (llen == 4 && memcmp(line, "data", 4) == 0) {
-            /* "data" with no colon: an empty data line. */
+            /* "data" with no colon: an empty data line. Each one still adds a
+             * newline, so it counts against the cap like any other byte. */
             if (!s->has_data) s->data.len = 0;
+            else if (s->data.len + 1 > s->max_event) return -1;
             else buf_append(&s->data, "\n", 1);
             buf_reserve(&s->data, 1);
             s->data.data[s->data.len] = '\0';
