@@ -360,8 +360,9 @@ if has brigade; then
   usage_json=$(curl -s -H "authorization: Bearer $user_key" "$brigade_url/v1/usage?group_by=model" || true)
   echo "$usage_json" >"$out/brigade-usage.json"
   recorded=$(grep -o '"requests" *: *[0-9]*' <<<"$usage_json" | awk -F: '{s += $2} END {print s + 0}')
-  completed=$(cat "$out"/wrk-brigade-*.txt "$out/warmup-brigade.txt" 2>/dev/null |
-              awk '/^BENCH / {for (i = 2; i <= NF; i++) if ($i ~ /^requests=/) {split($i, a, "="); s += a[2]}} END {print s + 1}')
+  completed=$(cat "$out"/wrk-brigade-*.txt "$out"/warmup-brigade.txt 2>/dev/null |
+               awk '/^BENCH / {for (i = 2; i <= NF; i++) if ($i ~ /^requests=/) {split($i, a, "="); s += a[2]}}
+                    END {print s + 1}' || true)
   usage_line="brigade's usage ledger holds $recorded requests; wrk and the sanity check completed $completed"
 fi
 
@@ -369,7 +370,7 @@ fi
 # summarize [derived]: the median per (target, conc, stream) over the rounds,
 # as table rows, or (with "derived") the ratios the aims are judged by.
 summarize() {
-  awk -F'\t' -v mode="${1:-table}" -v extra="$syscalls" '
+  awk -F'\t' -v mode="${1:-table}" -v extra="$syscalls" -v rounds="$rounds" '
     function med(k, col,    n, i, j, x, a) {
       n = cnt[k]
       for (i = 1; i <= n; i++) {
@@ -403,23 +404,22 @@ summarize() {
       }
       if (mode == "table") exit
 
-      print "Derived (from the medians):"
-      print ""
       for (i = 1; i <= 2; i++) {
         p = (i == 1) ? "nginx" : "brigade"
         if (!seen[p] || !seen["direct"]) continue
-        printf "- %s added p50 at c=1: %d µs (added p99: %d µs); added p50 at c=64: %d µs\n", p,
-          p50[p "-1-0"] - p50["direct-1-0"], p99[p "-1-0"] - p99["direct-1-0"], p50[p "-64-0"] - p50["direct-64-0"]
+        d = d sprintf("- %s added p50 at c=1: %d µs (added p99: %d µs); added p50 at c=64: %d µs\n", p,
+          p50[p "-1-0"] - p50["direct-1-0"], p99[p "-1-0"] - p99["direct-1-0"], p50[p "-64-0"] - p50["direct-64-0"])
       }
       if (seen["brigade"] && seen["nginx"]) {
-        printf "- brigade req/s / nginx req/s: c=1 %s, c=64 %s", ratio(rps["brigade-1-0"], rps["nginx-1-0"]), ratio(rps["brigade-64-0"], rps["nginx-64-0"])
-        if (("brigade-64-1") in rps) printf ", c=64 streaming %s", ratio(rps["brigade-64-1"], rps["nginx-64-1"])
-        print ""
+        d = d sprintf("- brigade req/s / nginx req/s: c=1 %s, c=64 %s", ratio(rps["brigade-1-0"], rps["nginx-1-0"]), ratio(rps["brigade-64-0"], rps["nginx-64-0"]))
+        if (("brigade-64-1") in rps) d = d sprintf(", c=64 streaming %s", ratio(rps["brigade-64-1"], rps["nginx-64-1"]))
+        d = d "\n"
       }
       if (seen["brigade"] && seen["direct"])
-        printf "- mock-llm max req/s / brigade max req/s (c=64, direct vs through brigade): %s\n", ratio(rps["direct-64-0"], rps["brigade-64-0"])
+        d = d sprintf("- mock-llm max req/s / brigade max req/s (c=64, direct vs through brigade): %s\n", ratio(rps["direct-64-0"], rps["brigade-64-0"]))
       if (seen["nginx"] && seen["direct"])
-        printf "- nginx req/s / direct req/s (c=64): %s\n", ratio(rps["nginx-64-0"], rps["direct-64-0"])
+        d = d sprintf("- nginx req/s / direct req/s (c=64): %s\n", ratio(rps["nginx-64-0"], rps["direct-64-0"]))
+      if (d != "") printf "Derived%s:\n\n%s", (rounds > 1 ? " (from the medians)" : ""), d
     }' "$tsv"
 }
 
@@ -432,8 +432,10 @@ report="$out/report.md"
   echo "Command: \`BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds bench/gateway.sh\` ($secs s per run, wrk threads: 1 at c=1, $wrk_threads at c=64)."
   echo "mock-llm, the proxy and wrk share the same $(nproc) cores."
   echo
-  [[ $rounds -gt 1 ]] && echo "Each figure is the median over $rounds rounds (every round is in results.tsv)."
-  echo
+  if ((rounds > 1)); then
+    echo "Each figure is the median over $rounds rounds (every round is in results.tsv)."
+    echo
+  fi
   if [[ "$syscalls" == 1 ]]; then
     echo "| target | conc | stream | req/s | p50 µs | p99 µs | errors | proxy CPU µs/req | mock CPU µs/req | proxy syscalls/req | proxy ctx switches/req |"
     echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -18,7 +18,7 @@
 
 #include "http/http.h"
 
-typedef enum provider_kind { PROVIDER_MOCK = 1, PROVIDER_OPENAI = 2 } provider_kind;
+typedef enum provider_kind { PROVIDER_MOCK = 1, PROVIDER_OPENAI = 2, PROVIDER_ANTHROPIC = 3 } provider_kind;
 
 typedef struct provider_cfg {
     char         *name;
@@ -30,6 +30,7 @@ typedef struct provider_cfg {
     uint32_t      max_connections;   /* per loop thread (default 64) */
     uint32_t      max_retries;       /* extra attempts after a transient failure (default 2) */
     uint32_t      retry_backoff_ms;  /* first retry delay, doubled each time, ±25% jitter (default 100) */
+    char         *anthropic_version; /* anthropic: "anthropic-version" header (default "2023-06-01") */
     /* kind mock: behaviour of the in-process mock */
     uint32_t      mock_latency_ms;   /* default 0 */
     uint32_t      mock_stream_chunks;/* default 8 */
@@ -56,6 +57,46 @@ typedef struct tier_cfg {
     double  monthly_budget_usd;      /* 0 = unlimited */
 } tier_cfg;
 
+/* A declared HTTP tool (`tools:` in the file). The model calls it with JSON
+ * arguments that are validated against `parameters` first; brigade then
+ * makes the request: POST/PUT/PATCH send the arguments as the JSON body,
+ * GET/DELETE send them as query parameters. `{name}` placeholders in the URL
+ * are filled from arguments of that name (percent-encoded). */
+typedef struct tool_cfg {
+    char     *name;                  /* [a-zA-Z0-9_-]{1,64}; not "memory" or "clock" */
+    char     *description;
+    char     *url;                   /* http:// or https:// */
+    char     *method;                /* GET | POST | PUT | PATCH | DELETE (default POST) */
+    char    **header_names;          /* e.g. Authorization; values may use ${VAR} */
+    char    **header_values;
+    size_t    n_headers;
+    char     *parameters_json;       /* JSON Schema of the arguments, as JSON text
+                                      * (default {"type":"object"}) */
+    uint32_t  timeout_ms;            /* default 10000 */
+    uint32_t  max_response_bytes;    /* longer responses are an error; default 262144 */
+} tool_cfg;
+
+/* An agent (`agents:` in the file): what a session talks to. */
+typedef struct agent_cfg {
+    char      *name;                 /* [a-zA-Z0-9_.-]{1,64} */
+    char      *description;
+    char      *model_name;
+    const model_cfg *model;          /* resolved */
+    char      *system_prompt;        /* may be NULL */
+    char     **tools;                /* "memory", "clock", or names of declared tools */
+    size_t     n_tools;
+    char     **tiers;                /* tiers allowed to use it; none = every tier */
+    size_t     n_tiers;
+    uint32_t   max_steps;            /* model calls per run (default 8) */
+    uint32_t   max_tool_calls;       /* tool calls per run (default 16) */
+    uint32_t   max_wall_ms;          /* wall time per run (default 120000) */
+    uint32_t   max_output_tokens;    /* per model call (default: the model's max_output_tokens) */
+    uint32_t   context_tokens;       /* budget of the context sent to the model
+                                      * (default min(model context_window, 16000)) */
+    uint32_t   max_tool_output_bytes;/* tool output is cut to this before the model sees it
+                                      * (default 16384) */
+} agent_cfg;
+
 typedef struct brigade_config {
     char        *source_path;        /* the file read, or NULL for embedded defaults */
     char        *listen_host;        /* default "127.0.0.1" */
@@ -68,6 +109,8 @@ typedef struct brigade_config {
     model_cfg    *models;     size_t n_models;
     tier_cfg     *tiers;      size_t n_tiers;
     char        *default_tier;       /* default "default" (a tier of that name always exists) */
+    tool_cfg     *tools;      size_t n_tools;    /* declared HTTP tools */
+    agent_cfg    *agents;     size_t n_agents;
     /* Non-fatal findings of the load (e.g. a literal api_key in the file),
      * each "FILE:LINE: key.path: message". They are also logged with
      * log_warn when found, so callers need not print them again. */
@@ -75,7 +118,8 @@ typedef struct brigade_config {
 } brigade_config;
 
 /* Fill with the embedded defaults (mock provider, models "mock-small" and
- * "mock-large", tier "default"). `cfg` is overwritten, not freed first.
+ * "mock-large", tier "default", agent "assistant" on mock-small with the
+ * memory and clock tools). `cfg` is overwritten, not freed first.
  * Aborts on out-of-memory (start-up only). */
 void config_defaults(brigade_config *cfg);
 
@@ -101,6 +145,10 @@ int  config_parse_listen(const char *s, char **host, int *port, char *err, size_
 
 const model_cfg *config_find_model(const brigade_config *cfg, const char *name);
 const tier_cfg  *config_find_tier(const brigade_config *cfg, const char *name);
+const agent_cfg *config_find_agent(const brigade_config *cfg, const char *name);
+const tool_cfg  *config_find_tool(const brigade_config *cfg, const char *name);
+/* May a user of this tier use this agent? */
+bool             config_agent_allows_tier(const agent_cfg *a, const char *tier);
 
 /* Cost in nano-USD of a call, from the model's price table:
  * input_tokens × input_usd_per_mtok × 1000 + output_tokens × output_usd_per_mtok × 1000

@@ -176,7 +176,7 @@ store_status store_user_list(store *st, const scope *sc, const char *after, size
                              user_rec **out, size_t *n);
 store_status store_user_update(store *st, const scope *sc, const char *user_id,
                                const user_update *upd, user_rec *out);
-/* Erases the user, their keys and (later) sessions, messages and memory. */
+/* Erases the user, their keys, sessions, messages, runs and memory. */
 store_status store_user_delete(store *st, const scope *sc, const char *user_id);
 
 /* --- keys --- */
@@ -200,6 +200,125 @@ store_status store_usage_spent(store *st, const scope *sc, int64_t from, int64_t
                                int64_t *cost_nusd);
 /* Wait until every usage record queued so far is committed (tests, shutdown). */
 void         store_usage_flush(store *st);
+
+
+/* ==================== sessions, messages, runs, memory ====================
+ * All of these belong to one user: every function takes that user's scope
+ * (SCOPE_USER) and sees nothing else; other scopes get STORE_FORBIDDEN, and
+ * another user's objects are STORE_NOT_FOUND. */
+
+#define STORE_AGENT_MAX 65
+#define STORE_MEMORY_KEY_MAX 256            /* bytes, keys are [^\x00-\x1f]{1,256} */
+#define STORE_MEMORY_VALUE_MAX (64u << 10)  /* 64 KiB a value */
+
+typedef struct session_rec {
+    char    id[ID_MAX];                 /* "ses_…" */
+    char    agent[STORE_AGENT_MAX];
+    char   *metadata_json;              /* malloc'd JSON object text, or NULL */
+    int64_t created_at;
+    int64_t updated_at;                 /* last message */
+    int64_t message_count;
+} session_rec;
+
+typedef struct message_rec {
+    int64_t seq;                        /* order within the session, from 1 */
+    char    session_id[ID_MAX];
+    char    run_id[ID_MAX];             /* the run that wrote it ("" for none) */
+    char    role[12];                   /* user | assistant | tool */
+    char   *content;                    /* malloc'd, may be NULL (assistant with only tool calls) */
+    char   *tool_calls_json;            /* malloc'd OpenAI tool_calls array text, or NULL */
+    char    tool_call_id[72];           /* role tool */
+    int64_t created_at;
+} message_rec;
+
+typedef enum run_status {
+    RUN_QUEUED = 1, RUN_RUNNING, RUN_WAITING_APPROVAL, RUN_COMPLETED, RUN_FAILED,
+    RUN_CANCELLED, RUN_INTERRUPTED
+} run_status;
+
+typedef struct run_rec {
+    char       id[ID_MAX];              /* "run_…" */
+    char       session_id[ID_MAX];
+    char       agent[STORE_AGENT_MAX];
+    run_status status;
+    char       error_code[48];          /* failed / interrupted / cancelled: why */
+    char       error_message[256];
+    int64_t    input_tokens, output_tokens, cost_nusd;
+    int64_t    steps, tool_calls;
+    int64_t    user_seq;                /* the user message that started it */
+    int64_t    final_seq;               /* the final assistant message (0 until completed) */
+    int64_t    created_at, started_at, finished_at;
+} run_rec;
+
+typedef struct memory_rec {
+    char    key[STORE_MEMORY_KEY_MAX + 1];
+    char   *value;                      /* malloc'd */
+    int64_t updated_at;
+} memory_rec;
+
+const char *run_status_name(run_status s);    /* "queued", "running", … */
+bool        run_status_terminal(run_status s);
+
+void session_rec_free(session_rec *s);
+void message_rec_free(message_rec *m);          /* frees content, tool_calls_json */
+void store_free_sessions(session_rec *arr, size_t n);
+void store_free_messages(message_rec *arr, size_t n);
+void memory_rec_free(memory_rec *m);
+void store_free_memories(memory_rec *arr, size_t n);
+
+/* --- sessions --- */
+store_status store_session_create(store *st, const scope *sc, const char *agent,
+                                  const char *metadata_json, session_rec *out);
+store_status store_session_get(store *st, const scope *sc, const char *session_id,
+                               session_rec *out);
+/* Newest first; paged by `before` (a session id, NULL = newest). */
+store_status store_session_list(store *st, const scope *sc, const char *before, size_t limit,
+                                session_rec **out, size_t *n);
+/* Erases the session, its messages and its runs. */
+store_status store_session_delete(store *st, const scope *sc, const char *session_id);
+
+/* --- messages --- */
+/* The transcript, oldest first: messages with seq > after_seq, at most limit. */
+store_status store_message_list(store *st, const scope *sc, const char *session_id,
+                                int64_t after_seq, size_t limit, message_rec **out, size_t *n);
+/* The newest `limit` messages, oldest first (for building a context). */
+store_status store_message_tail(store *st, const scope *sc, const char *session_id,
+                                size_t limit, message_rec **out, size_t *n);
+
+/* --- runs --- */
+/* Start a run: in one transaction, append the user message and create the
+ * run (status queued or running). Fills run->id, user_seq, created_at. */
+store_status store_run_start(store *st, const scope *sc, const char *session_id,
+                             const char *agent, const char *user_content, run_status status,
+                             run_rec *out);
+/* A step finished: append its messages (an assistant message with
+ * tool_calls and all their tool results, as one group) and update the
+ * run's counters — one transaction, so a crash never leaves a tool call
+ * without its result. Messages get seq in order; run_id is set. */
+store_status store_run_append(store *st, const scope *sc, const run_rec *run,
+                              const message_rec *msgs, size_t n);
+/* The run ended (completed / failed / cancelled / interrupted): set its
+ * status, error, counters and, with a final message, append it — one
+ * transaction. `final` may be NULL. Fills run->final_seq. */
+store_status store_run_finish(store *st, const scope *sc, run_rec *run, const message_rec *final);
+/* Status change only (queued → running). */
+store_status store_run_set_status(store *st, const scope *sc, const run_rec *run);
+store_status store_run_get(store *st, const scope *sc, const char *run_id, run_rec *out);
+/* At start, before serving: every run still queued, running or waiting is
+ * marked interrupted (error_code "server_restart"). No scope: only serve
+ * calls it. Returns how many through *n. */
+store_status store_runs_recover(store *st, size_t *n);
+
+/* --- memory (the user's long-term memory; FTS5 search) --- */
+store_status store_memory_put(store *st, const scope *sc, const char *key, const char *value,
+                              memory_rec *out /* may be NULL */);
+store_status store_memory_get(store *st, const scope *sc, const char *key, memory_rec *out);
+store_status store_memory_delete(store *st, const scope *sc, const char *key);
+/* Full-text search over keys and values (FTS5, bm25 order), at most limit.
+ * `query` is plain words from a user or a model: it is quoted into an FTS5
+ * expression, never passed through as syntax. Empty query: newest first. */
+store_status store_memory_search(store *st, const scope *sc, const char *query, size_t limit,
+                                 memory_rec **out, size_t *n);
 
 const char *store_status_text(store_status s);
 

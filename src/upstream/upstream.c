@@ -88,6 +88,8 @@ upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *bo
         return mockp_chat(u, model, body, body_len, stream, cb, arg);
     case PROVIDER_OPENAI:
         return openai_chat(u, model, body, body_len, stream, request_id, cb, arg);
+    case PROVIDER_ANTHROPIC:
+        return NULL;   /* the Anthropic provider lands next */
     }
     return NULL;
 }

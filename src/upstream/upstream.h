@@ -77,6 +77,36 @@ void upstream_call_resume(upstream_call *call);
 /* Stop a call; on_done follows with UPSTREAM_CANCELLED (synchronously). */
 void upstream_call_cancel(upstream_call *call);
 
+/* --- plain HTTP requests on the loop (declared HTTP tools) ---
+ * Same curl-on-libuv machinery as model calls, with connection reuse. */
+
+typedef struct upstream_http_req {
+    const char        *method;           /* GET, POST, PUT, PATCH, DELETE */
+    const char        *url;              /* http:// or https:// */
+    const char *const *headers;          /* "Name: value" lines */
+    size_t             n_headers;
+    const char        *body;             /* may be NULL */
+    size_t             body_len;
+    uint32_t           timeout_ms;
+    size_t             max_response_bytes;  /* larger responses fail with an error */
+    const char        *request_id;       /* sent as x-request-id, may be NULL */
+} upstream_http_req;
+
+/* status: the HTTP status (0 if none); error: NULL on a complete response,
+ * else why it failed ("timed out after 10000 ms", "response over 262144
+ * bytes", "could not connect: …"). body valid only during the call. */
+typedef void (*upstream_http_done)(void *arg, int status, const char *body, size_t len,
+                                   const char *error);
+
+typedef struct upstream_fetch upstream_fetch;
+
+/* Start a request; `done` is called exactly once, never from inside this
+ * function (unless cancelled first). NULL only if it could not start. */
+upstream_fetch *upstream_http_fetch(upstream *u, const upstream_http_req *req,
+                                    upstream_http_done done, void *arg);
+/* Stop it; `done` is not called. */
+void            upstream_fetch_cancel(upstream_fetch *f);
+
 /* Rough token count of a text (≈ 4 bytes a token), for estimates. */
 int64_t upstream_estimate_tokens(const char *text, size_t len);
 

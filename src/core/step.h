@@ -1,0 +1,121 @@
+/* step.h — the step interface: how an agent core and the harness talk.
+ *
+ * DESIGN.md invariant 1, complete mediation: an agent core is a step
+ * function. Given the run's state and the last event (the user's message,
+ * the model's reply, the results of tool calls), it returns the next
+ * *effect* it wants — call the model, call tools, finish, fail. The harness
+ * (src/runs/) performs the effect only after its own checks (scope, limits,
+ * tool permission, argument validation), records it, and feeds the result
+ * back as the next event.
+ *
+ * A core never opens a socket, a file, a credential or the store: it sees
+ * JSON in and hands JSON out. Everything in this folder is pure computation
+ * (cJSON is the only library it uses), which is what lets later cores be
+ * loaded from a shared object or written in Lua behind the same table of
+ * functions (`step_core`).
+ *
+ * Message form: OpenAI chat messages as cJSON objects —
+ *   {"role":"system"|"user"|"assistant"|"tool", "content": "…",
+ *    "tool_calls":[{"id","type":"function","function":{"name","arguments"}}],
+ *    "tool_call_id": "…"}.
+ * Ownership: objects handed to the core in an event are the core's to keep
+ * (it takes them); objects in a returned effect belong to the harness, which
+ * frees them with step_effect_clear. */
+#ifndef BRIGADE_STEP_H
+#define BRIGADE_STEP_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What the harness tells a core about the agent it runs. */
+typedef struct step_agent {
+    const char *name;
+    const char *model;                /* the model name to put in requests */
+    const char *system_prompt;        /* may be NULL */
+    const cJSON *tools;               /* OpenAI "tools" array for the model, or NULL */
+    uint32_t    max_steps;            /* model calls per run */
+    uint32_t    max_tool_calls;       /* tool calls per run */
+    uint32_t    max_output_tokens;    /* per model call ("max_tokens") */
+    uint32_t    context_tokens;       /* budget of the context sent to the model */
+} step_agent;
+
+typedef enum step_event_kind {
+    /* The run begins. `history` holds the session's earlier messages (oldest
+     * first, complete turns only, system prompt excluded) and `message` the
+     * new user message. */
+    STEP_EVENT_START = 1,
+    /* The model answered: `message` is the assistant message (content and/or
+     * tool_calls); `output_tokens` what it cost. */
+    STEP_EVENT_MODEL_REPLY,
+    /* Every tool call of the last effect has a result: `results` is an array
+     * of tool messages {"role":"tool","tool_call_id","content"}, one per
+     * call, in the order of the calls. */
+    STEP_EVENT_TOOL_RESULTS,
+} step_event_kind;
+
+typedef struct step_event {
+    step_event_kind kind;
+    cJSON  *history;                  /* START: array (taken), may be NULL */
+    cJSON  *message;                  /* START, MODEL_REPLY: object (taken) */
+    cJSON  *results;                  /* TOOL_RESULTS: array (taken) */
+    int64_t output_tokens;            /* MODEL_REPLY */
+} step_event;
+
+typedef enum step_effect_kind {
+    STEP_EFFECT_CALL_MODEL = 1,       /* `request`: an OpenAI chat-completions body */
+    STEP_EFFECT_CALL_TOOLS,           /* `tool_calls`: array of OpenAI tool calls */
+    STEP_EFFECT_FINISH,               /* `message`: the final assistant message */
+    STEP_EFFECT_FAIL,                 /* `error_code` + `error_message` */
+} step_effect_kind;
+
+typedef struct step_effect {
+    step_effect_kind kind;
+    cJSON *request;                   /* CALL_MODEL: {"model","messages","tools"?,"max_tokens"} */
+    cJSON *tool_calls;                /* CALL_TOOLS */
+    cJSON *message;                   /* FINISH */
+    const char *error_code;           /* FAIL: "max_steps", "max_tool_calls", … (static) */
+    char   error_message[256];
+    /* Bookkeeping the harness reports in traces: */
+    size_t context_dropped;           /* messages left out of this request's context */
+    int64_t context_tokens;           /* estimated tokens of the request's messages */
+} step_effect;
+
+/* A core: a table of functions, so other cores (dlopen, Lua) can plug in. */
+typedef struct step_core {
+    const char *name;
+    /* Per-run state. NULL on out-of-memory. */
+    void       *(*create)(const step_agent *agent);
+    /* Take the event, return the next effect. Never blocks, never does I/O. */
+    step_effect (*step)(void *state, step_event *event);
+    void        (*destroy)(void *state);
+} step_core;
+
+void step_effect_clear(step_effect *e);
+
+/* The built-in core: the tool-calling loop (toolcall_core.c). It asks the
+ * model; if the model asks for tools, it returns them as an effect and sends
+ * their results back to the model; when the model answers with text, it
+ * finishes. It enforces max_steps and max_tool_calls itself (FAIL with
+ * code "max_steps" / "max_tool_calls"). */
+extern const step_core step_core_toolcall;
+
+/* --- bounded context (context.c), used by cores --- */
+
+/* Rough token count of a message (≈ bytes/4 of its text parts + 4). */
+int64_t step_estimate_tokens(const cJSON *message);
+
+/* Choose what of the conversation to send so it fits `budget` tokens.
+ * Policy: the system prompt is always kept; then the newest messages are
+ * kept, walking back from the end, until the budget is spent; an assistant
+ * message with tool_calls is kept or dropped together with all its tool
+ * results (never split); the messages of the current turn (from the last
+ * user message on, including pending tool results) are always kept, even
+ * over budget; what is dropped from the middle is replaced by one system
+ * note "[N earlier messages omitted to fit the context]". Returns a new
+ * array (the caller frees it); *dropped and *tokens report what happened. */
+cJSON *step_context_select(const char *system_prompt, const cJSON *messages, int64_t budget,
+                           size_t *dropped, int64_t *tokens);
+
+#endif

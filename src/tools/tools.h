@@ -1,0 +1,90 @@
+/* tools.h — the tools an agent may call, and how the harness runs them.
+ *
+ * A tool is built in (`memory`: save, recall and search the user's own
+ * long-term memory; `clock`: the current time) or declared in the
+ * configuration (an HTTP endpoint with a JSON Schema for its arguments).
+ * The harness (src/runs/) — never the agent core — runs them:
+ *
+ *   1. tools_validate_args() checks the model's arguments against the
+ *      tool's JSON Schema before anything runs; on failure the model gets
+ *      the error message as the tool result, so it can correct itself;
+ *   2. tools_execute() runs the tool asynchronously on the run's loop
+ *      (HTTP tools over libcurl on the loop; memory through the store on the
+ *      thread pool; clock at once — but always called back on a later loop
+ *      turn, never from inside tools_execute);
+ *   3. the output is cut to the agent's max_tool_output_bytes before it
+ *      enters the context (with a note saying it was cut).
+ *
+ * Memory is scoped (DESIGN.md invariant 2): the memory tool acts with the
+ * scope of the run's user and reaches only that user's memory — the same
+ * store the /v1/memory API uses. */
+#ifndef BRIGADE_TOOLS_H
+#define BRIGADE_TOOLS_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "identity/scope.h"
+#include "store/store.h"
+#include "upstream/upstream.h"
+
+typedef enum tool_kind { TOOL_MEMORY = 1, TOOL_CLOCK, TOOL_HTTP } tool_kind;
+
+typedef struct tool_def {
+    const char     *name;
+    const char     *description;
+    tool_kind       kind;
+    cJSON          *parameters;      /* JSON Schema (owned by the registry) */
+    const tool_cfg *http;            /* TOOL_HTTP: its configuration */
+} tool_def;
+
+typedef struct tool_registry tool_registry;
+
+/* Build the registry from the configuration: the built-ins plus every
+ * declared tool (whose parameters must be a usable JSON Schema: the
+ * supported subset is documented in docs/tools.md). Returns NULL with err
+ * on a bad schema. */
+tool_registry  *tools_registry_new(const brigade_config *cfg, char *err, size_t errlen);
+void            tools_registry_free(tool_registry *r);
+const tool_def *tools_find(const tool_registry *r, const char *name);
+
+/* The OpenAI "tools" array offering these tools to a model (new cJSON). */
+cJSON *tools_openai_specs(const tool_registry *r, char *const *names, size_t n);
+
+/* Validate arguments (JSON text) against the tool's schema. Returns true,
+ * or false with a message for the model ("arguments.query: expected a
+ * string"). Invalid JSON is an error too. */
+bool tools_validate_args(const tool_def *t, const char *arguments, char *err, size_t errlen);
+
+/* Where and as whom a tool runs. */
+typedef struct tool_env {
+    uv_loop_t   *loop;
+    upstream    *upstream;           /* for HTTP tools (upstream_http_fetch) */
+    store       *store;              /* for memory */
+    const scope *scope;              /* the run's user; memory is this user's only */
+    size_t       max_output_bytes;   /* cap on what is returned */
+    const char  *request_id;         /* forwarded as x-request-id */
+} tool_env;
+
+/* The result handed back: `output` is text for the model (JSON for memory
+ * and clock, the response body for HTTP tools), already capped. ok=false
+ * means the tool failed; `output` then says why, for the model. */
+typedef void (*tool_done_fn)(void *arg, bool ok, const char *output, size_t len);
+
+typedef struct tool_exec tool_exec;
+
+/* Start a tool call. Always calls `done` exactly once, on a later loop turn
+ * (unless cancelled first). `arguments` must have passed validation. */
+tool_exec *tools_execute(const tool_def *t, const tool_env *env, const char *arguments,
+                         tool_done_fn done, void *arg);
+/* Stop it: `done` is not called. Safe until `done` has been called. */
+void       tools_cancel(tool_exec *x);
+
+/* Cut `text` to at most `max` bytes on a UTF-8 boundary, appending
+ * "\n[output cut: N of M bytes]". Returns a malloc'd string. */
+char *tools_cap_output(const char *text, size_t len, size_t max, size_t *out_len);
+
+#endif
