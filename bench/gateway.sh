@@ -431,6 +431,10 @@ report="$out/report.md"
        "load average at start $load_start, at end $load_end."
   echo "Command: \`BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds bench/gateway.sh\` ($secs s per run, wrk threads: 1 at c=1, $wrk_threads at c=64)."
   echo "mock-llm, the proxy and wrk share the same $(nproc) cores."
+  if command -v git >/dev/null && git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
+    echo "Source: commit $(git -C "$root" rev-parse --short HEAD)," \
+         "$(git -C "$root" status --porcelain 2>/dev/null | wc -l) uncommitted path(s) in the work tree."
+  fi
   echo
   if ((rounds > 1)); then
     echo "Each figure is the median over $rounds rounds (every round is in results.tsv)."

@@ -128,5 +128,20 @@ void api_health_live(api_ctx *ctx);
 void api_health_ready(api_ctx *ctx);
 void api_metrics_get(api_ctx *ctx);
 void api_chat_completions(api_ctx *ctx);
+/* agents and their sessions (agents.c, sessions.c, runs.c) */
+void api_agents_list(api_ctx *ctx);
+void api_sessions_create(api_ctx *ctx);
+void api_sessions_list(api_ctx *ctx);
+void api_sessions_get(api_ctx *ctx);
+void api_sessions_delete(api_ctx *ctx);
+void api_messages_list(api_ctx *ctx);
+void api_messages_post(api_ctx *ctx);
+void api_runs_get(api_ctx *ctx);
+void api_runs_cancel(api_ctx *ctx);
+/* the user's long-term memory (memory.c) */
+void api_memory_search(api_ctx *ctx);   /* GET /v1/memory?q=&limit= */
+void api_memory_get(api_ctx *ctx);      /* GET /v1/memory/{key} */
+void api_memory_put(api_ctx *ctx);      /* PUT /v1/memory/{key} {"value": "…"} */
+void api_memory_delete(api_ctx *ctx);   /* DELETE /v1/memory/{key} */
 
 #endif

@@ -96,34 +96,12 @@ static const char *gateway_client_model(gateway_call *g, const char *json, size_
 
 /* ---- retries ---- */
 
-/* Is this failure worth another attempt, and after how long (ms)? Only
- * before the client has seen a byte: a half-streamed answer cannot be
- * restarted. Timeouts are not retried: the deadline is spent. */
+/* Retry only before the client has seen a byte: a half-streamed answer
+ * cannot be restarted. The policy itself is upstream_should_retry's. */
 static bool gateway_should_retry(gateway_call *g, const upstream_result *res, uint64_t *delay_ms)
 {
-    const provider_cfg *p = g->model->provider;
-    if (g->stream_started || g->ctx->req->aborted || g->attempt >= p->max_retries) return false;
-    uint64_t base = (uint64_t)p->retry_backoff_ms << (g->attempt < 16 ? g->attempt : 16);
-    unsigned char r;
-    ids_random_bytes(&r, 1);
-    /* ±25% jitter so many clients failing together do not retry in step. */
-    *delay_ms = base * (75 + (uint64_t)r * 50 / 255) / 100;
-    switch (res->error) {
-    case UPSTREAM_CONNECT:
-    case UPSTREAM_MALFORMED:
-    case UPSTREAM_TRUNCATED:
-        return true;
-    case UPSTREAM_HTTP_STATUS:
-        if (res->status == 429) {
-            /* Honour a short Retry-After; a long one goes back to the client. */
-            if (res->retry_after_s > 2) return false;
-            if ((uint64_t)res->retry_after_s * 1000 > *delay_ms) *delay_ms = (uint64_t)res->retry_after_s * 1000;
-            return true;
-        }
-        return res->status >= 500;
-    default:
-        return false;
-    }
+    if (g->stream_started || g->ctx->req->aborted) return false;
+    return upstream_should_retry(g->model->provider, g->attempt, res, delay_ms);
 }
 
 static void gateway_timer_closed(uv_handle_t *h) { free(h); }

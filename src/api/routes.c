@@ -28,6 +28,21 @@ static const api_route api_routes[] = {
     R("GET",    "/v1/usage",                ROLES_TENANT_ADMIN | ROLES_USER, api_usage_get, NULL),
     R("GET",    "/v1/models",               ROLES_ANY,          NULL, api_models_list),
     R("POST",   "/v1/chat/completions",     ROLES_USER,         NULL, api_chat_completions),
+
+    R("GET",    "/v1/agents",               ROLES_USER,         NULL, api_agents_list),
+    R("POST",   "/v1/sessions",             ROLES_USER,         api_sessions_create, NULL),
+    R("GET",    "/v1/sessions",             ROLES_USER,         api_sessions_list, NULL),
+    R("GET",    "/v1/sessions/{id}",        ROLES_USER,         api_sessions_get, NULL),
+    R("DELETE", "/v1/sessions/{id}",        ROLES_USER,         api_sessions_delete, NULL),
+    R("GET",    "/v1/sessions/{id}/messages", ROLES_USER,       api_messages_list, NULL),
+    R("POST",   "/v1/sessions/{id}/messages", ROLES_USER,       NULL, api_messages_post),
+    R("GET",    "/v1/runs/{id}",            ROLES_USER,         api_runs_get, NULL),
+    R("POST",   "/v1/runs/{id}/cancel",     ROLES_USER,         NULL, api_runs_cancel),
+
+    R("GET",    "/v1/memory",               ROLES_USER,         api_memory_search, NULL),
+    R("GET",    "/v1/memory/{key}",         ROLES_USER,         api_memory_get, NULL),
+    R("PUT",    "/v1/memory/{key}",         ROLES_USER,         api_memory_put, NULL),
+    R("DELETE", "/v1/memory/{key}",         ROLES_USER,         api_memory_delete, NULL),
 };
 
 #define N_ROUTES (sizeof api_routes / sizeof api_routes[0])
@@ -36,12 +51,17 @@ static const api_route api_routes[] = {
  * request to its route. */
 #define ENTRY(i) static void api_entry_##i(http_request *req) { api_begin(req, &api_routes[i]); }
 ENTRY(0) ENTRY(1) ENTRY(2) ENTRY(3) ENTRY(4) ENTRY(5) ENTRY(6) ENTRY(7) ENTRY(8) ENTRY(9)
-ENTRY(10) ENTRY(11) ENTRY(12) ENTRY(13) ENTRY(14) ENTRY(15) ENTRY(16) ENTRY(17)
+ENTRY(10) ENTRY(11) ENTRY(12) ENTRY(13) ENTRY(14) ENTRY(15) ENTRY(16) ENTRY(17) ENTRY(18) ENTRY(19)
+ENTRY(20) ENTRY(21) ENTRY(22) ENTRY(23) ENTRY(24) ENTRY(25) ENTRY(26) ENTRY(27) ENTRY(28) ENTRY(29)
+ENTRY(30)
 
 static const http_handler api_entries[] = {
     api_entry_0, api_entry_1, api_entry_2, api_entry_3, api_entry_4, api_entry_5,
     api_entry_6, api_entry_7, api_entry_8, api_entry_9, api_entry_10, api_entry_11,
     api_entry_12, api_entry_13, api_entry_14, api_entry_15, api_entry_16, api_entry_17,
+    api_entry_18, api_entry_19, api_entry_20, api_entry_21, api_entry_22, api_entry_23,
+    api_entry_24, api_entry_25, api_entry_26, api_entry_27, api_entry_28, api_entry_29,
+    api_entry_30,
 };
 
 _Static_assert(sizeof api_entries / sizeof api_entries[0] == N_ROUTES,

@@ -15,6 +15,8 @@
 #include "http/http.h"
 #include "identity/identity.h"
 #include "store/store.h"
+#include "runs/runs.h"
+#include "tools/tools.h"
 #include "upstream/upstream.h"
 
 typedef struct app_metrics {
@@ -32,6 +34,8 @@ typedef struct app {
     identity      *identity;
     http_router   *router;
     http_server   *server;
+    tool_registry *tools;            /* built-in and declared tools */
+    runs          *runs;             /* every active agent run */
     app_metrics    metrics;
     int64_t        started_at;
     int            lock_fd;          /* flock on data_dir/serve.lock while serving */
@@ -41,6 +45,7 @@ typedef struct app_thread {
     app       *app;
     uv_loop_t *loop;
     upstream  *upstream;
+    runs_thread *runs;               /* this loop's part of the run registry */
     unsigned   index;
 } app_thread;
 

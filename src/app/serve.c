@@ -65,6 +65,7 @@ static void *serve_thread_init(uv_loop_t *loop, unsigned index, void *arg)
     t->loop = loop;
     t->index = index;
     t->upstream = upstream_new(loop, &a->cfg);
+    t->runs = runs_thread_new(a->runs, loop, t->upstream);
     return t;
 }
 
@@ -72,6 +73,7 @@ static void serve_thread_fini(void *thread_data)
 {
     app_thread *t = thread_data;
     if (!t) return;
+    runs_thread_free(t->runs);      /* its runs use the upstream: first */
     upstream_free(t->upstream);
     free(t);
 }
@@ -183,6 +185,24 @@ int app_serve_main(int argc, char **argv)
         return 1;
     }
     identity_set_default_tier(a.identity, a.cfg.default_tier);
+    size_t recovered = 0;
+    if (store_runs_recover(a.store, &recovered) != STORE_OK) {
+        fprintf(stderr, "brigade serve: store: could not mark interrupted runs\n");
+        identity_close(a.identity);
+        store_close(a.store);
+        config_free(&a.cfg);
+        return 1;
+    }
+    if (recovered) log_warn("%zu run(s) were in flight when brigade last stopped: marked interrupted", recovered);
+    a.tools = tools_registry_new(&a.cfg, err, sizeof err);
+    if (!a.tools) {
+        fprintf(stderr, "brigade serve: tools: %s\n", err);
+        identity_close(a.identity);
+        store_close(a.store);
+        config_free(&a.cfg);
+        return 1;
+    }
+    a.runs = runs_new(&a.cfg, a.store, a.tools);
     a.started_at = time_now_unix();
     a.router = http_router_new();
     api_register_routes(a.router);
@@ -204,6 +224,8 @@ int app_serve_main(int argc, char **argv)
     if (!a.server) {
         fprintf(stderr, "brigade serve: cannot listen on %s:%d: %s\n", a.cfg.listen_host,
                 a.cfg.listen_port, err);
+        runs_free(a.runs);
+        tools_registry_free(a.tools);
         identity_close(a.identity);
         store_close(a.store);
         http_router_free(a.router);
@@ -212,6 +234,8 @@ int app_serve_main(int argc, char **argv)
     }
     int sig = http_server_run_until_signal(a.server, serve_print_listening, &a);
     log_info("signal %d: stopped serving; flushing the store", sig);
+    runs_free(a.runs);
+    tools_registry_free(a.tools);
     identity_close(a.identity);
     store_close(a.store);
     http_router_free(a.router);

@@ -1,5 +1,6 @@
 /* config.c — the embedded defaults, lookups, cost arithmetic and freeing of
- * a brigade_config. The YAML loader lives in config_yaml.c. */
+ * a brigade_config. The YAML loader lives in config_yaml.c, the conversion
+ * of a tool's YAML parameter schema to JSON in config_json.c. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,6 +70,47 @@ void config_provider_defaults(provider_cfg *p, const char *name, provider_kind k
     p->mock_latency_ms = 0;
     p->mock_stream_chunks = 8;
     p->mock_chunk_interval_ms = 0;
+    /* The Messages API refuses a request without this header; the version
+     * pins the wire format brigade speaks. */
+    if (kind == PROVIDER_ANTHROPIC)
+        p->anthropic_version = config_xstrdup("2023-06-01");
+}
+
+void config_agent_apply_model(agent_cfg *a, const model_cfg *m)
+{
+    a->model = m;
+    a->max_output_tokens = m->max_output_tokens;
+    /* A small working context by default: agents re-send their context on
+     * every step, so the model's full window would multiply the cost. */
+    a->context_tokens = m->context_window < 16000 ? m->context_window : 16000;
+}
+
+void config_agent_defaults(agent_cfg *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->description = config_xstrdup("");
+    a->max_steps = 8;
+    a->max_tool_calls = 16;
+    a->max_wall_ms = 120000;
+    a->max_tool_output_bytes = 16384;
+}
+
+static void config_default_agent(brigade_config *cfg)
+{
+    static const char *const tools[] = {"memory", "clock"};
+    agent_cfg *a = &cfg->agents[0];
+    config_agent_defaults(a);
+    a->name = config_xstrdup("assistant");
+    free(a->description);
+    a->description = config_xstrdup("A helpful assistant that remembers what you ask it to.");
+    a->model_name = config_xstrdup("mock-small");
+    a->system_prompt = config_xstrdup("You are a helpful assistant. Use the memory tool to "
+                                      "remember what the user asks you to remember.");
+    a->n_tools = 2;
+    a->tools = config_xcalloc(2, sizeof(char *));
+    for (size_t i = 0; i < 2; i++)
+        a->tools[i] = config_xstrdup(tools[i]);
+    config_agent_apply_model(a, config_find_model(cfg, "mock-small"));
 }
 
 static void config_model_init(model_cfg *m, const char *name, provider_cfg *prov,
@@ -112,6 +154,11 @@ void config_defaults(brigade_config *cfg)
     cfg->tiers = config_xcalloc(1, sizeof(tier_cfg));
     cfg->tiers[0].name = config_xstrdup("default");
     cfg->default_tier = config_xstrdup("default");
+
+    /* No declared tools: an HTTP tool needs a URL only the operator knows. */
+    cfg->n_agents = 1;
+    cfg->agents = config_xcalloc(1, sizeof(agent_cfg));
+    config_default_agent(cfg);
 }
 
 void config_provider_free(provider_cfg *p)
@@ -123,6 +170,7 @@ void config_provider_free(provider_cfg *p)
         explicit_bzero(p->api_key, strlen(p->api_key));
         free(p->api_key);
     }
+    free(p->anthropic_version);
     memset(p, 0, sizeof(*p));
 }
 
@@ -138,6 +186,41 @@ void config_tier_free(tier_cfg *t)
 {
     free(t->name);
     memset(t, 0, sizeof(*t));
+}
+
+void config_tool_free(tool_cfg *t)
+{
+    free(t->name);
+    free(t->description);
+    free(t->url);
+    free(t->method);
+    for (size_t i = 0; i < t->n_headers; i++) {
+        free(t->header_names ? t->header_names[i] : NULL);
+        if (t->header_values && t->header_values[i]) {
+            /* Header values are often credentials. */
+            explicit_bzero(t->header_values[i], strlen(t->header_values[i]));
+            free(t->header_values[i]);
+        }
+    }
+    free(t->header_names);
+    free(t->header_values);
+    free(t->parameters_json);
+    memset(t, 0, sizeof(*t));
+}
+
+void config_agent_free(agent_cfg *a)
+{
+    free(a->name);
+    free(a->description);
+    free(a->model_name);
+    free(a->system_prompt);
+    for (size_t i = 0; i < a->n_tools; i++)
+        free(a->tools[i]);
+    free(a->tools);
+    for (size_t i = 0; i < a->n_tiers; i++)
+        free(a->tiers[i]);
+    free(a->tiers);
+    memset(a, 0, sizeof(*a));
 }
 
 void config_free(brigade_config *cfg)
@@ -161,6 +244,12 @@ void config_free(brigade_config *cfg)
         config_tier_free(&cfg->tiers[i]);
     free(cfg->tiers);
     free(cfg->default_tier);
+    for (size_t i = 0; i < cfg->n_tools; i++)
+        config_tool_free(&cfg->tools[i]);
+    free(cfg->tools);
+    for (size_t i = 0; i < cfg->n_agents; i++)
+        config_agent_free(&cfg->agents[i]);
+    free(cfg->agents);
     for (size_t i = 0; i < cfg->n_warnings; i++)
         free(cfg->warnings[i]);
     free(cfg->warnings);
@@ -185,6 +274,40 @@ const tier_cfg *config_find_tier(const brigade_config *cfg, const char *name)
         if (strcmp(cfg->tiers[i].name, name) == 0)
             return &cfg->tiers[i];
     return NULL;
+}
+
+const agent_cfg *config_find_agent(const brigade_config *cfg, const char *name)
+{
+    if (!cfg || !name)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_agents; i++)
+        if (strcmp(cfg->agents[i].name, name) == 0)
+            return &cfg->agents[i];
+    return NULL;
+}
+
+const tool_cfg *config_find_tool(const brigade_config *cfg, const char *name)
+{
+    if (!cfg || !name)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_tools; i++)
+        if (strcmp(cfg->tools[i].name, name) == 0)
+            return &cfg->tools[i];
+    return NULL;
+}
+
+bool config_agent_allows_tier(const agent_cfg *a, const char *tier)
+{
+    if (!a)
+        return false;
+    if (a->n_tiers == 0)       /* no list: every tier */
+        return true;
+    if (!tier)
+        return false;
+    for (size_t i = 0; i < a->n_tiers; i++)
+        if (strcmp(a->tiers[i], tier) == 0)
+            return true;
+    return false;
 }
 
 int64_t config_cost_nusd(const model_cfg *m, int64_t input_tokens, int64_t output_tokens)

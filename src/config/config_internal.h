@@ -25,6 +25,32 @@ void config_provider_defaults(provider_cfg *p, const char *name, provider_kind k
 void config_provider_free(provider_cfg *p);
 void config_model_free(model_cfg *m);
 void config_tier_free(tier_cfg *t);
+void config_tool_free(tool_cfg *t);
+void config_agent_free(agent_cfg *a);
+
+/* An agent's per-run limits at their defaults (description "", no model). */
+void config_agent_defaults(agent_cfg *a);
+
+/* Point an agent at its model and derive the model-dependent defaults
+ * (max_output_tokens, context_tokens) from it. */
+void config_agent_apply_model(agent_cfg *a, const model_cfg *m);
+
+struct fy_node;
+
+/* 1-based line where a YAML node starts (`fallback` if it has none). */
+int config_node_line(struct fy_node *n, int fallback);
+
+/* Whether a node is YAML null: absent, empty, `~` or `null`, unquoted. */
+int config_node_is_null(struct fy_node *n);
+
+/* Append node `n` as JSON text to `out` (a util/buf). Unquoted scalars that
+ * are JSON numbers, true/false or null keep that type; every other scalar
+ * is a string. On failure returns -1 with *line the line of the offending
+ * node, `sub` its key path below `n` (".a.b[2]", "" for `n` itself) and
+ * `why` what is wrong. */
+struct buf;
+int config_yaml_to_json(struct fy_node *n, struct buf *out, int *line, char *sub, size_t sublen,
+                        char *why, size_t whylen);
 
 /* Expand ${VAR} and ${VAR:-fallback} in in[0..len) from the environment.
  * `$${` is a literal `${`. Returns 0 with *out malloc'd, or -1 with a

@@ -18,9 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/config.h"
 #include "config/config_internal.h"
+#include "util/buf.h"
 
 #define CONFIG_MAX_FILE_BYTES (4u << 20)   /* a config larger than this is a mistake */
 #define CONFIG_MAX_NAME       128
@@ -82,7 +84,7 @@ static void ld_path(char *out, size_t outlen, const char *parent, const char *ke
 /* 1-based line where a node starts. Collections have no token of their
  * own in this libfyaml, so they borrow their first child's; an empty one
  * (or a missing value) reports `fallback`, normally its key's line. */
-static int node_line(struct fy_node *n, int fallback)
+int config_node_line(struct fy_node *n, int fallback)
 {
     if (!n)
         return fallback;
@@ -95,18 +97,18 @@ static int node_line(struct fy_node *n, int fallback)
     case FYNT_MAPPING: {
         void *it = NULL;
         struct fy_node_pair *p = fy_node_mapping_iterate(n, &it);
-        return p ? node_line(fy_node_pair_key(p), fallback) : fallback;
+        return p ? config_node_line(fy_node_pair_key(p), fallback) : fallback;
     }
     case FYNT_SEQUENCE: {
         void *it = NULL;
         struct fy_node *c = fy_node_sequence_iterate(n, &it);
-        return c ? node_line(c, fallback) : fallback;
+        return c ? config_node_line(c, fallback) : fallback;
     }
     }
     return fallback;
 }
 
-static int node_is_null(struct fy_node *n)
+int config_node_is_null(struct fy_node *n)
 {
     if (!n)
         return 1;
@@ -124,7 +126,7 @@ static int node_is_null(struct fy_node *n)
  * "nothing (null)", or the scalar itself in quotes. */
 static const char *node_what(struct fy_node *n, char *buf, size_t len)
 {
-    if (node_is_null(n))
+    if (config_node_is_null(n))
         return "nothing (null)";
     switch (fy_node_get_type(n)) {
     case FYNT_MAPPING:  return "a mapping";
@@ -202,17 +204,17 @@ static int ld_collect(ld *l, struct fy_node *map, int line, const char *path,
         slots[i].line = 0;
         slots[i].present = 0;
     }
-    if (node_is_null(map))
+    if (config_node_is_null(map))
         return 0;
     if (fy_node_get_type(map) != FYNT_MAPPING)
-        return ld_fail(l, node_line(map, line), path, "expected a mapping (key: value), got %s",
+        return ld_fail(l, config_node_line(map, line), path, "expected a mapping (key: value), got %s",
                        node_what(map, wbuf, sizeof(wbuf)));
 
     void *it = NULL;
     struct fy_node_pair *p;
     while ((p = fy_node_mapping_iterate(map, &it)) != NULL) {
         struct fy_node *k = fy_node_pair_key(p);
-        int kline = node_line(k, line);
+        int kline = config_node_line(k, line);
         size_t klen = 0;
         const char *ks = (k && fy_node_get_type(k) == FYNT_SCALAR) ? fy_node_get_scalar(k, &klen) : NULL;
         if (!ks)
@@ -260,7 +262,7 @@ static int ld_scalar(ld *l, const slot *s, const char *path, const char *want,
                      const char **txt, size_t *len)
 {
     char wbuf[64];
-    if (node_is_null(s->val) || fy_node_get_type(s->val) != FYNT_SCALAR)
+    if (config_node_is_null(s->val) || fy_node_get_type(s->val) != FYNT_SCALAR)
         return ld_fail(l, s->line, path, "expected %s, got %s", want, node_what(s->val, wbuf, sizeof(wbuf)));
     *txt = fy_node_get_scalar(s->val, len);
     if (!*txt)
@@ -358,7 +360,7 @@ static int ld_int(ld *l, const slot *s, const char *path, int64_t min, int64_t m
     char wbuf[64];
     const char *txt;
     size_t len;
-    if (node_is_null(s->val) || fy_node_get_type(s->val) != FYNT_SCALAR ||
+    if (config_node_is_null(s->val) || fy_node_get_type(s->val) != FYNT_SCALAR ||
         fy_node_get_style(s->val) != FYNS_PLAIN)
         return ld_fail(l, s->line, path, "expected an integer, got %s", node_what(s->val, wbuf, sizeof(wbuf)));
     txt = fy_node_get_scalar(s->val, &len);
@@ -407,7 +409,7 @@ static int ld_double(ld *l, const slot *s, const char *path, double min, double 
     char wbuf[64];
     const char *txt;
     size_t len;
-    if (node_is_null(s->val) || fy_node_get_type(s->val) != FYNT_SCALAR ||
+    if (config_node_is_null(s->val) || fy_node_get_type(s->val) != FYNT_SCALAR ||
         fy_node_get_style(s->val) != FYNS_PLAIN)
         return ld_fail(l, s->line, path, "expected a number, got %s", node_what(s->val, wbuf, sizeof(wbuf)));
     txt = fy_node_get_scalar(s->val, &len);
@@ -439,6 +441,25 @@ static int ld_double(ld *l, const slot *s, const char *path, double min, double 
         return ld_fail(l, s->line, path, "must be between %g and %g (got %s)", min, max, tmp);
     }
     *out = v;
+    return 0;
+}
+
+/* An http:// or https:// URL with a host and no spaces or control
+ * characters; *host_at is where the host starts. */
+static int ld_http_url(ld *l, const slot *s, const char *path, char **out, size_t *host_at)
+{
+    if (ld_nonempty(l, s, path, out, NULL) < 0)
+        return -1;
+    const char *u = *out;
+    size_t skip = strncmp(u, "http://", 7) == 0 ? 7 : strncmp(u, "https://", 8) == 0 ? 8 : 0;
+    if (!skip)
+        return ld_fail(l, s->line, path, "\"%s\" must start with http:// or https://", u);
+    if (u[skip] == '\0' || u[skip] == '/')
+        return ld_fail(l, s->line, path, "\"%s\" has no host", u);
+    for (const char *c = u; *c; c++)
+        if ((unsigned char)*c <= ' ' || *c == 0x7f)
+            return ld_fail(l, s->line, path, "must not contain spaces or control characters");
+    *host_at = skip;
     return 0;
 }
 
@@ -553,20 +574,27 @@ typedef struct entry_lines {
 } entry_lines;
 
 /* Check that `list` is a non-empty sequence and give its length. */
-static int ld_sequence(ld *l, struct fy_node *list, int line, const char *path, size_t *count)
+static int ld_sequence(ld *l, struct fy_node *list, int line, const char *path, size_t *count,
+                       int allow_empty)
 {
     char wbuf[64];
-    if (node_is_null(list) || fy_node_get_type(list) != FYNT_SEQUENCE)
+    if (config_node_is_null(list) || fy_node_get_type(list) != FYNT_SEQUENCE)
         return ld_fail(l, line, path, "expected a list (\"- name: …\" entries), got %s", node_what(list, wbuf, sizeof(wbuf)));
     int c = fy_node_sequence_item_count(list);
-    if (c <= 0)
+    if (c < 0 || (c == 0 && !allow_empty))
         return ld_fail(l, line, path, "the list is empty; give at least one entry or leave the key out");
     *count = (size_t)c;
     return 0;
 }
 
 enum { PR_NAME, PR_KIND, PR_BASE_URL, PR_API_KEY, PR_API_KEY_ENV, PR_TIMEOUT, PR_CONNECT_TIMEOUT,
-       PR_MAX_CONNS, PR_LATENCY, PR_CHUNKS, PR_CHUNK_INTERVAL, PR_RETRIES, PR_BACKOFF, PR__N };
+       PR_MAX_CONNS, PR_LATENCY, PR_CHUNKS, PR_CHUNK_INTERVAL, PR_RETRIES, PR_BACKOFF,
+       PR_ANTHROPIC_VERSION, PR__N };
+
+static const char *ld_kind_name(provider_kind k)
+{
+    return k == PROVIDER_OPENAI ? "openai" : k == PROVIDER_ANTHROPIC ? "anthropic" : "mock";
+}
 
 static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, provider_cfg *p,
                        entry_lines *el)
@@ -579,8 +607,9 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
         [PR_MAX_CONNS] = {.key = "max_connections"}, [PR_LATENCY] = {.key = "latency_ms"},
         [PR_CHUNKS] = {.key = "stream_chunks"},      [PR_CHUNK_INTERVAL] = {.key = "chunk_interval_ms"},
         [PR_RETRIES] = {.key = "max_retries"},       [PR_BACKOFF] = {.key = "retry_backoff_ms"},
+        [PR_ANTHROPIC_VERSION] = {.key = "anthropic_version"},
     };
-    if (node_is_null(n))
+    if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, kind, …), got nothing");
     if (ld_collect(l, n, line, path, s, PR__N) < 0)
         return -1;
@@ -597,7 +626,7 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
 
     if (!s[PR_KIND].present) {
         free(name);
-        return ld_fail(l, line, path, "missing required key \"kind\" (openai or mock)");
+        return ld_fail(l, line, path, "missing required key \"kind\" (openai, anthropic or mock)");
     }
     ld_path(kp, sizeof(kp), path, "kind");
     char *kind = NULL;
@@ -609,10 +638,12 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
     provider_kind k;
     if (strcmp(kind, "openai") == 0) {
         k = PROVIDER_OPENAI;
+    } else if (strcmp(kind, "anthropic") == 0) {
+        k = PROVIDER_ANTHROPIC;
     } else if (strcmp(kind, "mock") == 0) {
         k = PROVIDER_MOCK;
     } else {
-        ld_fail(l, s[PR_KIND].line, kp, "unknown provider kind \"%s\" (known: openai, mock)", kind);
+        ld_fail(l, s[PR_KIND].line, kp, "unknown provider kind \"%s\" (known: openai, anthropic, mock)", kind);
         free(name);
         free(kind);
         return -1;
@@ -621,37 +652,37 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
     config_provider_defaults(p, name, k);
     free(name);
 
-    /* Keys that only make sense for the other kind are errors: a mock
+    /* Keys that only make sense for another kind are errors: a mock
      * "latency_ms" on an openai provider silently doing nothing would be
-     * a trap. */
-    static const int openai_only[] = {PR_BASE_URL, PR_API_KEY, PR_API_KEY_ENV};
-    static const int mock_only[] = {PR_LATENCY, PR_CHUNKS, PR_CHUNK_INTERVAL};
-    const int *bad = k == PROVIDER_MOCK ? openai_only : mock_only;
-    for (size_t i = 0; i < 3; i++) {
-        if (s[bad[i]].present) {
-            ld_path(kp, sizeof(kp), path, s[bad[i]].key);
-            return ld_fail(l, s[bad[i]].line, kp, "only for kind %s, this provider is kind %s",
-                           k == PROVIDER_MOCK ? "openai" : "mock", k == PROVIDER_MOCK ? "mock" : "openai");
+     * a trap. Each key lists the kinds it belongs to. */
+    static const struct { int idx; unsigned kinds; const char *which; } only[] = {
+        {PR_BASE_URL, 1u << PROVIDER_OPENAI | 1u << PROVIDER_ANTHROPIC, "openai or anthropic"},
+        {PR_API_KEY, 1u << PROVIDER_OPENAI | 1u << PROVIDER_ANTHROPIC, "openai or anthropic"},
+        {PR_API_KEY_ENV, 1u << PROVIDER_OPENAI | 1u << PROVIDER_ANTHROPIC, "openai or anthropic"},
+        {PR_ANTHROPIC_VERSION, 1u << PROVIDER_ANTHROPIC, "anthropic"},
+        {PR_LATENCY, 1u << PROVIDER_MOCK, "mock"},
+        {PR_CHUNKS, 1u << PROVIDER_MOCK, "mock"},
+        {PR_CHUNK_INTERVAL, 1u << PROVIDER_MOCK, "mock"},
+    };
+    for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++) {
+        if (s[only[i].idx].present && !(only[i].kinds & (1u << k))) {
+            ld_path(kp, sizeof(kp), path, s[only[i].idx].key);
+            return ld_fail(l, s[only[i].idx].line, kp, "only for kind %s, this provider is kind %s",
+                           only[i].which, ld_kind_name(k));
         }
     }
 
-    if (k == PROVIDER_OPENAI) {
+    if (k == PROVIDER_OPENAI || k == PROVIDER_ANTHROPIC) {
+        /* Required for anthropic too, although the public endpoint is
+         * well known: which host receives the API key should be visible in
+         * the file, not implied by a default. */
         if (!s[PR_BASE_URL].present)
-            return ld_fail(l, s[PR_KIND].line, path,
-                           "kind openai needs base_url (e.g. https://api.openai.com/v1)");
+            return ld_fail(l, s[PR_KIND].line, path, "kind %s needs base_url (e.g. %s)", ld_kind_name(k),
+                           k == PROVIDER_OPENAI ? "https://api.openai.com/v1" : "https://api.anthropic.com/v1");
         ld_path(kp, sizeof(kp), path, "base_url");
-        if (ld_nonempty(l, &s[PR_BASE_URL], kp, &p->base_url, NULL) < 0)
+        size_t skip;
+        if (ld_http_url(l, &s[PR_BASE_URL], kp, &p->base_url, &skip) < 0)
             return -1;
-        const char *u = p->base_url;
-        size_t skip = strncmp(u, "http://", 7) == 0 ? 7 : strncmp(u, "https://", 8) == 0 ? 8 : 0;
-        if (!skip)
-            return ld_fail(l, s[PR_BASE_URL].line, kp,
-                           "\"%s\" must start with http:// or https://", u);
-        if (u[skip] == '\0' || u[skip] == '/')
-            return ld_fail(l, s[PR_BASE_URL].line, kp, "\"%s\" has no host", u);
-        for (const char *c = u; *c; c++)
-            if ((unsigned char)*c <= ' ' || *c == 0x7f)
-                return ld_fail(l, s[PR_BASE_URL].line, kp, "must not contain spaces or control characters");
         /* Paths are appended as "/chat/completions": drop trailing slashes. */
         size_t ul = strlen(p->base_url);
         while (ul > skip + 1 && p->base_url[ul - 1] == '/')
@@ -673,6 +704,13 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
         if (s[PR_API_KEY_ENV].present) {
             ld_path(kp, sizeof(kp), path, "api_key_env");
             if (ld_from_env(l, &s[PR_API_KEY_ENV], kp, &p->api_key) < 0)
+                return -1;
+        }
+        if (s[PR_ANTHROPIC_VERSION].present) {
+            ld_path(kp, sizeof(kp), path, "anthropic_version");
+            /* Sent as a header value: ld_name's "no spaces or control
+             * characters" is exactly what keeps it a single safe token. */
+            if (ld_name(l, &s[PR_ANTHROPIC_VERSION], kp, &p->anthropic_version) < 0)
                 return -1;
         }
     } else {
@@ -702,7 +740,7 @@ static int ld_model(ld *l, struct fy_node *n, int line, const char *path, model_
         [MO_OUT_PRICE] = {.key = "output_usd_per_mtok"},   [MO_MAX_OUT] = {.key = "max_output_tokens"},
         [MO_CONTEXT] = {.key = "context_window"},
     };
-    if (node_is_null(n))
+    if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, provider, …), got nothing");
     if (ld_collect(l, n, line, path, s, MO__N) < 0)
         return -1;
@@ -766,7 +804,7 @@ static int ld_tier(ld *l, struct fy_node *n, int line, const char *path, tier_cf
         [TI_RUNS] = {.key = "max_concurrent_runs"}, [TI_DAILY] = {.key = "daily_budget_usd"},
         [TI_MONTHLY] = {.key = "monthly_budget_usd"},
     };
-    if (node_is_null(n))
+    if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, rpm, …), got nothing");
     if (ld_collect(l, n, line, path, s, TI__N) < 0)
         return -1;
@@ -828,10 +866,11 @@ static int ld_check_unique(ld *l, const char *list, const char *const *names, si
 typedef int (*ld_entry_fn)(ld *, struct fy_node *, int, const char *, void *, entry_lines *);
 
 static int ld_list(ld *l, const slot *s, const char *list, size_t elem, ld_entry_fn one,
-                   void (*free_one)(void *), void **out, size_t *out_n, entry_lines **out_lines)
+                   void (*free_one)(void *), int allow_empty, void **out, size_t *out_n,
+                   entry_lines **out_lines)
 {
     size_t n = 0;
-    if (ld_sequence(l, s->val, s->line, list, &n) < 0)
+    if (ld_sequence(l, s->val, s->line, list, &n, allow_empty) < 0)
         return -1;
     char *arr = config_xcalloc(n, elem);
     entry_lines *el = config_xcalloc(n, sizeof(entry_lines));
@@ -841,7 +880,7 @@ static int ld_list(ld *l, const slot *s, const char *list, size_t elem, ld_entry
     while (i < n && (item = fy_node_sequence_iterate(s->val, &it)) != NULL) {
         char ip[64];
         snprintf(ip, sizeof(ip), "%s[%zu]", list, i);
-        el[i].item = node_line(item, s->line);
+        el[i].item = config_node_line(item, s->line);
         if (one(l, item, el[i].item, ip, arr + i * elem, &el[i]) < 0) {
             for (size_t j = 0; j <= i; j++)
                 free_one(arr + j * elem);
@@ -874,9 +913,426 @@ static void ld_model_free(void *e) { config_model_free(e); }
 static void ld_tier_free(void *e) { config_tier_free(e); }
 
 /* ------------------------------------------------------------------ */
+/* tools: and agents:                                                  */
+
+/* Tool and agent names travel to model providers (function names) and into
+ * URLs and logs, so they are kept to a conservative alphabet. */
+static int ld_ident(ld *l, const slot *s, const char *path, char **out, const char *extra, const char *what)
+{
+    if (ld_nonempty(l, s, path, out, NULL) < 0)
+        return -1;
+    size_t n = strlen(*out);
+    int ok = n <= 64;
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = (*out)[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             (c && strchr(extra, c));
+    }
+    if (!ok)
+        return ld_fail(l, s->line, path, "\"%.64s%s\" is not a valid %s name (1-64 characters of "
+                       "a-z A-Z 0-9 %s)", *out, n > 64 ? "…" : "", what, extra);
+    return 0;
+}
+
+/* RFC 9110 token characters: what a header name may be made of. */
+static int ld_is_tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* A header whose value is a credential: written literally, it earns the
+ * same warning as a literal api_key. */
+static int ld_header_is_secret(const char *name)
+{
+    if (!strcasecmp(name, "authorization") || !strcasecmp(name, "proxy-authorization"))
+        return 1;
+    static const char *const words[] = {"key", "token", "secret", "password"};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strcasestr(name, words[i]))
+            return 1;
+    return 0;
+}
+
+static int ld_tool_headers(ld *l, struct fy_node *map, int line, const char *path, tool_cfg *t)
+{
+    char wbuf[64], kp[200];
+    if (config_node_is_null(map))
+        return 0;
+    if (fy_node_get_type(map) != FYNT_MAPPING)
+        return ld_fail(l, config_node_line(map, line), path,
+                       "expected a mapping (Header-Name: value), got %s", node_what(map, wbuf, sizeof(wbuf)));
+    int cnt = fy_node_mapping_item_count(map);
+    if (cnt <= 0)
+        return 0;
+    t->header_names = config_xcalloc((size_t)cnt, sizeof(char *));
+    t->header_values = config_xcalloc((size_t)cnt, sizeof(char *));
+    void *it = NULL;
+    struct fy_node_pair *p;
+    while ((p = fy_node_mapping_iterate(map, &it)) != NULL && t->n_headers < (size_t)cnt) {
+        struct fy_node *k = fy_node_pair_key(p);
+        int kline = config_node_line(k, line);
+        size_t klen = 0;
+        const char *ks = (k && fy_node_get_type(k) == FYNT_SCALAR) ? fy_node_get_scalar(k, &klen) : NULL;
+        if (!ks || klen == 0)
+            return ld_fail(l, kline, path, "header names must be non-empty strings");
+        int ok = klen <= 128;
+        for (size_t i = 0; ok && i < klen; i++)
+            ok = ld_is_tchar(ks[i]);
+        if (!ok)
+            return ld_fail(l, kline, path, "\"%.*s\" is not a valid header name", (int)(klen > 64 ? 64 : klen), ks);
+        char *name = config_xstrndup(ks, klen);
+        snprintf(kp, sizeof(kp), "%s.%s", path, name);
+        /* Framing and routing headers belong to brigade's HTTP client: a
+         * wrong Content-Length or Host from the file would corrupt requests. */
+        static const char *const reserved[] = {"host", "content-length", "transfer-encoding", "connection"};
+        for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+            if (!strcasecmp(name, reserved[i])) {
+                free(name);
+                return ld_fail(l, kline, kp, "this header is set by brigade and cannot be configured");
+            }
+        }
+        for (size_t i = 0; i < t->n_headers; i++) {
+            if (!strcasecmp(name, t->header_names[i])) {
+                ld_fail(l, kline, kp, "header given twice (also \"%s\"; names are case-insensitive)",
+                        t->header_names[i]);
+                free(name);
+                return -1;
+            }
+        }
+        size_t i = t->n_headers++;
+        t->header_names[i] = name;
+        slot vs = {.key = name, .val = fy_node_pair_value(p), .line = kline, .present = 1};
+        int literal = 0;
+        if (ld_string(l, &vs, kp, &t->header_values[i], &literal) < 0)
+            return -1;
+        for (const char *c = t->header_values[i]; *c; c++)
+            if (((unsigned char)*c < ' ' && *c != '\t') || *c == 0x7f)
+                return ld_fail(l, kline, kp, "header values must not contain control characters or line breaks");
+        if (literal && *t->header_values[i] && ld_header_is_secret(name))
+            ld_warn(l, kline, kp, "the credential is written in the file; prefer ${VAR}");
+    }
+    return 0;
+}
+
+/* `parameters`: a JSON Schema of the tool's arguments, written as YAML. */
+static int ld_tool_parameters(ld *l, const slot *s, const char *path, tool_cfg *t)
+{
+    char wbuf[64], kp[200];
+    struct fy_node *n = s->val;
+    if (config_node_is_null(n) || fy_node_get_type(n) != FYNT_MAPPING)
+        return ld_fail(l, s->line, path, "expected a mapping holding a JSON Schema "
+                       "(type: object, properties: …), got %s", node_what(n, wbuf, sizeof(wbuf)));
+    /* Models send the arguments of a call as one JSON object. */
+    struct fy_node *type = fy_node_mapping_lookup_by_string(n, "type", FY_NT);
+    if (!type)
+        return ld_fail(l, s->line, path, "needs \"type: object\" (a tool's arguments are a JSON object)");
+    size_t tl = 0;
+    const char *tv = fy_node_get_type(type) == FYNT_SCALAR ? fy_node_get_scalar(type, &tl) : NULL;
+    if (!tv || tl != 6 || memcmp(tv, "object", 6) != 0) {
+        ld_path(kp, sizeof(kp), path, "type");
+        return ld_fail(l, config_node_line(type, s->line), kp,
+                       "must be \"object\" (a tool's arguments are a JSON object), got %s",
+                       node_what(type, wbuf, sizeof(wbuf)));
+    }
+    struct fy_node *props = fy_node_mapping_lookup_by_string(n, "properties", FY_NT);
+    if (props && !config_node_is_null(props) && fy_node_get_type(props) != FYNT_MAPPING) {
+        ld_path(kp, sizeof(kp), path, "properties");
+        return ld_fail(l, config_node_line(props, s->line), kp, "expected a mapping (argument name: schema), got %s",
+                       node_what(props, wbuf, sizeof(wbuf)));
+    }
+    buf b;
+    buf_init(&b);
+    int line = 0;
+    char sub[128], why[256];
+    if (config_yaml_to_json(n, &b, &line, sub, sizeof(sub), why, sizeof(why)) < 0) {
+        buf_free(&b);
+        snprintf(kp, sizeof(kp), "%s%s", path, sub);
+        return ld_fail(l, line ? line : s->line, kp, "%s", why);
+    }
+    buf_append(&b, "", 0);
+    free(t->parameters_json);
+    t->parameters_json = buf_detach(&b);
+    return 0;
+}
+
+/* `{name}` placeholders of a tool URL: only after the host (an argument
+ * choosing the host would let the model send the request anywhere), each
+ * a property of the parameters schema so the model knows to supply it. */
+static int ld_tool_url_placeholders(ld *l, const slot *s, const char *path, const char *u, size_t host_at,
+                                    struct fy_node *params)
+{
+    size_t host_end = host_at + strcspn(u + host_at, "/?#");
+    for (size_t i = 0; u[i]; i++) {
+        if (u[i] != '{' && u[i] != '}')
+            continue;
+        if (i < host_end)
+            return ld_fail(l, s->line, path, "placeholders are only allowed after the host, in \"%s\"", u);
+        if (u[i] == '}')
+            return ld_fail(l, s->line, path, "\"}\" without \"{\" in \"%s\"", u);
+        size_t j = i + 1;
+        while ((u[j] >= 'a' && u[j] <= 'z') || (u[j] >= 'A' && u[j] <= 'Z') ||
+               (u[j] >= '0' && u[j] <= '9') || u[j] == '_' || u[j] == '-')
+            j++;
+        if (j == i + 1 || u[j] != '}')
+            return ld_fail(l, s->line, path, "bad placeholder at \"%.20s\" (want {name}, name of "
+                           "a-z A-Z 0-9 _ -)", u + i);
+        struct fy_node *props = params ? fy_node_mapping_lookup_by_string(params, "properties", FY_NT) : NULL;
+        struct fy_node *prop = (props && fy_node_get_type(props) == FYNT_MAPPING)
+                                   ? fy_node_mapping_lookup_by_string(props, u + i + 1, j - i - 1) : NULL;
+        if (!prop)
+            return ld_fail(l, s->line, path, "placeholder {%.*s} is not a property of the tool's parameters",
+                           (int)(j - i - 1), u + i + 1);
+        i = j;
+    }
+    return 0;
+}
+
+enum { TO_NAME, TO_DESC, TO_URL, TO_METHOD, TO_HEADERS, TO_PARAMS, TO_TIMEOUT, TO_MAX_RESP, TO__N };
+
+static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cfg *t, entry_lines *el)
+{
+    slot s[TO__N] = {
+        [TO_NAME] = {.key = "name"},          [TO_DESC] = {.key = "description"},
+        [TO_URL] = {.key = "url"},            [TO_METHOD] = {.key = "method"},
+        [TO_HEADERS] = {.key = "headers"},    [TO_PARAMS] = {.key = "parameters"},
+        [TO_TIMEOUT] = {.key = "timeout_ms"}, [TO_MAX_RESP] = {.key = "max_response_bytes"},
+    };
+    if (config_node_is_null(n))
+        return ld_fail(l, line, path, "expected a mapping (name, url, …), got nothing");
+    if (ld_collect(l, n, line, path, s, TO__N) < 0)
+        return -1;
+    char kp[160];
+    t->timeout_ms = 10000;
+    t->max_response_bytes = 262144;
+    if (!s[TO_NAME].present)
+        return ld_fail(l, line, path, "missing required key \"name\"");
+    ld_path(kp, sizeof(kp), path, "name");
+    if (ld_ident(l, &s[TO_NAME], kp, &t->name, "_-", "tool") < 0)
+        return -1;
+    el->name = s[TO_NAME].line;
+    if (!strcmp(t->name, "memory") || !strcmp(t->name, "clock"))
+        return ld_fail(l, s[TO_NAME].line, kp, "\"%s\" is a built-in tool; choose another name", t->name);
+
+    if (s[TO_DESC].present) {
+        ld_path(kp, sizeof(kp), path, "description");
+        if (ld_string(l, &s[TO_DESC], kp, &t->description, NULL) < 0)
+            return -1;
+    } else {
+        t->description = config_xstrdup("");
+    }
+
+    if (!s[TO_URL].present)
+        return ld_fail(l, line, path, "missing required key \"url\"");
+    ld_path(kp, sizeof(kp), path, "url");
+    size_t host_at;
+    if (ld_http_url(l, &s[TO_URL], kp, &t->url, &host_at) < 0)
+        return -1;
+    if (ld_tool_url_placeholders(l, &s[TO_URL], kp, t->url, host_at,
+                                 s[TO_PARAMS].present ? s[TO_PARAMS].val : NULL) < 0)
+        return -1;
+
+    if (s[TO_METHOD].present) {
+        ld_path(kp, sizeof(kp), path, "method");
+        if (ld_nonempty(l, &s[TO_METHOD], kp, &t->method, NULL) < 0)
+            return -1;
+        static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
+        size_t i;
+        for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+            if (!strcasecmp(t->method, methods[i]))
+                break;
+        if (i == sizeof(methods) / sizeof(methods[0]))
+            return ld_fail(l, s[TO_METHOD].line, kp, "unknown method \"%s\" (known: GET, POST, PUT, PATCH, DELETE)",
+                           t->method);
+        free(t->method);
+        t->method = config_xstrdup(methods[i]);
+    } else {
+        t->method = config_xstrdup("POST");
+    }
+
+    if (s[TO_HEADERS].present) {
+        ld_path(kp, sizeof(kp), path, "headers");
+        if (ld_tool_headers(l, s[TO_HEADERS].val, s[TO_HEADERS].line, kp, t) < 0)
+            return -1;
+    }
+    if (s[TO_PARAMS].present) {
+        ld_path(kp, sizeof(kp), path, "parameters");
+        if (ld_tool_parameters(l, &s[TO_PARAMS], kp, t) < 0)
+            return -1;
+    } else {
+        t->parameters_json = config_xstrdup("{\"type\":\"object\"}");
+    }
+    if (s[TO_TIMEOUT].present) {
+        ld_path(kp, sizeof(kp), path, "timeout_ms");
+        if (ld_u32(l, &s[TO_TIMEOUT], kp, 1, 600000, &t->timeout_ms) < 0)
+            return -1;
+    }
+    if (s[TO_MAX_RESP].present) {
+        ld_path(kp, sizeof(kp), path, "max_response_bytes");
+        if (ld_u32(l, &s[TO_MAX_RESP], kp, 1, 16 << 20, &t->max_response_bytes) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A list of names (agents[].tools, agents[].tiers): each a plain string,
+ * none repeated. `check` says whether a name exists, filling `known` for
+ * the message when it does not. */
+typedef int (*ld_name_check_fn)(const brigade_config *cfg, const char *name, char *known, size_t knownlen);
+
+static int ld_name_list(ld *l, const slot *s, const char *path, int allow_empty, const char *what,
+                        ld_name_check_fn check, char ***out, size_t *out_n)
+{
+    size_t n = 0;
+    if (ld_sequence(l, s->val, s->line, path, &n, allow_empty) < 0)
+        return -1;
+    *out = config_xcalloc(n, sizeof(char *));
+    void *it = NULL;
+    struct fy_node *item;
+    char kp[200], known[512];
+    while (*out_n < n && (item = fy_node_sequence_iterate(s->val, &it)) != NULL) {
+        size_t i = *out_n;
+        snprintf(kp, sizeof(kp), "%s[%zu]", path, i);
+        slot is = {.key = path, .val = item, .line = config_node_line(item, s->line), .present = 1};
+        char *name = NULL;
+        if (ld_name(l, &is, kp, &name) < 0) {
+            free(name);
+            return -1;
+        }
+        (*out)[(*out_n)++] = name;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp((*out)[j], name))
+                return ld_fail(l, is.line, kp, "\"%s\" is listed twice", name);
+        if (!check(l->cfg, name, known, sizeof(known)))
+            return ld_fail(l, is.line, kp, "no %s named \"%s\" (known: %s)", what, name, known);
+    }
+    return 0;
+}
+
+static int ld_check_tool_name(const brigade_config *cfg, const char *name, char *known, size_t knownlen)
+{
+    if (!strcmp(name, "memory") || !strcmp(name, "clock") || config_find_tool(cfg, name))
+        return 1;
+    size_t off = (size_t)snprintf(known, knownlen, "memory, clock");
+    for (size_t i = 0; i < cfg->n_tools && off < knownlen; i++)
+        off += (size_t)snprintf(known + off, knownlen - off, ", %s", cfg->tools[i].name);
+    return 0;
+}
+
+static int ld_check_tier_name(const brigade_config *cfg, const char *name, char *known, size_t knownlen)
+{
+    if (config_find_tier(cfg, name))
+        return 1;
+    ld_known_names(known, knownlen, (const char *const *)&cfg->tiers[0].name, sizeof(tier_cfg), cfg->n_tiers);
+    return 0;
+}
+
+/* The smallest context an agent can work in: the system prompt, a tool
+ * list and one exchange have to fit. */
+#define CONFIG_AGENT_MIN_CONTEXT 256
+
+enum { AG_NAME, AG_DESC, AG_MODEL, AG_PROMPT, AG_TOOLS, AG_TIERS, AG_STEPS, AG_TOOL_CALLS, AG_WALL,
+       AG_MAX_OUT, AG_CONTEXT, AG_TOOL_OUT, AG__N };
+
+/* Agents are read after models, tiers and tools, so every reference is
+ * resolved here, with the line of the entry that made it. */
+static int ld_agent(ld *l, struct fy_node *n, int line, const char *path, agent_cfg *a, entry_lines *el)
+{
+    slot s[AG__N] = {
+        [AG_NAME] = {.key = "name"},                 [AG_DESC] = {.key = "description"},
+        [AG_MODEL] = {.key = "model"},               [AG_PROMPT] = {.key = "system_prompt"},
+        [AG_TOOLS] = {.key = "tools"},               [AG_TIERS] = {.key = "tiers"},
+        [AG_STEPS] = {.key = "max_steps"},           [AG_TOOL_CALLS] = {.key = "max_tool_calls"},
+        [AG_WALL] = {.key = "max_wall_ms"},          [AG_MAX_OUT] = {.key = "max_output_tokens"},
+        [AG_CONTEXT] = {.key = "context_tokens"},    [AG_TOOL_OUT] = {.key = "max_tool_output_bytes"},
+    };
+    config_agent_defaults(a);
+    if (config_node_is_null(n))
+        return ld_fail(l, line, path, "expected a mapping (name, model, …), got nothing");
+    if (ld_collect(l, n, line, path, s, AG__N) < 0)
+        return -1;
+    char kp[160], known[512];
+    if (!s[AG_NAME].present)
+        return ld_fail(l, line, path, "missing required key \"name\"");
+    ld_path(kp, sizeof(kp), path, "name");
+    if (ld_ident(l, &s[AG_NAME], kp, &a->name, "_.-", "agent") < 0)
+        return -1;
+    el->name = s[AG_NAME].line;
+    if (s[AG_DESC].present) {
+        ld_path(kp, sizeof(kp), path, "description");
+        if (ld_string(l, &s[AG_DESC], kp, &a->description, NULL) < 0)
+            return -1;
+    }
+
+    if (!s[AG_MODEL].present)
+        return ld_fail(l, line, path, "missing required key \"model\"");
+    ld_path(kp, sizeof(kp), path, "model");
+    if (ld_name(l, &s[AG_MODEL], kp, &a->model_name) < 0)
+        return -1;
+    el->ref = s[AG_MODEL].line;
+    const model_cfg *m = config_find_model(l->cfg, a->model_name);
+    if (!m) {
+        ld_known_names(known, sizeof(known), (const char *const *)&l->cfg->models[0].name,
+                       sizeof(model_cfg), l->cfg->n_models);
+        return ld_fail(l, s[AG_MODEL].line, kp, "no model named \"%s\" (known: %s)", a->model_name, known);
+    }
+    if (m->context_window < CONFIG_AGENT_MIN_CONTEXT)
+        return ld_fail(l, s[AG_MODEL].line, kp, "model \"%s\" has a context_window of %u tokens; "
+                       "an agent needs at least %d", m->name, m->context_window, CONFIG_AGENT_MIN_CONTEXT);
+    config_agent_apply_model(a, m);
+
+    if (s[AG_PROMPT].present) {
+        ld_path(kp, sizeof(kp), path, "system_prompt");
+        if (ld_string(l, &s[AG_PROMPT], kp, &a->system_prompt, NULL) < 0)
+            return -1;
+        size_t pl = strlen(a->system_prompt);
+        if (pl > 65536)
+            return ld_fail(l, s[AG_PROMPT].line, kp, "longer than 65536 bytes (%zu)", pl);
+        if (pl == 0) {         /* an empty prompt is no prompt */
+            free(a->system_prompt);
+            a->system_prompt = NULL;
+        }
+    }
+    /* `tools: []` states "no tools" explicitly; `tiers: []` would read as
+     * "no tier may use it", which an agent nobody can use never means. */
+    if (s[AG_TOOLS].present) {
+        ld_path(kp, sizeof(kp), path, "tools");
+        if (ld_name_list(l, &s[AG_TOOLS], kp, 1, "tool", ld_check_tool_name, &a->tools, &a->n_tools) < 0)
+            return -1;
+    }
+    if (s[AG_TIERS].present) {
+        ld_path(kp, sizeof(kp), path, "tiers");
+        if (ld_name_list(l, &s[AG_TIERS], kp, 0, "tier", ld_check_tier_name, &a->tiers, &a->n_tiers) < 0)
+            return -1;
+    }
+#define AG_U32(idx, field, min, max) \
+    if (s[idx].present) { ld_path(kp, sizeof(kp), path, s[idx].key); \
+        if (ld_u32(l, &s[idx], kp, (min), (max), &a->field) < 0) return -1; }
+    AG_U32(AG_STEPS, max_steps, 1, 100)
+    AG_U32(AG_TOOL_CALLS, max_tool_calls, 0, 1000)
+    AG_U32(AG_WALL, max_wall_ms, 1000, 3600000)
+    AG_U32(AG_MAX_OUT, max_output_tokens, 1, m->max_output_tokens)
+    AG_U32(AG_CONTEXT, context_tokens, CONFIG_AGENT_MIN_CONTEXT, m->context_window)
+    AG_U32(AG_TOOL_OUT, max_tool_output_bytes, 256, 1 << 20)
+#undef AG_U32
+    return 0;
+}
+
+static int ld_tool_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el)
+{
+    return ld_tool(l, n, line, path, e, el);
+}
+static int ld_agent_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el)
+{
+    return ld_agent(l, n, line, path, e, el);
+}
+static void ld_tool_free(void *e) { config_tool_free(e); }
+static void ld_agent_free(void *e) { config_agent_free(e); }
+
+/* ------------------------------------------------------------------ */
 /* the document                                                        */
 
-enum { RT_SERVER, RT_PROVIDERS, RT_MODELS, RT_TIERS, RT_DEFAULT_TIER, RT__N };
+enum { RT_SERVER, RT_PROVIDERS, RT_MODELS, RT_TIERS, RT_DEFAULT_TIER, RT_TOOLS, RT_AGENTS, RT__N };
 
 static int ld_root(ld *l, struct fy_node *root)
 {
@@ -885,10 +1341,11 @@ static int ld_root(ld *l, struct fy_node *root)
     slot s[RT__N] = {
         [RT_SERVER] = {.key = "server"}, [RT_PROVIDERS] = {.key = "providers"},
         [RT_MODELS] = {.key = "models"}, [RT_TIERS] = {.key = "tiers"},
-        [RT_DEFAULT_TIER] = {.key = "default_tier"},
+        [RT_DEFAULT_TIER] = {.key = "default_tier"}, [RT_TOOLS] = {.key = "tools"},
+        [RT_AGENTS] = {.key = "agents"},
     };
-    if (!node_is_null(root) && fy_node_get_type(root) != FYNT_MAPPING)
-        return ld_fail(l, node_line(root, 1), NULL,
+    if (!config_node_is_null(root) && fy_node_get_type(root) != FYNT_MAPPING)
+        return ld_fail(l, config_node_line(root, 1), NULL,
                        "the configuration must be a YAML mapping (key: value), got %s", node_what(root, wbuf, sizeof(wbuf)));
     if (ld_collect(l, root, 1, NULL, s, RT__N) < 0)
         return -1;
@@ -896,7 +1353,7 @@ static int ld_root(ld *l, struct fy_node *root)
         return -1;
 
     int rc = -1;
-    entry_lines *pl = NULL, *ml = NULL, *tl = NULL;
+    entry_lines *pl = NULL, *ml = NULL, *tl = NULL, *tol = NULL, *al = NULL;
     char known[512];
 
     /* A list given in the file replaces the embedded one wholesale:
@@ -906,7 +1363,7 @@ static int ld_root(ld *l, struct fy_node *root)
         void *arr;
         size_t n;
         if (ld_list(l, &s[RT_PROVIDERS], "providers", sizeof(provider_cfg), ld_provider_fn,
-                    ld_provider_free, &arr, &n, &pl) < 0)
+                    ld_provider_free, 0, &arr, &n, &pl) < 0)
             goto out;
         for (size_t i = 0; i < cfg->n_providers; i++)
             config_provider_free(&cfg->providers[i]);
@@ -921,7 +1378,7 @@ static int ld_root(ld *l, struct fy_node *root)
         void *arr;
         size_t n;
         if (ld_list(l, &s[RT_MODELS], "models", sizeof(model_cfg), ld_model_fn, ld_model_free,
-                    &arr, &n, &ml) < 0)
+                    0, &arr, &n, &ml) < 0)
             goto out;
         for (size_t i = 0; i < cfg->n_models; i++)
             config_model_free(&cfg->models[i]);
@@ -936,7 +1393,7 @@ static int ld_root(ld *l, struct fy_node *root)
         void *arr;
         size_t n;
         if (ld_list(l, &s[RT_TIERS], "tiers", sizeof(tier_cfg), ld_tier_fn, ld_tier_free,
-                    &arr, &n, &tl) < 0)
+                    0, &arr, &n, &tl) < 0)
             goto out;
         for (size_t i = 0; i < cfg->n_tiers; i++)
             config_tier_free(&cfg->tiers[i]);
@@ -950,6 +1407,21 @@ static int ld_root(ld *l, struct fy_node *root)
     if (s[RT_DEFAULT_TIER].present &&
         ld_name(l, &s[RT_DEFAULT_TIER], "default_tier", &cfg->default_tier) < 0)
         goto out;
+    if (s[RT_TOOLS].present) {
+        void *arr;
+        size_t n;
+        if (ld_list(l, &s[RT_TOOLS], "tools", sizeof(tool_cfg), ld_tool_fn, ld_tool_free, 0,
+                    &arr, &n, &tol) < 0)
+            goto out;
+        for (size_t i = 0; i < cfg->n_tools; i++)
+            config_tool_free(&cfg->tools[i]);
+        free(cfg->tools);
+        cfg->tools = arr;
+        cfg->n_tools = n;
+        if (ld_check_unique(l, "tools", (const char *const *)&cfg->tools[0].name,
+                            sizeof(tool_cfg), n, tol) < 0)
+            goto out;
+    }
 
     /* Resolve model → provider. Embedded models survive a replaced
      * provider list only if a mock provider of their name is still there. */
@@ -994,11 +1466,52 @@ static int ld_root(ld *l, struct fy_node *root)
                 s[RT_DEFAULT_TIER].present ? "" : "; set default_tier to one of them");
         goto out;
     }
+
+    /* Agents last: they refer to models, tiers and tools. */
+    if (s[RT_AGENTS].present) {
+        void *arr;
+        size_t n;
+        /* `agents: []` is allowed: a pure gateway with no agents. */
+        if (ld_list(l, &s[RT_AGENTS], "agents", sizeof(agent_cfg), ld_agent_fn, ld_agent_free, 1,
+                    &arr, &n, &al) < 0)
+            goto out;
+        for (size_t i = 0; i < cfg->n_agents; i++)
+            config_agent_free(&cfg->agents[i]);
+        free(cfg->agents);
+        cfg->agents = arr;
+        cfg->n_agents = n;
+        if (n > 1 && ld_check_unique(l, "agents", (const char *const *)&cfg->agents[0].name,
+                                     sizeof(agent_cfg), n, al) < 0)
+            goto out;
+    } else {
+        /* The embedded agent survives a replaced models list only if its
+         * model is still there (and big enough); it then takes its limits
+         * from that model, which the file may have redefined. The models
+         * array was rebuilt either way, so the pointer is re-resolved. */
+        size_t keep = 0;
+        for (size_t i = 0; i < cfg->n_agents; i++) {
+            agent_cfg *a = &cfg->agents[i];
+            const model_cfg *m = config_find_model(cfg, a->model_name);
+            if (!m || m->context_window < CONFIG_AGENT_MIN_CONTEXT) {
+                config_agent_free(a);
+                continue;
+            }
+            config_agent_apply_model(a, m);
+            if (keep != i) {
+                cfg->agents[keep] = *a;
+                memset(a, 0, sizeof(*a));
+            }
+            keep++;
+        }
+        cfg->n_agents = keep;
+    }
     rc = 0;
 out:
     free(pl);
     free(ml);
     free(tl);
+    free(tol);
+    free(al);
     return rc;
 }
 
@@ -1084,7 +1597,7 @@ int config_load_string(const char *name, const char *yaml, size_t len, brigade_c
         if (fy_diag_got_error(diag)) {
             rc = ld_syntax_error(&l, diag);
         } else if (more && fy_document_root(more)) {
-            rc = ld_fail(&l, node_line(fy_document_root(more), 1), NULL,
+            rc = ld_fail(&l, config_node_line(fy_document_root(more), 1), NULL,
                          "only one YAML document is allowed (a second one starts after \"---\")");
         } else {
             rc = ld_root(&l, fy_document_root(doc));

@@ -19,8 +19,15 @@
  *    "tool_calls":[{"id","type":"function","function":{"name","arguments"}}],
  *    "tool_call_id": "…"}.
  * Ownership: objects handed to the core in an event are the core's to keep
- * (it takes them); objects in a returned effect belong to the harness, which
- * frees them with step_effect_clear. */
+ * (it takes them, and sets the event's pointers to NULL); objects in a
+ * returned effect belong to the harness, which frees them with
+ * step_effect_clear. The step_agent passed to create() must outlive the state
+ * (the core keeps a pointer to it rather than a per-run copy of the tools).
+ *
+ * Includes: this folder may include only <cjson/cJSON.h>, the C standard
+ * library's string/memory/stdlib/stdio (snprintf) headers, the freestanding
+ * <stdbool.h>/<stddef.h>/<stdint.h>, and core/ headers — no I/O
+ * (tests/unit/core/test_core_purity.c checks it). */
 #ifndef BRIGADE_STEP_H
 #define BRIGADE_STEP_H
 
@@ -35,9 +42,9 @@ typedef struct step_agent {
     const char *model;                /* the model name to put in requests */
     const char *system_prompt;        /* may be NULL */
     const cJSON *tools;               /* OpenAI "tools" array for the model, or NULL */
-    uint32_t    max_steps;            /* model calls per run */
-    uint32_t    max_tool_calls;       /* tool calls per run */
-    uint32_t    max_output_tokens;    /* per model call ("max_tokens") */
+    uint32_t    max_steps;            /* model calls per run (taken literally: 0 = none) */
+    uint32_t    max_tool_calls;       /* tool calls per run (0 = none) */
+    uint32_t    max_output_tokens;    /* per model call ("max_tokens"; 0 = omitted) */
     uint32_t    context_tokens;       /* budget of the context sent to the model */
 } step_agent;
 
@@ -117,5 +124,14 @@ int64_t step_estimate_tokens(const cJSON *message);
  * array (the caller frees it); *dropped and *tokens report what happened. */
 cJSON *step_context_select(const char *system_prompt, const cJSON *messages, int64_t budget,
                            size_t *dropped, int64_t *tokens);
+
+/* The same, for a caller that has already discarded the oldest `omitted`
+ * messages of the conversation (a core trimming its state so a run's memory
+ * stays bounded by the context budget): the note counts them too, and
+ * *dropped includes them. *first receives the index in `messages` of the
+ * first message kept (messages before it will not be sent). NULL on
+ * out-of-memory. `dropped`, `tokens` and `first` may be NULL. */
+cJSON *step_context_select_ex(const char *system_prompt, const cJSON *messages, size_t omitted,
+                              int64_t budget, size_t *dropped, int64_t *tokens, size_t *first);
 
 #endif

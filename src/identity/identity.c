@@ -7,7 +7,7 @@
  * cache never claims something the disk does not, and a revocation or a
  * disabled flag is in force for the very next request.
  *
- * Cache tables (all keyed by strings, see cache.h):
+ * Cache tables (all keyed by strings, see util/strmap.h):
  *   keys     HMAC hex       → id_key     (key id, tenant, user, kind, revoked)
  *   users    user id        → id_user    (tenant, external id, tier, disabled)
  *   ext      tenant\nextid  → user id    (JWT subject → user)
@@ -24,7 +24,7 @@
 
 #include <openssl/crypto.h>
 
-#include "identity/cache.h"
+#include "util/strmap.h"
 #include "identity/jwt.h"
 #include "identity/scope_mint.h"
 #include "util/ids.h"
@@ -70,7 +70,7 @@ struct identity {
     char admin_hash[65];           /* HMAC of the admin token: compared, never the token */
     pthread_rwlock_t lock;         /* guards the tables */
     pthread_mutex_t mutate;        /* orders store-then-cache updates of admin changes */
-    idcache *keys, *users, *ext, *issuers, *tenants;
+    strmap *keys, *users, *ext, *issuers, *tenants;
 };
 
 static void id_issuer_free(void *p)
@@ -99,7 +99,7 @@ static void id_cache_key(identity *id, const key_rec *k)
     id_copy(e->user_id, sizeof e->user_id, k->user_id);
     e->kind = k->kind;
     e->revoked = k->revoked_at != 0;
-    if (idcache_put(id->keys, k->hash, e) != 0) free(e);
+    if (strmap_put(id->keys, k->hash, e) != 0) free(e);
 }
 
 static void id_cache_user(identity *id, const user_rec *u)
@@ -112,24 +112,24 @@ static void id_cache_user(identity *id, const user_rec *u)
     id_copy(e->external_id, sizeof e->external_id, u->external_id);
     id_copy(e->tier, sizeof e->tier, u->tier);
     e->disabled = u->disabled;
-    if (idcache_put(id->users, u->id, e) != 0) free(e);
+    if (strmap_put(id->users, u->id, e) != 0) free(e);
     id_ext_key(ek, sizeof ek, u->tenant_id, u->external_id);
-    if (idcache_put(id->ext, ek, uid) != 0) free(uid);
+    if (strmap_put(id->ext, ek, uid) != 0) free(uid);
 }
 
 /* Replace the tenant's issuer entry with jwt (NULL: remove it). */
 static void id_cache_tenant(identity *id, const char *tenant_id, const char *default_tier,
                             const tenant_jwt *jwt)
 {
-    id_tenant *t = idcache_get(id->tenants, tenant_id);
+    id_tenant *t = strmap_get(id->tenants, tenant_id);
     if (!t) {
         t = calloc(1, sizeof *t);
-        if (!t || idcache_put(id->tenants, tenant_id, t) != 0) { free(t); return; }
+        if (!t || strmap_put(id->tenants, tenant_id, t) != 0) { free(t); return; }
     }
     if (default_tier) id_copy(t->default_tier, sizeof t->default_tier, default_tier[0] ? default_tier : "default");
     if (t->issuer[0]) {
-        id_issuer *old = idcache_get(id->issuers, t->issuer);
-        if (old && strcmp(old->tenant_id, tenant_id) == 0) idcache_del(id->issuers, t->issuer);
+        id_issuer *old = strmap_get(id->issuers, t->issuer);
+        if (old && strcmp(old->tenant_id, tenant_id) == 0) strmap_del(id->issuers, t->issuer);
         t->issuer[0] = '\0';
     }
     if (!jwt) return;
@@ -147,7 +147,7 @@ static void id_cache_tenant(identity *id, const char *tenant_id, const char *def
     id_copy(is->audience, sizeof is->audience, jwt->audience);
     is->alg = alg;
     is->key = k;
-    if (idcache_put(id->issuers, jwt->issuer, is) != 0) { id_issuer_free(is); return; }
+    if (strmap_put(id->issuers, jwt->issuer, is) != 0) { id_issuer_free(is); return; }
     id_copy(t->issuer, sizeof t->issuer, jwt->issuer);
 }
 
@@ -170,11 +170,11 @@ identity *identity_open(store *st, const char *data_dir, const char *admin_token
     if (identity_load_secret(data_dir, id->secret, err, errlen) != 0) { free(id); return NULL; }
     pthread_rwlock_init(&id->lock, NULL);
     pthread_mutex_init(&id->mutate, NULL);
-    id->keys = idcache_new(free);
-    id->users = idcache_new(free);
-    id->ext = idcache_new(free);
-    id->issuers = idcache_new(id_issuer_free);
-    id->tenants = idcache_new(free);
+    id->keys = strmap_new(free);
+    id->users = strmap_new(free);
+    id->ext = strmap_new(free);
+    id->issuers = strmap_new(id_issuer_free);
+    id->tenants = strmap_new(free);
     if (!id->keys || !id->users || !id->ext || !id->issuers || !id->tenants) {
         snprintf(err, errlen, "out of memory");
         identity_close(id);
@@ -197,11 +197,11 @@ identity *identity_open(store *st, const char *data_dir, const char *admin_token
 void identity_close(identity *id)
 {
     if (!id) return;
-    idcache_free(id->keys);
-    idcache_free(id->users);
-    idcache_free(id->ext);
-    idcache_free(id->issuers);
-    idcache_free(id->tenants);
+    strmap_free(id->keys);
+    strmap_free(id->users);
+    strmap_free(id->ext);
+    strmap_free(id->issuers);
+    strmap_free(id->tenants);
     pthread_rwlock_destroy(&id->lock);
     pthread_mutex_destroy(&id->mutate);
     OPENSSL_cleanse(id->secret, sizeof id->secret);
@@ -238,18 +238,18 @@ static auth_status id_auth_key(identity *id, const char *hash, scope *out, char 
 {
     auth_status res;
     pthread_rwlock_rdlock(&id->lock);
-    const id_key *k = idcache_get(id->keys, hash);
+    const id_key *k = strmap_get(id->keys, hash);
     const id_user *u = NULL;
     if (!k) {
         res = id_fail(why, whylen, AUTH_INVALID, "invalid API key");
     } else if (k->revoked) {
         res = id_fail(why, whylen, AUTH_REVOKED, "API key has been revoked");
-    } else if (!idcache_get(id->tenants, k->tenant_id)) {
+    } else if (!strmap_get(id->tenants, k->tenant_id)) {
         res = id_fail(why, whylen, AUTH_INVALID, "invalid API key");
     } else if (k->kind == KEY_KIND_ADMIN) {
         scope_mint_tenant_admin(out, k->tenant_id, k->key_id);
         res = AUTH_OK;
-    } else if (!(u = idcache_get(id->users, k->user_id)) || strcmp(u->tenant_id, k->tenant_id) != 0) {
+    } else if (!(u = strmap_get(id->users, k->user_id)) || strcmp(u->tenant_id, k->tenant_id) != 0) {
         res = id_fail(why, whylen, AUTH_INVALID, "invalid API key");   /* user erased */
     } else if (u->disabled) {
         res = id_fail(why, whylen, AUTH_DISABLED, "user is disabled");
@@ -270,7 +270,7 @@ static auth_status id_auth_jwt(identity *id, const char *token, scope *out, auth
 
     auth_status res;
     pthread_rwlock_rdlock(&id->lock);
-    const id_issuer *is = idcache_get(id->issuers, iss);
+    const id_issuer *is = strmap_get(id->issuers, iss);
     if (!is) {
         pthread_rwlock_unlock(&id->lock);
         return id_fail(why, whylen, AUTH_INVALID, "invalid token: issuer not accepted");
@@ -297,8 +297,8 @@ static auth_status id_auth_jwt(identity *id, const char *token, scope *out, auth
     id_copy(tenant_id, sizeof tenant_id, is->tenant_id);
     char ek[ID_MAX + STORE_NAME_MAX + 2];
     id_ext_key(ek, sizeof ek, tenant_id, cl.sub);
-    const char *uid = idcache_get(id->ext, ek);
-    const id_user *u = uid ? idcache_get(id->users, uid) : NULL;
+    const char *uid = strmap_get(id->ext, ek);
+    const id_user *u = uid ? strmap_get(id->users, uid) : NULL;
     if (!u) {
         if (pending) {
             memset(pending, 0, sizeof *pending);
@@ -362,7 +362,7 @@ auth_status identity_provision(identity *id, const auth_pending *pending, scope 
         return id_fail(why, whylen, AUTH_INVALID, "invalid token");
     char tier[32] = "";
     pthread_rwlock_rdlock(&id->lock);
-    const id_tenant *t = idcache_get(id->tenants, pending->tenant_id);
+    const id_tenant *t = strmap_get(id->tenants, pending->tenant_id);
     if (t) id_copy(tier, sizeof tier, t->default_tier);
     pthread_rwlock_unlock(&id->lock);
     if (!t) return id_fail(why, whylen, AUTH_INVALID, "invalid token");
@@ -510,7 +510,7 @@ store_status identity_create_user(identity *id, const scope *sc, const char *ext
         id_copy(u.tier, sizeof u.tier, tier);
     } else {
         pthread_rwlock_rdlock(&id->lock);
-        const id_tenant *t = idcache_get(id->tenants, sc->tenant_id);
+        const id_tenant *t = strmap_get(id->tenants, sc->tenant_id);
         id_copy(u.tier, sizeof u.tier, t && t->default_tier[0] ? t->default_tier : "default");
         pthread_rwlock_unlock(&id->lock);
     }
@@ -560,14 +560,14 @@ store_status identity_delete_user(identity *id, const scope *sc, const char *use
     store_status s = store_user_delete(id->st, sc, user_id);
     if (s == STORE_OK) {
         pthread_rwlock_wrlock(&id->lock);
-        id_user *u = idcache_get(id->users, user_id);
+        id_user *u = strmap_get(id->users, user_id);
         if (u) {
             char ek[ID_MAX + STORE_NAME_MAX + 2];
             id_ext_key(ek, sizeof ek, u->tenant_id, u->external_id);
-            idcache_del(id->ext, ek);
-            idcache_del(id->users, user_id);
+            strmap_del(id->ext, ek);
+            strmap_del(id->users, user_id);
         }
-        idcache_foreach(id->keys, id_key_of_user, (void *)user_id);
+        strmap_foreach(id->keys, id_key_of_user, (void *)user_id);
         pthread_rwlock_unlock(&id->lock);
     }
     pthread_mutex_unlock(&id->mutate);
@@ -612,7 +612,7 @@ store_status identity_revoke_key(identity *id, const scope *sc, const char *key_
     if (s == STORE_OK) s = store_key_revoke(id->st, sc, key_id, time_now_unix());
     if (s == STORE_OK) {
         pthread_rwlock_wrlock(&id->lock);
-        id_key *e = idcache_get(id->keys, k.hash);
+        id_key *e = strmap_get(id->keys, k.hash);
         if (e) e->revoked = true;
         pthread_rwlock_unlock(&id->lock);
     }
@@ -634,7 +634,7 @@ store_status identity_cli_tenant_scope(identity *id, const char *tenant_id, scop
     memset(out, 0, sizeof *out);
     if (!tenant_id) return STORE_NOT_FOUND;
     pthread_rwlock_rdlock(&id->lock);
-    bool known = idcache_get(id->tenants, tenant_id) != NULL;
+    bool known = strmap_get(id->tenants, tenant_id) != NULL;
     pthread_rwlock_unlock(&id->lock);
     if (!known) return STORE_NOT_FOUND;
     scope_mint_tenant_admin(out, tenant_id, "cli");

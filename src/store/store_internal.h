@@ -3,7 +3,8 @@
  * The backend is split by concern: store_sqlite.c (lifetime, connections,
  * statement cache), store_writer.c (the single writer and group commit),
  * store_migrations.c (schema versions), and one file per kind of object
- * (tenants, users, keys, usage). Nothing outside src/store/ includes this. */
+ * (tenants, users, keys, usage, sessions and messages, runs, memory).
+ * Nothing outside src/store/ includes this. */
 #ifndef BRIGADE_STORE_INTERNAL_H
 #define BRIGADE_STORE_INTERNAL_H
 
@@ -13,7 +14,7 @@
 
 #include "store/store.h"
 
-#define STORE_STMT_CACHE 64
+#define STORE_STMT_CACHE 128
 
 /* One SQLite connection and its prepared statements. Statements are keyed by
  * the address of their SQL text (always a string literal), so the cache
@@ -83,6 +84,24 @@ store_status store_usage_insert(store_conn *c, const usage_rec *u);
 /* store_migrations.c */
 int store_migrate(store_conn *c, int *version_out, char *err, size_t errlen);
 int store_migrations_latest(void);
+
+/* store_sessions.c: what runs and user erasure share with sessions */
+store_status store_user_alive(store_conn *c, const char *tenant_id, const char *user_id);
+store_status store_session_owned(store_conn *c, const scope *sc, const char *session_id);
+/* Validate m and append it to the session with the next seq; bumps the
+ * session's message_count and updated_at. STORE_INVALID for a malformed
+ * message — inside the caller's savepoint, so a group rolls back whole. */
+store_status store_message_append(store_conn *c, const scope *sc, const char *session_id,
+                                  const char *run_id, const message_rec *m, int64_t now,
+                                  int64_t *seq_out);
+
+/* store_memory.c: the FTS5 MATCH expression for a plain-words query
+ * (exposed for the unit tests). out holds STORE_FTS_EXPR_MAX bytes; returns
+ * the number of words, 0 if there is nothing to search for. */
+#define STORE_MEMORY_TERMS_MAX 16     /* words of a query that are searched */
+#define STORE_MEMORY_TERM_MAX 128     /* bytes; longer "words" are dropped */
+#define STORE_FTS_EXPR_MAX (STORE_MEMORY_TERMS_MAX * (2 * STORE_MEMORY_TERM_MAX + 6) + 1)
+size_t store_memory_fts_query(const char *query, char *out);
 
 /* row readers shared by files */
 void store_read_user(sqlite3_stmt *s, user_rec *u);      /* columns as STORE_USER_COLS */

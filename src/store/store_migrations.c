@@ -67,6 +67,95 @@ static const store_migration store_migrations[] = {
      ");"
      "CREATE INDEX usage_tenant_ts ON usage (tenant_id, ts);"
      "CREATE INDEX usage_tenant_user_ts ON usage (tenant_id, user_id, ts);"},
+
+    /* 2: a user's agent world — sessions, their transcripts, runs, and
+     * long-term memory with full-text search.
+     *
+     * No foreign keys here: every row carries tenant_id and user_id, the
+     * scoped functions erase explicitly (store_user_delete,
+     * store_session_delete), and the writes that create rows check inside
+     * their transaction that the owner still exists. Sessions keep their
+     * implicit rowid: it is max+1 at insert, so `ORDER BY rowid` is creation
+     * order even within one second, and the (user_id) index carries it. */
+    {2,
+     "CREATE TABLE sessions ("
+     "  id            TEXT PRIMARY KEY,"
+     "  tenant_id     TEXT NOT NULL,"
+     "  user_id       TEXT NOT NULL,"
+     "  agent         TEXT NOT NULL,"
+     "  metadata      TEXT,"
+     "  created_at    INTEGER NOT NULL,"
+     "  updated_at    INTEGER NOT NULL,"
+     "  message_count INTEGER NOT NULL DEFAULT 0"
+     ");"
+     "CREATE INDEX sessions_user ON sessions (user_id);"
+     "CREATE TABLE messages ("
+     "  session_id   TEXT NOT NULL,"
+     "  seq          INTEGER NOT NULL,"
+     "  run_id       TEXT NOT NULL DEFAULT '',"
+     "  tenant_id    TEXT NOT NULL,"
+     "  user_id      TEXT NOT NULL,"
+     "  role         TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'tool')),"
+     "  content      TEXT,"
+     "  tool_calls   TEXT,"
+     "  tool_call_id TEXT NOT NULL DEFAULT '',"
+     "  created_at   INTEGER NOT NULL,"
+     "  PRIMARY KEY (session_id, seq)"
+     ") WITHOUT ROWID;"
+     "CREATE TABLE runs ("
+     "  id            TEXT PRIMARY KEY,"
+     "  session_id    TEXT NOT NULL,"
+     "  tenant_id     TEXT NOT NULL,"
+     "  user_id       TEXT NOT NULL,"
+     "  agent         TEXT NOT NULL,"
+     "  status        INTEGER NOT NULL CHECK (status BETWEEN 1 AND 7),"
+     "  error_code    TEXT NOT NULL DEFAULT '',"
+     "  error_message TEXT NOT NULL DEFAULT '',"
+     "  input_tokens  INTEGER NOT NULL DEFAULT 0,"
+     "  output_tokens INTEGER NOT NULL DEFAULT 0,"
+     "  cost_nusd     INTEGER NOT NULL DEFAULT 0,"
+     "  steps         INTEGER NOT NULL DEFAULT 0,"
+     "  tool_calls    INTEGER NOT NULL DEFAULT 0,"
+     "  user_seq      INTEGER NOT NULL DEFAULT 0,"
+     "  final_seq     INTEGER NOT NULL DEFAULT 0,"
+     "  created_at    INTEGER NOT NULL,"
+     "  started_at    INTEGER NOT NULL DEFAULT 0,"
+     "  finished_at   INTEGER NOT NULL DEFAULT 0"
+     ");"
+     "CREATE INDEX runs_session ON runs (session_id);"
+     /* recovery at start looks only at runs still in flight (queued,
+      * running, waiting_approval): a partial index stays small forever */
+     "CREATE INDEX runs_active ON runs (status) WHERE status IN (1, 2, 3);"
+     /* memory: (tenant, user, key) is the identity; `id` is an explicit
+      * INTEGER PRIMARY KEY because the FTS index refers to rows by rowid,
+      * and only an aliased rowid is guaranteed stable across VACUUM. */
+     "CREATE TABLE memory ("
+     "  id         INTEGER PRIMARY KEY,"
+     "  tenant_id  TEXT NOT NULL,"
+     "  user_id    TEXT NOT NULL,"
+     "  key        TEXT NOT NULL,"
+     "  value      TEXT NOT NULL,"
+     "  updated_at INTEGER NOT NULL,"
+     "  UNIQUE (tenant_id, user_id, key)"
+     ");"
+     "CREATE INDEX memory_user_updated ON memory (tenant_id, user_id, updated_at);"
+     /* external-content FTS5: the text lives once, in memory; the triggers
+      * keep the index exactly in step with every insert, update and delete */
+     "CREATE VIRTUAL TABLE memory_fts USING fts5("
+     "  key, value, content = 'memory', content_rowid = 'id',"
+     "  tokenize = 'unicode61 remove_diacritics 2');"
+     "CREATE TRIGGER memory_fts_ai AFTER INSERT ON memory BEGIN"
+     "  INSERT INTO memory_fts (rowid, key, value) VALUES (new.id, new.key, new.value);"
+     " END;"
+     "CREATE TRIGGER memory_fts_ad AFTER DELETE ON memory BEGIN"
+     "  INSERT INTO memory_fts (memory_fts, rowid, key, value)"
+     "  VALUES ('delete', old.id, old.key, old.value);"
+     " END;"
+     "CREATE TRIGGER memory_fts_au AFTER UPDATE ON memory BEGIN"
+     "  INSERT INTO memory_fts (memory_fts, rowid, key, value)"
+     "  VALUES ('delete', old.id, old.key, old.value);"
+     "  INSERT INTO memory_fts (rowid, key, value) VALUES (new.id, new.key, new.value);"
+     " END;"},
 };
 
 #define STORE_NMIGRATIONS (sizeof store_migrations / sizeof store_migrations[0])

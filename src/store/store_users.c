@@ -282,11 +282,19 @@ static store_status store_user_delete_op(store_conn *c, void *arg)
 {
     user_delete_args *a = arg;
     /* Erasure of everything the user owns, in this one savepoint. Tables
-     * added later (sessions, messages, runs, memory, credentials) get their
-     * DELETE here, before the users row, so a failure erases nothing. */
+     * added later (tool credentials, …) get their DELETE here, before the
+     * users row, so a failure erases nothing. Messages and runs go by their
+     * sessions (indexed) before the sessions themselves; deleting memory
+     * rows fires the trigger that removes their full-text index entries. */
     static const char *const erase[] = {
         "DELETE FROM keys WHERE user_id = ?1 AND tenant_id = ?2",
-        /* later: sessions, messages, runs, memory, tool credentials */
+        "DELETE FROM memory WHERE tenant_id = ?2 AND user_id = ?1",
+        "DELETE FROM messages WHERE session_id IN"
+        " (SELECT id FROM sessions WHERE user_id = ?1 AND tenant_id = ?2)",
+        "DELETE FROM runs WHERE session_id IN"
+        " (SELECT id FROM sessions WHERE user_id = ?1 AND tenant_id = ?2)",
+        "DELETE FROM sessions WHERE user_id = ?1 AND tenant_id = ?2",
+        /* later: tool credentials */
     };
     for (size_t i = 0; i < sizeof erase / sizeof erase[0]; i++) {
         sqlite3_stmt *s = store_stmt(c, erase[i]);

@@ -50,8 +50,17 @@ typedef struct tool_registry tool_registry;
 tool_registry  *tools_registry_new(const brigade_config *cfg, char *err, size_t errlen);
 void            tools_registry_free(tool_registry *r);
 const tool_def *tools_find(const tool_registry *r, const char *name);
+/* Iterate: tools_at(r, 0 .. tools_count(r)-1), built-ins first. */
+size_t          tools_count(const tool_registry *r);
+const tool_def *tools_at(const tool_registry *r, size_t i);
 
-/* The OpenAI "tools" array offering these tools to a model (new cJSON). */
+/* The registry points into `cfg` (declared tools' names and tool_cfg):
+ * free the registry before the configuration.
+ *
+ * The OpenAI "tools" array offering these tools to a model (new cJSON):
+ * [{"type":"function","function":{"name","description","parameters"}}].
+ * names == NULL offers every tool; unknown names are skipped, a name
+ * listed twice is offered once. */
 cJSON *tools_openai_specs(const tool_registry *r, char *const *names, size_t n);
 
 /* Validate arguments (JSON text) against the tool's schema. Returns true,
@@ -84,7 +93,34 @@ tool_exec *tools_execute(const tool_def *t, const tool_env *env, const char *arg
 void       tools_cancel(tool_exec *x);
 
 /* Cut `text` to at most `max` bytes on a UTF-8 boundary, appending
- * "\n[output cut: N of M bytes]". Returns a malloc'd string. */
+ * "\n[output cut: N of M bytes]" (N bytes of the text kept, M its length).
+ * The note counts towards `max`: the result is never longer than `max`
+ * (when `max` is too small for the note, the text is cut without one).
+ * A text of at most `max` bytes is copied unchanged. Returns a malloc'd,
+ * NUL-terminated string (NULL only on out-of-memory). */
 char *tools_cap_output(const char *text, size_t len, size_t max, size_t *out_len);
+
+/* Used when tool_env.max_output_bytes is 0 (the agent default). */
+#define TOOLS_DEFAULT_MAX_OUTPUT 16384
+
+/* --- the JSON Schema subset (schema.c; documented in docs/tools.md) ---
+ * Keywords: type (one or an array), properties, required,
+ * additionalProperties (bool or schema), items (one schema), enum, const,
+ * minimum, maximum, exclusiveMinimum, exclusiveMaximum (number, or the
+ * draft-4 boolean), minLength, maxLength (characters), minItems, maxItems,
+ * anyOf, oneOf; description, title, default, examples, $schema, $comment
+ * are accepted and ignored. Anything else (pattern, format, $ref, allOf,
+ * not, patternProperties, tuple items, …) is refused when loading, so a
+ * schema never silently means less than it says. */
+#define TOOLS_SCHEMA_MAX_DEPTH 32      /* nesting of subschemas */
+#define TOOLS_SCHEMA_MAX_NODES 2048    /* subschemas in one tool's schema */
+
+/* Check that `schema` uses only the subset, with well-formed values.
+ * `where` names it in messages ("tools[2].parameters"). */
+bool tools_schema_check(const cJSON *schema, const char *where, char *err, size_t errlen);
+/* Validate `value` against a checked schema; messages name the path from
+ * `root` ("arguments.items[2].name: expected a string, got number"). */
+bool tools_schema_validate(const cJSON *schema, const cJSON *value, const char *root,
+                           char *err, size_t errlen);
 
 #endif

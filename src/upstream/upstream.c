@@ -41,6 +41,7 @@ void upstream_free(upstream *u)
 {
     if (!u) return;
     while (u->calls) upstream_call_cancel(u->calls);
+    upstream_fetch_cancel_all(u);
     for (size_t i = 0; i < u->n_pools; i++) upstream_pool_free(u->pools[i]);
     u->n_pools = 0;
     u->freeing = true;
@@ -87,9 +88,11 @@ upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *bo
     case PROVIDER_MOCK:
         return mockp_chat(u, model, body, body_len, stream, cb, arg);
     case PROVIDER_OPENAI:
-        return openai_chat(u, model, body, body_len, stream, request_id, cb, arg);
+        return phttp_chat(u, model, &provider_openai_proto, body, body_len, stream, request_id,
+                          cb, arg);
     case PROVIDER_ANTHROPIC:
-        return NULL;   /* the Anthropic provider lands next */
+        return phttp_chat(u, model, &provider_anthropic_proto, body, body_len, stream,
+                          request_id, cb, arg);
     }
     return NULL;
 }

@@ -77,6 +77,17 @@ void upstream_call_resume(upstream_call *call);
 /* Stop a call; on_done follows with UPSTREAM_CANCELLED (synchronously). */
 void upstream_call_cancel(upstream_call *call);
 
+/* --- retries (retry.c) --- */
+
+#define UPSTREAM_RETRY_AFTER_MAX_S 2   /* a longer Retry-After goes back to the client */
+
+/* Is this failure worth another attempt (number attempt+1, counting from 0),
+ * and after how many ms? Connection errors, 5xx, malformed or truncated
+ * answers and 429 with a short Retry-After are; timeouts are not. Up to the
+ * provider's max_retries, with exponential backoff and ±25% jitter. */
+bool upstream_should_retry(const provider_cfg *p, unsigned attempt, const upstream_result *res,
+                           uint64_t *delay_ms);
+
 /* --- plain HTTP requests on the loop (declared HTTP tools) ---
  * Same curl-on-libuv machinery as model calls, with connection reuse. */
 

@@ -6,7 +6,8 @@
  * provider's max_connections. This is curl's multi_socket interface: curl
  * tells us which sockets to watch (SOCKETFUNCTION → a uv_poll per socket) and
  * when to wake it (TIMERFUNCTION → a uv_timer); we tell curl what happened
- * with curl_multi_socket_action and then collect finished transfers. */
+ * with curl_multi_socket_action and then collect finished transfers.
+ * Plain fetches (declared HTTP tools) share one more pool, keyed NULL. */
 #include <stdlib.h>
 
 #include "upstream/upstream_internal.h"
@@ -41,7 +42,7 @@ static void upstream_sock_close(upstream_sock *s)
     uv_close((uv_handle_t *)&s->poll, upstream_sock_closed);
 }
 
-/* Hand every finished transfer to its provider. */
+/* Hand every finished transfer to its owner (see upstream_xfer). */
 static void upstream_pool_collect(upstream_pool *p)
 {
     CURLMsg *msg;
@@ -50,7 +51,9 @@ static void upstream_pool_collect(upstream_pool *p)
         if (msg->msg != CURLMSG_DONE) continue;
         CURL *easy = msg->easy_handle;
         CURLcode code = msg->data.result;
-        openai_transfer_done(easy, code);
+        upstream_xfer *x = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+        if (x && x->done) x->done(x, code);
     }
 }
 
@@ -133,7 +136,7 @@ upstream_pool *upstream_pool_get(upstream *u, const provider_cfg *prov)
     p->prov = prov;
     p->multi = curl_multi_init();
     if (!p->multi) abort();
-    long maxc = prov->max_connections ? (long)prov->max_connections : 64;
+    long maxc = prov && prov->max_connections ? (long)prov->max_connections : 64;
     curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, upstream_pool_socket_cb);
     curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
     curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, upstream_pool_timer_cb);

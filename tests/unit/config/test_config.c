@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <cjson/cJSON.h>
 
 #include "config/config.h"
 #include "util/log.h"
@@ -391,7 +392,7 @@ static void test_provider_rules(void **state)
     assert_load_error("providers:\n  - name: o\n    kind: openai\n    base_url: https://\n",
                       "brigade.yaml:4: providers[0].base_url: \"https://\" has no host");
     assert_load_error("providers:\n  - name: o\n    kind: anthropic\n",
-                      "brigade.yaml:3: providers[0].kind: unknown provider kind \"anthropic\" (known: openai, mock)");
+                      "brigade.yaml:3: providers[0]: kind anthropic needs base_url");
     assert_load_error("providers:\n  - name: o\n", "brigade.yaml:2: providers[0]: missing required key \"kind\"");
     assert_load_error("providers:\n  - name: m\n    kind: mock\n    base_url: http://x\n",
                       "brigade.yaml:4: providers[0].base_url: only for kind openai");
@@ -420,6 +421,525 @@ static void test_providers_replace_defaults(void **state)
     assert_ptr_equal(config_find_model(&c, "mock-small")->provider, &c.providers[0]);
     assert_int_equal(c.providers[0].mock_latency_ms, 7);
     assert_null(c.providers[1].api_key); /* a local server needs no key */
+    config_free(&c);
+}
+
+/* ------------------------------------------------------------------ */
+/* anthropic providers, declared tools, agents                         */
+
+static void test_default_agent(void **state)
+{
+    (void)state;
+    brigade_config c;
+    config_defaults(&c);
+    assert_int_equal(c.n_tools, 0);
+    assert_int_equal(c.n_agents, 1);
+    const agent_cfg *a = config_find_agent(&c, "assistant");
+    assert_non_null(a);
+    assert_ptr_equal(a, &c.agents[0]);
+    assert_string_equal(a->model_name, "mock-small");
+    assert_ptr_equal(a->model, config_find_model(&c, "mock-small"));
+    assert_non_null(a->description);
+    assert_non_null(strstr(a->system_prompt, "Use the memory tool to remember"));
+    assert_int_equal(a->n_tools, 2);
+    assert_string_equal(a->tools[0], "memory");
+    assert_string_equal(a->tools[1], "clock");
+    assert_int_equal(a->n_tiers, 0);
+    assert_int_equal(a->max_steps, 8);
+    assert_int_equal(a->max_tool_calls, 16);
+    assert_int_equal(a->max_wall_ms, 120000);
+    assert_int_equal(a->max_output_tokens, 4096);
+    assert_int_equal(a->context_tokens, 16000);  /* min(128000, 16000) */
+    assert_int_equal(a->max_tool_output_bytes, 16384);
+    assert_true(config_agent_allows_tier(a, "default"));
+    assert_true(config_agent_allows_tier(a, "anything"));
+    assert_null(config_find_agent(&c, "nobody"));
+    assert_null(config_find_agent(&c, NULL));
+    assert_null(config_find_tool(&c, "memory")); /* built-ins are not declared tools */
+    config_free(&c);
+    assert_null(c.agents);
+
+    /* An empty file keeps it too, with the pointer into the loaded models. */
+    assert_int_equal(load("", &c), 0);
+    assert_int_equal(c.n_agents, 1);
+    assert_ptr_equal(c.agents[0].model, config_find_model(&c, "mock-small"));
+    config_free(&c);
+}
+
+static void test_anthropic_provider(void **state)
+{
+    (void)state;
+    setenv("TEST_ANTHROPIC_KEY", "sk-ant-test", 1);
+    brigade_config c;
+    int rc = load("providers:\n"
+                  "  - name: claude\n"
+                  "    kind: anthropic\n"
+                  "    base_url: https://api.anthropic.com/v1/\n"
+                  "    api_key_env: TEST_ANTHROPIC_KEY\n"
+                  "    max_retries: 5\n"
+                  "    retry_backoff_ms: 250\n"
+                  "  - name: claude2\n"
+                  "    kind: anthropic\n"
+                  "    base_url: http://127.0.0.1:9/v1\n"
+                  "    anthropic_version: 2024-01-01\n"
+                  "  - name: mock\n"
+                  "    kind: mock\n"
+                  "models:\n"
+                  "  - name: sonnet\n"
+                  "    provider: claude\n"
+                  "    upstream_model: claude-sonnet-4-5\n", &c);
+    if (rc)
+        print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    const provider_cfg *p = &c.providers[0];
+    assert_int_equal(p->kind, PROVIDER_ANTHROPIC);
+    assert_string_equal(p->base_url, "https://api.anthropic.com/v1");
+    assert_string_equal(p->api_key, "sk-ant-test");
+    assert_string_equal(p->anthropic_version, "2023-06-01"); /* default */
+    assert_int_equal(p->max_retries, 5);
+    assert_int_equal(p->retry_backoff_ms, 250);
+    assert_null(c.providers[1].api_key);
+    assert_string_equal(c.providers[1].anthropic_version, "2024-01-01");
+    assert_int_equal(c.providers[1].max_retries, 2);        /* defaults */
+    assert_int_equal(c.providers[1].retry_backoff_ms, 100);
+    assert_null(c.providers[2].anthropic_version);          /* mock: none */
+    assert_ptr_equal(config_find_model(&c, "sonnet")->provider, p);
+    /* models replaced without mock-small: the embedded agent is gone */
+    assert_int_equal(c.n_agents, 0);
+    config_free(&c);
+
+    assert_load_error("providers:\n  - name: a\n    kind: anthropic\n",
+                      "brigade.yaml:3: providers[0]: kind anthropic needs base_url (e.g. https://api.anthropic.com/v1)");
+    assert_load_error("providers:\n  - name: o\n    kind: openai\n    base_url: http://x\n    anthropic_version: 2023-06-01\n",
+                      "brigade.yaml:5: providers[0].anthropic_version: only for kind anthropic, this provider is kind openai");
+    assert_load_error("providers:\n  - name: m\n    kind: mock\n    anthropic_version: 2023-06-01\n",
+                      "brigade.yaml:4: providers[0].anthropic_version: only for kind anthropic, this provider is kind mock");
+    assert_load_error("providers:\n  - name: m\n    kind: mock\n    api_key: x\n",
+                      "brigade.yaml:4: providers[0].api_key: only for kind openai or anthropic, this provider is kind mock");
+    assert_load_error("providers:\n  - name: a\n    kind: anthropic\n    base_url: http://x\n    latency_ms: 1\n",
+                      "brigade.yaml:5: providers[0].latency_ms: only for kind mock, this provider is kind anthropic");
+    assert_load_error("providers:\n  - name: a\n    kind: anthropic\n    base_url: http://x\n    anthropic_version: \"2023 06\"\n",
+                      "brigade.yaml:5: providers[0].anthropic_version: \"2023 06\" must not contain spaces");
+    assert_load_error("providers:\n  - name: a\n    kind: anthropic\n    base_url: file:///x\n",
+                      "brigade.yaml:4: providers[0].base_url: \"file:///x\" must start with http:// or https://");
+    assert_load_error("providers:\n  - name: o\n    kind: claude\n",
+                      "brigade.yaml:3: providers[0].kind: unknown provider kind \"claude\" (known: openai, anthropic, mock)");
+    assert_load_error("providers:\n  - name: m\n    kind: mock\n    max_retries: 11\n",
+                      "brigade.yaml:4: providers[0].max_retries: must be between 0 and 10 (got 11)");
+    assert_load_error("providers:\n  - name: m\n    kind: mock\n    retry_backoff_ms: -1\n",
+                      "brigade.yaml:4: providers[0].retry_backoff_ms: must not be negative (got -1)");
+    assert_load_error("providers:\n  - name: m\n    kind: mock\n    retry_backoff_ms: 60001\n",
+                      "brigade.yaml:4: providers[0].retry_backoff_ms: must be between 0 and 60000 (got 60001)");
+    /* A literal key earns the same warning as for openai. */
+    rc = load("providers:\n  - name: mock\n    kind: mock\n  - name: a\n    kind: anthropic\n"
+              "    base_url: https://api.anthropic.com/v1\n    api_key: sk-ant-literal\n", &c);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c.n_warnings, 1);
+    assert_non_null(strstr(c.warnings[0], "brigade.yaml:7: providers[1].api_key: the key is written in the file"));
+    config_free(&c);
+    unsetenv("TEST_ANTHROPIC_KEY");
+}
+
+static const char agents_yaml[] =
+    "tiers:\n"                                              /* 1 */
+    "  - name: default\n"
+    "  - name: pro\n"
+    "tools:\n"
+    "  - name: weather\n"                                   /* 5 */
+    "    description: Current weather for a city\n"
+    "    url: https://api.example.com/v1/weather/{city}?units=metric\n"
+    "    method: get\n"
+    "    headers:\n"
+    "      Authorization: Bearer ${TEST_TOOL_TOKEN}\n"      /* 10 */
+    "      X-Trace: brigade\n"
+    "    parameters:\n"
+    "      type: object\n"
+    "      properties:\n"
+    "        city: {type: string, description: \"City name, e.g. \\\"Oslo\\\"\"}\n" /* 15 */
+    "        days: {type: integer, minimum: 1, maximum: 7}\n"
+    "      required: [city]\n"
+    "    timeout_ms: 5000\n"
+    "    max_response_bytes: 65536\n"
+    "  - name: note_add\n"                                  /* 20 */
+    "    url: http://127.0.0.1:9000/notes\n"
+    "agents:\n"
+    "  - name: support.bot-1\n"
+    "    description: Answers support questions\n"
+    "    model: mock-large\n"                               /* 25 */
+    "    system_prompt: |\n"
+    "      You are the support bot.\n"
+    "      Be brief.\n"
+    "    tools: [memory, weather, clock, note_add]\n"
+    "    tiers: [pro]\n"                                    /* 30 */
+    "    max_steps: 20\n"
+    "    max_tool_calls: 0\n"
+    "    max_wall_ms: 1000\n"
+    "    max_output_tokens: 1024\n"
+    "    context_tokens: 32000\n"                           /* 35 */
+    "    max_tool_output_bytes: 256\n"
+    "  - name: plain\n"
+    "    model: mock-small\n";
+
+static void test_tools_and_agents_full(void **state)
+{
+    (void)state;
+    setenv("TEST_TOOL_TOKEN", "tok-123", 1);
+    brigade_config c;
+    int rc = load(agents_yaml, &c);
+    if (rc)
+        print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c.n_warnings, 0);
+
+    assert_int_equal(c.n_tools, 2);
+    const tool_cfg *w = config_find_tool(&c, "weather");
+    assert_non_null(w);
+    assert_ptr_equal(w, &c.tools[0]);
+    assert_string_equal(w->description, "Current weather for a city");
+    assert_string_equal(w->url, "https://api.example.com/v1/weather/{city}?units=metric");
+    assert_string_equal(w->method, "GET");  /* normalised to upper case */
+    assert_int_equal(w->n_headers, 2);
+    assert_string_equal(w->header_names[0], "Authorization");
+    assert_string_equal(w->header_values[0], "Bearer tok-123");
+    assert_string_equal(w->header_names[1], "X-Trace");
+    assert_string_equal(w->header_values[1], "brigade");
+    assert_string_equal(w->parameters_json,
+                        "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\","
+                        "\"description\":\"City name, e.g. \\\"Oslo\\\"\"},\"days\":{\"type\":\"integer\","
+                        "\"minimum\":1,\"maximum\":7}},\"required\":[\"city\"]}");
+    assert_int_equal(w->timeout_ms, 5000);
+    assert_int_equal(w->max_response_bytes, 65536);
+    const tool_cfg *n = config_find_tool(&c, "note_add");
+    assert_non_null(n);
+    assert_string_equal(n->description, "");
+    assert_string_equal(n->method, "POST");
+    assert_int_equal(n->n_headers, 0);
+    assert_string_equal(n->parameters_json, "{\"type\":\"object\"}");
+    assert_int_equal(n->timeout_ms, 10000);
+    assert_int_equal(n->max_response_bytes, 262144);
+    assert_null(config_find_tool(&c, "clock"));
+
+    /* agents replaced the embedded one */
+    assert_int_equal(c.n_agents, 2);
+    assert_null(config_find_agent(&c, "assistant"));
+    const agent_cfg *a = config_find_agent(&c, "support.bot-1");
+    assert_non_null(a);
+    assert_string_equal(a->description, "Answers support questions");
+    assert_string_equal(a->model_name, "mock-large");
+    assert_ptr_equal(a->model, config_find_model(&c, "mock-large"));
+    assert_string_equal(a->system_prompt, "You are the support bot.\nBe brief.\n");
+    assert_int_equal(a->n_tools, 4);
+    assert_string_equal(a->tools[0], "memory");
+    assert_string_equal(a->tools[1], "weather");
+    assert_string_equal(a->tools[2], "clock");
+    assert_string_equal(a->tools[3], "note_add");
+    assert_int_equal(a->n_tiers, 1);
+    assert_string_equal(a->tiers[0], "pro");
+    assert_int_equal(a->max_steps, 20);
+    assert_int_equal(a->max_tool_calls, 0);
+    assert_int_equal(a->max_wall_ms, 1000);
+    assert_int_equal(a->max_output_tokens, 1024);
+    assert_int_equal(a->context_tokens, 32000);
+    assert_int_equal(a->max_tool_output_bytes, 256);
+    assert_true(config_agent_allows_tier(a, "pro"));
+    assert_false(config_agent_allows_tier(a, "default"));
+    assert_false(config_agent_allows_tier(a, NULL));
+    assert_false(config_agent_allows_tier(NULL, "pro"));
+
+    const agent_cfg *p = config_find_agent(&c, "plain");
+    assert_non_null(p);
+    assert_string_equal(p->description, "");
+    assert_null(p->system_prompt);
+    assert_int_equal(p->n_tools, 0);
+    assert_int_equal(p->n_tiers, 0);
+    assert_true(config_agent_allows_tier(p, "default"));
+    assert_int_equal(p->max_steps, 8);
+    assert_int_equal(p->max_output_tokens, 4096);
+    assert_int_equal(p->context_tokens, 16000);
+    config_free(&c);
+    assert_null(c.tools);
+    unsetenv("TEST_TOOL_TOKEN");
+}
+
+/* A nested schema with every JSON type comes out as JSON that re-parses
+ * with the same structure. */
+static void test_parameters_json(void **state)
+{
+    (void)state;
+    brigade_config c;
+    int rc = load("tools:\n"
+                  "  - name: search\n"
+                  "    url: https://search.example/q\n"
+                  "    parameters:\n"
+                  "      type: object\n"
+                  "      additionalProperties: false\n"
+                  "      properties:\n"
+                  "        query: {type: string, minLength: 1, pattern: \"^[a-z]+\\t$\"}\n"
+                  "        limit: {type: integer, default: 10, maximum: 1.5e2, minimum: -3}\n"
+                  "        exact: {type: boolean, default: True}\n"
+                  "        filters:\n"
+                  "          type: object\n"
+                  "          properties:\n"
+                  "            tags:\n"
+                  "              type: array\n"
+                  "              items: {type: string, enum: [\"a\", b, \"true\", \"42\", null]}\n"
+                  "            since: {type: [string, \"null\"], default: ~}\n"
+                  "            note: {description: 'Ünïcödé, \"quoted\" and \\ back'}\n"
+                  "      required: [query]\n", &c);
+    if (rc)
+        print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    const char *js = config_find_tool(&c, "search")->parameters_json;
+    cJSON *root = cJSON_Parse(js);
+    if (!root)
+        print_error("not JSON: %s\n", js);
+    assert_non_null(root);
+    assert_true(cJSON_IsObject(root));
+    assert_string_equal(cJSON_GetObjectItem(root, "type")->valuestring, "object");
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(root, "additionalProperties")));
+    cJSON *props = cJSON_GetObjectItem(root, "properties");
+    assert_true(cJSON_IsObject(props));
+    assert_int_equal(cJSON_GetArraySize(props), 4);
+    cJSON *q = cJSON_GetObjectItem(props, "query");
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(q, "minLength")));
+    assert_int_equal(cJSON_GetObjectItem(q, "minLength")->valueint, 1);
+    assert_string_equal(cJSON_GetObjectItem(q, "pattern")->valuestring, "^[a-z]+\t$");
+    cJSON *lim = cJSON_GetObjectItem(props, "limit");
+    assert_int_equal(cJSON_GetObjectItem(lim, "default")->valueint, 10);
+    assert_true(cJSON_GetObjectItem(lim, "maximum")->valuedouble == 150.0);
+    assert_true(cJSON_GetObjectItem(lim, "minimum")->valuedouble == -3.0);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(props, "exact"), "default")));
+    cJSON *filters = cJSON_GetObjectItem(props, "filters");
+    cJSON *fprops = cJSON_GetObjectItem(filters, "properties");
+    cJSON *tags = cJSON_GetObjectItem(fprops, "tags");
+    assert_string_equal(cJSON_GetObjectItem(tags, "type")->valuestring, "array");
+    cJSON *en = cJSON_GetObjectItem(cJSON_GetObjectItem(tags, "items"), "enum");
+    assert_true(cJSON_IsArray(en));
+    assert_int_equal(cJSON_GetArraySize(en), 5);
+    assert_string_equal(cJSON_GetArrayItem(en, 0)->valuestring, "a");
+    assert_string_equal(cJSON_GetArrayItem(en, 1)->valuestring, "b");
+    assert_true(cJSON_IsString(cJSON_GetArrayItem(en, 2))); /* quoted "true" stays a string */
+    assert_string_equal(cJSON_GetArrayItem(en, 2)->valuestring, "true");
+    assert_true(cJSON_IsString(cJSON_GetArrayItem(en, 3)));
+    assert_true(cJSON_IsNull(cJSON_GetArrayItem(en, 4)));
+    cJSON *since = cJSON_GetObjectItem(fprops, "since");
+    cJSON *st = cJSON_GetObjectItem(since, "type");
+    assert_int_equal(cJSON_GetArraySize(st), 2);
+    assert_string_equal(cJSON_GetArrayItem(st, 1)->valuestring, "null");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(since, "default")));
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(fprops, "note"), "description")->valuestring,
+                        "Ünïcödé, \"quoted\" and \\ back");
+    cJSON *req = cJSON_GetObjectItem(root, "required");
+    assert_int_equal(cJSON_GetArraySize(req), 1);
+    assert_string_equal(cJSON_GetArrayItem(req, 0)->valuestring, "query");
+    cJSON_Delete(root);
+    config_free(&c);
+
+    /* Anchors inside a schema are resolved before conversion. */
+    rc = load("tools:\n  - name: t\n    url: http://127.0.0.1/x\n    parameters:\n      type: object\n"
+              "      properties:\n        a: &s {type: string}\n        b: *s\n", &c);
+    assert_int_equal(rc, 0);
+    assert_string_equal(c.tools[0].parameters_json,
+                        "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"},\"b\":{\"type\":\"string\"}}}");
+    config_free(&c);
+}
+
+static void test_tool_errors(void **state)
+{
+    (void)state;
+#define T "tools:\n  - name: t\n    url: http://127.0.0.1/x\n"
+    assert_load_error("tools:\n  - url: http://x\n", "brigade.yaml:2: tools[0]: missing required key \"name\"");
+    assert_load_error("tools:\n  - name: t\n", "brigade.yaml:2: tools[0]: missing required key \"url\"");
+    assert_load_error("tools:\n  - name: my tool\n    url: http://x\n",
+                      "brigade.yaml:2: tools[0].name: \"my tool\" is not a valid tool name (1-64 characters of a-z A-Z 0-9 _-)");
+    assert_load_error("tools:\n  - name: a.b\n    url: http://x\n", "brigade.yaml:2: tools[0].name: \"a.b\" is not a valid tool name");
+    assert_load_error("tools:\n  - name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n    url: http://x\n",
+                      "brigade.yaml:2: tools[0].name: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…\" is not a valid tool name");
+    assert_load_error("tools:\n  - name: memory\n    url: http://x\n",
+                      "brigade.yaml:2: tools[0].name: \"memory\" is a built-in tool; choose another name");
+    assert_load_error("tools:\n  - name: clock\n    url: http://x\n", "brigade.yaml:2: tools[0].name: \"clock\" is a built-in tool");
+    assert_load_error(T "  - name: t\n    url: http://y\n",
+                      "brigade.yaml:4: tools[1].name: duplicate name \"t\" (also tools[0], line 2)");
+    assert_load_error("tools: []\n", "brigade.yaml:1: tools: the list is empty");
+    assert_load_error("tools:\n  - name: t\n    url: ftp://x/y\n",
+                      "brigade.yaml:3: tools[0].url: \"ftp://x/y\" must start with http:// or https://");
+    assert_load_error("tools:\n  - name: t\n    url: https:///path\n", "brigade.yaml:3: tools[0].url: \"https:///path\" has no host");
+    assert_load_error("tools:\n  - name: t\n    url: http://{host}/x\n    parameters: {type: object, properties: {host: {}}}\n",
+                      "brigade.yaml:3: tools[0].url: placeholders are only allowed after the host");
+    assert_load_error("tools:\n  - name: t\n    url: http://x/{id}\n",
+                      "brigade.yaml:3: tools[0].url: placeholder {id} is not a property of the tool's parameters");
+    assert_load_error("tools:\n  - name: t\n    url: http://x/{id\n    parameters: {type: object, properties: {id: {}}}\n",
+                      "brigade.yaml:3: tools[0].url: bad placeholder at \"{id\"");
+    assert_load_error("tools:\n  - name: t\n    url: http://x/a}b\n", "brigade.yaml:3: tools[0].url: \"}\" without \"{\"");
+    assert_load_error(T "    method: FETCH\n",
+                      "brigade.yaml:4: tools[0].method: unknown method \"FETCH\" (known: GET, POST, PUT, PATCH, DELETE)");
+    assert_load_error(T "    headers: [a, b]\n",
+                      "brigade.yaml:4: tools[0].headers: expected a mapping (Header-Name: value), got a list");
+    assert_load_error(T "    headers:\n      \"Bad Name\": x\n",
+                      "brigade.yaml:5: tools[0].headers: \"Bad Name\" is not a valid header name");
+    assert_load_error(T "    headers:\n      Content-Length: 5\n",
+                      "brigade.yaml:5: tools[0].headers.Content-Length: this header is set by brigade");
+    assert_load_error(T "    headers:\n      X-A: 1\n      x-a: 2\n",
+                      "brigade.yaml:6: tools[0].headers.x-a: header given twice (also \"X-A\"");
+    assert_load_error(T "    headers:\n      X-A: \"a\\r\\nEvil: 1\"\n",
+                      "brigade.yaml:5: tools[0].headers.X-A: header values must not contain control characters");
+    unsetenv("TEST_UNSET");
+    assert_load_error(T "    headers:\n      Authorization: Bearer ${TEST_UNSET}\n",
+                      "brigade.yaml:5: tools[0].headers.Authorization: environment variable TEST_UNSET is not set");
+    assert_load_error(T "    headers:\n      X-A: {a: 1}\n",
+                      "brigade.yaml:5: tools[0].headers.X-A: expected a string, got a mapping");
+    assert_load_error(T "    parameters: [a]\n",
+                      "brigade.yaml:4: tools[0].parameters: expected a mapping holding a JSON Schema (type: object, properties: …), got a list");
+    assert_load_error(T "    parameters:\n      properties: {}\n",
+                      "brigade.yaml:4: tools[0].parameters: needs \"type: object\"");
+    assert_load_error(T "    parameters:\n      type: string\n",
+                      "brigade.yaml:5: tools[0].parameters.type: must be \"object\" (a tool's arguments are a JSON object), got \"string\"");
+    assert_load_error(T "    parameters:\n      type: object\n      properties: [a]\n",
+                      "brigade.yaml:6: tools[0].parameters.properties: expected a mapping (argument name: schema), got a list");
+    assert_load_error(T "    parameters:\n      type: object\n      properties:\n        n:\n          maximum: .inf\n",
+                      "brigade.yaml:8: tools[0].parameters.properties.n.maximum: \".inf\" is a YAML number JSON cannot hold");
+    assert_load_error(T "    parameters:\n      type: object\n      properties:\n        n: {enum: [1, 0x10]}\n",
+                      "brigade.yaml:7: tools[0].parameters.properties.n.enum[1]: \"0x10\" is a YAML number JSON cannot hold");
+    assert_load_error(T "    parameters:\n      type: object\n      x: 007\n",
+                      "brigade.yaml:6: tools[0].parameters.x: \"007\" is a YAML number");
+    assert_load_error(T "    timeout_ms: 0\n", "brigade.yaml:4: tools[0].timeout_ms: must be between 1 and 600000 (got 0)");
+    assert_load_error(T "    timeout_ms: 600001\n", "brigade.yaml:4: tools[0].timeout_ms: must be between 1 and 600000");
+    assert_load_error(T "    max_response_bytes: 16777217\n",
+                      "brigade.yaml:4: tools[0].max_response_bytes: must be between 1 and 16777216 (got 16777217)");
+    assert_load_error(T "    max_response_bytes: 0\n", "brigade.yaml:4: tools[0].max_response_bytes: must be between 1");
+    assert_load_error(T "    headerz: {}\n", "brigade.yaml:4: tools[0].headerz: unknown key (did you mean \"headers\"?)");
+
+    /* A literal credential header warns, like a literal api_key; a ${VAR} one does not. */
+    brigade_config c;
+    setenv("TEST_TOOL_TOKEN", "tok", 1);
+    int rc = load(T "    headers:\n      Authorization: Bearer abc\n      X-Api-Key: ${TEST_TOOL_TOKEN}\n"
+                    "      X-Other: plain\n", &c);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c.n_warnings, 1);
+    assert_non_null(strstr(c.warnings[0], "brigade.yaml:5: tools[0].headers.Authorization: the credential is written in the file"));
+    config_free(&c);
+    rc = load(T "    headers:\n      x-api-key: abc\n", &c);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c.n_warnings, 1);
+    config_free(&c);
+    unsetenv("TEST_TOOL_TOKEN");
+#undef T
+}
+
+static void test_agent_errors(void **state)
+{
+    (void)state;
+#define A "agents:\n  - name: a\n    model: mock-small\n"
+    assert_load_error("agents:\n  - model: mock-small\n", "brigade.yaml:2: agents[0]: missing required key \"name\"");
+    assert_load_error("agents:\n  - name: a\n", "brigade.yaml:2: agents[0]: missing required key \"model\"");
+    assert_load_error("agents:\n  - name: a/b\n    model: mock-small\n",
+                      "brigade.yaml:2: agents[0].name: \"a/b\" is not a valid agent name (1-64 characters of a-z A-Z 0-9 _.-)");
+    assert_load_error(A "  - name: a\n    model: mock-large\n",
+                      "brigade.yaml:4: agents[1].name: duplicate name \"a\" (also agents[0], line 2)");
+    assert_load_error("agents:\n  - name: a\n    model: gpt-9\n",
+                      "brigade.yaml:3: agents[0].model: no model named \"gpt-9\" (known: mock-small, mock-large)");
+    assert_load_error("models:\n  - name: tiny\n    provider: mock\n    max_output_tokens: 10\n    context_window: 100\n"
+                      "agents:\n  - name: a\n    model: tiny\n",
+                      "brigade.yaml:8: agents[0].model: model \"tiny\" has a context_window of 100 tokens; an agent needs at least 256");
+    assert_load_error(A "    tools: [memory, search]\n",
+                      "brigade.yaml:4: agents[0].tools[1]: no tool named \"search\" (known: memory, clock)");
+    assert_load_error("tools:\n  - name: web\n    url: http://127.0.0.1/\n" A "    tools:\n      - clock\n      - wbe\n",
+                      "brigade.yaml:9: agents[0].tools[1]: no tool named \"wbe\" (known: memory, clock, web)");
+    assert_load_error(A "    tools: [clock, clock]\n", "brigade.yaml:4: agents[0].tools[1]: \"clock\" is listed twice");
+    assert_load_error(A "    tools: memory\n", "brigade.yaml:4: agents[0].tools: expected a list");
+    assert_load_error(A "    tools: [[memory]]\n", "brigade.yaml:4: agents[0].tools[0]: expected a string, got a list");
+    assert_load_error(A "    tiers: [gold]\n", "brigade.yaml:4: agents[0].tiers[0]: no tier named \"gold\" (known: default)");
+    assert_load_error(A "    tiers: []\n", "brigade.yaml:4: agents[0].tiers: the list is empty");
+    assert_load_error(A "    max_steps: 0\n", "brigade.yaml:4: agents[0].max_steps: must be between 1 and 100 (got 0)");
+    assert_load_error(A "    max_steps: 101\n", "brigade.yaml:4: agents[0].max_steps: must be between 1 and 100 (got 101)");
+    assert_load_error(A "    max_tool_calls: 1001\n", "brigade.yaml:4: agents[0].max_tool_calls: must be between 0 and 1000 (got 1001)");
+    assert_load_error(A "    max_tool_calls: -1\n", "brigade.yaml:4: agents[0].max_tool_calls: must not be negative (got -1)");
+    assert_load_error(A "    max_wall_ms: 999\n", "brigade.yaml:4: agents[0].max_wall_ms: must be between 1000 and 3600000 (got 999)");
+    assert_load_error(A "    max_wall_ms: 3600001\n", "brigade.yaml:4: agents[0].max_wall_ms: must be between 1000 and 3600000");
+    assert_load_error(A "    max_output_tokens: 4097\n",
+                      "brigade.yaml:4: agents[0].max_output_tokens: must be between 1 and 4096 (got 4097)");
+    assert_load_error(A "    max_output_tokens: 0\n", "brigade.yaml:4: agents[0].max_output_tokens: must be between 1 and 4096");
+    assert_load_error(A "    context_tokens: 255\n",
+                      "brigade.yaml:4: agents[0].context_tokens: must be between 256 and 128000 (got 255)");
+    assert_load_error(A "    context_tokens: 128001\n", "brigade.yaml:4: agents[0].context_tokens: must be between 256 and 128000");
+    assert_load_error(A "    max_tool_output_bytes: 255\n",
+                      "brigade.yaml:4: agents[0].max_tool_output_bytes: must be between 256 and 1048576 (got 255)");
+    assert_load_error(A "    max_tool_output_bytes: 1048577\n", "brigade.yaml:4: agents[0].max_tool_output_bytes: must be between 256");
+    assert_load_error(A "    system_prompt: [a]\n", "brigade.yaml:4: agents[0].system_prompt: expected a string, got a list");
+    assert_load_error(A "    max_stepz: 3\n", "brigade.yaml:4: agents[0].max_stepz: unknown key (did you mean \"max_steps\"?)");
+    assert_load_error("agents:\n  -\n", "brigade.yaml:1: agents[0]: expected a mapping (name, model, …), got nothing");
+
+    /* system_prompt: at most 64 KiB */
+    size_t big = 65537;
+    char *y = malloc(big + 200);
+    assert_non_null(y);
+    int off = snprintf(y, 200, A "    system_prompt: ");
+    memset(y + off, 'x', big);
+    strcpy(y + off + big, "\n");
+    assert_load_error(y, "brigade.yaml:4: agents[0].system_prompt: longer than 65536 bytes (65537)");
+    y[off + big - 1] = '\n';   /* exactly 65536 loads */
+    y[off + big] = '\0';
+    brigade_config c;
+    int rc = load(y, &c);
+    assert_int_equal(rc, 0);
+    assert_int_equal(strlen(c.agents[0].system_prompt), 65536);
+    config_free(&c);
+    free(y);
+#undef A
+}
+
+static void test_agent_replacement(void **state)
+{
+    (void)state;
+    brigade_config c;
+    /* models replaced, mock-small still there (redefined): the assistant
+     * stays and takes its limits from the new definition. */
+    int rc = load("models:\n  - name: mock-small\n    provider: mock\n    max_output_tokens: 500\n"
+                  "    context_window: 8000\n", &c);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c.n_agents, 1);
+    const agent_cfg *a = config_find_agent(&c, "assistant");
+    assert_non_null(a);
+    assert_ptr_equal(a->model, config_find_model(&c, "mock-small"));
+    assert_int_equal(a->max_output_tokens, 500);
+    assert_int_equal(a->context_tokens, 8000);
+    config_free(&c);
+
+    /* models replaced without mock-small: no agents, and that is not an error. */
+    rc = load("models:\n  - name: other\n    provider: mock\n", &c);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c.n_agents, 0);
+    assert_null(config_find_agent(&c, "assistant"));
+    config_free(&c);
+
+    /* The embedded models survive a replaced providers list, so does the agent. */
+    rc = load("providers:\n  - name: mock\n    kind: mock\n", &c);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c.n_agents, 1);
+    assert_ptr_equal(c.agents[0].model, config_find_model(&c, "mock-small"));
+    config_free(&c);
+
+    /* agents given: they replace the default. */
+    rc = load("agents:\n  - name: x\n    model: mock-large\n", &c);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c.n_agents, 1);
+    assert_null(config_find_agent(&c, "assistant"));
+    assert_non_null(config_find_agent(&c, "x"));
+    config_free(&c);
+
+    /* an explicit empty list: no agents at all */
+    rc = load("agents: []\n", &c);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c.n_agents, 0);
+    config_free(&c);
+
+    /* tiers of an agent are checked against the replaced tiers list */
+    rc = load("tiers:\n  - name: free\n  - name: pro\ndefault_tier: free\n"
+              "agents:\n  - name: a\n    model: mock-small\n    tiers: [free, pro]\n", &c);
+    assert_int_equal(rc, 0);
+    assert_true(config_agent_allows_tier(&c.agents[0], "free"));
+    assert_true(config_agent_allows_tier(&c.agents[0], "pro"));
+    assert_false(config_agent_allows_tier(&c.agents[0], "default"));
     config_free(&c);
 }
 
@@ -600,6 +1120,9 @@ static void test_example_file(void **state)
     const char *key = getenv("OPENAI_API_KEY");
     if (!key || !*key)
         setenv("OPENAI_API_KEY", "sk-test-example", 1);
+    key = getenv("ANTHROPIC_API_KEY");
+    if (!key || !*key)
+        setenv("ANTHROPIC_API_KEY", "sk-ant-test-example", 1);
     brigade_config c;
     char e[512];
     int rc = config_load_file(BRIGADE_SOURCE_ROOT "/examples/brigade.yaml", &c, e, sizeof(e));
@@ -612,6 +1135,23 @@ static void test_example_file(void **state)
     assert_non_null(config_find_model(&c, "mock-small"));
     assert_non_null(config_find_tier(&c, c.default_tier));
     assert_non_null(config_find_model(&c, "gpt-4o-mini")->provider->api_key);
+    /* the new sections are shown too */
+    const model_cfg *cl = config_find_model(&c, "claude-sonnet");
+    assert_non_null(cl);
+    assert_int_equal(cl->provider->kind, PROVIDER_ANTHROPIC);
+    assert_string_equal(cl->provider->api_key, getenv("ANTHROPIC_API_KEY"));
+    assert_string_equal(cl->provider->anthropic_version, "2023-06-01");
+    const tool_cfg *w = config_find_tool(&c, "weather");
+    assert_non_null(w);
+    assert_string_equal(w->method, "GET");
+    assert_int_equal(w->n_headers, 1);
+    assert_non_null(strstr(w->parameters_json, "\"required\":[\"city\"]"));
+    const agent_cfg *f = config_find_agent(&c, "forecaster");
+    assert_non_null(f);
+    assert_ptr_equal(f->model, cl);
+    assert_true(config_agent_allows_tier(f, "pro"));
+    assert_false(config_agent_allows_tier(f, "default"));
+    assert_non_null(config_find_agent(&c, "assistant"));
     config_free(&c);
 }
 
@@ -631,6 +1171,13 @@ int main(void)
         cmocka_unit_test(test_model_missing_provider),
         cmocka_unit_test(test_provider_rules),
         cmocka_unit_test(test_providers_replace_defaults),
+        cmocka_unit_test(test_default_agent),
+        cmocka_unit_test(test_anthropic_provider),
+        cmocka_unit_test(test_tools_and_agents_full),
+        cmocka_unit_test(test_parameters_json),
+        cmocka_unit_test(test_tool_errors),
+        cmocka_unit_test(test_agent_errors),
+        cmocka_unit_test(test_agent_replacement),
         cmocka_unit_test(test_env_expansion),
         cmocka_unit_test(test_env_literals),
         cmocka_unit_test(test_env_errors),

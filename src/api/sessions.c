@@ -1,0 +1,224 @@
+/* sessions.c — a user's sessions with agents, their transcripts, messages
+ * that start runs, and the runs themselves. Everything is the calling
+ * user's own: another user's session or run is "not found". Posting a
+ * message and cancelling a run hand the request to the harness (runs.h);
+ * the rest are store reads and writes on the thread pool. */
+#include "api/api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "runs/runs.h"
+
+#define SESSIONS_PAGE_DEFAULT 20
+#define SESSIONS_PAGE_MAX 100
+#define MESSAGES_PAGE_DEFAULT 100
+#define MESSAGES_PAGE_MAX 500
+#define SESSION_METADATA_MAX 16384
+#define MESSAGE_CONTENT_MAX (64u << 10)
+
+static cJSON *api_json_session(const session_rec *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", s->id);
+    cJSON_AddStringToObject(o, "object", "session");
+    cJSON_AddStringToObject(o, "agent", s->agent);
+    cJSON *meta = s->metadata_json ? cJSON_Parse(s->metadata_json) : NULL;
+    cJSON_AddItemToObject(o, "metadata", meta ? meta : cJSON_CreateObject());
+    cJSON_AddNumberToObject(o, "message_count", (double)s->message_count);
+    cJSON_AddNumberToObject(o, "created_at", (double)s->created_at);
+    cJSON_AddNumberToObject(o, "updated_at", (double)s->updated_at);
+    return o;
+}
+
+void api_sessions_create(api_ctx *ctx)
+{
+    static const char *const allowed[] = {"agent", "metadata", NULL};
+    cJSON *body = api_body_object(ctx, allowed, false);
+    if (!body) return;
+    char agent[STORE_AGENT_MAX];
+    char *meta = NULL;
+    if (!api_field_string(ctx, body, "agent", true, STORE_AGENT_MAX - 1, agent, sizeof agent, NULL))
+        goto out;
+    const agent_cfg *a = config_find_agent(&ctx->app->cfg, agent);
+    if (!a) {
+        api_fail(ctx, 400, "invalid_request_error", "unknown_agent", "agent",
+                 "no agent named \"%s\" (GET /v1/agents lists yours)", agent);
+        goto out;
+    }
+    if (!config_agent_allows_tier(a, ctx->scope.tier)) {
+        api_fail(ctx, 403, "permission_error", "agent_not_allowed", "agent",
+                 "your tier may not use agent \"%s\"", agent);
+        goto out;
+    }
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "metadata");
+    if (m && !cJSON_IsNull(m)) {
+        if (!cJSON_IsObject(m)) {
+            api_fail(ctx, 400, "invalid_request_error", "invalid_type", "metadata",
+                     "\"metadata\" must be an object");
+            goto out;
+        }
+        meta = cJSON_PrintUnformatted(m);
+        if (!meta || strlen(meta) > SESSION_METADATA_MAX) {
+            api_fail(ctx, 400, "invalid_request_error", "invalid_value", "metadata",
+                     "\"metadata\" must be at most %d bytes of JSON", SESSION_METADATA_MAX);
+            goto out;
+        }
+    }
+    session_rec s;
+    store_status st = store_session_create(ctx->app->store, &ctx->scope, agent, meta, &s);
+    if (st != STORE_OK) {
+        api_fail_store(ctx, st, "session");
+        goto out;
+    }
+    api_reply(ctx, 201, api_json_session(&s));
+    session_rec_free(&s);
+out:
+    cJSON_free(meta);
+    cJSON_Delete(body);
+}
+
+void api_sessions_list(api_ctx *ctx)
+{
+    long long limit = SESSIONS_PAGE_DEFAULT;
+    if (!api_query_int(ctx, "limit", 1, SESSIONS_PAGE_MAX, &limit, NULL)) return;
+    const char *before = http_query_get(ctx->req, "before");
+    if (before && strlen(before) >= ID_MAX) {
+        api_fail(ctx, 400, "invalid_request_error", "invalid_value", "before",
+                 "query parameter \"before\" must be a session id");
+        return;
+    }
+    session_rec *ss = NULL;
+    size_t n = 0;
+    store_status st = store_session_list(ctx->app->store, &ctx->scope, before, (size_t)limit + 1,
+                                         &ss, &n);
+    if (st != STORE_OK) {
+        api_fail_store(ctx, st, "session");
+        return;
+    }
+    bool more = n > (size_t)limit;
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n && i < (size_t)limit; i++) cJSON_AddItemToArray(arr, api_json_session(&ss[i]));
+    store_free_sessions(ss, n);
+    api_reply(ctx, 200, api_json_list(arr, more));
+}
+
+void api_sessions_get(api_ctx *ctx)
+{
+    session_rec s;
+    store_status st = store_session_get(ctx->app->store, &ctx->scope, ctx->req->params[0], &s);
+    if (st != STORE_OK) {
+        api_fail_store(ctx, st, "session");
+        return;
+    }
+    api_reply(ctx, 200, api_json_session(&s));
+    session_rec_free(&s);
+}
+
+void api_sessions_delete(api_ctx *ctx)
+{
+    const char *id = ctx->req->params[0];
+    /* Only this user's sessions can be busy under this id: ids are random. */
+    if (runs_session_busy(ctx->app->runs, id)) {
+        session_rec s;
+        if (store_session_get(ctx->app->store, &ctx->scope, id, &s) == STORE_OK) {
+            session_rec_free(&s);
+            api_fail(ctx, 409, "conflict_error", "session_busy", NULL,
+                     "a run is in progress on this session; cancel it first");
+            return;
+        }
+    }
+    store_status st = store_session_delete(ctx->app->store, &ctx->scope, id);
+    if (st != STORE_OK) {
+        api_fail_store(ctx, st, "session");
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "object", "session");
+    cJSON_AddBoolToObject(o, "deleted", true);
+    api_reply(ctx, 200, o);
+}
+
+void api_messages_list(api_ctx *ctx)
+{
+    long long limit = MESSAGES_PAGE_DEFAULT, after = 0;
+    if (!api_query_int(ctx, "limit", 1, MESSAGES_PAGE_MAX, &limit, NULL) ||
+        !api_query_int(ctx, "after", 0, INT64_MAX, &after, NULL))
+        return;
+    message_rec *ms = NULL;
+    size_t n = 0;
+    store_status st = store_message_list(ctx->app->store, &ctx->scope, ctx->req->params[0], after,
+                                         (size_t)limit + 1, &ms, &n);
+    if (st != STORE_OK) {
+        api_fail_store(ctx, st, "session");
+        return;
+    }
+    bool more = n > (size_t)limit;
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n && i < (size_t)limit; i++) cJSON_AddItemToArray(arr, runs_json_message(&ms[i]));
+    store_free_messages(ms, n);
+    api_reply(ctx, 200, api_json_list(arr, more));
+}
+
+void api_messages_post(api_ctx *ctx)
+{
+    static const char *const allowed[] = {"content", "stream", "if_busy", NULL};
+    cJSON *body = api_body_object(ctx, allowed, false);
+    if (!body) {
+        api_send(ctx);
+        return;
+    }
+    bool stream = false;
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(body, "content");
+    const cJSON *busy = cJSON_GetObjectItemCaseSensitive(body, "if_busy");
+    runs_if_busy mode = RUNS_BUSY_REJECT;
+    if (!content) {
+        api_fail(ctx, 400, "invalid_request_error", "missing_field", "content",
+                 "missing required field \"content\"");
+    } else if (!cJSON_IsString(content) || !content->valuestring[0] ||
+               strlen(content->valuestring) > MESSAGE_CONTENT_MAX) {
+        api_fail(ctx, 400, "invalid_request_error", "invalid_value", "content",
+                 "\"content\" must be a non-empty string of at most %u bytes", MESSAGE_CONTENT_MAX);
+    } else if (!api_field_bool(ctx, body, "stream", &stream, NULL)) {
+        /* api_fail done */
+    } else if (busy && !(cJSON_IsString(busy) && (strcmp(busy->valuestring, "reject") == 0 ||
+                                                  strcmp(busy->valuestring, "enqueue") == 0 ||
+                                                  strcmp(busy->valuestring, "interrupt") == 0))) {
+        api_fail(ctx, 400, "invalid_request_error", "invalid_value", "if_busy",
+                 "\"if_busy\" must be \"reject\", \"enqueue\" or \"interrupt\"");
+    } else {
+        if (busy && strcmp(busy->valuestring, "enqueue") == 0) mode = RUNS_BUSY_ENQUEUE;
+        if (busy && strcmp(busy->valuestring, "interrupt") == 0) mode = RUNS_BUSY_INTERRUPT;
+        runs_post_message(ctx->thread->runs, ctx->req, &ctx->scope, ctx->req->params[0],
+                          content->valuestring, stream, mode);
+        cJSON_Delete(body);
+        return;
+    }
+    cJSON_Delete(body);
+    api_send(ctx);
+}
+
+void api_runs_get(api_ctx *ctx)
+{
+    run_rec r;
+    store_status st = store_run_get(ctx->app->store, &ctx->scope, ctx->req->params[0], &r);
+    if (st != STORE_OK) {
+        api_fail_store(ctx, st, "run");
+        return;
+    }
+    run_status live;
+    if (runs_live_status(ctx->app->runs, &ctx->scope, r.id, &live)) r.status = live;
+    api_reply(ctx, 200, runs_json_run(&r));
+}
+
+void api_runs_cancel(api_ctx *ctx)
+{
+    cJSON *body = api_body_object(ctx, (const char *const[]){NULL}, true);
+    if (!body) {
+        api_send(ctx);
+        return;
+    }
+    cJSON_Delete(body);
+    runs_cancel(ctx->thread->runs, ctx->req, &ctx->scope, ctx->req->params[0]);
+}

@@ -1,0 +1,218 @@
+/* model.c — performing a CALL_MODEL effect: send the core's request to the
+ * agent's model (always streamed, so the client sees `message.delta` events
+ * as text arrives), assemble the reply — text and tool calls — from the
+ * chunks, charge its usage to the user, and feed it back to the core.
+ * Transient provider failures are retried (upstream_should_retry) as long as
+ * nothing of this reply has reached the client yet. */
+#include "runs/runs_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+#include "util/timeutil.h"
+
+static void run_model_start(run_exec *x);
+
+/* The request body of the current call, kept for retries. */
+static char *run_model_body(run_exec *x, size_t *len)
+{
+    *len = x->call_body_len;
+    return x->call_body;
+}
+
+/* Merge one streamed tool-call fragment into the call at its index. */
+static void run_model_take_tool_delta(run_exec *x, const cJSON *d)
+{
+    const cJSON *idx = cJSON_GetObjectItemCaseSensitive(d, "index");
+    int i = cJSON_IsNumber(idx) ? idx->valueint : 0;
+    if (i < 0 || i > 127) return;
+    if (!x->reply_tools) x->reply_tools = cJSON_CreateArray();
+    while (cJSON_GetArraySize(x->reply_tools) <= i) {
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "id", "");
+        cJSON_AddStringToObject(c, "type", "function");
+        cJSON *f = cJSON_AddObjectToObject(c, "function");
+        cJSON_AddStringToObject(f, "name", "");
+        cJSON_AddStringToObject(f, "arguments", "");
+        cJSON_AddItemToArray(x->reply_tools, c);
+    }
+    cJSON *call = cJSON_GetArrayItem(x->reply_tools, i);
+    cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(d, "id");
+    const cJSON *df = cJSON_GetObjectItemCaseSensitive(d, "function");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(df, "name");
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(df, "arguments");
+    if (cJSON_IsString(id) && id->valuestring[0])
+        cJSON_ReplaceItemInObjectCaseSensitive(call, "id", cJSON_CreateString(id->valuestring));
+    if (cJSON_IsString(name) && name->valuestring[0])
+        cJSON_ReplaceItemInObjectCaseSensitive(fn, "name", cJSON_CreateString(name->valuestring));
+    if (cJSON_IsString(args) && args->valuestring[0]) {
+        const cJSON *cur = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+        size_t a = strlen(cur->valuestring), b = strlen(args->valuestring);
+        if (a + b > (1u << 20)) return;   /* a model cannot make us hold more than 1 MiB */
+        char *joined = malloc(a + b + 1);
+        if (!joined) abort();
+        memcpy(joined, cur->valuestring, a);
+        memcpy(joined + a, args->valuestring, b + 1);
+        cJSON_ReplaceItemInObjectCaseSensitive(fn, "arguments", cJSON_CreateString(joined));
+        free(joined);
+    }
+}
+
+static bool run_model_on_event(upstream_call *call, const char *json, size_t len, void *arg)
+{
+    (void)call;
+    run_exec *x = arg;
+    cJSON *chunk = cJSON_ParseWithLength(json, len);
+    if (!chunk) return true;            /* the provider layer reports malformed streams */
+    const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(chunk, "choices"), 0);
+    const cJSON *delta = cJSON_GetObjectItemCaseSensitive(choice, "delta");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(delta, "content");
+    bool more = true;
+    if (cJSON_IsString(content) && content->valuestring[0]) {
+        size_t n = strlen(content->valuestring);
+        if (x->reply_text.len + n <= (4u << 20)) buf_append(&x->reply_text, content->valuestring, n);
+        x->reply_started = true;
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "text", content->valuestring);
+        run_event(x, "message.delta", d);
+        /* A slow client pauses the model rather than growing our buffers. */
+        more = !x->sub || !x->sse_full;
+    }
+    const cJSON *tcs = cJSON_GetObjectItemCaseSensitive(delta, "tool_calls");
+    const cJSON *tc;
+    cJSON_ArrayForEach(tc, tcs) run_model_take_tool_delta(x, tc);
+    cJSON_Delete(chunk);
+    return more;
+}
+
+static void run_model_charge(run_exec *x, const upstream_result *res)
+{
+    const model_cfg *m = x->agent->model;
+    int64_t cost = config_cost_nusd(m, res->input_tokens, res->output_tokens);
+    x->rec.input_tokens += res->input_tokens;
+    x->rec.output_tokens += res->output_tokens;
+    x->rec.cost_nusd += cost;
+    if (res->input_tokens == 0 && res->output_tokens == 0) return;
+    usage_rec u;
+    memset(&u, 0, sizeof u);
+    u.ts = time_now_unix();
+    snprintf(u.tenant_id, sizeof u.tenant_id, "%s", x->sc.tenant_id);
+    snprintf(u.user_id, sizeof u.user_id, "%s", x->sc.user_id);
+    snprintf(u.key_id, sizeof u.key_id, "%s", x->sc.key_id);
+    snprintf(u.model, sizeof u.model, "%s", m->name);
+    snprintf(u.request_id, sizeof u.request_id, "%.32s", x->rec.id);
+    u.input_tokens = res->input_tokens;
+    u.output_tokens = res->output_tokens;
+    u.cost_nusd = cost;
+    u.status = 200;
+    store_usage_record(x->r->st, &u);
+}
+
+static void run_model_retry_fire(uv_timer_t *t)
+{
+    run_exec *x = t->data;
+    if (x->finishing || x->stopped) return;
+    x->attempt++;
+    run_model_start(x);
+}
+
+static void run_model_on_done(upstream_call *call, const upstream_result *res, void *arg)
+{
+    (void)call;
+    run_exec *x = arg;
+    x->call = NULL;
+    if (x->finishing) return;           /* cancelled by run_exec_end */
+    if (res->error == UPSTREAM_CANCELLED) return;   /* run_model_abort: whoever cancelled decides */
+    if (res->error != UPSTREAM_OK) {
+        /* Partial text already streamed cannot be taken back: no retry then. */
+        uint64_t delay_ms = 0;
+        if (!x->reply_started &&
+            upstream_should_retry(x->agent->model->provider, x->attempt, res, &delay_ms)) {
+            log_info("run %s: model call attempt %u failed (%s %d); retrying in %llu ms", x->rec.id,
+                     x->attempt + 1, upstream_error_name(res->error), res->status,
+                     (unsigned long long)delay_ms);
+            uv_timer_start(&x->retry_timer, run_model_retry_fire, delay_ms, 0);
+            return;
+        }
+        char msg[200];
+        if (res->error == UPSTREAM_HTTP_STATUS)
+            snprintf(msg, sizeof msg, "the model's provider failed with HTTP %d", res->status);
+        else
+            snprintf(msg, sizeof msg, "the model's provider failed: %s",
+                     res->message ? res->message : upstream_error_name(res->error));
+        free(x->call_body);
+        x->call_body = NULL;
+        run_exec_fail(x, res->error == UPSTREAM_TIMEOUT ? "model_timeout" : "model_error", msg);
+        return;
+    }
+    free(x->call_body);
+    x->call_body = NULL;
+    run_model_charge(x, res);
+
+    /* The assistant message, as the core and the transcript will see it. */
+    cJSON *msg = cJSON_CreateObject();
+    cJSON_AddStringToObject(msg, "role", "assistant");
+    if (x->reply_text.len) cJSON_AddStringToObject(msg, "content", x->reply_text.data);
+    else cJSON_AddNullToObject(msg, "content");
+    if (x->reply_tools && cJSON_GetArraySize(x->reply_tools) > 0) {
+        cJSON_AddItemToObject(msg, "tool_calls", x->reply_tools);
+        x->reply_tools = NULL;
+    }
+    x->reply_text.len = 0;
+    cJSON_Delete(x->reply_tools);
+    x->reply_tools = NULL;
+    /* Kept for the transcript: written with its tool results, as one group. */
+    cJSON_Delete(x->assistant_msg);
+    x->assistant_msg = cJSON_Duplicate(msg, true);
+    step_event ev = {.kind = STEP_EVENT_MODEL_REPLY, .message = msg,
+                     .output_tokens = res->output_tokens};
+    run_exec_feed(x, &ev);
+}
+
+static void run_model_start(run_exec *x)
+{
+    static const upstream_callbacks cbs = {run_model_on_event, run_model_on_done};
+    x->reply_text.len = 0;
+    x->reply_started = false;
+    cJSON_Delete(x->reply_tools);
+    x->reply_tools = NULL;
+    size_t len;
+    char *body = run_model_body(x, &len);
+    x->call = upstream_chat(x->t->up, x->agent->model, body, len, true, x->rec.id, &cbs, x);
+    if (!x->call) {
+        free(x->call_body);
+        x->call_body = NULL;
+        run_exec_fail(x, "model_error", "the call to the model could not be started");
+    }
+}
+
+void run_model_call(run_exec *x, cJSON *request)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(request, "stream");
+    cJSON_AddBoolToObject(request, "stream", true);
+    free(x->call_body);
+    x->call_body = cJSON_PrintUnformatted(request);
+    cJSON_Delete(request);
+    if (!x->call_body) {
+        run_exec_fail(x, "internal_error", "out of memory");
+        return;
+    }
+    x->call_body_len = strlen(x->call_body);
+    x->attempt = 0;
+    run_model_start(x);
+}
+
+void run_model_abort(run_exec *x)
+{
+    uv_timer_stop(&x->retry_timer);
+    if (x->call) {
+        upstream_call *c = x->call;
+        x->call = NULL;
+        upstream_call_cancel(c);        /* on_done runs now and sees `finishing` / no call */
+    }
+    free(x->call_body);
+    x->call_body = NULL;
+}

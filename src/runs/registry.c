@@ -1,0 +1,261 @@
+/* registry.c — every active run, by session and by id, shared by all loops.
+ *
+ * DESIGN.md invariant 4's "runs on one session are serialized" lives here:
+ * a session has at most one active run; a second message is rejected,
+ * queued (bounded: RUNS_QUEUE_MAX) or made to interrupt the first, as the
+ * client asked. The lock is held only for these small bookkeeping steps,
+ * never across I/O; a run itself is touched only on its own loop, which
+ * other loops reach through that loop's mailbox. */
+#include "runs/runs_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+
+runs *runs_new(const brigade_config *cfg, store *st, const tool_registry *tools)
+{
+    runs *r = calloc(1, sizeof *r);
+    if (!r) abort();
+    r->cfg = cfg;
+    r->st = st;
+    r->tools = tools;
+    pthread_mutex_init(&r->lock, NULL);
+    r->sessions = strmap_new(NULL);
+    r->active = strmap_new(NULL);
+    if (!r->sessions || !r->active) abort();
+    return r;
+}
+
+static bool runs_free_slot(const char *key, void *val, void *arg)
+{
+    (void)key;
+    (void)arg;
+    session_slot *s = val;
+    while (s->queue) { run_waiter *w = s->queue; s->queue = w->next; free(w); }
+    while (s->cancel_waiters) { run_waiter *w = s->cancel_waiters; s->cancel_waiters = w->next; free(w); }
+    free(s);
+    return true;
+}
+
+void runs_free(runs *r)
+{
+    if (!r) return;
+    strmap_foreach(r->sessions, runs_free_slot, NULL);
+    strmap_free(r->sessions);
+    strmap_free(r->active);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+size_t runs_active(runs *r)
+{
+    pthread_mutex_lock(&r->lock);
+    size_t n = r->n_active;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+static run_waiter *runs_waiter_new(runs_thread *t, mailbox_fn fn, void *arg)
+{
+    run_waiter *w = calloc(1, sizeof *w);
+    if (!w) abort();
+    w->t = t;
+    w->fn = fn;
+    w->arg = arg;
+    return w;
+}
+
+/* Posted to the active run's loop: stop it because a newer message wants
+ * the session. The run is looked up again there; it may have ended. */
+typedef struct runs_stop_msg {
+    runs *r;
+    char  run_id[ID_MAX];
+    run_status status;
+    const char *code;
+    const char *message;
+} runs_stop_msg;
+
+static void runs_stop_on_loop(void *arg)
+{
+    runs_stop_msg *m = arg;
+    pthread_mutex_lock(&m->r->lock);
+    session_slot *s = strmap_get(m->r->active, m->run_id);
+    run_exec *x = s ? s->run : NULL;
+    pthread_mutex_unlock(&m->r->lock);
+    if (x) run_exec_stop(x, m->status, m->code, m->message);
+    free(m);
+}
+
+static void runs_post_stop(runs *r, session_slot *s, run_status status, const char *code,
+                           const char *message)
+{
+    if (!s->run_id[0] || !s->t) return;
+    runs_stop_msg *m = calloc(1, sizeof *m);
+    if (!m) abort();
+    m->r = r;
+    snprintf(m->run_id, sizeof m->run_id, "%s", s->run_id);
+    m->status = status;
+    m->code = code;
+    m->message = message;
+    if (!mailbox_post(s->t->mbox, runs_stop_on_loop, m)) free(m);
+}
+
+int runs_registry_claim(runs *r, runs_thread *t, const scope *sc, const char *session_id,
+                        runs_if_busy mode, mailbox_fn resume_fn, void *resume_arg,
+                        char busy_run[ID_MAX], bool *full)
+{
+    *full = false;
+    busy_run[0] = '\0';
+    pthread_mutex_lock(&r->lock);
+    session_slot *s = strmap_get(r->sessions, session_id);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s) abort();
+        snprintf(s->session_id, sizeof s->session_id, "%s", session_id);
+        snprintf(s->tenant_id, sizeof s->tenant_id, "%s", sc->tenant_id);
+        snprintf(s->user_id, sizeof s->user_id, "%s", sc->user_id);
+        s->t = t;
+        s->live_status = RUN_RUNNING;
+        strmap_put(r->sessions, session_id, s);
+        pthread_mutex_unlock(&r->lock);
+        return 0;
+    }
+    snprintf(busy_run, ID_MAX, "%s", s->run_id);
+    if (mode == RUNS_BUSY_REJECT) {
+        pthread_mutex_unlock(&r->lock);
+        return -1;
+    }
+    if (s->queued >= RUNS_QUEUE_MAX) {
+        *full = true;
+        pthread_mutex_unlock(&r->lock);
+        return -1;
+    }
+    run_waiter *w = runs_waiter_new(t, resume_fn, resume_arg);
+    if (mode == RUNS_BUSY_INTERRUPT) {
+        /* Jump the queue, and ask the active run to stop. */
+        w->next = s->queue;
+        s->queue = w;
+        if (!s->queue_tail) s->queue_tail = w;
+        if (s->run_id[0])
+            runs_post_stop(r, s, RUN_INTERRUPTED, "interrupted",
+                           "a newer message on this session interrupted the run");
+        else
+            s->interrupt_pending = true;   /* stopped as soon as it has started */
+    } else {
+        if (s->queue_tail) s->queue_tail->next = w;
+        else s->queue = w;
+        s->queue_tail = w;
+    }
+    s->queued++;
+    pthread_mutex_unlock(&r->lock);
+    return 1;
+}
+
+void runs_registry_started(runs *r, const char *session_id, const char *run_id, run_exec *x)
+{
+    pthread_mutex_lock(&r->lock);
+    session_slot *s = strmap_get(r->sessions, session_id);
+    if (s) {
+        snprintf(s->run_id, sizeof s->run_id, "%s", run_id);
+        s->run = x;
+        s->t = x->t;
+        s->live_status = RUN_RUNNING;
+        strmap_put(r->active, run_id, s);
+        r->n_active++;
+        /* An interrupt that arrived while this run was still starting. */
+        if (s->interrupt_pending) {
+            s->interrupt_pending = false;
+            runs_post_stop(r, s, RUN_INTERRUPTED, "interrupted",
+                           "a newer message on this session interrupted the run");
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+void runs_registry_set_status(runs *r, const char *run_id, run_status st)
+{
+    pthread_mutex_lock(&r->lock);
+    session_slot *s = strmap_get(r->active, run_id);
+    if (s) s->live_status = st;
+    pthread_mutex_unlock(&r->lock);
+}
+
+void runs_registry_release(runs *r, const char *session_id, const char *run_id)
+{
+    pthread_mutex_lock(&r->lock);
+    session_slot *s = strmap_get(r->sessions, session_id);
+    if (!s) {
+        pthread_mutex_unlock(&r->lock);
+        return;
+    }
+    if (run_id && run_id[0] && strmap_del(r->active, run_id)) r->n_active--;
+    run_waiter *cancels = s->cancel_waiters;
+    s->cancel_waiters = NULL;
+    run_waiter *next = s->queue;
+    if (next) {
+        /* Hand the session straight to the next message: no gap in which a
+         * third message could slip in ahead of it. */
+        s->queue = next->next;
+        if (!s->queue) s->queue_tail = NULL;
+        s->queued--;
+        s->run_id[0] = '\0';
+        s->run = NULL;
+        s->t = next->t;
+        s->interrupt_pending = false;
+    } else {
+        strmap_del(r->sessions, session_id);
+        free(s);
+    }
+    pthread_mutex_unlock(&r->lock);
+
+    while (cancels) {
+        run_waiter *w = cancels;
+        cancels = w->next;
+        if (!mailbox_post(w->t->mbox, w->fn, w->arg)) w->fn(w->arg);
+        free(w);
+    }
+    if (next) {
+        if (!mailbox_post(next->t->mbox, next->fn, next->arg)) next->fn(next->arg);
+        free(next);
+    }
+}
+
+bool runs_live_status(runs *r, const scope *sc, const char *run_id, run_status *status)
+{
+    pthread_mutex_lock(&r->lock);
+    session_slot *s = strmap_get(r->active, run_id);
+    bool ok = s && strcmp(s->tenant_id, sc->tenant_id) == 0 && strcmp(s->user_id, sc->user_id) == 0;
+    if (ok) *status = s->live_status;
+    pthread_mutex_unlock(&r->lock);
+    return ok;
+}
+
+bool runs_session_busy(runs *r, const char *session_id)
+{
+    pthread_mutex_lock(&r->lock);
+    bool busy = strmap_get(r->sessions, session_id) != NULL;
+    pthread_mutex_unlock(&r->lock);
+    return busy;
+}
+
+/* Cancel: if the run is active and the caller's, register a waiter to be
+ * answered at its end and ask its loop to stop it. Returns false if it is
+ * not active (the caller then reads the stored run). */
+bool runs_registry_cancel(runs *r, runs_thread *t, const scope *sc, const char *run_id,
+                          mailbox_fn answer_fn, void *answer_arg)
+{
+    pthread_mutex_lock(&r->lock);
+    session_slot *s = strmap_get(r->active, run_id);
+    if (!s || strcmp(s->tenant_id, sc->tenant_id) != 0 || strcmp(s->user_id, sc->user_id) != 0) {
+        pthread_mutex_unlock(&r->lock);
+        return false;
+    }
+    run_waiter *w = runs_waiter_new(t, answer_fn, answer_arg);
+    w->next = s->cancel_waiters;
+    s->cancel_waiters = w;
+    runs_post_stop(r, s, RUN_CANCELLED, "cancelled", "the run was cancelled");
+    pthread_mutex_unlock(&r->lock);
+    return true;
+}

@@ -1,0 +1,190 @@
+/* runs_internal.h — what the files of src/runs/ share: the registry, the
+ * per-loop mailbox, the run being executed, and the message waiting for a
+ * busy session. Not a public contract (see runs.h). */
+#ifndef BRIGADE_RUNS_INTERNAL_H
+#define BRIGADE_RUNS_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+
+#include "core/step.h"
+#include "runs/runs.h"
+#include "util/buf.h"
+#include "util/strmap.h"
+
+/* ---- mailbox: run a function on another loop (mailbox.c) ---- */
+
+typedef void (*mailbox_fn)(void *arg);
+typedef struct mailbox mailbox;
+
+mailbox *mailbox_new(uv_loop_t *loop);
+/* Thread-safe. The function runs on the mailbox's loop, soon. Returns false
+ * (and runs nothing) once the mailbox is closed. */
+bool     mailbox_post(mailbox *m, mailbox_fn fn, void *arg);
+/* On the loop thread: refuse further posts, run what is queued, close. */
+void     mailbox_close(mailbox *m);
+
+/* ---- the registry (registry.c) ---- */
+
+typedef struct run_exec run_exec;
+typedef struct run_start run_start;
+typedef struct tool_slot tool_slot;
+
+/* Someone waiting for an active run to end: a queued message, or a cancel
+ * request wanting the final state. */
+typedef struct run_waiter {
+    struct run_waiter *next;
+    runs_thread       *t;           /* the loop to resume on */
+    mailbox_fn         fn;          /* called there with arg */
+    void              *arg;
+} run_waiter;
+
+typedef struct session_slot {
+    char         session_id[ID_MAX];
+    char         run_id[ID_MAX];    /* the active run; "" while one is starting */
+    runs_thread *t;                 /* the loop that runs it */
+    run_exec    *run;               /* dereferenced only on t's loop */
+    char         tenant_id[ID_MAX], user_id[ID_MAX];
+    run_waiter  *queue, *queue_tail;   /* messages waiting (FIFO) */
+    size_t       queued;
+    run_waiter  *cancel_waiters;    /* cancel requests waiting for the end */
+    run_status   live_status;
+    bool         interrupt_pending; /* an interrupt came while the run was starting */
+} session_slot;
+
+struct runs {
+    const brigade_config *cfg;
+    store                *st;
+    const tool_registry  *tools;
+    pthread_mutex_t       lock;
+    strmap               *sessions;    /* session id → session_slot* */
+    strmap               *active;      /* run id → session_slot* */
+    size_t                n_active;
+};
+
+struct runs_thread {
+    runs      *r;
+    uv_loop_t *loop;
+    upstream  *up;
+    mailbox   *mbox;
+    run_exec  *runs;                   /* this loop's runs (list) */
+    bool       closing;
+    int        orphans;                /* runs whose store job outlives runs_thread_free */
+};
+
+/* Claim the session for a new run. Returns 0 if it was idle (now claimed by
+ * t), 1 if busy and the start was queued (run_start resumes later through
+ * resume_fn), -1 if busy and not queued (*busy_run gets the active run id;
+ * *full says the queue was full). Interrupt also asks the active run to
+ * stop. */
+int  runs_registry_claim(runs *r, runs_thread *t, const scope *sc, const char *session_id,
+                         runs_if_busy mode, mailbox_fn resume_fn, void *resume_arg,
+                         char busy_run[ID_MAX], bool *full);
+/* The run has its id: index it. */
+void runs_registry_started(runs *r, const char *session_id, const char *run_id, run_exec *x);
+/* The run ended (or never started): free the session for the next queued
+ * message and wake every cancel waiter. */
+void runs_registry_release(runs *r, const char *session_id, const char *run_id);
+void runs_registry_set_status(runs *r, const char *run_id, run_status st);
+/* Cancel an active run of this user: answer_fn runs on t's loop when it has
+ * ended. false if no such active run (then read the store). */
+bool runs_registry_cancel(runs *r, runs_thread *t, const scope *sc, const char *run_id,
+                          mailbox_fn answer_fn, void *answer_arg);
+
+/* ---- a pending start (exec.c) ---- */
+
+struct run_start {
+    runs_thread    *t;
+    http_request   *req;              /* answered when the run ends or fails to start */
+    scope           sc;
+    char            session_id[ID_MAX];
+    char           *content;
+    bool            stream;
+    runs_if_busy    if_busy;
+    const agent_cfg *agent;
+    /* filled by the store job */
+    store_status    st;
+    run_rec         run;
+    cJSON          *history;
+    char            error[160];
+};
+
+/* ---- the run in flight (exec.c, model.c, toolrun.c, events.c) ---- */
+
+struct run_exec {
+    run_exec        *next, *prev;     /* the loop's list */
+    runs_thread     *t;
+    runs            *r;
+    scope            sc;
+    run_rec          rec;             /* mirrors the store; counters live here */
+    const agent_cfg *agent;
+    step_agent       core_agent;
+    cJSON           *tool_specs;      /* the agent's tools offered to the model */
+    const step_core *core;
+    void            *core_state;
+
+    http_request    *sub;             /* the client that started it, while connected */
+    bool             stream;
+
+    /* the current model call */
+    upstream_call   *call;
+    char            *call_body;       /* the request, kept for retries */
+    size_t           call_body_len;
+    bool             reply_started;   /* text of this reply reached the client */
+    bool             sse_full;        /* the client's stream is over its high water */
+    buf              reply_text;
+    cJSON           *reply_tools;     /* tool_calls being assembled, by index */
+    buf              sse;             /* one event, reused */
+    unsigned         attempt;
+
+    /* the current tool calls */
+    cJSON           *pending_calls;   /* the effect's tool_calls */
+    cJSON           *assistant_msg;   /* the assistant message that asked for them */
+    cJSON           *results;         /* tool messages, in call order */
+    tool_exec      **execs;
+    struct tool_slot *tool_slots;     /* callback args, one per call */
+    size_t           n_execs, n_done;
+
+    uv_timer_t       wall_timer;
+    uv_timer_t       ping_timer;
+    uv_timer_t       retry_timer;
+    int              open_handles;
+    uv_work_t        work;            /* one store job at a time */
+    void           (*work_fn)(run_exec *x);
+    void           (*work_done)(run_exec *x);
+    store_status     work_status;
+    message_rec     *work_msgs;       /* what a store job writes */
+    size_t           work_n;
+    message_rec      final_msg;
+
+    bool             finishing;       /* past the point of no return */
+    bool             orphan;          /* its loop is shutting down */
+    bool             stopped;         /* cancel requested */
+    const char      *stop_code;       /* "cancelled", "interrupted", "max_wall_time", … */
+    run_status       stop_status;
+    char             stop_message[160];
+};
+
+/* exec.c */
+void run_exec_stop(run_exec *x, run_status status, const char *code, const char *message);
+void run_exec_effect(run_exec *x, step_effect *e);
+void run_exec_feed(run_exec *x, step_event *ev);
+void run_exec_fail(run_exec *x, const char *code, const char *message);
+void run_exec_job(run_exec *x, void (*fn)(run_exec *), void (*done)(run_exec *));
+/* Call first in a store job's `done`: if the run was ended or stopped while
+ * the job ran, this carries it out and returns true (the caller returns). */
+bool run_exec_job_superseded(run_exec *x);
+
+/* model.c */
+void run_model_call(run_exec *x, cJSON *request);
+void run_model_abort(run_exec *x);
+
+/* toolrun.c */
+void run_tools_call(run_exec *x, cJSON *tool_calls);
+void run_tools_abort(run_exec *x);
+
+/* events.c: write one API event to the subscriber, if any. */
+void run_event(run_exec *x, const char *name, cJSON *data /* taken */);
+void run_event_text(run_exec *x, const char *name, const char *text, size_t len);
+
+#endif

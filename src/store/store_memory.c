@@ -1,0 +1,259 @@
+/* store_memory.c — a user's long-term memory: key → text, with full-text
+ * search (SQLite FTS5 over key and value, kept in step by triggers, see
+ * migration 2).
+ *
+ * The search query comes from a user or, more often, from a model's tool
+ * call, so it is never trusted as FTS5 syntax: store_memory_fts_query turns
+ * it into words, each a quoted FTS5 string, joined with OR. OR rather than
+ * AND because models phrase queries as sentences ("what is the user's
+ * favourite colour"): with AND one stray word would hide every match, while
+ * with OR bm25 still ranks the entries that share the most (and the rarest)
+ * words first. Every row is filtered by the scope's tenant and user, so a
+ * query can match only the caller's own entries. */
+#include "store/store_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/timeutil.h"
+#include "util/utf8.h"
+
+#define STORE_MEMORY_LIST_DEFAULT 20
+#define STORE_MEMORY_LIST_MAX 100
+
+void memory_rec_free(memory_rec *m)
+{
+    if (!m) return;
+    free(m->value);
+    m->value = NULL;
+}
+
+void store_free_memories(memory_rec *arr, size_t n)
+{
+    if (!arr) return;
+    for (size_t i = 0; i < n; i++) memory_rec_free(&arr[i]);
+    free(arr);
+}
+
+/* ---- validation and the FTS5 expression ---- */
+
+static bool store_memory_key_ok(const char *key)
+{
+    size_t n = key ? strnlen(key, STORE_MEMORY_KEY_MAX + 1) : 0;
+    if (n == 0 || n > STORE_MEMORY_KEY_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)key[i] < 0x20) return false;
+    return utf8_valid(key, n);
+}
+
+static bool store_memory_value_ok(const char *value)
+{
+    size_t n = value ? strnlen(value, STORE_MEMORY_VALUE_MAX + 1) : STORE_MEMORY_VALUE_MAX + 1;
+    return n <= STORE_MEMORY_VALUE_MAX && utf8_valid(value, n);
+}
+
+/* A byte that belongs to a word: ASCII letters and digits, and every byte
+ * of a multi-byte UTF-8 character (the unicode61 tokenizer decides inside
+ * the quotes what is a letter there). Everything else — quotes, `*`, `(`,
+ * `:`, `^`, `-`, `+`, spaces — separates words, so no FTS5 operator
+ * character ever reaches the expression. */
+static bool store_fts_word_byte(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch >= 0x80;
+}
+
+/* The MATCH expression: `"w1" OR "w2" …`, at most STORE_MEMORY_TERMS_MAX
+ * words. */
+size_t store_memory_fts_query(const char *query, char *out)
+{
+    size_t len = 0, terms = 0;
+    const unsigned char *p = (const unsigned char *)(query ? query : "");
+    out[0] = '\0';
+    while (*p && terms < STORE_MEMORY_TERMS_MAX) {
+        while (*p && !store_fts_word_byte(*p)) p++;
+        const unsigned char *w = p;
+        while (*p && store_fts_word_byte(*p)) p++;
+        size_t wn = (size_t)(p - w);
+        if (wn == 0 || wn > STORE_MEMORY_TERM_MAX) continue;   /* empty, or junk */
+        if (!utf8_valid((const char *)w, wn)) continue;        /* a split or broken character */
+        if (terms) { memcpy(out + len, " OR ", 4); len += 4; }
+        out[len++] = '"';
+        for (size_t i = 0; i < wn; i++) {
+            /* cannot happen with today's word bytes; kept so that widening
+             * store_fts_word_byte can never open a hole */
+            if (w[i] == '"') out[len++] = '"';
+            out[len++] = (char)w[i];
+        }
+        out[len++] = '"';
+        out[len] = '\0';
+        terms++;
+    }
+    return terms;
+}
+
+/* ---- put, get, delete ---- */
+
+typedef struct memory_put_args {
+    const scope *sc;
+    const char *key, *value;
+    int64_t now;
+} memory_put_args;
+
+static store_status store_memory_put_op(store_conn *c, void *arg)
+{
+    memory_put_args *a = arg;
+    /* a user erased since the request authenticated must not get new rows */
+    store_status res = store_user_alive(c, a->sc->tenant_id, a->sc->user_id);
+    if (res != STORE_OK) return res;
+    sqlite3_stmt *s = store_stmt(c,
+        "INSERT INTO memory (tenant_id, user_id, key, value, updated_at) VALUES (?,?,?,?,?)"
+        " ON CONFLICT (tenant_id, user_id, key) DO UPDATE SET value = excluded.value,"
+        " updated_at = excluded.updated_at");
+    if (!s) return STORE_ERROR;
+    store_bind_text(s, 1, a->sc->tenant_id);
+    store_bind_text(s, 2, a->sc->user_id);
+    store_bind_text(s, 3, a->key);
+    store_bind_text(s, 4, a->value);
+    sqlite3_bind_int64(s, 5, a->now);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(c, rc, "put memory");
+}
+
+static int store_memory_fill(memory_rec *out, const char *key, const char *value, size_t vlen,
+                             int64_t updated_at)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->key, sizeof out->key, "%s", key);
+    out->updated_at = updated_at;
+    out->value = malloc(vlen + 1);
+    if (!out->value) return -1;
+    memcpy(out->value, value, vlen);
+    out->value[vlen] = '\0';
+    return 0;
+}
+
+store_status store_memory_put(store *st, const scope *sc, const char *key, const char *value,
+                              memory_rec *out)
+{
+    if (out) memset(out, 0, sizeof *out);
+    if (!scope_valid(sc)) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
+    if (!store_memory_key_ok(key) || !store_memory_value_ok(value)) return STORE_INVALID;
+    memory_put_args a = {sc, key, value, time_now_unix()};
+    store_status res = store_write(st, store_memory_put_op, &a);
+    if (res != STORE_OK || !out) return res;
+    return store_memory_fill(out, key, value, strlen(value), a.now) == 0 ? STORE_OK : STORE_ERROR;
+}
+
+store_status store_memory_get(store *st, const scope *sc, const char *key, memory_rec *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!scope_valid(sc)) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
+    if (!store_memory_key_ok(key)) return STORE_NOT_FOUND;   /* no such key can exist */
+    store_conn *c = store_reader(st);
+    if (!c) return STORE_ERROR;
+    sqlite3_stmt *s = store_stmt(c, "SELECT key, value, updated_at FROM memory"
+                                    " WHERE tenant_id = ? AND user_id = ? AND key = ?");
+    if (!s) return STORE_ERROR;
+    store_bind_text(s, 1, sc->tenant_id);
+    store_bind_text(s, 2, sc->user_id);
+    store_bind_text(s, 3, key);
+    int rc = sqlite3_step(s);
+    store_status res;
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(s, 1);
+        res = store_memory_fill(out, (const char *)sqlite3_column_text(s, 0), v ? v : "",
+                                (size_t)sqlite3_column_bytes(s, 1), sqlite3_column_int64(s, 2)) == 0
+              ? STORE_OK : STORE_ERROR;
+    } else {
+        res = rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sqlite_status(c, rc, "get memory");
+    }
+    sqlite3_reset(s);
+    return res;
+}
+
+typedef struct memory_delete_args {
+    const scope *sc;
+    const char *key;
+} memory_delete_args;
+
+static store_status store_memory_delete_op(store_conn *c, void *arg)
+{
+    memory_delete_args *a = arg;
+    sqlite3_stmt *s = store_stmt(c, "DELETE FROM memory WHERE tenant_id = ? AND user_id = ? AND key = ?");
+    if (!s) return STORE_ERROR;
+    store_bind_text(s, 1, a->sc->tenant_id);
+    store_bind_text(s, 2, a->sc->user_id);
+    store_bind_text(s, 3, a->key);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) return store_sqlite_status(c, rc, "delete memory");
+    return sqlite3_changes(c->db) == 1 ? STORE_OK : STORE_NOT_FOUND;
+}
+
+store_status store_memory_delete(store *st, const scope *sc, const char *key)
+{
+    if (!scope_valid(sc)) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
+    if (!store_memory_key_ok(key)) return STORE_NOT_FOUND;
+    memory_delete_args a = {sc, key};
+    return store_write(st, store_memory_delete_op, &a);
+}
+
+/* ---- search ---- */
+
+store_status store_memory_search(store *st, const scope *sc, const char *query, size_t limit,
+                                 memory_rec **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!scope_valid(sc)) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
+    if (limit == 0) limit = STORE_MEMORY_LIST_DEFAULT;
+    if (limit > STORE_MEMORY_LIST_MAX) limit = STORE_MEMORY_LIST_MAX;
+    store_conn *c = store_reader(st);
+    if (!c) return STORE_ERROR;
+
+    char expr[STORE_FTS_EXPR_MAX];
+    sqlite3_stmt *s;
+    if (store_memory_fts_query(query, expr) > 0) {
+        /* the key weighs double: a word in the key names what the entry is about */
+        s = store_stmt(c, "SELECT m.key, m.value, m.updated_at FROM memory_fts"
+                          " JOIN memory AS m ON m.id = memory_fts.rowid"
+                          " WHERE memory_fts MATCH ?1 AND m.tenant_id = ?2 AND m.user_id = ?3"
+                          " ORDER BY bm25(memory_fts, 2.0, 1.0) LIMIT ?4");
+        if (!s) return STORE_ERROR;
+        store_bind_text(s, 1, expr);
+    } else {
+        /* no words at all (empty, or only punctuation): newest first */
+        s = store_stmt(c, "SELECT key, value, updated_at FROM memory"
+                          " WHERE tenant_id = ?2 AND user_id = ?3"
+                          " ORDER BY updated_at DESC, id DESC LIMIT ?4");
+        if (!s) return STORE_ERROR;
+    }
+    store_bind_text(s, 2, sc->tenant_id);
+    store_bind_text(s, 3, sc->user_id);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)limit);
+
+    memory_rec *arr = calloc(limit, sizeof *arr);
+    if (!arr) { sqlite3_reset(s); return STORE_ERROR; }
+    int rc = SQLITE_DONE;
+    store_status res = STORE_OK;
+    while (*n < limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(s, 1);
+        if (store_memory_fill(&arr[*n], (const char *)sqlite3_column_text(s, 0), v ? v : "",
+                              (size_t)sqlite3_column_bytes(s, 1), sqlite3_column_int64(s, 2)) != 0) {
+            res = STORE_ERROR;
+            break;
+        }
+        (*n)++;
+    }
+    if (res == STORE_OK && *n < limit && rc != SQLITE_DONE) res = store_sqlite_status(c, rc, "search memory");
+    sqlite3_reset(s);
+    if (res != STORE_OK) { store_free_memories(arr, *n); *n = 0; return res; }
+    *out = arr;
+    return STORE_OK;
+}

@@ -1,0 +1,386 @@
+/* store_runs.c — runs: one agent turn on a session, and its lifecycle.
+ *
+ * A run's writes are shaped so that a crash at any instant leaves a
+ * transcript a model can be shown again: the user message and the run row
+ * are created together (store_run_start), an assistant message with tool
+ * calls lands together with all its tool results (store_run_append), and
+ * the final message lands together with the terminal status
+ * (store_run_finish). Each is one writer operation, i.e. one savepoint in
+ * one committed transaction. Runs caught in flight by a crash are marked
+ * interrupted at the next start (store_runs_recover).
+ *
+ * A run in a terminal state is final: appending to it or finishing it again
+ * is STORE_CONFLICT, so a cancel racing a completion settles once. */
+#include "store/store_internal.h"
+
+#include <string.h>
+
+#include "util/ids.h"
+#include "util/timeutil.h"
+#include "util/utf8.h"
+
+#define STORE_RUN_COLS "id, session_id, agent, status, error_code, error_message, input_tokens," \
+    " output_tokens, cost_nusd, steps, tool_calls, user_seq, final_seq, created_at, started_at, finished_at"
+
+const char *run_status_name(run_status s)
+{
+    switch (s) {
+    case RUN_QUEUED: return "queued";
+    case RUN_RUNNING: return "running";
+    case RUN_WAITING_APPROVAL: return "waiting_approval";
+    case RUN_COMPLETED: return "completed";
+    case RUN_FAILED: return "failed";
+    case RUN_CANCELLED: return "cancelled";
+    case RUN_INTERRUPTED: return "interrupted";
+    }
+    return "unknown";
+}
+
+bool run_status_terminal(run_status s)
+{
+    return s == RUN_COMPLETED || s == RUN_FAILED || s == RUN_CANCELLED || s == RUN_INTERRUPTED;
+}
+
+/* The SQL below names states by number (recovery, the partial index in
+ * migration 2); keep the enum where that SQL expects it. */
+_Static_assert(RUN_QUEUED == 1 && RUN_RUNNING == 2 && RUN_WAITING_APPROVAL == 3 &&
+               RUN_INTERRUPTED == 7, "run_status values are stored on disk");
+
+static bool run_status_valid(run_status s)
+{
+    return s >= RUN_QUEUED && s <= RUN_INTERRUPTED;
+}
+
+static void store_read_run(sqlite3_stmt *s, run_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    store_col_copy(s, 0, r->id, sizeof r->id);
+    store_col_copy(s, 1, r->session_id, sizeof r->session_id);
+    store_col_copy(s, 2, r->agent, sizeof r->agent);
+    r->status = (run_status)sqlite3_column_int(s, 3);
+    store_col_copy(s, 4, r->error_code, sizeof r->error_code);
+    store_col_copy(s, 5, r->error_message, sizeof r->error_message);
+    r->input_tokens = sqlite3_column_int64(s, 6);
+    r->output_tokens = sqlite3_column_int64(s, 7);
+    r->cost_nusd = sqlite3_column_int64(s, 8);
+    r->steps = sqlite3_column_int64(s, 9);
+    r->tool_calls = sqlite3_column_int64(s, 10);
+    r->user_seq = sqlite3_column_int64(s, 11);
+    r->final_seq = sqlite3_column_int64(s, 12);
+    r->created_at = sqlite3_column_int64(s, 13);
+    r->started_at = sqlite3_column_int64(s, 14);
+    r->finished_at = sqlite3_column_int64(s, 15);
+}
+
+/* The run's session and status, if the run is this scope's. */
+static store_status store_run_lookup(store_conn *c, const scope *sc, const char *run_id,
+                                     char session_id[ID_MAX], run_status *status)
+{
+    sqlite3_stmt *s = store_stmt(c, "SELECT session_id, status FROM runs WHERE id = ? AND user_id = ? AND tenant_id = ?");
+    if (!s) return STORE_ERROR;
+    store_bind_text(s, 1, run_id);
+    store_bind_text(s, 2, sc->user_id);
+    store_bind_text(s, 3, sc->tenant_id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        store_col_copy(s, 0, session_id, ID_MAX);
+        *status = (run_status)sqlite3_column_int(s, 1);
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW) return STORE_OK;
+    return rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sqlite_status(c, rc, "run lookup");
+}
+
+static bool store_counters_ok(const run_rec *r)
+{
+    return r->input_tokens >= 0 && r->output_tokens >= 0 && r->cost_nusd >= 0 &&
+           r->steps >= 0 && r->tool_calls >= 0;
+}
+
+/* ---- start ---- */
+
+typedef struct run_start_args {
+    const scope *sc;
+    const char *session_id, *agent, *user_content;
+    run_status status;
+    run_rec *out;
+    int64_t now;
+} run_start_args;
+
+static store_status store_run_start_op(store_conn *c, void *arg)
+{
+    run_start_args *a = arg;
+    run_rec *r = a->out;
+    /* the session must be the scope's: read its agent, which is also the
+     * run's unless the caller names another */
+    sqlite3_stmt *s = store_stmt(c, "SELECT agent FROM sessions WHERE id = ? AND user_id = ? AND tenant_id = ?");
+    if (!s) return STORE_ERROR;
+    store_bind_text(s, 1, a->session_id);
+    store_bind_text(s, 2, a->sc->user_id);
+    store_bind_text(s, 3, a->sc->tenant_id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && !(a->agent && a->agent[0])) store_col_copy(s, 0, r->agent, sizeof r->agent);
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sqlite_status(c, rc, "run session");
+
+    message_rec m;
+    memset(&m, 0, sizeof m);
+    memcpy(m.role, "user", 5);
+    m.content = (char *)a->user_content;
+    store_status res = store_message_append(c, a->sc, a->session_id, r->id, &m, a->now, &r->user_seq);
+    if (res != STORE_OK) return res;
+
+    s = store_stmt(c, "INSERT INTO runs (id, session_id, tenant_id, user_id, agent, status, user_seq,"
+                      " created_at, started_at) VALUES (?,?,?,?,?,?,?,?,?)");
+    if (!s) return STORE_ERROR;
+    store_bind_text(s, 1, r->id);
+    store_bind_text(s, 2, a->session_id);
+    store_bind_text(s, 3, a->sc->tenant_id);
+    store_bind_text(s, 4, a->sc->user_id);
+    store_bind_text(s, 5, r->agent);
+    sqlite3_bind_int(s, 6, (int)a->status);
+    sqlite3_bind_int64(s, 7, r->user_seq);
+    sqlite3_bind_int64(s, 8, r->created_at);
+    sqlite3_bind_int64(s, 9, r->started_at);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(c, rc, "insert run");
+}
+
+store_status store_run_start(store *st, const scope *sc, const char *session_id,
+                             const char *agent, const char *user_content, run_status status,
+                             run_rec *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!scope_valid(sc) || !session_id) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
+    if (status != RUN_QUEUED && status != RUN_RUNNING) return STORE_INVALID;
+    if (!user_content) return STORE_INVALID;
+    if (agent && agent[0]) {
+        size_t n = strnlen(agent, STORE_AGENT_MAX);
+        if (n >= STORE_AGENT_MAX || !utf8_valid(agent, n)) return STORE_INVALID;
+        memcpy(out->agent, agent, n + 1);
+    }
+    ids_new(out->id, "run");
+    memcpy(out->session_id, session_id, strnlen(session_id, ID_MAX - 1));
+    out->status = status;
+    out->created_at = time_now_unix();
+    out->started_at = status == RUN_RUNNING ? out->created_at : 0;
+    run_start_args a = {sc, session_id, agent, user_content, status, out, out->created_at};
+    store_status res = store_write(st, store_run_start_op, &a);
+    if (res != STORE_OK) memset(out, 0, sizeof *out);
+    return res;
+}
+
+/* ---- append a step ---- */
+
+typedef struct run_append_args {
+    const scope *sc;
+    const run_rec *run;
+    const message_rec *msgs;
+    size_t n;
+} run_append_args;
+
+static store_status store_run_counters(store_conn *c, const run_rec *r)
+{
+    sqlite3_stmt *s = store_stmt(c, "UPDATE runs SET input_tokens = ?, output_tokens = ?, cost_nusd = ?,"
+                                    " steps = ?, tool_calls = ? WHERE id = ?");
+    if (!s) return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, r->input_tokens);
+    sqlite3_bind_int64(s, 2, r->output_tokens);
+    sqlite3_bind_int64(s, 3, r->cost_nusd);
+    sqlite3_bind_int64(s, 4, r->steps);
+    sqlite3_bind_int64(s, 5, r->tool_calls);
+    store_bind_text(s, 6, r->id);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(c, rc, "run counters");
+}
+
+static store_status store_run_append_op(store_conn *c, void *arg)
+{
+    run_append_args *a = arg;
+    char session_id[ID_MAX];
+    run_status cur;
+    store_status res = store_run_lookup(c, a->sc, a->run->id, session_id, &cur);
+    if (res != STORE_OK) return res;
+    if (run_status_terminal(cur)) return STORE_CONFLICT;
+    int64_t now = time_now_unix();
+    for (size_t i = 0; i < a->n; i++) {
+        /* any failure returns before the counters move; the writer then
+         * rolls back this operation's savepoint: the group lands whole or
+         * not at all */
+        res = store_message_append(c, a->sc, session_id, a->run->id, &a->msgs[i], now, NULL);
+        if (res != STORE_OK) return res;
+    }
+    return store_run_counters(c, a->run);
+}
+
+store_status store_run_append(store *st, const scope *sc, const run_rec *run,
+                              const message_rec *msgs, size_t n)
+{
+    if (!scope_valid(sc) || !run) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
+    if ((n && !msgs) || !store_counters_ok(run) || !memchr(run->id, '\0', sizeof run->id)) return STORE_INVALID;
+    run_append_args a = {sc, run, msgs, n};
+    return store_write(st, store_run_append_op, &a);
+}
+
+/* ---- finish ---- */
+
+typedef struct run_finish_args {
+    const scope *sc;
+    run_rec *run;
+    const message_rec *final;
+    int64_t now;
+} run_finish_args;
+
+static store_status store_run_finish_op(store_conn *c, void *arg)
+{
+    run_finish_args *a = arg;
+    run_rec *r = a->run;
+    char session_id[ID_MAX];
+    run_status cur;
+    store_status res = store_run_lookup(c, a->sc, r->id, session_id, &cur);
+    if (res != STORE_OK) return res;
+    if (run_status_terminal(cur)) return STORE_CONFLICT;
+    int64_t final_seq = 0;
+    if (a->final) {
+        res = store_message_append(c, a->sc, session_id, r->id, a->final, a->now, &final_seq);
+        if (res != STORE_OK) return res;
+    }
+    sqlite3_stmt *s = store_stmt(c,
+        "UPDATE runs SET status = ?, error_code = ?, error_message = ?, input_tokens = ?,"
+        " output_tokens = ?, cost_nusd = ?, steps = ?, tool_calls = ?, final_seq = ?, finished_at = ?"
+        " WHERE id = ?");
+    if (!s) return STORE_ERROR;
+    sqlite3_bind_int(s, 1, (int)r->status);
+    store_bind_text(s, 2, r->error_code);
+    store_bind_text(s, 3, r->error_message);
+    sqlite3_bind_int64(s, 4, r->input_tokens);
+    sqlite3_bind_int64(s, 5, r->output_tokens);
+    sqlite3_bind_int64(s, 6, r->cost_nusd);
+    sqlite3_bind_int64(s, 7, r->steps);
+    sqlite3_bind_int64(s, 8, r->tool_calls);
+    sqlite3_bind_int64(s, 9, final_seq);
+    sqlite3_bind_int64(s, 10, a->now);
+    store_bind_text(s, 11, r->id);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) return store_sqlite_status(c, rc, "finish run");
+    /* the caller's record changes only here; store_run_finish restores it
+     * if the batch's commit fails after all */
+    r->final_seq = final_seq;
+    r->finished_at = a->now;
+    return STORE_OK;
+}
+
+store_status store_run_finish(store *st, const scope *sc, run_rec *run, const message_rec *final)
+{
+    if (!scope_valid(sc) || !run) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
+    if (!run_status_terminal(run->status) || !store_counters_ok(run) ||
+        !memchr(run->id, '\0', sizeof run->id) ||
+        !memchr(run->error_code, '\0', sizeof run->error_code) ||
+        !memchr(run->error_message, '\0', sizeof run->error_message) ||
+        !utf8_valid(run->error_message, strlen(run->error_message)) ||
+        !utf8_valid(run->error_code, strlen(run->error_code)))
+        return STORE_INVALID;
+    int64_t old_final = run->final_seq, old_finished = run->finished_at;
+    run_finish_args a = {sc, run, final, time_now_unix()};
+    store_status res = store_write(st, store_run_finish_op, &a);
+    if (res != STORE_OK) {
+        run->final_seq = old_final;
+        run->finished_at = old_finished;
+    }
+    return res;
+}
+
+/* ---- status, read ---- */
+
+typedef struct run_status_args {
+    const scope *sc;
+    const run_rec *run;
+} run_status_args;
+
+static store_status store_run_set_status_op(store_conn *c, void *arg)
+{
+    run_status_args *a = arg;
+    char session_id[ID_MAX];
+    run_status cur;
+    store_status res = store_run_lookup(c, a->sc, a->run->id, session_id, &cur);
+    if (res != STORE_OK) return res;
+    if (run_status_terminal(cur)) return STORE_CONFLICT;
+    sqlite3_stmt *s = store_stmt(c,
+        "UPDATE runs SET status = ?1,"
+        " started_at = CASE WHEN ?1 = 2 AND started_at = 0 THEN ?2 ELSE started_at END"
+        " WHERE id = ?3");
+    if (!s) return STORE_ERROR;
+    sqlite3_bind_int(s, 1, (int)a->run->status);
+    sqlite3_bind_int64(s, 2, time_now_unix());
+    store_bind_text(s, 3, a->run->id);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(c, rc, "run status");
+}
+
+store_status store_run_set_status(store *st, const scope *sc, const run_rec *run)
+{
+    if (!scope_valid(sc) || !run) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
+    /* terminal states go through store_run_finish, which records why */
+    if (!run_status_valid(run->status) || run_status_terminal(run->status) ||
+        !memchr(run->id, '\0', sizeof run->id))
+        return STORE_INVALID;
+    run_status_args a = {sc, run};
+    return store_write(st, store_run_set_status_op, &a);
+}
+
+store_status store_run_get(store *st, const scope *sc, const char *run_id, run_rec *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!scope_valid(sc) || !run_id) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
+    store_conn *c = store_reader(st);
+    if (!c) return STORE_ERROR;
+    sqlite3_stmt *s = store_stmt(c, "SELECT " STORE_RUN_COLS " FROM runs WHERE id = ? AND user_id = ? AND tenant_id = ?");
+    if (!s) return STORE_ERROR;
+    store_bind_text(s, 1, run_id);
+    store_bind_text(s, 2, sc->user_id);
+    store_bind_text(s, 3, sc->tenant_id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) store_read_run(s, out);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW) return STORE_OK;
+    return rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sqlite_status(c, rc, "get run");
+}
+
+/* ---- recovery ---- */
+
+typedef struct run_recover_args {
+    size_t n;
+} run_recover_args;
+
+static store_status store_runs_recover_op(store_conn *c, void *arg)
+{
+    run_recover_args *a = arg;
+    sqlite3_stmt *s = store_stmt(c,
+        "UPDATE runs SET status = 7, error_code = 'server_restart',"
+        " error_message = 'the server restarted while the run was in progress', finished_at = ?"
+        " WHERE status IN (1, 2, 3)");
+    if (!s) return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, time_now_unix());
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) return store_sqlite_status(c, rc, "recover runs");
+    a->n = (size_t)sqlite3_changes(c->db);
+    return STORE_OK;
+}
+
+store_status store_runs_recover(store *st, size_t *n)
+{
+    run_recover_args a = {0};
+    store_status res = store_write(st, store_runs_recover_op, &a);
+    if (n) *n = res == STORE_OK ? a.n : 0;
+    return res;
+}

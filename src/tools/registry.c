@@ -1,0 +1,304 @@
+/* registry.c — the set of tools a brigade process offers: the built-ins
+ * (memory, clock) plus the HTTP tools declared in the configuration, each
+ * with a JSON Schema checked once here, at start, so a bad declaration
+ * stops brigade instead of failing on the first call. Also the OpenAI
+ * "tools" array that offers a subset of them to a model, and the argument
+ * check the harness runs before any tool does. */
+#include "tools/tools.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/utf8.h"
+
+struct tool_registry {
+    tool_def *defs;
+    size_t    n;
+};
+
+/* The built-ins' schemas. Per-action needs (save needs key and value, …)
+ * are checked by the memory tool itself, with messages that say which
+ * field the action wants; the schema keeps to what the model must know. */
+static const char memory_schema[] =
+    "{\"type\":\"object\",\"properties\":{"
+    "\"action\":{\"type\":\"string\",\"enum\":[\"save\",\"recall\",\"search\",\"delete\"],"
+    "\"description\":\"save: store value under key (replaces an older value); recall: read "
+    "the value of key; search: find memories whose key or value match the words of query "
+    "(at most 10); delete: forget key\"},"
+    "\"key\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":256,"
+    "\"description\":\"a short name for the memory (save, recall, delete)\"},"
+    "\"value\":{\"type\":\"string\",\"description\":\"the text to remember (save)\"},"
+    "\"query\":{\"type\":\"string\",\"description\":\"words to look for (search)\"}},"
+    "\"required\":[\"action\"],\"additionalProperties\":false}";
+
+static const char clock_schema[] =
+    "{\"type\":\"object\",\"properties\":{"
+    "\"timezone\":{\"type\":\"string\",\"enum\":[\"UTC\"],"
+    "\"description\":\"only \\\"UTC\\\" is supported; the default\"}},"
+    "\"additionalProperties\":false}";
+
+static const char memory_desc[] =
+    "Your long-term memory of this user, kept across sessions: save, recall, search or "
+    "delete short notes by key.";
+static const char clock_desc[] = "The current date and time (UTC).";
+
+static bool reg_add_builtin(tool_registry *r, const char *name, const char *desc,
+                            tool_kind kind, const char *schema_text, char *err, size_t errlen)
+{
+    cJSON *schema = cJSON_Parse(schema_text);
+    if (!schema || !tools_schema_check(schema, name, err, errlen)) {
+        /* A bug in this file, not in anyone's configuration. */
+        if (!schema) snprintf(err, errlen, "built-in tool %s: schema does not parse", name);
+        cJSON_Delete(schema);
+        return false;
+    }
+    tool_def *d = &r->defs[r->n++];
+    d->name = name;
+    d->description = desc;
+    d->kind = kind;
+    d->parameters = schema;
+    d->http = NULL;
+    return true;
+}
+
+static bool reg_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > 64) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool reg_text_safe(const char *s)
+{
+    for (; s && *s; s++)
+        if (*s == '\r' || *s == '\n') return false;
+    return true;
+}
+
+/* Placeholders may only fill the path and query: a `{host}` in the
+ * authority would let a model point the tool (and its credentials) at any
+ * server it likes. */
+static bool reg_url_ok(const char *url, char *why, size_t whylen)
+{
+    const char *rest = NULL;
+    if (url && strncmp(url, "http://", 7) == 0) rest = url + 7;
+    else if (url && strncmp(url, "https://", 8) == 0) rest = url + 8;
+    if (!rest) {
+        snprintf(why, whylen, "url must start with http:// or https://");
+        return false;
+    }
+    const char *path = strpbrk(rest, "/?#");
+    const char *brace = strchr(url, '{');
+    if (brace && (!path || brace < path)) {
+        snprintf(why, whylen, "url placeholders may appear only after the host");
+        return false;
+    }
+    for (const char *p = url; *p; p++) {
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+            snprintf(why, whylen, "url contains a space or a control character");
+            return false;
+        }
+        if (*p == '{') {
+            const char *close = strchr(p, '}');
+            if (!close || close == p + 1) {
+                snprintf(why, whylen, "url has an unclosed or empty {placeholder}");
+                return false;
+            }
+            for (const char *q = p + 1; q < close; q++)
+                if (*q == '{' || *q == '/') {
+                    snprintf(why, whylen, "url has a malformed {placeholder}");
+                    return false;
+                }
+            p = close;
+        }
+    }
+    return true;
+}
+
+static bool reg_add_declared(tool_registry *r, const tool_cfg *tc, size_t idx, char *err,
+                             size_t errlen)
+{
+    char where[96];
+    snprintf(where, sizeof where, "tools[%zu].parameters", idx);
+    if (!reg_name_ok(tc->name)) {
+        snprintf(err, errlen, "tools[%zu].name: must be 1-64 of [a-zA-Z0-9_-]", idx);
+        return false;
+    }
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->defs[i].name, tc->name) == 0) {
+            snprintf(err, errlen, "tools[%zu].name: a tool named \"%s\" already exists", idx,
+                     tc->name);
+            return false;
+        }
+    char why[128];
+    if (!reg_url_ok(tc->url, why, sizeof why)) {
+        snprintf(err, errlen, "tools[%zu].url: %s", idx, why);
+        return false;
+    }
+    const char *m = tc->method ? tc->method : "POST";
+    if (strcmp(m, "GET") && strcmp(m, "POST") && strcmp(m, "PUT") && strcmp(m, "PATCH") &&
+        strcmp(m, "DELETE")) {
+        snprintf(err, errlen, "tools[%zu].method: must be GET, POST, PUT, PATCH or DELETE", idx);
+        return false;
+    }
+    for (size_t i = 0; i < tc->n_headers; i++) {
+        if (!reg_text_safe(tc->header_names[i]) || !reg_text_safe(tc->header_values[i]) ||
+            !tc->header_names[i] || !tc->header_names[i][0] ||
+            strchr(tc->header_names[i], ':')) {
+            snprintf(err, errlen, "tools[%zu].headers[%zu]: a header name or value contains "
+                                  "a line break or colon", idx, i);
+            return false;
+        }
+    }
+    const char *text = tc->parameters_json && tc->parameters_json[0] ? tc->parameters_json
+                                                                     : "{\"type\":\"object\"}";
+    cJSON *schema = cJSON_Parse(text);
+    if (!schema) {
+        snprintf(err, errlen, "%s: not valid JSON", where);
+        return false;
+    }
+    if (!tools_schema_check(schema, where, err, errlen)) {
+        cJSON_Delete(schema);
+        return false;
+    }
+    /* Models send tool arguments as a JSON object; OpenAI requires it too. */
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(schema, "type");
+    if (!cJSON_IsString(type) || strcmp(type->valuestring, "object") != 0) {
+        snprintf(err, errlen, "%s: the top level must be {\"type\": \"object\", …}", where);
+        cJSON_Delete(schema);
+        return false;
+    }
+    tool_def *d = &r->defs[r->n++];
+    d->name = tc->name;
+    d->description = tc->description ? tc->description : "";
+    d->kind = TOOL_HTTP;
+    d->parameters = schema;
+    d->http = tc;
+    return true;
+}
+
+tool_registry *tools_registry_new(const brigade_config *cfg, char *err, size_t errlen)
+{
+    tool_registry *r = calloc(1, sizeof *r);
+    size_t cap = 2 + (cfg ? cfg->n_tools : 0);
+    if (!r || !(r->defs = calloc(cap, sizeof *r->defs))) {
+        free(r);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    bool ok = reg_add_builtin(r, "memory", memory_desc, TOOL_MEMORY, memory_schema, err, errlen) &&
+              reg_add_builtin(r, "clock", clock_desc, TOOL_CLOCK, clock_schema, err, errlen);
+    for (size_t i = 0; ok && cfg && i < cfg->n_tools; i++)
+        ok = reg_add_declared(r, &cfg->tools[i], i, err, errlen);
+    if (!ok) {
+        tools_registry_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void tools_registry_free(tool_registry *r)
+{
+    if (!r) return;
+    for (size_t i = 0; i < r->n; i++) cJSON_Delete(r->defs[i].parameters);
+    free(r->defs);
+    free(r);
+}
+
+const tool_def *tools_find(const tool_registry *r, const char *name)
+{
+    if (!r || !name) return NULL;
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->defs[i].name, name) == 0) return &r->defs[i];
+    return NULL;
+}
+
+size_t tools_count(const tool_registry *r) { return r ? r->n : 0; }
+
+const tool_def *tools_at(const tool_registry *r, size_t i)
+{
+    return r && i < r->n ? &r->defs[i] : NULL;
+}
+
+static cJSON *spec_of(const tool_def *d)
+{
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "type", "function");
+    cJSON *f = cJSON_AddObjectToObject(t, "function");
+    cJSON_AddStringToObject(f, "name", d->name);
+    if (d->description && d->description[0])
+        cJSON_AddStringToObject(f, "description", d->description);
+    cJSON_AddItemToObject(f, "parameters", cJSON_Duplicate(d->parameters, true));
+    return t;
+}
+
+cJSON *tools_openai_specs(const tool_registry *r, char *const *names, size_t n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr || !r) return arr;
+    if (!names) {
+        for (size_t i = 0; i < r->n; i++) cJSON_AddItemToArray(arr, spec_of(&r->defs[i]));
+        return arr;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const tool_def *d = tools_find(r, names[i]);
+        if (!d) continue;
+        bool dup = false;   /* a name listed twice is offered once */
+        for (size_t j = 0; j < i; j++)
+            if (names[j] && strcmp(names[j], names[i]) == 0) dup = true;
+        if (!dup) cJSON_AddItemToArray(arr, spec_of(d));
+    }
+    return arr;
+}
+
+/* The arguments string comes from a model: bound it, check it is UTF-8 and
+ * one JSON value, then hand it to the schema. */
+#define TOOLS_MAX_ARGS_BYTES (1u << 20)
+
+bool tools_validate_args(const tool_def *t, const char *arguments, char *err, size_t errlen)
+{
+    if (!t) {
+        snprintf(err, errlen, "no such tool");
+        return false;
+    }
+    size_t len = arguments ? strlen(arguments) : 0;
+    if (len > TOOLS_MAX_ARGS_BYTES) {
+        snprintf(err, errlen, "arguments: longer than %u bytes", TOOLS_MAX_ARGS_BYTES);
+        return false;
+    }
+    if (!utf8_valid(arguments ? arguments : "", len)) {
+        snprintf(err, errlen, "arguments: not valid UTF-8");
+        return false;
+    }
+    /* Some models send "" for a tool without parameters: that is {}. */
+    size_t i = 0;
+    while (i < len && (arguments[i] == ' ' || arguments[i] == '\n' || arguments[i] == '\t' ||
+                       arguments[i] == '\r'))
+        i++;
+    cJSON *v = i == len ? cJSON_CreateObject() : NULL;
+    if (!v) {
+        const char *end = NULL;
+        v = cJSON_ParseWithLengthOpts(arguments, len, &end, false);
+        if (!v) {
+            size_t at = end && end >= arguments ? (size_t)(end - arguments) : 0;
+            snprintf(err, errlen, "arguments: not valid JSON (error near byte %zu)", at);
+            return false;
+        }
+        for (const char *p = end; p < arguments + len; p++)
+            if (*p != ' ' && *p != '\n' && *p != '\t' && *p != '\r') {
+                cJSON_Delete(v);
+                snprintf(err, errlen, "arguments: unexpected text after the JSON value");
+                return false;
+            }
+    }
+    bool ok = tools_schema_validate(t->parameters, v, "arguments", err, errlen);
+    cJSON_Delete(v);
+    return ok;
+}

@@ -1,0 +1,270 @@
+/* tool_http.c — declared HTTP tools: turn a model's (validated) arguments
+ * into one HTTP request as the configuration describes it, and its
+ * response into the tool's result.
+ *
+ *   - `{name}` placeholders in the URL's path and query are filled from the
+ *     argument of that name, percent-encoded (the registry refused
+ *     placeholders in the host, so a model cannot choose the server);
+ *   - the other arguments go in the JSON body (POST, PUT, PATCH) or the
+ *     query string (GET, DELETE);
+ *   - configured headers are sent as they are (their values were resolved
+ *     from the environment by the config module).
+ *
+ * The request runs on the loop through upstream_http_fetch (libcurl on
+ * libuv, with the tool's timeout and response cap). A 2xx answer's body is
+ * the result; anything else is a failed call whose message says why. */
+#include "tools/tools_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/buf.h"
+
+#define HTTP_TOOL_ERROR_PREVIEW 512    /* bytes of a non-2xx body quoted to the model */
+
+typedef struct http_exec {
+    tool_exec       base;
+    upstream_fetch *fetch;
+    char           *url;
+    char           *body;
+    char          **headers;
+    size_t          n_headers;
+} http_exec;
+
+static void http_exec_free(http_exec *h)
+{
+    free(h->url);
+    free(h->body);
+    for (size_t i = 0; i < h->n_headers; i++) free(h->headers[i]);
+    free(h->headers);
+    free(h);
+}
+
+static void pct_encode(buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char c = *p;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            buf_append(b, p, 1);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            buf_append(b, e, 3);
+        }
+    }
+}
+
+/* An argument as text for a URL: strings as they are, numbers without a
+ * spurious ".0", booleans as true/false, arrays and objects as compact
+ * JSON. NULL for null. */
+static char *arg_text(const cJSON *v)
+{
+    char tmp[64];
+    if (cJSON_IsString(v)) return strdup(v->valuestring);
+    if (cJSON_IsBool(v)) return strdup(cJSON_IsTrue(v) ? "true" : "false");
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (isfinite(d) && floor(d) == d && fabs(d) < 9007199254740992.0)
+            snprintf(tmp, sizeof tmp, "%.0f", d);
+        else
+            snprintf(tmp, sizeof tmp, "%.17g", d);
+        return strdup(tmp);
+    }
+    if (cJSON_IsArray(v) || cJSON_IsObject(v)) return cJSON_PrintUnformatted(v);
+    return NULL;
+}
+
+static bool http_method_has_body(const char *m)
+{
+    return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
+}
+
+/* Fill the URL's placeholders; `used` (cJSON object) collects the names
+ * consumed so they are not sent again in the body or query. */
+static char *http_build_url(const char *tmpl, const cJSON *args, cJSON *used, char *out,
+                            size_t outlen)
+{
+    buf b;
+    buf_init(&b);
+    for (const char *p = tmpl; *p;) {
+        if (*p != '{') {
+            const char *next = strchr(p, '{');
+            size_t n = next ? (size_t)(next - p) : strlen(p);
+            buf_append(&b, p, n);
+            p += n;
+            continue;
+        }
+        const char *close = strchr(p, '}');
+        if (!close) {   /* the registry refuses this; be safe anyway */
+            buf_puts(&b, p);
+            break;
+        }
+        char name[128];
+        size_t nlen = (size_t)(close - p - 1);
+        if (nlen >= sizeof name) nlen = sizeof name - 1;
+        memcpy(name, p + 1, nlen);
+        name[nlen] = '\0';
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, name);
+        char *txt = v ? arg_text(v) : NULL;
+        if (!txt || !txt[0]) {
+            free(txt);
+            buf_free(&b);
+            snprintf(out, outlen, "arguments: the URL needs a non-empty \"%s\"", name);
+            return NULL;
+        }
+        pct_encode(&b, txt);
+        free(txt);
+        if (!cJSON_GetObjectItemCaseSensitive(used, name)) cJSON_AddTrueToObject(used, name);
+        p = close + 1;
+    }
+    return buf_detach(&b);
+}
+
+static void http_add_query(buf *url, const cJSON *args, const cJSON *used)
+{
+    /* A fragment is never sent to the server, and would swallow a query
+     * appended after it: drop it. */
+    char *frag = memchr(url->data, '#', url->len);
+    if (frag) {
+        url->len = (size_t)(frag - url->data);
+        url->data[url->len] = '\0';
+    }
+    char sep = '?';
+    if (memchr(url->data, '?', url->len))
+        sep = (url->data[url->len - 1] == '?' || url->data[url->len - 1] == '&') ? 0 : '&';
+    for (const cJSON *a = args->child; a; a = a->next) {
+        if (cJSON_GetObjectItemCaseSensitive(used, a->string)) continue;
+        char *txt = arg_text(a);
+        if (!txt) continue;    /* null: leave the parameter out */
+        if (sep) buf_append(url, &sep, 1);
+        sep = '&';
+        pct_encode(url, a->string);
+        buf_puts(url, "=");
+        pct_encode(url, txt);
+        free(txt);
+    }
+}
+
+static void http_on_done(void *arg, int status, const char *body, size_t len, const char *error)
+{
+    http_exec *h = arg;
+    h->fetch = NULL;
+    if (!error && status >= 200 && status < 300) {
+        tool_exec_deliver(&h->base, true, body, len);
+    } else if (!error && status > 0) {
+        char msg[HTTP_TOOL_ERROR_PREVIEW + 64];
+        size_t n = len < HTTP_TOOL_ERROR_PREVIEW ? len : HTTP_TOOL_ERROR_PREVIEW;
+        /* Cut on a character boundary; the sanitiser handles the rest. */
+        while (n > 0 && n < len && ((unsigned char)body[n] & 0xC0) == 0x80) n--;
+        int m = snprintf(msg, sizeof msg, "HTTP %d: ", status);
+        if (body && n) memcpy(msg + m, body, n);
+        tool_exec_deliver(&h->base, false, msg, (size_t)m + n);
+    } else {
+        char msg[512];
+        int m = snprintf(msg, sizeof msg, "the request failed: %s",
+                         error ? error : "no response");
+        tool_exec_deliver(&h->base, false, msg, m > 0 ? (size_t)m : 0);
+    }
+    http_exec_free(h);
+}
+
+static bool has_header(const tool_cfg *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_headers; i++)
+        if (strcasecmp(c->header_names[i], name) == 0) return true;
+    return false;
+}
+
+tool_exec *tool_http_start(const tool_def *t, const tool_env *env, const cJSON *args, char *out,
+                           size_t outlen)
+{
+    const tool_cfg *c = t->http;
+    if (!c || !c->url) {
+        snprintf(out, outlen, "tool %s has no HTTP configuration", t->name);
+        return NULL;
+    }
+    if (!env->upstream) {
+        snprintf(out, outlen, "HTTP tools are not available in this run");
+        return NULL;
+    }
+    const char *method = c->method && c->method[0] ? c->method : "POST";
+    http_exec *h = calloc(1, sizeof *h);
+    cJSON *used = cJSON_CreateObject();
+    if (!h || !used) {
+        free(h);
+        cJSON_Delete(used);
+        snprintf(out, outlen, "out of memory");
+        return NULL;
+    }
+    h->base.impl = EXEC_HTTP;
+
+    char *url = http_build_url(c->url, args, used, out, outlen);
+    if (!url) goto fail;
+    if (http_method_has_body(method)) {
+        cJSON *body = cJSON_CreateObject();
+        for (const cJSON *a = args->child; a; a = a->next)
+            if (!cJSON_GetObjectItemCaseSensitive(used, a->string))
+                cJSON_AddItemToObject(body, a->string, cJSON_Duplicate(a, true));
+        h->body = cJSON_PrintUnformatted(body);
+        cJSON_Delete(body);
+        if (!h->body) {
+            free(url);
+            snprintf(out, outlen, "out of memory");
+            goto fail;
+        }
+        h->url = url;
+    } else {
+        buf b = {.data = url, .len = strlen(url), .cap = strlen(url) + 1};
+        http_add_query(&b, args, used);
+        h->url = buf_detach(&b);
+    }
+
+    h->headers = calloc(c->n_headers + 1, sizeof *h->headers);
+    if (!h->headers) {
+        snprintf(out, outlen, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < c->n_headers; i++) {
+        buf hb;
+        buf_init(&hb);
+        buf_printf(&hb, "%s: %s", c->header_names[i], c->header_values[i]);
+        h->headers[h->n_headers++] = buf_detach(&hb);
+    }
+    if (h->body && !has_header(c, "content-type"))
+        h->headers[h->n_headers++] = strdup("Content-Type: application/json");
+
+    upstream_http_req req = {
+        .method = method,
+        .url = h->url,
+        .headers = (const char *const *)h->headers,
+        .n_headers = h->n_headers,
+        .body = h->body,
+        .body_len = h->body ? strlen(h->body) : 0,
+        .timeout_ms = c->timeout_ms ? c->timeout_ms : 10000,
+        .max_response_bytes = c->max_response_bytes ? c->max_response_bytes : 262144,
+        .request_id = env->request_id,
+    };
+    h->fetch = upstream_http_fetch(env->upstream, &req, http_on_done, h);
+    if (!h->fetch) {
+        snprintf(out, outlen, "the request to %s could not be started", t->name);
+        goto fail;
+    }
+    cJSON_Delete(used);
+    return &h->base;
+
+fail:
+    cJSON_Delete(used);
+    http_exec_free(h);
+    return NULL;
+}
+
+void tool_http_cancel(tool_exec *x)
+{
+    http_exec *h = (http_exec *)x;
+    if (h->fetch) upstream_fetch_cancel(h->fetch);
+    http_exec_free(h);
+}

@@ -1,0 +1,394 @@
+/* provider_http.c — the HTTP call engine of remote providers, over libcurl.
+ *
+ * POST {base_url}{proto->path} on the provider's pool (upstream_pool.c),
+ * with the body and headers the protocol (provider_openai.c,
+ * provider_anthropic.c) makes. Non-streaming: the body is collected
+ * (capped) and handed to the protocol, which checks it, reads usage and
+ * may translate it. Streaming: the SSE stream is parsed as it arrives
+ * (upstream_sse.c); each event goes to the protocol, which passes it on as
+ * is or translates it into OpenAI chunks queued here; the chunks are handed
+ * to on_event one by one. A stream that ends before the protocol's end
+ * marker is TRUNCATED.
+ *
+ * Backpressure: when on_event returns false we stop handing out events and
+ * answer curl's next write with CURL_WRITEFUNC_PAUSE (curl keeps those bytes
+ * and redelivers them after curl_easy_pause(CONT) in upstream_call_resume).
+ * Queued chunks and unparsed bytes wait in our buffers meanwhile.
+ *
+ * Lifetime: the call may be cancelled from inside on_event, i.e. from inside
+ * a curl callback, where the easy handle must not be removed. `busy` counts
+ * our frames on the stack; the handle is only torn down when nothing of ours
+ * or curl's is running for it (see phttp_release). */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "upstream/upstream_internal.h"
+
+static void phttp_destroy(phttp_call *c)
+{
+    curl_multi_remove_handle(upstream_pool_multi(c->pool), c->easy);
+    curl_easy_cleanup(c->easy);
+    curl_slist_free_all(c->hdrs);
+    if (c->state && c->proto->state_free) c->proto->state_free(c->state);
+    free(c->body);
+    free(c->out_body);
+    buf_free(&c->resp);
+    buf_free(&c->queue);
+    upstream_sse_free(&c->sse);
+    free(c);
+}
+
+/* Tear down a finished call unless one of our frames still uses it (that
+ * frame calls this again when it unwinds). */
+static void phttp_release(phttp_call *c)
+{
+    if (c->busy == 0 && c->base.finished) phttp_destroy(c);
+}
+
+bool phttp_fail(phttp_call *c, upstream_error e, const char *msg)
+{
+    c->err = e;
+    c->errmsg = msg;
+    return false;
+}
+
+void phttp_emit(phttp_call *c, const char *json, size_t len)
+{
+    uint32_t n = (uint32_t)len;
+    buf_append(&c->queue, &n, sizeof(n));
+    buf_append(&c->queue, json, len);
+    buf_append(&c->queue, "", 1);   /* consumers may treat it as a C string */
+}
+
+/* ----------------------------------------------------------- curl callbacks */
+
+static size_t phttp_on_header(char *b, size_t size, size_t n, void *ud)
+{
+    phttp_call *c = ud;
+    size_t len = size * n;
+    if (len >= 12 && memcmp(b, "HTTP/", 5) == 0) {
+        /* A new response (after a 100 Continue, say): start over. */
+        const char *sp = memchr(b, ' ', len);
+        c->status = sp && (size_t)(sp - b) + 4 <= len ? atoi(sp + 1) : 0;
+        c->retry_after = 0;
+        c->resp.len = 0;
+    } else if (len > 12 && strncasecmp(b, "retry-after:", 12) == 0) {
+        char v[96];
+        size_t vl = len - 12 < sizeof(v) - 1 ? len - 12 : sizeof(v) - 1;
+        memcpy(v, b + 12, vl);
+        v[vl] = '\0';
+        char *s = v;
+        while (*s == ' ' || *s == '\t') s++;
+        long secs = -1;
+        if (*s >= '0' && *s <= '9') {
+            secs = 0;
+            while (*s >= '0' && *s <= '9' && secs < 1000000) secs = secs * 10 + (*s++ - '0');
+        } else {
+            /* HTTP-date form. */
+            time_t t = curl_getdate(s, NULL);
+            if (t > 0) secs = (long)(t - time(NULL));
+            if (secs < 0 && t > 0) secs = 0;
+        }
+        if (secs >= 0) c->retry_after = secs > 86400 ? 86400 : (uint32_t)secs;
+    }
+    return len;
+}
+
+/* Hand out one queued chunk; false if the queue is empty. */
+static bool phttp_deliver_queued(phttp_call *c)
+{
+    if (c->queue_pos >= c->queue.len) {
+        c->queue.len = c->queue_pos = 0;
+        return false;
+    }
+    uint32_t n;
+    memcpy(&n, c->queue.data + c->queue_pos, sizeof(n));
+    const char *d = c->queue.data + c->queue_pos + sizeof(n);
+    c->queue_pos += sizeof(n) + n + 1;
+    if (!c->base.cb.on_event) return true;
+    bool more = c->base.cb.on_event(&c->base, d, n, c->base.arg);
+    if (!c->base.finished && !more) c->paused = true;
+    return true;
+}
+
+/* Hand out events until paused, finished, failed or out of bytes. */
+static void phttp_drain(phttp_call *c)
+{
+    while (!c->paused && !c->base.finished && !c->err) {
+        if (phttp_deliver_queued(c)) continue;
+        const char *d;
+        size_t dl;
+        int r = upstream_sse_next(&c->sse, &d, &dl);
+        if (r == 0) break;
+        if (r < 0) {
+            phttp_fail(c, UPSTREAM_MALFORMED, "provider stream event over 1 MiB");
+            break;
+        }
+        if (c->saw_end) continue;   /* nothing counts after the end marker */
+        phttp_ev ev = c->proto->stream_event(c, d, dl);
+        if (ev == PHTTP_FAIL) break;
+        if (ev == PHTTP_END) {
+            c->saw_end = true;
+            continue;
+        }
+        if (ev != PHTTP_PASS || !c->base.cb.on_event) continue;
+        bool more = c->base.cb.on_event(&c->base, d, dl, c->base.arg);
+        if (c->base.finished) break;     /* cancelled from on_event */
+        if (!more) c->paused = true;
+    }
+}
+
+static size_t phttp_on_write(char *p, size_t size, size_t n, void *ud)
+{
+    phttp_call *c = ud;
+    size_t len = size * n;
+    if (c->base.finished || c->err) return 0;
+    if (!c->base.stream || c->status < 200 || c->status >= 300) {
+        if (c->resp.len + len > UPSTREAM_MAX_BODY) {
+            phttp_fail(c, UPSTREAM_MALFORMED, "provider body over 8 MiB");
+            return 0;
+        }
+        buf_append(&c->resp, p, len);
+        return len;
+    }
+    if (c->paused) return CURL_WRITEFUNC_PAUSE;   /* curl keeps these bytes */
+    upstream_sse_feed(&c->sse, p, len);
+    c->busy++;
+    phttp_drain(c);
+    c->busy--;
+    if (c->base.finished || c->err) return 0;     /* abort; DONE follows */
+    return len;
+}
+
+/* ---------------------------------------------------------------- finish */
+
+static upstream_error phttp_map_code(CURLcode code)
+{
+    switch (code) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return UPSTREAM_TIMEOUT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        return UPSTREAM_CONNECT;
+    default:
+        return UPSTREAM_TRUNCATED;
+    }
+}
+
+static void phttp_finish(phttp_call *c, CURLcode code)
+{
+    upstream_result r;
+    memset(&r, 0, sizeof(r));
+    r.status = c->status;
+    r.retry_after_s = c->retry_after;
+    if (c->status) upstream_note_reachable(c->base.prov);
+    bool ok2xx = c->status >= 200 && c->status < 300;
+
+    if (c->err) {
+        r.error = c->err;
+        r.message = c->errmsg;
+        if (c->err == UPSTREAM_HTTP_STATUS) {
+            /* An error reported inside a 2xx answer (an error event). */
+            r.status = c->err_status;
+            r.body = c->resp.data ? c->resp.data : "";
+            r.body_len = c->resp.len;
+        }
+    } else if (code != CURLE_OK && !(c->status >= 300 && code != CURLE_OPERATION_TIMEDOUT)) {
+        r.error = phttp_map_code(code);
+        if (r.error == UPSTREAM_TRUNCATED && c->status == 0) r.error = UPSTREAM_CONNECT;
+        r.message = c->errbuf[0] ? c->errbuf : curl_easy_strerror(code);
+    } else if (!ok2xx) {
+        r.error = UPSTREAM_HTTP_STATUS;
+        if (c->proto->map_status) r.status = c->proto->map_status(c->status);
+        r.message = "provider answered with an error status";
+        r.body = c->resp.data ? c->resp.data : "";
+        r.body_len = c->resp.len;
+    } else if (c->base.stream) {
+        if (!c->saw_end) {
+            r.error = UPSTREAM_TRUNCATED;
+            r.message = "provider stream ended before its end marker";
+        }
+    } else {
+        if (!c->resp.data) buf_append(&c->resp, "", 0);
+        if (!c->proto->body(c)) {
+            r.error = c->err;
+            r.message = c->errmsg;
+            if (c->err == UPSTREAM_HTTP_STATUS) {
+                r.status = c->err_status;
+                r.body = c->resp.data;
+                r.body_len = c->resp.len;
+            }
+        } else if (c->out_body) {
+            r.body = c->out_body;
+            r.body_len = c->out_body_len;
+        } else {
+            r.body = c->resp.data;
+            r.body_len = c->resp.len;
+        }
+    }
+    if (c->have_usage) {
+        r.input_tokens = c->in_tok;
+        r.output_tokens = c->out_tok;
+    } else {
+        r.input_tokens = upstream_estimate_tokens(c->body, c->body_len);
+        r.output_tokens = upstream_estimate_tokens(NULL, c->out_bytes);
+        r.usage_estimated = true;
+    }
+    upstream_call_deliver(&c->base, &r);
+    phttp_release(c);
+}
+
+static void phttp_transfer_done(upstream_xfer *x, CURLcode code)
+{
+    phttp_call *c = (phttp_call *)((char *)x - offsetof(phttp_call, xfer));
+    if (c->base.finished) {            /* cancelled earlier; the abort landed */
+        phttp_release(c);
+        return;
+    }
+    if (c->paused && code == CURLE_OK) {
+        /* Events are still buffered: finish after the caller resumes. */
+        c->transfer_done = true;
+        c->done_code = code;
+        return;
+    }
+    phttp_finish(c, code);
+}
+
+/* -------------------------------------------------------- cancel / resume */
+
+static void phttp_cancel(upstream_call *base)
+{
+    phttp_call *c = (phttp_call *)base;
+    upstream_result r;
+    memset(&r, 0, sizeof(r));
+    r.error = UPSTREAM_CANCELLED;
+    r.status = c->status;
+    r.message = "cancelled";
+    r.input_tokens = c->have_usage ? c->in_tok : upstream_estimate_tokens(c->body, c->body_len);
+    r.output_tokens = c->have_usage ? c->out_tok : upstream_estimate_tokens(NULL, c->out_bytes);
+    r.usage_estimated = !c->have_usage;
+    upstream_call_deliver(&c->base, &r);
+    phttp_release(c);
+}
+
+static void phttp_resume(upstream_call *base)
+{
+    phttp_call *c = (phttp_call *)base;
+    if (!c->paused || c->busy) {   /* nested inside our own frames: they go on */
+        c->paused = false;
+        return;
+    }
+    c->paused = false;
+    c->busy++;
+    phttp_drain(c);
+    if (!c->base.finished && !c->paused) {
+        if (c->err) {
+            /* Bad event while draining: stop the transfer and report now. */
+            phttp_finish(c, CURLE_OK);
+        } else if (c->transfer_done) {
+            phttp_finish(c, c->done_code);
+        } else {
+            /* May redeliver held bytes synchronously through phttp_on_write. */
+            curl_easy_pause(c->easy, CURLPAUSE_CONT);
+        }
+    }
+    c->busy--;
+    phttp_release(c);
+}
+
+/* ------------------------------------------------------------------ start */
+
+bool phttp_header_safe(const char *v, size_t max)
+{
+    size_t n = 0;
+    for (; v[n]; n++)
+        if ((unsigned char)v[n] < 0x20 || v[n] == 0x7f || n >= max) return false;
+    return true;
+}
+
+upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_proto *proto,
+                          const char *body, size_t len, bool stream, const char *request_id,
+                          const upstream_callbacks *cb, void *arg)
+{
+    const provider_cfg *p = m->provider;
+    if (!p->base_url) return NULL;
+    phttp_call *c = calloc(1, sizeof(*c));
+    if (!c) abort();
+    c->proto = proto;
+    c->body = proto->request_body(m, body, len, stream, &c->body_len);
+    if (!c->body) {
+        free(c);
+        return NULL;
+    }
+    if (stream && proto->state_new) c->state = proto->state_new();
+    c->xfer.done = phttp_transfer_done;
+    buf_init(&c->resp);
+    buf_init(&c->queue);
+    upstream_sse_init(&c->sse, UPSTREAM_MAX_EVENT);
+    c->pool = upstream_pool_get(u, p);
+    c->easy = curl_easy_init();
+    if (!c->easy) abort();
+
+    size_t bl = strlen(p->base_url), pl = strlen(proto->path);
+    while (bl > 0 && p->base_url[bl - 1] == '/') bl--;
+    char *url = malloc(bl + pl + 1);
+    if (!url) abort();
+    memcpy(url, p->base_url, bl);
+    memcpy(url + bl, proto->path, pl + 1);
+
+    c->hdrs = curl_slist_append(c->hdrs, "Content-Type: application/json");
+    c->hdrs = curl_slist_append(c->hdrs, stream ? "Accept: text/event-stream" : "Accept: application/json");
+    c->hdrs = curl_slist_append(c->hdrs, "Expect:");   /* no 100-continue round trip */
+    c->hdrs = proto->headers(p, c->hdrs);
+    if (request_id && request_id[0] && phttp_header_safe(request_id, 128)) {
+        char line[160];
+        snprintf(line, sizeof(line), "x-request-id: %s", request_id);
+        c->hdrs = curl_slist_append(c->hdrs, line);
+    }
+
+    CURL *e = c->easy;
+    curl_easy_setopt(e, CURLOPT_URL, url);   /* copied by curl */
+    free(url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, phttp_on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, phttp_on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, &c->xfer);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);   /* prefer an h2 stream over a new connection */
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(p->timeout_ms ? p->timeout_ms : 120000));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(p->connect_timeout_ms ? p->connect_timeout_ms : 5000));
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "brigade/" BRIGADE_VERSION);
+
+    c->base.cancel = phttp_cancel;
+    c->base.resume = phttp_resume;
+    upstream_call_link(u, &c->base, m, stream, cb, arg);
+    if (curl_multi_add_handle(upstream_pool_multi(c->pool), e) != CURLM_OK) {
+        /* Unlink without callbacks: the caller sees NULL. */
+        c->base.cb.on_done = NULL;
+        upstream_call_deliver(&c->base, NULL);
+        phttp_destroy(c);
+        return NULL;
+    }
+    return &c->base;
+}

@@ -1,0 +1,342 @@
+/* test_core_context.c — unit tests of src/core/context.c: the token
+ * estimate and the bounded-context policy of step.h (system prompt first,
+ * newest kept, tool-call groups never split, current turn always kept, one
+ * note for what was dropped, never a leading tool message). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/step.h"
+
+static cJSON *parse(const char *json)
+{
+    cJSON *j = cJSON_Parse(json);
+    if (!j)
+        fail_msg("bad test JSON: %s", json);
+    return j;
+}
+
+static cJSON *msg(const char *role, const char *content)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", role);
+    cJSON_AddStringToObject(m, "content", content);
+    return m;
+}
+
+static const char *role_at(const cJSON *arr, int i)
+{
+    return cJSON_GetObjectItem(cJSON_GetArrayItem(arr, i), "role")->valuestring;
+}
+
+static const char *content_at(const cJSON *arr, int i)
+{
+    const cJSON *c = cJSON_GetObjectItem(cJSON_GetArrayItem(arr, i), "content");
+    return cJSON_IsString(c) ? c->valuestring : NULL;
+}
+
+/* A string of n copies of 'x'. */
+static char *filler(size_t n)
+{
+    char *s = malloc(n + 1);
+    memset(s, 'x', n);
+    s[n] = '\0';
+    return s;
+}
+
+static int64_t sum_tokens(const cJSON *arr)
+{
+    int64_t t = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, arr)
+        t += step_estimate_tokens(m);
+    return t;
+}
+
+static void test_estimate(void **unused)
+{
+    (void)unused;
+    cJSON *m = msg("user", "abcdefgh"); /* 8 bytes: 2 + 4 */
+    assert_int_equal(step_estimate_tokens(m), 6);
+    cJSON_Delete(m);
+    m = msg("user", "abcdefghi"); /* 9 bytes round up: 3 + 4 */
+    assert_int_equal(step_estimate_tokens(m), 7);
+    cJSON_Delete(m);
+    /* tool call id + name + arguments all count: 4 + 4 + 8 = 16 bytes */
+    m = parse("{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c_01\","
+              "\"type\":\"function\",\"function\":{\"name\":\"look\",\"arguments\":\"{\\\"a\\\":12}\"}}]}");
+    assert_int_equal(step_estimate_tokens(m), 4 + 4);
+    cJSON_Delete(m);
+    /* content parts: text parts only */
+    m = parse("{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"abcd\"},"
+              "{\"type\":\"image_url\",\"image_url\":{\"url\":\"http://x/y.png\"}}]}");
+    assert_int_equal(step_estimate_tokens(m), 1 + 4);
+    cJSON_Delete(m);
+    assert_int_equal(step_estimate_tokens(NULL), 4);
+}
+
+static void test_fits_nothing_dropped(void **unused)
+{
+    (void)unused;
+    cJSON *in = cJSON_CreateArray();
+    cJSON_AddItemToArray(in, msg("user", "hello"));
+    cJSON_AddItemToArray(in, msg("assistant", "hi there"));
+    cJSON_AddItemToArray(in, msg("user", "what is 2+2?"));
+    size_t dropped = 99;
+    int64_t tokens = -1;
+    cJSON *out = step_context_select("You are terse.", in, 1000, &dropped, &tokens);
+    assert_non_null(out);
+    assert_int_equal(cJSON_GetArraySize(out), 4);
+    assert_int_equal(dropped, 0);
+    assert_string_equal(role_at(out, 0), "system");
+    assert_string_equal(content_at(out, 0), "You are terse.");
+    assert_string_equal(content_at(out, 1), "hello");
+    assert_string_equal(content_at(out, 3), "what is 2+2?");
+    assert_int_equal(tokens, sum_tokens(out));
+    /* A deep copy: the input is untouched and separately owned. */
+    assert_ptr_not_equal(cJSON_GetArrayItem(out, 1), cJSON_GetArrayItem(in, 0));
+    assert_int_equal(cJSON_GetArraySize(in), 3);
+    cJSON_Delete(out);
+    cJSON_Delete(in);
+}
+
+static void test_over_budget_drops_middle_with_note(void **unused)
+{
+    (void)unused;
+    char *big = filler(400); /* 104 tokens a message */
+    cJSON *in = cJSON_CreateArray();
+    for (int i = 0; i < 10; i++) {
+        cJSON_AddItemToArray(in, msg("user", big));
+        cJSON_AddItemToArray(in, msg("assistant", big));
+    }
+    cJSON_AddItemToArray(in, msg("user", "the question"));
+    size_t dropped = 0;
+    int64_t tokens = 0;
+    const int64_t budget = 500;
+    cJSON *out = step_context_select("sys", in, budget, &dropped, &tokens);
+    assert_non_null(out);
+    int n = cJSON_GetArraySize(out);
+    assert_true(dropped > 0);
+    assert_int_equal((size_t)n, 2 + 21 - dropped);
+    assert_string_equal(content_at(out, 0), "sys");
+    char want[96];
+    snprintf(want, sizeof(want), "[%zu earlier messages omitted to fit the context]", dropped);
+    assert_string_equal(role_at(out, 1), "system");
+    assert_string_equal(content_at(out, 1), want);
+    assert_string_equal(content_at(out, n - 1), "the question");
+    assert_true(tokens <= budget);
+    assert_int_equal(tokens, sum_tokens(out));
+    /* Greedy: one more message would not have fit. */
+    assert_true(tokens + 104 > budget);
+    cJSON_Delete(out);
+    cJSON_Delete(in);
+    free(big);
+}
+
+/* An assistant message with tool_calls and its results: in or out together. */
+static cJSON *tool_conversation(void)
+{
+    return parse(
+        "["
+        "{\"role\":\"user\",\"content\":\"old question\"},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+        "  {\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"search\",\"arguments\":\"{}\"}},"
+        "  {\"id\":\"c2\",\"type\":\"function\",\"function\":{\"name\":\"fetch\",\"arguments\":\"{}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"result one, rather long text here\"},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c2\",\"content\":\"result two, also rather long text\"},"
+        "{\"role\":\"assistant\",\"content\":\"old answer\"},"
+        "{\"role\":\"user\",\"content\":\"new question\"},"
+        "{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":["
+        "  {\"id\":\"c3\",\"type\":\"function\",\"function\":{\"name\":\"search\",\"arguments\":\"{}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c3\",\"content\":\"pending result\"}"
+        "]");
+}
+
+static int has_call_id(const cJSON *arr, const char *id)
+{
+    const cJSON *m;
+    cJSON_ArrayForEach(m, arr) {
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(m, "tool_calls"))
+            if (strcmp(cJSON_GetObjectItem(c, "id")->valuestring, id) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+static void test_tool_groups_never_split(void **unused)
+{
+    (void)unused;
+    cJSON *in = tool_conversation();
+    int saw_partial = 0;
+    /* Every budget from nothing to everything: the invariants hold at each. */
+    for (int64_t budget = 0; budget <= 200; budget++) {
+        size_t dropped = 0;
+        int64_t tokens = 0;
+        cJSON *out = step_context_select("sys", in, budget, &dropped, &tokens);
+        assert_non_null(out);
+        int n = cJSON_GetArraySize(out);
+        int first_conv = dropped > 0 ? 2 : 1;
+        assert_string_equal(role_at(out, 0), "system");
+        assert_string_not_equal(role_at(out, first_conv), "tool");
+        const cJSON *m;
+        cJSON_ArrayForEach(m, out) {
+            const cJSON *id = cJSON_GetObjectItem(m, "tool_call_id");
+            if (id)
+                assert_true(has_call_id(out, id->valuestring));
+        }
+        /* The current turn (3 messages) is always there. */
+        assert_string_equal(content_at(out, n - 3), "new question");
+        assert_int_equal((size_t)n, (dropped > 0 ? 2 : 1) + 8 - dropped);
+        /* The old group is either whole or absent. */
+        int c1 = has_call_id(out, "c1"), r1 = 0, r2 = 0;
+        cJSON_ArrayForEach(m, out) {
+            const cJSON *id = cJSON_GetObjectItem(m, "tool_call_id");
+            if (id && strcmp(id->valuestring, "c1") == 0) r1 = 1;
+            if (id && strcmp(id->valuestring, "c2") == 0) r2 = 1;
+        }
+        assert_int_equal(c1, r1);
+        assert_int_equal(c1, r2);
+        if (dropped == 4)
+            saw_partial = 1; /* "old answer" kept, the group before it not */
+        cJSON_Delete(out);
+    }
+    assert_true(saw_partial);
+    cJSON_Delete(in);
+}
+
+static void test_current_turn_kept_over_budget(void **unused)
+{
+    (void)unused;
+    char *big = filler(4000);
+    cJSON *in = cJSON_CreateArray();
+    cJSON_AddItemToArray(in, msg("user", "earlier"));
+    cJSON_AddItemToArray(in, msg("assistant", "earlier answer"));
+    cJSON_AddItemToArray(in, msg("user", big));
+    size_t dropped = 0;
+    int64_t tokens = 0;
+    cJSON *out = step_context_select("sys", in, 50, &dropped, &tokens);
+    assert_int_equal(dropped, 2);
+    assert_int_equal(cJSON_GetArraySize(out), 3);
+    assert_string_equal(content_at(out, 2), big);
+    assert_true(tokens > 50); /* over budget, reported honestly */
+    assert_int_equal(tokens, sum_tokens(out));
+    cJSON_Delete(out);
+    cJSON_Delete(in);
+    free(big);
+}
+
+static void test_system_prompt_first(void **unused)
+{
+    (void)unused;
+    cJSON *in = cJSON_CreateArray();
+    cJSON_AddItemToArray(in, msg("user", "a"));
+    cJSON_AddItemToArray(in, msg("assistant", "b"));
+    cJSON_AddItemToArray(in, msg("user", "c"));
+    size_t dropped = 0;
+    int64_t tokens = 0;
+    /* Budget 0: the prompt and the current turn only. */
+    cJSON *out = step_context_select("be kind", in, 0, &dropped, &tokens);
+    assert_int_equal(cJSON_GetArraySize(out), 3);
+    assert_string_equal(content_at(out, 0), "be kind");
+    assert_string_equal(content_at(out, 1), "[2 earlier messages omitted to fit the context]");
+    assert_string_equal(content_at(out, 2), "c");
+    cJSON_Delete(out);
+    /* No prompt: no empty system message; the note comes first. */
+    out = step_context_select(NULL, in, 0, &dropped, &tokens);
+    assert_int_equal(cJSON_GetArraySize(out), 2);
+    assert_string_equal(role_at(out, 0), "system");
+    assert_string_equal(content_at(out, 0), "[2 earlier messages omitted to fit the context]");
+    cJSON_Delete(out);
+    out = step_context_select("", in, 1000, &dropped, &tokens);
+    assert_int_equal(cJSON_GetArraySize(out), 3);
+    assert_string_equal(role_at(out, 0), "user");
+    cJSON_Delete(out);
+    cJSON_Delete(in);
+}
+
+static void test_no_leading_tool_message(void **unused)
+{
+    (void)unused;
+    /* A history that (wrongly) begins with orphan tool results. */
+    cJSON *in = parse("["
+                      "{\"role\":\"tool\",\"tool_call_id\":\"x1\",\"content\":\"orphan\"},"
+                      "{\"role\":\"tool\",\"tool_call_id\":\"x2\",\"content\":\"orphan\"},"
+                      "{\"role\":\"user\",\"content\":\"q1\"},"
+                      "{\"role\":\"assistant\",\"content\":\"a1\"},"
+                      "{\"role\":\"user\",\"content\":\"q2\"}]");
+    size_t dropped = 0;
+    int64_t tokens = 0;
+    cJSON *out = step_context_select("sys", in, 100000, &dropped, &tokens);
+    assert_int_equal(dropped, 2);
+    assert_int_equal(cJSON_GetArraySize(out), 5);
+    assert_string_equal(role_at(out, 1), "system"); /* the note */
+    assert_string_equal(role_at(out, 2), "user");
+    cJSON_Delete(out);
+    cJSON_Delete(in);
+    /* An orphan result after a plain message rides with that message. */
+    in = parse("["
+               "{\"role\":\"user\",\"content\":\"q0\"},"
+               "{\"role\":\"assistant\",\"content\":\"a0\"},"
+               "{\"role\":\"tool\",\"tool_call_id\":\"x\",\"content\":\"stray\"},"
+               "{\"role\":\"user\",\"content\":\"q1\"}]");
+    for (int64_t b = 0; b < 60; b++) {
+        out = step_context_select("sys", in, b, &dropped, &tokens);
+        int first_conv = dropped > 0 ? 2 : 1;
+        assert_string_not_equal(role_at(out, first_conv), "tool");
+        cJSON_Delete(out);
+    }
+    cJSON_Delete(in);
+}
+
+static void test_select_ex_counts_omitted(void **unused)
+{
+    (void)unused;
+    char *big = filler(400);
+    cJSON *in = cJSON_CreateArray();
+    cJSON_AddItemToArray(in, msg("user", big));
+    cJSON_AddItemToArray(in, msg("assistant", big));
+    cJSON_AddItemToArray(in, msg("user", "now"));
+    size_t dropped = 0, first = 99;
+    int64_t tokens = 0;
+    cJSON *out = step_context_select_ex("sys", in, 7, 60, &dropped, &tokens, &first);
+    assert_int_equal(first, 2);
+    assert_int_equal(dropped, 9);
+    assert_string_equal(content_at(out, 1), "[9 earlier messages omitted to fit the context]");
+    cJSON_Delete(out);
+    /* Everything fits, but earlier ones were already omitted: still a note. */
+    out = step_context_select_ex(NULL, in, 3, 100000, &dropped, &tokens, &first);
+    assert_int_equal(first, 0);
+    assert_int_equal(dropped, 3);
+    assert_string_equal(content_at(out, 0), "[3 earlier messages omitted to fit the context]");
+    assert_int_equal(cJSON_GetArraySize(out), 4);
+    cJSON_Delete(out);
+    /* NULL or non-array messages: just the prompt. */
+    out = step_context_select("sys", NULL, 10, &dropped, &tokens);
+    assert_int_equal(cJSON_GetArraySize(out), 1);
+    assert_int_equal(dropped, 0);
+    cJSON_Delete(out);
+    cJSON_Delete(in);
+    free(big);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_estimate),
+        cmocka_unit_test(test_fits_nothing_dropped),
+        cmocka_unit_test(test_over_budget_drops_middle_with_note),
+        cmocka_unit_test(test_tool_groups_never_split),
+        cmocka_unit_test(test_current_turn_kept_over_budget),
+        cmocka_unit_test(test_system_prompt_first),
+        cmocka_unit_test(test_no_leading_tool_message),
+        cmocka_unit_test(test_select_ex_counts_omitted),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

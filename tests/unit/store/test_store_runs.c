@@ -1,0 +1,891 @@
+/* test_store_runs.c — the store's per-user half: sessions, transcripts, runs
+ * and long-term memory (FTS5). Scope isolation between users of one tenant,
+ * seq order and atomicity of run writes, recovery after a restart, hostile
+ * search queries, parallel users, and erasure of a user. Each test works in
+ * a fresh data directory under /tmp. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "identity/scope_mint.h"
+#include "store/store.h"
+#include "store/store_internal.h"   /* store_memory_fts_query */
+#include "util/ids.h"
+#include "util/timeutil.h"
+
+typedef struct fx {
+    char dir[64];
+    store *st;
+    scope admin, ta;
+    char ta_id[ID_MAX];
+    char u1[ID_MAX], u2[ID_MAX];
+    scope s1, s2;          /* two users of the same tenant */
+} fx;
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+static void mkuser(fx *f, const char *ext, char id_out[ID_MAX])
+{
+    user_rec u;
+    memset(&u, 0, sizeof u);
+    ids_new(u.id, "usr");
+    snprintf(u.external_id, sizeof u.external_id, "%s", ext);
+    snprintf(u.tier, sizeof u.tier, "default");
+    u.limits = (user_limits){-1, -1, -1, -1, -1};
+    assert_int_equal(store_user_create(f->st, &f->ta, &u), STORE_OK);
+    memcpy(id_out, u.id, ID_MAX);
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/brigade-runs-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char err[256];
+    f->st = store_open(f->dir, err, sizeof err);
+    assert_non_null(f->st);
+    scope_mint_server_admin(&f->admin);
+    tenant_rec t;
+    memset(&t, 0, sizeof t);
+    ids_new(t.id, "ten");
+    snprintf(t.name, sizeof t.name, "tenant-a");
+    key_rec k;
+    memset(&k, 0, sizeof k);
+    ids_new(k.id, "key");
+    k.kind = KEY_KIND_ADMIN;
+    snprintf(k.prefix, sizeof k.prefix, "bk_adm_xx");
+    ids_hex(k.hash, t.id, 20);
+    assert_int_equal(store_tenant_create(f->st, &f->admin, &t, &k), STORE_OK);
+    memcpy(f->ta_id, t.id, ID_MAX);
+    scope_mint_tenant_admin(&f->ta, f->ta_id, "key_a");
+    mkuser(f, "one", f->u1);
+    mkuser(f, "two", f->u2);
+    scope_mint_user(&f->s1, f->ta_id, f->u1, "key_1", "default");
+    scope_mint_user(&f->s2, f->ta_id, f->u2, "key_2", "default");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    store_close(f->st);
+    nftw(f->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static message_rec msg(const char *role, const char *content, const char *tool_calls, const char *tcid)
+{
+    message_rec m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.role, sizeof m.role, "%s", role);
+    m.content = (char *)content;
+    m.tool_calls_json = (char *)tool_calls;
+    if (tcid) snprintf(m.tool_call_id, sizeof m.tool_call_id, "%s", tcid);
+    return m;
+}
+
+/* count rows of a table (or any one-integer query) straight from the file */
+static long long db_count(fx *f, const char *sql, const char *bind)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/brigade.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    if (bind) sqlite3_bind_text(s, 1, bind, -1, SQLITE_TRANSIENT);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    long long v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+/* ---- helpers and schema ---- */
+
+static void test_status_names_and_schema(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(store_schema_version(f->st), 2);
+    assert_string_equal(run_status_name(RUN_QUEUED), "queued");
+    assert_string_equal(run_status_name(RUN_RUNNING), "running");
+    assert_string_equal(run_status_name(RUN_WAITING_APPROVAL), "waiting_approval");
+    assert_string_equal(run_status_name(RUN_COMPLETED), "completed");
+    assert_string_equal(run_status_name(RUN_FAILED), "failed");
+    assert_string_equal(run_status_name(RUN_CANCELLED), "cancelled");
+    assert_string_equal(run_status_name(RUN_INTERRUPTED), "interrupted");
+    assert_string_equal(run_status_name((run_status)99), "unknown");
+    assert_false(run_status_terminal(RUN_QUEUED));
+    assert_false(run_status_terminal(RUN_RUNNING));
+    assert_false(run_status_terminal(RUN_WAITING_APPROVAL));
+    assert_true(run_status_terminal(RUN_COMPLETED));
+    assert_true(run_status_terminal(RUN_FAILED));
+    assert_true(run_status_terminal(RUN_CANCELLED));
+    assert_true(run_status_terminal(RUN_INTERRUPTED));
+    /* freeing zeroed and NULL records is harmless */
+    session_rec s = {0};
+    session_rec_free(&s);
+    message_rec m = {0};
+    message_rec_free(&m);
+    memory_rec r = {0};
+    memory_rec_free(&r);
+    store_free_sessions(NULL, 0);
+    store_free_messages(NULL, 0);
+    store_free_memories(NULL, 0);
+}
+
+/* ---- sessions ---- */
+
+static void test_sessions_crud_paging(void **state)
+{
+    fx *f = *state;
+    char ids[7][ID_MAX];
+    for (int i = 0; i < 7; i++) {
+        session_rec s;
+        assert_int_equal(store_session_create(f->st, &f->s1, "helper", i == 3 ? "{\"k\":3}" : NULL, &s), STORE_OK);
+        assert_memory_equal(s.id, "ses_", 4);
+        assert_string_equal(s.agent, "helper");
+        assert_int_equal(s.message_count, 0);
+        memcpy(ids[i], s.id, ID_MAX);
+        session_rec_free(&s);
+    }
+    /* newest first, three at a time, by cursor */
+    char before[ID_MAX] = "";
+    int seen = 0;
+    for (int page = 0; page < 4; page++) {
+        session_rec *arr; size_t n;
+        assert_int_equal(store_session_list(f->st, &f->s1, before[0] ? before : NULL, 3, &arr, &n), STORE_OK);
+        assert_int_equal(n, page < 2 ? 3 : page == 2 ? 1 : 0);
+        for (size_t i = 0; i < n; i++) assert_string_equal(arr[i].id, ids[6 - seen - (int)i]);
+        if (n) memcpy(before, arr[n - 1].id, ID_MAX);
+        seen += (int)n;
+        store_free_sessions(arr, n);
+    }
+    assert_int_equal(seen, 7);
+
+    session_rec s;
+    assert_int_equal(store_session_get(f->st, &f->s1, ids[3], &s), STORE_OK);
+    assert_non_null(s.metadata_json);
+    assert_string_equal(s.metadata_json, "{\"k\":3}");
+    assert_true(s.created_at > 0);
+    session_rec_free(&s);
+    assert_int_equal(store_session_get(f->st, &f->s1, ids[2], &s), STORE_OK);
+    assert_null(s.metadata_json);
+
+    assert_int_equal(store_session_delete(f->st, &f->s1, ids[3]), STORE_OK);
+    assert_int_equal(store_session_get(f->st, &f->s1, ids[3], &s), STORE_NOT_FOUND);
+    assert_int_equal(store_session_delete(f->st, &f->s1, ids[3]), STORE_NOT_FOUND);
+    session_rec *arr; size_t n;
+    assert_int_equal(store_session_list(f->st, &f->s1, NULL, 0, &arr, &n), STORE_OK);
+    assert_int_equal(n, 6);
+    store_free_sessions(arr, n);
+    /* a deleted or unknown cursor is not an empty page */
+    assert_int_equal(store_session_list(f->st, &f->s1, ids[3], 10, &arr, &n), STORE_NOT_FOUND);
+    assert_int_equal(n, 0);
+
+    /* bad arguments and roles */
+    char longagent[STORE_AGENT_MAX + 8];
+    memset(longagent, 'a', sizeof longagent - 1);
+    longagent[sizeof longagent - 1] = '\0';
+    assert_int_equal(store_session_create(f->st, &f->s1, "", NULL, &s), STORE_INVALID);
+    assert_int_equal(store_session_create(f->st, &f->s1, NULL, NULL, &s), STORE_INVALID);
+    assert_int_equal(store_session_create(f->st, &f->s1, longagent, NULL, &s), STORE_INVALID);
+    assert_int_equal(store_session_create(f->st, &f->s1, "bad\nagent", NULL, &s), STORE_INVALID);
+    assert_int_equal(store_session_create(f->st, &f->s1, "ok", "\xff\xfe", &s), STORE_INVALID);
+    assert_int_equal(store_session_create(f->st, &f->ta, "helper", NULL, &s), STORE_FORBIDDEN);
+    assert_int_equal(store_session_list(f->st, &f->ta, NULL, 10, &arr, &n), STORE_FORBIDDEN);
+    assert_int_equal(store_session_get(f->st, &f->admin, ids[0], &s), STORE_FORBIDDEN);
+    scope forged = f->s1;
+    forged.minted = 0;
+    assert_int_equal(store_session_get(f->st, &forged, ids[0], &s), STORE_NOT_FOUND);
+    assert_int_equal(store_session_create(f->st, &forged, "helper", NULL, &s), STORE_NOT_FOUND);
+}
+
+/* ---- isolation between users of one tenant ---- */
+
+static void test_other_user_not_found(void **state)
+{
+    fx *f = *state;
+    session_rec s;
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &s), STORE_OK);
+    run_rec r;
+    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "hello", RUN_RUNNING, &r), STORE_OK);
+    assert_int_equal(store_memory_put(f->st, &f->s1, "colour", "blue", NULL), STORE_OK);
+
+    /* user two sees none of it, under any function */
+    session_rec s2;
+    assert_int_equal(store_session_get(f->st, &f->s2, s.id, &s2), STORE_NOT_FOUND);
+    assert_int_equal(store_session_delete(f->st, &f->s2, s.id), STORE_NOT_FOUND);
+    session_rec *sarr; size_t n;
+    assert_int_equal(store_session_list(f->st, &f->s2, NULL, 10, &sarr, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    free(sarr);
+    assert_int_equal(store_session_list(f->st, &f->s2, s.id, 10, &sarr, &n), STORE_NOT_FOUND);
+    message_rec *marr;
+    assert_int_equal(store_message_list(f->st, &f->s2, s.id, 0, 10, &marr, &n), STORE_NOT_FOUND);
+    assert_int_equal(store_message_tail(f->st, &f->s2, s.id, 10, &marr, &n), STORE_NOT_FOUND);
+    run_rec r2;
+    assert_int_equal(store_run_start(f->st, &f->s2, s.id, NULL, "planted", RUN_QUEUED, &r2), STORE_NOT_FOUND);
+    assert_int_equal(store_run_get(f->st, &f->s2, r.id, &r2), STORE_NOT_FOUND);
+    message_rec planted = msg("assistant", "planted", NULL, NULL);
+    assert_int_equal(store_run_append(f->st, &f->s2, &r, &planted, 1), STORE_NOT_FOUND);
+    run_rec fin = r;
+    fin.status = RUN_CANCELLED;
+    assert_int_equal(store_run_finish(f->st, &f->s2, &fin, &planted), STORE_NOT_FOUND);
+    run_rec st = r;
+    st.status = RUN_WAITING_APPROVAL;
+    assert_int_equal(store_run_set_status(f->st, &f->s2, &st), STORE_NOT_FOUND);
+    memory_rec m;
+    assert_int_equal(store_memory_get(f->st, &f->s2, "colour", &m), STORE_NOT_FOUND);
+    assert_int_equal(store_memory_delete(f->st, &f->s2, "colour"), STORE_NOT_FOUND);
+    /* the same key for user two is a different entry */
+    assert_int_equal(store_memory_put(f->st, &f->s2, "colour", "red", NULL), STORE_OK);
+    memory_rec *mem;
+    assert_int_equal(store_memory_search(f->st, &f->s2, "blue", 10, &mem, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    free(mem);
+
+    /* a tenant admin is not a user: forbidden, not a back door */
+    assert_int_equal(store_run_get(f->st, &f->ta, r.id, &r2), STORE_FORBIDDEN);
+    assert_int_equal(store_message_list(f->st, &f->ta, s.id, 0, 10, &marr, &n), STORE_FORBIDDEN);
+    assert_int_equal(store_memory_get(f->st, &f->ta, "colour", &m), STORE_FORBIDDEN);
+    assert_int_equal(store_memory_search(f->st, &f->ta, "", 10, &mem, &n), STORE_FORBIDDEN);
+
+    /* user one's world is untouched */
+    assert_int_equal(store_run_get(f->st, &f->s1, r.id, &r2), STORE_OK);
+    assert_int_equal(r2.status, RUN_RUNNING);
+    assert_int_equal(store_message_list(f->st, &f->s1, s.id, 0, 10, &marr, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(marr[0].content, "hello");
+    store_free_messages(marr, n);
+    assert_int_equal(store_memory_get(f->st, &f->s1, "colour", &m), STORE_OK);
+    assert_string_equal(m.value, "blue");
+    memory_rec_free(&m);
+    assert_int_equal(store_session_get(f->st, &f->s1, s.id, &s2), STORE_OK);
+    assert_int_equal(s2.message_count, 1);
+    session_rec_free(&s2);
+    session_rec_free(&s);
+}
+
+/* ---- runs ---- */
+
+static void test_run_sequence(void **state)
+{
+    fx *f = *state;
+    session_rec s;
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &s), STORE_OK);
+    run_rec r;
+    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "what is 2+2?", RUN_RUNNING, &r), STORE_OK);
+    assert_memory_equal(r.id, "run_", 4);
+    assert_string_equal(r.session_id, s.id);
+    assert_string_equal(r.agent, "helper");     /* the session's agent */
+    assert_int_equal(r.user_seq, 1);
+    assert_true(r.started_at > 0);
+
+    message_rec step[3] = {
+        msg("assistant", NULL, "[{\"id\":\"c1\"},{\"id\":\"c2\"}]", NULL),
+        msg("tool", "4", NULL, "c1"),
+        msg("tool", "four", NULL, "c2"),
+    };
+    r.input_tokens = 10; r.output_tokens = 5; r.cost_nusd = 700; r.steps = 1; r.tool_calls = 2;
+    assert_int_equal(store_run_append(f->st, &f->s1, &r, step, 3), STORE_OK);
+    message_rec fin = msg("assistant", "It is 4.", NULL, NULL);
+    r.status = RUN_COMPLETED;
+    r.input_tokens = 30; r.output_tokens = 9; r.cost_nusd = 1500; r.steps = 2;
+    assert_int_equal(store_run_finish(f->st, &f->s1, &r, &fin), STORE_OK);
+    assert_int_equal(r.final_seq, 5);
+    assert_true(r.finished_at > 0);
+
+    message_rec *m; size_t n;
+    assert_int_equal(store_message_list(f->st, &f->s1, s.id, 0, 100, &m, &n), STORE_OK);
+    assert_int_equal(n, 5);
+    const char *roles[] = {"user", "assistant", "tool", "tool", "assistant"};
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(m[i].seq, (int64_t)i + 1);
+        assert_string_equal(m[i].role, roles[i]);
+        assert_string_equal(m[i].run_id, r.id);
+        assert_string_equal(m[i].session_id, s.id);
+    }
+    assert_string_equal(m[0].content, "what is 2+2?");
+    assert_null(m[1].content);
+    assert_string_equal(m[1].tool_calls_json, "[{\"id\":\"c1\"},{\"id\":\"c2\"}]");
+    assert_string_equal(m[2].tool_call_id, "c1");
+    assert_string_equal(m[3].content, "four");
+    assert_string_equal(m[4].content, "It is 4.");
+    store_free_messages(m, n);
+    /* paging and tail */
+    assert_int_equal(store_message_list(f->st, &f->s1, s.id, 2, 2, &m, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(m[0].seq, 3);
+    assert_int_equal(m[1].seq, 4);
+    store_free_messages(m, n);
+    assert_int_equal(store_message_tail(f->st, &f->s1, s.id, 2, &m, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(m[0].seq, 4);
+    assert_int_equal(m[1].seq, 5);
+    store_free_messages(m, n);
+
+    run_rec g;
+    assert_int_equal(store_run_get(f->st, &f->s1, r.id, &g), STORE_OK);
+    assert_int_equal(g.status, RUN_COMPLETED);
+    assert_int_equal(g.user_seq, 1);
+    assert_int_equal(g.final_seq, 5);
+    assert_int_equal(g.input_tokens, 30);
+    assert_int_equal(g.output_tokens, 9);
+    assert_int_equal(g.cost_nusd, 1500);
+    assert_int_equal(g.steps, 2);
+    assert_int_equal(g.tool_calls, 2);
+    assert_true(g.finished_at >= g.started_at);
+
+    /* a finished run is final */
+    assert_int_equal(store_run_append(f->st, &f->s1, &r, &fin, 1), STORE_CONFLICT);
+    r.status = RUN_CANCELLED;
+    assert_int_equal(store_run_finish(f->st, &f->s1, &r, NULL), STORE_CONFLICT);
+    assert_int_equal(store_run_get(f->st, &f->s1, r.id, &g), STORE_OK);
+    assert_int_equal(g.status, RUN_COMPLETED);
+    assert_int_equal(r.final_seq, 5);   /* the failed finish did not touch the record */
+
+    /* second run: queued → running → failed without a final message */
+    run_rec r2;
+    assert_int_equal(store_run_start(f->st, &f->s1, s.id, "other", "again", RUN_QUEUED, &r2), STORE_OK);
+    assert_int_equal(r2.user_seq, 6);
+    assert_int_equal(r2.started_at, 0);
+    assert_string_equal(r2.agent, "other");
+    r2.status = RUN_RUNNING;
+    assert_int_equal(store_run_set_status(f->st, &f->s1, &r2), STORE_OK);
+    assert_int_equal(store_run_get(f->st, &f->s1, r2.id, &g), STORE_OK);
+    assert_int_equal(g.status, RUN_RUNNING);
+    assert_true(g.started_at > 0);
+    r2.status = RUN_COMPLETED;
+    assert_int_equal(store_run_set_status(f->st, &f->s1, &r2), STORE_INVALID);   /* finish does that */
+    r2.status = RUN_FAILED;
+    snprintf(r2.error_code, sizeof r2.error_code, "upstream_error");
+    snprintf(r2.error_message, sizeof r2.error_message, "the provider said no");
+    assert_int_equal(store_run_finish(f->st, &f->s1, &r2, NULL), STORE_OK);
+    assert_int_equal(r2.final_seq, 0);
+    assert_int_equal(store_run_get(f->st, &f->s1, r2.id, &g), STORE_OK);
+    assert_int_equal(g.status, RUN_FAILED);
+    assert_string_equal(g.error_code, "upstream_error");
+    assert_string_equal(g.error_message, "the provider said no");
+    r2.status = RUN_RUNNING;
+    assert_int_equal(store_run_set_status(f->st, &f->s1, &r2), STORE_CONFLICT);
+
+    session_rec s2;
+    assert_int_equal(store_session_get(f->st, &f->s1, s.id, &s2), STORE_OK);
+    assert_int_equal(s2.message_count, 6);
+    session_rec_free(&s2);
+
+    /* bad arguments */
+    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "x", RUN_COMPLETED, &g), STORE_INVALID);
+    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, NULL, RUN_QUEUED, &g), STORE_INVALID);
+    assert_int_equal(store_run_start(f->st, &f->s1, "ses_nope", NULL, "x", RUN_QUEUED, &g), STORE_NOT_FOUND);
+    run_rec bad = r2;
+    bad.status = RUN_RUNNING;   /* not terminal */
+    assert_int_equal(store_run_finish(f->st, &f->s1, &bad, NULL), STORE_INVALID);
+
+    /* deleting the session takes its messages and runs along */
+    assert_int_equal(store_session_delete(f->st, &f->s1, s.id), STORE_OK);
+    assert_int_equal(store_run_get(f->st, &f->s1, r.id, &g), STORE_NOT_FOUND);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM messages WHERE session_id = ?", s.id), 0);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM runs WHERE session_id = ?", s.id), 0);
+    session_rec_free(&s);
+}
+
+static void test_run_append_atomic(void **state)
+{
+    fx *f = *state;
+    session_rec s;
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &s), STORE_OK);
+    run_rec r;
+    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "go", RUN_RUNNING, &r), STORE_OK);
+
+    /* the third message of the group is malformed: the first two were
+     * already inserted inside the operation and must vanish with it */
+    message_rec bad_role[3] = {
+        msg("assistant", NULL, "[{\"id\":\"c1\"}]", NULL),
+        msg("tool", "result", NULL, "c1"),
+        msg("system", "sneaky", NULL, NULL),
+    };
+    r.steps = 1; r.tool_calls = 1; r.input_tokens = 99;
+    assert_int_equal(store_run_append(f->st, &f->s1, &r, bad_role, 3), STORE_INVALID);
+    message_rec no_call_id[2] = {
+        msg("assistant", NULL, "[{\"id\":\"c1\"}]", NULL),
+        msg("tool", "result", NULL, NULL),
+    };
+    assert_int_equal(store_run_append(f->st, &f->s1, &r, no_call_id, 2), STORE_INVALID);
+    message_rec bad_utf8[2] = {
+        msg("assistant", NULL, "[{\"id\":\"c1\"}]", NULL),
+        msg("tool", "\xc3\x28", NULL, "c1"),
+    };
+    assert_int_equal(store_run_append(f->st, &f->s1, &r, bad_utf8, 2), STORE_INVALID);
+
+    message_rec *m; size_t n;
+    assert_int_equal(store_message_list(f->st, &f->s1, s.id, 0, 100, &m, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(m[0].role, "user");
+    store_free_messages(m, n);
+    run_rec g;
+    assert_int_equal(store_run_get(f->st, &f->s1, r.id, &g), STORE_OK);
+    assert_int_equal(g.steps, 0);          /* counters did not move either */
+    assert_int_equal(g.input_tokens, 0);
+    session_rec s2;
+    assert_int_equal(store_session_get(f->st, &f->s1, s.id, &s2), STORE_OK);
+    assert_int_equal(s2.message_count, 1);
+    session_rec_free(&s2);
+
+    /* a good group afterwards continues the sequence without a gap */
+    assert_int_equal(store_run_append(f->st, &f->s1, &r, bad_role, 2), STORE_OK);
+    assert_int_equal(store_message_list(f->st, &f->s1, s.id, 0, 100, &m, &n), STORE_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(m[1].seq, 2);
+    assert_int_equal(m[2].seq, 3);
+    store_free_messages(m, n);
+    assert_int_equal(store_run_get(f->st, &f->s1, r.id, &g), STORE_OK);
+    assert_int_equal(g.steps, 1);
+    assert_int_equal(g.input_tokens, 99);
+    /* a malformed final message leaves the run running */
+    message_rec badfin = msg("tool", "no id", NULL, NULL);
+    r.status = RUN_COMPLETED;
+    assert_int_equal(store_run_finish(f->st, &f->s1, &r, &badfin), STORE_INVALID);
+    assert_int_equal(store_run_get(f->st, &f->s1, r.id, &g), STORE_OK);
+    assert_int_equal(g.status, RUN_RUNNING);
+    assert_int_equal(r.final_seq, 0);
+    session_rec_free(&s);
+}
+
+/* Two threads append to one session at once: every seq distinct, no gaps. */
+typedef struct seq_arg { fx *f; run_rec run; } seq_arg;
+
+static void *seq_thread(void *p)
+{
+    seq_arg *a = p;
+    for (int i = 0; i < 25; i++) {
+        message_rec g[2] = {
+            msg("assistant", NULL, "[{\"id\":\"x\"}]", NULL),
+            msg("tool", "r", NULL, "x"),
+        };
+        if (store_run_append(a->f->st, &a->f->s1, &a->run, g, 2) != STORE_OK) return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_run_concurrent_seq(void **state)
+{
+    fx *f = *state;
+    session_rec s;
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &s), STORE_OK);
+    seq_arg a[2];
+    memset(a, 0, sizeof a);
+    a[0].f = a[1].f = f;
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "go", RUN_RUNNING, &a[i].run), STORE_OK);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, seq_thread, &a[i]);
+    for (int i = 0; i < 2; i++) {
+        void *rv;
+        pthread_join(t[i], &rv);
+        assert_null(rv);
+    }
+    message_rec *m; size_t n;
+    assert_int_equal(store_message_list(f->st, &f->s1, s.id, 0, 1000, &m, &n), STORE_OK);
+    assert_int_equal(n, 102);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(m[i].seq, (int64_t)i + 1);
+        /* a tool result always directly follows its run's assistant message */
+        if (strcmp(m[i].role, "tool") == 0) {
+            assert_string_equal(m[i - 1].role, "assistant");
+            assert_string_equal(m[i - 1].run_id, m[i].run_id);
+        }
+    }
+    store_free_messages(m, n);
+    session_rec_free(&s);
+}
+
+static void test_runs_recover(void **state)
+{
+    fx *f = *state;
+    session_rec s;
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &s), STORE_OK);
+    run_rec q, r, w, c, o;
+    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "q", RUN_QUEUED, &q), STORE_OK);
+    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "r", RUN_RUNNING, &r), STORE_OK);
+    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "w", RUN_RUNNING, &w), STORE_OK);
+    w.status = RUN_WAITING_APPROVAL;
+    assert_int_equal(store_run_set_status(f->st, &f->s1, &w), STORE_OK);
+    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "c", RUN_RUNNING, &c), STORE_OK);
+    c.status = RUN_COMPLETED;
+    message_rec fin = msg("assistant", "done", NULL, NULL);
+    assert_int_equal(store_run_finish(f->st, &f->s1, &c, &fin), STORE_OK);
+    session_rec s2;
+    assert_int_equal(store_session_create(f->st, &f->s2, "helper", NULL, &s2), STORE_OK);
+    assert_int_equal(store_run_start(f->st, &f->s2, s2.id, NULL, "o", RUN_RUNNING, &o), STORE_OK);
+
+    /* "crash": close and reopen, then recover as serve does at start */
+    store_close(f->st);
+    char err[256];
+    f->st = store_open(f->dir, err, sizeof err);
+    assert_non_null(f->st);
+    size_t n = 99;
+    assert_int_equal(store_runs_recover(f->st, &n), STORE_OK);
+    assert_int_equal(n, 4);
+    run_rec g;
+    const run_rec *inflight[] = {&q, &r, &w};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(store_run_get(f->st, &f->s1, inflight[i]->id, &g), STORE_OK);
+        assert_int_equal(g.status, RUN_INTERRUPTED);
+        assert_string_equal(g.error_code, "server_restart");
+        assert_true(g.finished_at > 0);
+    }
+    assert_int_equal(store_run_get(f->st, &f->s2, o.id, &g), STORE_OK);
+    assert_int_equal(g.status, RUN_INTERRUPTED);
+    assert_int_equal(store_run_get(f->st, &f->s1, c.id, &g), STORE_OK);
+    assert_int_equal(g.status, RUN_COMPLETED);
+    assert_string_equal(g.error_code, "");
+    assert_int_equal(store_runs_recover(f->st, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    session_rec_free(&s);
+    session_rec_free(&s2);
+}
+
+/* ---- memory ---- */
+
+static void test_memory_basic(void **state)
+{
+    fx *f = *state;
+    memory_rec m;
+    assert_int_equal(store_memory_put(f->st, &f->s1, "favourite colour", "deep blue, like the sea", &m), STORE_OK);
+    assert_string_equal(m.key, "favourite colour");
+    assert_string_equal(m.value, "deep blue, like the sea");
+    assert_true(m.updated_at > 0);
+    memory_rec_free(&m);
+    assert_int_equal(store_memory_put(f->st, &f->s1, "pet", "a cat called Ada", NULL), STORE_OK);
+    assert_int_equal(store_memory_put(f->st, &f->s1, "café order", "flat white", NULL), STORE_OK);
+
+    memory_rec *arr; size_t n;
+    /* by a word of the key */
+    assert_int_equal(store_memory_search(f->st, &f->s1, "colour", 10, &arr, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(arr[0].key, "favourite colour");
+    store_free_memories(arr, n);
+    /* by a word of the value, case-insensitively; OR across words */
+    assert_int_equal(store_memory_search(f->st, &f->s1, "CAT's name: Ada?", 10, &arr, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(arr[0].key, "pet");
+    store_free_memories(arr, n);
+    assert_int_equal(store_memory_search(f->st, &f->s1, "sea ada", 10, &arr, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    store_free_memories(arr, n);
+    /* diacritics folded */
+    assert_int_equal(store_memory_search(f->st, &f->s1, "cafe", 10, &arr, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    store_free_memories(arr, n);
+    /* empty query: everything, newest first */
+    assert_int_equal(store_memory_search(f->st, &f->s1, "", 10, &arr, &n), STORE_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(arr[0].key, "café order");
+    assert_string_equal(arr[2].key, "favourite colour");
+    store_free_memories(arr, n);
+    assert_int_equal(store_memory_search(f->st, &f->s1, NULL, 2, &arr, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    store_free_memories(arr, n);
+
+    /* overwrite: the index follows the new value, not the old */
+    assert_int_equal(store_memory_put(f->st, &f->s1, "pet", "a dog called Rex", NULL), STORE_OK);
+    assert_int_equal(store_memory_get(f->st, &f->s1, "pet", &m), STORE_OK);
+    assert_string_equal(m.value, "a dog called Rex");
+    memory_rec_free(&m);
+    assert_int_equal(store_memory_search(f->st, &f->s1, "ada", 10, &arr, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    free(arr);
+    assert_int_equal(store_memory_search(f->st, &f->s1, "rex", 10, &arr, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    store_free_memories(arr, n);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM memory WHERE key = ?", "pet"), 1);
+
+    /* delete: gone from the table and from the index */
+    assert_int_equal(store_memory_delete(f->st, &f->s1, "pet"), STORE_OK);
+    assert_int_equal(store_memory_get(f->st, &f->s1, "pet", &m), STORE_NOT_FOUND);
+    assert_int_equal(store_memory_delete(f->st, &f->s1, "pet"), STORE_NOT_FOUND);
+    assert_int_equal(store_memory_search(f->st, &f->s1, "rex dog", 10, &arr, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    free(arr);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM memory_fts WHERE memory_fts MATCH ?", "rex"), 0);
+
+    /* bounds */
+    char key[STORE_MEMORY_KEY_MAX + 2];
+    memset(key, 'k', sizeof key - 1);
+    key[STORE_MEMORY_KEY_MAX] = '\0';
+    assert_int_equal(store_memory_put(f->st, &f->s1, key, "v", NULL), STORE_OK);
+    key[STORE_MEMORY_KEY_MAX] = 'k';
+    key[STORE_MEMORY_KEY_MAX + 1] = '\0';
+    assert_int_equal(store_memory_put(f->st, &f->s1, key, "v", NULL), STORE_INVALID);
+    assert_int_equal(store_memory_get(f->st, &f->s1, key, &m), STORE_NOT_FOUND);
+    assert_int_equal(store_memory_put(f->st, &f->s1, "", "v", NULL), STORE_INVALID);
+    assert_int_equal(store_memory_put(f->st, &f->s1, NULL, "v", NULL), STORE_INVALID);
+    assert_int_equal(store_memory_put(f->st, &f->s1, "tab\there", "v", NULL), STORE_INVALID);
+    assert_int_equal(store_memory_put(f->st, &f->s1, "bad\xff", "v", NULL), STORE_INVALID);
+    assert_int_equal(store_memory_put(f->st, &f->s1, "k", NULL, NULL), STORE_INVALID);
+    assert_int_equal(store_memory_put(f->st, &f->s1, "k", "\xed\xa0\x80", NULL), STORE_INVALID);
+    char *big = malloc(STORE_MEMORY_VALUE_MAX + 2);
+    memset(big, 'x', STORE_MEMORY_VALUE_MAX + 1);
+    big[STORE_MEMORY_VALUE_MAX] = '\0';
+    assert_int_equal(store_memory_put(f->st, &f->s1, "big", big, NULL), STORE_OK);
+    assert_int_equal(store_memory_get(f->st, &f->s1, "big", &m), STORE_OK);
+    assert_int_equal(strlen(m.value), STORE_MEMORY_VALUE_MAX);
+    memory_rec_free(&m);
+    big[STORE_MEMORY_VALUE_MAX] = 'x';
+    big[STORE_MEMORY_VALUE_MAX + 1] = '\0';
+    assert_int_equal(store_memory_put(f->st, &f->s1, "big", big, NULL), STORE_INVALID);
+    free(big);
+    assert_int_equal(store_memory_put(f->st, &f->s1, "multi\xc3\xa9", "line\none\ttwo", NULL), STORE_OK);
+}
+
+static void test_memory_fts_query_builder(void **state)
+{
+    (void)state;
+    char out[STORE_FTS_EXPR_MAX];
+    assert_int_equal(store_memory_fts_query("a\"b NEAR( OR -c* x:y ^z", out), 8);
+    assert_string_equal(out, "\"a\" OR \"b\" OR \"NEAR\" OR \"OR\" OR \"c\" OR \"x\" OR \"y\" OR \"z\"");
+    assert_int_equal(store_memory_fts_query("", out), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(store_memory_fts_query(NULL, out), 0);
+    assert_int_equal(store_memory_fts_query("\"*\" () - : ^ {} +", out), 0);
+    assert_int_equal(store_memory_fts_query("héllo wörld", out), 2);
+    assert_string_equal(out, "\"héllo\" OR \"wörld\"");
+    /* capped at 16 words, however long the input */
+    char many[4096] = "";
+    for (int i = 0; i < 200; i++) strcat(many, "w ");
+    assert_int_equal(store_memory_fts_query(many, out), STORE_MEMORY_TERMS_MAX);
+    /* an over-long word is dropped, not truncated into something else */
+    char lw[STORE_MEMORY_TERM_MAX + 10];
+    memset(lw, 'q', sizeof lw - 1);
+    lw[sizeof lw - 1] = '\0';
+    char q[sizeof lw + 8];
+    snprintf(q, sizeof q, "%s ok", lw);
+    assert_int_equal(store_memory_fts_query(q, out), 1);
+    assert_string_equal(out, "\"ok\"");
+    /* broken UTF-8 words are dropped */
+    assert_int_equal(store_memory_fts_query("\xc3 fine \xff\xfe", out), 1);
+    assert_string_equal(out, "\"fine\"");
+}
+
+static void test_memory_search_hostile(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(store_memory_put(f->st, &f->s1, "secret plan", "owner one: near the lake", NULL), STORE_OK);
+    assert_int_equal(store_memory_put(f->st, &f->s1, "notes", "owner one: secret recipe or two", NULL), STORE_OK);
+    assert_int_equal(store_memory_put(f->st, &f->s2, "secret plan", "owner two: secret secret secret", NULL), STORE_OK);
+    assert_int_equal(store_memory_put(f->st, &f->s2, "other", "owner two: nothing", NULL), STORE_OK);
+
+    char longq[12000];
+    memset(longq, '(', sizeof longq - 1);
+    longq[sizeof longq - 1] = '\0';
+    memcpy(longq + 100, " secret ", 8);
+    const char *queries[] = {
+        "\"", "\"secret", "secret\"*", "NEAR(secret lake, 2)", "OR", "secret OR", "OR secret",
+        "-secret", "secret -lake", "key:secret", "value : secret", "^secret", "secret AND NOT two",
+        "*", "(", ")", "\"\" OR \"\"", "{key value}: secret", "'; DROP TABLE memory; --",
+        "secret*", "\x01\x02secret\x7f", "\xff\xfe\xfd", "user_id:*", "rowid=1 OR 1=1", longq,
+        "AND", "NOT", "secret NOT", "NEAR", "\"secret\" \"secret\"", "  \t\n ",
+    };
+    for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
+        memory_rec *arr; size_t n;
+        assert_int_equal(store_memory_search(f->st, &f->s1, queries[i], 50, &arr, &n), STORE_OK);
+        for (size_t j = 0; j < n; j++) assert_non_null(strstr(arr[j].value, "owner one"));
+        /* anything naming "secret" finds both of user one's entries */
+        if (strstr(queries[i], "secret") && !strstr(queries[i], "\xff")) assert_int_equal(n, 2);
+        store_free_memories(arr, n);
+        assert_int_equal(store_memory_search(f->st, &f->s2, queries[i], 50, &arr, &n), STORE_OK);
+        for (size_t j = 0; j < n; j++) assert_non_null(strstr(arr[j].value, "owner two"));
+        store_free_memories(arr, n);
+    }
+    /* and the table is still there */
+    assert_int_equal(db_count(f, "SELECT count(*) FROM memory WHERE key = ?", "secret plan"), 2);
+}
+
+/* 200 users × 5 entries, written and searched from 8 threads at once. */
+#define PAR_USERS 200
+#define PAR_THREADS 8
+
+typedef struct par_arg {
+    fx *f;
+    int first, count;
+    int failures;
+    char (*ids)[ID_MAX];     /* user i's id, filled by the writing pass */
+} par_arg;
+
+static void *par_thread(void *p)
+{
+    par_arg *a = p;
+    for (int i = a->first; i < a->first + a->count; i++) {
+        user_rec u;
+        memset(&u, 0, sizeof u);
+        ids_new(u.id, "usr");
+        snprintf(u.external_id, sizeof u.external_id, "par-%d", i);
+        snprintf(u.tier, sizeof u.tier, "default");
+        u.limits = (user_limits){-1, -1, -1, -1, -1};
+        if (store_user_create(a->f->st, &a->f->ta, &u) != STORE_OK) { a->failures++; continue; }
+        memcpy(a->ids[i], u.id, ID_MAX);
+        scope sc;
+        scope_mint_user(&sc, a->f->ta_id, u.id, "k", "default");
+        for (int k = 0; k < 5; k++) {
+            char key[32], val[128];
+            snprintf(key, sizeof key, "note %d", k);
+            snprintf(val, sizeof val, "common shared words marker%d entry%d", i, k);
+            if (store_memory_put(a->f->st, &sc, key, val, NULL) != STORE_OK) a->failures++;
+        }
+    }
+    return NULL;
+}
+
+static void *par_search_thread(void *p)
+{
+    par_arg *a = p;
+    for (int i = a->first; i < a->first + a->count; i++) {
+        scope sc;
+        scope_mint_user(&sc, a->f->ta_id, a->ids[i], "k", "default");
+        char marker[32];
+        snprintf(marker, sizeof marker, "marker%d", i);
+        memory_rec *arr; size_t n;
+        const char *qs[] = {"common", marker, "common words NEAR entry3"};
+        for (int q = 0; q < 3; q++) {
+            if (store_memory_search(a->f->st, &sc, qs[q], 100, &arr, &n) != STORE_OK) { a->failures++; continue; }
+            if (n != 5) a->failures++;
+            for (size_t j = 0; j < n; j++) {
+                /* "marker1" must not match "marker12": compare the word */
+                const char *w = strstr(arr[j].value, marker);
+                if (!w || w[strlen(marker)] != ' ') a->failures++;
+            }
+            store_free_memories(arr, n);
+        }
+    }
+    return NULL;
+}
+
+static void test_memory_parallel_users(void **state)
+{
+    fx *f = *state;
+    pthread_t t[PAR_THREADS];
+    par_arg a[PAR_THREADS];
+    static char ids[PAR_USERS][ID_MAX];
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < PAR_THREADS; i++) {
+            a[i] = (par_arg){f, i * (PAR_USERS / PAR_THREADS), PAR_USERS / PAR_THREADS, 0, ids};
+            pthread_create(&t[i], NULL, pass == 0 ? par_thread : par_search_thread, &a[i]);
+        }
+        for (int i = 0; i < PAR_THREADS; i++) {
+            pthread_join(t[i], NULL);
+            assert_int_equal(a[i].failures, 0);
+        }
+    }
+    assert_int_equal(db_count(f, "SELECT count(*) FROM memory WHERE value LIKE ?", "common%"), PAR_USERS * 5);
+    store_stats stats;
+    store_get_stats(f->st, &stats);
+    assert_true(stats.ops > stats.commits);   /* the writes were batched */
+}
+
+/* ---- erasure ---- */
+
+static void populate(fx *f, const scope *sc, const char *word, char sid[ID_MAX])
+{
+    session_rec s;
+    assert_int_equal(store_session_create(f->st, sc, "helper", "{}", &s), STORE_OK);
+    memcpy(sid, s.id, ID_MAX);
+    session_rec_free(&s);
+    run_rec r;
+    assert_int_equal(store_run_start(f->st, sc, sid, NULL, word, RUN_RUNNING, &r), STORE_OK);
+    message_rec g[2] = {msg("assistant", NULL, "[{\"id\":\"c\"}]", NULL), msg("tool", word, NULL, "c")};
+    assert_int_equal(store_run_append(f->st, sc, &r, g, 2), STORE_OK);
+    run_rec q;
+    assert_int_equal(store_run_start(f->st, sc, sid, NULL, "later", RUN_QUEUED, &q), STORE_OK);
+    char val[64];
+    snprintf(val, sizeof val, "remember %s", word);
+    assert_int_equal(store_memory_put(f->st, sc, "fact", val, NULL), STORE_OK);
+    assert_int_equal(store_memory_put(f->st, sc, word, "second", NULL), STORE_OK);
+}
+
+static void test_user_delete_erases(void **state)
+{
+    fx *f = *state;
+    char sid1[ID_MAX], sid2[ID_MAX];
+    populate(f, &f->s1, "zebra", sid1);
+    populate(f, &f->s2, "walrus", sid2);
+
+    assert_int_equal(store_user_delete(f->st, &f->ta, f->u1), STORE_OK);
+
+    static const char *const tables[] = {
+        "SELECT count(*) FROM sessions WHERE user_id = ?",
+        "SELECT count(*) FROM messages WHERE user_id = ?",
+        "SELECT count(*) FROM runs WHERE user_id = ?",
+        "SELECT count(*) FROM memory WHERE user_id = ?",
+    };
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(db_count(f, tables[i], f->u1), 0);
+        assert_true(db_count(f, tables[i], f->u2) > 0);
+    }
+    /* the full-text index lost user one's rows too (a stale external-content
+     * entry would still match here) and is consistent with its table */
+    assert_int_equal(db_count(f, "SELECT count(*) FROM memory_fts WHERE memory_fts MATCH ?", "zebra"), 0);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM memory_fts WHERE memory_fts MATCH ?", "walrus"), 2);
+    char path[128];
+    snprintf(path, sizeof path, "%s/brigade.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 2000);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO memory_fts(memory_fts, rank) VALUES('integrity-check', 1)",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    /* the erased user's still-circulating scope creates nothing new */
+    session_rec s;
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &s), STORE_NOT_FOUND);
+    assert_int_equal(store_memory_put(f->st, &f->s1, "k", "v", NULL), STORE_NOT_FOUND);
+    run_rec r;
+    assert_int_equal(store_run_start(f->st, &f->s1, sid1, NULL, "x", RUN_QUEUED, &r), STORE_NOT_FOUND);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM memory WHERE user_id = ?", f->u1), 0);
+
+    /* user two is whole */
+    assert_int_equal(store_session_get(f->st, &f->s2, sid2, &s), STORE_OK);
+    assert_int_equal(s.message_count, 4);
+    session_rec_free(&s);
+    memory_rec *arr; size_t n;
+    assert_int_equal(store_memory_search(f->st, &f->s2, "walrus", 10, &arr, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    store_free_memories(arr, n);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_status_names_and_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sessions_crud_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_user_not_found, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_sequence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_append_atomic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_concurrent_seq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runs_recover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_basic, setup, teardown),
+        cmocka_unit_test(test_memory_fts_query_builder),
+        cmocka_unit_test_setup_teardown(test_memory_search_hostile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_parallel_users, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_delete_erases, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
