@@ -39,6 +39,13 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
+# The command as given, for the report: the BENCH_* settings of the caller.
+cmdline=""
+for v in $(compgen -e | grep -E '^(BENCH_|BRIGADE$|MOCK_BIN$)' | grep -vE '^BENCH_(KEY|STREAM)$' || true); do
+  cmdline+="$v=$(printf "%q" "${!v}") "
+done
+cmdline+="bench/gateway.sh"
+
 secs=${BENCH_SECONDS:-10}
 warm=${BENCH_WARMUP:-2}
 rounds=${BENCH_ROUNDS:-1}
@@ -154,8 +161,9 @@ cpu_ticks() {
 }
 # "VmRSS VmHWM" in kB, summed over the given pids.
 mem_kb() {
-  awk '/^VmRSS:/ {r += $2} /^VmHWM:/ {h += $2} END {print r + 0, h + 0}' \
-    $(for p in "$@"; do echo "/proc/$p/status"; done)
+  local files=() p
+  for p in "$@"; do files+=("/proc/$p/status"); done
+  awk '/^VmRSS:/ {r += $2} /^VmHWM:/ {h += $2} END {print r + 0, h + 0}' "${files[@]}"
 }
 tck=$(getconf CLK_TCK)
 
@@ -283,7 +291,7 @@ wrk_run() {   # wrk_run TARGET CONC STREAM SECONDS [PERF-PIDS PERF-OUT] -> wrk's
   ((th > c)) && th=$c
   cmd=(wrk -s "$lua" --latency -t"$th" -c"$c" -d"${d}s" --timeout 5s "$(url_of "$t")")
   if [[ -n "${5:-}" ]]; then
-    cmd=(perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$5" -o "$6" -- "${cmd[@]}")
+    cmd=(perf stat -x "," -e "raw_syscalls:sys_enter,context-switches" -p "$5" -o "$6" -- "${cmd[@]}")
   fi
   BENCH_STREAM=$s timeout $((d + 30)) "${cmd[@]}"
 }
@@ -429,7 +437,7 @@ report="$out/report.md"
   echo
   echo "Machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1);" \
        "load average at start $load_start, at end $load_end."
-  echo "Command: \`BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds bench/gateway.sh\` ($secs s per run, wrk threads: 1 at c=1, $wrk_threads at c=64)."
+  echo "Command: \`$cmdline\` ($secs s per run, $rounds round(s), wrk threads: 1 at c=1, $wrk_threads at c=64)."
   echo "mock-llm, the proxy and wrk share the same $(nproc) cores."
   if command -v git >/dev/null && git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
     echo "Source: commit $(git -C "$root" rev-parse --short HEAD)," \

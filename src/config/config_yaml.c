@@ -10,7 +10,9 @@
  * slots (known key → node and line), which rejects unknown keys in one
  * place; then each section reads its slots with typed readers that check
  * type and range. Cross-references (model → provider, default_tier → tier,
- * duplicate names) are checked once all lists are read. */
+ * duplicate names) are checked once all lists are read; agents are read
+ * last, so their references (model, tools, tiers) resolve as they are read.
+ * A tool's YAML parameter schema becomes JSON in config_json.c. */
 #include <errno.h>
 #include <libfyaml.h>
 #include <math.h>
@@ -956,7 +958,7 @@ static int ld_header_is_secret(const char *name)
 
 static int ld_tool_headers(ld *l, struct fy_node *map, int line, const char *path, tool_cfg *t)
 {
-    char wbuf[64], kp[200];
+    char wbuf[64], kp[400];
     if (config_node_is_null(map))
         return 0;
     if (fy_node_get_type(map) != FYNT_MAPPING)
@@ -1018,7 +1020,7 @@ static int ld_tool_headers(ld *l, struct fy_node *map, int line, const char *pat
 /* `parameters`: a JSON Schema of the tool's arguments, written as YAML. */
 static int ld_tool_parameters(ld *l, const slot *s, const char *path, tool_cfg *t)
 {
-    char wbuf[64], kp[200];
+    char wbuf[64], kp[400];
     struct fy_node *n = s->val;
     if (config_node_is_null(n) || fy_node_get_type(n) != FYNT_MAPPING)
         return ld_fail(l, s->line, path, "expected a mapping holding a JSON Schema "

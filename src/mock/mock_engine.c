@@ -12,6 +12,7 @@
 
 static const char *const mock_fault_names[MOCK_FAULT__COUNT] = {
     "none", "rate_limit", "server_error", "hang", "truncate", "malformed", "slow_first_byte",
+    "overloaded",
 };
 
 const char *mock_fault_name(mock_fault f)
@@ -254,7 +255,7 @@ static bool mock_parse_markers(const char *text, size_t len, arena *a, mock_mark
             mock_fault f = mock_fault_parse(k, (size_t)(q - k));
             if (f == MOCK_FAULT_NONE) {
                 *err = "invalid [[fault:KIND]] marker: KIND is one of rate_limit, server_error, "
-                       "hang, truncate, malformed, slow_first_byte";
+                       "hang, truncate, malformed, slow_first_byte, overloaded";
                 return false;
             }
             m->fault = f;
@@ -632,6 +633,11 @@ int mock_render_fault_error(const mock_plan *p, buf *out, uint32_t *retry_after_
         mock_render_error(out, "rate_limit_error", "rate_limit_exceeded",
                           "mock-llm: rate limit reached (injected fault), retry after 1s", NULL);
         return 429;
+    }
+    if (p->fault == MOCK_FAULT_OVERLOADED) {
+        mock_render_error(out, "server_error", "overloaded",
+                          "mock-llm: overloaded (injected fault)", NULL);
+        return 503;
     }
     mock_render_error(out, "server_error", "internal_error",
                       "mock-llm: internal server error (injected fault)", NULL);

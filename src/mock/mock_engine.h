@@ -47,6 +47,7 @@ typedef enum mock_fault {
     MOCK_FAULT_TRUNCATE,        /* stream (or body) cut mid-way */
     MOCK_FAULT_MALFORMED,       /* 200 with invalid JSON */
     MOCK_FAULT_SLOW_FIRST_BYTE, /* wait before the headers, then answer */
+    MOCK_FAULT_OVERLOADED,      /* Anthropic's 529 overloaded_error; 503 on chat completions */
     MOCK_FAULT__COUNT
 } mock_fault;
 
@@ -143,6 +144,33 @@ void   mock_render_error(buf *out, const char *type, const char *code, const cha
 int    mock_render_fault_error(const mock_plan *p, buf *out, uint32_t *retry_after_s);
 /* JSON string literal (with quotes) of s; control characters escaped. */
 void   mock_json_string(buf *out, const char *s, size_t len);
+
+/* --- Anthropic Messages API (mock_anthropic.c) ---
+ *
+ * POST /v1/messages gets the same plan as chat completions: the Anthropic
+ * request is first rewritten as the OpenAI request it stands for (system →
+ * a system message, tool_use blocks → tool_calls with the input as compact
+ * JSON arguments, tool_result blocks → tool messages, text blocks → text
+ * parts), so markers, faults and the deterministic token counts are those
+ * of the OpenAI path; then the plan is rendered in Anthropic's form. */
+
+/* The OpenAI request for an Anthropic one (appended to out). false with
+ * *err when the body cannot be read (render as a 400). */
+bool   mock_anthropic_request(const char *body, size_t len, buf *out, const char **err);
+/* The whole non-streaming `message` object. */
+void   mock_render_anthropic_message(const mock_plan *p, buf *out);
+/* Streaming: message_start, content_block_start, ping, the deltas,
+ * content_block_stop, message_delta, message_stop. Event i is rendered as a
+ * whole SSE frame ("event: NAME\ndata: {…}\n\n"); no [DONE] follows. */
+size_t mock_anthropic_event_count(const mock_plan *p);
+void   mock_render_anthropic_event(const mock_plan *p, size_t i, buf *out);
+/* Invalid JSON shaped like the start of a message (body, or one SSE frame). */
+void   mock_render_anthropic_malformed(const mock_plan *p, bool stream, buf *out);
+/* {"type":"error","error":{"type":…,"message":…}} */
+void   mock_render_anthropic_error(buf *out, const char *type, const char *message);
+/* The error, status and Retry-After of a rate_limit (429), server_error
+ * (500), overloaded (529) fault or a 400 plan. Returns the HTTP status. */
+int    mock_render_anthropic_fault_error(const mock_plan *p, buf *out, uint32_t *retry_after_s);
 
 /* --- statistics (GET /mock/stats) --- */
 

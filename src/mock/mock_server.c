@@ -40,6 +40,7 @@ typedef struct mock_call {
     size_t        next;      /* next stream event */
     size_t        stop_at;   /* events to send (fewer when truncating) */
     bool          streaming; /* http_stream_begin done */
+    bool          anthropic; /* POST /v1/messages: Anthropic's form */
     bool          waiting_drain;
 } mock_call;
 
@@ -134,9 +135,13 @@ static void mock_pump(mock_call *c)
     uint32_t interval = c->th->srv->o.chunk_interval_ms;
     while (c->next < c->stop_at) {
         buf *b = mock_scratch(c->th);
-        buf_append(b, "data: ", 6);
-        mock_render_event(&c->plan, c->next, b);
-        buf_append(b, "\n\n", 2);
+        if (c->anthropic) {
+            mock_render_anthropic_event(&c->plan, c->next, b);   /* a whole SSE frame */
+        } else {
+            buf_append(b, "data: ", 6);
+            mock_render_event(&c->plan, c->next, b);
+            buf_append(b, "\n\n", 2);
+        }
         c->next++;
         bool ok = http_stream_write(c->req, b->data, b->len);
         if (!c->req) return;   /* aborted inside the write */
@@ -155,7 +160,7 @@ static void mock_pump(mock_call *c)
         mock_cut(req);
         return;
     }
-    http_stream_write(req, "data: [DONE]\n\n", 14);
+    if (!c->anthropic) http_stream_write(req, "data: [DONE]\n\n", 14);
     mock_call_release(c);
     http_stream_end(req);
 }
@@ -167,15 +172,19 @@ static void mock_respond_json(http_request *req, int status, buf *b)
     http_respond(req, status, "application/json", b->data ? b->data : "", b->len);
 }
 
-/* Answer now (after any delay). `c` may be NULL on the fast path. */
-static void mock_answer(http_request *req, mock_thread *th, const mock_plan *p, mock_call *c)
+/* Answer now (after any delay). `c` may be NULL on the fast path.
+ * `anthropic`: in the form of Anthropic's Messages API. */
+static void mock_answer(http_request *req, mock_thread *th, const mock_plan *p, mock_call *c,
+                        bool anthropic)
 {
     buf *b = mock_scratch(th);
     switch (p->fault) {
     case MOCK_FAULT_RATE_LIMIT:
-    case MOCK_FAULT_SERVER_ERROR: {
+    case MOCK_FAULT_SERVER_ERROR:
+    case MOCK_FAULT_OVERLOADED: {
         uint32_t ra = 0;
-        int status = mock_render_fault_error(p, b, &ra);
+        int status = anthropic ? mock_render_anthropic_fault_error(p, b, &ra)
+                               : mock_render_fault_error(p, b, &ra);
         if (ra) http_add_header(req, "retry-after", "1");
         if (c) mock_call_release(c);
         mock_respond_json(req, status, b);
@@ -184,11 +193,19 @@ static void mock_answer(http_request *req, mock_thread *th, const mock_plan *p, 
     case MOCK_FAULT_MALFORMED:
         if (c) mock_call_release(c);
         if (!p->stream) {
-            mock_render_malformed(p, b);
+            if (anthropic) mock_render_anthropic_malformed(p, false, b);
+            else mock_render_malformed(p, b);
             mock_respond_json(req, 200, b);
             return;
         }
         http_stream_begin(req, 200, "text/event-stream");
+        if (anthropic) {
+            mock_render_anthropic_event(p, 0, b);
+            mock_render_anthropic_malformed(p, true, b);
+            http_stream_write(req, b->data, b->len);
+            http_stream_end(req);
+            return;
+        }
         buf_append(b, "data: ", 6);
         mock_render_event(p, 0, b);
         buf_append(b, "\n\ndata: ", 8);
@@ -201,7 +218,8 @@ static void mock_answer(http_request *req, mock_thread *th, const mock_plan *p, 
         break;
     }
     if (!p->stream) {
-        mock_render_completion(p, b);
+        if (anthropic) mock_render_anthropic_message(p, b);
+        else mock_render_completion(p, b);
         if (c) mock_call_release(c);
         if (p->fault == MOCK_FAULT_TRUNCATE) {
             /* Half the body, then the end: a client sees a cut JSON body. */
@@ -221,11 +239,12 @@ static void mock_answer(http_request *req, mock_thread *th, const mock_plan *p, 
         c->req = req;
         c->th = th;
         c->plan = *p;
+        c->anthropic = anthropic;
         req->user = c;
         req->on_abort = mock_call_on_abort;
     }
     req->on_drain = mock_call_on_drain;
-    size_t n = mock_event_count(&c->plan);
+    size_t n = anthropic ? mock_anthropic_event_count(&c->plan) : mock_event_count(&c->plan);
     c->stop_at = c->plan.fault == MOCK_FAULT_TRUNCATE ? (n + 1) / 2 : n;
     c->streaming = true;
     http_stream_begin(req, 200, "text/event-stream");
@@ -236,10 +255,11 @@ static void mock_delay_done(uv_timer_t *t)
 {
     mock_call *c = t->data;
     if (!c->req) return;
-    mock_answer(c->req, c->th, &c->plan, c);
+    mock_answer(c->req, c->th, &c->plan, c, c->anthropic);
 }
 
-static void mock_chat(http_request *req)
+/* POST /v1/chat/completions, or (anthropic) POST /v1/messages. */
+static void mock_handle(http_request *req, bool anthropic)
 {
     mock_thread *th = req->thread_data;
     mock_server *s = th->srv;
@@ -250,7 +270,7 @@ static void mock_chat(http_request *req)
         if (opt.forced_fault == MOCK_FAULT_NONE) {
             http_respond_error(req, 400, "invalid_request_error", "invalid_request",
                                "x-mock-fault must be one of rate_limit, server_error, hang, "
-                               "truncate, malformed, slow_first_byte", "x-mock-fault");
+                               "truncate, malformed, slow_first_byte, overloaded", "x-mock-fault");
             return;
         }
     } else if (s->o.fault_rate > 0 && s->o.fault != MOCK_FAULT_NONE) {
@@ -259,11 +279,34 @@ static void mock_chat(http_request *req)
     }
 
     mock_plan plan;
-    mock_plan_make(&plan, &req->arena, req->body, req->body ? req->body_len : 0, &opt);
+    if (anthropic) {
+        /* The same plan as chat completions, from the OpenAI request this
+         * one stands for (mock_engine.h); a real API requires the version
+         * header, so the mock does too — it catches a provider that forgets it. */
+        buf *b = mock_scratch(th);
+        const char *err = NULL;
+        const char *ver = http_header_get(req, "anthropic-version");
+        if (!ver || !ver[0]) err = "anthropic-version: header is required";
+        if (err || !mock_anthropic_request(req->body, req->body ? req->body_len : 0, b, &err)) {
+            atomic_fetch_add_explicit(&s->stats.requests, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&s->stats.bad_requests, 1, memory_order_relaxed);
+            b->len = 0;
+            mock_render_anthropic_error(b, "invalid_request_error", err);
+            mock_respond_json(req, 400, b);
+            return;
+        }
+        /* The plan's strings live in the request's arena; the scratch is
+         * reused by the renderers, so the rewritten body moves there. */
+        char *oa = arena_strndup(&req->arena, b->data, b->len);
+        mock_plan_make(&plan, &req->arena, oa, b->len, &opt);
+    } else {
+        mock_plan_make(&plan, &req->arena, req->body, req->body ? req->body_len : 0, &opt);
+    }
     mock_stats_record(&s->stats, &plan);
     if (plan.status != 200) {
         buf *b = mock_scratch(th);
-        int st = mock_render_fault_error(&plan, b, NULL);
+        int st = anthropic ? mock_render_anthropic_fault_error(&plan, b, NULL)
+                           : mock_render_fault_error(&plan, b, NULL);
         mock_respond_json(req, st, b);
         return;
     }
@@ -272,7 +315,7 @@ static void mock_chat(http_request *req)
     if (plan.fault == MOCK_FAULT_SLOW_FIRST_BYTE && !plan.has_latency && delay < MOCK_SLOW_FIRST_BYTE_MS)
         delay = MOCK_SLOW_FIRST_BYTE_MS;
     if (delay == 0 && plan.fault != MOCK_FAULT_HANG) {
-        mock_answer(req, th, &plan, NULL);
+        mock_answer(req, th, &plan, NULL, anthropic);
         return;
     }
     mock_call *c = calloc(1, sizeof(*c));
@@ -282,11 +325,15 @@ static void mock_chat(http_request *req)
     c->req = req;
     c->th = th;
     c->plan = plan;
+    c->anthropic = anthropic;
     req->user = c;
     req->on_abort = mock_call_on_abort;
     /* hang: nothing more happens until the client leaves (on_abort frees). */
     if (plan.fault != MOCK_FAULT_HANG) uv_timer_start(&c->timer, mock_delay_done, delay, 0);
 }
+
+static void mock_chat(http_request *req) { mock_handle(req, false); }
+static void mock_messages(http_request *req) { mock_handle(req, true); }
 
 static void mock_models(http_request *req)
 {
@@ -322,6 +369,7 @@ mock_server *mock_server_start(const mock_server_opts *o, char *err, size_t errl
     mock_fault_table_init(&s->faults);
     s->router = http_router_new();
     http_router_add(s->router, "POST", "/v1/chat/completions", mock_chat);
+    http_router_add(s->router, "POST", "/v1/messages", mock_messages);
     http_router_add(s->router, "GET", "/v1/models", mock_models);
     http_router_add(s->router, "GET", "/mock/stats", mock_stats_route);
     http_router_add(s->router, "GET", "/healthz", mock_healthz);
@@ -374,7 +422,7 @@ static void mock_usage(FILE *f)
           "  --chunk-interval-ms N    pause between stream events (default 0)\n"
           "  --fault-rate P           probability (0..1) that a request gets --fault\n"
           "  --fault KIND             rate_limit, server_error, hang, truncate, malformed,\n"
-          "                           slow_first_byte\n"
+          "                           slow_first_byte, overloaded\n"
           "  --threads N              loop threads (default: number of CPUs)\n"
           "  --help                   this text\n"
           "Markers in the last user message steer replies: [[tool:NAME {json}]],\n"
@@ -468,7 +516,7 @@ int mock_llm_main(int argc, char **argv)
             o.fault = mock_fault_parse(v, strlen(v));
             if (o.fault == MOCK_FAULT_NONE) {
                 fprintf(stderr, "mock-llm: --fault: unknown kind '%s' (rate_limit, server_error, "
-                                "hang, truncate, malformed, slow_first_byte)\n", v);
+                                "hang, truncate, malformed, slow_first_byte, overloaded)\n", v);
                 return 2;
             }
         } else {

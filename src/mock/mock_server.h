@@ -1,9 +1,10 @@
 /* mock_server.h — `brigade mock-llm`: the mock engine behind an HTTP server.
  *
- * Routes: POST /v1/chat/completions, GET /v1/models, GET /mock/stats,
- * GET /healthz. Latency, chunk pacing and faults follow the flags, the
- * per-request `x-mock-fault: KIND` header and the markers of the last user
- * message (mock_engine.h). Delays use uv timers on the request's loop; the
+ * Routes: POST /v1/chat/completions, POST /v1/messages (Anthropic's Messages
+ * API, same markers and faults), GET /v1/models, GET /mock/stats, GET /healthz.
+ * Latency, chunk pacing and faults follow the flags, the per-request
+ * `x-mock-fault: KIND` header and the markers of the last user message
+ * (mock_engine.h). Delays use uv timers on the request's loop; the
  * server never sleeps. mock_server_start/stop let tests run it in-process. */
 #ifndef BRIGADE_MOCK_SERVER_H
 #define BRIGADE_MOCK_SERVER_H

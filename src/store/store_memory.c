@@ -8,19 +8,23 @@
  * AND because models phrase queries as sentences ("what is the user's
  * favourite colour"): with AND one stray word would hide every match, while
  * with OR bm25 still ranks the entries that share the most (and the rarest)
- * words first. Every row is filtered by the scope's tenant and user, so a
- * query can match only the caller's own entries. */
+ * words first. The words are matched in key and value only, and the whole
+ * expression is ANDed with the owner (`user_id : "usr_…"`, an indexed FTS
+ * column), so FTS5 itself looks only at the caller's entries; the SQL
+ * filters by tenant and user once more, so a query can match only the
+ * caller's own entries even if the expression were wrong. */
 #include "store/store_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/ids.h"
 #include "util/timeutil.h"
 #include "util/utf8.h"
 
 #define STORE_MEMORY_LIST_DEFAULT 20
-#define STORE_MEMORY_LIST_MAX 100
+#define STORE_MEMORY_LIST_MAX 256     /* values are up to 64 KiB: bounds one answer at 16 MiB */
 
 void memory_rec_free(memory_rec *m)
 {
@@ -63,8 +67,8 @@ static bool store_fts_word_byte(unsigned char ch)
     return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch >= 0x80;
 }
 
-/* The MATCH expression: `"w1" OR "w2" …`, at most STORE_MEMORY_TERMS_MAX
- * words. */
+/* The words part of the MATCH expression: `"w1" OR "w2" …`, at most
+ * STORE_MEMORY_TERMS_MAX words. */
 size_t store_memory_fts_query(const char *query, char *out)
 {
     size_t len = 0, terms = 0;
@@ -152,7 +156,7 @@ store_status store_memory_get(store *st, const scope *sc, const char *key, memor
     memset(out, 0, sizeof *out);
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
-    if (!store_memory_key_ok(key)) return STORE_NOT_FOUND;   /* no such key can exist */
+    if (!store_memory_key_ok(key)) return STORE_INVALID;
     store_conn *c = store_reader(st);
     if (!c) return STORE_ERROR;
     sqlite3_stmt *s = store_stmt(c, "SELECT key, value, updated_at FROM memory"
@@ -198,7 +202,7 @@ store_status store_memory_delete(store *st, const scope *sc, const char *key)
 {
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
-    if (!store_memory_key_ok(key)) return STORE_NOT_FOUND;
+    if (!store_memory_key_ok(key)) return STORE_INVALID;
     memory_delete_args a = {sc, key};
     return store_write(st, store_memory_delete_op, &a);
 }
@@ -217,14 +221,26 @@ store_status store_memory_search(store *st, const scope *sc, const char *query, 
     store_conn *c = store_reader(st);
     if (!c) return STORE_ERROR;
 
-    char expr[STORE_FTS_EXPR_MAX];
+    char words[STORE_FTS_EXPR_MAX];
+    /* owner part + words part; the user id is quoted like any string (ids
+     * are hex, but the quoting does not rely on it) */
+    char expr[STORE_FTS_EXPR_MAX + 2 * ID_MAX + 48];
     sqlite3_stmt *s;
-    if (store_memory_fts_query(query, expr) > 0) {
-        /* the key weighs double: a word in the key names what the entry is about */
+    if (store_memory_fts_query(query, words) > 0) {
+        size_t len = 0;
+        len += (size_t)snprintf(expr, sizeof expr, "user_id : \"");
+        /* at most ID_MAX - 1 characters, each at most doubled: fits */
+        for (const char *p = sc->user_id; p < sc->user_id + ID_MAX && *p; p++) {
+            if (*p == '"') expr[len++] = '"';
+            expr[len++] = *p;
+        }
+        snprintf(expr + len, sizeof expr - len, "\" AND {key value} : (%s)", words);
+        /* the key weighs double: a word in the key names what the entry is
+         * about; the owner column weighs nothing */
         s = store_stmt(c, "SELECT m.key, m.value, m.updated_at FROM memory_fts"
                           " JOIN memory AS m ON m.id = memory_fts.rowid"
                           " WHERE memory_fts MATCH ?1 AND m.tenant_id = ?2 AND m.user_id = ?3"
-                          " ORDER BY bm25(memory_fts, 2.0, 1.0) LIMIT ?4");
+                          " ORDER BY bm25(memory_fts, 2.0, 1.0, 0.0) LIMIT ?4");
         if (!s) return STORE_ERROR;
         store_bind_text(s, 1, expr);
     } else {

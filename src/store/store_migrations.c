@@ -101,7 +101,7 @@ static const store_migration store_migrations[] = {
      "  tool_call_id TEXT NOT NULL DEFAULT '',"
      "  created_at   INTEGER NOT NULL,"
      "  PRIMARY KEY (session_id, seq)"
-     ") WITHOUT ROWID;"
+     ");"   /* a rowid table: tool results can be large, and WITHOUT ROWID suits small rows */
      "CREATE TABLE runs ("
      "  id            TEXT PRIMARY KEY,"
      "  session_id    TEXT NOT NULL,"
@@ -140,21 +140,26 @@ static const store_migration store_migrations[] = {
      ");"
      "CREATE INDEX memory_user_updated ON memory (tenant_id, user_id, updated_at);"
      /* external-content FTS5: the text lives once, in memory; the triggers
-      * keep the index exactly in step with every insert, update and delete */
+      * keep the index exactly in step with every insert, update and delete.
+      * user_id is indexed too, so a search intersects with the owner's
+      * posting list inside FTS5 instead of ranking every user's matches
+      * and filtering afterwards (store_memory.c). */
      "CREATE VIRTUAL TABLE memory_fts USING fts5("
-     "  key, value, content = 'memory', content_rowid = 'id',"
+     "  key, value, user_id, content = 'memory', content_rowid = 'id',"
      "  tokenize = 'unicode61 remove_diacritics 2');"
      "CREATE TRIGGER memory_fts_ai AFTER INSERT ON memory BEGIN"
-     "  INSERT INTO memory_fts (rowid, key, value) VALUES (new.id, new.key, new.value);"
+     "  INSERT INTO memory_fts (rowid, key, value, user_id)"
+     "  VALUES (new.id, new.key, new.value, new.user_id);"
      " END;"
      "CREATE TRIGGER memory_fts_ad AFTER DELETE ON memory BEGIN"
-     "  INSERT INTO memory_fts (memory_fts, rowid, key, value)"
-     "  VALUES ('delete', old.id, old.key, old.value);"
+     "  INSERT INTO memory_fts (memory_fts, rowid, key, value, user_id)"
+     "  VALUES ('delete', old.id, old.key, old.value, old.user_id);"
      " END;"
      "CREATE TRIGGER memory_fts_au AFTER UPDATE ON memory BEGIN"
-     "  INSERT INTO memory_fts (memory_fts, rowid, key, value)"
-     "  VALUES ('delete', old.id, old.key, old.value);"
-     "  INSERT INTO memory_fts (rowid, key, value) VALUES (new.id, new.key, new.value);"
+     "  INSERT INTO memory_fts (memory_fts, rowid, key, value, user_id)"
+     "  VALUES ('delete', old.id, old.key, old.value, old.user_id);"
+     "  INSERT INTO memory_fts (rowid, key, value, user_id)"
+     "  VALUES (new.id, new.key, new.value, new.user_id);"
      " END;"},
 };
 

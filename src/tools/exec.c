@@ -65,6 +65,14 @@ char *tools_cap_output(const char *text, size_t len, size_t max, size_t *out_len
     int note_max = snprintf(note, sizeof note, "\n[output cut: %zu of %zu bytes]", len, len);
     size_t keep = max > (size_t)note_max ? max - (size_t)note_max : max;
     bool with_note = max > (size_t)note_max;
+    if (with_note) {
+        /* Fewer digits kept can leave room for a few more bytes. */
+        int n2 = snprintf(note, sizeof note, "\n[output cut: %zu of %zu bytes]", keep, len);
+        size_t keep2 = max - (size_t)n2;
+        if (keep2 > keep && snprintf(note, sizeof note, "\n[output cut: %zu of %zu bytes]",
+                                     keep2, len) == n2)
+            keep = keep2;
+    }
     /* Back off to the start of a UTF-8 sequence: never split a character. */
     size_t back = 0;
     while (keep > 0 && back < 3 && ((unsigned char)text[keep] & 0xC0) == 0x80) {

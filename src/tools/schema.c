@@ -478,7 +478,7 @@ static bool validate_alternatives(schema_ctx *c, const cJSON *alts, const cJSON 
                                   bool one)
 {
     size_t matched = 0, count = 0;
-    char first[160] = "";
+    char first[256] = "";
     for (const cJSON *a = alts->child; a; a = a->next, count++) {
         char scratch[256];
         schema_ctx sub = {.path = c->path, .err = scratch, .errlen = sizeof scratch};

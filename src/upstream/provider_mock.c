@@ -5,7 +5,7 @@
  * upstream_chat), latency and chunk pacing use uv timers, faults map to the
  * errors a remote call would give (hang → TIMEOUT when the provider timeout
  * fires, truncate → TRUNCATED, malformed → MALFORMED, rate_limit → 429 with
- * retry_after_s, server_error → 500). Attempt counts of [[fault:KIND:N]]
+ * retry_after_s, server_error → 500, overloaded → 503). Attempt counts of [[fault:KIND:N]]
  * live in the process-wide table, so a retry on any loop counts. */
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +104,8 @@ static void mockp_answer(mockp_call *c)
     memset(&r, 0, sizeof(r));
     buf *b = &c->scratch;
     b->len = 0;
-    if (p->status != 200 || p->fault == MOCK_FAULT_RATE_LIMIT || p->fault == MOCK_FAULT_SERVER_ERROR) {
+    if (p->status != 200 || p->fault == MOCK_FAULT_RATE_LIMIT || p->fault == MOCK_FAULT_SERVER_ERROR ||
+        p->fault == MOCK_FAULT_OVERLOADED) {
         r.error = UPSTREAM_HTTP_STATUS;
         r.status = mock_render_fault_error(p, b, &r.retry_after_s);
         r.body = b->data;

@@ -196,7 +196,7 @@ function yamlFlow(obj) {
 }
 
 /** The YAML config the tests use (the lead's test config plus extras). */
-export function makeConfig({ port, dataDir, mockPort, limits = {}, extraProviders = [], extraModels = [], upstreamTimeoutMs = 2000 }) {
+export function makeConfig({ port, dataDir, mockPort, limits = {}, extraProviders = [], extraModels = [], upstreamTimeoutMs = 2000, extraYaml = '' }) {
   const lim = { max_body_bytes: 65536, header_timeout_ms: 2000, ...limits };
   const providers = [
     { name: 'upstream-mock', kind: 'openai', base_url: `http://127.0.0.1:${mockPort}/v1`, api_key: 'test-key', timeout_ms: upstreamTimeoutMs },
@@ -220,6 +220,8 @@ export function makeConfig({ port, dataDir, mockPort, limits = {}, extraProvider
     ...models.map((m) => `  - ${yamlFlow(m)}`),
     'tiers: [{name: default}, {name: gold}]',
     'default_tier: default',
+    // More top-level sections (tools:, agents:), written by the test as YAML.
+    ...(extraYaml ? [extraYaml.replace(/\n+$/, '')] : []),
     '',
   ].join('\n');
 }
@@ -235,7 +237,8 @@ export async function readResponse(res) {
 /**
  * Start mock-llm and brigade serve. Returns the stack object (see useStack).
  * Options: limits (server.limits overrides), extraProviders / extraModels
- * (more config entries), withMock (default true), env.
+ * (more config entries), extraYaml (more top-level YAML, e.g. `tools:` and
+ * `agents:`), withMock (default true), env.
  */
 export async function startStack(opts = {}, stack = {}) {
   stack.children = [];

@@ -335,8 +335,8 @@ static void test_malformed_tool_calls(void **unused)
         /* arguments not a string */
         "{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"a\",\"function\":{\"name\":\"t\",\"arguments\":{}}}]}",
         /* duplicate ids */
-        "{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"a\",\"function\":{\"name\":\"t\"}},"
-        "{\"id\":\"a\",\"function\":{\"name\":\"u\"}}]}",
+        ("{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"a\",\"function\":{\"name\":\"t\"}},"
+         "{\"id\":\"a\",\"function\":{\"name\":\"u\"}}]}"),
         /* wrong type */
         "{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"a\",\"type\":\"shell\",\"function\":{\"name\":\"t\"}}]}",
         /* not an assistant message */

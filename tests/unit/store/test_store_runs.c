@@ -636,7 +636,9 @@ static void test_memory_basic(void **state)
     key[STORE_MEMORY_KEY_MAX] = 'k';
     key[STORE_MEMORY_KEY_MAX + 1] = '\0';
     assert_int_equal(store_memory_put(f->st, &f->s1, key, "v", NULL), STORE_INVALID);
-    assert_int_equal(store_memory_get(f->st, &f->s1, key, &m), STORE_NOT_FOUND);
+    assert_int_equal(store_memory_get(f->st, &f->s1, key, &m), STORE_INVALID);
+    assert_int_equal(store_memory_delete(f->st, &f->s1, key), STORE_INVALID);
+    assert_int_equal(store_memory_get(f->st, &f->s1, "a\x1b", &m), STORE_INVALID);
     assert_int_equal(store_memory_put(f->st, &f->s1, "", "v", NULL), STORE_INVALID);
     assert_int_equal(store_memory_put(f->st, &f->s1, NULL, "v", NULL), STORE_INVALID);
     assert_int_equal(store_memory_put(f->st, &f->s1, "tab\there", "v", NULL), STORE_INVALID);
