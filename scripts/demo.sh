@@ -55,26 +55,61 @@ fi
 # shellcheck disable=SC1090
 source "$creds"
 
-ask() {  # ask KEY WHO
-  api POST /v1/chat/completions "$1" \
-    "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello from $2 [[tokens:12]]\"}]}" |
-    json '.choices[0].message.content'
+# One run of the "assistant" agent, streamed; prints each event as a line.
+run() {  # run KEY SESSION WHO CONTENT
+  local body
+  body="$(node -e 'console.log(JSON.stringify({content: process.argv[1], stream: true}))' "$4")"
+  curl -sN "$url/v1/sessions/$2/messages" -H "authorization: Bearer $1" \
+       -H 'content-type: application/json' -d "$body" |
+    node -e '
+      const who = process.argv[1]; let buf = "", ev = "";
+      process.stdin.on("data", d => {
+        buf += d; let i;
+        while ((i = buf.indexOf("\n")) >= 0) {
+          const line = buf.slice(0, i); buf = buf.slice(i + 1);
+          if (line.startsWith("event: ")) ev = line.slice(7);
+          else if (line.startsWith("data: ")) {
+            const o = JSON.parse(line.slice(6));
+            if (ev === "tool.call") console.log(`  ${who}: tool call  ${o.name} ${o.arguments}`);
+            else if (ev === "tool.result") console.log(`  ${who}: tool result ${o.preview}`);
+            else if (ev === "run.completed") console.log(`  ${who}: answer     ${o.message.content}`);
+            else if (ev === "run.failed") console.log(`  ${who}: FAILED ${o.error.code}: ${o.error.message}`);
+          }
+        }
+      });' "$3"
 }
+session() { api POST /v1/sessions "$1" '{"agent":"assistant"}' | json .id; }
+
 echo
 echo "brigade is serving at $url (logs: $log)"
 echo
-echo "Two users of tenant \"demo\" ask the mock model at the same time:"
-ask "$ALICE_KEY" alice | sed 's/^/  alice <- /' & p1=$!
-ask "$BOB_KEY" bob | sed 's/^/  bob   <- /' & p2=$!
+sa="$(session "$ALICE_KEY")"; sb="$(session "$BOB_KEY")"
+echo "Alice and Bob talk to the same agent at the same time; each asks it to remember a secret:"
+run "$ALICE_KEY" "$sa" alice 'Remember my locker code. [[tool:memory {"action":"save","key":"locker","value":"alice-4711"}]]' & p1=$!
+run "$BOB_KEY" "$sb" bob 'Remember my locker code. [[tool:memory {"action":"save","key":"locker","value":"bob-0815"}]]' & p2=$!
 wait $p1 $p2 || true
 echo
-echo "Each sees only their own usage:"
-sleep 0.3
-echo "  alice: $(api GET /v1/me "$ALICE_KEY" | json '.usage.day.spent_usd') USD today"
-echo "  bob:   $(api GET /v1/me "$BOB_KEY" | json '.usage.day.spent_usd') USD today"
+echo "Then each asks it to look the code up — the memory tool sees only its own user's memory:"
+run "$ALICE_KEY" "$sa" alice 'What is my locker code? [[tool:memory {"action":"search","query":"locker"}]]' & p1=$!
+run "$BOB_KEY" "$sb" bob 'What is my locker code? [[tool:memory {"action":"search","query":"locker"}]]' & p2=$!
+wait $p1 $p2 || true
+echo
+echo "Each user's memory through the API, and what each has spent (mock prices):"
+for who in ALICE BOB; do
+  key_var="${who}_KEY"
+  printf '  %-5s memory: %s   spent today: %s USD\n' "${who,,}" \
+    "$(api GET '/v1/memory?q=locker' "${!key_var}" | json '.data.map(m => m.key + "=" + m.value).join(", ")')" \
+    "$(api GET /v1/me "${!key_var}" | json '.usage.day.spent_usd')"
+done
 cat <<MSG
 
-Talk to it with any OpenAI client — change only the base URL and the key:
+Talk to the agent yourself (a session, then messages; stream:true gives events):
+
+  curl $url/v1/sessions -H "authorization: Bearer $ALICE_KEY" -d '{"agent":"assistant"}'
+  curl -N $url/v1/sessions/SESSION_ID/messages -H "authorization: Bearer $ALICE_KEY" \\
+    -d '{"content":"hello","stream":true}'
+
+Or use the OpenAI-compatible gateway with any OpenAI client — change only the base URL and the key:
 
   curl $url/v1/chat/completions \\
     -H "authorization: Bearer $ALICE_KEY" -H 'content-type: application/json' \\

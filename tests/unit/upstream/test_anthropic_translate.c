@@ -260,8 +260,8 @@ static void collect_chunk(void *ctx, const char *json, size_t len)
 }
 
 static const char *const RECORDED[] = {
-    "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_s\",\"type\":\"message\",\"role\":\"assistant\","
-    "\"model\":\"claude-x\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}",
+    ("{\"type\":\"message_start\",\"message\":{\"id\":\"msg_s\",\"type\":\"message\",\"role\":\"assistant\","
+     "\"model\":\"claude-x\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}"),
     "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}",
     "{\"type\": \"ping\"}",
     "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Let me \"}}",
@@ -353,7 +353,7 @@ static void test_stream_errors(void **st)
     assert_string_equal(s.err_message, "Overloaded");
     anthropic_stream_free(&s);
 
-    static const char *const bad[][2] = {
+    const char *const bad[][2] = {
         { "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\"}}", NULL },   /* before start */
         { RECORDED[0], "not json" },
         { RECORDED[0], "{\"no\":\"type\"}" },
