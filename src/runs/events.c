@@ -8,7 +8,7 @@
 
 void run_event(run_exec *x, const char *name, cJSON *data)
 {
-    if (!x->sub || !x->stream || x->sub->aborted) {
+    if (!x->sub || !x->stream_begun || x->sub->aborted) {
         cJSON_Delete(data);
         return;
     }
@@ -22,7 +22,7 @@ void run_event(run_exec *x, const char *name, cJSON *data)
 
 void run_event_text(run_exec *x, const char *name, const char *json, size_t len)
 {
-    if (!x->sub || !x->stream) return;
+    if (!x->sub || !x->stream_begun) return;
     x->sse.len = 0;
     buf_puts(&x->sse, "event: ");
     buf_puts(&x->sse, name);

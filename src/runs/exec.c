@@ -65,7 +65,7 @@ void runs_thread_free(runs_thread *t)
             x->sub = NULL;
             req->on_abort = NULL;
             req->on_drain = NULL;
-            if (x->stream) http_stream_end(req);
+            if (x->stream_begun) http_stream_end(req);
             else http_respond_error(req, 503, "overloaded_error", "server_shutdown",
                                     "the server shut down while the run was in progress", NULL);
         }
@@ -225,7 +225,7 @@ static void run_job_after(uv_work_t *w, int status)
         if (x->sub) {
             x->sub->on_abort = NULL;
             x->sub->on_drain = NULL;
-            if (x->stream) http_stream_end(x->sub);
+            if (x->stream_begun) http_stream_end(x->sub);
             else http_respond_error(x->sub, 503, "overloaded_error", "server_shutdown",
                                     "the server shut down while the run was in progress", NULL);
             x->sub = NULL;
@@ -287,7 +287,7 @@ static void run_finish_done(run_exec *x)
         req->on_abort = NULL;
         req->on_drain = NULL;
         req->user = NULL;
-        if (x->stream) {
+        if (x->stream_begun) {
             http_stream_end(req);
         } else {
             cJSON *o = cJSON_CreateObject();
@@ -382,7 +382,7 @@ static void run_ping(uv_timer_t *t)
 {
     run_exec *x = t->data;
     static const char ping[] = ": ping\n\n";
-    if (x->sub && x->stream) http_stream_write(x->sub, ping, sizeof ping - 1);
+    if (x->sub && x->stream_begun) http_stream_write(x->sub, ping, sizeof ping - 1);
 }
 
 /* ---- effects ---- */
@@ -442,7 +442,7 @@ static void run_sub_abort(http_request *req)
     req->user = NULL;
     req->on_abort = NULL;
     req->on_drain = NULL;
-    if (x->stream) http_stream_end(req);
+    if (x->stream_begun) http_stream_end(req);
     else http_respond(req, 499, NULL, NULL, 0);
 }
 
@@ -511,6 +511,7 @@ static void run_exec_begin(run_start *s)
             run_sub_abort(req);
         } else {
             http_stream_begin(req, 200, "text/event-stream");
+            x->stream_begun = true;
             uv_timer_start(&x->ping_timer, run_ping, RUNS_PING_MS, RUNS_PING_MS);
             cJSON *d = cJSON_CreateObject();
             cJSON_AddStringToObject(d, "session_id", x->rec.session_id);

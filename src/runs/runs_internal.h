@@ -125,6 +125,7 @@ struct run_exec {
 
     http_request    *sub;             /* the client that started it, while connected */
     bool             stream;
+    bool             stream_begun;    /* the SSE head went out */
 
     /* the current model call */
     upstream_call   *call;
