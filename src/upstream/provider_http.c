@@ -28,8 +28,7 @@
 
 static void phttp_destroy(phttp_call *c)
 {
-    curl_multi_remove_handle(upstream_pool_multi(c->pool), c->easy);
-    curl_easy_cleanup(c->easy);
+    upstream_pool_easy_done(c->pool, c->easy);
     curl_slist_free_all(c->hdrs);
     if (c->state && c->proto->state_free) c->proto->state_free(c->state);
     free(c->body);
@@ -336,8 +335,7 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_proto 
     buf_init(&c->queue);
     upstream_sse_init(&c->sse, UPSTREAM_MAX_EVENT);
     c->pool = upstream_pool_get(u, p);
-    c->easy = curl_easy_init();
-    if (!c->easy) abort();
+    c->easy = upstream_pool_easy(c->pool);
 
     size_t bl = strlen(p->base_url), pl = strlen(proto->path);
     while (bl > 0 && p->base_url[bl - 1] == '/') bl--;

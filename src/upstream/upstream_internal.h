@@ -64,6 +64,11 @@ struct upstream_xfer {
 /* Created on first use. `p` NULL: the pool of plain HTTP fetches. */
 upstream_pool *upstream_pool_get(upstream *u, const provider_cfg *p);
 CURLM         *upstream_pool_multi(upstream_pool *pool);
+/* A ready easy handle (reused when one is idle), and its return: removed
+ * from the multi, reset, kept for the next call (or cleaned up). */
+#define UPSTREAM_IDLE_EASY 64
+CURL          *upstream_pool_easy(upstream_pool *pool);
+void           upstream_pool_easy_done(upstream_pool *pool, CURL *e);
 void           upstream_pool_free(upstream_pool *pool);                 /* no transfers left */
 
 /* --- SSE parsing (upstream_sse.c) --- */

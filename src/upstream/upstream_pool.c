@@ -21,6 +21,8 @@ struct upstream_pool {
     uv_timer_t          timer;
     upstream_sock      *socks;     /* live poll handles, to close on free */
     bool                closing;   /* curl_multi_cleanup in progress */
+    CURL               *idle[UPSTREAM_IDLE_EASY];  /* reset handles ready for reuse */
+    size_t              n_idle;
 };
 
 struct upstream_sock {
@@ -164,8 +166,31 @@ static void upstream_pool_timer_closed(uv_handle_t *h)
     upstream_handle_closed(u);
 }
 
+/* Easy handles are reused: curl_easy_init + cleanup per request showed up
+ * in the gateway's profile, and a reset handle keeps nothing of the last
+ * call but its allocations (connections live in the multi's cache anyway). */
+CURL *upstream_pool_easy(upstream_pool *p)
+{
+    if (p->n_idle) return p->idle[--p->n_idle];
+    CURL *e = curl_easy_init();
+    if (!e) abort();
+    return e;
+}
+
+void upstream_pool_easy_done(upstream_pool *p, CURL *e)
+{
+    curl_multi_remove_handle(p->multi, e);
+    if (p->closing || p->n_idle == UPSTREAM_IDLE_EASY) {
+        curl_easy_cleanup(e);
+        return;
+    }
+    curl_easy_reset(e);
+    p->idle[p->n_idle++] = e;
+}
+
 void upstream_pool_free(upstream_pool *p)
 {
+    while (p->n_idle) curl_easy_cleanup(p->idle[--p->n_idle]);
     /* Stop watching before curl closes its sockets (a uv_poll must be
      * stopped before its fd is closed), then let curl close them. */
     while (p->socks) upstream_sock_close(p->socks);

@@ -11,7 +11,7 @@ import { after, describe, test } from 'node:test';
 
 import { errorOf, eventually, sleep, useStack } from './lib/harness.mjs';
 import {
-  newSession, openStream, postMessage, startToolServer, streamMessage, toolMarker, transcript,
+  halfTurns, newSession, openStream, postMessage, startToolServer, streamMessage, toolMarker, transcript,
 } from './lib/agents.mjs';
 
 let toolServer;
@@ -37,6 +37,9 @@ const stack = useStack(async () => {
       '  - {name: remote, model: gpt-test, tools: [memory]}',
       '  - {name: plain, model: local-model, tools: [memory]}',
       '  - {name: gold-only, model: local-model, tiers: [gold]}',
+      '  - {name: one-step, model: local-model, tools: [memory], max_steps: 1}',
+      '  - {name: no-tools, model: local-model, tools: [memory], max_tool_calls: 0}',
+      '  - {name: hasty, model: local-model, max_wall_ms: 1000}',
     ].join('\n'),
   };
 }, async (s) => {
@@ -65,7 +68,7 @@ describe('agents', () => {
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.object, 'list');
     const byId = Object.fromEntries(r.body.data.map((a) => [a.id, a]));
-    assert.deepEqual(Object.keys(byId).sort(), ['helper', 'plain', 'remote'],
+    assert.deepEqual(Object.keys(byId).sort(), ['hasty', 'helper', 'no-tools', 'one-step', 'plain', 'remote'],
       'gold-only must be hidden from the default tier; the embedded assistant is replaced');
     const h = byId.helper;
     assert.equal(h.object, 'agent');
@@ -82,7 +85,7 @@ describe('agents', () => {
     const r = await stack.api(goldKey, 'GET', '/v1/agents');
     assert.equal(r.status, 200, r.text);
     const ids = r.body.data.map((a) => a.id).sort();
-    assert.deepEqual(ids, ['gold-only', 'helper', 'plain', 'remote']);
+    assert.deepEqual(ids, ['gold-only', 'hasty', 'helper', 'no-tools', 'one-step', 'plain', 'remote']);
   });
 
   test('GET /v1/agents needs a user credential', async () => {
@@ -199,6 +202,8 @@ describe('runs', () => {
     assert.deepEqual(JSON.parse(call.function.arguments), { action: 'save', key: 'colour', value: 'teal' });
     assert.equal(t[2].tool_call_id, call.id);
     assert.equal(t[3].content, message.content);
+    assert.equal(message.run_id, run.id);
+    assert.equal(message.seq, t[3].seq, 'the returned message carries its transcript seq');
     for (const m of t) assert.equal(m.run_id, run.id, `seq ${m.seq} run_id`);
     const seqs = t.map((m) => m.seq);
     assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'transcript in seq order');
@@ -337,6 +342,38 @@ describe('runs', () => {
     assert.equal(toolServer.requests.length, n0);
   });
 
+  test('a run\'s usage is charged to the user (/v1/usage by model)', async () => {
+    const { key } = await stack.makeUserWithKey(tenant.admin_key);
+    const s = await newSession(stack, key, 'helper');
+    const a = await postMessage(stack, key, s.id, `x ${toolMarker('memory', { action: 'save', key: 'u', value: 'v' })}`);
+    const b = await postMessage(stack, key, s.id, 'y [[tokens:7]]');
+    const inTok = a.body.run.usage.input_tokens + b.body.run.usage.input_tokens;
+    const outTok = a.body.run.usage.output_tokens + b.body.run.usage.output_tokens;
+    const row = await eventually(async () => {
+      const u = await stack.api(key, 'GET', '/v1/usage?group_by=model');
+      return u.body?.data?.find((x) => x.group === 'local-model');
+    });
+    assert.equal(row.requests, 3, 'one usage record per model call');
+    assert.equal(row.input_tokens, inTok);
+    assert.equal(row.output_tokens, outTok);
+    const cost = a.body.run.usage.cost_usd + b.body.run.usage.cost_usd;
+    assert.ok(Math.abs(row.cost_usd - cost) < 1e-9, `${row.cost_usd} vs ${cost}`);
+  });
+
+  test('the transcript pages with limit and after', async () => {
+    const s = await newSession(stack, userKey, 'plain');
+    for (const w of ['a', 'b', 'c']) await postMessage(stack, userKey, s.id, `${w} [[tokens:1]]`);
+    const all = await transcript(stack, userKey, s.id);
+    assert.equal(all.length, 6);
+    const p1 = await stack.api(userKey, 'GET', `/v1/sessions/${s.id}/messages?limit=4`);
+    assert.equal(p1.body.has_more, true);
+    assert.deepEqual(p1.body.data, all.slice(0, 4));
+    const p2 = await stack.api(userKey, 'GET', `/v1/sessions/${s.id}/messages?limit=4&after=${p1.body.data[3].seq}`);
+    assert.equal(p2.body.has_more, false);
+    assert.deepEqual(p2.body.data, all.slice(4));
+    assert.equal((await stack.api(userKey, 'GET', `/v1/sessions/${s.id}/messages?limit=0`)).status, 400);
+  });
+
   test('bad messages: missing or empty content, bad if_busy, bad stream → 400; unknown session → 404', async () => {
     const s = await newSession(stack, userKey, 'plain');
     for (const [body, param] of [
@@ -351,6 +388,44 @@ describe('runs', () => {
     assert.equal(r.status, 404, r.text);
     assert.equal((await stack.api(userKey, 'GET', '/v1/runs/run_000000000000000000000000')).status, 404);
     assert.deepEqual(await transcript(stack, userKey, s.id), [], 'nothing was recorded');
+  });
+});
+
+describe('agent limits', () => {
+  test('max_steps: a run that needs more model calls fails "max_steps", no half turn', async () => {
+    const s = await newSession(stack, userKey, 'one-step');
+    const r = await postMessage(stack, userKey, s.id, `x ${toolMarker('memory', { action: 'save', key: 'steps', value: 'v' })}`);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.run.status, 'failed', r.text);
+    assert.equal(r.body.run.error.code, 'max_steps');
+    assert.equal(r.body.run.steps, 1);
+    assert.equal(r.body.message, null);
+    const t = await transcript(stack, userKey, s.id);
+    assert.deepEqual(halfTurns(t), []);
+    assert.ok(!t.some((m) => m.role === 'assistant' && !m.tool_calls), 'no final answer');
+  });
+
+  test('max_tool_calls 0: the tool is never run', async () => {
+    const s = await newSession(stack, userKey, 'no-tools');
+    const r = await postMessage(stack, userKey, s.id, `x ${toolMarker('memory', { action: 'save', key: 'never-saved', value: 'v' })}`);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.run.status, 'failed', r.text);
+    assert.equal(r.body.run.error.code, 'max_tool_calls');
+    assert.equal((await stack.api(userKey, 'GET', '/v1/memory/never-saved')).status, 404);
+    assert.deepEqual(halfTurns(await transcript(stack, userKey, s.id)), []);
+  });
+
+  test('max_wall_ms: a slow model fails the run "max_wall_time" on time', async () => {
+    const s = await newSession(stack, userKey, 'hasty');
+    const t0 = Date.now();
+    const res = await streamMessage(stack, userKey, s.id, 'slow [[latency:3000]]');
+    const ms = Date.now() - t0;
+    assert.ok(ms >= 900 && ms < 2500, `ended after ${ms} ms`);
+    const last = res.events.at(-1);
+    assert.equal(last.event, 'run.failed', res.text);
+    assert.equal(last.data.status, 'failed');
+    assert.equal(last.data.error.code, 'max_wall_time');
+    assert.equal((await stack.api(userKey, 'GET', `/v1/runs/${last.data.run_id}`)).body.status, 'failed');
   });
 });
 
@@ -394,6 +469,42 @@ describe('busy sessions and cancelling', () => {
     ]);
     assert.match(t[0].content, /^first/);
     assert.match(t[2].content, /^second/);
+  });
+
+  test('many messages enqueued at once run one at a time, whole turns never interleave', async () => {
+    const s = await newSession(stack, userKey, 'plain');
+    const first = openStream(stack, userKey, s.id, 'head [[latency:300]] [[tokens:2]]');
+    await first.next('run.started');
+    const rs = await Promise.all([0, 1, 2, 3, 4, 5].map((i) =>
+      postMessage(stack, userKey, s.id, `m${i} [[latency:50]] [[tokens:2]]`, { if_busy: 'enqueue' })));
+    for (const r of rs) assert.equal(r.body.run?.status, 'completed', r.text);
+    await first.done;
+    const t = await transcript(stack, userKey, s.id);
+    assert.equal(t.length, 14);
+    for (let i = 0; i < t.length; i += 2) {
+      assert.equal(t[i].role, 'user', `seq ${t[i].seq}`);
+      assert.equal(t[i + 1].role, 'assistant', `seq ${t[i + 1].seq}`);
+      assert.equal(t[i + 1].run_id, t[i].run_id, 'an answer follows its own question');
+    }
+    assert.equal(new Set(t.map((m) => m.run_id)).size, 7);
+  });
+
+  test('the queue of a busy session is bounded: past it, 503 session_queue_full', async () => {
+    const s = await newSession(stack, userKey, 'plain');
+    const first = openStream(stack, userKey, s.id, 'head [[latency:1200]] [[tokens:1]]');
+    await first.next('run.started');
+    const rs = await Promise.all(Array.from({ length: 10 }, (_, i) =>
+      postMessage(stack, userKey, s.id, `q${i} [[tokens:1]]`, { if_busy: 'enqueue' })));
+    const codes = rs.map((r) => r.status);
+    assert.equal(codes.filter((c) => c === 200).length, 8, codes.join(','));
+    const full = rs.filter((r) => r.status === 503);
+    assert.equal(full.length, 2, codes.join(','));
+    for (const r of full) {
+      assert.equal(errorOf(r).code, 'session_queue_full');
+      assert.ok(r.headers.get('retry-after'), 'Retry-After on 503');
+    }
+    await first.done;
+    assert.equal((await transcript(stack, userKey, s.id)).length, 18);
   });
 
   test('if_busy interrupt: the first run ends "interrupted", the second completes', async () => {

@@ -1,0 +1,389 @@
+// runs_load.mjs — the load generator of bench/runs.sh: makes users, keys and
+// sessions over brigade's HTTP API, then holds many streaming agent runs open
+// at once (sampling brigade's memory from /proc while they are in flight),
+// and times short runs one by one and at a fixed concurrency.
+//
+// Plain `net` sockets and a small HTTP/1.1 + chunked + SSE reader instead of
+// node's http client: at 10 000 open streams the generator shares the two
+// cores with brigade, so it should cost as little per stream as it can.
+//
+//   node bench/runs_load.mjs setup --url U --admin-token T --users 100 \
+//        --hold-agent hold --hold-sessions 10000 --step-agents plain,clocked \
+//        --step-sessions 256 --out sessions.json
+//   node bench/runs_load.mjs hold  --url U --file sessions.json --n 10000 \
+//        --window 512 --pid PID --timeout-ms 120000 --out hold.json
+//   node bench/runs_load.mjs steps --url U --file sessions.json --agent plain \
+//        --content "hi" --runs 1000 --conc 1 --out steps.json
+//
+// Every subcommand prints one JSON object (also written to --out) and exits 0
+// when it could measure, even if runs failed: the errors are part of the
+// result. Only loopback URLs are accepted.
+import net from 'node:net';
+import fs from 'node:fs';
+
+// ---- arguments -------------------------------------------------------------
+function parseArgs(argv) {
+  const o = { _: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a.startsWith('--')) {
+      const k = a.slice(2);
+      const v = argv[i + 1];
+      if (v === undefined || v.startsWith('--')) o[k] = true;
+      else { o[k] = v; i++; }
+    } else o._.push(a);
+  }
+  return o;
+}
+const args = parseArgs(process.argv.slice(2));
+const cmd = args._[0];
+function die(msg) { process.stderr.write(`runs_load: ${msg}\n`); process.exit(2); }
+function num(name, def) {
+  const v = args[name] === undefined ? def : Number(args[name]);
+  if (!Number.isFinite(v) || v < 0) die(`--${name} must be a non-negative number`);
+  return v;
+}
+const base = new URL(args.url || die('--url is required'));
+if (!['127.0.0.1', 'localhost', '[::1]'].includes(base.hostname)) die('only loopback URLs');
+const host = base.hostname === '[::1]' ? '::1' : base.hostname;
+const port = Number(base.port || 80);
+
+function emit(result) {
+  const text = JSON.stringify(result, null, 1);
+  if (args.out) fs.writeFileSync(args.out, text + '\n');
+  process.stdout.write(text + '\n');
+}
+
+// ---- JSON API calls (setup) ------------------------------------------------
+async function api(method, path, token, body) {
+  const r = await fetch(new URL(path, base), {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${path} -> HTTP ${r.status}: ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+// Run fn(i) for i in [0, n) with at most `conc` at a time.
+async function pool(n, conc, fn) {
+  let next = 0;
+  const worker = async () => { while (next < n) { const i = next++; await fn(i); } };
+  await Promise.all(Array.from({ length: Math.min(conc, n) }, worker));
+}
+
+async function setup() {
+  const users = num('users', 100);
+  const holdN = num('hold-sessions', 10000);
+  const holdAgent = args['hold-agent'] || 'hold';
+  const stepAgents = (args['step-agents'] || '').split(',').filter(Boolean);
+  const stepN = num('step-sessions', 256);
+  const conc = num('conc', 16);
+  const t0 = performance.now();
+  const tenant = await api('POST', '/v1/tenants', args['admin-token'] || die('--admin-token'), { name: 'bench-runs' });
+  const adm = tenant.admin_key;
+  const keys = new Array(users);
+  await pool(users, conc, async (i) => {
+    const u = await api('POST', '/v1/users', adm, { external_id: `bench-${i}` });
+    keys[i] = (await api('POST', `/v1/users/${u.id}/keys`, adm, {})).key;
+  });
+  // Sessions are spread over the users round-robin: session j belongs to
+  // user j % users, so every user holds about the same number of runs.
+  const mk = async (agent, n) => {
+    const out = new Array(n);
+    await pool(n, conc, async (j) => {
+      const key = keys[j % users];
+      out[j] = { key, id: (await api('POST', '/v1/sessions', key, { agent })).id };
+    });
+    return out;
+  };
+  const sessions = { [holdAgent]: await mk(holdAgent, holdN) };
+  for (const a of stepAgents) sessions[a] = await mk(a, stepN);
+  const file = args.file || die('--file is required');
+  fs.writeFileSync(file, JSON.stringify({ users, sessions }));
+  emit({ users, sessions: Object.fromEntries(Object.entries(sessions).map(([k, v]) => [k, v.length])),
+         seconds: +((performance.now() - t0) / 1000).toFixed(2) });
+}
+
+// ---- one streaming run over a raw socket -----------------------------------
+// Calls done(outcome) exactly once; outcome = {ok, kind, msg, started, t_*}.
+// kind: completed | failed (run.failed) | http (non-200) | conn (socket error
+// or close before the end) | timeout.
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+function startRun(sess, content, hooks, done) {
+  const body = JSON.stringify({ content, stream: true });
+  const req = `POST /v1/sessions/${sess.id}/messages HTTP/1.1\r\nHost: ${base.host}\r\n` +
+    `Authorization: Bearer ${sess.key}\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+  const s = net.connect({ host, port });
+  let finished = false, started = false, tWrite = 0;
+  let head = true, status = 0, chunked = false, pend = null;   // raw bytes not yet decoded
+  let chunkLeft = -1;   // bytes left in the current chunk (+2 for its CRLF); -1 = expect size line
+  let sse = '', errBody = '';
+  const finish = (kind, msg) => {
+    if (finished) return;
+    finished = true;
+    s.destroy();
+    done({ ok: kind === 'completed', kind, msg, started, tWrite, tEnd: performance.now() });
+  };
+  const onEvent = (name, data) => {
+    if (name === 'run.started') { started = true; hooks.started?.(); }
+    else if (name === 'run.completed') finish('completed');
+    else if (name === 'run.failed') finish('failed', `run.failed ${data.slice(0, 300)}`);
+  };
+  const onSse = (text) => {
+    sse += text;
+    let k;
+    while ((k = sse.indexOf('\n\n')) >= 0) {
+      const block = sse.slice(0, k);
+      sse = sse.slice(k + 2);
+      let name = 'message', data = '';
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event:')) name = line.slice(6).trim();
+        else if (line.startsWith('data:')) data += line.slice(5).trim();
+      }
+      if (!block.startsWith(':')) onEvent(name, data);
+      if (finished) return;
+    }
+  };
+  s.setNoDelay(true);
+  s.on('connect', () => { tWrite = performance.now(); s.write(req); });
+  s.on('data', (d) => {
+    pend = pend ? Buffer.concat([pend, d]) : d;
+    if (head) {
+      const k = pend.indexOf(CRLFCRLF);
+      if (k < 0) { if (pend.length > 65536) finish('http', 'response head too large'); return; }
+      const lines = pend.subarray(0, k).toString('latin1').split('\r\n');
+      status = Number(lines[0].split(' ')[1]);
+      chunked = lines.some((l) => /^transfer-encoding:\s*chunked/i.test(l));
+      pend = pend.subarray(k + 4);
+      head = false;
+    }
+    if (status !== 200 || !chunked) {   // an error answer: keep its body for the report
+      errBody += pend.toString('utf8');
+      pend = null;
+      if (status !== 200 && errBody.length > 200) finish('http', `HTTP ${status}: ${errBody.slice(0, 300)}`);
+      return;
+    }
+    // Decode chunked transfer coding into SSE text.
+    for (;;) {
+      if (chunkLeft < 0) {
+        const k = pend.indexOf('\r\n');
+        if (k < 0) break;
+        chunkLeft = parseInt(pend.subarray(0, k).toString('latin1'), 16);
+        if (!Number.isFinite(chunkLeft)) return finish('conn', 'bad chunk size');
+        pend = pend.subarray(k + 2);
+        if (chunkLeft === 0) return finish('conn', 'stream ended without run.completed');
+        chunkLeft += 2;
+      }
+      if (pend.length === 0) break;
+      const take = Math.min(chunkLeft, pend.length);
+      // The chunk's trailing CRLF is part of chunkLeft; never hand it to SSE.
+      const dataBytes = Math.max(0, Math.min(take, chunkLeft - 2));
+      if (dataBytes) onSse(pend.subarray(0, dataBytes).toString('utf8'));
+      if (finished) return;
+      chunkLeft -= take;
+      pend = pend.subarray(take);
+      if (chunkLeft === 0) chunkLeft = -1;
+    }
+    if (pend && pend.length === 0) pend = null;
+  });
+  s.on('error', (e) => finish('conn', `socket: ${e.code || e.message}`));
+  s.on('close', () => {
+    if (status && status !== 200) finish('http', `HTTP ${status}: ${errBody.slice(0, 300)}`);
+    else finish('conn', head ? 'closed before a response' : 'closed before run.completed');
+  });
+  return { timeout: () => finish('timeout', started ? 'no run.completed in time' : 'no run.started in time') };
+}
+
+// ---- /proc sampling --------------------------------------------------------
+function procStatus(pid) {
+  const t = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k) => Number((t.match(new RegExp(`^${k}:\\s+(\\d+)`, 'm')) || [0, 0])[1]);
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM'), anon: kb('RssAnon'), file: kb('RssFile'),
+           threads: kb('Threads') };
+}
+function procTicks(pid) {   // utime + stime, clock ticks
+  const t = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = t.slice(t.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+function procFds(pid) { try { return fs.readdirSync(`/proc/${pid}/fd`).length; } catch { return -1; } }
+function smapsRollup(pid) {
+  try {
+    const out = {};
+    for (const m of fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8').matchAll(/^(\w+):\s+(\d+) kB/gm)) out[m[1]] = Number(m[2]);
+    return out;
+  } catch { return null; }
+}
+// Anonymous memory by mapping: [heap], and the big anonymous regions (glibc
+// malloc arenas of the loop threads are 64 MiB-aligned anonymous mappings).
+function smapsTop(pid) {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
+    const maps = [];
+    let cur = null;
+    for (const line of text.split('\n')) {
+      const h = line.match(/^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/);
+      if (h) { cur = { range: `${h[1]}-${h[2]}`, name: h[3] || '[anon]', size: 0, rss: 0 }; maps.push(cur); continue; }
+      const m = line.match(/^(Size|Rss):\s+(\d+) kB/);
+      if (m && cur) cur[m[1].toLowerCase()] = Number(m[2]);
+    }
+    maps.sort((a, b) => b.rss - a.rss);
+    return maps.slice(0, 8);
+  } catch { return null; }
+}
+
+async function metrics() {
+  try {
+    const tok = process.env.BENCH_ADMIN_TOKEN;
+    if (!tok) return null;
+    const r = await fetch(new URL('/metrics', base), { headers: { authorization: `Bearer ${tok}` } });
+    const t = await r.text();
+    const v = (name) => Number((t.match(new RegExp(`^brigade_${name} (\\d+)`, 'm')) || [0, NaN])[1]);
+    return { upstream_calls: v('upstream_calls_total'), upstream_errors: v('upstream_errors_total') };
+  } catch { return null; }
+}
+
+// ---- hold: N concurrent streaming runs -------------------------------------
+async function hold() {
+  const data = JSON.parse(fs.readFileSync(args.file || die('--file is required'), 'utf8'));
+  const agent = args.agent || 'hold';
+  const sessions = data.sessions[agent] || die(`no sessions for agent ${agent}`);
+  const n = num('n', sessions.length);
+  if (n > sessions.length) die(`only ${sessions.length} sessions for ${n} runs`);
+  const windowMax = num('window', 512);        // runs connected but not yet started
+  const timeoutMs = num('timeout-ms', 120000);
+  const pid = Number(args.pid || die('--pid is required'));
+  const content = args.content || 'Hello, please answer.';
+
+  const m0 = await metrics();
+  const cpu0 = procTicks(pid);
+  const mem0 = procStatus(pid);
+  const t0 = performance.now();
+  let launched = 0, startedN = 0, ended = 0, waiting = 0, inflight = 0, maxInflight = 0;
+  let tAllStarted = null, tFirstEnd = null, tAllEnded = null;
+  const counts = { completed: 0, failed: 0, http: 0, conn: 0, timeout: 0, not_started: 0 };
+  const firstErrors = [];
+  const handles = [];
+  let peak = { ...mem0, inflight: 0, t: 0 };
+  let atFull = null;   // snapshot when all N runs were in flight at once
+  const samples = [];
+
+  let resolveAll;
+  const allDone = new Promise((r) => { resolveAll = r; });
+
+  const pump = () => {
+    while (launched < n && waiting < windowMax) {
+      const i = launched++;
+      waiting++;
+      let wasStarted = false;
+      handles.push(startRun(sessions[i], content, {
+        started: () => {
+          wasStarted = true; waiting--; startedN++; inflight++;
+          if (inflight > maxInflight) maxInflight = inflight;
+          if (startedN === n) tAllStarted = performance.now();
+          pump();
+        },
+      }, (o) => {
+        if (!wasStarted) { waiting--; counts.not_started += o.kind === 'completed' ? 0 : 1; pump(); }
+        else inflight--;
+        if (tFirstEnd === null) tFirstEnd = performance.now();
+        counts[o.kind]++;
+        if (!o.ok && firstErrors.length < 5) firstErrors.push(`${o.kind}: ${o.msg}`);
+        if (++ended === n) { tAllEnded = performance.now(); resolveAll(); }
+      }));
+    }
+  };
+
+  // Sample brigade's memory every 50 ms; the fd count (a readdir of ~10k
+  // entries) and smaps only at the moment all runs are in flight.
+  const sampler = setInterval(() => {
+    let st;
+    try { st = procStatus(pid); } catch { return; }
+    const t = performance.now() - t0;
+    samples.push([Math.round(t), st.rss, inflight]);
+    if (st.rss > peak.rss) peak = { ...st, inflight, t: Math.round(t) };
+    if (!atFull && inflight === n) {
+      atFull = { ...st, inflight, t: Math.round(t), fds: procFds(pid), smaps_rollup: smapsRollup(pid), top_maps: smapsTop(pid) };
+    }
+  }, 50);
+  const deadline = setTimeout(() => { for (const h of handles) h.timeout(); }, timeoutMs);
+
+  pump();
+  await allDone;
+  clearInterval(sampler);
+  clearTimeout(deadline);
+  const tEnd = performance.now();
+  const cpu1 = procTicks(pid);
+  const mem1 = procStatus(pid);
+  const m1 = await metrics();
+  const secs = (x) => (x === null ? null : +((x - t0) / 1000).toFixed(3));
+  emit({
+    n, window: windowMax, counts, first_errors: firstErrors,
+    max_in_flight: maxInflight,
+    all_in_flight_at_once: maxInflight === n,
+    t_all_started_s: secs(tAllStarted), t_first_end_s: secs(tFirstEnd), t_all_ended_s: secs(tAllEnded),
+    wall_s: secs(tEnd),
+    cpu_ticks: cpu1 - cpu0,
+    mem_before_kb: mem0, mem_peak_kb: peak, mem_at_full: atFull, mem_after_kb: mem1,
+    upstream_calls: m0 && m1 ? m1.upstream_calls - m0.upstream_calls : null,
+    upstream_errors: m0 && m1 ? m1.upstream_errors - m0.upstream_errors : null,
+    samples_every_50ms: samples.filter((_, i) => i % 10 === 0),
+  });
+}
+
+// ---- steps: timed runs at a fixed concurrency -----------------------------
+function pct(sorted, p) {
+  if (!sorted.length) return null;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+async function steps() {
+  const data = JSON.parse(fs.readFileSync(args.file || die('--file is required'), 'utf8'));
+  const agent = args.agent || die('--agent is required');
+  const sessions = data.sessions[agent] || die(`no sessions for agent ${agent}`);
+  const runs = num('runs', 1000), conc = Math.max(1, num('conc', 1)), warm = num('warmup', 20);
+  const content = args.content || 'Hello.';
+  const timeoutMs = num('timeout-ms', 30000);
+  if (conc > sessions.length) die(`conc ${conc} > ${sessions.length} sessions`);
+  const pid = args.pid ? Number(args.pid) : null;
+  const one = (sess) => new Promise((resolve) => {
+    const h = startRun(sess, content, {}, resolve);
+    const t = setTimeout(() => h.timeout(), timeoutMs);
+    t.unref();
+  });
+  // Worker w uses sessions w, w+conc, w+2·conc, … in turn, so no session
+  // ever has two runs at once and each session's history stays short.
+  const perWorker = Math.ceil(sessions.length / conc);
+  const times = [], counts = { completed: 0, failed: 0, http: 0, conn: 0, timeout: 0 }, firstErrors = [];
+  const work = async (w, count, record) => {
+    for (let k = 0; k < count; k++) {
+      const sess = sessions[w + conc * (k % perWorker)] || sessions[w];
+      const o = await one(sess);
+      if (!record) continue;
+      counts[o.kind]++;
+      if (o.ok) times.push(o.tEnd - o.tWrite);
+      else if (firstErrors.length < 5) firstErrors.push(`${o.kind}: ${o.msg}`);
+    }
+  };
+  await Promise.all(Array.from({ length: conc }, (_, w) => work(w, Math.ceil(warm / conc), false)));
+  const cpu0 = pid ? procTicks(pid) : 0;
+  const t0 = performance.now();
+  const per = Math.ceil(runs / conc);
+  await Promise.all(Array.from({ length: conc }, (_, w) => work(w, per, true)));
+  const wall = (performance.now() - t0) / 1000;
+  times.sort((a, b) => a - b);
+  const ms = (x) => (x === null ? null : +x.toFixed(3));
+  emit({
+    agent, conc, runs: times.length + Object.values(counts).reduce((a, b) => a + b, 0) - counts.completed,
+    counts, first_errors: firstErrors,
+    p50_ms: ms(pct(times, 50)), p90_ms: ms(pct(times, 90)), p99_ms: ms(pct(times, 99)),
+    min_ms: ms(times[0] ?? null), max_ms: ms(times[times.length - 1] ?? null),
+    runs_per_s: +(counts.completed / wall).toFixed(1),
+    cpu_ticks: pid ? procTicks(pid) - cpu0 : null,
+  });
+}
+
+const main = { setup, hold, steps }[cmd];
+if (!main) die('usage: runs_load.mjs setup|hold|steps --url URL …');
+main().catch((e) => die(e.stack || String(e)));
