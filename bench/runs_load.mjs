@@ -234,17 +234,6 @@ function smapsTop(pid) {
   } catch { return null; }
 }
 
-async function metrics() {
-  try {
-    const tok = process.env.BENCH_ADMIN_TOKEN;
-    if (!tok) return null;
-    const r = await fetch(new URL('/metrics', base), { headers: { authorization: `Bearer ${tok}` } });
-    const t = await r.text();
-    const v = (name) => Number((t.match(new RegExp(`^brigade_${name} (\\d+)`, 'm')) || [0, NaN])[1]);
-    return { upstream_calls: v('upstream_calls_total'), upstream_errors: v('upstream_errors_total') };
-  } catch { return null; }
-}
-
 // ---- hold: N concurrent streaming runs -------------------------------------
 async function hold() {
   const data = JSON.parse(fs.readFileSync(args.file || die('--file is required'), 'utf8'));
@@ -257,12 +246,12 @@ async function hold() {
   const pid = Number(args.pid || die('--pid is required'));
   const content = args.content || 'Hello, please answer.';
 
-  const m0 = await metrics();
   const cpu0 = procTicks(pid);
   const mem0 = procStatus(pid);
+  const gen0 = process.cpuUsage();
   const t0 = performance.now();
   let launched = 0, startedN = 0, ended = 0, waiting = 0, inflight = 0, maxInflight = 0;
-  let tAllStarted = null, tFirstEnd = null, tAllEnded = null;
+  let tFirstStarted = null, tAllStarted = null, tFirstEnd = null, tAllEnded = null;
   const counts = { completed: 0, failed: 0, http: 0, conn: 0, timeout: 0, not_started: 0 };
   const firstErrors = [];
   const handles = [];
@@ -282,7 +271,9 @@ async function hold() {
         started: () => {
           wasStarted = true; waiting--; startedN++; inflight++;
           if (inflight > maxInflight) maxInflight = inflight;
+          if (startedN === 1) tFirstStarted = performance.now();
           if (startedN === n) tAllStarted = performance.now();
+          if (inflight === n) snapshotFull();
           pump();
         },
       }, (o) => {
@@ -297,17 +288,25 @@ async function hold() {
   };
 
   // Sample brigade's memory every 50 ms; the fd count (a readdir of ~10k
-  // entries) and smaps only at the moment all runs are in flight.
-  const sampler = setInterval(() => {
+  // entries) and smaps once, at the moment the last run has started while
+  // none has ended (all N in flight), and at the last sample before the
+  // first run ends (the memory of N held runs, before completions add any).
+  let heldMax = 0;   // highest VmRSS seen while all N were in flight and none had ended
+  const sample = () => {
     let st;
-    try { st = procStatus(pid); } catch { return; }
-    const t = performance.now() - t0;
-    samples.push([Math.round(t), st.rss, inflight]);
-    if (st.rss > peak.rss) peak = { ...st, inflight, t: Math.round(t) };
-    if (!atFull && inflight === n) {
-      atFull = { ...st, inflight, t: Math.round(t), fds: procFds(pid), smaps_rollup: smapsRollup(pid), top_maps: smapsTop(pid) };
-    }
-  }, 50);
+    try { st = procStatus(pid); } catch { return null; }
+    const t = Math.round(performance.now() - t0);
+    samples.push([t, st.rss, inflight]);
+    if (st.rss > peak.rss) peak = { ...st, inflight, t };
+    if (ended === 0 && inflight === n && startedN === n) heldMax = Math.max(heldMax, st.rss);
+    return { ...st, t };
+  };
+  function snapshotFull() {
+    if (atFull) return;
+    const st = sample();
+    if (st) atFull = { ...st, inflight, fds: procFds(pid), smaps_rollup: smapsRollup(pid), top_maps: smapsTop(pid) };
+  }
+  const sampler = setInterval(sample, 50);
   const deadline = setTimeout(() => { for (const h of handles) h.timeout(); }, timeoutMs);
 
   pump();
@@ -317,18 +316,21 @@ async function hold() {
   const tEnd = performance.now();
   const cpu1 = procTicks(pid);
   const mem1 = procStatus(pid);
-  const m1 = await metrics();
   const secs = (x) => (x === null ? null : +((x - t0) / 1000).toFixed(3));
   emit({
     n, window: windowMax, counts, first_errors: firstErrors,
     max_in_flight: maxInflight,
     all_in_flight_at_once: maxInflight === n,
-    t_all_started_s: secs(tAllStarted), t_first_end_s: secs(tFirstEnd), t_all_ended_s: secs(tAllEnded),
+    t_first_started_s: secs(tFirstStarted), t_all_started_s: secs(tAllStarted),
+    // How long all N were open together: from the last start to the first end.
+    all_open_s: tAllStarted !== null && tFirstEnd !== null && tFirstEnd > tAllStarted ? +((tFirstEnd - tAllStarted) / 1000).toFixed(3) : 0, t_first_end_s: secs(tFirstEnd), t_all_ended_s: secs(tAllEnded),
     wall_s: secs(tEnd),
     cpu_ticks: cpu1 - cpu0,
-    mem_before_kb: mem0, mem_peak_kb: peak, mem_at_full: atFull, mem_after_kb: mem1,
-    upstream_calls: m0 && m1 ? m1.upstream_calls - m0.upstream_calls : null,
-    upstream_errors: m0 && m1 ? m1.upstream_errors - m0.upstream_errors : null,
+    // The generator's own cost, for judging whether it limited the ramp-up.
+    generator_cpu_s: (() => { const u = process.cpuUsage(gen0); return +((u.user + u.system) / 1e6).toFixed(2); })(),
+    generator_rss_kb: Math.round(process.memoryUsage().rss / 1024),
+    mem_before_kb: mem0, mem_peak_kb: peak, mem_at_full: atFull, mem_held_max_kb: heldMax || null,
+    mem_after_kb: mem1,
     samples_every_50ms: samples.filter((_, i) => i % 10 === 0),
   });
 }
@@ -369,8 +371,8 @@ async function steps() {
   await Promise.all(Array.from({ length: conc }, (_, w) => work(w, Math.ceil(warm / conc), false)));
   const cpu0 = pid ? procTicks(pid) : 0;
   const t0 = performance.now();
-  const per = Math.ceil(runs / conc);
-  await Promise.all(Array.from({ length: conc }, (_, w) => work(w, per, true)));
+  // Exactly `runs` runs: the first runs % conc workers do one more.
+  await Promise.all(Array.from({ length: conc }, (_, w) => work(w, Math.floor(runs / conc) + (w < runs % conc ? 1 : 0), true)));
   const wall = (performance.now() - t0) / 1000;
   times.sort((a, b) => a - b);
   const ms = (x) => (x === null ? null : +x.toFixed(3));

@@ -302,6 +302,23 @@ static void gateway_start_attempt(gateway_call *g)
     g->call = upstream_chat(ctx->thread->upstream, g->model, g->upstream_body,
                             g->upstream_body_len, g->stream, ctx->req->request_id, &cbs, g);
     if (!g->call) {
+        const char *why = upstream_last_error();
+        if (why[0]) {
+            /* The request cannot be put in this provider's form: the
+             * client's to fix. */
+            api_fail(ctx, 400, "invalid_request_error", "unsupported_for_provider", NULL,
+                     "this request cannot be sent to provider \"%s\": %s",
+                     g->model->provider_name, why);
+            buf scratch = g->scratch, rename = g->rename;
+            free(g->upstream_body);
+            ctx->req->on_abort = NULL;
+            ctx->req->on_drain = NULL;
+            ctx->handler_state = NULL;
+            api_send(ctx);
+            buf_free(&scratch);
+            buf_free(&rename);
+            return;
+        }
         upstream_result res = {.error = UPSTREAM_CONNECT,
                                .message = "the call could not be started"};
         gateway_finish(g, &res);

@@ -262,6 +262,7 @@ static void run_finish_done(run_exec *x)
     if (x->work_status != STORE_OK)
         log_error("run %s: could not persist its end (%s)", x->rec.id,
                   store_status_text(x->work_status));
+    x->final_msg.seq = x->rec.final_seq;
     /* Tell the client. */
     if (x->rec.status == RUN_COMPLETED) {
         cJSON *d = cJSON_CreateObject();

@@ -183,9 +183,13 @@ static void run_model_start(run_exec *x)
     char *body = run_model_body(x, &len);
     x->call = upstream_chat(x->t->up, x->agent->model, body, len, true, x->rec.id, &cbs, x);
     if (!x->call) {
+        char msg[300];
+        const char *why = upstream_last_error();
+        snprintf(msg, sizeof msg, "the call to the model could not be started%s%s",
+                 why[0] ? ": " : "", why);
         free(x->call_body);
         x->call_body = NULL;
-        run_exec_fail(x, "model_error", "the call to the model could not be started");
+        run_exec_fail(x, "model_error", msg);
     }
 }
 

@@ -21,7 +21,9 @@ static char *anthropic_request_body(const model_cfg *m, const char *body, size_t
                                     size_t *out_len)
 {
     const char *err = NULL;
-    return anthropic_request_from_openai(body, len, m->max_output_tokens, stream, out_len, &err);
+    char *out = anthropic_request_from_openai(body, len, m->max_output_tokens, stream, out_len, &err);
+    if (!out) upstream_set_error("%s", err ? err : "the request cannot be expressed for Anthropic");
+    return out;
 }
 
 static struct curl_slist *anthropic_headers(const provider_cfg *p, struct curl_slist *h)

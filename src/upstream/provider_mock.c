@@ -189,6 +189,10 @@ upstream_call *mockp_chat(upstream *u, const model_cfg *m, const char *body, siz
     c->base.resume = mockp_resume;
     upstream_call_link(u, &c->base, m, stream, cb, arg);
 
+    /* The loop's clock is cached from its last turn; a call started from
+     * outside a callback (or after slow work) would otherwise wait less
+     * than its latency. */
+    if (p->mock_latency_ms || c->plan.has_latency) uv_update_time(u->loop);
     uint32_t timeout = p->timeout_ms ? p->timeout_ms : 120000;
     uv_timer_start(&c->deadline, mockp_on_deadline, timeout, 0);
     if (c->plan.status == 200 && c->plan.fault == MOCK_FAULT_HANG) return &c->base;

@@ -5,6 +5,8 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -78,10 +80,23 @@ void upstream_call_deliver(upstream_call *c, const upstream_result *res)
     if (c->cb.on_done) c->cb.on_done(c, res, c->arg);
 }
 
+static _Thread_local char upstream_err[256];
+
+const char *upstream_last_error(void) { return upstream_err; }
+
+void upstream_set_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(upstream_err, sizeof upstream_err, fmt, ap);
+    va_end(ap);
+}
+
 upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *body,
                              size_t body_len, bool stream, const char *request_id,
                              const upstream_callbacks *cb, void *arg)
 {
+    upstream_err[0] = '\0';
     if (!u || u->freeing || !model || !model->provider || !body || !cb || !cb->on_done)
         return NULL;
     switch (model->provider->kind) {

@@ -73,6 +73,11 @@ void      upstream_free(upstream *u);
 upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *body,
                              size_t body_len, bool stream, const char *request_id,
                              const upstream_callbacks *cb, void *arg);
+/* Why the last upstream_chat on this thread returned NULL: "" if it could
+ * not start for a reason of ours, else the reason the request cannot be
+ * sent to that provider (e.g. it cannot be expressed in Anthropic's form) —
+ * the client's request to fix, so a 400. */
+const char *upstream_last_error(void);
 void upstream_call_resume(upstream_call *call);
 /* Stop a call; on_done follows with UPSTREAM_CANCELLED (synchronously). */
 void upstream_call_cancel(upstream_call *call);

@@ -40,6 +40,9 @@ struct upstream {
     bool                  freeing;
 };
 
+/* Record why upstream_chat is about to return NULL (upstream_last_error). */
+void upstream_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Link a new call into u (upstream.c). */
 void upstream_call_link(upstream *u, upstream_call *c, const model_cfg *m, bool stream,
                         const upstream_callbacks *cb, void *arg);

@@ -11,7 +11,7 @@ import { after, describe, test } from 'node:test';
 
 import { errorOf, eventually, sleep, useStack } from './lib/harness.mjs';
 import {
-  halfTurns, newSession, openStream, postMessage, startToolServer, streamMessage, toolMarker, transcript,
+  halfTurns, newSession, openStream, postMessage, startToolServer, ToolReply, streamMessage, toolMarker, transcript,
 } from './lib/agents.mjs';
 
 let toolServer;
@@ -22,7 +22,13 @@ let userKey;      // default tier
 let otherKey;     // another user of the same tenant
 let goldKey;      // gold tier
 const stack = useStack(async () => {
-  toolServer = await startToolServer((req) => ({ forecast: `sunny in ${req.body?.city}` }));
+  toolServer = await startToolServer((req) => {
+    if (req.url.startsWith('/broken')) return new ToolReply(500, { oops: 'tool server failure' });
+    if (req.url.startsWith('/slow')) return new ToolReply(200, { late: true }, 2500);
+    if (req.url.startsWith('/big')) return { blob: 'x'.repeat(5000) };
+    if (req.method === 'GET') return { got: req.url };
+    return { forecast: `sunny in ${req.body?.city}` };
+  });
   return {
     extraYaml: [
       'tools:',
@@ -32,15 +38,25 @@ const stack = useStack(async () => {
       '    method: POST',
       '    timeout_ms: 2000',
       '    parameters: {type: object, properties: {city: {type: string}}, required: [city]}',
+      '  - name: forecast',
+      `    url: "${toolServer.url}/forecast/{city}"`,
+      '    method: GET',
+      '    headers: {X-Tool-Token: "${TOOL_TOKEN}"}',
+      '    parameters: {type: object, properties: {city: {type: string}, days: {type: integer, minimum: 1, maximum: 7}}, required: [city]}',
+      `  - {name: broken, url: "${toolServer.url}/broken"}`,
+      `  - {name: slow, url: "${toolServer.url}/slow", timeout_ms: 500}`,
+      `  - {name: big, url: "${toolServer.url}/big", max_response_bytes: 1000}`,
       'agents:',
       '  - {name: helper, description: "Remembers things.", model: local-model, tools: [memory, clock, weather], max_steps: 4}',
       '  - {name: remote, model: gpt-test, tools: [memory]}',
       '  - {name: plain, model: local-model, tools: [memory]}',
+      '  - {name: toolbox, model: local-model, tools: [forecast, broken, slow, big]}',
       '  - {name: gold-only, model: local-model, tiers: [gold]}',
       '  - {name: one-step, model: local-model, tools: [memory], max_steps: 1}',
       '  - {name: no-tools, model: local-model, tools: [memory], max_tool_calls: 0}',
       '  - {name: hasty, model: local-model, max_wall_ms: 1000}',
     ].join('\n'),
+    env: { TOOL_TOKEN: 'tool-token-123' },
   };
 }, async (s) => {
   tenant = await s.makeTenant();
@@ -68,7 +84,7 @@ describe('agents', () => {
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.object, 'list');
     const byId = Object.fromEntries(r.body.data.map((a) => [a.id, a]));
-    assert.deepEqual(Object.keys(byId).sort(), ['hasty', 'helper', 'no-tools', 'one-step', 'plain', 'remote'],
+    assert.deepEqual(Object.keys(byId).sort(), ['hasty', 'helper', 'no-tools', 'one-step', 'plain', 'remote', 'toolbox'],
       'gold-only must be hidden from the default tier; the embedded assistant is replaced');
     const h = byId.helper;
     assert.equal(h.object, 'agent');
@@ -85,7 +101,7 @@ describe('agents', () => {
     const r = await stack.api(goldKey, 'GET', '/v1/agents');
     assert.equal(r.status, 200, r.text);
     const ids = r.body.data.map((a) => a.id).sort();
-    assert.deepEqual(ids, ['gold-only', 'hasty', 'helper', 'no-tools', 'one-step', 'plain', 'remote']);
+    assert.deepEqual(ids, ['gold-only', 'hasty', 'helper', 'no-tools', 'one-step', 'plain', 'remote', 'toolbox']);
   });
 
   test('GET /v1/agents needs a user credential', async () => {
@@ -203,7 +219,6 @@ describe('runs', () => {
     assert.equal(t[2].tool_call_id, call.id);
     assert.equal(t[3].content, message.content);
     assert.equal(message.run_id, run.id);
-    assert.equal(message.seq, t[3].seq, 'the returned message carries its transcript seq');
     for (const m of t) assert.equal(m.run_id, run.id, `seq ${m.seq} run_id`);
     const seqs = t.map((m) => m.seq);
     assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'transcript in seq order');
@@ -220,6 +235,8 @@ describe('runs', () => {
     const mem = await stack.api(userKey, 'GET', '/v1/memory/colour');
     assert.equal(mem.status, 200, mem.text);
     assert.equal(mem.body.value, 'teal');
+    // Last, so the checks above run even while this one fails.
+    assert.equal(message.seq, t[3].seq, 'the returned message carries its transcript seq');
   });
 
   test('streamed: run.started, tool.call, tool.result, message.delta…, run.completed, in order', async () => {
@@ -342,6 +359,42 @@ describe('runs', () => {
     assert.equal(toolServer.requests.length, n0);
   });
 
+  test('a GET tool: placeholders are percent-encoded into one path segment, the rest is the query, configured headers are sent, the user\'s key is not', async () => {
+    const s = await newSession(stack, userKey, 'toolbox');
+    const city = 'São Paulo/../admin?x=1#y';
+    const n0 = toolServer.requests.length;
+    const res = await streamMessage(stack, userKey, s.id, `Forecast? ${toolMarker('forecast', { city, days: 3 })}`);
+    assert.equal(res.events.at(-1).event, 'run.completed', res.text.slice(-400));
+    assert.equal(res.events.find((e) => e.event === 'tool.result').data.ok, true);
+    assert.equal(toolServer.requests.length, n0 + 1);
+    const req = toolServer.requests.at(-1);
+    assert.equal(req.method, 'GET');
+    const u = new URL(req.url, 'http://x');
+    const segs = u.pathname.split('/');
+    assert.equal(segs.length, 3, `one path segment for the city: ${req.url}`);
+    assert.equal(segs[1], 'forecast');
+    assert.equal(decodeURIComponent(segs[2]), city, req.url);
+    assert.equal(u.searchParams.get('days'), '3', req.url);
+    assert.equal(u.searchParams.get('x'), null, 'an argument cannot add query parameters');
+    assert.equal(req.headers['x-tool-token'], 'tool-token-123');
+    assert.equal(req.headers.authorization, undefined, 'no brigade credential goes to a tool');
+    assert.ok(!JSON.stringify(req.headers).includes(userKey), 'the user key is not forwarded');
+  });
+
+  test('a tool that fails, hangs or answers too much: ok:false for the model, the run completes', async () => {
+    const s = await newSession(stack, userKey, 'toolbox');
+    for (const [name, why] of [['broken', /500/], ['slow', /time|timed/i], ['big', /large|bytes|limit|too/i]]) {
+      const t0 = Date.now();
+      const res = await streamMessage(stack, userKey, s.id, `Go. ${toolMarker(name, {})}`);
+      assert.equal(res.events.at(-1).event, 'run.completed', `${name}: ${res.text.slice(-400)}`);
+      const result = res.events.find((e) => e.event === 'tool.result').data;
+      assert.equal(result.ok, false, `${name}: ${JSON.stringify(result)}`);
+      assert.match(result.preview, why, `${name}: ${result.preview}`);
+      if (name === 'slow') assert.ok(Date.now() - t0 < 2000, `the tool timeout (500 ms) was not applied: ${Date.now() - t0} ms`);
+    }
+    assert.deepEqual(halfTurns(await transcript(stack, userKey, s.id)), []);
+  });
+
   test('a run\'s usage is charged to the user (/v1/usage by model)', async () => {
     const { key } = await stack.makeUserWithKey(tenant.admin_key);
     const s = await newSession(stack, key, 'helper');
@@ -447,6 +500,32 @@ describe('busy sessions and cancelling', () => {
     assert.equal(names(res.events).at(-1), 'run.completed');
     const t = await transcript(stack, userKey, s.id);
     assert.deepEqual(t.map((m) => m.role), ['user', 'assistant'], 'the rejected messages were not recorded');
+  });
+
+  test('once the answer has arrived, the session is free at once (no 409 right after it)', async () => {
+    // A race, so it is tried many times: the server must release the
+    // session before it tells the client the run is over.
+    const s = await newSession(stack, userKey, 'plain');
+    const rejected = [];
+    for (let i = 0; i < 40; i++) {
+      const st = await streamMessage(stack, userKey, s.id, `s${i} [[tokens:1]]`);
+      assert.equal(st.events.at(-1)?.event, 'run.completed');
+      const a = await postMessage(stack, userKey, s.id, `p${i} [[tokens:1]]`);
+      if (a.status !== 200) rejected.push(`after a stream: ${a.status} ${a.body?.error?.code}`);
+      const b = await postMessage(stack, userKey, s.id, `q${i} [[tokens:1]]`);
+      if (b.status !== 200) rejected.push(`after a reply: ${b.status} ${b.body?.error?.code}`);
+    }
+    assert.deepEqual(rejected, []);
+  });
+
+  test('enqueue and interrupt on an idle session simply run', async () => {
+    const s = await newSession(stack, userKey, 'plain');
+    for (const if_busy of ['enqueue', 'interrupt', 'reject']) {
+      const r = await postMessage(stack, userKey, s.id, `${if_busy} [[tokens:2]]`, { if_busy });
+      assert.equal(r.status, 200, `${if_busy}: ${r.text}`);
+      assert.equal(r.body.run.status, 'completed');
+    }
+    assert.equal((await transcript(stack, userKey, s.id)).length, 6);
   });
 
   test('if_busy enqueue: the second waits, then runs; both complete in order', async () => {

@@ -151,9 +151,20 @@ export function streamMessage(stack, key, sessionId, content, extra = {}) {
   return openStream(stack, key, sessionId, content, extra).done;
 }
 
+/** What a tool server's `respond` may return instead of a plain JSON body:
+ *  another status, a string body, an answer delayed by delayMs. */
+export class ToolReply {
+  constructor(status, body, delayMs = 0) {
+    this.status = status;
+    this.body = body;
+    this.delayMs = delayMs;
+  }
+}
+
 /**
  * A tiny HTTP tool server on 127.0.0.1: answers every request with
- * `respond(req, bodyJson)` (default: echo) and records what arrived.
+ * `respond(rec)` (rec = {method, url, headers, body}; default: echo) — a
+ * JSON value or a ToolReply — and records what arrived.
  * Returns {port, url, requests, close()}.
  */
 export async function startToolServer(respond) {
@@ -169,8 +180,14 @@ export async function startToolServer(respond) {
       const rec = { method: req.method, url: req.url, headers: req.headers, body: json ?? body };
       requests.push(rec);
       const out = respond ? respond(rec) : { echo: rec.body };
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(out));
+      // A ToolReply sets the status and a delay; anything else is the JSON body.
+      const reply = out instanceof ToolReply ? out : new ToolReply(200, out);
+      const send = () => {
+        if (res.destroyed) return;
+        res.writeHead(reply.status, { 'content-type': 'application/json' });
+        res.end(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
+      };
+      if (reply.delayMs) setTimeout(send, reply.delayMs); else send();
     });
   });
   await new Promise((r) => server.listen(port, '127.0.0.1', r));
