@@ -263,6 +263,11 @@ static void run_finish_done(run_exec *x)
         log_error("run %s: could not persist its end (%s)", x->rec.id,
                   store_status_text(x->work_status));
     x->final_msg.seq = x->rec.final_seq;
+    /* Free the session before telling anyone: a client that sends its next
+     * message the moment it reads this answer must find the session idle.
+     * (Queued messages and cancel waiters are resumed through mailboxes, on
+     * later loop turns.) */
+    runs_registry_release(x->r, x->rec.session_id, x->rec.id);
     /* Tell the client. */
     if (x->rec.status == RUN_COMPLETED) {
         cJSON *d = cJSON_CreateObject();
@@ -301,7 +306,6 @@ static void run_finish_done(run_exec *x)
             free(body);
         }
     }
-    runs_registry_release(x->r, x->rec.session_id, x->rec.id);
     run_exec_release(x);
 }
 
