@@ -91,6 +91,11 @@ else
   build_note="BRIGADE=$BRIGADE"
 fi
 [[ -x "$BRIGADE" ]] || die "no brigade binary at $BRIGADE"
+# The source as built (taken now: the tree may change while the benchmark runs).
+src_note=""
+if command -v git >/dev/null && git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
+  src_note="Source (at build time): commit $(git -C "$root" rev-parse --short HEAD), $(git -C "$root" status --porcelain 2>/dev/null | wc -l) uncommitted path(s) in the work tree."
+fi
 
 # ---- a quiet machine -------------------------------------------------------
 load1() { awk '{print $1}' /proc/loadavg; }
@@ -257,10 +262,7 @@ report="$out/report.md"
   echo "Machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)," \
        "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); node $(node --version)."
   echo "Load average at start $load_start, at end $load_end."
-  if command -v git >/dev/null && git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
-    echo "Source: commit $(git -C "$root" rev-parse --short HEAD)," \
-         "$(git -C "$root" status --porcelain 2>/dev/null | wc -l) uncommitted path(s) in the work tree."
-  fi
+  [[ -n "$src_note" ]] && echo "$src_note"
   echo
   echo "Setup: $users users, $runs sessions of \`hold\` + 2×$step_sessions step sessions in $(J setup .seconds) s;" \
        "brigade idle after setup: VmRSS $base_rss kB (VmHWM $base_hwm kB)."

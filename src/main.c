@@ -7,6 +7,7 @@
  * Exit codes: 0 success, 1 a failure at run time (message on stderr),
  * 2 a usage error (bad flag or argument). */
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,7 +31,12 @@ static const char main_usage[] =
 int main(int argc, char **argv)
 {
     log_init_from_env();
-    signal(SIGPIPE, SIG_IGN);   /* a peer that hangs up is an error return, not a death */
+    signal(SIGPIPE, SIG_IGN);
+    /* Store work runs on libuv's thread pool and blocks there until the
+     * writer commits; libuv's default of 4 threads would cap a group commit
+     * at 4 callers. 32 lets many concurrent writes share one commit (the
+     * threads mostly sleep). An explicit UV_THREADPOOL_SIZE wins. */
+    setenv("UV_THREADPOOL_SIZE", "32", 0);   /* a peer that hangs up is an error return, not a death */
     if (argc < 2) {
         fputs(main_usage, stderr);
         return 2;
