@@ -31,6 +31,37 @@ runs_thread *runs_thread_new(runs *r, uv_loop_t *loop, upstream *up)
 }
 
 static void run_exec_release(run_exec *x);
+static void run_finish_done(run_exec *x);
+
+/* The loop is shutting down with this run still going: persist it as
+ * interrupted (blocking is fine at shutdown; a crash instead is caught by
+ * store_runs_recover), tell its client, free it. */
+static void run_exec_shutdown(run_exec *x)
+{
+    run_model_abort(x);
+    run_tools_abort(x);
+    /* A run that had already decided its end (finishing) is written with
+     * that end; any other is interrupted. */
+    if (!x->finishing) {
+        x->rec.status = RUN_INTERRUPTED;
+        snprintf(x->rec.error_code, sizeof x->rec.error_code, "server_shutdown");
+        snprintf(x->rec.error_message, sizeof x->rec.error_message,
+                 "the server shut down while the run was in progress");
+        x->rec.finished_at = time_now_unix();
+    }
+    store_run_finish(x->r->st, &x->sc, &x->rec, x->final_msg.role[0] ? &x->final_msg : NULL);
+    if (x->sub) {
+        http_request *req = x->sub;
+        x->sub = NULL;
+        req->on_abort = NULL;
+        req->on_drain = NULL;
+        if (x->stream_begun) http_stream_end(req);
+        else http_respond_error(req, 503, "overloaded_error", "server_shutdown",
+                                "the server shut down while the run was in progress", NULL);
+    }
+    runs_registry_release(x->r, x->rec.session_id, x->rec.id);
+    run_exec_release(x);
+}
 
 void runs_thread_free(runs_thread *t)
 {
@@ -50,27 +81,7 @@ void runs_thread_free(runs_thread *t)
             t->orphans++;
             continue;
         }
-        run_model_abort(x);
-        run_tools_abort(x);
-        if (!x->finishing) {
-            x->rec.status = RUN_INTERRUPTED;
-            snprintf(x->rec.error_code, sizeof x->rec.error_code, "server_shutdown");
-            snprintf(x->rec.error_message, sizeof x->rec.error_message,
-                     "the server shut down while the run was in progress");
-            x->rec.finished_at = time_now_unix();
-            store_run_finish(x->r->st, &x->sc, &x->rec, NULL);
-        }
-        if (x->sub) {
-            http_request *req = x->sub;
-            x->sub = NULL;
-            req->on_abort = NULL;
-            req->on_drain = NULL;
-            if (x->stream_begun) http_stream_end(req);
-            else http_respond_error(req, 503, "overloaded_error", "server_shutdown",
-                                    "the server shut down while the run was in progress", NULL);
-        }
-        runs_registry_release(x->r, x->rec.session_id, x->rec.id);
-        run_exec_release(x);
+        run_exec_shutdown(x);
     }
     if (t->orphans == 0) free(t);
 }
@@ -209,29 +220,14 @@ static void run_job_after(uv_work_t *w, int status)
     (void)status;
     run_exec *x = w->data;
     if (x->orphan) {
-        /* Its loop is shutting down (runs_thread_free). */
+        /* Its loop is shutting down (runs_thread_free): a finishing run ends
+         * as it would have; any other is interrupted. */
         runs_thread *t = x->t;
+        void (*done)(run_exec *) = x->work_done;
         x->work_fn = NULL;
-        run_model_abort(x);
-        run_tools_abort(x);
-        if (!x->finishing) {
-            x->rec.status = RUN_INTERRUPTED;
-            snprintf(x->rec.error_code, sizeof x->rec.error_code, "server_shutdown");
-            snprintf(x->rec.error_message, sizeof x->rec.error_message,
-                     "the server shut down while the run was in progress");
-            x->rec.finished_at = time_now_unix();
-            store_run_finish(x->r->st, &x->sc, &x->rec, NULL);
-        }
-        if (x->sub) {
-            x->sub->on_abort = NULL;
-            x->sub->on_drain = NULL;
-            if (x->stream_begun) http_stream_end(x->sub);
-            else http_respond_error(x->sub, 503, "overloaded_error", "server_shutdown",
-                                    "the server shut down while the run was in progress", NULL);
-            x->sub = NULL;
-        }
-        runs_registry_release(x->r, x->rec.session_id, x->rec.id);
-        run_exec_release(x);
+        x->work_done = NULL;
+        if (done == run_finish_done) done(x);
+        else run_exec_shutdown(x);
         if (--t->orphans == 0) free(t);
         return;
     }
