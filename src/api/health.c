@@ -62,6 +62,8 @@ void api_metrics_get(api_ctx *ctx)
            atomic_load(&m->auth_failures));
     METRIC("uptime_seconds", "gauge", "Seconds since the server started.",
            time_now_unix() - ctx->app->started_at);
+    METRIC("runs_active", "gauge", "Agent runs in progress (all loops).",
+           runs_active(ctx->app->runs));
 #undef METRIC
     http_respond(ctx->req, 200, "text/plain; version=0.0.4", b.data, b.len);
     buf_free(&b);
