@@ -15,6 +15,11 @@
  * Lifetime: the socket and timer together hold one reference, a request in
  * a handler holds another, so the struct survives a client that leaves
  * while its handler is still working.
+ *
+ * Writing: streamed bytes collect in the connection's cork until the end of
+ * the loop turn (http_conn_flush_corked, from the worker's uv_check); every
+ * direct write sends the cork ahead of itself in the same write, which is
+ * what keeps the byte order without any bookkeeping in the callers.
  */
 #include "http/http_internal.h"
 
@@ -34,11 +39,20 @@ static void conn_resume(http_conn *c);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 
+/* Relaxed increment of a counter only this loop's thread writes: a plain
+ * add, but readable from a test thread without a data race. */
+#define COUNT(x) atomic_store_explicit(&(x), atomic_load_explicit(&(x), memory_order_relaxed) + 1, \
+                                       memory_order_relaxed)
+
+static void cork_unlink(http_conn *c);
+
 static void conn_unref(http_conn *c)
 {
     if (--c->refs > 0) return;
+    cork_unlink(c);                 /* already off the list once closed; be sure */
     http_parser_free(&c->parser);
     buf_free(&c->pending);
+    buf_free(&c->cork);
     http_request_destroy(c->spare);
     free(c);
 }
@@ -122,6 +136,10 @@ void http_conn_close(http_conn *c)
     if (c->closing) return;
     c->closing = true;
     uv_timer_stop(&c->timer);
+    /* Nobody will read what is corked: drop it, and leave no pointer to this
+     * connection on the corked list. */
+    cork_unlink(c);
+    buf_free(&c->cork);
     if (c->cur) c->cur->aborted = true;   /* on_abort is called from on_close */
     uv_close((uv_handle_t *)&c->tcp, on_close);
     uv_close((uv_handle_t *)&c->timer, on_close);
@@ -155,6 +173,8 @@ static void conn_start_linger(http_conn *c)
 void http_conn_close_when_written(http_conn *c)
 {
     if (c->closing) return;
+    http_conn_flush(c);             /* what is corked is part of "written" */
+    if (c->closing) return;         /* the flush failed */
     c->close_after_write = true;
     if (c->queued == 0) {
         conn_start_linger(c);
@@ -191,18 +211,21 @@ static void on_write(uv_write_t *w, int status)
         }
     }
     http_request *r = c->cur;
-    if (r && r->priv->want_drain && c->queued < c->w->srv->limits.stream_high_water / 2) {
+    if (r && r->priv->want_drain &&
+        http_conn_pending(c) < c->w->srv->limits.stream_high_water / 2) {
         r->priv->want_drain = false;
         if (r->on_drain && !r->aborted) r->on_drain(r);
     }
 }
 
-void http_conn_write(http_conn *c, const uv_buf_t *bufs, unsigned n)
+/* The socket write itself: try the kernel at once, queue the remainder. */
+static void conn_write_now(http_conn *c, const uv_buf_t *bufs, unsigned n)
 {
     if (c->closing || c->lingering) return;
     size_t total = 0;
     for (unsigned i = 0; i < n; i++) total += bufs[i].len;
     if (!total) return;
+    COUNT(c->w->n_writes);
     size_t done = 0;
     /* Fast path: nothing queued, so the kernel can take it now, in order. */
     if (c->queued == 0 && c->tcp.write_queue_size == 0) {
@@ -239,6 +262,123 @@ void http_conn_write(http_conn *c, const uv_buf_t *bufs, unsigned n)
     }
     c->queued += rest;
     if (c->tstate == HTTP_T_NONE || c->tstate == HTTP_T_IDLE) timer_set(c, HTTP_T_WRITE);
+}
+
+/* ---------------- the cork ---------------- */
+
+/* A cork buffer kept between turns of one stream saves a malloc per turn;
+ * past this it is given back, so a burst does not pin memory. */
+#define HTTP_CORK_KEEP (16 * 1024)
+/* Most bufs any caller passes to http_conn_write (response head + body). */
+#define HTTP_WRITE_MAX_BUFS 4
+
+static void cork_noop(uv_idle_t *h) { (void)h; }
+
+static void cork_link(http_conn *c)
+{
+    if (c->corked) return;
+    http_worker *w = c->w;
+    c->corked = true;
+    c->cork_next = NULL;
+    c->cork_prev = w->cork_tail;
+    if (w->cork_tail) w->cork_tail->cork_next = c;
+    else w->cork_head = c;
+    w->cork_tail = c;
+    /* Keep the next poll from sleeping while bytes wait: the check that
+     * sends them runs only after poll returns. */
+    if (w->n_corked++ == 0) uv_idle_start(&w->cork_idle, cork_noop);
+}
+
+static void cork_unlink(http_conn *c)
+{
+    if (!c->corked) return;
+    http_worker *w = c->w;
+    if (c->cork_prev) c->cork_prev->cork_next = c->cork_next;
+    else w->cork_head = c->cork_next;
+    if (c->cork_next) c->cork_next->cork_prev = c->cork_prev;
+    else w->cork_tail = c->cork_prev;
+    c->cork_prev = c->cork_next = NULL;
+    c->corked = false;
+    w->n_corked--;
+}
+
+/* After a write that sent `b` (the former cork): reuse it for the next turn
+ * if it is small and nothing was corked meanwhile, else free it. */
+static void cork_give_back(http_conn *c, buf *b)
+{
+    if (!c->closing && c->cork.cap == 0 && b->cap <= HTTP_CORK_KEEP) {
+        b->len = 0;
+        c->cork = *b;
+    } else {
+        buf_free(b);
+    }
+}
+
+void http_conn_write(http_conn *c, const uv_buf_t *bufs, unsigned n)
+{
+    if (!c->cork.len || n > HTTP_WRITE_MAX_BUFS) {
+        http_conn_flush(c);     /* no-op when nothing is corked */
+        conn_write_now(c, bufs, n);
+        return;
+    }
+    /* The cork goes first, in the same write: one syscall, order kept. */
+    buf b = c->cork;
+    buf_init(&c->cork);
+    cork_unlink(c);
+    uv_buf_t all[HTTP_WRITE_MAX_BUFS + 1];
+    all[0] = uv_buf_init(b.data, (unsigned)b.len);
+    memcpy(all + 1, bufs, n * sizeof *bufs);
+    COUNT(c->w->n_cork_flushes);
+    conn_write_now(c, all, n + 1);
+    cork_give_back(c, &b);
+}
+
+void http_conn_flush(http_conn *c)
+{
+    cork_unlink(c);
+    if (!c->cork.len) return;
+    buf b = c->cork;
+    buf_init(&c->cork);
+    uv_buf_t one = uv_buf_init(b.data, (unsigned)b.len);
+    COUNT(c->w->n_cork_flushes);
+    conn_write_now(c, &one, 1);
+    cork_give_back(c, &b);
+}
+
+void http_conn_cork(http_conn *c, const uv_buf_t *bufs, unsigned n)
+{
+    if (c->closing || c->lingering) return;
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++) total += bufs[i].len;
+    if (!total) return;
+    if (c->cork.len + total > HTTP_CORK_MAX) {
+        http_conn_write(c, bufs, n);    /* cork + these, now */
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) buf_append(&c->cork, bufs[i].base, bufs[i].len);
+    cork_link(c);
+}
+
+void http_conn_flush_corked(http_worker *w)
+{
+    const size_t hw = w->srv->limits.stream_high_water;
+    /* Only as many as were corked when the pass began: a drain callback
+     * that corks again is appended at the tail and sent next turn (the idle
+     * handle keeps that turn from sleeping), so one fast client cannot hold
+     * the loop here. */
+    for (size_t n = w->n_corked; n > 0 && w->cork_head; n--) {
+        http_conn *c = w->cork_head;
+        http_conn_flush(c);             /* unlinks c */
+        if (c->closing) continue;       /* on_abort comes from on_close */
+        /* The kernel may have taken everything, in which case no on_write
+         * will come to say the stream drained: say it here. */
+        http_request *r = c->cur;
+        if (r && r->priv->want_drain && http_conn_pending(c) < hw / 2) {
+            r->priv->want_drain = false;
+            if (r->on_drain && !r->aborted) r->on_drain(r);   /* may free c */
+        }
+    }
+    if (!w->cork_head) uv_idle_stop(&w->cork_idle);
 }
 
 /* ---------------- requests ---------------- */
@@ -298,6 +438,9 @@ void http_conn_request_finished(http_request *req)
     http_conn *c = req->conn;
     struct http_request_priv *pv = req->priv;
     pv->state = HTTP_RS_DONE;
+    /* A finished request leaves nothing corked (its last write flushed);
+     * an idle keep-alive connection holds no cork memory. */
+    if (!c->cork.len) buf_free(&c->cork);
     http_server *srv = c->w->srv;
     if (srv->cfg.on_request_done) srv->cfg.on_request_done(req, pv->status);
     bool keep = pv->resp_keep_alive && !c->w->stopping;
@@ -446,6 +589,7 @@ void http_conn_accept(http_worker *w)
     c->refs = 1;
     c->open_handles = 2;
     buf_init(&c->pending);
+    buf_init(&c->cork);
     http_parser_init(&c->parser, &srv->limits, conn_new_request, conn_on_headers, c);
     c->next = w->conns;
     if (w->conns) w->conns->prev = c;

@@ -117,7 +117,10 @@ void http_stream_begin(http_request *req, int status, const char *content_type);
 /* Queue bytes on the stream. Returns true while the queue is under the high
  * water mark; false means "full": stop producing until on_drain fires.
  * Bytes are never dropped while the client is connected (the caller's
- * stop-on-false is what bounds memory). */
+ * stop-on-false is what bounds memory). Writes made during one loop turn
+ * leave together at its end (one socket write, not one per call), or at
+ * once when they pass 64 KiB or another response, the end or an abort
+ * follows them; the queue above counts these not-yet-written bytes. */
 bool http_stream_write(http_request *req, const char *data, size_t len);
 
 /* Finish the stream (last chunk) and the request. */

@@ -7,6 +7,13 @@
  * and the unparsed bytes. A request is owned by the handler from dispatch
  * until it is finished; it holds a reference on its connection so the
  * connection's memory outlives the socket when the client leaves early.
+ *
+ * Streamed bytes are "corked": http_stream_begin/_write append to the
+ * connection's cork buffer and put the connection on its worker's corked
+ * list; the worker's uv_check flushes every cork once per loop turn, so an
+ * upstream read that yields twenty SSE events costs one write, not twenty.
+ * Any other write to the connection (http_conn_write) sends the cork first,
+ * in the same call, so bytes always leave in the order they were produced.
  */
 #ifndef BRIGADE_HTTP_INTERNAL_H
 #define BRIGADE_HTTP_INTERNAL_H
@@ -132,6 +139,17 @@ struct http_worker {
     char        *readbuf;            /* shared by this loop's reads */
     http_conn   *conns;              /* open connections (doubly linked) */
     size_t       n_conns;
+    /* Corked connections, flushed by cork_check at the end of each loop
+     * turn. cork_idle runs only while the list is non-empty, so a cork made
+     * outside the poll phase (a timer callback, a drain re-cork) does not
+     * wait in a blocking poll for the check. Both handles are unref'd. */
+    uv_check_t   cork_check;
+    uv_idle_t    cork_idle;
+    http_conn   *cork_head, *cork_tail;   /* doubly linked via cork_prev/next */
+    size_t       n_corked;
+    /* Counters for tests and metrics; written by this loop's thread only. */
+    atomic_size_t n_writes;          /* http_conn_write-level writes to sockets */
+    atomic_size_t n_cork_flushes;    /* non-empty corks sent */
     bool         stopping;
     bool         finished;
     /* "date: …\r\n", refreshed at most once a second */
@@ -141,6 +159,10 @@ struct http_worker {
 };
 
 #define HTTP_READBUF_SIZE (64 * 1024)
+/* A cork past this is sent at once rather than waiting for the loop turn's
+ * end, so a burst never builds a large buffer (and a single big write skips
+ * the copy into the cork). */
+#define HTTP_CORK_MAX (64 * 1024)
 
 /* The one deadline a connection has at a time. WRITE: bytes are queued and
  * the client must keep taking them (progress re-arms it), so a reader that
@@ -159,6 +181,9 @@ struct http_conn {
     http_request  *cur;              /* request handed to a handler */
     http_request  *spare;            /* recycled request object */
     size_t         queued;           /* bytes in uv_write requests in flight */
+    buf            cork;             /* streamed bytes not yet written (see top) */
+    http_conn     *cork_prev, *cork_next;
+    bool           corked;           /* on w's corked list */
     int            refs;
     int            open_handles;
     uint8_t        tstate;
@@ -173,7 +198,19 @@ struct http_conn {
 /* conn.c */
 void http_conn_accept(http_worker *w);
 void http_conn_close(http_conn *c);
+/* Write now, after whatever is corked (in the same write). */
 void http_conn_write(http_conn *c, const uv_buf_t *bufs, unsigned n);
+/* Append to the cork; sent at the end of the loop turn, or at once (with the
+ * cork) if the cork would pass HTTP_CORK_MAX. */
+void http_conn_cork(http_conn *c, const uv_buf_t *bufs, unsigned n);
+/* Send the cork now, if any. Never calls back into handlers. */
+void http_conn_flush(http_conn *c);
+/* The worker's end-of-turn pass: flush every corked connection, then fire
+ * on_drain for streams whose queue the flush left below half high water. */
+void http_conn_flush_corked(http_worker *w);
+/* Bytes accepted for this connection but not yet taken by the kernel: what
+ * stream backpressure is measured against. */
+static inline size_t http_conn_pending(const http_conn *c) { return c->queued + c->cork.len; }
 void http_conn_request_finished(http_request *req);
 void http_conn_close_when_written(http_conn *c);
 bool http_conn_is_idle(const http_conn *c);

@@ -6,6 +6,10 @@
  * the hot path) and goes out together with the body in one write; the
  * connection tries a non-blocking write first and copies only what the
  * kernel did not take.
+ *
+ * Streams are corked (see http_internal.h): the head and every chunk are
+ * appended to the connection's cork and leave in one write at the end of
+ * the loop turn; http_stream_end and http_abort send the cork at once.
  */
 #include "http/http_internal.h"
 
@@ -298,7 +302,8 @@ void http_stream_begin(http_request *req, int status, const char *content_type)
     char *head = arena_alloc(&req->arena, head_bound(&h));
     size_t hl = head_build(head, c->w, &h);
     uv_buf_t b = uv_buf_init(head, (unsigned)hl);
-    http_conn_write(c, &b, 1);
+    /* Corked: the head goes out with the first events of this turn. */
+    http_conn_cork(c, &b, 1);
 }
 
 bool http_stream_write(http_request *req, const char *data, size_t len)
@@ -310,17 +315,18 @@ bool http_stream_write(http_request *req, const char *data, size_t len)
     if (len && !pv->head) {
         if (pv->http10) {
             uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-            http_conn_write(c, &b, 1);
+            http_conn_cork(c, &b, 1);
         } else {
             char hex[24];
             int n = snprintf(hex, sizeof hex, "%zx\r\n", len);
             uv_buf_t b[3] = { uv_buf_init(hex, (unsigned)n), uv_buf_init((char *)data, (unsigned)len),
                               uv_buf_init((char *)"\r\n", 2) };
-            http_conn_write(c, b, 3);
+            http_conn_cork(c, b, 3);
         }
     }
     if (c->closing) return false;
-    bool ok = c->queued < c->w->srv->limits.stream_high_water;
+    /* Corked bytes count: they are as much "queued" as the uv_write ones. */
+    bool ok = http_conn_pending(c) < c->w->srv->limits.stream_high_water;
     if (!ok) pv->want_drain = true;
     return ok;
 }
@@ -333,8 +339,11 @@ void http_stream_end(http_request *req)
     http_conn *c = req->conn;
     if (!c->closing && !pv->head && !pv->http10) {
         uv_buf_t b = uv_buf_init((char *)"0\r\n\r\n", 5);
-        http_conn_write(c, &b, 1);
+        http_conn_cork(c, &b, 1);
     }
+    /* Now, not at the turn's end: the stream is over, and the next
+     * pipelined request (or the close) must come after it. */
+    if (!c->closing) http_conn_flush(c);
     http_conn_request_finished(req);
 }
 
@@ -350,6 +359,8 @@ void http_abort(http_request *req)
     bool started = pv->state == HTTP_RS_STREAMING;
     pv->state = HTTP_RS_DONE;
     pv->resp_keep_alive = false;
+    /* What was corked counts as sent from the caller's point of view. */
+    if (!c->closing) http_conn_flush(c);
     if (!started) {
         if (!pv->status) pv->status = 499;   /* nginx's "client closed request" */
         if (!c->closing) http_conn_close(c);

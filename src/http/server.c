@@ -55,6 +55,11 @@ static void worker_finish(http_worker *w)
     uv_timer_stop(&w->grace_timer);
     uv_close((uv_handle_t *)&w->grace_timer, NULL);
     uv_close((uv_handle_t *)&w->stop_async, NULL);
+    /* No connection is left, so nothing is corked. */
+    uv_check_stop(&w->cork_check);
+    uv_idle_stop(&w->cork_idle);
+    uv_close((uv_handle_t *)&w->cork_check, NULL);
+    uv_close((uv_handle_t *)&w->cork_idle, NULL);
     /* Handles the application left on this loop must not keep it running. */
     uv_stop(&w->loop);
 }
@@ -82,6 +87,13 @@ static void on_stop(uv_async_t *a)
         if (http_conn_is_idle(c)) http_conn_close(c);
     if (w->n_conns == 0) worker_finish(w);
     else uv_timer_start(&w->grace_timer, on_grace, w->srv->limits.shutdown_grace_ms, 0);
+}
+
+/* End of every loop turn: send what streams corked during it. */
+static void on_cork_check(uv_check_t *h)
+{
+    http_worker *w = h->data;
+    if (w->cork_head) http_conn_flush_corked(w);
 }
 
 static void close_leftover(uv_handle_t *h, void *arg)
@@ -264,6 +276,16 @@ http_server *http_server_start(const http_server_config *cfg, char *err, size_t 
         w->stop_async.data = w;
         uv_timer_init(&w->loop, &w->grace_timer);
         w->grace_timer.data = w;
+        /* Unref'd: corked bytes belong to connections, which keep the loop
+         * alive by themselves. The idle handle is started only while
+         * something is corked (conn.c). */
+        uv_check_init(&w->loop, &w->cork_check);
+        w->cork_check.data = w;
+        uv_check_start(&w->cork_check, on_cork_check);
+        uv_unref((uv_handle_t *)&w->cork_check);
+        uv_idle_init(&w->loop, &w->cork_idle);
+        w->cork_idle.data = w;
+        uv_unref((uv_handle_t *)&w->cork_idle);
     }
     for (unsigned i = 0; i < n; i++) {
         http_worker *w = &s->workers[i];

@@ -4,7 +4,8 @@
  * connects with plain blocking sockets, sends raw bytes and checks the raw
  * response: framing, keep-alive, pipelining order, chunked bodies, every
  * limit and its error envelope, timeouts, routing errors, streaming
- * backpressure and graceful shutdown. */
+ * backpressure, corked stream writes (coalesced per loop turn, in order,
+ * dropped on close) and graceful shutdown. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -146,7 +147,7 @@ static void stream_pump(http_request *req)
         size_t n = p->left < sizeof g_chunk ? p->left : sizeof g_chunk;
         p->left -= n;
         bool ok = http_stream_write(req, g_chunk, n);
-        size_t q = req->conn->queued;
+        size_t q = http_conn_pending(req->conn);   /* queued + corked */
         size_t cur = atomic_load(&g_max_queued);
         while (q > cur && !atomic_compare_exchange_weak(&g_max_queued, &cur, q)) {}
         if (!ok) {
@@ -182,6 +183,85 @@ static void h_stream(http_request *req)
     stream_pump(req);
 }
 
+/* /burst?n=N&end=sync|timer|close|hold[&ms=M] — N small SSE events written
+ * back to back inside the handler callback, then: end at once (sync), from
+ * a timer (timer), by closing the connection under a non-empty cork
+ * (close), or only when the client leaves (hold). */
+typedef struct burst { uv_timer_t t; http_request *req; int phase; } burst;
+static atomic_int g_burst_aborted;
+static atomic_size_t g_close_cork_len;
+
+static void burst_closed(uv_handle_t *h) { free(h->data); }
+
+static void burst_fire(uv_timer_t *t)
+{
+    burst *b = t->data;
+    b->req->user = NULL;
+    http_stream_end(b->req);
+    uv_close((uv_handle_t *)t, burst_closed);
+}
+
+static void burst_abort(http_request *req)
+{
+    atomic_fetch_add(&g_burst_aborted, 1);
+    if (!req->user) http_stream_end(req);   /* else the pending timer ends it */
+}
+
+static void burst_later(http_request *req, uint64_t ms, uv_timer_cb cb)
+{
+    burst *b = calloc(1, sizeof *b);
+    b->req = req;
+    req->user = b;
+    uv_timer_init(req->loop, &b->t);
+    b->t.data = b;
+    uv_timer_start(&b->t, cb, ms, 0);
+}
+
+static void h_burst(http_request *req)
+{
+    const char *ns = http_query_get(req, "n");
+    const char *end = http_query_get(req, "end");
+    const char *ms = http_query_get(req, "ms");
+    int n = ns ? atoi(ns) : 100;
+    req->on_abort = burst_abort;
+    http_stream_begin(req, 200, "text/event-stream");
+    for (int i = 0; i < n; i++) {
+        char ev[48];
+        int l = snprintf(ev, sizeof ev, "data: event-%d\n\n", i);
+        http_stream_write(req, ev, (size_t)l);
+    }
+    if (!end || strcmp(end, "sync") == 0) {
+        http_stream_end(req);
+    } else if (strcmp(end, "timer") == 0) {
+        burst_later(req, ms ? (uint64_t)atoi(ms) : 50, burst_fire);
+    } else if (strcmp(end, "close") == 0) {
+        atomic_store(&g_close_cork_len, req->conn->cork.len);  /* still corked */
+        http_conn_close(req->conn);             /* on_abort ends the stream */
+    }
+    /* "hold": on_abort ends it */
+}
+
+/* /tick — the head now; one event from a timer callback 30 ms later (a
+ * cork made outside the poll phase); the end 1.5 s after that. The event
+ * must not wait for the end: nothing else wakes the loop meanwhile. */
+static void tick_fire(uv_timer_t *t)
+{
+    burst *b = t->data;
+    if (b->phase++ == 0) {
+        http_stream_write(b->req, "data: tick\n\n", 12);
+        uv_timer_start(t, tick_fire, 1500, 0);
+        return;
+    }
+    burst_fire(t);
+}
+
+static void h_tick(http_request *req)
+{
+    req->on_abort = burst_abort;
+    http_stream_begin(req, 200, "text/event-stream");
+    burst_later(req, 30, tick_fire);
+}
+
 static void on_done(http_request *req, int status)
 {
     (void)req;
@@ -203,6 +283,8 @@ static http_router *make_router(void)
     http_router_add(r, "GET", "/defer", h_defer);
     http_router_add(r, "GET", "/stream", h_stream);
     http_router_add(r, "GET", "/wait", h_wait);
+    http_router_add(r, "GET", "/burst", h_burst);
+    http_router_add(r, "GET", "/tick", h_tick);
     return r;
 }
 
@@ -735,6 +817,270 @@ static void test_stream_backpressure(void **state)
     client_close(&c);
 }
 
+/* ---------------- corked stream writes ---------------- */
+
+static size_t total_writes(http_server *s)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < s->n_workers; i++) n += atomic_load(&s->workers[i].n_writes);
+    return n;
+}
+
+static void expect_events(const char *body, size_t len, int n)
+{
+    char want[48];
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        int l = snprintf(want, sizeof want, "data: event-%d\n\n", i);
+        assert_true(off + (size_t)l <= len);
+        assert_memory_equal(body + off, want, (size_t)l);
+        off += (size_t)l;
+    }
+    assert_int_equal(off, len);
+}
+
+/* Wait until the socket has bytes (or ms pass); true if readable. */
+static bool client_wait(client *c, int ms)
+{
+    struct pollfd p = { .fd = c->fd, .events = POLLIN };
+    return poll(&p, 1, ms) == 1;
+}
+
+static void test_cork_one_write(void **state)
+{
+    fixture *f = *state;
+    client c;
+    resp r;
+    client_open(&c, f->port, 0);
+    /* 200 events and the end inside one handler call: head, events and the
+     * terminating chunk leave in a single write, hence one recv. */
+    size_t before = total_writes(f->srv);
+    SEND(&c, "GET /burst?n=200&end=sync HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_true(client_wait(&c, 2000));
+    usleep(20 * 1000);   /* anything still to come would have come by now */
+    assert_true(client_fill(&c) > 0);
+    assert_non_null(memmem(c.buf, c.len, "0\r\n\r\n", 5));
+    assert_int_equal(total_writes(f->srv) - before, 1);
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    expect_events(r.body, r.body_len, 200);
+    resp_free(&r);
+
+    /* Ended later from a timer: the events go at the end of the handler's
+     * loop turn (not at the end of the stream), the terminator on its own. */
+    before = total_writes(f->srv);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    SEND(&c, "GET /burst?n=200&end=timer&ms=600 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_true(client_wait(&c, 2000));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(ms < 400);
+    assert_int_equal(total_writes(f->srv) - before, 1);   /* head + 200 events */
+    assert_int_equal(read_response(&c, &r), 0);
+    expect_events(r.body, r.body_len, 200);
+    resp_free(&r);
+    assert_int_equal(total_writes(f->srv) - before, 2);   /* + the terminator */
+
+    /* HTTP/1.0 (no chunking, close-delimited): also one write. */
+    client_close(&c);
+    client_open(&c, f->port, 0);
+    before = total_writes(f->srv);
+    SEND(&c, "GET /burst?n=50&end=sync HTTP/1.0\r\n\r\n");
+    while (client_fill(&c)) {}
+    assert_int_equal(total_writes(f->srv) - before, 1);
+    char *body = memmem(c.buf, c.len, "\r\n\r\n", 4);
+    assert_non_null(body);
+    body += 4;
+    assert_null(memmem(c.buf, (size_t)(body - c.buf), "transfer-encoding", 17));
+    expect_events(body, c.len - (size_t)(body - c.buf), 50);
+    client_close(&c);
+}
+
+static void test_cork_timer_write_not_delayed(void **state)
+{
+    fixture *f = *state;
+    client c;
+    client_open(&c, f->port, 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    SEND(&c, "GET /tick HTTP/1.1\r\nHost: x\r\n\r\n");
+    /* the event is written from a timer 30 ms in; it must arrive long
+     * before the end (1.5 s later) wakes the loop again */
+    while (!memmem(c.buf, c.len, "data: tick", 10)) assert_true(client_fill(&c) > 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(ms < 400);
+    resp r;
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_string_equal(r.body, "data: tick\n\n");
+    resp_free(&r);
+    client_close(&c);
+}
+
+static void test_cork_order_pipelined(void **state)
+{
+    fixture *f = *state;
+    client c;
+    client_open(&c, f->port, 0);
+    SEND(&c, "GET /burst?n=40&end=timer&ms=60 HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /users/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /burst?n=7&end=sync HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /burst?n=3&end=timer&ms=10 HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /users/2 HTTP/1.1\r\nHost: x\r\n\r\n");
+    resp r;
+    assert_int_equal(read_response(&c, &r), 0);
+    expect_events(r.body, r.body_len, 40);
+    resp_free(&r);
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_string_equal(r.body, "user=1");
+    resp_free(&r);
+    assert_int_equal(read_response(&c, &r), 0);
+    expect_events(r.body, r.body_len, 7);
+    resp_free(&r);
+    assert_int_equal(read_response(&c, &r), 0);
+    expect_events(r.body, r.body_len, 3);
+    resp_free(&r);
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_string_equal(r.body, "user=2");
+    resp_free(&r);
+    assert_int_equal(c.len, 0);   /* nothing stray after the last answer */
+    client_close(&c);
+}
+
+static void test_cork_dropped_on_close(void **state)
+{
+    fixture *f = *state;
+    atomic_store(&g_burst_aborted, 0);
+    atomic_store(&g_close_cork_len, 0);
+    client c;
+    client_open(&c, f->port, 0);
+    size_t before = total_writes(f->srv);
+    SEND(&c, "GET /burst?n=30&end=close HTTP/1.1\r\nHost: x\r\n\r\n");
+    /* the connection closed with head and events corked: none of it is
+     * sent, the cork is freed (ASan), and the stream's on_abort ran */
+    assert_true(server_closed(&c));
+    assert_int_equal(c.len, 0);
+    assert_true(atomic_load(&g_close_cork_len) > 0);
+    for (int i = 0; i < 100 && atomic_load(&g_burst_aborted) == 0; i++) usleep(10 * 1000);
+    assert_int_equal(atomic_load(&g_burst_aborted), 1);
+    assert_int_equal(total_writes(f->srv) - before, 0);
+    client_close(&c);
+
+    /* a client that sends and half-closes at once: its EOF may arrive in the
+     * same loop turn as the handler's corked events */
+    for (int k = 0; k < 5; k++) {
+        client_open(&c, f->port, 0);
+        SEND(&c, "GET /burst?n=30&end=hold HTTP/1.1\r\nHost: x\r\n\r\n");
+        shutdown(c.fd, SHUT_WR);
+        assert_true(server_closed(&c));
+        client_close(&c);
+    }
+    for (int i = 0; i < 100 && atomic_load(&g_burst_aborted) < 6; i++) usleep(10 * 1000);
+    assert_int_equal(atomic_load(&g_burst_aborted), 6);
+
+    /* the server is fine afterwards */
+    client_open(&c, f->port, 0);
+    SEND(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    resp r;
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_string_equal(r.body, "hello");
+    resp_free(&r);
+    client_close(&c);
+}
+
+/* Small events against a small high-water mark: the cork alone reaches it
+ * (nothing in flight yet), the end-of-turn flush is taken whole by the
+ * kernel, so no on_write will ever come: on_drain must fire from the flush
+ * or the stream stalls. And a slow reader's memory stays bounded. */
+#define EV_HW   4096
+#define EV_SIZE 100
+static atomic_size_t g_ev_max_pending;
+static atomic_int    g_ev_full;
+
+typedef struct evprod { size_t left; } evprod;
+
+static void events_pump(http_request *req)
+{
+    evprod *p = req->user;
+    char ev[EV_SIZE];
+    memset(ev, 'e', sizeof ev);
+    memcpy(ev, "data: ", 6);
+    ev[EV_SIZE - 2] = ev[EV_SIZE - 1] = '\n';
+    while (p->left) {
+        p->left--;
+        bool ok = http_stream_write(req, ev, sizeof ev);
+        size_t q = http_conn_pending(req->conn);
+        size_t cur = atomic_load(&g_ev_max_pending);
+        while (q > cur && !atomic_compare_exchange_weak(&g_ev_max_pending, &cur, q)) {}
+        if (!ok) {
+            if (req->aborted) break;
+            atomic_fetch_add(&g_ev_full, 1);
+            return;
+        }
+    }
+    free(p);
+    req->user = NULL;
+    http_stream_end(req);
+}
+
+static void events_abort(http_request *req)
+{
+    free(req->user);
+    req->user = NULL;
+    http_stream_end(req);
+}
+
+static void h_events(http_request *req)
+{
+    const char *n = http_query_get(req, "n");
+    evprod *p = calloc(1, sizeof *p);
+    p->left = (size_t)(n ? atoi(n) : 1000);
+    req->user = p;
+    req->on_drain = events_pump;
+    req->on_abort = events_abort;
+    http_stream_begin(req, 200, "text/event-stream");
+    events_pump(req);
+}
+
+static void test_cork_drain_and_bound(void **state)
+{
+    (void)state;
+    http_router *rt = http_router_new();
+    http_router_add(rt, "GET", "/events", h_events);
+    http_server_config cfg = make_config(rt);
+    cfg.threads = 1;
+    cfg.limits.stream_high_water = EV_HW;
+    char err[128];
+    http_server *srv = http_server_start(&cfg, err, sizeof err);
+    assert_non_null(srv);
+    int port = http_server_port(srv);
+
+    for (int slow = 0; slow < 2; slow++) {
+        atomic_store(&g_ev_max_pending, 0);
+        atomic_store(&g_ev_full, 0);
+        size_t before = total_writes(srv);
+        client c;
+        client_open(&c, port, slow ? 8 * 1024 : 0);
+        SEND(&c, "GET /events?n=20000 HTTP/1.1\r\nHost: x\r\n\r\n");
+        if (slow) usleep(200 * 1000);   /* a reader that takes nothing for a while */
+        resp r;
+        assert_int_equal(read_response(&c, &r), 0);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(r.body_len, 20000 * EV_SIZE);
+        resp_free(&r);
+        /* the producer was stopped, resumed, and never had more than the
+         * high water plus one framed event pending */
+        assert_true(atomic_load(&g_ev_full) > 0);
+        assert_true(atomic_load(&g_ev_max_pending) < EV_HW + EV_SIZE + 8);
+        /* and the events were coalesced: tens per write, not one each */
+        assert_true(total_writes(srv) - before < 20000 / 10);
+        client_close(&c);
+    }
+    http_server_stop(srv);
+    http_router_free(rt);
+}
+
 static void test_stalled_reader_cut_off(void **state)
 {
     fixture *f = *state;
@@ -995,6 +1341,11 @@ int main(void)
         cmocka_unit_test(test_routing_errors),
         cmocka_unit_test(test_stream_backpressure),
         cmocka_unit_test(test_stalled_reader_cut_off),
+        cmocka_unit_test(test_cork_one_write),
+        cmocka_unit_test(test_cork_timer_write_not_delayed),
+        cmocka_unit_test(test_cork_order_pipelined),
+        cmocka_unit_test(test_cork_dropped_on_close),
+        cmocka_unit_test(test_cork_drain_and_bound),
         cmocka_unit_test(test_address_in_use),
         cmocka_unit_test(test_client_abort),
         cmocka_unit_test(test_idle_timeout),
