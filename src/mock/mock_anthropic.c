@@ -249,14 +249,6 @@ size_t mock_anthropic_event_count(const mock_plan *p)
     return (size_t)p->n_chunks + 6;
 }
 
-/* Byte boundary of argument fragment k (as mock_engine.c's, not cutting UTF-8). */
-static size_t ma_frag_at(const mock_plan *p, size_t k)
-{
-    size_t at = p->tool_args_len * k / p->n_chunks;
-    while (at > 0 && at < p->tool_args_len && ((unsigned char)p->tool_args[at] & 0xC0) == 0x80) at--;
-    return at;
-}
-
 void mock_render_anthropic_event(const mock_plan *p, size_t i, buf *out)
 {
     size_t n = mock_anthropic_event_count(p);
@@ -282,7 +274,7 @@ void mock_render_anthropic_event(const mock_plan *p, size_t i, buf *out)
         size_t k = i - 3;
         buf_puts(out, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":");
         if (p->reply == MOCK_REPLY_TOOL_CALL) {
-            size_t a = ma_frag_at(p, k), b = ma_frag_at(p, k + 1);
+            size_t a = mock_frag_at(p, k), b = mock_frag_at(p, k + 1);
             buf_puts(out, "{\"type\":\"input_json_delta\",\"partial_json\":");
             mock_json_string(out, p->tool_args + a, b - a);
         } else {

@@ -542,9 +542,7 @@ size_t mock_event_count(const mock_plan *p)
     return n;
 }
 
-/* Byte boundary of argument fragment k of n, moved back off any UTF-8
- * continuation byte so no fragment splits a character. */
-static size_t mock_frag_at(const mock_plan *p, size_t k)
+size_t mock_frag_at(const mock_plan *p, size_t k)
 {
     size_t at = p->tool_args_len * k / p->n_chunks;
     while (at > 0 && at < p->tool_args_len && ((unsigned char)p->tool_args[at] & 0xC0) == 0x80) at--;

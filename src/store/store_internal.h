@@ -3,7 +3,8 @@
  * The backend is split by concern: store_sqlite.c (lifetime, connections,
  * statement cache), store_writer.c (the single writer and group commit),
  * store_migrations.c (schema versions), and one file per kind of object
- * (tenants, users, keys, usage, sessions and messages, runs, memory).
+ * (tenants, users, keys, usage, sessions and messages, runs, memory), with
+ * the statement shapes those share in store_util.c.
  * Nothing outside src/store/ includes this. */
 #ifndef BRIGADE_STORE_INTERNAL_H
 #define BRIGADE_STORE_INTERNAL_H
@@ -102,6 +103,39 @@ store_status store_message_append(store_conn *c, const scope *sc, const char *se
 #define STORE_MEMORY_TERM_MAX 128     /* bytes; longer "words" are dropped */
 #define STORE_FTS_EXPR_MAX (STORE_MEMORY_TERMS_MAX * (2 * STORE_MEMORY_TERM_MAX + 6) + 1)
 size_t store_memory_fts_query(const char *query, char *out);
+
+/* store_util.c: statement shapes every object file uses */
+
+/* Bind a row's id and the scope's user and tenant at first, first+1,
+ * first+2 — the "WHERE id = ? AND user_id = ? AND tenant_id = ?" that makes
+ * another user's row indistinguishable from a missing one. */
+void store_bind_owned(sqlite3_stmt *s, int first, const char *id, const scope *sc);
+/* Step a bound existence query once and reset it: STORE_OK for a row,
+ * STORE_NOT_FOUND for none, else the SQLite error (logged as what). */
+store_status store_step_exists(store_conn *c, sqlite3_stmt *s, const char *what);
+/* Step a bound statement that returns no rows (a write) and reset it:
+ * STORE_OK when it ran to completion, else the SQLite error (a constraint
+ * is STORE_CONFLICT; logged as what). */
+store_status store_step_done(store_conn *c, sqlite3_stmt *s, const char *what);
+/* Copy a nullable TEXT column into a fresh string (NULL for SQL NULL).
+ * -1 only when the column has a value and there is no memory for it. */
+int store_col_dup(sqlite3_stmt *s, int col, char **dst);
+
+/* How store_collect reads one kind of record. */
+typedef struct store_rows {
+    size_t size;                                /* bytes of one record */
+    int  (*read)(sqlite3_stmt *s, void *rec);   /* 0; -1 out of memory, rec holds nothing to free */
+    void (*free)(void *arr, size_t n);          /* frees n records and arr; NULL: plain free(arr) */
+    const char *what;                           /* names the query in the error log */
+} store_rows;
+
+/* Step a bound query to its end, reading each row into a fresh array. With
+ * limit > 0 at most limit rows are read into an array of limit records
+ * (non-NULL even when empty); limit 0 reads every row into a growing array
+ * (NULL when empty). On error nothing is returned: *out NULL, *n 0. The
+ * statement is always reset. */
+store_status store_collect(store_conn *c, sqlite3_stmt *s, const store_rows *kind, size_t limit,
+                           void **out, size_t *n);
 
 /* row readers shared by files */
 void store_read_user(sqlite3_stmt *s, user_rec *u);      /* columns as STORE_USER_COLS */

@@ -5,7 +5,6 @@
  * keys. A key of another tenant or another user is STORE_NOT_FOUND. */
 #include "store/store_internal.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 void store_read_key(sqlite3_stmt *s, key_rec *k)
@@ -20,6 +19,14 @@ void store_read_key(sqlite3_stmt *s, key_rec *k)
     k->created_at = sqlite3_column_int64(s, 6);
     k->revoked_at = sqlite3_column_int64(s, 7);
 }
+
+static int store_key_row(sqlite3_stmt *s, void *rec)
+{
+    store_read_key(s, rec);
+    return 0;
+}
+
+static const store_rows key_rows = {sizeof(key_rec), store_key_row, NULL, "list keys"};
 
 store_status store_load_keys(store *st, void (*fn)(const key_rec *k, void *arg), void *arg)
 {
@@ -51,13 +58,8 @@ static store_status store_key_create_op(store_conn *c, void *arg)
     if (k->kind == KEY_KIND_USER) {
         /* the user must be one of this tenant's: checked inside the
          * transaction, so a concurrent delete cannot slip between */
-        sqlite3_stmt *s = store_stmt(c, "SELECT 1 FROM users WHERE id = ? AND tenant_id = ?");
-        if (!s) return STORE_ERROR;
-        store_bind_text(s, 1, k->user_id);
-        store_bind_text(s, 2, a->tenant_id);
-        int rc = sqlite3_step(s);
-        sqlite3_reset(s);
-        if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sqlite_status(c, rc, "key user");
+        store_status res = store_user_alive(c, a->tenant_id, k->user_id);
+        if (res != STORE_OK) return res;
     }
     sqlite3_stmt *s = store_stmt(c, "INSERT INTO keys (id, tenant_id, user_id, kind, prefix, hash, created_at, revoked_at)"
                                     " VALUES (?,?,?,?,?,?,?,0)");
@@ -69,9 +71,7 @@ static store_status store_key_create_op(store_conn *c, void *arg)
     store_bind_text(s, 5, k->prefix);
     store_bind_text(s, 6, k->hash);
     sqlite3_bind_int64(s, 7, k->created_at);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(c, rc, "insert key");
+    return store_step_done(c, s, "insert key");
 }
 
 store_status store_key_create(store *st, const scope *sc, const key_rec *k)
@@ -117,21 +117,9 @@ store_status store_key_list(store *st, const scope *sc, const char *user_id,
         if (s) store_bind_text(s, 1, sc->tenant_id);
     }
     if (!s) return STORE_ERROR;
-    size_t cap = 0;
-    int rc;
-    store_status res = STORE_OK;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            key_rec *nk = realloc(*out, cap * sizeof *nk);
-            if (!nk) { res = STORE_ERROR; break; }
-            *out = nk;
-        }
-        store_read_key(s, &(*out)[(*n)++]);
-    }
-    if (res == STORE_OK && rc != SQLITE_DONE) res = store_sqlite_status(c, rc, "list keys");
-    sqlite3_reset(s);
-    if (res != STORE_OK) { free(*out); *out = NULL; *n = 0; }
+    void *arr;
+    store_status res = store_collect(c, s, &key_rows, 0, &arr, n);
+    *out = arr;
     return res;
 }
 

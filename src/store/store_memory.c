@@ -120,9 +120,7 @@ static store_status store_memory_put_op(store_conn *c, void *arg)
     store_bind_text(s, 3, a->key);
     store_bind_text(s, 4, a->value);
     sqlite3_bind_int64(s, 5, a->now);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(c, rc, "put memory");
+    return store_step_done(c, s, "put memory");
 }
 
 static int store_memory_fill(memory_rec *out, const char *key, const char *value, size_t vlen,
@@ -136,6 +134,14 @@ static int store_memory_fill(memory_rec *out, const char *key, const char *value
     memcpy(out->value, value, vlen);
     out->value[vlen] = '\0';
     return 0;
+}
+
+/* columns: key, value, updated_at */
+static int store_memory_row(sqlite3_stmt *s, void *rec)
+{
+    const char *v = (const char *)sqlite3_column_text(s, 1);
+    return store_memory_fill(rec, (const char *)sqlite3_column_text(s, 0), v ? v : "",
+                             (size_t)sqlite3_column_bytes(s, 1), sqlite3_column_int64(s, 2));
 }
 
 store_status store_memory_put(store *st, const scope *sc, const char *key, const char *value,
@@ -167,14 +173,8 @@ store_status store_memory_get(store *st, const scope *sc, const char *key, memor
     store_bind_text(s, 3, key);
     int rc = sqlite3_step(s);
     store_status res;
-    if (rc == SQLITE_ROW) {
-        const char *v = (const char *)sqlite3_column_text(s, 1);
-        res = store_memory_fill(out, (const char *)sqlite3_column_text(s, 0), v ? v : "",
-                                (size_t)sqlite3_column_bytes(s, 1), sqlite3_column_int64(s, 2)) == 0
-              ? STORE_OK : STORE_ERROR;
-    } else {
-        res = rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sqlite_status(c, rc, "get memory");
-    }
+    if (rc == SQLITE_ROW) res = store_memory_row(s, out) == 0 ? STORE_OK : STORE_ERROR;
+    else res = rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sqlite_status(c, rc, "get memory");
     sqlite3_reset(s);
     return res;
 }
@@ -208,6 +208,10 @@ store_status store_memory_delete(store *st, const scope *sc, const char *key)
 }
 
 /* ---- search ---- */
+
+static void store_memory_rows_free(void *arr, size_t n) { store_free_memories(arr, n); }
+static const store_rows memory_rows = {sizeof(memory_rec), store_memory_row, store_memory_rows_free,
+                                       "search memory"};
 
 store_status store_memory_search(store *st, const scope *sc, const char *query, size_t limit,
                                  memory_rec **out, size_t *n)
@@ -254,22 +258,8 @@ store_status store_memory_search(store *st, const scope *sc, const char *query, 
     store_bind_text(s, 3, sc->user_id);
     sqlite3_bind_int64(s, 4, (sqlite3_int64)limit);
 
-    memory_rec *arr = calloc(limit, sizeof *arr);
-    if (!arr) { sqlite3_reset(s); return STORE_ERROR; }
-    int rc = SQLITE_DONE;
-    store_status res = STORE_OK;
-    while (*n < limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *v = (const char *)sqlite3_column_text(s, 1);
-        if (store_memory_fill(&arr[*n], (const char *)sqlite3_column_text(s, 0), v ? v : "",
-                              (size_t)sqlite3_column_bytes(s, 1), sqlite3_column_int64(s, 2)) != 0) {
-            res = STORE_ERROR;
-            break;
-        }
-        (*n)++;
-    }
-    if (res == STORE_OK && *n < limit && rc != SQLITE_DONE) res = store_sqlite_status(c, rc, "search memory");
-    sqlite3_reset(s);
-    if (res != STORE_OK) { store_free_memories(arr, *n); *n = 0; return res; }
+    void *arr;
+    store_status res = store_collect(c, s, &memory_rows, limit, &arr, n);
     *out = arr;
-    return STORE_OK;
+    return res;
 }

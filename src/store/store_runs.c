@@ -78,9 +78,7 @@ static store_status store_run_lookup(store_conn *c, const scope *sc, const char 
 {
     sqlite3_stmt *s = store_stmt(c, "SELECT session_id, status FROM runs WHERE id = ? AND user_id = ? AND tenant_id = ?");
     if (!s) return STORE_ERROR;
-    store_bind_text(s, 1, run_id);
-    store_bind_text(s, 2, sc->user_id);
-    store_bind_text(s, 3, sc->tenant_id);
+    store_bind_owned(s, 1, run_id, sc);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         store_col_copy(s, 0, session_id, ID_MAX);
@@ -89,6 +87,17 @@ static store_status store_run_lookup(store_conn *c, const scope *sc, const char 
     sqlite3_reset(s);
     if (rc == SQLITE_ROW) return STORE_OK;
     return rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sqlite_status(c, rc, "run lookup");
+}
+
+/* Every change to a run starts here: the run must be this scope's and not
+ * yet final. session_id receives the run's session. */
+static store_status store_run_open(store_conn *c, const scope *sc, const char *run_id,
+                                   char session_id[ID_MAX])
+{
+    run_status cur = RUN_QUEUED;   /* set by the lookup when it finds the run */
+    store_status res = store_run_lookup(c, sc, run_id, session_id, &cur);
+    if (res != STORE_OK) return res;
+    return run_status_terminal(cur) ? STORE_CONFLICT : STORE_OK;
 }
 
 static bool store_counters_ok(const run_rec *r)
@@ -115,9 +124,7 @@ static store_status store_run_start_op(store_conn *c, void *arg)
      * run's unless the caller names another */
     sqlite3_stmt *s = store_stmt(c, "SELECT agent FROM sessions WHERE id = ? AND user_id = ? AND tenant_id = ?");
     if (!s) return STORE_ERROR;
-    store_bind_text(s, 1, a->session_id);
-    store_bind_text(s, 2, a->sc->user_id);
-    store_bind_text(s, 3, a->sc->tenant_id);
+    store_bind_owned(s, 1, a->session_id, a->sc);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW && !(a->agent && a->agent[0])) store_col_copy(s, 0, r->agent, sizeof r->agent);
     sqlite3_reset(s);
@@ -142,9 +149,7 @@ static store_status store_run_start_op(store_conn *c, void *arg)
     sqlite3_bind_int64(s, 7, r->user_seq);
     sqlite3_bind_int64(s, 8, r->created_at);
     sqlite3_bind_int64(s, 9, r->started_at);
-    rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(c, rc, "insert run");
+    return store_step_done(c, s, "insert run");
 }
 
 store_status store_run_start(store *st, const scope *sc, const char *session_id,
@@ -192,19 +197,15 @@ static store_status store_run_counters(store_conn *c, const run_rec *r)
     sqlite3_bind_int64(s, 4, r->steps);
     sqlite3_bind_int64(s, 5, r->tool_calls);
     store_bind_text(s, 6, r->id);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(c, rc, "run counters");
+    return store_step_done(c, s, "run counters");
 }
 
 static store_status store_run_append_op(store_conn *c, void *arg)
 {
     run_append_args *a = arg;
     char session_id[ID_MAX];
-    run_status cur;
-    store_status res = store_run_lookup(c, a->sc, a->run->id, session_id, &cur);
+    store_status res = store_run_open(c, a->sc, a->run->id, session_id);
     if (res != STORE_OK) return res;
-    if (run_status_terminal(cur)) return STORE_CONFLICT;
     int64_t now = time_now_unix();
     for (size_t i = 0; i < a->n; i++) {
         /* any failure returns before the counters move; the writer then
@@ -240,10 +241,8 @@ static store_status store_run_finish_op(store_conn *c, void *arg)
     run_finish_args *a = arg;
     run_rec *r = a->run;
     char session_id[ID_MAX];
-    run_status cur;
-    store_status res = store_run_lookup(c, a->sc, r->id, session_id, &cur);
+    store_status res = store_run_open(c, a->sc, r->id, session_id);
     if (res != STORE_OK) return res;
-    if (run_status_terminal(cur)) return STORE_CONFLICT;
     int64_t final_seq = 0;
     if (a->final) {
         res = store_message_append(c, a->sc, session_id, r->id, a->final, a->now, &final_seq);
@@ -307,10 +306,8 @@ static store_status store_run_set_status_op(store_conn *c, void *arg)
 {
     run_status_args *a = arg;
     char session_id[ID_MAX];
-    run_status cur;
-    store_status res = store_run_lookup(c, a->sc, a->run->id, session_id, &cur);
+    store_status res = store_run_open(c, a->sc, a->run->id, session_id);
     if (res != STORE_OK) return res;
-    if (run_status_terminal(cur)) return STORE_CONFLICT;
     sqlite3_stmt *s = store_stmt(c,
         "UPDATE runs SET status = ?1,"
         " started_at = CASE WHEN ?1 = 2 AND started_at = 0 THEN ?2 ELSE started_at END"
@@ -319,9 +316,7 @@ static store_status store_run_set_status_op(store_conn *c, void *arg)
     sqlite3_bind_int(s, 1, (int)a->run->status);
     sqlite3_bind_int64(s, 2, time_now_unix());
     store_bind_text(s, 3, a->run->id);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(c, rc, "run status");
+    return store_step_done(c, s, "run status");
 }
 
 store_status store_run_set_status(store *st, const scope *sc, const run_rec *run)
@@ -345,9 +340,7 @@ store_status store_run_get(store *st, const scope *sc, const char *run_id, run_r
     if (!c) return STORE_ERROR;
     sqlite3_stmt *s = store_stmt(c, "SELECT " STORE_RUN_COLS " FROM runs WHERE id = ? AND user_id = ? AND tenant_id = ?");
     if (!s) return STORE_ERROR;
-    store_bind_text(s, 1, run_id);
-    store_bind_text(s, 2, sc->user_id);
-    store_bind_text(s, 3, sc->tenant_id);
+    store_bind_owned(s, 1, run_id, sc);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) store_read_run(s, out);
     sqlite3_reset(s);

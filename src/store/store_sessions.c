@@ -56,45 +56,21 @@ void store_free_messages(message_rec *arr, size_t n)
 
 /* ---- shared checks ---- */
 
-/* Copy a nullable TEXT column into a fresh string. -1 only when the column
- * has a value and there is no memory for it. */
-static int store_col_dup(sqlite3_stmt *s, int col, char **dst)
-{
-    *dst = NULL;
-    const unsigned char *v = sqlite3_column_text(s, col);
-    if (!v) return 0;
-    size_t n = (size_t)sqlite3_column_bytes(s, col);
-    char *d = malloc(n + 1);
-    if (!d) return -1;
-    memcpy(d, v, n);
-    d[n] = '\0';
-    *dst = d;
-    return 0;
-}
-
 store_status store_user_alive(store_conn *c, const char *tenant_id, const char *user_id)
 {
     sqlite3_stmt *s = store_stmt(c, "SELECT 1 FROM users WHERE id = ? AND tenant_id = ?");
     if (!s) return STORE_ERROR;
     store_bind_text(s, 1, user_id);
     store_bind_text(s, 2, tenant_id);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc == SQLITE_ROW) return STORE_OK;
-    return rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sqlite_status(c, rc, "user alive");
+    return store_step_exists(c, s, "user alive");
 }
 
 store_status store_session_owned(store_conn *c, const scope *sc, const char *session_id)
 {
     sqlite3_stmt *s = store_stmt(c, "SELECT 1 FROM sessions WHERE id = ? AND user_id = ? AND tenant_id = ?");
     if (!s) return STORE_ERROR;
-    store_bind_text(s, 1, session_id);
-    store_bind_text(s, 2, sc->user_id);
-    store_bind_text(s, 3, sc->tenant_id);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc == SQLITE_ROW) return STORE_OK;
-    return rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sqlite_status(c, rc, "session owned");
+    store_bind_owned(s, 1, session_id, sc);
+    return store_step_exists(c, s, "session owned");
 }
 
 static bool store_text_ok(const char *s)
@@ -165,8 +141,9 @@ store_status store_message_append(store_conn *c, const scope *sc, const char *se
 
 /* ---- rows ---- */
 
-static int store_read_session(sqlite3_stmt *s, session_rec *out)
+static int store_read_session(sqlite3_stmt *s, void *rec)
 {
+    session_rec *out = rec;
     memset(out, 0, sizeof *out);
     store_col_copy(s, 0, out->id, sizeof out->id);
     store_col_copy(s, 1, out->agent, sizeof out->agent);
@@ -176,8 +153,9 @@ static int store_read_session(sqlite3_stmt *s, session_rec *out)
     return store_col_dup(s, 2, &out->metadata_json);
 }
 
-static int store_read_message(sqlite3_stmt *s, message_rec *m)
+static int store_read_message(sqlite3_stmt *s, void *rec)
 {
+    message_rec *m = rec;
     memset(m, 0, sizeof *m);
     m->seq = sqlite3_column_int64(s, 0);
     store_col_copy(s, 1, m->session_id, sizeof m->session_id);
@@ -191,6 +169,13 @@ static int store_read_message(sqlite3_stmt *s, message_rec *m)
     }
     return 0;
 }
+
+static void store_session_rows_free(void *arr, size_t n) { store_free_sessions(arr, n); }
+static void store_message_rows_free(void *arr, size_t n) { store_free_messages(arr, n); }
+static const store_rows session_rows = {sizeof(session_rec), store_read_session, store_session_rows_free,
+                                        "list sessions"};
+static const store_rows message_rows = {sizeof(message_rec), store_read_message, store_message_rows_free,
+                                        "list messages"};
 
 /* ---- sessions ---- */
 
@@ -216,9 +201,7 @@ static store_status store_session_create_op(store_conn *c, void *arg)
     store_bind_text(s, 5, a->rec->metadata_json);
     sqlite3_bind_int64(s, 6, a->rec->created_at);
     sqlite3_bind_int64(s, 7, a->rec->updated_at);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(c, rc, "insert session");
+    return store_step_done(c, s, "insert session");
 }
 
 static bool store_agent_ok(const char *agent)
@@ -264,9 +247,7 @@ store_status store_session_get(store *st, const scope *sc, const char *session_i
     sqlite3_stmt *s = store_stmt(c, "SELECT " STORE_SESSION_COLS " FROM sessions"
                                     " WHERE id = ? AND user_id = ? AND tenant_id = ?");
     if (!s) return STORE_ERROR;
-    store_bind_text(s, 1, session_id);
-    store_bind_text(s, 2, sc->user_id);
-    store_bind_text(s, 3, sc->tenant_id);
+    store_bind_owned(s, 1, session_id, sc);
     int rc = sqlite3_step(s);
     store_status res;
     if (rc == SQLITE_ROW) res = store_read_session(s, out) == 0 ? STORE_OK : STORE_ERROR;
@@ -299,9 +280,7 @@ store_status store_session_list(store *st, const scope *sc, const char *before, 
     if (before && *before) {
         sqlite3_stmt *s = store_stmt(c, "SELECT rowid FROM sessions WHERE id = ? AND user_id = ? AND tenant_id = ?");
         if (!s) return STORE_ERROR;
-        store_bind_text(s, 1, before);
-        store_bind_text(s, 2, sc->user_id);
-        store_bind_text(s, 3, sc->tenant_id);
+        store_bind_owned(s, 1, before, sc);
         int rc = sqlite3_step(s);
         if (rc == SQLITE_ROW) below = sqlite3_column_int64(s, 0);
         sqlite3_reset(s);
@@ -316,19 +295,10 @@ store_status store_session_list(store *st, const scope *sc, const char *before, 
     store_bind_text(s, 2, sc->tenant_id);
     sqlite3_bind_int64(s, 3, below);
     sqlite3_bind_int64(s, 4, (sqlite3_int64)limit);
-    session_rec *arr = calloc(limit, sizeof *arr);
-    if (!arr) { sqlite3_reset(s); return STORE_ERROR; }
-    int rc = SQLITE_DONE;
-    store_status res = STORE_OK;
-    while (*n < limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (store_read_session(s, &arr[*n]) != 0) { res = STORE_ERROR; break; }
-        (*n)++;
-    }
-    if (res == STORE_OK && *n < limit && rc != SQLITE_DONE) res = store_sqlite_status(c, rc, "list sessions");
-    sqlite3_reset(s);
-    if (res != STORE_OK) { store_free_sessions(arr, *n); *n = 0; return res; }
+    void *arr;
+    store_status res = store_collect(c, s, &session_rows, limit, &arr, n);
     *out = arr;
-    return STORE_OK;
+    return res;
 }
 
 typedef struct session_delete_args {
@@ -367,69 +337,50 @@ store_status store_session_delete(store *st, const scope *sc, const char *sessio
 
 /* ---- messages ---- */
 
-/* Run a prepared message query whose parameters are bound; collect at most
- * limit rows. */
-static store_status store_collect_messages(store_conn *c, sqlite3_stmt *s, size_t limit,
-                                           message_rec **out, size_t *n)
+/* The two transcript reads differ only in their SQL, which takes the
+ * session and its owner as ?1-?3, a seq to start after as ?4 (a tail has
+ * none and ignores it) and the page size as ?5. Another user's session is
+ * STORE_NOT_FOUND, not an empty page. */
+static store_status store_message_query(store *st, const scope *sc, const char *session_id,
+                                        const char *sql, int64_t after_seq, size_t limit,
+                                        message_rec **out, size_t *n)
 {
-    message_rec *arr = calloc(limit, sizeof *arr);
-    if (!arr) { sqlite3_reset(s); return STORE_ERROR; }
-    int rc = SQLITE_DONE;
-    store_status res = STORE_OK;
-    while (*n < limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (store_read_message(s, &arr[*n]) != 0) { res = STORE_ERROR; break; }
-        (*n)++;
-    }
-    if (res == STORE_OK && *n < limit && rc != SQLITE_DONE) res = store_sqlite_status(c, rc, "list messages");
-    sqlite3_reset(s);
-    if (res != STORE_OK) { store_free_messages(arr, *n); *n = 0; return res; }
+    *out = NULL;
+    *n = 0;
+    if (!scope_valid(sc) || !session_id) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
+    limit = store_clamp_limit(limit);
+    store_conn *c = store_reader(st);
+    if (!c) return STORE_ERROR;
+    store_status res = store_session_owned(c, sc, session_id);
+    if (res != STORE_OK) return res;
+    sqlite3_stmt *s = store_stmt(c, sql);
+    if (!s) return STORE_ERROR;
+    store_bind_owned(s, 1, session_id, sc);
+    sqlite3_bind_int64(s, 4, after_seq);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)limit);
+    void *arr;
+    res = store_collect(c, s, &message_rows, limit, &arr, n);
     *out = arr;
-    return STORE_OK;
+    return res;
 }
 
 store_status store_message_list(store *st, const scope *sc, const char *session_id,
                                 int64_t after_seq, size_t limit, message_rec **out, size_t *n)
 {
-    *out = NULL;
-    *n = 0;
-    if (!scope_valid(sc) || !session_id) return STORE_NOT_FOUND;
-    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
-    limit = store_clamp_limit(limit);
-    store_conn *c = store_reader(st);
-    if (!c) return STORE_ERROR;
-    store_status res = store_session_owned(c, sc, session_id);
-    if (res != STORE_OK) return res;
-    sqlite3_stmt *s = store_stmt(c, "SELECT " STORE_MESSAGE_COLS " FROM messages"
-                                    " WHERE session_id = ? AND user_id = ? AND tenant_id = ? AND seq > ?"
-                                    " ORDER BY seq LIMIT ?");
-    if (!s) return STORE_ERROR;
-    store_bind_text(s, 1, session_id);
-    store_bind_text(s, 2, sc->user_id);
-    store_bind_text(s, 3, sc->tenant_id);
-    sqlite3_bind_int64(s, 4, after_seq);
-    sqlite3_bind_int64(s, 5, (sqlite3_int64)limit);
-    return store_collect_messages(c, s, limit, out, n);
+    return store_message_query(st, sc, session_id,
+                               "SELECT " STORE_MESSAGE_COLS " FROM messages"
+                               " WHERE session_id = ?1 AND user_id = ?2 AND tenant_id = ?3 AND seq > ?4"
+                               " ORDER BY seq LIMIT ?5",
+                               after_seq, limit, out, n);
 }
 
 store_status store_message_tail(store *st, const scope *sc, const char *session_id,
                                 size_t limit, message_rec **out, size_t *n)
 {
-    *out = NULL;
-    *n = 0;
-    if (!scope_valid(sc) || !session_id) return STORE_NOT_FOUND;
-    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
-    limit = store_clamp_limit(limit);
-    store_conn *c = store_reader(st);
-    if (!c) return STORE_ERROR;
-    store_status res = store_session_owned(c, sc, session_id);
-    if (res != STORE_OK) return res;
-    sqlite3_stmt *s = store_stmt(c, "SELECT * FROM (SELECT " STORE_MESSAGE_COLS " FROM messages"
-                                    " WHERE session_id = ? AND user_id = ? AND tenant_id = ?"
-                                    " ORDER BY seq DESC LIMIT ?) ORDER BY seq");
-    if (!s) return STORE_ERROR;
-    store_bind_text(s, 1, session_id);
-    store_bind_text(s, 2, sc->user_id);
-    store_bind_text(s, 3, sc->tenant_id);
-    sqlite3_bind_int64(s, 4, (sqlite3_int64)limit);
-    return store_collect_messages(c, s, limit, out, n);
+    return store_message_query(st, sc, session_id,
+                               "SELECT * FROM (SELECT " STORE_MESSAGE_COLS " FROM messages"
+                               " WHERE session_id = ?1 AND user_id = ?2 AND tenant_id = ?3"
+                               " ORDER BY seq DESC LIMIT ?5) ORDER BY seq",
+                               0, limit, out, n);
 }

@@ -47,6 +47,12 @@ void store_free_tenants(tenant_rec *arr, size_t n)
     free(arr);
 }
 
+/* a listed tenant carries its key: only admins list */
+static int store_tenant_row(sqlite3_stmt *s, void *rec) { return store_read_tenant(s, rec, true); }
+static void store_tenant_rows_free(void *arr, size_t n) { store_free_tenants(arr, n); }
+static const store_rows tenant_rows = {sizeof(tenant_rec), store_tenant_row, store_tenant_rows_free,
+                                       "list tenants"};
+
 /* ---- authentication-time load ---- */
 
 store_status store_load_tenants(store *st, void (*fn)(const tenant_rec *t, void *arg), void *arg)
@@ -109,9 +115,7 @@ static store_status store_tenant_create_op(store_conn *c, void *arg)
     store_bind_text(s, 4, a->k->prefix);
     store_bind_text(s, 5, a->k->hash);
     sqlite3_bind_int64(s, 6, a->k->created_at);
-    rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(c, rc, "insert admin key");
+    return store_step_done(c, s, "insert admin key");
 }
 
 static bool store_jwt_ok(const tenant_jwt *j)
@@ -150,26 +154,9 @@ store_status store_tenant_list(store *st, const scope *sc, tenant_rec **out, siz
         if (s) store_bind_text(s, 1, sc->tenant_id);
     }
     if (!s) return STORE_ERROR;
-    size_t cap = 0;
-    int rc;
-    store_status res = STORE_OK;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            tenant_rec *nt = realloc(*out, cap * sizeof *nt);
-            if (!nt) { res = STORE_ERROR; break; }
-            *out = nt;
-        }
-        if (store_read_tenant(s, &(*out)[*n], true) != 0) { res = STORE_ERROR; break; }
-        (*n)++;
-    }
-    if (res == STORE_OK && rc != SQLITE_DONE) res = store_sqlite_status(c, rc, "list tenants");
-    sqlite3_reset(s);
-    if (res != STORE_OK) {
-        store_free_tenants(*out, *n);
-        *out = NULL;
-        *n = 0;
-    }
+    void *arr;
+    store_status res = store_collect(c, s, &tenant_rows, 0, &arr, n);
+    *out = arr;
     return res;
 }
 

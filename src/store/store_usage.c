@@ -6,7 +6,6 @@
  * (optionally one user), a user only itself, the server admin nothing. */
 #include "store/store_internal.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #define USAGE_WHERE " FROM usage WHERE tenant_id = ?1 AND (?2 IS NULL OR user_id = ?2)" \
@@ -20,6 +19,20 @@ static const char *const usage_sql[] = {
     [USAGE_GROUP_MODEL] = "SELECT model AS g," USAGE_SUMS USAGE_WHERE " GROUP BY g ORDER BY g",
     [USAGE_GROUP_USER]  = "SELECT user_id AS g," USAGE_SUMS USAGE_WHERE " GROUP BY g ORDER BY g",
 };
+
+static int store_usage_row(sqlite3_stmt *s, void *rec)
+{
+    usage_row *row = rec;
+    memset(row, 0, sizeof *row);
+    store_col_copy(s, 0, row->group, sizeof row->group);
+    row->requests = sqlite3_column_int64(s, 1);
+    row->input_tokens = sqlite3_column_int64(s, 2);
+    row->output_tokens = sqlite3_column_int64(s, 3);
+    row->cost_nusd = sqlite3_column_int64(s, 4);
+    return 0;
+}
+
+static const store_rows usage_rows = {sizeof(usage_row), store_usage_row, NULL, "usage query"};
 
 /* The user filter a scope is allowed: users always see themselves only. */
 static store_status usage_filter(const scope *sc, const char *requested, const char **user)
@@ -49,27 +62,9 @@ store_status store_usage_query(store *st, const scope *sc, const usage_query *q,
     store_bind_text(s, 2, user);
     sqlite3_bind_int64(s, 3, q->from);
     sqlite3_bind_int64(s, 4, q->to);
-    size_t cap = 0;
-    int rc;
-    store_status res = STORE_OK;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            usage_row *nr = realloc(*out, cap * sizeof *nr);
-            if (!nr) { res = STORE_ERROR; break; }
-            *out = nr;
-        }
-        usage_row *row = &(*out)[(*n)++];
-        memset(row, 0, sizeof *row);
-        store_col_copy(s, 0, row->group, sizeof row->group);
-        row->requests = sqlite3_column_int64(s, 1);
-        row->input_tokens = sqlite3_column_int64(s, 2);
-        row->output_tokens = sqlite3_column_int64(s, 3);
-        row->cost_nusd = sqlite3_column_int64(s, 4);
-    }
-    if (res == STORE_OK && rc != SQLITE_DONE) res = store_sqlite_status(c, rc, "usage query");
-    sqlite3_reset(s);
-    if (res != STORE_OK) { free(*out); *out = NULL; *n = 0; }
+    void *arr;
+    store_status res = store_collect(c, s, &usage_rows, 0, &arr, n);
+    *out = arr;
     return res;
 }
 

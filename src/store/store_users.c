@@ -6,7 +6,6 @@
  * server admin sees no users at all (STORE_FORBIDDEN). */
 #include "store/store_internal.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "util/ids.h"
@@ -144,9 +143,7 @@ static store_status store_user_create_op(store_conn *c, void *arg)
     sqlite3_bind_int64(s, 10, u->limits.daily_budget_nusd);
     sqlite3_bind_int64(s, 11, u->limits.monthly_budget_nusd);
     sqlite3_bind_int64(s, 12, u->created_at ? u->created_at : time_now_unix());
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(c, rc, "insert user");
+    return store_step_done(c, s, "insert user");
 }
 
 store_status store_user_create(store *st, const scope *sc, const user_rec *u)
@@ -176,6 +173,14 @@ store_status store_user_get(store *st, const scope *sc, const char *user_id, use
     return store_user_fetch(c, sc->tenant_id, user_id, out);
 }
 
+static int store_user_row(sqlite3_stmt *s, void *rec)
+{
+    store_read_user(s, rec);
+    return 0;
+}
+
+static const store_rows user_rows = {sizeof(user_rec), store_user_row, NULL, "list users"};
+
 store_status store_user_list(store *st, const scope *sc, const char *after, size_t limit,
                              user_rec **out, size_t *n)
 {
@@ -192,15 +197,10 @@ store_status store_user_list(store *st, const scope *sc, const char *after, size
     store_bind_text(s, 1, sc->tenant_id);
     store_bind_text(s, 2, after ? after : "");
     sqlite3_bind_int64(s, 3, (sqlite3_int64)limit);
-    user_rec *arr = calloc(limit, sizeof *arr);
-    if (!arr) { sqlite3_reset(s); return STORE_ERROR; }
-    int rc = SQLITE_DONE;
-    while (*n < limit && (rc = sqlite3_step(s)) == SQLITE_ROW) store_read_user(s, &arr[(*n)++]);
-    store_status res = (*n == limit || rc == SQLITE_DONE) ? STORE_OK : store_sqlite_status(c, rc, "list users");
-    sqlite3_reset(s);
-    if (res != STORE_OK) { free(arr); *n = 0; return res; }
+    void *arr;
+    store_status res = store_collect(c, s, &user_rows, limit, &arr, n);
     *out = arr;
-    return STORE_OK;
+    return res;
 }
 
 /* ---- update ---- */

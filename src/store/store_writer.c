@@ -54,9 +54,7 @@ store_status store_usage_insert(store_conn *c, const usage_rec *u)
     sqlite3_bind_int64(s, 8, u->output_tokens);
     sqlite3_bind_int64(s, 9, u->cost_nusd);
     sqlite3_bind_int(s, 10, u->status);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(c, rc, "insert usage");
+    return store_step_done(c, s, "insert usage");
 }
 
 /* Run one batch. Returns with every op's status set. */

@@ -6,7 +6,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +14,7 @@
 
 #include "identity/b64url.h"
 #include "identity/identity.h"
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
+#include "test_util.h"
 
 static void test_key_format(void **state)
 {
@@ -67,8 +61,8 @@ static void test_hash(void **state)
 static void test_secret_file(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/brigade-keys-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[64];
+    assert_non_null(test_tmpdir(dir, sizeof dir, "brigade-keys"));
     unsigned char a[IDENTITY_SECRET_LEN], b[IDENTITY_SECRET_LEN];
     char err[256];
     assert_int_equal(identity_load_secret(dir, a, err, sizeof err), 0);
@@ -92,7 +86,7 @@ static void test_secret_file(void **state)
     assert_int_equal(truncate(path, 10), 0);
     assert_int_equal(identity_load_secret(dir, b, err, sizeof err), -1);
     assert_non_null(strstr(err, "truncated"));
-    nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(dir);
 }
 
 static void test_b64url_strict(void **state)

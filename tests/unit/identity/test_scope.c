@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include "identity/jwt.h"
 #include "identity/scope_mint.h"
 #include "jwt_sign.h"
+#include "test_util.h"
 #include "store/store.h"
 #include "util/timeutil.h"
 
@@ -36,12 +36,6 @@ typedef struct fx {
     scope sa, sb;                    /* tenant admin scopes from authentication */
 } fx;
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
 static auth_status auth(fx *f, const char *cred, scope *out)
 {
     char hdr[9000], why[256];
@@ -53,11 +47,9 @@ static auth_status auth(fx *f, const char *cred, scope *out)
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/brigade-ident-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    char err[256];
-    f->st = store_open(f->dir, err, sizeof err);
+    f->st = test_store_open(f->dir, sizeof f->dir, "brigade-ident");
     assert_non_null(f->st);
+    char err[256];
     f->id = identity_open(f->st, f->dir, ADMIN_TOKEN, err, sizeof err);
     assert_non_null(f->id);
     identity_cli_scope(f->id, &f->cli);
@@ -78,10 +70,9 @@ static int teardown(void **state)
 {
     fx *f = *state;
     identity_close(f->id);
-    store_close(f->st);
     tenant_rec_free(&f->ta);
     tenant_rec_free(&f->tb);
-    nftw(f->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    test_store_close(f->st, f->dir);
     free(f);
     return 0;
 }

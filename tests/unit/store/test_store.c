@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "identity/scope_mint.h"
+#include "test_util.h"
 #include "store/store.h"
 #include "util/ids.h"
 #include "util/timeutil.h"
@@ -29,36 +29,15 @@ typedef struct fx {
     char ta_id[ID_MAX], tb_id[ID_MAX];
 } fx;
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
 static void make_tenant(fx *f, const char *name, char id_out[ID_MAX])
 {
-    tenant_rec t;
-    memset(&t, 0, sizeof t);
-    ids_new(t.id, "ten");
-    snprintf(t.name, sizeof t.name, "%s", name);
-    t.created_at = time_now_unix();
-    key_rec k;
-    memset(&k, 0, sizeof k);
-    ids_new(k.id, "key");
-    k.kind = KEY_KIND_ADMIN;
-    snprintf(k.prefix, sizeof k.prefix, "bk_adm_xx");
-    ids_hex(k.hash, t.id, 20);   /* any unique 40+ hex chars will do here */
-    assert_int_equal(store_tenant_create(f->st, &f->admin, &t, &k), STORE_OK);
-    memcpy(id_out, t.id, ID_MAX);
+    assert_int_equal(test_store_tenant(f->st, &f->admin, name, id_out), STORE_OK);
 }
 
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/brigade-store-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    char err[256];
-    f->st = store_open(f->dir, err, sizeof err);
+    f->st = test_store_open(f->dir, sizeof f->dir, "brigade-store");
     assert_non_null(f->st);
     scope_mint_server_admin(&f->admin);
     make_tenant(f, "tenant-a", f->ta_id);
@@ -72,22 +51,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    store_close(f->st);
-    nftw(f->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    test_store_close(f->st, f->dir);
     free(f);
     return 0;
 }
 
 static void mkuser(fx *f, const scope *sc, const char *ext, char id_out[ID_MAX])
 {
-    user_rec u;
-    memset(&u, 0, sizeof u);
-    ids_new(u.id, "usr");
-    snprintf(u.external_id, sizeof u.external_id, "%s", ext);
-    snprintf(u.tier, sizeof u.tier, "default");
-    u.limits = (user_limits){-1, -1, -1, -1, -1};
-    assert_int_equal(store_user_create(f->st, sc, &u), STORE_OK);
-    if (id_out) memcpy(id_out, u.id, ID_MAX);
+    assert_int_equal(test_store_user(f->st, sc, ext, id_out), STORE_OK);
 }
 
 static void mkkey(fx *f, const scope *sc, const char *user_id, char id_out[ID_MAX])

@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 
 #include "identity/scope_mint.h"
+#include "test_util.h"
 #include "store/store.h"
 #include "store/store_internal.h"   /* store_memory_fts_query */
 #include "util/ids.h"
@@ -33,45 +33,18 @@ typedef struct fx {
     scope s1, s2;          /* two users of the same tenant */
 } fx;
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
 static void mkuser(fx *f, const char *ext, char id_out[ID_MAX])
 {
-    user_rec u;
-    memset(&u, 0, sizeof u);
-    ids_new(u.id, "usr");
-    snprintf(u.external_id, sizeof u.external_id, "%s", ext);
-    snprintf(u.tier, sizeof u.tier, "default");
-    u.limits = (user_limits){-1, -1, -1, -1, -1};
-    assert_int_equal(store_user_create(f->st, &f->ta, &u), STORE_OK);
-    memcpy(id_out, u.id, ID_MAX);
+    assert_int_equal(test_store_user(f->st, &f->ta, ext, id_out), STORE_OK);
 }
 
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/brigade-runs-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    char err[256];
-    f->st = store_open(f->dir, err, sizeof err);
+    f->st = test_store_open(f->dir, sizeof f->dir, "brigade-runs");
     assert_non_null(f->st);
     scope_mint_server_admin(&f->admin);
-    tenant_rec t;
-    memset(&t, 0, sizeof t);
-    ids_new(t.id, "ten");
-    snprintf(t.name, sizeof t.name, "tenant-a");
-    key_rec k;
-    memset(&k, 0, sizeof k);
-    ids_new(k.id, "key");
-    k.kind = KEY_KIND_ADMIN;
-    snprintf(k.prefix, sizeof k.prefix, "bk_adm_xx");
-    ids_hex(k.hash, t.id, 20);
-    assert_int_equal(store_tenant_create(f->st, &f->admin, &t, &k), STORE_OK);
-    memcpy(f->ta_id, t.id, ID_MAX);
+    assert_int_equal(test_store_tenant(f->st, &f->admin, "tenant-a", f->ta_id), STORE_OK);
     scope_mint_tenant_admin(&f->ta, f->ta_id, "key_a");
     mkuser(f, "one", f->u1);
     mkuser(f, "two", f->u2);
@@ -84,8 +57,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    store_close(f->st);
-    nftw(f->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    test_store_close(f->st, f->dir);
     free(f);
     return 0;
 }

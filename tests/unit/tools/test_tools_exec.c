@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 
 #include "identity/scope_mint.h"
+#include "test_util.h"
 #include "tools/tools.h"
 #include "util/buf.h"
 #include "util/ids.h"
@@ -47,33 +47,16 @@ static void on_done(void *arg, bool ok, const char *output, size_t len)
     assert_int_equal(strlen(output), len);   /* NUL-terminated text */
 }
 
-static void on_timeout(uv_timer_t *t) { *(bool *)t->data = true; }
-
 /* Run the loop until the result arrives (or 5 s pass). */
 static void wait_result(result *r)
 {
-    bool expired = false;
-    uv_timer_t t;
-    uv_timer_init(&L, &t);
-    t.data = &expired;
-    uv_timer_start(&t, on_timeout, 5000, 0);
-    while (r->calls == 0 && !expired) uv_run(&L, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&L, UV_RUN_NOWAIT);
-    assert_int_equal(r->calls, 1);
+    assert_int_equal(test_run_timed(&L, &r->calls, 5000), 1);
 }
 
 /* Run the loop for ms milliseconds. */
 static void spin(unsigned ms)
 {
-    bool expired = false;
-    uv_timer_t t;
-    uv_timer_init(&L, &t);
-    t.data = &expired;
-    uv_timer_start(&t, on_timeout, ms, 0);
-    while (!expired) uv_run(&L, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&L, UV_RUN_NOWAIT);
+    test_spin(&L, ms);
 }
 
 static result call_tool(const tool_def *t, const tool_env *env, const char *args)
@@ -177,52 +160,25 @@ typedef struct mem_fx {
     scope  a, b;
 } mem_fx;
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
 static void mem_open(mem_fx *f)
 {
-    snprintf(f->dir, sizeof f->dir, "/tmp/brigade-tools-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    char err[256];
-    f->st = store_open(f->dir, err, sizeof err);
-    if (!f->st) fail_msg("store_open: %s", err);
+    f->st = test_store_open(f->dir, sizeof f->dir, "brigade-tools");
+    if (!f->st) fail_msg("store_open in %s failed", f->dir);
     /* a tenant with two users, made the way the admin API would */
     scope admin, ta;
     scope_mint_server_admin(&admin);
-    tenant_rec t;
-    memset(&t, 0, sizeof t);
-    ids_new(t.id, "ten");
-    snprintf(t.name, sizeof t.name, "tools-test");
-    t.created_at = time_now_unix();
-    key_rec k;
-    memset(&k, 0, sizeof k);
-    ids_new(k.id, "key");
-    k.kind = KEY_KIND_ADMIN;
-    snprintf(k.prefix, sizeof k.prefix, "bk_adm_xx");
-    ids_hex(k.hash, t.id, 20);
-    assert_int_equal(store_tenant_create(f->st, &admin, &t, &k), STORE_OK);
-    scope_mint_tenant_admin(&ta, t.id, k.id);
-    user_rec u[2];
-    for (int i = 0; i < 2; i++) {
-        memset(&u[i], 0, sizeof u[i]);
-        ids_new(u[i].id, "usr");
-        snprintf(u[i].external_id, sizeof u[i].external_id, "user-%d", i);
-        snprintf(u[i].tier, sizeof u[i].tier, "default");
-        u[i].limits = (user_limits){-1, -1, -1, -1, -1};
-        assert_int_equal(store_user_create(f->st, &ta, &u[i]), STORE_OK);
-    }
-    scope_mint_user(&f->a, t.id, u[0].id, "key_a", "default");
-    scope_mint_user(&f->b, t.id, u[1].id, "key_b", "default");
+    char tid[ID_MAX], uid[2][ID_MAX];
+    assert_int_equal(test_store_tenant(f->st, &admin, "tools-test", tid), STORE_OK);
+    scope_mint_tenant_admin(&ta, tid, "key_ta");
+    assert_int_equal(test_store_user(f->st, &ta, "user-0", uid[0]), STORE_OK);
+    assert_int_equal(test_store_user(f->st, &ta, "user-1", uid[1]), STORE_OK);
+    scope_mint_user(&f->a, tid, uid[0], "key_a", "default");
+    scope_mint_user(&f->b, tid, uid[1], "key_b", "default");
 }
 
 static void mem_close(mem_fx *f)
 {
-    store_close(f->st);
-    nftw(f->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    test_store_close(f->st, f->dir);
 }
 
 static result mem_call(const mem_fx *f, const scope *sc, const char *args)

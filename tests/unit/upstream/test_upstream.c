@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "test_util.h"
 #include "upstream/upstream.h"
 #include "util/buf.h"
 #include "util/timeutil.h"
@@ -152,9 +153,7 @@ static void collect_free(collect *c)
 /* Run the loop until the call is done (bounded: the test fails past 4 s). */
 static void run_until_done(collect *c)
 {
-    uint64_t limit = time_mono_ns() + 4000000000ULL;
-    while (!c->done && time_mono_ns() < limit) uv_run(&L, UV_RUN_ONCE);
-    assert_int_equal(c->done, 1);
+    assert_int_equal(test_run_until(&L, &c->done, 4000), 1);
     /* on_done must never come twice: turn the loop a little more. */
     for (int i = 0; i < 3; i++) uv_run(&L, UV_RUN_NOWAIT);
     assert_int_equal(c->done, 1);

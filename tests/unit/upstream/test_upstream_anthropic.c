@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "mock/mock_server.h"
+#include "test_util.h"
 #include "upstream/upstream.h"
 #include "util/buf.h"
 #include "util/timeutil.h"
@@ -114,9 +115,7 @@ static void run_body(collect *c, const char *body, bool stream)
     c->call = upstream_chat(U, &M, body, strlen(body), stream, "rid-a", &cb, c);
     assert_non_null(c->call);
     assert_int_equal(c->done, 0);
-    uint64_t limit = time_mono_ns() + 4000000000ULL;
-    while (!c->done && time_mono_ns() < limit) uv_run(&L, UV_RUN_ONCE);
-    assert_int_equal(c->done, 1);
+    assert_int_equal(test_run_until(&L, &c->done, 4000), 1);
 }
 
 static void run_chat(collect *c, const char *text, bool stream)

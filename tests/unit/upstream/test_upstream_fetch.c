@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "test_util.h"
 #include "upstream/upstream.h"
 #include "util/buf.h"
 #include "util/timeutil.h"
@@ -216,9 +217,7 @@ static void fetch(result *r, const char *method, const char *path, const char *b
     r->t0 = time_mono_ns();
     assert_non_null(upstream_http_fetch(U, &req, on_done, r));
     assert_int_equal(r->done, 0);   /* never inside upstream_http_fetch */
-    uint64_t limit = time_mono_ns() + 4000000000ULL;
-    while (!r->done && time_mono_ns() < limit) uv_run(&L, UV_RUN_ONCE);
-    assert_int_equal(r->done, 1);
+    assert_int_equal(test_run_until(&L, &r->done, 4000), 1);
     for (int i = 0; i < 3; i++) uv_run(&L, UV_RUN_NOWAIT);
     assert_int_equal(r->done, 1);
 }
