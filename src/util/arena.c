@@ -61,6 +61,7 @@ char *arena_strdup(arena *a, const char *s)
 
 char *arena_printf(arena *a, const char *fmt, ...)
 {
+    if (!fmt) return arena_strndup(a, "", 0);   /* also tells gcc fmt is set */
     va_list ap;
     va_start(ap, fmt);
     char probe[1];   /* a real buffer: gcc warns on a NULL one under sanitizers */
