@@ -102,6 +102,13 @@ struct run_start {
     bool            stream;
     runs_if_busy    if_busy;
     const agent_cfg *agent;
+    /* the claim of the session, made in the load job */
+    int             claim;            /* 0 claimed, 1 queued, -1 refused */
+    char            busy[ID_MAX];     /* refused: the active run */
+    bool            full;             /* refused: the queue was full */
+    bool            loaded;           /* the load job's completion has run */
+    bool            resume_pending;   /* our turn came before that */
+    bool            persisted_in_load;/* claimed at once: the run was written in that job */
     /* filled by the store job */
     store_status    st;
     run_rec         run;
