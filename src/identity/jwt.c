@@ -5,6 +5,7 @@
  * single claim is believed. The payload is parsed only after the signature
  * has verified. */
 #include "identity/jwt.h"
+#include "identity/hmac.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,10 +198,10 @@ bool jwt_peek_issuer(const char *token, char *iss_out, size_t iss_len)
 static bool jwt_verify_hs256(const jwt_key *k, const unsigned char *data, size_t n,
                              const unsigned char *sig, size_t siglen)
 {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    if (!HMAC(EVP_sha256(), k->secret, (int)k->secret_len, data, n, mac, &maclen)) return false;
-    return siglen == maclen && CRYPTO_memcmp(mac, sig, maclen) == 0;
+    unsigned char mac[32];
+    if (!identity_hmac_sha256((const unsigned char *)k->secret, k->secret_len, data, n, mac))
+        return false;
+    return siglen == sizeof mac && CRYPTO_memcmp(mac, sig, sizeof mac) == 0;
 }
 
 static bool jwt_verify_pkey(EVP_PKEY *pkey, const unsigned char *data, size_t n,
