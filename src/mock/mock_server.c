@@ -416,6 +416,13 @@ void mock_server_stop(mock_server *s)
 static void mock_usage(FILE *f)
 {
     fputs("usage: brigade mock-llm [options]\n"
+          "\n"
+          "A mock model provider for tests, demos and load tests. It speaks OpenAI\n"
+          "chat completions (POST /v1/chat/completions) and Anthropic messages\n"
+          "(POST /v1/messages), streaming or not, with usage; GET /v1/models,\n"
+          "GET /mock/stats (counters), GET /healthz. A request header\n"
+          "x-mock-fault: KIND injects a fault into that request.\n"
+          "\n"
           "  --listen HOST:PORT       address to serve (default 127.0.0.1:8090)\n"
           "  --latency-ms N           wait N ms before every answer (default 0)\n"
           "  --stream-chunks N        content chunks per stream (default: one per token)\n"
