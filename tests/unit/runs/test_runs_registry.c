@@ -1,0 +1,159 @@
+/* test_runs_registry.c — the run registry's rules (src/runs/registry.c):
+ * one active run per session; a second message is refused, queued (up to
+ * RUNS_QUEUE_MAX) or made to interrupt; releasing hands the session to the
+ * next queued message through its loop's mailbox; cancel and live status
+ * answer only the run's own user. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "identity/scope_mint.h"
+#include "runs/runs_internal.h"
+
+typedef struct fixture {
+    uv_loop_t    loop;
+    uv_idle_t    keep;     /* the mailbox handle is unref'd: keep the loop alive */
+    runs        *r;
+    runs_thread *t;
+    scope        alice, bob;
+} fixture;
+
+static void keep_alive(uv_idle_t *h) { (void)h; }
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    uv_loop_init(&f->loop);
+    uv_idle_init(&f->loop, &f->keep);
+    uv_idle_start(&f->keep, keep_alive);
+    f->r = runs_new(NULL, NULL, NULL);
+    f->t = runs_thread_new(f->r, &f->loop, NULL);
+    scope_mint_user(&f->alice, "ten_a", "usr_alice", "key_a", "default");
+    scope_mint_user(&f->bob, "ten_a", "usr_bob", "key_b", "default");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    runs_thread_free(f->t);
+    uv_close((uv_handle_t *)&f->keep, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);   /* the mailbox's close callback */
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    runs_free(f->r);
+    free(f);
+    return 0;
+}
+
+/* A mailbox callback that counts and remembers its order. */
+static int calls[16], n_calls;
+static void note_call(void *arg) { calls[n_calls++] = (int)(intptr_t)arg; }
+
+static void test_claim_reject_enqueue_full(void **state)
+{
+    fixture *f = *state;
+    char busy[ID_MAX];
+    bool full;
+    n_calls = 0;
+    assert_int_equal(runs_registry_claim(f->r, f->t, &f->alice, "ses_1", RUNS_BUSY_REJECT,
+                                         note_call, NULL, busy, &full), 0);
+    assert_true(runs_session_busy(f->r, "ses_1"));
+    assert_false(runs_session_busy(f->r, "ses_2"));
+    /* busy, default reject */
+    assert_int_equal(runs_registry_claim(f->r, f->t, &f->alice, "ses_1", RUNS_BUSY_REJECT,
+                                         note_call, NULL, busy, &full), -1);
+    assert_false(full);
+    /* queue up to the bound, then refuse as full */
+    for (int i = 1; i <= RUNS_QUEUE_MAX; i++)
+        assert_int_equal(runs_registry_claim(f->r, f->t, &f->alice, "ses_1", RUNS_BUSY_ENQUEUE,
+                                             note_call, (void *)(intptr_t)i, busy, &full), 1);
+    assert_int_equal(runs_registry_claim(f->r, f->t, &f->alice, "ses_1", RUNS_BUSY_ENQUEUE,
+                                         note_call, (void *)(intptr_t)99, busy, &full), -1);
+    assert_true(full);
+    /* each release hands the session to the next, in order, via the mailbox */
+    for (int i = 1; i <= RUNS_QUEUE_MAX; i++) {
+        runs_registry_release(f->r, "ses_1", NULL);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        assert_int_equal(n_calls, i);
+        assert_int_equal(calls[i - 1], i);
+        assert_true(runs_session_busy(f->r, "ses_1"));   /* now that message's */
+    }
+    runs_registry_release(f->r, "ses_1", NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(n_calls, RUNS_QUEUE_MAX);
+    assert_false(runs_session_busy(f->r, "ses_1"));
+}
+
+static void test_interrupt_jumps_the_queue(void **state)
+{
+    fixture *f = *state;
+    char busy[ID_MAX];
+    bool full;
+    n_calls = 0;
+    assert_int_equal(runs_registry_claim(f->r, f->t, &f->alice, "ses_3", RUNS_BUSY_REJECT,
+                                         note_call, NULL, busy, &full), 0);
+    assert_int_equal(runs_registry_claim(f->r, f->t, &f->alice, "ses_3", RUNS_BUSY_ENQUEUE,
+                                         note_call, (void *)1, busy, &full), 1);
+    assert_int_equal(runs_registry_claim(f->r, f->t, &f->alice, "ses_3", RUNS_BUSY_INTERRUPT,
+                                         note_call, (void *)2, busy, &full), 1);
+    runs_registry_release(f->r, "ses_3", NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(n_calls, 1);
+    assert_int_equal(calls[0], 2);       /* the interrupting message goes first */
+    runs_registry_release(f->r, "ses_3", NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(calls[1], 1);
+    runs_registry_release(f->r, "ses_3", NULL);
+    assert_false(runs_session_busy(f->r, "ses_3"));
+}
+
+static void test_live_status_and_cancel_are_per_user(void **state)
+{
+    fixture *f = *state;
+    char busy[ID_MAX];
+    bool full;
+    n_calls = 0;
+    assert_int_equal(runs_registry_claim(f->r, f->t, &f->alice, "ses_4", RUNS_BUSY_REJECT,
+                                         note_call, NULL, busy, &full), 0);
+    /* A run that is already finishing ignores the stop the cancel posts, so
+     * no real run is needed to watch the registry's side. */
+    run_exec *x = calloc(1, sizeof *x);
+    x->t = f->t;
+    x->finishing = true;
+    runs_registry_started(f->r, "ses_4", "run_4", x);
+    assert_int_equal(runs_active(f->r), 1);
+
+    run_status st = 0;
+    assert_true(runs_live_status(f->r, &f->alice, "run_4", &st));
+    assert_int_equal(st, RUN_RUNNING);
+    assert_false(runs_live_status(f->r, &f->bob, "run_4", &st));          /* not Bob's */
+    assert_false(runs_registry_cancel(f->r, f->t, &f->bob, "run_4", note_call, (void *)7));
+    assert_false(runs_registry_cancel(f->r, f->t, &f->alice, "run_nope", note_call, (void *)7));
+
+    assert_true(runs_registry_cancel(f->r, f->t, &f->alice, "run_4", note_call, (void *)5));
+    uv_run(&f->loop, UV_RUN_NOWAIT);      /* the stop message: ignored (finishing) */
+    assert_int_equal(n_calls, 0);         /* answered only once the run has ended */
+    runs_registry_release(f->r, "ses_4", "run_4");
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(n_calls, 1);
+    assert_int_equal(calls[0], 5);
+    assert_int_equal(runs_active(f->r), 0);
+    assert_false(runs_live_status(f->r, &f->alice, "run_4", &st));
+    free(x);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_claim_reject_enqueue_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interrupt_jumps_the_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_status_and_cancel_are_per_user, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
