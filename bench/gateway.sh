@@ -90,41 +90,19 @@ MOCK_BIN=${MOCK_BIN:-$BRIGADE}
 [[ -x "$MOCK_BIN" ]] || die "no mock-llm binary at $MOCK_BIN"
 if has brigade; then [[ -x "$BRIGADE" ]] || die "no brigade binary at $BRIGADE"; fi
 
-# ---- a quiet machine -----------------------------------------------------
-load1() { awk '{print $1}' /proc/loadavg; }
-for _ in $(seq 24); do
-  awk -v l="$(load1)" -v m="$max_load" 'BEGIN { exit !(l > m) }' || break
-  echo "load average $(load1) > $max_load: waiting 5 s for the machine to calm down ..."
-  sleep 5
-done
-load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-
-# ---- temp dir, process bookkeeping, cleanup ------------------------------
+# ---- a quiet machine, temp dir, process bookkeeping, cleanup --------------
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+bench_wait_quiet "$max_load"
 tmp=$(mktemp -d /tmp/brigade-bench.XXXXXX)
 chmod 755 "$tmp"   # nginx workers may run as another user
 stamp=$(date +%Y%m%dT%H%M%S)
 out="$root/bench/results/gateway-$stamp"
 mkdir -p "$out"
 pids=()
-
-stop_pid() {   # TERM, then KILL after 5 s; only our own children
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$?
-  set +e
-  for pid in "${pids[@]+"${pids[@]}"}"; do stop_pid "$pid"; done
-  wait 2>/dev/null
-  for f in mock.log brigade.log nginx-error.log nginx.conf brigade.yaml; do
-    [[ -f "$tmp/$f" ]] && cp "$tmp/$f" "$out/" 2>/dev/null
-  done
-  if [[ "${BENCH_KEEP:-0}" == 1 ]]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
-  exit $rc
-}
-trap cleanup EXIT
+keep_files=(mock.log brigade.log nginx-error.log nginx.conf brigade.yaml)
+stop_wait_s=5
+trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
 free_port() {   # a loopback TCP port nobody listens on

@@ -97,37 +97,18 @@ if command -v git >/dev/null && git -C "$root" rev-parse --git-dir >/dev/null 2>
   src_note="Source (at build time): commit $(git -C "$root" rev-parse --short HEAD), $(git -C "$root" status --porcelain 2>/dev/null | wc -l) uncommitted path(s) in the work tree."
 fi
 
-# ---- a quiet machine -------------------------------------------------------
-load1() { awk '{print $1}' /proc/loadavg; }
-for _ in $(seq 24); do
-  awk -v l="$(load1)" -v m="$max_load" 'BEGIN { exit !(l > m) }' || break
-  echo "load average $(load1) > $max_load: waiting 5 s for the machine to calm down ..."
-  sleep 5
-done
-load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-
-# ---- temp dir, processes, cleanup -----------------------------------------
+# ---- a quiet machine, temp dir, processes, cleanup -------------------------
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+bench_wait_quiet "$max_load"
 tmp=$(mktemp -d /tmp/brigade-runs.XXXXXX)
 stamp=$(date +%Y%m%dT%H%M%S)
 out="$root/bench/results/runs-$stamp"
 mkdir -p "$out"
 pids=()
-stop_pid() {   # TERM, then KILL after 15 s (brigade drains for shutdown_grace_ms)
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$?
-  set +e
-  for pid in "${pids[@]+"${pids[@]}"}"; do stop_pid "$pid"; done
-  wait 2>/dev/null
-  for f in brigade.log brigade.yaml; do [[ -f "$tmp/$f" ]] && cp "$tmp/$f" "$out/"; done
-  if [[ "${BENCH_KEEP:-0}" == 1 ]]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
-  exit $rc
-}
-trap cleanup EXIT
+keep_files=(brigade.log brigade.yaml)
+stop_wait_s=15     # brigade drains for shutdown_grace_ms
+trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- brigade ---------------------------------------------------------------

@@ -117,25 +117,6 @@ cJSON *runs_json_run(const run_rec *run)
     return o;
 }
 
-cJSON *runs_json_message(const message_rec *m)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "seq", (double)m->seq);
-    cJSON_AddStringToObject(o, "object", "message");
-    cJSON_AddStringToObject(o, "role", m->role);
-    if (m->content) cJSON_AddStringToObject(o, "content", m->content);
-    else cJSON_AddNullToObject(o, "content");
-    if (m->tool_calls_json) {
-        cJSON *tc = cJSON_Parse(m->tool_calls_json);
-        if (tc) cJSON_AddItemToObject(o, "tool_calls", tc);
-    }
-    if (m->tool_call_id[0]) cJSON_AddStringToObject(o, "tool_call_id", m->tool_call_id);
-    if (m->run_id[0]) cJSON_AddStringToObject(o, "run_id", m->run_id);
-    else cJSON_AddNullToObject(o, "run_id");
-    cJSON_AddNumberToObject(o, "created_at", (double)m->created_at);
-    return o;
-}
-
 /* A stored message as the model sees it (OpenAI chat form). */
 static cJSON *runs_model_message(const message_rec *m)
 {
@@ -148,6 +129,18 @@ static cJSON *runs_model_message(const message_rec *m)
         if (tc) cJSON_AddItemToObject(o, "tool_calls", tc);
     }
     if (m->tool_call_id[0]) cJSON_AddStringToObject(o, "tool_call_id", m->tool_call_id);
+    return o;
+}
+
+/* The same, as the API shows it: with its place in the transcript. */
+cJSON *runs_json_message(const message_rec *m)
+{
+    cJSON *o = runs_model_message(m);
+    cJSON_AddNumberToObject(o, "seq", (double)m->seq);
+    cJSON_AddStringToObject(o, "object", "message");
+    if (m->run_id[0]) cJSON_AddStringToObject(o, "run_id", m->run_id);
+    else cJSON_AddNullToObject(o, "run_id");
+    cJSON_AddNumberToObject(o, "created_at", (double)m->created_at);
     return o;
 }
 
