@@ -675,3 +675,16 @@ describe('busy sessions and cancelling', () => {
     assert.equal(r.body.status, 'completed');
   });
 });
+
+test('an idle stream gets ": ping" heartbeats (every 15 s) and still ends with run.completed', async () => {
+  const sid = (await newSession(stack, userKey, 'plain')).id;
+  const t0 = Date.now();
+  const res = await streamMessage(stack, userKey, sid, 'wait for it [[latency:15800]] [[tokens:2]]');
+  assert.equal(res.status, 200);
+  const pingAt = res.text.indexOf('\n: ping\n');
+  const doneAt = res.text.indexOf('event: run.completed');
+  assert.ok(pingAt > 0, `no ping comment in the stream: ${res.text.slice(0, 400)}`);
+  assert.ok(doneAt > pingAt, 'the ping comes before the run completes');
+  assert.ok(Date.now() - t0 >= 15000, 'the run took the model latency');
+  assert.deepEqual(names(res.events).at(-1), 'run.completed');
+});
