@@ -119,13 +119,23 @@ bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
     out->model = m;
     out->stream = cJSON_IsTrue(stream);
     out->client_wants_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
-    cJSON_ReplaceItemInObjectCaseSensitive(root, "model", cJSON_CreateString(m->upstream_model));
-    out->upstream_body = cJSON_PrintUnformatted(root);
-    if (!out->upstream_body) {
-        chat_fail(err, 400, "invalid_json", NULL, "the request could not be re-encoded");
-        goto out;
+    if (strcmp(m->name, m->upstream_model) == 0) {
+        /* Nothing to rewrite: send the client's bytes as they came (they
+         * parsed as one JSON object above), without re-encoding them. */
+        out->upstream_body = malloc(len + 1);
+        if (!out->upstream_body) abort();
+        memcpy(out->upstream_body, body, len);
+        out->upstream_body[len] = '\0';
+        out->upstream_body_len = len;
+    } else {
+        cJSON_ReplaceItemInObjectCaseSensitive(root, "model", cJSON_CreateString(m->upstream_model));
+        out->upstream_body = cJSON_PrintUnformatted(root);
+        if (!out->upstream_body) {
+            chat_fail(err, 400, "invalid_json", NULL, "the request could not be re-encoded");
+            goto out;
+        }
+        out->upstream_body_len = strlen(out->upstream_body);
     }
-    out->upstream_body_len = strlen(out->upstream_body);
     ok = true;
 out:
     cJSON_Delete(root);

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "api/chat_request.h"
@@ -64,6 +65,38 @@ static void test_accepts_and_rewrites_model(void **state)
     chat_request_free(&r);
 }
 
+/* A model whose provider knows it by another name: "model" is rewritten,
+ * the rest re-encoded unchanged. (Same names: the bytes are forwarded.) */
+static void test_rewrites_to_the_upstream_name(void **state)
+{
+    (void)state;
+    model_cfg *m = &cfg.models[1];
+    char *saved = m->upstream_model;
+    m->upstream_model = "provider-name-7";
+    char body[200];
+    snprintf(body, sizeof body,
+             "{\"model\":\"%s\",\"top_p\":0.25,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+             m->name);
+    chat_request r;
+    chat_request_error e;
+    assert_true(chat_request_parse(body, strlen(body), &cfg, &r, &e));
+    cJSON *out = cJSON_Parse(r.upstream_body);
+    assert_non_null(out);
+    assert_string_equal(cJSON_GetObjectItem(out, "model")->valuestring, "provider-name-7");
+    assert_true(cJSON_GetObjectItem(out, "top_p")->valuedouble == 0.25);
+    cJSON_Delete(out);
+    chat_request_free(&r);
+    m->upstream_model = saved;
+
+    /* same name: byte for byte */
+    snprintf(body, sizeof body,
+             "{ \"model\" : \"%s\", \"messages\":[{\"role\":\"user\"}] }", m->name);
+    assert_true(chat_request_parse(body, strlen(body), &cfg, &r, &e));
+    assert_int_equal(r.upstream_body_len, strlen(body));
+    assert_memory_equal(r.upstream_body, body, strlen(body));
+    chat_request_free(&r);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -103,6 +136,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepts_and_rewrites_model),
+        cmocka_unit_test(test_rewrites_to_the_upstream_name),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_invalid_utf8),
     };
