@@ -109,6 +109,7 @@ typedef struct usage_rec {
     int64_t output_tokens;
     int64_t cost_nusd;               /* nano-USD: 1e-9 dollars */
     int     status;                  /* HTTP status returned to the client */
+    char    deployment[128];         /* provider/upstream model that served it ("" = unknown) */
 } usage_rec;
 
 typedef enum usage_group { USAGE_GROUP_DAY, USAGE_GROUP_MODEL, USAGE_GROUP_USER } usage_group;

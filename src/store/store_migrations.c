@@ -161,6 +161,22 @@ static const store_migration store_migrations[] = {
      "  INSERT INTO memory_fts (rowid, key, value, user_id)"
      "  VALUES (new.id, new.key, new.value, new.user_id);"
      " END;"},
+
+    /* 3: governance — limits for tenants and keys (users have had theirs
+     * since 1; -1 = not set, inherit), and the deployment that served each
+     * charged call, so a bill names who answered it. */
+    {3,
+     "ALTER TABLE tenants ADD COLUMN lim_rpm                 INTEGER NOT NULL DEFAULT -1;"
+     "ALTER TABLE tenants ADD COLUMN lim_tpm                 INTEGER NOT NULL DEFAULT -1;"
+     "ALTER TABLE tenants ADD COLUMN lim_max_concurrent_runs INTEGER NOT NULL DEFAULT -1;"
+     "ALTER TABLE tenants ADD COLUMN lim_daily_budget_nusd   INTEGER NOT NULL DEFAULT -1;"
+     "ALTER TABLE tenants ADD COLUMN lim_monthly_budget_nusd INTEGER NOT NULL DEFAULT -1;"
+     "ALTER TABLE keys ADD COLUMN lim_rpm                 INTEGER NOT NULL DEFAULT -1;"
+     "ALTER TABLE keys ADD COLUMN lim_tpm                 INTEGER NOT NULL DEFAULT -1;"
+     "ALTER TABLE keys ADD COLUMN lim_daily_budget_nusd   INTEGER NOT NULL DEFAULT -1;"
+     "ALTER TABLE keys ADD COLUMN lim_monthly_budget_nusd INTEGER NOT NULL DEFAULT -1;"
+     "ALTER TABLE usage ADD COLUMN deployment TEXT NOT NULL DEFAULT '';"
+     "CREATE INDEX usage_ts ON usage (ts);"},
 };
 
 #define STORE_NMIGRATIONS (sizeof store_migrations / sizeof store_migrations[0])
