@@ -65,8 +65,18 @@ void config_provider_defaults(provider_cfg *p, const char *name, provider_kind k
     p->timeout_ms = 120000;
     p->connect_timeout_ms = 5000;
     p->max_connections = 64;
+    p->first_byte_timeout_ms = 30000;
+    p->stream_idle_timeout_ms = 30000;
     p->max_retries = 2;
     p->retry_backoff_ms = 100;
+    p->retry_backoff_max_ms = 2000;
+    p->retry_budget_ratio = 0.2;
+    p->retry_budget_min_per_s = 3;
+    p->breaker_failures = 5;
+    p->breaker_error_rate = 0.5;
+    p->breaker_window_ms = 10000;
+    p->breaker_min_calls = 10;
+    p->breaker_open_ms = 5000;
     p->mock_latency_ms = 0;
     p->mock_stream_chunks = 8;
     p->mock_chunk_interval_ms = 0;
@@ -93,6 +103,8 @@ void config_agent_defaults(agent_cfg *a)
     a->max_tool_calls = 16;
     a->max_wall_ms = 120000;
     a->max_tool_output_bytes = 16384;
+    a->max_repeated_tool_calls = 3;
+    a->degrade_threshold = 0.9;
 }
 
 static void config_default_agent(brigade_config *cfg)
@@ -125,6 +137,7 @@ static void config_model_init(model_cfg *m, const char *name, provider_cfg *prov
     m->output_usd_per_mtok = out_price;
     m->max_output_tokens = 4096;
     m->context_window = 128000;
+    m->fallback_on = FALLBACK_ALL;
 }
 
 void config_defaults(brigade_config *cfg)
@@ -134,6 +147,8 @@ void config_defaults(brigade_config *cfg)
     cfg->listen_port = 8080;
     cfg->data_dir = config_xstrdup("./brigade-data");
     cfg->threads = 0;          /* the http layer reads 0 as one loop per CPU */
+    cfg->request_timeout_ms = 120000;
+    cfg->max_request_timeout_ms = 600000;
     /* limits stay zero: http_limits_apply_defaults fills each zero field. */
 
     const char *tok = getenv("BRIGADE_ADMIN_TOKEN");
@@ -153,7 +168,12 @@ void config_defaults(brigade_config *cfg)
     cfg->n_tiers = 1;
     cfg->tiers = config_xcalloc(1, sizeof(tier_cfg));
     cfg->tiers[0].name = config_xstrdup("default");
+    cfg->tiers[0].weight = 1;
     cfg->default_tier = config_xstrdup("default");
+
+    cfg->governance.enabled = true;
+    cfg->governance.queue_per_user = 16;
+    cfg->governance.queue_global = 1024;
 
     /* No declared tools: an HTTP tool needs a URL only the operator knows. */
     cfg->n_agents = 1;
@@ -179,6 +199,15 @@ void config_model_free(model_cfg *m)
     free(m->name);
     free(m->provider_name);
     free(m->upstream_model);
+    for (size_t i = 0; i < m->n_deployments; i++) {
+        free(m->deployments[i].provider_name);
+        free(m->deployments[i].upstream_model);
+        free(m->deployments[i].name);
+    }
+    free(m->deployments);
+    for (size_t i = 0; i < m->n_fallbacks; i++) free(m->fallbacks[i]);
+    free(m->fallbacks);
+    free(m->fallback_models);
     memset(m, 0, sizeof(*m));
 }
 
@@ -214,6 +243,7 @@ void config_agent_free(agent_cfg *a)
     free(a->description);
     free(a->model_name);
     free(a->system_prompt);
+    free(a->degrade_model_name);
     for (size_t i = 0; i < a->n_tools; i++)
         free(a->tools[i]);
     free(a->tools);

@@ -25,11 +25,23 @@ typedef struct provider_cfg {
     provider_kind kind;
     char         *base_url;          /* openai: e.g. "https://api.openai.com/v1" (no trailing /) */
     char         *api_key;           /* resolved secret, or NULL */
-    uint32_t      timeout_ms;        /* whole upstream call (default 120000) */
+    uint32_t      timeout_ms;        /* one attempt, whole (default 120000) */
     uint32_t      connect_timeout_ms;/* default 5000 */
+    uint32_t      first_byte_timeout_ms;  /* streams: request sent → first byte (default 30000, 0 = off) */
+    uint32_t      stream_idle_timeout_ms; /* streams: longest gap between bytes (default 30000, 0 = off) */
     uint32_t      max_connections;   /* per loop thread (default 64) */
-    uint32_t      max_retries;       /* extra attempts after a transient failure (default 2) */
-    uint32_t      retry_backoff_ms;  /* first retry delay, doubled each time, ±25% jitter (default 100) */
+    uint32_t      max_concurrent;    /* calls in flight per deployment, process-wide (default 0 = unlimited) */
+    uint32_t      max_retries;       /* extra attempts per request after a transient failure (default 2) */
+    uint32_t      retry_backoff_ms;  /* backoff base: retry n waits random [0, min(max, base·2^n)] (default 100) */
+    uint32_t      retry_backoff_max_ms; /* backoff cap (default 2000) */
+    double        retry_budget_ratio;/* retries ≤ ratio × requests over 10 s … (default 0.2) */
+    uint32_t      retry_budget_min_per_s; /* … + this many per second (default 3) */
+    /* circuit breaker of each deployment on this provider (docs/resilience.md) */
+    uint32_t      breaker_failures;  /* consecutive provider faults that open it (default 5, 0 = off) */
+    double        breaker_error_rate;/* fault rate over the window that opens it (default 0.5, 0 = off) */
+    uint32_t      breaker_window_ms; /* default 10000 */
+    uint32_t      breaker_min_calls; /* calls in the window before the rate counts (default 10) */
+    uint32_t      breaker_open_ms;   /* open this long, then one probe (default 5000) */
     char         *anthropic_version; /* anthropic: "anthropic-version" header (default "2023-06-01") */
     /* kind mock: behaviour of the in-process mock */
     uint32_t      mock_latency_ms;   /* default 0 */
@@ -37,15 +49,45 @@ typedef struct provider_cfg {
     uint32_t      mock_chunk_interval_ms; /* default 0 */
 } provider_cfg;
 
-typedef struct model_cfg {
-    char         *name;              /* the name clients use */
+/* One place a model is served from: a provider and the name it has there. */
+typedef struct deployment_cfg {
     char         *provider_name;
     provider_cfg *provider;          /* resolved */
-    char         *upstream_model;    /* name sent upstream (default: name) */
+    char         *upstream_model;    /* default: the model's name */
+    char         *name;              /* "provider/upstream_model", for stats and headers */
+    uint32_t      weight;            /* balance weighted (default 1) */
+    uint32_t      max_concurrent;    /* default: the provider's max_concurrent (0 = unlimited) */
+} deployment_cfg;
+
+typedef enum model_balance { BALANCE_LEAST_IN_FLIGHT = 0, BALANCE_WEIGHTED = 1 } model_balance;
+
+/* Failure classes (bits of model_cfg.fallback_on). */
+enum {
+    FALLBACK_RATE_LIMIT = 1u << 0,     /* 429 */
+    FALLBACK_SERVER_ERROR = 1u << 1,   /* 5xx, and every deployment's breaker open */
+    FALLBACK_TIMEOUT = 1u << 2,
+    FALLBACK_CONNECT = 1u << 3,
+    FALLBACK_MALFORMED = 1u << 4,      /* invalid or truncated answers */
+    FALLBACK_CONTEXT_WINDOW = 1u << 5, /* prompt too long for the model */
+    FALLBACK_ALL = (1u << 6) - 1
+};
+
+typedef struct model_cfg {
+    char         *name;              /* the name clients use */
+    char         *provider_name;     /* = deployments[0]'s */
+    provider_cfg *provider;          /* resolved; = deployments[0]'s */
+    char         *upstream_model;    /* = deployments[0]'s (default: name) */
     double        input_usd_per_mtok;
     double        output_usd_per_mtok;
     uint32_t      max_output_tokens; /* cap and reservation basis (default 4096) */
     uint32_t      context_window;    /* default 128000 */
+    /* Where it is served from. None (the embedded models): the one
+     * deployment provider/upstream_model. */
+    deployment_cfg *deployments; size_t n_deployments;
+    model_balance balance;           /* default least_in_flight */
+    char        **fallbacks;  size_t n_fallbacks;   /* model names, tried in order */
+    const struct model_cfg **fallback_models;       /* resolved */
+    uint32_t      fallback_on;       /* FALLBACK_* bits (default FALLBACK_ALL) */
 } model_cfg;
 
 typedef struct tier_cfg {
@@ -55,7 +97,18 @@ typedef struct tier_cfg {
     int64_t max_concurrent_runs;     /* 0 = unlimited */
     double  daily_budget_usd;        /* 0 = unlimited */
     double  monthly_budget_usd;      /* 0 = unlimited */
+    uint32_t weight;                 /* share of upstream capacity in the fair queue
+                                      * (weighted deficit round robin; default 1) */
 } tier_cfg;
+
+/* `governance:` — budgets, rate limits and the fair queue (docs/governance.md). */
+typedef struct governance_cfg {
+    bool     enabled;                /* default true; false admits everything (benchmarks) */
+    uint32_t queue_per_user;         /* model calls one user may have waiting for a slot (default 16) */
+    uint32_t queue_global;           /* waiting model calls in all (default 1024) */
+    tier_cfg tenant_limits;          /* every tenant's limits unless PATCHed (name unused;
+                                      * default: unlimited) */
+} governance_cfg;
 
 /* A declared HTTP tool (`tools:` in the file). The model calls it with JSON
  * arguments that are validated against `parameters` first; brigade then
@@ -95,6 +148,15 @@ typedef struct agent_cfg {
                                       * (default min(model context_window, 16000)) */
     uint32_t   max_tool_output_bytes;/* tool output is cut to this before the model sees it
                                       * (default 16384) */
+    uint32_t   max_repeated_tool_calls; /* the same tool with the same arguments, this many
+                                      * times in one run, fails it (default 3) */
+    double     max_cost_usd_per_run; /* 0 = no cap */
+    double     max_cost_usd_per_session; /* 0 = no cap */
+    /* Graceful degradation: when the user's daily or monthly budget is at
+     * least degrade_threshold spent, model calls go to degrade_model. */
+    char      *degrade_model_name;   /* NULL = off */
+    const model_cfg *degrade_model;  /* resolved */
+    double     degrade_threshold;    /* fraction of a budget, (0, 1] (default 0.9) */
 } agent_cfg;
 
 typedef struct brigade_config {
@@ -105,12 +167,15 @@ typedef struct brigade_config {
     char        *admin_token;        /* server admin token (BRIGADE_ADMIN_TOKEN if unset) */
     unsigned     threads;            /* loop threads, default = CPUs */
     http_limits  limits;             /* server.limits.* */
+    uint32_t     request_timeout_ms; /* gateway deadline of a call, retries and fallbacks included (default 120000) */
+    uint32_t     max_request_timeout_ms; /* cap of a client's x-brigade-timeout-ms (default 600000) */
     provider_cfg *providers;  size_t n_providers;
     model_cfg    *models;     size_t n_models;
     tier_cfg     *tiers;      size_t n_tiers;
     char        *default_tier;       /* default "default" (a tier of that name always exists) */
     tool_cfg     *tools;      size_t n_tools;    /* declared HTTP tools */
     agent_cfg    *agents;     size_t n_agents;
+    governance_cfg governance;
     /* Non-fatal findings of the load (e.g. a literal api_key in the file),
      * each "FILE:LINE: key.path: message". They are also logged with
      * log_warn when found, so callers need not print them again. */

@@ -272,6 +272,20 @@ static int ld_scalar(ld *l, const slot *s, const char *path, const char *want,
     return 0;
 }
 
+/* true or false (YAML 1.2 core schema spellings only: no yes/no/on/off,
+ * whose meaning surprises people). */
+static int ld_bool(ld *l, const slot *s, const char *path, bool *out)
+{
+    const char *txt;
+    size_t len;
+    if (ld_scalar(l, s, path, "true or false", &txt, &len) < 0)
+        return -1;
+    if (len == 4 && memcmp(txt, "true", 4) == 0) *out = true;
+    else if (len == 5 && memcmp(txt, "false", 5) == 0) *out = false;
+    else return ld_fail(l, s->line, path, "expected true or false, got \"%.*s\"", (int)(len > 40 ? 40 : len), txt);
+    return 0;
+}
+
 /* A string, with ${VAR} expanded. *raw_literal tells whether the file held
  * the value itself (no ${…}); used to warn about secrets written in. */
 static int ld_string(ld *l, const slot *s, const char *path, char **out, int *raw_literal)
@@ -591,7 +605,9 @@ static int ld_sequence(ld *l, struct fy_node *list, int line, const char *path, 
 
 enum { PR_NAME, PR_KIND, PR_BASE_URL, PR_API_KEY, PR_API_KEY_ENV, PR_TIMEOUT, PR_CONNECT_TIMEOUT,
        PR_MAX_CONNS, PR_LATENCY, PR_CHUNKS, PR_CHUNK_INTERVAL, PR_RETRIES, PR_BACKOFF,
-       PR_ANTHROPIC_VERSION, PR__N };
+       PR_ANTHROPIC_VERSION, PR_FIRST_BYTE, PR_IDLE, PR_MAX_CONC, PR_BACKOFF_MAX, PR_BUDGET_RATIO,
+       PR_BUDGET_MIN, PR_BRK_FAILURES, PR_BRK_RATE, PR_BRK_WINDOW, PR_BRK_MIN_CALLS, PR_BRK_OPEN,
+       PR__N };
 
 static const char *ld_kind_name(provider_kind k)
 {
@@ -610,6 +626,17 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
         [PR_CHUNKS] = {.key = "stream_chunks"},      [PR_CHUNK_INTERVAL] = {.key = "chunk_interval_ms"},
         [PR_RETRIES] = {.key = "max_retries"},       [PR_BACKOFF] = {.key = "retry_backoff_ms"},
         [PR_ANTHROPIC_VERSION] = {.key = "anthropic_version"},
+        [PR_FIRST_BYTE] = {.key = "first_byte_timeout_ms"},
+        [PR_IDLE] = {.key = "stream_idle_timeout_ms"},
+        [PR_MAX_CONC] = {.key = "max_concurrent"},
+        [PR_BACKOFF_MAX] = {.key = "retry_backoff_max_ms"},
+        [PR_BUDGET_RATIO] = {.key = "retry_budget_ratio"},
+        [PR_BUDGET_MIN] = {.key = "retry_budget_min_per_s"},
+        [PR_BRK_FAILURES] = {.key = "breaker_failures"},
+        [PR_BRK_RATE] = {.key = "breaker_error_rate"},
+        [PR_BRK_WINDOW] = {.key = "breaker_window_ms"},
+        [PR_BRK_MIN_CALLS] = {.key = "breaker_min_calls"},
+        [PR_BRK_OPEN] = {.key = "breaker_open_ms"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, kind, …), got nothing");
@@ -728,7 +755,32 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
     PR_U32(PR_MAX_CONNS, max_connections, 1, 100000)
     PR_U32(PR_RETRIES, max_retries, 0, 10)
     PR_U32(PR_BACKOFF, retry_backoff_ms, 0, 60000)
+    PR_U32(PR_FIRST_BYTE, first_byte_timeout_ms, 0, 86400000)
+    PR_U32(PR_IDLE, stream_idle_timeout_ms, 0, 86400000)
+    PR_U32(PR_MAX_CONC, max_concurrent, 0, 1000000)
+    PR_U32(PR_BACKOFF_MAX, retry_backoff_max_ms, 0, 600000)
+    PR_U32(PR_BUDGET_MIN, retry_budget_min_per_s, 0, 1000000)
+    PR_U32(PR_BRK_FAILURES, breaker_failures, 0, 1000000)
+    PR_U32(PR_BRK_WINDOW, breaker_window_ms, 100, 3600000)
+    PR_U32(PR_BRK_MIN_CALLS, breaker_min_calls, 1, 1000000)
+    PR_U32(PR_BRK_OPEN, breaker_open_ms, 1, 3600000)
 #undef PR_U32
+    if (s[PR_BUDGET_RATIO].present) {
+        ld_path(kp, sizeof(kp), path, "retry_budget_ratio");
+        if (ld_double(l, &s[PR_BUDGET_RATIO], kp, 0, 10, &p->retry_budget_ratio) < 0)
+            return -1;
+    }
+    if (s[PR_BRK_RATE].present) {
+        ld_path(kp, sizeof(kp), path, "breaker_error_rate");
+        if (ld_double(l, &s[PR_BRK_RATE], kp, 0, 1, &p->breaker_error_rate) < 0)
+            return -1;
+    }
+    if (p->retry_backoff_max_ms < p->retry_backoff_ms) {
+        int at = s[PR_BACKOFF_MAX].present ? s[PR_BACKOFF_MAX].line : s[PR_BACKOFF].line;
+        ld_path(kp, sizeof(kp), path, s[PR_BACKOFF_MAX].present ? "retry_backoff_max_ms" : "retry_backoff_ms");
+        return ld_fail(l, at ? at : line, kp, "retry_backoff_max_ms (%u) is below retry_backoff_ms (%u)",
+                       p->retry_backoff_max_ms, p->retry_backoff_ms);
+    }
     return 0;
 }
 
@@ -797,26 +849,13 @@ static int ld_model(ld *l, struct fy_node *n, int line, const char *path, model_
     return 0;
 }
 
-enum { TI_NAME, TI_RPM, TI_TPM, TI_RUNS, TI_DAILY, TI_MONTHLY, TI__N };
+enum { TI_NAME, TI_RPM, TI_TPM, TI_RUNS, TI_DAILY, TI_MONTHLY, TI_WEIGHT, TI__N };
 
-static int ld_tier(ld *l, struct fy_node *n, int line, const char *path, tier_cfg *t, entry_lines *el)
+/* The limit keys a tier and governance.tenant_limits share; `s` holds the
+ * collected slots, `path` the mapping's key path. */
+static int ld_limit_fields(ld *l, slot *s, const char *path, tier_cfg *t)
 {
-    slot s[TI__N] = {
-        [TI_NAME] = {.key = "name"},   [TI_RPM] = {.key = "rpm"}, [TI_TPM] = {.key = "tpm"},
-        [TI_RUNS] = {.key = "max_concurrent_runs"}, [TI_DAILY] = {.key = "daily_budget_usd"},
-        [TI_MONTHLY] = {.key = "monthly_budget_usd"},
-    };
-    if (config_node_is_null(n))
-        return ld_fail(l, line, path, "expected a mapping (name, rpm, …), got nothing");
-    if (ld_collect(l, n, line, path, s, TI__N) < 0)
-        return -1;
     char kp[160];
-    if (!s[TI_NAME].present)
-        return ld_fail(l, line, path, "missing required key \"name\"");
-    ld_path(kp, sizeof(kp), path, "name");
-    if (ld_name(l, &s[TI_NAME], kp, &t->name) < 0)
-        return -1;
-    el->name = s[TI_NAME].line;
 #define TI_INT(idx, field, max) \
     if (s[idx].present) { ld_path(kp, sizeof(kp), path, s[idx].key); \
         if (ld_int(l, &s[idx], kp, 0, (max), &t->field) < 0) return -1; }
@@ -830,6 +869,76 @@ static int ld_tier(ld *l, struct fy_node *n, int line, const char *path, tier_cf
     TI_USD(TI_MONTHLY, monthly_budget_usd)
 #undef TI_INT
 #undef TI_USD
+    return 0;
+}
+
+#define TI_SLOTS                                                                          \
+    [TI_NAME] = {.key = "name"},   [TI_RPM] = {.key = "rpm"}, [TI_TPM] = {.key = "tpm"},  \
+    [TI_RUNS] = {.key = "max_concurrent_runs"}, [TI_DAILY] = {.key = "daily_budget_usd"},  \
+    [TI_MONTHLY] = {.key = "monthly_budget_usd"}, [TI_WEIGHT] = {.key = "weight"}
+
+static int ld_tier(ld *l, struct fy_node *n, int line, const char *path, tier_cfg *t, entry_lines *el)
+{
+    slot s[TI__N] = {TI_SLOTS};
+    if (config_node_is_null(n))
+        return ld_fail(l, line, path, "expected a mapping (name, rpm, …), got nothing");
+    if (ld_collect(l, n, line, path, s, TI__N) < 0)
+        return -1;
+    char kp[160];
+    if (!s[TI_NAME].present)
+        return ld_fail(l, line, path, "missing required key \"name\"");
+    ld_path(kp, sizeof(kp), path, "name");
+    if (ld_name(l, &s[TI_NAME], kp, &t->name) < 0)
+        return -1;
+    el->name = s[TI_NAME].line;
+    t->weight = 1;
+    if (s[TI_WEIGHT].present) {
+        ld_path(kp, sizeof(kp), path, "weight");
+        if (ld_u32(l, &s[TI_WEIGHT], kp, 1, 1000, &t->weight) < 0)
+            return -1;
+    }
+    return ld_limit_fields(l, s, path, t);
+}
+
+enum { GV_ENABLED, GV_QUEUE_USER, GV_QUEUE_GLOBAL, GV_TENANT, GV__N };
+
+/* `governance:` — on/off, the fair queue's bounds, and the limits every
+ * tenant has unless its admin changed them (PATCH /v1/tenants/{id}). */
+static int ld_governance(ld *l, struct fy_node *n, int line)
+{
+    governance_cfg *g = &l->cfg->governance;
+    slot s[GV__N] = {
+        [GV_ENABLED] = {.key = "enabled"},         [GV_QUEUE_USER] = {.key = "queue_per_user"},
+        [GV_QUEUE_GLOBAL] = {.key = "queue_global"}, [GV_TENANT] = {.key = "tenant_limits"},
+    };
+    if (config_node_is_null(n))
+        return 0;
+    if (ld_collect(l, n, line, "governance", s, GV__N) < 0)
+        return -1;
+    if (s[GV_ENABLED].present && ld_bool(l, &s[GV_ENABLED], "governance.enabled", &g->enabled) < 0)
+        return -1;
+    if (s[GV_QUEUE_USER].present &&
+        ld_u32(l, &s[GV_QUEUE_USER], "governance.queue_per_user", 0, 100000, &g->queue_per_user) < 0)
+        return -1;
+    if (s[GV_QUEUE_GLOBAL].present &&
+        ld_u32(l, &s[GV_QUEUE_GLOBAL], "governance.queue_global", 0, 10000000, &g->queue_global) < 0)
+        return -1;
+    if (s[GV_TENANT].present) {
+        slot ts[TI__N] = {TI_SLOTS};
+        const char *tp = "governance.tenant_limits";
+        if (config_node_is_null(s[GV_TENANT].val))
+            return 0;
+        if (ld_collect(l, s[GV_TENANT].val, s[GV_TENANT].line, tp, ts, TI__N) < 0)
+            return -1;
+        if (ts[TI_NAME].present)
+            return ld_fail(l, ts[TI_NAME].line, "governance.tenant_limits.name",
+                           "tenant limits have no name; remove the key");
+        if (ts[TI_WEIGHT].present)
+            return ld_fail(l, ts[TI_WEIGHT].line, "governance.tenant_limits.weight",
+                           "weights are per tier; remove the key");
+        if (ld_limit_fields(l, ts, tp, &g->tenant_limits) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -1234,7 +1343,40 @@ static int ld_check_tier_name(const brigade_config *cfg, const char *name, char 
 #define CONFIG_AGENT_MIN_CONTEXT 256
 
 enum { AG_NAME, AG_DESC, AG_MODEL, AG_PROMPT, AG_TOOLS, AG_TIERS, AG_STEPS, AG_TOOL_CALLS, AG_WALL,
-       AG_MAX_OUT, AG_CONTEXT, AG_TOOL_OUT, AG__N };
+       AG_MAX_OUT, AG_CONTEXT, AG_TOOL_OUT, AG_REPEAT, AG_RUN_COST, AG_SESSION_COST, AG_DEGRADE,
+       AG__N };
+
+enum { DG_MODEL, DG_THRESHOLD, DG__N };
+
+/* agents[].degrade: {model, threshold} — the cheaper model to answer with
+ * when the user's budget is nearly spent. */
+static int ld_agent_degrade(ld *l, const slot *d, const char *path, agent_cfg *a)
+{
+    char kp[256], known[512];
+    slot s[DG__N] = {[DG_MODEL] = {.key = "model"}, [DG_THRESHOLD] = {.key = "threshold"}};
+    if (config_node_is_null(d->val))
+        return 0;
+    if (ld_collect(l, d->val, d->line, path, s, DG__N) < 0)
+        return -1;
+    if (!s[DG_MODEL].present)
+        return ld_fail(l, d->line, path, "missing required key \"model\"");
+    ld_path(kp, sizeof(kp), path, "model");
+    if (ld_name(l, &s[DG_MODEL], kp, &a->degrade_model_name) < 0)
+        return -1;
+    a->degrade_model = config_find_model(l->cfg, a->degrade_model_name);
+    if (!a->degrade_model) {
+        ld_known_names(known, sizeof(known), (const char *const *)&l->cfg->models[0].name,
+                       sizeof(model_cfg), l->cfg->n_models);
+        return ld_fail(l, s[DG_MODEL].line, kp, "no model named \"%s\" (known: %s)",
+                       a->degrade_model_name, known);
+    }
+    if (s[DG_THRESHOLD].present) {
+        ld_path(kp, sizeof(kp), path, "threshold");
+        if (ld_double(l, &s[DG_THRESHOLD], kp, 0.01, 1.0, &a->degrade_threshold) < 0)
+            return -1;
+    }
+    return 0;
+}
 
 /* Agents are read after models, tiers and tools, so every reference is
  * resolved here, with the line of the entry that made it. */
@@ -1247,6 +1389,10 @@ static int ld_agent(ld *l, struct fy_node *n, int line, const char *path, agent_
         [AG_STEPS] = {.key = "max_steps"},           [AG_TOOL_CALLS] = {.key = "max_tool_calls"},
         [AG_WALL] = {.key = "max_wall_ms"},          [AG_MAX_OUT] = {.key = "max_output_tokens"},
         [AG_CONTEXT] = {.key = "context_tokens"},    [AG_TOOL_OUT] = {.key = "max_tool_output_bytes"},
+        [AG_REPEAT] = {.key = "max_repeated_tool_calls"},
+        [AG_RUN_COST] = {.key = "max_cost_usd_per_run"},
+        [AG_SESSION_COST] = {.key = "max_cost_usd_per_session"},
+        [AG_DEGRADE] = {.key = "degrade"},
     };
     config_agent_defaults(a);
     if (config_node_is_null(n))
@@ -1316,7 +1462,19 @@ static int ld_agent(ld *l, struct fy_node *n, int line, const char *path, agent_
     AG_U32(AG_MAX_OUT, max_output_tokens, 1, m->max_output_tokens)
     AG_U32(AG_CONTEXT, context_tokens, CONFIG_AGENT_MIN_CONTEXT, m->context_window)
     AG_U32(AG_TOOL_OUT, max_tool_output_bytes, 256, 1 << 20)
+    AG_U32(AG_REPEAT, max_repeated_tool_calls, 1, 1000)
 #undef AG_U32
+#define AG_USD(idx, field) \
+    if (s[idx].present) { ld_path(kp, sizeof(kp), path, s[idx].key); \
+        if (ld_double(l, &s[idx], kp, 0, 1e6, &a->field) < 0) return -1; }
+    AG_USD(AG_RUN_COST, max_cost_usd_per_run)
+    AG_USD(AG_SESSION_COST, max_cost_usd_per_session)
+#undef AG_USD
+    if (s[AG_DEGRADE].present) {
+        ld_path(kp, sizeof(kp), path, "degrade");
+        if (ld_agent_degrade(l, &s[AG_DEGRADE], kp, a) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -1334,7 +1492,8 @@ static void ld_agent_free(void *e) { config_agent_free(e); }
 /* ------------------------------------------------------------------ */
 /* the document                                                        */
 
-enum { RT_SERVER, RT_PROVIDERS, RT_MODELS, RT_TIERS, RT_DEFAULT_TIER, RT_TOOLS, RT_AGENTS, RT__N };
+enum { RT_SERVER, RT_PROVIDERS, RT_MODELS, RT_TIERS, RT_DEFAULT_TIER, RT_TOOLS, RT_AGENTS,
+       RT_GOVERNANCE, RT__N };
 
 static int ld_root(ld *l, struct fy_node *root)
 {
@@ -1344,7 +1503,7 @@ static int ld_root(ld *l, struct fy_node *root)
         [RT_SERVER] = {.key = "server"}, [RT_PROVIDERS] = {.key = "providers"},
         [RT_MODELS] = {.key = "models"}, [RT_TIERS] = {.key = "tiers"},
         [RT_DEFAULT_TIER] = {.key = "default_tier"}, [RT_TOOLS] = {.key = "tools"},
-        [RT_AGENTS] = {.key = "agents"},
+        [RT_AGENTS] = {.key = "agents"},             [RT_GOVERNANCE] = {.key = "governance"},
     };
     if (!config_node_is_null(root) && fy_node_get_type(root) != FYNT_MAPPING)
         return ld_fail(l, config_node_line(root, 1), NULL,
@@ -1352,6 +1511,9 @@ static int ld_root(ld *l, struct fy_node *root)
     if (ld_collect(l, root, 1, NULL, s, RT__N) < 0)
         return -1;
     if (s[RT_SERVER].present && ld_server(l, s[RT_SERVER].val, s[RT_SERVER].line) < 0)
+        return -1;
+    if (s[RT_GOVERNANCE].present &&
+        ld_governance(l, s[RT_GOVERNANCE].val, s[RT_GOVERNANCE].line) < 0)
         return -1;
 
     int rc = -1;
