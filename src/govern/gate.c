@@ -1,0 +1,402 @@
+/* gate.c — the admission of one model call: limits resolved, budget
+ * reserved and rates consumed (govern), then an upstream slot from the fair
+ * queue (fairq) within the call's deadline; and the way out (settle or
+ * release, slot back). The contract is in gate.h. */
+#include "govern/gate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+struct gate {
+    const brigade_config *cfg;
+    govern *gov;
+    fairq  *fq;
+    fairq_pool **pools;           /* one per model, in cfg->models order */
+};
+
+struct gate_thread {
+    gate         *g;
+    uv_loop_t    *loop;
+    fairq_thread *ft;
+};
+
+/* ---- set-up ---- */
+
+/* A model's upstream capacity: what its deployments may have in flight
+ * together (0 = unlimited, when any deployment is unlimited). */
+static uint32_t gate_model_capacity(const model_cfg *m)
+{
+    if (m->n_deployments == 0)
+        return m->provider ? m->provider->max_concurrent : 0;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < m->n_deployments; i++) {
+        uint32_t c = m->deployments[i].max_concurrent;
+        if (c == 0) return 0;
+        sum += c;
+    }
+    return sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
+}
+
+gate *gate_new(const brigade_config *cfg, govern_clock_fn clock, void *clock_arg)
+{
+    gate *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    g->cfg = cfg;
+    g->gov = govern_new(clock, clock_arg);
+    g->fq = fairq_new(NULL, NULL, cfg->governance.queue_per_user, cfg->governance.queue_global);
+    g->pools = calloc(cfg->n_models ? cfg->n_models : 1, sizeof *g->pools);
+    if (!g->gov || !g->fq || !g->pools) {
+        gate_free(g);
+        return NULL;
+    }
+    govern_set_enabled(g->gov, cfg->governance.enabled);
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        g->pools[i] = fairq_pool_new(g->fq, cfg->models[i].name, gate_model_capacity(&cfg->models[i]));
+        if (!g->pools[i]) {
+            gate_free(g);
+            return NULL;
+        }
+    }
+    return g;
+}
+
+void gate_free(gate *g)
+{
+    if (!g) return;
+    if (g->fq) fairq_free(g->fq);
+    if (g->gov) govern_free(g->gov);
+    free(g->pools);
+    free(g);
+}
+
+govern *gate_govern(gate *g) { return g->gov; }
+fairq  *gate_fairq(gate *g) { return g->fq; }
+
+gate_thread *gate_thread_new(gate *g, uv_loop_t *loop)
+{
+    gate_thread *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->g = g;
+    t->loop = loop;
+    t->ft = fairq_thread_new(g->fq, loop);
+    if (!t->ft) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void gate_thread_close(gate_thread *t)
+{
+    if (!t) return;
+    fairq_thread_close(t->ft);
+    free(t);
+}
+
+static void gate_ledger_row(const char *tenant_id, const char *user_id, const char *key_id,
+                            int64_t ts, int64_t cost_nusd, void *arg)
+{
+    govern_ledger_add(arg, tenant_id, user_id, key_id, ts, cost_nusd);
+}
+
+int gate_load_ledger(gate *g, store *st, char *err, size_t errlen)
+{
+    /* The current month holds every period a budget can look at. */
+    int64_t from = govern_month_start(time_now_unix_ms()) / 1000;
+    store_status s = store_usage_ledger(st, from, gate_ledger_row, g->gov);
+    if (s != STORE_OK) {
+        snprintf(err, errlen, "could not read the usage ledger (%s)", store_status_text(s));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- limits ---- */
+
+static const tier_cfg *gate_tier(const gate *g, const char *tier)
+{
+    const tier_cfg *t = tier ? config_find_tier(g->cfg, tier) : NULL;
+    /* A tier the configuration no longer has is the default tier, never
+     * "unlimited". */
+    if (!t) t = config_find_tier(g->cfg, g->cfg->default_tier);
+    return t;
+}
+
+static int64_t gate_usd_to_nusd(double usd)
+{
+    return usd <= 0 ? 0 : (int64_t)(usd * (double)GOVERN_NUSD_PER_USD + 0.5);
+}
+
+/* Override (>= 0) over the configured value. */
+static void gate_limits(govern_limits *out, const tier_cfg *base, const user_limits *over)
+{
+    static const user_limits unset = {-1, -1, -1, -1, -1};
+    static const tier_cfg none = {0};
+    if (!over) over = &unset;
+    if (!base) base = &none;
+    out->rpm = over->rpm >= 0 ? over->rpm : base->rpm;
+    out->tpm = over->tpm >= 0 ? over->tpm : base->tpm;
+    out->max_concurrent_runs = over->max_concurrent_runs >= 0 ? over->max_concurrent_runs
+                                                              : base->max_concurrent_runs;
+    out->daily_budget_nusd = over->daily_budget_nusd >= 0 ? over->daily_budget_nusd
+                                                          : gate_usd_to_nusd(base->daily_budget_usd);
+    out->monthly_budget_nusd = over->monthly_budget_nusd >= 0
+                                   ? over->monthly_budget_nusd
+                                   : gate_usd_to_nusd(base->monthly_budget_usd);
+}
+
+void gate_subject(const gate *g, const gate_who *who, govern_subject *out)
+{
+    memset(out, 0, sizeof *out);
+    out->tenant_id = who->tenant_id;
+    out->user_id = who->user_id;
+    out->key_id = who->key_id;
+    gate_limits(&out->tenant, &g->cfg->governance.tenant_limits, who->tenant);
+    if (who->user_id && who->user_id[0]) gate_limits(&out->user, gate_tier(g, who->tier), who->user);
+    gate_limits(&out->key, NULL, who->key);
+    out->key.max_concurrent_runs = 0;
+}
+
+uint32_t gate_weight(const gate *g, const char *tier)
+{
+    const tier_cfg *t = gate_tier(g, tier);
+    return t && t->weight ? t->weight : 1;
+}
+
+void gate_estimate(const model_cfg *model, size_t prompt_bytes, uint32_t max_output,
+                   int64_t *tokens, int64_t *cost_nusd)
+{
+    int64_t in = (int64_t)((prompt_bytes + 2) / 3) + 16;
+    int64_t out = max_output ? max_output : model->max_output_tokens;
+    *tokens = in + out;
+    int64_t worst = config_cost_nusd(model, in, out);
+    for (size_t i = 0; i < model->n_fallbacks && model->fallback_models; i++) {
+        const model_cfg *f = model->fallback_models[i];
+        if (!f) continue;
+        int64_t c = config_cost_nusd(f, in, out);
+        if (c > worst) worst = c;
+    }
+    *cost_nusd = worst;
+}
+
+/* ---- refusals ---- */
+
+void gate_refusal_from_govern(gate_refusal *out, const govern_refusal *why)
+{
+    memset(out, 0, sizeof *out);
+    out->status = why->status;
+    snprintf(out->type, sizeof out->type, "%s", why->type);
+    snprintf(out->code, sizeof out->code, "%s", why->code);
+    snprintf(out->limit, sizeof out->limit, "%s", why->limit);
+    snprintf(out->message, sizeof out->message, "%s", why->message);
+    out->retry_after_s = why->retry_after_s;
+}
+
+static void gate_refuse_queue(gate_refusal *out, const char *model, uint32_t retry_after_s)
+{
+    memset(out, 0, sizeof *out);
+    out->status = 503;
+    snprintf(out->type, sizeof out->type, "overloaded_error");
+    snprintf(out->code, sizeof out->code, "queue_full");
+    snprintf(out->limit, sizeof out->limit, "queue");
+    snprintf(out->message, sizeof out->message,
+             "too many requests are waiting for model \"%s\"; retry after %u s", model,
+             retry_after_s);
+    out->retry_after_s = retry_after_s ? retry_after_s : 1;
+}
+
+static void gate_refuse_deadline(gate_refusal *out, int64_t waited_ms)
+{
+    memset(out, 0, sizeof *out);
+    out->status = 504;
+    snprintf(out->type, sizeof out->type, "timeout_error");
+    snprintf(out->code, sizeof out->code, "queue_timeout");
+    snprintf(out->limit, sizeof out->limit, "deadline");
+    snprintf(out->message, sizeof out->message,
+             "the request's deadline passed after %lld ms waiting for an upstream slot",
+             (long long)waited_ms);
+    out->retry_after_s = 1;
+}
+
+/* ---- enter and leave ---- */
+
+static fairq_pool *gate_pool(gate *g, const model_cfg *model)
+{
+    size_t i = (size_t)(model - g->cfg->models);
+    if (model >= g->cfg->models && i < g->cfg->n_models) return g->pools[i];
+    return fairq_pool_find(g->fq, model->name);
+}
+
+static void gate_timer_closed(uv_handle_t *h) { free(h); }
+
+static void gate_stop_timer(gate_call *c)
+{
+    if (!c->deadline_timer) return;
+    uv_timer_stop(c->deadline_timer);
+    uv_close((uv_handle_t *)c->deadline_timer, gate_timer_closed);
+    c->deadline_timer = NULL;
+}
+
+static void gate_granted(fairq_waiter *w, void *arg)
+{
+    gate_call *c = arg;
+    (void)w;
+    gate_stop_timer(c);
+    c->queued = false;
+    c->holding_slot = true;
+    c->queue_wait_ms = c->waiter.waited_ms;
+    c->ready(c, c->arg);
+}
+
+static void gate_deadline_fire(uv_timer_t *timer)
+{
+    gate_call *c = timer->data;
+    gate_stop_timer(c);
+    if (!c->queued) return;
+    if (!fairq_cancel(&c->waiter)) return;     /* cannot happen: a delivered grant unset queued */
+    c->queued = false;
+    /* fairq's clock (NULL at gate_new) is CLOCK_MONOTONIC in ms */
+    int64_t waited = (int64_t)(time_mono_ns() / 1000000) - c->waiter.enqueued_ms;
+    govern_release(c->t->g->gov, &c->reservation);
+    gate_refusal why;
+    gate_refuse_deadline(&why, waited < 0 ? 0 : waited);
+    c->refused(c, &why, c->arg);
+}
+
+int gate_enter(gate_thread *t, gate_call *c, const gate_who *who, const model_cfg *model,
+               int64_t est_tokens, int64_t est_cost_nusd, uint64_t deadline_ms,
+               void (*ready)(gate_call *, void *), void (*refused)(gate_call *, const gate_refusal *, void *),
+               void *arg, gate_refusal *why)
+{
+    memset(c, 0, sizeof *c);
+    c->t = t;
+    c->ready = ready;
+    c->refused = refused;
+    c->arg = arg;
+    gate *g = t->g;
+    govern_subject s;
+    gate_subject(g, who, &s);
+    govern_refusal gr;
+    if (!govern_admit(g->gov, &s, est_tokens, est_cost_nusd, &c->reservation, &gr, &c->ratelimit)) {
+        gate_refusal_from_govern(why, &gr);
+        return GATE_REFUSED;
+    }
+    c->entered = true;
+    c->pool = gate_pool(g, model);
+    if (!c->pool) return GATE_READY;
+    snprintf(c->user_key, sizeof c->user_key, "%s/%s", who->tenant_id,
+             who->user_id && who->user_id[0] ? who->user_id : "-");
+    uint32_t retry_after = 0;
+    int r = fairq_acquire(t->ft, c->pool, c->user_key, gate_weight(g, who->tier), &c->waiter,
+                          gate_granted, c, &retry_after);
+    if (r == FAIRQ_GRANTED) {
+        c->holding_slot = true;
+        return GATE_READY;
+    }
+    if (r == FAIRQ_FULL) {
+        govern_release(g->gov, &c->reservation);
+        c->pool = NULL;
+        gate_refuse_queue(why, model->name, retry_after);
+        return GATE_REFUSED;
+    }
+    c->queued = true;
+    if (deadline_ms) {
+        uint64_t now = uv_now(t->loop);
+        c->deadline_timer = malloc(sizeof *c->deadline_timer);
+        if (!c->deadline_timer) abort();
+        uv_timer_init(t->loop, c->deadline_timer);
+        c->deadline_timer->data = c;
+        uv_timer_start(c->deadline_timer, gate_deadline_fire, deadline_ms > now ? deadline_ms - now : 0, 0);
+    }
+    return GATE_WAIT;
+}
+
+void gate_leave(gate_call *c, bool delivered, int64_t actual_tokens, int64_t actual_cost_nusd)
+{
+    if (!c->entered) return;
+    c->entered = false;
+    gate *g = c->t->g;
+    gate_stop_timer(c);
+    if (c->queued) {
+        c->queued = false;
+        /* false: the grant was delivered already — then we own the slot */
+        if (!fairq_cancel(&c->waiter)) c->holding_slot = true;
+    }
+    if (c->holding_slot) {
+        c->holding_slot = false;
+        fairq_release(c->pool);
+    }
+    if (delivered) govern_settle(g->gov, &c->reservation, actual_tokens, actual_cost_nusd);
+    else govern_release(g->gov, &c->reservation);
+}
+
+/* ---- runs and degradation ---- */
+
+bool gate_run_begin(gate *g, const gate_who *who, gate_refusal *why)
+{
+    govern_subject s;
+    gate_subject(g, who, &s);
+    govern_refusal gr;
+    if (govern_run_begin(g->gov, &s, &gr)) return true;
+    gate_refusal_from_govern(why, &gr);
+    return false;
+}
+
+void gate_run_end(gate *g, const char *tenant_id, const char *user_id)
+{
+    govern_run_end(g->gov, tenant_id, user_id);
+}
+
+bool gate_budget_nearly_spent(gate *g, const gate_who *who, double fraction)
+{
+    if (!who->user_id || !who->user_id[0]) return false;
+    govern_subject s;
+    gate_subject(g, who, &s);
+    govern_period day, month;
+    govern_spend(g->gov, who->tenant_id, who->user_id, &day, &month);
+    if (s.user.daily_budget_nusd > 0 &&
+        (double)(day.spent_nusd + day.reserved_nusd) >= fraction * (double)s.user.daily_budget_nusd)
+        return true;
+    if (s.user.monthly_budget_nusd > 0 &&
+        (double)(month.spent_nusd + month.reserved_nusd) >=
+            fraction * (double)s.user.monthly_budget_nusd)
+        return true;
+    return false;
+}
+
+/* ---- headers ---- */
+
+/* OpenAI writes resets as durations: "1s", "6m0s", "20ms". */
+static void gate_duration(char *out, size_t n, int64_t ms)
+{
+    if (ms < 0) ms = 0;
+    if (ms < 1000) snprintf(out, n, "%lldms", (long long)ms);
+    else if (ms < 60000) snprintf(out, n, "%.3gs", (double)ms / 1000.0);
+    else snprintf(out, n, "%lldm%llds", (long long)(ms / 60000), (long long)((ms % 60000) / 1000));
+}
+
+void gate_add_ratelimit_headers(struct http_request *req, const govern_ratelimit_info *rl)
+{
+    char v[32];
+    if (rl->has_requests) {
+        snprintf(v, sizeof v, "%lld", (long long)rl->limit_requests);
+        http_add_header(req, "x-ratelimit-limit-requests", v);
+        snprintf(v, sizeof v, "%lld", (long long)(rl->remaining_requests < 0 ? 0 : rl->remaining_requests));
+        http_add_header(req, "x-ratelimit-remaining-requests", v);
+        gate_duration(v, sizeof v, rl->reset_requests_ms);
+        http_add_header(req, "x-ratelimit-reset-requests", v);
+    }
+    if (rl->has_tokens) {
+        snprintf(v, sizeof v, "%lld", (long long)rl->limit_tokens);
+        http_add_header(req, "x-ratelimit-limit-tokens", v);
+        snprintf(v, sizeof v, "%lld", (long long)(rl->remaining_tokens < 0 ? 0 : rl->remaining_tokens));
+        http_add_header(req, "x-ratelimit-remaining-tokens", v);
+        gate_duration(v, sizeof v, rl->reset_tokens_ms);
+        http_add_header(req, "x-ratelimit-reset-tokens", v);
+    }
+}

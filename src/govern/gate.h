@@ -1,0 +1,139 @@
+/* gate.h — the admission of one model call, as the harness performs it.
+ *
+ * Every model call — a gateway request or an agent step — passes the same
+ * gate before it may reach a provider:
+ *
+ *   1. limits are resolved: the user's tier (or its per-user overrides), the
+ *      key's own limits, the tenant's (governance.tenant_limits or its
+ *      overrides);
+ *   2. govern_admit: rate limits (rpm, tpm) and the worst-case cost reserved
+ *      against every budget, atomically (govern.h) — refused: 429;
+ *   3. a slot of the model's upstream capacity from the fair queue (fairq.h,
+ *      weighted by tier) — queue full: 503; still queued when the call's
+ *      deadline passes: 504;
+ *
+ * and leaves it when the call ends: the reservation settled to the actual
+ * cost (or released on failure), the slot handed to the next waiter.
+ *
+ * The worst case of a call is its estimated prompt tokens plus the most
+ * output tokens it may produce, priced at the dearest model it may be
+ * served by (itself or a fallback); gate_estimate computes it.
+ *
+ * One `gate` per process holds the govern state and the fair queue, one
+ * `gate_thread` per loop; a gate_call lives with its request or run and is
+ * used on the loop thread that entered it. */
+#ifndef BRIGADE_GATE_H
+#define BRIGADE_GATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "govern/fairq.h"
+#include "govern/govern.h"
+#include "store/store.h"
+
+typedef struct gate gate;
+typedef struct gate_thread gate_thread;
+typedef struct gate_call gate_call;
+
+enum { GATE_READY = 0, GATE_WAIT = 1, GATE_REFUSED = 2 };
+
+/* Why a call may not go ahead: status 429 (a limit or a budget), 503 (the
+ * queue is full) or 504 (its deadline passed in the queue). */
+typedef struct gate_refusal {
+    int      status;
+    char     type[32];            /* rate_limit_error | insufficient_quota |
+                                     overloaded_error | timeout_error */
+    char     code[48];
+    char     limit[48];           /* "user.daily_budget", "queue", … */
+    char     message[256];
+    uint32_t retry_after_s;       /* 0: do not retry as is */
+} gate_refusal;
+
+/* Who calls, as identity resolved it; the strings are copied. */
+typedef struct gate_who {
+    const char        *tenant_id, *user_id, *key_id;
+    const char        *tier;        /* the user's tier (NULL: the default tier) */
+    const user_limits *user, *key, *tenant;   /* overrides, -1 = not set; NULL = none */
+} gate_who;
+
+struct gate_call {
+    /* filled by gate_enter */
+    govern_reservation    reservation;
+    govern_ratelimit_info ratelimit;  /* for x-ratelimit-* headers */
+    int64_t               queue_wait_ms;
+    /* private */
+    gate_thread   *t;
+    fairq_waiter   waiter;
+    fairq_pool    *pool;
+    uv_timer_t    *deadline_timer;    /* while queued with a deadline */
+    bool           queued, holding_slot, entered;
+    char           user_key[2 * GOVERN_ID_MAX + 2];
+    void         (*ready)(gate_call *c, void *arg);
+    void         (*refused)(gate_call *c, const gate_refusal *why, void *arg);
+    void          *arg;
+};
+
+/* From the configuration: a fair-queue pool per model (capacity = the sum
+ * of its deployments' max_concurrent; unlimited if any is 0), queue bounds,
+ * governance on or off. clock NULL = real time. NULL on OOM. */
+gate *gate_new(const brigade_config *cfg, govern_clock_fn clock, void *clock_arg);
+void  gate_free(gate *g);
+govern *gate_govern(gate *g);
+fairq  *gate_fairq(gate *g);
+
+gate_thread *gate_thread_new(gate *g, uv_loop_t *loop);
+/* On its loop, after every call of it has left. */
+void         gate_thread_close(gate_thread *t);
+
+/* Rebuild spend from the usage ledger (store) at start. */
+int gate_load_ledger(gate *g, store *st, char *err, size_t errlen);
+
+/* The subject of govern for `who`, with the limits that apply: tier +
+ * user overrides, key limits, tenant limits. Strings point into `who`. */
+void gate_subject(const gate *g, const gate_who *who, govern_subject *out);
+/* The fair-queue weight of a tier. */
+uint32_t gate_weight(const gate *g, const char *tier);
+
+/* Worst-case tokens and cost of a call of `model` with a request body of
+ * `prompt_bytes` bytes that may produce up to max_output tokens: prompt
+ * tokens estimated as ceil(bytes / 3) + 16 (no tokenizer undercounts that
+ * on JSON chat text), priced at the dearest model of the fallback chain. */
+void gate_estimate(const model_cfg *model, size_t prompt_bytes, uint32_t max_output,
+                   int64_t *tokens, int64_t *cost_nusd);
+
+/* Admit a call of `model` for `who`. deadline_ms: loop time (uv_now) after
+ * which a queued call gives up (0 = none).
+ *   GATE_READY:   go ahead now (ready is not called);
+ *   GATE_WAIT:    queued; later exactly one of ready(c) or refused(c) runs
+ *                 on this loop (never from inside this call);
+ *   GATE_REFUSED: *why says why; nothing is held.
+ * Either way the caller calls gate_leave exactly once afterwards (also
+ * after a refusal: it is then a no-op). */
+int  gate_enter(gate_thread *t, gate_call *c, const gate_who *who, const model_cfg *model,
+                int64_t est_tokens, int64_t est_cost_nusd, uint64_t deadline_ms,
+                void (*ready)(gate_call *, void *), void (*refused)(gate_call *, const gate_refusal *, void *),
+                void *arg, gate_refusal *why);
+
+/* The call ended: delivered (charge actual tokens and cost) or not
+ * (release everything). Leaves the queue if still waiting. Idempotent. */
+void gate_leave(gate_call *c, bool delivered, int64_t actual_tokens, int64_t actual_cost_nusd);
+
+/* Refusals of govern in the gate's form. */
+void gate_refusal_from_govern(gate_refusal *out, const govern_refusal *why);
+
+/* Runs: the user's concurrent-runs limit. */
+bool gate_run_begin(gate *g, const gate_who *who, gate_refusal *why);
+void gate_run_end(gate *g, const char *tenant_id, const char *user_id);
+
+/* Has the user spent at least `fraction` of its daily or monthly budget
+ * (spent + reserved)? For graceful degradation. */
+bool gate_budget_nearly_spent(gate *g, const gate_who *who, double fraction);
+
+/* x-ratelimit-* headers of the OpenAI form, added to the response. */
+struct http_request;
+void gate_add_ratelimit_headers(struct http_request *req, const govern_ratelimit_info *rl);
+
+#endif
