@@ -185,6 +185,7 @@ static bool mock_parse_u32(const char **s, const char *end, uint32_t max, uint32
 
 typedef struct mock_markers {
     bool        has_tool;
+    bool        tool_loop;    /* [[tool_loop]]: call the tool again after every result */
     const char *tool_name;
     const char *tool_args;
     size_t      tool_args_len;
@@ -248,6 +249,9 @@ static bool mock_parse_markers(const char *text, size_t len, arena *a, mock_mark
             m->tool_args = args;
             m->tool_args_len = alen;
             s = q + 2;
+        } else if (rest >= 11 && memcmp(q, "tool_loop]]", 11) == 0) {
+            m->tool_loop = true;
+            s = q + 11;
         } else if (rest >= 6 && memcmp(q, "fault:", 6) == 0) {
             q += 6;
             const char *k = q;
@@ -432,13 +436,15 @@ void mock_plan_make(mock_plan *p, arena *a, const char *body, size_t len, const 
     }
 
     uint32_t chunks_cfg = opt ? opt->stream_chunks : 0;
-    if (mk.has_tool && !last_tool) {
+    /* A model stuck in a loop ([[tool_loop]]) asks again after each result;
+     * each call gets its own id (the number of messages so far). */
+    if (mk.has_tool && (!last_tool || mk.tool_loop)) {
         p->reply = MOCK_REPLY_TOOL_CALL;
         p->tool_name = mk.tool_name;
         p->tool_args = mk.tool_args;
         p->tool_args_len = mk.tool_args_len;
         snprintf(p->tool_call_id, sizeof(p->tool_call_id), "call_%016" PRIx64,
-                 p->hash ^ mock_hash(mk.tool_name, strlen(mk.tool_name)));
+                 p->hash ^ mock_hash(mk.tool_name, strlen(mk.tool_name)) ^ (uint64_t)i);
         p->finish_reason = "tool_calls";
         p->completion_tokens = mock_count_text_tokens(strlen(mk.tool_name) + mk.tool_args_len);
         uint32_t frags = chunks_cfg ? chunks_cfg : 4;

@@ -275,7 +275,10 @@ static void mock_handle(http_request *req, bool anthropic)
         }
     } else if (s->o.fault_rate > 0 && s->o.fault != MOCK_FAULT_NONE) {
         double r = (double)(mock_thread_rand(th) >> 11) / (double)(1ULL << 53);
-        if (r < s->o.fault_rate) opt.forced_fault = s->o.fault;
+        if (r < s->o.fault_rate) {
+            opt.forced_fault = s->o.fault;
+            if (s->o.n_mix > 1) opt.forced_fault = s->o.mix[mock_thread_rand(th) % s->o.n_mix];
+        }
     }
 
     mock_plan plan;
@@ -428,8 +431,8 @@ static void mock_usage(FILE *f)
           "  --stream-chunks N        content chunks per stream (default: one per token)\n"
           "  --chunk-interval-ms N    pause between stream events (default 0)\n"
           "  --fault-rate P           probability (0..1) that a request gets --fault\n"
-          "  --fault KIND             rate_limit, server_error, hang, truncate, malformed,\n"
-          "                           slow_first_byte, overloaded\n"
+          "  --fault KIND[,KIND...]   rate_limit, server_error, hang, truncate, malformed,\n"
+          "                           slow_first_byte, overloaded; several: one at random\n"
           "  --threads N              loop threads (default: number of CPUs)\n"
           "  --help                   this text\n"
           "Markers in the last user message steer replies: [[tool:NAME {json}]],\n"
@@ -520,12 +523,27 @@ int mock_llm_main(int argc, char **argv)
             o.fault_rate = p;
             have_rate = true;
         } else if (strcmp(a, "--fault") == 0) {
-            o.fault = mock_fault_parse(v, strlen(v));
-            if (o.fault == MOCK_FAULT_NONE) {
-                fprintf(stderr, "mock-llm: --fault: unknown kind '%s' (rate_limit, server_error, "
-                                "hang, truncate, malformed, slow_first_byte, overloaded)\n", v);
+            /* One kind, or several separated by commas (a chaos mix: each
+             * faulty request gets one of them at random). */
+            o.n_mix = 0;
+            for (const char *k = v; *k;) {
+                const char *e = strchr(k, ',');
+                size_t kl = e ? (size_t)(e - k) : strlen(k);
+                mock_fault f = mock_fault_parse(k, kl);
+                if (f == MOCK_FAULT_NONE || o.n_mix == MOCK_FAULT__COUNT) {
+                    fprintf(stderr, "mock-llm: --fault: unknown kind '%.*s' (rate_limit, server_error, "
+                                    "hang, truncate, malformed, slow_first_byte, overloaded)\n", (int)kl, k);
+                    return 2;
+                }
+                o.mix[o.n_mix++] = f;
+                k += kl;
+                if (*k == ',') k++;
+            }
+            if (o.n_mix == 0) {
+                fprintf(stderr, "mock-llm: --fault: expected a kind\n");
                 return 2;
             }
+            o.fault = o.mix[0];
         } else {
             fprintf(stderr, "mock-llm: bad option or value: %s %s (see --help)\n", a, v);
             return 2;

@@ -20,8 +20,10 @@ typedef struct mock_server_opts {
     uint32_t    latency_ms;         /* before every answer */
     uint32_t    stream_chunks;      /* content chunks per stream; 0 = one per token */
     uint32_t    chunk_interval_ms;  /* between stream events */
-    double      fault_rate;         /* probability per request of `fault` */
-    mock_fault  fault;
+    double      fault_rate;         /* probability per request of a fault */
+    mock_fault  fault;              /* the fault, or the first of `mix` */
+    mock_fault  mix[MOCK_FAULT__COUNT];   /* --fault a,b,c: one of these, uniformly */
+    unsigned    n_mix;              /* 0: just `fault` */
 } mock_server_opts;
 
 typedef struct mock_server mock_server;

@@ -67,6 +67,7 @@ static size_t phttp_on_header(char *b, size_t size, size_t n, void *ud)
 {
     phttp_call *c = ud;
     size_t len = size * n;
+    upstream_call_activity(&c->base);
     if (len >= 12 && memcmp(b, "HTTP/", 5) == 0) {
         /* A new response (after a 100 Continue, say): start over. */
         const char *sp = memchr(b, ' ', len);
@@ -144,6 +145,7 @@ static size_t phttp_on_write(char *p, size_t size, size_t n, void *ud)
     phttp_call *c = ud;
     size_t len = size * n;
     if (c->base.finished || c->err) return 0;
+    upstream_call_activity(&c->base);
     if (!c->base.stream || c->status < 200 || c->status >= 300) {
         if (c->resp.len + len > UPSTREAM_MAX_BODY) {
             phttp_fail(c, UPSTREAM_MALFORMED, "provider body over 8 MiB");
@@ -315,11 +317,11 @@ bool phttp_header_safe(const char *v, size_t max)
     return true;
 }
 
-upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_proto *proto,
-                          const char *body, size_t len, bool stream, const char *request_id,
-                          const upstream_callbacks *cb, void *arg)
+upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p,
+                          const provider_proto *proto, const char *body, size_t len, bool stream,
+                          const upstream_opts *opts, const upstream_callbacks *cb, void *arg)
 {
-    const provider_cfg *p = m->provider;
+    const char *request_id = opts ? opts->request_id : NULL;
     if (!p->base_url) return NULL;
     phttp_call *c = calloc(1, sizeof(*c));
     if (!c) abort();
@@ -353,6 +355,12 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_proto 
         snprintf(line, sizeof(line), "x-request-id: %s", request_id);
         c->hdrs = curl_slist_append(c->hdrs, line);
     }
+    if (opts && opts->traceparent && opts->traceparent[0] && phttp_header_safe(opts->traceparent, 128)) {
+        /* The provider's own tracing can join the caller's trace. */
+        char line[160];
+        snprintf(line, sizeof(line), "traceparent: %s", opts->traceparent);
+        c->hdrs = curl_slist_append(c->hdrs, line);
+    }
 
     CURL *e = c->easy;
     curl_easy_setopt(e, CURLOPT_URL, url);   /* copied by curl */
@@ -380,7 +388,7 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_proto 
 
     c->base.cancel = phttp_cancel;
     c->base.resume = phttp_resume;
-    upstream_call_link(u, &c->base, m, stream, cb, arg);
+    upstream_call_link(u, &c->base, m, p, stream, cb, arg);
     if (curl_multi_add_handle(upstream_pool_multi(c->pool), e) != CURLM_OK) {
         /* Unlink without callbacks: the caller sees NULL. */
         c->base.cb.on_done = NULL;

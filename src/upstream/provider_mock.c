@@ -70,6 +70,7 @@ static void mockp_pump(mockp_call *c)
         buf *b = &c->scratch;
         b->len = 0;
         mock_render_event(&c->plan, c->next++, b);
+        upstream_call_activity(&c->base);
         bool more = true;
         if (c->base.cb.on_event) more = c->base.cb.on_event(&c->base, b->data, b->len, c->base.arg);
         if (c->base.finished) break;   /* cancelled inside on_event */
@@ -166,10 +167,9 @@ static void mockp_resume(upstream_call *base)
     if (!c->pumping) uv_timer_start(&c->step, mockp_on_step, 0, 0);
 }
 
-upstream_call *mockp_chat(upstream *u, const model_cfg *m, const char *body, size_t len,
-                          bool stream, const upstream_callbacks *cb, void *arg)
+upstream_call *mockp_chat(upstream *u, const model_cfg *m, const provider_cfg *p, const char *body,
+                          size_t len, bool stream, const upstream_callbacks *cb, void *arg)
 {
-    const provider_cfg *p = m->provider;
     mockp_call *c = calloc(1, sizeof(*c));
     if (!c) abort();
     arena_init(&c->a, 2048);
@@ -187,7 +187,7 @@ upstream_call *mockp_chat(upstream *u, const model_cfg *m, const char *body, siz
     c->open = 2;
     c->base.cancel = mockp_cancel;
     c->base.resume = mockp_resume;
-    upstream_call_link(u, &c->base, m, stream, cb, arg);
+    upstream_call_link(u, &c->base, m, p, stream, cb, arg);
 
     /* The loop's clock is cached from its last turn; a call started from
      * outside a callback (or after slow work) would otherwise wait less

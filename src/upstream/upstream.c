@@ -27,6 +27,7 @@ upstream *upstream_new(uv_loop_t *loop, const brigade_config *cfg)
     if (!u) abort();
     u->loop = loop;
     u->cfg = cfg;
+    upstream_health_attach(cfg);
     return u;
 }
 
@@ -47,6 +48,7 @@ void upstream_free(upstream *u)
     for (size_t i = 0; i < u->n_pools; i++) upstream_pool_free(u->pools[i]);
     u->n_pools = 0;
     u->freeing = true;
+    upstream_health_detach();
     if (u->open_handles == 0) {
         free(u->pools);
         free(u);
@@ -54,14 +56,14 @@ void upstream_free(upstream *u)
     /* else: freed by the last close callback — run the loop once more. */
 }
 
-void upstream_call_link(upstream *u, upstream_call *c, const model_cfg *m, bool stream,
-                        const upstream_callbacks *cb, void *arg)
+void upstream_call_link(upstream *u, upstream_call *c, const model_cfg *m, const provider_cfg *p,
+                        bool stream, const upstream_callbacks *cb, void *arg)
 {
     c->u = u;
     c->cb = *cb;
     c->arg = arg;
     c->model = m;
-    c->prov = m->provider;
+    c->prov = p;
     c->stream = stream;
     c->prev = NULL;
     c->next = u->calls;
@@ -92,22 +94,17 @@ void upstream_set_error(const char *fmt, ...)
     va_end(ap);
 }
 
-upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *body,
-                             size_t body_len, bool stream, const char *request_id,
-                             const upstream_callbacks *cb, void *arg)
+upstream_call *upstream_provider_chat(upstream *u, const model_cfg *m, const provider_cfg *p,
+                                      const char *body, size_t len, bool stream,
+                                      const upstream_opts *opts, const upstream_callbacks *cb, void *arg)
 {
-    upstream_err[0] = '\0';
-    if (!u || u->freeing || !model || !model->provider || !body || !cb || !cb->on_done)
-        return NULL;
-    switch (model->provider->kind) {
+    switch (p->kind) {
     case PROVIDER_MOCK:
-        return mockp_chat(u, model, body, body_len, stream, cb, arg);
+        return mockp_chat(u, m, p, body, len, stream, cb, arg);
     case PROVIDER_OPENAI:
-        return phttp_chat(u, model, &provider_openai_proto, body, body_len, stream, request_id,
-                          cb, arg);
+        return phttp_chat(u, m, p, &provider_openai_proto, body, len, stream, opts, cb, arg);
     case PROVIDER_ANTHROPIC:
-        return phttp_chat(u, model, &provider_anthropic_proto, body, body_len, stream,
-                          request_id, cb, arg);
+        return phttp_chat(u, m, p, &provider_anthropic_proto, body, len, stream, opts, cb, arg);
     }
     return NULL;
 }

@@ -45,53 +45,119 @@ typedef struct upstream_result {
     const char    *body;             /* non-stream: the provider's body (valid during on_done) */
     size_t         body_len;
     const char    *message;          /* human-readable cause for errors */
-    int64_t        input_tokens;     /* from the provider's usage, or estimated */
+    int64_t        input_tokens;     /* usage of the attempt that was delivered (0 if none was) */
     int64_t        output_tokens;
     bool           usage_estimated;  /* provider gave none: counted from the text */
     uint32_t       retry_after_s;    /* from Retry-After on 429/503, else 0 */
+    /* What served it (the last attempt): the model (the requested one or a
+     * fallback; NULL if no attempt was made), the deployment
+     * ("provider/upstream_model", NULL likewise), and how many attempts
+     * were made in all. Valid during on_done. */
+    const model_cfg *served_model;
+    const char     *deployment;
+    unsigned        attempts;
 } upstream_result;
+
+/* One attempt of a call, as it ends (on_attempt). */
+typedef struct upstream_attempt {
+    const model_cfg *model;          /* the model this attempt was for */
+    const char      *deployment;     /* "provider/upstream_model" */
+    unsigned         number;         /* 0 = first attempt of the call */
+    upstream_error   error;          /* UPSTREAM_OK, or what went wrong */
+    int              status;         /* HTTP status (0 if none) */
+    const char      *fault;          /* failure class: "ok", "rate_limit", "server_error", "timeout",
+                                      * "connect", "malformed", "context_window", "request", "cancelled" */
+    const char      *message;        /* cause, or NULL */
+    uint64_t         started_ms;     /* monotonic ms (uv_now) */
+    uint64_t         duration_ms;
+    bool             probe;          /* the half-open breaker's probe */
+    const char      *next;           /* what follows: "done", "retry", "fallback" */
+} upstream_attempt;
 
 typedef struct upstream_callbacks {
     /* Streaming only: one complete SSE event payload (the JSON after
      * "data: ", without the "data: " and blank line), in OpenAI chunk form.
      * "[DONE]" is not passed; on_done follows it. Return false to pause the
-     * provider (backpressure) until upstream_call_resume. */
+     * provider (backpressure) until upstream_call_resume. Once an event
+     * has been passed, the call is never retried: a failure after it goes
+     * to on_done. */
     bool (*on_event)(upstream_call *call, const char *json, size_t len, void *arg);
     /* Always called exactly once, last. The call is freed after it returns. */
     void (*on_done)(upstream_call *call, const upstream_result *res, void *arg);
+    /* Optional: each attempt as it ends (for spans and metrics), before
+     * the retry, fallback or on_done it leads to. Must not cancel. */
+    void (*on_attempt)(upstream_call *call, const upstream_attempt *a, void *arg);
 } upstream_callbacks;
+
+/* Per-call options of upstream_chat. */
+typedef struct upstream_opts {
+    /* Absolute deadline of the whole call — every attempt, backoff and
+     * fallback — in milliseconds of the monotonic clock: uv_now(loop), or
+     * time_mono_ns() / 1000000 (the same CLOCK_MONOTONIC). 0: none (each
+     * attempt is still bounded by its provider's timeouts). When it passes,
+     * on_done gets UPSTREAM_TIMEOUT with a message saying so. */
+    uint64_t    deadline_ms;
+    const char *request_id;          /* sent as x-request-id; may be NULL */
+    const char *traceparent;         /* W3C trace context to forward; may be NULL */
+} upstream_opts;
 
 upstream *upstream_new(uv_loop_t *loop, const brigade_config *cfg);
 /* Cancel every call in flight (each gets on_done with UPSTREAM_CANCELLED),
  * then free. */
 void      upstream_free(upstream *u);
 
-/* Start a chat completion. `body` is an OpenAI request (copied); the caller
- * has already replaced "model" with model->upstream_model; for streaming
- * the upstream module adds stream_options.include_usage itself. Returns
- * NULL only if the call could not even start (then nothing is called). */
-upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *body,
-                             size_t body_len, bool stream, const char *request_id,
-                             const upstream_callbacks *cb, void *arg);
-/* Why the last upstream_chat on this thread returned NULL: "" if it could
- * not start for a reason of ours, else the reason the request cannot be
- * sent to that provider (e.g. it cannot be expressed in Anthropic's form) —
- * the client's request to fix, so a 400. */
+/* Start a chat completion of `model`. `body` is an OpenAI request (copied)
+ * whose "model" is model->upstream_model (what chat_request_parse makes);
+ * an attempt on a deployment or fallback with another upstream name gets
+ * the body with that name. For streaming the upstream module adds
+ * stream_options.include_usage itself.
+ *
+ * Attempts: the model's deployments are chosen by its `balance`, skipping
+ * open circuit breakers; transient failures (connect, 429, 5xx, timeouts,
+ * malformed or truncated answers) are retried — possibly on another
+ * deployment — with full-jitter backoff, up to the provider's max_retries
+ * and within its retry budget, never after an event reached on_event; then
+ * the model's fallbacks are tried (fallback_on), all within
+ * opts->deadline_ms. docs/resilience.md has the details.
+ *
+ * Returns NULL only if the call could not even start (then nothing is
+ * called). `opts` may be NULL; it is copied. */
+upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *body, size_t body_len,
+                             bool stream, const upstream_opts *opts, const upstream_callbacks *cb,
+                             void *arg);
+/* The attempt in flight (or the last one): its model, the name the
+ * provider knows it by (what a response's "model" says), and the
+ * deployment. For renaming and headers while streaming. */
+const model_cfg *upstream_call_model(const upstream_call *call);
+const char      *upstream_call_upstream_model(const upstream_call *call);
+const char      *upstream_call_deployment(const upstream_call *call);
 const char *upstream_last_error(void);
 void upstream_call_resume(upstream_call *call);
 /* Stop a call; on_done follows with UPSTREAM_CANCELLED (synchronously). */
 void upstream_call_cancel(upstream_call *call);
 
-/* --- retries (retry.c) --- */
+/* --- deployment state (process-wide, all loop threads) --- */
 
-#define UPSTREAM_RETRY_AFTER_MAX_S 2   /* a longer Retry-After goes back to the client */
+typedef struct upstream_deployment_stat {
+    const char *model;               /* names valid while the config lives */
+    const char *deployment;          /* "provider/upstream_model" */
+    const char *state;               /* breaker: "closed", "open", "half_open" */
+    uint32_t    in_flight;
+    uint64_t    calls;               /* attempts ended */
+    uint64_t    failures;            /* attempts ended with a provider fault */
+    uint64_t    retries;             /* attempts that were retries */
+    uint64_t    fallbacks;           /* calls that fell back away from this model (first deployment only) */
+    uint64_t    breaker_opens;
+    uint64_t    latency_ms_sum;      /* of attempts ended */
+    uint64_t    latency_count;
+} upstream_deployment_stat;
 
-/* Is this failure worth another attempt (number attempt+1, counting from 0),
- * and after how many ms? Connection errors, 5xx, malformed or truncated
- * answers and 429 with a short Retry-After are; timeouts are not. Up to the
- * provider's max_retries, with exponential backoff and ±25% jitter. */
-bool upstream_should_retry(const provider_cfg *p, unsigned attempt, const upstream_result *res,
-                           uint64_t *delay_ms);
+/* Fill up to `max` entries (every deployment of every configured model,
+ * in config order); returns how many there are in all. */
+size_t upstream_deployment_stats(upstream_deployment_stat *out, size_t max);
+/* For /readyz: false, with the model named in `why`, if every deployment
+ * of some model has its breaker open. */
+bool   upstream_models_ready(char *why, size_t whylen);
 
 /* --- plain HTTP requests on the loop (declared HTTP tools) ---
  * Same curl-on-libuv machinery as model calls, with connection reuse. */

@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 
+#include "upstream/resilience.h"
 #include "upstream/upstream.h"
 #include "util/buf.h"
 
@@ -15,13 +16,16 @@
 
 typedef struct upstream_pool upstream_pool;
 
-/* The first member of every provider's call struct. */
+/* The first member of every provider's call struct, and of the call the
+ * caller holds (dispatch.c's rcall, which runs provider calls as its
+ * attempts: their `parent`). */
 struct upstream_call {
     upstream           *u;
     upstream_callbacks  cb;
     void               *arg;
     const model_cfg    *model;
     const provider_cfg *prov;
+    upstream_call      *parent;       /* attempt: the caller's call; else NULL */
     bool                stream;
     bool                finished;     /* on_done delivered */
     upstream_call      *prev, *next;  /* u's list of calls not yet finished */
@@ -44,8 +48,11 @@ struct upstream {
 void upstream_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Link a new call into u (upstream.c). */
-void upstream_call_link(upstream *u, upstream_call *c, const model_cfg *m, bool stream,
-                        const upstream_callbacks *cb, void *arg);
+void upstream_call_link(upstream *u, upstream_call *c, const model_cfg *m, const provider_cfg *p,
+                        bool stream, const upstream_callbacks *cb, void *arg);
+/* A provider call received bytes: feeds the first-byte and stream-idle
+ * timeouts of its parent (dispatch.c). */
+void upstream_call_activity(upstream_call *c);
 /* Deliver on_done once and unlink; later calls do nothing. */
 void upstream_call_deliver(upstream_call *c, const upstream_result *res);
 /* A close callback finished: free u when it was being freed and nothing is left. */
@@ -165,16 +172,54 @@ void           phttp_emit(phttp_call *c, const char *json, size_t len);
 bool           phttp_fail(phttp_call *c, upstream_error e, const char *msg);   /* returns false */
 /* Header values from config or the caller must not smuggle in new lines. */
 bool           phttp_header_safe(const char *v, size_t max);
-upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_proto *proto,
-                          const char *body, size_t len, bool stream, const char *request_id,
-                          const upstream_callbacks *cb, void *arg);
+upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p,
+                          const provider_proto *proto, const char *body, size_t len, bool stream,
+                          const upstream_opts *opts, const upstream_callbacks *cb, void *arg);
 
 /* --- providers --- */
 
 extern const provider_proto provider_openai_proto;      /* provider_openai.c */
 extern const provider_proto provider_anthropic_proto;   /* provider_anthropic.c */
-upstream_call *mockp_chat(upstream *u, const model_cfg *m, const char *body, size_t len,
-                          bool stream, const upstream_callbacks *cb, void *arg);
+upstream_call *mockp_chat(upstream *u, const model_cfg *m, const provider_cfg *p, const char *body,
+                          size_t len, bool stream, const upstream_callbacks *cb, void *arg);
+/* One attempt on one provider (upstream.c): the provider kinds' dispatch. */
+upstream_call *upstream_provider_chat(upstream *u, const model_cfg *m, const provider_cfg *p,
+                                      const char *body, size_t len, bool stream,
+                                      const upstream_opts *opts, const upstream_callbacks *cb, void *arg);
+
+/* --- process-wide deployment state (health.c) --- */
+
+typedef struct up_dep {
+    const provider_cfg *prov;
+    const char         *upstream_model;
+    char                name[160];        /* "provider/upstream_model" */
+    uint32_t            weight, max_concurrent;
+    uint32_t            in_flight;
+    int64_t             swrr_current;
+    uint64_t            cool_until;       /* answered 429: avoid until then (ms) */
+    upstream_breaker    br;
+    uint64_t            calls, failures, retries, fallbacks, latency_sum, latency_count;
+} up_dep;
+
+typedef struct up_health_model up_health_model;
+
+void             upstream_health_attach(const brigade_config *cfg);   /* upstream_new */
+void             upstream_health_detach(void);                        /* upstream_free */
+up_health_model *upstream_health_model(const model_cfg *m);
+size_t           upstream_health_n(const up_health_model *hm);
+/* Read-only fields (prov, upstream_model, name, weight) of deployment i. */
+const up_dep    *upstream_health_dep(const up_health_model *hm, size_t i);
+/* Choose and admit a deployment (in_flight counted), preferring those not
+ * in tried_mask; -1 with *why if none may be used now. */
+int              upstream_health_acquire(up_health_model *hm, uint64_t now, uint64_t tried_mask,
+                                         uint64_t rnd, bool *probe, const char **why);
+/* The attempt on deployment i ended with fault f. */
+void             upstream_health_release(up_health_model *hm, int i, uint64_t now, upstream_fault f,
+                                         bool probe, uint64_t latency_ms, bool retry);
+void             upstream_health_cool(up_health_model *hm, int i, uint64_t until);
+void             upstream_health_note_fallback(up_health_model *hm);
+void             upstream_health_budget_request(const provider_cfg *p, uint64_t now);
+bool             upstream_health_budget_retry(const provider_cfg *p, uint64_t now);
 
 /* --- plain fetches (upstream_fetch.c) --- */
 

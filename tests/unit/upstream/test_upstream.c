@@ -124,7 +124,7 @@ static void on_done(upstream_call *call, const upstream_result *r, void *arg)
     c->t_done = time_mono_ns();
 }
 
-static const upstream_callbacks CB = { on_event, on_done };
+static const upstream_callbacks CB = { on_event, on_done, NULL };
 
 static void collect_init(collect *c)
 {
@@ -164,7 +164,7 @@ static upstream_call *chat(collect *c, const char *user_text, bool stream)
     char body[2048];
     snprintf(body, sizeof(body), "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
              user_text);
-    c->call = upstream_chat(U, &M, body, strlen(body), stream, "req-123", &CB, c);
+    c->call = upstream_chat(U, &M, body, strlen(body), stream, &(upstream_opts){.request_id = "req-123"}, &CB, c);
     assert_non_null(c->call);
     assert_int_equal(c->done, 0);   /* never answered inside upstream_chat */
     return c->call;

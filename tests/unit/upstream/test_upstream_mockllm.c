@@ -55,13 +55,13 @@ static void on_done(upstream_call *call, const upstream_result *r, void *arg)
 
 static void run_chat(upstream *u, collect *c, const char *text, bool stream)
 {
-    static const upstream_callbacks cb = { on_event, on_done };
+    static const upstream_callbacks cb = { on_event, on_done, NULL };
     memset(c, 0, sizeof(*c));
     buf_init(&c->body);
     buf_init(&c->content);
     char body[512];
     snprintf(body, sizeof(body), "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}", text);
-    assert_non_null(upstream_chat(u, &M, body, strlen(body), stream, "rid-1", &cb, c));
+    assert_non_null(upstream_chat(u, &M, body, strlen(body), stream, &(upstream_opts){.request_id = "rid-1"}, &cb, c));
     while (!c->done) uv_run(&L, UV_RUN_ONCE);
 }
 

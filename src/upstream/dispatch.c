@@ -1,0 +1,626 @@
+/* dispatch.c — upstream_chat: one call of the caller, carried out as a
+ * series of attempts on the model's deployments and fallbacks.
+ *
+ * The caller holds an `rcall`; each attempt is a provider call (a
+ * phttp_call or mockp_call) whose parent is the rcall. One uv timer per
+ * rcall does all the waiting: the backoff before a retry, and while an
+ * attempt runs, the watchdog of the call's deadline, the attempt's
+ * timeout_ms, and for streams the first-byte and stream-idle timeouts (a
+ * watchdog fires, cancels the attempt, and the attempt counts as timed
+ * out). The rules — what is retried, how long to wait, which deployment,
+ * which fallback — are resilience.h's; the shared state is health.c's.
+ *
+ * A stream's leading events that carry nothing yet (the role chunk) are
+ * held back until the first one with content, so a failure right after
+ * them can still be retried: the client has seen nothing.
+ *
+ * Invariants: nothing is retried once an event reached the caller; a
+ * failed attempt that delivered nothing is not charged (its usage is not
+ * reported); every callback runs from the loop, never inside
+ * upstream_chat. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "upstream/upstream_internal.h"
+#include "util/buf.h"
+#include "util/ids.h"
+#include "util/log.h"
+
+typedef enum rcall_phase { RC_IDLE, RC_ATTEMPT, RC_WAIT, RC_DONE } rcall_phase;
+
+typedef struct rcall {
+    upstream_call    base;           /* first: what the caller holds */
+    uv_timer_t       timer;
+    rcall_phase      phase;
+    upstream_call   *inner;          /* the attempt in flight */
+    const model_cfg *requested;
+    const model_cfg *model;          /* the model of the chain being tried */
+    up_health_model *hm;
+    size_t           fb_pos;         /* next index in requested->fallback_models */
+    char            *body;           /* the caller's body (model = requested->upstream_model) */
+    size_t           body_len;
+    char            *alt_body;       /* the body for another upstream name, cached */
+    size_t           alt_len;
+    const char      *alt_for;
+    char            *request_id, *traceparent;
+    uint64_t         deadline;       /* 0: none */
+    int64_t          prompt_tokens;  /* estimate, for context-window checks */
+    unsigned         attempts;       /* started, in all */
+    unsigned         model_retries;  /* retries on the current model */
+    uint64_t         tried;          /* deployments of the current model tried (bit i) */
+    int              dep;            /* deployment of the current/last attempt, -1 none */
+    bool             probe;
+    bool             is_retry;
+    uint64_t         attempt_start, last_byte;
+    bool             got_byte;
+    bool             delivered;      /* an event reached the caller */
+    buf              held;           /* leading events without content, not yet passed on */
+    unsigned         n_held;
+    bool             cancelling;     /* the caller cancelled */
+    const char      *kill_why;       /* our watchdog stopped the attempt: why */
+    bool             kill_deadline;  /* … because the whole call's deadline passed */
+    upstream_result  pending;        /* a failure found without an attempt (RC_IDLE + timer 0) */
+    bool             has_pending;
+    upstream_fault   pending_fault;
+    char             msg[320];
+    char             pending_body[400];   /* an OpenAI error body for a refusal */
+} rcall;
+
+static void rcall_attempt(rcall *rc);
+static void rcall_after_failure(rcall *rc, upstream_result *res, upstream_fault f);
+
+static uint64_t rcall_now(rcall *rc) { return uv_now(rc->base.u->loop); }
+
+static uint64_t rcall_random(void)
+{
+    uint64_t r;
+    ids_random_bytes(&r, sizeof r);
+    return r;
+}
+
+static const up_dep *rcall_dep(const rcall *rc)
+{
+    return rc->dep >= 0 ? upstream_health_dep(rc->hm, (size_t)rc->dep) : NULL;
+}
+
+/* ------------------------------------------------------------- the end */
+
+static void rcall_closed(uv_handle_t *h)
+{
+    rcall *rc = h->data;
+    free(rc->body);
+    free(rc->alt_body);
+    free(rc->request_id);
+    free(rc->traceparent);
+    buf_free(&rc->held);
+    free(rc);
+}
+
+/* Hand the result to the caller (with what served it) and free the rcall
+ * once its timer has closed. */
+static void rcall_deliver(rcall *rc, upstream_result *res)
+{
+    if (rc->phase == RC_DONE) return;
+    rc->phase = RC_DONE;
+    uv_timer_stop(&rc->timer);
+    const up_dep *d = rcall_dep(rc);
+    res->served_model = d ? rc->model : NULL;
+    res->deployment = d ? d->name : NULL;
+    res->attempts = rc->attempts;
+    /* Honest charging: what the caller is told to charge is the usage of
+     * an attempt it received something from — never of failed attempts. */
+    if (res->error != UPSTREAM_OK && !rc->delivered) {
+        res->input_tokens = res->output_tokens = 0;
+        res->usage_estimated = false;
+    }
+    upstream_call_deliver(&rc->base, res);
+    uv_close((uv_handle_t *)&rc->timer, rcall_closed);
+}
+
+/* ------------------------------------------------------------- watchdog */
+
+/* When the next timeout of the running attempt falls due (0: none). */
+static uint64_t rcall_watch_due(const rcall *rc, const char **why, bool *is_deadline)
+{
+    const up_dep *d = rcall_dep(rc);
+    const provider_cfg *p = d ? d->prov : NULL;
+    uint64_t due = 0;
+    *why = NULL;
+    *is_deadline = false;
+#define RC_SOONER(t, w, dl) do { uint64_t t_ = (t); if (t_ && (!due || t_ < due)) { due = t_; *why = (w); *is_deadline = (dl); } } while (0)
+    if (rc->deadline) RC_SOONER(rc->deadline, "the call's deadline passed", true);
+    if (p && p->timeout_ms) RC_SOONER(rc->attempt_start + p->timeout_ms, "the attempt's timeout_ms passed", false);
+    if (p && rc->base.stream) {
+        if (!rc->got_byte && p->first_byte_timeout_ms)
+            RC_SOONER(rc->attempt_start + p->first_byte_timeout_ms, "no first byte within first_byte_timeout_ms", false);
+        if (rc->got_byte && p->stream_idle_timeout_ms)
+            RC_SOONER(rc->last_byte + p->stream_idle_timeout_ms, "the stream went quiet for stream_idle_timeout_ms", false);
+    }
+#undef RC_SOONER
+    return due;
+}
+
+static void rcall_on_watch(uv_timer_t *t);
+
+static void rcall_arm_watch(rcall *rc)
+{
+    const char *why;
+    bool dl;
+    uint64_t due = rcall_watch_due(rc, &why, &dl);
+    if (!due) return;
+    uint64_t now = rcall_now(rc);
+    uv_timer_start(&rc->timer, rcall_on_watch, due > now ? due - now : 0, 0);
+}
+
+static void rcall_on_watch(uv_timer_t *t)
+{
+    rcall *rc = t->data;
+    if (rc->phase != RC_ATTEMPT || !rc->inner) return;
+    const char *why;
+    bool dl;
+    uint64_t due = rcall_watch_due(rc, &why, &dl);
+    if (due && due <= rcall_now(rc)) {
+        rc->kill_why = why;
+        rc->kill_deadline = dl;
+        upstream_call_cancel(rc->inner);    /* rcall_inner_done follows, now */
+        return;
+    }
+    rcall_arm_watch(rc);                   /* bytes came meanwhile: look again later */
+}
+
+void upstream_call_activity(upstream_call *c)
+{
+    rcall *rc = (rcall *)c->parent;
+    if (!rc || rc->inner != c) return;
+    rc->last_byte = rcall_now(rc);
+    rc->got_byte = true;
+}
+
+/* --------------------------------------------------- attempts' callbacks */
+
+/* An OpenAI chunk that tells the client nothing yet: every choice's delta
+ * has at most a role and empty content, no finish_reason, no usage. */
+static bool rcall_event_is_empty(const char *json, size_t len)
+{
+    cJSON *j = cJSON_ParseWithLength(json, len);
+    bool empty = cJSON_IsObject(j) && !cJSON_GetObjectItemCaseSensitive(j, "usage");
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
+    if (!cJSON_IsArray(choices) || cJSON_GetArraySize(choices) == 0) empty = false;
+    const cJSON *ch;
+    cJSON_ArrayForEach(ch, choices) {
+        const cJSON *fr = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
+        if (fr && !cJSON_IsNull(fr)) empty = false;
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(ch, "delta"), *f;
+        cJSON_ArrayForEach(f, d) {
+            if (!strcmp(f->string, "role")) continue;
+            if (!strcmp(f->string, "content") && (cJSON_IsNull(f) || (cJSON_IsString(f) && !f->valuestring[0])))
+                continue;
+            empty = false;
+        }
+    }
+    cJSON_Delete(j);
+    return empty;
+}
+
+/* Pass the held events on: the stream is committed to this attempt. */
+static bool rcall_flush_held(rcall *rc)
+{
+    bool more = true;
+    size_t at = 0;
+    while (at < rc->held.len && rc->phase != RC_DONE) {
+        uint32_t n;
+        memcpy(&n, rc->held.data + at, sizeof n);
+        const char *d = rc->held.data + at + sizeof n;
+        at += sizeof n + n + 1;
+        rc->delivered = true;
+        if (rc->base.cb.on_event) more = rc->base.cb.on_event(&rc->base, d, n, rc->base.arg) && more;
+    }
+    rc->held.len = 0;
+    rc->n_held = 0;
+    return more;
+}
+
+#define RCALL_MAX_HELD 4
+
+static bool rcall_inner_event(upstream_call *call, const char *json, size_t len, void *arg)
+{
+    (void)call;
+    rcall *rc = arg;
+    rc->last_byte = rcall_now(rc);
+    rc->got_byte = true;
+    if (!rc->delivered && rc->n_held < RCALL_MAX_HELD && len < 4096 && rcall_event_is_empty(json, len)) {
+        uint32_t n = (uint32_t)len;
+        buf_append(&rc->held, &n, sizeof n);
+        buf_append(&rc->held, json, len);
+        buf_append(&rc->held, "", 1);
+        rc->n_held++;
+        return true;
+    }
+    bool more = rcall_flush_held(rc);
+    if (rc->phase == RC_DONE) return false;   /* cancelled from on_event */
+    rc->delivered = true;
+    if (!rc->base.cb.on_event) return more;
+    return rc->base.cb.on_event(&rc->base, json, len, rc->base.arg) && more;
+}
+
+static void rcall_report_attempt(rcall *rc, const upstream_result *res, upstream_fault f, const char *next)
+{
+    /* A refusal to start one (breakers open, prompt too long) is no attempt. */
+    if (!rc->base.cb.on_attempt || res == &rc->pending) return;
+    const up_dep *d = rcall_dep(rc);
+    upstream_attempt a = {
+        .model = rc->model,
+        .deployment = d ? d->name : NULL,
+        .number = rc->attempts ? rc->attempts - 1 : 0,
+        .error = res->error,
+        .status = res->status,
+        .fault = upstream_fault_name(f),
+        .message = res->message,
+        .started_ms = rc->attempt_start,
+        .duration_ms = rcall_now(rc) - rc->attempt_start,
+        .probe = rc->probe,
+        .next = next,
+    };
+    rc->base.cb.on_attempt(&rc->base, &a, rc->base.arg);
+}
+
+static void rcall_inner_done(upstream_call *call, const upstream_result *in, void *arg)
+{
+    (void)call;
+    rcall *rc = arg;
+    rc->inner = NULL;
+    uv_timer_stop(&rc->timer);
+    upstream_result res = *in;
+    uint64_t now = rcall_now(rc);
+    upstream_fault f = upstream_fault_of(&res);
+    if (rc->kill_why && res.error == UPSTREAM_CANCELLED) {
+        /* Our watchdog stopped it: a timeout, not a cancel. */
+        res.error = UPSTREAM_TIMEOUT;
+        res.status = 0;
+        const up_dep *d = rcall_dep(rc);
+        snprintf(rc->msg, sizeof rc->msg, "%s (%s)", rc->kill_why, d ? d->name : "?");
+        res.message = rc->msg;
+        f = UPSTREAM_FAULT_TIMEOUT;
+    }
+    /* The caller's cancel (or upstream_free) is not the provider's fault. */
+    upstream_health_release(rc->hm, rc->dep, now, f, rc->probe, now - rc->attempt_start, rc->is_retry);
+    rc->phase = RC_IDLE;
+    if (f == UPSTREAM_FAULT_NONE && rc->n_held) {
+        /* A stream of nothing but empty chunks: they are the answer. */
+        rcall_flush_held(rc);
+        if (rc->phase == RC_DONE) return;   /* the caller cancelled meanwhile */
+    }
+    /* Held events of a failed attempt are dropped: the client saw nothing. */
+    rc->held.len = 0;
+    rc->n_held = 0;
+    if (f == UPSTREAM_FAULT_NONE || f == UPSTREAM_FAULT_CANCELLED || f == UPSTREAM_FAULT_REQUEST ||
+        rc->delivered) {
+        rcall_report_attempt(rc, &res, f, "done");
+        rcall_deliver(rc, &res);
+        return;
+    }
+    if (rc->kill_deadline) {
+        rcall_report_attempt(rc, &res, f, "done");
+        snprintf(rc->msg, sizeof rc->msg, "the deadline of the call passed (after %u attempts)", rc->attempts);
+        res.message = rc->msg;
+        rcall_deliver(rc, &res);
+        return;
+    }
+    rcall_after_failure(rc, &res, f);
+}
+
+/* --------------------------------------------------------------- retries */
+
+static void rcall_on_wait(uv_timer_t *t)
+{
+    rcall *rc = t->data;
+    if (rc->phase != RC_WAIT) return;
+    rc->phase = RC_IDLE;
+    if (rc->has_pending) {
+        rc->has_pending = false;
+        rcall_after_failure(rc, &rc->pending, rc->pending_fault);
+        return;
+    }
+    rcall_attempt(rc);
+}
+
+static void rcall_wait(rcall *rc, uint64_t ms)
+{
+    rc->phase = RC_WAIT;
+    uv_timer_start(&rc->timer, rcall_on_wait, ms, 0);
+}
+
+static void rcall_deadline_failure(rcall *rc)
+{
+    upstream_result r;
+    memset(&r, 0, sizeof r);
+    r.error = UPSTREAM_TIMEOUT;
+    snprintf(rc->msg, sizeof rc->msg, "the deadline of the call passed (after %u attempts)", rc->attempts);
+    r.message = rc->msg;
+    rcall_deliver(rc, &r);
+}
+
+/* An attempt (or the choice of one) failed with transient fault f, or the
+ * prompt does not fit: retry on this model, move down the fallback chain,
+ * or give the caller the failure. */
+static void rcall_after_failure(rcall *rc, upstream_result *res, upstream_fault f)
+{
+    uint64_t now = rcall_now(rc);
+    const up_dep *d = rcall_dep(rc);
+    const provider_cfg *p = d ? d->prov : rc->model->provider;
+    bool attempted = res != &rc->pending;   /* a real attempt, not a refusal to start one */
+    if (rc->deadline && now >= rc->deadline) {
+        rcall_report_attempt(rc, res, f, "done");
+        rcall_deadline_failure(rc);
+        return;
+    }
+    if (attempted && upstream_fault_transient(f) && p && rc->model_retries < p->max_retries) {
+        uint64_t delay = upstream_backoff_ms(p->retry_backoff_ms, p->retry_backoff_max_ms, rc->model_retries,
+                                             rcall_random());
+        bool may = true;
+        if (f == UPSTREAM_FAULT_RATE_LIMIT && res->retry_after_s) {
+            uint64_t ra = (uint64_t)res->retry_after_s * 1000;
+            /* Other calls avoid this deployment until then, and so does
+             * our retry when the model has another one. With none, the
+             * retry waits — if the deadline leaves room for that. */
+            upstream_health_cool(rc->hm, rc->dep, now + ra);
+            if (upstream_health_n(rc->hm) == 1) {
+                if (rc->deadline && now + ra >= rc->deadline) may = false;
+                if (ra > delay) delay = ra;
+            }
+        }
+        if (may && rc->deadline && now + delay >= rc->deadline) may = false;
+        if (may && !upstream_health_budget_retry(p, now)) {
+            log_info("upstream request=%s model=%s: retry budget of provider \"%s\" spent; not retrying",
+                     rc->request_id ? rc->request_id : "-", rc->model->name, p->name);
+            may = false;
+        }
+        if (may) {
+            rcall_report_attempt(rc, res, f, "retry");
+            rc->model_retries++;
+            rc->is_retry = true;
+            rcall_wait(rc, delay);
+            return;
+        }
+    }
+    const model_cfg *next = upstream_fallback_next(rc->requested, &rc->fb_pos, rc->model, f, rc->prompt_tokens);
+    if (next) {
+        rcall_report_attempt(rc, res, f, "fallback");
+        log_info("upstream request=%s: model %s failed (%s); falling back to %s",
+                 rc->request_id ? rc->request_id : "-", rc->model->name, upstream_fault_name(f), next->name);
+        upstream_health_note_fallback(rc->hm);
+        rc->model = next;
+        rc->hm = upstream_health_model(next);
+        rc->model_retries = 0;
+        rc->tried = 0;
+        rc->is_retry = false;
+        rcall_wait(rc, 0);
+        return;
+    }
+    rcall_report_attempt(rc, res, f, "done");
+    rcall_deliver(rc, res);
+}
+
+/* A failure found before any attempt could start: handled from the loop,
+ * like every result (never inside upstream_chat). */
+static void rcall_refuse(rcall *rc, upstream_error e, int status, upstream_fault f, const char *fmt, const char *a,
+                         const char *b)
+{
+    memset(&rc->pending, 0, sizeof rc->pending);
+    rc->pending.error = e;
+    rc->pending.status = status;
+    snprintf(rc->msg, sizeof rc->msg, fmt, a, b);
+    rc->pending.message = rc->msg;
+    if (status >= 400) {
+        /* Callers read the provider's error body for the message; give one. */
+        cJSON *e = cJSON_CreateObject(), *in = cJSON_AddObjectToObject(e, "error");
+        cJSON_AddStringToObject(in, "message", rc->msg);
+        cJSON_AddStringToObject(in, "code", f == UPSTREAM_FAULT_CONTEXT_WINDOW ? "context_length_exceeded"
+                                            : status == 503 ? "unavailable" : "invalid_request");
+        if (!cJSON_PrintPreallocated(e, rc->pending_body, (int)sizeof rc->pending_body, false))
+            rc->pending_body[0] = '\0';
+        cJSON_Delete(e);
+        rc->pending.body = rc->pending_body;
+        rc->pending.body_len = strlen(rc->pending_body);
+    }
+    rc->pending_fault = f;
+    rc->has_pending = true;
+    rcall_wait(rc, 0);
+}
+
+/* ---------------------------------------------------------------- attempts */
+
+/* The body for an upstream name other than the one the caller put in. */
+static const char *rcall_body_for(rcall *rc, const char *upstream_model, size_t *len)
+{
+    if (!upstream_model || strcmp(upstream_model, rc->requested->upstream_model) == 0) {
+        *len = rc->body_len;
+        return rc->body;
+    }
+    if (rc->alt_body && rc->alt_for && strcmp(rc->alt_for, upstream_model) == 0) {
+        *len = rc->alt_len;
+        return rc->alt_body;
+    }
+    cJSON *j = cJSON_ParseWithLength(rc->body, rc->body_len);
+    if (!j || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        *len = rc->body_len;
+        return rc->body;    /* the provider will say what is wrong with it */
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "model");
+    cJSON_AddStringToObject(j, "model", upstream_model);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!s) abort();
+    free(rc->alt_body);
+    rc->alt_body = s;
+    rc->alt_len = strlen(s);
+    rc->alt_for = upstream_model;
+    *len = rc->alt_len;
+    return rc->alt_body;
+}
+
+/* Start the next attempt on rc->model. `first`: inside upstream_chat, where
+ * a request the provider cannot take is returned as NULL, not called back. */
+static bool rcall_start(rcall *rc, bool first)
+{
+    static const upstream_callbacks inner_cbs = {rcall_inner_event, rcall_inner_done, NULL};
+    uint64_t now = rcall_now(rc);
+    if (rc->deadline && now >= rc->deadline) {
+        rcall_refuse(rc, UPSTREAM_TIMEOUT, 0, UPSTREAM_FAULT_TIMEOUT, "the deadline of the call passed%s%s", "", "");
+        return true;
+    }
+    if (rc->model->context_window && rc->prompt_tokens > (int64_t)rc->model->context_window) {
+        char n[32];
+        snprintf(n, sizeof n, "%lld", (long long)rc->prompt_tokens);
+        rcall_refuse(rc, UPSTREAM_HTTP_STATUS, 400, UPSTREAM_FAULT_CONTEXT_WINDOW,
+                     "the prompt (about %s tokens) exceeds the context window of model \"%s\"", n,
+                     rc->model->name);
+        return true;
+    }
+    bool probe;
+    const char *why;
+    int i = upstream_health_acquire(rc->hm, now, rc->tried, rcall_random(), &probe, &why);
+    if (i < 0) {
+        rcall_refuse(rc, UPSTREAM_HTTP_STATUS, 503, UPSTREAM_FAULT_SERVER_ERROR, "model \"%s\": %s",
+                     rc->model->name, why);
+        return true;
+    }
+    const up_dep *d = upstream_health_dep(rc->hm, (size_t)i);
+    rc->dep = i;
+    rc->probe = probe;
+    if (i < 64) rc->tried |= 1ull << i;
+    if (!rc->is_retry) upstream_health_budget_request(d->prov, now);
+    size_t len;
+    const char *body = rcall_body_for(rc, d->upstream_model, &len);
+    upstream_opts o = {.deadline_ms = rc->deadline, .request_id = rc->request_id, .traceparent = rc->traceparent};
+    rc->attempts++;
+    rc->attempt_start = now;
+    rc->got_byte = false;
+    rc->kill_why = NULL;
+    rc->kill_deadline = false;
+    rc->phase = RC_ATTEMPT;
+    upstream_set_error("%s", "");
+    upstream_call *c = upstream_provider_chat(rc->base.u, rc->model, d->prov, body, len, rc->base.stream, &o,
+                                              &inner_cbs, rc);
+    if (!c) {
+        rc->phase = RC_IDLE;
+        rc->attempts--;
+        upstream_health_release(rc->hm, i, now, UPSTREAM_FAULT_CANCELLED, probe, 0, false);
+        const char *e = upstream_last_error();
+        if (first && e[0]) return false;     /* the client's request to fix: NULL from upstream_chat */
+        /* A fallback of another protocol that cannot express it, or no memory. */
+        rcall_refuse(rc, UPSTREAM_HTTP_STATUS, e[0] ? 400 : 503,
+                     e[0] ? UPSTREAM_FAULT_REQUEST : UPSTREAM_FAULT_SERVER_ERROR,
+                     "the call could not be started: %s%s", e[0] ? e : "internal error", "");
+        return true;
+    }
+    c->parent = &rc->base;
+    rc->inner = c;
+    rcall_arm_watch(rc);
+    return true;
+}
+
+static void rcall_attempt(rcall *rc) { (void)rcall_start(rc, false); }
+
+/* ------------------------------------------------------ cancel / resume */
+
+static void rcall_cancel(upstream_call *base)
+{
+    rcall *rc = (rcall *)base;
+    if (rc->phase == RC_DONE) return;
+    rc->cancelling = true;
+    if (rc->inner) {
+        upstream_call_cancel(rc->inner);    /* rcall_inner_done delivers CANCELLED */
+        return;
+    }
+    upstream_result r;
+    memset(&r, 0, sizeof r);
+    r.error = UPSTREAM_CANCELLED;
+    r.message = "cancelled";
+    rcall_deliver(rc, &r);
+}
+
+static void rcall_resume(upstream_call *base)
+{
+    rcall *rc = (rcall *)base;
+    if (rc->inner) upstream_call_resume(rc->inner);
+}
+
+const model_cfg *upstream_call_model(const upstream_call *call)
+{
+    if (!call) return NULL;
+    if (call->cancel != rcall_cancel) return call->model;
+    return ((const rcall *)call)->model;
+}
+
+const char *upstream_call_upstream_model(const upstream_call *call)
+{
+    if (!call || call->cancel != rcall_cancel) return call && call->model ? call->model->upstream_model : NULL;
+    const rcall *rc = (const rcall *)call;
+    const up_dep *d = rcall_dep(rc);
+    return d ? d->upstream_model : rc->model->upstream_model;
+}
+
+const char *upstream_call_deployment(const upstream_call *call)
+{
+    if (!call || call->cancel != rcall_cancel) return NULL;
+    const up_dep *d = rcall_dep((const rcall *)call);
+    return d ? d->name : NULL;
+}
+
+/* ------------------------------------------------------------------ start */
+
+static char *rcall_strdup(const char *s)
+{
+    if (!s) return NULL;
+    char *d = strdup(s);
+    if (!d) abort();
+    return d;
+}
+
+upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *body, size_t body_len,
+                             bool stream, const upstream_opts *opts, const upstream_callbacks *cb,
+                             void *arg)
+{
+    upstream_set_error("%s", "");
+    if (!u || u->freeing || !model || !model->provider || !body || !cb || !cb->on_done) return NULL;
+    rcall *rc = calloc(1, sizeof(*rc));
+    if (!rc) abort();
+    rc->body = malloc(body_len + 1);
+    if (!rc->body) abort();
+    memcpy(rc->body, body, body_len);
+    rc->body[body_len] = '\0';
+    rc->body_len = body_len;
+    rc->requested = rc->model = model;
+    rc->hm = upstream_health_model(model);
+    rc->dep = -1;
+    rc->prompt_tokens = upstream_estimate_tokens(body, body_len);
+    if (opts) {
+        rc->deadline = opts->deadline_ms;
+        rc->request_id = rcall_strdup(opts->request_id);
+        rc->traceparent = rcall_strdup(opts->traceparent);
+    }
+    buf_init(&rc->held);
+    uv_timer_init(u->loop, &rc->timer);
+    rc->timer.data = rc;
+    rc->base.cancel = rcall_cancel;
+    rc->base.resume = rcall_resume;
+    upstream_call_link(u, &rc->base, model, model->provider, stream, cb, arg);
+    /* The loop's clock is cached from its last turn; deadlines and
+     * timeouts start from now. */
+    uv_update_time(u->loop);
+    if (!rcall_start(rc, true)) {
+        /* Unlink without callbacks: the caller sees NULL. The message of
+         * upstream_last_error stays. */
+        rc->base.cb.on_done = NULL;
+        rc->phase = RC_DONE;
+        upstream_call_deliver(&rc->base, NULL);
+        uv_close((uv_handle_t *)&rc->timer, rcall_closed);
+        return NULL;
+    }
+    return &rc->base;
+}
