@@ -1,0 +1,65 @@
+/* audit.h — recording security-relevant acts (DESIGN.md invariant 5).
+ *
+ * Call obs_audit() after an act succeeds, from the thread pool (it blocks
+ * until the entry is committed, so the entry is durable before the
+ * response). The actor, the tenant and the credential come from the scope
+ * that authorised the act:
+ *
+ *     obs_audit(st, &ctx->scope, "key.revoke", key_id, NULL);
+ *     obs_audit(st, &ctx->scope, "tool.call", "http_fetch",
+ *               details);   // e.g. {"run": "run_…", "credential": "vault:github"}
+ *
+ * `details` is a JSON object (may be NULL) and is taken: freed by the call.
+ * Never put a secret in it. Actions in use: auth.failure, tenant.create,
+ * tenant.update, user.create, user.update, user.delete, key.create,
+ * key.revoke, budget.change, tool.call, consent.grant, consent.revoke,
+ * data.erase.
+ *
+ * State (the signing key, the auth-failure rate bound) is per store and made
+ * on first use; obs_audit_close() writes the shutdown checkpoint and frees
+ * it — call it before store_close(). */
+#ifndef BRIGADE_OBS_AUDIT_H
+#define BRIGADE_OBS_AUDIT_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "identity/scope.h"
+#include "store/store.h"
+
+#define OBS_AUDIT_CHECKPOINT_EVERY 1000     /* default; BRIGADE_AUDIT_CHECKPOINT_EVERY overrides */
+#define OBS_AUDIT_AUTH_PER_SOURCE_S 1       /* auth.failure entries: one per source per second */
+#define OBS_AUDIT_AUTH_GLOBAL_PER_S 50      /* … and at most this many per second in all */
+
+/* The act of the scope's holder; the entry's tenant is the scope's. */
+store_status obs_audit(store *st, const scope *actor, const char *action, const char *target,
+                       cJSON *details);
+/* The same for an act on another tenant than the actor's own (the server
+ * admin creating or changing tenant T: tenant_id T, so T's admin sees it). */
+store_status obs_audit_for_tenant(store *st, const scope *actor, const char *tenant_id,
+                                  const char *action, const char *target, cJSON *details);
+/* Without a scope: authentication failures ("anonymous"), the system. */
+store_status obs_audit_raw(store *st, const char *tenant_id, const char *actor,
+                           const char *credential, const char *action, const char *target,
+                           cJSON *details);
+
+/* Rate bound for auth.failure entries; never blocks (call on a loop
+ * thread). True: write an entry for this failure now, and *suppressed says
+ * how many failures from this source were not written since the last one.
+ * False: count it and write nothing. */
+bool obs_audit_auth_admit(store *st, const char *source, uint64_t *suppressed);
+
+/* The actor string of a scope: "server_admin", "tenant_admin:key_…",
+ * "user:usr_…". */
+void obs_audit_actor(const scope *sc, char *out, size_t outlen);
+
+/* The public key checkpoints are signed with, 64 hex digits (the key is
+ * created if the data directory has none). 0, or -1 with err. */
+int obs_audit_pubkey(const char *data_dir, char out[65], char *err, size_t errlen);
+
+/* Write a checkpoint over the newest entry (if not yet covered) and forget
+ * this store's audit state. Call before store_close. */
+void obs_audit_close(store *st);
+
+#endif

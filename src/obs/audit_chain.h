@@ -1,0 +1,97 @@
+/* audit_chain.h — the audit log's cryptography: how an entry is hashed,
+ * how a checkpoint is signed, where the signing key lives, and how the
+ * whole log is verified.
+ *
+ * Entry hash = SHA-256 over a canonical encoding of (seq, ts, tenant_id,
+ * actor, credential, action, target, details, prev_hash): a domain tag,
+ * then each field in that fixed order — integers as 8 bytes big-endian,
+ * strings as an 8-byte big-endian length followed by their bytes. Every
+ * field is length-delimited, so no two different entries encode alike
+ * ("ab"+"c" and "a"+"bc" differ), unlike a naive concatenation.
+ *
+ * Checkpoint = Ed25519 signature (libsodium) over the encoding of (tag,
+ * seq, hash, ts) with the server key in DATA_DIR/audit_ed25519.key. The
+ * chain alone shows that entries were changed, removed or added in the
+ * middle; the signatures also stop someone who rewrites the chain from the
+ * tampered entry onwards (they cannot re-sign the checkpoints after it).
+ *
+ * Nothing here keeps state; src/obs/audit.c is the running log. */
+#ifndef BRIGADE_AUDIT_CHAIN_H
+#define BRIGADE_AUDIT_CHAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define AUDIT_ENTRY_TAG "brigade-audit-entry-v1"
+#define AUDIT_CHECKPOINT_TAG "brigade-audit-checkpoint-v1"
+#define AUDIT_KEY_FILE "audit_ed25519.key"
+#define AUDIT_GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* The canonical encoding of an entry (for the unit tests and for anyone
+ * re-implementing the verifier). Writes at most outlen bytes, returns the
+ * full length (like snprintf). */
+size_t audit_chain_encode(const audit_rec *e, unsigned char *out, size_t outlen);
+/* SHA-256 of the canonical encoding, 64 lower-case hex digits. */
+void audit_chain_hash(const audit_rec *e, char out[AUDIT_HASH_HEX]);
+
+/* The server's signing key. */
+typedef struct audit_key {
+    unsigned char pk[32];
+    unsigned char sk[64];
+} audit_key;
+
+/* Load DATA_DIR/audit_ed25519.key, or create it (mode 0600, atomically: two
+ * processes starting at once end up with the same key) when `create`.
+ * A key file readable by group or others is refused. 0, or -1 with err. */
+int audit_key_load(const char *data_dir, bool create, audit_key *key, char *err, size_t errlen);
+/* Sign / check a checkpoint (sign fills cp->signature). */
+void audit_checkpoint_sign(const audit_key *key, audit_checkpoint *cp);
+bool audit_checkpoint_valid(const unsigned char pk[32], const audit_checkpoint *cp);
+/* The store_audit_chain callback form of audit_checkpoint_sign (arg: audit_key). */
+int  audit_chain_sign_cb(void *arg, audit_checkpoint *cp);
+
+/* Hex helpers (lower case). from_hex: 0, or -1 if not exactly 2*n hex digits. */
+void audit_hex(const unsigned char *in, size_t n, char *out);
+int  audit_from_hex(const char *hex, unsigned char *out, size_t n);
+
+/* --- verification (audit_verify.c) --- */
+
+typedef enum audit_problem_kind {
+    AUDIT_MODIFIED = 1,     /* an entry's contents do not match its hash */
+    AUDIT_DELETED,          /* entries missing: a gap, or the chain skips over them */
+    AUDIT_INSERTED,         /* an entry that is not part of the chain */
+    AUDIT_REORDERED,        /* entries swapped / moved, or ts going backwards */
+    AUDIT_CHECKPOINT        /* a checkpoint's signature is bad, or the entry it signs differs */
+} audit_problem_kind;
+
+typedef struct audit_problem {
+    audit_problem_kind kind;
+    int64_t seq;            /* the entry (or checkpoint) it is about */
+    char    message[240];
+} audit_problem;
+
+#define AUDIT_VERIFY_MAX_PROBLEMS 64
+
+typedef struct audit_verify_result {
+    bool     intact;
+    uint64_t entries, checkpoints;
+    int64_t  first_seq, last_seq;
+    int64_t  last_checkpoint_seq;      /* 0 = none */
+    bool     key_missing;              /* no public key: signatures not checked */
+    size_t   n_problems;               /* reported (at most AUDIT_VERIFY_MAX_PROBLEMS) */
+    uint64_t more_problems;            /* found beyond those */
+    audit_problem problems[AUDIT_VERIFY_MAX_PROBLEMS];
+} audit_verify_result;
+
+/* Verify the whole log of `st` (one consistent snapshot). pk: the public key
+ * checkpoints must be signed with (NULL: signatures are not checked and
+ * res->key_missing is set). STORE_OK when the log could be read — whether
+ * it is intact is res->intact. res is large: allocate it, not on a small stack. */
+store_status audit_verify(store *st, const unsigned char *pk, audit_verify_result *res);
+
+const char *audit_problem_kind_name(audit_problem_kind k);   /* "modified", "deleted", … */
+
+#endif

@@ -1,0 +1,63 @@
+/* metrics_std.c — the metric families brigade itself keeps, one accessor
+ * each, so that every file that counts something uses the same name, help
+ * text, labels and buckets (registration is idempotent; the first call
+ * registers). Label sets are bounded: routes are router patterns, tenants
+ * and models come from configuration or the tenant table — never user ids. */
+#include "obs/obs.h"
+
+#define OBS_STD(fn, expr)                        \
+    obs_metric *fn(void)                         \
+    {                                            \
+        static obs_metric *_Atomic m;            \
+        obs_metric *v = m;                       \
+        if (!v) m = v = (expr);                  \
+        return v;                                \
+    }
+
+OBS_STD(obs_m_http_requests,
+        obs_counter("brigade_http_server_requests_total",
+                    "HTTP requests answered, by method, route pattern and status code.",
+                    OBS_L("method", "route", "status")))
+OBS_STD(obs_m_http_duration,
+        obs_histogram("brigade_http_server_request_duration_seconds",
+                      "Time from the end of the request headers to the end of the response.",
+                      OBS_L("method", "route"), NULL, 0))
+OBS_STD(obs_m_otlp_dropped,
+        obs_counter("brigade_otlp_spans_dropped_total",
+                    "Spans not exported: the OTLP queue was full or the collector failed.", NULL))
+OBS_STD(obs_m_otlp_exported,
+        obs_counter("brigade_otlp_spans_exported_total", "Spans accepted by the OTLP collector.", NULL))
+OBS_STD(obs_m_spans_dropped,
+        obs_counter("brigade_trace_spans_dropped_total",
+                    "Spans not stored: the trace queue was full or the store failed.", NULL))
+OBS_STD(obs_m_upstream_requests,
+        obs_counter("brigade_upstream_requests_total",
+                    "Model provider call attempts, by provider and outcome.",
+                    OBS_L("provider", "outcome")))
+OBS_STD(obs_m_upstream_duration,
+        obs_histogram("brigade_upstream_request_duration_seconds",
+                      "Duration of one model provider call attempt.", OBS_L("provider"), NULL, 0))
+OBS_STD(obs_m_upstream_retries,
+        obs_counter("brigade_upstream_retries_total", "Model provider calls retried.",
+                    OBS_L("provider")))
+OBS_STD(obs_m_breaker_state,
+        obs_gauge("brigade_upstream_breaker_state",
+                  "Circuit breaker per provider: 0 closed, 1 half-open, 2 open.", OBS_L("provider")))
+OBS_STD(obs_m_tokens,
+        obs_counter("brigade_tokens_total", "Tokens charged, by tenant, model and direction.",
+                    OBS_L("tenant", "model", "direction")))
+OBS_STD(obs_m_cost,
+        obs_counter("brigade_cost_nanodollars_by_model_total",
+                    "Cost charged in 1e-9 US dollars, by tenant and model.", OBS_L("tenant", "model")))
+OBS_STD(obs_m_queue_depth,
+        obs_gauge("brigade_run_queue_depth", "Agent runs waiting for their session.", NULL))
+OBS_STD(obs_m_queue_wait,
+        obs_histogram("brigade_run_queue_wait_seconds", "Time agent runs waited before starting.",
+                      NULL, NULL, 0))
+OBS_STD(obs_m_active_runs, obs_gauge("brigade_active_runs", "Agent runs in progress.", NULL))
+OBS_STD(obs_m_active_streams,
+        obs_gauge("brigade_active_streams", "Streaming responses in progress.", NULL))
+OBS_STD(obs_m_refusals,
+        obs_counter("brigade_refusals_total",
+                    "Requests refused by governance, by tenant and reason.",
+                    OBS_L("tenant", "reason")))

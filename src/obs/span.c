@@ -1,0 +1,133 @@
+/* span.c — building one span: begin, attributes, end. Everything here is
+ * local to the span (one malloc); only obs_span_end touches shared state,
+ * through the tracer's queue. */
+#include "obs/obs_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int64_t obs_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+obs_span *obs_span_begin(const obs_trace_ctx *parent, const char *name, obs_span_kind kind,
+                         const scope *owner)
+{
+    /* Not calloc: the 2 KiB string pool need not be zeroed. */
+    obs_span *s = malloc(sizeof *s);
+    if (!s) abort();
+    memset(s, 0, offsetof(obs_span, pool));
+    if (parent) {
+        memcpy(s->ctx.trace_id, parent->trace_id, 16);
+        memcpy(s->parent_id, parent->span_id, 8);
+        s->has_parent = true;
+        s->ctx.flags = parent->flags;
+        obs_random_id(s->ctx.span_id, 8);
+    } else {
+        obs_trace_ctx_new(&s->ctx);
+    }
+    s->kind = kind;
+    snprintf(s->name, sizeof s->name, "%s", name ? name : "span");
+    obs_span_set_owner(s, owner);
+    s->start_ns = obs_now_ns();
+    return s;
+}
+
+const obs_trace_ctx *obs_span_ctx(const obs_span *s) { return &s->ctx; }
+
+void obs_span_set_owner(obs_span *s, const scope *owner)
+{
+    if (!s) return;
+    if (!owner || owner->role == SCOPE_NONE) {
+        s->tenant_id[0] = s->user_id[0] = '\0';
+        return;
+    }
+    snprintf(s->tenant_id, sizeof s->tenant_id, "%s", owner->tenant_id);
+    snprintf(s->user_id, sizeof s->user_id, "%s",
+             owner->role == SCOPE_USER ? owner->user_id : "");
+}
+
+void obs_span_set_name(obs_span *s, const char *name)
+{
+    if (s && name) snprintf(s->name, sizeof s->name, "%s", name);
+}
+
+/* The slot for key: the existing one, a new one, or NULL when full. */
+static obs_attr *obs_attr_slot(obs_span *s, const char *key)
+{
+    if (!s || !key) return NULL;
+    for (unsigned i = 0; i < s->n_attrs; i++)
+        if (strcmp(s->attrs[i].key, key) == 0) return &s->attrs[i];
+    if (s->n_attrs >= OBS_SPAN_ATTRS_MAX) return NULL;
+    obs_attr *a = &s->attrs[s->n_attrs++];
+    snprintf(a->key, sizeof a->key, "%s", key);
+    return a;
+}
+
+void obs_span_set_str(obs_span *s, const char *key, const char *value)
+{
+    obs_attr *a = obs_attr_slot(s, key);
+    if (!a) return;
+    if (!value) value = "";
+    size_t n = strnlen(value, OBS_ATTR_STR_MAX - 1);
+    /* Do not cut a UTF-8 sequence in half: back off to a lead byte. */
+    if (value[n] != '\0')
+        while (n > 0 && ((unsigned char)value[n] & 0xC0) == 0x80) n--;
+    if ((size_t)s->pool_used + n + 1 > sizeof s->pool) {
+        /* Pool full: keep the key, but with an empty value, so the
+         * attribute does not silently keep a stale one. */
+        n = 0;
+        if ((size_t)s->pool_used + 1 > sizeof s->pool) {
+            a->type = OBS_ATTR_BOOL;   /* nothing left at all: mark, never overrun */
+            a->v.b = false;
+            return;
+        }
+    }
+    a->type = OBS_ATTR_STR;
+    a->off = s->pool_used;
+    memcpy(s->pool + a->off, value, n);
+    s->pool[a->off + n] = '\0';
+    s->pool_used = (uint16_t)(s->pool_used + n + 1);
+}
+
+void obs_span_set_int(obs_span *s, const char *key, int64_t value)
+{
+    obs_attr *a = obs_attr_slot(s, key);
+    if (!a) return;
+    a->type = OBS_ATTR_INT;
+    a->v.i = value;
+}
+
+void obs_span_set_double(obs_span *s, const char *key, double value)
+{
+    obs_attr *a = obs_attr_slot(s, key);
+    if (!a) return;
+    a->type = OBS_ATTR_DOUBLE;
+    a->v.d = value;
+}
+
+void obs_span_set_bool(obs_span *s, const char *key, bool value)
+{
+    obs_attr *a = obs_attr_slot(s, key);
+    if (!a) return;
+    a->type = OBS_ATTR_BOOL;
+    a->v.b = value;
+}
+
+void obs_span_end(obs_span *s, obs_status status, const char *message)
+{
+    if (!s) return;
+    s->end_ns = obs_now_ns();
+    if (s->end_ns < s->start_ns) s->end_ns = s->start_ns;   /* wall clock stepped back */
+    s->status = status;
+    if (status == OBS_STATUS_ERROR && message)
+        snprintf(s->status_msg, sizeof s->status_msg, "%s", message);
+    obs_tracer_submit(s);
+}
+
+void obs_span_discard(obs_span *s) { free(s); }

@@ -1,0 +1,114 @@
+/* traceparent.c — W3C Trace Context: parsing and formatting the
+ * `traceparent` header, and making new trace and span ids.
+ *
+ * Parsing is strict (version 00 only, lower-case hex, non-zero ids, exact
+ * length): a header we do not fully understand must not be continued, since
+ * a half-parsed id would join unrelated requests into one trace. The caller
+ * starts a new trace instead, as the spec asks. */
+#include "obs/obs_internal.h"
+
+#include <string.h>
+
+#include "util/ids.h"
+
+static int obs_hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;   /* upper case is invalid in traceparent */
+}
+
+/* n bytes from 2n lower-case hex digits; false on any other character. */
+static bool obs_unhex(const char *s, uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int hi = obs_hexval(s[2 * i]), lo = obs_hexval(s[2 * i + 1]);
+        if (hi < 0 || lo < 0) return false;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+static bool obs_all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i]) return false;
+    return true;
+}
+
+bool obs_traceparent_parse(const char *h, obs_trace_ctx *out)
+{
+    if (!h || strlen(h) != OBS_TRACEPARENT_LEN) return false;
+    if (h[0] != '0' || h[1] != '0' || h[2] != '-' || h[35] != '-' || h[52] != '-') return false;
+    obs_trace_ctx c;
+    uint8_t flags;
+    if (!obs_unhex(h + 3, c.trace_id, 16) || !obs_unhex(h + 36, c.span_id, 8) ||
+        !obs_unhex(h + 53, &flags, 1))
+        return false;
+    if (obs_all_zero(c.trace_id, 16) || obs_all_zero(c.span_id, 8)) return false;
+    c.flags = flags;
+    *out = c;
+    return true;
+}
+
+void obs_traceparent_format(const obs_trace_ctx *c, char *out)
+{
+    char tid[33], sid[17], fl[3];
+    ids_hex(tid, c->trace_id, 16);
+    ids_hex(sid, c->span_id, 8);
+    ids_hex(fl, &c->flags, 1);
+    memcpy(out, "00-", 3);
+    memcpy(out + 3, tid, 32);
+    out[35] = '-';
+    memcpy(out + 36, sid, 16);
+    out[52] = '-';
+    memcpy(out + 53, fl, 2);
+    out[55] = '\0';
+}
+
+void obs_trace_id_hex(const obs_trace_ctx *c, char out[OBS_TRACE_ID_HEX])
+{
+    ids_hex(out, c->trace_id, 16);
+}
+
+bool obs_trace_id_valid(const char *hex)
+{
+    uint8_t id[16];
+    return hex && strlen(hex) == 32 && obs_unhex(hex, id, 16) && !obs_all_zero(id, 16);
+}
+
+/* Ids come from a per-thread generator seeded from the kernel once: a
+ * getrandom(2) call for every span would be the costliest part of a span.
+ * Trace ids grant nothing (reading a trace is scoped), so they need to be
+ * unique, not secret. splitmix64 has no zero state to fall into. */
+static _Thread_local uint64_t obs_rng_state;
+static _Thread_local bool obs_rng_seeded;
+
+static uint64_t obs_rng_next(void)
+{
+    if (!obs_rng_seeded) {
+        ids_random_bytes(&obs_rng_state, sizeof obs_rng_state);
+        obs_rng_seeded = true;
+    }
+    uint64_t z = (obs_rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void obs_random_id(uint8_t *out, size_t n)
+{
+    do {
+        for (size_t i = 0; i < n; i += 8) {
+            uint64_t v = obs_rng_next();
+            memcpy(out + i, &v, n - i < 8 ? n - i : 8);
+        }
+    } while (obs_all_zero(out, n));
+}
+
+void obs_trace_ctx_new(obs_trace_ctx *out)
+{
+    obs_random_id(out->trace_id, 16);
+    obs_random_id(out->span_id, 8);
+    out->flags = 1;
+}

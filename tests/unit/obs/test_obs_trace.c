@@ -1,0 +1,218 @@
+/* test_obs_trace.c — W3C traceparent parsing and formatting, span
+ * attributes, and the OTLP/HTTP JSON encoding of spans. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "identity/scope_mint.h"
+#include "obs/obs_internal.h"
+
+static void test_traceparent_valid(void **state)
+{
+    (void)state;
+    obs_trace_ctx c;
+    const char *h = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    assert_true(obs_traceparent_parse(h, &c));
+    assert_int_equal(c.trace_id[0], 0x4b);
+    assert_int_equal(c.trace_id[15], 0x36);
+    assert_int_equal(c.span_id[7], 0xb7);
+    assert_int_equal(c.flags, 1);
+    char out[OBS_TRACEPARENT_LEN + 1];
+    obs_traceparent_format(&c, out);
+    assert_string_equal(out, h);
+    char tid[OBS_TRACE_ID_HEX];
+    obs_trace_id_hex(&c, tid);
+    assert_string_equal(tid, "4bf92f3577b34da6a3ce929d0e0e4736");
+    /* flags other than 01 are kept as they are */
+    assert_true(obs_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", &c));
+    assert_int_equal(c.flags, 0);
+}
+
+static void test_traceparent_invalid(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "00",
+        /* version other than 00 */
+        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        /* upper-case hex */
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01",
+        /* all-zero ids */
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        /* wrong lengths, separators, trailing data */
+        "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+        "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+        "00-4bf92f3577b34da6a3ce929d0e0e47zz-00f067aa0ba902b7-01",
+        " 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        obs_trace_ctx c;
+        memset(&c, 0x5a, sizeof c);
+        if (obs_traceparent_parse(bad[i], &c)) fail_msg("accepted \"%s\"", bad[i]);
+        assert_int_equal(c.trace_id[0], 0x5a);   /* untouched */
+    }
+    obs_trace_ctx c;
+    assert_false(obs_traceparent_parse(NULL, &c));
+    assert_true(obs_trace_id_valid("4bf92f3577b34da6a3ce929d0e0e4736"));
+    assert_false(obs_trace_id_valid("4BF92F3577B34DA6A3CE929D0E0E4736"));
+    assert_false(obs_trace_id_valid("00000000000000000000000000000000"));
+    assert_false(obs_trace_id_valid("4bf92f3577b34da6"));
+    assert_false(obs_trace_id_valid("../../etc/passwd"));
+}
+
+static void test_new_ids_distinct(void **state)
+{
+    (void)state;
+    obs_trace_ctx a, b;
+    obs_trace_ctx_new(&a);
+    obs_trace_ctx_new(&b);
+    assert_memory_not_equal(a.trace_id, b.trace_id, 16);
+    char out[OBS_TRACEPARENT_LEN + 1];
+    obs_traceparent_format(&a, out);
+    obs_trace_ctx back;
+    assert_true(obs_traceparent_parse(out, &back));   /* we emit what we accept */
+    assert_memory_equal(back.trace_id, a.trace_id, 16);
+}
+
+static void test_span_children_and_attrs(void **state)
+{
+    (void)state;
+    scope user;
+    scope_mint_user(&user, "ten_1", "usr_1", "key_1", "default");
+    obs_span *root = obs_span_begin(NULL, "GET /v1/x", OBS_SPAN_SERVER, &user);
+    obs_span *child = obs_span_begin(obs_span_ctx(root), "chat", OBS_SPAN_CLIENT, NULL);
+    assert_memory_equal(child->ctx.trace_id, root->ctx.trace_id, 16);
+    assert_memory_equal(child->parent_id, root->ctx.span_id, 8);
+    assert_true(child->has_parent);
+    assert_false(root->has_parent);
+    assert_string_equal(root->tenant_id, "ten_1");
+    assert_string_equal(root->user_id, "usr_1");
+    assert_string_equal(child->tenant_id, "");
+
+    obs_span_set_str(child, "k", "first");
+    obs_span_set_str(child, "k", "second");   /* replaces */
+    obs_span_set_int(child, "n", 42);
+    assert_int_equal(child->n_attrs, 2);
+    assert_string_equal(child->pool + child->attrs[0].off, "second");
+    /* far more attributes than fit: the extra ones are dropped, no overrun */
+    char key[32], big[600];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "a%d", i);
+        obs_span_set_str(child, key, big);
+    }
+    assert_int_equal(child->n_attrs, OBS_SPAN_ATTRS_MAX);
+    assert_true(child->pool_used <= OBS_SPAN_POOL);
+    obs_span_discard(child);
+    obs_span_end(root, OBS_STATUS_OK, NULL);   /* no tracer running: freed */
+}
+
+static void test_otlp_encoding(void **state)
+{
+    (void)state;
+    obs_trace_ctx parent;
+    assert_true(obs_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", &parent));
+    obs_span *s = obs_span_begin(&parent, "chat \"mock\"\n", OBS_SPAN_CLIENT, NULL);
+    obs_span_set_str(s, "gen_ai.request.model", "mock-gpt");
+    obs_span_set_int(s, "gen_ai.usage.input_tokens", 1234567890123LL);
+    obs_span_set_double(s, "x.ratio", 0.25);
+    obs_span_set_bool(s, "x.flag", true);
+    obs_span_set_str(s, "bad.utf8", "\xff\xfe ok");
+    s->end_ns = s->start_ns + 5000;
+    s->status = OBS_STATUS_ERROR;
+    snprintf(s->status_msg, sizeof s->status_msg, "upstream 502");
+
+    buf b;
+    buf_init(&b);
+    obs_span *arr[1] = {s};
+    obs_otlp_encode(&b, arr, 1, "brigade-test");
+    buf_append(&b, "", 1);
+    cJSON *j = cJSON_Parse(b.data);
+    assert_non_null(j);
+    cJSON *rs = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "resourceSpans"), 0);
+    cJSON *rattr = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(rs, "resource"), "attributes"), 0);
+    assert_string_equal(cJSON_GetObjectItem(rattr, "key")->valuestring, "service.name");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(rattr, "value"), "stringValue")->valuestring,
+                        "brigade-test");
+    cJSON *ss = cJSON_GetArrayItem(cJSON_GetObjectItem(rs, "scopeSpans"), 0);
+    cJSON *sp = cJSON_GetArrayItem(cJSON_GetObjectItem(ss, "spans"), 0);
+    assert_string_equal(cJSON_GetObjectItem(sp, "traceId")->valuestring, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_string_equal(cJSON_GetObjectItem(sp, "parentSpanId")->valuestring, "00f067aa0ba902b7");
+    assert_int_equal(strlen(cJSON_GetObjectItem(sp, "spanId")->valuestring), 16);
+    assert_string_equal(cJSON_GetObjectItem(sp, "name")->valuestring, "chat \"mock\"\n");
+    assert_int_equal(cJSON_GetObjectItem(sp, "kind")->valueint, 3);
+    /* 64-bit times are strings */
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(sp, "startTimeUnixNano")));
+    char want[32];
+    snprintf(want, sizeof want, "%lld", (long long)s->start_ns);
+    assert_string_equal(cJSON_GetObjectItem(sp, "startTimeUnixNano")->valuestring, want);
+    cJSON *attrs = cJSON_GetObjectItem(sp, "attributes");
+    int seen = 0;
+    cJSON *a;
+    cJSON_ArrayForEach(a, attrs) {
+        const char *k = cJSON_GetObjectItem(a, "key")->valuestring;
+        cJSON *v = cJSON_GetObjectItem(a, "value");
+        if (strcmp(k, "gen_ai.request.model") == 0) {
+            assert_string_equal(cJSON_GetObjectItem(v, "stringValue")->valuestring, "mock-gpt");
+            seen |= 1;
+        } else if (strcmp(k, "gen_ai.usage.input_tokens") == 0) {
+            assert_string_equal(cJSON_GetObjectItem(v, "intValue")->valuestring, "1234567890123");
+            seen |= 2;
+        } else if (strcmp(k, "x.ratio") == 0) {
+            assert_true(cJSON_GetObjectItem(v, "doubleValue")->valuedouble == 0.25);
+            seen |= 4;
+        } else if (strcmp(k, "x.flag") == 0) {
+            assert_true(cJSON_IsTrue(cJSON_GetObjectItem(v, "boolValue")));
+            seen |= 8;
+        } else if (strcmp(k, "bad.utf8") == 0) {
+            assert_string_equal(cJSON_GetObjectItem(v, "stringValue")->valuestring, "?? ok");
+            seen |= 16;
+        }
+    }
+    assert_int_equal(seen, 31);
+    cJSON *status = cJSON_GetObjectItem(sp, "status");
+    assert_int_equal(cJSON_GetObjectItem(status, "code")->valueint, 2);
+    assert_string_equal(cJSON_GetObjectItem(status, "message")->valuestring, "upstream 502");
+    cJSON_Delete(j);
+
+    /* the store's flat attribute object is valid JSON with typed values */
+    buf_free(&b);
+    buf_init(&b);
+    obs_attrs_json(&b, s);
+    buf_append(&b, "", 1);
+    j = cJSON_Parse(b.data);
+    assert_non_null(j);
+    assert_true(cJSON_GetObjectItem(j, "gen_ai.usage.input_tokens")->valuedouble == 1234567890123.0);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "x.flag")));
+    cJSON_Delete(j);
+    buf_free(&b);
+    obs_span_discard(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_traceparent_valid),
+        cmocka_unit_test(test_traceparent_invalid),
+        cmocka_unit_test(test_new_ids_distinct),
+        cmocka_unit_test(test_span_children_and_attrs),
+        cmocka_unit_test(test_otlp_encoding),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
