@@ -1,0 +1,15 @@
+/* cli.h — the report commands of the `brigade` command line that read the
+ * store and may run while `brigade serve` uses the same data directory
+ * (SQLite WAL: readers do not block the server's writer, and see one
+ * consistent snapshot each). */
+#ifndef BRIGADE_APP_CLI_H
+#define BRIGADE_APP_CLI_H
+
+/* `brigade audit verify|pubkey` (audit_cli.c). Exit 0 intact, 1 tampered,
+ * 2 usage error, 3 the log could not be read. */
+int app_audit_main(int argc, char **argv);
+
+/* `brigade usage` (usage_cli.c): usage reports as a table, CSV or JSON. */
+int app_usage_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,260 @@
+/* store_audit.c — the audit log's rows: append (on the writer), list
+ * (scoped), and the full scan the verifier reads.
+ *
+ * The chain's integrity rests on one fact: seq, ts and prev_hash of a new
+ * entry are read from the table inside the writer's transaction, right
+ * before the insert. The writer is one thread and each batch one
+ * transaction, so no two appends can both see the same "last entry", and a
+ * batch that fails to commit takes its entries with it — the chain on disk
+ * never forks or skips. The hash itself and the checkpoint signature come
+ * from the caller (store_audit_chain), so this file knows no cryptography
+ * and holds no key. */
+#include "store/store_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define AUDIT_ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* ---- append ---- */
+
+typedef struct audit_append_args {
+    audit_rec *e;
+    const store_audit_chain *chain;
+} audit_append_args;
+
+/* The newest entry: its seq, ts and hash (seq 0 and the zero hash when the
+ * log is empty). */
+static store_status audit_last(store_conn *c, int64_t *seq, int64_t *ts, char hash[AUDIT_HASH_HEX])
+{
+    *seq = 0;
+    *ts = 0;
+    snprintf(hash, AUDIT_HASH_HEX, "%s", AUDIT_ZERO_HASH);
+    sqlite3_stmt *s = store_stmt(c, "SELECT seq, ts, hash FROM audit ORDER BY seq DESC LIMIT 1");
+    if (!s) return STORE_ERROR;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *seq = sqlite3_column_int64(s, 0);
+        *ts = sqlite3_column_int64(s, 1);
+        store_col_copy(s, 2, hash, AUDIT_HASH_HEX);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_sqlite_status(c, rc, "audit last");
+    return STORE_OK;
+}
+
+static store_status audit_insert_checkpoint(store_conn *c, const store_audit_chain *chain,
+                                            int64_t seq, int64_t ts, const char *hash)
+{
+    audit_checkpoint cp;
+    memset(&cp, 0, sizeof cp);
+    cp.seq = seq;
+    cp.ts = ts;
+    snprintf(cp.hash, sizeof cp.hash, "%s", hash);
+    /* No signature, no checkpoint: the entry itself is still written. */
+    if (!chain->sign || chain->sign(chain->sign_arg, &cp) != 0) return STORE_OK;
+    sqlite3_stmt *s = store_stmt(c, "INSERT OR IGNORE INTO audit_checkpoints (seq, hash, ts, signature)"
+                                    " VALUES (?,?,?,?)");
+    if (!s) return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, cp.seq);
+    store_bind_text(s, 2, cp.hash);
+    sqlite3_bind_int64(s, 3, cp.ts);
+    store_bind_text(s, 4, cp.signature);
+    return store_step_done(c, s, "insert audit checkpoint");
+}
+
+static store_status store_audit_append_op(store_conn *c, void *arg)
+{
+    audit_append_args *a = arg;
+    audit_rec *e = a->e;
+    int64_t last_seq, last_ts;
+    store_status r = audit_last(c, &last_seq, &last_ts, e->prev_hash);
+    if (r != STORE_OK) return r;
+    e->seq = last_seq + 1;
+    /* ts never goes backwards along the chain, even if the clock does, so
+     * "out of ts order" is always a sign of tampering. */
+    int64_t now = (int64_t)time(NULL);
+    e->ts = now > last_ts ? now : last_ts;
+    a->chain->hash(e, e->hash);
+    sqlite3_stmt *s = store_stmt(c, "INSERT INTO audit (seq, ts, tenant_id, actor, credential, action,"
+                                    " target, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)");
+    if (!s) return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, e->seq);
+    sqlite3_bind_int64(s, 2, e->ts);
+    store_bind_text(s, 3, e->tenant_id);
+    store_bind_text(s, 4, e->actor);
+    store_bind_text(s, 5, e->credential);
+    store_bind_text(s, 6, e->action);
+    store_bind_text(s, 7, e->target);
+    store_bind_text(s, 8, e->details);
+    store_bind_text(s, 9, e->prev_hash);
+    store_bind_text(s, 10, e->hash);
+    r = store_step_done(c, s, "insert audit entry");
+    if (r != STORE_OK) return r;
+    if (a->chain->every && (uint64_t)e->seq % a->chain->every == 0)
+        return audit_insert_checkpoint(c, a->chain, e->seq, e->ts, e->hash);
+    return STORE_OK;
+}
+
+store_status store_audit_append(store *st, audit_rec *e, const store_audit_chain *chain)
+{
+    if (!e || !chain || !chain->hash || !e->actor || !e->actor[0] || !e->action || !e->action[0])
+        return STORE_INVALID;
+    if (!e->tenant_id) e->tenant_id = "";
+    if (!e->credential) e->credential = "";
+    if (!e->target) e->target = "";
+    if (!e->details || !e->details[0]) e->details = "{}";
+    audit_append_args a = {e, chain};
+    return store_write(st, store_audit_append_op, &a);
+}
+
+static store_status store_audit_checkpoint_op(store_conn *c, void *arg)
+{
+    const store_audit_chain *chain = arg;
+    int64_t seq, ts;
+    char hash[AUDIT_HASH_HEX];
+    store_status r = audit_last(c, &seq, &ts, hash);
+    if (r != STORE_OK || seq == 0) return r;
+    sqlite3_stmt *s = store_stmt(c, "SELECT coalesce(max(seq), 0) FROM audit_checkpoints");
+    if (!s) return STORE_ERROR;
+    int rc = sqlite3_step(s);
+    int64_t covered = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) return store_sqlite_status(c, rc, "audit checkpoint max");
+    if (covered >= seq) return STORE_OK;
+    int64_t now = (int64_t)time(NULL);
+    return audit_insert_checkpoint(c, chain, seq, now > ts ? now : ts, hash);
+}
+
+store_status store_audit_checkpoint(store *st, const store_audit_chain *chain)
+{
+    if (!chain || !chain->sign) return STORE_INVALID;
+    return store_write(st, store_audit_checkpoint_op, (void *)chain);
+}
+
+/* ---- reading ---- */
+
+#define AUDIT_COLS "seq, ts, tenant_id, actor, credential, action, target, details, prev_hash, hash"
+
+/* A text column as the verifier must see it: any other type, or a NUL byte
+ * inside (which C strings would silently cut), marks the row malformed. */
+static const char *audit_col_text(sqlite3_stmt *s, int col, bool *malformed)
+{
+    if (sqlite3_column_type(s, col) != SQLITE_TEXT) *malformed = true;
+    const char *v = (const char *)sqlite3_column_text(s, col);
+    if (!v) return "";
+    if ((int)strlen(v) != sqlite3_column_bytes(s, col)) *malformed = true;
+    return v;
+}
+
+static void audit_read_row(sqlite3_stmt *s, audit_rec *e)
+{
+    memset(e, 0, sizeof *e);
+    if (sqlite3_column_type(s, 0) != SQLITE_INTEGER || sqlite3_column_type(s, 1) != SQLITE_INTEGER)
+        e->malformed = true;
+    e->seq = sqlite3_column_int64(s, 0);
+    e->ts = sqlite3_column_int64(s, 1);
+    e->tenant_id = audit_col_text(s, 2, &e->malformed);
+    e->actor = audit_col_text(s, 3, &e->malformed);
+    e->credential = audit_col_text(s, 4, &e->malformed);
+    e->action = audit_col_text(s, 5, &e->malformed);
+    e->target = audit_col_text(s, 6, &e->malformed);
+    e->details = audit_col_text(s, 7, &e->malformed);
+    const char *p = audit_col_text(s, 8, &e->malformed);
+    const char *h = audit_col_text(s, 9, &e->malformed);
+    if (strlen(p) >= AUDIT_HASH_HEX || strlen(h) >= AUDIT_HASH_HEX) e->malformed = true;
+    snprintf(e->prev_hash, sizeof e->prev_hash, "%s", p);
+    snprintf(e->hash, sizeof e->hash, "%s", h);
+}
+
+store_status store_audit_list(store *st, const scope *sc, const audit_query *q,
+                              void (*fn)(const audit_rec *e, void *arg), void *arg,
+                              bool *has_more)
+{
+    if (has_more) *has_more = false;
+    if (!scope_valid(sc)) return STORE_NOT_FOUND;
+    if (sc->role == SCOPE_USER) return STORE_FORBIDDEN;
+    if (!q || q->limit == 0 || q->limit > 1000 || q->from < 0 || q->to < 0 || q->after < 0)
+        return STORE_INVALID;
+    const char *tenant = sc->role == SCOPE_TENANT_ADMIN ? sc->tenant_id : q->tenant_id;
+    store_conn *c = store_reader(st);
+    if (!c) return STORE_ERROR;
+    sqlite3_stmt *s = store_stmt(c, "SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1"
+                                    " AND (?2 IS NULL OR tenant_id = ?2)"
+                                    " AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR action = ?4)"
+                                    " AND (?5 = 0 OR ts >= ?5) AND (?6 = 0 OR ts < ?6)"
+                                    " ORDER BY seq LIMIT ?7");
+    if (!s) return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, q->after);
+    store_bind_text(s, 2, tenant);
+    store_bind_text(s, 3, q->actor);
+    store_bind_text(s, 4, q->action);
+    sqlite3_bind_int64(s, 5, q->from);
+    sqlite3_bind_int64(s, 6, q->to);
+    sqlite3_bind_int64(s, 7, (int64_t)q->limit + 1);   /* one more: is there a next page? */
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == q->limit) {
+            if (has_more) *has_more = true;
+            break;
+        }
+        audit_rec e;
+        audit_read_row(s, &e);
+        fn(&e, arg);
+        n++;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_sqlite_status(c, rc, "list audit");
+    return STORE_OK;
+}
+
+store_status store_audit_scan(store *st,
+                              int (*on_checkpoint)(const audit_checkpoint *cp, void *arg),
+                              int (*on_entry)(const audit_rec *e, void *arg), void *arg)
+{
+    store_conn *c = store_reader(st);
+    if (!c) return STORE_ERROR;
+    /* One read transaction: checkpoints and entries from the same snapshot,
+     * so a checkpoint written while we read cannot point past our entries. */
+    if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return store_sqlite_status(c, sqlite3_errcode(c->db), "audit scan begin");
+    store_status res = STORE_OK;
+    int rc = SQLITE_DONE;
+    sqlite3_stmt *s = store_stmt(c, "SELECT seq, hash, ts, signature FROM audit_checkpoints ORDER BY seq");
+    if (!s) res = STORE_ERROR;
+    while (res == STORE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        audit_checkpoint cp;
+        memset(&cp, 0, sizeof cp);
+        cp.seq = sqlite3_column_int64(s, 0);
+        store_col_copy(s, 1, cp.hash, sizeof cp.hash);
+        cp.ts = sqlite3_column_int64(s, 2);
+        store_col_copy(s, 3, cp.signature, sizeof cp.signature);
+        if (on_checkpoint && on_checkpoint(&cp, arg) != 0) { rc = SQLITE_DONE; break; }
+    }
+    if (s) sqlite3_reset(s);
+    if (res == STORE_OK && rc != SQLITE_DONE) res = store_sqlite_status(c, rc, "audit scan checkpoints");
+    if (res == STORE_OK) {
+        s = store_stmt(c, "SELECT " AUDIT_COLS " FROM audit ORDER BY seq");
+        if (!s) res = STORE_ERROR;
+        while (res == STORE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+            audit_rec e;
+            audit_read_row(s, &e);
+            if (on_entry && on_entry(&e, arg) != 0) { rc = SQLITE_DONE; break; }
+        }
+        if (s) sqlite3_reset(s);
+        if (res == STORE_OK && rc != SQLITE_DONE) res = store_sqlite_status(c, rc, "audit scan entries");
+    }
+    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    return res;
+}
+
+void store_data_dir(const store *st, char *out, size_t outlen)
+{
+    /* st->path is data_dir/brigade.db */
+    snprintf(out, outlen, "%s", st->path);
+    char *slash = strrchr(out, '/');
+    if (slash && slash != out) *slash = '\0';
+    else snprintf(out, outlen, "%s", slash ? "/" : ".");
+}
