@@ -3,6 +3,8 @@
  *   brigade serve      the server (src/app/serve.c)
  *   brigade mock-llm   the mock model provider for tests and demos (src/mock/)
  *   brigade admin      tenants, users and keys straight against the store
+ *   brigade audit      verify the audit log, print its signing key (src/app/audit_cli.c)
+ *   brigade usage      usage reports (src/app/usage_cli.c)
  *
  * Exit codes: 0 success, 1 a failure at run time (message on stderr),
  * 2 a usage error (bad flag or argument). */
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #include "app/app.h"
+#include "app/cli.h"
 #include "mock/mock_server.h"
 #include "util/log.h"
 
@@ -24,6 +27,8 @@ static const char main_usage[] =
     "  serve      serve the HTTP API (brigade serve --help)\n"
     "  mock-llm   run the mock model provider (brigade mock-llm --help)\n"
     "  admin      create tenants, users and keys offline (brigade admin --help)\n"
+    "  audit      verify the audit log end to end (brigade audit --help)\n"
+    "  usage      usage and cost reports, also while serving (brigade usage --help)\n"
     "\n"
     "  --version  print the version\n"
     "  --help     this text\n";
@@ -53,6 +58,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "serve") == 0) return app_serve_main(argc - 1, argv + 1);
     if (strcmp(cmd, "mock-llm") == 0) return mock_llm_main(argc - 1, argv + 1);
     if (strcmp(cmd, "admin") == 0) return app_admin_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "audit") == 0) return app_audit_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "usage") == 0) return app_usage_main(argc - 1, argv + 1);
     fprintf(stderr, "brigade: unknown command \"%s\"\n\n%s", cmd, main_usage);
     return 2;
 }

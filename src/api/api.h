@@ -24,6 +24,7 @@
 #include "app/app.h"
 #include "http/http.h"
 #include "identity/identity.h"
+#include "obs/obs.h"
 
 #define ROLE_BIT(r) (1u << (r))
 #define ROLES_SERVER_ADMIN ROLE_BIT(SCOPE_SERVER_ADMIN)
@@ -59,6 +60,15 @@ struct api_ctx {
     char   err_param[64];
     char   retry_after[16];            /* Retry-After value for 429/503, if any */
     void  *handler_state;              /* a `run` handler's own state */
+    const char *content_type;          /* of body; NULL = application/json (api_reply_text) */
+
+    /* tracing (api_core.c): the request's server span — parent of every
+     * span the handler makes: obs_span_begin(obs_span_ctx(ctx->span), …) —
+     * and its trace id in hex (for logs and records). span is NULL for
+     * untraced routes (the public probes). */
+    obs_span *span;
+    obs_span *auth_span;               /* open while authentication is pending */
+    char      trace_id[OBS_TRACE_ID_HEX];
 };
 
 /* Register every route of the API on the router. */
@@ -66,11 +76,21 @@ void api_register_routes(http_router *r);
 
 /* The front half of every route (see above). */
 void api_begin(http_request *req, const api_route *route);
+/* Every finished request (the server's on_request_done): ends the request
+ * span and counts the request by route and status. */
+void api_request_done(http_request *req, int status);
+/* A child span of the request's span, owned by the caller's scope (a new
+ * trace if the route is untraced). End it with obs_span_end. Work that
+ * outlives the request (a run) keeps a copy of *obs_span_ctx(ctx->span)
+ * and begins its spans from that. */
+obs_span *api_span_begin(api_ctx *ctx, const char *name, obs_span_kind kind);
 
 /* --- answering, from `work` handlers (and `run` ones via api_send) --- */
 
 /* Take ownership of `json` and make it the response. */
 void api_reply(api_ctx *ctx, int status, cJSON *json);
+/* Take ownership of `text` (malloc'd) and send it as `content_type`. */
+void api_reply_text(api_ctx *ctx, int status, const char *content_type, char *text);
 /* An error in the OpenAI envelope; `param` may be NULL. */
 void api_fail(api_ctx *ctx, int status, const char *type, const char *code,
               const char *param, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
@@ -101,12 +121,25 @@ bool api_query_int(api_ctx *ctx, const char *name, long long min, long long max,
 
 /* --- JSON shapes shared by several handlers (json_out.c) --- */
 
-cJSON *api_json_tenant(const tenant_rec *t);
+cJSON *api_json_tenant(const app *a, const tenant_rec *t);
 cJSON *api_json_user(const app *a, const user_rec *u);
 cJSON *api_json_key(const key_rec *k);
 cJSON *api_json_limits(const app *a, const char *tier, const user_limits *over);
+/* limits.c: a request's `limits` object applied over *inout (fields absent
+ * stay, null = -1 "configured value"); false after answering 400. */
+bool   api_parse_limits(api_ctx *ctx, const cJSON *limits, bool allow_concurrency,
+                        user_limits *inout);
+/* Effective limits (override, else base; unlimited = null) as JSON. */
+cJSON *api_json_limits_over(const tier_cfg *base, const user_limits *over, bool with_concurrency);
 double api_usd(int64_t nusd);
 cJSON *api_json_list(cJSON *data_array, bool has_more);
+/* usage.c: usage rows as CSV (RFC 4180, CRLF lines, a header line first);
+ * with tenant_id non-NULL a leading "tenant_id" column. malloc'd. Also
+ * `brigade usage`'s output, so the two always agree. */
+char  *api_usage_csv(const usage_row *rows, size_t n, const char *tenant_id, bool header);
+cJSON *api_usage_json_row(const usage_row *r);
+/* usage.c: a time bound, unix seconds or a UTC date YYYY-MM-DD; -1 if neither. */
+int64_t api_usage_parse_time(const char *v);
 
 /* --- handlers (one file each) --- */
 
@@ -127,6 +160,13 @@ void api_models_list(api_ctx *ctx);
 void api_health_live(api_ctx *ctx);
 void api_health_ready(api_ctx *ctx);
 void api_metrics_get(api_ctx *ctx);
+void api_traces_get(api_ctx *ctx);      /* GET /v1/traces/{trace_id} (traces.c) */
+/* the audit log (audit.c) */
+void api_audit_list(api_ctx *ctx);      /* GET /v1/audit?from=&to=&actor=&action=&tenant=&limit=&after= */
+void api_audit_verify(api_ctx *ctx);    /* GET /v1/audit/verify */
+/* A 401 is prepared in ctx: record it as auth.failure (at most one entry per
+ * source address a second; never the secret), then send it. On the loop. */
+void api_audit_auth_failure(api_ctx *ctx, const char *code);
 void api_chat_completions(api_ctx *ctx);
 /* agents and their sessions (agents.c, sessions.c, runs.c) */
 void api_agents_list(api_ctx *ctx);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "util/log.h"
+#include "util/timeutil.h"
 #include "util/utf8.h"
 
 /* ---- answering ---- */
@@ -26,6 +27,20 @@ void api_reply(api_ctx *ctx, int status, cJSON *json)
         cJSON_Delete(json);
         if (!ctx->body) api_fail(ctx, 500, "api_error", "internal_error", NULL, "out of memory");
     }
+}
+
+void api_reply_text(api_ctx *ctx, int status, const char *content_type, char *text)
+{
+    if (!text) {
+        api_fail(ctx, 500, "api_error", "internal_error", NULL, "out of memory");
+        return;
+    }
+    free(ctx->body);
+    ctx->body = text;
+    ctx->body_len = strlen(text);
+    ctx->is_error = false;
+    ctx->status = status;
+    ctx->content_type = content_type;
 }
 
 void api_fail(api_ctx *ctx, int status, const char *type, const char *code, const char *param,
@@ -82,7 +97,8 @@ void api_send(api_ctx *ctx)
         http_respond_error(req, ctx->status, ctx->err_type, ctx->err_code, ctx->err_message,
                            ctx->err_param[0] ? ctx->err_param : NULL);
     } else if (body) {
-        http_respond(req, ctx->status, "application/json", body, ctx->body_len);
+        http_respond(req, ctx->status, ctx->content_type ? ctx->content_type : "application/json",
+                     body, ctx->body_len);
     } else {
         http_respond(req, ctx->status ? ctx->status : 204, NULL, NULL, 0);
     }
@@ -91,10 +107,18 @@ void api_send(api_ctx *ctx)
 
 /* ---- dispatch ---- */
 
+/* The request's fields on log lines of the current thread. */
+static void api_log_ctx(const api_ctx *ctx)
+{
+    log_ctx_set(ctx->req->request_id, ctx->trace_id, ctx->scope.tenant_id);
+}
+
 static void api_work_trampoline(http_request *req)
 {
     api_ctx *ctx = req->user;
+    api_log_ctx(ctx);
     ctx->route->work(ctx);
+    log_ctx_clear();
 }
 
 static void api_work_done(http_request *req)
@@ -105,6 +129,11 @@ static void api_work_done(http_request *req)
 static void api_dispatch(api_ctx *ctx)
 {
     const api_route *route = ctx->route;
+    if (ctx->span && route->roles) {
+        /* Authenticated: the request's spans belong to the caller from here. */
+        obs_span_set_owner(ctx->span, &ctx->scope);
+        obs_span_set_str(ctx->span, "brigade.auth.role", scope_role_name(ctx->scope.role));
+    }
     if (route->roles && !(route->roles & ROLE_BIT(ctx->scope.role))) {
         const char *need = (route->roles & ROLES_USER)           ? "a user key or user token"
                            : (route->roles & ROLES_TENANT_ADMIN) ? "a tenant admin key"
@@ -115,10 +144,30 @@ static void api_dispatch(api_ctx *ctx)
         api_send(ctx);
         return;
     }
-    if (route->work)
+    if (route->work) {
         http_request_defer(ctx->req, api_work_trampoline, api_work_done);
-    else
+    } else {
+        api_log_ctx(ctx);
         route->run(ctx);
+        log_ctx_clear();
+    }
+}
+
+/* The authentication span ends with the verdict: the outcome code only,
+ * never the credential or the reason text (which may quote claims). */
+static void api_auth_span_end(api_ctx *ctx, auth_status st)
+{
+    if (!ctx->auth_span) return;
+    static const char *const names[] = {
+        [AUTH_OK] = "ok", [AUTH_MISSING] = "missing", [AUTH_MALFORMED] = "malformed",
+        [AUTH_EXPIRED] = "expired", [AUTH_REVOKED] = "revoked", [AUTH_DISABLED] = "disabled",
+    };
+    const char *res = (size_t)st < sizeof names / sizeof names[0] && names[st] ? names[st] : "invalid";
+    if (st == AUTH_OK) obs_span_set_owner(ctx->auth_span, &ctx->scope);
+    obs_span_set_str(ctx->auth_span, "brigade.auth.result", res);
+    obs_span_end(ctx->auth_span, st == AUTH_OK ? OBS_STATUS_OK : OBS_STATUS_ERROR,
+                 st == AUTH_OK ? NULL : "authentication failed");
+    ctx->auth_span = NULL;
 }
 
 static void api_fail_auth(api_ctx *ctx, auth_status st, const char *why)
@@ -136,12 +185,13 @@ static void api_fail_auth(api_ctx *ctx, auth_status st, const char *why)
     http_add_header(ctx->req, "www-authenticate", "Bearer realm=\"brigade\"");
     api_fail(ctx, 401, "authentication_error", code, NULL, "%s",
              why && why[0] ? why : "invalid credential");
-    api_send(ctx);
+    api_audit_auth_failure(ctx, code);   /* audits (rate-bounded), then sends */
 }
 
 static void api_provision_work(http_request *req)
 {
     api_ctx *ctx = req->user;
+    api_log_ctx(ctx);
     char why[256] = "";
     auth_status st = identity_provision(ctx->app->identity, &ctx->pending, &ctx->scope, why,
                                         sizeof why);
@@ -151,6 +201,7 @@ static void api_provision_work(http_request *req)
         snprintf(ctx->err_message, sizeof ctx->err_message, "%s",
                  why[0] ? why : "could not provision this user");
     }
+    log_ctx_clear();
 }
 
 static void api_provision_done(http_request *req)
@@ -158,9 +209,11 @@ static void api_provision_done(http_request *req)
     api_ctx *ctx = req->user;
     if (ctx->is_error) {
         ctx->is_error = false;
+        api_auth_span_end(ctx, AUTH_INVALID);
         api_fail_auth(ctx, AUTH_INVALID, ctx->err_message);
         return;
     }
+    api_auth_span_end(ctx, AUTH_OK);
     api_dispatch(ctx);
 }
 
@@ -175,21 +228,79 @@ void api_begin(http_request *req, const api_route *route)
     req->user = ctx;
 
     if (!route->roles) {
+        /* The public probes are not traced: a load balancer polling them
+         * would fill the span store with nothing worth reading. */
         api_dispatch(ctx);
         return;
     }
+    /* A client's valid traceparent is continued; anything else (absent or
+     * malformed) starts a new trace. The response names our span. */
+    obs_trace_ctx parent;
+    bool continued = obs_traceparent_parse(http_header_get(req, "traceparent"), &parent);
+    char name[96];
+    snprintf(name, sizeof name, "%s %s", route->method, route->pattern);
+    ctx->span = obs_span_begin(continued ? &parent : NULL, name, OBS_SPAN_SERVER, NULL);
+    obs_span_set_str(ctx->span, "http.request.method", req->method);
+    obs_span_set_str(ctx->span, "http.route", route->pattern);
+    obs_span_set_str(ctx->span, "url.path", req->path);
+    obs_span_set_str(ctx->span, "brigade.request_id", req->request_id);
+    obs_trace_id_hex(obs_span_ctx(ctx->span), ctx->trace_id);
+    char tp[OBS_TRACEPARENT_LEN + 1];
+    obs_traceparent_format(obs_span_ctx(ctx->span), tp);
+    http_add_header(req, "traceparent", tp);
+
+    ctx->auth_span = obs_span_begin(obs_span_ctx(ctx->span), "authenticate", OBS_SPAN_INTERNAL, NULL);
+    api_log_ctx(ctx);                 /* what identity logs carries the request */
     char why[256] = "";
     auth_status st = identity_authenticate(ctx->app->identity,
                                            http_header_get(req, "authorization"), &ctx->scope,
                                            &ctx->pending, why, sizeof why);
     if (st == AUTH_OK) {
+        api_auth_span_end(ctx, st);
         api_dispatch(ctx);
     } else if (st == AUTH_NEEDS_PROVISION) {
         /* A valid JWT for a subject we have not seen: creating the user is a
          * durable write, so it runs off the loop. */
+        obs_span_set_bool(ctx->auth_span, "brigade.auth.provisioned", true);
         http_request_defer(req, api_provision_work, api_provision_done);
     } else {
+        api_auth_span_end(ctx, st);
         api_fail_auth(ctx, st, why);
+    }
+    log_ctx_clear();
+}
+
+obs_span *api_span_begin(api_ctx *ctx, const char *name, obs_span_kind kind)
+{
+    return obs_span_begin(ctx->span ? obs_span_ctx(ctx->span) : NULL, name, kind, &ctx->scope);
+}
+
+void api_request_done(http_request *req, int status)
+{
+    api_ctx *ctx = req->user;
+    /* Requests the router refused (404/405) and malformed ones never had a
+     * route: one bounded label for all of them, never the raw path. */
+    const char *route = ctx && ctx->route ? ctx->route->pattern : "unmatched";
+    const char *method = ctx && ctx->route ? ctx->route->method : "other";
+    char code[8];
+    snprintf(code, sizeof code, "%d", status);
+    obs_counter_add(obs_series_of(obs_m_http_requests(), OBS_L(method, route, code)), 1);
+    uint64_t now = time_mono_ns();
+    if (req->started_ns && now > req->started_ns)
+        obs_histogram_observe(obs_series_of(obs_m_http_duration(), OBS_L(method, route)),
+                              (double)(now - req->started_ns) / 1e9);
+    if (!ctx) return;
+    if (ctx->auth_span) {
+        obs_span_discard(ctx->auth_span);   /* the client left mid-provisioning */
+        ctx->auth_span = NULL;
+    }
+    if (ctx->span) {
+        obs_span_set_int(ctx->span, "http.response.status_code", status);
+        if (req->aborted) obs_span_set_bool(ctx->span, "brigade.client_aborted", true);
+        /* Server spans: only 5xx is an error (4xx is the client's). */
+        obs_span_end(ctx->span, status >= 500 ? OBS_STATUS_ERROR : OBS_STATUS_OK,
+                     status >= 500 ? http_status_text(status) : NULL);
+        ctx->span = NULL;
     }
 }
 

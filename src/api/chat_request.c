@@ -118,6 +118,10 @@ bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
     out->model = m;
     out->stream = cJSON_IsTrue(stream);
+    /* The output cap bounds the call's worst-case cost (the reservation). */
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "max_completion_tokens");
+    if (!cJSON_IsNumber(mt)) mt = cJSON_GetObjectItemCaseSensitive(root, "max_tokens");
+    out->max_output_tokens = cJSON_IsNumber(mt) ? (uint32_t)mt->valuedouble : 0;
     out->client_wants_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
     if (strcmp(m->name, m->upstream_model) == 0) {
         /* Nothing to rewrite: send the client's bytes as they came (they

@@ -21,6 +21,7 @@ typedef struct chat_request {
     const model_cfg *model;      /* the configured model the client named */
     bool  stream;
     bool  client_wants_usage;    /* stream_options.include_usage */
+    uint32_t max_output_tokens;  /* max_completion_tokens / max_tokens; 0 = not given */
     char *upstream_body;         /* malloc'd: the body with "model" = upstream name */
     size_t upstream_body_len;
 } chat_request;

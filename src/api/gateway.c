@@ -10,6 +10,18 @@
  * Usage (tokens and cost from the model's price table) is recorded for the
  * calling user, key and model when the call ends.
  *
+ * Retries, deadlines, deployments and fallbacks are the upstream module's
+ * (upstream_chat, docs/resilience.md): the gateway gives the call its
+ * deadline — server.request_timeout_ms, or the client's
+ * x-brigade-timeout-ms capped by server.max_request_timeout_ms — and tells
+ * the client what served it (x-brigade-model, x-brigade-deployment).
+ *
+ * Before the call goes anywhere it passes the governance gate
+ * (govern/gate.h): rate limits, the worst-case cost reserved against every
+ * budget, and a fair-queue slot of the model's upstream capacity. When it
+ * ends the reservation is settled to the cost actually charged (or
+ * released), and x-ratelimit-* headers tell the client where it stands.
+ *
  * Runs entirely on the loop thread: no store reads, no blocking. */
 #include "api/api.h"
 #include "api/chat_request.h"
@@ -24,20 +36,21 @@
 
 typedef struct gateway_call {
     api_ctx         *ctx;
-    upstream_call   *call;          /* the attempt in flight, or NULL */
-    uv_timer_t      *retry_timer;   /* malloc'd while a retry is pending */
-    const model_cfg *model;
-    char            *upstream_body; /* kept for retries; freed at the end */
+    upstream_call   *call;          /* the call in flight, or NULL */
+    const model_cfg *model;         /* the model the client asked for */
+    const model_cfg *served;        /* the model of the attempt answering (a fallback, maybe) */
+    const char      *served_upstream; /* its name at the provider */
+    char            *upstream_body; /* freed at the end */
     size_t           upstream_body_len;
-    unsigned         attempt;       /* 0 = first */
+    uint64_t         deadline_ms;   /* uv_now clock */
     bool             stream;
     bool             client_wants_usage;
     bool             stream_started;
     buf              scratch;       /* one SSE event at a time, reused */
     buf              rename;        /* an event or body with the model renamed, reused */
+    gate_call        gate;          /* governance: reservation, rate limits, upstream slot */
+    bool             waiting;       /* queued for an upstream slot */
 } gateway_call;
-
-static void gateway_start_attempt(gateway_call *g);
 
 /* ---- usage ---- */
 
@@ -56,11 +69,14 @@ static void gateway_record_usage(gateway_call *g, const upstream_result *res, in
     snprintf(u.tenant_id, sizeof u.tenant_id, "%s", ctx->scope.tenant_id);
     snprintf(u.user_id, sizeof u.user_id, "%s", ctx->scope.user_id);
     snprintf(u.key_id, sizeof u.key_id, "%s", ctx->scope.key_id);
-    snprintf(u.model, sizeof u.model, "%s", g->model->name);
+    /* The model that served it is the one charged, at its own prices. */
+    const model_cfg *m = res->served_model ? res->served_model : g->model;
+    snprintf(u.model, sizeof u.model, "%s", m->name);
+    snprintf(u.deployment, sizeof u.deployment, "%s", res->deployment ? res->deployment : "");
     memcpy(u.request_id, ctx->req->request_id, sizeof u.request_id);
     u.input_tokens = res->input_tokens;
     u.output_tokens = res->output_tokens;
-    u.cost_nusd = config_cost_nusd(g->model, res->input_tokens, res->output_tokens);
+    u.cost_nusd = config_cost_nusd(m, res->input_tokens, res->output_tokens);
     u.status = status;
     store_usage_record(a->store, &u);
     atomic_fetch_add(&a->metrics.input_tokens, (uint64_t)u.input_tokens);
@@ -77,11 +93,12 @@ static void gateway_record_usage(gateway_call *g, const upstream_result *res, in
 static const char *gateway_client_model(gateway_call *g, const char *json, size_t len,
                                         size_t *out_len)
 {
-    const model_cfg *m = g->model;
+    const model_cfg *m = g->served ? g->served : g->model;
+    const char *up = g->served_upstream ? g->served_upstream : m->upstream_model;
     *out_len = len;
-    if (strcmp(m->name, m->upstream_model) == 0) return json;
+    if (strcmp(m->name, up) == 0) return json;
     char pat[160];
-    int pl = snprintf(pat, sizeof pat, "\"model\":\"%s\"", m->upstream_model);
+    int pl = snprintf(pat, sizeof pat, "\"model\":\"%s\"", up);
     if (pl <= 0 || (size_t)pl >= sizeof pat) return json;
     const char *at = memmem(json, len, pat, (size_t)pl);
     if (!at) return json;
@@ -94,44 +111,32 @@ static const char *gateway_client_model(gateway_call *g, const char *json, size_
     return b->data;
 }
 
-/* ---- retries ---- */
-
-/* Retry only before the client has seen a byte: a half-streamed answer
- * cannot be restarted. The policy itself is upstream_should_retry's. */
-static bool gateway_should_retry(gateway_call *g, const upstream_result *res, uint64_t *delay_ms)
+/* What serves the call now (for renaming and the response headers). */
+static void gateway_note_served(gateway_call *g, upstream_call *call)
 {
-    if (g->stream_started || g->ctx->req->aborted) return false;
-    return upstream_should_retry(g->model->provider, g->attempt, res, delay_ms);
+    const model_cfg *m = upstream_call_model(call);
+    if (m) g->served = m;
+    const char *up = upstream_call_upstream_model(call);
+    if (up) g->served_upstream = up;
 }
 
-static void gateway_timer_closed(uv_handle_t *h) { free(h); }
-
-static void gateway_stop_retry_timer(gateway_call *g)
+static void gateway_served_headers(gateway_call *g, const char *deployment)
 {
-    if (!g->retry_timer) return;
-    uv_timer_stop(g->retry_timer);
-    uv_close((uv_handle_t *)g->retry_timer, gateway_timer_closed);
-    g->retry_timer = NULL;
-}
-
-static void gateway_retry_fire(uv_timer_t *t)
-{
-    gateway_call *g = t->data;
-    gateway_stop_retry_timer(g);
-    g->attempt++;
-    gateway_start_attempt(g);
+    http_request *req = g->ctx->req;
+    if (g->served) http_add_header(req, "x-brigade-model", g->served->name);
+    if (deployment) http_add_header(req, "x-brigade-deployment", deployment);
 }
 
 /* Turn a failed provider call into the client's error (API.md's table). */
 static void gateway_fail_upstream(gateway_call *g, const upstream_result *res)
 {
     api_ctx *ctx = g->ctx;
-    const char *prov = g->model->provider_name;
+    const char *prov = res->deployment ? res->deployment : g->model->provider_name;
     const char *why = res->message ? res->message : upstream_error_name(res->error);
     switch (res->error) {
     case UPSTREAM_TIMEOUT:
         api_fail(ctx, 504, "timeout_error", "upstream_timeout", NULL,
-                 "provider \"%s\" did not answer in time", prov);
+                 "provider \"%s\" did not answer in time: %s", prov, why);
         return;
     case UPSTREAM_HTTP_STATUS:
         if (res->status == 429) {
@@ -191,7 +196,6 @@ static void gateway_stream_event(gateway_call *g, const char *json, size_t len)
 
 static bool gateway_on_event(upstream_call *call, const char *json, size_t len, void *arg)
 {
-    (void)call;
     gateway_call *g = arg;
     http_request *req = g->ctx->req;
     if (req->aborted) return true;          /* on_abort cancels the call; just drain */
@@ -199,6 +203,8 @@ static bool gateway_on_event(upstream_call *call, const char *json, size_t len, 
      * usage chunk (empty choices) does not get it. */
     if (!g->client_wants_usage && memmem(json, len, "\"choices\":[]", 12)) return true;
     if (!g->stream_started) {
+        gateway_note_served(g, call);
+        gateway_served_headers(g, upstream_call_deployment(call));
         http_stream_begin(req, 200, "text/event-stream");
         g->stream_started = true;
     }
@@ -217,6 +223,15 @@ static void gateway_finish(gateway_call *g, const upstream_result *res)
     free(g->upstream_body);
     g->upstream_body = NULL;
 
+    /* Governance: charge what was delivered (the same rule as the usage
+     * ledger below), release the rest of the reservation and the slot. */
+    {
+        bool delivered = res->error == UPSTREAM_OK || (g->stream_started && res->output_tokens > 0);
+        const model_cfg *m = res->served_model ? res->served_model : g->model;
+        gate_leave(&g->gate, delivered, res->input_tokens + res->output_tokens,
+                   delivered ? config_cost_nusd(m, res->input_tokens, res->output_tokens) : 0);
+    }
+
     int status = 200;
     if (res->error != UPSTREAM_OK) {
         atomic_fetch_add(&ctx->app->metrics.upstream_errors, 1);
@@ -224,10 +239,14 @@ static void gateway_finish(gateway_call *g, const upstream_result *res)
         status = ctx->status;
         if (res->error != UPSTREAM_CANCELLED)
             log_warn("gateway request=%s model=%s attempts=%u error=%s status=%d",
-                     req->request_id, g->model->name, g->attempt + 1,
+                     req->request_id, g->model->name, res->attempts,
                      upstream_error_name(res->error), res->status);
     }
     gateway_record_usage(g, res, status);
+    if (!g->stream_started) {
+        if (res->served_model) g->served = res->served_model;
+        gateway_served_headers(g, res->deployment);
+    }
 
     buf scratch, rename;
     if (g->stream && (g->stream_started || res->error == UPSTREAM_OK)) {
@@ -275,32 +294,23 @@ static void gateway_finish(gateway_call *g, const upstream_result *res)
 
 static void gateway_on_done(upstream_call *call, const upstream_result *res, void *arg)
 {
-    (void)call;
     gateway_call *g = arg;
     g->call = NULL;
-    uint64_t delay_ms;
-    if (res->error != UPSTREAM_OK && res->error != UPSTREAM_CANCELLED &&
-        gateway_should_retry(g, res, &delay_ms)) {
-        log_info("gateway request=%s model=%s attempt=%u failed (%s %d); retrying in %llu ms",
-                 g->ctx->req->request_id, g->model->name, g->attempt + 1,
-                 upstream_error_name(res->error), res->status, (unsigned long long)delay_ms);
-        g->retry_timer = malloc(sizeof *g->retry_timer);
-        if (!g->retry_timer) abort();
-        uv_timer_init(g->ctx->req->loop, g->retry_timer);
-        g->retry_timer->data = g;
-        uv_timer_start(g->retry_timer, gateway_retry_fire, delay_ms, 0);
-        return;
-    }
+    gateway_note_served(g, call);
     gateway_finish(g, res);
 }
 
-static void gateway_start_attempt(gateway_call *g)
+static void gateway_start(gateway_call *g)
 {
-    static const upstream_callbacks cbs = {gateway_on_event, gateway_on_done};
+    static const upstream_callbacks cbs = {gateway_on_event, gateway_on_done, NULL};
     api_ctx *ctx = g->ctx;
     atomic_fetch_add(&ctx->app->metrics.upstream_calls, 1);
+    char tp[OBS_TRACEPARENT_LEN + 1] = "";
+    if (ctx->span) obs_traceparent_format(obs_span_ctx(ctx->span), tp);
+    upstream_opts opts = {.deadline_ms = g->deadline_ms, .request_id = ctx->req->request_id,
+                          .traceparent = tp[0] ? tp : NULL};
     g->call = upstream_chat(ctx->thread->upstream, g->model, g->upstream_body,
-                            g->upstream_body_len, g->stream, ctx->req->request_id, &cbs, g);
+                            g->upstream_body_len, g->stream, &opts, &cbs, g);
     if (!g->call) {
         const char *why = upstream_last_error();
         if (why[0]) {
@@ -309,6 +319,7 @@ static void gateway_start_attempt(gateway_call *g)
             api_fail(ctx, 400, "invalid_request_error", "unsupported_for_provider", NULL,
                      "this request cannot be sent to provider \"%s\": %s",
                      g->model->provider_name, why);
+            gate_leave(&g->gate, false, 0, 0);
             buf scratch = g->scratch, rename = g->rename;
             free(g->upstream_body);
             ctx->req->on_abort = NULL;
@@ -326,18 +337,77 @@ static void gateway_start_attempt(gateway_call *g)
     /* else: upstream_chat never calls back from inside itself. */
 }
 
+/* The deadline of the call: the client's x-brigade-timeout-ms (a positive
+ * integer of ms, capped by server.max_request_timeout_ms) or
+ * server.request_timeout_ms. false if the header is malformed. */
+static bool gateway_deadline(api_ctx *ctx, uint64_t *deadline)
+{
+    const brigade_config *cfg = &ctx->app->cfg;
+    uint64_t ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : 120000;
+    uint64_t max = cfg->max_request_timeout_ms ? cfg->max_request_timeout_ms : 600000;
+    const char *h = http_header_get(ctx->req, "x-brigade-timeout-ms");
+    if (h) {
+        uint64_t v = 0;
+        size_t i = 0;
+        for (; h[i] >= '0' && h[i] <= '9' && i < 12; i++) v = v * 10 + (uint64_t)(h[i] - '0');
+        if (i == 0 || h[i] != '\0' || v == 0) return false;
+        ms = v;
+    }
+    if (ms > max) ms = max;
+    *deadline = uv_now(ctx->req->loop) + ms;
+    return true;
+}
+
+/* A governance refusal (before the call, or its deadline passing in the
+ * queue): the limit it names, when to retry, and where the caller stands. */
+static void gateway_refuse(gateway_call *g, const gate_refusal *why)
+{
+    api_ctx *ctx = g->ctx;
+    http_request *req = ctx->req;
+    req->on_abort = NULL;
+    req->on_drain = NULL;
+    ctx->handler_state = NULL;
+    free(g->upstream_body);
+    g->upstream_body = NULL;
+    gate_leave(&g->gate, false, 0, 0);
+    if (why->retry_after_s)
+        snprintf(ctx->retry_after, sizeof ctx->retry_after, "%u", why->retry_after_s);
+    gate_add_ratelimit_headers(req, &g->gate.ratelimit);
+    api_fail(ctx, why->status, why->type, why->code, NULL, "%s", why->message);
+    buf scratch = g->scratch, rename = g->rename;
+    api_send(ctx);
+    buf_free(&scratch);
+    buf_free(&rename);
+}
+
+static void gateway_gate_ready(gate_call *c, void *arg)
+{
+    (void)c;
+    gateway_call *g = arg;
+    g->waiting = false;
+    gateway_start(g);
+}
+
+static void gateway_gate_refused(gate_call *c, const gate_refusal *why, void *arg)
+{
+    (void)c;
+    gateway_call *g = arg;
+    g->waiting = false;
+    gateway_refuse(g, why);
+}
+
 /* The client went away: stop the provider call (no point paying for tokens
- * nobody reads) or the pending retry; the request then finishes. */
+ * nobody reads), or leave the queue; the request then finishes. */
 static void gateway_on_abort(http_request *req)
 {
     gateway_call *g = ((api_ctx *)req->user)->handler_state;
     if (!g) return;
     if (g->call) {
-        upstream_call_cancel(g->call);      /* on_done follows, synchronously */
-    } else if (g->retry_timer) {
-        gateway_stop_retry_timer(g);
+        upstream_call_cancel(g->call);   /* on_done follows, synchronously */
+    } else if (g->waiting) {
+        g->waiting = false;
         upstream_result res = {.error = UPSTREAM_CANCELLED, .message = "client went away"};
-        gateway_finish(g, &res);
+        gateway_finish(g, &res);        /* leaves the gate: queue, reservation */
     }
 }
 
@@ -359,6 +429,14 @@ void api_chat_completions(api_ctx *ctx)
         api_send(ctx);
         return;
     }
+    uint64_t deadline;
+    if (!gateway_deadline(ctx, &deadline)) {
+        chat_request_free(&cr);
+        api_fail(ctx, 400, "invalid_request_error", "invalid_header", "x-brigade-timeout-ms",
+                 "x-brigade-timeout-ms must be a positive whole number of milliseconds");
+        api_send(ctx);
+        return;
+    }
     gateway_call *g = arena_alloc(&req->arena, sizeof *g);
     memset(g, 0, sizeof *g);
     g->ctx = ctx;
@@ -367,10 +445,31 @@ void api_chat_completions(api_ctx *ctx)
     g->client_wants_usage = cr.client_wants_usage;
     g->upstream_body = cr.upstream_body;          /* ownership moves to g */
     g->upstream_body_len = cr.upstream_body_len;
+    g->deadline_ms = deadline;
     buf_init(&g->scratch);
     buf_init(&g->rename);
     ctx->handler_state = g;
     req->on_abort = gateway_on_abort;
     req->on_drain = gateway_on_drain;
-    gateway_start_attempt(g);
+
+    /* Governance: who is calling, with the limits identity has for them. */
+    user_limits lim[3];
+    identity_limits(ctx->app->identity, &ctx->scope, &lim[0], &lim[1], &lim[2]);
+    gate_who who = {ctx->scope.tenant_id, ctx->scope.user_id, ctx->scope.key_id,
+                    ctx->scope.tier[0] ? ctx->scope.tier : NULL, &lim[0], &lim[1], &lim[2]};
+    int64_t est_tokens, est_cost;
+    gate_estimate(g->model, g->upstream_body_len, cr.max_output_tokens, &est_tokens, &est_cost);
+    gate_refusal why;
+    int r = gate_enter(ctx->thread->gate, &g->gate, &who, g->model, est_tokens, est_cost,
+                       deadline, gateway_gate_ready, gateway_gate_refused, g, &why);
+    if (r == GATE_REFUSED) {
+        gateway_refuse(g, &why);
+        return;
+    }
+    gate_add_ratelimit_headers(req, &g->gate.ratelimit);
+    if (r == GATE_WAIT) {
+        g->waiting = true;              /* gateway_gate_ready or _refused follows */
+        return;
+    }
+    gateway_start(g);
 }

@@ -27,9 +27,25 @@ void api_health_ready(api_ctx *ctx)
         cJSON_AddStringToObject(provs, cfg->providers[i].name, up ? "ok" : "unreachable");
         ready = ready && up;
     }
+    /* Circuit breakers: each deployment's state; not ready when some model
+     * has every deployment open (its calls can only fall back or fail). */
+    upstream_deployment_stat st[256];
+    size_t n = upstream_deployment_stats(st, 256);
+    cJSON *deps = cJSON_AddObjectToObject(checks, "deployments");
+    for (size_t i = 0; i < n && i < 256; i++) {
+        char key[300];
+        snprintf(key, sizeof key, "%s@%s", st[i].model, st[i].deployment);
+        cJSON_AddStringToObject(deps, key, st[i].state);
+    }
+    char why[200];
+    bool models_ok = upstream_models_ready(why, sizeof why);
+    cJSON_AddStringToObject(checks, "models", models_ok ? "ok" : why);
+    ready = ready && models_ok;
     cJSON_AddStringToObject(o, "status", ready ? "ready" : "not_ready");
     api_reply(ctx, ready ? 200 : 503, o);
 }
+
+static void api_metrics_append(void *b, const char *s, size_t n) { buf_append(b, s, n); }
 
 void api_metrics_get(api_ctx *ctx)
 {
@@ -65,7 +81,9 @@ void api_metrics_get(api_ctx *ctx)
     METRIC("runs_active", "gauge", "Agent runs in progress (all loops).",
            runs_active(ctx->app->runs));
 #undef METRIC
-    http_respond(ctx->req, 200, "text/plain; version=0.0.4", b.data, b.len);
+    /* The registry's families (per-route HTTP, upstream, tokens, OTLP…). */
+    obs_metrics_render(api_metrics_append, &b);
+    http_respond(ctx->req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     buf_free(&b);
 }
 

@@ -16,7 +16,7 @@ cJSON *api_json_list(cJSON *data, bool has_more)
     return o;
 }
 
-cJSON *api_json_tenant(const tenant_rec *t)
+cJSON *api_json_tenant(const app *a, const tenant_rec *t)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", t->id);
@@ -32,17 +32,10 @@ cJSON *api_json_tenant(const tenant_rec *t)
     } else {
         cJSON_AddNullToObject(o, "jwt");
     }
+    cJSON_AddItemToObject(o, "limits", api_json_limits_over(&a->cfg.governance.tenant_limits,
+                                                            &t->limits, true));
     cJSON_AddNumberToObject(o, "created_at", (double)t->created_at);
     return o;
-}
-
-/* A limit: the user's override if set, else the tier's value; 0 = unlimited
- * is shown as null so clients need no magic number. */
-static void api_json_limit_num(cJSON *o, const char *name, int64_t over, double tier_value)
-{
-    double v = over >= 0 ? (double)over : tier_value;
-    if (v <= 0) cJSON_AddNullToObject(o, name);
-    else cJSON_AddNumberToObject(o, name, v);
 }
 
 cJSON *api_json_limits(const app *a, const char *tier, const user_limits *over)
@@ -51,22 +44,7 @@ cJSON *api_json_limits(const app *a, const char *tier, const user_limits *over)
      * tier, so a renamed tier never turns into "unlimited". */
     const tier_cfg *t = config_find_tier(&a->cfg, tier);
     if (!t) t = config_find_tier(&a->cfg, a->cfg.default_tier);
-    tier_cfg none = {0};
-    if (!t) t = &none;
-    user_limits unset = {-1, -1, -1, -1, -1};
-    if (!over) over = &unset;
-    cJSON *o = cJSON_CreateObject();
-    api_json_limit_num(o, "rpm", over->rpm, (double)t->rpm);
-    api_json_limit_num(o, "tpm", over->tpm, (double)t->tpm);
-    api_json_limit_num(o, "max_concurrent_runs", over->max_concurrent_runs,
-                       (double)t->max_concurrent_runs);
-    api_json_limit_num(o, "daily_budget_usd",
-                       -1, over->daily_budget_nusd >= 0 ? api_usd(over->daily_budget_nusd)
-                                                        : t->daily_budget_usd);
-    api_json_limit_num(o, "monthly_budget_usd",
-                       -1, over->monthly_budget_nusd >= 0 ? api_usd(over->monthly_budget_nusd)
-                                                          : t->monthly_budget_usd);
-    return o;
+    return api_json_limits_over(t, over, true);
 }
 
 cJSON *api_json_user(const app *a, const user_rec *u)
@@ -97,5 +75,7 @@ cJSON *api_json_key(const key_rec *k)
     cJSON_AddNumberToObject(o, "created_at", (double)k->created_at);
     if (k->revoked_at) cJSON_AddNumberToObject(o, "revoked_at", (double)k->revoked_at);
     else cJSON_AddNullToObject(o, "revoked_at");
+    if (k->kind == KEY_KIND_USER)
+        cJSON_AddItemToObject(o, "limits", api_json_limits_over(NULL, &k->limits, false));
     return o;
 }

@@ -6,19 +6,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "obs/audit.h"
+
 void api_keys_create(api_ctx *ctx)
 {
-    cJSON *body = api_body_object(ctx, (const char *const[]){NULL}, true);
+    cJSON *body = api_body_object(ctx, (const char *const[]){"limits", NULL}, true);
     if (!body) return;
+    /* A key may carry limits of its own (rpm, tpm, budgets), for example a
+     * low budget for a key handed to a batch job. */
+    user_limits lim = {-1, -1, -1, -1, -1};
+    const cJSON *limits = cJSON_GetObjectItemCaseSensitive(body, "limits");
+    bool ok = !limits || cJSON_IsNull(limits) || api_parse_limits(ctx, limits, false, &lim);
     cJSON_Delete(body);
+    if (!ok) return;
     key_rec k;
     char key[KEY_MAX];
-    store_status st = identity_create_user_key(ctx->app->identity, &ctx->scope,
-                                               ctx->req->params[0], &k, key);
+    store_status st = identity_create_user_key_limited(ctx->app->identity, &ctx->scope,
+                                                       ctx->req->params[0], &lim, &k, key);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "user");
         return;
     }
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "user_id", k.user_id);
+    cJSON_AddStringToObject(d, "prefix", k.prefix);
+    obs_audit(ctx->app->store, &ctx->scope, "key.create", k.id, d);
     cJSON *o = api_json_key(&k);
     cJSON_AddStringToObject(o, "key", key);
     api_reply(ctx, 201, o);
@@ -47,6 +59,7 @@ void api_keys_revoke(api_ctx *ctx)
         api_fail_store(ctx, st, "key");
         return;
     }
+    obs_audit(ctx->app->store, &ctx->scope, "key.revoke", key_id, NULL);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", key_id);
     cJSON_AddStringToObject(o, "object", "key");

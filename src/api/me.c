@@ -3,29 +3,28 @@
 #include "api/api.h"
 
 #include <string.h>
-#include <time.h>
 
 #include "util/timeutil.h"
 
-/* Start of the current UTC day and month, as unix seconds. */
-static void api_me_periods(int64_t now, int64_t *day_start, int64_t *month_start)
-{
-    time_t t = (time_t)now;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-    *day_start = (int64_t)timegm(&tm);
-    tm.tm_mday = 1;
-    *month_start = (int64_t)timegm(&tm);
-}
-
-static cJSON *api_me_period(int64_t spent_nusd, const cJSON *budget)
+/* A period as the governance state has it right now: settled spend (the
+ * ledger plus what settled since start), outstanding reservations, and the
+ * budget that applies (null = unlimited). */
+static cJSON *api_me_period(const govern_period *p, const cJSON *budget)
 {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "spent_usd", api_usd(spent_nusd));
-    cJSON_AddNumberToObject(o, "reserved_usd", 0);   /* no reservations in flight yet */
-    if (budget && cJSON_IsNumber(budget)) cJSON_AddNumberToObject(o, "budget_usd", budget->valuedouble);
-    else cJSON_AddNullToObject(o, "budget_usd");
+    cJSON_AddNumberToObject(o, "spent_usd", api_usd(p->spent_nusd));
+    cJSON_AddNumberToObject(o, "reserved_usd", api_usd(p->reserved_nusd));
+    if (budget && cJSON_IsNumber(budget)) {
+        cJSON_AddNumberToObject(o, "budget_usd", budget->valuedouble);
+        double left = budget->valuedouble - api_usd(p->spent_nusd) - api_usd(p->reserved_nusd);
+        cJSON_AddNumberToObject(o, "remaining_usd", left > 0 ? left : 0);
+    } else {
+        cJSON_AddNullToObject(o, "budget_usd");
+        cJSON_AddNullToObject(o, "remaining_usd");
+    }
+    char iso[21];
+    time_format_iso(iso, p->end_ms / 1000);
+    cJSON_AddStringToObject(o, "resets_at", iso);
     return o;
 }
 
@@ -44,14 +43,8 @@ void api_me_get(api_ctx *ctx)
         api_fail_store(ctx, s, "tenant");
         return;
     }
-    int64_t now = time_now_unix(), day_start, month_start, day_spent = 0, month_spent = 0;
-    api_me_periods(now, &day_start, &month_start);
-    if ((s = store_usage_spent(st, &ctx->scope, day_start, now + 1, &day_spent)) != STORE_OK ||
-        (s = store_usage_spent(st, &ctx->scope, month_start, now + 1, &month_spent)) != STORE_OK) {
-        tenant_rec_free(&t);
-        api_fail_store(ctx, s, "usage");
-        return;
-    }
+    govern_period day, month;
+    govern_spend(gate_govern(ctx->app->gate), ctx->scope.tenant_id, ctx->scope.user_id, &day, &month);
     cJSON *o = cJSON_CreateObject();
     cJSON *user = cJSON_AddObjectToObject(o, "user");
     cJSON_AddStringToObject(user, "id", u.id);
@@ -65,9 +58,12 @@ void api_me_get(api_ctx *ctx)
     cJSON *limits = api_json_limits(ctx->app, u.tier, &u.limits);
     cJSON_AddItemToObject(o, "limits", limits);
     cJSON *usage = cJSON_AddObjectToObject(o, "usage");
-    cJSON_AddItemToObject(usage, "day", api_me_period(day_spent,
+    cJSON_AddItemToObject(usage, "day", api_me_period(&day,
                           cJSON_GetObjectItemCaseSensitive(limits, "daily_budget_usd")));
-    cJSON_AddItemToObject(usage, "month", api_me_period(month_spent,
+    cJSON_AddItemToObject(usage, "month", api_me_period(&month,
                           cJSON_GetObjectItemCaseSensitive(limits, "monthly_budget_usd")));
+    cJSON_AddNumberToObject(usage, "active_runs",
+                            (double)govern_active_runs(gate_govern(ctx->app->gate),
+                                                       ctx->scope.tenant_id, ctx->scope.user_id));
     api_reply(ctx, 200, o);
 }

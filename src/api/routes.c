@@ -26,6 +26,9 @@ static const api_route api_routes[] = {
 
     R("GET",    "/v1/me",                   ROLES_USER,         api_me_get, NULL),
     R("GET",    "/v1/usage",                ROLES_TENANT_ADMIN | ROLES_USER, api_usage_get, NULL),
+    R("GET",    "/v1/audit",                ROLES_SERVER_ADMIN | ROLES_TENANT_ADMIN, api_audit_list, NULL),
+    R("GET",    "/v1/audit/verify",         ROLES_SERVER_ADMIN | ROLES_TENANT_ADMIN, api_audit_verify, NULL),
+    R("GET",    "/v1/traces/{trace_id}",    ROLES_TENANT_ADMIN | ROLES_USER, api_traces_get, NULL),
     R("GET",    "/v1/models",               ROLES_ANY,          NULL, api_models_list),
     R("POST",   "/v1/chat/completions",     ROLES_USER,         NULL, api_chat_completions),
 
@@ -53,7 +56,8 @@ static const api_route api_routes[] = {
 ENTRY(0) ENTRY(1) ENTRY(2) ENTRY(3) ENTRY(4) ENTRY(5) ENTRY(6) ENTRY(7) ENTRY(8) ENTRY(9)
 ENTRY(10) ENTRY(11) ENTRY(12) ENTRY(13) ENTRY(14) ENTRY(15) ENTRY(16) ENTRY(17) ENTRY(18) ENTRY(19)
 ENTRY(20) ENTRY(21) ENTRY(22) ENTRY(23) ENTRY(24) ENTRY(25) ENTRY(26) ENTRY(27) ENTRY(28) ENTRY(29)
-ENTRY(30)
+ENTRY(30) ENTRY(31) ENTRY(32)
+ENTRY(33)
 
 static const http_handler api_entries[] = {
     api_entry_0, api_entry_1, api_entry_2, api_entry_3, api_entry_4, api_entry_5,
@@ -61,7 +65,8 @@ static const http_handler api_entries[] = {
     api_entry_12, api_entry_13, api_entry_14, api_entry_15, api_entry_16, api_entry_17,
     api_entry_18, api_entry_19, api_entry_20, api_entry_21, api_entry_22, api_entry_23,
     api_entry_24, api_entry_25, api_entry_26, api_entry_27, api_entry_28, api_entry_29,
-    api_entry_30,
+    api_entry_30, api_entry_31, api_entry_32,
+    api_entry_33,
 };
 
 _Static_assert(sizeof api_entries / sizeof api_entries[0] == N_ROUTES,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "identity/jwt.h"
+#include "obs/audit.h"
 
 /* Read {issuer, audience?, alg, key} into jwt (jwt->key malloc'd). */
 static bool api_tenant_jwt_parse(api_ctx *ctx, const cJSON *v, tenant_jwt *jwt)
@@ -79,8 +80,14 @@ void api_tenants_create(api_ctx *ctx)
         api_fail_store(ctx, st, st == STORE_CONFLICT ? "a tenant with this name" : "tenant");
         goto out;
     }
-    cJSON *o = api_json_tenant(&t);
+    cJSON *o = api_json_tenant(ctx->app, &t);
     cJSON_AddStringToObject(o, "admin_key", admin_key);
+    {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "name", t.name);
+        cJSON_AddBoolToObject(d, "jwt", has_jwt);
+        obs_audit_for_tenant(ctx->app->store, &ctx->scope, t.id, "tenant.create", t.id, d);
+    }
     tenant_rec_free(&t);
     api_reply(ctx, 201, o);
 out:
@@ -98,34 +105,79 @@ void api_tenants_list(api_ctx *ctx)
         return;
     }
     cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, api_json_tenant(&ts[i]));
+    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, api_json_tenant(ctx->app, &ts[i]));
     store_free_tenants(ts, n);
     api_reply(ctx, 200, api_json_list(arr, false));
 }
 
 void api_tenants_patch(api_ctx *ctx)
 {
-    static const char *const allowed[] = {"jwt", NULL};
+    static const char *const allowed[] = {"jwt", "limits", NULL};
     const char *tenant_id = ctx->req->params[0];
     cJSON *body = api_body_object(ctx, allowed, false);
     if (!body) return;
     tenant_jwt jwt = {0};
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(body, "jwt");
-    if (!j) {
+    const cJSON *limits = cJSON_GetObjectItemCaseSensitive(body, "limits");
+    if (!j && !limits) {
         api_fail(ctx, 400, "invalid_request_error", "missing_field", "jwt",
-                 "missing field \"jwt\" (an object, or null to turn JWT sign-in off)");
+                 "nothing to change: give \"jwt\" (an object, or null to turn JWT sign-in off) "
+                 "and/or \"limits\"");
         goto out;
     }
     bool clear = cJSON_IsNull(j);
-    if (!clear && !api_tenant_jwt_parse(ctx, j, &jwt)) goto out;
+    if (j && !clear && !api_tenant_jwt_parse(ctx, j, &jwt)) goto out;
     tenant_rec t;
-    store_status st = identity_set_tenant_jwt(ctx->app->identity, &ctx->scope, tenant_id,
-                                              clear ? NULL : &jwt, &t);
+    store_status st;
+    if (limits) {
+        /* Tenant-wide limits bound what the tenant's admin gives its users,
+         * so only the server admin sets them. */
+        if (ctx->scope.role != SCOPE_SERVER_ADMIN) {
+            api_fail(ctx, 403, "permission_error", "forbidden", "limits",
+                     "only the server admin may change a tenant's limits");
+            goto out;
+        }
+        st = store_tenant_get(ctx->app->store, &ctx->scope, tenant_id, &t);
+        if (st != STORE_OK) {
+            api_fail_store(ctx, st, "tenant");
+            goto out;
+        }
+        user_limits l = t.limits;
+        tenant_rec_free(&t);
+        if (!api_parse_limits(ctx, limits, true, &l)) goto out;
+        st = identity_set_tenant_limits(ctx->app->identity, &ctx->scope, tenant_id, &l);
+        if (st != STORE_OK) {
+            api_fail_store(ctx, st, "tenant");
+            goto out;
+        }
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddItemToObject(d, "limits", cJSON_Duplicate(limits, true));
+        obs_audit_for_tenant(ctx->app->store, &ctx->scope, tenant_id, "budget.change", tenant_id, d);
+    }
+    if (j) {
+        st = identity_set_tenant_jwt(ctx->app->identity, &ctx->scope, tenant_id,
+                                     clear ? NULL : &jwt, &t);
+        if (st != STORE_OK) {
+            api_fail_store(ctx, st, st == STORE_CONFLICT ? "a tenant with this JWT issuer" : "tenant");
+            goto out;
+        }
+        tenant_rec_free(&t);
+        /* the settings, never the key itself */
+        cJSON *d = cJSON_CreateObject();
+        if (clear) cJSON_AddNullToObject(d, "jwt");
+        else {
+            cJSON *jd = cJSON_AddObjectToObject(d, "jwt");
+            cJSON_AddStringToObject(jd, "issuer", jwt.issuer);
+            cJSON_AddStringToObject(jd, "alg", jwt.alg);
+        }
+        obs_audit_for_tenant(ctx->app->store, &ctx->scope, tenant_id, "tenant.update", tenant_id, d);
+    }
+    st = store_tenant_get(ctx->app->store, &ctx->scope, tenant_id, &t);
     if (st != STORE_OK) {
-        api_fail_store(ctx, st, st == STORE_CONFLICT ? "a tenant with this JWT issuer" : "tenant");
+        api_fail_store(ctx, st, "tenant");
         goto out;
     }
-    api_reply(ctx, 200, api_json_tenant(&t));
+    api_reply(ctx, 200, api_json_tenant(ctx->app, &t));
     tenant_rec_free(&t);
 out:
     free(jwt.key);

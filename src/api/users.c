@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "obs/audit.h"
+
 #define USERS_PAGE_DEFAULT 20
 #define USERS_PAGE_MAX 100
 
@@ -38,6 +40,12 @@ void api_users_create(api_ctx *ctx)
     if (st != STORE_OK) {
         api_fail_store(ctx, st, st == STORE_CONFLICT ? "a user with this external_id" : "user");
         goto out;
+    }
+    {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "external_id", u.external_id);
+        cJSON_AddStringToObject(d, "tier", u.tier);
+        obs_audit(ctx->app->store, &ctx->scope, "user.create", u.id, d);
     }
     api_reply(ctx, 201, api_json_user(ctx->app, &u));
 out:
@@ -82,33 +90,9 @@ void api_users_get(api_ctx *ctx)
     api_reply(ctx, 200, api_json_user(ctx->app, &u));
 }
 
-/* One limit of a PATCH: a non-negative number, or null for "the tier's". */
-static bool api_limit_field(api_ctx *ctx, const cJSON *limits, const char *name, bool money,
-                            int64_t *out)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(limits, name);
-    if (!v) return true;                        /* unchanged */
-    if (cJSON_IsNull(v)) { *out = -1; return true; }
-    char param[64];
-    snprintf(param, sizeof param, "limits.%s", name);
-    double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
-    double max = money ? 1e9 : 1e12;
-    if (!cJSON_IsNumber(v) || !isfinite(d) || d < 0 || d > max ||
-        (!money && d != floor(d))) {
-        api_fail(ctx, 400, "invalid_request_error", "invalid_value", param,
-                 "%s must be %s from 0 to %.0f, or null to use the tier's value", param,
-                 money ? "a number of US dollars" : "a whole number", max);
-        return false;
-    }
-    *out = money ? (int64_t)llround(d * 1e9) : (int64_t)d;
-    return true;
-}
-
 void api_users_patch(api_ctx *ctx)
 {
     static const char *const allowed[] = {"tier", "disabled", "limits", "display_name", NULL};
-    static const char *const limit_names[] = {"rpm", "tpm", "max_concurrent_runs",
-                                              "daily_budget_usd", "monthly_budget_usd", NULL};
     const char *user_id = ctx->req->params[0];
     cJSON *body = api_body_object(ctx, allowed, false);
     if (!body) return;
@@ -122,22 +106,6 @@ void api_users_patch(api_ctx *ctx)
     if (upd.set_tier && !api_tier_known(ctx, upd.tier)) goto out;
     const cJSON *limits = cJSON_GetObjectItemCaseSensitive(body, "limits");
     if (limits) {
-        if (!cJSON_IsObject(limits)) {
-            api_fail(ctx, 400, "invalid_request_error", "invalid_type", "limits",
-                     "field \"limits\" must be an object");
-            goto out;
-        }
-        for (const cJSON *f = limits->child; f; f = f->next) {
-            bool known = false;
-            for (const char *const *n = limit_names; *n; n++)
-                if (strcmp(f->string, *n) == 0) known = true;
-            if (!known) {
-                api_fail(ctx, 400, "invalid_request_error", "unknown_field", "limits",
-                         "unknown limit \"%.40s\" (known: rpm, tpm, max_concurrent_runs, "
-                         "daily_budget_usd, monthly_budget_usd)", f->string);
-                goto out;
-            }
-        }
         /* The store takes the complete override set: start from the current one. */
         user_rec cur;
         store_status st = store_user_get(ctx->app->store, &ctx->scope, user_id, &cur);
@@ -147,20 +115,25 @@ void api_users_patch(api_ctx *ctx)
         }
         upd.limits = cur.limits;
         upd.set_limits = true;
-        if (!api_limit_field(ctx, limits, "rpm", false, &upd.limits.rpm) ||
-            !api_limit_field(ctx, limits, "tpm", false, &upd.limits.tpm) ||
-            !api_limit_field(ctx, limits, "max_concurrent_runs", false,
-                             &upd.limits.max_concurrent_runs) ||
-            !api_limit_field(ctx, limits, "daily_budget_usd", true, &upd.limits.daily_budget_nusd) ||
-            !api_limit_field(ctx, limits, "monthly_budget_usd", true,
-                             &upd.limits.monthly_budget_nusd))
-            goto out;
+        if (!api_parse_limits(ctx, limits, true, &upd.limits)) goto out;
     }
     user_rec u;
     store_status st = identity_update_user(ctx->app->identity, &ctx->scope, user_id, &upd, &u);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "user");
         goto out;
+    }
+    /* The record of who changed what: the request's fields as given (no
+     * secrets can be in them), and budgets separately, since invariant 5
+     * names budget changes. */
+    cJSON *changed = cJSON_Duplicate(body, true);
+    cJSON_DeleteItemFromObjectCaseSensitive(changed, "limits");
+    if (changed->child) obs_audit(ctx->app->store, &ctx->scope, "user.update", user_id, changed);
+    else cJSON_Delete(changed);
+    if (limits) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddItemToObject(d, "limits", cJSON_Duplicate(limits, true));
+        obs_audit(ctx->app->store, &ctx->scope, "budget.change", user_id, d);
     }
     api_reply(ctx, 200, api_json_user(ctx->app, &u));
 out:
@@ -174,6 +147,15 @@ void api_users_delete(api_ctx *ctx)
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "user");
         return;
+    }
+    {
+        /* a tombstone: the user's data is gone, the record of its erasure stays */
+        cJSON *d = cJSON_CreateObject();
+        cJSON *what = cJSON_AddArrayToObject(d, "erased");
+        static const char *const kinds[] = {"keys", "sessions", "messages", "runs", "memory"};
+        for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+            cJSON_AddItemToArray(what, cJSON_CreateString(kinds[i]));
+        obs_audit(ctx->app->store, &ctx->scope, "user.delete", user_id, d);
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", user_id);

@@ -3,7 +3,8 @@
  * exists. It acts with the authority of whoever can read the data
  * directory, and refuses to run while `brigade serve` holds that directory
  * (the server's identity cache would not see the change; use the HTTP API
- * then). Keys are printed once and never again. */
+ * then). Keys are printed once and never again. Each change is audited
+ * like its HTTP twin, with the credential "cli". */
 #include "app/app.h"
 
 #include <cjson/cJSON.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "obs/audit.h"
 #include "util/log.h"
 
 static const char admin_usage[] =
@@ -87,6 +89,7 @@ static int admin_open(admin_env *env, const char *data_dir, const char *config_p
 static void admin_close(admin_env *env)
 {
     if (env->identity) identity_close(env->identity);
+    if (env->store) obs_audit_close(env->store);   /* the closing checkpoint */
     if (env->store) store_close(env->store);
     if (env->lock_fd > 0) close(env->lock_fd);
     config_free(&env->cfg);
@@ -135,6 +138,9 @@ static int admin_need(const char *v, const char *what)
 static int admin_run(admin_env *env, const char *noun, const char *verb, admin_opts *o)
 {
     scope sc;
+    app fake;   /* the JSON shapes need the configuration (tiers, limits) */
+    memset(&fake, 0, sizeof fake);
+    fake.cfg = env->cfg;
     if (strcmp(noun, "tenant") == 0 && strcmp(verb, "create") == 0) {
         if (admin_need(o->arg, "the tenant NAME") != 0) return 2;
         identity_cli_scope(env->identity, &sc);
@@ -142,7 +148,8 @@ static int admin_run(admin_env *env, const char *noun, const char *verb, admin_o
         char key[KEY_MAX];
         store_status st = identity_create_tenant(env->identity, &sc, o->arg, NULL, &t, key);
         if (st != STORE_OK) return admin_fail_store("tenant create", st);
-        cJSON *j = api_json_tenant(&t);
+        obs_audit_for_tenant(env->store, &sc, t.id, "tenant.create", t.id, NULL);
+        cJSON *j = api_json_tenant(&fake, &t);
         cJSON_AddStringToObject(j, "admin_key", key);
         tenant_rec_free(&t);
         admin_print(j);
@@ -155,7 +162,7 @@ static int admin_run(admin_env *env, const char *noun, const char *verb, admin_o
         store_status st = store_tenant_list(env->store, &sc, &ts, &n);
         if (st != STORE_OK) return admin_fail_store("tenant list", st);
         cJSON *arr = cJSON_CreateArray();
-        for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, api_json_tenant(&ts[i]));
+        for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, api_json_tenant(&fake, &ts[i]));
         store_free_tenants(ts, n);
         admin_print(arr);
         return 0;
@@ -165,9 +172,6 @@ static int admin_run(admin_env *env, const char *noun, const char *verb, admin_o
         fprintf(stderr, "brigade admin: no tenant %s\n", o->tenant);
         return 1;
     }
-    app fake;   /* api_json_user needs the tiers of the configuration */
-    memset(&fake, 0, sizeof fake);
-    fake.cfg = env->cfg;
     if (strcmp(noun, "user") == 0 && strcmp(verb, "create") == 0) {
         if (admin_need(o->arg, "the user's EXTERNAL_ID") != 0) return 2;
         if (o->tier && !config_find_tier(&env->cfg, o->tier)) {
@@ -177,6 +181,7 @@ static int admin_run(admin_env *env, const char *noun, const char *verb, admin_o
         user_rec u;
         store_status st = identity_create_user(env->identity, &sc, o->arg, o->tier, o->name, &u);
         if (st != STORE_OK) return admin_fail_store("user create", st);
+        obs_audit(env->store, &sc, "user.create", u.id, NULL);
         admin_print(api_json_user(&fake, &u));
         return 0;
     }
@@ -197,6 +202,7 @@ static int admin_run(admin_env *env, const char *noun, const char *verb, admin_o
         char key[KEY_MAX];
         store_status st = identity_create_user_key(env->identity, &sc, o->user, &k, key);
         if (st != STORE_OK) return admin_fail_store("key create", st);
+        obs_audit(env->store, &sc, "key.create", k.id, NULL);
         cJSON *j = api_json_key(&k);
         cJSON_AddStringToObject(j, "key", key);
         admin_print(j);
@@ -206,6 +212,7 @@ static int admin_run(admin_env *env, const char *noun, const char *verb, admin_o
         if (admin_need(o->arg, "the KEY_ID") != 0) return 2;
         store_status st = identity_revoke_key(env->identity, &sc, o->arg);
         if (st != STORE_OK) return admin_fail_store("key revoke", st);
+        obs_audit(env->store, &sc, "key.revoke", o->arg, NULL);
         printf("{\"id\": \"%s\", \"revoked\": true}\n", o->arg);
         return 0;
     }

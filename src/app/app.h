@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "govern/gate.h"
 #include "http/http.h"
 #include "identity/identity.h"
 #include "store/store.h"
@@ -36,6 +37,7 @@ typedef struct app {
     http_server   *server;
     tool_registry *tools;            /* built-in and declared tools */
     runs          *runs;             /* every active agent run */
+    gate          *gate;             /* governance: budgets, rate limits, fair queue */
     app_metrics    metrics;
     int64_t        started_at;
     int            lock_fd;          /* flock on data_dir/serve.lock while serving */
@@ -46,6 +48,7 @@ typedef struct app_thread {
     uv_loop_t *loop;
     upstream  *upstream;
     runs_thread *runs;               /* this loop's part of the run registry */
+    gate_thread *gate;               /* this loop's fair-queue inbox */
     unsigned   index;
 } app_thread;
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "obs/audit.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
@@ -32,7 +33,8 @@ static const char serve_usage[] =
     "  -h, --help          this text\n"
     "\n"
     "The server admin token is read from BRIGADE_ADMIN_TOKEN (or server.admin_token).\n"
-    "Logs go to stderr; BRIGADE_LOG=debug|info|warn|error sets the level.\n";
+    "Logs go to stderr as JSON lines; BRIGADE_LOG=debug|info|warn|error sets the level,\n"
+    "BRIGADE_LOG_FORMAT=json|text the format (docs/observability.md).\n";
 
 int app_lock_data_dir(const char *data_dir, char *err, size_t errlen)
 {
@@ -65,7 +67,10 @@ static void *serve_thread_init(uv_loop_t *loop, unsigned index, void *arg)
     t->loop = loop;
     t->index = index;
     t->upstream = upstream_new(loop, &a->cfg);
+    t->gate = gate_thread_new(a->gate, loop);
+    if (!t->gate) abort();
     t->runs = runs_thread_new(a->runs, loop, t->upstream);
+    runs_thread_set_gate(t->runs, t->gate);
     return t;
 }
 
@@ -73,8 +78,9 @@ static void serve_thread_fini(void *thread_data)
 {
     app_thread *t = thread_data;
     if (!t) return;
-    runs_thread_free(t->runs);      /* its runs use the upstream: first */
+    runs_thread_free(t->runs);      /* its runs use the upstream and the gate: first */
     upstream_free(t->upstream);
+    gate_thread_close(t->gate);
     free(t);
 }
 
@@ -85,6 +91,7 @@ static void serve_request_done(http_request *req, int status)
     if (status < 400) atomic_fetch_add(&a->metrics.responses_2xx, 1);
     else if (status < 500) atomic_fetch_add(&a->metrics.responses_4xx, 1);
     else atomic_fetch_add(&a->metrics.responses_5xx, 1);
+    api_request_done(req, status);   /* request span and per-route metrics */
 }
 
 /* Called once SIGINT/SIGTERM are handled: only then say we are listening,
@@ -202,7 +209,20 @@ int app_serve_main(int argc, char **argv)
         config_free(&a.cfg);
         return 1;
     }
+    /* Governance: budgets are rebuilt from the usage ledger before the
+     * first request can spend anything. */
+    a.gate = gate_new(&a.cfg, NULL, NULL);
+    if (!a.gate || gate_load_ledger(a.gate, a.store, err, sizeof err) != 0) {
+        fprintf(stderr, "brigade serve: governance: %s\n", a.gate ? err : "out of memory");
+        gate_free(a.gate);
+        tools_registry_free(a.tools);
+        identity_close(a.identity);
+        store_close(a.store);
+        config_free(&a.cfg);
+        return 1;
+    }
     a.runs = runs_new(&a.cfg, a.store, a.tools);
+    runs_set_gate(a.runs, a.gate, a.identity);
     a.started_at = time_now_unix();
     a.router = http_router_new();
     api_register_routes(a.router);
@@ -220,11 +240,15 @@ int app_serve_main(int argc, char **argv)
     sc.thread_fini = serve_thread_fini;
     sc.thread_arg = &a;
     sc.on_request_done = serve_request_done;
+    if (obs_setup(&a.cfg.observability, a.store, err, sizeof err) != 0)
+        log_warn("observability: %s; serving without tracing", err);
     a.server = http_server_start(&sc, err, sizeof err);
     if (!a.server) {
+        obs_tracer_stop();
         fprintf(stderr, "brigade serve: cannot listen on %s:%d: %s\n", a.cfg.listen_host,
                 a.cfg.listen_port, err);
         runs_free(a.runs);
+        gate_free(a.gate);
         tools_registry_free(a.tools);
         identity_close(a.identity);
         store_close(a.store);
@@ -235,8 +259,11 @@ int app_serve_main(int argc, char **argv)
     int sig = http_server_run_until_signal(a.server, serve_print_listening, &a);
     log_info("signal %d: stopped serving; flushing the store", sig);
     runs_free(a.runs);
+    gate_free(a.gate);
     tools_registry_free(a.tools);
     identity_close(a.identity);
+    obs_tracer_stop();               /* the last spans (runs' too) into the store before it closes */
+    obs_audit_close(a.store);        /* the shutdown checkpoint of the audit chain */
     store_close(a.store);
     http_router_free(a.router);
     config_free(&a.cfg);

@@ -175,6 +175,15 @@ void config_defaults(brigade_config *cfg)
     cfg->governance.queue_per_user = 16;
     cfg->governance.queue_global = 1024;
 
+    cfg->observability.traces_enabled = true;
+    cfg->observability.traces_retention_hours = 72;
+    cfg->observability.traces_max_spans = 1000000;
+    cfg->observability.otlp_max_queue = 8192;
+    cfg->observability.otlp_batch = 512;
+    cfg->observability.otlp_interval_ms = 1000;
+    cfg->observability.otlp_timeout_ms = 2000;
+    cfg->observability.metrics_max_series = 1000;
+
     /* No declared tools: an HTTP tool needs a URL only the operator knows. */
     cfg->n_agents = 1;
     cfg->agents = config_xcalloc(1, sizeof(agent_cfg));
@@ -280,6 +289,8 @@ void config_free(brigade_config *cfg)
     for (size_t i = 0; i < cfg->n_agents; i++)
         config_agent_free(&cfg->agents[i]);
     free(cfg->agents);
+    free(cfg->observability.otlp_endpoint);
+    free(cfg->observability.service_name);
     for (size_t i = 0; i < cfg->n_warnings; i++)
         free(cfg->warnings[i]);
     free(cfg->warnings);

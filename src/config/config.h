@@ -110,6 +110,23 @@ typedef struct governance_cfg {
                                       * default: unlimited) */
 } governance_cfg;
 
+/* `observability:` (docs/observability.md): logs, traces, OTLP export and
+ * metrics. */
+typedef struct obs_cfg {
+    int      logs_format;            /* 0 json (default), 1 text — as log_format */
+    bool     logs_content;           /* log message content (default false) */
+    bool     traces_enabled;         /* record spans (default true) */
+    uint32_t traces_retention_hours; /* spans kept this long (default 72) */
+    uint64_t traces_max_spans;       /* and at most this many (default 1000000) */
+    char    *otlp_endpoint;          /* NULL = no export; spans POSTed to {endpoint}/v1/traces */
+    uint32_t otlp_max_queue;         /* spans waiting for export (default 8192) */
+    uint32_t otlp_batch;             /* spans per POST (default 512) */
+    uint32_t otlp_interval_ms;       /* export at least this often (default 1000) */
+    uint32_t otlp_timeout_ms;        /* per POST (default 2000) */
+    char    *service_name;           /* OTLP resource service.name (default "brigade") */
+    uint32_t metrics_max_series;     /* series per metric family (default 1000) */
+} obs_cfg;
+
 /* A declared HTTP tool (`tools:` in the file). The model calls it with JSON
  * arguments that are validated against `parameters` first; brigade then
  * makes the request: POST/PUT/PATCH send the arguments as the JSON body,
@@ -176,6 +193,7 @@ typedef struct brigade_config {
     tool_cfg     *tools;      size_t n_tools;    /* declared HTTP tools */
     agent_cfg    *agents;     size_t n_agents;
     governance_cfg governance;
+    obs_cfg      observability;
     /* Non-fatal findings of the load (e.g. a literal api_key in the file),
      * each "FILE:LINE: key.path: message". They are also logged with
      * log_warn when found, so callers need not print them again. */

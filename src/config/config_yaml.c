@@ -523,7 +523,8 @@ static int ld_limits(ld *l, struct fy_node *n, int line, const char *path, http_
     return 0;
 }
 
-enum { SRV_LISTEN, SRV_THREADS, SRV_DATA_DIR, SRV_ADMIN, SRV_ADMIN_ENV, SRV_LIMITS, SRV__N };
+enum { SRV_LISTEN, SRV_THREADS, SRV_DATA_DIR, SRV_ADMIN, SRV_ADMIN_ENV, SRV_LIMITS, SRV_REQ_TIMEOUT,
+       SRV_MAX_REQ_TIMEOUT, SRV__N };
 
 static int ld_server(ld *l, struct fy_node *n, int line)
 {
@@ -532,6 +533,8 @@ static int ld_server(ld *l, struct fy_node *n, int line)
         [SRV_LISTEN] = {.key = "listen"},     [SRV_THREADS] = {.key = "threads"},
         [SRV_DATA_DIR] = {.key = "data_dir"}, [SRV_ADMIN] = {.key = "admin_token"},
         [SRV_ADMIN_ENV] = {.key = "admin_token_env"}, [SRV_LIMITS] = {.key = "limits"},
+        [SRV_REQ_TIMEOUT] = {.key = "request_timeout_ms"},
+        [SRV_MAX_REQ_TIMEOUT] = {.key = "max_request_timeout_ms"},
     };
     if (ld_collect(l, n, line, "server", s, SRV__N) < 0)
         return -1;
@@ -576,6 +579,19 @@ static int ld_server(ld *l, struct fy_node *n, int line)
     if (s[SRV_LIMITS].present &&
         ld_limits(l, s[SRV_LIMITS].val, s[SRV_LIMITS].line, "server.limits", &cfg->limits) < 0)
         return -1;
+    if (s[SRV_REQ_TIMEOUT].present &&
+        ld_u32(l, &s[SRV_REQ_TIMEOUT], "server.request_timeout_ms", 1, 86400000, &cfg->request_timeout_ms) < 0)
+        return -1;
+    if (s[SRV_MAX_REQ_TIMEOUT].present &&
+        ld_u32(l, &s[SRV_MAX_REQ_TIMEOUT], "server.max_request_timeout_ms", 1, 86400000,
+               &cfg->max_request_timeout_ms) < 0)
+        return -1;
+    if (cfg->request_timeout_ms > cfg->max_request_timeout_ms) {
+        int at = s[SRV_REQ_TIMEOUT].present ? s[SRV_REQ_TIMEOUT].line : s[SRV_MAX_REQ_TIMEOUT].line;
+        return ld_fail(l, at ? at : line, "server.request_timeout_ms",
+                       "request_timeout_ms (%u) exceeds max_request_timeout_ms (%u)",
+                       cfg->request_timeout_ms, cfg->max_request_timeout_ms);
+    }
     return 0;
 }
 
@@ -784,7 +800,107 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
     return 0;
 }
 
-enum { MO_NAME, MO_PROVIDER, MO_UPSTREAM, MO_IN_PRICE, MO_OUT_PRICE, MO_MAX_OUT, MO_CONTEXT, MO__N };
+static void ld_known_names(char *out, size_t outlen, const char *const *names, size_t stride, size_t n);
+
+enum { DE_PROVIDER, DE_UPSTREAM, DE_WEIGHT, DE_MAX_CONC, DE__N };
+
+/* One entry of models[].deployments. Providers are final by now (the
+ * providers list is read before the models), so the name resolves here,
+ * with the line of the mistake. */
+static int ld_deployment(ld *l, struct fy_node *n, int line, const char *path, const char *model_name,
+                         deployment_cfg *d)
+{
+    slot s[DE__N] = {
+        [DE_PROVIDER] = {.key = "provider"}, [DE_UPSTREAM] = {.key = "upstream_model"},
+        [DE_WEIGHT] = {.key = "weight"},     [DE_MAX_CONC] = {.key = "max_concurrent"},
+    };
+    if (config_node_is_null(n))
+        return ld_fail(l, line, path, "expected a mapping (provider, upstream_model, …), got nothing");
+    if (ld_collect(l, n, line, path, s, DE__N) < 0)
+        return -1;
+    char kp[256];
+    if (!s[DE_PROVIDER].present)
+        return ld_fail(l, line, path, "missing required key \"provider\"");
+    ld_path(kp, sizeof(kp), path, "provider");
+    if (ld_name(l, &s[DE_PROVIDER], kp, &d->provider_name) < 0)
+        return -1;
+    brigade_config *cfg = l->cfg;
+    for (size_t j = 0; j < cfg->n_providers; j++)
+        if (strcmp(cfg->providers[j].name, d->provider_name) == 0)
+            d->provider = &cfg->providers[j];
+    if (!d->provider) {
+        char known[512];
+        ld_known_names(known, sizeof(known), (const char *const *)&cfg->providers[0].name,
+                       sizeof(provider_cfg), cfg->n_providers);
+        return ld_fail(l, s[DE_PROVIDER].line, kp, "no provider named \"%s\" (known: %s)",
+                       d->provider_name, known);
+    }
+    if (s[DE_UPSTREAM].present) {
+        ld_path(kp, sizeof(kp), path, "upstream_model");
+        if (ld_nonempty(l, &s[DE_UPSTREAM], kp, &d->upstream_model, NULL) < 0)
+            return -1;
+    } else {
+        d->upstream_model = config_xstrdup(model_name);
+    }
+    d->weight = 1;
+    if (s[DE_WEIGHT].present) {
+        ld_path(kp, sizeof(kp), path, "weight");
+        if (ld_u32(l, &s[DE_WEIGHT], kp, 1, 1000000, &d->weight) < 0)
+            return -1;
+    }
+    d->max_concurrent = d->provider->max_concurrent;
+    if (s[DE_MAX_CONC].present) {
+        ld_path(kp, sizeof(kp), path, "max_concurrent");
+        if (ld_u32(l, &s[DE_MAX_CONC], kp, 0, 1000000, &d->max_concurrent) < 0)
+            return -1;
+    }
+    size_t nl = strlen(d->provider_name) + 1 + strlen(d->upstream_model) + 1;
+    d->name = config_xcalloc(1, nl);
+    snprintf(d->name, nl, "%s/%s", d->provider_name, d->upstream_model);
+    return 0;
+}
+
+static const char *const ld_fallback_classes[] = {
+    "rate_limit", "server_error", "timeout", "connect", "malformed", "context_window", NULL
+};
+
+/* models[].fallback_on: a list of failure classes → FALLBACK_* bits. */
+static int ld_fallback_on(ld *l, const slot *s, const char *path, uint32_t *out)
+{
+    size_t n = 0;
+    if (ld_sequence(l, s->val, s->line, path, &n, 1) < 0)
+        return -1;
+    *out = 0;
+    void *it = NULL;
+    struct fy_node *item;
+    size_t i = 0;
+    char kp[256];
+    while ((item = fy_node_sequence_iterate(s->val, &it)) != NULL) {
+        snprintf(kp, sizeof(kp), "%s[%zu]", path, i++);
+        slot is = {.key = path, .val = item, .line = config_node_line(item, s->line), .present = 1};
+        char *v = NULL;
+        if (ld_nonempty(l, &is, kp, &v, NULL) < 0) {
+            free(v);
+            return -1;
+        }
+        size_t c;
+        for (c = 0; ld_fallback_classes[c]; c++)
+            if (strcmp(v, ld_fallback_classes[c]) == 0)
+                break;
+        if (!ld_fallback_classes[c]) {
+            ld_fail(l, is.line, kp, "unknown failure class \"%s\" (known: rate_limit, server_error, "
+                    "timeout, connect, malformed, context_window)", v);
+            free(v);
+            return -1;
+        }
+        free(v);
+        *out |= 1u << c;
+    }
+    return 0;
+}
+
+enum { MO_NAME, MO_PROVIDER, MO_UPSTREAM, MO_IN_PRICE, MO_OUT_PRICE, MO_MAX_OUT, MO_CONTEXT,
+       MO_DEPLOYMENTS, MO_BALANCE, MO_FALLBACKS, MO_FALLBACK_ON, MO__N };
 
 static int ld_model(ld *l, struct fy_node *n, int line, const char *path, model_cfg *m, entry_lines *el)
 {
@@ -792,7 +908,9 @@ static int ld_model(ld *l, struct fy_node *n, int line, const char *path, model_
         [MO_NAME] = {.key = "name"},                       [MO_PROVIDER] = {.key = "provider"},
         [MO_UPSTREAM] = {.key = "upstream_model"},         [MO_IN_PRICE] = {.key = "input_usd_per_mtok"},
         [MO_OUT_PRICE] = {.key = "output_usd_per_mtok"},   [MO_MAX_OUT] = {.key = "max_output_tokens"},
-        [MO_CONTEXT] = {.key = "context_window"},
+        [MO_CONTEXT] = {.key = "context_window"},          [MO_DEPLOYMENTS] = {.key = "deployments"},
+        [MO_BALANCE] = {.key = "balance"},                 [MO_FALLBACKS] = {.key = "fallbacks"},
+        [MO_FALLBACK_ON] = {.key = "fallback_on"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, provider, …), got nothing");
@@ -801,24 +919,105 @@ static int ld_model(ld *l, struct fy_node *n, int line, const char *path, model_
     char kp[160];
     m->max_output_tokens = 4096;
     m->context_window = 128000;
+    m->fallback_on = FALLBACK_ALL;
     if (!s[MO_NAME].present)
         return ld_fail(l, line, path, "missing required key \"name\"");
     ld_path(kp, sizeof(kp), path, "name");
     if (ld_name(l, &s[MO_NAME], kp, &m->name) < 0)
         return -1;
     el->name = s[MO_NAME].line;
-    if (!s[MO_PROVIDER].present)
-        return ld_fail(l, line, path, "missing required key \"provider\"");
-    ld_path(kp, sizeof(kp), path, "provider");
-    if (ld_name(l, &s[MO_PROVIDER], kp, &m->provider_name) < 0)
-        return -1;
-    el->ref = s[MO_PROVIDER].line;
-    if (s[MO_UPSTREAM].present) {
-        ld_path(kp, sizeof(kp), path, "upstream_model");
-        if (ld_nonempty(l, &s[MO_UPSTREAM], kp, &m->upstream_model, NULL) < 0)
+    if (s[MO_DEPLOYMENTS].present) {
+        /* Two ways of saying where the model lives would disagree sooner or later. */
+        for (int k = MO_PROVIDER; k <= MO_UPSTREAM; k++)
+            if (s[k].present) {
+                ld_path(kp, sizeof(kp), path, s[k].key);
+                return ld_fail(l, s[k].line, kp, "give either %s or deployments, not both", s[k].key);
+            }
+        ld_path(kp, sizeof(kp), path, "deployments");
+        size_t nd = 0;
+        if (ld_sequence(l, s[MO_DEPLOYMENTS].val, s[MO_DEPLOYMENTS].line, kp, &nd, 0) < 0)
             return -1;
+        m->deployments = config_xcalloc(nd, sizeof(deployment_cfg));
+        void *it = NULL;
+        struct fy_node *item;
+        while (m->n_deployments < nd && (item = fy_node_sequence_iterate(s[MO_DEPLOYMENTS].val, &it))) {
+            char dp[180];
+            snprintf(dp, sizeof(dp), "%s[%zu]", kp, m->n_deployments);
+            deployment_cfg *d = &m->deployments[m->n_deployments++];
+            if (ld_deployment(l, item, config_node_line(item, s[MO_DEPLOYMENTS].line), dp, m->name, d) < 0)
+                return -1;
+            for (size_t j = 0; j + 1 < m->n_deployments; j++)
+                if (strcmp(m->deployments[j].name, d->name) == 0)
+                    return ld_fail(l, config_node_line(item, s[MO_DEPLOYMENTS].line), dp,
+                                   "deployment \"%s\" is listed twice", d->name);
+        }
+        /* Older code sees the first deployment as "the" provider. */
+        m->provider_name = config_xstrdup(m->deployments[0].provider_name);
+        m->upstream_model = config_xstrdup(m->deployments[0].upstream_model);
+        el->ref = s[MO_DEPLOYMENTS].line;
     } else {
-        m->upstream_model = config_xstrdup(m->name);
+        if (!s[MO_PROVIDER].present)
+            return ld_fail(l, line, path, "missing required key \"provider\" (or \"deployments\")");
+        ld_path(kp, sizeof(kp), path, "provider");
+        if (ld_name(l, &s[MO_PROVIDER], kp, &m->provider_name) < 0)
+            return -1;
+        el->ref = s[MO_PROVIDER].line;
+        if (s[MO_UPSTREAM].present) {
+            ld_path(kp, sizeof(kp), path, "upstream_model");
+            if (ld_nonempty(l, &s[MO_UPSTREAM], kp, &m->upstream_model, NULL) < 0)
+                return -1;
+        } else {
+            m->upstream_model = config_xstrdup(m->name);
+        }
+    }
+    if (s[MO_BALANCE].present) {
+        ld_path(kp, sizeof(kp), path, "balance");
+        char *b = NULL;
+        if (ld_nonempty(l, &s[MO_BALANCE], kp, &b, NULL) < 0) {
+            free(b);
+            return -1;
+        }
+        int ok = 1;
+        if (strcmp(b, "weighted") == 0) m->balance = BALANCE_WEIGHTED;
+        else if (strcmp(b, "least_in_flight") == 0) m->balance = BALANCE_LEAST_IN_FLIGHT;
+        else ok = 0;
+        if (!ok) {
+            ld_fail(l, s[MO_BALANCE].line, kp, "unknown balance \"%s\" (known: weighted, least_in_flight)", b);
+            free(b);
+            return -1;
+        }
+        free(b);
+    }
+    if (s[MO_FALLBACKS].present) {
+        ld_path(kp, sizeof(kp), path, "fallbacks");
+        size_t nf = 0;
+        if (ld_sequence(l, s[MO_FALLBACKS].val, s[MO_FALLBACKS].line, kp, &nf, 1) < 0)
+            return -1;
+        m->fallbacks = config_xcalloc(nf ? nf : 1, sizeof(char *));
+        void *it = NULL;
+        struct fy_node *item;
+        while (m->n_fallbacks < nf && (item = fy_node_sequence_iterate(s[MO_FALLBACKS].val, &it))) {
+            char fp[180];
+            snprintf(fp, sizeof(fp), "%s[%zu]", kp, m->n_fallbacks);
+            slot is = {.key = "fallbacks", .val = item,
+                       .line = config_node_line(item, s[MO_FALLBACKS].line), .present = 1};
+            char *v = NULL;
+            if (ld_name(l, &is, fp, &v) < 0) {
+                free(v);
+                return -1;
+            }
+            m->fallbacks[m->n_fallbacks++] = v;
+            if (strcmp(v, m->name) == 0)
+                return ld_fail(l, is.line, fp, "a model cannot be its own fallback");
+            for (size_t j = 0; j + 1 < m->n_fallbacks; j++)
+                if (strcmp(m->fallbacks[j], v) == 0)
+                    return ld_fail(l, is.line, fp, "\"%s\" is listed twice", v);
+        }
+    }
+    if (s[MO_FALLBACK_ON].present) {
+        ld_path(kp, sizeof(kp), path, "fallback_on");
+        if (ld_fallback_on(l, &s[MO_FALLBACK_ON], kp, &m->fallback_on) < 0)
+            return -1;
     }
     if (s[MO_IN_PRICE].present) {
         ld_path(kp, sizeof(kp), path, "input_usd_per_mtok");
@@ -845,6 +1044,33 @@ static int ld_model(ld *l, struct fy_node *n, int line, const char *path, model_
         ld_path(kp, sizeof(kp), path, s[MO_MAX_OUT].present ? "max_output_tokens" : "context_window");
         return ld_fail(l, at ? at : line, kp, "max_output_tokens (%u) exceeds context_window (%u)",
                        m->max_output_tokens, m->context_window);
+    }
+    return 0;
+}
+
+/* After the models list is final: resolve each model's fallbacks to
+ * models (names checked here, since a fallback may be declared later in
+ * the list). `ml` gives the entries' lines, NULL for the embedded models. */
+static int ld_models_resolve(ld *l, const entry_lines *ml)
+{
+    brigade_config *cfg = l->cfg;
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        model_cfg *m = &cfg->models[i];
+        free(m->fallback_models);
+        m->fallback_models = NULL;
+        if (!m->n_fallbacks) continue;
+        m->fallback_models = config_xcalloc(m->n_fallbacks, sizeof(*m->fallback_models));
+        for (size_t f = 0; f < m->n_fallbacks; f++) {
+            m->fallback_models[f] = config_find_model(cfg, m->fallbacks[f]);
+            if (!m->fallback_models[f]) {
+                char kp[64], known[512];
+                snprintf(kp, sizeof(kp), "models[%zu].fallbacks[%zu]", i, f);
+                ld_known_names(known, sizeof(known), (const char *const *)&cfg->models[0].name,
+                               sizeof(model_cfg), cfg->n_models);
+                return ld_fail(l, ml ? ml[i].item : 0, kp, "no model named \"%s\" (known: %s)",
+                               m->fallbacks[f], known);
+            }
+        }
     }
     return 0;
 }
@@ -937,6 +1163,105 @@ static int ld_governance(ld *l, struct fy_node *n, int line)
             return ld_fail(l, ts[TI_WEIGHT].line, "governance.tenant_limits.weight",
                            "weights are per tier; remove the key");
         if (ld_limit_fields(l, ts, tp, &g->tenant_limits) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* `observability:` — logs, traces, OTLP export, metrics (docs/observability.md). */
+enum { OB_LOGS, OB_TRACES, OB_OTLP, OB_METRICS, OB__N };
+enum { OBL_FORMAT, OBL_CONTENT, OBL__N };
+enum { OBT_ENABLED, OBT_RETENTION, OBT_MAX_SPANS, OBT__N };
+enum { OBO_ENDPOINT, OBO_QUEUE, OBO_BATCH, OBO_INTERVAL, OBO_TIMEOUT, OBO_SERVICE, OBO__N };
+enum { OBM_MAX_SERIES, OBM__N };
+
+static int ld_observability(ld *l, struct fy_node *n, int line)
+{
+    obs_cfg *o = &l->cfg->observability;
+    slot s[OB__N] = {[OB_LOGS] = {.key = "logs"}, [OB_TRACES] = {.key = "traces"},
+                     [OB_OTLP] = {.key = "otlp"}, [OB_METRICS] = {.key = "metrics"}};
+    if (ld_collect(l, n, line, "observability", s, OB__N) < 0)
+        return -1;
+    if (s[OB_LOGS].present) {
+        slot g[OBL__N] = {[OBL_FORMAT] = {.key = "format"}, [OBL_CONTENT] = {.key = "content"}};
+        if (ld_collect(l, s[OB_LOGS].val, s[OB_LOGS].line, "observability.logs", g, OBL__N) < 0)
+            return -1;
+        if (g[OBL_FORMAT].present) {
+            char *v = NULL;
+            if (ld_nonempty(l, &g[OBL_FORMAT], "observability.logs.format", &v, NULL) < 0) {
+                free(v);
+                return -1;
+            }
+            int fmt = strcmp(v, "json") == 0 ? 0 : strcmp(v, "text") == 0 ? 1 : -1;
+            free(v);
+            if (fmt < 0)
+                return ld_fail(l, g[OBL_FORMAT].line, "observability.logs.format",
+                               "expected json or text");
+            o->logs_format = fmt;
+        }
+        if (g[OBL_CONTENT].present &&
+            ld_bool(l, &g[OBL_CONTENT], "observability.logs.content", &o->logs_content) < 0)
+            return -1;
+    }
+    if (s[OB_TRACES].present) {
+        slot g[OBT__N] = {[OBT_ENABLED] = {.key = "enabled"}, [OBT_RETENTION] = {.key = "retention_hours"},
+                          [OBT_MAX_SPANS] = {.key = "max_spans"}};
+        if (ld_collect(l, s[OB_TRACES].val, s[OB_TRACES].line, "observability.traces", g, OBT__N) < 0)
+            return -1;
+        if (g[OBT_ENABLED].present &&
+            ld_bool(l, &g[OBT_ENABLED], "observability.traces.enabled", &o->traces_enabled) < 0)
+            return -1;
+        if (g[OBT_RETENTION].present &&
+            ld_u32(l, &g[OBT_RETENTION], "observability.traces.retention_hours", 1, 24 * 3650,
+                   &o->traces_retention_hours) < 0)
+            return -1;
+        if (g[OBT_MAX_SPANS].present) {
+            int64_t v;
+            if (ld_int(l, &g[OBT_MAX_SPANS], "observability.traces.max_spans", 1000, 1000000000, &v) < 0)
+                return -1;
+            o->traces_max_spans = (uint64_t)v;
+        }
+    }
+    if (s[OB_OTLP].present) {
+        slot g[OBO__N] = {[OBO_ENDPOINT] = {.key = "endpoint"}, [OBO_QUEUE] = {.key = "max_queue"},
+                          [OBO_BATCH] = {.key = "batch"},       [OBO_INTERVAL] = {.key = "interval_ms"},
+                          [OBO_TIMEOUT] = {.key = "timeout_ms"}, [OBO_SERVICE] = {.key = "service_name"}};
+        if (ld_collect(l, s[OB_OTLP].val, s[OB_OTLP].line, "observability.otlp", g, OBO__N) < 0)
+            return -1;
+        if (g[OBO_ENDPOINT].present) {
+            size_t host_at;
+            free(o->otlp_endpoint);
+            o->otlp_endpoint = NULL;
+            if (ld_http_url(l, &g[OBO_ENDPOINT], "observability.otlp.endpoint", &o->otlp_endpoint,
+                            &host_at) < 0)
+                return -1;
+        }
+        if (g[OBO_QUEUE].present &&
+            ld_u32(l, &g[OBO_QUEUE], "observability.otlp.max_queue", 1, 10000000, &o->otlp_max_queue) < 0)
+            return -1;
+        if (g[OBO_BATCH].present &&
+            ld_u32(l, &g[OBO_BATCH], "observability.otlp.batch", 1, 4096, &o->otlp_batch) < 0)
+            return -1;
+        if (g[OBO_INTERVAL].present &&
+            ld_u32(l, &g[OBO_INTERVAL], "observability.otlp.interval_ms", 10, 600000, &o->otlp_interval_ms) < 0)
+            return -1;
+        if (g[OBO_TIMEOUT].present &&
+            ld_u32(l, &g[OBO_TIMEOUT], "observability.otlp.timeout_ms", 10, 600000, &o->otlp_timeout_ms) < 0)
+            return -1;
+        if (g[OBO_SERVICE].present) {
+            free(o->service_name);
+            o->service_name = NULL;
+            if (ld_nonempty(l, &g[OBO_SERVICE], "observability.otlp.service_name", &o->service_name, NULL) < 0)
+                return -1;
+        }
+    }
+    if (s[OB_METRICS].present) {
+        slot g[OBM__N] = {[OBM_MAX_SERIES] = {.key = "max_series"}};
+        if (ld_collect(l, s[OB_METRICS].val, s[OB_METRICS].line, "observability.metrics", g, OBM__N) < 0)
+            return -1;
+        if (g[OBM_MAX_SERIES].present &&
+            ld_u32(l, &g[OBM_MAX_SERIES], "observability.metrics.max_series", 10, 1000000,
+                   &o->metrics_max_series) < 0)
             return -1;
     }
     return 0;
@@ -1493,7 +1818,7 @@ static void ld_agent_free(void *e) { config_agent_free(e); }
 /* the document                                                        */
 
 enum { RT_SERVER, RT_PROVIDERS, RT_MODELS, RT_TIERS, RT_DEFAULT_TIER, RT_TOOLS, RT_AGENTS,
-       RT_GOVERNANCE, RT__N };
+       RT_GOVERNANCE, RT_OBSERVABILITY, RT__N };
 
 static int ld_root(ld *l, struct fy_node *root)
 {
@@ -1504,6 +1829,7 @@ static int ld_root(ld *l, struct fy_node *root)
         [RT_MODELS] = {.key = "models"}, [RT_TIERS] = {.key = "tiers"},
         [RT_DEFAULT_TIER] = {.key = "default_tier"}, [RT_TOOLS] = {.key = "tools"},
         [RT_AGENTS] = {.key = "agents"},             [RT_GOVERNANCE] = {.key = "governance"},
+        [RT_OBSERVABILITY] = {.key = "observability"},
     };
     if (!config_node_is_null(root) && fy_node_get_type(root) != FYNT_MAPPING)
         return ld_fail(l, config_node_line(root, 1), NULL,
@@ -1514,6 +1840,9 @@ static int ld_root(ld *l, struct fy_node *root)
         return -1;
     if (s[RT_GOVERNANCE].present &&
         ld_governance(l, s[RT_GOVERNANCE].val, s[RT_GOVERNANCE].line) < 0)
+        return -1;
+    if (s[RT_OBSERVABILITY].present &&
+        ld_observability(l, s[RT_OBSERVABILITY].val, s[RT_OBSERVABILITY].line) < 0)
         return -1;
 
     int rc = -1;
@@ -1615,6 +1944,8 @@ static int ld_root(ld *l, struct fy_node *root)
         kept++;
     }
     cfg->n_models = kept;
+    if (ld_models_resolve(l, ml) < 0)
+        goto out;
     if (cfg->n_models == 0) {
         ld_fail(l, s[RT_PROVIDERS].line, "models",
                 "no models: the embedded mock models need the \"mock\" provider, "

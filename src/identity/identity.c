@@ -47,6 +47,7 @@ typedef struct id_user {
     char external_id[STORE_NAME_MAX];
     char tier[32];
     bool disabled;
+    user_limits limits;            /* overrides of the tier (-1 = not set) */
 } id_user;
 
 typedef struct id_issuer {
@@ -60,6 +61,7 @@ typedef struct id_issuer {
 typedef struct id_tenant {
     char default_tier[32];
     char issuer[STORE_NAME_MAX];   /* "" if no JWT configured */
+    user_limits limits;            /* overrides of governance.tenant_limits (-1 = not set) */
 } id_tenant;
 
 struct identity {
@@ -71,7 +73,10 @@ struct identity {
     pthread_rwlock_t lock;         /* guards the tables */
     pthread_mutex_t mutate;        /* orders store-then-cache updates of admin changes */
     strmap *keys, *users, *ext, *issuers, *tenants;
+    strmap *key_limits;            /* key id → user_limits, for keys with limits of their own */
 };
+
+static const user_limits id_no_limits = {-1, -1, -1, -1, -1};
 
 static void id_issuer_free(void *p)
 {
@@ -100,6 +105,14 @@ static void id_cache_key(identity *id, const key_rec *k)
     e->kind = k->kind;
     e->revoked = k->revoked_at != 0;
     if (strmap_put(id->keys, k->hash, e) != 0) free(e);
+    const user_limits *l = &k->limits;
+    if (l->rpm >= 0 || l->tpm >= 0 || l->daily_budget_nusd >= 0 || l->monthly_budget_nusd >= 0) {
+        user_limits *kl = malloc(sizeof *kl);
+        if (kl) {
+            *kl = *l;
+            if (strmap_put(id->key_limits, k->id, kl) != 0) free(kl);
+        }
+    }
 }
 
 static void id_cache_user(identity *id, const user_rec *u)
@@ -112,6 +125,7 @@ static void id_cache_user(identity *id, const user_rec *u)
     id_copy(e->external_id, sizeof e->external_id, u->external_id);
     id_copy(e->tier, sizeof e->tier, u->tier);
     e->disabled = u->disabled;
+    e->limits = u->limits;
     if (strmap_put(id->users, u->id, e) != 0) free(e);
     id_ext_key(ek, sizeof ek, u->tenant_id, u->external_id);
     if (strmap_put(id->ext, ek, uid) != 0) free(uid);
@@ -125,6 +139,7 @@ static void id_cache_tenant(identity *id, const char *tenant_id, const char *def
     if (!t) {
         t = calloc(1, sizeof *t);
         if (!t || strmap_put(id->tenants, tenant_id, t) != 0) { free(t); return; }
+        t->limits = id_no_limits;
     }
     if (default_tier) id_copy(t->default_tier, sizeof t->default_tier, default_tier[0] ? default_tier : "default");
     if (t->issuer[0]) {
@@ -153,9 +168,16 @@ static void id_cache_tenant(identity *id, const char *tenant_id, const char *def
 
 /* ---- open / close ---- */
 
+static void id_cache_tenant_limits(identity *id, const char *tenant_id, const user_limits *l)
+{
+    id_tenant *t = strmap_get(id->tenants, tenant_id);
+    if (t) t->limits = *l;
+}
+
 static void id_load_tenant_cb(const tenant_rec *t, void *arg)
 {
     id_cache_tenant(arg, t->id, t->default_tier, t->has_jwt ? &t->jwt : NULL);
+    id_cache_tenant_limits(arg, t->id, &t->limits);
 }
 static void id_load_user_cb(const user_rec *u, void *arg) { id_cache_user(arg, u); }
 static void id_load_key_cb(const key_rec *k, void *arg) { id_cache_key(arg, k); }
@@ -175,6 +197,7 @@ identity *identity_open(store *st, const char *data_dir, const char *admin_token
     id->ext = strmap_new(free);
     id->issuers = strmap_new(id_issuer_free);
     id->tenants = strmap_new(free);
+    id->key_limits = strmap_new(free);
     if (!id->keys || !id->users || !id->ext || !id->issuers || !id->tenants) {
         snprintf(err, errlen, "out of memory");
         identity_close(id);
@@ -202,6 +225,7 @@ void identity_close(identity *id)
     strmap_free(id->ext);
     strmap_free(id->issuers);
     strmap_free(id->tenants);
+    strmap_free(id->key_limits);
     pthread_rwlock_destroy(&id->lock);
     pthread_mutex_destroy(&id->mutate);
     OPENSSL_cleanse(id->secret, sizeof id->secret);
@@ -579,6 +603,13 @@ store_status identity_delete_user(identity *id, const scope *sc, const char *use
 store_status identity_create_user_key(identity *id, const scope *sc, const char *user_id,
                                       key_rec *out, char key_out[KEY_MAX])
 {
+    return identity_create_user_key_limited(id, sc, user_id, NULL, out, key_out);
+}
+
+store_status identity_create_user_key_limited(identity *id, const scope *sc, const char *user_id,
+                                              const user_limits *limits, key_rec *out,
+                                              char key_out[KEY_MAX])
+{
     if (out) memset(out, 0, sizeof *out);
     if (!scope_valid(sc) || !user_id) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_TENANT_ADMIN) return STORE_FORBIDDEN;
@@ -587,6 +618,8 @@ store_status identity_create_user_key(identity *id, const scope *sc, const char 
     id_new_key(id, KEY_KIND_USER, &k, key);
     id_copy(k.tenant_id, sizeof k.tenant_id, sc->tenant_id);
     id_copy(k.user_id, sizeof k.user_id, user_id);
+    k.limits = limits ? *limits : id_no_limits;
+    k.limits.max_concurrent_runs = -1;
 
     pthread_mutex_lock(&id->mutate);
     store_status s = store_key_create(id->st, sc, &k);   /* checks the user is this tenant's */
@@ -618,6 +651,40 @@ store_status identity_revoke_key(identity *id, const scope *sc, const char *key_
     }
     pthread_mutex_unlock(&id->mutate);
     return s;
+}
+
+/* ---- limits ---- */
+
+store_status identity_set_tenant_limits(identity *id, const scope *sc, const char *tenant_id,
+                                        const user_limits *limits)
+{
+    pthread_mutex_lock(&id->mutate);
+    store_status s = store_tenant_set_limits(id->st, sc, tenant_id, limits);
+    if (s == STORE_OK) {
+        pthread_rwlock_wrlock(&id->lock);
+        id_cache_tenant_limits(id, tenant_id, limits);
+        pthread_rwlock_unlock(&id->lock);
+    }
+    pthread_mutex_unlock(&id->mutate);
+    return s;
+}
+
+bool identity_limits(identity *id, const scope *sc, user_limits *user, user_limits *key,
+                     user_limits *tenant)
+{
+    *user = *key = *tenant = id_no_limits;
+    if (!scope_valid(sc)) return false;
+    pthread_rwlock_rdlock(&id->lock);
+    const id_tenant *t = strmap_get(id->tenants, sc->tenant_id);
+    if (t) *tenant = t->limits;
+    if (sc->user_id[0]) {
+        const id_user *u = strmap_get(id->users, sc->user_id);
+        if (u) *user = u->limits;
+    }
+    const user_limits *kl = sc->key_id[0] ? strmap_get(id->key_limits, sc->key_id) : NULL;
+    if (kl) *key = *kl;
+    pthread_rwlock_unlock(&id->lock);
+    return t != NULL;
 }
 
 /* ---- the command line ---- */

@@ -78,6 +78,19 @@ store_status identity_set_tenant_jwt(identity *id, const scope *sc, const char *
 /* Tenant admin: a new key for one of its users; the key is shown once. */
 store_status identity_create_user_key(identity *id, const scope *sc, const char *user_id,
                                       key_rec *out, char key_out[KEY_MAX]);
+/* The same, with limits of the key's own (rpm, tpm, budgets; -1 = not set);
+ * NULL = none. */
+store_status identity_create_user_key_limited(identity *id, const scope *sc, const char *user_id,
+                                              const user_limits *limits, key_rec *out,
+                                              char key_out[KEY_MAX]);
+/* Server admin: the tenant's own limits (-1 fields = governance.tenant_limits). */
+store_status identity_set_tenant_limits(identity *id, const scope *sc, const char *tenant_id,
+                                        const user_limits *limits);
+/* The overrides that apply to a request of this scope, from the cache (never
+ * blocks): the user's (over its tier), the key's, the tenant's; -1 = not
+ * set. False if the tenant is unknown. */
+bool identity_limits(identity *id, const scope *sc, user_limits *user, user_limits *key,
+                     user_limits *tenant);
 /* Tenant admin (any key of its tenant) or a user (own keys only). */
 store_status identity_revoke_key(identity *id, const scope *sc, const char *key_id);
 /* Tenant admin. */

@@ -30,6 +30,14 @@ runs_thread *runs_thread_new(runs *r, uv_loop_t *loop, upstream *up)
     return t;
 }
 
+void runs_set_gate(runs *r, struct gate *g, struct identity *id)
+{
+    r->gate = g;
+    r->identity = id;
+}
+
+void runs_thread_set_gate(runs_thread *t, struct gate_thread *gt) { t->gate = gt; }
+
 static void run_exec_release(run_exec *x);
 static void run_finish_done(run_exec *x);
 
@@ -149,9 +157,42 @@ cJSON *runs_json_message(const message_rec *m)
 static void run_start_free(run_start *s)
 {
     if (!s) return;
+    if (s->counted) gate_run_end(s->t->r->gate, s->sc.tenant_id, s->sc.user_id);
     free(s->content);
     cJSON_Delete(s->history);
     free(s);
+}
+
+/* Take one of the user's concurrent runs (max_concurrent_runs); false with
+ * s->refusal filled if none is free. Thread-safe (called on the pool too). */
+static bool run_start_count(run_start *s)
+{
+    runs *r = s->t->r;
+    if (!r->gate || s->counted) return true;
+    runs_who w;
+    runs_gate_who(r, &s->sc, &w);
+    if (!gate_run_begin(r->gate, &w.who, &s->refusal)) {
+        s->refused = true;
+        return false;
+    }
+    s->counted = true;
+    return true;
+}
+
+/* Answer a governance refusal: its status, the limit it names, and when
+ * to retry. */
+static void run_start_fail_refused(run_start *s)
+{
+    http_request *req = s->req;
+    req->user = NULL;
+    if (s->refusal.retry_after_s) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%u", s->refusal.retry_after_s);
+        http_add_header(req, "retry-after", ra);
+    }
+    http_respond_error(req, s->refusal.status, s->refusal.type, s->refusal.code,
+                       s->refusal.message, NULL);
+    run_start_free(s);
 }
 
 static void run_start_fail(run_start *s, int status, const char *type, const char *code,
@@ -185,6 +226,10 @@ static void run_exec_release(run_exec *x)
     else if (t->runs == x) t->runs = x->next;
     if (x->next) x->next->prev = x->prev;
     x->next = x->prev = NULL;
+    if (x->counted) {
+        x->counted = false;
+        gate_run_end(x->r->gate, x->sc.tenant_id, x->sc.user_id);
+    }
     if (x->core_state) x->core->destroy(x->core_state);
     x->core_state = NULL;
     cJSON_Delete(x->tool_specs);
@@ -193,6 +238,11 @@ static void run_exec_release(run_exec *x)
     cJSON_Delete(x->assistant_msg);
     cJSON_Delete(x->results);
     free(x->execs);
+    free(x->seen_calls);
+    free(x->seen_counts);
+    x->seen_calls = NULL;
+    x->seen_counts = NULL;
+    x->n_seen = x->cap_seen = 0;
     x->tool_specs = x->reply_tools = x->pending_calls = x->assistant_msg = x->results = NULL;
     x->execs = NULL;
     free(x->final_msg.content);
@@ -458,6 +508,8 @@ static void run_exec_begin(run_start *s)
     x->agent = s->agent;
     x->stream = s->stream;
     x->sub = s->req;
+    x->counted = s->counted;          /* the run now holds the user's slot */
+    s->counted = false;
     buf_init(&x->reply_text);
     buf_init(&x->sse);
     const agent_cfg *a = s->agent;
@@ -580,6 +632,11 @@ static void run_start_resume(void *arg)
         run_start_fail(s, 503, "overloaded_error", "server_shutdown", "the server is shutting down");
         return;
     }
+    if (!run_start_count(s)) {
+        runs_registry_release(s->t->r, s->session_id, NULL);
+        run_start_fail_refused(s);
+        return;
+    }
     run_start_persist(s);
 }
 
@@ -605,6 +662,12 @@ static void run_start_load_work(http_request *req)
     s->claim = runs_registry_claim(s->t->r, s->t, &s->sc, s->session_id, s->if_busy,
                                    run_start_resume, s, s->busy, &s->full);
     if (s->claim == 0) {
+        /* A run that would exceed the user's concurrent runs gives the
+         * session back before anything is written. */
+        if (!run_start_count(s)) {
+            runs_registry_release(s->t->r, s->session_id, NULL);
+            return;
+        }
         s->persisted_in_load = true;
         run_start_persist_work(req);
     }
@@ -614,6 +677,10 @@ static void run_start_load_done(http_request *req)
 {
     run_start *s = req->user;
     s->loaded = true;
+    if (s->refused) {
+        run_start_fail_refused(s);
+        return;
+    }
     if (s->persisted_in_load) {
         run_start_persist_done(req);   /* claimed and written by the same job */
         return;
@@ -644,7 +711,13 @@ static void run_start_load_done(http_request *req)
             run_start_fail(s, 409, "conflict_error", "session_busy", msg);
         }
     } else if (s->resume_pending) {
-        run_start_persist(s);          /* our turn came while this job finished */
+        /* our turn came while this job finished */
+        if (!run_start_count(s)) {
+            runs_registry_release(s->t->r, s->session_id, NULL);
+            run_start_fail_refused(s);
+            return;
+        }
+        run_start_persist(s);
     }
     /* else queued: run_start_resume continues when the session frees. */
 }

@@ -2,8 +2,8 @@
  * agent's model (always streamed, so the client sees `message.delta` events
  * as text arrives), assemble the reply — text and tool calls — from the
  * chunks, charge its usage to the user, and feed it back to the core.
- * Transient provider failures are retried (upstream_should_retry) as long as
- * nothing of this reply has reached the client yet. */
+ * Retries, deployments and fallbacks are upstream_chat's; the call's
+ * deadline is what is left of the run's wall time. */
 #include "runs/runs_internal.h"
 
 #include <stdio.h>
@@ -12,15 +12,6 @@
 
 #include "util/log.h"
 #include "util/timeutil.h"
-
-static void run_model_start(run_exec *x);
-
-/* The request body of the current call, kept for retries. */
-static char *run_model_body(run_exec *x, size_t *len)
-{
-    *len = x->call_body_len;
-    return x->call_body;
-}
 
 /* Merge one streamed tool-call fragment into the call at its index. */
 static void run_model_take_tool_delta(run_exec *x, const cJSON *d)
@@ -90,7 +81,8 @@ static bool run_model_on_event(upstream_call *call, const char *json, size_t len
 
 static void run_model_charge(run_exec *x, const upstream_result *res)
 {
-    const model_cfg *m = x->agent->model;
+    /* A fallback that served the call is charged at its own prices. */
+    const model_cfg *m = res->served_model ? res->served_model : x->agent->model;
     int64_t cost = config_cost_nusd(m, res->input_tokens, res->output_tokens);
     x->rec.input_tokens += res->input_tokens;
     x->rec.output_tokens += res->output_tokens;
@@ -103,20 +95,13 @@ static void run_model_charge(run_exec *x, const upstream_result *res)
     snprintf(u.user_id, sizeof u.user_id, "%s", x->sc.user_id);
     snprintf(u.key_id, sizeof u.key_id, "%s", x->sc.key_id);
     snprintf(u.model, sizeof u.model, "%s", m->name);
+    snprintf(u.deployment, sizeof u.deployment, "%s", res->deployment ? res->deployment : "");
     snprintf(u.request_id, sizeof u.request_id, "%.32s", x->rec.id);
     u.input_tokens = res->input_tokens;
     u.output_tokens = res->output_tokens;
     u.cost_nusd = cost;
     u.status = 200;
     store_usage_record(x->r->st, &u);
-}
-
-static void run_model_retry_fire(uv_timer_t *t)
-{
-    run_exec *x = t->data;
-    if (x->finishing || x->stopped) return;
-    x->attempt++;
-    run_model_start(x);
 }
 
 static void run_model_on_done(upstream_call *call, const upstream_result *res, void *arg)
@@ -127,16 +112,8 @@ static void run_model_on_done(upstream_call *call, const upstream_result *res, v
     if (x->finishing) return;           /* cancelled by run_exec_end */
     if (res->error == UPSTREAM_CANCELLED) return;   /* run_model_abort: whoever cancelled decides */
     if (res->error != UPSTREAM_OK) {
-        /* Partial text already streamed cannot be taken back: no retry then. */
-        uint64_t delay_ms = 0;
-        if (!x->reply_started &&
-            upstream_should_retry(x->agent->model->provider, x->attempt, res, &delay_ms)) {
-            log_info("run %s: model call attempt %u failed (%s %d); retrying in %llu ms", x->rec.id,
-                     x->attempt + 1, upstream_error_name(res->error), res->status,
-                     (unsigned long long)delay_ms);
-            uv_timer_start(&x->retry_timer, run_model_retry_fire, delay_ms, 0);
-            return;
-        }
+        log_info("run %s: model call failed after %u attempts (%s %d)", x->rec.id, res->attempts,
+                 upstream_error_name(res->error), res->status);
         char msg[200];
         if (res->error == UPSTREAM_HTTP_STATUS)
             snprintf(msg, sizeof msg, "the model's provider failed with HTTP %d", res->status);
@@ -174,14 +151,18 @@ static void run_model_on_done(upstream_call *call, const upstream_result *res, v
 
 static void run_model_start(run_exec *x)
 {
-    static const upstream_callbacks cbs = {run_model_on_event, run_model_on_done};
+    static const upstream_callbacks cbs = {run_model_on_event, run_model_on_done, NULL};
     x->reply_text.len = 0;
     x->reply_started = false;
     cJSON_Delete(x->reply_tools);
     x->reply_tools = NULL;
-    size_t len;
-    char *body = run_model_body(x, &len);
-    x->call = upstream_chat(x->t->up, x->agent->model, body, len, true, x->rec.id, &cbs, x);
+    /* The run's wall-time timer says how much time is left: the model
+     * call, its retries and fallbacks must fit in it. */
+    upstream_opts opts = {.request_id = x->rec.id};
+    if (uv_is_active((uv_handle_t *)&x->wall_timer))
+        opts.deadline_ms = uv_now(x->t->loop) + uv_timer_get_due_in(&x->wall_timer);
+    x->call = upstream_chat(x->t->up, x->agent->model, x->call_body, x->call_body_len, true, &opts,
+                            &cbs, x);
     if (!x->call) {
         char msg[300];
         const char *why = upstream_last_error();

@@ -46,6 +46,15 @@ void  runs_free(runs *r);
 /* Active runs now (all loops). */
 size_t runs_active(runs *r);
 
+/* Governance (govern/gate.h): every model call of a run passes the gate,
+ * with the limits identity has for the run's user. Call before serving;
+ * without it runs are ungoverned (unit tests). */
+struct gate;
+struct gate_thread;
+struct identity;
+void runs_set_gate(runs *r, struct gate *g, struct identity *id);
+void runs_thread_set_gate(runs_thread *t, struct gate_thread *gt);
+
 /* One per loop thread, created on that thread. */
 runs_thread *runs_thread_new(runs *r, uv_loop_t *loop, upstream *up);
 /* Cancel this loop's runs (status interrupted, "server_shutdown"), close

@@ -8,6 +8,8 @@
 #include <pthread.h>
 
 #include "core/step.h"
+#include "govern/gate.h"
+#include "identity/identity.h"
 #include "runs/runs.h"
 #include "util/buf.h"
 #include "util/strmap.h"
@@ -60,12 +62,15 @@ struct runs {
     strmap               *sessions;    /* session id → session_slot* */
     strmap               *active;      /* run id → session_slot* */
     size_t                n_active;
+    struct gate          *gate;        /* governance; NULL = none (unit tests) */
+    struct identity      *identity;    /* the limits of a run's user */
 };
 
 struct runs_thread {
     runs      *r;
     uv_loop_t *loop;
     upstream  *up;
+    struct gate_thread *gate;          /* this loop's fair-queue inbox */
     mailbox   *mbox;
     run_exec  *runs;                   /* this loop's runs (list) */
     bool       closing;
@@ -109,6 +114,11 @@ struct run_start {
     bool            loaded;           /* the load job's completion has run */
     bool            resume_pending;   /* our turn came before that */
     bool            persisted_in_load;/* claimed at once: the run was written in that job */
+    /* governance: the run counts against max_concurrent_runs from its
+     * claim of an idle session until it ends */
+    bool            counted;
+    bool            refused;
+    gate_refusal    refusal;
     /* filled by the store job */
     store_status    st;
     run_rec         run;
@@ -150,6 +160,11 @@ struct run_exec {
     cJSON           *assistant_msg;   /* the assistant message that asked for them */
     cJSON           *results;         /* tool messages, in call order */
     tool_exec      **execs;
+    /* the loop guard: each distinct (tool, arguments) called so far in
+     * this run, as a hash, and how often */
+    uint64_t        *seen_calls;
+    uint32_t        *seen_counts;
+    size_t           n_seen, cap_seen;
     struct tool_slot *tool_slots;     /* callback args, one per call */
     size_t           n_execs, n_done;
 
@@ -165,6 +180,14 @@ struct run_exec {
     size_t           work_n;
     message_rec      final_msg;
 
+    /* governance */
+    bool             counted;         /* holds one of the user's concurrent runs */
+    gate_call        gate;            /* the model call's admission */
+    bool             in_gate;         /* gate entered, not yet left */
+    bool             refused;         /* a governance refusal ended the run */
+    gate_refusal     refusal;
+    int64_t          queue_wait_ms;   /* total wait for upstream slots */
+
     bool             finishing;       /* past the point of no return */
     bool             orphan;          /* its loop is shutting down */
     bool             stopped;         /* cancel requested */
@@ -172,6 +195,13 @@ struct run_exec {
     run_status       stop_status;
     char             stop_message[160];
 };
+
+/* gate.c of runs (governance.c): who a run's user is, for the gate */
+typedef struct runs_who {
+    gate_who    who;
+    user_limits lim[3];               /* user, key, tenant */
+} runs_who;
+void runs_gate_who(runs *r, const scope *sc, runs_who *out);
 
 /* exec.c */
 void run_exec_stop(run_exec *x, run_status status, const char *code, const char *message);

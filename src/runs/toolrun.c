@@ -133,8 +133,74 @@ static void run_tool_done(void *arg, bool ok, const char *output, size_t len)
     if (x->n_done == x->n_execs) run_tools_all_done(x);
 }
 
+/* FNV-1a over the tool's name and its arguments re-printed compactly, so
+ * that whitespace differences do not hide a repetition. */
+static uint64_t run_tool_call_hash(const char *name, const char *args)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = name; *p; p++) { h ^= (unsigned char)*p; h *= 1099511628211ULL; }
+    h ^= 0xff;
+    h *= 1099511628211ULL;
+    cJSON *parsed = cJSON_Parse(args);
+    char *norm = parsed ? cJSON_PrintUnformatted(parsed) : NULL;
+    cJSON_Delete(parsed);
+    for (const char *p = norm ? norm : args; *p; p++) { h ^= (unsigned char)*p; h *= 1099511628211ULL; }
+    free(norm);
+    return h;
+}
+
+/* The loop guard: a model that asks for the same tool with the same
+ * arguments again and again is stuck, and each round costs a model call.
+ * True if this batch makes some call exceed the agent's
+ * max_repeated_tool_calls; *which names it. */
+static bool run_tools_repeated(run_exec *x, cJSON *calls, char *which, size_t whichlen)
+{
+    const cJSON *call;
+    cJSON_ArrayForEach(call, calls) {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+        const char *tname = cJSON_IsString(name) ? name->valuestring : "";
+        const char *targs = cJSON_IsString(args) && args->valuestring[0] ? args->valuestring : "{}";
+        uint64_t h = run_tool_call_hash(tname, targs);
+        size_t i;
+        for (i = 0; i < x->n_seen; i++)
+            if (x->seen_calls[i] == h) break;
+        if (i == x->n_seen) {
+            if (x->n_seen == x->cap_seen) {
+                size_t cap = x->cap_seen ? 2 * x->cap_seen : 8;
+                uint64_t *c = realloc(x->seen_calls, cap * sizeof *c);
+                if (!c) abort();
+                x->seen_calls = c;
+                uint32_t *k = realloc(x->seen_counts, cap * sizeof *k);
+                if (!k) abort();
+                x->seen_counts = k;
+                x->cap_seen = cap;
+            }
+            x->seen_calls[i] = h;
+            x->seen_counts[i] = 0;
+            x->n_seen++;
+        }
+        if (++x->seen_counts[i] > x->agent->max_repeated_tool_calls) {
+            snprintf(which, whichlen, "%.64s", tname);
+            return true;
+        }
+    }
+    return false;
+}
+
 void run_tools_call(run_exec *x, cJSON *calls)
 {
+    char repeated[80];
+    if (run_tools_repeated(x, calls, repeated, sizeof repeated)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the model asked for tool \"%s\" with the same arguments more "
+                 "than %u times; the run was stopped as a loop", repeated,
+                 x->agent->max_repeated_tool_calls);
+        cJSON_Delete(calls);
+        run_exec_fail(x, "repeated_tool_call", msg);
+        return;
+    }
     size_t n = (size_t)cJSON_GetArraySize(calls);
     x->pending_calls = calls;
     x->results = cJSON_CreateArray();

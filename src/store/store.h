@@ -50,21 +50,24 @@ typedef struct tenant_jwt {
     char *key;                       /* secret or PEM; malloc'd, freed by tenant_rec_free */
 } tenant_jwt;
 
+/* Overrides of the configured limits (a user's over its tier, a key's and a
+ * tenant's over governance.tenant_limits); a negative value means "not set,
+ * use the tier". Budgets in nano-USD. */
+typedef struct user_limits {
+    int64_t rpm, tpm, max_concurrent_runs;
+    int64_t daily_budget_nusd, monthly_budget_nusd;
+} user_limits;
+
 typedef struct tenant_rec {
     char    id[ID_MAX];
     char    name[STORE_NAME_MAX];
     char    default_tier[32];
     bool    has_jwt;
     tenant_jwt jwt;
+    user_limits limits;              /* tenant-wide limits (all users together) */
     int64_t created_at;              /* unix seconds */
 } tenant_rec;
 
-/* Per-user overrides of the tier's limits; a negative value means "not set,
- * use the tier". Budgets in nano-USD. */
-typedef struct user_limits {
-    int64_t rpm, tpm, max_concurrent_runs;
-    int64_t daily_budget_nusd, monthly_budget_nusd;
-} user_limits;
 
 typedef struct user_rec {
     char    id[ID_MAX];
@@ -96,6 +99,7 @@ typedef struct key_rec {
     char     hash[65];               /* HMAC-SHA256 hex; never returned by the API */
     int64_t  created_at;
     int64_t  revoked_at;             /* 0 = active */
+    user_limits limits;              /* rpm, tpm and budgets of this key (max_concurrent_runs unused) */
 } key_rec;
 
 typedef struct usage_rec {
@@ -163,6 +167,9 @@ store_status store_tenant_create(store *st, const scope *sc, const tenant_rec *t
 /* Server admin: all tenants; tenant admin: its own. Caller frees with store_free_tenants. */
 store_status store_tenant_list(store *st, const scope *sc, tenant_rec **out, size_t *n);
 store_status store_tenant_get(store *st, const scope *sc, const char *tenant_id, tenant_rec *out);
+/* Server admin only (a tenant may not raise its own budget). */
+store_status store_tenant_set_limits(store *st, const scope *sc, const char *tenant_id,
+                                     const user_limits *limits);
 store_status store_tenant_set_jwt(store *st, const scope *sc, const char *tenant_id,
                                   const tenant_jwt *jwt /* NULL clears */);
 void         tenant_rec_free(tenant_rec *t);              /* frees jwt.key */
@@ -201,6 +208,14 @@ store_status store_usage_spent(store *st, const scope *sc, int64_t from, int64_t
                                int64_t *cost_nusd);
 /* Wait until every usage record queued so far is committed (tests, shutdown). */
 void         store_usage_flush(store *st);
+/* Start-up only (no scope: it feeds the governance rebuild): the spend
+ * since `from` (unix s), one call per (tenant, user, key, UTC day) with
+ * that day's start and total. */
+store_status store_usage_ledger(store *st, int64_t from,
+                                void (*fn)(const char *tenant_id, const char *user_id,
+                                           const char *key_id, int64_t ts, int64_t cost_nusd,
+                                           void *arg),
+                                void *arg);
 
 
 /* ==================== sessions, messages, runs, memory ====================
@@ -322,5 +337,105 @@ store_status store_memory_search(store *st, const scope *sc, const char *query, 
                                  memory_rec **out, size_t *n);
 
 const char *store_status_text(store_status s);
+
+/* --- traces (store_traces.c; written by src/obs/ in batches) --- */
+#define STORE_SPAN_NAME_MAX 96
+typedef struct span_rec {
+    char    trace_id[33];              /* 32 lower-case hex */
+    char    span_id[17];
+    char    parent_span_id[17];        /* "" for a root span */
+    char    name[STORE_SPAN_NAME_MAX];
+    int     kind;                      /* 1 internal, 2 server, 3 client (as obs_span_kind) */
+    char    tenant_id[ID_MAX];         /* "" = no owner (never returned by store_trace_get) */
+    char    user_id[ID_MAX];           /* "" = a tenant admin's or no user's */
+    int64_t start_ns, end_ns;          /* unix nanoseconds */
+    int     status;                    /* 0 unset, 1 ok, 2 error */
+    char    status_message[160];
+    char   *attributes;                /* JSON object text, malloc'd (freed by store_free_spans) */
+} span_rec;
+
+/* Write a batch of ended spans in one writer operation, then prune: spans
+ * that ended before `prune_before_ns` and all but the newest `max_spans`
+ * (0 = no cap). Not scoped: only the tracer calls it. */
+store_status store_spans_insert(store *st, const span_rec *spans, size_t n,
+                                int64_t prune_before_ns, uint64_t max_spans);
+/* The spans of one trace, by start time. A tenant admin sees a trace if
+ * every owned span of it belongs to its tenant; a user only if every owned
+ * span is its own. Spans without an owner are never returned. Anything
+ * else, or no such trace, is STORE_NOT_FOUND. At most 10000 spans. */
+store_status store_trace_get(store *st, const scope *sc, const char *trace_id,
+                             span_rec **out, size_t *n);
+void store_free_spans(span_rec *arr, size_t n);
+
+/* --- audit log (store_audit.c) ---
+ * An append-only, hash-chained log of security-relevant acts. The store
+ * keeps the chain consistent: seq, ts and prev_hash of a new entry are
+ * taken inside the single writer's transaction, so concurrent appends form
+ * one line. How an entry is hashed and how a checkpoint is signed are the
+ * caller's (src/obs/audit_chain.c), passed in as store_audit_chain: the
+ * store holds no key. Reading text fields: valid during the callback only. */
+#define AUDIT_HASH_HEX 65                 /* 64 hex digits of SHA-256 + NUL */
+#define AUDIT_SIG_HEX 129                 /* 128 hex digits of an Ed25519 signature + NUL */
+
+typedef struct audit_rec {
+    int64_t     seq;                      /* position in the chain, from 1 */
+    int64_t     ts;                       /* unix seconds; never decreases along the chain */
+    const char *tenant_id;                /* "" = not a tenant's act (server admin, unknown) */
+    const char *actor;                    /* "tenant_admin:key_…", "user:usr_…", "server_admin", "anonymous" */
+    const char *credential;               /* the key id, "jwt", "admin-token", "cli" or a kind */
+    const char *action;                   /* "key.create", "auth.failure", … */
+    const char *target;                   /* the object acted on ("" = none) */
+    const char *details;                  /* JSON object text */
+    char        prev_hash[AUDIT_HASH_HEX];
+    char        hash[AUDIT_HASH_HEX];
+    bool        malformed;                /* read back: a column had a wrong type or a NUL byte */
+} audit_rec;
+
+typedef struct audit_checkpoint {
+    int64_t seq;                          /* the entry it signs */
+    int64_t ts;                           /* when it was made */
+    char    hash[AUDIT_HASH_HEX];         /* that entry's hash */
+    char    signature[AUDIT_SIG_HEX];     /* Ed25519 over the checkpoint encoding, hex */
+} audit_checkpoint;
+
+typedef struct store_audit_chain {
+    /* fill e->hash from every other field (e->prev_hash included) */
+    void (*hash)(const audit_rec *e, char out[AUDIT_HASH_HEX]);
+    /* fill cp->signature; 0, or -1 to make no checkpoint. NULL: never sign. */
+    int (*sign)(void *arg, audit_checkpoint *cp);
+    void *sign_arg;
+    uint64_t every;                       /* a checkpoint each `every` entries (0 = none) */
+} store_audit_chain;
+
+typedef struct audit_query {
+    const char *tenant_id;                /* server admin: filter (NULL = every tenant); else forced */
+    const char *actor, *action;           /* exact match; NULL = any */
+    int64_t     from, to;                 /* ts in [from, to); 0 = open */
+    int64_t     after;                    /* seq > after (pagination) */
+    size_t      limit;                    /* rows wanted (1..1000) */
+} audit_query;
+
+/* Append one entry: fills e->seq, e->ts, e->prev_hash, e->hash. Durable on
+ * return. Every `chain->every` entries a signed checkpoint is written in
+ * the same transaction. Not scoped: the actor is data here, and only
+ * src/obs/audit.c calls it. */
+store_status store_audit_append(store *st, audit_rec *e, const store_audit_chain *chain);
+/* Sign the newest entry if no checkpoint covers it yet (at shutdown). */
+store_status store_audit_checkpoint(store *st, const store_audit_chain *chain);
+/* Entries in seq order: a tenant admin its tenant's, the server admin any;
+ * users STORE_FORBIDDEN. fn is called for at most q->limit rows; *has_more
+ * says whether more match. */
+store_status store_audit_list(store *st, const scope *sc, const audit_query *q,
+                              void (*fn)(const audit_rec *e, void *arg), void *arg,
+                              bool *has_more);
+/* The whole log for verification, in one read transaction (a consistent
+ * snapshot while a server writes): every checkpoint first (seq order), then
+ * every entry (seq order). A callback returning non-zero stops the scan.
+ * Not scoped: the verifier (src/obs/audit_verify.c) only. */
+store_status store_audit_scan(store *st,
+                              int (*on_checkpoint)(const audit_checkpoint *cp, void *arg),
+                              int (*on_entry)(const audit_rec *e, void *arg), void *arg);
+/* The data directory the store lives in (where the audit key is kept). */
+void store_data_dir(const store *st, char *out, size_t outlen);
 
 #endif

@@ -143,6 +143,7 @@ void store_read_key(sqlite3_stmt *s, key_rec *k);        /* columns as STORE_KEY
 
 #define STORE_USER_COLS "id, tenant_id, external_id, display_name, tier, disabled, " \
     "lim_rpm, lim_tpm, lim_max_concurrent_runs, lim_daily_budget_nusd, lim_monthly_budget_nusd, created_at"
-#define STORE_KEY_COLS "id, tenant_id, user_id, kind, prefix, hash, created_at, revoked_at"
+#define STORE_KEY_COLS "id, tenant_id, user_id, kind, prefix, hash, created_at, revoked_at, " \
+    "lim_rpm, lim_tpm, lim_daily_budget_nusd, lim_monthly_budget_nusd"
 
 #endif

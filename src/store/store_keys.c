@@ -18,6 +18,11 @@ void store_read_key(sqlite3_stmt *s, key_rec *k)
     store_col_copy(s, 5, k->hash, sizeof k->hash);
     k->created_at = sqlite3_column_int64(s, 6);
     k->revoked_at = sqlite3_column_int64(s, 7);
+    k->limits.rpm = sqlite3_column_int64(s, 8);
+    k->limits.tpm = sqlite3_column_int64(s, 9);
+    k->limits.max_concurrent_runs = -1;
+    k->limits.daily_budget_nusd = sqlite3_column_int64(s, 10);
+    k->limits.monthly_budget_nusd = sqlite3_column_int64(s, 11);
 }
 
 static int store_key_row(sqlite3_stmt *s, void *rec)
@@ -61,8 +66,9 @@ static store_status store_key_create_op(store_conn *c, void *arg)
         store_status res = store_user_alive(c, a->tenant_id, k->user_id);
         if (res != STORE_OK) return res;
     }
-    sqlite3_stmt *s = store_stmt(c, "INSERT INTO keys (id, tenant_id, user_id, kind, prefix, hash, created_at, revoked_at)"
-                                    " VALUES (?,?,?,?,?,?,?,0)");
+    sqlite3_stmt *s = store_stmt(c, "INSERT INTO keys (id, tenant_id, user_id, kind, prefix, hash, created_at,"
+                                    " revoked_at, lim_rpm, lim_tpm, lim_daily_budget_nusd, lim_monthly_budget_nusd)"
+                                    " VALUES (?,?,?,?,?,?,?,0,?,?,?,?)");
     if (!s) return STORE_ERROR;
     store_bind_text(s, 1, k->id);
     store_bind_text(s, 2, a->tenant_id);
@@ -71,6 +77,13 @@ static store_status store_key_create_op(store_conn *c, void *arg)
     store_bind_text(s, 5, k->prefix);
     store_bind_text(s, 6, k->hash);
     sqlite3_bind_int64(s, 7, k->created_at);
+    /* a zeroed key_rec (no limits given) means "not set" */
+    const user_limits *l = &k->limits;
+    bool none = !l->rpm && !l->tpm && !l->daily_budget_nusd && !l->monthly_budget_nusd;
+    sqlite3_bind_int64(s, 8, none ? -1 : l->rpm);
+    sqlite3_bind_int64(s, 9, none ? -1 : l->tpm);
+    sqlite3_bind_int64(s, 10, none ? -1 : l->daily_budget_nusd);
+    sqlite3_bind_int64(s, 11, none ? -1 : l->monthly_budget_nusd);
     return store_step_done(c, s, "insert key");
 }
 

@@ -177,6 +177,50 @@ static const store_migration store_migrations[] = {
      "ALTER TABLE keys ADD COLUMN lim_monthly_budget_nusd INTEGER NOT NULL DEFAULT -1;"
      "ALTER TABLE usage ADD COLUMN deployment TEXT NOT NULL DEFAULT '';"
      "CREATE INDEX usage_ts ON usage (ts);"},
+
+    /* 4: the audit log — an append-only hash chain (see src/obs/audit_chain.c
+     * for how `hash` is computed) and the signed checkpoints over it. No
+     * foreign keys: entries outlive the tenants, users and keys they name. */
+    {4,
+     "CREATE TABLE audit ("
+     "  seq        INTEGER PRIMARY KEY,"
+     "  ts         INTEGER NOT NULL,"
+     "  tenant_id  TEXT NOT NULL DEFAULT '',"
+     "  actor      TEXT NOT NULL,"
+     "  credential TEXT NOT NULL DEFAULT '',"
+     "  action     TEXT NOT NULL,"
+     "  target     TEXT NOT NULL DEFAULT '',"
+     "  details    TEXT NOT NULL DEFAULT '{}',"
+     "  prev_hash  TEXT NOT NULL,"
+     "  hash       TEXT NOT NULL"
+     ");"
+     "CREATE INDEX audit_tenant_seq ON audit (tenant_id, seq);"
+     "CREATE TABLE audit_checkpoints ("
+     "  seq       INTEGER PRIMARY KEY,"
+     "  hash      TEXT NOT NULL,"
+     "  ts        INTEGER NOT NULL,"
+     "  signature TEXT NOT NULL"
+     ");"},
+    {5,
+     /* Spans of traces (src/obs/). seq orders rows by arrival, so keeping
+      * the newest N is a range delete on the primary key. */
+     "CREATE TABLE spans ("
+     "  seq            INTEGER PRIMARY KEY,"
+     "  trace_id       TEXT NOT NULL,"
+     "  span_id        TEXT NOT NULL,"
+     "  parent_span_id TEXT NOT NULL DEFAULT '',"
+     "  name           TEXT NOT NULL,"
+     "  kind           INTEGER NOT NULL,"
+     "  tenant_id      TEXT NOT NULL DEFAULT '',"
+     "  user_id        TEXT NOT NULL DEFAULT '',"
+     "  start_ns       INTEGER NOT NULL,"
+     "  end_ns         INTEGER NOT NULL,"
+     "  status         INTEGER NOT NULL,"
+     "  status_message TEXT NOT NULL DEFAULT '',"
+     "  attributes     TEXT NOT NULL DEFAULT '{}'"
+     ");"
+     "CREATE INDEX spans_trace ON spans (trace_id);"
+     "CREATE INDEX spans_end ON spans (end_ns);"},
 };
 
 #define STORE_NMIGRATIONS (sizeof store_migrations / sizeof store_migrations[0])

@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TENANT_COLS "id, name, default_tier, jwt_issuer, jwt_audience, jwt_alg, jwt_key, created_at"
+#define TENANT_COLS "id, name, default_tier, jwt_issuer, jwt_audience, jwt_alg, jwt_key, created_at, " \
+    "lim_rpm, lim_tpm, lim_max_concurrent_runs, lim_daily_budget_nusd, lim_monthly_budget_nusd"
 
 static int store_read_tenant(sqlite3_stmt *s, tenant_rec *t, bool with_key)
 {
@@ -30,6 +31,11 @@ static int store_read_tenant(sqlite3_stmt *s, tenant_rec *t, bool with_key)
         }
     }
     t->created_at = sqlite3_column_int64(s, 7);
+    t->limits.rpm = sqlite3_column_int64(s, 8);
+    t->limits.tpm = sqlite3_column_int64(s, 9);
+    t->limits.max_concurrent_runs = sqlite3_column_int64(s, 10);
+    t->limits.daily_budget_nusd = sqlite3_column_int64(s, 11);
+    t->limits.monthly_budget_nusd = sqlite3_column_int64(s, 12);
     return 0;
 }
 
@@ -179,6 +185,41 @@ store_status store_tenant_get(store *st, const scope *sc, const char *tenant_id,
         res = rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sqlite_status(c, rc, "get tenant");
     sqlite3_reset(s);
     return res;
+}
+
+/* ---- limits ---- */
+
+typedef struct tenant_limits_args {
+    const char *tenant_id;
+    const user_limits *l;
+} tenant_limits_args;
+
+static store_status store_tenant_set_limits_op(store_conn *c, void *arg)
+{
+    tenant_limits_args *a = arg;
+    sqlite3_stmt *s = store_stmt(c,
+        "UPDATE tenants SET lim_rpm = ?, lim_tpm = ?, lim_max_concurrent_runs = ?,"
+        " lim_daily_budget_nusd = ?, lim_monthly_budget_nusd = ? WHERE id = ?");
+    if (!s) return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, a->l->rpm);
+    sqlite3_bind_int64(s, 2, a->l->tpm);
+    sqlite3_bind_int64(s, 3, a->l->max_concurrent_runs);
+    sqlite3_bind_int64(s, 4, a->l->daily_budget_nusd);
+    sqlite3_bind_int64(s, 5, a->l->monthly_budget_nusd);
+    store_bind_text(s, 6, a->tenant_id);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) return store_sqlite_status(c, rc, "set tenant limits");
+    return sqlite3_changes(c->db) == 1 ? STORE_OK : STORE_NOT_FOUND;
+}
+
+store_status store_tenant_set_limits(store *st, const scope *sc, const char *tenant_id,
+                                     const user_limits *limits)
+{
+    if (!scope_valid(sc) || !tenant_id || !limits) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_SERVER_ADMIN) return STORE_FORBIDDEN;
+    tenant_limits_args a = {tenant_id, limits};
+    return store_write(st, store_tenant_set_limits_op, &a);
 }
 
 /* ---- jwt settings ---- */

@@ -89,3 +89,32 @@ store_status store_usage_spent(store *st, const scope *sc, int64_t from, int64_t
     sqlite3_reset(s);
     return rc == SQLITE_ROW ? STORE_OK : store_sqlite_status(c, rc, "usage spent");
 }
+
+/* ---- the ledger at start (governance rebuild) ---- */
+
+store_status store_usage_ledger(store *st, int64_t from,
+                                void (*fn)(const char *tenant_id, const char *user_id,
+                                           const char *key_id, int64_t ts, int64_t cost_nusd,
+                                           void *arg),
+                                void *arg)
+{
+    store_conn *c = store_reader(st);
+    if (!c) return STORE_ERROR;
+    /* One row per (tenant, user, key, UTC day): a month of traffic folds
+     * into a few rows per subject, so the rebuild stays fast. */
+    sqlite3_stmt *s = store_stmt(c,
+        "SELECT tenant_id, user_id, key_id, (ts / 86400) * 86400, sum(cost_nusd) FROM usage"
+        " WHERE ts >= ? GROUP BY 1, 2, 3, 4");
+    if (!s) return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, from);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(s, 0);
+        const char *u = (const char *)sqlite3_column_text(s, 1);
+        const char *k = (const char *)sqlite3_column_text(s, 2);
+        fn(t ? t : "", u ? u : "", k ? k : "", sqlite3_column_int64(s, 3),
+           sqlite3_column_int64(s, 4), arg);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(c, rc, "usage ledger");
+}

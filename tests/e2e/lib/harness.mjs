@@ -196,12 +196,15 @@ function yamlFlow(obj) {
 }
 
 /** The YAML config the tests use (the lead's test config plus extras). */
-export function makeConfig({ port, dataDir, mockPort, limits = {}, extraProviders = [], extraModels = [], upstreamTimeoutMs = 2000, extraYaml = '' }) {
+export function makeConfig({ port, dataDir, mockPort, limits = {}, extraProviders = [], extraModels = [], upstreamTimeoutMs = 2000, extraYaml = '', tiers = null }) {
   const lim = { max_body_bytes: 65536, header_timeout_ms: 2000, ...limits };
   const providers = [
-    { name: 'upstream-mock', kind: 'openai', base_url: `http://127.0.0.1:${mockPort}/v1`, api_key: 'test-key', timeout_ms: upstreamTimeoutMs },
+    // The gateway tests send many deliberate faults to this provider: its breaker stays closed.
+    { name: 'upstream-mock', kind: 'openai', base_url: `http://127.0.0.1:${mockPort}/v1`, api_key: 'test-key', timeout_ms: upstreamTimeoutMs, breaker_failures: 0, breaker_error_rate: 0 },
     { name: 'local', kind: 'mock' },
-    ...extraProviders,
+    // "{mock}" in a base_url is the mock-llm of this stack.
+    ...extraProviders.map((p) => (typeof p.base_url === 'string'
+      ? { ...p, base_url: p.base_url.replace('{mock}', `http://127.0.0.1:${mockPort}`) } : p)),
   ];
   const models = [
     { name: 'gpt-test', provider: 'upstream-mock', upstream_model: 'mock-gpt', input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0 },
@@ -218,7 +221,7 @@ export function makeConfig({ port, dataDir, mockPort, limits = {}, extraProvider
     ...providers.map((p) => `  - ${yamlFlow(p)}`),
     'models:',
     ...models.map((m) => `  - ${yamlFlow(m)}`),
-    'tiers: [{name: default}, {name: gold}]',
+    `tiers: [${(tiers || [{ name: 'default' }, { name: 'gold' }]).map(yamlFlow).join(', ')}]`,
     'default_tier: default',
     // More top-level sections (tools:, agents:), written by the test as YAML.
     ...(extraYaml ? [extraYaml.replace(/\n+$/, '')] : []),
