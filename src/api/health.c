@@ -47,6 +47,126 @@ void api_health_ready(api_ctx *ctx)
 
 static void api_metrics_append(void *b, const char *s, size_t n) { buf_append(b, s, n); }
 
+/* A label value in the exposition format: backslash, quote and newline
+ * escaped. */
+static void api_metrics_label(buf *b, const char *v)
+{
+    for (const char *p = v ? v : ""; *p; p++) {
+        if (*p == '\\' || *p == '"') buf_printf(b, "\\%c", *p);
+        else if (*p == '\n') buf_append(b, "\\n", 2);
+        else buf_append(b, p, 1);
+    }
+}
+
+/* Governance and resilience state, read at scrape time: the fair queue of
+ * each model (depth, slots, waits, shed calls), each deployment's breaker,
+ * and the governance counters. */
+static void api_metrics_governance(app *a, buf *b)
+{
+    const brigade_config *cfg = &a->cfg;
+    fairq *fq = gate_fairq(a->gate);
+    buf_printf(b, "# HELP brigade_upstream_queue_depth Model calls waiting for an upstream slot.\n"
+                  "# TYPE brigade_upstream_queue_depth gauge\n");
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        fairq_pool *p = fairq_pool_find(fq, cfg->models[i].name);
+        if (!p) continue;
+        fairq_pool_stats st;
+        fairq_pool_stats_get(p, &st);
+        buf_printf(b, "brigade_upstream_queue_depth{model=\"");
+        api_metrics_label(b, cfg->models[i].name);
+        buf_printf(b, "\"} %u\n", st.depth);
+    }
+    buf_printf(b, "# HELP brigade_upstream_slots_in_use Upstream calls holding a slot of the model's capacity.\n"
+                  "# TYPE brigade_upstream_slots_in_use gauge\n");
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        fairq_pool *p = fairq_pool_find(fq, cfg->models[i].name);
+        if (!p) continue;
+        fairq_pool_stats st;
+        fairq_pool_stats_get(p, &st);
+        buf_printf(b, "brigade_upstream_slots_in_use{model=\"");
+        api_metrics_label(b, cfg->models[i].name);
+        buf_printf(b, "\"} %u\n", st.in_use);
+    }
+    buf_printf(b, "# HELP brigade_upstream_queue_shed_total Model calls refused because the fair queue was full.\n"
+                  "# TYPE brigade_upstream_queue_shed_total counter\n");
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        fairq_pool *p = fairq_pool_find(fq, cfg->models[i].name);
+        if (!p) continue;
+        fairq_pool_stats st;
+        fairq_pool_stats_get(p, &st);
+        buf_printf(b, "brigade_upstream_queue_shed_total{model=\"");
+        api_metrics_label(b, cfg->models[i].name);
+        buf_printf(b, "\"} %llu\n", (unsigned long long)st.full);
+    }
+    buf_printf(b, "# HELP brigade_upstream_queue_wait_seconds Time model calls waited for an upstream slot (0 when granted at once).\n"
+                  "# TYPE brigade_upstream_queue_wait_seconds histogram\n");
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        fairq_pool *p = fairq_pool_find(fq, cfg->models[i].name);
+        if (!p) continue;
+        fairq_pool_stats st;
+        fairq_pool_stats_get(p, &st);
+        uint64_t cum = 0;
+        for (int k = 0; k < FAIRQ_HIST_N; k++) {
+            cum += st.wait_hist[k];
+            buf_printf(b, "brigade_upstream_queue_wait_seconds_bucket{model=\"");
+            api_metrics_label(b, cfg->models[i].name);
+            if (k < FAIRQ_HIST_N - 1)
+                buf_printf(b, "\",le=\"%g\"} %llu\n", (double)fairq_wait_bounds_ms[k] / 1000.0,
+                           (unsigned long long)cum);
+            else
+                buf_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+        }
+        buf_printf(b, "brigade_upstream_queue_wait_seconds_sum{model=\"");
+        api_metrics_label(b, cfg->models[i].name);
+        buf_printf(b, "\"} %g\n", (double)st.wait_ms_sum / 1000.0);
+        buf_printf(b, "brigade_upstream_queue_wait_seconds_count{model=\"");
+        api_metrics_label(b, cfg->models[i].name);
+        buf_printf(b, "\"} %llu\n", (unsigned long long)st.waits);
+    }
+    upstream_deployment_stat ds[256];
+    size_t nd = upstream_deployment_stats(ds, 256);
+    if (nd > 256) nd = 256;
+    buf_printf(b, "# HELP brigade_deployment_breaker_state Circuit breaker of each deployment: 0 closed, 1 half-open, 2 open.\n"
+                  "# TYPE brigade_deployment_breaker_state gauge\n");
+    for (size_t i = 0; i < nd; i++) {
+        int v = strcmp(ds[i].state, "open") == 0 ? 2 : strcmp(ds[i].state, "half_open") == 0 ? 1 : 0;
+        buf_printf(b, "brigade_deployment_breaker_state{model=\"");
+        api_metrics_label(b, ds[i].model);
+        buf_printf(b, "\",deployment=\"");
+        api_metrics_label(b, ds[i].deployment);
+        buf_printf(b, "\"} %d\n", v);
+    }
+    buf_printf(b, "# HELP brigade_deployment_in_flight Upstream calls in flight per deployment.\n"
+                  "# TYPE brigade_deployment_in_flight gauge\n");
+    for (size_t i = 0; i < nd; i++) {
+        buf_printf(b, "brigade_deployment_in_flight{model=\"");
+        api_metrics_label(b, ds[i].model);
+        buf_printf(b, "\",deployment=\"");
+        api_metrics_label(b, ds[i].deployment);
+        buf_printf(b, "\"} %u\n", ds[i].in_flight);
+    }
+    govern_stats gs;
+    govern_stats_get(gate_govern(a->gate), &gs);
+    buf_printf(b, "# HELP brigade_governance_admits_total Model calls admitted by governance.\n"
+                  "# TYPE brigade_governance_admits_total counter\n"
+                  "brigade_governance_admits_total %llu\n"
+                  "# HELP brigade_governance_refused_total Model calls and runs refused, by limit.\n"
+                  "# TYPE brigade_governance_refused_total counter\n"
+                  "brigade_governance_refused_total{limit=\"rpm\"} %llu\n"
+                  "brigade_governance_refused_total{limit=\"tpm\"} %llu\n"
+                  "brigade_governance_refused_total{limit=\"tokens_exceed\"} %llu\n"
+                  "brigade_governance_refused_total{limit=\"daily_budget\"} %llu\n"
+                  "brigade_governance_refused_total{limit=\"monthly_budget\"} %llu\n"
+                  "brigade_governance_refused_total{limit=\"concurrency\"} %llu\n"
+                  "# HELP brigade_governance_reserved_nanodollars Money reserved by calls in flight, in 1e-9 USD.\n"
+                  "# TYPE brigade_governance_reserved_nanodollars gauge\n"
+                  "brigade_governance_reserved_nanodollars %lld\n",
+               (unsigned long long)gs.admits, (unsigned long long)gs.refused_rpm,
+               (unsigned long long)gs.refused_tpm, (unsigned long long)gs.refused_tokens_exceed,
+               (unsigned long long)gs.refused_daily_budget, (unsigned long long)gs.refused_monthly_budget,
+               (unsigned long long)gs.refused_concurrency, (long long)gs.reserved_nusd);
+}
+
 void api_metrics_get(api_ctx *ctx)
 {
     app_metrics *m = &ctx->app->metrics;
@@ -83,6 +203,7 @@ void api_metrics_get(api_ctx *ctx)
 #undef METRIC
     /* The registry's families (per-route HTTP, upstream, tokens, OTLP…). */
     obs_metrics_render(api_metrics_append, &b);
+    api_metrics_governance(ctx->app, &b);
     http_respond(ctx->req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     buf_free(&b);
 }

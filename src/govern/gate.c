@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "http/http.h"
+#include "obs/obs.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
@@ -223,6 +224,18 @@ static void gate_refuse_deadline(gate_refusal *out, int64_t waited_ms)
     out->retry_after_s = 1;
 }
 
+/* /metrics: refusals by tenant and reason (rate_limit, concurrency,
+ * budget, overload, deadline). */
+static void gate_count_refusal(const char *tenant_id, const gate_refusal *why)
+{
+    const char *reason = "rate_limit";
+    if (strcmp(why->type, "insufficient_quota") == 0) reason = "budget";
+    else if (strcmp(why->type, "overloaded_error") == 0) reason = "overload";
+    else if (strcmp(why->type, "timeout_error") == 0) reason = "deadline";
+    else if (strcmp(why->code, "concurrency_limit") == 0) reason = "concurrency";
+    obs_counter_add(obs_series_of(obs_m_refusals(), OBS_L(tenant_id && tenant_id[0] ? tenant_id : "-", reason)), 1);
+}
+
 /* ---- enter and leave ---- */
 
 static fairq_pool *gate_pool(gate *g, const model_cfg *model)
@@ -265,6 +278,7 @@ static void gate_deadline_fire(uv_timer_t *timer)
     govern_release(c->t->g->gov, &c->reservation);
     gate_refusal why;
     gate_refuse_deadline(&why, waited < 0 ? 0 : waited);
+    gate_count_refusal(c->reservation.tenant_id, &why);
     c->refused(c, &why, c->arg);
 }
 
@@ -284,6 +298,7 @@ int gate_enter(gate_thread *t, gate_call *c, const gate_who *who, const model_cf
     govern_refusal gr;
     if (!govern_admit(g->gov, &s, est_tokens, est_cost_nusd, &c->reservation, &gr, &c->ratelimit)) {
         gate_refusal_from_govern(why, &gr);
+        gate_count_refusal(who->tenant_id, why);
         return GATE_REFUSED;
     }
     c->entered = true;
@@ -302,6 +317,7 @@ int gate_enter(gate_thread *t, gate_call *c, const gate_who *who, const model_cf
         govern_release(g->gov, &c->reservation);
         c->pool = NULL;
         gate_refuse_queue(why, model->name, retry_after);
+        gate_count_refusal(who->tenant_id, why);
         return GATE_REFUSED;
     }
     c->queued = true;
@@ -344,6 +360,7 @@ bool gate_run_begin(gate *g, const gate_who *who, gate_refusal *why)
     govern_refusal gr;
     if (govern_run_begin(g->gov, &s, &gr)) return true;
     gate_refusal_from_govern(why, &gr);
+    gate_count_refusal(who->tenant_id, why);
     return false;
 }
 

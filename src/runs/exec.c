@@ -322,8 +322,11 @@ static void run_finish_done(run_exec *x)
         cJSON *d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "status", run_status_name(x->rec.status));
         cJSON *e = cJSON_AddObjectToObject(d, "error");
+        if (x->refused) cJSON_AddStringToObject(e, "type", x->refusal.type);
         cJSON_AddStringToObject(e, "code", x->rec.error_code);
         cJSON_AddStringToObject(e, "message", x->rec.error_message);
+        if (x->refused && x->refusal.retry_after_s)
+            cJSON_AddNumberToObject(e, "retry_after_s", x->refusal.retry_after_s);
         run_event(x, "run.failed", d);
     }
     if (x->sub) {
@@ -334,6 +337,18 @@ static void run_finish_done(run_exec *x)
         req->user = NULL;
         if (x->stream_begun) {
             http_stream_end(req);
+        } else if (x->refused && x->rec.steps <= 1) {
+            /* Refused before the model said anything: the request itself
+             * was refused (429 a limit or budget, 503 the queue, 504 the
+             * deadline), with when to retry. The run is recorded failed. */
+            if (x->refusal.retry_after_s) {
+                char ra[16];
+                snprintf(ra, sizeof ra, "%u", x->refusal.retry_after_s);
+                http_add_header(req, "retry-after", ra);
+            }
+            http_add_header(req, "x-brigade-run-id", x->rec.id);
+            http_respond_error(req, x->refusal.status, x->refusal.type, x->refusal.code,
+                               x->refusal.message, NULL);
         } else {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddItemToObject(o, "run", runs_json_run(&x->rec));
@@ -510,6 +525,7 @@ static void run_exec_begin(run_start *s)
     x->sub = s->req;
     x->counted = s->counted;          /* the run now holds the user's slot */
     s->counted = false;
+    x->session_spent_nusd = s->session_spent_nusd;
     buf_init(&x->reply_text);
     buf_init(&x->sse);
     const agent_cfg *a = s->agent;
@@ -656,6 +672,8 @@ static void run_start_load_work(http_request *req)
         snprintf(s->error, sizeof s->error, "your tier may not use agent \"%s\"", sess.agent);
     session_rec_free(&sess);
     if (s->error[0]) return;
+    if (s->agent->max_cost_usd_per_session > 0)
+        store_session_spent(s->t->r->st, &s->sc, s->session_id, &s->session_spent_nusd);
     /* Claim the session here, on the pool (the registry is thread-safe), so
      * an idle session's run is written in this same job: one thread-pool
      * round trip less per run. */

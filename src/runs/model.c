@@ -3,7 +3,13 @@
  * as text arrives), assemble the reply — text and tool calls — from the
  * chunks, charge its usage to the user, and feed it back to the core.
  * Retries, deployments and fallbacks are upstream_chat's; the call's
- * deadline is what is left of the run's wall time. */
+ * deadline is what is left of the run's wall time.
+ *
+ * Before each call: the agent's per-run and per-session cost caps, the
+ * degradation rule (a nearly spent budget sends the call to the agent's
+ * cheaper model), and the governance gate (govern/gate.h) — rate limits,
+ * the worst-case cost reserved, a fair-queue slot. After it the
+ * reservation is settled to what was charged. */
 #include "runs/runs_internal.h"
 
 #include <stdio.h>
@@ -12,6 +18,8 @@
 
 #include "util/log.h"
 #include "util/timeutil.h"
+
+static void run_model_leave_gate(run_exec *x, bool delivered, const upstream_result *res);
 
 /* Merge one streamed tool-call fragment into the call at its index. */
 static void run_model_take_tool_delta(run_exec *x, const cJSON *d)
@@ -82,7 +90,8 @@ static bool run_model_on_event(upstream_call *call, const char *json, size_t len
 static void run_model_charge(run_exec *x, const upstream_result *res)
 {
     /* A fallback that served the call is charged at its own prices. */
-    const model_cfg *m = res->served_model ? res->served_model : x->agent->model;
+    const model_cfg *m = res->served_model ? res->served_model
+                         : x->call_model ? x->call_model : x->agent->model;
     int64_t cost = config_cost_nusd(m, res->input_tokens, res->output_tokens);
     x->rec.input_tokens += res->input_tokens;
     x->rec.output_tokens += res->output_tokens;
@@ -111,6 +120,11 @@ static void run_model_on_done(upstream_call *call, const upstream_result *res, v
     x->call = NULL;
     if (x->finishing) return;           /* cancelled by run_exec_end */
     if (res->error == UPSTREAM_CANCELLED) return;   /* run_model_abort: whoever cancelled decides */
+    /* Governance: settle to what is charged (a failed call whose text
+     * reached the client is charged for it, like a cut gateway stream). */
+    bool delivered = res->error == UPSTREAM_OK || (x->reply_started && res->output_tokens > 0);
+    if (delivered && res->error != UPSTREAM_OK) run_model_charge(x, res);
+    run_model_leave_gate(x, delivered, res);
     if (res->error != UPSTREAM_OK) {
         log_info("run %s: model call failed after %u attempts (%s %d)", x->rec.id, res->attempts,
                  upstream_error_name(res->error), res->status);
@@ -152,6 +166,7 @@ static void run_model_on_done(upstream_call *call, const upstream_result *res, v
 static void run_model_start(run_exec *x)
 {
     static const upstream_callbacks cbs = {run_model_on_event, run_model_on_done, NULL};
+    const model_cfg *model = x->call_model ? x->call_model : x->agent->model;
     x->reply_text.len = 0;
     x->reply_started = false;
     cJSON_Delete(x->reply_tools);
@@ -161,9 +176,9 @@ static void run_model_start(run_exec *x)
     upstream_opts opts = {.request_id = x->rec.id};
     if (uv_is_active((uv_handle_t *)&x->wall_timer))
         opts.deadline_ms = uv_now(x->t->loop) + uv_timer_get_due_in(&x->wall_timer);
-    x->call = upstream_chat(x->t->up, x->agent->model, x->call_body, x->call_body_len, true, &opts,
-                            &cbs, x);
+    x->call = upstream_chat(x->t->up, model, x->call_body, x->call_body_len, true, &opts, &cbs, x);
     if (!x->call) {
+        run_model_leave_gate(x, false, NULL);
         char msg[300];
         const char *why = upstream_last_error();
         snprintf(msg, sizeof msg, "the call to the model could not be started%s%s",
@@ -174,10 +189,113 @@ static void run_model_start(run_exec *x)
     }
 }
 
+/* ---- governance ---- */
+
+static int64_t run_usd_to_nusd(double usd) { return (int64_t)(usd * 1e9 + 0.5); }
+
+static void run_model_leave_gate(run_exec *x, bool delivered, const upstream_result *res)
+{
+    if (!x->in_gate) return;
+    x->in_gate = false;
+    int64_t tokens = 0, cost = 0;
+    if (delivered && res) {
+        const model_cfg *m = res->served_model ? res->served_model : x->call_model;
+        tokens = res->input_tokens + res->output_tokens;
+        cost = config_cost_nusd(m, res->input_tokens, res->output_tokens);
+    }
+    gate_leave(&x->gate, delivered, tokens, cost);
+}
+
+/* A governance refusal ends the run; a client still waiting without a
+ * stream gets the refusal's status (run_finish_done). */
+static void run_model_refused(run_exec *x, const gate_refusal *why)
+{
+    x->refused = true;
+    x->refusal = *why;
+    free(x->call_body);
+    x->call_body = NULL;
+    run_exec_fail(x, why->code, why->message);
+}
+
+static void run_model_gate_ready(gate_call *c, void *arg)
+{
+    run_exec *x = arg;
+    if (c->queue_wait_ms > 0) {
+        x->queue_wait_ms += c->queue_wait_ms;
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddNumberToObject(d, "wait_ms", (double)c->queue_wait_ms);
+        cJSON_AddStringToObject(d, "model", x->call_model->name);
+        run_event(x, "model.queued", d);
+    }
+    if (x->finishing || x->stopped) {
+        run_model_leave_gate(x, false, NULL);
+        return;
+    }
+    run_model_start(x);
+}
+
+static void run_model_gate_refused(gate_call *c, const gate_refusal *why, void *arg)
+{
+    (void)c;
+    run_exec *x = arg;
+    run_model_leave_gate(x, false, NULL);
+    if (x->finishing || x->stopped) return;
+    run_model_refused(x, why);
+}
+
+/* The model this call goes to: the agent's, or its cheaper degrade model
+ * once the user's budget is nearly spent. */
+static const model_cfg *run_model_choose(run_exec *x, const runs_who *w, cJSON *request)
+{
+    const agent_cfg *a = x->agent;
+    if (!a->degrade_model || !x->r->gate) return a->model;
+    if (!x->degraded && gate_budget_nearly_spent(x->r->gate, &w->who, a->degrade_threshold)) {
+        x->degraded = true;
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "from", a->model->name);
+        cJSON_AddStringToObject(d, "to", a->degrade_model->name);
+        cJSON_AddStringToObject(d, "reason", "budget nearly spent");
+        run_event(x, "model.degraded", d);
+    }
+    if (!x->degraded) return a->model;
+    cJSON_DeleteItemFromObjectCaseSensitive(request, "model");
+    cJSON_AddStringToObject(request, "model", a->degrade_model->upstream_model);
+    return a->degrade_model;
+}
+
+/* The agent's cost caps: would this call's worst case pass them? */
+static bool run_model_within_caps(run_exec *x, int64_t est_cost)
+{
+    const agent_cfg *a = x->agent;
+    char msg[200];
+    if (a->max_cost_usd_per_run > 0 &&
+        x->rec.cost_nusd + est_cost > run_usd_to_nusd(a->max_cost_usd_per_run)) {
+        snprintf(msg, sizeof msg, "the next model call could cost up to $%.6f, which would pass the "
+                 "agent's cap of $%.6f per run ($%.6f spent)", (double)est_cost / 1e9,
+                 a->max_cost_usd_per_run, (double)x->rec.cost_nusd / 1e9);
+        run_exec_fail(x, "run_budget_exceeded", msg);
+        return false;
+    }
+    if (a->max_cost_usd_per_session > 0 &&
+        x->session_spent_nusd + x->rec.cost_nusd + est_cost >
+            run_usd_to_nusd(a->max_cost_usd_per_session)) {
+        snprintf(msg, sizeof msg, "the next model call could cost up to $%.6f, which would pass the "
+                 "agent's cap of $%.6f per session ($%.6f spent)", (double)est_cost / 1e9,
+                 a->max_cost_usd_per_session,
+                 (double)(x->session_spent_nusd + x->rec.cost_nusd) / 1e9);
+        run_exec_fail(x, "session_budget_exceeded", msg);
+        return false;
+    }
+    return true;
+}
+
 void run_model_call(run_exec *x, cJSON *request)
 {
     cJSON_DeleteItemFromObjectCaseSensitive(request, "stream");
     cJSON_AddBoolToObject(request, "stream", true);
+    runs_who w;
+    runs_gate_who(x->r, &x->sc, &w);
+    x->call_model = run_model_choose(x, &w, request);
     free(x->call_body);
     x->call_body = cJSON_PrintUnformatted(request);
     cJSON_Delete(request);
@@ -186,13 +304,36 @@ void run_model_call(run_exec *x, cJSON *request)
         return;
     }
     x->call_body_len = strlen(x->call_body);
-    x->attempt = 0;
-    run_model_start(x);
+    int64_t est_tokens, est_cost;
+    gate_estimate(x->call_model, x->call_body_len, x->agent->max_output_tokens, &est_tokens, &est_cost);
+    if (!run_model_within_caps(x, est_cost)) {
+        free(x->call_body);
+        x->call_body = NULL;
+        return;
+    }
+    if (!x->r->gate || !x->t->gate) {
+        run_model_start(x);
+        return;
+    }
+    uint64_t deadline = 0;
+    if (uv_is_active((uv_handle_t *)&x->wall_timer))
+        deadline = uv_now(x->t->loop) + uv_timer_get_due_in(&x->wall_timer);
+    gate_refusal why;
+    x->in_gate = true;
+    int r = gate_enter(x->t->gate, &x->gate, &w.who, x->call_model, est_tokens, est_cost, deadline,
+                       run_model_gate_ready, run_model_gate_refused, x, &why);
+    if (r == GATE_REFUSED) {
+        run_model_leave_gate(x, false, NULL);
+        run_model_refused(x, &why);
+        return;
+    }
+    if (r == GATE_READY) run_model_start(x);
+    /* GATE_WAIT: run_model_gate_ready or _refused follows */
 }
 
 void run_model_abort(run_exec *x)
 {
-    uv_timer_stop(&x->retry_timer);
+    run_model_leave_gate(x, false, NULL);   /* out of the queue, the reservation released */
     if (x->call) {
         upstream_call *c = x->call;
         x->call = NULL;

@@ -119,6 +119,7 @@ struct run_start {
     bool            counted;
     bool            refused;
     gate_refusal    refusal;
+    int64_t         session_spent_nusd; /* earlier runs of the session (per-session cap) */
     /* filled by the store job */
     store_status    st;
     run_rec         run;
@@ -187,6 +188,9 @@ struct run_exec {
     bool             refused;         /* a governance refusal ended the run */
     gate_refusal     refusal;
     int64_t          queue_wait_ms;   /* total wait for upstream slots */
+    int64_t          session_spent_nusd; /* the session's earlier runs */
+    const model_cfg *call_model;      /* the model of the call in flight (degraded, maybe) */
+    bool             degraded;        /* calls go to the agent's degrade model */
 
     bool             finishing;       /* past the point of no return */
     bool             orphan;          /* its loop is shutting down */

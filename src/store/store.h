@@ -320,6 +320,10 @@ store_status store_run_finish(store *st, const scope *sc, run_rec *run, const me
 /* Status change only (queued → running). */
 store_status store_run_set_status(store *st, const scope *sc, const run_rec *run);
 store_status store_run_get(store *st, const scope *sc, const char *run_id, run_rec *out);
+/* What the session's runs have cost so far, in nano-USD (the agent's
+ * max_cost_usd_per_session). */
+store_status store_session_spent(store *st, const scope *sc, const char *session_id,
+                                 int64_t *cost_nusd);
 /* At start, before serving: every run still queued, running or waiting is
  * marked interrupted (error_code "server_restart"). No scope: only serve
  * calls it. Returns how many through *n. */

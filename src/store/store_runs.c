@@ -377,3 +377,24 @@ store_status store_runs_recover(store *st, size_t *n)
     if (n) *n = res == STORE_OK ? a.n : 0;
     return res;
 }
+
+/* ---- a session's spend (the agent's per-session cost cap) ---- */
+
+store_status store_session_spent(store *st, const scope *sc, const char *session_id,
+                                 int64_t *cost_nusd)
+{
+    *cost_nusd = 0;
+    if (!scope_valid(sc) || !session_id) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
+    store_conn *c = store_reader(st);
+    if (!c) return STORE_ERROR;
+    /* runs_session covers session_id; the owner columns keep it scoped */
+    sqlite3_stmt *s = store_stmt(c, "SELECT coalesce(sum(cost_nusd), 0) FROM runs"
+                                    " WHERE session_id = ? AND user_id = ? AND tenant_id = ?");
+    if (!s) return STORE_ERROR;
+    store_bind_owned(s, 1, session_id, sc);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) *cost_nusd = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? STORE_OK : store_sqlite_status(c, rc, "session spent");
+}

@@ -24,6 +24,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "obs/obs.h"
 #include "upstream/upstream_internal.h"
 #include "util/buf.h"
 #include "util/ids.h"
@@ -246,10 +247,30 @@ static bool rcall_inner_event(upstream_call *call, const char *json, size_t len,
     return rc->base.cb.on_event(&rc->base, json, len, rc->base.arg) && more;
 }
 
+/* /metrics: every attempt by provider and outcome, its duration, and
+ * whether a retry follows. Labels are configured names only. */
+static void rcall_attempt_metrics(const up_dep *d, const upstream_result *res, uint64_t duration_ms,
+                                  const char *next)
+{
+    const char *prov = d && d->prov && d->prov->name ? d->prov->name : "unknown";
+    const char *outcome = "error";
+    if (res->error == UPSTREAM_OK) outcome = "ok";
+    else if (res->error == UPSTREAM_TIMEOUT) outcome = "timeout";
+    else if (res->error == UPSTREAM_CANCELLED) outcome = "cancelled";
+    else if (res->error == UPSTREAM_HTTP_STATUS && res->status == 429) outcome = "rate_limited";
+    obs_counter_add(obs_series_of(obs_m_upstream_requests(), OBS_L(prov, outcome)), 1);
+    obs_histogram_observe(obs_series_of(obs_m_upstream_duration(), OBS_L(prov)),
+                          (double)duration_ms / 1000.0);
+    if (next && strcmp(next, "retry") == 0)
+        obs_counter_add(obs_series_of(obs_m_upstream_retries(), OBS_L(prov)), 1);
+}
+
 static void rcall_report_attempt(rcall *rc, const upstream_result *res, upstream_fault f, const char *next)
 {
     /* A refusal to start one (breakers open, prompt too long) is no attempt. */
-    if (!rc->base.cb.on_attempt || res == &rc->pending) return;
+    if (res == &rc->pending) return;
+    rcall_attempt_metrics(rcall_dep(rc), res, rcall_now(rc) - rc->attempt_start, next);
+    if (!rc->base.cb.on_attempt) return;
     const up_dep *d = rcall_dep(rc);
     upstream_attempt a = {
         .model = rc->model,
