@@ -6,7 +6,7 @@
 # network, so nothing hides the difference).
 #
 #   bench/governance.sh                    build (release) if needed and run it
-#   BENCH_SECONDS=5 BENCH_ROUNDS=5 bench/governance.sh
+#   BENCH_SECONDS=10 BENCH_ROUNDS=3 bench/governance.sh
 #
 # Sides (same config, same tenant/user/key set-up, same request body):
 #   on   every check active but never refusing: tier, key and tenant rpm/tpm
@@ -26,8 +26,8 @@
 # (tests/unit/govern/govern_bench) if GOVERN_BENCH names it.
 #
 # Environment:
-#   BENCH_SECONDS      seconds per measured run (default 10)
-#   BENCH_ROUNDS       rounds per side (default 3)
+#   BENCH_SECONDS      seconds per measured run (default 5)
+#   BENCH_ROUNDS       rounds per side (default 7)
 #   BENCH_WARMUP       seconds of warm-up per side (default 2)
 #   BENCH_CONCS        concurrencies (default "1 32")
 #   BENCH_WRK_THREADS  wrk threads when concurrency > 1 (default 2)
@@ -49,8 +49,8 @@ for v in $(compgen -e | grep -E '^(BENCH_|BRIGADE$|GOVERN_BENCH$)' | grep -vE '^
 done
 cmdline+="bench/governance.sh"
 
-secs=${BENCH_SECONDS:-10}
-rounds=${BENCH_ROUNDS:-3}
+secs=${BENCH_SECONDS:-5}
+rounds=${BENCH_ROUNDS:-7}
 warm=${BENCH_WARMUP:-2}
 concs=${BENCH_CONCS:-1 32}
 wrk_threads=${BENCH_WRK_THREADS:-2}
@@ -264,12 +264,22 @@ report="$out/report.md"
         printf "| %s | %s | %.0f | %.0f | %.0f | %d | %.1f |\n", cs[i], s, rps[k], p50[k], p99[k], errs[k], cpu[k]
       }
       print ""
-      print "| conc | req/s on/off | p50 on/off | added p50 µs | added p99 µs | added CPU µs/req |"
-      print "|---:|---:|---:|---:|---:|---:|"
+      print "On against off, from the medians above, and (paired) the median over rounds of each"
+      print "round on/off ratio or on − off difference (the two runs of a round are adjacent in time):"
+      print ""
+      print "| conc | req/s on/off | paired | p50 on/off | added p50 µs | paired | added p99 µs | added CPU µs/req | paired |"
+      print "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
       for (i = 1; i <= nc; i++) {
         on = cs[i] "-on"; off = cs[i] "-off"
-        printf "| %s | %.3f | %.3f | %+d | %+d | %+.1f |\n", cs[i], rps[on] / rps[off], p50[on] / p50[off],
-          p50[on] - p50[off], p99[on] - p99[off], cpu[on] - cpu[off]
+        for (r = 1; r <= cnt[on] && r <= cnt[off]; r++) {
+          d = cs[i] "-d"; cnt[d] = r
+          val[d, r, 1] = val[on, r, 5] / val[off, r, 5]
+          val[d, r, 2] = val[on, r, 6] - val[off, r, 6]
+          val[d, r, 3] = val[on, r, 9] - val[off, r, 9]
+        }
+        printf "| %s | %.3f | %.3f | %.3f | %+d | %+d | %+d | %+.1f | %+.1f |\n", cs[i],
+          rps[on] / rps[off], med(d, 1), p50[on] / p50[off], p50[on] - p50[off], med(d, 2),
+          p99[on] - p99[off], cpu[on] - cpu[off], med(d, 3)
       }
     }' "$tsv"
   echo

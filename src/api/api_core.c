@@ -226,6 +226,7 @@ void api_begin(http_request *req, const api_route *route)
     ctx->app = ctx->thread->app;
     ctx->route = route;
     req->user = ctx;
+    req->app_ctx = ctx;         /* for api_request_done, after a handler took `user` over */
 
     if (!route->roles) {
         /* The public probes are not traced: a load balancer polling them
@@ -277,7 +278,9 @@ obs_span *api_span_begin(api_ctx *ctx, const char *name, obs_span_kind kind)
 
 void api_request_done(http_request *req, int status)
 {
-    api_ctx *ctx = req->user;
+    /* Not req->user: the runs module takes that over for the messages it
+     * answers, and the request span and route label must still be found. */
+    api_ctx *ctx = req->app_ctx;
     /* Requests the router refused (404/405) and malformed ones never had a
      * route: one bounded label for all of them, never the raw path. */
     const char *route = ctx && ctx->route ? ctx->route->pattern : "unmatched";

@@ -50,6 +50,8 @@ typedef struct gateway_call {
     buf              rename;        /* an event or body with the model renamed, reused */
     gate_call        gate;          /* governance: reservation, rate limits, upstream slot */
     bool             waiting;       /* queued for an upstream slot */
+    obs_span        *model_span;    /* the model call ("chat MODEL") */
+    obs_span        *queue_span;    /* waiting for an upstream slot */
 } gateway_call;
 
 /* ---- usage ---- */
@@ -79,6 +81,11 @@ static void gateway_record_usage(gateway_call *g, const upstream_result *res, in
     u.cost_nusd = config_cost_nusd(m, res->input_tokens, res->output_tokens);
     u.status = status;
     store_usage_record(a->store, &u);
+    obs_counter_add(obs_series_of(obs_m_tokens(), OBS_L(u.tenant_id, u.model, "input")),
+                    (uint64_t)u.input_tokens);
+    obs_counter_add(obs_series_of(obs_m_tokens(), OBS_L(u.tenant_id, u.model, "output")),
+                    (uint64_t)u.output_tokens);
+    obs_counter_add(obs_series_of(obs_m_cost(), OBS_L(u.tenant_id, u.model)), (uint64_t)u.cost_nusd);
     atomic_fetch_add(&a->metrics.input_tokens, (uint64_t)u.input_tokens);
     atomic_fetch_add(&a->metrics.output_tokens, (uint64_t)u.output_tokens);
     atomic_fetch_add(&a->metrics.cost_nusd, (uint64_t)u.cost_nusd);
@@ -207,6 +214,7 @@ static bool gateway_on_event(upstream_call *call, const char *json, size_t len, 
         gateway_served_headers(g, upstream_call_deployment(call));
         http_stream_begin(req, 200, "text/event-stream");
         g->stream_started = true;
+        obs_gauge_add(obs_series_of(obs_m_active_streams(), NULL), 1);
     }
     gateway_stream_event(g, json, len);
     return http_stream_write(req, g->scratch.data, g->scratch.len);
@@ -228,8 +236,15 @@ static void gateway_finish(gateway_call *g, const upstream_result *res)
     {
         bool delivered = res->error == UPSTREAM_OK || (g->stream_started && res->output_tokens > 0);
         const model_cfg *m = res->served_model ? res->served_model : g->model;
-        gate_leave(&g->gate, delivered, res->input_tokens + res->output_tokens,
-                   delivered ? config_cost_nusd(m, res->input_tokens, res->output_tokens) : 0);
+        int64_t cost = delivered ? config_cost_nusd(m, res->input_tokens, res->output_tokens) : 0;
+        gate_leave(&g->gate, delivered, res->input_tokens + res->output_tokens, cost);
+        if (g->queue_span) {
+            obs_span_end(g->queue_span, OBS_STATUS_ERROR, "left the queue");
+            g->queue_span = NULL;
+        }
+        upstream_span_end(g->model_span, res, cost);
+        g->model_span = NULL;
+        if (g->stream_started) obs_gauge_add(obs_series_of(obs_m_active_streams(), NULL), -1);
     }
 
     int status = 200;
@@ -300,13 +315,26 @@ static void gateway_on_done(upstream_call *call, const upstream_result *res, voi
     gateway_finish(g, res);
 }
 
+static void gateway_on_attempt(upstream_call *call, const upstream_attempt *a, void *arg)
+{
+    (void)call;
+    gateway_call *g = arg;
+    upstream_span_attempt(g->model_span, &g->ctx->scope, a);
+}
+
 static void gateway_start(gateway_call *g)
 {
-    static const upstream_callbacks cbs = {gateway_on_event, gateway_on_done, NULL};
+    static const upstream_callbacks cbs = {gateway_on_event, gateway_on_done, gateway_on_attempt};
     api_ctx *ctx = g->ctx;
     atomic_fetch_add(&ctx->app->metrics.upstream_calls, 1);
+    if (g->queue_span) {
+        obs_span_set_int(g->queue_span, "brigade.queue.wait_ms", g->gate.queue_wait_ms);
+        obs_span_end(g->queue_span, OBS_STATUS_OK, NULL);
+        g->queue_span = NULL;
+    }
+    /* The provider continues the trace from the model call's span. */
     char tp[OBS_TRACEPARENT_LEN + 1] = "";
-    if (ctx->span) obs_traceparent_format(obs_span_ctx(ctx->span), tp);
+    if (g->model_span) obs_traceparent_format(obs_span_ctx(g->model_span), tp);
     upstream_opts opts = {.deadline_ms = g->deadline_ms, .request_id = ctx->req->request_id,
                           .traceparent = tp[0] ? tp : NULL};
     g->call = upstream_chat(ctx->thread->upstream, g->model, g->upstream_body,
@@ -320,6 +348,9 @@ static void gateway_start(gateway_call *g)
                      "this request cannot be sent to provider \"%s\": %s",
                      g->model->provider_name, why);
             gate_leave(&g->gate, false, 0, 0);
+            upstream_result none = {.error = UPSTREAM_MALFORMED, .message = why};
+            upstream_span_end(g->model_span, &none, 0);
+            g->model_span = NULL;
             buf scratch = g->scratch, rename = g->rename;
             free(g->upstream_body);
             ctx->req->on_abort = NULL;
@@ -370,6 +401,15 @@ static void gateway_refuse(gateway_call *g, const gate_refusal *why)
     free(g->upstream_body);
     g->upstream_body = NULL;
     gate_leave(&g->gate, false, 0, 0);
+    if (g->queue_span) {
+        obs_span_end(g->queue_span, OBS_STATUS_ERROR, why->message);
+        g->queue_span = NULL;
+    }
+    if (g->model_span) {
+        obs_span_set_str(g->model_span, "brigade.refused", why->code);
+        obs_span_end(g->model_span, OBS_STATUS_ERROR, why->message);
+        g->model_span = NULL;
+    }
     if (why->retry_after_s)
         snprintf(ctx->retry_after, sizeof ctx->retry_after, "%u", why->retry_after_s);
     gate_add_ratelimit_headers(req, &g->gate.ratelimit);
@@ -460,15 +500,27 @@ void api_chat_completions(api_ctx *ctx)
     int64_t est_tokens, est_cost;
     gate_estimate(g->model, g->upstream_body_len, cr.max_output_tokens, &est_tokens, &est_cost);
     gate_refusal why;
+    g->model_span = upstream_span_begin(ctx->span ? obs_span_ctx(ctx->span) : NULL, &ctx->scope,
+                                        g->model, g->stream);
+    obs_span *gs = obs_span_begin(obs_span_ctx(g->model_span), "governance", OBS_SPAN_INTERNAL,
+                                  &ctx->scope);
+    obs_span_set_int(gs, "brigade.estimate.tokens", est_tokens);
+    obs_span_set_double(gs, "brigade.estimate.cost_usd", (double)est_cost / 1e9);
     int r = gate_enter(ctx->thread->gate, &g->gate, &who, g->model, est_tokens, est_cost,
                        deadline, gateway_gate_ready, gateway_gate_refused, g, &why);
+    obs_span_set_str(gs, "brigade.decision", r == GATE_REFUSED ? "refused" : r == GATE_WAIT ? "queued" : "admitted");
     if (r == GATE_REFUSED) {
+        obs_span_set_str(gs, "brigade.limit", why.limit);
+        obs_span_end(gs, OBS_STATUS_ERROR, why.message);
         gateway_refuse(g, &why);
         return;
     }
+    obs_span_end(gs, OBS_STATUS_OK, NULL);
     gate_add_ratelimit_headers(req, &g->gate.ratelimit);
     if (r == GATE_WAIT) {
         g->waiting = true;              /* gateway_gate_ready or _refused follows */
+        g->queue_span = obs_span_begin(obs_span_ctx(g->model_span), "queue.wait", OBS_SPAN_INTERNAL,
+                                       &ctx->scope);
         return;
     }
     gateway_start(g);

@@ -191,7 +191,8 @@ void api_messages_post(api_ctx *ctx)
         if (busy && strcmp(busy->valuestring, "enqueue") == 0) mode = RUNS_BUSY_ENQUEUE;
         if (busy && strcmp(busy->valuestring, "interrupt") == 0) mode = RUNS_BUSY_INTERRUPT;
         runs_post_message(ctx->thread->runs, ctx->req, &ctx->scope, ctx->req->params[0],
-                          content->valuestring, stream, mode);
+                          content->valuestring, stream, mode,
+                          ctx->span ? obs_span_ctx(ctx->span) : NULL);
         cJSON_Delete(body);
         return;
     }

@@ -120,7 +120,7 @@ void api_tenants_patch(api_ctx *ctx)
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(body, "jwt");
     const cJSON *limits = cJSON_GetObjectItemCaseSensitive(body, "limits");
     if (!j && !limits) {
-        api_fail(ctx, 400, "invalid_request_error", "missing_field", "jwt",
+        api_fail(ctx, 400, "invalid_request_error", "missing_field", NULL,
                  "nothing to change: give \"jwt\" (an object, or null to turn JWT sign-in off) "
                  "and/or \"limits\"");
         goto out;
@@ -129,6 +129,9 @@ void api_tenants_patch(api_ctx *ctx)
     if (j && !clear && !api_tenant_jwt_parse(ctx, j, &jwt)) goto out;
     tenant_rec t;
     store_status st;
+    /* Everything is checked before anything is written, so a refused part
+     * leaves the tenant as it was. */
+    user_limits l;
     if (limits) {
         /* Tenant-wide limits bound what the tenant's admin gives its users,
          * so only the server admin sets them. */
@@ -142,17 +145,9 @@ void api_tenants_patch(api_ctx *ctx)
             api_fail_store(ctx, st, "tenant");
             goto out;
         }
-        user_limits l = t.limits;
+        l = t.limits;
         tenant_rec_free(&t);
         if (!api_parse_limits(ctx, limits, true, &l)) goto out;
-        st = identity_set_tenant_limits(ctx->app->identity, &ctx->scope, tenant_id, &l);
-        if (st != STORE_OK) {
-            api_fail_store(ctx, st, "tenant");
-            goto out;
-        }
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddItemToObject(d, "limits", cJSON_Duplicate(limits, true));
-        obs_audit_for_tenant(ctx->app->store, &ctx->scope, tenant_id, "budget.change", tenant_id, d);
     }
     if (j) {
         st = identity_set_tenant_jwt(ctx->app->identity, &ctx->scope, tenant_id,
@@ -171,6 +166,16 @@ void api_tenants_patch(api_ctx *ctx)
             cJSON_AddStringToObject(jd, "alg", jwt.alg);
         }
         obs_audit_for_tenant(ctx->app->store, &ctx->scope, tenant_id, "tenant.update", tenant_id, d);
+    }
+    if (limits) {
+        st = identity_set_tenant_limits(ctx->app->identity, &ctx->scope, tenant_id, &l);
+        if (st != STORE_OK) {
+            api_fail_store(ctx, st, "tenant");
+            goto out;
+        }
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddItemToObject(d, "limits", cJSON_Duplicate(limits, true));
+        obs_audit_for_tenant(ctx->app->store, &ctx->scope, tenant_id, "budget.change", tenant_id, d);
     }
     st = store_tenant_get(ctx->app->store, &ctx->scope, tenant_id, &t);
     if (st != STORE_OK) {

@@ -83,6 +83,8 @@ struct http_request {
 
     /* --- set by handlers --- */
     void         *user;          /* handler state */
+    void         *app_ctx;       /* the application's own context of the request (the
+                                  * API's), kept while handlers hand `user` around */
     void        (*on_abort)(http_request *req);  /* client disconnected (optional) */
     void        (*on_drain)(http_request *req);  /* stream dropped below high water (optional) */
 

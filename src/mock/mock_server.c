@@ -435,8 +435,9 @@ static void mock_usage(FILE *f)
           "                           slow_first_byte, overloaded; several: one at random\n"
           "  --threads N              loop threads (default: number of CPUs)\n"
           "  --help                   this text\n"
-          "Markers in the last user message steer replies: [[tool:NAME {json}]],\n"
-          "[[fault:KIND]], [[fault:KIND:N]], [[latency:MS]], [[tokens:N]].\n",
+          "Markers in the last user message steer replies: [[tool:NAME {json}]]\n"
+          "([[tool_loop]] with it: call the tool again after every result), [[fault:KIND]],\n"
+          "[[fault:KIND:N]], [[latency:MS]], [[tokens:N]].\n",
           f);
 }
 

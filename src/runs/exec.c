@@ -230,6 +230,20 @@ static void run_exec_release(run_exec *x)
         x->counted = false;
         gate_run_end(x->r->gate, x->sc.tenant_id, x->sc.user_id);
     }
+    if (x->run_span) {
+        obs_span_set_str(x->run_span, "brigade.run.status", run_status_name(x->rec.status));
+        obs_span_set_int(x->run_span, "brigade.run.steps", x->rec.steps);
+        obs_span_set_int(x->run_span, "brigade.run.tool_calls", x->rec.tool_calls);
+        obs_span_set_int(x->run_span, "gen_ai.usage.input_tokens", x->rec.input_tokens);
+        obs_span_set_int(x->run_span, "gen_ai.usage.output_tokens", x->rec.output_tokens);
+        obs_span_set_double(x->run_span, "brigade.cost_usd", (double)x->rec.cost_nusd / 1e9);
+        if (x->queue_wait_ms) obs_span_set_int(x->run_span, "brigade.queue.wait_ms", x->queue_wait_ms);
+        bool ok = x->rec.status == RUN_COMPLETED;
+        if (!ok && x->rec.error_code[0]) obs_span_set_str(x->run_span, "error.type", x->rec.error_code);
+        obs_span_end(x->run_span, ok ? OBS_STATUS_OK : OBS_STATUS_ERROR, ok ? NULL : x->rec.error_message);
+        x->run_span = NULL;
+        obs_gauge_add(obs_series_of(obs_m_active_runs(), NULL), -1);
+    }
     if (x->core_state) x->core->destroy(x->core_state);
     x->core_state = NULL;
     cJSON_Delete(x->tool_specs);
@@ -526,6 +540,15 @@ static void run_exec_begin(run_start *s)
     x->counted = s->counted;          /* the run now holds the user's slot */
     s->counted = false;
     x->session_spent_nusd = s->session_spent_nusd;
+    /* The run's span: a child of the request that started it, though it
+     * outlives that request when the client goes away. */
+    char span_name[96];
+    snprintf(span_name, sizeof span_name, "run %s", s->agent->name);
+    x->run_span = obs_span_begin(s->has_trace ? &s->trace : NULL, span_name, OBS_SPAN_INTERNAL, &s->sc);
+    obs_span_set_str(x->run_span, "brigade.run_id", s->run.id);
+    obs_span_set_str(x->run_span, "brigade.session_id", s->run.session_id);
+    obs_span_set_str(x->run_span, "gen_ai.agent.name", s->agent->name);
+    obs_gauge_add(obs_series_of(obs_m_active_runs(), NULL), 1);
     buf_init(&x->reply_text);
     buf_init(&x->sse);
     const agent_cfg *a = s->agent;
@@ -748,10 +771,15 @@ static void run_start_abort(http_request *req)
 }
 
 void runs_post_message(runs_thread *t, http_request *req, const scope *sc, const char *session_id,
-                       const char *content, bool stream, runs_if_busy if_busy)
+                       const char *content, bool stream, runs_if_busy if_busy,
+                       const obs_trace_ctx *trace)
 {
     run_start *s = calloc(1, sizeof *s);
     if (!s) abort();
+    if (trace) {
+        s->trace = *trace;
+        s->has_trace = true;
+    }
     s->t = t;
     s->req = req;
     s->sc = *sc;

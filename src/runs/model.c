@@ -111,6 +111,11 @@ static void run_model_charge(run_exec *x, const upstream_result *res)
     u.cost_nusd = cost;
     u.status = 200;
     store_usage_record(x->r->st, &u);
+    obs_counter_add(obs_series_of(obs_m_tokens(), OBS_L(u.tenant_id, u.model, "input")),
+                    (uint64_t)u.input_tokens);
+    obs_counter_add(obs_series_of(obs_m_tokens(), OBS_L(u.tenant_id, u.model, "output")),
+                    (uint64_t)u.output_tokens);
+    obs_counter_add(obs_series_of(obs_m_cost(), OBS_L(u.tenant_id, u.model)), (uint64_t)u.cost_nusd);
 }
 
 static void run_model_on_done(upstream_call *call, const upstream_result *res, void *arg)
@@ -125,6 +130,12 @@ static void run_model_on_done(upstream_call *call, const upstream_result *res, v
     bool delivered = res->error == UPSTREAM_OK || (x->reply_started && res->output_tokens > 0);
     if (delivered && res->error != UPSTREAM_OK) run_model_charge(x, res);
     run_model_leave_gate(x, delivered, res);
+    {
+        const model_cfg *m = res->served_model ? res->served_model : x->call_model;
+        upstream_span_end(x->model_span, res,
+                          delivered ? config_cost_nusd(m, res->input_tokens, res->output_tokens) : 0);
+        x->model_span = NULL;
+    }
     if (res->error != UPSTREAM_OK) {
         log_info("run %s: model call failed after %u attempts (%s %d)", x->rec.id, res->attempts,
                  upstream_error_name(res->error), res->status);
@@ -163,9 +174,30 @@ static void run_model_on_done(upstream_call *call, const upstream_result *res, v
     run_exec_feed(x, &ev);
 }
 
+static void run_model_on_attempt(upstream_call *call, const upstream_attempt *a, void *arg)
+{
+    (void)call;
+    run_exec *x = arg;
+    upstream_span_attempt(x->model_span, &x->sc, a);
+}
+
+/* End the spans of a call that will not complete normally. */
+static void run_model_end_spans(run_exec *x, const char *why)
+{
+    if (x->queue_span) {
+        obs_span_end(x->queue_span, OBS_STATUS_ERROR, why);
+        x->queue_span = NULL;
+    }
+    if (x->model_span) {
+        obs_span_end(x->model_span, OBS_STATUS_ERROR, why);
+        x->model_span = NULL;
+    }
+}
+
 static void run_model_start(run_exec *x)
 {
-    static const upstream_callbacks cbs = {run_model_on_event, run_model_on_done, NULL};
+    static const upstream_callbacks cbs = {run_model_on_event, run_model_on_done,
+                                           run_model_on_attempt};
     const model_cfg *model = x->call_model ? x->call_model : x->agent->model;
     x->reply_text.len = 0;
     x->reply_started = false;
@@ -173,12 +205,21 @@ static void run_model_start(run_exec *x)
     x->reply_tools = NULL;
     /* The run's wall-time timer says how much time is left: the model
      * call, its retries and fallbacks must fit in it. */
-    upstream_opts opts = {.request_id = x->rec.id};
+    if (x->queue_span) {
+        obs_span_set_int(x->queue_span, "brigade.queue.wait_ms", x->gate.queue_wait_ms);
+        obs_span_end(x->queue_span, OBS_STATUS_OK, NULL);
+        x->queue_span = NULL;
+    }
+    /* The provider continues the trace from the model call's span. */
+    char tp[OBS_TRACEPARENT_LEN + 1] = "";
+    if (x->model_span) obs_traceparent_format(obs_span_ctx(x->model_span), tp);
+    upstream_opts opts = {.request_id = x->rec.id, .traceparent = tp[0] ? tp : NULL};
     if (uv_is_active((uv_handle_t *)&x->wall_timer))
         opts.deadline_ms = uv_now(x->t->loop) + uv_timer_get_due_in(&x->wall_timer);
     x->call = upstream_chat(x->t->up, model, x->call_body, x->call_body_len, true, &opts, &cbs, x);
     if (!x->call) {
         run_model_leave_gate(x, false, NULL);
+        run_model_end_spans(x, "the call could not be started");
         char msg[300];
         const char *why = upstream_last_error();
         snprintf(msg, sizeof msg, "the call to the model could not be started%s%s",
@@ -210,6 +251,8 @@ static void run_model_leave_gate(run_exec *x, bool delivered, const upstream_res
  * stream gets the refusal's status (run_finish_done). */
 static void run_model_refused(run_exec *x, const gate_refusal *why)
 {
+    if (x->model_span) obs_span_set_str(x->model_span, "brigade.refused", why->code);
+    run_model_end_spans(x, why->message);
     x->refused = true;
     x->refusal = *why;
     free(x->call_body);
@@ -229,6 +272,7 @@ static void run_model_gate_ready(gate_call *c, void *arg)
     }
     if (x->finishing || x->stopped) {
         run_model_leave_gate(x, false, NULL);
+        run_model_end_spans(x, "the run stopped");
         return;
     }
     run_model_start(x);
@@ -304,9 +348,12 @@ void run_model_call(run_exec *x, cJSON *request)
         return;
     }
     x->call_body_len = strlen(x->call_body);
+    x->model_span = upstream_span_begin(x->run_span ? obs_span_ctx(x->run_span) : NULL, &x->sc,
+                                        x->call_model, true);
     int64_t est_tokens, est_cost;
     gate_estimate(x->call_model, x->call_body_len, x->agent->max_output_tokens, &est_tokens, &est_cost);
     if (!run_model_within_caps(x, est_cost)) {
+        run_model_end_spans(x, "over the agent's cost cap");
         free(x->call_body);
         x->call_body = NULL;
         return;
@@ -320,13 +367,23 @@ void run_model_call(run_exec *x, cJSON *request)
         deadline = uv_now(x->t->loop) + uv_timer_get_due_in(&x->wall_timer);
     gate_refusal why;
     x->in_gate = true;
+    obs_span *gs = obs_span_begin(obs_span_ctx(x->model_span), "governance", OBS_SPAN_INTERNAL, &x->sc);
+    obs_span_set_int(gs, "brigade.estimate.tokens", est_tokens);
+    obs_span_set_double(gs, "brigade.estimate.cost_usd", (double)est_cost / 1e9);
     int r = gate_enter(x->t->gate, &x->gate, &w.who, x->call_model, est_tokens, est_cost, deadline,
                        run_model_gate_ready, run_model_gate_refused, x, &why);
+    obs_span_set_str(gs, "brigade.decision",
+                     r == GATE_REFUSED ? "refused" : r == GATE_WAIT ? "queued" : "admitted");
     if (r == GATE_REFUSED) {
+        obs_span_set_str(gs, "brigade.limit", why.limit);
+        obs_span_end(gs, OBS_STATUS_ERROR, why.message);
         run_model_leave_gate(x, false, NULL);
         run_model_refused(x, &why);
         return;
     }
+    obs_span_end(gs, OBS_STATUS_OK, NULL);
+    if (r == GATE_WAIT)
+        x->queue_span = obs_span_begin(obs_span_ctx(x->model_span), "queue.wait", OBS_SPAN_INTERNAL, &x->sc);
     if (r == GATE_READY) run_model_start(x);
     /* GATE_WAIT: run_model_gate_ready or _refused follows */
 }
@@ -334,6 +391,7 @@ void run_model_call(run_exec *x, cJSON *request)
 void run_model_abort(run_exec *x)
 {
     run_model_leave_gate(x, false, NULL);   /* out of the queue, the reservation released */
+    run_model_end_spans(x, "the run stopped");
     if (x->call) {
         upstream_call *c = x->call;
         x->call = NULL;

@@ -29,6 +29,7 @@
 #include "config/config.h"
 #include "http/http.h"
 #include "identity/scope.h"
+#include "obs/obs.h"
 #include "store/store.h"
 #include "tools/tools.h"
 #include "upstream/upstream.h"
@@ -66,7 +67,8 @@ void         runs_thread_free(runs_thread *t);
  * answers it — an error, the finished run (stream false), or the event
  * stream (stream true). */
 void runs_post_message(runs_thread *t, http_request *req, const scope *sc, const char *session_id,
-                       const char *content, bool stream, runs_if_busy if_busy);
+                       const char *content, bool stream, runs_if_busy if_busy,
+                       const obs_trace_ctx *trace /* the request's span; NULL = a new trace */);
 
 /* POST /v1/runs/{id}/cancel: answers with the run once it has stopped. */
 void runs_cancel(runs_thread *t, http_request *req, const scope *sc, const char *run_id);

@@ -119,6 +119,8 @@ struct run_start {
     bool            counted;
     bool            refused;
     gate_refusal    refusal;
+    bool            has_trace;
+    obs_trace_ctx   trace;            /* the request's span: the run's parent */
     int64_t         session_spent_nusd; /* earlier runs of the session (per-session cap) */
     /* filled by the store job */
     store_status    st;
@@ -190,6 +192,10 @@ struct run_exec {
     int64_t          queue_wait_ms;   /* total wait for upstream slots */
     int64_t          session_spent_nusd; /* the session's earlier runs */
     const model_cfg *call_model;      /* the model of the call in flight (degraded, maybe) */
+    /* traces: the run, its model call in flight, a queue wait */
+    obs_span        *run_span;
+    obs_span        *model_span;
+    obs_span        *queue_span;
     bool             degraded;        /* calls go to the agent's degrade model */
 
     bool             finishing;       /* past the point of no return */

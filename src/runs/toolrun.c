@@ -7,6 +7,8 @@
  * to the core. */
 #include "runs/runs_internal.h"
 
+#include "obs/audit.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,65 @@
 struct tool_slot {
     run_exec *x;
     size_t    index;
+    obs_span *span;                   /* "tool NAME", child of the run's span */
+    const tool_def *def;              /* NULL when the call was refused */
 };
+
+/* ---- the audit entry of a tool call (invariant 5: "tool call with the
+ * credential it used"), written on the thread pool: obs_audit waits for
+ * the commit, which the loop must not. ---- */
+
+typedef struct tool_audit_job {
+    uv_work_t work;
+    store    *st;
+    scope     sc;
+    char      tool[72];
+    cJSON    *details;
+} tool_audit_job;
+
+static void run_tool_audit_work(uv_work_t *w)
+{
+    tool_audit_job *j = w->data;
+    obs_audit(j->st, &j->sc, "tool.call", j->tool, j->details);   /* takes details */
+    j->details = NULL;
+}
+
+static void run_tool_audit_done(uv_work_t *w, int status)
+{
+    (void)status;
+    tool_audit_job *j = w->data;
+    cJSON_Delete(j->details);
+    free(j);
+}
+
+/* The credential a tool used: the caller's (key id or "jwt") for every
+ * tool, and for a declared HTTP tool the names (never the values) of the
+ * headers it sends, where its own credentials live. */
+static void run_tool_audit(run_exec *x, const tool_slot *slot, const char *name, bool ok)
+{
+    tool_audit_job *j = calloc(1, sizeof *j);
+    if (!j) return;
+    j->st = x->r->st;
+    j->sc = x->sc;
+    snprintf(j->tool, sizeof j->tool, "%.64s", name);
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "run_id", x->rec.id);
+    cJSON_AddStringToObject(d, "session_id", x->rec.session_id);
+    cJSON_AddStringToObject(d, "credential", x->sc.key_id);
+    if (slot->def && slot->def->http) {
+        cJSON *h = cJSON_AddArrayToObject(d, "tool_headers");
+        for (size_t i = 0; i < slot->def->http->n_headers; i++)
+            cJSON_AddItemToArray(h, cJSON_CreateString(slot->def->http->header_names[i]));
+    }
+    cJSON_AddBoolToObject(d, "allowed", slot->def != NULL);
+    cJSON_AddBoolToObject(d, "ok", ok);
+    j->details = d;
+    j->work.data = j;
+    if (uv_queue_work(x->t->loop, &j->work, run_tool_audit_work, run_tool_audit_done) != 0) {
+        cJSON_Delete(d);
+        free(j);
+    }
+}
 
 static bool run_tool_allowed(const run_exec *x, const char *name)
 {
@@ -119,6 +179,17 @@ static void run_tool_result(run_exec *x, size_t i, bool ok, const char *output, 
     free(preview);
     free(text);
     run_event(x, "tool.result", d);
+    tool_slot *slot = x->tool_slots ? &x->tool_slots[i] : NULL;
+    if (slot) {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(fn, "name");
+        run_tool_audit(x, slot, cJSON_IsString(nm) ? nm->valuestring : "", ok);
+        if (slot->span) {
+            obs_span_set_bool(slot->span, "brigade.tool.ok", ok);
+            obs_span_end(slot->span, ok ? OBS_STATUS_OK : OBS_STATUS_ERROR, ok ? NULL : "the tool failed");
+            slot->span = NULL;
+        }
+    }
     x->n_done++;
 }
 
@@ -230,22 +301,43 @@ void run_tools_call(run_exec *x, cJSON *calls)
         cJSON_AddStringToObject(d, "arguments", targs);
         run_event(x, "tool.call", d);
 
+        tool_slot *slot = &x->tool_slots[i];
+        slot->x = x;
+        slot->index = i;
+        char span_name[96];
+        snprintf(span_name, sizeof span_name, "tool %.64s", tname);
+        slot->span = obs_span_begin(x->run_span ? obs_span_ctx(x->run_span) : NULL, span_name,
+                                    OBS_SPAN_INTERNAL, &x->sc);
+        obs_span_set_str(slot->span, "gen_ai.operation.name", "execute_tool");
+        obs_span_set_str(slot->span, "gen_ai.tool.name", tname);
+        obs_span_set_str(slot->span, "gen_ai.tool.call.id", cJSON_IsString(id) ? id->valuestring : "");
+        obs_span_set_str(slot->span, "brigade.credential", x->sc.key_id);
+
+        /* The harness's checks before any call: permission, then the
+         * arguments against the tool's schema. Each decision is a span. */
         char why[300];
         const tool_def *def = run_tool_allowed(x, tname) ? tools_find(x->r->tools, tname) : NULL;
+        obs_span *g = obs_span_begin(obs_span_ctx(slot->span), "guardrail", OBS_SPAN_INTERNAL, &x->sc);
+        obs_span_set_str(g, "brigade.guardrail.check", "tool_permission");
+        obs_span_set_str(g, "brigade.guardrail.decision", def ? "allow" : "deny");
+        obs_span_end(g, def ? OBS_STATUS_OK : OBS_STATUS_ERROR, def ? NULL : "tool not allowed");
         if (!def) {
             snprintf(why, sizeof why, "error: the tool \"%.64s\" is not available to this agent", tname);
             run_tool_result(x, i, false, why, strlen(why));
             continue;
         }
         char err[240];
-        if (!tools_validate_args(def, targs, err, sizeof err)) {
+        bool valid = tools_validate_args(def, targs, err, sizeof err);
+        g = obs_span_begin(obs_span_ctx(slot->span), "guardrail", OBS_SPAN_INTERNAL, &x->sc);
+        obs_span_set_str(g, "brigade.guardrail.check", "tool_arguments");
+        obs_span_set_str(g, "brigade.guardrail.decision", valid ? "allow" : "deny");
+        obs_span_end(g, valid ? OBS_STATUS_OK : OBS_STATUS_ERROR, valid ? NULL : err);
+        if (!valid) {
             snprintf(why, sizeof why, "error: invalid arguments for %s: %s", tname, err);
             run_tool_result(x, i, false, why, strlen(why));
             continue;
         }
-        tool_slot *slot = &x->tool_slots[i];
-        slot->x = x;
-        slot->index = i;
+        slot->def = def;
         x->execs[i] = tools_execute(def, &env, targs, run_tool_done, slot);
         if (!x->execs[i]) {
             snprintf(why, sizeof why, "error: the tool %s could not be started", tname);
@@ -262,6 +354,10 @@ void run_tools_abort(run_exec *x)
         if (x->execs[i]) {
             tools_cancel(x->execs[i]);   /* its `done` will not be called */
             x->execs[i] = NULL;
+        }
+        if (x->tool_slots && x->tool_slots[i].span) {
+            obs_span_end(x->tool_slots[i].span, OBS_STATUS_ERROR, "the run stopped");
+            x->tool_slots[i].span = NULL;
         }
     }
     free(x->execs);

@@ -25,6 +25,8 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "identity/scope.h"
+#include "obs/obs.h"
 
 typedef struct upstream upstream;
 typedef struct upstream_call upstream_call;
@@ -135,6 +137,17 @@ const char *upstream_last_error(void);
 void upstream_call_resume(upstream_call *call);
 /* Stop a call; on_done follows with UPSTREAM_CANCELLED (synchronously). */
 void upstream_call_cancel(upstream_call *call);
+
+/* --- traces of model calls (observe.c), OpenTelemetry gen_ai conventions --- */
+
+/* A span for one model call ("chat MODEL", kind client), child of parent. */
+obs_span *upstream_span_begin(const obs_trace_ctx *parent, const scope *owner, const model_cfg *m,
+                              bool stream);
+/* A child span of call_span for one attempt (from on_attempt). */
+void      upstream_span_attempt(const obs_span *call_span, const scope *owner,
+                                const upstream_attempt *a);
+/* End the call's span with what served it, its usage and its cost. */
+void      upstream_span_end(obs_span *s, const upstream_result *res, int64_t cost_nusd);
 
 /* --- deployment state (process-wide, all loop threads) --- */
 
