@@ -263,7 +263,6 @@ static void run_exec_release(run_exec *x)
     x->final_msg.content = NULL;
     uv_close((uv_handle_t *)&x->wall_timer, run_handle_closed);
     uv_close((uv_handle_t *)&x->ping_timer, run_handle_closed);
-    uv_close((uv_handle_t *)&x->retry_timer, run_handle_closed);
 }
 
 static void run_job_work(uv_work_t *w)
@@ -389,7 +388,6 @@ static void run_exec_end(run_exec *x, run_status status, const char *code, const
     x->finishing = true;
     uv_timer_stop(&x->wall_timer);
     uv_timer_stop(&x->ping_timer);
-    uv_timer_stop(&x->retry_timer);
     run_model_abort(x);
     run_tools_abort(x);
     x->rec.status = status;
@@ -566,9 +564,8 @@ static void run_exec_begin(run_start *s)
 
     uv_timer_init(t->loop, &x->wall_timer);
     uv_timer_init(t->loop, &x->ping_timer);
-    uv_timer_init(t->loop, &x->retry_timer);
-    x->wall_timer.data = x->ping_timer.data = x->retry_timer.data = x;
-    x->open_handles = 3;
+    x->wall_timer.data = x->ping_timer.data = x;
+    x->open_handles = 2;
     x->next = t->runs;
     if (t->runs) t->runs->prev = x;
     t->runs = x;

@@ -156,7 +156,6 @@ struct run_exec {
     buf              reply_text;
     cJSON           *reply_tools;     /* tool_calls being assembled, by index */
     buf              sse;             /* one event, reused */
-    unsigned         attempt;
 
     /* the current tool calls */
     cJSON           *pending_calls;   /* the effect's tool_calls */
@@ -173,7 +172,6 @@ struct run_exec {
 
     uv_timer_t       wall_timer;
     uv_timer_t       ping_timer;
-    uv_timer_t       retry_timer;
     int              open_handles;
     uv_work_t        work;            /* one store job at a time */
     void           (*work_fn)(run_exec *x);
