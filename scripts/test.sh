@@ -69,6 +69,10 @@ echo "== end-to-end tests"
 if [[ -x build-asan/brigade ]]; then
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  # every credential the tests use, and every child's stderr, for the
+  # whole-suite check that no log holds a credential
+  export BRIGADE_E2E_SECRETS_DIR="$logs/e2e-secrets"
+  rm -rf "$BRIGADE_E2E_SECRETS_DIR"; mkdir -p "$BRIGADE_E2E_SECRETS_DIR"
   (cd tests/e2e && BRIGADE_BIN="$root/build-asan/brigade" timeout 900 node --test --test-reporter=tap \
       --test-concurrency=1 ./*.test.mjs) > "$logs/e2e.log" 2>&1
   rc=$?
@@ -78,6 +82,7 @@ if [[ -x build-asan/brigade ]]; then
   if ((rc != 0 && bad == 0)); then bad=1; fi
   ((bad)) && grep -E -B2 -A20 '^not ok' "$logs/e2e.log" | head -80
   count e2e "$ok" "$bad"
+  if node tests/e2e/check_secrets.mjs; then count secrets 1 0; else count secrets 0 1; fi
 else
   echo "no sanitizer build of brigade; end-to-end tests not run"
   count e2e 0 1

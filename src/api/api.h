@@ -131,6 +131,13 @@ bool   api_parse_limits(api_ctx *ctx, const cJSON *limits, bool allow_concurrenc
                         user_limits *inout);
 /* Effective limits (override, else base; unlimited = null) as JSON. */
 cJSON *api_json_limits_over(const tier_cfg *base, const user_limits *over, bool with_concurrency);
+/* A budget period as governance has it now: spent, reserved, budget
+ * (JSON number or null), remaining, resets_at. */
+struct govern_period;
+cJSON *api_json_budget_period(const struct govern_period *p, const cJSON *budget);
+/* The caller's budgets (a user's own; a tenant admin's: the tenant's), for
+ * /v1/usage; NULL for the server admin or on a store error. */
+cJSON *api_json_budget(api_ctx *ctx);
 double api_usd(int64_t nusd);
 cJSON *api_json_list(cJSON *data_array, bool has_more);
 /* usage.c: usage rows as CSV (RFC 4180, CRLF lines, a header line first);

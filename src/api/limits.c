@@ -7,6 +7,8 @@
  * to return to the configured value; budgets are US dollars. */
 #include "api/api.h"
 
+#include "util/timeutil.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,5 +89,58 @@ cJSON *api_json_limits_over(const tier_cfg *base, const user_limits *over, bool 
     api_json_limit_num(o, "monthly_budget_usd", over->monthly_budget_nusd >= 0
                                                     ? api_usd(over->monthly_budget_nusd)
                                                     : base->monthly_budget_usd);
+    return o;
+}
+
+/* A period as the governance state has it right now: settled spend (the
+ * ledger plus what settled since start), outstanding reservations, and the
+ * budget that applies (null = unlimited). */
+cJSON *api_json_budget_period(const govern_period *p, const cJSON *budget)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "spent_usd", api_usd(p->spent_nusd));
+    cJSON_AddNumberToObject(o, "reserved_usd", api_usd(p->reserved_nusd));
+    if (budget && cJSON_IsNumber(budget)) {
+        cJSON_AddNumberToObject(o, "budget_usd", budget->valuedouble);
+        double left = budget->valuedouble - api_usd(p->spent_nusd) - api_usd(p->reserved_nusd);
+        cJSON_AddNumberToObject(o, "remaining_usd", left > 0 ? left : 0);
+    } else {
+        cJSON_AddNullToObject(o, "budget_usd");
+        cJSON_AddNullToObject(o, "remaining_usd");
+    }
+    char iso[21];
+    time_format_iso(iso, p->end_ms / 1000);
+    cJSON_AddStringToObject(o, "resets_at", iso);
+    return o;
+}
+
+
+cJSON *api_json_budget(api_ctx *ctx)
+{
+    app *a = ctx->app;
+    const scope *sc = &ctx->scope;
+    cJSON *limits = NULL;
+    if (sc->role == SCOPE_USER) {
+        user_rec u;
+        if (store_user_get(a->store, sc, sc->user_id, &u) != STORE_OK) return NULL;
+        limits = api_json_limits(a, u.tier, &u.limits);
+    } else if (sc->role == SCOPE_TENANT_ADMIN) {
+        tenant_rec t;
+        if (store_tenant_get(a->store, sc, sc->tenant_id, &t) != STORE_OK) return NULL;
+        limits = api_json_limits_over(&a->cfg.governance.tenant_limits, &t.limits, true);
+        tenant_rec_free(&t);
+    } else {
+        return NULL;
+    }
+    govern_period day, month;
+    govern_spend(gate_govern(a->gate), sc->tenant_id, sc->role == SCOPE_USER ? sc->user_id : "",
+                 &day, &month);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "scope", sc->role == SCOPE_USER ? "user" : "tenant");
+    cJSON_AddItemToObject(o, "day", api_json_budget_period(&day,
+                          cJSON_GetObjectItemCaseSensitive(limits, "daily_budget_usd")));
+    cJSON_AddItemToObject(o, "month", api_json_budget_period(&month,
+                          cJSON_GetObjectItemCaseSensitive(limits, "monthly_budget_usd")));
+    cJSON_Delete(limits);
     return o;
 }

@@ -6,28 +6,6 @@
 
 #include "util/timeutil.h"
 
-/* A period as the governance state has it right now: settled spend (the
- * ledger plus what settled since start), outstanding reservations, and the
- * budget that applies (null = unlimited). */
-static cJSON *api_me_period(const govern_period *p, const cJSON *budget)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "spent_usd", api_usd(p->spent_nusd));
-    cJSON_AddNumberToObject(o, "reserved_usd", api_usd(p->reserved_nusd));
-    if (budget && cJSON_IsNumber(budget)) {
-        cJSON_AddNumberToObject(o, "budget_usd", budget->valuedouble);
-        double left = budget->valuedouble - api_usd(p->spent_nusd) - api_usd(p->reserved_nusd);
-        cJSON_AddNumberToObject(o, "remaining_usd", left > 0 ? left : 0);
-    } else {
-        cJSON_AddNullToObject(o, "budget_usd");
-        cJSON_AddNullToObject(o, "remaining_usd");
-    }
-    char iso[21];
-    time_format_iso(iso, p->end_ms / 1000);
-    cJSON_AddStringToObject(o, "resets_at", iso);
-    return o;
-}
-
 void api_me_get(api_ctx *ctx)
 {
     store *st = ctx->app->store;
@@ -58,9 +36,9 @@ void api_me_get(api_ctx *ctx)
     cJSON *limits = api_json_limits(ctx->app, u.tier, &u.limits);
     cJSON_AddItemToObject(o, "limits", limits);
     cJSON *usage = cJSON_AddObjectToObject(o, "usage");
-    cJSON_AddItemToObject(usage, "day", api_me_period(&day,
+    cJSON_AddItemToObject(usage, "day", api_json_budget_period(&day,
                           cJSON_GetObjectItemCaseSensitive(limits, "daily_budget_usd")));
-    cJSON_AddItemToObject(usage, "month", api_me_period(&month,
+    cJSON_AddItemToObject(usage, "month", api_json_budget_period(&month,
                           cJSON_GetObjectItemCaseSensitive(limits, "monthly_budget_usd")));
     cJSON_AddNumberToObject(usage, "active_runs",
                             (double)govern_active_runs(gate_govern(ctx->app->gate),

@@ -156,5 +156,10 @@ void api_usage_get(api_ctx *ctx)
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, api_usage_json_row(&rows[i]));
     free(rows);
-    api_reply(ctx, 200, api_json_list(arr, false));
+    cJSON *out = api_json_list(arr, false);
+    /* Spend so far and what is left of the budgets, live (the rows above
+     * are the ledger, which lags by up to the usage batch interval). */
+    cJSON *budget = api_json_budget(ctx);
+    if (budget) cJSON_AddItemToObject(out, "budget", budget);
+    api_reply(ctx, 200, out);
 }

@@ -153,6 +153,12 @@ describe('budgets by reservation', () => {
       assert.ok(me.usage.day.spent_usd > 0);
       assert.ok(me.usage.day.remaining_usd < 2);
       assert.ok(me.usage.day.resets_at.endsWith('T00:00:00Z'));
+      // /v1/usage carries the same live budget next to the ledger's rows
+      const u = stack.must(await stack.api(key, 'GET', '/v1/usage'), 200, 'usage');
+      assert.equal(u.budget.scope, 'user');
+      assert.equal(u.budget.day.budget_usd, 2);
+      assert.equal(u.budget.month.budget_usd, 30);
+      assert.ok(Math.abs(u.budget.day.spent_usd - me.usage.day.spent_usd) < 1e-12);
     });
   });
 

@@ -34,6 +34,18 @@ const STOP_GRACE_MS = 5_000;
 // Children still running when the test process exits are killed so that a
 // crashed test file never leaves servers behind.
 const live = new Set();
+
+// The whole-suite check that logs hold no credential (scripts/test.sh sets
+// BRIGADE_E2E_SECRETS_DIR, then runs tests/e2e/check_secrets.mjs): every
+// credential the tests present or are given is noted there, and every
+// child's stderr — where brigade logs — is kept there when it exits.
+const SECRETS_DIR = process.env.BRIGADE_E2E_SECRETS_DIR || '';
+
+/** Note a credential that must never appear in a log (16+ characters). */
+export function noteSecret(s) {
+  if (!SECRETS_DIR || typeof s !== 'string' || s.length < 16) return;
+  fs.appendFileSync(path.join(SECRETS_DIR, 'secrets.txt'), s.replace(/\n/g, '') + '\n');
+}
 process.on('exit', () => {
   for (const c of live) {
     try { c.kill('SIGKILL'); } catch { /* already gone */ }
@@ -114,6 +126,12 @@ export class Child {
     this.proc.stderr.setEncoding('utf8');
     this.proc.stdout.on('data', (d) => { this.stdout += d; });
     this.proc.stderr.on('data', (d) => { this.stderr += d; });
+    if (SECRETS_DIR) {
+      // 'close' comes after the last output, unlike 'exit'
+      this.proc.on('close', () => {
+        fs.writeFileSync(path.join(SECRETS_DIR, `stderr-${process.pid}-${this.proc.pid}.log`), this.stderr);
+      });
+    }
   }
 
   get pid() { return this.proc.pid; }
@@ -248,6 +266,7 @@ export async function startStack(opts = {}, stack = {}) {
   const dataDir = tempDir();
   stack.dataDir = dataDir;
   stack.adminToken = 'adm-' + randomBytes(16).toString('hex');
+  noteSecret(stack.adminToken);
 
   const mockPort = await freePort();
   stack.mock = new Child('mock-llm', ['mock-llm', '--listen', `127.0.0.1:${mockPort}`]);
@@ -274,6 +293,7 @@ export async function startStack(opts = {}, stack = {}) {
   stack.api = async (key, method, p, body, headers = {}) => {
     const h = { ...headers };
     if (key) h.authorization = `Bearer ${key}`;
+    noteSecret(key);
     let payload;
     if (body !== undefined) {
       if (typeof body === 'string' || body instanceof Uint8Array) {
@@ -284,7 +304,12 @@ export async function startStack(opts = {}, stack = {}) {
       if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
     }
     const res = await fetch(stack.brigadeUrl + p, { method, headers: h, body: payload });
-    return readResponse(res);
+    const out = await readResponse(res);
+    if (out.body && typeof out.body === 'object') {
+      noteSecret(out.body.key);          // a new user key, shown once
+      noteSecret(out.body.admin_key);    // a new tenant's admin key
+    }
+    return out;
   };
   stack.admin = (method, p, body) => stack.api(stack.adminToken, method, p, body);
 
