@@ -43,6 +43,7 @@ const stack = useStack({
     '  - {name: capped, model: gpt-test, max_cost_usd_per_run: 0.000001}',
     '  - {name: degrader, model: gpt-test, max_output_tokens: 100, degrade: {model: local-model, threshold: 0.5}}',
     '  - {name: plain, model: local-model}',
+    '  - {name: fairagent, model: fair-model}',
   ].join('\n'),
 }, async (s) => {
   s.tenant = await s.makeTenant();
@@ -260,8 +261,17 @@ describe('fair queueing', () => {
     const floodAll = Promise.all(Array.from({ length: 12 }, () => chat(flood.key, slow).then(async (r) => ({ status: r.status, ra: r.headers.get('retry-after'), body: await r.text() }))));
     await sleep(150);
     const t0 = Date.now();
+    // an agent run on the same model waits too, and says so in its events
+    const runner = await userWithLimits(null);
+    const sess = await newSession(stack, runner.key, 'fairagent');
+    const run = openStream(stack, runner.key, sess.id, 'queued run [[latency:100]]');
     const q = await chat(quiet.key, chatBody('quiet [[latency:400]]', { model: 'fair-model' }));
     const quietMs = Date.now() - t0;
+    const queued = await run.next('model.queued');
+    assert.ok(queued.data.wait_ms > 0);
+    assert.equal(queued.data.model, 'fair-model');
+    const runDone = await run.done;
+    assert.ok(runDone.events.some((e) => e.event === 'run.completed'), runDone.text.slice(-300));
     assert.equal(q.status, 200, await q.text());
     // The quiet user waits for at most one slot (<= 400 ms) plus its own 400 ms,
     // while the flood's queue alone is 6 × 400 / 2 = 1200 ms deep.
