@@ -220,16 +220,24 @@ static bool gateway_on_event(upstream_call *call, const char *json, size_t len, 
     return http_stream_write(req, g->scratch.data, g->scratch.len);
 }
 
+/* The call is over for the request: no more abort or drain callbacks, and
+ * the body kept for the upstream is freed. */
+static void gateway_detach(gateway_call *g)
+{
+    http_request *req = g->ctx->req;
+    req->on_abort = NULL;
+    req->on_drain = NULL;
+    g->ctx->handler_state = NULL;
+    free(g->upstream_body);
+    g->upstream_body = NULL;
+}
+
 /* The end of the request, whatever happened: answer, record, free. */
 static void gateway_finish(gateway_call *g, const upstream_result *res)
 {
     api_ctx *ctx = g->ctx;
     http_request *req = ctx->req;
-    req->on_abort = NULL;
-    req->on_drain = NULL;
-    ctx->handler_state = NULL;
-    free(g->upstream_body);
-    g->upstream_body = NULL;
+    gateway_detach(g);
 
     /* Governance: charge what was delivered (the same rule as the usage
      * ledger below), release the rest of the reservation and the slot. */
@@ -352,10 +360,7 @@ static void gateway_start(gateway_call *g)
             upstream_span_end(g->model_span, &none, 0);
             g->model_span = NULL;
             buf scratch = g->scratch, rename = g->rename;
-            free(g->upstream_body);
-            ctx->req->on_abort = NULL;
-            ctx->req->on_drain = NULL;
-            ctx->handler_state = NULL;
+            gateway_detach(g);
             api_send(ctx);
             buf_free(&scratch);
             buf_free(&rename);
@@ -395,11 +400,7 @@ static void gateway_refuse(gateway_call *g, const gate_refusal *why)
 {
     api_ctx *ctx = g->ctx;
     http_request *req = ctx->req;
-    req->on_abort = NULL;
-    req->on_drain = NULL;
-    ctx->handler_state = NULL;
-    free(g->upstream_body);
-    g->upstream_body = NULL;
+    gateway_detach(g);
     gate_leave(&g->gate, false, 0, 0);
     if (g->queue_span) {
         obs_span_end(g->queue_span, OBS_STATUS_ERROR, why->message);

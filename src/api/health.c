@@ -65,38 +65,30 @@ static void api_metrics_governance(app *a, buf *b)
 {
     const brigade_config *cfg = &a->cfg;
     fairq *fq = gate_fairq(a->gate);
-    buf_printf(b, "# HELP brigade_upstream_queue_depth Model calls waiting for an upstream slot.\n"
-                  "# TYPE brigade_upstream_queue_depth gauge\n");
-    for (size_t i = 0; i < cfg->n_models; i++) {
-        fairq_pool *p = fairq_pool_find(fq, cfg->models[i].name);
-        if (!p) continue;
-        fairq_pool_stats st;
-        fairq_pool_stats_get(p, &st);
-        buf_printf(b, "brigade_upstream_queue_depth{model=\"");
-        api_metrics_label(b, cfg->models[i].name);
-        buf_printf(b, "\"} %u\n", st.depth);
-    }
-    buf_printf(b, "# HELP brigade_upstream_slots_in_use Upstream calls holding a slot of the model's capacity.\n"
-                  "# TYPE brigade_upstream_slots_in_use gauge\n");
-    for (size_t i = 0; i < cfg->n_models; i++) {
-        fairq_pool *p = fairq_pool_find(fq, cfg->models[i].name);
-        if (!p) continue;
-        fairq_pool_stats st;
-        fairq_pool_stats_get(p, &st);
-        buf_printf(b, "brigade_upstream_slots_in_use{model=\"");
-        api_metrics_label(b, cfg->models[i].name);
-        buf_printf(b, "\"} %u\n", st.in_use);
-    }
-    buf_printf(b, "# HELP brigade_upstream_queue_shed_total Model calls refused because the fair queue was full.\n"
-                  "# TYPE brigade_upstream_queue_shed_total counter\n");
-    for (size_t i = 0; i < cfg->n_models; i++) {
-        fairq_pool *p = fairq_pool_find(fq, cfg->models[i].name);
-        if (!p) continue;
-        fairq_pool_stats st;
-        fairq_pool_stats_get(p, &st);
-        buf_printf(b, "brigade_upstream_queue_shed_total{model=\"");
-        api_metrics_label(b, cfg->models[i].name);
-        buf_printf(b, "\"} %llu\n", (unsigned long long)st.full);
+    static const struct {
+        const char *name, *type, *help;
+        int field;                   /* 0 depth, 1 in_use, 2 full */
+    } pool_metrics[] = {
+        {"brigade_upstream_queue_depth", "gauge", "Model calls waiting for an upstream slot.", 0},
+        {"brigade_upstream_slots_in_use", "gauge",
+         "Upstream calls holding a slot of the model's capacity.", 1},
+        {"brigade_upstream_queue_shed_total", "counter",
+         "Model calls refused because the fair queue was full.", 2},
+    };
+    for (size_t k = 0; k < sizeof pool_metrics / sizeof pool_metrics[0]; k++) {
+        buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", pool_metrics[k].name, pool_metrics[k].help,
+                   pool_metrics[k].name, pool_metrics[k].type);
+        for (size_t i = 0; i < cfg->n_models; i++) {
+            fairq_pool *p = fairq_pool_find(fq, cfg->models[i].name);
+            if (!p) continue;
+            fairq_pool_stats st;
+            fairq_pool_stats_get(p, &st);
+            unsigned long long v = pool_metrics[k].field == 0 ? st.depth
+                                 : pool_metrics[k].field == 1 ? st.in_use : st.full;
+            buf_printf(b, "%s{model=\"", pool_metrics[k].name);
+            api_metrics_label(b, cfg->models[i].name);
+            buf_printf(b, "\"} %llu\n", v);
+        }
     }
     buf_printf(b, "# HELP brigade_upstream_queue_wait_seconds Time model calls waited for an upstream slot (0 when granted at once).\n"
                   "# TYPE brigade_upstream_queue_wait_seconds histogram\n");

@@ -397,23 +397,28 @@ static void gate_duration(char *out, size_t n, int64_t ms)
     else snprintf(out, n, "%lldm%llds", (long long)(ms / 60000), (long long)((ms % 60000) / 1000));
 }
 
+/* One trio: x-ratelimit-{limit,remaining,reset}-{what}. */
+static void gate_ratelimit_trio(struct http_request *req, const char *what, int64_t limit,
+                                int64_t remaining, int64_t reset_ms)
+{
+    char name[48], v[32];
+    snprintf(name, sizeof name, "x-ratelimit-limit-%s", what);
+    snprintf(v, sizeof v, "%lld", (long long)limit);
+    http_add_header(req, name, v);
+    snprintf(name, sizeof name, "x-ratelimit-remaining-%s", what);
+    snprintf(v, sizeof v, "%lld", (long long)(remaining < 0 ? 0 : remaining));
+    http_add_header(req, name, v);
+    snprintf(name, sizeof name, "x-ratelimit-reset-%s", what);
+    gate_duration(v, sizeof v, reset_ms);
+    http_add_header(req, name, v);
+}
+
 void gate_add_ratelimit_headers(struct http_request *req, const govern_ratelimit_info *rl)
 {
-    char v[32];
-    if (rl->has_requests) {
-        snprintf(v, sizeof v, "%lld", (long long)rl->limit_requests);
-        http_add_header(req, "x-ratelimit-limit-requests", v);
-        snprintf(v, sizeof v, "%lld", (long long)(rl->remaining_requests < 0 ? 0 : rl->remaining_requests));
-        http_add_header(req, "x-ratelimit-remaining-requests", v);
-        gate_duration(v, sizeof v, rl->reset_requests_ms);
-        http_add_header(req, "x-ratelimit-reset-requests", v);
-    }
-    if (rl->has_tokens) {
-        snprintf(v, sizeof v, "%lld", (long long)rl->limit_tokens);
-        http_add_header(req, "x-ratelimit-limit-tokens", v);
-        snprintf(v, sizeof v, "%lld", (long long)(rl->remaining_tokens < 0 ? 0 : rl->remaining_tokens));
-        http_add_header(req, "x-ratelimit-remaining-tokens", v);
-        gate_duration(v, sizeof v, rl->reset_tokens_ms);
-        http_add_header(req, "x-ratelimit-reset-tokens", v);
-    }
+    if (rl->has_requests)
+        gate_ratelimit_trio(req, "requests", rl->limit_requests, rl->remaining_requests,
+                            rl->reset_requests_ms);
+    if (rl->has_tokens)
+        gate_ratelimit_trio(req, "tokens", rl->limit_tokens, rl->remaining_tokens,
+                            rl->reset_tokens_ms);
 }
