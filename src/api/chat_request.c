@@ -123,15 +123,30 @@ bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
     if (!cJSON_IsNumber(mt)) mt = cJSON_GetObjectItemCaseSensitive(root, "max_tokens");
     out->max_output_tokens = cJSON_IsNumber(mt) ? (uint32_t)mt->valuedouble : 0;
     out->client_wants_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+    /* A request without an output cap gets the model's: the reservation
+     * is priced on it, so the provider must not be free to go past it.
+     * (max_completion_tokens is OpenAI's current name; the Anthropic
+     * translation and the mock read it too.) */
+    uint32_t cap = out->max_output_tokens ? 0 : m->max_output_tokens;
+    if (cap) out->max_output_tokens = cap;
     if (strcmp(m->name, m->upstream_model) == 0) {
         /* Nothing to rewrite: send the client's bytes as they came (they
-         * parsed as one JSON object above), without re-encoding them. */
-        out->upstream_body = malloc(len + 1);
+         * parsed as one JSON object above), without re-encoding them — the
+         * cap, if one is added, goes in textually right after the opening
+         * brace, which in an object is always followed by a member. */
+        char capfield[48] = "";
+        int cl = cap ? snprintf(capfield, sizeof capfield, "\"max_completion_tokens\":%u,", cap) : 0;
+        size_t brace = 0;
+        while (brace < len && body[brace] != '{') brace++;
+        out->upstream_body = malloc(len + (size_t)cl + 1);
         if (!out->upstream_body) abort();
-        memcpy(out->upstream_body, body, len);
-        out->upstream_body[len] = '\0';
-        out->upstream_body_len = len;
+        memcpy(out->upstream_body, body, brace + 1);
+        memcpy(out->upstream_body + brace + 1, capfield, (size_t)cl);
+        memcpy(out->upstream_body + brace + 1 + cl, body + brace + 1, len - brace - 1);
+        out->upstream_body_len = len + (size_t)cl;
+        out->upstream_body[out->upstream_body_len] = '\0';
     } else {
+        if (cap) cJSON_AddNumberToObject(root, "max_completion_tokens", cap);
         cJSON_ReplaceItemInObjectCaseSensitive(root, "model", cJSON_CreateString(m->upstream_model));
         out->upstream_body = cJSON_PrintUnformatted(root);
         if (!out->upstream_body) {

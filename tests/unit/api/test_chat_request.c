@@ -84,16 +84,31 @@ static void test_rewrites_to_the_upstream_name(void **state)
     assert_non_null(out);
     assert_string_equal(cJSON_GetObjectItem(out, "model")->valuestring, "provider-name-7");
     assert_true(cJSON_GetObjectItem(out, "top_p")->valuedouble == 0.25);
+    assert_int_equal(cJSON_GetObjectItem(out, "max_completion_tokens")->valueint, m->max_output_tokens);
     cJSON_Delete(out);
     chat_request_free(&r);
     m->upstream_model = saved;
 
-    /* same name: byte for byte */
+    /* same name, the client's own output cap: byte for byte */
     snprintf(body, sizeof body,
-             "{ \"model\" : \"%s\", \"messages\":[{\"role\":\"user\"}] }", m->name);
+             "{ \"model\" : \"%s\", \"max_tokens\": 7, \"messages\":[{\"role\":\"user\"}] }", m->name);
     assert_true(chat_request_parse(body, strlen(body), &cfg, &r, &e));
     assert_int_equal(r.upstream_body_len, strlen(body));
     assert_memory_equal(r.upstream_body, body, strlen(body));
+    assert_int_equal(r.max_output_tokens, 7);
+    chat_request_free(&r);
+
+    /* no cap: the model's is added (the reservation is priced on it), the
+     * client's bytes otherwise as they came */
+    snprintf(body, sizeof body,
+             " { \"model\" : \"%s\", \"messages\":[{\"role\":\"user\"}] }", m->name);
+    assert_true(chat_request_parse(body, strlen(body), &cfg, &r, &e));
+    char want[300];
+    snprintf(want, sizeof want, " {\"max_completion_tokens\":%u, \"model\" : \"%s\", \"messages\":[{\"role\":\"user\"}] }",
+             m->max_output_tokens, m->name);
+    assert_int_equal(r.upstream_body_len, strlen(want));
+    assert_memory_equal(r.upstream_body, want, strlen(want));
+    assert_int_equal(r.max_output_tokens, m->max_output_tokens);
     chat_request_free(&r);
 }
 
