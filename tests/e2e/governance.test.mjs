@@ -287,6 +287,28 @@ describe('fair queueing', () => {
   });
 });
 
+describe('metrics', () => {
+  test('/metrics shows the fair queue, the refusals and the governor (after the tests above)', async () => {
+    const r = await stack.admin('GET', '/metrics');
+    assert.equal(r.status, 200);
+    const value = (re) => {
+      const line = r.text.split('\n').find((l) => re.test(l));
+      assert.ok(line, `no line matching ${re}`);
+      return Number(line.split(' ').pop());
+    };
+    assert.ok(value(/^brigade_upstream_queue_shed_total\{model="fair-model"\} /) >= 4);
+    assert.ok(value(/^brigade_upstream_queue_wait_seconds_count\{model="fair-model"\} /) >= 8);
+    assert.equal(value(/^brigade_upstream_queue_depth\{model="fair-model"\} /), 0);
+    assert.ok(value(/^brigade_refusals_total\{tenant="[^"]+",reason="overload"\} /) >= 4);
+    assert.ok(value(/^brigade_refusals_total\{tenant="[^"]+",reason="budget"\} /) >= 54);
+    assert.ok(value(/^brigade_governance_refused_total\{limit="daily_budget"\} /) >= 54);
+    assert.ok(value(/^brigade_governance_admits_total /) > 0);
+    assert.equal(value(/^brigade_governance_reserved_nanodollars /), 0, 'nothing in flight, nothing reserved');
+    assert.ok(value(/^brigade_tokens_total\{tenant="[^"]+",model="gpt-test",direction="output"\} /) > 0);
+    assert.match(r.text, /^brigade_deployment_breaker_state\{model="fair-model",deployment="narrow\/mock-fair"\} 0$/m);
+  });
+});
+
 describe('concurrency', () => {
   test('max_concurrent_runs: a second run is refused while the first is going, then allowed', async () => {
     const { key } = await userWithLimits({ max_concurrent_runs: 1 });
