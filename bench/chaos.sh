@@ -32,11 +32,7 @@ cd "$root"
 # shellcheck source=lib.sh
 . "$root/bench/lib.sh"
 
-cmdline=""
-for v in $(compgen -e | grep -E '^(BENCH_|BRIGADE$)' || true); do
-  cmdline+="$v=$(printf "%q" "${!v}") "
-done
-cmdline+="bench/chaos.sh"
+cmdline=$(bench_cmdline bench/chaos.sh 'BENCH_|BRIGADE$')
 
 secs=${BENCH_SECONDS:-10}
 conc=${BENCH_CONCURRENCY:-16}
@@ -60,23 +56,12 @@ stop_wait_s=5
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Wait until FILE has a line matching REGEX (printing the match), while PID lives.
-wait_line() {
-  local file=$1 re=$2 pid=$3 what=$4
-  for _ in $(seq 200); do
-    if grep -Eq "$re" "$file" 2>/dev/null; then grep -Eo "$re" "$file" | head -1; return 0; fi
-    kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; die "$what exited before listening"; }
-    sleep 0.05
-  done
-  cat "$file" >&2
-  die "$what did not start within 10 s"
-}
 
 start_mock() {   # name → prints its URL
   "$brigade" mock-llm --listen 127.0.0.1:0 --threads 1 --fault-rate "$rate" --fault "$faults" \
     >"$tmp/$1.log" 2>&1 &
   pids+=($!)
-  wait_line "$tmp/$1.log" 'http://127\.0\.0\.1:[0-9]+' $! "mock-llm $1"
+  bench_wait_line "$tmp/$1.log" 'http://127\.0\.0\.1:[0-9]+' $! "mock-llm $1"
 }
 mock_a=$(start_mock mock-a)
 mock_b=$(start_mock mock-b)
@@ -111,7 +96,7 @@ agents: []
 EOF
 BRIGADE_ADMIN_TOKEN=$admin_token BRIGADE_LOG=warn "$brigade" serve --config "$tmp/brigade.yaml" >"$tmp/brigade.log" 2>&1 &
 pids+=($!)
-url=$(wait_line "$tmp/brigade.log" 'http://127\.0\.0\.1:[0-9]+' $! "brigade serve")
+url=$(bench_wait_line "$tmp/brigade.log" 'http://127\.0\.0\.1:[0-9]+' $! "brigade serve")
 
 post() {   # URL TOKEN BODY
   curl -sf -X POST "$1" -H "authorization: Bearer $2" -H 'content-type: application/json' -d "$3"

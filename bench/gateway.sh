@@ -39,12 +39,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-# The command as given, for the report: the BENCH_* settings of the caller.
-cmdline=""
-for v in $(compgen -e | grep -E '^(BENCH_|BRIGADE$|MOCK_BIN$)' | grep -vE '^BENCH_(KEY|STREAM)$' || true); do
-  cmdline+="$v=$(printf "%q" "${!v}") "
-done
-cmdline+="bench/gateway.sh"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+cmdline=$(bench_cmdline bench/gateway.sh 'BENCH_|BRIGADE$|MOCK_BIN$')
 
 secs=${BENCH_SECONDS:-10}
 warm=${BENCH_WARMUP:-2}
@@ -91,8 +88,6 @@ MOCK_BIN=${MOCK_BIN:-$BRIGADE}
 if has brigade; then [[ -x "$BRIGADE" ]] || die "no brigade binary at $BRIGADE"; fi
 
 # ---- a quiet machine, temp dir, process bookkeeping, cleanup --------------
-# shellcheck source=bench/lib.sh
-. "$root/bench/lib.sh"
 bench_wait_quiet "$max_load"
 tmp=$(mktemp -d /tmp/brigade-bench.XXXXXX)
 chmod 755 "$tmp"   # nginx workers may run as another user
@@ -114,29 +109,7 @@ free_port() {   # a loopback TCP port nobody listens on
   die "no free port found"
 }
 
-# Wait until FILE has a line matching REGEX (printing it), while PID lives.
-wait_line() {
-  local file=$1 re=$2 pid=$3 what=$4
-  for _ in $(seq 200); do
-    if grep -Eq "$re" "$file" 2>/dev/null; then grep -Eo "$re" "$file" | head -1; return 0; fi
-    kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; die "$what exited before listening"; }
-    sleep 0.05
-  done
-  cat "$file" >&2
-  die "$what did not start within 10 s"
-}
 
-# Sum of utime+stime (clock ticks) over the given pids, threads included.
-cpu_ticks() {
-  local sum=0 pid rest
-  for pid in "$@"; do
-    [[ -r /proc/$pid/stat ]] || continue
-    rest=$(sed 's/.*) //' "/proc/$pid/stat")   # comm may hold spaces
-    # After "comm) ": state ppid pgrp ... utime is the 12th, stime the 13th.
-    sum=$((sum + $(awk '{print $12 + $13}' <<<"$rest")))
-  done
-  echo "$sum"
-}
 # "VmRSS VmHWM" in kB, summed over the given pids.
 mem_kb() {
   local files=() p
@@ -148,7 +121,7 @@ tck=$(getconf CLK_TCK)
 # ---- mock-llm ------------------------------------------------------------
 "$MOCK_BIN" mock-llm --listen 127.0.0.1:0 --threads 2 >"$tmp/mock.log" 2>&1 &
 mock_pid=$!; pids+=("$mock_pid")
-mock_url=$(wait_line "$tmp/mock.log" 'http://127\.0\.0\.1:[0-9]+' "$mock_pid" mock-llm)
+mock_url=$(bench_wait_line "$tmp/mock.log" 'http://127\.0\.0\.1:[0-9]+' "$mock_pid" mock-llm)
 mock_port=${mock_url##*:}
 echo "mock-llm   pid $mock_pid  $mock_url"
 
@@ -213,7 +186,7 @@ EOF
   BRIGADE_ADMIN_TOKEN=$admin_token BRIGADE_LOG=${BRIGADE_LOG:-warn} \
     "$BRIGADE" serve --config "$tmp/brigade.yaml" --data-dir "$tmp/data" >"$tmp/brigade.log" 2>&1 &
   brigade_pid=$!; pids+=("$brigade_pid")
-  brigade_url=$(wait_line "$tmp/brigade.log" 'http://127\.0\.0\.1:[0-9]+' "$brigade_pid" "brigade serve")
+  brigade_url=$(bench_wait_line "$tmp/brigade.log" 'http://127\.0\.0\.1:[0-9]+' "$brigade_pid" "brigade serve")
   echo "brigade    pid $brigade_pid  $brigade_url"
 
   # A tenant, a user and the user's key, over the HTTP API.
@@ -279,7 +252,7 @@ run_case() {  # run_case ROUND TARGET CONC STREAM
   name="$t-c$c"; [[ $s == 1 ]] && name+=-stream
   name+="-r$r"
   read -r -a ppids <<<"$(proxy_pids_of "$t")"
-  p0=$(cpu_ticks "${ppids[@]+"${ppids[@]}"}"); m0=$(cpu_ticks "$mock_pid")
+  p0=$(bench_cpu_ticks "${ppids[@]+"${ppids[@]}"}"); m0=$(bench_cpu_ticks "$mock_pid")
   local perf_args=()
   if [[ "$syscalls" == 1 && ${#ppids[@]} -gt 0 ]]; then
     perf_args=("$(IFS=,; echo "${ppids[*]}")" "$out/perf-$name.txt")
@@ -290,7 +263,7 @@ run_case() {  # run_case ROUND TARGET CONC STREAM
     sc=$(awk -F, '$3 == "raw_syscalls:sys_enter" {print $1}' "$out/perf-$name.txt")
     cs=$(awk -F, '$3 == "context-switches" {print $1}' "$out/perf-$name.txt")
   fi
-  p1=$(cpu_ticks "${ppids[@]+"${ppids[@]}"}"); m1=$(cpu_ticks "$mock_pid")
+  p1=$(bench_cpu_ticks "${ppids[@]+"${ppids[@]}"}"); m1=$(bench_cpu_ticks "$mock_pid")
   line=$(grep '^BENCH ' "$out/wrk-$name.txt" || true)
   if [[ -z "$line" ]]; then
     echo "  $name: wrk printed no result (see $out/wrk-$name.txt)" >&2

@@ -43,11 +43,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-cmdline=""
-for v in $(compgen -e | grep -E '^(BENCH_|BRIGADE$|GOVERN_BENCH$)' | grep -vE '^BENCH_(KEY|STREAM)$' || true); do
-  cmdline+="$v=$(printf "%q" "${!v}") "
-done
-cmdline+="bench/governance.sh"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+cmdline=$(bench_cmdline bench/governance.sh 'BENCH_|BRIGADE$|GOVERN_BENCH$')
 
 secs=${BENCH_SECONDS:-5}
 rounds=${BENCH_ROUNDS:-7}
@@ -79,8 +77,6 @@ fi
 [[ -x "$BRIGADE" ]] || die "no brigade binary at $BRIGADE"
 
 # ---- a quiet machine, temp dir, process bookkeeping, cleanup --------------
-# shellcheck source=bench/lib.sh
-. "$root/bench/lib.sh"
 bench_wait_quiet "$max_load"
 tmp=$(mktemp -d /tmp/brigade-gbench.XXXXXX)
 stamp=$(date +%Y%m%dT%H%M%S)
@@ -94,20 +90,6 @@ stop_wait_s=5
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_line() {   # wait_line FILE REGEX PID WHAT -> the first match
-  local file=$1 re=$2 pid=$3 what=$4
-  for _ in $(seq 200); do
-    if grep -Eq "$re" "$file" 2>/dev/null; then grep -Eo "$re" "$file" | head -1; return 0; fi
-    kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; die "$what exited before listening"; }
-    sleep 0.05
-  done
-  cat "$file" >&2
-  die "$what did not start within 10 s"
-}
-cpu_ticks() {   # utime+stime (clock ticks) of one pid, threads included
-  [[ -r /proc/$1/stat ]] || { echo 0; return; }
-  sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
-}
 tck=$(getconf CLK_TCK)
 json_field() { sed -n "s/.*\"$1\" *: *\"\\([^\"]*\\)\".*/\\1/p" | head -1; }
 post() {   # post URL TOKEN BODY -> response body; fails on non-2xx
@@ -144,7 +126,7 @@ EOF
   BRIGADE_ADMIN_TOKEN=$admin_token BRIGADE_LOG=${BRIGADE_LOG:-warn} \
     "$BRIGADE" serve --config "$tmp/$s.yaml" --data-dir "$tmp/data-$s" >"$tmp/$s.log" 2>&1 &
   pid[$s]=$!; pids+=("${pid[$s]}")
-  url[$s]=$(wait_line "$tmp/$s.log" 'http://127\.0\.0\.1:[0-9]+' "${pid[$s]}" "brigade serve ($s)")
+  url[$s]=$(bench_wait_line "$tmp/$s.log" 'http://127\.0\.0\.1:[0-9]+' "${pid[$s]}" "brigade serve ($s)")
   local admin_key user_id
   admin_key=$(post "${url[$s]}/v1/tenants" "$admin_token" '{"name":"bench"}' | json_field admin_key)
   [[ -n "$admin_key" ]] || die "$s: no admin_key from POST /v1/tenants"
@@ -185,9 +167,9 @@ wrk_run() {   # wrk_run SIDE CONC SECONDS
 
 run_case() {   # run_case ROUND SIDE CONC
   local r=$1 s=$2 c=$3 name="$2-c$3-r$1" p0 p1 line
-  p0=$(cpu_ticks "${pid[$s]}")
+  p0=$(bench_cpu_ticks "${pid[$s]}")
   wrk_run "$s" "$c" "$secs" >"$out/wrk-$name.txt" 2>&1 || true
-  p1=$(cpu_ticks "${pid[$s]}")
+  p1=$(bench_cpu_ticks "${pid[$s]}")
   line=$(grep '^BENCH ' "$out/wrk-$name.txt" || true)
   [[ -n "$line" ]] || die "$name: wrk printed no result (see $out/wrk-$name.txt)"
   awk -v r="$r" -v s="$s" -v c="$c" -v p0="$p0" -v p1="$p1" -v tck="$tck" -v line="$line" 'BEGIN {

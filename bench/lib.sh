@@ -1,6 +1,9 @@
-# lib.sh — what the benchmark scripts share (sourced by gateway.sh and
-# runs.sh): waiting for a quiet machine, stopping our own processes, and the
-# exit trap that stops them and keeps their logs.
+# shellcheck shell=bash
+# lib.sh — what the benchmark scripts share (sourced by gateway.sh,
+# runs.sh, chaos.sh and governance.sh): the command line for the report,
+# waiting for a quiet machine and for a server's "listening" line, CPU
+# ticks of our processes, stopping them, and the exit trap that stops them
+# and keeps their logs.
 #
 # The caller sets: tmp (temp dir), out (results dir), pids (array of our
 # children), keep_files (names in $tmp copied to $out), stop_wait_s.
@@ -36,4 +39,41 @@ bench_cleanup() {
   done
   if [[ "${BENCH_KEEP:-0}" == 1 ]]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
   exit $rc
+}
+
+# The command as given, for the report: the caller's settings (variables
+# whose names match the ERE $2), then the script. Keys and payloads
+# (BENCH_KEY, BENCH_STREAM) are left out.
+bench_cmdline() {   # bench_cmdline SCRIPT VARS_ERE
+  local v out=""
+  for v in $(compgen -e | grep -E "^($2)" | grep -vE '^BENCH_(KEY|STREAM)$' || true); do
+    out+="$v=$(printf "%q" "${!v}") "
+  done
+  printf '%s%s' "$out" "$1"
+}
+
+# Wait (10 s at most) until FILE has a line matching REGEX and print the
+# match; fail with the file's content if PID exits first. The caller
+# defines die().
+bench_wait_line() {   # bench_wait_line FILE REGEX PID WHAT
+  local file=$1 re=$2 pid=$3 what=$4
+  for _ in $(seq 200); do
+    if grep -Eq "$re" "$file" 2>/dev/null; then grep -Eo "$re" "$file" | head -1; return 0; fi
+    kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; die "$what exited before listening"; }
+    sleep 0.05
+  done
+  cat "$file" >&2
+  die "$what did not start within 10 s"
+}
+
+# Sum of utime+stime (clock ticks) over the given pids, threads included.
+bench_cpu_ticks() {
+  local sum=0 pid rest
+  for pid in "$@"; do
+    [[ -r /proc/$pid/stat ]] || continue
+    rest=$(sed 's/.*) //' "/proc/$pid/stat")   # comm may hold spaces
+    # After "comm) ": state ppid pgrp ... utime is the 12th, stime the 13th.
+    sum=$((sum + $(awk '{print $12 + $13}' <<<"$rest")))
+  done
+  echo "$sum"
 }
