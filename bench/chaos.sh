@@ -57,14 +57,18 @@ trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
 
-start_mock() {   # name → prints its URL
+# Started in this shell, not in a $(…) subshell, so that the exit trap
+# knows their pids and stops them.
+start_mock() {   # start_mock NAME → sets mock_pid
   "$brigade" mock-llm --listen 127.0.0.1:0 --threads 1 --fault-rate "$rate" --fault "$faults" \
     >"$tmp/$1.log" 2>&1 &
-  pids+=($!)
-  bench_wait_line "$tmp/$1.log" 'http://127\.0\.0\.1:[0-9]+' $! "mock-llm $1"
+  mock_pid=$!
+  pids+=("$mock_pid")
 }
-mock_a=$(start_mock mock-a)
-mock_b=$(start_mock mock-b)
+start_mock mock-a
+mock_a=$(bench_wait_line "$tmp/mock-a.log" 'http://127\.0\.0\.1:[0-9]+' "$mock_pid" "mock-llm mock-a")
+start_mock mock-b
+mock_b=$(bench_wait_line "$tmp/mock-b.log" 'http://127\.0\.0\.1:[0-9]+' "$mock_pid" "mock-llm mock-b")
 
 # Timeouts short enough that a hang costs one attempt, not the run: a hung
 # attempt is given up after timeout_ms (first_byte_timeout_ms for streams)

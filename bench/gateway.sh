@@ -32,6 +32,8 @@
 #                      per request with `perf stat` (needs perf; adds a little
 #                      overhead, so keep it off for the headline numbers)
 #   BENCH_KEEP         1 keeps the temp dir (configs, logs, data) for inspection
+#   BENCH_TRACE_SAMPLE brigade's observability.traces.sample_ratio (default: the
+#                      configuration's default, 1 = every request traced)
 #
 # Raw results go to bench/results/gateway-<timestamp>/ (git-ignored).
 set -euo pipefail
@@ -182,6 +184,7 @@ if has brigade; then
 server: {listen: "127.0.0.1:0", data_dir: "$tmp/data", threads: 2}
 providers: [{name: m, kind: openai, base_url: "http://127.0.0.1:$mock_port/v1", max_connections: 128}]
 models: [{name: bench-model, provider: m, upstream_model: bench-model, input_usd_per_mtok: 1, output_usd_per_mtok: 2}]
+${BENCH_TRACE_SAMPLE:+observability: {traces: {sample_ratio: $BENCH_TRACE_SAMPLE}}}
 EOF
   BRIGADE_ADMIN_TOKEN=$admin_token BRIGADE_LOG=${BRIGADE_LOG:-warn} \
     "$BRIGADE" serve --config "$tmp/brigade.yaml" --data-dir "$tmp/data" >"$tmp/brigade.log" 2>&1 &

@@ -177,6 +177,7 @@ void config_defaults(brigade_config *cfg)
 
     cfg->observability.traces_enabled = true;
     cfg->observability.traces_retention_hours = 72;
+    cfg->observability.traces_sample_ratio = 1.0;
     cfg->observability.traces_max_spans = 1000000;
     cfg->observability.otlp_max_queue = 8192;
     cfg->observability.otlp_batch = 512;

@@ -118,6 +118,8 @@ typedef struct obs_cfg {
     bool     traces_enabled;         /* record spans (default true) */
     uint32_t traces_retention_hours; /* spans kept this long (default 72) */
     uint64_t traces_max_spans;       /* and at most this many (default 1000000) */
+    double   traces_sample_ratio;    /* share of new traces recorded, 0–1 (default 1); a
+                                      * continued trace follows its parent's sampled flag */
     char    *otlp_endpoint;          /* NULL = no export; spans POSTed to {endpoint}/v1/traces */
     uint32_t otlp_max_queue;         /* spans waiting for export (default 8192) */
     uint32_t otlp_batch;             /* spans per POST (default 512) */

@@ -1171,7 +1171,7 @@ static int ld_governance(ld *l, struct fy_node *n, int line)
 /* `observability:` — logs, traces, OTLP export, metrics (docs/observability.md). */
 enum { OB_LOGS, OB_TRACES, OB_OTLP, OB_METRICS, OB__N };
 enum { OBL_FORMAT, OBL_CONTENT, OBL__N };
-enum { OBT_ENABLED, OBT_RETENTION, OBT_MAX_SPANS, OBT__N };
+enum { OBT_ENABLED, OBT_RETENTION, OBT_MAX_SPANS, OBT_SAMPLE, OBT__N };
 enum { OBO_ENDPOINT, OBO_QUEUE, OBO_BATCH, OBO_INTERVAL, OBO_TIMEOUT, OBO_SERVICE, OBO__N };
 enum { OBM_MAX_SERIES, OBM__N };
 
@@ -1205,7 +1205,7 @@ static int ld_observability(ld *l, struct fy_node *n, int line)
     }
     if (s[OB_TRACES].present) {
         slot g[OBT__N] = {[OBT_ENABLED] = {.key = "enabled"}, [OBT_RETENTION] = {.key = "retention_hours"},
-                          [OBT_MAX_SPANS] = {.key = "max_spans"}};
+                          [OBT_MAX_SPANS] = {.key = "max_spans"}, [OBT_SAMPLE] = {.key = "sample_ratio"}};
         if (ld_collect(l, s[OB_TRACES].val, s[OB_TRACES].line, "observability.traces", g, OBT__N) < 0)
             return -1;
         if (g[OBT_ENABLED].present &&
@@ -1221,6 +1221,10 @@ static int ld_observability(ld *l, struct fy_node *n, int line)
                 return -1;
             o->traces_max_spans = (uint64_t)v;
         }
+        if (g[OBT_SAMPLE].present &&
+            ld_double(l, &g[OBT_SAMPLE], "observability.traces.sample_ratio", 0.0, 1.0,
+                      &o->traces_sample_ratio) < 0)
+            return -1;
     }
     if (s[OB_OTLP].present) {
         slot g[OBO__N] = {[OBO_ENDPOINT] = {.key = "endpoint"}, [OBO_QUEUE] = {.key = "max_queue"},

@@ -62,8 +62,14 @@ typedef struct obs_trace_ctx {
 bool obs_traceparent_parse(const char *header, obs_trace_ctx *out);
 /* "00-<trace>-<span>-<flags>"; out holds OBS_TRACEPARENT_LEN + 1. */
 void obs_traceparent_format(const obs_trace_ctx *c, char *out);
-/* A new random context (trace and span ids, sampled). */
+/* A new random context (trace and span ids), sampled — flags bit 0 — with
+ * the probability set by obs_set_sample_ratio (default 1). */
 void obs_trace_ctx_new(obs_trace_ctx *out);
+/* Head sampling, parent-based: a new trace is recorded with this
+ * probability (0–1); a continued trace follows its parent's sampled flag.
+ * Spans of an unsampled trace still carry its context (the traceparent
+ * goes on), but are not stored or exported. */
+void obs_set_sample_ratio(double ratio);
 void obs_trace_id_hex(const obs_trace_ctx *c, char out[OBS_TRACE_ID_HEX]);
 /* Strict: exactly 32 lower-case hex digits, not all zero. */
 bool obs_trace_id_valid(const char *hex);
@@ -95,6 +101,8 @@ void obs_span_set_bool(obs_span *s, const char *key, bool value);
 /* End the span (message may be NULL; kept for OBS_STATUS_ERROR) and hand it
  * to the tracer. `s` is invalid afterwards. NULL is ignored. */
 void obs_span_end(obs_span *s, obs_status status, const char *message);
+/* Is this span recorded (its trace sampled)? */
+bool obs_span_recording(const obs_span *s);
 /* Drop a span without recording it. */
 void obs_span_discard(obs_span *s);
 

@@ -18,6 +18,7 @@ int obs_setup(const obs_cfg *c, store *st, char *err, size_t errlen)
      * start already lists them (at zero). */
     obs_m_http_requests();
     obs_m_http_duration();
+    obs_set_sample_ratio(c->traces_sample_ratio);
     bool exporting = c->otlp_endpoint && c->otlp_endpoint[0];
     if (!c->traces_enabled && !exporting) return 0;   /* spans are built and freed */
     obs_tracer_opts o = {

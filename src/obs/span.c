@@ -58,9 +58,12 @@ void obs_span_set_name(obs_span *s, const char *name)
 }
 
 /* The slot for key: the existing one, a new one, or NULL when full. */
+bool obs_span_recording(const obs_span *s) { return s && (s->ctx.flags & 1); }
+
 static obs_attr *obs_attr_slot(obs_span *s, const char *key)
 {
-    if (!s || !key) return NULL;
+    /* An unsampled span keeps no attributes: nothing will read them. */
+    if (!s || !key || !(s->ctx.flags & 1)) return NULL;
     for (unsigned i = 0; i < s->n_attrs; i++)
         if (strcmp(s->attrs[i].key, key) == 0) return &s->attrs[i];
     if (s->n_attrs >= OBS_SPAN_ATTRS_MAX) return NULL;
@@ -122,6 +125,10 @@ void obs_span_set_bool(obs_span *s, const char *key, bool value)
 void obs_span_end(obs_span *s, obs_status status, const char *message)
 {
     if (!s) return;
+    if (!(s->ctx.flags & 1)) {       /* not sampled: its context went on, the span does not */
+        free(s);
+        return;
+    }
     s->end_ns = obs_now_ns();
     if (s->end_ns < s->start_ns) s->end_ns = s->start_ns;   /* wall clock stepped back */
     s->status = status;

@@ -7,6 +7,7 @@
  * starts a new trace instead, as the spec asks. */
 #include "obs/obs_internal.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "util/ids.h"
@@ -106,9 +107,23 @@ void obs_random_id(uint8_t *out, size_t n)
     } while (obs_all_zero(out, n));
 }
 
+/* Parts per 2^32 of new traces that are sampled; 2^32 = all. */
+static _Atomic uint64_t obs_sample_threshold = (uint64_t)1 << 32;
+
+void obs_set_sample_ratio(double ratio)
+{
+    if (!(ratio >= 0)) ratio = 0;       /* NaN too */
+    if (ratio > 1) ratio = 1;
+    obs_sample_threshold = (uint64_t)(ratio * 4294967296.0);
+}
+
 void obs_trace_ctx_new(obs_trace_ctx *out)
 {
     obs_random_id(out->trace_id, 16);
     obs_random_id(out->span_id, 8);
-    out->flags = 1;
+    /* The decision comes from the trace id's own random bits, so it is the
+     * same wherever the id is seen. */
+    uint32_t r = (uint32_t)out->trace_id[12] << 24 | (uint32_t)out->trace_id[13] << 16 |
+                 (uint32_t)out->trace_id[14] << 8 | out->trace_id[15];
+    out->flags = (uint64_t)r < obs_sample_threshold ? 1 : 0;
 }

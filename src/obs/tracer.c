@@ -21,7 +21,7 @@
 #include "store/store.h"
 #include "util/log.h"
 
-#define OBS_QUEUE_MAX 100000       /* spans waiting for the store */
+#define OBS_QUEUE_MAX 16384        /* spans waiting for the store (~4.5 KB each: ~75 MB at most) */
 #define OBS_BATCH_WAKE 1024        /* wake the thread early at this many */
 
 static struct {

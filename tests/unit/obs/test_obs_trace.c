@@ -123,6 +123,52 @@ static void test_span_children_and_attrs(void **state)
     obs_span_end(root, OBS_STATUS_OK, NULL);   /* no tracer running: freed */
 }
 
+/* Head sampling: the share of new traces sampled follows the ratio; an
+ * unsampled span keeps its context (for the traceparent) but no
+ * attributes; children follow their parent's flag. */
+static void test_sampling(void **state)
+{
+    (void)state;
+    obs_trace_ctx c;
+    obs_set_sample_ratio(0);
+    for (int i = 0; i < 100; i++) {
+        obs_trace_ctx_new(&c);
+        assert_int_equal(c.flags & 1, 0);
+    }
+    obs_set_sample_ratio(1);
+    for (int i = 0; i < 100; i++) {
+        obs_trace_ctx_new(&c);
+        assert_int_equal(c.flags & 1, 1);
+    }
+    obs_set_sample_ratio(0.25);
+    int sampled = 0;
+    for (int i = 0; i < 20000; i++) {
+        obs_trace_ctx_new(&c);
+        sampled += c.flags & 1;
+    }
+    assert_in_range(sampled, 4400, 5600);          /* 5000 ± 8 sigma-ish */
+
+    obs_set_sample_ratio(0);
+    obs_span *root = obs_span_begin(NULL, "root", OBS_SPAN_SERVER, NULL);
+    assert_false(obs_span_recording(root));
+    obs_span_set_str(root, "k", "v");                /* kept nowhere, costs nothing */
+    char tp[OBS_TRACEPARENT_LEN + 1];
+    obs_traceparent_format(obs_span_ctx(root), tp);
+    assert_string_equal(tp + 53, "00");              /* the flag goes on, unsampled */
+    obs_span *child = obs_span_begin(obs_span_ctx(root), "child", OBS_SPAN_INTERNAL, NULL);
+    assert_false(obs_span_recording(child));
+    obs_span_end(child, OBS_STATUS_OK, NULL);
+    obs_span_end(root, OBS_STATUS_OK, NULL);
+
+    obs_set_sample_ratio(0);                         /* a sampled parent wins over the ratio */
+    obs_trace_ctx parent;
+    assert_true(obs_traceparent_parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", &parent));
+    obs_span *cont = obs_span_begin(&parent, "continued", OBS_SPAN_SERVER, NULL);
+    assert_true(obs_span_recording(cont));
+    obs_span_discard(cont);
+    obs_set_sample_ratio(1);
+}
+
 static void test_otlp_encoding(void **state)
 {
     (void)state;
@@ -213,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_new_ids_distinct),
         cmocka_unit_test(test_span_children_and_attrs),
         cmocka_unit_test(test_otlp_encoding),
+        cmocka_unit_test(test_sampling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
