@@ -18,18 +18,27 @@ static int64_t obs_now_ns(void)
 obs_span *obs_span_begin(const obs_trace_ctx *parent, const char *name, obs_span_kind kind,
                          const scope *owner)
 {
-    /* Not calloc: the 2 KiB string pool need not be zeroed. */
-    obs_span *s = malloc(sizeof *s);
-    if (!s) abort();
-    memset(s, 0, offsetof(obs_span, pool));
+    obs_trace_ctx ctx;
     if (parent) {
-        memcpy(s->ctx.trace_id, parent->trace_id, 16);
+        memcpy(ctx.trace_id, parent->trace_id, 16);
+        ctx.flags = parent->flags;
+        obs_random_id(ctx.span_id, 8);
+    } else {
+        obs_trace_ctx_new(&ctx);
+    }
+    /* An unsampled span is never stored: it needs its context and the few
+     * fields before the attributes, not the 4 KiB of attributes and string
+     * pool (nothing touches those when bit 0 of the flags is clear). Not
+     * calloc: the string pool need not be zeroed. */
+    bool sampled = ctx.flags & 1;
+    size_t size = sampled ? sizeof(obs_span) : offsetof(obs_span, attrs);
+    obs_span *s = malloc(size);
+    if (!s) abort();
+    memset(s, 0, sampled ? offsetof(obs_span, pool) : size);
+    s->ctx = ctx;
+    if (parent) {
         memcpy(s->parent_id, parent->span_id, 8);
         s->has_parent = true;
-        s->ctx.flags = parent->flags;
-        obs_random_id(s->ctx.span_id, 8);
-    } else {
-        obs_trace_ctx_new(&s->ctx);
     }
     s->kind = kind;
     snprintf(s->name, sizeof s->name, "%s", name ? name : "span");

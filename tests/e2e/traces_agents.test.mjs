@@ -105,6 +105,20 @@ describe('span trees', () => {
     assert.equal(attempts[1].attributes['brigade.outcome'], 'ok');
   });
 
+  test('a client trace marked unsampled is continued but not stored', async () => {
+    const id = randomBytes(16).toString('hex');
+    const r = await stack.api(stack.u.key, 'GET', '/v1/me', undefined,
+      { traceparent: `00-${id}-${randomBytes(8).toString('hex')}-00` });
+    assert.equal(r.status, 200);
+    const tp = r.headers.get('traceparent');
+    assert.ok(tp.startsWith(`00-${id}-`) && tp.endsWith('-00'), tp);
+    // a sampled request after it is stored (so the store is not merely slow)
+    const id2 = randomBytes(16).toString('hex');
+    await stack.api(stack.u.key, 'GET', '/v1/me', undefined, { traceparent: `00-${id2}-${randomBytes(8).toString('hex')}-01` });
+    await readTrace(stack.u.key, id2, (spans) => spans.length >= 1);
+    assert.equal((await stack.api(stack.u.key, 'GET', `/v1/traces/${id}`)).status, 404);
+  });
+
   test('a tool call is audited with the credential it used', async () => {
     const s = await newSession(stack, stack.u.key, 'timer');
     const r = await postMessage(stack, stack.u.key, s.id, `audit me ${toolMarker('clock', {})}`);
