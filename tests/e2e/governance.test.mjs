@@ -41,6 +41,7 @@ const stack = useStack({
     'agents:',
     '  - {name: looper, model: local-model, tools: [clock], max_repeated_tool_calls: 2, max_steps: 10}',
     '  - {name: capped, model: gpt-test, max_cost_usd_per_run: 0.000001}',
+    '  - {name: sessioncapped, model: local-model, max_cost_usd_per_session: 0.000001}',
     '  - {name: degrader, model: gpt-test, max_output_tokens: 100, degrade: {model: local-model, threshold: 0.5}}',
     '  - {name: plain, model: local-model}',
     '  - {name: fairagent, model: fair-model}',
@@ -346,6 +347,16 @@ describe('loop guards and caps', () => {
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.run.status, 'failed');
     assert.equal(r.body.run.error.code, 'run_budget_exceeded');
+  });
+
+  test('a per-session cost cap stops the run before the call that would pass it', async () => {
+    const { key } = await userWithLimits(null);
+    const s = await newSession(stack, key, 'sessioncapped');
+    const r = await postMessage(stack, key, s.id, 'expensive session');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.run.status, 'failed');
+    assert.equal(r.body.run.error.code, 'session_budget_exceeded');
+    assert.match(r.body.run.error.message, /per session/);
   });
 
   test('graceful degradation: a nearly spent budget answers with the cheaper model', async () => {
