@@ -155,15 +155,7 @@ void api_audit_verify(api_ctx *ctx)
         cJSON_AddNumberToObject(o, "checkpoints", (double)res->checkpoints);
         cJSON_AddNumberToObject(o, "last_checkpoint_seq", (double)res->last_checkpoint_seq);
         cJSON_AddBoolToObject(o, "signatures_checked", !res->key_missing);
-        cJSON *probs = cJSON_AddArrayToObject(o, "problems");
-        for (size_t i = 0; i < res->n_problems; i++) {
-            cJSON *p = cJSON_CreateObject();
-            cJSON_AddStringToObject(p, "kind", audit_problem_kind_name(res->problems[i].kind));
-            cJSON_AddNumberToObject(p, "seq", (double)res->problems[i].seq);
-            cJSON_AddStringToObject(p, "message", res->problems[i].message);
-            cJSON_AddItemToArray(probs, p);
-        }
-        cJSON_AddNumberToObject(o, "more_problems", (double)res->more_problems);
+        audit_problems_json(o, res);
     }
     free(res);
     api_reply(ctx, 200, o);

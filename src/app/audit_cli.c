@@ -85,15 +85,7 @@ static int audit_cli_verify(const char *data_dir, const char *pin_hex, bool json
         cJSON_AddNumberToObject(o, "checkpoints", (double)res->checkpoints);
         cJSON_AddNumberToObject(o, "last_checkpoint_seq", (double)res->last_checkpoint_seq);
         cJSON_AddBoolToObject(o, "signatures_checked", pk != NULL);
-        cJSON *arr = cJSON_AddArrayToObject(o, "problems");
-        for (size_t i = 0; i < res->n_problems; i++) {
-            cJSON *p = cJSON_CreateObject();
-            cJSON_AddStringToObject(p, "kind", audit_problem_kind_name(res->problems[i].kind));
-            cJSON_AddNumberToObject(p, "seq", (double)res->problems[i].seq);
-            cJSON_AddStringToObject(p, "message", res->problems[i].message);
-            cJSON_AddItemToArray(arr, p);
-        }
-        cJSON_AddNumberToObject(o, "more_problems", (double)res->more_problems);
+        audit_problems_json(o, res);
         char *s = cJSON_Print(o);
         if (s) puts(s);
         free(s);

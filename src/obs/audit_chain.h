@@ -94,4 +94,9 @@ store_status audit_verify(store *st, const unsigned char *pk, audit_verify_resul
 
 const char *audit_problem_kind_name(audit_problem_kind k);   /* "modified", "deleted", … */
 
+/* The findings as JSON, the same for the API and the command line: adds
+ * "problems" [{kind, seq, message}] and "more_problems" to o. */
+struct cJSON;
+void audit_problems_json(struct cJSON *o, const audit_verify_result *res);
+
 #endif

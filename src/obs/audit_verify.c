@@ -21,6 +21,7 @@
  * inserted row, the rest of a renumbered tail) are not reported again. */
 #include "obs/audit_chain.h"
 
+#include <cjson/cJSON.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,6 +54,19 @@ typedef struct vstate {
     int64_t  last_good_cp;                 /* the newest checkpoint that held so far */
     bool     oom;
 } vstate;
+
+void audit_problems_json(cJSON *o, const audit_verify_result *res)
+{
+    cJSON *arr = cJSON_AddArrayToObject(o, "problems");
+    for (size_t i = 0; i < res->n_problems; i++) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "kind", audit_problem_kind_name(res->problems[i].kind));
+        cJSON_AddNumberToObject(p, "seq", (double)res->problems[i].seq);
+        cJSON_AddStringToObject(p, "message", res->problems[i].message);
+        cJSON_AddItemToArray(arr, p);
+    }
+    cJSON_AddNumberToObject(o, "more_problems", (double)res->more_problems);
+}
 
 const char *audit_problem_kind_name(audit_problem_kind k)
 {
