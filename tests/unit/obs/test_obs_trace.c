@@ -169,6 +169,35 @@ static void test_sampling(void **state)
     obs_set_sample_ratio(1);
 }
 
+/* Attribute strings as JSON: what needs escaping is escaped, runs of plain
+ * text pass as they are, invalid UTF-8 never makes invalid JSON. */
+static void test_json_strings(void **state)
+{
+    (void)state;
+    static const struct { const char *in, *out; } cases[] = {
+        {"", "\"\""},
+        {"plain text", "\"plain text\""},
+        {"a\"b\\c", "\"a\\\"b\\\\c\""},
+        {"line\nbreak\r\ttab", "\"line\\nbreak\\r\\ttab\""},
+        {"\x01" "ctl\x7f", "\"\\u0001ctl\\u007f\""},
+        {"caf\xc3\xa9", "\"caf\xc3\xa9\""},               /* valid UTF-8 kept */
+        {"bad\xff\xfe" "end", "\"bad??end\""},             /* invalid: replaced */
+        {"\"", "\"\\\"\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        buf b;
+        buf_init(&b);
+        obs_json_str(&b, cases[i].in);
+        buf_append(&b, "", 1);
+        assert_string_equal(b.data, cases[i].out);
+        cJSON *j = cJSON_Parse(b.data);
+        assert_non_null(j);
+        assert_true(cJSON_IsString(j));
+        cJSON_Delete(j);
+        buf_free(&b);
+    }
+}
+
 static void test_otlp_encoding(void **state)
 {
     (void)state;
@@ -260,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_span_children_and_attrs),
         cmocka_unit_test(test_otlp_encoding),
         cmocka_unit_test(test_sampling),
+        cmocka_unit_test(test_json_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
