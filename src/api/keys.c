@@ -55,6 +55,11 @@ void api_keys_revoke(api_ctx *ctx)
 {
     const char *key_id = ctx->req->params[0];
     store_status st = identity_revoke_key(ctx->app->identity, &ctx->scope, key_id);
+    if (st == STORE_CONFLICT) {
+        api_fail(ctx, 409, "conflict_error", "last_admin_key", NULL,
+                 "this is the tenant's last active admin key: create another before revoking it");
+        return;
+    }
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "key");
         return;

@@ -14,6 +14,12 @@ static const api_route api_routes[] = {
     R("GET",    "/v1/tenants",              ROLES_SERVER_ADMIN, api_tenants_list, NULL),
     R("PATCH",  "/v1/tenants/{id}",         ROLES_SERVER_ADMIN | ROLES_TENANT_ADMIN,
                                                                 api_tenants_patch, NULL),
+    R("POST",   "/v1/tenants/{id}/admin-keys", ROLES_SERVER_ADMIN | ROLES_TENANT_ADMIN,
+                                                                api_admin_keys_create, NULL),
+    R("GET",    "/v1/tenants/{id}/admin-keys", ROLES_SERVER_ADMIN | ROLES_TENANT_ADMIN,
+                                                                api_admin_keys_list, NULL),
+    R("DELETE", "/v1/tenants/{id}/admin-keys/{key_id}", ROLES_SERVER_ADMIN | ROLES_TENANT_ADMIN,
+                                                                api_admin_keys_revoke, NULL),
 
     R("POST",   "/v1/users",                ROLES_TENANT_ADMIN, api_users_create, NULL),
     R("GET",    "/v1/users",                ROLES_TENANT_ADMIN, api_users_list, NULL),
@@ -58,6 +64,7 @@ ENTRY(10) ENTRY(11) ENTRY(12) ENTRY(13) ENTRY(14) ENTRY(15) ENTRY(16) ENTRY(17) 
 ENTRY(20) ENTRY(21) ENTRY(22) ENTRY(23) ENTRY(24) ENTRY(25) ENTRY(26) ENTRY(27) ENTRY(28) ENTRY(29)
 ENTRY(30) ENTRY(31) ENTRY(32)
 ENTRY(33)
+ENTRY(34) ENTRY(35) ENTRY(36)
 
 static const http_handler api_entries[] = {
     api_entry_0, api_entry_1, api_entry_2, api_entry_3, api_entry_4, api_entry_5,
@@ -67,6 +74,7 @@ static const http_handler api_entries[] = {
     api_entry_24, api_entry_25, api_entry_26, api_entry_27, api_entry_28, api_entry_29,
     api_entry_30, api_entry_31, api_entry_32,
     api_entry_33,
+    api_entry_34, api_entry_35, api_entry_36,
 };
 
 _Static_assert(sizeof api_entries / sizeof api_entries[0] == N_ROUTES,

@@ -1,22 +1,24 @@
 /* tenants.c — POST/GET /v1/tenants and PATCH /v1/tenants/{id}: the server
- * admin makes tenants (each with its first admin key, shown once); the
- * server admin or the tenant's own admin sets how its user JWTs are checked. */
+ * admin makes tenants (each with its first admin key, shown once, and
+ * optionally its JWT settings); afterwards only the tenant's own admin sets
+ * how its user JWTs are checked, and the server admin its limits. */
 #include "api/api.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "identity/jwt.h"
 #include "obs/audit.h"
 
-/* Read {issuer, audience?, alg, key} into jwt (jwt->key malloc'd). */
+/* Read {issuer, audience, alg, key} into jwt (jwt->key malloc'd). */
 static bool api_tenant_jwt_parse(api_ctx *ctx, const cJSON *v, tenant_jwt *jwt)
 {
     static const char *const allowed[] = {"issuer", "audience", "alg", "key", NULL};
     memset(jwt, 0, sizeof *jwt);
     if (!cJSON_IsObject(v)) {
         api_fail(ctx, 400, "invalid_request_error", "invalid_type", "jwt",
-                 "field \"jwt\" must be an object {issuer, audience?, alg, key} or null");
+                 "field \"jwt\" must be an object {issuer, audience, alg, key} or null");
         return false;
     }
     for (const cJSON *f = v->child; f; f = f->next) {
@@ -31,7 +33,7 @@ static bool api_tenant_jwt_parse(api_ctx *ctx, const cJSON *v, tenant_jwt *jwt)
     }
     if (!api_field_string(ctx, v, "issuer", true, STORE_NAME_MAX - 1, jwt->issuer,
                           sizeof jwt->issuer, NULL) ||
-        !api_field_string(ctx, v, "audience", false, STORE_NAME_MAX - 1, jwt->audience,
+        !api_field_string(ctx, v, "audience", true, STORE_NAME_MAX - 1, jwt->audience,
                           sizeof jwt->audience, NULL) ||
         !api_field_string(ctx, v, "alg", true, 7, jwt->alg, sizeof jwt->alg, NULL))
         return false;
@@ -58,6 +60,32 @@ static bool api_tenant_jwt_parse(api_ctx *ctx, const cJSON *v, tenant_jwt *jwt)
     return true;
 }
 
+/* The audit's view of JWT settings: issuer, audience, alg and the key's
+ * fingerprint — never the key. */
+static cJSON *api_jwt_summary_json(const jwt_settings_summary *s)
+{
+    if (!s->set) return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "issuer", s->issuer);
+    if (s->audience[0]) cJSON_AddStringToObject(o, "audience", s->audience);
+    else cJSON_AddNullToObject(o, "audience");
+    cJSON_AddStringToObject(o, "alg", s->alg);
+    if (s->key_fingerprint[0]) cJSON_AddStringToObject(o, "key_sha256", s->key_fingerprint);
+    else cJSON_AddNullToObject(o, "key_sha256");
+    return o;
+}
+
+static void api_jwt_summary_of(const tenant_jwt *jwt, jwt_settings_summary *s)
+{
+    memset(s, 0, sizeof *s);
+    if (!jwt) return;
+    s->set = true;
+    snprintf(s->issuer, sizeof s->issuer, "%s", jwt->issuer);
+    snprintf(s->audience, sizeof s->audience, "%s", jwt->audience);
+    snprintf(s->alg, sizeof s->alg, "%s", jwt->alg);
+    identity_key_fingerprint(jwt->key, strlen(jwt->key), s->key_fingerprint);
+}
+
 void api_tenants_create(api_ctx *ctx)
 {
     static const char *const allowed[] = {"name", "jwt", NULL};
@@ -76,8 +104,15 @@ void api_tenants_create(api_ctx *ctx)
     char admin_key[KEY_MAX];
     store_status st = identity_create_tenant(ctx->app->identity, &ctx->scope, name,
                                              has_jwt ? &jwt : NULL, &t, admin_key);
+    if (st == STORE_CONFLICT) {
+        /* the name or the issuer: say neither which tenant holds it nor
+         * which of the two clashed with whom */
+        api_fail(ctx, 409, "conflict_error", "already_exists", NULL,
+                 "the tenant name or the JWT issuer is already in use");
+        goto out;
+    }
     if (st != STORE_OK) {
-        api_fail_store(ctx, st, st == STORE_CONFLICT ? "a tenant with this name" : "tenant");
+        api_fail_store(ctx, st, "tenant");
         goto out;
     }
     cJSON *o = api_json_tenant(ctx->app, &t);
@@ -85,7 +120,9 @@ void api_tenants_create(api_ctx *ctx)
     {
         cJSON *d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "name", t.name);
-        cJSON_AddBoolToObject(d, "jwt", has_jwt);
+        jwt_settings_summary js;
+        api_jwt_summary_of(has_jwt ? &jwt : NULL, &js);
+        cJSON_AddItemToObject(d, "jwt", api_jwt_summary_json(&js));
         obs_audit_for_tenant(ctx->app->store, &ctx->scope, t.id, "tenant.create", t.id, d);
     }
     tenant_rec_free(&t);
@@ -126,6 +163,14 @@ void api_tenants_patch(api_ctx *ctx)
         goto out;
     }
     bool clear = cJSON_IsNull(j);
+    if (j && ctx->scope.role != SCOPE_TENANT_ADMIN) {
+        /* With them the server admin could name an issuer of its own and
+         * sign in as any of the tenant's users. */
+        api_fail(ctx, 403, "permission_error", "forbidden", "jwt",
+                 "only the tenant's admin may change its JWT settings (the server admin sets them "
+                 "when creating the tenant)");
+        goto out;
+    }
     if (j && !clear && !api_tenant_jwt_parse(ctx, j, &jwt)) goto out;
     tenant_rec t;
     store_status st;
@@ -150,22 +195,25 @@ void api_tenants_patch(api_ctx *ctx)
         if (!api_parse_limits(ctx, limits, true, &l)) goto out;
     }
     if (j) {
+        jwt_settings_summary before, after;
         st = identity_set_tenant_jwt(ctx->app->identity, &ctx->scope, tenant_id,
-                                     clear ? NULL : &jwt, &t);
+                                     clear ? NULL : &jwt, &t, &before, &after);
+        if (st == STORE_CONFLICT) {
+            /* never which tenant holds the issuer */
+            api_fail(ctx, 409, "conflict_error", "already_exists", "jwt.issuer",
+                     "this JWT issuer is already in use; use the issuer of your own identity provider");
+            goto out;
+        }
         if (st != STORE_OK) {
-            api_fail_store(ctx, st, st == STORE_CONFLICT ? "a tenant with this JWT issuer" : "tenant");
+            api_fail_store(ctx, st, "tenant");
             goto out;
         }
         tenant_rec_free(&t);
-        /* the settings, never the key itself */
+        /* the settings before and after, never the key itself */
         cJSON *d = cJSON_CreateObject();
-        if (clear) cJSON_AddNullToObject(d, "jwt");
-        else {
-            cJSON *jd = cJSON_AddObjectToObject(d, "jwt");
-            cJSON_AddStringToObject(jd, "issuer", jwt.issuer);
-            cJSON_AddStringToObject(jd, "alg", jwt.alg);
-        }
-        obs_audit_for_tenant(ctx->app->store, &ctx->scope, tenant_id, "tenant.update", tenant_id, d);
+        cJSON_AddItemToObject(d, "before", api_jwt_summary_json(&before));
+        cJSON_AddItemToObject(d, "after", api_jwt_summary_json(&after));
+        obs_audit_for_tenant(ctx->app->store, &ctx->scope, tenant_id, "tenant.jwt.change", tenant_id, d);
     }
     if (limits) {
         st = identity_set_tenant_limits(ctx->app->identity, &ctx->scope, tenant_id, &l);

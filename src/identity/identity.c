@@ -12,7 +12,10 @@
  *   users    user id        → id_user    (tenant, external id, tier, disabled)
  *   ext      tenant\nextid  → user id    (JWT subject → user)
  *   issuers  iss            → id_issuer  (tenant, audience, parsed key)
- *   tenants  tenant id      → id_tenant  (default tier, its issuer)        */
+ *   tenants  tenant id      → id_tenant  (default tier, its issuer)
+ *
+ * Tenants' JWT keys are sealed under the server secret before they reach
+ * the store and opened only here, into the parsed keys above (seal.h). */
 #include "identity/identity.h"
 
 #include <ctype.h>
@@ -27,6 +30,7 @@
 #include "util/strmap.h"
 #include "identity/jwt.h"
 #include "identity/scope_mint.h"
+#include "identity/seal.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -68,13 +72,24 @@ struct identity {
     store *st;
     char default_tier[32];         /* the server's default tier, for new tenants */
     unsigned char secret[IDENTITY_SECRET_LEN];
+    unsigned char seal_key[SEAL_KEY_LEN];   /* derived from secret: seals tenants' JWT keys */
     bool has_admin;
     char admin_hash[65];           /* HMAC of the admin token: compared, never the token */
     pthread_rwlock_t lock;         /* guards the tables */
     pthread_mutex_t mutate;        /* orders store-then-cache updates of admin changes */
     strmap *keys, *users, *ext, *issuers, *tenants;
     strmap *key_limits;            /* key id → user_limits, for keys with limits of their own */
+    struct id_legacy *legacy;      /* during identity_open: JWT keys still stored in plaintext */
 };
+
+/* A tenant whose JWT key an older version stored in plaintext: sealed and
+ * written back once, at start. */
+typedef struct id_legacy {
+    char tenant_id[ID_MAX];
+    char alg[8];
+    char *stored;                  /* the plaintext, as stored */
+    struct id_legacy *next;
+} id_legacy;
 
 static const user_limits id_no_limits = {-1, -1, -1, -1, -1};
 
@@ -149,6 +164,9 @@ static void id_cache_tenant(identity *id, const char *tenant_id, const char *def
     }
     if (!jwt) return;
     char err[128];
+    if (!jwt->audience[0])
+        log_warn("identity: tenant %s: its JWT settings name no audience; its tokens are refused "
+                 "until its admin sets one (PATCH /v1/tenants/%s with jwt.audience)", tenant_id, tenant_id);
     jwt_alg alg = jwt_alg_from_name(jwt->alg);
     jwt_key *k = jwt_key_load(alg, jwt->key, jwt->key ? strlen(jwt->key) : 0, err, sizeof err);
     if (!k) {
@@ -176,8 +194,67 @@ static void id_cache_tenant_limits(identity *id, const char *tenant_id, const us
 
 static void id_load_tenant_cb(const tenant_rec *t, void *arg)
 {
-    id_cache_tenant(arg, t->id, t->default_tier, t->has_jwt ? &t->jwt : NULL);
-    id_cache_tenant_limits(arg, t->id, &t->limits);
+    identity *id = arg;
+    tenant_jwt jwt;
+    const tenant_jwt *use = NULL;
+    char *plain = NULL;
+    if (t->has_jwt && t->jwt.key) {
+        jwt = t->jwt;
+        if (seal_is_sealed(t->jwt.key)) {
+            if (seal_open_jwt_key(id->seal_key, t->id, t->jwt.alg, t->jwt.key, &plain) == 0) {
+                jwt.key = plain;
+                use = &jwt;
+            } else {
+                /* another server secret, or a row altered or copied from
+                 * another tenant: sign-in by JWT is off until its admin
+                 * sets the key again */
+                log_error("identity: tenant %s: its JWT key does not open under this server's "
+                          "secret; its tokens are refused until its admin sets the key again", t->id);
+            }
+        } else {
+            use = &t->jwt;
+            id_legacy *l = calloc(1, sizeof *l);
+            if (l && (l->stored = strdup(t->jwt.key))) {
+                id_copy(l->tenant_id, sizeof l->tenant_id, t->id);
+                id_copy(l->alg, sizeof l->alg, t->jwt.alg);
+                l->next = id->legacy;
+                id->legacy = l;
+            } else {
+                free(l);
+            }
+        }
+    }
+    id_cache_tenant(id, t->id, t->default_tier, use);
+    id_cache_tenant_limits(id, t->id, &t->limits);
+    if (plain) {
+        OPENSSL_cleanse(plain, strlen(plain));
+        free(plain);
+    }
+}
+
+/* Seal the JWT keys older versions stored in plaintext, then rewrite the
+ * database so the plaintext does not stay behind in freed pages. A failure
+ * is logged and left for the next start: the keys still work meanwhile. */
+static void id_seal_legacy_keys(identity *id)
+{
+    size_t sealed = 0;
+    while (id->legacy) {
+        id_legacy *l = id->legacy;
+        id->legacy = l->next;
+        char *box = seal_jwt_key(id->seal_key, l->tenant_id, l->alg, l->stored, strlen(l->stored));
+        store_status s = box ? store_tenant_reseal_jwt_key(id->st, l->tenant_id, l->stored, box)
+                             : STORE_ERROR;
+        if (s == STORE_OK) sealed++;
+        else log_error("identity: tenant %s: cannot seal its JWT key: %s", l->tenant_id, store_status_text(s));
+        free(box);
+        OPENSSL_cleanse(l->stored, strlen(l->stored));
+        free(l->stored);
+        free(l);
+    }
+    if (sealed) {
+        log_info("identity: sealed %zu tenant JWT key(s) stored in plaintext by an older version", sealed);
+        store_scrub_freed(id->st);
+    }
 }
 static void id_load_user_cb(const user_rec *u, void *arg) { id_cache_user(arg, u); }
 static void id_load_key_cb(const key_rec *k, void *arg) { id_cache_key(arg, k); }
@@ -190,6 +267,12 @@ identity *identity_open(store *st, const char *data_dir, const char *admin_token
     id->st = st;
     id_copy(id->default_tier, sizeof id->default_tier, "default");
     if (identity_load_secret(data_dir, id->secret, err, errlen) != 0) { free(id); return NULL; }
+    if (seal_derive_key(id->secret, id->seal_key) != 0) {
+        snprintf(err, errlen, "libsodium failed to initialise");
+        OPENSSL_cleanse(id->secret, sizeof id->secret);
+        free(id);
+        return NULL;
+    }
     pthread_rwlock_init(&id->lock, NULL);
     pthread_mutex_init(&id->mutate, NULL);
     id->keys = strmap_new(free);
@@ -214,6 +297,7 @@ identity *identity_open(store *st, const char *data_dir, const char *admin_token
         identity_close(id);
         return NULL;
     }
+    id_seal_legacy_keys(id);
     return id;
 }
 
@@ -228,7 +312,14 @@ void identity_close(identity *id)
     strmap_free(id->key_limits);
     pthread_rwlock_destroy(&id->lock);
     pthread_mutex_destroy(&id->mutate);
+    while (id->legacy) {
+        id_legacy *l = id->legacy;
+        id->legacy = l->next;
+        free(l->stored);
+        free(l);
+    }
     OPENSSL_cleanse(id->secret, sizeof id->secret);
+    OPENSSL_cleanse(id->seal_key, sizeof id->seal_key);
     free(id);
 }
 
@@ -299,9 +390,17 @@ static auth_status id_auth_jwt(identity *id, const char *token, scope *out, auth
         pthread_rwlock_unlock(&id->lock);
         return id_fail(why, whylen, AUTH_INVALID, "invalid token: issuer not accepted");
     }
+    if (!is->audience[0]) {
+        /* settings from before audiences were required: a token minted for
+         * any other app of the same identity provider would pass */
+        pthread_rwlock_unlock(&id->lock);
+        return id_fail(why, whylen, AUTH_INVALID,
+                       "invalid token: this tenant's JWT settings name no audience; its admin must "
+                       "set jwt.audience before tokens are accepted");
+    }
     jwt_issuer_cfg cfg = {
         .issuer = is->issuer,
-        .audience = is->audience[0] ? is->audience : NULL,
+        .audience = is->audience,
         .alg = is->alg,
         .leeway_s = IDENTITY_JWT_LEEWAY_S,
     };
@@ -421,7 +520,9 @@ static bool id_text_ok(const char *s, size_t max)
 static bool id_jwt_ok(const tenant_jwt *j)
 {
     if (!id_text_ok(j->issuer, sizeof j->issuer)) return false;
-    if (j->audience[0] && !id_text_ok(j->audience, sizeof j->audience)) return false;
+    /* required: without it a token minted for another app of the same
+     * identity provider would sign its holder in here */
+    if (!id_text_ok(j->audience, sizeof j->audience)) return false;
     jwt_alg alg = jwt_alg_from_name(j->alg);
     if (alg == JWT_ALG_NONE || !j->key) return false;
     char err[128];
@@ -467,7 +568,14 @@ store_status identity_create_tenant(identity *id, const scope *sc, const char *n
     id_copy(t.name, sizeof t.name, name);
     id_copy(t.default_tier, sizeof t.default_tier, id->default_tier);
     t.created_at = time_now_unix();
-    if (jwt) { t.has_jwt = true; t.jwt = *jwt; }   /* key pointer borrowed */
+    char *sealed = NULL;
+    if (jwt) {
+        sealed = seal_jwt_key(id->seal_key, t.id, jwt->alg, jwt->key, strlen(jwt->key));
+        if (!sealed) return STORE_ERROR;
+        t.has_jwt = true;
+        t.jwt = *jwt;
+        t.jwt.key = sealed;   /* the store keeps only the sealed form */
+    }
 
     char key[KEY_MAX];
     key_rec k;
@@ -490,24 +598,73 @@ store_status identity_create_tenant(identity *id, const scope *sc, const char *n
             out->jwt.key = jwt && jwt->key ? strdup(jwt->key) : NULL;
         }
     }
+    free(sealed);
     OPENSSL_cleanse(key, sizeof key);
     return s;
 }
 
+/* What the audit records of a tenant's JWT settings: never the key, only
+ * its fingerprint (the stored key is opened to compute it). */
+static void id_jwt_summary(identity *id, const char *tenant_id, const tenant_rec *t,
+                           jwt_settings_summary *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!t->has_jwt) return;
+    out->set = true;
+    id_copy(out->issuer, sizeof out->issuer, t->jwt.issuer);
+    id_copy(out->audience, sizeof out->audience, t->jwt.audience);
+    id_copy(out->alg, sizeof out->alg, t->jwt.alg);
+    char *plain = NULL;
+    if (t->jwt.key && seal_open_jwt_key(id->seal_key, tenant_id, t->jwt.alg, t->jwt.key, &plain) == 0) {
+        identity_key_fingerprint(plain, strlen(plain), out->key_fingerprint);
+        OPENSSL_cleanse(plain, strlen(plain));
+        free(plain);
+    }
+}
+
 store_status identity_set_tenant_jwt(identity *id, const scope *sc, const char *tenant_id,
-                                     const tenant_jwt *jwt, tenant_rec *out)
+                                     const tenant_jwt *jwt, tenant_rec *out,
+                                     jwt_settings_summary *before, jwt_settings_summary *after)
 {
     if (out) memset(out, 0, sizeof *out);
+    if (before) memset(before, 0, sizeof *before);
+    if (after) memset(after, 0, sizeof *after);
     if (!scope_valid(sc) || !tenant_id) return STORE_NOT_FOUND;
+    /* The server admin sets them at creation only: afterwards it could
+     * point them at an issuer it controls and sign in as any user. */
+    if (sc->role != SCOPE_TENANT_ADMIN) return STORE_FORBIDDEN;
+    if (strcmp(sc->tenant_id, tenant_id) != 0) return STORE_NOT_FOUND;
     if (jwt && !id_jwt_ok(jwt)) return STORE_INVALID;
+    tenant_jwt sealed_jwt;
+    char *sealed = NULL;
+    if (jwt) {
+        sealed = seal_jwt_key(id->seal_key, tenant_id, jwt->alg, jwt->key, strlen(jwt->key));
+        if (!sealed) return STORE_ERROR;
+        sealed_jwt = *jwt;
+        sealed_jwt.key = sealed;
+    }
     pthread_mutex_lock(&id->mutate);
-    store_status s = store_tenant_set_jwt(id->st, sc, tenant_id, jwt);
+    tenant_rec old;
+    store_status s = store_tenant_get(id->st, sc, tenant_id, &old);
+    if (s == STORE_OK) {
+        if (before) id_jwt_summary(id, tenant_id, &old, before);
+        tenant_rec_free(&old);
+        s = store_tenant_set_jwt(id->st, sc, tenant_id, jwt ? &sealed_jwt : NULL);
+    }
     if (s == STORE_OK) {
         pthread_rwlock_wrlock(&id->lock);
         id_cache_tenant(id, tenant_id, NULL, jwt);
         pthread_rwlock_unlock(&id->lock);
     }
     pthread_mutex_unlock(&id->mutate);
+    free(sealed);
+    if (s == STORE_OK && after && jwt) {
+        after->set = true;
+        id_copy(after->issuer, sizeof after->issuer, jwt->issuer);
+        id_copy(after->audience, sizeof after->audience, jwt->audience);
+        id_copy(after->alg, sizeof after->alg, jwt->alg);
+        identity_key_fingerprint(jwt->key, strlen(jwt->key), after->key_fingerprint);
+    }
     if (s == STORE_OK && out) s = store_tenant_get(id->st, sc, tenant_id, out);
     return s;
 }
@@ -651,6 +808,80 @@ store_status identity_revoke_key(identity *id, const scope *sc, const char *key_
     }
     pthread_mutex_unlock(&id->mutate);
     return s;
+}
+
+/* ---- tenant admin keys ---- */
+
+/* The tenant-admin scope an admin-key change runs under: the tenant's own
+ * admin's, or — for the server admin — one minted for that tenant (its
+ * audit entries still name the server admin: the handlers record them
+ * with the caller's scope). */
+static store_status id_admin_scope(identity *id, const scope *sc, const char *tenant_id, scope *as)
+{
+    memset(as, 0, sizeof *as);
+    if (!scope_valid(sc) || !tenant_id) return STORE_NOT_FOUND;
+    if (sc->role == SCOPE_TENANT_ADMIN) {
+        if (strcmp(sc->tenant_id, tenant_id) != 0) return STORE_NOT_FOUND;
+        *as = *sc;
+        return STORE_OK;
+    }
+    if (sc->role != SCOPE_SERVER_ADMIN) return STORE_FORBIDDEN;
+    pthread_rwlock_rdlock(&id->lock);
+    bool known = strmap_get(id->tenants, tenant_id) != NULL;
+    pthread_rwlock_unlock(&id->lock);
+    if (!known) return STORE_NOT_FOUND;
+    scope_mint_tenant_admin(as, tenant_id, sc->key_id);
+    return STORE_OK;
+}
+
+store_status identity_create_admin_key(identity *id, const scope *sc, const char *tenant_id,
+                                       key_rec *out, char key_out[KEY_MAX])
+{
+    if (out) memset(out, 0, sizeof *out);
+    scope as;
+    store_status s = id_admin_scope(id, sc, tenant_id, &as);
+    if (s != STORE_OK) return s;
+    char key[KEY_MAX];
+    key_rec k;
+    id_new_key(id, KEY_KIND_ADMIN, &k, key);
+    id_copy(k.tenant_id, sizeof k.tenant_id, tenant_id);
+    k.limits = id_no_limits;
+    pthread_mutex_lock(&id->mutate);
+    s = store_key_create(id->st, &as, &k);
+    if (s == STORE_OK) {
+        pthread_rwlock_wrlock(&id->lock);
+        id_cache_key(id, &k);
+        pthread_rwlock_unlock(&id->lock);
+    }
+    pthread_mutex_unlock(&id->mutate);
+    if (s == STORE_OK) {
+        if (out) *out = k;
+        if (key_out) memcpy(key_out, key, KEY_MAX);
+    }
+    OPENSSL_cleanse(key, sizeof key);
+    return s;
+}
+
+store_status identity_list_admin_keys(identity *id, const scope *sc, const char *tenant_id,
+                                      key_rec **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    scope as;
+    store_status s = id_admin_scope(id, sc, tenant_id, &as);
+    return s == STORE_OK ? store_admin_key_list(id->st, &as, out, n) : s;
+}
+
+store_status identity_revoke_admin_key(identity *id, const scope *sc, const char *tenant_id,
+                                       const char *key_id)
+{
+    scope as;
+    store_status s = id_admin_scope(id, sc, tenant_id, &as);
+    if (s != STORE_OK) return s;
+    key_rec k;
+    s = store_key_get(id->st, &as, key_id, &k);
+    if (s == STORE_OK && k.kind != KEY_KIND_ADMIN) s = STORE_NOT_FOUND;   /* a user key: not here */
+    return s == STORE_OK ? identity_revoke_key(id, &as, key_id) : s;
 }
 
 /* ---- limits ---- */

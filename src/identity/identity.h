@@ -72,9 +72,32 @@ void identity_set_default_tier(identity *id, const char *tier);
 store_status identity_create_tenant(identity *id, const scope *sc, const char *name,
                                     const tenant_jwt *jwt, tenant_rec *out,
                                     char admin_key_out[KEY_MAX]);
-/* Server admin or that tenant's admin. jwt NULL clears it. */
+/* A tenant's JWT settings as the audit records them: never the key. */
+typedef struct jwt_settings_summary {
+    bool set;                       /* false: JWT sign-in off */
+    char issuer[STORE_NAME_MAX];
+    char audience[STORE_NAME_MAX];
+    char alg[8];
+    char key_fingerprint[17];       /* identity_key_fingerprint; "" if the key did not open */
+} jwt_settings_summary;
+
+/* That tenant's admin only: the server admin gets STORE_FORBIDDEN (it sets
+ * them at creation; afterwards it could point them at an issuer of its own
+ * and sign in as any user). jwt NULL clears it; jwt->audience is required.
+ * before / after (may be NULL) get the settings replaced and the new ones. */
 store_status identity_set_tenant_jwt(identity *id, const scope *sc, const char *tenant_id,
-                                     const tenant_jwt *jwt, tenant_rec *out);
+                                     const tenant_jwt *jwt, tenant_rec *out,
+                                     jwt_settings_summary *before, jwt_settings_summary *after);
+/* A tenant's admin keys, by the server admin (any tenant: the way back in
+ * for a tenant that lost its keys) or by that tenant's admin (another
+ * tenant's id is STORE_NOT_FOUND). Create shows the key once; revoking the
+ * tenant's last active admin key is STORE_CONFLICT. */
+store_status identity_create_admin_key(identity *id, const scope *sc, const char *tenant_id,
+                                       key_rec *out, char key_out[KEY_MAX]);
+store_status identity_list_admin_keys(identity *id, const scope *sc, const char *tenant_id,
+                                      key_rec **out, size_t *n);
+store_status identity_revoke_admin_key(identity *id, const scope *sc, const char *tenant_id,
+                                       const char *key_id);
 /* Tenant admin: a new key for one of its users; the key is shown once. */
 store_status identity_create_user_key(identity *id, const scope *sc, const char *user_id,
                                       key_rec *out, char key_out[KEY_MAX]);
@@ -91,7 +114,8 @@ store_status identity_set_tenant_limits(identity *id, const scope *sc, const cha
  * set. False if the tenant is unknown. */
 bool identity_limits(identity *id, const scope *sc, user_limits *user, user_limits *key,
                      user_limits *tenant);
-/* Tenant admin (any key of its tenant) or a user (own keys only). */
+/* Tenant admin (any key of its tenant) or a user (own keys only);
+ * STORE_CONFLICT for the tenant's last active admin key. */
 store_status identity_revoke_key(identity *id, const scope *sc, const char *key_id);
 /* Tenant admin. */
 store_status identity_create_user(identity *id, const scope *sc, const char *external_id,
@@ -115,6 +139,9 @@ store_status identity_cli_tenant_scope(identity *id, const char *tenant_id, scop
 /* HMAC-SHA256(secret, key) as 64 hex digits. */
 void identity_hash_key(const unsigned char *secret, size_t secret_len, const char *key,
                        char out_hex[65]);
+/* The first 16 hex digits of SHA-256 over a JWT key's bytes: names a key in
+ * the audit log without revealing it. */
+void identity_key_fingerprint(const char *key, size_t len, char out_hex[17]);
 /* A fresh credential with the given prefix ("bk_usr_" / "bk_adm_"). */
 void identity_generate_key(const char *prefix, char out[KEY_MAX]);
 

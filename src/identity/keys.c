@@ -34,6 +34,18 @@ void identity_hash_key(const unsigned char *secret, size_t secret_len, const cha
     ids_hex(out_hex, mac, 32);
 }
 
+void identity_key_fingerprint(const char *key, size_t len, char out_hex[17])
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    if (!key || EVP_Digest(key, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
+        out_hex[0] = '\0';
+        return;
+    }
+    ids_hex(out_hex, md, 8);
+    out_hex[16] = '\0';
+}
+
 void identity_generate_key(const char *prefix, char out[KEY_MAX])
 {
     unsigned char raw[32];

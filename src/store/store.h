@@ -45,9 +45,11 @@ typedef enum store_status {
 
 typedef struct tenant_jwt {
     char issuer[STORE_NAME_MAX];
-    char audience[STORE_NAME_MAX];   /* "" = not checked */
+    char audience[STORE_NAME_MAX];   /* required when set; "" only in rows from older versions */
     char alg[8];                     /* "HS256" | "RS256" | "ES256" */
-    char *key;                       /* secret or PEM; malloc'd, freed by tenant_rec_free */
+    char *key;                       /* secret or PEM; malloc'd, freed by tenant_rec_free. In
+                                      * the store it is sealed (src/identity/seal.h): the
+                                      * store never sees a plaintext key. */
 } tenant_jwt;
 
 /* Overrides of the configured limits (a user's over its tier, a key's and a
@@ -154,6 +156,14 @@ void   store_get_stats(store *st, store_stats *out);
 store_status store_load_keys(store *st, void (*fn)(const key_rec *k, void *arg), void *arg);
 store_status store_load_users(store *st, void (*fn)(const user_rec *u, void *arg), void *arg);
 store_status store_load_tenants(store *st, void (*fn)(const tenant_rec *t, void *arg), void *arg);
+/* Replace a tenant's stored JWT key, only if it still reads old_key (the
+ * one-time sealing of keys stored in plaintext by older versions). */
+store_status store_tenant_reseal_jwt_key(store *st, const char *tenant_id, const char *old_key,
+                                         const char *new_key);
+/* Rewrite the database file and empty the write-ahead log, so bytes of
+ * rows that were replaced (a plaintext key just sealed) are not left in
+ * free pages. Blocking; for start-up, before serving. */
+store_status store_scrub_freed(store *st);
 /* JWT provisioning: insert the user if (tenant, external_id) is new, else
  * return the existing one. */
 store_status store_user_provision(store *st, const char *tenant_id, const char *external_id,
@@ -170,6 +180,7 @@ store_status store_tenant_get(store *st, const scope *sc, const char *tenant_id,
 /* Server admin only (a tenant may not raise its own budget). */
 store_status store_tenant_set_limits(store *st, const scope *sc, const char *tenant_id,
                                      const user_limits *limits);
+/* That tenant's admin only (the server admin sets them at creation). */
 store_status store_tenant_set_jwt(store *st, const scope *sc, const char *tenant_id,
                                   const tenant_jwt *jwt /* NULL clears */);
 void         tenant_rec_free(tenant_rec *t);              /* frees jwt.key */
@@ -194,7 +205,10 @@ store_status store_key_create(store *st, const scope *sc, const key_rec *k);
 store_status store_key_list(store *st, const scope *sc, const char *user_id,
                             key_rec **out, size_t *n);
 store_status store_key_get(store *st, const scope *sc, const char *key_id, key_rec *out);
+/* STORE_CONFLICT if key_id is the tenant's last active admin key. */
 store_status store_key_revoke(store *st, const scope *sc, const char *key_id, int64_t when);
+/* Tenant admin: its tenant's admin keys (prefixes, never hashes to the API). */
+store_status store_admin_key_list(store *st, const scope *sc, key_rec **out, size_t *n);
 
 /* --- usage --- */
 

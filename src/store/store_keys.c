@@ -166,9 +166,34 @@ typedef struct key_revoke_args {
     int64_t when;
 } key_revoke_args;
 
+/* A tenant must keep one working admin key: revoking the last one would
+ * lock its admin out for good (only the server admin could mint another).
+ * Checked inside the revoking transaction, so two concurrent revocations of
+ * a tenant's last two keys cannot both pass. */
+static store_status store_key_keeps_an_admin(store_conn *c, const key_revoke_args *a)
+{
+    sqlite3_stmt *s = store_stmt(c,
+        "SELECT (SELECT kind = ?3 AND revoked_at = 0 FROM keys WHERE id = ?1 AND tenant_id = ?2),"
+        " (SELECT count(*) FROM keys WHERE tenant_id = ?2 AND kind = ?3 AND revoked_at = 0 AND id <> ?1)");
+    if (!s) return STORE_ERROR;
+    store_bind_text(s, 1, a->key_id);
+    store_bind_text(s, 2, a->tenant_id);
+    sqlite3_bind_int(s, 3, KEY_KIND_ADMIN);
+    int rc = sqlite3_step(s);
+    store_status res = STORE_OK;
+    if (rc != SQLITE_ROW) res = store_sqlite_status(c, rc, "count admin keys");
+    else if (sqlite3_column_int(s, 0) == 1 && sqlite3_column_int64(s, 1) == 0) res = STORE_CONFLICT;
+    sqlite3_reset(s);
+    return res;
+}
+
 static store_status store_key_revoke_op(store_conn *c, void *arg)
 {
     key_revoke_args *a = arg;
+    if (!a->user_id) {   /* a user's revocation never reaches an admin key */
+        store_status keep = store_key_keeps_an_admin(c, a);
+        if (keep != STORE_OK) return keep;
+    }
     /* Revoking twice keeps the first time: the audit trail stays true. */
     sqlite3_stmt *s = store_stmt(c,
         "UPDATE keys SET revoked_at = CASE WHEN revoked_at = 0 THEN ?1 ELSE revoked_at END"
@@ -191,4 +216,25 @@ store_status store_key_revoke(store *st, const scope *sc, const char *key_id, in
     if (when <= 0) return STORE_INVALID;
     key_revoke_args a = {sc->tenant_id, sc->role == SCOPE_USER ? sc->user_id : NULL, key_id, when};
     return store_write(st, store_key_revoke_op, &a);
+}
+
+/* ---- tenant admin keys ---- */
+
+store_status store_admin_key_list(store *st, const scope *sc, key_rec **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!scope_valid(sc)) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_TENANT_ADMIN) return STORE_FORBIDDEN;
+    store_conn *c = store_reader(st);
+    if (!c) return STORE_ERROR;
+    sqlite3_stmt *s = store_stmt(c, "SELECT " STORE_KEY_COLS " FROM keys WHERE tenant_id = ? AND kind = ?"
+                                    " ORDER BY created_at, id");
+    if (!s) return STORE_ERROR;
+    store_bind_text(s, 1, sc->tenant_id);
+    sqlite3_bind_int(s, 2, KEY_KIND_ADMIN);
+    void *arr;
+    store_status res = store_collect(c, s, &key_rows, 0, &arr, n);
+    *out = arr;
+    return res;
 }

@@ -276,6 +276,27 @@ bool store_ping(store *st)
 
 int store_schema_version(store *st) { return st->schema_version; }
 
+store_status store_scrub_freed(store *st)
+{
+    /* A connection of its own: VACUUM cannot run inside the writer's
+     * transactions. secure_delete zeroes what VACUUM frees; the TRUNCATE
+     * checkpoint copies the rewritten pages home and cuts the log to zero
+     * bytes, so the old page images do not linger in the -wal file. */
+    char err[256];
+    store_conn *c = store_conn_open(st->path, 0, err, sizeof err);
+    if (!c) {
+        log_error("store: scrub: %s", err);
+        return STORE_ERROR;
+    }
+    char *emsg = NULL;
+    int rc = sqlite3_exec(c->db, "PRAGMA secure_delete = ON; VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+                          NULL, NULL, &emsg);
+    if (rc != SQLITE_OK) log_error("store: scrub: %s", emsg ? emsg : sqlite3_errmsg(c->db));
+    sqlite3_free(emsg);
+    store_conn_close(c);
+    return rc == SQLITE_OK ? STORE_OK : STORE_ERROR;
+}
+
 const char *store_status_text(store_status s)
 {
     switch (s) {

@@ -1,7 +1,8 @@
 /* store_tenants.c — tenants and their JWT issuer settings.
  *
  * Who may do what: the server admin creates and lists tenants (and sees no
- * user data); a tenant admin reads and configures only its own tenant; a
+ * user data); a tenant admin reads and configures only its own tenant (its
+ * JWT settings are its alone once the tenant exists); a
  * user may read its own tenant's name and tier (for /v1/me) but never its
  * JWT key. */
 #include "store/store_internal.h"
@@ -247,9 +248,40 @@ store_status store_tenant_set_jwt(store *st, const scope *sc, const char *tenant
                                   const tenant_jwt *jwt)
 {
     if (!scope_valid(sc) || !tenant_id) return STORE_NOT_FOUND;
-    if (sc->role == SCOPE_USER) return STORE_FORBIDDEN;
-    if (sc->role == SCOPE_TENANT_ADMIN && strcmp(sc->tenant_id, tenant_id) != 0) return STORE_NOT_FOUND;
+    /* Once a tenant exists its sign-in settings are its own admin's: the
+     * server admin could otherwise point them at an issuer it controls and
+     * sign in as any user. */
+    if (sc->role != SCOPE_TENANT_ADMIN) return STORE_FORBIDDEN;
+    if (strcmp(sc->tenant_id, tenant_id) != 0) return STORE_NOT_FOUND;
     if (jwt && !store_jwt_ok(jwt)) return STORE_INVALID;
     tenant_jwt_args a = {tenant_id, jwt};
     return store_write(st, store_tenant_set_jwt_op, &a);
+}
+
+/* ---- sealing keys stored by older versions ---- */
+
+typedef struct tenant_reseal_args {
+    const char *tenant_id, *old_key, *new_key;
+} tenant_reseal_args;
+
+static store_status store_tenant_reseal_op(store_conn *c, void *arg)
+{
+    tenant_reseal_args *a = arg;
+    sqlite3_stmt *s = store_stmt(c, "UPDATE tenants SET jwt_key = ? WHERE id = ? AND jwt_key = ?");
+    if (!s) return STORE_ERROR;
+    store_bind_text(s, 1, a->new_key);
+    store_bind_text(s, 2, a->tenant_id);
+    store_bind_text(s, 3, a->old_key);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) return store_sqlite_status(c, rc, "reseal tenant jwt key");
+    return sqlite3_changes(c->db) == 1 ? STORE_OK : STORE_NOT_FOUND;
+}
+
+store_status store_tenant_reseal_jwt_key(store *st, const char *tenant_id, const char *old_key,
+                                         const char *new_key)
+{
+    if (!tenant_id || !old_key || !new_key) return STORE_INVALID;
+    tenant_reseal_args a = {tenant_id, old_key, new_key};
+    return store_write(st, store_tenant_reseal_op, &a);
 }

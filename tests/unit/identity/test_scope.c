@@ -25,6 +25,7 @@
 #define ADMIN_TOKEN "test-admin-token-0123456789"
 #define HS_SECRET "an-hs256-secret-of-more-than-32-bytes!"
 #define ISS "https://idp.tenant-a.example"
+#define AUD "brigade-test"
 
 typedef struct fx {
     char dir[64];
@@ -56,6 +57,7 @@ static int setup(void **state)
     tenant_jwt j;
     memset(&j, 0, sizeof j);
     snprintf(j.issuer, sizeof j.issuer, ISS);
+    snprintf(j.audience, sizeof j.audience, AUD);
     snprintf(j.alg, sizeof j.alg, "HS256");
     j.key = HS_SECRET;
     assert_int_equal(identity_create_tenant(f->id, &f->cli, "acme", &j, &f->ta, f->ka), STORE_OK);
@@ -86,7 +88,7 @@ static void mkuser(fx *f, const scope *sc, const char *ext, user_rec *u, char ke
 static char *hs_token(const char *sub, int64_t exp_off)
 {
     char payload[512];
-    snprintf(payload, sizeof payload, "{\"iss\":\"" ISS "\",\"sub\":\"%s\",\"exp\":%lld}", sub,
+    snprintf(payload, sizeof payload, "{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":\"%s\",\"exp\":%lld}", sub,
              (long long)(time_now_unix() + exp_off));
     return test_jwt_sign("HS256", NULL, payload, (const unsigned char *)HS_SECRET, strlen(HS_SECRET), NULL);
 }
@@ -152,10 +154,11 @@ static void test_cross_tenant(void **state)
     tenant_jwt j;
     memset(&j, 0, sizeof j);
     snprintf(j.issuer, sizeof j.issuer, "https://b.example");
+    snprintf(j.audience, sizeof j.audience, AUD);
     snprintf(j.alg, sizeof j.alg, "HS256");
     j.key = HS_SECRET;
     tenant_rec t;
-    assert_int_equal(identity_set_tenant_jwt(f->id, &f->sa, f->tb.id, &j, &t), STORE_NOT_FOUND);
+    assert_int_equal(identity_set_tenant_jwt(f->id, &f->sa, f->tb.id, &j, &t, NULL, NULL), STORE_NOT_FOUND);
     /* B's user still works */
     scope s;
     assert_int_equal(auth(f, kub, &s), AUTH_OK);
@@ -229,9 +232,43 @@ static void test_revoke_immediate(void **state)
     assert_int_equal(auth(f, k1, &s), AUTH_REVOKED);
     assert_int_equal(auth(f, ko, &s), AUTH_OK);
     assert_int_equal(auth(f, f->ka, &s), AUTH_OK);
-    /* a tenant admin may revoke its own admin key */
-    assert_int_equal(identity_revoke_key(f->id, &f->sa, f->sa.key_id), STORE_OK);
+    /* a tenant admin may not revoke its last admin key (it would lock
+     * itself out), neither by the key routes nor by the admin-key ones */
+    assert_int_equal(identity_revoke_key(f->id, &f->sa, f->sa.key_id), STORE_CONFLICT);
+    assert_int_equal(identity_revoke_admin_key(f->id, &f->sa, f->ta.id, f->sa.key_id), STORE_CONFLICT);
+    assert_int_equal(auth(f, f->ka, &s), AUTH_OK);
+    /* rotation: a new admin key first, then the old one goes */
+    char ka2[KEY_MAX];
+    key_rec ra2;
+    assert_int_equal(identity_create_admin_key(f->id, &f->sa, f->ta.id, &ra2, ka2), STORE_OK);
+    assert_int_equal(ra2.kind, KEY_KIND_ADMIN);
+    assert_int_equal(identity_revoke_admin_key(f->id, &f->sa, f->ta.id, f->sa.key_id), STORE_OK);
     assert_int_equal(auth(f, f->ka, &s), AUTH_REVOKED);
+    assert_int_equal(auth(f, ka2, &s), AUTH_OK);
+    assert_true(scope_is_tenant_admin(&s));
+    assert_string_equal(s.tenant_id, f->ta.id);
+    /* the new one is now the last: refused */
+    assert_int_equal(identity_revoke_admin_key(f->id, &s, f->ta.id, ra2.id), STORE_CONFLICT);
+    /* a user key is not an admin key */
+    assert_int_equal(identity_revoke_admin_key(f->id, &s, f->ta.id, ro.id), STORE_NOT_FOUND);
+    /* another tenant's admin keys do not exist for A's admin */
+    key_rec *ks;
+    size_t n;
+    assert_int_equal(identity_list_admin_keys(f->id, &s, f->tb.id, &ks, &n), STORE_NOT_FOUND);
+    assert_int_equal(identity_create_admin_key(f->id, &s, f->tb.id, &ra2, ka2), STORE_NOT_FOUND);
+    assert_int_equal(identity_revoke_admin_key(f->id, &s, f->tb.id, f->sb.key_id), STORE_NOT_FOUND);
+    /* the server admin mints one for a tenant (the way back in), but a user may not */
+    scope admin;
+    assert_int_equal(auth(f, ADMIN_TOKEN, &admin), AUTH_OK);
+    assert_int_equal(identity_create_admin_key(f->id, &admin, f->tb.id, &ra2, ka2), STORE_OK);
+    assert_int_equal(auth(f, ka2, &s), AUTH_OK);
+    assert_string_equal(s.tenant_id, f->tb.id);
+    assert_int_equal(identity_list_admin_keys(f->id, &admin, f->tb.id, &ks, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    free(ks);
+    assert_int_equal(identity_create_admin_key(f->id, &admin, "ten_nosuch", &ra2, ka2), STORE_NOT_FOUND);
+    assert_int_equal(auth(f, ko, &s), AUTH_OK);
+    assert_int_equal(identity_create_admin_key(f->id, &s, f->ta.id, &ra2, ka2), STORE_FORBIDDEN);
 }
 
 static void test_disable_and_delete(void **state)
@@ -321,7 +358,7 @@ static void test_jwt_provision_race(void **state)
     snprintf(hdr, sizeof hdr, "Bearer %s", tok);
     assert_int_equal(identity_authenticate(f->id, hdr, &s, &p, why, sizeof why), AUTH_EXPIRED);
     free(tok);
-    tok = test_jwt_sign("HS256", NULL, "{\"iss\":\"" ISS "\",\"sub\":\"x\",\"exp\":4000000000}",
+    tok = test_jwt_sign("HS256", NULL, "{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":\"x\",\"exp\":4000000000}",
                         (const unsigned char *)"wrong-secret-wrong-secret-wrong-secret", 38, NULL);
     snprintf(hdr, sizeof hdr, "Bearer %s", tok);
     assert_int_equal(identity_authenticate(f->id, hdr, &s, &p, why, sizeof why), AUTH_INVALID);
@@ -339,29 +376,51 @@ static void test_tenant_jwt_settings(void **state)
     tenant_jwt j;
     memset(&j, 0, sizeof j);
     snprintf(j.issuer, sizeof j.issuer, "https://b.example");
+    snprintf(j.audience, sizeof j.audience, AUD);
     snprintf(j.alg, sizeof j.alg, "RS256");
     j.key = HS_SECRET;                        /* not a PEM: refused */
     tenant_rec t;
-    assert_int_equal(identity_set_tenant_jwt(f->id, &f->sb, f->tb.id, &j, &t), STORE_INVALID);
+    assert_int_equal(identity_set_tenant_jwt(f->id, &f->sb, f->tb.id, &j, &t, NULL, NULL), STORE_INVALID);
     snprintf(j.alg, sizeof j.alg, "none");
-    assert_int_equal(identity_set_tenant_jwt(f->id, &f->sb, f->tb.id, &j, &t), STORE_INVALID);
+    assert_int_equal(identity_set_tenant_jwt(f->id, &f->sb, f->tb.id, &j, &t, NULL, NULL), STORE_INVALID);
     snprintf(j.alg, sizeof j.alg, "HS256");
     j.key = "short";
-    assert_int_equal(identity_set_tenant_jwt(f->id, &f->sb, f->tb.id, &j, &t), STORE_INVALID);
+    assert_int_equal(identity_set_tenant_jwt(f->id, &f->sb, f->tb.id, &j, &t, NULL, NULL), STORE_INVALID);
     /* an issuer already used by another tenant: conflict */
     snprintf(j.issuer, sizeof j.issuer, ISS);
     j.key = HS_SECRET;
-    assert_int_equal(identity_set_tenant_jwt(f->id, &f->sb, f->tb.id, &j, &t), STORE_CONFLICT);
+    assert_int_equal(identity_set_tenant_jwt(f->id, &f->sb, f->tb.id, &j, &t, NULL, NULL), STORE_CONFLICT);
     /* clearing A's JWT makes its tokens fail at once */
     char *tok = hs_token("sub-1", 600);
     scope s;
     assert_int_equal(auth(f, tok, &s), AUTH_NEEDS_PROVISION);
-    assert_int_equal(identity_set_tenant_jwt(f->id, &f->sa, f->ta.id, NULL, &t), STORE_OK);
+    assert_int_equal(identity_set_tenant_jwt(f->id, &f->sa, f->ta.id, NULL, &t, NULL, NULL), STORE_OK);
     assert_false(t.has_jwt);
     tenant_rec_free(&t);
     assert_int_equal(auth(f, tok, &s), AUTH_INVALID);
-    /* and B can now take the issuer */
-    assert_int_equal(identity_set_tenant_jwt(f->id, &f->cli, f->tb.id, &j, &t), STORE_OK);
+    /* the server admin may not change an existing tenant's settings
+     * (it could sign in as any of its users) */
+    assert_int_equal(identity_set_tenant_jwt(f->id, &f->cli, f->tb.id, &j, &t, NULL, NULL), STORE_FORBIDDEN);
+    /* settings without an audience are refused */
+    tenant_jwt noaud = j;
+    noaud.audience[0] = '\0';
+    assert_int_equal(identity_set_tenant_jwt(f->id, &f->sb, f->tb.id, &noaud, &t, NULL, NULL), STORE_INVALID);
+    /* and B can now take the issuer; the audit summary names the key by its
+     * fingerprint only */
+    jwt_settings_summary before, after;
+    assert_int_equal(identity_set_tenant_jwt(f->id, &f->sb, f->tb.id, &j, &t, &before, &after), STORE_OK);
+    assert_false(before.set);
+    assert_true(after.set);
+    assert_string_equal(after.issuer, ISS);
+    assert_string_equal(after.audience, AUD);
+    char fp[17];
+    identity_key_fingerprint(HS_SECRET, strlen(HS_SECRET), fp);
+    assert_int_equal(strlen(fp), 16);
+    assert_string_equal(after.key_fingerprint, fp);
+    /* the store holds the key sealed, never the secret */
+    assert_non_null(t.jwt.key);
+    assert_null(strstr(t.jwt.key, HS_SECRET));
+    assert_true(strncmp(t.jwt.key, "sealed:v1:", 10) == 0);
     assert_true(t.has_jwt);
     assert_string_equal(t.jwt.issuer, ISS);
     tenant_rec_free(&t);
