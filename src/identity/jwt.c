@@ -67,6 +67,7 @@ const char *jwt_status_text(jwt_status st)
     case JWT_BAD_AUDIENCE: return "token audience not accepted";
     case JWT_MISSING_SUB: return "token has no subject (sub)";
     case JWT_BAD_KEY: return "issuer key unusable";
+    case JWT_BAD_SUB: return "token subject (sub) not accepted: control characters, or longer than 255 bytes";
     }
     return "invalid token";
 }
@@ -165,7 +166,9 @@ static bool jwt_split(const char *token, jwt_parts *parts)
     parts->p[0] = token;   parts->n[0] = (size_t)(d1 - token);
     parts->p[1] = d1 + 1;  parts->n[1] = (size_t)(d2 - d1 - 1);
     parts->p[2] = d2 + 1;  parts->n[2] = len - (size_t)(d2 + 1 - token);
-    return parts->n[0] > 0 && parts->n[1] > 0;
+    /* an empty payload is a valid JWS (RFC 7515); it is no claim set, which
+     * the claims layer refuses */
+    return parts->n[0] > 0;
 }
 
 /* Decode one part and parse it as a JSON object; NULL if either fails. */
@@ -262,6 +265,37 @@ static bool jwt_aud_ok(const cJSON *pl, const char *want)
     return false;
 }
 
+/* Control characters in UTF-8: C0 (incl. NUL), DEL, and C1 (U+0080..U+009F,
+ * encoded C2 80..C2 9F). */
+static bool jwt_sub_ok(const char *sub)
+{
+    size_t n = strnlen(sub, JWT_SUB_MAX + 1);
+    if (n == 0 || n > JWT_SUB_MAX) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)sub[i];
+        if (c < 0x20 || c == 0x7f) return false;
+        if (c == 0xc2 && i + 1 < n && (unsigned char)sub[i + 1] >= 0x80 && (unsigned char)sub[i + 1] <= 0x9f)
+            return false;
+    }
+    return true;
+}
+
+/* True if the JSON text holds a NUL: raw, or written as \u0000 (cJSON would
+ * decode it and cut the string short there). A backslash escapes the next
+ * character, so "\\u0000" (a backslash, then "u0000") is not one. */
+static bool jwt_json_has_nul(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == 0) return true;
+        if (p[i] != '\\') continue;
+        if (i + 5 < n && p[i + 1] == 'u' && p[i + 2] == '0' && p[i + 3] == '0' && p[i + 4] == '0' &&
+            p[i + 5] == '0')
+            return true;
+        i++;   /* skip the escaped character */
+    }
+    return false;
+}
+
 static jwt_status jwt_check_claims(const cJSON *pl, const jwt_issuer_cfg *cfg, int64_t now,
                                    jwt_claims *out)
 {
@@ -280,8 +314,8 @@ static jwt_status jwt_check_claims(const cJSON *pl, const jwt_issuer_cfg *cfg, i
         if (now + leeway < nbf) return JWT_NOT_YET_VALID;
     }
     const cJSON *sub = cJSON_GetObjectItemCaseSensitive(pl, "sub");
-    if (!cJSON_IsString(sub) || !sub->valuestring[0] || strlen(sub->valuestring) >= sizeof out->sub)
-        return JWT_MISSING_SUB;
+    if (!cJSON_IsString(sub) || !sub->valuestring[0]) return JWT_MISSING_SUB;
+    if (!jwt_sub_ok(sub->valuestring)) return JWT_BAD_SUB;
 
     if (out) {
         snprintf(out->iss, sizeof out->iss, "%s", iss->valuestring);
@@ -294,25 +328,26 @@ static jwt_status jwt_check_claims(const cJSON *pl, const jwt_issuer_cfg *cfg, i
 
 /* ---- verify ---- */
 
-jwt_status jwt_verify_with_key(const char *token, const jwt_issuer_cfg *cfg, const jwt_key *key,
-                               int64_t now, jwt_claims *out)
+jwt_status jwt_verify_signature(const char *token, jwt_alg alg, const char *kid, const jwt_key *key,
+                                unsigned char **payload_out, size_t *payload_len)
 {
-    if (out) memset(out, 0, sizeof *out);
-    if (!token || !cfg) return JWT_MALFORMED;
-    if (!key || key->alg != cfg->alg) return JWT_BAD_KEY;
+    *payload_out = NULL;
+    *payload_len = 0;
+    if (!token) return JWT_MALFORMED;
+    if (!key || key->alg != alg) return JWT_BAD_KEY;
     jwt_parts parts;
     if (!jwt_split(token, &parts)) return JWT_MALFORMED;
 
     cJSON *hdr = jwt_json_part(parts.p[0], parts.n[0]);
     if (!hdr) return JWT_MALFORMED;
-    const cJSON *alg = cJSON_GetObjectItemCaseSensitive(hdr, "alg");
-    const cJSON *kid = cJSON_GetObjectItemCaseSensitive(hdr, "kid");
+    const cJSON *halg = cJSON_GetObjectItemCaseSensitive(hdr, "alg");
+    const cJSON *hkid = cJSON_GetObjectItemCaseSensitive(hdr, "kid");
     jwt_status st = JWT_OK;
-    if (!cJSON_IsString(alg) || cfg->alg == JWT_ALG_NONE || strcmp(alg->valuestring, jwt_alg_name(cfg->alg)) != 0)
+    if (!cJSON_IsString(halg) || alg == JWT_ALG_NONE || strcmp(halg->valuestring, jwt_alg_name(alg)) != 0)
         st = JWT_BAD_ALG;       /* "none", "HS256" against a pinned RS256, … */
     else if (cJSON_GetObjectItemCaseSensitive(hdr, "crit"))
         st = JWT_MALFORMED;     /* we understand no critical extensions */
-    else if (cfg->kid && (!cJSON_IsString(kid) || strcmp(kid->valuestring, cfg->kid) != 0))
+    else if (kid && (!cJSON_IsString(hkid) || strcmp(hkid->valuestring, kid) != 0))
         st = JWT_BAD_KID;
     cJSON_Delete(hdr);
     if (st != JWT_OK) return st;
@@ -322,7 +357,8 @@ jwt_status jwt_verify_with_key(const char *token, const jwt_issuer_cfg *cfg, con
     unsigned char *payload = malloc(parts.n[1] * 3 / 4 + 1);
     if (!payload) return JWT_MALFORMED;
     long plen = b64url_decode(payload, parts.p[1], parts.n[1]);
-    if (plen <= 0) { free(payload); return JWT_MALFORMED; }
+    if (plen < 0) { free(payload); return JWT_MALFORMED; }
+    payload[plen] = '\0';
 
     unsigned char sig[512];
     if (parts.n[2] == 0 || parts.n[2] > sizeof sig * 4 / 3) { free(payload); return JWT_BAD_SIGNATURE; }
@@ -332,15 +368,32 @@ jwt_status jwt_verify_with_key(const char *token, const jwt_issuer_cfg *cfg, con
     const unsigned char *data = (const unsigned char *)token;
     size_t dlen = parts.n[0] + 1 + parts.n[1];
     bool ok;
-    switch (cfg->alg) {
+    switch (alg) {
     case JWT_HS256: ok = jwt_verify_hs256(key, data, dlen, sig, (size_t)siglen); break;
     case JWT_RS256: ok = jwt_verify_pkey(key->pkey, data, dlen, sig, (size_t)siglen); break;
     case JWT_ES256: ok = jwt_verify_es256(key, data, dlen, sig, (size_t)siglen); break;
     default: ok = false; break;
     }
     if (!ok) { free(payload); return JWT_BAD_SIGNATURE; }
+    *payload_out = payload;
+    *payload_len = (size_t)plen;
+    return JWT_OK;
+}
 
-    cJSON *pl = cJSON_ParseWithLength((const char *)payload, (size_t)plen);
+jwt_status jwt_verify_with_key(const char *token, const jwt_issuer_cfg *cfg, const jwt_key *key,
+                               int64_t now, jwt_claims *out)
+{
+    if (out) memset(out, 0, sizeof *out);
+    if (!token || !cfg) return JWT_MALFORMED;
+    unsigned char *payload;
+    size_t plen;
+    jwt_status st = jwt_verify_signature(token, cfg->alg, cfg->kid, key, &payload, &plen);
+    if (st != JWT_OK) return st;
+    if (jwt_json_has_nul(payload, plen)) {
+        free(payload);
+        return JWT_BAD_SUB;   /* any claim with a NUL: it is the subject that it would forge */
+    }
+    cJSON *pl = plen ? cJSON_ParseWithLength((const char *)payload, plen) : NULL;
     free(payload);
     if (pl && !cJSON_IsObject(pl)) { cJSON_Delete(pl); pl = NULL; }
     if (!pl) return JWT_MALFORMED;

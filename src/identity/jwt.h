@@ -35,8 +35,14 @@ typedef enum jwt_status {
     JWT_BAD_ISSUER,
     JWT_BAD_AUDIENCE,
     JWT_MISSING_SUB,
-    JWT_BAD_KEY         /* the configured key could not be loaded */
+    JWT_BAD_KEY,        /* the configured key could not be loaded */
+    JWT_BAD_SUB         /* sub with control characters (NUL included) or too long */
 } jwt_status;
+
+/* A subject is at most this many bytes (it becomes a user's external id),
+ * with no control characters: C0, DEL or C1, and no NUL anywhere in the
+ * claims — "alice\u0000x" would otherwise read as "alice". */
+#define JWT_SUB_MAX 255
 
 typedef struct jwt_claims {
     char    iss[256];
@@ -69,6 +75,15 @@ typedef struct jwt_key jwt_key;
 
 jwt_key   *jwt_key_load(jwt_alg alg, const char *key, size_t key_len, char *err, size_t errlen);
 void       jwt_key_free(jwt_key *k);
+/* The signature layer alone (RFC 7515 compact JWS), with no claims: the
+ * header's alg must be the pinned `alg`, `crit` is refused, `kid` (if
+ * non-NULL) must match, and the signature must verify with key. On JWT_OK
+ * *payload (malloc'd, NUL-terminated, possibly empty) holds the decoded
+ * payload, not yet parsed nor trusted beyond its signature; the caller
+ * frees it. */
+jwt_status jwt_verify_signature(const char *token, jwt_alg alg, const char *kid, const jwt_key *key,
+                                unsigned char **payload, size_t *payload_len);
+
 /* jwt_verify with a pre-loaded key (cfg->key is ignored; cfg->alg must
  * match the key's algorithm). */
 jwt_status jwt_verify_with_key(const char *token, const jwt_issuer_cfg *cfg, const jwt_key *key,

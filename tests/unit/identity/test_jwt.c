@@ -200,6 +200,58 @@ static void test_issuer_audience_subject(void **state)
     free(t);
 }
 
+/* A subject becomes a user's external id: it must not be cut short by a
+ * NUL (impersonating "alice" with "alice\u0000x"), hold control characters,
+ * or exceed JWT_SUB_MAX bytes. */
+static void test_subject_checks(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "alice\\u0000x",          /* escaped NUL: cJSON would read "alice" */
+        "\\u0000alice",
+        "al\\nice",               /* newline */
+        "al\\u001bice",           /* ESC */
+        "al\\u007fice",           /* DEL */
+        "al\\u0085ice",           /* C1 (NEL) */
+    };
+    char payload[1024];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(payload, sizeof payload, "{\"iss\":\"" ISS "\",\"sub\":\"%s\",\"exp\":1800000600}", bad[i]);
+        char *t = sign("HS256", payload);
+        assert_int_equal(verify(t, cfg_for(JWT_HS256), NULL), JWT_BAD_SUB);
+        free(t);
+    }
+    /* a NUL in another claim is refused too: nothing downstream expects one */
+    char *t = sign("HS256", claims(600, "\"name\":\"x\\u0000y\""));
+    assert_int_equal(verify(t, cfg_for(JWT_HS256), NULL), JWT_BAD_SUB);
+    free(t);
+    /* an escaped backslash followed by "u0000" is text, not a NUL */
+    jwt_claims cl;
+    t = sign("HS256", "{\"iss\":\"" ISS "\",\"sub\":\"a\\\\u0000\",\"exp\":1800000600}");
+    assert_int_equal(verify(t, cfg_for(JWT_HS256), &cl), JWT_OK);
+    assert_string_equal(cl.sub, "a\\u0000");
+    free(t);
+    /* non-ASCII letters are fine */
+    t = sign("HS256", "{\"iss\":\"" ISS "\",\"sub\":\"jos\u00e9\",\"exp\":1800000600}");
+    assert_int_equal(verify(t, cfg_for(JWT_HS256), &cl), JWT_OK);
+    free(t);
+    /* length: JWT_SUB_MAX bytes pass, one more is refused */
+    char sub[JWT_SUB_MAX + 2];
+    memset(sub, 's', sizeof sub);
+    sub[JWT_SUB_MAX] = '\0';
+    snprintf(payload, sizeof payload, "{\"iss\":\"" ISS "\",\"sub\":\"%s\",\"exp\":1800000600}", sub);
+    t = sign("HS256", payload);
+    assert_int_equal(verify(t, cfg_for(JWT_HS256), &cl), JWT_OK);
+    assert_int_equal(strlen(cl.sub), JWT_SUB_MAX);
+    free(t);
+    sub[JWT_SUB_MAX] = 's';
+    sub[JWT_SUB_MAX + 1] = '\0';
+    snprintf(payload, sizeof payload, "{\"iss\":\"" ISS "\",\"sub\":\"%s\",\"exp\":1800000600}", sub);
+    t = sign("HS256", payload);
+    assert_int_equal(verify(t, cfg_for(JWT_HS256), NULL), JWT_BAD_SUB);
+    free(t);
+}
+
 static void test_tampering(void **state)
 {
     (void)state;
@@ -331,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_alg_confusion),
         cmocka_unit_test(test_time_claims),
         cmocka_unit_test(test_issuer_audience_subject),
+        cmocka_unit_test(test_subject_checks),
         cmocka_unit_test(test_tampering),
         cmocka_unit_test(test_kid),
         cmocka_unit_test(test_malformed),
