@@ -163,6 +163,11 @@ void api_tenants_patch(api_ctx *ctx)
         goto out;
     }
     bool clear = cJSON_IsNull(j);
+    if (ctx->scope.role == SCOPE_TENANT_ADMIN && strcmp(ctx->scope.tenant_id, tenant_id) != 0) {
+        /* another tenant is not there for this admin, whatever the body says */
+        api_fail_store(ctx, STORE_NOT_FOUND, "tenant");
+        goto out;
+    }
     if (j && ctx->scope.role != SCOPE_TENANT_ADMIN) {
         /* With them the server admin could name an issuer of its own and
          * sign in as any of the tenant's users. */

@@ -255,10 +255,10 @@ describe('user JWTs', () => {
     tenant = await stack.makeTenant();
     issuer = `https://idp.example.test/${tenant.id}`;
     // A tenant admin may set its own tenant's JWT settings.
-    const r = await stack.api(tenant.admin_key, 'PATCH', `/v1/tenants/${tenant.id}`, { jwt: { issuer, alg: 'HS256', key: secret } });
+    const r = await stack.api(tenant.admin_key, 'PATCH', `/v1/tenants/${tenant.id}`, { jwt: { issuer, audience: 'brigade-api', alg: 'HS256', key: secret } });
     assert.equal(r.status, 200, `PATCH tenant jwt: ${r.text}`);
   });
-  const claims = (extra = {}) => ({ iss: issuer, sub: 'jwt-sub-1', iat: now(), exp: now() + 300, ...extra });
+  const claims = (extra = {}) => ({ iss: issuer, aud: 'brigade-api', sub: 'jwt-sub-1', iat: now(), exp: now() + 300, ...extra });
 
   test('HS256 token accepted; unknown sub provisioned with the default tier', async () => {
     const tok = signJwt(claims({ sub: 'fresh-sub-42' }), { key: secret });
@@ -321,10 +321,10 @@ describe('user JWTs', () => {
     });
   }
 
-  test('audience: required when configured', async () => {
+  test('audience: required, string or array member', async () => {
     const t = await stack.makeTenant();
     const iss = `https://aud.example.test/${t.id}`;
-    const r = await stack.admin('PATCH', `/v1/tenants/${t.id}`, { jwt: { issuer: iss, audience: 'brigade-api', alg: 'HS256', key: secret } });
+    const r = await stack.api(t.admin_key, 'PATCH', `/v1/tenants/${t.id}`, { jwt: { issuer: iss, audience: 'brigade-api', alg: 'HS256', key: secret } });
     assert.equal(r.status, 200, r.text);
     const base = { iss, sub: 'aud-user', exp: now() + 300 };
     assert.equal((await stack.api(signJwt({ ...base, aud: 'brigade-api' }, { key: secret }), 'GET', '/v1/me')).status, 200);
@@ -338,9 +338,9 @@ describe('user JWTs', () => {
     const iss = `https://rsa.example.test/${t.id}`;
     const { publicKey, privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
     const pem = publicKey.export({ type: 'spki', format: 'pem' });
-    const r = await stack.admin('PATCH', `/v1/tenants/${t.id}`, { jwt: { issuer: iss, alg: 'RS256', key: pem } });
+    const r = await stack.api(t.admin_key, 'PATCH', `/v1/tenants/${t.id}`, { jwt: { issuer: iss, audience: 'brigade-api', alg: 'RS256', key: pem } });
     assert.equal(r.status, 200, r.text);
-    const c = { iss, sub: 'rsa-user', exp: now() + 300 };
+    const c = { iss, aud: 'brigade-api', sub: 'rsa-user', exp: now() + 300 };
     const me = await stack.api(signJwt(c, { alg: 'RS256', key: privateKey }), 'GET', '/v1/me');
     assert.equal(me.status, 200, me.text);
     assert.equal(me.body.user.external_id, 'rsa-user');
@@ -355,25 +355,29 @@ describe('user JWTs', () => {
     const iss = `https://ec.example.test/${t.id}`;
     const { publicKey, privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const pem = publicKey.export({ type: 'spki', format: 'pem' });
-    const r = await stack.admin('PATCH', `/v1/tenants/${t.id}`, { jwt: { issuer: iss, alg: 'ES256', key: pem } });
+    const r = await stack.api(t.admin_key, 'PATCH', `/v1/tenants/${t.id}`, { jwt: { issuer: iss, audience: 'brigade-api', alg: 'ES256', key: pem } });
     assert.equal(r.status, 200, r.text);
-    const me = await stack.api(signJwt({ iss, sub: 'ec-user', exp: now() + 300 }, { alg: 'ES256', key: privateKey }), 'GET', '/v1/me');
+    const me = await stack.api(signJwt({ iss, aud: 'brigade-api', sub: 'ec-user', exp: now() + 300 }, { alg: 'ES256', key: privateKey }), 'GET', '/v1/me');
     assert.equal(me.status, 200, me.text);
     assert.equal(me.body.user.external_id, 'ec-user');
     // A DER-encoded ECDSA signature is not the JWS form (r||s) and must fail.
     const h = b64url({ alg: 'ES256', typ: 'JWT' });
-    const p = b64url({ iss, sub: 'ec-user', exp: now() + 300 });
+    const p = b64url({ iss, aud: 'brigade-api', sub: 'ec-user', exp: now() + 300 });
     const der = crypto.sign('sha256', Buffer.from(`${h}.${p}`), privateKey).toString('base64url');
     assertAuthError(await stack.api(`${h}.${p}.${der}`, 'GET', '/v1/me'), 'ES256 DER signature');
   });
 
-  test('PATCH tenant jwt with an unusable key or alg -> 400', async () => {
+  test('PATCH tenant jwt with an unusable key or alg, or no audience -> 400', async () => {
     const t = await stack.makeTenant();
-    const r1 = await stack.admin('PATCH', `/v1/tenants/${t.id}`, { jwt: { issuer: 'https://x.test', alg: 'RS256', key: 'not a pem' } });
+    const patch = (jwt) => stack.api(t.admin_key, 'PATCH', `/v1/tenants/${t.id}`, { jwt });
+    const r1 = await patch({ issuer: 'https://x.test', audience: 'a', alg: 'RS256', key: 'not a pem' });
     assert.equal(r1.status, 400, r1.text);
-    const r2 = await stack.admin('PATCH', `/v1/tenants/${t.id}`, { jwt: { issuer: 'https://x.test', alg: 'none', key: 'k' } });
+    const r2 = await patch({ issuer: 'https://x.test', audience: 'a', alg: 'none', key: 'k' });
     assert.equal(r2.status, 400, r2.text);
-    const r3 = await stack.admin('PATCH', `/v1/tenants/${t.id}`, { jwt: { issuer: 'https://x.test', alg: 'HS384', key: 'k' } });
+    const r3 = await patch({ issuer: 'https://x.test', audience: 'a', alg: 'HS384', key: 'k' });
     assert.equal(r3.status, 400, r3.text);
+    const r4 = await patch({ issuer: 'https://x.test', alg: 'HS256', key: 'k'.repeat(40) });
+    assert.equal(r4.status, 400, r4.text);
+    assert.equal(r4.body.error.param, 'audience');
   });
 });

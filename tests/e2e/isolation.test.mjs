@@ -148,7 +148,7 @@ describe('tenant admin vs another tenant', () => {
   });
 
   test('admin A cannot patch tenant B', async () => {
-    const r = await stack.api(A.admin_key, 'PATCH', `/v1/tenants/${B.id}`, { jwt: { issuer: 'https://evil.test', alg: 'HS256', key: 'k'.repeat(40) } });
+    const r = await stack.api(A.admin_key, 'PATCH', `/v1/tenants/${B.id}`, { jwt: { issuer: 'https://evil.test', audience: 'brigade', alg: 'HS256', key: 'k'.repeat(40) } });
     is404(r, 'PATCH tenant B');
   });
 
@@ -197,20 +197,22 @@ describe('JWTs do not cross tenants', () => {
     const secretB = crypto.randomBytes(16).toString('hex');
     const issA = `https://a.example.test/${A.id}`;
     const issB = `https://b.example.test/${B.id}`;
-    assert.equal((await stack.admin('PATCH', `/v1/tenants/${A.id}`, { jwt: { issuer: issA, alg: 'HS256', key: secretA } })).status, 200);
-    assert.equal((await stack.admin('PATCH', `/v1/tenants/${B.id}`, { jwt: { issuer: issB, alg: 'HS256', key: secretB } })).status, 200);
+    const patchA = await stack.api(A.admin_key, 'PATCH', `/v1/tenants/${A.id}`, { jwt: { issuer: issA, audience: 'brigade', alg: 'HS256', key: secretA } });
+    assert.equal(patchA.status, 200, patchA.text);
+    const patchB = await stack.api(B.admin_key, 'PATCH', `/v1/tenants/${B.id}`, { jwt: { issuer: issB, audience: 'brigade', alg: 'HS256', key: secretB } });
+    assert.equal(patchB.status, 200, patchB.text);
     const sign = (payload, secret) => {
       const h = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
       const p = Buffer.from(JSON.stringify(payload)).toString('base64url');
       return `${h}.${p}.${crypto.createHmac('sha256', secret).update(`${h}.${p}`).digest('base64url')}`;
     };
     const exp = Math.floor(Date.now() / 1000) + 300;
-    const ok = await stack.api(sign({ iss: issA, sub: 'same-ext', exp }, secretA), 'GET', '/v1/me');
+    const ok = await stack.api(sign({ iss: issA, aud: 'brigade', sub: 'same-ext', exp }, secretA), 'GET', '/v1/me');
     assert.equal(ok.status, 200, ok.text);
     assert.equal(ok.body.user.id, a1.user.id, "A's token with sub same-ext is A's user");
-    const okB = await stack.api(sign({ iss: issB, sub: 'same-ext', exp }, secretB), 'GET', '/v1/me');
+    const okB = await stack.api(sign({ iss: issB, aud: 'brigade', sub: 'same-ext', exp }, secretB), 'GET', '/v1/me');
     assert.equal(okB.body.user.id, bSame.user.id, "B's token with sub same-ext is B's user");
-    const forged = await stack.api(sign({ iss: issB, sub: 'b1', exp }, secretA), 'GET', '/v1/me');
+    const forged = await stack.api(sign({ iss: issB, aud: 'brigade', sub: 'b1', exp }, secretA), 'GET', '/v1/me');
     assert.equal(forged.status, 401, forged.text);
   });
 });

@@ -411,16 +411,16 @@ describe('logs', () => {
     const t = await newTenant();
     const secret = hex(32);
     const issuer = `https://idp.example.test/${t.id}`;
-    assert.equal((await stack.api(t.admin_key, 'PATCH', `/v1/tenants/${t.id}`, { jwt: { issuer, alg: 'HS256', key: secret } })).status, 200);
+    assert.equal((await stack.api(t.admin_key, 'PATCH', `/v1/tenants/${t.id}`, { jwt: { issuer, audience: 'brigade', alg: 'HS256', key: secret } })).status, 200);
     const b64 = (x) => Buffer.from(JSON.stringify(x)).toString('base64url');
     const now = Math.floor(Date.now() / 1000);
     const sign = (claims, key) => {
       const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
       return `${input}.${crypto.createHmac('sha256', key).update(input).digest('base64url')}`;
     };
-    const good = sign({ iss: issuer, sub: 'log-sub', iat: now, exp: now + 300 }, secret);
-    const forged = sign({ iss: issuer, sub: 'log-sub', iat: now, exp: now + 300 }, 'wrong-' + secret);
-    const expired = sign({ iss: issuer, sub: 'log-sub', iat: now - 600, exp: now - 300 }, secret);
+    const good = sign({ iss: issuer, aud: 'brigade', sub: 'log-sub', iat: now, exp: now + 300 }, secret);
+    const forged = sign({ iss: issuer, aud: 'brigade', sub: 'log-sub', iat: now, exp: now + 300 }, 'wrong-' + secret);
+    const expired = sign({ iss: issuer, aud: 'brigade', sub: 'log-sub', iat: now - 600, exp: now - 300 }, secret);
     secrets.push(secret, good, forged, expired, stack.adminToken);
     assert.equal((await stack.api(good, 'GET', '/v1/me')).status, 200);
     assert.equal((await chat(good, 'jwt chat [[tokens:1]]')).status, 200);
