@@ -211,6 +211,11 @@ static int admin_run(admin_env *env, const char *noun, const char *verb, admin_o
     if (strcmp(noun, "key") == 0 && strcmp(verb, "revoke") == 0) {
         if (admin_need(o->arg, "the KEY_ID") != 0) return 2;
         store_status st = identity_revoke_key(env->identity, &sc, o->arg);
+        if (st == STORE_CONFLICT) {
+            fprintf(stderr, "brigade admin: key revoke: this is the tenant's last active admin key; "
+                            "create another (POST /v1/tenants/{id}/admin-keys) before revoking it\n");
+            return 1;
+        }
         if (st != STORE_OK) return admin_fail_store("key revoke", st);
         obs_audit(env->store, &sc, "key.revoke", o->arg, NULL);
         printf("{\"id\": \"%s\", \"revoked\": true}\n", o->arg);
