@@ -25,8 +25,10 @@
  *   - a confused-algorithm forgery never verifies;
  *   - a token we signed never fails as JWT_BAD_SIGNATURE, and with the
  *     well-formed header never as JWT_BAD_ALG / JWT_BAD_KID;
- *   - JWT_OK means the claims really satisfy the config, and with the
- *     well-formed header, claims that satisfy it are never refused;
+ *   - JWT_OK means the claims really satisfy the config (a subject of at
+ *     most JWT_SUB_MAX bytes without control characters, no NUL anywhere
+ *     in the claims), and with the well-formed header, claims that satisfy
+ *     it are never refused;
  *   - jwt_peek_issuer and b64url_decode stay within their buffers;
  *     whatever b64url_decode accepts re-encodes to the very same text. */
 #include <cjson/cJSON.h>
@@ -160,9 +162,38 @@ static bool fz_int_claim(const cJSON *o, const char *name, int64_t *v)
     return true;
 }
 
+/* A NUL in the JSON text: a raw 0 byte, or "\u0000" after an even run of
+ * backslashes (an odd run means the backslash before "u0000" is itself
+ * escaped and stands for text). */
+static bool fz_has_nul(const unsigned char *p, size_t n)
+{
+    if (memchr(p, 0, n)) return true;
+    for (size_t i = 0; i + 6 <= n; i++) {
+        if (memcmp(p + i, "\\u0000", 6) != 0) continue;
+        size_t run = 0;
+        while (run < i && p[i - 1 - run] == '\\') run++;
+        if (run % 2 == 0) return true;
+    }
+    return false;
+}
+
+/* A subject brigade takes: 1..JWT_SUB_MAX bytes, no C0, DEL or C1 (U+0080..U+009F). */
+static bool fz_sub_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > JWT_SUB_MAX) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f) return false;
+        if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] < 0xa0) return false;
+    }
+    return true;
+}
+
 /* Do the payload's claims satisfy the config at FZ_NOW? */
 static bool fz_claims_ok(const unsigned char *payload, size_t len, bool want_aud)
 {
+    if (fz_has_nul(payload, len)) return false;
     cJSON *pl = cJSON_ParseWithLength((const char *)payload, len);
     bool ok = false;
     if (!cJSON_IsObject(pl)) goto out;
@@ -181,7 +212,7 @@ static bool fz_claims_ok(const unsigned char *payload, size_t len, bool want_aud
         (!fz_int_claim(pl, "nbf", &nbf) || FZ_NOW + FZ_LEEWAY < nbf))
         goto out;
     const cJSON *sub = cJSON_GetObjectItemCaseSensitive(pl, "sub");
-    if (!cJSON_IsString(sub) || !sub->valuestring[0] || strlen(sub->valuestring) >= 256) goto out;
+    if (!cJSON_IsString(sub) || !fz_sub_ok(sub->valuestring)) goto out;
     ok = true;
 out:
     cJSON_Delete(pl);
@@ -191,7 +222,8 @@ out:
 /* The verified claims handed back must be the config's issuer and a live token. */
 static void fz_check_out(const jwt_claims *c)
 {
-    if (strcmp(c->iss, FZ_ISSUER) != 0 || !c->sub[0] || memchr(c->sub, '\0', sizeof c->sub) == NULL)
+    if (strcmp(c->iss, FZ_ISSUER) != 0 || !c->sub[0] || memchr(c->sub, '\0', sizeof c->sub) == NULL ||
+        !fz_sub_ok(c->sub))
         abort();
     if (FZ_NOW > c->exp + FZ_LEEWAY || (c->nbf && FZ_NOW + FZ_LEEWAY < c->nbf)) abort();
 }
