@@ -100,6 +100,21 @@ static bool reg_url_ok(const char *url, char *why, size_t whylen)
         snprintf(why, whylen, "url placeholders may appear only after the host");
         return false;
     }
+    /* A fragment is never sent: a placeholder there would mean nothing. */
+    const char *frag = strchr(url, '#');
+    if (frag && strchr(frag, '{')) {
+        snprintf(why, whylen, "url placeholders may not appear in the #fragment");
+        return false;
+    }
+    /* The request's path is checked for dot segments once filled in; the
+     * template itself must not have any (curl would resolve them). */
+    if (path && *path == '/') {
+        size_t plen = strcspn(path, "?#");
+        if (!tools_url_path_ok(path, plen)) {
+            snprintf(why, whylen, "url path has a \".\" or \"..\" segment");
+            return false;
+        }
+    }
     for (const char *p = url; *p; p++) {
         if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
             snprintf(why, whylen, "url contains a space or a control character");
@@ -117,6 +132,32 @@ static bool reg_url_ok(const char *url, char *why, size_t whylen)
                     return false;
                 }
             p = close;
+        }
+    }
+    return true;
+}
+
+/* Every {placeholder} must name a property the schema declares at its top
+ * level: only declared arguments are ever put into a request. */
+static bool reg_placeholders_declared(const char *url, const cJSON *schema, char *why,
+                                      size_t whylen)
+{
+    const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
+    for (const char *p = strchr(url, '{'); p; p = strchr(p + 1, '{')) {
+        const char *close = strchr(p, '}');
+        if (!close) break;   /* reg_url_ok refused it already */
+        char name[128];
+        size_t n = (size_t)(close - p - 1);
+        if (n >= sizeof name) {
+            snprintf(why, whylen, "a {placeholder} name is longer than %zu bytes", sizeof name - 1);
+            return false;
+        }
+        memcpy(name, p + 1, n);
+        name[n] = '\0';
+        if (!props || !cJSON_GetObjectItemCaseSensitive(props, name)) {
+            snprintf(why, whylen, "placeholder {%s} is not a property of the tool's parameters",
+                     name);
+            return false;
         }
     }
     return true;
@@ -172,6 +213,16 @@ static bool reg_add_declared(tool_registry *r, const tool_cfg *tc, size_t idx, c
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(schema, "type");
     if (!cJSON_IsString(type) || strcmp(type->valuestring, "object") != 0) {
         snprintf(err, errlen, "%s: the top level must be {\"type\": \"object\", …}", where);
+        cJSON_Delete(schema);
+        return false;
+    }
+    /* Only declared arguments reach the endpoint, so the model is told so:
+     * unless the tool says otherwise, other properties are refused by
+     * validation, with a message naming the allowed ones. */
+    if (!cJSON_GetObjectItemCaseSensitive(schema, "additionalProperties"))
+        cJSON_AddFalseToObject(schema, "additionalProperties");
+    if (!reg_placeholders_declared(tc->url, schema, why, sizeof why)) {
+        snprintf(err, errlen, "tools[%zu].url: %s", idx, why);
         cJSON_Delete(schema);
         return false;
     }
@@ -276,6 +327,18 @@ bool tools_validate_args(const tool_def *t, const char *arguments, char *err, si
     if (!utf8_valid(arguments ? arguments : "", len)) {
         snprintf(err, errlen, "arguments: not valid UTF-8");
         return false;
+    }
+    /* cJSON ends a string at an escaped NUL, so "..\u0000x" would be
+     * validated and used as "..": refuse the escape itself. Backslashes
+     * occur only inside strings in valid JSON, so each escape can be
+     * stepped over without tracking quotes. */
+    for (size_t k = 0; k + 1 < len; k++) {
+        if (arguments[k] != '\\') continue;
+        if (arguments[k + 1] == 'u' && k + 5 < len && memcmp(arguments + k + 2, "0000", 4) == 0) {
+            snprintf(err, errlen, "arguments: a string contains a NUL character (\\u0000)");
+            return false;
+        }
+        k++;   /* the escaped character */
     }
     /* Some models send "" for a tool without parameters: that is {}. */
     size_t i = 0;

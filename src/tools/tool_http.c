@@ -4,9 +4,11 @@
  *
  *   - `{name}` placeholders in the URL's path and query are filled from the
  *     argument of that name, percent-encoded (the registry refused
- *     placeholders in the host, so a model cannot choose the server);
- *   - the other arguments go in the JSON body (POST, PUT, PATCH) or the
- *     query string (GET, DELETE);
+ *     placeholders in the host, so a model cannot choose the server); a
+ *     path value that could leave its segment ("..", "%2e%2e", "a\\b", …)
+ *     is refused before any request (tool_url.c);
+ *   - the other declared arguments go in the JSON body (POST, PUT, PATCH)
+ *     or the query string (GET, DELETE); undeclared ones are never sent;
  *   - configured headers are sent as they are (their values were resolved
  *     from the environment by the config module).
  *
@@ -83,17 +85,30 @@ static bool http_method_has_body(const char *m)
     return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
 }
 
+/* Only the arguments the tool's schema declares at its top level are ever
+ * sent: a model cannot add fields or query parameters the tool's author
+ * did not describe (even when the schema allows additionalProperties). */
+static bool http_declared(const tool_def *t, const char *name)
+{
+    const cJSON *props = cJSON_GetObjectItemCaseSensitive(t->parameters, "properties");
+    return props && cJSON_GetObjectItemCaseSensitive(props, name);
+}
+
 /* Fill the URL's placeholders; `used` (cJSON object) collects the names
- * consumed so they are not sent again in the body or query. */
+ * consumed so they are not sent again in the body or query. A value for
+ * the path must stay one segment (tools_url_path_value_ok); one for the
+ * query is percent-encoded and may hold anything but control characters. */
 static char *http_build_url(const char *tmpl, const cJSON *args, cJSON *used, char *out,
                             size_t outlen)
 {
     buf b;
     buf_init(&b);
+    bool in_query = false;
     for (const char *p = tmpl; *p;) {
         if (*p != '{') {
             const char *next = strchr(p, '{');
             size_t n = next ? (size_t)(next - p) : strlen(p);
+            if (memchr(p, '?', n) || memchr(p, '#', n)) in_query = true;
             buf_append(&b, p, n);
             p += n;
             continue;
@@ -116,15 +131,43 @@ static char *http_build_url(const char *tmpl, const cJSON *args, cJSON *used, ch
             snprintf(out, outlen, "arguments: the URL needs a non-empty \"%s\"", name);
             return NULL;
         }
+        char why[160];
+        bool ok = true;
+        if (!in_query) {
+            ok = tools_url_path_value_ok(txt, strlen(txt), why, sizeof why);
+        } else {
+            for (const unsigned char *c = (const unsigned char *)txt; *c && ok; c++)
+                if (*c < 0x20 || *c == 0x7f) {
+                    snprintf(why, sizeof why, "it contains a control character");
+                    ok = false;
+                }
+        }
+        if (!ok) {
+            free(txt);
+            buf_free(&b);
+            snprintf(out, outlen, "arguments.%s: refused for the URL %s: %s; nothing was sent",
+                     name, in_query ? "query" : "path", why);
+            return NULL;
+        }
         pct_encode(&b, txt);
         free(txt);
         if (!cJSON_GetObjectItemCaseSensitive(used, name)) cJSON_AddTrueToObject(used, name);
         p = close + 1;
     }
+    /* The whole path once more: a template like "/{a}." filled with "."
+     * makes a dot segment out of pieces that are each harmless. */
+    const char *rest = strstr(b.data ? b.data : "", "://");
+    const char *path = rest ? strpbrk(rest + 3, "/?#") : NULL;
+    if (path && *path == '/' && !tools_url_path_ok(path, strcspn(path, "?#"))) {
+        buf_free(&b);
+        snprintf(out, outlen, "arguments: the URL's path would contain a \".\" or \"..\" "
+                              "segment; nothing was sent");
+        return NULL;
+    }
     return buf_detach(&b);
 }
 
-static void http_add_query(buf *url, const cJSON *args, const cJSON *used)
+static void http_add_query(const tool_def *t, buf *url, const cJSON *args, const cJSON *used)
 {
     /* A fragment is never sent to the server, and would swallow a query
      * appended after it: drop it. */
@@ -138,6 +181,7 @@ static void http_add_query(buf *url, const cJSON *args, const cJSON *used)
         sep = (url->data[url->len - 1] == '?' || url->data[url->len - 1] == '&') ? 0 : '&';
     for (const cJSON *a = args->child; a; a = a->next) {
         if (cJSON_GetObjectItemCaseSensitive(used, a->string)) continue;
+        if (!http_declared(t, a->string)) continue;
         char *txt = arg_text(a);
         if (!txt) continue;    /* null: leave the parameter out */
         if (sep) buf_append(url, &sep, 1);
@@ -207,7 +251,7 @@ tool_exec *tool_http_start(const tool_def *t, const tool_env *env, const cJSON *
     if (http_method_has_body(method)) {
         cJSON *body = cJSON_CreateObject();
         for (const cJSON *a = args->child; a; a = a->next)
-            if (!cJSON_GetObjectItemCaseSensitive(used, a->string))
+            if (!cJSON_GetObjectItemCaseSensitive(used, a->string) && http_declared(t, a->string))
                 cJSON_AddItemToObject(body, a->string, cJSON_Duplicate(a, true));
         h->body = cJSON_PrintUnformatted(body);
         cJSON_Delete(body);
@@ -219,8 +263,13 @@ tool_exec *tool_http_start(const tool_def *t, const tool_env *env, const cJSON *
         h->url = url;
     } else {
         buf b = {.data = url, .len = strlen(url), .cap = strlen(url) + 1};
-        http_add_query(&b, args, used);
+        http_add_query(t, &b, args, used);
         h->url = buf_detach(&b);
+    }
+    if (strlen(h->url) > TOOLS_HTTP_MAX_URL) {
+        snprintf(out, outlen, "arguments: the request URL would be longer than %d bytes; "
+                              "nothing was sent", TOOLS_HTTP_MAX_URL);
+        goto fail;
     }
 
     h->headers = calloc(c->n_headers + 1, sizeof *h->headers);

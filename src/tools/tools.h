@@ -103,6 +103,21 @@ char *tools_cap_output(const char *text, size_t len, size_t max, size_t *out_len
 /* Used when tool_env.max_output_bytes is 0 (the agent default). */
 #define TOOLS_DEFAULT_MAX_OUTPUT 16384
 
+/* --- what an argument may become in a declared tool's URL (tool_url.c) ---
+ * A value for a `{placeholder}` in the URL's path must stay one path
+ * segment whatever the server does with it: false, with `why` saying what
+ * is wrong, if it — or what it decodes to after any number of rounds of
+ * percent-decoding — is empty, "." or ".." (also before a ";"), contains
+ * "/", "\", a control character, non-UTF-8 bytes, or a character that
+ * Unicode NFKC normalisation turns into a dot or a slash. */
+bool tools_url_path_value_ok(const char *value, size_t len, char *why, size_t whylen);
+/* False if some segment of a URL path (what lies between the host and the
+ * "?"), percent-decoded any number of times, is a dot segment. */
+bool tools_url_path_ok(const char *path, size_t len);
+/* A built request URL is at most this long: a longer one is refused before
+ * any request (servers answer 414 anyway; long values belong in a body). */
+#define TOOLS_HTTP_MAX_URL 16384
+
 /* --- the JSON Schema subset (schema.c; documented in docs/tools.md) ---
  * Keywords: type (one or an array), properties, required,
  * additionalProperties (bool or schema), items (one schema), enum, const,

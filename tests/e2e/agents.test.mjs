@@ -361,7 +361,8 @@ describe('runs', () => {
 
   test('a GET tool: placeholders are percent-encoded into one path segment, the rest is the query, configured headers are sent, the user\'s key is not', async () => {
     const s = await newSession(stack, userKey, 'toolbox');
-    const city = 'São Paulo/../admin?x=1#y';
+    // ("/" and dot segments are refused outright: security_toolsops.test.mjs)
+    const city = 'São Paulo?x=1#y&z=%2';
     const n0 = toolServer.requests.length;
     const res = await streamMessage(stack, userKey, s.id, `Forecast? ${toolMarker('forecast', { city, days: 3 })}`);
     assert.equal(res.events.at(-1).event, 'run.completed', res.text.slice(-400));

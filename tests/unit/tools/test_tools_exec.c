@@ -2,8 +2,9 @@
  * called back synchronously, cancel), the memory tool against a real store
  * in a temp dir with two users who must never see each other's entries,
  * and declared HTTP tools against a tiny libuv HTTP server on 127.0.0.1
- * (query strings, JSON bodies, URL placeholders, 404, timeout, oversized
- * response, output cap, cancel). */
+ * (query strings, JSON bodies, URL placeholders, path traversal refused
+ * before any request, undeclared arguments never sent, 404, timeout,
+ * oversized response, output cap, cancel). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -538,14 +539,16 @@ static void test_http_get_query_and_placeholders(void **state)
     (void)state;
     srv_start();
     http_fx f;
-    http_open(&f, "GET", "/items/{id}?fixed=1", NULL);
-    result r = http_call(&f, "{\"id\":\"a b/c\",\"q\":\"x&y=z\",\"n\":3,\"flag\":true,"
+    http_open(&f, "GET", "/items/{id}?fixed=1",
+              "{\"type\":\"object\",\"properties\":{\"id\":{},\"q\":{},\"n\":{},"
+              "\"flag\":{},\"skip\":{},\"f\":{}}}");
+    result r = http_call(&f, "{\"id\":\"a b?c#d\",\"q\":\"x&y=z\",\"n\":3,\"flag\":true,"
                              "\"skip\":null,\"f\":1.5}", 0);
     if (!r.ok) fail_msg("failed: %s", r.out);
     cJSON *j = parse_out(&r);
     assert_string_equal(jstr(j, "method"), "GET");
     assert_string_equal(jstr(j, "target"),
-                        "/items/a%20b%2Fc?fixed=1&q=x%26y%3Dz&n=3&flag=true&f=1.5");
+                        "/items/a%20b%3Fc%23d?fixed=1&q=x%26y%3Dz&n=3&flag=true&f=1.5");
     assert_string_equal(jstr(j, "body"), "");
     assert_string_equal(jstr(j, "x-api-key"), "secret-1");
     assert_string_equal(jstr(j, "x-request-id"), "req-tools-1");
@@ -554,7 +557,8 @@ static void test_http_get_query_and_placeholders(void **state)
     http_close(&f);
 
     /* DELETE also sends a query; a template without "?" gets one */
-    http_open(&f, "DELETE", "/things/{id}", NULL);
+    http_open(&f, "DELETE", "/things/{id}",
+              "{\"type\":\"object\",\"properties\":{\"id\":{},\"hard\":{}}}");
     r = http_call(&f, "{\"id\":7,\"hard\":false}", 0);
     assert_true(r.ok);
     j = parse_out(&r);
@@ -575,11 +579,11 @@ static void test_http_post_json_body(void **state)
               "{\"type\":\"object\",\"properties\":{\"user\":{\"type\":\"string\"},"
               "\"text\":{\"type\":\"string\"},\"tags\":{\"type\":\"array\","
               "\"items\":{\"type\":\"string\"}}},\"required\":[\"user\",\"text\"]}");
-    result r = http_call(&f, "{\"user\":\"u/1\",\"text\":\"h\xc3\xa9llo\",\"tags\":[\"a\",\"b\"]}", 0);
+    result r = http_call(&f, "{\"user\":\"u 1\",\"text\":\"h\xc3\xa9llo\",\"tags\":[\"a\",\"b\"]}", 0);
     if (!r.ok) fail_msg("failed: %s", r.out);
     cJSON *j = parse_out(&r);
     assert_string_equal(jstr(j, "method"), "POST");
-    assert_string_equal(jstr(j, "target"), "/users/u%2F1/notes");
+    assert_string_equal(jstr(j, "target"), "/users/u%201/notes");
     assert_string_equal(jstr(j, "content-type"), "application/json");
     cJSON *body = cJSON_Parse(jstr(j, "body"));
     assert_non_null(body);
@@ -598,6 +602,130 @@ static void test_http_post_json_body(void **state)
     assert_non_null(strstr(r.out, "the URL needs a non-empty \"user\""));
     assert_int_equal(SRV_REQUESTS, before);
     free(r.out);
+    http_close(&f);
+    srv_stop();
+}
+
+/* The attack of issue 10 item 3: a placeholder value that would leave its
+ * path segment reaches another endpoint with the tool's credential. Every
+ * such value is refused before any request; harmless ones still go out. */
+static void test_http_path_traversal_refused(void **state)
+{
+    (void)state;
+    srv_start();
+    http_fx f;
+    http_open(&f, "GET", "/api/projects/{project}/tickets",
+              "{\"type\":\"object\",\"properties\":{\"project\":{\"type\":\"string\"}},"
+              "\"required\":[\"project\"]}");
+    const tool_def *t = tools_find(f.reg, "t");
+    tool_env env = {.loop = &L, .upstream = f.up};
+    static const char *const bad[] = {
+        "..", ".", "%2e%2e", "%2E%2E", ".%2e", "%2e.", "%2e", "%252e%252e", "%25252e%25252e",
+        "a/b", "../tickets", "%2f", "%2F..", "a\\\\b", "..\\\\", "%5c", "..;x", ".;",
+        "%2e%2e;jsessionid=1", "a\\nb", "a\\tb", "%00", "%0a", "\\u007f",
+        "%c0%ae%c0%ae",                        /* overlong "." once decoded */
+        "\xef\xbc\x8e\xef\xbc\x8e",      /* FULLWIDTH FULL STOP ×2 */
+        "\xe2\x80\xa5",                     /* TWO DOT LEADER */
+        "a\xef\xbc\x8f" "b",                 /* FULLWIDTH SOLIDUS */
+        "%EF%BC%8F",                           /* the same, encoded */
+    };
+    int before = SRV_REQUESTS;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "{\"project\":\"%s\"}", bad[i]);
+        char err[256];
+        if (!tools_validate_args(t, args, err, sizeof err)) fail_msg("invalid %s: %s", args, err);
+        result r = call_tool(t, &env, args);
+        if (r.ok) fail_msg("accepted %s", args);
+        if (!strstr(r.out, "arguments.project: refused for the URL path"))
+            fail_msg("%s: %s", args, r.out);
+        free(r.out);
+    }
+    /* the empty value is refused too (its own message) */
+    result r = call_tool(t, &env, "{\"project\":\"\"}");
+    assert_false(r.ok);
+    assert_non_null(strstr(r.out, "non-empty \"project\""));
+    free(r.out);
+    spin(50);
+    assert_int_equal(SRV_REQUESTS, before);
+
+    /* harmless values with dots, percent signs and spaces still go out,
+     * encoded into one segment */
+    static const char *const good[][2] = {
+        {"web", "/api/projects/web/tickets"},
+        {"a.b", "/api/projects/a.b/tickets"},
+        {"...", "/api/projects/.../tickets"},
+        {"..a", "/api/projects/..a/tickets"},
+        {"100%", "/api/projects/100%25/tickets"},
+        {"%zz", "/api/projects/%25zz/tickets"},
+        {"S\xc3\xa3o Paulo", "/api/projects/S%C3%A3o%20Paulo/tickets"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "{\"project\":\"%s\"}", good[i][0]);
+        r = http_call(&f, args, 0);
+        if (!r.ok) fail_msg("refused %s: %s", args, r.out);
+        cJSON *j = parse_out(&r);
+        assert_string_equal(jstr(j, "target"), good[i][1]);
+        cJSON_Delete(j);
+        free(r.out);
+    }
+    http_close(&f);
+
+    /* a placeholder in the query may hold slashes and dots: it is encoded
+     * and cannot leave its parameter */
+    http_open(&f, "GET", "/search?q={q}",
+              "{\"type\":\"object\",\"properties\":{\"q\":{\"type\":\"string\"}}}");
+    r = http_call(&f, "{\"q\":\"../a&b=c#d\"}", 0);
+    if (!r.ok) fail_msg("failed: %s", r.out);
+    cJSON *j = parse_out(&r);
+    assert_string_equal(jstr(j, "target"), "/search?q=..%2Fa%26b%3Dc%23d");
+    cJSON_Delete(j);
+    free(r.out);
+    http_close(&f);
+    srv_stop();
+}
+
+/* Arguments the schema does not declare never reach the endpoint, even when
+ * the schema lets them pass validation (additionalProperties: true). */
+static void test_http_undeclared_not_sent(void **state)
+{
+    (void)state;
+    srv_start();
+    http_fx f;
+    http_open(&f, "POST", "/notes",
+              "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"}},"
+              "\"additionalProperties\":true}");
+    result r = http_call(&f, "{\"text\":\"hi\",\"admin\":true,\"owner\":\"someone\"}", 0);
+    if (!r.ok) fail_msg("failed: %s", r.out);
+    cJSON *j = parse_out(&r);
+    cJSON *body = cJSON_Parse(jstr(j, "body"));
+    assert_non_null(body);
+    assert_string_equal(jstr(body, "text"), "hi");
+    assert_int_equal(cJSON_GetArraySize(body), 1);
+    cJSON_Delete(body);
+    cJSON_Delete(j);
+    free(r.out);
+    http_close(&f);
+
+    http_open(&f, "GET", "/list",
+              "{\"type\":\"object\",\"properties\":{\"page\":{\"type\":\"integer\"}},"
+              "\"additionalProperties\":true}");
+    r = http_call(&f, "{\"page\":2,\"debug\":true}", 0);
+    if (!r.ok) fail_msg("failed: %s", r.out);
+    j = parse_out(&r);
+    assert_string_equal(jstr(j, "target"), "/list?page=2");
+    cJSON_Delete(j);
+    free(r.out);
+    http_close(&f);
+
+    /* by default the extra argument is refused by validation, not dropped */
+    http_open(&f, "GET", "/list",
+              "{\"type\":\"object\",\"properties\":{\"page\":{\"type\":\"integer\"}}}");
+    char err[256];
+    assert_false(tools_validate_args(tools_find(f.reg, "t"), "{\"page\":2,\"debug\":true}", err,
+                                     sizeof err));
+    assert_string_equal(err, "arguments: unknown property \"debug\" (allowed: page)");
     http_close(&f);
     srv_stop();
 }
@@ -677,6 +805,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_memory_tool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_get_query_and_placeholders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_post_json_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http_path_traversal_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http_undeclared_not_sent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -290,6 +290,11 @@ static void test_registry_builtins_and_specs(void **state)
     assert_non_null(strstr(err, "UTF-8"));
     assert_false(tools_validate_args(w, "[]", err, sizeof err));
     assert_non_null(strstr(err, "expected an object, got array"));
+    /* an escaped NUL would cut the string short in cJSON: refused; an
+     * escaped backslash followed by "u0000" is just text */
+    assert_false(tools_validate_args(w, "{\"city\":\"..\\u0000x\"}", err, sizeof err));
+    assert_non_null(strstr(err, "NUL character"));
+    assert_true(tools_validate_args(w, "{\"city\":\"a\\\\u0000\"}", err, sizeof err));
     tools_registry_free(r);
 }
 
@@ -325,7 +330,20 @@ static void test_registry_refuses(void **state)
     expect_registry_error(make_tool("t", "https://x.test/{}", "GET", NULL), "placeholder");
     expect_registry_error(make_tool("t", "https://x.test/", "HEAD", NULL), "method");
     expect_registry_error(make_tool("bad name", "https://x.test/", "GET", NULL), "name");
-    /* defaults: no parameters_json means {"type":"object"}, method POST */
+    /* a placeholder must name a declared property; none in the fragment;
+     * no dot segment in the template's path */
+    expect_registry_error(make_tool("t", "https://x.test/p/{id}", "GET", NULL),
+                          "tools[0].url: placeholder {id} is not a property");
+    expect_registry_error(make_tool("t", "https://x.test/p/{id}", "GET",
+                                    "{\"type\":\"object\",\"properties\":{\"other\":{}}}"),
+                          "placeholder {id} is not a property");
+    expect_registry_error(make_tool("t", "https://x.test/p#{id}", "GET",
+                                    "{\"type\":\"object\",\"properties\":{\"id\":{}}}"),
+                          "#fragment");
+    expect_registry_error(make_tool("t", "https://x.test/a/../b", "GET", NULL), "segment");
+    expect_registry_error(make_tool("t", "https://x.test/a/%2e%2e/b", "GET", NULL), "segment");
+    /* defaults: no parameters_json means {"type":"object"}, method POST,
+     * and a declared tool's top level gets additionalProperties: false */
     brigade_config cfg;
     memset(&cfg, 0, sizeof cfg);
     tool_cfg t = make_tool("plain", "http://127.0.0.1/x", NULL, NULL);
@@ -334,7 +352,28 @@ static void test_registry_refuses(void **state)
     char err[256];
     tool_registry *r = tools_registry_new(&cfg, err, sizeof err);
     assert_non_null(r);
-    assert_true(tools_validate_args(tools_find(r, "plain"), "{\"anything\":[1]}", err, sizeof err));
+    assert_true(tools_validate_args(tools_find(r, "plain"), "{}", err, sizeof err));
+    assert_false(tools_validate_args(tools_find(r, "plain"), "{\"anything\":[1]}", err, sizeof err));
+    assert_non_null(strstr(err, "arguments: unknown property \"anything\" (no properties are allowed)"));
+    /* the model is offered the schema as enforced */
+    cJSON *specs = tools_openai_specs(r, NULL, 0);
+    const cJSON *params = NULL;
+    for (const cJSON *sp = specs->child; sp; sp = sp->next) {
+        const cJSON *f = cJSON_GetObjectItem(sp, "function");
+        if (strcmp(cJSON_GetObjectItem(f, "name")->valuestring, "plain") == 0)
+            params = cJSON_GetObjectItem(f, "parameters");
+    }
+    assert_non_null(params);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(params, "additionalProperties")));
+    cJSON_Delete(specs);
+    tools_registry_free(r);
+    /* a tool that says additionalProperties: true keeps it (its extra
+     * arguments pass validation; tool_http.c still sends only declared ones) */
+    t = make_tool("open", "http://127.0.0.1/x", NULL,
+                  "{\"type\":\"object\",\"properties\":{\"a\":{}},\"additionalProperties\":true}");
+    r = tools_registry_new(&cfg, err, sizeof err);
+    assert_non_null(r);
+    assert_true(tools_validate_args(tools_find(r, "open"), "{\"a\":1,\"b\":2}", err, sizeof err));
     tools_registry_free(r);
     /* with no configuration at all: the built-ins */
     r = tools_registry_new(NULL, err, sizeof err);
