@@ -1,5 +1,6 @@
 /* health.c — /healthz (the process answers), /readyz (the store and every
- * provider are reachable) and /metrics (Prometheus text, server admin). */
+ * provider are reachable; the details for the server admin token only) and
+ * /metrics (Prometheus text, server admin). */
 #include "api/api.h"
 
 #include <stdio.h>
@@ -14,9 +15,15 @@ void api_health_live(api_ctx *ctx)
     http_respond(ctx->req, 200, "application/json", ok, sizeof ok - 1);
 }
 
+/* Ready or not for anyone (a load balancer needs no more); the checks —
+ * which name providers, models and deployments — only for the server admin
+ * token: the route is public, and those names tell an outsider what the
+ * server fronts and which upstream is failing. */
 void api_health_ready(api_ctx *ctx)
 {
     const brigade_config *cfg = &ctx->app->cfg;
+    bool detail = identity_is_admin_token(ctx->app->identity,
+                                          http_header_get(ctx->req, "authorization"));
     cJSON *o = cJSON_CreateObject();
     cJSON *checks = cJSON_AddObjectToObject(o, "checks");
     bool ready = store_ping(ctx->app->store);
@@ -42,6 +49,7 @@ void api_health_ready(api_ctx *ctx)
     cJSON_AddStringToObject(checks, "models", models_ok ? "ok" : why);
     ready = ready && models_ok;
     cJSON_AddStringToObject(o, "status", ready ? "ready" : "not_ready");
+    if (!detail) cJSON_DeleteItemFromObjectCaseSensitive(o, "checks");
     api_reply(ctx, ready ? 200 : 503, o);
 }
 

@@ -477,6 +477,23 @@ auth_status identity_authenticate(identity *id, const char *authorization, scope
     return res;
 }
 
+bool identity_is_admin_token(identity *id, const char *authorization)
+{
+    const char *cp;
+    size_t n;
+    if (!id || !id->has_admin || !authorization || !id_parse_bearer(authorization, &cp, &n))
+        return false;
+    char *cred = malloc(n + 1);
+    if (!cred) return false;
+    memcpy(cred, cp, n);
+    cred[n] = '\0';
+    char hash[65];
+    identity_hash_key(id->secret, sizeof id->secret, cred, hash);
+    OPENSSL_cleanse(cred, n);
+    free(cred);
+    return CRYPTO_memcmp(hash, id->admin_hash, 64) == 0;
+}
+
 auth_status identity_provision(identity *id, const auth_pending *pending, scope *out,
                                char *why, size_t whylen)
 {

@@ -56,6 +56,11 @@ typedef struct auth_pending {   /* filled with AUTH_NEEDS_PROVISION */
 auth_status identity_authenticate(identity *id, const char *authorization, scope *out,
                                   auth_pending *pending, char *why, size_t whylen);
 
+/* Is this Authorization header value "Bearer <the server admin token>"?
+ * Never blocks (MACs compared in constant time). For the public probes,
+ * which show their details to the server admin only (/readyz). */
+bool identity_is_admin_token(identity *id, const char *authorization);
+
 /* (blocking) Create the user for a verified JWT subject with the tenant's
  * default tier (idempotent if two requests race), then mint its scope. */
 auth_status identity_provision(identity *id, const auth_pending *pending, scope *out,

@@ -24,8 +24,10 @@ describe('operations endpoints', () => {
   });
 
   test('GET /readyz -> 200 when store and providers are reachable', async () => {
-    const r = await stack.api(null, 'GET', '/readyz');
+    const r = await stack.admin('GET', '/readyz');
     assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.status, 'ready');
+    assert.equal(r.body.checks.store, 'ok');
   });
 });
 

@@ -173,11 +173,15 @@ describe('fallbacks and circuit breakers', () => {
     assert.equal(row.output_tokens, 2);
   });
 
-  test('the dead deployment\'s breaker opens: /readyz shows it, later calls skip it', { timeout: 20_000 }, async () => {
+  test('the dead deployment\'s breaker opens: /readyz shows it (to the server admin), later calls skip it', { timeout: 20_000 }, async () => {
     const key = await userKey();
     for (let i = 0; i < 2; i++) assert.equal((await chat(key, 'dead-first', `d${i}`)).status, 200);
-    const ready = await stack.api(null, 'GET', '/readyz');
+    const ready = await stack.admin('GET', '/readyz');
     assert.equal(ready.status, 503);
+    // Without the admin token: only the verdict, no provider or model name.
+    const anon = await stack.api(null, 'GET', '/readyz');
+    assert.equal(anon.status, 503);
+    assert.deepEqual(anon.body, { status: 'not_ready' });
     const deps = ready.body.checks.deployments;
     assert.equal(deps['dead-first@dead/mock-gpt'], 'open', JSON.stringify(deps));
     assert.equal(deps['pair@flaky-a/mock-gpt'], 'closed');
@@ -195,7 +199,7 @@ describe('fallbacks and circuit breakers', () => {
       assert.equal(r.status, 200);
       assert.equal(r.headers.get('x-brigade-model'), 'pair');
     }
-    let deps = (await stack.api(null, 'GET', '/readyz')).body.checks.deployments;
+    let deps = (await stack.admin('GET', '/readyz')).body.checks.deployments;
     assert.equal(deps['flappy-model@flappy/flappy-up'], 'open');
     const hits = flappy.hits;
     const skipped = await chat(key, 'flappy-model', 'skipped');
@@ -204,13 +208,13 @@ describe('fallbacks and circuit breakers', () => {
 
     flappy.down = false;
     await sleep(1100);
-    deps = (await stack.api(null, 'GET', '/readyz')).body.checks.deployments;
+    deps = (await stack.admin('GET', '/readyz')).body.checks.deployments;
     assert.equal(deps['flappy-model@flappy/flappy-up'], 'half_open');
     const probe = await chat(key, 'flappy-model', 'probe');
     assert.equal(probe.status, 200);
     assert.equal(probe.headers.get('x-brigade-model'), 'flappy-model');
     assert.equal(probe.headers.get('x-brigade-deployment'), 'flappy/flappy-up');
-    deps = (await stack.api(null, 'GET', '/readyz')).body.checks.deployments;
+    deps = (await stack.admin('GET', '/readyz')).body.checks.deployments;
     assert.equal(deps['flappy-model@flappy/flappy-up'], 'closed');
   });
 });
