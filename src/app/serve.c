@@ -94,6 +94,12 @@ static void serve_request_done(http_request *req, int status)
     api_request_done(req, status);   /* request span and per-route metrics */
 }
 
+/* identity's listener: a credential was lost; the runs it started stop. */
+static void serve_on_revocation(void *arg, const identity_revocation *rv)
+{
+    runs_on_revocation(arg, rv);
+}
+
 /* Called once SIGINT/SIGTERM are handled: only then say we are listening,
  * so whoever waits for this line can stop us gracefully right away. */
 static void serve_print_listening(void *arg)
@@ -223,6 +229,8 @@ int app_serve_main(int argc, char **argv)
     }
     a.runs = runs_new(&a.cfg, a.store, a.tools);
     runs_set_gate(a.runs, a.gate, a.identity);
+    /* A revoked key, a disabled or erased user: their runs stop too. */
+    identity_on_revocation(a.identity, serve_on_revocation, a.runs);
     a.started_at = time_now_unix();
     a.router = http_router_new();
     api_register_routes(a.router);
@@ -247,6 +255,7 @@ int app_serve_main(int argc, char **argv)
         obs_tracer_stop();
         fprintf(stderr, "brigade serve: cannot listen on %s:%d: %s\n", a.cfg.listen_host,
                 a.cfg.listen_port, err);
+        identity_on_revocation(a.identity, NULL, NULL);
         runs_free(a.runs);
         gate_free(a.gate);
         tools_registry_free(a.tools);
@@ -258,6 +267,7 @@ int app_serve_main(int argc, char **argv)
     }
     int sig = http_server_run_until_signal(a.server, serve_print_listening, &a);
     log_info("signal %d: stopped serving; flushing the store", sig);
+    identity_on_revocation(a.identity, NULL, NULL);
     runs_free(a.runs);
     gate_free(a.gate);
     tools_registry_free(a.tools);

@@ -80,7 +80,13 @@ struct identity {
     strmap *keys, *users, *ext, *issuers, *tenants;
     strmap *key_limits;            /* key id → user_limits, for keys with limits of their own */
     struct id_legacy *legacy;      /* during identity_open: JWT keys still stored in plaintext */
+    strmap *revoked_ids;           /* key id → (marker) for every revoked key */
+    identity_revoked_fn on_revoked;   /* set before serving (runs) */
+    void  *on_revoked_arg;
 };
+
+/* The value stored in revoked_ids: only its presence matters. */
+static char id_revoked_marker;
 
 /* A tenant whose JWT key an older version stored in plaintext: sealed and
  * written back once, at start. */
@@ -120,6 +126,7 @@ static void id_cache_key(identity *id, const key_rec *k)
     e->kind = k->kind;
     e->revoked = k->revoked_at != 0;
     if (strmap_put(id->keys, k->hash, e) != 0) free(e);
+    if (k->revoked_at) strmap_put(id->revoked_ids, k->id, &id_revoked_marker);
     const user_limits *l = &k->limits;
     if (l->rpm >= 0 || l->tpm >= 0 || l->daily_budget_nusd >= 0 || l->monthly_budget_nusd >= 0) {
         user_limits *kl = malloc(sizeof *kl);
@@ -281,7 +288,9 @@ identity *identity_open(store *st, const char *data_dir, const char *admin_token
     id->issuers = strmap_new(id_issuer_free);
     id->tenants = strmap_new(free);
     id->key_limits = strmap_new(free);
-    if (!id->keys || !id->users || !id->ext || !id->issuers || !id->tenants) {
+    id->revoked_ids = strmap_new(NULL);
+    if (!id->keys || !id->users || !id->ext || !id->issuers || !id->tenants || !id->key_limits ||
+        !id->revoked_ids) {
         snprintf(err, errlen, "out of memory");
         identity_close(id);
         return NULL;
@@ -310,6 +319,7 @@ void identity_close(identity *id)
     strmap_free(id->issuers);
     strmap_free(id->tenants);
     strmap_free(id->key_limits);
+    strmap_free(id->revoked_ids);
     pthread_rwlock_destroy(&id->lock);
     pthread_mutex_destroy(&id->mutate);
     while (id->legacy) {
@@ -727,6 +737,19 @@ store_status identity_create_user(identity *id, const scope *sc, const char *ext
     return s;
 }
 
+/* Tell the listener, outside every lock of ours. */
+static void id_notify(identity *id, const char *tenant_id, const char *user_id,
+                      const char *key_id, const char *code, const char *message)
+{
+    pthread_rwlock_rdlock(&id->lock);
+    identity_revoked_fn fn = id->on_revoked;
+    void *arg = id->on_revoked_arg;
+    pthread_rwlock_unlock(&id->lock);
+    if (!fn) return;
+    identity_revocation rv = {tenant_id, user_id, key_id, code, message};
+    fn(arg, &rv);
+}
+
 store_status identity_update_user(identity *id, const scope *sc, const char *user_id,
                                   const user_update *upd, user_rec *out)
 {
@@ -739,6 +762,8 @@ store_status identity_update_user(identity *id, const scope *sc, const char *use
         pthread_rwlock_unlock(&id->lock);
     }
     pthread_mutex_unlock(&id->mutate);
+    if (s == STORE_OK && u.disabled)
+        id_notify(id, u.tenant_id, u.id, NULL, "user_disabled", "the user was disabled");
     if (out) {
         if (s == STORE_OK) *out = u; else memset(out, 0, sizeof *out);
     }
@@ -769,6 +794,8 @@ store_status identity_delete_user(identity *id, const scope *sc, const char *use
         pthread_rwlock_unlock(&id->lock);
     }
     pthread_mutex_unlock(&id->mutate);
+    if (s == STORE_OK)
+        id_notify(id, sc->tenant_id, user_id, NULL, "user_deleted", "the user was deleted");
     return s;
 }
 
@@ -821,9 +848,13 @@ store_status identity_revoke_key(identity *id, const scope *sc, const char *key_
         pthread_rwlock_wrlock(&id->lock);
         id_key *e = strmap_get(id->keys, k.hash);
         if (e) e->revoked = true;
+        strmap_put(id->revoked_ids, k.id, &id_revoked_marker);
         pthread_rwlock_unlock(&id->lock);
     }
     pthread_mutex_unlock(&id->mutate);
+    if (s == STORE_OK && k.kind == KEY_KIND_USER)
+        id_notify(id, k.tenant_id, k.user_id, k.id, "revoked_credential",
+                  "the API key that started the run was revoked");
     return s;
 }
 
@@ -933,6 +964,35 @@ bool identity_limits(identity *id, const scope *sc, user_limits *user, user_limi
     if (kl) *key = *kl;
     pthread_rwlock_unlock(&id->lock);
     return t != NULL;
+}
+
+/* ---- credentials lost while work they started goes on ---- */
+
+void identity_on_revocation(identity *id, identity_revoked_fn fn, void *arg)
+{
+    pthread_rwlock_wrlock(&id->lock);
+    id->on_revoked = fn;
+    id->on_revoked_arg = arg;
+    pthread_rwlock_unlock(&id->lock);
+}
+
+auth_status identity_scope_check(identity *id, const scope *sc, char *why, size_t whylen)
+{
+    if (!scope_valid(sc)) return id_fail(why, whylen, AUTH_INVALID, "invalid credential");
+    if (sc->role == SCOPE_SERVER_ADMIN) return AUTH_OK;
+    auth_status res = AUTH_OK;
+    pthread_rwlock_rdlock(&id->lock);
+    const id_user *u = sc->role == SCOPE_USER ? strmap_get(id->users, sc->user_id) : NULL;
+    if (!strmap_get(id->tenants, sc->tenant_id))
+        res = id_fail(why, whylen, AUTH_INVALID, "the tenant no longer exists");
+    else if (sc->key_id[0] && strmap_get(id->revoked_ids, sc->key_id))
+        res = id_fail(why, whylen, AUTH_REVOKED, "API key has been revoked");
+    else if (sc->role == SCOPE_USER && (!u || strcmp(u->tenant_id, sc->tenant_id) != 0))
+        res = id_fail(why, whylen, AUTH_INVALID, "the user no longer exists");
+    else if (u && u->disabled)
+        res = id_fail(why, whylen, AUTH_DISABLED, "user is disabled");
+    pthread_rwlock_unlock(&id->lock);
+    return res;
 }
 
 /* ---- the command line ---- */

@@ -7,7 +7,9 @@
  * change that affects authentication (new key, revocation, user disabled or
  * deleted, tenant JWT settings) goes through this module, which writes the
  * store first (durably) and then updates the cache, so a revoked key or a
- * disabled user fails on the very next request.
+ * disabled user fails on the very next request. Work that outlives its
+ * request hears of such a loss through identity_on_revocation (runs stop)
+ * and can ask identity_scope_check (a queued message before it starts).
  *
  * Thread-safety: all functions are safe from any thread; the cache is under
  * a read-write lock (authentication takes the read side). Functions marked
@@ -128,6 +130,33 @@ store_status identity_create_user(identity *id, const scope *sc, const char *ext
 store_status identity_update_user(identity *id, const scope *sc, const char *user_id,
                                   const user_update *upd, user_rec *out);
 store_status identity_delete_user(identity *id, const scope *sc, const char *user_id);
+
+/* --- credentials lost while work they started goes on --- */
+
+/* A key was revoked (key_id set), or a user disabled or erased (key_id
+ * NULL: every credential of the user, JWTs too). `code` and `message` are
+ * string literals (static storage): "revoked_credential" / "user_disabled"
+ * / "user_deleted" and a sentence saying so. */
+typedef struct identity_revocation {
+    const char *tenant_id;
+    const char *user_id;
+    const char *key_id;
+    const char *code;
+    const char *message;
+} identity_revocation;
+typedef void (*identity_revoked_fn)(void *arg, const identity_revocation *rv);
+
+/* Call `fn` after each such change is in the store and the cache, on the
+ * thread that made it (NULL: no one). One listener — the run registry,
+ * which stops that user's runs. Set it before serving, clear it after. */
+void identity_on_revocation(identity *id, identity_revoked_fn fn, void *arg);
+
+/* Is the credential behind `sc` still good? Never blocks. AUTH_OK, or
+ * AUTH_REVOKED (its key), AUTH_DISABLED (its user) or AUTH_INVALID (user
+ * or tenant erased), with `why` for the client. For work that outlives the
+ * request that authenticated it: a queued message about to start. Scopes
+ * that are not a user's are AUTH_OK if their key is not revoked. */
+auth_status identity_scope_check(identity *id, const scope *sc, char *why, size_t whylen);
 
 /* For `brigade admin` (no server running): mint an admin scope from the
  * command line's authority over the data directory. */

@@ -311,7 +311,10 @@ static void run_finish_work(run_exec *x)
 
 static void run_finish_done(run_exec *x)
 {
-    if (x->work_status != STORE_OK)
+    /* (A run cancelled because its user was erased finds nothing left to
+     * update: that is the erasure, not a failure.) */
+    if (x->work_status != STORE_OK &&
+        !(x->work_status == STORE_NOT_FOUND && strcmp(x->rec.error_code, "user_deleted") == 0))
         log_error("run %s: could not persist its end (%s)", x->rec.id,
                   store_status_text(x->work_status));
     x->final_msg.seq = x->rec.final_seq;
@@ -615,6 +618,19 @@ static void run_start_persist_work(http_request *req)
 {
     run_start *s = req->user;
     store *st = s->t->r->st;
+    /* The request was authenticated when it arrived; a queued message may
+     * have waited since. Checked after the session was claimed, so a
+     * revocation either is seen here or finds the claim and stops the run
+     * when it starts (runs_registry_revoke). */
+    if (s->t->r->identity) {
+        auth_status a = identity_scope_check(s->t->r->identity, &s->sc, s->lost_why,
+                                             sizeof s->lost_why);
+        if (a != AUTH_OK) {
+            s->lost_code = a == AUTH_REVOKED ? "revoked_credential"
+                         : a == AUTH_DISABLED ? "user_disabled" : "invalid_api_key";
+            return;
+        }
+    }
     s->st = store_run_start(st, &s->sc, s->session_id, s->agent->name, s->content, RUN_RUNNING,
                             &s->run);
     if (s->st != STORE_OK) return;
@@ -636,6 +652,14 @@ static void run_start_persist_work(http_request *req)
 static void run_start_persist_done(http_request *req)
 {
     run_start *s = req->user;
+    if (s->lost_code) {
+        runs_registry_release(s->t->r, s->session_id, NULL);
+        http_add_header(s->req, "www-authenticate", "Bearer realm=\"brigade\"");
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s; the message was not run", s->lost_why);
+        run_start_fail(s, 401, "authentication_error", s->lost_code, msg);
+        return;
+    }
     if (s->st != STORE_OK) {
         runs_registry_release(s->t->r, s->session_id, NULL);
         if (s->st == STORE_NOT_FOUND)

@@ -116,6 +116,7 @@ int runs_registry_claim(runs *r, runs_thread *t, const scope *sc, const char *se
         snprintf(s->session_id, sizeof s->session_id, "%s", session_id);
         snprintf(s->tenant_id, sizeof s->tenant_id, "%s", sc->tenant_id);
         snprintf(s->user_id, sizeof s->user_id, "%s", sc->user_id);
+        snprintf(s->key_id, sizeof s->key_id, "%s", sc->key_id);
         s->t = t;
         s->live_status = RUN_RUNNING;
         strmap_put(r->sessions, session_id, s);
@@ -133,6 +134,7 @@ int runs_registry_claim(runs *r, runs_thread *t, const scope *sc, const char *se
         return -1;
     }
     run_waiter *w = runs_waiter_new(t, resume_fn, resume_arg);
+    snprintf(w->key_id, sizeof w->key_id, "%s", sc->key_id);
     if (mode == RUNS_BUSY_INTERRUPT) {
         /* Jump the queue, and ask the active run to stop. */
         w->next = s->queue;
@@ -164,8 +166,14 @@ void runs_registry_started(runs *r, const char *session_id, const char *run_id, 
         s->live_status = RUN_RUNNING;
         strmap_put(r->active, run_id, s);
         r->n_active++;
-        /* An interrupt that arrived while this run was still starting. */
-        if (s->interrupt_pending) {
+        snprintf(s->key_id, sizeof s->key_id, "%s", x->sc.key_id);
+        /* An interrupt, or the loss of its credential, that arrived while
+         * this run was still starting. */
+        if (s->revoke_code) {
+            runs_post_stop(r, s, RUN_CANCELLED, s->revoke_code, s->revoke_message);
+            s->revoke_code = s->revoke_message = NULL;
+            s->interrupt_pending = false;
+        } else if (s->interrupt_pending) {
             s->interrupt_pending = false;
             runs_post_stop(r, s, RUN_INTERRUPTED, "interrupted",
                            "a newer message on this session interrupted the run");
@@ -204,6 +212,9 @@ void runs_registry_release(runs *r, const char *session_id, const char *run_id)
         s->run = NULL;
         s->t = next->t;
         s->interrupt_pending = false;
+        /* The next message checks its own credential before it starts. */
+        snprintf(s->key_id, sizeof s->key_id, "%s", next->key_id);
+        s->revoke_code = s->revoke_message = NULL;
     } else {
         strmap_del(r->sessions, session_id);
         free(s);
@@ -258,4 +269,52 @@ bool runs_registry_cancel(runs *r, runs_thread *t, const scope *sc, const char *
     runs_post_stop(r, s, RUN_CANCELLED, "cancelled", "the run was cancelled");
     pthread_mutex_unlock(&r->lock);
     return true;
+}
+
+/* ---- credentials lost: stop what they started ---- */
+
+typedef struct runs_revoke_match {
+    runs       *r;
+    const char *tenant_id, *user_id, *key_id, *code, *message;
+    size_t      n;
+} runs_revoke_match;
+
+static bool runs_revoke_slot(const char *key, void *val, void *arg)
+{
+    (void)key;
+    session_slot *s = val;
+    runs_revoke_match *m = arg;
+    if (strcmp(s->tenant_id, m->tenant_id) != 0) return false;
+    if (m->user_id && strcmp(s->user_id, m->user_id) != 0) return false;
+    if (m->key_id && strcmp(s->key_id, m->key_id) != 0) return false;
+    if (s->run_id[0]) {
+        runs_post_stop(m->r, s, RUN_CANCELLED, m->code, m->message);
+    } else {
+        /* Claimed, not yet started. Its start checks the credential after
+         * claiming: a check after this change refuses it; one made before
+         * is caught here, when it registers as started. */
+        s->revoke_code = m->code;
+        s->revoke_message = m->message;
+    }
+    m->n++;
+    return false;                 /* keep the slot: the run releases it */
+}
+
+size_t runs_registry_revoke(runs *r, const char *tenant_id, const char *user_id,
+                            const char *key_id, const char *code, const char *message)
+{
+    if (!r || !tenant_id) return 0;
+    runs_revoke_match m = {r, tenant_id, user_id, key_id, code, message, 0};
+    pthread_mutex_lock(&r->lock);
+    strmap_foreach(r->sessions, runs_revoke_slot, &m);
+    pthread_mutex_unlock(&r->lock);
+    return m.n;
+}
+
+void runs_on_revocation(runs *r, const identity_revocation *rv)
+{
+    size_t n = runs_registry_revoke(r, rv->tenant_id, rv->user_id, rv->key_id, rv->code,
+                                    rv->message);
+    if (n) log_info("%s: %zu active run(s) of user %s cancelled", rv->code, n,
+                    rv->user_id ? rv->user_id : "-");
 }

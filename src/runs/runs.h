@@ -77,6 +77,15 @@ void runs_cancel(runs_thread *t, http_request *req, const scope *sc, const char 
  * one (GET /v1/runs/{id}); false if not active. */
 bool runs_live_status(runs *r, const scope *sc, const char *run_id, run_status *status);
 
+/* A credential was lost (identity_on_revocation's listener): a revoked
+ * key, a disabled or erased user. Every active run it started ends
+ * `cancelled` within moments, with rv->code ("revoked_credential",
+ * "user_disabled", "user_deleted") and rv->message as its error; messages
+ * of that credential queued on a busy session never start (their client
+ * gets 401 with the same code). Thread-safe. */
+struct identity_revocation;
+void runs_on_revocation(runs *r, const struct identity_revocation *rv);
+
 /* Is a run active on this session? (DELETE /v1/sessions/{id} refuses then.) */
 bool runs_session_busy(runs *r, const char *session_id);
 

@@ -39,6 +39,7 @@ typedef struct run_waiter {
     runs_thread       *t;           /* the loop to resume on */
     mailbox_fn         fn;          /* called there with arg */
     void              *arg;
+    char               key_id[ID_MAX];  /* a queued message: the credential it came with */
 } run_waiter;
 
 typedef struct session_slot {
@@ -47,11 +48,15 @@ typedef struct session_slot {
     runs_thread *t;                 /* the loop that runs it */
     run_exec    *run;               /* dereferenced only on t's loop */
     char         tenant_id[ID_MAX], user_id[ID_MAX];
+    char         key_id[ID_MAX];    /* the credential of the active (or starting) run */
     run_waiter  *queue, *queue_tail;   /* messages waiting (FIFO) */
     size_t       queued;
     run_waiter  *cancel_waiters;    /* cancel requests waiting for the end */
     run_status   live_status;
     bool         interrupt_pending; /* an interrupt came while the run was starting */
+    /* its credential was revoked while the run was starting: stopped with
+     * this code and message (string literals) as soon as it has started */
+    const char  *revoke_code, *revoke_message;
 } session_slot;
 
 struct runs {
@@ -91,6 +96,14 @@ void runs_registry_started(runs *r, const char *session_id, const char *run_id, 
  * message and wake every cancel waiter. */
 void runs_registry_release(runs *r, const char *session_id, const char *run_id);
 void runs_registry_set_status(runs *r, const char *run_id, run_status st);
+/* Stop every active run of this tenant's user (user_id NULL: any user)
+ * started with key_id (NULL: any credential), status cancelled with this
+ * code and message (string literals). A run still starting is stopped as
+ * soon as it has started. Messages queued behind them are refused when
+ * their turn comes (the credential check in exec.c). Thread-safe; returns
+ * how many runs were asked to stop. */
+size_t runs_registry_revoke(runs *r, const char *tenant_id, const char *user_id,
+                            const char *key_id, const char *code, const char *message);
 /* Cancel an active run of this user: answer_fn runs on t's loop when it has
  * ended. false if no such active run (then read the store). */
 bool runs_registry_cancel(runs *r, runs_thread *t, const scope *sc, const char *run_id,
@@ -111,6 +124,10 @@ struct run_start {
     int             claim;            /* 0 claimed, 1 queued, -1 refused */
     char            busy[ID_MAX];     /* refused: the active run */
     bool            full;             /* refused: the queue was full */
+    /* the credential was revoked (or its user disabled or erased) before
+     * the run was written: refused with this code (a literal) */
+    const char     *lost_code;
+    char            lost_why[128];
     bool            loaded;           /* the load job's completion has run */
     bool            resume_pending;   /* our turn came before that */
     bool            persisted_in_load;/* claimed at once: the run was written in that job */

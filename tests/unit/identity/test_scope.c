@@ -296,6 +296,114 @@ static void test_disable_and_delete(void **state)
     assert_int_equal(store_key_get(f->st, &f->sa, r.id, &kr), STORE_NOT_FOUND);
 }
 
+/* What identity's revocation listener heard. */
+typedef struct heard {
+    int  n;
+    char tenant_id[ID_MAX], user_id[ID_MAX], key_id[ID_MAX], code[32];
+    bool key_null;
+} heard;
+
+static void on_revoked(void *arg, const identity_revocation *rv)
+{
+    heard *h = arg;
+    h->n++;
+    snprintf(h->tenant_id, sizeof h->tenant_id, "%s", rv->tenant_id);
+    snprintf(h->user_id, sizeof h->user_id, "%s", rv->user_id ? rv->user_id : "");
+    h->key_null = rv->key_id == NULL;
+    snprintf(h->key_id, sizeof h->key_id, "%s", rv->key_id ? rv->key_id : "");
+    snprintf(h->code, sizeof h->code, "%s", rv->code);
+    assert_non_null(rv->message);
+}
+
+/* Work that outlives its request (a run, a queued message) learns that its
+ * credential is gone: the listener hears each loss once it is in force, and
+ * identity_scope_check answers for a scope minted earlier. */
+static void test_revocation_listener_and_scope_check(void **state)
+{
+    fx *f = *state;
+    heard h = {0};
+    identity_on_revocation(f->id, on_revoked, &h);
+    user_rec u, out;
+    char k1[KEY_MAX], k2[KEY_MAX];
+    key_rec r1, r2;
+    mkuser(f, &f->sa, "hugo", &u, k1, &r1);
+    assert_int_equal(identity_create_user_key(f->id, &f->sa, u.id, &r2, k2), STORE_OK);
+    scope s1, s2;
+    assert_int_equal(auth(f, k1, &s1), AUTH_OK);
+    assert_int_equal(auth(f, k2, &s2), AUTH_OK);
+    char why[128];
+    assert_int_equal(identity_scope_check(f->id, &s1, why, sizeof why), AUTH_OK);
+
+    /* a key revoked: heard with its user and key; only that key's scope is lost */
+    assert_int_equal(identity_revoke_key(f->id, &f->sa, r1.id), STORE_OK);
+    assert_int_equal(h.n, 1);
+    assert_string_equal(h.code, "revoked_credential");
+    assert_string_equal(h.tenant_id, f->ta.id);
+    assert_string_equal(h.user_id, u.id);
+    assert_string_equal(h.key_id, r1.id);
+    assert_int_equal(identity_scope_check(f->id, &s1, why, sizeof why), AUTH_REVOKED);
+    assert_non_null(strstr(why, "revoked"));
+    assert_int_equal(identity_scope_check(f->id, &s2, why, sizeof why), AUTH_OK);
+    /* a failed revocation (another tenant's key) is not heard */
+    assert_int_equal(identity_revoke_key(f->id, &f->sb, r2.id), STORE_NOT_FOUND);
+    assert_int_equal(h.n, 1);
+
+    /* the user disabled: every credential, key NULL */
+    user_update upd = {.set_disabled = true, .disabled = true};
+    assert_int_equal(identity_update_user(f->id, &f->sa, u.id, &upd, &out), STORE_OK);
+    assert_int_equal(h.n, 2);
+    assert_string_equal(h.code, "user_disabled");
+    assert_true(h.key_null);
+    assert_int_equal(identity_scope_check(f->id, &s2, why, sizeof why), AUTH_DISABLED);
+    /* enabling is not a loss */
+    upd.disabled = false;
+    assert_int_equal(identity_update_user(f->id, &f->sa, u.id, &upd, &out), STORE_OK);
+    assert_int_equal(h.n, 2);
+    assert_int_equal(identity_scope_check(f->id, &s2, why, sizeof why), AUTH_OK);
+
+    /* the user erased */
+    assert_int_equal(identity_delete_user(f->id, &f->sa, u.id), STORE_OK);
+    assert_int_equal(h.n, 3);
+    assert_string_equal(h.code, "user_deleted");
+    assert_string_equal(h.user_id, u.id);
+    assert_int_equal(identity_scope_check(f->id, &s2, why, sizeof why), AUTH_INVALID);
+
+    /* a revoked key stays known as revoked after a restart */
+    identity_on_revocation(f->id, NULL, NULL);
+    user_rec v;
+    char k3[KEY_MAX];
+    key_rec r3;
+    mkuser(f, &f->sa, "ines", &v, k3, &r3);
+    scope s3;
+    assert_int_equal(auth(f, k3, &s3), AUTH_OK);
+    assert_int_equal(identity_revoke_key(f->id, &f->sa, r3.id), STORE_OK);
+    assert_int_equal(h.n, 3);                   /* the listener was removed */
+    identity_close(f->id);
+    char err[256];
+    f->id = identity_open(f->st, f->dir, ADMIN_TOKEN, err, sizeof err);
+    assert_non_null(f->id);
+    assert_int_equal(identity_scope_check(f->id, &s3, why, sizeof why), AUTH_REVOKED);
+    /* an unminted scope is never good */
+    scope fake = s2;
+    fake.minted = 0;
+    assert_int_equal(identity_scope_check(f->id, &fake, why, sizeof why), AUTH_INVALID);
+}
+
+/* /readyz shows its details to the server admin token only. */
+static void test_is_admin_token(void **state)
+{
+    fx *f = *state;
+    assert_true(identity_is_admin_token(f->id, "Bearer " ADMIN_TOKEN));
+    assert_true(identity_is_admin_token(f->id, "bearer " ADMIN_TOKEN));
+    assert_false(identity_is_admin_token(f->id, "Bearer " ADMIN_TOKEN "x"));
+    assert_false(identity_is_admin_token(f->id, ADMIN_TOKEN));
+    assert_false(identity_is_admin_token(f->id, NULL));
+    assert_false(identity_is_admin_token(f->id, ""));
+    char hdr[128];
+    snprintf(hdr, sizeof hdr, "Bearer %s", f->ka);     /* a tenant admin key */
+    assert_false(identity_is_admin_token(f->id, hdr));
+}
+
 typedef struct prov_arg {
     fx *f;
     auth_pending p;
@@ -440,6 +548,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unminted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_immediate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disable_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_listener_and_scope_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_is_admin_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jwt_provision_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tenant_jwt_settings, setup, teardown),
     };

@@ -2,7 +2,8 @@
  * one active run per session; a second message is refused, queued (up to
  * RUNS_QUEUE_MAX) or made to interrupt; releasing hands the session to the
  * next queued message through its loop's mailbox; cancel and live status
- * answer only the run's own user. */
+ * answer only the run's own user; a lost credential stops the runs it
+ * started, and only those. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -148,12 +149,86 @@ static void test_live_status_and_cancel_are_per_user(void **state)
     free(x);
 }
 
+/* A credential lost (runs_registry_revoke): which runs match — by tenant,
+ * user and key — and a run still starting is marked, to be stopped as soon
+ * as it has started; a queued message brings its own key to the session. */
+static void test_revoke_matches_user_and_key(void **state)
+{
+    fixture *f = *state;
+    char busy[ID_MAX];
+    bool full;
+    scope alice2, carol;
+    scope_mint_user(&alice2, "ten_a", "usr_alice", "key_a2", "default");
+    scope_mint_user(&carol, "ten_b", "usr_alice", "key_a", "default");   /* same ids, other tenant */
+    run_exec *xs[4];
+    const scope *who[4] = {&f->alice, &alice2, &f->bob, &carol};
+    const char *ses[4] = {"ses_r1", "ses_r2", "ses_r3", "ses_r4"};
+    const char *run[4] = {"run_r1", "run_r2", "run_r3", "run_r4"};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(runs_registry_claim(f->r, f->t, who[i], ses[i], RUNS_BUSY_REJECT,
+                                             note_call, NULL, busy, &full), 0);
+        xs[i] = calloc(1, sizeof *xs[i]);
+        xs[i]->t = f->t;
+        xs[i]->sc = *who[i];
+        xs[i]->finishing = true;          /* ignores the posted stop */
+        runs_registry_started(f->r, ses[i], run[i], xs[i]);
+    }
+    assert_int_equal(runs_registry_revoke(f->r, "ten_a", "usr_alice", "key_a", "c", "m"), 1);
+    assert_int_equal(runs_registry_revoke(f->r, "ten_a", "usr_alice", NULL, "c", "m"), 2);
+    assert_int_equal(runs_registry_revoke(f->r, "ten_a", "usr_bob", "key_a", "c", "m"), 0);
+    assert_int_equal(runs_registry_revoke(f->r, "ten_b", "usr_alice", NULL, "c", "m"), 1);
+    assert_int_equal(runs_registry_revoke(f->r, "ten_c", NULL, NULL, "c", "m"), 0);
+    assert_int_equal(runs_registry_revoke(f->r, "ten_a", NULL, NULL, "c", "m"), 3);
+    uv_run(&f->loop, UV_RUN_NOWAIT);      /* the stop messages: ignored (finishing) */
+
+    /* a run still starting: marked, and the mark is spent when it starts */
+    assert_int_equal(runs_registry_claim(f->r, f->t, &f->alice, "ses_r5", RUNS_BUSY_REJECT,
+                                         note_call, NULL, busy, &full), 0);
+    assert_int_equal(runs_registry_revoke(f->r, "ten_a", "usr_alice", "key_a", "revoked_credential",
+                                          "gone"), 2);
+    pthread_mutex_lock(&f->r->lock);
+    session_slot *sl = strmap_get(f->r->sessions, "ses_r5");
+    assert_string_equal(sl->revoke_code, "revoked_credential");
+    pthread_mutex_unlock(&f->r->lock);
+    /* a message queued on it with the user's other key takes the session
+     * over with that key, unmarked: it checks its own credential */
+    n_calls = 0;
+    assert_int_equal(runs_registry_claim(f->r, f->t, &alice2, "ses_r5", RUNS_BUSY_ENQUEUE,
+                                         note_call, (void *)9, busy, &full), 1);
+    runs_registry_release(f->r, "ses_r5", NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(n_calls, 1);
+    pthread_mutex_lock(&f->r->lock);
+    sl = strmap_get(f->r->sessions, "ses_r5");
+    assert_string_equal(sl->key_id, "key_a2");
+    assert_null(sl->revoke_code);
+    pthread_mutex_unlock(&f->r->lock);
+    assert_int_equal(runs_registry_revoke(f->r, "ten_a", "usr_alice", "key_a", "c", "m"), 1);
+    run_exec *x5 = calloc(1, sizeof *x5);
+    x5->t = f->t;
+    x5->sc = alice2;
+    x5->finishing = true;
+    assert_int_equal(runs_registry_revoke(f->r, "ten_a", "usr_alice", "key_a2", "c2", "m2"), 2);
+    runs_registry_started(f->r, "ses_r5", "run_r5", x5);
+    pthread_mutex_lock(&f->r->lock);
+    assert_null(sl->revoke_code);         /* spent: the stop was posted */
+    pthread_mutex_unlock(&f->r->lock);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+
+    for (int i = 0; i < 4; i++) runs_registry_release(f->r, ses[i], run[i]);
+    runs_registry_release(f->r, "ses_r5", "run_r5");
+    assert_int_equal(runs_active(f->r), 0);
+    for (int i = 0; i < 4; i++) free(xs[i]);
+    free(x5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_claim_reject_enqueue_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupt_jumps_the_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_status_and_cancel_are_per_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_matches_user_and_key, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
