@@ -66,6 +66,7 @@ static void test_path_values_accepted(void **state)
         "S\xc3\xa3o Paulo", "caf\xc3\xa9", "\xe2\x80\xa6", /* HORIZONTAL ELLIPSIS: "..." */
         "%41%42",                                          /* "AB" */
         "a?b#c&d=e",
+        "%2525252525252541",                               /* "A" after exactly 8 rounds */
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         char why[160];
@@ -93,6 +94,8 @@ static void test_whole_path(void **state)
     assert_false(PATH_OK("/a/x%2f..%2fy/b"));     /* "x/../y" once decoded */
     assert_false(PATH_OK("/a/x%5C..%5Cy/b"));     /* backslashes as separators */
     assert_false(PATH_OK("/a/%252525252525252525252e/b"));
+    /* an accepted value (8 rounds) encoded into a path needs one round more */
+    assert_true(PATH_OK("/a/%252525252525252541/b"));
 #undef PATH_OK
 }
 
