@@ -234,9 +234,9 @@ describe('runs end when their credential is lost (item 12)', () => {
     const jt = await stack.makeTenant();
     const issuer = `https://idp.example.test/${jt.id}`;
     const secret = crypto.randomBytes(32).toString('hex');
-    assert.equal((await stack.api(jt.admin_key, 'PATCH', `/v1/tenants/${jt.id}`, { jwt: { issuer, alg: 'HS256', key: secret } })).status, 200);
+    assert.equal((await stack.api(jt.admin_key, 'PATCH', `/v1/tenants/${jt.id}`, { jwt: { issuer, audience: 'brigade-api', alg: 'HS256', key: secret } })).status, 200);
     const now = Math.floor(Date.now() / 1000);
-    const token = signHs256({ iss: issuer, sub: 'jwt-runner', iat: now, exp: now + 600 }, secret);
+    const token = signHs256({ iss: issuer, aud: 'brigade-api', sub: 'jwt-runner', iat: now, exp: now + 600 }, secret);
     const me = await stack.api(token, 'GET', '/v1/me');   // provisions the user
     assert.equal(me.status, 200, me.text);
     const userId = me.body.user?.id ?? me.body.id;
