@@ -1,6 +1,9 @@
 /* audit.c — the running audit log: turns "this scope did that" into an
  * entry of the hash chain, keeps the signing key at hand for checkpoints,
- * and bounds how fast authentication failures can grow the log.
+ * seals the chain within the configured bound (every N entries — in the
+ * store's append — or T seconds — the sealer thread here — and at
+ * shutdown), and bounds how fast and how much authentication failures can
+ * grow the log.
  *
  * State is per store (a server and tests may hold several), found through a
  * short list keyed by the store pointer and made on first use, so every
@@ -15,6 +18,7 @@
 
 #include "obs/audit_chain.h"
 #include "util/log.h"
+#include "util/utf8.h"
 
 /* The auth-failure bound: a fixed table of source slots, so a flood from
  * many addresses costs no memory — two sources sharing a slot just share
@@ -32,6 +36,15 @@ typedef struct audit_state {
     audit_key key;
     bool has_key;
     store_audit_chain chain;
+    /* the newest checkpoint this process knows committed: if the store's
+     * newest is older, checkpoints were deleted under us */
+    pthread_mutex_t cp_mu;
+    int64_t committed_cp_seq;
+    /* the sealer thread (time bound) */
+    pthread_t sealer;
+    bool sealer_running, stopping;
+    pthread_mutex_t seal_mu;
+    pthread_cond_t seal_cv;
     pthread_mutex_t mu;     /* the rate table */
     audit_source sources[AUDIT_SOURCE_SLOTS];
     int64_t global_s;
@@ -42,43 +55,156 @@ typedef struct audit_state {
 static pthread_mutex_t audit_reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static audit_state *audit_reg;
 
-static uint64_t audit_every_from_env(void)
+static void audit_note_sealed(audit_state *s, int64_t seq)
 {
-    const char *v = getenv("BRIGADE_AUDIT_CHECKPOINT_EVERY");
-    if (!v || !*v) return OBS_AUDIT_CHECKPOINT_EVERY;
-    char *end;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (*end || n == 0 || n > 100000000ULL) {
-        log_warn("audit: BRIGADE_AUDIT_CHECKPOINT_EVERY=\"%s\" is not 1..100000000; using %d",
-                 v, OBS_AUDIT_CHECKPOINT_EVERY);
-        return OBS_AUDIT_CHECKPOINT_EVERY;
+    pthread_mutex_lock(&s->cp_mu);
+    if (seq > s->committed_cp_seq) s->committed_cp_seq = seq;
+    pthread_mutex_unlock(&s->cp_mu);
+}
+
+/* The store's sign callback (writer thread, inside the transaction). The
+ * store chains the checkpoint to its newest row; if that is older than a
+ * checkpoint this process saw committed, someone deleted checkpoints: say
+ * so, and chain to the one we know, so the deletion stays on record for
+ * every later verify. */
+static int audit_sign_cb(void *arg, audit_checkpoint *cp)
+{
+    audit_state *s = arg;
+    pthread_mutex_lock(&s->cp_mu);
+    int64_t known = s->committed_cp_seq;
+    pthread_mutex_unlock(&s->cp_mu);
+    if (cp->prev_seq < known) {
+        log_error("audit: the store lost checkpoints this server wrote (its newest is at seq %lld, "
+                  "this server committed one at seq %lld): the audit log was tampered with; the "
+                  "checkpoint at seq %lld chains to seq %lld, so verify reports it",
+                  (long long)cp->prev_seq, (long long)known, (long long)cp->seq, (long long)known);
+        cp->prev_seq = known;
+        cp->prev_signature[0] = '\0';
     }
-    return n;
+    audit_checkpoint_sign(&s->key, cp);
+    return 0;
+}
+
+static audit_state *audit_state_locked(store *st, uint64_t every, uint64_t interval_s)
+{
+    audit_state *s = audit_reg;
+    while (s && s->st != st) s = s->next;
+    if (s) return s;
+    s = calloc(1, sizeof *s);
+    if (!s) abort();
+    s->st = st;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->cp_mu, NULL);
+    pthread_mutex_init(&s->seal_mu, NULL);
+    pthread_cond_init(&s->seal_cv, NULL);
+    char dir[4096], err[512];
+    store_data_dir(st, dir, sizeof dir);
+    if (audit_key_load(dir, true, &s->key, err, sizeof err) == 0) s->has_key = true;
+    else log_error("audit: no signing key, checkpoints are not written: %s", err);
+    s->chain.hash = audit_chain_hash;
+    s->chain.sign = s->has_key ? audit_sign_cb : NULL;
+    s->chain.sign_arg = s->has_key ? s : NULL;
+    s->chain.every = every ? every : AUDIT_DEFAULT_EVERY;
+    s->chain.interval_s = interval_s ? interval_s : AUDIT_DEFAULT_INTERVAL_S;
+    audit_tail t;
+    if (store_audit_tail(st, &t) == STORE_OK) s->committed_cp_seq = t.last_cp_seq;
+    s->next = audit_reg;
+    audit_reg = s;
+    return s;
 }
 
 static audit_state *audit_state_of(store *st)
 {
     pthread_mutex_lock(&audit_reg_mu);
-    audit_state *s = audit_reg;
-    while (s && s->st != st) s = s->next;
-    if (!s) {
-        s = calloc(1, sizeof *s);
-        if (!s) abort();
-        s->st = st;
-        pthread_mutex_init(&s->mu, NULL);
-        char dir[4096], err[512];
-        store_data_dir(st, dir, sizeof dir);
-        if (audit_key_load(dir, true, &s->key, err, sizeof err) == 0) s->has_key = true;
-        else log_error("audit: no signing key, checkpoints are not written: %s", err);
-        s->chain.hash = audit_chain_hash;
-        s->chain.sign = s->has_key ? audit_chain_sign_cb : NULL;
-        s->chain.sign_arg = s->has_key ? &s->key : NULL;
-        s->chain.every = audit_every_from_env();
-        s->next = audit_reg;
-        audit_reg = s;
-    }
+    audit_state *s = audit_state_locked(st, 0, 0);
     pthread_mutex_unlock(&audit_reg_mu);
     return s;
+}
+
+/* Seal the newest entry if the first unsealed one is interval_s old. */
+static void audit_seal_if_due(audit_state *s)
+{
+    audit_tail t;
+    if (store_audit_tail(s->st, &t) != STORE_OK || !t.first_unsealed_seq) return;
+    if ((int64_t)time(NULL) - t.first_unsealed_ts < (int64_t)s->chain.interval_s) return;
+    int64_t sealed = 0;
+    store_status r = store_audit_checkpoint(s->st, &s->chain, 0, &sealed);
+    if (r != STORE_OK) log_error("audit: timed checkpoint failed: %s", store_status_text(r));
+    else if (sealed) audit_note_sealed(s, sealed);
+}
+
+/* Wakes every second: a seal is due within a second of its bound. */
+static void *audit_sealer_main(void *arg)
+{
+    audit_state *s = arg;
+    pthread_mutex_lock(&s->seal_mu);
+    while (!s->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&s->seal_cv, &s->seal_mu, &ts);
+        if (s->stopping) break;
+        pthread_mutex_unlock(&s->seal_mu);
+        audit_seal_if_due(s);
+        pthread_mutex_lock(&s->seal_mu);
+    }
+    pthread_mutex_unlock(&s->seal_mu);
+    return NULL;
+}
+
+void obs_audit_open(store *st, uint64_t every, uint64_t interval_s, bool sealer)
+{
+    pthread_mutex_lock(&audit_reg_mu);
+    audit_state *s = audit_state_locked(st, every, interval_s);
+    pthread_mutex_unlock(&audit_reg_mu);
+    if (!s->has_key) return;
+    /* A tail the last run left unsealed: it crashed before its shutdown
+     * checkpoint (or the newest checkpoints were deleted while it was
+     * down — the checkpoint says "recovery", verify warns of it). */
+    audit_tail t;
+    if (store_audit_tail(st, &t) == STORE_OK && t.first_unsealed_seq) {
+        int64_t sealed = 0;
+        store_status r = store_audit_checkpoint(st, &s->chain, AUDIT_CP_RECOVERY, &sealed);
+        if (r != STORE_OK) log_error("audit: startup checkpoint failed: %s", store_status_text(r));
+        else if (sealed) {
+            audit_note_sealed(s, sealed);
+            log_warn("audit: entries %lld..%lld were not sealed by a checkpoint (the last run did "
+                     "not stop cleanly); sealed now", (long long)t.first_unsealed_seq,
+                     (long long)t.last_seq);
+        }
+    }
+    if (sealer && !s->sealer_running) {
+        if (pthread_create(&s->sealer, NULL, audit_sealer_main, s) == 0) s->sealer_running = true;
+        else log_error("audit: cannot start the sealer thread: checkpoints only every %llu entries "
+                       "and at shutdown", (unsigned long long)s->chain.every);
+    }
+}
+
+void obs_audit_clip(const char *s, size_t max, char *out, size_t outlen)
+{
+    static const char ellipsis[] = "\xe2\x80\xa6";     /* U+2026 */
+    size_t o = 0, i = 0, len = s ? strlen(s) : 0;
+    if (!outlen) return;
+    if (max >= outlen) max = outlen - 1;
+    bool cut = len > max;
+    size_t room = cut && max >= 3 ? max - 3 : max;     /* leave room for the "…" */
+    while (i < len) {
+        const unsigned char *p = (const unsigned char *)s + i;
+        size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3
+                 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+        bool ok = n > 0 && i + n <= len && utf8_valid((const char *)p, n) && !(n == 1 && (*p < 0x20 || *p == 0x7f));
+        size_t take = ok ? n : 1;
+        if (o + (ok ? n : 1) > room) { cut = true; break; }
+        if (ok) memcpy(out + o, p, n);
+        else out[o] = '?';
+        o += ok ? n : 1;
+        i += take;
+    }
+    if (cut && max >= 3) {
+        memcpy(out + o, ellipsis, 3);
+        o += 3;
+    }
+    out[o] = '\0';
 }
 
 void obs_audit_actor(const scope *sc, char *out, size_t outlen)
@@ -96,15 +222,34 @@ store_status obs_audit_raw(store *st, const char *tenant_id, const char *actor,
     audit_state *s = audit_state_of(st);
     char *text = details ? cJSON_PrintUnformatted(details) : NULL;
     cJSON_Delete(details);
+    /* Defence in depth: no field grows an entry past its bound, whoever
+     * calls (request text is clipped before, by the caller that knows it). */
+    if (text && strlen(text) > OBS_AUDIT_DETAILS_MAX) {
+        log_error("audit: details of %s (%zu bytes) exceed %d bytes; recorded as truncated",
+                  action ? action : "?", strlen(text), OBS_AUDIT_DETAILS_MAX);
+        char small[96];
+        snprintf(small, sizeof small, "{\"truncated\":true,\"bytes\":%zu}", strlen(text));
+        free(text);
+        text = strdup(small);
+    }
+    char f_tenant[OBS_AUDIT_FIELD_MAX + 1], f_actor[OBS_AUDIT_FIELD_MAX + 1],
+        f_cred[OBS_AUDIT_FIELD_MAX + 1], f_action[OBS_AUDIT_FIELD_MAX + 1],
+        f_target[OBS_AUDIT_FIELD_MAX + 1];
+    obs_audit_clip(tenant_id, OBS_AUDIT_FIELD_MAX, f_tenant, sizeof f_tenant);
+    obs_audit_clip(actor, OBS_AUDIT_FIELD_MAX, f_actor, sizeof f_actor);
+    obs_audit_clip(credential, OBS_AUDIT_FIELD_MAX, f_cred, sizeof f_cred);
+    obs_audit_clip(action, OBS_AUDIT_FIELD_MAX, f_action, sizeof f_action);
+    obs_audit_clip(target, OBS_AUDIT_FIELD_MAX, f_target, sizeof f_target);
     audit_rec e;
     memset(&e, 0, sizeof e);
-    e.tenant_id = tenant_id;
-    e.actor = actor;
-    e.credential = credential;
-    e.action = action;
-    e.target = target;
+    e.tenant_id = f_tenant;
+    e.actor = actor ? f_actor : NULL;
+    e.credential = f_cred;
+    e.action = action ? f_action : NULL;
+    e.target = f_target;
     e.details = text;
     store_status r = store_audit_append(st, &e, &s->chain);
+    if (r == STORE_OK && e.sealed) audit_note_sealed(s, e.seq);
     /* The act already happened: a lost entry must at least be loud. */
     if (r != STORE_OK)
         log_error("audit: could not record %s by %s on %s: %s", action ? action : "?",
@@ -185,11 +330,21 @@ void obs_audit_close(store *st)
     if (s) *pp = s->next;
     pthread_mutex_unlock(&audit_reg_mu);
     if (!s) return;
+    if (s->sealer_running) {
+        pthread_mutex_lock(&s->seal_mu);
+        s->stopping = true;
+        pthread_cond_signal(&s->seal_cv);
+        pthread_mutex_unlock(&s->seal_mu);
+        pthread_join(s->sealer, NULL);
+    }
     if (s->has_key) {
-        store_status r = store_audit_checkpoint(st, &s->chain);
+        store_status r = store_audit_checkpoint(st, &s->chain, 0, NULL);
         if (r != STORE_OK) log_error("audit: shutdown checkpoint failed: %s", store_status_text(r));
     }
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->cp_mu);
+    pthread_mutex_destroy(&s->seal_mu);
+    pthread_cond_destroy(&s->seal_cv);
     memset(&s->key, 0, sizeof s->key);
     free(s);
 }

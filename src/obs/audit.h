@@ -15,9 +15,10 @@
  * key.revoke, budget.change, tool.call, consent.grant, consent.revoke,
  * data.erase.
  *
- * State (the signing key, the auth-failure rate bound) is per store and made
- * on first use; obs_audit_close() writes the shutdown checkpoint and frees
- * it — call it before store_close(). */
+ * State (the signing key, the auth-failure rate bound, the sealer) is per
+ * store: obs_audit_open() starts it with the configured bound (else it is
+ * made on first use with the defaults); obs_audit_close() writes the
+ * shutdown checkpoint and frees it — call it before store_close(). */
 #ifndef BRIGADE_OBS_AUDIT_H
 #define BRIGADE_OBS_AUDIT_H
 
@@ -28,9 +29,22 @@
 #include "identity/scope.h"
 #include "store/store.h"
 
-#define OBS_AUDIT_CHECKPOINT_EVERY 1000     /* default; BRIGADE_AUDIT_CHECKPOINT_EVERY overrides */
+#define OBS_AUDIT_FIELD_MAX 256             /* bytes of a text field (a path from a request) */
+#define OBS_AUDIT_DETAILS_MAX 8192          /* bytes of an entry's details (JSON) */
 #define OBS_AUDIT_AUTH_PER_SOURCE_S 1       /* auth.failure entries: one per source per second */
 #define OBS_AUDIT_AUTH_GLOBAL_PER_S 50      /* … and at most this many per second in all */
+
+/* Start the audit log of st: checkpoints at least every `every` entries
+ * (0 = the default 1000) and within `interval_s` seconds of an entry (0 =
+ * the default 60), a seal of any tail the last run left unsealed (a crash),
+ * and — when `sealer` — a thread that enforces the time bound. */
+void obs_audit_open(store *st, uint64_t every, uint64_t interval_s, bool sealer);
+
+/* Copy at most max bytes of s into out (outlen > max), cut on a UTF-8
+ * character boundary, bytes that are not UTF-8 or are control characters
+ * replaced by '?', and "…" at the end when cut. For text that arrives
+ * from the network before anyone is authenticated. */
+void obs_audit_clip(const char *s, size_t max, char *out, size_t outlen);
 
 /* The act of the scope's holder; the entry's tenant is the scope's. */
 store_status obs_audit(store *st, const scope *actor, const char *action, const char *target,

@@ -105,19 +105,37 @@ void audit_chain_hash(const audit_rec *e, char out[AUDIT_HASH_HEX])
 
 /* ---- checkpoints ---- */
 
+/* Longest message: tag, seq, hash, ts, every, interval, flags, prev seq, prev signature. */
+#define AUDIT_CP_MSG_MAX 512
+
+/* Version 2 chains the checkpoints: each signs the previous checkpoint's
+ * seq and signature, and the bound (every, interval_s) and reason (flags)
+ * it was made under. Version 1 (before chaining) is still read. */
 static size_t audit_checkpoint_message(const audit_checkpoint *cp, unsigned char *out, size_t outlen)
 {
     audit_sink k = {out, outlen, 0, NULL};
+    if (cp->version == 1) {
+        sink_str(&k, AUDIT_CHECKPOINT_TAG_V1);
+        sink_u64(&k, (uint64_t)cp->seq);
+        sink_str(&k, cp->hash);
+        sink_u64(&k, (uint64_t)cp->ts);
+        return k.len;
+    }
     sink_str(&k, AUDIT_CHECKPOINT_TAG);
     sink_u64(&k, (uint64_t)cp->seq);
     sink_str(&k, cp->hash);
     sink_u64(&k, (uint64_t)cp->ts);
+    sink_u64(&k, cp->every);
+    sink_u64(&k, cp->interval_s);
+    sink_u64(&k, cp->flags);
+    sink_u64(&k, (uint64_t)cp->prev_seq);
+    sink_str(&k, cp->prev_signature);
     return k.len;
 }
 
 void audit_checkpoint_sign(const audit_key *key, audit_checkpoint *cp)
 {
-    unsigned char msg[160], sig[crypto_sign_BYTES];
+    unsigned char msg[AUDIT_CP_MSG_MAX], sig[crypto_sign_BYTES];
     size_t n = audit_checkpoint_message(cp, msg, sizeof msg);
     crypto_sign_detached(sig, NULL, msg, n < sizeof msg ? n : sizeof msg, key->sk);
     audit_hex(sig, sizeof sig, cp->signature);
@@ -132,7 +150,8 @@ int audit_chain_sign_cb(void *arg, audit_checkpoint *cp)
 
 bool audit_checkpoint_valid(const unsigned char pk[32], const audit_checkpoint *cp)
 {
-    unsigned char msg[160], sig[crypto_sign_BYTES];
+    unsigned char msg[AUDIT_CP_MSG_MAX], sig[crypto_sign_BYTES];
+    if (cp->version != 1 && cp->version != 2) return false;
     if (audit_from_hex(cp->signature, sig, sizeof sig) != 0) return false;
     size_t n = audit_checkpoint_message(cp, msg, sizeof msg);
     if (n > sizeof msg) return false;   /* a hash field far too long: never signed by us */

@@ -18,7 +18,13 @@
  * next row links to the one before it); a deleted entry leaves a gap, or a
  * renumbered tail whose contents hash one seq higher; swapped entries each
  * hash as the other's seq. Consequences of one problem (the link after an
- * inserted row, the rest of a renumbered tail) are not reported again. */
+ * inserted row, the rest of a renumbered tail) are not reported again.
+ *
+ * The checkpoints arrive merged with the entries (each before the entry it
+ * signs). Each must be signed, chained to the checkpoint before it, name an
+ * entry whose hash it signed, and come within its count bound. After the
+ * newest one, the unsealed tail must be within the bound too — else the
+ * newest checkpoints were deleted. */
 #include "obs/audit_chain.h"
 
 #include <cjson/cJSON.h>
@@ -27,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define AUDIT_LOOK 8                       /* rows looked at on each side */
 #define AUDIT_RING 32                      /* > 2 * AUDIT_LOOK + 1 */
@@ -39,20 +46,20 @@ typedef struct vrow {
     bool    reported;                      /* a reported problem already explains it */
 } vrow;
 
-typedef struct vcp {
-    int64_t seq;
-    char    hash[AUDIT_HASH_HEX];
-} vcp;
-
 typedef struct vstate {
     audit_verify_result *res;
-    const unsigned char *pk;
+    const audit_verify_opts *o;
     vrow     ring[AUDIT_RING];
     uint64_t n_read, n_judged;
-    vcp     *cps;                          /* checkpoints with a good signature */
-    size_t   n_cps, cap_cps, next_cp;
+    /* checkpoints */
+    int64_t  last_row_seq;                 /* the previous checkpoint row, valid or not */
+    char     last_row_sig[AUDIT_SIG_HEX];
+    bool     seen_v2;
+    audit_checkpoint pending;              /* valid, its entry not read yet (seq 0 = none) */
     int64_t  last_good_cp;                 /* the newest checkpoint that held so far */
-    bool     oom;
+    bool     from_seen, head_cp_seen;
+    /* the first entry after the newest valid checkpoint */
+    int64_t  unsealed_seq, unsealed_ts, last_ts;
 } vstate;
 
 void audit_problems_json(cJSON *o, const audit_verify_result *res)
@@ -66,6 +73,10 @@ void audit_problems_json(cJSON *o, const audit_verify_result *res)
         cJSON_AddItemToArray(arr, p);
     }
     cJSON_AddNumberToObject(o, "more_problems", (double)res->more_problems);
+    cJSON *w = cJSON_AddArrayToObject(o, "warnings");
+    for (size_t i = 0; i < res->n_warnings; i++)
+        cJSON_AddItemToArray(w, cJSON_CreateString(res->warnings[i]));
+    cJSON_AddNumberToObject(o, "unsealed", (double)res->unsealed);
 }
 
 const char *audit_problem_kind_name(audit_problem_kind k)
@@ -76,6 +87,7 @@ const char *audit_problem_kind_name(audit_problem_kind k)
     case AUDIT_INSERTED: return "inserted";
     case AUDIT_REORDERED: return "reordered";
     case AUDIT_CHECKPOINT: return "checkpoint";
+    case AUDIT_UNSEALED: return "unsealed";
     }
     return "unknown";
 }
@@ -95,6 +107,17 @@ static void problem(vstate *v, audit_problem_kind kind, int64_t seq, const char 
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(p->message, sizeof p->message, fmt, ap);
+    va_end(ap);
+}
+
+__attribute__((format(printf, 2, 3)))
+static void warning(vstate *v, const char *fmt, ...)
+{
+    audit_verify_result *r = v->res;
+    if (r->n_warnings == AUDIT_VERIFY_MAX_WARNINGS) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->warnings[r->n_warnings++], sizeof r->warnings[0], fmt, ap);
     va_end(ap);
 }
 
@@ -171,6 +194,13 @@ static void judge_moved(vstate *v, int64_t i, vrow *r, vrow *p)
 
 static void judge_intact(vstate *v, int64_t i, vrow *r, vrow *p)
 {
+    if (i == 0 && v->o->from) {
+        /* incremental: the stream starts at the checkpoint verified before */
+        if (r->seq != v->o->from->seq || strcmp(r->hash, v->o->from->hash) != 0)
+            problem(v, AUDIT_CHECKPOINT, v->o->from->seq, "entry %lld, verified before, was "
+                    "deleted or replaced", (long long)v->o->from->seq);
+        return;
+    }
     if (i == 0) {
         if (r->seq > 1)
             problem(v, AUDIT_DELETED, 1, "entr%s 1..%lld %s missing (the log starts at seq %lld)",
@@ -240,26 +270,93 @@ static void judge(vstate *v, int64_t i)
 
 /* ---- the scan callbacks ---- */
 
-static int on_checkpoint(const audit_checkpoint *cp, void *arg)
+/* A valid checkpoint whose entry was not read: that entry is gone. */
+static void pending_missing(vstate *v)
+{
+    if (!v->pending.seq) return;
+    problem(v, AUDIT_DELETED, v->pending.seq, "entry %lld was deleted: a signed checkpoint "
+            "names it, but it is not in the log", (long long)v->pending.seq);
+    v->pending.seq = 0;
+}
+
+static bool checkpoint_chain_ok(vstate *v, audit_checkpoint *cp)
+{
+    /* The signature covers the previous checkpoint's signature: take it
+     * from the row the checkpoint names, if that row is the one before. */
+    snprintf(cp->prev_signature, sizeof cp->prev_signature, "%s",
+             cp->prev_seq && cp->prev_seq == v->last_row_seq ? v->last_row_sig : "");
+    if (v->o->pk && !audit_checkpoint_valid(v->o->pk, cp)) {
+        problem(v, AUDIT_CHECKPOINT, cp->seq, "checkpoint at seq %lld has a bad signature "
+                "(forged or altered, or the checkpoint before it was replaced)", (long long)cp->seq);
+        return false;
+    }
+    if (cp->version == 1) {
+        if (v->seen_v2)
+            problem(v, AUDIT_CHECKPOINT, cp->seq, "checkpoint at seq %lld is of the old, unchained "
+                    "kind but comes after chained ones (inserted)", (long long)cp->seq);
+        return !v->seen_v2;
+    }
+    v->seen_v2 = true;
+    if (cp->prev_seq == v->last_row_seq) return true;
+    if (v->last_row_seq == 0 && !v->o->from)
+        problem(v, AUDIT_CHECKPOINT, cp->prev_seq, "the checkpoints up to seq %lld were deleted "
+                "(the first checkpoint, at seq %lld, chains to one at seq %lld)",
+                (long long)cp->prev_seq, (long long)cp->seq, (long long)cp->prev_seq);
+    else if (cp->prev_seq > v->last_row_seq)
+        problem(v, AUDIT_CHECKPOINT, cp->prev_seq, "the checkpoint at seq %lld was deleted (the "
+                "checkpoint at seq %lld chains to it)", (long long)cp->prev_seq, (long long)cp->seq);
+    else
+        problem(v, AUDIT_CHECKPOINT, cp->seq, "checkpoint at seq %lld chains to seq %lld, not to "
+                "the checkpoint before it at seq %lld", (long long)cp->seq,
+                (long long)cp->prev_seq, (long long)v->last_row_seq);
+    return true;      /* signed by the key: reported, but its entry can still be checked */
+}
+
+static int on_checkpoint(const audit_checkpoint *row, void *arg)
 {
     vstate *v = arg;
+    audit_checkpoint cp = *row;
+    const audit_checkpoint *from = v->o->from, *head = v->o->head;
     v->res->checkpoints++;
-    if (v->pk && !audit_checkpoint_valid(v->pk, cp)) {
-        problem(v, AUDIT_CHECKPOINT, cp->seq,
-                "checkpoint at seq %lld has a bad signature (forged or altered)", (long long)cp->seq);
-        return 0;
+    pending_missing(v);
+    bool first_of_from = from && !v->from_seen;
+    if (first_of_from) {
+        v->from_seen = true;
+        if (cp.seq != from->seq || strcmp(cp.signature, from->signature) != 0) {
+            problem(v, AUDIT_CHECKPOINT, from->seq, "checkpoint at seq %lld, verified before, "
+                    "was deleted or replaced", (long long)from->seq);
+            v->last_row_seq = from->seq;
+            snprintf(v->last_row_sig, sizeof v->last_row_sig, "%s", from->signature);
+            v->seen_v2 = from->version == 2;
+            if (cp.seq != from->seq) return on_checkpoint(row, arg);   /* judge this row too */
+            return 0;
+        }
     }
-    if (v->n_cps == v->cap_cps) {
-        size_t cap = v->cap_cps ? v->cap_cps * 2 : 64;
-        vcp *nc = realloc(v->cps, cap * sizeof *nc);
-        if (!nc) { v->oom = true; return 1; }
-        v->cps = nc;
-        v->cap_cps = cap;
+    if (head && cp.seq == head->seq) {
+        v->head_cp_seen = true;
+        if (strcmp(cp.signature, head->signature) != 0 || strcmp(cp.hash, head->hash) != 0)
+            problem(v, AUDIT_CHECKPOINT, cp.seq, "the checkpoint at seq %lld is not the published "
+                    "head: it was replaced", (long long)cp.seq);
     }
-    v->cps[v->n_cps].seq = cp->seq;
-    snprintf(v->cps[v->n_cps].hash, sizeof v->cps[v->n_cps].hash, "%s", cp->hash);
-    v->n_cps++;
-    if (cp->seq > v->res->last_checkpoint_seq) v->res->last_checkpoint_seq = cp->seq;
+    bool valid = first_of_from ? true : checkpoint_chain_ok(v, &cp);
+    if (first_of_from) v->seen_v2 = cp.version == 2;
+    /* the count bound: a checkpoint at least every `every` entries (a seal
+     * made at a restart after a crash covers what the crash left) */
+    if (valid && v->o->pk && cp.version == 2 && cp.every && !(cp.flags & AUDIT_CP_RECOVERY) &&
+        cp.prev_seq == v->last_row_seq && (uint64_t)(cp.seq - cp.prev_seq) > cp.every)
+        problem(v, AUDIT_UNSEALED, cp.prev_seq + 1, "entries %lld..%lld have no checkpoint, but "
+                "one is signed every %llu entries: checkpoints between seq %lld and %lld were "
+                "deleted", (long long)cp.prev_seq + 1, (long long)cp.seq - 1,
+                (unsigned long long)cp.every, (long long)cp.prev_seq, (long long)cp.seq);
+    if (valid && (cp.flags & AUDIT_CP_RECOVERY) && !first_of_from)
+        warning(v, "checkpoint at seq %lld was made at a restart after an unclean stop: the "
+                "entries after seq %lld were protected by the chain only until then",
+                (long long)cp.seq, (long long)cp.prev_seq);
+    v->last_row_seq = cp.seq;
+    snprintf(v->last_row_sig, sizeof v->last_row_sig, "%s", cp.signature);
+    if (!valid) return 0;
+    v->pending = cp;
+    if (cp.seq > v->res->last_checkpoint_seq) v->res->last_checkpoint_seq = cp.seq;
     return 0;
 }
 
@@ -296,46 +393,198 @@ static int on_entry(const audit_rec *e, void *arg)
         }
     }
 
-    /* Checkpoints this row passes: each must name an existing entry whose
-     * stored hash is the signed one. */
-    while (v->next_cp < v->n_cps && v->cps[v->next_cp].seq <= e->seq) {
-        const vcp *cp = &v->cps[v->next_cp++];
-        if (cp->seq < e->seq)
-            problem(v, AUDIT_DELETED, cp->seq, "entry %lld was deleted: a signed checkpoint "
-                    "names it, but it is not in the log", (long long)cp->seq);
-        else if (strcmp(cp->hash, e->hash) != 0)
-            problem(v, AUDIT_CHECKPOINT, cp->seq, "entry %lld differs from its signed checkpoint: "
-                    "the chain was rewritten after seq %lld", (long long)cp->seq,
+    /* The checkpoint just before this row: it must name this entry, with
+     * the stored hash it signed. */
+    if (v->pending.seq && v->pending.seq < e->seq) pending_missing(v);
+    if (v->pending.seq == e->seq) {
+        if (strcmp(v->pending.hash, e->hash) != 0)
+            problem(v, AUDIT_CHECKPOINT, e->seq, "entry %lld differs from its signed checkpoint: "
+                    "the chain was rewritten after seq %lld", (long long)e->seq,
                     (long long)v->last_good_cp);
-        else
-            v->last_good_cp = cp->seq;
+        else {
+            v->last_good_cp = e->seq;
+            res->newest = v->pending;
+        }
+        v->pending.seq = 0;
+        v->unsealed_seq = 0;
+    } else if (!v->unsealed_seq && e->seq > res->newest.seq) {
+        v->unsealed_seq = e->seq;
+        v->unsealed_ts = e->ts;
     }
+    if (v->o->head && e->seq == v->o->head->seq && strcmp(e->hash, v->o->head->hash) != 0)
+        problem(v, AUDIT_CHECKPOINT, e->seq, "entry %lld differs from the published head: the "
+                "log was rewritten", (long long)e->seq);
+    v->last_ts = e->ts;
 
     v->n_read++;
     while (v->n_judged + AUDIT_LOOK < v->n_read) judge(v, (int64_t)v->n_judged++);
     return 0;
 }
 
-store_status audit_verify(store *st, const unsigned char *pk, audit_verify_result *res)
+/* After the newest checkpoint: fewer than its `every` entries, spanning
+ * less than its interval (plus slack), or the newest checkpoints are gone.
+ * Within the bound it is normal — the next seal is not due yet, or the
+ * server stopped without its shutdown checkpoint — and only a warning. */
+static void judge_tail(vstate *v)
+{
+    audit_verify_result *res = v->res;
+    const audit_verify_opts *o = v->o;
+    if (!v->unsealed_seq) return;
+    int64_t after = res->newest.seq;
+    res->unsealed = res->last_seq - v->unsealed_seq + 1;
+    int64_t now = o->now ? o->now : (int64_t)time(NULL);
+    res->unsealed_age_s = now > v->unsealed_ts ? now - v->unsealed_ts : 0;
+    if (!o->pk) return;                   /* nothing is known to hold */
+    bool own = res->newest.seq && res->newest.version == 2 && res->newest.every;
+    uint64_t every = own ? res->newest.every : o->every ? o->every : AUDIT_DEFAULT_EVERY;
+    uint64_t interval = own ? res->newest.interval_s : o->interval_s ? o->interval_s
+                                                                     : AUDIT_DEFAULT_INTERVAL_S;
+    int64_t span = v->last_ts - v->unsealed_ts;
+    int64_t limit = (int64_t)interval + (int64_t)AUDIT_SEAL_SLACK_S(interval);
+    const char *what = after ? "the checkpoints after it were deleted"
+                             : "the log's checkpoints were deleted";
+    if ((uint64_t)res->unsealed >= every)
+        problem(v, AUDIT_UNSEALED, v->unsealed_seq, "%lld entries after seq %lld have no "
+                "checkpoint, but one is signed every %llu entries: %s", (long long)res->unsealed,
+                (long long)after, (unsigned long long)every, what);
+    else if (interval && span > limit)
+        problem(v, AUDIT_UNSEALED, v->unsealed_seq, "entries %lld..%lld span %lld s without a "
+                "checkpoint, but one is signed within %llu s: %s", (long long)v->unsealed_seq,
+                (long long)res->last_seq, (long long)span, (unsigned long long)interval, what);
+    else if (interval && res->unsealed_age_s > limit)
+        warning(v, "unsealed tail of %lld entries after seq %lld, the oldest %lld s old (the "
+                "bound is %llu s): the server is not running and did not stop cleanly (it seals "
+                "them when it starts), or the newest checkpoints were deleted — check against a "
+                "published head (--head)", (long long)res->unsealed, (long long)after,
+                (long long)res->unsealed_age_s, (unsigned long long)interval);
+    else
+        warning(v, "unsealed tail of %lld entries after seq %lld: protected by the chain only "
+                "until the next checkpoint (due within %llu s or %llu entries)",
+                (long long)res->unsealed, (long long)after, (unsigned long long)interval,
+                (unsigned long long)every);
+}
+
+static void judge_head(vstate *v)
+{
+    const audit_checkpoint *head = v->o->head;
+    audit_verify_result *res = v->res;
+    if (!head) return;
+    if (res->last_seq < head->seq)
+        problem(v, AUDIT_DELETED, res->last_seq + 1, "the log ends at seq %lld, but the published "
+                "head is at seq %lld: entries %lld..%lld were deleted", (long long)res->last_seq,
+                (long long)head->seq, (long long)res->last_seq + 1, (long long)head->seq);
+    else if (!v->head_cp_seen)
+        problem(v, AUDIT_CHECKPOINT, head->seq, "the checkpoint of the published head (seq %lld) "
+                "was deleted", (long long)head->seq);
+}
+
+store_status audit_verify_ex(store *st, const audit_verify_opts *o, audit_verify_result *res)
 {
     memset(res, 0, sizeof *res);
     res->intact = true;
-    res->key_missing = pk == NULL;
+    res->key_missing = o->pk == NULL;
     vstate *v = calloc(1, sizeof *v);
     if (!v) return STORE_ERROR;
     v->res = res;
-    v->pk = pk;
-    store_status r = store_audit_scan(st, on_checkpoint, on_entry, v);
-    if (r == STORE_OK && v->oom) r = STORE_ERROR;
-    if (r == STORE_OK) {
-        while (v->n_judged < v->n_read) judge(v, (int64_t)v->n_judged++);
-        for (; v->next_cp < v->n_cps; v->next_cp++) {
-            const vcp *cp = &v->cps[v->next_cp];
-            problem(v, AUDIT_DELETED, cp->seq, "entries after seq %lld were deleted: a signed "
-                    "checkpoint names entry %lld", (long long)res->last_seq, (long long)cp->seq);
-        }
+    v->o = o;
+    if (o->from) {                         /* what the earlier run established */
+        res->newest = *o->from;
+        v->last_good_cp = o->from->seq;
     }
-    free(v->cps);
+    store_status r = store_audit_scan(st, o->from ? o->from->seq : 1, on_checkpoint, on_entry, v);
+    if (r == STORE_OK) {
+        if (o->from && !v->from_seen)
+            problem(v, AUDIT_CHECKPOINT, o->from->seq, "checkpoint at seq %lld, verified before, "
+                    "was deleted", (long long)o->from->seq);
+        while (v->n_judged < v->n_read) judge(v, (int64_t)v->n_judged++);
+        if (v->pending.seq)
+            problem(v, AUDIT_DELETED, v->pending.seq, "entries after seq %lld were deleted: a "
+                    "signed checkpoint names entry %lld", (long long)res->last_seq,
+                    (long long)v->pending.seq);
+        judge_tail(v);
+        judge_head(v);
+    }
     free(v);
     return r;
+}
+
+store_status audit_verify(store *st, const unsigned char *pk, audit_verify_result *res)
+{
+    audit_verify_opts o = {.pk = pk};
+    return audit_verify_ex(st, &o, res);
+}
+
+/* ---- the head: a checkpoint to publish ---- */
+
+cJSON *audit_head_json(const audit_checkpoint *cp, const unsigned char pk[32])
+{
+    char pkhex[65];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "audit_head");
+    cJSON_AddNumberToObject(o, "seq", (double)cp->seq);
+    cJSON_AddStringToObject(o, "hash", cp->hash);
+    cJSON_AddNumberToObject(o, "ts", (double)cp->ts);
+    cJSON_AddNumberToObject(o, "version", cp->version);
+    cJSON_AddNumberToObject(o, "every", (double)cp->every);
+    cJSON_AddNumberToObject(o, "interval_s", (double)cp->interval_s);
+    cJSON_AddNumberToObject(o, "flags", cp->flags);
+    cJSON_AddNumberToObject(o, "prev_seq", (double)cp->prev_seq);
+    cJSON_AddStringToObject(o, "prev_signature", cp->prev_signature);
+    cJSON_AddStringToObject(o, "signature", cp->signature);
+    if (pk) {
+        audit_hex(pk, 32, pkhex);
+        cJSON_AddStringToObject(o, "public_key", pkhex);
+    }
+    return o;
+}
+
+static bool head_int(const cJSON *o, const char *name, int64_t lo, int64_t hi, int64_t *out)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!cJSON_IsNumber(it) || it->valuedouble < (double)lo || it->valuedouble > (double)hi ||
+        it->valuedouble != (double)(int64_t)it->valuedouble)
+        return false;
+    *out = (int64_t)it->valuedouble;
+    return true;
+}
+
+static bool head_str(const cJSON *o, const char *name, char *out, size_t outlen, bool hex_only)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!cJSON_IsString(it) || strlen(it->valuestring) >= outlen) return false;
+    for (const char *p = it->valuestring; hex_only && *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return false;
+    snprintf(out, outlen, "%s", it->valuestring);
+    return true;
+}
+
+int audit_head_parse(const char *text, audit_checkpoint *cp, char *err, size_t errlen)
+{
+    memset(cp, 0, sizeof *cp);
+    cJSON *o = cJSON_Parse(text);
+    const cJSON *obj = cJSON_GetObjectItemCaseSensitive(o, "object");
+    int64_t seq, ts, version, every, interval, flags, prev;
+    const int64_t big = (int64_t)1 << 53;      /* exact in a JSON number */
+    bool ok = cJSON_IsObject(o) && cJSON_IsString(obj) && strcmp(obj->valuestring, "audit_head") == 0 &&
+              head_int(o, "seq", 1, big, &seq) && head_int(o, "ts", 0, big, &ts) &&
+              head_int(o, "version", 2, 2, &version) && head_int(o, "every", 0, big, &every) &&
+              head_int(o, "interval_s", 0, big, &interval) && head_int(o, "flags", 0, 0xffff, &flags) &&
+              head_int(o, "prev_seq", 0, big, &prev) &&
+              head_str(o, "hash", cp->hash, sizeof cp->hash, true) && strlen(cp->hash) == 64 &&
+              head_str(o, "signature", cp->signature, sizeof cp->signature, true) &&
+              strlen(cp->signature) == 128 &&
+              head_str(o, "prev_signature", cp->prev_signature, sizeof cp->prev_signature, true);
+    cJSON_Delete(o);
+    if (!ok) {
+        snprintf(err, errlen, "not an audit head (the JSON that `brigade audit head` prints)");
+        return -1;
+    }
+    cp->seq = seq;
+    cp->ts = ts;
+    cp->version = (int)version;
+    cp->every = (uint64_t)every;
+    cp->interval_s = (uint64_t)interval;
+    cp->flags = (uint32_t)flags;
+    cp->prev_seq = prev;
+    return 0;
 }

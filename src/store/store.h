@@ -407,6 +407,7 @@ typedef struct audit_rec {
     char        prev_hash[AUDIT_HASH_HEX];
     char        hash[AUDIT_HASH_HEX];
     bool        malformed;                /* read back: a column had a wrong type or a NUL byte */
+    bool        sealed;                   /* append: a checkpoint over this entry was written too */
 } audit_rec;
 
 typedef struct audit_checkpoint {
@@ -414,7 +415,17 @@ typedef struct audit_checkpoint {
     int64_t ts;                           /* when it was made */
     char    hash[AUDIT_HASH_HEX];         /* that entry's hash */
     char    signature[AUDIT_SIG_HEX];     /* Ed25519 over the checkpoint encoding, hex */
+    int     version;                      /* 2: chained (below); 1: a legacy checkpoint, signs
+                                           * seq, hash and ts only */
+    uint64_t every;                       /* v2: the bound it was made under — entries … */
+    uint64_t interval_s;                  /* … and seconds between seals */
+    uint32_t flags;                       /* v2: AUDIT_CP_* */
+    int64_t prev_seq;                     /* v2: the checkpoint before it (0 = the first) */
+    char    prev_signature[AUDIT_SIG_HEX];/* v2: that checkpoint's signature ("" = first);
+                                           * not a column — the previous row's signature */
 } audit_checkpoint;
+
+#define AUDIT_CP_RECOVERY 1u              /* seals a tail found unsealed at startup (after a crash) */
 
 typedef struct store_audit_chain {
     /* fill e->hash from every other field (e->prev_hash included) */
@@ -423,6 +434,8 @@ typedef struct store_audit_chain {
     int (*sign)(void *arg, audit_checkpoint *cp);
     void *sign_arg;
     uint64_t every;                       /* a checkpoint each `every` entries (0 = none) */
+    uint64_t interval_s;                  /* recorded in each checkpoint: the time bound of the
+                                           * sealer (src/obs/audit.c) */
 } store_audit_chain;
 
 typedef struct audit_query {
@@ -438,19 +451,31 @@ typedef struct audit_query {
  * the same transaction. Not scoped: the actor is data here, and only
  * src/obs/audit.c calls it. */
 store_status store_audit_append(store *st, audit_rec *e, const store_audit_chain *chain);
-/* Sign the newest entry if no checkpoint covers it yet (at shutdown). */
-store_status store_audit_checkpoint(store *st, const store_audit_chain *chain);
+/* Sign the newest entry if no checkpoint covers it yet (at shutdown, when
+ * the time bound is reached, at startup after a crash with `flags`
+ * AUDIT_CP_RECOVERY). *sealed (may be NULL): the seq signed, 0 if none. */
+store_status store_audit_checkpoint(store *st, const store_audit_chain *chain, uint32_t flags,
+                                    int64_t *sealed);
+/* The log's tail as it stands: the newest entry, the newest checkpoint, and
+ * the first entry after that checkpoint (0 / 0 when none). One read. */
+typedef struct audit_tail {
+    int64_t last_seq, last_cp_seq;
+    int64_t first_unsealed_seq, first_unsealed_ts;
+    char    last_cp_signature[AUDIT_SIG_HEX];
+} audit_tail;
+store_status store_audit_tail(store *st, audit_tail *out);
 /* Entries in seq order: a tenant admin its tenant's, the server admin any;
  * users STORE_FORBIDDEN. fn is called for at most q->limit rows; *has_more
  * says whether more match. */
 store_status store_audit_list(store *st, const scope *sc, const audit_query *q,
                               void (*fn)(const audit_rec *e, void *arg), void *arg,
                               bool *has_more);
-/* The whole log for verification, in one read transaction (a consistent
+/* The log for verification, in one read transaction (a consistent
  * snapshot while a server writes): every checkpoint first (seq order), then
- * every entry (seq order). A callback returning non-zero stops the scan.
- * Not scoped: the verifier (src/obs/audit_verify.c) only. */
-store_status store_audit_scan(store *st,
+ * every entry (seq order), both from seq `from` on (1 = the whole log). A
+ * callback returning non-zero stops the scan. Not scoped: the verifier
+ * (src/obs/audit_verify.c) only. */
+store_status store_audit_scan(store *st, int64_t from,
                               int (*on_checkpoint)(const audit_checkpoint *cp, void *arg),
                               int (*on_entry)(const audit_rec *e, void *arg), void *arg);
 /* The data directory the store lives in (where the audit key is kept). */

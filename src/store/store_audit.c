@@ -44,24 +44,60 @@ static store_status audit_last(store_conn *c, int64_t *seq, int64_t *ts, char ha
     return STORE_OK;
 }
 
-static store_status audit_insert_checkpoint(store_conn *c, const store_audit_chain *chain,
-                                            int64_t seq, int64_t ts, const char *hash)
+/* The newest checkpoint: its seq and signature (0 and "" when none). */
+static store_status audit_last_checkpoint(store_conn *c, int64_t *seq, char sig[AUDIT_SIG_HEX])
 {
+    *seq = 0;
+    sig[0] = '\0';
+    sqlite3_stmt *s = store_stmt(c, "SELECT seq, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1");
+    if (!s) return STORE_ERROR;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *seq = sqlite3_column_int64(s, 0);
+        store_col_copy(s, 1, sig, AUDIT_SIG_HEX);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_sqlite_status(c, rc, "audit last checkpoint");
+    return STORE_OK;
+}
+
+/* Sign entry `seq` and write the checkpoint, chained to the newest one in
+ * the table (the signer may chain it elsewhere: src/obs/audit.c does when
+ * the table lost checkpoints it wrote). *written: whether it was. */
+static store_status audit_insert_checkpoint(store_conn *c, const store_audit_chain *chain,
+                                            int64_t seq, int64_t ts, const char *hash,
+                                            uint32_t flags, bool *written)
+{
+    *written = false;
     audit_checkpoint cp;
     memset(&cp, 0, sizeof cp);
     cp.seq = seq;
     cp.ts = ts;
+    cp.version = 2;
+    cp.every = chain->every;
+    cp.interval_s = chain->interval_s;
+    cp.flags = flags;
     snprintf(cp.hash, sizeof cp.hash, "%s", hash);
+    store_status r = audit_last_checkpoint(c, &cp.prev_seq, cp.prev_signature);
+    if (r != STORE_OK) return r;
     /* No signature, no checkpoint: the entry itself is still written. */
     if (!chain->sign || chain->sign(chain->sign_arg, &cp) != 0) return STORE_OK;
-    sqlite3_stmt *s = store_stmt(c, "INSERT OR IGNORE INTO audit_checkpoints (seq, hash, ts, signature)"
-                                    " VALUES (?,?,?,?)");
+    sqlite3_stmt *s = store_stmt(c, "INSERT OR IGNORE INTO audit_checkpoints (seq, hash, ts, signature,"
+                                    " version, every, interval_s, flags, prev_seq)"
+                                    " VALUES (?,?,?,?,?,?,?,?,?)");
     if (!s) return STORE_ERROR;
     sqlite3_bind_int64(s, 1, cp.seq);
     store_bind_text(s, 2, cp.hash);
     sqlite3_bind_int64(s, 3, cp.ts);
     store_bind_text(s, 4, cp.signature);
-    return store_step_done(c, s, "insert audit checkpoint");
+    sqlite3_bind_int64(s, 5, cp.version);
+    sqlite3_bind_int64(s, 6, (int64_t)cp.every);
+    sqlite3_bind_int64(s, 7, (int64_t)cp.interval_s);
+    sqlite3_bind_int64(s, 8, cp.flags);
+    sqlite3_bind_int64(s, 9, cp.prev_seq);
+    r = store_step_done(c, s, "insert audit checkpoint");
+    if (r == STORE_OK) *written = sqlite3_changes(c->db) > 0;
+    return r;
 }
 
 static store_status store_audit_append_op(store_conn *c, void *arg)
@@ -92,9 +128,16 @@ static store_status store_audit_append_op(store_conn *c, void *arg)
     store_bind_text(s, 10, e->hash);
     r = store_step_done(c, s, "insert audit entry");
     if (r != STORE_OK) return r;
-    if (a->chain->every && (uint64_t)e->seq % a->chain->every == 0)
-        return audit_insert_checkpoint(c, a->chain, e->seq, e->ts, e->hash);
-    return STORE_OK;
+    /* The count bound: every `every` entries since the last checkpoint
+     * (whatever made it — the count, the time bound or a restart), so no
+     * more than every-1 entries are ever unsealed. */
+    e->sealed = false;
+    if (!a->chain->every || !a->chain->sign) return STORE_OK;
+    int64_t cp_seq;
+    char cp_sig[AUDIT_SIG_HEX];
+    r = audit_last_checkpoint(c, &cp_seq, cp_sig);
+    if (r != STORE_OK || (uint64_t)(e->seq - cp_seq) < a->chain->every) return r;
+    return audit_insert_checkpoint(c, a->chain, e->seq, e->ts, e->hash, 0, &e->sealed);
 }
 
 store_status store_audit_append(store *st, audit_rec *e, const store_audit_chain *chain)
@@ -109,28 +152,67 @@ store_status store_audit_append(store *st, audit_rec *e, const store_audit_chain
     return store_write(st, store_audit_append_op, &a);
 }
 
+typedef struct audit_seal_args {
+    const store_audit_chain *chain;
+    uint32_t flags;
+    int64_t sealed;
+} audit_seal_args;
+
 static store_status store_audit_checkpoint_op(store_conn *c, void *arg)
 {
-    const store_audit_chain *chain = arg;
-    int64_t seq, ts;
-    char hash[AUDIT_HASH_HEX];
+    audit_seal_args *a = arg;
+    int64_t seq, ts, covered;
+    char hash[AUDIT_HASH_HEX], sig[AUDIT_SIG_HEX];
+    a->sealed = 0;
     store_status r = audit_last(c, &seq, &ts, hash);
     if (r != STORE_OK || seq == 0) return r;
-    sqlite3_stmt *s = store_stmt(c, "SELECT coalesce(max(seq), 0) FROM audit_checkpoints");
-    if (!s) return STORE_ERROR;
-    int rc = sqlite3_step(s);
-    int64_t covered = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW) return store_sqlite_status(c, rc, "audit checkpoint max");
-    if (covered >= seq) return STORE_OK;
+    r = audit_last_checkpoint(c, &covered, sig);
+    if (r != STORE_OK || covered >= seq) return r;
     int64_t now = (int64_t)time(NULL);
-    return audit_insert_checkpoint(c, chain, seq, now > ts ? now : ts, hash);
+    bool written;
+    r = audit_insert_checkpoint(c, a->chain, seq, now > ts ? now : ts, hash, a->flags, &written);
+    if (r == STORE_OK && written) a->sealed = seq;
+    return r;
 }
 
-store_status store_audit_checkpoint(store *st, const store_audit_chain *chain)
+store_status store_audit_checkpoint(store *st, const store_audit_chain *chain, uint32_t flags,
+                                    int64_t *sealed)
 {
+    if (sealed) *sealed = 0;
     if (!chain || !chain->sign) return STORE_INVALID;
-    return store_write(st, store_audit_checkpoint_op, (void *)chain);
+    audit_seal_args a = {chain, flags, 0};
+    store_status r = store_write(st, store_audit_checkpoint_op, &a);
+    if (sealed) *sealed = a.sealed;
+    return r;
+}
+
+store_status store_audit_tail(store *st, audit_tail *out)
+{
+    memset(out, 0, sizeof *out);
+    store_conn *c = store_reader(st);
+    if (!c) return STORE_ERROR;
+    if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return store_sqlite_status(c, sqlite3_errcode(c->db), "audit tail begin");
+    int64_t ts;
+    char hash[AUDIT_HASH_HEX];
+    store_status r = audit_last(c, &out->last_seq, &ts, hash);
+    if (r == STORE_OK) r = audit_last_checkpoint(c, &out->last_cp_seq, out->last_cp_signature);
+    if (r == STORE_OK && out->last_seq > out->last_cp_seq) {
+        sqlite3_stmt *s = store_stmt(c, "SELECT seq, ts FROM audit WHERE seq > ? ORDER BY seq LIMIT 1");
+        if (!s) r = STORE_ERROR;
+        else {
+            sqlite3_bind_int64(s, 1, out->last_cp_seq);
+            int rc = sqlite3_step(s);
+            if (rc == SQLITE_ROW) {
+                out->first_unsealed_seq = sqlite3_column_int64(s, 0);
+                out->first_unsealed_ts = sqlite3_column_int64(s, 1);
+            }
+            sqlite3_reset(s);
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE) r = store_sqlite_status(c, rc, "audit tail");
+        }
+    }
+    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    return r;
 }
 
 /* ---- reading ---- */
@@ -210,42 +292,64 @@ store_status store_audit_list(store *st, const scope *sc, const audit_query *q,
     return STORE_OK;
 }
 
-store_status store_audit_scan(store *st,
+static void audit_read_checkpoint(sqlite3_stmt *s, audit_checkpoint *cp)
+{
+    memset(cp, 0, sizeof *cp);
+    cp->seq = sqlite3_column_int64(s, 0);
+    store_col_copy(s, 1, cp->hash, sizeof cp->hash);
+    cp->ts = sqlite3_column_int64(s, 2);
+    store_col_copy(s, 3, cp->signature, sizeof cp->signature);
+    cp->version = (int)sqlite3_column_int64(s, 4);
+    cp->every = (uint64_t)sqlite3_column_int64(s, 5);
+    cp->interval_s = (uint64_t)sqlite3_column_int64(s, 6);
+    cp->flags = (uint32_t)sqlite3_column_int64(s, 7);
+    cp->prev_seq = sqlite3_column_int64(s, 8);
+}
+
+store_status store_audit_scan(store *st, int64_t from,
                               int (*on_checkpoint)(const audit_checkpoint *cp, void *arg),
                               int (*on_entry)(const audit_rec *e, void *arg), void *arg)
 {
     store_conn *c = store_reader(st);
     if (!c) return STORE_ERROR;
     /* One read transaction: checkpoints and entries from the same snapshot,
-     * so a checkpoint written while we read cannot point past our entries. */
+     * so a checkpoint written while we read cannot point past our entries.
+     * The two tables are read side by side and merged by seq (a checkpoint
+     * before the entry it signs), so the reader keeps no list. */
     if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
         return store_sqlite_status(c, sqlite3_errcode(c->db), "audit scan begin");
     store_status res = STORE_OK;
-    int rc = SQLITE_DONE;
-    sqlite3_stmt *s = store_stmt(c, "SELECT seq, hash, ts, signature FROM audit_checkpoints ORDER BY seq");
-    if (!s) res = STORE_ERROR;
-    while (res == STORE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        audit_checkpoint cp;
-        memset(&cp, 0, sizeof cp);
-        cp.seq = sqlite3_column_int64(s, 0);
-        store_col_copy(s, 1, cp.hash, sizeof cp.hash);
-        cp.ts = sqlite3_column_int64(s, 2);
-        store_col_copy(s, 3, cp.signature, sizeof cp.signature);
-        if (on_checkpoint && on_checkpoint(&cp, arg) != 0) { rc = SQLITE_DONE; break; }
-    }
-    if (s) sqlite3_reset(s);
-    if (res == STORE_OK && rc != SQLITE_DONE) res = store_sqlite_status(c, rc, "audit scan checkpoints");
+    sqlite3_stmt *cs = store_stmt(c, "SELECT seq, hash, ts, signature, version, every, interval_s,"
+                                     " flags, prev_seq FROM audit_checkpoints WHERE seq >= ? ORDER BY seq");
+    sqlite3_stmt *es = store_stmt(c, "SELECT " AUDIT_COLS " FROM audit WHERE seq >= ? ORDER BY seq");
+    if (!cs || !es) res = STORE_ERROR;
+    int crc = SQLITE_DONE, erc = SQLITE_DONE;
     if (res == STORE_OK) {
-        s = store_stmt(c, "SELECT " AUDIT_COLS " FROM audit ORDER BY seq");
-        if (!s) res = STORE_ERROR;
-        while (res == STORE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-            audit_rec e;
-            audit_read_row(s, &e);
-            if (on_entry && on_entry(&e, arg) != 0) { rc = SQLITE_DONE; break; }
-        }
-        if (s) sqlite3_reset(s);
-        if (res == STORE_OK && rc != SQLITE_DONE) res = store_sqlite_status(c, rc, "audit scan entries");
+        sqlite3_bind_int64(cs, 1, from);
+        sqlite3_bind_int64(es, 1, from);
+        crc = sqlite3_step(cs);
+        erc = sqlite3_step(es);
     }
+    while (res == STORE_OK && (crc == SQLITE_ROW || erc == SQLITE_ROW)) {
+        if (crc == SQLITE_ROW &&
+            (erc != SQLITE_ROW || sqlite3_column_int64(cs, 0) <= sqlite3_column_int64(es, 0))) {
+            audit_checkpoint cp;
+            audit_read_checkpoint(cs, &cp);
+            if (on_checkpoint && on_checkpoint(&cp, arg) != 0) break;
+            crc = sqlite3_step(cs);
+        } else {
+            audit_rec e;
+            audit_read_row(es, &e);
+            if (on_entry && on_entry(&e, arg) != 0) break;
+            erc = sqlite3_step(es);
+        }
+    }
+    if (res == STORE_OK && crc != SQLITE_DONE && crc != SQLITE_ROW)
+        res = store_sqlite_status(c, crc, "audit scan checkpoints");
+    if (res == STORE_OK && erc != SQLITE_DONE && erc != SQLITE_ROW)
+        res = store_sqlite_status(c, erc, "audit scan entries");
+    if (cs) sqlite3_reset(cs);
+    if (es) sqlite3_reset(es);
     sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
     return res;
 }

@@ -221,6 +221,15 @@ static const store_migration store_migrations[] = {
      ");"
      "CREATE INDEX spans_trace ON spans (trace_id);"
      "CREATE INDEX spans_end ON spans (end_ns);"},
+    {6,
+     /* Chained audit checkpoints (src/obs/audit_chain.c): each signs the
+      * bound it was made under, why it was made, and the checkpoint before
+      * it. Rows of migration 4 stay version 1 (signed the old way). */
+     "ALTER TABLE audit_checkpoints ADD COLUMN version    INTEGER NOT NULL DEFAULT 1;"
+     "ALTER TABLE audit_checkpoints ADD COLUMN every      INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE audit_checkpoints ADD COLUMN interval_s INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE audit_checkpoints ADD COLUMN flags      INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE audit_checkpoints ADD COLUMN prev_seq   INTEGER NOT NULL DEFAULT 0;"},
 };
 
 #define STORE_NMIGRATIONS (sizeof store_migrations / sizeof store_migrations[0])

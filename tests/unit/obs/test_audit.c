@@ -169,8 +169,8 @@ static void test_chain_concurrent_intact(void **state)
     assert_int_equal(res->checkpoints, 120 / 7);
     assert_int_equal(res->last_checkpoint_seq, 119);
     /* the shutdown checkpoint covers the tail, once */
-    assert_int_equal(store_audit_checkpoint(st, &test_chain), STORE_OK);
-    assert_int_equal(store_audit_checkpoint(st, &test_chain), STORE_OK);
+    assert_int_equal(store_audit_checkpoint(st, &test_chain, 0, NULL), STORE_OK);
+    assert_int_equal(store_audit_checkpoint(st, &test_chain, 0, NULL), STORE_OK);
     assert_int_equal(audit_verify(st, test_key.pk, res), STORE_OK);
     assert_true(res->intact);
     assert_int_equal(res->last_checkpoint_seq, 120);
