@@ -8,6 +8,7 @@
  * the findings may describe other tenants' entries. */
 #include "api/api.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,23 +125,54 @@ void api_audit_list(api_ctx *ctx)
     api_reply(ctx, 200, list);
 }
 
-void api_audit_verify(api_ctx *ctx)
+/* What earlier verifications established, process-wide: the newest
+ * checkpoint a verify found holding. A call verifies from it (the work of
+ * the entries since), and the full scan — every entry from seq 1 — runs at
+ * most once per AUDIT_FULL_SCAN_INTERVAL_S and one at a time. A full scan
+ * that found the log tampered is kept: tampering does not heal, so later
+ * calls get that verdict ("scan": "cached") until a full scan finds the
+ * log intact. */
+#define AUDIT_FULL_SCAN_INTERVAL_S 60
+
+static struct {
+    pthread_mutex_t mu;
+    const store *st;
+    bool have, full_running;
+    audit_checkpoint verified;
+    audit_verify_result *failed;  /* the last full scan's, if it found tampering */
+    int64_t last_full;            /* monotonic seconds of the last full scan's start */
+} api_verified = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int64_t api_audit_mono_s(void)
 {
-    char dir[4096], err[512];
-    store_data_dir(ctx->app->store, dir, sizeof dir);
-    audit_key key;
-    bool has_key = audit_key_load(dir, false, &key, err, sizeof err) == 0;
-    audit_verify_result *res = malloc(sizeof *res);
-    if (!res) {
-        api_fail(ctx, 500, "api_error", "internal_error", NULL, "out of memory");
-        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+/* Claim the full scan: false (and *wait set) when one ran too recently or runs now. */
+static bool api_audit_claim_full(int64_t *wait)
+{
+    int64_t now = api_audit_mono_s();
+    bool ok = false;
+    pthread_mutex_lock(&api_verified.mu);
+    if (api_verified.full_running) {
+        *wait = 1;
+    } else if (api_verified.last_full && now - api_verified.last_full < AUDIT_FULL_SCAN_INTERVAL_S) {
+        *wait = AUDIT_FULL_SCAN_INTERVAL_S - (now - api_verified.last_full);
+    } else {
+        api_verified.full_running = true;
+        api_verified.last_full = now;
+        ok = true;
     }
-    store_status st = audit_verify(ctx->app->store, has_key ? key.pk : NULL, res);
-    if (st != STORE_OK) {
-        free(res);
-        api_fail_store(ctx, st, "audit log");
-        return;
-    }
+    pthread_mutex_unlock(&api_verified.mu);
+    return ok;
+}
+
+/* The verdict; the server admin gets the findings and the head. Frees res. */
+static void api_audit_verify_reply(api_ctx *ctx, audit_verify_result *res, const char *scan,
+                                   int64_t from_seq, const unsigned char *pk)
+{
     int64_t first_bad = 0;
     for (size_t i = 0; i < res->n_problems; i++)
         if (first_bad == 0 || res->problems[i].seq < first_bad) first_bad = res->problems[i].seq;
@@ -149,6 +181,8 @@ void api_audit_verify(api_ctx *ctx)
     cJSON_AddBoolToObject(o, "intact", res->intact);
     if (first_bad) cJSON_AddNumberToObject(o, "first_bad_seq", (double)first_bad);
     else cJSON_AddNullToObject(o, "first_bad_seq");
+    cJSON_AddStringToObject(o, "scan", scan);
+    cJSON_AddNumberToObject(o, "from_seq", (double)from_seq);
     if (ctx->scope.role == SCOPE_SERVER_ADMIN) {
         cJSON_AddNumberToObject(o, "entries", (double)res->entries);
         cJSON_AddNumberToObject(o, "last_seq", (double)res->last_seq);
@@ -156,9 +190,100 @@ void api_audit_verify(api_ctx *ctx)
         cJSON_AddNumberToObject(o, "last_checkpoint_seq", (double)res->last_checkpoint_seq);
         cJSON_AddBoolToObject(o, "signatures_checked", !res->key_missing);
         audit_problems_json(o, res);
+        if (res->intact && res->newest.seq)
+            cJSON_AddItemToObject(o, "head", audit_head_json(&res->newest, pk));
+        else
+            cJSON_AddNullToObject(o, "head");
     }
     free(res);
     api_reply(ctx, 200, o);
+}
+
+void api_audit_verify(api_ctx *ctx)
+{
+    store *st = ctx->app->store;
+    const char *fullq = http_query_get(ctx->req, "full");
+    bool want_full = false;
+    if (fullq) {
+        if (strcmp(fullq, "true") == 0) want_full = true;
+        else if (strcmp(fullq, "false") != 0) {
+            api_fail(ctx, 400, "invalid_request_error", "invalid_value", "full",
+                     "query parameter \"full\" must be true or false");
+            return;
+        }
+    }
+    if (want_full && ctx->scope.role != SCOPE_SERVER_ADMIN) {
+        api_fail(ctx, 403, "permission_error", "forbidden", "full",
+                 "a full scan of the audit log is for the server admin");
+        return;
+    }
+    char dir[4096], err[512];
+    store_data_dir(st, dir, sizeof dir);
+    audit_key key;
+    bool has_key = audit_key_load(dir, false, &key, err, sizeof err) == 0;
+
+    audit_checkpoint from;
+    pthread_mutex_lock(&api_verified.mu);
+    if (api_verified.st != st) {            /* another store (tests): start over */
+        api_verified.st = st;
+        api_verified.have = false;
+        free(api_verified.failed);
+        api_verified.failed = NULL;
+    }
+    bool incremental = has_key && api_verified.have && !want_full;
+    if (incremental) from = api_verified.verified;
+    audit_verify_result *res = malloc(sizeof *res);
+    bool cached = !incremental && !want_full && api_verified.failed && res;
+    if (cached) *res = *api_verified.failed;
+    pthread_mutex_unlock(&api_verified.mu);
+    if (cached) {
+        api_audit_verify_reply(ctx, res, "cached", 1, has_key ? key.pk : NULL);
+        return;
+    }
+    int64_t wait = 0;
+    if (!incremental && !api_audit_claim_full(&wait)) {
+        free(res);
+        snprintf(ctx->retry_after, sizeof ctx->retry_after, "%lld", (long long)wait);
+        api_fail(ctx, 429, "rate_limit_error", "rate_limited", "full",
+                 "a full scan of the audit log runs at most once every %d s; retry after %lld s",
+                 AUDIT_FULL_SCAN_INTERVAL_S, (long long)wait);
+        return;
+    }
+
+    store_status r = STORE_ERROR;
+    if (res) {
+        const obs_cfg *oc = &ctx->app->cfg.observability;
+        audit_verify_opts o = {.pk = has_key ? key.pk : NULL, .every = oc->audit_checkpoint_every,
+                               .interval_s = oc->audit_checkpoint_interval_s,
+                               .from = incremental ? &from : NULL};
+        r = audit_verify_ex(st, &o, res);
+    }
+    pthread_mutex_lock(&api_verified.mu);
+    if (!incremental) api_verified.full_running = false;
+    /* Remember the newest checkpoint that held, so the next call starts there. */
+    if (r == STORE_OK && res->intact && has_key && res->newest.seq &&
+        (!api_verified.have || res->newest.seq >= api_verified.verified.seq)) {
+        api_verified.verified = res->newest;
+        api_verified.have = true;
+    }
+    if (r == STORE_OK && !incremental) {
+        free(api_verified.failed);
+        api_verified.failed = NULL;
+        if (!res->intact && (api_verified.failed = malloc(sizeof *res)) != NULL)
+            *api_verified.failed = *res;
+    }
+    pthread_mutex_unlock(&api_verified.mu);
+    if (!res) {
+        api_fail(ctx, 500, "api_error", "internal_error", NULL, "out of memory");
+        return;
+    }
+    if (r != STORE_OK) {
+        free(res);
+        api_fail_store(ctx, r, "audit log");
+        return;
+    }
+    api_audit_verify_reply(ctx, res, incremental ? "incremental" : "full",
+                           incremental ? from.seq : 1, has_key ? key.pk : NULL);
 }
 
 /* ---- authentication failures ---- */
@@ -206,8 +331,16 @@ static void api_audit_auth_work(http_request *req)
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "reason", a->code);
     cJSON_AddStringToObject(d, "source", a->source);
-    cJSON_AddStringToObject(d, "method", req->method);
-    cJSON_AddStringToObject(d, "path", req->path);
+    char method[32];
+    obs_audit_clip(req->method, sizeof method - 1, method, sizeof method);
+    cJSON_AddStringToObject(d, "method", method);
+    /* The path is the caller's text, before anyone is authenticated: at
+     * most OBS_AUDIT_FIELD_MAX bytes of it are kept, and its length. */
+    char path[OBS_AUDIT_FIELD_MAX + 1];
+    obs_audit_clip(req->path, OBS_AUDIT_FIELD_MAX, path, sizeof path);
+    cJSON_AddStringToObject(d, "path", path);
+    if (strlen(req->path) > OBS_AUDIT_FIELD_MAX)
+        cJSON_AddNumberToObject(d, "path_bytes", (double)strlen(req->path));
     cJSON_AddStringToObject(d, "request_id", req->request_id);
     cJSON_AddNumberToObject(d, "suppressed_before", (double)a->suppressed);
     obs_audit_raw(ctx->app->store, "", "anonymous", a->credential, "auth.failure", "", d);

@@ -83,6 +83,9 @@ static int admin_open(admin_env *env, const char *data_dir, const char *config_p
         return -1;
     }
     identity_set_default_tier(env->identity, env->cfg.default_tier);
+    /* no sealer: an admin command is short, and its close seals */
+    obs_audit_open(env->store, env->cfg.observability.audit_checkpoint_every,
+                   env->cfg.observability.audit_checkpoint_interval_s, false);
     return 0;
 }
 

@@ -1,5 +1,6 @@
-/* audit_cli.c — `brigade audit`: check the audit log end to end, and print
- * the public key its checkpoints are signed with.
+/* audit_cli.c — `brigade audit`: check the audit log end to end, print its
+ * head (to publish elsewhere, and check a later log against), and print the
+ * public key its checkpoints are signed with.
  *
  * It reads the database as a second SQLite connection, so it works while
  * the server runs (WAL: one consistent snapshot, the server is not
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config/config.h"
 #include "obs/audit.h"
 #include "obs/audit_chain.h"
 #include "store/store.h"
@@ -20,62 +22,130 @@ static const char audit_usage[] =
     "usage: brigade audit COMMAND [OPTIONS]\n"
     "\n"
     "Commands:\n"
-    "  verify   check every entry's hash, the chain linking them, and the signed\n"
-    "           checkpoints; name each modified, deleted, inserted or reordered entry\n"
+    "  verify   check every entry's hash, the chain linking them, and the signed,\n"
+    "           chained checkpoints and their bound; name each modified, deleted,\n"
+    "           inserted or reordered entry\n"
+    "  head     verify, then print the log's head (its newest checkpoint: seq, hash,\n"
+    "           signature) as JSON, to publish somewhere the server cannot write\n"
     "  pubkey   print the Ed25519 public key the checkpoints are signed with (hex);\n"
     "           creates the key if the data directory has none yet\n"
     "\n"
     "Options:\n"
     "  --data-dir DIR   the server's data directory (default ./brigade-data)\n"
-    "  --pubkey HEX     verify: check signatures against this public key (64 hex\n"
-    "                   digits, as printed by `pubkey` earlier) instead of the key\n"
-    "                   file in DIR, which someone with write access could replace\n"
+    "  --config FILE    the server's configuration: the checkpoint bound\n"
+    "                   (observability.audit) of a log with no checkpoint to say it\n"
+    "  --pubkey HEX     check signatures against this public key (64 hex digits, as\n"
+    "                   printed by `pubkey` earlier) instead of the key file in DIR,\n"
+    "                   which someone with write access could replace\n"
+    "  --head FILE      verify: the log must still hold this head (printed by `head`\n"
+    "                   earlier): detects a log cut back to before it\n"
     "  --json           verify: print the result as JSON\n"
     "  --help           this text\n"
     "\n"
     "Works while `brigade serve` runs on the same directory.\n"
-    "Exit status of verify: 0 intact, 1 tampered, 2 usage error, 3 the log could\n"
-    "not be read.\n";
+    "Exit status: 0 intact, 1 tampered (or head: no checkpoint yet), 2 usage error,\n"
+    "3 the log could not be read.\n";
 
-static int audit_cli_verify(const char *data_dir, const char *pin_hex, bool json)
+typedef struct audit_cli_opts {
+    const char *data_dir, *pin, *config, *head_file;
+    bool json;
+} audit_cli_opts;
+
+/* The public key: pinned, else the key file (NULL with a warning if none). */
+static bool audit_cli_key(const audit_cli_opts *o, unsigned char pin[32], audit_key *key,
+                          const unsigned char **pk)
 {
+    char err[1024];
+    if (o->pin && audit_from_hex(o->pin, pin, 32) != 0) {
+        fprintf(stderr, "brigade audit: --pubkey must be 64 hex digits\n");
+        return false;
+    }
+    bool has_file_key = audit_key_load(o->data_dir, false, key, err, sizeof err) == 0;
+    *pk = o->pin ? pin : has_file_key ? key->pk : NULL;
+    if (!o->pin && !has_file_key)
+        fprintf(stderr, "brigade audit: warning: no key (%s): checkpoint signatures are NOT checked\n", err);
+    if (o->pin && has_file_key && memcmp(pin, key->pk, 32) != 0)
+        fprintf(stderr, "brigade audit: warning: the key file in %s is not the pinned key\n", o->data_dir);
+    return true;
+}
+
+/* A published head: parsed, and its signature checked with pk. 0, 2 (usage). */
+static int audit_cli_read_head(const char *file, const unsigned char *pk, audit_checkpoint *head)
+{
+    char err[256], buf[8192];
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        fprintf(stderr, "brigade audit: cannot read --head %s\n", file);
+        return 2;
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    bool too_long = !feof(f);
+    fclose(f);
+    buf[n] = '\0';
+    if (too_long || audit_head_parse(buf, head, err, sizeof err) != 0) {
+        fprintf(stderr, "brigade audit: --head %s: %s\n", file, too_long ? "too long" : err);
+        return 2;
+    }
+    if (!pk) {
+        fprintf(stderr, "brigade audit: --head needs the public key (--pubkey, or the key file)\n");
+        return 2;
+    }
+    if (!audit_checkpoint_valid(pk, head)) {
+        fprintf(stderr, "brigade audit: --head %s: its signature does not verify with the key "
+                        "(another log's head, or altered)\n", file);
+        return 2;
+    }
+    return 0;
+}
+
+/* Verify the log in o->data_dir; *res filled. 0, or an exit status. */
+static int audit_cli_run(const audit_cli_opts *o, audit_verify_result *res, const unsigned char **pk_out)
+{
+    static unsigned char pin[32];
+    static audit_key key;
     char path[4200], err[1024];
     struct stat sb;
-    snprintf(path, sizeof path, "%s/brigade.db", data_dir);
+    snprintf(path, sizeof path, "%s/brigade.db", o->data_dir);
     if (stat(path, &sb) != 0) {
         fprintf(stderr, "brigade audit: no database at %s\n", path);
         return 3;
     }
-    unsigned char pin[32];
-    if (pin_hex && audit_from_hex(pin_hex, pin, sizeof pin) != 0) {
-        fprintf(stderr, "brigade audit: --pubkey must be 64 hex digits\n");
-        return 2;
+    const unsigned char *pk;
+    if (!audit_cli_key(o, pin, &key, &pk)) return 2;
+    *pk_out = pk;
+    audit_verify_opts vo = {.pk = pk};
+    if (o->config) {
+        brigade_config cfg;
+        if (config_load_file(o->config, &cfg, err, sizeof err) != 0) {
+            fprintf(stderr, "brigade audit: %s\n", err);
+            return 2;
+        }
+        vo.every = cfg.observability.audit_checkpoint_every;
+        vo.interval_s = cfg.observability.audit_checkpoint_interval_s;
+        config_free(&cfg);
     }
-    audit_key key;
-    bool has_file_key = audit_key_load(data_dir, false, &key, err, sizeof err) == 0;
-    const unsigned char *pk = pin_hex ? pin : has_file_key ? key.pk : NULL;
-    if (!pin_hex && !has_file_key)
-        fprintf(stderr, "brigade audit: warning: no key (%s): checkpoint signatures are NOT checked\n", err);
-    if (pin_hex && has_file_key && memcmp(pin, key.pk, sizeof pin) != 0)
-        fprintf(stderr, "brigade audit: warning: the key file in %s is not the pinned key\n", data_dir);
-
-    store *st = store_open(data_dir, err, sizeof err);
+    audit_checkpoint head;
+    if (o->head_file) {
+        int rc = audit_cli_read_head(o->head_file, pk, &head);
+        if (rc) return rc;
+        vo.head = &head;
+    }
+    store *st = store_open(o->data_dir, err, sizeof err);
     if (!st) {
         fprintf(stderr, "brigade audit: store: %s\n", err);
         return 3;
     }
-    audit_verify_result *res = malloc(sizeof *res);
-    if (!res) {
-        store_close(st);
-        return 3;
-    }
-    store_status r = audit_verify(st, pk, res);
+    store_status r = audit_verify_ex(st, &vo, res);
     store_close(st);
     if (r != STORE_OK) {
         fprintf(stderr, "brigade audit: could not read the audit log: %s\n", store_status_text(r));
-        free(res);
         return 3;
     }
+    return 0;
+}
+
+static void audit_cli_print(const audit_verify_result *res, const unsigned char *pk, bool json)
+{
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddBoolToObject(o, "intact", res->intact);
@@ -90,49 +160,92 @@ static int audit_cli_verify(const char *data_dir, const char *pin_hex, bool json
         if (s) puts(s);
         free(s);
         cJSON_Delete(o);
-    } else {
-        printf("audit log: %llu entries", (unsigned long long)res->entries);
-        if (res->entries)
-            printf(" (seq %lld..%lld)", (long long)res->first_seq, (long long)res->last_seq);
-        printf(", %llu checkpoints", (unsigned long long)res->checkpoints);
-        if (res->last_checkpoint_seq) printf(" (last signs seq %lld)", (long long)res->last_checkpoint_seq);
-        printf("\n");
-        if (!pk) printf("signatures: not checked (no key)\n");
-        for (size_t i = 0; i < res->n_problems; i++)
-            printf("TAMPERED %s at seq %lld: %s\n", audit_problem_kind_name(res->problems[i].kind),
-                   (long long)res->problems[i].seq, res->problems[i].message);
-        if (res->more_problems)
-            printf("… and %llu more problems\n", (unsigned long long)res->more_problems);
-        if (res->intact) {
-            printf("intact\n");
-            if (res->last_seq > res->last_checkpoint_seq)
-                printf("note: the %lld entries after the last checkpoint are protected by the "
-                       "chain only (the server signs at shutdown and every N entries)\n",
-                       (long long)(res->last_seq - res->last_checkpoint_seq));
-        } else {
-            printf("tampered: %zu problem%s found\n", res->n_problems + (size_t)res->more_problems,
-                   res->n_problems + res->more_problems == 1 ? "" : "s");
-        }
+        return;
     }
-    int rc = res->intact ? 0 : 1;
+    printf("audit log: %llu entries", (unsigned long long)res->entries);
+    if (res->entries)
+        printf(" (seq %lld..%lld)", (long long)res->first_seq, (long long)res->last_seq);
+    printf(", %llu checkpoints", (unsigned long long)res->checkpoints);
+    if (res->last_checkpoint_seq) printf(" (last signs seq %lld)", (long long)res->last_checkpoint_seq);
+    printf("\n");
+    if (!pk) printf("signatures: not checked (no key)\n");
+    for (size_t i = 0; i < res->n_problems; i++)
+        printf("TAMPERED %s at seq %lld: %s\n", audit_problem_kind_name(res->problems[i].kind),
+               (long long)res->problems[i].seq, res->problems[i].message);
+    if (res->more_problems)
+        printf("… and %llu more problems\n", (unsigned long long)res->more_problems);
+    for (size_t i = 0; i < res->n_warnings; i++) printf("warning: %s\n", res->warnings[i]);
+    if (res->intact)
+        printf("intact\n");
+    else
+        printf("tampered: %zu problem%s found\n", res->n_problems + (size_t)res->more_problems,
+               res->n_problems + res->more_problems == 1 ? "" : "s");
+}
+
+static int audit_cli_verify(const audit_cli_opts *o)
+{
+    audit_verify_result *res = malloc(sizeof *res);
+    if (!res) return 3;
+    const unsigned char *pk = NULL;
+    int rc = audit_cli_run(o, res, &pk);
+    if (rc == 0) {
+        audit_cli_print(res, pk, o->json);
+        rc = res->intact ? 0 : 1;
+    }
+    free(res);
+    return rc;
+}
+
+static int audit_cli_head(const audit_cli_opts *o)
+{
+    audit_verify_result *res = malloc(sizeof *res);
+    if (!res) return 3;
+    const unsigned char *pk = NULL;
+    int rc = audit_cli_run(o, res, &pk);
+    if (rc == 0 && !pk) {
+        fprintf(stderr, "brigade audit: no key: a head cannot be checked without one\n");
+        rc = 1;
+    } else if (rc == 0 && !res->intact) {
+        fprintf(stderr, "brigade audit: the log is not intact; no head to publish:\n");
+        for (size_t i = 0; i < res->n_problems; i++)
+            fprintf(stderr, "TAMPERED %s at seq %lld: %s\n",
+                    audit_problem_kind_name(res->problems[i].kind),
+                    (long long)res->problems[i].seq, res->problems[i].message);
+        rc = 1;
+    } else if (rc == 0 && !res->newest.seq) {
+        fprintf(stderr, "brigade audit: the log has no checkpoint yet: nothing to publish\n");
+        rc = 1;
+    } else if (rc == 0) {
+        for (size_t i = 0; i < res->n_warnings; i++)
+            fprintf(stderr, "brigade audit: warning: %s\n", res->warnings[i]);
+        cJSON *h = audit_head_json(&res->newest, pk);
+        char *s = cJSON_Print(h);
+        if (s) puts(s);
+        free(s);
+        cJSON_Delete(h);
+    }
     free(res);
     return rc;
 }
 
 int app_audit_main(int argc, char **argv)
 {
-    const char *data_dir = "./brigade-data", *pin = NULL, *cmd = NULL;
-    bool json = false;
+    audit_cli_opts o = {.data_dir = "./brigade-data"};
+    const char *cmd = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(audit_usage, stdout);
             return 0;
         } else if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc) {
-            data_dir = argv[++i];
+            o.data_dir = argv[++i];
         } else if (strcmp(argv[i], "--pubkey") == 0 && i + 1 < argc) {
-            pin = argv[++i];
+            o.pin = argv[++i];
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            o.config = argv[++i];
+        } else if (strcmp(argv[i], "--head") == 0 && i + 1 < argc) {
+            o.head_file = argv[++i];
         } else if (strcmp(argv[i], "--json") == 0) {
-            json = true;
+            o.json = true;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "brigade audit: unknown option or missing value \"%s\"\n\n%s", argv[i],
                     audit_usage);
@@ -148,23 +261,30 @@ int app_audit_main(int argc, char **argv)
         fputs(audit_usage, stderr);
         return 2;
     }
-    if (!data_dir[0]) {
+    if (!o.data_dir[0]) {
         fprintf(stderr, "brigade audit: --data-dir must not be empty\n");
         return 2;
     }
-    if (strcmp(cmd, "verify") == 0) return audit_cli_verify(data_dir, pin, json);
+    if (strcmp(cmd, "verify") == 0) return audit_cli_verify(&o);
+    if (strcmp(cmd, "head") == 0) {
+        if (o.json || o.head_file) {
+            fprintf(stderr, "brigade audit: head takes --data-dir, --config and --pubkey\n");
+            return 2;
+        }
+        return audit_cli_head(&o);
+    }
     if (strcmp(cmd, "pubkey") == 0) {
-        if (pin || json) {
+        if (o.pin || o.json || o.config || o.head_file) {
             fprintf(stderr, "brigade audit: pubkey takes only --data-dir\n");
             return 2;
         }
         char hex[65], err[1024];
         struct stat sb;
-        if (stat(data_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-            fprintf(stderr, "brigade audit: no data directory %s\n", data_dir);
+        if (stat(o.data_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            fprintf(stderr, "brigade audit: no data directory %s\n", o.data_dir);
             return 1;
         }
-        if (obs_audit_pubkey(data_dir, hex, err, sizeof err) != 0) {
+        if (obs_audit_pubkey(o.data_dir, hex, err, sizeof err) != 0) {
             fprintf(stderr, "brigade audit: %s\n", err);
             return 1;
         }

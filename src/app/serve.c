@@ -250,9 +250,13 @@ int app_serve_main(int argc, char **argv)
     sc.on_request_done = serve_request_done;
     if (obs_setup(&a.cfg.observability, a.store, err, sizeof err) != 0)
         log_warn("observability: %s; serving without tracing", err);
+    /* the audit chain's bound; seals what a crash left unsealed */
+    obs_audit_open(a.store, a.cfg.observability.audit_checkpoint_every,
+                   a.cfg.observability.audit_checkpoint_interval_s, true);
     a.server = http_server_start(&sc, err, sizeof err);
     if (!a.server) {
         obs_tracer_stop();
+        obs_audit_close(a.store);
         fprintf(stderr, "brigade serve: cannot listen on %s:%d: %s\n", a.cfg.listen_host,
                 a.cfg.listen_port, err);
         identity_on_revocation(a.identity, NULL, NULL);

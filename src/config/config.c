@@ -182,6 +182,8 @@ void config_defaults(brigade_config *cfg)
     cfg->observability.otlp_max_queue = 8192;
     cfg->observability.otlp_batch = 512;
     cfg->observability.otlp_interval_ms = 1000;
+    cfg->observability.audit_checkpoint_every = 1000;
+    cfg->observability.audit_checkpoint_interval_s = 60;
     cfg->observability.otlp_timeout_ms = 2000;
     cfg->observability.metrics_max_series = 1000;
 

@@ -127,6 +127,8 @@ typedef struct obs_cfg {
     uint32_t otlp_timeout_ms;        /* per POST (default 2000) */
     char    *service_name;           /* OTLP resource service.name (default "brigade") */
     uint32_t metrics_max_series;     /* series per metric family (default 1000) */
+    uint32_t audit_checkpoint_every; /* audit log: a signed checkpoint at least every N entries … */
+    uint32_t audit_checkpoint_interval_s; /* … and within T s of an entry (defaults 1000, 60) */
 } obs_cfg;
 
 /* A declared HTTP tool (`tools:` in the file). The model calls it with JSON

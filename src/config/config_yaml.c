@@ -1169,17 +1169,19 @@ static int ld_governance(ld *l, struct fy_node *n, int line)
 }
 
 /* `observability:` — logs, traces, OTLP export, metrics (docs/observability.md). */
-enum { OB_LOGS, OB_TRACES, OB_OTLP, OB_METRICS, OB__N };
+enum { OB_LOGS, OB_TRACES, OB_OTLP, OB_METRICS, OB_AUDIT, OB__N };
 enum { OBL_FORMAT, OBL_CONTENT, OBL__N };
 enum { OBT_ENABLED, OBT_RETENTION, OBT_MAX_SPANS, OBT_SAMPLE, OBT__N };
 enum { OBO_ENDPOINT, OBO_QUEUE, OBO_BATCH, OBO_INTERVAL, OBO_TIMEOUT, OBO_SERVICE, OBO__N };
 enum { OBM_MAX_SERIES, OBM__N };
+enum { OBA_EVERY, OBA_INTERVAL, OBA__N };
 
 static int ld_observability(ld *l, struct fy_node *n, int line)
 {
     obs_cfg *o = &l->cfg->observability;
     slot s[OB__N] = {[OB_LOGS] = {.key = "logs"}, [OB_TRACES] = {.key = "traces"},
-                     [OB_OTLP] = {.key = "otlp"}, [OB_METRICS] = {.key = "metrics"}};
+                     [OB_OTLP] = {.key = "otlp"}, [OB_METRICS] = {.key = "metrics"},
+                     [OB_AUDIT] = {.key = "audit"}};
     if (ld_collect(l, n, line, "observability", s, OB__N) < 0)
         return -1;
     if (s[OB_LOGS].present) {
@@ -1266,6 +1268,20 @@ static int ld_observability(ld *l, struct fy_node *n, int line)
         if (g[OBM_MAX_SERIES].present &&
             ld_u32(l, &g[OBM_MAX_SERIES], "observability.metrics.max_series", 10, 1000000,
                    &o->metrics_max_series) < 0)
+            return -1;
+    }
+    if (s[OB_AUDIT].present) {
+        slot g[OBA__N] = {[OBA_EVERY] = {.key = "checkpoint_every"},
+                          [OBA_INTERVAL] = {.key = "checkpoint_interval_s"}};
+        if (ld_collect(l, s[OB_AUDIT].val, s[OB_AUDIT].line, "observability.audit", g, OBA__N) < 0)
+            return -1;
+        if (g[OBA_EVERY].present &&
+            ld_u32(l, &g[OBA_EVERY], "observability.audit.checkpoint_every", 1, 1000000,
+                   &o->audit_checkpoint_every) < 0)
+            return -1;
+        if (g[OBA_INTERVAL].present &&
+            ld_u32(l, &g[OBA_INTERVAL], "observability.audit.checkpoint_interval_s", 1, 86400,
+                   &o->audit_checkpoint_interval_s) < 0)
             return -1;
     }
     return 0;

@@ -15,7 +15,7 @@ import { describe, test } from 'node:test';
 import { Child, errorOf, runBrigade, tempDir, useStack } from './lib/harness.mjs';
 
 // A checkpoint every 4 entries, so a short test has signed checkpoints.
-const stack = useStack({ env: { BRIGADE_AUDIT_CHECKPOINT_EVERY: '4' } });
+const stack = useStack({ extraYaml: 'observability:\n  audit: {checkpoint_every: 4}' });
 
 /** Run SQL on a database file: the sqlite3 CLI if installed, else python3. */
 function sql(db, statements) {
@@ -260,7 +260,7 @@ describe('tampering, with the server stopped', () => {
     const kc = world.tamperedSeq;
     sql(path.join(stack.dataDir, 'brigade.db'), `UPDATE audit SET target = 'key_other' WHERE seq = ${kc}`);
     const fresh = new Child('brigade serve (restarted)', ['serve', '--config', stack.configPath], {
-      env: { BRIGADE_ADMIN_TOKEN: stack.adminToken, BRIGADE_AUDIT_CHECKPOINT_EVERY: '4' },
+      env: { BRIGADE_ADMIN_TOKEN: stack.adminToken },
     });
     stack.children.push(fresh);
     stack.brigade = fresh;
