@@ -282,9 +282,29 @@ static void pending_missing(vstate *v)
 static bool checkpoint_chain_ok(vstate *v, audit_checkpoint *cp)
 {
     /* The signature covers the previous checkpoint's signature: take it
-     * from the row the checkpoint names, if that row is the one before. */
+     * from the row before, if that is the one this checkpoint names. */
+    bool linked = cp->version == 1 || cp->prev_seq == v->last_row_seq;
     snprintf(cp->prev_signature, sizeof cp->prev_signature, "%s",
-             cp->prev_seq && cp->prev_seq == v->last_row_seq ? v->last_row_sig : "");
+             linked && cp->prev_seq ? v->last_row_sig : "");
+    if (!linked) {
+        /* It names a checkpoint that is not the row before it. Said first:
+         * its signature cannot hold without the one it names (unless the
+         * server itself chained past a deletion, signing "" for it). */
+        if (v->last_row_seq == 0 && !v->o->from)
+            problem(v, AUDIT_CHECKPOINT, cp->prev_seq, "the checkpoints up to seq %lld were "
+                    "deleted (the first checkpoint, at seq %lld, chains to one at seq %lld)",
+                    (long long)cp->prev_seq, (long long)cp->seq, (long long)cp->prev_seq);
+        else if (cp->prev_seq > v->last_row_seq)
+            problem(v, AUDIT_CHECKPOINT, cp->prev_seq, "the checkpoint at seq %lld was deleted "
+                    "(the checkpoint at seq %lld chains to it)", (long long)cp->prev_seq,
+                    (long long)cp->seq);
+        else
+            problem(v, AUDIT_CHECKPOINT, cp->seq, "checkpoint at seq %lld chains to seq %lld, "
+                    "not to the checkpoint before it at seq %lld", (long long)cp->seq,
+                    (long long)cp->prev_seq, (long long)v->last_row_seq);
+        v->seen_v2 = true;
+        return !v->o->pk || audit_checkpoint_valid(v->o->pk, cp);
+    }
     if (v->o->pk && !audit_checkpoint_valid(v->o->pk, cp)) {
         problem(v, AUDIT_CHECKPOINT, cp->seq, "checkpoint at seq %lld has a bad signature "
                 "(forged or altered, or the checkpoint before it was replaced)", (long long)cp->seq);
@@ -297,19 +317,7 @@ static bool checkpoint_chain_ok(vstate *v, audit_checkpoint *cp)
         return !v->seen_v2;
     }
     v->seen_v2 = true;
-    if (cp->prev_seq == v->last_row_seq) return true;
-    if (v->last_row_seq == 0 && !v->o->from)
-        problem(v, AUDIT_CHECKPOINT, cp->prev_seq, "the checkpoints up to seq %lld were deleted "
-                "(the first checkpoint, at seq %lld, chains to one at seq %lld)",
-                (long long)cp->prev_seq, (long long)cp->seq, (long long)cp->prev_seq);
-    else if (cp->prev_seq > v->last_row_seq)
-        problem(v, AUDIT_CHECKPOINT, cp->prev_seq, "the checkpoint at seq %lld was deleted (the "
-                "checkpoint at seq %lld chains to it)", (long long)cp->prev_seq, (long long)cp->seq);
-    else
-        problem(v, AUDIT_CHECKPOINT, cp->seq, "checkpoint at seq %lld chains to seq %lld, not to "
-                "the checkpoint before it at seq %lld", (long long)cp->seq,
-                (long long)cp->prev_seq, (long long)v->last_row_seq);
-    return true;      /* signed by the key: reported, but its entry can still be checked */
+    return true;
 }
 
 static int on_checkpoint(const audit_checkpoint *row, void *arg)
