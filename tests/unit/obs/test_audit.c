@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "identity/scope_mint.h"
 #include "obs/audit.h"
@@ -376,6 +377,253 @@ static void test_checkpoint_catches_rewrite(void **state)
     test_rmtree(dir);
 }
 
+
+/* ---- chained checkpoints, the bound, the head ---- */
+
+/* Deleting a checkpoint in the middle breaks the next one's chain. */
+static void test_checkpoint_chain_deleted(void **state)
+{
+    (void)state;
+    test_chain_init(4);
+    char dir[256], db[300];
+    make_log(dir, sizeof dir, db, sizeof db, 13);    /* checkpoints at 4, 8, 12 */
+    sql(db, "DELETE FROM audit_checkpoints WHERE seq = 8");
+    audit_verify_result *res = verify_dir(dir, true);
+    expect_first(res, AUDIT_CHECKPOINT, 8);
+    assert_non_null(strstr(res->problems[0].message, "chains to it"));
+    free(res);
+    test_rmtree(dir);
+}
+
+/* All checkpoints gone: more entries than the bound without one. */
+static void test_bound_no_checkpoint(void **state)
+{
+    (void)state;
+    test_chain_init(4);
+    char dir[256], db[300], err[256];
+    make_log(dir, sizeof dir, db, sizeof db, 9);
+    sql(db, "DELETE FROM audit_checkpoints");
+    store *st = store_open(dir, err, sizeof err);
+    assert_non_null(st);
+    audit_verify_result *res = malloc(sizeof *res);
+    audit_verify_opts o = {.pk = test_key.pk, .every = 4, .interval_s = 60};
+    assert_int_equal(audit_verify_ex(st, &o, res), STORE_OK);
+    expect_first(res, AUDIT_UNSEALED, 1);
+    /* a young log under its bound: intact, with a warning */
+    o.every = 100;
+    assert_int_equal(audit_verify_ex(st, &o, res), STORE_OK);
+    assert_true(res->intact);
+    assert_int_equal(res->unsealed, 9);
+    assert_int_equal(res->n_warnings, 1);
+    assert_non_null(strstr(res->warnings[0], "unsealed tail of 9 entries"));
+    /* the same entries, long past the time bound: still a warning (a crash
+     * or a stopped server), saying so */
+    o.now = (int64_t)time(NULL) + 3600;
+    assert_int_equal(audit_verify_ex(st, &o, res), STORE_OK);
+    assert_true(res->intact);
+    assert_non_null(strstr(res->warnings[0], "did not stop cleanly"));
+    free(res);
+    store_close(st);
+    test_rmtree(dir);
+}
+
+/* The newest checkpoints deleted, the entries kept: the tail exceeds the
+ * count bound the last checkpoint signed. Entries spanning more than the
+ * time bound without a seal fail too. */
+static void test_bound_newest_deleted(void **state)
+{
+    (void)state;
+    test_chain_init(4);
+    char dir[256], db[300];
+    make_log(dir, sizeof dir, db, sizeof db, 13);
+    sql(db, "DELETE FROM audit_checkpoints WHERE seq > 4");
+    audit_verify_result *res = verify_dir(dir, true);
+    expect_first(res, AUDIT_UNSEALED, 5);
+    free(res);
+    test_rmtree(dir);
+
+    test_chain.interval_s = 10;
+    make_log(dir, sizeof dir, db, sizeof db, 6);                 /* a checkpoint at 4 */
+    sql(db, "UPDATE audit SET ts = ts + 1000 WHERE seq = 6");   /* 1000 s later, unsealed */
+    res = verify_dir(dir, true);
+    assert_false(res->intact);
+    bool unsealed = false;
+    for (size_t i = 0; i < res->n_problems; i++)
+        if (res->problems[i].kind == AUDIT_UNSEALED) unsealed = true;
+    assert_true(unsealed);
+    free(res);
+    test_chain.interval_s = 0;
+    test_rmtree(dir);
+}
+
+/* The head: printed, parsed back, and a cut log is caught with it. */
+static void test_head_roundtrip_and_cut(void **state)
+{
+    (void)state;
+    test_chain_init(4);
+    char dir[256], db[300], err[256];
+    make_log(dir, sizeof dir, db, sizeof db, 12);
+    store *st = store_open(dir, err, sizeof err);
+    audit_verify_result *res = malloc(sizeof *res);
+    audit_verify_opts o = {.pk = test_key.pk};
+    assert_int_equal(audit_verify_ex(st, &o, res), STORE_OK);
+    assert_true(res->intact);
+    assert_int_equal(res->newest.seq, 12);
+    cJSON *j = audit_head_json(&res->newest, test_key.pk);
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    audit_checkpoint head;
+    assert_int_equal(audit_head_parse(text, &head, err, sizeof err), 0);
+    free(text);
+    assert_true(audit_checkpoint_valid(test_key.pk, &head));
+    assert_int_equal(audit_head_parse("{\"object\":\"audit_head\",\"seq\":-1}", &head, err, sizeof err), -1);
+    assert_int_equal(audit_head_parse("[]", &head, err, sizeof err), -1);
+    assert_int_equal(audit_head_parse("not json", &head, err, sizeof err), -1);
+    head = res->newest;
+    store_close(st);
+    /* cut back to the checkpoint at 8 */
+    sql(db, "DELETE FROM audit WHERE seq > 8; DELETE FROM audit_checkpoints WHERE seq > 8");
+    st = store_open(dir, err, sizeof err);
+    assert_int_equal(audit_verify_ex(st, &o, res), STORE_OK);
+    assert_true(res->intact);                    /* the residual risk without a head */
+    o.head = &head;
+    assert_int_equal(audit_verify_ex(st, &o, res), STORE_OK);
+    expect_first(res, AUDIT_DELETED, 9);
+    free(res);
+    store_close(st);
+    test_rmtree(dir);
+}
+
+/* Incremental: from a checkpoint verified before; its loss is caught. */
+static void test_verify_incremental(void **state)
+{
+    (void)state;
+    test_chain_init(4);
+    char dir[256], db[300], err[256];
+    make_log(dir, sizeof dir, db, sizeof db, 10);
+    store *st = store_open(dir, err, sizeof err);
+    audit_verify_result *res = malloc(sizeof *res);
+    audit_verify_opts o = {.pk = test_key.pk};
+    assert_int_equal(audit_verify_ex(st, &o, res), STORE_OK);
+    audit_checkpoint seen = res->newest;
+    assert_int_equal(seen.seq, 8);
+    append_n(st, 5);                              /* 11..15, a checkpoint at 12 */
+    o.from = &seen;
+    assert_int_equal(audit_verify_ex(st, &o, res), STORE_OK);
+    assert_true(res->intact);
+    assert_int_equal(res->first_seq, 8);
+    assert_int_equal(res->entries, 8);            /* 8..15, not 1..15 */
+    assert_int_equal(res->newest.seq, 12);
+    store_close(st);
+    sql(db, "DELETE FROM audit_checkpoints WHERE seq = 8");
+    st = store_open(dir, err, sizeof err);
+    assert_int_equal(audit_verify_ex(st, &o, res), STORE_OK);
+    expect_first(res, AUDIT_CHECKPOINT, 8);
+    free(res);
+    store_close(st);
+    test_rmtree(dir);
+}
+
+/* Text from a request: cut on a character, never mid-sequence; bytes that
+ * are not UTF-8 and control characters become '?'. */
+static void test_clip(void **state)
+{
+    (void)state;
+    char out[300];
+    obs_audit_clip("/v1/users", 256, out, sizeof out);
+    assert_string_equal(out, "/v1/users");
+    char big[1000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    obs_audit_clip(big, 256, out, sizeof out);
+    assert_int_equal(strlen(out), 256);
+    assert_string_equal(out + 253, "\xe2\x80\xa6");
+    /* "é" is 2 bytes: 10 of them in 9 bytes of room leave 3 whole ones + "…" */
+    obs_audit_clip("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+                   9, out, sizeof out);
+    assert_string_equal(out, "\xc3\xa9\xc3\xa9\xc3\xa9\xe2\x80\xa6");
+    obs_audit_clip("a\xff" "b\x01" "c\xc3", 256, out, sizeof out);
+    assert_string_equal(out, "a?b?c?");
+    obs_audit_clip(NULL, 256, out, sizeof out);
+    assert_string_equal(out, "");
+}
+
+/* The auth-failure volume: a flood from many sources still makes at most
+ * OBS_AUDIT_AUTH_GLOBAL_PER_S entries a second. */
+static void test_auth_global_bound(void **state)
+{
+    (void)state;
+    char dir[256];
+    store *st = test_store_open(dir, sizeof dir, "audit-flood");
+    assert_non_null(st);
+    int admitted = 0;
+    uint64_t sup;
+    for (int i = 0; i < 1000; i++) {
+        char src[32];
+        snprintf(src, sizeof src, "10.1.%d.%d", i / 256, i % 256);
+        if (obs_audit_auth_admit(st, src, &sup)) admitted++;
+    }
+    /* the loop may straddle one second boundary, never more */
+    assert_true(admitted >= OBS_AUDIT_AUTH_GLOBAL_PER_S);
+    assert_true(admitted <= 2 * OBS_AUDIT_AUTH_GLOBAL_PER_S);
+    obs_audit_close(st);
+    test_store_close(st, dir);
+}
+
+/* A server that committed a checkpoint and finds it gone chains its next
+ * one to it, so the deletion stays on record. A crash's tail is sealed at
+ * the next start, marked as such. */
+static void test_running_log_detects_and_recovers(void **state)
+{
+    (void)state;
+    char dir[256], db[400], err[256];
+    store *st = test_store_open(dir, sizeof dir, "audit-running");
+    assert_non_null(st);
+    obs_audit_open(st, 3, 3600, false);
+    scope admin;
+    scope_mint_server_admin(&admin);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(obs_audit(st, &admin, "tenant.update", "ten_x", NULL), STORE_OK);
+    snprintf(db, sizeof db, "%s/brigade.db", dir);
+    sql(db, "DELETE FROM audit_checkpoints WHERE seq = 3");
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(obs_audit(st, &admin, "tenant.update", "ten_x", NULL), STORE_OK);
+    audit_key key;
+    assert_int_equal(audit_key_load(dir, false, &key, err, sizeof err), 0);
+    audit_verify_result *res = malloc(sizeof *res);
+    assert_int_equal(audit_verify(st, key.pk, res), STORE_OK);
+    expect_first(res, AUDIT_CHECKPOINT, 3);
+    assert_non_null(strstr(res->problems[0].message, "deleted"));
+    free(res);
+    obs_audit_close(st);
+    test_store_close(st, dir);
+
+    /* a crash: entries after the last checkpoint, no shutdown seal (made
+     * here by removing the shutdown checkpoint, which is what a crash
+     * leaves on disk) */
+    st = test_store_open(dir, sizeof dir, "audit-crash");
+    obs_audit_open(st, 100, 3600, false);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(obs_audit(st, &admin, "tenant.update", "ten_x", NULL), STORE_OK);
+    obs_audit_close(st);
+    snprintf(db, sizeof db, "%s/brigade.db", dir);
+    sql(db, "DELETE FROM audit_checkpoints");
+    assert_int_equal(audit_key_load(dir, false, &key, err, sizeof err), 0);
+    res = malloc(sizeof *res);
+    assert_int_equal(audit_verify(st, key.pk, res), STORE_OK);
+    assert_true(res->intact);
+    assert_int_equal(res->unsealed, 2);
+    obs_audit_open(st, 100, 3600, false);            /* the restart seals the tail */
+    assert_int_equal(audit_verify(st, key.pk, res), STORE_OK);
+    assert_true(res->intact);
+    assert_int_equal(res->unsealed, 0);
+    assert_true(res->n_warnings >= 1);
+    assert_non_null(strstr(res->warnings[0], "unclean stop"));
+    free(res);
+    obs_audit_close(st);
+    test_store_close(st, dir);
+}
+
 /* ---- the running log: actors, scoping, the auth-failure bound ---- */
 
 static void list_count(const audit_rec *e, void *arg)
@@ -470,6 +718,14 @@ int main(void)
         cmocka_unit_test(test_checkpoint_forged),
         cmocka_unit_test(test_checkpoint_catches_rewrite),
         cmocka_unit_test(test_obs_audit_scoped),
+        cmocka_unit_test(test_checkpoint_chain_deleted),
+        cmocka_unit_test(test_bound_no_checkpoint),
+        cmocka_unit_test(test_bound_newest_deleted),
+        cmocka_unit_test(test_head_roundtrip_and_cut),
+        cmocka_unit_test(test_verify_incremental),
+        cmocka_unit_test(test_clip),
+        cmocka_unit_test(test_auth_global_bound),
+        cmocka_unit_test(test_running_log_detects_and_recovers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
