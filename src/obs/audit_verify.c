@@ -54,6 +54,8 @@ typedef struct vstate {
     /* checkpoints */
     int64_t  last_row_seq;                 /* the previous checkpoint row, valid or not */
     char     last_row_sig[AUDIT_SIG_HEX];
+    uint64_t last_row_every, last_row_interval;   /* the bound it signed */
+    uint64_t pending_interval;             /* the time bound of the stretch `pending` closes */
     bool     seen_v2;
     audit_checkpoint pending;              /* valid, its entry not read yet (seq 0 = none) */
     int64_t  last_good_cp;                 /* the newest checkpoint that held so far */
@@ -336,7 +338,10 @@ static int on_checkpoint(const audit_checkpoint *row, void *arg)
             v->last_row_seq = from->seq;
             snprintf(v->last_row_sig, sizeof v->last_row_sig, "%s", from->signature);
             v->seen_v2 = from->version == 2;
-            if (cp.seq != from->seq) return on_checkpoint(row, arg);   /* judge this row too */
+            if (cp.seq != from->seq) {               /* judge this row too */
+                v->res->checkpoints--;
+                return on_checkpoint(row, arg);
+            }
             return 0;
         }
     }
@@ -348,22 +353,32 @@ static int on_checkpoint(const audit_checkpoint *row, void *arg)
     }
     bool valid = first_of_from ? true : checkpoint_chain_ok(v, &cp);
     if (first_of_from) v->seen_v2 = cp.version == 2;
-    /* the count bound: a checkpoint at least every `every` entries (a seal
-     * made at a restart after a crash covers what the crash left) */
-    if (valid && v->o->pk && cp.version == 2 && cp.every && !(cp.flags & AUDIT_CP_RECOVERY) &&
-        cp.prev_seq == v->last_row_seq && (uint64_t)(cp.seq - cp.prev_seq) > cp.every)
+    /* The bound of the stretch this checkpoint closes: its own, or — if
+     * the stretch may span a restart (a seal made at startup after a
+     * crash) — the looser of its own and the previous checkpoint's. */
+    uint64_t every = cp.every, interval = cp.interval_s;
+    if ((cp.flags & AUDIT_CP_RECOVERY) && v->last_row_every > every) every = v->last_row_every;
+    if ((cp.flags & AUDIT_CP_RECOVERY) && v->last_row_interval > interval)
+        interval = v->last_row_interval;
+    bool contiguous = valid && v->o->pk && cp.version == 2 && !first_of_from &&
+                      cp.prev_seq == v->last_row_seq;
+    /* the count bound: a checkpoint at least every `every` entries */
+    if (contiguous && every && (uint64_t)(cp.seq - cp.prev_seq) > every)
         problem(v, AUDIT_UNSEALED, cp.prev_seq + 1, "entries %lld..%lld have no checkpoint, but "
                 "one is signed every %llu entries: checkpoints between seq %lld and %lld were "
                 "deleted", (long long)cp.prev_seq + 1, (long long)cp.seq - 1,
-                (unsigned long long)cp.every, (long long)cp.prev_seq, (long long)cp.seq);
+                (unsigned long long)every, (long long)cp.prev_seq, (long long)cp.seq);
     if (valid && (cp.flags & AUDIT_CP_RECOVERY) && !first_of_from)
         warning(v, "checkpoint at seq %lld was made at a restart after an unclean stop: the "
                 "entries after seq %lld were protected by the chain only until then",
                 (long long)cp.seq, (long long)cp.prev_seq);
     v->last_row_seq = cp.seq;
     snprintf(v->last_row_sig, sizeof v->last_row_sig, "%s", cp.signature);
+    v->last_row_every = cp.every;
+    v->last_row_interval = cp.interval_s;
     if (!valid) return 0;
     v->pending = cp;
+    v->pending_interval = contiguous ? interval : 0;     /* 0: the time bound is not checked */
     if (cp.seq > v->res->last_checkpoint_seq) v->res->last_checkpoint_seq = cp.seq;
     return 0;
 }
@@ -410,6 +425,18 @@ static int on_entry(const audit_rec *e, void *arg)
                     "the chain was rewritten after seq %lld", (long long)e->seq,
                     (long long)v->last_good_cp);
         else {
+            /* the time bound: the entries this checkpoint seals were written
+             * within its interval (plus slack) of the first of them, or a
+             * running server would have sealed them sooner */
+            int64_t first_ts = v->unsealed_seq ? v->unsealed_ts : e->ts;
+            uint64_t iv = v->pending_interval;
+            if (iv && e->ts - first_ts > (int64_t)(iv + AUDIT_SEAL_SLACK_S(iv)))
+                problem(v, AUDIT_UNSEALED, v->unsealed_seq, "entries %lld..%lld span %lld s "
+                        "before the checkpoint at seq %lld, but one is signed within %llu s: "
+                        "checkpoints between seq %lld and %lld were deleted (or the clock jumped)",
+                        (long long)v->unsealed_seq, (long long)e->seq, (long long)(e->ts - first_ts),
+                        (long long)e->seq, (unsigned long long)iv, (long long)v->pending.prev_seq,
+                        (long long)e->seq);
             v->last_good_cp = e->seq;
             res->newest = v->pending;
         }

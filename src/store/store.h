@@ -471,10 +471,10 @@ store_status store_audit_list(store *st, const scope *sc, const audit_query *q,
                               void (*fn)(const audit_rec *e, void *arg), void *arg,
                               bool *has_more);
 /* The log for verification, in one read transaction (a consistent
- * snapshot while a server writes): every checkpoint first (seq order), then
- * every entry (seq order), both from seq `from` on (1 = the whole log). A
- * callback returning non-zero stops the scan. Not scoped: the verifier
- * (src/obs/audit_verify.c) only. */
+ * snapshot while a server writes): checkpoints and entries from seq `from`
+ * on (1 = the whole log), merged in seq order, a checkpoint before the
+ * entry it signs. A callback returning non-zero stops the scan. Not
+ * scoped: the verifier (src/obs/audit_verify.c) only. */
 store_status store_audit_scan(store *st, int64_t from,
                               int (*on_checkpoint)(const audit_checkpoint *cp, void *arg),
                               int (*on_entry)(const audit_rec *e, void *arg), void *arg);
