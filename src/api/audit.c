@@ -266,6 +266,10 @@ void api_audit_verify(api_ctx *ctx)
         api_verified.verified = res->newest;
         api_verified.have = true;
     }
+    /* An intact log with no checkpoint yet is shorter than the count bound:
+     * reading it was cheap, and must not hold back the first real scan. */
+    if (r == STORE_OK && !incremental && res->intact && has_key && !res->newest.seq)
+        api_verified.last_full = 0;
     if (r == STORE_OK && !incremental) {
         free(api_verified.failed);
         api_verified.failed = NULL;

@@ -522,6 +522,52 @@ static void test_bound_recovery_span(void **state)
     test_rmtree(dir);
 }
 
+/* A log from before chaining: its version-1 checkpoints (signed over
+ * seq, hash and ts only) still verify, and the first chained checkpoint
+ * chains to the last of them. */
+static void test_legacy_checkpoints(void **state)
+{
+    (void)state;
+    test_chain_init(4);
+    char dir[256], db[300], err[256], stmt[512];
+    make_log(dir, sizeof dir, db, sizeof db, 8);           /* checkpoints at 4 and 8 */
+    for (int64_t seq = 4; seq <= 8; seq += 4) {
+        sqlite3 *h;
+        sqlite3_stmt *s;
+        assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+        snprintf(stmt, sizeof stmt, "SELECT hash, ts FROM audit_checkpoints WHERE seq = %lld", (long long)seq);
+        assert_int_equal(sqlite3_prepare_v2(h, stmt, -1, &s, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+        audit_checkpoint cp = {.seq = seq, .ts = sqlite3_column_int64(s, 1), .version = 1};
+        snprintf(cp.hash, sizeof cp.hash, "%s", (const char *)sqlite3_column_text(s, 0));
+        sqlite3_finalize(s);
+        sqlite3_close(h);
+        audit_checkpoint_sign(&test_key, &cp);
+        snprintf(stmt, sizeof stmt, "UPDATE audit_checkpoints SET version = 1, every = 0, interval_s = 0,"
+                 " prev_seq = 0, signature = '%s' WHERE seq = %lld", cp.signature, (long long)seq);
+        sql(db, stmt);
+    }
+    audit_verify_result *res = verify_dir(dir, true);
+    assert_true(res->intact);
+    free(res);
+    store *st = store_open(dir, err, sizeof err);
+    append_n(st, 4);                                        /* a chained checkpoint at 12 */
+    store_close(st);
+    res = verify_dir(dir, true);
+    assert_true(res->intact);
+    assert_int_equal(res->newest.seq, 12);
+    assert_int_equal(res->newest.version, 2);
+    assert_int_equal(res->newest.prev_seq, 8);
+    free(res);
+    /* the old checkpoint at 8 removed: v1 rows are not chained to each
+     * other (the weakness chaining fixes), but the chained one at 12 names 8 */
+    sql(db, "DELETE FROM audit_checkpoints WHERE seq = 8");
+    res = verify_dir(dir, true);
+    expect_first(res, AUDIT_CHECKPOINT, 8);
+    free(res);
+    test_rmtree(dir);
+}
+
 /* The head: printed, parsed back, and a cut log is caught with it. */
 static void test_head_roundtrip_and_cut(void **state)
 {
@@ -788,6 +834,7 @@ int main(void)
         cmocka_unit_test(test_bound_no_checkpoint),
         cmocka_unit_test(test_bound_newest_deleted),
         cmocka_unit_test(test_bound_recovery_span),
+        cmocka_unit_test(test_legacy_checkpoints),
         cmocka_unit_test(test_head_roundtrip_and_cut),
         cmocka_unit_test(test_verify_incremental),
         cmocka_unit_test(test_clip),
