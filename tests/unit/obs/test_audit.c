@@ -2,7 +2,12 @@
  * concurrent ones) forming one intact chain, and tamper detection on a real
  * SQLite file — an edited, deleted, inserted or swapped entry is named by
  * seq and kind; a forged checkpoint and a rewritten chain are caught by the
- * signatures; the list is scoped. */
+ * signatures; the checkpoints' own chain, the count and time bound (the
+ * unsealed tail, a stretch a restart sealed), a published head, incremental
+ * verification and version-1 checkpoints; a running log that finds its
+ * checkpoints deleted, and one sealed at restart after a crash; text from
+ * requests clipped on a UTF-8 boundary; the auth-failure volume; the list
+ * is scoped. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
