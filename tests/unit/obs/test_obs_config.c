@@ -39,6 +39,8 @@ static void test_defaults(void **state)
     assert_int_equal(o->otlp_interval_ms, 1000);
     assert_int_equal(o->otlp_timeout_ms, 2000);
     assert_int_equal(o->metrics_max_series, 1000);
+    assert_int_equal(o->audit_checkpoint_every, 1000);
+    assert_int_equal(o->audit_checkpoint_interval_s, 60);
     config_free(&cfg);
 }
 
@@ -53,7 +55,8 @@ static void test_every_key(void **state)
         "  traces: {enabled: false, retention_hours: 24, max_spans: 5000}\n"
         "  otlp: {endpoint: \"http://127.0.0.1:4318/\", max_queue: 100, batch: 10,"
         " interval_ms: 50, timeout_ms: 300, service_name: gw}\n"
-        "  metrics: {max_series: 50}\n";
+        "  metrics: {max_series: 50}\n"
+        "  audit: {checkpoint_every: 7, checkpoint_interval_s: 5}\n";
     assert_int_equal(load(yaml, &cfg, err, sizeof err), 0);
     const obs_cfg *o = &cfg.observability;
     assert_int_equal(o->logs_format, 1);
@@ -68,6 +71,8 @@ static void test_every_key(void **state)
     assert_int_equal(o->otlp_timeout_ms, 300);
     assert_string_equal(o->service_name, "gw");
     assert_int_equal(o->metrics_max_series, 50);
+    assert_int_equal(o->audit_checkpoint_every, 7);
+    assert_int_equal(o->audit_checkpoint_interval_s, 5);
     config_free(&cfg);
 }
 
@@ -80,6 +85,9 @@ static void test_errors(void **state)
         {"observability:\n  traces: {retention_hours: 0}\n", "observability.traces.retention_hours"},
         {"observability:\n  otlp: {batch: 100000}\n", "observability.otlp.batch"},
         {"observability:\n  tracez: {}\n", "did you mean \"traces\""},
+        {"observability:\n  audit: {checkpoint_every: 0}\n", "observability.audit.checkpoint_every"},
+        {"observability:\n  audit: {checkpoint_interval_s: 86401}\n", "observability.audit.checkpoint_interval_s"},
+        {"observability:\n  audit: {every: 5}\n", "observability.audit"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         brigade_config cfg;
