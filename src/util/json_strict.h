@@ -1,0 +1,42 @@
+/* json_strict.h — the checks that make brigade read a JSON text the way the
+ * next reader will.
+ *
+ * brigade parses untrusted JSON with cJSON, which accepts an object with a
+ * repeated key and returns its FIRST copy, while most other parsers (Python,
+ * JavaScript, serde's maps, Go's structs) keep the LAST. When brigade then
+ * forwards the same bytes — a gateway body to a provider — the two readings
+ * differ: a body governed as max_tokens 1 is served as 1,000,000. cJSON also
+ * cuts a string at an escaped NUL (\u0000), so a key or value brigade reads
+ * as "max_tokens" may be "max_tokens\0x" to the provider.
+ *
+ * So every JSON text from the network or from a model is refused when
+ *   - it has a raw NUL byte or a \u0000 escape (json_strict_text), or
+ *   - any object in it, at any depth, names a key twice (json_strict_tree).
+ * Both are pure and linear in the input (a small object is checked pairwise,
+ * a large one with a hash set). */
+#ifndef BRIGADE_JSON_STRICT_H
+#define BRIGADE_JSON_STRICT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct cJSON;
+
+typedef struct json_strict_error {
+    char key[64];     /* the repeated key, cut to fit (empty for a NUL) */
+    char path[128];   /* where: "max_tokens", "messages[2].role", … ("" for a NUL) */
+    char message[320];/* a sentence for the client, naming the key and where */
+} json_strict_error;
+
+/* The raw text: no NUL byte, no \u0000 escape in a string. true if clean;
+ * else false with err->message set. `what` names the text in the message
+ * ("the request body", "the arguments"). */
+bool json_strict_text(const char *text, size_t len, const char *what, json_strict_error *err);
+
+/* The parsed tree: no object repeats a key. true if none does; else false
+ * with the first repeated key found in err: an object's own keys are
+ * checked (in document order) before the objects inside it, so a repeated
+ * top-level field is the one named. */
+bool json_strict_tree(const struct cJSON *root, const char *what, json_strict_error *err);
+
+#endif
