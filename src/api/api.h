@@ -57,7 +57,7 @@ struct api_ctx {
     bool   is_error;
     const char *err_type, *err_code;
     char   err_message[384];
-    char   err_param[64];
+    char   err_param[128];
     char   retry_after[16];            /* Retry-After value for 429/503, if any */
     void  *handler_state;              /* a `run` handler's own state */
     const char *content_type;          /* of body; NULL = application/json (api_reply_text) */

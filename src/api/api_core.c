@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/json_strict.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "util/utf8.h"
@@ -323,6 +324,11 @@ cJSON *api_body_object(api_ctx *ctx, const char *const *allowed, bool empty_ok)
                  "the request body is not valid UTF-8");
         return NULL;
     }
+    json_strict_error jerr;
+    if (!json_strict_text(req->body, req->body_len, "the request body", &jerr)) {
+        api_fail(ctx, 400, "invalid_request_error", "nul_character", NULL, "%s", jerr.message);
+        return NULL;
+    }
     const char *end = NULL;
     cJSON *obj = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, false);
     if (!obj) {
@@ -345,6 +351,13 @@ cJSON *api_body_object(api_ctx *ctx, const char *const *allowed, bool empty_ok)
         cJSON_Delete(obj);
         api_fail(ctx, 400, "invalid_request_error", "invalid_json", NULL,
                  "the request body must be a JSON object");
+        return NULL;
+    }
+    /* cJSON keeps the first copy of a repeated key where other readers keep
+     * the last: refuse the ambiguity at every depth (util/json_strict.h). */
+    if (!json_strict_tree(obj, "the request body", &jerr)) {
+        cJSON_Delete(obj);
+        api_fail(ctx, 400, "invalid_request_error", "duplicate_key", jerr.path, "%s", jerr.message);
         return NULL;
     }
     if (allowed) {
