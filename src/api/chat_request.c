@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/json_strict.h"
 #include "util/utf8.h"
 
 static bool chat_fail(chat_request_error *err, int status, const char *code, const char *param,
@@ -28,9 +29,12 @@ static bool chat_fail(chat_request_error *err, int status, const char *code, con
     return false;
 }
 
+/* max_tokens or max_completion_tokens: absent or null (*out = 0), or a
+ * whole number from 1 to the model's cap. */
 static bool chat_check_max_tokens(const cJSON *body, const model_cfg *m, const char *name,
-                                  chat_request_error *err)
+                                  uint32_t *out, chat_request_error *err)
 {
+    *out = 0;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
     if (!v || cJSON_IsNull(v)) return true;
     if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 1e9 ||
@@ -40,6 +44,114 @@ static bool chat_check_max_tokens(const cJSON *body, const model_cfg *m, const c
         return chat_fail(err, 400, "invalid_value", name,
                          "%s is %.0f, but model \"%s\" allows at most %u output tokens", name,
                          v->valuedouble, m->name, m->max_output_tokens);
+    *out = (uint32_t)v->valuedouble;
+    return true;
+}
+
+/* n: how many answers one call generates, each up to the output cap — the
+ * reservation is n times the cap, so n is bounded by server.max_choices. */
+static bool chat_check_choices(const cJSON *body, const brigade_config *cfg, uint32_t *out,
+                               chat_request_error *err)
+{
+    uint32_t limit = cfg->max_choices ? cfg->max_choices : 8;
+    *out = 1;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "n");
+    if (!v || cJSON_IsNull(v)) return true;
+    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 1e9 ||
+        v->valuedouble != (double)(int64_t)v->valuedouble)
+        return chat_fail(err, 400, "invalid_value", "n", "n must be a positive integer");
+    if (v->valuedouble > limit)
+        return chat_fail(err, 400, "invalid_value", "n",
+                         "n is %.0f, but this server allows at most %u choices per request",
+                         v->valuedouble, limit);
+    *out = (uint32_t)v->valuedouble;
+    return true;
+}
+
+/* Fields that make a provider bill more than tokens × the model's prices,
+ * or more output than n × the output cap: brigade could neither reserve
+ * nor charge them, so a request using them is refused rather than passed
+ * through. null is the same as absent. */
+static bool chat_check_unmetered(const cJSON *body, chat_request_error *err)
+{
+    static const struct { const char *field, *why; } refused[] = {
+        {"best_of", "it generates several completions server-side and bills them all"},
+        {"audio", "audio output is billed at audio token prices"},
+        {"prediction", "rejected prediction tokens are billed as output beyond the output cap"},
+        {"web_search_options", "web searches are billed per call, not per token"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, refused[i].field);
+        if (v && !cJSON_IsNull(v))
+            return chat_fail(err, 400, "unsupported_parameter", refused[i].field,
+                             "\"%s\" is not supported by this gateway: %s, which its budgets "
+                             "cannot reserve", refused[i].field, refused[i].why);
+    }
+    const cJSON *mod = cJSON_GetObjectItemCaseSensitive(body, "modalities");
+    if (mod && !cJSON_IsNull(mod)) {
+        if (!cJSON_IsArray(mod))
+            return chat_fail(err, 400, "invalid_type", "modalities",
+                             "\"modalities\" must be an array of strings");
+        const cJSON *m;
+        cJSON_ArrayForEach(m, mod) {
+            if (!cJSON_IsString(m) || strcmp(m->valuestring, "text") != 0)
+                return chat_fail(err, 400, "unsupported_parameter", "modalities",
+                                 "only the \"text\" modality is supported by this gateway: "
+                                 "other outputs (audio, images) are billed at prices its "
+                                 "budgets cannot reserve");
+        }
+    }
+    /* The priority tier costs more per token than the model's configured
+     * prices; auto, default and flex cost those prices or less. */
+    const cJSON *tier = cJSON_GetObjectItemCaseSensitive(body, "service_tier");
+    if (tier && !cJSON_IsNull(tier) &&
+        !(cJSON_IsString(tier) && (strcmp(tier->valuestring, "auto") == 0 ||
+                                   strcmp(tier->valuestring, "default") == 0 ||
+                                   strcmp(tier->valuestring, "flex") == 0)))
+        return chat_fail(err, 400, "unsupported_parameter", "service_tier",
+                         "\"service_tier\" may be \"auto\", \"default\" or \"flex\" here: "
+                         "other tiers are billed above the model's prices");
+    return true;
+}
+
+/* The top-level fields the gateway reads or refuses. */
+static const char *const chat_governed_fields[] = {
+    "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n",
+    "best_of", "audio", "modalities", "prediction", "web_search_options", "service_tier",
+};
+
+/* Does `key` equal the lower-case ASCII `field` when letters are folded
+ * the way Go's encoding/json folds them (ASCII case, and U+212A KELVIN
+ * SIGN = k, U+017F LONG S = s)? */
+static bool chat_folds_to(const char *key, const char *field)
+{
+    const unsigned char *k = (const unsigned char *)key;
+    for (const char *f = field; *f; f++) {
+        unsigned char c = *k;
+        if (c == 0xE2 && k[1] == 0x84 && k[2] == 0xAA) { c = 'k'; k += 3; }
+        else if (c == 0xC5 && k[1] == 0xBF) { c = 's'; k += 2; }
+        else { if (c >= 'A' && c <= 'Z') c = (unsigned char)(c + 32); k++; }
+        if (c != (unsigned char)*f) return false;
+    }
+    return *k == '\0';
+}
+
+/* Some providers match JSON keys to their fields without regard to case
+ * (Go's encoding/json does, and the last match wins): "MAX_TOKENS" after
+ * "max_tokens" would be read as the cap. A top-level key that is a
+ * governed field in another case is refused. */
+static bool chat_check_field_case(const cJSON *root, chat_request_error *err)
+{
+    for (const cJSON *f = root->child; f; f = f->next) {
+        for (size_t i = 0; i < sizeof chat_governed_fields / sizeof chat_governed_fields[0]; i++) {
+            const char *g = chat_governed_fields[i];
+            if (strcmp(f->string, g) != 0 && chat_folds_to(f->string, g))
+                return chat_fail(err, 400, "invalid_value", f->string,
+                                 "the field \"%.64s\" is \"%s\" in another letter case; some "
+                                 "providers would read it as that field, so it is not accepted",
+                                 f->string, g);
+        }
+    }
     return true;
 }
 
@@ -74,6 +186,9 @@ bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
         return chat_fail(err, 400, "missing_body", NULL, "this request needs a JSON object body");
     if (!utf8_valid(body, len))
         return chat_fail(err, 400, "invalid_utf8", NULL, "the request body is not valid UTF-8");
+    json_strict_error jerr;
+    if (!json_strict_text(body, len, "the request body", &jerr))
+        return chat_fail(err, 400, "nul_character", NULL, "%s", jerr.message);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
     if (!root) {
@@ -91,6 +206,14 @@ bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
         chat_fail(err, 400, "invalid_json", NULL, "the request body must be a JSON object");
         goto out;
     }
+    /* Before any field is read: the client's bytes may be forwarded as
+     * they are, and a provider keeping the last copy of a repeated key
+     * would read another request than the one governed here. */
+    if (!json_strict_tree(root, "the request body", &jerr)) {
+        chat_fail(err, 400, "duplicate_key", jerr.path, "%s", jerr.message);
+        goto out;
+    }
+    if (!chat_check_field_case(root, err)) goto out;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!model) {
         chat_fail(err, 400, "missing_field", "model", "missing required field \"model\"");
@@ -112,16 +235,19 @@ bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
         chat_fail(err, 400, "invalid_type", "stream", "\"stream\" must be true or false");
         goto out;
     }
-    if (!chat_check_messages(root, err) || !chat_check_max_tokens(root, m, "max_tokens", err) ||
-        !chat_check_max_tokens(root, m, "max_completion_tokens", err))
+    uint32_t max_tokens, max_completion_tokens;
+    if (!chat_check_messages(root, err) ||
+        !chat_check_max_tokens(root, m, "max_tokens", &max_tokens, err) ||
+        !chat_check_max_tokens(root, m, "max_completion_tokens", &max_completion_tokens, err) ||
+        !chat_check_choices(root, cfg, &out->choices, err) || !chat_check_unmetered(root, err))
         goto out;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
     out->model = m;
     out->stream = cJSON_IsTrue(stream);
-    /* The output cap bounds the call's worst-case cost (the reservation). */
-    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "max_completion_tokens");
-    if (!cJSON_IsNumber(mt)) mt = cJSON_GetObjectItemCaseSensitive(root, "max_tokens");
-    out->max_output_tokens = cJSON_IsNumber(mt) ? (uint32_t)mt->valuedouble : 0;
+    /* The output cap bounds the call's worst-case cost (the reservation).
+     * Providers differ in which field wins when both are given, so the
+     * larger is the one reserved. */
+    out->max_output_tokens = max_tokens > max_completion_tokens ? max_tokens : max_completion_tokens;
     out->client_wants_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
     /* A request without an output cap gets the model's: the reservation
      * is priced on it, so the provider must not be free to go past it.
@@ -129,11 +255,15 @@ bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
      * translation and the mock read it too.) */
     uint32_t cap = out->max_output_tokens ? 0 : m->max_output_tokens;
     if (cap) out->max_output_tokens = cap;
-    if (strcmp(m->name, m->upstream_model) == 0) {
+    /* A "max_completion_tokens": null the client sent must be replaced,
+     * not joined by a second copy of the key. */
+    const cJSON *mct = cJSON_GetObjectItemCaseSensitive(root, "max_completion_tokens");
+    if (strcmp(m->name, m->upstream_model) == 0 && !(cap && mct)) {
         /* Nothing to rewrite: send the client's bytes as they came (they
-         * parsed as one JSON object above), without re-encoding them — the
-         * cap, if one is added, goes in textually right after the opening
-         * brace, which in an object is always followed by a member. */
+         * parsed as one JSON object above, with no key twice), without
+         * re-encoding them — the cap, if one is added, goes in textually
+         * right after the opening brace, which in an object is always
+         * followed by a member. */
         char capfield[48] = "";
         int cl = cap ? snprintf(capfield, sizeof capfield, "\"max_completion_tokens\":%u,", cap) : 0;
         size_t brace = 0;
@@ -146,7 +276,11 @@ bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
         out->upstream_body_len = len + (size_t)cl;
         out->upstream_body[out->upstream_body_len] = '\0';
     } else {
-        if (cap) cJSON_AddNumberToObject(root, "max_completion_tokens", cap);
+        if (cap && mct)
+            cJSON_ReplaceItemInObjectCaseSensitive(root, "max_completion_tokens",
+                                                   cJSON_CreateNumber(cap));
+        else if (cap)
+            cJSON_AddNumberToObject(root, "max_completion_tokens", cap);
         cJSON_ReplaceItemInObjectCaseSensitive(root, "model", cJSON_CreateString(m->upstream_model));
         out->upstream_body = cJSON_PrintUnformatted(root);
         if (!out->upstream_body) {

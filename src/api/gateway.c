@@ -1,7 +1,9 @@
 /* gateway.c — POST /v1/chat/completions: the OpenAI-compatible gateway path.
  *
- * The request is checked (valid UTF-8 JSON object, a known model, messages,
- * sane max_tokens), its `model` is swapped for the provider's name, and it
+ * The request is checked (valid UTF-8 JSON object with no repeated key, a
+ * known model, messages, sane max_tokens and n, nothing billed beyond what
+ * can be reserved: chat_request.h), its `model` is swapped for the
+ * provider's name, and it
  * is forwarded through the loop's upstream client. Everything else in the
  * body — tools, tool_choice, response_format, sampling fields — passes
  * through unchanged, so clients written for OpenAI work as they are.
@@ -499,7 +501,11 @@ void api_chat_completions(api_ctx *ctx)
     gate_who who = {ctx->scope.tenant_id, ctx->scope.user_id, ctx->scope.key_id,
                     ctx->scope.tier[0] ? ctx->scope.tier : NULL, &lim[0], &lim[1], &lim[2]};
     int64_t est_tokens, est_cost;
-    gate_estimate(g->model, g->upstream_body_len, cr.max_output_tokens, &est_tokens, &est_cost);
+    /* Each of the n choices may run to the output cap: all of them are
+     * reserved and counted against tpm; settling charges what the
+     * provider reports. */
+    gate_estimate(g->model, g->upstream_body_len, (uint64_t)cr.choices * cr.max_output_tokens,
+                  &est_tokens, &est_cost);
     gate_refusal why;
     g->model_span = upstream_span_begin(ctx->span ? obs_span_ctx(ctx->span) : NULL, &ctx->scope,
                                         g->model, g->stream);

@@ -524,7 +524,7 @@ static int ld_limits(ld *l, struct fy_node *n, int line, const char *path, http_
 }
 
 enum { SRV_LISTEN, SRV_THREADS, SRV_DATA_DIR, SRV_ADMIN, SRV_ADMIN_ENV, SRV_LIMITS, SRV_REQ_TIMEOUT,
-       SRV_MAX_REQ_TIMEOUT, SRV__N };
+       SRV_MAX_REQ_TIMEOUT, SRV_MAX_CHOICES, SRV__N };
 
 static int ld_server(ld *l, struct fy_node *n, int line)
 {
@@ -535,6 +535,7 @@ static int ld_server(ld *l, struct fy_node *n, int line)
         [SRV_ADMIN_ENV] = {.key = "admin_token_env"}, [SRV_LIMITS] = {.key = "limits"},
         [SRV_REQ_TIMEOUT] = {.key = "request_timeout_ms"},
         [SRV_MAX_REQ_TIMEOUT] = {.key = "max_request_timeout_ms"},
+        [SRV_MAX_CHOICES] = {.key = "max_choices"},
     };
     if (ld_collect(l, n, line, "server", s, SRV__N) < 0)
         return -1;
@@ -585,6 +586,9 @@ static int ld_server(ld *l, struct fy_node *n, int line)
     if (s[SRV_MAX_REQ_TIMEOUT].present &&
         ld_u32(l, &s[SRV_MAX_REQ_TIMEOUT], "server.max_request_timeout_ms", 1, 86400000,
                &cfg->max_request_timeout_ms) < 0)
+        return -1;
+    if (s[SRV_MAX_CHOICES].present &&
+        ld_u32(l, &s[SRV_MAX_CHOICES], "server.max_choices", 1, 128, &cfg->max_choices) < 0)
         return -1;
     if (cfg->request_timeout_ms > cfg->max_request_timeout_ms) {
         int at = s[SRV_REQ_TIMEOUT].present ? s[SRV_REQ_TIMEOUT].line : s[SRV_MAX_REQ_TIMEOUT].line;

@@ -169,11 +169,11 @@ uint32_t gate_weight(const gate *g, const char *tier)
     return t && t->weight ? t->weight : 1;
 }
 
-void gate_estimate(const model_cfg *model, size_t prompt_bytes, uint32_t max_output,
+void gate_estimate(const model_cfg *model, size_t prompt_bytes, uint64_t max_output,
                    int64_t *tokens, int64_t *cost_nusd)
 {
     int64_t in = (int64_t)((prompt_bytes + 2) / 3) + 16;
-    int64_t out = max_output ? max_output : model->max_output_tokens;
+    int64_t out = max_output ? (int64_t)max_output : (int64_t)model->max_output_tokens;
     *tokens = in + out;
     int64_t worst = config_cost_nusd(model, in, out);
     for (size_t i = 0; i < model->n_fallbacks && model->fallback_models; i++) {

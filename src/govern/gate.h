@@ -98,10 +98,11 @@ void gate_subject(const gate *g, const gate_who *who, govern_subject *out);
 uint32_t gate_weight(const gate *g, const char *tier);
 
 /* Worst-case tokens and cost of a call of `model` with a request body of
- * `prompt_bytes` bytes that may produce up to max_output tokens: prompt
+ * `prompt_bytes` bytes that may produce up to max_output tokens in all (a
+ * request for n choices: n × the output cap; 0 = the model's cap): prompt
  * tokens estimated as ceil(bytes / 3) + 16 (no tokenizer undercounts that
  * on JSON chat text), priced at the dearest model of the fallback chain. */
-void gate_estimate(const model_cfg *model, size_t prompt_bytes, uint32_t max_output,
+void gate_estimate(const model_cfg *model, size_t prompt_bytes, uint64_t max_output,
                    int64_t *tokens, int64_t *cost_nusd);
 
 /* Admit a call of `model` for `who`. deadline_ms: loop time (uv_now) after
