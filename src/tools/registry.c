@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/json_strict.h"
 #include "util/utf8.h"
 
 struct tool_registry {
@@ -328,17 +329,10 @@ bool tools_validate_args(const tool_def *t, const char *arguments, char *err, si
         snprintf(err, errlen, "arguments: not valid UTF-8");
         return false;
     }
-    /* cJSON ends a string at an escaped NUL, so "..\u0000x" would be
-     * validated and used as "..": refuse the escape itself. Backslashes
-     * occur only inside strings in valid JSON, so each escape can be
-     * stepped over without tracking quotes. */
-    for (size_t k = 0; k + 1 < len; k++) {
-        if (arguments[k] != '\\') continue;
-        if (arguments[k + 1] == 'u' && k + 5 < len && memcmp(arguments + k + 2, "0000", 4) == 0) {
-            snprintf(err, errlen, "arguments: a string contains a NUL character (\\u0000)");
-            return false;
-        }
-        k++;   /* the escaped character */
+    json_strict_error jerr;
+    if (!json_strict_text(arguments, len, "the arguments object", &jerr)) {
+        snprintf(err, errlen, "%s", jerr.message);
+        return false;
     }
     /* Some models send "" for a tool without parameters: that is {}. */
     size_t i = 0;
@@ -360,6 +354,13 @@ bool tools_validate_args(const tool_def *t, const char *arguments, char *err, si
                 snprintf(err, errlen, "arguments: unexpected text after the JSON value");
                 return false;
             }
+    }
+    /* The schema and the tool read the first copy of a repeated key, the
+     * model may have meant the last: refuse, and tell the model why. */
+    if (!json_strict_tree(v, "the arguments object", &jerr)) {
+        cJSON_Delete(v);
+        snprintf(err, errlen, "%s", jerr.message);
+        return false;
     }
     bool ok = tools_schema_validate(t->parameters, v, "arguments", err, errlen);
     cJSON_Delete(v);

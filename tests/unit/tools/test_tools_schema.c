@@ -288,6 +288,14 @@ static void test_registry_builtins_and_specs(void **state)
     assert_non_null(strstr(err, "after the JSON value"));
     assert_false(tools_validate_args(w, "{\"city\":\"\xff\"}", err, sizeof err));
     assert_non_null(strstr(err, "UTF-8"));
+    /* A repeated key (the schema and the tool would read the first copy,
+     * the model may mean the last) and a NUL are refused, with the key
+     * named for the model. */
+    assert_false(tools_validate_args(mem, "{\"action\":\"save\",\"key\":\"k\",\"value\":\"v\","
+                                          "\"action\":\"delete\"}", err, sizeof err));
+    assert_non_null(strstr(err, "repeats the key \"action\""));
+    assert_false(tools_validate_args(w, "{\"city\":\"a\\u0000b\"}", err, sizeof err));
+    assert_non_null(strstr(err, "\\u0000"));
     assert_false(tools_validate_args(w, "[]", err, sizeof err));
     assert_non_null(strstr(err, "expected an object, got array"));
     /* an escaped NUL would cut the string short in cJSON: refused; an
