@@ -22,6 +22,7 @@
 #include <openssl/pem.h>
 
 #include "identity/b64url.h"
+#include "util/json_strict.h"
 
 #define JWT_HS256_MIN_SECRET 32   /* RFC 7518 §3.2: at least the hash size */
 
@@ -171,15 +172,30 @@ static bool jwt_split(const char *token, jwt_parts *parts)
     return parts->n[0] > 0;
 }
 
+/* Parse a decoded header or payload: one JSON object, no NUL, and no key
+ * twice — a token with two "sub", "exp" or "alg" means one thing to us
+ * (cJSON reads the first) and another to the issuer's or any other
+ * verifier's library (most read the last). NULL if any of that fails. */
+static cJSON *jwt_json_object(const char *text, size_t len)
+{
+    json_strict_error e;
+    if (!json_strict_text(text, len, "the token", &e)) return NULL;
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    if (j && (!cJSON_IsObject(j) || !json_strict_tree(j, "the token", &e))) {
+        cJSON_Delete(j);
+        j = NULL;
+    }
+    return j;
+}
+
 /* Decode one part and parse it as a JSON object; NULL if either fails. */
 static cJSON *jwt_json_part(const char *p, size_t n)
 {
     unsigned char *raw = malloc(n * 3 / 4 + 1);
     if (!raw) return NULL;
     long rl = b64url_decode(raw, p, n);
-    cJSON *j = rl > 0 ? cJSON_ParseWithLength((const char *)raw, (size_t)rl) : NULL;
+    cJSON *j = rl > 0 ? jwt_json_object((const char *)raw, (size_t)rl) : NULL;
     free(raw);
-    if (j && !cJSON_IsObject(j)) { cJSON_Delete(j); j = NULL; }
     return j;
 }
 
@@ -393,9 +409,8 @@ jwt_status jwt_verify_with_key(const char *token, const jwt_issuer_cfg *cfg, con
         free(payload);
         return JWT_BAD_SUB;   /* any claim with a NUL: it is the subject that it would forge */
     }
-    cJSON *pl = plen ? cJSON_ParseWithLength((const char *)payload, plen) : NULL;
+    cJSON *pl = plen ? jwt_json_object((const char *)payload, plen) : NULL;
     free(payload);
-    if (pl && !cJSON_IsObject(pl)) { cJSON_Delete(pl); pl = NULL; }
     if (!pl) return JWT_MALFORMED;
     st = jwt_check_claims(pl, cfg, now, out);
     cJSON_Delete(pl);

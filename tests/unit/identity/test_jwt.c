@@ -375,6 +375,35 @@ static void test_peek_and_keys(void **state)
     assert_string_equal(jwt_alg_name(JWT_ES256), "ES256");
 }
 
+/* A claim or header field given twice means one thing to cJSON (the first
+ * copy) and another to most other JWT libraries (the last): two "sub",
+ * "exp" or "alg" are refused as malformed, even when well signed. */
+static void test_repeated_claims(void **state)
+{
+    (void)state;
+    const char *payloads[] = {
+        "{\"iss\":\"" ISS "\",\"sub\":\"alice\",\"exp\":%lld,\"sub\":\"admin\"}",
+        "{\"iss\":\"" ISS "\",\"sub\":\"alice\",\"exp\":%lld,\"exp\":99999999999}",
+        "{\"iss\":\"" ISS "\",\"sub\":\"alice\",\"exp\":%lld,\"x\":{\"a\":1,\"a\":2}}",
+    };
+    for (size_t i = 0; i < sizeof payloads / sizeof payloads[0]; i++) {
+        char p[256];
+        snprintf(p, sizeof p, payloads[i], (long long)(NOW + 600));
+        char *t = sign("HS256", p);
+        assert_int_equal(verify(t, cfg_for(JWT_HS256), NULL), JWT_MALFORMED);
+        free(t);
+    }
+    char *t = test_jwt_sign("HS256", "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"alg\":\"none\"}",
+                            claims(600, NULL), hs_secret, strlen((const char *)hs_secret), rsa_key);
+    assert_int_not_equal(verify(t, cfg_for(JWT_HS256), NULL), JWT_OK);
+    free(t);
+    /* The issuer is not even peeked at in such a token. */
+    t = sign("HS256", "{\"iss\":\"a\",\"iss\":\"" ISS "\",\"sub\":\"alice\",\"exp\":1}");
+    char iss[256];
+    assert_false(jwt_peek_issuer(t, iss, sizeof iss));
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_oversize),
         cmocka_unit_test(test_peek_and_keys),
+        cmocka_unit_test(test_repeated_claims),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
