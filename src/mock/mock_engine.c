@@ -381,6 +381,16 @@ void mock_plan_make(mock_plan *p, arena *a, const char *body, size_t len, const 
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "max_completion_tokens");
     if (!cJSON_IsNumber(mt)) mt = cJSON_GetObjectItemCaseSensitive(root, "max_tokens");
     if (cJSON_IsNumber(mt) && mt->valuedouble >= 0) max_tokens = (int64_t)mt->valuedouble;
+    p->n_choices = 1;
+    const cJSON *nc = cJSON_GetObjectItemCaseSensitive(root, "n");
+    if (nc && !cJSON_IsNull(nc)) {
+        if (!cJSON_IsNumber(nc) || nc->valuedouble < 1 || nc->valuedouble > MOCK_MAX_CHOICES ||
+            nc->valuedouble != (double)(int)nc->valuedouble) {
+            mock_plan_fail(p, "'n' must be an integer from 1 to 128", "n");
+            goto done;
+        }
+        p->n_choices = (uint32_t)nc->valuedouble;
+    }
 
     /* Prompt tokens, the last user message, and the last tool result after it. */
     const cJSON *m, *last_user = NULL, *last_tool = NULL;
@@ -497,6 +507,9 @@ void mock_plan_make(mock_plan *p, arena *a, const char *body, size_t len, const 
             p->n_chunks = chunks_cfg;
     }
 
+    /* Every choice is the same reply, and each is billed. */
+    p->completion_tokens *= p->n_choices;
+
 done:
     cJSON_Delete(root);
 }
@@ -521,29 +534,38 @@ static void mock_render_usage(const mock_plan *p, buf *out)
 
 void mock_render_completion(const mock_plan *p, buf *out)
 {
-    buf_reserve(out, 320 + p->text_len + p->tool_args_len * 2);
+    buf_reserve(out, 320 + (p->text_len + p->tool_args_len * 2 + 128) * p->n_choices);
     mock_render_head(p, out, "chat.completion");
-    buf_puts(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
-    if (p->reply == MOCK_REPLY_TOOL_CALL) {
-        buf_printf(out, "null,\"tool_calls\":[{\"id\":\"%s\",\"type\":\"function\",\"function\":{\"name\":",
-                   p->tool_call_id);
-        mock_json_string(out, p->tool_name, strlen(p->tool_name));
-        buf_puts(out, ",\"arguments\":");
-        mock_json_string(out, p->tool_args, p->tool_args_len);
-        buf_puts(out, "}}]");
-    } else {
-        mock_json_string(out, p->text ? p->text : "", p->text_len);
+    buf_puts(out, ",\"choices\":[");
+    for (uint32_t k = 0; k < (p->n_choices ? p->n_choices : 1); k++) {
+        buf_printf(out, "%s{\"index\":%u,\"message\":{\"role\":\"assistant\",\"content\":",
+                   k ? "," : "", k);
+        if (p->reply == MOCK_REPLY_TOOL_CALL) {
+            buf_printf(out, "null,\"tool_calls\":[{\"id\":\"%s\",\"type\":\"function\",\"function\":{\"name\":",
+                       p->tool_call_id);
+            mock_json_string(out, p->tool_name, strlen(p->tool_name));
+            buf_puts(out, ",\"arguments\":");
+            mock_json_string(out, p->tool_args, p->tool_args_len);
+            buf_puts(out, "}}]");
+        } else {
+            mock_json_string(out, p->text ? p->text : "", p->text_len);
+        }
+        buf_printf(out, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"%s\"}", p->finish_reason);
     }
-    buf_printf(out, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"%s\"}],", p->finish_reason);
+    buf_puts(out, "],");
     mock_render_usage(p, out);
     buf_puts(out, "}");
 }
 
+/* Events of one choice: role chunk + (tool header?) + chunks + finish. */
+static size_t mock_choice_events(const mock_plan *p)
+{
+    return 1 + (size_t)p->n_chunks + 1 + (p->reply == MOCK_REPLY_TOOL_CALL ? 1 : 0);
+}
+
 size_t mock_event_count(const mock_plan *p)
 {
-    /* role chunk + (tool header?) + chunks + finish (+ usage) */
-    size_t n = 1 + (size_t)p->n_chunks + 1;
-    if (p->reply == MOCK_REPLY_TOOL_CALL) n++;
+    size_t n = mock_choice_events(p) * (p->n_choices ? p->n_choices : 1);
     if (p->include_usage) n++;
     return n;
 }
@@ -567,8 +589,11 @@ void mock_render_event(const mock_plan *p, size_t i, buf *out)
         buf_puts(out, "}");
         return;
     }
-    buf_puts(out, ",\"choices\":[{\"index\":0,\"delta\":");
-    size_t finish_at = count - 1 - (p->include_usage ? 1 : 0);
+    /* Choice `choice`'s event `i` (choices stream one after the other). */
+    size_t per = mock_choice_events(p), choice = i / per;
+    i %= per;
+    buf_printf(out, ",\"choices\":[{\"index\":%zu,\"delta\":", choice);
+    size_t finish_at = per - 1;
     const char *finish = "null";
     if (i == 0) {
         buf_puts(out, p->reply == MOCK_REPLY_TOOL_CALL ? "{\"role\":\"assistant\",\"content\":null}"

@@ -20,7 +20,12 @@
  * The reply text for N tokens is N words taken in order from a fixed word
  * list (mock_word), separated by single spaces. Without [[tokens:N]] a reply
  * is MOCK_DEFAULT_TOKENS words; max_tokens / max_completion_tokens in the
- * request cuts it (finish_reason "length"). */
+ * request cuts it (finish_reason "length").
+ *
+ * "n" (1 to MOCK_MAX_CHOICES, default 1) is honoured as a provider does:
+ * that many choices (index 0 … n-1, each the same reply), and usage counts
+ * the completion tokens of all of them (n × those of one). A stream sends
+ * each choice's chunks in turn, then the usage chunk. */
 #ifndef BRIGADE_MOCK_ENGINE_H
 #define BRIGADE_MOCK_ENGINE_H
 
@@ -38,6 +43,7 @@
 #define MOCK_MAX_LATENCY_MS   600000    /* [[latency:MS]] upper bound */
 #define MOCK_SLOW_FIRST_BYTE_MS 3000    /* slow_first_byte delay without [[latency]] */
 #define MOCK_QUOTE_MAX        4096      /* bytes of a tool result quoted back */
+#define MOCK_MAX_CHOICES      128       /* "n" upper bound */
 
 typedef enum mock_fault {
     MOCK_FAULT_NONE = 0,
@@ -105,10 +111,11 @@ typedef struct mock_plan {
     size_t      tool_args_len;
     char        tool_call_id[32];
 
-    uint32_t    n_chunks;        /* content chunks (text) / argument fragments (tool) */
+    uint32_t    n_choices;       /* "n": choices in the answer (1 unless asked) */
+    uint32_t    n_chunks;        /* content chunks (text) / argument fragments (tool), per choice */
     const char *finish_reason;   /* "stop", "length", "tool_calls" */
     int64_t     prompt_tokens;
-    int64_t     completion_tokens;
+    int64_t     completion_tokens;   /* all choices together */
 
     uint64_t    hash;            /* of the request body */
     char        id[40];          /* "chatcmpl-<hex>" */
@@ -129,8 +136,9 @@ uint64_t    mock_hash(const char *s, size_t len);    /* FNV-1a 64 */
 
 /* The whole non-streaming `chat.completion` object. */
 void   mock_render_completion(const mock_plan *p, buf *out);
-/* Streaming: the number of events (role chunk, content or tool chunks,
- * finish chunk, usage chunk when include_usage), and event i's JSON payload
+/* Streaming: the number of events (for each choice: role chunk, content or
+ * tool chunks, finish chunk; then the usage chunk when include_usage), and
+ * event i's JSON payload
  * (without "data: " framing; "[DONE]" is the caller's to send). */
 size_t mock_event_count(const mock_plan *p);
 void   mock_render_event(const mock_plan *p, size_t i, buf *out);

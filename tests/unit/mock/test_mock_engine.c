@@ -279,6 +279,78 @@ static void test_stream_chunks(void **st)
     assert_int_equal(mock_event_count(&p), 1 + 7 + 1);
 }
 
+/* "n" is honoured: n choices, each the same reply, and usage counting the
+ * completion tokens of all of them — whole bodies and streams alike. */
+static void test_n_choices(void **st)
+{
+    (void)st;
+    const char *body = "{\"model\":\"m\",\"n\":3,\"messages\":[{\"role\":\"user\",\"content\":\"[[tokens:5]]\"}]}";
+    mock_plan p;
+    plan_of(&p, body, NULL);
+    assert_int_equal(p.status, 200);
+    assert_int_equal(p.n_choices, 3);
+    assert_int_equal(p.completion_tokens, 15);
+    cJSON *j = render_completion(&p);
+    cJSON *choices = cJSON_GetObjectItem(j, "choices");
+    assert_int_equal(cJSON_GetArraySize(choices), 3);
+    for (int k = 0; k < 3; k++) {
+        cJSON *c = cJSON_GetArrayItem(choices, k);
+        assert_int_equal(cJSON_GetObjectItem(c, "index")->valueint, k);
+        assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "message"), "content")->valuestring,
+                            "alpha bravo charlie delta echo");
+    }
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "completion_tokens")->valueint, 15);
+    cJSON_Delete(j);
+
+    /* Streamed: each choice's role, chunks and finish, then the usage. */
+    const char *sbody = "{\"model\":\"m\",\"n\":2,\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+                        "\"max_tokens\":3,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    plan_of(&p, sbody, NULL);
+    assert_int_equal(p.completion_tokens, 6);
+    size_t n = mock_event_count(&p);
+    assert_int_equal(n, 2 * (1 + 3 + 1) + 1);
+    buf text[2], b;
+    buf_init(&text[0]);
+    buf_init(&text[1]);
+    buf_init(&b);
+    int finished = 0;
+    for (size_t i = 0; i < n; i++) {
+        b.len = 0;
+        mock_render_event(&p, i, &b);
+        cJSON *e = cJSON_ParseWithLength(b.data, b.len);
+        assert_non_null(e);
+        cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(e, "choices"), 0);
+        if (!c0) {
+            assert_int_equal(i, n - 1);
+            assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "usage"), "completion_tokens")->valueint, 6);
+        } else {
+            int k = cJSON_GetObjectItem(c0, "index")->valueint;
+            assert_true(k == 0 || k == 1);
+            const cJSON *content = cJSON_GetObjectItem(cJSON_GetObjectItem(c0, "delta"), "content");
+            if (cJSON_IsString(content)) buf_puts(&text[k], content->valuestring);
+            if (cJSON_IsString(cJSON_GetObjectItem(c0, "finish_reason"))) finished++;
+        }
+        cJSON_Delete(e);
+    }
+    assert_int_equal(finished, 2);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(text[k].len, strlen("alpha bravo charlie"));
+        assert_memory_equal(text[k].data, "alpha bravo charlie", text[k].len);
+        buf_free(&text[k]);
+    }
+    buf_free(&b);
+
+    /* Out of range or not an integer: 400 naming n. */
+    const char *bad[] = {"0", "129", "1.5", "\"2\"", "-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char bb[160];
+        snprintf(bb, sizeof bb, "{\"model\":\"m\",\"n\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", bad[i]);
+        plan_of(&p, bb, NULL);
+        assert_int_equal(p.status, 400);
+        assert_string_equal(p.err_param, "n");
+    }
+}
+
 static void test_bad_requests(void **st)
 {
     (void)st;
@@ -373,6 +445,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fault_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tool_call_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_n_choices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_and_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
