@@ -52,8 +52,11 @@ static phttp_ev openai_stream_event(phttp_call *c, const char *d, size_t dl)
         return PHTTP_FAIL;
     }
     openai_take_usage(c, j);
-    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
-    c->out_bytes += openai_text_bytes(cJSON_GetObjectItemCaseSensitive(ch, "delta"));
+    /* Every choice (a request with n > 1 gets several): without a usage
+     * report, the charge is estimated from all the text generated. */
+    const cJSON *ch;
+    cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(j, "choices"))
+        c->out_bytes += openai_text_bytes(cJSON_GetObjectItemCaseSensitive(ch, "delta"));
     cJSON_Delete(j);
     return PHTTP_PASS;
 }
@@ -66,8 +69,9 @@ static bool openai_body(phttp_call *c)
         return phttp_fail(c, UPSTREAM_MALFORMED, "provider body is not a JSON object");
     }
     openai_take_usage(c, j);
-    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
-    c->out_bytes += openai_text_bytes(cJSON_GetObjectItemCaseSensitive(ch, "message"));
+    const cJSON *ch;
+    cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(j, "choices"))
+        c->out_bytes += openai_text_bytes(cJSON_GetObjectItemCaseSensitive(ch, "message"));
     cJSON_Delete(j);
     return true;
 }
