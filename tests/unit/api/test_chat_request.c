@@ -9,9 +9,11 @@
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/chat_request.h"
+#include "forwarded_view.h"
 
 static brigade_config cfg;
 
@@ -147,6 +149,301 @@ static void test_invalid_utf8(void **state)
     assert_string_equal(e.code, "invalid_utf8");
 }
 
+#define MSGS "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
+
+/* The attacks of issue 10: a second max_tokens or model after the governed
+ * one. cJSON reads the first, the provider the last: refused, naming the
+ * key. */
+static void test_repeated_keys_refused(void **state)
+{
+    (void)state;
+    expect_refused("{\"model\":\"mock-small\",\"max_tokens\":1," MSGS ",\"max_tokens\":1000000}",
+                   400, "duplicate_key", "max_tokens");
+    expect_refused("{\"model\":\"mock-small\"," MSGS ",\"model\":\"mock-large\"}", 400,
+                   "duplicate_key", "model");
+    /* spelled differently, the same key once decoded */
+    expect_refused("{\"model\":\"mock-small\"," MSGS ",\"\\u006dodel\":\"mock-large\"}", 400,
+                   "duplicate_key", "model");
+    /* any depth brigade or the provider reads */
+    expect_refused("{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\",\"content\":\"a\","
+                   "\"role\":\"system\"}]}", 400, "duplicate_key", "messages[0].role");
+    expect_refused("{\"model\":\"mock-small\"," MSGS ",\"stream_options\":{\"include_usage\":false,"
+                   "\"include_usage\":true}}", 400, "duplicate_key", "stream_options.include_usage");
+    expect_refused("{\"model\":\"mock-small\"," MSGS ",\"tools\":[{\"type\":\"function\",\"function\":"
+                   "{\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"type\":\"string\"}}}]}", 400,
+                   "duplicate_key", "tools[0].function.parameters.type");
+    chat_request r;
+    chat_request_error e;
+    const char *body = "{\"model\":\"mock-small\",\"n\":1," MSGS ",\"n\":64}";
+    assert_false(chat_request_parse(body, strlen(body), &cfg, &r, &e));
+    assert_non_null(strstr(e.message, "repeats the key \"n\""));
+    assert_string_equal(e.type, "invalid_request_error");
+}
+
+/* NUL: cJSON cuts "max_tokens\u0000x" to "max_tokens", a provider does not. */
+static void test_nul_refused(void **state)
+{
+    (void)state;
+    expect_refused("{\"model\":\"mock-small\"," MSGS ",\"max_tokens\\u0000x\":1}", 400,
+                   "nul_character", NULL);
+    expect_refused("{\"model\":\"mock-small\\u0000-large\"," MSGS "}", 400, "nul_character", NULL);
+    const char raw[] = "{\"model\":\"mock-small\"," MSGS ",\"x\":\"a\0b\"}";
+    chat_request r;
+    chat_request_error e;
+    assert_false(chat_request_parse(raw, sizeof raw - 1, &cfg, &r, &e));
+    assert_string_equal(e.code, "nul_character");
+}
+
+/* Go's encoding/json matches keys without regard to case (and folds the
+ * Kelvin sign to k): a governed field in another case is refused. */
+static void test_case_variants_refused(void **state)
+{
+    (void)state;
+    expect_refused("{\"model\":\"mock-small\",\"max_tokens\":1," MSGS ",\"MAX_TOKENS\":4096}", 400,
+                   "invalid_value", "MAX_TOKENS");
+    expect_refused("{\"model\":\"mock-small\"," MSGS ",\"Model\":\"mock-large\"}", 400,
+                   "invalid_value", "Model");
+    expect_refused("{\"model\":\"mock-small\"," MSGS ",\"N\":8}", 400, "invalid_value", "N");
+    expect_refused("{\"model\":\"mock-small\",\"max_tokens\":1," MSGS ",\"max_to\xe2\x84\xaa" "ens\":9}",
+                   400, "invalid_value", "max_to\xe2\x84\xaa" "ens");
+    expect_refused("{\"model\":\"mock-small\"," MSGS ",\"\\u017ftream\":true}", 400, "invalid_value",
+                   "\xc5\xbftream");
+    /* Other fields in any case pass through (not brigade's to judge). */
+    chat_request r;
+    chat_request_error e;
+    const char *ok = "{\"model\":\"mock-small\"," MSGS ",\"Temperature\":1,\"user\":\"u\",\"USER\":\"v\"}";
+    assert_true(chat_request_parse(ok, strlen(ok), &cfg, &r, &e));
+    chat_request_free(&r);
+}
+
+/* n: bounded by server.max_choices (default 8), reserved n times. */
+static void test_choices(void **state)
+{
+    (void)state;
+    chat_request r;
+    chat_request_error e;
+    const char *b1 = "{\"model\":\"mock-small\"," MSGS "}";
+    assert_true(chat_request_parse(b1, strlen(b1), &cfg, &r, &e));
+    assert_int_equal(r.choices, 1);
+    chat_request_free(&r);
+    const char *b3 = "{\"model\":\"mock-small\",\"n\":3,\"max_tokens\":50," MSGS "}";
+    assert_true(chat_request_parse(b3, strlen(b3), &cfg, &r, &e));
+    assert_int_equal(r.choices, 3);
+    assert_int_equal(r.max_output_tokens, 50);
+    chat_request_free(&r);
+    const char *b8 = "{\"model\":\"mock-small\",\"n\":8," MSGS "}";
+    assert_true(chat_request_parse(b8, strlen(b8), &cfg, &r, &e));
+    assert_int_equal(r.choices, 8);
+    chat_request_free(&r);
+    expect_refused("{\"model\":\"mock-small\",\"n\":128," MSGS "}", 400, "invalid_value", "n");
+    expect_refused("{\"model\":\"mock-small\",\"n\":9," MSGS "}", 400, "invalid_value", "n");
+    expect_refused("{\"model\":\"mock-small\",\"n\":0," MSGS "}", 400, "invalid_value", "n");
+    expect_refused("{\"model\":\"mock-small\",\"n\":2.5," MSGS "}", 400, "invalid_value", "n");
+    expect_refused("{\"model\":\"mock-small\",\"n\":\"2\"," MSGS "}", 400, "invalid_value", "n");
+    /* The operator's limit. */
+    cfg.max_choices = 2;
+    expect_refused("{\"model\":\"mock-small\",\"n\":3," MSGS "}", 400, "invalid_value", "n");
+    cfg.max_choices = 8;
+}
+
+/* Both caps given: providers differ in which one wins, so the larger is
+ * what is reserved. */
+static void test_larger_cap_reserved(void **state)
+{
+    (void)state;
+    chat_request r;
+    chat_request_error e;
+    const char *b = "{\"model\":\"mock-small\",\"max_completion_tokens\":10,\"max_tokens\":2000," MSGS "}";
+    assert_true(chat_request_parse(b, strlen(b), &cfg, &r, &e));
+    assert_int_equal(r.max_output_tokens, 2000);
+    chat_request_free(&r);
+}
+
+/* "max_completion_tokens": null with no other cap: the model's cap
+ * replaces the null rather than being added as a second copy of the key
+ * (which a last-key reader would read as null: no cap at all). */
+static void test_null_cap_replaced_not_repeated(void **state)
+{
+    (void)state;
+    chat_request r;
+    chat_request_error e;
+    const char *b = "{\"model\":\"mock-small\",\"max_completion_tokens\":null," MSGS "}";
+    assert_true(chat_request_parse(b, strlen(b), &cfg, &r, &e));
+    const model_cfg *m = config_find_model(&cfg, "mock-small");
+    char why[200];
+    assert_true(fv_check_governed(r.upstream_body, r.upstream_body_len, m->upstream_model, false, 1,
+                                  r.max_output_tokens, why, sizeof why));
+    assert_null(strstr(r.upstream_body, "null"));
+    chat_request_free(&r);
+}
+
+/* Billed outside tokens × prices, or beyond n × the cap: refused, naming
+ * the parameter. */
+static void test_unmetered_refused(void **state)
+{
+    (void)state;
+    expect_refused("{\"model\":\"mock-small\",\"best_of\":4," MSGS "}", 400, "unsupported_parameter", "best_of");
+    expect_refused("{\"model\":\"mock-small\",\"audio\":{\"voice\":\"alloy\",\"format\":\"wav\"}," MSGS "}",
+                   400, "unsupported_parameter", "audio");
+    expect_refused("{\"model\":\"mock-small\",\"modalities\":[\"text\",\"audio\"]," MSGS "}", 400,
+                   "unsupported_parameter", "modalities");
+    expect_refused("{\"model\":\"mock-small\",\"modalities\":[\"image\"]," MSGS "}", 400,
+                   "unsupported_parameter", "modalities");
+    expect_refused("{\"model\":\"mock-small\",\"modalities\":\"text\"," MSGS "}", 400, "invalid_type",
+                   "modalities");
+    expect_refused("{\"model\":\"mock-small\",\"prediction\":{\"type\":\"content\",\"content\":\"x\"}," MSGS "}",
+                   400, "unsupported_parameter", "prediction");
+    expect_refused("{\"model\":\"mock-small\",\"web_search_options\":{}," MSGS "}", 400,
+                   "unsupported_parameter", "web_search_options");
+    expect_refused("{\"model\":\"mock-small\",\"service_tier\":\"priority\"," MSGS "}", 400,
+                   "unsupported_parameter", "service_tier");
+    const char *ok[] = {
+        "{\"model\":\"mock-small\",\"modalities\":[\"text\"],\"audio\":null,\"best_of\":null," MSGS "}",
+        "{\"model\":\"mock-small\",\"service_tier\":\"flex\"," MSGS "}",
+        "{\"model\":\"mock-small\",\"service_tier\":\"auto\",\"prediction\":null," MSGS "}",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        chat_request r;
+        chat_request_error e;
+        assert_true(chat_request_parse(ok[i], strlen(ok[i]), &cfg, &r, &e));
+        chat_request_free(&r);
+    }
+}
+
+/* ---- the property: whatever is accepted is forwarded as governed ---- */
+
+static uint64_t prng_state = 0x9E3779B97F4A7C15ULL;
+static uint32_t prng(uint32_t below)
+{
+    prng_state ^= prng_state << 13;
+    prng_state ^= prng_state >> 7;
+    prng_state ^= prng_state << 17;
+    return (uint32_t)(prng_state % below);
+}
+
+static const char *pick(const char *const *list, size_t n) { return list[prng((uint32_t)n)]; }
+#define PICK(list) pick(list, sizeof list / sizeof list[0])
+
+/* One spelling of a field name: as is, in another case, with an escape,
+ * with the Kelvin sign or long s, with a NUL. */
+static void spell_key(char *out, size_t outlen, const char *name)
+{
+    switch (prng(24)) {
+    case 0: {   /* upper-case the first letter */
+        snprintf(out, outlen, "%c%s", name[0] - 32, name + 1);
+        return;
+    }
+    case 1:     /* the first letter escaped */
+        snprintf(out, outlen, "\\u%04x%s", (unsigned char)name[0], name + 1);
+        return;
+    case 2: {   /* k or s folded in from outside ASCII, if it has one */
+        const char *k = strpbrk(name, "ks");
+        if (k) {
+            snprintf(out, outlen, "%.*s%s%s", (int)(k - name), name, *k == 'k' ? "\\u212a" : "\\u017f", k + 1);
+            return;
+        }
+        break;
+    }
+    case 3:
+        snprintf(out, outlen, "%s\\u0000", name);
+        return;
+    default:
+        break;
+    }
+    snprintf(out, outlen, "%s", name);
+}
+
+/* A value for field f: usually one a client would send, sometimes not. */
+static const char *random_value(const char *f)
+{
+    static const char *const models[] = {"\"mock-small\"", "\"mock-large\"", "\"mock\\u002dsmall\""};
+    static const char *const bad_models[] = {"\"nope\"", "7", "null", "\"mock-small\\u0000x\""};
+    static const char *const msgs[] = {"[{\"role\":\"user\",\"content\":\"hi\"}]",
+                                       "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"x\"}]}]"};
+    static const char *const bad_msgs[] = {"[{\"role\":\"user\",\"content\":\"a\",\"role\":\"system\"}]", "[]"};
+    static const char *const bools[] = {"true", "false", "null"};
+    static const char *const counts[] = {"1", "2", "3", "8", "4096", "null", "2.0", "1e3"};
+    static const char *const bad_counts[] = {"9", "128", "4097", "1000000", "0", "1.5", "\"7\""};
+    static const char *const tiers[] = {"\"auto\"", "\"flex\"", "null"};
+    static const char *const mods[] = {"[\"text\"]", "null"};
+    static const char *const opts[] = {"{\"include_usage\":true}", "null"};
+    bool bad = prng(6) == 0;
+    if (strcmp(f, "model") == 0) return bad ? PICK(bad_models) : PICK(models);
+    if (strcmp(f, "messages") == 0) return bad ? PICK(bad_msgs) : PICK(msgs);
+    if (strcmp(f, "stream") == 0) return bad ? "\"yes\"" : PICK(bools);
+    if (strcmp(f, "service_tier") == 0) return bad ? "\"priority\"" : PICK(tiers);
+    if (strcmp(f, "modalities") == 0) return bad ? "[\"text\",\"audio\"]" : PICK(mods);
+    if (strcmp(f, "stream_options") == 0)
+        return bad ? "{\"include_usage\":true,\"include_usage\":false}" : PICK(opts);
+    if (strcmp(f, "best_of") == 0) return bad ? "2" : "null";
+    return bad ? PICK(bad_counts) : PICK(counts);
+}
+
+/* A body of the fields the gateway governs, in random order, spelling and
+ * repetition, with values mostly valid. */
+static void random_body(char *out, size_t outlen)
+{
+    static const char *const fields[] = {"model", "messages", "stream", "max_tokens",
+                                         "max_completion_tokens", "n", "best_of", "modalities",
+                                         "service_tier", "temperature", "stream_options"};
+    const char *chosen[12];
+    size_t k = 0;
+    if (prng(10) != 0) chosen[k++] = "model";
+    if (prng(10) != 0) chosen[k++] = "messages";
+    for (uint32_t extra = prng(5); extra > 0; extra--) chosen[k++] = PICK(fields);
+    for (size_t i = k; i > 1; i--) {   /* shuffle */
+        size_t j = prng((uint32_t)i);
+        const char *t = chosen[i - 1];
+        chosen[i - 1] = chosen[j];
+        chosen[j] = t;
+    }
+    size_t at = (size_t)snprintf(out, outlen, "%s{", prng(4) == 0 ? " " : "");
+    for (size_t i = 0; i < k; i++) {
+        char key[64];
+        spell_key(key, sizeof key, chosen[i]);
+        at += (size_t)snprintf(out + at, outlen - at, "%s\"%s\":%s", i ? "," : "", key,
+                               random_value(chosen[i]));
+    }
+    snprintf(out + at, outlen - at, "}");
+}
+
+static void test_property_forwarded_is_governed(void **state)
+{
+    (void)state;
+    model_cfg *large = (model_cfg *)config_find_model(&cfg, "mock-large");
+    char *saved = large->upstream_model;
+    unsigned accepted = 0, refused = 0, capped = 0, renamed = 0;
+    char body[2048], why[256];
+    for (int i = 0; i < 40000; i++) {
+        /* Half the time mock-large is known upstream by another name, so
+         * the re-encoding path is exercised too. */
+        large->upstream_model = (i & 1) ? "provider-large" : saved;
+        random_body(body, sizeof body);
+        chat_request r;
+        chat_request_error e;
+        if (!chat_request_parse(body, strlen(body), &cfg, &r, &e)) {
+            assert_true(e.status == 400 || e.status == 404);
+            refused++;
+            continue;
+        }
+        accepted++;
+        if (!strstr(body, "max_tokens\":") && !strstr(body, "max_completion_tokens\":")) capped++;
+        if (strcmp(r.model->name, r.model->upstream_model) != 0) renamed++;
+        if (!fv_check_governed(r.upstream_body, r.upstream_body_len, r.model->upstream_model, r.stream,
+                               r.choices, r.max_output_tokens, why, sizeof why))
+            fail_msg("accepted %s\nforwarded %s\n%s", body, r.upstream_body, why);
+        chat_request_free(&r);
+    }
+    large->upstream_model = saved;
+    print_message("property: %u accepted (%u capped by brigade, %u renamed), %u refused\n", accepted,
+                  capped, renamed, refused);
+    /* The generator reaches both sides and both forwarding paths. */
+    assert_true(accepted > 1000);
+    assert_true(refused > 1000);
+    assert_true(capped > 50);
+    assert_true(renamed > 50);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -154,6 +451,14 @@ int main(void)
         cmocka_unit_test(test_rewrites_to_the_upstream_name),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_repeated_keys_refused),
+        cmocka_unit_test(test_nul_refused),
+        cmocka_unit_test(test_case_variants_refused),
+        cmocka_unit_test(test_choices),
+        cmocka_unit_test(test_larger_cap_reserved),
+        cmocka_unit_test(test_null_cap_replaced_not_repeated),
+        cmocka_unit_test(test_unmetered_refused),
+        cmocka_unit_test(test_property_forwarded_is_governed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
