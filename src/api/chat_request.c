@@ -96,7 +96,7 @@ static bool chat_check_unmetered(const cJSON *body, chat_request_error *err)
         cJSON_ArrayForEach(m, mod) {
             if (!cJSON_IsString(m) || strcmp(m->valuestring, "text") != 0)
                 return chat_fail(err, 400, "unsupported_parameter", "modalities",
-                                 "only the \"text\" modality is supported by this gateway: "
+                                 "\"modalities\" may only be [\"text\"] on this gateway: "
                                  "other outputs (audio, images) are billed at prices its "
                                  "budgets cannot reserve");
         }
