@@ -326,7 +326,9 @@ cJSON *api_body_object(api_ctx *ctx, const char *const *allowed, bool empty_ok)
     }
     json_strict_error jerr;
     if (!json_strict_text(req->body, req->body_len, "the request body", &jerr)) {
-        api_fail(ctx, 400, "invalid_request_error", "nul_character", NULL, "%s", jerr.message);
+        api_fail(ctx, 400, "invalid_request_error",
+                 jerr.kind == JSON_STRICT_NUL ? "nul_character" : "invalid_json", NULL, "%s",
+                 jerr.message);
         return NULL;
     }
     const char *end = NULL;

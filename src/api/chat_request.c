@@ -188,7 +188,8 @@ bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
         return chat_fail(err, 400, "invalid_utf8", NULL, "the request body is not valid UTF-8");
     json_strict_error jerr;
     if (!json_strict_text(body, len, "the request body", &jerr))
-        return chat_fail(err, 400, "nul_character", NULL, "%s", jerr.message);
+        return chat_fail(err, 400, jerr.kind == JSON_STRICT_NUL ? "nul_character" : "invalid_json",
+                         NULL, "%s", jerr.message);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
     if (!root) {

@@ -3,6 +3,7 @@
 #include "util/json_strict.h"
 
 #include <cjson/cJSON.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,33 +14,107 @@
  * with 100,000 keys costs 100,000 hashes, not 5·10⁹ comparisons. */
 #define JSON_STRICT_PAIRWISE_MAX 16
 
-static bool json_strict_is_hex0(const char *p)
+static bool json_strict_is_hex0(const unsigned char *p)
 {
     return p[0] == '0' && p[1] == '0' && p[2] == '0' && p[3] == '0';
+}
+
+static bool json_strict_fail(json_strict_error *err, json_strict_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool json_strict_fail(json_strict_error *err, json_strict_kind kind, const char *fmt, ...)
+{
+    err->kind = kind;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static bool json_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+/* The end of the JSON number at p (RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?
+ * ([eE][+-]?[0-9]+)?), or NULL if the text there is not one — or goes on
+ * with number characters, as "01", "1.", "1.e5" and ".5" would: cJSON reads
+ * those (with strtod), a strict parser refuses them, and a lenient one may
+ * read them otherwise. */
+static const unsigned char *json_number_end(const unsigned char *p, const unsigned char *end)
+{
+    if (p < end && *p == '-') p++;
+    if (p >= end || !json_digit(*p)) return NULL;
+    if (*p == '0') p++;
+    else while (p < end && json_digit(*p)) p++;
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || !json_digit(*p)) return NULL;
+        while (p < end && json_digit(*p)) p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || !json_digit(*p)) return NULL;
+        while (p < end && json_digit(*p)) p++;
+    }
+    if (p < end && (json_digit(*p) || *p == '.' || *p == 'e' || *p == 'E' || *p == '+' || *p == '-'))
+        return NULL;
+    return p;
 }
 
 bool json_strict_text(const char *text, size_t len, const char *what, json_strict_error *err)
 {
     memset(err, 0, sizeof *err);
     if (!text) return true;
-    if (memchr(text, '\0', len)) {
-        snprintf(err->message, sizeof err->message,
-                 "%.40s contains a NUL byte, which is not allowed in JSON", what);
-        return false;
-    }
-    /* A backslash occurs in valid JSON only inside a string, where it always
-     * starts an escape: stepping over the escaped character keeps "\\u0000"
-     * (an escaped backslash, then text) from matching. Invalid JSON may be
-     * misread here, but the parser refuses it anyway. */
-    for (const char *p = memchr(text, '\\', len); p; ) {
-        size_t left = len - (size_t)(p - text);
-        if (left >= 6 && p[1] == 'u' && json_strict_is_hex0(p + 2)) {
-            snprintf(err->message, sizeof err->message,
-                     "%.40s contains the escape \\u0000 (a NUL character), which is not accepted", what);
-            return false;
+    const unsigned char *s = (const unsigned char *)text, *end = s + len, *p = s;
+    while (p < end) {
+        unsigned char c = *p;
+        if (c == '"') {
+            /* A string: a backslash always starts an escape, so stepping
+             * over the escaped character keeps "\\u0000" (an escaped
+             * backslash, then text) from matching. */
+            for (p++; p < end; ) {
+                c = *p;
+                if (c == '"') break;
+                if (c == '\\') {
+                    if (end - p >= 6 && p[1] == 'u' && json_strict_is_hex0(p + 2))
+                        return json_strict_fail(err, JSON_STRICT_NUL,
+                                                "%.40s contains the escape \\u0000 (a NUL character), "
+                                                "which is not accepted", what);
+                    p += 2;
+                    continue;
+                }
+                if (c < 0x20) break;
+                p++;
+            }
+            if (p < end && *p != '"') {
+                if (*p == 0)
+                    return json_strict_fail(err, JSON_STRICT_NUL,
+                                            "%.40s contains a NUL byte, which is not allowed in JSON", what);
+                return json_strict_fail(err, JSON_STRICT_SYNTAX,
+                                        "%.40s is not valid JSON: a control character (0x%02X) inside a "
+                                        "string at byte %zu must be escaped", what, *p, (size_t)(p - s));
+            }
+            p++;   /* past the closing quote (or the end: the parser refuses it) */
+            continue;
         }
-        if (left < 3) break;
-        p = memchr(p + 2, '\\', left - 2);
+        if (c == '-' || json_digit(c)) {
+            const unsigned char *q = json_number_end(p, end);
+            if (!q)
+                return json_strict_fail(err, JSON_STRICT_SYNTAX,
+                                        "%.40s is not valid JSON: malformed number at byte %zu", what,
+                                        (size_t)(p - s));
+            p = q;
+            continue;
+        }
+        if (c == 0)
+            return json_strict_fail(err, JSON_STRICT_NUL,
+                                    "%.40s contains a NUL byte, which is not allowed in JSON", what);
+        /* cJSON skips every byte up to 0x20 as whitespace; JSON allows four. */
+        if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r')
+            return json_strict_fail(err, JSON_STRICT_SYNTAX,
+                                    "%.40s is not valid JSON: control character 0x%02X at byte %zu", what,
+                                    c, (size_t)(p - s));
+        p++;
     }
     return true;
 }
@@ -165,6 +240,7 @@ bool json_strict_tree(const cJSON *root, const char *what, json_strict_error *er
         st[depth++] = (strict_frame){c, c->child, NULL, -1};
     }
     if (dup) {
+        err->kind = JSON_STRICT_REPEATED_KEY;
         snprintf(err->key, sizeof err->key, "%s", dup->string);
         strict_path(st, depth, dup->string, err->path, sizeof err->path);
         snprintf(err->message, sizeof err->message,

@@ -194,6 +194,18 @@ static void test_nul_refused(void **state)
     assert_string_equal(e.code, "nul_character");
 }
 
+/* What cJSON reads but strict parsers refuse (and lenient ones may read
+ * otherwise) is not JSON: 400 invalid_json before anything is read. */
+static void test_lenient_json_refused(void **state)
+{
+    (void)state;
+    expect_refused("{\"model\":\"mock-small\",\"max_tokens\":09999999," MSGS "}", 400, "invalid_json", NULL);
+    expect_refused("{\"model\":\"mock-small\",\"n\":2.," MSGS "}", 400, "invalid_json", NULL);
+    expect_refused("{\"model\":\"mock-small\",\x0c" MSGS "}", 400, "invalid_json", NULL);
+    expect_refused("{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\",\"content\":\"a\nb\"}]}",
+                   400, "invalid_json", NULL);
+}
+
 /* Go's encoding/json matches keys without regard to case (and folds the
  * Kelvin sign to k): a governed field in another case is refused. */
 static void test_case_variants_refused(void **state)
@@ -363,7 +375,7 @@ static const char *random_value(const char *f)
     static const char *const bad_msgs[] = {"[{\"role\":\"user\",\"content\":\"a\",\"role\":\"system\"}]", "[]"};
     static const char *const bools[] = {"true", "false", "null"};
     static const char *const counts[] = {"1", "2", "3", "8", "4096", "null", "2.0", "1e3"};
-    static const char *const bad_counts[] = {"9", "128", "4097", "1000000", "0", "1.5", "\"7\""};
+    static const char *const bad_counts[] = {"9", "128", "4097", "1000000", "0", "1.5", "\"7\"", "01", "1.", "2.e0"};
     static const char *const tiers[] = {"\"auto\"", "\"flex\"", "null"};
     static const char *const mods[] = {"[\"text\"]", "null"};
     static const char *const opts[] = {"{\"include_usage\":true}", "null"};
@@ -453,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_repeated_keys_refused),
         cmocka_unit_test(test_nul_refused),
+        cmocka_unit_test(test_lenient_json_refused),
         cmocka_unit_test(test_case_variants_refused),
         cmocka_unit_test(test_choices),
         cmocka_unit_test(test_larger_cap_reserved),

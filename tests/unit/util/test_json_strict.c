@@ -149,6 +149,10 @@ static void test_nul_is_refused(void **state)
     const char t3[] = "{\"a\":\"x\0y\"}";
     assert_false(json_strict_text(t3, sizeof t3 - 1, "the request body", &e));
     assert_non_null(strstr(e.message, "NUL"));
+    assert_int_equal(e.kind, JSON_STRICT_NUL);
+    const char t4[] = "{\"a\":1}\0";
+    assert_false(json_strict_text(t4, sizeof t4 - 1, "the request body", &e));
+    assert_int_equal(e.kind, JSON_STRICT_NUL);
 }
 
 static void test_other_escapes_are_fine(void **state)
@@ -166,6 +170,27 @@ static void test_other_escapes_are_fine(void **state)
     assert_true(json_strict_text(NULL, 0, "x", &e));
 }
 
+/* What cJSON reads but JSON is not: refused before parsing, as syntax. */
+static void test_lenient_syntax_is_refused(void **state)
+{
+    (void)state;
+    json_strict_error e;
+    const char *bad[] = {"{\"n\":01}", "{\"n\":1.}", "{\"n\":1.e5}", "{\"n\":-}", "{\"n\":1e}",
+                         "{\"n\":09999999}", "[1,-01]", "{\"s\":\"a\tb\"}", "{\"s\":\"a\nb\"}",
+                         "{\x01\"a\":1}", "{\"a\":1\x0b}", "{\"n\":1.5.3}", "{\"n\":1e+}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_false(json_strict_text(bad[i], strlen(bad[i]), "the body", &e));
+        assert_int_equal(e.kind, JSON_STRICT_SYNTAX);
+        assert_non_null(strstr(e.message, "the body is not valid JSON"));
+    }
+    const char *good[] = {"{\"n\":0,\"m\":-0.5e+10,\"k\":10E-2,\"j\":123}", "[0,1,-1,2.25]",
+                          "{\"s\":\"01 1. 1.e5 \\t\\n\\u0001\"}", " {\"a\" :\t[ true , null ]}\r\n",
+                          "{\"s\":\"\u00e9\u2028\"}"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_true(json_strict_text(good[i], strlen(good[i]), "the body", &e));
+    assert_int_equal(e.kind, JSON_STRICT_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -178,6 +203,7 @@ int main(void)
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_nul_is_refused),
         cmocka_unit_test(test_other_escapes_are_fine),
+        cmocka_unit_test(test_lenient_syntax_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
