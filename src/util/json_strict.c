@@ -14,9 +14,18 @@
  * with 100,000 keys costs 100,000 hashes, not 5·10⁹ comparisons. */
 #define JSON_STRICT_PAIRWISE_MAX 16
 
-static bool json_strict_is_hex0(const unsigned char *p)
+/* The value of four hex digits at p, or -1. */
+static int json_hex4(const unsigned char *p)
 {
-    return p[0] == '0' && p[1] == '0' && p[2] == '0' && p[3] == '0';
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+    }
+    return v;
 }
 
 static bool json_strict_fail(json_strict_error *err, json_strict_kind kind, const char *fmt, ...)
@@ -76,10 +85,21 @@ bool json_strict_text(const char *text, size_t len, const char *what, json_stric
                 c = *p;
                 if (c == '"') break;
                 if (c == '\\') {
-                    if (end - p >= 6 && p[1] == 'u' && json_strict_is_hex0(p + 2))
-                        return json_strict_fail(err, JSON_STRICT_NUL,
-                                                "%.40s contains the escape \\u0000 (a NUL character), "
-                                                "which is not accepted", what);
+                    /* cJSON reads a \u with anything but four hex digits
+                     * after it as U+0000: both are refused. */
+                    if (end - p >= 2 && p[1] == 'u') {
+                        int v = end - p >= 6 ? json_hex4(p + 2) : -1;
+                        if (v < 0)
+                            return json_strict_fail(err, JSON_STRICT_SYNTAX,
+                                                    "%.40s is not valid JSON: a \\u escape at byte %zu "
+                                                    "needs four hex digits", what, (size_t)(p - s));
+                        if (v == 0)
+                            return json_strict_fail(err, JSON_STRICT_NUL,
+                                                    "%.40s contains the escape \\u0000 (a NUL "
+                                                    "character), which is not accepted", what);
+                        p += 6;
+                        continue;
+                    }
                     p += 2;
                     continue;
                 }

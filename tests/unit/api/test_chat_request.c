@@ -202,6 +202,8 @@ static void test_lenient_json_refused(void **state)
     expect_refused("{\"model\":\"mock-small\",\"max_tokens\":09999999," MSGS "}", 400, "invalid_json", NULL);
     expect_refused("{\"model\":\"mock-small\",\"n\":2.," MSGS "}", 400, "invalid_json", NULL);
     expect_refused("{\"model\":\"mock-small\",\x0c" MSGS "}", 400, "invalid_json", NULL);
+    /* cJSON reads a \u without four hex digits as U+0000. */
+    expect_refused("{\"model\":\"mock-small\"," MSGS ",\"max_tokens\\u0x\":10}", 400, "invalid_json", NULL);
     expect_refused("{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\",\"content\":\"a\nb\"}]}",
                    400, "invalid_json", NULL);
 }

@@ -177,7 +177,8 @@ static void test_lenient_syntax_is_refused(void **state)
     json_strict_error e;
     const char *bad[] = {"{\"n\":01}", "{\"n\":1.}", "{\"n\":1.e5}", "{\"n\":-}", "{\"n\":1e}",
                          "{\"n\":09999999}", "[1,-01]", "{\"s\":\"a\tb\"}", "{\"s\":\"a\nb\"}",
-                         "{\x01\"a\":1}", "{\"a\":1\x0b}", "{\"n\":1.5.3}", "{\"n\":1e+}"};
+                         "{\x01\"a\":1}", "{\"a\":1\x0b}", "{\"n\":1.5.3}", "{\"n\":1e+}",
+                         "{\"k\\u0x_t\":1}", "{\"k\":\"\\uZZZZ\"}", "{\"k\":\"\\u12\"}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_false(json_strict_text(bad[i], strlen(bad[i]), "the body", &e));
         assert_int_equal(e.kind, JSON_STRICT_SYNTAX);
