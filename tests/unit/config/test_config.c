@@ -56,6 +56,7 @@ static void test_defaults(void **state)
     assert_null(c.admin_token);
     assert_null(c.source_path);
     assert_int_equal(c.threads, 0);
+    assert_int_equal(c.max_choices, 8);
     assert_int_equal(c.limits.max_body_bytes, 0);
     assert_int_equal(c.n_providers, 1);
     assert_string_equal(c.providers[0].name, "mock");
@@ -299,6 +300,19 @@ static void test_unknown_keys(void **state)
                       "brigade.yaml:3: tiers[0].rmp: unknown key (did you mean \"rpm\"?)");
 }
 
+/* server.max_choices: the operator's bound on a chat completion's n. */
+static void test_max_choices(void **state)
+{
+    (void)state;
+    brigade_config c;
+    assert_int_equal(load("server:\n  max_choices: 2\n", &c), 0);
+    assert_int_equal(c.max_choices, 2);
+    config_free(&c);
+    assert_int_equal(load("server:\n  threads: 1\n", &c), 0);
+    assert_int_equal(c.max_choices, 8);
+    config_free(&c);
+}
+
 static void test_wrong_types_and_ranges(void **state)
 {
     (void)state;
@@ -309,6 +323,10 @@ static void test_wrong_types_and_ranges(void **state)
     assert_load_error("server:\n  threads: 1.5\n", "brigade.yaml:2: server.threads: expected an integer");
     assert_load_error("server:\n  threads: 5000\n",
                       "brigade.yaml:2: server.threads: must be between 0 and 1024 (got 5000)");
+    assert_load_error("server:\n  max_choices: 0\n",
+                      "brigade.yaml:2: server.max_choices: must be between 1 and 128 (got 0)");
+    assert_load_error("server:\n  max_choices: 129\n",
+                      "brigade.yaml:2: server.max_choices: must be between 1 and 128 (got 129)");
     assert_load_error("server: 5\n", "brigade.yaml:1: server: expected a mapping (key: value), got \"5\"");
     assert_load_error("server:\n  listen: [a, b]\n", "brigade.yaml:2: server.listen: expected a string, got a list");
     assert_load_error("server:\n  data_dir: \"\"\n", "brigade.yaml:2: server.data_dir: must not be empty");
@@ -1167,6 +1185,7 @@ int main(void)
         cmocka_unit_test(test_anchors_and_flow_style),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_wrong_types_and_ranges),
+        cmocka_unit_test(test_max_choices),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_model_missing_provider),
         cmocka_unit_test(test_provider_rules),
