@@ -354,6 +354,13 @@ static bool at_tool_choice(const cJSON *in, cJSON *out, const char **err)
 
 static bool at_sampling(const cJSON *in, cJSON *out, uint32_t default_max, const char **err)
 {
+    /* The Messages API answers once: a client asking for several answers
+     * is told so rather than silently given one. */
+    const cJSON *n = at_get(in, "n");
+    if (cJSON_IsNumber(n) && n->valuedouble != 1) {
+        *err = "n other than 1 is not supported by the Anthropic provider (it gives one answer)";
+        return false;
+    }
     const cJSON *mt = at_get(in, "max_completion_tokens");
     if (!cJSON_IsNumber(mt)) mt = at_get(in, "max_tokens");
     double max = default_max ? default_max : 4096;
