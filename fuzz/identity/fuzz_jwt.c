@@ -27,8 +27,8 @@
  *     well-formed header never as JWT_BAD_ALG / JWT_BAD_KID;
  *   - JWT_OK means the claims really satisfy the config (a subject of at
  *     most JWT_SUB_MAX bytes without control characters, no NUL anywhere
- *     in the claims), and with the well-formed header, claims that satisfy
- *     it are never refused;
+ *     in the claims, strict JSON with no key twice), and with the
+ *     well-formed header, claims that satisfy it are never refused;
  *   - jwt_peek_issuer and b64url_decode stay within their buffers;
  *     whatever b64url_decode accepts re-encodes to the very same text. */
 #include <cjson/cJSON.h>
@@ -47,6 +47,7 @@
 
 #include "identity/b64url.h"
 #include "identity/jwt.h"
+#include "util/json_strict.h"
 
 #define FZ_NOW      INT64_C(1700000000)
 #define FZ_LEEWAY   60
@@ -194,9 +195,13 @@ static bool fz_sub_ok(const char *s)
 static bool fz_claims_ok(const unsigned char *payload, size_t len, bool want_aud)
 {
     if (fz_has_nul(payload, len)) return false;
+    /* Claims are read only from strict JSON with no key twice (a repeated
+     * "sub" or "exp" means one thing to cJSON, another to other readers). */
+    json_strict_error jerr;
+    if (!json_strict_text((const char *)payload, len, "claims", &jerr)) return false;
     cJSON *pl = cJSON_ParseWithLength((const char *)payload, len);
     bool ok = false;
-    if (!cJSON_IsObject(pl)) goto out;
+    if (!cJSON_IsObject(pl) || !json_strict_tree(pl, "claims", &jerr)) goto out;
     const cJSON *iss = cJSON_GetObjectItemCaseSensitive(pl, "iss");
     if (!cJSON_IsString(iss) || strcmp(iss->valuestring, FZ_ISSUER) != 0) goto out;
     if (want_aud) {
