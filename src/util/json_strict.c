@@ -141,9 +141,16 @@ bool json_strict_text(const char *text, size_t len, const char *what, json_stric
 
 /* ---- the tree ---- */
 
+/* Open addressing over the members' keys, copied in order into `keys`.
+ * A slot is 8 bytes — 32 bits of the key's hash and its member's number
+ * plus one (0: empty) — so the table of a big object stays small enough
+ * for the cache, and a probe past another key compares two integers
+ * rather than reaching into that key's string. */
 typedef struct strict_set {
-    const char **slot;
-    size_t       cap;   /* a power of two */
+    uint64_t    *slot;
+    size_t       cap;      /* a power of two */
+    const char **keys;
+    size_t       keys_cap;
 } strict_set;
 
 static uint64_t strict_hash(const char *s)
@@ -169,22 +176,32 @@ static const cJSON *strict_repeat_in(const cJSON *obj, strict_set *set)
         return NULL;
     }
     size_t cap = 64;
-    while (cap < 2 * n) cap *= 2;
+    while (cap < n + n / 2) cap *= 2;   /* load at most 2/3 */
     if (cap > set->cap) {
         free(set->slot);
         set->slot = malloc(cap * sizeof *set->slot);
         if (!set->slot) abort();
         set->cap = cap;
     }
+    if (n > set->keys_cap) {
+        free(set->keys);
+        set->keys = malloc(n * sizeof *set->keys);
+        if (!set->keys) abort();
+        set->keys_cap = n;
+    }
     memset(set->slot, 0, cap * sizeof *set->slot);
-    for (const cJSON *c = obj->child; c; c = c->next) {
-        if (!c->string) continue;
-        size_t i = (size_t)strict_hash(c->string) & (cap - 1);
-        while (set->slot[i]) {
-            if (strcmp(set->slot[i], c->string) == 0) return c;
-            i = (i + 1) & (cap - 1);
+    uint32_t k = 0;
+    for (const cJSON *c = obj->child; c; c = c->next, k++) {
+        set->keys[k] = c->string ? c->string : "";
+        uint64_t h = strict_hash(set->keys[k]);
+        uint32_t tag = (uint32_t)(h >> 32);
+        size_t i = (size_t)(h ^ (h >> 29)) & (cap - 1);   /* FNV low bits alone cluster */
+        for (; set->slot[i]; i = (i + 1) & (cap - 1)) {
+            uint64_t e = set->slot[i];
+            if ((uint32_t)(e >> 32) == tag && strcmp(set->keys[(uint32_t)e - 1], set->keys[k]) == 0)
+                return c;
         }
-        set->slot[i] = c->string;
+        set->slot[i] = (uint64_t)tag << 32 | (uint64_t)(k + 1);
     }
     return NULL;
 }
@@ -232,7 +249,7 @@ bool json_strict_tree(const cJSON *root, const char *what, json_strict_error *er
 {
     memset(err, 0, sizeof *err);
     if (!root || !(cJSON_IsObject(root) || cJSON_IsArray(root))) return true;
-    strict_set set = {NULL, 0};
+    strict_set set = {NULL, 0, NULL, 0};
     size_t cap = 16, depth = 0;
     strict_frame *st = malloc(cap * sizeof *st);
     if (!st) abort();
@@ -269,5 +286,6 @@ bool json_strict_tree(const cJSON *root, const char *what, json_strict_error *er
     }
     free(st);
     free(set.slot);
+    free(set.keys);
     return dup == NULL;
 }
