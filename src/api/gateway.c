@@ -3,10 +3,10 @@
  * The request is checked (valid UTF-8 JSON object with no repeated key, a
  * known model, messages, sane max_tokens and n, nothing billed beyond what
  * can be reserved: chat_request.h), its `model` is swapped for the
- * provider's name, and it
- * is forwarded through the loop's upstream client. Everything else in the
- * body — tools, tool_choice, response_format, sampling fields — passes
- * through unchanged, so clients written for OpenAI work as they are.
+ * provider's name, and it is forwarded through the loop's upstream
+ * client. Everything else in the body — tools, tool_choice,
+ * response_format, sampling fields — passes through unchanged, so clients
+ * written for OpenAI work as they are.
  * Streaming responses are relayed event by event with backpressure: when the
  * client reads slowly, the provider transfer is paused rather than buffered.
  * Usage (tokens and cost from the model's price table) is recorded for the
