@@ -243,8 +243,10 @@ void api_begin(http_request *req, const api_route *route)
     snprintf(name, sizeof name, "%s %s", route->method, route->pattern);
     ctx->span = obs_span_begin(continued ? &parent : NULL, name, OBS_SPAN_SERVER, NULL);
     obs_span_set_str(ctx->span, "http.request.method", req->method);
+    /* The router's pattern (/v1/memory/{key}), never the path: a path
+     * holds identifiers users chose (memory keys), and spans outlive the
+     * data they describe unless erased with it. */
     obs_span_set_str(ctx->span, "http.route", route->pattern);
-    obs_span_set_str(ctx->span, "url.path", req->path);
     obs_span_set_str(ctx->span, "brigade.request_id", req->request_id);
     obs_trace_id_hex(obs_span_ctx(ctx->span), ctx->trace_id);
     char tp[OBS_TRACEPARENT_LEN + 1];
