@@ -178,7 +178,7 @@ fi
 # ---- brigade -------------------------------------------------------------
 if has brigade; then
   admin_token="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  mkdir -p "$tmp/data"
+  mkdir -p -m 700 "$tmp/data"
   trace_yaml=""
   if [[ -n "${BENCH_TRACE_SAMPLE:-}" ]]; then
     trace_yaml="observability: {traces: {sample_ratio: $BENCH_TRACE_SAMPLE}}"

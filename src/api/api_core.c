@@ -78,6 +78,25 @@ void api_fail_store(api_ctx *ctx, store_status st, const char *what)
     case STORE_INVALID:
         api_fail(ctx, 400, "invalid_request_error", "invalid_value", NULL, "invalid %s", what);
         break;
+    case STORE_QUOTA:
+    case STORE_TOO_LARGE: {
+        /* read on the thread that made the store call: handlers run there */
+        const store_quota_refusal *r = store_quota_refused();
+        char why[300];
+        store_quota_describe(r, ctx->scope.tier, why, sizeof why);
+        const char *hint = !r->quota ? "" :
+            strncmp(r->quota, "memory", 6) == 0 ? "delete memory entries (DELETE /v1/memory/{key}) first" :
+            strcmp(r->quota, "sessions") == 0 ? "delete sessions (DELETE /v1/sessions/{id}) first" :
+            "start a new session";
+        if (st == STORE_TOO_LARGE)
+            api_fail(ctx, 413, "request_too_large", "larger_than_quota", NULL,
+                     "this %s alone is larger than the storage quota: %s", what, why);
+        else
+            api_fail(ctx, 429, "insufficient_quota", "storage_quota_exceeded", NULL,
+                     "storage quota reached: %s; %s, or ask a tenant admin for a tier with more",
+                     why, hint);
+        break;
+    }
     case STORE_ERROR:
     default:
         api_fail(ctx, 500, "api_error", "store_error", NULL,

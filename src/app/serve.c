@@ -36,12 +36,36 @@ static const char serve_usage[] =
     "Logs go to stderr as JSON lines; BRIGADE_LOG=debug|info|warn|error sets the level,\n"
     "BRIGADE_LOG_FORMAT=json|text the format (docs/observability.md).\n";
 
+/* The data directory holds the database, the server secret and the audit
+ * key: anyone else who can list or enter it can at least learn what is
+ * there, and a mistaken chmod of a file inside would expose it. Refused
+ * rather than silently narrowed: the operator should know it was open. */
+static int serve_check_data_dir(const char *data_dir, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (stat(data_dir, &sb) != 0) {
+        snprintf(err, errlen, "cannot read data directory %s: %s", data_dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        snprintf(err, errlen, "%s exists and is not a directory", data_dir);
+        return -1;
+    }
+    if (sb.st_mode & 077) {
+        snprintf(err, errlen, "data directory %s has permissions %03o; it must be accessible by "
+                 "its owner only (chmod 700 %s)", data_dir, (unsigned)(sb.st_mode & 0777), data_dir);
+        return -1;
+    }
+    return 0;
+}
+
 int app_lock_data_dir(const char *data_dir, char *err, size_t errlen)
 {
     if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create data directory %s: %s", data_dir, strerror(errno));
         return -1;
     }
+    if (serve_check_data_dir(data_dir, err, errlen) != 0) return -1;
     char path[4096];
     snprintf(path, sizeof path, "%s/serve.lock", data_dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -56,6 +80,21 @@ int app_lock_data_dir(const char *data_dir, char *err, size_t errlen)
         return -1;
     }
     return fd;
+}
+
+/* The store's storage quotas (store_set_quota_fn): the user's tier, or
+ * the default tier for a tier the configuration no longer has — as
+ * governance does. The configuration does not change while serving. */
+static void serve_quota_of(void *arg, const char *tier, store_quota *out)
+{
+    const brigade_config *cfg = arg;
+    const tier_cfg *t = tier && tier[0] ? config_find_tier(cfg, tier) : NULL;
+    if (!t) t = config_find_tier(cfg, cfg->default_tier);
+    if (!t) return;
+    out->memory_bytes = t->quota_memory_bytes;
+    out->memory_entries = t->quota_memory_entries;
+    out->sessions = t->quota_sessions;
+    out->messages_per_session = t->quota_messages_per_session;
 }
 
 static void *serve_thread_init(uv_loop_t *loop, unsigned index, void *arg)
@@ -178,6 +217,9 @@ int app_serve_main(int argc, char **argv)
     if (!a.cfg.admin_token || !a.cfg.admin_token[0])
         log_warn("no server admin token (BRIGADE_ADMIN_TOKEN): tenants cannot be managed over HTTP");
 
+    /* Whatever brigade creates from here on (the database and its -wal
+     * and -shm, the secret, keys, exports) is its owner's alone. */
+    umask(077);
     a.lock_fd = app_lock_data_dir(a.cfg.data_dir, err, sizeof err);
     if (a.lock_fd < 0) {
         fprintf(stderr, "brigade serve: %s\n", err);
@@ -198,6 +240,7 @@ int app_serve_main(int argc, char **argv)
         return 1;
     }
     identity_set_default_tier(a.identity, a.cfg.default_tier);
+    store_set_quota_fn(a.store, serve_quota_of, &a.cfg);
     size_t recovered = 0;
     if (store_runs_recover(a.store, &recovered) != STORE_OK) {
         fprintf(stderr, "brigade serve: store: could not mark interrupted runs\n");

@@ -170,6 +170,7 @@ void config_defaults(brigade_config *cfg)
     cfg->tiers = config_xcalloc(1, sizeof(tier_cfg));
     cfg->tiers[0].name = config_xstrdup("default");
     cfg->tiers[0].weight = 1;
+    config_tier_quota_defaults(&cfg->tiers[0]);
     cfg->default_tier = config_xstrdup("default");
 
     cfg->governance.enabled = true;
@@ -222,6 +223,14 @@ void config_model_free(model_cfg *m)
     free(m->fallbacks);
     free(m->fallback_models);
     memset(m, 0, sizeof(*m));
+}
+
+void config_tier_quota_defaults(tier_cfg *t)
+{
+    t->quota_memory_bytes = CONFIG_QUOTA_MEMORY_BYTES;
+    t->quota_memory_entries = CONFIG_QUOTA_MEMORY_ENTRIES;
+    t->quota_sessions = CONFIG_QUOTA_SESSIONS;
+    t->quota_messages_per_session = CONFIG_QUOTA_MESSAGES_PER_SESSION;
 }
 
 void config_tier_free(tier_cfg *t)

@@ -99,7 +99,14 @@ typedef struct tier_cfg {
     double  monthly_budget_usd;      /* 0 = unlimited */
     uint32_t weight;                 /* share of upstream capacity in the fair queue
                                       * (weighted deficit round robin; default 1) */
+    /* storage quotas per user (0 = unlimited; defaults CONFIG_QUOTA_*) */
+    int64_t quota_memory_bytes, quota_memory_entries, quota_sessions, quota_messages_per_session;
 } tier_cfg;
+
+#define CONFIG_QUOTA_MEMORY_BYTES (10LL << 20)   /* 160 values of the 64 KiB maximum */
+#define CONFIG_QUOTA_MEMORY_ENTRIES 1000
+#define CONFIG_QUOTA_SESSIONS 1000
+#define CONFIG_QUOTA_MESSAGES_PER_SESSION 2000
 
 /* `governance:` — budgets, rate limits and the fair queue (docs/governance.md). */
 typedef struct governance_cfg {

@@ -25,6 +25,7 @@ void config_provider_defaults(provider_cfg *p, const char *name, provider_kind k
 void config_provider_free(provider_cfg *p);
 void config_model_free(model_cfg *m);
 void config_tier_free(tier_cfg *t);
+void config_tier_quota_defaults(tier_cfg *t);   /* the CONFIG_QUOTA_* storage quotas */
 void config_tool_free(tool_cfg *t);
 void config_agent_free(agent_cfg *a);
 

@@ -1079,7 +1079,8 @@ static int ld_models_resolve(ld *l, const entry_lines *ml)
     return 0;
 }
 
-enum { TI_NAME, TI_RPM, TI_TPM, TI_RUNS, TI_DAILY, TI_MONTHLY, TI_WEIGHT, TI__N };
+enum { TI_NAME, TI_RPM, TI_TPM, TI_RUNS, TI_DAILY, TI_MONTHLY, TI_WEIGHT,
+       TI_Q_MEM_BYTES, TI_Q_MEM_ENTRIES, TI_Q_SESSIONS, TI_Q_MESSAGES, TI__N };
 
 /* The limit keys a tier and governance.tenant_limits share; `s` holds the
  * collected slots, `path` the mapping's key path. */
@@ -1105,7 +1106,9 @@ static int ld_limit_fields(ld *l, slot *s, const char *path, tier_cfg *t)
 #define TI_SLOTS                                                                          \
     [TI_NAME] = {.key = "name"},   [TI_RPM] = {.key = "rpm"}, [TI_TPM] = {.key = "tpm"},  \
     [TI_RUNS] = {.key = "max_concurrent_runs"}, [TI_DAILY] = {.key = "daily_budget_usd"},  \
-    [TI_MONTHLY] = {.key = "monthly_budget_usd"}, [TI_WEIGHT] = {.key = "weight"}
+    [TI_MONTHLY] = {.key = "monthly_budget_usd"}, [TI_WEIGHT] = {.key = "weight"},        \
+    [TI_Q_MEM_BYTES] = {.key = "memory_bytes"}, [TI_Q_MEM_ENTRIES] = {.key = "memory_entries"}, \
+    [TI_Q_SESSIONS] = {.key = "sessions"}, [TI_Q_MESSAGES] = {.key = "messages_per_session"}
 
 static int ld_tier(ld *l, struct fy_node *n, int line, const char *path, tier_cfg *t, entry_lines *el)
 {
@@ -1125,6 +1128,21 @@ static int ld_tier(ld *l, struct fy_node *n, int line, const char *path, tier_cf
     if (s[TI_WEIGHT].present) {
         ld_path(kp, sizeof(kp), path, "weight");
         if (ld_u32(l, &s[TI_WEIGHT], kp, 1, 1000, &t->weight) < 0)
+            return -1;
+    }
+    /* Storage quotas: left out or null = the default, 0 = unlimited. */
+    config_tier_quota_defaults(t);
+    struct { int idx; int64_t max; int64_t *field; } quotas[] = {
+        {TI_Q_MEM_BYTES, 1LL << 40, &t->quota_memory_bytes},
+        {TI_Q_MEM_ENTRIES, 1000000000LL, &t->quota_memory_entries},
+        {TI_Q_SESSIONS, 1000000000LL, &t->quota_sessions},
+        {TI_Q_MESSAGES, 1000000000LL, &t->quota_messages_per_session},
+    };
+    for (size_t i = 0; i < sizeof quotas / sizeof quotas[0]; i++) {
+        slot *q = &s[quotas[i].idx];
+        if (!q->present || config_node_is_null(q->val)) continue;
+        ld_path(kp, sizeof(kp), path, q->key);
+        if (ld_int(l, q, kp, 0, quotas[i].max, quotas[i].field) < 0)
             return -1;
     }
     return ld_limit_fields(l, s, path, t);
@@ -1166,6 +1184,12 @@ static int ld_governance(ld *l, struct fy_node *n, int line)
         if (ts[TI_WEIGHT].present)
             return ld_fail(l, ts[TI_WEIGHT].line, "governance.tenant_limits.weight",
                            "weights are per tier; remove the key");
+        for (int q = TI_Q_MEM_BYTES; q <= TI_Q_MESSAGES; q++)
+            if (ts[q].present) {
+                char kq[96];
+                ld_path(kq, sizeof(kq), tp, ts[q].key);
+                return ld_fail(l, ts[q].line, kq, "storage quotas are per tier; remove the key");
+            }
         if (ld_limit_fields(l, ts, tp, &g->tenant_limits) < 0)
             return -1;
     }

@@ -200,7 +200,9 @@ static void run_start_fail(run_start *s, int status, const char *type, const cha
 {
     http_request *req = s->req;
     req->user = NULL;
-    if (status == 503 || status == 429) http_add_header(req, "retry-after", "1");
+    /* a full storage quota does not empty itself: no point retrying */
+    if (status == 503 || (status == 429 && strcmp(code, "storage_quota_exceeded") != 0))
+        http_add_header(req, "retry-after", "1");
     http_respond_error(req, status, type, code, message, NULL);
     run_start_free(s);
 }
@@ -633,6 +635,8 @@ static void run_start_persist_work(http_request *req)
     }
     s->st = store_run_start(st, &s->sc, s->session_id, s->agent->name, s->content, RUN_RUNNING,
                             &s->run);
+    if (s->st == STORE_QUOTA || s->st == STORE_TOO_LARGE)   /* this thread's: copy it now */
+        store_quota_describe(store_quota_refused(), s->sc.tier, s->quota_why, sizeof s->quota_why);
     if (s->st != STORE_OK) return;
     message_rec *msgs = NULL;
     size_t n = 0;
@@ -664,7 +668,12 @@ static void run_start_persist_done(http_request *req)
         runs_registry_release(s->t->r, s->session_id, NULL);
         if (s->st == STORE_NOT_FOUND)
             run_start_fail(s, 404, "not_found_error", "not_found", "session not found");
-        else
+        else if (s->st == STORE_QUOTA || s->st == STORE_TOO_LARGE) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "storage quota reached: %s; start a new session, or ask a "
+                     "tenant admin for a tier with more", s->quota_why);
+            run_start_fail(s, 429, "insufficient_quota", "storage_quota_exceeded", msg);
+        } else
             run_start_fail(s, 500, "api_error", "store_error",
                            "the run could not be recorded; nothing was started");
         return;

@@ -144,6 +144,7 @@ struct run_start {
     run_rec         run;
     cJSON          *history;
     char            error[160];
+    char            quota_why[300];   /* st is a quota refusal: which quota, in words */
 };
 
 /* ---- the run in flight (exec.c, model.c, toolrun.c, events.c) ---- */

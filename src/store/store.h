@@ -37,7 +37,9 @@ typedef enum store_status {
     STORE_CONFLICT,      /* unique constraint (e.g. external_id already used) */
     STORE_FORBIDDEN,     /* the scope's role may not do this at all (403) */
     STORE_INVALID,       /* argument out of range */
-    STORE_ERROR          /* I/O or database error; logged */
+    STORE_ERROR,         /* I/O or database error; logged */
+    STORE_QUOTA,         /* a storage quota is full (429); store_quota_refusal says which */
+    STORE_TOO_LARGE      /* this one item exceeds a storage quota on its own (413) */
 } store_status;
 
 #define STORE_USAGE_FLUSH_MS 200   /* usage rows reach disk within this bound */
@@ -150,6 +152,39 @@ int    store_schema_version(store *st);
 typedef struct store_stats { uint64_t commits, ops, usage_rows; } store_stats;
 void   store_get_stats(store *st, store_stats *out);
 
+/* --- storage quotas ---
+ * Per user, by tier (docs/config.md `tiers`): what stops one user from
+ * filling the disk. 0 = unlimited. Each check runs inside the writer's
+ * transaction together with the write it guards, so parallel writes can
+ * never pass it together. */
+typedef struct store_quota {
+    int64_t memory_bytes;            /* keys and values together, in bytes */
+    int64_t memory_entries;
+    int64_t sessions;
+    int64_t messages_per_session;    /* checked when a run starts (the user's message) */
+} store_quota;
+
+/* Which quota refused a write: the names are the config keys. */
+typedef struct store_quota_refusal {
+    const char *quota;               /* "memory_bytes", "memory_entries", "sessions",
+                                      * "messages_per_session" */
+    int64_t limit;                   /* the tier's value */
+    int64_t used;                    /* before the refused write */
+    int64_t wanted;                  /* what the write would have made it */
+} store_quota_refusal;
+
+/* How the store learns the quota of a scope's tier: called on the caller's
+ * thread before a write that a quota guards; must be thread-safe and must
+ * not block. Not set (the default): no quotas. Set once, before serving. */
+typedef void (*store_quota_fn)(void *arg, const char *tier, store_quota *out);
+void store_set_quota_fn(store *st, store_quota_fn fn, void *arg);
+/* After STORE_QUOTA or STORE_TOO_LARGE: which quota, for this thread's
+ * latest refused store call (like errno: read it right away). */
+const store_quota_refusal *store_quota_refused(void);
+/* "the memory_bytes quota of tier "pro" is 10485760 bytes: 10480000 in use,
+ * this write would make 10490000" — for error messages. */
+void store_quota_describe(const store_quota_refusal *r, const char *tier, char *out, size_t outlen);
+
 /* --- authentication (src/identity/ only; no scope yet) --- */
 
 /* Call fn for every key, user and tenant (at start, to fill caches). */
@@ -195,7 +230,11 @@ store_status store_user_list(store *st, const scope *sc, const char *after, size
                              user_rec **out, size_t *n);
 store_status store_user_update(store *st, const scope *sc, const char *user_id,
                                const user_update *upd, user_rec *out);
-/* Erases the user, their keys, sessions, messages, runs and memory. */
+/* Erases the user, their keys, sessions, messages, runs, memory and spans
+ * (and the ownerless spans of their traces). The erased rows are
+ * overwritten on disk (secure_delete), the memory search index is merged
+ * so that no word of theirs stays in it, and the WAL is emptied before
+ * this returns. */
 store_status store_user_delete(store *st, const scope *sc, const char *user_id);
 
 /* --- keys --- */

@@ -25,6 +25,9 @@ typedef struct store_conn {
     struct { const char *sql; sqlite3_stmt *stmt; } cache[STORE_STMT_CACHE];
     int ncache;
     struct store_conn *next_all;   /* the store's list of every connection */
+    /* writer only: an operation erased data whose old page images must
+     * leave the WAL after the commit (store_writer.c) */
+    int scrub_wanted;
 } store_conn;
 
 /* A write operation: runs on the writer thread inside its own savepoint.
@@ -64,6 +67,9 @@ struct store {
 
     int schema_version;
     store_stats stats;            /* under mu */
+
+    store_quota_fn quota_fn;      /* set before serving, read-only after */
+    void *quota_arg;
 };
 
 /* store_sqlite.c */
@@ -81,6 +87,17 @@ int          store_writer_start(store *st, char *err, size_t errlen);
 void         store_writer_stop(store *st);
 store_status store_write(store *st, store_write_fn fn, void *arg);
 store_status store_usage_insert(store_conn *c, const usage_rec *u);
+
+/* store_quota.c: the caller's quota (zeros: unlimited), and recording a
+ * refusal for store_quota_refused (on the caller's thread, after the write
+ * returned: the writer thread only fills a store_quota_refusal) */
+void         store_quota_of(store *st, const scope *sc, store_quota *out);
+store_status store_quota_record(store_status res, const store_quota_refusal *r);  /* returns res */
+/* In a writer op: would `used` + `delta` pass `limit` (0 = unlimited)?
+ * STORE_OK, or STORE_QUOTA / STORE_TOO_LARGE with *r filled. `single` is
+ * the size of the one item being written (too large on its own > limit). */
+store_status store_quota_check(const char *quota, int64_t limit, int64_t used, int64_t wanted,
+                               int64_t single, store_quota_refusal *r);
 
 /* store_migrations.c */
 int store_migrate(store_conn *c, int *version_out, char *err, size_t errlen);

@@ -102,7 +102,43 @@ typedef struct memory_put_args {
     const scope *sc;
     const char *key, *value;
     int64_t now;
+    int64_t bytes;                 /* key + value */
+    store_quota quota;
+    store_quota_refusal refusal;   /* filled when a quota refuses */
 } memory_put_args;
+
+/* The memory_entries and memory_bytes quotas, against the user's entries
+ * as they are inside this transaction. Replacing a key counts its new size
+ * instead of its old one, and no entry. */
+static store_status store_memory_quota(store_conn *c, memory_put_args *a)
+{
+    if (a->quota.memory_entries <= 0 && a->quota.memory_bytes <= 0) return STORE_OK;
+    sqlite3_stmt *s = store_stmt(c,
+        "SELECT count(*), COALESCE(SUM(bytes), 0),"
+        " (SELECT bytes FROM memory WHERE tenant_id = ?1 AND user_id = ?2 AND key = ?3)"
+        " FROM memory WHERE tenant_id = ?1 AND user_id = ?2");
+    if (!s) return STORE_ERROR;
+    store_bind_text(s, 1, a->sc->tenant_id);
+    store_bind_text(s, 2, a->sc->user_id);
+    store_bind_text(s, 3, a->key);
+    int rc = sqlite3_step(s);
+    int64_t entries = 0, bytes = 0, old = 0;
+    bool exists = false;
+    if (rc == SQLITE_ROW) {
+        entries = sqlite3_column_int64(s, 0);
+        bytes = sqlite3_column_int64(s, 1);
+        exists = sqlite3_column_type(s, 2) != SQLITE_NULL;
+        old = sqlite3_column_int64(s, 2);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) return store_sqlite_status(c, rc, "memory quota");
+    store_status res = store_quota_check("memory_bytes", a->quota.memory_bytes, bytes,
+                                         bytes - old + a->bytes, a->bytes, &a->refusal);
+    if (res == STORE_OK && !exists)
+        res = store_quota_check("memory_entries", a->quota.memory_entries, entries, entries + 1, 1,
+                                &a->refusal);
+    return res;
+}
 
 static store_status store_memory_put_op(store_conn *c, void *arg)
 {
@@ -110,16 +146,18 @@ static store_status store_memory_put_op(store_conn *c, void *arg)
     /* a user erased since the request authenticated must not get new rows */
     store_status res = store_user_alive(c, a->sc->tenant_id, a->sc->user_id);
     if (res != STORE_OK) return res;
+    if ((res = store_memory_quota(c, a)) != STORE_OK) return res;
     sqlite3_stmt *s = store_stmt(c,
-        "INSERT INTO memory (tenant_id, user_id, key, value, updated_at) VALUES (?,?,?,?,?)"
+        "INSERT INTO memory (tenant_id, user_id, key, value, updated_at, bytes) VALUES (?,?,?,?,?,?)"
         " ON CONFLICT (tenant_id, user_id, key) DO UPDATE SET value = excluded.value,"
-        " updated_at = excluded.updated_at");
+        " updated_at = excluded.updated_at, bytes = excluded.bytes");
     if (!s) return STORE_ERROR;
     store_bind_text(s, 1, a->sc->tenant_id);
     store_bind_text(s, 2, a->sc->user_id);
     store_bind_text(s, 3, a->key);
     store_bind_text(s, 4, a->value);
     sqlite3_bind_int64(s, 5, a->now);
+    sqlite3_bind_int64(s, 6, a->bytes);
     return store_step_done(c, s, "put memory");
 }
 
@@ -151,8 +189,10 @@ store_status store_memory_put(store *st, const scope *sc, const char *key, const
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
     if (!store_memory_key_ok(key) || !store_memory_value_ok(value)) return STORE_INVALID;
-    memory_put_args a = {sc, key, value, time_now_unix()};
-    store_status res = store_write(st, store_memory_put_op, &a);
+    memory_put_args a = {sc, key, value, time_now_unix(), (int64_t)(strlen(key) + strlen(value)),
+                         {0}, {0}};
+    store_quota_of(st, sc, &a.quota);
+    store_status res = store_quota_record(store_write(st, store_memory_put_op, &a), &a.refusal);
     if (res != STORE_OK || !out) return res;
     return store_memory_fill(out, key, value, strlen(value), a.now) == 0 ? STORE_OK : STORE_ERROR;
 }

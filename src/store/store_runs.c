@@ -114,6 +114,8 @@ typedef struct run_start_args {
     run_status status;
     run_rec *out;
     int64_t now;
+    store_quota quota;
+    store_quota_refusal refusal;
 } run_start_args;
 
 static store_status store_run_start_op(store_conn *c, void *arg)
@@ -122,19 +124,28 @@ static store_status store_run_start_op(store_conn *c, void *arg)
     run_rec *r = a->out;
     /* the session must be the scope's: read its agent, which is also the
      * run's unless the caller names another */
-    sqlite3_stmt *s = store_stmt(c, "SELECT agent FROM sessions WHERE id = ? AND user_id = ? AND tenant_id = ?");
+    sqlite3_stmt *s = store_stmt(c, "SELECT agent, message_count FROM sessions"
+                                    " WHERE id = ? AND user_id = ? AND tenant_id = ?");
     if (!s) return STORE_ERROR;
     store_bind_owned(s, 1, a->session_id, a->sc);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW && !(a->agent && a->agent[0])) store_col_copy(s, 0, r->agent, sizeof r->agent);
+    int64_t messages = rc == SQLITE_ROW ? sqlite3_column_int64(s, 1) : 0;
     sqlite3_reset(s);
     if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sqlite_status(c, rc, "run session");
+    /* The quota is checked here, at the user's message, and not for the
+     * messages the run then writes: a run that started is never cut off
+     * half-way (its length is bounded by the agent's max_steps and
+     * max_tool_calls), so a session ends at most one run over the quota. */
+    store_status res = store_quota_check("messages_per_session", a->quota.messages_per_session,
+                                         messages, messages + 1, 1, &a->refusal);
+    if (res != STORE_OK) return res;
 
     message_rec m;
     memset(&m, 0, sizeof m);
     memcpy(m.role, "user", 5);
     m.content = (char *)a->user_content;
-    store_status res = store_message_append(c, a->sc, a->session_id, r->id, &m, a->now, &r->user_seq);
+    res = store_message_append(c, a->sc, a->session_id, r->id, &m, a->now, &r->user_seq);
     if (res != STORE_OK) return res;
 
     s = store_stmt(c, "INSERT INTO runs (id, session_id, tenant_id, user_id, agent, status, user_seq,"
@@ -171,8 +182,9 @@ store_status store_run_start(store *st, const scope *sc, const char *session_id,
     out->status = status;
     out->created_at = time_now_unix();
     out->started_at = status == RUN_RUNNING ? out->created_at : 0;
-    run_start_args a = {sc, session_id, agent, user_content, status, out, out->created_at};
-    store_status res = store_write(st, store_run_start_op, &a);
+    run_start_args a = {sc, session_id, agent, user_content, status, out, out->created_at, {0}, {0}};
+    store_quota_of(st, sc, &a.quota);
+    store_status res = store_quota_record(store_write(st, store_run_start_op, &a), &a.refusal);
     if (res != STORE_OK) memset(out, 0, sizeof *out);
     return res;
 }

@@ -182,6 +182,8 @@ static const store_rows message_rows = {sizeof(message_rec), store_read_message,
 typedef struct session_create_args {
     const scope *sc;
     session_rec *rec;
+    store_quota quota;
+    store_quota_refusal refusal;
 } session_create_args;
 
 static store_status store_session_create_op(store_conn *c, void *arg)
@@ -191,6 +193,18 @@ static store_status store_session_create_op(store_conn *c, void *arg)
      * session created now would outlive the erasure */
     store_status res = store_user_alive(c, a->sc->tenant_id, a->sc->user_id);
     if (res != STORE_OK) return res;
+    if (a->quota.sessions > 0) {
+        sqlite3_stmt *s = store_stmt(c, "SELECT count(*) FROM sessions WHERE user_id = ? AND tenant_id = ?");
+        if (!s) return STORE_ERROR;
+        store_bind_text(s, 1, a->sc->user_id);
+        store_bind_text(s, 2, a->sc->tenant_id);
+        int rc = sqlite3_step(s);
+        int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+        sqlite3_reset(s);
+        if (rc != SQLITE_ROW) return store_sqlite_status(c, rc, "sessions quota");
+        res = store_quota_check("sessions", a->quota.sessions, n, n + 1, 1, &a->refusal);
+        if (res != STORE_OK) return res;
+    }
     sqlite3_stmt *s = store_stmt(c, "INSERT INTO sessions (id, tenant_id, user_id, agent, metadata,"
                                     " created_at, updated_at) VALUES (?,?,?,?,?,?,?)");
     if (!s) return STORE_ERROR;
@@ -228,8 +242,9 @@ store_status store_session_create(store *st, const scope *sc, const char *agent,
     memcpy(rec.agent, agent, strlen(agent) + 1);
     rec.created_at = rec.updated_at = time_now_unix();
     rec.metadata_json = (char *)metadata_json;   /* borrowed for the insert only */
-    session_create_args a = {sc, &rec};
-    store_status res = store_write(st, store_session_create_op, &a);
+    session_create_args a = {sc, &rec, {0}, {0}};
+    store_quota_of(st, sc, &a.quota);
+    store_status res = store_quota_record(store_write(st, store_session_create_op, &a), &a.refusal);
     if (res != STORE_OK || !out) return res;
     *out = rec;
     out->metadata_json = NULL;

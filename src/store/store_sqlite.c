@@ -9,12 +9,14 @@
 #include "store/store_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/log.h"
 
@@ -57,7 +59,11 @@ store_conn *store_conn_open(const char *path, int readonly, char *err, size_t er
            * trace id, …), which touch pages all over the file: a page
            * cache of 32 MiB rather than SQLite's 2 MiB default keeps them
            * in memory instead of re-reading them for every batch. */
-          "PRAGMA cache_size = -32768;";
+          "PRAGMA cache_size = -32768;"
+          /* Erased rows must not linger in free pages or in the unused
+           * part of a page: deleted content is overwritten with zeros.
+           * Only the writer deletes, so only it needs this. */
+          "PRAGMA secure_delete = ON;";
     char *emsg = NULL;
     if (sqlite3_exec(c->db, pragmas, NULL, NULL, &emsg) != SQLITE_OK) {
         snprintf(err, errlen, "cannot configure %s: %s", path, emsg ? emsg : "?");
@@ -194,6 +200,41 @@ static int store_mkdir(const char *dir, char *err, size_t errlen)
     return -1;
 }
 
+/* The database holds every tenant's data: it is created 0600 by us, not
+ * by SQLite (which would use 0644 less the umask), and an existing one, or
+ * a -wal / -shm left from before, is narrowed to 0600. SQLite gives the
+ * -wal and -shm files it creates later the database file's mode. */
+static int store_private_files(const char *db_path, char *err, size_t errlen)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s%s", db_path, suffixes[i]);
+        int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | (i == 0 ? O_CREAT : 0);
+        int fd = open(path, flags, 0600);
+        if (fd < 0) {
+            if (i > 0 && errno == ENOENT) continue;
+            snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+            return -1;
+        }
+        struct stat sb;
+        int rc = fstat(fd, &sb);
+        if (rc == 0 && !S_ISREG(sb.st_mode)) {
+            close(fd);
+            snprintf(err, errlen, "%s is not a regular file", path);
+            return -1;
+        }
+        if (rc != 0 || ((sb.st_mode & 0777) != 0600 && fchmod(fd, 0600) != 0)) {
+            snprintf(err, errlen, "cannot make %s private (chmod 600 %s): %s", path, path,
+                     strerror(errno));
+            close(fd);
+            return -1;
+        }
+        close(fd);
+    }
+    return 0;
+}
+
 store *store_open(const char *data_dir, char *err, size_t errlen)
 {
     if (!data_dir || !*data_dir) { snprintf(err, errlen, "no data directory"); return NULL; }
@@ -203,6 +244,10 @@ store *store_open(const char *data_dir, char *err, size_t errlen)
     if (!st) { snprintf(err, errlen, "out of memory"); return NULL; }
     if ((size_t)snprintf(st->path, sizeof st->path, "%s/brigade.db", data_dir) >= sizeof st->path) {
         snprintf(err, errlen, "data directory path too long");
+        free(st);
+        return NULL;
+    }
+    if (store_private_files(st->path, err, errlen) != 0) {
         free(st);
         return NULL;
     }
@@ -306,6 +351,8 @@ const char *store_status_text(store_status s)
     case STORE_FORBIDDEN: return "forbidden";
     case STORE_INVALID: return "invalid argument";
     case STORE_ERROR: return "storage error";
+    case STORE_QUOTA: return "storage quota reached";
+    case STORE_TOO_LARGE: return "larger than the storage quota";
     }
     return "unknown";
 }

@@ -38,9 +38,14 @@ typedef struct spans_batch {
 static store_status store_spans_write(store_conn *c, void *arg)
 {
     const spans_batch *b = arg;
+    /* A user's span is written only while the user exists: spans reach
+     * the store a flush after they end, and one of an erased user's last
+     * requests must not land after the erasure (store_user_delete). */
     static const char ins[] =
         "INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, tenant_id, user_id,"
-        " start_ns, end_ns, status, status_message, attributes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)";
+        " start_ns, end_ns, status, status_message, attributes)"
+        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12"
+        " WHERE ?7 = '' OR EXISTS (SELECT 1 FROM users WHERE id = ?7 AND tenant_id = ?6)";
     for (size_t i = 0; i < b->n; i++) {
         const span_rec *r = &b->spans[i];
         sqlite3_stmt *s = store_stmt(c, ins);

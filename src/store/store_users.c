@@ -6,6 +6,7 @@
  * server admin sees no users at all (STORE_FORBIDDEN). */
 #include "store/store_internal.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "util/ids.h"
@@ -285,7 +286,10 @@ static store_status store_user_delete_op(store_conn *c, void *arg)
      * added later (tool credentials, …) get their DELETE here, before the
      * users row, so a failure erases nothing. Messages and runs go by their
      * sessions (indexed) before the sessions themselves; deleting memory
-     * rows fires the trigger that removes their full-text index entries. */
+     * rows fires the trigger that removes their full-text index entries.
+     * Spans: the user's own, and the ownerless ones of the user's traces
+     * (an in-process provider's, say) — not another owner's, even in a
+     * trace the user shared, since trace ids come from clients. */
     static const char *const erase[] = {
         "DELETE FROM keys WHERE user_id = ?1 AND tenant_id = ?2",
         "DELETE FROM memory WHERE tenant_id = ?2 AND user_id = ?1",
@@ -294,8 +298,12 @@ static store_status store_user_delete_op(store_conn *c, void *arg)
         "DELETE FROM runs WHERE session_id IN"
         " (SELECT id FROM sessions WHERE user_id = ?1 AND tenant_id = ?2)",
         "DELETE FROM sessions WHERE user_id = ?1 AND tenant_id = ?2",
+        "DELETE FROM spans WHERE trace_id IN"
+        " (SELECT trace_id FROM spans WHERE tenant_id = ?2 AND user_id = ?1 AND user_id != '')"
+        " AND (tenant_id = '' OR (tenant_id = ?2 AND user_id = ?1))",
         /* later: tool credentials */
     };
+    bool had_memory = false;
     for (size_t i = 0; i < sizeof erase / sizeof erase[0]; i++) {
         sqlite3_stmt *s = store_stmt(c, erase[i]);
         if (!s) return STORE_ERROR;
@@ -304,6 +312,18 @@ static store_status store_user_delete_op(store_conn *c, void *arg)
         int rc = sqlite3_step(s);
         sqlite3_reset(s);
         if (rc != SQLITE_DONE) return store_sqlite_status(c, rc, "erase user data");
+        if (i == 1) had_memory = sqlite3_changes(c->db) > 0;
+    }
+    if (had_memory) {
+        /* FTS5 deletes by adding tombstones: the erased words stay in the
+         * older index segments until a merge. Merging every segment into
+         * one drops them now (their pages then freed, and zeroed by
+         * secure_delete). It rewrites the whole memory index, which is
+         * bounded by the memory quotas; erasures are rare. */
+        sqlite3_stmt *s = store_stmt(c, "INSERT INTO memory_fts (memory_fts) VALUES ('optimize')");
+        if (!s) return STORE_ERROR;
+        store_status res = store_step_done(c, s, "merge the memory index");
+        if (res != STORE_OK) return res;
     }
     sqlite3_stmt *s = store_stmt(c, "DELETE FROM users WHERE id = ? AND tenant_id = ?");
     if (!s) return STORE_ERROR;
@@ -313,7 +333,9 @@ static store_status store_user_delete_op(store_conn *c, void *arg)
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) return store_sqlite_status(c, rc, "delete user");
     /* NOT_FOUND rolls back the savepoint: nothing erased for a foreign id */
-    return sqlite3_changes(c->db) == 1 ? STORE_OK : STORE_NOT_FOUND;
+    if (sqlite3_changes(c->db) != 1) return STORE_NOT_FOUND;
+    c->scrub_wanted = 1;   /* and the WAL emptied once this commits */
+    return STORE_OK;
 }
 
 store_status store_user_delete(store *st, const scope *sc, const char *user_id)

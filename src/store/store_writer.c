@@ -58,6 +58,24 @@ store_status store_usage_insert(store_conn *c, const usage_rec *u)
     return store_step_done(c, s, "insert usage");
 }
 
+/* After an erasure has committed: copy the WAL into the database file and
+ * truncate it to nothing, so the erased rows' older page images (and the
+ * zeroed pages secure_delete left) do not wait in the WAL for the next
+ * automatic checkpoint. TRUNCATE lets readers go on; it waits at most the
+ * busy timeout for readers of an older snapshot to finish, and if one still
+ * holds on, the scrub is retried after the next batch. */
+static void store_writer_scrub(store_conn *c)
+{
+    int frames = 0, copied = 0;
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &frames, &copied);
+    if (rc == SQLITE_OK) {
+        c->scrub_wanted = 0;
+        return;
+    }
+    log_warn("store: the WAL could not be emptied after an erasure (%s); retrying after the "
+             "next write", sqlite3_errmsg(c->db));
+}
+
 /* Run one batch. Returns with every op's status set. */
 static void store_writer_batch(store *st, store_op *ops, usage_rec *usage, size_t usage_n)
 {
@@ -91,6 +109,8 @@ static void store_writer_batch(store *st, store_op *ops, usage_rec *usage, size_
         for (store_op *o = ops; o; o = o->next) o->status = STORE_ERROR;
         if (usage_n) log_error("store: dropped %zu usage rows (commit failed)", usage_n);
     }
+    /* before the callers wake: an erasure is answered once it is scrubbed */
+    if (c->scrub_wanted) store_writer_scrub(c);
 }
 
 static void *store_writer_main(void *arg)

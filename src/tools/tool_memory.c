@@ -49,7 +49,7 @@ static char *mem_json(cJSON *o)
     return t;
 }
 
-static char *mem_store_error(store_status s, const char *key)
+static char *mem_store_error(store_status s, const char *key, const char *tier)
 {
     char out[512];
     switch (s) {
@@ -62,6 +62,17 @@ static char *mem_store_error(store_status s, const char *key)
     case STORE_INVALID:
         tools_json_error(out, sizeof out, "the key or value is not acceptable");
         break;
+    case STORE_QUOTA:
+    case STORE_TOO_LARGE: {
+        /* the same quota as PUT /v1/memory/{key}; the model is told which,
+         * so it can free space (delete) instead of retrying */
+        char why[300];
+        store_quota_describe(store_quota_refused(), tier, why, sizeof why);
+        tools_json_error(out, sizeof out, "nothing was saved: %s. %s", why,
+                         s == STORE_TOO_LARGE ? "Save a shorter value."
+                                              : "Delete memories that are no longer needed first.");
+        break;
+    }
     default:
         tools_json_error(out, sizeof out, "the memory store failed; nothing was changed");
         break;
@@ -122,7 +133,7 @@ static void mem_work(uv_work_t *w)
         break;
     }
     m->ok = s == STORE_OK && m->out != NULL;
-    if (s != STORE_OK) m->out = mem_store_error(s, m->key);
+    if (s != STORE_OK) m->out = mem_store_error(s, m->key, m->sc.tier);
 }
 
 static void mem_after(uv_work_t *w, int status)
