@@ -387,7 +387,9 @@ store_status store_memory_put(store *st, const scope *sc, const char *key, const
                               memory_rec *out /* may be NULL */);
 store_status store_memory_get(store *st, const scope *sc, const char *key, memory_rec *out);
 store_status store_memory_delete(store *st, const scope *sc, const char *key);
-/* Full-text search over keys and values (FTS5, bm25 order), at most limit.
+/* Full-text search over keys and values (FTS5), at most limit, best first:
+ * BM25 with statistics over the caller's own entries only, so nothing
+ * another user stores changes the order (store_rank.c); ties newest first.
  * `query` is plain words from a user or a model: it is quoted into an FTS5
  * expression, never passed through as syntax. Empty query: newest first. */
 store_status store_memory_search(store *st, const scope *sc, const char *query, size_t limit,

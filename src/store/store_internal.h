@@ -121,6 +121,25 @@ store_status store_message_append(store_conn *c, const scope *sc, const char *se
 #define STORE_FTS_EXPR_MAX (STORE_MEMORY_TERMS_MAX * (2 * STORE_MEMORY_TERM_MAX + 6) + 1)
 size_t store_memory_fts_query(const char *query, char *out);
 
+/* store_rank.c: memory search ranked by the caller's own rows (BM25 with
+ * statistics over the caller's matching entries only; see the file). */
+typedef struct store_rank_row {
+    int64_t  id, updated_at;
+    uint32_t tf[STORE_MEMORY_TERMS_MAX][2];   /* per word: occurrences in key, in value */
+    uint32_t len;                             /* key + value, in tokens */
+    double   score;
+} store_rank_row;
+/* Register brigade_match_stats on a connection: 0, or -1. */
+int  store_rank_register(sqlite3 *db);
+/* The caller's entries matching `expr` (owner part + nwords words, as
+ * store_memory_search builds it), best first. *out malloc'd (NULL if none). */
+store_status store_rank_memory(store_conn *c, const scope *sc, const char *expr, size_t nwords,
+                               store_rank_row **out, size_t *n);
+/* The pure parts, for the unit tests: score rows (entries = the caller's
+ * entry count), and sort best first (score, then newest, then highest id). */
+void store_rank_score(store_rank_row *rows, size_t n, size_t nwords, int64_t entries);
+void store_rank_sort(store_rank_row *rows, size_t n);
+
 /* store_util.c: statement shapes every object file uses */
 
 /* Bind a row's id and the scope's user and tenant at first, first+1,

@@ -7,8 +7,10 @@
  * it into words, each a quoted FTS5 string, joined with OR. OR rather than
  * AND because models phrase queries as sentences ("what is the user's
  * favourite colour"): with AND one stray word would hide every match, while
- * with OR bm25 still ranks the entries that share the most (and the rarest)
- * words first. The words are matched in key and value only, and the whole
+ * with OR the ranking still puts the entries that share the most (and the
+ * rarest) words first. The ranking is BM25 computed from the caller's own
+ * entries only (store_rank.c), not FTS5's bm25(), whose statistics cover
+ * every user's. The words are matched in key and value only, and the whole
  * expression is ANDed with the owner (`user_id : "usr_…"`, an indexed FTS
  * column), so FTS5 itself looks only at the caller's entries; the SQL
  * filters by tenant and user once more, so a query can match only the
@@ -253,6 +255,58 @@ static void store_memory_rows_free(void *arr, size_t n) { store_free_memories(ar
 static const store_rows memory_rows = {sizeof(memory_rec), store_memory_row, store_memory_rows_free,
                                        "search memory"};
 
+/* A search with words: the caller's matches ranked by store_rank.c (from
+ * the caller's rows only), then the best `limit` read in that order — all
+ * in one read transaction, so the ranking and the rows agree. */
+static store_status store_memory_ranked(store_conn *c, const scope *sc, const char *words,
+                                        size_t nwords, size_t limit, memory_rec **out, size_t *n)
+{
+    /* owner part + words part; the user id is quoted like any string (ids
+     * are hex, but the quoting does not rely on it) */
+    char expr[STORE_FTS_EXPR_MAX + 2 * ID_MAX + 48];
+    size_t len = (size_t)snprintf(expr, sizeof expr, "user_id : \"");
+    /* at most ID_MAX - 1 characters, each at most doubled: fits */
+    for (const char *p = sc->user_id; p < sc->user_id + ID_MAX && *p; p++) {
+        if (*p == '"') expr[len++] = '"';
+        expr[len++] = *p;
+    }
+    snprintf(expr + len, sizeof expr - len, "\" AND {key value} : (%s)", words);
+
+    if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return store_sqlite_status(c, sqlite3_errcode(c->db), "begin search");
+    store_rank_row *rows = NULL;
+    size_t nrows = 0;
+    store_status res = store_rank_memory(c, sc, expr, nwords, &rows, &nrows);
+    memory_rec *arr = res == STORE_OK ? calloc(limit, sizeof *arr) : NULL;
+    size_t got = 0;
+    if (res == STORE_OK && !arr) res = STORE_ERROR;
+    for (size_t i = 0; res == STORE_OK && i < nrows && got < limit; i++) {
+        sqlite3_stmt *s = store_stmt(c, "SELECT key, value, updated_at FROM memory"
+                                        " WHERE id = ? AND tenant_id = ? AND user_id = ?");
+        if (!s) { res = STORE_ERROR; break; }
+        sqlite3_bind_int64(s, 1, rows[i].id);
+        store_bind_text(s, 2, sc->tenant_id);
+        store_bind_text(s, 3, sc->user_id);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            if (store_memory_row(s, &arr[got]) == 0) got++;
+            else res = STORE_ERROR;
+        } else if (rc != SQLITE_DONE) {
+            res = store_sqlite_status(c, rc, "read ranked memory");
+        }
+        sqlite3_reset(s);
+    }
+    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    free(rows);
+    if (res != STORE_OK) {
+        store_free_memories(arr, got);
+        return res;
+    }
+    *out = arr;
+    *n = got;
+    return STORE_OK;
+}
+
 store_status store_memory_search(store *st, const scope *sc, const char *query, size_t limit,
                                  memory_rec **out, size_t *n)
 {
@@ -266,34 +320,14 @@ store_status store_memory_search(store *st, const scope *sc, const char *query, 
     if (!c) return STORE_ERROR;
 
     char words[STORE_FTS_EXPR_MAX];
-    /* owner part + words part; the user id is quoted like any string (ids
-     * are hex, but the quoting does not rely on it) */
-    char expr[STORE_FTS_EXPR_MAX + 2 * ID_MAX + 48];
-    sqlite3_stmt *s;
-    if (store_memory_fts_query(query, words) > 0) {
-        size_t len = 0;
-        len += (size_t)snprintf(expr, sizeof expr, "user_id : \"");
-        /* at most ID_MAX - 1 characters, each at most doubled: fits */
-        for (const char *p = sc->user_id; p < sc->user_id + ID_MAX && *p; p++) {
-            if (*p == '"') expr[len++] = '"';
-            expr[len++] = *p;
-        }
-        snprintf(expr + len, sizeof expr - len, "\" AND {key value} : (%s)", words);
-        /* the key weighs double: a word in the key names what the entry is
-         * about; the owner column weighs nothing */
-        s = store_stmt(c, "SELECT m.key, m.value, m.updated_at FROM memory_fts"
-                          " JOIN memory AS m ON m.id = memory_fts.rowid"
-                          " WHERE memory_fts MATCH ?1 AND m.tenant_id = ?2 AND m.user_id = ?3"
-                          " ORDER BY bm25(memory_fts, 2.0, 1.0, 0.0) LIMIT ?4");
-        if (!s) return STORE_ERROR;
-        store_bind_text(s, 1, expr);
-    } else {
-        /* no words at all (empty, or only punctuation): newest first */
-        s = store_stmt(c, "SELECT key, value, updated_at FROM memory"
-                          " WHERE tenant_id = ?2 AND user_id = ?3"
-                          " ORDER BY updated_at DESC, id DESC LIMIT ?4");
-        if (!s) return STORE_ERROR;
-    }
+    size_t nwords = store_memory_fts_query(query, words);
+    if (nwords > 0) return store_memory_ranked(c, sc, words, nwords, limit, out, n);
+
+    /* no words at all (empty, or only punctuation): newest first */
+    sqlite3_stmt *s = store_stmt(c, "SELECT key, value, updated_at FROM memory"
+                                    " WHERE tenant_id = ?2 AND user_id = ?3"
+                                    " ORDER BY updated_at DESC, id DESC LIMIT ?4");
+    if (!s) return STORE_ERROR;
     store_bind_text(s, 2, sc->tenant_id);
     store_bind_text(s, 3, sc->user_id);
     sqlite3_bind_int64(s, 4, (sqlite3_int64)limit);

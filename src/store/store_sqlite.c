@@ -64,6 +64,13 @@ store_conn *store_conn_open(const char *path, int readonly, char *err, size_t er
            * part of a page: deleted content is overwritten with zeros.
            * Only the writer deletes, so only it needs this. */
           "PRAGMA secure_delete = ON;";
+    /* memory search ranks with it (store_rank.c); readers search */
+    if (readonly && store_rank_register(c->db) != 0) {
+        snprintf(err, errlen, "cannot register the memory ranking on %s", path);
+        sqlite3_close(c->db);
+        free(c);
+        return NULL;
+    }
     char *emsg = NULL;
     if (sqlite3_exec(c->db, pragmas, NULL, NULL, &emsg) != SQLITE_OK) {
         snprintf(err, errlen, "cannot configure %s: %s", path, emsg ? emsg : "?");
