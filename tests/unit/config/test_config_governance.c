@@ -109,12 +109,44 @@ static void test_errors(void **state)
                  "agents[0].max_repeated_tool_calls");
 }
 
+/* Storage quotas per tier: defaults, 0 = unlimited, null = the default,
+ * and not a tenant limit. */
+static void test_storage_quotas(void **state)
+{
+    (void)state;
+    brigade_config c;
+    assert_int_equal(load("", &c), 0);
+    assert_int_equal(c.tiers[0].quota_memory_bytes, 10 << 20);
+    assert_int_equal(c.tiers[0].quota_memory_entries, 1000);
+    assert_int_equal(c.tiers[0].quota_sessions, 1000);
+    assert_int_equal(c.tiers[0].quota_messages_per_session, 2000);
+    config_free(&c);
+    const char *yaml =
+        "tiers:\n"
+        "  - {name: free, memory_bytes: 65536, memory_entries: 10, sessions: 0,\n"
+        "     messages_per_session: null}\n"
+        "  - {name: default}\n";
+    assert_int_equal(load(yaml, &c), 0);
+    const tier_cfg *t = config_find_tier(&c, "free");
+    assert_int_equal(t->quota_memory_bytes, 65536);
+    assert_int_equal(t->quota_memory_entries, 10);
+    assert_int_equal(t->quota_sessions, 0);                 /* unlimited */
+    assert_int_equal(t->quota_messages_per_session, 2000);  /* null: the default */
+    assert_int_equal(config_find_tier(&c, "default")->quota_memory_entries, 1000);
+    config_free(&c);
+    expect_error("tiers:\n  - {name: t, memory_bytes: -1}\n", "tiers[0].memory_bytes");
+    expect_error("tiers:\n  - {name: t, sessions: \"5\"}\n", "tiers[0].sessions");
+    expect_error("governance:\n  tenant_limits: {memory_entries: 5}\n",
+                 "governance.tenant_limits.memory_entries: storage quotas are per tier");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_storage_quotas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
