@@ -231,15 +231,12 @@ static const store_migration store_migrations[] = {
      "ALTER TABLE audit_checkpoints ADD COLUMN flags      INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE audit_checkpoints ADD COLUMN prev_seq   INTEGER NOT NULL DEFAULT 0;"},
 
-    /* 7: erasure and storage quotas.
-     * Spans by owner, so erasing a user finds theirs without reading every
-     * span; partial, so spans of no user (most of a gateway's) cost nothing.
+    /* 7: storage quotas.
      * memory.bytes (key + value, in bytes) with a covering index, so the
      * memory_bytes quota sums a user's entries from the index alone. The
      * full-text trigger now fires only when an indexed column is set, so
      * filling in `bytes` does not re-index every entry. */
     {7,
-     "CREATE INDEX spans_owner ON spans (tenant_id, user_id) WHERE user_id != '';"
      "ALTER TABLE memory ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;"
      "DROP TRIGGER memory_fts_au;"
      "CREATE TRIGGER memory_fts_au AFTER UPDATE OF key, value, user_id ON memory BEGIN"

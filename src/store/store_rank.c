@@ -133,8 +133,11 @@ store_status store_rank_memory(store_conn *c, const scope *sc, const char *expr,
     sqlite3_reset(s);
     if (rc != SQLITE_ROW) return store_sqlite_status(c, rc, "count memory");
 
+    /* CROSS JOIN keeps memory_fts the outer loop: one pass over the
+     * caller's matches. Left to the planner, the (tenant, user) index of
+     * memory came first and FTS5 ran the whole MATCH once per entry. */
     s = store_stmt(c, "SELECT m.id, m.updated_at, brigade_match_stats(memory_fts) FROM memory_fts"
-                      " JOIN memory AS m ON m.id = memory_fts.rowid"
+                      " CROSS JOIN memory AS m ON m.id = memory_fts.rowid"
                       " WHERE memory_fts MATCH ?1 AND m.tenant_id = ?2 AND m.user_id = ?3");
     if (!s) return STORE_ERROR;
     store_bind_text(s, 1, expr);

@@ -289,7 +289,10 @@ static store_status store_user_delete_op(store_conn *c, void *arg)
      * rows fires the trigger that removes their full-text index entries.
      * Spans: the user's own, and the ownerless ones of the user's traces
      * (an in-process provider's, say) — not another owner's, even in a
-     * trace the user shared, since trace ids come from clients. */
+     * trace the user shared, since trace ids come from clients. Finding
+     * the user's spans reads the whole spans table: an index by owner
+     * cost every span written ~30% more writer CPU, while the scan costs
+     * ~10 ms per 50,000 spans, once per erasure (measured). */
     static const char *const erase[] = {
         "DELETE FROM keys WHERE user_id = ?1 AND tenant_id = ?2",
         "DELETE FROM memory WHERE tenant_id = ?2 AND user_id = ?1",
@@ -299,7 +302,7 @@ static store_status store_user_delete_op(store_conn *c, void *arg)
         " (SELECT id FROM sessions WHERE user_id = ?1 AND tenant_id = ?2)",
         "DELETE FROM sessions WHERE user_id = ?1 AND tenant_id = ?2",
         "DELETE FROM spans WHERE trace_id IN"
-        " (SELECT trace_id FROM spans WHERE tenant_id = ?2 AND user_id = ?1 AND user_id != '')"
+        " (SELECT trace_id FROM spans WHERE tenant_id = ?2 AND user_id = ?1)"
         " AND (tenant_id = '' OR (tenant_id = ?2 AND user_id = ?1))",
         /* later: tool credentials */
     };
