@@ -4,7 +4,8 @@
  * statement cache), store_writer.c (the single writer and group commit),
  * store_migrations.c (schema versions), and one file per kind of object
  * (tenants, users, keys, usage, sessions and messages, runs, memory), with
- * the statement shapes those share in store_util.c.
+ * the statement shapes those share in store_util.c, the storage quotas in
+ * store_quota.c and the memory search ranking in store_rank.c.
  * Nothing outside src/store/ includes this. */
 #ifndef BRIGADE_STORE_INTERNAL_H
 #define BRIGADE_STORE_INTERNAL_H
