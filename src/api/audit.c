@@ -243,7 +243,10 @@ void api_audit_verify(api_ctx *ctx)
     int64_t wait = 0;
     if (!incremental && !api_audit_claim_full(&wait)) {
         free(res);
-        snprintf(ctx->retry_after, sizeof ctx->retry_after, "%lld", (long long)wait);
+        /* wait is at most the scan interval; the clamp lets gcc -O2 see it fits */
+        if (wait < 1) wait = 1;
+        if (wait > AUDIT_FULL_SCAN_INTERVAL_S) wait = AUDIT_FULL_SCAN_INTERVAL_S;
+        snprintf(ctx->retry_after, sizeof ctx->retry_after, "%d", (int)wait);
         api_fail(ctx, 429, "rate_limit_error", "rate_limited", "full",
                  "a full scan of the audit log runs at most once every %d s; retry after %lld s",
                  AUDIT_FULL_SCAN_INTERVAL_S, (long long)wait);

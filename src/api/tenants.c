@@ -80,9 +80,10 @@ static void api_jwt_summary_of(const tenant_jwt *jwt, jwt_settings_summary *s)
     memset(s, 0, sizeof *s);
     if (!jwt) return;
     s->set = true;
-    snprintf(s->issuer, sizeof s->issuer, "%s", jwt->issuer);
-    snprintf(s->audience, sizeof s->audience, "%s", jwt->audience);
-    snprintf(s->alg, sizeof s->alg, "%s", jwt->alg);
+    /* the precision bounds what gcc -O2 cannot see is NUL-terminated in time */
+    snprintf(s->issuer, sizeof s->issuer, "%.*s", (int)sizeof s->issuer - 1, jwt->issuer);
+    snprintf(s->audience, sizeof s->audience, "%.*s", (int)sizeof s->audience - 1, jwt->audience);
+    snprintf(s->alg, sizeof s->alg, "%.*s", (int)sizeof s->alg - 1, jwt->alg);
     identity_key_fingerprint(jwt->key, strlen(jwt->key), s->key_fingerprint);
 }
 

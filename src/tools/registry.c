@@ -156,7 +156,8 @@ static bool reg_placeholders_declared(const char *url, const cJSON *schema, char
         memcpy(name, p + 1, n);
         name[n] = '\0';
         if (!props || !cJSON_GetObjectItemCaseSensitive(props, name)) {
-            snprintf(why, whylen, "placeholder {%s} is not a property of the tool's parameters",
+            /* %.64s: the message fits the caller's buffer whatever the name */
+            snprintf(why, whylen, "placeholder {%.64s} is not a property of the tool's parameters",
                      name);
             return false;
         }
