@@ -114,7 +114,7 @@ static int store_rank_cmp(const void *pa, const void *pb)
 
 void store_rank_sort(store_rank_row *rows, size_t n)
 {
-    qsort(rows, n, sizeof *rows, store_rank_cmp);
+    if (n > 1) qsort(rows, n, sizeof *rows, store_rank_cmp);   /* rows is NULL when nothing matched */
 }
 
 /* ---- the query ---- */
