@@ -380,7 +380,9 @@ void mock_plan_make(mock_plan *p, arena *a, const char *body, size_t len, const 
     int64_t max_tokens = -1;
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "max_completion_tokens");
     if (!cJSON_IsNumber(mt)) mt = cJSON_GetObjectItemCaseSensitive(root, "max_tokens");
-    if (cJSON_IsNumber(mt) && mt->valuedouble >= 0) max_tokens = (int64_t)mt->valuedouble;
+    /* clamped before the cast: a double past int64's range makes the cast undefined */
+    if (cJSON_IsNumber(mt) && mt->valuedouble >= 0)
+        max_tokens = mt->valuedouble < 1e15 ? (int64_t)mt->valuedouble : (int64_t)1e15;
     p->n_choices = 1;
     const cJSON *nc = cJSON_GetObjectItemCaseSensitive(root, "n");
     if (nc && !cJSON_IsNull(nc)) {

@@ -35,7 +35,9 @@ static void openai_take_usage(phttp_call *c, const cJSON *root)
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "usage");
     const cJSON *pt = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
     const cJSON *ct = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
-    if (cJSON_IsNumber(pt) && cJSON_IsNumber(ct) && pt->valuedouble >= 0 && ct->valuedouble >= 0) {
+    /* a count past 1e15 is garbage, and past int64's range its cast undefined */
+    if (cJSON_IsNumber(pt) && cJSON_IsNumber(ct) && pt->valuedouble >= 0 && ct->valuedouble >= 0 &&
+        pt->valuedouble <= 1e15 && ct->valuedouble <= 1e15) {
         c->in_tok = (int64_t)pt->valuedouble;
         c->out_tok = (int64_t)ct->valuedouble;
         c->have_usage = true;
