@@ -106,6 +106,9 @@ static void *worker_main(void *arg)
 {
     http_worker *w = arg;
     http_server *srv = w->srv;
+    char thread_name[16];   /* "loop-N" in top -H; Linux allows 15 characters */
+    snprintf(thread_name, sizeof thread_name, "loop-%u", w->index);
+    pthread_setname_np(pthread_self(), thread_name);
     if (srv->cfg.thread_init) w->thread_data = srv->cfg.thread_init(&w->loop, w->index, srv->cfg.thread_arg);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     if (srv->cfg.thread_fini) srv->cfg.thread_fini(w->thread_data);

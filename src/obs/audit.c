@@ -137,6 +137,7 @@ static void audit_seal_if_due(audit_state *s)
 static void *audit_sealer_main(void *arg)
 {
     audit_state *s = arg;
+    pthread_setname_np(pthread_self(), "sealer");   /* top -H (docs/architecture.md, Threads) */
     pthread_mutex_lock(&s->seal_mu);
     while (!s->stopping) {
         struct timespec ts;

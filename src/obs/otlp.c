@@ -231,6 +231,7 @@ static bool obs_otlp_post(CURL *curl, const buf *body)
 static void *obs_otlp_main(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "otlp");   /* top -H (docs/architecture.md, Threads) */
     CURL *curl = curl_easy_init();
     int64_t last_fail_log = 0;
     pthread_mutex_lock(&obs_ex.mu);

@@ -126,6 +126,7 @@ static void obs_tracer_write(obs_span *list, size_t n)
 static void *obs_tracer_main(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "tracer");   /* top -H (docs/architecture.md, Threads) */
     pthread_mutex_lock(&obs_tr.mu);
     for (;;) {
         if (obs_tr.qlen < OBS_BATCH_WAKE && !obs_tr.stopping) {

@@ -116,6 +116,7 @@ static void store_writer_batch(store *st, store_op *ops, usage_rec *usage, size_
 static void *store_writer_main(void *arg)
 {
     store *st = arg;
+    pthread_setname_np(pthread_self(), "writer");   /* top -H (docs/architecture.md, Threads) */
     pthread_mutex_lock(&st->mu);
     for (;;) {
         while (!st->ops_head && !st->stopping) {

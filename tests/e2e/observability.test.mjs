@@ -4,10 +4,12 @@
 // /metrics is valid Prometheus text (checked by a strict parser here) and
 // its counters move with requests; spans reach an OTLP/HTTP receiver on
 // loopback; a dead receiver does not slow requests; and stderr holds only
-// JSON log lines, none carrying a key, token or secret used in the file.
+// JSON log lines, none carrying a key, token or secret used in the file;
+// brigade's and mock-llm's threads carry names (/proc/PID/task/*/comm).
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
 import { after, describe, test } from 'node:test';
 
@@ -448,5 +450,29 @@ describe('logs', () => {
       assert.ok(['debug', 'info', 'warn', 'error'].includes(o.level), line);
       assert.equal(typeof o.msg, 'string', line);
     }
+  });
+});
+
+// ---- thread names: what an operator's `top -H` shows ----
+
+describe('thread names', () => {
+  const threadNames = (pid) => fs.readdirSync(`/proc/${pid}/task`)
+    .map((tid) => { try { return fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(); } catch { return null; } })
+    .filter((n) => n !== null);
+
+  test('brigade serve names its loop, writer, tracer and otlp threads', { skip: process.platform !== 'linux' }, async () => {
+    const names = threadNames(stack.brigade.proc.pid);
+    for (const want of ['loop-0', 'writer', 'tracer', 'otlp']) {
+      assert.ok(names.includes(want), `no thread named ${want} in ${JSON.stringify(names)}`);
+    }
+    // Every loop thread has its own number; none is longer than Linux allows.
+    const loops = names.filter((n) => /^loop-\d+$/.test(n));
+    assert.equal(new Set(loops).size, loops.length, `loop names repeat: ${JSON.stringify(loops)}`);
+    for (const n of names) assert.ok(n.length <= 15, n);
+  });
+
+  test('mock-llm names its loop threads', { skip: process.platform !== 'linux' }, async () => {
+    const names = threadNames(stack.mock.proc.pid);
+    assert.ok(names.includes('loop-0'), `no loop-0 in ${JSON.stringify(names)}`);
   });
 });
