@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http/http.h"
+#include "config/server_limits.h"
 
 typedef enum provider_kind { PROVIDER_MOCK = 1, PROVIDER_OPENAI = 2, PROVIDER_ANTHROPIC = 3 } provider_kind;
 

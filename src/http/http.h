@@ -31,26 +31,14 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "config/server_limits.h"
 #include "util/arena.h"
 
 typedef struct http_server http_server;
 typedef struct http_conn http_conn;
 typedef struct http_request http_request;
 
-/* Limits applied to every request. Zero fields take the defaults below. */
-typedef struct http_limits {
-    size_t   max_header_bytes;   /* all header lines together: 431 past it (default 16 KiB) */
-    size_t   max_headers;        /* header count: 431 past it (default 64) */
-    size_t   max_url_bytes;      /* request target: 414 past it (default 8 KiB) */
-    size_t   max_body_bytes;     /* decoded body: 413 past it (default 1 MiB) */
-    uint32_t header_timeout_ms;  /* whole header block must arrive within (default 10 s): 408 */
-    uint32_t body_timeout_ms;    /* whole body must arrive within (default 30 s): 408 */
-    uint32_t idle_timeout_ms;    /* keep-alive connection with no request (default 60 s) */
-    uint32_t shutdown_grace_ms;  /* drain in-flight work on SIGTERM up to (default 10 s) */
-    size_t   stream_high_water;  /* queued response bytes before a stream is "full" (default 256 KiB) */
-    uint32_t max_connections;    /* per process; past it new connections are closed (default 10000) */
-} http_limits;
-
+/* Fill each zero field of l (type in config/server_limits.h) with its default. */
 void http_limits_apply_defaults(http_limits *l);
 
 typedef struct http_header {
