@@ -25,6 +25,7 @@
 #include "config/config.h"
 #include "config/config_internal.h"
 #include "util/buf.h"
+#include "util/utf8.h"
 
 #define CONFIG_MAX_FILE_BYTES (4u << 20)   /* a config larger than this is a mistake */
 #define CONFIG_MAX_NAME       128
@@ -2108,6 +2109,22 @@ int config_load_string(const char *name, const char *yaml, size_t len, brigade_c
         ld_fail(&l, line, NULL, "the file contains a NUL byte; is it a text file?");
         config_free(cfg);
         return -1;
+    }
+
+    /* YAML is UTF-8 text, and libfyaml 0.7 loops forever on some bytes that
+     * are not (0xff in a %directive's name: found by fuzz/config), so refuse
+     * what is not UTF-8 before parsing, naming the line. A UTF-8 sequence
+     * never holds a newline byte, so checking line by line is exact. */
+    int at_line = 1;
+    for (const char *p = yaml, *end = yaml + len; p < end; at_line++) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        size_t n = eol ? (size_t)(eol - p) : (size_t)(end - p);
+        if (!utf8_valid(p, n)) {
+            ld_fail(&l, at_line, NULL, "not valid UTF-8 (a YAML file is UTF-8 text)");
+            config_free(cfg);
+            return -1;
+        }
+        p += n + 1;
     }
 
     struct fy_diag_cfg dcfg;

@@ -267,6 +267,21 @@ static void test_syntax_errors(void **state)
     config_free(&c);
 }
 
+/* Bytes that are not UTF-8 are refused with their line before libfyaml sees
+ * them: 0xff in a %directive's name made libfyaml 0.7 loop forever (found by
+ * fuzz/config/fuzz_config_yaml). */
+static void test_not_utf8(void **state)
+{
+    (void)state;
+    assert_load_error("%erve\xff\n", "brigade.yaml:1: not valid UTF-8");
+    assert_load_error("server:\n  data_dir: /tmp/caf\xe9\n", "brigade.yaml:2: not valid UTF-8");
+    assert_load_error("server:\n  threads: 1\n# \xc3\x28 an invalid sequence in a comment\n", "brigade.yaml:3: not valid UTF-8");
+    /* Well-formed UTF-8 (and a byte-order mark) still loads. */
+    brigade_config c;
+    assert_int_equal(load("\xef\xbb\xbfserver:\n  data_dir: /tmp/caf\xc3\xa9\n", &c), 0);
+    config_free(&c);
+}
+
 static void test_anchors_and_flow_style(void **state)
 {
     (void)state;
@@ -1182,6 +1197,7 @@ int main(void)
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_not_a_mapping),
         cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_not_utf8),
         cmocka_unit_test(test_anchors_and_flow_style),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_wrong_types_and_ranges),
