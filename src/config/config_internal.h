@@ -38,12 +38,6 @@ void config_agent_apply_model(agent_cfg *a, const model_cfg *m);
 
 struct fy_node;
 
-/* 1-based line where a YAML node starts (`fallback` if it has none). */
-int config_node_line(struct fy_node *n, int fallback);
-
-/* Whether a node is YAML null: absent, empty, `~` or `null`, unquoted. */
-int config_node_is_null(struct fy_node *n);
-
 /* Append node `n` as JSON text to `out` (a util/buf). Unquoted scalars that
  * are JSON numbers, true/false or null keep that type; every other scalar
  * is a string. On failure returns -1 with *line the line of the offending

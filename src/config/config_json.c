@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "config/config_internal.h"
+#include "config/config_node.h"
 #include "util/buf.h"
 
 /* Deeper than any sane schema; bounds the recursion. */
