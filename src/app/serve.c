@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "app/pool_names.h"
 #include "obs/audit.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -296,6 +297,7 @@ int app_serve_main(int argc, char **argv)
     /* the audit chain's bound; seals what a crash left unsealed */
     obs_audit_open(a.store, a.cfg.observability.audit_checkpoint_every,
                    a.cfg.observability.audit_checkpoint_interval_s, true);
+    app_name_pool_threads();   /* before the loops: pool workers would inherit "loop-N" */
     a.server = http_server_start(&sc, err, sizeof err);
     if (!a.server) {
         obs_tracer_stop();

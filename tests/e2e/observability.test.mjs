@@ -460,12 +460,13 @@ describe('thread names', () => {
     .map((tid) => { try { return fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(); } catch { return null; } })
     .filter((n) => n !== null);
 
-  test('brigade serve names its loop, writer, tracer and otlp threads', { skip: process.platform !== 'linux' }, async () => {
+  test('brigade serve names its loop, writer, tracer, otlp and pool threads', { skip: process.platform !== 'linux' }, async () => {
     const names = threadNames(stack.brigade.proc.pid);
-    for (const want of ['loop-0', 'writer', 'tracer', 'otlp']) {
+    for (const want of ['loop-0', 'writer', 'tracer', 'otlp', 'pool']) {
       assert.ok(names.includes(want), `no thread named ${want} in ${JSON.stringify(names)}`);
     }
-    // Every loop thread has its own number; none is longer than Linux allows.
+    // Every loop thread has its own number (libuv's pool workers, which would
+    // inherit a loop's name, are named "pool"); no name is longer than Linux allows.
     const loops = names.filter((n) => /^loop-\d+$/.test(n));
     assert.equal(new Set(loops).size, loops.length, `loop names repeat: ${JSON.stringify(loops)}`);
     for (const n of names) assert.ok(n.length <= 15, n);
