@@ -6,6 +6,7 @@
  * check the harness runs before any tool does. */
 #include "tools/tools.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,6 +316,24 @@ cJSON *tools_openai_specs(const tool_registry *r, char *const *names, size_t n)
  * one JSON value, then hand it to the schema. */
 #define TOOLS_MAX_ARGS_BYTES (1u << 20)
 
+/* A number too large for a double (1e999) is read by cJSON as infinity and
+ * written back as null, so a tool would receive something other than what
+ * was validated (found by fuzz_tool_args). Finds the first one; its path
+ * ("arguments.a[2]") goes into `at`, which holds the path so far. */
+static bool args_find_overflow(const cJSON *v, char *at, size_t atlen)
+{
+    if (cJSON_IsNumber(v)) return !isfinite(v->valuedouble);
+    if (!cJSON_IsArray(v) && !cJSON_IsObject(v)) return false;
+    size_t len = strlen(at), i = 0;
+    for (const cJSON *c = v->child; c; c = c->next, i++) {
+        if (cJSON_IsObject(v)) snprintf(at + len, atlen - len, ".%s", c->string ? c->string : "");
+        else snprintf(at + len, atlen - len, "[%zu]", i);
+        if (args_find_overflow(c, at, atlen)) return true;
+        at[len] = '\0';
+    }
+    return false;
+}
+
 bool tools_validate_args(const tool_def *t, const char *arguments, char *err, size_t errlen)
 {
     if (!t) {
@@ -361,6 +380,12 @@ bool tools_validate_args(const tool_def *t, const char *arguments, char *err, si
     if (!json_strict_tree(v, "the arguments object", &jerr)) {
         cJSON_Delete(v);
         snprintf(err, errlen, "%s", jerr.message);
+        return false;
+    }
+    char at[160] = "arguments";
+    if (args_find_overflow(v, at, sizeof at)) {
+        cJSON_Delete(v);
+        snprintf(err, errlen, "%s: number out of range (larger than a double)", at);
         return false;
     }
     bool ok = tools_schema_validate(t->parameters, v, "arguments", err, errlen);

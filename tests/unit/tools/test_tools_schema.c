@@ -288,6 +288,14 @@ static void test_registry_builtins_and_specs(void **state)
     assert_non_null(strstr(err, "after the JSON value"));
     assert_false(tools_validate_args(w, "{\"city\":\"\xff\"}", err, sizeof err));
     assert_non_null(strstr(err, "UTF-8"));
+    /* a number no double holds: cJSON would read infinity and forward null
+     * (found by fuzz_tool_args) */
+    assert_false(tools_validate_args(w, "{\"city\":\"a\",\"n\":[1,{\"x\":-1e999}]}", err, sizeof err));
+    assert_non_null(strstr(err, "arguments.n[1].x: number out of range"));
+    /* the largest doubles pass that check (and reach the schema, which closes
+     * a declared tool's object) */
+    assert_false(tools_validate_args(w, "{\"city\":\"a\",\"n\":-1.7e308}", err, sizeof err));
+    assert_non_null(strstr(err, "unknown property \"n\""));
     /* A repeated key (the schema and the tool would read the first copy,
      * the model may mean the last) and a NUL are refused, with the key
      * named for the model. */
