@@ -18,6 +18,7 @@
 #include "config/config_internal.h"
 #include "config/config_node.h"
 #include "util/buf.h"
+#include "util/json_escape.h"
 
 /* Deeper than any sane schema; bounds the recursion. */
 #define CONFIG_JSON_MAX_DEPTH 64
@@ -97,39 +98,6 @@ static int config_json_yaml_only_number(const char *s, size_t n)
     return 0;
 }
 
-static void config_json_string(buf *out, const char *s, size_t n)
-{
-    buf_append(out, "\"", 1);
-    size_t run = 0;            /* bytes copied as they are, flushed in one go */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        const char *esc = NULL;
-        char u[8];
-        switch (c) {
-        case '"':  esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        default:
-            if (c < 0x20 || c == 0x7f) {
-                snprintf(u, sizeof(u), "\\u%04x", c);
-                esc = u;
-            }
-            break;
-        }
-        if (!esc)
-            continue;
-        buf_append(out, s + run, i - run);
-        buf_puts(out, esc);
-        run = i + 1;
-    }
-    buf_append(out, s + run, n - run);
-    buf_append(out, "\"", 1);
-}
-
 /* Append ".key" or "[i]" to the error path; truncation only shortens it. */
 static void config_json_sub(cj *c, size_t at, const char *fmt, const char *key, size_t keylen, size_t idx)
 {
@@ -174,7 +142,7 @@ static int config_json_node(cj *c, struct fy_node *n, int depth)
             if (!first)
                 buf_append(c->out, ",", 1);
             first = 0;
-            config_json_string(c->out, ks, kl);
+            json_escape_string(c->out, ks, kl);
             buf_append(c->out, ":", 1);
             config_json_sub(c, at, ".%.*s", ks, kl, 0);
             if (config_json_node(c, fy_node_pair_value(p), depth + 1) < 0)
@@ -230,7 +198,7 @@ static int config_json_node(cj *c, struct fy_node *n, int depth)
             return config_json_fail(c, n, msg);
         }
     }
-    config_json_string(c->out, s, len);
+    json_escape_string(c->out, s, len);
     return 0;
 }
 

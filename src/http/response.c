@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "util/ids.h"
+#include "util/json_escape.h"
 
 const char *http_status_text(int status)
 {
@@ -157,29 +158,17 @@ static size_t head_build(char *out, http_worker *w, const head_spec *h)
 
 /* ---------------- JSON error envelope ---------------- */
 
+/* A JSON string literal of s into o, sized by json_bound. */
 static size_t json_str(char *o, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    char *start = o;
-    *o++ = '"';
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        unsigned char c = *p;
-        if (c == '"' || c == '\\') {
-            *o++ = '\\';
-            *o++ = (char)c;
-        } else if (c < 0x20) {
-            o = PUTS(o, "\\u00");
-            *o++ = hex[c >> 4];
-            *o++ = hex[c & 15];
-        } else {
-            *o++ = (char)c;
-        }
-    }
-    *o++ = '"';
-    return (size_t)(o - start);
+    size_t len = strlen(s);
+    o[0] = '"';
+    size_t n = 1 + json_escape_into(o + 1, len * JSON_ESCAPE_MAX_GROWTH, s, len);
+    o[n++] = '"';
+    return n;
 }
 
-static size_t json_bound(const char *s) { return s ? strlen(s) * 6 + 2 : 4; }
+static size_t json_bound(const char *s) { return s ? strlen(s) * JSON_ESCAPE_MAX_GROWTH + 2 : 4; }
 
 /* Writes the envelope into out (sized by error_bound). */
 static size_t error_body(char *out, const char *type, const char *code, const char *msg,

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/json_escape.h"
+
 /* ----------------------------------------------------------------- request */
 
 static const char *ma_str(const cJSON *o, const char *k)
@@ -216,7 +218,7 @@ static void ma_ids(const mock_plan *p, char msg_id[40], char tool_id[40])
 static void ma_tool_block(const mock_plan *p, const char *tool_id, bool with_input, buf *out)
 {
     buf_printf(out, "{\"type\":\"tool_use\",\"id\":\"%s\",\"name\":", tool_id);
-    mock_json_string(out, p->tool_name, strlen(p->tool_name));
+    json_escape_string(out, p->tool_name, strlen(p->tool_name));
     buf_puts(out, ",\"input\":");
     if (with_input) buf_append(out, p->tool_args, p->tool_args_len);
     else buf_puts(out, "{}");
@@ -229,13 +231,13 @@ void mock_render_anthropic_message(const mock_plan *p, buf *out)
     ma_ids(p, mid, tid);
     buf_reserve(out, 256 + p->text_len + p->tool_args_len);
     buf_printf(out, "{\"id\":\"%s\",\"type\":\"message\",\"role\":\"assistant\",\"model\":", mid);
-    mock_json_string(out, p->model, strlen(p->model));
+    json_escape_string(out, p->model, strlen(p->model));
     buf_puts(out, ",\"content\":[");
     if (p->reply == MOCK_REPLY_TOOL_CALL) {
         ma_tool_block(p, tid, true, out);
     } else if (p->text_len) {
         buf_puts(out, "{\"type\":\"text\",\"text\":");
-        mock_json_string(out, p->text, p->text_len);
+        json_escape_string(out, p->text, p->text_len);
         buf_puts(out, "}");
     }
     buf_printf(out, "],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":{\"input_tokens\":%" PRId64
@@ -259,7 +261,7 @@ void mock_render_anthropic_event(const mock_plan *p, size_t i, buf *out)
     if (i == 0) {
         buf_printf(out, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"%s\","
                         "\"type\":\"message\",\"role\":\"assistant\",\"model\":", mid);
-        mock_json_string(out, p->model, strlen(p->model));
+        json_escape_string(out, p->model, strlen(p->model));
         buf_printf(out, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":"
                         "{\"input_tokens\":%" PRId64 ",\"output_tokens\":1}}}\n\n", p->prompt_tokens);
     } else if (i == 1) {
@@ -276,12 +278,12 @@ void mock_render_anthropic_event(const mock_plan *p, size_t i, buf *out)
         if (p->reply == MOCK_REPLY_TOOL_CALL) {
             size_t a = mock_frag_at(p, k), b = mock_frag_at(p, k + 1);
             buf_puts(out, "{\"type\":\"input_json_delta\",\"partial_json\":");
-            mock_json_string(out, p->tool_args + a, b - a);
+            json_escape_string(out, p->tool_args + a, b - a);
         } else {
             uint32_t t0 = (uint32_t)((uint64_t)p->n_tokens * k / p->n_chunks);
             uint32_t t1 = (uint32_t)((uint64_t)p->n_tokens * (k + 1) / p->n_chunks);
             buf_puts(out, "{\"type\":\"text_delta\",\"text\":");
-            mock_json_string(out, p->text + p->tok_off[t0], p->tok_off[t1] - p->tok_off[t0]);
+            json_escape_string(out, p->text + p->tok_off[t0], p->tok_off[t1] - p->tok_off[t0]);
         }
         buf_puts(out, "}}\n\n");
     } else if (i == n - 3) {
@@ -310,9 +312,9 @@ void mock_render_anthropic_malformed(const mock_plan *p, bool stream, buf *out)
 void mock_render_anthropic_error(buf *out, const char *type, const char *message)
 {
     buf_puts(out, "{\"type\":\"error\",\"error\":{\"type\":");
-    mock_json_string(out, type, strlen(type));
+    json_escape_string(out, type, strlen(type));
     buf_puts(out, ",\"message\":");
-    mock_json_string(out, message, strlen(message));
+    json_escape_string(out, message, strlen(message));
     buf_puts(out, "}}");
 }
 

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/json_escape.h"
+
 /* ------------------------------------------------------------------ faults */
 
 static const char *const mock_fault_names[MOCK_FAULT__COUNT] = {
@@ -94,35 +96,6 @@ uint64_t mock_hash(const char *s, size_t len)
         h *= 1099511628211ULL;
     }
     return h;
-}
-
-void mock_json_string(buf *out, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    buf_reserve(out, len + 2);
-    buf_append(out, "\"", 1);
-    size_t run = 0;   /* bytes copied verbatim in one go: the common case */
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        buf_append(out, s + run, i - run);
-        run = i + 1;
-        char esc[6];
-        switch (c) {
-        case '"':  buf_append(out, "\\\"", 2); break;
-        case '\\': buf_append(out, "\\\\", 2); break;
-        case '\n': buf_append(out, "\\n", 2); break;
-        case '\r': buf_append(out, "\\r", 2); break;
-        case '\t': buf_append(out, "\\t", 2); break;
-        default:
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            buf_append(out, esc, 6);
-        }
-    }
-    buf_append(out, s + run, len - run);
-    buf_append(out, "\"", 1);
 }
 
 /* Append text of a message's content: a string, or the "text" of each part
@@ -522,7 +495,7 @@ static void mock_render_head(const mock_plan *p, buf *out, const char *object)
 {
     buf_printf(out, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%" PRId64 ",\"model\":", p->id,
                object, p->created);
-    mock_json_string(out, p->model, strlen(p->model));
+    json_escape_string(out, p->model, strlen(p->model));
     buf_puts(out, ",\"system_fingerprint\":\"fp_mock\"");
 }
 
@@ -545,12 +518,12 @@ void mock_render_completion(const mock_plan *p, buf *out)
         if (p->reply == MOCK_REPLY_TOOL_CALL) {
             buf_printf(out, "null,\"tool_calls\":[{\"id\":\"%s\",\"type\":\"function\",\"function\":{\"name\":",
                        p->tool_call_id);
-            mock_json_string(out, p->tool_name, strlen(p->tool_name));
+            json_escape_string(out, p->tool_name, strlen(p->tool_name));
             buf_puts(out, ",\"arguments\":");
-            mock_json_string(out, p->tool_args, p->tool_args_len);
+            json_escape_string(out, p->tool_args, p->tool_args_len);
             buf_puts(out, "}}]");
         } else {
-            mock_json_string(out, p->text ? p->text : "", p->text_len);
+            json_escape_string(out, p->text ? p->text : "", p->text_len);
         }
         buf_printf(out, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"%s\"}", p->finish_reason);
     }
@@ -606,19 +579,19 @@ void mock_render_event(const mock_plan *p, size_t i, buf *out)
     } else if (p->reply == MOCK_REPLY_TOOL_CALL && i == 1) {
         buf_printf(out, "{\"tool_calls\":[{\"index\":0,\"id\":\"%s\",\"type\":\"function\",\"function\":"
                         "{\"name\":", p->tool_call_id);
-        mock_json_string(out, p->tool_name, strlen(p->tool_name));
+        json_escape_string(out, p->tool_name, strlen(p->tool_name));
         buf_puts(out, ",\"arguments\":\"\"}}]}");
     } else if (p->reply == MOCK_REPLY_TOOL_CALL) {
         size_t k = i - 2, a = mock_frag_at(p, k), b = mock_frag_at(p, k + 1);
         buf_puts(out, "{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":");
-        mock_json_string(out, p->tool_args + a, b - a);
+        json_escape_string(out, p->tool_args + a, b - a);
         buf_puts(out, "}}]}");
     } else {
         size_t k = i - 1;
         uint32_t t0 = (uint32_t)((uint64_t)p->n_tokens * k / p->n_chunks);
         uint32_t t1 = (uint32_t)((uint64_t)p->n_tokens * (k + 1) / p->n_chunks);
         buf_puts(out, "{\"content\":");
-        mock_json_string(out, p->text + p->tok_off[t0], p->tok_off[t1] - p->tok_off[t0]);
+        json_escape_string(out, p->text + p->tok_off[t0], p->tok_off[t1] - p->tok_off[t0]);
         buf_puts(out, "}");
     }
     if (finish[0] == 'n')
@@ -639,14 +612,14 @@ void mock_render_error(buf *out, const char *type, const char *code, const char 
                        const char *param)
 {
     buf_puts(out, "{\"error\":{\"message\":");
-    mock_json_string(out, message, strlen(message));
+    json_escape_string(out, message, strlen(message));
     buf_puts(out, ",\"type\":");
-    mock_json_string(out, type, strlen(type));
+    json_escape_string(out, type, strlen(type));
     buf_puts(out, ",\"param\":");
-    if (param) mock_json_string(out, param, strlen(param));
+    if (param) json_escape_string(out, param, strlen(param));
     else buf_puts(out, "null");
     buf_puts(out, ",\"code\":");
-    if (code) mock_json_string(out, code, strlen(code));
+    if (code) json_escape_string(out, code, strlen(code));
     else buf_puts(out, "null");
     buf_puts(out, "}}");
 }
@@ -740,7 +713,7 @@ void mock_stats_render(mock_stats *s, buf *out)
         if (!atomic_load_explicit(&s->models[i].used, memory_order_acquire)) break;
         if (!first) buf_puts(out, ",");
         first = false;
-        mock_json_string(out, s->models[i].name, strlen(s->models[i].name));
+        json_escape_string(out, s->models[i].name, strlen(s->models[i].name));
         buf_printf(out, ":%" PRIuFAST64, atomic_load(&s->models[i].count));
     }
     buf_printf(out, "},\"other_models\":%" PRIuFAST64 "}", atomic_load(&s->other_models));

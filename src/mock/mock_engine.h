@@ -150,8 +150,6 @@ void   mock_render_error(buf *out, const char *type, const char *code, const cha
 /* The error envelope, status and Retry-After of a rate_limit / server_error
  * fault (or of a 400 plan). Returns the HTTP status. */
 int    mock_render_fault_error(const mock_plan *p, buf *out, uint32_t *retry_after_s);
-/* JSON string literal (with quotes) of s; control characters escaped. */
-void   mock_json_string(buf *out, const char *s, size_t len);
 /* Byte offset where tool-argument fragment k (of p->n_chunks) starts, moved
  * back off any UTF-8 continuation byte so no fragment splits a character;
  * k == n_chunks gives the end. Both wire formats stream the arguments in

@@ -21,40 +21,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/json_escape.h"
 #include "util/log.h"
-#include "util/utf8.h"
 
 /* ---- encoding ---- */
 
-void obs_json_str(buf *b, const char *s)
-{
-    size_t len = strlen(s);
-    bool valid = utf8_valid(s, len);
-    buf_reserve(b, len + 2);
-    buf_append(b, "\"", 1);
-    /* Copy runs of characters that need no escaping in one append: span
-     * attributes are written for every span, and most are plain. */
-    const unsigned char *run = (const unsigned char *)s;
-    for (const unsigned char *p = run;; p++) {
-        unsigned char ch = *p;
-        bool plain = ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0x7f && (ch < 0x80 || valid);
-        if (plain) continue;
-        if (p > run) buf_append(b, run, (size_t)(p - run));
-        run = p + 1;
-        if (ch == '\0') break;
-        switch (ch) {
-        case '"': buf_append(b, "\\\"", 2); break;
-        case '\\': buf_append(b, "\\\\", 2); break;
-        case '\n': buf_append(b, "\\n", 2); break;
-        case '\r': buf_append(b, "\\r", 2); break;
-        case '\t': buf_append(b, "\\t", 2); break;
-        default:
-            if (ch < 0x20 || ch == 0x7f) buf_printf(b, "\\u%04x", ch);
-            else buf_append(b, "?", 1);      /* invalid UTF-8: never emit invalid JSON text */
-        }
-    }
-    buf_append(b, "\"", 1);
-}
+void obs_json_str(buf *b, const char *s) { json_escape_string(b, s, strlen(s)); }
 
 static void obs_json_double(buf *b, double d)
 {

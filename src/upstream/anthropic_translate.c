@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/json_escape.h"
+
 /* ------------------------------------------------------------- helpers */
 
 static const cJSON *at_get(const cJSON *o, const char *k)
@@ -28,34 +30,6 @@ static int64_t at_count(const cJSON *o, const char *k)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble > 1e15) return -1;
     return (int64_t)v->valuedouble;
-}
-
-/* JSON string literal of s (with quotes); control characters escaped. */
-static void at_json_str(buf *out, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    buf_reserve(out, len + 2);
-    buf_append(out, "\"", 1);
-    size_t run = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        buf_append(out, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"':  buf_append(out, "\\\"", 2); break;
-        case '\\': buf_append(out, "\\\\", 2); break;
-        case '\n': buf_append(out, "\\n", 2); break;
-        case '\r': buf_append(out, "\\r", 2); break;
-        case '\t': buf_append(out, "\\t", 2); break;
-        default: {
-            char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-            buf_append(out, esc, 6);
-        }
-        }
-    }
-    buf_append(out, s + run, len - run);
-    buf_append(out, "\"", 1);
 }
 
 /* Copy at most cap-1 bytes of s, not cutting a UTF-8 sequence. */
@@ -684,9 +658,9 @@ static buf *at_chunk_head(anthropic_stream *s)
     buf *b = &s->scratch;
     b->len = 0;
     buf_puts(b, "{\"id\":");
-    at_json_str(b, s->id, strlen(s->id));
+    json_escape_string(b, s->id, strlen(s->id));
     buf_printf(b, ",\"object\":\"chat.completion.chunk\",\"created\":%" PRId64 ",\"model\":", s->created);
-    at_json_str(b, s->model, strlen(s->model));
+    json_escape_string(b, s->model, strlen(s->model));
     buf_puts(b, ",\"choices\":[");
     return b;
 }
@@ -711,7 +685,7 @@ static void at_emit_text(anthropic_stream *s, const char *t, anthropic_emit_fn e
     buf d;
     buf_init(&d);
     buf_puts(&d, "{\"content\":");
-    at_json_str(&d, t, n);
+    json_escape_string(&d, t, n);
     buf_puts(&d, "}");
     at_emit_delta(s, d.data, d.len, NULL, emit, ctx);
     buf_free(&d);
@@ -770,9 +744,9 @@ static anthropic_ev at_block_start(anthropic_stream *s, const cJSON *j, anthropi
     buf d;
     buf_init(&d);
     buf_printf(&d, "{\"tool_calls\":[{\"index\":%d,\"id\":", k);
-    at_json_str(&d, id, strlen(id));
+    json_escape_string(&d, id, strlen(id));
     buf_puts(&d, ",\"type\":\"function\",\"function\":{\"name\":");
-    at_json_str(&d, name, strlen(name));
+    json_escape_string(&d, name, strlen(name));
     buf_puts(&d, ",\"arguments\":\"\"}}]}");
     at_emit_delta(s, d.data, d.len, NULL, emit, ctx);
     buf_free(&d);
@@ -802,7 +776,7 @@ static anthropic_ev at_block_delta(anthropic_stream *s, const cJSON *j, anthropi
         buf o;
         buf_init(&o);
         buf_printf(&o, "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":", kind);
-        at_json_str(&o, pj, n);
+        json_escape_string(&o, pj, n);
         buf_puts(&o, "}}]}");
         at_emit_delta(s, o.data, o.len, NULL, emit, ctx);
         buf_free(&o);

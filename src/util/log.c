@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/json_escape.h"
+
 #define LOG_LINE_MAX 4096
 
 static atomic_int log_threshold = LOG_INFO;
@@ -80,28 +82,13 @@ static void log_put(log_line *l, const char *s, size_t n)
 
 static void log_puts(log_line *l, const char *s) { log_put(l, s, strlen(s)); }
 
-/* As a JSON string body (no quotes): escapes quote, backslash and control
- * bytes. Bytes >= 0x80 pass through: messages are UTF-8 from our own code;
- * a stray byte from elsewhere makes one line imperfect, not the log. */
+/* As a JSON string body (no quotes), cut at a whole character or escape
+ * when the line is full; one byte is left for the closing quote, so the
+ * line stays valid JSON. */
 static void log_put_json(log_line *l, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[8];
-        if (l->len + 6 > l->cap) return;   /* whole characters only: the line stays valid JSON */
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            log_put(l, esc, 2);
-        } else if (c == '\n') {
-            log_put(l, "\\n", 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            log_put(l, esc, 6);
-        } else {
-            log_put(l, (const char *)&c, 1);
-        }
-    }
+    if (l->len + 1 >= l->cap) return;
+    l->len += json_escape_into(l->p + l->len, l->cap - l->len - 1, s, n);
 }
 
 static void log_put_field(log_line *l, bool json, const char *key, const char *val)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "mock/mock_engine.h"
+#include "util/json_escape.h"
 
 static arena A;
 
@@ -403,7 +404,7 @@ static void test_malformed_and_escaping(void **st)
     assert_string_equal(cJSON_GetObjectItem(j, "model")->valuestring, "m\"q");
     cJSON_Delete(j);
     b.len = 0;
-    mock_json_string(&b, "a\n\x01\"\\", 5);
+    json_escape_string(&b, "a\n\x01\"\\", 5);
     assert_string_equal(b.data, "\"a\\n\\u0001\\\"\\\\\"");
     buf_free(&b);
 }
