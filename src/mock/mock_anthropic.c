@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "util/json_escape.h"
+#include "util/tool_use_map.h"
 
 /* ----------------------------------------------------------------- request */
 
@@ -87,20 +88,11 @@ static bool ma_message(const cJSON *m, cJSON *msgs, const char **err)
             cJSON_AddStringToObject(p, "text", tx);
             cJSON_AddItemToArray(parts, p);
         } else if (strcmp(type, "tool_use") == 0 && assistant) {
-            const char *id = ma_str(b, "id"), *name = ma_str(b, "name");
-            const cJSON *input = cJSON_GetObjectItemCaseSensitive(b, "input");
-            if (!id || !name || !cJSON_IsObject(input)) {
+            cJSON *tc = tool_use_to_call(b, true, NULL);
+            if (!tc) {
                 *err = "a tool_use block needs an 'id', a 'name' and an object 'input'";
                 goto fail;
             }
-            char *args = cJSON_PrintUnformatted(input);
-            cJSON *tc = cJSON_CreateObject();
-            cJSON_AddStringToObject(tc, "id", id);
-            cJSON_AddStringToObject(tc, "type", "function");
-            cJSON *fn = cJSON_AddObjectToObject(tc, "function");
-            cJSON_AddStringToObject(fn, "name", name);
-            cJSON_AddStringToObject(fn, "arguments", args ? args : "{}");
-            free(args);
             cJSON_AddItemToArray(calls, tc);
         } else if (strcmp(type, "tool_result") == 0 && !assistant) {
             const char *id = ma_str(b, "tool_use_id");

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "util/json_escape.h"
+#include "util/tool_use_map.h"
 
 /* ------------------------------------------------------------- helpers */
 
@@ -174,23 +175,6 @@ static bool at_user_blocks(const cJSON *content, cJSON *blocks, const char **err
     return true;
 }
 
-/* Arguments text → the `input` object. A model may have produced
- * arguments that are not a JSON object; the conversation must still be
- * sendable, so such text is kept under "arguments" rather than dropped. */
-static cJSON *at_tool_input(const char *args)
-{
-    if (!args) return cJSON_CreateObject();
-    const char *p = args;
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-    if (!*p) return cJSON_CreateObject();
-    cJSON *j = cJSON_Parse(args);
-    if (cJSON_IsObject(j)) return j;
-    cJSON_Delete(j);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "arguments", args);
-    return o;
-}
-
 static bool at_assistant_blocks(const cJSON *m, cJSON *blocks, const char **err)
 {
     buf t;
@@ -209,17 +193,11 @@ static bool at_assistant_blocks(const cJSON *m, cJSON *blocks, const char **err)
     }
     if (!cJSON_IsArray(calls)) calls = NULL;
     cJSON_ArrayForEach(tc, calls) {
-        const cJSON *fn = at_get(tc, "function");
-        const char *id = at_str(tc, "id"), *name = at_str(fn, "name");
-        if (!id || !name) {
+        cJSON *b = tool_call_to_use(tc);
+        if (!b) {
             *err = "each tool call needs an 'id' and a function 'name'";
             return false;
         }
-        cJSON *b = cJSON_CreateObject();
-        cJSON_AddStringToObject(b, "type", "tool_use");
-        cJSON_AddStringToObject(b, "id", id);
-        cJSON_AddStringToObject(b, "name", name);
-        cJSON_AddItemToObject(b, "input", at_tool_input(at_str(fn, "arguments")));
         cJSON_AddItemToArray(blocks, b);
     }
     return true;
@@ -561,22 +539,14 @@ char *anthropic_response_to_openai(const char *body, size_t len, int64_t created
             }
             buf_puts(&text, t);
         } else if (strcmp(bt, "tool_use") == 0) {
-            const char *id = at_str(b, "id"), *name = at_str(b, "name");
-            const cJSON *input = at_get(b, "input");
-            if (!id || !name || (input && !cJSON_IsObject(input))) {
+            size_t args_len = 0;
+            cJSON *tc = tool_use_to_call(b, false, &args_len);
+            if (!tc) {
                 *err = "provider tool_use block needs an id, a name and an object input";
                 ok = false;
                 break;
             }
-            char *args = input ? cJSON_PrintUnformatted(input) : NULL;
-            cJSON *tc = cJSON_CreateObject();
-            cJSON_AddStringToObject(tc, "id", id);
-            cJSON_AddStringToObject(tc, "type", "function");
-            cJSON *fn = cJSON_AddObjectToObject(tc, "function");
-            cJSON_AddStringToObject(fn, "name", name);
-            cJSON_AddStringToObject(fn, "arguments", args ? args : "{}");
-            usage->out_bytes += strlen(name) + (args ? strlen(args) : 2);
-            free(args);
+            usage->out_bytes += strlen(at_str(b, "name")) + args_len;
             cJSON_AddItemToArray(calls, tc);
         }
         /* thinking, redacted_thinking, server tool blocks: not part of the
