@@ -368,29 +368,26 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, phttp_on_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, phttp_on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, &c->xfer);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    /* Over https, wait for a connection being set up to learn (ALPN) whether
-     * it speaks h2, and then share it rather than open another. Over plain
-     * http there is no h2 to learn of — and PIPEWAIT would hold a second
-     * concurrent call until the first one's whole response is done, which
-     * halved the parallelism to a local provider (measured: the second of
-     * two concurrent calls started only when the first ended). */
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncmp(p->base_url, "https:", 6) == 0 ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(p->timeout_ms ? p->timeout_ms : 120000));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(p->connect_timeout_ms ? p->connect_timeout_ms : 5000));
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "brigade/" BRIGADE_VERSION);
+    upstream_easy_setup(e, &(upstream_easy_opts){
+        .headers = c->hdrs,
+        .on_write = phttp_on_write,
+        .on_header = phttp_on_header,
+        .owner = c,
+        .xfer = &c->xfer,
+        .errbuf = c->errbuf,
+        .timeout_ms = (long)(p->timeout_ms ? p->timeout_ms : 120000),
+        .connect_timeout_ms = (long)(p->connect_timeout_ms ? p->connect_timeout_ms : 5000),
+        .http_version = (long)CURL_HTTP_VERSION_2TLS,
+        /* Over https, wait for a connection being set up to learn (ALPN)
+         * whether it speaks h2, and then share it rather than open another.
+         * Over plain http there is no h2 to learn of — and PIPEWAIT would
+         * hold a second concurrent call until the first one's whole
+         * response is done, which halved the parallelism to a local
+         * provider (measured: the second of two concurrent calls started
+         * only when the first ended). */
+        .pipewait = strncmp(p->base_url, "https:", 6) == 0,
+        .max_body = 0,   /* bodies are capped as they arrive (phttp_on_write), with its own error */
+    });
 
     c->base.cancel = phttp_cancel;
     c->base.resume = phttp_resume;

@@ -189,28 +189,27 @@ upstream_fetch *upstream_http_fetch(upstream *u, const upstream_http_req *req,
         }
         if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hdrs);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, fetch_on_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, &f->xfer);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)f->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(f->timeout_ms < FETCH_CONNECT_TIMEOUT_MS ? f->timeout_ms : FETCH_CONNECT_TIMEOUT_MS));
-    /* A Content-Length over the cap fails before any body byte is read. */
-    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->max);
     /* Tool URLs are checked (host, scheme) where they are declared and
      * built; a redirect would let the remote end bounce the request — with
      * the tool's headers and credentials — to another host, such as an
      * internal address (127.0.0.1, the metadata service) that the check
      * never saw. So redirects are returned to the caller as they are (3xx
-     * with Location), never followed, and only http/https are spoken. */
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "brigade/" BRIGADE_VERSION);
+     * with Location), never followed (upstream_easy_setup), and only
+     * http/https are spoken. */
+    upstream_easy_setup(e, &(upstream_easy_opts){
+        .headers = f->hdrs,
+        .on_write = fetch_on_write,
+        .on_header = NULL,
+        .owner = f,
+        .xfer = &f->xfer,
+        .errbuf = f->errbuf,
+        .timeout_ms = (long)f->timeout_ms,
+        .connect_timeout_ms =
+            (long)(f->timeout_ms < FETCH_CONNECT_TIMEOUT_MS ? f->timeout_ms : FETCH_CONNECT_TIMEOUT_MS),
+        .http_version = (long)CURL_HTTP_VERSION_NONE,
+        .pipewait = false,
+        .max_body = (curl_off_t)f->max,
+    });
     if (curl_multi_add_handle(upstream_pool_multi(f->pool), e) != CURLM_OK)
         return fetch_fail_later(f, "could not start the request");
     return f;

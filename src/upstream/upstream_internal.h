@@ -81,6 +81,25 @@ CURL          *upstream_pool_easy(upstream_pool *pool);
 void           upstream_pool_easy_done(upstream_pool *pool, CURL *e);
 void           upstream_pool_free(upstream_pool *pool);                 /* no transfers left */
 
+/* What a transfer on a pool sets beyond the options every one shares
+ * (upstream_easy.c): a model call and a tool's fetch differ only here. */
+typedef struct upstream_easy_opts {
+    struct curl_slist  *headers;
+    curl_write_callback on_write;
+    curl_write_callback on_header;   /* NULL: response headers not read */
+    void               *owner;       /* the callbacks' argument */
+    upstream_xfer      *xfer;
+    char               *errbuf;      /* CURL_ERROR_SIZE bytes */
+    long                timeout_ms, connect_timeout_ms;
+    long                http_version;   /* CURL_HTTP_VERSION_NONE: curl's default */
+    bool                pipewait;       /* wait to share a connection being set up */
+    curl_off_t          max_body;       /* > 0: refuse a larger announced body */
+} upstream_easy_opts;
+
+/* Set the shared options and o's on e (the URL, method and body are the
+ * caller's). */
+void upstream_easy_setup(CURL *e, const upstream_easy_opts *o);
+
 /* --- SSE parsing (upstream_sse.c) --- */
 
 typedef struct upstream_sse {
