@@ -8,10 +8,12 @@
 #include "govern/fairq.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "util/inbox.h"
 #include "util/strmap.h"
 
 const int64_t fairq_wait_bounds_ms[FAIRQ_HIST_N - 1] = {
@@ -58,9 +60,13 @@ struct fairq_pool {
 struct fairq_thread {
     fairq        *q;
     fairq_thread *prev, *next;
-    fairq_waiter *head, *tail;       /* granted, not yet delivered */
-    uv_async_t    async;
+    inbox         granted;           /* granted, not yet delivered; under q->mu */
 };
+
+static fairq_waiter *waiter_of(inbox_node *n)
+{
+    return n ? (fairq_waiter *)((char *)n - offsetof(fairq_waiter, inbox_link)) : NULL;
+}
 
 static int64_t fairq_mono_ms(void *arg)
 {
@@ -165,24 +171,6 @@ static void queue_unlink(fairq_pool *p, fairq_waiter *w)
     }
 }
 
-static void inbox_unlink(fairq_thread *t, fairq_waiter *w)
-{
-    if (w->prev) w->prev->next = w->next;
-    else         t->head = w->next;
-    if (w->next) w->next->prev = w->prev;
-    else         t->tail = w->prev;
-    w->prev = w->next = NULL;
-}
-
-static void inbox_append(fairq_thread *t, fairq_waiter *w)
-{
-    w->prev = t->tail;
-    w->next = NULL;
-    if (t->tail) t->tail->next = w;
-    else         t->head = w;
-    t->tail = w;
-}
-
 static void record_wait(fairq_pool *p, int64_t ms)
 {
     if (ms < 0) ms = 0;
@@ -222,9 +210,8 @@ static void pool_dispatch(fairq_pool *p, int64_t now)
         w->state = W_PENDING;
         w->waited_ms = now - w->enqueued_ms;
         record_wait(p, w->waited_ms);
-        inbox_append(w->thread, w);
-        /* Under the lock, so the thread cannot be closed between. */
-        uv_async_send(&w->thread->async);
+        /* Cannot fail: a closed thread has no waiters left in any queue. */
+        (void)inbox_push_locked(&w->thread->granted, &w->inbox_link);
     }
 }
 
@@ -239,19 +226,16 @@ void fairq_pool_set_capacity(fairq_pool *p, uint32_t capacity)
 
 /* ---- threads ---- */
 
-static void fairq_thread_wake(uv_async_t *h)
+static void fairq_thread_wake(inbox *ib)
 {
-    fairq_thread *t = h->data;
+    fairq_thread *t = ib->owner;
     fairq *q = t->q;
     /* One waiter at a time: a callback may cancel a later waiter of this
      * inbox, which must then still be in it. */
     for (;;) {
         pthread_mutex_lock(&q->mu);
-        fairq_waiter *w = t->head;
-        if (w) {
-            inbox_unlink(t, w);
-            w->state = W_DELIVERED;
-        }
+        fairq_waiter *w = waiter_of(inbox_pop_locked(&t->granted));
+        if (w) w->state = W_DELIVERED;
         pthread_mutex_unlock(&q->mu);
         if (!w) break;
         w->granted(w, w->arg);
@@ -263,9 +247,7 @@ fairq_thread *fairq_thread_new(fairq *q, uv_loop_t *loop)
     fairq_thread *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->q = q;
-    if (uv_async_init(loop, &t->async, fairq_thread_wake) != 0) { free(t); return NULL; }
-    t->async.data = t;
-    uv_unref((uv_handle_t *)&t->async);
+    if (inbox_init(&t->granted, loop, &q->mu, fairq_thread_wake, t) != 0) { free(t); return NULL; }
     pthread_mutex_lock(&q->mu);
     t->next = q->threads;
     if (q->threads) q->threads->prev = t;
@@ -274,7 +256,7 @@ fairq_thread *fairq_thread_new(fairq *q, uv_loop_t *loop)
     return t;
 }
 
-static void fairq_thread_freed(uv_handle_t *h) { free(h->data); }
+static void fairq_thread_freed(inbox *ib) { free(ib->owner); }
 
 void fairq_thread_close(fairq_thread *t)
 {
@@ -300,8 +282,7 @@ void fairq_thread_close(fairq_thread *t)
     }
     /* Granted but undelivered: their slots go back. */
     fairq_waiter *w;
-    while ((w = t->head) != NULL) {
-        inbox_unlink(t, w);
+    while ((w = waiter_of(inbox_pop_locked(&t->granted))) != NULL) {
         w->state = W_CANCELLED;
         fairq_pool *p = w->pool;
         if (p->st.in_use > 0) p->st.in_use--;
@@ -310,8 +291,9 @@ void fairq_thread_close(fairq_thread *t)
     if (t->prev) t->prev->next = t->next;
     else         q->threads = t->next;
     if (t->next) t->next->prev = t->prev;
+    inbox_mark_closed_locked(&t->granted);
     pthread_mutex_unlock(&q->mu);
-    uv_close((uv_handle_t *)&t->async, fairq_thread_freed);
+    inbox_close_handle(&t->granted, fairq_thread_freed);
 }
 
 /* ---- acquire, cancel, release ---- */
@@ -426,7 +408,7 @@ bool fairq_cancel(fairq_waiter *w)
         out = true;
     } else if (w->state == W_PENDING) {
         /* Granted, not yet delivered: the slot goes on to the next waiter. */
-        inbox_unlink(w->thread, w);
+        inbox_unlink_locked(&w->thread->granted, &w->inbox_link);
         w->state = W_CANCELLED;
         p->st.cancelled++;
         if (p->st.in_use > 0) p->st.in_use--;

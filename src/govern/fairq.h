@@ -42,6 +42,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "util/inbox.h"
+
 typedef struct fairq        fairq;
 typedef struct fairq_pool   fairq_pool;
 typedef struct fairq_thread fairq_thread;
@@ -65,7 +67,8 @@ struct fairq_waiter {
     fairq_thread *thread;
     fairq_pool   *pool;
     fairq_user   *user;
-    fairq_waiter *prev, *next;  /* in its user's queue, then in the inbox */
+    fairq_waiter *prev, *next;  /* in its user's queue */
+    inbox_node    inbox_link;   /* then in its thread's inbox of grants */
     void        (*granted)(fairq_waiter *w, void *arg);
     void         *arg;
 };

@@ -2,37 +2,40 @@
  *
  * Runs live on the loop of the request that started them, but a cancel, an
  * interrupt or "your turn" for a queued message can come from any loop. A
- * mailbox is a mutex-guarded queue plus a uv_async handle: any thread posts,
- * the owning loop drains. The handle is unreferenced so an idle mailbox
- * never keeps a loop alive. */
+ * mailbox is a cross-loop inbox (util/inbox.h) with its own lock, of
+ * (function, argument) letters: any thread posts, the owning loop drains
+ * them all at once, in order (a letter posted while draining waits for the
+ * next wake-up). Once closed, a post runs nothing and returns false; what
+ * was posted before is still run, by mailbox_close itself. */
 #include "runs/runs_internal.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 
+#include "util/inbox.h"
+
 typedef struct mail {
-    struct mail *next;
+    inbox_node   node;          /* first: a node is its mail */
     mailbox_fn   fn;
     void        *arg;
 } mail;
 
 struct mailbox {
-    uv_async_t      async;
+    inbox           in;
     pthread_mutex_t lock;
-    mail           *head, *tail;
-    bool            closed;
 };
 
-static void mailbox_drain(uv_async_t *a)
+static void mailbox_drain(inbox *ib)
 {
-    mailbox *m = a->data;
+    mailbox *m = ib->owner;
     pthread_mutex_lock(&m->lock);
-    mail *list = m->head;
-    m->head = m->tail = NULL;
+    inbox_node *list = inbox_take_all_locked(&m->in);
     pthread_mutex_unlock(&m->lock);
     while (list) {
-        mail *next = list->next;
-        list->fn(list->arg);
-        free(list);
+        inbox_node *next = list->next;
+        mail *x = (mail *)list;
+        x->fn(x->arg);
+        free(x);
         list = next;
     }
 }
@@ -42,9 +45,7 @@ mailbox *mailbox_new(uv_loop_t *loop)
     mailbox *m = calloc(1, sizeof *m);
     if (!m) abort();
     pthread_mutex_init(&m->lock, NULL);
-    uv_async_init(loop, &m->async, mailbox_drain);
-    m->async.data = m;
-    uv_unref((uv_handle_t *)&m->async);
+    if (inbox_init(&m->in, loop, &m->lock, mailbox_drain, m) != 0) abort();
     return m;
 }
 
@@ -52,28 +53,18 @@ bool mailbox_post(mailbox *m, mailbox_fn fn, void *arg)
 {
     mail *x = malloc(sizeof *x);
     if (!x) abort();
-    x->next = NULL;
     x->fn = fn;
     x->arg = arg;
     pthread_mutex_lock(&m->lock);
-    if (m->closed) {
-        pthread_mutex_unlock(&m->lock);
-        free(x);
-        return false;
-    }
-    if (m->tail) m->tail->next = x;
-    else m->head = x;
-    m->tail = x;
-    /* uv_async_send under the lock: mailbox_close cannot free the handle
-     * between our check of `closed` and the send. */
-    uv_async_send(&m->async);
+    bool posted = inbox_push_locked(&m->in, &x->node);
     pthread_mutex_unlock(&m->lock);
-    return true;
+    if (!posted) free(x);
+    return posted;
 }
 
-static void mailbox_closed(uv_handle_t *h)
+static void mailbox_closed(inbox *ib)
 {
-    mailbox *m = h->data;
+    mailbox *m = ib->owner;
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -81,8 +72,8 @@ static void mailbox_closed(uv_handle_t *h)
 void mailbox_close(mailbox *m)
 {
     pthread_mutex_lock(&m->lock);
-    m->closed = true;
+    inbox_mark_closed_locked(&m->in);
     pthread_mutex_unlock(&m->lock);
-    mailbox_drain(&m->async);
-    uv_close((uv_handle_t *)&m->async, mailbox_closed);
+    mailbox_drain(&m->in);
+    inbox_close_handle(&m->in, mailbox_closed);
 }
