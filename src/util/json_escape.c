@@ -102,6 +102,7 @@ static void escape_append(buf *out, const unsigned char *p, size_t len)
 
 void json_escape_body(buf *out, const char *s, size_t len)
 {
+    if (len == 0) return;        /* s may then be NULL */
     buf_reserve(out, len);
     escape_append(out, (const unsigned char *)s, len);
 }
@@ -109,6 +110,10 @@ void json_escape_body(buf *out, const char *s, size_t len)
 void json_escape_string(buf *out, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
+    if (len == 0) {              /* s may then be NULL */
+        buf_append(out, "\"\"", 2);
+        return;
+    }
     /* The opening quote and the first run go straight into the room just
      * reserved: most strings are one run, and then this is one copy. */
     buf_reserve(out, len + 2);

@@ -91,6 +91,15 @@ static void test_body_appends(void **state)
     buf_append(&b, "\"}", 2);
     assert_int_equal(b.len, strlen("{\"k\":\"x\\\"y\\u007f\"}"));
     assert_memory_equal(b.data, "{\"k\":\"x\\\"y\\u007f\"}", b.len);
+    /* nothing to write: s may be NULL */
+    b.len = 0;
+    json_escape_body(&b, NULL, 0);
+    assert_int_equal(b.len, 0);
+    json_escape_string(&b, NULL, 0);
+    assert_int_equal(b.len, 2);
+    assert_memory_equal(b.data, "\"\"", 2);
+    char out[1];
+    assert_int_equal(json_escape_into(out, sizeof out, NULL, 0), 0);
     buf_free(&b);
 }
 
