@@ -28,6 +28,7 @@ function worstCaseNusd(bodyText, maxTokens, inPrice = 1000, outPrice = 2000) {
 }
 
 const stack = useStack({
+  upstreamTimeoutMs: 10000,   // the burst below holds its answers for 3 s
   extraProviders: [
     // Two upstream slots: the fair queue's capacity for fair-model.
     { name: 'narrow', kind: 'openai', base_url: '{mock}/v1', api_key: 'k', max_concurrent: 2, timeout_ms: 10000 },
@@ -82,7 +83,10 @@ async function usageTotalNusd(key) {
 describe('budgets by reservation', () => {
   test('a barrier-synchronised burst of 64 (streamed and not) never overspends a budget that admits 10', async () => {
     // Same byte length for both kinds, so each reserves the same worst case.
-    const content = 'burst [[latency:600]]';
+    // Each answer takes 3 s, so all 64 are in before the first settles and
+    // frees what it over-reserved, even on a loaded machine where sending
+    // 64 requests takes a second or more (with 600 ms, late ones fitted).
+    const content = 'burst [[latency:3000]]';
     // ("stream":false is one byte longer than "stream":true)
     const plainBody = chatBody(content, { stream: false });
     const streamBody = chatBody(content, { stream: true, pad: Buffer.byteLength(plainBody) - Buffer.byteLength(chatBody(content, { stream: true })) });
