@@ -261,14 +261,16 @@ describe('fair queueing', () => {
   test('a flooding user cannot starve a quiet one; past the queue bound the flood is shed with 503', async () => {
     const flood = await userWithLimits(null);
     const quiet = await userWithLimits(null);
-    const slow = chatBody('flood [[latency:400]]', { model: 'fair-model' });
+    // an agent run on the same model waits too, and says so in its events;
+    // its session is made before the flood, so that nothing slow (a store
+    // write on a loaded machine) stands between the flood and the quiet call
+    const runner = await userWithLimits(null);
+    const sess = await newSession(stack, runner.key, 'fairagent');
+    const slow = chatBody('flood [[latency:1000]]', { model: 'fair-model' });
     // 2 slots: 2 run, 6 wait (queue_per_user), the other 4 are shed.
     const floodAll = Promise.all(Array.from({ length: 12 }, () => chat(flood.key, slow).then(async (r) => ({ status: r.status, ra: r.headers.get('retry-after'), body: await r.text(), at: Date.now() }))));
     await sleep(150);
     const t0 = Date.now();
-    // an agent run on the same model waits too, and says so in its events
-    const runner = await userWithLimits(null);
-    const sess = await newSession(stack, runner.key, 'fairagent');
     const run = openStream(stack, runner.key, sess.id, 'queued run [[latency:100]]');
     const q = await chat(quiet.key, chatBody('quiet [[latency:400]]', { model: 'fair-model' }));
     const quietAt = Date.now();
@@ -279,9 +281,9 @@ describe('fair queueing', () => {
     const runDone = await run.done;
     assert.ok(runDone.events.some((e) => e.event === 'run.completed'), runDone.text.slice(-300));
     assert.equal(q.status, 200, await q.text());
-    // The quiet user waits for at most one slot (<= 400 ms) plus its own 400 ms,
-    // while the flood's queue alone is 6 × 400 / 2 = 1200 ms deep. Timed on an
-    // idle machine; on a loaded one every latency stretches, so the order is
+    // The quiet user waits for one slot (the first flood answers, at 1 s)
+    // plus its own 400 ms, while the flood's queue alone is 6 × 1000 / 2 =
+    // 3 s deep. On a loaded machine every latency stretches, so the order is
     // what is checked: served in FIFO order the quiet request would finish
     // after all 8 admitted flood requests; served fairly, most of the flood's
     // queue is still waiting when it is done.
