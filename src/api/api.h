@@ -188,6 +188,14 @@ void api_messages_list(api_ctx *ctx);
 void api_messages_post(api_ctx *ctx);
 void api_runs_get(api_ctx *ctx);
 void api_runs_cancel(api_ctx *ctx);
+
+/* run_answer.c: runs told to the client — a message's run as an SSE stream
+ * or a JSON answer, a cancel's answer — and the API's JSON of runs. */
+void   api_run_post(api_ctx *ctx, const char *session_id, const char *content, bool stream,
+                    runs_if_busy if_busy);
+void   api_run_cancel(api_ctx *ctx, const char *run_id);
+cJSON *api_json_run(const run_rec *run);
+cJSON *api_json_message(const message_rec *m);
 /* the user's long-term memory (memory.c) */
 void api_memory_search(api_ctx *ctx);   /* GET /v1/memory?q=&limit= */
 void api_memory_get(api_ctx *ctx);      /* GET /v1/memory/{key} */

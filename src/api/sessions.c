@@ -1,8 +1,9 @@
 /* sessions.c — a user's sessions with agents, their transcripts, messages
  * that start runs, and the runs themselves. Everything is the calling
  * user's own: another user's session or run is "not found". Posting a
- * message and cancelling a run hand the request to the harness (runs.h);
- * the rest are store reads and writes on the thread pool. */
+ * message and cancelling a run hand the request to the harness (runs.h)
+ * through the API's subscriber (run_answer.c); the rest are store reads
+ * and writes on the thread pool. */
 #include "api/api.h"
 
 #include <stdlib.h>
@@ -156,7 +157,7 @@ void api_messages_list(api_ctx *ctx)
     }
     bool more = n > (size_t)limit;
     cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < n && i < (size_t)limit; i++) cJSON_AddItemToArray(arr, runs_json_message(&ms[i]));
+    for (size_t i = 0; i < n && i < (size_t)limit; i++) cJSON_AddItemToArray(arr, api_json_message(&ms[i]));
     store_free_messages(ms, n);
     api_reply(ctx, 200, api_json_list(arr, more));
 }
@@ -190,9 +191,7 @@ void api_messages_post(api_ctx *ctx)
     } else {
         if (busy && strcmp(busy->valuestring, "enqueue") == 0) mode = RUNS_BUSY_ENQUEUE;
         if (busy && strcmp(busy->valuestring, "interrupt") == 0) mode = RUNS_BUSY_INTERRUPT;
-        runs_post_message(ctx->thread->runs, ctx->req, &ctx->scope, ctx->req->params[0],
-                          content->valuestring, stream, mode,
-                          ctx->span ? obs_span_ctx(ctx->span) : NULL);
+        api_run_post(ctx, ctx->req->params[0], content->valuestring, stream, mode);
         cJSON_Delete(body);
         return;
     }
@@ -210,7 +209,7 @@ void api_runs_get(api_ctx *ctx)
     }
     run_status live;
     if (runs_live_status(ctx->app->runs, &ctx->scope, r.id, &live)) r.status = live;
-    api_reply(ctx, 200, runs_json_run(&r));
+    api_reply(ctx, 200, api_json_run(&r));
 }
 
 void api_runs_cancel(api_ctx *ctx)
@@ -221,5 +220,5 @@ void api_runs_cancel(api_ctx *ctx)
         return;
     }
     cJSON_Delete(body);
-    runs_cancel(ctx->thread->runs, ctx->req, &ctx->scope, ctx->req->params[0]);
+    api_run_cancel(ctx, ctx->req->params[0]);
 }

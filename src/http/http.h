@@ -116,6 +116,23 @@ bool http_stream_write(http_request *req, const char *data, size_t len);
 /* Finish the stream (last chunk) and the request. */
 void http_stream_end(http_request *req);
 
+/* --- Server-Sent Events (sse.c) over a stream --- */
+
+typedef struct http_sse http_sse;
+
+/* Begin a 200 text/event-stream response; a ": ping" comment goes out
+ * every ping_ms (0: none) until http_sse_end. */
+http_sse *http_sse_begin(http_request *req, uint32_t ping_ms);
+/* One event: "event: NAME" (NULL: none), "id: ID" (NULL: none), then the
+ * data, one "data: " line per line of it, and the blank line. Returns
+ * http_stream_write's answer: false = full, wait for on_drain. */
+bool      http_sse_event(http_sse *s, const char *name, const char *id, const char *data,
+                         size_t len);
+/* A comment line ": TEXT" (ignored by clients; keeps the stream alive). */
+bool      http_sse_comment(http_sse *s, const char *text);
+/* Finish the stream and the request; frees s. */
+void      http_sse_end(http_sse *s);
+
 /* Cut the response off and finish the request: bytes already queued are
  * sent, then the connection closes without the terminating chunk (or, if no
  * response was started, with nothing at all). The client sees a truncated

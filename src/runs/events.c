@@ -1,14 +1,14 @@
-/* events.c — the API's stream events (`event: NAME` / `data: JSON`), written
- * to the client that started the run while it is connected. Every event
- * carries the run id. A full stream (the client reads slowly) is noted so
- * the model call pauses instead of buffering without bound. */
+/* events.c — what the run tells its subscriber (runs.h): the API's events
+ * (a name and JSON carrying the run id) while it wants them, and the end.
+ * A full subscriber (a client reading slowly) is noted so the model call
+ * pauses instead of buffering without bound. */
 #include "runs/runs_internal.h"
 
 #include <string.h>
 
 void run_event(run_exec *x, const char *name, cJSON *data)
 {
-    if (!x->sub || !x->stream_begun || x->sub->aborted) {
+    if (!x->sub || !x->sub_started || !x->sub->on_event) {
         cJSON_Delete(data);
         return;
     }
@@ -16,18 +16,30 @@ void run_event(run_exec *x, const char *name, cJSON *data)
     char *json = cJSON_PrintUnformatted(data);
     cJSON_Delete(data);
     if (!json) return;
-    run_event_text(x, name, json, strlen(json));
+    x->sub_full = !x->sub->on_event(x->sub, name, json, strlen(json));
     cJSON_free(json);
 }
 
-void run_event_text(run_exec *x, const char *name, const char *json, size_t len)
+void run_event_end(run_exec *x, const runs_outcome *o)
 {
-    if (!x->sub || !x->stream_begun) return;
-    x->sse.len = 0;
-    buf_puts(&x->sse, "event: ");
-    buf_puts(&x->sse, name);
-    buf_puts(&x->sse, "\ndata: ");
-    buf_append(&x->sse, json, len);
-    buf_append(&x->sse, "\n\n", 2);
-    x->sse_full = !http_stream_write(x->sub, x->sse.data, x->sse.len);
+    runs_subscriber *sub = x->sub;
+    if (!sub) return;
+    x->sub = NULL;
+    sub->run = NULL;
+    sub->on_end(sub, o);
+}
+
+void runs_subscriber_gone(runs_subscriber *s)
+{
+    run_exec *x = s->run;
+    s->run = NULL;
+    if (x && x->sub == s) x->sub = NULL;
+}
+
+void runs_subscriber_drained(runs_subscriber *s)
+{
+    run_exec *x = s->run;
+    if (!x) return;
+    x->sub_full = false;
+    if (x->call) upstream_call_resume(x->call);
 }

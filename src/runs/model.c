@@ -78,7 +78,7 @@ static bool run_model_on_event(upstream_call *call, const char *json, size_t len
         cJSON_AddStringToObject(d, "text", content->valuestring);
         run_event(x, "message.delta", d);
         /* A slow client pauses the model rather than growing our buffers. */
-        more = !x->sub || !x->sse_full;
+        more = !x->sub || !x->sub_full;
     }
     const cJSON *tcs = cJSON_GetObjectItemCaseSensitive(delta, "tool_calls");
     const cJSON *tc;

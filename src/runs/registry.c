@@ -21,6 +21,7 @@ runs *runs_new(const brigade_config *cfg, store *st, const tool_registry *tools)
     r->cfg = cfg;
     r->st = st;
     r->tools = tools;
+    r->core = &step_core_toolcall;
     pthread_mutex_init(&r->lock, NULL);
     r->sessions = strmap_new(NULL);
     r->active = strmap_new(NULL);

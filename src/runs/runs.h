@@ -8,7 +8,12 @@
  * enforcing the agent's limits (steps, tool calls, wall time, output
  * tokens), recording usage, persisting the transcript step by step (a tool
  * call and its results are written together, so a crash never leaves half a
- * turn) and streaming the API's events to the client that started it.
+ * turn) and reporting the API's events to whoever started it.
+ *
+ * The harness does not speak HTTP. Whoever starts a run — the API (an SSE
+ * stream or a JSON answer, api/sessions.c), a test, the CLI, another
+ * instance — hands it a subscriber (runs_subscriber): the run reports its
+ * start, its events and its end there.
  *
  * Runs are event-driven: a run waiting on a model is a struct and a curl
  * handle, not a thread. A run executes on the loop of the request that
@@ -26,8 +31,10 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include <cjson/cJSON.h>
+
 #include "config/config.h"
-#include "http/http.h"
+#include "core/step.h"
 #include "identity/scope.h"
 #include "obs/obs.h"
 #include "store/store.h"
@@ -40,7 +47,6 @@ typedef struct runs_thread runs_thread;   /* one loop's part */
 typedef enum runs_if_busy { RUNS_BUSY_REJECT = 0, RUNS_BUSY_ENQUEUE, RUNS_BUSY_INTERRUPT } runs_if_busy;
 
 #define RUNS_QUEUE_MAX 8          /* messages waiting on one busy session */
-#define RUNS_PING_MS 15000        /* ": ping" comment on idle streams */
 
 runs *runs_new(const brigade_config *cfg, store *st, const tool_registry *tools);
 void  runs_free(runs *r);
@@ -62,16 +68,78 @@ runs_thread *runs_thread_new(runs *r, uv_loop_t *loop, upstream *up);
  * the mailbox; the loop must run again for handles to close. */
 void         runs_thread_free(runs_thread *t);
 
-/* POST /v1/sessions/{id}/messages. The handler has authenticated the user
- * and validated the body; the runs module takes the request over and
- * answers it — an error, the finished run (stream false), or the event
- * stream (stream true). */
-void runs_post_message(runs_thread *t, http_request *req, const scope *sc, const char *session_id,
-                       const char *content, bool stream, runs_if_busy if_busy,
-                       const obs_trace_ctx *trace /* the request's span; NULL = a new trace */);
+/* ---- who hears of a run ---- */
 
-/* POST /v1/runs/{id}/cancel: answers with the run once it has stopped. */
-void runs_cancel(runs_thread *t, http_request *req, const scope *sc, const char *run_id);
+/* Why a message did not run (or its run was refused before the model
+ * said anything): the API turns the kind into a status. */
+typedef enum runs_error_kind {
+    RUNS_ERR_NOT_FOUND = 1,       /* no such session or run (of this user) */
+    RUNS_ERR_BUSY,                /* the session is busy and if_busy was reject */
+    RUNS_ERR_QUEUE_FULL,          /* … and RUNS_QUEUE_MAX messages already wait */
+    RUNS_ERR_AGENT_NOT_ALLOWED,   /* the caller's tier may not use the agent */
+    RUNS_ERR_AGENT_UNAVAILABLE,   /* the session's agent is no longer configured */
+    RUNS_ERR_STORAGE_QUOTA,       /* the user's storage quota is full */
+    RUNS_ERR_CREDENTIAL_LOST,     /* revoked, or its user disabled or erased, while waiting */
+    RUNS_ERR_STORE,               /* the store failed */
+    RUNS_ERR_SHUTDOWN,            /* the server is shutting down */
+    RUNS_ERR_GOVERNED,            /* a governance refusal: see `refusal` */
+} runs_error_kind;
+
+struct gate_refusal;                   /* govern/gate.h */
+typedef struct runs_error {
+    runs_error_kind     kind;
+    const char         *code;          /* the API's error code ("session_busy", …) */
+    const char         *message;       /* in words, for the caller */
+    uint32_t            retry_after_s; /* worth retrying after this long (0: not as is) */
+    const struct gate_refusal *refusal; /* RUNS_ERR_GOVERNED: the gate's answer */
+    const char         *run_id;        /* the run that was recorded (failed), or NULL */
+} runs_error;
+
+/* How it ended: `error` if the message never ran or was refused at once;
+ * otherwise `run` as stored, with its final assistant message (NULL when
+ * it has none). A cancel answers with `run` alone. */
+typedef struct runs_outcome {
+    const runs_error  *error;
+    const run_rec     *run;
+    const message_rec *message;
+} runs_outcome;
+
+/* The subscriber: owned by whoever started the run, called on the loop of
+ * the run. Pointers passed to it are valid during the call only. */
+typedef struct runs_subscriber runs_subscriber;
+struct runs_subscriber {
+    /* The run has started (its record written). Return false to leave at
+     * once (its client is already gone). May be NULL. */
+    bool (*on_start)(runs_subscriber *s, const run_rec *run);
+    /* One of the run's events ("run.started", "message.delta", …) as JSON
+     * carrying the run id. Return false when full: the run pauses its model
+     * until runs_subscriber_drained. NULL: the subscriber wants the end only. */
+    bool (*on_event)(runs_subscriber *s, const char *name, const char *json, size_t len);
+    /* Exactly once; the run has forgotten the subscriber before the call. */
+    void (*on_end)(runs_subscriber *s, const runs_outcome *o);
+    void *run;                         /* the runs module's: the run it hears */
+};
+
+/* The subscriber leaves (its client went away) after on_start: the run
+ * goes on and calls it no more (its result is read later). */
+void runs_subscriber_gone(runs_subscriber *s);
+/* A full subscriber has room again. */
+void runs_subscriber_drained(runs_subscriber *s);
+
+/* Post a message to a session (the caller has authenticated the user and
+ * validated it): run it — now, after the active run, or instead of it, as
+ * if_busy says. `sub` hears of it until on_end. */
+void runs_post_message(runs_thread *t, runs_subscriber *sub, const scope *sc,
+                       const char *session_id, const char *content, runs_if_busy if_busy,
+                       const obs_trace_ctx *trace /* the caller's span; NULL = a new trace */);
+
+/* Cancel a run of this user: `sub` gets its state (or an error) once it
+ * has stopped. Only on_end is called. */
+void runs_cancel(runs_thread *t, runs_subscriber *sub, const scope *sc, const char *run_id);
+
+/* The agent core runs use (default step_core_toolcall): a test's scripted
+ * core, or a later pluggable one. Call before serving. */
+void runs_set_core(runs *r, const step_core *core);
 
 /* The live state of an active run of this user, to overlay on the stored
  * one (GET /v1/runs/{id}); false if not active. */
@@ -89,9 +157,7 @@ void runs_on_revocation(runs *r, const struct identity_revocation *rv);
 /* Is a run active on this session? (DELETE /v1/sessions/{id} refuses then.) */
 bool runs_session_busy(runs *r, const char *session_id);
 
-/* The JSON of a run record (shared with the API handlers). */
-#include <cjson/cJSON.h>
-cJSON *runs_json_run(const run_rec *run);
-cJSON *runs_json_message(const message_rec *m);
+/* A stored message as the model sees it (OpenAI chat form). */
+cJSON *runs_model_message(const message_rec *m);
 
 #endif

@@ -69,6 +69,7 @@ struct runs {
     size_t                n_active;
     struct gate          *gate;        /* governance; NULL = none (unit tests) */
     struct identity      *identity;    /* the limits of a run's user */
+    const step_core      *core;        /* the agent core (runs_set_core) */
 };
 
 struct runs_thread {
@@ -109,15 +110,23 @@ size_t runs_registry_revoke(runs *r, const char *tenant_id, const char *user_id,
 bool runs_registry_cancel(runs *r, runs_thread *t, const scope *sc, const char *run_id,
                           mailbox_fn answer_fn, void *answer_arg);
 
-/* ---- a pending start (exec.c) ---- */
+/* ---- a pending start (start.c) ---- */
+
+/* One blocking step on the thread pool, then its completion on the loop. */
+typedef struct runs_job {
+    uv_work_t work;
+    void    (*fn)(void *arg);
+    void    (*done)(void *arg);
+    void     *arg;
+} runs_job;
 
 struct run_start {
     runs_thread    *t;
-    http_request   *req;              /* answered when the run ends or fails to start */
+    runs_subscriber *sub;             /* told when the run ends or fails to start */
+    runs_job        job;              /* the load and persist jobs, one at a time */
     scope           sc;
     char            session_id[ID_MAX];
     char           *content;
-    bool            stream;
     runs_if_busy    if_busy;
     const agent_cfg *agent;
     /* the claim of the session, made in the load job */
@@ -161,19 +170,17 @@ struct run_exec {
     const step_core *core;
     void            *core_state;
 
-    http_request    *sub;             /* the client that started it, while connected */
-    bool             stream;
-    bool             stream_begun;    /* the SSE head went out */
+    runs_subscriber *sub;             /* who started it, until it leaves or the end */
+    bool             sub_started;     /* its on_start was called: events go to it */
 
     /* the current model call */
     upstream_call   *call;
     char            *call_body;       /* the request, kept for retries */
     size_t           call_body_len;
     bool             reply_started;   /* text of this reply reached the client */
-    bool             sse_full;        /* the client's stream is over its high water */
+    bool             sub_full;        /* the subscriber asked for a pause */
     buf              reply_text;
     cJSON           *reply_tools;     /* tool_calls being assembled, by index */
-    buf              sse;             /* one event, reused */
 
     /* the current tool calls */
     cJSON           *pending_calls;   /* the effect's tool_calls */
@@ -189,7 +196,6 @@ struct run_exec {
     size_t           n_execs, n_done;
 
     uv_timer_t       wall_timer;
-    uv_timer_t       ping_timer;
     int              open_handles;
     uv_work_t        work;            /* one store job at a time */
     void           (*work_fn)(run_exec *x);
@@ -230,6 +236,10 @@ typedef struct runs_who {
 void runs_gate_who(runs *r, const scope *sc, runs_who *out);
 
 /* exec.c */
+/* The start has claimed the session and written the run: make it run
+ * (frees s). */
+void run_exec_begin(run_start *s);
+void run_start_free(run_start *s);
 void run_exec_stop(run_exec *x, run_status status, const char *code, const char *message);
 void run_exec_effect(run_exec *x, step_effect *e);
 void run_exec_feed(run_exec *x, step_event *ev);
@@ -247,8 +257,9 @@ void run_model_abort(run_exec *x);
 void run_tools_call(run_exec *x, cJSON *tool_calls);
 void run_tools_abort(run_exec *x);
 
-/* events.c: write one API event to the subscriber, if any. */
+/* events.c: hand one API event to the subscriber, if it wants events;
+ * and the end to it, if it is still there. */
 void run_event(run_exec *x, const char *name, cJSON *data /* taken */);
-void run_event_text(run_exec *x, const char *name, const char *text, size_t len);
+void run_event_end(run_exec *x, const runs_outcome *o);
 
 #endif

@@ -1,0 +1,363 @@
+/* start.c — from a posted message to a running run: read the session and
+ * its agent, claim the session (or wait in its queue, or interrupt its
+ * run, as if_busy says), count the run against the user's concurrent
+ * runs, persist the message and the run in one transaction with the
+ * history the model will see, then hand over to exec.c. Every way this
+ * can fail is told to the subscriber as a runs_error. Also the cancel
+ * request, which waits for the run's end and reads it back.
+ *
+ * The store work runs on the thread pool, one job at a time per start;
+ * everything else on the loop of the caller. */
+#include "runs/runs_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RUNS_HISTORY_MAX 200   /* stored messages loaded as a run's history */
+
+/* ---------------------------------------------------------------- jobs */
+
+static void runs_job_work(uv_work_t *w)
+{
+    runs_job *j = w->data;
+    j->fn(j->arg);
+}
+
+static void runs_job_after(uv_work_t *w, int status)
+{
+    (void)status;   /* never cancelled */
+    runs_job *j = w->data;
+    j->done(j->arg);
+}
+
+static void runs_job_queue(uv_loop_t *loop, runs_job *j, void (*fn)(void *), void (*done)(void *),
+                           void *arg)
+{
+    j->fn = fn;
+    j->done = done;
+    j->arg = arg;
+    j->work.data = j;
+    if (uv_queue_work(loop, &j->work, runs_job_work, runs_job_after) != 0) {
+        fn(arg);      /* the pool refused (cannot happen with a live loop): inline */
+        done(arg);
+    }
+}
+
+/* ---------------------------------------------------------------- answering a start */
+
+void run_start_free(run_start *s)
+{
+    if (!s) return;
+    if (s->counted) gate_run_end(s->t->r->gate, s->sc.tenant_id, s->sc.user_id);
+    free(s->content);
+    cJSON_Delete(s->history);
+    free(s);
+}
+
+/* Take one of the user's concurrent runs (max_concurrent_runs); false with
+ * s->refusal filled if none is free. Thread-safe (called on the pool too). */
+static bool run_start_count(run_start *s)
+{
+    runs *r = s->t->r;
+    if (!r->gate || s->counted) return true;
+    runs_who w;
+    runs_gate_who(r, &s->sc, &w);
+    if (!gate_run_begin(r->gate, &w.who, &s->refusal)) {
+        s->refused = true;
+        return false;
+    }
+    s->counted = true;
+    return true;
+}
+
+/* Tell the subscriber the message did not run, and forget the start. */
+static void run_start_fail(run_start *s, runs_error_kind kind, const char *code,
+                           const char *message, uint32_t retry_after_s)
+{
+    runs_error e = {.kind = kind, .code = code, .message = message, .retry_after_s = retry_after_s};
+    if (kind == RUNS_ERR_GOVERNED) e.refusal = &s->refusal;
+    runs_outcome o = {.error = &e};
+    runs_subscriber *sub = s->sub;
+    s->sub = NULL;
+    sub->on_end(sub, &o);
+    run_start_free(s);
+}
+
+/* A governance refusal: the limit it names, and when to retry. */
+static void run_start_fail_refused(run_start *s)
+{
+    run_start_fail(s, RUNS_ERR_GOVERNED, s->refusal.code, s->refusal.message,
+                   s->refusal.retry_after_s);
+}
+
+/* A stored message as the model sees it (OpenAI chat form). */
+cJSON *runs_model_message(const message_rec *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "role", m->role);
+    if (m->content) cJSON_AddStringToObject(o, "content", m->content);
+    else cJSON_AddNullToObject(o, "content");
+    if (m->tool_calls_json) {
+        cJSON *tc = cJSON_Parse(m->tool_calls_json);
+        if (tc) cJSON_AddItemToObject(o, "tool_calls", tc);
+    }
+    if (m->tool_call_id[0]) cJSON_AddStringToObject(o, "tool_call_id", m->tool_call_id);
+    return o;
+}
+
+/* Thread pool: the user's message and the run, in one transaction; then
+ * the history the model will see (complete turns, oldest first). */
+static void run_start_persist_work(void *arg)
+{
+    run_start *s = arg;
+    store *st = s->t->r->st;
+    /* The request was authenticated when it arrived; a queued message may
+     * have waited since. Checked after the session was claimed, so a
+     * revocation either is seen here or finds the claim and stops the run
+     * when it starts (runs_registry_revoke). */
+    if (s->t->r->identity) {
+        auth_status a = identity_scope_check(s->t->r->identity, &s->sc, s->lost_why,
+                                             sizeof s->lost_why);
+        if (a != AUTH_OK) {
+            s->lost_code = a == AUTH_REVOKED ? "revoked_credential"
+                         : a == AUTH_DISABLED ? "user_disabled" : "invalid_api_key";
+            return;
+        }
+    }
+    s->st = store_run_start(st, &s->sc, s->session_id, s->agent->name, s->content, RUN_RUNNING,
+                            &s->run);
+    if (s->st == STORE_QUOTA || s->st == STORE_TOO_LARGE)   /* this thread's: copy it now */
+        store_quota_describe(store_quota_refused(), s->sc.tier, s->quota_why, sizeof s->quota_why);
+    if (s->st != STORE_OK) return;
+    message_rec *msgs = NULL;
+    size_t n = 0;
+    s->history = cJSON_CreateArray();
+    if (store_message_tail(st, &s->sc, s->session_id, RUNS_HISTORY_MAX, &msgs, &n) == STORE_OK) {
+        size_t first = 0;
+        /* Never start the history on a tool result whose call was cut off. */
+        while (first < n && strcmp(msgs[first].role, "tool") == 0) first++;
+        for (size_t i = first; i < n; i++) {
+            if (msgs[i].seq == s->run.user_seq) continue;   /* the new message: the START event */
+            cJSON_AddItemToArray(s->history, runs_model_message(&msgs[i]));
+        }
+        store_free_messages(msgs, n);
+    }
+}
+
+static void run_start_persist_done(void *arg)
+{
+    run_start *s = arg;
+    if (s->lost_code) {
+        runs_registry_release(s->t->r, s->session_id, NULL);
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s; the message was not run", s->lost_why);
+        run_start_fail(s, RUNS_ERR_CREDENTIAL_LOST, s->lost_code, msg, 0);
+        return;
+    }
+    if (s->st != STORE_OK) {
+        runs_registry_release(s->t->r, s->session_id, NULL);
+        if (s->st == STORE_NOT_FOUND)
+            run_start_fail(s, RUNS_ERR_NOT_FOUND, "not_found", "session not found", 0);
+        else if (s->st == STORE_QUOTA || s->st == STORE_TOO_LARGE) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "storage quota reached: %s; start a new session, or ask a "
+                     "tenant admin for a tier with more", s->quota_why);
+            /* a full storage quota does not empty itself: no point retrying */
+            run_start_fail(s, RUNS_ERR_STORAGE_QUOTA, "storage_quota_exceeded", msg, 0);
+        } else
+            run_start_fail(s, RUNS_ERR_STORE, "store_error",
+                           "the run could not be recorded; nothing was started", 0);
+        return;
+    }
+    run_exec_begin(s);
+}
+
+static void run_start_persist(run_start *s)
+{
+    runs_job_queue(s->t->loop, &s->job, run_start_persist_work, run_start_persist_done, s);
+}
+
+/* Our turn on a session that was busy (posted through the mailbox). The
+ * claim was made on the thread pool, so this can arrive before the load
+ * job's completion has run on this loop: then that completion continues. */
+static void run_start_resume(void *arg)
+{
+    run_start *s = arg;
+    if (!s->loaded) {
+        s->resume_pending = true;
+        return;
+    }
+    if (s->t->closing) {
+        runs_registry_release(s->t->r, s->session_id, NULL);
+        run_start_fail(s, RUNS_ERR_SHUTDOWN, "server_shutdown", "the server is shutting down", 1);
+        return;
+    }
+    if (!run_start_count(s)) {
+        runs_registry_release(s->t->r, s->session_id, NULL);
+        run_start_fail_refused(s);
+        return;
+    }
+    run_start_persist(s);
+}
+
+/* Thread pool: the session must be the caller's, its agent still
+ * configured and allowed for the caller's tier. */
+static void run_start_load_work(void *arg)
+{
+    run_start *s = arg;
+    session_rec sess;
+    s->st = store_session_get(s->t->r->st, &s->sc, s->session_id, &sess);
+    if (s->st != STORE_OK) return;
+    s->agent = config_find_agent(s->t->r->cfg, sess.agent);
+    if (!s->agent)
+        snprintf(s->error, sizeof s->error,
+                 "this session's agent \"%s\" is no longer configured on this server", sess.agent);
+    else if (!config_agent_allows_tier(s->agent, s->sc.tier))
+        snprintf(s->error, sizeof s->error, "your tier may not use agent \"%s\"", sess.agent);
+    session_rec_free(&sess);
+    if (s->error[0]) return;
+    if (s->agent->max_cost_usd_per_session > 0)
+        store_session_spent(s->t->r->st, &s->sc, s->session_id, &s->session_spent_nusd);
+    /* Claim the session here, on the pool (the registry is thread-safe), so
+     * an idle session's run is written in this same job: one thread-pool
+     * round trip less per run. */
+    s->claim = runs_registry_claim(s->t->r, s->t, &s->sc, s->session_id, s->if_busy,
+                                   run_start_resume, s, s->busy, &s->full);
+    if (s->claim == 0) {
+        /* A run that would exceed the user's concurrent runs gives the
+         * session back before anything is written. */
+        if (!run_start_count(s)) {
+            runs_registry_release(s->t->r, s->session_id, NULL);
+            return;
+        }
+        s->persisted_in_load = true;
+        run_start_persist_work(s);
+    }
+}
+
+static void run_start_load_done(void *arg)
+{
+    run_start *s = arg;
+    s->loaded = true;
+    if (s->refused) {
+        run_start_fail_refused(s);
+        return;
+    }
+    if (s->persisted_in_load) {
+        run_start_persist_done(s);   /* claimed and written by the same job */
+        return;
+    }
+    if (s->st == STORE_NOT_FOUND) {
+        run_start_fail(s, RUNS_ERR_NOT_FOUND, "not_found", "session not found", 0);
+        return;
+    }
+    if (s->st != STORE_OK) {
+        run_start_fail(s, RUNS_ERR_STORE, "store_error", "the session could not be read", 0);
+        return;
+    }
+    if (s->error[0]) {
+        run_start_fail(s, s->agent ? RUNS_ERR_AGENT_NOT_ALLOWED : RUNS_ERR_AGENT_UNAVAILABLE,
+                       s->agent ? "agent_not_allowed" : "agent_unavailable", s->error, 0);
+        return;
+    }
+    if (s->claim < 0) {
+        char msg[200];
+        if (s->full) {
+            snprintf(msg, sizeof msg, "session busy and %d messages already wait for it",
+                     RUNS_QUEUE_MAX);
+            run_start_fail(s, RUNS_ERR_QUEUE_FULL, "session_queue_full", msg, 1);
+        } else {
+            snprintf(msg, sizeof msg,
+                     "session busy: run %s is in progress (send if_busy \"enqueue\" or "
+                     "\"interrupt\" to wait for it or stop it)", s->busy[0] ? s->busy : "(starting)");
+            run_start_fail(s, RUNS_ERR_BUSY, "session_busy", msg, 0);
+        }
+    } else if (s->resume_pending) {
+        /* our turn came while this job finished */
+        if (!run_start_count(s)) {
+            runs_registry_release(s->t->r, s->session_id, NULL);
+            run_start_fail_refused(s);
+            return;
+        }
+        run_start_persist(s);
+    }
+    /* else queued: run_start_resume continues when the session frees. */
+}
+
+void runs_post_message(runs_thread *t, runs_subscriber *sub, const scope *sc,
+                       const char *session_id, const char *content, runs_if_busy if_busy,
+                       const obs_trace_ctx *trace)
+{
+    run_start *s = calloc(1, sizeof *s);
+    if (!s) abort();
+    if (trace) {
+        s->trace = *trace;
+        s->has_trace = true;
+    }
+    s->t = t;
+    s->sub = sub;
+    sub->run = NULL;
+    s->sc = *sc;
+    snprintf(s->session_id, sizeof s->session_id, "%s", session_id);
+    s->content = strdup(content);
+    if (!s->content) abort();
+    s->if_busy = if_busy;
+    /* A subscriber that leaves while its message waits changes nothing:
+     * the message still runs when its turn comes (the API's rule). */
+    if (t->closing) {
+        run_start_fail(s, RUNS_ERR_SHUTDOWN, "server_shutdown", "the server is shutting down", 1);
+        return;
+    }
+    runs_job_queue(t->loop, &s->job, run_start_load_work, run_start_load_done, s);
+}
+
+/* ---------------------------------------------------------------- cancel */
+
+typedef struct run_cancel_req {
+    runs_thread     *t;
+    runs_subscriber *sub;
+    runs_job         job;
+    scope            sc;
+    char             run_id[ID_MAX];
+    store_status     st;
+    run_rec          run;
+} run_cancel_req;
+
+static void run_cancel_read_work(void *arg)
+{
+    run_cancel_req *c = arg;
+    c->st = store_run_get(c->t->r->st, &c->sc, c->run_id, &c->run);
+}
+
+static void run_cancel_read_done(void *arg)
+{
+    run_cancel_req *c = arg;
+    runs_error e = {.kind = RUNS_ERR_NOT_FOUND, .code = "not_found", .message = "run not found"};
+    if (c->st != STORE_OK && c->st != STORE_NOT_FOUND)
+        e = (runs_error){.kind = RUNS_ERR_STORE, .code = "store_error",
+                         .message = "the run could not be read"};
+    runs_outcome o = {.error = c->st == STORE_OK ? NULL : &e, .run = c->st == STORE_OK ? &c->run : NULL};
+    c->sub->on_end(c->sub, &o);
+    free(c);
+}
+
+/* The run has ended (posted by the registry): answer with its stored state. */
+static void run_cancel_answer(void *arg)
+{
+    run_cancel_req *c = arg;
+    runs_job_queue(c->t->loop, &c->job, run_cancel_read_work, run_cancel_read_done, c);
+}
+
+void runs_cancel(runs_thread *t, runs_subscriber *sub, const scope *sc, const char *run_id)
+{
+    run_cancel_req *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->t = t;
+    c->sub = sub;
+    sub->run = NULL;
+    c->sc = *sc;
+    snprintf(c->run_id, sizeof c->run_id, "%s", run_id);
+    if (!runs_registry_cancel(t->r, t, sc, run_id, run_cancel_answer, c))
+        run_cancel_answer(c);   /* not active: read it now */
+}
