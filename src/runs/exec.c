@@ -136,11 +136,8 @@ static void run_exec_release(run_exec *x)
     cJSON_Delete(x->assistant_msg);
     cJSON_Delete(x->results);
     free(x->execs);
-    free(x->seen_calls);
-    free(x->seen_counts);
-    x->seen_calls = NULL;
-    x->seen_counts = NULL;
-    x->n_seen = x->cap_seen = 0;
+    guard_run_free(x->guard);
+    x->guard = NULL;
     x->tool_specs = x->reply_tools = x->pending_calls = x->assistant_msg = x->results = NULL;
     x->execs = NULL;
     free(x->final_msg.content);
@@ -318,8 +315,29 @@ static void run_wall_timeout(uv_timer_t *t)
 
 /* ---- effects ---- */
 
+/* What the guards see of an effect. */
+static guard_effect run_guard_effect(const step_effect *e)
+{
+    switch (e->kind) {
+    case STEP_EFFECT_CALL_MODEL: return (guard_effect){.kind = GUARD_EFFECT_MODEL_CALL, .json = e->request};
+    case STEP_EFFECT_CALL_TOOLS: return (guard_effect){.kind = GUARD_EFFECT_TOOL_CALLS, .json = e->tool_calls};
+    case STEP_EFFECT_FINISH: return (guard_effect){.kind = GUARD_EFFECT_FINISH, .json = e->message};
+    default: return (guard_effect){0};
+    }
+}
+
 void run_exec_effect(run_exec *x, step_effect *e)
 {
+    if (e->kind != STEP_EFFECT_FAIL) {
+        /* The guards before every effect; one that does not pass ends the
+         * run (the refusals of single tool calls are toolrun.c's). */
+        guard_effect ge = run_guard_effect(e);
+        guard_decision d = guard_before_effect(x->guard, &x->guard_ctx, &ge);
+        if (d.verdict != GUARD_ALLOW) {
+            run_exec_fail(x, d.code, d.reason);
+            return;
+        }
+    }
     switch (e->kind) {
     case STEP_EFFECT_CALL_MODEL: {
         cJSON *request = e->request;
@@ -348,14 +366,31 @@ void run_exec_effect(run_exec *x, step_effect *e)
     }
 }
 
+static void run_event_clear(step_event *ev)
+{
+    cJSON_Delete(ev->history);
+    cJSON_Delete(ev->message);
+    cJSON_Delete(ev->results);
+}
+
 void run_exec_feed(run_exec *x, step_event *ev)
 {
     if (x->stopped) {
-        cJSON_Delete(ev->history);
-        cJSON_Delete(ev->message);
-        cJSON_Delete(ev->results);
+        run_event_clear(ev);
         run_exec_end(x, x->stop_status, x->stop_code, x->stop_message, NULL);
         return;
+    }
+    /* The guards after every result, before the core sees it. */
+    if (ev->kind == STEP_EVENT_MODEL_REPLY || ev->kind == STEP_EVENT_TOOL_RESULTS) {
+        guard_result gr = {.kind = ev->kind == STEP_EVENT_MODEL_REPLY ? GUARD_RESULT_MODEL_REPLY
+                                                                      : GUARD_RESULT_TOOL_RESULTS,
+                           .json = ev->kind == STEP_EVENT_MODEL_REPLY ? ev->message : ev->results};
+        guard_review v = guard_after_result(x->guard, &x->guard_ctx, &gr);
+        if (v.flagged) {
+            run_event_clear(ev);
+            run_exec_fail(x, v.code, v.reason);
+            return;
+        }
     }
     step_effect e = x->core->step(x->core_state, ev);
     run_exec_effect(x, &e);
@@ -400,6 +435,9 @@ void run_exec_begin(run_start *s)
     x->core_agent.max_output_tokens = a->max_output_tokens;
     x->core_agent.context_tokens = a->context_tokens;
     x->core = t->r->core;
+    x->guard = guard_run_new();
+    x->guard_ctx = (guard_ctx){.sc = &x->sc, .agent = x->agent, .tools = t->r->tools,
+                               .run_id = x->rec.id, .session_id = x->rec.session_id};
     x->core_state = x->core->create(&x->core_agent);
 
     uv_timer_init(t->loop, &x->wall_timer);

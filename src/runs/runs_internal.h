@@ -9,6 +9,7 @@
 
 #include "core/step.h"
 #include "govern/gate.h"
+#include "guard/guard.h"
 #include "identity/identity.h"
 #include "runs/runs.h"
 #include "util/buf.h"
@@ -187,11 +188,9 @@ struct run_exec {
     cJSON           *assistant_msg;   /* the assistant message that asked for them */
     cJSON           *results;         /* tool messages, in call order */
     tool_exec      **execs;
-    /* the loop guard: each distinct (tool, arguments) called so far in
-     * this run, as a hash, and how often */
-    uint64_t        *seen_calls;
-    uint32_t        *seen_counts;
-    size_t           n_seen, cap_seen;
+    /* the guards' view of the run and their memory of it (guard.h) */
+    guard_ctx        guard_ctx;
+    guard_run       *guard;
     struct tool_slot *tool_slots;     /* callback args, one per call */
     size_t           n_execs, n_done;
 

@@ -1,7 +1,7 @@
-/* toolrun.c — performing a CALL_TOOLS effect. For each call the harness
- * checks that the agent may use the tool and validates the arguments
- * against the tool's schema; a refusal becomes the tool's result, so the
- * model can correct itself. The calls that pass run concurrently. When all
+/* toolrun.c — performing a CALL_TOOLS effect. Each call passes the guards
+ * first (guard.h: the agent may use the tool, the arguments fit its
+ * schema); a refusal becomes the tool's result, so the model can correct
+ * itself. The calls that pass run concurrently. When all
  * have answered, the assistant message that asked and every result are
  * written to the transcript as one group (store_run_append), then fed back
  * to the core. */
@@ -80,13 +80,6 @@ static void run_tool_audit(run_exec *x, const tool_slot *slot, const char *name,
         cJSON_Delete(d);
         free(j);
     }
-}
-
-static bool run_tool_allowed(const run_exec *x, const char *name)
-{
-    for (size_t i = 0; i < x->agent->n_tools; i++)
-        if (strcmp(x->agent->tools[i], name) == 0) return true;
-    return false;
 }
 
 /* A message_rec view of a cJSON chat message (strings are borrowed). */
@@ -204,74 +197,8 @@ static void run_tool_done(void *arg, bool ok, const char *output, size_t len)
     if (x->n_done == x->n_execs) run_tools_all_done(x);
 }
 
-/* FNV-1a over the tool's name and its arguments re-printed compactly, so
- * that whitespace differences do not hide a repetition. */
-static uint64_t run_tool_call_hash(const char *name, const char *args)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = name; *p; p++) { h ^= (unsigned char)*p; h *= 1099511628211ULL; }
-    h ^= 0xff;
-    h *= 1099511628211ULL;
-    cJSON *parsed = cJSON_Parse(args);
-    char *norm = parsed ? cJSON_PrintUnformatted(parsed) : NULL;
-    cJSON_Delete(parsed);
-    for (const char *p = norm ? norm : args; *p; p++) { h ^= (unsigned char)*p; h *= 1099511628211ULL; }
-    free(norm);
-    return h;
-}
-
-/* The loop guard: a model that asks for the same tool with the same
- * arguments again and again is stuck, and each round costs a model call.
- * True if this batch makes some call exceed the agent's
- * max_repeated_tool_calls; *which names it. */
-static bool run_tools_repeated(run_exec *x, cJSON *calls, char *which, size_t whichlen)
-{
-    const cJSON *call;
-    cJSON_ArrayForEach(call, calls) {
-        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
-        const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
-        const char *tname = cJSON_IsString(name) ? name->valuestring : "";
-        const char *targs = cJSON_IsString(args) && args->valuestring[0] ? args->valuestring : "{}";
-        uint64_t h = run_tool_call_hash(tname, targs);
-        size_t i;
-        for (i = 0; i < x->n_seen; i++)
-            if (x->seen_calls[i] == h) break;
-        if (i == x->n_seen) {
-            if (x->n_seen == x->cap_seen) {
-                size_t cap = x->cap_seen ? 2 * x->cap_seen : 8;
-                uint64_t *c = realloc(x->seen_calls, cap * sizeof *c);
-                if (!c) abort();
-                x->seen_calls = c;
-                uint32_t *k = realloc(x->seen_counts, cap * sizeof *k);
-                if (!k) abort();
-                x->seen_counts = k;
-                x->cap_seen = cap;
-            }
-            x->seen_calls[i] = h;
-            x->seen_counts[i] = 0;
-            x->n_seen++;
-        }
-        if (++x->seen_counts[i] > x->agent->max_repeated_tool_calls) {
-            snprintf(which, whichlen, "%.64s", tname);
-            return true;
-        }
-    }
-    return false;
-}
-
 void run_tools_call(run_exec *x, cJSON *calls)
 {
-    char repeated[80];
-    if (run_tools_repeated(x, calls, repeated, sizeof repeated)) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "the model asked for tool \"%s\" with the same arguments more "
-                 "than %u times; the run was stopped as a loop", repeated,
-                 x->agent->max_repeated_tool_calls);
-        cJSON_Delete(calls);
-        run_exec_fail(x, "repeated_tool_call", msg);
-        return;
-    }
     size_t n = (size_t)cJSON_GetArraySize(calls);
     x->pending_calls = calls;
     x->results = cJSON_CreateArray();
@@ -313,30 +240,18 @@ void run_tools_call(run_exec *x, cJSON *calls)
         obs_span_set_str(slot->span, "gen_ai.tool.call.id", cJSON_IsString(id) ? id->valuestring : "");
         obs_span_set_str(slot->span, "brigade.credential", x->sc.key_id);
 
-        /* The harness's checks before any call: permission, then the
-         * arguments against the tool's schema. Each decision is a span. */
-        char why[300];
-        const tool_def *def = run_tool_allowed(x, tname) ? tools_find(x->r->tools, tname) : NULL;
-        obs_span *g = obs_span_begin(obs_span_ctx(slot->span), "guardrail", OBS_SPAN_INTERNAL, &x->sc);
-        obs_span_set_str(g, "brigade.guardrail.check", "tool_permission");
-        obs_span_set_str(g, "brigade.guardrail.decision", def ? "allow" : "deny");
-        obs_span_end(g, def ? OBS_STATUS_OK : OBS_STATUS_ERROR, def ? NULL : "tool not allowed");
-        if (!def) {
-            snprintf(why, sizeof why, "error: the tool \"%.64s\" is not available to this agent", tname);
+        /* The guards before the call (guard.h): a refusal becomes the
+         * tool's result, so the model can correct itself. */
+        char why[320];
+        guard_effect ge = {.kind = GUARD_EFFECT_TOOL_CALL, .json = call, .tool_name = tname,
+                           .arguments = targs, .span = slot->span};
+        guard_decision gd = guard_before_effect(x->guard, &x->guard_ctx, &ge);
+        if (gd.verdict != GUARD_ALLOW) {
+            snprintf(why, sizeof why, "error: %s", gd.reason);
             run_tool_result(x, i, false, why, strlen(why));
             continue;
         }
-        char err[240];
-        bool valid = tools_validate_args(def, targs, err, sizeof err);
-        g = obs_span_begin(obs_span_ctx(slot->span), "guardrail", OBS_SPAN_INTERNAL, &x->sc);
-        obs_span_set_str(g, "brigade.guardrail.check", "tool_arguments");
-        obs_span_set_str(g, "brigade.guardrail.decision", valid ? "allow" : "deny");
-        obs_span_end(g, valid ? OBS_STATUS_OK : OBS_STATUS_ERROR, valid ? NULL : err);
-        if (!valid) {
-            snprintf(why, sizeof why, "error: invalid arguments for %s: %s", tname, err);
-            run_tool_result(x, i, false, why, strlen(why));
-            continue;
-        }
+        const tool_def *def = gd.tool;
         slot->def = def;
         x->execs[i] = tools_execute(def, &env, targs, run_tool_done, slot);
         if (!x->execs[i]) {

@@ -1,0 +1,107 @@
+/* guard.h — the harness's checks, in one place: its contract.
+ *
+ * DESIGN.md invariant 1 (complete mediation) says the harness performs an
+ * agent core's effect only after its own checks. Those checks live here,
+ * behind two calls the harness (src/runs/) makes:
+ *
+ *   - guard_before_effect() before every effect, and again before each
+ *     tool call of a CALL_TOOLS effect: allow, refuse (the call does not
+ *     run; the reason becomes its result so the model can correct itself),
+ *     or stop (the run ends, failed, with the decision's code and reason);
+ *     later also needs-approval (approvals and consent plug in here).
+ *   - guard_after_result() after every result — a model's reply, a batch
+ *     of tool results — before the core sees it: pass, or flag (the run
+ *     ends, failed, with the flag's code and reason). The injection and
+ *     exfiltration detectors of a later issue plug in here.
+ *
+ * Today's checks: the loop guard (the same tool with the same arguments
+ * more than the agent's max_repeated_tool_calls in one run), the agent's
+ * tool permission, and the arguments against the tool's JSON schema. Each
+ * decision names the check that made it and has a machine code and words.
+ * The checks of one tool call are traced: one "guardrail" span per check
+ * that ran, a child of the call's span (brigade.guardrail.check and
+ * .decision), as docs/observability.md lists.
+ *
+ * The per-run and per-session cost caps are not here: they are part of
+ * the model call's budget reservation (govern/).
+ *
+ * A guard_run is one run's memory (the loop guard's count of calls); it is
+ * used on the run's loop only. Nothing here blocks or does I/O. */
+#ifndef BRIGADE_GUARD_H
+#define BRIGADE_GUARD_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "identity/scope.h"
+#include "obs/obs.h"
+#include "tools/tools.h"
+
+/* The run a decision is about: what a check may look at. */
+typedef struct guard_ctx {
+    const scope         *sc;          /* whose run: the user and credential */
+    const agent_cfg     *agent;       /* its agent: tools, limits */
+    const tool_registry *tools;       /* the server's tools */
+    const char          *run_id;
+    const char          *session_id;
+} guard_ctx;
+
+typedef enum guard_effect_kind {
+    GUARD_EFFECT_MODEL_CALL = 1,      /* `json`: the chat-completions request */
+    GUARD_EFFECT_TOOL_CALLS,          /* `json`: the batch of tool calls, before any runs */
+    GUARD_EFFECT_TOOL_CALL,           /* one call of the batch: tool_name, arguments, span */
+    GUARD_EFFECT_FINISH,              /* `json`: the final assistant message */
+} guard_effect_kind;
+
+typedef struct guard_effect {
+    guard_effect_kind kind;
+    const cJSON *json;
+    const char  *tool_name;           /* TOOL_CALL */
+    const char  *arguments;           /* TOOL_CALL: the model's JSON text */
+    obs_span    *span;                /* TOOL_CALL: the call's span (parent of decisions) */
+} guard_effect;
+
+typedef enum guard_verdict {
+    GUARD_ALLOW = 0,
+    GUARD_REFUSE,                     /* this call does not run; `reason` is its result */
+    GUARD_STOP,                       /* the run ends, failed with `code` and `reason` */
+    GUARD_NEEDS_APPROVAL,             /* reserved for approvals: not returned yet */
+} guard_verdict;
+
+typedef struct guard_decision {
+    guard_verdict   verdict;
+    const char     *check;            /* the check that decided; NULL when all allowed */
+    const char     *code;             /* "tool_not_allowed", "invalid_arguments",
+                                         "repeated_tool_call"; NULL when allowed */
+    char            reason[300];      /* in words, for the model or the run's error */
+    const tool_def *tool;             /* TOOL_CALL allowed: the tool to run */
+} guard_decision;
+
+typedef enum guard_result_kind {
+    GUARD_RESULT_MODEL_REPLY = 1,     /* `json`: the assistant message */
+    GUARD_RESULT_TOOL_RESULTS,        /* `json`: the tool messages, in call order */
+} guard_result_kind;
+
+typedef struct guard_result {
+    guard_result_kind kind;
+    const cJSON      *json;
+} guard_result;
+
+typedef struct guard_review {
+    bool        flagged;              /* false: pass */
+    const char *check, *code;
+    char        reason[300];
+} guard_review;
+
+typedef struct guard_run guard_run;
+
+guard_run *guard_run_new(void);
+void       guard_run_free(guard_run *g);
+
+guard_decision guard_before_effect(guard_run *g, const guard_ctx *ctx, const guard_effect *e);
+guard_review   guard_after_result(guard_run *g, const guard_ctx *ctx, const guard_result *r);
+
+#endif
