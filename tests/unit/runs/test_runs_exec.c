@@ -1,0 +1,670 @@
+/* test_runs_exec.c — the harness itself (src/runs/: start.c, exec.c,
+ * model.c, toolrun.c) driven the way the API drives it, but through a
+ * subscriber of the test's own: a real libuv loop, the real store in a
+ * temp dir, the in-process mock provider (kind `mock`) for model calls,
+ * and either a scripted fake core (a step_core that returns the effects a
+ * test lists, and records the events it is fed) or the built-in core.
+ *
+ * Covered: a run that completes (events, transcript, usage); a tool error
+ * (refused, failing) becoming the tool's result; cancellation mid-tool;
+ * interrupt; enqueue and reject on a busy session; a limit hit at each
+ * point — wall time in a model call and in a tool, steps and tool calls
+ * (the core's), the loop guard (guard/) — and a core that fails. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "identity/scope_mint.h"
+#include "runs/runs.h"
+#include "test_util.h"
+
+static uv_loop_t L;
+
+/* ---- a TCP server that accepts and never answers: the "slow" tool ---- */
+
+static uv_tcp_t SLOW;
+static int SLOW_PORT;
+static uv_tcp_t *SLOW_CONNS[16];
+static int SLOW_N;
+
+static void slow_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    static char scratch[4096];
+    (void)suggested;
+    *b = uv_buf_init(scratch, sizeof scratch);
+}
+
+static void slow_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    (void)s;
+    (void)n;
+    (void)b;   /* read and forget: the answer never comes */
+}
+
+static void slow_accept(uv_stream_t *server, int status)
+{
+    if (status < 0 || SLOW_N == 16) return;
+    uv_tcp_t *c = calloc(1, sizeof *c);
+    uv_tcp_init(&L, c);
+    if (uv_accept(server, (uv_stream_t *)c) != 0) {
+        uv_close((uv_handle_t *)c, (uv_close_cb)free);
+        return;
+    }
+    SLOW_CONNS[SLOW_N++] = c;
+    uv_read_start((uv_stream_t *)c, slow_alloc, slow_read);
+}
+
+static void slow_start(void)
+{
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(&L, &SLOW);
+    assert_int_equal(uv_tcp_bind(&SLOW, (const struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&SLOW, 16, slow_accept), 0);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    uv_tcp_getsockname(&SLOW, (struct sockaddr *)&ss, &len);
+    SLOW_PORT = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void slow_stop(void)
+{
+    for (int i = 0; i < SLOW_N; i++) uv_close((uv_handle_t *)SLOW_CONNS[i], (uv_close_cb)free);
+    SLOW_N = 0;
+    uv_close((uv_handle_t *)&SLOW, NULL);
+}
+
+/* ---- the scripted core ---- */
+
+/* One run's script: effects as "model:TEXT" (a request whose last user
+ * message is TEXT), "tools:JSON" (those tool calls), "finish:TEXT",
+ * "fail:CODE". After the last, the core finishes with "done". */
+typedef struct script {
+    const char *effects[8];
+    int         events[8];           /* the kinds of events fed, in order */
+    size_t      n_events;
+    char        results[2048];       /* the last TOOL_RESULTS, as JSON */
+} script;
+
+static script *SCRIPTS[4];            /* each created run takes the next */
+static size_t  N_SCRIPTS, NEXT_SCRIPT;
+
+typedef struct fake_state {
+    script *sc;
+    size_t  next;
+    const step_agent *agent;
+} fake_state;
+
+static void *fake_create(const step_agent *agent)
+{
+    fake_state *f = calloc(1, sizeof *f);
+    f->sc = NEXT_SCRIPT < N_SCRIPTS ? SCRIPTS[NEXT_SCRIPT++] : NULL;
+    f->agent = agent;
+    return f;
+}
+
+static step_effect fake_step(void *state, step_event *ev)
+{
+    fake_state *f = state;
+    step_effect e;
+    memset(&e, 0, sizeof e);
+    script *sc = f->sc;
+    if (sc && sc->n_events < 8) sc->events[sc->n_events++] = (int)ev->kind;
+    if (sc && ev->results) {
+        char *j = cJSON_PrintUnformatted(ev->results);
+        snprintf(sc->results, sizeof sc->results, "%s", j);
+        free(j);
+    }
+    cJSON_Delete(ev->history);
+    cJSON_Delete(ev->message);
+    cJSON_Delete(ev->results);
+    ev->history = ev->message = ev->results = NULL;
+    const char *next = sc && f->next < 8 ? sc->effects[f->next] : NULL;
+    f->next++;
+    if (!next) next = "finish:done";
+    if (strncmp(next, "model:", 6) == 0) {
+        e.kind = STEP_EFFECT_CALL_MODEL;
+        e.request = cJSON_CreateObject();
+        cJSON_AddStringToObject(e.request, "model", f->agent->model);
+        cJSON *msgs = cJSON_AddArrayToObject(e.request, "messages");
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", "user");
+        cJSON_AddStringToObject(m, "content", next + 6);
+        cJSON_AddItemToArray(msgs, m);
+    } else if (strncmp(next, "tools:", 6) == 0) {
+        e.kind = STEP_EFFECT_CALL_TOOLS;
+        e.tool_calls = cJSON_Parse(next + 6);
+    } else if (strncmp(next, "finish:", 7) == 0) {
+        e.kind = STEP_EFFECT_FINISH;
+        e.message = cJSON_CreateObject();
+        cJSON_AddStringToObject(e.message, "role", "assistant");
+        cJSON_AddStringToObject(e.message, "content", next + 7);
+    } else {
+        e.kind = STEP_EFFECT_FAIL;
+        e.error_code = "scripted_failure";
+        snprintf(e.error_message, sizeof e.error_message, "%s", next + 5);
+    }
+    return e;
+}
+
+static void fake_destroy(void *state) { free(state); }
+
+static const step_core FAKE_CORE = {"scripted", fake_create, fake_step, fake_destroy};
+
+/* ---- a subscriber that remembers what it was told ---- */
+
+typedef struct sub {
+    runs_subscriber rs;
+    int        started, ended;
+    char       run_id[ID_MAX];
+    char       events[32][24];
+    int        n_events;
+    int        saw_tool_call;
+    /* the outcome */
+    int        err_kind;              /* 0: none */
+    char       err_code[64];
+    run_status status;
+    char       code[64];
+    char       message_text[256];
+    bool       has_message;
+    int64_t    steps, tool_calls, output_tokens;
+    int        order;                 /* when it ended, among all subscribers */
+} sub;
+
+static int END_ORDER;
+
+static bool sub_start(runs_subscriber *s, const run_rec *run)
+{
+    sub *b = (sub *)s;
+    b->started++;
+    snprintf(b->run_id, sizeof b->run_id, "%s", run->id);
+    return true;
+}
+
+static bool sub_event(runs_subscriber *s, const char *name, const char *json, size_t len)
+{
+    sub *b = (sub *)s;
+    (void)len;
+    assert_non_null(strstr(json, "\"run_id\""));
+    if (b->n_events < 32) snprintf(b->events[b->n_events++], sizeof b->events[0], "%s", name);
+    if (strcmp(name, "tool.call") == 0) b->saw_tool_call = 1;
+    return true;
+}
+
+static void sub_end(runs_subscriber *s, const runs_outcome *o)
+{
+    sub *b = (sub *)s;
+    b->ended++;
+    b->order = ++END_ORDER;
+    assert_null(s->run);              /* forgotten before the call */
+    if (o->error) {
+        b->err_kind = (int)o->error->kind;
+        snprintf(b->err_code, sizeof b->err_code, "%s", o->error->code);
+    }
+    if (o->run) {
+        b->status = o->run->status;
+        snprintf(b->code, sizeof b->code, "%s", o->run->error_code);
+        b->steps = o->run->steps;
+        b->tool_calls = o->run->tool_calls;
+        b->output_tokens = o->run->output_tokens;
+    }
+    if (o->message) {
+        b->has_message = true;
+        snprintf(b->message_text, sizeof b->message_text, "%s",
+                 o->message->content ? o->message->content : "");
+    }
+}
+
+static void sub_init(sub *b, bool events)
+{
+    memset(b, 0, sizeof *b);
+    b->rs.on_start = sub_start;
+    b->rs.on_event = events ? sub_event : NULL;
+    b->rs.on_end = sub_end;
+}
+
+static bool sub_saw(const sub *b, const char *name)
+{
+    for (int i = 0; i < b->n_events; i++)
+        if (strcmp(b->events[i], name) == 0) return true;
+    return false;
+}
+
+/* ---- the fixture: config, store, tools, upstream, runs ---- */
+
+typedef struct fixture {
+    char           dir[256];
+    brigade_config cfg;
+    store         *st;
+    tool_registry *tools;
+    upstream      *up;
+    runs          *r;
+    runs_thread   *t;
+    scope          user;
+    char           session[ID_MAX];
+} fixture;
+
+static fixture F;
+
+static void fixture_open(const char *agent, const step_core *core)
+{
+    memset(&F, 0, sizeof F);
+    N_SCRIPTS = NEXT_SCRIPT = 0;
+    END_ORDER = 0;
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml,
+             "providers: [{name: local, kind: mock}]\n"
+             "models: [{name: m, provider: local, input_usd_per_mtok: 1, output_usd_per_mtok: 2}]\n"
+             "tiers: [{name: default}]\n"
+             "default_tier: default\n"
+             "tools:\n"
+             "  - {name: slow, url: \"http://127.0.0.1:%d/slow\", timeout_ms: 20000}\n"
+             "  - {name: down, url: \"http://127.0.0.1:1/down\", timeout_ms: 2000}\n"
+             "agents:\n"
+             "  - {name: scripted, model: m, tools: [clock, slow, down], max_repeated_tool_calls: 2}\n"
+             "  - {name: hasty, model: m, tools: [slow], max_wall_ms: 1000}\n"
+             "  - {name: one-step, model: m, tools: [clock], max_steps: 1}\n"
+             "  - {name: no-tools, model: m, tools: [clock], max_tool_calls: 0}\n",
+             SLOW_PORT);
+    char err[256];
+    if (config_load_string("t.yaml", yaml, strlen(yaml), &F.cfg, err, sizeof err) != 0)
+        fail_msg("config: %s", err);
+    F.st = test_store_open(F.dir, sizeof F.dir, "runs-exec");
+    assert_non_null(F.st);
+    scope admin, tadmin;
+    char tenant[ID_MAX], user[ID_MAX];
+    scope_mint_server_admin(&admin);
+    assert_int_equal(test_store_tenant(F.st, &admin, "t1", tenant), STORE_OK);
+    scope_mint_tenant_admin(&tadmin, tenant, "key_admin");
+    assert_int_equal(test_store_user(F.st, &tadmin, "alice", user), STORE_OK);
+    scope_mint_user(&F.user, tenant, user, "key_alice", "default");
+    session_rec s;
+    assert_int_equal(store_session_create(F.st, &F.user, agent, NULL, &s), STORE_OK);
+    snprintf(F.session, sizeof F.session, "%s", s.id);
+    session_rec_free(&s);
+    F.tools = tools_registry_new(&F.cfg, err, sizeof err);
+    if (!F.tools) fail_msg("tools: %s", err);
+    F.up = upstream_new(&L, &F.cfg);
+    F.r = runs_new(&F.cfg, F.st, F.tools);
+    runs_set_core(F.r, core);
+    F.t = runs_thread_new(F.r, &L, F.up);
+}
+
+static void fixture_close(void)
+{
+    assert_int_equal(runs_active(F.r), 0);
+    runs_thread_free(F.t);
+    test_spin(&L, 20);                /* close callbacks */
+    runs_free(F.r);
+    upstream_free(F.up);
+    tools_registry_free(F.tools);
+    test_spin(&L, 20);
+    test_store_close(F.st, F.dir);
+    config_free(&F.cfg);
+}
+
+static void post(sub *b, const char *text, runs_if_busy mode)
+{
+    runs_post_message(F.t, &b->rs, &F.user, F.session, text, mode, NULL);
+}
+
+/* The session's transcript: its roles, in order ("user,assistant"). */
+static void transcript_roles(char *out, size_t len)
+{
+    message_rec *ms = NULL;
+    size_t n = 0;
+    out[0] = '\0';
+    assert_int_equal(store_message_list(F.st, &F.user, F.session, 0, 100, &ms, &n), STORE_OK);
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? "," : "", ms[i].role);
+    store_free_messages(ms, n);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    uv_loop_init(&L);
+    slow_start();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    slow_stop();
+    uv_run(&L, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&L), 0);
+    return 0;
+}
+
+/* ---- the tests ---- */
+
+static void test_completes(void **state)
+{
+    (void)state;
+    fixture_open("scripted", &FAKE_CORE);
+    script s = {.effects = {"model:hello [[tokens:3]]", "finish:all done"}};
+    SCRIPTS[N_SCRIPTS++] = &s;
+    sub b;
+    sub_init(&b, true);
+    post(&b, "hi", RUNS_BUSY_REJECT);
+    assert_true(test_run_timed(&L, &b.ended, 5000));
+    assert_int_equal(b.started, 1);
+    assert_int_equal(b.err_kind, 0);
+    assert_int_equal(b.status, RUN_COMPLETED);
+    assert_true(b.has_message);
+    assert_string_equal(b.message_text, "all done");
+    assert_int_equal(b.steps, 1);
+    assert_int_equal(b.output_tokens, 3);
+    assert_string_equal(b.events[0], "run.started");
+    assert_true(sub_saw(&b, "message.delta"));
+    assert_string_equal(b.events[b.n_events - 1], "run.completed");
+    /* the core was fed the start, then the model's reply */
+    assert_int_equal(s.n_events, 2);
+    assert_int_equal(s.events[0], STEP_EVENT_START);
+    assert_int_equal(s.events[1], STEP_EVENT_MODEL_REPLY);
+    char roles[128];
+    transcript_roles(roles, sizeof roles);
+    assert_string_equal(roles, "user,assistant");
+    fixture_close();
+}
+
+static void test_json_subscriber_gets_no_events(void **state)
+{
+    (void)state;
+    fixture_open("scripted", &FAKE_CORE);
+    script s = {.effects = {"model:hello [[tokens:2]]"}};
+    SCRIPTS[N_SCRIPTS++] = &s;
+    sub b;
+    sub_init(&b, false);
+    post(&b, "hi", RUNS_BUSY_REJECT);
+    assert_true(test_run_timed(&L, &b.ended, 5000));
+    assert_int_equal(b.n_events, 0);
+    assert_int_equal(b.status, RUN_COMPLETED);
+    fixture_close();
+}
+
+static void test_tool_errors_become_results(void **state)
+{
+    (void)state;
+    fixture_open("scripted", &FAKE_CORE);
+    script s = {.effects = {
+        "model:hello [[tokens:2]]",
+        "tools:[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"down\",\"arguments\":\"{}\"}},"
+        "{\"id\":\"c2\",\"type\":\"function\",\"function\":{\"name\":\"nope\",\"arguments\":\"{}\"}},"
+        "{\"id\":\"c3\",\"type\":\"function\",\"function\":{\"name\":\"clock\",\"arguments\":\"{\\\"x\\\":1}\"}}]",
+        "finish:recovered"}};
+    SCRIPTS[N_SCRIPTS++] = &s;
+    sub b;
+    sub_init(&b, true);
+    post(&b, "hi", RUNS_BUSY_REJECT);
+    assert_true(test_run_timed(&L, &b.ended, 8000));
+    assert_int_equal(b.status, RUN_COMPLETED);
+    assert_int_equal(b.tool_calls, 3);
+    assert_int_equal(s.n_events, 3);
+    assert_int_equal(s.events[2], STEP_EVENT_TOOL_RESULTS);
+    /* each failure is its call's result, in call order, so the model can
+     * correct itself: the tool failed, was refused, had bad arguments */
+    cJSON *res = cJSON_Parse(s.results);
+    assert_int_equal(cJSON_GetArraySize(res), 3);
+    const char *ids[] = {"c1", "c2", "c3"};
+    const char *want[] = {"", "error: the tool \"nope\" is not available to this agent",
+                          "error: invalid arguments for clock"};
+    for (int i = 0; i < 3; i++) {
+        cJSON *m = cJSON_GetArrayItem(res, i);
+        assert_string_equal(cJSON_GetObjectItem(m, "tool_call_id")->valuestring, ids[i]);
+        const char *content = cJSON_GetObjectItem(m, "content")->valuestring;
+        if (want[i][0]) assert_non_null(strstr(content, want[i]));
+        else assert_true(strlen(content) > 0);
+    }
+    cJSON_Delete(res);
+    char roles[128];
+    transcript_roles(roles, sizeof roles);
+    assert_string_equal(roles, "user,assistant,tool,tool,tool,assistant");
+    fixture_close();
+}
+
+static void test_cancel_mid_tool(void **state)
+{
+    (void)state;
+    fixture_open("scripted", &FAKE_CORE);
+    script s = {.effects = {
+        "model:hello [[tokens:2]]",
+        "tools:[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"slow\",\"arguments\":\"{}\"}}]"}};
+    SCRIPTS[N_SCRIPTS++] = &s;
+    sub b, c;
+    sub_init(&b, true);
+    sub_init(&c, false);
+    post(&b, "hi", RUNS_BUSY_REJECT);
+    assert_true(test_run_timed(&L, &b.saw_tool_call, 5000));
+    test_spin(&L, 50);                /* the tool's request is out */
+    assert_true(runs_live_status(F.r, &F.user, b.run_id, &(run_status){0}));
+    runs_cancel(F.t, &c.rs, &F.user, b.run_id);
+    assert_true(test_run_timed(&L, &c.ended, 5000));
+    assert_true(b.ended);
+    assert_int_equal(b.status, RUN_CANCELLED);
+    assert_string_equal(b.code, "cancelled");
+    assert_true(sub_saw(&b, "run.failed"));
+    /* the cancel answers with the stored run, after the run's end */
+    assert_int_equal(c.err_kind, 0);
+    assert_int_equal(c.status, RUN_CANCELLED);
+    assert_true(c.order > b.order);
+    /* the tool's result never reached the core; no half turn was written */
+    assert_int_equal(s.n_events, 2);
+    char roles[128];
+    transcript_roles(roles, sizeof roles);
+    assert_string_equal(roles, "user");
+    fixture_close();
+}
+
+static void test_cancel_unknown_run(void **state)
+{
+    (void)state;
+    fixture_open("scripted", &FAKE_CORE);
+    sub c;
+    sub_init(&c, false);
+    runs_cancel(F.t, &c.rs, &F.user, "run_nope");
+    assert_true(test_run_timed(&L, &c.ended, 5000));
+    assert_int_equal(c.err_kind, RUNS_ERR_NOT_FOUND);
+    assert_string_equal(c.err_code, "not_found");
+    fixture_close();
+}
+
+static void test_interrupt(void **state)
+{
+    (void)state;
+    fixture_open("scripted", &FAKE_CORE);
+    script s1 = {.effects = {
+        "model:hello [[tokens:2]]",
+        "tools:[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"slow\",\"arguments\":\"{}\"}}]"}};
+    script s2 = {.effects = {"finish:second"}};
+    SCRIPTS[N_SCRIPTS++] = &s1;
+    SCRIPTS[N_SCRIPTS++] = &s2;
+    sub a, b;
+    sub_init(&a, true);
+    sub_init(&b, false);
+    post(&a, "first", RUNS_BUSY_REJECT);
+    assert_true(test_run_timed(&L, &a.saw_tool_call, 5000));
+    post(&b, "second", RUNS_BUSY_INTERRUPT);
+    assert_true(test_run_timed(&L, &b.ended, 5000));
+    assert_int_equal(a.status, RUN_INTERRUPTED);
+    assert_int_equal(b.err_kind, 0);
+    assert_int_equal(b.status, RUN_COMPLETED);
+    assert_string_equal(b.message_text, "second");
+    assert_true(a.order < b.order);
+    fixture_close();
+}
+
+static void test_enqueue_and_reject(void **state)
+{
+    (void)state;
+    fixture_open("scripted", &FAKE_CORE);
+    script s1 = {.effects = {"model:slowly [[latency:300]] [[tokens:2]]", "finish:one"}};
+    script s2 = {.effects = {"finish:two"}};
+    SCRIPTS[N_SCRIPTS++] = &s1;
+    SCRIPTS[N_SCRIPTS++] = &s2;
+    sub a, b, c;
+    sub_init(&a, false);
+    sub_init(&b, false);
+    sub_init(&c, false);
+    post(&a, "one", RUNS_BUSY_REJECT);
+    assert_true(test_run_timed(&L, &a.started, 5000));
+    post(&b, "two", RUNS_BUSY_ENQUEUE);
+    post(&c, "three", RUNS_BUSY_REJECT);
+    assert_true(test_run_timed(&L, &c.ended, 5000));
+    assert_int_equal(c.err_kind, RUNS_ERR_BUSY);
+    assert_string_equal(c.err_code, "session_busy");
+    assert_int_equal(b.started, 0);   /* waits for the first */
+    assert_true(test_run_timed(&L, &b.ended, 5000));
+    assert_int_equal(a.status, RUN_COMPLETED);
+    assert_int_equal(b.status, RUN_COMPLETED);
+    assert_string_equal(b.message_text, "two");
+    assert_true(a.order < b.order);
+    char roles[128];
+    transcript_roles(roles, sizeof roles);
+    assert_string_equal(roles, "user,assistant,user,assistant");
+    fixture_close();
+}
+
+static void test_wall_time_in_model_call(void **state)
+{
+    (void)state;
+    fixture_open("hasty", &FAKE_CORE);
+    script s = {.effects = {"model:slowly [[latency:3000]]"}};
+    SCRIPTS[N_SCRIPTS++] = &s;
+    sub b;
+    sub_init(&b, true);
+    post(&b, "hi", RUNS_BUSY_REJECT);
+    assert_true(test_run_timed(&L, &b.ended, 5000));
+    assert_int_equal(b.status, RUN_FAILED);
+    assert_string_equal(b.code, "max_wall_time");
+    assert_int_equal(s.n_events, 1);  /* the reply never came */
+    fixture_close();
+}
+
+static void test_wall_time_in_tool(void **state)
+{
+    (void)state;
+    fixture_open("hasty", &FAKE_CORE);
+    script s = {.effects = {
+        "model:hello [[tokens:2]]",
+        "tools:[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"slow\",\"arguments\":\"{}\"}}]"}};
+    SCRIPTS[N_SCRIPTS++] = &s;
+    sub b;
+    sub_init(&b, true);
+    post(&b, "hi", RUNS_BUSY_REJECT);
+    assert_true(test_run_timed(&L, &b.ended, 5000));
+    assert_true(b.saw_tool_call);
+    assert_int_equal(b.status, RUN_FAILED);
+    assert_string_equal(b.code, "max_wall_time");
+    assert_int_equal(s.n_events, 2);
+    fixture_close();
+}
+
+static void test_max_steps(void **state)
+{
+    (void)state;
+    fixture_open("one-step", &step_core_toolcall);
+    sub b;
+    sub_init(&b, true);
+    post(&b, "what time is it [[tool:clock {}]]", RUNS_BUSY_REJECT);
+    assert_true(test_run_timed(&L, &b.ended, 5000));
+    assert_int_equal(b.status, RUN_FAILED);
+    assert_string_equal(b.code, "max_steps");
+    assert_int_equal(b.steps, 1);
+    assert_int_equal(b.tool_calls, 1);
+    fixture_close();
+}
+
+static void test_max_tool_calls(void **state)
+{
+    (void)state;
+    fixture_open("no-tools", &step_core_toolcall);
+    sub b;
+    sub_init(&b, true);
+    post(&b, "what time is it [[tool:clock {}]]", RUNS_BUSY_REJECT);
+    assert_true(test_run_timed(&L, &b.ended, 5000));
+    assert_int_equal(b.status, RUN_FAILED);
+    assert_string_equal(b.code, "max_tool_calls");
+    assert_int_equal(b.tool_calls, 0);
+    assert_false(sub_saw(&b, "tool.call"));
+    fixture_close();
+}
+
+static void test_loop_guard(void **state)
+{
+    (void)state;
+    fixture_open("scripted", &FAKE_CORE);
+#define CLOCK_CALL "tools:[{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"clock\",\"arguments\":\"{ }\"}}]"
+    script s = {.effects = {"model:a [[tokens:2]]", CLOCK_CALL, "model:b [[tokens:2]]", CLOCK_CALL,
+                            "model:c [[tokens:2]]", CLOCK_CALL}};
+    SCRIPTS[N_SCRIPTS++] = &s;
+    sub b;
+    sub_init(&b, true);
+    post(&b, "hi", RUNS_BUSY_REJECT);
+    assert_true(test_run_timed(&L, &b.ended, 5000));
+    assert_int_equal(b.status, RUN_FAILED);
+    assert_string_equal(b.code, "repeated_tool_call");
+    assert_int_equal(b.tool_calls, 2);   /* the third never ran */
+    assert_int_equal(b.steps, 3);
+    fixture_close();
+}
+
+static void test_core_failure(void **state)
+{
+    (void)state;
+    fixture_open("scripted", &FAKE_CORE);
+    script s = {.effects = {"fail:the core gave up"}};
+    SCRIPTS[N_SCRIPTS++] = &s;
+    sub b;
+    sub_init(&b, false);
+    post(&b, "hi", RUNS_BUSY_REJECT);
+    assert_true(test_run_timed(&L, &b.ended, 5000));
+    assert_int_equal(b.err_kind, 0);
+    assert_int_equal(b.status, RUN_FAILED);
+    assert_string_equal(b.code, "scripted_failure");
+    assert_false(b.has_message);
+    fixture_close();
+}
+
+static void test_session_not_found(void **state)
+{
+    (void)state;
+    fixture_open("scripted", &FAKE_CORE);
+    sub b;
+    sub_init(&b, true);
+    runs_post_message(F.t, &b.rs, &F.user, "ses_nope", "hi", RUNS_BUSY_REJECT, NULL);
+    assert_true(test_run_timed(&L, &b.ended, 5000));
+    assert_int_equal(b.started, 0);
+    assert_int_equal(b.err_kind, RUNS_ERR_NOT_FOUND);
+    assert_int_equal(b.n_events, 0);
+    fixture_close();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_completes),
+        cmocka_unit_test(test_json_subscriber_gets_no_events),
+        cmocka_unit_test(test_tool_errors_become_results),
+        cmocka_unit_test(test_cancel_mid_tool),
+        cmocka_unit_test(test_cancel_unknown_run),
+        cmocka_unit_test(test_interrupt),
+        cmocka_unit_test(test_enqueue_and_reject),
+        cmocka_unit_test(test_wall_time_in_model_call),
+        cmocka_unit_test(test_wall_time_in_tool),
+        cmocka_unit_test(test_max_steps),
+        cmocka_unit_test(test_max_tool_calls),
+        cmocka_unit_test(test_loop_guard),
+        cmocka_unit_test(test_core_failure),
+        cmocka_unit_test(test_session_not_found),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
