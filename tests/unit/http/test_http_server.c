@@ -262,6 +262,32 @@ static void h_tick(http_request *req)
     burst_later(req, 30, tick_fire);
 }
 
+/* /sse — the SSE writer: one event with a name, an id and data of three
+ * lines; pings every 20 ms; the end 90 ms later. */
+typedef struct sse_state {
+    uv_timer_t end;
+    http_sse  *sse;
+} sse_state;
+
+static void sse_state_closed(uv_handle_t *h) { free(h->data); }
+
+static void sse_fire(uv_timer_t *t)
+{
+    sse_state *st = t->data;
+    http_sse_end(st->sse);
+    uv_close((uv_handle_t *)t, sse_state_closed);
+}
+
+static void h_sse(http_request *req)
+{
+    sse_state *st = calloc(1, sizeof *st);
+    st->sse = http_sse_begin(req, 20);
+    assert_true(http_sse_event(st->sse, "note", "7", "a\nb\r\nc", 6));
+    uv_timer_init(req->loop, &st->end);
+    st->end.data = st;
+    uv_timer_start(&st->end, sse_fire, 90, 0);
+}
+
 static void on_done(http_request *req, int status)
 {
     (void)req;
@@ -285,6 +311,7 @@ static http_router *make_router(void)
     http_router_add(r, "GET", "/wait", h_wait);
     http_router_add(r, "GET", "/burst", h_burst);
     http_router_add(r, "GET", "/tick", h_tick);
+    http_router_add(r, "GET", "/sse", h_sse);
     return r;
 }
 
@@ -918,6 +945,25 @@ static void test_cork_timer_write_not_delayed(void **state)
     client_close(&c);
 }
 
+static void test_sse_writer(void **state)
+{
+    fixture *f = *state;
+    client c;
+    client_open(&c, f->port, 0);
+    SEND(&c, "GET /sse HTTP/1.1\r\nHost: x\r\n\r\n");
+    resp r;
+    assert_int_equal(read_response(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    /* a payload's lines become data lines: none can end the event early */
+    static const char ev[] = "event: note\nid: 7\ndata: a\ndata: b\ndata: c\n\n";
+    assert_memory_equal(r.body, ev, sizeof ev - 1);
+    /* then the pings, as comments, until the end */
+    assert_non_null(strstr(r.body + sizeof ev - 1, ": ping\n\n"));
+    assert_int_equal(strncmp(r.body + sizeof ev - 1, ": ping\n\n", 8), 0);
+    resp_free(&r);
+    client_close(&c);
+}
+
 static void test_cork_order_pipelined(void **state)
 {
     fixture *f = *state;
@@ -1343,6 +1389,7 @@ int main(void)
         cmocka_unit_test(test_stalled_reader_cut_off),
         cmocka_unit_test(test_cork_one_write),
         cmocka_unit_test(test_cork_timer_write_not_delayed),
+        cmocka_unit_test(test_sse_writer),
         cmocka_unit_test(test_cork_order_pipelined),
         cmocka_unit_test(test_cork_dropped_on_close),
         cmocka_unit_test(test_cork_drain_and_bound),
