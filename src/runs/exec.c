@@ -452,7 +452,6 @@ void run_exec_begin(run_start *s)
     s->history = NULL;
     char *content = s->content;
     s->content = NULL;
-    run_start_free(s);
 
     if (!x->core_state) {
         free(content);

@@ -235,10 +235,10 @@ typedef struct runs_who {
 void runs_gate_who(runs *r, const scope *sc, runs_who *out);
 
 /* exec.c */
-/* The start has claimed the session and written the run: make it run
- * (frees s). */
+/* The start has claimed the session and written the run: make it run.
+ * It takes s's history, content and concurrent-run slot; the caller
+ * frees s. */
 void run_exec_begin(run_start *s);
-void run_start_free(run_start *s);
 void run_exec_stop(run_exec *x, run_status status, const char *code, const char *message);
 void run_exec_effect(run_exec *x, step_effect *e);
 void run_exec_feed(run_exec *x, step_event *ev);

@@ -46,7 +46,7 @@ static void runs_job_queue(uv_loop_t *loop, runs_job *j, void (*fn)(void *), voi
 
 /* ---------------------------------------------------------------- answering a start */
 
-void run_start_free(run_start *s)
+static void run_start_free(run_start *s)
 {
     if (!s) return;
     if (s->counted) gate_run_end(s->t->r->gate, s->sc.tenant_id, s->sc.user_id);
@@ -171,6 +171,7 @@ static void run_start_persist_done(void *arg)
         return;
     }
     run_exec_begin(s);
+    run_start_free(s);
 }
 
 static void run_start_persist(run_start *s)

@@ -315,6 +315,16 @@ static void post(sub *b, const char *text, runs_if_busy mode)
     runs_post_message(F.t, &b->rs, &F.user, F.session, text, mode, NULL);
 }
 
+/* Post `text` as a new run that follows `sc` (NULL: no script) and wait
+ * for its end. */
+static void run_script(sub *b, script *sc, bool events, const char *text)
+{
+    if (sc) SCRIPTS[N_SCRIPTS++] = sc;
+    sub_init(b, events);
+    post(b, text, RUNS_BUSY_REJECT);
+    assert_true(test_run_timed(&L, &b->ended, 8000));
+}
+
 /* The session's transcript: its roles, in order ("user,assistant"). */
 static void transcript_roles(char *out, size_t len)
 {
@@ -351,11 +361,8 @@ static void test_completes(void **state)
     (void)state;
     fixture_open("scripted", &FAKE_CORE);
     script s = {.effects = {"model:hello [[tokens:3]]", "finish:all done"}};
-    SCRIPTS[N_SCRIPTS++] = &s;
     sub b;
-    sub_init(&b, true);
-    post(&b, "hi", RUNS_BUSY_REJECT);
-    assert_true(test_run_timed(&L, &b.ended, 5000));
+    run_script(&b, &s, true, "hi");
     assert_int_equal(b.started, 1);
     assert_int_equal(b.err_kind, 0);
     assert_int_equal(b.status, RUN_COMPLETED);
@@ -381,11 +388,8 @@ static void test_json_subscriber_gets_no_events(void **state)
     (void)state;
     fixture_open("scripted", &FAKE_CORE);
     script s = {.effects = {"model:hello [[tokens:2]]"}};
-    SCRIPTS[N_SCRIPTS++] = &s;
     sub b;
-    sub_init(&b, false);
-    post(&b, "hi", RUNS_BUSY_REJECT);
-    assert_true(test_run_timed(&L, &b.ended, 5000));
+    run_script(&b, &s, false, "hi");
     assert_int_equal(b.n_events, 0);
     assert_int_equal(b.status, RUN_COMPLETED);
     fixture_close();
@@ -401,11 +405,8 @@ static void test_tool_errors_become_results(void **state)
         "{\"id\":\"c2\",\"type\":\"function\",\"function\":{\"name\":\"nope\",\"arguments\":\"{}\"}},"
         "{\"id\":\"c3\",\"type\":\"function\",\"function\":{\"name\":\"clock\",\"arguments\":\"{\\\"x\\\":1}\"}}]",
         "finish:recovered"}};
-    SCRIPTS[N_SCRIPTS++] = &s;
     sub b;
-    sub_init(&b, true);
-    post(&b, "hi", RUNS_BUSY_REJECT);
-    assert_true(test_run_timed(&L, &b.ended, 8000));
+    run_script(&b, &s, true, "hi");
     assert_int_equal(b.status, RUN_COMPLETED);
     assert_int_equal(b.tool_calls, 3);
     assert_int_equal(s.n_events, 3);
@@ -538,11 +539,8 @@ static void test_wall_time_in_model_call(void **state)
     (void)state;
     fixture_open("hasty", &FAKE_CORE);
     script s = {.effects = {"model:slowly [[latency:3000]]"}};
-    SCRIPTS[N_SCRIPTS++] = &s;
     sub b;
-    sub_init(&b, true);
-    post(&b, "hi", RUNS_BUSY_REJECT);
-    assert_true(test_run_timed(&L, &b.ended, 5000));
+    run_script(&b, &s, true, "hi");
     assert_int_equal(b.status, RUN_FAILED);
     assert_string_equal(b.code, "max_wall_time");
     assert_int_equal(s.n_events, 1);  /* the reply never came */
@@ -556,11 +554,8 @@ static void test_wall_time_in_tool(void **state)
     script s = {.effects = {
         "model:hello [[tokens:2]]",
         "tools:[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"slow\",\"arguments\":\"{}\"}}]"}};
-    SCRIPTS[N_SCRIPTS++] = &s;
     sub b;
-    sub_init(&b, true);
-    post(&b, "hi", RUNS_BUSY_REJECT);
-    assert_true(test_run_timed(&L, &b.ended, 5000));
+    run_script(&b, &s, true, "hi");
     assert_true(b.saw_tool_call);
     assert_int_equal(b.status, RUN_FAILED);
     assert_string_equal(b.code, "max_wall_time");
@@ -573,9 +568,7 @@ static void test_max_steps(void **state)
     (void)state;
     fixture_open("one-step", &step_core_toolcall);
     sub b;
-    sub_init(&b, true);
-    post(&b, "what time is it [[tool:clock {}]]", RUNS_BUSY_REJECT);
-    assert_true(test_run_timed(&L, &b.ended, 5000));
+    run_script(&b, NULL, true, "what time is it [[tool:clock {}]]");
     assert_int_equal(b.status, RUN_FAILED);
     assert_string_equal(b.code, "max_steps");
     assert_int_equal(b.steps, 1);
@@ -588,9 +581,7 @@ static void test_max_tool_calls(void **state)
     (void)state;
     fixture_open("no-tools", &step_core_toolcall);
     sub b;
-    sub_init(&b, true);
-    post(&b, "what time is it [[tool:clock {}]]", RUNS_BUSY_REJECT);
-    assert_true(test_run_timed(&L, &b.ended, 5000));
+    run_script(&b, NULL, true, "what time is it [[tool:clock {}]]");
     assert_int_equal(b.status, RUN_FAILED);
     assert_string_equal(b.code, "max_tool_calls");
     assert_int_equal(b.tool_calls, 0);
@@ -605,11 +596,8 @@ static void test_loop_guard(void **state)
 #define CLOCK_CALL "tools:[{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"clock\",\"arguments\":\"{ }\"}}]"
     script s = {.effects = {"model:a [[tokens:2]]", CLOCK_CALL, "model:b [[tokens:2]]", CLOCK_CALL,
                             "model:c [[tokens:2]]", CLOCK_CALL}};
-    SCRIPTS[N_SCRIPTS++] = &s;
     sub b;
-    sub_init(&b, true);
-    post(&b, "hi", RUNS_BUSY_REJECT);
-    assert_true(test_run_timed(&L, &b.ended, 5000));
+    run_script(&b, &s, true, "hi");
     assert_int_equal(b.status, RUN_FAILED);
     assert_string_equal(b.code, "repeated_tool_call");
     assert_int_equal(b.tool_calls, 2);   /* the third never ran */
@@ -622,11 +610,8 @@ static void test_core_failure(void **state)
     (void)state;
     fixture_open("scripted", &FAKE_CORE);
     script s = {.effects = {"fail:the core gave up"}};
-    SCRIPTS[N_SCRIPTS++] = &s;
     sub b;
-    sub_init(&b, false);
-    post(&b, "hi", RUNS_BUSY_REJECT);
-    assert_true(test_run_timed(&L, &b.ended, 5000));
+    run_script(&b, &s, false, "hi");
     assert_int_equal(b.err_kind, 0);
     assert_int_equal(b.status, RUN_FAILED);
     assert_string_equal(b.code, "scripted_failure");
