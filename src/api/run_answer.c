@@ -137,7 +137,10 @@ static bool run_client_start(runs_subscriber *sub, const run_rec *run)
 static bool run_client_event(runs_subscriber *sub, const char *name, const char *json, size_t len)
 {
     run_client *c = (run_client *)sub;
-    return c->sse ? http_sse_event(c->sse, name, NULL, json, len) : true;
+    /* A client gone (its on_abort follows) is not a full one: the model
+     * must not pause for it. */
+    if (!c->sse || c->req->aborted) return true;
+    return http_sse_event(c->sse, name, NULL, json, len);
 }
 
 static void run_client_end(runs_subscriber *sub, const runs_outcome *o)

@@ -33,7 +33,12 @@ void runs_subscriber_gone(runs_subscriber *s)
 {
     run_exec *x = s->run;
     s->run = NULL;
-    if (x && x->sub == s) x->sub = NULL;
+    if (!x || x->sub != s) return;
+    x->sub = NULL;
+    if (x->sub_full) {                 /* nobody left to wait for */
+        x->sub_full = false;
+        if (x->call) upstream_call_resume(x->call);
+    }
 }
 
 void runs_subscriber_drained(runs_subscriber *s)
