@@ -4,9 +4,9 @@
  * function. Given the run's state and the last event (the user's message,
  * the model's reply, the results of tool calls), it returns the next
  * *effect* it wants — call the model, call tools, finish, fail. The harness
- * (src/runs/) performs the effect only after its own checks (scope, limits,
- * tool permission, argument validation), records it, and feeds the result
- * back as the next event.
+ * (src/runs/) performs the effect only after its own checks (scope, limits;
+ * tool permission and argument validation in src/guard/), records it, and
+ * feeds the result back as the next event.
  *
  * A core never opens a socket, a file, a credential or the store: it sees
  * JSON in and hands JSON out. Everything in this folder is pure computation

@@ -6,8 +6,9 @@
  * The harness (src/runs/) — never the agent core — runs them:
  *
  *   1. tools_validate_args() checks the model's arguments against the
- *      tool's JSON Schema before anything runs; on failure the model gets
- *      the error message as the tool result, so it can correct itself;
+ *      tool's JSON Schema before anything runs (called by the guards,
+ *      src/guard/); on failure the model gets the error message as the
+ *      tool result, so it can correct itself;
  *   2. tools_execute() runs the tool asynchronously on the run's loop
  *      (HTTP tools over libcurl on the loop; memory through the store on the
  *      thread pool; clock at once — but always called back on a later loop
