@@ -9,7 +9,8 @@
  * (refused, failing) becoming the tool's result; cancellation mid-tool;
  * interrupt; enqueue and reject on a busy session; a limit hit at each
  * point — wall time in a model call and in a tool, steps and tool calls
- * (the core's), the loop guard (guard/) — and a core that fails. */
+ * (the core's), the loop guard (guard/) — a core that fails, and a
+ * subscriber's backpressure: full, drained, gone. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -167,6 +168,7 @@ typedef struct sub {
     char       events[32][24];
     int        n_events;
     int        saw_tool_call;
+    int        deltas;
     /* the outcome */
     int        err_kind;              /* 0: none */
     char       err_code[64];
@@ -195,7 +197,15 @@ static bool sub_event(runs_subscriber *s, const char *name, const char *json, si
     assert_non_null(strstr(json, "\"run_id\""));
     if (b->n_events < 32) snprintf(b->events[b->n_events++], sizeof b->events[0], "%s", name);
     if (strcmp(name, "tool.call") == 0) b->saw_tool_call = 1;
+    if (strcmp(name, "message.delta") == 0) b->deltas++;
     return true;
+}
+
+/* A subscriber that is always full (a client that never reads). */
+static bool sub_event_full(runs_subscriber *s, const char *name, const char *json, size_t len)
+{
+    sub_event(s, name, json, len);
+    return false;
 }
 
 static void sub_end(runs_subscriber *s, const runs_outcome *o)
@@ -633,6 +643,41 @@ static void test_session_not_found(void **state)
     fixture_close();
 }
 
+/* A full subscriber pauses the model; drained, it gets more; once it
+ * has left, the run goes on to its end without it. */
+static void test_backpressure_drain_and_gone(void **state)
+{
+    (void)state;
+    fixture_open("scripted", &FAKE_CORE);
+    script s = {.effects = {"model:hello [[tokens:40]]", "finish:ok"}};
+    SCRIPTS[N_SCRIPTS++] = &s;
+    sub b;
+    sub_init(&b, true);
+    b.rs.on_event = sub_event_full;
+    post(&b, "hi", RUNS_BUSY_REJECT);
+    assert_true(test_run_timed(&L, &b.deltas, 5000));
+    test_spin(&L, 100);
+    int paused_at = b.deltas;
+    test_spin(&L, 150);
+    assert_int_equal(b.deltas, paused_at);      /* no progress while full */
+    assert_int_equal(b.ended, 0);
+    runs_subscriber_drained(&b.rs);
+    test_spin(&L, 100);
+    assert_true(b.deltas > paused_at);          /* one more, then full again */
+    int second = b.deltas;
+    test_spin(&L, 100);
+    assert_int_equal(b.deltas, second);
+    runs_subscriber_gone(&b.rs);
+    for (int i = 0; i < 100 && runs_active(F.r) > 0; i++) test_spin(&L, 50);
+    assert_int_equal(runs_active(F.r), 0);
+    assert_int_equal(b.ended, 0);               /* never told: it had left */
+    assert_int_equal(b.deltas, second);
+    run_rec rec;
+    assert_int_equal(store_run_get(F.st, &F.user, b.run_id, &rec), STORE_OK);
+    assert_int_equal(rec.status, RUN_COMPLETED);
+    fixture_close();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -650,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_loop_guard),
         cmocka_unit_test(test_core_failure),
         cmocka_unit_test(test_session_not_found),
+        cmocka_unit_test(test_backpressure_drain_and_gone),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
