@@ -178,6 +178,9 @@ void api_audit_verify(api_ctx *ctx);    /* GET /v1/audit/verify */
  * source address a second; never the secret), then send it. On the loop. */
 void api_audit_auth_failure(api_ctx *ctx, const char *code);
 void api_chat_completions(api_ctx *ctx);
+/* x-ratelimit-* headers of the OpenAI form, added to the response
+ * (ratelimit_headers.c). */
+void api_add_ratelimit_headers(http_request *req, const govern_ratelimit_info *rl);
 /* agents and their sessions (agents.c, sessions.c, runs.c) */
 void api_agents_list(api_ctx *ctx);
 void api_sessions_create(api_ctx *ctx);

@@ -18,15 +18,17 @@
  * x-brigade-timeout-ms capped by server.max_request_timeout_ms — and tells
  * the client what served it (x-brigade-model, x-brigade-deployment).
  *
- * Before the call goes anywhere it passes the governance gate
- * (govern/gate.h): rate limits, the worst-case cost reserved against every
- * budget, and a fair-queue slot of the model's upstream capacity. When it
- * ends the reservation is settled to the cost actually charged (or
- * released), and x-ratelimit-* headers tell the client where it stands.
+ * The call itself is a metered model call (govern/call.h), the same one
+ * agent runs make: rate limits, the worst-case cost reserved against every
+ * budget, a fair-queue slot of the model's upstream capacity, settling to
+ * what was delivered, the usage row, spans. This file is the HTTP side:
+ * the answer, the renaming, and x-ratelimit-* headers that tell the client
+ * where it stands.
  *
  * Runs entirely on the loop thread: no store reads, no blocking. */
 #include "api/api.h"
 #include "api/chat_request.h"
+#include "govern/call.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +40,6 @@
 
 typedef struct gateway_call {
     api_ctx         *ctx;
-    upstream_call   *call;          /* the call in flight, or NULL */
     const model_cfg *model;         /* the model the client asked for */
     const model_cfg *served;        /* the model of the attempt answering (a fallback, maybe) */
     const char      *served_upstream; /* its name at the provider */
@@ -50,44 +51,20 @@ typedef struct gateway_call {
     bool             stream_started;
     buf              scratch;       /* one SSE event at a time, reused */
     buf              rename;        /* an event or body with the model renamed, reused */
-    gate_call        gate;          /* governance: reservation, rate limits, upstream slot */
+    metered_call     mc;            /* governance, the provider call, its usage and spans */
     bool             waiting;       /* queued for an upstream slot */
-    obs_span        *model_span;    /* the model call ("chat MODEL") */
-    obs_span        *queue_span;    /* waiting for an upstream slot */
 } gateway_call;
 
 /* ---- usage ---- */
 
-/* Charge the calling user for a call that produced an answer — a complete
- * one, or the part of a cut stream the client already received. A failed
- * call that delivered nothing costs the user nothing. */
+/* The usage row of a delivered call (the metered call's rule), and the
+ * gateway's own totals for /metrics. */
 static void gateway_record_usage(gateway_call *g, const upstream_result *res, int status)
 {
     api_ctx *ctx = g->ctx;
     app *a = ctx->app;
-    bool delivered = res->error == UPSTREAM_OK || (g->stream_started && res->output_tokens > 0);
-    if (!delivered || (res->input_tokens == 0 && res->output_tokens == 0)) return;
     usage_rec u;
-    memset(&u, 0, sizeof u);
-    u.ts = time_now_unix();
-    snprintf(u.tenant_id, sizeof u.tenant_id, "%s", ctx->scope.tenant_id);
-    snprintf(u.user_id, sizeof u.user_id, "%s", ctx->scope.user_id);
-    snprintf(u.key_id, sizeof u.key_id, "%s", ctx->scope.key_id);
-    /* The model that served it is the one charged, at its own prices. */
-    const model_cfg *m = res->served_model ? res->served_model : g->model;
-    snprintf(u.model, sizeof u.model, "%s", m->name);
-    snprintf(u.deployment, sizeof u.deployment, "%s", res->deployment ? res->deployment : "");
-    memcpy(u.request_id, ctx->req->request_id, sizeof u.request_id);
-    u.input_tokens = res->input_tokens;
-    u.output_tokens = res->output_tokens;
-    u.cost_nusd = config_cost_nusd(m, res->input_tokens, res->output_tokens);
-    u.status = status;
-    store_usage_record(a->store, &u);
-    obs_counter_add(obs_series_of(obs_m_tokens(), OBS_L(u.tenant_id, u.model, "input")),
-                    (uint64_t)u.input_tokens);
-    obs_counter_add(obs_series_of(obs_m_tokens(), OBS_L(u.tenant_id, u.model, "output")),
-                    (uint64_t)u.output_tokens);
-    obs_counter_add(obs_series_of(obs_m_cost(), OBS_L(u.tenant_id, u.model)), (uint64_t)u.cost_nusd);
+    if (!metered_call_record_usage(&g->mc, a->store, res, ctx->req->request_id, status, &u)) return;
     atomic_fetch_add(&a->metrics.input_tokens, (uint64_t)u.input_tokens);
     atomic_fetch_add(&a->metrics.output_tokens, (uint64_t)u.output_tokens);
     atomic_fetch_add(&a->metrics.cost_nusd, (uint64_t)u.cost_nusd);
@@ -203,8 +180,10 @@ static void gateway_stream_event(gateway_call *g, const char *json, size_t len)
     buf_append(&g->scratch, "\n\n", 2);
 }
 
-static bool gateway_on_event(upstream_call *call, const char *json, size_t len, void *arg)
+static bool gateway_on_event(metered_call *mc, upstream_call *call, const char *json, size_t len,
+                             void *arg)
 {
+    (void)mc;
     gateway_call *g = arg;
     http_request *req = g->ctx->req;
     if (req->aborted) return true;          /* on_abort cancels the call; just drain */
@@ -216,6 +195,7 @@ static bool gateway_on_event(upstream_call *call, const char *json, size_t len, 
         gateway_served_headers(g, upstream_call_deployment(call));
         http_stream_begin(req, 200, "text/event-stream");
         g->stream_started = true;
+        metered_call_reached_client(&g->mc);
         obs_gauge_add(obs_series_of(obs_m_active_streams(), NULL), 1);
     }
     gateway_stream_event(g, json, len);
@@ -241,21 +221,9 @@ static void gateway_finish(gateway_call *g, const upstream_result *res)
     http_request *req = ctx->req;
     gateway_detach(g);
 
-    /* Governance: charge what was delivered (the same rule as the usage
-     * ledger below), release the rest of the reservation and the slot. */
-    {
-        bool delivered = res->error == UPSTREAM_OK || (g->stream_started && res->output_tokens > 0);
-        const model_cfg *m = res->served_model ? res->served_model : g->model;
-        int64_t cost = delivered ? config_cost_nusd(m, res->input_tokens, res->output_tokens) : 0;
-        gate_leave(&g->gate, delivered, res->input_tokens + res->output_tokens, cost);
-        if (g->queue_span) {
-            obs_span_end(g->queue_span, OBS_STATUS_ERROR, "left the queue");
-            g->queue_span = NULL;
-        }
-        upstream_span_end(g->model_span, res, cost);
-        g->model_span = NULL;
-        if (g->stream_started) obs_gauge_add(obs_series_of(obs_m_active_streams(), NULL), -1);
-    }
+    /* The metered call has settled it (the delivered rule) and ended its
+     * spans; the usage row below follows the same rule. */
+    if (g->stream_started) obs_gauge_add(obs_series_of(obs_m_active_streams(), NULL), -1);
 
     int status = 200;
     if (res->error != UPSTREAM_OK) {
@@ -317,39 +285,22 @@ static void gateway_finish(gateway_call *g, const upstream_result *res)
     buf_free(&rename);
 }
 
-static void gateway_on_done(upstream_call *call, const upstream_result *res, void *arg)
+static void gateway_on_done(metered_call *mc, upstream_call *call, const upstream_result *res,
+                            void *arg)
 {
+    (void)mc;
     gateway_call *g = arg;
-    g->call = NULL;
     gateway_note_served(g, call);
     gateway_finish(g, res);
 }
 
-static void gateway_on_attempt(upstream_call *call, const upstream_attempt *a, void *arg)
-{
-    (void)call;
-    gateway_call *g = arg;
-    upstream_span_attempt(g->model_span, &g->ctx->scope, a);
-}
-
 static void gateway_start(gateway_call *g)
 {
-    static const upstream_callbacks cbs = {gateway_on_event, gateway_on_done, gateway_on_attempt};
     api_ctx *ctx = g->ctx;
     atomic_fetch_add(&ctx->app->metrics.upstream_calls, 1);
-    if (g->queue_span) {
-        obs_span_set_int(g->queue_span, "brigade.queue.wait_ms", g->gate.queue_wait_ms);
-        obs_span_end(g->queue_span, OBS_STATUS_OK, NULL);
-        g->queue_span = NULL;
-    }
-    /* The provider continues the trace from the model call's span. */
-    char tp[OBS_TRACEPARENT_LEN + 1] = "";
-    if (g->model_span) obs_traceparent_format(obs_span_ctx(g->model_span), tp);
-    upstream_opts opts = {.deadline_ms = g->deadline_ms, .request_id = ctx->req->request_id,
-                          .traceparent = tp[0] ? tp : NULL};
-    g->call = upstream_chat(ctx->thread->upstream, g->model, g->upstream_body,
-                            g->upstream_body_len, g->stream, &opts, &cbs, g);
-    if (!g->call) {
+    if (!metered_call_dispatch(&g->mc, ctx->thread->upstream, g->upstream_body,
+                               g->upstream_body_len, ctx->req->request_id)) {
+        /* Not started: the metered call is over (released, span ended). */
         const char *why = upstream_last_error();
         if (why[0]) {
             /* The request cannot be put in this provider's form: the
@@ -357,10 +308,6 @@ static void gateway_start(gateway_call *g)
             api_fail(ctx, 400, "invalid_request_error", "unsupported_for_provider", NULL,
                      "this request cannot be sent to provider \"%s\": %s",
                      g->model->provider_name, why);
-            gate_leave(&g->gate, false, 0, 0);
-            upstream_result none = {.error = UPSTREAM_MALFORMED, .message = why};
-            upstream_span_end(g->model_span, &none, 0);
-            g->model_span = NULL;
             buf scratch = g->scratch, rename = g->rename;
             gateway_detach(g);
             api_send(ctx);
@@ -403,19 +350,9 @@ static void gateway_refuse(gateway_call *g, const gate_refusal *why)
     api_ctx *ctx = g->ctx;
     http_request *req = ctx->req;
     gateway_detach(g);
-    gate_leave(&g->gate, false, 0, 0);
-    if (g->queue_span) {
-        obs_span_end(g->queue_span, OBS_STATUS_ERROR, why->message);
-        g->queue_span = NULL;
-    }
-    if (g->model_span) {
-        obs_span_set_str(g->model_span, "brigade.refused", why->code);
-        obs_span_end(g->model_span, OBS_STATUS_ERROR, why->message);
-        g->model_span = NULL;
-    }
     if (why->retry_after_s)
         snprintf(ctx->retry_after, sizeof ctx->retry_after, "%u", why->retry_after_s);
-    gate_add_ratelimit_headers(req, &g->gate.ratelimit);
+    api_add_ratelimit_headers(req, &g->mc.gate.ratelimit);
     api_fail(ctx, why->status, why->type, why->code, NULL, "%s", why->message);
     buf scratch = g->scratch, rename = g->rename;
     api_send(ctx);
@@ -423,17 +360,17 @@ static void gateway_refuse(gateway_call *g, const gate_refusal *why)
     buf_free(&rename);
 }
 
-static void gateway_gate_ready(gate_call *c, void *arg)
+static void gateway_gate_ready(metered_call *mc, void *arg)
 {
-    (void)c;
+    (void)mc;
     gateway_call *g = arg;
     g->waiting = false;
     gateway_start(g);
 }
 
-static void gateway_gate_refused(gate_call *c, const gate_refusal *why, void *arg)
+static void gateway_gate_refused(metered_call *mc, const gate_refusal *why, void *arg)
 {
-    (void)c;
+    (void)mc;
     gateway_call *g = arg;
     g->waiting = false;
     gateway_refuse(g, why);
@@ -445,12 +382,13 @@ static void gateway_on_abort(http_request *req)
 {
     gateway_call *g = ((api_ctx *)req->user)->handler_state;
     if (!g) return;
-    if (g->call) {
-        upstream_call_cancel(g->call);   /* on_done follows, synchronously */
+    if (g->mc.call) {
+        metered_call_cancel(&g->mc, "client went away");   /* on_done follows, synchronously */
     } else if (g->waiting) {
         g->waiting = false;
+        metered_call_cancel(&g->mc, "client went away");   /* out of the queue, released */
         upstream_result res = {.error = UPSTREAM_CANCELLED, .message = "client went away"};
-        gateway_finish(g, &res);        /* leaves the gate: queue, reservation */
+        gateway_finish(g, &res);
     }
 }
 
@@ -458,7 +396,7 @@ static void gateway_on_abort(http_request *req)
 static void gateway_on_drain(http_request *req)
 {
     gateway_call *g = ((api_ctx *)req->user)->handler_state;
-    if (g && g->call) upstream_call_resume(g->call);
+    if (g) metered_call_resume(&g->mc);
 }
 
 void api_chat_completions(api_ctx *ctx)
@@ -500,34 +438,26 @@ void api_chat_completions(api_ctx *ctx)
     identity_limits(ctx->app->identity, &ctx->scope, &lim[0], &lim[1], &lim[2]);
     gate_who who = {ctx->scope.tenant_id, ctx->scope.user_id, ctx->scope.key_id,
                     ctx->scope.tier[0] ? ctx->scope.tier : NULL, &lim[0], &lim[1], &lim[2]};
-    int64_t est_tokens, est_cost;
     /* Each of the n choices may run to the output cap: all of them are
      * reserved and counted against tpm; settling charges what the
      * provider reports. */
-    gate_estimate(g->model, g->upstream_body_len, (uint64_t)cr.choices * cr.max_output_tokens,
-                  &est_tokens, &est_cost);
+    metered_call_params p = {
+        .gate = ctx->thread->gate, .who = &who, .owner = &ctx->scope, .model = g->model,
+        .prompt_bytes = g->upstream_body_len,
+        .max_output = (uint64_t)cr.choices * cr.max_output_tokens,
+        .parent = ctx->span ? obs_span_ctx(ctx->span) : NULL, .stream = g->stream,
+        .deadline_ms = deadline};
+    static const metered_callbacks cbs = {gateway_on_event, gateway_gate_ready,
+                                          gateway_gate_refused, gateway_on_done};
     gate_refusal why;
-    g->model_span = upstream_span_begin(ctx->span ? obs_span_ctx(ctx->span) : NULL, &ctx->scope,
-                                        g->model, g->stream);
-    obs_span *gs = obs_span_begin(obs_span_ctx(g->model_span), "governance", OBS_SPAN_INTERNAL,
-                                  &ctx->scope);
-    obs_span_set_int(gs, "brigade.estimate.tokens", est_tokens);
-    obs_span_set_double(gs, "brigade.estimate.cost_usd", (double)est_cost / 1e9);
-    int r = gate_enter(ctx->thread->gate, &g->gate, &who, g->model, est_tokens, est_cost,
-                       deadline, gateway_gate_ready, gateway_gate_refused, g, &why);
-    obs_span_set_str(gs, "brigade.decision", r == GATE_REFUSED ? "refused" : r == GATE_WAIT ? "queued" : "admitted");
+    int r = metered_call_begin(&g->mc, &p, &cbs, g, &why);
     if (r == GATE_REFUSED) {
-        obs_span_set_str(gs, "brigade.limit", why.limit);
-        obs_span_end(gs, OBS_STATUS_ERROR, why.message);
         gateway_refuse(g, &why);
         return;
     }
-    obs_span_end(gs, OBS_STATUS_OK, NULL);
-    gate_add_ratelimit_headers(req, &g->gate.ratelimit);
+    api_add_ratelimit_headers(req, &g->mc.gate.ratelimit);
     if (r == GATE_WAIT) {
         g->waiting = true;              /* gateway_gate_ready or _refused follows */
-        g->queue_span = obs_span_begin(obs_span_ctx(g->model_span), "queue.wait", OBS_SPAN_INTERNAL,
-                                       &ctx->scope);
         return;
     }
     gateway_start(g);

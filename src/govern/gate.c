@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/http.h"
 #include "obs/obs.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -198,6 +197,11 @@ void gate_refusal_from_govern(gate_refusal *out, const govern_refusal *why)
     out->retry_after_s = why->retry_after_s;
 }
 
+bool gate_refusal_is_cost_cap(const gate_refusal *why)
+{
+    return strcmp(why->limit, "run.max_cost") == 0 || strcmp(why->limit, "session.max_cost") == 0;
+}
+
 static void gate_refuse_queue(gate_refusal *out, const char *model, uint32_t retry_after_s)
 {
     memset(out, 0, sizeof *out);
@@ -228,6 +232,10 @@ static void gate_refuse_deadline(gate_refusal *out, int64_t waited_ms)
  * budget, overload, deadline). */
 static void gate_count_refusal(const char *tenant_id, const gate_refusal *why)
 {
+    /* The agent's own cost caps are not the operator's governance: a run
+     * ended by its cap is a failed run, not a refusal (as before they were
+     * reserved here). */
+    if (gate_refusal_is_cost_cap(why)) return;
     const char *reason = "rate_limit";
     if (strcmp(why->type, "insufficient_quota") == 0) reason = "budget";
     else if (strcmp(why->type, "overloaded_error") == 0) reason = "overload";
@@ -287,6 +295,17 @@ int gate_enter(gate_thread *t, gate_call *c, const gate_who *who, const model_cf
                void (*ready)(gate_call *, void *), void (*refused)(gate_call *, const gate_refusal *, void *),
                void *arg, gate_refusal *why)
 {
+    return gate_enter_capped(t, c, who, NULL, model, est_tokens, est_cost_nusd, deadline_ms, ready,
+                             refused, arg, why);
+}
+
+int gate_enter_capped(gate_thread *t, gate_call *c, const gate_who *who,
+                      govern_cap *const caps[GOVERN_CAPS], const model_cfg *model,
+                      int64_t est_tokens, int64_t est_cost_nusd, uint64_t deadline_ms,
+                      void (*ready)(gate_call *, void *),
+                      void (*refused)(gate_call *, const gate_refusal *, void *), void *arg,
+                      gate_refusal *why)
+{
     memset(c, 0, sizeof *c);
     c->t = t;
     c->ready = ready;
@@ -296,7 +315,8 @@ int gate_enter(gate_thread *t, gate_call *c, const gate_who *who, const model_cf
     govern_subject s;
     gate_subject(g, who, &s);
     govern_refusal gr;
-    if (!govern_admit(g->gov, &s, est_tokens, est_cost_nusd, &c->reservation, &gr, &c->ratelimit)) {
+    if (!govern_admit_capped(g->gov, &s, caps, est_tokens, est_cost_nusd, &c->reservation, &gr,
+                             &c->ratelimit)) {
         gate_refusal_from_govern(why, &gr);
         gate_count_refusal(who->tenant_id, why);
         return GATE_REFUSED;
@@ -384,41 +404,4 @@ bool gate_budget_nearly_spent(gate *g, const gate_who *who, double fraction)
             fraction * (double)s.user.monthly_budget_nusd)
         return true;
     return false;
-}
-
-/* ---- headers ---- */
-
-/* OpenAI writes resets as durations: "1s", "6m0s", "20ms". */
-static void gate_duration(char *out, size_t n, int64_t ms)
-{
-    if (ms < 0) ms = 0;
-    if (ms < 1000) snprintf(out, n, "%lldms", (long long)ms);
-    else if (ms < 60000) snprintf(out, n, "%.3gs", (double)ms / 1000.0);
-    else snprintf(out, n, "%lldm%llds", (long long)(ms / 60000), (long long)((ms % 60000) / 1000));
-}
-
-/* One trio: x-ratelimit-{limit,remaining,reset}-{what}. */
-static void gate_ratelimit_trio(struct http_request *req, const char *what, int64_t limit,
-                                int64_t remaining, int64_t reset_ms)
-{
-    char name[48], v[32];
-    snprintf(name, sizeof name, "x-ratelimit-limit-%s", what);
-    snprintf(v, sizeof v, "%lld", (long long)limit);
-    http_add_header(req, name, v);
-    snprintf(name, sizeof name, "x-ratelimit-remaining-%s", what);
-    snprintf(v, sizeof v, "%lld", (long long)(remaining < 0 ? 0 : remaining));
-    http_add_header(req, name, v);
-    snprintf(name, sizeof name, "x-ratelimit-reset-%s", what);
-    gate_duration(v, sizeof v, reset_ms);
-    http_add_header(req, name, v);
-}
-
-void gate_add_ratelimit_headers(struct http_request *req, const govern_ratelimit_info *rl)
-{
-    if (rl->has_requests)
-        gate_ratelimit_trio(req, "requests", rl->limit_requests, rl->remaining_requests,
-                            rl->reset_requests_ms);
-    if (rl->has_tokens)
-        gate_ratelimit_trio(req, "tokens", rl->limit_tokens, rl->remaining_tokens,
-                            rl->reset_tokens_ms);
 }

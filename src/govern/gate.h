@@ -117,6 +117,14 @@ int  gate_enter(gate_thread *t, gate_call *c, const gate_who *who, const model_c
                 int64_t est_tokens, int64_t est_cost_nusd, uint64_t deadline_ms,
                 void (*ready)(gate_call *, void *), void (*refused)(gate_call *, const gate_refusal *, void *),
                 void *arg, gate_refusal *why);
+/* The same, with an agent run's cost caps reserved in the same step
+ * (govern_admit_capped; caps NULL: none). */
+int  gate_enter_capped(gate_thread *t, gate_call *c, const gate_who *who,
+                       govern_cap *const caps[GOVERN_CAPS], const model_cfg *model,
+                       int64_t est_tokens, int64_t est_cost_nusd, uint64_t deadline_ms,
+                       void (*ready)(gate_call *, void *),
+                       void (*refused)(gate_call *, const gate_refusal *, void *), void *arg,
+                       gate_refusal *why);
 
 /* The call ended: delivered (charge actual tokens and cost) or not
  * (release everything). Leaves the queue if still waiting. Idempotent. */
@@ -124,6 +132,9 @@ void gate_leave(gate_call *c, bool delivered, int64_t actual_tokens, int64_t act
 
 /* Refusals of govern in the gate's form. */
 void gate_refusal_from_govern(gate_refusal *out, const govern_refusal *why);
+/* Was it an agent's per-run or per-session cost cap (run_budget_exceeded,
+ * session_budget_exceeded)? Those end a run as failed, not refused. */
+bool gate_refusal_is_cost_cap(const gate_refusal *why);
 
 /* Runs: the user's concurrent-runs limit. */
 bool gate_run_begin(gate *g, const gate_who *who, gate_refusal *why);
@@ -132,9 +143,5 @@ void gate_run_end(gate *g, const char *tenant_id, const char *user_id);
 /* Has the user spent at least `fraction` of its daily or monthly budget
  * (spent + reserved)? For graceful degradation. */
 bool gate_budget_nearly_spent(gate *g, const gate_who *who, double fraction);
-
-/* x-ratelimit-* headers of the OpenAI form, added to the response. */
-struct http_request;
-void gate_add_ratelimit_headers(struct http_request *req, const govern_ratelimit_info *rl);
 
 #endif

@@ -234,9 +234,67 @@ static void subject_limits(const govern_subject *s, const govern_limits *lims[LV
     lims[LV_TENANT] = &s->tenant;
 }
 
+/* ---- cost caps (the caller's counters, under g->mu when g exists) ---- */
+
+static bool caps_fit(govern_cap *const caps[GOVERN_CAPS], int64_t est_cost, govern_refusal *why)
+{
+    for (int i = 0; caps && i < GOVERN_CAPS; i++) {
+        const govern_cap *c = caps[i];
+        if (!c || c->limit_nusd <= 0) continue;
+        /* Written as a difference so a huge estimate cannot overflow. */
+        if (est_cost > c->limit_nusd - c->spent_nusd - c->reserved_nusd) {
+            govern_refuse_cap(why, c, est_cost);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void caps_reserve(govern_cap *const caps[GOVERN_CAPS], int64_t est_cost,
+                         govern_reservation *out)
+{
+    for (int i = 0; caps && i < GOVERN_CAPS; i++) {
+        out->caps[i] = caps[i];
+        if (caps[i]) caps[i]->reserved_nusd += est_cost;
+    }
+}
+
+static void caps_finish(govern_reservation *r, bool settle, int64_t actual_cost)
+{
+    for (int i = 0; i < GOVERN_CAPS; i++) {
+        govern_cap *c = r->caps[i];
+        if (!c) continue;
+        c->reserved_nusd -= r->est_cost_nusd;
+        if (c->reserved_nusd < 0) c->reserved_nusd = 0;
+        if (settle) c->spent_nusd += actual_cost;
+        r->caps[i] = NULL;
+    }
+}
+
+bool govern_caps_allow(govern_cap *const caps[GOVERN_CAPS], int64_t est_cost_nusd,
+                       govern_refusal *why)
+{
+    return caps_fit(caps, est_cost_nusd < 0 ? 0 : est_cost_nusd, why);
+}
+
+void govern_cap_read(govern *g, const govern_cap *cap, int64_t *spent, int64_t *reserved)
+{
+    pthread_mutex_lock(&g->mu);
+    if (spent) *spent = cap->spent_nusd;
+    if (reserved) *reserved = cap->reserved_nusd;
+    pthread_mutex_unlock(&g->mu);
+}
+
 bool govern_admit(govern *g, const govern_subject *s, int64_t est_tokens,
                   int64_t est_cost_nusd, govern_reservation *out,
                   govern_refusal *why, govern_ratelimit_info *rl)
+{
+    return govern_admit_capped(g, s, NULL, est_tokens, est_cost_nusd, out, why, rl);
+}
+
+bool govern_admit_capped(govern *g, const govern_subject *s, govern_cap *const caps[GOVERN_CAPS],
+                         int64_t est_tokens, int64_t est_cost_nusd, govern_reservation *out,
+                         govern_refusal *why, govern_ratelimit_info *rl)
 {
     if (est_tokens < 0) est_tokens = 0;
     if (est_cost_nusd < 0) est_cost_nusd = 0;
@@ -246,18 +304,33 @@ bool govern_admit(govern *g, const govern_subject *s, int64_t est_tokens,
     pthread_mutex_lock(&g->mu);
     int64_t now = govern_now(g);
     int64_t now_ns = now * NS_PER_MS;
+    govern_ent *ents[LV_N] = { NULL, NULL, NULL };
+
+    /* 0. The agent's cost caps, governed or not: spent + reserved + this
+     * call's worst case must fit. */
+    if (!caps_fit(caps, est_cost_nusd, why)) {
+        g->st.refused_cost_cap++;
+        if (!g->enabled) {
+            pthread_mutex_unlock(&g->mu);
+            if (rl) memset(rl, 0, sizeof *rl);
+            return false;
+        }
+        for (int lv = 0; lv < LV_N; lv++) lims[lv] = NULL;   /* no rate state to report */
+        goto refused;
+    }
 
     if (!g->enabled) {
         memset(out, 0, sizeof *out);
         out->state = GOVERN_RES_UNGOVERNED;
         out->admitted_ms = now;
+        out->est_cost_nusd = est_cost_nusd;
+        caps_reserve(caps, est_cost_nusd, out);
         g->st.admits++;
         pthread_mutex_unlock(&g->mu);
         if (rl) memset(rl, 0, sizeof *rl);
         return true;
     }
 
-    govern_ent *ents[LV_N] = { NULL, NULL, NULL };
     for (int lv = 0; lv < LV_N; lv++) {
         if (!lims[lv]) continue;
         ents[lv] = ent_get(g, lv, s->tenant_id, s->user_id, s->key_id, true);
@@ -335,6 +408,7 @@ bool govern_admit(govern *g, const govern_subject *s, int64_t est_tokens,
         out->ent[lv] = e;
         out->tpm_interval_ns[lv] = lims[lv]->tpm > 0 ? gcra_interval_ns(lims[lv]->tpm) : 0;
     }
+    caps_reserve(caps, est_cost_nusd, out);
     out->state = GOVERN_RES_ACTIVE;
     out->est_tokens = est_tokens;
     out->est_cost_nusd = est_cost_nusd;
@@ -366,6 +440,7 @@ static void govern_finish(govern *g, govern_reservation *r, bool settle,
     pthread_mutex_lock(&g->mu);
     if (r->state != GOVERN_RES_ACTIVE) {
         if (r->state == GOVERN_RES_UNGOVERNED) {
+            caps_finish(r, settle, actual_cost);
             r->state = GOVERN_RES_DONE;
             if (settle) g->st.settles++;
             else        g->st.releases++;
@@ -396,6 +471,7 @@ static void govern_finish(govern *g, govern_reservation *r, bool settle,
             if (e->tpm_tat_ns < now_ns) e->tpm_tat_ns = now_ns;
         }
     }
+    caps_finish(r, settle, actual_cost);
     g->st.reserved_nusd -= r->est_cost_nusd;
     if (settle) g->st.settles++;
     else        g->st.releases++;

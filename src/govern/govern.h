@@ -65,9 +65,20 @@
  * pass: it is refused at once with code "tokens_exceed_limit" (status 429,
  * type "rate_limit_error", retry_after_s 0 = "do not retry as is").
  *
- * Order of checks in govern_admit: tokens_exceed_limit, then budgets (day
- * before month; user, key, tenant), then rates (rpm and tpm at user, key,
- * tenant). A refusal consumes and reserves nothing. */
+ * Cost caps
+ * ---------
+ * An agent caps what one run, and one session, may cost. These caps are
+ * not levels with periods but caller-owned counters (govern_cap: spent +
+ * reserved against a limit) that govern_admit reserves against in the same
+ * all-or-nothing step as the budgets, under the same lock: two calls of one
+ * run or session admitted at once can never together pass the cap. Caps
+ * apply even when governance is off (they are the agent's, not the
+ * operator's).
+ *
+ * Order of checks in govern_admit: cost caps (run, then session), then
+ * tokens_exceed_limit, then budgets (day before month; user, key, tenant),
+ * then rates (rpm and tpm at user, key, tenant). A refusal consumes and
+ * reserves nothing. */
 #ifndef BRIGADE_GOVERN_H
 #define BRIGADE_GOVERN_H
 
@@ -90,6 +101,19 @@ typedef struct govern_limits {
     int64_t monthly_budget_nusd;  /* spend per UTC month */
 } govern_limits;
 
+/* An agent's cost cap of one run or one session (see "Cost caps"). The
+ * owner sets name, limit and the spend so far, keeps it alive while any
+ * reservation against it is outstanding, and reads it only through
+ * govern_cap_read (govern's lock guards spent and reserved). */
+typedef struct govern_cap {
+    const char *name;             /* "run" or "session": the refusal's words */
+    int64_t     limit_nusd;       /* 0 = no cap */
+    int64_t     spent_nusd;       /* charged so far */
+    int64_t     reserved_nusd;    /* outstanding reservations */
+} govern_cap;
+
+enum { GOVERN_CAP_RUN = 0, GOVERN_CAP_SESSION = 1, GOVERN_CAPS = 2 };
+
 /* Who makes a call, with the limits that apply at each level. The strings
  * are only read during the call. */
 typedef struct govern_subject {
@@ -105,10 +129,12 @@ typedef struct govern_refusal {
     const char *type;             /* "rate_limit_error" (rpm, tpm, runs) or
                                      "insufficient_quota" (budgets) */
     char code[48];                /* "rate_limit_exceeded", "tokens_exceed_limit",
-                                     "budget_exceeded", "concurrency_limit" */
+                                     "budget_exceeded", "concurrency_limit",
+                                     "run_budget_exceeded", "session_budget_exceeded" */
     char limit[48];               /* "<level>.<limit>": "user.rpm", "key.tpm",
                                      "tenant.daily_budget", "user.monthly_budget",
-                                     "tenant.max_concurrent_runs" */
+                                     "tenant.max_concurrent_runs",
+                                     "run.max_cost", "session.max_cost" */
     char message[256];            /* one human sentence naming the limit and its
                                      value; rates: when to retry; budgets: spent,
                                      reserved and budget in USD and when the
@@ -147,6 +173,7 @@ typedef struct govern_reservation {
     int64_t day_start_ms, month_start_ms; /* periods current at admission */
     /* private */
     struct govern_ent *ent[3];            /* user, key, tenant (or NULL) */
+    govern_cap *caps[GOVERN_CAPS];        /* the cost caps reserved against */
     int64_t tpm_interval_ns[3];           /* T of each level's tpm, 0 = none */
 } govern_reservation;
 
@@ -164,6 +191,7 @@ typedef struct govern_stats {
     uint64_t refused_rpm, refused_tpm, refused_tokens_exceed;
     uint64_t refused_daily_budget, refused_monthly_budget;
     uint64_t refused_concurrency;
+    uint64_t refused_cost_cap;
     uint64_t runs_begun;
     int64_t  reserved_nusd;               /* outstanding, all tenants */
 } govern_stats;
@@ -196,6 +224,11 @@ void    govern_ledger_add(govern *g, const char *tenant_id, const char *user_id,
 bool    govern_admit(govern *g, const govern_subject *s, int64_t est_tokens,
                      int64_t est_cost_nusd, govern_reservation *out,
                      govern_refusal *why, govern_ratelimit_info *rl);
+/* The same, reserving also against caps[GOVERN_CAP_RUN] and
+ * caps[GOVERN_CAP_SESSION] (caps NULL, or an entry NULL: none). */
+bool    govern_admit_capped(govern *g, const govern_subject *s, govern_cap *const caps[GOVERN_CAPS],
+                            int64_t est_tokens, int64_t est_cost_nusd, govern_reservation *out,
+                            govern_refusal *why, govern_ratelimit_info *rl);
 
 /* The call finished: release the reservation and charge actual_cost_nusd
  * to the current day and month of each level; move each tpm bucket by
@@ -209,6 +242,14 @@ void    govern_settle(govern *g, govern_reservation *r, int64_t actual_tokens,
  * estimated tokens; the request stays counted in rpm. No-op unless r is
  * active. */
 void    govern_release(govern *g, govern_reservation *r);
+
+/* A consistent copy of a cap's counters (under govern's lock). */
+void    govern_cap_read(govern *g, const govern_cap *cap, int64_t *spent, int64_t *reserved);
+
+/* The cap check alone, for a caller with no govern (a single thread):
+ * would est_cost_nusd pass every cap? Reserves nothing. */
+bool    govern_caps_allow(govern_cap *const caps[GOVERN_CAPS], int64_t est_cost_nusd,
+                          govern_refusal *why);
 
 /* The rate-limit state of s's levels without consuming anything. */
 void    govern_peek_rate(govern *g, const govern_subject *s, govern_ratelimit_info *rl);

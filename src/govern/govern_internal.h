@@ -25,5 +25,7 @@ void govern_refuse_budget(govern_refusal *why, const char *level, bool monthly,
                           int64_t budget, int64_t spent, int64_t reserved,
                           int64_t est, int64_t now_ms, int64_t resets_ms);
 void govern_refuse_runs(govern_refusal *why, const char *level, int64_t limit);
+/* An agent's per-run or per-session cost cap (cap->name is the level). */
+void govern_refuse_cap(govern_refusal *why, const govern_cap *cap, int64_t est);
 
 #endif

@@ -82,3 +82,23 @@ void govern_refuse_runs(govern_refusal *why, const char *level, int64_t limit)
              "Concurrency limit %s reached: at most %" PRId64 " agent runs at once. "
              "Retry when a run ends.", why->limit, limit);
 }
+
+void govern_refuse_cap(govern_refusal *why, const govern_cap *cap, int64_t est)
+{
+    char code[48];
+    snprintf(code, sizeof code, "%s_budget_exceeded", cap->name);
+    set_head(why, "insufficient_quota", code, cap->name, "max_cost");
+    why->retry_after_s = 0;    /* the run's or session's spend will not go down */
+    int n = snprintf(why->message, sizeof why->message,
+                     "the next model call could cost up to $%.6f, which would pass the "
+                     "agent's cap of $%.6f per %s ($%.6f spent", (double)est / 1e9,
+                     (double)cap->limit_nusd / 1e9, cap->name, (double)cap->spent_nusd / 1e9);
+    if (n > 0 && (size_t)n < sizeof why->message) {
+        /* Another call of the same run or session holds a reservation. */
+        if (cap->reserved_nusd > 0)
+            snprintf(why->message + n, sizeof why->message - (size_t)n, ", $%.6f reserved)",
+                     (double)cap->reserved_nusd / 1e9);
+        else
+            snprintf(why->message + n, sizeof why->message - (size_t)n, ")");
+    }
+}

@@ -5,11 +5,11 @@
  * Retries, deployments and fallbacks are upstream_chat's; the call's
  * deadline is what is left of the run's wall time.
  *
- * Before each call: the agent's per-run and per-session cost caps, the
- * degradation rule (a nearly spent budget sends the call to the agent's
- * cheaper model), and the governance gate (govern/gate.h) — rate limits,
- * the worst-case cost reserved, a fair-queue slot. After it the
- * reservation is settled to what was charged. */
+ * Before each call: the degradation rule (a nearly spent budget sends the
+ * call to the agent's cheaper model). The call itself is a metered model
+ * call (govern/call.h), the same as the gateway's: the agent's per-run and
+ * per-session cost caps reserved with the budgets, rate limits, a
+ * fair-queue slot, settling to what was delivered, usage, spans. */
 #include "runs/runs_internal.h"
 
 #include <stdio.h>
@@ -18,8 +18,6 @@
 
 #include "util/log.h"
 #include "util/timeutil.h"
-
-static void run_model_leave_gate(run_exec *x, bool delivered, const upstream_result *res);
 
 /* Merge one streamed tool-call fragment into the call at its index. */
 static void run_model_take_tool_delta(run_exec *x, const cJSON *d)
@@ -60,7 +58,8 @@ static void run_model_take_tool_delta(run_exec *x, const cJSON *d)
     }
 }
 
-static bool run_model_on_event(upstream_call *call, const char *json, size_t len, void *arg)
+static bool run_model_on_event(metered_call *mc, upstream_call *call, const char *json, size_t len,
+                               void *arg)
 {
     (void)call;
     run_exec *x = arg;
@@ -74,6 +73,7 @@ static bool run_model_on_event(upstream_call *call, const char *json, size_t len
         size_t n = strlen(content->valuestring);
         if (x->reply_text.len + n <= (4u << 20)) buf_append(&x->reply_text, content->valuestring, n);
         x->reply_started = true;
+        metered_call_reached_client(mc);
         cJSON *d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "text", content->valuestring);
         run_event(x, "message.delta", d);
@@ -87,55 +87,27 @@ static bool run_model_on_event(upstream_call *call, const char *json, size_t len
     return more;
 }
 
+/* The run's books and the usage ledger, for a delivered call. */
 static void run_model_charge(run_exec *x, const upstream_result *res)
 {
-    /* A fallback that served the call is charged at its own prices. */
-    const model_cfg *m = res->served_model ? res->served_model
-                         : x->call_model ? x->call_model : x->agent->model;
-    int64_t cost = config_cost_nusd(m, res->input_tokens, res->output_tokens);
     x->rec.input_tokens += res->input_tokens;
     x->rec.output_tokens += res->output_tokens;
-    x->rec.cost_nusd += cost;
-    if (res->input_tokens == 0 && res->output_tokens == 0) return;
-    usage_rec u;
-    memset(&u, 0, sizeof u);
-    u.ts = time_now_unix();
-    snprintf(u.tenant_id, sizeof u.tenant_id, "%s", x->sc.tenant_id);
-    snprintf(u.user_id, sizeof u.user_id, "%s", x->sc.user_id);
-    snprintf(u.key_id, sizeof u.key_id, "%s", x->sc.key_id);
-    snprintf(u.model, sizeof u.model, "%s", m->name);
-    snprintf(u.deployment, sizeof u.deployment, "%s", res->deployment ? res->deployment : "");
-    snprintf(u.request_id, sizeof u.request_id, "%.32s", x->rec.id);
-    u.input_tokens = res->input_tokens;
-    u.output_tokens = res->output_tokens;
-    u.cost_nusd = cost;
-    u.status = 200;
-    store_usage_record(x->r->st, &u);
-    obs_counter_add(obs_series_of(obs_m_tokens(), OBS_L(u.tenant_id, u.model, "input")),
-                    (uint64_t)u.input_tokens);
-    obs_counter_add(obs_series_of(obs_m_tokens(), OBS_L(u.tenant_id, u.model, "output")),
-                    (uint64_t)u.output_tokens);
-    obs_counter_add(obs_series_of(obs_m_cost(), OBS_L(u.tenant_id, u.model)), (uint64_t)u.cost_nusd);
+    x->rec.cost_nusd += x->mcall.charged_nusd;
+    metered_call_record_usage(&x->mcall, x->r->st, res, x->rec.id, 200, NULL);
 }
 
-static void run_model_on_done(upstream_call *call, const upstream_result *res, void *arg)
+static void run_model_on_done(metered_call *mc, upstream_call *call, const upstream_result *res,
+                              void *arg)
 {
     (void)call;
     run_exec *x = arg;
     x->call = NULL;
+    /* Settled by the metered call: a failed call whose text reached the
+     * client is charged for it, like a cut gateway stream — also when the
+     * run itself stopped the call. */
+    if (mc->delivered && res->error != UPSTREAM_OK) run_model_charge(x, res);
     if (x->finishing) return;           /* cancelled by run_exec_end */
     if (res->error == UPSTREAM_CANCELLED) return;   /* run_model_abort: whoever cancelled decides */
-    /* Governance: settle to what is charged (a failed call whose text
-     * reached the client is charged for it, like a cut gateway stream). */
-    bool delivered = res->error == UPSTREAM_OK || (x->reply_started && res->output_tokens > 0);
-    if (delivered && res->error != UPSTREAM_OK) run_model_charge(x, res);
-    run_model_leave_gate(x, delivered, res);
-    {
-        const model_cfg *m = res->served_model ? res->served_model : x->call_model;
-        upstream_span_end(x->model_span, res,
-                          delivered ? config_cost_nusd(m, res->input_tokens, res->output_tokens) : 0);
-        x->model_span = NULL;
-    }
     if (res->error != UPSTREAM_OK) {
         log_info("run %s: model call failed after %u attempts (%s %d)", x->rec.id, res->attempts,
                  upstream_error_name(res->error), res->status);
@@ -174,115 +146,66 @@ static void run_model_on_done(upstream_call *call, const upstream_result *res, v
     run_exec_feed(x, &ev);
 }
 
-static void run_model_on_attempt(upstream_call *call, const upstream_attempt *a, void *arg)
-{
-    (void)call;
-    run_exec *x = arg;
-    upstream_span_attempt(x->model_span, &x->sc, a);
-}
-
-/* End the spans of a call that will not complete normally. */
-static void run_model_end_spans(run_exec *x, const char *why)
-{
-    if (x->queue_span) {
-        obs_span_end(x->queue_span, OBS_STATUS_ERROR, why);
-        x->queue_span = NULL;
-    }
-    if (x->model_span) {
-        obs_span_end(x->model_span, OBS_STATUS_ERROR, why);
-        x->model_span = NULL;
-    }
-}
-
 static void run_model_start(run_exec *x)
 {
-    static const upstream_callbacks cbs = {run_model_on_event, run_model_on_done,
-                                           run_model_on_attempt};
-    const model_cfg *model = x->call_model ? x->call_model : x->agent->model;
     x->reply_text.len = 0;
     x->reply_started = false;
     cJSON_Delete(x->reply_tools);
     x->reply_tools = NULL;
-    /* The run's wall-time timer says how much time is left: the model
-     * call, its retries and fallbacks must fit in it. */
-    if (x->queue_span) {
-        obs_span_set_int(x->queue_span, "brigade.queue.wait_ms", x->gate.queue_wait_ms);
-        obs_span_end(x->queue_span, OBS_STATUS_OK, NULL);
-        x->queue_span = NULL;
+    if (metered_call_dispatch(&x->mcall, x->t->up, x->call_body, x->call_body_len, x->rec.id)) {
+        x->call = x->mcall.call;
+        return;
     }
-    /* The provider continues the trace from the model call's span. */
-    char tp[OBS_TRACEPARENT_LEN + 1] = "";
-    if (x->model_span) obs_traceparent_format(obs_span_ctx(x->model_span), tp);
-    upstream_opts opts = {.request_id = x->rec.id, .traceparent = tp[0] ? tp : NULL};
-    if (uv_is_active((uv_handle_t *)&x->wall_timer))
-        opts.deadline_ms = uv_now(x->t->loop) + uv_timer_get_due_in(&x->wall_timer);
-    x->call = upstream_chat(x->t->up, model, x->call_body, x->call_body_len, true, &opts, &cbs, x);
-    if (!x->call) {
-        run_model_leave_gate(x, false, NULL);
-        run_model_end_spans(x, "the call could not be started");
-        char msg[300];
-        const char *why = upstream_last_error();
-        snprintf(msg, sizeof msg, "the call to the model could not be started%s%s",
-                 why[0] ? ": " : "", why);
-        free(x->call_body);
-        x->call_body = NULL;
-        run_exec_fail(x, "model_error", msg);
-    }
+    char msg[300];
+    const char *why = upstream_last_error();
+    snprintf(msg, sizeof msg, "the call to the model could not be started%s%s",
+             why[0] ? ": " : "", why);
+    free(x->call_body);
+    x->call_body = NULL;
+    run_exec_fail(x, "model_error", msg);
 }
 
 /* ---- governance ---- */
 
 static int64_t run_usd_to_nusd(double usd) { return (int64_t)(usd * 1e9 + 0.5); }
 
-static void run_model_leave_gate(run_exec *x, bool delivered, const upstream_result *res)
-{
-    if (!x->in_gate) return;
-    x->in_gate = false;
-    int64_t tokens = 0, cost = 0;
-    if (delivered && res) {
-        const model_cfg *m = res->served_model ? res->served_model : x->call_model;
-        tokens = res->input_tokens + res->output_tokens;
-        cost = config_cost_nusd(m, res->input_tokens, res->output_tokens);
-    }
-    gate_leave(&x->gate, delivered, tokens, cost);
-}
-
 /* A governance refusal ends the run; a client still waiting without a
- * stream gets the refusal's status (run_finish_done). */
+ * stream gets the refusal's status (run_finish_done). The agent's own cost
+ * caps end it as failed, with their code. */
 static void run_model_refused(run_exec *x, const gate_refusal *why)
 {
-    if (x->model_span) obs_span_set_str(x->model_span, "brigade.refused", why->code);
-    run_model_end_spans(x, why->message);
-    x->refused = true;
-    x->refusal = *why;
     free(x->call_body);
     x->call_body = NULL;
+    if (gate_refusal_is_cost_cap(why)) {
+        run_exec_fail(x, why->code, why->message);
+        return;
+    }
+    x->refused = true;
+    x->refusal = *why;
     run_exec_fail(x, why->code, why->message);
 }
 
-static void run_model_gate_ready(gate_call *c, void *arg)
+static void run_model_gate_ready(metered_call *mc, void *arg)
 {
     run_exec *x = arg;
-    if (c->queue_wait_ms > 0) {
-        x->queue_wait_ms += c->queue_wait_ms;
+    if (mc->gate.queue_wait_ms > 0) {
+        x->queue_wait_ms += mc->gate.queue_wait_ms;
         cJSON *d = cJSON_CreateObject();
-        cJSON_AddNumberToObject(d, "wait_ms", (double)c->queue_wait_ms);
+        cJSON_AddNumberToObject(d, "wait_ms", (double)mc->gate.queue_wait_ms);
         cJSON_AddStringToObject(d, "model", x->call_model->name);
         run_event(x, "model.queued", d);
     }
     if (x->finishing || x->stopped) {
-        run_model_leave_gate(x, false, NULL);
-        run_model_end_spans(x, "the run stopped");
+        metered_call_cancel(mc, "the run stopped");
         return;
     }
     run_model_start(x);
 }
 
-static void run_model_gate_refused(gate_call *c, const gate_refusal *why, void *arg)
+static void run_model_gate_refused(metered_call *mc, const gate_refusal *why, void *arg)
 {
-    (void)c;
+    (void)mc;
     run_exec *x = arg;
-    run_model_leave_gate(x, false, NULL);
     if (x->finishing || x->stopped) return;
     run_model_refused(x, why);
 }
@@ -307,30 +230,21 @@ static const model_cfg *run_model_choose(run_exec *x, const runs_who *w, cJSON *
     return a->degrade_model;
 }
 
-/* The agent's cost caps: would this call's worst case pass them? */
-static bool run_model_within_caps(run_exec *x, int64_t est_cost)
+/* The agent's cost caps, as govern reserves against them: the run's
+ * spend, and the session's (its earlier runs and this one). Set once per
+ * run; settling each call moves them on. */
+static void run_model_set_caps(run_exec *x)
 {
+    if (x->caps_set) return;
+    x->caps_set = true;
     const agent_cfg *a = x->agent;
-    char msg[200];
-    if (a->max_cost_usd_per_run > 0 &&
-        x->rec.cost_nusd + est_cost > run_usd_to_nusd(a->max_cost_usd_per_run)) {
-        snprintf(msg, sizeof msg, "the next model call could cost up to $%.6f, which would pass the "
-                 "agent's cap of $%.6f per run ($%.6f spent)", (double)est_cost / 1e9,
-                 a->max_cost_usd_per_run, (double)x->rec.cost_nusd / 1e9);
-        run_exec_fail(x, "run_budget_exceeded", msg);
-        return false;
-    }
-    if (a->max_cost_usd_per_session > 0 &&
-        x->session_spent_nusd + x->rec.cost_nusd + est_cost >
-            run_usd_to_nusd(a->max_cost_usd_per_session)) {
-        snprintf(msg, sizeof msg, "the next model call could cost up to $%.6f, which would pass the "
-                 "agent's cap of $%.6f per session ($%.6f spent)", (double)est_cost / 1e9,
-                 a->max_cost_usd_per_session,
-                 (double)(x->session_spent_nusd + x->rec.cost_nusd) / 1e9);
-        run_exec_fail(x, "session_budget_exceeded", msg);
-        return false;
-    }
-    return true;
+    x->run_cap = (govern_cap){.name = "run", .spent_nusd = x->rec.cost_nusd,
+                              .limit_nusd = a->max_cost_usd_per_run > 0
+                                                ? run_usd_to_nusd(a->max_cost_usd_per_run) : 0};
+    x->session_cap = (govern_cap){
+        .name = "session", .spent_nusd = x->session_spent_nusd + x->rec.cost_nusd,
+        .limit_nusd = a->max_cost_usd_per_session > 0
+                          ? run_usd_to_nusd(a->max_cost_usd_per_session) : 0};
 }
 
 void run_model_call(run_exec *x, cJSON *request)
@@ -348,55 +262,34 @@ void run_model_call(run_exec *x, cJSON *request)
         return;
     }
     x->call_body_len = strlen(x->call_body);
-    x->model_span = upstream_span_begin(x->run_span ? obs_span_ctx(x->run_span) : NULL, &x->sc,
-                                        x->call_model, true);
-    int64_t est_tokens, est_cost;
-    gate_estimate(x->call_model, x->call_body_len, x->agent->max_output_tokens, &est_tokens, &est_cost);
-    if (!run_model_within_caps(x, est_cost)) {
-        run_model_end_spans(x, "over the agent's cost cap");
-        free(x->call_body);
-        x->call_body = NULL;
-        return;
-    }
-    if (!x->r->gate || !x->t->gate) {
-        run_model_start(x);
-        return;
-    }
+    run_model_set_caps(x);
+    static const metered_callbacks cbs = {run_model_on_event, run_model_gate_ready,
+                                          run_model_gate_refused, run_model_on_done};
+    /* The run's wall-time timer says how much time is left: the queue
+     * wait, the model call, its retries and fallbacks must fit in it. */
     uint64_t deadline = 0;
     if (uv_is_active((uv_handle_t *)&x->wall_timer))
         deadline = uv_now(x->t->loop) + uv_timer_get_due_in(&x->wall_timer);
+    metered_call_params p = {
+        .gate = x->r->gate ? x->t->gate : NULL, .who = &w.who, .owner = &x->sc,
+        .model = x->call_model, .prompt_bytes = x->call_body_len,
+        .max_output = x->agent->max_output_tokens,
+        .parent = x->run_span ? obs_span_ctx(x->run_span) : NULL, .stream = true,
+        .deadline_ms = deadline, .caps = {&x->run_cap, &x->session_cap}};
     gate_refusal why;
-    x->in_gate = true;
-    obs_span *gs = obs_span_begin(obs_span_ctx(x->model_span), "governance", OBS_SPAN_INTERNAL, &x->sc);
-    obs_span_set_int(gs, "brigade.estimate.tokens", est_tokens);
-    obs_span_set_double(gs, "brigade.estimate.cost_usd", (double)est_cost / 1e9);
-    int r = gate_enter(x->t->gate, &x->gate, &w.who, x->call_model, est_tokens, est_cost, deadline,
-                       run_model_gate_ready, run_model_gate_refused, x, &why);
-    obs_span_set_str(gs, "brigade.decision",
-                     r == GATE_REFUSED ? "refused" : r == GATE_WAIT ? "queued" : "admitted");
-    if (r == GATE_REFUSED) {
-        obs_span_set_str(gs, "brigade.limit", why.limit);
-        obs_span_end(gs, OBS_STATUS_ERROR, why.message);
-        run_model_leave_gate(x, false, NULL);
-        run_model_refused(x, &why);
-        return;
-    }
-    obs_span_end(gs, OBS_STATUS_OK, NULL);
-    if (r == GATE_WAIT)
-        x->queue_span = obs_span_begin(obs_span_ctx(x->model_span), "queue.wait", OBS_SPAN_INTERNAL, &x->sc);
-    if (r == GATE_READY) run_model_start(x);
+    int r = metered_call_begin(&x->mcall, &p, &cbs, x, &why);
+    if (r == GATE_REFUSED) run_model_refused(x, &why);
+    else if (r == GATE_READY) run_model_start(x);
     /* GATE_WAIT: run_model_gate_ready or _refused follows */
 }
 
 void run_model_abort(run_exec *x)
 {
-    run_model_leave_gate(x, false, NULL);   /* out of the queue, the reservation released */
-    run_model_end_spans(x, "the run stopped");
-    if (x->call) {
-        upstream_call *c = x->call;
-        x->call = NULL;
-        upstream_call_cancel(c);        /* on_done runs now and sees `finishing` / no call */
-    }
+    /* Out of the queue with the reservation released, or the provider call
+     * stopped (run_model_on_done runs now and sees `finishing` or the
+     * cancellation). */
+    x->call = NULL;
+    metered_call_cancel(&x->mcall, "the run stopped");
     free(x->call_body);
     x->call_body = NULL;
 }

@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include "core/step.h"
+#include "govern/call.h"
 #include "govern/gate.h"
 #include "guard/guard.h"
 #include "identity/identity.h"
@@ -206,17 +207,16 @@ struct run_exec {
 
     /* governance */
     bool             counted;         /* holds one of the user's concurrent runs */
-    gate_call        gate;            /* the model call's admission */
-    bool             in_gate;         /* gate entered, not yet left */
+    metered_call     mcall;           /* the model call: admission, provider, usage, spans */
+    govern_cap       run_cap, session_cap; /* the agent's cost caps, reserved in govern */
+    bool             caps_set;        /* run_cap and session_cap hold this run's state */
     bool             refused;         /* a governance refusal ended the run */
     gate_refusal     refusal;
     int64_t          queue_wait_ms;   /* total wait for upstream slots */
     int64_t          session_spent_nusd; /* the session's earlier runs */
     const model_cfg *call_model;      /* the model of the call in flight (degraded, maybe) */
-    /* traces: the run, its model call in flight, a queue wait */
+    /* traces: the run (its model calls' spans are the metered call's) */
     obs_span        *run_span;
-    obs_span        *model_span;
-    obs_span        *queue_span;
     bool             degraded;        /* calls go to the agent's degrade model */
 
     bool             finishing;       /* past the point of no return */
