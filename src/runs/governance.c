@@ -1,7 +1,8 @@
 /* governance.c — the runs' side of governance: who a run's user is for
  * the gate (tier, and the limit overrides identity caches for the user,
- * the key and the tenant). The model-call admission itself is in model.c,
- * the concurrent-runs count in exec.c; the rules are govern/gate.h's. */
+ * the key and the tenant). The model call itself is a metered call
+ * (govern/call.h, made by model.c), the concurrent-runs count is in
+ * exec.c; the rules are govern/gate.h's. */
 #include "runs/runs_internal.h"
 
 #include <string.h>
