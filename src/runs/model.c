@@ -176,12 +176,10 @@ static void run_model_refused(run_exec *x, const gate_refusal *why)
 {
     free(x->call_body);
     x->call_body = NULL;
-    if (gate_refusal_is_cost_cap(why)) {
-        run_exec_fail(x, why->code, why->message);
-        return;
+    if (!gate_refusal_is_cost_cap(why)) {
+        x->refused = true;
+        x->refusal = *why;
     }
-    x->refused = true;
-    x->refusal = *why;
     run_exec_fail(x, why->code, why->message);
 }
 
