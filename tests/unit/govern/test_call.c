@@ -269,9 +269,26 @@ static const metered_callbacks cbs = {p_event, p_ready, p_refused, p_done};
 static const user_limits unset = {-1, -1, -1, -1, -1};
 static const char body[] = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
 
-static metered_call_params params(fx *f, const gate_who *who, const scope *sc, govern_cap *run)
+/* Who calls: one user of one tenant, no overrides, and its scope. */
+typedef struct caller {
+    user_limits l;
+    gate_who    who;
+    scope       sc;
+} caller;
+
+static void caller_init(caller *c)
 {
-    metered_call_params p = {.gate = f->t, .who = who, .owner = sc,
+    memset(c, 0, sizeof *c);
+    c->l = unset;
+    c->who = (gate_who){"ten_1", "usr_1", "key_1", NULL, &c->l, &c->l, &c->l};
+    strcpy(c->sc.tenant_id, "ten_1");
+    strcpy(c->sc.user_id, "usr_1");
+    strcpy(c->sc.key_id, "key_1");
+}
+
+static metered_call_params params(fx *f, const caller *c, govern_cap *run)
+{
+    metered_call_params p = {.gate = f->t, .who = &c->who, .owner = &c->sc,
                              .model = config_find_model(&f->cfg, "m"),
                              .prompt_bytes = sizeof body - 1, .stream = true,
                              .caps = {run, NULL}};
@@ -281,15 +298,10 @@ static metered_call_params params(fx *f, const gate_who *who, const scope *sc, g
 static void test_metered_call_settles_what_was_delivered(void **state)
 {
     fx *f = *state;
-    user_limits l = unset;
-    gate_who who = {"ten_1", "usr_1", "key_1", NULL, &l, &l, &l};
-    scope sc;
-    memset(&sc, 0, sizeof sc);
-    strcpy(sc.tenant_id, "ten_1");
-    strcpy(sc.user_id, "usr_1");
-    strcpy(sc.key_id, "key_1");
+    caller c;
+    caller_init(&c);
     govern_cap run = {.name = "run", .limit_nusd = 1000000000};
-    metered_call_params p = params(f, &who, &sc, &run);
+    metered_call_params p = params(f, &c, &run);
     metered_call mc;
     probe pr = {.f = f};
     gate_refusal why;
@@ -320,13 +332,10 @@ static void test_metered_call_settles_what_was_delivered(void **state)
 static void test_metered_call_refused_by_cap_holds_nothing(void **state)
 {
     fx *f = *state;
-    user_limits l = unset;
-    gate_who who = {"ten_1", "usr_1", "key_1", NULL, &l, &l, &l};
-    scope sc;
-    memset(&sc, 0, sizeof sc);
-    strcpy(sc.tenant_id, "ten_1");
+    caller c;
+    caller_init(&c);
     govern_cap run = {.name = "run", .limit_nusd = 1000, .spent_nusd = 999};
-    metered_call_params p = params(f, &who, &sc, &run);
+    metered_call_params p = params(f, &c, &run);
     metered_call mc;
     probe pr = {.f = f};
     gate_refusal why;
@@ -346,13 +355,10 @@ static void test_metered_call_refused_by_cap_holds_nothing(void **state)
 static void test_metered_call_cancelled_in_queue_releases(void **state)
 {
     fx *f = *state;
-    user_limits l = unset;
-    gate_who who = {"ten_1", "usr_1", "key_1", NULL, &l, &l, &l};
-    scope sc;
-    memset(&sc, 0, sizeof sc);
-    strcpy(sc.tenant_id, "ten_1");
+    caller c;
+    caller_init(&c);
     govern_cap run = {.name = "run", .limit_nusd = 0};
-    metered_call_params p = params(f, &who, &sc, &run);
+    metered_call_params p = params(f, &c, &run);
     metered_call first, second;
     probe p1 = {.f = f}, p2 = {.f = f};
     gate_refusal why;
