@@ -3,7 +3,8 @@
  *
  * A `govern` is pure in-process state: per-subject counters behind one
  * mutex, no store and no I/O. Several libuv loop threads call it at once.
- * The gateway and the run harness wrap every model call in
+ * The metered model call (call.h, for the gateway and the run harness)
+ * wraps every model call in
  *
  *     govern_admit(...)    before the call: rate limits + reservation
  *     govern_settle(...)   after the call: charge the actual cost
