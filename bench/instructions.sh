@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# instructions.sh — what one gateway request costs brigade, in CPU
+# instructions counted by callgrind: a figure that does not move with the
+# load of a shared machine, so two commits can be compared on a busy VM
+# where req/s and µs/req swing by ±30 % (docs/benchmarks.md).
+#
+#   bench/instructions.sh                       the build in build-bench/
+#   BRIGADES="old/brigade build-bench/brigade" bench/instructions.sh
+#
+# For each binary: brigade mock-llm (native) as the upstream, brigade serve
+# (one loop) under valgrind --tool=callgrind, a tenant, a user and a key
+# made over the API, WARMUP requests, the counters zeroed, then N
+# sequential non-streaming chat completions on one keep-alive connection,
+# a second for the usage writer and the tracer to flush, and the counters
+# dumped. The figure is every thread's instructions (loop, store writer,
+# tracer: all the work a request causes) divided by N.
+#
+# Environment:
+#   BRIGADES         binaries to compare (default build-bench/brigade, built
+#                    as a release build if missing)
+#   BENCH_REQUESTS   N (default 500)
+#   BENCH_WARMUP     warm-up requests (default 100)
+#   BENCH_KEEP       1 keeps the temp dirs
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+n=${BENCH_REQUESTS:-500}
+warm=${BENCH_WARMUP:-100}
+die() { echo "instructions.sh: $*" >&2; exit 1; }
+[[ "$n" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REQUESTS must be a positive integer"
+[[ "$warm" =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be an integer"
+for t in valgrind callgrind_control node curl; do command -v $t >/dev/null || die "missing $t"; done
+
+if [[ -z "${BRIGADES:-}" ]]; then
+  [[ -f build-bench/build.ninja ]] || meson setup build-bench --buildtype=release -Dtests=false >/dev/null
+  ninja -C build-bench brigade >/dev/null || die "build failed"
+  BRIGADES=build-bench/brigade
+fi
+
+pids=()
+tmps=()
+cleanup() {
+  for p in "${pids[@]+"${pids[@]}"}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [[ "${BENCH_KEEP:-0}" == 1 ]] || for t in "${tmps[@]+"${tmps[@]}"}"; do rm -rf "$t"; done
+}
+trap cleanup EXIT
+
+wait_url() {   # wait_url LOGFILE PID SECONDS
+  for _ in $(seq $(($3 * 10))); do
+    grep -Eo 'http://127\.0\.0\.1:[0-9]+' "$1" 2>/dev/null | head -1 | grep . && return 0
+    kill -0 "$2" 2>/dev/null || { cat "$1" >&2; die "a server exited before listening"; }
+    sleep 0.1
+  done
+  die "no listening line in $1 after $3 s"
+}
+
+# N sequential requests on one keep-alive connection (node's fetch).
+requests() {   # requests URL KEY COUNT
+  node -e '
+    const [url, key, n] = process.argv.slice(1);
+    const body = JSON.stringify({ model: "bench-model", max_tokens: 16,
+      messages: [{ role: "user", content: "hello there, how are you today?" }] });
+    (async () => {
+      for (let i = 0; i < +n; i++) {
+        const r = await fetch(url + "/v1/chat/completions", { method: "POST", body,
+          headers: { authorization: "Bearer " + key, "content-type": "application/json" } });
+        const t = await r.text();
+        if (r.status !== 200) { console.error(r.status, t); process.exit(1); }
+      }
+    })();' "$1" "$2" "$3"
+}
+
+field() { sed -n "s/.*\"$1\" *: *\"\\([^\"]*\\)\".*/\\1/p" | head -1; }
+
+echo "| binary | commit | instructions per request (all threads) |"
+echo "|---|---|---:|"
+for bin in $BRIGADES; do
+  [[ -x "$bin" ]] || die "no binary at $bin"
+  tmp=$(mktemp -d /tmp/brigade-instr.XXXXXX); tmps+=("$tmp")
+  mkdir -p -m 700 "$tmp/data"
+  "$bin" mock-llm --listen 127.0.0.1:0 --threads 1 >"$tmp/mock.log" 2>&1 &
+  mock_pid=$!; pids+=("$mock_pid")
+  mock_url=$(wait_url "$tmp/mock.log" "$mock_pid" 10)
+  cat >"$tmp/brigade.yaml" <<EOF
+server: {listen: "127.0.0.1:0", data_dir: "$tmp/data", threads: 1}
+providers: [{name: m, kind: openai, base_url: "$mock_url/v1", max_connections: 16}]
+models: [{name: bench-model, provider: m, upstream_model: bench-model, input_usd_per_mtok: 1, output_usd_per_mtok: 2}]
+EOF
+  token="instr-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  BRIGADE_ADMIN_TOKEN=$token BRIGADE_LOG=warn valgrind --tool=callgrind \
+    --callgrind-out-file="$tmp/callgrind.out" "$bin" serve --config "$tmp/brigade.yaml" \
+    --data-dir "$tmp/data" >"$tmp/brigade.log" 2>&1 &
+  pid=$!; pids+=("$pid")
+  url=$(wait_url "$tmp/brigade.log" "$pid" 60)
+  admin_key=$(curl -s "$url/v1/tenants" -H "authorization: Bearer $token" -d '{"name":"instr"}' | field admin_key)
+  [[ -n "$admin_key" ]] || die "no tenant"
+  user_id=$(curl -s "$url/v1/users" -H "authorization: Bearer $admin_key" -d '{"external_id":"u"}' | field id)
+  key=$(curl -s "$url/v1/users/$user_id/keys" -H "authorization: Bearer $admin_key" -d '{}' | field key)
+  [[ "$key" == bk_usr_* ]] || die "no user key"
+  ((warm)) && requests "$url" "$key" "$warm"
+  sleep 1
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  requests "$url" "$key" "$n"
+  sleep 1   # usage rows and spans are written within 200 ms
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  dump=$(ls "$tmp"/callgrind.out.* | head -1)
+  ir=$(awk '/^summary:/ {print $2}' "$dump")
+  [[ -n "$ir" ]] || die "no summary in $dump"
+  commit=$(git -C "$(dirname "$(readlink -f "$bin")")" rev-parse --short HEAD 2>/dev/null || echo "?")
+  printf '| %s | %s | %d |\n' "$bin" "$commit" $((ir / n))
+  kill "$pid" "$mock_pid" 2>/dev/null || true
+  wait "$pid" "$mock_pid" 2>/dev/null || true
+done
