@@ -42,8 +42,8 @@
 
 #include "config/config.h"
 #include "govern/gate.h"
-#include "identity/scope.h"
 #include "obs/obs.h"
+#include "scope/scope.h"
 #include "store/store.h"
 #include "upstream/upstream.h"
 

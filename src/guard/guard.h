@@ -36,8 +36,8 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "identity/scope.h"
 #include "obs/obs.h"
+#include "scope/scope.h"
 #include "tools/tools.h"
 
 /* The run a decision is about: what a check may look at. */

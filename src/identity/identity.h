@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "identity/scope.h"
+#include "scope/scope.h"
 #include "store/store.h"
 
 typedef struct identity identity;

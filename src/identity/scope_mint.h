@@ -3,7 +3,7 @@
 #ifndef BRIGADE_SCOPE_MINT_H
 #define BRIGADE_SCOPE_MINT_H
 
-#include "identity/scope.h"
+#include "scope/scope.h"
 
 void scope_mint_server_admin(scope *out);
 void scope_mint_tenant_admin(scope *out, const char *tenant_id, const char *key_id);

@@ -26,7 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "identity/scope.h"
+#include "scope/scope.h"
 #include "store/store.h"
 
 #define OBS_AUDIT_FIELD_MAX 256             /* bytes of a text field (a path from a request) */

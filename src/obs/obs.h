@@ -39,7 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "identity/scope.h"
+#include "scope/scope.h"
 
 typedef struct store store;
 

@@ -35,8 +35,8 @@
 
 #include "config/config.h"
 #include "core/step.h"
-#include "identity/scope.h"
 #include "obs/obs.h"
+#include "scope/scope.h"
 #include "store/store.h"
 #include "tools/tools.h"
 #include "upstream/upstream.h"

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "identity/scope.h"
+#include "scope/scope.h"
 #include "util/ids.h"
 
 typedef struct store store;

@@ -28,7 +28,7 @@
 #include <uv.h>
 
 #include "config/config.h"
-#include "identity/scope.h"
+#include "scope/scope.h"
 #include "store/store.h"
 #include "upstream/upstream.h"
 

@@ -25,8 +25,8 @@
 #include <uv.h>
 
 #include "config/config.h"
-#include "identity/scope.h"
 #include "obs/obs.h"
+#include "scope/scope.h"
 
 typedef struct upstream upstream;
 typedef struct upstream_call upstream_call;

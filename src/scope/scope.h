@@ -9,7 +9,11 @@
  * identity/scope_mint.h, which only src/identity/ may include (checked by
  * scripts/check-style.sh, run as a test). Handlers receive a scope from the
  * request's authentication and pass it down; they never build one from a
- * user id found in a request body. */
+ * user id found in a request body.
+ *
+ * The type has a folder of its own, below the store, because the store takes
+ * scopes and identity (which mints them) stands on the store: with the type
+ * in identity/, store.h and identity.h included each other. Header only. */
 #ifndef BRIGADE_SCOPE_H
 #define BRIGADE_SCOPE_H
 
@@ -46,6 +50,16 @@ static inline bool scope_is_user(const scope *s) { return scope_valid(s) && s->r
 static inline bool scope_is_tenant_admin(const scope *s) { return scope_valid(s) && s->role == SCOPE_TENANT_ADMIN; }
 static inline bool scope_is_server_admin(const scope *s) { return scope_valid(s) && s->role == SCOPE_SERVER_ADMIN; }
 
-const char *scope_role_name(scope_role r);   /* "server_admin", "tenant_admin", "user" */
+/* "server_admin", "tenant_admin", "user"; "none" otherwise. */
+static inline const char *scope_role_name(scope_role r)
+{
+    switch (r) {
+    case SCOPE_SERVER_ADMIN: return "server_admin";
+    case SCOPE_TENANT_ADMIN: return "tenant_admin";
+    case SCOPE_USER: return "user";
+    case SCOPE_NONE: break;
+    }
+    return "none";
+}
 
 #endif

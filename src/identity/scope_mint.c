@@ -1,4 +1,4 @@
-/* scope.c — naming and minting scopes (scope.h, scope_mint.h).
+/* scope_mint.c — minting scopes (scope_mint.h; the type is scope/scope.h).
  *
  * Minting is the only way a scope gets SCOPE_MINTED; the store refuses
  * anything else. The constructors copy with bounds and NUL-terminate, so a
@@ -7,17 +7,6 @@
 
 #include <stdio.h>
 #include <string.h>
-
-const char *scope_role_name(scope_role r)
-{
-    switch (r) {
-    case SCOPE_SERVER_ADMIN: return "server_admin";
-    case SCOPE_TENANT_ADMIN: return "tenant_admin";
-    case SCOPE_USER: return "user";
-    case SCOPE_NONE: break;
-    }
-    return "none";
-}
 
 static void scope_copy(char *dst, size_t n, const char *src)
 {
