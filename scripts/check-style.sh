@@ -5,13 +5,15 @@
 #      included only under src/identity/ (and unit tests);
 #   2. handlers reach SQLite only through store.h: sqlite3.h only in src/store/;
 #   3. every C file starts with a comment saying what it is for;
-#   4. docs/openapi.json describes exactly the routes of src/api/routes.c.
+#   4. docs/openapi.json describes exactly the routes of src/api/routes.c;
+#   5. a folder under src/ includes only the folders that the table in
+#      docs/architecture.md ("Layers") lets it include (scripts/check-layers.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bad=0
 while IFS= read -r f; do
   echo "style: $f includes identity/scope_mint.h (only src/identity/ may mint scopes)"; bad=1
-done < <(grep -rl 'scope_mint.h' src | grep -v '^src/identity/')
+done < <(grep -rlE '^\s*#\s*include\s*"identity/scope_mint\.h"' src | grep -v '^src/identity/')
 while IFS= read -r f; do
   echo "style: $f includes sqlite3.h (only src/store/ may talk to SQLite)"; bad=1
 done < <(grep -rl '#include <sqlite3.h>' src | grep -v '^src/store/')
@@ -21,5 +23,6 @@ done
 if [[ -f scripts/check-openapi.py ]]; then
   python3 scripts/check-openapi.py || bad=1
 fi
+python3 scripts/check-layers.py || bad=1
 ((bad == 0)) && echo "style: ok"
 exit $bad
