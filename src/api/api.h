@@ -171,7 +171,7 @@ void api_health_live(api_ctx *ctx);
 void api_health_ready(api_ctx *ctx);
 void api_metrics_get(api_ctx *ctx);
 void api_traces_get(api_ctx *ctx);      /* GET /v1/traces/{trace_id} (traces.c) */
-/* the audit log (audit.c) */
+/* the audit log (audit_routes.c) */
 void api_audit_list(api_ctx *ctx);      /* GET /v1/audit?from=&to=&actor=&action=&tenant=&limit=&after= */
 void api_audit_verify(api_ctx *ctx);    /* GET /v1/audit/verify */
 /* A 401 is prepared in ctx: record it as auth.failure (at most one entry per

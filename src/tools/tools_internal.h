@@ -1,6 +1,6 @@
 /* tools_internal.h — what the files of src/tools/ share, and nothing else
  * includes: the common head of a running tool call, and each tool kind's
- * start and cancel functions, which exec.c dispatches to. */
+ * start and cancel functions, which tool_exec.c dispatches to. */
 #ifndef BRIGADE_TOOLS_INTERNAL_H
 #define BRIGADE_TOOLS_INTERNAL_H
 
@@ -27,7 +27,7 @@ void tool_exec_deliver(tool_exec *x, bool ok, const char *text, size_t len);
 char *tools_utf8_sanitize(const char *s, size_t n, size_t *out_len);
 
 /* Each kind's start returns its exec, or NULL with `out` holding the
- * (failed) result text for the model, which exec.c delivers on the next
+ * (failed) result text for the model, which tool_exec.c delivers on the next
  * loop turn. `args` is the parsed, validated argument object. */
 tool_exec *tool_memory_start(const tool_env *env, const cJSON *args, char *out, size_t outlen);
 void       tool_memory_cancel(tool_exec *x);

@@ -1,4 +1,4 @@
-/* health.c — /healthz (the process answers), /readyz (the store and every
+/* health_routes.c — /healthz (the process answers), /readyz (the store and every
  * provider are reachable; the details for the server admin token only) and
  * /metrics (Prometheus text, server admin). */
 #include "api/api.h"

@@ -1,4 +1,4 @@
-/* registry.c — the set of tools a brigade process offers: the built-ins
+/* tool_registry.c — the set of tools a brigade process offers: the built-ins
  * (memory, clock) plus the HTTP tools declared in the configuration, each
  * with a JSON Schema checked once here, at start, so a bad declaration
  * stops brigade instead of failing on the first call. Also the OpenAI

@@ -1,4 +1,4 @@
-/* keys.c — user keys: a tenant admin issues them (the key is shown once,
+/* key_routes.c — user keys: a tenant admin issues them (the key is shown once,
  * only its hash is kept), lists their prefixes, and revokes them; a user may
  * list and revoke its own. Revocation takes effect on the next request. */
 #include "api/api.h"

@@ -1,4 +1,4 @@
-/* audit.c — GET /v1/audit (the log, filtered and paged) and
+/* audit_routes.c — GET /v1/audit (the log, filtered and paged) and
  * GET /v1/audit/verify (is the chain intact?).
  *
  * A tenant admin reads its tenant's entries only; the server admin reads

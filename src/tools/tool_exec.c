@@ -1,4 +1,4 @@
-/* exec.c — running a tool call: parse the arguments, start the tool's kind
+/* tool_exec.c — running a tool call: parse the arguments, start the tool's kind
  * (memory on the thread pool, HTTP on the loop through upstream, clock at
  * once), and hand the result back capped — always on a later loop turn,
  * never from inside tools_execute, so the caller can finish its own
