@@ -1,5 +1,5 @@
 /* fuzz_anthropic.c — libFuzzer target for the OpenAI ⇄ Anthropic
- * translation (src/upstream/anthropic_translate.c): what a provider or a
+ * translation (src/upstream/providers/anthropic_translate.c): what a provider or a
  * client sends us goes through it.
  *
  * The first byte picks the direction: an Anthropic stream (the rest cut
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "upstream/anthropic_translate.h"
+#include "upstream/providers/anthropic_translate.h"
 
 static size_t emitted;
 

@@ -1,5 +1,5 @@
 /* fuzz_sse.c — libFuzzer target for the incremental SSE parser that reads
- * provider streams (src/upstream/upstream_sse.c).
+ * provider streams (src/upstream/net/upstream_sse.c).
  *
  * A provider's bytes reach the parser in pieces cut wherever TCP and curl
  * happen to cut them, so the harness cuts the input too: the first byte
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "upstream/upstream_internal.h"
+#include "upstream/net/net.h"
 
 /* ---- reference: the SSE rules applied to the whole input at once ---- */
 

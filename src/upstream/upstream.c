@@ -1,5 +1,8 @@
 /* upstream.c — the per-loop upstream: call bookkeeping and dispatch to the
  * provider kinds, plus the small shared helpers of upstream.h. */
+#include "upstream/net/net.h"
+#include "upstream/providers/providers.h"
+#include "upstream/resilience/health.h"
 #include "upstream/upstream_internal.h"
 
 #include <netdb.h>

@@ -3,7 +3,7 @@
  * "input": object}) and OpenAI's `tool_calls` entry ({"id","type":"function",
  * "function":{"name","arguments": JSON text}}).
  *
- * Both the Anthropic provider (upstream/anthropic_translate.c: requests out,
+ * Both the Anthropic provider (upstream/providers/anthropic_translate.c: requests out,
  * answers back) and the mock's Anthropic face (mock/mock_anthropic.c:
  * requests in) map between them; the mapping lives here so that they cannot
  * drift. It is in util/ rather than upstream/ because mock/ must not depend

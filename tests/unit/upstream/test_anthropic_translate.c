@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "upstream/anthropic_translate.h"
+#include "upstream/providers/anthropic_translate.h"
 
 static cJSON *req(const char *openai, uint32_t def_max, bool stream)
 {

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "upstream/resilience.h"
+#include "upstream/resilience/resilience.h"
 
 /* ---------------------------------------------------------------- backoff */
 

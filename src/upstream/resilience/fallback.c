@@ -2,7 +2,7 @@
  * model a request falls back to when a model failed (resilience.h). */
 #include <string.h>
 
-#include "upstream/resilience.h"
+#include "upstream/resilience/resilience.h"
 
 /* Providers say "the prompt is too long" in a 400 with a known wording. */
 static bool fault_is_context_window(const upstream_result *r)

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "upstream/anthropic_translate.h"
-#include "upstream/upstream_internal.h"
+#include "upstream/providers/anthropic_translate.h"
+#include "upstream/providers/providers.h"
 
 static char *anthropic_request_body(const model_cfg *m, const char *body, size_t len, bool stream,
                                     size_t *out_len)
@@ -29,12 +29,12 @@ static char *anthropic_request_body(const model_cfg *m, const char *body, size_t
 static struct curl_slist *anthropic_headers(const provider_cfg *p, struct curl_slist *h)
 {
     char line[600];
-    if (p->api_key && p->api_key[0] && phttp_header_safe(p->api_key, 512)) {
+    if (p->api_key && p->api_key[0] && upstream_header_safe(p->api_key, 512)) {
         snprintf(line, sizeof(line), "x-api-key: %s", p->api_key);
         h = curl_slist_append(h, line);
     }
     const char *v = p->anthropic_version && p->anthropic_version[0] &&
-                            phttp_header_safe(p->anthropic_version, 64)
+                            upstream_header_safe(p->anthropic_version, 64)
                         ? p->anthropic_version
                         : ANTHROPIC_DEFAULT_VERSION;
     snprintf(line, sizeof(line), "anthropic-version: %s", v);

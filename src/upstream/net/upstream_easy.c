@@ -3,10 +3,11 @@
  * options that every transfer needs (no signals, no Nagle, keep-alive,
  * http/https only, no redirects, the user agent, the pool's bookkeeping)
  * are written once; what differs between the two paths is a field of
- * upstream_easy_opts, named at each call. */
+ * upstream_easy_opts, named at each call. Also the check both paths make
+ * of a header value before it goes on the wire. */
 #include <curl/curl.h>
 
-#include "upstream/upstream_internal.h"
+#include "upstream/net/net.h"
 
 void upstream_easy_setup(CURL *e, const upstream_easy_opts *o)
 {
@@ -35,4 +36,12 @@ void upstream_easy_setup(CURL *e, const upstream_easy_opts *o)
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "brigade/" BRIGADE_VERSION);
+}
+
+bool upstream_header_safe(const char *v, size_t max)
+{
+    size_t n = 0;
+    for (; v[n]; n++)
+        if ((unsigned char)v[n] < 0x20 || v[n] == 0x7f || n >= max) return false;
+    return true;
 }

@@ -9,7 +9,7 @@
  * provider's timeouts, and the provider gets room to recover. */
 #include <string.h>
 
-#include "upstream/resilience.h"
+#include "upstream/resilience/resilience.h"
 
 void upstream_breaker_cfg_of(const provider_cfg *p, upstream_breaker_cfg *out)
 {

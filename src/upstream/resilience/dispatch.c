@@ -25,6 +25,7 @@
 #include <cjson/cJSON.h>
 
 #include "obs/obs.h"
+#include "upstream/resilience/health.h"
 #include "upstream/upstream_internal.h"
 #include "util/buf.h"
 #include "util/ids.h"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "upstream/resilience/health.h"
 #include "upstream/upstream_internal.h"
 
 struct up_health_model {

@@ -1,7 +1,7 @@
 /* backoff.c — how long to wait before a retry, and how many retries a
  * provider may take: exponential backoff with full jitter, and the retry
  * budget over a sliding ten-second window (resilience.h). */
-#include "upstream/resilience.h"
+#include "upstream/resilience/resilience.h"
 
 uint64_t upstream_backoff_ms(uint32_t base_ms, uint32_t cap_ms, unsigned retry, uint64_t rnd)
 {

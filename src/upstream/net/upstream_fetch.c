@@ -13,7 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "upstream/upstream_internal.h"
+#include "upstream/net/net.h"
 
 #define FETCH_DEFAULT_TIMEOUT_MS 10000
 #define FETCH_DEFAULT_MAX_BYTES  262144
@@ -160,7 +160,7 @@ upstream_fetch *upstream_http_fetch(upstream *u, const upstream_http_req *req,
     for (size_t i = 0; i < req->n_headers; i++) {
         const char *h = req->headers[i];
         const char *colon = h ? strchr(h, ':') : NULL;
-        if (!h || !colon || colon == h || !phttp_header_safe(h, 8192))
+        if (!h || !colon || colon == h || !upstream_header_safe(h, 8192))
             return fetch_fail_later(f, "invalid header line (want \"Name: value\" without control characters)");
     }
 
@@ -169,7 +169,7 @@ upstream_fetch *upstream_http_fetch(upstream *u, const upstream_http_req *req,
     if (!f->easy) abort();
     f->hdrs = curl_slist_append(f->hdrs, "Expect:");   /* no 100-continue round trip */
     for (size_t i = 0; i < req->n_headers; i++) f->hdrs = curl_slist_append(f->hdrs, req->headers[i]);
-    if (req->request_id && req->request_id[0] && phttp_header_safe(req->request_id, 128)) {
+    if (req->request_id && req->request_id[0] && upstream_header_safe(req->request_id, 128)) {
         char line[160];
         snprintf(line, sizeof(line), "x-request-id: %s", req->request_id);
         f->hdrs = curl_slist_append(f->hdrs, line);

@@ -24,7 +24,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "upstream/upstream_internal.h"
+#include "upstream/providers/providers.h"
 
 static void phttp_destroy(phttp_call *c)
 {
@@ -309,14 +309,6 @@ static void phttp_resume(upstream_call *base)
 
 /* ------------------------------------------------------------------ start */
 
-bool phttp_header_safe(const char *v, size_t max)
-{
-    size_t n = 0;
-    for (; v[n]; n++)
-        if ((unsigned char)v[n] < 0x20 || v[n] == 0x7f || n >= max) return false;
-    return true;
-}
-
 upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p,
                           const provider_proto *proto, const char *body, size_t len, bool stream,
                           const upstream_opts *opts, const upstream_callbacks *cb, void *arg)
@@ -350,12 +342,12 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
     c->hdrs = curl_slist_append(c->hdrs, stream ? "Accept: text/event-stream" : "Accept: application/json");
     c->hdrs = curl_slist_append(c->hdrs, "Expect:");   /* no 100-continue round trip */
     c->hdrs = proto->headers(p, c->hdrs);
-    if (request_id && request_id[0] && phttp_header_safe(request_id, 128)) {
+    if (request_id && request_id[0] && upstream_header_safe(request_id, 128)) {
         char line[160];
         snprintf(line, sizeof(line), "x-request-id: %s", request_id);
         c->hdrs = curl_slist_append(c->hdrs, line);
     }
-    if (opts && opts->traceparent && opts->traceparent[0] && phttp_header_safe(opts->traceparent, 128)) {
+    if (opts && opts->traceparent && opts->traceparent[0] && upstream_header_safe(opts->traceparent, 128)) {
         /* The provider's own tracing can join the caller's trace. */
         char line[160];
         snprintf(line, sizeof(line), "traceparent: %s", opts->traceparent);

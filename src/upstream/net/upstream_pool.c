@@ -10,7 +10,7 @@
  * Plain fetches (declared HTTP tools) share one more pool, keyed NULL. */
 #include <stdlib.h>
 
-#include "upstream/upstream_internal.h"
+#include "upstream/net/net.h"
 
 typedef struct upstream_sock upstream_sock;
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "upstream/upstream_internal.h"
+#include "upstream/providers/providers.h"
 
 /* Count generated text of a choice (stream delta or final message). */
 static size_t openai_text_bytes(const cJSON *msg)
@@ -114,7 +114,7 @@ static char *openai_request_body(const model_cfg *m, const char *body, size_t le
 
 static struct curl_slist *openai_headers(const provider_cfg *p, struct curl_slist *h)
 {
-    if (p->api_key && p->api_key[0] && phttp_header_safe(p->api_key, 512)) {
+    if (p->api_key && p->api_key[0] && upstream_header_safe(p->api_key, 512)) {
         char line[600];
         snprintf(line, sizeof(line), "Authorization: Bearer %s", p->api_key);
         h = curl_slist_append(h, line);

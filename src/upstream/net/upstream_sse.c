@@ -11,7 +11,7 @@
  * broken provider cannot make us buffer without bound. */
 #include <string.h>
 
-#include "upstream/upstream_internal.h"
+#include "upstream/net/net.h"
 
 void upstream_sse_init(upstream_sse *s, size_t max_event)
 {

@@ -2,7 +2,7 @@
  * (see anthropic_translate.h). Requests and whole responses go through
  * cJSON trees (they are parsed anyway); stream chunks are written straight
  * into a buffer, since a long answer is hundreds of them. */
-#include "upstream/anthropic_translate.h"
+#include "upstream/providers/anthropic_translate.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>

@@ -3,7 +3,7 @@
  * Deployments whose breaker is open or whose concurrency cap is reached
  * are not eligible; those this request already tried, or that answered
  * 429 recently, are used only when nothing better is left. */
-#include "upstream/resilience.h"
+#include "upstream/resilience/resilience.h"
 
 static int lb_pick_among(upstream_lb_item *it, size_t n, model_balance mode, uint64_t rnd, bool need_pref)
 {

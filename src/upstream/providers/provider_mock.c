@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "mock/mock_engine.h"
-#include "upstream/upstream_internal.h"
+#include "upstream/providers/providers.h"
 
 typedef struct mockp_call {
     upstream_call base;           /* first */
