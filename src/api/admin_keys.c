@@ -27,7 +27,7 @@ void api_admin_keys_create(api_ctx *ctx)
     const char *tenant_id = ctx->req->params[0];
     key_rec k;
     char key[KEY_MAX];
-    store_status st = identity_create_admin_key(ctx->app->identity, &ctx->scope, tenant_id, &k, key);
+    store_status st = identity_create_admin_key(ctx->env->identity, &ctx->scope, tenant_id, &k, key);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "tenant");
         return;
@@ -35,7 +35,7 @@ void api_admin_keys_create(api_ctx *ctx)
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "kind", "tenant_admin");
     cJSON_AddStringToObject(d, "prefix", k.prefix);
-    obs_audit_for_tenant(ctx->app->store, &ctx->scope, tenant_id, "key.create", k.id, d);
+    obs_audit_for_tenant(ctx->env->store, &ctx->scope, tenant_id, "key.create", k.id, d);
     cJSON *o = api_json_key(&k);
     cJSON_AddStringToObject(o, "key", key);
     api_reply(ctx, 201, o);
@@ -45,7 +45,7 @@ void api_admin_keys_list(api_ctx *ctx)
 {
     key_rec *ks = NULL;
     size_t n = 0;
-    store_status st = identity_list_admin_keys(ctx->app->identity, &ctx->scope, ctx->req->params[0], &ks, &n);
+    store_status st = identity_list_admin_keys(ctx->env->identity, &ctx->scope, ctx->req->params[0], &ks, &n);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "tenant");
         return;
@@ -59,14 +59,14 @@ void api_admin_keys_list(api_ctx *ctx)
 void api_admin_keys_revoke(api_ctx *ctx)
 {
     const char *tenant_id = ctx->req->params[0], *key_id = ctx->req->params[1];
-    store_status st = identity_revoke_admin_key(ctx->app->identity, &ctx->scope, tenant_id, key_id);
+    store_status st = identity_revoke_admin_key(ctx->env->identity, &ctx->scope, tenant_id, key_id);
     if (st != STORE_OK) {
         api_admin_keys_fail(ctx, st);
         return;
     }
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "kind", "tenant_admin");
-    obs_audit_for_tenant(ctx->app->store, &ctx->scope, tenant_id, "key.revoke", key_id, d);
+    obs_audit_for_tenant(ctx->env->store, &ctx->scope, tenant_id, "key.revoke", key_id, d);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", key_id);
     cJSON_AddStringToObject(o, "object", "key");

@@ -4,7 +4,7 @@
 
 void api_agents_list(api_ctx *ctx)
 {
-    const brigade_config *cfg = &ctx->app->cfg;
+    const brigade_config *cfg = &ctx->env->cfg;
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < cfg->n_agents; i++) {
         const agent_cfg *a = &cfg->agents[i];

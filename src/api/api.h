@@ -13,24 +13,73 @@
  *     the request themselves.
  *
  * Handlers get the caller's scope from authentication (ctx->scope) and pass
- * it to the store; none takes a user id from a body to read data. */
+ * it to the store; none takes a user id from a body to read data. They reach
+ * the server through ctx->env (api_env: configuration, store, identity,
+ * tools, runs, governance, counters) and their loop through ctx->thread
+ * (api_thread), never through the app that wires them (app.h includes this
+ * header, not the reverse). */
 #ifndef BRIGADE_API_H
 #define BRIGADE_API_H
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
 
-#include "app/app.h"
+#include "config/config.h"
+#include "govern/gate.h"
 #include "http/http.h"
 #include "identity/identity.h"
 #include "obs/obs.h"
+#include "runs/runs.h"
+#include "store/store.h"
+#include "tools/tools.h"
+#include "upstream/upstream.h"
 
 #define ROLE_BIT(r) (1u << (r))
 #define ROLES_SERVER_ADMIN ROLE_BIT(SCOPE_SERVER_ADMIN)
 #define ROLES_TENANT_ADMIN ROLE_BIT(SCOPE_TENANT_ADMIN)
 #define ROLES_USER         ROLE_BIT(SCOPE_USER)
 #define ROLES_ANY          (ROLES_SERVER_ADMIN | ROLES_TENANT_ADMIN | ROLES_USER)
+
+/* The server's request counters: kept by the API and the server's
+ * request-done hook, read by /metrics. */
+typedef struct api_metrics {
+    atomic_uint_fast64_t requests;
+    atomic_uint_fast64_t responses_2xx, responses_4xx, responses_5xx;
+    atomic_uint_fast64_t upstream_calls, upstream_errors;
+    atomic_uint_fast64_t input_tokens, output_tokens;
+    atomic_uint_fast64_t cost_nusd;
+    atomic_uint_fast64_t auth_failures;
+} api_metrics;
+
+/* What a handler may reach of the running server: built once by `brigade
+ * serve` (the app holds it) and shared by the loop threads. */
+typedef struct api_env {
+    brigade_config cfg;
+    store         *store;
+    identity      *identity;
+    tool_registry *tools;            /* built-in and declared tools */
+    runs          *runs;             /* every active agent run */
+    gate          *gate;             /* governance: budgets, rate limits, fair queue */
+    api_metrics    metrics;
+    int64_t        started_at;
+} api_env;
+
+/* One loop thread's own part (its loop and its upstream client), reached
+ * from a request as req->thread_data. */
+typedef struct api_thread {
+    api_env     *env;
+    uv_loop_t   *loop;
+    upstream    *upstream;
+    runs_thread *runs;               /* this loop's part of the run registry */
+    gate_thread *gate;               /* this loop's fair-queue inbox */
+    unsigned     index;
+} api_thread;
+
+static inline api_thread *api_thread_of(http_request *req) { return req->thread_data; }
 
 typedef struct api_ctx api_ctx;
 
@@ -44,8 +93,8 @@ typedef struct api_route {
 
 struct api_ctx {
     http_request    *req;
-    app             *app;
-    app_thread      *thread;
+    api_env         *env;
+    api_thread      *thread;
     const api_route *route;
     scope            scope;            /* from authentication (zeroed if public) */
     auth_pending     pending;
@@ -121,10 +170,10 @@ bool api_query_int(api_ctx *ctx, const char *name, long long min, long long max,
 
 /* --- JSON shapes shared by several handlers (json_out.c) --- */
 
-cJSON *api_json_tenant(const app *a, const tenant_rec *t);
-cJSON *api_json_user(const app *a, const user_rec *u);
+cJSON *api_json_tenant(const api_env *env, const tenant_rec *t);
+cJSON *api_json_user(const api_env *env, const user_rec *u);
 cJSON *api_json_key(const key_rec *k);
-cJSON *api_json_limits(const app *a, const char *tier, const user_limits *over);
+cJSON *api_json_limits(const api_env *env, const char *tier, const user_limits *over);
 /* limits.c: a request's `limits` object applied over *inout (fields absent
  * stay, null = -1 "configured value"); false after answering 400. */
 bool   api_parse_limits(api_ctx *ctx, const cJSON *limits, bool allow_concurrency,

@@ -192,7 +192,7 @@ static void api_auth_span_end(api_ctx *ctx, auth_status st)
 
 static void api_fail_auth(api_ctx *ctx, auth_status st, const char *why)
 {
-    atomic_fetch_add(&ctx->app->metrics.auth_failures, 1);
+    atomic_fetch_add(&ctx->env->metrics.auth_failures, 1);
     const char *code = "invalid_api_key";
     switch (st) {
     case AUTH_MISSING: code = "missing_credential"; break;
@@ -213,7 +213,7 @@ static void api_provision_work(http_request *req)
     api_ctx *ctx = req->user;
     api_log_ctx(ctx);
     char why[256] = "";
-    auth_status st = identity_provision(ctx->app->identity, &ctx->pending, &ctx->scope, why,
+    auth_status st = identity_provision(ctx->env->identity, &ctx->pending, &ctx->scope, why,
                                         sizeof why);
     if (st != AUTH_OK) {
         ctx->status = 401;
@@ -242,8 +242,8 @@ void api_begin(http_request *req, const api_route *route)
     api_ctx *ctx = arena_alloc(&req->arena, sizeof *ctx);
     memset(ctx, 0, sizeof *ctx);
     ctx->req = req;
-    ctx->thread = app_thread_of(req);
-    ctx->app = ctx->thread->app;
+    ctx->thread = api_thread_of(req);
+    ctx->env = ctx->thread->env;
     ctx->route = route;
     req->user = ctx;
     req->app_ctx = ctx;         /* for api_request_done, after a handler took `user` over */
@@ -275,7 +275,7 @@ void api_begin(http_request *req, const api_route *route)
     ctx->auth_span = obs_span_begin(obs_span_ctx(ctx->span), "authenticate", OBS_SPAN_INTERNAL, NULL);
     api_log_ctx(ctx);                 /* what identity logs carries the request */
     char why[256] = "";
-    auth_status st = identity_authenticate(ctx->app->identity,
+    auth_status st = identity_authenticate(ctx->env->identity,
                                            http_header_get(req, "authorization"), &ctx->scope,
                                            &ctx->pending, why, sizeof why);
     if (st == AUTH_OK) {

@@ -107,7 +107,7 @@ void api_audit_list(api_ctx *ctx)
     q.after = after;
     cJSON *arr = cJSON_CreateArray();
     bool has_more = false;
-    store_status st = store_audit_list(ctx->app->store, &ctx->scope, &q, api_audit_row, arr,
+    store_status st = store_audit_list(ctx->env->store, &ctx->scope, &q, api_audit_row, arr,
                                        &has_more);
     if (st != STORE_OK) {
         cJSON_Delete(arr);
@@ -201,7 +201,7 @@ static void api_audit_verify_reply(api_ctx *ctx, audit_verify_result *res, const
 
 void api_audit_verify(api_ctx *ctx)
 {
-    store *st = ctx->app->store;
+    store *st = ctx->env->store;
     const char *fullq = http_query_get(ctx->req, "full");
     bool want_full = false;
     if (fullq) {
@@ -255,7 +255,7 @@ void api_audit_verify(api_ctx *ctx)
 
     store_status r = STORE_ERROR;
     if (res) {
-        const obs_cfg *oc = &ctx->app->cfg.observability;
+        const obs_cfg *oc = &ctx->env->cfg.observability;
         audit_verify_opts o = {.pk = has_key ? key.pk : NULL, .every = oc->audit_checkpoint_every,
                                .interval_s = oc->audit_checkpoint_interval_s,
                                .from = incremental ? &from : NULL};
@@ -350,7 +350,7 @@ static void api_audit_auth_work(http_request *req)
         cJSON_AddNumberToObject(d, "path_bytes", (double)strlen(req->path));
     cJSON_AddStringToObject(d, "request_id", req->request_id);
     cJSON_AddNumberToObject(d, "suppressed_before", (double)a->suppressed);
-    obs_audit_raw(ctx->app->store, "", "anonymous", a->credential, "auth.failure", "", d);
+    obs_audit_raw(ctx->env->store, "", "anonymous", a->credential, "auth.failure", "", d);
 }
 
 static void api_audit_auth_done(http_request *req)
@@ -363,7 +363,7 @@ void api_audit_auth_failure(api_ctx *ctx, const char *code)
     api_auth_audit *a = arena_alloc(&ctx->req->arena, sizeof *a);
     memset(a, 0, sizeof *a);
     api_audit_peer(ctx->req, a->source, sizeof a->source);
-    if (!obs_audit_auth_admit(ctx->app->store, a->source, &a->suppressed)) {
+    if (!obs_audit_auth_admit(ctx->env->store, a->source, &a->suppressed)) {
         api_send(ctx);
         return;
     }

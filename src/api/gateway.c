@@ -62,7 +62,7 @@ typedef struct gateway_call {
 static void gateway_record_usage(gateway_call *g, const upstream_result *res, int status)
 {
     api_ctx *ctx = g->ctx;
-    app *a = ctx->app;
+    api_env *a = ctx->env;
     usage_rec u;
     if (!metered_call_record_usage(&g->mc, a->store, res, ctx->req->request_id, status, &u)) return;
     atomic_fetch_add(&a->metrics.input_tokens, (uint64_t)u.input_tokens);
@@ -227,7 +227,7 @@ static void gateway_finish(gateway_call *g, const upstream_result *res)
 
     int status = 200;
     if (res->error != UPSTREAM_OK) {
-        atomic_fetch_add(&ctx->app->metrics.upstream_errors, 1);
+        atomic_fetch_add(&ctx->env->metrics.upstream_errors, 1);
         gateway_fail_upstream(g, res);
         status = ctx->status;
         if (res->error != UPSTREAM_CANCELLED)
@@ -297,7 +297,7 @@ static void gateway_on_done(metered_call *mc, upstream_call *call, const upstrea
 static void gateway_start(gateway_call *g)
 {
     api_ctx *ctx = g->ctx;
-    atomic_fetch_add(&ctx->app->metrics.upstream_calls, 1);
+    atomic_fetch_add(&ctx->env->metrics.upstream_calls, 1);
     if (!metered_call_dispatch(&g->mc, ctx->thread->upstream, g->upstream_body,
                                g->upstream_body_len, ctx->req->request_id)) {
         /* Not started: the metered call is over (released, span ended). */
@@ -327,7 +327,7 @@ static void gateway_start(gateway_call *g)
  * server.request_timeout_ms. false if the header is malformed. */
 static bool gateway_deadline(api_ctx *ctx, uint64_t *deadline)
 {
-    const brigade_config *cfg = &ctx->app->cfg;
+    const brigade_config *cfg = &ctx->env->cfg;
     uint64_t ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : 120000;
     uint64_t max = cfg->max_request_timeout_ms ? cfg->max_request_timeout_ms : 600000;
     const char *h = http_header_get(ctx->req, "x-brigade-timeout-ms");
@@ -404,7 +404,7 @@ void api_chat_completions(api_ctx *ctx)
     http_request *req = ctx->req;
     chat_request cr;
     chat_request_error cerr;
-    if (!chat_request_parse(req->body, req->body_len, &ctx->app->cfg, &cr, &cerr)) {
+    if (!chat_request_parse(req->body, req->body_len, &ctx->env->cfg, &cr, &cerr)) {
         api_fail(ctx, cerr.status, cerr.type, cerr.code, cerr.param[0] ? cerr.param : NULL, "%s",
                  cerr.message);
         api_send(ctx);
@@ -435,7 +435,7 @@ void api_chat_completions(api_ctx *ctx)
 
     /* Governance: who is calling, with the limits identity has for them. */
     user_limits lim[3];
-    identity_limits(ctx->app->identity, &ctx->scope, &lim[0], &lim[1], &lim[2]);
+    identity_limits(ctx->env->identity, &ctx->scope, &lim[0], &lim[1], &lim[2]);
     gate_who who = {ctx->scope.tenant_id, ctx->scope.user_id, ctx->scope.key_id,
                     ctx->scope.tier[0] ? ctx->scope.tier : NULL, &lim[0], &lim[1], &lim[2]};
     /* Each of the n choices may run to the output cap: all of them are

@@ -21,12 +21,12 @@ void api_health_live(api_ctx *ctx)
  * server fronts and which upstream is failing. */
 void api_health_ready(api_ctx *ctx)
 {
-    const brigade_config *cfg = &ctx->app->cfg;
-    bool detail = identity_is_admin_token(ctx->app->identity,
+    const brigade_config *cfg = &ctx->env->cfg;
+    bool detail = identity_is_admin_token(ctx->env->identity,
                                           http_header_get(ctx->req, "authorization"));
     cJSON *o = cJSON_CreateObject();
     cJSON *checks = cJSON_AddObjectToObject(o, "checks");
-    bool ready = store_ping(ctx->app->store);
+    bool ready = store_ping(ctx->env->store);
     cJSON_AddStringToObject(checks, "store", ready ? "ok" : "unreachable");
     cJSON *provs = cJSON_AddObjectToObject(checks, "providers");
     for (size_t i = 0; i < cfg->n_providers; i++) {
@@ -69,7 +69,7 @@ static void api_metrics_label(buf *b, const char *v)
 /* Governance and resilience state, read at scrape time: the fair queue of
  * each model (depth, slots, waits, shed calls), each deployment's breaker,
  * and the governance counters. */
-static void api_metrics_governance(app *a, buf *b)
+static void api_metrics_governance(api_env *a, buf *b)
 {
     const brigade_config *cfg = &a->cfg;
     fairq *fq = gate_fairq(a->gate);
@@ -169,7 +169,7 @@ static void api_metrics_governance(app *a, buf *b)
 
 void api_metrics_get(api_ctx *ctx)
 {
-    app_metrics *m = &ctx->app->metrics;
+    api_metrics *m = &ctx->env->metrics;
     buf b;
     buf_init(&b);
 #define METRIC(name, type, help, value)                                                     \
@@ -197,26 +197,26 @@ void api_metrics_get(api_ctx *ctx)
     METRIC("auth_failures_total", "counter", "Requests refused for their credential.",
            atomic_load(&m->auth_failures));
     METRIC("uptime_seconds", "gauge", "Seconds since the server started.",
-           time_now_unix() - ctx->app->started_at);
+           time_now_unix() - ctx->env->started_at);
     METRIC("runs_active", "gauge", "Agent runs in progress (all loops).",
-           runs_active(ctx->app->runs));
+           runs_active(ctx->env->runs));
 #undef METRIC
     /* The registry's families (per-route HTTP, upstream, tokens, OTLP…). */
     obs_metrics_render(api_metrics_append, &b);
-    api_metrics_governance(ctx->app, &b);
+    api_metrics_governance(ctx->env, &b);
     http_respond(ctx->req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     buf_free(&b);
 }
 
 void api_models_list(api_ctx *ctx)
 {
-    const brigade_config *cfg = &ctx->app->cfg;
+    const brigade_config *cfg = &ctx->env->cfg;
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < cfg->n_models; i++) {
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "id", cfg->models[i].name);
         cJSON_AddStringToObject(m, "object", "model");
-        cJSON_AddNumberToObject(m, "created", (double)ctx->app->started_at);
+        cJSON_AddNumberToObject(m, "created", (double)ctx->env->started_at);
         cJSON_AddStringToObject(m, "owned_by", cfg->models[i].provider_name);
         cJSON_AddItemToArray(arr, m);
     }

@@ -16,7 +16,7 @@ cJSON *api_json_list(cJSON *data, bool has_more)
     return o;
 }
 
-cJSON *api_json_tenant(const app *a, const tenant_rec *t)
+cJSON *api_json_tenant(const api_env *env, const tenant_rec *t)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", t->id);
@@ -32,22 +32,22 @@ cJSON *api_json_tenant(const app *a, const tenant_rec *t)
     } else {
         cJSON_AddNullToObject(o, "jwt");
     }
-    cJSON_AddItemToObject(o, "limits", api_json_limits_over(&a->cfg.governance.tenant_limits,
+    cJSON_AddItemToObject(o, "limits", api_json_limits_over(&env->cfg.governance.tenant_limits,
                                                             &t->limits, true));
     cJSON_AddNumberToObject(o, "created_at", (double)t->created_at);
     return o;
 }
 
-cJSON *api_json_limits(const app *a, const char *tier, const user_limits *over)
+cJSON *api_json_limits(const api_env *env, const char *tier, const user_limits *over)
 {
     /* A tier that the configuration no longer has falls back to the default
      * tier, so a renamed tier never turns into "unlimited". */
-    const tier_cfg *t = config_find_tier(&a->cfg, tier);
-    if (!t) t = config_find_tier(&a->cfg, a->cfg.default_tier);
+    const tier_cfg *t = config_find_tier(&env->cfg, tier);
+    if (!t) t = config_find_tier(&env->cfg, env->cfg.default_tier);
     return api_json_limits_over(t, over, true);
 }
 
-cJSON *api_json_user(const app *a, const user_rec *u)
+cJSON *api_json_user(const api_env *env, const user_rec *u)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", u->id);
@@ -58,7 +58,7 @@ cJSON *api_json_user(const app *a, const user_rec *u)
     else cJSON_AddNullToObject(o, "display_name");
     cJSON_AddStringToObject(o, "tier", u->tier);
     cJSON_AddBoolToObject(o, "disabled", u->disabled);
-    cJSON_AddItemToObject(o, "limits", api_json_limits(a, u->tier, &u->limits));
+    cJSON_AddItemToObject(o, "limits", api_json_limits(env, u->tier, &u->limits));
     cJSON_AddNumberToObject(o, "created_at", (double)u->created_at);
     return o;
 }

@@ -21,7 +21,7 @@ void api_keys_create(api_ctx *ctx)
     if (!ok) return;
     key_rec k;
     char key[KEY_MAX];
-    store_status st = identity_create_user_key_limited(ctx->app->identity, &ctx->scope,
+    store_status st = identity_create_user_key_limited(ctx->env->identity, &ctx->scope,
                                                        ctx->req->params[0], &lim, &k, key);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "user");
@@ -30,7 +30,7 @@ void api_keys_create(api_ctx *ctx)
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "user_id", k.user_id);
     cJSON_AddStringToObject(d, "prefix", k.prefix);
-    obs_audit(ctx->app->store, &ctx->scope, "key.create", k.id, d);
+    obs_audit(ctx->env->store, &ctx->scope, "key.create", k.id, d);
     cJSON *o = api_json_key(&k);
     cJSON_AddStringToObject(o, "key", key);
     api_reply(ctx, 201, o);
@@ -40,7 +40,7 @@ void api_keys_list(api_ctx *ctx)
 {
     key_rec *ks = NULL;
     size_t n = 0;
-    store_status st = store_key_list(ctx->app->store, &ctx->scope, ctx->req->params[0], &ks, &n);
+    store_status st = store_key_list(ctx->env->store, &ctx->scope, ctx->req->params[0], &ks, &n);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "user");
         return;
@@ -54,7 +54,7 @@ void api_keys_list(api_ctx *ctx)
 void api_keys_revoke(api_ctx *ctx)
 {
     const char *key_id = ctx->req->params[0];
-    store_status st = identity_revoke_key(ctx->app->identity, &ctx->scope, key_id);
+    store_status st = identity_revoke_key(ctx->env->identity, &ctx->scope, key_id);
     if (st == STORE_CONFLICT) {
         api_fail(ctx, 409, "conflict_error", "last_admin_key", NULL,
                  "this is the tenant's last active admin key: create another before revoking it");
@@ -64,7 +64,7 @@ void api_keys_revoke(api_ctx *ctx)
         api_fail_store(ctx, st, "key");
         return;
     }
-    obs_audit(ctx->app->store, &ctx->scope, "key.revoke", key_id, NULL);
+    obs_audit(ctx->env->store, &ctx->scope, "key.revoke", key_id, NULL);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", key_id);
     cJSON_AddStringToObject(o, "object", "key");

@@ -117,7 +117,7 @@ cJSON *api_json_budget_period(const govern_period *p, const cJSON *budget)
 
 cJSON *api_json_budget(api_ctx *ctx)
 {
-    app *a = ctx->app;
+    api_env *a = ctx->env;
     const scope *sc = &ctx->scope;
     cJSON *limits = NULL;
     if (sc->role == SCOPE_USER) {

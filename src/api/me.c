@@ -8,7 +8,7 @@
 
 void api_me_get(api_ctx *ctx)
 {
-    store *st = ctx->app->store;
+    store *st = ctx->env->store;
     user_rec u;
     tenant_rec t;
     store_status s = store_user_get(st, &ctx->scope, ctx->scope.user_id, &u);
@@ -22,7 +22,7 @@ void api_me_get(api_ctx *ctx)
         return;
     }
     govern_period day, month;
-    govern_spend(gate_govern(ctx->app->gate), ctx->scope.tenant_id, ctx->scope.user_id, &day, &month);
+    govern_spend(gate_govern(ctx->env->gate), ctx->scope.tenant_id, ctx->scope.user_id, &day, &month);
     cJSON *o = cJSON_CreateObject();
     cJSON *user = cJSON_AddObjectToObject(o, "user");
     cJSON_AddStringToObject(user, "id", u.id);
@@ -33,7 +33,7 @@ void api_me_get(api_ctx *ctx)
     cJSON_AddStringToObject(tenant, "id", t.id);
     cJSON_AddStringToObject(tenant, "name", t.name);
     tenant_rec_free(&t);
-    cJSON *limits = api_json_limits(ctx->app, u.tier, &u.limits);
+    cJSON *limits = api_json_limits(ctx->env, u.tier, &u.limits);
     cJSON_AddItemToObject(o, "limits", limits);
     cJSON *usage = cJSON_AddObjectToObject(o, "usage");
     cJSON_AddItemToObject(usage, "day", api_json_budget_period(&day,
@@ -41,7 +41,7 @@ void api_me_get(api_ctx *ctx)
     cJSON_AddItemToObject(usage, "month", api_json_budget_period(&month,
                           cJSON_GetObjectItemCaseSensitive(limits, "monthly_budget_usd")));
     cJSON_AddNumberToObject(usage, "active_runs",
-                            (double)govern_active_runs(gate_govern(ctx->app->gate),
+                            (double)govern_active_runs(gate_govern(ctx->env->gate),
                                                        ctx->scope.tenant_id, ctx->scope.user_id));
     api_reply(ctx, 200, o);
 }

@@ -88,7 +88,7 @@ void api_memory_search(api_ctx *ctx)
     /* One more than asked tells whether there is more. */
     memory_rec *arr = NULL;
     size_t n = 0;
-    store_status st = store_memory_search(ctx->app->store, &ctx->scope, q, (size_t)limit + 1,
+    store_status st = store_memory_search(ctx->env->store, &ctx->scope, q, (size_t)limit + 1,
                                           &arr, &n);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "memory");
@@ -108,7 +108,7 @@ void api_memory_get(api_ctx *ctx)
     if (!memory_key_param(ctx, key)) return;
     memory_rec m;
     memset(&m, 0, sizeof m);
-    store_status st = store_memory_get(ctx->app->store, &ctx->scope, key, &m);
+    store_status st = store_memory_get(ctx->env->store, &ctx->scope, key, &m);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "memory");
         return;
@@ -147,7 +147,7 @@ void api_memory_put(api_ctx *ctx)
     }
     memory_rec m;
     memset(&m, 0, sizeof m);
-    store_status st = store_memory_put(ctx->app->store, &ctx->scope, key, v->valuestring, &m);
+    store_status st = store_memory_put(ctx->env->store, &ctx->scope, key, v->valuestring, &m);
     if (st != STORE_OK) {
         cJSON_Delete(body);
         api_fail_store(ctx, st, "memory");
@@ -165,7 +165,7 @@ void api_memory_delete(api_ctx *ctx)
 {
     char key[STORE_MEMORY_KEY_MAX + 1];
     if (!memory_key_param(ctx, key)) return;
-    store_status st = store_memory_delete(ctx->app->store, &ctx->scope, key);
+    store_status st = store_memory_delete(ctx->env->store, &ctx->scope, key);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "memory");
         return;

@@ -41,7 +41,7 @@ void api_sessions_create(api_ctx *ctx)
     char *meta = NULL;
     if (!api_field_string(ctx, body, "agent", true, STORE_AGENT_MAX - 1, agent, sizeof agent, NULL))
         goto out;
-    const agent_cfg *a = config_find_agent(&ctx->app->cfg, agent);
+    const agent_cfg *a = config_find_agent(&ctx->env->cfg, agent);
     if (!a) {
         api_fail(ctx, 400, "invalid_request_error", "unknown_agent", "agent",
                  "no agent named \"%s\" (GET /v1/agents lists yours)", agent);
@@ -67,7 +67,7 @@ void api_sessions_create(api_ctx *ctx)
         }
     }
     session_rec s;
-    store_status st = store_session_create(ctx->app->store, &ctx->scope, agent, meta, &s);
+    store_status st = store_session_create(ctx->env->store, &ctx->scope, agent, meta, &s);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "session");
         goto out;
@@ -91,7 +91,7 @@ void api_sessions_list(api_ctx *ctx)
     }
     session_rec *ss = NULL;
     size_t n = 0;
-    store_status st = store_session_list(ctx->app->store, &ctx->scope, before, (size_t)limit + 1,
+    store_status st = store_session_list(ctx->env->store, &ctx->scope, before, (size_t)limit + 1,
                                          &ss, &n);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "session");
@@ -107,7 +107,7 @@ void api_sessions_list(api_ctx *ctx)
 void api_sessions_get(api_ctx *ctx)
 {
     session_rec s;
-    store_status st = store_session_get(ctx->app->store, &ctx->scope, ctx->req->params[0], &s);
+    store_status st = store_session_get(ctx->env->store, &ctx->scope, ctx->req->params[0], &s);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "session");
         return;
@@ -120,16 +120,16 @@ void api_sessions_delete(api_ctx *ctx)
 {
     const char *id = ctx->req->params[0];
     /* Only this user's sessions can be busy under this id: ids are random. */
-    if (runs_session_busy(ctx->app->runs, id)) {
+    if (runs_session_busy(ctx->env->runs, id)) {
         session_rec s;
-        if (store_session_get(ctx->app->store, &ctx->scope, id, &s) == STORE_OK) {
+        if (store_session_get(ctx->env->store, &ctx->scope, id, &s) == STORE_OK) {
             session_rec_free(&s);
             api_fail(ctx, 409, "conflict_error", "session_busy", NULL,
                      "a run is in progress on this session; cancel it first");
             return;
         }
     }
-    store_status st = store_session_delete(ctx->app->store, &ctx->scope, id);
+    store_status st = store_session_delete(ctx->env->store, &ctx->scope, id);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "session");
         return;
@@ -149,7 +149,7 @@ void api_messages_list(api_ctx *ctx)
         return;
     message_rec *ms = NULL;
     size_t n = 0;
-    store_status st = store_message_list(ctx->app->store, &ctx->scope, ctx->req->params[0], after,
+    store_status st = store_message_list(ctx->env->store, &ctx->scope, ctx->req->params[0], after,
                                          (size_t)limit + 1, &ms, &n);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "session");
@@ -202,13 +202,13 @@ void api_messages_post(api_ctx *ctx)
 void api_runs_get(api_ctx *ctx)
 {
     run_rec r;
-    store_status st = store_run_get(ctx->app->store, &ctx->scope, ctx->req->params[0], &r);
+    store_status st = store_run_get(ctx->env->store, &ctx->scope, ctx->req->params[0], &r);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "run");
         return;
     }
     run_status live;
-    if (runs_live_status(ctx->app->runs, &ctx->scope, r.id, &live)) r.status = live;
+    if (runs_live_status(ctx->env->runs, &ctx->scope, r.id, &live)) r.status = live;
     api_reply(ctx, 200, api_json_run(&r));
 }
 

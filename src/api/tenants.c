@@ -103,7 +103,7 @@ void api_tenants_create(api_ctx *ctx)
     }
     tenant_rec t;
     char admin_key[KEY_MAX];
-    store_status st = identity_create_tenant(ctx->app->identity, &ctx->scope, name,
+    store_status st = identity_create_tenant(ctx->env->identity, &ctx->scope, name,
                                              has_jwt ? &jwt : NULL, &t, admin_key);
     if (st == STORE_CONFLICT) {
         /* the name or the issuer: say neither which tenant holds it nor
@@ -116,7 +116,7 @@ void api_tenants_create(api_ctx *ctx)
         api_fail_store(ctx, st, "tenant");
         goto out;
     }
-    cJSON *o = api_json_tenant(ctx->app, &t);
+    cJSON *o = api_json_tenant(ctx->env, &t);
     cJSON_AddStringToObject(o, "admin_key", admin_key);
     {
         cJSON *d = cJSON_CreateObject();
@@ -124,7 +124,7 @@ void api_tenants_create(api_ctx *ctx)
         jwt_settings_summary js;
         api_jwt_summary_of(has_jwt ? &jwt : NULL, &js);
         cJSON_AddItemToObject(d, "jwt", api_jwt_summary_json(&js));
-        obs_audit_for_tenant(ctx->app->store, &ctx->scope, t.id, "tenant.create", t.id, d);
+        obs_audit_for_tenant(ctx->env->store, &ctx->scope, t.id, "tenant.create", t.id, d);
     }
     tenant_rec_free(&t);
     api_reply(ctx, 201, o);
@@ -137,13 +137,13 @@ void api_tenants_list(api_ctx *ctx)
 {
     tenant_rec *ts = NULL;
     size_t n = 0;
-    store_status st = store_tenant_list(ctx->app->store, &ctx->scope, &ts, &n);
+    store_status st = store_tenant_list(ctx->env->store, &ctx->scope, &ts, &n);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "tenant");
         return;
     }
     cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, api_json_tenant(ctx->app, &ts[i]));
+    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, api_json_tenant(ctx->env, &ts[i]));
     store_free_tenants(ts, n);
     api_reply(ctx, 200, api_json_list(arr, false));
 }
@@ -191,7 +191,7 @@ void api_tenants_patch(api_ctx *ctx)
                      "only the server admin may change a tenant's limits");
             goto out;
         }
-        st = store_tenant_get(ctx->app->store, &ctx->scope, tenant_id, &t);
+        st = store_tenant_get(ctx->env->store, &ctx->scope, tenant_id, &t);
         if (st != STORE_OK) {
             api_fail_store(ctx, st, "tenant");
             goto out;
@@ -202,7 +202,7 @@ void api_tenants_patch(api_ctx *ctx)
     }
     if (j) {
         jwt_settings_summary before, after;
-        st = identity_set_tenant_jwt(ctx->app->identity, &ctx->scope, tenant_id,
+        st = identity_set_tenant_jwt(ctx->env->identity, &ctx->scope, tenant_id,
                                      clear ? NULL : &jwt, &t, &before, &after);
         if (st == STORE_CONFLICT) {
             /* never which tenant holds the issuer */
@@ -219,24 +219,24 @@ void api_tenants_patch(api_ctx *ctx)
         cJSON *d = cJSON_CreateObject();
         cJSON_AddItemToObject(d, "before", api_jwt_summary_json(&before));
         cJSON_AddItemToObject(d, "after", api_jwt_summary_json(&after));
-        obs_audit_for_tenant(ctx->app->store, &ctx->scope, tenant_id, "tenant.jwt.change", tenant_id, d);
+        obs_audit_for_tenant(ctx->env->store, &ctx->scope, tenant_id, "tenant.jwt.change", tenant_id, d);
     }
     if (limits) {
-        st = identity_set_tenant_limits(ctx->app->identity, &ctx->scope, tenant_id, &l);
+        st = identity_set_tenant_limits(ctx->env->identity, &ctx->scope, tenant_id, &l);
         if (st != STORE_OK) {
             api_fail_store(ctx, st, "tenant");
             goto out;
         }
         cJSON *d = cJSON_CreateObject();
         cJSON_AddItemToObject(d, "limits", cJSON_Duplicate(limits, true));
-        obs_audit_for_tenant(ctx->app->store, &ctx->scope, tenant_id, "budget.change", tenant_id, d);
+        obs_audit_for_tenant(ctx->env->store, &ctx->scope, tenant_id, "budget.change", tenant_id, d);
     }
-    st = store_tenant_get(ctx->app->store, &ctx->scope, tenant_id, &t);
+    st = store_tenant_get(ctx->env->store, &ctx->scope, tenant_id, &t);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "tenant");
         goto out;
     }
-    api_reply(ctx, 200, api_json_tenant(ctx->app, &t));
+    api_reply(ctx, 200, api_json_tenant(ctx->env, &t));
     tenant_rec_free(&t);
 out:
     free(jwt.key);

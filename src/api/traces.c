@@ -61,7 +61,7 @@ void api_traces_get(api_ctx *ctx)
     }
     span_rec *spans = NULL;
     size_t n = 0;
-    store_status st = store_trace_get(ctx->app->store, &ctx->scope, id, &spans, &n);
+    store_status st = store_trace_get(ctx->env->store, &ctx->scope, id, &spans, &n);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "trace");
         return;

@@ -142,7 +142,7 @@ void api_usage_get(api_ctx *ctx)
     }
     usage_row *rows = NULL;
     size_t n = 0;
-    store_status st = store_usage_query(ctx->app->store, &ctx->scope, &q, &rows, &n);
+    store_status st = store_usage_query(ctx->env->store, &ctx->scope, &q, &rows, &n);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "usage");
         return;

@@ -14,7 +14,7 @@
 
 static bool api_tier_known(api_ctx *ctx, const char *tier)
 {
-    if (config_find_tier(&ctx->app->cfg, tier)) return true;
+    if (config_find_tier(&ctx->env->cfg, tier)) return true;
     api_fail(ctx, 400, "invalid_request_error", "unknown_tier", "tier",
              "no tier named \"%s\" in this server's configuration", tier);
     return false;
@@ -34,7 +34,7 @@ void api_users_create(api_ctx *ctx)
         goto out;
     if (has_tier && !api_tier_known(ctx, tier)) goto out;
     user_rec u;
-    store_status st = identity_create_user(ctx->app->identity, &ctx->scope, external_id,
+    store_status st = identity_create_user(ctx->env->identity, &ctx->scope, external_id,
                                            has_tier ? tier : NULL,
                                            display_name[0] ? display_name : NULL, &u);
     if (st != STORE_OK) {
@@ -45,9 +45,9 @@ void api_users_create(api_ctx *ctx)
         cJSON *d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "external_id", u.external_id);
         cJSON_AddStringToObject(d, "tier", u.tier);
-        obs_audit(ctx->app->store, &ctx->scope, "user.create", u.id, d);
+        obs_audit(ctx->env->store, &ctx->scope, "user.create", u.id, d);
     }
-    api_reply(ctx, 201, api_json_user(ctx->app, &u));
+    api_reply(ctx, 201, api_json_user(ctx->env, &u));
 out:
     cJSON_Delete(body);
 }
@@ -65,7 +65,7 @@ void api_users_list(api_ctx *ctx)
     user_rec *us = NULL;
     size_t n = 0;
     /* Ask for one more than the page to learn whether there is a next page. */
-    store_status st = store_user_list(ctx->app->store, &ctx->scope, after, (size_t)limit + 1,
+    store_status st = store_user_list(ctx->env->store, &ctx->scope, after, (size_t)limit + 1,
                                       &us, &n);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "user");
@@ -74,7 +74,7 @@ void api_users_list(api_ctx *ctx)
     bool has_more = n > (size_t)limit;
     if (has_more) n = (size_t)limit;
     cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, api_json_user(ctx->app, &us[i]));
+    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, api_json_user(ctx->env, &us[i]));
     free(us);
     api_reply(ctx, 200, api_json_list(arr, has_more));
 }
@@ -82,12 +82,12 @@ void api_users_list(api_ctx *ctx)
 void api_users_get(api_ctx *ctx)
 {
     user_rec u;
-    store_status st = store_user_get(ctx->app->store, &ctx->scope, ctx->req->params[0], &u);
+    store_status st = store_user_get(ctx->env->store, &ctx->scope, ctx->req->params[0], &u);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "user");
         return;
     }
-    api_reply(ctx, 200, api_json_user(ctx->app, &u));
+    api_reply(ctx, 200, api_json_user(ctx->env, &u));
 }
 
 void api_users_patch(api_ctx *ctx)
@@ -108,7 +108,7 @@ void api_users_patch(api_ctx *ctx)
     if (limits) {
         /* The store takes the complete override set: start from the current one. */
         user_rec cur;
-        store_status st = store_user_get(ctx->app->store, &ctx->scope, user_id, &cur);
+        store_status st = store_user_get(ctx->env->store, &ctx->scope, user_id, &cur);
         if (st != STORE_OK) {
             api_fail_store(ctx, st, "user");
             goto out;
@@ -118,7 +118,7 @@ void api_users_patch(api_ctx *ctx)
         if (!api_parse_limits(ctx, limits, true, &upd.limits)) goto out;
     }
     user_rec u;
-    store_status st = identity_update_user(ctx->app->identity, &ctx->scope, user_id, &upd, &u);
+    store_status st = identity_update_user(ctx->env->identity, &ctx->scope, user_id, &upd, &u);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "user");
         goto out;
@@ -128,14 +128,14 @@ void api_users_patch(api_ctx *ctx)
      * names budget changes. */
     cJSON *changed = cJSON_Duplicate(body, true);
     cJSON_DeleteItemFromObjectCaseSensitive(changed, "limits");
-    if (changed->child) obs_audit(ctx->app->store, &ctx->scope, "user.update", user_id, changed);
+    if (changed->child) obs_audit(ctx->env->store, &ctx->scope, "user.update", user_id, changed);
     else cJSON_Delete(changed);
     if (limits) {
         cJSON *d = cJSON_CreateObject();
         cJSON_AddItemToObject(d, "limits", cJSON_Duplicate(limits, true));
-        obs_audit(ctx->app->store, &ctx->scope, "budget.change", user_id, d);
+        obs_audit(ctx->env->store, &ctx->scope, "budget.change", user_id, d);
     }
-    api_reply(ctx, 200, api_json_user(ctx->app, &u));
+    api_reply(ctx, 200, api_json_user(ctx->env, &u));
 out:
     cJSON_Delete(body);
 }
@@ -143,7 +143,7 @@ out:
 void api_users_delete(api_ctx *ctx)
 {
     const char *user_id = ctx->req->params[0];
-    store_status st = identity_delete_user(ctx->app->identity, &ctx->scope, user_id);
+    store_status st = identity_delete_user(ctx->env->identity, &ctx->scope, user_id);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "user");
         return;
@@ -155,7 +155,7 @@ void api_users_delete(api_ctx *ctx)
         static const char *const kinds[] = {"keys", "sessions", "messages", "runs", "memory"};
         for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
             cJSON_AddItemToArray(what, cJSON_CreateString(kinds[i]));
-        obs_audit(ctx->app->store, &ctx->scope, "user.delete", user_id, d);
+        obs_audit(ctx->env->store, &ctx->scope, "user.delete", user_id, d);
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", user_id);

@@ -141,7 +141,7 @@ static int admin_need(const char *v, const char *what)
 static int admin_run(admin_env *env, const char *noun, const char *verb, admin_opts *o)
 {
     scope sc;
-    app fake;   /* the JSON shapes need the configuration (tiers, limits) */
+    api_env fake;   /* the JSON shapes need the configuration (tiers, limits) */
     memset(&fake, 0, sizeof fake);
     fake.cfg = env->cfg;
     if (strcmp(noun, "tenant") == 0 && strcmp(verb, "create") == 0) {

@@ -101,22 +101,22 @@ static void serve_quota_of(void *arg, const char *tier, store_quota *out)
 static void *serve_thread_init(uv_loop_t *loop, unsigned index, void *arg)
 {
     app *a = arg;
-    app_thread *t = calloc(1, sizeof *t);
+    api_thread *t = calloc(1, sizeof *t);
     if (!t) abort();
-    t->app = a;
+    t->env = &a->env;
     t->loop = loop;
     t->index = index;
-    t->upstream = upstream_new(loop, &a->cfg);
-    t->gate = gate_thread_new(a->gate, loop);
+    t->upstream = upstream_new(loop, &a->env.cfg);
+    t->gate = gate_thread_new(a->env.gate, loop);
     if (!t->gate) abort();
-    t->runs = runs_thread_new(a->runs, loop, t->upstream);
+    t->runs = runs_thread_new(a->env.runs, loop, t->upstream);
     runs_thread_set_gate(t->runs, t->gate);
     return t;
 }
 
 static void serve_thread_fini(void *thread_data)
 {
-    app_thread *t = thread_data;
+    api_thread *t = thread_data;
     if (!t) return;
     runs_thread_free(t->runs);      /* its runs use the upstream and the gate: first */
     upstream_free(t->upstream);
@@ -126,11 +126,11 @@ static void serve_thread_fini(void *thread_data)
 
 static void serve_request_done(http_request *req, int status)
 {
-    app *a = app_of(req);
-    atomic_fetch_add(&a->metrics.requests, 1);
-    if (status < 400) atomic_fetch_add(&a->metrics.responses_2xx, 1);
-    else if (status < 500) atomic_fetch_add(&a->metrics.responses_4xx, 1);
-    else atomic_fetch_add(&a->metrics.responses_5xx, 1);
+    api_env *env = api_thread_of(req)->env;
+    atomic_fetch_add(&env->metrics.requests, 1);
+    if (status < 400) atomic_fetch_add(&env->metrics.responses_2xx, 1);
+    else if (status < 500) atomic_fetch_add(&env->metrics.responses_4xx, 1);
+    else atomic_fetch_add(&env->metrics.responses_5xx, 1);
     api_request_done(req, status);   /* request span and per-route metrics */
 }
 
@@ -145,12 +145,12 @@ static void serve_on_revocation(void *arg, const identity_revocation *rv)
 static void serve_print_listening(void *arg)
 {
     app *a = arg;
-    const char *h = a->cfg.listen_host;
+    const char *h = a->env.cfg.listen_host;
     bool v6 = strchr(h, ':') != NULL;
     printf("brigade %s listening on http://%s%s%s:%d (data in %s, %zu model%s, config: %s)\n",
            BRIGADE_VERSION, v6 ? "[" : "", h, v6 ? "]" : "", http_server_port(a->server),
-           a->cfg.data_dir, a->cfg.n_models, a->cfg.n_models == 1 ? "" : "s",
-           a->cfg.source_path ? a->cfg.source_path : "embedded defaults");
+           a->env.cfg.data_dir, a->env.cfg.n_models, a->env.cfg.n_models == 1 ? "" : "s",
+           a->env.cfg.source_path ? a->env.cfg.source_path : "embedded defaults");
     fflush(stdout);
 }
 
@@ -192,10 +192,10 @@ int app_serve_main(int argc, char **argv)
     memset(&a, 0, sizeof a);
     char err[1024];
     /* config_load_file starts from the defaults itself. */
-    if (!config_path) config_defaults(&a.cfg);
-    else if (config_load_file(config_path, &a.cfg, err, sizeof err) != 0) {
+    if (!config_path) config_defaults(&a.env.cfg);
+    else if (config_load_file(config_path, &a.env.cfg, err, sizeof err) != 0) {
         fprintf(stderr, "brigade serve: %s\nbrigade serve: not starting; fix the configuration.\n", err);
-        config_free(&a.cfg);
+        config_free(&a.env.cfg);
         return 1;
     }
     if (listen) {
@@ -203,88 +203,88 @@ int app_serve_main(int argc, char **argv)
         int port;
         if (config_parse_listen(listen, &host, &port, err, sizeof err) != 0) {
             fprintf(stderr, "brigade serve: --listen %s\n", err);
-            config_free(&a.cfg);
+            config_free(&a.env.cfg);
             return 2;
         }
-        free(a.cfg.listen_host);
-        a.cfg.listen_host = host;
-        a.cfg.listen_port = port;
+        free(a.env.cfg.listen_host);
+        a.env.cfg.listen_host = host;
+        a.env.cfg.listen_port = port;
     }
     if (data_dir) {
-        free(a.cfg.data_dir);
-        a.cfg.data_dir = strdup(data_dir);
+        free(a.env.cfg.data_dir);
+        a.env.cfg.data_dir = strdup(data_dir);
     }
-    if (threads > 0) a.cfg.threads = (unsigned)threads;
-    if (!a.cfg.admin_token || !a.cfg.admin_token[0])
+    if (threads > 0) a.env.cfg.threads = (unsigned)threads;
+    if (!a.env.cfg.admin_token || !a.env.cfg.admin_token[0])
         log_warn("no server admin token (BRIGADE_ADMIN_TOKEN): tenants cannot be managed over HTTP");
 
     /* Whatever brigade creates from here on (the database and its -wal
      * and -shm, the secret, keys, exports) is its owner's alone. */
     umask(077);
-    a.lock_fd = app_lock_data_dir(a.cfg.data_dir, err, sizeof err);
+    a.lock_fd = app_lock_data_dir(a.env.cfg.data_dir, err, sizeof err);
     if (a.lock_fd < 0) {
         fprintf(stderr, "brigade serve: %s\n", err);
-        config_free(&a.cfg);
+        config_free(&a.env.cfg);
         return 1;
     }
-    a.store = store_open(a.cfg.data_dir, err, sizeof err);
-    if (!a.store) {
+    a.env.store = store_open(a.env.cfg.data_dir, err, sizeof err);
+    if (!a.env.store) {
         fprintf(stderr, "brigade serve: store: %s\n", err);
-        config_free(&a.cfg);
+        config_free(&a.env.cfg);
         return 1;
     }
-    a.identity = identity_open(a.store, a.cfg.data_dir, a.cfg.admin_token, err, sizeof err);
-    if (!a.identity) {
+    a.env.identity = identity_open(a.env.store, a.env.cfg.data_dir, a.env.cfg.admin_token, err, sizeof err);
+    if (!a.env.identity) {
         fprintf(stderr, "brigade serve: identity: %s\n", err);
-        store_close(a.store);
-        config_free(&a.cfg);
+        store_close(a.env.store);
+        config_free(&a.env.cfg);
         return 1;
     }
-    identity_set_default_tier(a.identity, a.cfg.default_tier);
-    store_set_quota_fn(a.store, serve_quota_of, &a.cfg);
+    identity_set_default_tier(a.env.identity, a.env.cfg.default_tier);
+    store_set_quota_fn(a.env.store, serve_quota_of, &a.env.cfg);
     size_t recovered = 0;
-    if (store_runs_recover(a.store, &recovered) != STORE_OK) {
+    if (store_runs_recover(a.env.store, &recovered) != STORE_OK) {
         fprintf(stderr, "brigade serve: store: could not mark interrupted runs\n");
-        identity_close(a.identity);
-        store_close(a.store);
-        config_free(&a.cfg);
+        identity_close(a.env.identity);
+        store_close(a.env.store);
+        config_free(&a.env.cfg);
         return 1;
     }
     if (recovered) log_warn("%zu run(s) were in flight when brigade last stopped: marked interrupted", recovered);
-    a.tools = tools_registry_new(&a.cfg, err, sizeof err);
-    if (!a.tools) {
+    a.env.tools = tools_registry_new(&a.env.cfg, err, sizeof err);
+    if (!a.env.tools) {
         fprintf(stderr, "brigade serve: tools: %s\n", err);
-        identity_close(a.identity);
-        store_close(a.store);
-        config_free(&a.cfg);
+        identity_close(a.env.identity);
+        store_close(a.env.store);
+        config_free(&a.env.cfg);
         return 1;
     }
     /* Governance: budgets are rebuilt from the usage ledger before the
      * first request can spend anything. */
-    a.gate = gate_new(&a.cfg, NULL, NULL);
-    if (!a.gate || gate_load_ledger(a.gate, a.store, err, sizeof err) != 0) {
-        fprintf(stderr, "brigade serve: governance: %s\n", a.gate ? err : "out of memory");
-        gate_free(a.gate);
-        tools_registry_free(a.tools);
-        identity_close(a.identity);
-        store_close(a.store);
-        config_free(&a.cfg);
+    a.env.gate = gate_new(&a.env.cfg, NULL, NULL);
+    if (!a.env.gate || gate_load_ledger(a.env.gate, a.env.store, err, sizeof err) != 0) {
+        fprintf(stderr, "brigade serve: governance: %s\n", a.env.gate ? err : "out of memory");
+        gate_free(a.env.gate);
+        tools_registry_free(a.env.tools);
+        identity_close(a.env.identity);
+        store_close(a.env.store);
+        config_free(&a.env.cfg);
         return 1;
     }
-    a.runs = runs_new(&a.cfg, a.store, a.tools);
-    runs_set_gate(a.runs, a.gate, a.identity);
+    a.env.runs = runs_new(&a.env.cfg, a.env.store, a.env.tools);
+    runs_set_gate(a.env.runs, a.env.gate, a.env.identity);
     /* A revoked key, a disabled or erased user: their runs stop too. */
-    identity_on_revocation(a.identity, serve_on_revocation, a.runs);
-    a.started_at = time_now_unix();
+    identity_on_revocation(a.env.identity, serve_on_revocation, a.env.runs);
+    a.env.started_at = time_now_unix();
     a.router = http_router_new();
     api_register_routes(a.router);
 
     http_server_config sc;
     memset(&sc, 0, sizeof sc);
-    sc.host = a.cfg.listen_host;
-    sc.port = a.cfg.listen_port;
-    sc.threads = a.cfg.threads;
-    sc.limits = a.cfg.limits;
+    sc.host = a.env.cfg.listen_host;
+    sc.port = a.env.cfg.listen_port;
+    sc.threads = a.env.cfg.threads;
+    sc.limits = a.env.cfg.limits;
     http_limits_apply_defaults(&sc.limits);
     sc.router = a.router;
     sc.server_name = "brigade";
@@ -292,40 +292,40 @@ int app_serve_main(int argc, char **argv)
     sc.thread_fini = serve_thread_fini;
     sc.thread_arg = &a;
     sc.on_request_done = serve_request_done;
-    if (obs_setup(&a.cfg.observability, a.store, err, sizeof err) != 0)
+    if (obs_setup(&a.env.cfg.observability, a.env.store, err, sizeof err) != 0)
         log_warn("observability: %s; serving without tracing", err);
     /* the audit chain's bound; seals what a crash left unsealed */
-    obs_audit_open(a.store, a.cfg.observability.audit_checkpoint_every,
-                   a.cfg.observability.audit_checkpoint_interval_s, true);
+    obs_audit_open(a.env.store, a.env.cfg.observability.audit_checkpoint_every,
+                   a.env.cfg.observability.audit_checkpoint_interval_s, true);
     app_name_pool_threads();   /* before the loops: pool workers would inherit "loop-N" */
     a.server = http_server_start(&sc, err, sizeof err);
     if (!a.server) {
         obs_tracer_stop();
-        obs_audit_close(a.store);
-        fprintf(stderr, "brigade serve: cannot listen on %s:%d: %s\n", a.cfg.listen_host,
-                a.cfg.listen_port, err);
-        identity_on_revocation(a.identity, NULL, NULL);
-        runs_free(a.runs);
-        gate_free(a.gate);
-        tools_registry_free(a.tools);
-        identity_close(a.identity);
-        store_close(a.store);
+        obs_audit_close(a.env.store);
+        fprintf(stderr, "brigade serve: cannot listen on %s:%d: %s\n", a.env.cfg.listen_host,
+                a.env.cfg.listen_port, err);
+        identity_on_revocation(a.env.identity, NULL, NULL);
+        runs_free(a.env.runs);
+        gate_free(a.env.gate);
+        tools_registry_free(a.env.tools);
+        identity_close(a.env.identity);
+        store_close(a.env.store);
         http_router_free(a.router);
-        config_free(&a.cfg);
+        config_free(&a.env.cfg);
         return 1;
     }
     int sig = http_server_run_until_signal(a.server, serve_print_listening, &a);
     log_info("signal %d: stopped serving; flushing the store", sig);
-    identity_on_revocation(a.identity, NULL, NULL);
-    runs_free(a.runs);
-    gate_free(a.gate);
-    tools_registry_free(a.tools);
-    identity_close(a.identity);
+    identity_on_revocation(a.env.identity, NULL, NULL);
+    runs_free(a.env.runs);
+    gate_free(a.env.gate);
+    tools_registry_free(a.env.tools);
+    identity_close(a.env.identity);
     obs_tracer_stop();               /* the last spans (runs' too) into the store before it closes */
-    obs_audit_close(a.store);        /* the shutdown checkpoint of the audit chain */
-    store_close(a.store);
+    obs_audit_close(a.env.store);        /* the shutdown checkpoint of the audit chain */
+    store_close(a.env.store);
     http_router_free(a.router);
-    config_free(&a.cfg);
+    config_free(&a.env.cfg);
     close(a.lock_fd);
     log_info("brigade stopped cleanly");
     return 0;
