@@ -11,6 +11,7 @@
 
 #include "util/json_strict.h"
 #include "util/utf8.h"
+#include "util/xalloc.h"
 
 static bool chat_fail(chat_request_error *err, int status, const char *code, const char *param,
                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -269,8 +270,7 @@ bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
         int cl = cap ? snprintf(capfield, sizeof capfield, "\"max_completion_tokens\":%u,", cap) : 0;
         size_t brace = 0;
         while (brace < len && body[brace] != '{') brace++;
-        out->upstream_body = malloc(len + (size_t)cl + 1);
-        if (!out->upstream_body) abort();
+        out->upstream_body = xmalloc(len + (size_t)cl + 1);
         memcpy(out->upstream_body, body, brace + 1);
         memcpy(out->upstream_body + brace + 1, capfield, (size_t)cl);
         memcpy(out->upstream_body + brace + 1 + cl, body + brace + 1, len - brace - 1);

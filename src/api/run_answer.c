@@ -5,6 +5,7 @@
  * API's JSON of runs and messages. The harness reports; this file alone
  * turns its reports into statuses, headers and bodies. */
 #include "api/api.h"
+#include "util/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,8 +186,7 @@ static void run_client_drain(http_request *req)
 void api_run_post(api_ctx *ctx, const char *session_id, const char *content, bool stream,
                   runs_if_busy if_busy)
 {
-    run_client *c = calloc(1, sizeof *c);
-    if (!c) abort();
+    run_client *c = xcalloc(1, sizeof *c);
     c->sub.on_start = run_client_start;
     c->sub.on_event = stream ? run_client_event : NULL;
     c->sub.on_end = run_client_end;
@@ -218,8 +218,7 @@ static void run_canceller_end(runs_subscriber *sub, const runs_outcome *o)
 
 void api_run_cancel(api_ctx *ctx, const char *run_id)
 {
-    run_canceller *c = calloc(1, sizeof *c);
-    if (!c) abort();
+    run_canceller *c = xcalloc(1, sizeof *c);
     c->sub.on_end = run_canceller_end;
     c->req = ctx->req;
     ctx->req->user = c;

@@ -10,6 +10,7 @@
 
 #include "identity/jwt.h"
 #include "obs/audit.h"
+#include "util/xalloc.h"
 
 /* Read {issuer, audience, alg, key} into jwt (jwt->key malloc'd). */
 static bool api_tenant_jwt_parse(api_ctx *ctx, const cJSON *v, tenant_jwt *jwt)
@@ -55,8 +56,7 @@ static bool api_tenant_jwt_parse(api_ctx *ctx, const cJSON *v, tenant_jwt *jwt)
                  "jwt.key is not usable for %s: %s", jwt->alg, why);
         return false;
     }
-    jwt->key = strdup(key->valuestring);
-    if (!jwt->key) abort();
+    jwt->key = xstrdup(key->valuestring);
     return true;
 }
 

@@ -18,6 +18,7 @@
 #include "obs/audit.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "util/xalloc.h"
 
 static const char serve_usage[] =
     "usage: brigade serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--threads N]\n"
@@ -101,14 +102,12 @@ static void serve_quota_of(void *arg, const char *tier, store_quota *out)
 static void *serve_thread_init(uv_loop_t *loop, unsigned index, void *arg)
 {
     app *a = arg;
-    api_thread *t = calloc(1, sizeof *t);
-    if (!t) abort();
+    api_thread *t = xcalloc(1, sizeof *t);
     t->env = &a->env;
     t->loop = loop;
     t->index = index;
     t->upstream = upstream_new(loop, &a->env.cfg);
-    t->gate = gate_thread_new(a->env.gate, loop);
-    if (!t->gate) abort();
+    t->gate = xnonnull(gate_thread_new(a->env.gate, loop));
     t->runs = runs_thread_new(a->env.runs, loop, t->upstream);
     runs_thread_set_gate(t->runs, t->gate);
     return t;

@@ -11,6 +11,7 @@
 #include "obs/obs.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "util/xalloc.h"
 
 struct gate {
     const brigade_config *cfg;
@@ -343,8 +344,7 @@ int gate_enter_capped(gate_thread *t, gate_call *c, const gate_who *who,
     c->queued = true;
     if (deadline_ms) {
         uint64_t now = uv_now(t->loop);
-        c->deadline_timer = malloc(sizeof *c->deadline_timer);
-        if (!c->deadline_timer) abort();
+        c->deadline_timer = xmalloc(sizeof *c->deadline_timer);
         uv_timer_init(t->loop, c->deadline_timer);
         c->deadline_timer->data = c;
         uv_timer_start(c->deadline_timer, gate_deadline_fire, deadline_ms > now ? deadline_ms - now : 0, 0);

@@ -2,6 +2,7 @@
  * check either allows or decides, and the first that decides wins. A new
  * check (a detector, an approval rule) is one function and one row. */
 #include "guard/guard.h"
+#include "util/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +18,7 @@ struct guard_run {
 
 guard_run *guard_run_new(void)
 {
-    guard_run *g = calloc(1, sizeof *g);
-    if (!g) abort();
+    guard_run *g = xcalloc(1, sizeof *g);
     return g;
 }
 
@@ -70,11 +70,9 @@ static uint32_t guard_count_call(guard_run *g, const char *name, const char *arg
     if (i == g->n_seen) {
         if (g->n_seen == g->cap_seen) {
             size_t cap = g->cap_seen ? 2 * g->cap_seen : 8;
-            uint64_t *c = realloc(g->seen_calls, cap * sizeof *c);
-            if (!c) abort();
+            uint64_t *c = xrealloc(g->seen_calls, cap * sizeof *c);
             g->seen_calls = c;
-            uint32_t *k = realloc(g->seen_counts, cap * sizeof *k);
-            if (!k) abort();
+            uint32_t *k = xrealloc(g->seen_counts, cap * sizeof *k);
             g->seen_counts = k;
             g->cap_seen = cap;
         }

@@ -22,6 +22,7 @@
  * what keeps the byte order without any bookkeeping in the callers.
  */
 #include "http/http_internal.h"
+#include "util/xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -238,8 +239,7 @@ static void conn_write_now(http_conn *c, const uv_buf_t *bufs, unsigned n)
         if (done == total) return;
     }
     size_t rest = total - done;
-    http_wreq *wr = malloc(sizeof(*wr) + rest);
-    if (!wr) abort();
+    http_wreq *wr = xmalloc(sizeof(*wr) + rest);
     wr->conn = c;
     wr->len = rest;
     char *o = wr->data;
@@ -579,8 +579,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 void http_conn_accept(http_worker *w)
 {
     http_server *srv = w->srv;
-    http_conn *c = calloc(1, sizeof(*c));
-    if (!c) abort();
+    http_conn *c = xcalloc(1, sizeof(*c));
     c->w = w;
     uv_tcp_init(&w->loop, &c->tcp);
     uv_timer_init(&w->loop, &c->timer);

@@ -15,6 +15,7 @@
 
 #include "util/ids.h"
 #include "util/timeutil.h"
+#include "util/xalloc.h"
 
 #define HTTP_ARENA_BLOCK 4096
 
@@ -36,8 +37,7 @@ void http_limits_apply_defaults(http_limits *l)
 
 http_request *http_request_alloc(void)
 {
-    http_request_full *f = calloc(1, sizeof(*f));
-    if (!f) abort();
+    http_request_full *f = xcalloc(1, sizeof(*f));
     f->pub.priv = &f->priv;
     arena_init(&f->pub.arena, HTTP_ARENA_BLOCK);
     return &f->pub;
@@ -173,8 +173,7 @@ static int cb_header_field_complete(llhttp_t *ll)
     if (p->n_refs == p->cap_refs) {
         size_t cap = p->cap_refs ? p->cap_refs * 2 : 16;
         if (cap > p->limits->max_headers) cap = p->limits->max_headers;
-        http_hdr_ref *r = realloc(p->refs, cap * sizeof(*r));
-        if (!r) abort();
+        http_hdr_ref *r = xrealloc(p->refs, cap * sizeof(*r));
         p->refs = r;
         p->cap_refs = cap;
     }

@@ -9,6 +9,7 @@
  * http_router_allow lists what it does accept.
  */
 #include "http/http.h"
+#include "util/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +37,7 @@ struct http_router {
 
 http_router *http_router_new(void)
 {
-    http_router *r = calloc(1, sizeof(*r));
-    if (!r) abort();
+    http_router *r = xcalloc(1, sizeof(*r));
     return r;
 }
 
@@ -65,8 +65,7 @@ void http_router_free(http_router *r)
 
 static rnode *rnode_new(void)
 {
-    rnode *n = calloc(1, sizeof(*n));
-    if (!n) abort();
+    rnode *n = xcalloc(1, sizeof(*n));
     return n;
 }
 
@@ -75,12 +74,10 @@ static rnode *static_child(rnode *n, const char *s, size_t len, bool create)
     for (size_t i = 0; i < n->n_kids; i++)
         if (n->kids[i]->seg_len == len && memcmp(n->kids[i]->seg, s, len) == 0) return n->kids[i];
     if (!create) return NULL;
-    rnode **k = realloc(n->kids, (n->n_kids + 1) * sizeof(*k));
-    if (!k) abort();
+    rnode **k = xrealloc(n->kids, (n->n_kids + 1) * sizeof(*k));
     n->kids = k;
     rnode *c = rnode_new();
-    c->seg = malloc(len + 1);
-    if (!c->seg) abort();
+    c->seg = xmalloc(len + 1);
     memcpy(c->seg, s, len);
     c->seg[len] = '\0';
     c->seg_len = len;
@@ -117,8 +114,7 @@ void http_router_add(http_router *r, const char *method, const char *pattern, ht
             n->methods[i].h = h;
             return;
         }
-    route_method *m = realloc(n->methods, (n->n_methods + 1) * sizeof(*m));
-    if (!m) abort();
+    route_method *m = xrealloc(n->methods, (n->n_methods + 1) * sizeof(*m));
     n->methods = m;
     snprintf(m[n->n_methods].method, sizeof m[0].method, "%s", method);
     m[n->n_methods].h = h;

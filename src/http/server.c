@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/xalloc.h"
 
 /* ---------------- date header ---------------- */
 
@@ -186,8 +187,7 @@ http_server *http_server_start(const http_server_config *cfg, char *err, size_t 
     err[0] = '\0';
     signal(SIGPIPE, SIG_IGN);
 
-    http_server *s = calloc(1, sizeof(*s));
-    if (!s) abort();
+    http_server *s = xcalloc(1, sizeof(*s));
     s->cfg = *cfg;
     s->limits = cfg->limits;
     http_limits_apply_defaults(&s->limits);
@@ -233,8 +233,7 @@ http_server *http_server_start(const http_server_config *cfg, char *err, size_t 
     }
 
     s->n_workers = n;
-    s->workers = calloc(n, sizeof(http_worker));
-    if (!s->workers) abort();
+    s->workers = xcalloc(n, sizeof(http_worker));
     unsigned bound = 0;
     for (unsigned i = 0; i < n; i++) {
         http_worker *w = &s->workers[i];
@@ -262,8 +261,7 @@ http_server *http_server_start(const http_server_config *cfg, char *err, size_t 
 
     for (unsigned i = 0; i < n; i++) {
         http_worker *w = &s->workers[i];
-        w->readbuf = malloc(HTTP_READBUF_SIZE);
-        if (!w->readbuf) abort();
+        w->readbuf = xmalloc(HTTP_READBUF_SIZE);
         uv_loop_init(&w->loop);
         uv_tcp_init(&w->loop, &w->listener);
         w->listener.data = w;

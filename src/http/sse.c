@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/xalloc.h"
 
 struct http_sse {
     http_request *req;                /* NULL once ended */
@@ -25,8 +26,7 @@ static void sse_ping(uv_timer_t *t)
 
 http_sse *http_sse_begin(http_request *req, uint32_t ping_ms)
 {
-    http_sse *s = calloc(1, sizeof *s);
-    if (!s) abort();
+    http_sse *s = xcalloc(1, sizeof *s);
     s->req = req;
     buf_init(&s->frame);
     uv_timer_init(req->loop, &s->ping);

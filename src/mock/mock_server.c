@@ -14,6 +14,7 @@
 
 #include "http/http.h"
 #include "util/ids.h"
+#include "util/xalloc.h"
 
 struct mock_server {
     mock_server_opts  o;
@@ -56,8 +57,7 @@ static uint64_t mock_thread_rand(mock_thread *t)
 static void *mock_thread_init(uv_loop_t *loop, unsigned index, void *arg)
 {
     (void)index;
-    mock_thread *t = calloc(1, sizeof(*t));
-    if (!t) abort();
+    mock_thread *t = xcalloc(1, sizeof(*t));
     t->srv = arg;
     t->loop = loop;
     buf_init(&t->scratch);
@@ -232,8 +232,7 @@ static void mock_answer(http_request *req, mock_thread *th, const mock_plan *p, 
         return;
     }
     if (!c) {
-        c = calloc(1, sizeof(*c));
-        if (!c) abort();
+        c = xcalloc(1, sizeof(*c));
         uv_timer_init(th->loop, &c->timer);
         c->timer.data = c;
         c->req = req;
@@ -321,8 +320,7 @@ static void mock_handle(http_request *req, bool anthropic)
         mock_answer(req, th, &plan, NULL, anthropic);
         return;
     }
-    mock_call *c = calloc(1, sizeof(*c));
-    if (!c) abort();
+    mock_call *c = xcalloc(1, sizeof(*c));
     uv_timer_init(th->loop, &c->timer);
     c->timer.data = c;
     c->req = req;
@@ -364,8 +362,7 @@ static void mock_healthz(http_request *req)
 
 mock_server *mock_server_start(const mock_server_opts *o, char *err, size_t errlen)
 {
-    mock_server *s = calloc(1, sizeof(*s));
-    if (!s) abort();
+    mock_server *s = xcalloc(1, sizeof(*s));
     s->o = *o;
     if (!s->o.host) s->o.host = "127.0.0.1";
     mock_stats_init(&s->stats);

@@ -19,6 +19,7 @@
 #include "obs/audit_chain.h"
 #include "util/log.h"
 #include "util/utf8.h"
+#include "util/xalloc.h"
 
 /* The auth-failure bound: a fixed table of source slots, so a flood from
  * many addresses costs no memory — two sources sharing a slot just share
@@ -90,8 +91,7 @@ static audit_state *audit_state_locked(store *st, uint64_t every, uint64_t inter
     audit_state *s = audit_reg;
     while (s && s->st != st) s = s->next;
     if (s) return s;
-    s = calloc(1, sizeof *s);
-    if (!s) abort();
+    s = xcalloc(1, sizeof *s);
     s->st = st;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->cp_mu, NULL);

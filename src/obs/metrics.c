@@ -13,6 +13,7 @@
  * many lookups were folded there. Totals stay right; only the breakdown is
  * lost, and memory cannot grow with hostile label values. */
 #include "obs/obs_internal.h"
+#include "util/xalloc.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -62,8 +63,7 @@ size_t obs_metrics_max_series(void) { return atomic_load(&obs_max_series); }
 
 static char *obs_xstrdup(const char *s)
 {
-    char *d = strdup(s ? s : "");
-    if (!d) abort();
+    char *d = xstrdup(s ? s : "");
     return d;
 }
 
@@ -91,8 +91,7 @@ static obs_metric *obs_register(const char *name, const char *help, obs_metric_t
             pthread_mutex_unlock(&obs_reg_mu);
             return m;
         }
-    obs_metric *m = calloc(1, sizeof *m);
-    if (!m) abort();
+    obs_metric *m = xcalloc(1, sizeof *m);
     m->name = obs_xstrdup(name);
     m->help = obs_xstrdup(help);
     m->type = type;
@@ -107,8 +106,7 @@ static obs_metric *obs_register(const char *name, const char *help, obs_metric_t
             bounds = obs_default_buckets;
             nb = sizeof obs_default_buckets / sizeof obs_default_buckets[0];
         }
-        m->bounds = malloc((nb ? nb : 1) * sizeof *m->bounds);
-        if (!m->bounds) abort();
+        m->bounds = xmalloc((nb ? nb : 1) * sizeof *m->bounds);
         for (size_t i = 0; i < nb; i++) {
             if (i && !(bounds[i] > bounds[i - 1])) abort();   /* must ascend */
             m->bounds[i] = bounds[i];
@@ -141,13 +139,11 @@ obs_metric *obs_histogram(const char *name, const char *help, const char *const 
 
 static obs_series *obs_series_new(obs_metric *m, const char *const *values)
 {
-    obs_series *s = calloc(1, sizeof *s);
-    if (!s) abort();
+    obs_series *s = xcalloc(1, sizeof *s);
     s->family = m;
     for (size_t i = 0; i < m->nlabels; i++) s->labels[i] = obs_xstrdup(values ? values[i] : "");
     if (m->type == OBS_HISTOGRAM) {
-        s->buckets = calloc(m->nbounds + 1, sizeof *s->buckets);
-        if (!s->buckets) abort();
+        s->buckets = xcalloc(m->nbounds + 1, sizeof *s->buckets);
     }
     if (m->last) m->last->next = s;
     else m->first = s;

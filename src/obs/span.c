@@ -2,6 +2,7 @@
  * local to the span (one malloc); only obs_span_end touches shared state,
  * through the tracer's queue. */
 #include "obs/obs_internal.h"
+#include "util/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +33,7 @@ obs_span *obs_span_begin(const obs_trace_ctx *parent, const char *name, obs_span
      * calloc: the string pool need not be zeroed. */
     bool sampled = ctx.flags & 1;
     size_t size = sampled ? sizeof(obs_span) : offsetof(obs_span, attrs);
-    obs_span *s = malloc(size);
-    if (!s) abort();
+    obs_span *s = xmalloc(size);
     memset(s, 0, sampled ? offsetof(obs_span, pool) : size);
     s->ctx = ctx;
     if (parent) {

@@ -20,6 +20,7 @@
 
 #include "store/store.h"
 #include "util/log.h"
+#include "util/xalloc.h"
 
 #define OBS_QUEUE_MAX 16384        /* spans waiting for the store (~4.5 KB each: ~75 MB at most) */
 #define OBS_BATCH_WAKE 1024        /* wake the thread early at this many */
@@ -91,14 +92,12 @@ static void obs_span_to_rec(const obs_span *s, span_rec *r)
 static void obs_tracer_write(obs_span *list, size_t n)
 {
     if (!n) return;
-    obs_span **arr = malloc(n * sizeof *arr);
-    if (!arr) abort();
+    obs_span **arr = xmalloc(n * sizeof *arr);
     size_t i = 0;
     for (obs_span *s = list; s; s = s->next) arr[i++] = s;
 
     if (obs_tr.st) {
-        span_rec *recs = calloc(n, sizeof *recs);
-        if (!recs) abort();
+        span_rec *recs = xcalloc(n, sizeof *recs);
         for (i = 0; i < n; i++) obs_span_to_rec(arr[i], &recs[i]);
         int64_t prune = 0;
         if (obs_tr.opts.retention_hours) {

@@ -14,14 +14,14 @@
 
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "util/xalloc.h"
 
 
 /* ---------------------------------------------------------------- threads */
 
 runs_thread *runs_thread_new(runs *r, uv_loop_t *loop, upstream *up)
 {
-    runs_thread *t = calloc(1, sizeof *t);
-    if (!t) abort();
+    runs_thread *t = xcalloc(1, sizeof *t);
     t->r = r;
     t->loop = loop;
     t->up = up;
@@ -402,8 +402,7 @@ void run_exec_feed(run_exec *x, step_event *ev)
 void run_exec_begin(run_start *s)
 {
     runs_thread *t = s->t;
-    run_exec *x = calloc(1, sizeof *x);
-    if (!x) abort();
+    run_exec *x = xcalloc(1, sizeof *x);
     x->t = t;
     x->r = t->r;
     x->sc = s->sc;

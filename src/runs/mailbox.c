@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "util/inbox.h"
+#include "util/xalloc.h"
 
 typedef struct mail {
     inbox_node   node;          /* first: a node is its mail */
@@ -42,8 +43,7 @@ static void mailbox_drain(inbox *ib)
 
 mailbox *mailbox_new(uv_loop_t *loop)
 {
-    mailbox *m = calloc(1, sizeof *m);
-    if (!m) abort();
+    mailbox *m = xcalloc(1, sizeof *m);
     pthread_mutex_init(&m->lock, NULL);
     if (inbox_init(&m->in, loop, &m->lock, mailbox_drain, m) != 0) abort();
     return m;
@@ -51,8 +51,7 @@ mailbox *mailbox_new(uv_loop_t *loop)
 
 bool mailbox_post(mailbox *m, mailbox_fn fn, void *arg)
 {
-    mail *x = malloc(sizeof *x);
-    if (!x) abort();
+    mail *x = xmalloc(sizeof *x);
     x->fn = fn;
     x->arg = arg;
     pthread_mutex_lock(&m->lock);

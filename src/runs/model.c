@@ -18,6 +18,7 @@
 
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "util/xalloc.h"
 
 /* Merge one streamed tool-call fragment into the call at its index. */
 static void run_model_take_tool_delta(run_exec *x, const cJSON *d)
@@ -49,8 +50,7 @@ static void run_model_take_tool_delta(run_exec *x, const cJSON *d)
         const cJSON *cur = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
         size_t a = strlen(cur->valuestring), b = strlen(args->valuestring);
         if (a + b > (1u << 20)) return;   /* a model cannot make us hold more than 1 MiB */
-        char *joined = malloc(a + b + 1);
-        if (!joined) abort();
+        char *joined = xmalloc(a + b + 1);
         memcpy(joined, cur->valuestring, a);
         memcpy(joined + a, args->valuestring, b + 1);
         cJSON_ReplaceItemInObjectCaseSensitive(fn, "arguments", cJSON_CreateString(joined));

@@ -13,19 +13,18 @@
 #include <string.h>
 
 #include "util/log.h"
+#include "util/xalloc.h"
 
 runs *runs_new(const brigade_config *cfg, store *st, const tool_registry *tools)
 {
-    runs *r = calloc(1, sizeof *r);
-    if (!r) abort();
+    runs *r = xcalloc(1, sizeof *r);
     r->cfg = cfg;
     r->st = st;
     r->tools = tools;
     r->core = &step_core_toolcall;
     pthread_mutex_init(&r->lock, NULL);
-    r->sessions = strmap_new(NULL);
-    r->active = strmap_new(NULL);
-    if (!r->sessions || !r->active) abort();
+    r->sessions = xnonnull(strmap_new(NULL));
+    r->active = xnonnull(strmap_new(NULL));
     return r;
 }
 
@@ -60,8 +59,7 @@ size_t runs_active(runs *r)
 
 static run_waiter *runs_waiter_new(runs_thread *t, mailbox_fn fn, void *arg)
 {
-    run_waiter *w = calloc(1, sizeof *w);
-    if (!w) abort();
+    run_waiter *w = xcalloc(1, sizeof *w);
     w->t = t;
     w->fn = fn;
     w->arg = arg;
@@ -93,8 +91,7 @@ static void runs_post_stop(runs *r, session_slot *s, run_status status, const ch
                            const char *message)
 {
     if (!s->run_id[0] || !s->t) return;
-    runs_stop_msg *m = calloc(1, sizeof *m);
-    if (!m) abort();
+    runs_stop_msg *m = xcalloc(1, sizeof *m);
     m->r = r;
     snprintf(m->run_id, sizeof m->run_id, "%s", s->run_id);
     m->status = status;
@@ -112,8 +109,7 @@ int runs_registry_claim(runs *r, runs_thread *t, const scope *sc, const char *se
     pthread_mutex_lock(&r->lock);
     session_slot *s = strmap_get(r->sessions, session_id);
     if (!s) {
-        s = calloc(1, sizeof *s);
-        if (!s) abort();
+        s = xcalloc(1, sizeof *s);
         snprintf(s->session_id, sizeof s->session_id, "%s", session_id);
         snprintf(s->tenant_id, sizeof s->tenant_id, "%s", sc->tenant_id);
         snprintf(s->user_id, sizeof s->user_id, "%s", sc->user_id);

@@ -9,6 +9,7 @@
  * The store work runs on the thread pool, one job at a time per start;
  * everything else on the loop of the caller. */
 #include "runs/runs_internal.h"
+#include "util/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,8 +291,7 @@ void runs_post_message(runs_thread *t, runs_subscriber *sub, const scope *sc,
                        const char *session_id, const char *content, runs_if_busy if_busy,
                        const obs_trace_ctx *trace)
 {
-    run_start *s = calloc(1, sizeof *s);
-    if (!s) abort();
+    run_start *s = xcalloc(1, sizeof *s);
     if (trace) {
         s->trace = *trace;
         s->has_trace = true;
@@ -301,8 +301,7 @@ void runs_post_message(runs_thread *t, runs_subscriber *sub, const scope *sc,
     sub->run = NULL;
     s->sc = *sc;
     snprintf(s->session_id, sizeof s->session_id, "%s", session_id);
-    s->content = strdup(content);
-    if (!s->content) abort();
+    s->content = xstrdup(content);
     s->if_busy = if_busy;
     /* A subscriber that leaves while its message waits changes nothing:
      * the message still runs when its turn comes (the API's rule). */
@@ -352,8 +351,7 @@ static void run_cancel_answer(void *arg)
 
 void runs_cancel(runs_thread *t, runs_subscriber *sub, const scope *sc, const char *run_id)
 {
-    run_cancel_req *c = calloc(1, sizeof *c);
-    if (!c) abort();
+    run_cancel_req *c = xcalloc(1, sizeof *c);
     c->t = t;
     c->sub = sub;
     sub->run = NULL;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "util/log.h"
+#include "util/xalloc.h"
 
 #define RUNS_PREVIEW_BYTES 200   /* of a tool result, in the tool.result event */
 
@@ -102,9 +103,8 @@ static void run_tool_msg_rec(run_exec *x, const cJSON *m, message_rec *out, char
 static void run_tools_persist_work(run_exec *x)
 {
     size_t n = 1 + (size_t)cJSON_GetArraySize(x->results);
-    message_rec *msgs = calloc(n, sizeof *msgs);
-    char **tcj = calloc(n, sizeof *tcj);
-    if (!msgs || !tcj) abort();
+    message_rec *msgs = xcalloc(n, sizeof *msgs);
+    char **tcj = xcalloc(n, sizeof *tcj);
     run_tool_msg_rec(x, x->assistant_msg, &msgs[0], &tcj[0]);
     size_t i = 1;
     const cJSON *r;
@@ -156,8 +156,7 @@ static void run_tool_result(run_exec *x, size_t i, bool ok, const char *output, 
     cJSON *msg = cJSON_CreateObject();
     cJSON_AddStringToObject(msg, "role", "tool");
     cJSON_AddStringToObject(msg, "tool_call_id", cJSON_IsString(id) ? id->valuestring : "");
-    char *text = malloc(len + 1);
-    if (!text) abort();
+    char *text = xmalloc(len + 1);
     memcpy(text, output, len);
     text[len] = '\0';
     cJSON_AddStringToObject(msg, "content", text);
@@ -203,9 +202,8 @@ void run_tools_call(run_exec *x, cJSON *calls)
     x->pending_calls = calls;
     x->results = cJSON_CreateArray();
     for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(x->results, cJSON_CreateNull());
-    x->execs = calloc(n ? n : 1, sizeof *x->execs);
-    x->tool_slots = calloc(n ? n : 1, sizeof *x->tool_slots);
-    if (!x->execs || !x->tool_slots) abort();
+    x->execs = xcalloc(n ? n : 1, sizeof *x->execs);
+    x->tool_slots = xcalloc(n ? n : 1, sizeof *x->tool_slots);
     x->n_execs = n;
     x->n_done = 0;
     tool_env env = {

@@ -18,6 +18,7 @@
 #include <errno.h>
 
 #include "util/timeutil.h"
+#include "util/xalloc.h"
 
 static pthread_once_t upstream_curl_once = PTHREAD_ONCE_INIT;
 static void upstream_curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
@@ -26,8 +27,7 @@ upstream *upstream_new(uv_loop_t *loop, const brigade_config *cfg)
 {
     /* curl_global_init is not thread-safe on every build: do it once. */
     pthread_once(&upstream_curl_once, upstream_curl_init);
-    upstream *u = calloc(1, sizeof(*u));
-    if (!u) abort();
+    upstream *u = xcalloc(1, sizeof(*u));
     u->loop = loop;
     u->cfg = cfg;
     upstream_health_attach(cfg);

@@ -1,5 +1,6 @@
 /* arena.c — per-request bump allocator (see arena.h). */
 #include "util/arena.h"
+#include "util/xalloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,8 +16,7 @@ struct arena_block {
 
 static arena_block *arena_block_new(size_t cap)
 {
-    arena_block *b = malloc(sizeof(*b) + cap);
-    if (!b) abort();
+    arena_block *b = xmalloc(sizeof(*b) + cap);
     b->next = NULL;
     b->cap = cap;
     b->used = 0;

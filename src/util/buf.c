@@ -1,5 +1,6 @@
 /* buf.c — a growable byte buffer (see buf.h). */
 #include "util/buf.h"
+#include "util/xalloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,8 +14,7 @@ void buf_reserve(buf *b, size_t extra)
     if (b->cap - b->len > extra) return;   /* keep one byte for a NUL */
     size_t cap = b->cap ? b->cap : 256;
     while (cap - b->len <= extra) cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p) abort();
+    char *p = xrealloc(b->data, cap);
     b->data = p;
     b->cap = cap;
 }

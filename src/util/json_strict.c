@@ -1,6 +1,7 @@
 /* json_strict.c — refusing JSON that brigade and the next reader would read
  * differently (see json_strict.h). */
 #include "util/json_strict.h"
+#include "util/xalloc.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -179,14 +180,12 @@ static const cJSON *strict_repeat_in(const cJSON *obj, strict_set *set)
     while (cap < n + n / 2) cap *= 2;   /* load at most 2/3 */
     if (cap > set->cap) {
         free(set->slot);
-        set->slot = malloc(cap * sizeof *set->slot);
-        if (!set->slot) abort();
+        set->slot = xmalloc(cap * sizeof *set->slot);
         set->cap = cap;
     }
     if (n > set->keys_cap) {
         free(set->keys);
-        set->keys = malloc(n * sizeof *set->keys);
-        if (!set->keys) abort();
+        set->keys = xmalloc(n * sizeof *set->keys);
         set->keys_cap = n;
     }
     memset(set->slot, 0, cap * sizeof *set->slot);
@@ -251,8 +250,7 @@ bool json_strict_tree(const cJSON *root, const char *what, json_strict_error *er
     if (!root || !(cJSON_IsObject(root) || cJSON_IsArray(root))) return true;
     strict_set set = {NULL, 0, NULL, 0};
     size_t cap = 16, depth = 0;
-    strict_frame *st = malloc(cap * sizeof *st);
-    if (!st) abort();
+    strict_frame *st = xmalloc(cap * sizeof *st);
     const cJSON *dup = NULL;
     if (cJSON_IsObject(root)) dup = strict_repeat_in(root, &set);
     if (!dup) st[depth++] = (strict_frame){root, root->child, NULL, -1};
@@ -270,8 +268,7 @@ bool json_strict_tree(const cJSON *root, const char *what, json_strict_error *er
         if (cJSON_IsObject(c) && (dup = strict_repeat_in(c, &set)) != NULL) break;
         if (depth == cap) {
             cap *= 2;
-            strict_frame *bigger = realloc(st, cap * sizeof *st);
-            if (!bigger) abort();
+            strict_frame *bigger = xrealloc(st, cap * sizeof *st);
             st = bigger;
         }
         st[depth++] = (strict_frame){c, c->child, NULL, -1};

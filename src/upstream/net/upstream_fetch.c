@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "upstream/net/net.h"
+#include "util/xalloc.h"
 
 #define FETCH_DEFAULT_TIMEOUT_MS 10000
 #define FETCH_DEFAULT_MAX_BYTES  262144
@@ -122,8 +123,7 @@ static upstream_fetch *fetch_fail_later(upstream_fetch *f, const char *why)
         curl_easy_cleanup(f->easy);
         f->easy = NULL;
     }
-    f->early = malloc(sizeof(*f->early));
-    if (!f->early) abort();
+    f->early = xmalloc(sizeof(*f->early));
     uv_timer_init(f->u->loop, f->early);
     f->early->data = f;
     uv_timer_start(f->early, fetch_early_fire, 0, 0);
@@ -134,8 +134,7 @@ upstream_fetch *upstream_http_fetch(upstream *u, const upstream_http_req *req,
                                     upstream_http_done done, void *arg)
 {
     if (!u || u->freeing || !req || !req->url || !done) return NULL;
-    upstream_fetch *f = calloc(1, sizeof(*f));
-    if (!f) abort();
+    upstream_fetch *f = xcalloc(1, sizeof(*f));
     f->u = u;
     f->done = done;
     f->arg = arg;
@@ -165,8 +164,7 @@ upstream_fetch *upstream_http_fetch(upstream *u, const upstream_http_req *req,
     }
 
     f->pool = upstream_pool_get(u, NULL);
-    f->easy = curl_easy_init();
-    if (!f->easy) abort();
+    f->easy = xnonnull(curl_easy_init());
     f->hdrs = curl_slist_append(f->hdrs, "Expect:");   /* no 100-continue round trip */
     for (size_t i = 0; i < req->n_headers; i++) f->hdrs = curl_slist_append(f->hdrs, req->headers[i]);
     if (req->request_id && req->request_id[0] && upstream_header_safe(req->request_id, 128)) {

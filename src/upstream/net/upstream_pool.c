@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "upstream/net/net.h"
+#include "util/xalloc.h"
 
 typedef struct upstream_sock upstream_sock;
 
@@ -95,8 +96,7 @@ static int upstream_pool_socket_cb(CURL *easy, curl_socket_t fd, int what, void 
         return 0;
     }
     if (!s) {
-        s = calloc(1, sizeof(*s));
-        if (!s) abort();
+        s = xcalloc(1, sizeof(*s));
         s->pool = p;
         s->fd = fd;
         if (uv_poll_init_socket(p->u->loop, &s->poll, fd) != 0) {
@@ -132,12 +132,10 @@ upstream_pool *upstream_pool_get(upstream *u, const provider_cfg *prov)
 {
     for (size_t i = 0; i < u->n_pools; i++)
         if (u->pools[i]->prov == prov) return u->pools[i];
-    upstream_pool *p = calloc(1, sizeof(*p));
-    if (!p) abort();
+    upstream_pool *p = xcalloc(1, sizeof(*p));
     p->u = u;
     p->prov = prov;
-    p->multi = curl_multi_init();
-    if (!p->multi) abort();
+    p->multi = xnonnull(curl_multi_init());
     long maxc = prov && prov->max_connections ? (long)prov->max_connections : 64;
     curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, upstream_pool_socket_cb);
     curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
@@ -149,8 +147,7 @@ upstream_pool *upstream_pool_get(upstream *u, const provider_cfg *prov)
     uv_timer_init(u->loop, &p->timer);
     p->timer.data = p;
     u->open_handles++;
-    upstream_pool **np = realloc(u->pools, sizeof(*np) * (u->n_pools + 1));
-    if (!np) abort();
+    upstream_pool **np = xrealloc(u->pools, sizeof(*np) * (u->n_pools + 1));
     u->pools = np;
     u->pools[u->n_pools++] = p;
     return p;
@@ -172,8 +169,7 @@ static void upstream_pool_timer_closed(uv_handle_t *h)
 CURL *upstream_pool_easy(upstream_pool *p)
 {
     if (p->n_idle) return p->idle[--p->n_idle];
-    CURL *e = curl_easy_init();
-    if (!e) abort();
+    CURL *e = xnonnull(curl_easy_init());
     return e;
 }
 

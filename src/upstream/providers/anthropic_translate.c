@@ -11,6 +11,7 @@
 
 #include "util/json_escape.h"
 #include "util/tool_use_map.h"
+#include "util/xalloc.h"
 
 /* ------------------------------------------------------------- helpers */
 
@@ -99,8 +100,7 @@ static void at_add_text_block(cJSON *blocks, const char *text, size_t len)
     if (len == 0) return;
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "type", "text");
-    char *t = malloc(len + 1);
-    if (!t) abort();
+    char *t = xmalloc(len + 1);
     memcpy(t, text, len);
     t[len] = '\0';
     cJSON_AddStringToObject(b, "text", t);
@@ -686,8 +686,7 @@ static anthropic_ev at_block_start(anthropic_stream *s, const cJSON *j, anthropi
     if (ix < 0) return ANTHROPIC_EV_MALFORMED;
     if ((size_t)ix >= s->n_block) {
         size_t n = (size_t)ix + 1;
-        int16_t *nb = realloc(s->block, n * sizeof(*nb));
-        if (!nb) abort();
+        int16_t *nb = xrealloc(s->block, n * sizeof(*nb));
         for (size_t i = s->n_block; i < n; i++) nb[i] = -3;
         s->block = nb;
         s->n_block = n;

@@ -16,6 +16,7 @@
 
 #include "upstream/providers/anthropic_translate.h"
 #include "upstream/providers/providers.h"
+#include "util/xalloc.h"
 
 static char *anthropic_request_body(const model_cfg *m, const char *body, size_t len, bool stream,
                                     size_t *out_len)
@@ -43,8 +44,7 @@ static struct curl_slist *anthropic_headers(const provider_cfg *p, struct curl_s
 
 static void *anthropic_state_new(void)
 {
-    anthropic_stream *s = malloc(sizeof(*s));
-    if (!s) abort();
+    anthropic_stream *s = xmalloc(sizeof(*s));
     anthropic_stream_init(s, (int64_t)time(NULL));
     return s;
 }

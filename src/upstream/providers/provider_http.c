@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "upstream/providers/providers.h"
+#include "util/xalloc.h"
 
 static void phttp_destroy(phttp_call *c)
 {
@@ -315,8 +316,7 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
 {
     const char *request_id = opts ? opts->request_id : NULL;
     if (!p->base_url) return NULL;
-    phttp_call *c = calloc(1, sizeof(*c));
-    if (!c) abort();
+    phttp_call *c = xcalloc(1, sizeof(*c));
     c->proto = proto;
     c->body = proto->request_body(m, body, len, stream, &c->body_len);
     if (!c->body) {
@@ -333,8 +333,7 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
 
     size_t bl = strlen(p->base_url), pl = strlen(proto->path);
     while (bl > 0 && p->base_url[bl - 1] == '/') bl--;
-    char *url = malloc(bl + pl + 1);
-    if (!url) abort();
+    char *url = xmalloc(bl + pl + 1);
     memcpy(url, p->base_url, bl);
     memcpy(url + bl, proto->path, pl + 1);
 

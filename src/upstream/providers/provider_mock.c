@@ -12,6 +12,7 @@
 
 #include "mock/mock_engine.h"
 #include "upstream/providers/providers.h"
+#include "util/xalloc.h"
 
 typedef struct mockp_call {
     upstream_call base;           /* first */
@@ -170,8 +171,7 @@ static void mockp_resume(upstream_call *base)
 upstream_call *mockp_chat(upstream *u, const model_cfg *m, const provider_cfg *p, const char *body,
                           size_t len, bool stream, const upstream_callbacks *cb, void *arg)
 {
-    mockp_call *c = calloc(1, sizeof(*c));
-    if (!c) abort();
+    mockp_call *c = xcalloc(1, sizeof(*c));
     arena_init(&c->a, 2048);
     buf_init(&c->scratch);
     mock_options opt = { .stream_chunks = p->mock_stream_chunks, .faults = mock_fault_table_global() };

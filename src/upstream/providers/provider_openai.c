@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "upstream/providers/providers.h"
+#include "util/xalloc.h"
 
 /* Count generated text of a choice (stream delta or final message). */
 static size_t openai_text_bytes(const cJSON *msg)
@@ -85,8 +86,7 @@ static char *openai_request_body(const model_cfg *m, const char *body, size_t le
 {
     (void)m;
     if (!stream) {
-        char *s = malloc(len + 1);
-        if (!s) abort();
+        char *s = xmalloc(len + 1);
         memcpy(s, body, len);
         s[len] = '\0';
         *out_len = len;

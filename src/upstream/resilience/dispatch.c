@@ -30,6 +30,7 @@
 #include "util/buf.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/xalloc.h"
 
 typedef enum rcall_phase { RC_IDLE, RC_ATTEMPT, RC_WAIT, RC_DONE } rcall_phase;
 
@@ -474,9 +475,8 @@ static const char *rcall_body_for(rcall *rc, const char *upstream_model, size_t 
     }
     cJSON_DeleteItemFromObjectCaseSensitive(j, "model");
     cJSON_AddStringToObject(j, "model", upstream_model);
-    char *s = cJSON_PrintUnformatted(j);
+    char *s = xnonnull(cJSON_PrintUnformatted(j));
     cJSON_Delete(j);
-    if (!s) abort();
     free(rc->alt_body);
     rc->alt_body = s;
     rc->alt_len = strlen(s);
@@ -599,8 +599,7 @@ const char *upstream_call_deployment(const upstream_call *call)
 static char *rcall_strdup(const char *s)
 {
     if (!s) return NULL;
-    char *d = strdup(s);
-    if (!d) abort();
+    char *d = xstrdup(s);
     return d;
 }
 
@@ -610,10 +609,8 @@ upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *bo
 {
     upstream_set_error("%s", "");
     if (!u || u->freeing || !model || !model->provider || !body || !cb || !cb->on_done) return NULL;
-    rcall *rc = calloc(1, sizeof(*rc));
-    if (!rc) abort();
-    rc->body = malloc(body_len + 1);
-    if (!rc->body) abort();
+    rcall *rc = xcalloc(1, sizeof(*rc));
+    rc->body = xmalloc(body_len + 1);
     memcpy(rc->body, body, body_len);
     rc->body[body_len] = '\0';
     rc->body_len = body_len;

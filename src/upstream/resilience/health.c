@@ -15,6 +15,7 @@
 
 #include "upstream/resilience/health.h"
 #include "upstream/upstream_internal.h"
+#include "util/xalloc.h"
 
 struct up_health_model {
     const model_cfg *m;
@@ -41,16 +42,14 @@ static size_t hl_n_provs;
 
 static up_health_model *hl_model_new(const model_cfg *m)
 {
-    up_health_model *hm = calloc(1, sizeof(*hm));
-    if (!hm) abort();
+    up_health_model *hm = xcalloc(1, sizeof(*hm));
     hm->m = m;
     pthread_mutex_init(&hm->mu, NULL);
     /* The embedded models have no deployments list: provider/upstream_model
      * is the one deployment. */
     hm->n = m->n_deployments ? m->n_deployments : 1;
-    hm->deps = calloc(hm->n, sizeof(*hm->deps));
-    hm->bcfg = calloc(hm->n, sizeof(*hm->bcfg));
-    if (!hm->deps || !hm->bcfg) abort();
+    hm->deps = xcalloc(hm->n, sizeof(*hm->deps));
+    hm->bcfg = xcalloc(hm->n, sizeof(*hm->bcfg));
     for (size_t i = 0; i < hm->n; i++) {
         up_dep *d = &hm->deps[i];
         if (m->n_deployments) {
@@ -98,8 +97,7 @@ static void hl_clear(void)
 
 static void hl_add_model(const model_cfg *m)
 {
-    up_health_model **nm = realloc(hl_models, sizeof(*nm) * (hl_n_models + 1));
-    if (!nm) abort();
+    up_health_model **nm = xrealloc(hl_models, sizeof(*nm) * (hl_n_models + 1));
     hl_models = nm;
     hl_models[hl_n_models++] = hl_model_new(m);
 }
@@ -150,8 +148,7 @@ int upstream_health_acquire(up_health_model *hm, uint64_t now, uint64_t tried_ma
                             bool *probe, const char **why)
 {
     upstream_lb_item stack_items[8];
-    upstream_lb_item *items = hm->n <= 8 ? stack_items : calloc(hm->n, sizeof(*items));
-    if (!items) abort();
+    upstream_lb_item *items = hm->n <= 8 ? stack_items : xcalloc(hm->n, sizeof(*items));
     *probe = false;
     *why = NULL;
     pthread_mutex_lock(&hm->mu);
@@ -228,9 +225,8 @@ static up_health_prov *hl_prov(const provider_cfg *p)
     for (size_t i = 0; i < hl_n_provs && !hp; i++)
         if (hl_provs[i]->p == p) hp = hl_provs[i];
     if (!hp) {
-        hp = calloc(1, sizeof(*hp));
-        up_health_prov **np = realloc(hl_provs, sizeof(*np) * (hl_n_provs + 1));
-        if (!hp || !np) abort();
+        hp = xcalloc(1, sizeof(*hp));
+        up_health_prov **np = xrealloc(hl_provs, sizeof(*np) * (hl_n_provs + 1));
         hp->p = p;
         pthread_mutex_init(&hp->mu, NULL);
         hl_provs = np;
