@@ -801,6 +801,28 @@ store_status identity_delete_user(identity *id, const scope *sc, const char *use
 
 /* ---- keys ---- */
 
+/* Store a new key, then cache it, under the mutation lock (store first:
+ * what the cache says is on disk); hand the key out once and wipe the
+ * local copy whatever happened. */
+static store_status id_store_new_key(identity *id, const scope *sc, key_rec *k, char key[KEY_MAX],
+                                     key_rec *out, char key_out[KEY_MAX])
+{
+    pthread_mutex_lock(&id->mutate);
+    store_status s = store_key_create(id->st, sc, k);
+    if (s == STORE_OK) {
+        pthread_rwlock_wrlock(&id->lock);
+        id_cache_key(id, k);
+        pthread_rwlock_unlock(&id->lock);
+    }
+    pthread_mutex_unlock(&id->mutate);
+    if (s == STORE_OK) {
+        if (out) *out = *k;
+        if (key_out) memcpy(key_out, key, KEY_MAX);
+    }
+    OPENSSL_cleanse(key, KEY_MAX);
+    return s;
+}
+
 store_status identity_create_user_key(identity *id, const scope *sc, const char *user_id,
                                       key_rec *out, char key_out[KEY_MAX])
 {
@@ -822,20 +844,7 @@ store_status identity_create_user_key_limited(identity *id, const scope *sc, con
     k.limits = limits ? *limits : id_no_limits;
     k.limits.max_concurrent_runs = -1;
 
-    pthread_mutex_lock(&id->mutate);
-    store_status s = store_key_create(id->st, sc, &k);   /* checks the user is this tenant's */
-    if (s == STORE_OK) {
-        pthread_rwlock_wrlock(&id->lock);
-        id_cache_key(id, &k);
-        pthread_rwlock_unlock(&id->lock);
-    }
-    pthread_mutex_unlock(&id->mutate);
-    if (s == STORE_OK) {
-        if (out) *out = k;
-        if (key_out) memcpy(key_out, key, KEY_MAX);
-    }
-    OPENSSL_cleanse(key, sizeof key);
-    return s;
+    return id_store_new_key(id, sc, &k, key, out, key_out);   /* checks the user is this tenant's */
 }
 
 store_status identity_revoke_key(identity *id, const scope *sc, const char *key_id)
@@ -894,20 +903,7 @@ store_status identity_create_admin_key(identity *id, const scope *sc, const char
     id_new_key(id, KEY_KIND_ADMIN, &k, key);
     id_copy(k.tenant_id, sizeof k.tenant_id, tenant_id);
     k.limits = id_no_limits;
-    pthread_mutex_lock(&id->mutate);
-    s = store_key_create(id->st, &as, &k);
-    if (s == STORE_OK) {
-        pthread_rwlock_wrlock(&id->lock);
-        id_cache_key(id, &k);
-        pthread_rwlock_unlock(&id->lock);
-    }
-    pthread_mutex_unlock(&id->mutate);
-    if (s == STORE_OK) {
-        if (out) *out = k;
-        if (key_out) memcpy(key_out, key, KEY_MAX);
-    }
-    OPENSSL_cleanse(key, sizeof key);
-    return s;
+    return id_store_new_key(id, &as, &k, key, out, key_out);
 }
 
 store_status identity_list_admin_keys(identity *id, const scope *sc, const char *tenant_id,
