@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { Child, errorOf, runBrigade, tempDir, useStack } from './lib/harness.mjs';
+import { Child, auditEntries, errorOf, runBrigade, tempDir, useStack } from './lib/harness.mjs';
 
 // A checkpoint every 4 entries, so a short test has signed checkpoints.
 const stack = useStack({ extraYaml: 'observability:\n  audit: {checkpoint_every: 4}' });
@@ -29,17 +29,7 @@ function sql(db, statements) {
   return r.stdout;
 }
 
-async function auditAll(key, query = '') {
-  const out = [];
-  let after = 0;
-  for (;;) {
-    const r = await stack.api(key, 'GET', `/v1/audit?limit=1000&after=${after}${query}`);
-    assert.equal(r.status, 200, r.text);
-    out.push(...r.body.data);
-    if (!r.body.has_more) return out;
-    after = r.body.next_after;
-  }
-}
+const auditAll = (key, query = '') => auditEntries(stack, key, query);
 
 const world = {};
 

@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 
-import { errorOf, useStack } from './lib/harness.mjs';
+import { auditEntries, errorOf, useStack } from './lib/harness.mjs';
 import { restartBrigade } from './lib/agents.mjs';
 
 const stack = useStack({
@@ -65,17 +65,7 @@ function dataDirHolds(needle) {
   return hits;
 }
 
-async function auditAll(key, query = '') {
-  const out = [];
-  let after = 0;
-  for (;;) {
-    const r = await stack.api(key, 'GET', `/v1/audit?limit=1000&after=${after}${query}`);
-    assert.equal(r.status, 200, r.text);
-    out.push(...r.body.data);
-    if (!r.body.has_more) return out;
-    after = r.body.next_after;
-  }
-}
+const auditAll = (key, query = '') => auditEntries(stack, key, query);
 
 /** Set a tenant's JWT settings as its own admin. */
 async function setJwt(t, jwt) {

@@ -393,6 +393,19 @@ export function useStack(opts = {}, setup = null) {
   return holder;
 }
 
+/** Every audit entry the credential may read (GET /v1/audit, all pages). */
+export async function auditEntries(stack, key, query = '') {
+  const out = [];
+  let after = 0;
+  for (;;) {
+    const r = await stack.api(key, 'GET', `/v1/audit?limit=1000&after=${after}${query}`);
+    if (r.status !== 200) throw new Error(`GET /v1/audit -> ${r.status}: ${r.text}`);
+    out.push(...r.body.data);
+    if (!r.body.has_more) return out;
+    after = r.body.next_after;
+  }
+}
+
 /** Assert the OpenAI error envelope: {error: {type, code, message, param}}. */
 export function errorOf(r) {
   if (!r.body || typeof r.body !== 'object' || !r.body.error) {
