@@ -256,6 +256,11 @@ void config_tool_free(tool_cfg *t)
     free(t->header_names);
     free(t->header_values);
     free(t->parameters_json);
+    free(t->auth_provider);
+    for (size_t i = 0; i < t->n_auth_scopes; i++) free(t->auth_scopes[i]);
+    free(t->auth_scopes);
+    free(t->auth_header);
+    free(t->auth_format);
     memset(t, 0, sizeof(*t));
 }
 

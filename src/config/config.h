@@ -155,6 +155,14 @@ typedef struct tool_cfg {
                                       * (default {"type":"object"}) */
     uint32_t  timeout_ms;            /* default 10000 */
     uint32_t  max_response_bytes;    /* longer responses are an error; default 262144 */
+    /* `auth:` the calling user's own credential, from the vault (docs/tools.md):
+     * the harness fetches the user's token for this provider and sends it in
+     * auth_header as auth_format with "{token}" replaced. */
+    char     *auth_provider;         /* a credential_providers name; NULL = no auth */
+    char    **auth_scopes;           /* scopes the tool needs */
+    size_t    n_auth_scopes;
+    char     *auth_header;           /* default "Authorization" */
+    char     *auth_format;           /* default "Bearer {token}" */
 } tool_cfg;
 
 /* An agent (`agents:` in the file): what a session talks to. */
