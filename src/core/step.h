@@ -60,6 +60,15 @@ typedef enum step_event_kind {
      * of tool messages {"role":"tool","tool_call_id","content"}, one per
      * call, in the order of the calls. */
     STEP_EVENT_TOOL_RESULTS,
+    /* The run goes on after a pause (it waited for an approval or for the
+     * user's credential, perhaps across a restart of the server), in a new
+     * core state: `history` holds the conversation so far (the session's
+     * earlier messages and this run's own, its user message included),
+     * `message` the assistant message whose tool_calls were pending, and
+     * `steps` / `tool_calls` what the run had used before the pause (the
+     * pending calls not included). The core re-emits the pending calls as a
+     * CALL_TOOLS effect, counting them as it did the first time. */
+    STEP_EVENT_RESUME,
 } step_event_kind;
 
 typedef struct step_event {
@@ -68,6 +77,7 @@ typedef struct step_event {
     cJSON  *message;                  /* START, MODEL_REPLY: object (taken) */
     cJSON  *results;                  /* TOOL_RESULTS: array (taken) */
     int64_t output_tokens;            /* MODEL_REPLY */
+    uint32_t steps, tool_calls;       /* RESUME: used before the pause */
 } step_event;
 
 typedef enum step_effect_kind {

@@ -1,5 +1,6 @@
 /* toolcall_core.c — the built-in agent core: the tool-calling loop.
  *
+ *   RESUME ──────────────────────────────────────▶ CALL_TOOLS (the pending ones)
  *   START ─▶ CALL_MODEL ─▶ MODEL_REPLY ─┬─ text ───────▶ FINISH
  *                ▲                      └─ tool_calls ─▶ CALL_TOOLS
  *                └───────────── TOOL_RESULTS ◀────────────┘
@@ -351,6 +352,46 @@ static step_effect toolcall_on_results(toolcall_state *st, cJSON *results)
     return toolcall_call_model(st);
 }
 
+/* RESUME: a new state takes over a paused run — the conversation so far,
+ * and the assistant message whose calls were pending, re-emitted. The
+ * message is checked like a model's reply: it came back from the store. */
+static step_effect toolcall_on_resume(toolcall_state *st, cJSON *history, cJSON *message,
+                                      uint32_t steps, uint32_t tool_calls)
+{
+    const cJSON *calls = cJSON_GetObjectItemCaseSensitive(message, "tool_calls");
+    if (!cJSON_IsObject(message) || (history && !cJSON_IsArray(history)) ||
+        !cJSON_IsArray(calls) || cJSON_GetArraySize(calls) == 0) {
+        cJSON_Delete(history);
+        cJSON_Delete(message);
+        return toolcall_fail(st, "bad_event", "%s", "RESUME needs a history array and an "
+                             "assistant message with tool_calls");
+    }
+    if (steps > st->agent->max_steps || tool_calls > st->agent->max_tool_calls) {
+        cJSON_Delete(history);
+        cJSON_Delete(message);
+        return toolcall_fail(st, "bad_event", "%s", "RESUME: the run had already used more "
+                             "than the agent's limits");
+    }
+    if (!history && !(history = cJSON_CreateArray())) {
+        cJSON_Delete(message);
+        return toolcall_fail(st, "out_of_memory", "%s", "out of memory");
+    }
+    cJSON *m = history->child;
+    while (m) {
+        cJSON *next = m->next;
+        if (!cJSON_IsObject(m))
+            cJSON_Delete(cJSON_DetachItemViaPointer(history, m));
+        m = next;
+    }
+    st->messages = history;
+    st->steps = steps;
+    st->tool_calls = tool_calls;
+    /* From here on it is the model's reply again, with its checks and its
+     * count of tool calls. */
+    st->phase = TOOLCALL_WAIT_MODEL;
+    return toolcall_on_reply(st, message);
+}
+
 static step_effect toolcall_step(void *state, step_event *ev)
 {
     toolcall_state *st = state;
@@ -363,6 +404,10 @@ static step_effect toolcall_step(void *state, step_event *ev)
     if (ev->kind == STEP_EVENT_START && st->phase == TOOLCALL_WAIT_START) {
         cJSON_Delete(results);
         return toolcall_on_start(st, history, message);
+    }
+    if (ev->kind == STEP_EVENT_RESUME && st->phase == TOOLCALL_WAIT_START) {
+        cJSON_Delete(results);
+        return toolcall_on_resume(st, history, message, ev->steps, ev->tool_calls);
     }
     if (ev->kind == STEP_EVENT_MODEL_REPLY && st->phase == TOOLCALL_WAIT_MODEL) {
         cJSON_Delete(history);

@@ -492,6 +492,60 @@ static int teardown_tools(void **unused)
     return 0;
 }
 
+/* A paused run taken over by a new state: the pending calls come back as
+ * CALL_TOOLS, the counters go on from where they were, and the results
+ * lead to a request holding the whole conversation. */
+static void test_resume(void **unused)
+{
+    (void)unused;
+    step_agent a = make_agent();
+    void *st = step_core_toolcall.create(&a);
+    step_event ev = {.kind = STEP_EVENT_RESUME, .steps = 1, .tool_calls = 2,
+                     .history = parse("[{\"role\":\"user\",\"content\":\"Oslo?\"}]"),
+                     .message = parse(TWO_CALLS)};
+    step_effect e = step_core_toolcall.step(st, &ev);
+    assert_null(ev.history);
+    assert_null(ev.message);
+    assert_int_equal(e.kind, STEP_EFFECT_CALL_TOOLS);
+    assert_int_equal(cJSON_GetArraySize(e.tool_calls), 2);
+    assert_string_equal(str_at(e.tool_calls, 1, "id"), "call_2");
+    step_effect_clear(&e);
+    e = results(st, TWO_RESULTS);
+    const cJSON *m = req_messages(&e);
+    assert_int_equal(cJSON_GetArraySize(m), 5);   /* system, user, assistant, 2 results */
+    assert_string_equal(str_at(m, 1, "content"), "Oslo?");
+    step_effect_clear(&e);
+    step_core_toolcall.destroy(st);
+
+    /* The counters carry over: 2 used + 2 re-emitted of a limit of 3 fails. */
+    a.max_tool_calls = 3;
+    st = step_core_toolcall.create(&a);
+    ev = (step_event){.kind = STEP_EVENT_RESUME, .steps = 1, .tool_calls = 2,
+                      .message = parse(TWO_CALLS)};
+    e = step_core_toolcall.step(st, &ev);
+    assert_int_equal(e.kind, STEP_EFFECT_FAIL);
+    assert_string_equal(e.error_code, "max_tool_calls");
+    step_effect_clear(&e);
+    step_core_toolcall.destroy(st);
+
+    /* A message without calls, or RESUME on a state already started, is refused. */
+    st = step_core_toolcall.create(&a);
+    ev = (step_event){.kind = STEP_EVENT_RESUME, .message = parse("{\"role\":\"assistant\",\"content\":\"x\"}")};
+    e = step_core_toolcall.step(st, &ev);
+    assert_int_equal(e.kind, STEP_EFFECT_FAIL);
+    assert_string_equal(e.error_code, "bad_event");
+    step_effect_clear(&e);
+    step_core_toolcall.destroy(st);
+    st = step_core_toolcall.create(&a);
+    e = start(&step_core_toolcall, st, NULL, "hi");
+    step_effect_clear(&e);
+    ev = (step_event){.kind = STEP_EVENT_RESUME, .message = parse(TWO_CALLS)};
+    e = step_core_toolcall.step(st, &ev);
+    assert_int_equal(e.kind, STEP_EFFECT_FAIL);
+    step_effect_clear(&e);
+    step_core_toolcall.destroy(st);
+}
+
 int main(void)
 {
     setup_hooks(NULL);
@@ -505,6 +559,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_malformed_tool_calls, setup_tools, teardown_tools),
         cmocka_unit_test_setup_teardown(test_bad_events, setup_tools, teardown_tools),
         cmocka_unit_test(test_long_history_bounded),
+        cmocka_unit_test_setup_teardown(test_resume, setup_tools, teardown_tools),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
