@@ -261,6 +261,11 @@ void config_tool_free(tool_cfg *t)
     free(t->auth_scopes);
     free(t->auth_header);
     free(t->auth_format);
+    for (size_t i = 0; i < t->n_approval_when; i++) {
+        free(t->approval_when[i].pointer);
+        free(t->approval_when[i].text);
+    }
+    free(t->approval_when);
     memset(t, 0, sizeof(*t));
 }
 

@@ -143,6 +143,35 @@ typedef struct obs_cfg {
  * makes the request: POST/PUT/PATCH send the arguments as the JSON body,
  * GET/DELETE send them as query parameters. `{name}` placeholders in the URL
  * are filled from arguments of that name (percent-encoded). */
+/* A tool's approval policy (`approval:`, docs/tools.md "Approvals"): a call
+ * of the tool waits for a person — always, or when one of the conditions
+ * on its arguments holds. */
+typedef enum tool_approval {
+    TOOL_APPROVAL_NEVER = 0, TOOL_APPROVAL_ALWAYS, TOOL_APPROVAL_WHEN,
+} tool_approval;
+
+typedef enum approval_test {
+    APPROVAL_TEST_OVER = 1,          /* a number greater than `number` */
+    APPROVAL_TEST_UNDER,             /* a number less than `number` */
+    APPROVAL_TEST_MATCHES,           /* a string matching the glob `text` (* and ?) */
+    APPROVAL_TEST_EQUALS,            /* a string equal to `text` */
+    APPROVAL_TEST_PRESENT,           /* the pointer names any value */
+} approval_test;
+
+typedef struct approval_cond {
+    char          *pointer;          /* RFC 6901 JSON pointer into the arguments */
+    approval_test  test;
+    double         number;           /* OVER, UNDER */
+    char          *text;             /* MATCHES, EQUALS */
+} approval_cond;
+
+/* Who may decide an agent's approvals (`approval_by:`). */
+typedef enum approval_by {
+    APPROVAL_BY_ANY = 0,             /* the run's user or a tenant admin (default) */
+    APPROVAL_BY_USER,                /* the run's user only */
+    APPROVAL_BY_TENANT_ADMIN,        /* a tenant admin of the run's tenant only */
+} approval_by;
+
 typedef struct tool_cfg {
     char     *name;                  /* [a-zA-Z0-9_-]{1,64}; not "memory" or "clock" */
     char     *description;
@@ -163,6 +192,12 @@ typedef struct tool_cfg {
     size_t    n_auth_scopes;
     char     *auth_header;           /* default "Authorization" */
     char     *auth_format;           /* default "Bearer {token}" */
+    /* `approval:` never (default) | always | {when: condition or list} */
+    tool_approval  approval;
+    approval_cond *approval_when;    /* WHEN: any of these holds */
+    size_t         n_approval_when;
+    uint32_t       approval_timeout_s; /* undecided this long: denied (default 3600) */
+    uint32_t       auth_timeout_s;   /* waiting_auth this long: the run fails (default 600) */
 } tool_cfg;
 
 /* An agent (`agents:` in the file): what a session talks to. */
@@ -193,6 +228,7 @@ typedef struct agent_cfg {
     char      *degrade_model_name;   /* NULL = off */
     const model_cfg *degrade_model;  /* resolved */
     double     degrade_threshold;    /* fraction of a budget, (0, 1] (default 0.9) */
+    approval_by approval_by;         /* who decides its runs' approvals (default any) */
 } agent_cfg;
 
 typedef struct brigade_config {

@@ -67,7 +67,7 @@ static int ld_check_tier_name(const brigade_config *cfg, const char *name, char 
 
 enum { AG_NAME, AG_DESC, AG_MODEL, AG_PROMPT, AG_TOOLS, AG_TIERS, AG_STEPS, AG_TOOL_CALLS, AG_WALL,
        AG_MAX_OUT, AG_CONTEXT, AG_TOOL_OUT, AG_REPEAT, AG_RUN_COST, AG_SESSION_COST, AG_DEGRADE,
-       AG__N };
+       AG_APPROVAL_BY, AG__N };
 
 enum { DG_MODEL, DG_THRESHOLD, DG__N };
 
@@ -116,6 +116,7 @@ static int ld_agent(ld *l, struct fy_node *n, int line, const char *path, agent_
         [AG_RUN_COST] = {.key = "max_cost_usd_per_run"},
         [AG_SESSION_COST] = {.key = "max_cost_usd_per_session"},
         [AG_DEGRADE] = {.key = "degrade"},
+        [AG_APPROVAL_BY] = {.key = "approval_by"},
     };
     config_agent_defaults(a);
     if (config_node_is_null(n))
@@ -196,6 +197,11 @@ static int ld_agent(ld *l, struct fy_node *n, int line, const char *path, agent_
     if (s[AG_DEGRADE].present) {
         ld_path(kp, sizeof(kp), path, "degrade");
         if (ld_agent_degrade(l, &s[AG_DEGRADE], kp, a) < 0)
+            return -1;
+    }
+    if (s[AG_APPROVAL_BY].present) {
+        ld_path(kp, sizeof(kp), path, "approval_by");
+        if (ld_agent_approval_by(l, &s[AG_APPROVAL_BY], kp, a) < 0)
             return -1;
     }
     return 0;

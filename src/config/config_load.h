@@ -89,6 +89,9 @@ int ld_tier_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, en
 int ld_observability(ld *l, struct fy_node *n, int line);
 int ld_tool_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el);
 int ld_agent_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el);
+/* config_approval.c: a tool's `approval:`, an agent's `approval_by:` */
+int ld_tool_approval(ld *l, const slot *s, const char *path, tool_cfg *t);
+int ld_agent_approval_by(ld *l, const slot *s, const char *path, agent_cfg *a);
 void ld_provider_free(void *e);
 void ld_model_free(void *e);
 void ld_tier_free(void *e);

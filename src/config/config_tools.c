@@ -167,7 +167,8 @@ static int ld_tool_url_placeholders(ld *l, const slot *s, const char *path, cons
     return 0;
 }
 
-enum { TO_NAME, TO_DESC, TO_URL, TO_METHOD, TO_HEADERS, TO_PARAMS, TO_TIMEOUT, TO_MAX_RESP, TO__N };
+enum { TO_NAME, TO_DESC, TO_URL, TO_METHOD, TO_HEADERS, TO_PARAMS, TO_TIMEOUT, TO_MAX_RESP,
+       TO_APPROVAL, TO_APPROVAL_TIMEOUT, TO_AUTH_TIMEOUT, TO__N };
 
 static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cfg *t, entry_lines *el)
 {
@@ -176,6 +177,8 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
         [TO_URL] = {.key = "url"},            [TO_METHOD] = {.key = "method"},
         [TO_HEADERS] = {.key = "headers"},    [TO_PARAMS] = {.key = "parameters"},
         [TO_TIMEOUT] = {.key = "timeout_ms"}, [TO_MAX_RESP] = {.key = "max_response_bytes"},
+        [TO_APPROVAL] = {.key = "approval"}, [TO_APPROVAL_TIMEOUT] = {.key = "approval_timeout_s"},
+        [TO_AUTH_TIMEOUT] = {.key = "auth_timeout_s"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, url, …), got nothing");
@@ -184,6 +187,8 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
     char kp[160];
     t->timeout_ms = 10000;
     t->max_response_bytes = 262144;
+    t->approval_timeout_s = 3600;
+    t->auth_timeout_s = 600;
     if (!s[TO_NAME].present)
         return ld_fail(l, line, path, "missing required key \"name\"");
     ld_path(kp, sizeof(kp), path, "name");
@@ -249,6 +254,21 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
     if (s[TO_MAX_RESP].present) {
         ld_path(kp, sizeof(kp), path, "max_response_bytes");
         if (ld_u32(l, &s[TO_MAX_RESP], kp, 1, 16 << 20, &t->max_response_bytes) < 0)
+            return -1;
+    }
+    if (s[TO_APPROVAL].present) {
+        ld_path(kp, sizeof(kp), path, "approval");
+        if (ld_tool_approval(l, &s[TO_APPROVAL], kp, t) < 0)
+            return -1;
+    }
+    if (s[TO_APPROVAL_TIMEOUT].present) {
+        ld_path(kp, sizeof(kp), path, "approval_timeout_s");
+        if (ld_u32(l, &s[TO_APPROVAL_TIMEOUT], kp, 1, 30 * 86400, &t->approval_timeout_s) < 0)
+            return -1;
+    }
+    if (s[TO_AUTH_TIMEOUT].present) {
+        ld_path(kp, sizeof(kp), path, "auth_timeout_s");
+        if (ld_u32(l, &s[TO_AUTH_TIMEOUT], kp, 1, 86400, &t->auth_timeout_s) < 0)
             return -1;
     }
     return 0;

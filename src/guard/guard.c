@@ -2,6 +2,7 @@
  * check either allows or decides, and the first that decides wins. A new
  * check (a detector, an approval rule) is one function and one row. */
 #include "guard/guard.h"
+#include "guard/approval_when.h"
 #include "util/xalloc.h"
 
 #include <stdio.h>
@@ -139,12 +140,32 @@ static bool guard_check_arguments(guard_run *g, const guard_ctx *ctx, const guar
     return false;
 }
 
+/* A declared tool's approval policy (approval_when.h): the call waits for
+ * a person. Last, so only a call that would otherwise run waits. */
+static bool guard_check_approval(guard_run *g, const guard_ctx *ctx, const guard_effect *e,
+                                 guard_decision *d, char *note, size_t notelen)
+{
+    (void)g;
+    (void)ctx;
+    const tool_cfg *t = d->tool ? d->tool->http : NULL;
+    if (!t || t->approval == TOOL_APPROVAL_NEVER) return true;
+    cJSON *args = cJSON_Parse(e->arguments);
+    bool needed = approval_needed(t, cJSON_IsObject(args) ? args : NULL, d->reason, sizeof d->reason);
+    cJSON_Delete(args);
+    if (!needed) return true;
+    d->verdict = GUARD_NEEDS_APPROVAL;
+    d->code = "approval_required";
+    snprintf(note, notelen, "needs approval");
+    return false;
+}
+
 /* In order: the first check that decides wins (a refused tool's arguments
  * are not validated). */
 static const guard_check guard_checks[] = {
     {"tool_loop", GUARD_EFFECT_TOOL_CALLS, false, guard_check_repeated},
     {"tool_permission", GUARD_EFFECT_TOOL_CALL, true, guard_check_permission},
     {"tool_arguments", GUARD_EFFECT_TOOL_CALL, true, guard_check_arguments},
+    {"tool_approval", GUARD_EFFECT_TOOL_CALL, true, guard_check_approval},
 };
 
 /* The decision's span: which check, what it decided. */

@@ -7,8 +7,9 @@
  *   - guard_before_effect() before every effect, and again before each
  *     tool call of a CALL_TOOLS effect: allow, refuse (the call does not
  *     run; the reason becomes its result so the model can correct itself),
- *     or stop (the run ends, failed, with the decision's code and reason);
- *     later also needs-approval (approvals and consent plug in here).
+ *     or stop (the run ends, failed, with the decision's code and reason),
+ *     or needs-approval (a declared tool's `approval:` policy matched the
+ *     call: the run waits for a person, runs/approvals.c).
  *   - guard_after_result() after every result — a model's reply, a batch
  *     of tool results — before the core sees it: pass, or flag (the run
  *     ends, failed, with the flag's code and reason). The injection and
@@ -68,7 +69,9 @@ typedef enum guard_verdict {
     GUARD_ALLOW = 0,
     GUARD_REFUSE,                     /* this call does not run; `reason` is its result */
     GUARD_STOP,                       /* the run ends, failed with `code` and `reason` */
-    GUARD_NEEDS_APPROVAL,             /* reserved for approvals: not returned yet */
+    GUARD_NEEDS_APPROVAL,             /* TOOL_CALL: the tool's approval policy asks for a
+                                         person (approval_when.h); `reason` says which
+                                         rule, `tool` is set */
 } guard_verdict;
 
 typedef struct guard_decision {
