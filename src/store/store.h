@@ -302,7 +302,7 @@ typedef struct message_rec {
 
 typedef enum run_status {
     RUN_QUEUED = 1, RUN_RUNNING, RUN_WAITING_APPROVAL, RUN_COMPLETED, RUN_FAILED,
-    RUN_CANCELLED, RUN_INTERRUPTED
+    RUN_CANCELLED, RUN_INTERRUPTED, RUN_WAITING_AUTH
 } run_status;
 
 typedef struct run_rec {
@@ -377,10 +377,86 @@ store_status store_run_get(store *st, const scope *sc, const char *run_id, run_r
  * max_cost_usd_per_session). */
 store_status store_session_spent(store *st, const scope *sc, const char *session_id,
                                  int64_t *cost_nusd);
-/* At start, before serving: every run still queued, running or waiting is
- * marked interrupted (error_code "server_restart"). No scope: only serve
- * calls it. Returns how many through *n. */
+/* At start, before serving: every run still queued or running is marked
+ * interrupted (error_code "server_restart"); a run paused in
+ * waiting_approval or waiting_auth is not (it was stored whole: see
+ * store_approvals.c). No scope: only serve calls it. Returns how many
+ * through *n. */
 store_status store_runs_recover(store *st, size_t *n);
+
+/* --- paused runs and their approvals (store_approvals.c) --- */
+#define STORE_CALL_ID_MAX 260           /* a tool call id (the core allows 256 bytes) */
+#define STORE_APPROVALS_PENDING_PER_USER 50     /* pending approvals of one user */
+#define STORE_APPROVALS_PENDING_PER_TENANT 1000 /* … and of one tenant */
+
+typedef enum approval_status {
+    APPROVAL_PENDING = 0, APPROVAL_APPROVED, APPROVAL_DENIED,
+} approval_status;
+
+typedef struct approval_rec {
+    char    run_id[ID_MAX];
+    char    call_id[STORE_CALL_ID_MAX];
+    char    tenant_id[ID_MAX], user_id[ID_MAX], session_id[ID_MAX];
+    char    tool[72];
+    char   *arguments;                  /* malloc'd: the call's JSON arguments */
+    char    reason[300];                /* the policy's rule that matched */
+    int     approval_by;                /* approval_by of config.h */
+    approval_status status;
+    char    decided_by[80];             /* "user:ID", "tenant_admin:KEY", "timeout", "run_ended" */
+    char   *note;                       /* malloc'd, may be NULL */
+    int64_t deadline, created_at, decided_at;
+} approval_rec;
+
+/* What a paused run waits for, and what it needs to go on. */
+typedef struct run_wait_rec {
+    char    run_id[ID_MAX];
+    char    tenant_id[ID_MAX], user_id[ID_MAX], session_id[ID_MAX];
+    char    key_id[ID_MAX];             /* the credential the run was started with */
+    run_status kind;                    /* RUN_WAITING_APPROVAL or RUN_WAITING_AUTH */
+    char   *pending;                    /* malloc'd: the assistant message (JSON) */
+    char    provider[72];               /* waiting_auth */
+    char   *connect_url;                /* malloc'd, may be NULL */
+    int64_t deadline;                   /* waiting_auth: the run fails after it; approval: the
+                                           earliest deadline of its pending calls */
+} run_wait_rec;
+
+void approval_rec_free(approval_rec *a);
+void store_free_approvals(approval_rec *arr, size_t n);
+void run_wait_rec_free(run_wait_rec *w);
+void store_free_run_waits(run_wait_rec *arr, size_t n);
+
+/* Pause a run: in one transaction, its status (w->kind) and counters, the
+ * wait and its approvals (n may be 0 for waiting_auth). STORE_QUOTA when
+ * the user or the tenant already has too many pending approvals. */
+store_status store_run_pause(store *st, const scope *sc, const run_rec *run,
+                             const run_wait_rec *w, const approval_rec *approvals, size_t n);
+/* The paused run goes on: its wait is taken (read and deleted) and its
+ * status set back to running, in one transaction. STORE_NOT_FOUND when it
+ * has no wait (already resumed or ended). */
+store_status store_run_unpause(store *st, const scope *sc, const char *run_id, run_wait_rec *out);
+/* Every paused run (at start, to know them again). Not scoped. */
+store_status store_run_waits_all(store *st, run_wait_rec **out, size_t *n);
+/* The approvals of a run of the tenant (user_id NULL: any of its users),
+ * in the order they were asked. */
+store_status store_approvals_of_run(store *st, const char *tenant_id, const char *user_id,
+                                    const char *run_id, approval_rec **out, size_t *n);
+/* Pending approvals of a user (user_id NULL: the whole tenant's), oldest
+ * first, at most limit. */
+store_status store_approvals_pending(store *st, const char *tenant_id, const char *user_id,
+                                     size_t limit, approval_rec **out, size_t *n);
+/* Decide one pending approval. `by_user` is the deciding user's id (a
+ * tenant admin: NULL, `admin_key` names the key), checked against the
+ * approval's approval_by. STORE_NOT_FOUND: no such approval for this user
+ * (or tenant); STORE_FORBIDDEN: the policy does not let this caller decide;
+ * STORE_CONFLICT: already decided. *out gets the row as decided and
+ * *pending_left how many of the run's approvals still wait. */
+store_status store_approval_decide(store *st, const char *tenant_id, const char *by_user,
+                                   const char *admin_key, const char *run_id,
+                                   const char *call_id, bool approve, const char *note,
+                                   approval_rec *out, size_t *pending_left);
+/* Deny every pending approval whose deadline has passed (decided_by
+ * "timeout"). Not scoped: the server's sweeper. *n: how many. */
+store_status store_approvals_expire(store *st, int64_t now, size_t *n);
 
 /* --- memory (the user's long-term memory; FTS5 search) --- */
 store_status store_memory_put(store *st, const scope *sc, const char *key, const char *value,

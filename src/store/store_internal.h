@@ -174,6 +174,10 @@ typedef struct store_rows {
 store_status store_collect(store_conn *c, sqlite3_stmt *s, const store_rows *kind, size_t limit,
                            void **out, size_t *n);
 
+/* store_approvals.c: a run that ends drops its wait and denies its
+ * pending approvals (decided_by "run_ended") */
+store_status store_run_close_waits(store_conn *c, const char *run_id, int64_t now);
+
 /* row readers shared by files */
 void store_read_user(sqlite3_stmt *s, user_rec *u);      /* columns as STORE_USER_COLS */
 void store_read_key(sqlite3_stmt *s, key_rec *k);        /* columns as STORE_KEY_COLS */

@@ -247,6 +247,74 @@ static const store_migration store_migrations[] = {
      " END;"
      "UPDATE memory SET bytes = length(CAST(key AS BLOB)) + length(CAST(value AS BLOB));"
      "CREATE INDEX memory_user_bytes ON memory (tenant_id, user_id, bytes);"},
+    /* 9: durable pauses of a run — waiting_approval (3) and waiting_auth
+     * (8). The runs table is rebuilt only to let its status CHECK admit 8
+     * (SQLite cannot alter a CHECK); its columns and indexes are as they
+     * were, the partial index of runs in flight now covers 8 too. A paused
+     * run keeps one run_waits row (what it waits for, the assistant message
+     * whose tool calls wait, and whose credential it ran with, so that it
+     * can be rebuilt after a restart) and one approvals row per call that
+     * needs a person. */
+    {9,
+     "CREATE TABLE runs_v9 ("
+     "  id            TEXT PRIMARY KEY,"
+     "  session_id    TEXT NOT NULL,"
+     "  tenant_id     TEXT NOT NULL,"
+     "  user_id       TEXT NOT NULL,"
+     "  agent         TEXT NOT NULL,"
+     "  status        INTEGER NOT NULL CHECK (status BETWEEN 1 AND 8),"
+     "  error_code    TEXT NOT NULL DEFAULT '',"
+     "  error_message TEXT NOT NULL DEFAULT '',"
+     "  input_tokens  INTEGER NOT NULL DEFAULT 0,"
+     "  output_tokens INTEGER NOT NULL DEFAULT 0,"
+     "  cost_nusd     INTEGER NOT NULL DEFAULT 0,"
+     "  steps         INTEGER NOT NULL DEFAULT 0,"
+     "  tool_calls    INTEGER NOT NULL DEFAULT 0,"
+     "  user_seq      INTEGER NOT NULL DEFAULT 0,"
+     "  final_seq     INTEGER NOT NULL DEFAULT 0,"
+     "  created_at    INTEGER NOT NULL,"
+     "  started_at    INTEGER NOT NULL DEFAULT 0,"
+     "  finished_at   INTEGER NOT NULL DEFAULT 0"
+     ");"
+     "INSERT INTO runs_v9 SELECT id, session_id, tenant_id, user_id, agent, status, error_code,"
+     " error_message, input_tokens, output_tokens, cost_nusd, steps, tool_calls, user_seq,"
+     " final_seq, created_at, started_at, finished_at FROM runs;"
+     "DROP TABLE runs;"
+     "ALTER TABLE runs_v9 RENAME TO runs;"
+     "CREATE INDEX runs_session ON runs (session_id);"
+     "CREATE INDEX runs_active ON runs (status) WHERE status IN (1, 2, 3, 8);"
+     "CREATE TABLE run_waits ("
+     "  run_id      TEXT PRIMARY KEY,"
+     "  tenant_id   TEXT NOT NULL,"
+     "  user_id     TEXT NOT NULL,"
+     "  session_id  TEXT NOT NULL,"
+     "  key_id      TEXT NOT NULL,"      /* the credential the run was started with */
+     "  kind        INTEGER NOT NULL CHECK (kind IN (3, 8)),"   /* the run's status */
+     "  pending     TEXT NOT NULL,"      /* the assistant message with the waiting tool_calls */
+     "  provider    TEXT NOT NULL DEFAULT '',"   /* waiting_auth: for which provider */
+     "  connect_url TEXT NOT NULL DEFAULT '',"
+     "  deadline    INTEGER NOT NULL,"   /* waiting_auth: the run fails after it */
+     "  created_at  INTEGER NOT NULL"
+     ");"
+     "CREATE TABLE approvals ("
+     "  run_id      TEXT NOT NULL,"
+     "  id          TEXT NOT NULL,"      /* the tool call's id */
+     "  tenant_id   TEXT NOT NULL,"
+     "  user_id     TEXT NOT NULL,"
+     "  session_id  TEXT NOT NULL,"
+     "  tool        TEXT NOT NULL,"
+     "  arguments   TEXT NOT NULL,"
+     "  reason      TEXT NOT NULL,"
+     "  approval_by INTEGER NOT NULL,"   /* 0 any, 1 user, 2 tenant_admin */
+     "  status      INTEGER NOT NULL DEFAULT 0,"   /* 0 pending, 1 approved, 2 denied */
+     "  decided_by  TEXT NOT NULL DEFAULT '',"
+     "  note        TEXT NOT NULL DEFAULT '',"
+     "  deadline    INTEGER NOT NULL,"
+     "  created_at  INTEGER NOT NULL,"
+     "  decided_at  INTEGER NOT NULL DEFAULT 0,"
+     "  PRIMARY KEY (run_id, id)"
+     ");"
+     "CREATE INDEX approvals_pending ON approvals (tenant_id, user_id) WHERE status = 0;"},
 };
 
 #define STORE_NMIGRATIONS (sizeof store_migrations / sizeof store_migrations[0])

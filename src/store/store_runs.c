@@ -7,7 +7,9 @@
  * the final message lands together with the terminal status
  * (store_run_finish). Each is one writer operation, i.e. one savepoint in
  * one committed transaction. Runs caught in flight by a crash are marked
- * interrupted at the next start (store_runs_recover).
+ * interrupted at the next start (store_runs_recover) — but not a run paused
+ * for an approval or a credential: that one was stored whole, and goes on
+ * after the restart (store_approvals.c).
  *
  * A run in a terminal state is final: appending to it or finishing it again
  * is STORE_CONFLICT, so a cancel racing a completion settles once. */
@@ -32,6 +34,7 @@ const char *run_status_name(run_status s)
     case RUN_FAILED: return "failed";
     case RUN_CANCELLED: return "cancelled";
     case RUN_INTERRUPTED: return "interrupted";
+    case RUN_WAITING_AUTH: return "waiting_auth";
     }
     return "unknown";
 }
@@ -44,11 +47,11 @@ bool run_status_terminal(run_status s)
 /* The SQL below names states by number (recovery, the partial index in
  * migration 2); keep the enum where that SQL expects it. */
 _Static_assert(RUN_QUEUED == 1 && RUN_RUNNING == 2 && RUN_WAITING_APPROVAL == 3 &&
-               RUN_INTERRUPTED == 7, "run_status values are stored on disk");
+               RUN_INTERRUPTED == 7 && RUN_WAITING_AUTH == 8, "run_status values are stored on disk");
 
 static bool run_status_valid(run_status s)
 {
-    return s >= RUN_QUEUED && s <= RUN_INTERRUPTED;
+    return s >= RUN_QUEUED && s <= RUN_WAITING_AUTH;
 }
 
 static void store_read_run(sqlite3_stmt *s, run_rec *r)
@@ -279,6 +282,10 @@ static store_status store_run_finish_op(store_conn *c, void *arg)
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) return store_sqlite_status(c, rc, "finish run");
+    /* A run that ends while paused (cancelled, its wait timed out) leaves
+     * no wait behind, and no approval anyone could still give. */
+    res = store_run_close_waits(c, r->id, a->now);
+    if (res != STORE_OK) return res;
     /* the caller's record changes only here; store_run_finish restores it
      * if the batch's commit fails after all */
     r->final_seq = final_seq;
@@ -372,7 +379,7 @@ static store_status store_runs_recover_op(store_conn *c, void *arg)
     sqlite3_stmt *s = store_stmt(c,
         "UPDATE runs SET status = 7, error_code = 'server_restart',"
         " error_message = 'the server restarted while the run was in progress', finished_at = ?"
-        " WHERE status IN (1, 2, 3)");
+        " WHERE status IN (1, 2)");
     if (!s) return STORE_ERROR;
     sqlite3_bind_int64(s, 1, time_now_unix());
     int rc = sqlite3_step(s);

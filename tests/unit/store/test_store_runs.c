@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -516,10 +517,13 @@ static void test_runs_recover(void **state)
     assert_non_null(f->st);
     size_t n = 99;
     assert_int_equal(store_runs_recover(f->st, &n), STORE_OK);
-    assert_int_equal(n, 4);
+    assert_int_equal(n, 3);
     run_rec g;
-    const run_rec *inflight[] = {&q, &r, &w};
-    for (int i = 0; i < 3; i++) {
+    /* a paused run survives the restart as it was (store_approvals.c) */
+    assert_int_equal(store_run_get(f->st, &f->s1, w.id, &g), STORE_OK);
+    assert_int_equal(g.status, RUN_WAITING_APPROVAL);
+    const run_rec *inflight[] = {&q, &r};
+    for (int i = 0; i < 2; i++) {
         assert_int_equal(store_run_get(f->st, &f->s1, inflight[i]->id, &g), STORE_OK);
         assert_int_equal(g.status, RUN_INTERRUPTED);
         assert_string_equal(g.error_code, "server_restart");
@@ -534,6 +538,119 @@ static void test_runs_recover(void **state)
     assert_int_equal(n, 0);
     session_rec_free(&s);
     session_rec_free(&s2);
+}
+
+/* ---- paused runs and approvals (store_approvals.c) ---- */
+
+static void test_run_pause_and_approvals(void **state)
+{
+    fx *f = *state;
+    session_rec s;
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &s), STORE_OK);
+    run_rec r;
+    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "pay", RUN_RUNNING, &r), STORE_OK);
+    r.steps = 1;
+    run_wait_rec w = {.kind = RUN_WAITING_APPROVAL, .pending = "{\"role\":\"assistant\"}",
+                      .deadline = 0};
+    approval_rec a[2] = {
+        {.call_id = "call_1", .tool = "pay", .arguments = "{\"amount\":500}",
+         .reason = "over 100", .approval_by = 0, .deadline = time(NULL) + 3600},
+        {.call_id = "call_2", .tool = "pay", .arguments = "{}", .reason = "always",
+         .approval_by = 2, .deadline = time(NULL) - 1},
+    };
+    assert_int_equal(store_run_pause(f->st, &f->s1, &r, &w, a, 2), STORE_OK);
+    run_rec g;
+    assert_int_equal(store_run_get(f->st, &f->s1, r.id, &g), STORE_OK);
+    assert_int_equal(g.status, RUN_WAITING_APPROVAL);
+    assert_int_equal(g.steps, 1);
+    /* pausing twice is refused: the run is no longer running */
+    assert_int_equal(store_run_pause(f->st, &f->s1, &r, &w, a, 2), STORE_CONFLICT);
+
+    approval_rec *arr;
+    size_t n, left;
+    assert_int_equal(store_approvals_pending(f->st, f->s1.tenant_id, f->s1.user_id, 10, &arr, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(arr[0].call_id, "call_1");
+    assert_string_equal(arr[0].arguments, "{\"amount\":500}");
+    store_free_approvals(arr, n);
+    /* another user of the tenant sees none, and cannot decide */
+    assert_int_equal(store_approvals_pending(f->st, f->s2.tenant_id, f->s2.user_id, 10, &arr, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    store_free_approvals(arr, n);
+    approval_rec d;
+    assert_int_equal(store_approval_decide(f->st, f->s2.tenant_id, f->s2.user_id, NULL, r.id,
+                                           "call_1", true, NULL, &d, &left), STORE_NOT_FOUND);
+    /* call_2 is for a tenant admin only */
+    assert_int_equal(store_approval_decide(f->st, f->s1.tenant_id, f->s1.user_id, NULL, r.id,
+                                           "call_2", true, NULL, &d, &left), STORE_FORBIDDEN);
+    approval_rec_free(&d);
+    assert_int_equal(store_approval_decide(f->st, f->s1.tenant_id, f->s1.user_id, NULL, r.id,
+                                           "call_1", false, "too much", &d, &left), STORE_OK);
+    assert_int_equal(d.status, APPROVAL_DENIED);
+    assert_int_equal(left, 1);
+    approval_rec_free(&d);
+    /* replayed: already decided */
+    assert_int_equal(store_approval_decide(f->st, f->s1.tenant_id, f->s1.user_id, NULL, r.id,
+                                           "call_1", true, NULL, &d, &left), STORE_CONFLICT);
+    approval_rec_free(&d);
+    /* call_2's deadline has passed: the sweeper denies it */
+    assert_int_equal(store_approvals_expire(f->st, time(NULL), &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_approvals_of_run(f->st, f->s1.tenant_id, NULL, r.id, &arr, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(arr[0].note, "too much");
+    assert_string_equal(arr[1].decided_by, "timeout");
+    store_free_approvals(arr, n);
+
+    /* the wait survives a reopen, and is taken once */
+    store_close(f->st);
+    char err[256];
+    f->st = store_open(f->dir, err, sizeof err);
+    assert_int_equal(store_runs_recover(f->st, &n), STORE_OK);
+    run_wait_rec *all;
+    assert_int_equal(store_run_waits_all(f->st, &all, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(all[0].run_id, r.id);
+    assert_string_equal(all[0].key_id, f->s1.key_id);
+    store_free_run_waits(all, n);
+    run_wait_rec got;
+    assert_int_equal(store_run_unpause(f->st, &f->s2, r.id, &got), STORE_NOT_FOUND);
+    assert_int_equal(store_run_unpause(f->st, &f->s1, r.id, &got), STORE_OK);
+    assert_string_equal(got.pending, "{\"role\":\"assistant\"}");
+    run_wait_rec_free(&got);
+    assert_int_equal(store_run_unpause(f->st, &f->s1, r.id, &got), STORE_NOT_FOUND);
+    assert_int_equal(store_run_get(f->st, &f->s1, r.id, &g), STORE_OK);
+    assert_int_equal(g.status, RUN_RUNNING);
+
+    /* a run that ends while paused leaves nothing pending */
+    run_rec r2;
+    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "x", RUN_RUNNING, &r2), STORE_OK);
+    w.kind = RUN_WAITING_APPROVAL;
+    a[0].deadline = time(NULL) + 3600;
+    assert_int_equal(store_run_pause(f->st, &f->s1, &r2, &w, a, 1), STORE_OK);
+    r2.status = RUN_CANCELLED;
+    assert_int_equal(store_run_finish(f->st, &f->s1, &r2, NULL), STORE_OK);
+    assert_int_equal(store_approvals_pending(f->st, f->s1.tenant_id, NULL, 10, &arr, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    store_free_approvals(arr, n);
+    assert_int_equal(store_run_waits_all(f->st, &all, &n), STORE_OK);
+    assert_int_equal(n, 0);
+
+    /* bounded: at most STORE_APPROVALS_PENDING_PER_USER pending per user */
+    approval_rec many[STORE_APPROVALS_PENDING_PER_USER + 1];
+    memset(many, 0, sizeof many);
+    for (int i = 0; i <= STORE_APPROVALS_PENDING_PER_USER; i++) {
+        snprintf(many[i].call_id, sizeof many[i].call_id, "c%d", i);
+        snprintf(many[i].tool, sizeof many[i].tool, "pay");
+        many[i].deadline = time(NULL) + 60;
+    }
+    run_rec r3;
+    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "y", RUN_RUNNING, &r3), STORE_OK);
+    assert_int_equal(store_run_pause(f->st, &f->s1, &r3, &w, many, STORE_APPROVALS_PENDING_PER_USER + 1),
+                     STORE_QUOTA);
+    assert_int_equal(store_run_pause(f->st, &f->s1, &r3, &w, many, STORE_APPROVALS_PENDING_PER_USER),
+                     STORE_OK);
+    session_rec_free(&s);
 }
 
 /* ---- memory ---- */
@@ -854,6 +971,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_sequence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_append_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_concurrent_seq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_pause_and_approvals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runs_recover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_basic, setup, teardown),
         cmocka_unit_test(test_memory_fts_query_builder),
