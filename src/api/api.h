@@ -231,6 +231,9 @@ void api_chat_completions(api_ctx *ctx);
  * (ratelimit_headers.c). */
 void api_add_ratelimit_headers(http_request *req, const govern_ratelimit_info *rl);
 /* agents and their sessions (agents.c, sessions.c, runs.c) */
+void api_approvals_list(api_ctx *ctx);     /* GET /v1/approvals (approvals.c) */
+void api_approvals_decide(api_ctx *ctx);   /* POST /v1/runs/{id}/approvals/{call_id} */
+cJSON *api_json_approval(const approval_rec *a);
 void api_agents_list(api_ctx *ctx);
 void api_sessions_create(api_ctx *ctx);
 void api_sessions_list(api_ctx *ctx);

@@ -47,6 +47,9 @@ static const api_route api_routes[] = {
     R("POST",   "/v1/sessions/{id}/messages", ROLES_USER,       NULL, api_messages_post),
     R("GET",    "/v1/runs/{id}",            ROLES_USER,         api_runs_get, NULL),
     R("POST",   "/v1/runs/{id}/cancel",     ROLES_USER,         NULL, api_runs_cancel),
+    R("POST",   "/v1/runs/{id}/approvals/{call_id}", ROLES_USER | ROLES_TENANT_ADMIN,
+                                                                api_approvals_decide, NULL),
+    R("GET",    "/v1/approvals",            ROLES_USER | ROLES_TENANT_ADMIN, api_approvals_list, NULL),
 
     R("GET",    "/v1/memory",               ROLES_USER,         api_memory_search, NULL),
     R("GET",    "/v1/memory/{key}",         ROLES_USER,         api_memory_get, NULL),
@@ -65,6 +68,7 @@ ENTRY(20) ENTRY(21) ENTRY(22) ENTRY(23) ENTRY(24) ENTRY(25) ENTRY(26) ENTRY(27) 
 ENTRY(30) ENTRY(31) ENTRY(32)
 ENTRY(33)
 ENTRY(34) ENTRY(35) ENTRY(36)
+ENTRY(37) ENTRY(38)
 
 static const http_handler api_entries[] = {
     api_entry_0, api_entry_1, api_entry_2, api_entry_3, api_entry_4, api_entry_5,
@@ -75,6 +79,7 @@ static const http_handler api_entries[] = {
     api_entry_30, api_entry_31, api_entry_32,
     api_entry_33,
     api_entry_34, api_entry_35, api_entry_36,
+    api_entry_37, api_entry_38,
 };
 
 _Static_assert(sizeof api_entries / sizeof api_entries[0] == N_ROUTES,

@@ -209,7 +209,17 @@ void api_runs_get(api_ctx *ctx)
     }
     run_status live;
     if (runs_live_status(ctx->env->runs, &ctx->scope, r.id, &live)) r.status = live;
-    api_reply(ctx, 200, api_json_run(&r));
+    cJSON *j = api_json_run(&r);
+    /* the run's approvals, pending and decided, in the order they were asked */
+    approval_rec *a = NULL;
+    size_t n = 0;
+    if (store_approvals_of_run(ctx->env->store, ctx->scope.tenant_id, ctx->scope.user_id, r.id,
+                               &a, &n) == STORE_OK) {
+        cJSON *arr = cJSON_AddArrayToObject(j, "approvals");
+        for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, api_json_approval(&a[i]));
+        store_free_approvals(a, n);
+    }
+    api_reply(ctx, 200, j);
 }
 
 void api_runs_cancel(api_ctx *ctx)

@@ -272,6 +272,8 @@ int app_serve_main(int argc, char **argv)
     }
     a.env.runs = runs_new(&a.env.cfg, a.env.store, a.env.tools);
     runs_set_gate(a.env.runs, a.env.gate, a.env.identity);
+    /* Runs paused for an approval or a connection survive a restart. */
+    runs_restore_paused(a.env.runs);
     /* A revoked key, a disabled or erased user: their runs stop too. */
     identity_on_revocation(a.env.identity, serve_on_revocation, a.env.runs);
     a.env.started_at = time_now_unix();

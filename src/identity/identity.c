@@ -991,6 +991,24 @@ auth_status identity_scope_check(identity *id, const scope *sc, char *why, size_
     return res;
 }
 
+/* A paused run rebuilt after a restart goes on as its user, with the
+ * credential it was started with: the scope is minted here (only identity
+ * mints scopes) for a user that still exists in that tenant. Whether the
+ * credential is still good is the caller's identity_scope_check, as for a
+ * queued message. */
+bool identity_scope_of_paused_run(identity *id, const char *tenant_id, const char *user_id,
+                                  const char *key_id, scope *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!tenant_id || !user_id || !key_id) return false;
+    pthread_rwlock_rdlock(&id->lock);
+    const id_user *u = strmap_get(id->users, user_id);
+    bool ok = u && strcmp(u->tenant_id, tenant_id) == 0;
+    if (ok) scope_mint_user(out, tenant_id, user_id, key_id, u->tier);
+    pthread_rwlock_unlock(&id->lock);
+    return ok;
+}
+
 /* ---- the command line ---- */
 
 void identity_cli_scope(identity *id, scope *out)

@@ -157,6 +157,11 @@ void identity_on_revocation(identity *id, identity_revoked_fn fn, void *arg);
  * request that authenticated it: a queued message about to start. Scopes
  * that are not a user's are AUTH_OK if their key is not revoked. */
 auth_status identity_scope_check(identity *id, const scope *sc, char *why, size_t whylen);
+/* The scope of a run paused before a restart (runs/pause.c): its user,
+ * tier as now, and the credential it was started with. false if the user
+ * no longer exists in that tenant. */
+bool identity_scope_of_paused_run(identity *id, const char *tenant_id, const char *user_id,
+                                  const char *key_id, scope *out);
 
 /* For `brigade admin` (no server running): mint an admin scope from the
  * command line's authority over the data directory. */

@@ -31,6 +31,10 @@ void run_event_end(run_exec *x, const runs_outcome *o)
 
 void runs_subscriber_gone(runs_subscriber *s)
 {
+    if (s->paused) {                   /* its run is paused: it no longer waits for it */
+        runs_paused_subscriber_gone(s);
+        return;
+    }
     run_exec *x = s->run;
     s->run = NULL;
     if (!x || x->sub != s) return;

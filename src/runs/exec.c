@@ -26,6 +26,7 @@ runs_thread *runs_thread_new(runs *r, uv_loop_t *loop, upstream *up)
     t->loop = loop;
     t->up = up;
     t->mbox = mailbox_new(loop);
+    runs_sweep_start(t);   /* the first loop watches paused runs' deadlines */
     return t;
 }
 
@@ -39,7 +40,6 @@ void runs_thread_set_gate(runs_thread *t, struct gate_thread *gt) { t->gate = gt
 
 void runs_set_core(runs *r, const step_core *core) { r->core = core; }
 
-static void run_exec_release(run_exec *x);
 static void run_finish_done(run_exec *x);
 
 /* The loop is shutting down with this run still going: persist it as
@@ -71,6 +71,7 @@ void runs_thread_free(runs_thread *t)
 {
     if (!t) return;
     t->closing = true;
+    runs_sweep_stop(t);
     mailbox_close(t->mbox);
     /* The loop has stopped serving: what is still running is interrupted.
      * Persist that now (blocking is fine at shutdown) so the transcript and
@@ -103,7 +104,7 @@ static void run_handle_closed(uv_handle_t *h)
 
 /* Unlink, free what the run holds, close its handles (the struct goes with
  * the last close callback). */
-static void run_exec_release(run_exec *x)
+void run_exec_release(run_exec *x)
 {
     runs_thread *t = x->t;
     if (x->prev) x->prev->next = x->next;
@@ -122,7 +123,9 @@ static void run_exec_release(run_exec *x)
         obs_span_set_int(x->run_span, "gen_ai.usage.output_tokens", x->rec.output_tokens);
         obs_span_set_double(x->run_span, "brigade.cost_usd", (double)x->rec.cost_nusd / 1e9);
         if (x->queue_wait_ms) obs_span_set_int(x->run_span, "brigade.queue.wait_ms", x->queue_wait_ms);
-        bool ok = x->rec.status == RUN_COMPLETED;
+        /* a paused run's span ends with the pause: it goes on in a new one */
+        bool ok = x->rec.status == RUN_COMPLETED || x->rec.status == RUN_WAITING_APPROVAL ||
+                  x->rec.status == RUN_WAITING_AUTH;
         if (!ok && x->rec.error_code[0]) obs_span_set_str(x->run_span, "error.type", x->rec.error_code);
         obs_span_end(x->run_span, ok ? OBS_STATUS_OK : OBS_STATUS_ERROR, ok ? NULL : x->rec.error_message);
         x->run_span = NULL;
@@ -135,6 +138,8 @@ static void run_exec_release(run_exec *x)
     cJSON_Delete(x->pending_calls);
     cJSON_Delete(x->assistant_msg);
     cJSON_Delete(x->results);
+    cJSON_Delete(x->decisions);
+    x->decisions = NULL;
     free(x->execs);
     guard_run_free(x->guard);
     x->guard = NULL;
@@ -399,31 +404,25 @@ void run_exec_feed(run_exec *x, step_event *ev)
 
 /* ---------------------------------------------------------------- starting */
 
-void run_exec_begin(run_start *s)
+run_exec *run_exec_new(runs_thread *t, const scope *sc, const run_rec *rec,
+                       const agent_cfg *a, const obs_trace_ctx *trace)
 {
-    runs_thread *t = s->t;
     run_exec *x = xcalloc(1, sizeof *x);
     x->t = t;
     x->r = t->r;
-    x->sc = s->sc;
-    x->rec = s->run;
-    x->agent = s->agent;
-    x->sub = s->sub;                  /* hears the end; its events after on_start */
-    s->sub = NULL;
-    x->counted = s->counted;          /* the run now holds the user's slot */
-    s->counted = false;
-    x->session_spent_nusd = s->session_spent_nusd;
+    x->sc = *sc;
+    x->rec = *rec;
+    x->agent = a;
     /* The run's span: a child of the request that started it, though it
      * outlives that request when the client goes away. */
     char span_name[96];
-    snprintf(span_name, sizeof span_name, "run %s", s->agent->name);
-    x->run_span = obs_span_begin(s->has_trace ? &s->trace : NULL, span_name, OBS_SPAN_INTERNAL, &s->sc);
-    obs_span_set_str(x->run_span, "brigade.run_id", s->run.id);
-    obs_span_set_str(x->run_span, "brigade.session_id", s->run.session_id);
-    obs_span_set_str(x->run_span, "gen_ai.agent.name", s->agent->name);
+    snprintf(span_name, sizeof span_name, "run %s", a->name);
+    x->run_span = obs_span_begin(trace, span_name, OBS_SPAN_INTERNAL, sc);
+    obs_span_set_str(x->run_span, "brigade.run_id", rec->id);
+    obs_span_set_str(x->run_span, "brigade.session_id", rec->session_id);
+    obs_span_set_str(x->run_span, "gen_ai.agent.name", a->name);
     obs_gauge_add(obs_series_of(obs_m_active_runs(), NULL), 1);
     buf_init(&x->reply_text);
-    const agent_cfg *a = s->agent;
     x->tool_specs = a->n_tools ? tools_openai_specs(t->r->tools, a->tools, a->n_tools) : NULL;
     x->core_agent.name = a->name;
     x->core_agent.model = a->model->upstream_model;
@@ -445,6 +444,19 @@ void run_exec_begin(run_start *s)
     x->next = t->runs;
     if (t->runs) t->runs->prev = x;
     t->runs = x;
+    if (x->core_state) uv_timer_start(&x->wall_timer, run_wall_timeout, a->max_wall_ms, 0);
+    return x;
+}
+
+void run_exec_begin(run_start *s)
+{
+    runs_thread *t = s->t;
+    run_exec *x = run_exec_new(t, &s->sc, &s->run, s->agent, s->has_trace ? &s->trace : NULL);
+    x->sub = s->sub;                  /* hears the end; its events after on_start */
+    s->sub = NULL;
+    x->counted = s->counted;          /* the run now holds the user's slot */
+    s->counted = false;
+    x->session_spent_nusd = s->session_spent_nusd;
     runs_registry_started(t->r, x->rec.session_id, x->rec.id, x);
 
     cJSON *history = s->history;
@@ -458,7 +470,6 @@ void run_exec_begin(run_start *s)
         run_exec_fail(x, "internal_error", "out of memory");
         return;
     }
-    uv_timer_start(&x->wall_timer, run_wall_timeout, a->max_wall_ms, 0);
     if (x->sub) {
         x->sub->run = x;
         if (x->sub->on_start && !x->sub->on_start(x->sub, &x->rec)) {
@@ -479,4 +490,3 @@ void run_exec_begin(run_start *s)
     step_event ev = {.kind = STEP_EVENT_START, .history = history, .message = msg};
     run_exec_feed(x, &ev);
 }
-

@@ -90,6 +90,11 @@ static void runs_stop_on_loop(void *arg)
 static void runs_post_stop(runs *r, session_slot *s, run_status status, const char *code,
                            const char *message)
 {
+    /* A paused run has no loop running it: it ends from the store. */
+    if (s->paused) {
+        runs_paused_wake_locked(r, s, status, code, message);
+        return;
+    }
     if (!s->run_id[0] || !s->t) return;
     runs_stop_msg *m = xcalloc(1, sizeof *m);
     m->r = r;

@@ -118,6 +118,7 @@ struct runs_subscriber {
     /* Exactly once; the run has forgotten the subscriber before the call. */
     void (*on_end)(runs_subscriber *s, const runs_outcome *o);
     void *run;                         /* the runs module's: the run it hears */
+    void *paused;                      /* the runs module's: its run, while paused */
 };
 
 /* The subscriber leaves (its client went away) after on_start: the run
@@ -156,6 +157,25 @@ void runs_on_revocation(runs *r, const struct identity_revocation *rv);
 
 /* Is a run active on this session? (DELETE /v1/sessions/{id} refuses then.) */
 bool runs_session_busy(runs *r, const char *session_id);
+
+/* ---- paused runs: waiting_approval, waiting_auth (pause.c) ----
+ *
+ * A run whose tool calls need a person's approval, or the user's own
+ * credential for a provider not yet connected, is paused: it is stored
+ * whole (the pending assistant message, the approvals, its counters) and
+ * leaves memory; only its session stays busy. It goes on — rebuilt from the
+ * store through the core's RESUME event, the same way whether the server
+ * restarted in between or not — once every approval is decided (or denied
+ * at its deadline), or the connection becomes active; a streaming client
+ * still attached hears the rest. A non-streamed message answers at once
+ * with the run in its waiting status. */
+
+/* At start, before serving, after store_runs_recover: know the runs paused
+ * before the restart again (their sessions busy, their deadlines watched),
+ * denying the approvals whose deadline passed while the server was down. */
+void runs_restore_paused(runs *r);
+/* A run's approvals were all decided (api): it goes on. Thread-safe. */
+void runs_approvals_decided(runs *r, const char *run_id);
 
 /* A stored message as the model sees it (OpenAI chat form). */
 cJSON *runs_model_message(const message_rec *m);

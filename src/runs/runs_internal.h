@@ -12,6 +12,7 @@
 #include "govern/gate.h"
 #include "guard/guard.h"
 #include "identity/identity.h"
+#include "runs/credentials.h"
 #include "runs/runs.h"
 #include "util/buf.h"
 #include "util/strmap.h"
@@ -59,6 +60,13 @@ typedef struct session_slot {
     /* its credential was revoked while the run was starting: stopped with
      * this code and message (string literals) as soon as it has started */
     const char  *revoke_code, *revoke_message;
+    /* The run is paused (pause.c): it has no run_exec until it goes on. */
+    bool         paused;
+    scope        pause_sc;          /* its user, to go on as */
+    runs_subscriber *pause_sub;     /* a streaming client still attached (on t's loop) */
+    run_status   pause_kind;        /* RUN_WAITING_APPROVAL or RUN_WAITING_AUTH */
+    char         pause_provider[72];/* waiting_auth: for which provider */
+    int64_t      pause_deadline;    /* unix s: the earliest deadline to act on */
 } session_slot;
 
 struct runs {
@@ -72,6 +80,9 @@ struct runs {
     struct gate          *gate;        /* governance; NULL = none (unit tests) */
     struct identity      *identity;    /* the limits of a run's user */
     const step_core      *core;        /* the agent core (runs_set_core) */
+    runs_credentials      creds;       /* the users' own tool credentials (runs_set_credentials) */
+    bool                  has_creds;
+    runs_thread          *home;        /* the loop that watches paused runs' deadlines */
 };
 
 struct runs_thread {
@@ -83,6 +94,7 @@ struct runs_thread {
     run_exec  *runs;                   /* this loop's runs (list) */
     bool       closing;
     int        orphans;                /* runs whose store job outlives runs_thread_free */
+    uv_timer_t *sweep;                 /* the home loop's: paused runs' deadlines (pause.c) */
 };
 
 /* Claim the session for a new run. Returns 0 if it was idle (now claimed by
@@ -113,6 +125,12 @@ bool runs_registry_cancel(runs *r, runs_thread *t, const scope *sc, const char *
                           mailbox_fn answer_fn, void *answer_arg);
 
 /* ---- a pending start (start.c) ---- */
+
+#define RUNS_HISTORY_MAX 200   /* stored messages loaded as a run's history */
+
+/* The session's newest messages as the model sees them, oldest first,
+ * complete turns only, without the message numbered skip_seq (0: none). */
+cJSON *runs_load_history(store *st, const scope *sc, const char *session_id, int64_t skip_seq);
 
 /* One blocking step on the thread pool, then its completion on the loop. */
 typedef struct runs_job {
@@ -184,6 +202,12 @@ struct run_exec {
     buf              reply_text;
     cJSON           *reply_tools;     /* tool_calls being assembled, by index */
 
+    /* a run that went on after a pause: the decided approvals of its
+     * pending calls, {call id: {"approved": bool, "note", "by"}} */
+    cJSON           *decisions;
+    struct run_pause_job *pause_job;  /* the pause being written (pause.c) */
+    size_t           n_creds_pending; /* credential fetches of this batch still out */
+
     /* the current tool calls */
     cJSON           *pending_calls;   /* the effect's tool_calls */
     cJSON           *assistant_msg;   /* the assistant message that asked for them */
@@ -247,6 +271,34 @@ void run_exec_job(run_exec *x, void (*fn)(run_exec *), void (*done)(run_exec *))
 /* Call first in a store job's `done`: if the run was ended or stopped while
  * the job ran, this carries it out and returns true (the caller returns). */
 bool run_exec_job_superseded(run_exec *x);
+
+/* Unlink and free a run (its registry entry is the caller's business). */
+void run_exec_release(run_exec *x);
+/* A new run_exec for a run that exists in the store (start, or going on
+ * after a pause): linked to t, its core state created, its wall timer
+ * started. NULL (and nothing kept) if the core has no memory. */
+run_exec *run_exec_new(runs_thread *t, const scope *sc, const run_rec *rec,
+                       const agent_cfg *agent, const obs_trace_ctx *trace);
+
+/* pause.c */
+/* Pause the run for the calls in `approvals` (an array of {id, tool,
+ * arguments, reason}, taken; may be NULL for waiting_auth) or, with
+ * `provider`, for the user's credential. The pending assistant message is
+ * x->assistant_msg. */
+void run_pause(run_exec *x, run_status kind, cJSON *approvals, const char *provider,
+               const char *connect_url, const char *auth_tool, const char *auth_call_id,
+               uint32_t auth_timeout_s);
+/* Under r->lock: the paused run of slot s goes on (stop_code NULL) or ends
+ * with this status and code. Returns false if it was not paused. */
+/* The resumed run has its run_exec again. */
+void runs_registry_resumed(runs *r, const char *session_id, run_exec *x);
+bool runs_paused_wake_locked(runs *r, session_slot *s, run_status stop_status,
+                             const char *stop_code, const char *stop_message);
+/* A streaming client of a paused run went away (runs_subscriber_gone). */
+void runs_paused_subscriber_gone(runs_subscriber *sub);
+/* The sweeper of the home loop (runs_thread_new, runs_thread_free). */
+void runs_sweep_start(runs_thread *t);
+void runs_sweep_stop(runs_thread *t);
 
 /* model.c */
 void run_model_call(run_exec *x, cJSON *request);

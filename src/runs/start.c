@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RUNS_HISTORY_MAX 200   /* stored messages loaded as a run's history */
 
 /* ---------------------------------------------------------------- jobs */
 
@@ -131,19 +130,26 @@ static void run_start_persist_work(void *arg)
     if (s->st == STORE_QUOTA || s->st == STORE_TOO_LARGE)   /* this thread's: copy it now */
         store_quota_describe(store_quota_refused(), s->sc.tier, s->quota_why, sizeof s->quota_why);
     if (s->st != STORE_OK) return;
+    /* the new message is the START event's, not the history's */
+    s->history = runs_load_history(st, &s->sc, s->session_id, s->run.user_seq);
+}
+
+cJSON *runs_load_history(store *st, const scope *sc, const char *session_id, int64_t skip_seq)
+{
     message_rec *msgs = NULL;
     size_t n = 0;
-    s->history = cJSON_CreateArray();
-    if (store_message_tail(st, &s->sc, s->session_id, RUNS_HISTORY_MAX, &msgs, &n) == STORE_OK) {
+    cJSON *history = cJSON_CreateArray();
+    if (store_message_tail(st, sc, session_id, RUNS_HISTORY_MAX, &msgs, &n) == STORE_OK) {
         size_t first = 0;
         /* Never start the history on a tool result whose call was cut off. */
         while (first < n && strcmp(msgs[first].role, "tool") == 0) first++;
         for (size_t i = first; i < n; i++) {
-            if (msgs[i].seq == s->run.user_seq) continue;   /* the new message: the START event */
-            cJSON_AddItemToArray(s->history, runs_model_message(&msgs[i]));
+            if (msgs[i].seq == skip_seq) continue;
+            cJSON_AddItemToArray(history, runs_model_message(&msgs[i]));
         }
         store_free_messages(msgs, n);
     }
+    return history;
 }
 
 static void run_start_persist_done(void *arg)

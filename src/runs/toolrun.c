@@ -1,10 +1,18 @@
-/* toolrun.c — performing a CALL_TOOLS effect. Each call passes the guards
- * first (guard.h: the agent may use the tool, the arguments fit its
- * schema); a refusal becomes the tool's result, so the model can correct
- * itself. The calls that pass run concurrently. When all
- * have answered, the assistant message that asked and every result are
- * written to the transcript as one group (store_run_append), then fed back
- * to the core. */
+/* toolrun.c — performing a CALL_TOOLS effect, in three phases, so that a
+ * batch is never half run:
+ *
+ *   1. every call passes the guards (guard.h: the agent may use the tool,
+ *      the arguments fit its schema, the tool's approval policy); a refusal
+ *      becomes the tool's result, so the model can correct itself. If a
+ *      call needs a person's approval that a resumed run does not already
+ *      hold, the run pauses (pause.c) before anything runs;
+ *   2. the calls of tools with `auth` get the run's user's own credential
+ *      (runs/credentials.h), all at once; if one is missing, the run pauses
+ *      in waiting_auth, again before anything runs;
+ *   3. the calls that may run, run concurrently (a denied one gets
+ *      "denied: …" as its result). When all have answered, the assistant
+ *      message that asked and every result are written to the transcript
+ *      as one group (store_run_append), then fed back to the core. */
 #include "runs/runs_internal.h"
 
 #include "obs/audit.h"
@@ -14,6 +22,7 @@
 #include <string.h>
 
 #include "util/log.h"
+#include "util/timeutil.h"
 #include "util/xalloc.h"
 
 #define RUNS_PREVIEW_BYTES 200   /* of a tool result, in the tool.result event */
@@ -25,7 +34,26 @@ struct tool_slot {
     size_t    index;
     obs_span *span;                   /* "tool NAME", child of the run's span */
     const tool_def *def;              /* NULL when the call was refused */
+    guard_verdict verdict;            /* the guards' answer (phase 1) */
+    char      why[320];               /* REFUSE: the result; a denial: the note */
+    bool      denied;                 /* needed approval and was denied */
+    /* phase 2: the user's credential */
+    void     *cred_fetch;             /* a fetch in flight */
+    bool      cred_missing;
+    char     *connect_url;            /* MISSING: where to connect */
+    char     *auth_name, *auth_value; /* OK: the header (the value is a secret) */
 };
+
+static void tool_slot_forget_secret(tool_slot *slot)
+{
+    if (slot->auth_value) {
+        explicit_bzero(slot->auth_value, strlen(slot->auth_value));
+        free(slot->auth_value);
+    }
+    free(slot->auth_name);
+    free(slot->connect_url);
+    slot->auth_value = slot->auth_name = slot->connect_url = NULL;
+}
 
 /* ---- the audit entry of a tool call (invariant 5: "tool call with the
  * credential it used"), written on the thread pool: obs_audit waits for
@@ -133,12 +161,30 @@ static void run_tools_persist_done(run_exec *x)
     run_exec_feed(x, &ev);
 }
 
-static void run_tools_all_done(run_exec *x)
+static void run_tools_free_slots(run_exec *x)
 {
-    free(x->execs);
-    x->execs = NULL;
+    if (x->tool_slots) {
+        for (size_t i = 0; i < x->n_execs; i++) {
+            tool_slot *slot = &x->tool_slots[i];
+            if (slot->cred_fetch && x->r->has_creds) x->r->creds.cancel(x->r->creds.self, slot->cred_fetch);
+            slot->cred_fetch = NULL;
+            tool_slot_forget_secret(slot);
+            if (slot->span) {
+                obs_span_end(slot->span, OBS_STATUS_ERROR, "the call did not run");
+                slot->span = NULL;
+            }
+        }
+    }
     free(x->tool_slots);
     x->tool_slots = NULL;
+    free(x->execs);
+    x->execs = NULL;
+    x->n_creds_pending = 0;
+}
+
+static void run_tools_all_done(run_exec *x)
+{
+    run_tools_free_slots(x);
     cJSON_Delete(x->pending_calls);
     x->pending_calls = NULL;
     if (!x->assistant_msg) {
@@ -196,6 +242,101 @@ static void run_tool_done(void *arg, bool ok, const char *output, size_t len)
     if (x->n_done == x->n_execs) run_tools_all_done(x);
 }
 
+static const char *run_call_str(const cJSON *call, const char *key)
+{
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+    const cJSON *v = strcmp(key, "id") == 0 ? cJSON_GetObjectItemCaseSensitive(call, "id")
+                                            : cJSON_GetObjectItemCaseSensitive(fn, key);
+    if (strcmp(key, "arguments") == 0)
+        return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : "{}";
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* Phase 3: run what may run, in call order. */
+static void run_tools_go(run_exec *x)
+{
+    size_t n = x->n_execs;
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *call = cJSON_GetArrayItem(x->pending_calls, (int)i);
+        const char *tname = run_call_str(call, "name"), *targs = run_call_str(call, "arguments");
+        tool_slot *slot = &x->tool_slots[i];
+        x->rec.tool_calls++;
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "id", run_call_str(call, "id"));
+        cJSON_AddStringToObject(d, "name", tname);
+        cJSON_AddStringToObject(d, "arguments", targs);
+        run_event(x, "tool.call", d);
+        if (slot->verdict == GUARD_REFUSE || slot->denied || !slot->def) {
+            const char *why = slot->why[0] ? slot->why : "error: the call was refused";
+            run_tool_result(x, i, false, why, strlen(why));
+            continue;
+        }
+        tool_env env = {
+            .loop = x->t->loop, .upstream = x->t->up, .store = x->r->st, .scope = &x->sc,
+            .max_output_bytes = x->agent->max_tool_output_bytes, .request_id = x->rec.id,
+            .auth_header_name = slot->auth_name, .auth_header_value = slot->auth_value,
+        };
+        x->execs[i] = tools_execute(slot->def, &env, targs, run_tool_done, slot);
+        /* the request holds its own copy of the header now */
+        tool_slot_forget_secret(slot);
+        if (!x->execs[i]) {
+            char why[320];
+            snprintf(why, sizeof why, "error: the tool %s could not be started", tname);
+            run_tool_result(x, i, false, why, strlen(why));
+        }
+    }
+    if (x->n_done == x->n_execs) run_tools_all_done(x);
+}
+
+/* Phase 2 done: every credential answered. */
+static void run_tools_creds_done(run_exec *x)
+{
+    for (size_t i = 0; i < x->n_execs; i++) {
+        tool_slot *slot = &x->tool_slots[i];
+        if (!slot->cred_missing) continue;
+        /* The user has not connected the provider: nothing of the batch
+         * runs; the run waits for the connection. */
+        const cJSON *call = cJSON_GetArrayItem(x->pending_calls, (int)i);
+        const tool_cfg *tc = slot->def->http;
+        char url[1024];
+        snprintf(url, sizeof url, "%s", slot->connect_url ? slot->connect_url : "");
+        run_tools_free_slots(x);
+        cJSON_Delete(x->pending_calls);
+        x->pending_calls = NULL;
+        cJSON_Delete(x->results);
+        x->results = NULL;
+        run_pause(x, RUN_WAITING_AUTH, NULL, tc->auth_provider, url[0] ? url : NULL, tc->name,
+                  run_call_str(call, "id"), tc->auth_timeout_s);
+        return;
+    }
+    run_tools_go(x);
+}
+
+static void run_tool_cred(void *arg, const runs_cred_answer *a)
+{
+    tool_slot *slot = arg;
+    run_exec *x = slot->x;
+    slot->cred_fetch = NULL;
+    if (a->status == RUNS_CRED_OK && a->header_name && a->header_value) {
+        slot->auth_name = xstrdup(a->header_name);
+        slot->auth_value = xstrdup(a->header_value);
+    } else if (a->status == RUNS_CRED_MISSING) {
+        slot->cred_missing = true;
+        if (a->connect_url) slot->connect_url = xstrdup(a->connect_url);
+    } else {
+        slot->verdict = GUARD_REFUSE;
+        snprintf(slot->why, sizeof slot->why, "error: the credential for %s could not be had: %s",
+                 slot->def->http->auth_provider, a->why ? a->why : "the credential store failed");
+    }
+    if (--x->n_creds_pending == 0) run_tools_creds_done(x);
+}
+
+/* A resumed run's decision on call `id`, if it holds one. */
+static const cJSON *run_decision(run_exec *x, const char *id)
+{
+    return x->decisions ? cJSON_GetObjectItemCaseSensitive(x->decisions, id) : NULL;
+}
+
 void run_tools_call(run_exec *x, cJSON *calls)
 {
     size_t n = (size_t)cJSON_GetArraySize(calls);
@@ -206,26 +347,14 @@ void run_tools_call(run_exec *x, cJSON *calls)
     x->tool_slots = xcalloc(n ? n : 1, sizeof *x->tool_slots);
     x->n_execs = n;
     x->n_done = 0;
-    tool_env env = {
-        .loop = x->t->loop, .upstream = x->t->up, .store = x->r->st, .scope = &x->sc,
-        .max_output_bytes = x->agent->max_tool_output_bytes, .request_id = x->rec.id,
-    };
+    x->n_creds_pending = 0;
+
+    /* Phase 1: the guards, for the whole batch. */
+    cJSON *asks = NULL;                 /* calls that wait for a person */
     for (size_t i = 0; i < n; i++) {
         const cJSON *call = cJSON_GetArrayItem(calls, (int)i);
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(call, "id");
-        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
-        const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
-        const char *tname = cJSON_IsString(name) ? name->valuestring : "";
-        const char *targs = cJSON_IsString(args) && args->valuestring[0] ? args->valuestring : "{}";
-        x->rec.tool_calls++;
-
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "id", cJSON_IsString(id) ? id->valuestring : "");
-        cJSON_AddStringToObject(d, "name", tname);
-        cJSON_AddStringToObject(d, "arguments", targs);
-        run_event(x, "tool.call", d);
-
+        const char *id = run_call_str(call, "id"), *tname = run_call_str(call, "name");
+        const char *targs = run_call_str(call, "arguments");
         tool_slot *slot = &x->tool_slots[i];
         slot->x = x;
         slot->index = i;
@@ -235,29 +364,84 @@ void run_tools_call(run_exec *x, cJSON *calls)
                                     OBS_SPAN_INTERNAL, &x->sc);
         obs_span_set_str(slot->span, "gen_ai.operation.name", "execute_tool");
         obs_span_set_str(slot->span, "gen_ai.tool.name", tname);
-        obs_span_set_str(slot->span, "gen_ai.tool.call.id", cJSON_IsString(id) ? id->valuestring : "");
+        obs_span_set_str(slot->span, "gen_ai.tool.call.id", id);
         obs_span_set_str(slot->span, "brigade.credential", x->sc.key_id);
 
-        /* The guards before the call (guard.h): a refusal becomes the
-         * tool's result, so the model can correct itself. */
-        char why[320];
         guard_effect ge = {.kind = GUARD_EFFECT_TOOL_CALL, .json = call, .tool_name = tname,
                            .arguments = targs, .span = slot->span};
         guard_decision gd = guard_before_effect(x->guard, &x->guard_ctx, &ge);
-        if (gd.verdict != GUARD_ALLOW) {
-            snprintf(why, sizeof why, "error: %s", gd.reason);
-            run_tool_result(x, i, false, why, strlen(why));
+        slot->verdict = gd.verdict;
+        slot->def = gd.tool;
+        if (gd.verdict == GUARD_REFUSE || gd.verdict == GUARD_STOP) {
+            slot->verdict = GUARD_REFUSE;
+            slot->def = NULL;
+            snprintf(slot->why, sizeof slot->why, "error: %s", gd.reason);
             continue;
         }
-        const tool_def *def = gd.tool;
-        slot->def = def;
-        x->execs[i] = tools_execute(def, &env, targs, run_tool_done, slot);
-        if (!x->execs[i]) {
-            snprintf(why, sizeof why, "error: the tool %s could not be started", tname);
-            run_tool_result(x, i, false, why, strlen(why));
+        if (gd.verdict != GUARD_NEEDS_APPROVAL) continue;
+        const cJSON *dec = run_decision(x, id);
+        if (dec) {
+            const cJSON *ok = cJSON_GetObjectItemCaseSensitive(dec, "approved");
+            const cJSON *note = cJSON_GetObjectItemCaseSensitive(dec, "note");
+            const cJSON *by = cJSON_GetObjectItemCaseSensitive(dec, "by");
+            obs_span_set_str(slot->span, "brigade.approval", cJSON_IsTrue(ok) ? "approved" : "denied");
+            if (!cJSON_IsTrue(ok)) {
+                slot->denied = true;
+                snprintf(slot->why, sizeof slot->why, "denied: the call was not approved (%s)%s%.200s",
+                         cJSON_IsString(by) ? by->valuestring : "denied",
+                         cJSON_IsString(note) && note->valuestring[0] ? ": " : "",
+                         cJSON_IsString(note) ? note->valuestring : "");
+            }
+            continue;
         }
+        if (!asks) asks = cJSON_CreateArray();
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "id", id);
+        cJSON_AddStringToObject(a, "tool", tname);
+        cJSON_AddStringToObject(a, "arguments", targs);
+        cJSON_AddStringToObject(a, "reason", gd.reason);
+        cJSON_AddItemToArray(asks, a);
     }
-    if (x->n_done == x->n_execs) run_tools_all_done(x);
+    if (asks) {
+        /* Nothing of the batch runs before every approval is decided. */
+        run_tools_free_slots(x);
+        cJSON_Delete(x->pending_calls);
+        x->pending_calls = NULL;
+        cJSON_Delete(x->results);
+        x->results = NULL;
+        run_pause(x, RUN_WAITING_APPROVAL, asks, NULL, NULL, NULL, NULL, 0);
+        return;
+    }
+
+    /* Phase 2: the user's own credentials, for the calls that will run. */
+    for (size_t i = 0; i < n; i++) {
+        tool_slot *slot = &x->tool_slots[i];
+        const tool_cfg *tc = slot->def ? slot->def->http : NULL;
+        if (slot->verdict == GUARD_REFUSE || slot->denied || !tc || !tc->auth_provider) continue;
+        if (!x->r->has_creds) {
+            slot->verdict = GUARD_REFUSE;
+            snprintf(slot->why, sizeof slot->why, "error: the tool %.64s needs the user's own "
+                     "credential, but no credential store is configured", tc->name);
+            continue;
+        }
+        x->n_creds_pending++;
+    }
+    if (x->n_creds_pending == 0) {
+        run_tools_go(x);
+        return;
+    }
+    /* Counted first, then asked: an answer never comes before all are out
+     * (fetch answers on a later loop turn, credentials.h). */
+    for (size_t i = 0; i < n; i++) {
+        tool_slot *slot = &x->tool_slots[i];
+        const tool_cfg *tc = slot->def ? slot->def->http : NULL;
+        if (slot->verdict == GUARD_REFUSE || slot->denied || !tc || !tc->auth_provider) continue;
+        slot->cred_fetch = x->r->creds.fetch(x->r->creds.self, x->t->loop, &x->sc, tc->auth_provider,
+                                             tc->auth_scopes, tc->n_auth_scopes,
+                                             tc->auth_header ? tc->auth_header : "Authorization",
+                                             tc->auth_format ? tc->auth_format : "Bearer {token}",
+                                             run_tool_cred, slot);
+    }
 }
 
 void run_tools_abort(run_exec *x)
@@ -273,8 +457,5 @@ void run_tools_abort(run_exec *x)
             x->tool_slots[i].span = NULL;
         }
     }
-    free(x->execs);
-    x->execs = NULL;
-    free(x->tool_slots);
-    x->tool_slots = NULL;
+    run_tools_free_slots(x);
 }

@@ -40,7 +40,11 @@ static void http_exec_free(http_exec *h)
 {
     free(h->url);
     free(h->body);
-    for (size_t i = 0; i < h->n_headers; i++) free(h->headers[i]);
+    /* header lines may hold credentials (the user's own token among them) */
+    for (size_t i = 0; i < h->n_headers; i++) {
+        explicit_bzero(h->headers[i], strlen(h->headers[i]));
+        free(h->headers[i]);
+    }
     free(h->headers);
     free(h);
 }
@@ -272,12 +276,20 @@ tool_exec *tool_http_start(const tool_def *t, const tool_env *env, const cJSON *
         goto fail;
     }
 
-    h->headers = calloc(c->n_headers + 1, sizeof *h->headers);
+    h->headers = calloc(c->n_headers + 2, sizeof *h->headers);
     if (!h->headers) {
         snprintf(out, outlen, "out of memory");
         goto fail;
     }
+    bool user_auth = env->auth_header_name && env->auth_header_value;
+    if (user_auth) {
+        buf hb;
+        buf_init(&hb);
+        buf_printf(&hb, "%s: %s", env->auth_header_name, env->auth_header_value);
+        h->headers[h->n_headers++] = buf_detach(&hb);
+    }
     for (size_t i = 0; i < c->n_headers; i++) {
+        if (user_auth && strcasecmp(c->header_names[i], env->auth_header_name) == 0) continue;
         buf hb;
         buf_init(&hb);
         buf_printf(&hb, "%s: %s", c->header_names[i], c->header_values[i]);

@@ -77,6 +77,11 @@ typedef struct tool_env {
     const scope *scope;              /* the run's user; memory is this user's only */
     size_t       max_output_bytes;   /* cap on what is returned */
     const char  *request_id;         /* forwarded as x-request-id */
+    /* The run's user's own credential for a tool with `auth` (runs/
+     * credentials.h): sent as this header, never logged or traced; NULL
+     * for none. Replaces a configured header of the same name. */
+    const char  *auth_header_name;
+    const char  *auth_header_value;
 } tool_env;
 
 /* The result handed back: `output` is text for the model (JSON for memory
