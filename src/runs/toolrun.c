@@ -298,15 +298,16 @@ static void run_tools_creds_done(run_exec *x)
          * runs; the run waits for the connection. */
         const cJSON *call = cJSON_GetArrayItem(x->pending_calls, (int)i);
         const tool_cfg *tc = slot->def->http;
-        char url[1024];
+        char url[1024], id[STORE_CALL_ID_MAX];
         snprintf(url, sizeof url, "%s", slot->connect_url ? slot->connect_url : "");
+        snprintf(id, sizeof id, "%s", run_call_str(call, "id"));
         run_tools_free_slots(x);
         cJSON_Delete(x->pending_calls);
         x->pending_calls = NULL;
         cJSON_Delete(x->results);
         x->results = NULL;
-        run_pause(x, RUN_WAITING_AUTH, NULL, tc->auth_provider, url[0] ? url : NULL, tc->name,
-                  run_call_str(call, "id"), tc->auth_timeout_s);
+        run_pause(x, RUN_WAITING_AUTH, NULL, tc->auth_provider, url[0] ? url : NULL, tc->name, id,
+                  tc->auth_timeout_s);
         return;
     }
     run_tools_go(x);

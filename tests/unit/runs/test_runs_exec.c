@@ -10,7 +10,10 @@
  * interrupt; enqueue and reject on a busy session; a limit hit at each
  * point — wall time in a model call and in a tool, steps and tool calls
  * (the core's), the loop guard (guard/) — a core that fails, and a
- * subscriber's backpressure: full, drained, gone. */
+ * subscriber's backpressure: full, drained, gone; and waiting_auth, with a
+ * credentials table of the test's own (runs/credentials.h): the run pauses
+ * before the call, resumes when the connection becomes active and sends
+ * the user's token, or fails when the wait times out. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +25,7 @@
 #include <string.h>
 
 #include "identity/scope_mint.h"
+#include "runs/credentials.h"
 #include "runs/runs.h"
 #include "test_util.h"
 
@@ -81,6 +85,119 @@ static void slow_stop(void)
     SLOW_N = 0;
     uv_close((uv_handle_t *)&SLOW, NULL);
 }
+
+/* ---- a TCP server that answers every request: the "authed" tool ----
+ * It keeps the last request's bytes, to see which header was sent. */
+
+static uv_tcp_t ECHO_SRV;
+static int ECHO_PORT;
+static char ECHO_REQ[8192];
+static size_t ECHO_LEN;
+static int ECHO_COUNT;
+
+static void echo_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    if (n < 0) {
+        uv_close((uv_handle_t *)s, (uv_close_cb)free);
+        return;
+    }
+    size_t room = sizeof ECHO_REQ - 1 - ECHO_LEN;
+    size_t take = (size_t)n < room ? (size_t)n : room;
+    memcpy(ECHO_REQ + ECHO_LEN, b->base, take);
+    ECHO_LEN += take;
+    ECHO_REQ[ECHO_LEN] = '\0';
+    char *end = strstr(ECHO_REQ, "\r\n\r\n");
+    if (!end) return;
+    const char *cl = strcasestr(ECHO_REQ, "content-length:");
+    size_t want = cl ? (size_t)strtoul(cl + 15, NULL, 10) : 0;
+    if (ECHO_LEN < (size_t)(end + 4 - ECHO_REQ) + want) return;
+    static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                "Content-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}";
+    uv_buf_t out = uv_buf_init((char *)reply, sizeof reply - 1);
+    uv_try_write(s, &out, 1);
+    ECHO_COUNT++;
+}
+
+static void echo_accept(uv_stream_t *server, int status)
+{
+    if (status < 0) return;
+    uv_tcp_t *c = calloc(1, sizeof *c);
+    uv_tcp_init(&L, c);
+    if (uv_accept(server, (uv_stream_t *)c) != 0) {
+        uv_close((uv_handle_t *)c, (uv_close_cb)free);
+        return;
+    }
+    ECHO_LEN = 0;
+    uv_read_start((uv_stream_t *)c, slow_alloc, echo_read);
+}
+
+static void echo_start(void)
+{
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(&L, &ECHO_SRV);
+    assert_int_equal(uv_tcp_bind(&ECHO_SRV, (const struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&ECHO_SRV, 16, echo_accept), 0);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    uv_tcp_getsockname(&ECHO_SRV, (struct sockaddr *)&ss, &len);
+    ECHO_PORT = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* ---- the test's own credentials table (runs/credentials.h) ----
+ * A user has a token for "github" once the test says the connection is
+ * active; before, the answer is MISSING with a connect URL. Answers come
+ * on a later loop turn, as the contract says. */
+
+static int CRED_CONNECTED;
+static int CRED_FETCHES;
+
+typedef struct cred_fetch {
+    uv_timer_t timer;
+    runs_cred_done done;
+    void *arg;
+    char user[ID_MAX];
+} cred_fetch;
+
+static void cred_answer(uv_timer_t *t)
+{
+    cred_fetch *f = t->data;
+    char value[96];
+    snprintf(value, sizeof value, "Bearer tok-%s", f->user);
+    runs_cred_answer a = CRED_CONNECTED
+        ? (runs_cred_answer){.status = RUNS_CRED_OK, .header_name = "Authorization",
+                             .header_value = value, .connection_id = "conn_1"}
+        : (runs_cred_answer){.status = RUNS_CRED_MISSING, .why = "not connected",
+                             .connect_url = "https://idp.example/connect?provider=github"};
+    f->done(f->arg, &a);
+    uv_close((uv_handle_t *)&f->timer, (uv_close_cb)free);
+}
+
+static void *cred_fetch_fn(void *self, uv_loop_t *loop, const scope *sc, const char *provider,
+                           char *const *scopes, size_t n_scopes, const char *header_name,
+                           const char *format, runs_cred_done done, void *arg)
+{
+    (void)self; (void)scopes; (void)n_scopes; (void)header_name; (void)format;
+    assert_string_equal(provider, "github");
+    CRED_FETCHES++;
+    cred_fetch *f = calloc(1, sizeof *f);
+    f->done = done;
+    f->arg = arg;
+    snprintf(f->user, sizeof f->user, "%s", sc->user_id);
+    uv_timer_init(loop, &f->timer);
+    f->timer.data = f;
+    uv_timer_start(&f->timer, cred_answer, 0, 0);
+    return f;
+}
+
+static void cred_cancel_fn(void *self, void *handle)
+{
+    (void)self;
+    cred_fetch *f = handle;
+    uv_close((uv_handle_t *)&f->timer, (uv_close_cb)free);
+}
+
+static const runs_credentials TEST_CREDS = {cred_fetch_fn, cred_cancel_fn, NULL};
 
 /* ---- the scripted core ---- */
 
@@ -277,12 +394,14 @@ static void fixture_open(const char *agent, const step_core *core)
              "tools:\n"
              "  - {name: slow, url: \"http://127.0.0.1:%d/slow\", timeout_ms: 20000}\n"
              "  - {name: down, url: \"http://127.0.0.1:1/down\", timeout_ms: 2000}\n"
+             "  - {name: authed, url: \"http://127.0.0.1:%d/authed\", auth_timeout_s: 1}\n"
              "agents:\n"
              "  - {name: scripted, model: m, tools: [clock, slow, down], max_repeated_tool_calls: 2}\n"
              "  - {name: hasty, model: m, tools: [slow], max_wall_ms: 1000}\n"
              "  - {name: one-step, model: m, tools: [clock], max_steps: 1}\n"
-             "  - {name: no-tools, model: m, tools: [clock], max_tool_calls: 0}\n",
-             SLOW_PORT);
+             "  - {name: no-tools, model: m, tools: [clock], max_tool_calls: 0}\n"
+             "  - {name: authed, model: m, tools: [authed]}\n",
+             SLOW_PORT, ECHO_PORT);
     char err[256];
     if (config_load_string("t.yaml", yaml, strlen(yaml), &F.cfg, err, sizeof err) != 0)
         fail_msg("config: %s", err);
@@ -352,6 +471,7 @@ static int setup(void **state)
     (void)state;
     uv_loop_init(&L);
     slow_start();
+    echo_start();
     return 0;
 }
 
@@ -359,6 +479,7 @@ static int teardown(void **state)
 {
     (void)state;
     slow_stop();
+    uv_close((uv_handle_t *)&ECHO_SRV, NULL);
     uv_run(&L, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&L), 0);
     return 0;
@@ -678,6 +799,110 @@ static void test_backpressure_drain_and_gone(void **state)
     fixture_close();
 }
 
+/* ---- waiting_auth ---- */
+
+/* The "authed" tool needs the user's own "github" credential. */
+static void auth_fixture(bool creds)
+{
+    fixture_open("authed", &step_core_toolcall);
+    for (size_t i = 0; i < F.cfg.n_tools; i++)
+        if (strcmp(F.cfg.tools[i].name, "authed") == 0) F.cfg.tools[i].auth_provider = strdup("github");
+    if (creds) runs_set_credentials(F.r, &TEST_CREDS);
+    CRED_CONNECTED = 0;
+    CRED_FETCHES = 0;
+    ECHO_COUNT = 0;
+}
+
+static int sub_saw_flag(const sub *b, const char *name) { return sub_saw(b, name) ? 1 : 0; }
+
+/* Spin until the subscriber has seen `name`. */
+static bool wait_event(sub *b, const char *name, unsigned ms)
+{
+    for (unsigned t = 0; t < ms; t += 20) {
+        if (sub_saw_flag(b, name)) return true;
+        test_spin(&L, 20);
+    }
+    return false;
+}
+
+static void test_waiting_auth_then_connected(void **state)
+{
+    (void)state;
+    auth_fixture(true);
+    sub b;
+    sub_init(&b, true);
+    post(&b, "call it [[tool:authed {}]]", RUNS_BUSY_REJECT);
+    assert_true(wait_event(&b, "auth.required", 5000));
+    test_spin(&L, 100);
+    assert_int_equal(b.ended, 0);               /* a stream stays attached */
+    assert_int_equal(ECHO_COUNT, 0);            /* nothing was sent without the token */
+    run_status live;
+    assert_true(runs_live_status(F.r, &F.user, b.run_id, &live));
+    assert_int_equal(live, RUN_WAITING_AUTH);
+    run_rec rec;
+    assert_int_equal(store_run_get(F.st, &F.user, b.run_id, &rec), STORE_OK);
+    assert_int_equal(rec.status, RUN_WAITING_AUTH);
+    /* the session is busy while the run waits */
+    sub c;
+    sub_init(&c, false);
+    post(&c, "another", RUNS_BUSY_REJECT);
+    assert_true(test_run_timed(&L, &c.ended, 5000));
+    assert_int_equal(c.err_kind, RUNS_ERR_BUSY);
+    /* another user's or another provider's connection wakes nothing */
+    runs_on_connection_active(F.r, F.user.tenant_id, "user_other", "github");
+    runs_on_connection_active(F.r, F.user.tenant_id, F.user.user_id, "gitlab");
+    test_spin(&L, 100);
+    assert_int_equal(b.ended, 0);
+
+    CRED_CONNECTED = 1;
+    runs_on_connection_active(F.r, F.user.tenant_id, F.user.user_id, "github");
+    assert_true(test_run_timed(&L, &b.ended, 8000));
+    assert_int_equal(b.status, RUN_COMPLETED);
+    assert_int_equal(ECHO_COUNT, 1);
+    char want[96];
+    snprintf(want, sizeof want, "Authorization: Bearer tok-%s\r\n", F.user.user_id);
+    assert_non_null(strstr(ECHO_REQ, want));     /* the user's own token, as the header */
+    assert_true(sub_saw(&b, "tool.result"));
+    assert_string_equal(b.events[b.n_events - 1], "run.completed");
+    char roles[128];
+    transcript_roles(roles, sizeof roles);
+    assert_string_equal(roles, "user,assistant,tool,assistant");
+    fixture_close();
+}
+
+static void test_waiting_auth_times_out(void **state)
+{
+    (void)state;
+    auth_fixture(true);
+    sub b;
+    run_script(&b, NULL, false, "call it [[tool:authed {}]]");
+    /* a message without a stream is answered at once, with the run waiting */
+    assert_int_equal(b.status, RUN_WAITING_AUTH);
+    run_rec rec;
+    for (int i = 0; i < 200; i++) {
+        test_spin(&L, 25);
+        assert_int_equal(store_run_get(F.st, &F.user, b.run_id, &rec), STORE_OK);
+        if (rec.status == RUN_FAILED) break;
+    }
+    assert_int_equal(rec.status, RUN_FAILED);    /* auth_timeout_s: 1 */
+    assert_string_equal(rec.error_code, "auth_timeout");
+    assert_non_null(strstr(rec.error_message, "github"));
+    assert_int_equal(ECHO_COUNT, 0);
+    fixture_close();
+}
+
+static void test_auth_without_credential_store(void **state)
+{
+    (void)state;
+    auth_fixture(false);
+    sub b;
+    run_script(&b, NULL, false, "call it [[tool:authed {}]]");
+    assert_int_equal(b.status, RUN_COMPLETED);   /* the failure is the tool's result */
+    assert_non_null(strstr(b.message_text, "no credential store is configured"));
+    assert_int_equal(ECHO_COUNT, 0);
+    fixture_close();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -696,6 +921,9 @@ int main(void)
         cmocka_unit_test(test_core_failure),
         cmocka_unit_test(test_session_not_found),
         cmocka_unit_test(test_backpressure_drain_and_gone),
+        cmocka_unit_test(test_waiting_auth_then_connected),
+        cmocka_unit_test(test_waiting_auth_times_out),
+        cmocka_unit_test(test_auth_without_credential_store),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
