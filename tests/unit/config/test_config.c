@@ -859,6 +859,74 @@ static void test_tool_errors(void **state)
 #undef T
 }
 
+/* `approval:` (never | always | {when: …}), approval_timeout_s,
+ * auth_timeout_s on a tool; approval_by on an agent. */
+static void test_tool_approval(void **state)
+{
+    (void)state;
+#define T "tools:\n  - name: t\n    url: http://127.0.0.1/x\n"
+    brigade_config c;
+    assert_int_equal(load(T, &c), 0);
+    assert_int_equal(c.tools[0].approval, TOOL_APPROVAL_NEVER);
+    assert_int_equal(c.tools[0].approval_timeout_s, 3600);
+    assert_int_equal(c.tools[0].auth_timeout_s, 600);
+    config_free(&c);
+    assert_int_equal(load(T "    approval: always\n    approval_timeout_s: 60\n    auth_timeout_s: 30\n", &c), 0);
+    assert_int_equal(c.tools[0].approval, TOOL_APPROVAL_ALWAYS);
+    assert_int_equal(c.tools[0].approval_timeout_s, 60);
+    assert_int_equal(c.tools[0].auth_timeout_s, 30);
+    config_free(&c);
+    assert_int_equal(load(T "    approval:\n      when:\n        - {pointer: /amount, over: 100}\n"
+                            "        - {pointer: /to, matches: \"*@external.com\"}\n"
+                            "        - {pointer: /mode, equals: delete}\n"
+                            "        - {pointer: /n, under: -1.5}\n"
+                            "        - {pointer: /force, present: true}\n", &c), 0);
+    assert_int_equal(c.tools[0].approval, TOOL_APPROVAL_WHEN);
+    assert_int_equal(c.tools[0].n_approval_when, 5);
+    assert_string_equal(c.tools[0].approval_when[0].pointer, "/amount");
+    assert_int_equal(c.tools[0].approval_when[0].test, APPROVAL_TEST_OVER);
+    assert_true(c.tools[0].approval_when[0].number == 100);
+    assert_string_equal(c.tools[0].approval_when[1].text, "*@external.com");
+    assert_int_equal(c.tools[0].approval_when[2].test, APPROVAL_TEST_EQUALS);
+    assert_true(c.tools[0].approval_when[3].number == -1.5);
+    assert_int_equal(c.tools[0].approval_when[4].test, APPROVAL_TEST_PRESENT);
+    config_free(&c);
+    /* one condition without a list */
+    assert_int_equal(load(T "    approval: {when: {pointer: /a, over: 1}}\n", &c), 0);
+    assert_int_equal(c.tools[0].n_approval_when, 1);
+    config_free(&c);
+
+    assert_load_error(T "    approval: sometimes\n",
+                      "brigade.yaml:4: tools[0].approval: expected never, always or {when: …}, got \"sometimes\"");
+    assert_load_error(T "    approval: {}\n", "brigade.yaml:4: tools[0].approval: missing required key \"when\"");
+    assert_load_error(T "    approval: {when: []}\n", "tools[0].approval.when: give at least one condition");
+    assert_load_error(T "    approval: {when: {over: 1}}\n", "missing required key \"pointer\"");
+    assert_load_error(T "    approval: {when: {pointer: amount, over: 1}}\n",
+                      "tools[0].approval.when.pointer: a JSON pointer starts with \"/\"");
+    assert_load_error(T "    approval: {when: {pointer: /a}}\n", "give exactly one test");
+    assert_load_error(T "    approval: {when: {pointer: /a, over: 1, under: 2}}\n", "give exactly one test");
+    assert_load_error(T "    approval: {when: [{pointer: /a, over: x}]}\n", "tools[0].approval.when[0].over");
+    assert_load_error(T "    approval: {when: {pointer: /a, present: false}}\n", "only \"present: true\" is a test");
+    assert_load_error(T "    approval: {when: {pointer: /a, matchez: x}}\n", "unknown key");
+    assert_load_error(T "    approval: {when: {pointer: /a, over: 1}, extra: 1}\n", "unknown key");
+    char big[600];
+    snprintf(big, sizeof big, T "    approval: {when: {pointer: /a, matches: \"%0300d\"}}\n", 0);
+    assert_load_error(big, "at most 256 bytes");
+    assert_load_error(T "    approval_timeout_s: 0\n", "tools[0].approval_timeout_s: must be between 1 and 2592000");
+    assert_load_error(T "    auth_timeout_s: 86401\n", "tools[0].auth_timeout_s: must be between 1 and 86400");
+
+    assert_int_equal(load(T "agents:\n  - {name: a, model: mock-small, tools: [t], approval_by: tenant_admin}\n"
+                            "  - {name: b, model: mock-small, approval_by: user}\n"
+                            "  - {name: c, model: mock-small}\n", &c), 0);
+    assert_int_equal(c.agents[0].approval_by, APPROVAL_BY_TENANT_ADMIN);
+    assert_int_equal(c.agents[1].approval_by, APPROVAL_BY_USER);
+    assert_int_equal(c.agents[2].approval_by, APPROVAL_BY_ANY);
+    config_free(&c);
+    assert_load_error("agents:\n  - {name: a, model: mock-small, approval_by: admins}\n",
+                      "agents[0].approval_by: expected user, tenant_admin or any, got \"admins\"");
+#undef T
+}
+
 static void test_agent_errors(void **state)
 {
     (void)state;
@@ -1211,6 +1279,7 @@ int main(void)
         cmocka_unit_test(test_tools_and_agents_full),
         cmocka_unit_test(test_parameters_json),
         cmocka_unit_test(test_tool_errors),
+        cmocka_unit_test(test_tool_approval),
         cmocka_unit_test(test_agent_errors),
         cmocka_unit_test(test_agent_replacement),
         cmocka_unit_test(test_env_expansion),
