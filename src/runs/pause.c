@@ -25,14 +25,17 @@
  * (runs_on_connection_active), and the sweeper — a one-second timer on the
  * first loop that denies approvals past their deadline and fails
  * waiting_auth runs past theirs, looking at the registry in memory and
- * touching the store only when a deadline is due. After a restart,
- * runs_restore_paused puts the paused runs back into the registry. */
+ * touching the store only when a deadline is due (each denial by deadline
+ * is audited as approval.timeout, by "system"). After a restart,
+ * runs_restore_paused puts the paused runs back into the registry; the
+ * deadlines that passed meanwhile are due at the first sweep. */
 #include "runs/runs_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "obs/audit.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "util/xalloc.h"
@@ -540,9 +543,23 @@ static void runs_sweep_work(uv_work_t *w)
 {
     sweep_job *j = w->data;
     int64_t now = time_now_unix();
-    size_t expired = 0;
-    if (store_approvals_expire(j->r->st, now, &expired) == STORE_OK && expired)
-        log_info("%zu approval(s) denied: no decision before their deadline", expired);
+    approval_rec *expired = NULL;
+    size_t n_expired = 0;
+    if (store_approvals_expire(j->r->st, now, &expired, &n_expired) == STORE_OK) {
+        /* A denial by deadline is a decision too: audited, by "system". */
+        for (size_t i = 0; i < n_expired; i++) {
+            cJSON *d = cJSON_CreateObject();
+            cJSON_AddStringToObject(d, "run_id", expired[i].run_id);
+            cJSON_AddStringToObject(d, "call_id", expired[i].call_id);
+            cJSON_AddStringToObject(d, "tool", expired[i].tool);
+            cJSON_AddStringToObject(d, "decision", "denied");
+            cJSON_AddStringToObject(d, "user_id", expired[i].user_id);
+            obs_audit_raw(j->r->st, expired[i].tenant_id, "system", "deadline", "approval.timeout",
+                          expired[i].call_id, d);
+        }
+        if (n_expired) log_info("%zu approval(s) denied: no decision before their deadline", n_expired);
+        store_free_approvals(expired, n_expired);
+    }
     for (size_t i = 0; i < j->n; i++) {
         sweep_item *it = &j->items[i];
         if (it->kind != RUN_WAITING_APPROVAL) continue;
@@ -639,11 +656,9 @@ void runs_sweep_stop(runs_thread *t)
 
 void runs_restore_paused(runs *r)
 {
-    size_t expired = 0;
-    /* Deadlines that passed while the server was down: denied now. */
-    if (store_approvals_expire(r->st, time_now_unix(), &expired) == STORE_OK && expired)
-        log_info("%zu approval(s) denied at start: their deadline passed while the server was down",
-                 expired);
+    /* Deadlines that passed while the server was down are due at once:
+     * the first sweep (a second after start) denies them, audited, and the
+     * runs go on; a decision that comes first finds them denied too. */
     run_wait_rec *w = NULL;
     size_t n = 0;
     if (store_run_waits_all(r->st, &w, &n) != STORE_OK) {

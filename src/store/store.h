@@ -455,8 +455,11 @@ store_status store_approval_decide(store *st, const char *tenant_id, const char 
                                    const char *call_id, bool approve, const char *note,
                                    approval_rec *out, size_t *pending_left);
 /* Deny every pending approval whose deadline has passed (decided_by
- * "timeout"). Not scoped: the server's sweeper. *n: how many. */
-store_status store_approvals_expire(store *st, int64_t now, size_t *n);
+ * "timeout"); *out gets them as denied (for the audit). Not scoped: the
+ * server's sweeper. A decision that comes after the deadline finds the
+ * call denied the same way (STORE_CONFLICT), whether the sweeper has
+ * noticed or not. */
+store_status store_approvals_expire(store *st, int64_t now, approval_rec **out, size_t *n);
 
 /* --- memory (the user's long-term memory; FTS5 search) --- */
 store_status store_memory_put(store *st, const scope *sc, const char *key, const char *value,

@@ -347,6 +347,7 @@ typedef struct approval_decide_args {
     bool approve;
     approval_rec *out;
     size_t *left;
+    bool expired;                     /* its deadline had passed: denied, not decided */
 } approval_decide_args;
 
 static store_status store_approval_decide_op(store_conn *c, void *arg)
@@ -370,10 +371,27 @@ static store_status store_approval_decide_op(store_conn *c, void *arg)
     if ((d->out->approval_by == 1 && !d->by_user) || (d->out->approval_by == 2 && d->by_user))
         return STORE_FORBIDDEN;
     if (d->out->status != APPROVAL_PENDING) return STORE_CONFLICT;
+    int64_t now = time_now_unix();
+    if (d->out->deadline <= now) {
+        /* Too late, even if the sweeper has not noticed yet: the call was
+         * denied at its deadline. (The sweeper's denial writes the same.) */
+        s = store_stmt(c, "UPDATE approvals SET status = 2, decided_by = 'timeout', decided_at = ?"
+                          " WHERE run_id = ? AND id = ? AND status = 0");
+        if (!s) return STORE_ERROR;
+        sqlite3_bind_int64(s, 1, d->out->deadline);
+        store_bind_text(s, 2, d->run_id);
+        store_bind_text(s, 3, d->call_id);
+        store_status res = store_step_done(c, s, "expire approval");
+        if (res != STORE_OK) return res;
+        d->out->status = APPROVAL_DENIED;
+        snprintf(d->out->decided_by, sizeof d->out->decided_by, "timeout");
+        d->out->decided_at = d->out->deadline;
+        d->expired = true;
+        return STORE_OK;   /* committed; reported as a conflict below */
+    }
     char by[sizeof d->out->decided_by];
     snprintf(by, sizeof by, "%s:%s", d->by_user ? "user" : "tenant_admin",
              d->by_user ? d->by_user : d->admin_key);
-    int64_t now = time_now_unix();
     s = store_stmt(c, "UPDATE approvals SET status = ?, decided_by = ?, note = ?, decided_at = ?"
                       " WHERE run_id = ? AND id = ? AND status = 0");
     if (!s) return STORE_ERROR;
@@ -409,8 +427,9 @@ store_status store_approval_decide(store *st, const char *tenant_id, const char 
         return STORE_NOT_FOUND;
     if (note && !utf8_valid(note, strlen(note))) return STORE_INVALID;
     approval_decide_args d = {tenant_id, by_user, admin_key, run_id, call_id, note, approve, out,
-                              pending_left};
+                              pending_left, false};
     store_status res = store_write(st, store_approval_decide_op, &d);
+    if (res == STORE_OK && d.expired) res = STORE_CONFLICT;
     if (res != STORE_OK && res != STORE_CONFLICT && res != STORE_FORBIDDEN) approval_rec_free(out);
     return res;
 }
@@ -419,25 +438,42 @@ store_status store_approval_decide(store *st, const char *tenant_id, const char 
 
 typedef struct approvals_expire_args {
     int64_t now;
-    size_t n;
+    approval_rec **out;
+    size_t *n;
 } approvals_expire_args;
 
 static store_status store_approvals_expire_op(store_conn *c, void *arg)
 {
     approvals_expire_args *e = arg;
-    sqlite3_stmt *s = store_stmt(c, "UPDATE approvals SET status = 2, decided_by = 'timeout',"
-                                    " decided_at = ?1 WHERE status = 0 AND deadline <= ?1");
+    sqlite3_stmt *s = store_stmt(c, "SELECT " APPROVAL_COLS " FROM approvals"
+                                    " WHERE status = 0 AND deadline <= ? ORDER BY deadline");
     if (!s) return STORE_ERROR;
     sqlite3_bind_int64(s, 1, e->now);
-    store_status res = store_step_done(c, s, "expire approvals");
-    if (res == STORE_OK) e->n = (size_t)sqlite3_changes(c->db);
+    store_status res = store_collect(c, s, &approval_rows, 0, (void **)e->out, e->n);
+    if (res != STORE_OK || *e->n == 0) return res;
+    s = store_stmt(c, "UPDATE approvals SET status = 2, decided_by = 'timeout',"
+                      " decided_at = ?1 WHERE status = 0 AND deadline <= ?1");
+    if (!s) return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, e->now);
+    res = store_step_done(c, s, "expire approvals");
+    for (size_t i = 0; res == STORE_OK && i < *e->n; i++) {
+        (*e->out)[i].status = APPROVAL_DENIED;
+        snprintf((*e->out)[i].decided_by, sizeof (*e->out)[i].decided_by, "timeout");
+        (*e->out)[i].decided_at = e->now;
+    }
     return res;
 }
 
-store_status store_approvals_expire(store *st, int64_t now, size_t *n)
+store_status store_approvals_expire(store *st, int64_t now, approval_rec **out, size_t *n)
 {
-    approvals_expire_args e = {now, 0};
+    *out = NULL;
+    *n = 0;
+    approvals_expire_args e = {now, out, n};
     store_status res = store_write(st, store_approvals_expire_op, &e);
-    if (n) *n = res == STORE_OK ? e.n : 0;
+    if (res != STORE_OK) {
+        store_free_approvals(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
     return res;
 }

@@ -195,6 +195,11 @@ describe('a call that needs approval', () => {
     assert.equal(calls('/quickwipe'), before);
     const late = await decide(aliceKey, run.id, end.approvals[0].id, { decision: 'approve' });
     assert.equal(late.status, 409, late.text);
+    const entries = await auditEntries(stack, tenant.admin_key);
+    const e = entries.find((x) => x.action === 'approval.timeout' && x.target === end.approvals[0].id);
+    assert.ok(e, 'the denial by deadline is audited');
+    assert.equal(e.actor, 'system');
+    assert.equal(e.details.run_id, run.id);
   });
 
   test('cancel works on a waiting run; its approval can no longer be given', async () => {

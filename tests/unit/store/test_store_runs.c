@@ -593,9 +593,25 @@ static void test_run_pause_and_approvals(void **state)
     assert_int_equal(store_approval_decide(f->st, f->s1.tenant_id, f->s1.user_id, NULL, r.id,
                                            "call_1", true, NULL, &d, &left), STORE_CONFLICT);
     approval_rec_free(&d);
+    /* a decision after the deadline finds the call denied, sweeper or not */
+    approval_rec late = {.call_id = "call_3", .tool = "pay", .arguments = "{}", .reason = "always",
+                         .deadline = time(NULL) - 5};
+    run_rec r0;
+    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "late", RUN_RUNNING, &r0), STORE_OK);
+    assert_int_equal(store_run_pause(f->st, &f->s1, &r0, &w, &late, 1), STORE_OK);
+    assert_int_equal(store_approval_decide(f->st, f->s1.tenant_id, f->s1.user_id, NULL, r0.id,
+                                           "call_3", true, NULL, &d, &left), STORE_CONFLICT);
+    assert_int_equal(d.status, APPROVAL_DENIED);
+    assert_string_equal(d.decided_by, "timeout");
+    approval_rec_free(&d);
+    r0.status = RUN_CANCELLED;
+    assert_int_equal(store_run_finish(f->st, &f->s1, &r0, NULL), STORE_OK);
     /* call_2's deadline has passed: the sweeper denies it */
-    assert_int_equal(store_approvals_expire(f->st, time(NULL), &n), STORE_OK);
+    assert_int_equal(store_approvals_expire(f->st, time(NULL), &arr, &n), STORE_OK);
     assert_int_equal(n, 1);
+    assert_string_equal(arr[0].call_id, "call_2");
+    assert_string_equal(arr[0].decided_by, "timeout");
+    store_free_approvals(arr, n);
     assert_int_equal(store_approvals_of_run(f->st, f->s1.tenant_id, NULL, r.id, &arr, &n), STORE_OK);
     assert_int_equal(n, 2);
     assert_string_equal(arr[0].note, "too much");
