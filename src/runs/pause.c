@@ -125,6 +125,8 @@ static void run_pause_done(run_exec *x)
         s->live_status = j->wait.kind;
         snprintf(s->pause_provider, sizeof s->pause_provider, "%s", j->wait.provider);
         s->pause_deadline = j->wait.deadline;
+        bool wake = s->wake_pending;
+        s->wake_pending = false;
         if (keep) {
             /* The stream stays open while the server lives; the run picks it
              * up again when it goes on. */
@@ -136,6 +138,7 @@ static void run_pause_done(run_exec *x)
             s->pause_sub = keep;
             x->sub = NULL;
         }
+        if (wake) runs_paused_wake_locked(r, s, 0, NULL, NULL);
     }
     pthread_mutex_unlock(&r->lock);
     run_pause_job_free(j);
@@ -351,7 +354,15 @@ static void run_resume_after(uv_work_t *w, int status)
         return;
     }
     if (m->lost || m->stop_code || !m->pending) {
-        if (m->lost) {
+        if (m->lost && m->stop_code) {
+            /* Ended while paused, and its run is gone with its user's data
+             * (an erasure): the session is freed, the client told why. */
+            snprintf(m->rec.id, sizeof m->rec.id, "%s", m->run_id);
+            snprintf(m->rec.session_id, sizeof m->rec.session_id, "%s", m->session_id);
+            m->rec.status = m->stop_status;
+            snprintf(m->rec.error_code, sizeof m->rec.error_code, "%s", m->stop_code);
+            snprintf(m->rec.error_message, sizeof m->rec.error_message, "%s", m->stop_message);
+        } else if (m->lost) {
             /* Nothing to go on with (the run was erased with its user, or
              * the store failed): the session is freed; the stored run, if
              * any, is what it is. */
@@ -441,6 +452,7 @@ void runs_registry_resumed(runs *r, const char *session_id, run_exec *x)
         s->run = x;
         s->t = x->t;
         s->live_status = RUN_RUNNING;
+        s->wake_pending = false;
     }
     pthread_mutex_unlock(&r->lock);
 }
@@ -449,7 +461,8 @@ void runs_approvals_decided(runs *r, const char *run_id)
 {
     pthread_mutex_lock(&r->lock);
     session_slot *s = strmap_get(r->active, run_id);
-    if (s && s->pause_kind == RUN_WAITING_APPROVAL) runs_paused_wake_locked(r, s, 0, NULL, NULL);
+    if (s && s->paused && s->pause_kind == RUN_WAITING_APPROVAL) runs_paused_wake_locked(r, s, 0, NULL, NULL);
+    else if (s && !s->paused && s->run) s->wake_pending = true;   /* its pause is being written */
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -463,9 +476,11 @@ static bool runs_wake_auth_slot(const char *key, void *val, void *arg)
     (void)key;
     session_slot *s = val;
     runs_conn_match *m = arg;
-    if (s->paused && s->pause_kind == RUN_WAITING_AUTH && strcmp(s->tenant_id, m->tenant_id) == 0 &&
-        strcmp(s->user_id, m->user_id) == 0 && strcmp(s->pause_provider, m->provider) == 0)
+    if (strcmp(s->tenant_id, m->tenant_id) != 0 || strcmp(s->user_id, m->user_id) != 0) return false;
+    if (s->paused && s->pause_kind == RUN_WAITING_AUTH && strcmp(s->pause_provider, m->provider) == 0)
         runs_paused_wake_locked(m->r, s, 0, NULL, NULL);
+    else if (!s->paused && s->run)
+        s->wake_pending = true;   /* a pause being written may be for this connection: look again */
     return false;
 }
 

@@ -67,6 +67,9 @@ typedef struct session_slot {
     run_status   pause_kind;        /* RUN_WAITING_APPROVAL or RUN_WAITING_AUTH */
     char         pause_provider[72];/* waiting_auth: for which provider */
     int64_t      pause_deadline;    /* unix s: the earliest deadline to act on */
+    /* a decision or a connection came while the pause was being written:
+     * the run goes on as soon as it is paused */
+    bool         wake_pending;
 } session_slot;
 
 struct runs {

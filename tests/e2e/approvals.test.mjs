@@ -169,6 +169,36 @@ describe('a call that needs approval', () => {
     assert.equal(names.at(-1), 'run.completed', names.join(','));
   });
 
+  test('a streaming client that leaves while the run waits: the run still goes on once approved', async () => {
+    const session = await newSession(stack, aliceKey, 'payer');
+    const s = openStream(stack, aliceKey, session.id, `Leave. ${toolMarker('wipe', {})}`);
+    const ev = await s.next('approval.required');
+    s.destroy();
+    await sleep(200);
+    assert.equal((await decide(aliceKey, ev.data.run_id, ev.data.id, { decision: 'approve' })).status, 200);
+    const end = await finalRun(aliceKey, ev.data.run_id);
+    assert.equal(end.status, 'completed', JSON.stringify(end));
+  });
+
+  test('if_busy on a waiting run: enqueue waits for it; interrupt ends it "interrupted"', async () => {
+    const { session, run, approval } = await waitingRun(aliceKey, 'payer', 'wipe', {});
+    const queued = postMessage(stack, aliceKey, session.id, 'after it [[tokens:2]]', { if_busy: 'enqueue' });
+    await sleep(200);
+    assert.equal((await decide(aliceKey, run.id, approval.id, { decision: 'deny' })).status, 200);
+    const q = await queued;
+    assert.equal(q.status, 200, q.text);
+    assert.equal(q.body.run.status, 'completed');
+    assert.equal((await finalRun(aliceKey, run.id)).status, 'completed');
+
+    const second = await waitingRun(aliceKey, 'payer', 'wipe', {});
+    const i = await postMessage(stack, aliceKey, second.session.id, 'instead [[tokens:2]]', { if_busy: 'interrupt' });
+    assert.equal(i.status, 200, i.text);
+    assert.equal(i.body.run.status, 'completed');
+    const old = await stack.api(aliceKey, 'GET', `/v1/runs/${second.run.id}`);
+    assert.equal(old.body.status, 'interrupted', old.text);
+    assert.equal(old.body.approvals[0].decided_by, 'run_ended');
+  });
+
   test('when-conditions that do not match: the call runs without asking', async () => {
     const before = calls('/pay');
     const session = await newSession(stack, aliceKey, 'payer');

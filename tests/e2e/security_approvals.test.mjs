@@ -115,6 +115,24 @@ describe('who may see and decide an approval', () => {
   });
 });
 
+describe('a credential lost while a run waits', () => {
+  test('revoking the key that started a waiting run ends it cancelled; its approval can no longer be given', async () => {
+    const before = calls('/wipe');
+    const { user, key: k1, keyObj } = await stack.makeUserWithKey(tenant.admin_key);
+    const k2 = (await stack.makeUserKey(tenant.admin_key, user.id)).key;
+    const { run, approval } = await waitingRun(k1, 'payer');
+    const rv = await stack.api(tenant.admin_key, 'DELETE', `/v1/keys/${keyObj.id}`);
+    assert.equal(rv.status, 200, rv.text);
+    const end = await finalRun(k2, run.id, 5000);
+    assert.equal(end.status, 'cancelled', JSON.stringify(end));
+    assert.equal(end.error.code, 'revoked_credential');
+    const d = await decide(k2, run.id, approval.id, { decision: 'approve' });
+    assert.equal(d.status, 409, d.text);
+    await sleep(200);
+    assert.equal(calls('/wipe'), before, 'the call never ran');
+  });
+});
+
 describe('a crash while a run waits', () => {
   test('kill -9 during waiting_approval, restart, approve: the run completes', { timeout: 30_000 }, async () => {
     const before = calls('/wipe');
