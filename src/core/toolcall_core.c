@@ -150,6 +150,23 @@ static step_effect toolcall_call_model(toolcall_state *st)
     return e;
 }
 
+/* The history an event brings, as the state's conversation: only objects
+ * are messages; anything else would be sent to the model as garbage, so it
+ * is removed here, once. NULL history: an empty one. NULL on out-of-memory. */
+static cJSON *toolcall_take_history(cJSON *history)
+{
+    if (!history && !(history = cJSON_CreateArray()))
+        return NULL;
+    cJSON *m = history->child;
+    while (m) {
+        cJSON *next = m->next;
+        if (!cJSON_IsObject(m))
+            cJSON_Delete(cJSON_DetachItemViaPointer(history, m));
+        m = next;
+    }
+    return history;
+}
+
 /* START: the session's history plus the new user message. */
 static step_effect toolcall_on_start(toolcall_state *st, cJSON *history, cJSON *message)
 {
@@ -159,18 +176,9 @@ static step_effect toolcall_on_start(toolcall_state *st, cJSON *history, cJSON *
         return toolcall_fail(st, "bad_event", "%s",
                              "START needs a message object and an optional history array");
     }
-    if (!history && !(history = cJSON_CreateArray())) {
+    if (!(history = toolcall_take_history(history))) {
         cJSON_Delete(message);
         return toolcall_fail(st, "out_of_memory", "%s", "out of memory");
-    }
-    /* Only objects are messages; anything else would be sent to the model
-     * as garbage, so it is removed here, once. */
-    cJSON *m = history->child;
-    while (m) {
-        cJSON *next = m->next;
-        if (!cJSON_IsObject(m))
-            cJSON_Delete(cJSON_DetachItemViaPointer(history, m));
-        m = next;
     }
     st->messages = history;
     cJSON_AddItemToArray(st->messages, message);
@@ -372,16 +380,9 @@ static step_effect toolcall_on_resume(toolcall_state *st, cJSON *history, cJSON 
         return toolcall_fail(st, "bad_event", "%s", "RESUME: the run had already used more "
                              "than the agent's limits");
     }
-    if (!history && !(history = cJSON_CreateArray())) {
+    if (!(history = toolcall_take_history(history))) {
         cJSON_Delete(message);
         return toolcall_fail(st, "out_of_memory", "%s", "out of memory");
-    }
-    cJSON *m = history->child;
-    while (m) {
-        cJSON *next = m->next;
-        if (!cJSON_IsObject(m))
-            cJSON_Delete(cJSON_DetachItemViaPointer(history, m));
-        m = next;
     }
     st->messages = history;
     st->steps = steps;

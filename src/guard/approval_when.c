@@ -139,3 +139,21 @@ bool approval_needed(const tool_cfg *t, const cJSON *args, char *reason, size_t 
     }
     return false;
 }
+
+bool approval_fits_call(const char *call_id, const char *tool, const char *arguments,
+                        const cJSON *calls)
+{
+    if (!call_id || !tool || !arguments) return false;
+    const cJSON *call;
+    cJSON_ArrayForEach(call, calls) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(call, "id");
+        if (!cJSON_IsString(id) || strcmp(id->valuestring, call_id) != 0) continue;
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+        const char *targs = cJSON_IsString(args) && args->valuestring[0] ? args->valuestring : "{}";
+        return cJSON_IsString(name) && strcmp(name->valuestring, tool) == 0 &&
+               strcmp(targs, arguments) == 0;
+    }
+    return false;
+}

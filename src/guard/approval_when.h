@@ -35,6 +35,13 @@ bool approval_cond_holds(const approval_cond *c, const cJSON *args);
 /* The glob of `matches`: true if `text` (len bytes) matches `pattern`. */
 bool approval_glob(const char *pattern, const char *text, size_t len);
 
+/* Is a decision about (call_id, tool, arguments) one about a call of
+ * `calls` (an OpenAI tool_calls array) — the same id, the same tool, the
+ * same arguments text? A decision binds to what was shown to the person,
+ * never to a call id alone: a model may reuse ids. */
+bool approval_fits_call(const char *call_id, const char *tool, const char *arguments,
+                        const cJSON *calls);
+
 /* Resolve an RFC 6901 pointer ("" is the whole document). NULL if it names
  * nothing. */
 const cJSON *approval_pointer(const cJSON *doc, const char *pointer);

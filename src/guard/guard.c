@@ -140,8 +140,12 @@ static bool guard_check_arguments(guard_run *g, const guard_ctx *ctx, const guar
     return false;
 }
 
+static void guard_span(const guard_ctx *ctx, const guard_effect *e, const char *check, bool allow,
+                       const char *note);
+
 /* A declared tool's approval policy (approval_when.h): the call waits for
- * a person. Last, so only a call that would otherwise run waits. */
+ * a person. Last, so only a call that would otherwise run waits. Traced
+ * only for a tool that has a policy: the others have nothing to decide. */
 static bool guard_check_approval(guard_run *g, const guard_ctx *ctx, const guard_effect *e,
                                  guard_decision *d, char *note, size_t notelen)
 {
@@ -152,10 +156,11 @@ static bool guard_check_approval(guard_run *g, const guard_ctx *ctx, const guard
     cJSON *args = cJSON_Parse(e->arguments);
     bool needed = approval_needed(t, cJSON_IsObject(args) ? args : NULL, d->reason, sizeof d->reason);
     cJSON_Delete(args);
+    snprintf(note, notelen, "%s", needed ? "needs approval" : "");
+    guard_span(ctx, e, "tool_approval", !needed, note);
     if (!needed) return true;
     d->verdict = GUARD_NEEDS_APPROVAL;
     d->code = "approval_required";
-    snprintf(note, notelen, "needs approval");
     return false;
 }
 
@@ -165,7 +170,7 @@ static const guard_check guard_checks[] = {
     {"tool_loop", GUARD_EFFECT_TOOL_CALLS, false, guard_check_repeated},
     {"tool_permission", GUARD_EFFECT_TOOL_CALL, true, guard_check_permission},
     {"tool_arguments", GUARD_EFFECT_TOOL_CALL, true, guard_check_arguments},
-    {"tool_approval", GUARD_EFFECT_TOOL_CALL, true, guard_check_approval},
+    {"tool_approval", GUARD_EFFECT_TOOL_CALL, false, guard_check_approval},   /* traces itself */
 };
 
 /* The decision's span: which check, what it decided. */

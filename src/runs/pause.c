@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guard/approval_when.h"
 #include "obs/audit.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -227,15 +228,16 @@ static void run_resume_free(run_resume *m)
     free(m);
 }
 
-/* The decisions of the pending message's calls, as toolrun.c reads them. */
-static cJSON *run_resume_decisions(run_resume *m, const approval_rec *a, size_t n)
+/* The decisions of the pending message's calls, as toolrun.c reads them:
+ * {call id: {approved, note, by}}. */
+static cJSON *run_resume_decisions(const approval_rec *a, size_t n, const cJSON *pending)
 {
     cJSON *d = cJSON_CreateObject();
+    const cJSON *calls = cJSON_GetObjectItemCaseSensitive(pending, "tool_calls");
     for (size_t i = 0; i < n; i++) {
-        if (a[i].status == APPROVAL_PENDING) {
-            m->not_ready = true;
+        if (a[i].status == APPROVAL_PENDING ||
+            !approval_fits_call(a[i].call_id, a[i].tool, a[i].arguments, calls))
             continue;
-        }
         cJSON *o = cJSON_CreateObject();
         cJSON_AddBoolToObject(o, "approved", a[i].status == APPROVAL_APPROVED);
         if (a[i].note) cJSON_AddStringToObject(o, "note", a[i].note);
@@ -265,22 +267,27 @@ static void run_resume_work(uv_work_t *w)
             snprintf(m->stop_message, sizeof m->stop_message, "%s while the run waited", m->lost_why);
         }
     }
+    /* Not ready while any approval of the run still waits (the approvals of
+     * earlier batches were all decided before those went on). */
+    approval_rec *a = NULL;
+    size_t n = 0;
     if (!m->stop_code) {
-        approval_rec *a = NULL;
-        size_t n = 0;
         if (store_approvals_of_run(r->st, m->sc.tenant_id, m->sc.user_id, m->run_id, &a, &n) != STORE_OK) {
             m->lost = true;
             return;
         }
-        m->decisions = run_resume_decisions(m, a, n);
-        store_free_approvals(a, n);
-        if (m->not_ready) return;
+        for (size_t i = 0; i < n; i++) m->not_ready |= a[i].status == APPROVAL_PENDING;
+        if (m->not_ready) {
+            store_free_approvals(a, n);
+            return;
+        }
     }
     run_wait_rec wait;
     store_status st = store_run_unpause(r->st, &m->sc, m->run_id, &wait);
     if (st == STORE_OK) st = store_run_get(r->st, &m->sc, m->run_id, &m->rec);
     if (st != STORE_OK) {
         run_wait_rec_free(&wait);
+        store_free_approvals(a, n);
         m->lost = true;
         return;
     }
@@ -293,6 +300,8 @@ static void run_resume_work(uv_work_t *w)
     }
     m->pending = cJSON_Parse(wait.pending);
     run_wait_rec_free(&wait);
+    if (!m->stop_code && m->pending) m->decisions = run_resume_decisions(a, n, m->pending);
+    store_free_approvals(a, n);
     if (m->stop_code) {
         m->rec.status = m->stop_status;
         snprintf(m->rec.error_code, sizeof m->rec.error_code, "%s", m->stop_code);

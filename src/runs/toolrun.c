@@ -403,6 +403,10 @@ void run_tools_call(run_exec *x, cJSON *calls)
         cJSON_AddStringToObject(a, "reason", gd.reason);
         cJSON_AddItemToArray(asks, a);
     }
+    /* A resumed run's decisions were for this batch only: a later batch
+     * that reuses a call id asks again. */
+    cJSON_Delete(x->decisions);
+    x->decisions = NULL;
     if (asks) {
         /* Nothing of the batch runs before every approval is decided. */
         run_tools_free_slots(x);

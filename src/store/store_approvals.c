@@ -189,6 +189,15 @@ static store_status store_run_pause_op(store_conn *c, void *arg)
 
     for (size_t i = 0; i < p->n; i++) {
         const approval_rec *a = &p->a[i];
+        /* A model may reuse a call id within a run: an earlier, decided
+         * approval of that id gives way (the audit log keeps its decision);
+         * a pending one cannot exist (the run waits for it). */
+        s = store_stmt(c, "DELETE FROM approvals WHERE run_id = ? AND id = ? AND status != 0");
+        if (!s) return STORE_ERROR;
+        store_bind_text(s, 1, p->run->id);
+        store_bind_text(s, 2, a->call_id);
+        res = store_step_done(c, s, "replace approval");
+        if (res != STORE_OK) return res;
         s = store_stmt(c, "INSERT INTO approvals (run_id, id, tenant_id, user_id, session_id, tool,"
                           " arguments, reason, approval_by, deadline, created_at)"
                           " VALUES (?,?,?,?,?,?,?,?,?,?,?)");

@@ -10,7 +10,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
-import { auditEntries, errorOf, eventually, sleep, useStack } from './lib/harness.mjs';
+import { auditEntries, errorOf, sleep, useStack } from './lib/harness.mjs';
+import { decide as decideApproval, finalRun as finalRunOf, waitingRun as waitingRunOf } from './lib/approvals.mjs';
 import { newSession, openStream, postMessage, startToolServer, toolMarker, transcript } from './lib/agents.mjs';
 
 let toolServer;
@@ -48,31 +49,10 @@ const stack = useStack(async () => {
 });
 
 const calls = (path) => toolServer.requests.filter((r) => r.url === path).length;
+const decide = (key, runId, callId, body) => decideApproval(stack, key, runId, callId, body);
+const finalRun = (key, runId, timeoutMs) => finalRunOf(stack, key, runId, timeoutMs);
+const waitingRun = (key, agent, tool = 'wipe', args = {}) => waitingRunOf(stack, key, agent, tool, args);
 
-/** Start a run that waits; returns {session, run, approval}. */
-async function waitingRun(key, agent, tool, args, text = 'Do it.') {
-  const session = await newSession(stack, key, agent);
-  const r = await postMessage(stack, key, session.id, `${text} ${toolMarker(tool, args)}`);
-  assert.equal(r.status, 200, r.text);
-  assert.equal(r.body.run.status, 'waiting_approval', `the POST answers at once with the waiting run: ${r.text}`);
-  assert.equal(r.body.message, null);
-  const g = await stack.api(key, 'GET', `/v1/runs/${r.body.run.id}`);
-  assert.equal(g.status, 200, g.text);
-  assert.equal(g.body.status, 'waiting_approval');
-  assert.equal(g.body.approvals.length, 1, g.text);
-  return { session, run: r.body.run, approval: g.body.approvals[0] };
-}
-
-async function finalRun(key, runId, timeoutMs = 8000) {
-  return eventually(async () => {
-    const g = await stack.api(key, 'GET', `/v1/runs/${runId}`);
-    assert.ok(['completed', 'failed', 'cancelled'].includes(g.body.status), `still ${g.body.status}`);
-    return g.body;
-  }, { timeoutMs });
-}
-
-const decide = (key, runId, callId, body) =>
-  stack.api(key, 'POST', `/v1/runs/${runId}/approvals/${encodeURIComponent(callId)}`, body);
 
 describe('a call that needs approval', () => {
   test('waits (nothing runs, the session is busy), is approved, then the run completes', async () => {

@@ -10,8 +10,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
-import { errorOf, eventually, sleep, useStack } from './lib/harness.mjs';
-import { newSession, postMessage, restartBrigade, startToolServer, toolMarker, transcript } from './lib/agents.mjs';
+import { errorOf, sleep, useStack } from './lib/harness.mjs';
+import { decide as decideApproval, finalRun as finalRunOf, waitingRun as waitingRunOf } from './lib/approvals.mjs';
+import { postMessage, restartBrigade, startToolServer, transcript } from './lib/agents.mjs';
 
 let toolServer;
 after(() => (toolServer ? toolServer.close() : undefined));
@@ -44,25 +45,9 @@ const stack = useStack(async () => {
 });
 
 const calls = (path) => toolServer.requests.filter((r) => r.url === path).length;
-const decide = (key, runId, callId, body) =>
-  stack.api(key, 'POST', `/v1/runs/${runId}/approvals/${encodeURIComponent(callId)}`, body);
-
-async function waitingRun(key, agent, tool = 'wipe') {
-  const session = await newSession(stack, key, agent);
-  const r = await postMessage(stack, key, session.id, `Go. ${toolMarker(tool, {})}`);
-  assert.equal(r.status, 200, r.text);
-  assert.equal(r.body.run.status, 'waiting_approval', r.text);
-  const g = await stack.api(key, 'GET', `/v1/runs/${r.body.run.id}`);
-  return { session, run: r.body.run, approval: g.body.approvals[0] };
-}
-
-async function finalRun(key, runId, timeoutMs = 8000) {
-  return eventually(async () => {
-    const g = await stack.api(key, 'GET', `/v1/runs/${runId}`);
-    assert.ok(['completed', 'failed', 'cancelled', 'interrupted'].includes(g.body.status), `still ${g.body.status}`);
-    return g.body;
-  }, { timeoutMs });
-}
+const decide = (key, runId, callId, body) => decideApproval(stack, key, runId, callId, body);
+const finalRun = (key, runId, timeoutMs) => finalRunOf(stack, key, runId, timeoutMs);
+const waitingRun = (key, agent, tool = 'wipe', args = {}) => waitingRunOf(stack, key, agent, tool, args);
 
 describe('who may see and decide an approval', () => {
   test("Bob cannot see or decide Alice's approval (404); another tenant's admin neither", async () => {

@@ -1,7 +1,8 @@
 /* test_approval_when.c — unit tests of src/guard/approval_when.c: the glob
  * (with hostile patterns and values in bounded time), JSON pointers, each
  * test of a condition, the fail-safe cases (wrong type, too long, arguments
- * that do not parse) and the reason that names the rule. */
+ * that do not parse), the reason that names the rule, and that a decision
+ * binds to the very call it was given for. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -151,6 +152,22 @@ static void test_conditions(void **unused)
     cJSON_Delete(a);
 }
 
+/* A decision binds to the call that was shown: id, tool and arguments. */
+static void test_decision_fits_call(void **unused)
+{
+    (void)unused;
+    cJSON *calls = cJSON_Parse("[{\"id\":\"c1\",\"function\":{\"name\":\"pay\",\"arguments\":\"{\\\"amount\\\":500}\"}},"
+                               " {\"id\":\"c2\",\"function\":{\"name\":\"wipe\"}}]");
+    assert_non_null(calls);
+    assert_true(approval_fits_call("c1", "pay", "{\"amount\":500}", calls));
+    assert_false(approval_fits_call("c1", "pay", "{\"amount\":5000}", calls));   /* other arguments */
+    assert_false(approval_fits_call("c1", "wipe", "{\"amount\":500}", calls));   /* another tool */
+    assert_false(approval_fits_call("c3", "pay", "{\"amount\":500}", calls));    /* no such call */
+    assert_true(approval_fits_call("c2", "wipe", "{}", calls));                   /* missing arguments: {} */
+    assert_false(approval_fits_call(NULL, "pay", "{}", calls));
+    cJSON_Delete(calls);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -158,6 +175,7 @@ int main(void)
         cmocka_unit_test(test_glob_hostile_bounded),
         cmocka_unit_test(test_pointer),
         cmocka_unit_test(test_conditions),
+        cmocka_unit_test(test_decision_fits_call),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,18 +66,21 @@ static void slow_accept(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)c, slow_alloc, slow_read);
 }
 
-static void slow_start(void)
+/* Listen on a free loopback port; returns the port. */
+static int tcp_listen(uv_tcp_t *srv, uv_connection_cb on_accept)
 {
     struct sockaddr_in a;
     uv_ip4_addr("127.0.0.1", 0, &a);
-    uv_tcp_init(&L, &SLOW);
-    assert_int_equal(uv_tcp_bind(&SLOW, (const struct sockaddr *)&a, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&SLOW, 16, slow_accept), 0);
+    uv_tcp_init(&L, srv);
+    assert_int_equal(uv_tcp_bind(srv, (const struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)srv, 16, on_accept), 0);
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    uv_tcp_getsockname(&SLOW, (struct sockaddr *)&ss, &len);
-    SLOW_PORT = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    uv_tcp_getsockname(srv, (struct sockaddr *)&ss, &len);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
+
+static void slow_start(void) { SLOW_PORT = tcp_listen(&SLOW, slow_accept); }
 
 static void slow_stop(void)
 {
@@ -131,18 +134,7 @@ static void echo_accept(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)c, slow_alloc, echo_read);
 }
 
-static void echo_start(void)
-{
-    struct sockaddr_in a;
-    uv_ip4_addr("127.0.0.1", 0, &a);
-    uv_tcp_init(&L, &ECHO_SRV);
-    assert_int_equal(uv_tcp_bind(&ECHO_SRV, (const struct sockaddr *)&a, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&ECHO_SRV, 16, echo_accept), 0);
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    uv_tcp_getsockname(&ECHO_SRV, (struct sockaddr *)&ss, &len);
-    ECHO_PORT = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
+static void echo_start(void) { ECHO_PORT = tcp_listen(&ECHO_SRV, echo_accept); }
 
 /* ---- the test's own credentials table (runs/credentials.h) ----
  * A user has a token for "github" once the test says the connection is
