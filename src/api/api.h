@@ -35,6 +35,7 @@
 #include "obs/obs.h"
 #include "runs/runs.h"
 #include "store/store.h"
+#include "tools/tool_tenant.h"
 #include "tools/tools.h"
 #include "upstream/upstream.h"
 
@@ -232,6 +233,19 @@ void api_chat_completions(api_ctx *ctx);
 void api_add_ratelimit_headers(http_request *req, const govern_ratelimit_info *rl);
 /* agents and their sessions (agents.c, sessions.c, runs.c) */
 void api_agents_list(api_ctx *ctx);
+/* a tenant's own tools and agents, and the catalogue entries it enables
+ * (tenant_defs.c) */
+cJSON *api_json_agent(const agent_cfg *a);
+void api_tools_list(api_ctx *ctx);
+void api_tools_create(api_ctx *ctx);
+void api_tools_get(api_ctx *ctx);
+void api_tools_patch(api_ctx *ctx);
+void api_tools_delete(api_ctx *ctx);
+void api_agents_admin_list(api_ctx *ctx);
+void api_agents_create(api_ctx *ctx);
+void api_agents_get(api_ctx *ctx);
+void api_agents_patch(api_ctx *ctx);
+void api_agents_delete(api_ctx *ctx);
 void api_sessions_create(api_ctx *ctx);
 void api_sessions_list(api_ctx *ctx);
 void api_sessions_get(api_ctx *ctx);

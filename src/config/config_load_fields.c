@@ -29,7 +29,9 @@ int ld_fail(ld *l, int line, const char *path, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (path && *path)
+    if (l->api_body)   /* a request body: the key path says where, lines mean little */
+        snprintf(l->err, l->errlen, "%s: %s", path && *path ? path : l->name, msg);
+    else if (path && *path)
         snprintf(l->err, l->errlen, "%s:%d: %s: %s", l->name, line, path, msg);
     else
         snprintf(l->err, l->errlen, "%s:%d: %s", l->name, line, msg);
@@ -209,7 +211,10 @@ int ld_string(ld *l, const slot *s, const char *path, char **out, int *raw_liter
         *raw_literal = !config_env_has_ref(txt, len);
     char why[256];
     char *v = NULL;
-    if (config_env_expand(txt, len, &v, why, sizeof(why)) < 0)
+    /* A tenant's body must never read the server's environment. */
+    if (l->api_body)
+        v = config_xstrndup(txt, len);
+    else if (config_env_expand(txt, len, &v, why, sizeof(why)) < 0)
         return ld_fail(l, s->line, path, "%s", why);
     free(*out);
     *out = v;
@@ -266,6 +271,8 @@ int ld_env_name(ld *l, const slot *s, const char *path, char *out, size_t outlen
 int ld_from_env(ld *l, const slot *s, const char *path, char **out)
 {
     char var[256];
+    if (l->api_body)
+        return ld_fail(l, s->line, path, "a tenant's definition may not read the server's environment");
     if (ld_env_name(l, s, path, var, sizeof(var)) < 0)
         return -1;
     const char *v = getenv(var);

@@ -97,6 +97,7 @@ static void run_handle_closed(uv_handle_t *h)
     run_exec *x = h->data;
     if (--x->open_handles == 0) {
         buf_free(&x->reply_text);
+        tools_run_set_free(&x->set);  /* last: nothing of the run reads it any more */
         free(x);
     }
 }
@@ -407,7 +408,10 @@ void run_exec_begin(run_start *s)
     x->r = t->r;
     x->sc = s->sc;
     x->rec = s->run;
-    x->agent = s->agent;
+    x->set = s->set;                  /* the run owns its snapshot from here */
+    memset(&s->set, 0, sizeof s->set);
+    x->agent = x->set.agent;
+    if (x->set.agent == &s->set.own_agent) x->set.agent = x->agent = &x->set.own_agent;
     x->sub = s->sub;                  /* hears the end; its events after on_start */
     s->sub = NULL;
     x->counted = s->counted;          /* the run now holds the user's slot */
@@ -416,15 +420,15 @@ void run_exec_begin(run_start *s)
     /* The run's span: a child of the request that started it, though it
      * outlives that request when the client goes away. */
     char span_name[96];
-    snprintf(span_name, sizeof span_name, "run %s", s->agent->name);
+    snprintf(span_name, sizeof span_name, "run %s", x->agent->name);
     x->run_span = obs_span_begin(s->has_trace ? &s->trace : NULL, span_name, OBS_SPAN_INTERNAL, &s->sc);
     obs_span_set_str(x->run_span, "brigade.run_id", s->run.id);
     obs_span_set_str(x->run_span, "brigade.session_id", s->run.session_id);
-    obs_span_set_str(x->run_span, "gen_ai.agent.name", s->agent->name);
+    obs_span_set_str(x->run_span, "gen_ai.agent.name", x->agent->name);
     obs_gauge_add(obs_series_of(obs_m_active_runs(), NULL), 1);
     buf_init(&x->reply_text);
-    const agent_cfg *a = s->agent;
-    x->tool_specs = a->n_tools ? tools_openai_specs(t->r->tools, a->tools, a->n_tools) : NULL;
+    const agent_cfg *a = x->agent;
+    x->tool_specs = a->n_tools ? tools_openai_specs(x->set.tools, a->tools, a->n_tools) : NULL;
     x->core_agent.name = a->name;
     x->core_agent.model = a->model->upstream_model;
     x->core_agent.system_prompt = a->system_prompt;
@@ -435,7 +439,7 @@ void run_exec_begin(run_start *s)
     x->core_agent.context_tokens = a->context_tokens;
     x->core = t->r->core;
     x->guard = guard_run_new();
-    x->guard_ctx = (guard_ctx){.sc = &x->sc, .agent = x->agent, .tools = t->r->tools,
+    x->guard_ctx = (guard_ctx){.sc = &x->sc, .agent = x->agent, .tools = x->set.tools,
                                .run_id = x->rec.id, .session_id = x->rec.session_id};
     x->core_state = x->core->create(&x->core_agent);
 

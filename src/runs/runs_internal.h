@@ -13,6 +13,7 @@
 #include "guard/guard.h"
 #include "identity/identity.h"
 #include "runs/runs.h"
+#include "tools/tool_tenant.h"
 #include "util/buf.h"
 #include "util/strmap.h"
 
@@ -130,7 +131,8 @@ struct run_start {
     char            session_id[ID_MAX];
     char           *content;
     runs_if_busy    if_busy;
-    const agent_cfg *agent;
+    const agent_cfg *agent;           /* = set.agent */
+    tools_run_set   set;              /* the agent and tools for the tenant; moves to the run */
     /* the claim of the session, made in the load job */
     int             claim;            /* 0 claimed, 1 queued, -1 refused */
     char            busy[ID_MAX];     /* refused: the active run */
@@ -166,7 +168,8 @@ struct run_exec {
     runs            *r;
     scope            sc;
     run_rec          rec;             /* mirrors the store; counters live here */
-    const agent_cfg *agent;
+    const agent_cfg *agent;           /* = set.agent */
+    tools_run_set    set;             /* its tenant's agent and tools, taken at the start */
     step_agent       core_agent;
     cJSON           *tool_specs;      /* the agent's tools offered to the model */
     const step_core *core;
