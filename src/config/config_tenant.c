@@ -23,11 +23,32 @@ static int config_from_json(ld *l, const char *json, size_t len, ld_one_fn one, 
         return ld_fail(l, 1, NULL, "not valid UTF-8");
     if (!json_strict_text(json, len, "the body", &jerr))
         return ld_fail(l, 1, NULL, "%s", jerr.message);
-    struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET | FYPCF_RESOLVE_DOCUMENT | FYPCF_JSON_FORCE};
+    /* libfyaml's own message (a repeated key, a syntax error), collected
+     * rather than printed */
+    struct fy_diag_cfg dcfg;
+    fy_diag_cfg_default(&dcfg);
+    dcfg.fp = NULL;
+    dcfg.output_fn = NULL;
+    dcfg.level = FYET_ERROR;
+    struct fy_diag *diag = fy_diag_create(&dcfg);
+    if (!diag)
+        return ld_fail(l, 1, NULL, "cannot create the JSON parser");
+    fy_diag_set_collect_errors(diag, true);
+    struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET | FYPCF_RESOLVE_DOCUMENT | FYPCF_JSON_FORCE, .diag = diag};
     struct fy_document *doc = fy_document_build_from_string(&pcfg, json, len);
-    if (!doc || !fy_document_root(doc)) {
+    if (!doc || !fy_document_root(doc) || fy_diag_got_error(diag)) {
+        void *it = NULL;
+        struct fy_diag_error *e;
+        const char *msg = "not a valid JSON object";
+        while ((e = fy_diag_errors_iterate(diag, &it)) != NULL)
+            if (e->type >= FYET_ERROR && e->msg) {
+                msg = e->msg;
+                break;
+            }
+        ld_fail(l, 1, NULL, "not valid JSON: %s", msg);
         if (doc) fy_document_destroy(doc);
-        return ld_fail(l, 1, NULL, "not a valid JSON object");
+        fy_diag_destroy(diag);
+        return -1;
     }
     struct fy_node *root = fy_document_root(doc);
     int rc;
@@ -38,6 +59,7 @@ static int config_from_json(ld *l, const char *json, size_t len, ld_one_fn one, 
         rc = one(l, root, 1, "", out, &el);
     }
     fy_document_destroy(doc);
+    fy_diag_destroy(diag);     /* after the document, which refers to it */
     return rc;
 }
 
