@@ -67,6 +67,7 @@ int ld_collect(ld *l, struct fy_node *map, int line, const char *path, slot *slo
 /* typed readers of one slot: type and range checked */
 int ld_scalar(ld *l, const slot *s, const char *path, const char *want, const char **txt, size_t *len);
 int ld_bool(ld *l, const slot *s, const char *path, bool *out);
+int ld_text(ld *l, const slot *s, const char *path, const char **txt, size_t *len);
 int ld_string(ld *l, const slot *s, const char *path, char **out, int *raw_literal);
 int ld_nonempty(ld *l, const slot *s, const char *path, char **out, int *raw_literal);
 int ld_name(ld *l, const slot *s, const char *path, char **out);

@@ -197,16 +197,24 @@ int ld_bool(ld *l, const slot *s, const char *path, bool *out)
     return 0;
 }
 
+/* A string scalar as written (no ${VAR} expansion), without NUL. */
+int ld_text(ld *l, const slot *s, const char *path, const char **txt, size_t *len)
+{
+    if (ld_scalar(l, s, path, "a string", txt, len) < 0)
+        return -1;
+    if (memchr(*txt, '\0', *len))
+        return ld_fail(l, s->line, path, "strings must not contain NUL characters");
+    return 0;
+}
+
 /* A string, with ${VAR} expanded. *raw_literal tells whether the file held
  * the value itself (no ${…}); used to warn about secrets written in. */
 int ld_string(ld *l, const slot *s, const char *path, char **out, int *raw_literal)
 {
     const char *txt;
     size_t len;
-    if (ld_scalar(l, s, path, "a string", &txt, &len) < 0)
+    if (ld_text(l, s, path, &txt, &len) < 0)
         return -1;
-    if (memchr(txt, '\0', len))
-        return ld_fail(l, s->line, path, "strings must not contain NUL characters");
     if (raw_literal)
         *raw_literal = !config_env_has_ref(txt, len);
     char why[256];

@@ -42,10 +42,8 @@ static int ld_header_value(ld *l, const slot *s, const char *path, char **out, i
     static const char *const idents[] = {CONFIG_TOOL_IDENTITY_USER, CONFIG_TOOL_IDENTITY_TENANT};
     const char *txt;
     size_t len;
-    if (ld_scalar(l, s, path, "a string", &txt, &len) < 0)
+    if (ld_text(l, s, path, &txt, &len) < 0)
         return -1;
-    if (memchr(txt, '\0', len))
-        return ld_fail(l, s->line, path, "strings must not contain NUL characters");
     buf b;
     buf_init(&b);
     *raw_literal = 1;
