@@ -40,6 +40,10 @@ int ld_fail(ld *l, int line, const char *path, const char *fmt, ...)
 
 void ld_warn(ld *l, int line, const char *path, const char *msg)
 {
+    /* A tenant's body is read while the server runs, on many threads: the
+     * shared configuration is never written then. */
+    if (l->api_body)
+        return;
     char w[512];
     snprintf(w, sizeof(w), "%s:%d: %s: %s", l->name, line, path, msg);
     config_add_warning(l->cfg, w);

@@ -141,7 +141,7 @@ static int ld_tool_headers(ld *l, struct fy_node *map, int line, const char *pat
         for (const char *c = t->header_values[i]; *c; c++)
             if (((unsigned char)*c < ' ' && *c != '\t') || *c == 0x7f)
                 return ld_fail(l, kline, kp, "header values must not contain control characters or line breaks");
-        if (literal && !l->api_body && *t->header_values[i] && ld_header_is_secret(name))
+        if (literal && *t->header_values[i] && ld_header_is_secret(name))
             ld_warn(l, kline, kp, "the credential is written in the file; prefer ${VAR}");
     }
     return 0;
