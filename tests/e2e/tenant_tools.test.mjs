@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
 import { auditEntries, errorOf, useStack } from './lib/harness.mjs';
-import { newSession, postMessage, startToolServer, ToolReply, toolMarker } from './lib/agents.mjs';
+import { newSession, postMessage, restartBrigade, startToolServer, ToolReply, toolMarker } from './lib/agents.mjs';
 
 let toolServer;
 after(() => (toolServer ? toolServer.close() : undefined));
@@ -218,5 +218,27 @@ describe('a change during a run', () => {
     assert.equal(r.body.run.steps, 2, 'the run kept its own max_steps and prompt');
     // the user id went nowhere it was not declared
     assert.ok(!JSON.stringify(toolServer.requests).includes(userId));
+  });
+});
+
+describe('a restart', () => {
+  test('the tenant\'s tools, agents and enabled catalogue entries outlive a kill -9', async () => {
+    const adm = tenant.admin_key;
+    assert.equal((await stack.api(adm, 'POST', '/v1/tools', weatherTool(toolServer.url, { name: 'durable' }))).status, 201);
+    assert.equal((await stack.api(adm, 'POST', '/v1/agents', { name: 'keeper', model: 'local-model', tools: ['durable', 'cat-gated'] })).status, 400,
+      'cat-gated is not enabled yet');
+    assert.equal((await stack.api(adm, 'POST', '/v1/tools', { name: 'cat-gated', catalogue: true })).status, 201);
+    assert.equal((await stack.api(adm, 'POST', '/v1/agents', { name: 'keeper', model: 'local-model', tools: ['durable', 'cat-gated'] })).status, 201);
+    await restartBrigade(stack);
+    const list = await stack.api(adm, 'GET', '/v1/tools');
+    assert.equal(list.status, 200, list.text);
+    assert.ok(list.body.data.some((t) => t.name === 'durable' && t.source === 'tenant'));
+    assert.equal(list.body.data.find((t) => t.name === 'cat-gated').available, true);
+    const sess = await newSession(stack, userKey, 'keeper');
+    const before = toolServer.requests.length;
+    const r = await postMessage(stack, userKey, sess.id, toolMarker('durable', { city: 'Rome' }));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.run.status, 'completed', r.text);
+    assert.ok(toolServer.requests.slice(before).some((q) => q.url === '/weather/Rome'));
   });
 });
