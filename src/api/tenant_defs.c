@@ -193,7 +193,8 @@ static void def_fail_invalid(api_ctx *ctx, const char *why)
 {
     char param[128] = "";
     const char *colon = strstr(why, ": ");
-    if (colon && (size_t)(colon - why) < sizeof param && !memchr(why, ' ', (size_t)(colon - why)))
+    if (colon && (size_t)(colon - why) < sizeof param && !memchr(why, ' ', (size_t)(colon - why)) &&
+        strncmp(why, "body: ", 6) != 0)   /* the whole body (not JSON, not an object): no one key */
         snprintf(param, sizeof param, "%.*s", (int)(colon - why), why);
     api_fail(ctx, 400, "invalid_request_error", "invalid_definition", param[0] ? param : NULL, "%s", why);
 }
