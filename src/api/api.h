@@ -35,6 +35,7 @@
 #include "obs/obs.h"
 #include "runs/runs.h"
 #include "store/store.h"
+#include "tools/tool_tenant.h"
 #include "tools/tools.h"
 #include "upstream/upstream.h"
 
@@ -235,6 +236,19 @@ void api_approvals_list(api_ctx *ctx);     /* GET /v1/approvals (approvals.c) */
 void api_approvals_decide(api_ctx *ctx);   /* POST /v1/runs/{id}/approvals/{call_id} */
 cJSON *api_json_approval(const approval_rec *a);
 void api_agents_list(api_ctx *ctx);
+/* a tenant's own tools and agents, and the catalogue entries it enables
+ * (tenant_defs.c) */
+cJSON *api_json_agent(const agent_cfg *a);
+void api_tools_list(api_ctx *ctx);
+void api_tools_create(api_ctx *ctx);
+void api_tools_get(api_ctx *ctx);
+void api_tools_patch(api_ctx *ctx);
+void api_tools_delete(api_ctx *ctx);
+void api_agents_admin_list(api_ctx *ctx);
+void api_agents_create(api_ctx *ctx);
+void api_agents_get(api_ctx *ctx);
+void api_agents_patch(api_ctx *ctx);
+void api_agents_delete(api_ctx *ctx);
 void api_sessions_create(api_ctx *ctx);
 void api_sessions_list(api_ctx *ctx);
 void api_sessions_get(api_ctx *ctx);

@@ -38,7 +38,7 @@ static const api_route api_routes[] = {
     R("GET",    "/v1/models",               ROLES_ANY,          NULL, api_models_list),
     R("POST",   "/v1/chat/completions",     ROLES_USER,         NULL, api_chat_completions),
 
-    R("GET",    "/v1/agents",               ROLES_USER,         NULL, api_agents_list),
+    R("GET",    "/v1/agents",               ROLES_USER | ROLES_TENANT_ADMIN, api_agents_list, NULL),
     R("POST",   "/v1/sessions",             ROLES_USER,         api_sessions_create, NULL),
     R("GET",    "/v1/sessions",             ROLES_USER,         api_sessions_list, NULL),
     R("GET",    "/v1/sessions/{id}",        ROLES_USER,         api_sessions_get, NULL),
@@ -55,6 +55,16 @@ static const api_route api_routes[] = {
     R("GET",    "/v1/memory/{key}",         ROLES_USER,         api_memory_get, NULL),
     R("PUT",    "/v1/memory/{key}",         ROLES_USER,         api_memory_put, NULL),
     R("DELETE", "/v1/memory/{key}",         ROLES_USER,         api_memory_delete, NULL),
+
+    R("GET",    "/v1/tools",                ROLES_TENANT_ADMIN, api_tools_list, NULL),
+    R("POST",   "/v1/tools",                ROLES_TENANT_ADMIN, api_tools_create, NULL),
+    R("GET",    "/v1/tools/{name}",         ROLES_TENANT_ADMIN, api_tools_get, NULL),
+    R("PATCH",  "/v1/tools/{name}",         ROLES_TENANT_ADMIN, api_tools_patch, NULL),
+    R("DELETE", "/v1/tools/{name}",         ROLES_TENANT_ADMIN, api_tools_delete, NULL),
+    R("POST",   "/v1/agents",               ROLES_TENANT_ADMIN, api_agents_create, NULL),
+    R("GET",    "/v1/agents/{name}",        ROLES_TENANT_ADMIN, api_agents_get, NULL),
+    R("PATCH",  "/v1/agents/{name}",        ROLES_TENANT_ADMIN, api_agents_patch, NULL),
+    R("DELETE", "/v1/agents/{name}",        ROLES_TENANT_ADMIN, api_agents_delete, NULL),
 };
 
 #define N_ROUTES (sizeof api_routes / sizeof api_routes[0])
@@ -68,7 +78,7 @@ ENTRY(20) ENTRY(21) ENTRY(22) ENTRY(23) ENTRY(24) ENTRY(25) ENTRY(26) ENTRY(27) 
 ENTRY(30) ENTRY(31) ENTRY(32)
 ENTRY(33)
 ENTRY(34) ENTRY(35) ENTRY(36)
-ENTRY(37) ENTRY(38)
+ENTRY(37) ENTRY(38) ENTRY(39) ENTRY(40) ENTRY(41) ENTRY(42) ENTRY(43) ENTRY(44) ENTRY(45) ENTRY(46) ENTRY(47)
 
 static const http_handler api_entries[] = {
     api_entry_0, api_entry_1, api_entry_2, api_entry_3, api_entry_4, api_entry_5,
@@ -79,7 +89,7 @@ static const http_handler api_entries[] = {
     api_entry_30, api_entry_31, api_entry_32,
     api_entry_33,
     api_entry_34, api_entry_35, api_entry_36,
-    api_entry_37, api_entry_38,
+    api_entry_37, api_entry_38, api_entry_39, api_entry_40, api_entry_41, api_entry_42, api_entry_43, api_entry_44, api_entry_45, api_entry_46, api_entry_47,
 };
 
 _Static_assert(sizeof api_entries / sizeof api_entries[0] == N_ROUTES,

@@ -41,13 +41,33 @@ void api_sessions_create(api_ctx *ctx)
     char *meta = NULL;
     if (!api_field_string(ctx, body, "agent", true, STORE_AGENT_MAX - 1, agent, sizeof agent, NULL))
         goto out;
-    const agent_cfg *a = config_find_agent(&ctx->env->cfg, agent);
+    /* The agent as the caller's tenant has it: its own, or the
+     * catalogue's it may use; another tenant's is unknown here. */
+    tools_tenant tt;
+    agent_cfg own;
+    const agent_cfg *a = NULL;
+    char why[400] = "";
+    tools_tenant_status ts = tools_tenant_load(ctx->env->store, &ctx->scope, &ctx->env->cfg, &tt);
+    if (ts == TOOLS_TENANT_OK) {
+        ts = tools_tenant_agent(ctx->env->store, &ctx->scope, &tt, agent, &own, &a, why, sizeof why);
+        tools_tenant_free(&tt);
+    }
+    bool allowed_tier = a && config_agent_allows_tier(a, ctx->scope.tier);
+    config_agent_free(&own);   /* only its name is kept, by the session */
+    if (ts == TOOLS_TENANT_ERROR) {
+        api_fail_store(ctx, STORE_ERROR, "agent");
+        goto out;
+    }
+    if (ts == TOOLS_TENANT_UNUSABLE) {
+        api_fail(ctx, 400, "invalid_request_error", "agent_unavailable", "agent", "%s", why);
+        goto out;
+    }
     if (!a) {
         api_fail(ctx, 400, "invalid_request_error", "unknown_agent", "agent",
                  "no agent named \"%s\" (GET /v1/agents lists yours)", agent);
         goto out;
     }
-    if (!config_agent_allows_tier(a, ctx->scope.tier)) {
+    if (!allowed_tier) {
         api_fail(ctx, 403, "permission_error", "agent_not_allowed", "agent",
                  "your tier may not use agent \"%s\"", agent);
         goto out;

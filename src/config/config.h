@@ -138,6 +138,18 @@ typedef struct obs_cfg {
     uint32_t audit_checkpoint_interval_s; /* … and within T s of an entry (defaults 1000, 60) */
 } obs_cfg;
 
+/* What a tool's call does to the world (`effects:`), for the approval
+ * policy and the guardrails: read (looks only), write (changes brigade's or
+ * the user's own state), external (reaches a system outside brigade, may
+ * change it). Declared HTTP tools default to external. */
+/* In a header value of a tool: replaced, per call, by the calling user's
+ * id and tenant id (the only identity a tool receives). */
+#define CONFIG_TOOL_IDENTITY_USER "${user.id}"
+#define CONFIG_TOOL_IDENTITY_TENANT "${tenant.id}"
+
+typedef enum tool_effects { TOOL_EFFECTS_READ = 1, TOOL_EFFECTS_WRITE, TOOL_EFFECTS_EXTERNAL } tool_effects;
+const char *config_tool_effects_name(tool_effects e);   /* "read", "write", "external" */
+
 /* A declared HTTP tool (`tools:` in the file). The model calls it with JSON
  * arguments that are validated against `parameters` first; brigade then
  * makes the request: POST/PUT/PATCH send the arguments as the JSON body,
@@ -198,6 +210,11 @@ typedef struct tool_cfg {
     size_t         n_approval_when;
     uint32_t       approval_timeout_s; /* undecided this long: denied (default 3600) */
     uint32_t       auth_timeout_s;   /* waiting_auth this long: the run fails (default 600) */
+    tool_effects effects;            /* default TOOL_EFFECTS_EXTERNAL */
+    /* The catalogue (docs/tools.md "Tools per tenant"): false (`tenants:
+     * all`, the default) = every tenant has it; true (`tenants: enable`) =
+     * only tenants whose admin enabled it. Never set for a tenant's own. */
+    bool      tenants_enable;
 } tool_cfg;
 
 /* An agent (`agents:` in the file): what a session talks to. */
@@ -229,6 +246,7 @@ typedef struct agent_cfg {
     const model_cfg *degrade_model;  /* resolved */
     double     degrade_threshold;    /* fraction of a budget, (0, 1] (default 0.9) */
     approval_by approval_by;         /* who decides its runs' approvals (default any) */
+    bool       tenants_enable;       /* as tool_cfg.tenants_enable */
 } agent_cfg;
 
 typedef struct brigade_config {
@@ -286,6 +304,23 @@ const model_cfg *config_find_model(const brigade_config *cfg, const char *name);
 const tier_cfg  *config_find_tier(const brigade_config *cfg, const char *name);
 const agent_cfg *config_find_agent(const brigade_config *cfg, const char *name);
 const tool_cfg  *config_find_tool(const brigade_config *cfg, const char *name);
+/* A tenant's own tool or agent, from a JSON body of the API
+ * (config_tenant.c): read by the same readers as the file's `tools:` and
+ * `agents:` entries, so both are held to the same rules, except that a
+ * body never reads the server's environment (`${VAR}` stays literal text)
+ * and may not say `tenants:`. `known` tells whether an agent may list a
+ * tool name (the tenant's own, enabled catalogue tools, the built-ins).
+ * Returns 0, or -1 with err = "KEY.PATH: what is wrong". Free the result
+ * with config_tool_free / config_agent_free. */
+typedef bool (*config_tool_known_fn)(void *arg, const char *name);
+int  config_tool_from_json(const brigade_config *cfg, const char *json, size_t len, tool_cfg *out,
+                           char *err, size_t errlen);
+int  config_agent_from_json(const brigade_config *cfg, const char *json, size_t len,
+                            config_tool_known_fn known, void *known_arg, agent_cfg *out,
+                            char *err, size_t errlen);
+void config_tool_free(tool_cfg *t);
+void config_agent_free(agent_cfg *a);
+
 /* May a user of this tier use this agent? */
 bool             config_agent_allows_tier(const agent_cfg *a, const char *tier);
 

@@ -16,7 +16,7 @@
 /* A list of names (agents[].tools, agents[].tiers): each a plain string,
  * none repeated. `check` says whether a name exists, filling `known` for
  * the message when it does not. */
-typedef int (*ld_name_check_fn)(const brigade_config *cfg, const char *name, char *known, size_t knownlen);
+typedef int (*ld_name_check_fn)(const ld *l, const char *name, char *known, size_t knownlen);
 
 static int ld_name_list(ld *l, const slot *s, const char *path, int allow_empty, const char *what,
                         ld_name_check_fn check, char ***out, size_t *out_n)
@@ -41,15 +41,24 @@ static int ld_name_list(ld *l, const slot *s, const char *path, int allow_empty,
         for (size_t j = 0; j < i; j++)
             if (!strcmp((*out)[j], name))
                 return ld_fail(l, is.line, kp, "\"%s\" is listed twice", name);
-        if (!check(l->cfg, name, known, sizeof(known)))
+        if (!check(l, name, known, sizeof(known)))
             return ld_fail(l, is.line, kp, "no %s named \"%s\" (known: %s)", what, name, known);
     }
     return 0;
 }
 
-static int ld_check_tool_name(const brigade_config *cfg, const char *name, char *known, size_t knownlen)
+static int ld_check_tool_name(const ld *l, const char *name, char *known, size_t knownlen)
 {
-    if (!strcmp(name, "memory") || !strcmp(name, "clock") || config_find_tool(cfg, name))
+    const brigade_config *cfg = l->cfg;
+    if (!strcmp(name, "memory") || !strcmp(name, "clock"))
+        return 1;
+    /* A tenant's agent: the tenant's own tools and the catalogue's it has. */
+    if (l->tool_known) {
+        snprintf(known, knownlen, "memory, clock, this tenant's tools and the catalogue tools "
+                 "enabled for it: GET /v1/tools");
+        return l->tool_known(l->tool_known_arg, name);
+    }
+    if (config_find_tool(cfg, name))
         return 1;
     size_t off = (size_t)snprintf(known, knownlen, "memory, clock");
     for (size_t i = 0; i < cfg->n_tools && off < knownlen; i++)
@@ -57,8 +66,9 @@ static int ld_check_tool_name(const brigade_config *cfg, const char *name, char 
     return 0;
 }
 
-static int ld_check_tier_name(const brigade_config *cfg, const char *name, char *known, size_t knownlen)
+static int ld_check_tier_name(const ld *l, const char *name, char *known, size_t knownlen)
 {
+    const brigade_config *cfg = l->cfg;
     if (config_find_tier(cfg, name))
         return 1;
     ld_known_names(known, knownlen, (const char *const *)&cfg->tiers[0].name, sizeof(tier_cfg), cfg->n_tiers);
@@ -67,7 +77,7 @@ static int ld_check_tier_name(const brigade_config *cfg, const char *name, char 
 
 enum { AG_NAME, AG_DESC, AG_MODEL, AG_PROMPT, AG_TOOLS, AG_TIERS, AG_STEPS, AG_TOOL_CALLS, AG_WALL,
        AG_MAX_OUT, AG_CONTEXT, AG_TOOL_OUT, AG_REPEAT, AG_RUN_COST, AG_SESSION_COST, AG_DEGRADE,
-       AG_APPROVAL_BY, AG__N };
+       AG_APPROVAL_BY, AG_TENANTS, AG__N };
 
 enum { DG_MODEL, DG_THRESHOLD, DG__N };
 
@@ -116,7 +126,7 @@ static int ld_agent(ld *l, struct fy_node *n, int line, const char *path, agent_
         [AG_RUN_COST] = {.key = "max_cost_usd_per_run"},
         [AG_SESSION_COST] = {.key = "max_cost_usd_per_session"},
         [AG_DEGRADE] = {.key = "degrade"},
-        [AG_APPROVAL_BY] = {.key = "approval_by"},
+        [AG_APPROVAL_BY] = {.key = "approval_by"},     [AG_TENANTS] = {.key = "tenants"},
     };
     config_agent_defaults(a);
     if (config_node_is_null(n))
@@ -202,6 +212,11 @@ static int ld_agent(ld *l, struct fy_node *n, int line, const char *path, agent_
     if (s[AG_APPROVAL_BY].present) {
         ld_path(kp, sizeof(kp), path, "approval_by");
         if (ld_agent_approval_by(l, &s[AG_APPROVAL_BY], kp, a) < 0)
+            return -1;
+    }
+    if (s[AG_TENANTS].present) {
+        ld_path(kp, sizeof(kp), path, "tenants");
+        if (ld_tenants(l, &s[AG_TENANTS], kp, &a->tenants_enable) < 0)
             return -1;
     }
     return 0;

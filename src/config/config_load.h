@@ -28,6 +28,12 @@ typedef struct ld {
     char           *err;
     size_t          errlen;
     brigade_config *cfg;
+    /* A tenant's body from the API (config_tenant.c), not the file: no
+     * ${VAR} expansion, no `tenants:`, and agents' tool names checked by
+     * tool_known instead of against the file's tools. */
+    bool            api_body;
+    config_tool_known_fn tool_known;
+    void           *tool_known_arg;
 } ld;
 
 /* One known key of a mapping and what the collector found for it. */
@@ -61,6 +67,7 @@ int ld_collect(ld *l, struct fy_node *map, int line, const char *path, slot *slo
 /* typed readers of one slot: type and range checked */
 int ld_scalar(ld *l, const slot *s, const char *path, const char *want, const char **txt, size_t *len);
 int ld_bool(ld *l, const slot *s, const char *path, bool *out);
+int ld_text(ld *l, const slot *s, const char *path, const char **txt, size_t *len);
 int ld_string(ld *l, const slot *s, const char *path, char **out, int *raw_literal);
 int ld_nonempty(ld *l, const slot *s, const char *path, char **out, int *raw_literal);
 int ld_name(ld *l, const slot *s, const char *path, char **out);
@@ -78,6 +85,7 @@ void ld_known_names(char *out, size_t outlen, const char *const *names, size_t s
 int ld_check_unique(ld *l, const char *list, const char *const *names, size_t stride, size_t n, const entry_lines *el);
 int ld_list(ld *l, const slot *s, const char *list, size_t elem, ld_entry_fn one, void (*free_one)(void *), int allow_empty, void **out, size_t *out_n, entry_lines **out_lines);
 int ld_ident(ld *l, const slot *s, const char *path, char **out, const char *extra, const char *what);
+int ld_tenants(ld *l, const slot *s, const char *path, bool *enable);   /* `tenants: all | enable` */
 
 /* the sections (one file each) */
 int ld_server(ld *l, struct fy_node *n, int line);

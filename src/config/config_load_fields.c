@@ -29,7 +29,9 @@ int ld_fail(ld *l, int line, const char *path, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (path && *path)
+    if (l->api_body)   /* a request body: the key path says where, lines mean little */
+        snprintf(l->err, l->errlen, "%s: %s", path && *path ? path : l->name, msg);
+    else if (path && *path)
         snprintf(l->err, l->errlen, "%s:%d: %s: %s", l->name, line, path, msg);
     else
         snprintf(l->err, l->errlen, "%s:%d: %s", l->name, line, msg);
@@ -38,6 +40,10 @@ int ld_fail(ld *l, int line, const char *path, const char *fmt, ...)
 
 void ld_warn(ld *l, int line, const char *path, const char *msg)
 {
+    /* A tenant's body is read while the server runs, on many threads: the
+     * shared configuration is never written then. */
+    if (l->api_body)
+        return;
     char w[512];
     snprintf(w, sizeof(w), "%s:%d: %s: %s", l->name, line, path, msg);
     config_add_warning(l->cfg, w);
@@ -195,21 +201,32 @@ int ld_bool(ld *l, const slot *s, const char *path, bool *out)
     return 0;
 }
 
+/* A string scalar as written (no ${VAR} expansion), without NUL. */
+int ld_text(ld *l, const slot *s, const char *path, const char **txt, size_t *len)
+{
+    if (ld_scalar(l, s, path, "a string", txt, len) < 0)
+        return -1;
+    if (memchr(*txt, '\0', *len))
+        return ld_fail(l, s->line, path, "strings must not contain NUL characters");
+    return 0;
+}
+
 /* A string, with ${VAR} expanded. *raw_literal tells whether the file held
  * the value itself (no ${…}); used to warn about secrets written in. */
 int ld_string(ld *l, const slot *s, const char *path, char **out, int *raw_literal)
 {
     const char *txt;
     size_t len;
-    if (ld_scalar(l, s, path, "a string", &txt, &len) < 0)
+    if (ld_text(l, s, path, &txt, &len) < 0)
         return -1;
-    if (memchr(txt, '\0', len))
-        return ld_fail(l, s->line, path, "strings must not contain NUL characters");
     if (raw_literal)
         *raw_literal = !config_env_has_ref(txt, len);
     char why[256];
     char *v = NULL;
-    if (config_env_expand(txt, len, &v, why, sizeof(why)) < 0)
+    /* A tenant's body must never read the server's environment. */
+    if (l->api_body)
+        v = config_xstrndup(txt, len);
+    else if (config_env_expand(txt, len, &v, why, sizeof(why)) < 0)
         return ld_fail(l, s->line, path, "%s", why);
     free(*out);
     *out = v;
@@ -266,6 +283,8 @@ int ld_env_name(ld *l, const slot *s, const char *path, char *out, size_t outlen
 int ld_from_env(ld *l, const slot *s, const char *path, char **out)
 {
     char var[256];
+    if (l->api_body)
+        return ld_fail(l, s->line, path, "a tenant's definition may not read the server's environment");
     if (ld_env_name(l, s, path, var, sizeof(var)) < 0)
         return -1;
     const char *v = getenv(var);

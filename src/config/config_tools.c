@@ -33,6 +33,59 @@ static int ld_header_is_secret(const char *name)
     return 0;
 }
 
+/* A header value: `${user.id}` and `${tenant.id}` (CONFIG_TOOL_IDENTITY_*)
+ * stay as written, filled in per call with the calling user's identity
+ * (tool_http.c); the rest is a string as ld_string reads it, except that a
+ * tenant's body may hold no other `${`. */
+static int ld_header_value(ld *l, const slot *s, const char *path, char **out, int *raw_literal)
+{
+    static const char *const idents[] = {CONFIG_TOOL_IDENTITY_USER, CONFIG_TOOL_IDENTITY_TENANT};
+    const char *txt;
+    size_t len;
+    if (ld_text(l, s, path, &txt, &len) < 0)
+        return -1;
+    buf b;
+    buf_init(&b);
+    *raw_literal = 1;
+    size_t i = 0;
+    while (i <= len) {
+        /* the next identity template, or the end */
+        size_t j = i, tl = 0;
+        for (; j < len; j++) {
+            for (size_t k = 0; k < 2 && !tl; k++)
+                if (len - j >= strlen(idents[k]) && !memcmp(txt + j, idents[k], strlen(idents[k])))
+                    tl = strlen(idents[k]);
+            if (tl)
+                break;
+        }
+        char *seg = NULL, why[256];
+        if (config_env_has_ref(txt + i, j - i)) {
+            *raw_literal = 0;
+            if (l->api_body) {
+                buf_free(&b);
+                return ld_fail(l, s->line, path, "only %s and %s may be used with ${ in a tenant's "
+                               "header value", idents[0], idents[1]);
+            }
+        }
+        if (l->api_body)
+            seg = config_xstrndup(txt + i, j - i);
+        else if (config_env_expand(txt + i, j - i, &seg, why, sizeof(why)) < 0) {
+            buf_free(&b);
+            return ld_fail(l, s->line, path, "%s", why);
+        }
+        buf_append(&b, seg, strlen(seg));
+        free(seg);
+        if (!tl)
+            break;
+        buf_append(&b, txt + j, tl);
+        i = j + tl;
+    }
+    buf_append(&b, "", 0);
+    free(*out);
+    *out = buf_detach(&b);
+    return 0;
+}
+
 static int ld_tool_headers(ld *l, struct fy_node *map, int line, const char *path, tool_cfg *t)
 {
     char wbuf[64], kp[400];
@@ -83,7 +136,7 @@ static int ld_tool_headers(ld *l, struct fy_node *map, int line, const char *pat
         t->header_names[i] = name;
         slot vs = {.key = name, .val = fy_node_pair_value(p), .line = kline, .present = 1};
         int literal = 0;
-        if (ld_string(l, &vs, kp, &t->header_values[i], &literal) < 0)
+        if (ld_header_value(l, &vs, kp, &t->header_values[i], &literal) < 0)
             return -1;
         for (const char *c = t->header_values[i]; *c; c++)
             if (((unsigned char)*c < ' ' && *c != '\t') || *c == 0x7f)
@@ -168,7 +221,50 @@ static int ld_tool_url_placeholders(ld *l, const slot *s, const char *path, cons
 }
 
 enum { TO_NAME, TO_DESC, TO_URL, TO_METHOD, TO_HEADERS, TO_PARAMS, TO_TIMEOUT, TO_MAX_RESP,
-       TO_APPROVAL, TO_APPROVAL_TIMEOUT, TO_AUTH_TIMEOUT, TO__N };
+       TO_APPROVAL, TO_APPROVAL_TIMEOUT, TO_AUTH_TIMEOUT, TO_EFFECTS, TO_TENANTS, TO__N };
+
+const char *config_tool_effects_name(tool_effects e)
+{
+    return e == TOOL_EFFECTS_READ ? "read" : e == TOOL_EFFECTS_WRITE ? "write" : "external";
+}
+
+/* `effects: read | write | external` of a tool. */
+static int ld_tool_effects(ld *l, const slot *s, const char *path, tool_effects *out)
+{
+    const char *txt;
+    size_t len;
+    if (ld_scalar(l, s, path, "read, write or external", &txt, &len) < 0)
+        return -1;
+    static const tool_effects all[] = {TOOL_EFFECTS_READ, TOOL_EFFECTS_WRITE, TOOL_EFFECTS_EXTERNAL};
+    for (size_t i = 0; i < 3; i++) {
+        const char *n = config_tool_effects_name(all[i]);
+        if (len == strlen(n) && !memcmp(txt, n, len)) {
+            *out = all[i];
+            return 0;
+        }
+    }
+    return ld_fail(l, s->line, path, "expected read, write or external, got \"%.*s\"",
+                   (int)(len > 40 ? 40 : len), txt);
+}
+
+int ld_tenants(ld *l, const slot *s, const char *path, bool *enable)
+{
+    const char *txt;
+    size_t len;
+    if (l->api_body)
+        return ld_fail(l, s->line, path, "only the server's configuration says which tenants "
+                       "have an entry");
+    if (ld_scalar(l, s, path, "all or enable", &txt, &len) < 0)
+        return -1;
+    if (len == 3 && !memcmp(txt, "all", 3))
+        *enable = false;
+    else if (len == 6 && !memcmp(txt, "enable", 6))
+        *enable = true;
+    else
+        return ld_fail(l, s->line, path, "expected all (every tenant) or enable (tenants whose "
+                       "admin enabled it), got \"%.*s\"", (int)(len > 40 ? 40 : len), txt);
+    return 0;
+}
 
 static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cfg *t, entry_lines *el)
 {
@@ -179,6 +275,7 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
         [TO_TIMEOUT] = {.key = "timeout_ms"}, [TO_MAX_RESP] = {.key = "max_response_bytes"},
         [TO_APPROVAL] = {.key = "approval"}, [TO_APPROVAL_TIMEOUT] = {.key = "approval_timeout_s"},
         [TO_AUTH_TIMEOUT] = {.key = "auth_timeout_s"},
+        [TO_EFFECTS] = {.key = "effects"},    [TO_TENANTS] = {.key = "tenants"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, url, …), got nothing");
@@ -189,6 +286,7 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
     t->max_response_bytes = 262144;
     t->approval_timeout_s = 3600;
     t->auth_timeout_s = 600;
+    t->effects = TOOL_EFFECTS_EXTERNAL;
     if (!s[TO_NAME].present)
         return ld_fail(l, line, path, "missing required key \"name\"");
     ld_path(kp, sizeof(kp), path, "name");
@@ -269,6 +367,16 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
     if (s[TO_AUTH_TIMEOUT].present) {
         ld_path(kp, sizeof(kp), path, "auth_timeout_s");
         if (ld_u32(l, &s[TO_AUTH_TIMEOUT], kp, 1, 86400, &t->auth_timeout_s) < 0)
+            return -1;
+    }
+    if (s[TO_EFFECTS].present) {
+        ld_path(kp, sizeof(kp), path, "effects");
+        if (ld_tool_effects(l, &s[TO_EFFECTS], kp, &t->effects) < 0)
+            return -1;
+    }
+    if (s[TO_TENANTS].present) {
+        ld_path(kp, sizeof(kp), path, "tenants");
+        if (ld_tenants(l, &s[TO_TENANTS], kp, &t->tenants_enable) < 0)
             return -1;
     }
     return 0;

@@ -45,7 +45,7 @@
 typedef struct guard_ctx {
     const scope         *sc;          /* whose run: the user and credential */
     const agent_cfg     *agent;       /* its agent: tools, limits */
-    const tool_registry *tools;       /* the server's tools */
+    const tool_registry *tools;       /* the run's tools: its tenant's snapshot (tool_tenant.h) */
     const char          *run_id;
     const char          *session_id;
 } guard_ctx;

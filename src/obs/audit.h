@@ -13,7 +13,9 @@
  * Never put a secret in it. Actions in use: auth.failure, tenant.create,
  * tenant.update, user.create, user.update, user.delete, key.create,
  * key.revoke, budget.change, tool.call, consent.grant, consent.revoke,
- * data.erase.
+ * data.erase; tool.create, tool.update, tool.delete, tool.enable,
+ * tool.disable and the same for agent. (a tenant's own definitions and the
+ * catalogue entries it enables, api/tenant_defs.c).
  *
  * State (the signing key, the auth-failure rate bound, the sealer) is per
  * store: obs_audit_open() starts it with the configured bound (else it is

@@ -98,6 +98,7 @@ static void run_handle_closed(uv_handle_t *h)
     run_exec *x = h->data;
     if (--x->open_handles == 0) {
         buf_free(&x->reply_text);
+        tools_run_set_free(&x->set);  /* last: nothing of the run reads it any more */
         free(x);
     }
 }
@@ -405,14 +406,18 @@ void run_exec_feed(run_exec *x, step_event *ev)
 /* ---------------------------------------------------------------- starting */
 
 run_exec *run_exec_new(runs_thread *t, const scope *sc, const run_rec *rec,
-                       const agent_cfg *a, const obs_trace_ctx *trace)
+                       tools_run_set *set, const obs_trace_ctx *trace)
 {
     run_exec *x = xcalloc(1, sizeof *x);
     x->t = t;
     x->r = t->r;
     x->sc = *sc;
     x->rec = *rec;
-    x->agent = a;
+    x->set = *set;                    /* the run owns its snapshot from here */
+    if (set->agent == &set->own_agent) x->set.agent = &x->set.own_agent;
+    memset(set, 0, sizeof *set);
+    x->agent = x->set.agent;
+    const agent_cfg *a = x->agent;
     /* The run's span: a child of the request that started it, though it
      * outlives that request when the client goes away. */
     char span_name[96];
@@ -423,7 +428,7 @@ run_exec *run_exec_new(runs_thread *t, const scope *sc, const run_rec *rec,
     obs_span_set_str(x->run_span, "gen_ai.agent.name", a->name);
     obs_gauge_add(obs_series_of(obs_m_active_runs(), NULL), 1);
     buf_init(&x->reply_text);
-    x->tool_specs = a->n_tools ? tools_openai_specs(t->r->tools, a->tools, a->n_tools) : NULL;
+    x->tool_specs = a->n_tools ? tools_openai_specs(x->set.tools, a->tools, a->n_tools) : NULL;
     x->core_agent.name = a->name;
     x->core_agent.model = a->model->upstream_model;
     x->core_agent.system_prompt = a->system_prompt;
@@ -434,7 +439,7 @@ run_exec *run_exec_new(runs_thread *t, const scope *sc, const run_rec *rec,
     x->core_agent.context_tokens = a->context_tokens;
     x->core = t->r->core;
     x->guard = guard_run_new();
-    x->guard_ctx = (guard_ctx){.sc = &x->sc, .agent = x->agent, .tools = t->r->tools,
+    x->guard_ctx = (guard_ctx){.sc = &x->sc, .agent = x->agent, .tools = x->set.tools,
                                .run_id = x->rec.id, .session_id = x->rec.session_id};
     x->core_state = x->core->create(&x->core_agent);
 
@@ -451,7 +456,7 @@ run_exec *run_exec_new(runs_thread *t, const scope *sc, const run_rec *rec,
 void run_exec_begin(run_start *s)
 {
     runs_thread *t = s->t;
-    run_exec *x = run_exec_new(t, &s->sc, &s->run, s->agent, s->has_trace ? &s->trace : NULL);
+    run_exec *x = run_exec_new(t, &s->sc, &s->run, &s->set, s->has_trace ? &s->trace : NULL);
     x->sub = s->sub;                  /* hears the end; its events after on_start */
     s->sub = NULL;
     x->counted = s->counted;          /* the run now holds the user's slot */

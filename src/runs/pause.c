@@ -215,7 +215,7 @@ typedef struct run_resume {
     bool             not_ready;       /* approvals still pending: stay paused */
     bool             lost;            /* the store failed, or the run is gone */
     run_rec          rec;
-    const agent_cfg *agent;
+    tools_run_set    set;             /* its tenant's agent and tools, resolved again */
     cJSON           *history, *pending, *decisions;
     char             lost_why[128];
 } run_resume;
@@ -225,6 +225,7 @@ static void run_resume_free(run_resume *m)
     cJSON_Delete(m->history);
     cJSON_Delete(m->pending);
     cJSON_Delete(m->decisions);
+    tools_run_set_free(&m->set);
     free(m);
 }
 
@@ -291,12 +292,17 @@ static void run_resume_work(uv_work_t *w)
         m->lost = true;
         return;
     }
-    m->agent = config_find_agent(r->cfg, m->rec.agent);
-    if (!m->agent && !m->stop_code) {
+    char why[200] = "";
+    tools_tenant_status ts = tools_run_set_resolve(r->st, &m->sc, r->cfg, r->tools, m->rec.agent,
+                                                   &m->set, why, sizeof why);
+    if ((ts != TOOLS_TENANT_OK || !m->set.agent) && !m->stop_code) {
         m->stop_status = RUN_FAILED;
         m->stop_code = "agent_unavailable";
-        snprintf(m->stop_message, sizeof m->stop_message,
-                 "the run's agent \"%s\" is no longer configured on this server", m->rec.agent);
+        if (why[0])
+            snprintf(m->stop_message, sizeof m->stop_message, "%s", why);
+        else
+            snprintf(m->stop_message, sizeof m->stop_message,
+                     "the run's agent \"%s\" is no longer available to its tenant", m->rec.agent);
     }
     m->pending = cJSON_Parse(wait.pending);
     run_wait_rec_free(&wait);
@@ -386,7 +392,7 @@ static void run_resume_after(uv_work_t *w, int status)
         run_resume_free(m);
         return;
     }
-    run_exec *x = run_exec_new(m->t, &m->sc, &m->rec, m->agent, NULL);
+    run_exec *x = run_exec_new(m->t, &m->sc, &m->rec, &m->set, NULL);
     x->decisions = m->decisions;
     m->decisions = NULL;
     x->assistant_msg = cJSON_Duplicate(m->pending, true);   /* written with its results */

@@ -14,6 +14,7 @@
 #include "identity/identity.h"
 #include "runs/credentials.h"
 #include "runs/runs.h"
+#include "tools/tool_tenant.h"
 #include "util/buf.h"
 #include "util/strmap.h"
 
@@ -151,7 +152,8 @@ struct run_start {
     char            session_id[ID_MAX];
     char           *content;
     runs_if_busy    if_busy;
-    const agent_cfg *agent;
+    const agent_cfg *agent;           /* = set.agent */
+    tools_run_set   set;              /* the agent and tools for the tenant; moves to the run */
     /* the claim of the session, made in the load job */
     int             claim;            /* 0 claimed, 1 queued, -1 refused */
     char            busy[ID_MAX];     /* refused: the active run */
@@ -187,7 +189,8 @@ struct run_exec {
     runs            *r;
     scope            sc;
     run_rec          rec;             /* mirrors the store; counters live here */
-    const agent_cfg *agent;
+    const agent_cfg *agent;           /* = set.agent */
+    tools_run_set    set;             /* its tenant's agent and tools, taken at the start */
     step_agent       core_agent;
     cJSON           *tool_specs;      /* the agent's tools offered to the model */
     const step_core *core;
@@ -279,9 +282,10 @@ bool run_exec_job_superseded(run_exec *x);
 void run_exec_release(run_exec *x);
 /* A new run_exec for a run that exists in the store (start, or going on
  * after a pause): linked to t, its core state created, its wall timer
- * started. NULL (and nothing kept) if the core has no memory. */
+ * started. It takes `set` (the agent and tools of the run's tenant; *set
+ * is emptied). */
 run_exec *run_exec_new(runs_thread *t, const scope *sc, const run_rec *rec,
-                       const agent_cfg *agent, const obs_trace_ctx *trace);
+                       tools_run_set *set, const obs_trace_ctx *trace);
 
 /* pause.c */
 /* Pause the run for the calls in `approvals` (an array of {id, tool,

@@ -52,6 +52,7 @@ static void run_start_free(run_start *s)
     if (s->counted) gate_run_end(s->t->r->gate, s->sc.tenant_id, s->sc.user_id);
     free(s->content);
     cJSON_Delete(s->history);
+    tools_run_set_free(&s->set);
     free(s);
 }
 
@@ -210,21 +211,30 @@ static void run_start_resume(void *arg)
 }
 
 /* Thread pool: the session must be the caller's, its agent still
- * configured and allowed for the caller's tier. */
+ * there for the caller's tenant (its own, or the catalogue's it has) and
+ * allowed for the caller's tier. The agent and its tools are resolved
+ * here, once, into the run's own snapshot (tool_tenant.h). */
 static void run_start_load_work(void *arg)
 {
     run_start *s = arg;
     session_rec sess;
     s->st = store_session_get(s->t->r->st, &s->sc, s->session_id, &sess);
     if (s->st != STORE_OK) return;
-    s->agent = config_find_agent(s->t->r->cfg, sess.agent);
-    if (!s->agent)
+    char why[sizeof s->error];
+    tools_tenant_status ts = tools_run_set_resolve(s->t->r->st, &s->sc, s->t->r->cfg, s->t->r->tools,
+                                                   sess.agent, &s->set, why, sizeof why);
+    s->agent = s->set.agent;
+    if (ts == TOOLS_TENANT_ERROR)
+        s->st = STORE_ERROR;
+    else if (ts == TOOLS_TENANT_UNUSABLE)
+        snprintf(s->error, sizeof s->error, "%s", why);
+    else if (!s->agent)
         snprintf(s->error, sizeof s->error,
-                 "this session's agent \"%s\" is no longer configured on this server", sess.agent);
+                 "this session's agent \"%s\" is no longer available to your tenant", sess.agent);
     else if (!config_agent_allows_tier(s->agent, s->sc.tier))
         snprintf(s->error, sizeof s->error, "your tier may not use agent \"%s\"", sess.agent);
     session_rec_free(&sess);
-    if (s->error[0]) return;
+    if (s->error[0] || s->st != STORE_OK) return;
     if (s->agent->max_cost_usd_per_session > 0)
         store_session_spent(s->t->r->st, &s->sc, s->session_id, &s->session_spent_nusd);
     /* Claim the session here, on the pool (the registry is thread-safe), so

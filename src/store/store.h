@@ -460,6 +460,33 @@ store_status store_approval_decide(store *st, const char *tenant_id, const char 
  * call denied the same way (STORE_CONFLICT), whether the sweeper has
  * noticed or not. */
 store_status store_approvals_expire(store *st, int64_t now, approval_rec **out, size_t *n);
+/* ---- a tenant's own tools and agents, and the catalogue entries it
+ * enabled (store_tenant_defs.c). Read by the tenant's admin and, for runs
+ * and listings, by its users; written by its admin only. A row's body is
+ * the definition as JSON (validated by the caller with the config
+ * readers), or NULL: the server's catalogue entry of that name, enabled. */
+typedef enum store_def_kind { STORE_DEF_TOOL = 1, STORE_DEF_AGENT = 2 } store_def_kind;
+#define STORE_DEF_NAME_MAX 65          /* 64 bytes and the NUL */
+#define STORE_DEF_BODY_MAX (128u << 10)
+typedef struct def_rec {
+    char    name[STORE_DEF_NAME_MAX];
+    char   *body;                      /* malloc'd; NULL = an enabled catalogue entry */
+    int64_t created_at, updated_at;
+} def_rec;
+void def_rec_free(def_rec *d);
+void store_free_defs(def_rec *arr, size_t n);
+/* Create (STORE_CONFLICT if the name is taken in this tenant and kind;
+ * STORE_QUOTA if the tenant has max_count rows of this kind already). */
+store_status store_def_create(store *st, const scope *sc, store_def_kind kind, const char *name,
+                              const char *body, size_t max_count);
+/* Replace the body of one of the tenant's own definitions (not of an
+ * enabled catalogue entry: STORE_NOT_FOUND). */
+store_status store_def_update(store *st, const scope *sc, store_def_kind kind, const char *name,
+                              const char *body);
+store_status store_def_get(store *st, const scope *sc, store_def_kind kind, const char *name, def_rec *out);
+store_status store_def_delete(store *st, const scope *sc, store_def_kind kind, const char *name);
+/* Every row of this kind in the caller's tenant, by name (NULL when none). */
+store_status store_def_list(store *st, const scope *sc, store_def_kind kind, def_rec **out, size_t *n);
 
 /* --- memory (the user's long-term memory; FTS5 search) --- */
 store_status store_memory_put(store *st, const scope *sc, const char *key, const char *value,

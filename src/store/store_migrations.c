@@ -315,6 +315,21 @@ static const store_migration store_migrations[] = {
      "  PRIMARY KEY (run_id, id)"
      ");"
      "CREATE INDEX approvals_pending ON approvals (tenant_id, user_id) WHERE status = 0;"},
+
+    /* 10: tools and agents per tenant (store_tenant_defs.c). One row per
+     * (tenant, kind, name): kind 1 a tool, 2 an agent; body the tenant's
+     * own definition as JSON, or NULL for an entry of the server's
+     * catalogue that the tenant's admin enabled. */
+    {10,
+     "CREATE TABLE tenant_defs ("
+     "  tenant_id  TEXT NOT NULL REFERENCES tenants(id),"
+     "  kind       INTEGER NOT NULL,"
+     "  name       TEXT NOT NULL,"
+     "  body       TEXT,"
+     "  created_at INTEGER NOT NULL,"
+     "  updated_at INTEGER NOT NULL,"
+     "  PRIMARY KEY (tenant_id, kind, name)"
+     ") WITHOUT ROWID;"},
 };
 
 #define STORE_NMIGRATIONS (sizeof store_migrations / sizeof store_migrations[0])

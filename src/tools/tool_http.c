@@ -10,7 +10,10 @@
  *   - the other declared arguments go in the JSON body (POST, PUT, PATCH)
  *     or the query string (GET, DELETE); undeclared ones are never sent;
  *   - configured headers are sent as they are (their values were resolved
- *     from the environment by the config module).
+ *     from the environment by the config module), except that `${user.id}`
+ *     and `${tenant.id}` become the calling user's ids: the only identity a
+ *     tool receives. Nothing of the caller's own request (its brigade key
+ *     or JWT, its headers) is ever forwarded.
  *
  * The request runs on the loop through upstream_http_fetch (libcurl on
  * libuv, with the tool's timeout and response cap). A 2xx answer's body is
@@ -220,6 +223,24 @@ static void http_on_done(void *arg, int status, const char *body, size_t len, co
     http_exec_free(h);
 }
 
+/* A header value with the identity templates filled in from the run's
+ * scope (ids are [a-z0-9_] by construction: nothing to escape). */
+static void http_header_value(buf *b, const char *v, const scope *sc)
+{
+    static const char user_t[] = CONFIG_TOOL_IDENTITY_USER, tenant_t[] = CONFIG_TOOL_IDENTITY_TENANT;
+    while (*v) {
+        if (!strncmp(v, user_t, sizeof user_t - 1)) {
+            buf_printf(b, "%s", sc ? sc->user_id : "");
+            v += sizeof user_t - 1;
+        } else if (!strncmp(v, tenant_t, sizeof tenant_t - 1)) {
+            buf_printf(b, "%s", sc ? sc->tenant_id : "");
+            v += sizeof tenant_t - 1;
+        } else {
+            buf_append(b, v++, 1);
+        }
+    }
+}
+
 static bool has_header(const tool_cfg *c, const char *name)
 {
     for (size_t i = 0; i < c->n_headers; i++)
@@ -292,7 +313,8 @@ tool_exec *tool_http_start(const tool_def *t, const tool_env *env, const cJSON *
         if (user_auth && strcasecmp(c->header_names[i], env->auth_header_name) == 0) continue;
         buf hb;
         buf_init(&hb);
-        buf_printf(&hb, "%s: %s", c->header_names[i], c->header_values[i]);
+        buf_printf(&hb, "%s: ", c->header_names[i]);
+        http_header_value(&hb, c->header_values[i], env->scope);
         h->headers[h->n_headers++] = buf_detach(&hb);
     }
     if (h->body && !has_header(c, "content-type"))

@@ -13,6 +13,7 @@
 
 #include "util/json_strict.h"
 #include "util/utf8.h"
+#include "util/xalloc.h"
 
 struct tool_registry {
     tool_def *defs;
@@ -46,7 +47,8 @@ static const char memory_desc[] =
 static const char clock_desc[] = "The current date and time (UTC).";
 
 static bool reg_add_builtin(tool_registry *r, const char *name, const char *desc,
-                            tool_kind kind, const char *schema_text, char *err, size_t errlen)
+                            tool_kind kind, tool_effects effects, const char *schema_text,
+                            char *err, size_t errlen)
 {
     cJSON *schema = cJSON_Parse(schema_text);
     if (!schema || !tools_schema_check(schema, name, err, errlen)) {
@@ -59,6 +61,7 @@ static bool reg_add_builtin(tool_registry *r, const char *name, const char *desc
     d->name = name;
     d->description = desc;
     d->kind = kind;
+    d->effects = effects;
     d->parameters = schema;
     d->http = NULL;
     return true;
@@ -166,39 +169,36 @@ static bool reg_placeholders_declared(const char *url, const cJSON *schema, char
     return true;
 }
 
-static bool reg_add_declared(tool_registry *r, const tool_cfg *tc, size_t idx, char *err,
-                             size_t errlen)
+/* The checks of one declared tool, and its schema (with
+ * additionalProperties made explicit); `at` names it in messages
+ * ("tools[2]"). NULL with err when it is not usable. */
+static cJSON *reg_check_declared(const tool_cfg *tc, const char *at, char *err, size_t errlen)
 {
     char where[96];
-    snprintf(where, sizeof where, "tools[%zu].parameters", idx);
+    snprintf(where, sizeof where, "%s%sparameters", at, at[0] ? "." : "");
+    const char *dot = at[0] ? "." : "";
     if (!reg_name_ok(tc->name)) {
-        snprintf(err, errlen, "tools[%zu].name: must be 1-64 of [a-zA-Z0-9_-]", idx);
-        return false;
+        snprintf(err, errlen, "%s%sname: must be 1-64 of [a-zA-Z0-9_-]", at, dot);
+        return NULL;
     }
-    for (size_t i = 0; i < r->n; i++)
-        if (strcmp(r->defs[i].name, tc->name) == 0) {
-            snprintf(err, errlen, "tools[%zu].name: a tool named \"%s\" already exists", idx,
-                     tc->name);
-            return false;
-        }
     char why[128];
     if (!reg_url_ok(tc->url, why, sizeof why)) {
-        snprintf(err, errlen, "tools[%zu].url: %s", idx, why);
-        return false;
+        snprintf(err, errlen, "%s%surl: %s", at, dot, why);
+        return NULL;
     }
     const char *m = tc->method ? tc->method : "POST";
     if (strcmp(m, "GET") && strcmp(m, "POST") && strcmp(m, "PUT") && strcmp(m, "PATCH") &&
         strcmp(m, "DELETE")) {
-        snprintf(err, errlen, "tools[%zu].method: must be GET, POST, PUT, PATCH or DELETE", idx);
-        return false;
+        snprintf(err, errlen, "%s%smethod: must be GET, POST, PUT, PATCH or DELETE", at, dot);
+        return NULL;
     }
     for (size_t i = 0; i < tc->n_headers; i++) {
         if (!reg_text_safe(tc->header_names[i]) || !reg_text_safe(tc->header_values[i]) ||
             !tc->header_names[i] || !tc->header_names[i][0] ||
             strchr(tc->header_names[i], ':')) {
-            snprintf(err, errlen, "tools[%zu].headers[%zu]: a header name or value contains "
-                                  "a line break or colon", idx, i);
-            return false;
+            snprintf(err, errlen, "%s%sheaders[%zu]: a header name or value contains "
+                                  "a line break or colon", at, dot, i);
+            return NULL;
         }
     }
     const char *text = tc->parameters_json && tc->parameters_json[0] ? tc->parameters_json
@@ -206,18 +206,18 @@ static bool reg_add_declared(tool_registry *r, const tool_cfg *tc, size_t idx, c
     cJSON *schema = cJSON_Parse(text);
     if (!schema) {
         snprintf(err, errlen, "%s: not valid JSON", where);
-        return false;
+        return NULL;
     }
     if (!tools_schema_check(schema, where, err, errlen)) {
         cJSON_Delete(schema);
-        return false;
+        return NULL;
     }
     /* Models send tool arguments as a JSON object; OpenAI requires it too. */
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(schema, "type");
     if (!cJSON_IsString(type) || strcmp(type->valuestring, "object") != 0) {
         snprintf(err, errlen, "%s: the top level must be {\"type\": \"object\", …}", where);
         cJSON_Delete(schema);
-        return false;
+        return NULL;
     }
     /* Only declared arguments reach the endpoint, so the model is told so:
      * unless the tool says otherwise, other properties are refused by
@@ -225,36 +225,68 @@ static bool reg_add_declared(tool_registry *r, const tool_cfg *tc, size_t idx, c
     if (!cJSON_GetObjectItemCaseSensitive(schema, "additionalProperties"))
         cJSON_AddFalseToObject(schema, "additionalProperties");
     if (!reg_placeholders_declared(tc->url, schema, why, sizeof why)) {
-        snprintf(err, errlen, "tools[%zu].url: %s", idx, why);
+        snprintf(err, errlen, "%s%surl: %s", at, dot, why);
         cJSON_Delete(schema);
-        return false;
+        return NULL;
     }
+    return schema;
+}
+
+bool tools_check_declared(const tool_cfg *tc, char *err, size_t errlen)
+{
+    cJSON *schema = reg_check_declared(tc, "", err, errlen);
+    cJSON_Delete(schema);
+    return schema != NULL;
+}
+
+static bool reg_add_declared(tool_registry *r, const tool_cfg *tc, size_t idx, char *err,
+                             size_t errlen)
+{
+    char at[32];
+    snprintf(at, sizeof at, "tools[%zu]", idx);
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->defs[i].name, tc->name) == 0) {
+            snprintf(err, errlen, "tools[%zu].name: a tool named \"%s\" already exists", idx,
+                     tc->name);
+            return false;
+        }
+    cJSON *schema = reg_check_declared(tc, at, err, errlen);
+    if (!schema) return false;
     tool_def *d = &r->defs[r->n++];
     d->name = tc->name;
     d->description = tc->description ? tc->description : "";
     d->kind = TOOL_HTTP;
+    d->effects = tc->effects ? tc->effects : TOOL_EFFECTS_EXTERNAL;
     d->parameters = schema;
     d->http = tc;
     return true;
 }
 
-tool_registry *tools_registry_new(const brigade_config *cfg, char *err, size_t errlen)
+tool_registry *tools_registry_of(const tool_cfg *const *tools, size_t n, char *err, size_t errlen)
 {
-    tool_registry *r = calloc(1, sizeof *r);
-    size_t cap = 2 + (cfg ? cfg->n_tools : 0);
-    if (!r || !(r->defs = calloc(cap, sizeof *r->defs))) {
-        free(r);
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    bool ok = reg_add_builtin(r, "memory", memory_desc, TOOL_MEMORY, memory_schema, err, errlen) &&
-              reg_add_builtin(r, "clock", clock_desc, TOOL_CLOCK, clock_schema, err, errlen);
-    for (size_t i = 0; ok && cfg && i < cfg->n_tools; i++)
-        ok = reg_add_declared(r, &cfg->tools[i], i, err, errlen);
+    tool_registry *r = xcalloc(1, sizeof *r);
+    r->defs = xcalloc(2 + n, sizeof *r->defs);
+    /* memory changes the user's stored memory; clock only reads */
+    bool ok = reg_add_builtin(r, "memory", memory_desc, TOOL_MEMORY, TOOL_EFFECTS_WRITE, memory_schema,
+                              err, errlen) &&
+              reg_add_builtin(r, "clock", clock_desc, TOOL_CLOCK, TOOL_EFFECTS_READ, clock_schema,
+                              err, errlen);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = reg_add_declared(r, tools[i], i, err, errlen);
     if (!ok) {
         tools_registry_free(r);
         return NULL;
     }
+    return r;
+}
+
+tool_registry *tools_registry_new(const brigade_config *cfg, char *err, size_t errlen)
+{
+    size_t n = cfg ? cfg->n_tools : 0;
+    const tool_cfg **list = xcalloc(n ? n : 1, sizeof *list);
+    for (size_t i = 0; i < n; i++) list[i] = &cfg->tools[i];
+    tool_registry *r = tools_registry_of(list, n, err, errlen);
+    free(list);
     return r;
 }
 

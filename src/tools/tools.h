@@ -38,6 +38,7 @@ typedef struct tool_def {
     const char     *name;
     const char     *description;
     tool_kind       kind;
+    tool_effects    effects;         /* read | write | external (config.h) */
     cJSON          *parameters;      /* JSON Schema (owned by the registry) */
     const tool_cfg *http;            /* TOOL_HTTP: its configuration */
 } tool_def;
@@ -49,6 +50,13 @@ typedef struct tool_registry tool_registry;
  * supported subset is documented in docs/tools.md). Returns NULL with err
  * on a bad schema. */
 tool_registry  *tools_registry_new(const brigade_config *cfg, char *err, size_t errlen);
+/* The same from a list of declared tools (a run's own set: the catalogue
+ * tools a tenant has and the tenant's own; tool_tenant.c). The tool_cfgs
+ * must outlive the registry. */
+tool_registry  *tools_registry_of(const tool_cfg *const *tools, size_t n, char *err, size_t errlen);
+/* The registry's checks of one declared tool (name, URL template, method,
+ * headers, schema), for a tenant's tool before it is stored. */
+bool            tools_check_declared(const tool_cfg *tc, char *err, size_t errlen);
 void            tools_registry_free(tool_registry *r);
 const tool_def *tools_find(const tool_registry *r, const char *name);
 /* Iterate: tools_at(r, 0 .. tools_count(r)-1), built-ins first. */

@@ -104,11 +104,16 @@ describe('agents', () => {
     assert.deepEqual(ids, ['gold-only', 'hasty', 'helper', 'no-tools', 'one-step', 'plain', 'remote', 'toolbox']);
   });
 
-  test('GET /v1/agents needs a user credential', async () => {
+  test('GET /v1/agents needs a user or tenant admin credential (the admin sees the definitions)', async () => {
     assert.equal((await stack.api(null, 'GET', '/v1/agents')).status, 401);
-    const r = await stack.api(tenant.admin_key, 'GET', '/v1/agents');
+    const r = await stack.api(stack.adminToken, 'GET', '/v1/agents');
     assert.equal(r.status, 403, r.text);
     assert.equal(errorOf(r).type, 'permission_error');
+    const adm = await stack.api(tenant.admin_key, 'GET', '/v1/agents');
+    assert.equal(adm.status, 200, adm.text);
+    const gold = adm.body.data.find((a) => a.id === 'gold-only');
+    assert.equal(gold.source, 'catalogue');
+    assert.equal(gold.available, true);
   });
 });
 

@@ -1,0 +1,167 @@
+/* tool_tenant.c — one tenant's view of the catalogue and of its own tools
+ * and agents (tool_tenant.h), and the snapshot a run takes of them. */
+#include "tools/tool_tenant.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/xalloc.h"
+
+static bool tools_builtin(const char *name)
+{
+    return !strcmp(name, "memory") || !strcmp(name, "clock");
+}
+
+tools_tenant_status tools_tenant_load(store *st, const scope *sc, const brigade_config *cfg,
+                                      tools_tenant *out)
+{
+    memset(out, 0, sizeof *out);
+    out->cfg = cfg;
+    store_status r = store_def_list(st, sc, STORE_DEF_TOOL, &out->rows, &out->n);
+    return r == STORE_OK ? TOOLS_TENANT_OK : TOOLS_TENANT_ERROR;
+}
+
+void tools_tenant_free(tools_tenant *tt)
+{
+    store_free_defs(tt->rows, tt->n);
+    tt->rows = NULL;
+    tt->n = 0;
+}
+
+static const def_rec *tools_tenant_row(const tools_tenant *tt, const char *name)
+{
+    for (size_t i = 0; i < tt->n; i++)
+        if (!strcmp(tt->rows[i].name, name)) return &tt->rows[i];
+    return NULL;
+}
+
+const def_rec *tools_tenant_own(const tools_tenant *tt, const char *name)
+{
+    const def_rec *r = tools_tenant_row(tt, name);
+    return r && r->body ? r : NULL;
+}
+
+const tool_cfg *tools_tenant_catalogue_tool(const tools_tenant *tt, const char *name)
+{
+    const def_rec *r = tools_tenant_row(tt, name);
+    if (r && r->body) return NULL;              /* the tenant's own shadows it */
+    const tool_cfg *tc = config_find_tool(tt->cfg, name);
+    if (!tc) return NULL;
+    return !tc->tenants_enable || r ? tc : NULL;
+}
+
+bool tools_tenant_knows(void *arg, const char *name)
+{
+    const tools_tenant *tt = arg;
+    return tools_builtin(name) || tools_tenant_own(tt, name) || tools_tenant_catalogue_tool(tt, name);
+}
+
+const agent_cfg *tools_tenant_catalogue_agent(const brigade_config *cfg, const char *name, bool enabled)
+{
+    const agent_cfg *a = config_find_agent(cfg, name);
+    return a && (!a->tenants_enable || enabled) ? a : NULL;
+}
+
+tools_tenant_status tools_tenant_agent(store *st, const scope *sc, const tools_tenant *tt,
+                                       const char *name, agent_cfg *own, const agent_cfg **agent,
+                                       char *err, size_t errlen)
+{
+    memset(own, 0, sizeof *own);
+    *agent = NULL;
+    def_rec d;
+    store_status r = store_def_get(st, sc, STORE_DEF_AGENT, name, &d);
+    if (r != STORE_OK && r != STORE_NOT_FOUND) return TOOLS_TENANT_ERROR;
+    if (r == STORE_OK && d.body) {
+        char why[400];
+        int rc = config_agent_from_json(tt->cfg, d.body, strlen(d.body), tools_tenant_knows,
+                                        (void *)tt, own, why, sizeof why);
+        def_rec_free(&d);
+        if (rc < 0) {
+            snprintf(err, errlen, "agent \"%.64s\" no longer loads: %s", name, why);
+            return TOOLS_TENANT_UNUSABLE;
+        }
+        *agent = own;
+        return TOOLS_TENANT_OK;
+    }
+    *agent = tools_tenant_catalogue_agent(tt->cfg, name, r == STORE_OK);
+    def_rec_free(&d);
+    return *agent ? TOOLS_TENANT_OK : TOOLS_TENANT_NOT_FOUND;
+}
+
+/* Does the server's registry serve this agent in this tenant exactly:
+ * every tool it lists is the catalogue's and the tenant has it? */
+static bool tools_server_serves(const tools_tenant *tt, const agent_cfg *a)
+{
+    for (size_t i = 0; i < a->n_tools; i++) {
+        if (tools_builtin(a->tools[i])) continue;
+        const tool_cfg *tc = tools_tenant_catalogue_tool(tt, a->tools[i]);
+        if (!tc || tools_tenant_own(tt, a->tools[i])) return false;
+    }
+    return true;
+}
+
+static tools_tenant_status tools_run_set_build(const tools_tenant *tt, tools_run_set *out,
+                                               char *err, size_t errlen)
+{
+    const agent_cfg *a = out->agent;
+    const tool_cfg **list = xcalloc(a->n_tools ? a->n_tools : 1, sizeof *list);
+    out->own_tools = xcalloc(a->n_tools ? a->n_tools : 1, sizeof *out->own_tools);
+    size_t n = 0;
+    tools_tenant_status res = TOOLS_TENANT_OK;
+    for (size_t i = 0; i < a->n_tools && res == TOOLS_TENANT_OK; i++) {
+        const char *name = a->tools[i];
+        const def_rec *own = tools_builtin(name) ? NULL : tools_tenant_own(tt, name);
+        if (own) {
+            char why[400];
+            tool_cfg *tc = &out->own_tools[out->n_own_tools];
+            if (config_tool_from_json(tt->cfg, own->body, strlen(own->body), tc, why, sizeof why) < 0) {
+                snprintf(err, errlen, "tool \"%.64s\" no longer loads: %s", name, why);
+                res = TOOLS_TENANT_UNUSABLE;
+                break;
+            }
+            out->n_own_tools++;
+            list[n++] = tc;
+            continue;
+        }
+        /* A catalogue tool the tenant does not have is left out: the
+         * guard refuses a call of it as it refuses any unknown tool. */
+        const tool_cfg *tc = tools_builtin(name) ? NULL : tools_tenant_catalogue_tool(tt, name);
+        if (tc) list[n++] = tc;
+    }
+    if (res == TOOLS_TENANT_OK) {
+        out->registry = tools_registry_of(list, n, err, errlen);
+        if (!out->registry) res = TOOLS_TENANT_UNUSABLE;
+        out->tools = out->registry;
+    }
+    free(list);
+    return res;
+}
+
+tools_tenant_status tools_run_set_resolve(store *st, const scope *sc, const brigade_config *cfg,
+                                          const tool_registry *server, const char *agent_name,
+                                          tools_run_set *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    tools_tenant tt;
+    if (tools_tenant_load(st, sc, cfg, &tt) != TOOLS_TENANT_OK) return TOOLS_TENANT_ERROR;
+    tools_tenant_status res = tools_tenant_agent(st, sc, &tt, agent_name, &out->own_agent, &out->agent,
+                                                 err, errlen);
+    if (res == TOOLS_TENANT_OK) {
+        if (tools_server_serves(&tt, out->agent)) out->tools = server;
+        else res = tools_run_set_build(&tt, out, err, errlen);
+    }
+    tools_tenant_free(&tt);
+    if (res != TOOLS_TENANT_OK) tools_run_set_free(out);
+    return res;
+}
+
+void tools_run_set_free(tools_run_set *s)
+{
+    if (!s) return;
+    tools_registry_free(s->registry);     /* before the tool_cfgs it points into */
+    for (size_t i = 0; i < s->n_own_tools; i++) config_tool_free(&s->own_tools[i]);
+    free(s->own_tools);
+    config_agent_free(&s->own_agent);
+    memset(s, 0, sizeof *s);
+}
