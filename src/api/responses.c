@@ -50,7 +50,6 @@ typedef struct responses_call {
     /* keeping the turn */
     char              *turn_items, *turn_object;
     store_status       store_status;
-    char               store_why[400];
 } responses_call;
 
 /* Everything the call owns outside the request's arena. */
@@ -94,21 +93,13 @@ static void responses_deliver(responses_call *rc)
     http_request *req = ctx->req;
     if (rc->stream_started) {
         rc->scratch.len = 0;
-        if (rc->store_status == STORE_OK) {
-            responses_stream_end(&rc->rs, &rc->scratch);
-        } else {
-            responses_stream_fail(&rc->rs, "storage_failed", rc->store_why, &rc->scratch);
-        }
+        responses_stream_end(&rc->rs, &rc->scratch);
         http_stream_write(req, rc->scratch.data, rc->scratch.len);
         obs_gauge_add(obs_series_of(obs_m_active_streams(), NULL), -1);
         buf scratch = rc->scratch;
         responses_release(rc);
         http_stream_end(req);
         buf_free(&scratch);
-        return;
-    }
-    if (ctx->is_error) {
-        responses_send_error(rc);
         return;
     }
     char *text = cJSON_PrintUnformatted(rc->resp);
@@ -126,23 +117,20 @@ static void responses_keep_work(http_request *req)
     rc->store_status = store_response_put(ctx->env->store, &ctx->scope, rc->id,
                                           rc->rq.previous_id[0] ? rc->rq.previous_id : NULL,
                                           rc->rq.model->name, rc->turn_items, rc->turn_object);
-    if (rc->store_status == STORE_OK) return;
-    /* the reason, on the thread that made the store call */
-    if (!rc->stream_started) {
-        api_fail_store(ctx, rc->store_status, "response");
-    } else if (rc->store_status == STORE_QUOTA || rc->store_status == STORE_TOO_LARGE) {
-        store_quota_describe(store_quota_refused(), ctx->scope.tier, rc->store_why, sizeof rc->store_why);
-    }
-    if (rc->stream_started && !rc->store_why[0])
-        snprintf(rc->store_why, sizeof rc->store_why, "the response could not be stored");
 }
 
 static void responses_keep_done(http_request *req)
 {
     api_ctx *ctx = req->user;
     responses_call *rc = ctx->handler_state;
-    if (rc->store_status != STORE_OK && !rc->stream_started)
-        log_warn("responses request=%s: charged, but not stored (%d)", req->request_id, rc->store_status);
+    if (rc->store_status != STORE_OK) {
+        /* The answer is paid for and the client gets it, saying it was not
+         * kept: the quota check before the call passed, but this answer
+         * tipped the quota over (or the turn is over its size bound). */
+        log_warn("responses request=%s id=%s: answered but not stored (store status %d)",
+                 req->request_id, rc->id, rc->store_status);
+        cJSON_ReplaceItemInObjectCaseSensitive(rc->resp, "store", cJSON_CreateFalse());
+    }
     responses_deliver(rc);
 }
 
@@ -400,9 +388,13 @@ static void responses_load_work(http_request *req)
         }
     }
     if (rc->rq.store) {
-        /* the turn holds at least the request's input: refuse before
-         * paying for an answer that could not be kept */
-        rc->load_status = store_response_room(ctx->env->store, &ctx->scope, (int64_t)req->body_len);
+        /* A turn keeps the input items and a Response object that repeats
+         * the request's other fields: about twice the body, plus the
+         * object's own fields. Refuse before paying for an answer that
+         * could not be kept; the answer's own size is checked when the
+         * turn is written (responses_keep_done). */
+        int64_t estimate = 2 * (int64_t)req->body_len + 1024;
+        rc->load_status = store_response_room(ctx->env->store, &ctx->scope, estimate);
         if (rc->load_status != STORE_OK) api_fail_store(ctx, rc->load_status, "response");
     }
 }

@@ -394,7 +394,7 @@ store_status store_memory_delete(store *st, const scope *sc, const char *key);
  * memory_bytes quota together with memory entries. --- */
 
 #define STORE_RESPONSE_MAX_BYTES   (1u << 20)  /* one stored turn: its items and its object */
-#define STORE_RESPONSE_CHAIN_MAX   64          /* responses one previous_response_id may reach */
+#define STORE_RESPONSE_CHAIN_MAX   64          /* responses in one conversation, at most */
 #define STORE_RESPONSE_CHAIN_BYTES (4u << 20)  /* their items together */
 
 /* Keep one turn: items_json is a JSON array (its input and output items),
@@ -409,8 +409,9 @@ store_status store_response_room(store *st, const scope *sc, int64_t bytes);
 store_status store_response_get(store *st, const scope *sc, const char *id, char **object_json);
 /* Every item of the conversation that ends with `id`, oldest first, as one
  * JSON array (malloc'd). STORE_NOT_FOUND also when an earlier response of
- * the chain was deleted; STORE_TOO_LARGE past STORE_RESPONSE_CHAIN_MAX
- * responses or STORE_RESPONSE_CHAIN_BYTES. */
+ * the chain was deleted; STORE_TOO_LARGE when the chain already holds
+ * STORE_RESPONSE_CHAIN_MAX responses (one more would pass the bound) or
+ * STORE_RESPONSE_CHAIN_BYTES. */
 store_status store_response_chain(store *st, const scope *sc, const char *id, char **items_json);
 store_status store_response_delete(store *st, const scope *sc, const char *id);
 /* Full-text search over keys and values (FTS5), at most limit, best first:

@@ -151,7 +151,7 @@ store_status store_response_chain(store *st, const scope *sc, const char *id, ch
         " SELECT prev, items, depth FROM chain ORDER BY depth DESC");
     if (!s) return STORE_ERROR;
     store_bind_owned(s, 1, id, sc);
-    sqlite3_bind_int(s, 4, STORE_RESPONSE_CHAIN_MAX + 1);
+    sqlite3_bind_int(s, 4, STORE_RESPONSE_CHAIN_MAX);
     buf out;
     buf_init(&out);
     buf_append(&out, "[", 1);
@@ -167,7 +167,7 @@ store_status store_response_chain(store *st, const scope *sc, const char *id, ch
             first_row = false;
             /* the oldest row read: a chain longer than the bound, or one
              * whose earlier response was deleted, cannot be continued */
-            if (depth > STORE_RESPONSE_CHAIN_MAX) { res = STORE_TOO_LARGE; break; }
+            if (depth >= STORE_RESPONSE_CHAIN_MAX) { res = STORE_TOO_LARGE; break; }
             if (prev && prev[0]) { res = STORE_NOT_FOUND; break; }
         }
         /* each row's items are one JSON array: join their insides */

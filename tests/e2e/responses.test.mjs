@@ -61,8 +61,14 @@ after(() => new Promise((r) => (captureServer ? captureServer.close(r) : r())));
 const stack = useStack(async () => {
   await startCaptureServer();
   return {
-    extraProviders: [{ name: 'capture', kind: 'openai', base_url: `http://127.0.0.1:${capturePort}/v1`, api_key: 'capture-secret', timeout_ms: 2000 }],
-    extraModels: [{ name: 'capture-model', provider: 'capture', upstream_model: 'real-upstream-name', input_usd_per_mtok: 1.0, output_usd_per_mtok: 1.0, max_output_tokens: 4096 }],
+    extraProviders: [
+      { name: 'capture', kind: 'openai', base_url: `http://127.0.0.1:${capturePort}/v1`, api_key: 'capture-secret', timeout_ms: 2000 },
+      { name: 'claude', kind: 'anthropic', base_url: '{mock}/v1', api_key: 'test', timeout_ms: 3000 },
+    ],
+    extraModels: [
+      { name: 'capture-model', provider: 'capture', upstream_model: 'real-upstream-name', input_usd_per_mtok: 1.0, output_usd_per_mtok: 1.0, max_output_tokens: 4096 },
+      { name: 'claude-test', provider: 'claude', upstream_model: 'claude-mock-sonnet', input_usd_per_mtok: 3.0, output_usd_per_mtok: 15.0 },
+    ],
   };
 }, async (s) => {
   s.tenant = await s.makeTenant();
@@ -232,6 +238,29 @@ describe('the openai SDK: responses.create', () => {
     captured.length = 0;
     await c.responses.create({ model: 'capture-model', input: 'hi', store: false });
     assert.equal(captured[0].body.max_completion_tokens, 4096);
+  });
+
+  test('an Anthropic provider: Responses → chat → Messages, tools and streaming', async () => {
+    const c = stack.openaiClient(stack.user.key);
+    const r1 = await c.responses.create({ model: 'claude-test', input: weatherAsk, tools: [weatherTool] });
+    const call = r1.output.find((o) => o.type === 'function_call');
+    assert.ok(call, JSON.stringify(r1.output));
+    assert.deepEqual(JSON.parse(call.arguments), { city: 'Paris' });
+    const r2 = await c.responses.create({
+      model: 'claude-test', previous_response_id: r1.id, tools: [weatherTool],
+      input: [{ type: 'function_call_output', call_id: call.call_id, output: 'windy' }],
+    });
+    assert.match(r2.output_text, /get_weather returned: windy/);
+    const s = await c.responses.create({ model: 'claude-test', input: 'Stream [[tokens:3]]', stream: true });
+    let text = '';
+    let last;
+    for await (const ev of s) {
+      if (ev.type === 'response.output_text.delta') text += ev.delta;
+      last = ev;
+    }
+    assert.equal(text, 'alpha bravo charlie');
+    assert.equal(last.type, 'response.completed');
+    assert.equal(last.response.usage.output_tokens, 3);
   });
 
   test('what cannot be translated is refused with 400 naming the field', async () => {
