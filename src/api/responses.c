@@ -85,21 +85,27 @@ static void responses_fail(responses_call *rc, const chat_request_error *e)
     responses_send_error(rc);
 }
 
+/* Send the last events (in scratch) and end the stream and the request. */
+static void responses_close_stream(responses_call *rc)
+{
+    http_request *req = rc->ctx->req;
+    http_stream_write(req, rc->scratch.data, rc->scratch.len);
+    obs_gauge_add(obs_series_of(obs_m_active_streams(), NULL), -1);
+    buf scratch = rc->scratch;
+    responses_release(rc);
+    http_stream_end(req);
+    buf_free(&scratch);          /* rc lived in the request's arena */
+}
+
 /* ---- the end: deliver, after the turn is kept ---- */
 
 static void responses_deliver(responses_call *rc)
 {
     api_ctx *ctx = rc->ctx;
-    http_request *req = ctx->req;
     if (rc->stream_started) {
         rc->scratch.len = 0;
         responses_stream_end(&rc->rs, &rc->scratch);
-        http_stream_write(req, rc->scratch.data, rc->scratch.len);
-        obs_gauge_add(obs_series_of(obs_m_active_streams(), NULL), -1);
-        buf scratch = rc->scratch;
-        responses_release(rc);
-        http_stream_end(req);
-        buf_free(&scratch);
+        responses_close_stream(rc);
         return;
     }
     char *text = cJSON_PrintUnformatted(rc->resp);
@@ -213,12 +219,7 @@ static void responses_on_done(metered_call *mc, upstream_call *call, const upstr
         /* headers are gone: the failure in-band, the way OpenAI reports it */
         rc->scratch.len = 0;
         responses_stream_fail(&rc->rs, ctx->err_code, ctx->err_message, &rc->scratch);
-        http_stream_write(req, rc->scratch.data, rc->scratch.len);
-        obs_gauge_add(obs_series_of(obs_m_active_streams(), NULL), -1);
-        buf scratch = rc->scratch;
-        responses_release(rc);
-        http_stream_end(req);
-        buf_free(&scratch);
+        responses_close_stream(rc);
         return;
     }
     if (!ok) {

@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/json_strict.h"
-#include "util/utf8.h"
 #include "util/xalloc.h"
 
 static bool resp_fail(chat_request_error *err, int status, const char *code, const char *param,
@@ -330,26 +328,9 @@ bool responses_request_parse(const char *body, size_t len, const brigade_config 
 {
     memset(out, 0, sizeof *out);
     memset(err, 0, sizeof *err);
-    if (!body || len == 0)
-        return resp_fail(err, 400, "missing_body", NULL, "this request needs a JSON object body");
-    if (!utf8_valid(body, len))
-        return resp_fail(err, 400, "invalid_utf8", NULL, "the request body is not valid UTF-8");
-    json_strict_error jerr;
-    if (!json_strict_text(body, len, "the request body", &jerr))
-        return resp_fail(err, 400, jerr.kind == JSON_STRICT_NUL ? "nul_character" : "invalid_json",
-                         NULL, "%s", jerr.message);
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
-    if (!root)
-        return resp_fail(err, 400, "invalid_json", NULL, "the request body is not valid JSON");
+    cJSON *root = chat_request_body_object(body, len, err);
+    if (!root) return false;
     out->root = root;
-    for (const char *p = end; p < body + len; p++)
-        if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t')
-            return resp_fail(err, 400, "invalid_json", NULL, "unexpected data after the JSON value");
-    if (!cJSON_IsObject(root))
-        return resp_fail(err, 400, "invalid_json", NULL, "the request body must be a JSON object");
-    if (!json_strict_tree(root, "the request body", &jerr))
-        return resp_fail(err, 400, "duplicate_key", jerr.path, "%s", jerr.message);
     if (!resp_check_fields(root, err)) return false;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!model) return resp_fail(err, 400, "missing_field", "model", "missing required field \"model\"");
