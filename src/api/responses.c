@@ -196,6 +196,16 @@ static void responses_on_done(metered_call *mc, upstream_call *call, const upstr
     http_request *req = ctx->req;
     req->on_abort = NULL;
     req->on_drain = NULL;
+    /* What served it, as the chat route tells it: a fallback answers
+     * under its own name. */
+    if (res->served_model && rc->resp)
+        cJSON_ReplaceItemInObjectCaseSensitive(rc->resp, "model",
+                                               cJSON_CreateString(res->served_model->name));
+    if (!rc->stream_started) {
+        http_add_header(req, "x-brigade-model",
+                        res->served_model ? res->served_model->name : rc->rq.model->name);
+        if (res->deployment) http_add_header(req, "x-brigade-deployment", res->deployment);
+    }
     int status = 200;
     bool ok = res->error == UPSTREAM_OK;
     if (!ok) {

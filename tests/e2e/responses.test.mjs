@@ -107,6 +107,9 @@ describe('the openai SDK: responses.create', () => {
     assert.ok(r.output_text.length > 0);
     assert.ok(r.usage.input_tokens > 0 && r.usage.output_tokens > 0);
     assert.equal(r.usage.total_tokens, r.usage.input_tokens + r.usage.output_tokens);
+    const raw = await stack.api(stack.user.key, 'POST', '/v1/responses', { model: 'gpt-test', input: 'x', store: false });
+    assert.equal(raw.headers.get('x-brigade-model'), 'gpt-test');
+    assert.match(raw.headers.get('x-brigade-deployment'), /upstream-mock/);
     const usage = stack.must(await stack.api(stack.user.key, 'GET', '/v1/usage?group_by=model'), 200, 'usage');
     const row = usage.data.find((x) => x.group === 'local-model');
     assert.ok(row && row.requests >= 1 && row.cost_usd > 0, JSON.stringify(usage.data));
