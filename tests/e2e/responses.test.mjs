@@ -197,6 +197,17 @@ describe('the openai SDK: responses.create', () => {
     assert.equal(last.type, 'response.incomplete');
   });
 
+  test('a provider failure: an SDK error before the stream, error and response.failed events within it', async () => {
+    const c = stack.openaiClient(stack.user.key);
+    await assert.rejects(c.responses.create({ model: 'gpt-test', input: 'x [[fault:server_error]]' }), (e) => e.status === 502);
+    const s = await c.responses.create({ model: 'gpt-test', input: 'x [[tokens:20]] [[fault:truncate]]', stream: true });
+    const types = [];
+    for await (const ev of s) types.push(ev.type);
+    assert.equal(types[0], 'response.created');
+    assert.deepEqual(types.slice(-2), ['error', 'response.failed']);
+    assert.ok(types.includes('response.output_text.delta'));
+  });
+
   test('the translation: what a chat-completions provider is sent', async () => {
     const c = stack.openaiClient(stack.user.key);
     captured.length = 0;
