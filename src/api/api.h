@@ -228,6 +228,10 @@ void api_audit_verify(api_ctx *ctx);    /* GET /v1/audit/verify */
  * source address a second; never the secret), then send it. On the loop. */
 void api_audit_auth_failure(api_ctx *ctx, const char *code);
 void api_chat_completions(api_ctx *ctx);
+/* the OpenAI Responses API (responses.c) */
+void api_responses_create(api_ctx *ctx);   /* POST /v1/responses */
+void api_responses_get(api_ctx *ctx);      /* GET /v1/responses/{id} */
+void api_responses_delete(api_ctx *ctx);   /* DELETE /v1/responses/{id} */
 /* x-ratelimit-* headers of the OpenAI form, added to the response
  * (ratelimit_headers.c). */
 void api_add_ratelimit_headers(http_request *req, const govern_ratelimit_info *rl);

@@ -85,6 +85,8 @@ void api_fail_store(api_ctx *ctx, store_status st, const char *what)
         char why[300];
         store_quota_describe(r, ctx->scope.tier, why, sizeof why);
         const char *hint = !r->quota ? "" :
+            strcmp(r->quota, "memory_bytes") == 0 ? "delete memory entries (DELETE /v1/memory/{key}) or "
+                                                    "stored responses (DELETE /v1/responses/{id}) first" :
             strncmp(r->quota, "memory", 6) == 0 ? "delete memory entries (DELETE /v1/memory/{key}) first" :
             strcmp(r->quota, "sessions") == 0 ? "delete sessions (DELETE /v1/sessions/{id}) first" :
             "start a new session";

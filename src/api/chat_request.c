@@ -178,43 +178,60 @@ static bool chat_check_messages(const cJSON *body, chat_request_error *err)
     return true;
 }
 
-bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
-                        chat_request *out, chat_request_error *err)
+cJSON *chat_request_body_object(const char *body, size_t len, chat_request_error *err)
 {
-    memset(out, 0, sizeof *out);
     memset(err, 0, sizeof *err);
-    if (!body || len == 0)
-        return chat_fail(err, 400, "missing_body", NULL, "this request needs a JSON object body");
-    if (!utf8_valid(body, len))
-        return chat_fail(err, 400, "invalid_utf8", NULL, "the request body is not valid UTF-8");
+    if (!body || len == 0) {
+        chat_fail(err, 400, "missing_body", NULL, "this request needs a JSON object body");
+        return NULL;
+    }
+    if (!utf8_valid(body, len)) {
+        chat_fail(err, 400, "invalid_utf8", NULL, "the request body is not valid UTF-8");
+        return NULL;
+    }
     json_strict_error jerr;
-    if (!json_strict_text(body, len, "the request body", &jerr))
-        return chat_fail(err, 400, jerr.kind == JSON_STRICT_NUL ? "nul_character" : "invalid_json",
-                         NULL, "%s", jerr.message);
+    if (!json_strict_text(body, len, "the request body", &jerr)) {
+        chat_fail(err, 400, jerr.kind == JSON_STRICT_NUL ? "nul_character" : "invalid_json",
+                  NULL, "%s", jerr.message);
+        return NULL;
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
     if (!root) {
         size_t at = end && end >= body ? (size_t)(end - body) : 0;
-        return chat_fail(err, 400, "invalid_json", NULL,
-                         "the request body is not valid JSON (error near byte %zu)", at);
+        chat_fail(err, 400, "invalid_json", NULL,
+                  "the request body is not valid JSON (error near byte %zu)", at);
+        return NULL;
     }
-    bool ok = false;
     for (const char *p = end; p < body + len; p++)
         if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') {
             chat_fail(err, 400, "invalid_json", NULL, "unexpected data after the JSON value");
-            goto out;
+            goto fail;
         }
     if (!cJSON_IsObject(root)) {
         chat_fail(err, 400, "invalid_json", NULL, "the request body must be a JSON object");
-        goto out;
+        goto fail;
     }
     /* Before any field is read: the client's bytes may be forwarded as
      * they are, and a provider keeping the last copy of a repeated key
      * would read another request than the one governed here. */
     if (!json_strict_tree(root, "the request body", &jerr)) {
         chat_fail(err, 400, "duplicate_key", jerr.path, "%s", jerr.message);
-        goto out;
+        goto fail;
     }
+    return root;
+fail:
+    cJSON_Delete(root);
+    return NULL;
+}
+
+bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
+                        chat_request *out, chat_request_error *err)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *root = chat_request_body_object(body, len, err);
+    if (!root) return false;
+    bool ok = false;
     if (!chat_check_field_case(root, err)) goto out;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!model) {

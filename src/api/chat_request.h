@@ -5,6 +5,7 @@
 #ifndef BRIGADE_CHAT_REQUEST_H
 #define BRIGADE_CHAT_REQUEST_H
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -45,5 +46,12 @@ typedef struct chat_request {
 bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
                         chat_request *out, chat_request_error *err);
 void chat_request_free(chat_request *r);
+
+/* The first checks of every gateway body (chat completions, Responses):
+ * present, valid UTF-8, one JSON object and nothing after it, no NUL, no
+ * key repeated at any depth. The parsed object, or NULL with err filled
+ * (400: missing_body, invalid_utf8, invalid_json, nul_character,
+ * duplicate_key with the key's path as param). */
+cJSON *chat_request_body_object(const char *body, size_t len, chat_request_error *err);
 
 #endif

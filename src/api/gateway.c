@@ -28,6 +28,7 @@
  * Runs entirely on the loop thread: no store reads, no blocking. */
 #include "api/api.h"
 #include "api/chat_request.h"
+#include "api/gateway.h"
 #include "govern/call.h"
 
 #include <stdio.h>
@@ -114,10 +115,9 @@ static void gateway_served_headers(gateway_call *g, const char *deployment)
 }
 
 /* Turn a failed provider call into the client's error (API.md's table). */
-static void gateway_fail_upstream(gateway_call *g, const upstream_result *res)
+void api_gateway_fail_upstream(api_ctx *ctx, const model_cfg *model, const upstream_result *res)
 {
-    api_ctx *ctx = g->ctx;
-    const char *prov = res->deployment ? res->deployment : g->model->provider_name;
+    const char *prov = res->deployment ? res->deployment : model->provider_name;
     const char *why = res->message ? res->message : upstream_error_name(res->error);
     switch (res->error) {
     case UPSTREAM_TIMEOUT:
@@ -228,7 +228,7 @@ static void gateway_finish(gateway_call *g, const upstream_result *res)
     int status = 200;
     if (res->error != UPSTREAM_OK) {
         atomic_fetch_add(&ctx->env->metrics.upstream_errors, 1);
-        gateway_fail_upstream(g, res);
+        api_gateway_fail_upstream(ctx, g->model, res);
         status = ctx->status;
         if (res->error != UPSTREAM_CANCELLED)
             log_warn("gateway request=%s model=%s attempts=%u error=%s status=%d",
@@ -325,7 +325,7 @@ static void gateway_start(gateway_call *g)
 /* The deadline of the call: the client's x-brigade-timeout-ms (a positive
  * integer of ms, capped by server.max_request_timeout_ms) or
  * server.request_timeout_ms. false if the header is malformed. */
-static bool gateway_deadline(api_ctx *ctx, uint64_t *deadline)
+bool api_gateway_deadline(api_ctx *ctx, uint64_t *deadline)
 {
     const brigade_config *cfg = &ctx->env->cfg;
     uint64_t ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : 120000;
@@ -411,7 +411,7 @@ void api_chat_completions(api_ctx *ctx)
         return;
     }
     uint64_t deadline;
-    if (!gateway_deadline(ctx, &deadline)) {
+    if (!api_gateway_deadline(ctx, &deadline)) {
         chat_request_free(&cr);
         api_fail(ctx, 400, "invalid_request_error", "invalid_header", "x-brigade-timeout-ms",
                  "x-brigade-timeout-ms must be a positive whole number of milliseconds");

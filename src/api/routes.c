@@ -37,6 +37,9 @@ static const api_route api_routes[] = {
     R("GET",    "/v1/traces/{trace_id}",    ROLES_TENANT_ADMIN | ROLES_USER, api_traces_get, NULL),
     R("GET",    "/v1/models",               ROLES_ANY,          NULL, api_models_list),
     R("POST",   "/v1/chat/completions",     ROLES_USER,         NULL, api_chat_completions),
+    R("POST",   "/v1/responses",            ROLES_USER,         NULL, api_responses_create),
+    R("GET",    "/v1/responses/{id}",       ROLES_USER,         api_responses_get, NULL),
+    R("DELETE", "/v1/responses/{id}",       ROLES_USER,         api_responses_delete, NULL),
 
     R("GET",    "/v1/agents",               ROLES_USER | ROLES_TENANT_ADMIN, api_agents_list, NULL),
     R("POST",   "/v1/sessions",             ROLES_USER,         api_sessions_create, NULL),
@@ -78,7 +81,7 @@ ENTRY(20) ENTRY(21) ENTRY(22) ENTRY(23) ENTRY(24) ENTRY(25) ENTRY(26) ENTRY(27) 
 ENTRY(30) ENTRY(31) ENTRY(32)
 ENTRY(33)
 ENTRY(34) ENTRY(35) ENTRY(36)
-ENTRY(37) ENTRY(38) ENTRY(39) ENTRY(40) ENTRY(41) ENTRY(42) ENTRY(43) ENTRY(44) ENTRY(45) ENTRY(46) ENTRY(47)
+ENTRY(37) ENTRY(38) ENTRY(39) ENTRY(40) ENTRY(41) ENTRY(42) ENTRY(43) ENTRY(44) ENTRY(45) ENTRY(46) ENTRY(47) ENTRY(48) ENTRY(49) ENTRY(50)
 
 static const http_handler api_entries[] = {
     api_entry_0, api_entry_1, api_entry_2, api_entry_3, api_entry_4, api_entry_5,
@@ -89,7 +92,7 @@ static const http_handler api_entries[] = {
     api_entry_30, api_entry_31, api_entry_32,
     api_entry_33,
     api_entry_34, api_entry_35, api_entry_36,
-    api_entry_37, api_entry_38, api_entry_39, api_entry_40, api_entry_41, api_entry_42, api_entry_43, api_entry_44, api_entry_45, api_entry_46, api_entry_47,
+    api_entry_37, api_entry_38, api_entry_39, api_entry_40, api_entry_41, api_entry_42, api_entry_43, api_entry_44, api_entry_45, api_entry_46, api_entry_47, api_entry_48, api_entry_49, api_entry_50,
 };
 
 _Static_assert(sizeof api_entries / sizeof api_entries[0] == N_ROUTES,

@@ -493,6 +493,33 @@ store_status store_memory_put(store *st, const scope *sc, const char *key, const
                               memory_rec *out /* may be NULL */);
 store_status store_memory_get(store *st, const scope *sc, const char *key, memory_rec *out);
 store_status store_memory_delete(store *st, const scope *sc, const char *key);
+
+/* --- stored Responses (store_responses.c): POST /v1/responses with
+ * "store", continued by previous_response_id. A user's own (role user);
+ * another user's id is STORE_NOT_FOUND. Their bytes count against the
+ * memory_bytes quota together with memory entries. --- */
+
+#define STORE_RESPONSE_MAX_BYTES   (1u << 20)  /* one stored turn: its items and its object */
+#define STORE_RESPONSE_CHAIN_MAX   64          /* responses in one conversation, at most */
+#define STORE_RESPONSE_CHAIN_BYTES (4u << 20)  /* their items together */
+
+/* Keep one turn: items_json is a JSON array (its input and output items),
+ * object_json the response object. STORE_INVALID for a malformed id or a
+ * turn over STORE_RESPONSE_MAX_BYTES; STORE_QUOTA / STORE_TOO_LARGE. */
+store_status store_response_put(store *st, const scope *sc, const char *id, const char *previous_id,
+                                const char *model, const char *items_json, const char *object_json);
+/* Would `bytes` more fit the memory_bytes quota now? (checked again, and
+ * decisively, by store_response_put). */
+store_status store_response_room(store *st, const scope *sc, int64_t bytes);
+/* The response object of one of the caller's responses (malloc'd). */
+store_status store_response_get(store *st, const scope *sc, const char *id, char **object_json);
+/* Every item of the conversation that ends with `id`, oldest first, as one
+ * JSON array (malloc'd). STORE_NOT_FOUND also when an earlier response of
+ * the chain was deleted; STORE_TOO_LARGE when the chain already holds
+ * STORE_RESPONSE_CHAIN_MAX responses (one more would pass the bound) or
+ * STORE_RESPONSE_CHAIN_BYTES. */
+store_status store_response_chain(store *st, const scope *sc, const char *id, char **items_json);
+store_status store_response_delete(store *st, const scope *sc, const char *id);
 /* Full-text search over keys and values (FTS5), at most limit, best first:
  * BM25 with statistics over the caller's own entries only, so nothing
  * another user stores changes the order (store_rank.c); ties newest first.

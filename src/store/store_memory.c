@@ -110,13 +110,15 @@ typedef struct memory_put_args {
 } memory_put_args;
 
 /* The memory_entries and memory_bytes quotas, against the user's entries
+ * (memory_bytes also holds their stored Responses, store_responses.c)
  * as they are inside this transaction. Replacing a key counts its new size
  * instead of its old one, and no entry. */
 static store_status store_memory_quota(store_conn *c, memory_put_args *a)
 {
     if (a->quota.memory_entries <= 0 && a->quota.memory_bytes <= 0) return STORE_OK;
     sqlite3_stmt *s = store_stmt(c,
-        "SELECT count(*), COALESCE(SUM(bytes), 0),"
+        "SELECT count(*), COALESCE(SUM(bytes), 0)"
+        " + (SELECT COALESCE(SUM(bytes), 0) FROM responses WHERE tenant_id = ?1 AND user_id = ?2),"
         " (SELECT bytes FROM memory WHERE tenant_id = ?1 AND user_id = ?2 AND key = ?3)"
         " FROM memory WHERE tenant_id = ?1 AND user_id = ?2");
     if (!s) return STORE_ERROR;

@@ -330,6 +330,23 @@ static const store_migration store_migrations[] = {
      "  updated_at INTEGER NOT NULL,"
      "  PRIMARY KEY (tenant_id, kind, name)"
      ") WITHOUT ROWID;"},
+
+    /* 11: stored Responses (store_responses.c) — one row per turn of a
+     * POST /v1/responses conversation, linked by previous_id; bytes counts
+     * toward the owner's memory_bytes quota (covering index). */
+    {11,
+     "CREATE TABLE responses ("
+     "  id          TEXT PRIMARY KEY,"
+     "  tenant_id   TEXT NOT NULL,"
+     "  user_id     TEXT NOT NULL,"
+     "  previous_id TEXT NOT NULL DEFAULT '',"
+     "  model       TEXT NOT NULL,"
+     "  items       TEXT NOT NULL,"
+     "  object      TEXT NOT NULL,"
+     "  bytes       INTEGER NOT NULL,"
+     "  created_at  INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX responses_user_bytes ON responses (tenant_id, user_id, bytes);"},
 };
 
 #define STORE_NMIGRATIONS (sizeof store_migrations / sizeof store_migrations[0])

@@ -480,6 +480,124 @@ static void test_files_private(void **state)
     test_store_close(st, dir);
 }
 
+
+/* ---------------- stored Responses ---------------- */
+
+/* A response id of the store's form, numbered. */
+static void resp_id(char out[ID_MAX], int n) { snprintf(out, ID_MAX, "resp_%024x", n); }
+
+static void test_responses_scoped(void **state)
+{
+    fx *f = *state;
+    char id[ID_MAX], other[ID_MAX];
+    resp_id(id, 1);
+    resp_id(other, 2);
+    assert_int_equal(store_response_put(f->st, &f->sa, id, NULL, "m", "[{\"role\":\"user\",\"content\":\"secret\"}]",
+                                        "{\"id\":\"x\"}"), STORE_OK);
+    char *text = NULL;
+    assert_int_equal(store_response_get(f->st, &f->sa, id, &text), STORE_OK);
+    assert_string_equal(text, "{\"id\":\"x\"}");
+    free(text);
+    /* another user of the same tenant, a user of another tenant: not found */
+    const scope *others[] = {&f->sc, &f->sb};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(store_response_get(f->st, others[i], id, &text), STORE_NOT_FOUND);
+        assert_null(text);
+        assert_int_equal(store_response_chain(f->st, others[i], id, &text), STORE_NOT_FOUND);
+        assert_null(text);
+        assert_int_equal(store_response_delete(f->st, others[i], id), STORE_NOT_FOUND);
+    }
+    /* an admin scope has no responses */
+    assert_int_equal(store_response_get(f->st, &f->ta, id, &text), STORE_FORBIDDEN);
+    /* a row linked to another user's response: the walk stops at the scope,
+     * so the chain is broken, not joined to the other user's items */
+    assert_int_equal(store_response_put(f->st, &f->sc, other, id, "m", "[]", "{}"), STORE_OK);
+    assert_int_equal(store_response_chain(f->st, &f->sc, other, &text), STORE_NOT_FOUND);
+    assert_null(text);
+    /* malformed ids never reach SQL */
+    assert_int_equal(store_response_get(f->st, &f->sa, "resp_' OR 1=1", &text), STORE_NOT_FOUND);
+    assert_int_equal(store_response_put(f->st, &f->sa, "sess_1", NULL, "m", "[]", "{}"), STORE_INVALID);
+    /* the owner's row is still there */
+    assert_int_equal(store_response_get(f->st, &f->sa, id, &text), STORE_OK);
+    free(text);
+}
+
+static void test_responses_chain(void **state)
+{
+    fx *f = *state;
+    char ids[STORE_RESPONSE_CHAIN_MAX + 1][ID_MAX];
+    for (int i = 0; i < 3; i++) {
+        resp_id(ids[i], 100 + i);
+        char items[64];
+        snprintf(items, sizeof items, "[{\"n\":%d},{\"m\":%d}]", i, i);
+        assert_int_equal(store_response_put(f->st, &f->sc, ids[i], i ? ids[i - 1] : NULL, "m", items, "{}"),
+                         STORE_OK);
+    }
+    char *text = NULL;
+    assert_int_equal(store_response_chain(f->st, &f->sc, ids[2], &text), STORE_OK);
+    assert_string_equal(text, "[{\"n\":0},{\"m\":0},{\"n\":1},{\"m\":1},{\"n\":2},{\"m\":2}]");
+    free(text);
+    assert_int_equal(store_response_chain(f->st, &f->sc, ids[0], &text), STORE_OK);
+    assert_string_equal(text, "[{\"n\":0},{\"m\":0}]");
+    free(text);
+    /* an earlier response deleted: the conversation cannot be continued */
+    assert_int_equal(store_response_delete(f->st, &f->sc, ids[1]), STORE_OK);
+    assert_int_equal(store_response_chain(f->st, &f->sc, ids[2], &text), STORE_NOT_FOUND);
+    assert_null(text);
+    /* a chain of the maximum length cannot be continued further */
+    for (int i = 0; i < STORE_RESPONSE_CHAIN_MAX; i++) {
+        resp_id(ids[i], 200 + i);
+        assert_int_equal(store_response_put(f->st, &f->sc, ids[i], i ? ids[i - 1] : NULL, "m", "[]", "{}"),
+                         STORE_OK);
+    }
+    assert_int_equal(store_response_chain(f->st, &f->sc, ids[STORE_RESPONSE_CHAIN_MAX - 2], &text), STORE_OK);
+    free(text);
+    assert_int_equal(store_response_chain(f->st, &f->sc, ids[STORE_RESPONSE_CHAIN_MAX - 1], &text),
+                     STORE_TOO_LARGE);
+    assert_null(text);
+}
+
+static void test_responses_quota_and_erasure(void **state)
+{
+    fx *f = *state;
+    f->quota = (store_quota){.memory_bytes = 100};
+    char id[ID_MAX];
+    /* 40 bytes of items + 2 of object = 42 each; memory counts too */
+    char items[41];
+    memset(items, ' ', 40);
+    items[0] = '[';
+    items[39] = ']';
+    items[40] = '\0';
+    resp_id(id, 1);
+    assert_int_equal(store_response_put(f->st, &f->sa, id, NULL, "m", items, "{}"), STORE_OK);
+    assert_int_equal(store_response_room(f->st, &f->sa, 42), STORE_OK);
+    assert_int_equal(store_memory_put(f->st, &f->sa, "k", "0123456789012345678901234567890123456789", NULL),
+                     STORE_OK);   /* 41: 83 in use */
+    resp_id(id, 2);
+    assert_int_equal(store_response_put(f->st, &f->sa, id, NULL, "m", items, "{}"), STORE_QUOTA);
+    assert_string_equal(store_quota_refused()->quota, "memory_bytes");
+    assert_int_equal(store_quota_refused()->used, 83);
+    assert_int_equal(store_response_room(f->st, &f->sa, 42), STORE_QUOTA);
+    assert_int_equal(store_response_room(f->st, &f->sa, 500), STORE_TOO_LARGE);
+    /* a turn over the size bound is refused whatever the quota */
+    char *huge = malloc(STORE_RESPONSE_MAX_BYTES + 8);
+    memset(huge, ' ', STORE_RESPONSE_MAX_BYTES + 6);
+    huge[0] = '[';
+    huge[STORE_RESPONSE_MAX_BYTES + 5] = ']';
+    huge[STORE_RESPONSE_MAX_BYTES + 6] = '\0';
+    assert_int_equal(store_response_put(f->st, &f->sc, id, NULL, "m", huge, "{}"), STORE_INVALID);
+    free(huge);
+    /* erasure takes the user's responses */
+    resp_id(id, 1);
+    assert_int_equal(store_user_delete(f->st, &f->ta, f->ua), STORE_OK);
+    char *text = NULL;
+    assert_int_equal(store_response_get(f->st, &f->sa, id, &text), STORE_NOT_FOUND);
+    assert_null(text);
+    /* and no new row can be written for the erased user */
+    resp_id(id, 3);
+    assert_int_not_equal(store_response_put(f->st, &f->sa, id, NULL, "m", "[]", "{}"), STORE_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -490,6 +608,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quota_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erasure_scrubs, setup, teardown),
         cmocka_unit_test(test_files_private),
+        cmocka_unit_test_setup_teardown(test_responses_scoped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_responses_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_responses_quota_and_erasure, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
