@@ -33,9 +33,9 @@ ROLE_MACROS = {
 }
 KNOWN_ROLES = {"server_admin", "tenant_admin", "user", "public"}
 
-# R("METHOD", "/path", roles, work, run): roles is an expression without
+# R("METHOD", "/path", roles, work, run) (or R_FLAGS(…, flags)): roles is an expression without
 # commas (macros joined by |, or 0), possibly on a continuation line.
-ROUTE_RE = re.compile(r'\bR\(\s*"([A-Z]+)"\s*,\s*"([^"]+)"\s*,\s*([^,]+?)\s*,', re.S)
+ROUTE_RE = re.compile(r'\bR(?:_FLAGS)?\(\s*"([A-Z]+)"\s*,\s*"([^"]+)"\s*,\s*([^,]+?)\s*,', re.S)
 
 
 def strip_c_comments(text):

@@ -90,7 +90,14 @@ typedef struct api_route {
     unsigned    roles;                 /* 0 = no authentication */
     void      (*work)(api_ctx *ctx);   /* blocking: thread pool */
     void      (*run)(api_ctx *ctx);    /* on the loop: must answer req itself */
+    unsigned    flags;                 /* API_ROUTE_* */
 } api_route;
+
+/* A route of Anthropic's API (/v1/messages): its clients send the key as
+ * `x-api-key` (taken when there is no Authorization header), and read
+ * errors in Anthropic's shape, {"type":"error","error":{"type","message"}}
+ * (the same statuses and retry-after). */
+#define API_ROUTE_ANTHROPIC 1u
 
 struct api_ctx {
     http_request    *req;
@@ -232,6 +239,10 @@ void api_chat_completions(api_ctx *ctx);
 void api_responses_create(api_ctx *ctx);   /* POST /v1/responses */
 void api_responses_get(api_ctx *ctx);      /* GET /v1/responses/{id} */
 void api_responses_delete(api_ctx *ctx);   /* DELETE /v1/responses/{id} */
+/* the client APIs on the chat path (client_routes.c) */
+void api_messages(api_ctx *ctx);              /* POST /v1/messages: Anthropic Messages inbound */
+void api_completions(api_ctx *ctx);           /* POST /v1/completions: legacy text completions */
+void api_embeddings(api_ctx *ctx);            /* POST /v1/embeddings */
 /* x-ratelimit-* headers of the OpenAI form, added to the response
  * (ratelimit_headers.c). */
 void api_add_ratelimit_headers(http_request *req, const govern_ratelimit_info *rl);

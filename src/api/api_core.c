@@ -2,6 +2,7 @@
  * dispatch to the handler (on the loop or the thread pool), send the answer.
  * Also the helpers handlers share for reading bodies and failing clearly. */
 #include "api/api.h"
+#include "api/messages.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +13,8 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "util/utf8.h"
+
+#define API_X_API_KEY_MAX 8192   /* a key or token longer than this is not one */
 
 /* ---- answering ---- */
 
@@ -114,7 +117,14 @@ void api_send(api_ctx *ctx)
     http_request *req = ctx->req;
     char *body = ctx->body;
     ctx->body = NULL;
-    if (ctx->is_error) {
+    if (ctx->is_error && ctx->route && (ctx->route->flags & API_ROUTE_ANTHROPIC)) {
+        if (ctx->retry_after[0]) http_add_header(req, "retry-after", ctx->retry_after);
+        buf b;
+        buf_init(&b);
+        messages_error_body(ctx->status, ctx->err_message, &b);
+        http_respond(req, ctx->status, "application/json", b.data, b.len);
+        buf_free(&b);
+    } else if (ctx->is_error) {
         if (ctx->retry_after[0]) http_add_header(req, "retry-after", ctx->retry_after);
         http_respond_error(req, ctx->status, ctx->err_type, ctx->err_code, ctx->err_message,
                            ctx->err_param[0] ? ctx->err_param : NULL);
@@ -239,6 +249,24 @@ static void api_provision_done(http_request *req)
     api_dispatch(ctx);
 }
 
+/* The credential, as an Authorization header value. On an Anthropic
+ * route a client sends `x-api-key: KEY` instead: it is read as `Bearer
+ * KEY` when there is no Authorization header (with both, Authorization is
+ * the credential, as everywhere else). Only Anthropic routes read it: a
+ * second way to authenticate on every route would be one more header for
+ * proxies and logs to protect, for no client that needs it. A value too
+ * long to be a key is passed as is, to fail as malformed. */
+static const char *api_credential_header(http_request *req, const api_route *route, char *out,
+                                         size_t cap)
+{
+    const char *auth = http_header_get(req, "authorization");
+    if (auth || !(route->flags & API_ROUTE_ANTHROPIC)) return auth;
+    const char *key = http_header_get(req, "x-api-key");
+    if (!key) return NULL;
+    int n = snprintf(out, cap, "Bearer %s", key);
+    return n > 0 && (size_t)n < cap ? out : key;
+}
+
 void api_begin(http_request *req, const api_route *route)
 {
     api_ctx *ctx = arena_alloc(&req->arena, sizeof *ctx);
@@ -277,8 +305,9 @@ void api_begin(http_request *req, const api_route *route)
     ctx->auth_span = obs_span_begin(obs_span_ctx(ctx->span), "authenticate", OBS_SPAN_INTERNAL, NULL);
     api_log_ctx(ctx);                 /* what identity logs carries the request */
     char why[256] = "";
-    auth_status st = identity_authenticate(ctx->env->identity,
-                                           http_header_get(req, "authorization"), &ctx->scope,
+    char bearer[API_X_API_KEY_MAX + 8];
+    const char *credential = api_credential_header(req, route, bearer, sizeof bearer);
+    auth_status st = identity_authenticate(ctx->env->identity, credential, &ctx->scope,
                                            &ctx->pending, why, sizeof why);
     if (st == AUTH_OK) {
         api_auth_span_end(ctx, st);

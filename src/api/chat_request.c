@@ -13,10 +13,8 @@
 #include "util/utf8.h"
 #include "util/xalloc.h"
 
-static bool chat_fail(chat_request_error *err, int status, const char *code, const char *param,
-                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static bool chat_fail(chat_request_error *err, int status, const char *code, const char *param,
+bool chat_request_fail(chat_request_error *err, int status, const char *code, const char *param,
                       const char *fmt, ...)
 {
     err->status = status;
@@ -40,9 +38,9 @@ static bool chat_check_max_tokens(const cJSON *body, const model_cfg *m, const c
     if (!v || cJSON_IsNull(v)) return true;
     if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 1e9 ||
         v->valuedouble != (double)(int64_t)v->valuedouble)
-        return chat_fail(err, 400, "invalid_value", name, "%s must be a positive integer", name);
+        return chat_request_fail(err, 400, "invalid_value", name, "%s must be a positive integer", name);
     if (m->max_output_tokens && v->valuedouble > m->max_output_tokens)
-        return chat_fail(err, 400, "invalid_value", name,
+        return chat_request_fail(err, 400, "invalid_value", name,
                          "%s is %.0f, but model \"%s\" allows at most %u output tokens", name,
                          v->valuedouble, m->name, m->max_output_tokens);
     *out = (uint32_t)v->valuedouble;
@@ -60,9 +58,9 @@ static bool chat_check_choices(const cJSON *body, const brigade_config *cfg, uin
     if (!v || cJSON_IsNull(v)) return true;
     if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 1e9 ||
         v->valuedouble != (double)(int64_t)v->valuedouble)
-        return chat_fail(err, 400, "invalid_value", "n", "n must be a positive integer");
+        return chat_request_fail(err, 400, "invalid_value", "n", "n must be a positive integer");
     if (v->valuedouble > limit)
-        return chat_fail(err, 400, "invalid_value", "n",
+        return chat_request_fail(err, 400, "invalid_value", "n",
                          "n is %.0f, but this server allows at most %u choices per request",
                          v->valuedouble, limit);
     *out = (uint32_t)v->valuedouble;
@@ -84,19 +82,19 @@ static bool chat_check_unmetered(const cJSON *body, chat_request_error *err)
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, refused[i].field);
         if (v && !cJSON_IsNull(v))
-            return chat_fail(err, 400, "unsupported_parameter", refused[i].field,
+            return chat_request_fail(err, 400, "unsupported_parameter", refused[i].field,
                              "\"%s\" is not supported by this gateway: %s, which its budgets "
                              "cannot reserve", refused[i].field, refused[i].why);
     }
     const cJSON *mod = cJSON_GetObjectItemCaseSensitive(body, "modalities");
     if (mod && !cJSON_IsNull(mod)) {
         if (!cJSON_IsArray(mod))
-            return chat_fail(err, 400, "invalid_type", "modalities",
+            return chat_request_fail(err, 400, "invalid_type", "modalities",
                              "\"modalities\" must be an array of strings");
         const cJSON *m;
         cJSON_ArrayForEach(m, mod) {
             if (!cJSON_IsString(m) || strcmp(m->valuestring, "text") != 0)
-                return chat_fail(err, 400, "unsupported_parameter", "modalities",
+                return chat_request_fail(err, 400, "unsupported_parameter", "modalities",
                                  "\"modalities\" may only be [\"text\"] on this gateway: "
                                  "other outputs (audio, images) are billed at prices its "
                                  "budgets cannot reserve");
@@ -109,7 +107,7 @@ static bool chat_check_unmetered(const cJSON *body, chat_request_error *err)
         !(cJSON_IsString(tier) && (strcmp(tier->valuestring, "auto") == 0 ||
                                    strcmp(tier->valuestring, "default") == 0 ||
                                    strcmp(tier->valuestring, "flex") == 0)))
-        return chat_fail(err, 400, "unsupported_parameter", "service_tier",
+        return chat_request_fail(err, 400, "unsupported_parameter", "service_tier",
                          "\"service_tier\" may be \"auto\", \"default\" or \"flex\" here: "
                          "other tiers are billed above the model's prices");
     return true;
@@ -147,7 +145,7 @@ static bool chat_check_field_case(const cJSON *root, chat_request_error *err)
         for (size_t i = 0; i < sizeof chat_governed_fields / sizeof chat_governed_fields[0]; i++) {
             const char *g = chat_governed_fields[i];
             if (strcmp(f->string, g) != 0 && chat_folds_to(f->string, g))
-                return chat_fail(err, 400, "invalid_value", f->string,
+                return chat_request_fail(err, 400, "invalid_value", f->string,
                                  "the field \"%.64s\" is \"%s\" in another letter case; some "
                                  "providers would read it as that field, so it is not accepted",
                                  f->string, g);
@@ -160,10 +158,10 @@ static bool chat_check_messages(const cJSON *body, chat_request_error *err)
 {
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
     if (!msgs)
-        return chat_fail(err, 400, "missing_field", "messages",
+        return chat_request_fail(err, 400, "missing_field", "messages",
                          "missing required field \"messages\"");
     if (!cJSON_IsArray(msgs) || !msgs->child)
-        return chat_fail(err, 400, "invalid_value", "messages",
+        return chat_request_fail(err, 400, "invalid_value", "messages",
                          "\"messages\" must be a non-empty array");
     int i = 0;
     for (const cJSON *m = msgs->child; m; m = m->next, i++) {
@@ -171,27 +169,34 @@ static bool chat_check_messages(const cJSON *body, chat_request_error *err)
         if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
             char param[32];
             snprintf(param, sizeof param, "messages[%d]", i);
-            return chat_fail(err, 400, "invalid_value", param,
+            return chat_request_fail(err, 400, "invalid_value", param,
                              "%s must be an object with a string \"role\"", param);
         }
     }
     return true;
 }
 
+cJSON *chat_request_read_object(const char *body, size_t len, chat_request *out,
+                                chat_request_error *err)
+{
+    memset(out, 0, sizeof *out);
+    return chat_request_body_object(body, len, err);
+}
+
 cJSON *chat_request_body_object(const char *body, size_t len, chat_request_error *err)
 {
     memset(err, 0, sizeof *err);
     if (!body || len == 0) {
-        chat_fail(err, 400, "missing_body", NULL, "this request needs a JSON object body");
+        chat_request_fail(err, 400, "missing_body", NULL, "this request needs a JSON object body");
         return NULL;
     }
     if (!utf8_valid(body, len)) {
-        chat_fail(err, 400, "invalid_utf8", NULL, "the request body is not valid UTF-8");
+        chat_request_fail(err, 400, "invalid_utf8", NULL, "the request body is not valid UTF-8");
         return NULL;
     }
     json_strict_error jerr;
     if (!json_strict_text(body, len, "the request body", &jerr)) {
-        chat_fail(err, 400, jerr.kind == JSON_STRICT_NUL ? "nul_character" : "invalid_json",
+        chat_request_fail(err, 400, jerr.kind == JSON_STRICT_NUL ? "nul_character" : "invalid_json",
                   NULL, "%s", jerr.message);
         return NULL;
     }
@@ -199,59 +204,87 @@ cJSON *chat_request_body_object(const char *body, size_t len, chat_request_error
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
     if (!root) {
         size_t at = end && end >= body ? (size_t)(end - body) : 0;
-        chat_fail(err, 400, "invalid_json", NULL,
+        chat_request_fail(err, 400, "invalid_json", NULL,
                   "the request body is not valid JSON (error near byte %zu)", at);
         return NULL;
     }
     for (const char *p = end; p < body + len; p++)
         if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') {
-            chat_fail(err, 400, "invalid_json", NULL, "unexpected data after the JSON value");
-            goto fail;
+            chat_request_fail(err, 400, "invalid_json", NULL, "unexpected data after the JSON value");
+            cJSON_Delete(root);
+            return NULL;
         }
     if (!cJSON_IsObject(root)) {
-        chat_fail(err, 400, "invalid_json", NULL, "the request body must be a JSON object");
-        goto fail;
+        chat_request_fail(err, 400, "invalid_json", NULL, "the request body must be a JSON object");
+        cJSON_Delete(root);
+        return NULL;
     }
     /* Before any field is read: the client's bytes may be forwarded as
      * they are, and a provider keeping the last copy of a repeated key
      * would read another request than the one governed here. */
     if (!json_strict_tree(root, "the request body", &jerr)) {
-        chat_fail(err, 400, "duplicate_key", jerr.path, "%s", jerr.message);
-        goto fail;
+        chat_request_fail(err, 400, "duplicate_key", jerr.path, "%s", jerr.message);
+        cJSON_Delete(root);
+        return NULL;
     }
     return root;
-fail:
-    cJSON_Delete(root);
-    return NULL;
+}
+
+const model_cfg *chat_request_model(const cJSON *root, const brigade_config *cfg, bool embedding,
+                                    chat_request_error *err)
+{
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (!model) {
+        chat_request_fail(err, 400, "missing_field", "model", "missing required field \"model\"");
+        return NULL;
+    }
+    if (!cJSON_IsString(model) || !model->valuestring[0] || strlen(model->valuestring) > 128) {
+        chat_request_fail(err, 400, "invalid_value", "model", "\"model\" must be a model name (a string)");
+        return NULL;
+    }
+    const model_cfg *m = config_find_model(cfg, model->valuestring);
+    if (!m) {
+        chat_request_fail(err, 404, "model_not_found", "model",
+                          "the model \"%s\" does not exist on this server (GET /v1/models lists them)",
+                          model->valuestring);
+        return NULL;
+    }
+    if (m->embedding != embedding) {
+        chat_request_fail(err, 400, "wrong_model_kind", "model",
+                          m->embedding ? "\"%s\" is an embedding model: POST /v1/embeddings serves it"
+                                       : "\"%s\" is a chat model; /v1/embeddings serves models of kind "
+                                         "embedding", m->name);
+        return NULL;
+    }
+    return m;
+}
+
+bool chat_request_known_fields(const cJSON *root, const char *const *fields, size_t n,
+                               const char *api, chat_request_error *err)
+{
+    for (const cJSON *f = root->child; f; f = f->next) {
+        bool known = false;
+        for (size_t i = 0; i < n && !known; i++) known = strcmp(f->string, fields[i]) == 0;
+        if (!known)
+            return chat_request_fail(err, 400, "unsupported_parameter", f->string,
+                                     "\"%.64s\" is not a %s field this gateway supports", f->string,
+                                     api);
+    }
+    return true;
 }
 
 bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
                         chat_request *out, chat_request_error *err)
 {
-    memset(out, 0, sizeof *out);
-    cJSON *root = chat_request_body_object(body, len, err);
+    cJSON *root = chat_request_read_object(body, len, out, err);
     if (!root) return false;
     bool ok = false;
     if (!chat_check_field_case(root, err)) goto out;
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    if (!model) {
-        chat_fail(err, 400, "missing_field", "model", "missing required field \"model\"");
-        goto out;
-    }
-    if (!cJSON_IsString(model) || !model->valuestring[0] || strlen(model->valuestring) > 128) {
-        chat_fail(err, 400, "invalid_value", "model", "\"model\" must be a model name (a string)");
-        goto out;
-    }
-    const model_cfg *m = config_find_model(cfg, model->valuestring);
-    if (!m) {
-        chat_fail(err, 404, "model_not_found", "model",
-                  "the model \"%s\" does not exist on this server (GET /v1/models lists them)",
-                  model->valuestring);
-        goto out;
-    }
+    const model_cfg *m = chat_request_model(root, cfg, false, err);
+    if (!m) goto out;
     const cJSON *stream = cJSON_GetObjectItemCaseSensitive(root, "stream");
     if (stream && !cJSON_IsBool(stream) && !cJSON_IsNull(stream)) {
-        chat_fail(err, 400, "invalid_type", "stream", "\"stream\" must be true or false");
+        chat_request_fail(err, 400, "invalid_type", "stream", "\"stream\" must be true or false");
         goto out;
     }
     uint32_t max_tokens, max_completion_tokens;
@@ -302,7 +335,7 @@ bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
         cJSON_ReplaceItemInObjectCaseSensitive(root, "model", cJSON_CreateString(m->upstream_model));
         out->upstream_body = cJSON_PrintUnformatted(root);
         if (!out->upstream_body) {
-            chat_fail(err, 400, "invalid_json", NULL, "the request could not be re-encoded");
+            chat_request_fail(err, 400, "invalid_json", NULL, "the request could not be re-encoded");
             goto out;
         }
         out->upstream_body_len = strlen(out->upstream_body);
@@ -310,6 +343,18 @@ bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
     ok = true;
 out:
     cJSON_Delete(root);
+    return ok;
+}
+
+bool chat_request_parse_tree(cJSON *chat, const brigade_config *cfg, chat_request *out,
+                             chat_request_error *err)
+{
+    char *text = cJSON_PrintUnformatted(chat);
+    cJSON_Delete(chat);
+    if (!text)
+        return chat_request_fail(err, 400, "invalid_json", NULL, "the request could not be re-encoded");
+    bool ok = chat_request_parse(text, strlen(text), cfg, out, err);
+    free(text);
     return ok;
 }
 

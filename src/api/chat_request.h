@@ -5,7 +5,6 @@
 #ifndef BRIGADE_CHAT_REQUEST_H
 #define BRIGADE_CHAT_REQUEST_H
 
-#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -47,11 +46,36 @@ bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
                         chat_request *out, chat_request_error *err);
 void chat_request_free(chat_request *r);
 
-/* The first checks of every gateway body (chat completions, Responses):
- * present, valid UTF-8, one JSON object and nothing after it, no NUL, no
- * key repeated at any depth. The parsed object, or NULL with err filled
- * (400: missing_body, invalid_utf8, invalid_json, nul_character,
- * duplicate_key with the key's path as param). */
-cJSON *chat_request_body_object(const char *body, size_t len, chat_request_error *err);
+/* The first checks of every gateway body (chat completions, Responses,
+ * Messages, completions, embeddings): present, valid UTF-8, one JSON
+ * object and nothing after it, no NUL, no key repeated at any depth. The
+ * parsed object, or NULL with err filled (400: missing_body, invalid_utf8,
+ * invalid_json, nul_character, duplicate_key with the key's path as
+ * param). */
+struct cJSON;
+struct cJSON *chat_request_body_object(const char *body, size_t len, chat_request_error *err);
+/* The same, with the request *out zeroed first (the dialects' readers). */
+struct cJSON *chat_request_read_object(const char *body, size_t len, chat_request *out,
+                                       chat_request_error *err);
+
+/* A dialect's request translated to a chat request tree (consumed), then
+ * checked like any chat request (chat_request_parse) into *out. */
+bool chat_request_parse_tree(struct cJSON *chat, const brigade_config *cfg, chat_request *out,
+                             chat_request_error *err);
+
+/* root's "model": a configured model of the kind asked for (an embedding
+ * model or a chat one), or NULL with err filled (400, or 404 unknown). */
+const model_cfg *chat_request_model(const struct cJSON *root, const brigade_config *cfg,
+                                    bool embedding, chat_request_error *err);
+
+/* Every top-level key of root one of fields[0..n): else false with a 400
+ * naming it ("not a <api> field this gateway supports"). */
+bool chat_request_known_fields(const struct cJSON *root, const char *const *fields, size_t n,
+                               const char *api, chat_request_error *err);
+
+/* Fill err (status 404 gets the type not_found_error, else
+ * invalid_request_error); returns false, for `return chat_request_fail(…)`. */
+bool chat_request_fail(chat_request_error *err, int status, const char *code, const char *param,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif

@@ -26,8 +26,6 @@
  * where it stands.
  *
  * Runs entirely on the loop thread: no store reads, no blocking. */
-#include "api/api.h"
-#include "api/chat_request.h"
 #include "api/gateway.h"
 #include "govern/call.h"
 
@@ -54,6 +52,8 @@ typedef struct gateway_call {
     buf              rename;        /* an event or body with the model renamed, reused */
     metered_call     mc;            /* governance, the provider call, its usage and spans */
     bool             waiting;       /* queued for an upstream slot */
+    const gateway_dialect *dialect; /* how the client's API spells the answer (NULL: as is) */
+    void            *dialect_state;
 } gateway_call;
 
 /* ---- usage ---- */
@@ -189,7 +189,8 @@ static bool gateway_on_event(metered_call *mc, upstream_call *call, const char *
     if (req->aborted) return true;          /* on_abort cancels the call; just drain */
     /* We always ask the provider for usage; a client that did not ask for the
      * usage chunk (empty choices) does not get it. */
-    if (!g->client_wants_usage && memmem(json, len, "\"choices\":[]", 12)) return true;
+    if (!g->dialect && !g->client_wants_usage && memmem(json, len, "\"choices\":[]", 12))
+        return true;
     if (!g->stream_started) {
         gateway_note_served(g, call);
         gateway_served_headers(g, upstream_call_deployment(call));
@@ -198,8 +199,39 @@ static bool gateway_on_event(metered_call *mc, upstream_call *call, const char *
         metered_call_reached_client(&g->mc);
         obs_gauge_add(obs_series_of(obs_m_active_streams(), NULL), 1);
     }
-    gateway_stream_event(g, json, len);
+    if (g->dialect) {
+        size_t n;
+        const char *text = gateway_client_model(g, json, len, &n);
+        g->scratch.len = 0;
+        g->dialect->event(g->dialect_state, text, n, &g->scratch);
+        if (!g->scratch.len) return true;
+    } else {
+        gateway_stream_event(g, json, len);
+    }
     return http_stream_write(req, g->scratch.data, g->scratch.len);
+}
+
+void gateway_openai_stream_end(bool ok, const char *type, const char *code, const char *message,
+                               buf *out)
+{
+    if (ok) {
+        buf_puts(out, "data: [DONE]\n\n");
+        return;
+    }
+    /* Headers are gone already: report the failure in-band, the way
+     * OpenAI does, so SDKs raise it. */
+    cJSON *e = cJSON_CreateObject();
+    cJSON *inner = cJSON_AddObjectToObject(e, "error");
+    cJSON_AddStringToObject(inner, "type", type);
+    cJSON_AddStringToObject(inner, "code", code);
+    cJSON_AddStringToObject(inner, "message", message);
+    cJSON_AddNullToObject(inner, "param");
+    char *text = cJSON_PrintUnformatted(e);
+    cJSON_Delete(e);
+    if (text) {
+        buf_printf(out, "data: %s\n\n", text);
+        free(text);
+    }
 }
 
 /* The call is over for the request: no more abort or drain callbacks, and
@@ -212,6 +244,28 @@ static void gateway_detach(gateway_call *g)
     g->ctx->handler_state = NULL;
     free(g->upstream_body);
     g->upstream_body = NULL;
+}
+
+/* What outlives g (which lives in the request's arena, freed when the
+ * answer is sent): its buffers and the dialect's state, taken out first
+ * and freed after. */
+typedef struct gateway_leftovers {
+    buf scratch, rename;
+    const gateway_dialect *dialect;
+    void *dialect_state;
+} gateway_leftovers;
+
+static gateway_leftovers gateway_take_leftovers(gateway_call *g)
+{
+    gateway_leftovers l = {g->scratch, g->rename, g->dialect, g->dialect_state};
+    return l;
+}
+
+static void gateway_free_leftovers(gateway_leftovers *l)
+{
+    buf_free(&l->scratch);
+    buf_free(&l->rename);
+    if (l->dialect && l->dialect->free) l->dialect->free(l->dialect_state);
 }
 
 /* The end of the request, whatever happened: answer, record, free. */
@@ -241,48 +295,44 @@ static void gateway_finish(gateway_call *g, const upstream_result *res)
         gateway_served_headers(g, res->deployment);
     }
 
-    buf scratch, rename;
     if (g->stream && (g->stream_started || res->error == UPSTREAM_OK)) {
         if (!g->stream_started) http_stream_begin(req, 200, "text/event-stream");
-        if (res->error == UPSTREAM_OK) {
-            static const char done[] = "data: [DONE]\n\n";
-            http_stream_write(req, done, sizeof done - 1);
+        g->scratch.len = 0;
+        if (g->dialect) {
+            bool ok = res->error == UPSTREAM_OK;
+            g->dialect->end(g->dialect_state, ok, ok ? 200 : ctx->status, ctx->err_type,
+                            ctx->err_code, ok ? NULL : ctx->err_message, &g->scratch);
         } else {
-            /* Headers are gone already: report the failure in-band, the way
-             * OpenAI does, so SDKs raise it. */
-            cJSON *e = cJSON_CreateObject();
-            cJSON *inner = cJSON_AddObjectToObject(e, "error");
-            cJSON_AddStringToObject(inner, "type", ctx->err_type);
-            cJSON_AddStringToObject(inner, "code", ctx->err_code);
-            cJSON_AddStringToObject(inner, "message", ctx->err_message);
-            cJSON_AddNullToObject(inner, "param");
-            char *text = cJSON_PrintUnformatted(e);
-            cJSON_Delete(e);
-            if (text) {
-                g->scratch.len = 0;
-                buf_printf(&g->scratch, "data: %s\n\n", text);
-                http_stream_write(req, g->scratch.data, g->scratch.len);
-                free(text);
-            }
+            gateway_openai_stream_end(res->error == UPSTREAM_OK, ctx->err_type, ctx->err_code,
+                                      ctx->err_message, &g->scratch);
         }
-        scratch = g->scratch;
-        rename = g->rename;
+        if (g->scratch.len) http_stream_write(req, g->scratch.data, g->scratch.len);
+        gateway_leftovers l = gateway_take_leftovers(g);
         http_stream_end(req);
+        gateway_free_leftovers(&l);
     } else if (res->error == UPSTREAM_OK) {
         size_t n;
         const char *body = gateway_client_model(g, res->body, res->body_len, &n);
-        scratch = g->scratch;
-        rename = g->rename;
+        char *translated = NULL;
+        if (g->dialect) {
+            size_t tn = 0;
+            translated = g->dialect->answer(g->dialect_state, body, n, &tn);
+            if (translated) {
+                body = translated;
+                n = tn;
+            }
+        }
+        gateway_leftovers l = gateway_take_leftovers(g);
         http_respond(req, 200, "application/json", body, n);
+        free(translated);
+        gateway_free_leftovers(&l);
     } else {
-        scratch = g->scratch;
-        rename = g->rename;
+        gateway_leftovers l = gateway_take_leftovers(g);
         api_send(ctx);
+        gateway_free_leftovers(&l);
     }
     /* g lived in the request's arena, which finishing the request freed;
-     * the buffers were taken out first. */
-    buf_free(&scratch);
-    buf_free(&rename);
+     * what it held was taken out first. */
 }
 
 static void gateway_on_done(metered_call *mc, upstream_call *call, const upstream_result *res,
@@ -308,11 +358,10 @@ static void gateway_start(gateway_call *g)
             api_fail(ctx, 400, "invalid_request_error", "unsupported_for_provider", NULL,
                      "this request cannot be sent to provider \"%s\": %s",
                      g->model->provider_name, why);
-            buf scratch = g->scratch, rename = g->rename;
             gateway_detach(g);
+            gateway_leftovers l = gateway_take_leftovers(g);
             api_send(ctx);
-            buf_free(&scratch);
-            buf_free(&rename);
+            gateway_free_leftovers(&l);
             return;
         }
         upstream_result res = {.error = UPSTREAM_CONNECT,
@@ -354,10 +403,9 @@ static void gateway_refuse(gateway_call *g, const gate_refusal *why)
         snprintf(ctx->retry_after, sizeof ctx->retry_after, "%u", why->retry_after_s);
     api_add_ratelimit_headers(req, &g->mc.gate.ratelimit);
     api_fail(ctx, why->status, why->type, why->code, NULL, "%s", why->message);
-    buf scratch = g->scratch, rename = g->rename;
+    gateway_leftovers l = gateway_take_leftovers(g);
     api_send(ctx);
-    buf_free(&scratch);
-    buf_free(&rename);
+    gateway_free_leftovers(&l);
 }
 
 static void gateway_gate_ready(metered_call *mc, void *arg)
@@ -399,20 +447,32 @@ static void gateway_on_drain(http_request *req)
     if (g) metered_call_resume(&g->mc);
 }
 
-void api_chat_completions(api_ctx *ctx)
+bool gateway_read_request(api_ctx *ctx, gateway_request_reader read, chat_request *cr)
 {
     http_request *req = ctx->req;
-    chat_request cr;
     chat_request_error cerr;
-    if (!chat_request_parse(req->body, req->body_len, &ctx->env->cfg, &cr, &cerr)) {
-        api_fail(ctx, cerr.status, cerr.type, cerr.code, cerr.param[0] ? cerr.param : NULL, "%s",
-                 cerr.message);
-        api_send(ctx);
-        return;
-    }
+    if (read(req->body, req->body_len, &ctx->env->cfg, cr, &cerr)) return true;
+    api_fail(ctx, cerr.status, cerr.type, cerr.code, cerr.param[0] ? cerr.param : NULL, "%s",
+             cerr.message);
+    api_send(ctx);
+    return false;
+}
+
+void api_chat_completions(api_ctx *ctx)
+{
+    chat_request cr;
+    if (gateway_read_request(ctx, chat_request_parse, &cr)) gateway_run(ctx, &cr, NULL, NULL);
+}
+
+void gateway_run(api_ctx *ctx, chat_request *cr_in, const gateway_dialect *dialect, void *state)
+{
+    http_request *req = ctx->req;
+    chat_request cr = *cr_in;
+    cr_in->upstream_body = NULL;
     uint64_t deadline;
     if (!api_gateway_deadline(ctx, &deadline)) {
         chat_request_free(&cr);
+        if (dialect && dialect->free) dialect->free(state);
         api_fail(ctx, 400, "invalid_request_error", "invalid_header", "x-brigade-timeout-ms",
                  "x-brigade-timeout-ms must be a positive whole number of milliseconds");
         api_send(ctx);
@@ -421,6 +481,8 @@ void api_chat_completions(api_ctx *ctx)
     gateway_call *g = arena_alloc(&req->arena, sizeof *g);
     memset(g, 0, sizeof *g);
     g->ctx = ctx;
+    g->dialect = dialect;
+    g->dialect_state = state;
     g->model = cr.model;
     g->stream = cr.stream;
     g->client_wants_usage = cr.client_wants_usage;

@@ -332,15 +332,9 @@ bool responses_request_parse(const char *body, size_t len, const brigade_config 
     if (!root) return false;
     out->root = root;
     if (!resp_check_fields(root, err)) return false;
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    if (!model) return resp_fail(err, 400, "missing_field", "model", "missing required field \"model\"");
-    if (!cJSON_IsString(model) || !model->valuestring[0] || strlen(model->valuestring) > 128)
-        return resp_fail(err, 400, "invalid_value", "model", "\"model\" must be a model name (a string)");
-    out->model = config_find_model(cfg, model->valuestring);
-    if (!out->model)
-        return resp_fail(err, 404, "model_not_found", "model",
-                         "the model \"%s\" does not exist on this server (GET /v1/models lists them)",
-                         model->valuestring);
+    /* a chat model (an embedding model is /v1/embeddings'), as on every chat route */
+    out->model = chat_request_model(root, cfg, false, err);
+    if (!out->model) return false;
     const cJSON *prev = resp_get(root, "previous_response_id");
     if (prev) {
         if (!cJSON_IsString(prev) || !prev->valuestring[0] ||

@@ -3,7 +3,8 @@
  * and its permissions. */
 #include "api/api.h"
 
-#define R(m, p, roles, work, run) {m, p, roles, work, run}
+#define R(m, p, roles, work, run) {m, p, roles, work, run, 0}
+#define R_FLAGS(m, p, roles, work, run, flags) {m, p, roles, work, run, flags}
 
 static const api_route api_routes[] = {
     R("GET",    "/healthz",                 0,                  NULL, api_health_live),
@@ -40,6 +41,9 @@ static const api_route api_routes[] = {
     R("POST",   "/v1/responses",            ROLES_USER,         NULL, api_responses_create),
     R("GET",    "/v1/responses/{id}",       ROLES_USER,         api_responses_get, NULL),
     R("DELETE", "/v1/responses/{id}",       ROLES_USER,         api_responses_delete, NULL),
+    R("POST",   "/v1/completions",          ROLES_USER,         NULL, api_completions),
+    R("POST",   "/v1/embeddings",           ROLES_USER,         NULL, api_embeddings),
+    R_FLAGS("POST", "/v1/messages",         ROLES_USER,         NULL, api_messages, API_ROUTE_ANTHROPIC),
 
     R("GET",    "/v1/agents",               ROLES_USER | ROLES_TENANT_ADMIN, api_agents_list, NULL),
     R("POST",   "/v1/sessions",             ROLES_USER,         api_sessions_create, NULL),
@@ -82,6 +86,7 @@ ENTRY(30) ENTRY(31) ENTRY(32)
 ENTRY(33)
 ENTRY(34) ENTRY(35) ENTRY(36)
 ENTRY(37) ENTRY(38) ENTRY(39) ENTRY(40) ENTRY(41) ENTRY(42) ENTRY(43) ENTRY(44) ENTRY(45) ENTRY(46) ENTRY(47) ENTRY(48) ENTRY(49) ENTRY(50)
+ENTRY(51) ENTRY(52) ENTRY(53)
 
 static const http_handler api_entries[] = {
     api_entry_0, api_entry_1, api_entry_2, api_entry_3, api_entry_4, api_entry_5,
@@ -93,6 +98,7 @@ static const http_handler api_entries[] = {
     api_entry_33,
     api_entry_34, api_entry_35, api_entry_36,
     api_entry_37, api_entry_38, api_entry_39, api_entry_40, api_entry_41, api_entry_42, api_entry_43, api_entry_44, api_entry_45, api_entry_46, api_entry_47, api_entry_48, api_entry_49, api_entry_50,
+    api_entry_51, api_entry_52, api_entry_53,
 };
 
 _Static_assert(sizeof api_entries / sizeof api_entries[0] == N_ROUTES,

@@ -88,6 +88,11 @@ typedef struct model_cfg {
     char        **fallbacks;  size_t n_fallbacks;   /* model names, tried in order */
     const struct model_cfg **fallback_models;       /* resolved */
     uint32_t      fallback_on;       /* FALLBACK_* bits (default FALLBACK_ALL) */
+    /* `kind: embedding`: served on /v1/embeddings only, priced on input
+     * (output price and cap 0); `dimensions` its vector size (0: the
+     * provider's default), the most a request may ask for. */
+    bool          embedding;
+    uint32_t      dimensions;
 } model_cfg;
 
 typedef struct tier_cfg {

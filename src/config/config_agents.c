@@ -103,6 +103,9 @@ static int ld_agent_degrade(ld *l, const slot *d, const char *path, agent_cfg *a
         return ld_fail(l, s[DG_MODEL].line, kp, "no model named \"%s\" (known: %s)",
                        a->degrade_model_name, known);
     }
+    if (a->degrade_model->embedding)
+        return ld_fail(l, s[DG_MODEL].line, kp, "model \"%s\" is an embedding model; an agent "
+                       "needs a chat model", a->degrade_model_name);
     if (s[DG_THRESHOLD].present) {
         ld_path(kp, sizeof(kp), path, "threshold");
         if (ld_double(l, &s[DG_THRESHOLD], kp, 0.01, 1.0, &a->degrade_threshold) < 0)
@@ -158,6 +161,9 @@ static int ld_agent(ld *l, struct fy_node *n, int line, const char *path, agent_
                        sizeof(model_cfg), l->cfg->n_models);
         return ld_fail(l, s[AG_MODEL].line, kp, "no model named \"%s\" (known: %s)", a->model_name, known);
     }
+    if (m->embedding)
+        return ld_fail(l, s[AG_MODEL].line, kp, "model \"%s\" is an embedding model; an agent "
+                       "needs a chat model", m->name);
     if (m->context_window < CONFIG_AGENT_MIN_CONTEXT)
         return ld_fail(l, s[AG_MODEL].line, kp, "model \"%s\" has a context_window of %u tokens; "
                        "an agent needs at least %d", m->name, m->context_window, CONFIG_AGENT_MIN_CONTEXT);

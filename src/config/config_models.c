@@ -292,7 +292,46 @@ static int ld_fallback_on(ld *l, const slot *s, const char *path, uint32_t *out)
 }
 
 enum { MO_NAME, MO_PROVIDER, MO_UPSTREAM, MO_IN_PRICE, MO_OUT_PRICE, MO_MAX_OUT, MO_CONTEXT,
-       MO_DEPLOYMENTS, MO_BALANCE, MO_FALLBACKS, MO_FALLBACK_ON, MO__N };
+       MO_DEPLOYMENTS, MO_BALANCE, MO_FALLBACKS, MO_FALLBACK_ON, MO_KIND, MO_DIMENSIONS, MO__N };
+
+/* kind: chat (the default) or embedding. An embedding model generates no
+ * tokens: it has no output price or cap (both 0, so a reservation is its
+ * input alone), and its context window defaults to 8192 tokens, what one
+ * input of OpenAI's embedding models may hold. */
+static int ld_model_kind(ld *l, slot *s, const char *path, model_cfg *m)
+{
+    char kp[160];
+    if (s[MO_KIND].present) {
+        ld_path(kp, sizeof(kp), path, "kind");
+        char *k = NULL;
+        if (ld_nonempty(l, &s[MO_KIND], kp, &k, NULL) < 0) {
+            free(k);
+            return -1;
+        }
+        bool ok = strcmp(k, "embedding") == 0 || strcmp(k, "chat") == 0;
+        m->embedding = strcmp(k, "embedding") == 0;
+        if (!ok) ld_fail(l, s[MO_KIND].line, kp, "unknown kind \"%s\" (known: chat, embedding)", k);
+        free(k);
+        if (!ok) return -1;
+    }
+    if (s[MO_DIMENSIONS].present) {
+        ld_path(kp, sizeof(kp), path, "dimensions");
+        if (!m->embedding)
+            return ld_fail(l, s[MO_DIMENSIONS].line, kp, "only a model of kind embedding has dimensions");
+        if (ld_u32(l, &s[MO_DIMENSIONS], kp, 1, 65536, &m->dimensions) < 0)
+            return -1;
+    }
+    if (!m->embedding) return 0;
+    for (int k = MO_OUT_PRICE; k <= MO_MAX_OUT; k++)
+        if (s[k].present) {
+            ld_path(kp, sizeof(kp), path, s[k].key);
+            return ld_fail(l, s[k].line, kp, "an embedding model generates no tokens: leave %s out",
+                           s[k].key);
+        }
+    m->max_output_tokens = 0;
+    if (!s[MO_CONTEXT].present) m->context_window = 8192;
+    return 0;
+}
 
 static int ld_model(ld *l, struct fy_node *n, int line, const char *path, model_cfg *m, entry_lines *el)
 {
@@ -302,7 +341,8 @@ static int ld_model(ld *l, struct fy_node *n, int line, const char *path, model_
         [MO_OUT_PRICE] = {.key = "output_usd_per_mtok"},   [MO_MAX_OUT] = {.key = "max_output_tokens"},
         [MO_CONTEXT] = {.key = "context_window"},          [MO_DEPLOYMENTS] = {.key = "deployments"},
         [MO_BALANCE] = {.key = "balance"},                 [MO_FALLBACKS] = {.key = "fallbacks"},
-        [MO_FALLBACK_ON] = {.key = "fallback_on"},
+        [MO_FALLBACK_ON] = {.key = "fallback_on"},         [MO_KIND] = {.key = "kind"},
+        [MO_DIMENSIONS] = {.key = "dimensions"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, provider, …), got nothing");
@@ -431,6 +471,8 @@ static int ld_model(ld *l, struct fy_node *n, int line, const char *path, model_
         if (ld_u32(l, &s[MO_CONTEXT], kp, 1, 100000000, &m->context_window) < 0)
             return -1;
     }
+    if (ld_model_kind(l, s, path, m) < 0)
+        return -1;
     if (m->max_output_tokens > m->context_window) {
         int at = s[MO_MAX_OUT].present ? s[MO_MAX_OUT].line : s[MO_CONTEXT].line;
         ld_path(kp, sizeof(kp), path, s[MO_MAX_OUT].present ? "max_output_tokens" : "context_window");
@@ -461,6 +503,13 @@ int ld_models_resolve(ld *l, const entry_lines *ml)
                                sizeof(model_cfg), cfg->n_models);
                 return ld_fail(l, ml ? ml[i].item : 0, kp, "no model named \"%s\" (known: %s)",
                                m->fallbacks[f], known);
+            }
+            if (m->fallback_models[f]->embedding != m->embedding) {
+                char kp[64];
+                snprintf(kp, sizeof(kp), "models[%zu].fallbacks[%zu]", i, f);
+                return ld_fail(l, ml ? ml[i].item : 0, kp, "\"%s\" is %s model and \"%s\" is not: "
+                               "a fallback answers the same kind of request", m->fallbacks[f],
+                               m->embedding ? "not an embedding" : "an embedding", m->name);
             }
         }
     }

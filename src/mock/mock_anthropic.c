@@ -191,18 +191,13 @@ bool mock_anthropic_request(const char *body, size_t len, buf *out, const char *
 
 /* --------------------------------------------------------------- rendering */
 
-static const char *ma_stop_reason(const mock_plan *p)
-{
-    if (strcmp(p->finish_reason, "length") == 0) return "max_tokens";
-    if (strcmp(p->finish_reason, "tool_calls") == 0) return "tool_use";
-    return "end_turn";
-}
+static const char *ma_stop_reason(const mock_plan *p) { return tool_use_stop_reason(p->finish_reason); }
 
 /* Anthropic ids: msg_… for the message, toolu_… for a tool call (the
  * OpenAI plan's call_<hex> with another prefix, so both faces agree). */
 static void ma_ids(const mock_plan *p, char msg_id[40], char tool_id[40])
 {
-    snprintf(msg_id, 40, "msg_%016" PRIx64, p->hash);
+    snprintf(msg_id, 40, "msg_%016" PRIx64, p->hash ^ p->call_nonce);
     const char *hex = strncmp(p->tool_call_id, "call_", 5) == 0 ? p->tool_call_id + 5 : p->tool_call_id;
     snprintf(tool_id, 40, "toolu_%s", hex);
 }

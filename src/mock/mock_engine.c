@@ -2,6 +2,7 @@
 #include "mock/mock_engine.h"
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -321,6 +322,42 @@ static void mock_plan_text(mock_plan *p, arena *a, const char *t, size_t len)
     p->n_tokens = n;
 }
 
+/* A different 64-bit value per call (splitmix64 of a counter). */
+static uint64_t mock_call_nonce(void)
+{
+    static _Atomic uint64_t seq;
+    uint64_t z = atomic_fetch_add(&seq, 1) + 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* response_format json_schema: the reply is a minimal instance of the
+ * schema; json_object: an object holding the usual words. false when the
+ * request asks for neither. */
+static bool mock_plan_structured(mock_plan *p, arena *a, const cJSON *root)
+{
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(root, "response_format");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(rf, "type");
+    if (!cJSON_IsString(type)) return false;
+    buf t;
+    buf_init(&t);
+    if (strcmp(type->valuestring, "json_schema") == 0) {
+        const cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+        mock_schema_instance(cJSON_GetObjectItemCaseSensitive(js, "schema"), &t);
+    } else if (strcmp(type->valuestring, "json_object") == 0) {
+        buf_puts(&t, "{\"answer\": \"");
+        for (uint32_t i = 0; i < MOCK_DEFAULT_TOKENS; i++) buf_printf(&t, "%s%s", i ? " " : "", mock_word(i));
+        buf_puts(&t, "\"}");
+    } else {
+        buf_free(&t);
+        return false;
+    }
+    mock_plan_text(p, a, arena_strndup(a, t.data, t.len), t.len);
+    buf_free(&t);
+    return true;
+}
+
 void mock_plan_make(mock_plan *p, arena *a, const char *body, size_t len, const mock_options *opt)
 {
     memset(p, 0, sizeof(*p));
@@ -328,7 +365,12 @@ void mock_plan_make(mock_plan *p, arena *a, const char *body, size_t len, const 
     p->model = "mock";
     p->finish_reason = "stop";
     p->hash = mock_hash(body ? body : "", body ? len : 0);
-    snprintf(p->id, sizeof(p->id), "chatcmpl-%016" PRIx64, p->hash);
+    /* Ids are unique per call, as a provider's are (clients key state on
+     * them): the body's hash mixed with a process-wide call counter. The
+     * fault table keys on the hash alone, so a retry of the same body
+     * still counts as the same request. */
+    p->call_nonce = mock_call_nonce();
+    snprintf(p->id, sizeof(p->id), "chatcmpl-%016" PRIx64, p->hash ^ p->call_nonce);
     p->created = (int64_t)time(NULL);
 
     cJSON *root = body ? cJSON_ParseWithLength(body, len) : NULL;
@@ -429,7 +471,7 @@ void mock_plan_make(mock_plan *p, arena *a, const char *body, size_t len, const 
         p->tool_args = mk.tool_args;
         p->tool_args_len = mk.tool_args_len;
         snprintf(p->tool_call_id, sizeof(p->tool_call_id), "call_%016" PRIx64,
-                 p->hash ^ mock_hash(mk.tool_name, strlen(mk.tool_name)) ^ (uint64_t)i);
+                 p->hash ^ p->call_nonce ^ mock_hash(mk.tool_name, strlen(mk.tool_name)) ^ (uint64_t)i);
         p->finish_reason = "tool_calls";
         p->completion_tokens = mock_count_text_tokens(strlen(mk.tool_name) + mk.tool_args_len);
         uint32_t frags = chunks_cfg ? chunks_cfg : 4;
@@ -466,6 +508,9 @@ void mock_plan_make(mock_plan *p, arena *a, const char *body, size_t len, const 
             mock_plan_text(p, a, txt, q.len);
             buf_free(&q);
             buf_free(&c);
+        } else if (mock_plan_structured(p, a, root)) {
+            /* the JSON answer of a response_format, in full (a cut would
+             * not parse) */
         } else {
             uint32_t n = mk.has_tokens ? mk.tokens : MOCK_DEFAULT_TOKENS;
             if (max_tokens >= 0 && (int64_t)n > max_tokens) {

@@ -118,6 +118,7 @@ typedef struct mock_plan {
     int64_t     completion_tokens;   /* all choices together */
 
     uint64_t    hash;            /* of the request body */
+    uint64_t    call_nonce;      /* per call: makes the ids unique */
     char        id[40];          /* "chatcmpl-<hex>" */
     int64_t     created;         /* unix seconds */
 } mock_plan;
@@ -205,5 +206,25 @@ void mock_stats_init(mock_stats *s);
 void mock_stats_destroy(mock_stats *s);
 void mock_stats_record(mock_stats *s, const mock_plan *p);
 void mock_stats_render(mock_stats *s, buf *out);
+
+/* --- embeddings (mock_embed.c) --- */
+
+#define MOCK_EMBED_DEFAULT_DIMS 1536     /* OpenAI's text-embedding-3-small */
+#define MOCK_EMBED_MAX_DIMS     8192
+#define MOCK_EMBED_MAX_INPUTS   2048
+
+/* The unit vector of `dims` floats the mock gives a text (see mock_embed.c). */
+void mock_embedding_vector(const char *text, size_t len, uint32_t dims, float *out);
+/* An OpenAI embeddings request → its answer (or an OpenAI error) in out;
+ * returns the HTTP status (200 or 400), *prompt_tokens the input's tokens. */
+int  mock_embeddings(const char *body, size_t len, buf *out, int64_t *prompt_tokens);
+
+/* --- structured output (mock_schema.c) --- */
+
+struct cJSON;
+/* A minimal JSON instance of `schema` (see mock_schema.c for what is
+ * honoured), appended to out; the text has spaces after ':' and ',' so a
+ * stream carries it in several chunks. */
+void mock_schema_instance(const struct cJSON *schema, buf *out);
 
 #endif

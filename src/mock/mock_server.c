@@ -336,6 +336,17 @@ static void mock_handle(http_request *req, bool anthropic)
 static void mock_chat(http_request *req) { mock_handle(req, false); }
 static void mock_messages(http_request *req) { mock_handle(req, true); }
 
+/* Embeddings answer at once: no markers, no faults, no pacing. */
+static void mock_embeddings_route(http_request *req)
+{
+    buf b;
+    buf_init(&b);
+    int64_t tokens;
+    int status = mock_embeddings(req->body, req->body_len, &b, &tokens);
+    mock_respond_json(req, status, &b);
+    buf_free(&b);
+}
+
 static void mock_models(http_request *req)
 {
     static const char body[] =
@@ -370,6 +381,7 @@ mock_server *mock_server_start(const mock_server_opts *o, char *err, size_t errl
     s->router = http_router_new();
     http_router_add(s->router, "POST", "/v1/chat/completions", mock_chat);
     http_router_add(s->router, "POST", "/v1/messages", mock_messages);
+    http_router_add(s->router, "POST", "/v1/embeddings", mock_embeddings_route);
     http_router_add(s->router, "GET", "/v1/models", mock_models);
     http_router_add(s->router, "GET", "/mock/stats", mock_stats_route);
     http_router_add(s->router, "GET", "/healthz", mock_healthz);

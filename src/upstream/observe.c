@@ -21,10 +21,12 @@ static const char *upstream_system_name(const model_cfg *m)
 obs_span *upstream_span_begin(const obs_trace_ctx *parent, const scope *owner, const model_cfg *m,
                               bool stream)
 {
+    /* gen_ai's operation names: an embedding model's calls are "embeddings". */
+    const char *op = m->embedding ? "embeddings" : "chat";
     char name[160];
-    snprintf(name, sizeof name, "chat %s", m->name);
+    snprintf(name, sizeof name, "%s %s", op, m->name);
     obs_span *s = obs_span_begin(parent, name, OBS_SPAN_CLIENT, owner);
-    obs_span_set_str(s, "gen_ai.operation.name", "chat");
+    obs_span_set_str(s, "gen_ai.operation.name", op);
     obs_span_set_str(s, "gen_ai.system", upstream_system_name(m));
     obs_span_set_str(s, "gen_ai.request.model", m->name);
     obs_span_set_bool(s, "brigade.stream", stream);

@@ -101,11 +101,19 @@ upstream_call *upstream_provider_chat(upstream *u, const model_cfg *m, const pro
                                       const char *body, size_t len, bool stream,
                                       const upstream_opts *opts, const upstream_callbacks *cb, void *arg)
 {
+    /* An embedding model's call is an embeddings request (its kind says
+     * so, and a fallback is of the same kind: config checks). */
+    if (m->embedding && p->kind == PROVIDER_ANTHROPIC) {
+        upstream_set_error("provider \"%s\" is an Anthropic provider, which has no embeddings API",
+                           p->name);
+        return NULL;
+    }
     switch (p->kind) {
     case PROVIDER_MOCK:
         return mockp_chat(u, m, p, body, len, stream, cb, arg);
     case PROVIDER_OPENAI:
-        return phttp_chat(u, m, p, &provider_openai_proto, body, len, stream, opts, cb, arg);
+        return phttp_chat(u, m, p, m->embedding ? &provider_openai_embeddings_proto : &provider_openai_proto,
+                          body, len, stream, opts, cb, arg);
     case PROVIDER_ANTHROPIC:
         return phttp_chat(u, m, p, &provider_anthropic_proto, body, len, stream, opts, cb, arg);
     }

@@ -56,3 +56,23 @@ cJSON *tool_call_to_use(const cJSON *call)
     cJSON_AddItemToObject(b, "input", map_tool_input(map_str(fn, "arguments")));
     return b;
 }
+
+const char *tool_use_stop_reason(const char *finish_reason)
+{
+    if (!finish_reason) return "end_turn";
+    if (strcmp(finish_reason, "length") == 0) return "max_tokens";
+    if (strcmp(finish_reason, "tool_calls") == 0 || strcmp(finish_reason, "function_call") == 0)
+        return "tool_use";
+    if (strcmp(finish_reason, "content_filter") == 0) return "refusal";
+    return "end_turn";
+}
+
+const char *tool_use_finish_reason(const char *stop_reason)
+{
+    if (!stop_reason) return "stop";
+    if (strcmp(stop_reason, "max_tokens") == 0) return "length";
+    if (strcmp(stop_reason, "tool_use") == 0) return "tool_calls";
+    if (strcmp(stop_reason, "refusal") == 0) return "content_filter";
+    /* end_turn, stop_sequence, pause_turn and anything new: a normal stop. */
+    return "stop";
+}

@@ -9,7 +9,8 @@
  * drift. It is in util/ rather than upstream/ because mock/ must not depend
  * on upstream/ (the provider kind `mock` depends on mock/, not the reverse),
  * and it is pure cJSON in, cJSON out, like json_strict — no new folder edge.
- * The callers keep their own error texts: these return NULL and say nothing. */
+ * The callers keep their own error texts: these return NULL and say nothing.
+ * The stop reason of the answer that carries the calls is mapped here too. */
 #ifndef BRIGADE_TOOL_USE_MAP_H
 #define BRIGADE_TOOL_USE_MAP_H
 
@@ -30,5 +31,13 @@ struct cJSON *tool_use_to_call(const struct cJSON *block, bool input_required, s
  * blank, and {"arguments": text} otherwise (what a model wrote is kept, not
  * dropped). NULL when the call has no string id or function name. */
 struct cJSON *tool_call_to_use(const struct cJSON *call);
+
+/* Why an answer ended, in both forms: OpenAI's finish_reason ⇄
+ * Anthropic's stop_reason (stop ⇄ end_turn, length ⇄ max_tokens,
+ * tool_calls ⇄ tool_use, content_filter ⇄ refusal). A stop sequence,
+ * pause_turn, NULL and anything unknown read as a normal stop; OpenAI's
+ * old function_call as tool use. */
+const char *tool_use_stop_reason(const char *finish_reason);
+const char *tool_use_finish_reason(const char *stop_reason);
 
 #endif

@@ -48,12 +48,7 @@ static void at_copy(char *dst, size_t cap, const char *s)
 
 const char *anthropic_finish_reason(const char *stop_reason)
 {
-    if (!stop_reason) return "stop";
-    if (strcmp(stop_reason, "max_tokens") == 0) return "length";
-    if (strcmp(stop_reason, "tool_use") == 0) return "tool_calls";
-    if (strcmp(stop_reason, "refusal") == 0) return "content_filter";
-    /* end_turn, stop_sequence, pause_turn and anything new: a normal stop. */
-    return "stop";
+    return tool_use_finish_reason(stop_reason);
 }
 
 int anthropic_error_status(const char *type)

@@ -24,6 +24,9 @@ typedef struct mockp_call {
     size_t        next, stop_at;  /* stream events */
     bool          paused;
     bool          pumping;        /* inside mockp_pump */
+    bool          embedding;      /* an embeddings call: scratch holds the answer */
+    int           embed_status;
+    int64_t       embed_tokens;
     buf           scratch;
 } mockp_call;
 
@@ -139,10 +142,31 @@ static void mockp_answer(mockp_call *c)
     mockp_pump(c);
 }
 
+/* An embeddings call's answer, made when it started (mockp_chat). */
+static void mockp_embedding_answer(mockp_call *c)
+{
+    upstream_result r;
+    memset(&r, 0, sizeof(r));
+    r.status = c->embed_status;
+    r.body = c->scratch.data;
+    r.body_len = c->scratch.len;
+    if (c->embed_status != 200) {
+        r.error = UPSTREAM_HTTP_STATUS;
+        r.message = "provider answered with an error status";
+    } else {
+        r.input_tokens = c->embed_tokens;
+    }
+    mockp_finish(c, &r);
+}
+
 static void mockp_on_step(uv_timer_t *t)
 {
     mockp_call *c = t->data;
     if (c->base.finished) return;
+    if (c->embedding) {
+        mockp_embedding_answer(c);
+        return;
+    }
     if (c->next == 0 && c->stop_at == 0) mockp_answer(c);
     else mockp_pump(c);
 }
@@ -174,8 +198,14 @@ upstream_call *mockp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
     mockp_call *c = xcalloc(1, sizeof(*c));
     arena_init(&c->a, 2048);
     buf_init(&c->scratch);
-    mock_options opt = { .stream_chunks = p->mock_stream_chunks, .faults = mock_fault_table_global() };
-    mock_plan_make(&c->plan, &c->a, body, len, &opt);
+    if (m->embedding) {
+        c->embedding = true;
+        c->embed_status = mock_embeddings(body, len, &c->scratch, &c->embed_tokens);
+        c->plan.status = c->embed_status;
+    } else {
+        mock_options opt = { .stream_chunks = p->mock_stream_chunks, .faults = mock_fault_table_global() };
+        mock_plan_make(&c->plan, &c->a, body, len, &opt);
+    }
     /* The call's mode rules, and a remote stream would carry usage because
      * the upstream module asks for it. */
     c->plan.stream = stream;
@@ -195,6 +225,10 @@ upstream_call *mockp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
     if (p->mock_latency_ms || c->plan.has_latency) uv_update_time(u->loop);
     uint32_t timeout = p->timeout_ms ? p->timeout_ms : 120000;
     uv_timer_start(&c->deadline, mockp_on_deadline, timeout, 0);
+    if (c->embedding) {
+        uv_timer_start(&c->step, mockp_on_step, p->mock_latency_ms, 0);
+        return &c->base;
+    }
     if (c->plan.status == 200 && c->plan.fault == MOCK_FAULT_HANG) return &c->base;
 
     uint32_t delay = c->plan.has_latency ? c->plan.latency_ms : p->mock_latency_ms;

@@ -6,7 +6,8 @@
  * checked to be JSON and its usage read; each stream event is checked to be
  * JSON and passed on as is; usage comes from the final usage chunk, which
  * we ask for by adding stream_options.include_usage; [DONE] ends the
- * stream. */
+ * stream. An embedding model's calls go to {base_url}/embeddings instead
+ * (provider_openai_embeddings_proto), passed as they are. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,4 +129,43 @@ const provider_proto provider_openai_proto = {
     .headers = openai_headers,
     .stream_event = openai_stream_event,
     .body = openai_body,
+};
+
+/* --- embeddings: POST {base_url}/embeddings --- */
+
+/* The body as given (an embeddings call is never streamed). */
+static char *openai_embeddings_request_body(const model_cfg *m, const char *body, size_t len,
+                                            bool stream, size_t *out_len)
+{
+    (void)m;
+    if (stream) return NULL;
+    return openai_request_body(m, body, len, false, out_len);
+}
+
+/* usage.prompt_tokens is all there is to charge: an embedding generates
+ * no tokens. */
+static bool openai_embeddings_body(phttp_call *c)
+{
+    cJSON *j = cJSON_ParseWithLength(c->resp.data, c->resp.len);
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
+    if (!cJSON_IsObject(j) || !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "data"))) {
+        cJSON_Delete(j);
+        return phttp_fail(c, UPSTREAM_MALFORMED, "provider body is not an embeddings list");
+    }
+    if (cJSON_IsNumber(pt) && pt->valuedouble >= 0 && pt->valuedouble <= 1e15) {
+        c->in_tok = (int64_t)pt->valuedouble;
+        c->out_tok = 0;
+        c->have_usage = true;
+    }
+    cJSON_Delete(j);
+    return true;
+}
+
+const provider_proto provider_openai_embeddings_proto = {
+    .path = "/embeddings",
+    .request_body = openai_embeddings_request_body,
+    .headers = openai_headers,
+    .stream_event = openai_stream_event,
+    .body = openai_embeddings_body,
 };

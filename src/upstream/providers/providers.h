@@ -88,6 +88,7 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
 /* --- providers --- */
 
 extern const provider_proto provider_openai_proto;      /* provider_openai.c */
+extern const provider_proto provider_openai_embeddings_proto;  /* provider_openai.c: /embeddings */
 extern const provider_proto provider_anthropic_proto;   /* provider_anthropic.c */
 upstream_call *mockp_chat(upstream *u, const model_cfg *m, const provider_cfg *p, const char *body,
                           size_t len, bool stream, const upstream_callbacks *cb, void *arg);

@@ -62,10 +62,12 @@ static void test_plain_reply_and_usage(void **st)
     assert_int_equal(cJSON_GetObjectItem(u, "total_tokens")->valueint, 10 + MOCK_DEFAULT_TOKENS);
     cJSON_Delete(j);
 
-    /* Same input, same plan (determinism). */
+    /* Same input, same reply (determinism), but a new id: ids are unique
+     * per call, as a provider's are. */
     mock_plan q;
     plan_of(&q, body, NULL);
-    assert_string_equal(q.id, p.id);
+    assert_string_not_equal(q.id, p.id);
+    assert_int_equal(q.hash, p.hash);
     assert_int_equal(q.text_len, p.text_len);
     assert_memory_equal(q.text, p.text, p.text_len);
 }
