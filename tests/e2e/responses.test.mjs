@@ -78,17 +78,6 @@ const stack = useStack(async () => {
 const weatherTool = { type: 'function', name: 'get_weather', description: 'The weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } };
 const weatherAsk = 'What is the weather? [[tool:get_weather {"city":"Paris"}]]';
 
-// The mock model answers a JSON schema with JSON only once issue 15's mock
-// work (structured output) is in; until then the structured-output cases
-// below are skipped, and say so.
-async function mockAnswersSchemas() {
-  const r = await stack.api(stack.user.key, 'POST', '/v1/chat/completions', {
-    model: 'local-model', messages: [{ role: 'user', content: 'a city' }],
-    response_format: { type: 'json_schema', json_schema: { name: 'c', schema: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } } },
-  });
-  try { return typeof JSON.parse(r.body.choices[0].message.content).name === 'string'; } catch { return false; }
-}
-
 describe('the openai SDK: responses.create', () => {
   test('a string input: a completed Response with a message, usage, resp_/msg_ ids, and the call charged', async () => {
     const c = stack.openaiClient(stack.user.key);
@@ -327,8 +316,7 @@ describe('@openai/agents in its default (Responses) mode', () => {
     assert.equal(deltas, s.finalOutput);
   });
 
-  test('an agent with structured output', async (t) => {
-    if (!(await mockAnswersSchemas())) return t.skip('the mock does not answer JSON schemas yet (issue 15, item 5)');
+  test('an agent with structured output', async () => {
     const agent = new Agent({ name: 'city', instructions: 'Name a city.', model: 'local-model', outputType: z.object({ name: z.string() }) });
     const r = await runner().run(agent, 'A city, please');
     assert.equal(typeof r.finalOutput.name, 'string');
@@ -361,8 +349,7 @@ describe('the ai SDK: openai() (Responses)', () => {
     assert.equal((await s.usage).outputTokens, 4);
   });
 
-  test('generateObject', async (t) => {
-    if (!(await mockAnswersSchemas())) return t.skip('the mock does not answer JSON schemas yet (issue 15, item 5)');
+  test('generateObject', async () => {
     const r = await generateObject({ model: provider()('local-model'), schema: z.object({ name: z.string() }), prompt: 'A city' });
     assert.equal(typeof r.object.name, 'string');
   });
