@@ -38,6 +38,7 @@
 #include "tools/tool_tenant.h"
 #include "tools/tools.h"
 #include "upstream/upstream.h"
+#include "vault/vault.h"
 
 #define ROLE_BIT(r) (1u << (r))
 #define ROLES_SERVER_ADMIN ROLE_BIT(SCOPE_SERVER_ADMIN)
@@ -65,6 +66,7 @@ typedef struct api_env {
     tool_registry *tools;            /* built-in and declared tools */
     runs          *runs;             /* every active agent run */
     gate          *gate;             /* governance: budgets, rate limits, fair queue */
+    vault         *vault;            /* users' own credentials for tools (src/vault/) */
     api_metrics    metrics;
     int64_t        started_at;
 } api_env;
@@ -229,7 +231,14 @@ void api_health_ready(api_ctx *ctx);
 void api_metrics_get(api_ctx *ctx);
 void api_traces_get(api_ctx *ctx);      /* GET /v1/traces/{trace_id} (traces.c) */
 /* the audit log (audit_routes.c) */
-void api_audit_list(api_ctx *ctx);      /* GET /v1/audit?from=&to=&actor=&action=&tenant=&limit=&after= */
+void api_audit_list(api_ctx *ctx);
+/* users' own credentials (connections.c) and the browser side of consent
+ * (oauth_routes.c) */
+void api_connections_list(api_ctx *ctx);    /* GET /v1/connections */
+void api_connections_create(api_ctx *ctx);  /* POST /v1/connections */
+void api_connections_delete(api_ctx *ctx);  /* DELETE /v1/connections/{id} */
+void api_oauth_start(api_ctx *ctx);         /* GET /oauth/start (public) */
+void api_oauth_callback(api_ctx *ctx);      /* GET /oauth/callback (public) */      /* GET /v1/audit?from=&to=&actor=&action=&tenant=&limit=&after= */
 void api_audit_verify(api_ctx *ctx);    /* GET /v1/audit/verify */
 /* A 401 is prepared in ctx: record it as auth.failure (at most one entry per
  * source address a second; never the secret), then send it. On the loop. */

@@ -72,6 +72,12 @@ static const api_route api_routes[] = {
     R("GET",    "/v1/agents/{name}",        ROLES_TENANT_ADMIN, api_agents_get, NULL),
     R("PATCH",  "/v1/agents/{name}",        ROLES_TENANT_ADMIN, api_agents_patch, NULL),
     R("DELETE", "/v1/agents/{name}",        ROLES_TENANT_ADMIN, api_agents_delete, NULL),
+
+    R("GET",    "/v1/connections",          ROLES_USER,         api_connections_list, NULL),
+    R("POST",   "/v1/connections",          ROLES_USER,         api_connections_create, NULL),
+    R("DELETE", "/v1/connections/{id}",     ROLES_USER,         api_connections_delete, NULL),
+    R("GET",    "/oauth/start",             0,                  NULL, api_oauth_start),
+    R("GET",    "/oauth/callback",          0,                  NULL, api_oauth_callback),
 };
 
 #define N_ROUTES (sizeof api_routes / sizeof api_routes[0])
@@ -87,6 +93,7 @@ ENTRY(33)
 ENTRY(34) ENTRY(35) ENTRY(36)
 ENTRY(37) ENTRY(38) ENTRY(39) ENTRY(40) ENTRY(41) ENTRY(42) ENTRY(43) ENTRY(44) ENTRY(45) ENTRY(46) ENTRY(47) ENTRY(48) ENTRY(49) ENTRY(50)
 ENTRY(51) ENTRY(52) ENTRY(53)
+ENTRY(54) ENTRY(55) ENTRY(56) ENTRY(57) ENTRY(58)
 
 static const http_handler api_entries[] = {
     api_entry_0, api_entry_1, api_entry_2, api_entry_3, api_entry_4, api_entry_5,
@@ -99,6 +106,7 @@ static const http_handler api_entries[] = {
     api_entry_34, api_entry_35, api_entry_36,
     api_entry_37, api_entry_38, api_entry_39, api_entry_40, api_entry_41, api_entry_42, api_entry_43, api_entry_44, api_entry_45, api_entry_46, api_entry_47, api_entry_48, api_entry_49, api_entry_50,
     api_entry_51, api_entry_52, api_entry_53,
+    api_entry_54, api_entry_55, api_entry_56, api_entry_57, api_entry_58,
 };
 
 _Static_assert(sizeof api_entries / sizeof api_entries[0] == N_ROUTES,

@@ -28,6 +28,8 @@ static const char admin_usage[] =
     "  user list --tenant ID\n"
     "  key create --tenant ID --user ID         a user key (bk_usr_…)\n"
     "  key revoke --tenant ID KEY_ID\n"
+    "  vault rotate-key                         a new vault key; every connection re-sealed\n"
+    "                                           (runs while brigade serve does)\n"
     "\n"
     "Results are printed as JSON; a key is shown once and only its hash is kept.\n"
     "Stop `brigade serve` on the same data directory first (or use the HTTP API).\n"
@@ -257,6 +259,22 @@ int app_admin_main(int argc, char **argv)
             fputs(admin_usage, stdout);
             return 0;
         }
+    if (strcmp(noun, "vault") == 0 && strcmp(verb, "rotate-key") == 0) {
+        if (argc - i > 2) {
+            fprintf(stderr, "brigade admin: vault rotate-key takes no arguments\n");
+            return 2;
+        }
+        brigade_config cfg;
+        char err[1024];
+        if (!config_path) config_defaults(&cfg);
+        else if (config_load_file(config_path, &cfg, err, sizeof err) != 0) {
+            fprintf(stderr, "brigade admin: %s\n", err);
+            return 1;
+        }
+        int rc = app_vault_rotate_key(data_dir ? data_dir : cfg.data_dir);
+        config_free(&cfg);
+        return rc;
+    }
     admin_opts o;
     /* getopt wants argv[0] to be a program name: hand it the verb. */
     if (admin_parse_opts(argc - (i + 1), argv + i + 1, &o) != 0) {

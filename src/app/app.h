@@ -25,6 +25,8 @@ int app_serve_main(int argc, char **argv);
 
 /* `brigade admin`: tenants, users and keys straight against the store. */
 int app_admin_main(int argc, char **argv);
+/* `brigade admin vault rotate-key` (vault_cli.c): without the data dir's lock. */
+int app_vault_rotate_key(const char *data_dir);
 
 /* Take the data directory's serve lock (so `brigade admin` can tell that a
  * server owns it). Returns the fd, or -1 with err set if already held. */

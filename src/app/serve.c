@@ -16,6 +16,7 @@
 #include "api/api.h"
 #include "app/pool_names.h"
 #include "obs/audit.h"
+#include "runs/credentials.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "util/xalloc.h"
@@ -141,6 +142,62 @@ static void serve_on_revocation(void *arg, const identity_revocation *rv)
 
 /* Called once SIGINT/SIGTERM are handled: only then say we are listening,
  * so whoever waits for this line can stop us gracefully right away. */
+/* ---- the vault behind runs/credentials.h: a run's tool gets its user's
+ * own token (the vault answers on the run's loop) ---- */
+
+typedef struct serve_cred {
+    runs_cred_done done;
+    void          *arg;
+    vault_fetch   *fetch;
+    char           header_name[128];
+} serve_cred;
+
+static void serve_cred_answer(void *arg, const vault_token *t)
+{
+    serve_cred *c = arg;
+    runs_cred_answer a = {
+        .status = t->status == VAULT_TOKEN_OK ? RUNS_CRED_OK
+                  : t->status == VAULT_TOKEN_MISSING ? RUNS_CRED_MISSING : RUNS_CRED_ERROR,
+        .header_name = c->header_name,
+        .header_value = t->header_value,
+        .connection_id = t->connection_id,
+        .connect_url = t->connect_url[0] ? t->connect_url : NULL,
+        .why = t->why,
+    };
+    c->done(c->arg, &a);
+    free(c);
+}
+
+static void *serve_cred_fetch(void *self, uv_loop_t *loop, const scope *sc, const char *provider,
+                              char *const *scopes, size_t n_scopes, const char *header_name,
+                              const char *format, runs_cred_done done, void *arg)
+{
+    serve_cred *c = xcalloc(1, sizeof *c);
+    c->done = done;
+    c->arg = arg;
+    snprintf(c->header_name, sizeof c->header_name, "%s", header_name ? header_name : "Authorization");
+    c->fetch = vault_fetch_start(self, loop, sc, provider, scopes, n_scopes, format, serve_cred_answer, c);
+    if (!c->fetch) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void serve_cred_cancel(void *self, void *handle)
+{
+    (void)self;
+    serve_cred *c = handle;
+    vault_fetch_cancel(c->fetch);   /* serve_cred_answer will not run */
+    free(c);
+}
+
+static void serve_on_connection_active(void *arg, const char *tenant_id, const char *user_id,
+                                       const char *provider)
+{
+    runs_on_connection_active(arg, tenant_id, user_id, provider);
+}
+
 static void serve_print_listening(void *arg)
 {
     app *a = arg;
@@ -270,8 +327,22 @@ int app_serve_main(int argc, char **argv)
         config_free(&a.env.cfg);
         return 1;
     }
+    /* The vault: its key lives beside the database, never in it. */
+    a.env.vault = vault_open(a.env.store, &a.env.cfg, a.env.cfg.data_dir, err, sizeof err);
+    if (!a.env.vault) {
+        fprintf(stderr, "brigade serve: vault: %s\n", err);
+        gate_free(a.env.gate);
+        tools_registry_free(a.env.tools);
+        identity_close(a.env.identity);
+        store_close(a.env.store);
+        config_free(&a.env.cfg);
+        return 1;
+    }
     a.env.runs = runs_new(&a.env.cfg, a.env.store, a.env.tools);
     runs_set_gate(a.env.runs, a.env.gate, a.env.identity);
+    runs_credentials creds = {.fetch = serve_cred_fetch, .cancel = serve_cred_cancel, .self = a.env.vault};
+    runs_set_credentials(a.env.runs, &creds);
+    vault_set_on_active(a.env.vault, serve_on_connection_active, a.env.runs);
     /* Runs paused for an approval or a connection survive a restart. */
     runs_restore_paused(a.env.runs);
     /* A revoked key, a disabled or erased user: their runs stop too. */
@@ -307,6 +378,7 @@ int app_serve_main(int argc, char **argv)
                 a.env.cfg.listen_port, err);
         identity_on_revocation(a.env.identity, NULL, NULL);
         runs_free(a.env.runs);
+        vault_free(a.env.vault);
         gate_free(a.env.gate);
         tools_registry_free(a.env.tools);
         identity_close(a.env.identity);
@@ -319,6 +391,7 @@ int app_serve_main(int argc, char **argv)
     log_info("signal %d: stopped serving; flushing the store", sig);
     identity_on_revocation(a.env.identity, NULL, NULL);
     runs_free(a.env.runs);
+    vault_free(a.env.vault);
     gate_free(a.env.gate);
     tools_registry_free(a.env.tools);
     identity_close(a.env.identity);

@@ -222,6 +222,27 @@ typedef struct tool_cfg {
     bool      tenants_enable;
 } tool_cfg;
 
+/* A credential provider (`credential_providers:` in the file, docs/config.md):
+ * where a user's own token for a tool comes from. Kind oauth2: the user
+ * consents at the provider (authorization code with PKCE); kind api_key:
+ * the user pastes a key. Either way the secret is sealed in the vault. */
+typedef enum credential_kind { CREDENTIAL_OAUTH2 = 1, CREDENTIAL_API_KEY = 2 } credential_kind;
+
+typedef struct credential_provider_cfg {
+    char           *name;
+    credential_kind kind;
+    char           *issuer;                  /* oauth2: discovery (RFC 8414 / OIDC); NULL if the endpoints are given */
+    char           *authorization_endpoint;  /* oauth2: given or discovered */
+    char           *token_endpoint;          /* oauth2: given or discovered */
+    char           *revocation_endpoint;     /* oauth2: RFC 7009, optional */
+    char           *client_id;               /* oauth2 */
+    char           *client_secret;           /* oauth2: from client_secret_env; NULL = public client */
+    char          **scopes;                  /* oauth2: asked for at consent */
+    size_t          n_scopes;
+    char           *resource;                /* oauth2: RFC 8707 resource indicator, optional */
+    uint32_t        timeout_ms;              /* token, revocation and discovery calls (default 10000) */
+} credential_provider_cfg;
+
 /* An agent (`agents:` in the file): what a session talks to. */
 typedef struct agent_cfg {
     char      *name;                 /* [a-zA-Z0-9_.-]{1,64} */
@@ -270,6 +291,9 @@ typedef struct brigade_config {
     tier_cfg     *tiers;      size_t n_tiers;
     char        *default_tier;       /* default "default" (a tier of that name always exists) */
     tool_cfg     *tools;      size_t n_tools;    /* declared HTTP tools */
+    credential_provider_cfg *credential_providers; size_t n_credential_providers;
+    char        *public_url;         /* server.public_url: base of redirect_uri and connect_url
+                                      * (default http://LISTEN_HOST:LISTEN_PORT) */
     agent_cfg    *agents;     size_t n_agents;
     governance_cfg governance;
     obs_cfg      observability;
@@ -307,6 +331,8 @@ int  config_parse_listen(const char *s, char **host, int *port, char *err, size_
 
 const model_cfg *config_find_model(const brigade_config *cfg, const char *name);
 const tier_cfg  *config_find_tier(const brigade_config *cfg, const char *name);
+const credential_provider_cfg *config_find_credential_provider(const brigade_config *cfg,
+                                                               const char *name);
 const agent_cfg *config_find_agent(const brigade_config *cfg, const char *name);
 const tool_cfg  *config_find_tool(const brigade_config *cfg, const char *name);
 /* A tenant's own tool or agent, from a JSON body of the API

@@ -27,6 +27,7 @@ void config_model_free(model_cfg *m);
 void config_tier_free(tier_cfg *t);
 void config_tier_quota_defaults(tier_cfg *t);   /* the CONFIG_QUOTA_* storage quotas */
 void config_tool_free(tool_cfg *t);
+void config_credential_provider_free(credential_provider_cfg *p);
 void config_agent_free(agent_cfg *a);
 
 /* An agent's per-run limits at their defaults (description "", no model). */

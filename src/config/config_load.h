@@ -95,6 +95,10 @@ int ld_model_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, e
 int ld_governance(ld *l, struct fy_node *n, int line);
 int ld_tier_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el);
 int ld_observability(ld *l, struct fy_node *n, int line);
+int ld_credential_provider_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el);
+void ld_credential_provider_free(void *e);
+/* tools[].auth: {provider, scopes, header?, format?} (config_credentials.c) */
+int ld_tool_auth(ld *l, const slot *s, const char *path, tool_cfg *t);
 int ld_tool_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el);
 int ld_agent_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el);
 /* config_approval.c: a tool's `approval:`, an agent's `approval_by:` */

@@ -54,7 +54,7 @@ static int ld_limits(ld *l, struct fy_node *n, int line, const char *path, http_
 }
 
 enum { SRV_LISTEN, SRV_THREADS, SRV_DATA_DIR, SRV_ADMIN, SRV_ADMIN_ENV, SRV_LIMITS, SRV_REQ_TIMEOUT,
-       SRV_MAX_REQ_TIMEOUT, SRV_MAX_CHOICES, SRV__N };
+       SRV_MAX_REQ_TIMEOUT, SRV_MAX_CHOICES, SRV_PUBLIC_URL, SRV__N };
 
 int ld_server(ld *l, struct fy_node *n, int line)
 {
@@ -66,6 +66,7 @@ int ld_server(ld *l, struct fy_node *n, int line)
         [SRV_REQ_TIMEOUT] = {.key = "request_timeout_ms"},
         [SRV_MAX_REQ_TIMEOUT] = {.key = "max_request_timeout_ms"},
         [SRV_MAX_CHOICES] = {.key = "max_choices"},
+        [SRV_PUBLIC_URL] = {.key = "public_url"},
     };
     if (ld_collect(l, n, line, "server", s, SRV__N) < 0)
         return -1;
@@ -120,6 +121,19 @@ int ld_server(ld *l, struct fy_node *n, int line)
     if (s[SRV_MAX_CHOICES].present &&
         ld_u32(l, &s[SRV_MAX_CHOICES], "server.max_choices", 1, 128, &cfg->max_choices) < 0)
         return -1;
+    if (s[SRV_PUBLIC_URL].present) {
+        /* where users' browsers reach brigade: the OAuth redirect_uri and
+         * connect_url are built on it, so it is an origin and nothing more */
+        size_t host_at;
+        if (ld_http_url(l, &s[SRV_PUBLIC_URL], "server.public_url", &cfg->public_url, &host_at) < 0)
+            return -1;
+        size_t len = strlen(cfg->public_url);
+        while (len > host_at && cfg->public_url[len - 1] == '/')
+            cfg->public_url[--len] = '\0';
+        if (strpbrk(cfg->public_url + host_at, "/?#@"))
+            return ld_fail(l, s[SRV_PUBLIC_URL].line, "server.public_url",
+                           "must be an origin (scheme://host[:port]) without a path, query or user");
+    }
     if (cfg->request_timeout_ms > cfg->max_request_timeout_ms) {
         int at = s[SRV_REQ_TIMEOUT].present ? s[SRV_REQ_TIMEOUT].line : s[SRV_MAX_REQ_TIMEOUT].line;
         return ld_fail(l, at ? at : line, "server.request_timeout_ms",

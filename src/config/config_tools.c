@@ -221,7 +221,7 @@ static int ld_tool_url_placeholders(ld *l, const slot *s, const char *path, cons
 }
 
 enum { TO_NAME, TO_DESC, TO_URL, TO_METHOD, TO_HEADERS, TO_PARAMS, TO_TIMEOUT, TO_MAX_RESP,
-       TO_APPROVAL, TO_APPROVAL_TIMEOUT, TO_AUTH_TIMEOUT, TO_EFFECTS, TO_TENANTS, TO__N };
+       TO_APPROVAL, TO_APPROVAL_TIMEOUT, TO_AUTH_TIMEOUT, TO_EFFECTS, TO_TENANTS, TO_AUTH, TO__N };
 
 const char *config_tool_effects_name(tool_effects e)
 {
@@ -276,6 +276,7 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
         [TO_APPROVAL] = {.key = "approval"}, [TO_APPROVAL_TIMEOUT] = {.key = "approval_timeout_s"},
         [TO_AUTH_TIMEOUT] = {.key = "auth_timeout_s"},
         [TO_EFFECTS] = {.key = "effects"},    [TO_TENANTS] = {.key = "tenants"},
+        [TO_AUTH] = {.key = "auth"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, url, …), got nothing");
@@ -377,6 +378,11 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
     if (s[TO_TENANTS].present) {
         ld_path(kp, sizeof(kp), path, "tenants");
         if (ld_tenants(l, &s[TO_TENANTS], kp, &t->tenants_enable) < 0)
+            return -1;
+    }
+    if (s[TO_AUTH].present) {
+        ld_path(kp, sizeof(kp), path, "auth");
+        if (ld_tool_auth(l, &s[TO_AUTH], kp, t) < 0)
             return -1;
     }
     return 0;

@@ -38,7 +38,7 @@
 /* the document                                                        */
 
 enum { RT_SERVER, RT_PROVIDERS, RT_MODELS, RT_TIERS, RT_DEFAULT_TIER, RT_TOOLS, RT_AGENTS,
-       RT_GOVERNANCE, RT_OBSERVABILITY, RT__N };
+       RT_GOVERNANCE, RT_OBSERVABILITY, RT_CREDENTIALS, RT__N };
 
 static int ld_root(ld *l, struct fy_node *root)
 {
@@ -50,6 +50,7 @@ static int ld_root(ld *l, struct fy_node *root)
         [RT_DEFAULT_TIER] = {.key = "default_tier"}, [RT_TOOLS] = {.key = "tools"},
         [RT_AGENTS] = {.key = "agents"},             [RT_GOVERNANCE] = {.key = "governance"},
         [RT_OBSERVABILITY] = {.key = "observability"},
+        [RT_CREDENTIALS] = {.key = "credential_providers"},
     };
     if (!config_node_is_null(root) && fy_node_get_type(root) != FYNT_MAPPING)
         return ld_fail(l, config_node_line(root, 1), NULL,
@@ -120,6 +121,23 @@ static int ld_root(ld *l, struct fy_node *root)
     if (s[RT_DEFAULT_TIER].present &&
         ld_name(l, &s[RT_DEFAULT_TIER], "default_tier", &cfg->default_tier) < 0)
         goto out;
+    /* Credential providers before tools: a tool's auth names one. */
+    if (s[RT_CREDENTIALS].present) {
+        void *arr;
+        size_t n;
+        entry_lines *cl = NULL;
+        if (ld_list(l, &s[RT_CREDENTIALS], "credential_providers", sizeof(credential_provider_cfg),
+                    ld_credential_provider_fn, ld_credential_provider_free, 1, &arr, &n, &cl) < 0)
+            goto out;
+        cfg->credential_providers = arr;
+        cfg->n_credential_providers = n;
+        int bad = n > 1 && ld_check_unique(l, "credential_providers",
+                                           (const char *const *)&cfg->credential_providers[0].name,
+                                           sizeof(credential_provider_cfg), n, cl) < 0;
+        free(cl);
+        if (bad)
+            goto out;
+    }
     if (s[RT_TOOLS].present) {
         void *arr;
         size_t n;

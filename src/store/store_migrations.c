@@ -247,6 +247,41 @@ static const store_migration store_migrations[] = {
      " END;"
      "UPDATE memory SET bytes = length(CAST(key AS BLOB)) + length(CAST(value AS BLOB));"
      "CREATE INDEX memory_user_bytes ON memory (tenant_id, user_id, bytes);"},
+    /* 8: the vault (src/vault/). A user's connection to a credential
+     * provider, its secrets sealed (never plaintext here) under a key kept
+     * outside the database, with the version of that key; refreshing_until
+     * is the refresh lease shared by every instance on this database. And
+     * consent flows in progress: only hashes of their state, start ticket
+     * and browser cookie, the PKCE verifier sealed. */
+    {8,
+     "CREATE TABLE connections ("
+     "  id               TEXT PRIMARY KEY,"
+     "  tenant_id        TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+     "  user_id          TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  provider         TEXT NOT NULL,"
+     "  status           TEXT NOT NULL CHECK (status IN ('pending','active','expired','revoked')),"
+     "  scopes           TEXT NOT NULL DEFAULT '',"
+     "  sealed           TEXT,"
+     "  key_version      INTEGER NOT NULL DEFAULT 0,"
+     "  expires_at       INTEGER NOT NULL DEFAULT 0,"
+     "  refreshing_until INTEGER NOT NULL DEFAULT 0,"
+     "  created_at       INTEGER NOT NULL,"
+     "  updated_at       INTEGER NOT NULL,"
+     "  UNIQUE (tenant_id, user_id, provider)"
+     ");"
+     "CREATE TABLE oauth_flows ("
+     "  state_hash      TEXT PRIMARY KEY,"
+     "  start_hash      TEXT NOT NULL UNIQUE,"
+     "  browser_hash    TEXT NOT NULL DEFAULT '',"
+     "  connection_id   TEXT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,"
+     "  tenant_id       TEXT NOT NULL,"
+     "  user_id         TEXT NOT NULL,"
+     "  provider        TEXT NOT NULL,"
+     "  sealed_verifier TEXT NOT NULL,"
+     "  key_version     INTEGER NOT NULL,"
+     "  expires_at      INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX oauth_flows_expiry ON oauth_flows (expires_at);"},
     /* 9: durable pauses of a run — waiting_approval (3) and waiting_auth
      * (8). The runs table is rebuilt only to let its status CHECK admit 8
      * (SQLite cannot alter a CHECK); its columns and indexes are as they

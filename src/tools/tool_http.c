@@ -14,6 +14,11 @@
  *     and `${tenant.id}` become the calling user's ids: the only identity a
  *     tool receives. Nothing of the caller's own request (its brigade key
  *     or JWT, its headers) is ever forwarded.
+ *   - a tool with `auth` also sends the calling user's own token (from the
+ *     vault, in tool_env) in its declared header; whatever the tool
+ *     answers, success or error, has every copy of that token replaced by
+ *     "[redacted]" before it becomes the model's tool result, so a tool
+ *     that reflects its request cannot hand the token to the model.
  *
  * The request runs on the loop through upstream_http_fetch (libcurl on
  * libuv, with the tool's timeout and response cap). A 2xx answer's body is
@@ -37,6 +42,7 @@ typedef struct http_exec {
     char           *body;
     char          **headers;
     size_t          n_headers;
+    char           *secret;      /* the user's token, cut out of the answer (NULL: none) */
 } http_exec;
 
 static void http_exec_free(http_exec *h)
@@ -49,7 +55,44 @@ static void http_exec_free(http_exec *h)
         free(h->headers[i]);
     }
     free(h->headers);
+    if (h->secret) {
+        explicit_bzero(h->secret, strlen(h->secret));
+        free(h->secret);
+    }
     free(h);
+}
+
+/* The token inside a header value made from `format` ("Bearer {token}"):
+ * what lies between the format's prefix and suffix. malloc'd, or NULL. */
+static char *http_token_of(const char *format, const char *value)
+{
+    const char *at = format ? strstr(format, "{token}") : NULL;
+    if (!at) return value ? strdup(value) : NULL;
+    size_t pre = (size_t)(at - format), suf = strlen(at + 7), n = strlen(value);
+    if (n < pre + suf) return strdup(value);
+    return strndup(value + pre, n - pre - suf);
+}
+
+/* body with every copy of secret replaced (malloc'd; *out_len its length). */
+static char *http_redact(const char *body, size_t len, const char *secret, size_t *out_len)
+{
+    buf b;
+    buf_init(&b);
+    size_t sl = secret ? strlen(secret) : 0;
+    size_t i = 0;
+    while (i < len) {
+        const char *hit = sl >= 4 ? memmem(body + i, len - i, secret, sl) : NULL;
+        if (!hit) {
+            buf_append(&b, body + i, len - i);
+            break;
+        }
+        buf_append(&b, body + i, (size_t)(hit - (body + i)));
+        buf_puts(&b, "[redacted]");
+        i = (size_t)(hit - body) + sl;
+    }
+    *out_len = b.len;
+    char *out = buf_detach(&b);
+    return out ? out : strdup("");
 }
 
 static void pct_encode(buf *b, const char *s)
@@ -204,6 +247,11 @@ static void http_on_done(void *arg, int status, const char *body, size_t len, co
 {
     http_exec *h = arg;
     h->fetch = NULL;
+    char *clean = NULL;
+    if (h->secret && body) {
+        clean = http_redact(body, len, h->secret, &len);
+        body = clean;
+    }
     if (!error && status >= 200 && status < 300) {
         tool_exec_deliver(&h->base, true, body, len);
     } else if (!error && status > 0) {
@@ -220,6 +268,7 @@ static void http_on_done(void *arg, int status, const char *body, size_t len, co
                          error ? error : "no response");
         tool_exec_deliver(&h->base, false, msg, m > 0 ? (size_t)m : 0);
     }
+    free(clean);
     http_exec_free(h);
 }
 
@@ -316,6 +365,14 @@ tool_exec *tool_http_start(const tool_def *t, const tool_env *env, const cJSON *
         buf_printf(&hb, "%s: ", c->header_names[i]);
         http_header_value(&hb, c->header_values[i], env->scope);
         h->headers[h->n_headers++] = buf_detach(&hb);
+    }
+    if (c->auth_provider) {
+        if (!env->auth_header_name || !env->auth_header_value) {
+            snprintf(out, outlen, "tool %s needs the user's credential for \"%s\", and none was given",
+                     t->name, c->auth_provider);
+            goto fail;
+        }
+        h->secret = http_token_of(c->auth_format, env->auth_header_value);
     }
     if (h->body && !has_header(c, "content-type"))
         h->headers[h->n_headers++] = strdup("Content-Type: application/json");
