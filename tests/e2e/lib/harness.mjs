@@ -259,7 +259,7 @@ export async function readResponse(res) {
  * Start mock-llm and brigade serve. Returns the stack object (see useStack).
  * Options: limits (server.limits overrides), extraProviders / extraModels
  * (more config entries), extraYaml (more top-level YAML, e.g. `tools:` and
- * `agents:`), withMock (default true), env.
+ * `agents:`), withMock (default true), env, port (brigade's; default a free one).
  */
 export async function startStack(opts = {}, stack = {}) {
   stack.children = [];
@@ -274,7 +274,8 @@ export async function startStack(opts = {}, stack = {}) {
   const mm = await stack.mock.waitFor(/mock-llm listening on (http:\/\/[^\s]+)/);
   stack.mockUrl = mm[1].replace(/\/$/, '');
 
-  const port = await freePort();
+  // opts.port: a port chosen by the test (an OAuth client's redirect_uri names it)
+  const port = opts.port || await freePort();
   stack.port = port;
   const configPath = path.join(dataDir, 'brigade.yaml');
   stack.configPath = configPath;
