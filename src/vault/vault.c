@@ -516,6 +516,8 @@ static int token_call(vault *v, const credential_provider_cfg *p, const char *co
             rc = -1;
         } else if (rc < 0 && (resp.status < 200 || resp.status > 299)) {
             snprintf(why, whylen, "the provider's token endpoint answered HTTP %ld", resp.status);
+        } else if (rc == 1 && resp.status >= 500) {
+            snprintf(why, whylen, "the provider's token endpoint answered HTTP %ld (%s)", resp.status, r->error);
         }
     }
     vault_http_resp_free(&resp);
