@@ -167,6 +167,8 @@ for (const [mode, why, limitMs] of [
       stack.as.mode = 'normal';
     }
     const html = await r.text();
+    const log = stack.brigade.stdout + stack.brigade.stderr;
+    assert.ok(!log.includes('xxxxxxxxxx'), 'nothing of the answer is logged');
     assert.ok(Date.now() - t0 < limitMs, `answered in ${Date.now() - t0} ms`);
     assert.equal(r.status, 502, html);
     assert.match(html, why);

@@ -211,3 +211,13 @@ test('rotate-key while serving: a new key version, every row re-sealed, everythi
   assert.equal(v, '2');
   assert.match(await callTool(stack, other.key, 'whoami'), /"sub":"rotate2-/);
 });
+
+test('no provider secret in brigade\'s log (stdout and stderr) of this file', async () => {
+  const log = stack.brigade.stdout + stack.brigade.stderr;
+  assert.ok(log.length > 0);
+  const secrets = stack.as.secrets.filter((s) => s.length >= 16);
+  for (const s of secrets) assert.ok(!log.includes(s), `the log holds a provider secret (${s.slice(0, 6)}…)`);
+  for (const r of stack.capture.requests) {
+    if (r.authorization) assert.ok(!log.includes(r.authorization.slice(7)), 'the log holds a token a tool was given');
+  }
+});

@@ -7,7 +7,9 @@
 //
 // Nothing here talks to anything but 127.0.0.1.
 
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { after } from 'node:test';
 
 import { freePort, noteSecret, useStack } from './harness.mjs';
@@ -75,12 +77,24 @@ export function useVaultStack({ accessTtl = 60, timeoutMs = 2000 } = {}, setup =
     s.capture = holder.capture;
     if (setup) await setup(s);
   });
-  // the helper servers stop with the file
+  // the helper servers stop with the file; every token, refresh token and
+  // code the provider issued goes to check_secrets.mjs's list of vault
+  // secrets, which no log of the suite may hold
   after(async () => {
+    noteVaultSecrets(holder.current?.secrets || []);
     await holder.capture?.close();
     await holder.current?.close();
   });
   return stack;
+}
+
+/** Record provider-issued secrets for the whole-suite log check
+ *  (check_secrets.mjs reads vault-secrets.txt beside secrets.txt). */
+export function noteVaultSecrets(list) {
+  const dir = process.env.BRIGADE_E2E_SECRETS_DIR;
+  if (!dir) return;
+  const lines = list.filter((s) => typeof s === 'string' && s.length >= 16).map((s) => s.replace(/\n/g, ''));
+  if (lines.length) fs.appendFileSync(path.join(dir, 'vault-secrets.txt'), lines.join('\n') + '\n');
 }
 
 /** POST /v1/connections {provider: demo} → {id, connect_url, ...}. */
