@@ -24,7 +24,7 @@
 #define OAUTH_PARAM_MAX 4096   /* longer state or code values are refused */
 
 typedef struct oauth_job {
-    char *ticket, *state, *code, *error, *cookie;
+    char *ticket, *state, *code, *error, *iss, *cookie;
     vault_status vs;
     int  status;
     char why[VAULT_WHY_MAX];
@@ -36,7 +36,7 @@ typedef struct oauth_job {
 
 static void oauth_job_free(oauth_job *j)
 {
-    char *fields[] = {j->ticket, j->state, j->code, j->error, j->cookie};
+    char *fields[] = {j->ticket, j->state, j->code, j->error, j->iss, j->cookie};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         if (fields[i]) explicit_bzero(fields[i], strlen(fields[i]));
         free(fields[i]);
@@ -161,7 +161,8 @@ static void oauth_callback_work(http_request *req)
 {
     api_ctx *ctx = req->user;
     oauth_job *j = ctx->handler_state;
-    j->vs = vault_oauth_callback(ctx->env->vault, j->state, j->code, j->error, j->cookie, &j->owner, j->why);
+    j->vs = vault_oauth_callback(ctx->env->vault, j->state, j->code, j->error, j->iss, j->cookie, &j->owner,
+                                 j->why);
     if (j->vs == VAULT_OK) {
         char actor[96];
         snprintf(actor, sizeof actor, "user:%s", j->owner.user_id);
@@ -206,6 +207,7 @@ void api_oauth_callback(api_ctx *ctx)
     j->state = param_copy(ctx->req, "state");
     j->code = param_copy(ctx->req, "code");
     j->error = param_copy(ctx->req, "error");
+    j->iss = param_copy(ctx->req, "iss");
     char cookie[128];
     if (vault_cookie_get(http_header_get(ctx->req, "cookie"), VAULT_COOKIE, cookie, sizeof cookie))
         j->cookie = strdup(cookie);

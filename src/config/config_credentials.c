@@ -197,9 +197,10 @@ int ld_tool_auth(ld *l, const slot *a, const char *path, tool_cfg *t)
     if (ld_nonempty(l, &s[TA_PROVIDER], kp, &t->auth_provider, NULL) < 0)
         return -1;
     if (!config_find_credential_provider(l->cfg, t->auth_provider)) {
-        char known[512];
-        ld_known_names(known, sizeof(known), (const char *const *)&l->cfg->credential_providers[0].name,
-                       sizeof(credential_provider_cfg), l->cfg->n_credential_providers);
+        char known[512] = "";
+        if (l->cfg->n_credential_providers)
+            ld_known_names(known, sizeof(known), (const char *const *)&l->cfg->credential_providers[0].name,
+                           sizeof(credential_provider_cfg), l->cfg->n_credential_providers);
         return ld_fail(l, s[TA_PROVIDER].line, kp, "no credential provider named \"%s\" (known: %s)",
                        t->auth_provider, known[0] ? known : "none; declare it in credential_providers");
     }

@@ -524,8 +524,18 @@ static int token_call(vault *v, const credential_provider_cfg *p, const char *co
     return rc;
 }
 
+/* Two issuer identifiers name the same issuer (a trailing '/' aside). */
+static bool same_issuer(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    while (la && a[la - 1] == '/') la--;
+    while (lb && b[lb - 1] == '/') lb--;
+    return la == lb && memcmp(a, b, la) == 0;
+}
+
 vault_status vault_oauth_callback(vault *v, const char *state, const char *code, const char *error,
-                                  const char *cookie, vault_flow_owner *owner, char why[VAULT_WHY_MAX])
+                                  const char *iss, const char *cookie, vault_flow_owner *owner,
+                                  char why[VAULT_WHY_MAX])
 {
     memset(owner, 0, sizeof *owner);
     if (!state || !state[0] || strlen(state) > 256) {
@@ -555,6 +565,11 @@ vault_status vault_oauth_callback(vault *v, const char *state, const char *code,
         sodium_memcmp(cookie_hash, f.browser_hash, 64) != 0) {
         /* not the browser that opened this user's connect link */
         snprintf(why, VAULT_WHY_MAX, "this sign-in was not started in this browser; open the connect link again");
+        vs = VAULT_INVALID;
+    } else if (iss && p && p->issuer && !same_issuer(iss, p->issuer)) {
+        /* RFC 9207: the answer names another issuer than the one this flow
+         * went to (a mix-up attack between providers) */
+        snprintf(why, VAULT_WHY_MAX, "the answer came from another issuer than \"%s\"", p->name);
         vs = VAULT_INVALID;
     } else if (error && error[0]) {
         snprintf(why, VAULT_WHY_MAX, "the provider did not grant access");

@@ -86,10 +86,12 @@ typedef struct vault_flow_owner {
     char provider[CONN_PROVIDER_MAX];
 } vault_flow_owner;
 
-/* GET /oauth/callback: state, code or error (from the provider), and the
- * browser's cookie. On VAULT_OK the connection is active. */
+/* GET /oauth/callback: state, code or error and iss (RFC 9207, may be
+ * NULL) from the provider, and the browser's cookie. On VAULT_OK the
+ * connection is active. */
 vault_status vault_oauth_callback(vault *v, const char *state, const char *code, const char *error,
-                                  const char *cookie, vault_flow_owner *owner, char why[VAULT_WHY_MAX]);
+                                  const char *iss, const char *cookie, vault_flow_owner *owner,
+                                  char why[VAULT_WHY_MAX]);
 
 /* The value of cookie `name` in a Cookie header (RFC 6265 pairs split by
  * ";"), or false when absent, empty or longer than outlen - 1. */

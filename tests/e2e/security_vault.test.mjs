@@ -205,3 +205,17 @@ test('a sealed row copied to another user in the database does not open', async 
   assert.equal(stack.capture.requests.length, n, 'nothing went out with carol\'s token');
   assert.match(await callTool(stack, carol.key, 'whoami'), /"sub":"carol-acct"/);
 });
+
+test('a provider answer naming another issuer (RFC 9207 mix-up) is refused', async () => {
+  const { key } = await stack.makeUserWithKey(stack.tenant.admin_key);
+  const c = await beginConnect(stack, key);
+  const start = await openConnectUrl(c.connect_url);
+  const cb = new URL(await stack.as.authorize(start.location, 'mixup-acct'));
+  assert.equal(cb.searchParams.get('iss'), stack.as.issuer, 'the provider names itself');
+  cb.searchParams.set('iss', 'https://evil.example');
+  const r = await fetch(cb, { headers: { cookie: start.cookie } });
+  assert.equal(r.status, 400);
+  assert.match(await r.text(), /another issuer/);
+  const list = await stack.api(key, 'GET', '/v1/connections');
+  assert.equal(list.body.data.find((x) => x.id === c.id).status, 'pending');
+});

@@ -163,7 +163,7 @@ static void test_flow_state(void **state)
     /* the state the provider would return */
     vault_flow_owner who;
     vault_status vs;
-    vs = vault_oauth_callback(f->v, "forged-state", "code", NULL, cookie, &who, why);
+    vs = vault_oauth_callback(f->v, "forged-state", "code", NULL, NULL, cookie, &who, why);
     assert_int_equal(vs, VAULT_NOT_FOUND);
     /* the real state, from the authorization URL of a second flow */
     assert_int_equal(vault_connect(f->v, &f->alice, "demo", NULL, &c, url, why), VAULT_OK);
@@ -174,11 +174,11 @@ static void test_flow_state(void **state)
     const char *s = strstr(loc, "&state=") + 7;
     snprintf(st, sizeof st, "%.*s", (int)strcspn(s, "&"), s);
     /* another browser's cookie: refused, and the state is spent */
-    vs = vault_oauth_callback(f->v, st, "code", NULL, "someone-elses-cookie", &who, why);
+    vs = vault_oauth_callback(f->v, st, "code", NULL, NULL, "someone-elses-cookie", &who, why);
     assert_int_equal(vs, VAULT_INVALID);
     assert_non_null(strstr(why, "not started in this browser"));
     assert_string_equal(who.user_id, f->alice_id);
-    vs = vault_oauth_callback(f->v, st, "code", NULL, cookie, &who, why);
+    vs = vault_oauth_callback(f->v, st, "code", NULL, NULL, cookie, &who, why);
     assert_int_equal(vs, VAULT_NOT_FOUND);
 
     /* expired: a flow past its time is taken and refused */
@@ -195,7 +195,7 @@ static void test_flow_state(void **state)
     sqlite3_busy_timeout(db, 5000);
     assert_int_equal(sqlite3_exec(db, "UPDATE oauth_flows SET expires_at = 1", NULL, NULL, &msg), SQLITE_OK);
     sqlite3_close(db);
-    vs = vault_oauth_callback(f->v, st, "code", NULL, cookie, &who, why);
+    vs = vault_oauth_callback(f->v, st, "code", NULL, NULL, cookie, &who, why);
     assert_int_equal(vs, VAULT_NOT_FOUND);
 }
 
