@@ -138,17 +138,23 @@ static void oauth_start_done(http_request *req)
     api_send(ctx);
 }
 
-void api_oauth_start(api_ctx *ctx)
+/* A job for one of the two routes, or NULL after answering the page that
+ * says why there is none. */
+static oauth_job *oauth_job_new(api_ctx *ctx)
 {
     if (!ctx->env->vault) {
         oauth_page(ctx, 503, "Connection failed", "the vault is not configured");
-        return;
+        return NULL;
     }
     oauth_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        oauth_page(ctx, 500, "Connection failed", "out of memory");
-        return;
-    }
+    if (!j) oauth_page(ctx, 500, "Connection failed", "out of memory");
+    return j;
+}
+
+void api_oauth_start(api_ctx *ctx)
+{
+    oauth_job *j = oauth_job_new(ctx);
+    if (!j) return;
     j->ticket = param_copy(ctx->req, "ticket");
     j->secure = ctx->env->cfg.public_url && strncmp(ctx->env->cfg.public_url, "https://", 8) == 0;
     ctx->handler_state = j;
@@ -195,15 +201,8 @@ static void oauth_callback_done(http_request *req)
 
 void api_oauth_callback(api_ctx *ctx)
 {
-    if (!ctx->env->vault) {
-        oauth_page(ctx, 503, "Connection failed", "the vault is not configured");
-        return;
-    }
-    oauth_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        oauth_page(ctx, 500, "Connection failed", "out of memory");
-        return;
-    }
+    oauth_job *j = oauth_job_new(ctx);
+    if (!j) return;
     j->state = param_copy(ctx->req, "state");
     j->code = param_copy(ctx->req, "code");
     j->error = param_copy(ctx->req, "error");

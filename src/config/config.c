@@ -334,6 +334,36 @@ const model_cfg *config_find_model(const brigade_config *cfg, const char *name)
     return NULL;
 }
 
+const credential_provider_cfg *config_find_credential_provider(const brigade_config *cfg,
+                                                               const char *name)
+{
+    if (!cfg || !name)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_credential_providers; i++)
+        if (strcmp(cfg->credential_providers[i].name, name) == 0)
+            return &cfg->credential_providers[i];
+    return NULL;
+}
+
+void config_credential_provider_free(credential_provider_cfg *p)
+{
+    free(p->name);
+    free(p->issuer);
+    free(p->authorization_endpoint);
+    free(p->token_endpoint);
+    free(p->revocation_endpoint);
+    free(p->client_id);
+    if (p->client_secret) {
+        explicit_bzero(p->client_secret, strlen(p->client_secret));
+        free(p->client_secret);
+    }
+    for (size_t i = 0; i < p->n_scopes; i++)
+        free(p->scopes[i]);
+    free(p->scopes);
+    free(p->resource);
+    memset(p, 0, sizeof(*p));
+}
+
 const tier_cfg *config_find_tier(const brigade_config *cfg, const char *name)
 {
     if (!cfg || !name)

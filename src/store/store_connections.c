@@ -172,6 +172,21 @@ typedef struct conn_seal_args {
     int64_t expires_at, now;
 } conn_seal_args;
 
+/* Run an UPDATE of one owned connection whose last three parameters,
+ * from `first`, are its id, user and tenant: NOT_FOUND if it changed no
+ * row. The old secrets' page images leave the WAL after the commit. */
+static store_status conn_owned_update(store_conn *c, sqlite3_stmt *s, int first, const conn_seal_args *a,
+                                      const char *what)
+{
+    store_bind_text(s, first, a->id);
+    store_bind_text(s, first + 1, a->user_id);
+    store_bind_text(s, first + 2, a->tenant_id);
+    store_status res = store_step_done(c, s, what);
+    if (res == STORE_OK && sqlite3_changes(c->db) == 0) return STORE_NOT_FOUND;
+    if (res == STORE_OK) c->scrub_wanted = 1;
+    return res;
+}
+
 static store_status conn_seal_op(store_conn *c, void *arg)
 {
     conn_seal_args *a = arg;
@@ -185,14 +200,7 @@ static store_status conn_seal_op(store_conn *c, void *arg)
     sqlite3_bind_int(s, 4, a->key_version);
     sqlite3_bind_int64(s, 5, a->expires_at);
     sqlite3_bind_int64(s, 6, a->now);
-    store_bind_text(s, 7, a->id);
-    store_bind_text(s, 8, a->user_id);
-    store_bind_text(s, 9, a->tenant_id);
-    store_status res = store_step_done(c, s, "seal connection");
-    if (res == STORE_OK && sqlite3_changes(c->db) == 0) return STORE_NOT_FOUND;
-    /* the old secrets' page images leave the WAL too */
-    if (res == STORE_OK) c->scrub_wanted = 1;
-    return res;
+    return conn_owned_update(c, s, 7, a, "seal connection");
 }
 
 store_status store_connection_seal(store *st, const char *tenant_id, const char *user_id,
@@ -213,13 +221,7 @@ static store_status conn_status_op(store_conn *c, void *arg)
     if (!s) return STORE_ERROR;
     store_bind_text(s, 1, a->status);
     sqlite3_bind_int64(s, 2, a->now);
-    store_bind_text(s, 3, a->id);
-    store_bind_text(s, 4, a->user_id);
-    store_bind_text(s, 5, a->tenant_id);
-    store_status res = store_step_done(c, s, "connection status");
-    if (res == STORE_OK && sqlite3_changes(c->db) == 0) return STORE_NOT_FOUND;
-    if (res == STORE_OK) c->scrub_wanted = 1;
-    return res;
+    return conn_owned_update(c, s, 3, a, "connection status");
 }
 
 store_status store_connection_set_status(store *st, const char *tenant_id, const char *user_id,
