@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { auditEntries, noteSecret, runBrigade, sleep } from './lib/harness.mjs';
+import { auditEntries, eventually, noteSecret, runBrigade, sleep } from './lib/harness.mjs';
 import { newSession, openStream, pool, toolMarker } from './lib/agents.mjs';
 import { beginConnect, callTool, connect, openConnectUrl, useVaultStack } from './lib/vault.mjs';
 
@@ -78,6 +78,16 @@ test('the consent flow: PKCE S256, a single-use browser-bound state, then an act
   assert.equal(e.details.provider, 'demo');
   const text = JSON.stringify(entries);
   for (const s of stack.as.secrets) assert.ok(!text.includes(s), 'no secret in the audit log');
+
+  // the tool call's audit entry names the connection it used, never its token
+  let calls = [];
+  const used = await eventually(async () => {
+    calls = await auditEntries(stack, stack.tenant.admin_key, '&action=tool.call');
+    return calls.find((x) => x.details && x.details.connection === c.id);
+  });
+  assert.ok(used, 'tool.call names the connection');
+  assert.equal(used.target, 'whoami');
+  for (const s of stack.as.secrets) assert.ok(!JSON.stringify(calls).includes(s));
 });
 
 test('20 users at once: each tool call reaches the API with its own user\'s token', async () => {
