@@ -42,6 +42,7 @@ struct tool_slot {
     bool      cred_missing;
     char     *connect_url;            /* MISSING: where to connect */
     char     *auth_name, *auth_value; /* OK: the header (the value is a secret) */
+    char      connection_id[ID_MAX];  /* OK: the user's connection used (named in the audit) */
 };
 
 static void tool_slot_forget_secret(tool_slot *slot)
@@ -96,6 +97,8 @@ static void run_tool_audit(run_exec *x, const tool_slot *slot, const char *name,
     cJSON_AddStringToObject(d, "run_id", x->rec.id);
     cJSON_AddStringToObject(d, "session_id", x->rec.session_id);
     cJSON_AddStringToObject(d, "credential", x->sc.key_id);
+    /* the user's own credential it used: which connection, never its token */
+    if (slot->connection_id[0]) cJSON_AddStringToObject(d, "connection", slot->connection_id);
     if (slot->def && slot->def->http) {
         cJSON *h = cJSON_AddArrayToObject(d, "tool_headers");
         for (size_t i = 0; i < slot->def->http->n_headers; i++)
@@ -321,6 +324,7 @@ static void run_tool_cred(void *arg, const runs_cred_answer *a)
     if (a->status == RUNS_CRED_OK && a->header_name && a->header_value) {
         slot->auth_name = xstrdup(a->header_name);
         slot->auth_value = xstrdup(a->header_value);
+        snprintf(slot->connection_id, sizeof slot->connection_id, "%s", a->connection_id ? a->connection_id : "");
     } else if (a->status == RUNS_CRED_MISSING) {
         slot->cred_missing = true;
         if (a->connect_url) slot->connect_url = xstrdup(a->connect_url);

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { sleep } from './lib/harness.mjs';
-import { beginConnect, callTool, connect, openConnectUrl, useVaultStack } from './lib/vault.mjs';
+import { beginConnect, callTool, connect, openConnectUrl, runTool, useVaultStack } from './lib/vault.mjs';
 
 const stack = useVaultStack({ accessTtl: 60, timeoutMs: 1500 }, async (s) => {
   s.tenant = await s.makeTenant();
@@ -37,10 +37,10 @@ test('a user cannot see, use or delete another user\'s connection (404)', async 
     assert.equal(del.status, 404);
     assert.equal(del.body.error.code, 'not_found');
   }
-  // bob's tool call does not go out with alice's token
+  // bob's tool call does not go out with alice's token: his run waits for his own
   const n = stack.capture.requests.length;
-  const out = await callTool(stack, stack.bob.key, 'whoami');
-  assert.match(out, /needs the user's own connection to "demo"/);
+  const b = await runTool(stack, stack.bob.key, 'whoami');
+  assert.equal(b.run.status, 'waiting_auth');
   assert.equal(stack.capture.requests.length, n);
   // a tenant admin key is not a user: no connections of its own
   assert.equal((await stack.api(stack.tenant.admin_key, 'GET', '/v1/connections')).status, 403);
@@ -89,17 +89,21 @@ test('a connect link works once, and only in the browser that opened it', async 
 });
 
 test('a cross-user state: Bob\'s browser cookie with Alice\'s state binds nothing', async () => {
-  const a = await beginConnect(stack, stack.alice.key);
+  const alice = await stack.makeUserWithKey(stack.tenant.admin_key);
+  const bob = await stack.makeUserWithKey(stack.tenant.admin_key);
+  assert.equal((await connect(stack, alice.key, 'xa-acct')).status, 200);
+  assert.equal((await connect(stack, bob.key, 'xb-acct')).status, 200);
+  const a = await beginConnect(stack, alice.key);
   const aStart = await openConnectUrl(a.connect_url);
-  const b = await beginConnect(stack, stack.bob.key);
+  const b = await beginConnect(stack, bob.key);
   const bStart = await openConnectUrl(b.connect_url);
   const aCb = await stack.as.authorize(aStart.location, 'attacker-acct');
   // Alice's provider answer delivered to Bob's browser (login CSRF)
   const r = await fetch(aCb, { headers: { cookie: bStart.cookie } });
   assert.equal(r.status, 400);
   assert.match(await r.text(), /not started in this browser/);
-  assert.match(await callTool(stack, stack.alice.key, 'whoami'), /"sub":"alice-acct"/);
-  assert.doesNotMatch(await callTool(stack, stack.bob.key, 'whoami'), /attacker-acct/);
+  assert.match(await callTool(stack, alice.key, 'whoami'), /"sub":"xa-acct"/);
+  assert.match(await callTool(stack, bob.key, 'whoami'), /"sub":"xb-acct"/);
 });
 
 test('an expired authorization code fails the flow with the provider\'s reason', async () => {

@@ -13,7 +13,7 @@ import { test } from 'node:test';
 
 import { auditEntries, eventually, noteSecret, runBrigade, sleep } from './lib/harness.mjs';
 import { newSession, openStream, pool, toolMarker } from './lib/agents.mjs';
-import { beginConnect, callTool, connect, openConnectUrl, useVaultStack } from './lib/vault.mjs';
+import { beginConnect, callTool, connect, openConnectUrl, runTool, useVaultStack } from './lib/vault.mjs';
 
 const stack = useVaultStack({ accessTtl: 60 }, async (s) => {
   s.tenant = await s.makeTenant();
@@ -145,17 +145,10 @@ test('DELETE revokes at the provider and the next tool call has no token', async
   const ui = await fetch(`${stack.as.issuer}/me`, { headers: { authorization: sent } });
   assert.equal(ui.status, 401);
 
+  // the next call of a run sends nothing: the run waits for a connection
   const n = stack.capture.requests.length;
-  const s = await newSession(stack, key, 'helper');
-  const st = openStream(stack, key, s.id, toolMarker('whoami', {}));
-  const ev = await st.next('auth.required');
-  assert.equal(ev.data.provider, 'demo');
-  assert.equal(ev.data.tool, 'whoami');
-  assert.match(ev.data.connect_url, /\/oauth\/start\?ticket=/);
-  const done = await st.done;
-  const result = done.events.find((e) => e.event === 'tool.result');
-  assert.equal(result.data.ok, false);
-  assert.match(result.data.preview, /needs the user's own connection to "demo"/);
+  const b = await runTool(stack, key, 'whoami');
+  assert.equal(b.run.status, 'waiting_auth');
   assert.equal(stack.capture.requests.length, n, 'no request reached the API without a token');
   assert.equal((await stack.api(key, 'GET', '/v1/connections')).body.data.find((x) => x.id === c.id), undefined);
 
@@ -229,5 +222,30 @@ test('no provider secret in brigade\'s log (stdout and stderr) of this file', as
   for (const s of secrets) assert.ok(!log.includes(s), `the log holds a provider secret (${s.slice(0, 6)}…)`);
   for (const r of stack.capture.requests) {
     if (r.authorization) assert.ok(!log.includes(r.authorization.slice(7)), 'the log holds a token a tool was given');
+  }
+});
+
+test('waiting_auth: the run pauses with a connect link, the user connects with it, the run goes on with the new token', async () => {
+  const { user, key } = await stack.makeUserWithKey(stack.tenant.admin_key);
+  const n = stack.capture.requests.length;
+  const s = await newSession(stack, key, 'helper');
+  const st = openStream(stack, key, s.id, toolMarker('whoami', {}));
+  const ev = await st.next('auth.required');
+  assert.equal(ev.data.provider, 'demo');
+  assert.equal(ev.data.tool, 'whoami');
+  assert.match(ev.data.connect_url, new RegExp(`^${stack.brigadeUrl}/oauth/start\\?ticket=`));
+  assert.equal(stack.capture.requests.length, n, 'nothing sent while waiting');
+  // the user opens the link from the event and consents
+  const start = await openConnectUrl(ev.data.connect_url);
+  assert.equal(start.status, 302);
+  const cb = await stack.as.authorize(start.location, `late-${user.id}`);
+  const page = await fetch(cb, { headers: { cookie: start.cookie } });
+  assert.equal(page.status, 200, await page.text());
+  const done = await st.done;
+  const end = done.events.at(-1);
+  assert.equal(end.event, 'run.completed', done.text.slice(-400));
+  assert.match(end.data.message.content, new RegExp(`"sub":"late-${user.id}"`));
+  for (const e of done.events) {
+    for (const sec of stack.as.secrets) assert.ok(!JSON.stringify(e.data).includes(sec), 'no token in any event');
   }
 });

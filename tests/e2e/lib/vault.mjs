@@ -121,10 +121,20 @@ export async function connect(stack, key, account) {
   return { id: c.id, status: r.status, text: await r.text(), callbackUrl: cb, start };
 }
 
-/** One tool call through an agent run: the tool result text the model got. */
-export async function callTool(stack, key, tool, args = {}) {
+/** One tool call through an agent run: the answer's body {run, message}
+ *  (a run that needs a connection the user lacks answers at once with
+ *  run.status "waiting_auth" and no message). */
+export async function runTool(stack, key, tool, args = {}) {
   const s = await newSession(stack, key, 'helper');
   const r = await postMessage(stack, key, s.id, toolMarker(tool, args));
   if (r.status !== 200) throw new Error(`run: ${r.status} ${r.text.slice(0, 300)}`);
-  return r.body.message.content;
+  return r.body;
+}
+
+/** One tool call through an agent run: the text the model's answer quotes
+ *  the tool result with. Throws if the run did not complete. */
+export async function callTool(stack, key, tool, args = {}) {
+  const b = await runTool(stack, key, tool, args);
+  if (!b.message) throw new Error(`run ${b.run.id} is ${b.run.status}, not completed`);
+  return b.message.content;
 }
