@@ -16,7 +16,8 @@
 // use, and the RFC 7009 revocation endpoint.
 //
 // As a program (for the demo): node tests/e2e/lib/oauth_server.mjs --port N
-// --redirect-uri URL [--client-secret S] prints "issuer URL" and the client.
+// --redirect-uri URL prints "issuer URL"; the client's secret comes from
+// the environment (OAUTH_CLIENT_SECRET), so it is not on a command line.
 //
 // Nothing here talks to anything but 127.0.0.1.
 
@@ -105,10 +106,11 @@ export async function startOAuthServer({
         if (state.mode === 'error500') { res.writeHead(500); res.end('{"error":"server_error"}'); return; }
       }
       if (req.method === 'GET' && /^\/interaction\/[^/]+$/.test(u.pathname)) {
-        // the login or consent page a person would see; the test's browser
-        // answers it through the two routes below
-        res.writeHead(200, { 'content-type': 'text/plain' });
-        res.end('sign in');
+        // The login or consent page a person sees (the demo); a test's
+        // browser answers it through the two routes below without reading it.
+        const details = await provider.interactionDetails(req, res);
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+        res.end(interactionPage(details.uid, details.prompt.name, details.params.client_id));
         return;
       }
       const m = u.pathname.match(/^\/interaction\/([^/]+)\/(login|confirm)$/);
@@ -149,33 +151,54 @@ export async function startOAuthServer({
     /** Drive the provider's pages as `account`'s browser, from the
      *  authorization URL to the redirect back to the client: returns that
      *  URL (not fetched). Throws if the server stops anywhere else. */
-    async authorize(authUrl, account) {
-      const jar = new Jar();
-      let url = authUrl;
-      for (let hop = 0; hop < 12; hop++) {
-        if (!url.startsWith(issuer)) return url;
-        const res = await fetch(url, { redirect: 'manual', headers: { cookie: jar.header() } });
-        jar.take(res);
-        const loc = res.headers.get('location');
-        if (res.status >= 300 && res.status < 400 && loc) {
-          url = new URL(loc, url).toString();
-          continue;
-        }
-        const page = new URL(url);
-        const im = page.pathname.match(/^\/interaction\/([^/]+)$/);
-        if (im && res.status === 200) {
-          // the login page, then the consent page: answered programmatically
-          const next = jar.loggedIn ? 'confirm' : 'login';
-          jar.loggedIn = true;
-          url = `${issuer}/interaction/${im[1]}/${next}?account=${encodeURIComponent(account)}`;
-          continue;
-        }
-        throw new Error(`authorize: stopped at ${url}: ${res.status} ${(await res.text()).slice(0, 300)}`);
-      }
-      throw new Error('authorize: too many redirects');
-    },
+    authorize: (authUrl, account) => browserAuthorize(issuer, authUrl, account),
     close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
   };
+}
+
+const escapeHtml = (t) => String(t).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** The page of one interaction: a login form (any account name: this is a
+ *  test and demo server, it has no passwords) or the consent question. Both
+ *  forms are GETs of the routes the programmatic browser uses. */
+function interactionPage(uid, prompt, clientId) {
+  const id = encodeURIComponent(uid);
+  const body = prompt === 'login'
+    ? `<h1>Sign in</h1><form method="get" action="/interaction/${id}/login">
+<label>Account <input name="account" autofocus required pattern="[A-Za-z0-9._-]{1,64}"></label>
+<button>Sign in</button></form><p>Demo identity provider: any account name signs in.</p>`
+    : `<h1>Allow access?</h1><p><b>${escapeHtml(clientId)}</b> asks to act with your account.</p>
+<form method="get" action="/interaction/${id}/confirm"><button>Allow</button></form>`;
+  return `<!doctype html><meta charset="utf-8"><title>Demo identity provider</title>${body}\n`;
+}
+
+/** A browser of one person at the provider: follows the authorization URL,
+ *  signs in as `account`, consents, and returns the URL the provider
+ *  redirects back to (not fetched) — the first URL outside `issuer`. */
+export async function browserAuthorize(issuer, authUrl, account) {
+  const jar = new Jar();
+  let url = authUrl;
+  for (let hop = 0; hop < 12; hop++) {
+    if (!url.startsWith(issuer)) return url;
+    const res = await fetch(url, { redirect: 'manual', headers: { cookie: jar.header() } });
+    jar.take(res);
+    const loc = res.headers.get('location');
+    if (res.status >= 300 && res.status < 400 && loc) {
+      url = new URL(loc, url).toString();
+      continue;
+    }
+    const page = new URL(url);
+    const im = page.pathname.match(/^\/interaction\/([^/]+)$/);
+    if (im && res.status === 200) {
+      // the login page, then the consent page: answered as a person would
+      const next = jar.loggedIn ? 'confirm' : 'login';
+      jar.loggedIn = true;
+      url = `${issuer}/interaction/${im[1]}/${next}?account=${encodeURIComponent(account)}`;
+      continue;
+    }
+    throw new Error(`authorize: stopped at ${url}: ${res.status} ${(await res.text()).slice(0, 300)}`);
+  }
+  throw new Error('authorize: too many redirects');
 }
 
 // As a program: the demo's authorization server.
@@ -187,9 +210,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const as = await startOAuthServer({
     port: Number(arg('--port', '0')),
     redirectUri: arg('--redirect-uri', 'http://127.0.0.1:8080/oauth/callback'),
-    clientSecret: arg('--client-secret', undefined),
+    clientSecret: process.env.OAUTH_CLIENT_SECRET || undefined,
   });
   console.log(`issuer ${as.issuer}`);
   console.log(`client_id ${as.clientId}`);
-  console.log('client secret: set with --client-secret (not printed)');
 }
