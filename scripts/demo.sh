@@ -164,6 +164,13 @@ for who in ALICE BOB; do
     "$(api GET '/v1/memory?q=locker' "${!key_var}" | json '.data.map(m => m.key + "=" + m.value).join(", ")')" \
     "$(api GET /v1/me "${!key_var}" | json '.usage.day.spent_usd')"
 done
+# A demo run before this one left connections to its (now gone) identity
+# provider: start from none.
+for key in "$ALICE_KEY" "$BOB_KEY"; do
+  for id in $(api GET /v1/connections "$key" | json '.data.map(c => c.id).join(" ")'); do
+    api DELETE "/v1/connections/$id" "$key" >/dev/null
+  done
+done
 echo
 echo "Alice and Bob each ask the \"connected\" agent who they are at the identity provider."
 echo "Neither has connected an account yet, so each run waits in waiting_auth with a link:"
