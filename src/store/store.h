@@ -415,7 +415,7 @@ typedef struct run_wait_rec {
     run_status kind;                    /* RUN_WAITING_APPROVAL or RUN_WAITING_AUTH */
     char   *pending;                    /* malloc'd: the assistant message (JSON) */
     char    provider[72];               /* waiting_auth */
-    char   *connect_url;                /* malloc'd, may be NULL */
+    char   *connect_url;                /* for the auth.required event only: never stored (read back NULL) */
     int64_t deadline;                   /* waiting_auth: the run fails after it; approval: the
                                            earliest deadline of its pending calls */
 } run_wait_rec;

@@ -181,7 +181,11 @@ static store_status store_run_pause_op(store_conn *c, void *arg)
     sqlite3_bind_int(s, 6, (int)p->w->kind);
     store_bind_text(s, 7, p->w->pending);
     store_bind_text(s, 8, p->w->provider);
-    store_bind_text(s, 9, p->w->connect_url ? p->w->connect_url : "");
+    /* Never the connect_url: it holds the flow's one-time start ticket, of
+     * which the vault keeps only a hash, and whoever opens it first binds
+     * their provider account to this user (docs/security.md). The event
+     * carries it; after a restart the user asks for a new link. */
+    store_bind_text(s, 9, "");
     sqlite3_bind_int64(s, 10, p->w->deadline);
     sqlite3_bind_int64(s, 11, p->now);
     res = store_step_done(c, s, "insert run wait");

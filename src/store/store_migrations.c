@@ -327,7 +327,7 @@ static const store_migration store_migrations[] = {
      "  kind        INTEGER NOT NULL CHECK (kind IN (3, 8)),"   /* the run's status */
      "  pending     TEXT NOT NULL,"      /* the assistant message with the waiting tool_calls */
      "  provider    TEXT NOT NULL DEFAULT '',"   /* waiting_auth: for which provider */
-     "  connect_url TEXT NOT NULL DEFAULT '',"
+     "  connect_url TEXT NOT NULL DEFAULT '',"   /* always empty: the link is never stored */
      "  deadline    INTEGER NOT NULL,"   /* waiting_auth: the run fails after it */
      "  created_at  INTEGER NOT NULL"
      ");"
