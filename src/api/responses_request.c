@@ -17,23 +17,6 @@
 
 #include "util/xalloc.h"
 
-static bool resp_fail(chat_request_error *err, int status, const char *code, const char *param,
-                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static bool resp_fail(chat_request_error *err, int status, const char *code, const char *param,
-                      const char *fmt, ...)
-{
-    err->status = status;
-    err->type = status == 404 ? "not_found_error" : "invalid_request_error";
-    err->code = code;
-    snprintf(err->param, sizeof err->param, "%s", param ? param : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 static const cJSON *resp_get(const cJSON *obj, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
@@ -69,26 +52,26 @@ static bool resp_check_fields(const cJSON *root, chat_request_error *err)
             known = true;
             bool unset = cJSON_IsNull(f) || cJSON_IsFalse(f);
             if (!unset)
-                return resp_fail(err, 400, "unsupported_parameter", f->string,
+                return chat_request_fail(err, 400, "unsupported_parameter", f->string,
                                  "\"%s\" is not supported: %s", f->string, resp_fields_refused[i].why);
         }
         if (!known)
-            return resp_fail(err, 400, "unknown_parameter", f->string,
+            return chat_request_fail(err, 400, "unknown_parameter", f->string,
                              "unknown parameter \"%.64s\": this gateway translates Responses "
                              "requests and would otherwise have to drop it", f->string);
     }
     const cJSON *tl = resp_get(root, "top_logprobs");
     if (tl && !(cJSON_IsNumber(tl) && tl->valuedouble == 0))
-        return resp_fail(err, 400, "unsupported_parameter", "top_logprobs",
+        return chat_request_fail(err, 400, "unsupported_parameter", "top_logprobs",
                          "\"top_logprobs\" is not supported by this gateway (only 0)");
     const cJSON *tr = resp_get(root, "truncation");
     if (tr && !(cJSON_IsString(tr) && (strcmp(tr->valuestring, "disabled") == 0 ||
                                        strcmp(tr->valuestring, "auto") == 0)))
-        return resp_fail(err, 400, "invalid_value", "truncation",
+        return chat_request_fail(err, 400, "invalid_value", "truncation",
                          "\"truncation\" must be \"disabled\" or \"auto\"");
     const cJSON *inc = resp_get(root, "include");
     if (inc && !cJSON_IsArray(inc))
-        return resp_fail(err, 400, "invalid_type", "include", "\"include\" must be an array");
+        return chat_request_fail(err, 400, "invalid_type", "include", "\"include\" must be an array");
     return true;
 }
 
@@ -98,12 +81,12 @@ static bool resp_check_metadata(const cJSON *root, chat_request_error *err)
     const cJSON *md = resp_get(root, "metadata");
     if (!md) return true;
     if (!cJSON_IsObject(md))
-        return resp_fail(err, 400, "invalid_type", "metadata", "\"metadata\" must be an object");
+        return chat_request_fail(err, 400, "invalid_type", "metadata", "\"metadata\" must be an object");
     int n = 0;
     for (const cJSON *e = md->child; e; e = e->next, n++) {
         if (n >= RESPONSES_MAX_METADATA || strlen(e->string) > 64 || !cJSON_IsString(e) ||
             strlen(e->valuestring) > 512)
-            return resp_fail(err, 400, "invalid_value", "metadata",
+            return chat_request_fail(err, 400, "invalid_value", "metadata",
                              "\"metadata\" holds at most %d string values, keys up to 64 "
                              "bytes and values up to 512", RESPONSES_MAX_METADATA);
     }
@@ -130,21 +113,21 @@ static bool resp_check_item(const cJSON *it, int i, chat_request_error *err)
     char param[48];
     snprintf(param, sizeof param, "input[%d]", i);
     if (!cJSON_IsObject(it))
-        return resp_fail(err, 400, "invalid_type", param, "%s must be an object", param);
+        return chat_request_fail(err, 400, "invalid_type", param, "%s must be an object", param);
     const cJSON *type = resp_get(it, "type");
     const char *t = cJSON_IsString(type) ? type->valuestring : type ? NULL : "message";
-    if (!t) return resp_fail(err, 400, "invalid_type", param, "%s.type must be a string", param);
+    if (!t) return chat_request_fail(err, 400, "invalid_type", param, "%s.type must be a string", param);
     if (strcmp(t, "message") == 0) {
         const cJSON *role = resp_get(it, "role");
         if (!cJSON_IsString(role) ||
             (strcmp(role->valuestring, "user") != 0 && strcmp(role->valuestring, "assistant") != 0 &&
              strcmp(role->valuestring, "system") != 0 && strcmp(role->valuestring, "developer") != 0))
-            return resp_fail(err, 400, "invalid_value", param,
+            return chat_request_fail(err, 400, "invalid_value", param,
                              "%s.role must be \"user\", \"assistant\", \"system\" or \"developer\"", param);
         const cJSON *content = resp_get(it, "content");
         if (cJSON_IsString(content)) return true;
         if (!cJSON_IsArray(content))
-            return resp_fail(err, 400, "invalid_type", param,
+            return chat_request_fail(err, 400, "invalid_type", param,
                              "%s.content must be a string or an array of parts", param);
         int j = 0;
         for (const cJSON *p = content->child; p; p = p->next, j++) {
@@ -157,7 +140,7 @@ static bool resp_check_item(const cJSON *it, int i, chat_request_error *err)
             if (strcmp(ptype, "input_image") == 0 && cJSON_IsString(resp_get(p, "image_url")))
                 continue;
             snprintf(param, sizeof param, "input[%d].content[%d]", i, j);
-            return resp_fail(err, 400, "unsupported_content", param,
+            return chat_request_fail(err, 400, "unsupported_content", param,
                              "%s: content parts may be input_text, output_text, refusal or an "
                              "input_image with an image_url (type \"%.32s\" is not supported)",
                              param, ptype);
@@ -167,21 +150,21 @@ static bool resp_check_item(const cJSON *it, int i, chat_request_error *err)
     if (strcmp(t, "function_call") == 0) {
         if (!cJSON_IsString(resp_get(it, "call_id")) || !cJSON_IsString(resp_get(it, "name")) ||
             !cJSON_IsString(resp_get(it, "arguments")))
-            return resp_fail(err, 400, "invalid_value", param,
+            return chat_request_fail(err, 400, "invalid_value", param,
                              "%s: a function_call item needs string call_id, name and arguments", param);
         return true;
     }
     if (strcmp(t, "function_call_output") == 0) {
         const cJSON *out = resp_get(it, "output");
         if (!cJSON_IsString(resp_get(it, "call_id")) || !(cJSON_IsString(out) || cJSON_IsArray(out)))
-            return resp_fail(err, 400, "invalid_value", param,
+            return chat_request_fail(err, 400, "invalid_value", param,
                              "%s: a function_call_output item needs a string call_id and an output", param);
         return true;
     }
     /* A reasoning item carries a model's own reasoning back to it; no chat
      * provider takes it back, and brigade never produces one. */
     if (strcmp(t, "reasoning") == 0) return true;
-    return resp_fail(err, 400, "unsupported_item", param,
+    return chat_request_fail(err, 400, "unsupported_item", param,
                      "%s: items of type \"%.40s\" are not supported (message, function_call, "
                      "function_call_output and reasoning are)", param, t);
 }
@@ -192,7 +175,7 @@ static bool resp_read_input(const cJSON *root, responses_request *out, chat_requ
     out->input_items = cJSON_CreateArray();
     if (!input) {
         if (!out->previous_id[0])
-            return resp_fail(err, 400, "missing_field", "input", "missing required field \"input\"");
+            return chat_request_fail(err, 400, "missing_field", "input", "missing required field \"input\"");
         return true;
     }
     if (cJSON_IsString(input)) {
@@ -204,11 +187,11 @@ static bool resp_read_input(const cJSON *root, responses_request *out, chat_requ
         return true;
     }
     if (!cJSON_IsArray(input))
-        return resp_fail(err, 400, "invalid_type", "input", "\"input\" must be a string or an array of items");
+        return chat_request_fail(err, 400, "invalid_type", "input", "\"input\" must be a string or an array of items");
     int i = 0;
     for (const cJSON *it = input->child; it; it = it->next, i++) {
         if (i >= RESPONSES_MAX_ITEMS)
-            return resp_fail(err, 400, "too_many_items", "input",
+            return chat_request_fail(err, 400, "too_many_items", "input",
                              "\"input\" holds more than %d items", RESPONSES_MAX_ITEMS);
         if (!resp_check_item(it, i, err)) return false;
         cJSON_AddItemToArray(out->input_items, cJSON_Duplicate(it, true));
@@ -221,30 +204,30 @@ static bool resp_check_tools(const cJSON *root, chat_request_error *err)
     const cJSON *tools = resp_get(root, "tools");
     if (!tools) return true;
     if (!cJSON_IsArray(tools))
-        return resp_fail(err, 400, "invalid_type", "tools", "\"tools\" must be an array");
+        return chat_request_fail(err, 400, "invalid_type", "tools", "\"tools\" must be an array");
     int i = 0;
     char param[48];
     for (const cJSON *t = tools->child; t; t = t->next, i++) {
         snprintf(param, sizeof param, "tools[%d]", i);
         if (i >= RESPONSES_MAX_TOOLS)
-            return resp_fail(err, 400, "too_many_tools", "tools", "at most %d tools", RESPONSES_MAX_TOOLS);
+            return chat_request_fail(err, 400, "too_many_tools", "tools", "at most %d tools", RESPONSES_MAX_TOOLS);
         const cJSON *type = resp_get(t, "type");
         if (!cJSON_IsObject(t) || !cJSON_IsString(type))
-            return resp_fail(err, 400, "invalid_value", param, "%s must be an object with a \"type\"", param);
+            return chat_request_fail(err, 400, "invalid_value", param, "%s must be an object with a \"type\"", param);
         if (strcmp(type->valuestring, "function") != 0) {
             snprintf(param, sizeof param, "tools[%d].type", i);
             const char *hosted = resp_hosted_tool_why(type->valuestring);
-            return resp_fail(err, 400, "unsupported_tool", param,
+            return chat_request_fail(err, 400, "unsupported_tool", param,
                              "%s: %s \"%.40s\" is not supported by this gateway: only function "
                              "tools can be translated for its providers", param,
                              hosted ? "the hosted tool" : "the tool type", type->valuestring);
         }
         const cJSON *name = resp_get(t, "name");
         if (!cJSON_IsString(name) || !name->valuestring[0] || strlen(name->valuestring) > 128)
-            return resp_fail(err, 400, "invalid_value", param, "%s.name must be a function name", param);
+            return chat_request_fail(err, 400, "invalid_value", param, "%s.name must be a function name", param);
         const cJSON *params = resp_get(t, "parameters");
         if (params && !cJSON_IsObject(params))
-            return resp_fail(err, 400, "invalid_type", param, "%s.parameters must be an object", param);
+            return chat_request_fail(err, 400, "invalid_type", param, "%s.parameters must be an object", param);
     }
     return true;
 }
@@ -254,22 +237,22 @@ static bool resp_check_text(const cJSON *root, chat_request_error *err)
     const cJSON *text = resp_get(root, "text");
     if (!text) return true;
     if (!cJSON_IsObject(text))
-        return resp_fail(err, 400, "invalid_type", "text", "\"text\" must be an object");
+        return chat_request_fail(err, 400, "invalid_type", "text", "\"text\" must be an object");
     const cJSON *fmt = resp_get(text, "format");
     if (!fmt) return true;
     const cJSON *type = resp_get(fmt, "type");
     if (!cJSON_IsObject(fmt) || !cJSON_IsString(type))
-        return resp_fail(err, 400, "invalid_value", "text.format", "\"text.format\" needs a \"type\"");
+        return chat_request_fail(err, 400, "invalid_value", "text.format", "\"text.format\" needs a \"type\"");
     const char *t = type->valuestring;
     if (strcmp(t, "text") == 0 || strcmp(t, "json_object") == 0) return true;
     if (strcmp(t, "json_schema") == 0) {
         const cJSON *name = resp_get(fmt, "name");
         if (!cJSON_IsString(name) || !cJSON_IsObject(resp_get(fmt, "schema")))
-            return resp_fail(err, 400, "invalid_value", "text.format",
+            return chat_request_fail(err, 400, "invalid_value", "text.format",
                              "a json_schema \"text.format\" needs a string \"name\" and an object \"schema\"");
         return true;
     }
-    return resp_fail(err, 400, "invalid_value", "text.format.type",
+    return chat_request_fail(err, 400, "invalid_value", "text.format.type",
                      "\"text.format.type\" must be \"text\", \"json_object\" or \"json_schema\"");
 }
 
@@ -279,33 +262,33 @@ static bool resp_check_scalars(const cJSON *root, const model_cfg *m, chat_reque
     for (size_t i = 0; i < 2; i++) {
         const cJSON *v = resp_get(root, numbers[i]);
         if (v && !cJSON_IsNumber(v))
-            return resp_fail(err, 400, "invalid_type", numbers[i], "\"%s\" must be a number", numbers[i]);
+            return chat_request_fail(err, 400, "invalid_type", numbers[i], "\"%s\" must be a number", numbers[i]);
     }
     static const char *const bools[] = {"parallel_tool_calls", "store", "stream"};
     for (size_t i = 0; i < 3; i++) {
         const cJSON *v = resp_get(root, bools[i]);
         if (v && !cJSON_IsBool(v))
-            return resp_fail(err, 400, "invalid_type", bools[i], "\"%s\" must be true or false", bools[i]);
+            return chat_request_fail(err, 400, "invalid_type", bools[i], "\"%s\" must be true or false", bools[i]);
     }
     const cJSON *mo = resp_get(root, "max_output_tokens");
     if (mo) {
         if (!cJSON_IsNumber(mo) || mo->valuedouble < 1 || mo->valuedouble > 1e9 ||
             mo->valuedouble != (double)(int64_t)mo->valuedouble)
-            return resp_fail(err, 400, "invalid_value", "max_output_tokens",
+            return chat_request_fail(err, 400, "invalid_value", "max_output_tokens",
                              "max_output_tokens must be a positive integer");
         if (m->max_output_tokens && mo->valuedouble > m->max_output_tokens)
-            return resp_fail(err, 400, "invalid_value", "max_output_tokens",
+            return chat_request_fail(err, 400, "invalid_value", "max_output_tokens",
                              "max_output_tokens is %.0f, but model \"%s\" allows at most %u output tokens",
                              mo->valuedouble, m->name, m->max_output_tokens);
     }
     const cJSON *instr = resp_get(root, "instructions");
     if (instr && !cJSON_IsString(instr))
-        return resp_fail(err, 400, "invalid_type", "instructions", "\"instructions\" must be a string");
+        return chat_request_fail(err, 400, "invalid_type", "instructions", "\"instructions\" must be a string");
     const cJSON *reasoning = resp_get(root, "reasoning");
     if (reasoning) {
         const cJSON *effort = resp_get(reasoning, "effort");
         if (!cJSON_IsObject(reasoning) || (effort && !cJSON_IsString(effort)))
-            return resp_fail(err, 400, "invalid_value", "reasoning",
+            return chat_request_fail(err, 400, "invalid_value", "reasoning",
                              "\"reasoning\" must be an object with a string \"effort\"");
     }
     const cJSON *tc = resp_get(root, "tool_choice");
@@ -313,12 +296,12 @@ static bool resp_check_scalars(const cJSON *root, const model_cfg *m, chat_reque
         !(cJSON_IsObject(tc) && cJSON_IsString(resp_get(tc, "type")) &&
           strcmp(resp_get(tc, "type")->valuestring, "function") == 0 &&
           cJSON_IsString(resp_get(tc, "name"))))
-        return resp_fail(err, 400, "invalid_value", "tool_choice",
+        return chat_request_fail(err, 400, "invalid_value", "tool_choice",
                          "\"tool_choice\" must be \"auto\", \"none\", \"required\" or a function "
                          "{\"type\":\"function\",\"name\":…}");
     if (cJSON_IsString(tc) && strcmp(tc->valuestring, "auto") != 0 &&
         strcmp(tc->valuestring, "none") != 0 && strcmp(tc->valuestring, "required") != 0)
-        return resp_fail(err, 400, "invalid_value", "tool_choice",
+        return chat_request_fail(err, 400, "invalid_value", "tool_choice",
                          "\"tool_choice\" must be \"auto\", \"none\", \"required\" or a function");
     return true;
 }
@@ -339,7 +322,7 @@ bool responses_request_parse(const char *body, size_t len, const brigade_config 
     if (prev) {
         if (!cJSON_IsString(prev) || !prev->valuestring[0] ||
             strlen(prev->valuestring) >= sizeof out->previous_id)
-            return resp_fail(err, 400, "invalid_value", "previous_response_id",
+            return chat_request_fail(err, 400, "invalid_value", "previous_response_id",
                              "\"previous_response_id\" must be a response id (resp_…)");
         snprintf(out->previous_id, sizeof out->previous_id, "%s", prev->valuestring);
     }
@@ -499,7 +482,7 @@ char *responses_chat_body(const responses_request *r, const cJSON *history, size
     for (const cJSON *it = r->input_items->child; it; it = it->next) resp_item_to_chat(it, messages);
     if (!messages->child) {
         cJSON_Delete(chat);
-        resp_fail(err, 400, "invalid_value", "input", "the request has no message to answer");
+        chat_request_fail(err, 400, "invalid_value", "input", "the request has no message to answer");
         return NULL;
     }
 
