@@ -307,7 +307,12 @@ static store_status store_user_delete_op(store_conn *c, void *arg)
         "DELETE FROM spans WHERE trace_id IN"
         " (SELECT trace_id FROM spans WHERE tenant_id = ?2 AND user_id = ?1)"
         " AND (tenant_id = '' OR (tenant_id = ?2 AND user_id = ?1))",
-        /* later: tool credentials */
+        /* the user's tool credentials and consent flows in progress (the
+         * connections would also go by their foreign key; said here so the
+         * list is the whole of what erasure removes). Their tokens are not
+         * revoked at the provider: docs/security.md, known gaps. */
+        "DELETE FROM connections WHERE user_id = ?1 AND tenant_id = ?2",
+        "DELETE FROM oauth_flows WHERE user_id = ?1 AND tenant_id = ?2",
     };
     bool had_memory = false;
     for (size_t i = 0; i < sizeof erase / sizeof erase[0]; i++) {

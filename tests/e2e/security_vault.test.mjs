@@ -223,3 +223,17 @@ test('a provider answer naming another issuer (RFC 9207 mix-up) is refused', asy
   const list = await stack.api(key, 'GET', '/v1/connections');
   assert.equal(list.body.data.find((x) => x.id === c.id).status, 'pending');
 });
+
+test('erasing a user erases their connections and consent flows in progress', async () => {
+  const dave = await stack.makeUserWithKey(stack.tenant.admin_key);
+  assert.equal((await connect(stack, dave.key, 'dave-acct')).status, 200);
+  await beginConnect(stack, dave.key);   // a second flow, left open
+  const db = path.join(stack.dataDir, 'brigade.db');
+  const rows = (table) => Number(execFileSync('sqlite3', [db, '.timeout 5000',
+    `SELECT count(*) FROM ${table} WHERE user_id = '${dave.user.id}'`]).toString().trim());
+  assert.ok(rows('connections') >= 1 && rows('oauth_flows') >= 1, 'the user has a connection and a flow');
+  const del = await stack.api(stack.tenant.admin_key, 'DELETE', `/v1/users/${dave.user.id}`);
+  assert.equal(del.status, 200, del.text);
+  assert.equal(rows('connections'), 0, 'no sealed credential of an erased user is left');
+  assert.equal(rows('oauth_flows'), 0, 'no consent flow of an erased user is left');
+});
