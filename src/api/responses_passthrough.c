@@ -20,15 +20,30 @@
 #include "util/ids.h"
 #include "util/xalloc.h"
 
-bool responses_model_passthrough(const model_cfg *m)
+static bool pass_provider(const provider_cfg *p)
+{
+    return p && p->kind == PROVIDER_OPENAI && p->responses_passthrough;
+}
+
+/* Every deployment of m alone. */
+static bool pass_deployments(const model_cfg *m)
 {
     if (!m) return false;
-    if (m->n_deployments == 0)     /* one provider, named by `provider:` */
-        return m->provider && m->provider->kind == PROVIDER_OPENAI && m->provider->responses_passthrough;
-    for (size_t i = 0; i < m->n_deployments; i++) {
-        const provider_cfg *p = m->deployments[i].provider;
-        if (!p || p->kind != PROVIDER_OPENAI || !p->responses_passthrough) return false;
-    }
+    if (m->n_deployments == 0) return pass_provider(m->provider);   /* one, named by `provider:` */
+    for (size_t i = 0; i < m->n_deployments; i++)
+        if (!pass_provider(m->deployments[i].provider)) return false;
+    return true;
+}
+
+/* The call may land on any deployment of the model or of its fallbacks
+ * (resilience/fallback.c walks the requested model's list): one body has
+ * to fit them all, so a single deployment that translates makes the whole
+ * call translate, rather than fail when it is tried. */
+bool responses_model_passthrough(const model_cfg *m)
+{
+    if (!pass_deployments(m)) return false;
+    for (size_t i = 0; i < m->n_fallbacks; i++)
+        if (!m->fallback_models || !pass_deployments(m->fallback_models[i])) return false;
     return true;
 }
 

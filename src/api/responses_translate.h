@@ -117,7 +117,8 @@ void responses_stream_fail(responses_stream *s, const char *code, const char *me
  * input, their ids stripped), and the answer comes back under brigade's
  * ids. */
 
-/* Does every deployment of m take Responses requests? */
+/* Does every deployment of m, and of each of its fallbacks, take
+ * Responses requests? (Else the call is translated, wherever it lands.) */
 bool responses_model_passthrough(const model_cfg *m);
 
 /* The Responses request for the provider: r's body with the history's

@@ -69,6 +69,9 @@ const stack = useStack(async () => {
     ],
     extraModels: [
       { name: 'pass-model', provider: 'pass', upstream_model: 'mock-pass', input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0, max_output_tokens: 2000 },
+      // a fallback that translates: the whole call translates (the harness
+      // writes values with String(), so the list is given as YAML text)
+      { name: 'pass-mixed', provider: 'pass', upstream_model: 'mock-mixed', fallbacks: { toString: () => '["gpt-test"]' }, input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0 },
       { name: 'pass-fast', provider: 'passfast', upstream_model: 'mock-fast', input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0 },
     ],
   };
@@ -179,6 +182,13 @@ describe('passthrough: what the provider gets, what the client sees', () => {
     assert.deepEqual(types, ['message', 'function_call', 'function_call_output']);
     assert.equal(sent.input[1].call_id, call.call_id);
     for (const it of sent.input) assert.equal(it.id, undefined, 'item ids are brigade\'s: never sent');
+  });
+
+  test('a model with a fallback that translates is translated, wherever the call lands', async () => {
+    const r = stack.must(await post(stack.alice.key, { model: 'pass-mixed', input: 'mixed [[tokens:2]]' }), 200, 'mixed');
+    assert.equal(r.output[0].content[0].text, 'alpha bravo');
+    assert.equal(lastCaptured().url, '/v1/chat/completions');
+    assert.equal(lastCaptured().body.model, 'mock-mixed');
   });
 });
 

@@ -66,6 +66,16 @@ static void test_model_passthrough_needs_every_deployment(void **state)
     assert_true(responses_model_passthrough(m));
     m->deployments = NULL;
     m->n_deployments = 0;
+    /* a fallback that translates makes the model translate */
+    model_cfg fb = {.provider = &other};
+    const model_cfg *fbs[1] = {&fb};
+    m->fallback_models = fbs;
+    m->n_fallbacks = 1;
+    assert_true(responses_model_passthrough(m));
+    other.responses_passthrough = false;
+    assert_false(responses_model_passthrough(m));
+    m->fallback_models = NULL;
+    m->n_fallbacks = 0;
     p->kind = PROVIDER_MOCK;
     p->responses_passthrough = false;
 }
