@@ -254,6 +254,15 @@ static cJSON *mr_response(const mock_plan *p, bool done)
     cJSON_AddStringToObject(r, "model", p->model ? p->model : "");
     cJSON *output = cJSON_AddArrayToObject(r, "output");
     if (done) cJSON_AddItemToArray(output, mr_item_json(p, true));
+    /* the Response's other required fields (the SDK's Response type): the
+     * plan does not keep the request, so these are the API's defaults */
+    cJSON_AddNullToObject(r, "instructions");
+    cJSON_AddItemToObject(r, "metadata", cJSON_CreateObject());
+    cJSON_AddBoolToObject(r, "parallel_tool_calls", true);
+    cJSON_AddNumberToObject(r, "temperature", 1);
+    cJSON_AddStringToObject(r, "tool_choice", "auto");
+    cJSON_AddItemToObject(r, "tools", cJSON_CreateArray());
+    cJSON_AddNumberToObject(r, "top_p", 1);
     cJSON_AddBoolToObject(r, "store", false);
     if (done) {
         cJSON *u = cJSON_AddObjectToObject(r, "usage");
