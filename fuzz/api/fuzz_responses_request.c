@@ -6,7 +6,11 @@
  * never produce invalid JSON, and what is forwarded must be what was
  * governed (forwarded_view.h). An input may hold a second part after a NUL
  * byte: a provider's answer, read whole and as a stream chunk into the
- * Response being built (without one, the request's own bytes are). */
+ * Response being built (without one, the request's own bytes are).
+ * The passthrough rewriting too: the request for a provider's /responses
+ * must be a JSON object with store false, no previous_response_id, brigade's
+ * cap and the upstream name, whatever came in; the provider's answer, read
+ * whole and relayed as an event, must leave brigade's id in place. */
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +49,40 @@ static void fuzz_translate(const responses_request *r, const cJSON *history)
     free(chat);
 }
 
+static void fuzz_passthrough(const responses_request *r, const char *answer, size_t answer_len)
+{
+    size_t len = 0;
+    char *body = responses_passthrough_body(r, r->input_items, "up", 77, &len);
+    cJSON *b = cJSON_ParseWithLength(body, len);
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(b, "model");
+    const cJSON *cap = cJSON_GetObjectItemCaseSensitive(b, "max_output_tokens");
+    if (!cJSON_IsObject(b) || !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(b, "store")) ||
+        cJSON_GetObjectItemCaseSensitive(b, "previous_response_id") ||
+        cJSON_GetObjectItemCaseSensitive(b, "stream") || !cJSON_IsString(model) ||
+        strcmp(model->valuestring, "up") != 0 || !cJSON_IsNumber(cap) || cap->valueint != 77 ||
+        !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(b, "input"))) {
+        fprintf(stderr, "passthrough body is not the governed one: %s\n", body);
+        abort();
+    }
+    cJSON_Delete(b);
+    free(body);
+    static const char mine[] = "resp_000000000000000000000001";
+    cJSON *resp = responses_object_new(r, mine, 0);
+    responses_stream s;
+    responses_stream_init(&s, resp);
+    buf out;
+    buf_init(&out);
+    responses_object_from_provider(&s, answer, answer_len);
+    responses_stream_relay(&s, answer, answer_len, &out);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(resp, "id");
+    char *text = cJSON_PrintUnformatted(resp);
+    if (!text || !cJSON_IsString(id) || strcmp(id->valuestring, mine) != 0) abort();
+    free(text);
+    buf_free(&out);
+    responses_stream_free(&s);
+    cJSON_Delete(resp);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!fuzz_ready) {
@@ -64,6 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fuzz_translate(&r, NULL);
     fuzz_translate(&r, r.input_items);
+    fuzz_passthrough(&r, answer, answer_len);
     /* the answer side */
     cJSON *resp = responses_object_new(&r, "resp_000000000000000000000000", 0);
     responses_object_complete(resp, answer, answer_len);

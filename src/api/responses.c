@@ -45,6 +45,7 @@ typedef struct responses_call {
     uint64_t           max_output;
     uint64_t           deadline_ms;
     bool               stream_started, waiting;
+    bool               passthrough;    /* sent to the provider's /responses (responses_passthrough.c) */
     buf                scratch;
     metered_call       mc;
     /* keeping the turn */
@@ -181,7 +182,16 @@ static bool responses_on_event(metered_call *mc, upstream_call *call, const char
     } else {
         rc->scratch.len = 0;
     }
-    responses_stream_chunk(&rc->rs, json, len, &rc->scratch);
+    if (rc->passthrough) {
+        /* A provider event that is not a Responses event: the call goes
+         * on (its end says whether the answer is whole), the event is not
+         * passed. */
+        if (!responses_stream_relay(&rc->rs, json, len, &rc->scratch))
+            log_warn("responses request=%s: a provider event that is not a Responses event was dropped",
+                     req->request_id);
+    } else {
+        responses_stream_chunk(&rc->rs, json, len, &rc->scratch);
+    }
     if (!rc->scratch.len) return true;
     return http_stream_write(req, rc->scratch.data, rc->scratch.len);
 }
@@ -212,9 +222,17 @@ static void responses_on_done(metered_call *mc, upstream_call *call, const upstr
         atomic_fetch_add(&ctx->env->metrics.upstream_errors, 1);
         api_gateway_fail_upstream(ctx, rc->rq.model, res);
         status = ctx->status;
-    } else if (!rc->rq.stream && !responses_object_complete(rc->resp, res->body, res->body_len)) {
+    } else if (!rc->rq.stream && !(rc->passthrough
+                                       ? responses_object_from_provider(&rc->rs, res->body, res->body_len)
+                                       : responses_object_complete(rc->resp, res->body, res->body_len))) {
         api_fail(ctx, 502, "upstream_error", "upstream_malformed", NULL,
-                 "provider \"%s\" sent an answer that is not a chat completion",
+                 "provider \"%s\" sent an answer that is not a %s",
+                 rc->rq.model->provider_name, rc->passthrough ? "completed Response" : "chat completion");
+        status = 502;
+        ok = false;
+    } else if (rc->rq.stream && rc->passthrough && !rc->rs.relay_done) {
+        api_fail(ctx, 502, "upstream_error", "upstream_malformed", NULL,
+                 "provider \"%s\" ended its Responses stream without a completed Response",
                  rc->rq.model->provider_name);
         status = 502;
         ok = false;
@@ -239,7 +257,8 @@ static void responses_on_done(metered_call *mc, upstream_call *call, const upstr
     if (rc->rq.stream) {
         if (!rc->stream_started) responses_begin_stream(rc);
         else rc->scratch.len = 0;
-        responses_stream_finish(&rc->rs, &rc->scratch);
+        /* passthrough: the provider's terminal event already filled the Response */
+        if (!rc->passthrough) responses_stream_finish(&rc->rs, &rc->scratch);
         http_stream_write(req, rc->scratch.data, rc->scratch.len);
     }
     responses_complete(rc);
@@ -323,9 +342,11 @@ static void responses_start(responses_call *rc)
         rc->history = NULL;
     }
     size_t chat_len = 0;
+    /* Translated either way: the chat request is what is checked (model,
+     * output cap, service tier…) on both paths, so both govern alike. */
     char *chat = responses_chat_body(&rc->rq, history, &chat_len, &e);
-    cJSON_Delete(history);
     if (!chat) {
+        cJSON_Delete(history);
         responses_fail(rc, &e);
         return;
     }
@@ -333,6 +354,7 @@ static void responses_start(responses_call *rc)
     bool ok = chat_request_parse(chat, chat_len, &ctx->env->cfg, &cr, &e);
     free(chat);
     if (!ok) {
+        cJSON_Delete(history);
         /* the chat route's names of the Responses fields */
         if (strcmp(e.param, "max_completion_tokens") == 0) snprintf(e.param, sizeof e.param, "max_output_tokens");
         responses_fail(rc, &e);
@@ -341,6 +363,14 @@ static void responses_start(responses_call *rc)
     rc->upstream_body = cr.upstream_body;            /* ownership moves to rc */
     rc->upstream_body_len = cr.upstream_body_len;
     rc->max_output = (uint64_t)cr.choices * cr.max_output_tokens;
+    rc->passthrough = responses_model_passthrough(rc->rq.model);
+    if (rc->passthrough) {
+        /* The same governed cap, in the Responses request itself. */
+        free(rc->upstream_body);
+        rc->upstream_body = responses_passthrough_body(&rc->rq, history, rc->rq.model->upstream_model,
+                                                       cr.max_output_tokens, &rc->upstream_body_len);
+    }
+    cJSON_Delete(history);
     ids_new(rc->id, "resp");
     rc->resp = responses_object_new(&rc->rq, rc->id, time_now_unix());
     responses_stream_init(&rc->rs, rc->resp);
@@ -355,7 +385,7 @@ static void responses_start(responses_call *rc)
         .gate = ctx->thread->gate, .who = &who, .owner = &ctx->scope, .model = rc->rq.model,
         .prompt_bytes = rc->upstream_body_len, .max_output = rc->max_output,
         .parent = ctx->span ? obs_span_ctx(ctx->span) : NULL, .stream = rc->rq.stream,
-        .deadline_ms = rc->deadline_ms};
+        .deadline_ms = rc->deadline_ms, .responses = rc->passthrough};
     static const metered_callbacks cbs = {responses_on_event, responses_gate_ready,
                                           responses_gate_refused, responses_on_done};
     gate_refusal why;

@@ -218,6 +218,8 @@ void responses_stream_init(responses_stream *s, cJSON *resp)
 
 void responses_stream_free(responses_stream *s)
 {
+    cJSON_Delete(s->ids);
+    s->ids = NULL;
     buf_free(&s->text);
     buf_free(&s->args);
 }

@@ -88,6 +88,10 @@ typedef struct responses_stream {
     char     finish[32];          /* the chat finish_reason */
     bool     have_usage;
     int64_t  input_tokens, output_tokens;
+    /* passthrough (responses_stream_relay): the provider's item ids →
+     * brigade's, and whether its terminal event filled the Response */
+    cJSON   *ids;
+    bool     relay_done;
 } responses_stream;
 
 void responses_stream_init(responses_stream *s, cJSON *resp);
@@ -104,5 +108,38 @@ void responses_stream_finish(responses_stream *s, buf *out);
 void responses_stream_end(responses_stream *s, buf *out);
 /* The stream failed: an `error` event and response.failed. */
 void responses_stream_fail(responses_stream *s, const char *code, const char *message, buf *out);
+
+/* ---- passthrough (responses_passthrough.c) ----
+ * For a model whose every deployment is on a provider with `responses:
+ * passthrough`: the request goes to the provider's /responses, rewritten
+ * so that nothing of the provider's shared store is used (store false, no
+ * previous_response_id: the conversation's items are expanded into
+ * input, their ids stripped), and the answer comes back under brigade's
+ * ids. */
+
+/* Does every deployment of m, and of each of its fallbacks, take
+ * Responses requests? (Else the call is translated, wherever it lands.) */
+bool responses_model_passthrough(const model_cfg *m);
+
+/* The Responses request for the provider: r's body with the history's
+ * items and the input items (ids stripped, reasoning items dropped) as
+ * `input`, `model` upstream_model, `max_output_tokens` the governed cap,
+ * `store` false, and no previous_response_id, stream or stream_options.
+ * A malloc'd JSON text. */
+char *responses_passthrough_body(const responses_request *r, const cJSON *history,
+                                 const char *upstream_model, uint32_t max_output_tokens,
+                                 size_t *len);
+
+/* Fill s->resp (status, incomplete_details, output with brigade's item
+ * ids, usage) from the provider's whole Response. false if it is not a
+ * completed or incomplete Response. */
+bool responses_object_from_provider(responses_stream *s, const char *body, size_t len);
+
+/* One event of the provider's Responses stream, into `out` with brigade's
+ * item ids and sequence numbers; its created / in_progress are dropped
+ * (brigade sends its own), its completed / incomplete fills s->resp
+ * (relay_done) and is not sent (responses_stream_end sends brigade's).
+ * false if it is not a Responses event. */
+bool responses_stream_relay(responses_stream *s, const char *json, size_t len, buf *out);
 
 #endif

@@ -43,6 +43,8 @@ typedef struct provider_cfg {
     uint32_t      breaker_min_calls; /* calls in the window before the rate counts (default 10) */
     uint32_t      breaker_open_ms;   /* open this long, then one probe (default 5000) */
     char         *anthropic_version; /* anthropic: "anthropic-version" header (default "2023-06-01") */
+    bool          responses_passthrough; /* openai: `responses: passthrough` — POST /v1/responses is
+                                      * sent to {base_url}/responses instead of translated */
     /* kind mock: behaviour of the in-process mock */
     uint32_t      mock_latency_ms;   /* default 0 */
     uint32_t      mock_stream_chunks;/* default 8 */

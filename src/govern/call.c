@@ -90,6 +90,7 @@ int metered_call_begin(metered_call *mc, const metered_call_params *p,
     mc->model = p->model;
     mc->stream = p->stream;
     mc->deadline_ms = p->deadline_ms;
+    mc->responses = p->responses;
     gate_estimate(p->model, p->prompt_bytes, p->max_output, &mc->est_tokens, &mc->est_cost_nusd);
     mc->model_span = upstream_span_begin(p->parent, p->owner, p->model, p->stream);
 
@@ -165,7 +166,7 @@ bool metered_call_dispatch(metered_call *mc, upstream *up, const char *body, siz
     char tp[OBS_TRACEPARENT_LEN + 1] = "";
     if (mc->model_span) obs_traceparent_format(obs_span_ctx(mc->model_span), tp);
     upstream_opts opts = {.deadline_ms = mc->deadline_ms, .request_id = request_id,
-                          .traceparent = tp[0] ? tp : NULL};
+                          .traceparent = tp[0] ? tp : NULL, .responses = mc->responses};
     mc->call = upstream_chat(up, mc->model, body, body_len, mc->stream, &opts, &cbs, mc);
     if (mc->call) return true;            /* upstream_chat never calls back from inside */
     metered_leave(mc, false, 0, 0);

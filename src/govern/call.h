@@ -74,6 +74,7 @@ typedef struct metered_call_params {
     const obs_trace_ctx *parent;      /* the span the model call's span is a child of */
     bool                 stream;
     uint64_t             deadline_ms; /* uv_now time; 0 = none (queue and provider) */
+    bool                 responses;   /* the body is a Responses request (upstream_opts.responses) */
 } metered_call_params;
 
 struct metered_call {
@@ -90,7 +91,7 @@ struct metered_call {
     upstream_call   *call;            /* in flight, or NULL */
     obs_span        *model_span, *queue_span;
     uint64_t         deadline_ms;
-    bool             stream, in_gate, reached_client;
+    bool             stream, in_gate, reached_client, responses;
     govern_cap      *ungated_caps[GOVERN_CAPS];  /* no gate: charged here directly */
 };
 

@@ -184,6 +184,29 @@ void   mock_render_anthropic_error(buf *out, const char *type, const char *messa
  * (500), overloaded (529) fault or a 400 plan. Returns the HTTP status. */
 int    mock_render_anthropic_fault_error(const mock_plan *p, buf *out, uint32_t *retry_after_s);
 
+/* --- OpenAI Responses API (mock_responses.c) ---
+ *
+ * POST /v1/responses gets the same plan as chat completions, from the chat
+ * request a Responses request stands for (instructions → a system message,
+ * message / function_call / function_call_output items → messages, function
+ * tools and text.format in their chat shapes, max_output_tokens →
+ * max_completion_tokens); then the plan is rendered as a Response. A
+ * previous_response_id is refused: the mock keeps nothing. */
+
+/* The OpenAI chat request for a Responses one (appended to out). false
+ * with *err when it cannot be read (render as a 400). */
+bool   mock_responses_request(const char *body, size_t len, buf *out, const char **err);
+/* The whole non-streaming Response object. */
+void   mock_render_responses_object(const mock_plan *p, buf *out);
+/* Streaming: response.created, response.in_progress, the output item's
+ * events (output_item.added, content_part.added, output_text.delta…,
+ * output_text.done, content_part.done, output_item.done — or, for a tool
+ * call, function_call_arguments.delta… and .done), then response.completed
+ * (response.incomplete when cut by max_output_tokens). Event i is a whole
+ * SSE frame; no [DONE] follows. */
+size_t mock_responses_event_count(const mock_plan *p);
+void   mock_render_responses_event(const mock_plan *p, size_t i, buf *out);
+
 /* --- statistics (GET /mock/stats) --- */
 
 #define MOCK_STATS_MODELS 64

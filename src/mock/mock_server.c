@@ -33,6 +33,8 @@ typedef struct mock_thread {
 } mock_thread;
 
 /* State of a request that outlives its handler call. */
+typedef enum mock_face { MOCK_FACE_CHAT, MOCK_FACE_ANTHROPIC, MOCK_FACE_RESPONSES } mock_face;
+
 typedef struct mock_call {
     uv_timer_t    timer;
     http_request *req;       /* NULL once the request is finished */
@@ -41,7 +43,7 @@ typedef struct mock_call {
     size_t        next;      /* next stream event */
     size_t        stop_at;   /* events to send (fewer when truncating) */
     bool          streaming; /* http_stream_begin done */
-    bool          anthropic; /* POST /v1/messages: Anthropic's form */
+    mock_face     face;      /* which API's form the answer takes */
     bool          waiting_drain;
 } mock_call;
 
@@ -135,8 +137,10 @@ static void mock_pump(mock_call *c)
     uint32_t interval = c->th->srv->o.chunk_interval_ms;
     while (c->next < c->stop_at) {
         buf *b = mock_scratch(c->th);
-        if (c->anthropic) {
+        if (c->face == MOCK_FACE_ANTHROPIC) {
             mock_render_anthropic_event(&c->plan, c->next, b);   /* a whole SSE frame */
+        } else if (c->face == MOCK_FACE_RESPONSES) {
+            mock_render_responses_event(&c->plan, c->next, b);   /* a whole SSE frame */
         } else {
             buf_append(b, "data: ", 6);
             mock_render_event(&c->plan, c->next, b);
@@ -160,7 +164,7 @@ static void mock_pump(mock_call *c)
         mock_cut(req);
         return;
     }
-    if (!c->anthropic) http_stream_write(req, "data: [DONE]\n\n", 14);
+    if (c->face == MOCK_FACE_CHAT) http_stream_write(req, "data: [DONE]\n\n", 14);
     mock_call_release(c);
     http_stream_end(req);
 }
@@ -173,10 +177,12 @@ static void mock_respond_json(http_request *req, int status, buf *b)
 }
 
 /* Answer now (after any delay). `c` may be NULL on the fast path.
- * `anthropic`: in the form of Anthropic's Messages API. */
+ * `face`: in the form of chat completions, Anthropic's Messages API or
+ * OpenAI's Responses API (whose errors are OpenAI's). */
 static void mock_answer(http_request *req, mock_thread *th, const mock_plan *p, mock_call *c,
-                        bool anthropic)
+                        mock_face face)
 {
+    bool anthropic = face == MOCK_FACE_ANTHROPIC;
     buf *b = mock_scratch(th);
     switch (p->fault) {
     case MOCK_FAULT_RATE_LIMIT:
@@ -199,6 +205,13 @@ static void mock_answer(http_request *req, mock_thread *th, const mock_plan *p, 
             return;
         }
         http_stream_begin(req, 200, "text/event-stream");
+        if (face == MOCK_FACE_RESPONSES) {
+            mock_render_responses_event(p, 0, b);
+            buf_puts(b, "event: response.in_progress\ndata: {\"type\":\"response.in_pro");
+            http_stream_write(req, b->data, b->len);
+            http_stream_end(req);
+            return;
+        }
         if (anthropic) {
             mock_render_anthropic_event(p, 0, b);
             mock_render_anthropic_malformed(p, true, b);
@@ -219,6 +232,7 @@ static void mock_answer(http_request *req, mock_thread *th, const mock_plan *p, 
     }
     if (!p->stream) {
         if (anthropic) mock_render_anthropic_message(p, b);
+        else if (face == MOCK_FACE_RESPONSES) mock_render_responses_object(p, b);
         else mock_render_completion(p, b);
         if (c) mock_call_release(c);
         if (p->fault == MOCK_FAULT_TRUNCATE) {
@@ -238,12 +252,14 @@ static void mock_answer(http_request *req, mock_thread *th, const mock_plan *p, 
         c->req = req;
         c->th = th;
         c->plan = *p;
-        c->anthropic = anthropic;
+        c->face = face;
         req->user = c;
         req->on_abort = mock_call_on_abort;
     }
     req->on_drain = mock_call_on_drain;
-    size_t n = anthropic ? mock_anthropic_event_count(&c->plan) : mock_event_count(&c->plan);
+    size_t n = anthropic ? mock_anthropic_event_count(&c->plan)
+             : face == MOCK_FACE_RESPONSES ? mock_responses_event_count(&c->plan)
+             : mock_event_count(&c->plan);
     c->stop_at = c->plan.fault == MOCK_FAULT_TRUNCATE ? (n + 1) / 2 : n;
     c->streaming = true;
     http_stream_begin(req, 200, "text/event-stream");
@@ -254,12 +270,13 @@ static void mock_delay_done(uv_timer_t *t)
 {
     mock_call *c = t->data;
     if (!c->req) return;
-    mock_answer(c->req, c->th, &c->plan, c, c->anthropic);
+    mock_answer(c->req, c->th, &c->plan, c, c->face);
 }
 
-/* POST /v1/chat/completions, or (anthropic) POST /v1/messages. */
-static void mock_handle(http_request *req, bool anthropic)
+/* POST /v1/chat/completions, /v1/messages (Anthropic) or /v1/responses. */
+static void mock_handle(http_request *req, mock_face face)
 {
+    bool anthropic = face == MOCK_FACE_ANTHROPIC;
     mock_thread *th = req->thread_data;
     mock_server *s = th->srv;
     mock_options opt = { .stream_chunks = s->o.stream_chunks, .faults = &s->faults };
@@ -301,6 +318,18 @@ static void mock_handle(http_request *req, bool anthropic)
          * reused by the renderers, so the rewritten body moves there. */
         char *oa = arena_strndup(&req->arena, b->data, b->len);
         mock_plan_make(&plan, &req->arena, oa, b->len, &opt);
+    } else if (face == MOCK_FACE_RESPONSES) {
+        /* the plan of the chat request it stands for (mock_responses.c) */
+        buf *b = mock_scratch(th);
+        const char *err = NULL;
+        if (!mock_responses_request(req->body, req->body ? req->body_len : 0, b, &err)) {
+            atomic_fetch_add_explicit(&s->stats.requests, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&s->stats.bad_requests, 1, memory_order_relaxed);
+            http_respond_error(req, 400, "invalid_request_error", "invalid_request", err, NULL);
+            return;
+        }
+        char *oa = arena_strndup(&req->arena, b->data, b->len);
+        mock_plan_make(&plan, &req->arena, oa, b->len, &opt);
     } else {
         mock_plan_make(&plan, &req->arena, req->body, req->body ? req->body_len : 0, &opt);
     }
@@ -317,7 +346,7 @@ static void mock_handle(http_request *req, bool anthropic)
     if (plan.fault == MOCK_FAULT_SLOW_FIRST_BYTE && !plan.has_latency && delay < MOCK_SLOW_FIRST_BYTE_MS)
         delay = MOCK_SLOW_FIRST_BYTE_MS;
     if (delay == 0 && plan.fault != MOCK_FAULT_HANG) {
-        mock_answer(req, th, &plan, NULL, anthropic);
+        mock_answer(req, th, &plan, NULL, face);
         return;
     }
     mock_call *c = xcalloc(1, sizeof(*c));
@@ -326,15 +355,16 @@ static void mock_handle(http_request *req, bool anthropic)
     c->req = req;
     c->th = th;
     c->plan = plan;
-    c->anthropic = anthropic;
+    c->face = face;
     req->user = c;
     req->on_abort = mock_call_on_abort;
     /* hang: nothing more happens until the client leaves (on_abort frees). */
     if (plan.fault != MOCK_FAULT_HANG) uv_timer_start(&c->timer, mock_delay_done, delay, 0);
 }
 
-static void mock_chat(http_request *req) { mock_handle(req, false); }
-static void mock_messages(http_request *req) { mock_handle(req, true); }
+static void mock_chat(http_request *req) { mock_handle(req, MOCK_FACE_CHAT); }
+static void mock_messages(http_request *req) { mock_handle(req, MOCK_FACE_ANTHROPIC); }
+static void mock_responses(http_request *req) { mock_handle(req, MOCK_FACE_RESPONSES); }
 
 /* Embeddings answer at once: no markers, no faults, no pacing. */
 static void mock_embeddings_route(http_request *req)
@@ -381,6 +411,7 @@ mock_server *mock_server_start(const mock_server_opts *o, char *err, size_t errl
     s->router = http_router_new();
     http_router_add(s->router, "POST", "/v1/chat/completions", mock_chat);
     http_router_add(s->router, "POST", "/v1/messages", mock_messages);
+    http_router_add(s->router, "POST", "/v1/responses", mock_responses);
     http_router_add(s->router, "POST", "/v1/embeddings", mock_embeddings_route);
     http_router_add(s->router, "GET", "/v1/models", mock_models);
     http_router_add(s->router, "GET", "/mock/stats", mock_stats_route);

@@ -108,6 +108,14 @@ upstream_call *upstream_provider_chat(upstream *u, const model_cfg *m, const pro
                            p->name);
         return NULL;
     }
+    if (opts && opts->responses) {
+        if (p->kind != PROVIDER_OPENAI || !p->responses_passthrough) {
+            upstream_set_error("provider \"%s\" does not take Responses requests (it has no "
+                               "`responses: passthrough`)", p->name);
+            return NULL;
+        }
+        return phttp_chat(u, m, p, &provider_openai_responses_proto, body, len, stream, opts, cb, arg);
+    }
     switch (p->kind) {
     case PROVIDER_MOCK:
         return mockp_chat(u, m, p, body, len, stream, cb, arg);

@@ -101,6 +101,13 @@ typedef struct upstream_opts {
     uint64_t    deadline_ms;
     const char *request_id;          /* sent as x-request-id; may be NULL */
     const char *traceparent;         /* W3C trace context to forward; may be NULL */
+    /* The body is an OpenAI Responses request, not a chat request: it goes
+     * to {base_url}/responses of a provider with `responses: passthrough`,
+     * and its answer is a Response object (or the Responses event stream,
+     * passed on as it is). A deployment or fallback on any other provider
+     * cannot express it: that attempt is refused (the call ends with a 400
+     * naming the reason). */
+    bool        responses;
 } upstream_opts;
 
 upstream *upstream_new(uv_loop_t *loop, const brigade_config *cfg);

@@ -90,6 +90,7 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
 extern const provider_proto provider_openai_proto;      /* provider_openai.c */
 extern const provider_proto provider_openai_embeddings_proto;  /* provider_openai.c: /embeddings */
 extern const provider_proto provider_anthropic_proto;   /* provider_anthropic.c */
+extern const provider_proto provider_openai_responses_proto;   /* provider_responses.c: /responses */
 upstream_call *mockp_chat(upstream *u, const model_cfg *m, const provider_cfg *p, const char *body,
                           size_t len, bool stream, const upstream_callbacks *cb, void *arg);
 

@@ -57,6 +57,7 @@ typedef struct rcall {
     int              dep;            /* deployment of the current/last attempt, -1 none */
     bool             probe;
     bool             is_retry;
+    bool             responses;      /* the body is a Responses request (upstream_opts) */
     uint64_t         attempt_start, last_byte;
     bool             got_byte;
     bool             delivered;      /* an event reached the caller */
@@ -190,6 +191,15 @@ static bool rcall_event_is_empty(const char *json, size_t len)
 {
     cJSON *j = cJSON_ParseWithLength(json, len);
     bool empty = cJSON_IsObject(j) && !cJSON_GetObjectItemCaseSensitive(j, "usage");
+    /* A passed-through Responses stream opens with these two: nothing of
+     * the answer yet, so a failure after them may still be retried. */
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
+    if (cJSON_IsString(type)) {
+        bool opening = !strcmp(type->valuestring, "response.created") ||
+                       !strcmp(type->valuestring, "response.in_progress");
+        cJSON_Delete(j);
+        return opening;
+    }
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
     if (!cJSON_IsArray(choices) || cJSON_GetArraySize(choices) == 0) empty = false;
     const cJSON *ch;
@@ -518,7 +528,8 @@ static bool rcall_start(rcall *rc, bool first)
     if (!rc->is_retry) upstream_health_budget_request(d->prov, now);
     size_t len;
     const char *body = rcall_body_for(rc, d->upstream_model, &len);
-    upstream_opts o = {.deadline_ms = rc->deadline, .request_id = rc->request_id, .traceparent = rc->traceparent};
+    upstream_opts o = {.deadline_ms = rc->deadline, .request_id = rc->request_id, .traceparent = rc->traceparent,
+                       .responses = rc->responses};
     rc->attempts++;
     rc->attempt_start = now;
     rc->got_byte = false;
@@ -620,6 +631,7 @@ upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *bo
     rc->prompt_tokens = upstream_estimate_tokens(body, body_len);
     if (opts) {
         rc->deadline = opts->deadline_ms;
+        rc->responses = opts->responses;
         rc->request_id = rcall_strdup(opts->request_id);
         rc->traceparent = rcall_strdup(opts->traceparent);
     }
