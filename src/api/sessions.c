@@ -239,6 +239,18 @@ void api_runs_get(api_ctx *ctx)
         for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, api_json_approval(&a[i]));
         store_free_approvals(a, n);
     }
+    /* a paused run: what it waits for, and until when (never the connect
+     * link: it is the user's alone, in the run's auth.required event, and
+     * POST /v1/connections makes a fresh one) */
+    run_wait_rec w;
+    if ((r.status == RUN_WAITING_AUTH || r.status == RUN_WAITING_APPROVAL) &&
+        store_run_wait_of(ctx->env->store, &ctx->scope, r.id, &w) == STORE_OK) {
+        cJSON *wj = cJSON_AddObjectToObject(j, "waiting");
+        cJSON_AddStringToObject(wj, "for", w.kind == RUN_WAITING_AUTH ? "auth" : "approval");
+        if (w.kind == RUN_WAITING_AUTH) cJSON_AddStringToObject(wj, "provider", w.provider);
+        cJSON_AddNumberToObject(wj, "until", (double)w.deadline);
+        run_wait_rec_free(&w);
+    }
     api_reply(ctx, 200, j);
 }
 

@@ -436,6 +436,9 @@ store_status store_run_pause(store *st, const scope *sc, const run_rec *run,
 store_status store_run_unpause(store *st, const scope *sc, const char *run_id, run_wait_rec *out);
 /* Every paused run (at start, to know them again). Not scoped. */
 store_status store_run_waits_all(store *st, run_wait_rec **out, size_t *n);
+/* What one paused run of this user waits for (GET /v1/runs/{id}):
+ * STORE_NOT_FOUND when it is not paused (or not theirs). */
+store_status store_run_wait_of(store *st, const scope *sc, const char *run_id, run_wait_rec *out);
 /* The approvals of a run of the tenant (user_id NULL: any of its users),
  * in the order they were asked. */
 store_status store_approvals_of_run(store *st, const char *tenant_id, const char *user_id,

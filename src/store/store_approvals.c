@@ -311,6 +311,31 @@ store_status store_run_waits_all(store *st, run_wait_rec **out, size_t *n)
     return store_collect(c, s, &wait_rows, 0, (void **)out, n);
 }
 
+store_status store_run_wait_of(store *st, const scope *sc, const char *run_id, run_wait_rec *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!sc || !sc->tenant_id[0] || !sc->user_id[0] || !run_id) return STORE_NOT_FOUND;
+    store_conn *c = store_reader(st);
+    if (!c) return STORE_ERROR;
+    sqlite3_stmt *s = store_stmt(c, "SELECT " WAIT_COLS " FROM run_waits"
+                                    " WHERE run_id = ?1 AND tenant_id = ?2 AND user_id = ?3");
+    if (!s) return STORE_ERROR;
+    store_bind_text(s, 1, run_id);
+    store_bind_text(s, 2, sc->tenant_id);
+    store_bind_text(s, 3, sc->user_id);
+    run_wait_rec *rows = NULL;
+    size_t n = 0;
+    store_status res = store_collect(c, s, &wait_rows, 0, (void **)&rows, &n);
+    if (res != STORE_OK) return res;
+    if (n == 0) {
+        free(rows);
+        return STORE_NOT_FOUND;
+    }
+    *out = rows[0];                      /* run_id is the key: one row at most */
+    free(rows);
+    return STORE_OK;
+}
+
 /* ---- read ---- */
 
 store_status store_approvals_of_run(store *st, const char *tenant_id, const char *user_id,

@@ -74,6 +74,8 @@ describe('a call that needs approval', () => {
     const list = await stack.api(aliceKey, 'GET', '/v1/approvals');
     assert.equal(list.status, 200, list.text);
     assert.ok(list.body.data.some((a) => a.id === approval.id && a.run_id === run.id), list.text);
+    const polled = await stack.api(aliceKey, 'GET', `/v1/runs/${run.id}`);
+    assert.deepEqual(polled.body.waiting, { for: 'approval', until: approval.deadline }, polled.text);
 
     const d = await decide(aliceKey, run.id, approval.id, { decision: 'approve', note: 'fine' });
     assert.equal(d.status, 200, d.text);

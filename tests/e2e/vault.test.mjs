@@ -235,6 +235,17 @@ test('waiting_auth: the run pauses with a connect link, the user connects with i
   assert.equal(ev.data.tool, 'whoami');
   assert.match(ev.data.connect_url, new RegExp(`^${stack.brigadeUrl}/oauth/start\\?ticket=`));
   assert.equal(stack.capture.requests.length, n, 'nothing sent while waiting');
+  // a client that polls sees what the run waits for (never the link itself)
+  const polled = await stack.api(key, 'GET', `/v1/runs/${ev.data.run_id}`);
+  assert.equal(polled.status, 200);
+  assert.equal(polled.body.status, 'waiting_auth');
+  assert.equal(polled.body.waiting.for, 'auth');
+  assert.equal(polled.body.waiting.provider, 'demo');
+  assert.ok(polled.body.waiting.until > Date.now() / 1000, 'the wait ends in the future');
+  assert.ok(!polled.text.includes('ticket='), 'the connect link is not in the run');
+  // another user of the tenant sees no such run
+  const other = await stack.makeUserWithKey(stack.tenant.admin_key);
+  assert.equal((await stack.api(other.key, 'GET', `/v1/runs/${ev.data.run_id}`)).status, 404);
   // the user opens the link from the event and consents
   const start = await openConnectUrl(ev.data.connect_url);
   assert.equal(start.status, 302);
