@@ -27,15 +27,18 @@ void api_admin_keys_create(api_ctx *ctx)
     const char *tenant_id = ctx->req->params[0];
     key_rec k;
     char key[KEY_MAX];
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "kind", "tenant_admin");
+    obs_audit_act a;   /* the key and its entry in one transaction */
+    obs_audit_act_begin(&a, ctx->env->store, &ctx->scope, tenant_id, "key.create", NULL, d);
+    obs_audit_act_target(&a, k.id);
+    obs_audit_act_detail(&a, "prefix", k.prefix);
     store_status st = identity_create_admin_key(ctx->env->identity, &ctx->scope, tenant_id, &k, key);
+    obs_audit_act_end(&a);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "tenant");
         return;
     }
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "kind", "tenant_admin");
-    cJSON_AddStringToObject(d, "prefix", k.prefix);
-    obs_audit_for_tenant(ctx->env->store, &ctx->scope, tenant_id, "key.create", k.id, d);
     cJSON *o = api_json_key(&k);
     cJSON_AddStringToObject(o, "key", key);
     api_reply(ctx, 201, o);
@@ -59,14 +62,16 @@ void api_admin_keys_list(api_ctx *ctx)
 void api_admin_keys_revoke(api_ctx *ctx)
 {
     const char *tenant_id = ctx->req->params[0], *key_id = ctx->req->params[1];
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "kind", "tenant_admin");
+    obs_audit_act a;
+    obs_audit_act_begin(&a, ctx->env->store, &ctx->scope, tenant_id, "key.revoke", key_id, d);
     store_status st = identity_revoke_admin_key(ctx->env->identity, &ctx->scope, tenant_id, key_id);
+    obs_audit_act_end(&a);
     if (st != STORE_OK) {
         api_admin_keys_fail(ctx, st);
         return;
     }
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "kind", "tenant_admin");
-    obs_audit_for_tenant(ctx->env->store, &ctx->scope, tenant_id, "key.revoke", key_id, d);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", key_id);
     cJSON_AddStringToObject(o, "object", "key");

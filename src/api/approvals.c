@@ -74,6 +74,28 @@ void api_approvals_list(api_ctx *ctx)
     api_reply(ctx, 200, api_json_list(data, n == APPROVALS_LIST_MAX));
 }
 
+/* What approval.approve/.deny/.timeout records, read in the decision's
+ * transaction, once the store has read the approval. */
+typedef struct approval_audit {
+    const approval_rec *a;
+    bool approve;
+    char action[24];
+} approval_audit;
+
+static void approval_audit_details(cJSON *d, void *arg)
+{
+    approval_audit *aa = arg;
+    const approval_rec *a = aa->a;
+    bool timed_out = strcmp(a->decided_by, "timeout") == 0;
+    snprintf(aa->action, sizeof aa->action, "%s",
+             timed_out ? "approval.timeout" : aa->approve ? "approval.approve" : "approval.deny");
+    cJSON_AddStringToObject(d, "run_id", a->run_id);
+    cJSON_AddStringToObject(d, "call_id", a->call_id);
+    cJSON_AddStringToObject(d, "tool", a->tool);
+    cJSON_AddStringToObject(d, "decision", aa->approve && !timed_out ? "approved" : "denied");
+    cJSON_AddStringToObject(d, "user_id", a->user_id);
+}
+
 void api_approvals_decide(api_ctx *ctx)
 {
     const scope *sc = &ctx->scope;
@@ -96,9 +118,18 @@ void api_approvals_decide(api_ctx *ctx)
     }
     approval_rec a;
     size_t left = 0;
+    /* the decision and its audit entry in one transaction; a call found
+     * past its deadline is recorded as the approval.timeout it became */
+    approval_audit aa = {&a, approve, ""};
+    obs_audit_act act;
+    obs_audit_act_begin(&act, ctx->env->store, sc, NULL, approve ? "approval.approve" : "approval.deny",
+                        call_id, NULL);
+    obs_audit_act_fill(&act, approval_audit_details, &aa);
+    obs_audit_act_action(&act, aa.action);
     store_status st = store_approval_decide(ctx->env->store, sc->tenant_id,
                                             sc->role == SCOPE_USER ? sc->user_id : NULL, sc->key_id,
                                             run_id, call_id, approve, has_note ? note : NULL, &a, &left);
+    obs_audit_act_end(&act);
     if (st == STORE_FORBIDDEN) {
         api_fail(ctx, 403, "permission_error", "approval_not_yours", NULL,
                  "this agent's approvals are decided by %s",
@@ -117,13 +148,6 @@ void api_approvals_decide(api_ctx *ctx)
         api_fail_store(ctx, st, "approval");
         return;
     }
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "run_id", a.run_id);
-    cJSON_AddStringToObject(d, "call_id", a.call_id);
-    cJSON_AddStringToObject(d, "tool", a.tool);
-    cJSON_AddStringToObject(d, "decision", approve ? "approved" : "denied");
-    cJSON_AddStringToObject(d, "user_id", a.user_id);
-    obs_audit(ctx->env->store, sc, approve ? "approval.approve" : "approval.deny", a.call_id, d);
     if (left == 0) runs_approvals_decided(ctx->env->runs, a.run_id);
     cJSON *j = api_json_approval(&a);
     approval_rec_free(&a);

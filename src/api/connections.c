@@ -125,12 +125,7 @@ void api_connections_create(api_ctx *ctx)
     if (connect_url[0]) {
         cJSON_AddStringToObject(o, "connect_url", connect_url);
         cJSON_AddNumberToObject(o, "connect_url_expires_in", VAULT_FLOW_TTL_S);
-    } else {
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "provider", c.provider);
-        cJSON_AddStringToObject(d, "kind", "api_key");
-        obs_audit(ctx->env->store, &ctx->scope, "consent.grant", c.id, d);
-    }
+    }   /* a key's consent.grant is audited with it, in the vault */
     api_reply(ctx, connect_url[0] ? 200 : 201, o);
 }
 
@@ -158,10 +153,7 @@ void api_connections_delete(api_ctx *ctx)
         connections_fail(ctx, vs, why, NULL);
         return;
     }
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "provider", provider);
-    cJSON_AddBoolToObject(d, "revoked_at_provider", remote);
-    obs_audit(ctx->env->store, &ctx->scope, "consent.revoke", id, d);
+    /* consent.revoke (and consent.revoke.remote) are audited in the vault */
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", id);
     cJSON_AddStringToObject(o, "object", "connection");

@@ -21,16 +21,18 @@ void api_keys_create(api_ctx *ctx)
     if (!ok) return;
     key_rec k;
     char key[KEY_MAX];
+    obs_audit_act a;   /* the key and its entry in one transaction */
+    obs_audit_act_begin(&a, ctx->env->store, &ctx->scope, NULL, "key.create", NULL, NULL);
+    obs_audit_act_target(&a, k.id);
+    obs_audit_act_detail(&a, "user_id", k.user_id);
+    obs_audit_act_detail(&a, "prefix", k.prefix);
     store_status st = identity_create_user_key_limited(ctx->env->identity, &ctx->scope,
                                                        ctx->req->params[0], &lim, &k, key);
+    obs_audit_act_end(&a);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "user");
         return;
     }
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "user_id", k.user_id);
-    cJSON_AddStringToObject(d, "prefix", k.prefix);
-    obs_audit(ctx->env->store, &ctx->scope, "key.create", k.id, d);
     cJSON *o = api_json_key(&k);
     cJSON_AddStringToObject(o, "key", key);
     api_reply(ctx, 201, o);
@@ -54,7 +56,10 @@ void api_keys_list(api_ctx *ctx)
 void api_keys_revoke(api_ctx *ctx)
 {
     const char *key_id = ctx->req->params[0];
+    obs_audit_act a;
+    obs_audit_act_begin(&a, ctx->env->store, &ctx->scope, NULL, "key.revoke", key_id, NULL);
     store_status st = identity_revoke_key(ctx->env->identity, &ctx->scope, key_id);
+    obs_audit_act_end(&a);
     if (st == STORE_CONFLICT) {
         api_fail(ctx, 409, "conflict_error", "last_admin_key", NULL,
                  "this is the tenant's last active admin key: create another before revoking it");
@@ -64,7 +69,6 @@ void api_keys_revoke(api_ctx *ctx)
         api_fail_store(ctx, st, "key");
         return;
     }
-    obs_audit(ctx->env->store, &ctx->scope, "key.revoke", key_id, NULL);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", key_id);
     cJSON_AddStringToObject(o, "object", "key");

@@ -169,15 +169,7 @@ static void oauth_callback_work(http_request *req)
     oauth_job *j = ctx->handler_state;
     j->vs = vault_oauth_callback(ctx->env->vault, j->state, j->code, j->error, j->iss, j->cookie, &j->owner,
                                  j->why);
-    if (j->vs == VAULT_OK) {
-        char actor[96];
-        snprintf(actor, sizeof actor, "user:%s", j->owner.user_id);
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "provider", j->owner.provider);
-        cJSON_AddStringToObject(d, "kind", "oauth2");
-        obs_audit_raw(ctx->env->store, j->owner.tenant_id, actor, "oauth-consent", "consent.grant",
-                      j->owner.connection_id, d);
-    }
+    /* consent.grant is audited by the vault, with the connection's seal */
 }
 
 static void oauth_callback_done(http_request *req)

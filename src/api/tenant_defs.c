@@ -40,11 +40,14 @@ static bool def_catalogue_enable(const api_env *env, const def_kind *k, const ch
     return config_find_agent(&env->cfg, name)->tenants_enable;
 }
 
-static void def_audit(api_ctx *ctx, const def_kind *k, const char *verb, const char *name, cJSON *d)
+/* The act's audit entry rides on its store write (one transaction): begin
+ * right before the write, obs_audit_act_end right after it. */
+static void def_audit_begin(obs_audit_act *a, api_ctx *ctx, const def_kind *k, const char *verb,
+                            const char *name, cJSON *d)
 {
     char action[32];
     snprintf(action, sizeof action, "%s.%s", k->what, verb);
-    obs_audit(ctx->env->store, &ctx->scope, action, name, d);
+    obs_audit_act_begin(a, ctx->env->store, &ctx->scope, NULL, action, name, d);
 }
 
 /* ---- the JSON of a definition ---- */
@@ -317,7 +320,10 @@ static void def_enable(api_ctx *ctx, const def_kind *k, const cJSON *body, const
                  "the server's catalogue has no %s named \"%s\"", k->what, name);
         return;
     }
+    obs_audit_act a;
+    def_audit_begin(&a, ctx, k, "enable", name, NULL);
     store_status st = store_def_create(ctx->env->store, &ctx->scope, k->kind, name, NULL, k->max_count);
+    obs_audit_act_end(&a);
     if (st == STORE_CONFLICT) {
         api_fail(ctx, 409, "conflict_error", "already_exists", "name",
                  "\"%s\" is already enabled or defined by this tenant", name);
@@ -332,7 +338,6 @@ static void def_enable(api_ctx *ctx, const def_kind *k, const cJSON *body, const
         api_fail_store(ctx, st, k->what);
         return;
     }
-    def_audit(ctx, k, "enable", name, NULL);
     def_rec row;
     store_status gs = store_def_get(ctx->env->store, &ctx->scope, k->kind, name, &row);
     api_reply(ctx, 201, def_json_catalogue(ctx, k, name, gs == STORE_OK ? &row : NULL));
@@ -357,8 +362,11 @@ static void def_create(api_ctx *ctx, const def_kind *k)
         goto out;
     }
     if (!def_validate(ctx, k, ctx->req->body)) goto out;
+    obs_audit_act a;
+    def_audit_begin(&a, ctx, k, "create", name, NULL);
     store_status st = store_def_create(ctx->env->store, &ctx->scope, k->kind, name, ctx->req->body,
                                        k->max_count);
+    obs_audit_act_end(&a);
     if (st == STORE_CONFLICT) {
         api_fail(ctx, 409, "conflict_error", "already_exists", "name",
                  "this tenant already has a %s named \"%s\" (PATCH %s/%s changes it)", k->what, name,
@@ -374,7 +382,6 @@ static void def_create(api_ctx *ctx, const def_kind *k)
         api_fail_store(ctx, st, k->what);
         goto out;
     }
-    def_audit(ctx, k, "create", name, NULL);
     def_get_named(ctx, k, name);
     if (ctx->status == 200) ctx->status = 201;
 out:
@@ -425,16 +432,18 @@ static void def_patch(api_ctx *ctx, const def_kind *k)
         goto out;
     }
     if (!def_validate(ctx, k, text)) goto out;
-    st = store_def_update(ctx->env->store, &ctx->scope, k->kind, name, text);
-    if (st != STORE_OK) {
-        api_fail_store(ctx, st, k->what);
-        goto out;
-    }
     cJSON *changed = cJSON_CreateArray();
     for (cJSON *f = patch->child; f; f = f->next) cJSON_AddItemToArray(changed, cJSON_CreateString(f->string));
     cJSON *d = cJSON_CreateObject();
     cJSON_AddItemToObject(d, "fields", changed);
-    def_audit(ctx, k, "update", name, d);
+    obs_audit_act a;
+    def_audit_begin(&a, ctx, k, "update", name, d);
+    st = store_def_update(ctx->env->store, &ctx->scope, k->kind, name, text);
+    obs_audit_act_end(&a);
+    if (st != STORE_OK) {
+        api_fail_store(ctx, st, k->what);
+        goto out;
+    }
     def_get_named(ctx, k, name);
 out:
     def_rec_free(&row);
@@ -451,7 +460,12 @@ static void def_delete(api_ctx *ctx, const def_kind *k)
     store_status st = store_def_get(ctx->env->store, &ctx->scope, k->kind, name, &row);
     bool catalogue = st == STORE_OK && !row.body;
     def_rec_free(&row);
-    if (st == STORE_OK) st = store_def_delete(ctx->env->store, &ctx->scope, k->kind, name);
+    if (st == STORE_OK) {
+        obs_audit_act a;
+        def_audit_begin(&a, ctx, k, catalogue ? "disable" : "delete", name, NULL);
+        st = store_def_delete(ctx->env->store, &ctx->scope, k->kind, name);
+        obs_audit_act_end(&a);
+    }
     if (st == STORE_NOT_FOUND && def_catalogue_has(ctx->env, k, name)) {
         api_fail(ctx, 400, "invalid_request_error", "catalogue_entry", NULL,
                  def_catalogue_enable(ctx->env, k, name)
@@ -464,7 +478,6 @@ static void def_delete(api_ctx *ctx, const def_kind *k)
         api_fail_store(ctx, st, k->what);
         return;
     }
-    def_audit(ctx, k, catalogue ? "disable" : "delete", name, NULL);
     api_reply(ctx, 204, NULL);
 }
 

@@ -103,8 +103,20 @@ void api_tenants_create(api_ctx *ctx)
     }
     tenant_rec t;
     char admin_key[KEY_MAX];
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "name", name);
+    {
+        jwt_settings_summary js;
+        api_jwt_summary_of(has_jwt ? &jwt : NULL, &js);
+        cJSON_AddItemToObject(d, "jwt", api_jwt_summary_json(&js));
+    }
+    obs_audit_act a;   /* the tenant and its entry in one transaction */
+    obs_audit_act_begin(&a, ctx->env->store, &ctx->scope, "", "tenant.create", NULL, d);
+    obs_audit_act_tenant(&a, t.id);
+    obs_audit_act_target(&a, t.id);
     store_status st = identity_create_tenant(ctx->env->identity, &ctx->scope, name,
                                              has_jwt ? &jwt : NULL, &t, admin_key);
+    obs_audit_act_end(&a);
     if (st == STORE_CONFLICT) {
         /* the name or the issuer: say neither which tenant holds it nor
          * which of the two clashed with whom */
@@ -118,14 +130,6 @@ void api_tenants_create(api_ctx *ctx)
     }
     cJSON *o = api_json_tenant(ctx->env, &t);
     cJSON_AddStringToObject(o, "admin_key", admin_key);
-    {
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "name", t.name);
-        jwt_settings_summary js;
-        api_jwt_summary_of(has_jwt ? &jwt : NULL, &js);
-        cJSON_AddItemToObject(d, "jwt", api_jwt_summary_json(&js));
-        obs_audit_for_tenant(ctx->env->store, &ctx->scope, t.id, "tenant.create", t.id, d);
-    }
     tenant_rec_free(&t);
     api_reply(ctx, 201, o);
 out:
@@ -146,6 +150,15 @@ void api_tenants_list(api_ctx *ctx)
     for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, api_json_tenant(ctx->env, &ts[i]));
     store_free_tenants(ts, n);
     api_reply(ctx, 200, api_json_list(arr, false));
+}
+
+/* tenant.jwt.change's details, read inside the act's transaction: the
+ * settings before and after (summaries, never the key). */
+static void api_tenant_jwt_change_details(cJSON *d, void *arg)
+{
+    const jwt_settings_summary *sums = arg;
+    cJSON_AddItemToObject(d, "before", api_jwt_summary_json(&sums[0]));
+    cJSON_AddItemToObject(d, "after", api_jwt_summary_json(&sums[1]));
 }
 
 void api_tenants_patch(api_ctx *ctx)
@@ -201,9 +214,14 @@ void api_tenants_patch(api_ctx *ctx)
         if (!api_parse_limits(ctx, limits, true, &l)) goto out;
     }
     if (j) {
-        jwt_settings_summary before, after;
+        jwt_settings_summary sums[2];   /* before, after: never the key itself */
+        obs_audit_act a;
+        obs_audit_act_begin(&a, ctx->env->store, &ctx->scope, tenant_id, "tenant.jwt.change",
+                            tenant_id, NULL);
+        obs_audit_act_fill(&a, api_tenant_jwt_change_details, sums);
         st = identity_set_tenant_jwt(ctx->env->identity, &ctx->scope, tenant_id,
-                                     clear ? NULL : &jwt, &t, &before, &after);
+                                     clear ? NULL : &jwt, &t, &sums[0], &sums[1]);
+        obs_audit_act_end(&a);
         if (st == STORE_CONFLICT) {
             /* never which tenant holds the issuer */
             api_fail(ctx, 409, "conflict_error", "already_exists", "jwt.issuer",
@@ -215,21 +233,18 @@ void api_tenants_patch(api_ctx *ctx)
             goto out;
         }
         tenant_rec_free(&t);
-        /* the settings before and after, never the key itself */
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddItemToObject(d, "before", api_jwt_summary_json(&before));
-        cJSON_AddItemToObject(d, "after", api_jwt_summary_json(&after));
-        obs_audit_for_tenant(ctx->env->store, &ctx->scope, tenant_id, "tenant.jwt.change", tenant_id, d);
     }
     if (limits) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddItemToObject(d, "limits", cJSON_Duplicate(limits, true));
+        obs_audit_act a;
+        obs_audit_act_begin(&a, ctx->env->store, &ctx->scope, tenant_id, "budget.change", tenant_id, d);
         st = identity_set_tenant_limits(ctx->env->identity, &ctx->scope, tenant_id, &l);
+        obs_audit_act_end(&a);
         if (st != STORE_OK) {
             api_fail_store(ctx, st, "tenant");
             goto out;
         }
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddItemToObject(d, "limits", cJSON_Duplicate(limits, true));
-        obs_audit_for_tenant(ctx->env->store, &ctx->scope, tenant_id, "budget.change", tenant_id, d);
     }
     st = store_tenant_get(ctx->env->store, &ctx->scope, tenant_id, &t);
     if (st != STORE_OK) {

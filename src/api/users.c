@@ -34,18 +34,19 @@ void api_users_create(api_ctx *ctx)
         goto out;
     if (has_tier && !api_tier_known(ctx, tier)) goto out;
     user_rec u;
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "external_id", external_id);
+    obs_audit_act a;   /* the user and its entry in one transaction */
+    obs_audit_act_begin(&a, ctx->env->store, &ctx->scope, NULL, "user.create", NULL, d);
+    obs_audit_act_target(&a, u.id);
+    obs_audit_act_detail(&a, "tier", u.tier);   /* the default one when none was given */
     store_status st = identity_create_user(ctx->env->identity, &ctx->scope, external_id,
                                            has_tier ? tier : NULL,
                                            display_name[0] ? display_name : NULL, &u);
+    obs_audit_act_end(&a);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, st == STORE_CONFLICT ? "a user with this external_id" : "user");
         goto out;
-    }
-    {
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "external_id", u.external_id);
-        cJSON_AddStringToObject(d, "tier", u.tier);
-        obs_audit(ctx->env->store, &ctx->scope, "user.create", u.id, d);
     }
     api_reply(ctx, 201, api_json_user(ctx->env, &u));
 out:
@@ -117,23 +118,33 @@ void api_users_patch(api_ctx *ctx)
         upd.set_limits = true;
         if (!api_parse_limits(ctx, limits, true, &upd.limits)) goto out;
     }
-    user_rec u;
-    store_status st = identity_update_user(ctx->env->identity, &ctx->scope, user_id, &upd, &u);
-    if (st != STORE_OK) {
-        api_fail_store(ctx, st, "user");
-        goto out;
-    }
     /* The record of who changed what: the request's fields as given (no
      * secrets can be in them), and budgets separately, since invariant 5
-     * names budget changes. */
+     * names budget changes. Both entries ride on the update's transaction. */
+    obs_audit_act update_act, budget_act;
+    bool has_update = false;
     cJSON *changed = cJSON_Duplicate(body, true);
     cJSON_DeleteItemFromObjectCaseSensitive(changed, "limits");
-    if (changed->child) obs_audit(ctx->env->store, &ctx->scope, "user.update", user_id, changed);
-    else cJSON_Delete(changed);
+    if (changed->child) {
+        obs_audit_act_begin(&update_act, ctx->env->store, &ctx->scope, NULL, "user.update", user_id,
+                            changed);
+        has_update = true;
+    } else {
+        cJSON_Delete(changed);
+    }
     if (limits) {
         cJSON *d = cJSON_CreateObject();
         cJSON_AddItemToObject(d, "limits", cJSON_Duplicate(limits, true));
-        obs_audit(ctx->env->store, &ctx->scope, "budget.change", user_id, d);
+        obs_audit_act_begin(&budget_act, ctx->env->store, &ctx->scope, NULL, "budget.change",
+                            user_id, d);
+    }
+    user_rec u;
+    store_status st = identity_update_user(ctx->env->identity, &ctx->scope, user_id, &upd, &u);
+    if (limits) obs_audit_act_end(&budget_act);
+    if (has_update) obs_audit_act_end(&update_act);
+    if (st != STORE_OK) {
+        api_fail_store(ctx, st, "user");
+        goto out;
     }
     api_reply(ctx, 200, api_json_user(ctx->env, &u));
 out:
@@ -143,19 +154,19 @@ out:
 void api_users_delete(api_ctx *ctx)
 {
     const char *user_id = ctx->req->params[0];
+    /* a tombstone: the user's data is gone, the record of its erasure stays */
+    cJSON *d = cJSON_CreateObject();
+    cJSON *what = cJSON_AddArrayToObject(d, "erased");
+    static const char *const kinds[] = {"keys", "sessions", "messages", "runs", "memory"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        cJSON_AddItemToArray(what, cJSON_CreateString(kinds[i]));
+    obs_audit_act a;
+    obs_audit_act_begin(&a, ctx->env->store, &ctx->scope, NULL, "user.delete", user_id, d);
     store_status st = identity_delete_user(ctx->env->identity, &ctx->scope, user_id);
+    obs_audit_act_end(&a);
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "user");
         return;
-    }
-    {
-        /* a tombstone: the user's data is gone, the record of its erasure stays */
-        cJSON *d = cJSON_CreateObject();
-        cJSON *what = cJSON_AddArrayToObject(d, "erased");
-        static const char *const kinds[] = {"keys", "sessions", "messages", "runs", "memory"};
-        for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-            cJSON_AddItemToArray(what, cJSON_CreateString(kinds[i]));
-        obs_audit(ctx->env->store, &ctx->scope, "user.delete", user_id, d);
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", user_id);

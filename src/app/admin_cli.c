@@ -151,9 +151,13 @@ static int admin_run(admin_env *env, const char *noun, const char *verb, admin_o
         identity_cli_scope(env->identity, &sc);
         tenant_rec t;
         char key[KEY_MAX];
+        obs_audit_act a;   /* every act and its entry in one transaction */
+        obs_audit_act_begin(&a, env->store, &sc, "", "tenant.create", NULL, NULL);
+        obs_audit_act_tenant(&a, t.id);
+        obs_audit_act_target(&a, t.id);
         store_status st = identity_create_tenant(env->identity, &sc, o->arg, NULL, &t, key);
+        obs_audit_act_end(&a);
         if (st != STORE_OK) return admin_fail_store("tenant create", st);
-        obs_audit_for_tenant(env->store, &sc, t.id, "tenant.create", t.id, NULL);
         cJSON *j = api_json_tenant(&fake, &t);
         cJSON_AddStringToObject(j, "admin_key", key);
         tenant_rec_free(&t);
@@ -184,9 +188,12 @@ static int admin_run(admin_env *env, const char *noun, const char *verb, admin_o
             return 2;
         }
         user_rec u;
+        obs_audit_act a;
+        obs_audit_act_begin(&a, env->store, &sc, NULL, "user.create", NULL, NULL);
+        obs_audit_act_target(&a, u.id);
         store_status st = identity_create_user(env->identity, &sc, o->arg, o->tier, o->name, &u);
+        obs_audit_act_end(&a);
         if (st != STORE_OK) return admin_fail_store("user create", st);
-        obs_audit(env->store, &sc, "user.create", u.id, NULL);
         admin_print(api_json_user(&fake, &u));
         return 0;
     }
@@ -205,9 +212,14 @@ static int admin_run(admin_env *env, const char *noun, const char *verb, admin_o
         if (admin_need(o->user, "--user ID") != 0) return 2;
         key_rec k;
         char key[KEY_MAX];
+        obs_audit_act a;
+        obs_audit_act_begin(&a, env->store, &sc, NULL, "key.create", NULL, NULL);
+        obs_audit_act_target(&a, k.id);
+        obs_audit_act_detail(&a, "user_id", k.user_id);
+        obs_audit_act_detail(&a, "prefix", k.prefix);
         store_status st = identity_create_user_key(env->identity, &sc, o->user, &k, key);
+        obs_audit_act_end(&a);
         if (st != STORE_OK) return admin_fail_store("key create", st);
-        obs_audit(env->store, &sc, "key.create", k.id, NULL);
         cJSON *j = api_json_key(&k);
         cJSON_AddStringToObject(j, "key", key);
         admin_print(j);
@@ -215,14 +227,16 @@ static int admin_run(admin_env *env, const char *noun, const char *verb, admin_o
     }
     if (strcmp(noun, "key") == 0 && strcmp(verb, "revoke") == 0) {
         if (admin_need(o->arg, "the KEY_ID") != 0) return 2;
+        obs_audit_act a;
+        obs_audit_act_begin(&a, env->store, &sc, NULL, "key.revoke", o->arg, NULL);
         store_status st = identity_revoke_key(env->identity, &sc, o->arg);
+        obs_audit_act_end(&a);
         if (st == STORE_CONFLICT) {
             fprintf(stderr, "brigade admin: key revoke: this is the tenant's last active admin key; "
                             "create another (POST /v1/tenants/{id}/admin-keys) before revoking it\n");
             return 1;
         }
         if (st != STORE_OK) return admin_fail_store("key revoke", st);
-        obs_audit(env->store, &sc, "key.revoke", o->arg, NULL);
         printf("{\"id\": \"%s\", \"revoked\": true}\n", o->arg);
         return 0;
     }

@@ -10,6 +10,7 @@
 #define BRIGADE_APP_H
 
 #include "api/api.h"
+#include "govern/reserve_journal.h"
 #include "http/http.h"
 
 typedef struct app {
@@ -17,6 +18,7 @@ typedef struct app {
     http_router *router;
     http_server *server;
     int          lock_fd;          /* flock on data_dir/serve.lock while serving */
+    reserve_journal *journal;      /* durable reservations (govern/reserve_journal.h) */
 } app;
 
 /* `brigade serve`: parse flags, load config, open store and identity, start

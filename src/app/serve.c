@@ -315,9 +315,26 @@ int app_serve_main(int argc, char **argv)
         config_free(&a.env.cfg);
         return 1;
     }
-    /* Governance: budgets are rebuilt from the usage ledger before the
-     * first request can spend anything. */
+    /* Governance: calls in flight when the last run died are charged at
+     * their reservations (the journal), then budgets are rebuilt from the
+     * usage ledger, before the first request can spend anything. The
+     * audit log is opened first: the reconciliation is audited. */
+    obs_audit_open(a.env.store, a.env.cfg.observability.audit_checkpoint_every,
+                   a.env.cfg.observability.audit_checkpoint_interval_s, false);
+    reserve_recovery rr;
+    if (reserve_journal_recover(a.env.store, a.env.cfg.data_dir, &rr, err, sizeof err) != 0 ||
+        !(a.journal = reserve_journal_open(a.env.cfg.data_dir, err, sizeof err))) {
+        fprintf(stderr, "brigade serve: reservations: %s\n", err);
+        obs_audit_close(a.env.store);
+        tools_registry_free(a.env.tools);
+        identity_close(a.env.identity);
+        store_close(a.env.store);
+        config_free(&a.env.cfg);
+        return 1;
+    }
+    store_set_usage_committed_hook(a.env.store, reserve_journal_on_usage_committed, a.journal);
     a.env.gate = gate_new(&a.env.cfg, NULL, NULL);
+    if (a.env.gate) gate_set_journal(a.env.gate, a.journal);
     if (!a.env.gate || gate_load_ledger(a.env.gate, a.env.store, err, sizeof err) != 0) {
         fprintf(stderr, "brigade serve: governance: %s\n", a.env.gate ? err : "out of memory");
         gate_free(a.env.gate);
@@ -397,7 +414,8 @@ int app_serve_main(int argc, char **argv)
     identity_close(a.env.identity);
     obs_tracer_stop();               /* the last spans (runs' too) into the store before it closes */
     obs_audit_close(a.env.store);        /* the shutdown checkpoint of the audit chain */
-    store_close(a.env.store);
+    store_close(a.env.store);            /* its last usage rows close their reservations */
+    reserve_journal_close(a.journal);
     http_router_free(a.router);
     config_free(&a.env.cfg);
     close(a.lock_fd);

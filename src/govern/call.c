@@ -91,6 +91,7 @@ int metered_call_begin(metered_call *mc, const metered_call_params *p,
     mc->stream = p->stream;
     mc->deadline_ms = p->deadline_ms;
     mc->responses = p->responses;
+    mc->journal = gate_thread_journal(p->gate);
     gate_estimate(p->model, p->prompt_bytes, p->max_output, &mc->est_tokens, &mc->est_cost_nusd);
     mc->model_span = upstream_span_begin(p->parent, p->owner, p->model, p->stream);
 
@@ -139,6 +140,15 @@ static void metered_on_attempt(upstream_call *call, const upstream_attempt *a, v
     upstream_span_attempt(mc->model_span, mc->owner, a);
 }
 
+/* The reservation's durable record is over without a ledger row: the call
+ * cost nothing. */
+static void metered_journal_close(metered_call *mc)
+{
+    if (!mc->journal_id) return;
+    reserve_journal_close_entry(mc->journal, mc->journal_id);
+    mc->journal_id = 0;
+}
+
 static void metered_on_done(upstream_call *call, const upstream_result *res, void *arg)
 {
     metered_call *mc = arg;
@@ -146,6 +156,9 @@ static void metered_on_done(upstream_call *call, const upstream_result *res, voi
     /* Settle to what was delivered, and release the rest of the
      * reservation and the slot. */
     mc->delivered = metered_call_is_delivered(res, mc->reached_client);
+    /* Delivered: the record stays open until its usage row is committed
+     * (metered_call_record_usage hands it to the row). */
+    if (!mc->delivered) metered_journal_close(mc);
     const model_cfg *m = metered_call_charged_model(mc, res);
     mc->charged_nusd = mc->delivered ? config_cost_nusd(m, res->input_tokens, res->output_tokens) : 0;
     metered_leave(mc, mc->delivered, res->input_tokens + res->output_tokens, mc->charged_nusd);
@@ -167,8 +180,25 @@ bool metered_call_dispatch(metered_call *mc, upstream *up, const char *body, siz
     if (mc->model_span) obs_traceparent_format(obs_span_ctx(mc->model_span), tp);
     upstream_opts opts = {.deadline_ms = mc->deadline_ms, .request_id = request_id,
                           .traceparent = tp[0] ? tp : NULL, .responses = mc->responses};
+    /* The reservation is made durable before anything can be delivered:
+     * a crash from here on charges it at the next start, unless its usage
+     * row is committed first (reserve_journal.h). No record, no call. */
+    if (mc->journal) {
+        reserve_entry e = {mc->owner->tenant_id, mc->owner->user_id, mc->owner->key_id,
+                           mc->model->name, request_id, mc->est_cost_nusd, mc->est_tokens};
+        mc->journal_id = reserve_journal_open_entry(mc->journal, &e);
+        if (!mc->journal_id) {
+            metered_leave(mc, false, 0, 0);
+            upstream_result none = {.error = UPSTREAM_CONNECT,
+                                    .message = "the reservation could not be recorded"};
+            upstream_span_end(mc->model_span, &none, 0);
+            mc->model_span = NULL;
+            return false;
+        }
+    }
     mc->call = upstream_chat(up, mc->model, body, body_len, mc->stream, &opts, &cbs, mc);
     if (mc->call) return true;            /* upstream_chat never calls back from inside */
+    metered_journal_close(mc);
     metered_leave(mc, false, 0, 0);
     const char *why = upstream_last_error();
     upstream_result none = {.error = why[0] ? UPSTREAM_MALFORMED : UPSTREAM_CONNECT,
@@ -198,12 +228,18 @@ void metered_call_cancel(metered_call *mc, const char *why)
 
 /* ---- usage ---- */
 
-bool metered_call_record_usage(const metered_call *mc, store *st, const upstream_result *res,
+bool metered_call_record_usage(metered_call *mc, store *st, const upstream_result *res,
                                const char *request_id, int status, usage_rec *out)
 {
-    if (!mc->delivered || (res->input_tokens == 0 && res->output_tokens == 0)) return false;
+    if (!mc->delivered || (res->input_tokens == 0 && res->output_tokens == 0)) {
+        metered_journal_close(mc);        /* no row: nothing to wait for */
+        return false;
+    }
     usage_rec u;
     memset(&u, 0, sizeof u);
+    /* the row closes the reservation's record once committed */
+    u.reservation_id = mc->journal_id;
+    mc->journal_id = 0;
     u.ts = time_now_unix();
     snprintf(u.tenant_id, sizeof u.tenant_id, "%s", mc->owner->tenant_id);
     snprintf(u.user_id, sizeof u.user_id, "%s", mc->owner->user_id);

@@ -93,6 +93,8 @@ struct metered_call {
     uint64_t         deadline_ms;
     bool             stream, in_gate, reached_client, responses;
     govern_cap      *ungated_caps[GOVERN_CAPS];  /* no gate: charged here directly */
+    reserve_journal *journal;         /* the gate's (NULL: no durable reservations) */
+    uint64_t         journal_id;      /* the reservation's record while open, else 0 */
 };
 
 /* Estimate, open the model call's span, and admit (see the life above). */
@@ -126,8 +128,10 @@ const model_cfg *metered_call_charged_model(const metered_call *mc, const upstre
 /* After on_done of a delivered call: the usage ledger row (status: what the
  * client was told) and the token and cost counters. Nothing when the call
  * was not delivered or counted no tokens; then false. *out (may be NULL)
- * gets the row. */
-bool metered_call_record_usage(const metered_call *mc, store *st, const upstream_result *res,
+ * gets the row. Every delivered call must come here, once: the row takes
+ * over the reservation's durable record (reserve_journal.h), which stays
+ * open until the row is committed. */
+bool metered_call_record_usage(metered_call *mc, store *st, const upstream_result *res,
                                const char *request_id, int status, usage_rec *out);
 
 #endif

@@ -18,6 +18,7 @@ struct gate {
     govern *gov;
     fairq  *fq;
     fairq_pool **pools;           /* one per model, in cfg->models order */
+    reserve_journal *journal;     /* durable reservations; NULL = none (tests) */
 };
 
 struct gate_thread {
@@ -27,6 +28,10 @@ struct gate_thread {
 };
 
 /* ---- set-up ---- */
+
+void gate_set_journal(gate *g, reserve_journal *j) { g->journal = j; }
+
+reserve_journal *gate_thread_journal(const gate_thread *t) { return t ? t->g->journal : NULL; }
 
 /* A model's upstream capacity: what its deployments may have in flight
  * together (0 = unlimited, when any deployment is unlimited). */

@@ -32,6 +32,7 @@
 #include "config/config.h"
 #include "govern/fairq.h"
 #include "govern/govern.h"
+#include "govern/reserve_journal.h"
 #include "store/store.h"
 
 typedef struct gate gate;
@@ -82,6 +83,10 @@ struct gate_call {
 gate *gate_new(const brigade_config *cfg, govern_clock_fn clock, void *clock_arg);
 void  gate_free(gate *g);
 govern *gate_govern(gate *g);
+/* The journal that makes each dispatched call's reservation durable
+ * (reserve_journal.h); set before serving. metered_call reads it. */
+void gate_set_journal(gate *g, reserve_journal *j);
+reserve_journal *gate_thread_journal(const gate_thread *t);
 fairq  *gate_fairq(gate *g);
 
 gate_thread *gate_thread_new(gate *g, uv_loop_t *loop);

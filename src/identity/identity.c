@@ -609,6 +609,12 @@ store_status identity_create_tenant(identity *id, const scope *sc, const char *n
     id_new_key(id, KEY_KIND_ADMIN, &k, key);
     id_copy(k.tenant_id, sizeof k.tenant_id, t.id);
 
+    /* out is filled before the write: an act's audit entry reads the new
+     * id from it inside the act's transaction (obs_audit_act_target). */
+    if (out) {
+        *out = t;
+        out->jwt.key = NULL;
+    }
     pthread_mutex_lock(&id->mutate);
     store_status s = store_tenant_create(id->st, sc, &t, &k);
     if (s == STORE_OK) {
@@ -620,10 +626,9 @@ store_status identity_create_tenant(identity *id, const scope *sc, const char *n
     pthread_mutex_unlock(&id->mutate);
     if (s == STORE_OK) {
         if (admin_key_out) memcpy(admin_key_out, key, KEY_MAX);
-        if (out) {
-            *out = t;
-            out->jwt.key = jwt && jwt->key ? strdup(jwt->key) : NULL;
-        }
+        if (out) out->jwt.key = jwt && jwt->key ? strdup(jwt->key) : NULL;
+    } else if (out) {
+        memset(out, 0, sizeof *out);
     }
     free(sealed);
     OPENSSL_cleanse(key, sizeof key);
@@ -670,6 +675,15 @@ store_status identity_set_tenant_jwt(identity *id, const scope *sc, const char *
         sealed_jwt = *jwt;
         sealed_jwt.key = sealed;
     }
+    /* after is known before the write: an act's audit entry reads both
+     * summaries inside the act's transaction (obs_audit_act_fill) */
+    if (after && jwt) {
+        after->set = true;
+        id_copy(after->issuer, sizeof after->issuer, jwt->issuer);
+        id_copy(after->audience, sizeof after->audience, jwt->audience);
+        id_copy(after->alg, sizeof after->alg, jwt->alg);
+        identity_key_fingerprint(jwt->key, strlen(jwt->key), after->key_fingerprint);
+    }
     pthread_mutex_lock(&id->mutate);
     tenant_rec old;
     store_status s = store_tenant_get(id->st, sc, tenant_id, &old);
@@ -685,13 +699,7 @@ store_status identity_set_tenant_jwt(identity *id, const scope *sc, const char *
     }
     pthread_mutex_unlock(&id->mutate);
     free(sealed);
-    if (s == STORE_OK && after && jwt) {
-        after->set = true;
-        id_copy(after->issuer, sizeof after->issuer, jwt->issuer);
-        id_copy(after->audience, sizeof after->audience, jwt->audience);
-        id_copy(after->alg, sizeof after->alg, jwt->alg);
-        identity_key_fingerprint(jwt->key, strlen(jwt->key), after->key_fingerprint);
-    }
+    if (s != STORE_OK && after) memset(after, 0, sizeof *after);
     if (s == STORE_OK && out) s = store_tenant_get(id->st, sc, tenant_id, out);
     return s;
 }
@@ -725,6 +733,7 @@ store_status identity_create_user(identity *id, const scope *sc, const char *ext
     u.limits = (user_limits){-1, -1, -1, -1, -1};
     u.created_at = time_now_unix();
 
+    if (out) *out = u;             /* before the write: the audit entry reads the id */
     pthread_mutex_lock(&id->mutate);
     store_status s = store_user_create(id->st, sc, &u);
     if (s == STORE_OK) {
@@ -733,7 +742,7 @@ store_status identity_create_user(identity *id, const scope *sc, const char *ext
         pthread_rwlock_unlock(&id->lock);
     }
     pthread_mutex_unlock(&id->mutate);
-    if (s == STORE_OK && out) *out = u;
+    if (s != STORE_OK && out) memset(out, 0, sizeof *out);
     return s;
 }
 
@@ -807,6 +816,7 @@ store_status identity_delete_user(identity *id, const scope *sc, const char *use
 static store_status id_store_new_key(identity *id, const scope *sc, key_rec *k, char key[KEY_MAX],
                                      key_rec *out, char key_out[KEY_MAX])
 {
+    if (out) *out = *k;            /* before the write: the audit entry reads the id */
     pthread_mutex_lock(&id->mutate);
     store_status s = store_key_create(id->st, sc, k);
     if (s == STORE_OK) {
@@ -816,8 +826,9 @@ static store_status id_store_new_key(identity *id, const scope *sc, key_rec *k, 
     }
     pthread_mutex_unlock(&id->mutate);
     if (s == STORE_OK) {
-        if (out) *out = *k;
         if (key_out) memcpy(key_out, key, KEY_MAX);
+    } else if (out) {
+        memset(out, 0, sizeof *out);
     }
     OPENSSL_cleanse(key, KEY_MAX);
     return s;

@@ -216,11 +216,12 @@ void obs_audit_actor(const scope *sc, char *out, size_t outlen)
     else snprintf(out, outlen, "user:%s", sc->user_id);
 }
 
-store_status obs_audit_raw(store *st, const char *tenant_id, const char *actor,
-                           const char *credential, const char *action, const char *target,
-                           cJSON *details)
+/* Fill a->e from the fields, clipped, with the details as text. */
+static void audit_entry_prepare(obs_audit_act *a, const char *tenant_id, const char *actor,
+                                const char *credential, const char *action, const char *target,
+                                cJSON *details)
 {
-    audit_state *s = audit_state_of(st);
+    memset(a, 0, sizeof *a);
     char *text = details ? cJSON_PrintUnformatted(details) : NULL;
     cJSON_Delete(details);
     /* Defence in depth: no field grows an entry past its bound, whoever
@@ -233,30 +234,145 @@ store_status obs_audit_raw(store *st, const char *tenant_id, const char *actor,
         free(text);
         text = strdup(small);
     }
-    char f_tenant[OBS_AUDIT_FIELD_MAX + 1], f_actor[OBS_AUDIT_FIELD_MAX + 1],
-        f_cred[OBS_AUDIT_FIELD_MAX + 1], f_action[OBS_AUDIT_FIELD_MAX + 1],
-        f_target[OBS_AUDIT_FIELD_MAX + 1];
-    obs_audit_clip(tenant_id, OBS_AUDIT_FIELD_MAX, f_tenant, sizeof f_tenant);
-    obs_audit_clip(actor, OBS_AUDIT_FIELD_MAX, f_actor, sizeof f_actor);
-    obs_audit_clip(credential, OBS_AUDIT_FIELD_MAX, f_cred, sizeof f_cred);
-    obs_audit_clip(action, OBS_AUDIT_FIELD_MAX, f_action, sizeof f_action);
-    obs_audit_clip(target, OBS_AUDIT_FIELD_MAX, f_target, sizeof f_target);
-    audit_rec e;
-    memset(&e, 0, sizeof e);
-    e.tenant_id = f_tenant;
-    e.actor = actor ? f_actor : NULL;
-    e.credential = f_cred;
-    e.action = action ? f_action : NULL;
-    e.target = f_target;
-    e.details = text;
-    store_status r = store_audit_append(st, &e, &s->chain);
-    if (r == STORE_OK && e.sealed) audit_note_sealed(s, e.seq);
+    obs_audit_clip(tenant_id, OBS_AUDIT_FIELD_MAX, a->f_tenant, sizeof a->f_tenant);
+    obs_audit_clip(actor, OBS_AUDIT_FIELD_MAX, a->f_actor, sizeof a->f_actor);
+    obs_audit_clip(credential, OBS_AUDIT_FIELD_MAX, a->f_cred, sizeof a->f_cred);
+    obs_audit_clip(action, OBS_AUDIT_FIELD_MAX, a->f_action, sizeof a->f_action);
+    obs_audit_clip(target, OBS_AUDIT_FIELD_MAX, a->f_target, sizeof a->f_target);
+    a->e.tenant_id = a->f_tenant;
+    a->e.actor = actor ? a->f_actor : NULL;
+    a->e.credential = a->f_cred;
+    a->e.action = action ? a->f_action : NULL;
+    a->e.target = a->f_target;
+    a->e.details = text;
+    a->details_text = text;
+}
+
+store_status obs_audit_raw(store *st, const char *tenant_id, const char *actor,
+                           const char *credential, const char *action, const char *target,
+                           cJSON *details)
+{
+    audit_state *s = audit_state_of(st);
+    obs_audit_act a;
+    audit_entry_prepare(&a, tenant_id, actor, credential, action, target, details);
+    store_status r = store_audit_append(st, &a.e, &s->chain);
+    if (r == STORE_OK && a.e.sealed) audit_note_sealed(s, a.e.seq);
     /* The act already happened: a lost entry must at least be loud. */
     if (r != STORE_OK)
         log_error("audit: could not record %s by %s on %s: %s", action ? action : "?",
                   actor ? actor : "?", target ? target : "", store_status_text(r));
-    free(text);
+    free(a.details_text);
     return r;
+}
+
+/* ---- an act and its entry in one transaction ---- */
+
+void obs_audit_act_begin(obs_audit_act *a, store *st, const scope *actor, const char *tenant_id,
+                         const char *action, const char *target, cJSON *details)
+{
+    char who[96];
+    obs_audit_actor(actor, who, sizeof who);
+    obs_audit_act_begin_raw(a, st, tenant_id ? tenant_id : scope_valid(actor) ? actor->tenant_id : "",
+                            who, scope_valid(actor) ? actor->key_id : "", action, target, details);
+}
+
+void obs_audit_act_begin_raw(obs_audit_act *a, store *st, const char *tenant_id, const char *actor,
+                             const char *credential, const char *action, const char *target,
+                             cJSON *details)
+{
+    audit_state *s = audit_state_of(st);
+    audit_entry_prepare(a, tenant_id, actor, credential, action, target, details);
+    a->st = st;
+    store_audit_attach(st, &a->e, &s->chain);
+}
+
+/* store_audit_append_in calls it (writer thread, inside the transaction). */
+static void audit_act_finish(audit_rec *e)
+{
+    obs_audit_act *a = (obs_audit_act *)e;       /* e is the act's first member */
+    if (a->late_target) {
+        obs_audit_clip(a->late_target, OBS_AUDIT_FIELD_MAX, a->f_target, sizeof a->f_target);
+        e->target = a->f_target;
+    }
+    if (a->late_tenant) {
+        obs_audit_clip(a->late_tenant, OBS_AUDIT_FIELD_MAX, a->f_tenant, sizeof a->f_tenant);
+        e->tenant_id = a->f_tenant;
+    }
+    if (a->n_late || a->late_fill) {
+        if (!a->late_details) a->late_details = cJSON_CreateObject();
+        if (a->late_fill) a->late_fill(a->late_details, a->late_fill_arg);
+        for (int i = 0; i < a->n_late; i++) {
+            char v[OBS_AUDIT_FIELD_MAX + 1];
+            obs_audit_clip(a->late_val[i], OBS_AUDIT_FIELD_MAX, v, sizeof v);
+            cJSON_DeleteItemFromObjectCaseSensitive(a->late_details, a->late_key[i]);
+            cJSON_AddStringToObject(a->late_details, a->late_key[i], v);
+        }
+        free(a->details_text);
+        a->details_text = cJSON_PrintUnformatted(a->late_details);
+        e->details = a->details_text ? a->details_text : "{}";
+    }
+    if (a->late_action && a->late_action[0]) {
+        obs_audit_clip(a->late_action, OBS_AUDIT_FIELD_MAX, a->f_action, sizeof a->f_action);
+        e->action = a->f_action;
+    }
+}
+
+void obs_audit_act_target(obs_audit_act *a, const char *target)
+{
+    a->late_target = target;
+    a->e.finish = audit_act_finish;
+}
+
+void obs_audit_act_action(obs_audit_act *a, const char *action)
+{
+    a->late_action = action;
+    a->e.finish = audit_act_finish;
+}
+
+void obs_audit_act_tenant(obs_audit_act *a, const char *tenant_id)
+{
+    a->late_tenant = tenant_id;
+    a->e.finish = audit_act_finish;
+}
+
+static void audit_act_late_details(obs_audit_act *a)
+{
+    if (!a->late_details) {
+        a->late_details = a->details_text ? cJSON_Parse(a->details_text) : cJSON_CreateObject();
+        if (!a->late_details) a->late_details = cJSON_CreateObject();
+    }
+    a->e.finish = audit_act_finish;
+}
+
+void obs_audit_act_fill(obs_audit_act *a, void (*fill)(cJSON *details, void *arg), void *arg)
+{
+    audit_act_late_details(a);
+    a->late_fill = fill;
+    a->late_fill_arg = arg;
+}
+
+void obs_audit_act_detail(obs_audit_act *a, const char *key, const char *value)
+{
+    if (a->n_late == OBS_AUDIT_LATE_MAX) return;
+    audit_act_late_details(a);
+    a->late_key[a->n_late] = key;
+    a->late_val[a->n_late] = value;
+    a->n_late++;
+    a->e.finish = audit_act_finish;
+}
+
+store_status obs_audit_act_end(obs_audit_act *a)
+{
+    if (!a->st) return STORE_ERROR;
+    store_audit_detach(a->st);
+    audit_state *s = audit_state_of(a->st);
+    if (a->e.written && a->e.sealed) audit_note_sealed(s, a->e.seq);
+    free(a->details_text);
+    a->details_text = NULL;
+    cJSON_Delete(a->late_details);
+    a->late_details = NULL;
+    a->st = NULL;
+    return a->e.written ? STORE_OK : STORE_ERROR;
 }
 
 store_status obs_audit_for_tenant(store *st, const scope *actor, const char *tenant_id,

@@ -1,8 +1,10 @@
 /* audit.h — recording security-relevant acts (DESIGN.md invariant 5).
  *
- * Call obs_audit() after an act succeeds, from the thread pool (it blocks
- * until the entry is committed, so the entry is durable before the
- * response). The actor, the tenant and the credential come from the scope
+ * An act that is a store write records its entry in the same transaction
+ * (obs_audit_act_begin / _end, below). obs_audit() records an act that is
+ * not a store write (a tool call made, an authentication failure) after
+ * it, from the thread pool (it blocks until the entry is committed, so the
+ * entry is durable before the response). The actor, the tenant and the credential come from the scope
  * that authorised the act:
  *
  *     obs_audit(st, &ctx->scope, "key.revoke", key_id, NULL);
@@ -59,6 +61,60 @@ store_status obs_audit_for_tenant(store *st, const scope *actor, const char *ten
 store_status obs_audit_raw(store *st, const char *tenant_id, const char *actor,
                            const char *credential, const char *action, const char *target,
                            cJSON *details);
+
+/* An act and its entry in ONE transaction: a crash can never leave the act
+ * without its entry (DESIGN.md invariant 5). Use it for every act that is
+ * a store write:
+ *
+ *     obs_audit_act a;
+ *     obs_audit_act_begin(&a, st, &ctx->scope, NULL, "key.revoke", key_id, NULL);
+ *     store_status r = identity_revoke_key(...);   // its first store write is the act
+ *     obs_audit_act_end(&a);
+ *
+ * Between begin and end the calling thread's next store write carries the
+ * entry (store_audit_attach); reads do not. Several acts' entries may ride
+ * on one write (begin each; end each). If the act fails, no entry is
+ * written; if the entry cannot be written, the act is undone. tenant_id
+ * NULL: the actor's tenant. details is taken. end returns STORE_OK when the
+ * entry committed with its act. The struct may be large: keep it on the
+ * stack of a pool thread, never a loop thread's long-lived state. */
+#define OBS_AUDIT_LATE_MAX 4
+typedef struct obs_audit_act {
+    audit_rec e;                      /* first: finish() finds the act from it */
+    store    *st;
+    char     *details_text;
+    const char *late_target;          /* read when the entry is appended */
+    cJSON    *late_details;           /* the details, kept until then when late fields exist */
+    const char *late_tenant;
+    const char *late_action;
+    int       n_late;
+    const char *late_key[OBS_AUDIT_LATE_MAX], *late_val[OBS_AUDIT_LATE_MAX];
+    void    (*late_fill)(cJSON *details, void *arg);
+    void     *late_fill_arg;
+    char      f_tenant[OBS_AUDIT_FIELD_MAX + 1], f_actor[OBS_AUDIT_FIELD_MAX + 1],
+              f_cred[OBS_AUDIT_FIELD_MAX + 1], f_action[OBS_AUDIT_FIELD_MAX + 1],
+              f_target[OBS_AUDIT_FIELD_MAX + 1];
+} obs_audit_act;
+
+void obs_audit_act_begin(obs_audit_act *a, store *st, const scope *actor, const char *tenant_id,
+                         const char *action, const char *target, cJSON *details);
+void obs_audit_act_begin_raw(obs_audit_act *a, store *st, const char *tenant_id, const char *actor,
+                             const char *credential, const char *action, const char *target,
+                             cJSON *details);
+/* What only the act knows — the id it creates, a key's prefix — given as
+ * buffers the act fills before its store write; they are read when the
+ * entry is appended, inside the act's transaction. They must outlive end.
+ * Call before the act. */
+void obs_audit_act_target(obs_audit_act *a, const char *target);
+void obs_audit_act_tenant(obs_audit_act *a, const char *tenant_id);
+/* The action itself, when only the act knows which it was (an approval
+ * found expired is an approval.timeout, not the decision asked for); read
+ * after fill, so fill may write it. */
+void obs_audit_act_action(obs_audit_act *a, const char *action);
+void obs_audit_act_detail(obs_audit_act *a, const char *key, const char *value);
+/* The same for details with structure: fill adds to them (no secrets). */
+void obs_audit_act_fill(obs_audit_act *a, void (*fill)(cJSON *details, void *arg), void *arg);
+store_status obs_audit_act_end(obs_audit_act *a);
 
 /* Rate bound for auth.failure entries; never blocks (call on a loop
  * thread). True: write an entry for this failure now, and *suppressed says

@@ -569,27 +569,40 @@ static bool runs_sweep_slot(const char *key, void *val, void *arg)
     return false;
 }
 
+/* approval.timeout's details, read in the denial's transaction. */
+static void runs_timeout_details(cJSON *d, void *arg)
+{
+    const approval_rec *a = arg;
+    cJSON_AddStringToObject(d, "run_id", a->run_id);
+    cJSON_AddStringToObject(d, "call_id", a->call_id);
+    cJSON_AddStringToObject(d, "tool", a->tool);
+    cJSON_AddStringToObject(d, "decision", "denied");
+    cJSON_AddStringToObject(d, "user_id", a->user_id);
+}
+
+/* At most this many denials per sweep (the next sweep takes the rest). */
+#define RUNS_SWEEP_EXPIRE_MAX 256
+
 static void runs_sweep_work(uv_work_t *w)
 {
     sweep_job *j = w->data;
     int64_t now = time_now_unix();
-    approval_rec *expired = NULL;
+    /* A denial by deadline is a decision too: audited, by "system", in
+     * the denial's own transaction. One at a time; bounded per sweep. */
     size_t n_expired = 0;
-    if (store_approvals_expire(j->r->st, now, &expired, &n_expired) == STORE_OK) {
-        /* A denial by deadline is a decision too: audited, by "system". */
-        for (size_t i = 0; i < n_expired; i++) {
-            cJSON *d = cJSON_CreateObject();
-            cJSON_AddStringToObject(d, "run_id", expired[i].run_id);
-            cJSON_AddStringToObject(d, "call_id", expired[i].call_id);
-            cJSON_AddStringToObject(d, "tool", expired[i].tool);
-            cJSON_AddStringToObject(d, "decision", "denied");
-            cJSON_AddStringToObject(d, "user_id", expired[i].user_id);
-            obs_audit_raw(j->r->st, expired[i].tenant_id, "system", "deadline", "approval.timeout",
-                          expired[i].call_id, d);
-        }
-        if (n_expired) log_info("%zu approval(s) denied: no decision before their deadline", n_expired);
-        store_free_approvals(expired, n_expired);
+    for (; n_expired < RUNS_SWEEP_EXPIRE_MAX; n_expired++) {
+        approval_rec expired;
+        obs_audit_act a;
+        obs_audit_act_begin_raw(&a, j->r->st, "", "system", "deadline", "approval.timeout", NULL, NULL);
+        obs_audit_act_tenant(&a, expired.tenant_id);
+        obs_audit_act_target(&a, expired.call_id);
+        obs_audit_act_fill(&a, runs_timeout_details, &expired);
+        store_status es = store_approval_expire_next(j->r->st, now, &expired);
+        obs_audit_act_end(&a);
+        if (es != STORE_OK) break;
+        approval_rec_free(&expired);
     }
+    if (n_expired) log_info("%zu approval(s) denied: no decision before their deadline", n_expired);
     for (size_t i = 0; i < j->n; i++) {
         sweep_item *it = &j->items[i];
         if (it->kind != RUN_WAITING_APPROVAL) continue;

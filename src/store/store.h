@@ -118,6 +118,8 @@ typedef struct usage_rec {
     int64_t cost_nusd;               /* nano-USD: 1e-9 dollars */
     int     status;                  /* HTTP status returned to the client */
     char    deployment[128];         /* provider/upstream model that served it ("" = unknown) */
+    uint64_t reservation_id;         /* its durable reservation (govern/reserve_journal.h),
+                                        closed once the row is committed; 0 = none. Not stored. */
 } usage_rec;
 
 typedef enum usage_group { USAGE_GROUP_DAY, USAGE_GROUP_MODEL, USAGE_GROUP_USER } usage_group;
@@ -261,6 +263,15 @@ store_status store_usage_spent(store *st, const scope *sc, int64_t from, int64_t
                                int64_t *cost_nusd);
 /* Wait until every usage record queued so far is committed (tests, shutdown). */
 void         store_usage_flush(store *st);
+/* Called by the writer thread after each commit of queued usage rows, with
+ * the rows just made durable (the reservation journal closes theirs). Set
+ * before serving. Rows dropped on an error are not passed. */
+void         store_set_usage_committed_hook(store *st,
+                                            void (*fn)(void *arg, const usage_rec *rows, size_t n),
+                                            void *arg);
+/* Insert rows into the ledger now, in one transaction (durable on return):
+ * the reconciliation at start. */
+store_status store_usage_insert_now(store *st, const usage_rec *rows, size_t n);
 /* Start-up only (no scope: it feeds the governance rebuild): the spend
  * since `from` (unix s), one call per (tenant, user, key, UTC day) with
  * that day's start and total. */
@@ -457,12 +468,13 @@ store_status store_approval_decide(store *st, const char *tenant_id, const char 
                                    const char *admin_key, const char *run_id,
                                    const char *call_id, bool approve, const char *note,
                                    approval_rec *out, size_t *pending_left);
-/* Deny every pending approval whose deadline has passed (decided_by
- * "timeout"); *out gets them as denied (for the audit). Not scoped: the
- * server's sweeper. A decision that comes after the deadline finds the
- * call denied the same way (STORE_CONFLICT), whether the sweeper has
- * noticed or not. */
-store_status store_approvals_expire(store *st, int64_t now, approval_rec **out, size_t *n);
+/* Deny the pending approval whose deadline passed first (decided_by
+ * "timeout"); *out gets it as denied. STORE_NOT_FOUND: none is due. One
+ * per write, so that the denial's audit entry rides on it (the sweeper
+ * calls it until none is left). Not scoped: the server's sweeper. A
+ * decision that comes after the deadline finds the call denied the same
+ * way (STORE_CONFLICT), whether the sweeper has noticed or not. */
+store_status store_approval_expire_next(store *st, int64_t now, approval_rec *out);
 /* ---- a tenant's own tools and agents, and the catalogue entries it
  * enabled (store_tenant_defs.c). Read by the tenant's admin and, for runs
  * and listings, by its users; written by its admin only. A row's body is
@@ -585,6 +597,11 @@ typedef struct audit_rec {
     char        hash[AUDIT_HASH_HEX];
     bool        malformed;                /* read back: a column had a wrong type or a NUL byte */
     bool        sealed;                   /* append: a checkpoint over this entry was written too */
+    bool        written;                  /* attached to an act: it committed with it */
+    /* attached to an act: called inside the act's transaction, after the
+     * act and before the entry is hashed, to fill what only the act knew
+     * (the id it created); NULL = nothing to fill */
+    void      (*finish)(struct audit_rec *e);
 } audit_rec;
 
 typedef struct audit_checkpoint {
@@ -628,6 +645,20 @@ typedef struct audit_query {
  * the same transaction. Not scoped: the actor is data here, and only
  * src/obs/audit.c calls it. */
 store_status store_audit_append(store *st, audit_rec *e, const store_audit_chain *chain);
+/* An act and its audit entry in one transaction (DESIGN.md invariant 5).
+ * store_audit_attach arms the calling thread: the next store write it makes
+ * — the act — appends the entry in the same transaction, right after the
+ * act's own statements succeeded. If the act or the entry fails, neither
+ * is kept: a crash can never leave an act without its entry. Up to
+ * STORE_AUDIT_ATTACH_MAX entries may ride on one act (attach several
+ * times). e->target may point at a buffer the act itself fills (the id it
+ * creates): it is read when the entry is appended. After the act,
+ * store_audit_detach disarms the thread; e->written then says whether the
+ * entry committed (false also when no write was made). Only src/obs/audit.c
+ * calls these (obs_audit_act_begin / _end). */
+#define STORE_AUDIT_ATTACH_MAX 4
+void store_audit_attach(store *st, audit_rec *e, const store_audit_chain *chain);
+void store_audit_detach(store *st);
 /* Sign the newest entry if no checkpoint covers it yet (at shutdown, when
  * the time bound is reached, at startup after a crash with `flags`
  * AUDIT_CP_RECOVERY). *sealed (may be NULL): the seq signed, 0 if none. */

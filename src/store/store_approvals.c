@@ -474,44 +474,43 @@ store_status store_approval_decide(store *st, const char *tenant_id, const char 
 
 /* ---- deadlines ---- */
 
-typedef struct approvals_expire_args {
+typedef struct approval_expire_args {
     int64_t now;
-    approval_rec **out;
-    size_t *n;
-} approvals_expire_args;
+    approval_rec *out;
+} approval_expire_args;
 
-static store_status store_approvals_expire_op(store_conn *c, void *arg)
+static store_status store_approval_expire_op(store_conn *c, void *arg)
 {
-    approvals_expire_args *e = arg;
+    approval_expire_args *e = arg;
     sqlite3_stmt *s = store_stmt(c, "SELECT " APPROVAL_COLS " FROM approvals"
-                                    " WHERE status = 0 AND deadline <= ? ORDER BY deadline");
+                                    " WHERE status = 0 AND deadline <= ? ORDER BY deadline LIMIT 1");
     if (!s) return STORE_ERROR;
     sqlite3_bind_int64(s, 1, e->now);
-    store_status res = store_collect(c, s, &approval_rows, 0, (void **)e->out, e->n);
-    if (res != STORE_OK || *e->n == 0) return res;
-    s = store_stmt(c, "UPDATE approvals SET status = 2, decided_by = 'timeout',"
-                      " decided_at = ?1 WHERE status = 0 AND deadline <= ?1");
+    int rc = sqlite3_step(s);
+    int bad = rc == SQLITE_ROW ? store_read_approval(s, e->out) : 0;
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE) return STORE_NOT_FOUND;
+    if (rc != SQLITE_ROW) return store_sqlite_status(c, rc, "read approval");
+    if (bad) return STORE_ERROR;
+    s = store_stmt(c, "UPDATE approvals SET status = 2, decided_by = 'timeout', decided_at = ?"
+                      " WHERE run_id = ? AND id = ? AND status = 0");
     if (!s) return STORE_ERROR;
     sqlite3_bind_int64(s, 1, e->now);
-    res = store_step_done(c, s, "expire approvals");
-    for (size_t i = 0; res == STORE_OK && i < *e->n; i++) {
-        (*e->out)[i].status = APPROVAL_DENIED;
-        snprintf((*e->out)[i].decided_by, sizeof (*e->out)[i].decided_by, "timeout");
-        (*e->out)[i].decided_at = e->now;
-    }
-    return res;
+    store_bind_text(s, 2, e->out->run_id);
+    store_bind_text(s, 3, e->out->call_id);
+    store_status res = store_step_done(c, s, "expire approval");
+    if (res != STORE_OK) return res;
+    e->out->status = APPROVAL_DENIED;
+    snprintf(e->out->decided_by, sizeof e->out->decided_by, "timeout");
+    e->out->decided_at = e->now;
+    return STORE_OK;
 }
 
-store_status store_approvals_expire(store *st, int64_t now, approval_rec **out, size_t *n)
+store_status store_approval_expire_next(store *st, int64_t now, approval_rec *out)
 {
-    *out = NULL;
-    *n = 0;
-    approvals_expire_args e = {now, out, n};
-    store_status res = store_write(st, store_approvals_expire_op, &e);
-    if (res != STORE_OK) {
-        store_free_approvals(*out, *n);
-        *out = NULL;
-        *n = 0;
-    }
+    memset(out, 0, sizeof *out);
+    approval_expire_args e = {now, out};
+    store_status res = store_write(st, store_approval_expire_op, &e);
+    if (res != STORE_OK) approval_rec_free(out);
     return res;
 }

@@ -100,10 +100,10 @@ static store_status audit_insert_checkpoint(store_conn *c, const store_audit_cha
     return r;
 }
 
-static store_status store_audit_append_op(store_conn *c, void *arg)
+store_status store_audit_append_in(store_conn *c, audit_rec *e, const store_audit_chain *chain)
 {
-    audit_append_args *a = arg;
-    audit_rec *e = a->e;
+    audit_append_args args = {e, chain}, *a = &args;
+    if (e->finish) e->finish(e);
     int64_t last_seq, last_ts;
     store_status r = audit_last(c, &last_seq, &last_ts, e->prev_hash);
     if (r != STORE_OK) return r;
@@ -140,14 +140,27 @@ static store_status store_audit_append_op(store_conn *c, void *arg)
     return audit_insert_checkpoint(c, a->chain, e->seq, e->ts, e->hash, 0, &e->sealed);
 }
 
-store_status store_audit_append(store *st, audit_rec *e, const store_audit_chain *chain)
+static store_status store_audit_append_op(store_conn *c, void *arg)
+{
+    audit_append_args *a = arg;
+    return store_audit_append_in(c, a->e, a->chain);
+}
+
+bool store_audit_prepare(audit_rec *e, const store_audit_chain *chain)
 {
     if (!e || !chain || !chain->hash || !e->actor || !e->actor[0] || !e->action || !e->action[0])
-        return STORE_INVALID;
+        return false;
     if (!e->tenant_id) e->tenant_id = "";
     if (!e->credential) e->credential = "";
     if (!e->target) e->target = "";
     if (!e->details || !e->details[0]) e->details = "{}";
+    e->written = false;
+    return true;
+}
+
+store_status store_audit_append(store *st, audit_rec *e, const store_audit_chain *chain)
+{
+    if (!store_audit_prepare(e, chain)) return STORE_INVALID;
     audit_append_args a = {e, chain};
     return store_write(st, store_audit_append_op, &a);
 }

@@ -38,6 +38,9 @@ typedef store_status (*store_write_fn)(store_conn *c, void *arg);
 typedef struct store_op {
     store_write_fn fn;
     void *arg;
+    audit_rec *audit[STORE_AUDIT_ATTACH_MAX];          /* entries that ride on this act */
+    const store_audit_chain *audit_chain[STORE_AUDIT_ATTACH_MAX];
+    int n_audit;
     store_status status;
     int done;
     struct store_op *next;
@@ -69,6 +72,9 @@ struct store {
     int schema_version;
     store_stats stats;            /* under mu */
 
+    void (*usage_committed)(void *arg, const usage_rec *rows, size_t n);  /* set before serving */
+    void *usage_committed_arg;
+
     store_quota_fn quota_fn;      /* set before serving, read-only after */
     void *quota_arg;
 };
@@ -88,6 +94,11 @@ int          store_writer_start(store *st, char *err, size_t errlen);
 void         store_writer_stop(store *st);
 store_status store_write(store *st, store_write_fn fn, void *arg);
 store_status store_usage_insert(store_conn *c, const usage_rec *u);
+
+/* store_audit.c: append an entry inside the writer's transaction */
+store_status store_audit_append_in(store_conn *c, audit_rec *e, const store_audit_chain *chain);
+/* fill an entry's defaults; false if it cannot be appended */
+bool         store_audit_prepare(audit_rec *e, const store_audit_chain *chain);
 
 /* store_quota.c: the caller's quota (zeros: unlimited), and recording a
  * refusal for store_quota_refused (on the caller's thread, after the write

@@ -88,9 +88,17 @@ static void store_writer_batch(store *st, store_op *ops, usage_rec *usage, size_
     for (store_op *o = ops; o; o = o->next) {
         if (store_exec(c, "SAVEPOINT op") != SQLITE_OK) { o->status = STORE_ERROR; continue; }
         o->status = o->fn(c, o->arg);
+        /* The act's audit entries, in its savepoint: both or neither. */
+        for (int i = 0; o->status == STORE_OK && i < o->n_audit; i++) {
+            o->status = store_audit_append_in(c, o->audit[i], o->audit_chain[i]);
+            if (o->status != STORE_OK)
+                log_error("store: the audit entry of an act could not be written: the act is "
+                          "undone");
+        }
         if (o->status != STORE_OK) store_exec(c, "ROLLBACK TO op");
         store_exec(c, "RELEASE op");
     }
+    bool usage_ok = false;
     if (usage_n && store_exec(c, "SAVEPOINT usage") == SQLITE_OK) {
         size_t i;
         for (i = 0; i < usage_n; i++)
@@ -98,17 +106,27 @@ static void store_writer_batch(store *st, store_op *ops, usage_rec *usage, size_
         if (i < usage_n) {
             log_error("store: dropped %zu usage rows (insert failed)", usage_n);
             store_exec(c, "ROLLBACK TO usage");
+        } else {
+            usage_ok = true;
         }
         store_exec(c, "RELEASE usage");
     }
     /* An I/O error can make SQLite roll the whole transaction back on its
      * own; then nothing of this batch is on disk, whatever the ops said. */
     int lost = sqlite3_get_autocommit(c->db);
+    bool committed = true;
     if (lost || store_exec(c, "COMMIT") != SQLITE_OK) {
         if (!lost) store_exec(c, "ROLLBACK");
         for (store_op *o = ops; o; o = o->next) o->status = STORE_ERROR;
         if (usage_n) log_error("store: dropped %zu usage rows (commit failed)", usage_n);
+        committed = false;
     }
+    for (store_op *o = ops; o; o = o->next)
+        for (int i = 0; i < o->n_audit; i++) o->audit[i]->written = committed && o->status == STORE_OK;
+    /* Rows now durable: their reservations may close. Rows that were
+     * dropped keep theirs open, so a restart charges them. */
+    if (committed && usage_ok && usage_n && st->usage_committed)
+        st->usage_committed(st->usage_committed_arg, usage, usage_n);
     /* before the callers wake: an erasure is answered once it is scrubbed */
     if (c->scrub_wanted) store_writer_scrub(c);
 }
@@ -180,9 +198,55 @@ void store_writer_stop(store *st)
     pthread_join(st->writer, NULL);
 }
 
+/* The audit entries armed on this thread for its next write (the act). */
+static _Thread_local struct {
+    store *st;
+    int n;
+    audit_rec *e[STORE_AUDIT_ATTACH_MAX];
+    const store_audit_chain *chain[STORE_AUDIT_ATTACH_MAX];
+} audit_armed;
+
+void store_audit_attach(store *st, audit_rec *e, const store_audit_chain *chain)
+{
+    if (audit_armed.st != st) {
+        audit_armed.st = st;
+        audit_armed.n = 0;
+    }
+    e->written = false;
+    if (!store_audit_prepare(e, chain) || audit_armed.n == STORE_AUDIT_ATTACH_MAX) {
+        /* not armed: the act will refuse to run without it (store_write) */
+        log_error("store: an audit entry could not be attached to its act");
+        audit_armed.n = -1;
+        return;
+    }
+    if (audit_armed.n < 0) return;
+    audit_armed.e[audit_armed.n] = e;
+    audit_armed.chain[audit_armed.n] = chain;
+    audit_armed.n++;
+}
+
+void store_audit_detach(store *st)
+{
+    if (audit_armed.st == st) {
+        audit_armed.st = NULL;
+        audit_armed.n = 0;
+    }
+}
+
 store_status store_write(store *st, store_write_fn fn, void *arg)
 {
     store_op op = {.fn = fn, .arg = arg, .status = STORE_ERROR};
+    if (audit_armed.st == st) {
+        /* An act whose entry could not be prepared is not done at all. */
+        if (audit_armed.n < 0) return STORE_ERROR;
+        op.n_audit = audit_armed.n;
+        for (int i = 0; i < op.n_audit; i++) {
+            op.audit[i] = audit_armed.e[i];
+            op.audit_chain[i] = audit_armed.chain[i];
+        }
+        audit_armed.st = NULL;          /* the entries ride on this one write only */
+        audit_armed.n = 0;
+    }
     pthread_mutex_lock(&st->mu);
     if (st->stopping) {
         pthread_mutex_unlock(&st->mu);
@@ -232,6 +296,36 @@ void store_usage_record(store *st, const usage_rec *u)
      * is stranded.) Waking it per row cost two context switches a request. */
     if (st->usage_n == 1) pthread_cond_signal(&st->wake);
     pthread_mutex_unlock(&st->mu);
+}
+
+void store_set_usage_committed_hook(store *st,
+                                    void (*fn)(void *arg, const usage_rec *rows, size_t n), void *arg)
+{
+    pthread_mutex_lock(&st->mu);
+    st->usage_committed = fn;
+    st->usage_committed_arg = arg;
+    pthread_mutex_unlock(&st->mu);
+}
+
+typedef struct usage_insert_args {
+    const usage_rec *rows;
+    size_t n;
+} usage_insert_args;
+
+static store_status store_usage_insert_op(store_conn *c, void *arg)
+{
+    usage_insert_args *a = arg;
+    for (size_t i = 0; i < a->n; i++) {
+        store_status r = store_usage_insert(c, &a->rows[i]);
+        if (r != STORE_OK) return r;
+    }
+    return STORE_OK;
+}
+
+store_status store_usage_insert_now(store *st, const usage_rec *rows, size_t n)
+{
+    usage_insert_args a = {rows, n};
+    return store_write(st, store_usage_insert_op, &a);
 }
 
 void store_usage_flush(store *st)

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "obs/audit.h"
 #include "util/log.h"
 
 #define REFRESH_STRIPES 64
@@ -374,8 +375,15 @@ vault_status vault_connect(vault *v, const scope *sc, const char *provider, cons
     if (p->kind == CREDENTIAL_API_KEY) {
         int version = 0;
         char *sealed = seal_secrets(v, sc->tenant_id, sc->user_id, out->id, NULL, NULL, api_key, &version);
+        /* the consent and its audit entry in one transaction */
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "provider", p->name);
+        cJSON_AddStringToObject(d, "kind", "api_key");
+        obs_audit_act a;
+        obs_audit_act_begin(&a, v->st, sc, NULL, "consent.grant", out->id, d);
         st = sealed ? store_connection_seal(v->st, sc->tenant_id, sc->user_id, out->id, "", sealed, version, 0, now)
                     : STORE_ERROR;
+        obs_audit_act_end(&a);
         wipe_free(sealed);
         if (st != STORE_OK) {
             connection_rec_free(out);
@@ -611,9 +619,21 @@ vault_status vault_oauth_callback(vault *v, const char *state, const char *code,
             int version = 0;
             char *sealed = seal_secrets(v, f.tenant_id, f.user_id, f.connection_id, r.access_token,
                                         r.refresh_token, NULL, &version);
+            /* the consent and its audit entry in one transaction; the
+             * actor is the user who followed the link (no scope here: the
+             * flow's record says whose it is) */
+            char actor[96];
+            snprintf(actor, sizeof actor, "user:%s", f.user_id);
+            cJSON *d = cJSON_CreateObject();
+            cJSON_AddStringToObject(d, "provider", f.provider);
+            cJSON_AddStringToObject(d, "kind", "oauth2");
+            obs_audit_act a;
+            obs_audit_act_begin_raw(&a, v->st, f.tenant_id, actor, "oauth-consent", "consent.grant",
+                                    f.connection_id, d);
             st = sealed ? store_connection_seal(v->st, f.tenant_id, f.user_id, f.connection_id, scopes, sealed,
                                                 version, vault_refresh_due_ms(now, r.expires_in), now / 1000)
                         : STORE_ERROR;
+            obs_audit_act_end(&a);
             wipe_free(sealed);
             vault_token_response_free(&r);
             if (st != STORE_OK) {
@@ -670,18 +690,32 @@ vault_status vault_disconnect(vault *v, const scope *sc, const char *id, bool *r
     }
     /* erased here first: the next tool call of a run finds nothing, even
      * while the provider is slow to answer the revocation */
+    const credential_provider_cfg *p = config_find_credential_provider(v->cfg, c.provider);
+    bool will_revoke = p && p->kind == CREDENTIAL_OAUTH2 && c.sealed;
+    /* the erasure and its audit entry in one transaction; what the
+     * provider answers comes after, in an entry of its own */
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "provider", c.provider);
+    cJSON_AddBoolToObject(d, "revoke_at_provider", will_revoke);
+    obs_audit_act a;
+    obs_audit_act_begin(&a, v->st, sc, NULL, "consent.revoke", id, d);
     st = store_connection_delete(v->st, sc, id);
+    obs_audit_act_end(&a);
     if (st != STORE_OK) {
         connection_rec_free(&c);
         snprintf(why, VAULT_WHY_MAX, "the connection could not be erased");
         return from_store(st);
     }
-    const credential_provider_cfg *p = config_find_credential_provider(v->cfg, c.provider);
     char *plain = NULL;
-    if (p && p->kind == CREDENTIAL_OAUTH2 && c.sealed &&
-        vault_open_for(v, c.tenant_id, c.user_id, c.id, c.sealed, &plain) == 0)
+    if (will_revoke && vault_open_for(v, c.tenant_id, c.user_id, c.id, c.sealed, &plain) == 0)
         *revoked_remote = revoke_remote(v, p, plain);
     wipe_free(plain);
+    if (will_revoke) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "provider", c.provider);
+        cJSON_AddBoolToObject(r, "revoked_at_provider", *revoked_remote);
+        obs_audit(v->st, sc, "consent.revoke.remote", id, r);
+    }
     connection_rec_free(&c);
     return VAULT_OK;
 }

@@ -156,7 +156,12 @@ test('DELETE revokes at the provider and the next tool call has no token', async
   const e = entries.find((x) => x.target === c.id);
   assert.ok(e, 'consent.revoke is audited');
   assert.equal(e.details.provider, 'demo');
-  assert.equal(e.details.revoked_at_provider, true);
+  assert.equal(e.details.revoke_at_provider, true, 'the erasure says a revocation at the provider follows');
+  // what the provider answered is an entry of its own, after the erasure's
+  const remote = (await auditEntries(stack, stack.tenant.admin_key, '&action=consent.revoke.remote'))
+    .find((x) => x.target === c.id);
+  assert.ok(remote, 'consent.revoke.remote is audited');
+  assert.equal(remote.details.revoked_at_provider, true);
 });
 
 test('an API key is sealed at once and sent in the header the tool declared', async () => {

@@ -1,0 +1,539 @@
+/* reserve_journal.c — reservations that survive a crash: the append-only
+ * journal, its in-memory open set, compaction, and the reconciliation at
+ * start. The why and the format are in reserve_journal.h. */
+#include "govern/reserve_journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "obs/audit.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+/* One record's line is at most this long (five escaped fields of at most
+ * 128 bytes, three numbers): longer fields are cut, never the line. */
+#define RJ_LINE_MAX 2048
+#define RJ_FIELD_MAX 128
+
+/* ---- the open set: id → the record's line, open addressing ---- */
+
+#define RJ_EMPTY 0
+#define RJ_GONE UINT64_MAX
+
+typedef struct rj_slot {
+    uint64_t id;
+    char    *line;                  /* the R line, newline included */
+} rj_slot;
+
+typedef struct rj_set {
+    rj_slot *slots;
+    size_t   cap, used, live;       /* used counts tombstones too */
+} rj_set;
+
+static size_t rj_hash(uint64_t id, size_t cap)
+{
+    id ^= id >> 33;
+    id *= 0xff51afd7ed558ccdULL;
+    id ^= id >> 33;
+    return (size_t)id & (cap - 1);
+}
+
+static bool rj_set_grow(rj_set *s)
+{
+    size_t cap = s->cap ? s->cap * 2 : 256;
+    while (s->live * 2 >= cap) cap *= 2;
+    rj_slot *n = calloc(cap, sizeof *n);
+    if (!n) return false;
+    for (size_t i = 0; i < s->cap; i++) {
+        if (s->slots[i].id == RJ_EMPTY || s->slots[i].id == RJ_GONE) continue;
+        size_t h = rj_hash(s->slots[i].id, cap);
+        while (n[h].id != RJ_EMPTY) h = (h + 1) & (cap - 1);
+        n[h] = s->slots[i];
+    }
+    free(s->slots);
+    s->slots = n;
+    s->cap = cap;
+    s->used = s->live;
+    return true;
+}
+
+static bool rj_set_put(rj_set *s, uint64_t id, char *line)
+{
+    if ((s->used + 1) * 2 > s->cap && !rj_set_grow(s)) return false;
+    size_t h = rj_hash(id, s->cap);
+    while (s->slots[h].id != RJ_EMPTY && s->slots[h].id != RJ_GONE) h = (h + 1) & (s->cap - 1);
+    if (s->slots[h].id == RJ_EMPTY) s->used++;
+    s->slots[h].id = id;
+    s->slots[h].line = line;
+    s->live++;
+    return true;
+}
+
+/* Remove id; true if it was there. */
+static bool rj_set_del(rj_set *s, uint64_t id)
+{
+    if (!s->cap) return false;
+    size_t h = rj_hash(id, s->cap);
+    for (size_t n = 0; n < s->cap && s->slots[h].id != RJ_EMPTY; n++, h = (h + 1) & (s->cap - 1)) {
+        if (s->slots[h].id != id) continue;
+        free(s->slots[h].line);
+        s->slots[h].line = NULL;
+        s->slots[h].id = RJ_GONE;
+        s->live--;
+        return true;
+    }
+    return false;
+}
+
+static void rj_set_free(rj_set *s)
+{
+    for (size_t i = 0; i < s->cap; i++) free(s->slots[i].line);
+    free(s->slots);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- fields ---- */
+
+/* Percent-escape a field so a line is split by spaces alone; "=" leads it
+ * so that an empty field still has a token. */
+static size_t rj_escape(char *out, size_t cap, const char *in)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    if (n < cap) out[n++] = '=';
+    for (size_t i = 0; in && in[i] && i < RJ_FIELD_MAX && n + 3 < cap; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c > 0x20 && c < 0x7f && c != '%') {
+            out[n++] = (char)c;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        }
+    }
+    return n;
+}
+
+static int rj_hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Undo rj_escape into out (cap bytes with the NUL). false: not a field. */
+static bool rj_unescape(const char *tok, char *out, size_t cap)
+{
+    if (tok[0] != '=') return false;
+    size_t n = 0;
+    for (const char *p = tok + 1; *p; p++) {
+        char c = *p;
+        if (c == '%') {
+            int hi = rj_hexval(p[1]), lo = hi < 0 ? -1 : rj_hexval(p[2]);
+            if (hi < 0 || lo < 0) return false;
+            c = (char)(hi << 4 | lo);
+            p += 2;
+        }
+        if (c == '\0' || n + 1 >= cap) return false;
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+/* ---- the journal while serving ---- */
+
+struct reserve_journal {
+    pthread_mutex_t mu;
+    int             fd;
+    char           *path, *tmp_path;
+    uint64_t        next_id;
+    uint64_t        bytes;          /* the file's size */
+    rj_set          open;
+};
+
+static char *rj_path(const char *data_dir, const char *name)
+{
+    size_t n = strlen(data_dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", data_dir, name);
+    return p;
+}
+
+/* write(2) all of it (a short write is retried; EINTR too). */
+static int rj_write_all(int fd, const char *buf, size_t len)
+{
+    while (len) {
+        ssize_t w = write(fd, buf, len);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        buf += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+reserve_journal *reserve_journal_open(const char *data_dir, char *err, size_t errlen)
+{
+    reserve_journal *j = calloc(1, sizeof *j);
+    if (!j) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    j->path = rj_path(data_dir, RESERVE_JOURNAL_FILE);
+    j->tmp_path = rj_path(data_dir, RESERVE_JOURNAL_FILE ".new");
+    if (!j->path || !j->tmp_path) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    j->fd = open(j->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (j->fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", j->path, strerror(errno));
+        goto fail;
+    }
+    struct stat sb;
+    j->bytes = fstat(j->fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    j->next_id = 1;
+    pthread_mutex_init(&j->mu, NULL);
+    return j;
+fail:
+    free(j->path);
+    free(j->tmp_path);
+    free(j);
+    return NULL;
+}
+
+void reserve_journal_close(reserve_journal *j)
+{
+    if (!j) return;
+    /* Whatever is still open stays in the file: a clean stop has none (the
+     * store flushed every row first); otherwise the next start charges it. */
+    close(j->fd);
+    rj_set_free(&j->open);
+    pthread_mutex_destroy(&j->mu);
+    free(j->path);
+    free(j->tmp_path);
+    free(j);
+}
+
+/* Rewrite the file with the open reservations only (under j->mu). On any
+ * failure the old file stays as it was, and growing: logged, retried at
+ * the next threshold. */
+static void rj_compact(reserve_journal *j)
+{
+    int fd = open(j->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        log_error("reservations: cannot compact the journal (%s): %s", j->tmp_path, strerror(errno));
+        j->bytes = 0;              /* wait for another threshold's worth */
+        return;
+    }
+    uint64_t bytes = 0;
+    bool ok = true;
+    for (size_t i = 0; ok && i < j->open.cap; i++) {
+        const rj_slot *s = &j->open.slots[i];
+        if (s->id == RJ_EMPTY || s->id == RJ_GONE) continue;
+        size_t n = strlen(s->line);
+        ok = rj_write_all(fd, s->line, n) == 0;
+        bytes += n;
+    }
+    /* the new file must be whole before it replaces the old one */
+    if (ok) ok = fsync(fd) == 0;
+    int nfd = ok ? open(j->tmp_path, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
+    close(fd);
+    if (!ok || nfd < 0 || rename(j->tmp_path, j->path) != 0) {
+        log_error("reservations: cannot compact the journal: %s", strerror(errno));
+        if (nfd >= 0) close(nfd);
+        unlink(j->tmp_path);
+        j->bytes = 0;
+        return;
+    }
+    close(j->fd);
+    j->fd = nfd;
+    j->bytes = bytes;
+}
+
+uint64_t reserve_journal_open_entry(reserve_journal *j, const reserve_entry *e)
+{
+    char line[RJ_LINE_MAX];
+    pthread_mutex_lock(&j->mu);
+    uint64_t id = j->next_id++;
+    int n = snprintf(line, sizeof line, "R %" PRIu64 " %" PRId64 " %" PRId64 " %" PRId64 " ", id,
+                     time_now_unix(), e->cost_nusd, e->tokens);
+    size_t len = (size_t)n;
+    const char *fields[] = {e->tenant_id, e->user_id, e->key_id, e->model, e->request_id};
+    for (size_t i = 0; i < 5; i++) {
+        len += rj_escape(line + len, sizeof line - len - 2, fields[i]);
+        line[len++] = i < 4 ? ' ' : '\n';
+    }
+    line[len] = '\0';
+    char *copy = malloc(len + 1);
+    if (!copy || rj_write_all(j->fd, line, len) != 0) {
+        int e_no = copy ? errno : ENOMEM;
+        pthread_mutex_unlock(&j->mu);
+        free(copy);
+        log_error("reservations: cannot record a reservation in %s: %s: the call is refused",
+                  j->path, strerror(e_no));
+        return 0;
+    }
+    memcpy(copy, line, len + 1);
+    if (!rj_set_put(&j->open, id, copy)) {
+        /* on disk, not in memory: compaction would drop it, so it stays
+         * open in the file's eyes; closing it still writes its C line */
+        free(copy);
+    }
+    j->bytes += len;
+    pthread_mutex_unlock(&j->mu);
+    return id;
+}
+
+/* Under j->mu: append "C id" lines for ids[0..n), one write. */
+static void rj_close_locked(reserve_journal *j, const uint64_t *ids, size_t n)
+{
+    char buf[4096];
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!ids[i]) continue;
+        rj_set_del(&j->open, ids[i]);
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "C %" PRIu64 "\n", ids[i]);
+        if (len + 32 > sizeof buf || i + 1 == n) {
+            /* a lost C line only overcharges at the next start: logged */
+            if (rj_write_all(j->fd, buf, len) != 0)
+                log_error("reservations: cannot close a reservation in %s: %s", j->path,
+                          strerror(errno));
+            j->bytes += len;
+            len = 0;
+        }
+    }
+    if (len) {
+        if (rj_write_all(j->fd, buf, len) != 0)
+            log_error("reservations: cannot close a reservation in %s: %s", j->path, strerror(errno));
+        j->bytes += len;
+    }
+    if (j->bytes > RESERVE_JOURNAL_COMPACT_BYTES) rj_compact(j);
+}
+
+void reserve_journal_close_entry(reserve_journal *j, uint64_t id)
+{
+    if (!j || !id) return;
+    pthread_mutex_lock(&j->mu);
+    rj_close_locked(j, &id, 1);
+    pthread_mutex_unlock(&j->mu);
+}
+
+void reserve_journal_on_usage_committed(void *journal, const usage_rec *rows, size_t n)
+{
+    reserve_journal *j = journal;
+    if (!j || !n) return;
+    uint64_t ids[256];
+    pthread_mutex_lock(&j->mu);
+    for (size_t i = 0; i < n;) {
+        size_t k = 0;
+        for (; i < n && k < sizeof ids / sizeof ids[0]; i++)
+            if (rows[i].reservation_id) ids[k++] = rows[i].reservation_id;
+        if (k) rj_close_locked(j, ids, k);
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
+size_t reserve_journal_open_count(reserve_journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    size_t n = j->open.live;
+    pthread_mutex_unlock(&j->mu);
+    return n;
+}
+
+/* ---- recovery ---- */
+
+typedef struct rj_found {
+    uint64_t  id;
+    usage_rec row;
+} rj_found;
+
+/* Parse one R line's fields into f. false: malformed. */
+static bool rj_parse_open(char *line, rj_found *f)
+{
+    char *save = NULL;
+    char *tok[9];
+    int n = 0;
+    for (char *t = strtok_r(line, " ", &save); t && n < 9; t = strtok_r(NULL, " ", &save)) tok[n++] = t;
+    if (n != 9 || strcmp(tok[0], "R") != 0) return false;
+    char *end;
+    errno = 0;
+    f->id = strtoull(tok[1], &end, 10);
+    if (*end || errno || !f->id) return false;
+    memset(&f->row, 0, sizeof f->row);
+    f->row.ts = strtoll(tok[2], &end, 10);
+    if (*end) return false;
+    f->row.cost_nusd = strtoll(tok[3], &end, 10);
+    if (*end || f->row.cost_nusd < 0) return false;
+    (void)strtoll(tok[4], &end, 10);
+    if (*end) return false;
+    return rj_unescape(tok[5], f->row.tenant_id, sizeof f->row.tenant_id) &&
+           rj_unescape(tok[6], f->row.user_id, sizeof f->row.user_id) &&
+           rj_unescape(tok[7], f->row.key_id, sizeof f->row.key_id) &&
+           rj_unescape(tok[8], f->row.model, sizeof f->row.model) && f->row.tenant_id[0];
+}
+
+/* Read the whole journal; the open reservations into *found (malloc'd). */
+static int rj_read(const char *path, rj_found **found, size_t *n_found, reserve_recovery *out,
+                   char *err, size_t errlen)
+{
+    *found = NULL;
+    *n_found = 0;
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        if (errno == ENOENT) return 0;
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    rj_set ids = {0};              /* id → index+1 into *found, as a tagged pointer */
+    size_t cap = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    int rc = 0;
+    while ((len = getline(&line, &lcap, f)) > 0) {
+        if (line[len - 1] != '\n') {   /* cut by the crash: its write never returned */
+            out->torn++;
+            continue;
+        }
+        line[len - 1] = '\0';
+        if (line[0] == 'C' && line[1] == ' ') {
+            char *end;
+            uint64_t id = strtoull(line + 2, &end, 10);
+            if (*end || !id) {
+                out->torn++;
+                continue;
+            }
+            /* the slot's "line" holds the index; mark the row closed */
+            for (size_t h = ids.cap ? rj_hash(id, ids.cap) : 0, k = 0; ids.cap && k < ids.cap &&
+                 ids.slots[h].id != RJ_EMPTY; k++, h = (h + 1) & (ids.cap - 1)) {
+                if (ids.slots[h].id != id) continue;
+                (*found)[(uintptr_t)ids.slots[h].line - 1].id = 0;
+                ids.slots[h].line = NULL;
+                ids.slots[h].id = RJ_GONE;
+                ids.live--;
+                break;
+            }
+            continue;
+        }
+        rj_found r;
+        if (!rj_parse_open(line, &r)) {
+            out->torn++;
+            continue;
+        }
+        if (*n_found == cap) {
+            cap = cap ? cap * 2 : 64;
+            rj_found *nf = realloc(*found, cap * sizeof *nf);
+            if (!nf) {
+                snprintf(err, errlen, "out of memory reading %s", path);
+                rc = -1;
+                break;
+            }
+            *found = nf;
+        }
+        (*found)[*n_found] = r;
+        (*n_found)++;
+        if (!rj_set_put(&ids, r.id, (char *)(uintptr_t)*n_found)) {
+            snprintf(err, errlen, "out of memory reading %s", path);
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == 0 && ferror(f)) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    free(line);
+    fclose(f);
+    /* the set's "lines" are indexes, not allocations */
+    for (size_t i = 0; i < ids.cap; i++) ids.slots[i].line = NULL;
+    rj_set_free(&ids);
+    if (rc != 0) {
+        free(*found);
+        *found = NULL;
+        *n_found = 0;
+    }
+    return rc;
+}
+
+int reserve_journal_recover(store *st, const char *data_dir, reserve_recovery *out, char *err,
+                            size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    char *path = rj_path(data_dir, RESERVE_JOURNAL_FILE);
+    if (!path) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    rj_found *found;
+    size_t n;
+    if (rj_read(path, &found, &n, out, err, errlen) != 0) {
+        free(path);
+        return -1;
+    }
+    /* the open ones, as ledger rows: status 0 says "charged at the
+     * reservation by the reconciliation at start" */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!found[i].id) continue;
+        found[k].row = found[i].row;
+        found[k].row.status = 0;
+        snprintf(found[k].row.deployment, sizeof found[k].row.deployment, "reconciled");
+        out->charged_nusd += found[k].row.cost_nusd;
+        k++;
+    }
+    out->open = k;
+    int rc = 0;
+    if (k) {
+        usage_rec *rows = malloc(k * sizeof *rows);
+        if (!rows) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        } else {
+            for (size_t i = 0; i < k; i++) rows[i] = found[i].row;
+            cJSON *d = cJSON_CreateObject();
+            cJSON_AddNumberToObject(d, "reservations", (double)k);
+            cJSON_AddNumberToObject(d, "charged_usd", (double)out->charged_nusd / 1e9);
+            cJSON_AddStringToObject(d, "why", "calls in flight when the process stopped; charged at "
+                                              "their reservation");
+            obs_audit_act a;   /* the charge and its entry in one transaction */
+            obs_audit_act_begin_raw(&a, st, "", "system", "startup", "budget.reconcile",
+                                    RESERVE_JOURNAL_FILE, d);
+            store_status s = store_usage_insert_now(st, rows, k);
+            obs_audit_act_end(&a);
+            free(rows);
+            if (s != STORE_OK) {
+                snprintf(err, errlen, "cannot charge %zu open reservation(s) to the ledger: %s", k,
+                         store_status_text(s));
+                rc = -1;
+            } else {
+                log_warn("reservations: %zu call(s) were in flight when brigade stopped; charged "
+                         "$%.6f at their reservations (budget.reconcile in the audit log)",
+                         k, (double)out->charged_nusd / 1e9);
+            }
+        }
+    }
+    free(found);
+    /* charged (or nothing to charge): the journal starts empty. A crash
+     * before this truncate charges them again at the next start — an
+     * overcount, never an undercount. */
+    if (rc == 0 && truncate(path, 0) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "cannot empty %s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    if (out->torn) log_warn("reservations: %zu cut or unreadable line(s) in the journal ignored", out->torn);
+    free(path);
+    return rc;
+}

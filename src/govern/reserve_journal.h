@@ -1,0 +1,91 @@
+/* reserve_journal.h — reservations that survive a crash (DESIGN.md
+ * invariant 3, "money is reserved before it is spent", made durable).
+ *
+ * Budgets live in memory (govern.h) and are rebuilt from the usage ledger
+ * at start. Usage rows reach the ledger in group commits, up to
+ * STORE_USAGE_FLUSH_MS after the call ended; a kill -9 in that window would
+ * lose them, and the restarted budgets would count less than was delivered.
+ *
+ * The journal closes that window. Before a metered call is sent to a
+ * provider — so before anything of its answer can reach a client — its
+ * reservation (who pays, the model, the worst-case cost) is appended to
+ * `data_dir/reservations.journal` with one write(2). The record is closed
+ * again when the call's usage row has been committed to the ledger (by the
+ * store's writer, after its COMMIT), or at once when the call delivered
+ * nothing and so costs nothing. A write(2) that returned is in the kernel's
+ * page cache: it survives the death of the process (not a power cut — see
+ * docs/governance.md).
+ *
+ * At the next start, reserve_journal_recover() reads the journal: every
+ * reservation still open was a call in flight (or settled but not yet in
+ * the ledger) when the process died. Each is charged at its reservation, as
+ * a ledger row with status 0 ("reconciled"), in one transaction with an
+ * audit entry saying what was charged; a log line says it too. Then the
+ * journal is emptied and the budgets are rebuilt from the ledger — which
+ * now never counts less than what was delivered. It may count more: a call
+ * in flight is charged its worst case, and a call whose row was committed
+ * just before the crash, but not yet closed in the journal, is charged
+ * twice. Both are allowed; undercounting is not.
+ *
+ * The file holds one text line per record (fields percent-escaped):
+ *   R <id> <ts> <cost_nusd> <tokens> =<tenant> =<user> =<key> =<model> =<request_id>
+ *   C <id>
+ * A line cut by the crash (no newline) is ignored: its write had not
+ * returned, so its call had not been sent. While serving, the journal is
+ * compacted when it passes RESERVE_JOURNAL_COMPACT_BYTES: the open
+ * reservations (kept in memory too) are written to a new file that
+ * replaces the old one by rename(2).
+ *
+ * Thread-safe: loop threads open and close reservations, the store's writer
+ * closes the settled ones; one mutex guards the file and the open set. */
+#ifndef BRIGADE_RESERVE_JOURNAL_H
+#define BRIGADE_RESERVE_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define RESERVE_JOURNAL_FILE "reservations.journal"
+#define RESERVE_JOURNAL_COMPACT_BYTES (16u << 20)
+
+typedef struct reserve_journal reserve_journal;
+
+/* One reservation: who pays, for which model, at most how much. */
+typedef struct reserve_entry {
+    const char *tenant_id, *user_id, *key_id, *model, *request_id;
+    int64_t     cost_nusd;    /* the reservation: the call's worst case */
+    int64_t     tokens;       /* its estimated tokens */
+} reserve_entry;
+
+/* What recovery charged. */
+typedef struct reserve_recovery {
+    size_t  open;             /* reservations found open: calls in flight at the crash */
+    int64_t charged_nusd;     /* what was charged for them, in all */
+    size_t  torn;             /* lines cut by the crash, ignored */
+} reserve_recovery;
+
+/* Charge every reservation the journal in data_dir still holds open (see
+ * above), then empty the journal. 0, or -1 with err (nothing charged, the
+ * journal left as it was: serving must not start). */
+int reserve_journal_recover(store *st, const char *data_dir, reserve_recovery *out,
+                            char *err, size_t errlen);
+
+/* Open the (empty) journal for appending. NULL with err. */
+reserve_journal *reserve_journal_open(const char *data_dir, char *err, size_t errlen);
+void             reserve_journal_close(reserve_journal *j);
+
+/* Record a reservation before its call is sent; returns its id (never 0).
+ * 0: it could not be written (logged): the call must not be sent. */
+uint64_t reserve_journal_open_entry(reserve_journal *j, const reserve_entry *e);
+
+/* The reservation is over: its usage row is committed, or it cost nothing. */
+void reserve_journal_close_entry(reserve_journal *j, uint64_t id);
+
+/* The store's hook: usage rows were committed; close their reservations. */
+void reserve_journal_on_usage_committed(void *journal, const usage_rec *rows, size_t n);
+
+/* How many reservations are open now (tests, metrics). */
+size_t reserve_journal_open_count(reserve_journal *j);
+
+#endif
