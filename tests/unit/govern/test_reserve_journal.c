@@ -1,0 +1,289 @@
+/* test_reserve_journal.c — reservations that survive a crash
+ * (govern/reserve_journal.h) and acts that carry their audit entry
+ * (obs/audit.h obs_audit_act_*), on real files and a real SQLite store:
+ *
+ *   - recovery charges exactly the reservations left open (not those closed
+ *     by hand or by a committed usage row), at their reservation, with a
+ *     budget.reconcile audit entry, and empties the journal;
+ *   - a line cut by the crash is ignored; fields with spaces, '%' and
+ *     non-ASCII bytes come back as they went in;
+ *   - compaction keeps exactly the open reservations;
+ *   - an act that fails leaves no entry; one that succeeds has its entry,
+ *     with the id the act created filled in late. */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "govern/reserve_journal.h"
+#include "identity/scope_mint.h"
+#include "obs/audit.h"
+#include "test_util.h"
+
+typedef struct fixture {
+    char   dir[256];
+    store *st;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->st = test_store_open(f->dir, sizeof f->dir, "brigade-rj");
+    if (!f->st) return -1;
+    obs_audit_open(f->st, 0, 0, false);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    obs_audit_close(f->st);
+    test_store_close(f->st, f->dir);
+    free(f);
+    return 0;
+}
+
+/* ---- what the ledger and the audit log hold ---- */
+
+typedef struct ledger_sum {
+    int64_t cost;
+    int     rows;
+    char    last_tenant[ID_MAX], last_user[ID_MAX];
+} ledger_sum;
+
+static void ledger_add(const char *tenant_id, const char *user_id, const char *key_id, int64_t ts,
+                       int64_t cost_nusd, void *arg)
+{
+    (void)key_id;
+    (void)ts;
+    ledger_sum *s = arg;
+    s->cost += cost_nusd;
+    s->rows++;
+    snprintf(s->last_tenant, sizeof s->last_tenant, "%s", tenant_id);
+    snprintf(s->last_user, sizeof s->last_user, "%s", user_id);
+}
+
+static ledger_sum ledger(store *st)
+{
+    ledger_sum s;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(store_usage_ledger(st, 0, ledger_add, &s), STORE_OK);
+    return s;
+}
+
+typedef struct audit_count {
+    const char *action;
+    int         n;
+    char        target[128], details[512];
+} audit_count;
+
+static int audit_count_entry(const audit_rec *e, void *arg)
+{
+    audit_count *c = arg;
+    if (e->action && strcmp(e->action, c->action) == 0) {
+        c->n++;
+        snprintf(c->target, sizeof c->target, "%s", e->target ? e->target : "");
+        snprintf(c->details, sizeof c->details, "%s", e->details ? e->details : "");
+    }
+    return 0;
+}
+
+static int audit_skip_checkpoint(const audit_checkpoint *cp, void *arg)
+{
+    (void)cp;
+    (void)arg;
+    return 0;
+}
+
+static audit_count audited(store *st, const char *action)
+{
+    audit_count c = {.action = action};
+    assert_int_equal(store_audit_scan(st, 1, audit_skip_checkpoint, audit_count_entry, &c), STORE_OK);
+    return c;
+}
+
+static off_t file_size(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, RESERVE_JOURNAL_FILE);
+    struct stat sb;
+    return stat(path, &sb) == 0 ? sb.st_size : -1;
+}
+
+static reserve_entry entry(const char *user, int64_t cost)
+{
+    reserve_entry e = {"ten_a", user, "key_a", "model-x", "req", cost, 100};
+    return e;
+}
+
+/* ---- recovery ---- */
+
+static void test_recovery_charges_only_what_is_open(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    reserve_journal *j = reserve_journal_open(f->dir, err, sizeof err);
+    assert_non_null(j);
+    reserve_entry a = entry("usr_a", 1000), b = entry("usr_b", 2000), c = entry("usr_c", 4000);
+    uint64_t ia = reserve_journal_open_entry(j, &a);
+    uint64_t ib = reserve_journal_open_entry(j, &b);
+    uint64_t ic = reserve_journal_open_entry(j, &c);
+    assert_true(ia && ib && ic && ia != ib && ib != ic);
+    assert_int_equal(reserve_journal_open_count(j), 3);
+    reserve_journal_close_entry(j, ia);                 /* delivered nothing */
+    usage_rec row;
+    memset(&row, 0, sizeof row);
+    row.reservation_id = ib;                            /* its usage row committed */
+    reserve_journal_on_usage_committed(j, &row, 1);
+    assert_int_equal(reserve_journal_open_count(j), 1);
+    reserve_journal_close(j);                           /* the "crash": c still open */
+
+    reserve_recovery r;
+    assert_int_equal(reserve_journal_recover(f->st, f->dir, &r, err, sizeof err), 0);
+    assert_int_equal(r.open, 1);
+    assert_int_equal(r.charged_nusd, 4000);
+    assert_int_equal(r.torn, 0);
+    ledger_sum s = ledger(f->st);
+    assert_int_equal(s.rows, 1);
+    assert_int_equal(s.cost, 4000);
+    assert_string_equal(s.last_user, "usr_c");
+    audit_count ac = audited(f->st, "budget.reconcile");
+    assert_int_equal(ac.n, 1);
+    assert_non_null(strstr(ac.details, "\"reservations\":1"));
+    assert_int_equal(file_size(f->dir), 0);             /* emptied */
+
+    /* a second start finds nothing more to charge */
+    assert_int_equal(reserve_journal_recover(f->st, f->dir, &r, err, sizeof err), 0);
+    assert_int_equal(r.open, 0);
+    assert_int_equal(ledger(f->st).cost, 4000);
+    assert_int_equal(audited(f->st, "budget.reconcile").n, 1);
+}
+
+static void test_recovery_ignores_a_torn_line_and_keeps_odd_fields(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    reserve_journal *j = reserve_journal_open(f->dir, err, sizeof err);
+    assert_non_null(j);
+    reserve_entry e = {"ten with space", "usr%25 caf\xc3\xa9", "", "m/x:1", "a b\nc", 777, 5};
+    assert_true(reserve_journal_open_entry(j, &e) != 0);
+    reserve_journal_close(j);
+    /* the crash cut the next record in the middle of its write */
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", f->dir, RESERVE_JOURNAL_FILE);
+    int fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    const char torn[] = "R 99 1767225600 5000 5 =ten_a =usr";
+    assert_int_equal(write(fd, torn, sizeof torn - 1), (ssize_t)(sizeof torn - 1));
+    close(fd);
+
+    reserve_recovery r;
+    assert_int_equal(reserve_journal_recover(f->st, f->dir, &r, err, sizeof err), 0);
+    assert_int_equal(r.open, 1);
+    assert_int_equal(r.torn, 1);
+    ledger_sum s = ledger(f->st);
+    assert_int_equal(s.cost, 777);
+    assert_string_equal(s.last_tenant, "ten with space");
+    assert_string_equal(s.last_user, "usr%25 caf\xc3\xa9");
+}
+
+static void test_no_journal_is_nothing_to_charge(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    reserve_recovery r;
+    assert_int_equal(reserve_journal_recover(f->st, f->dir, &r, err, sizeof err), 0);
+    assert_int_equal(r.open, 0);
+    assert_int_equal(ledger(f->st).rows, 0);
+    assert_int_equal(audited(f->st, "budget.reconcile").n, 0);
+}
+
+static void test_compaction_keeps_exactly_the_open_ones(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    reserve_journal *j = reserve_journal_open(f->dir, err, sizeof err);
+    assert_non_null(j);
+    /* enough records to pass the compaction threshold several times; every
+     * 1000th stays open */
+    int64_t open_cost = 0;
+    size_t kept = 0;
+    for (int i = 0; file_size(f->dir) < (off_t)RESERVE_JOURNAL_COMPACT_BYTES / 2 || i < 250000; i++) {
+        reserve_entry e = entry("usr_many", 1 + i % 7);
+        uint64_t id = reserve_journal_open_entry(j, &e);
+        assert_true(id != 0);
+        if (i % 1000 == 0) {
+            open_cost += e.cost_nusd;
+            kept++;
+        } else {
+            reserve_journal_close_entry(j, id);
+        }
+        if (i > 400000) break;
+    }
+    assert_int_equal(reserve_journal_open_count(j), kept);
+    /* compacted at least once: far smaller than all that was written */
+    assert_true(file_size(f->dir) < (off_t)RESERVE_JOURNAL_COMPACT_BYTES);
+    reserve_journal_close(j);
+    reserve_recovery r;
+    assert_int_equal(reserve_journal_recover(f->st, f->dir, &r, err, sizeof err), 0);
+    assert_int_equal(r.open, kept);
+    assert_int_equal(r.charged_nusd, open_cost);
+    assert_int_equal(ledger(f->st).cost, open_cost);
+}
+
+/* ---- an act and its audit entry ---- */
+
+static void test_act_and_entry_commit_together(void **state)
+{
+    fixture *f = *state;
+    scope admin;
+    scope_mint_server_admin(&admin);
+    char id[ID_MAX] = "", late[ID_MAX] = "";
+    obs_audit_act a;
+    obs_audit_act_begin(&a, f->st, &admin, "", "tenant.create", NULL, NULL);
+    obs_audit_act_target(&a, late);                      /* read when the entry is appended */
+    obs_audit_act_tenant(&a, late);
+    snprintf(late, sizeof late, "ten_filled_late");      /* as identity fills its out record */
+    assert_int_equal(test_store_tenant(f->st, &admin, "acme", id), STORE_OK);
+    assert_int_equal(obs_audit_act_end(&a), STORE_OK);
+    audit_count c = audited(f->st, "tenant.create");
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.target, "ten_filled_late");
+
+    /* the same name again: the act fails, and so no entry is written */
+    char id2[ID_MAX] = "";
+    obs_audit_act_begin(&a, f->st, &admin, "", "tenant.create", NULL, NULL);
+    obs_audit_act_target(&a, id2);
+    assert_int_equal(test_store_tenant(f->st, &admin, "acme", id2), STORE_CONFLICT);
+    assert_int_not_equal(obs_audit_act_end(&a), STORE_OK);
+    assert_int_equal(audited(f->st, "tenant.create").n, 1);
+
+    /* an act that makes no write at all: no entry either, and the next
+     * write of the thread carries none */
+    obs_audit_act_begin(&a, f->st, &admin, "", "tenant.create", "nothing", NULL);
+    assert_int_not_equal(obs_audit_act_end(&a), STORE_OK);
+    char id3[ID_MAX];
+    assert_int_equal(test_store_tenant(f->st, &admin, "other", id3), STORE_OK);
+    assert_int_equal(audited(f->st, "tenant.create").n, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_recovery_charges_only_what_is_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_ignores_a_torn_line_and_keeps_odd_fields, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_no_journal_is_nothing_to_charge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compaction_keeps_exactly_the_open_ones, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_act_and_entry_commit_together, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
