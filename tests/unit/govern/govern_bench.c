@@ -1,14 +1,19 @@
 /* govern_bench.c — what governance costs on the hot path: nanoseconds per
- * admit+settle pair (on and off) and per fair-queue acquire+release, one
- * thread, uncontended, over 1000 users of 10 tenants with every limit set.
+ * admit+settle pair (on and off), per fair-queue acquire+release, and per
+ * durable reservation (journal record opened, then closed as its usage row
+ * would close it), one thread, uncontended, over 1000 users of 10 tenants
+ * with every limit set.
  * Not a test: run it by hand and quote the numbers.
  *   build/tests/unit/govern/govern_bench [iterations] */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "govern/fairq.h"
 #include "govern/govern.h"
+#include "govern/reserve_journal.h"
 
 #define N_USERS 1000
 
@@ -66,6 +71,36 @@ static double bench_fairq(long n)
     return per;
 }
 
+/* One reservation's durable life: the record written before dispatch, and
+ * its close, batched by 64 the way the writer closes a group commit's rows. */
+static double bench_journal(long n)
+{
+    char dir[] = "/tmp/brigade-journal-bench-XXXXXX", err[256];
+    if (!mkdtemp(dir)) return -1;
+    reserve_journal *j = reserve_journal_open(dir, err, sizeof err);
+    if (!j) return -1;
+    usage_rec rows[64];
+    memset(rows, 0, sizeof rows);
+    int k = 0;
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        int u = (int)(i % N_USERS);
+        reserve_entry e = {ten[u], usr[u], key[u], "gpt-4o-mini", "req_0123456789abcdef", 1000000, 300};
+        rows[k++].reservation_id = reserve_journal_open_entry(j, &e);
+        if (k == 64) {
+            reserve_journal_on_usage_committed(j, rows, 64);
+            k = 0;
+        }
+    }
+    double per = (now_ns() - t0) / (double)n;
+    reserve_journal_close(j);
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, RESERVE_JOURNAL_FILE);
+    unlink(path);
+    rmdir(dir);
+    return per;
+}
+
 int main(int argc, char **argv)
 {
     long n = argc > 1 ? atol(argv[1]) : 2000000;
@@ -81,8 +116,10 @@ int main(int argc, char **argv)
     double off = bench_govern(g, n);
     govern_free(g);
     double fq = bench_fairq(n);
+    double jr = bench_journal(n / 10);
     printf("govern admit+settle (3 levels, all limits): %.0f ns\n", on);
     printf("govern admit+settle (disabled):              %.0f ns\n", off);
     printf("fairq acquire+release (free slot):          %.0f ns\n", fq);
+    printf("durable reservation (record + batched close): %.0f ns\n", jr);
     return 0;
 }
