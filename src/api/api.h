@@ -51,9 +51,6 @@
 typedef struct api_metrics {
     atomic_uint_fast64_t requests;
     atomic_uint_fast64_t responses_2xx, responses_4xx, responses_5xx;
-    atomic_uint_fast64_t upstream_calls, upstream_errors;
-    atomic_uint_fast64_t input_tokens, output_tokens;
-    atomic_uint_fast64_t cost_nusd;
     atomic_uint_fast64_t auth_failures;
 } api_metrics;
 

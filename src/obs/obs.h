@@ -182,6 +182,11 @@ obs_metric *obs_m_cost(void);                 /* counter {tenant, model} nano-US
 obs_metric *obs_m_queue_depth(void);          /* gauge: runs waiting */
 obs_metric *obs_m_queue_wait(void);           /* histogram seconds */
 obs_metric *obs_m_active_runs(void);          /* gauge */
+obs_metric *obs_m_model_calls(void);          /* counter: metered model calls sent */
+obs_metric *obs_m_model_errors(void);         /* counter: … that failed */
+obs_metric *obs_m_input_tokens(void);         /* counter: process totals (all tenants) */
+obs_metric *obs_m_output_tokens(void);
+obs_metric *obs_m_cost_total(void);           /* counter nano-USD */
 obs_metric *obs_m_active_streams(void);       /* gauge */
 obs_metric *obs_m_refusals(void);             /* counter {tenant, reason}: rate_limit|concurrency|budget|overload */
 
