@@ -1,6 +1,6 @@
 /* api.h — the HTTP API's handlers and what they share.
  *
- * Every route of API.md is an `api_route` (routes.c): who may call it (a
+ * Every route of docs/api.md is an `api_route` (routes.c): who may call it (a
  * set of roles; none = public) and its handler. api_begin() runs the common
  * front half for all of them — authentication from the identity cache (with
  * JWT subject provisioning deferred to the thread pool), the role check,

@@ -108,7 +108,7 @@ static void gateway_served_headers(gateway_call *g, const char *deployment)
     if (deployment) http_add_header(req, "x-brigade-deployment", deployment);
 }
 
-/* Turn a failed provider call into the client's error (API.md's table). */
+/* Turn a failed provider call into the client's error (docs/api.md's table). */
 void api_gateway_fail_upstream(api_ctx *ctx, const model_cfg *model, const upstream_result *res)
 {
     const char *prov = res->deployment ? res->deployment : model->provider_name;

@@ -16,7 +16,7 @@
  *   3. the output is cut to the agent's max_tool_output_bytes before it
  *      enters the context (with a note saying it was cut).
  *
- * Memory is scoped (DESIGN.md invariant 2): the memory tool acts with the
+ * Memory is scoped (invariant 2, docs/architecture.md): the memory tool acts with the
  * scope of the run's user and reaches only that user's memory — the same
  * store the /v1/memory API uses. */
 #ifndef BRIGADE_TOOLS_H
