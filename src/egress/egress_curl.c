@@ -106,7 +106,7 @@ void egress_describe(const egress_check *chk, char *out, size_t outlen)
     default: what = "not an Internet address"; break;
     }
     snprintf(out, outlen,
-             "egress refused: the address %s is %s (class %s%s); requests made for an agent "
-             "may reach only public addresses unless the operator allows this one",
+             "egress refused: %s is %s (class %s%s); requests for an agent reach only "
+             "public addresses unless the operator allows it",
              chk->address[0] ? chk->address : "?", what, egress_class_name(chk->cls), form);
 }

@@ -82,8 +82,9 @@ bool egress_apply(CURL *e, egress_check *chk, const egress_policy *pol);
  * refused while another of the same name connected is not a failure.) */
 bool egress_refused(const egress_check *chk, CURLcode rc);
 
-/* The refusal for a person or a model: "egress refused: 127.0.0.1 is a
- * loopback address; requests made for an agent may not reach ..." */
+/* The refusal for a person or a model: "egress refused: 127.0.0.1 is the
+ * server's own loopback (class loopback); requests for an agent reach
+ * only public addresses unless the operator allows it". */
 void egress_describe(const egress_check *chk, char *out, size_t outlen);
 
 /* The decision for one address, as the socket callback makes it (exposed
