@@ -11,7 +11,8 @@
 // loopback (reached by tools the operator allowed) bounces to the metadata
 // address 169.254.169.254, to file:// and to gopher://: each hop is
 // checked again. A tenant admin cannot grant allow_private_networks, and
-// a tenant's own tool is refused too. Each refusal is an `egress` span in
+// a tenant's own tool is refused too. The vault's discovery of an OAuth
+// provider on loopback is refused as well. Each refusal is an `egress` span in
 // the run's trace and an `egress.refuse` audit entry naming the tool and
 // the class. The operator's allowance works.
 import assert from 'node:assert/strict';
@@ -83,6 +84,10 @@ const stack = useStack(async () => {
   const tool = (name, url, extra = '') => `  - {name: ${name}, url: "${url}", method: GET${extra}}`;
   return {
     extraYaml: [
+      // an OAuth provider whose issuer is on loopback, without the
+      // operator's allowance: its discovery must be refused
+      'credential_providers:',
+      `  - {name: inside, kind: oauth2, issuer: "http://127.0.0.1:${p}", client_id: brigade-test}`,
       'tools:',
       ...forms.map(([name, host]) => tool(`lo-${name}`, `http://${host}:${p}/form-${name}`)),
       // the redirector is on loopback: the operator allows these tools
@@ -210,6 +215,28 @@ describe('the operator decides, not a tenant admin', () => {
     const result = (await transcript(stack, stack.user.key, s.id)).filter((m) => m.role === 'tool').at(-1);
     assert.match(result.content, /egress refused: 127\.0\.0\.1 is .*class loopback/, result.content);
     assert.equal(canary.requests.length, before);
+  });
+});
+
+describe('the vault\'s calls to a credential provider pass egress', () => {
+  test('a provider whose issuer is on loopback is refused at discovery, audited by the system', async () => {
+    const before = canary.requests.length;
+    const c = await stack.api(stack.user.key, 'POST', '/v1/connections', { provider: 'inside' });
+    assert.equal(c.status, 200, c.text);
+    const start = await fetch(c.body.connect_url, { redirect: 'manual' });
+    const page = await start.text();
+    assert.notEqual(start.status, 302, 'no redirect to a provider that could not be resolved');
+    assert.ok(!page.includes(CANARY));
+    assert.equal(canary.requests.length, before, `discovery reached the canary: ${canaryPaths()}`);
+    let entry;
+    await eventually(async () => {
+      const entries = await auditEntries(stack, stack.adminToken);
+      entry = entries.find((x) => x.action === 'egress.refuse' && x.target === 'inside');
+      return Boolean(entry);
+    }, { timeoutMs: 4000 });
+    assert.equal(entry.actor, 'system');
+    assert.equal(entry.details.provider, 'inside');
+    assert.equal(entry.details.class, 'loopback');
   });
 });
 
