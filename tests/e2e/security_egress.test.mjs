@@ -14,7 +14,8 @@
 // a tenant's own tool is refused too. The vault's discovery of an OAuth
 // provider on loopback is refused as well. Each refusal is an `egress` span in
 // the run's trace and an `egress.refuse` audit entry naming the tool and
-// the class. The operator's allowance works.
+// the class. The operator's allowance works, and goes direct even with a
+// proxy in brigade's environment.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import dns from 'node:dns/promises';
@@ -27,6 +28,7 @@ import { auditEntries, errorOf, eventually, freePort, useStack } from './lib/har
 
 const CANARY = `canary-${randomBytes(6).toString('hex')}`;
 let canary;        // the loopback server nothing should reach
+let proxy;         // an http_proxy from the environment, which egress must ignore
 let redirector;    // answers /to-X with a redirect
 let hostName = null;   // this machine's name, if it resolves to loopback
 
@@ -64,6 +66,7 @@ const FORMS = [
 
 const stack = useStack(async () => {
   canary = await startToolServer(() => ({ secret: CANARY }));
+  proxy = await startToolServer(() => ({ proxied: true }));
   const p = canary.port;
   redirector = await startRedirector({
     metadata: 'http://169.254.169.254/latest/meta-data/iam/security-credentials/',
@@ -99,9 +102,14 @@ const stack = useStack(async () => {
       tool('hop-gopher', `${redirector.url}/to-gopher`, ', allow_private_networks: true, max_redirects: 3'),
       tool('hop-allowed', `${redirector.url}/to-canary`, ', allow_private_networks: true, max_redirects: 2'),
       tool('operator-ok', `http://127.0.0.1:${p}/operator`, ', allow_private_networks: true'),
+      tool('operator-by-name', `http://localhost:${p}/by-name`, ', allow_private_networks: true'),
       'agents:',
-      `  - {name: fetcher, model: local-model, tools: [${forms.map(([n]) => `lo-${n}`).join(', ')}, hop-metadata, hop-metadata-nofollow, hop-file, hop-gopher, hop-allowed, operator-ok], max_tool_calls: 64}`,
+      `  - {name: fetcher, model: local-model, tools: [${forms.map(([n]) => `lo-${n}`).join(', ')}, hop-metadata, hop-metadata-nofollow, hop-file, hop-gopher, hop-allowed, operator-ok, operator-by-name], max_tool_calls: 64}`,
     ].join('\n'),
+    // A proxy in brigade's environment: egress must not use it (the check
+    // would see the proxy's address, not the destination's). 127.0.0.1 is
+    // exempt so that the model calls to the mock are direct.
+    env: { http_proxy: proxy.url, HTTP_PROXY: proxy.url, https_proxy: proxy.url, no_proxy: '127.0.0.1', NO_PROXY: '127.0.0.1' },
   };
 }, async (s) => {
   s.tenant = await s.makeTenant();
@@ -180,6 +188,13 @@ describe('the operator decides, not a tenant admin', () => {
   test('the operator\'s allow_private_networks lets a tool reach loopback', async () => {
     const content = await callTool('operator-ok');
     assert.ok(content.includes(CANARY), content);
+  });
+
+  test('a proxy from the environment is not used: the request goes to the address that was checked', async () => {
+    const content = await callTool('operator-by-name');
+    assert.ok(content.includes(CANARY), content);
+    assert.ok(canaryPaths().includes('/by-name'));
+    assert.equal(proxy.requests.length, 0, `the proxy was used: ${proxy.requests.map((q) => q.url)}`);
   });
 
   test('a tenant admin cannot set allow_private_networks (400, named)', async () => {
@@ -279,4 +294,5 @@ describe('a refusal is a span and an audit entry', () => {
 test('the servers stop', async () => {
   await canary.close();
   await redirector.close();
+  await proxy.close();
 });
