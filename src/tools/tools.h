@@ -28,6 +28,8 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "egress/egress_curl.h"
+#include "obs/obs.h"
 #include "scope/scope.h"
 #include "store/store.h"
 #include "upstream/upstream.h"
@@ -90,6 +92,14 @@ typedef struct tool_env {
      * for none. Replaces a configured header of the same name. */
     const char  *auth_header_name;
     const char  *auth_header_value;
+    /* Egress (docs/egress.md): the operator's egress.allow_networks (the
+     * configuration outlives the call), and the tool call's span, parent
+     * of the `egress` span of an HTTP tool's request (NULL: none). A
+     * refusal is the tool's error, that span, and an audit entry
+     * `egress.refuse` written with `store` as the run's user. */
+    const egress_net *egress_allow_nets;
+    size_t            n_egress_allow_nets;
+    obs_span         *span;
 } tool_env;
 
 /* The result handed back: `output` is text for the model (JSON for memory
