@@ -334,8 +334,10 @@ static void chat_decide(chat *c, const char *run_id, const char *call_id, bool a
 
 /* ---- commands ---- */
 
-static bool chat_new_session(chat *c, const char *agent)
+static bool chat_new_session(chat *c, const char *agent_name)
 {
+    char agent[sizeof c->agent];            /* agent_name may be c->agent itself */
+    snprintf(agent, sizeof agent, "%s", agent_name);
     cJSON *body = cJSON_CreateObject();
     cJSON_AddStringToObject(body, "agent", agent);
     long status;
