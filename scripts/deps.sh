@@ -13,6 +13,7 @@ packages=(
   libfyaml-dev libssl-dev libsodium-dev
   libcmocka-dev clang libclang-rt-14-dev
   nodejs npm curl
+  valgrind
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nginx-light)

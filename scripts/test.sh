@@ -8,6 +8,8 @@
 #      the sanitizer build of the real server and mock-llm on loopback
 #   4. libFuzzer targets (clang), FUZZ_SECONDS each (default 20)
 #   5. the style checks (scripts/check-style.sh)
+#   6. the instruction gate: instructions per gateway request (callgrind,
+#      release build) within 10% of bench/instructions.baseline
 #
 # Exits non-zero if anything failed. Logs of each suite are in build-test-logs/.
 set -uo pipefail
@@ -109,6 +111,10 @@ ok=$(grep -c '^fuzz: ok ' "$logs/fuzz.log"); bad=$(grep -c '^fuzz: FAIL ' "$logs
 ((bad)) && grep -E '^fuzz: FAIL|ERROR|SUMMARY' "$logs/fuzz.log" | head -20
 ((ok + bad == 0)) && { tail -20 "$logs/fuzz.log"; bad=1; }
 count fuzz "$ok" "$bad"
+
+echo "== instruction gate (callgrind)"
+if bench/instructions_gate.sh > "$logs/gate.log" 2>&1; then count gate 1 0; else tail -20 "$logs/gate.log"; count gate 0 1; fi
+grep '^gate:' "$logs/gate.log" || true
 
 echo "== style checks"
 if scripts/check-style.sh > "$logs/style.log" 2>&1; then count style 1 0; else cat "$logs/style.log"; count style 0 1; fi
