@@ -108,6 +108,15 @@ typedef struct upstream_opts {
      * cannot express it: that attempt is refused (the call ends with a 400
      * naming the reason). */
     bool        responses;
+    /* The output tokens the call's reservation was priced on (max_tokens,
+     * or the model's cap; n × that for n choices): a hard cap. A stream
+     * that would pass it is cut there and ended as the provider would at
+     * its cap (finish_reason "length", or response.incomplete for a
+     * Responses stream), charged as streamed; an answer that reports more
+     * is charged this many. Either is a provider fault: logged, counted in
+     * brigade_provider_overrun_total, and held against the deployment's
+     * circuit breaker. 0: no cap. */
+    uint64_t    max_output_tokens;
 } upstream_opts;
 
 upstream *upstream_new(uv_loop_t *loop, const brigade_config *cfg);

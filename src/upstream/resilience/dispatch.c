@@ -14,6 +14,9 @@
  * held back until the first one with content, so a failure right after
  * them can still be retried: the client has seen nothing.
  *
+ * The reserved output is a hard cap (outcap.h): a stream that would pass
+ * it is cut and ended at it; an answer reporting more is charged the cap.
+ *
  * Invariants: nothing is retried once an event reached the caller; a
  * failed attempt that delivered nothing is not charged (its usage is not
  * reported); every callback runs from the loop, never inside
@@ -26,6 +29,7 @@
 
 #include "obs/obs.h"
 #include "upstream/resilience/health.h"
+#include "upstream/resilience/outcap.h"
 #include "upstream/upstream_internal.h"
 #include "util/buf.h"
 #include "util/ids.h"
@@ -66,6 +70,8 @@ typedef struct rcall {
     bool             cancelling;     /* the caller cancelled */
     const char      *kill_why;       /* our watchdog stopped the attempt: why */
     bool             kill_deadline;  /* … because the whole call's deadline passed */
+    upstream_outcap  cap;            /* the reserved output, counted as streamed */
+    bool             cut;            /* the stream was cut at the cap: end it there */
     upstream_result  pending;        /* a failure found without an attempt (RC_IDLE + timer 0) */
     bool             has_pending;
     upstream_fault   pending_fault;
@@ -100,6 +106,7 @@ static void rcall_closed(uv_handle_t *h)
     free(rc->request_id);
     free(rc->traceparent);
     buf_free(&rc->held);
+    upstream_outcap_free(&rc->cap);
     free(rc);
 }
 
@@ -240,10 +247,16 @@ static bool rcall_flush_held(rcall *rc)
 
 static bool rcall_inner_event(upstream_call *call, const char *json, size_t len, void *arg)
 {
-    (void)call;
     rcall *rc = arg;
     rc->last_byte = rcall_now(rc);
     rc->got_byte = true;
+    if (!upstream_outcap_pass(&rc->cap, upstream_outcap_tokens(&rc->cap, json, len))) {
+        /* Past the reserved output: this event does not go out; the
+         * stream ends here, at the cap (rcall_inner_done, now). */
+        rc->cut = true;
+        upstream_call_cancel(call);
+        return false;
+    }
     if (!rc->delivered && rc->n_held < RCALL_MAX_HELD && len < 4096 && rcall_event_is_empty(json, len)) {
         uint32_t n = (uint32_t)len;
         buf_append(&rc->held, &n, sizeof n);
@@ -300,6 +313,62 @@ static void rcall_report_attempt(rcall *rc, const upstream_result *res, upstream
     rc->base.cb.on_attempt(&rc->base, &a, rc->base.arg);
 }
 
+/* The reserved output as a hard cap on what an attempt is charged. A
+ * stream cut at the cap (rc->cut) becomes a complete answer of what was
+ * streamed; any other result reporting more output than the cap is
+ * charged the cap. true: the provider went past the cap (a provider
+ * fault: logged, counted, held against the breaker). */
+static bool rcall_apply_cap(rcall *rc, upstream_result *res, upstream_fault *f)
+{
+    uint64_t cap = rc->cap.cap;
+    bool overrun = false;
+    if (rc->cut && res->error == UPSTREAM_CANCELLED) {
+        res->error = UPSTREAM_OK;
+        res->status = 200;
+        res->message = NULL;
+        res->output_tokens = (int64_t)rc->cap.streamed;
+        res->usage_estimated = true;
+        *f = UPSTREAM_FAULT_NONE;
+        overrun = true;
+    } else if (cap && res->output_tokens > (int64_t)cap) {
+        /* A count of our own (estimated from the bytes) is no proof of an
+         * overrun; the provider's own report is. Both are capped. */
+        overrun = *f == UPSTREAM_FAULT_NONE && !res->usage_estimated;
+        if (overrun)
+            log_warn("upstream request=%s deployment=%s: provider reported %lld output tokens past the "
+                     "reserved %llu (it ignored the output cap); charged %llu",
+                     rc->request_id ? rc->request_id : "-", rcall_dep(rc) ? rcall_dep(rc)->name : "?",
+                     (long long)res->output_tokens, (unsigned long long)cap, (unsigned long long)cap);
+        res->output_tokens = (int64_t)cap;
+    }
+    if (rc->cut)
+        log_warn("upstream request=%s deployment=%s: stream cut at the reserved %llu output tokens "
+                 "(the provider ignored the output cap)",
+                 rc->request_id ? rc->request_id : "-", rcall_dep(rc) ? rcall_dep(rc)->name : "?",
+                 (unsigned long long)cap);
+    if (overrun) {
+        const up_dep *d = rcall_dep(rc);
+        obs_counter_add(obs_series_of(obs_m_provider_overrun(), OBS_L(d ? d->name : "unknown")), 1);
+    }
+    return overrun;
+}
+
+/* Pass on the events that end a stream cut at the cap (outcap.h). */
+static void rcall_end_at_cap(rcall *rc, int64_t input_tokens)
+{
+    buf ends;
+    buf_init(&ends);
+    size_t n = upstream_outcap_end_events(&rc->cap, input_tokens, &ends), at = 0;
+    for (size_t i = 0; i < n && rc->phase != RC_DONE; i++) {
+        const char *e = ends.data + at;
+        size_t len = strlen(e);
+        at += len + 1;
+        rc->delivered = true;
+        if (rc->base.cb.on_event) (void)rc->base.cb.on_event(&rc->base, e, len, rc->base.arg);
+    }
+    buf_free(&ends);
+}
+
 static void rcall_inner_done(upstream_call *call, const upstream_result *in, void *arg)
 {
     (void)call;
@@ -318,12 +387,19 @@ static void rcall_inner_done(upstream_call *call, const upstream_result *in, voi
         res.message = rc->msg;
         f = UPSTREAM_FAULT_TIMEOUT;
     }
-    /* The caller's cancel (or upstream_free) is not the provider's fault. */
-    upstream_health_release(rc->hm, rc->dep, now, f, rc->probe, now - rc->attempt_start, rc->is_retry);
+    bool overrun = rcall_apply_cap(rc, &res, &f);
+    /* The caller's cancel (or upstream_free) is not the provider's fault;
+     * an answer past the cap is, though it is delivered. */
+    upstream_health_release(rc->hm, rc->dep, now, overrun ? UPSTREAM_FAULT_MALFORMED : f, rc->probe,
+                            now - rc->attempt_start, rc->is_retry);
     rc->phase = RC_IDLE;
     if (f == UPSTREAM_FAULT_NONE && rc->n_held) {
         /* A stream of nothing but empty chunks: they are the answer. */
         rcall_flush_held(rc);
+        if (rc->phase == RC_DONE) return;   /* the caller cancelled meanwhile */
+    }
+    if (rc->cut) {
+        rcall_end_at_cap(rc, res.input_tokens);
         if (rc->phase == RC_DONE) return;   /* the caller cancelled meanwhile */
     }
     /* Held events of a failed attempt are dropped: the client saw nothing. */
@@ -535,6 +611,7 @@ static bool rcall_start(rcall *rc, bool first)
     rc->got_byte = false;
     rc->kill_why = NULL;
     rc->kill_deadline = false;
+    if (!rc->delivered) upstream_outcap_reset(&rc->cap);
     rc->phase = RC_ATTEMPT;
     upstream_set_error("%s", "");
     upstream_call *c = upstream_provider_chat(rc->base.u, rc->model, d->prov, body, len, rc->base.stream, &o,
@@ -632,6 +709,7 @@ upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *bo
     if (opts) {
         rc->deadline = opts->deadline_ms;
         rc->responses = opts->responses;
+        upstream_outcap_init(&rc->cap, opts->max_output_tokens, opts->responses);
         rc->request_id = rcall_strdup(opts->request_id);
         rc->traceparent = rcall_strdup(opts->traceparent);
     }
