@@ -98,6 +98,12 @@ typedef struct model_cfg {
      * hedged attempt starts on another deployment (0: no hedging). */
     uint32_t      first_byte_timeout_ms;
     uint32_t      hedge_after_ms;
+    /* A stream cut by a transient fault after text reached the client is
+     * resumed by replay: the request is sent again, the replayed answer
+     * must repeat the delivered text exactly (it is skipped), and only what
+     * comes after it goes on. Off by default: it helps providers that
+     * answer deterministically (docs/resilience.md). */
+    bool          stream_resume;
     /* `kind: embedding`: served on /v1/embeddings only, priced on input
      * (output price and cap 0); `dimensions` its vector size (0: the
      * provider's default), the most a request may ask for. */

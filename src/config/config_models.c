@@ -314,7 +314,7 @@ static int ld_fallback_on(ld *l, const slot *s, const char *path, uint32_t *out)
 
 enum { MO_NAME, MO_PROVIDER, MO_UPSTREAM, MO_IN_PRICE, MO_OUT_PRICE, MO_MAX_OUT, MO_CONTEXT,
        MO_DEPLOYMENTS, MO_BALANCE, MO_FALLBACKS, MO_FALLBACK_ON, MO_KIND, MO_DIMENSIONS, MO_FIRST_BYTE,
-       MO_HEDGE, MO__N };
+       MO_HEDGE, MO_RESUME, MO__N };
 
 /* kind: chat (the default) or embedding. An embedding model generates no
  * tokens: it has no output price or cap (both 0, so a reservation is its
@@ -365,7 +365,7 @@ static int ld_model(ld *l, struct fy_node *n, int line, const char *path, model_
         [MO_BALANCE] = {.key = "balance"},                 [MO_FALLBACKS] = {.key = "fallbacks"},
         [MO_FALLBACK_ON] = {.key = "fallback_on"},         [MO_KIND] = {.key = "kind"},
         [MO_DIMENSIONS] = {.key = "dimensions"},           [MO_FIRST_BYTE] = {.key = "first_byte_timeout_ms"},
-        [MO_HEDGE] = {.key = "hedge_after_ms"},
+        [MO_HEDGE] = {.key = "hedge_after_ms"},             [MO_RESUME] = {.key = "stream_resume"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, provider, …), got nothing");
@@ -502,6 +502,11 @@ static int ld_model(ld *l, struct fy_node *n, int line, const char *path, model_
     if (s[MO_HEDGE].present) {
         ld_path(kp, sizeof(kp), path, "hedge_after_ms");
         if (ld_u32(l, &s[MO_HEDGE], kp, 0, 86400000, &m->hedge_after_ms) < 0)
+            return -1;
+    }
+    if (s[MO_RESUME].present) {
+        ld_path(kp, sizeof(kp), path, "stream_resume");
+        if (ld_bool(l, &s[MO_RESUME], kp, &m->stream_resume) < 0)
             return -1;
     }
     if (ld_model_kind(l, s, path, m) < 0)

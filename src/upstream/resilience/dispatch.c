@@ -30,6 +30,7 @@
 #include "obs/obs.h"
 #include "upstream/resilience/health.h"
 #include "upstream/resilience/outcap.h"
+#include "upstream/resilience/replay.h"
 #include "upstream/upstream_internal.h"
 #include "util/buf.h"
 #include "util/ids.h"
@@ -82,6 +83,9 @@ typedef struct rcall {
     bool             cancelling;     /* the caller cancelled */
     upstream_outcap  cap;            /* the reserved output, counted as streamed */
     bool             cut;            /* the stream was cut at the cap: end it there */
+    upstream_replay  replay;         /* stream_resume: the delivered text, a replay's progress */
+    buf              replay_out;     /* a replayed event trimmed to its new text */
+    bool             diverged;       /* the replay did not repeat the delivered text */
     upstream_result  pending;        /* a failure found without an attempt (RC_IDLE + timer 0) */
     bool             has_pending;
     upstream_fault   pending_fault;
@@ -91,6 +95,7 @@ typedef struct rcall {
 
 static void rcall_attempt(rcall *rc);
 static void rcall_race_decided(rcall *rc, bool hedge_won);
+static bool rcall_replay(rcall *rc, const upstream_result *res, upstream_fault f);
 static void rcall_after_failure(rcall *rc, upstream_result *res, upstream_fault f);
 
 static uint64_t rcall_now(rcall *rc) { return uv_now(rc->base.u->loop); }
@@ -121,6 +126,8 @@ static void rcall_closed(uv_handle_t *h)
     free(rc->traceparent);
     buf_free(&rc->held);
     upstream_outcap_free(&rc->cap);
+    upstream_replay_free(&rc->replay);
+    buf_free(&rc->replay_out);
     free(rc);
 }
 
@@ -329,6 +336,21 @@ static bool rcall_inner_event(upstream_call *call, const char *json, size_t len,
     if (call != rc->cur.call) return false;
     rc->cur.last_byte = rcall_now(rc);
     rc->cur.got_byte = true;
+    if (rc->replay.active) {
+        /* A replay: drop what the client already has, pass the rest. */
+        rc->replay_out.len = 0;
+        upstream_replay_verdict v = upstream_replay_match(&rc->replay, json, len, &rc->replay_out);
+        if (v == UPSTREAM_REPLAY_SKIP) return true;
+        if (v == UPSTREAM_REPLAY_DIVERGED) {
+            obs_counter_add(obs_series_of(obs_m_stream_resumes(), OBS_L(rc->model->name, "diverged")), 1);
+            rc->diverged = true;
+            upstream_call_cancel(call);    /* rcall_inner_done ends the stream with the error, now */
+            return false;
+        }
+        obs_counter_add(obs_series_of(obs_m_stream_resumes(), OBS_L(rc->model->name, "resumed")), 1);
+        json = rc->replay_out.data;
+        len = rc->replay_out.len;
+    }
     if (!upstream_outcap_pass(&rc->cap, upstream_outcap_tokens(&rc->cap, json, len))) {
         /* Past the reserved output: this event does not go out; the
          * stream ends here, at the cap (rcall_inner_done, now). */
@@ -347,6 +369,7 @@ static bool rcall_inner_event(upstream_call *call, const char *json, size_t len,
     bool more = rcall_flush_held(rc);
     if (rc->phase == RC_DONE) return false;   /* cancelled from on_event */
     rc->delivered = true;
+    if (rc->model->stream_resume) upstream_replay_note(&rc->replay, json, len);
     if (!rc->base.cb.on_event) return more;
     return rc->base.cb.on_event(&rc->base, json, len, rc->base.arg) && more;
 }
@@ -573,11 +596,22 @@ static void rcall_inner_done(upstream_call *call, const upstream_result *in, voi
         res.message = rc->msg;
         f = UPSTREAM_FAULT_TIMEOUT;
     }
+    bool diverged = rc->diverged && res.error == UPSTREAM_CANCELLED;
+    if (diverged) {
+        /* A replay that did not repeat what the client has: the stream
+         * ends with an error, as it would have without resuming. */
+        rc->diverged = false;
+        res.error = UPSTREAM_MALFORMED;
+        res.message = "the stream was cut, and its replay did not repeat the text already delivered";
+        f = UPSTREAM_FAULT_MALFORMED;
+    }
     bool overrun = rcall_apply_cap(rc, &res, &f);
     /* The caller's cancel (or upstream_free) is not the provider's fault;
-     * an answer past the cap is, though it is delivered. */
-    upstream_health_release(rc->hm, rc->cur.dep, now, overrun ? UPSTREAM_FAULT_MALFORMED : f, rc->cur.probe,
-                            now - rc->cur.start, rc->cur.is_retry);
+     * an answer past the cap is, though it is delivered; a replay that
+     * answers differently is no fault either. */
+    upstream_health_release(rc->hm, rc->cur.dep, now,
+                            overrun ? UPSTREAM_FAULT_MALFORMED : diverged ? UPSTREAM_FAULT_CANCELLED : f,
+                            rc->cur.probe, now - rc->cur.start, rc->cur.is_retry);
     rc->phase = RC_IDLE;
     if (f == UPSTREAM_FAULT_NONE && rc->n_held) {
         /* A stream of nothing but empty chunks: they are the answer. */
@@ -591,6 +625,7 @@ static void rcall_inner_done(upstream_call *call, const upstream_result *in, voi
     /* Held events of a failed attempt are dropped: the client saw nothing. */
     rc->held.len = 0;
     rc->n_held = 0;
+    if (rc->delivered && !diverged && rcall_replay(rc, &res, f)) return;
     if (f == UPSTREAM_FAULT_NONE || f == UPSTREAM_FAULT_CANCELLED || f == UPSTREAM_FAULT_REQUEST ||
         rc->delivered) {
         rcall_report_attempt(rc, &res, f, "done");
@@ -702,6 +737,34 @@ static void rcall_after_failure(rcall *rc, upstream_result *res, upstream_fault 
     }
     rcall_report_attempt(rc, res, f, "done");
     rcall_deliver(rc, res);
+}
+
+/* A stream cut by transient fault f after text reached the client, on a
+ * model with stream_resume: replay it (replay.h) if a retry is allowed —
+ * within max_retries, the retry budget (unless it can go to a provider
+ * not tried) and the deadline. true: a replay is under way. */
+static bool rcall_replay(rcall *rc, const upstream_result *res, upstream_fault f)
+{
+    const up_dep *d = rcall_dep(rc);
+    const provider_cfg *p = d ? d->prov : NULL;
+    uint64_t now = rcall_now(rc);
+    if (!rc->model->stream_resume || !rc->replay.resumable || !upstream_fault_transient(f) || rc->cancelling ||
+        rc->cur.kill_deadline || !p || rc->model_retries >= p->max_retries)
+        return false;
+    uint64_t delay = upstream_backoff_ms(p->retry_backoff_ms, p->retry_backoff_max_ms, rc->model_retries,
+                                         rcall_random());
+    if (rc->deadline && now + delay >= rc->deadline) return false;
+    uint64_t avoid = rc->tried | upstream_health_provider_mask(rc->hm, rc->tried);
+    if (!upstream_health_any_usable(rc->hm, now, avoid) && !upstream_health_budget_retry(p, now)) return false;
+    obs_counter_add(obs_series_of(obs_m_stream_resumes(), OBS_L(rc->model->name, "attempted")), 1);
+    log_info("upstream request=%s model=%s: stream cut after text reached the client (%s); resuming by replay",
+             rc->request_id ? rc->request_id : "-", rc->model->name, upstream_fault_name(f));
+    rcall_report_attempt(rc, res, f, "resume");
+    rc->model_retries++;
+    rc->cur.is_retry = true;
+    upstream_replay_begin(&rc->replay);
+    rcall_wait(rc, delay);
+    return true;
 }
 
 /* A failure found before any attempt could start: handled from the loop,
@@ -956,6 +1019,9 @@ upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *bo
         rc->traceparent = rcall_strdup(opts->traceparent);
     }
     buf_init(&rc->held);
+    buf_init(&rc->replay_out);
+    upstream_replay_init(&rc->replay);
+    if (!stream || rc->responses) rc->replay.resumable = false;
     uv_timer_init(u->loop, &rc->timer);
     rc->timer.data = rc;
     uv_timer_init(u->loop, &rc->htimer);
