@@ -73,7 +73,8 @@ typedef struct upstream_attempt {
     uint64_t         started_ms;     /* monotonic ms (uv_now) */
     uint64_t         duration_ms;
     bool             probe;          /* the half-open breaker's probe */
-    const char      *next;           /* what follows: "done", "retry", "fallback" */
+    const char      *next;           /* what follows: "done", "retry", "fallback", "hedge" (a
+                                      * hedge beside it carries on), "resume" (a replay) */
 } upstream_attempt;
 
 typedef struct upstream_callbacks {

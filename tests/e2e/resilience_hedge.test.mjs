@@ -17,7 +17,7 @@ import { after, describe, test } from 'node:test';
 
 import { eventually, freePort, sleep, useStack } from './lib/harness.mjs';
 
-const sick = { port: 0, server: null, hits: {}, closedEarly: {}, open: new Set() };
+const sick = { port: 0, server: null, hits: {}, closedEarly: {}, open: new Set(), seen: new Set() };
 
 async function startSick() {
   sick.port = await freePort();
@@ -55,7 +55,24 @@ async function startSick() {
           choices: [{ index: 0, message: { role: 'assistant', content: 'slow answer' }, finish_reason: 'stop' }],
           usage: { prompt_tokens: 7, completion_tokens: 2, total_tokens: 9 } }));
       };
-      if (model.startsWith('fail')) {
+      if (model.startsWith('cut')) {
+        // The first request for a prompt streams some text and is cut; a
+        // replay of it says something else.
+        const prompt = JSON.stringify(j.messages);
+        const first = !sick.seen.has(prompt);
+        sick.seen.add(prompt);
+        answered = true;
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const chunk = (content) => `data: ${JSON.stringify({ id: 'chatcmpl-cut', object: 'chat.completion.chunk',
+          created: 1, model, choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`;
+        if (first) {
+          res.write(chunk('first words'));
+          setTimeout(() => res.destroy(), 50);
+        } else {
+          res.write(chunk('other words'));
+          setTimeout(() => res.destroy(), 50);
+        }
+      } else if (model.startsWith('fail')) {
         answered = true;
         res.writeHead(500, { 'content-type': 'application/json' });
         res.end('{"error":{"message":"sick provider","type":"server_error"}}');
@@ -93,6 +110,8 @@ const stack = useStack(async () => {
       sickProv('sick-slow-s'), healthy('ok-slow-s'),
       // no retry budget at all: only a retry that moves elsewhere may happen
       sickProv('sick-broke', { retry_budget_ratio: 0, retry_budget_min_per_s: 0 }), healthy('ok-broke'),
+      healthy('ok-r1', { stream_idle_timeout_ms: 1000 }), healthy('ok-r2', { stream_idle_timeout_ms: 1000 }),
+      sickProv('sick-cut'),
       sickProv('sick-a', { max_retries: 2 }), sickProv('sick-b', { max_retries: 2 }), sickProv('sick-c', { max_retries: 1 }),
     ],
     extraModels: [
@@ -109,6 +128,10 @@ const stack = useStack(async () => {
       { name: 'unhedged', deployments: pair('sick-slow', 'slow-u', 'ok-slow'), balance: 'weighted',
         input_usd_per_mtok: 1, output_usd_per_mtok: 2 },
       { name: 'broke', deployments: pair('sick-broke', 'fail-broke', 'ok-broke'), balance: 'weighted',
+        input_usd_per_mtok: 1, output_usd_per_mtok: 2 },
+      { name: 'resumable', deployments: rawYaml('[{provider: ok-r1, upstream_model: mock-r}, {provider: ok-r2, upstream_model: mock-r}]'),
+        stream_resume: true, input_usd_per_mtok: 1, output_usd_per_mtok: 2 },
+      { name: 'diverging', provider: 'sick-cut', upstream_model: 'cut-d', stream_resume: true,
         input_usd_per_mtok: 1, output_usd_per_mtok: 2 },
       // everything fails: attempts are bounded by max_retries per model of the chain
       { name: 'doomed-fb', provider: 'sick-c', upstream_model: 'fail-c' },
@@ -223,5 +246,36 @@ describe('no retry storm', () => {
     // then doomed-fb: 1 + 1 = 2 (one deployment: nowhere to hedge to).
     assert.ok(attempts <= n * (3 * 2 + 2), `${attempts} upstream attempts for ${n} requests`);
     assert.ok(attempts >= n * 2, `${attempts} upstream attempts for ${n} requests`);
+  });
+});
+
+describe('stream_resume: a stream cut after text, resumed by replay', () => {
+  test('the replay repeats the delivered text: the client gets the whole answer once, charged once', { timeout: 20_000 }, async () => {
+    const key = await userKey();
+    const before = await metric(/^brigade_upstream_stream_resumes_total\{model="resumable",outcome="resumed"\}/);
+    const r = await chat(key, 'resumable', `resume ${Date.now()} [[tokens:8]] [[fault:truncate:1]]`, { stream: true });
+    assert.equal(r.status, 200);
+    assert.match(r.text, /data: \[DONE\]/);
+    assert.doesNotMatch(r.text, /"error"/);
+    const events = r.text.split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)));
+    const text = events.map((e) => e.choices?.[0]?.delta?.content || '').join('');
+    // mock-llm's 8 words, each once, in order
+    assert.equal(text, 'alpha bravo charlie delta echo foxtrot golf hotel');
+    assert.equal(events.filter((e) => e.choices?.[0]?.finish_reason === 'stop').length, 1);
+    const row = await usageRow(key, 'resumable');
+    assert.equal(row.requests, 1);
+    assert.equal(row.output_tokens, 8, JSON.stringify(row));
+    assert.equal(await metric(/^brigade_upstream_stream_resumes_total\{model="resumable",outcome="resumed"\}/), before + 1);
+  });
+
+  test('a replay that says something else ends the stream with the error; nothing contradictory reaches the client', { timeout: 20_000 }, async () => {
+    const key = await userKey();
+    const r = await chat(key, 'diverging', `diverge ${Date.now()}`, { stream: true });
+    assert.equal(r.status, 200);
+    assert.match(r.text, /first words/);
+    assert.doesNotMatch(r.text, /other words/);
+    assert.match(r.text, /"error"/);
+    assert.doesNotMatch(r.text, /\[DONE\]/);
+    assert.ok(await metric(/^brigade_upstream_stream_resumes_total\{model="diverging",outcome="diverged"\}/) >= 1);
   });
 });
