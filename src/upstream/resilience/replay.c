@@ -78,14 +78,14 @@ upstream_replay_verdict upstream_replay_match(upstream_replay *r, const char *js
     const cJSON *fr = ch ? cJSON_GetObjectItemCaseSensitive(ch, "finish_reason") : NULL;
     bool ends = (fr && !cJSON_IsNull(fr)) || cJSON_GetObjectItemCaseSensitive(j, "usage");
     if (n <= left) {
-        if (memcmp(c, r->text.data + r->pos, n) != 0) goto done;
+        if (n && memcmp(c, r->text.data + r->pos, n) != 0) goto done;
         r->pos += n;
         if (!ends) {
             v = UPSTREAM_REPLAY_SKIP;
             goto done;
         }
         if (r->pos < r->text.len) goto done;    /* it ends before repeating all we sent */
-    } else if (memcmp(c, r->text.data + r->pos, left) != 0) {
+    } else if (left && memcmp(c, r->text.data + r->pos, left) != 0) {
         goto done;
     }
     /* Past the kept text: this event goes on with only its new text. */
