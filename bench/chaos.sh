@@ -26,6 +26,8 @@
 #                      a healthy fallback)
 #   BENCH_HEDGE_MS     hedge_after_ms of the model (default 0: no hedging)
 #   BENCH_RESUME       1 sets stream_resume on the models (default 0)
+#   BENCH_MIN_SUCCESS  fail (exit 1) when the success rate, in percent, is below
+#                      this (default: no such check; CI uses 99.9)
 #   BRIGADE            brigade binary (default build/brigade)
 #   BENCH_KEEP         1 keeps the temp dir (configs, logs, data)
 #
@@ -218,3 +220,7 @@ EOF
 } | tee "$out/report.md"
 ln -sfn "chaos-$stamp" "$root/bench/results/chaos-latest"
 [[ $wrong -eq 0 ]] || { echo "chaos.sh: $wrong wrongly charged requests" >&2; exit 1; }
+if [[ -n "${BENCH_MIN_SUCCESS:-}" ]]; then
+  awk -v o="$ok" -v r="$requests" -v m="$BENCH_MIN_SUCCESS" 'BEGIN { exit !(r > 0 && 100 * o / r >= m) }' ||
+    { echo "chaos.sh: success rate below ${BENCH_MIN_SUCCESS}%" >&2; exit 1; }
+fi

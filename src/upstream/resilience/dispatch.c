@@ -86,6 +86,8 @@ typedef struct rcall {
     upstream_replay  replay;         /* stream_resume: the delivered text, a replay's progress */
     buf              replay_out;     /* a replayed event trimmed to its new text */
     bool             diverged;       /* the replay did not repeat the delivered text */
+    int64_t          cut_in, cut_out;/* usage of the cut attempt a replay resumes: what the
+                                      * client has, charged if the replay fails */
     upstream_result  pending;        /* a failure found without an attempt (RC_IDLE + timer 0) */
     bool             has_pending;
     upstream_fault   pending_fault;
@@ -626,6 +628,13 @@ static void rcall_inner_done(upstream_call *call, const upstream_result *in, voi
     rc->held.len = 0;
     rc->n_held = 0;
     if (rc->delivered && !diverged && rcall_replay(rc, &res, f)) return;
+    if (rc->delivered && res.error != UPSTREAM_OK && res.output_tokens < rc->cut_out) {
+        /* A replay that failed: the client keeps what the cut attempt
+         * delivered, and is charged for that. */
+        res.input_tokens = rc->cut_in;
+        res.output_tokens = rc->cut_out;
+        res.usage_estimated = true;
+    }
     if (f == UPSTREAM_FAULT_NONE || f == UPSTREAM_FAULT_CANCELLED || f == UPSTREAM_FAULT_REQUEST ||
         rc->delivered) {
         rcall_report_attempt(rc, &res, f, "done");
@@ -760,6 +769,10 @@ static bool rcall_replay(rcall *rc, const upstream_result *res, upstream_fault f
     log_info("upstream request=%s model=%s: stream cut after text reached the client (%s); resuming by replay",
              rc->request_id ? rc->request_id : "-", rc->model->name, upstream_fault_name(f));
     rcall_report_attempt(rc, res, f, "resume");
+    if (res->output_tokens > rc->cut_out) {
+        rc->cut_in = res->input_tokens;
+        rc->cut_out = res->output_tokens;
+    }
     rc->model_retries++;
     rc->cur.is_retry = true;
     upstream_replay_begin(&rc->replay);
