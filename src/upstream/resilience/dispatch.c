@@ -75,6 +75,7 @@ typedef struct rcall {
     int64_t          prompt_tokens;  /* estimate, for context-window checks */
     unsigned         attempts;       /* started, in all */
     unsigned         model_retries;  /* retries on the current model */
+    unsigned         resumes;        /* replays of a cut stream (stream_resume) */
     uint64_t         tried;          /* deployments of the current model tried (bit i) */
     bool             responses;      /* the body is a Responses request (upstream_opts) */
     bool             delivered;      /* an event reached the caller */
@@ -749,19 +750,19 @@ static void rcall_after_failure(rcall *rc, upstream_result *res, upstream_fault 
 }
 
 /* A stream cut by transient fault f after text reached the client, on a
- * model with stream_resume: replay it (replay.h) if a retry is allowed —
- * within max_retries, the retry budget (unless it can go to a provider
- * not tried) and the deadline. true: a replay is under way. */
+ * model with stream_resume: replay it (replay.h) if allowed — at most
+ * max_retries replays per call (apart from the ordinary retries, which
+ * the cut attempt may have used), within the retry budget (unless it can
+ * go to a provider not tried) and the deadline. true: a replay is under way. */
 static bool rcall_replay(rcall *rc, const upstream_result *res, upstream_fault f)
 {
     const up_dep *d = rcall_dep(rc);
     const provider_cfg *p = d ? d->prov : NULL;
     uint64_t now = rcall_now(rc);
     if (!rc->model->stream_resume || !rc->replay.resumable || !upstream_fault_transient(f) || rc->cancelling ||
-        rc->cur.kill_deadline || !p || rc->model_retries >= p->max_retries)
+        rc->cur.kill_deadline || !p || rc->resumes >= p->max_retries)
         return false;
-    uint64_t delay = upstream_backoff_ms(p->retry_backoff_ms, p->retry_backoff_max_ms, rc->model_retries,
-                                         rcall_random());
+    uint64_t delay = upstream_backoff_ms(p->retry_backoff_ms, p->retry_backoff_max_ms, rc->resumes, rcall_random());
     if (rc->deadline && now + delay >= rc->deadline) return false;
     uint64_t avoid = rc->tried | upstream_health_provider_mask(rc->hm, rc->tried);
     if (!upstream_health_any_usable(rc->hm, now, avoid) && !upstream_health_budget_retry(p, now)) return false;
@@ -773,7 +774,7 @@ static bool rcall_replay(rcall *rc, const upstream_result *res, upstream_fault f
         rc->cut_in = res->input_tokens;
         rc->cut_out = res->output_tokens;
     }
-    rc->model_retries++;
+    rc->resumes++;
     rc->cur.is_retry = true;
     upstream_replay_begin(&rc->replay);
     rcall_wait(rc, delay);
