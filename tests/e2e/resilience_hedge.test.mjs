@@ -112,6 +112,7 @@ const stack = useStack(async () => {
       sickProv('sick-broke', { retry_budget_ratio: 0, retry_budget_min_per_s: 0 }), healthy('ok-broke'),
       healthy('ok-r1', { stream_idle_timeout_ms: 1000 }), healthy('ok-r2', { stream_idle_timeout_ms: 1000 }),
       sickProv('sick-cut'),
+      healthy('ok-r3', { max_retries: 0 }), healthy('ok-r4', { max_retries: 0 }),
       sickProv('sick-a', { max_retries: 2 }), sickProv('sick-b', { max_retries: 2 }), sickProv('sick-c', { max_retries: 1 }),
     ],
     extraModels: [
@@ -131,6 +132,11 @@ const stack = useStack(async () => {
         input_usd_per_mtok: 1, output_usd_per_mtok: 2 },
       { name: 'resumable', deployments: rawYaml('[{provider: ok-r1, upstream_model: mock-r}, {provider: ok-r2, upstream_model: mock-r}]'),
         stream_resume: true, input_usd_per_mtok: 1, output_usd_per_mtok: 2 },
+      // no replay on the model itself (max_retries 0): the replay goes to the fallback
+      { name: 'resume-fb', provider: 'ok-r4', upstream_model: 'mock-rf', stream_resume: true,
+        input_usd_per_mtok: 1, output_usd_per_mtok: 2 },
+      { name: 'resume-primary', provider: 'ok-r3', upstream_model: 'mock-rf', stream_resume: true,
+        fallbacks: rawYaml('[resume-fb]'), input_usd_per_mtok: 1, output_usd_per_mtok: 2 },
       { name: 'diverging', provider: 'sick-cut', upstream_model: 'cut-d', stream_resume: true,
         input_usd_per_mtok: 1, output_usd_per_mtok: 2 },
       // everything fails: attempts are bounded by max_retries per model of the chain
@@ -266,6 +272,20 @@ describe('stream_resume: a stream cut after text, resumed by replay', () => {
     assert.equal(row.requests, 1);
     assert.equal(row.output_tokens, 8, JSON.stringify(row));
     assert.equal(await metric(/^brigade_upstream_stream_resumes_total\{model="resumable",outcome="resumed"\}/), before + 1);
+  });
+
+  test('with no replay left on the model, the replay goes to a fallback that resumes too', { timeout: 20_000 }, async () => {
+    const key = await userKey();
+    const r = await chat(key, 'resume-primary', `resumefb ${Date.now()} [[tokens:6]] [[fault:truncate:1]]`, { stream: true });
+    assert.equal(r.status, 200);
+    assert.match(r.text, /data: \[DONE\]/);
+    const events = r.text.split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)));
+    assert.ok(!events.some((e) => e.error), r.text);
+    assert.equal(events.map((e) => e.choices?.[0]?.delta?.content || '').join(''), 'alpha bravo charlie delta echo foxtrot');
+    // charged once, for the model that finished it
+    const row = await usageRow(key, 'resume-fb');
+    assert.equal(row.requests, 1);
+    assert.equal(row.output_tokens, 6, JSON.stringify(row));
   });
 
   test('a replay that says something else ends the stream with the error; nothing contradictory reaches the client', { timeout: 20_000 }, async () => {

@@ -158,6 +158,13 @@ static void rcall_deliver(rcall *rc, upstream_result *res)
         res->input_tokens = res->output_tokens = 0;
         res->usage_estimated = false;
     }
+    if (res->error != UPSTREAM_OK && rc->delivered && res->output_tokens < rc->cut_out) {
+        /* A replay of a cut stream that failed: the client keeps what the
+         * cut attempt delivered, and is charged for that. */
+        res->input_tokens = rc->cut_in;
+        res->output_tokens = rc->cut_out;
+        res->usage_estimated = true;
+    }
     upstream_call_deliver(&rc->base, res);
     rcall_close_timers(rc);
 }
@@ -629,13 +636,6 @@ static void rcall_inner_done(upstream_call *call, const upstream_result *in, voi
     rc->held.len = 0;
     rc->n_held = 0;
     if (rc->delivered && !diverged && rcall_replay(rc, &res, f)) return;
-    if (rc->delivered && res.error != UPSTREAM_OK && res.output_tokens < rc->cut_out) {
-        /* A replay that failed: the client keeps what the cut attempt
-         * delivered, and is charged for that. */
-        res.input_tokens = rc->cut_in;
-        res.output_tokens = rc->cut_out;
-        res.usage_estimated = true;
-    }
     if (f == UPSTREAM_FAULT_NONE || f == UPSTREAM_FAULT_CANCELLED || f == UPSTREAM_FAULT_REQUEST ||
         rc->delivered) {
         rcall_report_attempt(rc, &res, f, "done");
@@ -751,25 +751,48 @@ static void rcall_after_failure(rcall *rc, upstream_result *res, upstream_fault 
 
 /* A stream cut by transient fault f after text reached the client, on a
  * model with stream_resume: replay it (replay.h) if allowed — at most
- * max_retries replays per call (apart from the ordinary retries, which
+ * max_retries replays per model (apart from the ordinary retries, which
  * the cut attempt may have used), within the retry budget (unless it can
- * go to a provider not tried) and the deadline. true: a replay is under way. */
+ * go to a provider not tried) and the deadline; then on the fallback
+ * chain's models that resume too. true: a replay is under way. */
 static bool rcall_replay(rcall *rc, const upstream_result *res, upstream_fault f)
 {
     const up_dep *d = rcall_dep(rc);
     const provider_cfg *p = d ? d->prov : NULL;
     uint64_t now = rcall_now(rc);
     if (!rc->model->stream_resume || !rc->replay.resumable || !upstream_fault_transient(f) || rc->cancelling ||
-        rc->cur.kill_deadline || !p || rc->resumes >= p->max_retries)
+        rc->cur.kill_deadline || !p)
         return false;
-    uint64_t delay = upstream_backoff_ms(p->retry_backoff_ms, p->retry_backoff_max_ms, rc->resumes, rcall_random());
-    if (rc->deadline && now + delay >= rc->deadline) return false;
+    uint64_t delay = 0;
     uint64_t avoid = rc->tried | upstream_health_provider_mask(rc->hm, rc->tried);
-    if (!upstream_health_any_usable(rc->hm, now, avoid) && !upstream_health_budget_retry(p, now)) return false;
+    const model_cfg *next = NULL;
+    size_t pos = rc->fb_pos;
+    if (rc->resumes < p->max_retries &&
+        (upstream_health_any_usable(rc->hm, now, avoid) || upstream_health_budget_retry(p, now))) {
+        delay = upstream_backoff_ms(p->retry_backoff_ms, p->retry_backoff_max_ms, rc->resumes, rcall_random());
+    } else {
+        /* No more replays here: replay on the next model of the fallback
+         * chain that resumes too — if it repeats the text (the same model
+         * elsewhere, answering deterministically), the stream goes on. */
+        next = upstream_fallback_next(rc->requested, &pos, rc->model, f, rc->prompt_tokens);
+        if (!next || !next->stream_resume) return false;
+    }
+    if (rc->deadline && now + delay >= rc->deadline) return false;
     obs_counter_add(obs_series_of(obs_m_stream_resumes(), OBS_L(rc->model->name, "attempted")), 1);
-    log_info("upstream request=%s model=%s: stream cut after text reached the client (%s); resuming by replay",
-             rc->request_id ? rc->request_id : "-", rc->model->name, upstream_fault_name(f));
-    rcall_report_attempt(rc, res, f, "resume");
+    log_info("upstream request=%s model=%s: stream cut after text reached the client (%s); resuming by replay%s%s",
+             rc->request_id ? rc->request_id : "-", rc->model->name, upstream_fault_name(f), next ? " on " : "",
+             next ? next->name : "");
+    rcall_report_attempt(rc, res, f, next ? "fallback" : "resume");
+    if (next) {
+        upstream_health_note_fallback(rc->hm);
+        rc->fb_pos = pos;
+        rc->model = next;
+        rc->hm = upstream_health_model(next);
+        rc->model_retries = 0;
+        rc->resumes = 0;
+        rc->tried = 0;
+        rc->cur.dep = -1;
+    }
     if (res->output_tokens > rc->cut_out) {
         rc->cut_in = res->input_tokens;
         rc->cut_out = res->output_tokens;
