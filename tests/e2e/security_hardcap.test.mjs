@@ -10,7 +10,7 @@
 //
 // For every client API brigade serves (chat completions, legacy completions,
 // the Anthropic Messages API, the Responses API translated and passed
-// through), streamed and not:
+// through, and agent runs), streamed and not:
 //   - a stream is cut at the reserved output tokens and ends well formed, with
 //     the API's own "stopped at the cap" reason;
 //   - what is charged (usage ledger) is at most the reservation;
@@ -23,6 +23,7 @@ import { describe, test } from 'node:test';
 
 import Anthropic from '@anthropic-ai/sdk';
 
+import { newSession, streamMessage } from './lib/agents.mjs';
 import { eventually, useStack } from './lib/harness.mjs';
 
 const CAP = 5;          // max_tokens the clients ask for
@@ -47,6 +48,10 @@ const stack = useStack({
     { name: 'hc-passthrough', provider: 'hc-pass', upstream_model: 'mock-pass', input_usd_per_mtok: 1000, output_usd_per_mtok: 2000 },
     { name: 'hc-breaker', provider: 'overrunner', upstream_model: 'mock-brk', input_usd_per_mtok: 1, output_usd_per_mtok: 2 },
   ],
+  extraYaml: [
+    'agents:',
+    `  - {name: hc-agent, model: hc-openai, max_output_tokens: ${CAP}}`,
+  ].join('\n'),
 }, async (s) => {
   s.tenant = await s.makeTenant();
 });
@@ -265,6 +270,21 @@ describe('Responses API', () => {
       assert.ok(row.output_tokens <= CAP, JSON.stringify(row));
     });
   }
+});
+
+describe('agent runs', () => {
+  test('a run\'s model call is cut at the agent\'s max_output_tokens and charged within it', async () => {
+    const key = await freshKey();
+    const s = await newSession(stack, key, 'hc-agent');
+    const res = await streamMessage(stack, key, s.id, PROMPT);
+    assert.equal(res.status, 200);
+    const done = res.events.find((e) => e.event === 'run.completed' || e.event === 'run.failed');
+    assert.ok(done, res.events.map((e) => e.event).join(','));
+    const text = res.events.filter((e) => e.event === 'message.delta').map((e) => e.data.text || '').join('');
+    assert.ok(words(text) <= CAP && words(text) > 0, text);
+    const row = await charged(key, 'hc-openai');
+    assert.ok(row.output_tokens <= CAP, JSON.stringify(row));
+  });
 });
 
 describe('budgets and breakers', () => {
