@@ -20,6 +20,14 @@
 #   BENCH_FAULT_RATE   share of upstream requests each mock fails (default 0.2)
 #   BENCH_FAULTS       the fault kinds, one picked at random per faulty request
 #                      (default rate_limit,server_error,hang,truncate,malformed,slow_first_byte)
+#   BENCH_FALLBACK     1 gives the model a fallback model (chaos-fb) on a third
+#                      mock-llm (default 0: none)
+#   BENCH_FALLBACK_FAULT_RATE  share of requests that third mock fails (default 0:
+#                      a healthy fallback)
+#   BENCH_HEDGE_MS     hedge_after_ms of the model (default 0: no hedging)
+#   BENCH_RESUME       1 sets stream_resume on the models (default 0)
+#   BENCH_MIN_SUCCESS  fail (exit 1) when the success rate, in percent, is below
+#                      this (default: no such check; CI uses 99.9)
 #   BRIGADE            brigade binary (default build/brigade)
 #   BENCH_KEEP         1 keeps the temp dir (configs, logs, data)
 #
@@ -35,6 +43,10 @@ cd "$root"
 cmdline=$(bench_cmdline bench/chaos.sh 'BENCH_|BRIGADE$')
 
 secs=${BENCH_SECONDS:-10}
+fallback=${BENCH_FALLBACK:-0}
+fb_rate=${BENCH_FALLBACK_FAULT_RATE:-0}
+hedge_ms=${BENCH_HEDGE_MS:-0}
+resume=$([[ "${BENCH_RESUME:-0}" == 1 ]] && echo true || echo false)
 conc=${BENCH_CONCURRENCY:-16}
 rate=${BENCH_FAULT_RATE:-0.2}
 faults=${BENCH_FAULTS:-rate_limit,server_error,hang,truncate,malformed,slow_first_byte}
@@ -51,7 +63,7 @@ stamp=$(date -u +%Y%m%dT%H%M%S)
 out="$root/bench/results/chaos-$stamp"
 mkdir -p "$out"
 pids=()
-keep_files=(mock-a.log mock-b.log brigade.log brigade.yaml load.json)
+keep_files=(mock-a.log mock-b.log mock-c.log brigade.log brigade.yaml load.json metrics.txt)
 stop_wait_s=5
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
@@ -59,8 +71,10 @@ trap 'exit 130' INT TERM
 
 # Started in this shell, not in a $(…) subshell, so that the exit trap
 # knows their pids and stops them.
-start_mock() {   # start_mock NAME → sets mock_pid
-  "$brigade" mock-llm --listen 127.0.0.1:0 --threads 1 --fault-rate "$rate" --fault "$faults" \
+start_mock() {   # start_mock NAME [RATE] → sets mock_pid
+  local r=${2:-$rate} f=()
+  awk -v r="$r" 'BEGIN { exit !(r > 0) }' && f=(--fault-rate "$r" --fault "$faults")
+  "$brigade" mock-llm --listen 127.0.0.1:0 --threads 1 "${f[@]+"${f[@]}"}" \
     >"$tmp/$1.log" 2>&1 &
   mock_pid=$!
   pids+=("$mock_pid")
@@ -69,6 +83,21 @@ start_mock mock-a
 mock_a=$(bench_wait_line "$tmp/mock-a.log" 'http://127\.0\.0\.1:[0-9]+' "$mock_pid" "mock-llm mock-a")
 start_mock mock-b
 mock_b=$(bench_wait_line "$tmp/mock-b.log" 'http://127\.0\.0\.1:[0-9]+' "$mock_pid" "mock-llm mock-b")
+mocks=("$mock_a" "$mock_b")
+fallback_yaml=""
+fallback_model=""
+if [[ "$fallback" == 1 ]]; then
+  start_mock mock-c "$fb_rate"
+  mock_c=$(bench_wait_line "$tmp/mock-c.log" 'http://127\.0\.0\.1:[0-9]+' "$mock_pid" "mock-llm mock-c")
+  mocks+=("$mock_c")
+  fallback_yaml="    fallbacks: [chaos-fb]"
+  fallback_model="  - name: chaos-fb
+    input_usd_per_mtok: 1.0
+    output_usd_per_mtok: 2.0
+    stream_resume: $resume
+    deployments:
+      - {provider: chaos-c, upstream_model: mock-chaos}"
+fi
 
 # Timeouts short enough that a hang costs one attempt, not the run: a hung
 # attempt is given up after timeout_ms (first_byte_timeout_ms for streams)
@@ -89,13 +118,18 @@ server:
 providers:
 $(provider chaos-a "$mock_a")
 $(provider chaos-b "$mock_b")
+$([[ "$fallback" == 1 ]] && provider chaos-c "$mock_c")
 models:
   - name: chaos
     input_usd_per_mtok: 1.0
     output_usd_per_mtok: 2.0
+    hedge_after_ms: $hedge_ms
+    stream_resume: $resume
     deployments:
       - {provider: chaos-a, upstream_model: mock-chaos}
       - {provider: chaos-b, upstream_model: mock-chaos}
+$fallback_yaml
+$fallback_model
 agents: []
 EOF
 BRIGADE_ADMIN_TOKEN=$admin_token BRIGADE_LOG=warn "$brigade" serve --config "$tmp/brigade.yaml" >"$tmp/brigade.log" 2>&1 &
@@ -115,15 +149,21 @@ key_n=$(user_key nonstream)
 key_s=$(user_key stream)
 [[ "$key_n" == bk_usr_* && "$key_s" == bk_usr_* ]] || die "could not make the users' keys"
 
-mock_requests() { curl -sf "$1/mock/stats" | jq .requests; }
-before=$(( $(mock_requests "$mock_a") + $(mock_requests "$mock_b") ))
+mock_requests() { local n=0 m; for m in "${mocks[@]}"; do n=$(( n + $(curl -sf "$m/mock/stats" | jq .requests) )); done; echo "$n"; }
+before=$(mock_requests)
 
-echo "load: ${secs}s at concurrency $conc, each mock failing ${rate} of requests with one of: $faults"
+echo "load: ${secs}s at concurrency $conc, each mock failing ${rate} of requests with one of: $faults" \
+  "(fallback: $([[ "$fallback" == 1 ]] && echo "yes, failing $fb_rate" || echo no), hedge_after_ms: $hedge_ms, stream_resume: $resume)"
 node "$root/bench/chaos_load.mjs" "$url" "$key_n" "$key_s" chaos "$secs" "$conc" >"$tmp/load.json"
 
-after=$(( $(mock_requests "$mock_a") + $(mock_requests "$mock_b") ))
-# Usage rows may be written in batches: read until two reads agree.
-usage() { curl -sf "$url/v1/usage?group_by=model" -H "authorization: Bearer $1" | jq -c '.data[0] // {requests:0,input_tokens:0,output_tokens:0}'; }
+after=$(mock_requests)
+# Usage rows may be written in batches: read until two reads agree. Summed
+# over the models (the fallback's rows too).
+usage() {
+  curl -sf "$url/v1/usage?group_by=model" -H "authorization: Bearer $1" |
+    jq -c '{requests: ([.data[].requests] | add // 0), input_tokens: ([.data[].input_tokens] | add // 0),
+            output_tokens: ([.data[].output_tokens] | add // 0)}'
+}
 prev=""
 for _ in $(seq 20); do
   cur="$(usage "$key_n")$(usage "$key_s")"
@@ -135,6 +175,13 @@ un=$(usage "$key_n")
 us=$(usage "$key_s")
 
 L=$(cat "$tmp/load.json")
+curl -sf "$url/metrics" -H "authorization: Bearer $admin_token" >"$tmp/metrics.txt" || true
+msum() { awk -v re="$1" '$0 ~ re { s += $NF } END { printf "%d", s }' "$tmp/metrics.txt"; }
+hedges="$(msum '^brigade_upstream_hedges_total')"
+hedge_wins="$(msum '^brigade_upstream_hedges_total.*winner="hedge"')"
+resumes="$(msum '^brigade_upstream_stream_resumes_total.*outcome="attempted"')"
+resumed="$(msum '^brigade_upstream_stream_resumes_total.*outcome="resumed"')"
+fallbacks="$(msum '^brigade_upstream_requests_total\{provider="chaos-c"')"
 q() { jq -r "$1" <<<"$L"; }
 requests=$(q .requests)
 ok=$(( $(q .nonstream.ok) + $(q .stream.ok) ))
@@ -157,6 +204,8 @@ report=$(cat <<EOF
 | failed: streams (cut after text) | $(q .stream.failed) ($(q .stream.partial)) |
 | latency p50 / p99 / max | $(q .p50_ms) / $(q .p99_ms) / $(q .max_ms) ms |
 | upstream attempts per request | $(awk -v a="$attempts" -v r="$requests" 'BEGIN { printf "%.3f (%d attempts)", r ? a/r : 0, a }') |
+| hedges (won by the hedge) / attempts on the fallback | $hedges ($hedge_wins) / $fallbacks |
+| streams resumed by replay (attempted) | $resumed ($resumes) |
 | usage rows: non-stream (200s) | $rows_n ($(q .nonstream.ok)) |
 | usage rows: stream (complete + cut after text) | $rows_s ($(q .stream.ok) + $(q .stream.partial)) |
 | tokens charged / reported to clients (non-stream, in/out) | $tok_n_charged / $tok_n_seen |
@@ -171,3 +220,7 @@ EOF
 } | tee "$out/report.md"
 ln -sfn "chaos-$stamp" "$root/bench/results/chaos-latest"
 [[ $wrong -eq 0 ]] || { echo "chaos.sh: $wrong wrongly charged requests" >&2; exit 1; }
+if [[ -n "${BENCH_MIN_SUCCESS:-}" ]]; then
+  awk -v o="$ok" -v r="$requests" -v m="$BENCH_MIN_SUCCESS" 'BEGIN { exit !(r > 0 && 100 * o / r >= m) }' ||
+    { echo "chaos.sh: success rate below ${BENCH_MIN_SUCCESS}%" >&2; exit 1; }
+fi

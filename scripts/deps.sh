@@ -12,7 +12,7 @@ packages=(
   libuv1-dev node-llhttp libcurl4-openssl-dev libcjson-dev libsqlite3-dev
   libfyaml-dev libssl-dev libsodium-dev
   libcmocka-dev clang libclang-rt-14-dev
-  nodejs npm curl
+  nodejs npm curl jq
   valgrind
 )
 if [[ "${1:-}" == "--bench" ]]; then

@@ -6,9 +6,11 @@
 #   2. the same unit tests on an AddressSanitizer + UndefinedBehaviorSanitizer build
 #   3. end-to-end tests (node --test, the official openai package) against
 #      the sanitizer build of the real server and mock-llm on loopback
-#   4. libFuzzer targets (clang), FUZZ_SECONDS each (default 20)
-#   5. the style checks (scripts/check-style.sh)
-#   6. the instruction gate: instructions per gateway request (callgrind,
+#   4. the chaos run (bench/chaos.sh at 20% provider faults with a fallback:
+#      ≥ 99.9% served, nothing wrongly charged), CHAOS_SECONDS (default 20)
+#   5. libFuzzer targets (clang), FUZZ_SECONDS each (default 20)
+#   6. the style checks (scripts/check-style.sh)
+#   7. the instruction gate: instructions per gateway request (callgrind,
 #      release build) within 10% of bench/instructions.baseline
 #
 # Exits non-zero if anything failed. Logs of each suite are in build-test-logs/.
@@ -103,6 +105,18 @@ if [[ -x build-asan/brigade ]]; then
 else
   echo "no sanitizer build of brigade; end-to-end tests not run"
   count e2e 0 1
+fi
+
+# Chaos: 20% random provider faults on both deployments of a model with a
+# healthy fallback, hedging and stream resume (docs/benchmarks.md): every
+# answer charged right (chaos.sh fails otherwise) and at least 99.9% of
+# requests served.
+echo "== chaos (bench/chaos.sh, 20% faults, with a fallback)"
+if [[ -x build/brigade ]] && BRIGADE="$root/build/brigade" BENCH_SECONDS=${CHAOS_SECONDS:-20} BENCH_FAULT_RATE=0.2 \
+    BENCH_FALLBACK=1 BENCH_HEDGE_MS=500 BENCH_RESUME=1 BENCH_MIN_SUCCESS=99.9 bench/chaos.sh > "$logs/chaos.log" 2>&1; then
+  count chaos 1 0
+else
+  tail -30 "$logs/chaos.log"; count chaos 0 1
 fi
 
 echo "== fuzz targets (${FUZZ_SECONDS:-20} s each)"

@@ -60,6 +60,8 @@ typedef struct deployment_cfg {
     char         *name;              /* "provider/upstream_model", for stats and headers */
     uint32_t      weight;            /* balance weighted (default 1) */
     uint32_t      max_concurrent;    /* default: the provider's max_concurrent (0 = unlimited) */
+    uint32_t      first_byte_timeout_ms; /* hang detection of an attempt here (0: the model's,
+                                      * else the provider's first_byte_timeout_ms) */
 } deployment_cfg;
 
 typedef enum model_balance { BALANCE_LEAST_IN_FLIGHT = 0, BALANCE_WEIGHTED = 1 } model_balance;
@@ -91,6 +93,18 @@ typedef struct model_cfg {
     char        **fallbacks;  size_t n_fallbacks;   /* model names, tried in order */
     const struct model_cfg **fallback_models;       /* resolved */
     uint32_t      fallback_on;       /* FALLBACK_* bits (default FALLBACK_ALL) */
+    /* Hang detection and hedging (docs/resilience.md): the first-byte
+     * deadline of an attempt on any deployment of this model (0: the
+     * provider's), and the wait for a first byte after which a second,
+     * hedged attempt starts on another deployment (0: no hedging). */
+    uint32_t      first_byte_timeout_ms;
+    uint32_t      hedge_after_ms;
+    /* A stream cut by a transient fault after text reached the client is
+     * resumed by replay: the request is sent again, the replayed answer
+     * must repeat the delivered text exactly (it is skipped), and only what
+     * comes after it goes on. Off by default: it helps providers that
+     * answer deterministically (docs/resilience.md). */
+    bool          stream_resume;
     /* `kind: embedding`: served on /v1/embeddings only, priced on input
      * (output price and cap 0); `dimensions` its vector size (0: the
      * provider's default), the most a request may ask for. */

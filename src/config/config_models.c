@@ -209,7 +209,7 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
     return 0;
 }
 
-enum { DE_PROVIDER, DE_UPSTREAM, DE_WEIGHT, DE_MAX_CONC, DE__N };
+enum { DE_PROVIDER, DE_UPSTREAM, DE_WEIGHT, DE_MAX_CONC, DE_FIRST_BYTE, DE__N };
 
 /* One entry of models[].deployments. Providers are final by now (the
  * providers list is read before the models), so the name resolves here,
@@ -220,6 +220,7 @@ static int ld_deployment(ld *l, struct fy_node *n, int line, const char *path, c
     slot s[DE__N] = {
         [DE_PROVIDER] = {.key = "provider"}, [DE_UPSTREAM] = {.key = "upstream_model"},
         [DE_WEIGHT] = {.key = "weight"},     [DE_MAX_CONC] = {.key = "max_concurrent"},
+        [DE_FIRST_BYTE] = {.key = "first_byte_timeout_ms"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (provider, upstream_model, …), got nothing");
@@ -259,6 +260,11 @@ static int ld_deployment(ld *l, struct fy_node *n, int line, const char *path, c
     if (s[DE_MAX_CONC].present) {
         ld_path(kp, sizeof(kp), path, "max_concurrent");
         if (ld_u32(l, &s[DE_MAX_CONC], kp, 0, 1000000, &d->max_concurrent) < 0)
+            return -1;
+    }
+    if (s[DE_FIRST_BYTE].present) {
+        ld_path(kp, sizeof(kp), path, "first_byte_timeout_ms");
+        if (ld_u32(l, &s[DE_FIRST_BYTE], kp, 1, 86400000, &d->first_byte_timeout_ms) < 0)
             return -1;
     }
     size_t nl = strlen(d->provider_name) + 1 + strlen(d->upstream_model) + 1;
@@ -307,7 +313,8 @@ static int ld_fallback_on(ld *l, const slot *s, const char *path, uint32_t *out)
 }
 
 enum { MO_NAME, MO_PROVIDER, MO_UPSTREAM, MO_IN_PRICE, MO_OUT_PRICE, MO_MAX_OUT, MO_CONTEXT,
-       MO_DEPLOYMENTS, MO_BALANCE, MO_FALLBACKS, MO_FALLBACK_ON, MO_KIND, MO_DIMENSIONS, MO__N };
+       MO_DEPLOYMENTS, MO_BALANCE, MO_FALLBACKS, MO_FALLBACK_ON, MO_KIND, MO_DIMENSIONS, MO_FIRST_BYTE,
+       MO_HEDGE, MO_RESUME, MO__N };
 
 /* kind: chat (the default) or embedding. An embedding model generates no
  * tokens: it has no output price or cap (both 0, so a reservation is its
@@ -357,7 +364,8 @@ static int ld_model(ld *l, struct fy_node *n, int line, const char *path, model_
         [MO_CONTEXT] = {.key = "context_window"},          [MO_DEPLOYMENTS] = {.key = "deployments"},
         [MO_BALANCE] = {.key = "balance"},                 [MO_FALLBACKS] = {.key = "fallbacks"},
         [MO_FALLBACK_ON] = {.key = "fallback_on"},         [MO_KIND] = {.key = "kind"},
-        [MO_DIMENSIONS] = {.key = "dimensions"},
+        [MO_DIMENSIONS] = {.key = "dimensions"},           [MO_FIRST_BYTE] = {.key = "first_byte_timeout_ms"},
+        [MO_HEDGE] = {.key = "hedge_after_ms"},             [MO_RESUME] = {.key = "stream_resume"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, provider, …), got nothing");
@@ -484,6 +492,21 @@ static int ld_model(ld *l, struct fy_node *n, int line, const char *path, model_
     if (s[MO_CONTEXT].present) {
         ld_path(kp, sizeof(kp), path, "context_window");
         if (ld_u32(l, &s[MO_CONTEXT], kp, 1, 100000000, &m->context_window) < 0)
+            return -1;
+    }
+    if (s[MO_FIRST_BYTE].present) {
+        ld_path(kp, sizeof(kp), path, "first_byte_timeout_ms");
+        if (ld_u32(l, &s[MO_FIRST_BYTE], kp, 1, 86400000, &m->first_byte_timeout_ms) < 0)
+            return -1;
+    }
+    if (s[MO_HEDGE].present) {
+        ld_path(kp, sizeof(kp), path, "hedge_after_ms");
+        if (ld_u32(l, &s[MO_HEDGE], kp, 0, 86400000, &m->hedge_after_ms) < 0)
+            return -1;
+    }
+    if (s[MO_RESUME].present) {
+        ld_path(kp, sizeof(kp), path, "stream_resume");
+        if (ld_bool(l, &s[MO_RESUME], kp, &m->stream_resume) < 0)
             return -1;
     }
     if (ld_model_kind(l, s, path, m) < 0)

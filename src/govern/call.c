@@ -93,6 +93,7 @@ int metered_call_begin(metered_call *mc, const metered_call_params *p,
     mc->responses = p->responses;
     mc->journal = gate_thread_journal(p->gate);
     gate_estimate(p->model, p->prompt_bytes, p->max_output, &mc->est_tokens, &mc->est_cost_nusd);
+    mc->max_output = p->max_output ? p->max_output : p->model->max_output_tokens;
     mc->model_span = upstream_span_begin(p->parent, p->owner, p->model, p->stream);
 
     obs_span *gs = obs_span_begin(obs_span_ctx(mc->model_span), "governance", OBS_SPAN_INTERNAL,
@@ -163,6 +164,9 @@ static void metered_on_done(upstream_call *call, const upstream_result *res, voi
         obs_counter_add(obs_series_of(obs_m_model_errors(), NULL), 1);
     const model_cfg *m = metered_call_charged_model(mc, res);
     mc->charged_nusd = mc->delivered ? config_cost_nusd(m, res->input_tokens, res->output_tokens) : 0;
+    /* The reservation is a hard cap (upstream caps the output at
+     * max_output): never charge past what was reserved. */
+    if (mc->charged_nusd > mc->est_cost_nusd) mc->charged_nusd = mc->est_cost_nusd;
     metered_leave(mc, mc->delivered, res->input_tokens + res->output_tokens, mc->charged_nusd);
     for (int i = 0; i < GOVERN_CAPS; i++)
         if (mc->ungated_caps[i]) mc->ungated_caps[i]->spent_nusd += mc->charged_nusd;
@@ -181,7 +185,8 @@ bool metered_call_dispatch(metered_call *mc, upstream *up, const char *body, siz
     char tp[OBS_TRACEPARENT_LEN + 1] = "";
     if (mc->model_span) obs_traceparent_format(obs_span_ctx(mc->model_span), tp);
     upstream_opts opts = {.deadline_ms = mc->deadline_ms, .request_id = request_id,
-                          .traceparent = tp[0] ? tp : NULL, .responses = mc->responses};
+                          .traceparent = tp[0] ? tp : NULL, .responses = mc->responses,
+                          .max_output_tokens = mc->max_output};
     /* The reservation is made durable before anything can be delivered:
      * a crash from here on charges it at the next start, unless its usage
      * row is committed first (reserve_journal.h). No record, no call. */

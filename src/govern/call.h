@@ -91,6 +91,7 @@ struct metered_call {
     upstream_call   *call;            /* in flight, or NULL */
     obs_span        *model_span, *queue_span;
     uint64_t         deadline_ms;
+    uint64_t         max_output;      /* reserved output tokens: the provider's hard cap */
     bool             stream, in_gate, reached_client, responses;
     govern_cap      *ungated_caps[GOVERN_CAPS];  /* no gate: charged here directly */
     reserve_journal *journal;         /* the gate's (NULL: no durable reservations) */

@@ -15,7 +15,7 @@
 
 static const char *const mock_fault_names[MOCK_FAULT__COUNT] = {
     "none", "rate_limit", "server_error", "hang", "truncate", "malformed", "slow_first_byte",
-    "overloaded",
+    "overloaded", "ignore_max_tokens",
 };
 
 const char *mock_fault_name(mock_fault f)
@@ -513,7 +513,8 @@ void mock_plan_make(mock_plan *p, arena *a, const char *body, size_t len, const 
              * not parse) */
         } else {
             uint32_t n = mk.has_tokens ? mk.tokens : MOCK_DEFAULT_TOKENS;
-            if (max_tokens >= 0 && (int64_t)n > max_tokens) {
+            /* ignore_max_tokens: a provider that answers past the cap. */
+            if (max_tokens >= 0 && (int64_t)n > max_tokens && p->fault != MOCK_FAULT_IGNORE_MAX_TOKENS) {
                 n = (uint32_t)max_tokens;
                 p->finish_reason = "length";
             }

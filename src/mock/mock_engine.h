@@ -20,7 +20,8 @@
  * The reply text for N tokens is N words taken in order from a fixed word
  * list (mock_word), separated by single spaces. Without [[tokens:N]] a reply
  * is MOCK_DEFAULT_TOKENS words; max_tokens / max_completion_tokens in the
- * request cuts it (finish_reason "length").
+ * request cuts it (finish_reason "length") — unless the fault
+ * ignore_max_tokens is on, which answers all N words regardless.
  *
  * "n" (1 to MOCK_MAX_CHOICES, default 1) is honoured as a provider does:
  * that many choices (index 0 … n-1, each the same reply), and usage counts
@@ -54,6 +55,9 @@ typedef enum mock_fault {
     MOCK_FAULT_MALFORMED,       /* 200 with invalid JSON */
     MOCK_FAULT_SLOW_FIRST_BYTE, /* wait before the headers, then answer */
     MOCK_FAULT_OVERLOADED,      /* Anthropic's 529 overloaded_error; 503 on chat completions */
+    MOCK_FAULT_IGNORE_MAX_TOKENS, /* answer in full past max_tokens / max_output_tokens, and
+                                   * report the usage of the whole answer (a provider that
+                                   * does not honour the output cap) */
     MOCK_FAULT__COUNT
 } mock_fault;
 

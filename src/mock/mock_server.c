@@ -286,7 +286,8 @@ static void mock_handle(http_request *req, mock_face face)
         if (opt.forced_fault == MOCK_FAULT_NONE) {
             http_respond_error(req, 400, "invalid_request_error", "invalid_request",
                                "x-mock-fault must be one of rate_limit, server_error, hang, "
-                               "truncate, malformed, slow_first_byte, overloaded", "x-mock-fault");
+                               "truncate, malformed, slow_first_byte, overloaded, ignore_max_tokens",
+                               "x-mock-fault");
             return;
         }
     } else if (s->o.fault_rate > 0 && s->o.fault != MOCK_FAULT_NONE) {
@@ -472,7 +473,8 @@ static void mock_usage(FILE *f)
           "  --chunk-interval-ms N    pause between stream events (default 0)\n"
           "  --fault-rate P           probability (0..1) that a request gets --fault\n"
           "  --fault KIND[,KIND...]   rate_limit, server_error, hang, truncate, malformed,\n"
-          "                           slow_first_byte, overloaded; several: one at random\n"
+          "                           slow_first_byte, overloaded, ignore_max_tokens;\n"
+          "                           several: one at random\n"
           "  --threads N              loop threads (default: number of CPUs)\n"
           "  --help                   this text\n"
           "Markers in the last user message steer replies: [[tool:NAME {json}]]\n"
@@ -573,7 +575,7 @@ int mock_llm_main(int argc, char **argv)
                 mock_fault f = mock_fault_parse(k, kl);
                 if (f == MOCK_FAULT_NONE || o.n_mix == MOCK_FAULT__COUNT) {
                     fprintf(stderr, "mock-llm: --fault: unknown kind '%.*s' (rate_limit, server_error, "
-                                    "hang, truncate, malformed, slow_first_byte, overloaded)\n", (int)kl, k);
+                                    "hang, truncate, malformed, slow_first_byte, overloaded, ignore_max_tokens)\n", (int)kl, k);
                     return 2;
                 }
                 o.mix[o.n_mix++] = f;

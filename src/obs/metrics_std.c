@@ -40,6 +40,20 @@ OBS_STD(obs_m_upstream_duration,
 OBS_STD(obs_m_upstream_retries,
         obs_counter("brigade_upstream_retries_total", "Model provider calls retried.",
                     OBS_L("provider")))
+OBS_STD(obs_m_provider_overrun,
+        obs_counter("brigade_provider_overrun_total",
+                    "Answers past the reserved output tokens (a provider that ignored the cap): "
+                    "cut or charged at the reservation.",
+                    OBS_L("deployment")))
+OBS_STD(obs_m_upstream_hedges,
+        obs_counter("brigade_upstream_hedges_total",
+                    "Hedged attempts started after a slow first byte, by model and which attempt won.",
+                    OBS_L("model", "winner")))
+OBS_STD(obs_m_stream_resumes,
+        obs_counter("brigade_upstream_stream_resumes_total",
+                    "Streams cut after text reached the client, resumed by replay: attempted, resumed, "
+                    "or diverged (the replay did not repeat the delivered text).",
+                    OBS_L("model", "outcome")))
 OBS_STD(obs_m_breaker_state,
         obs_gauge("brigade_upstream_breaker_state",
                   "Circuit breaker per provider: 0 closed, 1 half-open, 2 open.", OBS_L("provider")))

@@ -177,6 +177,9 @@ obs_metric *obs_m_upstream_requests(void);    /* counter {provider, outcome}: ok
 obs_metric *obs_m_upstream_duration(void);    /* histogram {provider} seconds, per attempt */
 obs_metric *obs_m_upstream_retries(void);     /* counter {provider} */
 obs_metric *obs_m_breaker_state(void);        /* gauge {provider}: 0 closed, 1 half-open, 2 open */
+obs_metric *obs_m_provider_overrun(void);     /* counter {deployment}: answers past the reserved output */
+obs_metric *obs_m_stream_resumes(void);       /* counter {model, outcome}: attempted|resumed|diverged */
+obs_metric *obs_m_upstream_hedges(void);      /* counter {model, winner}: hedge|primary|none */
 obs_metric *obs_m_tokens(void);               /* counter {tenant, model, direction}: input|output */
 obs_metric *obs_m_cost(void);                 /* counter {tenant, model} nano-USD */
 obs_metric *obs_m_queue_depth(void);          /* gauge: runs waiting */

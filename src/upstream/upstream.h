@@ -74,7 +74,8 @@ typedef struct upstream_attempt {
     uint64_t         started_ms;     /* monotonic ms (uv_now) */
     uint64_t         duration_ms;
     bool             probe;          /* the half-open breaker's probe */
-    const char      *next;           /* what follows: "done", "retry", "fallback" */
+    const char      *next;           /* what follows: "done", "retry", "fallback", "hedge" (a
+                                      * hedge beside it carries on), "resume" (a replay) */
 } upstream_attempt;
 
 typedef struct upstream_callbacks {
@@ -109,6 +110,15 @@ typedef struct upstream_opts {
      * cannot express it: that attempt is refused (the call ends with a 400
      * naming the reason). */
     bool        responses;
+    /* The output tokens the call's reservation was priced on (max_tokens,
+     * or the model's cap; n × that for n choices): a hard cap. A stream
+     * that would pass it is cut there and ended as the provider would at
+     * its cap (finish_reason "length", or response.incomplete for a
+     * Responses stream), charged as streamed; an answer that reports more
+     * is charged this many. Either is a provider fault: logged, counted in
+     * brigade_provider_overrun_total, and held against the deployment's
+     * circuit breaker. 0: no cap. */
+    uint64_t    max_output_tokens;
 } upstream_opts;
 
 upstream *upstream_new(uv_loop_t *loop, const brigade_config *cfg);

@@ -14,6 +14,9 @@
  * held back until the first one with content, so a failure right after
  * them can still be retried: the client has seen nothing.
  *
+ * The reserved output is a hard cap (outcap.h): a stream that would pass
+ * it is cut and ended at it; an answer reporting more is charged the cap.
+ *
  * Invariants: nothing is retried once an event reached the caller; a
  * failed attempt that delivered nothing is not charged (its usage is not
  * reported); every callback runs from the loop, never inside
@@ -26,6 +29,8 @@
 
 #include "obs/obs.h"
 #include "upstream/resilience/health.h"
+#include "upstream/resilience/outcap.h"
+#include "upstream/resilience/replay.h"
 #include "upstream/upstream_internal.h"
 #include "util/buf.h"
 #include "util/ids.h"
@@ -34,11 +39,28 @@
 
 typedef enum rcall_phase { RC_IDLE, RC_ATTEMPT, RC_WAIT, RC_DONE } rcall_phase;
 
+/* One attempt in flight: a provider call on one deployment. */
+typedef struct rattempt {
+    upstream_call *call;
+    int            dep;              /* deployment index, -1 none */
+    bool           probe;            /* the half-open breaker's probe */
+    bool           is_retry;
+    uint64_t       start, last_byte;
+    bool           got_byte;
+    const char    *kill_why;         /* our watchdog stopped it: why */
+    bool           kill_deadline;    /* … because the whole call's deadline passed */
+} rattempt;
+
 typedef struct rcall {
     upstream_call    base;           /* first: what the caller holds */
     uv_timer_t       timer;
     rcall_phase      phase;
-    upstream_call   *inner;          /* the attempt in flight */
+    rattempt         cur;            /* the attempt in flight (or the last one) */
+    rattempt         hedge;          /* a hedged attempt racing it (call NULL: none) */
+    uv_timer_t       htimer;         /* starts the hedge, then watches it */
+    int              open_timers;    /* handles not yet closed */
+    upstream_call   *loser;          /* the attempt being cancelled for losing a race */
+    bool             hedged;         /* this call has hedged (at most once per attempt) */
     const model_cfg *requested;
     const model_cfg *model;          /* the model of the chain being tried */
     up_health_model *hm;
@@ -53,19 +75,20 @@ typedef struct rcall {
     int64_t          prompt_tokens;  /* estimate, for context-window checks */
     unsigned         attempts;       /* started, in all */
     unsigned         model_retries;  /* retries on the current model */
+    unsigned         resumes;        /* replays of a cut stream (stream_resume) */
     uint64_t         tried;          /* deployments of the current model tried (bit i) */
-    int              dep;            /* deployment of the current/last attempt, -1 none */
-    bool             probe;
-    bool             is_retry;
     bool             responses;      /* the body is a Responses request (upstream_opts) */
-    uint64_t         attempt_start, last_byte;
-    bool             got_byte;
     bool             delivered;      /* an event reached the caller */
     buf              held;           /* leading events without content, not yet passed on */
     unsigned         n_held;
     bool             cancelling;     /* the caller cancelled */
-    const char      *kill_why;       /* our watchdog stopped the attempt: why */
-    bool             kill_deadline;  /* … because the whole call's deadline passed */
+    upstream_outcap  cap;            /* the reserved output, counted as streamed */
+    bool             cut;            /* the stream was cut at the cap: end it there */
+    upstream_replay  replay;         /* stream_resume: the delivered text, a replay's progress */
+    buf              replay_out;     /* a replayed event trimmed to its new text */
+    bool             diverged;       /* the replay did not repeat the delivered text */
+    int64_t          cut_in, cut_out;/* usage of the cut attempt a replay resumes: what the
+                                      * client has, charged if the replay fails */
     upstream_result  pending;        /* a failure found without an attempt (RC_IDLE + timer 0) */
     bool             has_pending;
     upstream_fault   pending_fault;
@@ -74,6 +97,8 @@ typedef struct rcall {
 } rcall;
 
 static void rcall_attempt(rcall *rc);
+static void rcall_race_decided(rcall *rc, bool hedge_won);
+static bool rcall_replay(rcall *rc, const upstream_result *res, upstream_fault f);
 static void rcall_after_failure(rcall *rc, upstream_result *res, upstream_fault f);
 
 static uint64_t rcall_now(rcall *rc) { return uv_now(rc->base.u->loop); }
@@ -85,31 +110,44 @@ static uint64_t rcall_random(void)
     return r;
 }
 
-static const up_dep *rcall_dep(const rcall *rc)
+static const up_dep *rattempt_dep(const rcall *rc, const rattempt *a)
 {
-    return rc->dep >= 0 ? upstream_health_dep(rc->hm, (size_t)rc->dep) : NULL;
+    return a->dep >= 0 ? upstream_health_dep(rc->hm, (size_t)a->dep) : NULL;
 }
+
+static const up_dep *rcall_dep(const rcall *rc) { return rattempt_dep(rc, &rc->cur); }
 
 /* ------------------------------------------------------------- the end */
 
 static void rcall_closed(uv_handle_t *h)
 {
     rcall *rc = h->data;
+    if (--rc->open_timers > 0) return;
     free(rc->body);
     free(rc->alt_body);
     free(rc->request_id);
     free(rc->traceparent);
     buf_free(&rc->held);
+    upstream_outcap_free(&rc->cap);
+    upstream_replay_free(&rc->replay);
+    buf_free(&rc->replay_out);
     free(rc);
 }
 
+static void rcall_close_timers(rcall *rc)
+{
+    uv_close((uv_handle_t *)&rc->timer, rcall_closed);
+    uv_close((uv_handle_t *)&rc->htimer, rcall_closed);
+}
+
 /* Hand the result to the caller (with what served it) and free the rcall
- * once its timer has closed. */
+ * once its timers have closed. */
 static void rcall_deliver(rcall *rc, upstream_result *res)
 {
     if (rc->phase == RC_DONE) return;
     rc->phase = RC_DONE;
     uv_timer_stop(&rc->timer);
+    uv_timer_stop(&rc->htimer);
     const up_dep *d = rcall_dep(rc);
     res->served_model = d ? rc->model : NULL;
     res->deployment = d ? d->name : NULL;
@@ -120,67 +158,128 @@ static void rcall_deliver(rcall *rc, upstream_result *res)
         res->input_tokens = res->output_tokens = 0;
         res->usage_estimated = false;
     }
+    if (res->error != UPSTREAM_OK && rc->delivered && res->output_tokens < rc->cut_out) {
+        /* A replay of a cut stream that failed: the client keeps what the
+         * cut attempt delivered, and is charged for that. */
+        res->input_tokens = rc->cut_in;
+        res->output_tokens = rc->cut_out;
+        res->usage_estimated = true;
+    }
     upstream_call_deliver(&rc->base, res);
-    uv_close((uv_handle_t *)&rc->timer, rcall_closed);
+    rcall_close_timers(rc);
 }
 
 /* ------------------------------------------------------------- watchdog */
 
-/* When the next timeout of the running attempt falls due (0: none). */
-static uint64_t rcall_watch_due(const rcall *rc, const char **why, bool *is_deadline)
+/* The first-byte deadline of an attempt on deployment d: the deployment's
+ * own, else the model's, else the provider's (hang detection). */
+static uint32_t rcall_first_byte_ms(const rcall *rc, const up_dep *d)
 {
-    const up_dep *d = rcall_dep(rc);
+    if (!d) return 0;
+    if (d->first_byte_timeout_ms) return d->first_byte_timeout_ms;
+    if (rc->model->first_byte_timeout_ms) return rc->model->first_byte_timeout_ms;
+    return d->prov ? d->prov->first_byte_timeout_ms : 0;
+}
+
+/* When the next timeout of attempt a falls due (0: none). The call's
+ * deadline is watched on the current attempt only (a hedge ends with it). */
+static uint64_t rcall_watch_due(const rcall *rc, const rattempt *a, const char **why, bool *is_deadline)
+{
+    const up_dep *d = rattempt_dep(rc, a);
     const provider_cfg *p = d ? d->prov : NULL;
+    uint32_t first_byte = rcall_first_byte_ms(rc, d);
     uint64_t due = 0;
     *why = NULL;
     *is_deadline = false;
 #define RC_SOONER(t, w, dl) do { uint64_t t_ = (t); if (t_ && (!due || t_ < due)) { due = t_; *why = (w); *is_deadline = (dl); } } while (0)
-    if (rc->deadline) RC_SOONER(rc->deadline, "the call's deadline passed", true);
-    if (p && p->timeout_ms) RC_SOONER(rc->attempt_start + p->timeout_ms, "the attempt's timeout_ms passed", false);
+    if (rc->deadline && a == &rc->cur) RC_SOONER(rc->deadline, "the call's deadline passed", true);
+    if (p && p->timeout_ms) RC_SOONER(a->start + p->timeout_ms, "the attempt's timeout_ms passed", false);
     if (p && rc->base.stream) {
-        if (!rc->got_byte && p->first_byte_timeout_ms)
-            RC_SOONER(rc->attempt_start + p->first_byte_timeout_ms, "no first byte within first_byte_timeout_ms", false);
-        if (rc->got_byte && p->stream_idle_timeout_ms)
-            RC_SOONER(rc->last_byte + p->stream_idle_timeout_ms, "the stream went quiet for stream_idle_timeout_ms", false);
+        if (!a->got_byte && first_byte)
+            RC_SOONER(a->start + first_byte, "no first byte within first_byte_timeout_ms", false);
+        if (a->got_byte && p->stream_idle_timeout_ms)
+            RC_SOONER(a->last_byte + p->stream_idle_timeout_ms, "the stream went quiet for stream_idle_timeout_ms", false);
     }
 #undef RC_SOONER
     return due;
 }
 
 static void rcall_on_watch(uv_timer_t *t);
+static void rcall_on_hedge_timer(uv_timer_t *t);
+
+/* When a hedge is due for the current attempt (0: none): the model hedges,
+ * this attempt has had no first byte, nothing reached the caller, and the
+ * call has not hedged this attempt yet. */
+static uint64_t rcall_hedge_due(const rcall *rc)
+{
+    if (!rc->model->hedge_after_ms || rc->hedge.call || rc->hedged || rc->delivered || rc->cur.got_byte ||
+        !rc->cur.call || upstream_health_n(rc->hm) < 2)
+        return 0;
+    return rc->cur.start + rc->model->hedge_after_ms;
+}
 
 static void rcall_arm_watch(rcall *rc)
 {
     const char *why;
     bool dl;
-    uint64_t due = rcall_watch_due(rc, &why, &dl);
-    if (!due) return;
     uint64_t now = rcall_now(rc);
-    uv_timer_start(&rc->timer, rcall_on_watch, due > now ? due - now : 0, 0);
+    uint64_t due = rcall_watch_due(rc, &rc->cur, &why, &dl);
+    if (due) uv_timer_start(&rc->timer, rcall_on_watch, due > now ? due - now : 0, 0);
+    /* The second timer: the hedge's watchdog while one runs, else the
+     * moment to start one. */
+    uint64_t hdue = rc->hedge.call ? rcall_watch_due(rc, &rc->hedge, &why, &dl) : rcall_hedge_due(rc);
+    if (hdue) uv_timer_start(&rc->htimer, rcall_on_hedge_timer, hdue > now ? hdue - now : 0, 0);
+    else uv_timer_stop(&rc->htimer);
 }
 
 static void rcall_on_watch(uv_timer_t *t)
 {
     rcall *rc = t->data;
-    if (rc->phase != RC_ATTEMPT || !rc->inner) return;
+    if (rc->phase != RC_ATTEMPT || !rc->cur.call) return;
     const char *why;
     bool dl;
-    uint64_t due = rcall_watch_due(rc, &why, &dl);
+    uint64_t due = rcall_watch_due(rc, &rc->cur, &why, &dl);
     if (due && due <= rcall_now(rc)) {
-        rc->kill_why = why;
-        rc->kill_deadline = dl;
-        upstream_call_cancel(rc->inner);    /* rcall_inner_done follows, now */
+        rc->cur.kill_why = why;
+        rc->cur.kill_deadline = dl;
+        upstream_call_cancel(rc->cur.call);    /* rcall_inner_done follows, now */
         return;
     }
     rcall_arm_watch(rc);                   /* bytes came meanwhile: look again later */
 }
 
+static void rcall_start_hedge(rcall *rc);
+
+static void rcall_on_hedge_timer(uv_timer_t *t)
+{
+    rcall *rc = t->data;
+    if (rc->phase != RC_ATTEMPT || !rc->cur.call) return;
+    uint64_t now = rcall_now(rc);
+    if (!rc->hedge.call) {
+        uint64_t due = rcall_hedge_due(rc);
+        if (due && due <= now) rcall_start_hedge(rc);
+        if (rc->phase == RC_ATTEMPT) rcall_arm_watch(rc);
+        return;
+    }
+    const char *why;
+    bool dl;
+    uint64_t due = rcall_watch_due(rc, &rc->hedge, &why, &dl);
+    if (due && due <= now) {
+        rc->hedge.kill_why = why;
+        upstream_call_cancel(rc->hedge.call);  /* rcall_inner_done drops it, now */
+        return;
+    }
+    rcall_arm_watch(rc);
+}
+
 void upstream_call_activity(upstream_call *c)
 {
     rcall *rc = (rcall *)c->parent;
-    if (!rc || rc->inner != c) return;
-    rc->last_byte = rcall_now(rc);
-    rc->got_byte = true;
+    if (!rc) return;
+    rattempt *a = rc->cur.call == c ? &rc->cur : rc->hedge.call == c ? &rc->hedge : NULL;
+    if (!a) return;
+    a->last_byte = rcall_now(rc);
+    a->got_byte = true;
 }
 
 /* --------------------------------------------------- attempts' callbacks */
@@ -240,10 +339,35 @@ static bool rcall_flush_held(rcall *rc)
 
 static bool rcall_inner_event(upstream_call *call, const char *json, size_t len, void *arg)
 {
-    (void)call;
     rcall *rc = arg;
-    rc->last_byte = rcall_now(rc);
-    rc->got_byte = true;
+    /* In a race, the first event decides it. */
+    if (rc->hedge.call && (call == rc->hedge.call || call == rc->cur.call))
+        rcall_race_decided(rc, call == rc->hedge.call);
+    if (call != rc->cur.call) return false;
+    rc->cur.last_byte = rcall_now(rc);
+    rc->cur.got_byte = true;
+    if (rc->replay.active) {
+        /* A replay: drop what the client already has, pass the rest. */
+        rc->replay_out.len = 0;
+        upstream_replay_verdict v = upstream_replay_match(&rc->replay, json, len, &rc->replay_out);
+        if (v == UPSTREAM_REPLAY_SKIP) return true;
+        if (v == UPSTREAM_REPLAY_DIVERGED) {
+            obs_counter_add(obs_series_of(obs_m_stream_resumes(), OBS_L(rc->model->name, "diverged")), 1);
+            rc->diverged = true;
+            upstream_call_cancel(call);    /* rcall_inner_done ends the stream with the error, now */
+            return false;
+        }
+        obs_counter_add(obs_series_of(obs_m_stream_resumes(), OBS_L(rc->model->name, "resumed")), 1);
+        json = rc->replay_out.data;
+        len = rc->replay_out.len;
+    }
+    if (!upstream_outcap_pass(&rc->cap, upstream_outcap_tokens(&rc->cap, json, len))) {
+        /* Past the reserved output: this event does not go out; the
+         * stream ends here, at the cap (rcall_inner_done, now). */
+        rc->cut = true;
+        upstream_call_cancel(call);
+        return false;
+    }
     if (!rc->delivered && rc->n_held < RCALL_MAX_HELD && len < 4096 && rcall_event_is_empty(json, len)) {
         uint32_t n = (uint32_t)len;
         buf_append(&rc->held, &n, sizeof n);
@@ -255,6 +379,7 @@ static bool rcall_inner_event(upstream_call *call, const char *json, size_t len,
     bool more = rcall_flush_held(rc);
     if (rc->phase == RC_DONE) return false;   /* cancelled from on_event */
     rc->delivered = true;
+    if (rc->model->stream_resume) upstream_replay_note(&rc->replay, json, len);
     if (!rc->base.cb.on_event) return more;
     return rc->base.cb.on_event(&rc->base, json, len, rc->base.arg) && more;
 }
@@ -277,13 +402,14 @@ static void rcall_attempt_metrics(const up_dep *d, const upstream_result *res, u
         obs_counter_add(obs_series_of(obs_m_upstream_retries(), OBS_L(prov)), 1);
 }
 
-static void rcall_report_attempt(rcall *rc, const upstream_result *res, upstream_fault f, const char *next)
+static void rcall_report_attempt_of(rcall *rc, const rattempt *at, const upstream_result *res, upstream_fault f,
+                                    const char *next)
 {
     /* A refusal to start one (breakers open, prompt too long) is no attempt. */
     if (res == &rc->pending) return;
-    rcall_attempt_metrics(rcall_dep(rc), res, rcall_now(rc) - rc->attempt_start, next);
+    const up_dep *d = rattempt_dep(rc, at);
+    rcall_attempt_metrics(d, res, rcall_now(rc) - at->start, next);
     if (!rc->base.cb.on_attempt) return;
-    const up_dep *d = rcall_dep(rc);
     upstream_attempt a = {
         .model = rc->model,
         .deployment = d ? d->name : NULL,
@@ -292,50 +418,231 @@ static void rcall_report_attempt(rcall *rc, const upstream_result *res, upstream
         .status = res->status,
         .fault = upstream_fault_name(f),
         .message = res->message,
-        .started_ms = rc->attempt_start,
-        .duration_ms = rcall_now(rc) - rc->attempt_start,
-        .probe = rc->probe,
+        .started_ms = at->start,
+        .duration_ms = rcall_now(rc) - at->start,
+        .probe = at->probe,
         .next = next,
     };
     rc->base.cb.on_attempt(&rc->base, &a, rc->base.arg);
 }
 
+static void rcall_report_attempt(rcall *rc, const upstream_result *res, upstream_fault f, const char *next)
+{
+    rcall_report_attempt_of(rc, &rc->cur, res, f, next);
+}
+
+/* ---------------------------------------------------------------- hedging
+ *
+ * A model with hedge_after_ms starts a second attempt on another deployment
+ * when the current one has had no first byte by then. The first of the two
+ * to send an event (a stream) or a successful answer (otherwise) wins; the
+ * other is cancelled — never charged, and no fault of its provider. One
+ * that fails while the other runs just drops out of the race. A hedge is
+ * extra load, so it takes from its provider's retry budget. */
+
+static void rcall_hedge_metric(rcall *rc, const char *winner)
+{
+    obs_counter_add(obs_series_of(obs_m_upstream_hedges(), OBS_L(rc->model->name, winner)), 1);
+}
+
+/* Cancel the attempt in the hedge slot, which lost the race (its
+ * rcall_inner_done drops it, now). */
+static void rcall_cancel_loser(rcall *rc)
+{
+    if (!rc->hedge.call) return;
+    rc->loser = rc->hedge.call;
+    upstream_call_cancel(rc->hedge.call);
+    rc->loser = NULL;
+}
+
+/* The race is decided: the winner becomes the current attempt. */
+static void rcall_race_decided(rcall *rc, bool hedge_won)
+{
+    rcall_hedge_metric(rc, hedge_won ? "hedge" : "primary");
+    if (hedge_won) {
+        rattempt t = rc->cur;
+        rc->cur = rc->hedge;
+        rc->hedge = t;
+    }
+    rcall_cancel_loser(rc);
+    if (rc->phase == RC_ATTEMPT) rcall_arm_watch(rc);
+}
+
+/* The attempt in the hedge slot ended without winning: release its
+ * deployment (a loser's cancel is nobody's fault); the other goes on. */
+static void rcall_drop_hedge(rcall *rc, const upstream_result *in)
+{
+    rattempt h = rc->hedge;
+    memset(&rc->hedge, 0, sizeof rc->hedge);
+    rc->hedge.dep = -1;
+    uint64_t now = rcall_now(rc);
+    upstream_result res = *in;
+    upstream_fault f = upstream_fault_of(&res);
+    bool lost = rc->loser == h.call;
+    if (lost) {
+        f = UPSTREAM_FAULT_CANCELLED;
+    } else {
+        if (h.kill_why && res.error == UPSTREAM_CANCELLED) {
+            res.error = UPSTREAM_TIMEOUT;
+            res.message = h.kill_why;
+            f = UPSTREAM_FAULT_TIMEOUT;
+        }
+        rcall_hedge_metric(rc, "primary");   /* the hedge failed: the current attempt carries on */
+    }
+    upstream_health_release(rc->hm, h.dep, now, f, h.probe, now - h.start, true);
+    rcall_report_attempt_of(rc, &h, &res, f, "done");
+    if (!lost && rc->phase == RC_ATTEMPT) rcall_arm_watch(rc);
+}
+
+/* The reserved output as a hard cap on what an attempt is charged. A
+ * stream cut at the cap (rc->cut) becomes a complete answer of what was
+ * streamed; any other result reporting more output than the cap is
+ * charged the cap. true: the provider went past the cap (a provider
+ * fault: logged, counted, held against the breaker). */
+static bool rcall_apply_cap(rcall *rc, upstream_result *res, upstream_fault *f)
+{
+    uint64_t cap = rc->cap.cap;
+    bool overrun = false;
+    if (rc->cut && res->error == UPSTREAM_CANCELLED) {
+        res->error = UPSTREAM_OK;
+        res->status = 200;
+        res->message = NULL;
+        res->output_tokens = (int64_t)rc->cap.streamed;
+        res->usage_estimated = true;
+        *f = UPSTREAM_FAULT_NONE;
+        overrun = true;
+    } else if (cap && res->output_tokens > (int64_t)cap) {
+        /* A count of our own (estimated from the bytes) is no proof of an
+         * overrun; the provider's own report is. Both are capped. */
+        overrun = *f == UPSTREAM_FAULT_NONE && !res->usage_estimated;
+        if (overrun)
+            log_warn("upstream request=%s deployment=%s: provider reported %lld output tokens past the "
+                     "reserved %llu (it ignored the output cap); charged %llu",
+                     rc->request_id ? rc->request_id : "-", rcall_dep(rc) ? rcall_dep(rc)->name : "?",
+                     (long long)res->output_tokens, (unsigned long long)cap, (unsigned long long)cap);
+        res->output_tokens = (int64_t)cap;
+    }
+    if (rc->cut)
+        log_warn("upstream request=%s deployment=%s: stream cut at the reserved %llu output tokens "
+                 "(the provider ignored the output cap)",
+                 rc->request_id ? rc->request_id : "-", rcall_dep(rc) ? rcall_dep(rc)->name : "?",
+                 (unsigned long long)cap);
+    if (overrun) {
+        const up_dep *d = rcall_dep(rc);
+        obs_counter_add(obs_series_of(obs_m_provider_overrun(), OBS_L(d ? d->name : "unknown")), 1);
+    }
+    return overrun;
+}
+
+/* Pass on the events that end a stream cut at the cap (outcap.h). */
+static void rcall_end_at_cap(rcall *rc, int64_t input_tokens)
+{
+    buf ends;
+    buf_init(&ends);
+    size_t n = upstream_outcap_end_events(&rc->cap, input_tokens, &ends), at = 0;
+    for (size_t i = 0; i < n && rc->phase != RC_DONE; i++) {
+        const char *e = ends.data + at;
+        size_t len = strlen(e);
+        at += len + 1;
+        rc->delivered = true;
+        if (rc->base.cb.on_event) (void)rc->base.cb.on_event(&rc->base, e, len, rc->base.arg);
+    }
+    buf_free(&ends);
+}
+
 static void rcall_inner_done(upstream_call *call, const upstream_result *in, void *arg)
 {
-    (void)call;
     rcall *rc = arg;
-    rc->inner = NULL;
+    if (call == rc->hedge.call) {
+        /* A successful answer (not streamed, or a stream of nothing) before
+         * the current attempt sent anything wins the race; else it drops out. */
+        bool wins = rc->loser != call && !rc->hedge.kill_why && rc->cur.call && !rc->delivered &&
+                    upstream_fault_of(in) == UPSTREAM_FAULT_NONE;
+        if (!wins) {
+            rcall_drop_hedge(rc, in);
+            return;
+        }
+        rcall_race_decided(rc, true);    /* now call == rc->cur.call */
+    }
+    if (call != rc->cur.call) return;
+    if (rc->hedge.call) {
+        upstream_fault pf = upstream_fault_of(in);
+        if (pf != UPSTREAM_FAULT_NONE && pf != UPSTREAM_FAULT_REQUEST && !rc->cancelling && !rc->cur.kill_deadline &&
+            !rc->delivered) {
+            /* The current attempt failed while its hedge runs: the hedge
+             * carries on as the current attempt. */
+            rattempt a = rc->cur;
+            rc->cur = rc->hedge;
+            memset(&rc->hedge, 0, sizeof rc->hedge);
+            rc->hedge.dep = -1;
+            rcall_hedge_metric(rc, "hedge");
+            uint64_t now = rcall_now(rc);
+            upstream_result res = *in;
+            if (a.kill_why && res.error == UPSTREAM_CANCELLED) {
+                res.error = UPSTREAM_TIMEOUT;
+                res.message = a.kill_why;
+                pf = UPSTREAM_FAULT_TIMEOUT;
+            }
+            upstream_health_release(rc->hm, a.dep, now, pf, a.probe, now - a.start, a.is_retry);
+            rcall_report_attempt_of(rc, &a, &res, pf, "hedge");
+            rcall_arm_watch(rc);
+            return;
+        }
+        /* Its answer stands (or the call is over): the hedge loses. */
+        rcall_hedge_metric(rc, rc->cancelling || rc->cur.kill_deadline ? "none" : "primary");
+        rcall_cancel_loser(rc);
+    }
+    rc->cur.call = NULL;
     uv_timer_stop(&rc->timer);
     upstream_result res = *in;
     uint64_t now = rcall_now(rc);
     upstream_fault f = upstream_fault_of(&res);
-    if (rc->kill_why && res.error == UPSTREAM_CANCELLED) {
+    if (rc->cur.kill_why && res.error == UPSTREAM_CANCELLED) {
         /* Our watchdog stopped it: a timeout, not a cancel. */
         res.error = UPSTREAM_TIMEOUT;
         res.status = 0;
         const up_dep *d = rcall_dep(rc);
-        snprintf(rc->msg, sizeof rc->msg, "%s (%s)", rc->kill_why, d ? d->name : "?");
+        snprintf(rc->msg, sizeof rc->msg, "%s (%s)", rc->cur.kill_why, d ? d->name : "?");
         res.message = rc->msg;
         f = UPSTREAM_FAULT_TIMEOUT;
     }
-    /* The caller's cancel (or upstream_free) is not the provider's fault. */
-    upstream_health_release(rc->hm, rc->dep, now, f, rc->probe, now - rc->attempt_start, rc->is_retry);
+    bool diverged = rc->diverged && res.error == UPSTREAM_CANCELLED;
+    if (diverged) {
+        /* A replay that did not repeat what the client has: the stream
+         * ends with an error, as it would have without resuming. */
+        rc->diverged = false;
+        res.error = UPSTREAM_MALFORMED;
+        res.message = "the stream was cut, and its replay did not repeat the text already delivered";
+        f = UPSTREAM_FAULT_MALFORMED;
+    }
+    bool overrun = rcall_apply_cap(rc, &res, &f);
+    /* The caller's cancel (or upstream_free) is not the provider's fault;
+     * an answer past the cap is, though it is delivered; a replay that
+     * answers differently is no fault either. */
+    upstream_health_release(rc->hm, rc->cur.dep, now,
+                            overrun ? UPSTREAM_FAULT_MALFORMED : diverged ? UPSTREAM_FAULT_CANCELLED : f,
+                            rc->cur.probe, now - rc->cur.start, rc->cur.is_retry);
     rc->phase = RC_IDLE;
     if (f == UPSTREAM_FAULT_NONE && rc->n_held) {
         /* A stream of nothing but empty chunks: they are the answer. */
         rcall_flush_held(rc);
         if (rc->phase == RC_DONE) return;   /* the caller cancelled meanwhile */
     }
+    if (rc->cut) {
+        rcall_end_at_cap(rc, res.input_tokens);
+        if (rc->phase == RC_DONE) return;   /* the caller cancelled meanwhile */
+    }
     /* Held events of a failed attempt are dropped: the client saw nothing. */
     rc->held.len = 0;
     rc->n_held = 0;
+    if (rc->delivered && !diverged && rcall_replay(rc, &res, f)) return;
     if (f == UPSTREAM_FAULT_NONE || f == UPSTREAM_FAULT_CANCELLED || f == UPSTREAM_FAULT_REQUEST ||
         rc->delivered) {
         rcall_report_attempt(rc, &res, f, "done");
         rcall_deliver(rc, &res);
         return;
     }
-    if (rc->kill_deadline) {
+    if (rc->cur.kill_deadline) {
         rcall_report_attempt(rc, &res, f, "done");
         snprintf(rc->msg, sizeof rc->msg, "the deadline of the call passed (after %u attempts)", rc->attempts);
         res.message = rc->msg;
@@ -399,14 +706,19 @@ static void rcall_after_failure(rcall *rc, upstream_result *res, upstream_fault 
             /* Other calls avoid this deployment until then, and so does
              * our retry when the model has another one. With none, the
              * retry waits — if the deadline leaves room for that. */
-            upstream_health_cool(rc->hm, rc->dep, now + ra);
+            upstream_health_cool(rc->hm, rc->cur.dep, now + ra);
             if (upstream_health_n(rc->hm) == 1) {
                 if (rc->deadline && now + ra >= rc->deadline) may = false;
                 if (ra > delay) delay = ra;
             }
         }
         if (may && rc->deadline && now + delay >= rc->deadline) may = false;
-        if (may && !upstream_health_budget_retry(p, now)) {
+        /* The retry budget protects a failing provider from retry storms: a
+         * retry that can go to a provider this call has not tried (another
+         * deployment) does not load this one, and takes none of its budget. */
+        uint64_t avoid = rc->tried | upstream_health_provider_mask(rc->hm, rc->tried);
+        bool elsewhere = upstream_health_any_usable(rc->hm, now, avoid);
+        if (may && !elsewhere && !upstream_health_budget_retry(p, now)) {
             log_info("upstream request=%s model=%s: retry budget of provider \"%s\" spent; not retrying",
                      rc->request_id ? rc->request_id : "-", rc->model->name, p->name);
             may = false;
@@ -414,7 +726,7 @@ static void rcall_after_failure(rcall *rc, upstream_result *res, upstream_fault 
         if (may) {
             rcall_report_attempt(rc, res, f, "retry");
             rc->model_retries++;
-            rc->is_retry = true;
+            rc->cur.is_retry = true;
             rcall_wait(rc, delay);
             return;
         }
@@ -429,12 +741,67 @@ static void rcall_after_failure(rcall *rc, upstream_result *res, upstream_fault 
         rc->hm = upstream_health_model(next);
         rc->model_retries = 0;
         rc->tried = 0;
-        rc->is_retry = false;
+        rc->cur.is_retry = false;
         rcall_wait(rc, 0);
         return;
     }
     rcall_report_attempt(rc, res, f, "done");
     rcall_deliver(rc, res);
+}
+
+/* A stream cut by transient fault f after text reached the client, on a
+ * model with stream_resume: replay it (replay.h) if allowed — at most
+ * max_retries replays per model (apart from the ordinary retries, which
+ * the cut attempt may have used), within the retry budget (unless it can
+ * go to a provider not tried) and the deadline; then on the fallback
+ * chain's models that resume too. true: a replay is under way. */
+static bool rcall_replay(rcall *rc, const upstream_result *res, upstream_fault f)
+{
+    const up_dep *d = rcall_dep(rc);
+    const provider_cfg *p = d ? d->prov : NULL;
+    uint64_t now = rcall_now(rc);
+    if (!rc->model->stream_resume || !rc->replay.resumable || !upstream_fault_transient(f) || rc->cancelling ||
+        rc->cur.kill_deadline || !p)
+        return false;
+    uint64_t delay = 0;
+    uint64_t avoid = rc->tried | upstream_health_provider_mask(rc->hm, rc->tried);
+    const model_cfg *next = NULL;
+    size_t pos = rc->fb_pos;
+    if (rc->resumes < p->max_retries &&
+        (upstream_health_any_usable(rc->hm, now, avoid) || upstream_health_budget_retry(p, now))) {
+        delay = upstream_backoff_ms(p->retry_backoff_ms, p->retry_backoff_max_ms, rc->resumes, rcall_random());
+    } else {
+        /* No more replays here: replay on the next model of the fallback
+         * chain that resumes too — if it repeats the text (the same model
+         * elsewhere, answering deterministically), the stream goes on. */
+        next = upstream_fallback_next(rc->requested, &pos, rc->model, f, rc->prompt_tokens);
+        if (!next || !next->stream_resume) return false;
+    }
+    if (rc->deadline && now + delay >= rc->deadline) return false;
+    obs_counter_add(obs_series_of(obs_m_stream_resumes(), OBS_L(rc->model->name, "attempted")), 1);
+    log_info("upstream request=%s model=%s: stream cut after text reached the client (%s); resuming by replay%s%s",
+             rc->request_id ? rc->request_id : "-", rc->model->name, upstream_fault_name(f), next ? " on " : "",
+             next ? next->name : "");
+    rcall_report_attempt(rc, res, f, next ? "fallback" : "resume");
+    if (next) {
+        upstream_health_note_fallback(rc->hm);
+        rc->fb_pos = pos;
+        rc->model = next;
+        rc->hm = upstream_health_model(next);
+        rc->model_retries = 0;
+        rc->resumes = 0;
+        rc->tried = 0;
+        rc->cur.dep = -1;
+    }
+    if (res->output_tokens > rc->cut_out) {
+        rc->cut_in = res->input_tokens;
+        rc->cut_out = res->output_tokens;
+    }
+    rc->resumes++;
+    rc->cur.is_retry = true;
+    upstream_replay_begin(&rc->replay);
+    rcall_wait(rc, delay);
+    return true;
 }
 
 /* A failure found before any attempt could start: handled from the loop,
@@ -515,26 +882,33 @@ static bool rcall_start(rcall *rc, bool first)
     }
     bool probe;
     const char *why;
-    int i = upstream_health_acquire(rc->hm, now, rc->tried, rcall_random(), &probe, &why);
+    /* A retry prefers a deployment on a provider this call has not tried:
+     * it loads no provider that is failing it. */
+    uint64_t tried_provs = upstream_health_provider_mask(rc->hm, rc->tried);
+    int i = upstream_health_acquire(rc->hm, now, rc->tried | tried_provs, rcall_random(), &probe, &why);
     if (i < 0) {
         rcall_refuse(rc, UPSTREAM_HTTP_STATUS, 503, UPSTREAM_FAULT_SERVER_ERROR, "model \"%s\": %s",
                      rc->model->name, why);
         return true;
     }
     const up_dep *d = upstream_health_dep(rc->hm, (size_t)i);
-    rc->dep = i;
-    rc->probe = probe;
+    rc->cur.dep = i;
+    rc->cur.probe = probe;
     if (i < 64) rc->tried |= 1ull << i;
-    if (!rc->is_retry) upstream_health_budget_request(d->prov, now);
+    /* The first attempt of this call on a provider is a request there (a
+     * retry moved to it is no retry of it: it took no retry budget). */
+    if (!rc->cur.is_retry || i >= 64 || !((tried_provs >> i) & 1)) upstream_health_budget_request(d->prov, now);
+    rc->hedged = false;
     size_t len;
     const char *body = rcall_body_for(rc, d->upstream_model, &len);
     upstream_opts o = {.deadline_ms = rc->deadline, .request_id = rc->request_id, .traceparent = rc->traceparent,
                        .responses = rc->responses};
     rc->attempts++;
-    rc->attempt_start = now;
-    rc->got_byte = false;
-    rc->kill_why = NULL;
-    rc->kill_deadline = false;
+    rc->cur.start = now;
+    rc->cur.got_byte = false;
+    rc->cur.kill_why = NULL;
+    rc->cur.kill_deadline = false;
+    if (!rc->delivered) upstream_outcap_reset(&rc->cap);
     rc->phase = RC_ATTEMPT;
     upstream_set_error("%s", "");
     upstream_call *c = upstream_provider_chat(rc->base.u, rc->model, d->prov, body, len, rc->base.stream, &o,
@@ -552,12 +926,57 @@ static bool rcall_start(rcall *rc, bool first)
         return true;
     }
     c->parent = &rc->base;
-    rc->inner = c;
+    rc->cur.call = c;
     rcall_arm_watch(rc);
     return true;
 }
 
 static void rcall_attempt(rcall *rc) { (void)rcall_start(rc, false); }
+
+/* Start a hedged attempt beside the current one (see "hedging" above), on a
+ * deployment this call has not tried; none: no hedge. */
+static void rcall_start_hedge(rcall *rc)
+{
+    static const upstream_callbacks inner_cbs = {rcall_inner_event, rcall_inner_done, NULL};
+    uint64_t now = rcall_now(rc);
+    rc->hedged = true;
+    if (rc->deadline && now >= rc->deadline) return;
+    bool probe;
+    const char *why;
+    int i = upstream_health_acquire(rc->hm, now, rc->tried, rcall_random(), &probe, &why);
+    if (i < 0) return;
+    const up_dep *d = upstream_health_dep(rc->hm, (size_t)i);
+    if (i >= 64 || ((rc->tried >> i) & 1) || !upstream_health_budget_retry(d->prov, now)) {
+        /* nowhere new to go, or the budget says no */
+        upstream_health_release(rc->hm, i, now, UPSTREAM_FAULT_CANCELLED, probe, 0, false);
+        return;
+    }
+    rc->tried |= 1ull << i;
+    size_t len;
+    const char *body = rcall_body_for(rc, d->upstream_model, &len);
+    upstream_opts o = {.deadline_ms = rc->deadline, .request_id = rc->request_id, .traceparent = rc->traceparent,
+                       .responses = rc->responses};
+    rattempt *h = &rc->hedge;
+    memset(h, 0, sizeof *h);
+    h->dep = i;
+    h->probe = probe;
+    h->is_retry = true;
+    h->start = now;
+    upstream_call *c = upstream_provider_chat(rc->base.u, rc->model, d->prov, body, len, rc->base.stream, &o,
+                                              &inner_cbs, rc);
+    if (!c) {
+        upstream_health_release(rc->hm, i, now, UPSTREAM_FAULT_CANCELLED, probe, 0, false);
+        memset(h, 0, sizeof *h);
+        h->dep = -1;
+        return;
+    }
+    c->parent = &rc->base;
+    h->call = c;
+    rc->attempts++;
+    log_info("upstream request=%s model=%s: no first byte from %s after %u ms; hedging on %s",
+             rc->request_id ? rc->request_id : "-", rc->model->name, rcall_dep(rc) ? rcall_dep(rc)->name : "?",
+             rc->model->hedge_after_ms, d->name);
+}
 
 /* ------------------------------------------------------ cancel / resume */
 
@@ -566,8 +985,8 @@ static void rcall_cancel(upstream_call *base)
     rcall *rc = (rcall *)base;
     if (rc->phase == RC_DONE) return;
     rc->cancelling = true;
-    if (rc->inner) {
-        upstream_call_cancel(rc->inner);    /* rcall_inner_done delivers CANCELLED */
+    if (rc->cur.call) {
+        upstream_call_cancel(rc->cur.call);    /* rcall_inner_done delivers CANCELLED */
         return;
     }
     upstream_result r;
@@ -580,7 +999,7 @@ static void rcall_cancel(upstream_call *base)
 static void rcall_resume(upstream_call *base)
 {
     rcall *rc = (rcall *)base;
-    if (rc->inner) upstream_call_resume(rc->inner);
+    if (rc->cur.call) upstream_call_resume(rc->cur.call);
 }
 
 const model_cfg *upstream_call_model(const upstream_call *call)
@@ -627,17 +1046,25 @@ upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *bo
     rc->body_len = body_len;
     rc->requested = rc->model = model;
     rc->hm = upstream_health_model(model);
-    rc->dep = -1;
+    rc->cur.dep = -1;
     rc->prompt_tokens = upstream_estimate_tokens(body, body_len);
     if (opts) {
         rc->deadline = opts->deadline_ms;
         rc->responses = opts->responses;
+        upstream_outcap_init(&rc->cap, opts->max_output_tokens, opts->responses);
         rc->request_id = rcall_strdup(opts->request_id);
         rc->traceparent = rcall_strdup(opts->traceparent);
     }
     buf_init(&rc->held);
+    buf_init(&rc->replay_out);
+    upstream_replay_init(&rc->replay);
+    if (!stream || rc->responses) rc->replay.resumable = false;
     uv_timer_init(u->loop, &rc->timer);
     rc->timer.data = rc;
+    uv_timer_init(u->loop, &rc->htimer);
+    rc->htimer.data = rc;
+    rc->open_timers = 2;
+    rc->hedge.dep = -1;
     rc->base.cancel = rcall_cancel;
     rc->base.resume = rcall_resume;
     upstream_call_link(u, &rc->base, model, model->provider, stream, cb, arg);
@@ -650,7 +1077,7 @@ upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *bo
         rc->base.cb.on_done = NULL;
         rc->phase = RC_DONE;
         upstream_call_deliver(&rc->base, NULL);
-        uv_close((uv_handle_t *)&rc->timer, rcall_closed);
+        rcall_close_timers(rc);
         return NULL;
     }
     return &rc->base;

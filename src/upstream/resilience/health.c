@@ -59,6 +59,7 @@ static up_health_model *hl_model_new(const model_cfg *m)
             snprintf(d->name, sizeof d->name, "%s", dc->name);
             d->weight = dc->weight ? dc->weight : 1;
             d->max_concurrent = dc->max_concurrent;
+            d->first_byte_timeout_ms = dc->first_byte_timeout_ms;
         } else {
             d->prov = m->provider;
             d->upstream_model = m->upstream_model;
@@ -143,6 +144,34 @@ up_health_model *upstream_health_model(const model_cfg *m)
 
 size_t upstream_health_n(const up_health_model *hm) { return hm->n; }
 const up_dep *upstream_health_dep(const up_health_model *hm, size_t i) { return &hm->deps[i]; }
+
+uint64_t upstream_health_provider_mask(const up_health_model *hm, uint64_t tried)
+{
+    uint64_t out = 0;
+    for (size_t i = 0; i < hm->n && i < 64; i++) {
+        if (!((tried >> i) & 1)) continue;
+        for (size_t j = 0; j < hm->n && j < 64; j++)
+            if (hm->deps[j].prov == hm->deps[i].prov) out |= 1ull << j;
+    }
+    return out;
+}
+
+bool upstream_health_any_usable(up_health_model *hm, uint64_t now, uint64_t avoid)
+{
+    bool any = false;
+    pthread_mutex_lock(&hm->mu);
+    for (size_t i = 0; i < hm->n && !any; i++) {
+        if (i < 64 && ((avoid >> i) & 1)) continue;
+        const up_dep *d = &hm->deps[i];
+        upstream_breaker_state st = upstream_breaker_state_at(&d->br, &hm->bcfg[i], now);
+        bool admissible = st == UPSTREAM_BREAKER_CLOSED ||
+                          (st == UPSTREAM_BREAKER_HALF_OPEN && !(d->br.state == UPSTREAM_BREAKER_HALF_OPEN && d->br.probing));
+        bool full = d->max_concurrent && d->in_flight >= d->max_concurrent;
+        any = admissible && !full && d->cool_until <= now;
+    }
+    pthread_mutex_unlock(&hm->mu);
+    return any;
+}
 
 int upstream_health_acquire(up_health_model *hm, uint64_t now, uint64_t tried_mask, uint64_t rnd,
                             bool *probe, const char **why)

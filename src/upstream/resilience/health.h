@@ -19,6 +19,7 @@ typedef struct up_dep {
     const char         *upstream_model;
     char                name[160];        /* "provider/upstream_model" */
     uint32_t            weight, max_concurrent;
+    uint32_t            first_byte_timeout_ms;   /* the deployment's own (0: the model's or provider's) */
     uint32_t            in_flight;
     int64_t             swrr_current;
     uint64_t            cool_until;       /* answered 429: avoid until then (ms) */
@@ -34,6 +35,12 @@ up_health_model *upstream_health_model(const model_cfg *m);
 size_t           upstream_health_n(const up_health_model *hm);
 /* Read-only fields (prov, upstream_model, name, weight) of deployment i. */
 const up_dep    *upstream_health_dep(const up_health_model *hm, size_t i);
+/* Every deployment (bit i) on a provider that one of `tried` is on: where
+ * a retry would load a provider this call already failed on. */
+uint64_t         upstream_health_provider_mask(const up_health_model *hm, uint64_t tried);
+/* Is some deployment outside `avoid` usable now (breaker admits, not at
+ * max_concurrent, not rate limited)? Takes nothing. */
+bool             upstream_health_any_usable(up_health_model *hm, uint64_t now, uint64_t avoid);
 /* Choose and admit a deployment (in_flight counted), preferring those not
  * in tried_mask; -1 with *why if none may be used now. */
 int              upstream_health_acquire(up_health_model *hm, uint64_t now, uint64_t tried_mask,
