@@ -1,0 +1,98 @@
+/* sandbox_init_main.c — brigade-sandbox-init, the small helper that does
+ * what must happen inside the sandboxed process itself, right before the
+ * tool runs. brigade runs it twice around bubblewrap:
+ *
+ *   brigade-sandbox-init --cgroup-procs FILE -- bwrap … -- \
+ *       /.brigade/init --cpu N --as N … --write /work --write /tmp -- TOOL ARGS…
+ *
+ * Outside, it joins the sandbox's pids cgroup before bwrap creates any
+ * process, so nothing the tool forks can escape the pids limit. Inside
+ * (after bwrap has made the namespaces and installed seccomp), it sets the
+ * rlimits and applies landlock, then executes the tool. Options are
+ * applied in that order whatever order they are given in. Exits 127 with
+ * a message on stderr when anything fails: a tool never runs with less
+ * confinement than asked for. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "sandbox/sandbox.h"
+
+#define MAX_WRITABLE 8
+
+static _Noreturn void die(const char *what, const char *detail)
+{
+    fprintf(stderr, "brigade-sandbox-init: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+    _exit(127);   /* _exit: nothing of this process's own runs after */
+}
+
+static unsigned long long number(const char *s, const char *opt)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s ? s : "", &end, 10);
+    if (!s || !*s || *end || errno) die("not a number after", opt);
+    return v;
+}
+
+static void limit(int resource, unsigned long long v, const char *name)
+{
+    struct rlimit rl = {.rlim_cur = v, .rlim_max = v};
+    if (setrlimit(resource, &rl) != 0) die("setrlimit", name);
+}
+
+static void join_cgroup(const char *procs)
+{
+    int fd = open(procs, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) die("cannot open the cgroup", strerror(errno));
+    /* "0" is the writing process itself */
+    if (write(fd, "0\n", 2) != 2) die("cannot join the cgroup", strerror(errno));
+    close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    const char *cgroup = NULL;
+    const char *writable[MAX_WRITABLE];
+    size_t n_writable = 0;
+    bool landlock = false, network = true;
+    long long cpu = -1, as = -1, nofile = -1, fsize = -1, nproc = -1;
+    int i = 1;
+    for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(o, "--cgroup-procs") && v) cgroup = argv[++i];
+        else if (!strcmp(o, "--cpu")) { cpu = (long long)number(v, o); i++; }
+        else if (!strcmp(o, "--as")) { as = (long long)number(v, o); i++; }
+        else if (!strcmp(o, "--nofile")) { nofile = (long long)number(v, o); i++; }
+        else if (!strcmp(o, "--fsize")) { fsize = (long long)number(v, o); i++; }
+        else if (!strcmp(o, "--nproc")) { nproc = (long long)number(v, o); i++; }
+        else if (!strcmp(o, "--landlock")) landlock = true;
+        else if (!strcmp(o, "--no-network")) network = false;
+        else if (!strcmp(o, "--write") && v) {
+            if (n_writable == MAX_WRITABLE) die("too many --write", NULL);
+            writable[n_writable++] = argv[++i];
+        } else die("unknown option", o);
+    }
+    if (i + 1 >= argc) die("usage: brigade-sandbox-init [options] -- PROGRAM [ARGS…]", NULL);
+    char **prog = argv + i + 1;
+
+    if (cgroup) join_cgroup(cgroup);
+    if (cpu >= 0) limit(RLIMIT_CPU, (unsigned long long)cpu, "cpu");
+    if (nofile >= 0) limit(RLIMIT_NOFILE, (unsigned long long)nofile, "nofile");
+    if (fsize >= 0) limit(RLIMIT_FSIZE, (unsigned long long)fsize, "fsize");
+    if (nproc >= 0) limit(RLIMIT_NPROC, (unsigned long long)nproc, "nproc");
+    if (landlock) {
+        int rc = sandbox_landlock_apply(writable, n_writable, network);
+        if (rc < 0) die("landlock", strerror(errno));
+        /* rc 1: the kernel has none; brigade knew from its probe and logged it */
+    }
+    /* last: the address-space limit would also bound this helper's own
+     * start-up (a sanitizer build reserves terabytes of shadow memory) */
+    if (as >= 0) limit(RLIMIT_AS, (unsigned long long)as, "as");
+    execvp(prog[0], prog);
+    die("cannot execute", prog[0]);
+}
