@@ -221,7 +221,8 @@ static int ld_tool_url_placeholders(ld *l, const slot *s, const char *path, cons
 }
 
 enum { TO_NAME, TO_DESC, TO_URL, TO_METHOD, TO_HEADERS, TO_PARAMS, TO_TIMEOUT, TO_MAX_RESP,
-       TO_APPROVAL, TO_APPROVAL_TIMEOUT, TO_AUTH_TIMEOUT, TO_EFFECTS, TO_TENANTS, TO_AUTH, TO__N };
+       TO_APPROVAL, TO_APPROVAL_TIMEOUT, TO_AUTH_TIMEOUT, TO_EFFECTS, TO_TENANTS, TO_AUTH,
+       TO_KIND, TO_ARGV, TO_ENV, TO_NETWORK, TO_LIMITS, TO__N };
 
 const char *config_tool_effects_name(tool_effects e)
 {
@@ -277,6 +278,9 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
         [TO_AUTH_TIMEOUT] = {.key = "auth_timeout_s"},
         [TO_EFFECTS] = {.key = "effects"},    [TO_TENANTS] = {.key = "tenants"},
         [TO_AUTH] = {.key = "auth"},
+        [TO_KIND] = {.key = "kind"},          [TO_ARGV] = {.key = "argv"},
+        [TO_ENV] = {.key = "env"},            [TO_NETWORK] = {.key = "network"},
+        [TO_LIMITS] = {.key = "limits"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, url, …), got nothing");
@@ -305,6 +309,18 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
         t->description = config_xstrdup("");
     }
 
+    /* kind: command (config_command.c) has argv instead of a URL */
+    ld_command_slots cs = {&s[TO_KIND], &s[TO_ARGV], &s[TO_ENV], &s[TO_NETWORK], &s[TO_LIMITS]};
+    if (ld_tool_command(l, &cs, line, path, t) < 0)
+        return -1;
+    if (t->kind == TOOL_CFG_COMMAND) {
+        static const int http_only[] = {TO_URL, TO_METHOD, TO_HEADERS, TO_AUTH};
+        for (size_t i = 0; i < sizeof(http_only) / sizeof(http_only[0]); i++)
+            if (s[http_only[i]].present) {
+                ld_path(kp, sizeof(kp), path, s[http_only[i]].key);
+                return ld_fail(l, s[http_only[i]].line, kp, "not for tools of kind: command");
+            }
+    } else {
     if (!s[TO_URL].present)
         return ld_fail(l, line, path, "missing required key \"url\"");
     ld_path(kp, sizeof(kp), path, "url");
@@ -314,6 +330,7 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
     if (ld_tool_url_placeholders(l, &s[TO_URL], kp, t->url, host_at,
                                  s[TO_PARAMS].present ? s[TO_PARAMS].val : NULL) < 0)
         return -1;
+    }
 
     if (s[TO_METHOD].present) {
         ld_path(kp, sizeof(kp), path, "method");
@@ -329,7 +346,7 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
                            t->method);
         free(t->method);
         t->method = config_xstrdup(methods[i]);
-    } else {
+    } else if (t->kind == TOOL_CFG_HTTP) {
         t->method = config_xstrdup("POST");
     }
 

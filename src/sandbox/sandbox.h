@@ -68,9 +68,11 @@ typedef struct sandbox_host {
     int      landlock_abi;       /* 0: the kernel has no landlock */
     char     cgroup_dir[512];    /* a pids cgroup brigade may create children in; "" none */
     bool     allow_unsandboxed;  /* operator: run tools without namespaces when bwrap is missing */
+    char     private_root[512];  /* DATA_DIR/sandbox (absolute); "" none */
 } sandbox_host;
 
 typedef struct sandbox_settings {
+    const char *data_dir;        /* private directories go under DATA_DIR/sandbox */
     bool        allow_unsandboxed;
     const char *bwrap_path;      /* NULL: /usr/bin/bwrap, else bwrap in PATH */
     const char *init_path;       /* NULL: brigade-sandbox-init next to the running binary */
@@ -95,6 +97,14 @@ bool                sandbox_can_run(char *why, size_t whylen);
 char **sandbox_build_argv(const sandbox_host *h, const sandbox_spec *spec, int seccomp_fd,
                           const char *cgroup_procs, char *err, size_t errlen);
 void   sandbox_argv_free(char **argv);
+
+/* The private directory of (owner, tenant, user) — owner is the tool or
+ * server it belongs to — DATA_DIR/sandbox/OWNER/TENANT/USER. A component
+ * of anything but [A-Za-z0-9_-] (or empty, or longer than 64) is written
+ * as "x" and its hex, so no id can reach another's directory. false if
+ * setup had no data directory or the path does not fit. */
+bool sandbox_private_dir(const char *owner, const char *tenant, const char *user, char *out,
+                         size_t outlen);
 
 /* --- long-lived processes (MCP stdio servers) --- */
 typedef struct sandbox_proc sandbox_proc;

@@ -191,6 +191,9 @@ static void find_cgroup(void)
                  "is bounded only by RLIMIT_NPROC and its timeout", base);
         return;
     }
+    /* made again on the first sandbox: a brigade that never runs a tool
+     * (or is killed) leaves nothing behind */
+    rmdir(dir);
     snprintf(host.cgroup_dir, sizeof host.cgroup_dir, "%s", dir);
 }
 
@@ -200,6 +203,16 @@ void sandbox_setup(const sandbox_settings *s)
     if (!s) s = &none;
     memset(&host, 0, sizeof host);
     host.allow_unsandboxed = s->allow_unsandboxed;
+    if (s->data_dir && s->data_dir[0]) {
+        /* absolute: bwrap binds it, and the process's cwd may change */
+        char abs[4096];
+        if (s->data_dir[0] == '/') snprintf(abs, sizeof abs, "%s", s->data_dir);
+        else if (getcwd(abs, sizeof abs - 600))
+            snprintf(abs + strlen(abs), sizeof abs - strlen(abs), "/%.500s", s->data_dir);
+        else abs[0] = '\0';
+        if (abs[0] && strlen(abs) + 9 < sizeof host.private_root)
+            snprintf(host.private_root, sizeof host.private_root, "%s/sandbox", abs);
+    }
     find_init(s->init_path);
     find_bwrap(s->bwrap_path);
     char err[256];
@@ -238,6 +251,13 @@ bool sandbox_cgroup_make(uint32_t processes, char *dir, size_t dirlen)
 {
     dir[0] = '\0';
     if (!host.cgroup_dir[0]) return false;
+    if (mkdir(host.cgroup_dir, 0700) != 0 && errno != EEXIST) {
+        log_warn("sandbox: cannot create cgroup %s: %s", host.cgroup_dir, strerror(errno));
+        return false;
+    }
+    char sub[600];
+    snprintf(sub, sizeof sub, "%s/cgroup.subtree_control", host.cgroup_dir);
+    if (access(sub, F_OK) == 0) write_file(sub, "+pids");
     unsigned n = atomic_fetch_add(&cgroup_seq, 1);
     snprintf(dir, dirlen, "%s/s%u", host.cgroup_dir, n);
     if (mkdir(dir, 0700) != 0) {
@@ -305,4 +325,43 @@ void sandbox_shutdown(void)
     free(bpf_prog);
     bpf_prog = NULL;
     bpf_len = 0;
+}
+
+/* ---- private directories ---- */
+
+static bool id_plain(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 64 || !strcmp(s, ".") || !strcmp(s, "..")) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+/* One path component: the id itself, or "x" + hex of its bytes + "~". The
+ * "~" (never in a plain id) keeps the two forms apart: no id encodes to
+ * another id's directory. */
+static bool component(const char *id, char *out, size_t outlen)
+{
+    if (id_plain(id)) return (size_t)snprintf(out, outlen, "%s", id) < outlen;
+    size_t n = id ? strlen(id) : 0;
+    if (n > 200 || 2 * n + 3 > outlen) return false;
+    out[0] = 'x';
+    for (size_t i = 0; i < n; i++) snprintf(out + 1 + 2 * i, 3, "%02x", (unsigned char)id[i]);
+    out[1 + 2 * n] = '~';
+    out[2 + 2 * n] = '\0';
+    return true;
+}
+
+bool sandbox_private_dir(const char *owner, const char *tenant, const char *user, char *out,
+                         size_t outlen)
+{
+    char a[420], b[420], c[420];
+    if (!host.private_root[0] || !component(owner, a, sizeof a) ||
+        !component(tenant && tenant[0] ? tenant : "-", b, sizeof b) ||
+        !component(user && user[0] ? user : "-", c, sizeof c))
+        return false;
+    return (size_t)snprintf(out, outlen, "%s/%s/%s/%s", host.private_root, a, b, c) < outlen;
 }

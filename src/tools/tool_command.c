@@ -1,0 +1,210 @@
+/* tool_command.c — the tool kind `command` (docs/sandbox.md): a program
+ * the operator declared, run in the sandbox (src/sandbox/) for one call.
+ * The model's arguments go to its stdin as one JSON object (and a
+ * newline); what it writes to stdout is the result, read up to the tool's
+ * max_response_bytes; a non-zero exit, a signal, a timeout or too much
+ * output is an error the model sees. Each (tool, user) has a private
+ * directory, kept between calls, that no other user's call can see.
+ *
+ * The argv template may hold {name} placeholders, each a top-level
+ * property of the tool's parameters: filled with the argument (a string
+ * as is, anything else as JSON), always one argv entry — no shell ever
+ * reads it. */
+#include "tools/tools_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sandbox/sandbox.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+typedef struct command_exec {
+    tool_exec      base;
+    sandbox_run_t *run;
+} command_exec;
+
+/* Walks the {placeholders} of one template entry; calls `each` with the
+ * name; false if a brace is unbalanced. */
+static bool placeholders(const char *s, bool (*each)(const char *, size_t, void *), void *arg)
+{
+    for (const char *p = s; *p; p++) {
+        if (*p == '}') return false;
+        if (*p != '{') continue;
+        const char *close = strchr(p, '}');
+        if (!close || close == p + 1) return false;
+        for (const char *q = p + 1; q < close; q++)
+            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+                  (*q >= '0' && *q <= '9') || *q == '_' || *q == '-'))
+                return false;
+        if (each && !each(p + 1, (size_t)(close - p - 1), arg)) return false;
+        p = close;
+    }
+    return true;
+}
+
+typedef struct check_ctx {
+    const cJSON *props;
+    char        *why;
+    size_t       whylen;
+} check_ctx;
+
+static bool check_one(const char *name, size_t n, void *arg)
+{
+    check_ctx *c = arg;
+    char nm[128];
+    if (n >= sizeof nm) {
+        snprintf(c->why, c->whylen, "a {placeholder} name is too long");
+        return false;
+    }
+    memcpy(nm, name, n);
+    nm[n] = '\0';
+    if (!c->props || !cJSON_GetObjectItemCaseSensitive(c->props, nm)) {
+        snprintf(c->why, c->whylen, "placeholder {%.64s} is not a property of the tool's parameters", nm);
+        return false;
+    }
+    return true;
+}
+
+bool tool_command_check(const tool_cfg *tc, const cJSON *schema, char *why, size_t whylen)
+{
+    check_ctx c = {cJSON_GetObjectItemCaseSensitive(schema, "properties"), why, whylen};
+    why[0] = '\0';
+    if (tc->argc > SANDBOX_MAX_ARGS) {
+        snprintf(why, whylen, "more than %d entries", SANDBOX_MAX_ARGS);
+        return false;
+    }
+    /* the program itself is never filled in by the model */
+    if (strchr(tc->argv[0], '{') || strchr(tc->argv[0], '}')) {
+        snprintf(why, whylen, "the program (argv[0]) may not hold a placeholder");
+        return false;
+    }
+    for (size_t i = 1; i < tc->argc; i++)
+        if (!placeholders(tc->argv[i], check_one, &c)) {
+            if (!why[0]) snprintf(why, whylen, "argv[%zu] has a malformed {placeholder}", i);
+            return false;
+        }
+    return true;
+}
+
+/* One argv entry with its placeholders filled (malloc'd). */
+static char *fill(const char *tmpl, const cJSON *args)
+{
+    buf b;
+    buf_init(&b);
+    for (const char *p = tmpl; *p;) {
+        const char *close = *p == '{' ? strchr(p, '}') : NULL;
+        if (!close) {
+            buf_append(&b, p, 1);
+            p++;
+            continue;
+        }
+        char name[128];
+        size_t n = (size_t)(close - p - 1);
+        snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name ? n : sizeof name - 1), p + 1);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, name);
+        if (cJSON_IsString(v)) {
+            buf_append(&b, v->valuestring, strlen(v->valuestring));
+        } else if (v && !cJSON_IsNull(v)) {
+            char *j = cJSON_PrintUnformatted(v);
+            if (j) buf_append(&b, j, strlen(j));
+            free(j);
+        }
+        p = close + 1;
+    }
+    buf_append(&b, "", 0);
+    return buf_detach(&b);
+}
+
+static void command_done(void *arg, const sandbox_result *r)
+{
+    command_exec *c = arg;
+    c->run = NULL;
+    if (r->ok)
+        tool_exec_deliver(&c->base, true, r->out, r->out_len);
+    else
+        tool_exec_deliver(&c->base, false, r->why, strlen(r->why));
+    free(c);
+}
+
+tool_exec *tool_command_start(const tool_def *t, const tool_env *env, const cJSON *args,
+                              char *out, size_t outlen)
+{
+    const tool_cfg *tc = t->http;
+    char why[400];
+    if (!tc || tc->kind != TOOL_CFG_COMMAND || tc->argc == 0) {
+        snprintf(out, outlen, "tool %s has no command configuration", t->name);
+        return NULL;
+    }
+    if (!sandbox_can_run(why, sizeof why)) {
+        snprintf(out, outlen, "the tool %s cannot run here: %s", t->name, why);
+        return NULL;
+    }
+    char dir[1024];
+    const scope *sc = env->scope;
+    if (!sandbox_private_dir(t->name, sc ? sc->tenant_id : NULL, sc ? sc->user_id : NULL, dir,
+                             sizeof dir)) {
+        snprintf(out, outlen, "the tool %s has no private directory", t->name);
+        return NULL;
+    }
+    char *argv[SANDBOX_MAX_ARGS];
+    char *envv[SANDBOX_MAX_ENV];
+    size_t argc = tc->argc, n_env = tc->n_env < SANDBOX_MAX_ENV ? tc->n_env : SANDBOX_MAX_ENV;
+    for (size_t i = 0; i < argc; i++) argv[i] = i == 0 ? strdup(tc->argv[0]) : fill(tc->argv[i], args);
+    for (size_t i = 0; i < n_env; i++) {
+        buf b;
+        buf_init(&b);
+        buf_printf(&b, "%s=%s", tc->env_names[i], tc->env_values[i]);
+        envv[i] = buf_detach(&b);
+    }
+    char *input = cJSON_PrintUnformatted(args);
+    const command_limits_cfg *l = &tc->limits;
+    char label[96];
+    snprintf(label, sizeof label, "tool %s", t->name);
+    sandbox_spec spec = {
+        .argv = (const char *const *)argv, .argc = argc,
+        .env = (const char *const *)envv, .n_env = n_env,
+        .private_dir = dir, .network = tc->network, .label = label,
+        .limits = {
+            .cpu_seconds = l->cpu_seconds ? l->cpu_seconds : SANDBOX_DEFAULT_CPU_SECONDS,
+            .memory_bytes = l->memory_mb ? (uint64_t)l->memory_mb << 20 : SANDBOX_DEFAULT_MEMORY,
+            .open_files = l->open_files ? l->open_files : SANDBOX_DEFAULT_OPEN_FILES,
+            .file_bytes = l->file_size_mb ? (uint64_t)l->file_size_mb << 20 : SANDBOX_DEFAULT_FILE_BYTES,
+            .processes = l->processes ? l->processes : SANDBOX_DEFAULT_PROCESSES,
+        },
+    };
+    command_exec *c = calloc(1, sizeof *c);
+    buf in;
+    buf_init(&in);
+    if (input) buf_printf(&in, "%s\n", input);
+    if (c) {
+        c->base.impl = EXEC_COMMAND;
+        c->run = sandbox_run(env->loop, &spec, in.data ? in.data : "", in.len,
+                             tc->max_response_bytes ? tc->max_response_bytes : 262144, 4096,
+                             tc->timeout_ms ? tc->timeout_ms : 10000, command_done, c, why,
+                             sizeof why);
+    }
+    buf_free(&in);
+    free(input);
+    for (size_t i = 0; i < argc; i++) free(argv[i]);
+    for (size_t i = 0; i < n_env; i++) {
+        explicit_bzero(envv[i], strlen(envv[i]));
+        free(envv[i]);
+    }
+    if (!c || !c->run) {
+        if (c) log_warn("tools: %s could not start: %s", t->name, why);
+        snprintf(out, outlen, "the tool %s could not start%s%s", t->name, c ? ": " : "",
+                 c ? why : "");
+        free(c);
+        return NULL;
+    }
+    return &c->base;
+}
+
+void tool_command_cancel(tool_exec *x)
+{
+    command_exec *c = (command_exec *)x;
+    sandbox_run_cancel(c->run);
+    free(c);
+}
