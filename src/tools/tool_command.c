@@ -6,10 +6,11 @@
  * output is an error the model sees. Each (tool, user) has a private
  * directory, kept between calls, that no other user's call can see.
  *
- * The argv template may hold {name} placeholders, each a top-level
- * property of the tool's parameters: filled with the argument (a string
- * as is, anything else as JSON), always one argv entry — no shell ever
- * reads it. */
+ * The argv template may hold {name} placeholders (name of [A-Za-z0-9_-];
+ * other braces are literal), each a top-level property of the tool's
+ * parameters: filled with the argument (a string as is, anything else as
+ * JSON, absent as nothing), always inside its one argv entry — brigade
+ * runs no shell over it. */
 #include "tools/tools_internal.h"
 
 #include <stdio.h>
@@ -25,21 +26,27 @@ typedef struct command_exec {
     sandbox_run_t *run;
 } command_exec;
 
-/* Walks the {placeholders} of one template entry; calls `each` with the
- * name; false if a brace is unbalanced. */
+/* The length of the {placeholder} starting at p (its name's length), or 0
+ * when p does not start one: a placeholder is "{" + [A-Za-z0-9_-]+ + "}";
+ * any other brace is literal (a script's own braces stay as written). */
+static size_t placeholder_at(const char *p)
+{
+    if (*p != '{') return 0;
+    size_t n = 0;
+    while ((p[1 + n] >= 'a' && p[1 + n] <= 'z') || (p[1 + n] >= 'A' && p[1 + n] <= 'Z') ||
+           (p[1 + n] >= '0' && p[1 + n] <= '9') || p[1 + n] == '_' || p[1 + n] == '-')
+        n++;
+    return n && p[1 + n] == '}' ? n : 0;
+}
+
+/* Calls `each` with the name of every {placeholder} of one entry. */
 static bool placeholders(const char *s, bool (*each)(const char *, size_t, void *), void *arg)
 {
     for (const char *p = s; *p; p++) {
-        if (*p == '}') return false;
-        if (*p != '{') continue;
-        const char *close = strchr(p, '}');
-        if (!close || close == p + 1) return false;
-        for (const char *q = p + 1; q < close; q++)
-            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
-                  (*q >= '0' && *q <= '9') || *q == '_' || *q == '-'))
-                return false;
-        if (each && !each(p + 1, (size_t)(close - p - 1), arg)) return false;
-        p = close;
+        size_t n = placeholder_at(p);
+        if (!n) continue;
+        if (!each(p + 1, n, arg)) return false;
+        p += n + 1;
     }
     return true;
 }
@@ -76,13 +83,13 @@ bool tool_command_check(const tool_cfg *tc, const cJSON *schema, char *why, size
         return false;
     }
     /* the program itself is never filled in by the model */
-    if (strchr(tc->argv[0], '{') || strchr(tc->argv[0], '}')) {
-        snprintf(why, whylen, "the program (argv[0]) may not hold a placeholder");
-        return false;
-    }
+    for (const char *p = tc->argv[0]; *p; p++)
+        if (placeholder_at(p)) {
+            snprintf(why, whylen, "the program (argv[0]) may not hold a placeholder");
+            return false;
+        }
     for (size_t i = 1; i < tc->argc; i++)
         if (!placeholders(tc->argv[i], check_one, &c)) {
-            if (!why[0]) snprintf(why, whylen, "argv[%zu] has a malformed {placeholder}", i);
             return false;
         }
     return true;
@@ -94,14 +101,13 @@ static char *fill(const char *tmpl, const cJSON *args)
     buf b;
     buf_init(&b);
     for (const char *p = tmpl; *p;) {
-        const char *close = *p == '{' ? strchr(p, '}') : NULL;
-        if (!close) {
+        size_t n = placeholder_at(p);
+        if (!n) {
             buf_append(&b, p, 1);
             p++;
             continue;
         }
         char name[128];
-        size_t n = (size_t)(close - p - 1);
         snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name ? n : sizeof name - 1), p + 1);
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, name);
         if (cJSON_IsString(v)) {
@@ -111,7 +117,7 @@ static char *fill(const char *tmpl, const cJSON *args)
             if (j) buf_append(&b, j, strlen(j));
             free(j);
         }
-        p = close + 1;
+        p += n + 2;
     }
     buf_append(&b, "", 0);
     return buf_detach(&b);
