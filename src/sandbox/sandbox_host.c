@@ -211,7 +211,7 @@ void sandbox_setup(const sandbox_settings *s)
             snprintf(abs + strlen(abs), sizeof abs - strlen(abs), "/%.500s", s->data_dir);
         else abs[0] = '\0';
         if (abs[0] && strlen(abs) + 9 < sizeof host.private_root)
-            snprintf(host.private_root, sizeof host.private_root, "%s/sandbox", abs);
+            snprintf(host.private_root, sizeof host.private_root, "%.500s/sandbox", abs);
     }
     find_init(s->init_path);
     find_bwrap(s->bwrap_path);

@@ -95,10 +95,11 @@ const stack = useStack(() => ({
 async function callTool(who, tool, args, { timeoutMs = 30_000 } = {}) {
   const { key } = users[who];
   const s = await newSession(stack, key, 'boxed');
+  let timer;
   const res = await Promise.race([
     openStream(stack, key, s.id, `Go. ${toolMarker(tool, args)}`).done,
-    new Promise((_, rej) => setTimeout(() => rej(new Error(`${tool}: no answer in ${timeoutMs} ms`)), timeoutMs)),
-  ]);
+    new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`${tool}: no answer in ${timeoutMs} ms`)), timeoutMs); }),
+  ]).finally(() => clearTimeout(timer));
   const result = res.events.find((e) => e.event === 'tool.result')?.data;
   assert.ok(result, `no tool.result: ${res.text.slice(0, 600)}`);
   const t = await transcript(stack, key, s.id);
