@@ -127,6 +127,8 @@ static bool spec_ok(const sandbox_spec *s, char *err, size_t errlen)
 static void add_inner(argvb *b, const sandbox_host *h, const sandbox_spec *s, bool inside)
 {
     const sandbox_limits *l = &s->limits;
+    /* only stdin, stdout and stderr reach the tool */
+    add2(b, "--close-from", "3");
     if (l->cpu_seconds) addnum(b, "--cpu", l->cpu_seconds);
     if (l->open_files) addnum(b, "--nofile", l->open_files);
     if (l->file_bytes) addnum(b, "--fsize", l->file_bytes);
@@ -165,9 +167,13 @@ char **sandbox_build_argv(const sandbox_host *h, const sandbox_spec *s, int secc
         for (size_t i = 0; i < s->argc; i++) add(&b, s->argv[i]);
         return b.v;
     }
+    /* bwrap gets stdin, stdout, stderr and the seccomp program (fd 3) */
+    add2(&b, "--close-from", seccomp_fd >= 0 ? "4" : "3");
     add(&b, "--");
     add(&b, h->bwrap_path);
     add(&b, "--unshare-user");
+    /* no capability even inside its own user namespace */
+    add2(&b, "--cap-drop", "ALL");
     add(&b, "--unshare-pid");
     add(&b, "--unshare-ipc");
     add(&b, "--unshare-uts");

@@ -8,8 +8,9 @@
  * Outside, it joins the sandbox's pids cgroup before bwrap creates any
  * process, so nothing the tool forks can escape the pids limit. Inside
  * (after bwrap has made the namespaces and installed seccomp), it sets the
- * rlimits and applies landlock, then executes the tool. Options are
- * applied in that order whatever order they are given in. Exits 127 with
+ * rlimits and applies landlock, then executes the tool. Both times it
+ * first closes every descriptor it was not meant to pass on (--close-from).
+ * Options are applied in that order whatever order they are given in. Exits 127 with
  * a message on stderr when anything fails: a tool never runs with less
  * confinement than asked for. */
 #include <errno.h>
@@ -17,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "sandbox/sandbox.h"
@@ -45,6 +48,27 @@ static void limit(int resource, unsigned long long v, const char *name)
     if (setrlimit(resource, &rl) != 0) die("setrlimit", name);
 }
 
+/* Close every descriptor from `from` up: brigade's own are close-on-exec,
+ * but whatever brigade itself inherited without that flag (from a shell, a
+ * supervisor) must not reach a tool. */
+static void close_from(unsigned from)
+{
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, from, ~0u, 0) == 0) return;
+#endif
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) die("cannot list descriptors to close", strerror(errno));
+    int keep = dirfd(d);
+    struct dirent *e;
+    int fds[1024], n = 0;
+    while ((e = readdir(d)) != NULL && n < 1024) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && fd >= (int)from && fd != keep) fds[n++] = fd;
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++) close(fds[i]);
+}
+
 static void join_cgroup(const char *procs)
 {
     int fd = open(procs, O_WRONLY | O_CLOEXEC);
@@ -60,7 +84,7 @@ int main(int argc, char **argv)
     const char *writable[MAX_WRITABLE];
     size_t n_writable = 0;
     bool landlock = false, network = true;
-    long long cpu = -1, as = -1, nofile = -1, fsize = -1, nproc = -1;
+    long long cpu = -1, as = -1, nofile = -1, fsize = -1, nproc = -1, close_at = -1;
     int i = 1;
     for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -70,6 +94,7 @@ int main(int argc, char **argv)
         else if (!strcmp(o, "--nofile")) { nofile = (long long)number(v, o); i++; }
         else if (!strcmp(o, "--fsize")) { fsize = (long long)number(v, o); i++; }
         else if (!strcmp(o, "--nproc")) { nproc = (long long)number(v, o); i++; }
+        else if (!strcmp(o, "--close-from")) { close_at = (long long)number(v, o); i++; }
         else if (!strcmp(o, "--landlock")) landlock = true;
         else if (!strcmp(o, "--no-network")) network = false;
         else if (!strcmp(o, "--write") && v) {
@@ -80,6 +105,7 @@ int main(int argc, char **argv)
     if (i + 1 >= argc) die("usage: brigade-sandbox-init [options] -- PROGRAM [ARGS…]", NULL);
     char **prog = argv + i + 1;
 
+    if (close_at >= 3) close_from((unsigned)close_at);
     if (cgroup) join_cgroup(cgroup);
     if (cpu >= 0) limit(RLIMIT_CPU, (unsigned long long)cpu, "cpu");
     if (nofile >= 0) limit(RLIMIT_NOFILE, (unsigned long long)nofile, "nofile");

@@ -13,7 +13,7 @@
 //   - fork bombs: bounded by the pids cgroup, ended by the timeout, brigade
 //     stays healthy and the next call runs;
 //   - writing outside the private directory, ptrace and mount (seccomp),
-//     a new user namespace;
+//     a new user namespace; a descriptor brigade inherited, a capability;
 //   - a timeout; too much output; a tenant admin declaring a command tool.
 
 import assert from 'node:assert/strict';
@@ -175,6 +175,14 @@ describe('sandbox escapes tried from inside a tool', () => {
     const pids = Number(r.content.match(/pids=(\d+)/)[1]);
     assert.ok(pids < 10, `sees ${pids} processes: ${r.content}`);
     assert.doesNotMatch(r.content, /brigade serve|mock-llm/);
+  });
+
+  test('no descriptor of brigade\'s and no capability reach the tool', async () => {
+    // the shell's own descriptors, listed by another process
+    const r = await sh('alice', 'ls -l /proc/$$/fd/; grep -E "^Cap(Eff|Prm):" /proc/$$/status');
+    const fds = [...r.content.matchAll(/ (\d+) -> /g)].map((m) => Number(m[1])).sort((a, b) => a - b);
+    assert.deepEqual(fds, [0, 1, 2], r.content);
+    assert.match(r.content, /CapEff:\s+0000000000000000/, r.content);
   });
 
   test("the data directory (brigade's database and keys) is not there", async () => {

@@ -67,7 +67,7 @@ static void test_argv_bwrap(void **state)
     assert_non_null(argv);
     /* the helper joins the cgroup, then bwrap */
     assert_string_equal(argv[0], h.init_path);
-    assert_true(has_seq(argv, "--cgroup-procs", "/sys/fs/cgroup/pids/b/s1/cgroup.procs", "--"));
+    assert_true(has_seq(argv, "--cgroup-procs", "/sys/fs/cgroup/pids/b/s1/cgroup.procs", NULL));
     int bw = find(argv, "/usr/bin/bwrap");
     assert_true(bw > 0);
     for (const char *const *f = (const char *const[]){"--unshare-user", "--unshare-pid",
@@ -81,6 +81,10 @@ static void test_argv_bwrap(void **state)
     assert_true(has_seq(argv, "--tmpfs", "/tmp", NULL));
     assert_true(has_seq(argv, "--seccomp", "3", NULL));
     assert_true(has_seq(argv, "--remount-ro", "/", NULL));
+    assert_true(has_seq(argv, "--cap-drop", "ALL", NULL));
+    /* bwrap keeps the seccomp fd; the tool gets only 0, 1 and 2 */
+    assert_true(has_seq(argv, "--close-from", "4", "--"));
+    assert_true(find(argv, "--close-from") < bw);
     assert_true(has_seq(argv, "--ro-bind", h.init_path, SANDBOX_INIT_INSIDE));
     /* nothing secret of /etc, no home, no data directory but the user's own */
     for (int i = 0; argv[i]; i++) {
