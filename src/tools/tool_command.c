@@ -6,11 +6,7 @@
  * output is an error the model sees. Each (tool, user) has a private
  * directory, kept between calls, that no other user's call can see.
  *
- * The argv template may hold {name} placeholders (name of [A-Za-z0-9_-];
- * other braces are literal), each a top-level property of the tool's
- * parameters: filled with the argument (a string as is, anything else as
- * JSON, absent as nothing), always inside its one argv entry — brigade
- * runs no shell over it. */
+ * The argv template's placeholders are filled by tool_argv.c. */
 #include "tools/tools_internal.h"
 
 #include <stdio.h>
@@ -25,103 +21,6 @@ typedef struct command_exec {
     tool_exec      base;
     sandbox_run_t *run;
 } command_exec;
-
-/* The length of the {placeholder} starting at p (its name's length), or 0
- * when p does not start one: a placeholder is "{" + [A-Za-z0-9_-]+ + "}";
- * any other brace is literal (a script's own braces stay as written). */
-static size_t placeholder_at(const char *p)
-{
-    if (*p != '{') return 0;
-    size_t n = 0;
-    while ((p[1 + n] >= 'a' && p[1 + n] <= 'z') || (p[1 + n] >= 'A' && p[1 + n] <= 'Z') ||
-           (p[1 + n] >= '0' && p[1 + n] <= '9') || p[1 + n] == '_' || p[1 + n] == '-')
-        n++;
-    return n && p[1 + n] == '}' ? n : 0;
-}
-
-/* Calls `each` with the name of every {placeholder} of one entry. */
-static bool placeholders(const char *s, bool (*each)(const char *, size_t, void *), void *arg)
-{
-    for (const char *p = s; *p; p++) {
-        size_t n = placeholder_at(p);
-        if (!n) continue;
-        if (!each(p + 1, n, arg)) return false;
-        p += n + 1;
-    }
-    return true;
-}
-
-typedef struct check_ctx {
-    const cJSON *props;
-    char        *why;
-    size_t       whylen;
-} check_ctx;
-
-static bool check_one(const char *name, size_t n, void *arg)
-{
-    check_ctx *c = arg;
-    char nm[128];
-    if (n >= sizeof nm) {
-        snprintf(c->why, c->whylen, "a {placeholder} name is too long");
-        return false;
-    }
-    memcpy(nm, name, n);
-    nm[n] = '\0';
-    if (!c->props || !cJSON_GetObjectItemCaseSensitive(c->props, nm)) {
-        snprintf(c->why, c->whylen, "placeholder {%.64s} is not a property of the tool's parameters", nm);
-        return false;
-    }
-    return true;
-}
-
-bool tool_command_check(const tool_cfg *tc, const cJSON *schema, char *why, size_t whylen)
-{
-    check_ctx c = {cJSON_GetObjectItemCaseSensitive(schema, "properties"), why, whylen};
-    why[0] = '\0';
-    if (tc->argc > SANDBOX_MAX_ARGS) {
-        snprintf(why, whylen, "more than %d entries", SANDBOX_MAX_ARGS);
-        return false;
-    }
-    /* the program itself is never filled in by the model */
-    for (const char *p = tc->argv[0]; *p; p++)
-        if (placeholder_at(p)) {
-            snprintf(why, whylen, "the program (argv[0]) may not hold a placeholder");
-            return false;
-        }
-    for (size_t i = 1; i < tc->argc; i++)
-        if (!placeholders(tc->argv[i], check_one, &c)) {
-            return false;
-        }
-    return true;
-}
-
-/* One argv entry with its placeholders filled (malloc'd). */
-static char *fill(const char *tmpl, const cJSON *args)
-{
-    buf b;
-    buf_init(&b);
-    for (const char *p = tmpl; *p;) {
-        size_t n = placeholder_at(p);
-        if (!n) {
-            buf_append(&b, p, 1);
-            p++;
-            continue;
-        }
-        char name[128];
-        snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name ? n : sizeof name - 1), p + 1);
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, name);
-        if (cJSON_IsString(v)) {
-            buf_append(&b, v->valuestring, strlen(v->valuestring));
-        } else if (v && !cJSON_IsNull(v)) {
-            char *j = cJSON_PrintUnformatted(v);
-            if (j) buf_append(&b, j, strlen(j));
-            free(j);
-        }
-        p += n + 2;
-    }
-    buf_append(&b, "", 0);
-    return buf_detach(&b);
-}
 
 static void command_done(void *arg, const sandbox_result *r)
 {
@@ -157,7 +56,7 @@ tool_exec *tool_command_start(const tool_def *t, const tool_env *env, const cJSO
     char *argv[SANDBOX_MAX_ARGS];
     char *envv[SANDBOX_MAX_ENV];
     size_t argc = tc->argc, n_env = tc->n_env < SANDBOX_MAX_ENV ? tc->n_env : SANDBOX_MAX_ENV;
-    for (size_t i = 0; i < argc; i++) argv[i] = i == 0 ? strdup(tc->argv[0]) : fill(tc->argv[i], args);
+    for (size_t i = 0; i < argc; i++) argv[i] = i == 0 ? strdup(tc->argv[0]) : tool_argv_fill(tc->argv[i], args);
     for (size_t i = 0; i < n_env; i++) {
         buf b;
         buf_init(&b);

@@ -39,9 +39,11 @@ void       tool_http_cancel(tool_exec *x);
 tool_exec *tool_command_start(const tool_def *t, const tool_env *env, const cJSON *args,
                               char *out, size_t outlen);
 void       tool_command_cancel(tool_exec *x);
-/* A command tool's argv template: every {placeholder} names a top-level
- * property of the schema (tool_command.c). */
+/* A command tool's argv template (tool_argv.c): every {placeholder} names
+ * a top-level property of the schema, none is in argv[0]; and one entry
+ * filled with the arguments (malloc'd). */
 bool       tool_command_check(const tool_cfg *tc, const cJSON *schema, char *why, size_t whylen);
+char      *tool_argv_fill(const char *tmpl, const cJSON *args);
 
 /* The clock's answer as JSON text (malloc'd); *ok false for an
  * unsupported timezone. */
