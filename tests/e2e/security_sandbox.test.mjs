@@ -116,10 +116,17 @@ function sandboxUsable() {
 describe('command tools: the happy path', () => {
   test('the sandbox was probed at start and its layers logged', () => {
     assert.match(stack.brigade.stderr, /sandbox: bwrap (ok|unavailable), seccomp (ok|unavailable), landlock/);
-    assert.ok(sandboxUsable(), 'this machine should sandbox: ' + stack.brigade.output());
   });
 
-  test('JSON in on stdin, JSON out on stdout, and the model sees it', async () => {
+  test('where the machine cannot sandbox, a call is refused with the reason (not run unsandboxed)', async (t) => {
+    if (sandboxUsable()) return t.skip('this machine sandboxes; the escape tests below run');
+    const r = await callTool('alice', 'echo_json', { msg: 'x' });
+    assert.equal(r.ok, false);
+    assert.match(r.content, /cannot run here: .*allow_unsandboxed/);
+  });
+
+  test('JSON in on stdin, JSON out on stdout, and the model sees it', async (t) => {
+    if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
     const r = await callTool('alice', 'echo_json', { msg: 'hello sandbox' });
     assert.equal(r.ok, true, r.content);
     const out = JSON.parse(r.content);
@@ -128,7 +135,8 @@ describe('command tools: the happy path', () => {
     assert.equal(r.last.event, 'run.completed', JSON.stringify(r.last));
   });
 
-  test('the environment is exactly what the tool declared: no canary, no admin token', async () => {
+  test('the environment is exactly what the tool declared: no canary, no admin token', async (t) => {
+    if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
     const r = await sh('alice', 'env');
     assert.equal(r.ok, true, r.content);
     assert.match(r.content, new RegExp(`GRANTED=${GRANTED}`));
@@ -139,7 +147,8 @@ describe('command tools: the happy path', () => {
     assert.deepEqual(names.filter((n) => n !== 'PWD'), ['GRANTED', 'PATH']);
   });
 
-  test('the private directory persists between calls of the same user', async () => {
+  test('the private directory persists between calls of the same user', async (t) => {
+    if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
     const w = await sh('alice', 'echo alice-note > /work/note.txt && echo written');
     assert.equal(w.ok, true, w.content);
     const r = await sh('alice', 'cat /work/note.txt');
@@ -149,7 +158,8 @@ describe('command tools: the happy path', () => {
 });
 
 describe('sandbox escapes tried from inside a tool', () => {
-  test("another user's private directory: not at /work, not by its host path, not by searching", async () => {
+  test("another user's private directory: not at /work, not by its host path, not by searching", async (t) => {
+    if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
     const secret = 'alice-private-' + crypto.randomBytes(6).toString('hex');
     assert.equal((await sh('alice', `echo ${secret} > /work/secret.txt && echo ok`)).ok, true);
     const hostDir = path.join(stack.dataDir, 'sandbox', 'sh', users.alice.tenant, users.alice.id);
@@ -165,7 +175,8 @@ describe('sandbox escapes tried from inside a tool', () => {
     }
   });
 
-  test("/proc/1/environ and every process's environment: brigade's never shows", async () => {
+  test("/proc/1/environ and every process's environment: brigade's never shows", async (t) => {
+    if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
     const r = await sh('alice', 'for f in /proc/1/environ /proc/[0-9]*/environ; do tr "\\0" "\\n" < $f; done 2>&1; ' +
       'set -- /proc/[0-9]*; echo "pids=$#"; cat /proc/1/cmdline | tr "\\0" " "; echo');
     assert.doesNotMatch(r.content, new RegExp(CANARY), r.content);
@@ -177,7 +188,8 @@ describe('sandbox escapes tried from inside a tool', () => {
     assert.doesNotMatch(r.content, /brigade serve|mock-llm/);
   });
 
-  test('no descriptor of brigade\'s and no capability reach the tool', async () => {
+  test('no descriptor of brigade\'s and no capability reach the tool', async (t) => {
+    if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
     // the shell's own descriptors, listed by another process
     const r = await sh('alice', 'ls -l /proc/$$/fd/; grep -E "^Cap(Eff|Prm):" /proc/$$/status');
     const fds = [...r.content.matchAll(/ (\d+) -> /g)].map((m) => Number(m[1])).sort((a, b) => a - b);
@@ -185,7 +197,8 @@ describe('sandbox escapes tried from inside a tool', () => {
     assert.match(r.content, /CapEff:\s+0000000000000000/, r.content);
   });
 
-  test("the data directory (brigade's database and keys) is not there", async () => {
+  test("the data directory (brigade's database and keys) is not there", async (t) => {
+    if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
     const d = stack.dataDir;
     const r = await sh('alice', `ls -la ${d} 2>&1; cat ${d}/secret 2>&1; ls ${d}/*.db* 2>&1; ` +
       `find / -xdev \\( -name 'brigade.db*' -o -name serve.lock \\) 2>/dev/null; echo end`);
@@ -195,7 +208,8 @@ describe('sandbox escapes tried from inside a tool', () => {
     assert.ok(files.length > 1, `the data directory on the host has files: ${files}`);
   });
 
-  test('a socket to the loopback mock fails when the network is not granted (and connects when it is)', async () => {
+  test('a socket to the loopback mock fails when the network is not granted (and connects when it is)', async (t) => {
+    if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
     const port = Number(new URL(stack.mockUrl).port);
     const denied = await callTool('alice', 'connect', { port });
     assert.doesNotMatch(denied.content, /CONNECTED/, denied.content);
@@ -205,6 +219,7 @@ describe('sandbox escapes tried from inside a tool', () => {
   });
 
   test('a fork bomb in the background is bounded by the pids limit', async (t) => {
+    if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
     if (!/pids cgroup \//.test(stack.brigade.stderr)) return t.skip('no pids cgroup on this machine');
     // the bomb runs while the shell counts processes with a builtin glob (no fork)
     const r = await callTool('alice', 'bomb', { script:
@@ -215,6 +230,7 @@ describe('sandbox escapes tried from inside a tool', () => {
   });
 
   test('a fork bomb in the foreground: the call ends with an error, brigade stays healthy', async (t) => {
+    if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
     if (!/pids cgroup \//.test(stack.brigade.stderr)) return t.skip('no pids cgroup on this machine');
     const t0 = Date.now();
     // it keeps bombing until the timeout stops it
@@ -229,7 +245,8 @@ describe('sandbox escapes tried from inside a tool', () => {
     assert.equal(next.content.trim(), 'after-the-bomb');
   });
 
-  test('writing outside the private directory fails; /work and /tmp are writable', async () => {
+  test('writing outside the private directory fails; /work and /tmp are writable', async (t) => {
+    if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
     const r = await sh('alice', 'for f in /usr/x /etc/x /x /bin/x /proc/x /.brigade/x; do ' +
       'if echo x > $f 2>/dev/null; then echo "WROTE $f"; fi; done; ' +
       'echo x > /work/w && echo work-ok; echo x > /tmp/t && echo tmp-ok');
@@ -239,6 +256,7 @@ describe('sandbox escapes tried from inside a tool', () => {
   });
 
   test('ptrace, mount and a new user namespace are refused (seccomp)', async (t) => {
+    if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
     if (process.arch !== 'x64') return t.skip('syscall numbers below are x86-64');
     // ptrace(PTRACE_ATTACH=16, pid 1), mount("none", "/tmp", "tmpfs"), unshare(CLONE_NEWUSER)
     const r = await sh('alice',
@@ -253,7 +271,8 @@ describe('sandbox escapes tried from inside a tool', () => {
 });
 
 describe('command tools: failures the model is told about', () => {
-  test('a timeout stops the tool and says so', async () => {
+  test('a timeout stops the tool and says so', async (t) => {
+    if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
     const t0 = Date.now();
     const r = await callTool('alice', 'slow', {});
     assert.equal(r.ok, false);
@@ -261,13 +280,15 @@ describe('command tools: failures the model is told about', () => {
     assert.ok(Date.now() - t0 < 10_000);
   });
 
-  test('output past max_response_bytes: stopped and cut', async () => {
+  test('output past max_response_bytes: stopped and cut', async (t) => {
+    if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
     const r = await callTool('alice', 'chatty', {});
     assert.equal(r.ok, false);
     assert.match(r.content, /output passed 1000 bytes/);
   });
 
-  test('a non-zero exit is an error with the tool\'s stderr', async () => {
+  test('a non-zero exit is an error with the tool\'s stderr', async (t) => {
+    if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
     const r = await sh('alice', 'echo broken-thing >&2; exit 4');
     assert.equal(r.ok, false);
     assert.match(r.content, /status 4: broken-thing/);
