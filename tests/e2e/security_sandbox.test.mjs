@@ -114,8 +114,16 @@ function sandboxUsable() {
 }
 
 describe('command tools: the happy path', () => {
-  test('the sandbox was probed at start and its layers logged', () => {
+  test('the sandbox was probed at start and its layers logged', async () => {
     assert.match(stack.brigade.stderr, /sandbox: bwrap (ok|unavailable), seccomp (ok|unavailable), landlock/);
+    // and in /readyz, for the server admin only
+    const r = await stack.admin('GET', '/readyz');
+    const sb = r.body.checks.sandbox;
+    assert.equal(sb.namespaces, sandboxUsable() ? 'ok' : 'unavailable', JSON.stringify(sb));
+    assert.equal(typeof sb.landlock_abi, 'number');
+    assert.equal(sb.unsandboxed_allowed, false);
+    const anon = await fetch(stack.brigadeUrl + '/readyz').then((x) => x.json());
+    assert.equal(anon.checks, undefined);
   });
 
   test('where the machine cannot sandbox, a call is refused with the reason (not run unsandboxed)', async (t) => {
