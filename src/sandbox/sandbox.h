@@ -138,8 +138,9 @@ typedef void (*sandbox_run_fn)(void *arg, const sandbox_result *r);
 typedef struct sandbox_run_t sandbox_run_t;
 
 /* Run spec's process with `input` on stdin (then closed); `done` is called
- * once, on a later loop turn, after the process is gone. stderr is logged
- * (at most max_err bytes). NULL with `err` if it could not start. */
+ * once, on a later loop turn, after the process is gone. stderr (at most
+ * max_err bytes) goes into `why` on failure, and into the log only when
+ * observability.logs.content is on. NULL with `err` if it could not start. */
 sandbox_run_t *sandbox_run(uv_loop_t *loop, const sandbox_spec *spec, const char *input,
                            size_t input_len, size_t max_out, size_t max_err, uint32_t timeout_ms,
                            sandbox_run_fn done, void *arg, char *err, size_t errlen);

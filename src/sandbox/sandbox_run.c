@@ -1,7 +1,8 @@
 /* sandbox_run.c — one call of a sandboxed process: the input written to
  * its stdin (then closed), stdout read up to a cap (past it the sandbox is
  * killed and what was read is kept, marked cut), stderr read up to its own
- * cap and logged, and a timeout that kills the whole sandbox. The result
+ * cap (logged when the operator logs content; given to the model on
+ * failure), and a timeout that kills the whole sandbox. The result
  * is handed back once the process has exited and both pipes are done. */
 #include "sandbox/sandbox.h"
 
@@ -66,7 +67,13 @@ static void run_finish(sandbox_run_t *r)
     uv_timer_stop(&r->timer);
     char errtext[320];
     run_err_text(r, errtext, sizeof errtext);
-    if (errtext[0]) log_info("sandbox: %s stderr: %s", r->label, errtext);
+    /* a tool's stderr may hold the user's data: logged only where the
+     * operator opted in to content (the model gets it in the error) */
+    if (errtext[0] && log_content_enabled())
+        log_info("sandbox: %s stderr: %s", r->label, errtext);
+    else if (r->elen)
+        log_info("sandbox: %s wrote %zu bytes to stderr (observability.logs.content is off)",
+                 r->label, r->elen);
     sandbox_result res = {.timed_out = r->timed_out, .output_cut = r->cut,
                           .exit_status = r->status, .term_signal = r->sig,
                           .out = r->obuf ? r->obuf : "", .out_len = r->olen};

@@ -22,11 +22,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { errorOf, useStack } from './lib/harness.mjs';
+import { errorOf, noteSecret, useStack } from './lib/harness.mjs';
 import { newSession, openStream, toolMarker, transcript } from './lib/agents.mjs';
 
 const CANARY = 'sandbox-canary-' + crypto.randomBytes(12).toString('hex');
 const GRANTED = 'granted-' + crypto.randomBytes(6).toString('hex');
+noteSecret(CANARY);   // never in any log either
 
 // a node program reading the arguments from stdin and answering in JSON
 const ECHO_JS = "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>{const a=JSON.parse(s);" +
