@@ -43,6 +43,14 @@ typedef struct sandbox_limits {
 #define SANDBOX_WORK_DIR "/work"
 /* Where the sandbox's helper (brigade-sandbox-init) is mounted inside. */
 #define SANDBOX_INIT_INSIDE "/.brigade/init"
+/* The descriptor holding the seccomp program when the chain starts. */
+#define SANDBOX_FD_SECCOMP 3
+/* When brigade runs as root, the helper binds the private directory here,
+ * in a mount namespace of the chain's own, before it drops to the tools'
+ * user: that user can reach it there, not through the data directory. */
+#define SANDBOX_STAGE_DIR "/tmp/work"
+/* The user tools run as when brigade runs as root (nobody / nogroup). */
+#define SANDBOX_NOBODY 65534
 
 /* Bounds of what a spec may ask for. */
 #define SANDBOX_MAX_ARGS 64
@@ -69,6 +77,7 @@ typedef struct sandbox_host {
     char     cgroup_dir[512];    /* a pids cgroup brigade may create children in; "" none */
     bool     allow_unsandboxed;  /* operator: run tools without namespaces when bwrap is missing */
     char     private_root[512];  /* DATA_DIR/sandbox (absolute); "" none */
+    unsigned run_uid, run_gid;   /* brigade is root: tools run as this user (nobody); 0 = as brigade */
 } sandbox_host;
 
 typedef struct sandbox_settings {
@@ -90,11 +99,11 @@ const sandbox_host *sandbox_host_info(void);
 bool                sandbox_can_run(char *why, size_t whylen);
 
 /* The argv brigade executes for `spec` (NULL-terminated, malloc'd strings
- * and array; free with sandbox_argv_free). `seccomp_fd` is the child's fd
- * number holding the BPF program (-1: none); `cgroup_procs` the
+ * and array; free with sandbox_argv_free). With bwrap the chain is started
+ * with SANDBOX_FD_SECCOMP open when `with_seccomp`; `cgroup_procs` is the
  * cgroup.procs file the process joins first (NULL: none). Pure: the unit
  * tests check it. NULL with `err` on a bad spec. */
-char **sandbox_build_argv(const sandbox_host *h, const sandbox_spec *spec, int seccomp_fd,
+char **sandbox_build_argv(const sandbox_host *h, const sandbox_spec *spec, bool with_seccomp,
                           const char *cgroup_procs, char *err, size_t errlen);
 void   sandbox_argv_free(char **argv);
 

@@ -9,7 +9,10 @@
  * run (users, name resolution, certificates, the dynamic linker's cache,
  * alternatives) — never shadow files, keys or brigade's own files; a fresh
  * /proc of its own pid namespace, a minimal /dev, an empty /tmp, and its
- * private directory read-write at /work. Nothing else of the host: not
+ * private directory read-write at /work. When brigade runs as root the
+ * chain drops to an unprivileged user before bwrap; the helper first binds
+ * the private directory at SANDBOX_STAGE_DIR in a mount namespace of the
+ * chain's own, since that user cannot reach it through the data directory. Nothing else of the host: not
  * brigade's data directory, not other users' directories, not /root or
  * /home. The root itself is made read-only at the end.
  *
@@ -135,18 +138,21 @@ static void add_inner(argvb *b, const sandbox_host *h, const sandbox_spec *s, bo
     /* RLIMIT_NPROC counts every process of the (real) user and binds only
      * a non-root one: the pids cgroup is the limit that holds; this one
      * is a second bound where brigade does not run as root. */
-    if (l->processes && !h->cgroup_dir[0] && geteuid() != 0) addnum(b, "--nproc", l->processes);
+    if (l->processes && !h->cgroup_dir[0] && (geteuid() != 0 || h->run_uid))
+        addnum(b, "--nproc", l->processes);
     if (l->memory_bytes) addnum(b, "--as", l->memory_bytes);
     if (h->landlock_abi > 0) {
         add(b, "--landlock");
         if (!s->network) add(b, "--no-network");
-        add2(b, "--write", inside ? SANDBOX_WORK_DIR : s->private_dir);
+        /* unsandboxed, the working directory is the private directory: "."
+         * opens even where its parents are closed to the tool's user */
+        add2(b, "--write", inside ? SANDBOX_WORK_DIR : ".");
         add2(b, "--write", "/tmp");
         add2(b, "--write", "/dev");
     }
 }
 
-char **sandbox_build_argv(const sandbox_host *h, const sandbox_spec *s, int seccomp_fd,
+char **sandbox_build_argv(const sandbox_host *h, const sandbox_spec *s, bool with_seccomp,
                           const char *cgroup_procs, char *err, size_t errlen)
 {
     if (!h || !spec_ok(s, err, errlen)) {
@@ -158,8 +164,12 @@ char **sandbox_build_argv(const sandbox_host *h, const sandbox_spec *s, int secc
         return NULL;
     }
     argvb b = {0};
+    char user[48];
+    snprintf(user, sizeof user, "%u:%u", h->run_uid, h->run_gid);
     add(&b, h->init_path);
     if (cgroup_procs) add2(&b, "--cgroup-procs", cgroup_procs);
+    if (h->run_uid && h->bwrap_ok) add2(&b, "--stage-work", s->private_dir);
+    if (h->run_uid) add2(&b, "--user", user);
     if (!h->bwrap_ok) {
         /* unsandboxed, as the operator allowed: limits and landlock only */
         add_inner(&b, h, s, false);
@@ -167,8 +177,8 @@ char **sandbox_build_argv(const sandbox_host *h, const sandbox_spec *s, int secc
         for (size_t i = 0; i < s->argc; i++) add(&b, s->argv[i]);
         return b.v;
     }
-    /* bwrap gets stdin, stdout, stderr and the seccomp program (fd 3) */
-    add2(&b, "--close-from", seccomp_fd >= 0 ? "4" : "3");
+    /* bwrap gets stdin, stdout, stderr and the seccomp program */
+    addnum(&b, "--close-from", SANDBOX_FD_SECCOMP + 1);
     add(&b, "--");
     add(&b, h->bwrap_path);
     add(&b, "--unshare-user");
@@ -186,11 +196,11 @@ char **sandbox_build_argv(const sandbox_host *h, const sandbox_spec *s, int secc
     add2(&b, "--proc", "/proc");
     add2(&b, "--dev", "/dev");
     add2(&b, "--tmpfs", "/tmp");
-    add3(&b, "--bind", s->private_dir, SANDBOX_WORK_DIR);
+    add3(&b, "--bind", h->run_uid ? SANDBOX_STAGE_DIR : s->private_dir, SANDBOX_WORK_DIR);
     add2(&b, "--chdir", SANDBOX_WORK_DIR);
     add3(&b, "--ro-bind", h->init_path, SANDBOX_INIT_INSIDE);
     add2(&b, "--remount-ro", "/");
-    if (seccomp_fd >= 0) addnum(&b, "--seccomp", (unsigned long long)seccomp_fd);
+    if (with_seccomp) addnum(&b, "--seccomp", SANDBOX_FD_SECCOMP);
     add(&b, "--");
     add(&b, SANDBOX_INIT_INSIDE);
     add_inner(&b, h, s, true);

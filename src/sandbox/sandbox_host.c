@@ -10,7 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <grp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,20 +35,27 @@ const unsigned char *sandbox_bpf(size_t *len)
     return bpf_prog;
 }
 
-/* Run argv with an empty environment and no output; its exit status, or
- * -1 if it did not finish within two seconds (then it is killed). */
+/* Run argv with an empty environment and no output, as the user tools run
+ * as; its exit status, or -1 if it did not finish within two seconds
+ * (then it is killed). At start only: fork is safe here. */
 static int run_quietly(char *const argv[])
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    char *envp[] = {NULL};
-    pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) return -1;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        if (host.run_uid && (setgroups(0, NULL) != 0 || setgid(host.run_gid) != 0 ||
+                             setuid(host.run_uid) != 0))
+            _exit(126);
+        char *envp[] = {NULL};
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
     for (int i = 0; i < 200; i++) {
         int st;
         pid_t w = waitpid(pid, &st, WNOHANG);
@@ -203,6 +210,9 @@ void sandbox_setup(const sandbox_settings *s)
     if (!s) s = &none;
     memset(&host, 0, sizeof host);
     host.allow_unsandboxed = s->allow_unsandboxed;
+    /* brigade as root: tools run as nobody, so that even the processes
+     * of a sandbox are no one on the host */
+    if (geteuid() == 0) host.run_uid = host.run_gid = SANDBOX_NOBODY;
     if (s->data_dir && s->data_dir[0]) {
         /* absolute: bwrap binds it, and the process's cwd may change */
         char abs[4096];
@@ -222,10 +232,11 @@ void sandbox_setup(const sandbox_settings *s)
     if (!host.seccomp_ok) log_warn("sandbox: %s", err);
     host.landlock_abi = sandbox_landlock_abi();
     find_cgroup();
-    log_info("sandbox: bwrap %s, seccomp %s, landlock %s (ABI %d), pids cgroup %s",
+    log_info("sandbox: bwrap %s, seccomp %s, landlock %s (ABI %d), pids cgroup %s, tools run as %s",
              host.bwrap_ok ? "ok" : "unavailable", host.seccomp_ok ? "ok" : "unavailable",
              host.landlock_abi ? "ok" : "absent", host.landlock_abi,
-             host.cgroup_dir[0] ? host.cgroup_dir : "none");
+             host.cgroup_dir[0] ? host.cgroup_dir : "none",
+             host.run_uid ? "uid 65534 (brigade is root)" : "brigade's user");
     if (!host.bwrap_ok && host.allow_unsandboxed)
         log_warn("sandbox: tool processes will run WITHOUT namespaces (sandbox.allow_unsandboxed): "
                  "they can see the host's files, processes and network");

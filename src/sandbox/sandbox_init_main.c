@@ -6,7 +6,10 @@
  *       /.brigade/init --cpu N --as N … --write /work --write /tmp -- TOOL ARGS…
  *
  * Outside, it joins the sandbox's pids cgroup before bwrap creates any
- * process, so nothing the tool forks can escape the pids limit. Inside
+ * process, so nothing the tool forks can escape the pids limit, and, when
+ * brigade runs as root, binds the private directory where that user can
+ * reach it (--stage-work) and becomes an unprivileged user (--user), so
+ * that the whole sandbox is that user on the host too. Inside
  * (after bwrap has made the namespaces and installed seccomp), it sets the
  * rlimits and applies landlock, then executes the tool. Both times it
  * first closes every descriptor it was not meant to pass on (--close-from).
@@ -19,7 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <grp.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -78,9 +85,46 @@ static void join_cgroup(const char *procs)
     close(fd);
 }
 
+/* Make `dir` reachable at SANDBOX_STAGE_DIR for the unprivileged user the
+ * chain becomes next, in a mount namespace of this chain's own (brigade is
+ * root here): a small tmpfs over /tmp, the directory bound inside it. The
+ * data directory above it stays closed to that user. */
+static void stage_work(const char *dir)
+{
+    if (unshare(CLONE_NEWNS) != 0) die("unshare(CLONE_NEWNS)", strerror(errno));
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("mount private", strerror(errno));
+    /* opened in the new namespace (a bind needs its source there), before
+     * the tmpfs hides it if it lies under /tmp */
+    int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) die("cannot open the private directory", strerror(errno));
+    char src[64];
+    snprintf(src, sizeof src, "/proc/self/fd/%d", fd);
+    if (mount("brigade-stage", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "mode=0755,size=64k") != 0)
+        die("mount the stage", strerror(errno));
+    if (mkdir(SANDBOX_STAGE_DIR, 0755) != 0) die("mkdir the stage", strerror(errno));
+    if (mount(src, SANDBOX_STAGE_DIR, NULL, MS_BIND, NULL) != 0) die("bind the private directory", strerror(errno));
+    close(fd);
+}
+
+/* Become UID:GID for good (no supplementary groups): brigade running as
+ * root starts tools as an unprivileged user. */
+static void become(const char *spec)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long uid = strtoul(spec, &end, 10);
+    if (errno || !end || *end != ':') die("--user wants UID:GID", spec);
+    unsigned long gid = strtoul(end + 1, &end, 10);
+    if (errno || *end || uid == 0 || gid == 0) die("--user wants UID:GID, not root", spec);
+    if (setgroups(0, NULL) != 0 || setgid((gid_t)gid) != 0 || setuid((uid_t)uid) != 0)
+        die("cannot change user", strerror(errno));
+    if (setuid(0) == 0) die("could become root again", NULL);
+}
+
 int main(int argc, char **argv)
 {
-    const char *cgroup = NULL;
+    const char *cgroup = NULL, *user = NULL, *stage = NULL;
     const char *writable[MAX_WRITABLE];
     size_t n_writable = 0;
     bool landlock = false, network = true;
@@ -89,6 +133,8 @@ int main(int argc, char **argv)
     for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--cgroup-procs") && v) cgroup = argv[++i];
+        else if (!strcmp(o, "--user") && v) user = argv[++i];
+        else if (!strcmp(o, "--stage-work") && v) stage = argv[++i];
         else if (!strcmp(o, "--cpu")) { cpu = (long long)number(v, o); i++; }
         else if (!strcmp(o, "--as")) { as = (long long)number(v, o); i++; }
         else if (!strcmp(o, "--nofile")) { nofile = (long long)number(v, o); i++; }
@@ -107,6 +153,8 @@ int main(int argc, char **argv)
 
     if (close_at >= 3) close_from((unsigned)close_at);
     if (cgroup) join_cgroup(cgroup);
+    if (stage) stage_work(stage);
+    if (user) become(user);
     if (cpu >= 0) limit(RLIMIT_CPU, (unsigned long long)cpu, "cpu");
     if (nofile >= 0) limit(RLIMIT_NOFILE, (unsigned long long)nofile, "nofile");
     if (fsize >= 0) limit(RLIMIT_FSIZE, (unsigned long long)fsize, "fsize");

@@ -9,6 +9,7 @@
 #include "sandbox/sandbox_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +123,9 @@ sandbox_proc *sandbox_spawn(uv_loop_t *loop, const sandbox_spec *spec, uv_pipe_t
     char procs[700];
     bool cg = sandbox_cgroup_make(spec->limits.processes, p->cgroup, sizeof p->cgroup);
     if (cg) snprintf(procs, sizeof procs, "%s/cgroup.procs", p->cgroup);
+    /* the directory becomes the tools' user's */
+    if (h->run_uid && chown(spec->private_dir, h->run_uid, h->run_gid) != 0)
+        log_warn("sandbox: cannot give %s to the tools' user: %s", spec->private_dir, strerror(errno));
     int bpf = h->bwrap_ok ? bpf_memfd() : -1;
     if (h->bwrap_ok && bpf < 0) {
         snprintf(err, errlen, "sandbox: cannot pass the seccomp filter: %s", strerror(errno));
@@ -129,7 +133,7 @@ sandbox_proc *sandbox_spawn(uv_loop_t *loop, const sandbox_spec *spec, uv_pipe_t
         free(p);
         return NULL;
     }
-    char **argv = sandbox_build_argv(h, spec, bpf >= 0 ? 3 : -1, cg ? procs : NULL, err, errlen);
+    char **argv = sandbox_build_argv(h, spec, bpf >= 0, cg ? procs : NULL, err, errlen);
     if (!argv) {
         if (bpf >= 0) close(bpf);
         sandbox_cgroup_remove(p->cgroup);
@@ -143,7 +147,7 @@ sandbox_proc *sandbox_spawn(uv_loop_t *loop, const sandbox_spec *spec, uv_pipe_t
         {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *)in},
         {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)out},
         {.flags = errp ? UV_CREATE_PIPE | UV_WRITABLE_PIPE : UV_IGNORE, .data.stream = (uv_stream_t *)errp},
-        {.flags = UV_INHERIT_FD, .data.fd = bpf},
+        {.flags = UV_INHERIT_FD, .data.fd = bpf},      /* SANDBOX_FD_SECCOMP */
     };
     uv_process_options_t o = {
         .exit_cb = proc_exited,

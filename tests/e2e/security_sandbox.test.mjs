@@ -206,6 +206,18 @@ describe('sandbox escapes tried from inside a tool', () => {
     assert.match(r.content, /CapEff:\s+0000000000000000/, r.content);
   });
 
+  test('the tool is no one on the host: never root outside its namespace', async (t) => {
+    if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
+    // what it creates is owned, on the host, by the user it really is
+    const r = await sh('alice', 'rm -f /work/owned; echo x > /work/owned && echo made');
+    assert.match(r.content, /made/, r.content);
+    const hostFile = path.join(stack.dataDir, 'sandbox', 'sh', users.alice.tenant, users.alice.id, 'owned');
+    const { uid } = fs.statSync(hostFile);
+    if (process.getuid() === 0) assert.equal(uid, 65534, 'brigade is root: tools run as nobody');
+    else assert.equal(uid, process.getuid());
+    assert.notEqual(uid, 0);
+  });
+
   test("the data directory (brigade's database and keys) is not there", async (t) => {
     if (!sandboxUsable()) return t.skip('this machine cannot sandbox (see the start-up log)');
     const d = stack.dataDir;

@@ -63,7 +63,8 @@ static void test_argv_bwrap(void **state)
     sandbox_host h = fake_host(true, 4);
     sandbox_spec s = base_spec();
     char err[256];
-    char **argv = sandbox_build_argv(&h, &s, 3, "/sys/fs/cgroup/pids/b/s1/cgroup.procs", err, sizeof err);
+    h.run_uid = h.run_gid = SANDBOX_NOBODY;
+    char **argv = sandbox_build_argv(&h, &s, true, "/sys/fs/cgroup/pids/b/s1/cgroup.procs", err, sizeof err);
     assert_non_null(argv);
     /* the helper joins the cgroup, then bwrap */
     assert_string_equal(argv[0], h.init_path);
@@ -75,7 +76,12 @@ static void test_argv_bwrap(void **state)
              "--new-session", NULL}; *f; f++)
         assert_true(find(argv, *f) > bw);
     assert_true(has_seq(argv, "--ro-bind", "/usr", "/usr"));
-    assert_true(has_seq(argv, "--bind", "/data/sandbox/t/u", SANDBOX_WORK_DIR));
+    /* brigade is root here: the private directory is staged where nobody
+     * can reach it, and the chain becomes nobody before bwrap */
+    assert_true(has_seq(argv, "--stage-work", "/data/sandbox/t/u", NULL));
+    assert_true(has_seq(argv, "--bind", SANDBOX_STAGE_DIR, SANDBOX_WORK_DIR));
+    assert_true(has_seq(argv, "--user", "65534:65534", NULL));
+    assert_true(find(argv, "--user") < find(argv, "/usr/bin/bwrap"));
     assert_true(has_seq(argv, "--chdir", SANDBOX_WORK_DIR, NULL));
     assert_true(has_seq(argv, "--proc", "/proc", NULL));
     assert_true(has_seq(argv, "--tmpfs", "/tmp", NULL));
@@ -121,8 +127,10 @@ static void test_argv_network_granted(void **state)
     sandbox_spec s = base_spec();
     s.network = true;
     char err[256];
-    char **argv = sandbox_build_argv(&h, &s, -1, NULL, err, sizeof err);
+    char **argv = sandbox_build_argv(&h, &s, false, NULL, err, sizeof err);
     assert_non_null(argv);
+    assert_int_equal(find(argv, "--user"), -1);   /* brigade is not root here */
+    assert_true(has_seq(argv, "--bind", "/data/sandbox/t/u", SANDBOX_WORK_DIR));
     assert_int_equal(find(argv, "--unshare-net"), -1);
     assert_int_equal(find(argv, "--seccomp"), -1);
     assert_int_equal(find(argv, "--cgroup-procs"), -1);
@@ -139,12 +147,12 @@ static void test_argv_unsandboxed(void **state)
     h.allow_unsandboxed = true;
     sandbox_spec s = base_spec();
     char err[256];
-    char **argv = sandbox_build_argv(&h, &s, -1, NULL, err, sizeof err);
+    char **argv = sandbox_build_argv(&h, &s, false, NULL, err, sizeof err);
     assert_non_null(argv);
     assert_int_equal(find(argv, "/usr/bin/bwrap"), -1);
-    /* still limits and landlock, on the host path of the private dir */
+    /* still limits and landlock, on the working directory (the private dir) */
     assert_true(has_seq(argv, "--cpu", "5", NULL));
-    assert_true(has_seq(argv, "--write", "/data/sandbox/t/u", NULL));
+    assert_true(has_seq(argv, "--write", ".", NULL));
     assert_true(find(argv, "--no-network") > 0);
     sandbox_argv_free(argv);
 }
@@ -156,23 +164,23 @@ static void test_argv_bad_specs(void **state)
     char err[256];
     sandbox_spec s = base_spec();
     s.argc = 0;
-    assert_null(sandbox_build_argv(&h, &s, -1, NULL, err, sizeof err));
+    assert_null(sandbox_build_argv(&h, &s, false, NULL, err, sizeof err));
     assert_non_null(strstr(err, "argv"));
     s = base_spec();
     s.private_dir = "relative/dir";
-    assert_null(sandbox_build_argv(&h, &s, -1, NULL, err, sizeof err));
+    assert_null(sandbox_build_argv(&h, &s, false, NULL, err, sizeof err));
     assert_non_null(strstr(err, "absolute"));
     static const char *const bad_env[] = {"NO_EQUALS"};
     s = base_spec();
     s.env = bad_env;
     s.n_env = 1;
-    assert_null(sandbox_build_argv(&h, &s, -1, NULL, err, sizeof err));
+    assert_null(sandbox_build_argv(&h, &s, false, NULL, err, sizeof err));
     static const char *const bad_name[] = {"1X=y"};
     s.env = bad_name;
-    assert_null(sandbox_build_argv(&h, &s, -1, NULL, err, sizeof err));
+    assert_null(sandbox_build_argv(&h, &s, false, NULL, err, sizeof err));
     s = base_spec();
     h.init_path[0] = '\0';
-    assert_null(sandbox_build_argv(&h, &s, -1, NULL, err, sizeof err));
+    assert_null(sandbox_build_argv(&h, &s, false, NULL, err, sizeof err));
     assert_non_null(strstr(err, "helper"));
 }
 

@@ -112,7 +112,7 @@ static void test_live_calls(void **state)
     scope_mint_user(&bob, "ten_1", "usr_bob", "key_b", "default");
 
     result o = run(tools_find(r, "echo"), &alice, "{\"who\":\"$HOME; rm -rf /\",\"n\":7}");
-    assert_true(o.ok);
+    if (!o.ok) fail_msg("%s", o.out);
     assert_string_equal(o.out, "[$HOME; rm -rf /] 7\n");
 
     o = run(tools_find(r, "stdin"), &alice, "{\"a\":[1,2],\"b\":\"x\"}");
