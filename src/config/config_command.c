@@ -114,7 +114,8 @@ static int ld_cmd_limits(ld *l, const slot *s, const char *path, tool_cfg *t)
         {LI_MEM, 16, 65536, &t->limits.memory_mb},
         {LI_FILES, 16, 65536, &t->limits.open_files},
         {LI_FSIZE, 1, 65536, &t->limits.file_size_mb},
-        {LI_PROCS, 1, 4096, &t->limits.processes},
+        /* bwrap itself takes two (its monitor and the namespace's first) */
+        {LI_PROCS, 4, 4096, &t->limits.processes},
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
         if (!ls[f[i].i].present) continue;
