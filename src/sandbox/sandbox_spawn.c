@@ -99,9 +99,12 @@ static void proc_exited(uv_process_t *pr, int64_t status, int sig)
 {
     sandbox_proc *p = pr->data;
     p->exited = true;
-    /* anything the first process left behind goes with it */
-    kill(-p->pid, SIGKILL);
-    sandbox_cgroup_kill(p->cgroup);
+    /* anything the first process left behind goes with it: the cgroup
+     * holds all of it (and the pid namespace died with bwrap); without a
+     * cgroup, its process group — which outlives the leader only while a
+     * member lives, so the number is not anyone else's */
+    if (p->cgroup[0]) sandbox_cgroup_kill(p->cgroup);
+    else kill(-p->pid, SIGKILL);
     if (p->on_exit) p->on_exit(p, status, sig, p->arg);
     uv_close((uv_handle_t *)&p->proc, proc_closed);
 }
