@@ -267,6 +267,20 @@ int ld_tenants(ld *l, const slot *s, const char *path, bool *enable)
     return 0;
 }
 
+/* An HTTP tool's `url` (required) and its placeholders. */
+static int ld_tool_url(ld *l, const slot *url, struct fy_node *params, int line, const char *path,
+                       tool_cfg *t)
+{
+    char kp[160];
+    if (!url->present)
+        return ld_fail(l, line, path, "missing required key \"url\"");
+    ld_path(kp, sizeof(kp), path, "url");
+    size_t host_at;
+    if (ld_http_url(l, url, kp, &t->url, &host_at) < 0)
+        return -1;
+    return ld_tool_url_placeholders(l, url, kp, t->url, host_at, params);
+}
+
 static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cfg *t, entry_lines *el)
 {
     slot s[TO__N] = {
@@ -320,15 +334,8 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
                 ld_path(kp, sizeof(kp), path, s[http_only[i]].key);
                 return ld_fail(l, s[http_only[i]].line, kp, "not for tools of kind: command");
             }
-    } else {
-    if (!s[TO_URL].present)
-        return ld_fail(l, line, path, "missing required key \"url\"");
-    ld_path(kp, sizeof(kp), path, "url");
-    size_t host_at;
-    if (ld_http_url(l, &s[TO_URL], kp, &t->url, &host_at) < 0)
-        return -1;
-    if (ld_tool_url_placeholders(l, &s[TO_URL], kp, t->url, host_at,
-                                 s[TO_PARAMS].present ? s[TO_PARAMS].val : NULL) < 0)
+    } else if (ld_tool_url(l, &s[TO_URL], s[TO_PARAMS].present ? s[TO_PARAMS].val : NULL, line,
+                           path, t) < 0) {
         return -1;
     }
 
