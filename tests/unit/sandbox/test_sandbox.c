@@ -319,6 +319,45 @@ static void test_live_exit_status(void **state)
     assert_non_null(strstr(g.why, "oops"));
 }
 
+static void test_live_cancel(void **state)
+{
+    (void)state;
+    if (!live()) skip();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    const char *argv[] = {"sh", "-c", "sleep 30"};
+    static const char *const env[] = {"PATH=/usr/bin:/bin"};
+    sandbox_spec s = {.argv = argv, .argc = 3, .env = env, .n_env = 1,
+                      .private_dir = private_root, .label = "unit",
+                      .limits = {.cpu_seconds = 5, .processes = 16}};
+    char err[256];
+    got g = {0};
+    uint64_t t0 = uv_hrtime();
+    sandbox_run_t *r = sandbox_run(&loop, &s, "", 0, 4000, 1000, 30000, got_done, &g, err, sizeof err);
+    if (!r) fail_msg("sandbox_run: %s", err);
+    test_spin(&loop, 300);
+    sandbox_run_cancel(r);
+    /* the sandbox dies, its handles close and its cgroup goes, all without
+     * calling done: then the loop has nothing left and closes */
+    for (int i = 0; i < 60 && uv_loop_alive(&loop); i++) test_spin(&loop, 50);
+    assert_false(g.done);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_true(uv_hrtime() - t0 < 10ull * 1000 * 1000 * 1000);
+}
+
+static void test_live_output_cut(void **state)
+{
+    (void)state;
+    if (!live()) skip();
+    got g;
+    /* far more than the 4000-byte cap: stopped, marked cut */
+    run_sh("head -c 1000000 /dev/zero | tr '\\0' a; sleep 20", "", 10000, &g);
+    assert_false(g.ok);
+    assert_false(g.timed_out);
+    assert_non_null(strstr(g.why, "output passed 4000 bytes"));
+    assert_int_equal(strlen(g.out), 4000);
+}
+
 int main(void)
 {
     sandbox_settings set = {.init_path = getenv("SANDBOX_INIT")};
@@ -335,6 +374,8 @@ int main(void)
         cmocka_unit_test(test_live_refused),
         cmocka_unit_test(test_live_timeout),
         cmocka_unit_test(test_live_exit_status),
+        cmocka_unit_test(test_live_cancel),
+        cmocka_unit_test(test_live_output_cut),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     test_rmtree(private_root);
