@@ -88,7 +88,14 @@ static void check_loaded(const brigade_config *c)
     }
     for (size_t i = 0; i < c->n_tools; i++) {
         const tool_cfg *t = &c->tools[i];
-        if (!t->url || !t->method || !t->parameters_json) abort();
+        if (!t->parameters_json) abort();
+        if (t->kind == TOOL_CFG_COMMAND) {
+            /* a program and nothing of an HTTP tool */
+            if (t->argc == 0 || !t->argv || !t->argv[0] || !t->argv[0][0] || t->url || t->method) abort();
+            if (t->n_env && (!t->env_names || !t->env_values)) abort();
+        } else if (!t->url || !t->method || t->argc) {
+            abort();
+        }
         if (config_find_tool(c, t->name) != t) abort();
     }
     for (size_t i = 0; i < c->n_agents; i++) {

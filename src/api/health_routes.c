@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sandbox/sandbox.h"
 #include "util/buf.h"
 #include "util/timeutil.h"
 
@@ -48,6 +49,15 @@ void api_health_ready(api_ctx *ctx)
     bool models_ok = upstream_models_ready(why, sizeof why);
     cJSON_AddStringToObject(checks, "models", models_ok ? "ok" : why);
     ready = ready && models_ok;
+    /* What tool processes get (docs/sandbox.md); informational: the
+     * server serves without it, and a command tool's call says why not. */
+    const sandbox_host *sh = sandbox_host_info();
+    cJSON *sb = cJSON_AddObjectToObject(checks, "sandbox");
+    cJSON_AddStringToObject(sb, "namespaces", sh->bwrap_ok ? "ok" : "unavailable");
+    cJSON_AddStringToObject(sb, "seccomp", sh->seccomp_ok ? "ok" : "unavailable");
+    cJSON_AddNumberToObject(sb, "landlock_abi", sh->landlock_abi);
+    cJSON_AddBoolToObject(sb, "pids_cgroup", sh->cgroup_dir[0] != '\0');
+    cJSON_AddBoolToObject(sb, "unsandboxed_allowed", sh->allow_unsandboxed);
     cJSON_AddStringToObject(o, "status", ready ? "ready" : "not_ready");
     if (!detail) cJSON_DeleteItemFromObjectCaseSensitive(o, "checks");
     api_reply(ctx, ready ? 200 : 503, o);

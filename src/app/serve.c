@@ -17,6 +17,7 @@
 #include "app/pool_names.h"
 #include "obs/audit.h"
 #include "runs/credentials.h"
+#include "sandbox/sandbox.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "util/xalloc.h"
@@ -307,6 +308,16 @@ int app_serve_main(int argc, char **argv)
         return 1;
     }
     if (recovered) log_warn("%zu run(s) were in flight when brigade last stopped: marked interrupted", recovered);
+    /* What this machine offers tool processes (logged); command tools that
+     * cannot run say so now, and fail their calls with the reason. */
+    sandbox_settings sbs = {.data_dir = a.env.cfg.data_dir,
+                            .allow_unsandboxed = a.env.cfg.sandbox.allow_unsandboxed,
+                            .bwrap_path = a.env.cfg.sandbox.bwrap,
+                            .init_path = a.env.cfg.sandbox.helper};
+    sandbox_setup(&sbs);
+    for (size_t i = 0; i < a.env.cfg.n_tools; i++)
+        if (a.env.cfg.tools[i].kind == TOOL_CFG_COMMAND && !sandbox_can_run(err, sizeof err))
+            log_error("tools: %s (kind: command) cannot run: %s", a.env.cfg.tools[i].name, err);
     a.env.tools = tools_registry_new(&a.env.cfg, err, sizeof err);
     if (!a.env.tools) {
         fprintf(stderr, "brigade serve: tools: %s\n", err);
@@ -418,6 +429,7 @@ int app_serve_main(int argc, char **argv)
     reserve_journal_close(a.journal);
     http_router_free(a.router);
     config_free(&a.env.cfg);
+    sandbox_shutdown();
     close(a.lock_fd);
     log_info("brigade stopped cleanly");
     return 0;

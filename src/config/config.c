@@ -266,6 +266,18 @@ void config_tool_free(tool_cfg *t)
         free(t->approval_when[i].text);
     }
     free(t->approval_when);
+    for (size_t i = 0; i < t->argc; i++) free(t->argv[i]);
+    free(t->argv);
+    for (size_t i = 0; i < t->n_env; i++) {
+        free(t->env_names[i]);
+        if (t->env_values && t->env_values[i]) {
+            /* like header values, often secrets */
+            explicit_bzero(t->env_values[i], strlen(t->env_values[i]));
+            free(t->env_values[i]);
+        }
+    }
+    free(t->env_names);
+    free(t->env_values);
     memset(t, 0, sizeof(*t));
 }
 
@@ -314,6 +326,8 @@ void config_free(brigade_config *cfg)
     free(cfg->credential_providers);
     free(cfg->egress_allow_nets);
     free(cfg->public_url);
+    free(cfg->sandbox.bwrap);
+    free(cfg->sandbox.helper);
     for (size_t i = 0; i < cfg->n_agents; i++)
         config_agent_free(&cfg->agents[i]);
     free(cfg->agents);

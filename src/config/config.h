@@ -206,8 +206,31 @@ typedef enum approval_by {
     APPROVAL_BY_TENANT_ADMIN,        /* a tenant admin of the run's tenant only */
 } approval_by;
 
+/* A tool's kind (`kind:`): an HTTP endpoint (the default) or a command run
+ * in the sandbox (docs/sandbox.md) — the operator's alone. */
+typedef enum tool_cfg_kind { TOOL_CFG_HTTP = 0, TOOL_CFG_COMMAND } tool_cfg_kind;
+
+/* `limits:` of a command tool (0 = the default, see docs/config.md). */
+typedef struct command_limits_cfg {
+    uint32_t cpu_seconds;            /* default 10 */
+    uint32_t memory_mb;              /* address space of each process, default 1024 */
+    uint32_t open_files;             /* default 256 */
+    uint32_t file_size_mb;           /* the largest file it may write, default 64 */
+    uint32_t processes;              /* default 64 */
+} command_limits_cfg;
+
 typedef struct tool_cfg {
     char     *name;                  /* [a-zA-Z0-9_-]{1,64}; not "memory" or "clock" */
+    tool_cfg_kind kind;
+    /* kind command: argv template ({name} placeholders as whole values),
+     * the environment it gets (values may use ${VAR}), network granted */
+    char    **argv;
+    size_t    argc;
+    char    **env_names;
+    char    **env_values;
+    size_t    n_env;
+    bool      network;
+    command_limits_cfg limits;
     char     *description;
     char     *url;                   /* http:// or https:// */
     char     *method;                /* GET | POST | PUT | PATCH | DELETE (default POST) */
@@ -316,7 +339,13 @@ typedef struct brigade_config {
     model_cfg    *models;     size_t n_models;
     tier_cfg     *tiers;      size_t n_tiers;
     char        *default_tier;       /* default "default" (a tier of that name always exists) */
-    tool_cfg     *tools;      size_t n_tools;    /* declared HTTP tools */
+    tool_cfg     *tools;      size_t n_tools;    /* declared HTTP and command tools */
+    /* `sandbox:` (docs/sandbox.md): where command tools run */
+    struct {
+        bool  allow_unsandboxed;     /* run them without namespaces where bwrap cannot */
+        char *bwrap;                 /* path of bwrap (default: /usr/bin/bwrap or PATH) */
+        char *helper;                /* brigade-sandbox-init (default: next to brigade) */
+    } sandbox;
     credential_provider_cfg *credential_providers; size_t n_credential_providers;
     char        *public_url;         /* server.public_url: base of redirect_uri and connect_url
                                       * (default http://LISTEN_HOST:LISTEN_PORT) */

@@ -101,6 +101,14 @@ void ld_credential_provider_free(void *e);
 /* tools[].auth: {provider, scopes, header?, format?} (config_credentials.c) */
 int ld_tool_auth(ld *l, const slot *s, const char *path, tool_cfg *t);
 int ld_tool_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el);
+/* tools[] of kind: command (config_command.c): kind, argv, env, network,
+ * limits; a tenant's body may not declare one. Sets t->kind. */
+typedef struct ld_command_slots {
+    const slot *kind, *argv, *env, *network, *limits;
+} ld_command_slots;
+int ld_tool_command(ld *l, const ld_command_slots *cs, int line, const char *path, tool_cfg *t);
+/* the top-level `sandbox:` (config_command.c) */
+int ld_sandbox(ld *l, struct fy_node *n, int line);
 int ld_agent_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el);
 /* config_approval.c: a tool's `approval:`, an agent's `approval_by:` */
 int ld_tool_approval(ld *l, const slot *s, const char *path, tool_cfg *t);

@@ -222,7 +222,7 @@ static int ld_tool_url_placeholders(ld *l, const slot *s, const char *path, cons
 
 enum { TO_NAME, TO_DESC, TO_URL, TO_METHOD, TO_HEADERS, TO_PARAMS, TO_TIMEOUT, TO_MAX_RESP,
        TO_APPROVAL, TO_APPROVAL_TIMEOUT, TO_AUTH_TIMEOUT, TO_EFFECTS, TO_TENANTS, TO_AUTH,
-       TO_ALLOW_PRIVATE, TO_MAX_REDIRECTS, TO__N };
+       TO_ALLOW_PRIVATE, TO_MAX_REDIRECTS, TO_KIND, TO_ARGV, TO_ENV, TO_NETWORK, TO_LIMITS, TO__N };
 
 const char *config_tool_effects_name(tool_effects e)
 {
@@ -267,6 +267,20 @@ int ld_tenants(ld *l, const slot *s, const char *path, bool *enable)
     return 0;
 }
 
+/* An HTTP tool's `url` (required) and its placeholders. */
+static int ld_tool_url(ld *l, const slot *url, struct fy_node *params, int line, const char *path,
+                       tool_cfg *t)
+{
+    char kp[160];
+    if (!url->present)
+        return ld_fail(l, line, path, "missing required key \"url\"");
+    ld_path(kp, sizeof(kp), path, "url");
+    size_t host_at;
+    if (ld_http_url(l, url, kp, &t->url, &host_at) < 0)
+        return -1;
+    return ld_tool_url_placeholders(l, url, kp, t->url, host_at, params);
+}
+
 static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cfg *t, entry_lines *el)
 {
     slot s[TO__N] = {
@@ -279,6 +293,9 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
         [TO_EFFECTS] = {.key = "effects"},    [TO_TENANTS] = {.key = "tenants"},
         [TO_AUTH] = {.key = "auth"},
         [TO_ALLOW_PRIVATE] = {.key = "allow_private_networks"}, [TO_MAX_REDIRECTS] = {.key = "max_redirects"},
+        [TO_KIND] = {.key = "kind"},          [TO_ARGV] = {.key = "argv"},
+        [TO_ENV] = {.key = "env"},            [TO_NETWORK] = {.key = "network"},
+        [TO_LIMITS] = {.key = "limits"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, url, …), got nothing");
@@ -307,15 +324,21 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
         t->description = config_xstrdup("");
     }
 
-    if (!s[TO_URL].present)
-        return ld_fail(l, line, path, "missing required key \"url\"");
-    ld_path(kp, sizeof(kp), path, "url");
-    size_t host_at;
-    if (ld_http_url(l, &s[TO_URL], kp, &t->url, &host_at) < 0)
+    /* kind: command (config_command.c) has argv instead of a URL */
+    ld_command_slots cs = {&s[TO_KIND], &s[TO_ARGV], &s[TO_ENV], &s[TO_NETWORK], &s[TO_LIMITS]};
+    if (ld_tool_command(l, &cs, line, path, t) < 0)
         return -1;
-    if (ld_tool_url_placeholders(l, &s[TO_URL], kp, t->url, host_at,
-                                 s[TO_PARAMS].present ? s[TO_PARAMS].val : NULL) < 0)
+    if (t->kind == TOOL_CFG_COMMAND) {
+        static const int http_only[] = {TO_URL, TO_METHOD, TO_HEADERS, TO_AUTH};
+        for (size_t i = 0; i < sizeof(http_only) / sizeof(http_only[0]); i++)
+            if (s[http_only[i]].present) {
+                ld_path(kp, sizeof(kp), path, s[http_only[i]].key);
+                return ld_fail(l, s[http_only[i]].line, kp, "not for tools of kind: command");
+            }
+    } else if (ld_tool_url(l, &s[TO_URL], s[TO_PARAMS].present ? s[TO_PARAMS].val : NULL, line,
+                           path, t) < 0) {
         return -1;
+    }
 
     if (s[TO_METHOD].present) {
         ld_path(kp, sizeof(kp), path, "method");
@@ -331,7 +354,7 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
                            t->method);
         free(t->method);
         t->method = config_xstrdup(methods[i]);
-    } else {
+    } else if (t->kind == TOOL_CFG_HTTP) {
         t->method = config_xstrdup("POST");
     }
 

@@ -5,6 +5,7 @@
  * "tools" array that offers a subset of them to a model, and the argument
  * check the harness runs before any tool does. */
 #include "tools/tools.h"
+#include "tools/tools_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -169,6 +170,52 @@ static bool reg_placeholders_declared(const char *url, const cJSON *schema, char
     return true;
 }
 
+/* A declared tool's parameters: parsed, checked against the subset, an
+ * object at the top, additionalProperties made explicit. */
+static cJSON *reg_schema_of(const tool_cfg *tc, const char *where, char *err, size_t errlen)
+{
+    const char *text = tc->parameters_json && tc->parameters_json[0] ? tc->parameters_json
+                                                                     : "{\"type\":\"object\"}";
+    cJSON *schema = cJSON_Parse(text);
+    if (!schema) {
+        snprintf(err, errlen, "%s: not valid JSON", where);
+        return NULL;
+    }
+    if (!tools_schema_check(schema, where, err, errlen)) {
+        cJSON_Delete(schema);
+        return NULL;
+    }
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(schema, "type");
+    if (!cJSON_IsString(type) || strcmp(type->valuestring, "object") != 0) {
+        snprintf(err, errlen, "%s: the top level must be {\"type\": \"object\", …}", where);
+        cJSON_Delete(schema);
+        return NULL;
+    }
+    if (!cJSON_GetObjectItemCaseSensitive(schema, "additionalProperties"))
+        cJSON_AddFalseToObject(schema, "additionalProperties");
+    return schema;
+}
+
+/* A command tool (kind: command): its name, argv template and schema. */
+static cJSON *reg_check_command(const tool_cfg *tc, const char *at, char *err, size_t errlen)
+{
+    char where[96], why[160];
+    const char *dot = at[0] ? "." : "";
+    snprintf(where, sizeof where, "%s%sparameters", at, dot);
+    if (tc->argc == 0 || !tc->argv || !tc->argv[0] || !tc->argv[0][0]) {
+        snprintf(err, errlen, "%s%sargv: the program is missing", at, dot);
+        return NULL;
+    }
+    cJSON *schema = reg_schema_of(tc, where, err, errlen);
+    if (!schema) return NULL;
+    if (!tool_command_check(tc, schema, why, sizeof why)) {
+        snprintf(err, errlen, "%s%sargv: %s", at, dot, why);
+        cJSON_Delete(schema);
+        return NULL;
+    }
+    return schema;
+}
+
 /* The checks of one declared tool, and its schema (with
  * additionalProperties made explicit); `at` names it in messages
  * ("tools[2]"). NULL with err when it is not usable. */
@@ -182,6 +229,7 @@ static cJSON *reg_check_declared(const tool_cfg *tc, const char *at, char *err, 
         return NULL;
     }
     char why[128];
+    if (tc->kind == TOOL_CFG_COMMAND) return reg_check_command(tc, at, err, errlen);
     if (!reg_url_ok(tc->url, why, sizeof why)) {
         snprintf(err, errlen, "%s%surl: %s", at, dot, why);
         return NULL;
@@ -255,7 +303,7 @@ static bool reg_add_declared(tool_registry *r, const tool_cfg *tc, size_t idx, c
     tool_def *d = &r->defs[r->n++];
     d->name = tc->name;
     d->description = tc->description ? tc->description : "";
-    d->kind = TOOL_HTTP;
+    d->kind = tc->kind == TOOL_CFG_COMMAND ? TOOL_COMMAND : TOOL_HTTP;
     d->effects = tc->effects ? tc->effects : TOOL_EFFECTS_EXTERNAL;
     d->parameters = schema;
     d->http = tc;

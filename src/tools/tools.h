@@ -2,7 +2,9 @@
  *
  * A tool is built in (`memory`: save, recall and search the user's own
  * long-term memory; `clock`: the current time) or declared in the
- * configuration (an HTTP endpoint with a JSON Schema for its arguments).
+ * configuration (an HTTP endpoint with a JSON Schema for its arguments,
+ * or — the operator's only — a command run in the sandbox, src/sandbox/:
+ * the arguments as JSON on its stdin, its stdout the result).
  * The harness (src/runs/) — never the agent core — runs them:
  *
  *   1. tools_validate_args() checks the model's arguments against the
@@ -34,7 +36,7 @@
 #include "store/store.h"
 #include "upstream/upstream.h"
 
-typedef enum tool_kind { TOOL_MEMORY = 1, TOOL_CLOCK, TOOL_HTTP } tool_kind;
+typedef enum tool_kind { TOOL_MEMORY = 1, TOOL_CLOCK, TOOL_HTTP, TOOL_COMMAND } tool_kind;
 
 typedef struct tool_def {
     const char     *name;
@@ -42,7 +44,7 @@ typedef struct tool_def {
     tool_kind       kind;
     tool_effects    effects;         /* read | write | external (config.h) */
     cJSON          *parameters;      /* JSON Schema (owned by the registry) */
-    const tool_cfg *http;            /* TOOL_HTTP: its configuration */
+    const tool_cfg *http;            /* TOOL_HTTP, TOOL_COMMAND: its configuration */
 } tool_def;
 
 typedef struct tool_registry tool_registry;

@@ -8,7 +8,7 @@
 
 /* How a call is being carried out (not the same as the tool's kind: a
  * clock reading or an early error is simply delivered on the next turn). */
-typedef enum tool_exec_impl { EXEC_LATER = 1, EXEC_MEMORY, EXEC_HTTP } tool_exec_impl;
+typedef enum tool_exec_impl { EXEC_LATER = 1, EXEC_MEMORY, EXEC_HTTP, EXEC_COMMAND } tool_exec_impl;
 
 /* The first member of every kind's own struct. */
 struct tool_exec {
@@ -35,6 +35,15 @@ void       tool_memory_cancel(tool_exec *x);
 tool_exec *tool_http_start(const tool_def *t, const tool_env *env, const cJSON *args,
                            char *out, size_t outlen);
 void       tool_http_cancel(tool_exec *x);
+
+tool_exec *tool_command_start(const tool_def *t, const tool_env *env, const cJSON *args,
+                              char *out, size_t outlen);
+void       tool_command_cancel(tool_exec *x);
+/* A command tool's argv template (tool_argv.c): every {placeholder} names
+ * a top-level property of the schema, none is in argv[0]; and one entry
+ * filled with the arguments (malloc'd). */
+bool       tool_command_check(const tool_cfg *tc, const cJSON *schema, char *why, size_t whylen);
+char      *tool_argv_fill(const char *tmpl, const cJSON *args);
 
 /* The clock's answer as JSON text (malloc'd); *ok false for an
  * unsupported timezone. */
