@@ -100,6 +100,9 @@ void ld_credential_provider_free(void *e);
 /* tools[].auth: {provider, scopes, header?, format?} (config_credentials.c) */
 int ld_tool_auth(ld *l, const slot *s, const char *path, tool_cfg *t);
 int ld_tool_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el);
+/* mcp_servers[] (config_mcp.c) */
+int ld_mcp_server_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el);
+void ld_mcp_server_free(void *e);
 int ld_agent_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el);
 /* config_approval.c: a tool's `approval:`, an agent's `approval_by:` */
 int ld_tool_approval(ld *l, const slot *s, const char *path, tool_cfg *t);
