@@ -199,10 +199,34 @@ static void st_close(mcp_transport *base)
     uv_timer_start(&t->stop_timer, st_stop_tick, STDIO_GRACE_MS, 0);
 }
 
+/* `{workdir}` in an argument or an environment value is the instance's
+ * own directory (data_dir/mcp/SERVER/TENANT/USER for a per-user server):
+ * what a server keeps on disk goes there, apart from other users'. */
+static char *st_fill(const char *s, const char *workdir)
+{
+    static const char tok[] = "{workdir}";
+    size_t n = 0, tl = sizeof tok - 1, wl = strlen(workdir);
+    for (const char *p = strstr(s, tok); p; p = strstr(p + tl, tok)) n++;
+    char *o = xmalloc(strlen(s) + n * wl + 1), *w = o;
+    for (const char *p = s;;) {
+        const char *q = strstr(p, tok);
+        if (!q) {
+            strcpy(w, p);
+            break;
+        }
+        memcpy(w, p, (size_t)(q - p));
+        w += q - p;
+        memcpy(w, workdir, wl);
+        w += wl;
+        p = q + tl;
+    }
+    return o;
+}
+
 /* The child's environment: PATH (brigade's, so a command name resolves as
  * the operator expects) and what the configuration declares — nothing
  * else of brigade's environment, which holds its secrets. */
-static char **st_env(const mcp_server_cfg *cfg)
+static char **st_env(const mcp_server_cfg *cfg, const char *workdir)
 {
     char **env = xcalloc(cfg->n_env + 2, sizeof *env);
     size_t n = 0;
@@ -211,9 +235,12 @@ static char **st_env(const mcp_server_cfg *cfg)
     env[n] = xmalloc(plen + 6);
     snprintf(env[n++], plen + 6, "PATH=%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
     for (size_t i = 0; i < cfg->n_env; i++) {
-        size_t l = strlen(cfg->env_names[i]) + strlen(cfg->env_values[i]) + 2;
+        char *v = st_fill(cfg->env_values[i], workdir);
+        size_t l = strlen(cfg->env_names[i]) + strlen(v) + 2;
         env[n] = xmalloc(l);
-        snprintf(env[n++], l, "%s=%s", cfg->env_names[i], cfg->env_values[i]);
+        snprintf(env[n++], l, "%s=%s", cfg->env_names[i], v);
+        explicit_bzero(v, strlen(v));
+        free(v);
     }
     return env;
 }
@@ -247,10 +274,11 @@ mcp_transport *mcp_stdio_open(uv_loop_t *loop, const mcp_server_cfg *cfg, const 
 
     char **argv = xcalloc(cfg->n_args + 2, sizeof *argv);
     argv[0] = cfg->command;
-    for (size_t i = 0; i < cfg->n_args; i++) argv[i + 1] = cfg->args[i];
-    char **env = st_env(cfg);
+    for (size_t i = 0; i < cfg->n_args; i++) argv[i + 1] = st_fill(cfg->args[i], workdir);
+    char **env = st_env(cfg, workdir);
     int rc = mcp_spawn(loop, &t->proc, st_exit, argv, env, cfg->cwd ? cfg->cwd : workdir, &t->in,
                        &t->out, &t->err);
+    for (size_t i = 0; i < cfg->n_args; i++) free(argv[i + 1]);
     free(argv);
     st_env_free(env);
     if (rc != 0) {

@@ -245,6 +245,23 @@ static void run_tool_done(void *arg, bool ok, const char *output, size_t len)
     if (x->n_done == x->n_execs) run_tools_all_done(x);
 }
 
+/* A tool's progress (an MCP server's progress notifications) as a
+ * tool.progress event: {id, progress, total?, message?}. */
+static void run_tool_progress(void *arg, double progress, double total, const char *message)
+{
+    tool_slot *slot = arg;
+    run_exec *x = slot->x;
+    if (x->finishing) return;
+    const cJSON *call = cJSON_GetArrayItem(x->pending_calls, (int)slot->index);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(call, "id");
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "id", cJSON_IsString(id) ? id->valuestring : "");
+    cJSON_AddNumberToObject(d, "progress", progress);
+    if (total >= 0) cJSON_AddNumberToObject(d, "total", total);
+    if (message) cJSON_AddStringToObject(d, "message", message);
+    run_event(x, "tool.progress", d);
+}
+
 static const char *run_call_str(const cJSON *call, const char *key)
 {
     const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
@@ -278,6 +295,7 @@ static void run_tools_go(run_exec *x)
             .loop = x->t->loop, .upstream = x->t->up, .store = x->r->st, .scope = &x->sc,
             .max_output_bytes = x->agent->max_tool_output_bytes, .request_id = x->rec.id,
             .auth_header_name = slot->auth_name, .auth_header_value = slot->auth_value,
+            .progress = run_tool_progress, .progress_arg = slot,
         };
         x->execs[i] = tools_execute(slot->def, &env, targs, run_tool_done, slot);
         /* the request holds its own copy of the header now */

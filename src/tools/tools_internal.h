@@ -8,7 +8,7 @@
 
 /* How a call is being carried out (not the same as the tool's kind: a
  * clock reading or an early error is simply delivered on the next turn). */
-typedef enum tool_exec_impl { EXEC_LATER = 1, EXEC_MEMORY, EXEC_HTTP } tool_exec_impl;
+typedef enum tool_exec_impl { EXEC_LATER = 1, EXEC_MEMORY, EXEC_HTTP, EXEC_MCP } tool_exec_impl;
 
 /* The first member of every kind's own struct. */
 struct tool_exec {
@@ -35,6 +35,10 @@ void       tool_memory_cancel(tool_exec *x);
 tool_exec *tool_http_start(const tool_def *t, const tool_env *env, const cJSON *args,
                            char *out, size_t outlen);
 void       tool_http_cancel(tool_exec *x);
+
+tool_exec *tool_mcp_start(const tool_def *t, const tool_env *env, const cJSON *args,
+                          size_t max_output, char *out, size_t outlen);
+void       tool_mcp_cancel(tool_exec *x);
 
 /* The clock's answer as JSON text (malloc'd); *ok false for an
  * unsupported timezone. */

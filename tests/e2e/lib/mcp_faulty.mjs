@@ -1,0 +1,43 @@
+// mcp_faulty.mjs — a small MCP server over stdio that misbehaves on purpose,
+// for the tests of what brigade does when a server crashes or hangs:
+//   node mcp_faulty.mjs          answers initialize and tools/list; then
+//     tools/call "crash"  → the process exits (status 3) without answering
+//     tools/call "hang"   → never answers
+//     tools/call "ok"     → {"content":[{"type":"text","text":"fine"}]}
+//     tools/call "huge"   → a text result of 200000 bytes
+//   node mcp_faulty.mjs silent   never answers anything (a hung start)
+// Every test using it stops by itself: the process ends with its stdin.
+
+const mode = process.argv[2] || 'normal';
+let buf = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (d) => {
+  buf += d;
+  let i;
+  while ((i = buf.indexOf('\n')) >= 0) {
+    const line = buf.slice(0, i);
+    buf = buf.slice(i + 1);
+    if (line.trim()) handle(JSON.parse(line));
+  }
+});
+process.stdin.on('end', () => process.exit(0));
+
+const send = (m) => process.stdout.write(JSON.stringify(m) + '\n');
+const tool = (name) => ({ name, description: `the ${name} tool`, inputSchema: { type: 'object', properties: {} } });
+
+function handle(m) {
+  if (mode === 'silent') return;
+  if (m.method === 'initialize') {
+    send({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'faulty', version: '1' } } });
+  } else if (m.method === 'tools/list') {
+    send({ jsonrpc: '2.0', id: m.id, result: { tools: ['crash', 'hang', 'ok', 'huge'].map(tool) } });
+  } else if (m.method === 'tools/call') {
+    const n = m.params.name;
+    if (n === 'crash') process.exit(3);
+    if (n === 'hang') return;
+    if (n === 'huge') send({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: 'h'.repeat(200000) }] } });
+    else send({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: 'fine' }] } });
+  } else if (m.id !== undefined) {
+    send({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'method not found' } });
+  }
+}

@@ -1,0 +1,239 @@
+// mcp.test.mjs — tools of real MCP servers from npm, over stdio, used by
+// agents through the mock model's [[tool:…]] marker:
+//   - @modelcontextprotocol/server-everything: echo, get-sum, a long-running
+//     call with progress (tool.progress events) and one cancelled with its
+//     run, an image and a resource turned into text for the model, and
+//     get-env showing the server got nothing of brigade's environment but
+//     PATH and what its configuration gives;
+//   - @modelcontextprotocol/server-memory: per-user instances, each with its
+//     own knowledge graph in its own directory;
+//   - @modelcontextprotocol/server-filesystem: per-user directories, Alice's
+//     agent cannot list or read Bob's files;
+//   - a server that crashes, hangs or never starts (lib/mcp_faulty.mjs):
+//     the tool call ends with a clear error, the run goes on;
+//   - a server's allow-list, and output past the agent's cap cut.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+
+import { eventually, noteSecret, useStack } from './lib/harness.mjs';
+import { newSession, openStream, streamMessage, toolMarker } from './lib/agents.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const pkg = (name) => path.join(here, 'node_modules', '@modelcontextprotocol', name, 'dist', 'index.js');
+const node = process.execPath;
+const CANARY = 'brigade-secret-canary-' + process.pid;
+noteSecret(CANARY);
+
+let tenant;
+let alice, bob;
+const stack = useStack({
+  extraYaml: [
+    'mcp_servers:',
+    `  - name: everything`,
+    `    command: ${JSON.stringify(node)}`,
+    `    args: [${JSON.stringify(pkg('server-everything'))}, stdio]`,
+    '    env: {GIVEN_VAR: given-value}',
+    '    tools: [echo, get-sum, get-env, trigger-long-running-operation, get-tiny-image, get-resource-reference]',
+    '    call_timeout_ms: 20000',
+    `  - name: memgraph`,
+    `    command: ${JSON.stringify(node)}`,
+    `    args: [${JSON.stringify(pkg('server-memory'))}]`,
+    '    env: {MEMORY_FILE_PATH: "{workdir}/memory.jsonl"}',
+    `  - name: files`,
+    `    command: ${JSON.stringify(node)}`,
+    `    args: [${JSON.stringify(pkg('server-filesystem'))}, "{workdir}"]`,
+    `  - name: faulty`,
+    `    command: ${JSON.stringify(node)}`,
+    `    args: [${JSON.stringify(path.join(here, 'lib', 'mcp_faulty.mjs'))}]`,
+    '    call_timeout_ms: 1500',
+    `  - name: silent`,
+    `    command: ${JSON.stringify(node)}`,
+    `    args: [${JSON.stringify(path.join(here, 'lib', 'mcp_faulty.mjs'))}, silent]`,
+    '    startup_timeout_ms: 1000',
+    'agents:',
+    '  - {name: ev, model: local-model, tools: [memory, "everything__*"], max_steps: 4}',
+    '  - {name: ev-named, model: local-model, tools: [everything__echo], max_steps: 4}',
+    '  - {name: graph, model: local-model, tools: [memgraph__create_entities, memgraph__read_graph], max_steps: 4}',
+    '  - {name: fs, model: local-model, tools: ["files__*"], max_steps: 4}',
+    '  - {name: faulty, model: local-model, tools: ["faulty__*"], max_steps: 4, max_tool_output_bytes: 2000}',
+    '  - {name: silent, model: local-model, tools: [silent__ok], max_steps: 4}',
+  ].join('\n'),
+  env: { BRIGADE_CANARY_SECRET: CANARY },
+}, async (s) => {
+  tenant = await s.makeTenant();
+  alice = await s.makeUserWithKey(tenant.admin_key, s.unique('alice'));
+  bob = await s.makeUserWithKey(tenant.admin_key, s.unique('bob'));
+});
+
+const names = (events) => events.map((e) => e.event);
+
+/** One streamed message calling one tool: {res, result (tool.result data), seq}. */
+async function callTool(key, agent, tool, args, sid) {
+  const s = sid ? { id: sid } : await newSession(stack, key, agent);
+  const res = await streamMessage(stack, key, s.id, `Go. ${toolMarker(tool, args)}`);
+  const seq = names(res.events);
+  const tr = res.events.find((e) => e.event === 'tool.result');
+  return { res, seq, result: tr ? tr.data : null, sid: s.id };
+}
+
+/** The whole tool output the model saw (the transcript's tool message). */
+async function toolOutput(key, sid) {
+  const r = await stack.api(key, 'GET', `/v1/sessions/${sid}/messages`);
+  const m = r.body.data.filter((x) => x.role === 'tool').at(-1);
+  return m ? m.content : null;
+}
+
+describe('server-everything over stdio', () => {
+  test('echo: the call reaches the server, its text reaches the model, the run completes', async () => {
+    const { seq, result, res } = await callTool(alice.key, 'ev', 'everything__echo', { message: 'hello mcp' });
+    assert.equal(seq.at(-1), 'run.completed', res.text.slice(-600));
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.match(result.preview, /hello mcp/);
+    assert.match(res.events.at(-1).data.message.content, /hello mcp/);
+  });
+
+  test('get-sum: arguments pass through as numbers', async () => {
+    const { result } = await callTool(alice.key, 'ev', 'everything__get-sum', { a: 2, b: 40 });
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.match(result.preview, /42/);
+  });
+
+  test('an agent naming one tool gets that tool only; a tool outside the server allow-list is refused', async () => {
+    const named = await callTool(alice.key, 'ev-named', 'everything__get-sum', { a: 1, b: 1 });
+    assert.equal(named.result.ok, false);
+    assert.equal(named.seq.at(-1), 'run.completed');
+    const outside = await callTool(alice.key, 'ev', 'everything__gzip-file-as-resource', {});
+    assert.equal(outside.result.ok, false, JSON.stringify(outside.result));
+    assert.equal(outside.seq.at(-1), 'run.completed');
+  });
+
+  test('get-env: the server sees PATH and what its config gives, nothing else of brigade\'s environment', async () => {
+    const { result, sid } = await callTool(alice.key, 'ev', 'everything__get-env', {});
+    assert.equal(result.ok, true, JSON.stringify(result));
+    const out = await toolOutput(alice.key, sid);
+    assert.ok(!out.includes(CANARY), 'brigade\'s secret reached the server');
+    const env = JSON.parse(out);
+    assert.deepEqual(Object.keys(env).sort(), ['GIVEN_VAR', 'PATH'], out.slice(0, 400));
+    assert.equal(env.GIVEN_VAR, 'given-value');
+    assert.ok(!('BRIGADE_ADMIN_TOKEN' in env));
+  });
+
+  test('a long-running call reports progress as tool.progress events, then its result', async () => {
+    const { seq, result, res } = await callTool(alice.key, 'ev', 'everything__trigger-long-running-operation', { duration: 1, steps: 3 });
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.match(result.preview, /Long running operation completed/);
+    const progress = res.events.filter((e) => e.event === 'tool.progress');
+    assert.ok(progress.length >= 2, seq.join(','));
+    assert.equal(progress[0].data.total, 3);
+    assert.ok(progress.at(-1).data.progress >= progress[0].data.progress);
+    assert.ok(seq.indexOf('tool.progress') < seq.indexOf('tool.result'));
+  });
+
+  test('cancelling the run stops waiting for the call; the user\'s instance still answers afterwards', async () => {
+    const s = await newSession(stack, alice.key, 'ev');
+    const st = openStream(stack, alice.key, s.id, `Go. ${toolMarker('everything__trigger-long-running-operation', { duration: 30, steps: 30 })}`);
+    const runId = (await st.next('run.started')).data.run_id;
+    await st.next('tool.progress');
+    const t0 = Date.now();
+    const c = await stack.api(alice.key, 'POST', `/v1/runs/${runId}/cancel`);
+    assert.equal(c.status, 200, c.text);
+    assert.equal(c.body.status, 'cancelled');
+    assert.ok(Date.now() - t0 < 3000, 'the cancel waited for the tool');
+    const done = await st.done;
+    assert.equal(done.events.at(-1).data.status, 'cancelled');
+    const again = await callTool(alice.key, 'ev', 'everything__echo', { message: 'still here' });
+    assert.equal(again.result.ok, true, JSON.stringify(again.result));
+  });
+
+  test('an image and a resource become text the model can read', async () => {
+    const img = await callTool(alice.key, 'ev', 'everything__get-tiny-image', {});
+    assert.equal(img.result.ok, true, JSON.stringify(img.result));
+    const imgOut = await toolOutput(alice.key, img.sid);
+    assert.match(imgOut, /\[image image\/png, \d+ bytes base64: not shown\]/);
+    const rs = await callTool(alice.key, 'ev', 'everything__get-resource-reference', { resourceType: 'Text', resourceId: 1 });
+    assert.equal(rs.result.ok, true, JSON.stringify(rs.result));
+    const rsOut = await toolOutput(alice.key, rs.sid);
+    assert.match(rsOut, /\[resource [a-z]+:\/\/\S+\]/);
+  });
+});
+
+describe('per-user instances', () => {
+  test('server-memory: Alice\'s knowledge graph is not Bob\'s', async () => {
+    const entity = { name: 'AliceProject', entityType: 'project', observations: ['due friday'] };
+    const made = await callTool(alice.key, 'graph', 'memgraph__create_entities', { entities: [entity] });
+    assert.equal(made.result.ok, true, JSON.stringify(made.result));
+    const mine = await callTool(alice.key, 'graph', 'memgraph__read_graph', {});
+    assert.match(await toolOutput(alice.key, mine.sid), /AliceProject/);
+    const theirs = await callTool(bob.key, 'graph', 'memgraph__read_graph', {});
+    assert.equal(theirs.result.ok, true, JSON.stringify(theirs.result));
+    assert.doesNotMatch(await toolOutput(bob.key, theirs.sid), /AliceProject/);
+    // each graph lives in its user's own directory
+    const base = path.join(stack.dataDir, 'mcp', 'memgraph', tenant.id);
+    assert.ok(fs.existsSync(path.join(base, alice.user.id, 'memory.jsonl')));
+    assert.ok(!fs.existsSync(path.join(base, bob.user.id, 'memory.jsonl')) ||
+      !fs.readFileSync(path.join(base, bob.user.id, 'memory.jsonl'), 'utf8').includes('AliceProject'));
+  });
+
+  test('server-filesystem: Alice\'s agent cannot list or read Bob\'s files', async () => {
+    const w = await callTool(bob.key, 'fs', 'files__write_file', { path: 'bob-notes.txt', content: 'bob private' });
+    assert.equal(w.result.ok, true, JSON.stringify(w.result));
+    const bobList = await callTool(bob.key, 'fs', 'files__list_directory', { path: '.' });
+    assert.match(await toolOutput(bob.key, bobList.sid), /bob-notes\.txt/);
+    const aliceList = await callTool(alice.key, 'fs', 'files__list_directory', { path: '.' });
+    assert.equal(aliceList.result.ok, true, JSON.stringify(aliceList.result));
+    assert.doesNotMatch(await toolOutput(alice.key, aliceList.sid), /bob-notes/);
+    const bobDir = path.join(stack.dataDir, 'mcp', 'files', tenant.id, bob.user.id);
+    assert.ok(fs.existsSync(path.join(bobDir, 'bob-notes.txt')));
+    for (const p of [path.join(bobDir, 'bob-notes.txt'), '../' + bob.user.id + '/bob-notes.txt']) {
+      const r = await callTool(alice.key, 'fs', 'files__read_text_file', { path: p });
+      assert.equal(r.result.ok, false, `${p}: ${JSON.stringify(r.result)}`);
+      assert.doesNotMatch(await toolOutput(alice.key, r.sid), /bob private/);
+      assert.equal(r.seq.at(-1), 'run.completed');
+    }
+    const ls = await callTool(alice.key, 'fs', 'files__list_directory', { path: bobDir });
+    assert.equal(ls.result.ok, false);
+    assert.doesNotMatch(await toolOutput(alice.key, ls.sid), /bob-notes/);
+  });
+});
+
+describe('servers that fail', () => {
+  test('a server that crashes mid-call: the call fails with a clear error, the run completes, the next call restarts it', async () => {
+    const c = await callTool(alice.key, 'faulty', 'faulty__crash', {});
+    assert.equal(c.seq.at(-1), 'run.completed', c.seq.join(','));
+    assert.equal(c.result.ok, false);
+    assert.match(await toolOutput(alice.key, c.sid), /MCP server faulty stopped: the server (process exited with status 3|closed its stdout)/);
+    await eventually(async () => {
+      const ok = await callTool(alice.key, 'faulty', 'faulty__ok', {});
+      assert.equal(ok.result.ok, true, JSON.stringify(ok.result));
+      return true;
+    }, { timeoutMs: 8000, intervalMs: 300 });
+  });
+
+  test('a call that hangs ends at call_timeout_ms; the run completes', async () => {
+    const t0 = Date.now();
+    const c = await callTool(alice.key, 'faulty', 'faulty__hang', {});
+    assert.equal(c.seq.at(-1), 'run.completed', c.seq.join(','));
+    assert.equal(c.result.ok, false);
+    assert.match(await toolOutput(alice.key, c.sid), /did not answer in time/);
+    assert.ok(Date.now() - t0 < 6000);
+  });
+
+  test('output past the agent\'s cap is cut with a note', async () => {
+    const c = await callTool(alice.key, 'faulty', 'faulty__huge', {});
+    assert.equal(c.result.ok, true, JSON.stringify(c.result));
+    const out = await toolOutput(alice.key, c.sid);
+    assert.ok(out.length <= 2000, `${out.length} bytes`);
+    assert.match(out, /\[output cut: \d+ of 200000 bytes\]$/);
+  });
+
+  test('a server that never answers initialize: the run goes on, its tool call says the server is unavailable', async () => {
+    const c = await callTool(alice.key, 'silent', 'silent__ok', {});
+    assert.equal(c.seq.at(-1), 'run.completed', c.seq.join(','));
+    assert.equal(c.result.ok, false);
+    assert.match(await toolOutput(alice.key, c.sid), /MCP server silent is not available: it did not start within 1000 ms/);
+  });
+});
