@@ -608,16 +608,17 @@ typedef struct running_count {
     instance *lru;
 } running_count;
 
+/* strmap_foreach visitors answer false: true would delete the entry. */
 static bool count_one(const char *key, void *val, void *arg)
 {
     (void)key;
     instance *in = val;
     running_count *rc = arg;
-    if (in->cfg != rc->cfg || !in->sess) return true;
+    if (in->cfg != rc->cfg || !in->sess) return false;
     rc->n++;
     bool idle = !in->calls && !in->list_waiters && in->state == INST_READY;
     if (idle && (!rc->lru || in->last_used < rc->lru->last_used)) rc->lru = in;
-    return true;
+    return false;
 }
 
 static size_t hub_running_of(mcp_hub *h, const mcp_server_cfg *cfg, instance **lru)
@@ -726,7 +727,7 @@ static bool stop_one(const char *key, void *val, void *arg)
     instance ***list = arg;
     **list = val;
     (*list)++;
-    return true;
+    return false;
 }
 
 static void hub_reap_tick(uv_timer_t *t);
@@ -783,13 +784,13 @@ static bool reap_one(const char *key, void *val, void *arg)
     instance *in = val;
     reap_ctx *r = arg;
     bool busy = in->calls || in->list_waiters || in->state == INST_STARTING;
-    if (busy || r->now - in->last_used < (uint64_t)in->cfg->idle_timeout_s * 1000) return true;
+    if (busy || r->now - in->last_used < (uint64_t)in->cfg->idle_timeout_s * 1000) return false;
     if (r->n == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 8;
         r->idle = xrealloc(r->idle, r->cap * sizeof *r->idle);
     }
     r->idle[r->n++] = in;
-    return true;
+    return false;
 }
 
 static void hub_reap_tick(uv_timer_t *t)

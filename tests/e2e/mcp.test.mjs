@@ -14,6 +14,7 @@
 //   - a server's allow-list, and output past the agent's cap cut.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,7 +55,17 @@ const stack = useStack({
     `    command: ${JSON.stringify(node)}`,
     `    args: [${JSON.stringify(path.join(here, 'lib', 'mcp_faulty.mjs'))}, silent]`,
     '    startup_timeout_ms: 1000',
+    `  - name: lru`,
+    `    command: ${JSON.stringify(node)}`,
+    `    args: [${JSON.stringify(path.join(here, 'lib', 'mcp_faulty.mjs'))}, normal, "{workdir}"]`,
+    '    max_instances: 1',
+    `  - name: idle`,
+    `    command: ${JSON.stringify(node)}`,
+    `    args: [${JSON.stringify(path.join(here, 'lib', 'mcp_faulty.mjs'))}, normal, "{workdir}"]`,
+    '    idle_timeout_s: 1',
     'agents:',
+    '  - {name: lru, model: local-model, tools: [lru__ok], max_steps: 4}',
+    '  - {name: idle, model: local-model, tools: [idle__ok], max_steps: 4}',
     '  - {name: ev, model: local-model, tools: [memory, "everything__*"], max_steps: 4}',
     '  - {name: ev-named, model: local-model, tools: [everything__echo], max_steps: 4}',
     '  - {name: graph, model: local-model, tools: [memgraph__create_entities, memgraph__read_graph], max_steps: 4}',
@@ -200,6 +211,36 @@ describe('per-user instances', () => {
   });
 });
 
+/** Processes whose arguments name this directory (a server given "{workdir}"). */
+function processesIn(dir) {
+  return execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(dir));
+}
+
+describe('instances: bounded and reaped', () => {
+  test('max_instances: 1 — Bob\'s instance stops Alice\'s, the least recently used; Alice gets a new one', async () => {
+    const dirOf = (u) => path.join(stack.dataDir, 'mcp', 'lru', tenant.id, u.user.id);
+    const a = await callTool(alice.key, 'lru', 'lru__ok', {});
+    assert.equal(a.result.ok, true, JSON.stringify(a.result));
+    assert.equal(processesIn(dirOf(alice)).length, 1);
+    const b = await callTool(bob.key, 'lru', 'lru__ok', {});
+    assert.equal(b.result.ok, true, JSON.stringify(b.result));
+    await eventually(() => processesIn(dirOf(alice)).length === 0, { timeoutMs: 5000 });
+    assert.equal(processesIn(dirOf(bob)).length, 1);
+    const a2 = await callTool(alice.key, 'lru', 'lru__ok', {});
+    assert.equal(a2.result.ok, true, JSON.stringify(a2.result));
+    await eventually(() => processesIn(dirOf(bob)).length === 0, { timeoutMs: 5000 });
+  });
+
+  test('idle_timeout_s: an unused instance is stopped, and started again on the next call', async () => {
+    const dir = path.join(stack.dataDir, 'mcp', 'idle', tenant.id, alice.user.id);
+    const a = await callTool(alice.key, 'idle', 'idle__ok', {});
+    assert.equal(a.result.ok, true, JSON.stringify(a.result));
+    await eventually(() => processesIn(dir).length === 0, { timeoutMs: 6000, intervalMs: 200 });
+    const again = await callTool(alice.key, 'idle', 'idle__ok', {});
+    assert.equal(again.result.ok, true, JSON.stringify(again.result));
+  });
+});
+
 describe('servers that fail', () => {
   test('a server that crashes mid-call: the call fails with a clear error, the run completes, the next call restarts it', async () => {
     const c = await callTool(alice.key, 'faulty', 'faulty__crash', {});
@@ -235,5 +276,16 @@ describe('servers that fail', () => {
     assert.equal(c.seq.at(-1), 'run.completed', c.seq.join(','));
     assert.equal(c.result.ok, false);
     assert.match(await toolOutput(alice.key, c.sid), /MCP server silent is not available: it did not start within 1000 ms/);
+  });
+});
+
+describe('shutdown', () => {
+  test('brigade stops cleanly and no MCP server process outlives it', async () => {
+    const running = () => processesIn(path.join(stack.dataDir, 'mcp'));
+    assert.ok(running().length >= 1, 'the filesystem servers should be running (their args name their dirs)');
+    const info = await stack.brigade.stop();
+    assert.equal(info.code, 0, stack.brigade.output().slice(-2000));
+    assert.doesNotMatch(stack.brigade.output(), /Sanitizer/);
+    await eventually(() => running().length === 0, { timeoutMs: 5000 });
   });
 });
