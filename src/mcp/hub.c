@@ -112,6 +112,7 @@ struct mcp_hub {
     pthread_mutex_t  lock;
     inbox            ib;
     uv_timer_t       reaper;
+    mcp_curl        *curl;          /* the HTTP transport's requests, on this loop */
     strmap          *instances;
     bool             stopping;
     size_t           running;       /* under lock: read by mcp_hub_instances */
@@ -385,6 +386,8 @@ static void inst_on_initialize(void *arg, const mcp_msg *m, const char *why)
         inst_crashed(in, msg);
         return;
     }
+    mcp_transport *tr = mcp_session_transport(in->sess);
+    if (tr && tr->negotiated) tr->negotiated(tr, pv->valuestring);
     mcp_session_notify(in->sess, "notifications/initialized", NULL);
     inst_list_all(in);
 }
@@ -464,11 +467,8 @@ static void inst_start(instance *in)
         log_msg(LOG_INFO, "mcp %s: stopped (least recently used, to start %s)", lru->label, in->label);
         inst_remove(lru, "stopped to make room for another instance");
     }
-    if (in->cfg->transport != MCP_TRANSPORT_STDIO) {
-        inst_fail_waiters(in, "the MCP server's transport (http) is not available in this build yet");
-        return;
-    }
-    if (!hub_mkdirs(in->workdir)) {
+    bool stdio = in->cfg->transport == MCP_TRANSPORT_STDIO;
+    if (stdio && !hub_mkdirs(in->workdir)) {
         char msg[200];
         snprintf(msg, sizeof msg, "the MCP server %s: its working directory could not be made", in->cfg->name);
         inst_fail_waiters(in, msg);
@@ -478,8 +478,10 @@ static void inst_start(instance *in)
                          .on_closed = inst_on_closed, .arg = in};
     mcp_session *s = mcp_session_new(&h->loop, in->cfg->name, cb);
     char err[300];
-    mcp_transport *t = mcp_stdio_open(&h->loop, in->cfg, in->workdir, mcp_session_transport_cb(s),
-                                      err, sizeof err);
+    mcp_transport *t = stdio ? mcp_stdio_open(&h->loop, in->cfg, in->workdir,
+                                              mcp_session_transport_cb(s), err, sizeof err)
+                             : mcp_http_open(h->curl, in->cfg, mcp_session_transport_cb(s), err,
+                                             sizeof err);
     if (!t) {
         mcp_session_close(s, err);
         in->sess = NULL;
@@ -638,7 +640,9 @@ static instance *hub_instance(mcp_hub *h, const hub_job *j, char *err, size_t er
         return NULL;
     }
     char key[200];
-    if (cfg->per_user) {
+    /* An http server keeps one MCP session per user even when it is shared:
+     * a session is a user's, never another's. */
+    if (cfg->per_user || cfg->transport == MCP_TRANSPORT_HTTP) {
         if (!hub_id_ok(j->tenant) || !hub_id_ok(j->user)) {
             snprintf(err, errlen, "the MCP server %s runs per user, and this call has no user", cfg->name);
             return NULL;
@@ -744,6 +748,8 @@ static void hub_do_stop(mcp_hub *h)
     free(all);
     uv_timer_stop(&h->reaper);
     uv_close((uv_handle_t *)&h->reaper, NULL);
+    mcp_curl_release(h->curl);   /* freed after the sessions' DELETEs */
+    h->curl = NULL;
     inbox_close_handle(&h->ib, hub_inbox_closed);
 }
 
@@ -815,6 +821,7 @@ static void *hub_main(void *arg)
         uv_timer_init(&h->loop, &h->reaper);
         h->reaper.data = h;
         uv_timer_start(&h->reaper, hub_reap_tick, HUB_REAP_EVERY_MS, HUB_REAP_EVERY_MS);
+        h->curl = mcp_curl_new(&h->loop);   /* NULL: http servers report it */
     }
     h->start_rc = rc;
     uv_sem_post(&h->started);

@@ -6,6 +6,7 @@
 #ifndef BRIGADE_MCP_INTERNAL_H
 #define BRIGADE_MCP_INTERNAL_H
 
+#include <curl/curl.h>
 #include <uv.h>
 
 #include "mcp/mcp.h"
@@ -26,9 +27,12 @@ typedef struct mcp_transport mcp_transport;
 struct mcp_transport {
     /* Queue one message; false when the transport is gone. */
     bool (*send)(mcp_transport *t, const char *text, size_t len);
-    /* End it (stdio: close stdin, SIGTERM, SIGKILL after a grace); frees
-     * itself when done; no callback after this. */
+    /* End it (stdio: close stdin, SIGTERM, SIGKILL after a grace; http:
+     * DELETE the session); frees itself when done; no callback after this. */
     void (*close)(mcp_transport *t);
+    /* The protocol version initialize agreed on (http sends it on every
+     * request after); NULL when the transport does not care. */
+    void (*negotiated)(mcp_transport *t, const char *version);
 };
 
 /* The one place a server process is started: argv, the whole environment
@@ -41,6 +45,29 @@ int mcp_spawn(uv_loop_t *loop, uv_process_t *proc, uv_exit_cb on_exit, char **ar
 /* A stdio transport: start the server's command in `workdir`. */
 mcp_transport *mcp_stdio_open(uv_loop_t *loop, const mcp_server_cfg *cfg, const char *workdir,
                               mcp_transport_cb cb, char *err, size_t errlen);
+
+/* ---- HTTP: libcurl on the hub's loop (curl_loop.c) ---- */
+
+typedef struct mcp_curl mcp_curl;
+/* CURLOPT_PRIVATE of every handle added: `done` gets it once it finished
+ * (already removed from the multi; the owner cleans the handle up). */
+typedef struct mcp_xfer {
+    void (*done)(struct mcp_xfer *x, CURLcode code);
+} mcp_xfer;
+
+mcp_curl *mcp_curl_new(uv_loop_t *loop);
+bool      mcp_curl_add(mcp_curl *c, CURL *e);
+void      mcp_curl_remove(mcp_curl *c, CURL *e);   /* a transfer given up (not from
+                                                    * inside curl's callbacks: see busy) */
+/* Inside curl's callbacks now? Then run fn(arg) right after them. */
+bool      mcp_curl_busy(const mcp_curl *c);
+void      mcp_curl_later(mcp_curl *c, void (*fn)(void *arg), void *arg);
+/* No more transfers will be added: freed once the last one finished. */
+void      mcp_curl_release(mcp_curl *c);
+
+/* A streamable HTTP transport to cfg->url (http.c). */
+mcp_transport *mcp_http_open(mcp_curl *curl, const mcp_server_cfg *cfg, mcp_transport_cb cb,
+                             char *err, size_t errlen);
 
 /* ---- a client session: JSON-RPC over a transport ---- */
 
@@ -66,6 +93,7 @@ typedef struct mcp_session_cb {
 mcp_session     *mcp_session_new(uv_loop_t *loop, const char *label, mcp_session_cb cb);
 mcp_transport_cb mcp_session_transport_cb(mcp_session *s);
 void             mcp_session_attach(mcp_session *s, mcp_transport *t);
+mcp_transport   *mcp_session_transport(mcp_session *s);
 /* Send a request; `reply` is called once (never from inside this call).
  * `with_progress` adds _meta.progressToken = the id. Returns the id, or 0
  * when the session is closed (then reply is called on a later turn). */

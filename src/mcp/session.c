@@ -111,6 +111,8 @@ mcp_transport_cb mcp_session_transport_cb(mcp_session *s)
 
 void mcp_session_attach(mcp_session *s, mcp_transport *t) { s->t = t; }
 
+mcp_transport *mcp_session_transport(mcp_session *s) { return s ? s->t : NULL; }
+
 static bool session_send(mcp_session *s, char *text)
 {
     bool ok = text && s->t && !s->closed && s->t->send(s->t, text, strlen(text));
