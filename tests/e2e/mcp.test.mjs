@@ -49,7 +49,7 @@ const stack = useStack({
     `    args: [${JSON.stringify(pkg('server-filesystem'))}, "{workdir}"]`,
     `  - name: faulty`,
     `    command: ${JSON.stringify(node)}`,
-    `    args: [${JSON.stringify(path.join(here, 'lib', 'mcp_faulty.mjs'))}]`,
+    `    args: [${JSON.stringify(path.join(here, 'lib', 'mcp_faulty.mjs'))}, normal, "{workdir}"]`,
     '    call_timeout_ms: 1500',
     `  - name: silent`,
     `    command: ${JSON.stringify(node)}`,
@@ -238,6 +238,47 @@ describe('instances: bounded and reaped', () => {
     await eventually(() => processesIn(dir).length === 0, { timeoutMs: 6000, intervalMs: 200 });
     const again = await callTool(alice.key, 'idle', 'idle__ok', {});
     assert.equal(again.result.ok, true, JSON.stringify(again.result));
+  });
+});
+
+describe('the protocol around calls', () => {
+  const dir = () => path.join(stack.dataDir, 'mcp', 'faulty', tenant.id, bob.user.id);
+
+  test('brigade answers the server\'s ping', async () => {
+    const c = await callTool(bob.key, 'faulty', 'faulty__ok', {});
+    assert.equal(c.result.ok, true, JSON.stringify(c.result));
+    await eventually(() => fs.existsSync(path.join(dir(), 'pong')), { timeoutMs: 3000 });
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir(), 'pong'), 'utf8')).result, {});
+  });
+
+  test('a call past call_timeout_ms, and one whose run is cancelled, are cancelled at the server', async () => {
+    const before = fs.readdirSync(dir()).filter((f) => f.startsWith('cancelled-')).length;
+    const c = await callTool(bob.key, 'faulty', 'faulty__hang', {});
+    assert.equal(c.result.ok, false);
+    await eventually(() => fs.readdirSync(dir()).filter((f) => f.startsWith('cancelled-')).length === before + 1, { timeoutMs: 3000 });
+    const s = await newSession(stack, bob.key, 'faulty');
+    const st = openStream(stack, bob.key, s.id, `Go. ${toolMarker('faulty__hang', {})}`);
+    const runId = (await st.next('tool.call')).data.run_id;
+    await new Promise((r) => setTimeout(r, 200));
+    const cancel = await stack.api(bob.key, 'POST', `/v1/runs/${runId}/cancel`);
+    assert.equal(cancel.body.status, 'cancelled');
+    await st.done;
+    await eventually(() => fs.readdirSync(dir()).filter((f) => f.startsWith('cancelled-')).length === before + 2, { timeoutMs: 3000 });
+    const reasons = fs.readdirSync(dir()).filter((f) => f.startsWith('cancelled-'))
+      .map((f) => JSON.parse(fs.readFileSync(path.join(dir(), f), 'utf8')).reason);
+    assert.ok(reasons.includes('timed out') && reasons.includes('the run was cancelled'), reasons.join(','));
+  });
+
+  test('notifications/tools/list_changed: the next run sees the new tool', async () => {
+    const first = await callTool(bob.key, 'faulty', 'faulty__extra', {});
+    assert.equal(first.result.ok, false, 'extra is not there yet');
+    const g = await callTool(bob.key, 'faulty', 'faulty__grow', {});
+    assert.equal(g.result.ok, true, JSON.stringify(g.result));
+    await eventually(async () => {
+      const again = await callTool(bob.key, 'faulty', 'faulty__extra', {});
+      assert.equal(again.result.ok, true, JSON.stringify(again.result));
+      return true;
+    }, { timeoutMs: 3000, intervalMs: 200 });
   });
 });
 
