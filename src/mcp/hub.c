@@ -114,6 +114,7 @@ struct mcp_hub {
     uv_timer_t       reaper;
     mcp_curl        *curl;          /* the HTTP transport's requests, on this loop */
     strmap          *instances;
+    strmap          *known;         /* server name → the tools its last listing gave (cJSON) */
     bool             stopping;
     size_t           running;       /* under lock: read by mcp_hub_instances */
     uv_sem_t         started;
@@ -344,6 +345,7 @@ static void inst_on_list(void *arg, const mcp_msg *m, const char *why)
     in->tools = in->acc;
     in->acc = NULL;
     in->relisting = false;
+    strmap_put(in->h->known, in->cfg->name, cJSON_Duplicate(in->tools, true));
     if (in->state == INST_STARTING) inst_ready(in);
 }
 
@@ -682,6 +684,18 @@ static void hub_do_list(mcp_hub *h, hub_job *j)
         list_answer(h, j, true, in->tools, NULL);
         return;
     }
+    /* A run's start waits on a pool thread: when another instance of the
+     * same server listed its tools already, that list answers at once and
+     * this user's instance starts meanwhile (ready, most often, by the
+     * time the model calls a tool). Only for stdio servers: the same
+     * program with the same configuration; an http server may list other
+     * tools to another user's session, which this user must not read. */
+    const cJSON *known = in->cfg->transport == MCP_TRANSPORT_STDIO ? strmap_get(h->known, in->cfg->name) : NULL;
+    if (known && in->state != INST_BACKOFF) {
+        list_answer(h, j, true, known, NULL);
+        inst_wake(in);
+        return;
+    }
     j->wnext = in->list_waiters;
     in->list_waiters = j;
     inst_wake(in);
@@ -832,6 +846,7 @@ static void *hub_main(void *arg)
 }
 
 static void inst_free_val(void *v) { (void)v; }   /* instances free themselves */
+static void known_free(void *v) { cJSON_Delete(v); }
 
 mcp_hub *mcp_hub_start(const brigade_config *cfg, char *err, size_t errlen)
 {
@@ -845,6 +860,7 @@ mcp_hub *mcp_hub_start(const brigade_config *cfg, char *err, size_t errlen)
         return NULL;
     }
     h->instances = strmap_new(inst_free_val);
+    h->known = strmap_new(known_free);
     pthread_mutex_init(&h->lock, NULL);
     uv_sem_init(&h->started, 0);
     if (pthread_create(&h->thread, NULL, hub_main, h) != 0) {
@@ -862,6 +878,7 @@ fail:
     uv_sem_destroy(&h->started);
     pthread_mutex_destroy(&h->lock);
     strmap_free(h->instances);
+    strmap_free(h->known);
     free(h);
     return NULL;
 }
@@ -880,6 +897,7 @@ void mcp_hub_stop(mcp_hub *h)
     uv_sem_destroy(&h->started);
     pthread_mutex_destroy(&h->lock);
     strmap_free(h->instances);
+    strmap_free(h->known);
     free(h);
 }
 
