@@ -112,6 +112,8 @@ void mcp_curl_later(mcp_curl *c, void (*fn)(void *arg), void *arg)
 
 bool mcp_curl_busy(const mcp_curl *c) { return c && c->in_action > 0; }
 
+uv_loop_t *mcp_curl_loop(const mcp_curl *c) { return c->loop; }
+
 static void curl_collect(mcp_curl *c)
 {
     CURLMsg *msg;

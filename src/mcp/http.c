@@ -4,8 +4,10 @@
  * message, or an SSE stream of messages (sse_reader.c), or 202 for a
  * notification. The server's `Mcp-Session-Id` (from the initialize answer)
  * goes on every later request, with `MCP-Protocol-Version` once
- * negotiated. A stream that breaks after events with ids is resumed with a
- * GET carrying `Last-Event-ID` (at most 3 times). A 404 on a request that
+ * negotiated. A stream that ends — broken, or closed by the server — after
+ * events with ids but before the answer to the request it carried is
+ * resumed with a GET carrying `Last-Event-ID`, after the stream's `retry`
+ * time (at most 3 times). A 404 on a request that
  * carried the session id means the session is gone: the transport closes
  * and the hub starts a new one (a new initialize). An HTTP or network
  * failure of a request becomes a JSON-RPC error answer to that request, so
@@ -49,6 +51,9 @@ typedef struct http_req {
     bool              too_big;
     mcp_sse_reader    sse;
     char              last_id[256];  /* of this stream */
+    uint32_t          retry_ms;      /* the stream's `retry:` */
+    int64_t           req_id;        /* the request it carries (0: none) */
+    bool              answered;      /* its answer came */
     int               resumes;
     char              errbuf[CURL_ERROR_SIZE];
     struct http_req  *next;
@@ -64,11 +69,13 @@ struct http_tr {
     http_req              *reqs;
     bool                   closing, told;
     bool                   close_later;   /* tr_close_now is queued */
+    int                    waits;         /* resumptions waiting for their time */
+    struct resume_wait    *wait_list;
 };
 
 static void tr_maybe_free(http_tr *t)
 {
-    if (t->closing && !t->close_later && !t->reqs) free(t);
+    if (t->closing && !t->close_later && !t->reqs && t->waits == 0) free(t);
 }
 
 static void tr_tell_closed(http_tr *t, const char *why)
@@ -107,11 +114,26 @@ static void req_deliver(http_req *r, const char *text, size_t len)
     t->cb.on_message(t->cb.arg, text, len);
 }
 
+/* Is this message the answer to the request the stream carries? */
+static bool req_is_answer(const http_req *r, const char *text, size_t len)
+{
+    if (!r->req_id) return false;
+    cJSON *m = cJSON_ParseWithLength(text, len);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
+    bool yes = cJSON_IsNumber(id) && (int64_t)id->valuedouble == r->req_id &&
+               !cJSON_GetObjectItemCaseSensitive(m, "method");
+    cJSON_Delete(m);
+    return yes;
+}
+
 static void req_on_event(void *arg, const mcp_sse_event *ev)
 {
     http_req *r = arg;
     if (ev->id) snprintf(r->last_id, sizeof r->last_id, "%s", ev->id);
-    if (!strcmp(ev->event, "message")) req_deliver(r, ev->data, ev->data_len);
+    if (ev->retry_ms) r->retry_ms = ev->retry_ms;
+    if (strcmp(ev->event, "message") != 0 || ev->data_len == 0) return;
+    if (req_is_answer(r, ev->data, ev->data_len)) r->answered = true;
+    req_deliver(r, ev->data, ev->data_len);
 }
 
 static void req_read_status(http_req *r)
@@ -182,6 +204,7 @@ static size_t req_on_write(char *p, size_t size, size_t n, void *arg)
 /* ---- sending ---- */
 
 static void req_done(mcp_xfer *x, CURLcode code);
+static void req_resume_later(http_req *r);
 
 /* The one place an HTTP handle to an MCP server is prepared: URL, method,
  * headers, bounds. An egress policy (addresses allowed, redirects) belongs
@@ -237,6 +260,15 @@ static bool http_prepare(http_tr *t, http_req *r, const char *method)
     return true;
 }
 
+static int64_t body_request_id(const char *body)
+{
+    cJSON *m = body ? cJSON_Parse(body) : NULL;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
+    int64_t v = cJSON_IsNumber(id) && cJSON_GetObjectItemCaseSensitive(m, "method") ? (int64_t)id->valuedouble : 0;
+    cJSON_Delete(m);
+    return v;
+}
+
 static http_req *req_start(http_tr *t, req_kind kind, char *body, const char *last_id, int resumes)
 {
     http_req *r = xcalloc(1, sizeof *r);
@@ -244,6 +276,7 @@ static http_req *req_start(http_tr *t, req_kind kind, char *body, const char *la
     r->t = t;
     r->kind = kind;
     r->body = body;
+    r->req_id = body_request_id(body);
     r->resumes = resumes;
     buf_init(&r->json);
     mcp_sse_init(&r->sse, MCP_MAX_MESSAGE_BYTES);
@@ -290,20 +323,12 @@ static void req_done(mcp_xfer *x, CURLcode code)
     if (r->too_big) {
         snprintf(why, sizeof why, "the MCP server's answer was larger than %u bytes", MCP_MAX_MESSAGE_BYTES);
         req_fail(r, why);
+    } else if (r->is_sse && r->last_id[0] && r->req_id && !r->answered &&
+               r->resumes < HTTP_MAX_RESUMES && r->kind != REQ_DELETE &&
+               (code != CURLE_OK || (r->status >= 200 && r->status < 300))) {
+        /* the stream ended (broken or closed) before the answer: resume it */
+        req_resume_later(r);
     } else if (code != CURLE_OK) {
-        /* a stream that broke after events with ids: resume it */
-        if (r->is_sse && r->last_id[0] && r->resumes < HTTP_MAX_RESUMES && r->kind != REQ_DELETE) {
-            char *body = r->body;
-            r->body = NULL;
-            http_req *again = req_start(t, REQ_RESUME, NULL, r->last_id, r->resumes + 1);
-            if (again) again->body = body;   /* kept to answer its id should the resume fail */
-            else free(body);
-            req_free(r);
-            if (again) return;
-            snprintf(why, sizeof why, "the MCP server's stream broke and could not be resumed");
-            tr_tell_closed(t, why);
-            return;
-        }
         snprintf(why, sizeof why, "the MCP server could not be reached: %.200s",
                  r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
         req_fail(r, why);
@@ -319,8 +344,73 @@ static void req_done(mcp_xfer *x, CURLcode code)
         req_fail(r, why);
     } else if (r->is_json && r->json.len) {
         req_deliver(r, r->json.data, r->json.len);
+    } else if (r->is_sse && r->req_id && !r->answered) {
+        req_fail(r, "the MCP server's stream ended without the answer");
     }
     req_free(r);
+}
+
+/* ---- resumption: GET with Last-Event-ID after the stream's retry ---- */
+
+typedef struct resume_wait {
+    uv_timer_t timer;
+    http_tr   *t;
+    char      *body;
+    char       last_id[256];
+    int        resumes;
+    struct resume_wait *next;
+} resume_wait;
+
+static void resume_closed(uv_handle_t *h)
+{
+    resume_wait *w = h->data;
+    http_tr *t = w->t;
+    for (resume_wait **pp = &t->wait_list; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    free(w->body);
+    free(w);
+    t->waits--;
+    tr_maybe_free(t);
+}
+
+static void resume_fire(uv_timer_t *tm)
+{
+    resume_wait *w = tm->data;
+    http_tr *t = w->t;
+    if (uv_is_closing((uv_handle_t *)&w->timer)) return;
+    if (!t->closing) {
+        http_req *again = req_start(t, REQ_RESUME, NULL, w->last_id, w->resumes);
+        if (again) {
+            again->body = w->body;   /* kept: the answer's id, and its failure */
+            again->req_id = body_request_id(w->body);
+            w->body = NULL;
+        } else {
+            tr_tell_closed(t, "the MCP server's stream ended and could not be resumed");
+        }
+    }
+    uv_close((uv_handle_t *)&w->timer, resume_closed);
+}
+
+static void req_resume_later(http_req *r)
+{
+    http_tr *t = r->t;
+    resume_wait *w = xcalloc(1, sizeof *w);
+    w->t = t;
+    w->body = r->body;
+    r->body = NULL;
+    snprintf(w->last_id, sizeof w->last_id, "%s", r->last_id);
+    w->resumes = r->resumes + 1;
+    uv_timer_init(mcp_curl_loop(t->curl), &w->timer);
+    w->timer.data = w;
+    t->waits++;
+    w->next = t->wait_list;
+    t->wait_list = w;
+    /* the server's retry time, bounded: a hostile one cannot park it long */
+    uint64_t ms = r->retry_ms ? (r->retry_ms > 30000 ? 30000 : r->retry_ms) : 0;
+    uv_timer_start(&w->timer, resume_fire, ms, 0);
 }
 
 /* ---- the transport ---- */
@@ -351,6 +441,11 @@ static void tr_close_now(void *arg)
         req_free(r);
     }
     t->reqs = NULL;
+    for (resume_wait *w = t->wait_list; w; w = w->next)   /* resumptions not made */
+        if (!uv_is_closing((uv_handle_t *)&w->timer)) {
+            uv_timer_stop(&w->timer);
+            uv_close((uv_handle_t *)&w->timer, resume_closed);
+        }
     /* end the session on the server: DELETE, not waited for by anyone */
     if (t->session_id[0]) {
         t->closing = false;   /* req_start refuses nothing, but keeps the list */

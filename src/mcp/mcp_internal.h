@@ -62,6 +62,7 @@ void      mcp_curl_remove(mcp_curl *c, CURL *e);   /* a transfer given up (not f
 /* Inside curl's callbacks now? Then run fn(arg) right after them. */
 bool      mcp_curl_busy(const mcp_curl *c);
 void      mcp_curl_later(mcp_curl *c, void (*fn)(void *arg), void *arg);
+uv_loop_t *mcp_curl_loop(const mcp_curl *c);
 /* No more transfers will be added: freed once the last one finished. */
 void      mcp_curl_release(mcp_curl *c);
 

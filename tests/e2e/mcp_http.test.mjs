@@ -119,6 +119,18 @@ describe('the streamable HTTP transport (a recording server)', () => {
     assert.equal(p.data.total, 2);
   });
 
+  test('a stream closed before its answer is resumed with GET and Last-Event-ID, after its retry time', async () => {
+    const { result } = await callTool(alice.key, 'mini', 'mini__cut', { text: 'later' });
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.match(result.preview, /resumed later/);
+    const post = mini.requests.findLast((r) => r.method === 'POST' && r.body?.params?.name === 'cut');
+    const get = mini.requests.findLast((r) => r.method === 'GET');
+    assert.match(get.headers['last-event-id'], /^c1-/);
+    assert.equal(get.headers.accept, 'text/event-stream');
+    assert.equal(get.headers['mcp-session-id'], post.headers['mcp-session-id']);
+    assert.ok(get.at - post.cutAt >= 250, `resumed after ${get.at - post.cutAt} ms, retry was 300`);
+  });
+
   test('one MCP session per user on a shared server', async () => {
     const a = await callTool(alice.key, 'mini', 'mini__echo', { text: 'a' });
     const b = await callTool(bob.key, 'mini', 'mini__echo', { text: 'b' });

@@ -4,6 +4,9 @@
 // tools/call of
 //   "echo"   → a JSON answer,
 //   "stream" → an SSE answer: a progress notification, then the result;
+//   "cut"    → an SSE answer that ends after a priming event (id, retry:
+//              300) without the result; the result comes on the GET that
+//              resumes with Last-Event-ID;
 // a notification gets 202. `forget()` drops every session, so the next
 // request with an old id gets 404 (the client must initialize again).
 
@@ -13,16 +16,25 @@ import { randomUUID } from 'node:crypto';
 export async function startMcpHttpServer() {
   const requests = [];
   const sessions = new Set();
+  const cut = new Map();   // event id → the call waiting for its answer
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (d) => { body += d; });
     req.on('end', () => {
-      const rec = { method: req.method, headers: req.headers, body: body ? JSON.parse(body) : null };
+      const rec = { method: req.method, headers: req.headers, body: body ? JSON.parse(body) : null, at: Date.now() };
       requests.push(rec);
       const sid = req.headers['mcp-session-id'];
       if (req.method === 'DELETE') {
         sessions.delete(sid);
         res.writeHead(200).end();
+        return;
+      }
+      if (req.method === 'GET') {
+        const m = cut.get(req.headers['last-event-id']);
+        if (!m) { res.writeHead(405).end(); return; }
+        cut.delete(req.headers['last-event-id']);
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end(`id: c2\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: `resumed ${m.params.arguments.text}` }] } })}\n\n`);
         return;
       }
       if (req.method !== 'POST') { res.writeHead(405).end(); return; }
@@ -39,7 +51,15 @@ export async function startMcpHttpServer() {
       if (m.method === 'tools/list') {
         const tool = (name) => ({ name, inputSchema: { type: 'object', properties: { text: { type: 'string' } } } });
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { tools: [tool('echo'), tool('stream')] } }));
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { tools: [tool('echo'), tool('stream'), tool('cut')] } }));
+        return;
+      }
+      if (m.method === 'tools/call' && m.params.name === 'cut') {
+        const id = `c1-${m.id}-${Date.now()}`;
+        cut.set(id, m);
+        rec.cutAt = Date.now();
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end(`id: ${id}\nretry: 300\ndata: \n\n`);
         return;
       }
       if (m.method === 'tools/call' && m.params.name === 'stream') {
