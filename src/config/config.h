@@ -303,6 +303,9 @@ typedef struct mcp_server_cfg {
     uint32_t   startup_timeout_ms;   /* start + initialize + tools/list (default 30000) */
     uint32_t   call_timeout_ms;      /* one tools/call (default 60000) */
     uint32_t   idle_timeout_s;       /* an instance unused this long is stopped (default 600) */
+    uint32_t   ping_interval_s;      /* an idle ready instance is pinged this often; no answer
+                                      * within min(call_timeout_ms, 10 s): restarted on next
+                                      * use (default 60; 0 = never) */
     uint32_t   max_instances;        /* running instances of this server; the least recently
                                       * used is stopped for a new one (default 32) */
 } mcp_server_cfg;

@@ -142,7 +142,7 @@ static int ld_pairs(ld *l, const slot *s, const char *path, bool header, char **
 }
 
 enum { MC_NAME, MC_TRANSPORT, MC_COMMAND, MC_ARGS, MC_ENV, MC_CWD, MC_URL, MC_HEADERS, MC_PER_USER,
-       MC_TOOLS, MC_STARTUP, MC_CALL, MC_IDLE, MC_MAX, MC__N };
+       MC_TOOLS, MC_STARTUP, MC_CALL, MC_IDLE, MC_MAX, MC_PING, MC__N };
 
 static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, mcp_server_cfg *m,
                          entry_lines *el)
@@ -155,6 +155,7 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
         [MC_PER_USER] = {.key = "per_user"}, [MC_TOOLS] = {.key = "tools"},
         [MC_STARTUP] = {.key = "startup_timeout_ms"}, [MC_CALL] = {.key = "call_timeout_ms"},
         [MC_IDLE] = {.key = "idle_timeout_s"}, [MC_MAX] = {.key = "max_instances"},
+        [MC_PING] = {.key = "ping_interval_s"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, transport, …), got nothing");
@@ -164,6 +165,7 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
     m->call_timeout_ms = 60000;
     m->idle_timeout_s = 600;
     m->max_instances = 32;
+    m->ping_interval_s = 60;
     if (!s[MC_NAME].present) return ld_fail(l, line, path, "missing required key \"name\"");
     ld_path(kp, sizeof kp, path, "name");
     if (ld_ident(l, &s[MC_NAME], kp, &m->name, "-", "MCP server") < 0) return -1;
@@ -243,6 +245,7 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
         {MC_CALL, "call_timeout_ms", 100, 3600000, &m->call_timeout_ms},
         {MC_IDLE, "idle_timeout_s", 1, 86400, &m->idle_timeout_s},
         {MC_MAX, "max_instances", 1, 4096, &m->max_instances},
+        {MC_PING, "ping_interval_s", 0, 86400, &m->ping_interval_s},
     };
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         if (!s[nums[i].k].present) continue;

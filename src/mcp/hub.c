@@ -34,6 +34,7 @@
 #define HUB_BACKOFF_FIRST_MS 500
 #define HUB_BACKOFF_MAX_MS 30000
 #define HUB_REAP_EVERY_MS 1000
+#define HUB_PING_TIMEOUT_MS 10000    /* at most; call_timeout_ms when shorter */
 #define ID_MAX_MCP 64                /* a tenant or user id, with its NUL */
 
 typedef enum job_kind { JOB_LIST = 1, JOB_CALL, JOB_CANCEL, JOB_STOP } job_kind;
@@ -95,6 +96,8 @@ struct instance {
     unsigned       pages;
     bool           relisting;
     uint64_t       last_used;
+    uint64_t       last_ping;
+    bool           pinging;
     unsigned       crashes;
     uint64_t       restart_at;
     uv_timer_t     timer;           /* the start deadline, or the restart after a back-off */
@@ -792,6 +795,35 @@ static void hub_wake(inbox *ib)
     }
 }
 
+/* A ping's answer: any answer (even an error) says the server is alive;
+ * none in time means it hangs, and it is restarted on its next use. */
+static void inst_on_ping(void *arg, const mcp_msg *m, const char *why)
+{
+    instance *in = arg;
+    in->pinging = false;
+    if (!in->sess || m) return;
+    char msg[200];
+    snprintf(msg, sizeof msg, "it did not answer a ping: %.150s", why ? why : "no answer");
+    inst_crashed(in, msg);
+}
+
+static bool ping_one(const char *key, void *val, void *arg)
+{
+    (void)key;
+    instance *in = val;
+    uint64_t now = *(const uint64_t *)arg;
+    if (in->state != INST_READY || !in->sess || in->pinging || in->calls || !in->cfg->ping_interval_s)
+        return false;
+    uint64_t since = in->last_ping > in->last_used ? in->last_ping : in->last_used;
+    if (now - since < (uint64_t)in->cfg->ping_interval_s * 1000) return false;
+    in->last_ping = now;
+    in->pinging = true;
+    uint32_t timeout = in->cfg->call_timeout_ms < HUB_PING_TIMEOUT_MS ? in->cfg->call_timeout_ms
+                                                                      : HUB_PING_TIMEOUT_MS;
+    mcp_session_request(in->sess, "ping", NULL, timeout, false, inst_on_ping, in);
+    return false;
+}
+
 typedef struct reap_ctx {
     uint64_t   now;
     instance **idle;
@@ -823,6 +855,7 @@ static void hub_reap_tick(uv_timer_t *t)
         inst_remove(r.idle[i], "stopped after being idle");
     }
     free(r.idle);
+    strmap_foreach(h->instances, ping_one, &r.now);
 }
 
 static void *hub_main(void *arg)

@@ -63,7 +63,17 @@ const stack = useStack({
     `    command: ${JSON.stringify(node)}`,
     `    args: [${JSON.stringify(path.join(here, 'lib', 'mcp_faulty.mjs'))}, normal, "{workdir}"]`,
     '    idle_timeout_s: 1',
+    `  - name: noping`,
+    `    command: ${JSON.stringify(node)}`,
+    `    args: [${JSON.stringify(path.join(here, 'lib', 'mcp_faulty.mjs'))}, noping, "{workdir}"]`,
+    '    ping_interval_s: 1',
+    '    call_timeout_ms: 1000',
+    `  - name: pinged`,
+    `    command: ${JSON.stringify(node)}`,
+    `    args: [${JSON.stringify(path.join(here, 'lib', 'mcp_faulty.mjs'))}, normal, "{workdir}"]`,
+    '    ping_interval_s: 1',
     'agents:',
+    '  - {name: noping, model: local-model, tools: [noping__ok, pinged__ok], max_steps: 4}',
     '  - {name: lru, model: local-model, tools: [lru__ok], max_steps: 4}',
     '  - {name: idle, model: local-model, tools: [idle__ok], max_steps: 4}',
     '  - {name: ev, model: local-model, tools: [memory, "everything__*"], max_steps: 4}',
@@ -279,6 +289,22 @@ describe('the protocol around calls', () => {
       assert.equal(again.result.ok, true, JSON.stringify(again.result));
       return true;
     }, { timeoutMs: 3000, intervalMs: 200 });
+  });
+});
+
+describe('servers that hang while idle', () => {
+  test('an idle instance that does not answer a ping is stopped; one that does stays; the next call starts it again', async () => {
+    const dirOf = (server) => path.join(stack.dataDir, 'mcp', server, tenant.id, alice.user.id);
+    const s = await newSession(stack, alice.key, 'noping');
+    for (const tool of ['noping__ok', 'pinged__ok']) {
+      const r = await streamMessage(stack, alice.key, s.id, `Go. ${toolMarker(tool, {})}`);
+      assert.equal(r.events.find((e) => e.event === 'tool.result').data.ok, true, tool);
+    }
+    assert.equal(processesIn(dirOf('noping')).length, 1);
+    await eventually(() => processesIn(dirOf('noping')).length === 0, { timeoutMs: 8000, intervalMs: 250 });
+    assert.equal(processesIn(dirOf('pinged')).length, 1, 'a server answering pings stays up');
+    const again = await callTool(alice.key, 'noping', 'noping__ok', {});
+    assert.equal(again.result.ok, true, JSON.stringify(again.result));
   });
 });
 

@@ -8,6 +8,7 @@
 //     tools/call "grow"   → adds the tool "extra", sends
 //                           notifications/tools/list_changed, answers "grown"
 //   node mcp_faulty.mjs silent   never answers anything (a hung start)
+//   node mcp_faulty.mjs noping   as normal, but never answers brigade's ping
 // With a directory as the next argument it records there what the client
 // did: "cancelled-ID" for each notifications/cancelled (the request's id and
 // reason inside), "pong" once brigade answered the ping this server sends
@@ -47,6 +48,8 @@ function handle(m) {
     note('pong', JSON.stringify(m));
   } else if (m.method === 'notifications/cancelled') {
     note(`cancelled-${m.params.requestId}`, JSON.stringify(m.params));
+  } else if (m.method === 'ping' && mode === 'noping') {
+    // a server that hangs between calls
   } else if (m.method === 'tools/list') {
     send({ jsonrpc: '2.0', id: m.id, result: { tools: tools.map(tool) } });
   } else if (m.method === 'tools/call') {

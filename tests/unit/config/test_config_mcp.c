@@ -63,6 +63,7 @@ static void test_read_and_defaults(void **state)
     assert_int_equal(f->call_timeout_ms, 60000);
     assert_int_equal(f->idle_timeout_s, 600);
     assert_int_equal(f->max_instances, 32);
+    assert_int_equal(f->ping_interval_s, 60);
     const mcp_server_cfg *r = config_find_mcp_server(&c, "remote");
     assert_int_equal(r->transport, MCP_TRANSPORT_HTTP);
     assert_false(r->per_user);
