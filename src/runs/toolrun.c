@@ -104,6 +104,9 @@ static void run_tool_audit(run_exec *x, const tool_slot *slot, const char *name,
         for (size_t i = 0; i < slot->def->http->n_headers; i++)
             cJSON_AddItemToArray(h, cJSON_CreateString(slot->def->http->header_names[i]));
     }
+    /* an MCP server's tool: which server (its instance is the user's own) */
+    if (slot->def && slot->def->mcp_server)
+        cJSON_AddStringToObject(d, "mcp_server", slot->def->mcp_server->name);
     cJSON_AddBoolToObject(d, "allowed", slot->def != NULL);
     cJSON_AddBoolToObject(d, "ok", ok);
     j->details = d;
@@ -395,6 +398,8 @@ void run_tools_call(run_exec *x, cJSON *calls)
         guard_decision gd = guard_before_effect(x->guard, &x->guard_ctx, &ge);
         slot->verdict = gd.verdict;
         slot->def = gd.tool;
+        if (gd.tool && gd.tool->mcp_server)
+            obs_span_set_str(slot->span, "brigade.mcp.server", gd.tool->mcp_server->name);
         if (gd.verdict == GUARD_REFUSE || gd.verdict == GUARD_STOP) {
             slot->verdict = GUARD_REFUSE;
             slot->def = NULL;

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 
-import { eventually, noteSecret, useStack } from './lib/harness.mjs';
+import { auditEntries, eventually, noteSecret, useStack } from './lib/harness.mjs';
 import { newSession, openStream, streamMessage, toolMarker } from './lib/agents.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -115,6 +115,15 @@ describe('server-everything over stdio', () => {
     assert.equal(result.ok, true, JSON.stringify(result));
     assert.match(result.preview, /hello mcp/);
     assert.match(res.events.at(-1).data.message.content, /hello mcp/);
+    // audited as a tool call naming the server, never with a secret
+    await eventually(async () => {
+      const entries = await auditEntries(stack, tenant.admin_key);
+      const e = entries.find((x) => x.action === 'tool.call' && x.target === 'everything__echo' && x.details.run_id === result.run_id);
+      if (!e) return false;
+      assert.equal(e.details.mcp_server, 'everything');
+      assert.equal(e.details.ok, true);
+      return true;
+    }, { timeoutMs: 3000 });
   });
 
   test('get-sum: arguments pass through as numbers', async () => {
