@@ -437,8 +437,6 @@ static void inst_start_timeout(uv_timer_t *t)
         char msg[160];
         snprintf(msg, sizeof msg, "it did not start within %u ms", in->cfg->startup_timeout_ms);
         inst_crashed(in, msg);
-    } else if (in->state == INST_BACKOFF && (in->list_waiters || in->calls)) {
-        inst_start(in);
     }
 }
 
@@ -490,13 +488,7 @@ static void inst_start(instance *in)
     if (!t) {
         mcp_session_close(s, err);
         in->sess = NULL;
-        in->crashes++;
-        in->restart_at = hub_now(h) + HUB_BACKOFF_MAX_MS;
-        in->state = INST_BACKOFF;
-        char msg[360];
-        snprintf(msg, sizeof msg, "the MCP server %s did not start: %s", in->cfg->name, err);
-        log_msg(LOG_WARN, "mcp %s: %s", in->label, err);
-        inst_fail_waiters(in, msg);
+        inst_crashed(in, err);   /* back-off, and the waiters are told why */
         return;
     }
     mcp_session_attach(s, t);
@@ -521,9 +513,16 @@ static void inst_wake(instance *in)
     if (in->state == INST_NEW) inst_start(in);
     else if (in->state == INST_BACKOFF) {
         uint64_t now = hub_now(in->h);
-        if (now >= in->restart_at) inst_start(in);
-        else if (!uv_is_active((uv_handle_t *)&in->timer))
-            uv_timer_start(&in->timer, inst_start_timeout, in->restart_at - now, 0);
+        if (now >= in->restart_at) {
+            inst_start(in);
+            return;
+        }
+        /* Within the back-off nobody waits for it: the call fails now with
+         * the reason, and the first use after the back-off starts it. */
+        char msg[400];
+        snprintf(msg, sizeof msg, "the MCP server %s is not available (it is started again in %.1f s): %s",
+                 in->cfg->name, (double)(in->restart_at - now) / 1000.0, in->last_error);
+        inst_fail_waiters(in, msg);
     }
 }
 

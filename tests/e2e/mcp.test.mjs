@@ -72,7 +72,10 @@ const stack = useStack({
     `    command: ${JSON.stringify(node)}`,
     `    args: [${JSON.stringify(path.join(here, 'lib', 'mcp_faulty.mjs'))}, normal, "{workdir}"]`,
     '    ping_interval_s: 1',
+    '  - {name: missing, command: /nonexistent/mcp-server}',
+    `  - {name: quits, command: ${JSON.stringify(node)}, args: ["-e", "process.exit(2)"]}`,
     'agents:',
+    '  - {name: broken, model: local-model, tools: [missing__x, quits__x], max_steps: 4}',
     '  - {name: noping, model: local-model, tools: [noping__ok, pinged__ok], max_steps: 4}',
     '  - {name: lru, model: local-model, tools: [lru__ok], max_steps: 4}',
     '  - {name: idle, model: local-model, tools: [idle__ok], max_steps: 4}',
@@ -347,11 +350,22 @@ describe('servers that fail', () => {
     assert.match(out, /\[output cut: \d+ of 200000 bytes\]$/);
   });
 
+  test('a command that does not exist, or exits at once: the call says so, the run completes', async () => {
+    const m = await callTool(alice.key, 'broken', 'missing__x', {});
+    assert.equal(m.seq.at(-1), 'run.completed', m.seq.join(','));
+    assert.equal(m.result.ok, false);
+    assert.match(await toolOutput(alice.key, m.sid), /MCP server missing is not available.*: could not start \/nonexistent\/mcp-server: no such file or directory/);
+    const q = await callTool(alice.key, 'broken', 'quits__x', {});
+    assert.equal(q.seq.at(-1), 'run.completed', q.seq.join(','));
+    assert.equal(q.result.ok, false);
+    assert.match(await toolOutput(alice.key, q.sid), /MCP server quits is not available.*(exited with status 2|closed its stdout)/);
+  });
+
   test('a server that never answers initialize: the run goes on, its tool call says the server is unavailable', async () => {
     const c = await callTool(alice.key, 'silent', 'silent__ok', {});
     assert.equal(c.seq.at(-1), 'run.completed', c.seq.join(','));
     assert.equal(c.result.ok, false);
-    assert.match(await toolOutput(alice.key, c.sid), /MCP server silent is not available: it did not start within 1000 ms/);
+    assert.match(await toolOutput(alice.key, c.sid), /MCP server silent is not available.*it did not start within 1000 ms/);
   });
 });
 
