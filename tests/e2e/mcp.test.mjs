@@ -73,9 +73,12 @@ const stack = useStack({
     `    args: [${JSON.stringify(path.join(here, 'lib', 'mcp_faulty.mjs'))}, normal, "{workdir}"]`,
     '    ping_interval_s: 1',
     '  - {name: missing, command: /nonexistent/mcp-server}',
+    `  - {name: older, command: ${JSON.stringify(node)}, args: [${JSON.stringify(path.join(here, 'lib', 'mcp_faulty.mjs'))}, "v:2025-03-26"]}`,
+    `  - {name: ancient, command: ${JSON.stringify(node)}, args: [${JSON.stringify(path.join(here, 'lib', 'mcp_faulty.mjs'))}, "v:2024-11-05"]}`,
     `  - {name: quits, command: ${JSON.stringify(node)}, args: ["-e", "process.exit(2)"]}`,
     'agents:',
     '  - {name: broken, model: local-model, tools: [missing__x, quits__x], max_steps: 4}',
+    '  - {name: versions, model: local-model, tools: [older__ok, ancient__ok], max_steps: 4}',
     '  - {name: noping, model: local-model, tools: [noping__ok, pinged__ok], max_steps: 4}',
     '  - {name: lru, model: local-model, tools: [lru__ok], max_steps: 4}',
     '  - {name: idle, model: local-model, tools: [idle__ok], max_steps: 4}',
@@ -348,6 +351,15 @@ describe('servers that fail', () => {
     const out = await toolOutput(alice.key, c.sid);
     assert.ok(out.length <= 2000, `${out.length} bytes`);
     assert.match(out, /\[output cut: \d+ of 200000 bytes\]$/);
+  });
+
+  test('protocol versions: a server answering 2025-03-26 is used, one answering 2024-11-05 is refused with the reason', async () => {
+    const ok = await callTool(alice.key, 'versions', 'older__ok', {});
+    assert.equal(ok.result.ok, true, JSON.stringify(ok.result));
+    const old = await callTool(alice.key, 'versions', 'ancient__ok', {});
+    assert.equal(old.result.ok, false);
+    assert.equal(old.seq.at(-1), 'run.completed');
+    assert.match(await toolOutput(alice.key, old.sid), /speaks protocol version 2024-11-05, which brigade does not/);
   });
 
   test('a command that does not exist, or exits at once: the call says so, the run completes', async () => {

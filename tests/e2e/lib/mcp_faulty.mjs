@@ -9,6 +9,7 @@
 //                           notifications/tools/list_changed, answers "grown"
 //   node mcp_faulty.mjs silent   never answers anything (a hung start)
 //   node mcp_faulty.mjs noping   as normal, but never answers brigade's ping
+//   node mcp_faulty.mjs v:VERSION  as normal, answering initialize with VERSION
 // With a directory as the next argument it records there what the client
 // did: "cancelled-ID" for each notifications/cancelled (the request's id and
 // reason inside), "pong" once brigade answered the ping this server sends
@@ -41,7 +42,8 @@ const tool = (name) => ({ name, description: `the ${name} tool`, inputSchema: { 
 function handle(m) {
   if (mode === 'silent') return;
   if (m.method === 'initialize') {
-    send({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: '2025-06-18', capabilities: { tools: { listChanged: true } }, serverInfo: { name: 'faulty', version: '1' } } });
+    const version = mode.startsWith('v:') ? mode.slice(2) : '2025-06-18';
+    send({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: version, capabilities: { tools: { listChanged: true } }, serverInfo: { name: 'faulty', version: '1' } } });
   } else if (m.method === 'notifications/initialized') {
     send({ jsonrpc: '2.0', id: 'srv-ping', method: 'ping' });
   } else if (m.id === 'srv-ping' && m.result) {
