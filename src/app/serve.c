@@ -15,6 +15,7 @@
 
 #include "api/api.h"
 #include "app/pool_names.h"
+#include "mcp/mcp.h"
 #include "obs/audit.h"
 #include "runs/credentials.h"
 #include "sandbox/sandbox.h"
@@ -398,8 +399,18 @@ int app_serve_main(int argc, char **argv)
     obs_audit_open(a.env.store, a.env.cfg.observability.audit_checkpoint_every,
                    a.env.cfg.observability.audit_checkpoint_interval_s, true);
     app_name_pool_threads();   /* before the loops: pool workers would inherit "loop-N" */
+    /* MCP servers' instances live on the hub's own thread (mcp/mcp.h),
+     * started before any run can list their tools. */
+    mcp_hub *hub = NULL;
+    if (a.env.cfg.n_mcp_servers > 0) {
+        hub = mcp_hub_start(&a.env.cfg, err, sizeof err);
+        if (!hub) log_warn("%s; MCP servers' tools are unavailable", err);
+        tools_set_mcp_hub(hub);
+    }
     a.server = http_server_start(&sc, err, sizeof err);
     if (!a.server) {
+        tools_set_mcp_hub(NULL);
+        mcp_hub_stop(hub);
         obs_tracer_stop();
         obs_audit_close(a.env.store);
         fprintf(stderr, "brigade serve: cannot listen on %s:%d: %s\n", a.env.cfg.listen_host,
@@ -419,6 +430,8 @@ int app_serve_main(int argc, char **argv)
     log_info("signal %d: stopped serving; flushing the store", sig);
     identity_on_revocation(a.env.identity, NULL, NULL);
     runs_free(a.env.runs);
+    tools_set_mcp_hub(NULL);
+    mcp_hub_stop(hub);               /* the servers' processes end with it */
     vault_free(a.env.vault);
     gate_free(a.env.gate);
     tools_registry_free(a.env.tools);

@@ -331,6 +331,9 @@ void config_free(brigade_config *cfg)
     for (size_t i = 0; i < cfg->n_agents; i++)
         config_agent_free(&cfg->agents[i]);
     free(cfg->agents);
+    for (size_t i = 0; i < cfg->n_mcp_servers; i++)
+        config_mcp_server_free(&cfg->mcp_servers[i]);
+    free(cfg->mcp_servers);
     free(cfg->observability.otlp_endpoint);
     free(cfg->observability.service_name);
     for (size_t i = 0; i < cfg->n_warnings; i++)

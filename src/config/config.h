@@ -324,6 +324,51 @@ typedef struct agent_cfg {
     bool       tenants_enable;       /* as tool_cfg.tenants_enable */
 } agent_cfg;
 
+struct brigade_config;
+
+/* `mcp_servers:` — MCP servers whose tools agents may use, named
+ * SERVER__TOOL (docs/mcp.md). A stdio server is a program brigade starts
+ * (per user by default, in its own working directory under data_dir); an
+ * http server is reached over the streamable HTTP transport. */
+typedef enum mcp_transport_kind { MCP_TRANSPORT_STDIO = 1, MCP_TRANSPORT_HTTP } mcp_transport_kind;
+
+typedef struct mcp_server_cfg {
+    char      *name;                 /* [a-zA-Z0-9-]{1,32}: no "_", so SERVER__TOOL splits once */
+    mcp_transport_kind transport;
+    /* stdio */
+    char      *command;              /* the program (a path, or a name looked up in PATH) */
+    char     **args;     size_t n_args;
+    char     **env_names;            /* the child's whole environment, with PATH: */
+    char     **env_values;           /*   nothing of brigade's own is passed on */
+    size_t     n_env;
+    char      *cwd;                  /* NULL: the instance's own directory under data_dir */
+    /* http */
+    char      *url;
+    char     **header_names; char **header_values; size_t n_headers;
+    bool       per_user;             /* one instance per (server, user); default true for stdio */
+    bool       allow_private_networks; /* http: egress may reach loopback/private networks
+                                      * (operator only, docs/egress.md); default false */
+    char     **tools;    size_t n_tools;  /* allow-list of the server's tool names; none = all */
+    uint32_t   startup_timeout_ms;   /* start + initialize + tools/list (default 30000) */
+    uint32_t   call_timeout_ms;      /* one tools/call (default 60000) */
+    uint32_t   idle_timeout_s;       /* an instance unused this long is stopped (default 600) */
+    uint32_t   ping_interval_s;      /* an idle ready instance is pinged this often; no answer
+                                      * within min(call_timeout_ms, 10 s): restarted on next
+                                      * use (default 60; 0 = never) */
+    uint32_t   max_instances;        /* running instances of this server; the least recently
+                                      * used is stopped for a new one (default 32) */
+} mcp_server_cfg;
+
+/* The separator of SERVER__TOOL, and the agent tool name that means every
+ * tool of a server (its allow-list applies): SERVER__* */
+#define CONFIG_MCP_SEP "__"
+void config_mcp_server_free(mcp_server_cfg *m);
+const mcp_server_cfg *config_find_mcp_server(const struct brigade_config *cfg, const char *name);
+/* If `tool` is SERVER__NAME of a configured server: that server, and
+ * *tool_name points at NAME inside `tool` ("*" for every tool). */
+const mcp_server_cfg *config_mcp_tool_server(const struct brigade_config *cfg, const char *tool,
+                                             const char **tool_name);
+
 typedef struct brigade_config {
     char        *source_path;        /* the file read, or NULL for embedded defaults */
     char        *listen_host;        /* default "127.0.0.1" */
@@ -350,6 +395,7 @@ typedef struct brigade_config {
     char        *public_url;         /* server.public_url: base of redirect_uri and connect_url
                                       * (default http://LISTEN_HOST:LISTEN_PORT) */
     agent_cfg    *agents;     size_t n_agents;
+    mcp_server_cfg *mcp_servers; size_t n_mcp_servers;
     governance_cfg governance;
     obs_cfg      observability;
     /* `egress.allow_networks`: networks every request made for an agent

@@ -109,6 +109,9 @@ typedef struct ld_command_slots {
 int ld_tool_command(ld *l, const ld_command_slots *cs, int line, const char *path, tool_cfg *t);
 /* the top-level `sandbox:` (config_command.c) */
 int ld_sandbox(ld *l, struct fy_node *n, int line);
+/* mcp_servers[] (config_mcp.c) */
+int ld_mcp_server_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el);
+void ld_mcp_server_free(void *e);
 int ld_agent_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el);
 /* config_approval.c: a tool's `approval:`, an agent's `approval_by:` */
 int ld_tool_approval(ld *l, const slot *s, const char *path, tool_cfg *t);

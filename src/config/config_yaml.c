@@ -38,7 +38,7 @@
 /* the document                                                        */
 
 enum { RT_SERVER, RT_PROVIDERS, RT_MODELS, RT_TIERS, RT_DEFAULT_TIER, RT_TOOLS, RT_AGENTS,
-       RT_GOVERNANCE, RT_OBSERVABILITY, RT_CREDENTIALS, RT_EGRESS, RT_SANDBOX, RT__N };
+       RT_GOVERNANCE, RT_OBSERVABILITY, RT_CREDENTIALS, RT_EGRESS, RT_SANDBOX, RT_MCP, RT__N };
 
 static int ld_root(ld *l, struct fy_node *root)
 {
@@ -52,6 +52,7 @@ static int ld_root(ld *l, struct fy_node *root)
         [RT_OBSERVABILITY] = {.key = "observability"},
         [RT_CREDENTIALS] = {.key = "credential_providers"}, [RT_EGRESS] = {.key = "egress"},
         [RT_SANDBOX] = {.key = "sandbox"},
+        [RT_MCP] = {.key = "mcp_servers"},
     };
     if (!config_node_is_null(root) && fy_node_get_type(root) != FYNT_MAPPING)
         return ld_fail(l, config_node_line(root, 1), NULL,
@@ -67,6 +68,7 @@ static int ld_root(ld *l, struct fy_node *root)
         ld_observability(l, s[RT_OBSERVABILITY].val, s[RT_OBSERVABILITY].line) < 0)
         return -1;
     if (s[RT_EGRESS].present && ld_egress(l, s[RT_EGRESS].val, s[RT_EGRESS].line) < 0)
+        return -1;
     if (s[RT_SANDBOX].present && ld_sandbox(l, s[RT_SANDBOX].val, s[RT_SANDBOX].line) < 0)
         return -1;
 
@@ -155,6 +157,23 @@ static int ld_root(ld *l, struct fy_node *root)
         cfg->n_tools = n;
         if (ld_check_unique(l, "tools", (const char *const *)&cfg->tools[0].name,
                             sizeof(tool_cfg), n, tol) < 0)
+            goto out;
+    }
+
+    /* MCP servers before agents: an agent lists their tools as SERVER__TOOL. */
+    if (s[RT_MCP].present) {
+        void *arr;
+        size_t n;
+        entry_lines *ml2 = NULL;
+        if (ld_list(l, &s[RT_MCP], "mcp_servers", sizeof(mcp_server_cfg), ld_mcp_server_fn,
+                    ld_mcp_server_free, 1, &arr, &n, &ml2) < 0)
+            goto out;
+        cfg->mcp_servers = arr;
+        cfg->n_mcp_servers = n;
+        int bad = n > 1 && ld_check_unique(l, "mcp_servers", (const char *const *)&cfg->mcp_servers[0].name,
+                                           sizeof(mcp_server_cfg), n, ml2) < 0;
+        free(ml2);
+        if (bad)
             goto out;
     }
 

@@ -115,9 +115,7 @@ static bool guard_check_permission(guard_run *g, const guard_ctx *ctx, const gua
                                    guard_decision *d, char *note, size_t notelen)
 {
     (void)g;
-    bool listed = false;
-    for (size_t i = 0; i < ctx->agent->n_tools && !listed; i++)
-        listed = strcmp(ctx->agent->tools[i], e->tool_name) == 0;
+    bool listed = tools_name_listed(ctx->agent->tools, ctx->agent->n_tools, e->tool_name);
     d->tool = listed ? tools_find(ctx->tools, e->tool_name) : NULL;
     if (d->tool) return true;
     d->verdict = GUARD_REFUSE;

@@ -104,6 +104,9 @@ static void run_tool_audit(run_exec *x, const tool_slot *slot, const char *name,
         for (size_t i = 0; i < slot->def->http->n_headers; i++)
             cJSON_AddItemToArray(h, cJSON_CreateString(slot->def->http->header_names[i]));
     }
+    /* an MCP server's tool: which server (its instance is the user's own) */
+    if (slot->def && slot->def->mcp_server)
+        cJSON_AddStringToObject(d, "mcp_server", slot->def->mcp_server->name);
     cJSON_AddBoolToObject(d, "allowed", slot->def != NULL);
     cJSON_AddBoolToObject(d, "ok", ok);
     j->details = d;
@@ -245,6 +248,23 @@ static void run_tool_done(void *arg, bool ok, const char *output, size_t len)
     if (x->n_done == x->n_execs) run_tools_all_done(x);
 }
 
+/* A tool's progress (an MCP server's progress notifications) as a
+ * tool.progress event: {id, progress, total?, message?}. */
+static void run_tool_progress(void *arg, double progress, double total, const char *message)
+{
+    tool_slot *slot = arg;
+    run_exec *x = slot->x;
+    if (x->finishing) return;
+    const cJSON *call = cJSON_GetArrayItem(x->pending_calls, (int)slot->index);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(call, "id");
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "id", cJSON_IsString(id) ? id->valuestring : "");
+    cJSON_AddNumberToObject(d, "progress", progress);
+    if (total >= 0) cJSON_AddNumberToObject(d, "total", total);
+    if (message) cJSON_AddStringToObject(d, "message", message);
+    run_event(x, "tool.progress", d);
+}
+
 static const char *run_call_str(const cJSON *call, const char *key)
 {
     const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
@@ -280,6 +300,7 @@ static void run_tools_go(run_exec *x)
             .auth_header_name = slot->auth_name, .auth_header_value = slot->auth_value,
             .egress_allow_nets = x->r->cfg->egress_allow_nets,
             .n_egress_allow_nets = x->r->cfg->n_egress_allow_nets, .span = slot->span,
+            .progress = run_tool_progress, .progress_arg = slot,
         };
         x->execs[i] = tools_execute(slot->def, &env, targs, run_tool_done, slot);
         /* the request holds its own copy of the header now */
@@ -379,6 +400,8 @@ void run_tools_call(run_exec *x, cJSON *calls)
         guard_decision gd = guard_before_effect(x->guard, &x->guard_ctx, &ge);
         slot->verdict = gd.verdict;
         slot->def = gd.tool;
+        if (gd.tool && gd.tool->mcp_server)
+            obs_span_set_str(slot->span, "brigade.mcp.server", gd.tool->mcp_server->name);
         if (gd.verdict == GUARD_REFUSE || gd.verdict == GUARD_STOP) {
             slot->verdict = GUARD_REFUSE;
             slot->def = NULL;

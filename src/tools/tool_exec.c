@@ -219,6 +219,9 @@ tool_exec *tools_execute(const tool_def *t, const tool_env *env, const char *arg
     case TOOL_COMMAND:
         x = tool_command_start(t, env, args, out, sizeof out);
         break;
+    case TOOL_MCP:
+        x = tool_mcp_start(t, env, args, max, out, sizeof out);
+        break;
     default:
         snprintf(out, sizeof out, "tool %s has an unknown kind", t->name);
         break;
@@ -242,5 +245,6 @@ void tools_cancel(tool_exec *x)
     case EXEC_MEMORY: tool_memory_cancel(x); break;
     case EXEC_HTTP: tool_http_cancel(x); break;
     case EXEC_COMMAND: tool_command_cancel(x); break;
+    case EXEC_MCP: tool_mcp_cancel(x); break;
     }
 }

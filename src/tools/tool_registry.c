@@ -12,13 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mcp/mcp.h"
 #include "util/json_strict.h"
 #include "util/utf8.h"
 #include "util/xalloc.h"
 
 struct tool_registry {
     tool_def *defs;
-    size_t    n;
+    size_t    n, cap;
 };
 
 /* The built-ins' schemas. Per-action needs (save needs key and value, …)
@@ -313,7 +314,8 @@ static bool reg_add_declared(tool_registry *r, const tool_cfg *tc, size_t idx, c
 tool_registry *tools_registry_of(const tool_cfg *const *tools, size_t n, char *err, size_t errlen)
 {
     tool_registry *r = xcalloc(1, sizeof *r);
-    r->defs = xcalloc(2 + n, sizeof *r->defs);
+    r->cap = 2 + n;
+    r->defs = xcalloc(r->cap, sizeof *r->defs);
     /* memory changes the user's stored memory; clock only reads */
     bool ok = reg_add_builtin(r, "memory", memory_desc, TOOL_MEMORY, TOOL_EFFECTS_WRITE, memory_schema,
                               err, errlen) &&
@@ -341,7 +343,13 @@ tool_registry *tools_registry_new(const brigade_config *cfg, char *err, size_t e
 void tools_registry_free(tool_registry *r)
 {
     if (!r) return;
-    for (size_t i = 0; i < r->n; i++) cJSON_Delete(r->defs[i].parameters);
+    for (size_t i = 0; i < r->n; i++) {
+        cJSON_Delete(r->defs[i].parameters);
+        cJSON_Delete(r->defs[i].offered);
+        free(r->defs[i].mcp_tool);
+        free(r->defs[i].own_name);
+        free(r->defs[i].own_description);
+    }
     free(r->defs);
     free(r);
 }
@@ -361,6 +369,53 @@ const tool_def *tools_at(const tool_registry *r, size_t i)
     return r && i < r->n ? &r->defs[i] : NULL;
 }
 
+bool tools_registry_add_mcp(tool_registry *r, const struct mcp_server_cfg *server, const char *tool,
+                            const struct mcp_tool_info *info, const char *unavailable)
+{
+    char name[160];
+    int nl = snprintf(name, sizeof name, "%s" CONFIG_MCP_SEP "%s", server->name, tool);
+    if (nl < 0 || (size_t)nl >= sizeof name || !reg_name_ok(name) || tools_find(r, name)) return false;
+    cJSON *given = info ? cJSON_Parse(info->input_schema) : NULL;
+    cJSON *params = NULL, *offered = NULL;
+    char err[256];
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(given, "type");
+    if (given && cJSON_IsString(type) && !strcmp(type->valuestring, "object") &&
+        tools_schema_check(given, name, err, sizeof err)) {
+        params = given;
+    } else {
+        /* brigade's subset cannot check it: the model gets the server's
+         * schema, the server checks the arguments itself */
+        params = cJSON_CreateObject();
+        cJSON_AddStringToObject(params, "type", "object");
+        if (cJSON_IsObject(given)) offered = given;
+        else cJSON_Delete(given);
+    }
+    if (r->n == r->cap) {
+        r->cap *= 2;
+        r->defs = xrealloc(r->defs, r->cap * sizeof *r->defs);
+    }
+    tool_def *d = &r->defs[r->n++];
+    memset(d, 0, sizeof *d);
+    d->own_name = xstrdup(name);
+    d->name = d->own_name;
+    if (info) {
+        d->own_description = xstrdup(info->description ? info->description : "");
+    } else {
+        char desc[400];
+        snprintf(desc, sizeof desc, "(the MCP server %s is unavailable: %.300s)", server->name,
+                 unavailable ? unavailable : "unknown");
+        d->own_description = xstrdup(desc);
+    }
+    d->description = d->own_description;
+    d->kind = TOOL_MCP;
+    d->effects = TOOL_EFFECTS_EXTERNAL;
+    d->parameters = params;
+    d->offered = offered;
+    d->mcp_server = server;
+    d->mcp_tool = xstrdup(tool);
+    return true;
+}
+
 static cJSON *spec_of(const tool_def *d)
 {
     cJSON *t = cJSON_CreateObject();
@@ -369,8 +424,26 @@ static cJSON *spec_of(const tool_def *d)
     cJSON_AddStringToObject(f, "name", d->name);
     if (d->description && d->description[0])
         cJSON_AddStringToObject(f, "description", d->description);
-    cJSON_AddItemToObject(f, "parameters", cJSON_Duplicate(d->parameters, true));
+    cJSON_AddItemToObject(f, "parameters", cJSON_Duplicate(d->offered ? d->offered : d->parameters, true));
     return t;
+}
+
+/* "SERVER__*": the prefix's length ("SERVER__"), else 0. */
+static size_t mcp_wildcard_prefix(const char *name)
+{
+    size_t l = name ? strlen(name) : 0;
+    return l > 3 && !strcmp(name + l - 3, CONFIG_MCP_SEP "*") ? l - 1 : 0;
+}
+
+bool tools_name_listed(char *const *names, size_t n, const char *tool)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(names[i], tool)) return true;
+        size_t p = mcp_wildcard_prefix(names[i]);
+        if (p && !strncmp(names[i], tool, p) && tool[p] && !strstr(tool + p, CONFIG_MCP_SEP "*"))
+            return true;
+    }
+    return false;
 }
 
 cJSON *tools_openai_specs(const tool_registry *r, char *const *names, size_t n)
@@ -382,12 +455,18 @@ cJSON *tools_openai_specs(const tool_registry *r, char *const *names, size_t n)
         return arr;
     }
     for (size_t i = 0; i < n; i++) {
+        size_t p = mcp_wildcard_prefix(names[i]);
+        if (p) {   /* every tool of that MCP server the registry has */
+            for (size_t k = 0; k < r->n; k++)
+                if (r->defs[k].kind == TOOL_MCP && !strncmp(r->defs[k].name, names[i], p) &&
+                    !tools_name_listed(names, i, r->defs[k].name))
+                    cJSON_AddItemToArray(arr, spec_of(&r->defs[k]));
+            continue;
+        }
         const tool_def *d = tools_find(r, names[i]);
         if (!d) continue;
-        bool dup = false;   /* a name listed twice is offered once */
-        for (size_t j = 0; j < i; j++)
-            if (names[j] && strcmp(names[j], names[i]) == 0) dup = true;
-        if (!dup) cJSON_AddItemToArray(arr, spec_of(d));
+        /* a name listed twice (or also through SERVER__*) is offered once */
+        if (!tools_name_listed(names, i, names[i])) cJSON_AddItemToArray(arr, spec_of(d));
     }
     return arr;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mcp/mcp.h"
 #include "util/xalloc.h"
 
 static bool tools_builtin(const char *name)
@@ -95,10 +96,52 @@ static bool tools_server_serves(const tools_tenant *tt, const agent_cfg *a)
 {
     for (size_t i = 0; i < a->n_tools; i++) {
         if (tools_builtin(a->tools[i])) continue;
+        if (config_mcp_tool_server(tt->cfg, a->tools[i], NULL)) return false;
         const tool_cfg *tc = tools_tenant_catalogue_tool(tt, a->tools[i]);
         if (!tc || tools_tenant_own(tt, a->tools[i])) return false;
     }
     return true;
+}
+
+/* The MCP servers' tools the agent lists (SERVER__TOOL, or SERVER__* for
+ * all a server offers), each server asked once for this user's list —
+ * which starts the user's instance: this runs on the thread pool, where
+ * waiting is allowed. A server that cannot be reached leaves the tools the
+ * agent names explicitly as tools whose description says so (a call tries
+ * again, and the model reads the error); SERVER__* then adds nothing. */
+static void tools_run_set_add_mcp(const tools_tenant *tt, tool_registry *reg, const agent_cfg *a,
+                                  const scope *sc)
+{
+    mcp_hub *hub = tools_mcp_hub();
+    for (size_t i = 0; i < a->n_tools; i++) {
+        const char *tname = NULL;
+        const mcp_server_cfg *srv = config_mcp_tool_server(tt->cfg, a->tools[i], &tname);
+        if (!srv) continue;
+        bool seen = false;   /* this server was listed for an earlier name */
+        for (size_t j = 0; j < i && !seen; j++) {
+            const mcp_server_cfg *o = config_mcp_tool_server(tt->cfg, a->tools[j], NULL);
+            seen = o == srv;
+        }
+        if (seen) continue;
+        mcp_tool_list list = {0};
+        char why[300] = "MCP servers are not running in this process";
+        mcp_who who = {.tenant_id = sc ? sc->tenant_id : "", .user_id = sc ? sc->user_id : ""};
+        bool ok = hub && mcp_hub_list_tools(hub, srv->name, &who, &list, why, sizeof why);
+        /* every name of the agent's for this server, in the agent's order */
+        for (size_t j = i; j < a->n_tools; j++) {
+            const char *want = NULL;
+            if (config_mcp_tool_server(tt->cfg, a->tools[j], &want) != srv) continue;
+            bool all = !strcmp(want, "*");
+            if (!ok) {
+                if (!all) tools_registry_add_mcp(reg, srv, want, NULL, why);
+                continue;
+            }
+            for (size_t k = 0; k < list.n; k++)
+                if (all || !strcmp(list.items[k].name, want))
+                    tools_registry_add_mcp(reg, srv, list.items[k].name, &list.items[k], NULL);
+        }
+        mcp_tool_list_free(&list);
+    }
 }
 
 static tools_tenant_status tools_run_set_build(const tools_tenant *tt, tools_run_set *out,
@@ -132,6 +175,7 @@ static tools_tenant_status tools_run_set_build(const tools_tenant *tt, tools_run
     if (res == TOOLS_TENANT_OK) {
         out->registry = tools_registry_of(list, n, err, errlen);
         if (!out->registry) res = TOOLS_TENANT_UNUSABLE;
+        else tools_run_set_add_mcp(tt, out->registry, a, out->sc);
         out->tools = out->registry;
     }
     free(list);
@@ -148,8 +192,10 @@ tools_tenant_status tools_run_set_resolve(store *st, const scope *sc, const brig
     tools_tenant_status res = tools_tenant_agent(st, sc, &tt, agent_name, &out->own_agent, &out->agent,
                                                  err, errlen);
     if (res == TOOLS_TENANT_OK) {
+        out->sc = sc;
         if (tools_server_serves(&tt, out->agent)) out->tools = server;
         else res = tools_run_set_build(&tt, out, err, errlen);
+        out->sc = NULL;   /* the caller's; not kept */
     }
     tools_tenant_free(&tt);
     if (res != TOOLS_TENANT_OK) tools_run_set_free(out);

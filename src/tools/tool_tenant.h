@@ -66,6 +66,7 @@ typedef struct tools_run_set {
     size_t               n_own_tools;
     tool_registry       *registry;    /* owned; NULL when the server's serves */
     const tool_registry *tools;       /* what the guard and the model see */
+    const scope         *sc;          /* while resolving: whose MCP instances */
 } tools_run_set;
 
 tools_tenant_status tools_run_set_resolve(store *st, const scope *sc, const brigade_config *cfg,

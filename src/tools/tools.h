@@ -36,7 +36,11 @@
 #include "store/store.h"
 #include "upstream/upstream.h"
 
-typedef enum tool_kind { TOOL_MEMORY = 1, TOOL_CLOCK, TOOL_HTTP, TOOL_COMMAND } tool_kind;
+typedef enum tool_kind { TOOL_MEMORY = 1, TOOL_CLOCK, TOOL_HTTP, TOOL_COMMAND, TOOL_MCP } tool_kind;
+
+struct mcp_hub;
+struct mcp_server_cfg;
+struct mcp_tool_info;
 
 typedef struct tool_def {
     const char     *name;
@@ -45,6 +49,14 @@ typedef struct tool_def {
     tool_effects    effects;         /* read | write | external (config.h) */
     cJSON          *parameters;      /* JSON Schema (owned by the registry) */
     const tool_cfg *http;            /* TOOL_HTTP, TOOL_COMMAND: its configuration */
+    /* TOOL_MCP (tool_mcp.c): named SERVER__TOOL; the server's own name
+     * for the tool; the schema the server gave when brigade's subset
+     * cannot check it (the model is offered it, `parameters` is then only
+     * {"type":"object"}). Owned by the registry. */
+    const struct mcp_server_cfg *mcp_server;
+    char           *mcp_tool;
+    char           *own_name, *own_description;
+    cJSON          *offered;
 } tool_def;
 
 typedef struct tool_registry tool_registry;
@@ -62,6 +74,18 @@ tool_registry  *tools_registry_of(const tool_cfg *const *tools, size_t n, char *
  * headers, schema), for a tenant's tool before it is stored. */
 bool            tools_check_declared(const tool_cfg *tc, char *err, size_t errlen);
 void            tools_registry_free(tool_registry *r);
+/* Add a tool an MCP server listed, as SERVER__TOOL; false (and nothing
+ * added) when its name does not fit a model's function names
+ * ([a-zA-Z0-9_-], at most 64 bytes with the server's) or is taken.
+ * `info` NULL adds a tool whose server could not be reached: its schema is
+ * open and its description says why (a call tries the server again). */
+bool            tools_registry_add_mcp(tool_registry *r, const struct mcp_server_cfg *server,
+                                       const char *tool, const struct mcp_tool_info *info,
+                                       const char *unavailable);
+/* The process's MCP hub (set once by serve before any run; NULL: no MCP
+ * servers are reachable and their tools are left out). */
+void            tools_set_mcp_hub(struct mcp_hub *hub);
+struct mcp_hub *tools_mcp_hub(void);
 const tool_def *tools_find(const tool_registry *r, const char *name);
 /* Iterate: tools_at(r, 0 .. tools_count(r)-1), built-ins first. */
 size_t          tools_count(const tool_registry *r);
@@ -75,6 +99,9 @@ const tool_def *tools_at(const tool_registry *r, size_t i);
  * names == NULL offers every tool; unknown names are skipped, a name
  * listed twice is offered once. */
 cJSON *tools_openai_specs(const tool_registry *r, char *const *names, size_t n);
+/* Does an agent's list of tool names give it `tool`: by name, or through
+ * SERVER__* for a tool SERVER__NAME of an MCP server? */
+bool   tools_name_listed(char *const *names, size_t n, const char *tool);
 
 /* Validate arguments (JSON text) against the tool's schema. Returns true,
  * or false with a message for the model ("arguments.query: expected a
@@ -102,6 +129,10 @@ typedef struct tool_env {
     const egress_net *egress_allow_nets;
     size_t            n_egress_allow_nets;
     obs_span         *span;
+    /* Progress a tool reports while it runs (MCP progress notifications):
+     * progress, total (< 0 unknown), message (NULL none). NULL: ignored. */
+    void       (*progress)(void *arg, double progress, double total, const char *message);
+    void        *progress_arg;
 } tool_env;
 
 /* The result handed back: `output` is text for the model (JSON for memory

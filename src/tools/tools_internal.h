@@ -8,7 +8,7 @@
 
 /* How a call is being carried out (not the same as the tool's kind: a
  * clock reading or an early error is simply delivered on the next turn). */
-typedef enum tool_exec_impl { EXEC_LATER = 1, EXEC_MEMORY, EXEC_HTTP, EXEC_COMMAND } tool_exec_impl;
+typedef enum tool_exec_impl { EXEC_LATER = 1, EXEC_MEMORY, EXEC_HTTP, EXEC_COMMAND, EXEC_MCP } tool_exec_impl;
 
 /* The first member of every kind's own struct. */
 struct tool_exec {
@@ -44,6 +44,9 @@ void       tool_command_cancel(tool_exec *x);
  * filled with the arguments (malloc'd). */
 bool       tool_command_check(const tool_cfg *tc, const cJSON *schema, char *why, size_t whylen);
 char      *tool_argv_fill(const char *tmpl, const cJSON *args);
+tool_exec *tool_mcp_start(const tool_def *t, const tool_env *env, const cJSON *args,
+                          size_t max_output, char *out, size_t outlen);
+void       tool_mcp_cancel(tool_exec *x);
 
 /* The clock's answer as JSON text (malloc'd); *ok false for an
  * unsupported timezone. */

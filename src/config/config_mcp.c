@@ -1,0 +1,269 @@
+/* config_mcp.c — the `mcp_servers:` section: MCP servers whose tools
+ * agents use as SERVER__TOOL. A stdio server: the command, its arguments,
+ * the whole environment it gets (nothing of brigade's own environment is
+ * passed on but PATH, so a server never sees brigade's secrets), its
+ * working directory; an http server: its URL and headers. Then who gets
+ * an instance (per_user), which of its tools are offered, and its time
+ * and instance bounds (docs/mcp.md). */
+#include <libfyaml.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/config_load.h"
+
+void config_mcp_server_free(mcp_server_cfg *m)
+{
+    if (!m) return;
+    free(m->name);
+    free(m->command);
+    for (size_t i = 0; i < m->n_args; i++) free(m->args[i]);
+    free(m->args);
+    for (size_t i = 0; i < m->n_env; i++) {
+        free(m->env_names[i]);
+        if (m->env_values[i]) explicit_bzero(m->env_values[i], strlen(m->env_values[i]));
+        free(m->env_values[i]);
+    }
+    free(m->env_names);
+    free(m->env_values);
+    free(m->cwd);
+    free(m->url);
+    for (size_t i = 0; i < m->n_headers; i++) {
+        free(m->header_names[i]);
+        if (m->header_values[i]) explicit_bzero(m->header_values[i], strlen(m->header_values[i]));
+        free(m->header_values[i]);
+    }
+    free(m->header_names);
+    free(m->header_values);
+    for (size_t i = 0; i < m->n_tools; i++) free(m->tools[i]);
+    free(m->tools);
+    memset(m, 0, sizeof *m);
+}
+
+const mcp_server_cfg *config_find_mcp_server(const brigade_config *cfg, const char *name)
+{
+    if (!cfg || !name) return NULL;
+    for (size_t i = 0; i < cfg->n_mcp_servers; i++)
+        if (!strcmp(cfg->mcp_servers[i].name, name)) return &cfg->mcp_servers[i];
+    return NULL;
+}
+
+const mcp_server_cfg *config_mcp_tool_server(const brigade_config *cfg, const char *tool,
+                                             const char **tool_name)
+{
+    const char *sep = tool ? strstr(tool, CONFIG_MCP_SEP) : NULL;
+    if (!sep || sep == tool || !sep[2]) return NULL;
+    char server[40];
+    size_t n = (size_t)(sep - tool);
+    if (n >= sizeof server) return NULL;
+    memcpy(server, tool, n);
+    server[n] = '\0';
+    const mcp_server_cfg *m = config_find_mcp_server(cfg, server);
+    if (m && tool_name) *tool_name = sep + 2;
+    return m;
+}
+
+/* A list of plain strings (args, tools). */
+static int ld_strings(ld *l, const slot *s, const char *path, size_t max_each, char ***out,
+                      size_t *out_n)
+{
+    size_t n = 0;
+    if (ld_sequence(l, s->val, s->line, path, &n, 1) < 0) return -1;
+    if (n > 256) return ld_fail(l, s->line, path, "at most 256 entries");
+    *out = config_xcalloc(n ? n : 1, sizeof(char *));
+    void *it = NULL;
+    struct fy_node *item;
+    char kp[200];
+    while (*out_n < n && (item = fy_node_sequence_iterate(s->val, &it)) != NULL) {
+        snprintf(kp, sizeof kp, "%s[%zu]", path, *out_n);
+        slot is = {.key = path, .val = item, .line = config_node_line(item, s->line), .present = 1};
+        char *v = NULL;
+        if (ld_string(l, &is, kp, &v, NULL) < 0) {
+            free(v);
+            return -1;
+        }
+        (*out)[(*out_n)++] = v;
+        if (strlen(v) > max_each) return ld_fail(l, is.line, kp, "longer than %zu bytes", max_each);
+    }
+    return 0;
+}
+
+/* NAME: value mappings (env, headers). Values go through ld_string, so
+ * ${VAR} takes a value from brigade's environment — explicitly, by name. */
+static int ld_pairs(ld *l, const slot *s, const char *path, bool header, char ***names,
+                    char ***values, size_t *n_out)
+{
+    char wbuf[64], kp[300];
+    if (config_node_is_null(s->val)) return 0;
+    if (fy_node_get_type(s->val) != FYNT_MAPPING)
+        return ld_fail(l, s->line, path, "expected a mapping (NAME: value), got %s",
+                       config_node_what(s->val, wbuf, sizeof wbuf));
+    int cnt = fy_node_mapping_item_count(s->val);
+    if (cnt <= 0) return 0;
+    if (cnt > 128) return ld_fail(l, s->line, path, "at most 128 entries");
+    *names = config_xcalloc((size_t)cnt, sizeof(char *));
+    *values = config_xcalloc((size_t)cnt, sizeof(char *));
+    void *it = NULL;
+    struct fy_node_pair *p;
+    while ((p = fy_node_mapping_iterate(s->val, &it)) != NULL && *n_out < (size_t)cnt) {
+        struct fy_node *k = fy_node_pair_key(p);
+        int kline = config_node_line(k, s->line);
+        size_t klen = 0;
+        const char *ks = (k && fy_node_get_type(k) == FYNT_SCALAR) ? fy_node_get_scalar(k, &klen) : NULL;
+        bool ok = ks && klen > 0 && klen <= 128;
+        for (size_t i = 0; ok && i < klen; i++) {
+            char c = ks[i];
+            ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
+                 (i > 0 && c >= '0' && c <= '9') || (header && c == '-');
+        }
+        if (!ok)
+            return ld_fail(l, kline, path, "\"%.*s\" is not a valid %s name", ks ? (int)(klen > 64 ? 64 : klen) : 0,
+                           ks ? ks : "", header ? "header" : "environment variable");
+        char *name = config_xstrndup(ks, klen);
+        snprintf(kp, sizeof kp, "%s.%s", path, name);
+        for (size_t i = 0; i < *n_out; i++)
+            if (header ? !strcasecmp(name, (*names)[i]) : !strcmp(name, (*names)[i])) {
+                free(name);
+                return ld_fail(l, kline, kp, "given twice");
+            }
+        if (!header && !strcmp(name, "PATH")) {
+            free(name);
+            return ld_fail(l, kline, kp, "PATH is brigade's own and is always passed on");
+        }
+        size_t i = (*n_out)++;
+        (*names)[i] = name;
+        slot vs = {.key = name, .val = fy_node_pair_value(p), .line = kline, .present = 1};
+        if (ld_string(l, &vs, kp, &(*values)[i], NULL) < 0) return -1;
+        if (strchr((*values)[i], '\n') || strchr((*values)[i], '\r'))
+            return ld_fail(l, kline, kp, "a value must not contain a line break");
+    }
+    return 0;
+}
+
+enum { MC_NAME, MC_TRANSPORT, MC_COMMAND, MC_ARGS, MC_ENV, MC_CWD, MC_URL, MC_HEADERS, MC_PER_USER,
+       MC_TOOLS, MC_STARTUP, MC_CALL, MC_IDLE, MC_MAX, MC_PING, MC_PRIVATE, MC__N };
+
+static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, mcp_server_cfg *m,
+                         entry_lines *el)
+{
+    slot s[MC__N] = {
+        [MC_NAME] = {.key = "name"},       [MC_TRANSPORT] = {.key = "transport"},
+        [MC_COMMAND] = {.key = "command"}, [MC_ARGS] = {.key = "args"},
+        [MC_ENV] = {.key = "env"},         [MC_CWD] = {.key = "cwd"},
+        [MC_URL] = {.key = "url"},         [MC_HEADERS] = {.key = "headers"},
+        [MC_PER_USER] = {.key = "per_user"}, [MC_TOOLS] = {.key = "tools"},
+        [MC_STARTUP] = {.key = "startup_timeout_ms"}, [MC_CALL] = {.key = "call_timeout_ms"},
+        [MC_IDLE] = {.key = "idle_timeout_s"}, [MC_MAX] = {.key = "max_instances"},
+        [MC_PING] = {.key = "ping_interval_s"}, [MC_PRIVATE] = {.key = "allow_private_networks"},
+    };
+    if (config_node_is_null(n))
+        return ld_fail(l, line, path, "expected a mapping (name, transport, …), got nothing");
+    if (ld_collect(l, n, line, path, s, MC__N) < 0) return -1;
+    char kp[200];
+    m->startup_timeout_ms = 30000;
+    m->call_timeout_ms = 60000;
+    m->idle_timeout_s = 600;
+    m->max_instances = 32;
+    m->ping_interval_s = 60;
+    if (!s[MC_NAME].present) return ld_fail(l, line, path, "missing required key \"name\"");
+    ld_path(kp, sizeof kp, path, "name");
+    if (ld_ident(l, &s[MC_NAME], kp, &m->name, "-", "MCP server") < 0) return -1;
+    if (strlen(m->name) > 32) return ld_fail(l, s[MC_NAME].line, kp, "at most 32 characters");
+    el->name = s[MC_NAME].line;
+
+    const char *transport = "stdio";
+    char *tr = NULL;
+    if (s[MC_TRANSPORT].present) {
+        ld_path(kp, sizeof kp, path, "transport");
+        if (ld_nonempty(l, &s[MC_TRANSPORT], kp, &tr, NULL) < 0) {
+            free(tr);
+            return -1;
+        }
+        transport = tr;
+    }
+    if (!strcmp(transport, "stdio")) m->transport = MCP_TRANSPORT_STDIO;
+    else if (!strcmp(transport, "http")) m->transport = MCP_TRANSPORT_HTTP;
+    else {
+        ld_fail(l, s[MC_TRANSPORT].line, kp, "unknown transport \"%s\" (known: stdio, http)", transport);
+        free(tr);
+        return -1;
+    }
+    free(tr);
+    bool stdio = m->transport == MCP_TRANSPORT_STDIO;
+    static const int stdio_only[] = {MC_COMMAND, MC_ARGS, MC_ENV, MC_CWD};
+    static const int http_only[] = {MC_URL, MC_HEADERS};
+    for (size_t i = 0; i < 4; i++)
+        if (!stdio && s[stdio_only[i]].present)
+            return ld_fail(l, s[stdio_only[i]].line, path, "\"%s\" is for transport: stdio",
+                           s[stdio_only[i]].key);
+    for (size_t i = 0; i < 2; i++)
+        if (stdio && s[http_only[i]].present)
+            return ld_fail(l, s[http_only[i]].line, path, "\"%s\" is for transport: http",
+                           s[http_only[i]].key);
+    if (stdio) {
+        if (!s[MC_COMMAND].present) return ld_fail(l, line, path, "missing required key \"command\"");
+        ld_path(kp, sizeof kp, path, "command");
+        if (ld_nonempty(l, &s[MC_COMMAND], kp, &m->command, NULL) < 0) return -1;
+        if (s[MC_ARGS].present) {
+            ld_path(kp, sizeof kp, path, "args");
+            if (ld_strings(l, &s[MC_ARGS], kp, 4096, &m->args, &m->n_args) < 0) return -1;
+        }
+        if (s[MC_ENV].present) {
+            ld_path(kp, sizeof kp, path, "env");
+            if (ld_pairs(l, &s[MC_ENV], kp, false, &m->env_names, &m->env_values, &m->n_env) < 0)
+                return -1;
+        }
+        if (s[MC_CWD].present) {
+            ld_path(kp, sizeof kp, path, "cwd");
+            if (ld_nonempty(l, &s[MC_CWD], kp, &m->cwd, NULL) < 0) return -1;
+            if (m->cwd[0] != '/') return ld_fail(l, s[MC_CWD].line, kp, "must be an absolute path");
+        }
+    } else {
+        if (!s[MC_URL].present) return ld_fail(l, line, path, "missing required key \"url\"");
+        ld_path(kp, sizeof kp, path, "url");
+        size_t host_at;
+        if (ld_http_url(l, &s[MC_URL], kp, &m->url, &host_at) < 0) return -1;
+        if (s[MC_HEADERS].present) {
+            ld_path(kp, sizeof kp, path, "headers");
+            if (ld_pairs(l, &s[MC_HEADERS], kp, true, &m->header_names, &m->header_values,
+                         &m->n_headers) < 0)
+                return -1;
+        }
+    }
+    m->per_user = stdio;
+    if (s[MC_PRIVATE].present) {
+        /* egress (docs/egress.md): an http server on a private network is
+         * the operator's choice, made here by name */
+        ld_path(kp, sizeof kp, path, "allow_private_networks");
+        if (ld_bool(l, &s[MC_PRIVATE], kp, &m->allow_private_networks) < 0) return -1;
+    }
+    if (s[MC_PER_USER].present) {
+        ld_path(kp, sizeof kp, path, "per_user");
+        if (ld_bool(l, &s[MC_PER_USER], kp, &m->per_user) < 0) return -1;
+    }
+    if (s[MC_TOOLS].present) {
+        ld_path(kp, sizeof kp, path, "tools");
+        if (ld_strings(l, &s[MC_TOOLS], kp, 64, &m->tools, &m->n_tools) < 0) return -1;
+    }
+    struct { int k; const char *key; int64_t min, max; uint32_t *out; } nums[] = {
+        {MC_STARTUP, "startup_timeout_ms", 100, 600000, &m->startup_timeout_ms},
+        {MC_CALL, "call_timeout_ms", 100, 3600000, &m->call_timeout_ms},
+        {MC_IDLE, "idle_timeout_s", 1, 86400, &m->idle_timeout_s},
+        {MC_MAX, "max_instances", 1, 4096, &m->max_instances},
+        {MC_PING, "ping_interval_s", 0, 86400, &m->ping_interval_s},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        if (!s[nums[i].k].present) continue;
+        ld_path(kp, sizeof kp, path, nums[i].key);
+        if (ld_u32(l, &s[nums[i].k], kp, nums[i].min, nums[i].max, nums[i].out) < 0) return -1;
+    }
+    return 0;
+}
+
+int ld_mcp_server_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el)
+{
+    return ld_mcp_server(l, n, line, path, e, el);
+}
+
+void ld_mcp_server_free(void *e) { config_mcp_server_free(e); }

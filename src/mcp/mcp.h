@@ -1,0 +1,85 @@
+/* mcp.h — brigade's Model Context Protocol client: the MCP servers of the
+ * configuration (`mcp_servers:`), run and spoken to by one hub, whose
+ * tools agents use as SERVER__TOOL (docs/mcp.md).
+ *
+ * The hub owns every server instance on a thread of its own with its own
+ * libuv loop: an instance is per (server, tenant, user) when the server is
+ * `per_user` (the default for stdio), else one per server. Instances are
+ * started on first use, stopped when idle, bounded in number per server
+ * (the least recently used is stopped for a new one), and started again
+ * after a crash with a growing back-off. Loops and pool threads talk to
+ * the hub through its inbox; answers come back on the caller's own loop.
+ *
+ * A server never gets brigade's environment, the caller's brigade
+ * credential, or anything of another user: a stdio child's environment is
+ * what its configuration declares plus PATH, its working directory is its
+ * user's own (data_dir/mcp/SERVER/TENANT/USER). */
+#ifndef BRIGADE_MCP_H
+#define BRIGADE_MCP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config.h"
+
+typedef struct mcp_hub mcp_hub;
+
+/* Start the hub's thread (named "mcp"). The configuration must outlive the
+ * hub. NULL with err when the thread cannot start. */
+mcp_hub *mcp_hub_start(const brigade_config *cfg, char *err, size_t errlen);
+/* Stop every instance (stdio children get SIGTERM, then SIGKILL), answer
+ * every waiting request with an error, join the thread, free. */
+void     mcp_hub_stop(mcp_hub *h);
+
+/* Whose instance: per_user servers use tenant and user; others ignore them. */
+typedef struct mcp_who {
+    const char *tenant_id;
+    const char *user_id;
+} mcp_who;
+
+/* One tool a server offers (after its allow-list). */
+typedef struct mcp_tool_info {
+    char *name;               /* the server's name for it */
+    char *description;
+    char *input_schema;       /* JSON text of inputSchema ({"type":"object"} if none) */
+} mcp_tool_info;
+
+typedef struct mcp_tool_list {
+    mcp_tool_info *items;
+    size_t         n;
+} mcp_tool_list;
+
+/* The server's tools for this user, starting the user's instance if it is
+ * not running. BLOCKS until the list is known or the server's
+ * startup_timeout_ms passed: call it from a thread-pool worker, never from
+ * a loop. False with err ("the MCP server fs did not start: …"). */
+bool mcp_hub_list_tools(mcp_hub *h, const char *server, const mcp_who *who, mcp_tool_list *out,
+                        char *err, size_t errlen);
+void mcp_tool_list_free(mcp_tool_list *l);
+
+/* A tools/call's answer: the text for the model, already cut to the
+ * max_output given (with a note when cut). ok=false: the server said
+ * isError, or the call failed (the text says why). */
+typedef void (*mcp_call_done_fn)(void *arg, bool ok, const char *text, size_t len);
+/* A progress notification of the call: progress, total (< 0 when not
+ * given), message (NULL when none). */
+typedef void (*mcp_call_progress_fn)(void *arg, double progress, double total, const char *message);
+
+typedef struct mcp_call mcp_call;
+
+/* Call a tool on the caller's loop `loop` (the loop's own thread).
+ * `done` is called exactly once, on that loop, on a later turn — unless
+ * mcp_call_cancel came first. `arguments` is the JSON object text. */
+mcp_call *mcp_hub_call(mcp_hub *h, uv_loop_t *loop, const char *server, const mcp_who *who,
+                       const char *tool, const char *arguments, size_t max_output,
+                       mcp_call_done_fn done, mcp_call_progress_fn progress, void *arg);
+/* On the caller's loop: stop waiting (`done` is not called); the server is
+ * told with notifications/cancelled. */
+void      mcp_call_cancel(mcp_call *c);
+
+/* Instances running now (for tests and metrics). */
+size_t    mcp_hub_instances(mcp_hub *h);
+
+#endif

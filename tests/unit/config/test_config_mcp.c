@@ -1,0 +1,112 @@
+/* test_config_mcp.c — `mcp_servers:`: what is read and its defaults (stdio
+ * per user, http shared), SERVER__TOOL and SERVER__* in an agent's tools,
+ * and the errors: keys of the other transport, a name with "_", PATH in
+ * env, a relative cwd, an unknown server in an agent's tools. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "config/config.h"
+
+static char err[1024];
+
+static int load(const char *yaml, brigade_config *cfg)
+{
+    err[0] = '\0';
+    return config_load_string("brigade.yaml", yaml, strlen(yaml), cfg, err, sizeof(err));
+}
+
+static void expect_error(const char *yaml, const char *want)
+{
+    brigade_config c;
+    int rc = load(yaml, &c);
+    if (rc == 0 || !strstr(err, want)) {
+        print_error("want error containing [%s]\n got rc=%d err=[%s]\n", want, rc, err);
+        if (rc == 0) config_free(&c);
+        fail();
+    }
+    config_free(&c);
+}
+
+static void test_read_and_defaults(void **state)
+{
+    (void)state;
+    static const char yaml[] =
+        "mcp_servers:\n"
+        "  - name: files\n"
+        "    command: /usr/bin/node\n"
+        "    args: [server.js, \"{workdir}\"]\n"
+        "    env: {MEMORY_FILE_PATH: \"{workdir}/m.jsonl\", MODE: test}\n"
+        "    tools: [read_file, list_directory]\n"
+        "  - {name: remote, transport: http, url: \"https://mcp.example.com/mcp\",\n"
+        "     headers: {X-Api-Key: k}, call_timeout_ms: 5000, idle_timeout_s: 30, max_instances: 4}\n"
+        "agents:\n"
+        "  - {name: a, model: mock-small, tools: [memory, files__read_file, \"remote__*\"]}\n";
+    brigade_config c;
+    if (load(yaml, &c) != 0) fail_msg("%s", err);
+    assert_int_equal(c.n_mcp_servers, 2);
+    const mcp_server_cfg *f = config_find_mcp_server(&c, "files");
+    assert_non_null(f);
+    assert_int_equal(f->transport, MCP_TRANSPORT_STDIO);
+    assert_true(f->per_user);
+    assert_string_equal(f->command, "/usr/bin/node");
+    assert_int_equal(f->n_args, 2);
+    assert_string_equal(f->args[1], "{workdir}");
+    assert_int_equal(f->n_env, 2);
+    assert_string_equal(f->env_names[0], "MEMORY_FILE_PATH");
+    assert_int_equal(f->n_tools, 2);
+    assert_int_equal(f->startup_timeout_ms, 30000);
+    assert_int_equal(f->call_timeout_ms, 60000);
+    assert_int_equal(f->idle_timeout_s, 600);
+    assert_int_equal(f->max_instances, 32);
+    assert_int_equal(f->ping_interval_s, 60);
+    const mcp_server_cfg *r = config_find_mcp_server(&c, "remote");
+    assert_int_equal(r->transport, MCP_TRANSPORT_HTTP);
+    assert_false(r->per_user);
+    assert_string_equal(r->url, "https://mcp.example.com/mcp");
+    assert_int_equal(r->n_headers, 1);
+    assert_int_equal(r->call_timeout_ms, 5000);
+    assert_int_equal(r->max_instances, 4);
+    const char *tool = NULL;
+    assert_ptr_equal(config_mcp_tool_server(&c, "files__read_file", &tool), f);
+    assert_string_equal(tool, "read_file");
+    assert_ptr_equal(config_mcp_tool_server(&c, "remote__*", &tool), r);
+    assert_string_equal(tool, "*");
+    assert_null(config_mcp_tool_server(&c, "nope__x", &tool));
+    assert_null(config_mcp_tool_server(&c, "files__", &tool));
+    assert_null(config_mcp_tool_server(&c, "__x", &tool));
+    config_free(&c);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    expect_error("mcp_servers:\n  - {name: a_b, command: x}\n", "not a valid MCP server name");
+    expect_error("mcp_servers:\n  - {name: a}\n", "missing required key \"command\"");
+    expect_error("mcp_servers:\n  - {name: a, transport: http}\n", "missing required key \"url\"");
+    expect_error("mcp_servers:\n  - {name: a, transport: ws, url: \"http://x\"}\n", "unknown transport");
+    expect_error("mcp_servers:\n  - {name: a, command: x, url: \"http://x\"}\n", "\"url\" is for transport: http");
+    expect_error("mcp_servers:\n  - {name: a, transport: http, url: \"http://x\", command: y}\n",
+                 "\"command\" is for transport: stdio");
+    expect_error("mcp_servers:\n  - {name: a, command: x, env: {PATH: /bin}}\n", "PATH is brigade's own");
+    expect_error("mcp_servers:\n  - {name: a, command: x, env: {\"1BAD\": v}}\n", "not a valid environment variable name");
+    expect_error("mcp_servers:\n  - {name: a, command: x, cwd: rel/dir}\n", "absolute path");
+    expect_error("mcp_servers:\n  - {name: a, command: x, max_instances: 0}\n", "max_instances");
+    expect_error("mcp_servers:\n  - {name: a, command: x, shell: true}\n", "shell");
+    expect_error("mcp_servers:\n  - {name: a, command: x}\n  - {name: a, command: y}\n", "duplicate name");
+    expect_error("mcp_servers:\n  - {name: a, command: x}\n"
+                 "agents:\n  - {name: g, model: mock-small, tools: [b__tool]}\n", "no tool named \"b__tool\"");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_read_and_defaults),
+        cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
