@@ -12,4 +12,8 @@ int app_audit_main(int argc, char **argv);
 /* `brigade usage` (usage_cli.c): usage reports as a table, CSV or JSON. */
 int app_usage_main(int argc, char **argv);
 
+/* `brigade guard eval|scan|features` (guard_cli.c): the injection detectors
+ * offline. Exit 0 (scan: 0 clean, 1 flagged), 2 usage or input error. */
+int app_guard_main(int argc, char **argv);
+
 #endif
