@@ -152,13 +152,45 @@ double guard_classifier_score(const guard_classifier *c, const char *text, size_
     return 1.0 / (1.0 + exp(-z));
 }
 
+/* Back over UTF-8 continuation bytes, so a piece never cuts a character. */
+static size_t cls_boundary(const char *text, size_t len, size_t at)
+{
+    if (at >= len) return len;
+    size_t e = at;
+    for (int k = 0; k < 3 && e > 0 && ((unsigned char)text[e] & 0xC0) == 0x80; k++) e--;
+    return e;
+}
+
+double guard_classifier_scan(const guard_classifier *c, const char *text, size_t len,
+                             guard_channel ch, size_t *best_start, size_t *best_end)
+{
+    double best = -1;
+    size_t start = 0;
+    *best_start = *best_end = 0;
+    for (;;) {
+        size_t end = cls_boundary(text, len, start + GUARD_CLS_PIECE);
+        if (end <= start) end = len < start + GUARD_CLS_PIECE ? len : start + GUARD_CLS_PIECE;
+        double p = guard_classifier_score(c, text + start, end - start, ch);
+        if (p > best) {
+            best = p;
+            *best_start = start;
+            *best_end = end;
+        }
+        if (end >= len) break;
+        size_t next = cls_boundary(text, len, start + GUARD_CLS_STEP);
+        start = next > start ? next : start + GUARD_CLS_STEP;
+    }
+    return best < 0 ? 0 : best;
+}
+
 static void cls_scan(const guard_detector *d, const char *text, size_t len, guard_channel ch,
                      guard_detection *out)
 {
-    out->score = guard_classifier_score(d->impl, text, len, ch);
+    size_t s, e;
+    out->score = guard_classifier_scan(d->impl, text, len, ch, &s, &e);
     if (out->score >= 0.5) {
         guard_detection_label(out, "injection_classifier");
-        guard_detection_span(out, 0, len, "injection_classifier");
+        guard_detection_span(out, s, e, "injection_classifier");
     }
 }
 

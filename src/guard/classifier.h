@@ -14,6 +14,12 @@
  * `brigade guard features` prints the indices, so the training script
  * never re-implements them: one definition, here.
  *
+ * An injection is often one sentence inside a long page, and averaged
+ * over the page it would vanish; so a text is scored in pieces of
+ * GUARD_CLS_PIECE bytes every GUARD_CLS_STEP bytes (on character
+ * boundaries), and its score is the highest piece's. The training script
+ * cuts its examples the same way.
+ *
  * Weights file (examples/guard-classifier.bin), little-endian:
  *     8 bytes  "BRGDCLS1"
  *     u32      bits (10..22): the model has 2^bits weights
@@ -32,6 +38,8 @@
 
 #define GUARD_CLS_BITS_MIN 10
 #define GUARD_CLS_BITS_MAX 22
+#define GUARD_CLS_PIECE    256
+#define GUARD_CLS_STEP     128
 
 typedef struct guard_classifier guard_classifier;
 
@@ -40,18 +48,22 @@ guard_classifier *guard_classifier_parse(const void *data, size_t len, const cha
 guard_classifier *guard_classifier_load(const char *path, char *err, size_t errlen);
 void              guard_classifier_free(guard_classifier *c);
 
-/* The model's probability that text[0..len) is an injection (no windows:
- * guard_detect_scan windows it). */
+/* The model's probability that text[0..len), as one piece, is an
+ * injection. */
 double guard_classifier_score(const guard_classifier *c, const char *text, size_t len,
                               guard_channel ch);
+
+/* The highest score of the text's pieces, and where that piece is. */
+double guard_classifier_scan(const guard_classifier *c, const char *text, size_t len,
+                             guard_channel ch, size_t *best_start, size_t *best_end);
 
 /* Each feature occurrence of text[0..len), as its 32-bit hash. Returns the
  * number of occurrences. */
 typedef void (*guard_feature_fn)(uint32_t hash, void *ctx);
 size_t guard_features(const char *text, size_t len, guard_feature_fn fn, void *ctx);
 
-/* A detector that owns `c`: score = the probability; the label
- * "injection_classifier" and a span over the window when it is >= 0.5. */
+/* A detector that owns `c`: score = guard_classifier_scan's; the label
+ * "injection_classifier" and the best piece's span when it is >= 0.5. */
 guard_detector *guard_classifier_detector_new(guard_classifier *c);
 
 #endif
