@@ -1,5 +1,5 @@
 /* config_guard.c — the `guard:` section (which detectors, their
- * thresholds, the remote classifier) and an agent's `guard:` policy (what
+ * thresholds) and an agent's `guard:` policy (what
  * a flag does on user input and tool output, the taint rule, the
  * exfiltration check). docs/guard.md and docs/config.md describe both. */
 #include "config/config_internal.h"
@@ -8,8 +8,7 @@
 #include <string.h>
 
 enum { GD_RULES, GD_CLASSIFIER, GD_THRESHOLDS, GD_REMOTE, GD__N };
-enum { TH_PATTERNS, TH_USER, TH_TOOL, TH_REMOTE, TH__N };
-enum { RM_URL, RM_TIMEOUT, RM_ON_ERROR, RM__N };
+enum { TH_PATTERNS, TH_USER, TH_TOOL, TH__N };
 
 int ld_guard(ld *l, struct fy_node *n, int line)
 {
@@ -30,13 +29,12 @@ int ld_guard(ld *l, struct fy_node *n, int line)
     if (s[GD_THRESHOLDS].present && !config_node_is_null(s[GD_THRESHOLDS].val)) {
         slot t[TH__N] = {
             [TH_PATTERNS] = {.key = "patterns"}, [TH_USER] = {.key = "classifier_user"},
-            [TH_TOOL] = {.key = "classifier_tool"}, [TH_REMOTE] = {.key = "remote"},
+            [TH_TOOL] = {.key = "classifier_tool"},
         };
         if (ld_collect(l, s[GD_THRESHOLDS].val, s[GD_THRESHOLDS].line, "guard.thresholds", t,
                        TH__N) < 0)
             return -1;
-        double *dst[TH__N] = {&g->threshold_patterns, &g->threshold_user, &g->threshold_tool,
-                              &g->threshold_remote};
+        double *dst[TH__N] = {&g->threshold_patterns, &g->threshold_user, &g->threshold_tool};
         for (int i = 0; i < TH__N; i++) {
             char kp[96];
             ld_path(kp, sizeof kp, "guard.thresholds", t[i].key);
@@ -44,35 +42,9 @@ int ld_guard(ld *l, struct fy_node *n, int line)
                 return -1;
         }
     }
-    if (s[GD_REMOTE].present && !config_node_is_null(s[GD_REMOTE].val)) {
-        slot r[RM__N] = {
-            [RM_URL] = {.key = "url"}, [RM_TIMEOUT] = {.key = "timeout_ms"},
-            [RM_ON_ERROR] = {.key = "on_error"},
-        };
-        if (ld_collect(l, s[GD_REMOTE].val, s[GD_REMOTE].line, "guard.remote", r, RM__N) < 0)
-            return -1;
-        if (!r[RM_URL].present)
-            return ld_fail(l, s[GD_REMOTE].line, "guard.remote", "missing required key \"url\"");
-        size_t host_at;
-        if (ld_http_url(l, &r[RM_URL], "guard.remote.url", &g->remote_url, &host_at) < 0)
-            return -1;
-        if (r[RM_TIMEOUT].present &&
-            ld_u32(l, &r[RM_TIMEOUT], "guard.remote.timeout_ms", 10, 60000, &g->remote_timeout_ms) < 0)
-            return -1;
-        if (r[RM_ON_ERROR].present) {
-            const char *v;
-            size_t len;
-            if (ld_scalar(l, &r[RM_ON_ERROR], "guard.remote.on_error", "fail_open or fail_closed",
-                          &v, &len) < 0)
-                return -1;
-            if (len == 9 && !memcmp(v, "fail_open", 9)) g->remote_fail_closed = false;
-            else if (len == 11 && !memcmp(v, "fail_closed", 11)) g->remote_fail_closed = true;
-            else
-                return ld_fail(l, r[RM_ON_ERROR].line, "guard.remote.on_error",
-                               "expected fail_open or fail_closed, got \"%.*s\"",
-                               (int)(len > 40 ? 40 : len), v);
-        }
-    }
+    if (s[GD_REMOTE].present)
+        return ld_fail(l, s[GD_REMOTE].line, "guard.remote",
+                       "a remote classifier is not available in this version");
     return 0;
 }
 

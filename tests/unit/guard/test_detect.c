@@ -191,7 +191,9 @@ static void test_rules_window_boundary(void **state)
     char *text = malloc(len + 1);
     for (size_t i = 0; i < len; i++) text[i] = "lorem ipsum dolor "[i % 18];
     size_t at = GUARD_WINDOW - 10;
+    text[at - 1] = ' ';
     memcpy(text + at, attack, strlen(attack));
+    text[at + strlen(attack)] = ' ';
     text[len] = 0;
     guard_detection d = scan(text, len, GUARD_CHANNEL_TOOL);
     assert_true(d.score >= 0.5);
@@ -253,8 +255,8 @@ static void test_rules_file_errors(void **state)
     expect_rules_error("a b 0.5 any x\na c 0.5 any y\n", "defined twice");
     expect_rules_error("a b 0.5 any (x)\\1\n", "back-reference");
     char err[300];
-    guard_rules *r = guard_rules_parse("a lab 0.5 user hello\n\n  # c\nb lab 0.9 tool (wor)ld\n",
-                                       55, "t.txt", err, sizeof err);
+    const char *two = "a lab 0.5 user hello\n\n  # c\nb lab 0.9 tool (wor)ld\n";
+    guard_rules *r = guard_rules_parse(two, strlen(two), "t.txt", err, sizeof err);
     assert_non_null(r);
     assert_int_equal(guard_rules_count(r), 2);
     guard_detector *d = guard_patterns_new(r);
