@@ -64,10 +64,11 @@ static void secrets_from_user_text(guard_secrets *s, const char *t)
             digit += is_digit(t[k]);
             at += t[k] == '@';
         }
-        bool email = at == 1 && memchr(t + b, '.', len);
-        bool key = len >= 12 && alpha && digit && !memchr(t + b, '/', len);
-        bool number = digit >= 8 && alpha == 0;
-        if (email || key || number) guard_secrets_add(s, t + b, len);
+        /* an e-mail address is not kept: it is more often where the user
+         * wants something sent than a secret */
+        bool key = len >= 12 && alpha && digit && !at && !memchr(t + b, '/', len);
+        bool number = digit >= 9 && alpha == 0;   /* not a date */
+        if (key || number) guard_secrets_add(s, t + b, len);
     }
 }
 

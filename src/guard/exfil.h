@@ -4,8 +4,10 @@
  * (each model call's messages): memory values (the `value`s of the memory
  * tool's results and of the memory saves the model asked for), and the
  * tokens of the user's own messages that look like secrets or personal
- * data (12+ characters of letters and digits mixed, e-mail addresses, runs
- * of 8+ digits). Each is kept if 8..512 bytes; at most EXFIL_VALUES_MAX.
+ * data (12+ characters of letters and digits mixed, as keys and tokens
+ * are; runs of 9+ digits, as card, phone and id numbers are). E-mail
+ * addresses are not: they are more often where the user wants something
+ * sent. Each is kept if 8..512 bytes; at most EXFIL_VALUES_MAX.
  *
  * A tool call's arguments carry a value when one of their strings
  * (percent-decoded) contains it, or its base64 form. Model output carries
