@@ -379,6 +379,15 @@ static void run_event_clear(step_event *ev)
     cJSON_Delete(ev->results);
 }
 
+void run_guard_events(run_exec *x, guard_review *v)
+{
+    if (!v->events) return;
+    cJSON *e;
+    while ((e = cJSON_DetachItemFromArray(v->events, 0))) run_event(x, "guard.flagged", e);
+    cJSON_Delete(v->events);
+    v->events = NULL;
+}
+
 void run_exec_feed(run_exec *x, step_event *ev)
 {
     if (x->stopped) {
@@ -394,16 +403,14 @@ void run_exec_feed(run_exec *x, step_event *ev)
     case STEP_EVENT_START: gr = (guard_result){GUARD_RESULT_START, ev->message, ev->history}; break;
     case STEP_EVENT_RESUME: gr = (guard_result){GUARD_RESULT_RESUME, NULL, ev->history}; break;
     case STEP_EVENT_MODEL_REPLY: gr = (guard_result){GUARD_RESULT_MODEL_REPLY, ev->message, NULL}; break;
-    case STEP_EVENT_TOOL_RESULTS: gr = (guard_result){GUARD_RESULT_TOOL_RESULTS, ev->results, NULL}; break;
+    /* tool results were reviewed before they were recorded (toolrun.c),
+     * so that the transcript — the context of later runs — holds what
+     * the model was shown */
     default: break;
     }
     if (gr.kind) {
         guard_review v = guard_after_result(x->guard, &x->guard_ctx, &gr);
-        if (v.events) {
-            cJSON *e;
-            while ((e = cJSON_DetachItemFromArray(v.events, 0))) run_event(x, "guard.flagged", e);
-            cJSON_Delete(v.events);
-        }
+        run_guard_events(x, &v);
         if (v.flagged) {
             run_event_clear(ev);
             run_exec_fail(x, v.code, v.reason);

@@ -194,6 +194,16 @@ static void run_tools_all_done(run_exec *x)
         run_exec_fail(x, "internal_error", "tool results without the message that asked for them");
         return;
     }
+    /* The guard sees the results before they are recorded: a flagged
+     * output is recorded as the model is shown it (spotlighted or
+     * withheld), so a later run's context never holds it raw. */
+    guard_result gr = {.kind = GUARD_RESULT_TOOL_RESULTS, .json = x->results};
+    guard_review v = guard_after_result(x->guard, &x->guard_ctx, &gr);
+    run_guard_events(x, &v);
+    if (v.flagged) {
+        run_exec_fail(x, v.code, v.reason);
+        return;
+    }
     run_exec_job(x, run_tools_persist_work, run_tools_persist_done);
 }
 
