@@ -102,7 +102,7 @@ def attack_spans(rows):
     return spans
 
 
-def make_examples(rows):
+def make_examples(rows, attack_only=False):
     """The training pieces of every row: (row index, text, label, channel). A benign
     row gives all its pieces as negatives; an injected carrier gives the pieces that
     hold its injection as positives (its other pieces are carrier text, which the
@@ -111,6 +111,10 @@ def make_examples(rows):
     ex = []
     for i, r in enumerate(rows):
         b = r["text"].encode()
+        if attack_only and r["label"] == 1 and spans[i] is not None:
+            a0, a1 = spans[i]
+            ex.append((i, b[a0:a1].decode("utf-8", "ignore"), 1, r["channel"]))
+            continue
         for (s, e) in pieces(b):
             if r["label"] == 1 and spans[i] is not None:
                 a0, a1 = spans[i]
@@ -216,10 +220,12 @@ def main():
     ap.add_argument("--out", default="examples/guard-classifier.bin")
     ap.add_argument("--report", default="", help="write the cross-validated counts here (JSON)")
     ap.add_argument("--no-cv", action="store_true", help="only train the shipped model")
+    ap.add_argument("--attack-only", action="store_true",
+                    help="an injected carrier's positive example is its injected text alone")
     a = ap.parse_args()
 
     rows = read_rows(a.corpus)
-    ex = make_examples(rows)
+    ex = make_examples(rows, a.attack_only)
     feats = features(a.brigade, [e[1] for e in ex], a.bits)
     if len(feats) != len(ex):
         sys.exit("guard-train: %d pieces but %d feature lines" % (len(ex), len(feats)))
