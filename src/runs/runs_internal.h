@@ -177,7 +177,8 @@ struct run_start {
     store_status    st;
     run_rec         run;
     cJSON          *history;
-    char            error[160];
+    char            error[300];
+    bool            guard_blocked;    /* `error` is the guard's: the message was blocked */
     char            quota_why[300];   /* st is a quota refusal: which quota, in words */
 };
 

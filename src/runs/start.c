@@ -9,6 +9,7 @@
  * The store work runs on the thread pool, one job at a time per start;
  * everything else on the loop of the caller. */
 #include "runs/runs_internal.h"
+#include "guard/engine.h"
 #include "util/xalloc.h"
 
 #include <stdio.h>
@@ -235,6 +236,23 @@ static void run_start_load_work(void *arg)
         snprintf(s->error, sizeof s->error, "your tier may not use agent \"%s\"", sess.agent);
     session_rec_free(&sess);
     if (s->error[0] || s->st != STORE_OK) return;
+    /* An agent that blocks flagged input refuses the message before
+     * anything is written (the detectors are read-only: safe here). */
+    if (s->agent->guard.user_input == GUARD_INPUT_BLOCK && guard_engine_active() && s->content) {
+        guard_finding f;
+        guard_engine_scan(s->content, strlen(s->content), GUARD_CHANNEL_USER, &f);
+        if (f.flagged) {
+            s->guard_blocked = true;
+            size_t o = (size_t)snprintf(s->error, sizeof s->error, "the message was blocked: the %s "
+                                        "detector flagged it as a likely prompt injection (",
+                                        f.detector);
+            for (size_t i = 0; i < f.det.n_labels && o + 2 < sizeof s->error; i++)
+                o += (size_t)snprintf(s->error + o, sizeof s->error - o, "%s%s", i ? ", " : "",
+                                      f.det.labels[i]);
+            if (o + 2 < sizeof s->error) snprintf(s->error + o, sizeof s->error - o, ")");
+            return;
+        }
+    }
     if (s->agent->max_cost_usd_per_session > 0)
         store_session_spent(s->t->r->st, &s->sc, s->session_id, &s->session_spent_nusd);
     /* Claim the session here, on the pool (the registry is thread-safe), so
@@ -272,6 +290,10 @@ static void run_start_load_done(void *arg)
     }
     if (s->st != STORE_OK) {
         run_start_fail(s, RUNS_ERR_STORE, "store_error", "the session could not be read", 0);
+        return;
+    }
+    if (s->guard_blocked) {
+        run_start_fail(s, RUNS_ERR_GUARD_BLOCKED, "guard_blocked", s->error, 0);
         return;
     }
     if (s->error[0]) {
