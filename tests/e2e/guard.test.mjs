@@ -206,6 +206,16 @@ describe('exfiltration', () => {
 });
 
 describe('configuration', () => {
+  test("an agent's guard policy is listed with it", async () => {
+    const r = await stack.api(aliceKey, 'GET', '/v1/agents');
+    assert.equal(r.status, 200, r.text);
+    const spot = r.body.data.find((a) => a.id === 'spot');
+    assert.deepEqual(spot.guard, { user_input: 'flag', tool_output: 'spotlight', tainted_tools: 'allow', exfiltration: 'off' });
+    const careful = r.body.data.find((a) => a.id === 'careful');
+    assert.equal(careful.guard.tainted_tools, 'approve');
+  });
+
+
   test('a bad guard policy in a tenant agent is a 400 naming the key', async () => {
     const r = await stack.api(tenant.admin_key, 'POST', '/v1/agents',
       { name: 'bad', model: 'local-model', guard: { tool_output: 'hide' } });
