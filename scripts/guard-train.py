@@ -261,6 +261,24 @@ def main():
                             s[key] += int(c[key])
                 for cat, n in res["misses_by_category"].items():
                     misses[cat] = misses.get(cat, 0) + int(n)
+                # the user channel without BIPIA's standalone attack strings, which
+                # are benign-looking out of context (the corpus README, caveat 1)
+                dpath = os.path.join(tmp, "direct%d.jsonl" % k)
+                with open(dpath, "w", encoding="utf-8") as f:
+                    for i in te:
+                        r = rows[i]
+                        if r["channel"] == "user" and not (r["label"] == 1 and r["source"] in
+                                                           ("bipia-text-train", "bipia-code-train")):
+                            f.write(json.dumps(r) + "\n")
+                out = subprocess.run([a.brigade, "guard", "eval", "--json", "--weights", wpath,
+                                      "--rules", a.rules, dpath],
+                                     check=True, capture_output=True, text=True).stdout
+                for det, chans in json.loads(out)["detectors"].items():
+                    c = chans["user"]
+                    s = sums.setdefault(det, {}).setdefault("user_direct", {"tp": 0, "fp": 0,
+                                                                           "positives": 0, "negatives": 0})
+                    for key in s:
+                        s[key] += int(c[key])
                 # the classifier alone at other thresholds, on the same held-out rows
                 for t in CURVE:
                     out = subprocess.run([a.brigade, "guard", "eval", "--json", "--weights", wpath,
