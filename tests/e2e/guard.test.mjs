@@ -174,8 +174,22 @@ describe('taint', () => {
     const g = await stack.api(aliceKey, 'GET', `/v1/runs/${r.body.run.id}`);
     assert.match(g.body.approvals[0].reason, /untrusted content/);
     assert.equal(calls('/send'), before, 'nothing was sent while waiting');
-    const c = await stack.api(aliceKey, 'POST', `/v1/runs/${r.body.run.id}/cancel`);
-    assert.ok([200, 202].includes(c.status), c.text);
+    // approved: the run goes on (in a new core, the taint read again from
+    // the history) and the call runs once
+    const d = await stack.api(aliceKey, 'POST', `/v1/runs/${r.body.run.id}/approvals/${encodeURIComponent(g.body.approvals[0].id)}`,
+      { decision: 'approve' });
+    assert.equal(d.status, 200, d.text);
+    const end = await finalRun(r.body.run.id);
+    assert.equal(end.status, 'completed', JSON.stringify(end));
+    assert.equal(calls('/send'), before + 1);
+    // denied: it never runs
+    const r2 = await postMessage(stack, aliceKey, first.session.id, toolMarker('send', { to: 'y@example.com', body: 'again' }));
+    assert.equal(r2.body.run.status, 'waiting_approval', r2.text);
+    const g2 = await stack.api(aliceKey, 'GET', `/v1/runs/${r2.body.run.id}`);
+    await stack.api(aliceKey, 'POST', `/v1/runs/${r2.body.run.id}/approvals/${encodeURIComponent(g2.body.approvals[0].id)}`,
+      { decision: 'deny' });
+    assert.equal((await finalRun(r2.body.run.id)).status, 'completed');
+    assert.equal(calls('/send'), before + 1, 'a denied call never runs');
   });
 
   test('refuse: the call does not run and the model is told why', async () => {
