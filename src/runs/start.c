@@ -10,6 +10,7 @@
  * everything else on the loop of the caller. */
 #include "runs/runs_internal.h"
 #include "guard/engine.h"
+#include "obs/audit.h"
 #include "util/xalloc.h"
 
 #include <stdio.h>
@@ -250,6 +251,14 @@ static void run_start_load_work(void *arg)
                 o += (size_t)snprintf(s->error + o, sizeof s->error - o, "%s%s", i ? ", " : "",
                                       f.det.labels[i]);
             if (o + 2 < sizeof s->error) snprintf(s->error + o, sizeof s->error - o, ")");
+            /* a block is audited (on the pool: obs_audit waits for the commit) */
+            cJSON *d = cJSON_CreateObject();
+            cJSON_AddStringToObject(d, "session_id", s->session_id);
+            cJSON_AddStringToObject(d, "detector", f.detector);
+            cJSON *labels = cJSON_AddArrayToObject(d, "labels");
+            for (size_t i = 0; i < f.det.n_labels; i++)
+                cJSON_AddItemToArray(labels, cJSON_CreateString(f.det.labels[i]));
+            obs_audit(s->t->r->st, &s->sc, "guard.blocked", s->agent->name, d);   /* takes d */
             return;
         }
     }

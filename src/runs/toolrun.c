@@ -36,6 +36,7 @@ struct tool_slot {
     const tool_def *def;              /* NULL when the call was refused */
     guard_verdict verdict;            /* the guards' answer (phase 1) */
     char      why[320];               /* REFUSE: the result; a denial: the note */
+    const char *refused_code;         /* REFUSE by a guard: its code (audited) */
     bool      denied;                 /* needed approval and was denied */
     /* phase 2: the user's credential */
     void     *cred_fetch;             /* a fetch in flight */
@@ -105,6 +106,7 @@ static void run_tool_audit(run_exec *x, const tool_slot *slot, const char *name,
             cJSON_AddItemToArray(h, cJSON_CreateString(slot->def->http->header_names[i]));
     }
     cJSON_AddBoolToObject(d, "allowed", slot->def != NULL);
+    if (slot->refused_code) cJSON_AddStringToObject(d, "refused", slot->refused_code);
     cJSON_AddBoolToObject(d, "ok", ok);
     j->details = d;
     j->work.data = j;
@@ -389,6 +391,7 @@ void run_tools_call(run_exec *x, cJSON *calls)
         slot->def = gd.tool;
         if (gd.verdict == GUARD_REFUSE || gd.verdict == GUARD_STOP) {
             slot->verdict = GUARD_REFUSE;
+            slot->refused_code = gd.code;   /* a string literal of guard.c */
             slot->def = NULL;
             snprintf(slot->why, sizeof slot->why, "error: %s", gd.reason);
             continue;
