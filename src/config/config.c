@@ -182,6 +182,8 @@ void config_defaults(brigade_config *cfg)
     cfg->guard.threshold_patterns = 0.5;
     cfg->guard.threshold_user = 0.5;
     cfg->guard.threshold_tool = 0.5;
+    cfg->guard.threshold_remote = 0.5;
+    cfg->guard.remote_timeout_ms = 2000;
     cfg->observability.traces_enabled = true;
     cfg->observability.traces_retention_hours = 72;
     cfg->observability.traces_sample_ratio = 1.0;
@@ -324,6 +326,7 @@ void config_free(brigade_config *cfg)
     free(cfg->observability.otlp_endpoint);
     free(cfg->guard.rules);
     free(cfg->guard.classifier);
+    free(cfg->guard.remote_url);
     free(cfg->observability.service_name);
     for (size_t i = 0; i < cfg->n_warnings; i++)
         free(cfg->warnings[i]);

@@ -268,6 +268,10 @@ typedef struct guard_cfg {
     double   threshold_patterns;        /* default 0.5 */
     double   threshold_user;            /* classifier, user channel (default 0.5) */
     double   threshold_tool;            /* classifier, tool channel (default 0.5) */
+    char    *remote_url;                /* remote classifier (POST); NULL = none */
+    uint32_t remote_timeout_ms;         /* default 2000 */
+    bool     remote_fail_closed;        /* on error: flag (true) or pass (false, default) */
+    double   threshold_remote;          /* default 0.5 */
 } guard_cfg;
 
 /* An agent (`agents:` in the file): what a session talks to. */

@@ -1,5 +1,5 @@
 /* config_guard.c — the `guard:` section (which detectors, their
- * thresholds) and an agent's `guard:` policy (what
+ * thresholds, the remote classifier) and an agent's `guard:` policy (what
  * a flag does on user input and tool output, the taint rule, the
  * exfiltration check). docs/guard.md and docs/config.md describe both. */
 #include "config/config_internal.h"
@@ -9,6 +9,10 @@
 
 enum { GD_RULES, GD_CLASSIFIER, GD_THRESHOLDS, GD_REMOTE, GD__N };
 enum { TH_PATTERNS, TH_USER, TH_TOOL, TH__N };
+enum { RM_URL, RM_TIMEOUT, RM_ON_ERROR, RM_THRESHOLD, RM__N };
+
+static int ld_word(ld *l, const slot *s, const char *path, const char *const *words, size_t n,
+                   const char *want);
 
 int ld_guard(ld *l, struct fy_node *n, int line)
 {
@@ -42,9 +46,32 @@ int ld_guard(ld *l, struct fy_node *n, int line)
                 return -1;
         }
     }
-    if (s[GD_REMOTE].present)
-        return ld_fail(l, s[GD_REMOTE].line, "guard.remote",
-                       "a remote classifier is not available in this version");
+    if (s[GD_REMOTE].present && !config_node_is_null(s[GD_REMOTE].val)) {
+        slot r[RM__N] = {
+            [RM_URL] = {.key = "url"}, [RM_TIMEOUT] = {.key = "timeout_ms"},
+            [RM_ON_ERROR] = {.key = "on_error"}, [RM_THRESHOLD] = {.key = "threshold"},
+        };
+        if (ld_collect(l, s[GD_REMOTE].val, s[GD_REMOTE].line, "guard.remote", r, RM__N) < 0)
+            return -1;
+        if (!r[RM_URL].present)
+            return ld_fail(l, s[GD_REMOTE].line, "guard.remote", "missing required key \"url\"");
+        size_t host_at;
+        if (ld_http_url(l, &r[RM_URL], "guard.remote.url", &g->remote_url, &host_at) < 0)
+            return -1;
+        if (r[RM_TIMEOUT].present &&
+            ld_u32(l, &r[RM_TIMEOUT], "guard.remote.timeout_ms", 10, 60000, &g->remote_timeout_ms) < 0)
+            return -1;
+        if (r[RM_THRESHOLD].present &&
+            ld_double(l, &r[RM_THRESHOLD], "guard.remote.threshold", 0.01, 1.0, &g->threshold_remote) < 0)
+            return -1;
+        if (r[RM_ON_ERROR].present) {
+            static const char *const w[] = {"fail_open", "fail_closed"};
+            int v = ld_word(l, &r[RM_ON_ERROR], "guard.remote.on_error", w, 2,
+                            "fail_open or fail_closed");
+            if (v < 0) return -1;
+            g->remote_fail_closed = v == 1;
+        }
+    }
     return 0;
 }
 

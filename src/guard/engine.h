@@ -29,7 +29,13 @@ int  guard_engine_init(const guard_cfg *cfg, char *err, size_t errlen);
 void guard_engine_shutdown(void);
 bool guard_engine_active(void);      /* any detector loaded */
 
-/* Run every detector on text[0..len) (windows: detect.h). */
+/* Run the local detectors on text[0..len) (windows: detect.h). Never
+ * blocks: for the event loop. */
 void guard_engine_scan(const char *text, size_t len, guard_channel ch, guard_finding *out);
+
+/* The same, then the remote classifier (remote.h) if configured: blocks
+ * up to guard.remote.timeout_ms, so only off the loop (the thread pool,
+ * the CLI). */
+void guard_engine_scan_blocking(const char *text, size_t len, guard_channel ch, guard_finding *out);
 
 #endif

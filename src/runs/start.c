@@ -241,7 +241,8 @@ static void run_start_load_work(void *arg)
      * anything is written (the detectors are read-only: safe here). */
     if (s->agent->guard.user_input == GUARD_INPUT_BLOCK && guard_engine_active() && s->content) {
         guard_finding f;
-        guard_engine_scan(s->content, strlen(s->content), GUARD_CHANNEL_USER, &f);
+        /* on the pool: the remote classifier, if any, may be asked too */
+        guard_engine_scan_blocking(s->content, strlen(s->content), GUARD_CHANNEL_USER, &f);
         if (f.flagged) {
             s->guard_blocked = true;
             size_t o = (size_t)snprintf(s->error, sizeof s->error, "the message was blocked: the %s "

@@ -22,6 +22,7 @@
 #include "guard/detect.h"
 #include "guard/normalize.h"
 #include "guard/patterns.h"
+#include "guard/remote.h"
 
 /* ---- the normaliser ---- */
 
@@ -409,6 +410,25 @@ static void test_classifier_shipped(void **state)
     guard_classifier_free(c);
 }
 
+/* The remote classifier when nothing answers (a closed loopback port):
+ * fail open passes the text, fail closed flags it; both say they failed. */
+static void test_remote_failure_modes(void **state)
+{
+    (void)state;
+    guard_detector *open = guard_remote_new("http://127.0.0.1:9/score", 500, false);
+    guard_detection d;
+    guard_detect_scan(open, "hello", 5, GUARD_CHANNEL_USER, &d);
+    assert_true(d.failed);
+    assert_true(d.score == 0.0);
+    guard_detector_free(open);
+    guard_detector *closed = guard_remote_new("http://127.0.0.1:9/score", 500, true);
+    guard_detect_scan(closed, "hello", 5, GUARD_CHANNEL_USER, &d);
+    assert_true(d.failed);
+    assert_true(d.score == 1.0);
+    assert_true(has_label(&d, "remote_unavailable"));
+    guard_detector_free(closed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_classifier_features),
         cmocka_unit_test(test_classifier_file_and_score),
         cmocka_unit_test(test_classifier_shipped),
+        cmocka_unit_test(test_remote_failure_modes),
     };
     return cmocka_run_group_tests(tests, setup_rules, teardown_rules);
 }
