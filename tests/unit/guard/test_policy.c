@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -317,6 +318,51 @@ static void test_secrets_bounds(void **state)
     assert_int_equal(s.n, 0);
 }
 
+/* The `guard:` section and an agent's `guard:` are checked, each error
+ * naming the key; the defaults are flag / flag / allow / off. */
+static void expect_config_error(const char *extra, const char *want)
+{
+    char yaml[1024], err[300] = "";
+    snprintf(yaml, sizeof yaml,
+             "providers: [{name: local, kind: mock}]\nmodels: [{name: m, provider: local}]\n%s", extra);
+    brigade_config c;
+    if (config_load_string("g.yaml", yaml, strlen(yaml), &c, err, sizeof err) == 0) {
+        config_free(&c);
+        fail_msg("accepted: %s", extra);
+    }
+    if (!strstr(err, want)) fail_msg("error \"%s\" lacks \"%s\"", err, want);
+}
+
+static void test_config(void **state)
+{
+    (void)state;
+    expect_config_error("agents: [{name: a, model: m, guard: {tool_output: hide}}]\n",
+                        "agents[0].guard.tool_output: expected off, flag, spotlight or drop");
+    expect_config_error("agents: [{name: a, model: m, guard: {user_input: yes}}]\n",
+                        "guard.user_input: expected off, flag or block");
+    expect_config_error("agents: [{name: a, model: m, guard: {tainted_tools: maybe}}]\n",
+                        "guard.tainted_tools");
+    expect_config_error("agents: [{name: a, model: m, guard: {exfiltration: on}}]\n",
+                        "guard.exfiltration: expected off or block");
+    expect_config_error("agents: [{name: a, model: m, guard: {colour: red}}]\n", "colour");
+    expect_config_error("guard: {thresholds: {patterns: 2}}\n", "guard.thresholds.patterns");
+    expect_config_error("guard: {remote: {timeout_ms: 100}}\n", "guard.remote: missing required key \"url\"");
+    expect_config_error("guard: {remote: {url: \"ftp://x\"}}\n", "guard.remote.url");
+    expect_config_error("guard: {remote: {url: \"http://x\", on_error: explode}}\n",
+                        "guard.remote.on_error: expected fail_open or fail_closed");
+    const agent_cfg *a = config_find_agent(&CFG, "plain");
+    assert_int_equal(a->guard.user_input, GUARD_INPUT_FLAG);
+    assert_int_equal(a->guard.tool_output, GUARD_OUTPUT_FLAG);
+    assert_int_equal(a->guard.tainted_tools, GUARD_TAINT_ALLOW);
+    assert_false(a->guard.exfiltration);
+    char err[300];
+    guard_cfg bad = CFG.guard;
+    bad.rules = "/nonexistent/rules.txt";
+    assert_int_equal(guard_engine_init(&bad, err, sizeof err), -1);
+    assert_non_null(strstr(err, "/nonexistent/rules.txt"));
+    assert_int_equal(guard_engine_init(&CFG.guard, err, sizeof err), 0);   /* back for the rest */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_taint),
         cmocka_unit_test(test_exfiltration),
         cmocka_unit_test(test_secrets_bounds),
+        cmocka_unit_test(test_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
