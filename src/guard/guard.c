@@ -188,6 +188,7 @@ static bool guard_check_exfil_args(guard_run *g, const guard_ctx *ctx, const gua
 {
     if (!ctx->agent->guard.exfiltration || !g->tainted || !guard_tool_acts(d->tool)) return true;
     if (!guard_exfil_in_args(&g->secrets, e->arguments, note, notelen)) return true;
+    guard_span(ctx, e, "exfiltration", false, "refused: carries a value of the user's");
     d->verdict = GUARD_REFUSE;
     d->code = "exfiltration_blocked";
     snprintf(d->reason, sizeof d->reason, "the call of %.64s was refused: %s, after untrusted "
@@ -203,6 +204,8 @@ static bool guard_check_taint(guard_run *g, const guard_ctx *ctx, const guard_ef
     guard_taint_action act = ctx->agent->guard.tainted_tools;
     if (act == GUARD_TAINT_ALLOW || !g->tainted || !guard_tool_acts(d->tool)) return true;
     const char *eff = config_tool_effects_name(d->tool->effects);
+    guard_span(ctx, e, "taint", false, act == GUARD_TAINT_REFUSE ? "refused: tainted run"
+                                                                   : "needs approval: tainted run");
     if (act == GUARD_TAINT_REFUSE) {
         d->verdict = GUARD_REFUSE;
         d->code = "tainted_tool_refused";
@@ -273,8 +276,8 @@ static const guard_check guard_checks[] = {
     {"tool_batch", GUARD_EFFECT_TOOL_CALLS, false, guard_check_batch},
     {"tool_permission", GUARD_EFFECT_TOOL_CALL, true, guard_check_permission},
     {"tool_arguments", GUARD_EFFECT_TOOL_CALL, true, guard_check_arguments},
-    {"exfiltration", GUARD_EFFECT_TOOL_CALL, true, guard_check_exfil_args},
-    {"taint", GUARD_EFFECT_TOOL_CALL, true, guard_check_taint},
+    {"exfiltration", GUARD_EFFECT_TOOL_CALL, false, guard_check_exfil_args},   /* traces itself */
+    {"taint", GUARD_EFFECT_TOOL_CALL, false, guard_check_taint},               /* traces itself */
     {"tool_approval", GUARD_EFFECT_TOOL_CALL, false, guard_check_approval},   /* traces itself */
     {"exfiltration", GUARD_EFFECT_FINISH, false, guard_check_exfil_answer},
 };
