@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential meson ninja-build pkg-config
   libuv1-dev node-llhttp libcurl4-openssl-dev libcjson-dev libsqlite3-dev
-  libfyaml-dev libssl-dev libsodium-dev
+  libfyaml-dev libssl-dev libsodium-dev libpcre2-dev
   bubblewrap libseccomp-dev
   libcmocka-dev clang libclang-rt-14-dev
   nodejs npm curl jq

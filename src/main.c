@@ -31,6 +31,7 @@ static const char main_usage[] =
     "  audit      verify the audit log end to end (brigade audit --help)\n"
     "  usage      usage and cost reports, also while serving (brigade usage --help)\n"
     "  chat       chat with an agent of a running brigade, as a user (brigade chat --help)\n"
+    "  guard      measure and try the prompt-injection detectors (brigade guard --help)\n"
     "\n"
     "  --version  print the version\n"
     "  --help     this text\n";
@@ -63,6 +64,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "audit") == 0) return app_audit_main(argc - 1, argv + 1);
     if (strcmp(cmd, "usage") == 0) return app_usage_main(argc - 1, argv + 1);
     if (strcmp(cmd, "chat") == 0) return app_chat_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "guard") == 0) return app_guard_main(argc - 1, argv + 1);
     fprintf(stderr, "brigade: unknown command \"%s\"\n\n%s", cmd, main_usage);
     return 2;
 }

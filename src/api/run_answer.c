@@ -85,6 +85,7 @@ static void run_answer_error(http_request *req, const runs_error *e)
         http_add_header(req, "www-authenticate", "Bearer realm=\"brigade\"");
         break;
     case RUNS_ERR_STORE: status = 500; type = "api_error"; break;
+    case RUNS_ERR_GUARD_BLOCKED: status = 400; type = "invalid_request_error"; break;
     case RUNS_ERR_SHUTDOWN: status = 503; type = "overloaded_error"; break;
     case RUNS_ERR_GOVERNED:
         status = e->refusal->status;

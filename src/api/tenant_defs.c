@@ -81,6 +81,15 @@ cJSON *api_json_agent(const agent_cfg *a)
     cJSON_AddStringToObject(o, "model", a->model_name);
     cJSON_AddItemToObject(o, "tools", def_json_names(a->tools, a->n_tools));
     cJSON_AddItemToObject(o, "limits", def_json_limits(a));
+    /* its guard policy (docs/guard.md): what a user can expect of it */
+    static const char *const input[] = {"off", "flag", "block"};
+    static const char *const output[] = {"off", "flag", "spotlight", "drop"};
+    static const char *const taint[] = {"allow", "approve", "refuse"};
+    cJSON *g = cJSON_AddObjectToObject(o, "guard");
+    cJSON_AddStringToObject(g, "user_input", input[a->guard.user_input]);
+    cJSON_AddStringToObject(g, "tool_output", output[a->guard.tool_output]);
+    cJSON_AddStringToObject(g, "tainted_tools", taint[a->guard.tainted_tools]);
+    cJSON_AddStringToObject(g, "exfiltration", a->guard.exfiltration ? "block" : "off");
     return o;
 }
 

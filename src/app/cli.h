@@ -16,4 +16,8 @@ int app_usage_main(int argc, char **argv);
  * brigade — a user key, streaming, tool calls, approvals, /commands. */
 int app_chat_main(int argc, char **argv);
 
+/* `brigade guard eval|scan|features` (guard_cli.c): the injection detectors
+ * offline. Exit 0 (scan: 0 clean, 1 flagged), 2 usage or input error. */
+int app_guard_main(int argc, char **argv);
+
 #endif

@@ -15,6 +15,7 @@
 
 #include "api/api.h"
 #include "app/pool_names.h"
+#include "guard/engine.h"
 #include "mcp/mcp.h"
 #include "obs/audit.h"
 #include "runs/credentials.h"
@@ -253,6 +254,13 @@ int app_serve_main(int argc, char **argv)
     if (!config_path) config_defaults(&a.env.cfg);
     else if (config_load_file(config_path, &a.env.cfg, err, sizeof err) != 0) {
         fprintf(stderr, "brigade serve: %s\nbrigade serve: not starting; fix the configuration.\n", err);
+        config_free(&a.env.cfg);
+        return 1;
+    }
+    /* The injection detectors (guard.rules, guard.classifier): read once,
+     * shared read-only by every loop thread. */
+    if (guard_engine_init(&a.env.cfg.guard, err, sizeof err) != 0) {
+        fprintf(stderr, "brigade serve: guard: %s\nbrigade serve: not starting.\n", err);
         config_free(&a.env.cfg);
         return 1;
     }

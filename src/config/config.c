@@ -105,6 +105,8 @@ void config_agent_defaults(agent_cfg *a)
     a->max_tool_output_bytes = 16384;
     a->max_repeated_tool_calls = 3;
     a->degrade_threshold = 0.9;
+    a->guard.user_input = GUARD_INPUT_FLAG;
+    a->guard.tool_output = GUARD_OUTPUT_FLAG;
 }
 
 static void config_default_agent(brigade_config *cfg)
@@ -177,6 +179,11 @@ void config_defaults(brigade_config *cfg)
     cfg->governance.queue_per_user = 16;
     cfg->governance.queue_global = 1024;
 
+    cfg->guard.threshold_patterns = 0.5;
+    cfg->guard.threshold_user = 0.5;
+    cfg->guard.threshold_tool = 0.5;
+    cfg->guard.threshold_remote = 0.5;
+    cfg->guard.remote_timeout_ms = 2000;
     cfg->observability.traces_enabled = true;
     cfg->observability.traces_retention_hours = 72;
     cfg->observability.traces_sample_ratio = 1.0;
@@ -335,6 +342,9 @@ void config_free(brigade_config *cfg)
         config_mcp_server_free(&cfg->mcp_servers[i]);
     free(cfg->mcp_servers);
     free(cfg->observability.otlp_endpoint);
+    free(cfg->guard.rules);
+    free(cfg->guard.classifier);
+    free(cfg->guard.remote_url);
     free(cfg->observability.service_name);
     for (size_t i = 0; i < cfg->n_warnings; i++)
         free(cfg->warnings[i]);

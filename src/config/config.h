@@ -292,6 +292,35 @@ typedef struct credential_provider_cfg {
     bool            allow_private_networks;  /* its endpoints may be on a private network (docs/egress.md) */
 } credential_provider_cfg;
 
+/* An agent's guardrail policy (`guard:` of an agent; docs/guard.md). */
+typedef enum guard_input_action { GUARD_INPUT_OFF = 0, GUARD_INPUT_FLAG, GUARD_INPUT_BLOCK } guard_input_action;
+typedef enum guard_output_action {
+    GUARD_OUTPUT_OFF = 0, GUARD_OUTPUT_FLAG, GUARD_OUTPUT_SPOTLIGHT, GUARD_OUTPUT_DROP
+} guard_output_action;
+typedef enum guard_taint_action {
+    GUARD_TAINT_ALLOW = 0, GUARD_TAINT_APPROVE, GUARD_TAINT_REFUSE
+} guard_taint_action;
+typedef struct agent_guard_cfg {
+    guard_input_action  user_input;     /* a flagged user message (default flag) */
+    guard_output_action tool_output;    /* a flagged tool output (default flag) */
+    guard_taint_action  tainted_tools;  /* effects write|external once tool output is in the
+                                         * context (default allow) */
+    bool                exfiltration;   /* block data bound for a URL (default false) */
+} agent_guard_cfg;
+
+/* The detectors (`guard:` at the top of the file; docs/guard.md). */
+typedef struct guard_cfg {
+    char    *rules;                     /* pattern rule file; NULL = no pattern detector */
+    char    *classifier;                /* classifier weights; NULL = no classifier */
+    double   threshold_patterns;        /* default 0.5 */
+    double   threshold_user;            /* classifier, user channel (default 0.5) */
+    double   threshold_tool;            /* classifier, tool channel (default 0.5) */
+    char    *remote_url;                /* remote classifier (POST); NULL = none */
+    uint32_t remote_timeout_ms;         /* default 2000 */
+    bool     remote_fail_closed;        /* on error: flag (true) or pass (false, default) */
+    double   threshold_remote;          /* default 0.5 */
+} guard_cfg;
+
 /* An agent (`agents:` in the file): what a session talks to. */
 typedef struct agent_cfg {
     char      *name;                 /* [a-zA-Z0-9_.-]{1,64} */
@@ -322,6 +351,7 @@ typedef struct agent_cfg {
     double     degrade_threshold;    /* fraction of a budget, (0, 1] (default 0.9) */
     approval_by approval_by;         /* who decides its runs' approvals (default any) */
     bool       tenants_enable;       /* as tool_cfg.tenants_enable */
+    agent_guard_cfg guard;           /* `guard:` */
 } agent_cfg;
 
 struct brigade_config;
@@ -401,6 +431,7 @@ typedef struct brigade_config {
     /* `egress.allow_networks`: networks every request made for an agent
      * may reach although they are private (docs/egress.md). */
     egress_net  *egress_allow_nets; size_t n_egress_allow_nets;
+    guard_cfg    guard;
     /* Non-fatal findings of the load (e.g. a literal api_key in the file),
      * each "FILE:LINE: key.path: message". They are also logged with
      * log_warn when found, so callers need not print them again. */

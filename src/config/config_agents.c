@@ -81,7 +81,7 @@ static int ld_check_tier_name(const ld *l, const char *name, char *known, size_t
 
 enum { AG_NAME, AG_DESC, AG_MODEL, AG_PROMPT, AG_TOOLS, AG_TIERS, AG_STEPS, AG_TOOL_CALLS, AG_WALL,
        AG_MAX_OUT, AG_CONTEXT, AG_TOOL_OUT, AG_REPEAT, AG_RUN_COST, AG_SESSION_COST, AG_DEGRADE,
-       AG_APPROVAL_BY, AG_TENANTS, AG__N };
+       AG_APPROVAL_BY, AG_TENANTS, AG_GUARD, AG__N };
 
 enum { DG_MODEL, DG_THRESHOLD, DG__N };
 
@@ -134,6 +134,7 @@ static int ld_agent(ld *l, struct fy_node *n, int line, const char *path, agent_
         [AG_SESSION_COST] = {.key = "max_cost_usd_per_session"},
         [AG_DEGRADE] = {.key = "degrade"},
         [AG_APPROVAL_BY] = {.key = "approval_by"},     [AG_TENANTS] = {.key = "tenants"},
+        [AG_GUARD] = {.key = "guard"},
     };
     config_agent_defaults(a);
     if (config_node_is_null(n))
@@ -227,6 +228,11 @@ static int ld_agent(ld *l, struct fy_node *n, int line, const char *path, agent_
     if (s[AG_TENANTS].present) {
         ld_path(kp, sizeof(kp), path, "tenants");
         if (ld_tenants(l, &s[AG_TENANTS], kp, &a->tenants_enable) < 0)
+            return -1;
+    }
+    if (s[AG_GUARD].present) {
+        ld_path(kp, sizeof(kp), path, "guard");
+        if (ld_agent_guard(l, &s[AG_GUARD], kp, &a->guard) < 0)
             return -1;
     }
     return 0;

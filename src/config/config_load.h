@@ -116,6 +116,8 @@ int ld_agent_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, e
 /* config_approval.c: a tool's `approval:`, an agent's `approval_by:` */
 int ld_tool_approval(ld *l, const slot *s, const char *path, tool_cfg *t);
 int ld_agent_approval_by(ld *l, const slot *s, const char *path, agent_cfg *a);
+int ld_guard(ld *l, struct fy_node *n, int line);                              /* config_guard.c */
+int ld_agent_guard(ld *l, const slot *s, const char *path, agent_guard_cfg *g); /* config_guard.c */
 void ld_provider_free(void *e);
 void ld_model_free(void *e);
 void ld_tier_free(void *e);

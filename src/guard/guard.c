@@ -3,6 +3,9 @@
  * check (a detector, an approval rule) is one function and one row. */
 #include "guard/guard.h"
 #include "guard/approval_when.h"
+#include "guard/engine.h"
+#include "guard/exfil.h"
+#include "guard/spotlight.h"
 #include "util/xalloc.h"
 
 #include <stdio.h>
@@ -15,6 +18,12 @@ struct guard_run {
     uint64_t *seen_calls;
     uint32_t *seen_counts;
     size_t    n_seen, cap_seen;
+    /* untrusted content (a tool's output) is in the run's context */
+    bool      tainted;
+    /* the user's values that must not leave (exfil.h) */
+    guard_secrets secrets;
+    /* the last batch of tool calls, to name the tool of each result */
+    cJSON    *last_calls;
 };
 
 guard_run *guard_run_new(void)
@@ -28,6 +37,8 @@ void guard_run_free(guard_run *g)
     if (!g) return;
     free(g->seen_calls);
     free(g->seen_counts);
+    guard_secrets_clear(&g->secrets);
+    cJSON_Delete(g->last_calls);
     free(g);
 }
 
@@ -162,13 +173,111 @@ static bool guard_check_approval(guard_run *g, const guard_ctx *ctx, const guard
     return false;
 }
 
+/* Would the call change something (brigade's state or the world)? */
+static bool guard_tool_acts(const tool_def *t)
+{
+    return t && (t->effects == TOOL_EFFECTS_WRITE || t->effects == TOOL_EFFECTS_EXTERNAL);
+}
+
+/* In a tainted run, a write or external call must not carry the user's
+ * values out (the agent's `exfiltration: block`). */
+static bool guard_check_exfil_args(guard_run *g, const guard_ctx *ctx, const guard_effect *e,
+                                   guard_decision *d, char *note, size_t notelen)
+{
+    if (!ctx->agent->guard.exfiltration || !g->tainted || !guard_tool_acts(d->tool)) return true;
+    if (!guard_exfil_in_args(&g->secrets, e->arguments, note, notelen)) return true;
+    guard_span(ctx, e, "exfiltration", false, "refused: carries a value of the user's");
+    d->verdict = GUARD_REFUSE;
+    d->code = "exfiltration_blocked";
+    snprintf(d->reason, sizeof d->reason, "the call of %.64s was refused: %s, after untrusted "
+             "content entered the run", e->tool_name, note);
+    return false;
+}
+
+/* Once untrusted content is in the context, acting needs a person or is
+ * refused (the agent's `tainted_tools`). */
+static bool guard_check_taint(guard_run *g, const guard_ctx *ctx, const guard_effect *e,
+                              guard_decision *d, char *note, size_t notelen)
+{
+    guard_taint_action act = ctx->agent->guard.tainted_tools;
+    if (act == GUARD_TAINT_ALLOW || !g->tainted || !guard_tool_acts(d->tool)) return true;
+    const char *eff = config_tool_effects_name(d->tool->effects);
+    guard_span(ctx, e, "taint", false, act == GUARD_TAINT_REFUSE ? "refused: tainted run"
+                                                                   : "needs approval: tainted run");
+    if (act == GUARD_TAINT_REFUSE) {
+        d->verdict = GUARD_REFUSE;
+        d->code = "tainted_tool_refused";
+        snprintf(d->reason, sizeof d->reason, "the tool %.64s (effects: %s) may not run once "
+                 "untrusted content (a tool's output) is in the run's context", e->tool_name, eff);
+        snprintf(note, notelen, "refused: tainted run");
+        return false;
+    }
+    d->verdict = GUARD_NEEDS_APPROVAL;
+    d->code = "approval_required";
+    snprintf(d->reason, sizeof d->reason, "untrusted content (a tool's output) is in the run's "
+             "context, and %.64s has effects: %s", e->tool_name, eff);
+    snprintf(note, notelen, "needs approval: tainted run");
+    return false;
+}
+
+/* The model's request: what is in the context (taint, the user's values). */
+static bool guard_check_context(guard_run *g, const guard_ctx *ctx, const guard_effect *e,
+                                guard_decision *d, char *note, size_t notelen)
+{
+    (void)ctx;
+    (void)d;
+    (void)note;
+    (void)notelen;
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(e->json, "messages"), *m;
+    guard_secrets_collect(&g->secrets, msgs);
+    cJSON_ArrayForEach(m, msgs) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        if (cJSON_IsString(role) && strcmp(role->valuestring, "tool") == 0) g->tainted = true;
+    }
+    return true;
+}
+
+/* Remember the batch, to name the tool of each result. */
+static bool guard_check_batch(guard_run *g, const guard_ctx *ctx, const guard_effect *e,
+                              guard_decision *d, char *note, size_t notelen)
+{
+    (void)ctx;
+    (void)d;
+    (void)note;
+    (void)notelen;
+    cJSON_Delete(g->last_calls);
+    g->last_calls = cJSON_Duplicate(e->json, true);
+    return true;
+}
+
+/* A final answer must not carry the user's values to a URL (markdown
+ * images load by themselves in many clients). */
+static bool guard_check_exfil_answer(guard_run *g, const guard_ctx *ctx, const guard_effect *e,
+                                     guard_decision *d, char *note, size_t notelen)
+{
+    if (!ctx->agent->guard.exfiltration) return true;
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(e->json, "content");
+    if (!cJSON_IsString(c)) return true;
+    if (!guard_exfil_in_markdown(&g->secrets, c->valuestring, g->tainted, note, notelen))
+        return true;
+    d->verdict = GUARD_STOP;
+    d->code = "exfiltration_blocked";
+    snprintf(d->reason, sizeof d->reason, "the answer was withheld: it holds %s", note);
+    return false;
+}
+
 /* In order: the first check that decides wins (a refused tool's arguments
  * are not validated). */
 static const guard_check guard_checks[] = {
+    {"context", GUARD_EFFECT_MODEL_CALL, false, guard_check_context},
     {"tool_loop", GUARD_EFFECT_TOOL_CALLS, false, guard_check_repeated},
+    {"tool_batch", GUARD_EFFECT_TOOL_CALLS, false, guard_check_batch},
     {"tool_permission", GUARD_EFFECT_TOOL_CALL, true, guard_check_permission},
     {"tool_arguments", GUARD_EFFECT_TOOL_CALL, true, guard_check_arguments},
+    {"exfiltration", GUARD_EFFECT_TOOL_CALL, false, guard_check_exfil_args},   /* traces itself */
+    {"taint", GUARD_EFFECT_TOOL_CALL, false, guard_check_taint},               /* traces itself */
     {"tool_approval", GUARD_EFFECT_TOOL_CALL, false, guard_check_approval},   /* traces itself */
+    {"exfiltration", GUARD_EFFECT_FINISH, false, guard_check_exfil_answer},
 };
 
 /* The decision's span: which check, what it decided. */
@@ -201,14 +310,171 @@ guard_decision guard_before_effect(guard_run *g, const guard_ctx *ctx, const gua
     return d;
 }
 
+/* ---- after results ---- */
+
+static const char *guard_tool_of(const guard_run *g, const char *call_id)
+{
+    const cJSON *call;
+    cJSON_ArrayForEach(call, g->last_calls) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(call, "id");
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+        if (cJSON_IsString(id) && cJSON_IsString(name) && call_id &&
+            strcmp(id->valuestring, call_id) == 0)
+            return name->valuestring;
+    }
+    return "";
+}
+
+/* A `guard.flagged` payload, and the decision's span. */
+static cJSON *guard_flag_event(const guard_ctx *ctx, const guard_finding *f, const char *channel,
+                               const char *tool, const char *action)
+{
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "channel", channel);
+    if (tool) cJSON_AddStringToObject(ev, "tool", tool);
+    cJSON_AddStringToObject(ev, "detector", f->detector);
+    cJSON_AddNumberToObject(ev, "score", (double)(int)(f->score * 1000) / 1000.0);
+    cJSON_AddStringToObject(ev, "action", action);
+    cJSON *labels = cJSON_AddArrayToObject(ev, "labels");
+    for (size_t i = 0; i < f->det.n_labels; i++)
+        cJSON_AddItemToArray(labels, cJSON_CreateString(f->det.labels[i]));
+    cJSON *spans = cJSON_AddArrayToObject(ev, "spans");   /* offsets only: never the text */
+    for (size_t i = 0; i < f->det.n_spans; i++) {
+        cJSON *sp = cJSON_CreateObject();
+        cJSON_AddNumberToObject(sp, "start", (double)f->det.spans[i].start);
+        cJSON_AddNumberToObject(sp, "end", (double)f->det.spans[i].end);
+        cJSON_AddStringToObject(sp, "label", f->det.spans[i].label);
+        cJSON_AddItemToArray(spans, sp);
+    }
+    obs_span *s = obs_span_begin(NULL, "guardrail", OBS_SPAN_INTERNAL, ctx->sc);
+    obs_span_set_str(s, "brigade.guardrail.check", f->detector);
+    obs_span_set_str(s, "brigade.guardrail.decision", action);
+    obs_span_set_str(s, "brigade.guardrail.channel", channel);
+    obs_span_set_double(s, "brigade.guardrail.score", f->score);
+    obs_span_end(s, OBS_STATUS_OK, NULL);
+    return ev;
+}
+
+static void guard_labels_text(const guard_finding *f, char *out, size_t len)
+{
+    out[0] = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < f->det.n_labels && o + 2 < len; i++)
+        o += (size_t)snprintf(out + o, len - o, "%s%s", i ? ", " : "", f->det.labels[i]);
+}
+
+static void guard_add_event(guard_review *v, cJSON *ev)
+{
+    if (!v->events) v->events = cJSON_CreateArray();
+    cJSON_AddItemToArray(v->events, ev);
+}
+
+/* A message's text: a string content, or its text parts joined. */
+static char *guard_message_text(const cJSON *m)
+{
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+    if (cJSON_IsString(c)) return xstrdup(c->valuestring);
+    if (!cJSON_IsArray(c)) return NULL;
+    size_t n = 0;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, c) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "text");
+        if (cJSON_IsString(t)) n += strlen(t->valuestring) + 1;
+    }
+    char *out = xmalloc(n + 1), *o = out;
+    cJSON_ArrayForEach(p, c) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "text");
+        if (!cJSON_IsString(t)) continue;
+        size_t l = strlen(t->valuestring);
+        memcpy(o, t->valuestring, l);
+        o += l;
+        *o++ = '\n';
+    }
+    *o = 0;
+    return out;
+}
+
+static void guard_note_history(guard_run *g, const cJSON *history)
+{
+    guard_secrets_collect(&g->secrets, history);
+    const cJSON *m;
+    cJSON_ArrayForEach(m, history) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        if (cJSON_IsString(role) && strcmp(role->valuestring, "tool") == 0) g->tainted = true;
+    }
+}
+
+static void guard_review_start(guard_run *g, const guard_ctx *ctx, const guard_result *r,
+                               guard_review *v)
+{
+    guard_note_history(g, r->history);
+    cJSON *one = cJSON_CreateArray();
+    cJSON_AddItemToArray(one, cJSON_Duplicate(r->json, true));
+    guard_secrets_collect(&g->secrets, one);
+    cJSON_Delete(one);
+    guard_input_action act = ctx->agent->guard.user_input;
+    if (act == GUARD_INPUT_OFF || !guard_engine_active()) return;
+    char *text = guard_message_text(r->json);
+    if (!text) return;
+    guard_finding f;
+    guard_engine_scan(text, strlen(text), GUARD_CHANNEL_USER, &f);
+    free(text);
+    if (!f.flagged) return;
+    guard_add_event(v, guard_flag_event(ctx, &f, "user", NULL,
+                                        act == GUARD_INPUT_BLOCK ? "block" : "flag"));
+    if (act != GUARD_INPUT_BLOCK) return;
+    char labels[160];
+    guard_labels_text(&f, labels, sizeof labels);
+    v->flagged = true;
+    v->check = "user_input";
+    v->code = "guard_blocked";
+    snprintf(v->reason, sizeof v->reason, "the message was blocked: the %s detector flagged it "
+             "as a likely prompt injection (%s)", f.detector, labels);
+}
+
+static void guard_review_tools(guard_run *g, const guard_ctx *ctx, const guard_result *r,
+                               guard_review *v)
+{
+    guard_output_action act = ctx->agent->guard.tool_output;
+    cJSON *m;
+    cJSON_ArrayForEach(m, r->json) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "tool_call_id");
+        const char *tool = guard_tool_of(g, cJSON_IsString(id) ? id->valuestring : NULL);
+        const tool_def *def = tools_find(ctx->tools, tool);
+        if (!def || def->kind != TOOL_CLOCK) g->tainted = true;
+        cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (act == GUARD_OUTPUT_OFF || !guard_engine_active() || !cJSON_IsString(c)) continue;
+        guard_finding f;
+        guard_engine_scan(c->valuestring, strlen(c->valuestring), GUARD_CHANNEL_TOOL, &f);
+        if (!f.flagged) continue;
+        static const char *const names[] = {"off", "flag", "spotlight", "drop"};
+        guard_add_event(v, guard_flag_event(ctx, &f, "tool", tool, names[act]));
+        char *rewritten = NULL;
+        if (act == GUARD_OUTPUT_SPOTLIGHT) {
+            rewritten = guard_spotlight(tool, c->valuestring, strlen(c->valuestring));
+        } else if (act == GUARD_OUTPUT_DROP) {
+            char labels[160];
+            guard_labels_text(&f, labels, sizeof labels);
+            rewritten = guard_withheld(tool, f.detector, labels);
+        }
+        if (rewritten) {
+            cJSON_ReplaceItemInObjectCaseSensitive(m, "content", cJSON_CreateString(rewritten));
+            free(rewritten);
+        }
+    }
+}
+
 guard_review guard_after_result(guard_run *g, const guard_ctx *ctx, const guard_result *r)
 {
-    /* No check looks at results yet: the detectors of prompt injection and
-     * exfiltration will, as rows of their own table. */
-    (void)g;
-    (void)ctx;
-    (void)r;
     guard_review v;
     memset(&v, 0, sizeof v);
+    switch (r->kind) {
+    case GUARD_RESULT_START: guard_review_start(g, ctx, r, &v); break;
+    case GUARD_RESULT_RESUME: guard_note_history(g, r->history); break;
+    case GUARD_RESULT_TOOL_RESULTS: guard_review_tools(g, ctx, r, &v); break;
+    case GUARD_RESULT_MODEL_REPLY:
+    default: break;
+    }
     return v;
 }

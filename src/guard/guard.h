@@ -10,10 +10,26 @@
  *     or stop (the run ends, failed, with the decision's code and reason),
  *     or needs-approval (a declared tool's `approval:` policy matched the
  *     call: the run waits for a person, runs/approvals.c).
- *   - guard_after_result() after every result — a model's reply, a batch
- *     of tool results — before the core sees it: pass, or flag (the run
- *     ends, failed, with the flag's code and reason). The injection and
- *     exfiltration detectors of a later issue plug in here.
+ *   - guard_after_result() after every result — the run's start (the user
+ *     message and the session's history), a resume, a model's reply, a
+ *     batch of tool results — before the core sees it: pass, or flag (the
+ *     run ends, failed, with the flag's code and reason). Tool results may
+ *     be rewritten in place (spotlighted or withheld), and every detector
+ *     hit comes back as a `guard.flagged` event payload for the run's
+ *     stream.
+ *
+ * The agent's `guard:` policy (config.h agent_guard_cfg, docs/guard.md):
+ *   - user input flagged by a detector (engine.h): flag (an event) or block
+ *     (the run fails with code `guard_blocked`, naming the detector);
+ *   - tool output flagged: flag, spotlight or drop it (spotlight.h);
+ *   - taint: once a tool's output (any tool but the clock) is in the run's
+ *     context — this run's or, through the history, an earlier run's of
+ *     the session — calls of tools with effects write or external need a
+ *     person's approval or are refused (`tainted_tools`);
+ *   - exfiltration: in a tainted run, a call of a write or external tool
+ *     whose arguments carry a value of the user's (exfil.h) is refused,
+ *     and a final answer with a markdown image or link that carries one
+ *     (or any image URL with a query string) ends the run failed.
  *
  * Today's checks: the loop guard (the same tool with the same arguments
  * more than the agent's max_repeated_tool_calls in one run), the agent's
@@ -26,8 +42,9 @@
  * The per-run and per-session cost caps are not here: they are part of
  * the model call's budget reservation (govern/).
  *
- * A guard_run is one run's memory (the loop guard's count of calls); it is
- * used on the run's loop only. Nothing here blocks or does I/O. */
+ * A guard_run is one run's memory (the loop guard's count of calls, the
+ * taint, the user's sensitive values); it is used on the run's loop only.
+ * Nothing here blocks or does I/O: the detectors are in memory (engine.h). */
 #ifndef BRIGADE_GUARD_H
 #define BRIGADE_GUARD_H
 
@@ -85,18 +102,24 @@ typedef struct guard_decision {
 
 typedef enum guard_result_kind {
     GUARD_RESULT_MODEL_REPLY = 1,     /* `json`: the assistant message */
-    GUARD_RESULT_TOOL_RESULTS,        /* `json`: the tool messages, in call order */
+    GUARD_RESULT_TOOL_RESULTS,        /* `json`: the tool messages, in call order (may be
+                                         rewritten: spotlighted, withheld) */
+    GUARD_RESULT_START,               /* `json`: the user message; `history`: the session's */
+    GUARD_RESULT_RESUME,              /* `history`: the conversation so far */
 } guard_result_kind;
 
 typedef struct guard_result {
     guard_result_kind kind;
-    const cJSON      *json;
+    cJSON            *json;
+    const cJSON      *history;
 } guard_result;
 
 typedef struct guard_review {
     bool        flagged;              /* false: pass */
     const char *check, *code;
     char        reason[300];
+    cJSON      *events;               /* NULL or an array of `guard.flagged` payloads:
+                                         the caller emits and frees them */
 } guard_review;
 
 typedef struct guard_run guard_run;

@@ -379,6 +379,15 @@ static void run_event_clear(step_event *ev)
     cJSON_Delete(ev->results);
 }
 
+void run_guard_events(run_exec *x, guard_review *v)
+{
+    if (!v->events) return;
+    cJSON *e;
+    while ((e = cJSON_DetachItemFromArray(v->events, 0))) run_event(x, "guard.flagged", e);
+    cJSON_Delete(v->events);
+    v->events = NULL;
+}
+
 void run_exec_feed(run_exec *x, step_event *ev)
 {
     if (x->stopped) {
@@ -386,12 +395,22 @@ void run_exec_feed(run_exec *x, step_event *ev)
         run_exec_end(x, x->stop_status, x->stop_code, x->stop_message, NULL);
         return;
     }
-    /* The guards after every result, before the core sees it. */
-    if (ev->kind == STEP_EVENT_MODEL_REPLY || ev->kind == STEP_EVENT_TOOL_RESULTS) {
-        guard_result gr = {.kind = ev->kind == STEP_EVENT_MODEL_REPLY ? GUARD_RESULT_MODEL_REPLY
-                                                                      : GUARD_RESULT_TOOL_RESULTS,
-                           .json = ev->kind == STEP_EVENT_MODEL_REPLY ? ev->message : ev->results};
+    /* The guards after every result, before the core sees it: the start
+     * (the user's message, the history), a resume, a reply, tool results
+     * (which the guard may rewrite: spotlighted, withheld). */
+    guard_result gr = {0};
+    switch (ev->kind) {
+    case STEP_EVENT_START: gr = (guard_result){GUARD_RESULT_START, ev->message, ev->history}; break;
+    case STEP_EVENT_RESUME: gr = (guard_result){GUARD_RESULT_RESUME, NULL, ev->history}; break;
+    case STEP_EVENT_MODEL_REPLY: gr = (guard_result){GUARD_RESULT_MODEL_REPLY, ev->message, NULL}; break;
+    /* tool results were reviewed before they were recorded (toolrun.c),
+     * so that the transcript — the context of later runs — holds what
+     * the model was shown */
+    default: break;
+    }
+    if (gr.kind) {
         guard_review v = guard_after_result(x->guard, &x->guard_ctx, &gr);
+        run_guard_events(x, &v);
         if (v.flagged) {
             run_event_clear(ev);
             run_exec_fail(x, v.code, v.reason);

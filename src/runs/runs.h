@@ -83,6 +83,7 @@ typedef enum runs_error_kind {
     RUNS_ERR_STORE,               /* the store failed */
     RUNS_ERR_SHUTDOWN,            /* the server is shutting down */
     RUNS_ERR_GOVERNED,            /* a governance refusal: see `refusal` */
+    RUNS_ERR_GUARD_BLOCKED,       /* the agent blocks the message: a detector flagged it */
 } runs_error_kind;
 
 struct gate_refusal;                   /* govern/gate.h */

@@ -177,7 +177,8 @@ struct run_start {
     store_status    st;
     run_rec         run;
     cJSON          *history;
-    char            error[160];
+    char            error[300];
+    bool            guard_blocked;    /* `error` is the guard's: the message was blocked */
     char            quota_why[300];   /* st is a quota refusal: which quota, in words */
 };
 
@@ -318,6 +319,8 @@ void run_tools_abort(run_exec *x);
 /* events.c: hand one API event to the subscriber, if it wants events;
  * and the end to it, if it is still there. */
 void run_event(run_exec *x, const char *name, cJSON *data /* taken */);
+/* Emit a guard review's `guard.flagged` events (and free them). */
+void run_guard_events(run_exec *x, guard_review *v);
 void run_event_end(run_exec *x, const runs_outcome *o);
 
 #endif

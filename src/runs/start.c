@@ -9,6 +9,8 @@
  * The store work runs on the thread pool, one job at a time per start;
  * everything else on the loop of the caller. */
 #include "runs/runs_internal.h"
+#include "guard/engine.h"
+#include "obs/audit.h"
 #include "util/xalloc.h"
 
 #include <stdio.h>
@@ -235,6 +237,32 @@ static void run_start_load_work(void *arg)
         snprintf(s->error, sizeof s->error, "your tier may not use agent \"%s\"", sess.agent);
     session_rec_free(&sess);
     if (s->error[0] || s->st != STORE_OK) return;
+    /* An agent that blocks flagged input refuses the message before
+     * anything is written (the detectors are read-only: safe here). */
+    if (s->agent->guard.user_input == GUARD_INPUT_BLOCK && guard_engine_active() && s->content) {
+        guard_finding f;
+        /* on the pool: the remote classifier, if any, may be asked too */
+        guard_engine_scan_blocking(s->content, strlen(s->content), GUARD_CHANNEL_USER, &f);
+        if (f.flagged) {
+            s->guard_blocked = true;
+            size_t o = (size_t)snprintf(s->error, sizeof s->error, "the message was blocked: the %s "
+                                        "detector flagged it as a likely prompt injection (",
+                                        f.detector);
+            for (size_t i = 0; i < f.det.n_labels && o + 2 < sizeof s->error; i++)
+                o += (size_t)snprintf(s->error + o, sizeof s->error - o, "%s%s", i ? ", " : "",
+                                      f.det.labels[i]);
+            if (o + 2 < sizeof s->error) snprintf(s->error + o, sizeof s->error - o, ")");
+            /* a block is audited (on the pool: obs_audit waits for the commit) */
+            cJSON *d = cJSON_CreateObject();
+            cJSON_AddStringToObject(d, "session_id", s->session_id);
+            cJSON_AddStringToObject(d, "detector", f.detector);
+            cJSON *labels = cJSON_AddArrayToObject(d, "labels");
+            for (size_t i = 0; i < f.det.n_labels; i++)
+                cJSON_AddItemToArray(labels, cJSON_CreateString(f.det.labels[i]));
+            obs_audit(s->t->r->st, &s->sc, "guard.blocked", s->agent->name, d);   /* takes d */
+            return;
+        }
+    }
     if (s->agent->max_cost_usd_per_session > 0)
         store_session_spent(s->t->r->st, &s->sc, s->session_id, &s->session_spent_nusd);
     /* Claim the session here, on the pool (the registry is thread-safe), so
@@ -272,6 +300,10 @@ static void run_start_load_done(void *arg)
     }
     if (s->st != STORE_OK) {
         run_start_fail(s, RUNS_ERR_STORE, "store_error", "the session could not be read", 0);
+        return;
+    }
+    if (s->guard_blocked) {
+        run_start_fail(s, RUNS_ERR_GUARD_BLOCKED, "guard_blocked", s->error, 0);
         return;
     }
     if (s->error[0]) {

@@ -36,6 +36,7 @@ struct tool_slot {
     const tool_def *def;              /* NULL when the call was refused */
     guard_verdict verdict;            /* the guards' answer (phase 1) */
     char      why[320];               /* REFUSE: the result; a denial: the note */
+    const char *refused_code;         /* REFUSE by a guard: its code (audited) */
     bool      denied;                 /* needed approval and was denied */
     /* phase 2: the user's credential */
     void     *cred_fetch;             /* a fetch in flight */
@@ -108,6 +109,7 @@ static void run_tool_audit(run_exec *x, const tool_slot *slot, const char *name,
     if (slot->def && slot->def->mcp_server)
         cJSON_AddStringToObject(d, "mcp_server", slot->def->mcp_server->name);
     cJSON_AddBoolToObject(d, "allowed", slot->def != NULL);
+    if (slot->refused_code) cJSON_AddStringToObject(d, "refused", slot->refused_code);
     cJSON_AddBoolToObject(d, "ok", ok);
     j->details = d;
     j->work.data = j;
@@ -195,6 +197,16 @@ static void run_tools_all_done(run_exec *x)
     x->pending_calls = NULL;
     if (!x->assistant_msg) {
         run_exec_fail(x, "internal_error", "tool results without the message that asked for them");
+        return;
+    }
+    /* The guard sees the results before they are recorded: a flagged
+     * output is recorded as the model is shown it (spotlighted or
+     * withheld), so a later run's context never holds it raw. */
+    guard_result gr = {.kind = GUARD_RESULT_TOOL_RESULTS, .json = x->results};
+    guard_review v = guard_after_result(x->guard, &x->guard_ctx, &gr);
+    run_guard_events(x, &v);
+    if (v.flagged) {
+        run_exec_fail(x, v.code, v.reason);
         return;
     }
     run_exec_job(x, run_tools_persist_work, run_tools_persist_done);
@@ -404,6 +416,7 @@ void run_tools_call(run_exec *x, cJSON *calls)
             obs_span_set_str(slot->span, "brigade.mcp.server", gd.tool->mcp_server->name);
         if (gd.verdict == GUARD_REFUSE || gd.verdict == GUARD_STOP) {
             slot->verdict = GUARD_REFUSE;
+            slot->refused_code = gd.code;   /* a string literal of guard.c */
             slot->def = NULL;
             snprintf(slot->why, sizeof slot->why, "error: %s", gd.reason);
             continue;

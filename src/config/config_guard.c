@@ -1,0 +1,131 @@
+/* config_guard.c — the `guard:` section (which detectors, their
+ * thresholds, the remote classifier) and an agent's `guard:` policy (what
+ * a flag does on user input and tool output, the taint rule, the
+ * exfiltration check). docs/guard.md and docs/config.md describe both. */
+#include "config/config_internal.h"
+#include "config/config_load.h"
+
+#include <string.h>
+
+enum { GD_RULES, GD_CLASSIFIER, GD_THRESHOLDS, GD_REMOTE, GD__N };
+enum { TH_PATTERNS, TH_USER, TH_TOOL, TH__N };
+enum { RM_URL, RM_TIMEOUT, RM_ON_ERROR, RM_THRESHOLD, RM__N };
+
+static int ld_word(ld *l, const slot *s, const char *path, const char *const *words, size_t n,
+                   const char *want);
+
+int ld_guard(ld *l, struct fy_node *n, int line)
+{
+    guard_cfg *g = &l->cfg->guard;
+    slot s[GD__N] = {
+        [GD_RULES] = {.key = "rules"}, [GD_CLASSIFIER] = {.key = "classifier"},
+        [GD_THRESHOLDS] = {.key = "thresholds"}, [GD_REMOTE] = {.key = "remote"},
+    };
+    if (config_node_is_null(n))
+        return 0;
+    if (ld_collect(l, n, line, "guard", s, GD__N) < 0)
+        return -1;
+    if (s[GD_RULES].present && ld_nonempty(l, &s[GD_RULES], "guard.rules", &g->rules, NULL) < 0)
+        return -1;
+    if (s[GD_CLASSIFIER].present &&
+        ld_nonempty(l, &s[GD_CLASSIFIER], "guard.classifier", &g->classifier, NULL) < 0)
+        return -1;
+    if (s[GD_THRESHOLDS].present && !config_node_is_null(s[GD_THRESHOLDS].val)) {
+        slot t[TH__N] = {
+            [TH_PATTERNS] = {.key = "patterns"}, [TH_USER] = {.key = "classifier_user"},
+            [TH_TOOL] = {.key = "classifier_tool"},
+        };
+        if (ld_collect(l, s[GD_THRESHOLDS].val, s[GD_THRESHOLDS].line, "guard.thresholds", t,
+                       TH__N) < 0)
+            return -1;
+        double *dst[TH__N] = {&g->threshold_patterns, &g->threshold_user, &g->threshold_tool};
+        for (int i = 0; i < TH__N; i++) {
+            char kp[96];
+            ld_path(kp, sizeof kp, "guard.thresholds", t[i].key);
+            if (t[i].present && ld_double(l, &t[i], kp, 0.01, 1.0, dst[i]) < 0)
+                return -1;
+        }
+    }
+    if (s[GD_REMOTE].present && !config_node_is_null(s[GD_REMOTE].val)) {
+        slot r[RM__N] = {
+            [RM_URL] = {.key = "url"}, [RM_TIMEOUT] = {.key = "timeout_ms"},
+            [RM_ON_ERROR] = {.key = "on_error"}, [RM_THRESHOLD] = {.key = "threshold"},
+        };
+        if (ld_collect(l, s[GD_REMOTE].val, s[GD_REMOTE].line, "guard.remote", r, RM__N) < 0)
+            return -1;
+        if (!r[RM_URL].present)
+            return ld_fail(l, s[GD_REMOTE].line, "guard.remote", "missing required key \"url\"");
+        size_t host_at;
+        if (ld_http_url(l, &r[RM_URL], "guard.remote.url", &g->remote_url, &host_at) < 0)
+            return -1;
+        if (r[RM_TIMEOUT].present &&
+            ld_u32(l, &r[RM_TIMEOUT], "guard.remote.timeout_ms", 10, 60000, &g->remote_timeout_ms) < 0)
+            return -1;
+        if (r[RM_THRESHOLD].present &&
+            ld_double(l, &r[RM_THRESHOLD], "guard.remote.threshold", 0.01, 1.0, &g->threshold_remote) < 0)
+            return -1;
+        if (r[RM_ON_ERROR].present) {
+            static const char *const w[] = {"fail_open", "fail_closed"};
+            int v = ld_word(l, &r[RM_ON_ERROR], "guard.remote.on_error", w, 2,
+                            "fail_open or fail_closed");
+            if (v < 0) return -1;
+            g->remote_fail_closed = v == 1;
+        }
+    }
+    return 0;
+}
+
+/* One word of a fixed set: its index, or -1 after the error. */
+static int ld_word(ld *l, const slot *s, const char *path, const char *const *words, size_t n,
+                   const char *want)
+{
+    const char *v;
+    size_t len;
+    if (ld_scalar(l, s, path, want, &v, &len) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (strlen(words[i]) == len && !memcmp(words[i], v, len)) return (int)i;
+    ld_fail(l, s->line, path, "expected %s, got \"%.*s\"", want, (int)(len > 40 ? 40 : len), v);
+    return -1;
+}
+
+enum { AGD_USER, AGD_TOOL, AGD_TAINT, AGD_EXFIL, AGD__N };
+
+int ld_agent_guard(ld *l, const slot *s, const char *path, agent_guard_cfg *g)
+{
+    slot k[AGD__N] = {
+        [AGD_USER] = {.key = "user_input"}, [AGD_TOOL] = {.key = "tool_output"},
+        [AGD_TAINT] = {.key = "tainted_tools"}, [AGD_EXFIL] = {.key = "exfiltration"},
+    };
+    if (config_node_is_null(s->val))
+        return 0;
+    if (ld_collect(l, s->val, s->line, path, k, AGD__N) < 0)
+        return -1;
+    char kp[200];
+    int v;
+    if (k[AGD_USER].present) {
+        static const char *const w[] = {"off", "flag", "block"};
+        ld_path(kp, sizeof kp, path, "user_input");
+        if ((v = ld_word(l, &k[AGD_USER], kp, w, 3, "off, flag or block")) < 0) return -1;
+        g->user_input = (guard_input_action)v;
+    }
+    if (k[AGD_TOOL].present) {
+        static const char *const w[] = {"off", "flag", "spotlight", "drop"};
+        ld_path(kp, sizeof kp, path, "tool_output");
+        if ((v = ld_word(l, &k[AGD_TOOL], kp, w, 4, "off, flag, spotlight or drop")) < 0) return -1;
+        g->tool_output = (guard_output_action)v;
+    }
+    if (k[AGD_TAINT].present) {
+        static const char *const w[] = {"allow", "approve", "refuse"};
+        ld_path(kp, sizeof kp, path, "tainted_tools");
+        if ((v = ld_word(l, &k[AGD_TAINT], kp, w, 3, "allow, approve or refuse")) < 0) return -1;
+        g->tainted_tools = (guard_taint_action)v;
+    }
+    if (k[AGD_EXFIL].present) {
+        static const char *const w[] = {"off", "block"};
+        ld_path(kp, sizeof kp, path, "exfiltration");
+        if ((v = ld_word(l, &k[AGD_EXFIL], kp, w, 2, "off or block")) < 0) return -1;
+        g->exfiltration = v == 1;
+    }
+    return 0;
+}
