@@ -277,6 +277,14 @@ typedef struct agent_cfg {
     bool       tenants_enable;       /* as tool_cfg.tenants_enable */
 } agent_cfg;
 
+/* `console:` (docs/console.md): the web console at /ui/ and its sign-in
+ * sessions. */
+typedef struct console_cfg {
+    bool     enabled;                /* default true */
+    uint32_t session_ttl_s;          /* idle lifetime of a sign-in, sliding (default 1800) */
+    uint32_t max_sessions;           /* the session table's bound (default 1024) */
+} console_cfg;
+
 typedef struct brigade_config {
     char        *source_path;        /* the file read, or NULL for embedded defaults */
     char        *listen_host;        /* default "127.0.0.1" */
@@ -299,6 +307,7 @@ typedef struct brigade_config {
     agent_cfg    *agents;     size_t n_agents;
     governance_cfg governance;
     obs_cfg      observability;
+    console_cfg  console;
     /* Non-fatal findings of the load (e.g. a literal api_key in the file),
      * each "FILE:LINE: key.path: message". They are also logged with
      * log_warn when found, so callers need not print them again. */
