@@ -96,17 +96,18 @@ function Conversation({ sessionId }) {
   const [delta, setDelta] = useState('');
   const [busy, setBusy] = useState(false);
   const [lastRun, setLastRun] = useState(null);
+  const [chunks, setChunks] = useState(0);
   const [err, setErr] = useState(null);
   const send = async () => {
     if (!text.trim()) return;
-    setErr(null); setLive([]); setDelta(''); setBusy(true);
+    setErr(null); setLive([]); setDelta(''); setBusy(true); setChunks(0);
     const content = text;
     setText('');
     let runId = null;
     try {
       const tp = await stream(`/v1/sessions/${encodeURIComponent(sessionId)}/messages`, { content, stream: true }, (name, data) => {
         if (data.run_id) runId = data.run_id;
-        if (name === 'message.delta') setDelta((d) => d + data.text);
+        if (name === 'message.delta') { setDelta((d) => d + data.text); setChunks((n) => n + 1); }
         else if (name === 'run.completed') setDelta('');
         else if (name === 'tool.call') { setDelta(''); setLive((l) => [...l, { name, data }]); }
         else setLive((l) => [...l, { name, data }]);
@@ -135,6 +136,7 @@ function Conversation({ sessionId }) {
       {lastRun && lastRun.id && (
         <div class="row muted" data-testid="last-run">
           <span>{`last run ${lastRun.id}`}</span>
+          <span data-testid="chunks">{`streamed in ${chunks} chunks`}</span>
           <a href={`#/run/${lastRun.id}`}>run</a>
           {lastRun.trace && <a href={`#/trace/${lastRun.trace}`} data-testid="trace-link">trace</a>}
         </div>
