@@ -134,10 +134,11 @@ export function ToolsAgents() {
       <Err error={tools.error || agents.error} />
       <h3>Tools</h3>
       <Table rows={tools.data ? tools.data.data : []} columns={[
-        { key: 'name', label: 'name' }, { key: 'description', label: 'description' }, { key: 'kind', label: 'kind' }]} />
+        { key: 'name', label: 'name' }, { key: 'description', label: 'description' }, { key: 'effects', label: 'effects' }]} />
       <h3>Agents</h3>
       <Table rows={agents.data ? agents.data.data : []} columns={[
-        { key: 'name', label: 'name' }, { key: 'model', label: 'model' }, { key: 'tools', label: 'tools' }]} />
+        { key: 'id', label: 'name' }, { key: 'model', label: 'model' }, { key: 'tools', label: 'tools' },
+        { key: 'description', label: 'description' }]} />
     </div>
   );
 }

@@ -62,7 +62,7 @@ export function Metrics() {
         <Chart title="tokens / min" x={x} series={[{ label: 'tokens', values: mins.map((r) => r.tokens) }]} />
         <Chart title="cost / min (USD)" x={x} series={[{ label: 'cost', values: mins.map((r) => r.cost_usd) }]} />
       </div>
-      <p class="muted" data-testid="metrics-total">{`requests in the last hour: ${mins.reduce((a, r) => a + r.requests, 0)}`}</p>
+      {m.data && <p class="muted" data-testid="metrics-total">{`requests in the last hour: ${mins.reduce((a, r) => a + r.requests, 0)}`}</p>}
       <Button kind="ghost" onClick={m.reload}>Refresh</Button>
     </div>
   );

@@ -61,7 +61,7 @@ export function Chat({ sessionId }) {
   const [err, setErr] = useState(null);
   const create = async () => {
     try {
-      const name = agent || (agents.data && agents.data.data[0] && agents.data.data[0].name);
+      const name = agent || (agents.data && agents.data.data[0] && agents.data.data[0].id);
       const s = await api('POST', '/v1/sessions', { agent: name });
       sessions.reload();
       location.hash = `#/chat/${s.id}`;
@@ -72,7 +72,7 @@ export function Chat({ sessionId }) {
       <div class="card sessions">
         <div class="row">
           <select value={agent} onChange={(e) => setAgent(e.target.value)} data-testid="agent">
-            {(agents.data ? agents.data.data : []).map((a) => <option key={a.name} value={a.name}>{a.name}</option>)}
+            {(agents.data ? agents.data.data : []).map((a) => <option key={a.id} value={a.id}>{a.id}</option>)}
           </select>
           <Button onClick={create} data-testid="new-session">New session</Button>
         </div>

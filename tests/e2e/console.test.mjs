@@ -17,7 +17,7 @@ import { after, describe, test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
-import { eventually, useStack } from './lib/harness.mjs';
+import { eventually, noteSecret, useStack } from './lib/harness.mjs';
 import { newSession, postMessage, startToolServer, toolMarker } from './lib/agents.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
@@ -53,6 +53,9 @@ const stack = useStack(async () => {
   tenant = await s.makeTenant();
   alice = await s.makeUserWithKey(tenant.admin_key, s.unique('alice'));
   bob = await s.makeUserWithKey(tenant.admin_key, s.unique('bob'));
+  // some usage of alice's for the tenant admin's charts
+  s.must(await s.api(alice.key, 'POST', '/v1/chat/completions',
+    { model: 'local-model', messages: [{ role: 'user', content: 'hello' }] }), 200, 'chat completion');
   jwtSecret = crypto.randomBytes(32).toString('hex');
   jwtIssuer = `https://idp.example.test/${tenant.id}`;
   s.must(await s.api(tenant.admin_key, 'PATCH', `/v1/tenants/${tenant.id}`,
@@ -63,7 +66,9 @@ function signJwt(sub) {
   const b64 = (x) => Buffer.from(JSON.stringify(x)).toString('base64url');
   const now = Math.floor(Date.now() / 1000);
   const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ iss: jwtIssuer, aud: 'brigade-api', sub, iat: now, exp: now + 600 })}`;
-  return `${input}.${crypto.createHmac('sha256', jwtSecret).update(input).digest('base64url')}`;
+  const jwt = `${input}.${crypto.createHmac('sha256', jwtSecret).update(input).digest('base64url')}`;
+  noteSecret(jwt);
+  return jwt;
 }
 
 async function getBrowser() {
@@ -212,7 +217,7 @@ describe('a user in the console', () => {
     const { page, ctx, errors } = await signedIn(alice.key);
     try {
       await page.getByTestId('new-session').click();
-      await page.waitForURL(/#\/chat\/ses_/);
+      await page.getByTestId('compose').waitFor();
       await page.getByTestId('compose').fill('Tell me something long [[tokens:24]]');
       await page.getByTestId('send').click();
       await page.getByTestId('chunks').waitFor();
@@ -240,7 +245,7 @@ describe('a user in the console', () => {
     try {
       await page.getByTestId('agent').selectOption('payer');
       await page.getByTestId('new-session').click();
-      await page.waitForURL(/#\/chat\/ses_/);
+      await page.getByTestId('compose').waitFor();
       await page.getByTestId('compose').fill(`Clean up ${toolMarker('wipe', { what: 'tmp' })}`);
       await page.getByTestId('send').click();
       await page.getByTestId('approval').waitFor();
@@ -264,7 +269,7 @@ describe('a user in the console', () => {
       // a message and a tool result (the tool answers with the payload)
       await page.getByTestId('agent').selectOption('helper');
       await page.getByTestId('new-session').click();
-      await page.waitForURL(/#\/chat\/ses_/);
+      await page.getByTestId('compose').waitFor();
       await page.getByTestId('compose').fill(`${XSS} ${toolMarker('echo', {})}`);
       await page.getByTestId('send').click();
       await page.getByTestId('tool-result').first().waitFor();
