@@ -246,9 +246,9 @@ describe('a user in the console', () => {
       await page.getByTestId('agent').selectOption('payer');
       await page.getByTestId('new-session').click();
       await page.getByTestId('compose').waitFor();
-      await page.getByTestId('compose').fill(`Clean up ${toolMarker('wipe', { what: 'tmp' })}`);
+      await page.getByTestId('compose').fill(`Clean up ${toolMarker('wipe', {})}`);
       await page.getByTestId('send').click();
-      await page.getByTestId('approval').waitFor();
+      await page.getByTestId('approval').waitFor().catch(async (e) => { throw new Error(`${e.message}\n${await page.locator('main').innerText()}`); });
       assert.equal(toolServer.requests.filter((r) => r.url === '/wipe').length, 0, 'nothing ran before the decision');
       await shot(page, 'approval');
       await page.getByTestId('approve').click();
