@@ -3,7 +3,7 @@
 // approvals, tools and agents.
 import { useState } from 'preact/hooks';
 import { api, apiText } from './api.js';
-import { useApi, Err, Table, Button, fmtTime, fmtUsd, Chart } from './ui.jsx';
+import { useApi, Err, Table, Button, fmtTime, fmtUsd, Chart, Bars } from './ui.jsx';
 
 function UserKeys({ userId }) {
   const keys = useApi(`/v1/users/${encodeURIComponent(userId)}/keys`);
@@ -76,13 +76,14 @@ function UsageBy({ groupBy }) {
   const rows = u.data ? u.data.data : [];
   const [err, setErr] = useState(null);
   const isDay = groupBy === 'day';
-  const x = isDay ? rows.map((r) => Date.parse(r.group + 'T00:00:00Z') / 1000) : rows.map((_, i) => i);
   return (
     <div class="card">
       <h3>{`By ${groupBy}`}</h3>
       <Err error={u.error || err} />
-      <Chart title={`cost by ${groupBy} (USD)` + (isDay ? '' : ': ' + rows.map((r, i) => `${i}=${r.group}`).join(' '))} bars x={x}
-        series={[{ label: 'cost', values: rows.map((r) => r.cost_usd) }]} />
+      {isDay
+        ? <Chart title="cost by day (USD)" bars x={rows.map((r) => Date.parse(r.group + 'T00:00:00Z') / 1000)}
+            series={[{ label: 'cost', values: rows.map((r) => r.cost_usd) }]} />
+        : <Bars title={`cost by ${groupBy} (USD)`} rows={rows} value={(r) => r.cost_usd} format={fmtUsd} testid={`bars-${groupBy}`} />}
       <Button kind="ghost" onClick={() => downloadCsv(groupBy).catch(setErr)} data-testid={`csv-${groupBy}`}>Download CSV</Button>
       <Table testid={`usage-${groupBy}`} rows={rows} columns={[
         { key: 'group', label: groupBy }, { key: 'requests', label: 'requests', num: true },

@@ -69,7 +69,8 @@ export function Chart({ title, x, series, height = 200, bars = false }) {
         fill: bars ? colours[i % colours.length] + '55' : undefined,
         paths: bars ? uPlot.paths.bars({ size: [0.6, 40] }) : undefined,
       }))],
-      axes: [{}, {}],
+      // small money values must not all read "0"
+      axes: [{}, { size: 70, values: (u, vals) => vals.map((v) => (v === 0 ? '0' : Number(v.toPrecision(3)).toString())) }],
       scales: { x: { time: !bars } },
     };
     const plot = new uPlot(opts, [x, ...series.map((s) => s.values)], el.current);
@@ -77,6 +78,25 @@ export function Chart({ title, x, series, height = 200, bars = false }) {
   }, [title, JSON.stringify(x), JSON.stringify(series)]);
   if (!x || x.length === 0) return <div class="card"><b>{title}</b><p class="muted">no data</p></div>;
   return <div class="card" ref={el} />;
+}
+
+// Horizontal bars for named groups (users, models): plain elements, so a
+// name is text and never markup.
+export function Bars({ title, rows, value, format = (v) => String(v), testid }) {
+  if (!rows || rows.length === 0) return <div class="card"><b>{title}</b><p class="muted">no data</p></div>;
+  const max = Math.max(...rows.map(value), 0) || 1;
+  return (
+    <div class="card" data-testid={testid}>
+      <b>{title}</b>
+      <div class="hbars">
+        {rows.map((r) => [
+          <div key={r.group + 'l'} class="hlabel mono">{r.group}</div>,
+          <div key={r.group + 'b'} class="hbar"><div style={{ width: `${(value(r) / max) * 100}%` }} /></div>,
+          <div key={r.group + 'v'} class="num">{format(value(r))}</div>,
+        ])}
+      </div>
+    </div>
+  );
 }
 
 export function Button({ onClick, children, kind = '', ...rest }) {

@@ -71,7 +71,7 @@ export function Chat({ sessionId }) {
     <div class="chat">
       <div class="card sessions">
         <div class="row">
-          <select value={agent} onChange={(e) => setAgent(e.target.value)} data-testid="agent">
+          <select value={agent || (agents.data && agents.data.data[0] ? agents.data.data[0].id : '')} onChange={(e) => setAgent(e.target.value)} data-testid="agent">
             {(agents.data ? agents.data.data : []).map((a) => <option key={a.id} value={a.id}>{a.id}</option>)}
           </select>
           <Button onClick={create} data-testid="new-session">New session</Button>
@@ -84,12 +84,12 @@ export function Chat({ sessionId }) {
           </a>
         ))}
       </div>
-      <div>{sessionId ? <Conversation key={sessionId} sessionId={sessionId} /> : <p class="muted">Pick or start a session.</p>}</div>
+      <div>{sessionId ? <Conversation key={sessionId} sessionId={sessionId} onRun={sessions.reload} /> : <p class="muted">Pick or start a session.</p>}</div>
     </div>
   );
 }
 
-function Conversation({ sessionId }) {
+function Conversation({ sessionId, onRun }) {
   const msgs = useApi(`/v1/sessions/${encodeURIComponent(sessionId)}/messages?limit=500`);
   const [text, setText] = useState('');
   const [live, setLive] = useState([]);
@@ -117,6 +117,7 @@ function Conversation({ sessionId }) {
     setBusy(false);
     setDelta('');
     msgs.reload();
+    if (onRun) onRun();
   };
   return (
     <div class="card">
@@ -211,12 +212,12 @@ export function Trace({ traceId }) {
     <div class="card">
       <h2>Trace <span class="mono">{traceId}</span></h2>
       <Err error={trace.error} />
-      {t && <p class="muted">{`${t.span_count} spans · ${t.duration_ms} ms`}</p>}
+      {t && <p class="muted">{`${t.span_count} spans · ${Number(t.duration_ms).toFixed(3)} ms`}</p>}
       <div class="wfgrid" data-testid="waterfall">
         {rows.map(({ s, depth, left, width }) => [
           <div key={s.span_id + 'n'} style={{ paddingLeft: `${depth * 12}px` }} title={JSON.stringify(s.attributes)}>{s.name}</div>,
           <div key={s.span_id + 'b'} class="wf"><div class={`bar ${s.status && s.status.code === 'error' ? 'error' : ''}`} style={{ left: `${left}%`, width: `${Math.max(width, 0.3)}%` }} /></div>,
-          <div key={s.span_id + 'd'} class="num">{`${s.duration_ms} ms`}</div>,
+          <div key={s.span_id + 'd'} class="num">{`${Number(s.duration_ms).toFixed(3)} ms`}</div>,
         ])}
       </div>
       <Button kind="ghost" onClick={() => setTick((n) => n + 1)}>Reload</Button>
