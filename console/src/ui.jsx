@@ -71,7 +71,8 @@ export function Chart({ title, x, series, height = 200, bars = false }) {
       }))],
       // small money values must not all read "0"
       axes: [{}, { size: 70, values: (u, vals) => vals.map((v) => (v === 0 ? '0' : Number(v.toPrecision(3)).toString())) }],
-      scales: { x: { time: !bars } },
+      // bars are days: a day of room on each side, so one day is not the whole axis
+      scales: { x: bars ? { time: true, range: (u, min, max) => [min - 86400, max + 86400] } : { time: true } },
     };
     const plot = new uPlot(opts, [x, ...series.map((s) => s.values)], el.current);
     return () => plot.destroy();
