@@ -1,7 +1,7 @@
 // admin.jsx — a tenant admin's pages: users, their keys and tiers, usage
 // charts with CSV download, the audit log and its verification, pending
-// approvals, tools and agents.
-import { useState } from 'preact/hooks';
+// approvals, live runs with cancel, tools and agents.
+import { useEffect, useState } from 'preact/hooks';
 import { api, apiText } from './api.js';
 import { useApi, Err, Table, Button, fmtTime, fmtUsd, Chart, Bars } from './ui.jsx';
 
@@ -140,6 +140,28 @@ export function ToolsAgents() {
       <Table rows={agents.data ? agents.data.data : []} columns={[
         { key: 'id', label: 'name' }, { key: 'model', label: 'model' }, { key: 'tools', label: 'tools' },
         { key: 'description', label: 'description' }]} />
+    </div>
+  );
+}
+
+// The tenant's active runs, live (polled every 2 s), each with Cancel.
+export function LiveRuns() {
+  const [tick, setTick] = useState(0);
+  const runs = useApi('/v1/runs', [tick]);
+  const [err, setErr] = useState(null);
+  useEffect(() => {
+    const t = setInterval(() => setTick((n) => n + 1), 2000);
+    return () => clearInterval(t);
+  }, []);
+  return (
+    <div>
+      <h2>Live runs</h2>
+      <Err error={runs.error || err} />
+      <Table testid="live-runs" rows={runs.data ? runs.data.data : []} empty="no run is active" columns={[
+        { key: 'id', label: 'run' }, { key: 'user_id', label: 'user' }, { key: 'session_id', label: 'session' },
+        { key: 'status', label: 'status' },
+        { key: 'x', label: '', render: (r) => <Button kind="danger" data-testid={`cancel-${r.id}`} onClick={async () => { try { await api('POST', `/v1/runs/${encodeURIComponent(r.id)}/cancel`); setTick((n) => n + 1); } catch (e) { setErr(e); } }}>Cancel</Button> },
+      ]} />
     </div>
   );
 }

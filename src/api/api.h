@@ -148,6 +148,9 @@ void api_console_login(api_ctx *ctx);         /* POST /ui/api/session */
 void api_console_whoami(api_ctx *ctx);        /* GET /ui/api/session */
 void api_console_logout(api_ctx *ctx);        /* DELETE /ui/api/session */
 void api_metrics_recent(api_ctx *ctx);        /* GET /v1/metrics/recent */
+/* --- a tenant admin's live runs (live_runs.c) --- */
+void api_runs_list_live(api_ctx *ctx);        /* GET /v1/runs */
+void api_runs_cancel_as_admin(api_ctx *ctx);  /* POST /v1/runs/{id}/cancel, tenant admin */
 /* The headers every console response carries (CSP, framing, sniffing,
  * referrer). */
 void api_console_headers(http_request *req);

@@ -395,6 +395,46 @@ describe('a tenant admin in the console', () => {
       await ctx.close();
     }
   });
+
+  test('live runs, and a user\'s run cancelled from the console', async () => {
+    // a run of alice's that waits for an approval: active until decided
+    const session = await newSession(stack, alice.key, 'payer');
+    const posted = await postMessage(stack, alice.key, session.id, `Wipe ${toolMarker('wipe', {})}`);
+    assert.equal(posted.body.run.status, 'waiting_approval', posted.text);
+    const runId = posted.body.run.id;
+    const wipes = toolServer.requests.filter((r) => r.url === '/wipe').length;
+    const { page, ctx, errors } = await signedIn(tenant.admin_key);
+    try {
+      await page.getByTestId('nav-live-runs').click();
+      await page.getByTestId(`cancel-${runId}`).waitFor();
+      assert.match(await page.getByTestId('live-runs').innerText(), /waiting_approval/);
+      await shot(page, 'admin-live-runs');
+      await page.getByTestId(`cancel-${runId}`).click();
+      const run = await eventually(async () => {
+        const g = await stack.api(alice.key, 'GET', `/v1/runs/${runId}`);
+        assert.equal(g.body.status, 'cancelled', g.text);
+        return g.body;
+      }, { timeoutMs: 8000 });
+      assert.equal(run.status, 'cancelled');
+      await page.getByText('no run is active').waitFor();
+      assert.equal(toolServer.requests.filter((r) => r.url === '/wipe').length, wipes, 'the cancelled call never ran');
+      // audited, and another tenant's admin cannot see or cancel it
+      const audit = await stack.api(tenant.admin_key, 'GET', '/v1/audit?action=run.cancel');
+      assert.ok(audit.body.data.some((e) => e.target === runId), audit.text);
+      const other = await stack.makeTenant();
+      const session2 = await newSession(stack, alice.key, 'payer');
+      const posted2 = await postMessage(stack, alice.key, session2.id, `Wipe ${toolMarker('wipe', {})}`);
+      const seen = await stack.api(other.admin_key, 'GET', '/v1/runs');
+      assert.ok(!seen.text.includes(posted2.body.run.id), seen.text);
+      assert.equal((await stack.api(other.admin_key, 'POST', `/v1/runs/${posted2.body.run.id}/cancel`)).status, 404);
+      assert.equal((await stack.api(bob.key, 'POST', `/v1/runs/${posted2.body.run.id}/cancel`)).status, 404);
+      assert.equal((await stack.api(alice.key, 'GET', '/v1/runs')).status, 403);
+      assert.equal((await stack.api(tenant.admin_key, 'POST', `/v1/runs/${posted2.body.run.id}/cancel`)).status, 202);
+      assert.deepEqual(errors, []);
+    } finally {
+      await ctx.close();
+    }
+  });
 });
 
 describe('the server admin in the console', () => {
