@@ -88,15 +88,16 @@ agents:
 YAML
 
 log="$data/serve.log"
-build/brigade serve --config "$config" --listen "$listen" --data-dir "$data" > "$log.out" 2> "$log" &
+# one log: the listening line (stdout) and the JSON log lines (stderr)
+build/brigade serve --config "$config" --listen "$listen" --data-dir "$data" > "$log" 2>&1 &
 server=$!
 trap 'kill -INT $server 2>/dev/null; kill $idp 2>/dev/null; wait $server 2>/dev/null; exit 0' INT TERM
 for _ in $(seq 1 100); do
-  grep -q "listening on" "$log.out" 2>/dev/null && break
+  grep -q "listening on" "$log" 2>/dev/null && break
   if ! kill -0 $server 2>/dev/null; then cat "$log" >&2; kill $idp; echo "brigade did not start" >&2; exit 1; fi
   sleep 0.1
 done
-url="$(grep -o 'http://[^ ]*' "$log.out" | head -1)"
+url="$(grep -o 'listening on http://[^ ]*' "$log" | head -1 | cut -d' ' -f3)"
 
 api() {  # api METHOD PATH TOKEN [BODY]
   curl -sS -X "$1" "$url$2" -H "authorization: Bearer $3" -H 'content-type: application/json' ${4:+-d "$4"}

@@ -30,11 +30,23 @@ if command -v node >/dev/null && command -v npm >/dev/null; then
   for p in "${missing[@]}"; do [[ "$p" == nodejs || "$p" == npm ]] || filtered+=("$p"); done
   missing=("${filtered[@]+"${filtered[@]}"}")
 fi
+# One line per step; a step's whole output only when it fails.
+deps_log="$(mktemp /tmp/brigade-deps-XXXXXX.log)"
+trap 'rm -f "$deps_log"' EXIT
+step() {  # step "what" command…
+  echo "deps: $1"
+  if ! "${@:2}" > "$deps_log" 2>&1; then
+    echo "deps: FAILED: $1 — its output:" >&2
+    cat "$deps_log" >&2
+    exit 1
+  fi
+}
+
 if ((${#missing[@]})); then
-  echo "deps: installing ${missing[*]}"
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  step "apt-get update" $SUDO apt-get update -qq
+  step "installing ${missing[*]}" \
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 # The nginx package starts a server on port 80 on install; the benchmark runs
@@ -54,7 +66,6 @@ fi
 
 if [[ -f tests/e2e/package.json ]]; then
   if [[ ! -d tests/e2e/node_modules ]] || [[ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]]; then
-    echo "deps: npm packages for tests/e2e"
-    (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+    step "npm packages for tests/e2e" npm --prefix tests/e2e ci --no-audit --no-fund --loglevel=error
   fi
 fi

@@ -5,6 +5,7 @@
  *   brigade admin      tenants, users and keys straight against the store
  *   brigade audit      verify the audit log, print its signing key (src/app/audit_cli.c)
  *   brigade usage      usage reports (src/app/usage_cli.c)
+ *   brigade chat       a terminal chat with an agent of a running brigade (src/app/chat_cli.c)
  *
  * Exit codes: 0 success, 1 a failure at run time (message on stderr),
  * 2 a usage error (bad flag or argument). */
@@ -29,6 +30,7 @@ static const char main_usage[] =
     "  admin      create tenants, users and keys offline (brigade admin --help)\n"
     "  audit      verify the audit log end to end (brigade audit --help)\n"
     "  usage      usage and cost reports, also while serving (brigade usage --help)\n"
+    "  chat       chat with an agent of a running brigade, as a user (brigade chat --help)\n"
     "\n"
     "  --version  print the version\n"
     "  --help     this text\n";
@@ -60,6 +62,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "admin") == 0) return app_admin_main(argc - 1, argv + 1);
     if (strcmp(cmd, "audit") == 0) return app_audit_main(argc - 1, argv + 1);
     if (strcmp(cmd, "usage") == 0) return app_usage_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "chat") == 0) return app_chat_main(argc - 1, argv + 1);
     fprintf(stderr, "brigade: unknown command \"%s\"\n\n%s", cmd, main_usage);
     return 2;
 }

@@ -1,6 +1,6 @@
 /* api.h — the HTTP API's handlers and what they share.
  *
- * Every route of API.md is an `api_route` (routes.c): who may call it (a
+ * Every route of docs/api.md is an `api_route` (routes.c): who may call it (a
  * set of roles; none = public) and its handler. api_begin() runs the common
  * front half for all of them — authentication from the identity cache (with
  * JWT subject provisioning deferred to the thread pool), the role check,
@@ -52,9 +52,6 @@
 typedef struct api_metrics {
     atomic_uint_fast64_t requests;
     atomic_uint_fast64_t responses_2xx, responses_4xx, responses_5xx;
-    atomic_uint_fast64_t upstream_calls, upstream_errors;
-    atomic_uint_fast64_t input_tokens, output_tokens;
-    atomic_uint_fast64_t cost_nusd;
     atomic_uint_fast64_t auth_failures;
 } api_metrics;
 

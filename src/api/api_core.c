@@ -159,6 +159,16 @@ static void api_work_done(http_request *req)
     api_send(req->user);
 }
 
+/* What a route's roles accept, in words, for the errors that name it. */
+static const char *api_roles_need(unsigned roles)
+{
+    if (roles == ROLES_SERVER_ADMIN) return "the server admin token (BRIGADE_ADMIN_TOKEN)";
+    if (roles == ROLES_TENANT_ADMIN) return "a tenant admin key";
+    if (roles == (ROLES_TENANT_ADMIN | ROLES_SERVER_ADMIN)) return "a tenant admin key or the server admin token";
+    if (roles & ROLES_USER) return "a user key or user token";
+    return "a tenant admin key";
+}
+
 static void api_dispatch(api_ctx *ctx)
 {
     const api_route *route = ctx->route;
@@ -168,9 +178,7 @@ static void api_dispatch(api_ctx *ctx)
         obs_span_set_str(ctx->span, "brigade.auth.role", scope_role_name(ctx->scope.role));
     }
     if (route->roles && !(route->roles & ROLE_BIT(ctx->scope.role))) {
-        const char *need = (route->roles & ROLES_USER)           ? "a user key or user token"
-                           : (route->roles & ROLES_TENANT_ADMIN) ? "a tenant admin key"
-                                                                 : "the server admin token";
+        const char *need = api_roles_need(route->roles);
         api_fail(ctx, 403, "permission_error", "wrong_role", NULL,
                  "%s %s needs %s; this request used a %s credential", route->method,
                  route->pattern, need, scope_role_name(ctx->scope.role));
@@ -216,8 +224,14 @@ static void api_fail_auth(api_ctx *ctx, auth_status st, const char *why)
     default: break;
     }
     http_add_header(ctx->req, "www-authenticate", "Bearer realm=\"brigade\"");
-    api_fail(ctx, 401, "authentication_error", code, NULL, "%s",
-             why && why[0] ? why : "invalid credential");
+    if (st == AUTH_MISSING && ctx->route && ctx->route->roles)
+        /* say which credential would do, not just that none was given */
+        api_fail(ctx, 401, "authentication_error", code, NULL,
+                 "%s %s needs %s in the Authorization header (Bearer)", ctx->route->method,
+                 ctx->route->pattern, api_roles_need(ctx->route->roles));
+    else
+        api_fail(ctx, 401, "authentication_error", code, NULL, "%s",
+                 why && why[0] ? why : "invalid credential");
     api_audit_auth_failure(ctx, code);   /* audits (rate-bounded), then sends */
 }
 
@@ -397,10 +411,10 @@ void api_request_done(http_request *req, int status)
         obs_histogram_observe(obs_series_of(obs_m_http_duration(), OBS_L(method, route)),
                               latency_s);
     /* the last hour, per minute, for the console (GET /v1/metrics/recent) */
-    api_env *env = api_thread_of(req)->env;
     obs_recent_request(time_now_unix(), status, latency_s,
-                       atomic_load(&env->metrics.input_tokens) + atomic_load(&env->metrics.output_tokens),
-                       atomic_load(&env->metrics.cost_nusd));
+                       obs_counter_value(obs_series_of(obs_m_input_tokens(), NULL)) +
+                           obs_counter_value(obs_series_of(obs_m_output_tokens(), NULL)),
+                       obs_counter_value(obs_series_of(obs_m_cost_total(), NULL)));
     if (!ctx) return;
     if (ctx->auth_span) {
         obs_span_discard(ctx->auth_span);   /* the client left mid-provisioning */

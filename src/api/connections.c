@@ -1,4 +1,4 @@
-/* connections.c — a user's own credentials for tools (API.md, "A user's
+/* connections.c — a user's own credentials for tools (docs/api.md, "A user's
  * own credentials"): the routes over the vault (src/vault/).
  *
  *   GET    /v1/connections        the caller's connections, never a secret

@@ -58,17 +58,11 @@ typedef struct gateway_call {
 
 /* ---- usage ---- */
 
-/* The usage row of a delivered call (the metered call's rule), and the
- * gateway's own totals for /metrics. */
+/* The usage row of a delivered call (the metered call's rule; it counts
+ * the process totals for /metrics too). */
 static void gateway_record_usage(gateway_call *g, const upstream_result *res, int status)
 {
-    api_ctx *ctx = g->ctx;
-    api_env *a = ctx->env;
-    usage_rec u;
-    if (!metered_call_record_usage(&g->mc, a->store, res, ctx->req->request_id, status, &u)) return;
-    atomic_fetch_add(&a->metrics.input_tokens, (uint64_t)u.input_tokens);
-    atomic_fetch_add(&a->metrics.output_tokens, (uint64_t)u.output_tokens);
-    atomic_fetch_add(&a->metrics.cost_nusd, (uint64_t)u.cost_nusd);
+    metered_call_record_usage(&g->mc, g->ctx->env->store, res, g->ctx->req->request_id, status, NULL);
 }
 
 /* ---- the model name clients see ---- */
@@ -114,7 +108,7 @@ static void gateway_served_headers(gateway_call *g, const char *deployment)
     if (deployment) http_add_header(req, "x-brigade-deployment", deployment);
 }
 
-/* Turn a failed provider call into the client's error (API.md's table). */
+/* Turn a failed provider call into the client's error (docs/api.md's table). */
 void api_gateway_fail_upstream(api_ctx *ctx, const model_cfg *model, const upstream_result *res)
 {
     const char *prov = res->deployment ? res->deployment : model->provider_name;
@@ -281,8 +275,7 @@ static void gateway_finish(gateway_call *g, const upstream_result *res)
 
     int status = 200;
     if (res->error != UPSTREAM_OK) {
-        atomic_fetch_add(&ctx->env->metrics.upstream_errors, 1);
-        api_gateway_fail_upstream(ctx, g->model, res);
+            api_gateway_fail_upstream(ctx, g->model, res);
         status = ctx->status;
         if (res->error != UPSTREAM_CANCELLED)
             log_warn("gateway request=%s model=%s attempts=%u error=%s status=%d",
@@ -347,7 +340,6 @@ static void gateway_on_done(metered_call *mc, upstream_call *call, const upstrea
 static void gateway_start(gateway_call *g)
 {
     api_ctx *ctx = g->ctx;
-    atomic_fetch_add(&ctx->env->metrics.upstream_calls, 1);
     if (!metered_call_dispatch(&g->mc, ctx->thread->upstream, g->upstream_body,
                                g->upstream_body_len, ctx->req->request_id)) {
         /* Not started: the metered call is over (released, span ended). */

@@ -185,21 +185,10 @@ void api_metrics_get(api_ctx *ctx)
                (unsigned long long)atomic_load(&m->responses_2xx),
                (unsigned long long)atomic_load(&m->responses_4xx),
                (unsigned long long)atomic_load(&m->responses_5xx));
-    METRIC("upstream_calls_total", "counter", "Model provider calls started.",
-           atomic_load(&m->upstream_calls));
-    METRIC("upstream_errors_total", "counter", "Model provider calls that failed.",
-           atomic_load(&m->upstream_errors));
-    METRIC("input_tokens_total", "counter", "Prompt tokens charged.", atomic_load(&m->input_tokens));
-    METRIC("output_tokens_total", "counter", "Completion tokens charged.",
-           atomic_load(&m->output_tokens));
-    METRIC("cost_nanodollars_total", "counter", "Cost charged, in 1e-9 US dollars.",
-           atomic_load(&m->cost_nusd));
     METRIC("auth_failures_total", "counter", "Requests refused for their credential.",
            atomic_load(&m->auth_failures));
     METRIC("uptime_seconds", "gauge", "Seconds since the server started.",
            time_now_unix() - ctx->env->started_at);
-    METRIC("runs_active", "gauge", "Agent runs in progress (all loops).",
-           runs_active(ctx->env->runs));
 #undef METRIC
     /* The registry's families (per-route HTTP, upstream, tokens, OTLP…). */
     obs_metrics_render(api_metrics_append, &b);

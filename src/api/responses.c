@@ -219,7 +219,6 @@ static void responses_on_done(metered_call *mc, upstream_call *call, const upstr
     int status = 200;
     bool ok = res->error == UPSTREAM_OK;
     if (!ok) {
-        atomic_fetch_add(&ctx->env->metrics.upstream_errors, 1);
         api_gateway_fail_upstream(ctx, rc->rq.model, res);
         status = ctx->status;
     } else if (!rc->rq.stream && !(rc->passthrough
@@ -237,12 +236,7 @@ static void responses_on_done(metered_call *mc, upstream_call *call, const upstr
         status = 502;
         ok = false;
     }
-    usage_rec u;
-    if (metered_call_record_usage(&rc->mc, ctx->env->store, res, req->request_id, status, &u)) {
-        atomic_fetch_add(&ctx->env->metrics.input_tokens, (uint64_t)u.input_tokens);
-        atomic_fetch_add(&ctx->env->metrics.output_tokens, (uint64_t)u.output_tokens);
-        atomic_fetch_add(&ctx->env->metrics.cost_nusd, (uint64_t)u.cost_nusd);
-    }
+    metered_call_record_usage(&rc->mc, ctx->env->store, res, req->request_id, status, NULL);
     if (!ok && rc->rq.stream && rc->stream_started) {
         /* headers are gone: the failure in-band, the way OpenAI reports it */
         rc->scratch.len = 0;
@@ -267,7 +261,6 @@ static void responses_on_done(metered_call *mc, upstream_call *call, const upstr
 static void responses_dispatch(responses_call *rc)
 {
     api_ctx *ctx = rc->ctx;
-    atomic_fetch_add(&ctx->env->metrics.upstream_calls, 1);
     if (metered_call_dispatch(&rc->mc, ctx->thread->upstream, rc->upstream_body,
                               rc->upstream_body_len, ctx->req->request_id))
         return;

@@ -102,6 +102,7 @@ static cJSON *def_json_tool(const tool_cfg *t, bool own)
         cJSON_AddItemToObject(o, "headers", def_json_names(t->header_names, t->n_headers));
         cJSON_AddNumberToObject(o, "timeout_ms", t->timeout_ms);
         cJSON_AddNumberToObject(o, "max_response_bytes", t->max_response_bytes);
+        cJSON_AddNumberToObject(o, "max_redirects", t->max_redirects);
     }
     return o;
 }

@@ -162,10 +162,10 @@ static void audit_cli_print(const audit_verify_result *res, const unsigned char 
         cJSON_Delete(o);
         return;
     }
-    printf("audit log: %llu entries", (unsigned long long)res->entries);
+    printf("audit log: %llu entr%s", (unsigned long long)res->entries, res->entries == 1 ? "y" : "ies");
     if (res->entries)
         printf(" (seq %lld..%lld)", (long long)res->first_seq, (long long)res->last_seq);
-    printf(", %llu checkpoints", (unsigned long long)res->checkpoints);
+    printf(", %llu checkpoint%s", (unsigned long long)res->checkpoints, res->checkpoints == 1 ? "" : "s");
     if (res->last_checkpoint_seq) printf(" (last signs seq %lld)", (long long)res->last_checkpoint_seq);
     printf("\n");
     if (!pk) printf("signatures: not checked (no key)\n");

@@ -12,4 +12,8 @@ int app_audit_main(int argc, char **argv);
 /* `brigade usage` (usage_cli.c): usage reports as a table, CSV or JSON. */
 int app_usage_main(int argc, char **argv);
 
+/* `brigade chat` (chat_cli.c): an interactive terminal client of a running
+ * brigade — a user key, streaming, tool calls, approvals, /commands. */
+int app_chat_main(int argc, char **argv);
+
 #endif

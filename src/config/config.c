@@ -315,6 +315,7 @@ void config_free(brigade_config *cfg)
     for (size_t i = 0; i < cfg->n_credential_providers; i++)
         config_credential_provider_free(&cfg->credential_providers[i]);
     free(cfg->credential_providers);
+    free(cfg->egress_allow_nets);
     free(cfg->public_url);
     for (size_t i = 0; i < cfg->n_agents; i++)
         config_agent_free(&cfg->agents[i]);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "config/server_limits.h"
+#include "egress/egress_addr.h"
 
 typedef enum provider_kind { PROVIDER_MOCK = 1, PROVIDER_OPENAI = 2, PROVIDER_ANTHROPIC = 3 } provider_kind;
 
@@ -222,7 +223,15 @@ typedef struct tool_cfg {
      * all`, the default) = every tenant has it; true (`tenants: enable`) =
      * only tenants whose admin enabled it. Never set for a tenant's own. */
     bool      tenants_enable;
+    /* Egress (docs/egress.md): `allow_private_networks: true` lets this
+     * tool reach loopback, RFC 1918, CGNAT and unique-local addresses —
+     * the server's configuration only, never a tenant's body.
+     * `max_redirects` (0–10, default 0): redirects followed, each hop's
+     * address checked again. */
+    bool      allow_private_networks;
+    uint32_t  max_redirects;
 } tool_cfg;
+#define EGRESS_MAX_REDIRECTS_CFG 10   /* = EGRESS_MAX_REDIRECTS (egress_curl.h) */
 
 /* A credential provider (`credential_providers:` in the file, docs/config.md):
  * where a user's own token for a tool comes from. Kind oauth2: the user
@@ -243,6 +252,7 @@ typedef struct credential_provider_cfg {
     size_t          n_scopes;
     char           *resource;                /* oauth2: RFC 8707 resource indicator, optional */
     uint32_t        timeout_ms;              /* token, revocation and discovery calls (default 10000) */
+    bool            allow_private_networks;  /* its endpoints may be on a private network (docs/egress.md) */
 } credential_provider_cfg;
 
 /* An agent (`agents:` in the file): what a session talks to. */
@@ -307,6 +317,9 @@ typedef struct brigade_config {
     agent_cfg    *agents;     size_t n_agents;
     governance_cfg governance;
     obs_cfg      observability;
+    /* `egress.allow_networks`: networks every request made for an agent
+     * may reach although they are private (docs/egress.md). */
+    egress_net  *egress_allow_nets; size_t n_egress_allow_nets;
     console_cfg  console;
     /* Non-fatal findings of the load (e.g. a literal api_key in the file),
      * each "FILE:LINE: key.path: message". They are also logged with

@@ -52,7 +52,7 @@ static int ld_scope_list(ld *l, const slot *s, const char *path, char ***out, si
 }
 
 enum { CP_NAME, CP_KIND, CP_ISSUER, CP_AUTHZ, CP_TOKEN, CP_REVOKE, CP_CLIENT_ID, CP_SECRET_ENV,
-       CP_SCOPES, CP_RESOURCE, CP_TIMEOUT, CP__N };
+       CP_SCOPES, CP_RESOURCE, CP_TIMEOUT, CP_ALLOW_PRIVATE, CP__N };
 
 static int ld_credential_provider(ld *l, struct fy_node *n, int line, const char *path,
                                   credential_provider_cfg *p, entry_lines *el)
@@ -64,6 +64,7 @@ static int ld_credential_provider(ld *l, struct fy_node *n, int line, const char
         [CP_CLIENT_ID] = {.key = "client_id"}, [CP_SECRET_ENV] = {.key = "client_secret_env"},
         [CP_SCOPES] = {.key = "scopes"},       [CP_RESOURCE] = {.key = "resource"},
         [CP_TIMEOUT] = {.key = "timeout_ms"},
+        [CP_ALLOW_PRIVATE] = {.key = "allow_private_networks"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, kind, …), got nothing");
@@ -138,6 +139,14 @@ static int ld_credential_provider(ld *l, struct fy_node *n, int line, const char
     if (s[CP_TIMEOUT].present) {
         ld_path(kp, sizeof(kp), path, "timeout_ms");
         if (ld_u32(l, &s[CP_TIMEOUT], kp, 100, 120000, &p->timeout_ms) < 0)
+            return -1;
+    }
+    if (s[CP_ALLOW_PRIVATE].present) {
+        ld_path(kp, sizeof(kp), path, "allow_private_networks");
+        if (l->api_body)   /* the operator's decision only (docs/egress.md) */
+            return ld_fail(l, s[CP_ALLOW_PRIVATE].line, kp, "only the server's configuration may let "
+                           "a credential provider be reached on a private network");
+        if (ld_bool(l, &s[CP_ALLOW_PRIVATE], kp, &p->allow_private_networks) < 0)
             return -1;
     }
     return 0;

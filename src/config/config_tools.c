@@ -221,7 +221,8 @@ static int ld_tool_url_placeholders(ld *l, const slot *s, const char *path, cons
 }
 
 enum { TO_NAME, TO_DESC, TO_URL, TO_METHOD, TO_HEADERS, TO_PARAMS, TO_TIMEOUT, TO_MAX_RESP,
-       TO_APPROVAL, TO_APPROVAL_TIMEOUT, TO_AUTH_TIMEOUT, TO_EFFECTS, TO_TENANTS, TO_AUTH, TO__N };
+       TO_APPROVAL, TO_APPROVAL_TIMEOUT, TO_AUTH_TIMEOUT, TO_EFFECTS, TO_TENANTS, TO_AUTH,
+       TO_ALLOW_PRIVATE, TO_MAX_REDIRECTS, TO__N };
 
 const char *config_tool_effects_name(tool_effects e)
 {
@@ -277,6 +278,7 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
         [TO_AUTH_TIMEOUT] = {.key = "auth_timeout_s"},
         [TO_EFFECTS] = {.key = "effects"},    [TO_TENANTS] = {.key = "tenants"},
         [TO_AUTH] = {.key = "auth"},
+        [TO_ALLOW_PRIVATE] = {.key = "allow_private_networks"}, [TO_MAX_REDIRECTS] = {.key = "max_redirects"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, url, …), got nothing");
@@ -384,6 +386,29 @@ static int ld_tool(ld *l, struct fy_node *n, int line, const char *path, tool_cf
         ld_path(kp, sizeof(kp), path, "auth");
         if (ld_tool_auth(l, &s[TO_AUTH], kp, t) < 0)
             return -1;
+    }
+    if (s[TO_ALLOW_PRIVATE].present) {
+        ld_path(kp, sizeof(kp), path, "allow_private_networks");
+        /* Reaching the server's own networks is the operator's decision:
+         * a tenant admin could otherwise point a tool at the machine. */
+        if (l->api_body)
+            return ld_fail(l, s[TO_ALLOW_PRIVATE].line, kp, "only the server's configuration may let "
+                           "a tool reach private networks; a tenant's tool reaches public addresses only");
+        if (ld_bool(l, &s[TO_ALLOW_PRIVATE], kp, &t->allow_private_networks) < 0)
+            return -1;
+    }
+    if (s[TO_MAX_REDIRECTS].present) {
+        ld_path(kp, sizeof(kp), path, "max_redirects");
+        if (ld_u32(l, &s[TO_MAX_REDIRECTS], kp, 0, EGRESS_MAX_REDIRECTS_CFG, &t->max_redirects) < 0)
+            return -1;
+        /* libcurl drops an Authorization header on a redirect to another
+         * host, but not a header of another name: the user's token would
+         * follow the redirect wherever it points. */
+        const char *ah = t->auth_header ? t->auth_header : "Authorization";
+        if (t->max_redirects && t->auth_provider && strcasecmp(ah, "Authorization") != 0)
+            return ld_fail(l, s[TO_MAX_REDIRECTS].line, kp, "a tool that sends the user's credential "
+                           "in \"%s\" cannot follow redirects (the header would go to the redirect's "
+                           "host); use the Authorization header or max_redirects: 0", ah);
     }
     return 0;
 }

@@ -38,7 +38,7 @@
 /* the document                                                        */
 
 enum { RT_SERVER, RT_PROVIDERS, RT_MODELS, RT_TIERS, RT_DEFAULT_TIER, RT_TOOLS, RT_AGENTS,
-       RT_GOVERNANCE, RT_OBSERVABILITY, RT_CREDENTIALS, RT_CONSOLE, RT__N };
+       RT_GOVERNANCE, RT_OBSERVABILITY, RT_CREDENTIALS, RT_EGRESS, RT_CONSOLE, RT__N };
 
 static int ld_root(ld *l, struct fy_node *root)
 {
@@ -50,7 +50,7 @@ static int ld_root(ld *l, struct fy_node *root)
         [RT_DEFAULT_TIER] = {.key = "default_tier"}, [RT_TOOLS] = {.key = "tools"},
         [RT_AGENTS] = {.key = "agents"},             [RT_GOVERNANCE] = {.key = "governance"},
         [RT_OBSERVABILITY] = {.key = "observability"},
-        [RT_CREDENTIALS] = {.key = "credential_providers"},
+        [RT_CREDENTIALS] = {.key = "credential_providers"}, [RT_EGRESS] = {.key = "egress"},
         [RT_CONSOLE] = {.key = "console"},
     };
     if (!config_node_is_null(root) && fy_node_get_type(root) != FYNT_MAPPING)
@@ -65,6 +65,8 @@ static int ld_root(ld *l, struct fy_node *root)
         return -1;
     if (s[RT_OBSERVABILITY].present &&
         ld_observability(l, s[RT_OBSERVABILITY].val, s[RT_OBSERVABILITY].line) < 0)
+        return -1;
+    if (s[RT_EGRESS].present && ld_egress(l, s[RT_EGRESS].val, s[RT_EGRESS].line) < 0)
         return -1;
     if (s[RT_CONSOLE].present && ld_console(l, s[RT_CONSOLE].val, s[RT_CONSOLE].line) < 0)
         return -1;

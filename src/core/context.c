@@ -4,7 +4,7 @@
  *
  * Includes: only <cjson/cJSON.h>, standard string/memory/stdlib/stdio
  * headers and core/ headers — no I/O, storage, clocks or randomness
- * (DESIGN.md invariant 1; checked by tests/unit/core/test_core_purity.c). */
+ * (invariant 1, docs/architecture.md; checked by tests/unit/core/test_core_purity.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

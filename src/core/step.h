@@ -1,6 +1,6 @@
 /* step.h — the step interface: how an agent core and the harness talk.
  *
- * DESIGN.md invariant 1, complete mediation: an agent core is a step
+ * invariant 1, docs/architecture.md, complete mediation: an agent core is a step
  * function. Given the run's state and the last event (the user's message,
  * the model's reply, the results of tool calls), it returns the next
  * *effect* it wants — call the model, call tools, finish, fail. The harness

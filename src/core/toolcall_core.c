@@ -6,7 +6,7 @@
  *                └───────────── TOOL_RESULTS ◀────────────┘
  *
  * The core only decides; the harness (src/runs/) performs every effect
- * after its own checks (DESIGN.md invariant 1). Limits the core enforces
+ * after its own checks (invariant 1, docs/architecture.md). Limits the core enforces
  * itself: max_steps (model calls) and max_tool_calls (tool calls) per run.
  *
  * Memory: a run waiting on the model costs this state plus its messages.
@@ -17,7 +17,7 @@
  *
  * Includes: only <cjson/cJSON.h>, standard string/memory/stdlib/stdio
  * headers and core/ headers — no I/O, storage, clocks or randomness
- * (DESIGN.md invariant 1; checked by tests/unit/core/test_core_purity.c). */
+ * (invariant 1, docs/architecture.md; checked by tests/unit/core/test_core_purity.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

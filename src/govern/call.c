@@ -159,6 +159,8 @@ static void metered_on_done(upstream_call *call, const upstream_result *res, voi
     /* Delivered: the record stays open until its usage row is committed
      * (metered_call_record_usage hands it to the row). */
     if (!mc->delivered) metered_journal_close(mc);
+    if (res->error != UPSTREAM_OK && res->error != UPSTREAM_CANCELLED)
+        obs_counter_add(obs_series_of(obs_m_model_errors(), NULL), 1);
     const model_cfg *m = metered_call_charged_model(mc, res);
     mc->charged_nusd = mc->delivered ? config_cost_nusd(m, res->input_tokens, res->output_tokens) : 0;
     metered_leave(mc, mc->delivered, res->input_tokens + res->output_tokens, mc->charged_nusd);
@@ -197,7 +199,9 @@ bool metered_call_dispatch(metered_call *mc, upstream *up, const char *body, siz
         }
     }
     mc->call = upstream_chat(up, mc->model, body, body_len, mc->stream, &opts, &cbs, mc);
+    obs_counter_add(obs_series_of(obs_m_model_calls(), NULL), 1);
     if (mc->call) return true;            /* upstream_chat never calls back from inside */
+    obs_counter_add(obs_series_of(obs_m_model_errors(), NULL), 1);
     metered_journal_close(mc);
     metered_leave(mc, false, 0, 0);
     const char *why = upstream_last_error();
@@ -259,6 +263,9 @@ bool metered_call_record_usage(metered_call *mc, store *st, const upstream_resul
     obs_counter_add(obs_series_of(obs_m_tokens(), OBS_L(u.tenant_id, u.model, "output")),
                     (uint64_t)u.output_tokens);
     obs_counter_add(obs_series_of(obs_m_cost(), OBS_L(u.tenant_id, u.model)), (uint64_t)u.cost_nusd);
+    obs_counter_add(obs_series_of(obs_m_input_tokens(), NULL), (uint64_t)u.input_tokens);
+    obs_counter_add(obs_series_of(obs_m_output_tokens(), NULL), (uint64_t)u.output_tokens);
+    obs_counter_add(obs_series_of(obs_m_cost_total(), NULL), (uint64_t)u.cost_nusd);
     if (out) *out = u;
     return true;
 }

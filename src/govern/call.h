@@ -1,5 +1,5 @@
 /* call.h — one metered model call: the single path every model call takes,
- * a gateway request or an agent step alike (DESIGN.md invariant 3: "money
+ * a gateway request or an agent step alike (invariant 3, docs/architecture.md: "money
  * is reserved before it is spent" lives here and only here).
  *
  *   estimate   the worst case of the call (gate_estimate);

@@ -1,5 +1,5 @@
-/* fairq.h — fair sharing of upstream slots across users (DESIGN.md
- * invariant 4: "capacity is shared fairly").
+/* fairq.h — fair sharing of upstream slots across users (invariant 4,
+ * "capacity is shared fairly"; docs/architecture.md).
  *
  * A `fairq` holds pools, one per model deployment, each with a capacity:
  * the most upstream calls it may have in flight (0 = unlimited). A call

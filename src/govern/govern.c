@@ -4,7 +4,7 @@
  * One mutex guards everything. An admission is a handful of hash lookups
  * and integer compares, so the lock is held for well under a microsecond;
  * finer locking would buy nothing and make the all-or-nothing rule
- * (DESIGN.md invariant 3) harder to see. The rule itself is kept by
+ * (invariant 3, docs/architecture.md) harder to see. The rule itself is kept by
  * checking every limit first and changing state only once all passed. */
 #include "govern/govern.h"
 

@@ -1,5 +1,5 @@
 /* govern.h — budgets by reservation, GCRA rate limits and run concurrency
- * (DESIGN.md invariant 3: "money is reserved before it is spent").
+ * (invariant 3, docs/architecture.md: "money is reserved before it is spent").
  *
  * A `govern` is pure in-process state: per-subject counters behind one
  * mutex, no store and no I/O. Several libuv loop threads call it at once.

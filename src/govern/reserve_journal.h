@@ -1,5 +1,5 @@
-/* reserve_journal.h — reservations that survive a crash (DESIGN.md
- * invariant 3, "money is reserved before it is spent", made durable).
+/* reserve_journal.h — reservations that survive a crash (invariant 3,
+ * "money is reserved before it is spent", made durable; docs/architecture.md).
  *
  * Budgets live in memory (govern.h) and are rebuilt from the usage ledger
  * at start. Usage rows reach the ledger in group commits, up to

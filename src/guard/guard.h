@@ -1,6 +1,6 @@
 /* guard.h — the harness's checks, in one place: its contract.
  *
- * DESIGN.md invariant 1 (complete mediation) says the harness performs an
+ * invariant 1, docs/architecture.md (complete mediation) says the harness performs an
  * agent core's effect only after its own checks. Those checks live here,
  * behind two calls the harness (src/runs/) makes:
  *

@@ -3,7 +3,7 @@
  * Pure (no I/O, no clock except `created`): both the `brigade mock-llm`
  * server and the in-process `mock` provider call it, so the two behave the
  * same. The engine reads an OpenAI chat-completions request, looks for
- * markers in the LAST user message (see API.md, "mock-llm"), and produces a
+ * markers in the LAST user message (see docs/api.md, "mock-llm"), and produces a
  * *plan*: what to answer, how many tokens, which fault to inject. Renderers
  * then turn the plan into OpenAI JSON (a whole `chat.completion`, or the
  * `chat.completion.chunk` events of a stream), written directly into a buf —

@@ -1,4 +1,4 @@
-/* audit.h — recording security-relevant acts (DESIGN.md invariant 5).
+/* audit.h — recording security-relevant acts (invariant 5, docs/architecture.md).
  *
  * An act that is a store write records its entry in the same transaction
  * (obs_audit_act_begin / _end, below). obs_audit() records an act that is
@@ -63,7 +63,7 @@ store_status obs_audit_raw(store *st, const char *tenant_id, const char *actor,
                            cJSON *details);
 
 /* An act and its entry in ONE transaction: a crash can never leave the act
- * without its entry (DESIGN.md invariant 5). Use it for every act that is
+ * without its entry (invariant 5, docs/architecture.md). Use it for every act that is
  * a store write:
  *
  *     obs_audit_act a;

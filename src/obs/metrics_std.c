@@ -54,7 +54,36 @@ OBS_STD(obs_m_queue_depth,
 OBS_STD(obs_m_queue_wait,
         obs_histogram("brigade_run_queue_wait_seconds", "Time agent runs waited before starting.",
                       NULL, NULL, 0))
-OBS_STD(obs_m_active_runs, obs_gauge("brigade_active_runs", "Agent runs in progress.", NULL))
+OBS_STD(obs_m_active_runs,
+        obs_gauge("brigade_active_runs", "Agent runs in progress (all loops; waiting ones included).",
+                  NULL))
+/* The process totals: every metered model call, the gateway's and the
+ * agent runs' alike (counted in govern/call.c, the one model-call path). */
+OBS_STD(obs_m_model_calls,
+        obs_counter("brigade_upstream_calls_total",
+                    "Model calls sent to a provider (gateway and agent runs), once each whatever "
+                    "their retries and fallbacks; attempts: brigade_upstream_requests_total.",
+                    NULL))
+OBS_STD(obs_m_model_errors,
+        obs_counter("brigade_upstream_errors_total",
+                    "Model calls that failed after their retries and fallbacks (gateway and agent "
+                    "runs; a call the client or the run cancelled is not counted).",
+                    NULL))
+OBS_STD(obs_m_input_tokens,
+        obs_counter("brigade_input_tokens_total",
+                    "Prompt tokens charged (gateway and agent runs); by tenant and model: "
+                    "brigade_tokens_total.",
+                    NULL))
+OBS_STD(obs_m_output_tokens,
+        obs_counter("brigade_output_tokens_total",
+                    "Completion tokens charged (gateway and agent runs); by tenant and model: "
+                    "brigade_tokens_total.",
+                    NULL))
+OBS_STD(obs_m_cost_total,
+        obs_counter("brigade_cost_nanodollars_total",
+                    "Cost charged in 1e-9 US dollars (gateway and agent runs); by tenant and "
+                    "model: brigade_cost_nanodollars_by_model_total.",
+                    NULL))
 OBS_STD(obs_m_active_streams,
         obs_gauge("brigade_active_streams", "Streaming responses in progress.", NULL))
 OBS_STD(obs_m_refusals,

@@ -154,6 +154,8 @@ obs_metric *obs_histogram(const char *name, const char *help, const char *const 
 obs_series *obs_series_of(obs_metric *m, const char *const *values);
 
 void obs_counter_add(obs_series *s, uint64_t n);
+/* A counter's value now (the per-minute ring of recent.h reads the totals). */
+uint64_t obs_counter_value(const obs_series *s);
 void obs_gauge_set(obs_series *s, double v);
 void obs_gauge_add(obs_series *s, double d);     /* negative to decrement */
 void obs_histogram_observe(obs_series *s, double v);
@@ -182,6 +184,11 @@ obs_metric *obs_m_cost(void);                 /* counter {tenant, model} nano-US
 obs_metric *obs_m_queue_depth(void);          /* gauge: runs waiting */
 obs_metric *obs_m_queue_wait(void);           /* histogram seconds */
 obs_metric *obs_m_active_runs(void);          /* gauge */
+obs_metric *obs_m_model_calls(void);          /* counter: metered model calls sent */
+obs_metric *obs_m_model_errors(void);         /* counter: … that failed */
+obs_metric *obs_m_input_tokens(void);         /* counter: process totals (all tenants) */
+obs_metric *obs_m_output_tokens(void);
+obs_metric *obs_m_cost_total(void);           /* counter nano-USD */
 obs_metric *obs_m_active_streams(void);       /* gauge */
 obs_metric *obs_m_refusals(void);             /* counter {tenant, reason}: rate_limit|concurrency|budget|overload */
 

@@ -1,6 +1,6 @@
 /* registry.c — every active run, by session and by id, shared by all loops.
  *
- * DESIGN.md invariant 4's "runs on one session are serialized" lives here:
+ * invariant 4, docs/architecture.md's "runs on one session are serialized" lives here:
  * a session has at most one active run; a second message is rejected,
  * queued (bounded: RUNS_QUEUE_MAX) or made to interrupt the first, as the
  * client asked. The lock is held only for these small bookkeeping steps,

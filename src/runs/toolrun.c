@@ -278,6 +278,8 @@ static void run_tools_go(run_exec *x)
             .loop = x->t->loop, .upstream = x->t->up, .store = x->r->st, .scope = &x->sc,
             .max_output_bytes = x->agent->max_tool_output_bytes, .request_id = x->rec.id,
             .auth_header_name = slot->auth_name, .auth_header_value = slot->auth_value,
+            .egress_allow_nets = x->r->cfg->egress_allow_nets,
+            .n_egress_allow_nets = x->r->cfg->n_egress_allow_nets, .span = slot->span,
         };
         x->execs[i] = tools_execute(slot->def, &env, targs, run_tool_done, slot);
         /* the request holds its own copy of the header now */

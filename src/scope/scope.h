@@ -1,4 +1,4 @@
-/* scope.h — the scope type: DESIGN.md invariant 2, "scope is a capability".
+/* scope.h — the scope type: invariant 2, docs/architecture.md, "scope is a capability".
  *
  * A scope names who is acting: the server admin, one tenant's admin, or one
  * user of one tenant. Every access to stored state takes a `const scope *`,

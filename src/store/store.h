@@ -4,7 +4,7 @@
  * this interface today; a PostgreSQL backend can implement the same
  * functions later without touching a handler.
  *
- * Scope (DESIGN.md invariant 2): every function that reads or changes
+ * Scope (invariant 2, docs/architecture.md): every function that reads or changes
  * tenant or user data takes a `const scope *` and answers only inside it.
  * An object outside the scope is STORE_NOT_FOUND, exactly like an object
  * that does not exist. Functions in the "authentication" section run before
@@ -261,6 +261,15 @@ store_status store_usage_query(store *st, const scope *sc, const usage_query *q,
 /* Spend of one user over [from, to), nano-USD (for /v1/me). */
 store_status store_usage_spent(store *st, const scope *sc, int64_t from, int64_t to,
                                int64_t *cost_nusd);
+/* A consistent copy of data_dir's database into dest (a new file, 0600),
+ * taken while a server may be writing (SQLite's online backup), then
+ * checked (quick_check). The key files beside the database are not in it:
+ * docs/operations.md. 0, or -1 with err (dest removed). */
+typedef struct store_backup_info {
+    uint64_t pages, bytes;
+} store_backup_info;
+int store_backup(const char *data_dir, const char *dest, store_backup_info *out, char *err,
+                 size_t errlen);
 /* Wait until every usage record queued so far is committed (tests, shutdown). */
 void         store_usage_flush(store *st);
 /* Called by the writer thread after each commit of queued usage rows, with
@@ -645,7 +654,7 @@ typedef struct audit_query {
  * the same transaction. Not scoped: the actor is data here, and only
  * src/obs/audit.c calls it. */
 store_status store_audit_append(store *st, audit_rec *e, const store_audit_chain *chain);
-/* An act and its audit entry in one transaction (DESIGN.md invariant 5).
+/* An act and its audit entry in one transaction (invariant 5, docs/architecture.md).
  * store_audit_attach arms the calling thread: the next store write it makes
  * — the act — appends the entry in the same transaction, right after the
  * act's own statements succeeded. If the act or the entry fails, neither

@@ -51,7 +51,7 @@ store_conn *store_conn_open(const char *path, int readonly, char *err, size_t er
         ? "PRAGMA query_only = ON;"
         /* synchronous=FULL, not NORMAL: in WAL mode NORMAL skips the fsync
          * at commit, so a power loss can undo transactions that were already
-         * acknowledged. DESIGN.md promises that what the API acknowledged is
+         * acknowledged. the design (docs/architecture.md) promises that what the API acknowledged is
          * durable before the response; group commit pays for the fsync once
          * per batch rather than once per request. */
         : "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
@@ -288,13 +288,18 @@ void store_close(store *st)
 {
     if (!st) return;
     store_writer_stop(st);          /* commits queued usage first */
-    store_conn_close(st->wconn);
     store_conn *c = st->readers;
     while (c) {
         store_conn *next = c->next_all;
         store_conn_close(c);
         c = next;
     }
+    /* Everything into the database file and the WAL emptied, so a clean
+     * stop leaves one file to copy, not a WAL beside a stale .db. */
+    if (st->wconn && sqlite3_wal_checkpoint_v2(st->wconn->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                                               NULL) != SQLITE_OK)
+        log_warn("store: the WAL could not be emptied at close: %s", sqlite3_errmsg(st->wconn->db));
+    store_conn_close(st->wconn);
     /* This thread's list node for the store is now stale; drop it so a long
      * test process does not accumulate them. Other threads' nodes are keyed
      * by a generation that never returns, and are freed at their exit. */

@@ -21,8 +21,14 @@
  *     that reflects its request cannot hand the token to the model.
  *
  * The request runs on the loop through upstream_http_fetch (libcurl on
- * libuv, with the tool's timeout and response cap). A 2xx answer's body is
- * the result; anything else is a failed call whose message says why. */
+ * libuv, with the tool's timeout and response cap) under the tool's egress
+ * policy (docs/egress.md): public addresses only unless the operator set
+ * allow_private_networks or listed the network in egress.allow_networks,
+ * redirects only up to max_redirects, each hop checked. Every request has
+ * an `egress` span under the tool call's; a refused one is also an audit
+ * entry `egress.refuse` naming the tool and the address class (not the
+ * URL, which may hold the user's arguments). A 2xx answer's body is the
+ * result; anything else is a failed call whose message says why. */
 #include "tools/tools_internal.h"
 
 #include <math.h>
@@ -31,6 +37,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "obs/audit.h"
 #include "util/buf.h"
 
 #define HTTP_TOOL_ERROR_PREVIEW 512    /* bytes of a non-2xx body quoted to the model */
@@ -43,10 +50,19 @@ typedef struct http_exec {
     char          **headers;
     size_t          n_headers;
     char           *secret;      /* the user's token, cut out of the answer (NULL: none) */
+    egress_check    egress;      /* what egress decided, filled before http_on_done */
+    obs_span       *span;        /* "egress", child of the tool call's span */
+    uv_loop_t      *loop;        /* for the audit job of a refusal */
+    store          *store;
+    scope           sc;
+    bool            has_scope;
+    char            tool[72];
+    char            run_id[72];
 } http_exec;
 
 static void http_exec_free(http_exec *h)
 {
+    if (h->span) obs_span_end(h->span, OBS_STATUS_ERROR, "the request did not finish");
     free(h->url);
     free(h->body);
     /* header lines may hold credentials (the user's own token among them) */
@@ -243,10 +259,79 @@ static void http_add_query(const tool_def *t, buf *url, const cJSON *args, const
     }
 }
 
+/* ---- a refusal's audit entry, written on the thread pool (obs_audit
+ * waits for the commit, which the loop must not) ---- */
+
+typedef struct egress_audit_job {
+    uv_work_t work;
+    store    *st;
+    scope     sc;
+    char      tool[72];
+    cJSON    *details;
+} egress_audit_job;
+
+static void egress_audit_work(uv_work_t *w)
+{
+    egress_audit_job *j = w->data;
+    obs_audit(j->st, &j->sc, "egress.refuse", j->tool, j->details);   /* takes details */
+    j->details = NULL;
+}
+
+static void egress_audit_done(uv_work_t *w, int status)
+{
+    (void)status;
+    egress_audit_job *j = w->data;
+    cJSON_Delete(j->details);
+    free(j);
+}
+
+static void http_egress_audit(http_exec *h)
+{
+    if (!h->store || !h->has_scope || !h->loop) return;
+    egress_audit_job *j = calloc(1, sizeof *j);
+    if (!j) return;
+    j->st = h->store;
+    j->sc = h->sc;
+    snprintf(j->tool, sizeof j->tool, "%s", h->tool);
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "tool", h->tool);
+    cJSON_AddStringToObject(d, "class", egress_class_name(h->egress.cls));
+    cJSON_AddStringToObject(d, "address", h->egress.address);
+    if (h->egress.via != EGRESS_VIA_NONE) cJSON_AddStringToObject(d, "form", egress_via_name(h->egress.via));
+    if (h->run_id[0]) cJSON_AddStringToObject(d, "run_id", h->run_id);
+    j->details = d;
+    j->work.data = j;
+    if (uv_queue_work(h->loop, &j->work, egress_audit_work, egress_audit_done) != 0) {
+        cJSON_Delete(d);
+        free(j);
+    }
+}
+
+/* The egress span's end: allowed or refused, and for a refusal the class
+ * and address (an address is not the user's data; the URL might be). */
+static void http_egress_span_end(http_exec *h, bool refused)
+{
+    if (!h->span) return;
+    obs_span_set_str(h->span, "brigade.egress.decision", refused ? "refused" : "allowed");
+    obs_span_set_int(h->span, "brigade.egress.connections", h->egress.allowed);
+    obs_span_set_bool(h->span, "brigade.egress.allow_private_networks",
+                      h->egress.policy.allow_private_networks);
+    if (h->egress.refusals) {
+        obs_span_set_str(h->span, "brigade.egress.class", egress_class_name(h->egress.cls));
+        obs_span_set_str(h->span, "brigade.egress.address", h->egress.address);
+    }
+    obs_span_end(h->span, refused ? OBS_STATUS_ERROR : OBS_STATUS_OK,
+                 refused ? "egress refused the address" : NULL);
+    h->span = NULL;
+}
+
 static void http_on_done(void *arg, int status, const char *body, size_t len, const char *error)
 {
     http_exec *h = arg;
     h->fetch = NULL;
+    bool refused = error && h->egress.refusals > 0 && strncmp(error, "egress refused", 14) == 0;
+    http_egress_span_end(h, refused);
+    if (refused) http_egress_audit(h);
     char *clean = NULL;
     if (h->secret && body) {
         clean = http_redact(body, len, h->secret, &len);
@@ -377,6 +462,24 @@ tool_exec *tool_http_start(const tool_def *t, const tool_env *env, const cJSON *
     if (h->body && !has_header(c, "content-type"))
         h->headers[h->n_headers++] = strdup("Content-Type: application/json");
 
+    const egress_policy pol = {
+        .allow_private_networks = c->allow_private_networks,
+        .max_redirects = c->max_redirects,
+        .allow_nets = env->egress_allow_nets,
+        .n_allow_nets = env->n_egress_allow_nets,
+    };
+    h->loop = env->loop;
+    h->store = env->store;
+    if (env->scope) {
+        h->sc = *env->scope;
+        h->has_scope = true;
+    }
+    snprintf(h->tool, sizeof h->tool, "%.64s", t->name);
+    snprintf(h->run_id, sizeof h->run_id, "%s", env->request_id ? env->request_id : "");
+    if (env->span) {   /* a call outside a run (a unit test) has no trace to join */
+        h->span = obs_span_begin(obs_span_ctx(env->span), "egress", OBS_SPAN_CLIENT, env->scope);
+        obs_span_set_str(h->span, "brigade.egress.tool", h->tool);
+    }
     upstream_http_req req = {
         .method = method,
         .url = h->url,
@@ -387,6 +490,8 @@ tool_exec *tool_http_start(const tool_def *t, const tool_env *env, const cJSON *
         .timeout_ms = c->timeout_ms ? c->timeout_ms : 10000,
         .max_response_bytes = c->max_response_bytes ? c->max_response_bytes : 262144,
         .request_id = env->request_id,
+        .egress = &pol,
+        .egress_out = &h->egress,
     };
     h->fetch = upstream_http_fetch(env->upstream, &req, http_on_done, h);
     if (!h->fetch) {

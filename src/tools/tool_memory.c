@@ -4,7 +4,7 @@
  * The store is blocking, so each call runs on the libuv thread pool and
  * answers from the after-work callback on the loop. The scope is copied
  * from the run when the call starts: the tool can reach only that user's
- * memory (DESIGN.md invariant 2), the same records /v1/memory shows.
+ * memory (invariant 2, docs/architecture.md), the same records /v1/memory shows.
  *
  * Cancelling while the store call is on the pool cannot stop SQLite midway;
  * the call is marked, runs to its end, and the after-work callback frees it

@@ -16,7 +16,7 @@
  *   3. the output is cut to the agent's max_tool_output_bytes before it
  *      enters the context (with a note saying it was cut).
  *
- * Memory is scoped (DESIGN.md invariant 2): the memory tool acts with the
+ * Memory is scoped (invariant 2, docs/architecture.md): the memory tool acts with the
  * scope of the run's user and reaches only that user's memory — the same
  * store the /v1/memory API uses. */
 #ifndef BRIGADE_TOOLS_H
@@ -28,6 +28,8 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "egress/egress_curl.h"
+#include "obs/obs.h"
 #include "scope/scope.h"
 #include "store/store.h"
 #include "upstream/upstream.h"
@@ -90,6 +92,14 @@ typedef struct tool_env {
      * for none. Replaces a configured header of the same name. */
     const char  *auth_header_name;
     const char  *auth_header_value;
+    /* Egress (docs/egress.md): the operator's egress.allow_networks (the
+     * configuration outlives the call), and the tool call's span, parent
+     * of the `egress` span of an HTTP tool's request (NULL: none). A
+     * refusal is the tool's error, that span, and an audit entry
+     * `egress.refuse` written with `store` as the run's user. */
+    const egress_net *egress_allow_nets;
+    size_t            n_egress_allow_nets;
+    obs_span         *span;
 } tool_env;
 
 /* The result handed back: `output` is text for the model (JSON for memory

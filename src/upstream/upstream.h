@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "egress/egress_curl.h"
 #include "obs/obs.h"
 #include "scope/scope.h"
 
@@ -192,11 +193,19 @@ typedef struct upstream_http_req {
     uint32_t           timeout_ms;
     size_t             max_response_bytes;  /* larger responses fail with an error */
     const char        *request_id;       /* sent as x-request-id, may be NULL */
+    /* Egress (egress/egress_curl.h): every fetch goes through it. NULL
+     * policy: the strictest (public addresses only, no redirects). The
+     * timeout and size above override the policy's. `egress_out`, if
+     * given, receives the check when `done` is called (which addresses
+     * were refused), so the caller can name the refusal. */
+    const egress_policy *egress;
+    egress_check        *egress_out;
 } upstream_http_req;
 
 /* status: the HTTP status (0 if none); error: NULL on a complete response,
  * else why it failed ("timed out after 10000 ms", "response over 262144
- * bytes", "could not connect: …"). body valid only during the call. */
+ * bytes", "could not connect: …", or egress_describe's "egress refused: …"
+ * when the address was refused). body valid only during the call. */
 typedef void (*upstream_http_done)(void *arg, int status, const char *body, size_t len,
                                    const char *error);
 

@@ -205,7 +205,7 @@ static bool provider_resolve(vault *v, const credential_provider_cfg *p, char **
             char url[1200];
             snprintf(url, sizeof url, "%s%s", issuer, wells[w]);
             vault_http_resp r;
-            vault_http(url, NULL, NULL, NULL, p->timeout_ms, &r);
+            vault_http(&(vault_http_to){v->st, v->cfg, p}, url, NULL, NULL, NULL, &r);
             cJSON *j = r.status == 200 ? cJSON_ParseWithLength(r.body, r.len) : NULL;
             const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "authorization_endpoint");
             const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "token_endpoint");
@@ -509,7 +509,8 @@ static int token_call(vault *v, const credential_provider_cfg *p, const char *co
     kv[n] = NULL;
     char *form = form_of(kv);
     vault_http_resp resp;
-    vault_http(token_url, form, p->client_secret ? p->client_id : NULL, p->client_secret, p->timeout_ms, &resp);
+    vault_http(&(vault_http_to){v->st, v->cfg, p}, token_url, form, p->client_secret ? p->client_id : NULL,
+               p->client_secret, &resp);
     wipe_free(form);
     free(token_url);
     int rc;
@@ -667,7 +668,8 @@ static bool revoke_remote(vault *v, const credential_provider_cfg *p, const char
     if (kv[1]) {
         char *form = form_of(kv);
         vault_http_resp r;
-        vault_http(url, form, p->client_secret ? p->client_id : NULL, p->client_secret, p->timeout_ms, &r);
+        vault_http(&(vault_http_to){v->st, v->cfg, p}, url, form, p->client_secret ? p->client_id : NULL,
+                   p->client_secret, &r);
         ok = r.status == 200;
         vault_http_resp_free(&r);
         wipe_free(form);

@@ -1,16 +1,23 @@
 /* vault_http.c — the vault's calls to a provider's token, revocation and
  * discovery endpoints: one blocking libcurl request on the calling thread
- * (always a thread-pool thread, never a loop), bounded in time
- * (timeout_ms for the whole exchange) and size (VAULT_MAX_TOKEN_RESPONSE),
- * following no redirect (a token endpoint that redirects is refused: the
- * code or refresh token would be sent again to wherever it points). The
- * request and answer hold secrets: nothing here is logged. */
+ * (always a thread-pool thread, never a loop), through egress
+ * (egress/egress_curl.h: the provider's address is checked before
+ * connecting; a private one only with the operator's
+ * allow_private_networks), bounded in time (the provider's timeout_ms for
+ * the whole exchange) and size (VAULT_MAX_TOKEN_RESPONSE), following no
+ * redirect (a token endpoint that redirects is refused: the code or
+ * refresh token would be sent again to wherever it points). The request
+ * and answer hold secrets: nothing here is logged, and a refusal's audit
+ * entry names the provider and the address class only. */
 #include "vault/vault_internal.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "egress/egress_curl.h"
+#include "obs/audit.h"
 
 typedef struct http_sink {
     char  *data;
@@ -35,9 +42,23 @@ static size_t http_write(char *p, size_t size, size_t n, void *arg)
     return add;
 }
 
-void vault_http(const char *url, const char *form, const char *user, const char *pass,
-                uint32_t timeout_ms, vault_http_resp *out)
+/* The refusal's audit entry: the system acting for a provider of the
+ * server's configuration, so the entry is the server's (no tenant). */
+static void vault_egress_audit(const vault_http_to *to, const egress_check *chk)
 {
+    if (!to->st) return;
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "provider", to->provider->name);
+    cJSON_AddStringToObject(d, "class", egress_class_name(chk->cls));
+    cJSON_AddStringToObject(d, "address", chk->address);
+    if (chk->via != EGRESS_VIA_NONE) cJSON_AddStringToObject(d, "form", egress_via_name(chk->via));
+    obs_audit_raw(to->st, "", "system", "vault", "egress.refuse", to->provider->name, d);
+}
+
+void vault_http(const vault_http_to *to, const char *url, const char *form, const char *user,
+                const char *pass, vault_http_resp *out)
+{
+    uint32_t timeout_ms = to->provider->timeout_ms ? to->provider->timeout_ms : 10000;
     memset(out, 0, sizeof *out);
     CURL *e = curl_easy_init();
     if (!e) {
@@ -51,11 +72,6 @@ void vault_http(const char *url, const char *form, const char *user, const char 
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &sink);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "brigade-vault");
     if (form) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, form);
@@ -71,10 +87,29 @@ void vault_http(const char *url, const char *form, const char *user, const char 
         curl_easy_setopt(e, CURLOPT_PASSWORD, p);
         explicit_bzero(p, sizeof p);
     }
-    CURLcode rc = curl_easy_perform(e);
+    /* Egress last: no redirects, http and https, no proxy from the
+     * environment, the address checked before connecting. */
+    const egress_policy pol = {
+        .allow_private_networks = to->provider->allow_private_networks,
+        .max_redirects = 0,
+        .timeout_ms = timeout_ms,
+        .connect_timeout_ms = timeout_ms,
+        .max_response_bytes = VAULT_MAX_TOKEN_RESPONSE,
+        .allow_nets = to->cfg ? to->cfg->egress_allow_nets : NULL,
+        .n_allow_nets = to->cfg ? to->cfg->n_egress_allow_nets : 0,
+    };
+    egress_check chk;
+    CURLcode rc = egress_apply(e, &chk, &pol) ? curl_easy_perform(e) : CURLE_FAILED_INIT;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
     if (rc != CURLE_OK) {
-        if (sink.over)
+        if (egress_refused(&chk, rc)) {
+            char why[256];
+            egress_describe(&chk, why, sizeof why);
+            snprintf(out->error, sizeof out->error, "the provider \"%.40s\" may not be reached: %.170s",
+                     to->provider->name, why);
+            out->egress_refused = true;
+            vault_egress_audit(to, &chk);
+        } else if (sink.over || rc == CURLE_FILESIZE_EXCEEDED)
             snprintf(out->error, sizeof out->error, "the provider's answer is over %d bytes", VAULT_MAX_TOKEN_RESPONSE);
         else if (rc == CURLE_OPERATION_TIMEDOUT)
             snprintf(out->error, sizeof out->error, "the provider did not answer within %u ms", timeout_ms);

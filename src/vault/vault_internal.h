@@ -96,14 +96,26 @@ typedef struct vault_http_resp {
     long   status;            /* 0 if no answer */
     char  *body;              /* malloc'd, NUL-terminated */
     size_t len;
-    char   error[160];        /* set when there is no complete answer */
+    char   error[256];        /* set when there is no complete answer */
+    bool   egress_refused;    /* egress refused the provider's address (error says which) */
 } vault_http_resp;
 
+/* Where the vault's provider calls go, and under which egress policy: the
+ * provider's (its timeout_ms; allow_private_networks, the operator's only)
+ * and the operator's egress.allow_networks. A refusal is audited
+ * (`egress.refuse`, target the provider, by "system") in `st`. */
+typedef struct vault_http_to {
+    store                         *st;
+    const brigade_config          *cfg;
+    const credential_provider_cfg *provider;
+} vault_http_to;
+
 /* POST a form (or GET when form is NULL), with HTTP basic client
- * authentication when user is non-NULL. No redirects; at most
- * VAULT_MAX_TOKEN_RESPONSE bytes; timeout_ms for the whole exchange. */
-void vault_http(const char *url, const char *form, const char *user, const char *pass,
-                uint32_t timeout_ms, vault_http_resp *out);
+ * authentication when user is non-NULL, through egress. No redirects; at
+ * most VAULT_MAX_TOKEN_RESPONSE bytes; the provider's timeout_ms for the
+ * whole exchange. */
+void vault_http(const vault_http_to *to, const char *url, const char *form, const char *user,
+                const char *pass, vault_http_resp *out);
 void vault_http_resp_free(vault_http_resp *r);
 
 #endif

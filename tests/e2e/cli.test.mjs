@@ -294,3 +294,68 @@ describe('brigade admin', () => {
     assert.equal((await c.stop()).code, 0);
   });
 });
+
+describe('backups and a clean stop', () => {
+  test('admin backup while serving: a new 0600 file, never over an old one; restored, it serves the same state', { timeout: 30_000 }, async () => {
+    const dir = newDir();
+    const token = 'tok-' + randomBytes(8).toString('hex');
+    const c = await serve(['--listen', `127.0.0.1:${await freePort()}`, '--data-dir', dir], { BRIGADE_ADMIN_TOKEN: token });
+    const call = async (key, method, p, body) => readResponse(await fetch(c.url + p, {
+      method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body && JSON.stringify(body),
+    }));
+    const t = (await call(token, 'POST', '/v1/tenants', { name: 'backed-up' })).body;
+    const u = (await call(t.admin_key, 'POST', '/v1/users', { external_id: 'b1' })).body;
+    const k = (await call(t.admin_key, 'POST', `/v1/users/${u.id}/keys`, {})).body;
+    // writes go on during the copy
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing && i < 200; i++) await call(t.admin_key, 'POST', '/v1/users', { external_id: `w${i}` });
+    })();
+    const out = path.join(newDir(), 'copy.db');
+    const b = await runBrigade(['admin', '--data-dir', dir, 'backup', out]);
+    writing = false;
+    await writer;
+    assert.equal(b.code, 0, b.stderr);
+    const info = JSON.parse(b.stdout);
+    assert.equal(info.object, 'backup');
+    assert.ok(info.pages > 0 && info.bytes > 0);
+    assert.equal(fs.statSync(out).mode & 0o777, 0o600, 'the copy holds every tenant: owner only');
+    const again = await runBrigade(['admin', '--data-dir', dir, 'backup', out]);
+    assert.notEqual(again.code, 0, 'an existing file is never overwritten');
+    assert.match(again.stderr, /choose a new file name/);
+    assert.equal(fs.statSync(out).size, info.bytes, 'the first copy is untouched');
+    const none = await runBrigade(['admin', '--data-dir', path.join(dir, 'nope'), 'backup', out + '.2']);
+    assert.notEqual(none.code, 0);
+    assert.match(none.stderr, /no database/);
+    assert.equal((await c.stop()).code, 0);
+
+    // restored: the copy as brigade.db, the key files beside it (docs/operations.md)
+    const restored = newDir();
+    fs.copyFileSync(out, path.join(restored, 'brigade.db'));
+    for (const f of fs.readdirSync(dir)) {
+      if (!/^brigade\.db|^serve\.lock$|^reservations\.journal$/.test(f)) fs.copyFileSync(path.join(dir, f), path.join(restored, f));
+    }
+    const r = await serve(['--listen', `127.0.0.1:${await freePort()}`, '--data-dir', restored], { BRIGADE_ADMIN_TOKEN: token });
+    const me = await readResponse(await fetch(r.url + '/v1/me', { headers: { authorization: `Bearer ${k.key}` } }));
+    assert.equal(me.status, 200, me.text);
+    assert.equal(me.body.user.id, u.id);
+    assert.equal((await r.stop()).code, 0);
+  });
+
+  test('a clean stop leaves the data in brigade.db, not in its WAL', { timeout: 20_000 }, async () => {
+    const dir = newDir();
+    const token = 'tok-' + randomBytes(8).toString('hex');
+    const c = await serve(['--listen', `127.0.0.1:${await freePort()}`, '--data-dir', dir], { BRIGADE_ADMIN_TOKEN: token });
+    for (let i = 0; i < 20; i++) {
+      const r = await fetch(c.url + '/v1/tenants', {
+        method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: `t${i}` }),
+      });
+      assert.equal(r.status, 201);
+    }
+    assert.equal((await c.stop()).code, 0);
+    const wal = path.join(dir, 'brigade.db-wal');
+    assert.ok(!fs.existsSync(wal) || fs.statSync(wal).size === 0, `WAL left with ${fs.existsSync(wal) && fs.statSync(wal).size} bytes`);
+    assert.ok(fs.statSync(path.join(dir, 'brigade.db')).size > 4096);
+  });
+});

@@ -2,7 +2,7 @@
 // several users each: a user cannot read, list or change anything of another
 // user, a tenant admin cannot see or change another tenant, and usage is
 // only ever the caller's own. Another's object is 404, never 403, so its
-// existence is not revealed (DESIGN.md invariant 2).
+// existence is not revealed (invariant 2, docs/architecture.md).
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';

@@ -37,6 +37,8 @@ const stack = useStack(async () => {
   const port = receiver.address().port;
   return {
     extraYaml: [
+      'agents:',
+      '  - {name: watcher, model: local-model, tools: []}',
       'observability:',
       '  logs: {format: json}',
       `  otlp: {endpoint: "http://127.0.0.1:${port}", interval_ms: 100, batch: 64}`,
@@ -333,10 +335,35 @@ describe('metrics', () => {
     assert.equal(after.brigade_http_server_request_duration_seconds.type, 'histogram');
   });
 
-  test('/metrics needs the server admin token', async () => {
+  test('/metrics needs the server admin token, and says so', async () => {
     const t = await newTenant();
-    assert.equal((await stack.api(null, 'GET', '/metrics')).status, 401);
+    const none = await stack.api(null, 'GET', '/metrics');
+    assert.equal(none.status, 401);
+    assert.match(errorOf(none).message, /GET \/metrics needs the server admin token/);
     assert.equal((await stack.api(t.admin_key, 'GET', '/metrics')).status, 403);
+  });
+
+  test('the process totals count agent runs like gateway calls, and equal the per-tenant sums', async () => {
+    const t = await newTenant();
+    const u = await userWithKey(t);
+    const sum = (f, name, pred = () => true) => (f[name] ? f[name].samples.filter(pred).reduce((a, x) => a + x.value, 0) : 0);
+    const before = await scrape();
+    const calls0 = sum(before, 'brigade_upstream_calls_total');
+    const s = await stack.api(u.key, 'POST', '/v1/sessions', { agent: 'watcher' });
+    assert.equal(s.status, 201, s.text);
+    const m = await stack.api(u.key, 'POST', `/v1/sessions/${s.body.id}/messages`, { content: 'hi [[tokens:4]]' });
+    assert.equal(m.status, 200, m.text);
+    assert.equal(m.body.run.status, 'completed');
+    const after = await scrape();
+    assert.equal(sum(after, 'brigade_upstream_calls_total') - calls0, 1, 'the run\'s model call is counted');
+    for (const [total, dir] of [['brigade_input_tokens_total', 'input'], ['brigade_output_tokens_total', 'output']]) {
+      assert.equal(sum(after, total), sum(after, 'brigade_tokens_total', (x) => x.labels.direction === dir),
+        `${total} is the sum of brigade_tokens_total{direction="${dir}"}`);
+    }
+    assert.equal(sum(after, 'brigade_cost_nanodollars_total'), sum(after, 'brigade_cost_nanodollars_by_model_total'));
+    assert.ok(!after.brigade_runs_active, 'one active-runs gauge: brigade_active_runs');
+    assert.ok(after.brigade_active_runs);
+    assert.match(after.brigade_upstream_calls_total.help || '', /agent runs/);
   });
 });
 

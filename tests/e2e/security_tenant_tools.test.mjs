@@ -26,8 +26,11 @@ const stack = useStack(async () => {
   return {
     limits: { max_body_bytes: 262144 },
     extraYaml: [
+      // The tenants' own tools call the test server on loopback: the
+      // operator names that network for every agent request (docs/egress.md).
+      'egress: {allow_networks: [127.0.0.1/32]}',
       'tools:',
-      `  - {name: cat-tool, url: "${capture.url}/cat"}`,
+      `  - {name: cat-tool, url: "${capture.url}/cat", allow_private_networks: true}`,
       'agents:',
       '  - {name: assistant, model: local-model, tools: [memory, clock]}',
     ].join('\n'),

@@ -27,9 +27,12 @@ const stack = useStack(async () => {
   return {
     limits: { max_body_bytes: 262144 },
     extraYaml: [
+      // The tenants' own tools call the test server on loopback: the
+      // operator names that network for every agent request (docs/egress.md).
+      'egress: {allow_networks: [127.0.0.1/32]}',
       'tools:',
-      `  - {name: cat-open, url: "${toolServer.url}/cat-open", effects: read}`,
-      `  - {name: cat-gated, url: "${toolServer.url}/cat-gated", tenants: enable}`,
+      `  - {name: cat-open, url: "${toolServer.url}/cat-open", effects: read, allow_private_networks: true}`,
+      `  - {name: cat-gated, url: "${toolServer.url}/cat-gated", tenants: enable, allow_private_networks: true}`,
       'agents:',
       '  - {name: assistant, model: local-model, tools: [memory, clock, cat-open, cat-gated]}',
       '  - {name: gated-agent, model: local-model, tools: [clock], tenants: enable}',

@@ -1,7 +1,8 @@
 /* upstream_easy.c — the one setup of a libcurl easy handle for brigade's
  * outgoing HTTP on a pool (a model provider's call, a tool's fetch), so the
  * options that every transfer needs (no signals, no Nagle, keep-alive,
- * http/https only, no redirects, the user agent, the pool's bookkeeping)
+ * http/https only, no redirects unless a fetch's egress policy says, the
+ * user agent, the pool's bookkeeping)
  * are written once; what differs between the two paths is a field of
  * upstream_easy_opts, named at each call. Also the check both paths make
  * of a header value before it goes on the wire. */
@@ -31,8 +32,10 @@ void upstream_easy_setup(CURL *e, const upstream_easy_opts *o)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
     /* A Content-Length over the cap fails before any body byte is read. */
     if (o->max_body > 0) curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, o->max_body);
-    /* Neither path follows a redirect (see upstream_fetch.c for why it
-     * matters to tools), and only http and https are spoken. */
+    /* A provider's call never follows a redirect, and only http and https
+     * are spoken; a tool's fetch then applies its egress policy over these
+     * (egress_apply in upstream_fetch.c), which may follow a bounded number
+     * of redirects, each hop's address checked. */
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "brigade/" BRIGADE_VERSION);

@@ -1,13 +1,16 @@
 /* upstream_fetch.c — one-shot HTTP requests on the loop (declared HTTP
- * tools), on the same curl-on-libuv machinery as model calls.
+ * tools), on the same curl-on-libuv machinery as model calls, each through
+ * egress (egress/egress_curl.h): the address is checked before connecting.
  *
  * Every fetch of a loop shares one pool (upstream_pool_get(u, NULL)), so
  * connections to a tool's host are kept alive and reused. The result comes
  * through `done` exactly once, always from the loop and never from inside
  * upstream_http_fetch: a request that fails before curl even sees it (bad
  * URL scheme, bad header, unknown method) is reported on the next loop turn
- * through a zero timer. Only http and https are spoken and redirects are
- * not followed — see upstream_http_fetch. */
+ * through a zero timer. Only http and https are spoken, and redirects are
+ * followed only as far as the request's egress policy says. A policy that
+ * lets a fetch into a private network also keeps its connection out of the
+ * shared pool (egress_apply), so a stricter fetch never reuses it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +37,8 @@ struct upstream_fetch {
     char                errbuf[CURL_ERROR_SIZE];
     char                msg[CURL_ERROR_SIZE + 64];
     uv_timer_t         *early;         /* delivers a failure found before starting */
+    egress_check        egress;        /* the socket callback writes here */
+    egress_check       *egress_out;    /* the caller's copy, filled before done */
     upstream_http_done  done;
     void               *arg;
 };
@@ -68,6 +73,7 @@ static void fetch_destroy(upstream_fetch *f)
 static void fetch_deliver(upstream_fetch *f, int status, const char *error)
 {
     fetch_unlink(f);
+    if (f->egress_out) *f->egress_out = f->egress;
     if (f->easy) curl_multi_remove_handle(upstream_pool_multi(f->pool), f->easy);
     const char *body = error ? NULL : (f->resp.data ? f->resp.data : "");
     f->done(f->arg, status, body, error ? 0 : f->resp.len, error);
@@ -93,7 +99,10 @@ static void fetch_transfer_done(upstream_xfer *x, CURLcode code)
     curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
     const char *detail = f->errbuf[0] ? f->errbuf : curl_easy_strerror(code);
     const char *err = f->msg;
-    if (f->over || code == CURLE_FILESIZE_EXCEEDED) {
+    if (egress_refused(&f->egress, code)) {
+        egress_describe(&f->egress, f->msg, sizeof(f->msg));
+        status = 0;
+    } else if (f->over || code == CURLE_FILESIZE_EXCEEDED) {
         snprintf(f->msg, sizeof(f->msg), "response over %zu bytes", f->max);
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
         snprintf(f->msg, sizeof(f->msg), "timed out after %u ms", f->timeout_ms);
@@ -139,6 +148,7 @@ upstream_fetch *upstream_http_fetch(upstream *u, const upstream_http_req *req,
     f->done = done;
     f->arg = arg;
     f->xfer.done = fetch_transfer_done;
+    f->egress_out = req->egress_out;
     f->max = req->max_response_bytes ? req->max_response_bytes : FETCH_DEFAULT_MAX_BYTES;
     f->timeout_ms = req->timeout_ms ? req->timeout_ms : FETCH_DEFAULT_TIMEOUT_MS;
     buf_init(&f->resp);
@@ -188,12 +198,9 @@ upstream_fetch *upstream_http_fetch(upstream *u, const upstream_http_req *req,
         if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
     /* Tool URLs are checked (host, scheme) where they are declared and
-     * built; a redirect would let the remote end bounce the request — with
-     * the tool's headers and credentials — to another host, such as an
-     * internal address (127.0.0.1, the metadata service) that the check
-     * never saw. So redirects are returned to the caller as they are (3xx
-     * with Location), never followed (upstream_easy_setup), and only
-     * http/https are spoken. */
+     * built; the address they resolve to, and the address of any redirect
+     * hop, is checked by egress when the connection is opened (whatever
+     * the name: "localhost.", 2130706433, a DNS name pointing inside). */
     upstream_easy_setup(e, &(upstream_easy_opts){
         .headers = f->hdrs,
         .on_write = fetch_on_write,
@@ -208,6 +215,15 @@ upstream_fetch *upstream_http_fetch(upstream *u, const upstream_http_req *req,
         .pipewait = false,
         .max_body = (curl_off_t)f->max,
     });
+    /* Egress last: its options (redirects, protocols, proxy, the socket
+     * check) win over the shared setup; the request's own time and size
+     * bounds are the policy's. */
+    egress_policy pol = req->egress ? *req->egress : (egress_policy){0};
+    pol.timeout_ms = f->timeout_ms;
+    pol.connect_timeout_ms = f->timeout_ms < FETCH_CONNECT_TIMEOUT_MS ? f->timeout_ms : FETCH_CONNECT_TIMEOUT_MS;
+    pol.max_response_bytes = f->max;
+    if (!egress_apply(e, &f->egress, &pol))
+        return fetch_fail_later(f, "the request's egress policy could not be applied");
     if (curl_multi_add_handle(upstream_pool_multi(f->pool), e) != CURLM_OK)
         return fetch_fail_later(f, "could not start the request");
     return f;

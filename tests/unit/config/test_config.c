@@ -861,6 +861,45 @@ static void test_tool_errors(void **state)
 
 /* `approval:` (never | always | {when: …}), approval_timeout_s,
  * auth_timeout_s on a tool; approval_by on an agent. */
+/* Egress keys: a tool's allow_private_networks and max_redirects, the
+ * top-level egress.allow_networks (docs/egress.md). */
+static void test_egress_keys(void **state)
+{
+    (void)state;
+    brigade_config c;
+    const char *ok = "egress:\n  allow_networks: [10.20.0.0/16, \"fd00:1::/64\", 169.254.170.2]\n"
+                     "tools:\n  - {name: a, url: \"http://127.0.0.1/x\", allow_private_networks: true, max_redirects: 2}\n"
+                     "  - {name: b, url: \"http://h/x\"}\n";
+    if (load(ok, &c) != 0) fail_msg("%s", err);
+    assert_int_equal(c.n_egress_allow_nets, 3);
+    assert_int_equal(c.egress_allow_nets[0].prefix, 16);
+    assert_int_equal(c.egress_allow_nets[2].prefix, 32);
+    assert_true(c.tools[0].allow_private_networks);
+    assert_int_equal(c.tools[0].max_redirects, 2);
+    assert_false(c.tools[1].allow_private_networks);
+    assert_int_equal(c.tools[1].max_redirects, 0);
+    config_free(&c);
+    assert_load_error("egress:\n  allow_networks: [10.1.2.3/16]\n",
+                      "brigade.yaml:2: egress.allow_networks[0]: \"10.1.2.3/16\" has bits set after its /16 prefix");
+    assert_load_error("egress:\n  allow_networks: [intranet]\n",
+                      "egress.allow_networks[0]: \"intranet\" is not an IPv4 or IPv6 address");
+    assert_load_error("egress:\n  allow_networks: 10.0.0.0/8\n", "egress.allow_networks: expected a list");
+    assert_load_error("egress:\n  allow: [10.0.0.0/8]\n", "egress");
+    assert_load_error("tools:\n  - {name: a, url: \"http://h/x\", allow_private_networks: maybe}\n",
+                      "tools[0].allow_private_networks");
+    assert_load_error("tools:\n  - {name: a, url: \"http://h/x\", max_redirects: 11}\n", "tools[0].max_redirects");
+    assert_load_error("credential_providers:\n  - {name: k, kind: oauth2, issuer: \"http://h\", client_id: c}\n"
+                      "tools:\n  - {name: a, url: \"http://h/x\", max_redirects: 1, auth: {provider: k, header: X-Token}}\n",
+                      "cannot follow redirects");
+    const char *cp = "credential_providers:\n  - {name: k, kind: oauth2, issuer: \"http://127.0.0.1:1\", client_id: c, "
+                     "allow_private_networks: true}\n";
+    if (load(cp, &c) != 0) fail_msg("%s", err);
+    assert_true(c.credential_providers[0].allow_private_networks);
+    config_free(&c);
+    assert_load_error("credential_providers:\n  - {name: k, kind: api_key, allow_private_networks: true}\n",
+                      "is for kind oauth2");
+}
+
 static void test_tool_approval(void **state)
 {
     (void)state;
@@ -1288,6 +1327,7 @@ int main(void)
         cmocka_unit_test(test_api_key_env_and_literal_warning),
         cmocka_unit_test(test_listen),
         cmocka_unit_test(test_default_tier),
+        cmocka_unit_test(test_egress_keys),
         cmocka_unit_test(test_cost),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_example_file),

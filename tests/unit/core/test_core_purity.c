@@ -1,4 +1,4 @@
-/* test_core_purity.c — checks DESIGN.md invariant 1 mechanically: the agent
+/* test_core_purity.c — checks invariant 1, docs/architecture.md mechanically: the agent
  * core does no I/O. Every file in src/core/ may include only cJSON, the C
  * library's string/memory/stdlib/stdio headers, the freestanding type
  * headers and core/ headers, and may call none of the functions that reach
@@ -215,7 +215,7 @@ static void test_core_sources_are_pure(void **unused)
         char *text = slurp(path);
         char why[160] = "";
         if (purity_check(text, why, sizeof(why)))
-            fail_msg("src/core/%s %s: the core must not do I/O (DESIGN.md invariant 1)",
+            fail_msg("src/core/%s %s: the core must not do I/O (invariant 1, docs/architecture.md)",
                      de->d_name, why);
         /* Each file states the rule at its top. */
         if (!strstr(text, "Includes:"))

@@ -128,6 +128,26 @@ static bool knows_only_w(void *arg, const char *name)
     return !strcmp(name, "w") || !strcmp(name, "memory");
 }
 
+/* Egress: allow_private_networks is the operator's key only; a tenant
+ * may set max_redirects within 0-10. */
+static void test_tool_from_json_egress(void **state)
+{
+    (void)state;
+    brigade_config c;
+    load_catalogue(&c);
+    expect_tool_error(&c, "{\"name\":\"w\",\"url\":\"http://127.0.0.1:9/w\",\"allow_private_networks\":true}",
+                      "allow_private_networks: only the server's configuration may let a tool reach private networks");
+    expect_tool_error(&c, "{\"name\":\"w\",\"url\":\"http://127.0.0.1:9/w\",\"allow_private_networks\":false}",
+                      "allow_private_networks: only the server's configuration");
+    expect_tool_error(&c, "{\"name\":\"w\",\"url\":\"http://h/w\",\"max_redirects\":11}", "max_redirects");
+    tool_cfg t;
+    assert_int_equal(tool_json(&c, "{\"name\":\"w\",\"url\":\"http://h/w\",\"max_redirects\":3}", &t), 0);
+    assert_int_equal(t.max_redirects, 3);
+    assert_false(t.allow_private_networks);
+    config_tool_free(&t);
+    config_free(&c);
+}
+
 static void test_agent_from_json(void **state)
 {
     (void)state;
@@ -286,6 +306,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_catalogue_keys),
         cmocka_unit_test(test_tool_from_json),
+        cmocka_unit_test(test_tool_from_json_egress),
         cmocka_unit_test(test_agent_from_json),
         cmocka_unit_test_setup_teardown(test_store_scoped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_set, setup, teardown),

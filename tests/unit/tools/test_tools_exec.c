@@ -508,6 +508,7 @@ static void http_open(http_fx *f, const char *method, const char *path, const ch
     f->tc.n_headers = 1;
     f->tc.parameters_json = (char *)params;
     f->tc.timeout_ms = 2000;
+    f->tc.allow_private_networks = true;   /* the test server is on loopback */
     f->tc.max_response_bytes = 100000;
     f->cfg.tools = &f->tc;
     f->cfg.n_tools = 1;
@@ -737,6 +738,28 @@ static void test_http_errors(void **state)
     http_fx f;
     http_open(&f, "GET", "/missing", NULL);
     result r = http_call(&f, "{}", 0);
+    assert_false(r.ok);
+    assert_string_equal(r.out, "HTTP 404: not here");
+    free(r.out);
+    http_close(&f);
+
+    /* egress: without the operator's allowance the loopback server is
+     * refused, and the model is told the class, not the URL */
+    http_open(&f, "GET", "/missing", NULL);
+    f.tc.allow_private_networks = false;
+    r = http_call(&f, "{}", 0);
+    assert_false(r.ok);
+    assert_non_null(strstr(r.out, "egress refused: 127.0.0.1 is"));
+    assert_non_null(strstr(r.out, "class loopback"));
+    assert_null(strstr(r.out, "/missing"));
+    free(r.out);
+    /* the operator's egress.allow_networks naming it lets it through */
+    egress_net lo;
+    char why[64];
+    assert_true(egress_net_parse("127.0.0.0/8", &lo, why, sizeof why));
+    tool_env listed = {.loop = &L, .upstream = f.up, .request_id = "req-tools-1",
+                       .egress_allow_nets = &lo, .n_egress_allow_nets = 1};
+    r = call_tool(tools_find(f.reg, "t"), &listed, "{}");
     assert_false(r.ok);
     assert_string_equal(r.out, "HTTP 404: not here");
     free(r.out);

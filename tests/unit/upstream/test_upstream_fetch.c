@@ -201,6 +201,15 @@ static void on_done(void *arg, int status, const char *body, size_t len, const c
     r->t_done = time_mono_ns();
 }
 
+/* The test server is on loopback: the operator's allowance, unless a
+ * test sets another policy (NULL: the strictest) and where to copy the
+ * check. */
+static const egress_policy LOOPBACK_OK = {.allow_private_networks = true};
+static const egress_policy *POLICY = &LOOPBACK_OK;
+static egress_check *CHECK_OUT;
+
+static void idle_noop(uv_idle_t *h) { (void)h; }
+
 static void fetch(result *r, const char *method, const char *path, const char *body,
                   const char *const *headers, size_t n_headers, uint32_t timeout_ms, size_t max)
 {
@@ -212,12 +221,20 @@ static void fetch(result *r, const char *method, const char *path, const char *b
     upstream_http_req req = {
         .method = method, .url = url, .headers = headers, .n_headers = n_headers,
         .body = body, .body_len = body ? strlen(body) : 0, .timeout_ms = timeout_ms,
-        .max_response_bytes = max, .request_id = "rid-7",
+        .max_response_bytes = max, .request_id = "rid-7", .egress = POLICY, .egress_out = CHECK_OUT,
     };
     r->t0 = time_mono_ns();
     assert_non_null(upstream_http_fetch(U, &req, on_done, r));
     assert_int_equal(r->done, 0);   /* never inside upstream_http_fetch */
-    assert_int_equal(test_run_until(&L, &r->done, 4000), 1);
+    /* A fetch egress refuses ends inside curl's timer callback, with no
+     * I/O after it: an idle handle keeps UV_RUN_ONCE from blocking in
+     * the poll once the flag is set. */
+    uv_idle_t idle;
+    uv_idle_init(&L, &idle);
+    uv_idle_start(&idle, idle_noop);
+    int got = test_run_until(&L, &r->done, 4000);
+    uv_close((uv_handle_t *)&idle, NULL);
+    assert_int_equal(got, 1);
     for (int i = 0; i < 3; i++) uv_run(&L, UV_RUN_NOWAIT);
     assert_int_equal(r->done, 1);
 }
@@ -346,7 +363,7 @@ static void test_refused_and_cancel(void **st)
     buf_init(&c.body);
     char hang[64];
     snprintf(hang, sizeof(hang), "http://127.0.0.1:%d/hang", PORT);
-    upstream_http_req req = { .method = "GET", .url = hang, .timeout_ms = 2000 };
+    upstream_http_req req = { .method = "GET", .url = hang, .timeout_ms = 2000, .egress = &LOOPBACK_OK };
     upstream_fetch *f = upstream_http_fetch(U, &req, on_done, &c);
     assert_non_null(f);
     for (int i = 0; i < 20 && N_REQUESTS == 0; i++) uv_run(&L, UV_RUN_ONCE);
@@ -374,6 +391,50 @@ static void test_refused_and_cancel(void **st)
     buf_free(&c.body);
 }
 
+/* Egress: the strictest policy (none given) refuses the loopback server
+ * before any byte is sent, and says so; an allowed connection into
+ * loopback is not reused by a strict fetch; redirects are followed only
+ * when the policy says, each hop checked. */
+static void test_egress(void **st)
+{
+    (void)st;
+    result r;
+    egress_check chk;
+    CHECK_OUT = &chk;
+    POLICY = NULL;
+    fetch(&r, "GET", "/hello", NULL, NULL, 0, 2000, 1000);
+    assert_true(r.has_error);
+    assert_true(strncmp(r.error, "egress refused: 127.0.0.1 is", 28) == 0);
+    assert_non_null(strstr(r.error, "class loopback"));
+    assert_int_equal(r.status, 0);
+    assert_int_equal(chk.cls, EGRESS_LOOPBACK);
+    assert_string_equal(chk.address, "127.0.0.1");
+    assert_int_equal(N_REQUESTS, 0);
+    buf_free(&r.body);
+
+    POLICY = &LOOPBACK_OK;
+    fetch(&r, "GET", "/hello", NULL, NULL, 0, 2000, 1000);
+    assert_false(r.has_error);
+    assert_int_equal(N_REQUESTS, 1);
+    buf_free(&r.body);
+    static const egress_policy strict = {0};
+    POLICY = &strict;
+    fetch(&r, "GET", "/hello", NULL, NULL, 0, 2000, 1000);
+    assert_true(r.has_error);
+    assert_int_equal(N_REQUESTS, 1);   /* the open connection was not reused */
+    buf_free(&r.body);
+
+    static const egress_policy follow = {.allow_private_networks = true, .max_redirects = 2};
+    POLICY = &follow;
+    fetch(&r, "GET", "/redirect", NULL, NULL, 0, 2000, 1000);
+    assert_false(r.has_error);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(N_REQUESTS, 3);   /* /redirect, then /hello */
+    buf_free(&r.body);
+    POLICY = &LOOPBACK_OK;
+    CHECK_OUT = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +442,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_redirect_and_schemes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_egress, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
