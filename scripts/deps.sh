@@ -59,8 +59,7 @@ fi
 # without these the build stops with a clear message.
 if [[ -f console/package.json ]]; then
   if [[ ! -d console/node_modules ]] || [[ console/package-lock.json -nt console/node_modules ]]; then
-    echo "deps: npm packages for console"
-    (cd console && npm ci --no-audit --no-fund --loglevel=error)
+    step "npm packages for console" npm --prefix console ci --no-audit --no-fund --loglevel=error
   fi
 fi
 
