@@ -40,9 +40,11 @@ const stack = useStack(async () => {
       'tools:',
       '  - name: wipe',
       `    url: "${toolServer.url}/wipe"`,
+      '    allow_private_networks: true',   // the tool server is on loopback
       '    approval: always',
       '  - name: echo',
       `    url: "${toolServer.url}/echo"`,
+      '    allow_private_networks: true',
       'agents:',
       '  - {name: helper, model: local-model, tools: [echo]}',
       '  - {name: payer, model: local-model, tools: [wipe]}',
