@@ -95,16 +95,27 @@ bool console_session_open(console_sessions *t, const char *authorization, int64_
     memcpy(copy, authorization, len + 1);
 
     pthread_mutex_lock(&t->mu);
-    /* a free or expired slot, else the least recently used one */
-    console_session *pick = NULL;
+    /* One credential holds at most CONSOLE_SESSIONS_PER_CREDENTIAL
+     * sessions: signing in again and again replaces its own oldest one,
+     * and cannot push other people's sessions out of the table. Else a
+     * free or expired slot, else the least recently used one. */
+    console_session *own_oldest = NULL, *free_slot = NULL, *lru = NULL;
+    unsigned own = 0;
     for (uint32_t i = 0; i < t->n; i++) {
         console_session *s = &t->slots[i];
         if (!s->id[0] || s->expires_at <= now_s) {
-            pick = s;
-            break;
+            if (!free_slot) free_slot = s;
+            continue;
         }
-        if (!pick || s->last_used < pick->last_used) pick = s;
+        if (!lru || s->last_used < lru->last_used) lru = s;
+        if (const_eq(s->credential, copy)) {
+            own++;
+            if (!own_oldest || s->last_used < own_oldest->last_used) own_oldest = s;
+        }
     }
+    console_session *pick = own >= CONSOLE_SESSIONS_PER_CREDENTIAL ? own_oldest
+                            : free_slot                            ? free_slot
+                                                                   : lru;
     slot_clear(pick);
     random_hex(pick->id, CONSOLE_SESSION_ID_HEX / 2);
     random_hex(pick->csrf, CONSOLE_CSRF_HEX / 2);

@@ -19,6 +19,7 @@
 #define CONSOLE_CREDENTIAL_MAX 8192        /* longer than this is no credential */
 #define CONSOLE_COOKIE_NAME    "brigade_console"
 #define CONSOLE_CSRF_HEADER    "x-brigade-csrf"
+#define CONSOLE_SESSIONS_PER_CREDENTIAL 8  /* sign-ins one credential may hold at once */
 
 typedef struct console_sessions console_sessions;
 
@@ -32,8 +33,10 @@ console_sessions *console_sessions_new(uint32_t max_sessions, uint32_t ttl_s);
 void              console_sessions_free(console_sessions *t);
 
 /* Open a session holding `authorization` (an Authorization header value,
- * "Bearer …"). Fills id_out and csrf_out (NUL-terminated hex). When the
- * table is full the least recently used session is dropped. false on a
+ * "Bearer …"). Fills id_out and csrf_out (NUL-terminated hex). A
+ * credential that already holds CONSOLE_SESSIONS_PER_CREDENTIAL sessions
+ * loses its own oldest; otherwise, when the table is full, the least
+ * recently used session is dropped. false on a
  * credential too long or out of memory. */
 bool console_session_open(console_sessions *t, const char *authorization, int64_t now_s,
                           char id_out[CONSOLE_SESSION_ID_HEX + 1],

@@ -103,6 +103,30 @@ static void test_bounded_lru_and_close(void **state)
     console_sessions_free(t);
 }
 
+/* One credential signing in again and again replaces its own oldest
+ * session; it never pushes another credential's session out. */
+static void test_per_credential_cap(void **state)
+{
+    (void)state;
+    console_sessions *t = console_sessions_new(CONSOLE_SESSIONS_PER_CREDENTIAL + 2, 600);
+    char other[65], oc[65], first[65], fc[65], id[65], csrf[65], cred[64];
+    assert_true(console_session_open(t, "Bearer other", 10, other, oc));
+    assert_true(console_session_open(t, "Bearer spam", 11, first, fc));
+    for (int i = 0; i < 50; i++)
+        assert_true(console_session_open(t, "Bearer spam", 12 + i, id, csrf));
+    assert_int_equal(console_sessions_count(t, 100), CONSOLE_SESSIONS_PER_CREDENTIAL + 1);
+    /* the other credential's session, older than all of them, is still there */
+    assert_int_equal(console_session_resolve(t, other, oc, true, 100, cred, sizeof cred, NULL, NULL),
+                     CONSOLE_SESSION_OK);
+    assert_string_equal(cred, "Bearer other");
+    /* the spammer's first session was the one replaced; its newest lives */
+    assert_int_equal(console_session_resolve(t, first, fc, true, 100, cred, sizeof cred, NULL, NULL),
+                     CONSOLE_SESSION_UNKNOWN);
+    assert_int_equal(console_session_resolve(t, id, csrf, true, 100, cred, sizeof cred, NULL, NULL),
+                     CONSOLE_SESSION_OK);
+    console_sessions_free(t);
+}
+
 static void test_refuses_bad_credentials(void **state)
 {
     (void)state;
@@ -145,6 +169,7 @@ int main(void)
         cmocka_unit_test(test_open_resolve_csrf),
         cmocka_unit_test(test_idle_expiry_slides),
         cmocka_unit_test(test_bounded_lru_and_close),
+        cmocka_unit_test(test_per_credential_cap),
         cmocka_unit_test(test_refuses_bad_credentials),
         cmocka_unit_test(test_cookie_parser),
     };
