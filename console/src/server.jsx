@@ -41,6 +41,14 @@ export function Health() {
       <Err error={err} />
       {ready.data && <p data-testid="readyz" class={ready.data.status === 'ready' ? 'ok' : 'err'}>{`readiness: ${ready.data.status}`}</p>}
       {ready.error && <p class="err">{`readiness: ${ready.error.status} ${ready.error.message}`}</p>}
+      {ready.data && ready.data.checks && (
+        <Table testid="readyz-checks" rows={Object.entries(ready.data.checks).flatMap(([k, v]) => (
+          v && typeof v === 'object'
+            ? Object.entries(v).map(([name, state]) => ({ id: `${k}/${name}`, check: k, name, state: String(state) }))
+            : [{ id: k, check: k, name: '', state: String(v) }]))}
+          columns={[{ key: 'check', label: 'check' }, { key: 'name', label: 'provider / deployment (breaker)' }, { key: 'state', label: 'state' }]} />
+      )}
+      <h3>Series of /metrics</h3>
       <Table testid="health" rows={lines.map((l, i) => { const cut = l.lastIndexOf(' '); return { id: i, series: l.slice(0, cut), value: l.slice(cut + 1) }; })}
         columns={[{ key: 'series', label: 'series' }, { key: 'value', label: 'value', num: true }]} empty="no provider series yet" />
       <Button kind="ghost" onClick={load}>Refresh</Button>

@@ -148,6 +148,11 @@ void api_metrics_recent(api_ctx *ctx);        /* GET /v1/metrics/recent */
 /* --- a tenant admin's live runs (live_runs.c) --- */
 void api_runs_list_live(api_ctx *ctx);        /* GET /v1/runs */
 void api_runs_cancel_as_admin(api_ctx *ctx);  /* POST /v1/runs/{id}/cancel, tenant admin */
+/* On a public route (no authentication ran): the credential of the
+ * console session this request names with its cookie AND its CSRF token,
+ * copied into out; NULL otherwise. For /readyz, whose details are the
+ * server admin's. */
+const char *api_console_session_credential(api_ctx *ctx, char *out, size_t cap);
 /* The headers every console response carries (CSP, framing, sniffing,
  * referrer). */
 void api_console_headers(http_request *req);

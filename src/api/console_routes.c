@@ -185,6 +185,19 @@ void api_console_logout(api_ctx *ctx)
     http_respond(ctx->req, 204, NULL, NULL, 0);
 }
 
+const char *api_console_session_credential(api_ctx *ctx, char *out, size_t cap)
+{
+    http_request *req = ctx->req;
+    char sid[CONSOLE_SESSION_ID_HEX + 2];
+    if (!ctx->env->console ||
+        !console_cookie_get(http_header_get(req, "cookie"), CONSOLE_COOKIE_NAME, sid, sizeof sid))
+        return NULL;
+    if (console_session_resolve(ctx->env->console, sid, http_header_get(req, CONSOLE_CSRF_HEADER), true,
+                                time_now_unix(), out, cap, NULL, NULL) != CONSOLE_SESSION_OK)
+        return NULL;
+    return out;
+}
+
 void api_metrics_recent(api_ctx *ctx)
 {
     cJSON *o = obs_recent_json(time_now_unix());

@@ -320,6 +320,8 @@ describe('a user in the console', () => {
       assert.ok(!(await page.content()).includes(bobSession.id));
       const csrf = await csrfOf(page);
       const h = { 'x-brigade-csrf': csrf };
+      const ready = await (await page.request.get(stack.brigadeUrl + '/readyz', { headers: { 'x-brigade-csrf': await csrfOf(page) } })).json();
+      assert.equal(ready.checks, undefined, 'a user session does not see the readiness checks');
       for (const p of ['/v1/users', '/v1/audit', '/v1/tenants', '/metrics', '/v1/metrics/recent', '/v1/tools']) {
         const r = await page.request.get(stack.brigadeUrl + p, { headers: h });
         assert.equal(r.status(), 403, `${p}: ${await r.text()}`);
@@ -449,6 +451,13 @@ describe('the server admin in the console', () => {
       await page.getByTestId('nav-health').click();
       await page.getByTestId('readyz').waitFor();
       assert.match(await page.getByTestId('readyz').innerText(), /ready/);
+      // the checks are the server admin's: the console session's token shows them
+      await page.getByTestId('readyz-checks').waitFor();
+      assert.match(await page.getByTestId('readyz-checks').innerText(), /local-model/);
+      await shot(page, 'server-health');
+      const sid = (await ctx.cookies()).find((x) => x.name === 'brigade_console').value;
+      const cookieOnly = await (await fetch(stack.brigadeUrl + '/readyz', { headers: { cookie: `brigade_console=${sid}` } })).json();
+      assert.equal(cookieOnly.checks, undefined, 'the cookie alone does not show them');
       await page.getByTestId('nav-metrics').click();
       await page.getByTestId('metrics-total').waitFor();
       const n = Number((await page.getByTestId('metrics-total').innerText()).match(/(\d+)/)[1]);
