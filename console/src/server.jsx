@@ -33,7 +33,8 @@ export function Health() {
   const [err, setErr] = useState(null);
   const load = () => apiText('/metrics').then(setMetrics, setErr);
   if (metrics === null && !err) load();
-  const lines = (metrics || '').split('\n').filter((l) => l && !l.startsWith('#') &&
+  // histogram buckets are noise here: their _sum and _count stay
+  const lines = (metrics || '').split('\n').filter((l) => l && !l.startsWith('#') && !l.includes('_bucket{') &&
     /(breaker|queue|upstream|deployment|provider)/.test(l));
   return (
     <div>
