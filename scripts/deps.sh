@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh — install what brigade needs to build, test and benchmark, when it
-# is missing: Debian packages (apt) and the e2e suite's npm packages.
+# is missing: Debian packages (apt), the web console's npm packages (the
+# build bundles them) and the e2e suite's (chromium drives the console tests).
 # Safe to run again: it only installs what is not there.
 #   scripts/deps.sh            build + test dependencies
 #   scripts/deps.sh --bench    also the benchmark tools (wrk, nginx)
@@ -15,6 +16,7 @@ packages=(
   libcmocka-dev clang libclang-rt-14-dev
   nodejs npm curl jq
   valgrind
+  chromium
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nginx-light)
@@ -53,6 +55,14 @@ fi
 # its own nginx on loopback, so stop the system one if it came up.
 if [[ "${1:-}" == "--bench" ]] && command -v systemctl >/dev/null; then
   systemctl stop nginx 2>/dev/null || true
+fi
+
+# The web console is bundled by esbuild at build time (src/console/meson.build):
+# without these the build stops with a clear message.
+if [[ -f console/package.json ]]; then
+  if [[ ! -d console/node_modules ]] || [[ console/package-lock.json -nt console/node_modules ]]; then
+    step "npm packages for console" npm --prefix console ci --no-audit --no-fund --loglevel=error
+  fi
 fi
 
 if [[ -f tests/e2e/package.json ]]; then

@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "console/console_session.h"
 #include "govern/gate.h"
 #include "http/http.h"
 #include "identity/identity.h"
@@ -64,6 +65,7 @@ typedef struct api_env {
     runs          *runs;             /* every active agent run */
     gate          *gate;             /* governance: budgets, rate limits, fair queue */
     vault         *vault;            /* users' own credentials for tools (src/vault/) */
+    console_sessions *console;       /* the web console's sign-ins (NULL: console off) */
     api_metrics    metrics;
     int64_t        started_at;
 } api_env;
@@ -97,6 +99,11 @@ typedef struct api_route {
  * errors in Anthropic's shape, {"type":"error","error":{"type","message"}}
  * (the same statuses and retry-after). */
 #define API_ROUTE_ANTHROPIC 1u
+/* The console's own session endpoint (GET /ui/api/session): a console
+ * session cookie authenticates it without the CSRF header, because it is
+ * where the page learns that token (a cross-site page cannot read the
+ * answer). Every other route needs cookie + header. */
+#define API_ROUTE_CONSOLE_SESSION 2u
 
 struct api_ctx {
     http_request    *req;
@@ -125,7 +132,30 @@ struct api_ctx {
     obs_span *span;
     obs_span *auth_span;               /* open while authentication is pending */
     char      trace_id[OBS_TRACE_ID_HEX];
+    /* the console session that authenticated this request ("" when the
+     * credential came in a header) */
+    char      console_sid[CONSOLE_SESSION_ID_HEX + 1];
 };
+
+/* --- the web console (console_routes.c) --- */
+void api_console_redirect(api_ctx *ctx);      /* GET /ui → /ui/ */
+void api_console_index(api_ctx *ctx);         /* GET /ui/ */
+void api_console_asset(api_ctx *ctx);         /* GET /ui/{file} */
+void api_console_login(api_ctx *ctx);         /* POST /ui/api/session */
+void api_console_whoami(api_ctx *ctx);        /* GET /ui/api/session */
+void api_console_logout(api_ctx *ctx);        /* DELETE /ui/api/session */
+void api_metrics_recent(api_ctx *ctx);        /* GET /v1/metrics/recent */
+/* --- a tenant admin's live runs (live_runs.c) --- */
+void api_runs_list_live(api_ctx *ctx);        /* GET /v1/runs */
+void api_runs_cancel_as_admin(api_ctx *ctx);  /* POST /v1/runs/{id}/cancel, tenant admin */
+/* On a public route (no authentication ran): the credential of the
+ * console session this request names with its cookie AND its CSRF token,
+ * copied into out; NULL otherwise. For /readyz, whose details are the
+ * server admin's. */
+const char *api_console_session_credential(api_ctx *ctx, char *out, size_t cap);
+/* The headers every console response carries (CSP, framing, sniffing,
+ * referrer). */
+void api_console_headers(http_request *req);
 
 /* Register every route of the API on the router. */
 void api_register_routes(http_router *r);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "obs/recent.h"
 #include "util/json_strict.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -281,6 +282,45 @@ static const char *api_credential_header(http_request *req, const api_route *rou
     return n > 0 && (size_t)n < cap ? out : key;
 }
 
+/* A request with no credential header may carry the web console's session
+ * cookie: it stands for the credential the user signed in with, which then
+ * goes through the normal identity path below (so revocation applies),
+ * but only together with the session's CSRF token in a header — a cookie
+ * alone, as a cross-site form post would send it, is refused 403. Returns
+ * 1 with the credential in out, 0 when there is no console cookie, -1
+ * after answering. */
+static int api_console_credential(api_ctx *ctx, char *out, size_t cap)
+{
+    http_request *req = ctx->req;
+    char sid[CONSOLE_SESSION_ID_HEX + 2];
+    if (!ctx->env->console ||
+        !console_cookie_get(http_header_get(req, "cookie"), CONSOLE_COOKIE_NAME, sid, sizeof sid))
+        return 0;
+    bool need_csrf = !(ctx->route->flags & API_ROUTE_CONSOLE_SESSION);
+    console_session_status cs =
+        console_session_resolve(ctx->env->console, sid, http_header_get(req, CONSOLE_CSRF_HEADER),
+                                need_csrf, time_now_unix(), out, cap, NULL, NULL);
+    if (cs == CONSOLE_SESSION_OK) {
+        /* a live session id is exactly CONSOLE_SESSION_ID_HEX long */
+        memcpy(ctx->console_sid, sid, CONSOLE_SESSION_ID_HEX);
+        ctx->console_sid[CONSOLE_SESSION_ID_HEX] = '\0';
+        return 1;
+    }
+    if (cs == CONSOLE_SESSION_BAD_CSRF) {
+        api_auth_span_end(ctx, AUTH_INVALID);
+        atomic_fetch_add(&ctx->env->metrics.auth_failures, 1);
+        api_fail(ctx, 403, "permission_error", "csrf_token_invalid", NULL,
+                 "a console session cookie needs its CSRF token in the " CONSOLE_CSRF_HEADER
+                 " header (returned at sign-in); a cookie alone is refused");
+        api_send(ctx);
+        return -1;
+    }
+    api_auth_span_end(ctx, AUTH_EXPIRED);
+    api_fail_auth(ctx, AUTH_EXPIRED,
+                  "the console session expired or was signed out; sign in again at /ui/");
+    return -1;
+}
+
 void api_begin(http_request *req, const api_route *route)
 {
     api_ctx *ctx = arena_alloc(&req->arena, sizeof *ctx);
@@ -321,6 +361,15 @@ void api_begin(http_request *req, const api_route *route)
     char why[256] = "";
     char bearer[API_X_API_KEY_MAX + 8];
     const char *credential = api_credential_header(req, route, bearer, sizeof bearer);
+    char console_cred[CONSOLE_CREDENTIAL_MAX + 1];
+    if (!credential) {
+        int rc = api_console_credential(ctx, console_cred, sizeof console_cred);
+        if (rc < 0) {
+            log_ctx_clear();
+            return;                   /* answered: bad CSRF or a dead session */
+        }
+        if (rc > 0) credential = console_cred;
+    }
     auth_status st = identity_authenticate(ctx->env->identity, credential, &ctx->scope,
                                            &ctx->pending, why, sizeof why);
     if (st == AUTH_OK) {
@@ -356,9 +405,16 @@ void api_request_done(http_request *req, int status)
     snprintf(code, sizeof code, "%d", status);
     obs_counter_add(obs_series_of(obs_m_http_requests(), OBS_L(method, route, code)), 1);
     uint64_t now = time_mono_ns();
+    double latency_s = req->started_ns && now > req->started_ns
+                           ? (double)(now - req->started_ns) / 1e9 : 0;
     if (req->started_ns && now > req->started_ns)
         obs_histogram_observe(obs_series_of(obs_m_http_duration(), OBS_L(method, route)),
-                              (double)(now - req->started_ns) / 1e9);
+                              latency_s);
+    /* the last hour, per minute, for the console (GET /v1/metrics/recent) */
+    obs_recent_request(time_now_unix(), status, latency_s,
+                       obs_counter_value(obs_series_of(obs_m_input_tokens(), NULL)) +
+                           obs_counter_value(obs_series_of(obs_m_output_tokens(), NULL)),
+                       obs_counter_value(obs_series_of(obs_m_cost_total(), NULL)));
     if (!ctx) return;
     if (ctx->auth_span) {
         obs_span_discard(ctx->auth_span);   /* the client left mid-provisioning */

@@ -18,13 +18,17 @@ void api_health_live(api_ctx *ctx)
 
 /* Ready or not for anyone (a load balancer needs no more); the checks —
  * which name providers, models and deployments — only for the server admin
- * token: the route is public, and those names tell an outsider what the
+ * token (in the header, or held by a console session whose cookie comes
+ * with its CSRF token): the route is public, and those names tell an outsider what the
  * server fronts and which upstream is failing. */
 void api_health_ready(api_ctx *ctx)
 {
     const brigade_config *cfg = &ctx->env->cfg;
-    bool detail = identity_is_admin_token(ctx->env->identity,
-                                          http_header_get(ctx->req, "authorization"));
+    const char *auth = http_header_get(ctx->req, "authorization");
+    /* the server admin signed in to the console: its session's token */
+    char console_cred[CONSOLE_CREDENTIAL_MAX + 1];
+    if (!auth) auth = api_console_session_credential(ctx, console_cred, sizeof console_cred);
+    bool detail = identity_is_admin_token(ctx->env->identity, auth);
     cJSON *o = cJSON_CreateObject();
     cJSON *checks = cJSON_AddObjectToObject(o, "checks");
     bool ready = store_ping(ctx->env->store);

@@ -53,7 +53,7 @@ static const api_route api_routes[] = {
     R("GET",    "/v1/sessions/{id}/messages", ROLES_USER,       api_messages_list, NULL),
     R("POST",   "/v1/sessions/{id}/messages", ROLES_USER,       NULL, api_messages_post),
     R("GET",    "/v1/runs/{id}",            ROLES_USER,         api_runs_get, NULL),
-    R("POST",   "/v1/runs/{id}/cancel",     ROLES_USER,         NULL, api_runs_cancel),
+    R("POST",   "/v1/runs/{id}/cancel",     ROLES_USER | ROLES_TENANT_ADMIN, NULL, api_runs_cancel),
     R("POST",   "/v1/runs/{id}/approvals/{call_id}", ROLES_USER | ROLES_TENANT_ADMIN,
                                                                 api_approvals_decide, NULL),
     R("GET",    "/v1/approvals",            ROLES_USER | ROLES_TENANT_ADMIN, api_approvals_list, NULL),
@@ -78,6 +78,17 @@ static const api_route api_routes[] = {
     R("DELETE", "/v1/connections/{id}",     ROLES_USER,         api_connections_delete, NULL),
     R("GET",    "/oauth/start",             0,                  NULL, api_oauth_start),
     R("GET",    "/oauth/callback",          0,                  NULL, api_oauth_callback),
+
+    /* the web console (console_routes.c, docs/console.md) */
+    R("GET",    "/ui",                      0,                  NULL, api_console_redirect),
+    R("GET",    "/ui/",                     0,                  NULL, api_console_index),
+    R("GET",    "/ui/{file}",               0,                  NULL, api_console_asset),
+    R("POST",   "/ui/api/session",          ROLES_ANY,          NULL, api_console_login),
+    R_FLAGS("GET", "/ui/api/session",       ROLES_ANY,          NULL, api_console_whoami,
+                                                                API_ROUTE_CONSOLE_SESSION),
+    R("DELETE", "/ui/api/session",          ROLES_ANY,          NULL, api_console_logout),
+    R("GET",    "/v1/metrics/recent",       ROLES_SERVER_ADMIN, api_metrics_recent, NULL),
+    R("GET",    "/v1/runs",                 ROLES_TENANT_ADMIN, api_runs_list_live, NULL),
 };
 
 #define N_ROUTES (sizeof api_routes / sizeof api_routes[0])
@@ -94,6 +105,7 @@ ENTRY(34) ENTRY(35) ENTRY(36)
 ENTRY(37) ENTRY(38) ENTRY(39) ENTRY(40) ENTRY(41) ENTRY(42) ENTRY(43) ENTRY(44) ENTRY(45) ENTRY(46) ENTRY(47) ENTRY(48) ENTRY(49) ENTRY(50)
 ENTRY(51) ENTRY(52) ENTRY(53)
 ENTRY(54) ENTRY(55) ENTRY(56) ENTRY(57) ENTRY(58)
+ENTRY(59) ENTRY(60) ENTRY(61) ENTRY(62) ENTRY(63) ENTRY(64) ENTRY(65) ENTRY(66)
 
 static const http_handler api_entries[] = {
     api_entry_0, api_entry_1, api_entry_2, api_entry_3, api_entry_4, api_entry_5,
@@ -107,6 +119,8 @@ static const http_handler api_entries[] = {
     api_entry_37, api_entry_38, api_entry_39, api_entry_40, api_entry_41, api_entry_42, api_entry_43, api_entry_44, api_entry_45, api_entry_46, api_entry_47, api_entry_48, api_entry_49, api_entry_50,
     api_entry_51, api_entry_52, api_entry_53,
     api_entry_54, api_entry_55, api_entry_56, api_entry_57, api_entry_58,
+    api_entry_59, api_entry_60, api_entry_61, api_entry_62, api_entry_63, api_entry_64, api_entry_65,
+    api_entry_66,
 };
 
 _Static_assert(sizeof api_entries / sizeof api_entries[0] == N_ROUTES,

@@ -262,5 +262,9 @@ void api_runs_cancel(api_ctx *ctx)
         return;
     }
     cJSON_Delete(body);
+    if (ctx->scope.role == SCOPE_TENANT_ADMIN) {
+        api_runs_cancel_as_admin(ctx);   /* any active run of the tenant (live_runs.c) */
+        return;
+    }
     api_run_cancel(ctx, ctx->req->params[0]);
 }

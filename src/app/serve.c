@@ -385,6 +385,10 @@ int app_serve_main(int argc, char **argv)
     /* A revoked key, a disabled or erased user: their runs stop too. */
     identity_on_revocation(a.env.identity, serve_on_revocation, a.env.runs);
     a.env.started_at = time_now_unix();
+    /* The web console's sign-ins (in memory: a restart signs everyone out). */
+    if (a.env.cfg.console.enabled)
+        a.env.console = console_sessions_new(a.env.cfg.console.max_sessions,
+                                             a.env.cfg.console.session_ttl_s);
     a.router = http_router_new();
     api_register_routes(a.router);
 
@@ -430,6 +434,7 @@ int app_serve_main(int argc, char **argv)
         tools_registry_free(a.env.tools);
         identity_close(a.env.identity);
         store_close(a.env.store);
+        console_sessions_free(a.env.console);
         http_router_free(a.router);
         config_free(&a.env.cfg);
         return 1;
@@ -448,6 +453,7 @@ int app_serve_main(int argc, char **argv)
     obs_audit_close(a.env.store);        /* the shutdown checkpoint of the audit chain */
     store_close(a.env.store);            /* its last usage rows close their reservations */
     reserve_journal_close(a.journal);
+    console_sessions_free(a.env.console);
     http_router_free(a.router);
     config_free(&a.env.cfg);
     sandbox_shutdown();

@@ -176,6 +176,9 @@ void config_defaults(brigade_config *cfg)
     cfg->default_tier = config_xstrdup("default");
 
     cfg->governance.enabled = true;
+    cfg->console.enabled = true;
+    cfg->console.session_ttl_s = 1800;
+    cfg->console.max_sessions = 1024;
     cfg->governance.queue_per_user = 16;
     cfg->governance.queue_global = 1024;
 

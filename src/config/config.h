@@ -398,6 +398,13 @@ const mcp_server_cfg *config_find_mcp_server(const struct brigade_config *cfg, c
  * *tool_name points at NAME inside `tool` ("*" for every tool). */
 const mcp_server_cfg *config_mcp_tool_server(const struct brigade_config *cfg, const char *tool,
                                              const char **tool_name);
+/* `console:` (docs/console.md): the web console at /ui/ and its sign-in
+ * sessions. */
+typedef struct console_cfg {
+    bool     enabled;                /* default true */
+    uint32_t session_ttl_s;          /* idle lifetime of a sign-in, sliding (default 1800) */
+    uint32_t max_sessions;           /* the session table's bound (default 1024) */
+} console_cfg;
 
 typedef struct brigade_config {
     char        *source_path;        /* the file read, or NULL for embedded defaults */
@@ -432,6 +439,7 @@ typedef struct brigade_config {
      * may reach although they are private (docs/egress.md). */
     egress_net  *egress_allow_nets; size_t n_egress_allow_nets;
     guard_cfg    guard;
+    console_cfg  console;
     /* Non-fatal findings of the load (e.g. a literal api_key in the file),
      * each "FILE:LINE: key.path: message". They are also logged with
      * log_warn when found, so callers need not print them again. */

@@ -218,6 +218,11 @@ static void obs_atomic_add_double(_Atomic uint64_t *bits, double d)
     }
 }
 
+uint64_t obs_counter_value(const obs_series *s)
+{
+    return s ? atomic_load(&((obs_series *)s)->count) : 0;
+}
+
 void obs_counter_add(obs_series *s, uint64_t n)
 {
     atomic_fetch_add_explicit(&s->count, n, memory_order_relaxed);

@@ -154,6 +154,8 @@ obs_metric *obs_histogram(const char *name, const char *help, const char *const 
 obs_series *obs_series_of(obs_metric *m, const char *const *values);
 
 void obs_counter_add(obs_series *s, uint64_t n);
+/* A counter's value now (the per-minute ring of recent.h reads the totals). */
+uint64_t obs_counter_value(const obs_series *s);
 void obs_gauge_set(obs_series *s, double v);
 void obs_gauge_add(obs_series *s, double d);     /* negative to decrement */
 void obs_histogram_observe(obs_series *s, double v);

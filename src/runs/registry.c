@@ -273,6 +273,50 @@ bool runs_registry_cancel(runs *r, runs_thread *t, const scope *sc, const char *
     return true;
 }
 
+/* ---- the tenant admin's live view ---- */
+
+typedef struct runs_live_collect {
+    const char *tenant_id;
+    runs_live  *out;
+    size_t      n, max;
+} runs_live_collect;
+
+static bool runs_live_slot(const char *key, void *val, void *arg)
+{
+    (void)key;
+    const session_slot *s = val;
+    runs_live_collect *c = arg;
+    /* (returning true would delete the entry: every path returns false) */
+    if (c->n >= c->max || !s->run_id[0] || strcmp(s->tenant_id, c->tenant_id) != 0) return false;
+    runs_live *l = &c->out[c->n++];
+    snprintf(l->run_id, sizeof l->run_id, "%s", s->run_id);
+    snprintf(l->session_id, sizeof l->session_id, "%s", s->session_id);
+    snprintf(l->user_id, sizeof l->user_id, "%s", s->user_id);
+    l->status = s->live_status;
+    return false;
+}
+
+size_t runs_list_live(runs *r, const char *tenant_id, runs_live *out, size_t max)
+{
+    if (!tenant_id || !tenant_id[0] || max == 0) return 0;
+    runs_live_collect c = {tenant_id, out, 0, max};
+    pthread_mutex_lock(&r->lock);
+    strmap_foreach(r->active, runs_live_slot, &c);
+    pthread_mutex_unlock(&r->lock);
+    return c.n;
+}
+
+bool runs_cancel_in_tenant(runs *r, const char *tenant_id, const char *run_id)
+{
+    if (!tenant_id || !tenant_id[0]) return false;
+    pthread_mutex_lock(&r->lock);
+    session_slot *s = strmap_get(r->active, run_id);
+    bool found = s && strcmp(s->tenant_id, tenant_id) == 0;
+    if (found) runs_post_stop(r, s, RUN_CANCELLED, "cancelled", "the run was cancelled by a tenant admin");
+    pthread_mutex_unlock(&r->lock);
+    return found;
+}
+
 /* ---- credentials lost: stop what they started ---- */
 
 typedef struct runs_revoke_match {

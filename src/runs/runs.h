@@ -147,6 +147,21 @@ void runs_set_core(runs *r, const step_core *core);
  * one (GET /v1/runs/{id}); false if not active. */
 bool runs_live_status(runs *r, const scope *sc, const char *run_id, run_status *status);
 
+/* A tenant's active runs as the registry has them now (the tenant admin's
+ * live view): up to `max` into out, the number returned. */
+typedef struct runs_live {
+    char       run_id[ID_MAX];
+    char       session_id[ID_MAX];
+    char       user_id[ID_MAX];
+    run_status status;
+} runs_live;
+size_t runs_list_live(runs *r, const char *tenant_id, runs_live *out, size_t max);
+
+/* A tenant admin's cancel: stop the tenant's active run `run_id` (the run
+ * ends `cancelled` on its own loop, as a user's cancel does). false when
+ * the tenant has no such active run. */
+bool runs_cancel_in_tenant(runs *r, const char *tenant_id, const char *run_id);
+
 /* A credential was lost (identity_on_revocation's listener): a revoked
  * key, a disabled or erased user. Every active run it started ends
  * `cancelled` within moments, with rv->code ("revoked_credential",
