@@ -166,12 +166,16 @@ describe('the streamable HTTP transport (a recording server)', () => {
 
 describe('egress', () => {
   test('an http MCP server on loopback is refused unless the operator allows it by name', async () => {
-    const before = mini.requests ? mini.requests.length : 0;
+    const before = mini.requests.length;
     const { res, result } = await callTool(alice.key, 'fenced', 'fenced__echo', { text: 'hi' });
     const text = JSON.stringify(res.events);
-    assert.ok(!result || result.ok === false, text.slice(0, 500));
-    assert.match(text, /loopback/, 'the refusal names the address class');
-    if (mini.requests) assert.equal(mini.requests.length, before, 'nothing reached the server');
+    // the server never answered initialize, so it has no tools to call
+    assert.ok(result && result.ok === false, text.slice(0, 500));
+    assert.equal(res.events.at(-1).event, 'run.completed', 'the run goes on');
+    assert.equal(mini.requests.length, before, 'nothing reached the server');
+    // why, in brigade's log: the address class, never a request sent
+    await eventually(async () => /may not be reached[^\n]*loopback/.test(stack.brigade.output()) || null,
+      { timeoutMs: 5000 });
   });
 });
 
