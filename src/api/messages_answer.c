@@ -145,7 +145,7 @@ static void ms_text(messages_stream *s, const char *text, buf *out)
 static void ms_tool(messages_stream *s, const cJSON *tc, buf *out)
 {
     const cJSON *ix = cJSON_GetObjectItemCaseSensitive(tc, "index");
-    int k = cJSON_IsNumber(ix) ? (int)ix->valuedouble : 0;
+    int k = cJSON_IsNumber(ix) ? ix->valueint : 0;   /* valueint: cJSON clamps it to int */
     if (k < 0 || k >= (int)(sizeof s->tool_block / sizeof s->tool_block[0])) return;
     const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");

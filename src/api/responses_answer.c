@@ -14,6 +14,7 @@
 
 #include "util/ids.h"
 #include "util/xalloc.h"
+#include "util/json_num.h"
 
 static const cJSON *ans_get(const cJSON *obj, const char *name)
 {
@@ -147,8 +148,8 @@ static void ans_set_usage(cJSON *resp, int64_t input, int64_t output)
 static void ans_usage_of(const cJSON *usage, int64_t *input, int64_t *output)
 {
     const cJSON *p = ans_get(usage, "prompt_tokens"), *c = ans_get(usage, "completion_tokens");
-    *input = cJSON_IsNumber(p) ? (int64_t)p->valuedouble : 0;
-    *output = cJSON_IsNumber(c) ? (int64_t)c->valuedouble : 0;
+    *input = cJSON_IsNumber(p) ? json_num_i64(p->valuedouble) : 0;
+    *output = cJSON_IsNumber(c) ? json_num_i64(c->valuedouble) : 0;
 }
 
 bool responses_object_complete(cJSON *resp, const char *completion, size_t len)
@@ -339,7 +340,7 @@ static void ans_text_delta(responses_stream *s, const char *delta, buf *out)
 static void ans_call_delta(responses_stream *s, const cJSON *tc, buf *out)
 {
     const cJSON *index = ans_get(tc, "index");
-    int chat_index = cJSON_IsNumber(index) ? (int)index->valuedouble : 0;
+    int chat_index = cJSON_IsNumber(index) ? index->valueint : 0;   /* clamped by cJSON */
     const cJSON *fn = ans_get(tc, "function");
     const cJSON *cid = ans_get(tc, "id"), *name = ans_get(fn, "name"), *args = ans_get(fn, "arguments");
     if (s->call_index < 0 || chat_index != s->call_chat_index) {

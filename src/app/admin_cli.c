@@ -247,6 +247,26 @@ static int admin_run(admin_env *env, const char *noun, const char *verb, admin_o
     return 2;
 }
 
+/* The data directory of the commands that run beside a server, without
+ * its lock: --data-dir, else the config's (or the default). */
+static int admin_data_dir(const char *data_dir, const char *config_path, char *out, size_t outlen)
+{
+    if (data_dir) {
+        snprintf(out, outlen, "%s", data_dir);
+        return 0;
+    }
+    brigade_config cfg;
+    char err[1024];
+    if (!config_path) config_defaults(&cfg);
+    else if (config_load_file(config_path, &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "brigade admin: %s\n", err);
+        return -1;
+    }
+    snprintf(out, outlen, "%s", cfg.data_dir);
+    config_free(&cfg);
+    return 0;
+}
+
 int app_admin_main(int argc, char **argv)
 {
     const char *data_dir = NULL, *config_path = NULL;
@@ -277,17 +297,10 @@ int app_admin_main(int argc, char **argv)
             fprintf(stderr, "brigade admin: backup takes one argument, the new FILE\n");
             return 2;
         }
-        brigade_config cfg;
-        char err[1024];
-        if (!config_path) config_defaults(&cfg);
-        else if (config_load_file(config_path, &cfg, err, sizeof err) != 0) {
-            fprintf(stderr, "brigade admin: %s\n", err);
-            return 1;
-        }
+        char dir[4096], err[1024];
+        if (admin_data_dir(data_dir, config_path, dir, sizeof dir) != 0) return 1;
         store_backup_info info;
-        int rc = store_backup(data_dir ? data_dir : cfg.data_dir, verb, &info, err, sizeof err);
-        config_free(&cfg);
-        if (rc != 0) {
+        if (store_backup(dir, verb, &info, err, sizeof err) != 0) {
             fprintf(stderr, "brigade admin: backup: %s\n", err);
             return 1;
         }
@@ -309,16 +322,9 @@ int app_admin_main(int argc, char **argv)
             fprintf(stderr, "brigade admin: vault rotate-key takes no arguments\n");
             return 2;
         }
-        brigade_config cfg;
-        char err[1024];
-        if (!config_path) config_defaults(&cfg);
-        else if (config_load_file(config_path, &cfg, err, sizeof err) != 0) {
-            fprintf(stderr, "brigade admin: %s\n", err);
-            return 1;
-        }
-        int rc = app_vault_rotate_key(data_dir ? data_dir : cfg.data_dir);
-        config_free(&cfg);
-        return rc;
+        char dir[4096];
+        if (admin_data_dir(data_dir, config_path, dir, sizeof dir) != 0) return 1;
+        return app_vault_rotate_key(dir);
     }
     admin_opts o;
     /* getopt wants argv[0] to be a program name: hand it the verb. */

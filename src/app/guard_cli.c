@@ -191,7 +191,7 @@ static cli_row *cli_read_rows(const char *path, size_t *n_out, bool need_label)
         cli_row *r = &rows[n++];
         r->len = strlen(text->valuestring);
         r->text = xstrdup(text->valuestring);
-        r->label = cJSON_IsNumber(label) ? (int)label->valuedouble : 0;
+        r->label = cJSON_IsNumber(label) ? label->valueint : 0;   /* clamped by cJSON */
         r->ch = c;
         r->category = xstrdup(cJSON_IsString(cat) ? cat->valuestring : "(none)");
         cJSON_Delete(j);

@@ -28,6 +28,7 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/xalloc.h"
+#include "util/json_num.h"
 
 #define HTTP_CONNECT_TIMEOUT_MS 10000L
 #define HTTP_TRANSFER_TIMEOUT_MS 3600000L   /* a stream's whole life */
@@ -122,7 +123,7 @@ static bool req_is_answer(const http_req *r, const char *text, size_t len)
     if (!r->req_id) return false;
     cJSON *m = cJSON_ParseWithLength(text, len);
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
-    bool yes = cJSON_IsNumber(id) && (int64_t)id->valuedouble == r->req_id &&
+    bool yes = cJSON_IsNumber(id) && json_num_i64(id->valuedouble) == r->req_id &&
                !cJSON_GetObjectItemCaseSensitive(m, "method");
     cJSON_Delete(m);
     return yes;
@@ -273,7 +274,7 @@ static int64_t body_request_id(const char *body)
 {
     cJSON *m = body ? cJSON_Parse(body) : NULL;
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
-    int64_t v = cJSON_IsNumber(id) && cJSON_GetObjectItemCaseSensitive(m, "method") ? (int64_t)id->valuedouble : 0;
+    int64_t v = cJSON_IsNumber(id) && cJSON_GetObjectItemCaseSensitive(m, "method") ? json_num_i64(id->valuedouble) : 0;
     cJSON_Delete(m);
     return v;
 }

@@ -14,6 +14,7 @@
 
 #include "util/log.h"
 #include "util/xalloc.h"
+#include "util/json_num.h"
 
 typedef struct pending {
     struct pending *next;
@@ -229,7 +230,7 @@ static void session_progress(mcp_session *s, const mcp_msg *m)
     const cJSON *tot = cJSON_GetObjectItemCaseSensitive(m->params, "total");
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(m->params, "message");
     if (!cJSON_IsNumber(tok) || !cJSON_IsNumber(prog)) return;
-    s->cb.on_progress(s->cb.arg, (int64_t)tok->valuedouble, prog->valuedouble,
+    s->cb.on_progress(s->cb.arg, json_num_i64(tok->valuedouble), prog->valuedouble,
                       cJSON_IsNumber(tot) ? tot->valuedouble : -1,
                       cJSON_IsString(msg) ? msg->valuestring : NULL);
 }

@@ -186,12 +186,16 @@ static cJSON *reg_schema_of(const tool_cfg *tc, const char *where, char *err, si
         cJSON_Delete(schema);
         return NULL;
     }
+    /* Models send tool arguments as a JSON object; OpenAI requires it too. */
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(schema, "type");
     if (!cJSON_IsString(type) || strcmp(type->valuestring, "object") != 0) {
         snprintf(err, errlen, "%s: the top level must be {\"type\": \"object\", …}", where);
         cJSON_Delete(schema);
         return NULL;
     }
+    /* Only declared arguments reach the tool, so the model is told so:
+     * unless the tool says otherwise, other properties are refused by
+     * validation, with a message naming the allowed ones. */
     if (!cJSON_GetObjectItemCaseSensitive(schema, "additionalProperties"))
         cJSON_AddFalseToObject(schema, "additionalProperties");
     return schema;
@@ -250,29 +254,8 @@ static cJSON *reg_check_declared(const tool_cfg *tc, const char *at, char *err, 
             return NULL;
         }
     }
-    const char *text = tc->parameters_json && tc->parameters_json[0] ? tc->parameters_json
-                                                                     : "{\"type\":\"object\"}";
-    cJSON *schema = cJSON_Parse(text);
-    if (!schema) {
-        snprintf(err, errlen, "%s: not valid JSON", where);
-        return NULL;
-    }
-    if (!tools_schema_check(schema, where, err, errlen)) {
-        cJSON_Delete(schema);
-        return NULL;
-    }
-    /* Models send tool arguments as a JSON object; OpenAI requires it too. */
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(schema, "type");
-    if (!cJSON_IsString(type) || strcmp(type->valuestring, "object") != 0) {
-        snprintf(err, errlen, "%s: the top level must be {\"type\": \"object\", …}", where);
-        cJSON_Delete(schema);
-        return NULL;
-    }
-    /* Only declared arguments reach the endpoint, so the model is told so:
-     * unless the tool says otherwise, other properties are refused by
-     * validation, with a message naming the allowed ones. */
-    if (!cJSON_GetObjectItemCaseSensitive(schema, "additionalProperties"))
-        cJSON_AddFalseToObject(schema, "additionalProperties");
+    cJSON *schema = reg_schema_of(tc, where, err, errlen);
+    if (!schema) return NULL;
     if (!reg_placeholders_declared(tc->url, schema, why, sizeof why)) {
         snprintf(err, errlen, "%s%surl: %s", at, dot, why);
         cJSON_Delete(schema);

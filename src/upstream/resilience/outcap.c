@@ -133,7 +133,7 @@ static uint64_t outcap_responses_tokens(upstream_outcap *oc, const cJSON *ev)
     if (!strcmp(t, "response.output_text.delta")) {
         const cJSON *ci = cJSON_GetObjectItemCaseSensitive(ev, "content_index");
         cJSON *content = cJSON_GetObjectItemCaseSensitive(item, "content");
-        cJSON *part = cJSON_IsNumber(ci) ? cJSON_GetArrayItem(content, (int)ci->valuedouble) : NULL;
+        cJSON *part = cJSON_IsNumber(ci) ? cJSON_GetArrayItem(content, ci->valueint) : NULL;
         outcap_append(part, "text", delta->valuestring);
     } else if (!strcmp(t, "response.function_call_arguments.delta")) {
         outcap_append(item, "arguments", delta->valuestring);

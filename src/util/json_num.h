@@ -1,0 +1,19 @@
+/* json_num.h — a JSON number as a C integer without undefined behaviour.
+ * A number from the network (a provider's usage, an MCP server's ids) can
+ * be 1e300; casting that double to an integer type is undefined in C, and
+ * UBSan stops the process on it. These clamp to the type's range instead
+ * (NaN, which JSON cannot carry, gives 0). */
+#ifndef BRIGADE_UTIL_JSON_NUM_H
+#define BRIGADE_UTIL_JSON_NUM_H
+
+#include <stdint.h>
+
+static inline int64_t json_num_i64(double d)
+{
+    if (!(d == d)) return 0;                       /* NaN */
+    if (d >= 9.2e18) return INT64_MAX;
+    if (d <= -9.2e18) return INT64_MIN;
+    return (int64_t)d;
+}
+
+#endif
