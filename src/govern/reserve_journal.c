@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,7 @@ struct reserve_journal {
     uint64_t        next_id;
     uint64_t        bytes;          /* the file's size */
     rj_set          open;
+    bool            no_compact;     /* a record is on disk but not in the open set */
 };
 
 static char *rj_path(const char *data_dir, const char *name)
@@ -287,9 +289,14 @@ uint64_t reserve_journal_open_entry(reserve_journal *j, const reserve_entry *e)
     }
     memcpy(copy, line, len + 1);
     if (!rj_set_put(&j->open, id, copy)) {
-        /* on disk, not in memory: compaction would drop it, so it stays
-         * open in the file's eyes; closing it still writes its C line */
+        /* on disk, not in memory (out of memory): a compaction would drop
+         * it, and a crash then undercount it, so compaction stops for good
+         * (the file grows; logged once). Its C line is still written. */
         free(copy);
+        if (!j->no_compact)
+            log_error("reservations: out of memory keeping the open set: the journal is no longer "
+                      "compacted until restart");
+        j->no_compact = true;
     }
     j->bytes += len;
     pthread_mutex_unlock(&j->mu);
@@ -319,7 +326,7 @@ static void rj_close_locked(reserve_journal *j, const uint64_t *ids, size_t n)
             log_error("reservations: cannot close a reservation in %s: %s", j->path, strerror(errno));
         j->bytes += len;
     }
-    if (j->bytes > RESERVE_JOURNAL_COMPACT_BYTES) rj_compact(j);
+    if (j->bytes > RESERVE_JOURNAL_COMPACT_BYTES && !j->no_compact) rj_compact(j);
 }
 
 void reserve_journal_close_entry(reserve_journal *j, uint64_t id)
