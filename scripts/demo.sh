@@ -57,10 +57,12 @@ credential_providers:
     client_id: brigade
     client_secret_env: DEMO_OAUTH_CLIENT_SECRET
     scopes: [openid]
+    allow_private_networks: true   # the demo's identity provider is on loopback (docs/egress.md)
 tools:
   - name: whoami
     description: Which account the user connected at the demo identity provider, asked with the user's own token.
     url: $issuer/me
+    allow_private_networks: true
     method: GET
     auth: {provider: demo-id, scopes: [openid]}
     effects: read
@@ -68,6 +70,7 @@ tools:
   - name: share_profile
     description: Share the user's profile at the demo identity provider; a person must approve each call.
     url: $issuer/me
+    allow_private_networks: true
     method: GET
     auth: {provider: demo-id, scopes: [openid]}
     effects: external
