@@ -381,6 +381,8 @@ describe('a tenant admin in the console', () => {
       await page.getByTestId('nav-tenant-usage').click();
       await page.getByTestId('usage-user').waitFor();
       assert.ok((await page.getByTestId('usage-user').innerText()).includes(alice.user.id));
+      // the charts draw after their own fetch and a frame: wait for one
+      await page.locator('canvas').first().waitFor({ timeout: 5000 });
       assert.ok(await page.locator('canvas').count() >= 1, 'charts drawn');
       const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('csv-model').click()]);
       const csv = fs.readFileSync(await download.path(), 'utf8');
@@ -462,6 +464,7 @@ describe('the server admin in the console', () => {
       await page.getByTestId('metrics-total').waitFor();
       const n = Number((await page.getByTestId('metrics-total').innerText()).match(/(\d+)/)[1]);
       assert.ok(n > 10, `${n} requests in the last hour`);
+      await page.locator('[data-testid=metrics] canvas').nth(3).waitFor({ timeout: 5000 });
       assert.ok(await page.locator('[data-testid=metrics] canvas').count() >= 4);
       await shot(page, 'server-metrics');
       // the same numbers by API, server admin only
