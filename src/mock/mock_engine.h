@@ -257,8 +257,10 @@ int  mock_embeddings(const char *body, size_t len, buf *out, int64_t *prompt_tok
  * (same name and arguments): tool results newest first, then the offered
  * tools' descriptions. Untrusted text asks by `[[tool:NAME {json}]]`, or by
  * `[[on:WORD tool:NAME {json}]]` — a delayed invocation, obeyed only in a
- * turn whose user message contains WORD (case-insensitive). See
- * mock_gullible.c for how generously it reads. */
+ * turn whose user message contains WORD (case-insensitive). In the JSON
+ * arguments, "{{user}}" inside a string stands for the last user message
+ * (an injected model forwarding the conversation). See mock_gullible.c for
+ * how generously it reads. */
 
 typedef struct mock_injected {
     const char *name;      /* the tool asked for */

@@ -41,9 +41,43 @@ static bool gullible_user_says(const char *user, size_t ulen, const char *word, 
     return false;
 }
 
+/* "{{user}}" in an argument's string stands for the user's last message:
+ * an injected model forwarding the conversation (what it would copy from
+ * its context, which a mock cannot compose). Strings only, depth-bounded. */
+static void gullible_fill_user(cJSON *j, int depth, const char *user, size_t ulen)
+{
+    if (depth > GULLIBLE_JSON_DEPTH) return;
+    cJSON *c;
+    cJSON_ArrayForEach(c, j) {
+        if (cJSON_IsString(c) && strstr(c->valuestring, "{{user}}")) {
+            const char *v = c->valuestring;
+            size_t n = 0;
+            for (const char *h = v; (h = strstr(h, "{{user}}")); h += 8) n++;
+            size_t len = strlen(v) + n * ulen;
+            char *o = malloc(len + 1), *w = o;
+            if (!o) return;
+            for (const char *h = v, *next; ; h = next + 8) {
+                next = strstr(h, "{{user}}");
+                size_t k = next ? (size_t)(next - h) : strlen(h);
+                memcpy(w, h, k);
+                w += k;
+                if (!next) break;
+                if (ulen) memcpy(w, user, ulen);
+                w += ulen;
+            }
+            *w = '\0';
+            cJSON_SetValuestring(c, o);
+            free(o);
+        } else if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
+            gullible_fill_user(c, depth + 1, user, ulen);
+        }
+    }
+}
+
 /* Parse "tool:NAME {json}]]" at q; on success fill *m and return the byte
  * after "]]", else NULL. */
-static const char *gullible_tool_at(const char *q, const char *end, arena *a, mock_injected *m)
+static const char *gullible_tool_at(const char *q, const char *end, const char *user, size_t ulen,
+                                    arena *a, mock_injected *m)
 {
     if (end - q < 5 || memcmp(q, "tool:", 5) != 0) return NULL;
     q += 5;
@@ -60,6 +94,7 @@ static const char *gullible_tool_at(const char *q, const char *end, arena *a, mo
             cJSON_Delete(j);
             return NULL;
         }
+        gullible_fill_user(j, 0, user ? user : "", user ? ulen : 0);
         char *compact = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
         if (!compact) return NULL;
@@ -111,13 +146,13 @@ static size_t gullible_scan_plain(const char *text, size_t len, const char *user
             while (we < end && gullible_name_char(*we)) we++;
             size_t wlen = (size_t)(we - w);
             if (wlen == 0 || wlen > 64 || we >= end || *we != ' ') continue;
-            const char *after = gullible_tool_at(we + 1, end, a, &m);
+            const char *after = gullible_tool_at(we + 1, end, user, ulen, a, &m);
             if (!after) continue;
             s = after;
             if (!gullible_user_says(user, ulen, w, wlen)) continue;
             m.trigger = arena_strndup(a, w, wlen);
         } else {
-            const char *after = gullible_tool_at(q, end, a, &m);
+            const char *after = gullible_tool_at(q, end, user, ulen, a, &m);
             if (!after) continue;
             s = after;
         }
