@@ -11,7 +11,9 @@
  * never the marker being mangled. So the reading is deliberately generous:
  * spotlighting's datamark (U+02C6 between words) reads as a space, and a
  * JSON tool result is also read through its string values (a memory
- * recall holds the note JSON-escaped) — a model reads both. Malformed
+ * recall holds the note JSON-escaped; spotlighted, the JSON is inside
+ * other text and its escapes are read as what they stand for) — a model
+ * reads all of these. Malformed
  * markers in untrusted text are ignored (a model would just not act),
  * never a 400. */
 #include "mock/mock_engine.h"
@@ -193,6 +195,17 @@ size_t mock_injected_markers(const char *text, size_t len, const char *user, siz
         cJSON *j = cJSON_ParseWithLength(t, ul);
         if (j) n = gullible_scan_json(j, 0, user, ulen, a, out, max);
         cJSON_Delete(j);
+    }
+    /* JSON inside other text (a spotlighted memory recall): its escapes
+     * read as what they stand for. */
+    if (n == 0 && memchr(t, '\\', ul)) {
+        size_t k = 0;
+        for (size_t i = 0; i < ul; i++) {
+            if (t[i] == '\\' && i + 1 < ul && t[i + 1] && strchr("\"\\/", t[i + 1])) t[k++] = t[++i];
+            else if (t[i] == '\\' && i + 1 < ul && t[i + 1] == 'n') { t[k++] = '\n'; i++; }
+            else t[k++] = t[i];
+        }
+        n = gullible_scan_plain(t, k, user, ulen, a, out, max);
     }
     free(t);
     return n;
