@@ -268,8 +268,8 @@ typedef struct mock_injected {
     const char *trigger;   /* WORD of [[on:WORD …]], or NULL */
 } mock_injected;
 
-/* The markers of one untrusted text, in order (at most max; the text's
- * first 256 KiB). `user` is the last user message, for [[on:WORD …]]
+/* The markers of one untrusted text, in order (at most max; within the
+ * text's first 256 KiB and first 64 "[["). `user` is the last user message, for [[on:WORD …]]
  * (those whose WORD it lacks are left out). Malformed ones are skipped. */
 size_t mock_injected_markers(const char *text, size_t len, const char *user, size_t ulen, arena *a,
                              mock_injected *out, size_t max);

@@ -25,6 +25,9 @@
 
 #define GULLIBLE_MAX_TEXT   (256u * 1024u)  /* bytes of one untrusted text read */
 #define GULLIBLE_JSON_DEPTH 8
+#define GULLIBLE_MAX_ARGS   (16u * 1024u)   /* bytes of a marker's JSON arguments */
+#define GULLIBLE_MAX_TRIES  64              /* "[[" looked at per text: no quadratic scan */
+#define GULLIBLE_MAX_FILLED (1024u * 1024u) /* an argument after {{user}} is filled in */
 
 static bool gullible_name_char(char c)
 {
@@ -55,6 +58,7 @@ static void gullible_fill_user(cJSON *j, int depth, const char *user, size_t ule
             const char *v = c->valuestring;
             size_t n = 0;
             for (const char *h = v; (h = strstr(h, "{{user}}")); h += 8) n++;
+            if (ulen && n > GULLIBLE_MAX_FILLED / ulen) continue;   /* left as written */
             size_t len = strlen(v) + n * ulen;
             char *o = malloc(len + 1), *w = o;
             if (!o) return;
@@ -91,7 +95,9 @@ static const char *gullible_tool_at(const char *q, const char *end, const char *
     char *args = NULL;
     if (q < end && *q == '{') {
         const char *jend = NULL;
-        cJSON *j = cJSON_ParseWithLengthOpts(q, (size_t)(end - q), &jend, false);
+        size_t room = (size_t)(end - q);
+        cJSON *j = cJSON_ParseWithLengthOpts(q, room < GULLIBLE_MAX_ARGS ? room : GULLIBLE_MAX_ARGS,
+                                             &jend, false);
         if (!j || !cJSON_IsObject(j) || !jend) {
             cJSON_Delete(j);
             return NULL;
@@ -133,9 +139,9 @@ static char *gullible_unmark(const char *s, size_t len, size_t *out_len)
 static size_t gullible_scan_plain(const char *text, size_t len, const char *user, size_t ulen,
                                   arena *a, mock_injected *out, size_t max)
 {
-    size_t n = 0;
+    size_t n = 0, tries = 0;
     const char *s = text, *end = text + len;
-    while (n < max && s + 2 <= end) {
+    while (n < max && s + 2 <= end && tries++ < GULLIBLE_MAX_TRIES) {
         const char *o = memmem(s, (size_t)(end - s), "[[", 2);
         if (!o) break;
         const char *q = o + 2;

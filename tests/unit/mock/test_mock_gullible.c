@@ -112,6 +112,12 @@ static void test_malformed_is_ignored(void **st)
     /* a broken one does not hide a good one after it */
     assert_int_equal(markers("[[tool:bad {]] then [[tool:good {}]]", "", m, 4), 1);
     assert_string_equal(m[0].name, "good");
+    /* bounded work on hostile text: many unterminated openings, each of
+     * which would otherwise be parsed to the end */
+    static char hostile[200000];
+    for (size_t i = 0; i + 16 < sizeof hostile; i += 16) memcpy(hostile + i, "[[tool:x {\"a\":\"", 16);
+    hostile[sizeof hostile - 1] = 0;
+    assert_int_equal(markers(hostile, "", m, 4), 0);
     /* at most max */
     assert_int_equal(markers("[[tool:a]][[tool:b]][[tool:c]]", "", m, 2), 2);
 }
