@@ -6,7 +6,7 @@
  * provider sees every body the gateway forwards, so none of it may crash.
  *
  * The first byte picks the options (stream_chunks 0/1/3/7, a forced fault
- * or none, a fault table or none); the rest is the body. Invariants
+ * or none, a fault table or none, gullible or not); the rest is the body. Invariants
  * (abort() when broken):
  *   - the plan is 200 or 400, and a 400 carries a message;
  *   - the text plan's token offsets are in order and end at text_len;
@@ -167,6 +167,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .forced_fault = (sel >> 2 & 7) < MOCK_FAULT__COUNT && (sel & 0x80) ? (mock_fault)(sel >> 2 & 7)
                                                                           : MOCK_FAULT_NONE,
         .faults = (sel & 0x20) ? NULL : &fz_faults,
+        .gullible = (sel & 0x40) != 0,   /* markers in tool results and descriptions too */
     };
     /* The body in its own allocation, not NUL-terminated, so any read past
      * `len` is caught. */

@@ -50,6 +50,7 @@ typedef struct provider_cfg {
     uint32_t      mock_latency_ms;   /* default 0 */
     uint32_t      mock_stream_chunks;/* default 8 */
     uint32_t      mock_chunk_interval_ms; /* default 0 */
+    bool          mock_gullible;     /* play an injected model (docs/api.md, "mock-llm") */
 } provider_cfg;
 
 /* One place a model is served from: a provider and the name it has there. */

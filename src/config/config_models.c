@@ -17,7 +17,7 @@ enum { PR_NAME, PR_KIND, PR_BASE_URL, PR_API_KEY, PR_API_KEY_ENV, PR_TIMEOUT, PR
        PR_MAX_CONNS, PR_LATENCY, PR_CHUNKS, PR_CHUNK_INTERVAL, PR_RETRIES, PR_BACKOFF,
        PR_ANTHROPIC_VERSION, PR_FIRST_BYTE, PR_IDLE, PR_MAX_CONC, PR_BACKOFF_MAX, PR_BUDGET_RATIO,
        PR_BUDGET_MIN, PR_BRK_FAILURES, PR_BRK_RATE, PR_BRK_WINDOW, PR_BRK_MIN_CALLS, PR_BRK_OPEN,
-       PR_RESPONSES, PR__N };
+       PR_RESPONSES, PR_GULLIBLE, PR__N };
 
 static const char *ld_kind_name(provider_kind k)
 {
@@ -48,6 +48,7 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
         [PR_BRK_MIN_CALLS] = {.key = "breaker_min_calls"},
         [PR_BRK_OPEN] = {.key = "breaker_open_ms"},
         [PR_RESPONSES] = {.key = "responses"},
+        [PR_GULLIBLE] = {.key = "gullible"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, kind, …), got nothing");
@@ -105,6 +106,7 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
         {PR_LATENCY, 1u << PROVIDER_MOCK, "mock"},
         {PR_CHUNKS, 1u << PROVIDER_MOCK, "mock"},
         {PR_CHUNK_INTERVAL, 1u << PROVIDER_MOCK, "mock"},
+        {PR_GULLIBLE, 1u << PROVIDER_MOCK, "mock"},
     };
     for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++) {
         if (s[only[i].idx].present && !(only[i].kinds & (1u << k))) {
@@ -174,6 +176,10 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
         PR_U32(PR_LATENCY, mock_latency_ms, 0, 600000)
         PR_U32(PR_CHUNKS, mock_stream_chunks, 1, 100000)
         PR_U32(PR_CHUNK_INTERVAL, mock_chunk_interval_ms, 0, 60000)
+        if (s[PR_GULLIBLE].present) {
+            ld_path(kp, sizeof(kp), path, "gullible");
+            if (ld_bool(l, &s[PR_GULLIBLE], kp, &p->mock_gullible) < 0) return -1;
+        }
     }
     PR_U32(PR_TIMEOUT, timeout_ms, 1, 86400000)
     PR_U32(PR_CONNECT_TIMEOUT, connect_timeout_ms, 1, 600000)

@@ -433,12 +433,16 @@ void mock_plan_make(mock_plan *p, arena *a, const char *body, size_t len, const 
 
     mock_markers mk;
     memset(&mk, 0, sizeof(mk));
+    const char *user_text = NULL;
+    size_t user_len = 0;
     if (last_user) {
         buf t;
         buf_init(&t);
         mock_content_text(cJSON_GetObjectItemCaseSensitive(last_user, "content"), &t);
         const char *err = NULL;
         bool ok = mock_parse_markers(t.data ? t.data : "", t.len, a, &mk, &err);
+        user_len = t.len;
+        user_text = arena_strndup(a, t.data ? t.data : "", t.len);
         buf_free(&t);
         if (!ok) {
             mock_plan_fail(p, err, "messages");
@@ -465,15 +469,21 @@ void mock_plan_make(mock_plan *p, arena *a, const char *body, size_t len, const 
     uint32_t chunks_cfg = opt ? opt->stream_chunks : 0;
     /* A model stuck in a loop ([[tool_loop]]) asks again after each result;
      * each call gets its own id (the number of messages so far). */
-    if (mk.has_tool && (!last_tool || mk.tool_loop)) {
+    bool user_call = mk.has_tool && (!last_tool || mk.tool_loop);
+    /* A gullible model, with nothing left of the user's to do, does what
+     * untrusted text asks (mock_gullible.c). */
+    mock_injected inj;
+    bool injected = !user_call && opt && opt->gullible &&
+                    mock_gullible_pick(root, user_text, user_len, a, &inj);
+    if (user_call || injected) {
         p->reply = MOCK_REPLY_TOOL_CALL;
-        p->tool_name = mk.tool_name;
-        p->tool_args = mk.tool_args;
-        p->tool_args_len = mk.tool_args_len;
+        p->tool_name = user_call ? mk.tool_name : inj.name;
+        p->tool_args = user_call ? mk.tool_args : inj.args;
+        p->tool_args_len = user_call ? mk.tool_args_len : strlen(inj.args);
         snprintf(p->tool_call_id, sizeof(p->tool_call_id), "call_%016" PRIx64,
-                 p->hash ^ p->call_nonce ^ mock_hash(mk.tool_name, strlen(mk.tool_name)) ^ (uint64_t)i);
+                 p->hash ^ p->call_nonce ^ mock_hash(p->tool_name, strlen(p->tool_name)) ^ (uint64_t)i);
         p->finish_reason = "tool_calls";
-        p->completion_tokens = mock_count_text_tokens(strlen(mk.tool_name) + mk.tool_args_len);
+        p->completion_tokens = mock_count_text_tokens(strlen(p->tool_name) + p->tool_args_len);
         uint32_t frags = chunks_cfg ? chunks_cfg : 4;
         if (frags > p->tool_args_len) frags = (uint32_t)p->tool_args_len;
         p->n_chunks = frags ? frags : 1;

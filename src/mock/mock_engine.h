@@ -85,6 +85,8 @@ typedef struct mock_options {
     uint32_t          stream_chunks;  /* content chunks per stream; 0 = one per token */
     mock_fault        forced_fault;   /* from a flag / x-mock-fault; wins over markers */
     mock_fault_table *faults;         /* NULL: [[fault:K:N]] counts are not kept (always fails) */
+    bool              gullible;       /* also obey markers in tool results and tool
+                                       * descriptions (mock_gullible.c) */
 } mock_options;
 
 typedef enum mock_reply { MOCK_REPLY_TEXT, MOCK_REPLY_TOOL_CALL } mock_reply;
@@ -246,9 +248,39 @@ void mock_embedding_vector(const char *text, size_t len, uint32_t dims, float *o
  * returns the HTTP status (200 or 400), *prompt_tokens the input's tokens. */
 int  mock_embeddings(const char *body, size_t len, buf *out, int64_t *prompt_tokens);
 
+/* --- gullible mode (mock_gullible.c) ---
+ *
+ * A model that falls for prompt injection, for the attack scenarios: with
+ * mock_options.gullible, when the user's own marker asks for nothing more
+ * (no [[tool:…]], or its call has been answered), the mock makes the first
+ * call that untrusted text asks for and the conversation has not made yet
+ * (same name and arguments): tool results newest first, then the offered
+ * tools' descriptions. Untrusted text asks by `[[tool:NAME {json}]]`, or by
+ * `[[on:WORD tool:NAME {json}]]` — a delayed invocation, obeyed only in a
+ * turn whose user message contains WORD (case-insensitive). In the JSON
+ * arguments, "{{user}}" inside a string stands for the last user message
+ * (an injected model forwarding the conversation). See mock_gullible.c for
+ * how generously it reads. */
+
+typedef struct mock_injected {
+    const char *name;      /* the tool asked for */
+    const char *args;      /* its arguments, compact JSON object text */
+    const char *trigger;   /* WORD of [[on:WORD …]], or NULL */
+} mock_injected;
+
+/* The markers of one untrusted text, in order (at most max; within the
+ * text's first 256 KiB and first 64 "[["). `user` is the last user message, for [[on:WORD …]]
+ * (those whose WORD it lacks are left out). Malformed ones are skipped. */
+size_t mock_injected_markers(const char *text, size_t len, const char *user, size_t ulen, arena *a,
+                             mock_injected *out, size_t max);
+struct cJSON;
+/* The call a gullible model makes next for this request (a parsed chat
+ * request), if any. */
+bool   mock_gullible_pick(const struct cJSON *root, const char *user, size_t ulen, arena *a,
+                          mock_injected *out);
+
 /* --- structured output (mock_schema.c) --- */
 
-struct cJSON;
 /* A minimal JSON instance of `schema` (see mock_schema.c for what is
  * honoured), appended to out; the text has spaces after ':' and ',' so a
  * stream carries it in several chunks. */

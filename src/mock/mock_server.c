@@ -279,7 +279,8 @@ static void mock_handle(http_request *req, mock_face face)
     bool anthropic = face == MOCK_FACE_ANTHROPIC;
     mock_thread *th = req->thread_data;
     mock_server *s = th->srv;
-    mock_options opt = { .stream_chunks = s->o.stream_chunks, .faults = &s->faults };
+    mock_options opt = { .stream_chunks = s->o.stream_chunks, .faults = &s->faults,
+                         .gullible = s->o.gullible };
     const char *hf = http_header_get(req, "x-mock-fault");
     if (hf) {
         opt.forced_fault = mock_fault_parse(hf, strlen(hf));
@@ -476,6 +477,9 @@ static void mock_usage(FILE *f)
           "                           slow_first_byte, overloaded, ignore_max_tokens;\n"
           "                           several: one at random\n"
           "  --threads N              loop threads (default: number of CPUs)\n"
+          "  --gullible               play an injected model: also obey [[tool:NAME {json}]]\n"
+          "                           (and [[on:WORD tool:NAME {json}]]) found in tool\n"
+          "                           results and tool descriptions\n"
           "  --help                   this text\n"
           "Markers in the last user message steer replies: [[tool:NAME {json}]]\n"
           "([[tool_loop]] with it: call the tool again after every result), [[fault:KIND]],\n"
@@ -537,6 +541,10 @@ int mock_llm_main(int argc, char **argv)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             mock_usage(stdout);
             return 0;
+        }
+        if (strcmp(a, "--gullible") == 0) {
+            o.gullible = true;
+            continue;
         }
         if (!v) {
             fprintf(stderr, "mock-llm: %s needs a value (see --help)\n", a);

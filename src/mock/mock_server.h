@@ -9,6 +9,7 @@
 #ifndef BRIGADE_MOCK_SERVER_H
 #define BRIGADE_MOCK_SERVER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "mock/mock_engine.h"
@@ -24,6 +25,7 @@ typedef struct mock_server_opts {
     mock_fault  fault;              /* the fault, or the first of `mix` */
     mock_fault  mix[MOCK_FAULT__COUNT];   /* --fault a,b,c: one of these, uniformly */
     unsigned    n_mix;              /* 0: just `fault` */
+    bool        gullible;           /* --gullible: obey markers in untrusted text */
 } mock_server_opts;
 
 typedef struct mock_server mock_server;

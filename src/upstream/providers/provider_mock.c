@@ -203,7 +203,8 @@ upstream_call *mockp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
         c->embed_status = mock_embeddings(body, len, &c->scratch, &c->embed_tokens);
         c->plan.status = c->embed_status;
     } else {
-        mock_options opt = { .stream_chunks = p->mock_stream_chunks, .faults = mock_fault_table_global() };
+        mock_options opt = { .stream_chunks = p->mock_stream_chunks, .faults = mock_fault_table_global(),
+                             .gullible = p->mock_gullible };
         mock_plan_make(&c->plan, &c->a, body, len, &opt);
     }
     /* The call's mode rules, and a remote stream would carry usage because

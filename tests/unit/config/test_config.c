@@ -431,6 +431,10 @@ static void test_provider_rules(void **state)
                       "brigade.yaml:4: providers[0].base_url: only for kind openai");
     assert_load_error("providers:\n  - name: o\n    kind: openai\n    base_url: http://x\n    latency_ms: 5\n",
                       "brigade.yaml:5: providers[0].latency_ms: only for kind mock");
+    assert_load_error("providers:\n  - name: o\n    kind: openai\n    base_url: http://x\n    gullible: true\n",
+                      "brigade.yaml:5: providers[0].gullible: only for kind mock");
+    assert_load_error("providers:\n  - name: mock\n    kind: mock\n    gullible: sometimes\n",
+                      "brigade.yaml:4: providers[0].gullible: expected true or false, got \"sometimes\"");
     setenv("TEST_K", "k", 1);
     assert_load_error("providers:\n  - name: o\n    kind: openai\n    base_url: http://x\n"
                       "    api_key: ${TEST_K}\n    api_key_env: TEST_K\n",
@@ -453,7 +457,12 @@ static void test_providers_replace_defaults(void **state)
     assert_int_equal(c.n_models, 2);
     assert_ptr_equal(config_find_model(&c, "mock-small")->provider, &c.providers[0]);
     assert_int_equal(c.providers[0].mock_latency_ms, 7);
+    assert_false(c.providers[0].mock_gullible);   /* an injected model only when asked */
     assert_null(c.providers[1].api_key); /* a local server needs no key */
+    config_free(&c);
+    rc = load("providers:\n  - name: mock\n    kind: mock\n    gullible: true\n", &c);
+    assert_int_equal(rc, 0);
+    assert_true(c.providers[0].mock_gullible);
     config_free(&c);
 }
 
