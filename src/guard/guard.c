@@ -5,6 +5,7 @@
 #include "guard/approval_when.h"
 #include "guard/engine.h"
 #include "guard/exfil.h"
+#include "guard/guard_record.h"
 #include "guard/spotlight.h"
 #include "util/xalloc.h"
 
@@ -303,6 +304,7 @@ guard_decision guard_before_effect(guard_run *g, const guard_ctx *ctx, const gua
         if (c->traced) guard_span(ctx, e, c->name, allow, note);
         if (!allow) {
             d.check = c->name;
+            guard_record_verdict(ctx, e, &d);     /* kept: a row, a count, an audit entry */
             return d;
         }
     }
@@ -353,6 +355,7 @@ static cJSON *guard_flag_event(const guard_ctx *ctx, const guard_finding *f, con
     obs_span_set_str(s, "brigade.guardrail.channel", channel);
     obs_span_set_double(s, "brigade.guardrail.score", f->score);
     obs_span_end(s, OBS_STATUS_OK, NULL);
+    guard_record_finding(ctx->sc, ctx->session_id, ctx->run_id, f, channel, tool, action, false);
     return ev;
 }
 
