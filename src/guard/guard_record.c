@@ -38,12 +38,14 @@ void guard_record_close(void)
                   atomic_load(&rec_pending));
 }
 
-/* The audit action of a decision that withheld something; NULL: not audited. */
+/* The audit action of a decision that withheld something; NULL: not
+ * audited here. A refused tool call is audited by the harness already, as
+ * a tool.call entry with `allowed: false` and `refused: <code>`
+ * (runs/toolrun.c): a second entry would only repeat it. */
 static const char *guard_record_audit_action(const char *action)
 {
     if (strcmp(action, "block") == 0) return "guard.blocked";
     if (strcmp(action, "drop") == 0) return "guard.dropped";
-    if (strcmp(action, "refuse") == 0) return "guard.refused";
     if (strcmp(action, "withhold") == 0) return "guard.withheld";
     return NULL;
 }

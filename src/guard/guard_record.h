@@ -2,9 +2,11 @@
  * a row in the store (store.h guard_decision_rec; who, where, which
  * detector or check, what it did — never the text), a count in
  * brigade_guard_decisions_total{action,channel,detector}, and, when the
- * decision withheld something (block, drop, refuse, withhold), an audit
- * entry in the same transaction as the row (guard.blocked, guard.dropped,
- * guard.refused, guard.withheld; docs/audit.md).
+ * decision withheld something, an audit entry in the same transaction as
+ * the row: guard.blocked (a user message; runs/start.c writes that one),
+ * guard.dropped (a tool's output), guard.withheld (a final answer). A
+ * refused tool call (taint, exfiltration) has its audit entry already, the
+ * harness's tool.call with `refused` (runs/toolrun.c); docs/audit.md.
  *
  * Nothing here waits for the disk: the row and its entry are queued for
  * the store's writer (store_guard_decision_record), so the hooks may run on
