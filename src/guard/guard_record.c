@@ -135,7 +135,9 @@ void guard_record_finding(const scope *sc, const char *session_id, const char *r
     snprintf(r.channel, sizeof r.channel, "%s", channel);
     snprintf(r.detector, sizeof r.detector, "%s", f->detector ? f->detector : "unknown");
     snprintf(r.action, sizeof r.action, "%s", action);
-    r.score = f->score < 0 ? 0 : (double)(int)(f->score * 1000) / 1000.0;
+    /* a remote classifier's score is the network's: kept in [0, 1], NaN as 0 */
+    double score = f->score >= 0 ? (f->score <= 1 ? f->score : 1) : 0;
+    r.score = (double)(int)(score * 1000) / 1000.0;
     guard_record_row(sc, &r, f->det.labels, f->det.n_labels,
                      audited ? NULL : guard_record_audit_action(action));
 }
