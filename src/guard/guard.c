@@ -25,6 +25,9 @@ struct guard_run {
     guard_secrets secrets;
     /* the last batch of tool calls, to name the tool of each result */
     cJSON    *last_calls;
+    /* a resumed run's first batch is the paused one again: its decisions
+     * were recorded the first time (guard_record.h) */
+    bool      resumed, replaying;
 };
 
 guard_run *guard_run_new(void)
@@ -248,6 +251,8 @@ static bool guard_check_batch(guard_run *g, const guard_ctx *ctx, const guard_ef
     (void)notelen;
     cJSON_Delete(g->last_calls);
     g->last_calls = cJSON_Duplicate(e->json, true);
+    g->replaying = g->resumed;
+    g->resumed = false;
     return true;
 }
 
@@ -304,7 +309,7 @@ guard_decision guard_before_effect(guard_run *g, const guard_ctx *ctx, const gua
         if (c->traced) guard_span(ctx, e, c->name, allow, note);
         if (!allow) {
             d.check = c->name;
-            guard_record_verdict(ctx, e, &d);     /* kept: a row, a count, an audit entry */
+            if (!g->replaying) guard_record_verdict(ctx, e, &d);   /* kept: a row, a count */
             return d;
         }
     }
@@ -474,7 +479,7 @@ guard_review guard_after_result(guard_run *g, const guard_ctx *ctx, const guard_
     memset(&v, 0, sizeof v);
     switch (r->kind) {
     case GUARD_RESULT_START: guard_review_start(g, ctx, r, &v); break;
-    case GUARD_RESULT_RESUME: guard_note_history(g, r->history); break;
+    case GUARD_RESULT_RESUME: guard_note_history(g, r->history); g->resumed = true; break;
     case GUARD_RESULT_TOOL_RESULTS: guard_review_tools(g, ctx, r, &v); break;
     case GUARD_RESULT_MODEL_REPLY:
     default: break;

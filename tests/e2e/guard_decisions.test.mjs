@@ -178,14 +178,21 @@ describe('recorded', () => {
     assert.ok(!all.text.includes(secret) && !all.text.includes('evil.example'), 'no row holds the value');
   });
 
-  test('a call sent for approval in a tainted run', async () => {
+  test('a call sent for approval in a tainted run, recorded once across the pause', async () => {
     const first = await turn(alice, 'careful', toolMarker('page', {}));
     const r = await postMessage(stack, alice.key, first.session.id, toolMarker('send', { to: 'x@example.com' }));
     assert.equal(r.body.run.status, 'waiting_approval', r.text);
     const d = await decisionOf(alice.key, first.session.id, 'approval');
     assert.equal(d.detector, 'taint');
     assert.equal(d.run_id, r.body.run.id);
-    await stack.api(alice.key, 'POST', `/v1/runs/${r.body.run.id}/cancel`);
+    const g = await stack.api(alice.key, 'GET', `/v1/runs/${r.body.run.id}`);
+    const ok = await stack.api(alice.key, 'POST',
+      `/v1/runs/${r.body.run.id}/approvals/${encodeURIComponent(g.body.approvals[0].id)}`, { decision: 'approve' });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal((await finalRun(stack, alice.key, r.body.run.id)).status, 'completed');
+    // the resumed run re-checks the paused call: recorded once, not again
+    const rows = await list(alice.key, `?run=${r.body.run.id}`);
+    assert.deepEqual(rows.body.data.filter((x) => x.channel === 'tool_call').map((x) => x.action), ['approval'], rows.text);
   });
 
   test('a drop is audited; the refusal keeps its tool.call entry; no entry holds the text', async () => {
