@@ -266,6 +266,7 @@ static bool guard_check_exfil_answer(guard_run *g, const guard_ctx *ctx, const g
     if (!cJSON_IsString(c)) return true;
     if (!guard_exfil_in_markdown(&g->secrets, c->valuestring, g->tainted, note, notelen))
         return true;
+    guard_span(ctx, e, "exfiltration", false, "answer withheld");
     d->verdict = GUARD_STOP;
     d->code = "exfiltration_blocked";
     snprintf(d->reason, sizeof d->reason, "the answer was withheld: it holds %s", note);
