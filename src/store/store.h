@@ -703,7 +703,7 @@ void store_data_dir(const store *st, char *out, size_t outlen);
  * flag, spotlight, drop or block; a refusal by taint or exfiltration; a
  * withheld answer): who, where, what decided and what it did. Never the
  * flagged text or the user's data. Written without waiting (the writer's
- * next batch), pruned by age and by count per tenant on every write. */
+ * next batch), pruned by age on every write, by count per tenant every max/100 writes. */
 #define GUARD_DECISION_TOOL_MAX 129       /* bytes of a tool name, with its NUL */
 #define GUARD_DECISION_LABELS_MAX 512     /* bytes of the labels (a JSON array), with its NUL */
 

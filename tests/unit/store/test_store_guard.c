@@ -183,6 +183,17 @@ static void test_retention(void **state)
     assert_int_equal(count(f, &f->admin, NULL), 0);
 }
 
+/* A large bound is checked every max/100 rows: never more than ~1% over. */
+static void test_retention_amortized(void **state)
+{
+    fx *f = *state;
+    int64_t now = (int64_t)time(NULL);
+    guard_decision_retention keep = {.max_per_tenant = 200};
+    for (int i = 0; i < 215; i++) put(f, f->ta_id, f->ua, "flag", now, &keep);
+    size_t n = count(f, &f->ta, NULL);
+    assert_true(n >= 200 && n <= 202);
+}
+
 static void test_erased_with_user(void **state)
 {
     fx *f = *state;
@@ -209,6 +220,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_scope, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_amortized, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erased_with_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_rows, setup, teardown),
     };
