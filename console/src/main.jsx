@@ -10,6 +10,7 @@ import { Err } from './ui.jsx';
 import { Chat, Approvals, Run, Trace, Memory, Connections, MyUsage } from './user.jsx';
 import { Users, TenantUsage, Audit, ToolsAgents, LiveRuns } from './admin.jsx';
 import { Tenants, Health, Metrics } from './server.jsx';
+import { Guardrails } from './guardrails.jsx';
 
 const PAGES = {
   user: [
@@ -18,7 +19,7 @@ const PAGES = {
   ],
   tenant_admin: [
     ['users', 'Users & keys'], ['tenant-usage', 'Usage'], ['live-runs', 'Live runs'], ['audit', 'Audit'],
-    ['approvals', 'Approvals'], ['tools', 'Tools & agents'],
+    ['approvals', 'Approvals'], ['tools', 'Tools & agents'], ['guardrails', 'Guardrails'],
   ],
   server_admin: [['tenants', 'Tenants'], ['health', 'Provider health'], ['metrics', 'Last hour'], ['audit', 'Audit']],
 };
@@ -76,6 +77,7 @@ function Page({ who, route, arg }) {
     case 'audit': return <Audit />;
     case 'tools': return <ToolsAgents />;
     case 'live-runs': return <LiveRuns />;
+    case 'guardrails': return <Guardrails key={arg || ''} runId={arg} />;
     case 'tenants': return <Tenants />;
     case 'health': return <Health />;
     case 'metrics': return <Metrics />;

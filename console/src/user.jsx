@@ -4,6 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, stream, traceIdOf } from './api.js';
 import { useApi, Err, Table, Button, fmtTime, fmtUsd, Chart } from './ui.jsx';
+import { RunDecisions } from './guardrails.jsx';
 
 function MessageView({ m }) {
   if (m.role === 'assistant' && m.tool_calls) {
@@ -171,6 +172,7 @@ export function Run({ runId }) {
         <div>
           <p>{`status: ${r.status}`}{r.error ? ` · ${r.error.message || r.error.code}` : ''}</p>
           <Table rows={r.approvals} columns={[{ key: 'tool', label: 'tool' }, { key: 'status', label: 'status' }, { key: 'decided_by', label: 'decided by' }]} empty="no approvals" />
+          <RunDecisions runId={runId} />
           {['running', 'queued', 'waiting_approval', 'waiting_auth'].includes(r.status) &&
             <Button kind="danger" onClick={async () => { try { await api('POST', `/v1/runs/${encodeURIComponent(runId)}/cancel`); run.reload(); } catch (e) { setErr(e); } }}>Cancel run</Button>}
           <h3>Raw</h3>

@@ -267,6 +267,9 @@ void api_connections_delete(api_ctx *ctx);  /* DELETE /v1/connections/{id} */
 void api_oauth_start(api_ctx *ctx);         /* GET /oauth/start (public) */
 void api_oauth_callback(api_ctx *ctx);      /* GET /oauth/callback (public) */      /* GET /v1/audit?from=&to=&actor=&action=&tenant=&limit=&after= */
 void api_audit_verify(api_ctx *ctx);    /* GET /v1/audit/verify */
+/* the guard's decisions (guard_decisions.c) */
+void api_guard_decisions_list(api_ctx *ctx); /* GET /v1/guard/decisions?user=&run=&action=&channel=&from=&to=&limit=&cursor=&tenant= */
+void api_guard_summary(api_ctx *ctx);        /* GET /v1/guard/summary?from=&to=&user=&tenant= */
 /* A 401 is prepared in ctx: record it as auth.failure (at most one entry per
  * source address a second; never the secret), then send it. On the loop. */
 void api_audit_auth_failure(api_ctx *ctx, const char *code);

@@ -35,6 +35,10 @@ static const api_route api_routes[] = {
     R("GET",    "/v1/usage",                ROLES_TENANT_ADMIN | ROLES_USER, api_usage_get, NULL),
     R("GET",    "/v1/audit",                ROLES_SERVER_ADMIN | ROLES_TENANT_ADMIN, api_audit_list, NULL),
     R("GET",    "/v1/audit/verify",         ROLES_SERVER_ADMIN | ROLES_TENANT_ADMIN, api_audit_verify, NULL),
+    R("GET",    "/v1/guard/decisions",      ROLES_SERVER_ADMIN | ROLES_TENANT_ADMIN | ROLES_USER,
+                                                                api_guard_decisions_list, NULL),
+    R("GET",    "/v1/guard/summary",        ROLES_SERVER_ADMIN | ROLES_TENANT_ADMIN | ROLES_USER,
+                                                                api_guard_summary, NULL),
     R("GET",    "/v1/traces/{trace_id}",    ROLES_TENANT_ADMIN | ROLES_USER, api_traces_get, NULL),
     R("GET",    "/v1/models",               ROLES_ANY,          NULL, api_models_list),
     R("POST",   "/v1/chat/completions",     ROLES_USER,         NULL, api_chat_completions),
@@ -106,6 +110,7 @@ ENTRY(37) ENTRY(38) ENTRY(39) ENTRY(40) ENTRY(41) ENTRY(42) ENTRY(43) ENTRY(44) 
 ENTRY(51) ENTRY(52) ENTRY(53)
 ENTRY(54) ENTRY(55) ENTRY(56) ENTRY(57) ENTRY(58)
 ENTRY(59) ENTRY(60) ENTRY(61) ENTRY(62) ENTRY(63) ENTRY(64) ENTRY(65) ENTRY(66)
+ENTRY(67) ENTRY(68)
 
 static const http_handler api_entries[] = {
     api_entry_0, api_entry_1, api_entry_2, api_entry_3, api_entry_4, api_entry_5,
@@ -121,6 +126,7 @@ static const http_handler api_entries[] = {
     api_entry_54, api_entry_55, api_entry_56, api_entry_57, api_entry_58,
     api_entry_59, api_entry_60, api_entry_61, api_entry_62, api_entry_63, api_entry_64, api_entry_65,
     api_entry_66,
+    api_entry_67, api_entry_68,
 };
 
 _Static_assert(sizeof api_entries / sizeof api_entries[0] == N_ROUTES,

@@ -16,6 +16,7 @@
 #include "api/api.h"
 #include "app/pool_names.h"
 #include "guard/engine.h"
+#include "guard/guard_record.h"
 #include "mcp/mcp.h"
 #include "obs/audit.h"
 #include "runs/credentials.h"
@@ -419,8 +420,13 @@ int app_serve_main(int argc, char **argv)
         if (!hub) log_warn("%s; MCP servers' tools are unavailable", err);
         tools_set_mcp_hub(hub);
     }
+    /* the guard's decisions: rows, counts, audit entries (guard_record.h) */
+    guard_record_open(a.env.store, &(guard_decision_retention){
+        .max_age_s = (int64_t)a.env.cfg.guard.decisions_retention_days * 86400,
+        .max_per_tenant = a.env.cfg.guard.decisions_max_per_tenant});
     a.server = http_server_start(&sc, err, sizeof err);
     if (!a.server) {
+        guard_record_close();
         tools_set_mcp_hub(NULL);
         mcp_hub_stop(hub);
         obs_tracer_stop();
@@ -450,6 +456,7 @@ int app_serve_main(int argc, char **argv)
     tools_registry_free(a.env.tools);
     identity_close(a.env.identity);
     obs_tracer_stop();               /* the last spans (runs' too) into the store before it closes */
+    guard_record_close();            /* its audit entries before the chain's last checkpoint */
     obs_audit_close(a.env.store);        /* the shutdown checkpoint of the audit chain */
     store_close(a.env.store);            /* its last usage rows close their reservations */
     reserve_journal_close(a.journal);

@@ -187,6 +187,8 @@ void config_defaults(brigade_config *cfg)
     cfg->guard.threshold_tool = 0.5;
     cfg->guard.threshold_remote = 0.5;
     cfg->guard.remote_timeout_ms = 2000;
+    cfg->guard.decisions_retention_days = 90;
+    cfg->guard.decisions_max_per_tenant = 100000;
     cfg->observability.traces_enabled = true;
     cfg->observability.traces_retention_hours = 72;
     cfg->observability.traces_sample_ratio = 1.0;

@@ -320,6 +320,10 @@ typedef struct guard_cfg {
     uint32_t remote_timeout_ms;         /* default 2000 */
     bool     remote_fail_closed;        /* on error: flag (true) or pass (false, default) */
     double   threshold_remote;          /* default 0.5 */
+    uint32_t decisions_retention_days;  /* guard.decisions.retention_days (default 90; 0 = no
+                                           age bound) */
+    uint32_t decisions_max_per_tenant;  /* guard.decisions.max_per_tenant (default 100000;
+                                           0 = no count bound) */
 } guard_cfg;
 
 /* An agent (`agents:` in the file): what a session talks to. */

@@ -7,12 +7,13 @@
 
 #include <string.h>
 
-enum { GD_RULES, GD_CLASSIFIER, GD_THRESHOLDS, GD_REMOTE, GD__N };
+enum { GD_RULES, GD_CLASSIFIER, GD_THRESHOLDS, GD_REMOTE, GD_DECISIONS, GD__N };
 enum { TH_PATTERNS, TH_USER, TH_TOOL, TH__N };
 enum { RM_URL, RM_TIMEOUT, RM_ON_ERROR, RM_THRESHOLD, RM__N };
 
 static int ld_word(ld *l, const slot *s, const char *path, const char *const *words, size_t n,
                    const char *want);
+static int ld_guard_decisions(ld *l, const slot *s, guard_cfg *g);
 
 int ld_guard(ld *l, struct fy_node *n, int line)
 {
@@ -20,6 +21,7 @@ int ld_guard(ld *l, struct fy_node *n, int line)
     slot s[GD__N] = {
         [GD_RULES] = {.key = "rules"}, [GD_CLASSIFIER] = {.key = "classifier"},
         [GD_THRESHOLDS] = {.key = "thresholds"}, [GD_REMOTE] = {.key = "remote"},
+        [GD_DECISIONS] = {.key = "decisions"},
     };
     if (config_node_is_null(n))
         return 0;
@@ -72,6 +74,24 @@ int ld_guard(ld *l, struct fy_node *n, int line)
             g->remote_fail_closed = v == 1;
         }
     }
+    if (s[GD_DECISIONS].present && !config_node_is_null(s[GD_DECISIONS].val))
+        return ld_guard_decisions(l, &s[GD_DECISIONS], g);
+    return 0;
+}
+
+/* guard.decisions: how long the recorded decisions are kept. */
+static int ld_guard_decisions(ld *l, const slot *s, guard_cfg *g)
+{
+    enum { DC_DAYS, DC_MAX, DC__N };
+    slot d[DC__N] = {[DC_DAYS] = {.key = "retention_days"}, [DC_MAX] = {.key = "max_per_tenant"}};
+    if (ld_collect(l, s->val, s->line, "guard.decisions", d, DC__N) < 0)
+        return -1;
+    if (d[DC_DAYS].present && ld_u32(l, &d[DC_DAYS], "guard.decisions.retention_days", 0, 3650,
+                                     &g->decisions_retention_days) < 0)
+        return -1;
+    if (d[DC_MAX].present && ld_u32(l, &d[DC_MAX], "guard.decisions.max_per_tenant", 0, 100000000,
+                                    &g->decisions_max_per_tenant) < 0)
+        return -1;
     return 0;
 }
 

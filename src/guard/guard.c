@@ -5,6 +5,7 @@
 #include "guard/approval_when.h"
 #include "guard/engine.h"
 #include "guard/exfil.h"
+#include "guard/guard_record.h"
 #include "guard/spotlight.h"
 #include "util/xalloc.h"
 
@@ -24,6 +25,9 @@ struct guard_run {
     guard_secrets secrets;
     /* the last batch of tool calls, to name the tool of each result */
     cJSON    *last_calls;
+    /* a resumed run's first batch is the paused one again: its decisions
+     * were recorded the first time (guard_record.h) */
+    bool      resumed, replaying;
 };
 
 guard_run *guard_run_new(void)
@@ -247,6 +251,8 @@ static bool guard_check_batch(guard_run *g, const guard_ctx *ctx, const guard_ef
     (void)notelen;
     cJSON_Delete(g->last_calls);
     g->last_calls = cJSON_Duplicate(e->json, true);
+    g->replaying = g->resumed;
+    g->resumed = false;
     return true;
 }
 
@@ -260,6 +266,7 @@ static bool guard_check_exfil_answer(guard_run *g, const guard_ctx *ctx, const g
     if (!cJSON_IsString(c)) return true;
     if (!guard_exfil_in_markdown(&g->secrets, c->valuestring, g->tainted, note, notelen))
         return true;
+    guard_span(ctx, e, "exfiltration", false, "answer withheld");
     d->verdict = GUARD_STOP;
     d->code = "exfiltration_blocked";
     snprintf(d->reason, sizeof d->reason, "the answer was withheld: it holds %s", note);
@@ -303,6 +310,7 @@ guard_decision guard_before_effect(guard_run *g, const guard_ctx *ctx, const gua
         if (c->traced) guard_span(ctx, e, c->name, allow, note);
         if (!allow) {
             d.check = c->name;
+            if (!g->replaying) guard_record_verdict(ctx, e, &d);   /* kept: a row, a count */
             return d;
         }
     }
@@ -353,6 +361,7 @@ static cJSON *guard_flag_event(const guard_ctx *ctx, const guard_finding *f, con
     obs_span_set_str(s, "brigade.guardrail.channel", channel);
     obs_span_set_double(s, "brigade.guardrail.score", f->score);
     obs_span_end(s, OBS_STATUS_OK, NULL);
+    guard_record_finding(ctx->sc, ctx->session_id, ctx->run_id, f, channel, tool, action, false);
     return ev;
 }
 
@@ -471,7 +480,7 @@ guard_review guard_after_result(guard_run *g, const guard_ctx *ctx, const guard_
     memset(&v, 0, sizeof v);
     switch (r->kind) {
     case GUARD_RESULT_START: guard_review_start(g, ctx, r, &v); break;
-    case GUARD_RESULT_RESUME: guard_note_history(g, r->history); break;
+    case GUARD_RESULT_RESUME: guard_note_history(g, r->history); g->resumed = true; break;
     case GUARD_RESULT_TOOL_RESULTS: guard_review_tools(g, ctx, r, &v); break;
     case GUARD_RESULT_MODEL_REPLY:
     default: break;

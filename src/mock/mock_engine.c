@@ -189,10 +189,21 @@ static bool mock_parse_markers(const char *text, size_t len, arena *a, mock_mark
         if (rest >= 5 && memcmp(q, "tool:", 5) == 0) {
             q += 5;
             const char *name = q;
-            while (q < end && (((*q | 32) >= 'a' && (*q | 32) <= 'z') || (*q >= '0' && *q <= '9') ||
-                               *q == '_' || *q == '-' || *q == '.'))
+            size_t nlen;
+            if (q < end && *q == '"') {
+                /* a quoted name: any printable bytes but the quote — what a
+                 * hostile model might call a tool (tests of who shows it) */
+                name = ++q;
+                while (q < end && *q != '"' && (unsigned char)*q >= 0x20) q++;
+                nlen = (size_t)(q - name);
+                if (q >= end || *q != '"') { *err = "invalid [[tool:\"NAME\" {json}]] marker: unclosed name"; return false; }
                 q++;
-            size_t nlen = (size_t)(q - name);
+            } else {
+                while (q < end && (((*q | 32) >= 'a' && (*q | 32) <= 'z') || (*q >= '0' && *q <= '9') ||
+                                   *q == '_' || *q == '-' || *q == '.'))
+                    q++;
+                nlen = (size_t)(q - name);
+            }
             if (nlen == 0 || nlen > 64) { *err = "invalid [[tool:NAME {json}]] marker: bad tool name"; return false; }
             while (q < end && (*q == ' ' || *q == '\t' || *q == '\n')) q++;
             const char *args = "{}";

@@ -15,7 +15,7 @@
  * Never put a secret in it. Actions in use: auth.failure, tenant.create,
  * tenant.update, user.create, user.update, user.delete, key.create,
  * key.revoke, budget.change, tool.call, consent.grant, consent.revoke,
- * data.erase; tool.create, tool.update, tool.delete, tool.enable,
+ * data.erase, guard.blocked, guard.dropped, guard.withheld (guard/guard_record.h); tool.create, tool.update, tool.delete, tool.enable,
  * tool.disable and the same for agent. (a tenant's own definitions and the
  * catalogue entries it enables, api/tenant_defs.c).
  *

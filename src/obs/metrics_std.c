@@ -104,3 +104,8 @@ OBS_STD(obs_m_refusals,
         obs_counter("brigade_refusals_total",
                     "Requests refused by governance, by tenant and reason.",
                     OBS_L("tenant", "reason")))
+OBS_STD(obs_m_guard_decisions,
+        obs_counter("brigade_guard_decisions_total",
+                    "Decisions of the guard that were not allow (flag, spotlight, drop, block, "
+                    "refuse, approval, withhold), by action, channel and detector or check.",
+                    OBS_L("action", "channel", "detector")))

@@ -194,5 +194,7 @@ obs_metric *obs_m_output_tokens(void);
 obs_metric *obs_m_cost_total(void);           /* counter nano-USD */
 obs_metric *obs_m_active_streams(void);       /* gauge */
 obs_metric *obs_m_refusals(void);             /* counter {tenant, reason}: rate_limit|concurrency|budget|overload */
+obs_metric *obs_m_guard_decisions(void);      /* counter {action, channel, detector}: the guard's
+                                                 decisions that were not allow (guard_record.h) */
 
 #endif

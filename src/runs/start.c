@@ -10,6 +10,7 @@
  * everything else on the loop of the caller. */
 #include "runs/runs_internal.h"
 #include "guard/engine.h"
+#include "guard/guard_record.h"
 #include "obs/audit.h"
 #include "util/xalloc.h"
 
@@ -260,6 +261,7 @@ static void run_start_load_work(void *arg)
             for (size_t i = 0; i < f.det.n_labels; i++)
                 cJSON_AddItemToArray(labels, cJSON_CreateString(f.det.labels[i]));
             obs_audit(s->t->r->st, &s->sc, "guard.blocked", s->agent->name, d);   /* takes d */
+            guard_record_finding(&s->sc, s->session_id, NULL, &f, "user", NULL, "block", true);
             return;
         }
     }

@@ -698,4 +698,75 @@ store_status store_audit_scan(store *st, int64_t from,
 /* The data directory the store lives in (where the audit key is kept). */
 void store_data_dir(const store *st, char *out, size_t outlen);
 
+/* --- the guard's decisions (store_guard.c) ---
+ * One row per decision of the guard that was not "allow" (a detector's
+ * flag, spotlight, drop or block; a refusal by taint or exfiltration; a
+ * withheld answer): who, where, what decided and what it did. Never the
+ * flagged text or the user's data. Written without waiting (the writer's
+ * next batch), pruned by age on every write, by count per tenant every max/100 writes. */
+#define GUARD_DECISION_TOOL_MAX 129       /* bytes of a tool name, with its NUL */
+#define GUARD_DECISION_LABELS_MAX 512     /* bytes of the labels (a JSON array), with its NUL */
+
+typedef struct guard_decision_rec {
+    int64_t id;                           /* read: the row's id (the cursor) */
+    int64_t created_at;                   /* unix seconds */
+    char    tenant_id[ID_MAX];
+    char    user_id[ID_MAX];              /* "" when no user (a tenant admin's run) */
+    char    session_id[ID_MAX];
+    char    run_id[ID_MAX];               /* "" when refused before the run existed */
+    char    channel[16];                  /* user | tool | tool_call | answer */
+    char    tool[GUARD_DECISION_TOOL_MAX];/* "" when none */
+    char    detector[64];                 /* a detector, or the check: taint, exfiltration */
+    double  score;                        /* < 0: none (a check, not a detector) */
+    char    action[16];                   /* flag | spotlight | drop | block | refuse |
+                                             approval | withhold */
+    char    labels[GUARD_DECISION_LABELS_MAX]; /* a JSON array of strings */
+} guard_decision_rec;
+
+typedef struct guard_decision_retention {
+    int64_t max_age_s;                    /* rows older are deleted; 0 = no age bound */
+    int64_t max_per_tenant;               /* a tenant's oldest rows past this go; 0 = no bound */
+} guard_decision_retention;
+
+/* Queue one row (never blocks on disk; safe on a loop thread); the audit
+ * entries armed on this thread (obs_audit_act_begin) ride on its write.
+ * done(arg, status) is called on the writer thread once committed (may be
+ * NULL). STORE_OK: queued; else nothing was queued and done is not called. */
+store_status store_guard_decision_record(store *st, const guard_decision_rec *r,
+                                         const guard_decision_retention *keep,
+                                         void (*done)(void *arg, store_status status), void *arg);
+
+typedef struct guard_decision_query {
+    const char *tenant_id;                /* server admin: filter (NULL = every tenant); else forced */
+    const char *user_id;                  /* tenant admin: filter; users: ignored (always self) */
+    const char *run_id, *action, *channel; /* exact match; NULL = any */
+    int64_t     from, to;                 /* created_at in [from, to); 0 = open */
+    int64_t     before;                   /* id < before (the cursor); 0 = from the newest */
+    size_t      limit;                    /* rows wanted, 1..1000 */
+} guard_decision_query;
+
+/* Newest first. A user sees its own rows only, a tenant admin its tenant's. */
+store_status store_guard_decisions_list(store *st, const scope *sc, const guard_decision_query *q,
+                                        guard_decision_rec **out, size_t *n, bool *has_more);
+
+/* Counts in one grouping: (detector, action, channel, UTC day). */
+typedef struct guard_decision_count {
+    char    detector[64];
+    char    action[16];
+    char    channel[16];
+    char    day[11];                      /* YYYY-MM-DD */
+    int64_t count;
+} guard_decision_count;
+#define GUARD_DECISION_COUNTS_MAX 20000   /* groups read at most; *truncated says so */
+
+/* The same scope rules as the list; q's run_id/action/channel/before/limit unused. */
+store_status store_guard_decisions_summary(store *st, const scope *sc,
+                                           const guard_decision_query *q,
+                                           guard_decision_count **out, size_t *n, bool *truncated);
+
+/* Delete what the retention does not keep, for every tenant (tests, and
+ * the writes themselves prune their own tenant). Rows deleted in *deleted. */
+store_status store_guard_decisions_prune(store *st, const guard_decision_retention *keep,
+                                         int64_t now, int64_t *deleted);
+
 #endif

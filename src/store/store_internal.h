@@ -43,6 +43,11 @@ typedef struct store_op {
     int n_audit;
     store_status status;
     int done;
+    /* store_write_async: nobody waits; the writer calls done_fn after the
+     * commit (on its own thread) and frees the op */
+    void (*done_fn)(void *arg, store_status status);
+    void *done_arg;
+    int async;
     struct store_op *next;
 } store_op;
 
@@ -64,6 +69,7 @@ struct store {
     uint64_t usage_done_seq;      /* rows ever committed (or dropped on error) */
     int flush_wanted;
     int stopping;
+    size_t async_n;               /* store_write_async ops queued, not yet committed */
 
     /* readers: one connection per thread, all listed here so close can free them */
     pthread_mutex_t readers_mu;
@@ -93,6 +99,16 @@ int64_t      store_mono_ms(void);
 int          store_writer_start(store *st, char *err, size_t errlen);
 void         store_writer_stop(store *st);
 store_status store_write(store *st, store_write_fn fn, void *arg);
+/* A write nobody waits for (never blocks on disk; safe on a loop thread):
+ * fn runs in the writer's next batch, like store_write's, with the audit
+ * entries armed on this thread riding on it (store_audit_attach); then
+ * done(done_arg, status) is called on the writer thread, after the commit.
+ * `arg` must live until then (done frees it). STORE_OK: queued, done will
+ * be called; anything else (closing, STORE_ASYNC_QUEUE_MAX ops waiting):
+ * not queued, done is not called. */
+#define STORE_ASYNC_QUEUE_MAX 10000
+store_status store_write_async(store *st, store_write_fn fn, void *arg,
+                               void (*done)(void *arg, store_status status), void *done_arg);
 store_status store_usage_insert(store_conn *c, const usage_rec *u);
 
 /* store_audit.c: append an entry inside the writer's transaction */

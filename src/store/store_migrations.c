@@ -382,6 +382,28 @@ static const store_migration store_migrations[] = {
      "  created_at  INTEGER NOT NULL"
      ");"
      "CREATE INDEX responses_user_bytes ON responses (tenant_id, user_id, bytes);"},
+    {13,
+     /* The guard's decisions that were not "allow" (guard/guard_record.h):
+      * who, where, which detector or check, what it did. Never the text
+      * that was flagged: labels are the detector's rule labels. Pruned by
+      * age and by count per tenant (guard.decisions in docs/config.md). */
+     "CREATE TABLE guard_decisions ("
+     "  id          INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  tenant_id   TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+     "  user_id     TEXT NOT NULL,"
+     "  session_id  TEXT NOT NULL,"
+     "  run_id      TEXT NOT NULL,"
+     "  channel     TEXT NOT NULL,"
+     "  tool        TEXT NOT NULL,"
+     "  detector    TEXT NOT NULL,"
+     "  score       REAL,"
+     "  action      TEXT NOT NULL,"
+     "  labels      TEXT NOT NULL,"
+     "  created_at  INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX guard_decisions_tenant ON guard_decisions (tenant_id, id);"
+     "CREATE INDEX guard_decisions_user ON guard_decisions (tenant_id, user_id, id);"
+     "CREATE INDEX guard_decisions_age ON guard_decisions (created_at);"},
 };
 
 #define STORE_NMIGRATIONS (sizeof store_migrations / sizeof store_migrations[0])

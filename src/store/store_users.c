@@ -304,6 +304,8 @@ static store_status store_user_delete_op(store_conn *c, void *arg)
         "DELETE FROM approvals WHERE user_id = ?1 AND tenant_id = ?2",
         "DELETE FROM run_waits WHERE user_id = ?1 AND tenant_id = ?2",
         "DELETE FROM responses WHERE user_id = ?1 AND tenant_id = ?2",
+        /* the guard's decisions about the user's runs (no text, but theirs) */
+        "DELETE FROM guard_decisions WHERE user_id = ?1 AND tenant_id = ?2",
         "DELETE FROM spans WHERE trace_id IN"
         " (SELECT trace_id FROM spans WHERE tenant_id = ?2 AND user_id = ?1)"
         " AND (tenant_id = '' OR (tenant_id = ?2 AND user_id = ?1))",

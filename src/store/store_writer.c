@@ -165,15 +165,33 @@ static void *store_writer_main(void *arg)
 
         pthread_mutex_lock(&st->mu);
         for (store_op *o = ops; o; o = o->next) st->stats.ops++;
+        store_op *async_ops = NULL;
         for (store_op *o = ops; o;) {
             store_op *next = o->next;   /* o lives on its caller's stack: read first */
-            o->done = 1;
+            if (o->async) {
+                o->next = async_ops;
+                async_ops = o;
+                st->async_n--;
+            } else {
+                o->done = 1;
+            }
             o = next;
         }
         st->usage_done_seq = seq;
         st->stats.commits++;
         st->stats.usage_rows += usage_n;
         pthread_cond_broadcast(&st->done);
+        if (async_ops) {
+            /* outside the mutex: a callback may queue the next write */
+            pthread_mutex_unlock(&st->mu);
+            while (async_ops) {
+                store_op *next = async_ops->next;
+                if (async_ops->done_fn) async_ops->done_fn(async_ops->done_arg, async_ops->status);
+                free(async_ops);
+                async_ops = next;
+            }
+            pthread_mutex_lock(&st->mu);
+        }
     }
     pthread_mutex_unlock(&st->mu);
     return NULL;
@@ -233,20 +251,56 @@ void store_audit_detach(store *st)
     }
 }
 
+/* The entries armed on this thread ride on op; false: one could not be
+ * prepared, and the act must not be done at all. */
+static bool store_op_take_armed(store *st, store_op *op)
+{
+    if (audit_armed.st != st) return true;
+    bool ok = audit_armed.n >= 0;
+    op->n_audit = ok ? audit_armed.n : 0;
+    for (int i = 0; i < op->n_audit; i++) {
+        op->audit[i] = audit_armed.e[i];
+        op->audit_chain[i] = audit_armed.chain[i];
+    }
+    audit_armed.st = NULL;              /* the entries ride on this one write only */
+    audit_armed.n = 0;
+    return ok;
+}
+
+store_status store_write_async(store *st, store_write_fn fn, void *arg,
+                               void (*done)(void *arg, store_status status), void *done_arg)
+{
+    store_op *op = calloc(1, sizeof *op);
+    if (!op) {
+        store_audit_detach(st);
+        return STORE_ERROR;
+    }
+    *op = (store_op){.fn = fn, .arg = arg, .status = STORE_ERROR, .async = 1,
+                     .done_fn = done, .done_arg = done_arg};
+    if (!store_op_take_armed(st, op)) {
+        free(op);
+        return STORE_ERROR;
+    }
+    pthread_mutex_lock(&st->mu);
+    if (st->stopping || st->async_n >= STORE_ASYNC_QUEUE_MAX) {
+        int closing = st->stopping;
+        pthread_mutex_unlock(&st->mu);
+        free(op);
+        log_error("store: a write was dropped (%s)", closing ? "closing" : "queue full");
+        return STORE_ERROR;
+    }
+    st->async_n++;
+    if (st->ops_tail) st->ops_tail->next = op; else st->ops_head = op;
+    st->ops_tail = op;
+    pthread_cond_signal(&st->wake);
+    pthread_mutex_unlock(&st->mu);
+    return STORE_OK;
+}
+
 store_status store_write(store *st, store_write_fn fn, void *arg)
 {
     store_op op = {.fn = fn, .arg = arg, .status = STORE_ERROR};
-    if (audit_armed.st == st) {
-        /* An act whose entry could not be prepared is not done at all. */
-        if (audit_armed.n < 0) return STORE_ERROR;
-        op.n_audit = audit_armed.n;
-        for (int i = 0; i < op.n_audit; i++) {
-            op.audit[i] = audit_armed.e[i];
-            op.audit_chain[i] = audit_armed.chain[i];
-        }
-        audit_armed.st = NULL;          /* the entries ride on this one write only */
-        audit_armed.n = 0;
-    }
+    if (!store_op_take_armed(st, &op)) return STORE_ERROR;
     pthread_mutex_lock(&st->mu);
     if (st->stopping) {
         pthread_mutex_unlock(&st->mu);

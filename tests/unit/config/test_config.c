@@ -328,6 +328,29 @@ static void test_max_choices(void **state)
     config_free(&c);
 }
 
+/* guard.decisions: the retention of the guard's recorded decisions. */
+static void test_guard_decisions(void **state)
+{
+    (void)state;
+    brigade_config c;
+    assert_int_equal(load("server:\n  threads: 1\n", &c), 0);
+    assert_int_equal(c.guard.decisions_retention_days, 90);
+    assert_int_equal(c.guard.decisions_max_per_tenant, 100000);
+    config_free(&c);
+    assert_int_equal(load("guard:\n  decisions: {retention_days: 7, max_per_tenant: 0}\n", &c), 0);
+    assert_int_equal(c.guard.decisions_retention_days, 7);
+    assert_int_equal(c.guard.decisions_max_per_tenant, 0);
+    config_free(&c);
+    assert_load_error("guard:\n  decisions: {retention_days: -1}\n",
+                      "brigade.yaml:2: guard.decisions.retention_days: must not be negative");
+    assert_load_error("guard:\n  decisions: {retention_days: 4000}\n",
+                      "guard.decisions.retention_days: must be between 0 and 3650");
+    assert_load_error("guard:\n  decisions: {max_per_tenant: lots}\n",
+                      "guard.decisions.max_per_tenant: expected an integer");
+    assert_load_error("guard:\n  decisions: {keep: 3}\n", "guard.decisions");
+    assert_load_error("guard:\n  decisions: 5\n", "guard.decisions");
+}
+
 static void test_wrong_types_and_ranges(void **state)
 {
     (void)state;
@@ -1317,6 +1340,7 @@ int main(void)
         cmocka_unit_test(test_anchors_and_flow_style),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_wrong_types_and_ranges),
+        cmocka_unit_test(test_guard_decisions),
         cmocka_unit_test(test_max_choices),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_model_missing_provider),
