@@ -143,6 +143,9 @@ int main(int argc, char **argv)
         else if (!strcmp(o, "--close-from")) { close_at = (long long)number(v, o); i++; }
         else if (!strcmp(o, "--landlock")) landlock = true;
         else if (!strcmp(o, "--no-network")) network = false;
+        else if (!strcmp(o, "--unsetenv") && v) {
+            if (unsetenv(argv[++i]) != 0) die("unsetenv", argv[i]);
+        }
         else if (!strcmp(o, "--write") && v) {
             if (n_writable == MAX_WRITABLE) die("too many --write", NULL);
             writable[n_writable++] = argv[++i];
