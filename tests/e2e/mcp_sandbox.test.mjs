@@ -217,6 +217,7 @@ describe('shutdown', () => {
     assert.equal(processesNaming(marker).length, 1);
     const info = await stack.brigade.stop();
     assert.equal(info.code, 0, stack.brigade.output().slice(-2000));
+    assert.doesNotMatch(stack.brigade.output(), /Sanitizer|cgroup .* not removed/);
     await eventually(() => processesNaming(marker).length === 0 && processesNaming(path.join(stack.dataDir, 'mcp')).length === 0,
       { timeoutMs: 6000 });
   });
