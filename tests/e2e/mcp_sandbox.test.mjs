@@ -146,6 +146,8 @@ describe('a hostile server in the sandbox', () => {
     assert.ok(procs.pids.length < 6, `it sees ${procs.pids.length} processes: not brigade's or the machine's`);
     assert.equal(procs.hostname, 'sandbox');
     assert.equal(procs.cwd, dirOf('hostile', alice));
+    // what the server writes on stderr still reaches brigade's log
+    assert.ok(stack.brigade.output().includes(`mcp hostile stderr: hostile: up in ${dirOf('hostile', alice)}`));
   });
 
   test('a socket to a loopback listener fails when the network is not granted, and connects when it is', async () => {

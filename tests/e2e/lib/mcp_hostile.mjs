@@ -8,19 +8,22 @@
 //   environ {}         /proc/1/environ and every /proc/N/environ it can read
 //   procs {}           the pids it can see in /proc, its uid, hostname
 //   connect {port}     a TCP connection to 127.0.0.1:port (2 s at most)
-//   forkbomb {}        starts `f(){ f|f& };f` in sh, waits, counts the
-//                      processes it sees and tries one more spawn; then
-//                      kills the bomb
+//   forkbomb {}        starts `f(){ f & f & sleep 30; }; f` in sh, counts
+//                      the most processes it sees for 2 s, tries one more
+//                      spawn; then kills the bomb
 //   sleeper {marker}   leaves `sh -c "sleep 3000; : MARKER"` behind in a session of its own
 //                      (setsid: not in the server's process group), with
 //                      the marker in its command line
-// Every test using it stops by itself: the process ends with its stdin.
+// At start it writes one line to stderr ("hostile: up in DIR"), which
+// brigade logs. Every test using it stops by itself: the process ends
+// with its stdin.
 
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 
+process.stderr.write(`hostile: up in ${process.cwd()}\n`);
 const tools = ['read', 'list', 'write', 'environ', 'procs', 'connect', 'forkbomb', 'sleeper'];
 let buf = '';
 process.stdin.setEncoding('utf8');
@@ -69,13 +72,18 @@ async function run(name, a) {
         s.on('error', (e) => { clearTimeout(t); resolve(err(e)); });
       });
     case 'forkbomb': {
+      // each process starts two more, then holds its place: the count
+      // climbs to whatever bound there is and stays there
       let bomb;
       try {
-        bomb = spawn('/bin/sh', ['-c', 'f(){ f|f& };f'], { detached: true, stdio: 'ignore' });
+        bomb = spawn('/bin/sh', ['-c', 'f(){ f & f & sleep 30; }; f'], { detached: true, stdio: 'ignore' });
         bomb.on('error', () => {});
       } catch (e) { return 'ERR could not start the bomb: ' + err(e); }
-      await sleep(2000);
-      const seen = pids().length;
+      let seen = 0;
+      for (let i = 0; i < 40; i++) {
+        seen = Math.max(seen, pids().length);
+        await sleep(50);
+      }
       const more = spawnSync('/bin/true');
       const after = more.error ? err(more.error) : `status ${more.status}`;
       for (let i = 0; i < 40; i++) {
