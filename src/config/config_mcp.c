@@ -2,7 +2,8 @@
  * agents use as SERVER__TOOL. A stdio server: the command, its arguments,
  * the whole environment it gets (nothing of brigade's own environment is
  * passed on but PATH, so a server never sees brigade's secrets), its
- * working directory; an http server: its URL and headers. Then who gets
+ * working directory, and its sandbox (on unless `sandbox: false`: network,
+ * read-only paths, limits); an http server: its URL and headers. Then who gets
  * an instance (per_user), which of its tools are offered, and its time
  * and instance bounds (docs/mcp.md). */
 #include <libfyaml.h>

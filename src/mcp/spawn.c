@@ -147,9 +147,9 @@ typedef struct ro_list {
 static bool ro_add(ro_list *r, const char *dir, const char *data_dir, bool configured,
                    const char *server, char *err, size_t errlen)
 {
-    const char *why = sandbox_read_only_refusal(dir);
-    if (!why && data_dir[0] && (within(dir, data_dir) || within(data_dir, dir)))
-        why = "it is, holds or lies in brigade's data directory";
+    const char *why = data_dir[0] && (within(dir, data_dir) || within(data_dir, dir))
+                          ? "it is, holds or lies in brigade's data directory"
+                          : sandbox_read_only_refusal(dir);
     if (why) {
         if (configured) {
             snprintf(err, errlen, "sandbox.read_only %.200s: %s", dir, why);
@@ -159,6 +159,14 @@ static bool ro_add(ro_list *r, const char *dir, const char *data_dir, bool confi
         return true;
     }
     if (!configured && in_system(dir)) return true;
+    /* found, not chosen: never a whole top-level directory (a file given
+     * as /srv/x.json must not show all of /srv) nor anything of /etc —
+     * the operator lists such paths in sandbox.read_only */
+    if (!configured && (!strchr(dir + 1, '/') || within(dir, "/etc"))) {
+        log_warn("mcp %s: %.200s is not shown in the sandbox automatically (list it in "
+                 "sandbox.read_only to show it)", server, dir);
+        return true;
+    }
     for (size_t i = 0; i < r->n; i++)
         if (within(dir, r->v[i])) return true;
     if (r->n == SANDBOX_MAX_READ_ONLY) {

@@ -13,7 +13,9 @@
  * (after bwrap has made the namespaces and installed seccomp), it sets the
  * rlimits and applies landlock, then executes the tool. Both times it
  * first closes every descriptor it was not meant to pass on (--close-from).
- * Options are applied in that order whatever order they are given in. Exits 127 with
+ * --unsetenv NAME takes a variable out as it is read (bwrap's --chdir
+ * sets PWD, which the tool did not declare). The other options are
+ * applied in that order whatever order they are given in. Exits 127 with
  * a message on stderr when anything fails: a tool never runs with less
  * confinement than asked for. */
 #include <errno.h>

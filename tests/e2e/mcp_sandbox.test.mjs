@@ -11,7 +11,8 @@
 //     on, brigade and other users' instances are fine;
 //   - a process it leaves behind in a session of its own: gone when the
 //     instance is reaped for idleness, and at shutdown.
-// And @modelcontextprotocol/server-filesystem allowed "/" by its own
+// Arguments naming a file of the data directory or of /etc do not make
+// that directory visible. And @modelcontextprotocol/server-filesystem allowed "/" by its own
 // arguments still sees only its user's directory of brigade's data; a
 // server with `sandbox: false` (the operator's opt-out) is warned about and
 // does see the host — which is what the sandbox takes away.
@@ -52,11 +53,17 @@ const stack = useStack({
     ...server('hostile-net', ['sandbox: {network: true}']),
     ...server('idlehost', ['idle_timeout_s: 1']),
     ...server('open', ['sandbox: false']),
+    // an operator's slip: arguments naming a file of the data directory
+    // (brigade.yaml, through {workdir}/..) and one of /etc — neither may
+    // make its directory visible
+    '  - name: leaky',
+    `    command: ${node}`,
+    `    args: [${JSON.stringify(hostile)}, "{workdir}/../../../../brigade.yaml", /etc/hostname]`,
     '  - name: wide',
     `    command: ${node}`,
     `    args: [${JSON.stringify(fsServer)}, "{workdir}", /]`,
     'agents:',
-    '  - {name: h, model: local-model, tools: ["hostile__*", "hostile-net__*", "idlehost__*", "open__*"], max_steps: 4}',
+    '  - {name: h, model: local-model, tools: ["hostile__*", "hostile-net__*", "idlehost__*", "open__*", "leaky__*"], max_steps: 4}',
     '  - {name: fs, model: local-model, tools: ["wide__*"], max_steps: 4}',
   ].join('\n'),
   env: { BRIGADE_CANARY_SECRET: CANARY },
@@ -147,7 +154,7 @@ describe('a hostile server in the sandbox', () => {
     assert.equal(procs.hostname, 'sandbox');
     assert.equal(procs.cwd, dirOf('hostile', alice));
     // what the server writes on stderr still reaches brigade's log
-    assert.ok(stack.brigade.output().includes(`mcp hostile stderr: hostile: up in ${dirOf('hostile', alice)}`));
+    assert.ok(stack.brigade.stderr.includes(`mcp hostile stderr: hostile: up in ${dirOf('hostile', alice)}`));
   });
 
   test('a socket to a loopback listener fails when the network is not granted, and connects when it is', async () => {
@@ -184,6 +191,20 @@ describe('a hostile server in the sandbox', () => {
   });
 });
 
+describe('read-only paths found from the arguments', () => {
+  test('a file of the data directory or of /etc given as an argument shows neither directory', async () => {
+    const cfg = await call(alice, 'h', 'leaky__read', { path: stack.configPath });
+    assert.match(cfg.text, /^ERR ENOENT/, cfg.text);
+    const data = await call(alice, 'h', 'leaky__list', { path: stack.dataDir });
+    assert.equal(data.text, 'OK ["mcp"]');
+    const etc = await call(alice, 'h', 'leaky__read', { path: '/etc/hostname' });
+    assert.match(etc.text, /^ERR ENOENT/, etc.text);
+    const out = stack.brigade.stderr;
+    assert.match(out, /mcp leaky: \S+ is not shown in the sandbox: it is, holds or lies in brigade's data directory/);
+    assert.match(out, /mcp leaky: \/etc is not shown in the sandbox automatically/);
+  });
+});
+
 describe('server-filesystem allowed "/" by its own arguments', () => {
   test('still sees nothing of brigade\'s data but its user\'s directory, and no secret', async () => {
     const w = await call(bob, 'fs', 'wide__write_file', { path: path.join(dirOf('wide', bob), 'bob-notes.txt'), content: 'bob private' });
@@ -205,7 +226,7 @@ describe('server-filesystem allowed "/" by its own arguments', () => {
 
 describe('sandbox: false, the operator\'s opt-out', () => {
   test('is warned about at start, and sees the host as brigade does', async () => {
-    assert.match(stack.brigade.output(), /mcp open: runs WITHOUT the sandbox \(sandbox: false\)/);
+    assert.match(stack.brigade.stderr, /mcp open: runs WITHOUT the sandbox \(sandbox: false\)/);
     const r = await call(alice, 'h', 'open__list', { path: stack.dataDir });
     assert.match(r.text, /brigade\.yaml/, 'unsandboxed, the data directory is visible: what the sandbox takes away');
   });
@@ -219,7 +240,7 @@ describe('shutdown', () => {
     assert.equal(processesNaming(marker).length, 1);
     const info = await stack.brigade.stop();
     assert.equal(info.code, 0, stack.brigade.output().slice(-2000));
-    assert.doesNotMatch(stack.brigade.output(), /Sanitizer|cgroup .* not removed/);
+    assert.doesNotMatch(stack.brigade.stderr + stack.brigade.stdout, /Sanitizer|cgroup .* not removed/);
     await eventually(() => processesNaming(marker).length === 0 && processesNaming(path.join(stack.dataDir, 'mcp')).length === 0,
       { timeoutMs: 6000 });
   });
