@@ -376,7 +376,14 @@ typedef struct mcp_server_cfg {
     char     **env_names;            /* the child's whole environment, with PATH: */
     char     **env_values;           /*   nothing of brigade's own is passed on */
     size_t     n_env;
-    char      *cwd;                  /* NULL: the instance's own directory under data_dir */
+    char      *cwd;                  /* NULL: the instance's own directory under data_dir
+                                      * (unsandboxed servers only) */
+    /* stdio: the sandbox (docs/sandbox.md, `sandbox:` of the server) */
+    bool       sandbox;              /* default true; false: the operator's explicit opt-out */
+    bool       sandbox_network;      /* the machine's network granted (default false) */
+    char     **sandbox_read_only;    /* host paths shown read-only inside, beside those */
+    size_t     n_sandbox_read_only;  /*   found from command and args (docs/mcp.md) */
+    command_limits_cfg sandbox_limits; /* 0 = the MCP defaults (docs/config.md) */
     /* http */
     char      *url;
     char     **header_names; char **header_values; size_t n_headers;

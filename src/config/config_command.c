@@ -97,7 +97,8 @@ static int ld_cmd_env(ld *l, const slot *s, const char *path, tool_cfg *t)
 
 enum { LI_CPU, LI_MEM, LI_FILES, LI_FSIZE, LI_PROCS, LI__N };
 
-static int ld_cmd_limits(ld *l, const slot *s, const char *path, tool_cfg *t)
+int ld_sandbox_limits(ld *l, const slot *s, const char *path, uint32_t cpu_max,
+                      command_limits_cfg *out)
 {
     slot ls[LI__N] = {
         [LI_CPU] = {.key = "cpu_seconds"}, [LI_MEM] = {.key = "memory_mb"},
@@ -110,12 +111,12 @@ static int ld_cmd_limits(ld *l, const slot *s, const char *path, tool_cfg *t)
         return -1;
     char kp[200];
     struct { int i; int64_t min, max; uint32_t *out; } f[] = {
-        {LI_CPU, 1, 3600, &t->limits.cpu_seconds},
-        {LI_MEM, 16, 65536, &t->limits.memory_mb},
-        {LI_FILES, 16, 65536, &t->limits.open_files},
-        {LI_FSIZE, 1, 65536, &t->limits.file_size_mb},
+        {LI_CPU, 1, cpu_max, &out->cpu_seconds},
+        {LI_MEM, 16, 65536, &out->memory_mb},
+        {LI_FILES, 16, 65536, &out->open_files},
+        {LI_FSIZE, 1, 65536, &out->file_size_mb},
         /* bwrap itself takes two (its monitor and the namespace's first) */
-        {LI_PROCS, 4, 4096, &t->limits.processes},
+        {LI_PROCS, 4, 4096, &out->processes},
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
         if (!ls[f[i].i].present) continue;
@@ -174,7 +175,7 @@ int ld_tool_command(ld *l, const ld_command_slots *cs, int line, const char *pat
     }
     if (cs->limits->present) {
         ld_path(kp, sizeof kp, path, "limits");
-        if (ld_cmd_limits(l, cs->limits, kp, t) < 0)
+        if (ld_sandbox_limits(l, cs->limits, kp, 3600, &t->limits) < 0)
             return -1;
     }
     return 0;

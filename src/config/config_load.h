@@ -108,6 +108,10 @@ typedef struct ld_command_slots {
     const slot *kind, *argv, *env, *network, *limits;
 } ld_command_slots;
 int ld_tool_command(ld *l, const ld_command_slots *cs, int line, const char *path, tool_cfg *t);
+/* `limits:` of a sandboxed process (config_command.c): a command tool's,
+ * an MCP server's sandbox; cpu_seconds up to cpu_max. */
+int ld_sandbox_limits(ld *l, const slot *s, const char *path, uint32_t cpu_max,
+                      command_limits_cfg *out);
 /* the top-level `sandbox:` (config_command.c) */
 int ld_sandbox(ld *l, struct fy_node *n, int line);
 /* mcp_servers[] (config_mcp.c) */

@@ -2,7 +2,8 @@
  * agents use as SERVER__TOOL. A stdio server: the command, its arguments,
  * the whole environment it gets (nothing of brigade's own environment is
  * passed on but PATH, so a server never sees brigade's secrets), its
- * working directory; an http server: its URL and headers. Then who gets
+ * working directory, and its sandbox (on unless `sandbox: false`: network,
+ * read-only paths, limits); an http server: its URL and headers. Then who gets
  * an instance (per_user), which of its tools are offered, and its time
  * and instance bounds (docs/mcp.md). */
 #include <libfyaml.h>
@@ -38,6 +39,8 @@ void config_mcp_server_free(mcp_server_cfg *m)
     free(m->header_values);
     for (size_t i = 0; i < m->n_tools; i++) free(m->tools[i]);
     free(m->tools);
+    for (size_t i = 0; i < m->n_sandbox_read_only; i++) free(m->sandbox_read_only[i]);
+    free(m->sandbox_read_only);
     memset(m, 0, sizeof *m);
 }
 
@@ -142,7 +145,63 @@ static int ld_pairs(ld *l, const slot *s, const char *path, bool header, char **
 }
 
 enum { MC_NAME, MC_TRANSPORT, MC_COMMAND, MC_ARGS, MC_ENV, MC_CWD, MC_URL, MC_HEADERS, MC_PER_USER,
-       MC_TOOLS, MC_STARTUP, MC_CALL, MC_IDLE, MC_MAX, MC_PING, MC_PRIVATE, MC__N };
+       MC_TOOLS, MC_STARTUP, MC_CALL, MC_IDLE, MC_MAX, MC_PING, MC_PRIVATE, MC_SANDBOX, MC__N };
+
+/* A read-only path of the sandbox: what sandbox_read_only_refusal (in
+ * src/sandbox, which config may not include) checks again at start. */
+static const char *ro_refusal(const char *p)
+{
+    if (p[0] != '/') return "must be an absolute path";
+    if (!strcmp(p, "/")) return "must not be / (the whole machine)";
+    if (strstr(p, "/../") || strstr(p, "/./") || strstr(p, "//") ||
+        (strlen(p) >= 3 && !strcmp(p + strlen(p) - 3, "/..")) ||
+        (strlen(p) >= 2 && !strcmp(p + strlen(p) - 2, "/.")) || p[strlen(p) - 1] == '/')
+        return "must be a plain path (no \".\", \"..\", \"//\" or trailing /)";
+    static const char *const own[] = {"/proc", "/dev", "/tmp", "/.brigade"};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        size_t l = strlen(own[i]);
+        if (!strncmp(p, own[i], l) && (p[l] == '\0' || p[l] == '/'))
+            return "is where the sandbox makes its own directories (/proc, /dev, /tmp, /.brigade)";
+    }
+    return NULL;
+}
+
+enum { MS_NETWORK, MS_READ_ONLY, MS_LIMITS, MS__N };
+
+/* `sandbox:` of a stdio server: false (the operator runs it unsandboxed,
+ * with a warning at start), true (the defaults), or a mapping. */
+static int ld_mcp_sandbox(ld *l, const slot *s, const char *path, mcp_server_cfg *m)
+{
+    char kp[200];
+    if (s->val && fy_node_get_type(s->val) == FYNT_SCALAR)
+        return ld_bool(l, s, path, &m->sandbox);
+    slot ss[MS__N] = {
+        [MS_NETWORK] = {.key = "network"}, [MS_READ_ONLY] = {.key = "read_only"},
+        [MS_LIMITS] = {.key = "limits"},
+    };
+    if (config_node_is_null(s->val)) return 0;
+    if (ld_collect(l, s->val, s->line, path, ss, MS__N) < 0) return -1;
+    if (ss[MS_NETWORK].present) {
+        ld_path(kp, sizeof kp, path, "network");
+        if (ld_bool(l, &ss[MS_NETWORK], kp, &m->sandbox_network) < 0) return -1;
+    }
+    if (ss[MS_READ_ONLY].present) {
+        ld_path(kp, sizeof kp, path, "read_only");
+        if (ld_strings(l, &ss[MS_READ_ONLY], kp, 1024, &m->sandbox_read_only, &m->n_sandbox_read_only) < 0)
+            return -1;
+        if (m->n_sandbox_read_only > 32) return ld_fail(l, ss[MS_READ_ONLY].line, kp, "at most 32 paths");
+        for (size_t i = 0; i < m->n_sandbox_read_only; i++) {
+            const char *why = ro_refusal(m->sandbox_read_only[i]);
+            if (why) return ld_fail(l, ss[MS_READ_ONLY].line, kp, "\"%.200s\" %s", m->sandbox_read_only[i], why);
+        }
+    }
+    if (ss[MS_LIMITS].present) {
+        ld_path(kp, sizeof kp, path, "limits");
+        /* a server lives for hours: its CPU time adds up */
+        if (ld_sandbox_limits(l, &ss[MS_LIMITS], kp, 10000000, &m->sandbox_limits) < 0) return -1;
+    }
+    return 0;
+}
 
 static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, mcp_server_cfg *m,
                          entry_lines *el)
@@ -156,6 +215,7 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
         [MC_STARTUP] = {.key = "startup_timeout_ms"}, [MC_CALL] = {.key = "call_timeout_ms"},
         [MC_IDLE] = {.key = "idle_timeout_s"}, [MC_MAX] = {.key = "max_instances"},
         [MC_PING] = {.key = "ping_interval_s"}, [MC_PRIVATE] = {.key = "allow_private_networks"},
+        [MC_SANDBOX] = {.key = "sandbox"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, transport, …), got nothing");
@@ -191,9 +251,9 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
     }
     free(tr);
     bool stdio = m->transport == MCP_TRANSPORT_STDIO;
-    static const int stdio_only[] = {MC_COMMAND, MC_ARGS, MC_ENV, MC_CWD};
+    static const int stdio_only[] = {MC_COMMAND, MC_ARGS, MC_ENV, MC_CWD, MC_SANDBOX};
     static const int http_only[] = {MC_URL, MC_HEADERS};
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < 5; i++)
         if (!stdio && s[stdio_only[i]].present)
             return ld_fail(l, s[stdio_only[i]].line, path, "\"%s\" is for transport: stdio",
                            s[stdio_only[i]].key);
@@ -214,10 +274,18 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
             if (ld_pairs(l, &s[MC_ENV], kp, false, &m->env_names, &m->env_values, &m->n_env) < 0)
                 return -1;
         }
+        m->sandbox = true;
+        if (s[MC_SANDBOX].present) {
+            ld_path(kp, sizeof kp, path, "sandbox");
+            if (ld_mcp_sandbox(l, &s[MC_SANDBOX], kp, m) < 0) return -1;
+        }
         if (s[MC_CWD].present) {
             ld_path(kp, sizeof kp, path, "cwd");
             if (ld_nonempty(l, &s[MC_CWD], kp, &m->cwd, NULL) < 0) return -1;
             if (m->cwd[0] != '/') return ld_fail(l, s[MC_CWD].line, kp, "must be an absolute path");
+            if (m->sandbox)
+                return ld_fail(l, s[MC_CWD].line, kp, "a sandboxed server works in its own directory "
+                               "(/work inside); cwd is only for a server with sandbox: false");
         }
     } else {
         if (!s[MC_URL].present) return ld_fail(l, line, path, "missing required key \"url\"");

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "sandbox/sandbox.h"
 #include "util/inbox.h"
 #include "util/log.h"
 #include "util/strmap.h"
@@ -481,7 +482,7 @@ static void inst_start(instance *in)
                          .on_closed = inst_on_closed, .arg = in};
     mcp_session *s = mcp_session_new(&h->loop, in->cfg->name, cb);
     char err[300];
-    mcp_transport *t = stdio ? mcp_stdio_open(&h->loop, in->cfg, in->workdir,
+    mcp_transport *t = stdio ? mcp_stdio_open(&h->loop, in->cfg, in->workdir, h->root,
                                               mcp_session_transport_cb(s), err, sizeof err)
                              : mcp_http_open(h->curl, in->cfg, mcp_session_transport_cb(s), err,
                                              sizeof err);
@@ -890,6 +891,19 @@ mcp_hub *mcp_hub_start(const brigade_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "mcp: %s could not be made: %s", dir, strerror(errno));
         free(h);
         return NULL;
+    }
+    /* stdio servers run sandboxed (spawn.c): say now which cannot, and
+     * which the operator chose to run without it */
+    for (size_t i = 0; i < cfg->n_mcp_servers; i++) {
+        const mcp_server_cfg *m = &cfg->mcp_servers[i];
+        char why[300];
+        if (m->transport != MCP_TRANSPORT_STDIO) continue;
+        if (!m->sandbox)
+            log_warn("mcp %s: runs WITHOUT the sandbox (sandbox: false): it sees the host's files, "
+                     "processes and network as brigade's user does", m->name);
+        else if (!sandbox_can_run(why, sizeof why))
+            log_error("mcp %s cannot run: %s; its instances will not start (sandbox: false on the "
+                      "server runs it unsandboxed)", m->name, why);
     }
     h->instances = strmap_new(inst_free_val);
     h->known = strmap_new(known_free);

@@ -35,16 +35,28 @@ struct mcp_transport {
     void (*negotiated)(mcp_transport *t, const char *version);
 };
 
-/* The one place a server process is started: argv, the whole environment
- * (envp, NULL-terminated), the working directory. A sandbox (bubblewrap)
- * belongs here and nowhere else. The pipes must be initialised on `loop`;
- * they become the child's stdin, stdout and stderr. */
-int mcp_spawn(uv_loop_t *loop, uv_process_t *proc, uv_exit_cb on_exit, char **argv, char **envp,
-              const char *cwd, uv_pipe_t *in, uv_pipe_t *out, uv_pipe_t *err);
+/* The one place a server process is started (spawn.c): cfg's command and
+ * args with {workdir} filled in, the whole environment (PATH and cfg's
+ * env), in the sandbox unless cfg->sandbox is false. `workdir` is the
+ * instance's directory on the host (the sandbox's writable /work);
+ * `mcp_root` is data_dir/mcp (real path), whose parent nothing of the
+ * sandbox may show. The pipes must be initialised on `loop`; they become
+ * the child's stdin, stdout and stderr. on_exit is called once, when the
+ * process has exited (for a sandbox: with everything it started); the
+ * child frees itself after it. NULL with `err` when it did not start. */
+typedef struct mcp_child mcp_child;
+typedef void (*mcp_child_exit_fn)(void *arg, int64_t status, int term_signal);
+mcp_child *mcp_spawn(uv_loop_t *loop, const mcp_server_cfg *cfg, const char *workdir,
+                     const char *mcp_root, uv_pipe_t *in, uv_pipe_t *out, uv_pipe_t *err,
+                     mcp_child_exit_fn on_exit, void *arg, char *errbuf, size_t errlen);
+/* SIGTERM: to its process group. SIGKILL: that, and for a sandbox every
+ * process in its cgroup. Nothing once it has exited. */
+void mcp_child_signal(mcp_child *c, int sig);
 
-/* A stdio transport: start the server's command in `workdir`. */
+/* A stdio transport: start the server's command for the instance whose
+ * directory is `workdir` (mcp_root as for mcp_spawn). */
 mcp_transport *mcp_stdio_open(uv_loop_t *loop, const mcp_server_cfg *cfg, const char *workdir,
-                              mcp_transport_cb cb, char *err, size_t errlen);
+                              const char *mcp_root, mcp_transport_cb cb, char *err, size_t errlen);
 
 /* ---- HTTP: libcurl on the hub's loop (curl_loop.c) ---- */
 

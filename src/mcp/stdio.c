@@ -4,7 +4,8 @@
  * minute (a chatty or hostile server cannot flood the log). A line longer
  * than MCP_MAX_MESSAGE_BYTES ends the transport: an answer cut in two
  * would be worse than none. Stopping closes stdin, then SIGTERM to the
- * process group after a grace, then SIGKILL. */
+ * process group after a grace, then SIGKILL (for a sandboxed server, of
+ * everything in its sandbox). The process itself is made by spawn.c. */
 #include "mcp/mcp_internal.h"
 
 #include <errno.h>
@@ -27,7 +28,7 @@ typedef struct stdio_tr {
     uv_loop_t       *loop;
     mcp_transport_cb cb;
     char             label[48];
-    uv_process_t     proc;
+    mcp_child       *child;      /* NULL once it has exited */
     uv_pipe_t        in, out, err;
     uv_timer_t       stop_timer;
     int              open_handles;
@@ -124,15 +125,15 @@ static void st_read_err(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     else if (n < 0) uv_read_stop(s);
 }
 
-static void st_exit(uv_process_t *p, int64_t status, int sig)
+static void st_exit(void *arg, int64_t status, int sig)
 {
-    stdio_tr *t = p->data;
+    stdio_tr *t = arg;
     t->exited = true;
+    t->child = NULL;
     char why[96];
     if (sig) snprintf(why, sizeof why, "the server process was ended by signal %d", sig);
     else snprintf(why, sizeof why, "the server process exited with status %lld", (long long)status);
     st_tell_closed(t, why);
-    st_close_handle(t, (uv_handle_t *)&t->proc);
     if (t->closing) {
         uv_timer_stop(&t->stop_timer);
         st_close_handle(t, (uv_handle_t *)&t->stop_timer);
@@ -177,10 +178,10 @@ static void st_stop_tick(uv_timer_t *tm)
     /* the whole process group: what the server started goes with it */
     if (!t->killed_term) {
         t->killed_term = true;
-        kill(-t->proc.pid, SIGTERM);
+        mcp_child_signal(t->child, SIGTERM);
         uv_timer_start(&t->stop_timer, st_stop_tick, STDIO_GRACE_MS, 0);
     } else {
-        kill(-t->proc.pid, SIGKILL);
+        mcp_child_signal(t->child, SIGKILL);
     }
 }
 
@@ -199,63 +200,8 @@ static void st_close(mcp_transport *base)
     uv_timer_start(&t->stop_timer, st_stop_tick, STDIO_GRACE_MS, 0);
 }
 
-/* `{workdir}` in an argument or an environment value is the instance's
- * own directory (data_dir/mcp/SERVER/TENANT/USER for a per-user server):
- * what a server keeps on disk goes there, apart from other users'. */
-static char *st_fill(const char *s, const char *workdir)
-{
-    static const char tok[] = "{workdir}";
-    size_t n = 0, tl = sizeof tok - 1, wl = strlen(workdir);
-    for (const char *p = strstr(s, tok); p; p = strstr(p + tl, tok)) n++;
-    char *o = xmalloc(strlen(s) + n * wl + 1), *w = o;
-    for (const char *p = s;;) {
-        const char *q = strstr(p, tok);
-        if (!q) {
-            strcpy(w, p);
-            break;
-        }
-        memcpy(w, p, (size_t)(q - p));
-        w += q - p;
-        memcpy(w, workdir, wl);
-        w += wl;
-        p = q + tl;
-    }
-    return o;
-}
-
-/* The child's environment: PATH (brigade's, so a command name resolves as
- * the operator expects) and what the configuration declares — nothing
- * else of brigade's environment, which holds its secrets. */
-static char **st_env(const mcp_server_cfg *cfg, const char *workdir)
-{
-    char **env = xcalloc(cfg->n_env + 2, sizeof *env);
-    size_t n = 0;
-    const char *path = getenv("PATH");
-    size_t plen = strlen(path ? path : "/usr/local/bin:/usr/bin:/bin");
-    env[n] = xmalloc(plen + 6);
-    snprintf(env[n++], plen + 6, "PATH=%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
-    for (size_t i = 0; i < cfg->n_env; i++) {
-        char *v = st_fill(cfg->env_values[i], workdir);
-        size_t l = strlen(cfg->env_names[i]) + strlen(v) + 2;
-        env[n] = xmalloc(l);
-        snprintf(env[n++], l, "%s=%s", cfg->env_names[i], v);
-        explicit_bzero(v, strlen(v));
-        free(v);
-    }
-    return env;
-}
-
-static void st_env_free(char **env)
-{
-    for (char **e = env; e && *e; e++) {
-        explicit_bzero(*e, strlen(*e));
-        free(*e);
-    }
-    free(env);
-}
-
 mcp_transport *mcp_stdio_open(uv_loop_t *loop, const mcp_server_cfg *cfg, const char *workdir,
-                              mcp_transport_cb cb, char *err, size_t errlen)
+                              const char *mcp_root, mcp_transport_cb cb, char *err, size_t errlen)
 {
     stdio_tr *t = xcalloc(1, sizeof *t);
     t->base.send = st_send;
@@ -269,28 +215,17 @@ mcp_transport *mcp_stdio_open(uv_loop_t *loop, const mcp_server_cfg *cfg, const 
     uv_pipe_init(loop, &t->out, 0);
     uv_pipe_init(loop, &t->err, 0);
     uv_timer_init(loop, &t->stop_timer);
-    t->in.data = t->out.data = t->err.data = t->stop_timer.data = t->proc.data = t;
-    t->open_handles = 5;   /* the pipes, the timer, the process */
+    t->in.data = t->out.data = t->err.data = t->stop_timer.data = t;
+    t->open_handles = 4;   /* the pipes, the timer (the child closes its own) */
 
-    char **argv = xcalloc(cfg->n_args + 2, sizeof *argv);
-    argv[0] = cfg->command;
-    for (size_t i = 0; i < cfg->n_args; i++) argv[i + 1] = st_fill(cfg->args[i], workdir);
-    char **env = st_env(cfg, workdir);
-    int rc = mcp_spawn(loop, &t->proc, st_exit, argv, env, cfg->cwd ? cfg->cwd : workdir, &t->in,
-                       &t->out, &t->err);
-    for (size_t i = 0; i < cfg->n_args; i++) free(argv[i + 1]);
-    free(argv);
-    st_env_free(env);
-    if (rc != 0) {
-        snprintf(err, errlen, "could not start %.200s: %s", cfg->command, uv_strerror(rc));
+    t->child = mcp_spawn(loop, cfg, workdir, mcp_root, &t->in, &t->out, &t->err, st_exit, t, err, errlen);
+    if (!t->child) {
         t->closing = true;
         t->exited = true;
         st_close_handle(t, (uv_handle_t *)&t->in);
         st_close_handle(t, (uv_handle_t *)&t->out);
         st_close_handle(t, (uv_handle_t *)&t->err);
         st_close_handle(t, (uv_handle_t *)&t->stop_timer);
-        /* uv_spawn initialises the process handle even when it fails */
-        st_close_handle(t, (uv_handle_t *)&t->proc);
         return NULL;
     }
     uv_read_start((uv_stream_t *)&t->out, st_alloc, st_read_out);

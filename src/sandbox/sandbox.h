@@ -55,14 +55,26 @@ typedef struct sandbox_limits {
 /* Bounds of what a spec may ask for. */
 #define SANDBOX_MAX_ARGS 64
 #define SANDBOX_MAX_ENV  64
+#define SANDBOX_MAX_READ_ONLY 32
 
 typedef struct sandbox_spec {
     const char *const *argv;     /* argv[0] is looked up in PATH inside (or absolute) */
     size_t             argc;
     const char *const *env;      /* "NAME=value", the whole environment it gets */
     size_t             n_env;
-    const char        *private_dir; /* host path, created; mounted read-write at /work */
+    const char        *private_dir; /* host path, created; mounted read-write at work_inside */
+    /* Where the private directory is inside, and the working directory:
+     * NULL is SANDBOX_WORK_DIR. Absolute and clean, not "/" and not under
+     * the system's or the sandbox's own directories (/usr, /etc, /proc…). */
+    const char        *work_inside;
     bool               network;  /* false: a network namespace of its own (no route out) */
+    /* Host paths shown read-only at the same path inside (a server's own
+     * program files: an npm package's node_modules). Absolute, clean (no
+     * "." or ".." component, no "//"), not "/" and not under /proc, /dev,
+     * /tmp or /.brigade, which the sandbox makes itself; never holding,
+     * nor inside, work_inside. */
+    const char *const *read_only;
+    size_t             n_read_only;
     sandbox_limits     limits;
     const char        *label;    /* names the process in logs ("tool weather") */
 } sandbox_spec;
@@ -103,6 +115,9 @@ bool                sandbox_can_run(char *why, size_t whylen);
  * with SANDBOX_FD_SECCOMP open when `with_seccomp`; `cgroup_procs` is the
  * cgroup.procs file the process joins first (NULL: none). Pure: the unit
  * tests check it. NULL with `err` on a bad spec. */
+/* NULL when `path` may be a read-only path of a spec, else why not. */
+const char *sandbox_read_only_refusal(const char *path);
+
 char **sandbox_build_argv(const sandbox_host *h, const sandbox_spec *spec, bool with_seccomp,
                           const char *cgroup_procs, char *err, size_t errlen);
 void   sandbox_argv_free(char **argv);

@@ -99,6 +99,64 @@ static bool env_ok(const char *e)
     return true;
 }
 
+const char *sandbox_read_only_refusal(const char *p)
+{
+    if (!p || p[0] != '/') return "not an absolute path";
+    size_t n = strlen(p);
+    if (n == 1) return "the whole root would be visible";
+    if (n > 1024) return "longer than 1024 bytes";
+    if (p[n - 1] == '/') return "ends with /";
+    /* a component that is empty, "." or "..": the path must say plainly
+     * what it shows */
+    for (const char *c = p + 1; c && *c;) {
+        const char *e = strchr(c, '/');
+        size_t l = e ? (size_t)(e - c) : strlen(c);
+        if (l == 0 || (l == 1 && c[0] == '.') || (l == 2 && c[0] == '.' && c[1] == '.'))
+            return "has an empty, \".\" or \"..\" component";
+        c = e ? e + 1 : NULL;
+    }
+    /* what the sandbox makes itself: a path there would hide or replace it */
+    static const char *const own[] = {"/proc", "/dev", "/tmp", "/.brigade"};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        size_t l = strlen(own[i]);
+        if (!strncmp(p, own[i], l) && (p[l] == '\0' || p[l] == '/')) return "the sandbox makes that directory itself";
+    }
+    return NULL;
+}
+
+static bool under(const char *a, const char *b)
+{
+    size_t l = strlen(b);
+    return !strncmp(a, b, l) && (a[l] == '\0' || a[l] == '/');
+}
+
+static const char *work_dir(const sandbox_spec *s)
+{
+    return s->work_inside ? s->work_inside : SANDBOX_WORK_DIR;
+}
+
+/* The private directory's place inside: any clean absolute path but the
+ * system's and the sandbox's own (/tmp is the sandbox's, a fresh tmpfs,
+ * so a directory in it is fine). */
+static const char *work_refusal(const char *p)
+{
+    if (!p || p[0] != '/' || !p[1]) return "not an absolute path below /";
+    if (strlen(p) > 1024) return "longer than 1024 bytes";
+    if (!strcmp(p, "/tmp")) return "is /tmp itself";
+    for (const char *c = p + 1; c && *c;) {
+        const char *e = strchr(c, '/');
+        size_t l = e ? (size_t)(e - c) : strlen(c);
+        if (l == 0 || (l == 1 && c[0] == '.') || (l == 2 && c[0] == '.' && c[1] == '.'))
+            return "has an empty, \".\" or \"..\" component";
+        c = e ? e + 1 : NULL;
+    }
+    static const char *const sys[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+                                      "/etc", "/proc", "/dev", "/.brigade"};
+    for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
+        if (under(p, sys[i])) return "is a directory of the system or of the sandbox";
+    return NULL;
+}
+
 static bool spec_ok(const sandbox_spec *s, char *err, size_t errlen)
 {
     if (!s || !s->argv || s->argc == 0 || s->argc > SANDBOX_MAX_ARGS) {
@@ -119,6 +177,24 @@ static bool spec_ok(const sandbox_spec *s, char *err, size_t errlen)
             snprintf(err, errlen, "sandbox: env[%zu] is not NAME=value", i);
             return false;
         }
+    if (s->n_read_only > SANDBOX_MAX_READ_ONLY) {
+        snprintf(err, errlen, "sandbox: more than %d read-only paths", SANDBOX_MAX_READ_ONLY);
+        return false;
+    }
+    for (size_t i = 0; i < s->n_read_only; i++) {
+        const char *why = sandbox_read_only_refusal(s->read_only[i]);
+        if (!why && (under(s->read_only[i], work_dir(s)) || under(work_dir(s), s->read_only[i])))
+            why = "holds or lies in the private directory";
+        if (why) {
+            snprintf(err, errlen, "sandbox: read-only path %.200s: %s", s->read_only[i] ? s->read_only[i] : "(none)", why);
+            return false;
+        }
+    }
+    const char *wwhy = work_refusal(work_dir(s));
+    if (wwhy) {
+        snprintf(err, errlen, "sandbox: the private directory's place inside %s", wwhy);
+        return false;
+    }
     if (!s->private_dir || s->private_dir[0] != '/') {
         snprintf(err, errlen, "sandbox: the private directory must be an absolute path");
         return false;
@@ -132,6 +208,10 @@ static void add_inner(argvb *b, const sandbox_host *h, const sandbox_spec *s, bo
     const sandbox_limits *l = &s->limits;
     /* only stdin, stdout and stderr reach the tool */
     add2(b, "--close-from", "3");
+    /* bwrap's --chdir sets PWD: the environment is what was declared */
+    bool pwd = false;
+    for (size_t i = 0; i < s->n_env; i++) pwd = pwd || !strncmp(s->env[i], "PWD=", 4);
+    if (inside && !pwd) add2(b, "--unsetenv", "PWD");
     if (l->cpu_seconds) addnum(b, "--cpu", l->cpu_seconds);
     if (l->open_files) addnum(b, "--nofile", l->open_files);
     if (l->file_bytes) addnum(b, "--fsize", l->file_bytes);
@@ -146,7 +226,7 @@ static void add_inner(argvb *b, const sandbox_host *h, const sandbox_spec *s, bo
         if (!s->network) add(b, "--no-network");
         /* unsandboxed, the working directory is the private directory: "."
          * opens even where its parents are closed to the tool's user */
-        add2(b, "--write", inside ? SANDBOX_WORK_DIR : ".");
+        add2(b, "--write", inside ? work_dir(s) : ".");
         add2(b, "--write", "/tmp");
         add2(b, "--write", "/dev");
     }
@@ -196,8 +276,11 @@ char **sandbox_build_argv(const sandbox_host *h, const sandbox_spec *s, bool wit
     add2(&b, "--proc", "/proc");
     add2(&b, "--dev", "/dev");
     add2(&b, "--tmpfs", "/tmp");
-    add3(&b, "--bind", h->run_uid ? SANDBOX_STAGE_DIR : s->private_dir, SANDBOX_WORK_DIR);
-    add2(&b, "--chdir", SANDBOX_WORK_DIR);
+    add3(&b, "--bind", h->run_uid ? SANDBOX_STAGE_DIR : s->private_dir, work_dir(s));
+    add2(&b, "--chdir", work_dir(s));
+    /* the program's own files (a missing one makes the start fail: the
+     * server could not run without it) */
+    for (size_t i = 0; i < s->n_read_only; i++) add3(&b, "--ro-bind", s->read_only[i], s->read_only[i]);
     add3(&b, "--ro-bind", h->init_path, SANDBOX_INIT_INSIDE);
     add2(&b, "--remount-ro", "/");
     if (with_seccomp) addnum(&b, "--seccomp", SANDBOX_FD_SECCOMP);

@@ -13,7 +13,9 @@
  * (after bwrap has made the namespaces and installed seccomp), it sets the
  * rlimits and applies landlock, then executes the tool. Both times it
  * first closes every descriptor it was not meant to pass on (--close-from).
- * Options are applied in that order whatever order they are given in. Exits 127 with
+ * --unsetenv NAME takes a variable out as it is read (bwrap's --chdir
+ * sets PWD, which the tool did not declare). The other options are
+ * applied in that order whatever order they are given in. Exits 127 with
  * a message on stderr when anything fails: a tool never runs with less
  * confinement than asked for. */
 #include <errno.h>
@@ -143,6 +145,9 @@ int main(int argc, char **argv)
         else if (!strcmp(o, "--close-from")) { close_at = (long long)number(v, o); i++; }
         else if (!strcmp(o, "--landlock")) landlock = true;
         else if (!strcmp(o, "--no-network")) network = false;
+        else if (!strcmp(o, "--unsetenv") && v) {
+            if (unsetenv(argv[++i]) != 0) die("unsetenv", argv[i]);
+        }
         else if (!strcmp(o, "--write") && v) {
             if (n_writable == MAX_WRITABLE) die("too many --write", NULL);
             writable[n_writable++] = argv[++i];

@@ -236,9 +236,12 @@ describe('per-user instances', () => {
   });
 });
 
-/** Processes whose arguments name this directory (a server given "{workdir}"). */
-function processesIn(dir) {
-  return execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(dir));
+/** Processes whose arguments name this directory (a server given "{workdir}"):
+ * the server itself, and, when it runs sandboxed (the default), bubblewrap's
+ * two (the one outside and the pid namespace's first) unless `serverOnly`. */
+function processesIn(dir, { serverOnly = true } = {}) {
+  return execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n')
+    .filter((l) => l.includes(dir) && !(serverOnly && /^\S*bwrap /.test(l)));
 }
 
 describe('instances: bounded and reaped', () => {
@@ -260,7 +263,7 @@ describe('instances: bounded and reaped', () => {
     const dir = path.join(stack.dataDir, 'mcp', 'idle', tenant.id, alice.user.id);
     const a = await callTool(alice.key, 'idle', 'idle__ok', {});
     assert.equal(a.result.ok, true, JSON.stringify(a.result));
-    await eventually(() => processesIn(dir).length === 0, { timeoutMs: 6000, intervalMs: 200 });
+    await eventually(() => processesIn(dir, { serverOnly: false }).length === 0, { timeoutMs: 6000, intervalMs: 200 });
     const again = await callTool(alice.key, 'idle', 'idle__ok', {});
     assert.equal(again.result.ok, true, JSON.stringify(again.result));
   });
@@ -387,7 +390,7 @@ describe('servers that fail', () => {
 
 describe('shutdown', () => {
   test('brigade stops cleanly and no MCP server process outlives it', async () => {
-    const running = () => processesIn(path.join(stack.dataDir, 'mcp'));
+    const running = () => processesIn(path.join(stack.dataDir, 'mcp'), { serverOnly: false });
     assert.ok(running().length >= 1, 'the filesystem servers should be running (their args name their dirs)');
     const info = await stack.brigade.stop();
     assert.equal(info.code, 0, stack.brigade.output().slice(-2000));

@@ -1,7 +1,9 @@
 /* test_config_mcp.c — `mcp_servers:`: what is read and its defaults (stdio
  * per user, http shared), SERVER__TOOL and SERVER__* in an agent's tools,
  * and the errors: keys of the other transport, a name with "_", PATH in
- * env, a relative cwd, an unknown server in an agent's tools. */
+ * env, a relative cwd, an unknown server in an agent's tools; the
+ * `sandbox:` of a stdio server (on by default, false to opt out, network,
+ * read_only paths, limits) and its errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -82,6 +84,57 @@ static void test_read_and_defaults(void **state)
     config_free(&c);
 }
 
+static void test_sandbox(void **state)
+{
+    (void)state;
+    static const char yaml[] =
+        "mcp_servers:\n"
+        "  - {name: plain, command: node}\n"
+        "  - {name: off, command: node, sandbox: false, cwd: /srv/x}\n"
+        "  - name: granted\n"
+        "    command: node\n"
+        "    sandbox:\n"
+        "      network: true\n"
+        "      read_only: [/opt/mcp/node_modules, /srv/data]\n"
+        "      limits: {cpu_seconds: 86400, memory_mb: 4096, processes: 32}\n"
+        "  - {name: remote, transport: http, url: \"https://mcp.example.com/mcp\"}\n";
+    brigade_config c;
+    if (load(yaml, &c) != 0) fail_msg("%s", err);
+    const mcp_server_cfg *p = config_find_mcp_server(&c, "plain");
+    assert_true(p->sandbox);
+    assert_false(p->sandbox_network);
+    assert_int_equal(p->n_sandbox_read_only, 0);
+    assert_int_equal(p->sandbox_limits.memory_mb, 0);   /* the MCP default, at spawn */
+    const mcp_server_cfg *o = config_find_mcp_server(&c, "off");
+    assert_false(o->sandbox);
+    assert_string_equal(o->cwd, "/srv/x");
+    const mcp_server_cfg *g = config_find_mcp_server(&c, "granted");
+    assert_true(g->sandbox);
+    assert_true(g->sandbox_network);
+    assert_int_equal(g->n_sandbox_read_only, 2);
+    assert_string_equal(g->sandbox_read_only[0], "/opt/mcp/node_modules");
+    assert_int_equal(g->sandbox_limits.cpu_seconds, 86400);
+    assert_int_equal(g->sandbox_limits.memory_mb, 4096);
+    assert_int_equal(g->sandbox_limits.processes, 32);
+    assert_false(config_find_mcp_server(&c, "remote")->sandbox);
+    config_free(&c);
+
+    expect_error("mcp_servers:\n  - {name: a, command: x, cwd: /srv}\n", "cwd is only for a server with sandbox: false");
+    expect_error("mcp_servers:\n  - {name: a, transport: http, url: \"https://x.example\", sandbox: false}\n",
+                 "\"sandbox\" is for transport: stdio");
+    expect_error("mcp_servers:\n  - {name: a, command: x, sandbox: maybe}\n", "sandbox");
+    expect_error("mcp_servers:\n  - {name: a, command: x, sandbox: {read_only: [rel/dir]}}\n", "must be an absolute path");
+    expect_error("mcp_servers:\n  - {name: a, command: x, sandbox: {read_only: [/]}}\n", "the whole machine");
+    expect_error("mcp_servers:\n  - {name: a, command: x, sandbox: {read_only: [/opt/../etc]}}\n", "plain path");
+    expect_error("mcp_servers:\n  - {name: a, command: x, sandbox: {read_only: [/opt/x/]}}\n", "plain path");
+    expect_error("mcp_servers:\n  - {name: a, command: x, sandbox: {read_only: [/proc/1]}}\n", "its own directories");
+    expect_error("mcp_servers:\n  - {name: a, command: x, sandbox: {read_only: [/tmp]}}\n", "its own directories");
+    expect_error("mcp_servers:\n  - {name: a, command: x, sandbox: {limits: {processes: 2}}}\n", "processes");
+    expect_error("mcp_servers:\n  - {name: a, command: x, sandbox: {limits: {memory_mb: 999999}}}\n", "memory_mb");
+    expect_error("mcp_servers:\n  - {name: a, command: x, sandbox: {netwrok: true}}\n", "netwrok");
+    expect_error("mcp_servers:\n  - {name: a, command: x, sandbox: {network: yes-please}}\n", "network");
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -107,6 +160,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_and_defaults),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_sandbox),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

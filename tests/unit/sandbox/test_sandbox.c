@@ -157,6 +157,64 @@ static void test_argv_unsandboxed(void **state)
     sandbox_argv_free(argv);
 }
 
+/* An MCP server's sandbox: its program files read-only, its directory at
+ * its own path (the working directory and landlock's writable one), and
+ * the PWD that bwrap's --chdir sets taken out of the environment. */
+static void test_argv_read_only_and_work_inside(void **state)
+{
+    (void)state;
+    sandbox_host h = fake_host(true, 6);
+    sandbox_spec s = base_spec();
+    static const char *const ro[] = {"/opt/mcp/node_modules", "/srv/share"};
+    s.read_only = ro;
+    s.n_read_only = 2;
+    s.work_inside = "/var/lib/brigade/mcp/files/t/u";
+    s.private_dir = "/var/lib/brigade/mcp/files/t/u";
+    char err[256];
+    char **argv = sandbox_build_argv(&h, &s, true, NULL, err, sizeof err);
+    assert_non_null(argv);
+    assert_true(has_seq(argv, "--ro-bind", "/opt/mcp/node_modules", "/opt/mcp/node_modules"));
+    assert_true(has_seq(argv, "--ro-bind", "/srv/share", "/srv/share"));
+    assert_true(has_seq(argv, "--bind", s.private_dir, s.work_inside));
+    assert_true(has_seq(argv, "--chdir", s.work_inside, NULL));
+    assert_true(has_seq(argv, "--write", s.work_inside, NULL));
+    assert_false(has_seq(argv, "--write", SANDBOX_WORK_DIR, NULL));
+    assert_true(has_seq(argv, "--unsetenv", "PWD", NULL));
+    assert_true(find(argv, "--unsetenv") > find(argv, SANDBOX_INIT_INSIDE));
+    /* read-only binds come before the root is made read-only */
+    assert_true(find(argv, "/srv/share") < find(argv, "--remount-ro"));
+    sandbox_argv_free(argv);
+
+    /* refused: what would hide the sandbox's own directories or the
+     * private one, the whole root, unclear paths */
+    const char *const bad[] = {"relative", "/", "/proc/1", "/tmp", "/tmp/x", "/dev", "/opt/../etc",
+                               "/opt//x", "/opt/x/", "/opt/./x", "/var/lib/brigade",
+                               "/var/lib/brigade/mcp/files/t/u/sub", "/.brigade/x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *one[] = {bad[i]};
+        s.read_only = one;
+        s.n_read_only = 1;
+        argv = sandbox_build_argv(&h, &s, true, NULL, err, sizeof err);
+        if (argv) fail_msg("read-only %s was accepted", bad[i]);
+        assert_non_null(strstr(err, "read-only path"));
+    }
+    s.n_read_only = 0;
+    const char *const bad_work[] = {"/", "/usr/x", "/etc", "/proc/w", "/tmp", "/a/../b", "rel"};
+    for (size_t i = 0; i < sizeof bad_work / sizeof bad_work[0]; i++) {
+        s.work_inside = bad_work[i];
+        argv = sandbox_build_argv(&h, &s, true, NULL, err, sizeof err);
+        if (argv) fail_msg("work_inside %s was accepted", bad_work[i]);
+    }
+    /* a tool declaring PWD keeps its own */
+    static const char *const env_pwd[] = {"PATH=/usr/bin", "PWD=/declared"};
+    s = base_spec();
+    s.env = env_pwd;
+    argv = sandbox_build_argv(&h, &s, true, NULL, err, sizeof err);
+    assert_non_null(argv);
+    assert_int_equal(find(argv, "--unsetenv"), -1);
+    sandbox_argv_free(argv);
+}
+
 static void test_argv_bad_specs(void **state)
 {
     (void)state;
@@ -368,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_argv_network_granted),
         cmocka_unit_test(test_argv_unsandboxed),
         cmocka_unit_test(test_argv_bad_specs),
+        cmocka_unit_test(test_argv_read_only_and_work_inside),
         cmocka_unit_test(test_seccomp_filter),
         cmocka_unit_test(test_landlock_probe),
         cmocka_unit_test(test_live_json_roundtrip),
