@@ -38,6 +38,7 @@ void config_mcp_server_free(mcp_server_cfg *m)
     free(m->header_values);
     for (size_t i = 0; i < m->n_tools; i++) free(m->tools[i]);
     free(m->tools);
+    free(m->tenant_def);
     memset(m, 0, sizeof *m);
 }
 
@@ -127,6 +128,17 @@ static int ld_pairs(ld *l, const slot *s, const char *path, bool header, char **
                 free(name);
                 return ld_fail(l, kline, kp, "given twice");
             }
+        /* Framing, routing and the MCP session's own headers are the
+         * transport's (src/mcp/http.c): a configured one would corrupt or
+         * hijack the session. */
+        static const char *const reserved[] = {"host", "content-length", "transfer-encoding",
+                                               "connection", "content-type", "accept", "expect",
+                                               "mcp-session-id", "mcp-protocol-version", "last-event-id"};
+        for (size_t r = 0; header && r < sizeof reserved / sizeof reserved[0]; r++)
+            if (!strcasecmp(name, reserved[r])) {
+                free(name);
+                return ld_fail(l, kline, kp, "this header is set by brigade and cannot be configured");
+            }
         if (!header && !strcmp(name, "PATH")) {
             free(name);
             return ld_fail(l, kline, kp, "PATH is brigade's own and is always passed on");
@@ -142,7 +154,37 @@ static int ld_pairs(ld *l, const slot *s, const char *path, bool header, char **
 }
 
 enum { MC_NAME, MC_TRANSPORT, MC_COMMAND, MC_ARGS, MC_ENV, MC_CWD, MC_URL, MC_HEADERS, MC_PER_USER,
-       MC_TOOLS, MC_STARTUP, MC_CALL, MC_IDLE, MC_MAX, MC_PING, MC_PRIVATE, MC__N };
+       MC_TOOLS, MC_STARTUP, MC_CALL, MC_IDLE, MC_MAX, MC_PING, MC_PRIVATE, MC_TENANTS, MC_AUTH,
+       MC_APPROVAL, MC__N };
+
+/* What a tenant's own server (a request body) may not say: whatever runs a
+ * program, reaches the server's private networks or sizes the operator's
+ * resources is the operator's configuration alone. */
+static int ld_mcp_tenant_refusals(ld *l, const slot *s, const char *path)
+{
+    static const struct { int k; const char *why; } refused[] = {
+        {MC_COMMAND, "a tenant never makes brigade run a program: stdio servers exist only in the "
+                     "server's configuration (enable one with {\"name\": …, \"catalogue\": true})"},
+        {MC_ARGS, "a tenant never makes brigade run a program: stdio servers exist only in the "
+                  "server's configuration"},
+        {MC_ENV, "a tenant never makes brigade run a program: stdio servers exist only in the "
+                 "server's configuration"},
+        {MC_CWD, "a tenant never makes brigade run a program: stdio servers exist only in the "
+                 "server's configuration"},
+        {MC_PER_USER, "a tenant's server always keeps one session per user"},
+        {MC_PRIVATE, "only the server's configuration may let an MCP server reach private networks; "
+                     "a tenant's server reaches public addresses (and the operator's "
+                     "egress.allow_networks) only"},
+        {MC_MAX, "the bound of instances is the operator's (a tenant's server gets 32)"},
+    };
+    char kp[200];
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (s[refused[i].k].present) {
+            ld_path(kp, sizeof kp, path, s[refused[i].k].key);
+            return ld_fail(l, s[refused[i].k].line, kp, "%s", refused[i].why);
+        }
+    return 0;
+}
 
 static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, mcp_server_cfg *m,
                          entry_lines *el)
@@ -156,11 +198,24 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
         [MC_STARTUP] = {.key = "startup_timeout_ms"}, [MC_CALL] = {.key = "call_timeout_ms"},
         [MC_IDLE] = {.key = "idle_timeout_s"}, [MC_MAX] = {.key = "max_instances"},
         [MC_PING] = {.key = "ping_interval_s"}, [MC_PRIVATE] = {.key = "allow_private_networks"},
+        [MC_TENANTS] = {.key = "tenants"}, [MC_AUTH] = {.key = "auth"}, [MC_APPROVAL] = {.key = "approval"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, transport, …), got nothing");
     if (ld_collect(l, n, line, path, s, MC__N) < 0) return -1;
+    if (l->api_body && ld_mcp_tenant_refusals(l, s, path) < 0) return -1;
     char kp[200];
+    /* Not yet: a user's own credential for a server (OAuth, being built
+     * in src/mcp/) and an approval policy for an MCP server's calls. */
+    if (s[MC_AUTH].present) {
+        ld_path(kp, sizeof kp, path, "auth");
+        return ld_fail(l, s[MC_AUTH].line, kp, "not supported yet for MCP servers: a server that needs "
+                       "the user's own credential cannot be used yet (docs/mcp.md)");
+    }
+    if (s[MC_APPROVAL].present) {
+        ld_path(kp, sizeof kp, path, "approval");
+        return ld_fail(l, s[MC_APPROVAL].line, kp, "not supported yet for MCP servers (docs/mcp.md)");
+    }
     m->startup_timeout_ms = 30000;
     m->call_timeout_ms = 60000;
     m->idle_timeout_s = 600;
@@ -172,7 +227,8 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
     if (strlen(m->name) > 32) return ld_fail(l, s[MC_NAME].line, kp, "at most 32 characters");
     el->name = s[MC_NAME].line;
 
-    const char *transport = "stdio";
+    /* a tenant's server speaks HTTP; so does its default */
+    const char *transport = l->api_body ? "http" : "stdio";
     char *tr = NULL;
     if (s[MC_TRANSPORT].present) {
         ld_path(kp, sizeof kp, path, "transport");
@@ -190,6 +246,10 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
         return -1;
     }
     free(tr);
+    if (l->api_body && m->transport != MCP_TRANSPORT_HTTP)
+        return ld_fail(l, s[MC_TRANSPORT].line, kp, "a tenant's MCP server has transport: http; stdio "
+                       "servers (programs) exist only in the server's configuration, and a tenant "
+                       "enables one with {\"name\": …, \"catalogue\": true}");
     bool stdio = m->transport == MCP_TRANSPORT_STDIO;
     static const int stdio_only[] = {MC_COMMAND, MC_ARGS, MC_ENV, MC_CWD};
     static const int http_only[] = {MC_URL, MC_HEADERS};
@@ -237,6 +297,10 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
          * the operator's choice, made here by name */
         ld_path(kp, sizeof kp, path, "allow_private_networks");
         if (ld_bool(l, &s[MC_PRIVATE], kp, &m->allow_private_networks) < 0) return -1;
+    }
+    if (s[MC_TENANTS].present) {
+        ld_path(kp, sizeof kp, path, "tenants");
+        if (ld_tenants(l, &s[MC_TENANTS], kp, &m->tenants_enable) < 0) return -1;
     }
     if (s[MC_PER_USER].present) {
         ld_path(kp, sizeof kp, path, "per_user");
