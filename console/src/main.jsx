@@ -8,7 +8,7 @@ import './style.css';
 import { signIn, signOut, resume } from './api.js';
 import { Err } from './ui.jsx';
 import { Chat, Approvals, Run, Trace, Memory, Connections, MyUsage } from './user.jsx';
-import { Users, TenantUsage, Audit, ToolsAgents, LiveRuns } from './admin.jsx';
+import { Users, TenantUsage, Audit, ToolsAgents, McpServers, LiveRuns } from './admin.jsx';
 import { Tenants, Health, Metrics } from './server.jsx';
 
 const PAGES = {
@@ -18,7 +18,7 @@ const PAGES = {
   ],
   tenant_admin: [
     ['users', 'Users & keys'], ['tenant-usage', 'Usage'], ['live-runs', 'Live runs'], ['audit', 'Audit'],
-    ['approvals', 'Approvals'], ['tools', 'Tools & agents'],
+    ['approvals', 'Approvals'], ['tools', 'Tools & agents'], ['mcp-servers', 'MCP servers'],
   ],
   server_admin: [['tenants', 'Tenants'], ['health', 'Provider health'], ['metrics', 'Last hour'], ['audit', 'Audit']],
 };
@@ -75,6 +75,7 @@ function Page({ who, route, arg }) {
     case 'tenant-usage': return <TenantUsage />;
     case 'audit': return <Audit />;
     case 'tools': return <ToolsAgents />;
+    case 'mcp-servers': return <McpServers />;
     case 'live-runs': return <LiveRuns />;
     case 'tenants': return <Tenants />;
     case 'health': return <Health />;

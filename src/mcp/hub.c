@@ -670,7 +670,7 @@ static instance *hub_tenant_instance(mcp_hub *h, const hub_job *j, char *err, si
     char why[400];
     if (config_mcp_server_from_json(h->cfg, j->tenant_def, strlen(j->tenant_def), cfg, why, sizeof why) < 0 ||
         strcmp(cfg->name, j->server) || cfg->transport != MCP_TRANSPORT_HTTP) {
-        snprintf(err, errlen, "the MCP server %.40s of this tenant does not load: %.300s", j->server,
+        snprintf(err, errlen, "the MCP server %.40s of this tenant does not load: %.200s", j->server,
                  cfg->name ? "its definition changed under it" : why);
         config_mcp_server_free(cfg);
         free(cfg);
