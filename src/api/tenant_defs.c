@@ -156,6 +156,10 @@ static cJSON *def_json_mcp(const mcp_server_cfg *m, bool own)
     cJSON_AddStringToObject(o, "transport", m->transport == MCP_TRANSPORT_HTTP ? "http" : "stdio");
     if (m->n_tools) cJSON_AddItemToObject(o, "tools", def_json_names(m->tools, m->n_tools));
     else cJSON_AddNullToObject(o, "tools");
+    /* whether its calls wait for a person (docs/tools.md "Approvals") */
+    static const char *const approval[] = {[TOOL_APPROVAL_NEVER] = "never", [TOOL_APPROVAL_ALWAYS] = "always",
+                                           [TOOL_APPROVAL_WHEN] = "when"};
+    cJSON_AddStringToObject(o, "approval", approval[m->approval ? m->approval->approval : TOOL_APPROVAL_NEVER]);
     if (own) {
         cJSON_AddStringToObject(o, "url", m->url ? m->url : "");
         cJSON_AddItemToObject(o, "headers", def_json_names(m->header_names, m->n_headers));

@@ -388,6 +388,10 @@ typedef struct mcp_server_cfg {
     uint32_t   max_instances;        /* running instances of this server; the least recently
                                       * used is stopped for a new one (default 32) */
     bool       tenants_enable;       /* as tool_cfg.tenants_enable: `tenants: enable` */
+    /* `approval:` and `approval_timeout_s` for every call of the server's
+     * tools, as a tool's (docs/tools.md "Approvals"): only those fields of
+     * this tool_cfg are set. NULL: never. */
+    tool_cfg  *approval;
     /* A tenant's own server (POST /v1/mcp-servers): the JSON it was read
      * from, which the MCP hub reads again to key and open the tenant's
      * instances; NULL for a server of the configuration. */

@@ -39,6 +39,8 @@ void config_mcp_server_free(mcp_server_cfg *m)
     for (size_t i = 0; i < m->n_tools; i++) free(m->tools[i]);
     free(m->tools);
     free(m->tenant_def);
+    if (m->approval) config_tool_free(m->approval);
+    free(m->approval);
     memset(m, 0, sizeof *m);
 }
 
@@ -155,7 +157,7 @@ static int ld_pairs(ld *l, const slot *s, const char *path, bool header, char **
 
 enum { MC_NAME, MC_TRANSPORT, MC_COMMAND, MC_ARGS, MC_ENV, MC_CWD, MC_URL, MC_HEADERS, MC_PER_USER,
        MC_TOOLS, MC_STARTUP, MC_CALL, MC_IDLE, MC_MAX, MC_PING, MC_PRIVATE, MC_TENANTS, MC_AUTH,
-       MC_APPROVAL, MC__N };
+       MC_APPROVAL, MC_APPROVAL_TIMEOUT, MC__N };
 
 /* What a tenant's own server (a request body) may not say: whatever runs a
  * program, reaches the server's private networks or sizes the operator's
@@ -199,6 +201,7 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
         [MC_IDLE] = {.key = "idle_timeout_s"}, [MC_MAX] = {.key = "max_instances"},
         [MC_PING] = {.key = "ping_interval_s"}, [MC_PRIVATE] = {.key = "allow_private_networks"},
         [MC_TENANTS] = {.key = "tenants"}, [MC_AUTH] = {.key = "auth"}, [MC_APPROVAL] = {.key = "approval"},
+        [MC_APPROVAL_TIMEOUT] = {.key = "approval_timeout_s"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, transport, …), got nothing");
@@ -206,15 +209,11 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
     if (l->api_body && ld_mcp_tenant_refusals(l, s, path) < 0) return -1;
     char kp[200];
     /* Not yet: a user's own credential for a server (OAuth, being built
-     * in src/mcp/) and an approval policy for an MCP server's calls. */
+     * in src/mcp/). */
     if (s[MC_AUTH].present) {
         ld_path(kp, sizeof kp, path, "auth");
         return ld_fail(l, s[MC_AUTH].line, kp, "not supported yet for MCP servers: a server that needs "
                        "the user's own credential cannot be used yet (docs/mcp.md)");
-    }
-    if (s[MC_APPROVAL].present) {
-        ld_path(kp, sizeof kp, path, "approval");
-        return ld_fail(l, s[MC_APPROVAL].line, kp, "not supported yet for MCP servers (docs/mcp.md)");
     }
     m->startup_timeout_ms = 30000;
     m->call_timeout_ms = 60000;
@@ -297,6 +296,20 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
          * the operator's choice, made here by name */
         ld_path(kp, sizeof kp, path, "allow_private_networks");
         if (ld_bool(l, &s[MC_PRIVATE], kp, &m->allow_private_networks) < 0) return -1;
+    }
+    if (s[MC_APPROVAL].present || s[MC_APPROVAL_TIMEOUT].present) {
+        /* the tools' approval policy: a tool's reader, on a tool_cfg of its own */
+        m->approval = config_xcalloc(1, sizeof *m->approval);
+        m->approval->approval_timeout_s = 3600;
+        if (s[MC_APPROVAL].present) {
+            ld_path(kp, sizeof kp, path, "approval");
+            if (ld_tool_approval(l, &s[MC_APPROVAL], kp, m->approval) < 0) return -1;
+        }
+        if (s[MC_APPROVAL_TIMEOUT].present) {
+            ld_path(kp, sizeof kp, path, "approval_timeout_s");
+            if (ld_u32(l, &s[MC_APPROVAL_TIMEOUT], kp, 1, 30 * 86400, &m->approval->approval_timeout_s) < 0)
+                return -1;
+        }
     }
     if (s[MC_TENANTS].present) {
         ld_path(kp, sizeof kp, path, "tenants");

@@ -12,6 +12,8 @@
 //   - a tenant can never say what runs a program or reaches private
 //     networks (command, args, env, cwd, per_user, stdio,
 //     allow_private_networks: 400 naming the key), nor auth (not yet);
+//   - `approval` on the tenant's server: a call waits for a person (only the
+//     one its `when` matches), and runs once approved;
 //   - PATCH starts a fresh session with the new definition; DELETE takes the
 //     tools away from the next run;
 //   - hostile inputs: huge and bad names, bad URLs, file://, CR/LF in a
@@ -223,7 +225,7 @@ describe('what a tenant may not say', () => {
     [{ max_instances: 4096 }, 'max_instances', /operator/],
     [{ tenants: 'all' }, 'tenants', /configuration/],
     [{ auth: { provider: 'github' } }, 'auth', /not supported yet/],
-    [{ approval: 'always' }, 'approval', /not supported yet/],
+    [{ approval: 'sometimes' }, 'approval', /expected never, always or \{when/],
     [{ colour: 'blue' }, 'colour', /unknown key/],
   ];
   for (const [extra, param, why] of cases) {
@@ -295,6 +297,40 @@ describe('hostile inputs', () => {
     assert.equal(r.status, 400, r.text);
     assert.equal(errorOf(r).code, 'limit_reached');
     assert.equal((await stack.api(t.admin_key, 'POST', '/v1/mcp-servers', { name: 'gated', catalogue: true })).status, 400);
+  });
+});
+
+describe('approval on a tenant\'s server', () => {
+  test('a call its `when` matches waits for a person and runs once approved; the others run at once', async () => {
+    const adm = t1.admin_key;
+    const c = await stack.api(adm, 'POST', '/v1/mcp-servers', notes({
+      name: 'guarded', approval: { when: { pointer: '/text', matches: 'delete*' } }, approval_timeout_s: 600,
+    }));
+    assert.equal(c.status, 201, c.text);
+    assert.equal(c.body.approval, 'when');
+    assert.equal((await stack.api(adm, 'POST', '/v1/agents', { name: 'guarded', model: 'local-model', tools: ['guarded__echo'], max_steps: 4 })).status, 201);
+
+    const free = await callTool(alice.key, 'guarded', 'guarded__echo', { text: 'read me' });
+    assert.equal(free.result.ok, true, JSON.stringify(free.result));
+
+    const calls = () => mini.requests.filter((r) => r.body?.method === 'tools/call' && r.body.params.arguments.text === 'delete all').length;
+    const s = await newSession(stack, alice.key, 'guarded');
+    const posted = await postMessage(stack, alice.key, s.id, `Go. ${toolMarker('guarded__echo', { text: 'delete all' })}`);
+    assert.equal(posted.status, 200, posted.text);
+    assert.equal(posted.body.run.status, 'waiting_approval', posted.text);
+    assert.equal(calls(), 0, 'nothing reached the server before the decision');
+    const pending = await stack.api(alice.key, 'GET', '/v1/approvals');
+    const ap = pending.body.data.find((a) => a.run_id === posted.body.run.id);
+    assert.ok(ap, pending.text);
+    assert.equal(ap.tool, 'guarded__echo');
+    assert.ok(ap.deadline - ap.created_at <= 601 && ap.deadline - ap.created_at >= 599, JSON.stringify(ap));
+    const d = await stack.api(alice.key, 'POST', `/v1/runs/${posted.body.run.id}/approvals/${ap.id}`, { decision: 'approve' });
+    assert.equal(d.status, 200, d.text);
+    await eventually(async () => {
+      const g = await stack.api(alice.key, 'GET', `/v1/runs/${posted.body.run.id}`);
+      return g.body.status === 'completed' || null;
+    }, { timeoutMs: 8000 });
+    assert.equal(calls(), 1, 'approved: called once');
   });
 });
 

@@ -222,6 +222,17 @@ static void test_mcp_from_json(void **state)
     expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"headers\":{\"mcp-session-id\":\"s\"}}",
                      "headers.mcp-session-id: this header is set by brigade");
     expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"url\":\"http://i/\"}", "duplicate key");
+    /* the approval policy: a tool's reader; the guard reads it through the tool */
+    const char *gated = "{\"name\":\"g\",\"url\":\"http://h/\",\"approval\":{\"when\":{\"pointer\":\"/p\","
+                        "\"matches\":\"rm*\"}},\"approval_timeout_s\":60}";
+    assert_int_equal(mcp_json(&c, gated, &m), 0);
+    assert_non_null(m.approval);
+    assert_int_equal(m.approval->approval, TOOL_APPROVAL_WHEN);
+    assert_int_equal(m.approval->approval_timeout_s, 60);
+    tool_def d = {.kind = TOOL_MCP, .mcp_server = &m};
+    assert_ptr_equal(tools_approval_policy(&d), m.approval);
+    config_mcp_server_free(&m);
+    expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"approval\":\"maybe\"}", "approval: expected never");
     /* the operator's file: the reserved headers hold there too */
     const char *bad = "mcp_servers:\n  - {name: h, transport: http, url: \"http://h/\", headers: {Host: x}}\n";
     brigade_config c2;
