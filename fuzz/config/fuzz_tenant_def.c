@@ -118,6 +118,7 @@ static void check_mcp(const mcp_server_cfg *m, const char *json, size_t len)
         if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", m->name[i])) abort();
     if (m->transport != MCP_TRANSPORT_HTTP || m->command || m->n_args || m->n_env || m->cwd) abort();
     if (m->allow_private_networks || m->per_user || m->tenants_enable || m->max_instances != 32) abort();
+    if (m->startup_timeout_ms > MCP_TENANT_STARTUP_MAX_MS) abort();
     if (!m->url || (strncmp(m->url, "http://", 7) && strncmp(m->url, "https://", 8))) abort();
     check_text(m->url);
     for (size_t i = 0; i < m->n_headers; i++) {

@@ -509,6 +509,8 @@ void config_agent_free(agent_cfg *a);
  * config_mcp_server_free. */
 int  config_mcp_server_from_json(const brigade_config *cfg, const char *json, size_t len,
                                  mcp_server_cfg *out, char *err, size_t errlen);
+/* A tenant's server's startup_timeout_ms: its default and its bound. */
+#define MCP_TENANT_STARTUP_MAX_MS 10000
 
 /* May a user of this tier use this agent? */
 bool             config_agent_allows_tier(const agent_cfg *a, const char *tier);

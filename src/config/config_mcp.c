@@ -323,8 +323,13 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
         ld_path(kp, sizeof kp, path, "tools");
         if (ld_strings(l, &s[MC_TOOLS], kp, 64, &m->tools, &m->n_tools) < 0) return -1;
     }
+    /* A run's start waits for the listing on a pool thread shared by every
+     * tenant: a tenant's server (which may never answer) holds one for 10 s
+     * at most. */
+    int64_t startup_max = l->api_body ? MCP_TENANT_STARTUP_MAX_MS : 600000;
+    if (l->api_body) m->startup_timeout_ms = MCP_TENANT_STARTUP_MAX_MS;
     struct { int k; const char *key; int64_t min, max; uint32_t *out; } nums[] = {
-        {MC_STARTUP, "startup_timeout_ms", 100, 600000, &m->startup_timeout_ms},
+        {MC_STARTUP, "startup_timeout_ms", 100, startup_max, &m->startup_timeout_ms},
         {MC_CALL, "call_timeout_ms", 100, 3600000, &m->call_timeout_ms},
         {MC_IDLE, "idle_timeout_s", 1, 86400, &m->idle_timeout_s},
         {MC_MAX, "max_instances", 1, 4096, &m->max_instances},

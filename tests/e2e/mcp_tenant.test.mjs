@@ -87,6 +87,7 @@ describe('a tenant admin adds an HTTP MCP server; the tenant\'s agents use it', 
     assert.deepEqual(c.body.headers, ['X-Tenant-Key'], 'header names only');
     assert.ok(!c.text.includes('tenant-one'), 'a header value is never echoed');
     assert.deepEqual(c.body.tools, ['echo']);
+    assert.equal(c.body.startup_timeout_ms, 10000, 'a tenant\'s default');
 
     const g = await stack.api(adm, 'GET', '/v1/mcp-servers/notes');
     assert.equal(g.status, 200, g.text);
@@ -263,6 +264,7 @@ describe('hostile inputs', () => {
     ['Host', { headers: { host: 'elsewhere' } }, 'headers.host'],
     ['tools not a list', { tools: 'echo' }, 'tools'],
     ['a timeout out of range', { call_timeout_ms: 1e12 }, 'call_timeout_ms'],
+    ['a start that would hold a shared thread long', { startup_timeout_ms: 60000 }, 'startup_timeout_ms'],
   ];
   for (const [what, extra, param] of bad) {
     test(`${what}: 400 naming ${param}`, async () => {
