@@ -1,6 +1,6 @@
 // admin.jsx — a tenant admin's pages: users, their keys and tiers, usage
 // charts with CSV download, the audit log and its verification, pending
-// approvals, live runs with cancel, tools and agents.
+// approvals, live runs with cancel, tools and agents, MCP servers.
 import { useEffect, useState } from 'preact/hooks';
 import { api, apiText } from './api.js';
 import { useApi, Err, Table, Button, fmtTime, fmtUsd, Chart, Bars } from './ui.jsx';
@@ -140,6 +140,59 @@ export function ToolsAgents() {
       <Table rows={agents.data ? agents.data.data : []} columns={[
         { key: 'id', label: 'name' }, { key: 'model', label: 'model' }, { key: 'tools', label: 'tools' },
         { key: 'description', label: 'description' }]} />
+    </div>
+  );
+}
+
+// The tenant's MCP servers: the catalogue's (enable/disable those with
+// `tenants: enable`) and its own HTTP servers (add, delete). Their tools
+// appear to agents as NAME__TOOL. The operator's URL is never shown.
+export function McpServers() {
+  const servers = useApi('/v1/mcp-servers');
+  const [err, setErr] = useState(null);
+  const [name, setName] = useState('');
+  const [url, setUrl] = useState('');
+  const [allow, setAllow] = useState('');
+  const act = async (method, path, body) => {
+    try { setErr(null); await api(method, path, body); servers.reload(); } catch (e) { setErr(e); }
+  };
+  const add = async (e) => {
+    e.preventDefault();
+    const tools = allow.split(',').map((t) => t.trim()).filter(Boolean);
+    await act('POST', '/v1/mcp-servers', { name, transport: 'http', url, ...(tools.length ? { tools } : {}) });
+    setName(''); setUrl(''); setAllow('');
+  };
+  const path = (r) => `/v1/mcp-servers/${encodeURIComponent(r.name)}`;
+  return (
+    <div>
+      <h2>MCP servers</h2>
+      <p class="muted">Tools of these servers appear to the tenant&apos;s agents as <span class="mono">NAME__TOOL</span>.
+        The tenant&apos;s own servers speak HTTP and reach public addresses only (or the networks the operator allows).</p>
+      <Err error={servers.error || err} />
+      <Table testid="mcp-servers" rows={servers.data ? servers.data.data : []} empty="no MCP server" columns={[
+        { key: 'name', label: 'name' },
+        { key: 'source', label: 'source', render: (r) => (r.source === 'catalogue' ? `catalogue (${r.tenants})` : 'tenant') },
+        { key: 'transport', label: 'transport' },
+        { key: 'url', label: 'url', render: (r) => (r.source === 'tenant' ? <span class="mono">{r.url || r.error}</span> : '') },
+        { key: 'tools', label: 'tools allowed', render: (r) => (r.tools ? r.tools.join(', ') : 'all') },
+        { key: 'available', label: 'enabled', render: (r) => (r.available ? 'yes' : 'no') },
+        { key: 'x', label: '', render: (r) => {
+          if (r.source === 'tenant') return <Button kind="danger" data-testid={`mcp-delete-${r.name}`} onClick={() => act('DELETE', path(r))}>Delete</Button>;
+          if (r.tenants !== 'enable') return '';
+          return r.available
+            ? <Button data-testid={`mcp-disable-${r.name}`} onClick={() => act('DELETE', path(r))}>Disable</Button>
+            : <Button data-testid={`mcp-enable-${r.name}`} onClick={() => act('POST', '/v1/mcp-servers', { name: r.name, catalogue: true })}>Enable</Button>;
+        } },
+      ]} />
+      <form class="card" onSubmit={add} data-testid="mcp-add">
+        <h3>Add an HTTP server</h3>
+        <div class="row">
+          <input placeholder="name (a-z, 0-9, -)" value={name} onInput={(e) => setName(e.target.value)} data-testid="mcp-name" />
+          <input placeholder="https://…/mcp" size="36" value={url} onInput={(e) => setUrl(e.target.value)} data-testid="mcp-url" />
+          <input placeholder="allowed tools, comma-separated (empty: all)" size="36" value={allow} onInput={(e) => setAllow(e.target.value)} data-testid="mcp-tools" />
+          <button type="submit" data-testid="mcp-submit">Add</button>
+        </div>
+      </form>
     </div>
   );
 }

@@ -8,7 +8,7 @@ import './style.css';
 import { signIn, signOut, resume } from './api.js';
 import { Err } from './ui.jsx';
 import { Chat, Approvals, Run, Trace, Memory, Connections, MyUsage } from './user.jsx';
-import { Users, TenantUsage, Audit, ToolsAgents, LiveRuns } from './admin.jsx';
+import { Users, TenantUsage, Audit, ToolsAgents, McpServers, LiveRuns } from './admin.jsx';
 import { Tenants, Health, Metrics } from './server.jsx';
 import { Guardrails } from './guardrails.jsx';
 
@@ -19,7 +19,7 @@ const PAGES = {
   ],
   tenant_admin: [
     ['users', 'Users & keys'], ['tenant-usage', 'Usage'], ['live-runs', 'Live runs'], ['audit', 'Audit'],
-    ['approvals', 'Approvals'], ['tools', 'Tools & agents'], ['guardrails', 'Guardrails'],
+    ['approvals', 'Approvals'], ['tools', 'Tools & agents'], ['mcp-servers', 'MCP servers'], ['guardrails', 'Guardrails'],
   ],
   server_admin: [['tenants', 'Tenants'], ['health', 'Provider health'], ['metrics', 'Last hour'], ['audit', 'Audit']],
 };
@@ -76,6 +76,7 @@ function Page({ who, route, arg }) {
     case 'tenant-usage': return <TenantUsage />;
     case 'audit': return <Audit />;
     case 'tools': return <ToolsAgents />;
+    case 'mcp-servers': return <McpServers />;
     case 'live-runs': return <LiveRuns />;
     case 'guardrails': return <Guardrails key={arg || ''} runId={arg} />;
     case 'tenants': return <Tenants />;

@@ -76,6 +76,11 @@ static const api_route api_routes[] = {
     R("GET",    "/v1/agents/{name}",        ROLES_TENANT_ADMIN, api_agents_get, NULL),
     R("PATCH",  "/v1/agents/{name}",        ROLES_TENANT_ADMIN, api_agents_patch, NULL),
     R("DELETE", "/v1/agents/{name}",        ROLES_TENANT_ADMIN, api_agents_delete, NULL),
+    R("GET",    "/v1/mcp-servers",          ROLES_TENANT_ADMIN, api_mcp_servers_list, NULL),
+    R("POST",   "/v1/mcp-servers",          ROLES_TENANT_ADMIN, api_mcp_servers_create, NULL),
+    R("GET",    "/v1/mcp-servers/{name}",   ROLES_TENANT_ADMIN, api_mcp_servers_get, NULL),
+    R("PATCH",  "/v1/mcp-servers/{name}",   ROLES_TENANT_ADMIN, api_mcp_servers_patch, NULL),
+    R("DELETE", "/v1/mcp-servers/{name}",   ROLES_TENANT_ADMIN, api_mcp_servers_delete, NULL),
 
     R("GET",    "/v1/connections",          ROLES_USER,         api_connections_list, NULL),
     R("POST",   "/v1/connections",          ROLES_USER,         api_connections_create, NULL),
@@ -110,7 +115,7 @@ ENTRY(37) ENTRY(38) ENTRY(39) ENTRY(40) ENTRY(41) ENTRY(42) ENTRY(43) ENTRY(44) 
 ENTRY(51) ENTRY(52) ENTRY(53)
 ENTRY(54) ENTRY(55) ENTRY(56) ENTRY(57) ENTRY(58)
 ENTRY(59) ENTRY(60) ENTRY(61) ENTRY(62) ENTRY(63) ENTRY(64) ENTRY(65) ENTRY(66)
-ENTRY(67) ENTRY(68)
+ENTRY(67) ENTRY(68) ENTRY(69) ENTRY(70) ENTRY(71) ENTRY(72) ENTRY(73)
 
 static const http_handler api_entries[] = {
     api_entry_0, api_entry_1, api_entry_2, api_entry_3, api_entry_4, api_entry_5,
@@ -126,7 +131,7 @@ static const http_handler api_entries[] = {
     api_entry_54, api_entry_55, api_entry_56, api_entry_57, api_entry_58,
     api_entry_59, api_entry_60, api_entry_61, api_entry_62, api_entry_63, api_entry_64, api_entry_65,
     api_entry_66,
-    api_entry_67, api_entry_68,
+    api_entry_67, api_entry_68, api_entry_69, api_entry_70, api_entry_71, api_entry_72, api_entry_73,
 };
 
 _Static_assert(sizeof api_entries / sizeof api_entries[0] == N_ROUTES,

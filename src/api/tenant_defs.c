@@ -1,14 +1,15 @@
-/* tenant_defs.c — a tenant's tools and agents through the API:
- * GET|POST /v1/tools, GET|PATCH|DELETE /v1/tools/{name}, the same for
+/* tenant_defs.c — a tenant's tools, agents and MCP servers through the
+ * API: GET|POST /v1/tools, GET|PATCH|DELETE /v1/tools/{name}, the same for
  * /v1/agents (the tenant admin's side; a user's GET /v1/agents is in
- * agents.c). One set of handlers serves both kinds through a small table of
+ * agents.c) and /v1/mcp-servers. One set of handlers serves both kinds through a small table of
  * what differs (def_kind). A definition is validated by the config readers
- * (config_tool_from_json, config_agent_from_json: the rules of the config
- * file) and stored as the JSON the admin sent; `{name, catalogue: true}`
+ * (config_tool_from_json, config_agent_from_json,
+ * config_mcp_server_from_json: the rules of the config file) and stored as the JSON the admin sent; `{name, catalogue: true}`
  * enables an entry of the server's catalogue for the tenant instead.
  * Every store call is scoped to the caller's tenant: another tenant's
  * names are simply not there (404). Changes are audited (tool.create,
- * tool.update, tool.delete, tool.enable, tool.disable, agent.…). */
+ * tool.update, tool.delete, tool.enable, tool.disable, agent.…,
+ * mcp_server.…). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,17 +28,44 @@ static const def_kind def_tool = {STORE_DEF_TOOL, "tool", "/v1/tools", TOOLS_TEN
                                   TOOLS_TENANT_TOOL_BODY_MAX};
 static const def_kind def_agent = {STORE_DEF_AGENT, "agent", "/v1/agents", TOOLS_TENANT_MAX_AGENTS,
                                    TOOLS_TENANT_AGENT_BODY_MAX};
+static const def_kind def_mcp = {STORE_DEF_MCP, "mcp_server", "/v1/mcp-servers", TOOLS_TENANT_MAX_MCP,
+                                 TOOLS_TENANT_MCP_BODY_MAX};
 
 static bool def_catalogue_has(const api_env *env, const def_kind *k, const char *name)
 {
-    return k->kind == STORE_DEF_TOOL ? config_find_tool(&env->cfg, name) != NULL
-                                     : config_find_agent(&env->cfg, name) != NULL;
+    switch (k->kind) {
+    case STORE_DEF_TOOL: return config_find_tool(&env->cfg, name) != NULL;
+    case STORE_DEF_AGENT: return config_find_agent(&env->cfg, name) != NULL;
+    default: return config_find_mcp_server(&env->cfg, name) != NULL;
+    }
 }
 
 static bool def_catalogue_enable(const api_env *env, const def_kind *k, const char *name)
 {
-    if (k->kind == STORE_DEF_TOOL) return config_find_tool(&env->cfg, name)->tenants_enable;
-    return config_find_agent(&env->cfg, name)->tenants_enable;
+    switch (k->kind) {
+    case STORE_DEF_TOOL: return config_find_tool(&env->cfg, name)->tenants_enable;
+    case STORE_DEF_AGENT: return config_find_agent(&env->cfg, name)->tenants_enable;
+    default: return config_find_mcp_server(&env->cfg, name)->tenants_enable;
+    }
+}
+
+/* The catalogue's names of a kind, in the file's order. */
+static size_t def_catalogue_count(const api_env *env, const def_kind *k)
+{
+    switch (k->kind) {
+    case STORE_DEF_TOOL: return env->cfg.n_tools;
+    case STORE_DEF_AGENT: return env->cfg.n_agents;
+    default: return env->cfg.n_mcp_servers;
+    }
+}
+
+static const char *def_catalogue_name(const api_env *env, const def_kind *k, size_t i)
+{
+    switch (k->kind) {
+    case STORE_DEF_TOOL: return env->cfg.tools[i].name;
+    case STORE_DEF_AGENT: return env->cfg.agents[i].name;
+    default: return env->cfg.mcp_servers[i].name;
+    }
 }
 
 /* The act's audit entry rides on its store write (one transaction): begin
@@ -116,6 +144,33 @@ static cJSON *def_json_tool(const tool_cfg *t, bool own)
     return o;
 }
 
+/* An MCP server: its tools appear to agents as NAME__TOOL. The operator's
+ * endpoint, program and headers are not the tenant's to read; a tenant's
+ * own header values are never echoed. */
+static cJSON *def_json_mcp(const mcp_server_cfg *m, bool own)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", m->name);
+    cJSON_AddStringToObject(o, "object", "mcp_server");
+    cJSON_AddStringToObject(o, "name", m->name);
+    cJSON_AddStringToObject(o, "transport", m->transport == MCP_TRANSPORT_HTTP ? "http" : "stdio");
+    if (m->n_tools) cJSON_AddItemToObject(o, "tools", def_json_names(m->tools, m->n_tools));
+    else cJSON_AddNullToObject(o, "tools");
+    /* whether its calls wait for a person (docs/tools.md "Approvals") */
+    static const char *const approval[] = {[TOOL_APPROVAL_NEVER] = "never", [TOOL_APPROVAL_ALWAYS] = "always",
+                                           [TOOL_APPROVAL_WHEN] = "when"};
+    cJSON_AddStringToObject(o, "approval", approval[m->approval ? m->approval->approval : TOOL_APPROVAL_NEVER]);
+    if (own) {
+        cJSON_AddStringToObject(o, "url", m->url ? m->url : "");
+        cJSON_AddItemToObject(o, "headers", def_json_names(m->header_names, m->n_headers));
+        cJSON_AddNumberToObject(o, "startup_timeout_ms", m->startup_timeout_ms);
+        cJSON_AddNumberToObject(o, "call_timeout_ms", m->call_timeout_ms);
+        cJSON_AddNumberToObject(o, "idle_timeout_s", m->idle_timeout_s);
+        cJSON_AddNumberToObject(o, "ping_interval_s", m->ping_interval_s);
+    }
+    return o;
+}
+
 /* Source, availability and times around a definition's JSON. */
 static cJSON *def_json_wrap(cJSON *o, bool own, bool enable_needed, bool available, const def_rec *row)
 {
@@ -140,6 +195,12 @@ static cJSON *def_json_own(api_ctx *ctx, const def_kind *k, const tools_tenant *
         if (config_tool_from_json(&ctx->env->cfg, row->body, strlen(row->body), &t, why, sizeof why) == 0) {
             o = def_json_tool(&t, true);
             config_tool_free(&t);
+        }
+    } else if (k->kind == STORE_DEF_MCP) {
+        mcp_server_cfg m;
+        if (config_mcp_server_from_json(&ctx->env->cfg, row->body, strlen(row->body), &m, why, sizeof why) == 0) {
+            o = def_json_mcp(&m, true);
+            config_mcp_server_free(&m);
         }
     } else {
         agent_cfg a;
@@ -168,6 +229,8 @@ static cJSON *def_json_catalogue(api_ctx *ctx, const def_kind *k, const char *na
     cJSON *o;
     if (k->kind == STORE_DEF_TOOL) {
         o = def_json_tool(config_find_tool(&ctx->env->cfg, name), false);
+    } else if (k->kind == STORE_DEF_MCP) {
+        o = def_json_mcp(config_find_mcp_server(&ctx->env->cfg, name), false);
     } else {
         const agent_cfg *a = config_find_agent(&ctx->env->cfg, name);
         o = api_json_agent(a);
@@ -229,6 +292,15 @@ static bool def_validate(api_ctx *ctx, const def_kind *k, const char *json)
         if (!ok) def_fail_invalid(ctx, why);
         return ok;
     }
+    if (k->kind == STORE_DEF_MCP) {
+        mcp_server_cfg m;
+        if (config_mcp_server_from_json(&ctx->env->cfg, json, len, &m, why, sizeof why) < 0) {
+            def_fail_invalid(ctx, why);
+            return false;
+        }
+        config_mcp_server_free(&m);
+        return true;
+    }
     tools_tenant tt;
     if (tools_tenant_load(ctx->env->store, &ctx->scope, &ctx->env->cfg, &tt) != TOOLS_TENANT_OK) {
         api_fail_store(ctx, STORE_ERROR, k->what);
@@ -262,9 +334,9 @@ static void def_list(api_ctx *ctx, const def_kind *k)
     }
     cJSON *arr = cJSON_CreateArray();
     /* the catalogue first, in the file's order; then the tenant's own */
-    size_t nc = k->kind == STORE_DEF_TOOL ? ctx->env->cfg.n_tools : ctx->env->cfg.n_agents;
+    size_t nc = def_catalogue_count(ctx->env, k);
     for (size_t i = 0; i < nc; i++) {
-        const char *name = k->kind == STORE_DEF_TOOL ? ctx->env->cfg.tools[i].name : ctx->env->cfg.agents[i].name;
+        const char *name = def_catalogue_name(ctx->env, k, i);
         const def_rec *row = NULL;
         for (size_t j = 0; j < n; j++)
             if (!strcmp(rows[j].name, name)) row = &rows[j];
@@ -501,3 +573,8 @@ void api_agents_create(api_ctx *ctx) { def_create(ctx, &def_agent); }
 void api_agents_get(api_ctx *ctx) { def_get(ctx, &def_agent); }
 void api_agents_patch(api_ctx *ctx) { def_patch(ctx, &def_agent); }
 void api_agents_delete(api_ctx *ctx) { def_delete(ctx, &def_agent); }
+void api_mcp_servers_list(api_ctx *ctx) { def_list(ctx, &def_mcp); }
+void api_mcp_servers_create(api_ctx *ctx) { def_create(ctx, &def_mcp); }
+void api_mcp_servers_get(api_ctx *ctx) { def_get(ctx, &def_mcp); }
+void api_mcp_servers_patch(api_ctx *ctx) { def_patch(ctx, &def_mcp); }
+void api_mcp_servers_delete(api_ctx *ctx) { def_delete(ctx, &def_mcp); }

@@ -413,13 +413,12 @@ int app_serve_main(int argc, char **argv)
                    a.env.cfg.observability.audit_checkpoint_interval_s, true);
     app_name_pool_threads();   /* before the loops: pool workers would inherit "loop-N" */
     /* MCP servers' instances live on the hub's own thread (mcp/mcp.h),
-     * started before any run can list their tools. */
-    mcp_hub *hub = NULL;
-    if (a.env.cfg.n_mcp_servers > 0) {
-        hub = mcp_hub_start(&a.env.cfg, err, sizeof err);
-        if (!hub) log_warn("%s; MCP servers' tools are unavailable", err);
-        tools_set_mcp_hub(hub);
-    }
+     * started before any run can list their tools — always, since a
+     * tenant may add its own servers (POST /v1/mcp-servers) to a
+     * configuration that has none. */
+    mcp_hub *hub = mcp_hub_start(&a.env.cfg, err, sizeof err);
+    if (!hub) log_warn("%s; MCP servers' tools are unavailable", err);
+    tools_set_mcp_hub(hub);
     /* the guard's decisions: rows, counts, audit entries (guard_record.h) */
     guard_record_open(a.env.store, &(guard_decision_retention){
         .max_age_s = (int64_t)a.env.cfg.guard.decisions_retention_days * 86400,

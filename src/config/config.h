@@ -399,6 +399,15 @@ typedef struct mcp_server_cfg {
                                       * use (default 60; 0 = never) */
     uint32_t   max_instances;        /* running instances of this server; the least recently
                                       * used is stopped for a new one (default 32) */
+    bool       tenants_enable;       /* as tool_cfg.tenants_enable: `tenants: enable` */
+    /* `approval:` and `approval_timeout_s` for every call of the server's
+     * tools, as a tool's (docs/tools.md "Approvals"): only those fields of
+     * this tool_cfg are set. NULL: never. */
+    tool_cfg  *approval;
+    /* A tenant's own server (POST /v1/mcp-servers): the JSON it was read
+     * from, which the MCP hub reads again to key and open the tenant's
+     * instances; NULL for a server of the configuration. */
+    char      *tenant_def;
 } mcp_server_cfg;
 
 /* The separator of SERVER__TOOL, and the agent tool name that means every
@@ -506,6 +515,14 @@ int  config_agent_from_json(const brigade_config *cfg, const char *json, size_t 
                             char *err, size_t errlen);
 void config_tool_free(tool_cfg *t);
 void config_agent_free(agent_cfg *a);
+/* A tenant's own MCP server (POST /v1/mcp-servers): transport http only;
+ * what runs a program or reaches private networks is refused, naming the
+ * key. out->tenant_def keeps a copy of the JSON. Free with
+ * config_mcp_server_free. */
+int  config_mcp_server_from_json(const brigade_config *cfg, const char *json, size_t len,
+                                 mcp_server_cfg *out, char *err, size_t errlen);
+/* A tenant's server's startup_timeout_ms: its default and its bound. */
+#define MCP_TENANT_STARTUP_MAX_MS 10000
 
 /* May a user of this tier use this agent? */
 bool             config_agent_allows_tier(const agent_cfg *a, const char *tier);

@@ -52,16 +52,17 @@ static int ld_check_tool_name(const ld *l, const char *name, char *known, size_t
     const brigade_config *cfg = l->cfg;
     if (!strcmp(name, "memory") || !strcmp(name, "clock"))
         return 1;
+    /* A tenant's agent: the tenant's own tools and MCP servers and the
+     * catalogue's it has. */
+    if (l->tool_known) {
+        snprintf(known, knownlen, "memory, clock, this tenant's tools and the catalogue tools "
+                 "enabled for it: GET /v1/tools; SERVER__TOOL of its MCP servers: GET /v1/mcp-servers");
+        return l->tool_known(l->tool_known_arg, name);
+    }
     /* An MCP server's tool (SERVER__TOOL, or SERVER__* for all it offers):
      * the server's tool list is only known once it runs. */
     if (config_mcp_tool_server(cfg, name, NULL))
         return 1;
-    /* A tenant's agent: the tenant's own tools and the catalogue's it has. */
-    if (l->tool_known) {
-        snprintf(known, knownlen, "memory, clock, this tenant's tools and the catalogue tools "
-                 "enabled for it: GET /v1/tools");
-        return l->tool_known(l->tool_known_arg, name);
-    }
     if (config_find_tool(cfg, name))
         return 1;
     size_t off = (size_t)snprintf(known, knownlen, "memory, clock");

@@ -41,6 +41,9 @@ void config_mcp_server_free(mcp_server_cfg *m)
     free(m->tools);
     for (size_t i = 0; i < m->n_sandbox_read_only; i++) free(m->sandbox_read_only[i]);
     free(m->sandbox_read_only);
+    free(m->tenant_def);
+    if (m->approval) config_tool_free(m->approval);
+    free(m->approval);
     memset(m, 0, sizeof *m);
 }
 
@@ -130,6 +133,17 @@ static int ld_pairs(ld *l, const slot *s, const char *path, bool header, char **
                 free(name);
                 return ld_fail(l, kline, kp, "given twice");
             }
+        /* Framing, routing and the MCP session's own headers are the
+         * transport's (src/mcp/http.c): a configured one would corrupt or
+         * hijack the session. */
+        static const char *const reserved[] = {"host", "content-length", "transfer-encoding",
+                                               "connection", "content-type", "accept", "expect",
+                                               "mcp-session-id", "mcp-protocol-version", "last-event-id"};
+        for (size_t r = 0; header && r < sizeof reserved / sizeof reserved[0]; r++)
+            if (!strcasecmp(name, reserved[r])) {
+                free(name);
+                return ld_fail(l, kline, kp, "this header is set by brigade and cannot be configured");
+            }
         if (!header && !strcmp(name, "PATH")) {
             free(name);
             return ld_fail(l, kline, kp, "PATH is brigade's own and is always passed on");
@@ -145,7 +159,8 @@ static int ld_pairs(ld *l, const slot *s, const char *path, bool header, char **
 }
 
 enum { MC_NAME, MC_TRANSPORT, MC_COMMAND, MC_ARGS, MC_ENV, MC_CWD, MC_URL, MC_HEADERS, MC_PER_USER,
-       MC_TOOLS, MC_STARTUP, MC_CALL, MC_IDLE, MC_MAX, MC_PING, MC_PRIVATE, MC_SANDBOX, MC__N };
+       MC_TOOLS, MC_STARTUP, MC_CALL, MC_IDLE, MC_MAX, MC_PING, MC_PRIVATE, MC_TENANTS, MC_AUTH,
+       MC_APPROVAL, MC_APPROVAL_TIMEOUT, MC_SANDBOX, MC__N };
 
 /* A read-only path of the sandbox: what sandbox_read_only_refusal (in
  * src/sandbox, which config may not include) checks again at start. */
@@ -203,6 +218,37 @@ static int ld_mcp_sandbox(ld *l, const slot *s, const char *path, mcp_server_cfg
     return 0;
 }
 
+
+/* What a tenant's own server (a request body) may not say: whatever runs a
+ * program, reaches the server's private networks or sizes the operator's
+ * resources is the operator's configuration alone. */
+static int ld_mcp_tenant_refusals(ld *l, const slot *s, const char *path)
+{
+    static const struct { int k; const char *why; } refused[] = {
+        {MC_COMMAND, "a tenant never makes brigade run a program: stdio servers exist only in the "
+                     "server's configuration (enable one with {\"name\": …, \"catalogue\": true})"},
+        {MC_ARGS, "a tenant never makes brigade run a program: stdio servers exist only in the "
+                  "server's configuration"},
+        {MC_ENV, "a tenant never makes brigade run a program: stdio servers exist only in the "
+                 "server's configuration"},
+        {MC_CWD, "a tenant never makes brigade run a program: stdio servers exist only in the "
+                 "server's configuration"},
+        {MC_PER_USER, "a tenant's server always keeps one session per user"},
+        {MC_PRIVATE, "only the server's configuration may let an MCP server reach private networks; "
+                     "a tenant's server reaches public addresses (and the operator's "
+                     "egress.allow_networks) only"},
+        {MC_SANDBOX, "the sandbox is for stdio servers, which exist only in the server's configuration"},
+        {MC_MAX, "the bound of instances is the operator's (a tenant's server gets 32)"},
+    };
+    char kp[200];
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (s[refused[i].k].present) {
+            ld_path(kp, sizeof kp, path, s[refused[i].k].key);
+            return ld_fail(l, s[refused[i].k].line, kp, "%s", refused[i].why);
+        }
+    return 0;
+}
+
 static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, mcp_server_cfg *m,
                          entry_lines *el)
 {
@@ -216,11 +262,21 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
         [MC_IDLE] = {.key = "idle_timeout_s"}, [MC_MAX] = {.key = "max_instances"},
         [MC_PING] = {.key = "ping_interval_s"}, [MC_PRIVATE] = {.key = "allow_private_networks"},
         [MC_SANDBOX] = {.key = "sandbox"},
+        [MC_TENANTS] = {.key = "tenants"}, [MC_AUTH] = {.key = "auth"}, [MC_APPROVAL] = {.key = "approval"},
+        [MC_APPROVAL_TIMEOUT] = {.key = "approval_timeout_s"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, transport, …), got nothing");
     if (ld_collect(l, n, line, path, s, MC__N) < 0) return -1;
+    if (l->api_body && ld_mcp_tenant_refusals(l, s, path) < 0) return -1;
     char kp[200];
+    /* Not yet: a user's own credential for a server (OAuth, being built
+     * in src/mcp/). */
+    if (s[MC_AUTH].present) {
+        ld_path(kp, sizeof kp, path, "auth");
+        return ld_fail(l, s[MC_AUTH].line, kp, "not supported yet for MCP servers: a server that needs "
+                       "the user's own credential cannot be used yet (docs/mcp.md)");
+    }
     m->startup_timeout_ms = 30000;
     m->call_timeout_ms = 60000;
     m->idle_timeout_s = 600;
@@ -232,7 +288,8 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
     if (strlen(m->name) > 32) return ld_fail(l, s[MC_NAME].line, kp, "at most 32 characters");
     el->name = s[MC_NAME].line;
 
-    const char *transport = "stdio";
+    /* a tenant's server speaks HTTP; so does its default */
+    const char *transport = l->api_body ? "http" : "stdio";
     char *tr = NULL;
     if (s[MC_TRANSPORT].present) {
         ld_path(kp, sizeof kp, path, "transport");
@@ -250,6 +307,10 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
         return -1;
     }
     free(tr);
+    if (l->api_body && m->transport != MCP_TRANSPORT_HTTP)
+        return ld_fail(l, s[MC_TRANSPORT].line, kp, "a tenant's MCP server has transport: http; stdio "
+                       "servers (programs) exist only in the server's configuration, and a tenant "
+                       "enables one with {\"name\": …, \"catalogue\": true}");
     bool stdio = m->transport == MCP_TRANSPORT_STDIO;
     static const int stdio_only[] = {MC_COMMAND, MC_ARGS, MC_ENV, MC_CWD, MC_SANDBOX};
     static const int http_only[] = {MC_URL, MC_HEADERS};
@@ -306,6 +367,24 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
         ld_path(kp, sizeof kp, path, "allow_private_networks");
         if (ld_bool(l, &s[MC_PRIVATE], kp, &m->allow_private_networks) < 0) return -1;
     }
+    if (s[MC_APPROVAL].present || s[MC_APPROVAL_TIMEOUT].present) {
+        /* the tools' approval policy: a tool's reader, on a tool_cfg of its own */
+        m->approval = config_xcalloc(1, sizeof *m->approval);
+        m->approval->approval_timeout_s = 3600;
+        if (s[MC_APPROVAL].present) {
+            ld_path(kp, sizeof kp, path, "approval");
+            if (ld_tool_approval(l, &s[MC_APPROVAL], kp, m->approval) < 0) return -1;
+        }
+        if (s[MC_APPROVAL_TIMEOUT].present) {
+            ld_path(kp, sizeof kp, path, "approval_timeout_s");
+            if (ld_u32(l, &s[MC_APPROVAL_TIMEOUT], kp, 1, 30 * 86400, &m->approval->approval_timeout_s) < 0)
+                return -1;
+        }
+    }
+    if (s[MC_TENANTS].present) {
+        ld_path(kp, sizeof kp, path, "tenants");
+        if (ld_tenants(l, &s[MC_TENANTS], kp, &m->tenants_enable) < 0) return -1;
+    }
     if (s[MC_PER_USER].present) {
         ld_path(kp, sizeof kp, path, "per_user");
         if (ld_bool(l, &s[MC_PER_USER], kp, &m->per_user) < 0) return -1;
@@ -314,8 +393,13 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
         ld_path(kp, sizeof kp, path, "tools");
         if (ld_strings(l, &s[MC_TOOLS], kp, 64, &m->tools, &m->n_tools) < 0) return -1;
     }
+    /* A run's start waits for the listing on a pool thread shared by every
+     * tenant: a tenant's server (which may never answer) holds one for 10 s
+     * at most. */
+    int64_t startup_max = l->api_body ? MCP_TENANT_STARTUP_MAX_MS : 600000;
+    if (l->api_body) m->startup_timeout_ms = MCP_TENANT_STARTUP_MAX_MS;
     struct { int k; const char *key; int64_t min, max; uint32_t *out; } nums[] = {
-        {MC_STARTUP, "startup_timeout_ms", 100, 600000, &m->startup_timeout_ms},
+        {MC_STARTUP, "startup_timeout_ms", 100, startup_max, &m->startup_timeout_ms},
         {MC_CALL, "call_timeout_ms", 100, 3600000, &m->call_timeout_ms},
         {MC_IDLE, "idle_timeout_s", 1, 86400, &m->idle_timeout_s},
         {MC_MAX, "max_instances", 1, 4096, &m->max_instances},

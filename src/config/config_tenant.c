@@ -1,7 +1,8 @@
-/* config_tenant.c — a tenant's own tool or agent, sent as a JSON body to
- * the API (POST/PATCH /v1/tools, /v1/agents), read by the very readers of
- * the file's `tools:` and `agents:` entries (config_tools.c,
- * config_agents.c), so one set of rules holds for both. libfyaml reads the
+/* config_tenant.c — a tenant's own tool, agent or MCP server, sent as a
+ * JSON body to the API (POST/PATCH /v1/tools, /v1/agents, /v1/mcp-servers),
+ * read by the very readers of the file's `tools:`, `agents:` and
+ * `mcp_servers:` entries (config_tools.c, config_agents.c, config_mcp.c),
+ * so one set of rules holds for both. libfyaml reads the
  * JSON as the YAML it is a subset of; what JSON allows and YAML readers
  * would read differently (a repeated key, a NUL) is refused first by
  * json_strict. The load is marked api_body: a tenant's strings never read
@@ -89,5 +90,18 @@ int config_agent_from_json(const brigade_config *cfg, const char *json, size_t l
         config_agent_free(out);
         return -1;
     }
+    return 0;
+}
+
+int config_mcp_server_from_json(const brigade_config *cfg, const char *json, size_t len,
+                                mcp_server_cfg *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    ld l = {.name = "body", .err = err, .errlen = errlen, .cfg = (brigade_config *)cfg, .api_body = true};
+    if (config_from_json(&l, json, len, ld_mcp_server_fn, out) < 0) {
+        config_mcp_server_free(out);
+        return -1;
+    }
+    out->tenant_def = config_xstrndup(json, len);
     return 0;
 }

@@ -164,7 +164,7 @@ static bool guard_check_approval(guard_run *g, const guard_ctx *ctx, const guard
 {
     (void)g;
     (void)ctx;
-    const tool_cfg *t = d->tool ? d->tool->http : NULL;
+    const tool_cfg *t = d->tool ? tools_approval_policy(d->tool) : NULL;
     if (!t || t->approval == TOOL_APPROVAL_NEVER) return true;
     cJSON *args = cJSON_Parse(e->arguments);
     bool needed = approval_needed(t, cJSON_IsObject(args) ? args : NULL, d->reason, sizeof d->reason);

@@ -40,7 +40,21 @@ struct mcp_curl {
     curl_later *later, *later_tail;
     bool        released;
     int         open_timers;
+    const egress_net *allow_nets;   /* the operator's egress.allow_networks */
+    size_t      n_allow_nets;
 };
+
+void mcp_curl_set_allow_nets(mcp_curl *c, const egress_net *nets, size_t n)
+{
+    c->allow_nets = nets;
+    c->n_allow_nets = n;
+}
+
+const egress_net *mcp_curl_allow_nets(const mcp_curl *c, size_t *n)
+{
+    *n = c->n_allow_nets;
+    return c->allow_nets;
+}
 
 static void sock_closed(uv_handle_t *h) { free(h->data); }
 

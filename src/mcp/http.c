@@ -261,8 +261,12 @@ static bool http_prepare(http_tr *t, http_req *r, const char *method)
     }
     r->hdrs = h;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    size_t n_nets = 0;
+    const egress_net *nets = mcp_curl_allow_nets(t->curl, &n_nets);
     egress_policy pol = {
         .allow_private_networks = t->cfg->allow_private_networks,
+        .allow_nets = nets,
+        .n_allow_nets = n_nets,
         .max_redirects = 0,
         .timeout_ms = r->kind == REQ_DELETE ? HTTP_DELETE_TIMEOUT_MS : HTTP_TRANSFER_TIMEOUT_MS,
         .connect_timeout_ms = HTTP_CONNECT_TIMEOUT_MS,

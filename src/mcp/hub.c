@@ -13,7 +13,14 @@
  * LIST (a pool thread waits on a condition variable for the answer), CALL
  * (the answer goes back to the caller's loop by the call's own uv_async_t)
  * and CANCEL. Shared state between a call's two sides is guarded by the
- * hub's one mutex. */
+ * hub's one mutex.
+ *
+ * A tenant's own server (POST /v1/mcp-servers) comes with its definition
+ * in the job (mcp_who.tenant_def): its instances are keyed by the tenant
+ * and a hash of the definition besides the user, so tenant A's "x" is
+ * never tenant B's, and a changed definition starts a fresh instance (the
+ * old one is reaped when idle). Such an instance owns the configuration it
+ * read from the definition. */
 #include "mcp/mcp_internal.h"
 
 #include <errno.h>
@@ -74,6 +81,8 @@ typedef struct hub_job {
     inbox_node node;
     job_kind   kind;
     char       server[40], tenant[ID_MAX_MCP], user[ID_MAX_MCP];
+    char      *tenant_def;          /* a tenant's own server: its definition (owned) */
+    uint64_t   def_hash;
     /* LIST */
     pthread_cond_t cond;
     bool       answered, ok;
@@ -87,6 +96,8 @@ typedef struct hub_job {
 struct instance {
     mcp_hub       *h;
     const mcp_server_cfg *cfg;
+    mcp_server_cfg *own_cfg;        /* a tenant's server: cfg, read from its definition */
+    char           server_id[120];  /* what max_instances counts: NAME, or NAME/TENANT */
     char           key[200];
     char           label[200];
     char           workdir[PATH_MAX];
@@ -269,6 +280,9 @@ static void inst_timer_closed(uv_handle_t *hd)
 {
     instance *in = hd->data;
     cJSON_Delete(in->tools);
+    /* its transport is closed by now and reads the configuration no more */
+    if (in->own_cfg) config_mcp_server_free(in->own_cfg);
+    free(in->own_cfg);
     free(in);
 }
 
@@ -349,7 +363,9 @@ static void inst_on_list(void *arg, const mcp_msg *m, const char *why)
     in->tools = in->acc;
     in->acc = NULL;
     in->relisting = false;
-    strmap_put(in->h->known, in->cfg->name, cJSON_Duplicate(in->tools, true));
+    /* what other users of the same configured program see at once; never
+     * a tenant's server's list (its name is only the tenant's) */
+    if (!in->own_cfg) strmap_put(in->h->known, in->cfg->name, cJSON_Duplicate(in->tools, true));
     if (in->state == INST_STARTING) inst_ready(in);
 }
 
@@ -454,13 +470,13 @@ static bool hub_mkdirs(const char *path)
     return mkdir(tmp, 0700) == 0 || errno == EEXIST;
 }
 
-static size_t hub_running_of(mcp_hub *h, const mcp_server_cfg *cfg, instance **lru);
+static size_t hub_running_of(mcp_hub *h, const char *server_id, instance **lru);
 
 static void inst_start(instance *in)
 {
     mcp_hub *h = in->h;
     instance *lru = NULL;
-    if (hub_running_of(h, in->cfg, &lru) >= in->cfg->max_instances) {
+    if (hub_running_of(h, in->server_id, &lru) >= in->cfg->max_instances) {
         if (!lru) {
             char msg[200];
             snprintf(msg, sizeof msg, "the MCP server %s has %u instances busy; try again later",
@@ -610,7 +626,7 @@ static bool hub_id_ok(const char *s)
 }
 
 typedef struct running_count {
-    const mcp_server_cfg *cfg;
+    const char *server_id;
     size_t n;
     instance *lru;
 } running_count;
@@ -621,24 +637,64 @@ static bool count_one(const char *key, void *val, void *arg)
     (void)key;
     instance *in = val;
     running_count *rc = arg;
-    if (in->cfg != rc->cfg || !in->sess) return false;
+    if (strcmp(in->server_id, rc->server_id) || !in->sess) return false;
     rc->n++;
     bool idle = !in->calls && !in->list_waiters && in->state == INST_READY;
     if (idle && (!rc->lru || in->last_used < rc->lru->last_used)) rc->lru = in;
     return false;
 }
 
-static size_t hub_running_of(mcp_hub *h, const mcp_server_cfg *cfg, instance **lru)
+static size_t hub_running_of(mcp_hub *h, const char *server_id, instance **lru)
 {
-    running_count rc = {.cfg = cfg};
+    running_count rc = {.server_id = server_id};
     strmap_foreach(h->instances, count_one, &rc);
     *lru = rc.lru;
     return rc.n;
 }
 
+/* The instance of a tenant's own server for a job, made if new: the key
+ * NAME/TENANT/USER/tHASH cannot meet a configured server's NAME/TENANT/USER
+ * nor another tenant's; the definition is read (with the configuration's
+ * rules) only when the instance is new. */
+static instance *hub_tenant_instance(mcp_hub *h, const hub_job *j, char *err, size_t errlen)
+{
+    if (!hub_id_ok(j->tenant) || !hub_id_ok(j->user)) {
+        snprintf(err, errlen, "the MCP server %.40s is a tenant's, and this call has no user", j->server);
+        return NULL;
+    }
+    char key[200];
+    snprintf(key, sizeof key, "%s/%s/%s/t%016llx", j->server, j->tenant, j->user,
+             (unsigned long long)j->def_hash);
+    instance *in = strmap_get(h->instances, key);
+    if (in) return in;
+    mcp_server_cfg *cfg = xcalloc(1, sizeof *cfg);
+    char why[400];
+    if (config_mcp_server_from_json(h->cfg, j->tenant_def, strlen(j->tenant_def), cfg, why, sizeof why) < 0 ||
+        strcmp(cfg->name, j->server) || cfg->transport != MCP_TRANSPORT_HTTP) {
+        snprintf(err, errlen, "the MCP server %.40s of this tenant does not load: %.200s", j->server,
+                 cfg->name ? "its definition changed under it" : why);
+        config_mcp_server_free(cfg);
+        free(cfg);
+        return NULL;
+    }
+    in = xcalloc(1, sizeof *in);
+    in->h = h;
+    in->own_cfg = cfg;
+    in->cfg = cfg;
+    snprintf(in->server_id, sizeof in->server_id, "%s/%s", j->server, j->tenant);
+    snprintf(in->key, sizeof in->key, "%s", key);
+    snprintf(in->label, sizeof in->label, "%s/%s/%s (tenant's)", j->server, j->tenant, j->user);
+    snprintf(in->workdir, sizeof in->workdir, "%.3800s/tenant", h->root);   /* http: never made */
+    uv_timer_init(&h->loop, &in->timer);
+    in->timer.data = in;
+    strmap_put(h->instances, in->key, in);
+    return in;
+}
+
 /* The instance for a job, made if new; NULL with err. */
 static instance *hub_instance(mcp_hub *h, const hub_job *j, char *err, size_t errlen)
 {
+    if (j->tenant_def) return hub_tenant_instance(h, j, err, errlen);
     const mcp_server_cfg *cfg = config_find_mcp_server(h->cfg, j->server);
     if (!cfg) {
         snprintf(err, errlen, "no MCP server named %.40s", j->server);
@@ -661,6 +717,7 @@ static instance *hub_instance(mcp_hub *h, const hub_job *j, char *err, size_t er
     in = xcalloc(1, sizeof *in);
     in->h = h;
     in->cfg = cfg;
+    snprintf(in->server_id, sizeof in->server_id, "%s", cfg->name);
     snprintf(in->key, sizeof in->key, "%s", key);
     snprintf(in->label, sizeof in->label, "%s", key);
     int wl = cfg->per_user ? snprintf(in->workdir, sizeof in->workdir, "%.3800s/%s/%s/%s", h->root,
@@ -712,6 +769,7 @@ static void hub_do_call(mcp_hub *h, hub_job *j)
     pthread_mutex_unlock(&h->lock);
     char err[300];
     instance *in = cancelled || h->stopping ? NULL : hub_instance(h, j, err, sizeof err);
+    free(j->tenant_def);
     free(j);
     if (!in) {
         if (!cancelled) call_fail(c, h->stopping ? "error: brigade is shutting down" : err);
@@ -869,6 +927,7 @@ static void *hub_main(void *arg)
         h->reaper.data = h;
         uv_timer_start(&h->reaper, hub_reap_tick, HUB_REAP_EVERY_MS, HUB_REAP_EVERY_MS);
         h->curl = mcp_curl_new(&h->loop);   /* NULL: http servers report it */
+        if (h->curl) mcp_curl_set_allow_nets(h->curl, h->cfg->egress_allow_nets, h->cfg->n_egress_allow_nets);
     }
     h->start_rc = rc;
     uv_sem_post(&h->started);
@@ -967,11 +1026,24 @@ void mcp_tool_list_free(mcp_tool_list *l)
     memset(l, 0, sizeof *l);
 }
 
+/* FNV-1a: which version of a tenant's definition (not a secret's digest:
+ * the key only has to change when the definition does). */
+static uint64_t def_hash(const char *s)
+{
+    uint64_t x = 1469598103934665603ull;
+    for (; *s; s++) x = (x ^ (unsigned char)*s) * 1099511628211ull;
+    return x;
+}
+
 static void job_who(hub_job *j, const char *server, const mcp_who *who)
 {
     snprintf(j->server, sizeof j->server, "%s", server ? server : "");
     snprintf(j->tenant, sizeof j->tenant, "%s", who && who->tenant_id ? who->tenant_id : "");
     snprintf(j->user, sizeof j->user, "%s", who && who->user_id ? who->user_id : "");
+    if (who && who->tenant_def) {
+        j->tenant_def = xstrdup(who->tenant_def);
+        j->def_hash = def_hash(who->tenant_def);
+    }
 }
 
 bool mcp_hub_list_tools(mcp_hub *h, const char *server, const mcp_who *who, mcp_tool_list *out,
@@ -990,6 +1062,7 @@ bool mcp_hub_list_tools(mcp_hub *h, const char *server, const mcp_who *who, mcp_
     if (ok) *out = j->list;
     else snprintf(err, errlen, "%s", pushed ? j->err : "brigade is shutting down");
     pthread_cond_destroy(&j->cond);
+    free(j->tenant_def);
     free(j);
     return ok;
 }
@@ -1074,7 +1147,10 @@ mcp_call *mcp_hub_call(mcp_hub *h, uv_loop_t *loop, const char *server, const mc
         uv_async_send(&c->async);
     }
     pthread_mutex_unlock(&h->lock);
-    if (!pushed) free(j);
+    if (!pushed) {
+        free(j->tenant_def);
+        free(j);
+    }
     return c;
 }
 

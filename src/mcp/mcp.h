@@ -33,10 +33,14 @@ mcp_hub *mcp_hub_start(const brigade_config *cfg, char *err, size_t errlen);
  * every waiting request with an error, join the thread, free. */
 void     mcp_hub_stop(mcp_hub *h);
 
-/* Whose instance: per_user servers use tenant and user; others ignore them. */
+/* Whose instance: per_user servers use tenant and user; others ignore them.
+ * tenant_def: a tenant's own server (mcp_server_cfg.tenant_def), NULL for
+ * the configuration's; the server is then read from it, not looked up by
+ * name, and its instances are that tenant's alone. */
 typedef struct mcp_who {
     const char *tenant_id;
     const char *user_id;
+    const char *tenant_def;
 } mcp_who;
 
 /* One tool a server offers (after its allow-list). */

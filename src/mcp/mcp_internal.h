@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <uv.h>
 
+#include "egress/egress_addr.h"
 #include "mcp/mcp.h"
 #include "mcp/mcp_proto.h"
 
@@ -75,6 +76,10 @@ void      mcp_curl_remove(mcp_curl *c, CURL *e);   /* a transfer given up (not f
 bool      mcp_curl_busy(const mcp_curl *c);
 void      mcp_curl_later(mcp_curl *c, void (*fn)(void *arg), void *arg);
 uv_loop_t *mcp_curl_loop(const mcp_curl *c);
+/* The networks every server may reach although private: the operator's
+ * egress.allow_networks (they must outlive the curl loop). */
+void      mcp_curl_set_allow_nets(mcp_curl *c, const egress_net *nets, size_t n);
+const egress_net *mcp_curl_allow_nets(const mcp_curl *c, size_t *n);
 /* No more transfers will be added: freed once the last one finished. */
 void      mcp_curl_release(mcp_curl *c);
 

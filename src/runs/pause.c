@@ -182,8 +182,11 @@ void run_pause(run_exec *x, run_status kind, cJSON *asks, const char *provider,
             snprintf(ap->reason, sizeof ap->reason, "%s",
                      cJSON_GetObjectItemCaseSensitive(a, "reason")->valuestring);
             ap->approval_by = (int)x->agent->approval_by;
-            const tool_def *def = tools_find(x->r->tools, tool);
-            uint32_t timeout = def && def->http ? def->http->approval_timeout_s : 3600;
+            /* the run's own tools: a tenant's tool or an MCP server's is
+             * not in the server's registry */
+            const tool_def *def = tools_find(x->set.tools, tool);
+            const tool_cfg *policy = def ? tools_approval_policy(def) : NULL;
+            uint32_t timeout = policy ? policy->approval_timeout_s : 3600;
             ap->deadline = now + timeout;
             if (!j->wait.deadline || ap->deadline < j->wait.deadline) j->wait.deadline = ap->deadline;
         }

@@ -489,7 +489,8 @@ store_status store_approval_expire_next(store *st, int64_t now, approval_rec *ou
  * and listings, by its users; written by its admin only. A row's body is
  * the definition as JSON (validated by the caller with the config
  * readers), or NULL: the server's catalogue entry of that name, enabled. */
-typedef enum store_def_kind { STORE_DEF_TOOL = 1, STORE_DEF_AGENT = 2 } store_def_kind;
+/* kind 3: an MCP server (POST /v1/mcp-servers): rows of the same table */
+typedef enum store_def_kind { STORE_DEF_TOOL = 1, STORE_DEF_AGENT = 2, STORE_DEF_MCP = 3 } store_def_kind;
 #define STORE_DEF_NAME_MAX 65          /* 64 bytes and the NUL */
 #define STORE_DEF_BODY_MAX (128u << 10)
 typedef struct def_rec {

@@ -1,5 +1,5 @@
-/* store_tenant_defs.c — a tenant's own tools and agents (their JSON
- * definitions) and the catalogue entries its admin enabled (migration 10).
+/* store_tenant_defs.c — a tenant's own tools, agents and MCP servers
+ * (their JSON definitions) and the catalogue entries its admin enabled (migration 10).
  * Every statement is bound to the caller's tenant: no call reaches another
  * tenant's rows. The tenant's users read (their runs resolve agents and
  * tools here); only its admin writes. What a body says is checked by the
@@ -30,7 +30,7 @@ static bool store_def_args_ok(store_def_kind kind, const char *name, const char 
 {
     size_t n = name ? strnlen(name, STORE_DEF_NAME_MAX) : 0;
     if (n == 0 || n >= STORE_DEF_NAME_MAX || !utf8_valid(name, n)) return false;
-    if (kind != STORE_DEF_TOOL && kind != STORE_DEF_AGENT) return false;
+    if (kind != STORE_DEF_TOOL && kind != STORE_DEF_AGENT && kind != STORE_DEF_MCP) return false;
     return !body || strnlen(body, STORE_DEF_BODY_MAX + 1) <= STORE_DEF_BODY_MAX;
 }
 

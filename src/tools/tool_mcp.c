@@ -62,7 +62,8 @@ tool_exec *tool_mcp_start(const tool_def *t, const tool_env *env, const cJSON *a
     m->progress = env->progress;
     m->progress_arg = env->progress_arg;
     mcp_who who = {.tenant_id = env->scope ? env->scope->tenant_id : "",
-                   .user_id = env->scope ? env->scope->user_id : ""};
+                   .user_id = env->scope ? env->scope->user_id : "",
+                   .tenant_def = t->mcp_server->tenant_def};
     m->call = mcp_hub_call(tools_hub, env->loop, t->mcp_server->name, &who, t->mcp_tool, text,
                            max_output, mcp_done, mcp_progress, m);
     free(text);

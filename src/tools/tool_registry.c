@@ -352,6 +352,12 @@ const tool_def *tools_at(const tool_registry *r, size_t i)
     return r && i < r->n ? &r->defs[i] : NULL;
 }
 
+const tool_cfg *tools_approval_policy(const tool_def *t)
+{
+    if (t->http) return t->http;
+    return t->mcp_server ? t->mcp_server->approval : NULL;
+}
+
 bool tools_registry_add_mcp(tool_registry *r, const struct mcp_server_cfg *server, const char *tool,
                             const struct mcp_tool_info *info, const char *unavailable)
 {

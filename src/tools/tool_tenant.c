@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "mcp/mcp.h"
+#include "util/log.h"
 #include "util/xalloc.h"
 
 static bool tools_builtin(const char *name)
@@ -20,14 +21,20 @@ tools_tenant_status tools_tenant_load(store *st, const scope *sc, const brigade_
     memset(out, 0, sizeof *out);
     out->cfg = cfg;
     store_status r = store_def_list(st, sc, STORE_DEF_TOOL, &out->rows, &out->n);
-    return r == STORE_OK ? TOOLS_TENANT_OK : TOOLS_TENANT_ERROR;
+    if (r == STORE_OK) r = store_def_list(st, sc, STORE_DEF_MCP, &out->mcp_rows, &out->n_mcp);
+    if (r != STORE_OK) {
+        tools_tenant_free(out);
+        return TOOLS_TENANT_ERROR;
+    }
+    return TOOLS_TENANT_OK;
 }
 
 void tools_tenant_free(tools_tenant *tt)
 {
     store_free_defs(tt->rows, tt->n);
-    tt->rows = NULL;
-    tt->n = 0;
+    store_free_defs(tt->mcp_rows, tt->n_mcp);
+    tt->rows = tt->mcp_rows = NULL;
+    tt->n = tt->n_mcp = 0;
 }
 
 static const def_rec *tools_tenant_row(const tools_tenant *tt, const char *name)
@@ -52,9 +59,46 @@ const tool_cfg *tools_tenant_catalogue_tool(const tools_tenant *tt, const char *
     return !tc->tenants_enable || r ? tc : NULL;
 }
 
+static const def_rec *tools_tenant_mcp_row(const tools_tenant *tt, const char *name)
+{
+    for (size_t i = 0; i < tt->n_mcp; i++)
+        if (!strcmp(tt->mcp_rows[i].name, name)) return &tt->mcp_rows[i];
+    return NULL;
+}
+
+const def_rec *tools_tenant_own_mcp(const tools_tenant *tt, const char *name)
+{
+    const def_rec *r = tools_tenant_mcp_row(tt, name);
+    return r && r->body ? r : NULL;
+}
+
+const mcp_server_cfg *tools_tenant_catalogue_mcp(const tools_tenant *tt, const char *name)
+{
+    const def_rec *r = tools_tenant_mcp_row(tt, name);
+    if (r && r->body) return NULL;              /* the tenant's own shadows it */
+    const mcp_server_cfg *m = config_find_mcp_server(tt->cfg, name);
+    if (!m) return NULL;
+    return !m->tenants_enable || r ? m : NULL;
+}
+
+/* SERVER of SERVER__TOOL into buf, and *tool at TOOL; false when the name
+ * has no such form. */
+static bool tools_mcp_split(const char *name, char *buf, size_t buflen, const char **tool)
+{
+    const char *sep = strstr(name, CONFIG_MCP_SEP);
+    if (!sep || sep == name || !sep[2] || (size_t)(sep - name) >= buflen) return false;
+    memcpy(buf, name, (size_t)(sep - name));
+    buf[sep - name] = '\0';
+    if (tool) *tool = sep + 2;
+    return true;
+}
+
 bool tools_tenant_knows(void *arg, const char *name)
 {
     const tools_tenant *tt = arg;
+    char server[STORE_DEF_NAME_MAX];
+    if (tools_mcp_split(name, server, sizeof server, NULL))
+        return tools_tenant_own_mcp(tt, server) || tools_tenant_catalogue_mcp(tt, server);
     return tools_builtin(name) || tools_tenant_own(tt, name) || tools_tenant_catalogue_tool(tt, name);
 }
 
@@ -96,11 +140,37 @@ static bool tools_server_serves(const tools_tenant *tt, const agent_cfg *a)
 {
     for (size_t i = 0; i < a->n_tools; i++) {
         if (tools_builtin(a->tools[i])) continue;
-        if (config_mcp_tool_server(tt->cfg, a->tools[i], NULL)) return false;
+        if (strstr(a->tools[i], CONFIG_MCP_SEP)) return false;
         const tool_cfg *tc = tools_tenant_catalogue_tool(tt, a->tools[i]);
         if (!tc || tools_tenant_own(tt, a->tools[i])) return false;
     }
     return true;
+}
+
+/* The server of an agent's tool SERVER__TOOL as this tenant has it: its
+ * own (read from its definition once per run, kept in the run's set) or
+ * the catalogue's; NULL when it has neither (the tool is left out and the
+ * guard refuses a call of it as of any unknown tool). *why is set when the
+ * tenant's own no longer loads. */
+static const mcp_server_cfg *tools_run_mcp_server(const tools_tenant *tt, tools_run_set *out,
+                                                  const char *name, const char **tool, char *why,
+                                                  size_t whylen)
+{
+    char server[STORE_DEF_NAME_MAX];
+    why[0] = '\0';
+    if (!tools_mcp_split(name, server, sizeof server, tool)) return NULL;
+    const def_rec *own = tools_tenant_own_mcp(tt, server);
+    if (!own) return tools_tenant_catalogue_mcp(tt, server);
+    for (size_t i = 0; i < out->n_own_mcp; i++)
+        if (!strcmp(out->own_mcp[i].name, server)) return &out->own_mcp[i];
+    mcp_server_cfg *m = &out->own_mcp[out->n_own_mcp];
+    char err[400];
+    if (config_mcp_server_from_json(tt->cfg, own->body, strlen(own->body), m, err, sizeof err) < 0) {
+        snprintf(why, whylen, "the MCP server %s no longer loads: %.300s", server, err);
+        return NULL;
+    }
+    out->n_own_mcp++;
+    return m;
 }
 
 /* The MCP servers' tools the agent lists (SERVER__TOOL, or SERVER__* for
@@ -109,28 +179,36 @@ static bool tools_server_serves(const tools_tenant *tt, const agent_cfg *a)
  * waiting is allowed. A server that cannot be reached leaves the tools the
  * agent names explicitly as tools whose description says so (a call tries
  * again, and the model reads the error); SERVER__* then adds nothing. */
-static void tools_run_set_add_mcp(const tools_tenant *tt, tool_registry *reg, const agent_cfg *a,
+static void tools_run_set_add_mcp(const tools_tenant *tt, tools_run_set *out, const agent_cfg *a,
                                   const scope *sc)
 {
     mcp_hub *hub = tools_mcp_hub();
+    tool_registry *reg = out->registry;
+    const mcp_server_cfg **srvs = xcalloc(a->n_tools ? a->n_tools : 1, sizeof *srvs);
+    const char **wants = xcalloc(a->n_tools ? a->n_tools : 1, sizeof *wants);
+    out->own_mcp = xcalloc(a->n_tools ? a->n_tools : 1, sizeof *out->own_mcp);
     for (size_t i = 0; i < a->n_tools; i++) {
-        const char *tname = NULL;
-        const mcp_server_cfg *srv = config_mcp_tool_server(tt->cfg, a->tools[i], &tname);
+        char why[400];
+        srvs[i] = tools_run_mcp_server(tt, out, a->tools[i], &wants[i], why, sizeof why);
+        /* a tenant's own server that no longer loads (the configuration
+         * changed under it): its tools are left out, and said why */
+        if (!srvs[i] && why[0]) log_warn("run of tenant %s: %s", sc ? sc->tenant_id : "?", why);
+    }
+    for (size_t i = 0; i < a->n_tools; i++) {
+        const mcp_server_cfg *srv = srvs[i];
         if (!srv) continue;
         bool seen = false;   /* this server was listed for an earlier name */
-        for (size_t j = 0; j < i && !seen; j++) {
-            const mcp_server_cfg *o = config_mcp_tool_server(tt->cfg, a->tools[j], NULL);
-            seen = o == srv;
-        }
+        for (size_t j = 0; j < i && !seen; j++) seen = srvs[j] == srv;
         if (seen) continue;
         mcp_tool_list list = {0};
         char why[300] = "MCP servers are not running in this process";
-        mcp_who who = {.tenant_id = sc ? sc->tenant_id : "", .user_id = sc ? sc->user_id : ""};
+        mcp_who who = {.tenant_id = sc ? sc->tenant_id : "", .user_id = sc ? sc->user_id : "",
+                       .tenant_def = srv->tenant_def};
         bool ok = hub && mcp_hub_list_tools(hub, srv->name, &who, &list, why, sizeof why);
         /* every name of the agent's for this server, in the agent's order */
         for (size_t j = i; j < a->n_tools; j++) {
-            const char *want = NULL;
-            if (config_mcp_tool_server(tt->cfg, a->tools[j], &want) != srv) continue;
+            if (srvs[j] != srv) continue;
+            const char *want = wants[j];
             bool all = !strcmp(want, "*");
             if (!ok) {
                 if (!all) tools_registry_add_mcp(reg, srv, want, NULL, why);
@@ -142,6 +220,8 @@ static void tools_run_set_add_mcp(const tools_tenant *tt, tool_registry *reg, co
         }
         mcp_tool_list_free(&list);
     }
+    free(srvs);
+    free(wants);
 }
 
 static tools_tenant_status tools_run_set_build(const tools_tenant *tt, tools_run_set *out,
@@ -175,7 +255,7 @@ static tools_tenant_status tools_run_set_build(const tools_tenant *tt, tools_run
     if (res == TOOLS_TENANT_OK) {
         out->registry = tools_registry_of(list, n, err, errlen);
         if (!out->registry) res = TOOLS_TENANT_UNUSABLE;
-        else tools_run_set_add_mcp(tt, out->registry, a, out->sc);
+        else tools_run_set_add_mcp(tt, out, a, out->sc);
         out->tools = out->registry;
     }
     free(list);
@@ -208,6 +288,8 @@ void tools_run_set_free(tools_run_set *s)
     tools_registry_free(s->registry);     /* before the tool_cfgs it points into */
     for (size_t i = 0; i < s->n_own_tools; i++) config_tool_free(&s->own_tools[i]);
     free(s->own_tools);
+    for (size_t i = 0; i < s->n_own_mcp; i++) config_mcp_server_free(&s->own_mcp[i]);
+    free(s->own_mcp);
     config_agent_free(&s->own_agent);
     memset(s, 0, sizeof *s);
 }

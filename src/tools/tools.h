@@ -59,6 +59,11 @@ typedef struct tool_def {
     cJSON          *offered;
 } tool_def;
 
+/* The tool's approval policy (approval, approval_when,
+ * approval_timeout_s): a declared tool's own, or its MCP server's; NULL
+ * when it has none. */
+const tool_cfg *tools_approval_policy(const tool_def *t);
+
 typedef struct tool_registry tool_registry;
 
 /* Build the registry from the configuration: the built-ins plus every

@@ -59,6 +59,10 @@ const stack = useStack(async () => {
       '  - name: echo',
       `    url: "${toolServer.url}/echo"`,
       '    allow_private_networks: true',
+      // the catalogue of MCP servers the tenant admin's page lists (never started here)
+      'mcp_servers:',
+      `  - {name: files, command: ${JSON.stringify(process.execPath)}, args: ["-e", "0"], tenants: enable, tools: [read, list]}`,
+      `  - {name: shared, command: ${JSON.stringify(process.execPath)}, args: ["-e", "0"]}`,
       'agents:',
       '  - {name: helper, model: local-model, tools: [echo]}',
       '  - {name: payer, model: local-model, tools: [wipe]}',
@@ -512,6 +516,59 @@ describe('a tenant admin in the console', () => {
       assert.equal((await stack.api(bob.key, 'POST', `/v1/runs/${posted2.body.run.id}/cancel`)).status, 404);
       assert.equal((await stack.api(alice.key, 'GET', '/v1/runs')).status, 403);
       assert.equal((await stack.api(tenant.admin_key, 'POST', `/v1/runs/${posted2.body.run.id}/cancel`)).status, 202);
+      assert.deepEqual(errors, []);
+    } finally {
+      await ctx.close();
+    }
+  });
+});
+
+describe('a tenant admin\'s MCP servers in the console', () => {
+  test('own and catalogue servers listed; a catalogue server enabled and disabled; one added and deleted', async () => {
+    const adm = tenant.admin_key;
+    stack.must(await stack.api(adm, 'POST', '/v1/mcp-servers',
+      { name: 'notes', url: 'https://mcp.example.com/mcp', headers: { 'X-Api-Key': 'k-console' }, tools: ['search'] }), 201, 'POST /v1/mcp-servers');
+    const { page, ctx, errors } = await signedIn(adm);
+    try {
+      await page.getByTestId('nav-mcp-servers').click();
+      const table = page.getByTestId('mcp-servers');
+      await page.getByTestId('mcp-enable-files').waitFor();
+      const text = await table.innerText();
+      assert.match(text, /notes[^\n]*tenant[^\n]*http[^\n]*https:\/\/mcp\.example\.com\/mcp[^\n]*search/);
+      assert.match(text, /files[^\n]*catalogue \(enable\)[^\n]*stdio[^\n]*read, list[^\n]*no/);
+      assert.match(text, /shared[^\n]*catalogue \(all\)[^\n]*stdio[^\n]*all[^\n]*yes/);
+      assert.ok(!(await page.content()).includes(process.execPath), 'the operator\'s program is not shown');
+      assert.ok(!(await page.content()).includes('k-console'), 'a header value is not shown');
+      assert.equal(await page.getByTestId('mcp-enable-shared').count(), 0, 'an entry every tenant has has no button');
+
+      await page.getByTestId('mcp-enable-files').click();
+      await page.getByTestId('mcp-disable-files').waitFor();
+      let list = await stack.api(adm, 'GET', '/v1/mcp-servers');
+      assert.equal(list.body.data.find((m) => m.name === 'files').available, true);
+      await shot(page, 'admin-mcp-servers');
+      await page.getByTestId('mcp-disable-files').click();
+      await page.getByTestId('mcp-enable-files').waitFor();
+      list = await stack.api(adm, 'GET', '/v1/mcp-servers');
+      assert.equal(list.body.data.find((m) => m.name === 'files').available, false);
+
+      await page.getByTestId('mcp-name').fill('added');
+      await page.getByTestId('mcp-url').fill('https://mcp.example.com/other');
+      await page.getByTestId('mcp-tools').fill('a, b');
+      await page.getByTestId('mcp-submit').click();
+      await page.getByTestId('mcp-delete-added').waitFor();
+      const added = await stack.api(adm, 'GET', '/v1/mcp-servers/added');
+      assert.deepEqual(added.body.tools, ['a', 'b']);
+      // a refused one shows the API's message
+      await page.getByTestId('mcp-name').fill('bad_name');
+      await page.getByTestId('mcp-url').fill('file:///etc/passwd');
+      await page.getByTestId('mcp-submit').click();
+      await page.getByText(/name/).first().waitFor();
+      assert.equal((await stack.api(adm, 'GET', '/v1/mcp-servers/bad_name')).status, 404);
+      await page.getByTestId('mcp-delete-added').click();
+      await eventually(async () => (await page.getByTestId('mcp-delete-added').count()) === 0 || null, { timeoutMs: 5000 });
+      assert.equal((await stack.api(adm, 'GET', '/v1/mcp-servers/added')).status, 404);
+      const actions = (await stack.api(adm, 'GET', '/v1/audit?action=mcp_server.enable')).body.data;
+      assert.ok(actions.some((e) => e.target === 'files'), 'audited');
       assert.deepEqual(errors, []);
     } finally {
       await ctx.close();

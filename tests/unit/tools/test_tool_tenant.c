@@ -4,7 +4,9 @@
  * (config_tool_from_json, config_agent_from_json: the file's rules, no
  * environment, no `tenants:`), the store's rows scoped to one tenant, and
  * what a run resolves for a tenant (tools_run_set_resolve): its own first,
- * the catalogue's it has, never another tenant's. */
+ * the catalogue's it has, never another tenant's; the same for MCP servers
+ * (config_mcp_server_from_json: http only, nothing of a program or of
+ * private networks; SERVER__TOOL known only for the servers it has). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,7 +28,10 @@ static const char catalogue_yaml[] =
     "     headers: {X-User: \"${user.id}\", X-Both: \"${TEST_TT_VAR}/${tenant.id}\"}}\n"
     "agents:\n"
     "  - {name: assistant, model: mock-small, tools: [memory, open, gated]}\n"
-    "  - {name: private, model: mock-small, tenants: enable}\n";
+    "  - {name: private, model: mock-small, tenants: enable}\n"
+    "mcp_servers:\n"
+    "  - {name: cat-open, command: /bin/true}\n"
+    "  - {name: cat-gated, command: /bin/true, tenants: enable}\n";
 
 static char err[1024];
 
@@ -168,6 +173,74 @@ static void test_agent_from_json(void **state)
     config_free(&c);
 }
 
+static int mcp_json(const brigade_config *c, const char *json, mcp_server_cfg *m)
+{
+    err[0] = '\0';
+    return config_mcp_server_from_json(c, json, strlen(json), m, err, sizeof err);
+}
+
+static void expect_mcp_error(const brigade_config *c, const char *json, const char *want)
+{
+    mcp_server_cfg m;
+    int rc = mcp_json(c, json, &m);
+    if (rc == 0 || !strstr(err, want)) {
+        print_error("want [%s]\n got rc=%d err=[%s]\n", want, rc, err);
+        if (rc == 0) config_mcp_server_free(&m);
+        fail();
+    }
+}
+
+static void test_mcp_from_json(void **state)
+{
+    (void)state;
+    brigade_config c;
+    load_catalogue(&c);
+    assert_true(config_find_mcp_server(&c, "cat-gated")->tenants_enable);
+    assert_false(config_find_mcp_server(&c, "cat-open")->tenants_enable);
+    mcp_server_cfg m;
+    const char *ok = "{\"name\":\"notes\",\"url\":\"https://h/mcp\",\"headers\":{\"X-K\":\"${HOME}\"},\"tools\":[\"a\"]}";
+    assert_int_equal(mcp_json(&c, ok, &m), 0);
+    assert_int_equal(m.transport, MCP_TRANSPORT_HTTP);   /* a tenant's default */
+    assert_string_equal(m.header_values[0], "${HOME}");   /* never the environment */
+    assert_string_equal(m.tenant_def, ok);
+    assert_false(m.allow_private_networks);
+    assert_int_equal(m.max_instances, 32);
+    config_mcp_server_free(&m);
+
+    expect_mcp_error(&c, "{\"name\":\"x\",\"transport\":\"stdio\",\"command\":\"/bin/sh\"}",
+                     "command: a tenant never makes brigade run a program");
+    expect_mcp_error(&c, "{\"name\":\"x\",\"transport\":\"stdio\"}", "transport: a tenant's MCP server has transport: http");
+    expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"args\":[]}", "args: a tenant never");
+    expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"allow_private_networks\":false}",
+                     "allow_private_networks: only the server's configuration");
+    expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"tenants\":\"all\"}", "tenants: only the server's");
+    expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"auth\":{\"provider\":\"g\"}}", "auth: not supported yet");
+    expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"file:///etc/passwd\"}", "url: ");
+    expect_mcp_error(&c, "{\"name\":\"x_y\",\"url\":\"http://h/\"}", "name: ");
+    expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"headers\":{\"X\":\"a\\r\\nB: c\"}}",
+                     "headers.X: a value must not contain a line break");
+    expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"headers\":{\"mcp-session-id\":\"s\"}}",
+                     "headers.mcp-session-id: this header is set by brigade");
+    expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"url\":\"http://i/\"}", "duplicate key");
+    /* the approval policy: a tool's reader; the guard reads it through the tool */
+    const char *gated = "{\"name\":\"g\",\"url\":\"http://h/\",\"approval\":{\"when\":{\"pointer\":\"/p\","
+                        "\"matches\":\"rm*\"}},\"approval_timeout_s\":60}";
+    assert_int_equal(mcp_json(&c, gated, &m), 0);
+    assert_non_null(m.approval);
+    assert_int_equal(m.approval->approval, TOOL_APPROVAL_WHEN);
+    assert_int_equal(m.approval->approval_timeout_s, 60);
+    tool_def d = {.kind = TOOL_MCP, .mcp_server = &m};
+    assert_ptr_equal(tools_approval_policy(&d), m.approval);
+    config_mcp_server_free(&m);
+    expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"approval\":\"maybe\"}", "approval: expected never");
+    /* the operator's file: the reserved headers hold there too */
+    const char *bad = "mcp_servers:\n  - {name: h, transport: http, url: \"http://h/\", headers: {Host: x}}\n";
+    brigade_config c2;
+    assert_int_equal(config_load_string("t.yaml", bad, strlen(bad), &c2, err, sizeof err), -1);
+    assert_non_null(strstr(err, "headers.Host: this header is set by brigade"));
+    config_free(&c);
+}
+
 /* ---- the store and a run's resolution ---- */
 
 typedef struct fx {
@@ -301,6 +374,53 @@ static void test_run_set(void **state)
     tools_run_set_free(&s);
 }
 
+/* SERVER__TOOL for a tenant: the catalogue servers it has and its own,
+ * never another tenant's; a run takes its own server's definition along. */
+static void test_mcp_per_tenant(void **state)
+{
+    fx *f = *state;
+    tools_tenant ta, tb;
+    assert_int_equal(tools_tenant_load(f->st, &f->ua, &f->cfg, &ta), TOOLS_TENANT_OK);
+    assert_true(tools_tenant_knows(&ta, "cat-open__x"));
+    assert_false(tools_tenant_knows(&ta, "cat-gated__x"));
+    assert_false(tools_tenant_knows(&ta, "nothing__x"));
+    tools_tenant_free(&ta);
+    const char *own = "{\"name\":\"mine\",\"url\":\"http://127.0.0.1:9/mcp\"}";
+    assert_int_equal(store_def_create(f->st, &f->ta, STORE_DEF_MCP, "cat-gated", NULL, 32), STORE_OK);
+    assert_int_equal(store_def_create(f->st, &f->ta, STORE_DEF_MCP, "mine", own, 32), STORE_OK);
+    assert_int_equal(tools_tenant_load(f->st, &f->ua, &f->cfg, &ta), TOOLS_TENANT_OK);
+    assert_int_equal(tools_tenant_load(f->st, &f->ub, &f->cfg, &tb), TOOLS_TENANT_OK);
+    assert_true(tools_tenant_knows(&ta, "cat-gated__x"));
+    assert_true(tools_tenant_knows(&ta, "mine__*"));
+    assert_false(tools_tenant_knows(&tb, "cat-gated__x"));
+    assert_false(tools_tenant_knows(&tb, "mine__*"));
+    assert_false(tools_tenant_knows(&ta, "mine"));   /* a tool of that name it has not */
+    tools_tenant_free(&ta);
+    tools_tenant_free(&tb);
+    /* a run of A's agent: the own server's tool, its definition kept by the run */
+    const char *agent = "{\"name\":\"uses\",\"model\":\"mock-small\",\"tools\":[\"mine__echo\",\"cat-open__x\"]}";
+    assert_int_equal(store_def_create(f->st, &f->ta, STORE_DEF_AGENT, "uses", agent, 64), STORE_OK);
+    tools_run_set s;
+    char why[512];
+    assert_int_equal(tools_run_set_resolve(f->st, &f->ua, &f->cfg, f->server, "uses", &s, why, sizeof why),
+                     TOOLS_TENANT_OK);
+    const tool_def *d = tools_find(s.tools, "mine__echo");
+    assert_non_null(d);
+    assert_int_equal(d->kind, TOOL_MCP);
+    assert_string_equal(d->mcp_server->tenant_def, own);
+    assert_int_equal(s.n_own_mcp, 1);
+    assert_null(tools_find(s.tools, "cat-open__x")->mcp_server->tenant_def);
+    assert_int_equal(store_def_delete(f->st, &f->ta, STORE_DEF_MCP, "mine"), STORE_OK);
+    assert_string_equal(d->mcp_server->url, "http://127.0.0.1:9/mcp");   /* the run's own copy */
+    tools_run_set_free(&s);
+    assert_int_equal(tools_run_set_resolve(f->st, &f->ua, &f->cfg, f->server, "uses", &s, why, sizeof why),
+                     TOOLS_TENANT_UNUSABLE);
+    assert_non_null(strstr(why, "mine__echo"));
+    /* B's agent may not name A's server at all */
+    assert_int_equal(tools_run_set_resolve(f->st, &f->ub, &f->cfg, f->server, "uses", &s, why, sizeof why),
+                     TOOLS_TENANT_NOT_FOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +430,8 @@ int main(void)
         cmocka_unit_test(test_agent_from_json),
         cmocka_unit_test_setup_teardown(test_store_scoped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_set, setup, teardown),
+        cmocka_unit_test(test_mcp_from_json),
+        cmocka_unit_test_setup_teardown(test_mcp_per_tenant, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
