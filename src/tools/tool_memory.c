@@ -168,7 +168,8 @@ static void mem_after(uv_work_t *w, int status)
         mem_free(m);
         return;
     }
-    if (m->read_origins && status != UV_ECANCELED) {
+    /* only what reads has entries to tell of (none found: an empty list) */
+    if (m->read_origins && status != UV_ECANCELED && (m->action == MEM_RECALL || m->action == MEM_SEARCH)) {
         char *read = m->read ? cJSON_PrintUnformatted(m->read) : NULL;
         m->read_origins(m->read_origins_arg, read ? read : "[]");
         free(read);
