@@ -248,6 +248,7 @@ static void run_tool_result(run_exec *x, size_t i, bool ok, const char *output, 
                                            cJSON_IsString(id) ? id->valuestring : "",
                                            slot ? slot->memory_read : NULL);
     if (slot) run_origin_trace(slot->span, origin);
+    cJSON *event_origin = origin ? cJSON_Duplicate(origin, true) : NULL;
     origin_set(msg, origin);
     cJSON_ReplaceItemInArray(x->results, (int)i, msg);
 
@@ -257,6 +258,7 @@ static void run_tool_result(run_exec *x, size_t i, bool ok, const char *output, 
     size_t plen;
     char *preview = tools_cap_output(text, len, RUNS_PREVIEW_BYTES, &plen);
     cJSON_AddStringToObject(d, "preview", preview ? preview : "");
+    if (event_origin) cJSON_AddItemToObject(d, "origin", event_origin);
     free(preview);
     free(text);
     run_event(x, "tool.result", d);

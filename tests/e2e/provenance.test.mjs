@@ -24,7 +24,7 @@ import { after, describe, test } from 'node:test';
 
 import { Child, eventually, freePort, useStack } from './lib/harness.mjs';
 import { finalRun as finalRunOf } from './lib/approvals.mjs';
-import { newSession, postMessage, restartBrigade, startToolServer, ToolReply, toolMarker, transcript } from './lib/agents.mjs';
+import { newSession, postMessage, restartBrigade, startToolServer, streamMessage, ToolReply, toolMarker, transcript } from './lib/agents.mjs';
 
 const here = import.meta.dirname;
 const node = process.execPath;
@@ -153,13 +153,22 @@ describe('origins in the transcript', () => {
       untrusted: true, tainted_by: ['tool', 'fetched'] });
   });
 
-  test('a refused call: its result is brigade\'s words (kind system), not the tool\'s', async () => {
-    const r = await run('scribe', toolMarker('send', { to: 'x' }));
-    const refused = r.messages.find((m) => m.role === 'tool');
+  test('a refused call: its result is brigade\'s words (kind system), not the tool\'s; the stream says so', async () => {
+    const s = await newSession(stack, alice.key, 'scribe');
+    const streamed = await streamMessage(stack, alice.key, s.id, toolMarker('send', { to: 'x' }));
+    const ev = streamed.events.find((e) => e.event === 'tool.result');
+    assert.ok(ev, streamed.text);
+    const refused = (await transcript(stack, alice.key, s.id)).find((m) => m.role === 'tool');
     assert.match(refused.content, /not available to this agent/);
     assert.equal(refused.origin.kind, 'system');
     assert.equal(refused.origin.untrusted, false);
     assert.equal(refused.origin.tool, 'send');
+    assert.deepEqual(ev.data.origin, refused.origin);
+    // a fetched page, streamed: the event names the host
+    const page = await streamMessage(stack, alice.key, s.id, toolMarker('page', {}));
+    const fetched = page.events.find((e) => e.event === 'tool.result').data.origin;
+    assert.equal(fetched.kind, 'fetched');
+    assert.equal(fetched.url_host, '127.0.0.1');
   });
 });
 
