@@ -19,9 +19,10 @@
  *              "unknown" not recorded (a memory entry written before
  *                        brigade recorded origins).
  *   untrusted  true when the content may carry instructions no one
- *              trusted wrote: tool output, fetched content, memory a
- *              tainted run wrote (or of unknown origin). The guard's taint
- *              is decided by this flag (guard.h).
+ *              trusted wrote: tool output (not the clock's), fetched
+ *              content, the memory tool's answer when it read an entry
+ *              (stored data, whoever wrote it). The guard's taint is
+ *              decided by this flag (guard.h).
  *   inferred   true on a message stored before origins were recorded: the
  *              origin was inferred from its role.
  *   wrapped    "spotlight" (the tool's text inside brigade's markers) or
@@ -32,8 +33,8 @@
  * {"kind":"user"} written through the API, or {"kind":"run", "run_id",
  * "session_id", "untrusted", "tainted_by": [kinds]} written by the memory
  * tool in a run, untrusted when untrusted content was in that run's
- * context at the time of the call; {"kind":"unknown","untrusted":true}
- * for an entry older than provenance.
+ * context at the time of the call (it could have steered what was saved);
+ * {"kind":"unknown","untrusted":true} for an entry older than provenance.
  *
  * The origin is the harness's bookkeeping, never sent upstream: the
  * harness removes it from every message of a model request

@@ -46,7 +46,7 @@ void guard_run_free(guard_run *g)
 }
 
 /* Provenance decides the taint: a message whose origin is untrusted (a
- * tool's output, fetched content, memory a tainted run wrote); one with
+ * tool's output, fetched content, memory read back); one with
  * no origin when it is a tool result (core/origin.h). */
 static void guard_note_message(guard_run *g, const cJSON *m)
 {

@@ -24,8 +24,8 @@
  *   - tool output flagged: flag, spotlight or drop it (spotlight.h);
  *   - taint: once untrusted content is in the run's context — a message
  *     whose origin (core/origin.h) is untrusted: a tool's output (not the
- *     clock's, not a refused call's error), fetched content, memory that a
- *     tainted run wrote or of unknown origin — this run's or, through the
+ *     clock's, not a refused call's error), fetched content, the memory
+ *     tool's answer when it read an entry — this run's or, through the
  *     history, an earlier run's of the session, calls of tools with
  *     effects write or external need a person's approval or are refused
  *     (`tainted_tools`);

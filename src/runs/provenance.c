@@ -1,6 +1,6 @@
 /* provenance.c — the origin the harness gives what enters a run's context
  * (core/origin.h): a tool's result by the kind of tool that produced it
- * (and, for the memory tool, by who wrote the entries it read), what the
+ * (and, for the memory tool, who wrote the entries it read), what the
  * memory tool records when the run writes memory, and the provenance
  * attributes of spans. The rules are in docs/guard.md ("Provenance"). */
 #include "runs/runs_internal.h"
@@ -38,17 +38,6 @@ static void run_url_host(const char *url, char *out, size_t outlen)
     out[n] = '\0';
 }
 
-/* Is a memory entry's recorded origin trusted? Only one written by the
- * user, or by a run with nothing untrusted in its context; an entry
- * without a record is not. */
-static bool run_memory_entry_trusted(const cJSON *origin)
-{
-    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(origin, "kind");
-    if (!cJSON_IsObject(origin) || !cJSON_IsString(kind)) return false;
-    if (strcmp(kind->valuestring, "user") != 0 && strcmp(kind->valuestring, "run") != 0) return false;
-    return cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(origin, "untrusted"));
-}
-
 cJSON *run_origin_tool_result(const tool_def *def, bool refused, const char *tool,
                               const char *call_id, const char *memory_read)
 {
@@ -73,10 +62,13 @@ cJSON *run_origin_tool_result(const tool_def *def, bool refused, const char *too
             cJSON_Delete(entries);
             entries = NULL;
         }
-        const cJSON *e;
-        cJSON_ArrayForEach(e, entries)
-            if (!run_memory_entry_trusted(cJSON_GetObjectItemCaseSensitive(e, "origin")))
-                untrusted = true;
+        /* What memory holds is stored data, whoever wrote it — a note the
+         * user pasted from a forum as much as a page a tainted run saved —
+         * and the model reads it as a tool's output, not as the user's
+         * instruction of now: an answer that read an entry is untrusted.
+         * The entries' own origins say where each came from. An answer
+         * that read nothing ({"saved": …}, a missing key) is brigade's. */
+        untrusted = cJSON_GetArraySize(entries) > 0;
     }
     cJSON *o = xnonnull(origin_new(k, untrusted));
     cJSON_AddStringToObject(o, "tool", tool ? tool : "");

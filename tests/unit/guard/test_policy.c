@@ -252,10 +252,11 @@ static void test_taint(void **state)
 }
 
 
-/* Provenance decides the taint (core/origin.h): a tool result whose origin
- * is trusted (memory the user wrote) does not taint; one that is untrusted
- * (memory a tainted run wrote) does, whatever the tool; in the history,
- * an origin overrides the role. guard_run_tainted names the kinds. */
+/* Provenance decides the taint (core/origin.h): the guard follows each
+ * result's origin flag, whatever the tool — a trusted one (the memory
+ * tool's save) does not taint, an untrusted one (the memory tool's recall)
+ * does; in the history, an origin overrides the role. guard_run_tainted
+ * names the kinds. */
 static guard_review feed_origin(guard_run *g, const guard_ctx *ctx, const char *tool,
                                 const char *origin_json)
 {
@@ -290,15 +291,14 @@ static void test_taint_by_provenance(void **state)
     (void)state;
     guard_ctx careful = ctx_of("careful");
     uint32_t kinds = 99;
-    /* a memory result whose entries the user wrote: trusted. (The first,
+    /* a memory answer that read nothing (a save): trusted. (The first,
      * origin-less feed is the clock's, trusted by the old rule.) */
     guard_run *g = guard_run_new();
-    feed_origin(g, &careful, "clock", "{\"kind\":\"memory\",\"untrusted\":false,\"entries\":"
-                "[{\"key\":\"k\",\"origin\":{\"kind\":\"user\",\"untrusted\":false}}]}");
+    feed_origin(g, &careful, "clock", "{\"kind\":\"memory\",\"untrusted\":false}");
     assert_false(guard_run_tainted(g, &kinds));
     assert_int_equal(kinds, 0);
     assert_int_equal(call(g, &careful, "send", "{}").verdict, GUARD_ALLOW);
-    /* memory a tainted run wrote: untrusted, the run is tainted by memory */
+    /* a recall that read an entry: untrusted, the run is tainted by memory */
     feed_origin(g, &careful, "clock", "{\"kind\":\"memory\",\"untrusted\":true}");
     assert_true(guard_run_tainted(g, &kinds));
     assert_int_equal(kinds, 1u << ORIGIN_MEMORY);
