@@ -6,12 +6,16 @@
  *   GET    /v1/memory?q=&limit=   search (q empty: newest first)
  *   GET    /v1/memory/{key}       one record
  *   PUT    /v1/memory/{key}       {"value": "…"} → the record
- *   DELETE /v1/memory/{key}       → {"object":"memory","key","deleted":true} */
+ *   DELETE /v1/memory/{key}       → {"object":"memory","key","deleted":true}
+ *
+ * A record shows who wrote it (`origin`, core/origin.h): what is PUT here
+ * is the user's own; the memory tool records the run that wrote it. */
 #include "api/api.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/origin.h"
 #include "util/utf8.h"
 
 #define MEMORY_LIST_DEFAULT 20
@@ -25,6 +29,12 @@ static cJSON *memory_json(const memory_rec *m)
     cJSON_AddStringToObject(o, "key", m->key);
     cJSON_AddStringToObject(o, "value", m->value ? m->value : "");
     cJSON_AddNumberToObject(o, "updated_at", (double)m->updated_at);
+    cJSON *origin = m->origin_json ? cJSON_Parse(m->origin_json) : NULL;
+    if (!cJSON_IsObject(origin)) {          /* an entry older than provenance */
+        cJSON_Delete(origin);
+        origin = origin_new(ORIGIN_UNKNOWN, true);
+    }
+    cJSON_AddItemToObject(o, "origin", origin);
     return o;
 }
 
@@ -147,7 +157,9 @@ void api_memory_put(api_ctx *ctx)
     }
     memory_rec m;
     memset(&m, 0, sizeof m);
-    store_status st = store_memory_put(ctx->env->store, &ctx->scope, key, v->valuestring, &m);
+    /* the user's own words, trusted as the user's message is */
+    store_status st = store_memory_put_from(ctx->env->store, &ctx->scope, key, v->valuestring,
+                                            "{\"kind\":\"user\",\"untrusted\":false}", &m);
     if (st != STORE_OK) {
         cJSON_Delete(body);
         api_fail_store(ctx, st, "memory");

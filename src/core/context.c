@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/origin.h"
 #include "core/step.h"
 
 /* Per-message overhead in the estimate: role, separators, framing. */
@@ -84,11 +85,14 @@ static int64_t context_note_tokens(size_t n)
     return context_bytes_to_tokens(strlen(note));
 }
 
+/* A message brigade writes into the context (the system prompt, the note of
+ * omitted messages): its origin says so (origin.h). */
 static cJSON *context_system_message(const char *text)
 {
     cJSON *m = cJSON_CreateObject();
     if (!m || !cJSON_AddStringToObject(m, "role", "system") ||
-        !cJSON_AddStringToObject(m, "content", text)) {
+        !cJSON_AddStringToObject(m, "content", text) ||
+        !origin_set(m, origin_new(ORIGIN_SYSTEM, false))) {
         cJSON_Delete(m);
         return NULL;
     }

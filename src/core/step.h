@@ -17,7 +17,10 @@
  * Message form: OpenAI chat messages as cJSON objects —
  *   {"role":"system"|"user"|"assistant"|"tool", "content": "…",
  *    "tool_calls":[{"id","type":"function","function":{"name","arguments"}}],
- *    "tool_call_id": "…"}.
+ *    "tool_call_id": "…", "origin": {…}}.
+ * `origin` is the harness's provenance of the message (core/origin.h): a
+ * core keeps it on the messages it holds and copies it into requests; the
+ * harness takes it off before a request goes to the model.
  * Ownership: objects handed to the core in an event are the core's to keep
  * (it takes them, and sets the event's pointers to NULL); objects in a
  * returned effect belong to the harness, which frees them with
@@ -130,7 +133,9 @@ int64_t step_estimate_tokens(const cJSON *message);
  * results (never split); the messages of the current turn (from the last
  * user message on, including pending tool results) are always kept, even
  * over budget; what is dropped from the middle is replaced by one system
- * note "[N earlier messages omitted to fit the context]". Returns a new
+ * note "[N earlier messages omitted to fit the context]". Messages are
+ * copied whole, their `origin` included; the system prompt and the note get
+ * origin {"kind":"system","untrusted":false}. Returns a new
  * array (the caller frees it); *dropped and *tokens report what happened. */
 cJSON *step_context_select(const char *system_prompt, const cJSON *messages, int64_t budget,
                            size_t *dropped, int64_t *tokens);

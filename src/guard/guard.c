@@ -2,6 +2,7 @@
  * check either allows or decides, and the first that decides wins. A new
  * check (a detector, an approval rule) is one function and one row. */
 #include "guard/guard.h"
+#include "core/origin.h"
 #include "guard/approval_when.h"
 #include "guard/engine.h"
 #include "guard/exfil.h"
@@ -19,8 +20,10 @@ struct guard_run {
     uint64_t *seen_calls;
     uint32_t *seen_counts;
     size_t    n_seen, cap_seen;
-    /* untrusted content (a tool's output) is in the run's context */
+    /* untrusted content is in the run's context (its messages' origins,
+     * core/origin.h), and of which kinds (1u << origin_kind) */
     bool      tainted;
+    uint32_t  taint_kinds;
     /* the user's values that must not leave (exfil.h) */
     guard_secrets secrets;
     /* the last batch of tool calls, to name the tool of each result */
@@ -44,6 +47,22 @@ void guard_run_free(guard_run *g)
     guard_secrets_clear(&g->secrets);
     cJSON_Delete(g->last_calls);
     free(g);
+}
+
+/* Provenance decides the taint: a message whose origin is untrusted (a
+ * tool's output, fetched content, memory read back); one with
+ * no origin when it is a tool result (core/origin.h). */
+static void guard_note_message(guard_run *g, const cJSON *m)
+{
+    if (!origin_message_untrusted(m)) return;
+    g->tainted = true;
+    g->taint_kinds |= 1u << origin_message_kind(m);
+}
+
+bool guard_run_tainted(const guard_run *g, uint32_t *kinds)
+{
+    if (kinds) *kinds = g ? g->taint_kinds : 0;
+    return g && g->tainted;
 }
 
 /* A check: returns true to allow; false with `d` filled (verdict, code,
@@ -234,10 +253,8 @@ static bool guard_check_context(guard_run *g, const guard_ctx *ctx, const guard_
     (void)notelen;
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(e->json, "messages"), *m;
     guard_secrets_collect(&g->secrets, msgs);
-    cJSON_ArrayForEach(m, msgs) {
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-        if (cJSON_IsString(role) && strcmp(role->valuestring, "tool") == 0) g->tainted = true;
-    }
+    cJSON_ArrayForEach(m, msgs)
+        guard_note_message(g, m);
     return true;
 }
 
@@ -408,10 +425,8 @@ static void guard_note_history(guard_run *g, const cJSON *history)
 {
     guard_secrets_collect(&g->secrets, history);
     const cJSON *m;
-    cJSON_ArrayForEach(m, history) {
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-        if (cJSON_IsString(role) && strcmp(role->valuestring, "tool") == 0) g->tainted = true;
-    }
+    cJSON_ArrayForEach(m, history)
+        guard_note_message(g, m);
 }
 
 static void guard_review_start(guard_run *g, const guard_ctx *ctx, const guard_result *r,
@@ -450,8 +465,16 @@ static void guard_review_tools(guard_run *g, const guard_ctx *ctx, const guard_r
     cJSON_ArrayForEach(m, r->json) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "tool_call_id");
         const char *tool = guard_tool_of(g, cJSON_IsString(id) ? id->valuestring : NULL);
-        const tool_def *def = tools_find(ctx->tools, tool);
-        if (!def || def->kind != TOOL_CLOCK) g->tainted = true;
+        if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(m, ORIGIN_MEMBER))) {
+            guard_note_message(g, m);
+        } else {
+            /* a result the harness gave no origin: any tool's but the clock's */
+            const tool_def *def = tools_find(ctx->tools, tool);
+            if (!def || def->kind != TOOL_CLOCK) {
+                g->tainted = true;
+                g->taint_kinds |= 1u << ORIGIN_TOOL;
+            }
+        }
         cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
         if (act == GUARD_OUTPUT_OFF || !guard_engine_active() || !cJSON_IsString(c)) continue;
         guard_finding f;
@@ -470,6 +493,13 @@ static void guard_review_tools(guard_run *g, const guard_ctx *ctx, const guard_r
         if (rewritten) {
             cJSON_ReplaceItemInObjectCaseSensitive(m, "content", cJSON_CreateString(rewritten));
             free(rewritten);
+            /* the text is now brigade's around (or instead of) the tool's */
+            cJSON *o = cJSON_GetObjectItemCaseSensitive(m, ORIGIN_MEMBER);
+            if (cJSON_IsObject(o)) {
+                cJSON_DeleteItemFromObjectCaseSensitive(o, "wrapped");
+                cJSON_AddStringToObject(o, "wrapped", act == GUARD_OUTPUT_SPOTLIGHT ? "spotlight"
+                                                                                    : "withheld");
+            }
         }
     }
 }

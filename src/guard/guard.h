@@ -22,10 +22,13 @@
  *   - user input flagged by a detector (engine.h): flag (an event) or block
  *     (the run fails with code `guard_blocked`, naming the detector);
  *   - tool output flagged: flag, spotlight or drop it (spotlight.h);
- *   - taint: once a tool's output (any tool but the clock) is in the run's
- *     context — this run's or, through the history, an earlier run's of
- *     the session — calls of tools with effects write or external need a
- *     person's approval or are refused (`tainted_tools`);
+ *   - taint: once untrusted content is in the run's context — a message
+ *     whose origin (core/origin.h) is untrusted: a tool's output (not the
+ *     clock's, not a refused call's error), fetched content, the memory
+ *     tool's answer when it read an entry — this run's or, through the
+ *     history, an earlier run's of the session, calls of tools with
+ *     effects write or external need a person's approval or are refused
+ *     (`tainted_tools`);
  *   - exfiltration: in a tainted run, a call of a write or external tool
  *     whose arguments carry a value of the user's (exfil.h) is refused,
  *     and a final answer with a markdown image or link that carries one
@@ -126,6 +129,11 @@ typedef struct guard_run guard_run;
 
 guard_run *guard_run_new(void);
 void       guard_run_free(guard_run *g);
+
+/* Is untrusted content in the run's context (the taint)? *kinds (may be
+ * NULL) gets the origin kinds that brought it, as bits 1u << origin_kind.
+ * The harness records it with what the run writes to memory. */
+bool guard_run_tainted(const guard_run *g, uint32_t *kinds);
 
 guard_decision guard_before_effect(guard_run *g, const guard_ctx *ctx, const guard_effect *e);
 guard_review   guard_after_result(guard_run *g, const guard_ctx *ctx, const guard_result *r);

@@ -8,6 +8,8 @@
  * store work goes to the thread pool, one job at a time per run. */
 #include "runs/runs_internal.h"
 
+#include "core/origin.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +126,7 @@ void run_exec_release(run_exec *x)
         obs_span_set_int(x->run_span, "gen_ai.usage.output_tokens", x->rec.output_tokens);
         obs_span_set_double(x->run_span, "brigade.cost_usd", (double)x->rec.cost_nusd / 1e9);
         if (x->queue_wait_ms) obs_span_set_int(x->run_span, "brigade.queue.wait_ms", x->queue_wait_ms);
+        run_taint_trace(x->run_span, x->guard);
         /* a paused run's span ends with the pause: it goes on in a new one */
         bool ok = x->rec.status == RUN_COMPLETED || x->rec.status == RUN_WAITING_APPROVAL ||
                   x->rec.status == RUN_WAITING_AUTH;
@@ -147,7 +150,8 @@ void run_exec_release(run_exec *x)
     x->tool_specs = x->reply_tools = x->pending_calls = x->assistant_msg = x->results = NULL;
     x->execs = NULL;
     free(x->final_msg.content);
-    x->final_msg.content = NULL;
+    free(x->final_msg.origin_json);
+    x->final_msg.content = x->final_msg.origin_json = NULL;
     uv_close((uv_handle_t *)&x->wall_timer, run_handle_closed);
 }
 
@@ -270,6 +274,12 @@ static void run_exec_end(run_exec *x, run_status status, const char *code, const
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(message, "content");
         snprintf(x->final_msg.role, sizeof x->final_msg.role, "assistant");
         x->final_msg.content = strdup(cJSON_IsString(c) ? c->valuestring : "");
+        /* the model's reply carries its origin (model.c); a core that made
+         * up its own final message gets one that says so */
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(message, ORIGIN_MEMBER);
+        cJSON *own = cJSON_IsObject(o) ? NULL : origin_new(ORIGIN_MODEL, false);
+        x->final_msg.origin_json = cJSON_PrintUnformatted(own ? own : o);
+        cJSON_Delete(own);
         snprintf(x->final_msg.run_id, sizeof x->final_msg.run_id, "%s", x->rec.id);
         snprintf(x->final_msg.session_id, sizeof x->final_msg.session_id, "%s", x->rec.session_id);
         x->final_msg.created_at = x->rec.finished_at;
@@ -510,6 +520,7 @@ void run_exec_begin(run_start *s)
     cJSON *msg = cJSON_CreateObject();
     cJSON_AddStringToObject(msg, "role", "user");
     cJSON_AddStringToObject(msg, "content", content);
+    origin_set(msg, origin_new(ORIGIN_USER, false));   /* as store_run_start recorded it */
     free(content);
     step_event ev = {.kind = STEP_EVENT_START, .history = history, .message = msg};
     run_exec_feed(x, &ev);

@@ -12,6 +12,8 @@
  * fair-queue slot, settling to what was delivered, usage, spans. */
 #include "runs/runs_internal.h"
 
+#include "core/origin.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +140,11 @@ static void run_model_on_done(metered_call *mc, upstream_call *call, const upstr
     x->reply_text.len = 0;
     cJSON_Delete(x->reply_tools);
     x->reply_tools = NULL;
+    /* Its provenance: the model's, and which model (a degraded run's
+     * replies name the cheaper one). */
+    cJSON *origin = origin_new(ORIGIN_MODEL, false);
+    if (origin && x->call_model) cJSON_AddStringToObject(origin, "model", x->call_model->name);
+    origin_set(msg, origin);
     /* Kept for the transcript: written with its tool results, as one group. */
     cJSON_Delete(x->assistant_msg);
     x->assistant_msg = cJSON_Duplicate(msg, true);
@@ -252,6 +259,10 @@ void run_model_call(run_exec *x, cJSON *request)
     runs_who w;
     runs_gate_who(x->r, &x->sc, &w);
     x->call_model = run_model_choose(x, &w, request);
+    /* The guard has seen the messages' origins (guard_before_effect); the
+     * provider is sent none: the origin is brigade's bookkeeping, not a
+     * field of the provider's API. */
+    origin_strip(cJSON_GetObjectItemCaseSensitive(request, "messages"));
     free(x->call_body);
     x->call_body = cJSON_PrintUnformatted(request);
     cJSON_Delete(request);

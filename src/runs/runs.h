@@ -193,7 +193,9 @@ void runs_restore_paused(runs *r);
 /* A run's approvals were all decided (api): it goes on. Thread-safe. */
 void runs_approvals_decided(runs *r, const char *run_id);
 
-/* A stored message as the model sees it (OpenAI chat form). */
+/* A stored message as the core holds it (OpenAI chat form), with its
+ * `origin` (core/origin.h; inferred from the role for a row older than
+ * provenance) — which the harness removes before a request goes upstream. */
 cJSON *runs_model_message(const message_rec *m);
 
 #endif

@@ -316,6 +316,20 @@ void run_model_abort(run_exec *x);
 void run_tools_call(run_exec *x, cJSON *tool_calls);
 void run_tools_abort(run_exec *x);
 
+/* provenance.c (core/origin.h) */
+/* The origin of a tool call's result: by the tool's kind (refused: the
+ * text is brigade's, kind system); `memory_read` is what the memory tool
+ * told it read (tools.h read_origins), or NULL. */
+cJSON *run_origin_tool_result(const tool_def *def, bool refused, const char *tool,
+                              const char *call_id, const char *memory_read);
+/* The origin the memory tool records on what this run writes now
+ * (malloc'd JSON): the run, and whether its context is tainted. */
+char  *run_memory_write_origin(const run_exec *x);
+/* brigade.provenance.* attributes of a span: of one origin (a tool's
+ * span), or of the run's taint (the run's span). */
+void   run_origin_trace(obs_span *span, const cJSON *origin);
+void   run_taint_trace(obs_span *span, const guard_run *g);
+
 /* events.c: hand one API event to the subscriber, if it wants events;
  * and the end to it, if it is still there. */
 void run_event(run_exec *x, const char *name, cJSON *data /* taken */);

@@ -9,6 +9,8 @@
  * The store work runs on the thread pool, one job at a time per start;
  * everything else on the loop of the caller. */
 #include "runs/runs_internal.h"
+
+#include "core/origin.h"
 #include "guard/engine.h"
 #include "guard/guard_record.h"
 #include "obs/audit.h"
@@ -107,6 +109,14 @@ cJSON *runs_model_message(const message_rec *m)
         if (tc) cJSON_AddItemToObject(o, "tool_calls", tc);
     }
     if (m->tool_call_id[0]) cJSON_AddStringToObject(o, "tool_call_id", m->tool_call_id);
+    /* its provenance (core/origin.h): as recorded, or, for a row older than
+     * provenance (or one that does not parse), inferred from its role */
+    cJSON *origin = m->origin_json ? cJSON_Parse(m->origin_json) : NULL;
+    if (!cJSON_IsObject(origin)) {
+        cJSON_Delete(origin);
+        origin = origin_inferred(m->role);
+    }
+    origin_set(o, origin);
     return o;
 }
 

@@ -15,6 +15,7 @@
  *      as one group (store_run_append), then fed back to the core. */
 #include "runs/runs_internal.h"
 
+#include "core/origin.h"
 #include "obs/audit.h"
 
 #include <stdio.h>
@@ -44,6 +45,9 @@ struct tool_slot {
     char     *connect_url;            /* MISSING: where to connect */
     char     *auth_name, *auth_value; /* OK: the header (the value is a secret) */
     char      connection_id[ID_MAX];  /* OK: the user's connection used (named in the audit) */
+    /* provenance (provenance.c) */
+    bool      started;                /* the tool ran: its result is its own text */
+    char     *memory_read;            /* the memory tool's entries read, with their origins */
 };
 
 static void tool_slot_forget_secret(tool_slot *slot)
@@ -120,7 +124,8 @@ static void run_tool_audit(run_exec *x, const tool_slot *slot, const char *name,
 }
 
 /* A message_rec view of a cJSON chat message (strings are borrowed). */
-static void run_tool_msg_rec(run_exec *x, const cJSON *m, message_rec *out, char **tc_json)
+static void run_tool_msg_rec(run_exec *x, const cJSON *m, message_rec *out, char **tc_json,
+                             char **origin_json)
 {
     memset(out, 0, sizeof *out);
     const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
@@ -134,23 +139,30 @@ static void run_tool_msg_rec(run_exec *x, const cJSON *m, message_rec *out, char
     if (cJSON_IsString(tcid)) snprintf(out->tool_call_id, sizeof out->tool_call_id, "%s", tcid->valuestring);
     snprintf(out->session_id, sizeof out->session_id, "%s", x->rec.session_id);
     snprintf(out->run_id, sizeof out->run_id, "%s", x->rec.id);
+    const cJSON *origin = cJSON_GetObjectItemCaseSensitive(m, ORIGIN_MEMBER);
+    *origin_json = cJSON_IsObject(origin) ? cJSON_PrintUnformatted(origin) : NULL;
+    out->origin_json = *origin_json;
 }
 
 static void run_tools_persist_work(run_exec *x)
 {
     size_t n = 1 + (size_t)cJSON_GetArraySize(x->results);
     message_rec *msgs = xcalloc(n, sizeof *msgs);
-    char **tcj = xcalloc(n, sizeof *tcj);
-    run_tool_msg_rec(x, x->assistant_msg, &msgs[0], &tcj[0]);
+    char **tcj = xcalloc(n, sizeof *tcj), **orj = xcalloc(n, sizeof *orj);
+    run_tool_msg_rec(x, x->assistant_msg, &msgs[0], &tcj[0], &orj[0]);
     size_t i = 1;
     const cJSON *r;
     cJSON_ArrayForEach(r, x->results) {
-        run_tool_msg_rec(x, r, &msgs[i], &tcj[i]);
+        run_tool_msg_rec(x, r, &msgs[i], &tcj[i], &orj[i]);
         i++;
     }
     x->work_status = store_run_append(x->r->st, &x->sc, &x->rec, msgs, n);
-    for (size_t k = 0; k < n; k++) cJSON_free(tcj[k]);
+    for (size_t k = 0; k < n; k++) {
+        cJSON_free(tcj[k]);
+        cJSON_free(orj[k]);
+    }
     free(tcj);
+    free(orj);
     free(msgs);
 }
 
@@ -177,6 +189,8 @@ static void run_tools_free_slots(run_exec *x)
             if (slot->cred_fetch && x->r->has_creds) x->r->creds.cancel(x->r->creds.self, slot->cred_fetch);
             slot->cred_fetch = NULL;
             tool_slot_forget_secret(slot);
+            free(slot->memory_read);
+            slot->memory_read = NULL;
             if (slot->span) {
                 obs_span_end(slot->span, OBS_STATUS_ERROR, "the call did not run");
                 slot->span = NULL;
@@ -224,6 +238,18 @@ static void run_tool_result(run_exec *x, size_t i, bool ok, const char *output, 
     memcpy(text, output, len);
     text[len] = '\0';
     cJSON_AddStringToObject(msg, "content", text);
+    /* where the text came from (provenance.c): the tool's kind, and for
+     * the memory tool who wrote what it read */
+    tool_slot *slot = x->tool_slots ? &x->tool_slots[i] : NULL;
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(fn, "name");
+    const char *tname = cJSON_IsString(nm) ? nm->valuestring : "";
+    cJSON *origin = run_origin_tool_result(slot ? slot->def : NULL, !slot || !slot->started, tname,
+                                           cJSON_IsString(id) ? id->valuestring : "",
+                                           slot ? slot->memory_read : NULL);
+    if (slot) run_origin_trace(slot->span, origin);
+    cJSON *event_origin = origin ? cJSON_Duplicate(origin, true) : NULL;
+    origin_set(msg, origin);
     cJSON_ReplaceItemInArray(x->results, (int)i, msg);
 
     cJSON *d = cJSON_CreateObject();
@@ -232,14 +258,12 @@ static void run_tool_result(run_exec *x, size_t i, bool ok, const char *output, 
     size_t plen;
     char *preview = tools_cap_output(text, len, RUNS_PREVIEW_BYTES, &plen);
     cJSON_AddStringToObject(d, "preview", preview ? preview : "");
+    if (event_origin) cJSON_AddItemToObject(d, "origin", event_origin);
     free(preview);
     free(text);
     run_event(x, "tool.result", d);
-    tool_slot *slot = x->tool_slots ? &x->tool_slots[i] : NULL;
     if (slot) {
-        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
-        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(fn, "name");
-        run_tool_audit(x, slot, cJSON_IsString(nm) ? nm->valuestring : "", ok);
+        run_tool_audit(x, slot, tname, ok);
         if (slot->span) {
             obs_span_set_bool(slot->span, "brigade.tool.ok", ok);
             obs_span_end(slot->span, ok ? OBS_STATUS_OK : OBS_STATUS_ERROR, ok ? NULL : "the tool failed");
@@ -258,6 +282,15 @@ static void run_tool_done(void *arg, bool ok, const char *output, size_t len)
     if (x->finishing) return;
     run_tool_result(x, i, ok, output, len);
     if (x->n_done == x->n_execs) run_tools_all_done(x);
+}
+
+/* The memory tool's entries read, with who wrote them (tools.h): kept
+ * for the origin of its result. */
+static void run_tool_read_origins(void *arg, const char *entries_json)
+{
+    tool_slot *slot = arg;
+    free(slot->memory_read);
+    slot->memory_read = xstrdup(entries_json);
 }
 
 /* A tool's progress (an MCP server's progress notifications) as a
@@ -313,11 +346,19 @@ static void run_tools_go(run_exec *x)
             .egress_allow_nets = x->r->cfg->egress_allow_nets,
             .n_egress_allow_nets = x->r->cfg->n_egress_allow_nets, .span = slot->span,
             .progress = run_tool_progress, .progress_arg = slot,
+            .read_origins = run_tool_read_origins, .read_origins_arg = slot,
         };
+        /* what this call writes to memory is recorded as written by this
+         * run, untrusted if untrusted content is in its context now */
+        char *write_origin = slot->def->kind == TOOL_MEMORY ? run_memory_write_origin(x) : NULL;
+        env.memory_origin = write_origin;
+        slot->started = true;
         x->execs[i] = tools_execute(slot->def, &env, targs, run_tool_done, slot);
+        free(write_origin);
         /* the request holds its own copy of the header now */
         tool_slot_forget_secret(slot);
         if (!x->execs[i]) {
+            slot->started = false;
             char why[320];
             snprintf(why, sizeof why, "error: the tool %s could not be started", tname);
             run_tool_result(x, i, false, why, strlen(why));

@@ -299,6 +299,7 @@ store_status store_usage_ledger(store *st, int64_t from,
 #define STORE_AGENT_MAX 65
 #define STORE_MEMORY_KEY_MAX 256            /* bytes, keys are [^\x00-\x1f]{1,256} */
 #define STORE_MEMORY_VALUE_MAX (64u << 10)  /* 64 KiB a value */
+#define STORE_ORIGIN_MAX (16u << 10)        /* a message's or memory entry's origin JSON */
 
 typedef struct session_rec {
     char    id[ID_MAX];                 /* "ses_…" */
@@ -317,6 +318,9 @@ typedef struct message_rec {
     char   *content;                    /* malloc'd, may be NULL (assistant with only tool calls) */
     char   *tool_calls_json;            /* malloc'd OpenAI tool_calls array text, or NULL */
     char    tool_call_id[72];           /* role tool */
+    char   *origin_json;                /* malloc'd: its origin (core/origin.h) as JSON
+                                           object text; NULL for a row older than
+                                           provenance (migration 12) */
     int64_t created_at;
 } message_rec;
 
@@ -342,6 +346,8 @@ typedef struct run_rec {
 typedef struct memory_rec {
     char    key[STORE_MEMORY_KEY_MAX + 1];
     char   *value;                      /* malloc'd */
+    char   *origin_json;                /* malloc'd: who wrote it (core/origin.h), JSON
+                                           object text; NULL: not recorded (older entry) */
     int64_t updated_at;
 } memory_rec;
 
@@ -349,7 +355,7 @@ const char *run_status_name(run_status s);    /* "queued", "running", … */
 bool        run_status_terminal(run_status s);
 
 void session_rec_free(session_rec *s);
-void message_rec_free(message_rec *m);          /* frees content, tool_calls_json */
+void message_rec_free(message_rec *m);          /* frees content, tool_calls_json, origin_json */
 void store_free_sessions(session_rec *arr, size_t n);
 void store_free_messages(message_rec *arr, size_t n);
 void memory_rec_free(memory_rec *m);
@@ -516,6 +522,10 @@ store_status store_def_list(store *st, const scope *sc, store_def_kind kind, def
 /* --- memory (the user's long-term memory; FTS5 search) --- */
 store_status store_memory_put(store *st, const scope *sc, const char *key, const char *value,
                               memory_rec *out /* may be NULL */);
+/* The same, recording who wrote it: `origin_json` is a JSON object's text
+ * (at most STORE_ORIGIN_MAX bytes; NULL: not recorded). */
+store_status store_memory_put_from(store *st, const scope *sc, const char *key, const char *value,
+                                   const char *origin_json, memory_rec *out /* may be NULL */);
 store_status store_memory_get(store *st, const scope *sc, const char *key, memory_rec *out);
 store_status store_memory_delete(store *st, const scope *sc, const char *key);
 

@@ -32,7 +32,8 @@ void memory_rec_free(memory_rec *m)
 {
     if (!m) return;
     free(m->value);
-    m->value = NULL;
+    free(m->origin_json);
+    m->value = m->origin_json = NULL;
 }
 
 void store_free_memories(memory_rec *arr, size_t n)
@@ -103,6 +104,7 @@ size_t store_memory_fts_query(const char *query, char *out)
 typedef struct memory_put_args {
     const scope *sc;
     const char *key, *value;
+    const char *origin;            /* JSON text, or NULL */
     int64_t now;
     int64_t bytes;                 /* key + value */
     store_quota quota;
@@ -152,9 +154,9 @@ static store_status store_memory_put_op(store_conn *c, void *arg)
     if (res != STORE_OK) return res;
     if ((res = store_memory_quota(c, a)) != STORE_OK) return res;
     sqlite3_stmt *s = store_stmt(c,
-        "INSERT INTO memory (tenant_id, user_id, key, value, updated_at, bytes) VALUES (?,?,?,?,?,?)"
+        "INSERT INTO memory (tenant_id, user_id, key, value, updated_at, bytes, origin) VALUES (?,?,?,?,?,?,?)"
         " ON CONFLICT (tenant_id, user_id, key) DO UPDATE SET value = excluded.value,"
-        " updated_at = excluded.updated_at, bytes = excluded.bytes");
+        " updated_at = excluded.updated_at, bytes = excluded.bytes, origin = excluded.origin");
     if (!s) return STORE_ERROR;
     store_bind_text(s, 1, a->sc->tenant_id);
     store_bind_text(s, 2, a->sc->user_id);
@@ -162,11 +164,12 @@ static store_status store_memory_put_op(store_conn *c, void *arg)
     store_bind_text(s, 4, a->value);
     sqlite3_bind_int64(s, 5, a->now);
     sqlite3_bind_int64(s, 6, a->bytes);
+    store_bind_text(s, 7, a->origin);
     return store_step_done(c, s, "put memory");
 }
 
 static int store_memory_fill(memory_rec *out, const char *key, const char *value, size_t vlen,
-                             int64_t updated_at)
+                             const char *origin, int64_t updated_at)
 {
     memset(out, 0, sizeof *out);
     snprintf(out->key, sizeof out->key, "%s", key);
@@ -175,30 +178,55 @@ static int store_memory_fill(memory_rec *out, const char *key, const char *value
     if (!out->value) return -1;
     memcpy(out->value, value, vlen);
     out->value[vlen] = '\0';
+    if (origin && !(out->origin_json = strdup(origin))) {
+        memory_rec_free(out);
+        return -1;
+    }
     return 0;
 }
 
-/* columns: key, value, updated_at */
+#define STORE_MEMORY_COLS "key, value, updated_at, origin"
+
+/* columns: STORE_MEMORY_COLS */
 static int store_memory_row(sqlite3_stmt *s, void *rec)
 {
     const char *v = (const char *)sqlite3_column_text(s, 1);
     return store_memory_fill(rec, (const char *)sqlite3_column_text(s, 0), v ? v : "",
-                             (size_t)sqlite3_column_bytes(s, 1), sqlite3_column_int64(s, 2));
+                             (size_t)sqlite3_column_bytes(s, 1),
+                             (const char *)sqlite3_column_text(s, 3), sqlite3_column_int64(s, 2));
+}
+
+/* The origin is the harness's JSON (core/origin.h), bounded and UTF-8;
+ * it is not counted in the quota: its size does not depend on the user. */
+static bool store_memory_origin_ok(const char *origin)
+{
+    if (!origin) return true;
+    size_t n = strnlen(origin, STORE_ORIGIN_MAX + 1);
+    return n > 0 && n <= STORE_ORIGIN_MAX && utf8_valid(origin, n);
+}
+
+store_status store_memory_put_from(store *st, const scope *sc, const char *key, const char *value,
+                                   const char *origin_json, memory_rec *out)
+{
+    if (out) memset(out, 0, sizeof *out);
+    if (!scope_valid(sc)) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
+    if (!store_memory_key_ok(key) || !store_memory_value_ok(value) ||
+        !store_memory_origin_ok(origin_json))
+        return STORE_INVALID;
+    memory_put_args a = {sc, key, value, origin_json, time_now_unix(),
+                         (int64_t)(strlen(key) + strlen(value)), {0}, {0}};
+    store_quota_of(st, sc, &a.quota);
+    store_status res = store_quota_record(store_write(st, store_memory_put_op, &a), &a.refusal);
+    if (res != STORE_OK || !out) return res;
+    return store_memory_fill(out, key, value, strlen(value), origin_json, a.now) == 0 ? STORE_OK
+                                                                                      : STORE_ERROR;
 }
 
 store_status store_memory_put(store *st, const scope *sc, const char *key, const char *value,
                               memory_rec *out)
 {
-    if (out) memset(out, 0, sizeof *out);
-    if (!scope_valid(sc)) return STORE_NOT_FOUND;
-    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
-    if (!store_memory_key_ok(key) || !store_memory_value_ok(value)) return STORE_INVALID;
-    memory_put_args a = {sc, key, value, time_now_unix(), (int64_t)(strlen(key) + strlen(value)),
-                         {0}, {0}};
-    store_quota_of(st, sc, &a.quota);
-    store_status res = store_quota_record(store_write(st, store_memory_put_op, &a), &a.refusal);
-    if (res != STORE_OK || !out) return res;
-    return store_memory_fill(out, key, value, strlen(value), a.now) == 0 ? STORE_OK : STORE_ERROR;
+    return store_memory_put_from(st, sc, key, value, NULL, out);
 }
 
 store_status store_memory_get(store *st, const scope *sc, const char *key, memory_rec *out)
@@ -209,7 +237,7 @@ store_status store_memory_get(store *st, const scope *sc, const char *key, memor
     if (!store_memory_key_ok(key)) return STORE_INVALID;
     store_conn *c = store_reader(st);
     if (!c) return STORE_ERROR;
-    sqlite3_stmt *s = store_stmt(c, "SELECT key, value, updated_at FROM memory"
+    sqlite3_stmt *s = store_stmt(c, "SELECT " STORE_MEMORY_COLS " FROM memory"
                                     " WHERE tenant_id = ? AND user_id = ? AND key = ?");
     if (!s) return STORE_ERROR;
     store_bind_text(s, 1, sc->tenant_id);
@@ -283,7 +311,7 @@ static store_status store_memory_ranked(store_conn *c, const scope *sc, const ch
     size_t got = 0;
     if (res == STORE_OK && !arr) res = STORE_ERROR;
     for (size_t i = 0; res == STORE_OK && i < nrows && got < limit; i++) {
-        sqlite3_stmt *s = store_stmt(c, "SELECT key, value, updated_at FROM memory"
+        sqlite3_stmt *s = store_stmt(c, "SELECT " STORE_MEMORY_COLS " FROM memory"
                                         " WHERE id = ? AND tenant_id = ? AND user_id = ?");
         if (!s) { res = STORE_ERROR; break; }
         sqlite3_bind_int64(s, 1, rows[i].id);
@@ -326,7 +354,7 @@ store_status store_memory_search(store *st, const scope *sc, const char *query, 
     if (nwords > 0) return store_memory_ranked(c, sc, words, nwords, limit, out, n);
 
     /* no words at all (empty, or only punctuation): newest first */
-    sqlite3_stmt *s = store_stmt(c, "SELECT key, value, updated_at FROM memory"
+    sqlite3_stmt *s = store_stmt(c, "SELECT " STORE_MEMORY_COLS " FROM memory"
                                     " WHERE tenant_id = ?2 AND user_id = ?3"
                                     " ORDER BY updated_at DESC, id DESC LIMIT ?4");
     if (!s) return STORE_ERROR;

@@ -382,6 +382,14 @@ static const store_migration store_migrations[] = {
      "  created_at  INTEGER NOT NULL"
      ");"
      "CREATE INDEX responses_user_bytes ON responses (tenant_id, user_id, bytes);"},
+
+    /* 12: provenance (core/origin.h, docs/guard.md). A transcript message's
+     * origin and a memory entry's, as JSON objects the harness writes.
+     * Rows older than this keep NULL: a message's origin is then inferred
+     * from its role, a memory entry's is "unknown" (untrusted). */
+    {12,
+     "ALTER TABLE messages ADD COLUMN origin TEXT;"
+     "ALTER TABLE memory ADD COLUMN origin TEXT;"},
     {13,
      /* The guard's decisions that were not "allow" (guard/guard_record.h):
       * who, where, which detector or check, what it did. Never the text

@@ -148,6 +148,9 @@ static store_status store_run_start_op(store_conn *c, void *arg)
     memset(&m, 0, sizeof m);
     memcpy(m.role, "user", 5);
     m.content = (char *)a->user_content;
+    /* The posted message is the user's, whatever its text claims to be
+     * (core/origin.h): nothing in the request can set its origin. */
+    m.origin_json = (char *)"{\"kind\":\"user\",\"untrusted\":false}";
     res = store_message_append(c, a->sc, a->session_id, r->id, &m, a->now, &r->user_seq);
     if (res != STORE_OK) return res;
 

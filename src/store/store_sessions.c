@@ -21,7 +21,7 @@
 #define STORE_LIST_MAX 1000
 
 #define STORE_SESSION_COLS "id, agent, metadata, created_at, updated_at, message_count"
-#define STORE_MESSAGE_COLS "seq, session_id, run_id, role, content, tool_calls, tool_call_id, created_at"
+#define STORE_MESSAGE_COLS "seq, session_id, run_id, role, content, tool_calls, tool_call_id, created_at, origin"
 
 /* ---- freeing ---- */
 
@@ -37,7 +37,8 @@ void message_rec_free(message_rec *m)
     if (!m) return;
     free(m->content);
     free(m->tool_calls_json);
-    m->content = m->tool_calls_json = NULL;
+    free(m->origin_json);
+    m->content = m->tool_calls_json = m->origin_json = NULL;
 }
 
 void store_free_sessions(session_rec *arr, size_t n)
@@ -85,7 +86,8 @@ static bool store_message_valid(const message_rec *m)
 {
     if (!memchr(m->role, '\0', sizeof m->role) || !memchr(m->tool_call_id, '\0', sizeof m->tool_call_id))
         return false;
-    if (!store_text_ok(m->content) || !store_text_ok(m->tool_calls_json) ||
+    if (m->origin_json && strlen(m->origin_json) > STORE_ORIGIN_MAX) return false;
+    if (!store_text_ok(m->content) || !store_text_ok(m->tool_calls_json) || !store_text_ok(m->origin_json) ||
         !utf8_valid(m->tool_call_id, strlen(m->tool_call_id)))
         return false;
     if (strcmp(m->role, "user") == 0) return m->content && !m->tool_calls_json && !m->tool_call_id[0];
@@ -112,7 +114,7 @@ store_status store_message_append(store_conn *c, const scope *sc, const char *se
     if (rc != SQLITE_ROW) return store_sqlite_status(c, rc, "next seq");
 
     s = store_stmt(c, "INSERT INTO messages (session_id, seq, run_id, tenant_id, user_id, role, content,"
-                      " tool_calls, tool_call_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)");
+                      " tool_calls, tool_call_id, created_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
     if (!s) return STORE_ERROR;
     store_bind_text(s, 1, session_id);
     sqlite3_bind_int64(s, 2, seq);
@@ -124,6 +126,7 @@ store_status store_message_append(store_conn *c, const scope *sc, const char *se
     store_bind_text(s, 8, m->tool_calls_json);
     store_bind_text(s, 9, m->tool_call_id);
     sqlite3_bind_int64(s, 10, now);
+    store_bind_text(s, 11, m->origin_json);
     rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) return store_sqlite_status(c, rc, "insert message");
@@ -163,7 +166,8 @@ static int store_read_message(sqlite3_stmt *s, void *rec)
     store_col_copy(s, 3, m->role, sizeof m->role);
     store_col_copy(s, 6, m->tool_call_id, sizeof m->tool_call_id);
     m->created_at = sqlite3_column_int64(s, 7);
-    if (store_col_dup(s, 4, &m->content) != 0 || store_col_dup(s, 5, &m->tool_calls_json) != 0) {
+    if (store_col_dup(s, 4, &m->content) != 0 || store_col_dup(s, 5, &m->tool_calls_json) != 0 ||
+        store_col_dup(s, 8, &m->origin_json) != 0) {
         message_rec_free(m);
         return -1;
     }

@@ -27,10 +27,14 @@ typedef struct mem_exec {
     scope      sc;             /* a copy: the run's scope may go before we finish */
     mem_action action;
     char      *key, *value, *query;
+    char      *write_origin;   /* JSON recorded on what a save writes (tools.h) */
+    void     (*read_origins)(void *arg, const char *entries_json);
+    void      *read_origins_arg;
     bool       cancelled;      /* loop thread only */
     /* filled on the pool */
     bool       ok;
     char      *out;
+    cJSON     *read;           /* [{"key","origin"}]: the entries read */
 } mem_exec;
 
 static void mem_free(mem_exec *m)
@@ -38,7 +42,9 @@ static void mem_free(mem_exec *m)
     free(m->key);
     free(m->value);
     free(m->query);
+    free(m->write_origin);
     free(m->out);
+    cJSON_Delete(m->read);
     free(m);
 }
 
@@ -47,6 +53,23 @@ static char *mem_json(cJSON *o)
     char *t = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return t;
+}
+
+/* Remember an entry read, with who wrote it: its origin travels with the
+ * tool's result (core/origin.h). A stored origin that does not parse is
+ * reported as not recorded. */
+static void mem_note_read(mem_exec *m, const memory_rec *rec)
+{
+    if (!m->read) m->read = cJSON_CreateArray();
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "key", rec->key);
+    cJSON *o = rec->origin_json ? cJSON_Parse(rec->origin_json) : NULL;
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        o = cJSON_CreateNull();
+    }
+    cJSON_AddItemToObject(e, "origin", o);
+    cJSON_AddItemToArray(m->read, e);
 }
 
 static char *mem_store_error(store_status s, const char *key, const char *tier)
@@ -88,7 +111,7 @@ static void mem_work(uv_work_t *w)
     memset(&rec, 0, sizeof rec);
     switch (m->action) {
     case MEM_SAVE:
-        s = store_memory_put(m->st, &m->sc, m->key, m->value, NULL);
+        s = store_memory_put_from(m->st, &m->sc, m->key, m->value, m->write_origin, NULL);
         if (s == STORE_OK) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "saved", m->key);
@@ -102,6 +125,7 @@ static void mem_work(uv_work_t *w)
             cJSON_AddStringToObject(o, "key", rec.key);
             cJSON_AddStringToObject(o, "value", rec.value ? rec.value : "");
             m->out = mem_json(o);
+            mem_note_read(m, &rec);
             memory_rec_free(&rec);
         }
         break;
@@ -117,6 +141,7 @@ static void mem_work(uv_work_t *w)
                 cJSON_AddStringToObject(e, "key", arr[i].key);
                 cJSON_AddStringToObject(e, "value", arr[i].value ? arr[i].value : "");
                 cJSON_AddItemToArray(res, e);
+                mem_note_read(m, &arr[i]);
             }
             store_free_memories(arr, n);
             m->out = mem_json(o);
@@ -142,6 +167,12 @@ static void mem_after(uv_work_t *w, int status)
     if (m->cancelled) {
         mem_free(m);
         return;
+    }
+    /* only what reads has entries to tell of (none found: an empty list) */
+    if (m->read_origins && status != UV_ECANCELED && (m->action == MEM_RECALL || m->action == MEM_SEARCH)) {
+        char *read = m->read ? cJSON_PrintUnformatted(m->read) : NULL;
+        m->read_origins(m->read_origins_arg, read ? read : "[]");
+        free(read);
     }
     if (status == UV_ECANCELED || !m->out)
         tool_exec_deliver(&m->base, false, "{\"error\":\"the memory call did not run\"}", 39);
@@ -248,7 +279,11 @@ tool_exec *tool_memory_start(const tool_env *env, const cJSON *args, char *out, 
     m->key = key ? strdup(key) : NULL;
     m->value = value && a == MEM_SAVE ? strdup(value) : NULL;
     m->query = query && a == MEM_SEARCH ? strdup(query) : NULL;
-    if ((key && !m->key) || (a == MEM_SAVE && !m->value) || (a == MEM_SEARCH && !m->query)) {
+    m->write_origin = env->memory_origin && a == MEM_SAVE ? strdup(env->memory_origin) : NULL;
+    m->read_origins = env->read_origins;
+    m->read_origins_arg = env->read_origins_arg;
+    if ((key && !m->key) || (a == MEM_SAVE && !m->value) || (a == MEM_SEARCH && !m->query) ||
+        (env->memory_origin && a == MEM_SAVE && !m->write_origin)) {
         mem_free(m);
         tools_json_error(out, outlen, "out of memory");
         return NULL;

@@ -138,6 +138,14 @@ typedef struct tool_env {
      * progress, total (< 0 unknown), message (NULL none). NULL: ignored. */
     void       (*progress)(void *arg, double progress, double total, const char *message);
     void        *progress_arg;
+    /* Provenance (core/origin.h). `memory_origin`: the origin recorded on
+     * the memory entries this call writes, JSON object text (NULL: not
+     * recorded). `read_origins`: the memory tool tells, on the loop just
+     * before `done`, the entries it read and who wrote them — a JSON array
+     * [{"key", "origin"}] (origin null when not recorded). NULL: ignored. */
+    const char  *memory_origin;
+    void       (*read_origins)(void *arg, const char *entries_json);
+    void        *read_origins_arg;
 } tool_env;
 
 /* The result handed back: `output` is text for the model (JSON for memory

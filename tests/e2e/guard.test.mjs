@@ -83,7 +83,12 @@ async function turn(agent, content, session) {
 
 describe('tool output', () => {
   test('an injection is spotlighted: wrapped, datamarked, the forged end marker defused', async () => {
-    const { events, reply } = await turn('spot', `Read the page. ${toolMarker('page', {})}`);
+    const { events, reply, transcript: t } = await turn('spot', `Read the page. ${toolMarker('page', {})}`);
+    // its provenance: fetched, untrusted, wrapped in brigade's markers
+    const out = t.find((m) => m.role === 'tool');
+    assert.equal(out.origin.kind, 'fetched');
+    assert.equal(out.origin.untrusted, true);
+    assert.equal(out.origin.wrapped, 'spotlight');
     const [f] = flagged(events);
     assert.ok(f, `a guard.flagged event: ${JSON.stringify(events.map((e) => e.event))}`);
     assert.equal(f.channel, 'tool');
@@ -113,8 +118,9 @@ describe('tool output', () => {
   });
 
   test('clean output passes untouched, with no event', async () => {
-    const { events, reply } = await turn('spot', toolMarker('clean', {}));
+    const { events, reply, transcript: t } = await turn('spot', toolMarker('clean', {}));
     assert.deepEqual(flagged(events), []);
+    assert.equal(t.find((m) => m.role === 'tool').origin.wrapped, undefined);
     assert.equal(reply.content, 'Tool clean returned: The weather in Paris is sunny, 21 degrees.');
   });
 
@@ -123,6 +129,7 @@ describe('tool output', () => {
     assert.equal(flagged(events)[0].action, 'drop');
     const tool = t.find((m) => m.role === 'tool');
     assert.match(tool.content, /was withheld/);
+    assert.equal(tool.origin.wrapped, 'withheld');
     assert.ok(!tool.content.includes('passwords'), tool.content);
     assert.match(reply.content, /withheld/);
   });

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "core/origin.h"
 #include "core/step.h"
 
 static cJSON *parse(const char *json)
@@ -326,6 +327,112 @@ static void test_select_ex_counts_omitted(void **unused)
     free(big);
 }
 
+
+/* Provenance (core/origin.h): copies keep each message's origin, the
+ * messages the policy writes itself say they are brigade's, and the
+ * harness's strip leaves no origin in what is sent. */
+static void test_origins_kept_and_system_marked(void **state)
+{
+    (void)state;
+    cJSON *msgs = parse("["
+        "{\"role\":\"user\",\"content\":\"old question\",\"origin\":{\"kind\":\"user\",\"untrusted\":false}},"
+        "{\"role\":\"assistant\",\"content\":\"old answer that is rather long indeed\","
+        " \"origin\":{\"kind\":\"model\",\"untrusted\":false}},"
+        "{\"role\":\"user\",\"content\":\"fetch it\",\"origin\":{\"kind\":\"user\",\"untrusted\":false}},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+        "  \"function\":{\"name\":\"fetch\",\"arguments\":\"{}\"}}],\"origin\":{\"kind\":\"model\",\"untrusted\":false}},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"page\","
+        " \"origin\":{\"kind\":\"fetched\",\"untrusted\":true,\"url_host\":\"example.org\"}}]");
+    size_t dropped = 0;
+    int64_t tokens = 0;
+    /* a budget that holds the current turn but not the first exchange */
+    cJSON *out = step_context_select("be brief", msgs, 40, &dropped, &tokens);
+    assert_non_null(out);
+    assert_int_equal(dropped, 2);
+    const cJSON *m;
+    int i = 0;
+    cJSON_ArrayForEach(m, out) {
+        const cJSON *o = cJSON_GetObjectItem(m, "origin");
+        assert_true(cJSON_IsObject(o));
+        if (i < 2) {            /* the system prompt and the note */
+            assert_int_equal(origin_kind_of(o), ORIGIN_SYSTEM);
+            assert_false(origin_message_untrusted(m));
+        }
+        i++;
+    }
+    assert_int_equal(i, 5);
+    const cJSON *tool = cJSON_GetArrayItem(out, 4);
+    assert_int_equal(origin_message_kind(tool), ORIGIN_FETCHED);
+    assert_true(origin_message_untrusted(tool));
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(tool, "origin"), "url_host")->valuestring,
+                        "example.org");
+    /* the origin is not content: it costs no tokens of the estimate */
+    cJSON *bare = cJSON_Duplicate(tool, 1);
+    cJSON_DeleteItemFromObject(bare, "origin");
+    assert_int_equal(step_estimate_tokens(bare), step_estimate_tokens(tool));
+    cJSON_Delete(bare);
+    origin_strip(out);
+    cJSON_ArrayForEach(m, out)
+        assert_null(cJSON_GetObjectItem(m, "origin"));
+    char *text = cJSON_PrintUnformatted(out);
+    assert_null(strstr(text, "origin"));
+    assert_null(strstr(text, "untrusted"));
+    free(text);
+    cJSON_Delete(out);
+    cJSON_Delete(msgs);
+}
+
+static void test_origin_rules(void **state)
+{
+    (void)state;
+    /* rows older than provenance: inferred from the role */
+    cJSON *o = origin_inferred("tool");
+    assert_int_equal(origin_kind_of(o), ORIGIN_TOOL);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "untrusted")));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "inferred")));
+    cJSON_Delete(o);
+    o = origin_inferred("user");
+    assert_int_equal(origin_kind_of(o), ORIGIN_USER);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(o, "untrusted")));
+    cJSON_Delete(o);
+    o = origin_inferred("assistant");
+    assert_int_equal(origin_kind_of(o), ORIGIN_MODEL);
+    cJSON_Delete(o);
+    o = origin_inferred(NULL);
+    assert_int_equal(origin_kind_of(o), ORIGIN_SYSTEM);
+    cJSON_Delete(o);
+
+    /* without an origin, a tool result is untrusted and a user's message not */
+    cJSON *m = msg("tool", "x");
+    assert_true(origin_message_untrusted(m));
+    assert_int_equal(origin_message_kind(m), ORIGIN_TOOL);
+    cJSON_Delete(m);
+    m = msg("user", "x");
+    assert_false(origin_message_untrusted(m));
+    /* only an explicit false trusts: a missing or odd flag does not */
+    assert_true(origin_set(m, parse("{\"kind\":\"memory\"}")));
+    assert_true(origin_message_untrusted(m));
+    assert_true(origin_set(m, parse("{\"kind\":\"memory\",\"untrusted\":0}")));
+    assert_true(origin_message_untrusted(m));
+    assert_true(origin_set(m, parse("{\"kind\":\"memory\",\"untrusted\":false}")));
+    assert_false(origin_message_untrusted(m));
+    assert_int_equal(origin_message_kind(m), ORIGIN_MEMORY);
+    /* a kind brigade does not know is unknown, never a trusted one */
+    assert_true(origin_set(m, parse("{\"kind\":\"System \"}")));
+    assert_int_equal(origin_message_kind(m), ORIGIN_UNKNOWN);
+    assert_true(origin_set(m, parse("{\"kind\":7}")));
+    assert_int_equal(origin_message_kind(m), ORIGIN_UNKNOWN);
+    assert_false(origin_set(NULL, origin_new(ORIGIN_USER, false)));   /* freed, no leak */
+    cJSON_Delete(m);
+
+    cJSON *kinds = origin_kinds_array((1u << ORIGIN_FETCHED) | (1u << ORIGIN_MEMORY));
+    char *text = cJSON_PrintUnformatted(kinds);
+    assert_string_equal(text, "[\"fetched\",\"memory\"]");
+    free(text);
+    cJSON_Delete(kinds);
+    assert_string_equal(origin_kind_name((origin_kind)99), "unknown");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +444,8 @@ int main(void)
         cmocka_unit_test(test_system_prompt_first),
         cmocka_unit_test(test_no_leading_tool_message),
         cmocka_unit_test(test_select_ex_counts_omitted),
+        cmocka_unit_test(test_origins_kept_and_system_marked),
+        cmocka_unit_test(test_origin_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

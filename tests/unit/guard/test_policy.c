@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "core/origin.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +251,95 @@ static void test_taint(void **state)
     guard_run_free(g);
 }
 
+
+/* Provenance decides the taint (core/origin.h): the guard follows each
+ * result's origin flag, whatever the tool — a trusted one (the memory
+ * tool's save) does not taint, an untrusted one (the memory tool's recall)
+ * does; in the history, an origin overrides the role. guard_run_tainted
+ * names the kinds. */
+static guard_review feed_origin(guard_run *g, const guard_ctx *ctx, const char *tool,
+                                const char *origin_json)
+{
+    cJSON *results;
+    guard_review v = feed_result(g, ctx, tool, "{\"key\":\"k\",\"value\":\"v\"}", &results);
+    cJSON_Delete(results);
+    cJSON_Delete(v.events);
+    /* feed_result had no origin: feed the same result again, with one */
+    char calls_json[256];
+    snprintf(calls_json, sizeof calls_json,
+             "[{\"id\":\"c2\",\"type\":\"function\",\"function\":{\"name\":\"%s\",\"arguments\":\"{}\"}}]",
+             tool);
+    cJSON *calls = cJSON_Parse(calls_json);
+    guard_effect e = {.kind = GUARD_EFFECT_TOOL_CALLS, .json = calls};
+    guard_before_effect(g, ctx, &e);
+    cJSON_Delete(calls);
+    results = cJSON_CreateArray();
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "tool");
+    cJSON_AddStringToObject(m, "tool_call_id", "c2");
+    cJSON_AddStringToObject(m, "content", "{}");
+    cJSON_AddItemToObject(m, "origin", cJSON_Parse(origin_json));
+    cJSON_AddItemToArray(results, m);
+    guard_result r = {.kind = GUARD_RESULT_TOOL_RESULTS, .json = results};
+    v = guard_after_result(g, ctx, &r);
+    cJSON_Delete(results);
+    return v;
+}
+
+static void test_taint_by_provenance(void **state)
+{
+    (void)state;
+    guard_ctx careful = ctx_of("careful");
+    uint32_t kinds = 99;
+    /* a memory answer that read nothing (a save): trusted. (The first,
+     * origin-less feed is the clock's, trusted by the old rule.) */
+    guard_run *g = guard_run_new();
+    feed_origin(g, &careful, "clock", "{\"kind\":\"memory\",\"untrusted\":false}");
+    assert_false(guard_run_tainted(g, &kinds));
+    assert_int_equal(kinds, 0);
+    assert_int_equal(call(g, &careful, "send", "{}").verdict, GUARD_ALLOW);
+    /* a recall that read an entry: untrusted, the run is tainted by memory */
+    feed_origin(g, &careful, "clock", "{\"kind\":\"memory\",\"untrusted\":true}");
+    assert_true(guard_run_tainted(g, &kinds));
+    assert_int_equal(kinds, 1u << ORIGIN_MEMORY);
+    assert_int_equal(call(g, &careful, "send", "{}").verdict, GUARD_NEEDS_APPROVAL);
+    guard_run_free(g);
+
+    /* a result whose origin forgot the flag is not trusted */
+    g = guard_run_new();
+    feed_origin(g, &careful, "clock", "{\"kind\":\"tool\"}");
+    assert_true(guard_run_tainted(g, NULL));
+    guard_run_free(g);
+
+    /* the history: origins decide (a trusted tool result does not taint;
+     * fetched content does, and is named) */
+    g = guard_run_new();
+    guard_review v = start(g, &careful, "go on",
+              "[{\"role\":\"tool\",\"tool_call_id\":\"c9\",\"content\":\"x\","
+              "\"origin\":{\"kind\":\"tool\",\"tool\":\"clock\",\"untrusted\":false}}]");
+    cJSON_Delete(v.events);
+    assert_false(guard_run_tainted(g, NULL));
+    v = start(g, &careful, "again",
+              "[{\"role\":\"tool\",\"tool_call_id\":\"c9\",\"content\":\"x\","
+              "\"origin\":{\"kind\":\"fetched\",\"url_host\":\"a.example\",\"untrusted\":true}}]");
+    cJSON_Delete(v.events);
+    assert_true(guard_run_tainted(g, &kinds));
+    assert_int_equal(kinds, 1u << ORIGIN_FETCHED);
+    guard_run_free(g);
+
+    /* the model's request: a message marked untrusted taints even under
+     * another role */
+    g = guard_run_new();
+    cJSON *req = cJSON_Parse("{\"messages\":[{\"role\":\"user\",\"content\":\"x\","
+                             "\"origin\":{\"kind\":\"memory\",\"untrusted\":true}}]}");
+    guard_effect e = {.kind = GUARD_EFFECT_MODEL_CALL, .json = req};
+    assert_int_equal(guard_before_effect(g, &careful, &e).verdict, GUARD_ALLOW);
+    cJSON_Delete(req);
+    assert_true(guard_run_tainted(g, &kinds));
+    assert_int_equal(kinds, 1u << ORIGIN_MEMORY);
+    guard_run_free(g);
+}
+
 static void test_exfiltration(void **state)
 {
     (void)state;
@@ -370,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_drop_and_clean),
         cmocka_unit_test(test_user_input),
         cmocka_unit_test(test_taint),
+        cmocka_unit_test(test_taint_by_provenance),
         cmocka_unit_test(test_exfiltration),
         cmocka_unit_test(test_secrets_bounds),
         cmocka_unit_test(test_config),

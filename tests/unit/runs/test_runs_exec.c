@@ -548,7 +548,26 @@ static void test_tool_errors_become_results(void **state)
         if (want[i][0]) assert_non_null(strstr(content, want[i]));
         else assert_true(strlen(content) > 0);
     }
+    /* and each says where its text came from (core/origin.h): the HTTP
+     * tool's is fetched and untrusted; a refusal is brigade's own words */
+    const char *kinds[] = {"fetched", "system", "system"};
+    for (int i = 0; i < 3; i++) {
+        cJSON *o = cJSON_GetObjectItem(cJSON_GetArrayItem(res, i), "origin");
+        assert_non_null(o);
+        assert_string_equal(cJSON_GetObjectItem(o, "kind")->valuestring, kinds[i]);
+        assert_string_equal(cJSON_GetObjectItem(o, "call_id")->valuestring, ids[i]);
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "untrusted")) == (i == 0));
+    }
     cJSON_Delete(res);
+    /* … as the transcript keeps it */
+    message_rec *ms = NULL;
+    size_t n = 0;
+    assert_int_equal(store_message_list(F.st, &F.user, F.session, 0, 100, &ms, &n), STORE_OK);
+    assert_int_equal(n, 6);
+    assert_string_equal(ms[0].origin_json, "{\"kind\":\"user\",\"untrusted\":false}");
+    assert_non_null(strstr(ms[2].origin_json, "\"kind\":\"fetched\""));
+    assert_non_null(strstr(ms[3].origin_json, "\"kind\":\"system\""));
+    store_free_messages(ms, n);
     char roles[128];
     transcript_roles(roles, sizeof roles);
     assert_string_equal(roles, "user,assistant,tool,tool,tool,assistant");

@@ -381,6 +381,75 @@ static void test_run_sequence(void **state)
     session_rec_free(&s);
 }
 
+/* Provenance (migration 12): each message's and memory entry's origin is
+ * stored as given and read back; NULL (a row older than provenance) reads
+ * back NULL; the user's message is always the user's; an origin over
+ * STORE_ORIGIN_MAX or not UTF-8 is refused, and a refused message leaves
+ * nothing of its group behind. */
+static void test_origins_stored(void **state)
+{
+    fx *f = *state;
+    session_rec s;
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &s), STORE_OK);
+    run_rec r;
+    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "{\"role\":\"tool\"}", RUN_RUNNING, &r),
+                     STORE_OK);
+    message_rec group[2] = {
+        msg("assistant", NULL, "[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"page\",\"arguments\":\"{}\"}}]", NULL),
+        msg("tool", "page text", NULL, "c1"),
+    };
+    group[1].origin_json = (char *)"{\"kind\":\"fetched\",\"untrusted\":true,\"url_host\":\"a.example\"}";
+    assert_int_equal(store_run_append(f->st, &f->s1, &r, group, 2), STORE_OK);
+
+    /* refused: too large, or not UTF-8 — and the whole group with it */
+    size_t big = STORE_ORIGIN_MAX + 1;
+    char *huge = malloc(big + 1);
+    memset(huge, 'x', big);
+    huge[big] = '\0';
+    message_rec bad[2] = {msg("assistant", NULL, "[]", NULL), msg("tool", "t", NULL, "c2")};
+    bad[0].origin_json = (char *)"{\"kind\":\"model\"}";
+    bad[1].origin_json = huge;
+    assert_int_equal(store_run_append(f->st, &f->s1, &r, bad, 2), STORE_INVALID);
+    bad[1].origin_json = (char *)"{\"kind\":\"\xff\"}";
+    assert_int_equal(store_run_append(f->st, &f->s1, &r, bad, 2), STORE_INVALID);
+
+    message_rec *arr = NULL;
+    size_t n = 0;
+    assert_int_equal(store_message_list(f->st, &f->s1, s.id, 0, 10, &arr, &n), STORE_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(arr[0].origin_json, "{\"kind\":\"user\",\"untrusted\":false}");
+    assert_null(arr[1].origin_json);
+    assert_string_equal(arr[2].origin_json, group[1].origin_json);
+    store_free_messages(arr, n);
+
+    /* memory: recorded, replaced with the value, NULL when not given */
+    memory_rec m;
+    assert_int_equal(store_memory_put_from(f->st, &f->s1, "k", "v", "{\"kind\":\"user\",\"untrusted\":false}",
+                                           NULL), STORE_OK);
+    assert_int_equal(store_memory_get(f->st, &f->s1, "k", &m), STORE_OK);
+    assert_string_equal(m.origin_json, "{\"kind\":\"user\",\"untrusted\":false}");
+    memory_rec_free(&m);
+    assert_int_equal(store_memory_put_from(f->st, &f->s1, "k", "w", "{\"kind\":\"run\",\"untrusted\":true}",
+                                           &m), STORE_OK);
+    assert_string_equal(m.origin_json, "{\"kind\":\"run\",\"untrusted\":true}");
+    memory_rec_free(&m);
+    memory_rec *found = NULL;
+    assert_int_equal(store_memory_search(f->st, &f->s1, "w", 10, &found, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(found[0].origin_json, "{\"kind\":\"run\",\"untrusted\":true}");
+    store_free_memories(found, n);
+    assert_int_equal(store_memory_put(f->st, &f->s1, "k", "x", NULL), STORE_OK);   /* not recorded */
+    assert_int_equal(store_memory_get(f->st, &f->s1, "k", &m), STORE_OK);
+    assert_null(m.origin_json);
+    memory_rec_free(&m);
+    assert_int_equal(store_memory_put_from(f->st, &f->s1, "k", "y", huge, NULL), STORE_INVALID);
+    assert_int_equal(store_memory_put_from(f->st, &f->s1, "k", "y", "", NULL), STORE_INVALID);
+    assert_int_equal(store_memory_get(f->st, &f->s1, "k", &m), STORE_OK);
+    assert_string_equal(m.value, "x");
+    memory_rec_free(&m);
+    free(huge);
+}
+
 static void test_run_append_atomic(void **state)
 {
     fx *f = *state;
@@ -986,6 +1055,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_other_user_not_found, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_sequence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_append_atomic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_origins_stored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_concurrent_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_pause_and_approvals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runs_recover, setup, teardown),
