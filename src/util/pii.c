@@ -34,8 +34,15 @@ typedef struct pii_scan {
 
 static unsigned char at(const pii_scan *s, size_t i) { return i < s->n ? s->t[i] : 0; }
 
-/* A match ends here: nothing word-like follows. */
-static bool ends_clean(const pii_scan *s, size_t end) { return !is_word(at(s, end)); }
+/* A match ends here: nothing word-like follows, nor a "+" or "(" and a
+ * digit — a number running on ("…28+155…"), and after redaction such a
+ * tail would start a match of its own. */
+static bool ends_clean(const pii_scan *s, size_t end)
+{
+    unsigned char c = at(s, end);
+    if (is_word(c)) return false;
+    return !((c == '+' || c == '(') && is_digit(at(s, end + 1)));
+}
 
 /* ---------------------------------------------------------------- e-mail */
 
@@ -74,8 +81,7 @@ static size_t email_domain(pii_scan *s, size_t at_pos)
     }
     size_t last_len = i - last_start;
     if (labels < 2 || !last_alpha || last_len < 2 || last_len > 63) return 0;
-    unsigned char nx = at(s, i);
-    if (is_word(nx) || nx == '-' || nx == '@') return 0;
+    if (!ends_clean(s, i) || at(s, i) == '-' || at(s, i) == '@') return 0;
     s->domain_end = i;
     return i;
 }
@@ -96,6 +102,16 @@ static bool match_email(pii_scan *s, size_t i, size_t *end)
 }
 
 /* ---------------------------------------------------------------- numbers */
+
+/* A number (or an id that starts with a digit) does not continue a larger
+ * one: not after "+" (that "+" was tried as a phone), nor after a
+ * separator that follows a digit ("1.415-555-2671", "2026-12-04"). */
+static bool number_starts_ok(const pii_scan *s, size_t i)
+{
+    unsigned char p = i ? s->t[i - 1] : 0, pp = i > 1 ? s->t[i - 2] : 0;
+    if (p == '+') return false;
+    return !((p == '.' || p == ',' || p == '-' || p == '/' || p == ':') && is_digit(pp));
+}
 
 /* A run of digit groups: "+1 (415) 555-2671", "4111 1111 1111 1111". */
 #define NUM_GROUPS_MAX 12
@@ -311,9 +327,7 @@ static bool phone_ok(const num_tok *k, int g)
  * 12/26"); "2026-12-04", "10.0.0.12" and longer runs are not cut short. */
 static bool match_number(const pii_scan *s, size_t i, size_t *end, pii_kind *kind)
 {
-    unsigned char p = i ? s->t[i - 1] : 0, pp = i > 1 ? s->t[i - 2] : 0;
-    if (i && (p == '+' || ((p == '.' || p == ',' || p == '-' || p == '/' || p == ':') && is_digit(pp))))
-        return false;
+    if (!number_starts_ok(s, i)) return false;
     num_tok k;
     num_parse(s, i, &k);
     if (k.ngroups == 0) return false;
@@ -323,7 +337,7 @@ static bool match_number(const pii_scan *s, size_t i, size_t *end, pii_kind *kin
         if (!whole && k.sep[g] != ' ') continue;
         if (whole) {
             unsigned char nx = at(s, e), nn = at(s, e + 1);
-            if (is_word(nx)) return false;
+            if (!ends_clean(s, e)) continue;
             if ((nx == '.' || nx == ',' || nx == '-' || nx == '/' || nx == ':') && is_digit(nn))
                 continue;                        /* not whole; a prefix cut at a space may be */
         }
@@ -442,7 +456,7 @@ static bool match_dni(const pii_scan *s, size_t i, size_t *end)
     static const char letters[] = "TRWAGMYFPDXBNJZSQVHLCKE";
     unsigned char c = at(s, i);
     uint32_t v;
-    if (is_digit(c)) v = (uint32_t)(c - '0');
+    if (is_digit(c) && number_starts_ok(s, i)) v = (uint32_t)(c - '0');
     else if (c == 'X' || c == 'Y' || c == 'Z') v = (uint32_t)(c - 'X');
     else return false;
     for (size_t k = 1; k < 8; k++) {
