@@ -103,6 +103,9 @@ int main(int argc, char **argv)
         {"prose with PII", "Contact jane.doe@example.com or +44 20 7946 0958; card "
                            "4111 1111 1111 1111, IBAN GB82 WEST 1234 5698 7654 32. "},
         {"digits", "0123456789"},
+        {"hostile: a-a-a-", "a-"},
+        {"hostile: 80-byte local parts", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@"},
+        {"hostile: +1 +1 +1", "+1 "},
         {"JSON log line", "{\"time\":\"2026-12-04T18:48:07.123Z\",\"level\":\"info\","
                           "\"request_id\":\"req_9f86d081884c7d65\",\"msg\":\"run: finished\"}\n"},
     };
