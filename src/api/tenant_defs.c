@@ -118,6 +118,10 @@ cJSON *api_json_agent(const agent_cfg *a)
     cJSON_AddStringToObject(g, "tool_output", output[a->guard.tool_output]);
     cJSON_AddStringToObject(g, "tainted_tools", taint[a->guard.tainted_tools]);
     cJSON_AddStringToObject(g, "exfiltration", a->guard.exfiltration ? "block" : "off");
+    static const char *const pii[] = {"off", "flag", "redact"};
+    cJSON *p = cJSON_AddObjectToObject(g, "pii");
+    cJSON_AddStringToObject(p, "input", pii[a->guard.pii_input]);
+    cJSON_AddStringToObject(p, "output", pii[a->guard.pii_output]);
     return o;
 }
 

@@ -301,12 +301,19 @@ typedef enum guard_output_action {
 typedef enum guard_taint_action {
     GUARD_TAINT_ALLOW = 0, GUARD_TAINT_APPROVE, GUARD_TAINT_REFUSE
 } guard_taint_action;
+/* Personal data (util/pii.h) in what the model is sent or answers: off,
+ * flag (a guard.flagged event with the kinds, never the values), or redact
+ * (replaced by [EMAIL], [CARD], …, and flagged). */
+typedef enum guard_pii_action { GUARD_PII_OFF = 0, GUARD_PII_FLAG, GUARD_PII_REDACT } guard_pii_action;
 typedef struct agent_guard_cfg {
     guard_input_action  user_input;     /* a flagged user message (default flag) */
     guard_output_action tool_output;    /* a flagged tool output (default flag) */
     guard_taint_action  tainted_tools;  /* effects write|external once tool output is in the
                                          * context (default allow) */
     bool                exfiltration;   /* block data bound for a URL (default false) */
+    guard_pii_action    pii_input;      /* user messages and tool output sent to the model
+                                         * (default off) */
+    guard_pii_action    pii_output;     /* the model's answers (default off) */
 } agent_guard_cfg;
 
 /* The detectors (`guard:` at the top of the file; docs/guard.md). */

@@ -1,7 +1,7 @@
 /* config_guard.c — the `guard:` section (which detectors, their
  * thresholds, the remote classifier) and an agent's `guard:` policy (what
  * a flag does on user input and tool output, the taint rule, the
- * exfiltration check). docs/guard.md and docs/config.md describe both. */
+ * exfiltration check, personal data in and out). docs/guard.md and docs/config.md describe both. */
 #include "config/config_internal.h"
 #include "config/config_load.h"
 
@@ -109,13 +109,36 @@ static int ld_word(ld *l, const slot *s, const char *path, const char *const *wo
     return -1;
 }
 
-enum { AGD_USER, AGD_TOOL, AGD_TAINT, AGD_EXFIL, AGD__N };
+enum { AGD_USER, AGD_TOOL, AGD_TAINT, AGD_EXFIL, AGD_PII, AGD__N };
+enum { PII_IN, PII_OUT, PII__N };
+
+/* `pii: {input: off|flag|redact, output: off|flag|redact}` */
+static int ld_agent_pii(ld *l, const slot *s, const char *path, agent_guard_cfg *g)
+{
+    if (config_node_is_null(s->val))
+        return 0;
+    slot k[PII__N] = {[PII_IN] = {.key = "input"}, [PII_OUT] = {.key = "output"}};
+    if (ld_collect(l, s->val, s->line, path, k, PII__N) < 0)
+        return -1;
+    static const char *const w[] = {"off", "flag", "redact"};
+    guard_pii_action *dst[PII__N] = {&g->pii_input, &g->pii_output};
+    for (int i = 0; i < PII__N; i++) {
+        if (!k[i].present) continue;
+        char kp[220];
+        ld_path(kp, sizeof kp, path, k[i].key);
+        int v = ld_word(l, &k[i], kp, w, 3, "off, flag or redact");
+        if (v < 0) return -1;
+        *dst[i] = (guard_pii_action)v;
+    }
+    return 0;
+}
 
 int ld_agent_guard(ld *l, const slot *s, const char *path, agent_guard_cfg *g)
 {
     slot k[AGD__N] = {
         [AGD_USER] = {.key = "user_input"}, [AGD_TOOL] = {.key = "tool_output"},
         [AGD_TAINT] = {.key = "tainted_tools"}, [AGD_EXFIL] = {.key = "exfiltration"},
+        [AGD_PII] = {.key = "pii"},
     };
     if (config_node_is_null(s->val))
         return 0;
@@ -146,6 +169,10 @@ int ld_agent_guard(ld *l, const slot *s, const char *path, agent_guard_cfg *g)
         ld_path(kp, sizeof kp, path, "exfiltration");
         if ((v = ld_word(l, &k[AGD_EXFIL], kp, w, 2, "off or block")) < 0) return -1;
         g->exfiltration = v == 1;
+    }
+    if (k[AGD_PII].present) {
+        ld_path(kp, sizeof kp, path, "pii");
+        if (ld_agent_pii(l, &k[AGD_PII], kp, g) < 0) return -1;
     }
     return 0;
 }

@@ -7,6 +7,7 @@
 #include "guard/engine.h"
 #include "guard/exfil.h"
 #include "guard/guard_record.h"
+#include "guard/pii_policy.h"
 #include "guard/spotlight.h"
 #include "util/xalloc.h"
 
@@ -437,6 +438,7 @@ static void guard_review_start(guard_run *g, const guard_ctx *ctx, const guard_r
     cJSON_AddItemToArray(one, cJSON_Duplicate(r->json, true));
     guard_secrets_collect(&g->secrets, one);
     cJSON_Delete(one);
+    guard_pii_input(ctx, r->json, "user", NULL, &v->events);
     guard_input_action act = ctx->agent->guard.user_input;
     if (act == GUARD_INPUT_OFF || !guard_engine_active()) return;
     char *text = guard_message_text(r->json);
@@ -475,6 +477,7 @@ static void guard_review_tools(guard_run *g, const guard_ctx *ctx, const guard_r
                 g->taint_kinds |= 1u << ORIGIN_TOOL;
             }
         }
+        guard_pii_input(ctx, m, "tool", tool, &v->events);
         cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
         if (act == GUARD_OUTPUT_OFF || !guard_engine_active() || !cJSON_IsString(c)) continue;
         guard_finding f;
@@ -512,7 +515,7 @@ guard_review guard_after_result(guard_run *g, const guard_ctx *ctx, const guard_
     case GUARD_RESULT_START: guard_review_start(g, ctx, r, &v); break;
     case GUARD_RESULT_RESUME: guard_note_history(g, r->history); g->resumed = true; break;
     case GUARD_RESULT_TOOL_RESULTS: guard_review_tools(g, ctx, r, &v); break;
-    case GUARD_RESULT_MODEL_REPLY:
+    case GUARD_RESULT_MODEL_REPLY: guard_pii_output(ctx, r->json, &v.events); break;
     default: break;
     }
     return v;

@@ -18,6 +18,7 @@
 
 #include "obs/audit_chain.h"
 #include "util/log.h"
+#include "util/pii.h"
 #include "util/utf8.h"
 #include "util/xalloc.h"
 
@@ -216,12 +217,31 @@ void obs_audit_actor(const scope *sc, char *out, size_t outlen)
     else snprintf(out, outlen, "user:%s", sc->user_id);
 }
 
+/* Personal data in the details' strings (a tool's argument, a message's
+ * words) is replaced before the entry is written and chained (util/pii.h):
+ * the audit log outlives erasure, so it must not hold what erasure removes.
+ * Keys and numbers are brigade's own. */
+static void audit_redact(cJSON *j)
+{
+    cJSON *c;
+    if (cJSON_IsString(j) && j->valuestring) {
+        char *r = pii_redact_dup(j->valuestring, strlen(j->valuestring), NULL);
+        if (r) {
+            free(j->valuestring);             /* cJSON's default allocator: no hooks are set */
+            j->valuestring = r;
+        }
+        return;
+    }
+    cJSON_ArrayForEach(c, j) audit_redact(c);
+}
+
 /* Fill a->e from the fields, clipped, with the details as text. */
 static void audit_entry_prepare(obs_audit_act *a, const char *tenant_id, const char *actor,
                                 const char *credential, const char *action, const char *target,
                                 cJSON *details)
 {
     memset(a, 0, sizeof *a);
+    audit_redact(details);
     char *text = details ? cJSON_PrintUnformatted(details) : NULL;
     cJSON_Delete(details);
     /* Defence in depth: no field grows an entry past its bound, whoever
@@ -307,6 +327,7 @@ static void audit_act_finish(audit_rec *e)
             cJSON_DeleteItemFromObjectCaseSensitive(a->late_details, a->late_key[i]);
             cJSON_AddStringToObject(a->late_details, a->late_key[i], v);
         }
+        audit_redact(a->late_details);
         free(a->details_text);
         a->details_text = cJSON_PrintUnformatted(a->late_details);
         e->details = a->details_text ? a->details_text : "{}";

@@ -95,6 +95,11 @@ void obs_span_set_name(obs_span *s, const char *name);
  * strings are cut to 256 bytes. Setting a key again replaces the value. */
 #define OBS_SPAN_ATTRS_MAX 32
 void obs_span_set_str(obs_span *s, const char *key, const char *value);
+/* set_str is for names and ids brigade made (models, tools, routes, run
+ * ids). A value that can hold a user's text goes through set_text, which
+ * replaces personal data in it (util/pii.h); so does an error's message
+ * given to obs_span_end. */
+void obs_span_set_text(obs_span *s, const char *key, const char *value);
 void obs_span_set_int(obs_span *s, const char *key, int64_t value);
 void obs_span_set_double(obs_span *s, const char *key, double value);
 void obs_span_set_bool(obs_span *s, const char *key, bool value);

@@ -2,6 +2,7 @@
  * local to the span (one malloc); only obs_span_end touches shared state,
  * through the tracer's queue. */
 #include "obs/obs_internal.h"
+#include "util/pii.h"
 #include "util/xalloc.h"
 
 #include <stdio.h>
@@ -107,6 +108,15 @@ void obs_span_set_str(obs_span *s, const char *key, const char *value)
     s->pool_used = (uint16_t)(s->pool_used + n + 1);
 }
 
+void obs_span_set_text(obs_span *s, const char *key, const char *value)
+{
+    if (!obs_span_recording(s)) return;
+    char redacted[OBS_ATTR_STR_MAX];
+    if (!value) value = "";
+    pii_redact_into(value, strnlen(value, 4 * OBS_ATTR_STR_MAX), redacted, sizeof redacted, NULL);
+    obs_span_set_str(s, key, redacted);
+}
+
 void obs_span_set_int(obs_span *s, const char *key, int64_t value)
 {
     obs_attr *a = obs_attr_slot(s, key);
@@ -141,8 +151,11 @@ void obs_span_end(obs_span *s, obs_status status, const char *message)
     s->end_ns = obs_now_ns();
     if (s->end_ns < s->start_ns) s->end_ns = s->start_ns;   /* wall clock stepped back */
     s->status = status;
+    /* An error's words can carry a user's text (a provider's error, a
+     * tool's failure): personal data in them is replaced (util/pii.h). */
     if (status == OBS_STATUS_ERROR && message)
-        snprintf(s->status_msg, sizeof s->status_msg, "%s", message);
+        pii_redact_into(message, strnlen(message, 4 * OBS_STATUS_MSG_MAX), s->status_msg,
+                        sizeof s->status_msg, NULL);
     obs_tracer_submit(s);
 }
 

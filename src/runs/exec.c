@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guard/pii_policy.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "util/xalloc.h"
@@ -358,6 +359,7 @@ void run_exec_effect(run_exec *x, step_effect *e)
     case STEP_EFFECT_CALL_MODEL: {
         cJSON *request = e->request;
         e->request = NULL;
+        guard_pii_request(&x->guard_ctx, request);   /* the agent's pii.input: redact */
         x->rec.steps++;
         run_model_call(x, request);
         break;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "util/json_escape.h"
+#include "util/pii.h"
 
 #define LOG_LINE_MAX 4096
 
@@ -122,11 +123,19 @@ void log_msg(log_level lvl, const char *fmt, ...)
 {
     if ((int)lvl < atomic_load(&log_threshold)) return;
     char msg[LOG_LINE_MAX / 2];
+    /* formatted longer than msg, so that a value cut by msg's end is
+     * still seen whole by the scanner */
+    char formatted[LOG_LINE_MAX];
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(msg, sizeof msg, fmt, ap);
+    int m = vsnprintf(formatted, sizeof formatted, fmt, ap);
     va_end(ap);
-    size_t mlen = m < 0 ? 0 : ((size_t)m >= sizeof msg ? sizeof msg - 1 : (size_t)m);
+    size_t flen = m < 0 ? 0 : ((size_t)m >= sizeof formatted ? sizeof formatted - 1 : (size_t)m);
+    /* The message is the one field that can carry a user's text (a tool's
+     * argument, a provider's error echoing the prompt, a path): personal
+     * data in it is replaced, always, whatever logs.content says. The
+     * other fields are ids and names brigade made. */
+    size_t mlen = pii_redact_into(formatted, flen, msg, sizeof msg, NULL);
 
     struct timespec ts;
     struct tm tm;

@@ -16,7 +16,9 @@
  *
  * Never log credentials (keys, tokens, Authorization headers) or message
  * content; log_content_enabled() says whether the operator opted in to
- * content (observability.logs.content). */
+ * content (observability.logs.content). Whatever is logged, personal data
+ * in the message (e-mails, phones, cards, IBANs, national ids: util/pii.h)
+ * is replaced by [EMAIL], [CARD], … before the line is written. */
 #ifndef BRIGADE_LOG_H
 #define BRIGADE_LOG_H
 

@@ -267,7 +267,8 @@ describe('configuration', () => {
     const r = await stack.api(aliceKey, 'GET', '/v1/agents');
     assert.equal(r.status, 200, r.text);
     const spot = r.body.data.find((a) => a.id === 'spot');
-    assert.deepEqual(spot.guard, { user_input: 'flag', tool_output: 'spotlight', tainted_tools: 'allow', exfiltration: 'off' });
+    assert.deepEqual(spot.guard, { user_input: 'flag', tool_output: 'spotlight', tainted_tools: 'allow', exfiltration: 'off',
+      pii: { input: 'off', output: 'off' } });
     const careful = r.body.data.find((a) => a.id === 'careful');
     assert.equal(careful.guard.tainted_tools, 'approve');
   });

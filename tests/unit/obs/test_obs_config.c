@@ -184,6 +184,30 @@ static void test_log_text(void **state)
     assert_false(log_format_parse("JSON", &f));
 }
 
+static void log_pii_lines(void)
+{
+    log_set_format(LOG_FORMAT_JSON);
+    log_warn("tools: send_mail failed for jane.doe@example.com, card 4111 1111 1111 1111");
+    log_set_format(LOG_FORMAT_TEXT);
+    log_warn("tools: call +44 20 7946 0958 about DE89370400440532013000");
+    log_set_format(LOG_FORMAT_JSON);
+}
+
+/* Personal data in a message is replaced in both formats, always. */
+static void test_log_redacts_pii(void **state)
+{
+    (void)state;
+    char *out = capture(log_pii_lines);
+    assert_null(strstr(out, "jane.doe@example.com"));
+    assert_null(strstr(out, "4111"));
+    assert_null(strstr(out, "7946"));
+    assert_null(strstr(out, "DE89"));
+    assert_non_null(strstr(out, "failed for [EMAIL], card [CARD]\""));
+    assert_non_null(strstr(out, "call [PHONE] about [IBAN]"));
+    assert_non_null(strstr(out, "\"component\":\"tools\""));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +216,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_log_json),
         cmocka_unit_test(test_log_text),
+        cmocka_unit_test(test_log_redacts_pii),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -280,6 +280,23 @@ static void test_otlp_encoding(void **state)
     obs_span_discard(s);
 }
 
+/* A text attribute loses its personal data; an id attribute is kept as
+ * it is. (An error's message is redacted the same way in obs_span_end; the
+ * e2e test reads it back through the traces API.) */
+static void test_span_redacts_pii(void **state)
+{
+    (void)state;
+    obs_trace_ctx ctx;
+    obs_trace_ctx_new(&ctx);
+    ctx.flags = 1;
+    obs_span *s = obs_span_begin(&ctx, "tool", OBS_SPAN_INTERNAL, NULL);
+    obs_span_set_text(s, "brigade.note", "from jane@example.com");
+    obs_span_set_str(s, "brigade.run_id", "run_4111111111111111");
+    assert_string_equal(s->pool + s->attrs[0].off, "from [EMAIL]");
+    assert_string_equal(s->pool + s->attrs[1].off, "run_4111111111111111");
+    obs_span_discard(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_traceparent_invalid),
         cmocka_unit_test(test_new_ids_distinct),
         cmocka_unit_test(test_span_children_and_attrs),
+        cmocka_unit_test(test_span_redacts_pii),
         cmocka_unit_test(test_otlp_encoding),
         cmocka_unit_test(test_sampling),
         cmocka_unit_test(test_json_strings),
