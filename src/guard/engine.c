@@ -1,5 +1,6 @@
 /* engine.c — the configured detectors and their thresholds (engine.h). */
 #include "guard/engine.h"
+#include "guard/tool_descriptions.h"
 #include "guard/classifier.h"
 #include "guard/patterns.h"
 #include "guard/remote.h"
@@ -22,6 +23,7 @@ void guard_engine_shutdown(void)
 int guard_engine_init(const guard_cfg *cfg, char *err, size_t errlen)
 {
     guard_engine_shutdown();
+    guard_tool_descriptions_cache_clear();   /* its verdicts were the old detectors' */
     engine.thr_patterns = cfg->threshold_patterns;
     engine.thr_user = cfg->threshold_user;
     engine.thr_tool = cfg->threshold_tool;

@@ -112,6 +112,9 @@ typedef struct guard_result {
     guard_result_kind kind;
     cJSON            *json;
     const cJSON      *history;
+    cJSON            *tools;          /* START, RESUME: the tools offered to the model (may be
+                                         rewritten: a poisoned MCP tool spotlighted or removed,
+                                         tool_descriptions.h) */
 } guard_result;
 
 typedef struct guard_review {
