@@ -97,6 +97,7 @@ static void hit_own(guard_tooldesc_hit *h)
 {
     h->f.detector = h->detector_buf;
     for (size_t i = 0; i < h->f.det.n_labels; i++) h->f.det.labels[i] = h->label_bufs[i];
+    for (size_t i = 0; i < h->f.det.n_spans; i++) h->f.det.spans[i].label = "";
 }
 
 static void hit_copy_names(guard_tooldesc_hit *h, const guard_finding *f)
@@ -132,6 +133,63 @@ static void cache_put(uint64_t key, const guard_tooldesc_hit *v)
     pthread_mutex_unlock(&cache_lock);
 }
 
+/* ---- what poisons a description ---- */
+
+/* A description is instructions to the model by nature ("Get the forecast
+ * for a city."), so the classifier, which scores how much a text reads as
+ * instructions, cannot tell a clean one from a poisoned one (measured with
+ * the shipped weights, tool channel: clean descriptions score 0.52-0.82, a
+ * poisoned one 0.65). Descriptions are judged by the pattern rules (an
+ * override, a role change, a fake system message) and by what a clean
+ * description never needs: a tag that shouts to the model (<IMPORTANT>,
+ * <SYSTEM>), or asking to keep something from the user. */
+static const struct { const char *phrase, *label; } desc_rules[] = {
+    {"<important>", "hidden_instruction_tag"}, {"</important>", "hidden_instruction_tag"},
+    {"<system>", "hidden_instruction_tag"}, {"<instructions>", "hidden_instruction_tag"},
+    {"<secret>", "hidden_instruction_tag"},
+    {"do not tell the user", "secrecy"}, {"don't tell the user", "secrecy"},
+    {"do not mention", "secrecy"}, {"never mention", "secrecy"}, {"don't mention", "secrecy"},
+    {"without telling the user", "secrecy"}, {"do not inform the user", "secrecy"},
+    {"do not reveal this", "secrecy"}, {"hide this from the user", "secrecy"},
+    {"not visible to the user", "secrecy"},
+};
+
+static void scan_description_rules(const char *text, size_t len, guard_finding *f)
+{
+    memset(f, 0, sizeof *f);
+    char *low = xmalloc(len + 1);
+    for (size_t i = 0; i < len; i++)
+        low[i] = (text[i] >= 'A' && text[i] <= 'Z') ? (char)(text[i] + 32) : text[i];
+    low[len] = 0;
+    for (size_t r = 0; r < sizeof desc_rules / sizeof desc_rules[0]; r++) {
+        const char *at = strstr(low, desc_rules[r].phrase);
+        if (!at) continue;
+        f->flagged = true;
+        f->detector = "description_rules";
+        f->score = 0.9;
+        bool have = false;
+        for (size_t i = 0; i < f->det.n_labels; i++)
+            if (!strcmp(f->det.labels[i], desc_rules[r].label)) have = true;
+        if (!have && f->det.n_labels < GUARD_LABELS_MAX)
+            f->det.labels[f->det.n_labels++] = desc_rules[r].label;
+        if (f->det.n_spans < GUARD_SPANS_MAX) {
+            guard_text_span *s = &f->det.spans[f->det.n_spans++];
+            s->start = (size_t)(at - low);
+            s->end = s->start + strlen(desc_rules[r].phrase);
+            s->label = desc_rules[r].label;
+        }
+    }
+    f->det.score = f->score;
+    free(low);
+}
+
+/* The pattern rules, then the description rules, on one text. */
+static void scan_text(const char *text, size_t len, guard_finding *f)
+{
+    guard_engine_scan_rules(text, len, GUARD_CHANNEL_TOOL, f);
+    if (!f->flagged) scan_description_rules(text, len, f);
+}
+
 /* ---- one tool ---- */
 
 /* The verdict on one offered MCP tool: its description and schema text. */
@@ -162,8 +220,8 @@ static void judge(const tool_def *def, const char *description, const cJSON *sch
         f.det.labels[0] = whole ? "description_too_large" : "schema_too_large";
         f.det.n_labels = 1;
     } else {
-        guard_engine_scan(description, dlen, GUARD_CHANNEL_TOOL, &f);
-        if (!f.flagged && text[0]) guard_engine_scan(text, strlen(text), GUARD_CHANNEL_TOOL, &f);
+        scan_text(description, dlen, &f);
+        if (!f.flagged && text[0]) scan_text(text, strlen(text), &f);
     }
     free(text);
     if (f.flagged) hit_copy_names(v, &f);
