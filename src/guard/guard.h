@@ -22,6 +22,10 @@
  *   - user input flagged by a detector (engine.h): flag (an event) or block
  *     (the run fails with code `guard_blocked`, naming the detector);
  *   - tool output flagged: flag, spotlight or drop it (spotlight.h);
+ *   - the MCP tools offered at a run's start, their descriptions and
+ *     schemas, by the same policy: a flagged one taints the run from its
+ *     first step (flag, spotlight: also wrapped) or is not offered and its
+ *     call refused (drop) (tool_descriptions.h);
  *   - taint: once a tool's output (any tool but the clock) is in the run's
  *     context — this run's or, through the history, an earlier run's of
  *     the session — calls of tools with effects write or external need a
