@@ -18,7 +18,8 @@
 
 static const char *const guard_actions[] = {"flag", "spotlight", "drop", "block", "refuse",
                                             "approval", "withhold", NULL};
-static const char *const guard_channels[] = {"user", "tool", "tool_call", "answer", NULL};
+static const char *const guard_channels[] = {"user", "tool", "tool_description", "tool_call", "answer",
+                                             NULL};
 
 /* A time bound: unix seconds or a UTC date. */
 static bool guard_query_time(api_ctx *ctx, const char *name, int64_t *out)
@@ -141,7 +142,7 @@ void api_guard_decisions_list(api_ctx *ctx)
         !guard_query_scope(ctx, &q) || !guard_query_id(ctx, "run", &q.run_id) ||
         !guard_query_word(ctx, "action", guard_actions,
                           "flag, spotlight, drop, block, refuse, approval or withhold", &q.action) ||
-        !guard_query_word(ctx, "channel", guard_channels, "user, tool, tool_call or answer",
+        !guard_query_word(ctx, "channel", guard_channels, "user, tool, tool_description, tool_call or answer",
                           &q.channel))
         return;
     q.limit = (size_t)limit;

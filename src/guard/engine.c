@@ -1,5 +1,6 @@
 /* engine.c — the configured detectors and their thresholds (engine.h). */
 #include "guard/engine.h"
+#include "guard/tool_descriptions.h"
 #include "guard/classifier.h"
 #include "guard/patterns.h"
 #include "guard/remote.h"
@@ -21,6 +22,7 @@ void guard_engine_shutdown(void)
 
 int guard_engine_init(const guard_cfg *cfg, char *err, size_t errlen)
 {
+    guard_tool_descriptions_cache_clear();   /* its verdicts were the old detectors' */
     guard_engine_shutdown();
     engine.thr_patterns = cfg->threshold_patterns;
     engine.thr_user = cfg->threshold_user;
@@ -53,6 +55,17 @@ static void engine_scan(const char *text, size_t len, guard_channel ch, bool rem
 void guard_engine_scan(const char *text, size_t len, guard_channel ch, guard_finding *out)
 {
     engine_scan(text, len, ch, false, out);
+}
+
+void guard_engine_scan_rules(const char *text, size_t len, guard_channel ch, guard_finding *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!engine.patterns) return;
+    guard_detect_scan(engine.patterns, text, len, ch, &out->det);
+    if (out->det.score < engine.thr_patterns) return;
+    out->flagged = true;
+    out->detector = "patterns";
+    out->score = out->det.score;
 }
 
 void guard_engine_scan_blocking(const char *text, size_t len, guard_channel ch, guard_finding *out)

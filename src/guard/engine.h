@@ -33,6 +33,11 @@ bool guard_engine_active(void);      /* any detector loaded */
  * blocks: for the event loop. */
 void guard_engine_scan(const char *text, size_t len, guard_channel ch, guard_finding *out);
 
+/* The pattern rules alone: for text that is instructions to the model by
+ * nature (an MCP tool's description, tool_descriptions.h), where the
+ * classifier's score says nothing. */
+void guard_engine_scan_rules(const char *text, size_t len, guard_channel ch, guard_finding *out);
+
 /* The same, then the remote classifier (remote.h) if configured: blocks
  * up to guard.remote.timeout_ms, so only off the loop (the thread pool,
  * the CLI). */

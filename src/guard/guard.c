@@ -9,6 +9,7 @@
 #include "guard/guard_record.h"
 #include "guard/pii_policy.h"
 #include "guard/spotlight.h"
+#include "guard/tool_descriptions.h"
 #include "util/xalloc.h"
 
 #include <stdio.h>
@@ -32,6 +33,9 @@ struct guard_run {
     /* a resumed run's first batch is the paused one again: its decisions
      * were recorded the first time (guard_record.h) */
     bool      resumed, replaying;
+    /* MCP tools taken out of the offer for a poisoned description
+     * (tool_descriptions.h): a call of one is refused */
+    cJSON    *dropped_tools;
 };
 
 guard_run *guard_run_new(void)
@@ -47,6 +51,7 @@ void guard_run_free(guard_run *g)
     free(g->seen_counts);
     guard_secrets_clear(&g->secrets);
     cJSON_Delete(g->last_calls);
+    cJSON_Delete(g->dropped_tools);
     free(g);
 }
 
@@ -149,8 +154,10 @@ static bool guard_check_repeated(guard_run *g, const guard_ctx *ctx, const guard
 static bool guard_check_permission(guard_run *g, const guard_ctx *ctx, const guard_effect *e,
                                    guard_decision *d, char *note, size_t notelen)
 {
-    (void)g;
     bool listed = tools_name_listed(ctx->agent->tools, ctx->agent->n_tools, e->tool_name);
+    const cJSON *dropped;
+    cJSON_ArrayForEach(dropped, g->dropped_tools)
+        if (strcmp(dropped->valuestring, e->tool_name) == 0) listed = false;
     d->tool = listed ? tools_find(ctx->tools, e->tool_name) : NULL;
     if (d->tool) return true;
     d->verdict = GUARD_REFUSE;
@@ -430,10 +437,36 @@ static void guard_note_history(guard_run *g, const cJSON *history)
         guard_note_message(g, m);
 }
 
+/* The MCP tools offered to the model, their descriptions and schemas
+ * (tool_descriptions.h), by the agent's tool_output policy: flagged, the
+ * run is tainted from its first step (flag, spotlight) or the tool is not
+ * offered (drop). `report`: a resumed run's were reported at its start. */
+static void guard_review_offered(guard_run *g, const guard_ctx *ctx, cJSON *specs, bool report,
+                                 guard_review *v)
+{
+    guard_output_action act = ctx->agent->guard.tool_output;
+    size_t n = 0;
+    guard_tooldesc_hit *hits = guard_tool_descriptions_review(ctx->tools, specs, act, &n);
+    static const char *const names[] = {"off", "flag", "spotlight", "drop"};
+    for (size_t i = 0; i < n; i++) {
+        if (hits[i].dropped) {
+            if (!g->dropped_tools) g->dropped_tools = cJSON_CreateArray();
+            cJSON_AddItemToArray(g->dropped_tools, cJSON_CreateString(hits[i].tool));
+        } else {
+            g->tainted = true;
+        }
+        if (report)
+            guard_add_event(v, guard_flag_event(ctx, &hits[i].f, "tool_description", hits[i].tool,
+                                                names[act]));
+    }
+    free(hits);
+}
+
 static void guard_review_start(guard_run *g, const guard_ctx *ctx, const guard_result *r,
                                guard_review *v)
 {
     guard_note_history(g, r->history);
+    guard_review_offered(g, ctx, r->tools, true, v);
     cJSON *one = cJSON_CreateArray();
     cJSON_AddItemToArray(one, cJSON_Duplicate(r->json, true));
     guard_secrets_collect(&g->secrets, one);
@@ -513,7 +546,11 @@ guard_review guard_after_result(guard_run *g, const guard_ctx *ctx, const guard_
     memset(&v, 0, sizeof v);
     switch (r->kind) {
     case GUARD_RESULT_START: guard_review_start(g, ctx, r, &v); break;
-    case GUARD_RESULT_RESUME: guard_note_history(g, r->history); g->resumed = true; break;
+    case GUARD_RESULT_RESUME:
+        guard_note_history(g, r->history);
+        guard_review_offered(g, ctx, r->tools, false, &v);
+        g->resumed = true;
+        break;
     case GUARD_RESULT_TOOL_RESULTS: guard_review_tools(g, ctx, r, &v); break;
     case GUARD_RESULT_MODEL_REPLY: guard_pii_output(ctx, r->json, &v.events); break;
     default: break;

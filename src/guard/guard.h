@@ -22,6 +22,10 @@
  *   - user input flagged by a detector (engine.h): flag (an event) or block
  *     (the run fails with code `guard_blocked`, naming the detector);
  *   - tool output flagged: flag, spotlight or drop it (spotlight.h);
+ *   - the MCP tools offered at a run's start, their descriptions and
+ *     schemas, by the same policy: a flagged one taints the run from its
+ *     first step (flag, spotlight: also wrapped) or is not offered and its
+ *     call refused (drop) (tool_descriptions.h);
  *   - taint: once untrusted content is in the run's context — a message
  *     whose origin (core/origin.h) is untrusted: a tool's output (not the
  *     clock's, not a refused call's error), fetched content, the memory
@@ -115,6 +119,9 @@ typedef struct guard_result {
     guard_result_kind kind;
     cJSON            *json;
     const cJSON      *history;
+    cJSON            *tools;          /* START, RESUME: the tools offered to the model (may be
+                                         rewritten: a poisoned MCP tool spotlighted or removed,
+                                         tool_descriptions.h) */
 } guard_result;
 
 typedef struct guard_review {

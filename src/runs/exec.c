@@ -412,9 +412,16 @@ void run_exec_feed(run_exec *x, step_event *ev)
      * (which the guard may rewrite: spotlighted, withheld). */
     guard_result gr = {0};
     switch (ev->kind) {
-    case STEP_EVENT_START: gr = (guard_result){GUARD_RESULT_START, ev->message, ev->history}; break;
-    case STEP_EVENT_RESUME: gr = (guard_result){GUARD_RESULT_RESUME, NULL, ev->history}; break;
-    case STEP_EVENT_MODEL_REPLY: gr = (guard_result){GUARD_RESULT_MODEL_REPLY, ev->message, NULL}; break;
+    /* the start and a resume also see the tools offered: a poisoned MCP
+     * tool description is spotlighted or taken out of x->tool_specs here,
+     * before the core's first model call copies them */
+    case STEP_EVENT_START:
+        gr = (guard_result){GUARD_RESULT_START, ev->message, ev->history, x->tool_specs};
+        break;
+    case STEP_EVENT_RESUME:
+        gr = (guard_result){GUARD_RESULT_RESUME, NULL, ev->history, x->tool_specs};
+        break;
+    case STEP_EVENT_MODEL_REPLY: gr = (guard_result){GUARD_RESULT_MODEL_REPLY, ev->message, NULL, NULL}; break;
     /* tool results were reviewed before they were recorded (toolrun.c),
      * so that the transcript — the context of later runs — holds what
      * the model was shown */

@@ -725,7 +725,7 @@ typedef struct guard_decision_rec {
     char    user_id[ID_MAX];              /* "" when no user (a tenant admin's run) */
     char    session_id[ID_MAX];
     char    run_id[ID_MAX];               /* "" when refused before the run existed */
-    char    channel[16];                  /* user | tool | tool_call | answer */
+    char    channel[24];                  /* user | tool | tool_description | tool_call | answer */
     char    tool[GUARD_DECISION_TOOL_MAX];/* "" when none */
     char    detector[64];                 /* a detector, or the check: taint, exfiltration */
     double  score;                        /* < 0: none (a check, not a detector) */
@@ -764,7 +764,7 @@ store_status store_guard_decisions_list(store *st, const scope *sc, const guard_
 typedef struct guard_decision_count {
     char    detector[64];
     char    action[16];
-    char    channel[16];
+    char    channel[24];
     char    day[11];                      /* YYYY-MM-DD */
     int64_t count;
 } guard_decision_count;
