@@ -52,7 +52,7 @@ void obs_blob_encode(buf *b, obs_span *const *spans, size_t n);
 
 /* otlp.c: an OTLP/HTTP JSON ExportTraceServiceRequest for n spans. */
 void obs_otlp_encode(buf *b, obs_span *const *spans, size_t n, const char *service_name);
-/* The attributes as a flat JSON object {"key": value} (the store's form). */
+/* The attributes as a flat JSON object {"key": value} (kept for its unit test; reads use obs_span_view_attrs_json). */
 void obs_attrs_json(buf *b, const obs_span *s);
 /* JSON string literal with escapes. */
 void obs_json_str(buf *b, const char *s);
