@@ -21,6 +21,9 @@
 #   BENCH_REQUESTS   N (default 500)
 #   BENCH_WARMUP     warm-up requests (default 100)
 #   BENCH_KEEP       1 keeps the temp dirs
+#   BENCH_TRACES     off: traces.sample_ratio 0 (no span kept), to price tracing
+#   BENCH_THREADS    1: callgrind --separate-threads=yes, and a line per thread
+#                    (loop, store writer, tracer) on stderr after the table
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -87,8 +90,11 @@ server: {listen: "127.0.0.1:0", data_dir: "$tmp/data", threads: 1}
 providers: [{name: m, kind: openai, base_url: "$mock_url/v1", max_connections: 16}]
 models: [{name: bench-model, provider: m, upstream_model: bench-model, input_usd_per_mtok: 1, output_usd_per_mtok: 2}]
 EOF
+  [[ "${BENCH_TRACES:-on}" == off ]] && echo "observability: {traces: {sample_ratio: 0}}" >>"$tmp/brigade.yaml"
+  cg_threads=no
+  [[ "${BENCH_THREADS:-0}" == 1 ]] && cg_threads=yes
   token="instr-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  BRIGADE_ADMIN_TOKEN=$token BRIGADE_LOG=warn valgrind --tool=callgrind \
+  BRIGADE_ADMIN_TOKEN=$token BRIGADE_LOG=warn valgrind --tool=callgrind --separate-threads=$cg_threads \
     --callgrind-out-file="$tmp/callgrind.out" "$bin" serve --config "$tmp/brigade.yaml" \
     --data-dir "$tmp/data" >"$tmp/brigade.log" 2>&1 &
   pid=$!; pids+=("$pid")
@@ -104,11 +110,19 @@ EOF
   requests "$url" "$key" "$n"
   sleep 1   # usage rows and spans are written within 200 ms
   callgrind_control -d "$pid" >/dev/null 2>&1
-  dump=$(ls "$tmp"/callgrind.out.* | head -1)
-  ir=$(awk '/^summary:/ {print $2}' "$dump")
-  [[ -n "$ir" ]] || die "no summary in $dump"
+  ir=0
+  per_thread=""
+  for dump in "$tmp"/callgrind.out.*; do
+    t=$(awk '/^summary:/ {print $2}' "$dump")
+    [[ -n "$t" ]] || continue
+    ir=$((ir + t))
+    per_thread+="$(basename "$dump"): $((t / n)) per request"$'\n'
+    [[ "$cg_threads" == yes ]] || break
+  done
+  ((ir > 0)) || die "no summary in $tmp"
   commit=$(git -C "$(dirname "$(readlink -f "$bin")")" rev-parse --short HEAD 2>/dev/null || echo "?")
   printf '| %s | %s | %d |\n' "$bin" "$commit" $((ir / n))
+  if [[ "$cg_threads" == yes ]]; then printf '%s' "$per_thread" | sed "s|^|  $bin |" >&2; fi
   kill "$pid" "$mock_pid" 2>/dev/null || true
   wait "$pid" "$mock_pid" 2>/dev/null || true
 done

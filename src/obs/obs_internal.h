@@ -5,16 +5,10 @@
 #define BRIGADE_OBS_INTERNAL_H
 
 #include "obs/obs.h"
+#include "obs/span_codec.h"
 #include "util/buf.h"
 #include "util/ids.h"
 
-#define OBS_ATTR_KEY_MAX 48
-#define OBS_ATTR_STR_MAX 256       /* one string value, bytes */
-#define OBS_SPAN_POOL 2048         /* all string values of one span, bytes */
-#define OBS_SPAN_NAME_MAX 96
-#define OBS_STATUS_MSG_MAX 160
-
-typedef enum { OBS_ATTR_STR, OBS_ATTR_INT, OBS_ATTR_DOUBLE, OBS_ATTR_BOOL } obs_attr_type;
 
 typedef struct obs_attr {
     char key[OBS_ATTR_KEY_MAX];
@@ -53,9 +47,12 @@ void obs_random_id(uint8_t *out, size_t n);
 /* tracer.c: take an ended span (the tracer owns it from here). */
 void obs_tracer_submit(obs_span *s);
 
+/* span_codec.c: append the blob of n spans (one trace, one owner) to b. */
+void obs_blob_encode(buf *b, obs_span *const *spans, size_t n);
+
 /* otlp.c: an OTLP/HTTP JSON ExportTraceServiceRequest for n spans. */
 void obs_otlp_encode(buf *b, obs_span *const *spans, size_t n, const char *service_name);
-/* The attributes as a flat JSON object {"key": value} (the store's form). */
+/* The attributes as a flat JSON object {"key": value} (kept for its unit test; reads use obs_span_view_attrs_json). */
 void obs_attrs_json(buf *b, const obs_span *s);
 /* JSON string literal with escapes. */
 void obs_json_str(buf *b, const char *s);

@@ -17,6 +17,15 @@ static int64_t obs_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* snprintf("%s") without the format machinery: these run for every
+ * span on the request's thread. Cuts at cap - 1 bytes, as snprintf did. */
+static void obs_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 obs_span *obs_span_begin(const obs_trace_ctx *parent, const char *name, obs_span_kind kind,
                          const scope *owner)
 {
@@ -42,7 +51,7 @@ obs_span *obs_span_begin(const obs_trace_ctx *parent, const char *name, obs_span
         s->has_parent = true;
     }
     s->kind = kind;
-    snprintf(s->name, sizeof s->name, "%s", name ? name : "span");
+    obs_copy(s->name, sizeof s->name, name ? name : "span");
     obs_span_set_owner(s, owner);
     s->start_ns = obs_now_ns();
     return s;
@@ -57,14 +66,13 @@ void obs_span_set_owner(obs_span *s, const scope *owner)
         s->tenant_id[0] = s->user_id[0] = '\0';
         return;
     }
-    snprintf(s->tenant_id, sizeof s->tenant_id, "%s", owner->tenant_id);
-    snprintf(s->user_id, sizeof s->user_id, "%s",
-             owner->role == SCOPE_USER ? owner->user_id : "");
+    obs_copy(s->tenant_id, sizeof s->tenant_id, owner->tenant_id);
+    obs_copy(s->user_id, sizeof s->user_id, owner->role == SCOPE_USER ? owner->user_id : "");
 }
 
 void obs_span_set_name(obs_span *s, const char *name)
 {
-    if (s && name) snprintf(s->name, sizeof s->name, "%s", name);
+    if (s && name) obs_copy(s->name, sizeof s->name, name);
 }
 
 /* The slot for key: the existing one, a new one, or NULL when full. */
@@ -78,7 +86,7 @@ static obs_attr *obs_attr_slot(obs_span *s, const char *key)
         if (strcmp(s->attrs[i].key, key) == 0) return &s->attrs[i];
     if (s->n_attrs >= OBS_SPAN_ATTRS_MAX) return NULL;
     obs_attr *a = &s->attrs[s->n_attrs++];
-    snprintf(a->key, sizeof a->key, "%s", key);
+    obs_copy(a->key, sizeof a->key, key);
     return a;
 }
 

@@ -3,8 +3,9 @@
  *
  * Request threads only push onto the queue (a mutex held for a pointer
  * swap). The tracer thread wakes every OBS_TRACE_FLUSH_MS / 2 (or sooner
- * when a big batch builds up), takes the whole queue, and writes it with
- * one store operation — so a span is readable within OBS_TRACE_FLUSH_MS
+ * when a big batch builds up), takes the whole queue, groups it into one
+ * row per trace and owner (the spans as a binary blob, span_codec.c: no
+ * JSON here), and writes it with one store operation — so a span is readable within OBS_TRACE_FLUSH_MS
  * of its end, and a busy server pays one savepoint per flush, not one
  * transaction per span. The queue is bounded: when the store is stuck,
  * spans are dropped and counted rather than growing memory. */
@@ -69,24 +70,92 @@ void obs_tracer_submit(obs_span *s)
     }
 }
 
-static void obs_span_to_rec(const obs_span *s, span_rec *r)
+/* Groups a flush's spans by trace, then owner, then start: each group
+ * becomes one row. */
+static int obs_span_order(const void *pa, const void *pb)
 {
-    memset(r, 0, sizeof *r);
-    ids_hex(r->trace_id, s->ctx.trace_id, 16);
-    ids_hex(r->span_id, s->ctx.span_id, 8);
-    if (s->has_parent) ids_hex(r->parent_span_id, s->parent_id, 8);
-    snprintf(r->name, sizeof r->name, "%s", s->name);
-    r->kind = (int)s->kind;
-    snprintf(r->tenant_id, sizeof r->tenant_id, "%s", s->tenant_id);
-    snprintf(r->user_id, sizeof r->user_id, "%s", s->user_id);
-    r->start_ns = s->start_ns;
-    r->end_ns = s->end_ns;
-    r->status = (int)s->status;
-    snprintf(r->status_message, sizeof r->status_message, "%s", s->status_msg);
-    buf b;
-    buf_init(&b);
-    obs_attrs_json(&b, s);
-    r->attributes = buf_detach(&b);
+    const obs_span *a = *(obs_span *const *)pa, *b = *(obs_span *const *)pb;
+    int c = memcmp(a->ctx.trace_id, b->ctx.trace_id, 16);
+    if (!c) c = strcmp(a->tenant_id, b->tenant_id);
+    if (!c) c = strcmp(a->user_id, b->user_id);
+    if (!c) c = (a->start_ns > b->start_ns) - (a->start_ns < b->start_ns);
+    return c;
+}
+
+static bool obs_same_row(const obs_span *a, const obs_span *b)
+{
+    return memcmp(a->ctx.trace_id, b->ctx.trace_id, 16) == 0 &&
+           strcmp(a->tenant_id, b->tenant_id) == 0 && strcmp(a->user_id, b->user_id) == 0;
+}
+
+/* The row's columns from its spans (sorted by start); the blob is filled
+ * in by the caller, since the shared buffer may still move. */
+static void obs_row_of(trace_rec *r, obs_span *const *g, size_t n)
+{
+    ids_hex(r->trace_id, g[0]->ctx.trace_id, 16);
+    memcpy(r->tenant_id, g[0]->tenant_id, sizeof r->tenant_id);
+    memcpy(r->user_id, g[0]->user_id, sizeof r->user_id);
+    r->start_ns = g[0]->start_ns;
+    r->end_ns = g[0]->end_ns;
+    const obs_span *root = g[0];
+    bool failed = false, have_root = false;
+    for (size_t i = 0; i < n; i++) {
+        if (g[i]->end_ns > r->end_ns) r->end_ns = g[i]->end_ns;
+        if (g[i]->status == OBS_STATUS_ERROR) failed = true;
+        if (!have_root && !g[i]->has_parent) {
+            root = g[i];
+            have_root = true;
+        }
+    }
+    _Static_assert(sizeof r->root_name == sizeof root->name, "root_name holds a span name");
+    memcpy(r->root_name, root->name, sizeof r->root_name);
+    r->status = failed ? OBS_STATUS_ERROR : (int)root->status;
+    r->span_count = (uint32_t)n;
+}
+
+/* Rows of one flush, in the blob buffer the tracer thread reuses. */
+static buf obs_blobs;
+
+static void obs_tracer_store(obs_span **arr, size_t n)
+{
+    qsort(arr, n, sizeof *arr, obs_span_order);
+    trace_rec *rows = xmalloc(n * sizeof *rows);
+    size_t *offs = xmalloc(n * sizeof *offs);
+    size_t nrows = 0, stored = 0;
+    obs_blobs.len = 0;
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && obs_same_row(arr[i], arr[j]); j++) {}
+        /* Ownerless spans (requests that never authenticated) are never
+         * returned by a read: they go to the exporter only. */
+        if (!arr[i]->tenant_id[0]) continue;
+        obs_row_of(&rows[nrows], arr + i, j - i);
+        offs[nrows] = obs_blobs.len;
+        obs_blob_encode(&obs_blobs, arr + i, j - i);
+        nrows++;
+        stored += j - i;
+    }
+    for (size_t r = 0; r < nrows; r++) {
+        rows[r].blob = (unsigned char *)obs_blobs.data + offs[r];
+        rows[r].blob_len = (r + 1 < nrows ? offs[r + 1] : obs_blobs.len) - offs[r];
+    }
+    int64_t prune = 0;
+    if (obs_tr.opts.retention_hours) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        prune = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec -
+                (int64_t)obs_tr.opts.retention_hours * 3600 * 1000000000LL;
+    }
+    if (nrows) {
+        store_status st = store_traces_insert(obs_tr.st, rows, nrows, prune, obs_tr.opts.max_spans);
+        if (st != STORE_OK) {
+            log_error("obs: %zu spans not stored (%s)", stored, store_status_text(st));
+            obs_counter_add(obs_series_of(obs_m_spans_dropped(), NULL), stored);
+        }
+    }
+    free(offs);
+    free(rows);
+    /* A burst's buffer is not kept for ever. */
+    if (obs_blobs.cap > (4u << 20)) buf_free(&obs_blobs);
 }
 
 static void obs_tracer_write(obs_span *list, size_t n)
@@ -96,24 +165,7 @@ static void obs_tracer_write(obs_span *list, size_t n)
     size_t i = 0;
     for (obs_span *s = list; s; s = s->next) arr[i++] = s;
 
-    if (obs_tr.st) {
-        span_rec *recs = xcalloc(n, sizeof *recs);
-        for (i = 0; i < n; i++) obs_span_to_rec(arr[i], &recs[i]);
-        int64_t prune = 0;
-        if (obs_tr.opts.retention_hours) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            prune = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec -
-                    (int64_t)obs_tr.opts.retention_hours * 3600 * 1000000000LL;
-        }
-        store_status st = store_spans_insert(obs_tr.st, recs, n, prune, obs_tr.opts.max_spans);
-        if (st != STORE_OK) {
-            log_error("obs: %zu spans not stored (%s)", n, store_status_text(st));
-            obs_counter_add(obs_series_of(obs_m_spans_dropped(), NULL), n);
-        }
-        for (i = 0; i < n; i++) free(recs[i].attributes);
-        free(recs);
-    }
+    if (obs_tr.st) obs_tracer_store(arr, n);
     if (obs_tr.otlp) {
         obs_otlp_offer(arr, n);   /* takes the spans */
     } else {
@@ -200,6 +252,7 @@ void obs_tracer_stop(void)
     pthread_cond_signal(&obs_tr.wake);
     pthread_mutex_unlock(&obs_tr.mu);
     pthread_join(obs_tr.thread, NULL);
+    buf_free(&obs_blobs);
     atomic_store(&obs_tr_running, false);
     if (obs_tr.otlp) obs_otlp_stop();
     obs_tr.st = NULL;

@@ -565,34 +565,36 @@ store_status store_memory_search(store *st, const scope *sc, const char *query, 
 
 const char *store_status_text(store_status s);
 
-/* --- traces (store_traces.c; written by src/obs/ in batches) --- */
+/* --- traces (store_traces.c; written by src/obs/ in batches) ---
+ * One row per trace per owner per flush: the spans themselves are an opaque
+ * blob (src/obs/span_codec.h) the store never looks inside. */
 #define STORE_SPAN_NAME_MAX 96
-typedef struct span_rec {
-    char    trace_id[33];              /* 32 lower-case hex */
-    char    span_id[17];
-    char    parent_span_id[17];        /* "" for a root span */
-    char    name[STORE_SPAN_NAME_MAX];
-    int     kind;                      /* 1 internal, 2 server, 3 client (as obs_span_kind) */
-    char    tenant_id[ID_MAX];         /* "" = no owner (never returned by store_trace_get) */
-    char    user_id[ID_MAX];           /* "" = a tenant admin's or no user's */
-    int64_t start_ns, end_ns;          /* unix nanoseconds */
-    int     status;                    /* 0 unset, 1 ok, 2 error */
-    char    status_message[160];
-    char   *attributes;                /* JSON object text, malloc'd (freed by store_free_spans) */
-} span_rec;
+#define STORE_TRACE_SPANS_MAX 10000            /* spans one read returns at most */
+typedef struct trace_rec {
+    char     trace_id[33];                     /* 32 lower-case hex */
+    char     tenant_id[ID_MAX];                /* never "": ownerless spans are not stored */
+    char     user_id[ID_MAX];                  /* "" = a tenant admin's */
+    int64_t  start_ns, end_ns;                 /* earliest start, latest end (unix ns) */
+    char     root_name[STORE_SPAN_NAME_MAX];   /* the first span without a parent, else the first */
+    int      status;                           /* 2 if any span failed, else the root's */
+    uint32_t span_count;                       /* spans in the blob, at least 1 */
+    unsigned char *blob;                       /* insert: borrowed; read: malloc'd */
+    size_t   blob_len;
+} trace_rec;
 
-/* Write a batch of ended spans in one writer operation, then prune: spans
- * that ended before `prune_before_ns` and all but the newest `max_spans`
- * (0 = no cap). Not scoped: only the tracer calls it. */
-store_status store_spans_insert(store *st, const span_rec *spans, size_t n,
-                                int64_t prune_before_ns, uint64_t max_spans);
-/* The spans of one trace, by start time. A tenant admin sees a trace if
- * every owned span of it belongs to its tenant; a user only if every owned
- * span is its own. Spans without an owner are never returned. Anything
- * else, or no such trace, is STORE_NOT_FOUND. At most 10000 spans. */
+/* Write a batch of trace rows in one writer operation, then prune: rows
+ * that ended before `prune_before_ns`, and rows all of whose spans are
+ * older than the newest `max_spans` spans (0 = no cap). A row of a user
+ * who no longer exists is skipped. Not scoped: only the tracer calls it. */
+store_status store_traces_insert(store *st, const trace_rec *rows, size_t n,
+                                 int64_t prune_before_ns, uint64_t max_spans);
+/* The rows of one trace, by start time. A tenant admin sees a trace if
+ * every row of it belongs to its tenant; a user only if every row is its
+ * own. Anything else, or no such trace, is STORE_NOT_FOUND. Rows stop
+ * once STORE_TRACE_SPANS_MAX spans are reached. */
 store_status store_trace_get(store *st, const scope *sc, const char *trace_id,
-                             span_rec **out, size_t *n);
-void store_free_spans(span_rec *arr, size_t n);
+                             trace_rec **out, size_t *n);
+void store_free_traces(trace_rec *arr, size_t n);
 
 /* --- audit log (store_audit.c) ---
  * An append-only, hash-chained log of security-relevant acts. The store

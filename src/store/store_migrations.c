@@ -412,6 +412,29 @@ static const store_migration store_migrations[] = {
      "CREATE INDEX guard_decisions_tenant ON guard_decisions (tenant_id, id);"
      "CREATE INDEX guard_decisions_user ON guard_decisions (tenant_id, user_id, id);"
      "CREATE INDEX guard_decisions_age ON guard_decisions (created_at);"},
+    {16,
+     /* Traces as rows (store_traces.c): one row per trace per owner per
+      * flush, its spans a binary blob (src/obs/span_codec.h). seq counts
+      * spans, so keeping the newest N spans is a range delete on the
+      * primary key. The rows of the span table (version 5) are dropped,
+      * not converted: they are diagnostics kept 72 h by default, and
+      * converting them would mean parsing their JSON here
+      * (docs/observability.md, "Storage"). */
+     "CREATE TABLE traces ("
+     "  seq        INTEGER PRIMARY KEY,"
+     "  trace_id   TEXT NOT NULL,"
+     "  tenant_id  TEXT NOT NULL,"
+     "  user_id    TEXT NOT NULL DEFAULT '',"
+     "  start_ns   INTEGER NOT NULL,"
+     "  end_ns     INTEGER NOT NULL,"
+     "  root_name  TEXT NOT NULL,"
+     "  status     INTEGER NOT NULL,"
+     "  span_count INTEGER NOT NULL,"
+     "  spans      BLOB NOT NULL"
+     ");"
+     "CREATE INDEX traces_trace ON traces (trace_id, tenant_id);"
+     "CREATE INDEX traces_end ON traces (end_ns);"
+     "DROP TABLE spans;"},
 };
 
 #define STORE_NMIGRATIONS (sizeof store_migrations / sizeof store_migrations[0])

@@ -287,12 +287,11 @@ static store_status store_user_delete_op(store_conn *c, void *arg)
      * users row, so a failure erases nothing. Messages and runs go by their
      * sessions (indexed) before the sessions themselves; deleting memory
      * rows fires the trigger that removes their full-text index entries.
-     * Spans: the user's own, and the ownerless ones of the user's traces
-     * (an in-process provider's, say) — not another owner's, even in a
-     * trace the user shared, since trace ids come from clients. Finding
-     * the user's spans reads the whole spans table: an index by owner
-     * cost every span written ~30% more writer CPU, while the scan costs
-     * ~10 ms per 50,000 spans, once per erasure (measured). */
+     * Traces: the rows the user owns — not another owner's rows, even of
+     * a trace the user shared, since trace ids come from clients (ownerless
+     * spans are never stored). Finding them reads the whole traces table
+     * (no index by owner: it would cost every row written; the table has
+     * a row per trace, not per span, so the scan is short). */
     static const char *const erase[] = {
         "DELETE FROM keys WHERE user_id = ?1 AND tenant_id = ?2",
         "DELETE FROM memory WHERE tenant_id = ?2 AND user_id = ?1",
@@ -306,9 +305,7 @@ static store_status store_user_delete_op(store_conn *c, void *arg)
         "DELETE FROM responses WHERE user_id = ?1 AND tenant_id = ?2",
         /* the guard's decisions about the user's runs (no text, but theirs) */
         "DELETE FROM guard_decisions WHERE user_id = ?1 AND tenant_id = ?2",
-        "DELETE FROM spans WHERE trace_id IN"
-        " (SELECT trace_id FROM spans WHERE tenant_id = ?2 AND user_id = ?1)"
-        " AND (tenant_id = '' OR (tenant_id = ?2 AND user_id = ?1))",
+        "DELETE FROM traces WHERE tenant_id = ?2 AND user_id = ?1",
         /* the user's tool credentials and consent flows in progress (the
          * connections would also go by their foreign key; said here so the
          * list is the whole of what erasure removes). Their tokens are not

@@ -1,7 +1,8 @@
 /* test_obs_store.c — spans through the tracer into the store and back:
- * round trip, the scope rules of store_trace_get (a user cannot read
- * another user's trace; one foreign span hides a trace; tenant admins see
- * their tenant only), and retention pruning by age and by count. */
+ * round trip (rows of binary spans, decoded as GET /v1/traces/{id} does),
+ * the scope rules of store_trace_get (a user cannot read another user's
+ * trace; one foreign row hides a trace; tenant admins see their tenant
+ * only), and retention pruning by age and by span count. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 
 #include "identity/scope_mint.h"
 #include "obs/obs.h"
+#include "obs/span_codec.h"
 #include "store/store.h"
 #include "test_util.h"
 
@@ -75,34 +77,73 @@ static void make_trace(const scope *owner, const obs_trace_ctx *parent, char tid
     obs_trace_id_hex(obs_span_ctx(root), tid);
 }
 
+/* The spans of a trace as the API reads them: every row's blob decoded. */
+static size_t trace_spans(fx *f, const scope *sc, const char *tid, obs_span_view *out, size_t max,
+                          store_status *st)
+{
+    trace_rec *rows;
+    size_t nrows, n = 0;
+    *st = store_trace_get(f->st, sc, tid, &rows, &nrows);
+    if (*st != STORE_OK) {
+        assert_null(rows);
+        return 0;
+    }
+    for (size_t r = 0; r < nrows; r++) {
+        assert_string_equal(rows[r].trace_id, tid);
+        obs_blob_reader rd;
+        assert_int_equal(obs_blob_open(&rd, rows[r].blob, rows[r].blob_len), 0);
+        int got;
+        size_t in_row = 0;
+        while (n < max && (got = obs_blob_next(&rd, &out[n])) == 1) { n++; in_row++; }
+        assert_int_equal(in_row, rows[r].span_count);
+    }
+    store_free_traces(rows, nrows);
+    return n;
+}
+
+static obs_span_view views[16];
+
 static void test_round_trip(void **state)
 {
     fx *f = *state;
     char tid[OBS_TRACE_ID_HEX];
     make_trace(&f->ua1, NULL, tid);
     obs_tracer_flush();
-    span_rec *spans;
-    size_t n;
-    assert_int_equal(store_trace_get(f->st, &f->ua1, tid, &spans, &n), STORE_OK);
+    /* one request, one owner: one row, its summary columns filled */
+    trace_rec *rows;
+    size_t nrows;
+    assert_int_equal(store_trace_get(f->st, &f->ua1, tid, &rows, &nrows), STORE_OK);
+    assert_int_equal(nrows, 1);
+    assert_int_equal(rows[0].span_count, 3);
+    assert_string_equal(rows[0].root_name, "POST /v1/chat/completions");
+    assert_int_equal(rows[0].status, OBS_STATUS_ERROR);    /* the model call failed */
+    assert_string_equal(rows[0].user_id, f->ua1.user_id);
+    assert_true(rows[0].end_ns >= rows[0].start_ns);
+    store_free_traces(rows, nrows);
+
+    store_status st;
+    size_t n = trace_spans(f, &f->ua1, tid, views, 16, &st);
+    assert_int_equal(st, STORE_OK);
     assert_int_equal(n, 3);
     /* ordered by start: root first, its children point at it */
+    obs_span_view *spans = views;
     assert_string_equal(spans[0].name, "POST /v1/chat/completions");
     assert_string_equal(spans[0].parent_span_id, "");
     assert_int_equal(spans[0].kind, OBS_SPAN_SERVER);
-    for (size_t i = 1; i < n; i++) {
-        assert_string_equal(spans[i].parent_span_id, spans[0].span_id);
-        assert_string_equal(spans[i].trace_id, tid);
-    }
-    const span_rec *call = strcmp(spans[1].name, "chat mock-gpt") == 0 ? &spans[1] : &spans[2];
+    for (size_t i = 1; i < n; i++) assert_string_equal(spans[i].parent_span_id, spans[0].span_id);
+    const obs_span_view *call = strcmp(spans[1].name, "chat mock-gpt") == 0 ? &spans[1] : &spans[2];
     assert_int_equal(call->status, OBS_STATUS_ERROR);
     assert_string_equal(call->status_message, "upstream 502");
-    cJSON *a = cJSON_Parse(call->attributes);
+    buf b;
+    buf_init(&b);
+    obs_span_view_attrs_json(&b, call);
+    cJSON *a = cJSON_Parse(b.data);
+    buf_free(&b);
     assert_non_null(a);
     assert_string_equal(cJSON_GetObjectItem(a, "gen_ai.system")->valuestring, "openai");
     assert_int_equal(cJSON_GetObjectItem(a, "gen_ai.usage.input_tokens")->valueint, 12);
     cJSON_Delete(a);
     assert_true(spans[0].end_ns >= spans[0].start_ns);
-    store_free_spans(spans, n);
 }
 
 static void test_scoping(void **state)
@@ -111,25 +152,23 @@ static void test_scoping(void **state)
     char tid[OBS_TRACE_ID_HEX];
     make_trace(&f->ua1, NULL, tid);
     obs_tracer_flush();
-    span_rec *spans;
+    trace_rec *rows;
     size_t n;
+    store_status st;
     /* the owner and its tenant admin see it */
-    assert_int_equal(store_trace_get(f->st, &f->ua1, tid, &spans, &n), STORE_OK);
-    store_free_spans(spans, n);
-    assert_int_equal(store_trace_get(f->st, &f->ta, tid, &spans, &n), STORE_OK);
-    assert_int_equal(n, 3);
-    store_free_spans(spans, n);
+    assert_int_equal(trace_spans(f, &f->ua1, tid, views, 16, &st), 3);
+    assert_int_equal(trace_spans(f, &f->ta, tid, views, 16, &st), 3);
     /* another user of the same tenant, another tenant's user and admin: not found */
-    assert_int_equal(store_trace_get(f->st, &f->ua2, tid, &spans, &n), STORE_NOT_FOUND);
-    assert_null(spans);
-    assert_int_equal(store_trace_get(f->st, &f->ub, tid, &spans, &n), STORE_NOT_FOUND);
-    assert_int_equal(store_trace_get(f->st, &f->tb, tid, &spans, &n), STORE_NOT_FOUND);
-    assert_int_equal(store_trace_get(f->st, &f->admin, tid, &spans, &n), STORE_FORBIDDEN);
-    assert_int_equal(store_trace_get(f->st, &f->ua1, "00000000000000000000000000000001", &spans, &n),
+    assert_int_equal(store_trace_get(f->st, &f->ua2, tid, &rows, &n), STORE_NOT_FOUND);
+    assert_null(rows);
+    assert_int_equal(store_trace_get(f->st, &f->ub, tid, &rows, &n), STORE_NOT_FOUND);
+    assert_int_equal(store_trace_get(f->st, &f->tb, tid, &rows, &n), STORE_NOT_FOUND);
+    assert_int_equal(store_trace_get(f->st, &f->admin, tid, &rows, &n), STORE_FORBIDDEN);
+    assert_int_equal(store_trace_get(f->st, &f->ua1, "00000000000000000000000000000001", &rows, &n),
                      STORE_NOT_FOUND);
 
     /* User a2 continues a1's trace id (a forged traceparent): the trace
-     * now holds a foreign span, so neither user can read it — a2 learns
+     * now holds a foreign row, so neither user can read it — a2 learns
      * nothing of a1's spans, and a1 is not shown a2's. */
     obs_trace_ctx forged;
     char tp[80];
@@ -139,14 +178,12 @@ static void test_scoping(void **state)
     make_trace(&f->ua2, &forged, tid2);
     assert_string_equal(tid, tid2);
     obs_tracer_flush();
-    assert_int_equal(store_trace_get(f->st, &f->ua2, tid, &spans, &n), STORE_NOT_FOUND);
-    assert_int_equal(store_trace_get(f->st, &f->ua1, tid, &spans, &n), STORE_NOT_FOUND);
+    assert_int_equal(store_trace_get(f->st, &f->ua2, tid, &rows, &n), STORE_NOT_FOUND);
+    assert_int_equal(store_trace_get(f->st, &f->ua1, tid, &rows, &n), STORE_NOT_FOUND);
     /* the tenant admin owns both users' spans */
-    assert_int_equal(store_trace_get(f->st, &f->ta, tid, &spans, &n), STORE_OK);
-    assert_int_equal(n, 6);
-    store_free_spans(spans, n);
+    assert_int_equal(trace_spans(f, &f->ta, tid, views, 16, &st), 6);
 
-    /* spans without an owner are never returned (and do not hide) */
+    /* spans without an owner are never stored (and so do not hide) */
     char tid3[OBS_TRACE_ID_HEX];
     make_trace(&f->ub, NULL, tid3);
     snprintf(tp, sizeof tp, "00-%s-00f067aa0ba902b7-01", tid3);
@@ -154,24 +191,38 @@ static void test_scoping(void **state)
     obs_span *anon = obs_span_begin(&forged, "GET /v1/me", OBS_SPAN_SERVER, NULL);
     obs_span_end(anon, OBS_STATUS_OK, NULL);
     obs_tracer_flush();
-    assert_int_equal(store_trace_get(f->st, &f->ub, tid3, &spans, &n), STORE_OK);
-    assert_int_equal(n, 3);
-    store_free_spans(spans, n);
+    assert_int_equal(trace_spans(f, &f->ub, tid3, views, 16, &st), 3);
+    assert_int_equal(store_trace_get(f->st, &f->ub, tid3, &rows, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    store_free_traces(rows, n);
 }
 
-static span_rec rec(const char *tid, const char *sid, const char *tenant, int64_t end_ns)
+/* A row of `spans` spans; the store never opens the blob, so any bytes do. */
+static trace_rec row(const char *tid, const char *tenant, int64_t end_ns, uint32_t spans)
 {
-    span_rec r;
+    static unsigned char blob[] = "opaque";
+    trace_rec r;
     memset(&r, 0, sizeof r);
     snprintf(r.trace_id, sizeof r.trace_id, "%s", tid);
-    snprintf(r.span_id, sizeof r.span_id, "%s", sid);
-    snprintf(r.name, sizeof r.name, "s");
     snprintf(r.tenant_id, sizeof r.tenant_id, "%s", tenant);
-    r.kind = OBS_SPAN_INTERNAL;
+    snprintf(r.root_name, sizeof r.root_name, "s");
     r.start_ns = end_ns - 1000;
     r.end_ns = end_ns;
-    r.attributes = "{}";
+    r.span_count = spans;
+    r.blob = blob;
+    r.blob_len = sizeof blob - 1;
     return r;
+}
+
+static size_t rows_of(fx *f, const char *tid, store_status want)
+{
+    trace_rec *rows;
+    size_t n;
+    assert_int_equal(store_trace_get(f->st, &f->ta, tid, &rows, &n), want);
+    size_t spans = 0;
+    for (size_t i = 0; i < n; i++) spans += rows[i].span_count;
+    store_free_traces(rows, n);
+    return spans;
 }
 
 static void test_retention(void **state)
@@ -179,36 +230,47 @@ static void test_retention(void **state)
     fx *f = *state;
     const char *old_t = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", *new_t = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
     int64_t now = 2000000000LL * 1000000000LL;
-    span_rec r[2] = {rec(old_t, "0000000000000001", f->ta_id, now - 100LL * 3600 * 1000000000LL),
-                     rec(new_t, "0000000000000002", f->ta_id, now)};
-    assert_int_equal(store_spans_insert(f->st, r, 2, 0, 0), STORE_OK);
-    span_rec *spans;
-    size_t n;
-    assert_int_equal(store_trace_get(f->st, &f->ta, old_t, &spans, &n), STORE_OK);
-    store_free_spans(spans, n);
+    trace_rec r[2] = {row(old_t, f->ta_id, now - 100LL * 3600 * 1000000000LL, 1),
+                      row(new_t, f->ta_id, now, 1)};
+    assert_int_equal(store_traces_insert(f->st, r, 2, 0, 0), STORE_OK);
+    assert_int_equal(rows_of(f, old_t, STORE_OK), 1);
     /* the next batch prunes what ended more than 72 hours before now */
-    span_rec r2 = rec(new_t, "0000000000000003", f->ta_id, now);
-    assert_int_equal(store_spans_insert(f->st, &r2, 1, now - 72LL * 3600 * 1000000000LL, 0), STORE_OK);
-    assert_int_equal(store_trace_get(f->st, &f->ta, old_t, &spans, &n), STORE_NOT_FOUND);
-    assert_int_equal(store_trace_get(f->st, &f->ta, new_t, &spans, &n), STORE_OK);
-    assert_int_equal(n, 2);
-    store_free_spans(spans, n);
+    trace_rec r2 = row(new_t, f->ta_id, now, 1);
+    assert_int_equal(store_traces_insert(f->st, &r2, 1, now - 72LL * 3600 * 1000000000LL, 0), STORE_OK);
+    assert_int_equal(rows_of(f, old_t, STORE_NOT_FOUND), 0);
+    assert_int_equal(rows_of(f, new_t, STORE_OK), 2);
 
-    /* by count: 50 spans with a cap of 10 keep the newest 10 */
-    span_rec many[50];
-    char sid[17];
+    /* by count of spans, not rows: 50 one-span rows with a cap of 10 keep
+     * the newest 10 */
+    trace_rec many[50];
     const char *cnt_t = "cccccccccccccccccccccccccccccccc";
-    for (int i = 0; i < 50; i++) {
-        snprintf(sid, sizeof sid, "%016x", i + 16);
-        many[i] = rec(cnt_t, sid, f->ta_id, now + i);
-    }
-    assert_int_equal(store_spans_insert(f->st, many, 50, 0, 10), STORE_OK);
-    assert_int_equal(store_trace_get(f->st, &f->ta, cnt_t, &spans, &n), STORE_OK);
-    assert_int_equal(n, 10);
-    assert_string_equal(spans[0].span_id, "0000000000000038");   /* i = 40 */
-    store_free_spans(spans, n);
+    for (int i = 0; i < 50; i++) many[i] = row(cnt_t, f->ta_id, now + i, 1);
+    assert_int_equal(store_traces_insert(f->st, many, 50, 0, 10), STORE_OK);
+    assert_int_equal(rows_of(f, cnt_t, STORE_OK), 10);
     /* and nothing else survived the cap */
-    assert_int_equal(store_trace_get(f->st, &f->ta, new_t, &spans, &n), STORE_NOT_FOUND);
+    assert_int_equal(rows_of(f, new_t, STORE_NOT_FOUND), 0);
+    /* one row of 8 spans counts 8: with a cap of 10, it and two of the
+     * one-span rows before it remain */
+    trace_rec big = row(cnt_t, f->ta_id, now + 60, 8);
+    assert_int_equal(store_traces_insert(f->st, &big, 1, 0, 10), STORE_OK);
+    assert_int_equal(rows_of(f, cnt_t, STORE_OK), 10);
+    /* a row of more spans than the cap is kept whole until the next ones */
+    trace_rec huge = row(new_t, f->ta_id, now + 70, 25);
+    assert_int_equal(store_traces_insert(f->st, &huge, 1, 0, 10), STORE_OK);
+    assert_int_equal(rows_of(f, cnt_t, STORE_NOT_FOUND), 0);
+    assert_int_equal(rows_of(f, new_t, STORE_OK), 25);
+}
+
+/* Bad rows are refused, not stored half-way. */
+static void test_insert_invalid(void **state)
+{
+    fx *f = *state;
+    int64_t now = 2000000000LL * 1000000000LL;
+    trace_rec r = row("dddddddddddddddddddddddddddddddd", "", now, 1);   /* ownerless */
+    assert_int_equal(store_traces_insert(f->st, &r, 1, 0, 0), STORE_INVALID);
+    r = row("dddddddddddddddddddddddddddddddd", f->ta_id, now, 0);          /* no spans */
+    assert_int_equal(store_traces_insert(f->st, &r, 1, 0, 0), STORE_INVALID);
+    assert_int_equal(rows_of(f, "dddddddddddddddddddddddddddddddd", STORE_NOT_FOUND), 0);
 }
 
 int main(void)
@@ -217,6 +279,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scoping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_insert_invalid, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

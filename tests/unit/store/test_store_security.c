@@ -358,20 +358,20 @@ static bool file_contains(const char *path, const char *needle)
     return found;
 }
 
-static span_rec span_of(const char *trace, const char *span, const char *tenant, const char *user,
-                        const char *attrs)
+/* A trace row whose blob carries `note` (the store never opens it). */
+static trace_rec trace_of(const char *trace, const char *tenant, const char *user, const char *note)
 {
-    span_rec r;
+    trace_rec r;
     memset(&r, 0, sizeof r);
     snprintf(r.trace_id, sizeof r.trace_id, "%s", trace);
-    snprintf(r.span_id, sizeof r.span_id, "%s", span);
-    snprintf(r.name, sizeof r.name, "POST /v1/memory/{key}");
-    r.kind = 2;
+    snprintf(r.root_name, sizeof r.root_name, "POST /v1/memory/{key}");
     snprintf(r.tenant_id, sizeof r.tenant_id, "%s", tenant);
     snprintf(r.user_id, sizeof r.user_id, "%s", user);
     r.start_ns = time_now_unix() * 1000000000LL;
     r.end_ns = r.start_ns + 1000;
-    r.attributes = (char *)attrs;
+    r.span_count = 1;
+    r.blob = (unsigned char *)note;
+    r.blob_len = strlen(note);
     return r;
 }
 
@@ -396,16 +396,15 @@ static void test_erasure_scrubs(void **state)
     char attrs[128];
     snprintf(attrs, sizeof attrs, "{\"note\":\"%s\"}", canary_span);
     const char *trace = "0af7651916cd43dd8448eb211c80319c";
-    span_rec spans[3] = {
-        span_of(trace, "b7ad6b7169203331", f->ta_id, f->ua, attrs),
-        span_of(trace, "b7ad6b7169203332", "", "", attrs),          /* ownerless, same trace */
-        span_of("1af7651916cd43dd8448eb211c80319c", "c7ad6b7169203331", f->ta_id, f->uc, "{}"),
+    trace_rec rows[2] = {
+        trace_of(trace, f->ta_id, f->ua, attrs),
+        trace_of("1af7651916cd43dd8448eb211c80319c", f->ta_id, f->uc, "{}"),
     };
-    assert_int_equal(store_spans_insert(f->st, spans, 3, 0, 0), STORE_OK);
-    span_rec *got;
+    assert_int_equal(store_traces_insert(f->st, rows, 2, 0, 0), STORE_OK);
+    trace_rec *got;
     size_t n;
     assert_int_equal(store_trace_get(f->st, &f->ta, trace, &got, &n), STORE_OK);
-    store_free_spans(got, n);
+    store_free_traces(got, n);
 
     char db[128], wal[128];
     snprintf(db, sizeof db, "%s/brigade.db", f->dir);
@@ -416,12 +415,12 @@ static void test_erasure_scrubs(void **state)
 
     assert_int_equal(store_user_delete(f->st, &f->ta, f->ua), STORE_OK);
     assert_int_equal(store_trace_get(f->st, &f->ta, trace, &got, &n), STORE_NOT_FOUND);
-    assert_int_equal(db_count(f, "SELECT count(*) FROM spans WHERE trace_id = ?", trace), 0);
-    assert_int_equal(db_count(f, "SELECT count(*) FROM spans WHERE user_id = ?", f->uc), 1);
-    /* a span of the erased user that reaches the store late is dropped */
-    span_rec late = span_of(trace, "b7ad6b7169203339", f->ta_id, f->ua, attrs);
-    assert_int_equal(store_spans_insert(f->st, &late, 1, 0, 0), STORE_OK);
-    assert_int_equal(db_count(f, "SELECT count(*) FROM spans WHERE trace_id = ?", trace), 0);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM traces WHERE trace_id = ?", trace), 0);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM traces WHERE user_id = ?", f->uc), 1);
+    /* a row of the erased user that reaches the store late is dropped */
+    trace_rec late = trace_of(trace, f->ta_id, f->ua, attrs);
+    assert_int_equal(store_traces_insert(f->st, &late, 1, 0, 0), STORE_OK);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM traces WHERE trace_id = ?", trace), 0);
 
     /* nothing of the erased user in the file, nor in the WAL */
     const char *canaries[] = {canary_mem, canary_msg, canary_span};
