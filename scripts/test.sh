@@ -8,9 +8,10 @@
 #      the sanitizer build of the real server and mock-llm on loopback
 #   4. the chaos run (bench/chaos.sh at 20% provider faults with a fallback:
 #      ≥ 99.9% served, nothing wrongly charged), CHAOS_SECONDS (default 20)
-#   5. libFuzzer targets (clang), FUZZ_SECONDS each (default 20)
-#   6. the style checks (scripts/check-style.sh)
-#   7. the instruction gate: instructions per gateway request (callgrind,
+#   5. the MCP conformance suite, client mode (scripts/mcp-conformance.sh)
+#   6. libFuzzer targets (clang), FUZZ_SECONDS each (default 20)
+#   7. the style checks (scripts/check-style.sh)
+#   8. the instruction gate: instructions per gateway request (callgrind,
 #      release build) within 10% of bench/instructions.baseline
 #
 # Exits non-zero if anything failed. Logs of each suite are in build-test-logs/.
@@ -118,6 +119,18 @@ if [[ -x build/brigade ]] && BRIGADE="$root/build/brigade" BENCH_SECONDS=${CHAOS
 else
   tail -30 "$logs/chaos.log"; count chaos 0 1
 fi
+
+# The MCP conformance suite, client mode (scripts/mcp-conformance.sh):
+# brigade's MCP client against every client scenario of the released
+# protocol versions, with tests/mcp-conformance/expected-failures.yaml as the
+# baseline; one count per scenario (a match with the baseline passes).
+echo "== MCP conformance (client scenarios, sanitizer build)"
+mcp_bin="$root/build-asan/brigade"; [[ -x "$mcp_bin" ]] || mcp_bin="$root/build/brigade"
+scripts/mcp-conformance.sh "$mcp_bin" > "$logs/mcp-conformance.log" 2>&1
+read -r ok bad < <(sed -n 's/^mcp-conformance: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$logs/mcp-conformance.log")
+if [[ -z "${ok:-}" ]]; then tail -30 "$logs/mcp-conformance.log"; ok=0; bad=1;
+elif ((bad)); then grep -A25 '  FAIL ' "$logs/mcp-conformance.log" | head -60; fi
+count mcp-conformance "$ok" "$bad"
 
 echo "== fuzz targets (${FUZZ_SECONDS:-20} s each)"
 if scripts/fuzz.sh "${FUZZ_SECONDS:-20}" > "$logs/fuzz.log" 2>&1; then :; fi

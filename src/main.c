@@ -32,6 +32,7 @@ static const char main_usage[] =
     "  usage      usage and cost reports, also while serving (brigade usage --help)\n"
     "  chat       chat with an agent of a running brigade, as a user (brigade chat --help)\n"
     "  guard      measure and try the prompt-injection detectors (brigade guard --help)\n"
+    "  mcp-client run brigade's MCP client once against a server URL (brigade mcp-client --help)\n"
     "\n"
     "  --version  print the version\n"
     "  --help     this text\n";
@@ -65,6 +66,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "usage") == 0) return app_usage_main(argc - 1, argv + 1);
     if (strcmp(cmd, "chat") == 0) return app_chat_main(argc - 1, argv + 1);
     if (strcmp(cmd, "guard") == 0) return app_guard_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "mcp-client") == 0) return app_mcp_client_main(argc - 1, argv + 1);
     fprintf(stderr, "brigade: unknown command \"%s\"\n\n%s", cmd, main_usage);
     return 2;
 }

@@ -20,4 +20,8 @@ int app_chat_main(int argc, char **argv);
  * offline. Exit 0 (scan: 0 clean, 1 flagged), 2 usage or input error. */
 int app_guard_main(int argc, char **argv);
 
+/* `brigade mcp-client URL` (mcp_client_cli.c): brigade's MCP client run
+ * once against a server (the MCP conformance suite drives it). */
+int app_mcp_client_main(int argc, char **argv);
+
 #endif

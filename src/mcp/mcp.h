@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <uv.h>
 
 #include "config/config.h"
@@ -82,6 +83,12 @@ mcp_call *mcp_hub_call(mcp_hub *h, uv_loop_t *loop, const char *server, const mc
 /* On the caller's loop: stop waiting (`done` is not called); the server is
  * told with notifications/cancelled. */
 void      mcp_call_cancel(mcp_call *c);
+
+/* `brigade mcp-client URL` (probe.c): one session with the streamable
+ * HTTP server at url, on a loop of its own — initialize, tools/list, every
+ * tool called with arguments made from its schema — reported on `out`.
+ * 0 when every step answered, 1 otherwise. For the MCP conformance suite. */
+int       mcp_probe_run(const char *url, bool allow_private_networks, FILE *out);
 
 /* Instances running now (for tests and metrics). */
 size_t    mcp_hub_instances(mcp_hub *h);
