@@ -333,7 +333,8 @@ describe('backups and a clean stop', () => {
     const restored = newDir();
     fs.copyFileSync(out, path.join(restored, 'brigade.db'));
     for (const f of fs.readdirSync(dir)) {
-      if (!/^brigade\.db|^serve\.lock$|^reservations\.journal$/.test(f)) fs.copyFileSync(path.join(dir, f), path.join(restored, f));
+      // files only: mcp/ (MCP servers' per-user directories) is not the database's, nor a key
+      if (fs.statSync(path.join(dir, f)).isFile() && !/^brigade\.db|^serve\.lock$|^reservations\.journal$/.test(f)) fs.copyFileSync(path.join(dir, f), path.join(restored, f));
     }
     const r = await serve(['--listen', `127.0.0.1:${await freePort()}`, '--data-dir', restored], { BRIGADE_ADMIN_TOKEN: token });
     const me = await readResponse(await fetch(r.url + '/v1/me', { headers: { authorization: `Bearer ${k.key}` } }));
