@@ -120,7 +120,10 @@ typedef struct num_tok {
     bool     plus;
     int      ngroups;
     int      glen[NUM_GROUPS_MAX];
-    char     sep[NUM_GROUPS_MAX];     /* the separator before group k (0: none) */
+    /* the separator before group k (0: none); one more than the groups, so
+     * that sep[ngroups] (the group after the last, never read when the
+     * groups overflowed) is 0, not past the array (found by fuzz_pii) */
+    char     sep[NUM_GROUPS_MAX + 1];
     bool     paren[NUM_GROUPS_MAX];
     size_t   gend[NUM_GROUPS_MAX];    /* the byte after group k (after its ')') */
     int      ndigits;                 /* in all groups */
