@@ -36,6 +36,9 @@ struct guard_run {
     /* MCP tools taken out of the offer for a poisoned description
      * (tool_descriptions.h): a call of one is refused */
     cJSON    *dropped_tools;
+    /* `guard.flagged` payloads of the checks before an effect (taint,
+     * exfiltration) not yet taken by the harness (guard_take_events) */
+    cJSON    *pending_events;
 };
 
 guard_run *guard_run_new(void)
@@ -52,6 +55,7 @@ void guard_run_free(guard_run *g)
     guard_secrets_clear(&g->secrets);
     cJSON_Delete(g->last_calls);
     cJSON_Delete(g->dropped_tools);
+    cJSON_Delete(g->pending_events);
     free(g);
 }
 
@@ -323,6 +327,36 @@ static void guard_span(const guard_ctx *ctx, const guard_effect *e, const char *
     obs_span_end(s, allow ? OBS_STATUS_OK : OBS_STATUS_ERROR, allow ? NULL : note);
 }
 
+/* The `guard.flagged` payload of a taint or exfiltration decision, in the
+ * same fixed words as its recorded row (guard_record_verdict): the check,
+ * what was done, a label — never the arguments or the user's values. */
+static void guard_verdict_event(guard_run *g, const guard_effect *e, const guard_decision *d)
+{
+    bool taint = strcmp(d->check, "taint") == 0;
+    if (!taint && strcmp(d->check, "exfiltration") != 0) return;
+    bool answer = e->kind == GUARD_EFFECT_FINISH;
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "channel", answer ? "answer" : "tool_call");
+    if (!answer && e->tool_name) cJSON_AddStringToObject(ev, "tool", e->tool_name);
+    cJSON_AddStringToObject(ev, "detector", d->check);
+    cJSON_AddStringToObject(ev, "action", d->verdict == GUARD_NEEDS_APPROVAL ? "approval"
+                                          : answer ? "withhold" : "refuse");
+    cJSON *labels = cJSON_AddArrayToObject(ev, "labels");
+    cJSON_AddItemToArray(labels, cJSON_CreateString(taint ? "tainted_run"
+                                                    : answer ? "user_value_or_query_in_url"
+                                                             : "user_value_in_arguments"));
+    cJSON_AddArrayToObject(ev, "spans");
+    if (!g->pending_events) g->pending_events = cJSON_CreateArray();
+    cJSON_AddItemToArray(g->pending_events, ev);
+}
+
+cJSON *guard_take_events(guard_run *g)
+{
+    cJSON *events = g->pending_events;
+    g->pending_events = NULL;
+    return events;
+}
+
 guard_decision guard_before_effect(guard_run *g, const guard_ctx *ctx, const guard_effect *e)
 {
     guard_decision d;
@@ -335,7 +369,10 @@ guard_decision guard_before_effect(guard_run *g, const guard_ctx *ctx, const gua
         if (c->traced) guard_span(ctx, e, c->name, allow, note);
         if (!allow) {
             d.check = c->name;
-            if (!g->replaying) guard_record_verdict(ctx, e, &d);   /* kept: a row, a count */
+            if (!g->replaying) {
+                guard_record_verdict(ctx, e, &d);   /* kept: a row, a count */
+                guard_verdict_event(g, e, &d);      /* and told to the run's client */
+            }
             return d;
         }
     }

@@ -143,6 +143,10 @@ void       guard_run_free(guard_run *g);
 bool guard_run_tainted(const guard_run *g, uint32_t *kinds);
 
 guard_decision guard_before_effect(guard_run *g, const guard_ctx *ctx, const guard_effect *e);
+/* The `guard.flagged` payloads of guard_before_effect's taint and
+ * exfiltration decisions since the last call (NULL: none); the caller
+ * emits and frees them. */
+cJSON         *guard_take_events(guard_run *g);
 guard_review   guard_after_result(guard_run *g, const guard_ctx *ctx, const guard_result *r);
 
 #endif

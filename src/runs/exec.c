@@ -350,6 +350,7 @@ void run_exec_effect(run_exec *x, step_effect *e)
          * run (the refusals of single tool calls are toolrun.c's). */
         guard_effect ge = run_guard_effect(e);
         guard_decision d = guard_before_effect(x->guard, &x->guard_ctx, &ge);
+        run_guard_verdict_events(x);
         if (d.verdict != GUARD_ALLOW) {
             run_exec_fail(x, d.code, d.reason);
             return;
@@ -389,6 +390,16 @@ static void run_event_clear(step_event *ev)
     cJSON_Delete(ev->history);
     cJSON_Delete(ev->message);
     cJSON_Delete(ev->results);
+}
+
+/* The decisions before an effect that the client is told of (taint,
+ * exfiltration), as `guard.flagged` events. */
+void run_guard_verdict_events(run_exec *x)
+{
+    cJSON *events = guard_take_events(x->guard), *e;
+    if (!events) return;
+    while ((e = cJSON_DetachItemFromArray(events, 0))) run_event(x, "guard.flagged", e);
+    cJSON_Delete(events);
 }
 
 void run_guard_events(run_exec *x, guard_review *v)

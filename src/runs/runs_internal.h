@@ -335,6 +335,7 @@ void   run_taint_trace(obs_span *span, const guard_run *g);
 void run_event(run_exec *x, const char *name, cJSON *data /* taken */);
 /* Emit a guard review's `guard.flagged` events (and free them). */
 void run_guard_events(run_exec *x, guard_review *v);
+void run_guard_verdict_events(run_exec *x);
 void run_event_end(run_exec *x, const runs_outcome *o);
 
 #endif

@@ -451,6 +451,7 @@ void run_tools_call(run_exec *x, cJSON *calls)
         guard_effect ge = {.kind = GUARD_EFFECT_TOOL_CALL, .json = call, .tool_name = tname,
                            .arguments = targs, .span = slot->span};
         guard_decision gd = guard_before_effect(x->guard, &x->guard_ctx, &ge);
+        run_guard_verdict_events(x);
         slot->verdict = gd.verdict;
         slot->def = gd.tool;
         if (gd.tool && gd.tool->mcp_server)

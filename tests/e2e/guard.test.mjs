@@ -234,6 +234,11 @@ describe('taint', () => {
     const tool = second.transcript.filter((m) => m.role === 'tool').at(-1);
     assert.match(tool.content, /may not run once untrusted content/);
     assert.equal(calls('/send'), before);
+    // the stream says why, in fixed words
+    const f = flagged(second.events).find((x) => x.detector === 'taint');
+    assert.deepEqual(f && { channel: f.channel, tool: f.tool, detector: f.detector, action: f.action, labels: f.labels },
+      { channel: 'tool_call', tool: 'send', detector: 'taint', action: 'refuse', labels: ['tainted_run'] },
+      JSON.stringify(second.events.map((e) => e.event)));
   });
 });
 
@@ -248,6 +253,11 @@ describe('exfiltration', () => {
     assert.match(tool.content, /carry a value of the user's/);
     assert.ok(!tool.content.includes(secret));
     assert.equal(calls('/send'), before, 'nothing left');
+    const f = flagged(second.events).find((x) => x.detector === 'exfiltration');
+    assert.ok(f, JSON.stringify(second.events.map((e) => e.event)));
+    assert.equal(f.action, 'refuse');
+    assert.equal(f.channel, 'tool_call');
+    assert.ok(!JSON.stringify(f).includes(secret), 'the event holds no value');
     const audited = await eventually(async () => {
       const entries = await auditEntries(stack, tenant.admin_key);
       const e = entries.find((x) => x.action === 'tool.call' && x.details.refused === 'exfiltration_blocked');
