@@ -37,11 +37,18 @@ void tools_tenant_free(tools_tenant *tt)
     tt->n = tt->n_mcp = 0;
 }
 
+/* A tenant's row of one kind by name: its own definition (with a body) or
+ * its enabling of a catalogue entry (without). */
+static const def_rec *def_row_named(const def_rec *rows, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(rows[i].name, name)) return &rows[i];
+    return NULL;
+}
+
 static const def_rec *tools_tenant_row(const tools_tenant *tt, const char *name)
 {
-    for (size_t i = 0; i < tt->n; i++)
-        if (!strcmp(tt->rows[i].name, name)) return &tt->rows[i];
-    return NULL;
+    return def_row_named(tt->rows, tt->n, name);
 }
 
 const def_rec *tools_tenant_own(const tools_tenant *tt, const char *name)
@@ -61,9 +68,7 @@ const tool_cfg *tools_tenant_catalogue_tool(const tools_tenant *tt, const char *
 
 static const def_rec *tools_tenant_mcp_row(const tools_tenant *tt, const char *name)
 {
-    for (size_t i = 0; i < tt->n_mcp; i++)
-        if (!strcmp(tt->mcp_rows[i].name, name)) return &tt->mcp_rows[i];
-    return NULL;
+    return def_row_named(tt->mcp_rows, tt->n_mcp, name);
 }
 
 const def_rec *tools_tenant_own_mcp(const tools_tenant *tt, const char *name)
