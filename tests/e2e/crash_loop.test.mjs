@@ -8,7 +8,11 @@
 //     what was delivered to the client (calls in flight may be overcounted,
 //     never undercounted);
 //   - no budget is over: a user whose small budget the load keeps hitting
-//     has spent no more than it;
+//     has spent no more than it, except by what the reconciliations at
+//     start charged conservatively (a call whose usage row was committed
+//     just before the kill, but whose journal record was not yet closed, is
+//     charged twice — the allowed overcount of docs/governance.md; seen in
+//     about 1 run in 10 of 30 crashes on a busy machine);
 //   - the audit: every user and key present has its creation entry (the act
 //     and its entry are one transaction), and `brigade audit verify` finds
 //     the chain intact;
@@ -59,6 +63,7 @@ const log = {
   keys: new Set(),
   memory: new Map(),   // key → value, saved by a run that completed
   runs: new Set(),
+  reconciledUsd: 0,    // what the restarts' reconciliations charged, in all
 };
 
 function chatBody(i, extra = {}) {
@@ -143,7 +148,8 @@ async function checkAfterRestart(cycle) {
   assert.ok(spent + 1e-9 * log.calls >= log.delivered,
     `${where}: the restarted budgets count $${spent}, the client got $${log.delivered}`);
   const c = await budgetOf(capped.key);
-  assert.ok(c.spent_usd <= SMALL_BUDGET_USD + 1e-9, `${where}: a $${SMALL_BUDGET_USD} budget has $${c.spent_usd} spent`);
+  assert.ok(c.spent_usd <= SMALL_BUDGET_USD + log.reconciledUsd + 1e-9,
+    `${where}: a $${SMALL_BUDGET_USD} budget has $${c.spent_usd} spent (reconciliations charged $${log.reconciledUsd})`);
   // acknowledged writes
   for (const id of log.users) {
     const r = await stack.api(tenant.admin_key, 'GET', `/v1/users/${id}`);
@@ -186,7 +192,11 @@ describe('kill -9 in a loop under mixed load', () => {
         const info = await restartBrigade(stack, 'SIGKILL');
         assert.equal(info.signal, 'SIGKILL');
         await Promise.all(workers);
-        if (/charged \$[0-9.]+ at their reservations/.test(stack.brigade.output())) reconciled++;
+        const rec = /charged \$([0-9.]+) at their reservations/.exec(stack.brigade.output());
+        if (rec) {
+          reconciled++;
+          log.reconciledUsd += Number(rec[1]) + 1e-6;   // the log line rounds to $0.000001
+        }
         await checkAfterRestart(cycle);
       }
       assert.ok(log.calls > CYCLES * 4, `load was made (${log.calls} calls)`);
