@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include "egress/egress_curl.h"
+#include "mcp/mcp_oauth.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -57,6 +58,8 @@ typedef struct http_req {
     int64_t           req_id;        /* the request it carries (0: none) */
     bool              answered;      /* its answer came */
     int               resumes;
+    int               auth_tries;    /* authorizations this request caused (MCP_OAUTH_MAX_TRIES) */
+    char              www_auth[MCP_OAUTH_URL_MAX + MCP_OAUTH_SCOPE_MAX];   /* a 401/403's WWW-Authenticate */
     char              errbuf[CURL_ERROR_SIZE];
     egress_check      egress;        /* the address check of this transfer (docs/egress.md) */
     struct http_req  *next;
@@ -74,6 +77,9 @@ struct http_tr {
     bool                   close_later;   /* tr_close_now is queued */
     int                    waits;         /* resumptions waiting for their time */
     struct resume_wait    *wait_list;
+    mcp_oauth             *oauth;         /* MCP authorization, when the server needs it (not owned) */
+    mcp_oauth_consent_fn   consent;
+    void                  *consent_arg;
 };
 
 static void tr_maybe_free(http_tr *t)
@@ -150,7 +156,7 @@ static size_t req_on_header(char *p, size_t size, size_t n, void *arg)
 {
     http_req *r = arg;
     size_t len = size * n;
-    char line[512];
+    char line[MCP_OAUTH_URL_MAX + MCP_OAUTH_SCOPE_MAX + 64];
     size_t k = len < sizeof line - 1 ? len : sizeof line - 1;
     memcpy(line, p, k);
     line[k] = '\0';
@@ -167,6 +173,8 @@ static size_t req_on_header(char *p, size_t size, size_t n, void *arg)
     if (!strcasecmp(line, "content-type")) {
         r->is_sse = !strncasecmp(v, "text/event-stream", 17);
         r->is_json = !strncasecmp(v, "application/json", 16);
+    } else if (!strcasecmp(line, "www-authenticate")) {
+        snprintf(r->www_auth, sizeof r->www_auth, "%s", v);
     } else if (!strcasecmp(line, "mcp-session-id") && r->kind == REQ_POST) {
         /* visible ASCII only (the spec's rule), and it must fit */
         bool ok = *v && strlen(v) < sizeof r->t->session_id;
@@ -259,6 +267,16 @@ static bool http_prepare(http_tr *t, http_req *r, const char *method)
         snprintf(line, sizeof line, "MCP-Protocol-Version: %s", t->proto);
         h = curl_slist_append(h, line);
     }
+    const char *token = mcp_oauth_token(t->oauth);
+    if (token) {
+        /* the token of this server's own authorization (mcp_oauth): never
+         * the caller's brigade credential */
+        size_t tl = strlen(token) + 32;
+        char *ah = xmalloc(tl);
+        snprintf(ah, tl, "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, ah);
+        free(ah);
+    }
     r->hdrs = h;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     size_t n_nets = 0;
@@ -322,6 +340,48 @@ static void req_fail(http_req *r, const char *why)
     cJSON_Delete(sent);
 }
 
+/* A 401, or a 403 whose challenge says insufficient_scope (a step-up). */
+static bool req_needs_auth(http_req *r)
+{
+    if (r->status == 401) return true;
+    if (r->status != 403) return false;
+    mcp_www_auth ch;
+    return mcp_www_auth_parse(r->www_auth, &ch) && !strcmp(ch.error, "insufficient_scope");
+}
+
+/* Authorize (mcp_oauth, with the challenge) and send the request again;
+ * bounded: a request causes at most MCP_OAUTH_MAX_TRIES authorizations,
+ * so a server that keeps refusing cannot make a loop. true when the
+ * request was sent again; else it failed with the reason. */
+static bool req_authorize(http_req *r)
+{
+    http_tr *t = r->t;
+    char why[600];
+    if (r->auth_tries >= MCP_OAUTH_MAX_TRIES) {
+        snprintf(why, sizeof why, "the MCP server still answered HTTP %ld after %d authorizations", r->status,
+                 r->auth_tries);
+        req_fail(r, why);
+        return false;
+    }
+    mcp_www_auth ch;
+    bool have = mcp_www_auth_parse(r->www_auth, &ch);
+    char err[500];
+    if (!mcp_oauth_authorize(t->oauth, have ? &ch : NULL, t->consent, t->consent_arg, err, sizeof err)) {
+        log_msg(LOG_WARN, "mcp %s: authorization failed: %s", t->cfg->name, err);
+        snprintf(why, sizeof why, "the MCP server needs authorization, which failed: %.500s", err);
+        req_fail(r, why);
+        return false;
+    }
+    http_req *again = req_start(t, r->kind, r->body ? xstrdup(r->body) : NULL, r->last_id[0] ? r->last_id : NULL,
+                                r->resumes);
+    if (!again) {
+        req_fail(r, "the MCP request could not be sent again after authorization");
+        return false;
+    }
+    again->auth_tries = r->auth_tries + 1;
+    return true;
+}
+
 static void req_done(mcp_xfer *x, CURLcode code)
 {
     http_req *r = (http_req *)x;
@@ -351,6 +411,11 @@ static void req_done(mcp_xfer *x, CURLcode code)
         snprintf(why, sizeof why, "the MCP server could not be reached: %.200s",
                  r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
         req_fail(r, why);
+    } else if (t->oauth && r->kind != REQ_DELETE && req_needs_auth(r)) {
+        if (req_authorize(r)) {
+            req_free(r);
+            return;
+        }
     } else if (r->status == 404 && r->sent_session) {
         /* the session is gone: the hub starts a new one (a new initialize) */
         t->session_id[0] = '\0';
@@ -487,6 +552,14 @@ static void tr_close(mcp_transport *base)
         return;
     }
     tr_close_now(t);
+}
+
+void mcp_http_set_oauth(mcp_transport *base, mcp_oauth *o, mcp_oauth_consent_fn consent, void *consent_arg)
+{
+    http_tr *t = (http_tr *)base;
+    t->oauth = o;
+    t->consent = consent;
+    t->consent_arg = consent_arg;
 }
 
 mcp_transport *mcp_http_open(mcp_curl *curl, const mcp_server_cfg *cfg, mcp_transport_cb cb,

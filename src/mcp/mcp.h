@@ -87,8 +87,16 @@ void      mcp_call_cancel(mcp_call *c);
 /* `brigade mcp-client URL` (probe.c): one session with the streamable
  * HTTP server at url, on a loop of its own — initialize, tools/list, every
  * tool called with arguments made from its schema — reported on `out`.
+ * A server that answers 401 is authorized headlessly (MCP authorization:
+ * the authorization URL is fetched and the code taken from its redirect),
+ * as the client of `auth` (all fields may be NULL: dynamic registration).
  * 0 when every step answered, 1 otherwise. For the MCP conformance suite. */
-int       mcp_probe_run(const char *url, bool allow_private_networks, FILE *out);
+typedef struct mcp_probe_auth {
+    const char *client_id;              /* pre-registered */
+    const char *client_secret;
+    const char *client_metadata_url;    /* a client ID metadata document's URL */
+} mcp_probe_auth;
+int       mcp_probe_run(const char *url, bool allow_private_networks, const mcp_probe_auth *auth, FILE *out);
 
 /* Instances running now (for tests and metrics). */
 size_t    mcp_hub_instances(mcp_hub *h);

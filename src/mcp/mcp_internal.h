@@ -87,6 +87,15 @@ void      mcp_curl_release(mcp_curl *c);
 mcp_transport *mcp_http_open(mcp_curl *curl, const mcp_server_cfg *cfg, mcp_transport_cb cb,
                              char *err, size_t errlen);
 
+/* MCP authorization for an HTTP transport: a 401 (or a 403
+ * insufficient_scope) runs mcp_oauth_authorize with `consent` and sends the
+ * request again with the new token (bounded: MCP_OAUTH_MAX_TRIES). `o`
+ * must outlive the transport. */
+struct mcp_oauth;
+void mcp_http_set_oauth(mcp_transport *t, struct mcp_oauth *o,
+                        char *(*consent)(void *arg, const char *authorization_url, char *err, size_t errlen),
+                        void *consent_arg);
+
 /* ---- a client session: JSON-RPC over a transport ---- */
 
 typedef struct mcp_session mcp_session;
