@@ -406,6 +406,7 @@ static void req_done(mcp_xfer *x, CURLcode code)
         char msg[256];
         egress_describe(&r->egress, msg, sizeof msg);
         snprintf(why, sizeof why, "the MCP server may not be reached: %.250s", msg);
+        if (t->cb.on_egress_refused && !t->closing && !t->told) t->cb.on_egress_refused(t->cb.arg, &r->egress);
         req_fail(r, why);
     } else if (code != CURLE_OK) {
         snprintf(why, sizeof why, "the MCP server could not be reached: %.200s",

@@ -117,6 +117,7 @@ struct instance {
     mcp_call      *calls;           /* waiting for READY, or in flight (req_id != 0) */
     char           last_error[240];
     bool           removed;
+    char           tenant[ID_MAX_MCP], user[ID_MAX_MCP];   /* whose instance (a shared one: the first caller's) */
 };
 
 struct mcp_hub {
@@ -134,6 +135,8 @@ struct mcp_hub {
     size_t           running;       /* under lock: read by mcp_hub_instances */
     uv_sem_t         started;
     int              start_rc;
+    mcp_egress_refused_fn on_refused;   /* the audit of an egress refusal (set before calls) */
+    void            *on_refused_arg;
 };
 
 static uint64_t hub_now(mcp_hub *h) { return uv_now(&h->loop); }
@@ -195,6 +198,45 @@ static void call_finish(mcp_call *c, bool ok, char *text, size_t len)
 static void call_fail(mcp_call *c, const char *why)
 {
     call_finish(c, false, xstrdup(why), strlen(why));
+}
+
+/* ---- an egress refusal: told to the program (its audit entry), off the
+ * hub's loop since writing it waits for the store ---- */
+
+typedef struct refusal_job {
+    uv_work_t          work;
+    mcp_hub           *h;
+    char               server[40], tenant[ID_MAX_MCP], user[ID_MAX_MCP];
+    mcp_egress_refusal r;
+} refusal_job;
+
+static void refusal_work(uv_work_t *w)
+{
+    refusal_job *j = w->data;
+    j->h->on_refused(j->h->on_refused_arg, j->server, j->tenant, j->user, &j->r);
+}
+
+static void refusal_done(uv_work_t *w, int status)
+{
+    (void)status;
+    free(w->data);
+}
+
+static void inst_on_egress_refused(void *arg, const egress_check *chk)
+{
+    instance *in = arg;
+    mcp_hub *h = in->h;
+    if (!h->on_refused) return;
+    refusal_job *j = xcalloc(1, sizeof *j);
+    j->h = h;
+    snprintf(j->server, sizeof j->server, "%s", in->cfg->name);
+    snprintf(j->tenant, sizeof j->tenant, "%s", in->tenant);
+    snprintf(j->user, sizeof j->user, "%s", in->user);
+    snprintf(j->r.cls, sizeof j->r.cls, "%s", egress_class_name(chk->cls));
+    snprintf(j->r.address, sizeof j->r.address, "%s", chk->address);
+    snprintf(j->r.form, sizeof j->r.form, "%s", chk->via != EGRESS_VIA_NONE ? egress_via_name(chk->via) : "");
+    j->work.data = j;
+    if (uv_queue_work(&h->loop, &j->work, refusal_work, refusal_done) != 0) free(j);
 }
 
 /* The hub is done with the call (it was answered or cancelled). */
@@ -495,7 +537,8 @@ static void inst_start(instance *in)
         return;
     }
     mcp_session_cb cb = {.on_notification = inst_on_notification, .on_progress = inst_on_progress,
-                         .on_closed = inst_on_closed, .arg = in};
+                         .on_closed = inst_on_closed, .on_egress_refused = inst_on_egress_refused,
+                         .arg = in};
     mcp_session *s = mcp_session_new(&h->loop, in->cfg->name, cb);
     char err[300];
     mcp_transport *t = stdio ? mcp_stdio_open(&h->loop, in->cfg, in->workdir, h->root,
@@ -720,6 +763,8 @@ static instance *hub_instance(mcp_hub *h, const hub_job *j, char *err, size_t er
     snprintf(in->server_id, sizeof in->server_id, "%s", cfg->name);
     snprintf(in->key, sizeof in->key, "%s", key);
     snprintf(in->label, sizeof in->label, "%s", key);
+    snprintf(in->tenant, sizeof in->tenant, "%s", j->tenant);
+    snprintf(in->user, sizeof in->user, "%s", j->user);
     int wl = cfg->per_user ? snprintf(in->workdir, sizeof in->workdir, "%.3800s/%s/%s/%s", h->root,
                                       cfg->name, j->tenant, j->user)
                            : snprintf(in->workdir, sizeof in->workdir, "%.3800s/%s/shared", h->root,
@@ -1004,6 +1049,12 @@ void mcp_hub_stop(mcp_hub *h)
     strmap_free(h->instances);
     strmap_free(h->known);
     free(h);
+}
+
+void mcp_hub_set_on_egress_refused(mcp_hub *h, mcp_egress_refused_fn fn, void *arg)
+{
+    h->on_refused = fn;
+    h->on_refused_arg = arg;
 }
 
 size_t mcp_hub_instances(mcp_hub *h)

@@ -68,6 +68,22 @@ void mcp_tool_list_free(mcp_tool_list *l);
  * max_output given (with a note when cut). ok=false: the server said
  * isError, or the call failed (the text says why). */
 typedef void (*mcp_call_done_fn)(void *arg, bool ok, const char *text, size_t len);
+/* Egress refused an address of an MCP server (its URL, or an endpoint of
+ * its authorization): what was refused, for the `egress.refuse` audit
+ * entry (mcp_hub_set_on_egress_refused). Never the URL or anything of the
+ * user's. */
+typedef struct mcp_egress_refusal {
+    char cls[32];       /* egress_class_name */
+    char address[64];
+    char form[32];      /* egress_via_name, "" when the address came plain */
+} mcp_egress_refusal;
+/* Called on a thread-pool worker of the hub (it may block: a store write)
+ * for every refused address: the server's name, the tenant and user whose
+ * instance it was (a shared server's: the user who started it). Set
+ * before any call. */
+typedef void (*mcp_egress_refused_fn)(void *arg, const char *server, const char *tenant_id,
+                                      const char *user_id, const mcp_egress_refusal *r);
+void mcp_hub_set_on_egress_refused(mcp_hub *h, mcp_egress_refused_fn fn, void *arg);
 /* A progress notification of the call: progress, total (< 0 when not
  * given), message (NULL when none). */
 typedef void (*mcp_call_progress_fn)(void *arg, double progress, double total, const char *message);

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "egress/egress_addr.h"
+#include "egress/egress_curl.h"
 #include "mcp/mcp.h"
 #include "mcp/mcp_proto.h"
 
@@ -21,6 +22,10 @@ typedef struct mcp_transport_cb {
     /* The transport ended (the child exited, a pipe broke): no more
      * messages. Called at most once, never after mcp_transport.close. */
     void (*on_closed)(void *arg, const char *why);
+    /* Egress refused an address of a request (HTTP; before that request's
+     * error answer is delivered): the class and address for the audit
+     * entry. May be NULL. */
+    void (*on_egress_refused)(void *arg, const egress_check *chk);
     void *arg;
 } mcp_transport_cb;
 
@@ -111,6 +116,8 @@ typedef struct mcp_session_cb {
     /* The transport ended or broke the protocol; every pending request is
      * answered with `why` before this. */
     void (*on_closed)(void *arg, const char *why);
+    /* Egress refused an address (mcp_transport_cb's); may be NULL. */
+    void (*on_egress_refused)(void *arg, const egress_check *chk);
     void *arg;
 } mcp_session_cb;
 

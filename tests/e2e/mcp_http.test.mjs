@@ -15,7 +15,7 @@ import { after, describe, test } from 'node:test';
 
 import { spawn } from 'node:child_process';
 
-import { eventually, freePort, useStack } from './lib/harness.mjs';
+import { auditEntries, eventually, freePort, useStack } from './lib/harness.mjs';
 import { newSession, streamMessage, toolMarker } from './lib/agents.mjs';
 import { startMcpHttpServer } from './lib/mcp_http_server.mjs';
 
@@ -176,6 +176,22 @@ describe('egress', () => {
     // why, in brigade's log: the address class, never a request sent
     await eventually(async () => /may not be reached[^\n]*loopback/.test(stack.brigade.output()) || null,
       { timeoutMs: 5000 });
+    // and an egress.refuse audit entry in the tenant's log: the server, the
+    // class and the address, not the URL (as for an HTTP tool)
+    let entry;
+    await eventually(async () => {
+      entry = (await auditEntries(stack, tenant.admin_key))
+        .find((x) => x.action === 'egress.refuse' && x.target === 'fenced');
+      return Boolean(entry);
+    }, { timeoutMs: 5000 });
+    assert.equal(entry.details.mcp_server, 'fenced');
+    assert.equal(entry.details.class, 'loopback');
+    assert.equal(entry.details.address, '127.0.0.1');
+    assert.equal(entry.actor, alice.user.id, 'the user whose instance it was');
+    assert.ok(!JSON.stringify(entry).includes(mini.url), 'the URL is not in the audit entry');
+    // the server that may reach loopback is never audited as refused
+    const entries = await auditEntries(stack, tenant.admin_key);
+    assert.ok(!entries.some((x) => x.action === 'egress.refuse' && x.target === 'mini'));
   });
 });
 
