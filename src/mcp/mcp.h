@@ -107,12 +107,14 @@ void      mcp_call_cancel(mcp_call *c);
  * the authorization URL is fetched and the code taken from its redirect),
  * as the client of `auth` (all fields may be NULL: dynamic registration).
  * 0 when every step answered, 1 otherwise. For the MCP conformance suite. */
-typedef struct mcp_probe_auth {
+typedef struct mcp_probe_opts {
     const char *client_id;              /* pre-registered */
     const char *client_secret;
     const char *client_metadata_url;    /* a client ID metadata document's URL */
-} mcp_probe_auth;
-int       mcp_probe_run(const char *url, bool allow_private_networks, const mcp_probe_auth *auth, FILE *out);
+    const egress_net *allow_nets;       /* reachable although private (as egress.allow_networks) */
+    size_t      n_allow_nets;
+} mcp_probe_opts;
+int       mcp_probe_run(const char *url, bool allow_private_networks, const mcp_probe_opts *opts, FILE *out);
 
 /* Instances running now (for tests and metrics). */
 size_t    mcp_hub_instances(mcp_hub *h);

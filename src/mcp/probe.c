@@ -181,7 +181,7 @@ static void probe_on_closed(void *arg, const char *why)
  * the code is read from the authorization endpoint's Location. */
 #define PROBE_REDIRECT_URI "http://127.0.0.1:33418/callback"
 
-int mcp_probe_run(const char *url, bool allow_private_networks, const mcp_probe_auth *auth, FILE *out)
+int mcp_probe_run(const char *url, bool allow_private_networks, const mcp_probe_opts *auth, FILE *out)
 {
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0) return 1;
@@ -192,6 +192,7 @@ int mcp_probe_run(const char *url, bool allow_private_networks, const mcp_probe_
         .allow_private_networks = allow_private_networks,
     };
     mcp_curl *curl = mcp_curl_new(&loop);
+    if (curl && auth && auth->n_allow_nets) mcp_curl_set_allow_nets(curl, auth->allow_nets, auth->n_allow_nets);
     probe p = {.out = out, .curl = curl, .tools = cJSON_CreateArray()};
     mcp_session_cb cb = {.on_notification = probe_on_notification, .on_progress = probe_on_progress,
                          .on_closed = probe_on_closed, .arg = &p};
@@ -205,7 +206,9 @@ int mcp_probe_run(const char *url, bool allow_private_networks, const mcp_probe_
         .redirect_uri = PROBE_REDIRECT_URI,
         .client_name = "brigade mcp-client",
     };
-    egress_policy pol = {.allow_private_networks = allow_private_networks};
+    egress_policy pol = {.allow_private_networks = allow_private_networks,
+                         .allow_nets = auth ? auth->allow_nets : NULL,
+                         .n_allow_nets = auth ? auth->n_allow_nets : 0};
     mcp_oauth *oauth = mcp_oauth_new(url, &oc, &pol);
     if (t) mcp_http_set_oauth(t, oauth, mcp_oauth_consent_headless, oauth);
     if (!t) {
