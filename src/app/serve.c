@@ -15,6 +15,7 @@
 
 #include "api/api.h"
 #include "app/pool_names.h"
+#include "app/serve_mcp_oauth.h"
 #include "guard/engine.h"
 #include "guard/guard_record.h"
 #include "mcp/mcp.h"
@@ -396,6 +397,10 @@ int app_serve_main(int argc, char **argv)
     runs_credentials creds = {.fetch = serve_cred_fetch, .cancel = serve_cred_cancel, .self = a.env.vault};
     runs_set_credentials(a.env.runs, &creds);
     vault_set_on_active(a.env.vault, serve_on_connection_active, a.env.runs);
+    /* MCP servers with `auth: {kind: oauth}`: their authorization servers
+     * are the vault's providers, found by MCP discovery (serve_mcp_oauth.c) */
+    vault_set_provider_resolver(a.env.vault, serve_mcp_provider_resolve, &a.env);
+    tools_set_mcp_token(serve_mcp_token, a.env.vault);
     /* Runs paused for an approval or a connection survive a restart. */
     runs_restore_paused(a.env.runs);
     /* A revoked key, a disabled or erased user: their runs stop too. */

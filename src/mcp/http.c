@@ -78,13 +78,18 @@ struct http_tr {
     int                    waits;         /* resumptions waiting for their time */
     struct resume_wait    *wait_list;
     mcp_oauth             *oauth;         /* MCP authorization, when the server needs it (not owned) */
+    char                  *bearer;        /* or: the user's Authorization value from the vault (owned) */
     mcp_oauth_consent_fn   consent;
     void                  *consent_arg;
 };
 
 static void tr_maybe_free(http_tr *t)
 {
-    if (t->closing && !t->close_later && !t->reqs && t->waits == 0) free(t);
+    if (t->closing && !t->close_later && !t->reqs && t->waits == 0) {
+        if (t->bearer) explicit_bzero(t->bearer, strlen(t->bearer));
+        free(t->bearer);
+        free(t);
+    }
 }
 
 static void tr_tell_closed(http_tr *t, const char *why)
@@ -268,6 +273,16 @@ static bool http_prepare(http_tr *t, http_req *r, const char *method)
         h = curl_slist_append(h, line);
     }
     const char *token = mcp_oauth_token(t->oauth);
+    if (!token && t->bearer) {
+        /* the user's own token (the vault's "Bearer …"), never the caller's
+         * brigade credential */
+        size_t tl = strlen(t->bearer) + 32;
+        char *ah = xmalloc(tl);
+        snprintf(ah, tl, "Authorization: %s", t->bearer);
+        h = curl_slist_append(h, ah);
+        explicit_bzero(ah, tl);
+        free(ah);
+    }
     if (token) {
         /* the token of this server's own authorization (mcp_oauth): never
          * the caller's brigade credential */
@@ -553,6 +568,14 @@ static void tr_close(mcp_transport *base)
         return;
     }
     tr_close_now(t);
+}
+
+void mcp_http_set_bearer(mcp_transport *base, const char *value)
+{
+    http_tr *t = (http_tr *)base;
+    if (t->bearer) explicit_bzero(t->bearer, strlen(t->bearer));
+    free(t->bearer);
+    t->bearer = value ? xstrdup(value) : NULL;
 }
 
 void mcp_http_set_oauth(mcp_transport *base, mcp_oauth *o, mcp_oauth_consent_fn consent, void *consent_arg)

@@ -82,6 +82,7 @@ typedef struct hub_job {
     job_kind   kind;
     char       server[40], tenant[ID_MAX_MCP], user[ID_MAX_MCP];
     char      *tenant_def;          /* a tenant's own server: its definition (owned) */
+    char      *authorization;       /* the user's token for an oauth server (owned, a secret) */
     uint64_t   def_hash;
     /* LIST */
     pthread_cond_t cond;
@@ -118,6 +119,7 @@ struct instance {
     char           last_error[240];
     bool           removed;
     char           tenant[ID_MAX_MCP], user[ID_MAX_MCP];   /* whose instance (a shared one: the first caller's) */
+    char          *bearer;          /* an oauth server: the user's latest Authorization value (a secret) */
 };
 
 struct mcp_hub {
@@ -140,6 +142,31 @@ struct mcp_hub {
 };
 
 static uint64_t hub_now(mcp_hub *h) { return uv_now(&h->loop); }
+
+static void wipe_free(char *s);
+
+/* What a job owns of its caller's: freed with it. */
+static void job_free_who(hub_job *j)
+{
+    free(j->tenant_def);
+    j->tenant_def = NULL;
+    wipe_free(j->authorization);
+    j->authorization = NULL;
+}
+
+/* An oauth server's call or listing brings the user's latest token: it
+ * replaces the instance's (the instance is the user's alone: http servers
+ * keep one per user), for the session's requests from now on. */
+static void inst_take_bearer(instance *in, hub_job *j)
+{
+    if (!j->authorization || !in->cfg->oauth) return;
+    if (in->bearer && !strcmp(in->bearer, j->authorization)) return;
+    wipe_free(in->bearer);
+    in->bearer = j->authorization;
+    j->authorization = NULL;
+    mcp_transport *t = in->sess ? mcp_session_transport(in->sess) : NULL;
+    if (t && in->cfg->transport == MCP_TRANSPORT_HTTP) mcp_http_set_bearer(t, in->bearer);
+}
 
 /* ---- answers to other threads ---- */
 
@@ -318,10 +345,18 @@ static void inst_crashed(instance *in, const char *why)
     inst_fail_waiters(in, msg);
 }
 
+static void wipe_free(char *s)
+{
+    if (!s) return;
+    explicit_bzero(s, strlen(s));
+    free(s);
+}
+
 static void inst_timer_closed(uv_handle_t *hd)
 {
     instance *in = hd->data;
     cJSON_Delete(in->tools);
+    wipe_free(in->bearer);
     /* its transport is closed by now and reads the configuration no more */
     if (in->own_cfg) config_mcp_server_free(in->own_cfg);
     free(in->own_cfg);
@@ -551,6 +586,7 @@ static void inst_start(instance *in)
         inst_crashed(in, err);   /* back-off, and the waiters are told why */
         return;
     }
+    if (!stdio && in->bearer) mcp_http_set_bearer(t, in->bearer);
     mcp_session_attach(s, t);
     in->sess = s;
     inst_set_running(in, true);
@@ -784,6 +820,7 @@ static void hub_do_list(mcp_hub *h, hub_job *j)
         list_answer(h, j, false, NULL, err);
         return;
     }
+    inst_take_bearer(in, j);
     in->last_used = hub_now(h);
     if (in->state == INST_READY && in->tools) {
         list_answer(h, j, true, in->tools, NULL);
@@ -814,7 +851,8 @@ static void hub_do_call(mcp_hub *h, hub_job *j)
     pthread_mutex_unlock(&h->lock);
     char err[300];
     instance *in = cancelled || h->stopping ? NULL : hub_instance(h, j, err, sizeof err);
-    free(j->tenant_def);
+    if (in) inst_take_bearer(in, j);
+    job_free_who(j);
     free(j);
     if (!in) {
         if (!cancelled) call_fail(c, h->stopping ? "error: brigade is shutting down" : err);
@@ -1088,6 +1126,7 @@ static uint64_t def_hash(const char *s)
 
 static void job_who(hub_job *j, const char *server, const mcp_who *who)
 {
+    if (who && who->authorization && who->authorization[0]) j->authorization = xstrdup(who->authorization);
     snprintf(j->server, sizeof j->server, "%s", server ? server : "");
     snprintf(j->tenant, sizeof j->tenant, "%s", who && who->tenant_id ? who->tenant_id : "");
     snprintf(j->user, sizeof j->user, "%s", who && who->user_id ? who->user_id : "");
@@ -1113,7 +1152,7 @@ bool mcp_hub_list_tools(mcp_hub *h, const char *server, const mcp_who *who, mcp_
     if (ok) *out = j->list;
     else snprintf(err, errlen, "%s", pushed ? j->err : "brigade is shutting down");
     pthread_cond_destroy(&j->cond);
-    free(j->tenant_def);
+    job_free_who(j);
     free(j);
     return ok;
 }
@@ -1199,7 +1238,7 @@ mcp_call *mcp_hub_call(mcp_hub *h, uv_loop_t *loop, const char *server, const mc
     }
     pthread_mutex_unlock(&h->lock);
     if (!pushed) {
-        free(j->tenant_def);
+        job_free_who(j);
         free(j);
     }
     return c;

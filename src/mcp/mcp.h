@@ -42,6 +42,10 @@ typedef struct mcp_who {
     const char *tenant_id;
     const char *user_id;
     const char *tenant_def;
+    /* A server with `auth: {kind: oauth}`: the user's own Authorization
+     * header value ("Bearer …", from the vault), sent on every request of
+     * the user's session from now on; NULL: none. A secret: never logged. */
+    const char *authorization;
 } mcp_who;
 
 /* One tool a server offers (after its allow-list). */

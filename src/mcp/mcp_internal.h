@@ -92,6 +92,11 @@ void      mcp_curl_release(mcp_curl *c);
 mcp_transport *mcp_http_open(mcp_curl *curl, const mcp_server_cfg *cfg, mcp_transport_cb cb,
                              char *err, size_t errlen);
 
+/* The user's Authorization header value (the vault's "Bearer …") for every
+ * request from now on (copied; NULL: none). A server with `auth: {kind:
+ * oauth}` in the hub. */
+void mcp_http_set_bearer(mcp_transport *t, const char *value);
+
 /* MCP authorization for an HTTP transport: a 401 (or a 403
  * insufficient_scope) runs mcp_oauth_authorize with `consent` and sends the
  * request again with the new token (bounded: MCP_OAUTH_MAX_TRIES). `o`

@@ -22,6 +22,7 @@
 /* Authorizations one request may cause (the first on a 401, then step-ups
  * on 403 insufficient_scope): after that the request fails, no loop. */
 #define MCP_OAUTH_MAX_TRIES 3
+#define MCP_OAUTH_PROTOCOL_VERSION "2025-11-25"
 
 /* ---- WWW-Authenticate (RFC 6750 3, RFC 9728 5.1) ---- */
 
@@ -67,6 +68,7 @@ typedef struct mcp_oauth_client {
     const char *client_metadata_url;
     const char *redirect_uri;
     const char *client_name;
+    const char *scopes;                      /* space-separated; asked when the server names none */
 } mcp_oauth_client;
 
 typedef struct mcp_oauth mcp_oauth;
@@ -91,6 +93,35 @@ typedef char *(*mcp_oauth_consent_fn)(void *arg, const char *authorization_url, 
  * through `consent`, the token request. true with a new token. */
 bool mcp_oauth_authorize(mcp_oauth *o, const mcp_www_auth *challenge, mcp_oauth_consent_fn consent,
                          void *consent_arg, char *err, size_t errlen);
+
+/* Discovery without authorizing (an agent run's: the vault then runs the
+ * user's consent with what it found): the challenge of a request without a
+ * token, the metadata, the client's identity (a registration is made
+ * here). Blocking. false with err; `refused` says egress refused an
+ * address on the way (for the audit entry). */
+typedef struct mcp_oauth_discovery {
+    char  issuer[MCP_OAUTH_URL_MAX];                 /* "" for a 2025-03-26 server without metadata */
+    char  authorization_endpoint[MCP_OAUTH_URL_MAX];
+    char  token_endpoint[MCP_OAUTH_URL_MAX];
+    char  resource[MCP_OAUTH_URL_MAX];
+    char  scope[MCP_OAUTH_SCOPE_MAX];
+    char  auth_method[32];                           /* none | client_secret_basic | client_secret_post */
+    char *client_id, *client_secret;                 /* owned */
+    bool  refused;
+    char  refused_class[32], refused_address[64], refused_form[32];
+} mcp_oauth_discovery;
+bool mcp_oauth_discover(const char *server_url, const mcp_oauth_client *client, const egress_policy *policy,
+                        mcp_oauth_discovery *out, char *err, size_t errlen);
+void mcp_oauth_discovery_free(mcp_oauth_discovery *d);
+
+/* The vault's provider name for an MCP server with `auth: {kind: oauth}`:
+ * "mcp:NAME:HASH", HASH the first 16 hex digits of SHA-256 over the
+ * tenant (a tenant's own server; "" for the configuration's), the URL and
+ * the configured client: a server whose URL changes is another provider,
+ * so a user's token never follows a definition to another host. */
+#define MCP_OAUTH_PROVIDER_MAX 72
+void mcp_oauth_provider_name(const char *server_name, const char *url, const char *client_id,
+                             const char *tenant_id, char out[MCP_OAUTH_PROVIDER_MAX]);
 
 /* The headless consent: GET the authorization URL (egress policy of `o`),
  * no redirect followed, the Location of a 3xx is the answer. */

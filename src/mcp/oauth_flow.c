@@ -51,6 +51,9 @@ struct mcp_oauth {
     char             reg_endpoint_for[MCP_OAUTH_URL_MAX];   /* the token endpoint it was made for */
     char            *access_token;
     char            *refresh_token;
+    char             scopes[MCP_OAUTH_SCOPE_MAX];   /* the configuration's, when the server names none */
+    bool             refused;                       /* egress refused an address: what, in `refusal` */
+    egress_check     refusal;
 };
 
 static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
@@ -67,6 +70,7 @@ mcp_oauth *mcp_oauth_new(const char *server_url, const mcp_oauth_client *client,
     o->client.client_name = o->own[5] = dup_or_null(client->client_name ? client->client_name : "brigade");
     o->policy = *policy;
     o->policy.max_redirects = 0;
+    if (client->scopes) snprintf(o->scopes, sizeof o->scopes, "%s", client->scopes);
     return o;
 }
 
@@ -98,7 +102,26 @@ typedef struct flow_resp {
     buf   body;
     bool  too_big;
     char *location;   /* a 3xx's Location, absolute */
+    char  www_auth[MCP_OAUTH_URL_MAX + MCP_OAUTH_SCOPE_MAX];   /* a 401's WWW-Authenticate */
 } flow_resp;
+
+static size_t flow_header(char *p, size_t size, size_t n, void *arg)
+{
+    flow_resp *r = arg;
+    size_t len = size * n;
+    static const char name[] = "www-authenticate:";
+    if (len > sizeof name - 1 && !strncasecmp(p, name, sizeof name - 1)) {
+        size_t k = len - (sizeof name - 1);
+        const char *v = p + sizeof name - 1;
+        while (k && (*v == ' ' || *v == '\t')) v++, k--;
+        while (k && (v[k - 1] == '\r' || v[k - 1] == '\n')) k--;
+        if (k < sizeof r->www_auth) {
+            memcpy(r->www_auth, v, k);
+            r->www_auth[k] = '\0';
+        }
+    }
+    return len;
+}
 
 static size_t flow_write(char *p, size_t size, size_t n, void *arg)
 {
@@ -120,8 +143,9 @@ static void resp_free(flow_resp *r)
 
 /* GET (form NULL, json NULL) or POST a form or JSON. basic_user/pass:
  * HTTP Basic (already form-encoded by the caller, RFC 6749 2.3.1). */
-static bool flow_http(mcp_oauth *o, const char *url, const char *form, const char *json, const char *basic_user,
-                      const char *basic_pass, flow_resp *r, char *err, size_t errlen)
+static bool flow_http_accept(mcp_oauth *o, const char *url, const char *form, const char *json,
+                             const char *basic_user, const char *basic_pass, const char *accept, flow_resp *r,
+                             char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);
     buf_init(&r->body);
@@ -135,12 +159,16 @@ static bool flow_http(mcp_oauth *o, const char *url, const char *form, const cha
         return false;
     }
     char errbuf[CURL_ERROR_SIZE] = "";
-    struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
+    char acc[128];
+    snprintf(acc, sizeof acc, "Accept: %s", accept ? accept : "application/json");
+    struct curl_slist *h = curl_slist_append(NULL, acc);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, flow_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, flow_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "brigade-mcp/" BRIGADE_VERSION);
     if (form) {
         h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
@@ -167,6 +195,10 @@ static bool flow_http(mcp_oauth *o, const char *url, const char *form, const cha
         if (egress_refused(&chk, rc)) {
             char msg[256];
             egress_describe(&chk, msg, sizeof msg);
+            if (!o->refused) {
+                o->refused = true;
+                o->refusal = chk;
+            }
             snprintf(err, errlen, "%.250s (%.200s)", msg, url);
         } else if (r->too_big) {
             snprintf(err, errlen, "%.200s answered more than %u bytes", url, FLOW_MAX_BODY);
@@ -186,6 +218,12 @@ static bool flow_http(mcp_oauth *o, const char *url, const char *form, const cha
     curl_slist_free_all(h);
     curl_easy_cleanup(e);
     return ok;
+}
+
+static bool flow_http(mcp_oauth *o, const char *url, const char *form, const char *json, const char *basic_user,
+                      const char *basic_pass, flow_resp *r, char *err, size_t errlen)
+{
+    return flow_http_accept(o, url, form, json, basic_user, basic_pass, NULL, r, err, errlen);
 }
 
 /* GET a JSON object (200 only); NULL when anything else, err says why. */
@@ -525,10 +563,19 @@ static bool pick_resource(mcp_oauth *o, const cJSON *prm, char *out, size_t outl
     return true;
 }
 
-bool mcp_oauth_authorize(mcp_oauth *o, const mcp_www_auth *ch, mcp_oauth_consent_fn consent, void *consent_arg,
-                         char *err, size_t errlen)
+/* Steps 1 to 3 and the client's identity: what an authorization request
+ * needs. */
+typedef struct prepared {
+    as_info   as;
+    client_id c;
+    char      resource[MCP_OAUTH_URL_MAX];
+    char      scope[MCP_OAUTH_SCOPE_MAX];
+} prepared;
+
+static bool flow_prepare(mcp_oauth *o, const mcp_www_auth *ch, prepared *pp, char *err, size_t errlen)
 {
     err[0] = '\0';
+    memset(pp, 0, sizeof *pp);
     bool refused = false;
     cJSON *prm = find_prm(o, ch, &refused, err, errlen);
     if (refused) return false;
@@ -547,45 +594,64 @@ bool mcp_oauth_authorize(mcp_oauth *o, const mcp_www_auth *ch, mcp_oauth_consent
         legacy = true;   /* 2025-03-26: the server's origin is its authorization server */
         mcp_url_origin(o->server_url, issuer, sizeof issuer);
     }
-    char resource[MCP_OAUTH_URL_MAX];
-    if (!pick_resource(o, prm, resource, sizeof resource, err, errlen)) {
+    char *resource = pp->resource;
+    if (!pick_resource(o, prm, resource, sizeof pp->resource, err, errlen)) {
         cJSON_Delete(prm);
         return false;
     }
-    /* scope: the challenge's, else the PRM's scopes_supported, else none */
-    char scope[MCP_OAUTH_SCOPE_MAX] = "";
+    /* scope: the challenge's, else the PRM's scopes_supported, else the
+     * configuration's, else none */
+    char *scope = pp->scope;
+    const size_t scope_size = sizeof pp->scope;
     if (ch && ch->scope[0]) {
-        snprintf(scope, sizeof scope, "%s", ch->scope);
+        snprintf(scope, scope_size, "%s", ch->scope);
     } else if (prm) {
         const cJSON *ss = cJSON_GetObjectItemCaseSensitive(prm, "scopes_supported"), *s;
         cJSON_ArrayForEach(s, ss) {
             if (!cJSON_IsString(s) || !s->valuestring[0]) continue;
             size_t l = strlen(scope);
-            if (l + strlen(s->valuestring) + 2 >= sizeof scope) break;
-            snprintf(scope + l, sizeof scope - l, "%s%s", l ? " " : "", s->valuestring);
+            if (l + strlen(s->valuestring) + 2 >= scope_size) break;
+            snprintf(scope + l, scope_size - l, "%s%s", l ? " " : "", s->valuestring);
         }
     }
     cJSON_Delete(prm);
-    as_info as;
-    if (!find_as(o, issuer, legacy, &as, err, errlen)) {
-        cJSON_Delete(as.meta);
+    if (!scope[0] && o->scopes[0]) snprintf(scope, scope_size, "%s", o->scopes);
+    as_info *asp = &pp->as;
+    if (!find_as(o, issuer, legacy, asp, err, errlen)) {
+        cJSON_Delete(asp->meta);
+        asp->meta = NULL;
         return false;
     }
-    client_id c = {0};
-    if (!identify(o, &as, &c, err, errlen)) {
-        cJSON_Delete(as.meta);
+    client_id *cp = &pp->c;
+    if (!identify(o, asp, cp, err, errlen)) {
+        cJSON_Delete(asp->meta);
+        asp->meta = NULL;
         return false;
     }
-    if (strcmp(c.method, "none") && strcmp(c.method, "client_secret_basic") && strcmp(c.method, "client_secret_post")) {
-        snprintf(err, errlen, "token endpoint auth method \"%.60s\" is not one brigade speaks", c.method);
-        cJSON_Delete(as.meta);
+    if (strcmp(cp->method, "none") && strcmp(cp->method, "client_secret_basic") &&
+        strcmp(cp->method, "client_secret_post")) {
+        snprintf(err, errlen, "token endpoint auth method \"%.60s\" is not one brigade speaks", cp->method);
+        cJSON_Delete(asp->meta);
+        asp->meta = NULL;
         return false;
     }
-    if (strcmp(c.method, "none") && !c.secret) {
-        snprintf(err, errlen, "token endpoint auth method %s needs a client secret", c.method);
-        cJSON_Delete(as.meta);
+    if (strcmp(cp->method, "none") && !cp->secret) {
+        snprintf(err, errlen, "token endpoint auth method %s needs a client secret", cp->method);
+        cJSON_Delete(asp->meta);
+        asp->meta = NULL;
         return false;
     }
+    return true;
+}
+
+bool mcp_oauth_authorize(mcp_oauth *o, const mcp_www_auth *ch, mcp_oauth_consent_fn consent, void *consent_arg,
+                         char *err, size_t errlen)
+{
+    prepared pp;
+    if (!flow_prepare(o, ch, &pp, err, errlen)) return false;
+    as_info as = pp.as;
+    client_id c = pp.c;
+    const char *resource = pp.resource, *scope = pp.scope;
     /* the authorization request */
     char verifier[64], challenge[64], state[64];
     random_b64url(verifier);
@@ -690,6 +756,71 @@ bool mcp_oauth_authorize(mcp_oauth *o, const mcp_www_auth *ch, mcp_oauth_consent
     cJSON_Delete(ans);
     if (r.body.data) sodium_memzero(r.body.data, r.body.len);
     resp_free(&r);
+    return ok;
+}
+
+void mcp_oauth_provider_name(const char *server_name, const char *url, const char *client_id,
+                             const char *tenant_id, char out[MCP_OAUTH_PROVIDER_MAX])
+{
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    const char *parts[] = {tenant_id ? tenant_id : "", url ? url : "", client_id ? client_id : ""};
+    for (size_t i = 0; i < 3; i++)   /* each with its NUL: no two splits hash alike */
+        crypto_hash_sha256_update(&st, (const unsigned char *)parts[i], strlen(parts[i]) + 1);
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&st, h);
+    char hex[17];
+    sodium_bin2hex(hex, sizeof hex, h, 8);
+    snprintf(out, MCP_OAUTH_PROVIDER_MAX, "mcp:%.32s:%s", server_name, hex);
+}
+
+void mcp_oauth_discovery_free(mcp_oauth_discovery *d)
+{
+    if (!d) return;
+    free(d->client_id);
+    free_secret(d->client_secret);
+    memset(d, 0, sizeof *d);
+}
+
+bool mcp_oauth_discover(const char *server_url, const mcp_oauth_client *client, const egress_policy *policy,
+                        mcp_oauth_discovery *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    mcp_oauth *o = mcp_oauth_new(server_url, client, policy);
+    /* the challenge: what the server says to a request without a token */
+    char init[256];
+    snprintf(init, sizeof init,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"%s\","
+             "\"capabilities\":{},\"clientInfo\":{\"name\":\"brigade\",\"version\":\"%s\"}}}",
+             MCP_OAUTH_PROTOCOL_VERSION, BRIGADE_VERSION);
+    flow_resp r;
+    bool ok = flow_http_accept(o, server_url, NULL, init, NULL, NULL, "application/json, text/event-stream", &r, err,
+                               errlen);
+    mcp_www_auth ch;
+    bool have = ok && (r.status == 401 || r.status == 403) && mcp_www_auth_parse(r.www_auth, &ch);
+    resp_free(&r);
+    prepared pp;
+    if (ok) ok = flow_prepare(o, have ? &ch : NULL, &pp, err, errlen);
+    if (ok) {
+        const char *iss = pp.as.has_meta ? jstr(pp.as.meta, "issuer") : NULL;
+        snprintf(out->issuer, sizeof out->issuer, "%s", iss ? iss : "");
+        snprintf(out->authorization_endpoint, sizeof out->authorization_endpoint, "%s", pp.as.authorization_endpoint);
+        snprintf(out->token_endpoint, sizeof out->token_endpoint, "%s", pp.as.token_endpoint);
+        snprintf(out->resource, sizeof out->resource, "%s", pp.resource);
+        snprintf(out->scope, sizeof out->scope, "%s", pp.scope);
+        snprintf(out->auth_method, sizeof out->auth_method, "%s", pp.c.method);
+        out->client_id = xstrdup(pp.c.id);
+        out->client_secret = dup_or_null(pp.c.secret);
+        cJSON_Delete(pp.as.meta);
+    }
+    if (!ok && o->refused) {
+        out->refused = true;
+        snprintf(out->refused_class, sizeof out->refused_class, "%s", egress_class_name(o->refusal.cls));
+        snprintf(out->refused_address, sizeof out->refused_address, "%s", o->refusal.address);
+        snprintf(out->refused_form, sizeof out->refused_form, "%s",
+                 o->refusal.via != EGRESS_VIA_NONE ? egress_via_name(o->refusal.via) : "");
+    }
+    mcp_oauth_free(o);
     return ok;
 }
 

@@ -9,13 +9,19 @@
 //   stepUpForever         tools/call with any token → 403 insufficient_scope
 //   badState              /authorize redirects back with another state
 // Tokens it issues are tok-1, tok-2, …; only those are accepted on /mcp.
+// Its authorization endpoint consents at once (no login page): a code is
+// bound to the request's PKCE challenge, redirect_uri and resource, and
+// /token checks all three (a wrong one is invalid_grant) and the code is
+// good once. Its redirect carries iss (RFC 9207).
 
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 
 export async function startMcpOauthServer() {
   let opts = {};
   let log = [];
   let issued = new Set();
+  let codes = new Map();
   let n = 0;
   const server = http.createServer((req, res) => {
     let body = '';
@@ -55,12 +61,24 @@ export async function startMcpOauthServer() {
     }
     if (u.pathname === '/authorize' && req.method === 'GET') {
       const back = new URL(u.searchParams.get('redirect_uri'));
-      back.searchParams.set('code', 'code-1');
+      const code = `code-${codes.size + 1}`;
+      codes.set(code, { challenge: u.searchParams.get('code_challenge'), method: u.searchParams.get('code_challenge_method'),
+        redirect: u.searchParams.get('redirect_uri'), resource: u.searchParams.get('resource') });
+      back.searchParams.set('code', code);
       back.searchParams.set('state', opts.badState ? 'not-yours' : u.searchParams.get('state'));
+      back.searchParams.set('iss', base);
       res.writeHead(302, { location: back.toString() });
       return res.end();
     }
     if (u.pathname === '/token' && req.method === 'POST') {
+      const c = codes.get(entry.form.code);
+      codes.delete(entry.form.code);
+      const verifier = entry.form.code_verifier ?? '';
+      const s256 = createHash('sha256').update(verifier).digest('base64url');
+      if (!c || c.method !== 'S256' || c.challenge !== s256 || c.redirect !== entry.form.redirect_uri ||
+          c.resource !== entry.form.resource) {
+        return json(res, 400, { error: 'invalid_grant' });
+      }
       const t = `tok-${++n}`;
       issued.add(t);
       return json(res, 200, { access_token: t, token_type: 'Bearer', expires_in: 3600 });
@@ -101,7 +119,7 @@ export async function startMcpOauthServer() {
     port, base, mcpUrl,
     get log() { return log; },
     set(o) { opts = { ...opts, ...o }; },
-    reset() { opts = {}; log = []; issued = new Set(); n = 0; },
+    reset() { opts = {}; log = []; issued = new Set(); codes = new Map(); n = 0; },
     close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
   };
 }
