@@ -149,6 +149,7 @@ describe('a hostile tenant admin', () => {
     const c = await stack.api(tenant.admin_key, 'POST', '/v1/mcp-servers',
       { name, transport: 'http', url: evil.mcpUrl, auth: { kind: 'oauth' } });
     assert.equal(c.status, 201, c.text);
+    assert.deepEqual(c.body.auth, { kind: 'oauth' }, 'the server says users authorize brigade at it');
     const a = await stack.api(tenant.admin_key, 'POST', '/v1/agents',
       { name: `${name}-agent`, model: 'local-model', tools: [`${name}__whoami`], max_steps: 4 });
     assert.equal(a.status, 201, a.text);
