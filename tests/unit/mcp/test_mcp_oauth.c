@@ -2,7 +2,8 @@
  * oauth_www.c): reading a WWW-Authenticate (Bearer among other challenges,
  * token and quoted values, escapes, what is malformed or too long is
  * refused, never cut) and the well-known URLs tried for protected-resource
- * and authorization-server metadata, in the spec's order. */
+ * and authorization-server metadata, in the spec's order; the vault's
+ * provider name of a server. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -116,6 +117,29 @@ static void test_origin(void **state)
     assert_false(mcp_url_origin("https://h\\@evil/", o, sizeof o));
 }
 
+/* The vault's provider of a server: bound to the tenant, the URL and the
+ * client, so a definition repointed elsewhere is another provider. */
+static void test_provider_name(void **state)
+{
+    (void)state;
+    char a[MCP_OAUTH_PROVIDER_MAX], b[MCP_OAUTH_PROVIDER_MAX];
+    mcp_oauth_provider_name("tracker", "https://t.example/mcp", NULL, "", a);
+    assert_int_equal(strlen(a), strlen("mcp:tracker:") + 16);
+    assert_memory_equal(a, "mcp:tracker:", 12);
+    mcp_oauth_provider_name("tracker", "https://t.example/mcp", NULL, "", b);
+    assert_string_equal(a, b);   /* stable */
+    mcp_oauth_provider_name("tracker", "https://evil.example/mcp", NULL, "", b);
+    assert_string_not_equal(a, b);
+    mcp_oauth_provider_name("tracker", "https://t.example/mcp", NULL, "ten_1", b);
+    assert_string_not_equal(a, b);
+    mcp_oauth_provider_name("tracker", "https://t.example/mcp", "client-2", "", b);
+    assert_string_not_equal(a, b);
+    /* no two splits of the same bytes hash alike */
+    mcp_oauth_provider_name("x", "ab", "c", "", a);
+    mcp_oauth_provider_name("x", "a", "bc", "", b);
+    assert_string_not_equal(a, b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -125,6 +149,7 @@ int main(void)
         cmocka_unit_test(test_prm_urls),
         cmocka_unit_test(test_as_meta_urls),
         cmocka_unit_test(test_origin),
+        cmocka_unit_test(test_provider_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
