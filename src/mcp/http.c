@@ -36,7 +36,12 @@
 #define HTTP_DELETE_TIMEOUT_MS 2000L
 #define HTTP_MAX_RESUMES 3
 
-typedef enum req_kind { REQ_POST = 1, REQ_RESUME, REQ_DELETE } req_kind;
+typedef enum req_kind { REQ_POST = 1, REQ_RESUME, REQ_DELETE, REQ_STREAM } req_kind;
+
+/* The GET stream: reopened after it ends, at most this many times in a row
+ * without an event (a server that closes it at once is not hammered). */
+#define HTTP_STREAM_MAX_EMPTY 5
+#define HTTP_STREAM_DEFAULT_RETRY_MS 1000
 
 typedef struct http_tr http_tr;
 
@@ -57,6 +62,7 @@ typedef struct http_req {
     uint32_t          retry_ms;      /* the stream's `retry:` */
     int64_t           req_id;        /* the request it carries (0: none) */
     bool              answered;      /* its answer came */
+    bool              got_event;     /* the GET stream: an event came on it */
     int               resumes;
     int               auth_tries;    /* authorizations this request caused (MCP_OAUTH_MAX_TRIES) */
     char              www_auth[MCP_OAUTH_URL_MAX + MCP_OAUTH_SCOPE_MAX];   /* a 401/403's WWW-Authenticate */
@@ -77,6 +83,9 @@ struct http_tr {
     bool                   close_later;   /* tr_close_now is queued */
     int                    waits;         /* resumptions waiting for their time */
     struct resume_wait    *wait_list;
+    bool                   want_stream;   /* open the GET stream after initialize (the hub's) */
+    bool                   stream_open;   /* a GET stream is in flight or waits to reopen */
+    int                    stream_empty;  /* reopens in a row without an event */
     mcp_oauth             *oauth;         /* MCP authorization, when the server needs it (not owned) */
     char                  *bearer;        /* or: the user's Authorization value from the vault (owned) */
     mcp_oauth_consent_fn   consent;
@@ -145,6 +154,7 @@ static void req_on_event(void *arg, const mcp_sse_event *ev)
     http_req *r = arg;
     if (ev->id) snprintf(r->last_id, sizeof r->last_id, "%s", ev->id);
     if (ev->retry_ms) r->retry_ms = ev->retry_ms;
+    r->got_event = true;
     if (strcmp(ev->event, "message") != 0 || ev->data_len == 0) return;
     if (req_is_answer(r, ev->data, ev->data_len)) r->answered = true;
     req_deliver(r, ev->data, ev->data_len);
@@ -221,6 +231,7 @@ static size_t req_on_write(char *p, size_t size, size_t n, void *arg)
 
 static void req_done(mcp_xfer *x, CURLcode code);
 static void req_resume_later(http_req *r);
+static void stream_ended(http_req *r, CURLcode code);
 
 /* The one place an HTTP handle to an MCP server is prepared: URL, method,
  * headers, bounds. An egress policy (addresses allowed, redirects) belongs
@@ -255,10 +266,12 @@ static bool http_prepare(http_tr *t, http_req *r, const char *method)
         h = curl_slist_append(h, "Accept: application/json, text/event-stream");
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(r->body));
-    } else if (r->kind == REQ_RESUME) {
+    } else if (r->kind == REQ_RESUME || r->kind == REQ_STREAM) {
         h = curl_slist_append(h, "Accept: text/event-stream");
-        snprintf(line, sizeof line, "Last-Event-ID: %s", r->last_id);
-        h = curl_slist_append(h, line);
+        if (r->last_id[0]) {
+            snprintf(line, sizeof line, "Last-Event-ID: %s", r->last_id);
+            h = curl_slist_append(h, line);
+        }
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
@@ -408,6 +421,11 @@ static void req_done(mcp_xfer *x, CURLcode code)
         tr_maybe_free(t);
         return;
     }
+    if (r->kind == REQ_STREAM) {
+        stream_ended(r, code);
+        req_free(r);
+        return;
+    }
     char why[300];
     if (r->too_big) {
         snprintf(why, sizeof why, "the MCP server's answer was larger than %u bytes", MCP_MAX_MESSAGE_BYTES);
@@ -455,6 +473,7 @@ static void req_done(mcp_xfer *x, CURLcode code)
 typedef struct resume_wait {
     uv_timer_t timer;
     http_tr   *t;
+    bool       stream;    /* the GET stream's reopening (no request of ours) */
     char      *body;
     char       last_id[256];
     int        resumes;
@@ -481,7 +500,9 @@ static void resume_fire(uv_timer_t *tm)
     resume_wait *w = tm->data;
     http_tr *t = w->t;
     if (uv_is_closing((uv_handle_t *)&w->timer)) return;
-    if (!t->closing) {
+    if (!t->closing && w->stream) {
+        if (!req_start(t, REQ_STREAM, NULL, w->last_id[0] ? w->last_id : NULL, 0)) t->stream_open = false;
+    } else if (!t->closing) {
         http_req *again = req_start(t, REQ_RESUME, NULL, w->last_id, w->resumes);
         if (again) {
             again->body = w->body;   /* kept: the answer's id, and its failure */
@@ -513,6 +534,67 @@ static void req_resume_later(http_req *r)
     uv_timer_start(&w->timer, resume_fire, ms, 0);
 }
 
+/* ---- the GET stream: what the server sends on its own ----
+ *
+ * After initialize the hub's transport opens a GET with `Accept:
+ * text/event-stream` (and the session's headers): every message on it goes
+ * to the session like any other (a notification such as
+ * tools/list_changed, a request such as ping, which the session answers
+ * by POST). 405 (or any other error answer) means the server offers none:
+ * not asked again for this session. A stream that ends — closed by the
+ * server or broken — is opened again after its `retry:` (1 s by default,
+ * 30 s at most) with `Last-Event-ID` when it had ids, at most
+ * HTTP_STREAM_MAX_EMPTY times in a row without an event. */
+
+static void stream_reopen_later(http_tr *t, const char *last_id, uint32_t retry_ms)
+{
+    resume_wait *w = xcalloc(1, sizeof *w);
+    w->t = t;
+    w->stream = true;
+    snprintf(w->last_id, sizeof w->last_id, "%s", last_id ? last_id : "");
+    uv_timer_init(mcp_curl_loop(t->curl), &w->timer);
+    w->timer.data = w;
+    t->waits++;
+    w->next = t->wait_list;
+    t->wait_list = w;
+    uint64_t ms = retry_ms ? (retry_ms > 30000 ? 30000 : retry_ms) : HTTP_STREAM_DEFAULT_RETRY_MS;
+    uv_timer_start(&w->timer, resume_fire, ms, 0);
+}
+
+static void stream_ended(http_req *r, CURLcode code)
+{
+    http_tr *t = r->t;
+    if (t->closing || t->told) return;
+    bool ok_stream = r->is_sse && r->status >= 200 && r->status < 300;
+    if (egress_refused(&r->egress, code) || (r->got_status && r->status != 0 && !ok_stream) || r->too_big) {
+        /* 405: the server sends nothing on its own; another answer: it will
+         * not either, for this session */
+        t->stream_open = false;
+        if (r->status != 405)
+            log_msg(LOG_INFO, "mcp %s: no GET stream (HTTP %ld)", t->cfg->name, r->status);
+        return;
+    }
+    t->stream_empty = r->got_event ? 0 : t->stream_empty + 1;
+    if (t->stream_empty > HTTP_STREAM_MAX_EMPTY) {
+        t->stream_open = false;
+        log_msg(LOG_INFO, "mcp %s: the GET stream keeps ending without an event; not opened again", t->cfg->name);
+        return;
+    }
+    stream_reopen_later(t, r->last_id, r->retry_ms);
+}
+
+static void stream_open(http_tr *t)
+{
+    if (!t->want_stream || t->stream_open || t->closing || t->told) return;
+    t->stream_open = true;
+    if (!req_start(t, REQ_STREAM, NULL, NULL, 0)) t->stream_open = false;
+}
+
+void mcp_http_enable_get_stream(mcp_transport *base)
+{
+    ((http_tr *)base)->want_stream = true;
+}
+
 /* ---- the transport ---- */
 
 static bool tr_send(mcp_transport *base, const char *text, size_t len)
@@ -529,6 +611,7 @@ static void tr_negotiated(mcp_transport *base, const char *version)
 {
     http_tr *t = (http_tr *)base;
     snprintf(t->proto, sizeof t->proto, "%s", version ? version : "");
+    stream_open(t);   /* the session exists now: what the server sends on its own */
 }
 
 static void tr_close_now(void *arg)

@@ -587,6 +587,7 @@ static void inst_start(instance *in)
         return;
     }
     if (!stdio && in->bearer) mcp_http_set_bearer(t, in->bearer);
+    if (!stdio) mcp_http_enable_get_stream(t);
     mcp_session_attach(s, t);
     in->sess = s;
     inst_set_running(in, true);

@@ -92,6 +92,10 @@ void      mcp_curl_release(mcp_curl *c);
 mcp_transport *mcp_http_open(mcp_curl *curl, const mcp_server_cfg *cfg, mcp_transport_cb cb,
                              char *err, size_t errlen);
 
+/* Open the GET stream (messages the server sends on its own) once
+ * initialize is done; the hub's transports do, `brigade mcp-client` not. */
+void mcp_http_enable_get_stream(mcp_transport *t);
+
 /* The user's Authorization header value (the vault's "Bearer …") for every
  * request from now on (copied; NULL: none). A server with `auth: {kind:
  * oauth}` in the hub. */
