@@ -7,7 +7,11 @@
  * negotiated. A stream that ends — broken, or closed by the server — after
  * events with ids but before the answer to the request it carried is
  * resumed with a GET carrying `Last-Event-ID`, after the stream's `retry`
- * time (at most 3 times). A 404 on a request that
+ * time (at most 3 times). After initialize, the hub's transports open the
+ * GET stream for messages the server sends on its own (stream_open). A
+ * 401 (or a 403 insufficient_scope) runs MCP authorization when the
+ * transport has one (mcp_http_set_oauth: brigade mcp-client); the hub's
+ * send the user's own token instead (mcp_http_set_bearer). A 404 on a request that
  * carried the session id means the session is gone: the transport closes
  * and the hub starts a new one (a new initialize). An HTTP or network
  * failure of a request becomes a JSON-RPC error answer to that request, so
