@@ -166,6 +166,8 @@ int serve_mcp_provider_resolve(void *arg, const char *tenant_id, const char *pro
 bool serve_mcp_token(void *arg, const scope *sc, const char *provider, char *out, size_t outlen)
 {
     vault *v = arg;
+    /* only a user who connected: a run's start begins no consent flow */
+    if (!vault_connection_active(v, sc, provider)) return false;
     vault_token t;
     vault_token_get(v, sc, provider, NULL, 0, "Bearer {token}", &t);
     bool ok = t.status == VAULT_TOKEN_OK && t.header_value && strlen(t.header_value) < outlen;

@@ -29,6 +29,7 @@
 #include "mcp/mcp_oauth.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -321,9 +322,12 @@ static bool query_param(const char *url, const char *name, char *out, size_t out
             size_t k = 0;
             for (const char *v = p + nl + 1; v < p + seg; v++) {
                 if (k + 1 >= outlen) return false;
-                if (*v == '%' && v + 2 < p + seg + 0 + 1 && v[1] && v[2]) {
+                if (*v == '%' && v + 2 < p + seg && isxdigit((unsigned char)v[1]) &&
+                    isxdigit((unsigned char)v[2])) {
                     char hx[3] = {v[1], v[2], 0};
-                    out[k++] = (char)strtol(hx, NULL, 16);
+                    char c = (char)strtol(hx, NULL, 16);
+                    if (c == '\0') return false;   /* no NUL inside a value */
+                    out[k++] = c;
                     v += 2;
                 } else out[k++] = *v == '+' ? ' ' : *v;
             }

@@ -905,6 +905,17 @@ static int refresh_now(vault *v, const credential_provider_cfg *p, connection_re
     return 0;
 }
 
+bool vault_connection_active(vault *v, const scope *sc, const char *provider)
+{
+    if (!scope_is_user(sc)) return false;
+    connection_rec c;
+    memset(&c, 0, sizeof c);
+    store_status st = store_connection_find(v->st, sc->tenant_id, sc->user_id, provider, &c);
+    bool yes = st == STORE_OK && !strcmp(c.status, "active") && c.sealed;
+    connection_rec_free(&c);
+    return yes;
+}
+
 void vault_token_get(vault *v, const scope *sc, const char *provider, char *const *scopes, size_t n_scopes,
                      const char *format, vault_token *out)
 {

@@ -74,6 +74,10 @@ typedef int (*vault_provider_resolver)(void *arg, const char *tenant_id, const c
                                        credential_provider_cfg *out, char *why, size_t whylen);
 void vault_set_provider_resolver(vault *v, vault_provider_resolver fn, void *arg);
 
+/* Has sc's user an active connection to provider? (A read: no consent flow
+ * is begun, unlike vault_token_get's MISSING.) Blocking. */
+bool vault_connection_active(vault *v, const scope *sc, const char *provider);
+
 /* ---- the API side (blocking: call on the thread pool) ---- */
 
 /* Begin a connection of the caller to `provider`. oauth2: *out is the
