@@ -563,7 +563,9 @@ static void gr_start_seed(govern_redis_conn *c)
 {
     govern_redis *r = c->r;
     bool no = false;
-    if (c->closing || !atomic_compare_exchange_strong(&r->seeding, &no, true)) return;
+    /* No ledger yet (start-up): never write spend from nothing. */
+    if (c->closing || !r->st) return;
+    if (!atomic_compare_exchange_strong(&r->seeding, &no, true)) return;
     gr_seed *sd = calloc(1, sizeof *sd);
     if (!sd) {
         atomic_store(&r->seeding, false);
@@ -726,6 +728,8 @@ govern_redis *govern_redis_new(const governance_redis_cfg *cfg, store *st)
     for (int i = 0; i < 8; i++) snprintf(r->instance + 2 * i, 3, "%02x", rnd[i]);
     return r;
 }
+
+void govern_redis_set_store(govern_redis *r, store *st) { r->st = st; }
 
 void govern_redis_free(govern_redis *r)
 {

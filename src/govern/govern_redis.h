@@ -62,9 +62,11 @@ typedef struct govern_redis_stats {
     uint64_t admits, refusals, unavailable, reseeds, reconnects, noscript;
 } govern_redis_stats;
 
-/* st: the store whose ledger rebuilds spend (may be NULL in tests: the
- * rebuild then writes zero spend). NULL on OOM. */
+/* st: the store whose ledger rebuilds spend (NULL: none yet — then Redis
+ * without its generation stays closed; set it before the loops run). NULL
+ * on OOM. */
 govern_redis *govern_redis_new(const governance_redis_cfg *cfg, store *st);
+void          govern_redis_set_store(govern_redis *r, store *st);
 void          govern_redis_free(govern_redis *r);
 
 govern_redis_conn *govern_redis_conn_new(govern_redis *r, uv_loop_t *loop);
