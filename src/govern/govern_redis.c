@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,11 +23,24 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
-enum { SC_ADMIT, SC_SETTLE, SC_SEED, SC__N };
-static const char *const gr_script_text[SC__N] = {GR_LUA_ADMIT, GR_LUA_SETTLE, GR_LUA_SEED};
+enum { SC_ADMIT, SC_SETTLE, SC_SEED, SC_RESTORE, SC__N };
+static const char *const gr_script_text[SC__N] = {GR_LUA_ADMIT, GR_LUA_SETTLE, GR_LUA_SEED,
+                                                  GR_LUA_RESTORE};
+
+/* A reservation this process holds in Redis (active), or a settle Redis
+ * has not acknowledged yet (pending: cost and token delta to send). */
+typedef struct gr_node {
+    struct gr_node  *prev, *next;
+    govern_redis_res res;
+    int64_t          cost, delta;
+} gr_node;
+
+typedef struct gr_list { gr_node head; } gr_list;
 
 struct govern_redis {
     governance_redis_cfg cfg;          /* strings owned below */
+    pthread_mutex_t mu;                /* the two lists */
+    gr_list      active, pending;
     char        *host, *prefix;
     store       *st;
     char         sha[SC__N][41];
@@ -64,7 +78,38 @@ typedef struct gr_cmd {
     bool                  answered;    /* cb ran (reply or timeout) */
     int                   refs;        /* the reply and the timer */
     int64_t               est_cost, est_tokens;
+    gr_node              *node;        /* a settle's record until acknowledged */
+    struct gr_seed       *seed;        /* a rebuild's, until answered */
 } gr_cmd;
+
+/* ---- the lists (under r->mu) ---- */
+
+static void gr_list_init(gr_list *l) { l->head.prev = l->head.next = &l->head; }
+
+static void gr_list_add(gr_list *l, gr_node *n)
+{
+    n->next = &l->head;
+    n->prev = l->head.prev;
+    l->head.prev->next = n;
+    l->head.prev = n;
+}
+
+static void gr_list_del(gr_node *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+
+/* Move every node of from to the end of to. */
+static void gr_list_splice(gr_list *to, gr_list *from)
+{
+    while (from->head.next != &from->head) {
+        gr_node *n = from->head.next;
+        gr_list_del(n);
+        gr_list_add(to, n);
+    }
+}
 
 /* ---- small helpers ---- */
 
@@ -205,6 +250,9 @@ static void gr_answer(gr_cmd *m, int result, const govern_refusal *why,
 }
 
 static void gr_start_seed(govern_redis_conn *c);
+struct gr_seed;
+static void gr_seed_done(gr_cmd *m, const redisReply *rp);
+static void gr_flush_pending(govern_redis_conn *c);
 
 static int64_t gr_int(const redisReply *e)
 {
@@ -274,6 +322,14 @@ static void gr_admit_reply(gr_cmd *m, const redisReply *rp)
             return;
         }
         m->res->active = true;
+        gr_node *n = calloc(1, sizeof *n);
+        if (n) {
+            n->res = *m->res;
+            pthread_mutex_lock(&r->mu);
+            gr_list_add(&r->active, n);
+            pthread_mutex_unlock(&r->mu);
+        }
+        m->res->node = n;
         gr_answer(m, GOVERN_REDIS_ADMITTED, NULL, &rl);
         return;
     }
@@ -306,21 +362,26 @@ static void gr_reply(redisAsyncContext *ac, void *reply, void *priv)
         gr_admit_reply(m, rp);
         gr_stop_timer(m);
     } else if (m->script == SC_SETTLE) {
+        bool acked = rp && rp->type == REDIS_REPLY_STRING && strcmp(rp->str, "ok") == 0;
         if (rp && rp->type == REDIS_REPLY_ERROR)
             log_warn("governance: redis settle failed: %s", rp->str);
         if (rp && rp->type == REDIS_REPLY_STRING && strcmp(rp->str, "nogen") == 0) {
             atomic_store(&r->gen_ok, false);
             gr_start_seed(m->c);
         }
-    } else if (m->script == SC_SEED) {
-        if (rp && rp->type == REDIS_REPLY_INTEGER) {
-            atomic_store(&r->gen_ok, true);
-            if (rp->integer == 1) {
-                atomic_fetch_add(&r->reseeds, 1);
-                log_info("governance: rebuilt spend in redis from the usage ledger");
+        if (m->node) {
+            /* Not acknowledged: kept, sent again on reconnection or added
+             * to the rebuild's spend (nogen). */
+            if (acked) free(m->node);
+            else {
+                pthread_mutex_lock(&r->mu);
+                gr_list_add(&r->pending, m->node);
+                pthread_mutex_unlock(&r->mu);
             }
+            m->node = NULL;
         }
-        atomic_store(&r->seeding, false);
+    } else if (m->script == SC_SEED) {
+        gr_seed_done(m, rp);
     }
     gr_unref(m);
 }
@@ -418,13 +479,34 @@ void govern_redis_admit(govern_redis_conn *c, const govern_subject *s, int64_t e
     uv_timer_start(t, gr_admit_timeout, r->cfg.timeout_ms, 0);
 }
 
+static void gr_send_settle(govern_redis_conn *c, gr_node *node);
+
 static void gr_finish(govern_redis_conn *c, govern_redis_res *res, int64_t cost, int64_t delta)
 {
     if (!res->active) return;
     res->active = false;
     govern_redis *r = c->r;
+    gr_node *node = res->node;
+    res->node = NULL;
+    if (!node && !(node = calloc(1, sizeof *node))) return;   /* expires on its own */
+    pthread_mutex_lock(&r->mu);
+    if (node->next) gr_list_del(node);
+    pthread_mutex_unlock(&r->mu);
+    node->res = *res;
+    node->res.node = NULL;
+    node->cost = cost < 0 ? 0 : cost;
+    node->delta = delta;
+    gr_send_settle(c, node);
+}
+
+/* Send (or send again) a settle; kept pending when it cannot go now. */
+static void gr_send_settle(govern_redis_conn *c, gr_node *node)
+{
+    govern_redis *r = c->r;
+    const govern_redis_res *res = &node->res;
+    int64_t cost = node->cost, delta = node->delta;
     gr_cmd *m = gr_cmd_new(c, SC_SETTLE, 3 + 1 + 3 * res->n + 4 + res->n);
-    if (!m) return;                       /* the reservation expires on its own */
+    if (!m) goto keep;
     gr_cmd_set(m, "EVALSHA");
     gr_cmd_set(m, r->sha[SC_SETTLE]);
     gr_cmd_setf(m, "%d", 1 + 3 * res->n);
@@ -435,12 +517,31 @@ static void gr_finish(govern_redis_conn *c, govern_redis_res *res, int64_t cost,
     gr_cmd_setf(m, "%" PRId64, delta);
     for (int j = 0; j < res->n; j++) gr_cmd_setf(m, "%" PRId64, res->tpm[j]);
     m->refs = 1;
-    if (!gr_cmd_ok(m) || !gr_send(m)) {
-        /* Redis away: the reservation expires; the spend is in the ledger
-         * row and comes back with the next rebuild. */
-        log_warn("governance: redis unreachable, a settle was not sent (its reservation "
-                 "expires by itself)");
-        gr_cmd_free(m);
+    m->node = node;
+    if (gr_cmd_ok(m) && gr_send(m)) return;
+    m->node = NULL;
+    gr_cmd_free(m);
+keep:
+    /* Redis away: the reservation expires by itself; the cost is sent on
+     * reconnection (or joins the rebuild's spend). */
+    pthread_mutex_lock(&r->mu);
+    gr_list_add(&r->pending, node);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* On reconnection, with the generation present: the settles kept. */
+static void gr_flush_pending(govern_redis_conn *c)
+{
+    govern_redis *r = c->r;
+    gr_list todo;
+    gr_list_init(&todo);
+    pthread_mutex_lock(&r->mu);
+    gr_list_splice(&todo, &r->pending);
+    pthread_mutex_unlock(&r->mu);
+    while (todo.head.next != &todo.head) {
+        gr_node *n = todo.head.next;
+        gr_list_del(n);
+        gr_send_settle(c, n);
     }
 }
 
@@ -470,6 +571,7 @@ typedef struct gr_seed {
     gr_seed_ent       *e;
     size_t             n, cap;
     bool               failed;
+    gr_list            pend;           /* settles folded into this rebuild */
 } gr_seed;
 
 static gr_seed_ent *gr_seed_find(gr_seed *sd, const char *level)
@@ -522,39 +624,159 @@ static void gr_seed_work(uv_work_t *w)
         sd->failed = true;
 }
 
+static void gr_seed_free(gr_seed *sd)
+{
+    while (sd->pend.head.next != &sd->pend.head) {
+        gr_node *n = sd->pend.head.next;
+        gr_list_del(n);
+        free(n);
+    }
+    free(sd->e);
+    free(sd);
+}
+
+/* The rebuild did not happen: its settles go back to pending. */
+static void gr_seed_abandon(govern_redis *r, gr_seed *sd)
+{
+    pthread_mutex_lock(&r->mu);
+    gr_list_splice(&r->pending, &sd->pend);
+    pthread_mutex_unlock(&r->mu);
+    gr_seed_free(sd);
+    atomic_store(&r->seeding, false);
+}
+
 static void gr_seed_after(uv_work_t *w, int status)
 {
     gr_seed *sd = w->data;
     govern_redis_conn *c = sd->c;
     govern_redis *r = c->r;
-    gr_cmd *m = NULL;
     if (status != 0 || sd->failed || c->closing) {
         log_error("governance: could not read the usage ledger to rebuild spend in redis; "
                   "budgets stay closed and the next admission retries");
-        goto out;
+        gr_seed_abandon(r, sd);
+        return;
     }
-    m = gr_cmd_new(c, SC_SEED, (int)(3 + 1 + sd->n + 3 + 2 * sd->n));
-    if (!m) goto out;
+    /* The settles Redis never got join the spend (a call whose ledger row
+     * was read too is counted twice: too much, never too little), and this
+     * process's calls in flight come back as reservations. */
+    pthread_mutex_lock(&r->mu);
+    gr_list_splice(&sd->pend, &r->pending);
+    size_t nres = 0;
+    for (gr_node *n = r->active.head.next; n != &r->active.head; n = n->next) nres += (size_t)n->res.n;
+    pthread_mutex_unlock(&r->mu);
+    for (gr_node *n = sd->pend.head.next; n != &sd->pend.head; n = n->next)
+        for (int j = 0; j < n->res.n; j++) {
+            gr_seed_ent *e = gr_seed_find(sd, n->res.level[j]);
+            if (!e) {
+                gr_seed_abandon(r, sd);
+                return;
+            }
+            e->day += n->cost;
+            e->month += n->cost;
+        }
+    gr_cmd *m = gr_cmd_new(c, SC_SEED, (int)(3 + 1 + sd->n + 2 * nres + 4 + 2 * sd->n + 3 * nres));
+    if (!m) {
+        gr_seed_abandon(r, sd);
+        return;
+    }
     gr_cmd_set(m, "EVALSHA");
     gr_cmd_set(m, r->sha[SC_SEED]);
-    gr_cmd_setf(m, "%zu", 1 + sd->n);
+    pthread_mutex_lock(&r->mu);
+    /* (the active list may have changed since it was counted: only on this
+     * loop's thread it cannot; other loops' admissions wait for the gen) */
+    size_t nres2 = 0;
+    for (gr_node *n = r->active.head.next; n != &r->active.head; n = n->next) nres2 += (size_t)n->res.n;
+    if (nres2 > nres) nres2 = nres;
+    gr_cmd_setf(m, "%zu", 1 + sd->n + 2 * nres2);
     gr_cmd_setf(m, "%sgen", r->prefix);
     for (size_t i = 0; i < sd->n; i++) gr_cmd_setf(m, "%ss:%s", r->prefix, sd->e[i].level);
+    size_t k = 0;
+    for (gr_node *n = r->active.head.next; n != &r->active.head && k < nres2; n = n->next)
+        for (int j = 0; j < n->res.n && k < nres2; j++, k++) {
+            gr_cmd_setf(m, "%sr:%s", r->prefix, n->res.level[j]);
+            gr_cmd_setf(m, "%ss:%s", r->prefix, n->res.level[j]);
+        }
     gr_cmd_setf(m, "%s:%" PRId64, r->instance, time_now_unix_ms());
     gr_cmd_setf(m, "d:%" PRId64, sd->day_start_s * 1000);
     gr_cmd_setf(m, "m:%" PRId64, sd->month_start_s * 1000);
+    gr_cmd_setf(m, "%zu", sd->n);
     for (size_t i = 0; i < sd->n; i++) {
         gr_cmd_setf(m, "%" PRId64, sd->e[i].day);
         gr_cmd_setf(m, "%" PRId64, sd->e[i].month);
     }
+    k = 0;
+    for (gr_node *n = r->active.head.next; n != &r->active.head && k < nres2; n = n->next)
+        for (int j = 0; j < n->res.n && k < nres2; j++, k++) {
+            gr_cmd_set(m, n->res.member);
+            gr_cmd_setf(m, "%" PRId64, n->res.est_cost_nusd);
+            gr_cmd_setf(m, "%" PRIu64, (uint64_t)r->cfg.reservation_ttl_s * 1000);
+        }
+    pthread_mutex_unlock(&r->mu);
     m->refs = 1;
-    if (gr_cmd_ok(m) && gr_send(m)) m = NULL, sd->failed = false;
-    else sd->failed = true;
-out:
-    if (m) gr_cmd_free(m);
-    if (status != 0 || sd->failed || c->closing || m) atomic_store(&r->seeding, false);
-    free(sd->e);
-    free(sd);
+    m->seed = sd;
+    if (gr_cmd_ok(m) && gr_send(m)) return;
+    m->seed = NULL;
+    gr_cmd_free(m);
+    gr_seed_abandon(r, sd);
+}
+
+/* This process's calls in flight, back as reservations (RESTORE). */
+static void gr_restore_active(govern_redis_conn *c)
+{
+    govern_redis *r = c->r;
+    pthread_mutex_lock(&r->mu);
+    size_t nres = 0;
+    for (gr_node *n = r->active.head.next; n != &r->active.head; n = n->next) nres += (size_t)n->res.n;
+    gr_cmd *m = nres ? gr_cmd_new(c, SC_RESTORE, (int)(3 + 5 * nres)) : NULL;
+    if (m) {
+        gr_cmd_set(m, "EVALSHA");
+        gr_cmd_set(m, r->sha[SC_RESTORE]);
+        gr_cmd_setf(m, "%zu", 2 * nres);
+        for (gr_node *n = r->active.head.next; n != &r->active.head; n = n->next)
+            for (int j = 0; j < n->res.n; j++) {
+                gr_cmd_setf(m, "%sr:%s", r->prefix, n->res.level[j]);
+                gr_cmd_setf(m, "%ss:%s", r->prefix, n->res.level[j]);
+            }
+        for (gr_node *n = r->active.head.next; n != &r->active.head; n = n->next)
+            for (int j = 0; j < n->res.n; j++) {
+                gr_cmd_set(m, n->res.member);
+                gr_cmd_setf(m, "%" PRId64, n->res.est_cost_nusd);
+                gr_cmd_setf(m, "%" PRIu64, (uint64_t)r->cfg.reservation_ttl_s * 1000);
+            }
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (!m) return;
+    m->refs = 1;
+    if (!gr_cmd_ok(m) || !gr_send(m)) gr_cmd_free(m);
+}
+
+static void gr_seed_done(gr_cmd *m, const redisReply *rp)
+{
+    govern_redis *r = m->c->r;
+    gr_seed *sd = m->seed;
+    m->seed = NULL;
+    if (rp && rp->type == REDIS_REPLY_INTEGER) {
+        atomic_store(&r->gen_ok, true);
+        if (rp->integer == 1) {
+            atomic_fetch_add(&r->reseeds, 1);
+            log_info("governance: rebuilt spend in redis from the usage ledger");
+            if (sd) {
+                gr_seed_free(sd);
+                sd = NULL;
+            }
+        }
+    }
+    if (sd) {
+        /* Another instance rebuilt first, or no answer: the settles are
+         * sent as settles again, the calls in flight restored. */
+        gr_seed_abandon(r, sd);
+        if (rp && rp->type == REDIS_REPLY_INTEGER) {
+            gr_restore_active(m->c);
+            gr_flush_pending(m->c);
+        }
+        return;
+    }
+    atomic_store(&r->seeding, false);
 }
 
 /* One rebuild at a time per process; the SEED script makes several
@@ -573,6 +795,7 @@ static void gr_start_seed(govern_redis_conn *c)
     }
     int64_t now = time_now_unix_ms();
     sd->c = c;
+    gr_list_init(&sd->pend);
     sd->day_start_s = govern_day_start(now) / 1000;
     sd->month_start_s = govern_month_start(now) / 1000;
     sd->work.data = sd;
@@ -610,6 +833,7 @@ static void gr_on_exists(redisAsyncContext *ac, void *reply, void *priv)
         }
         atomic_store(&c->r->gen_ok, rp->integer == 1);
         if (rp->integer == 0) gr_start_seed(c);
+        else gr_flush_pending(c);
     }
 }
 
@@ -719,6 +943,9 @@ govern_redis *govern_redis_new(const governance_redis_cfg *cfg, store *st)
     if (r->cfg.reservation_ttl_s == 0) r->cfg.reservation_ttl_s = 900;
     if (r->cfg.instances == 0) r->cfg.instances = 1;
     r->st = st;
+    pthread_mutex_init(&r->mu, NULL);
+    gr_list_init(&r->active);
+    gr_list_init(&r->pending);
     for (int i = 0; i < SC__N; i++) gr_sha1_hex(gr_script_text[i], r->sha[i]);
     unsigned char rnd[8];
     if (RAND_bytes(rnd, sizeof rnd) != 1) {
@@ -734,6 +961,16 @@ void govern_redis_set_store(govern_redis *r, store *st) { r->st = st; }
 void govern_redis_free(govern_redis *r)
 {
     if (!r) return;
+    if (r->active.head.next) {
+        gr_list *ls[2] = {&r->active, &r->pending};
+        for (int i = 0; i < 2; i++)
+            while (ls[i]->head.next != &ls[i]->head) {
+                gr_node *n = ls[i]->head.next;
+                gr_list_del(n);
+                free(n);
+            }
+        pthread_mutex_destroy(&r->mu);
+    }
     free(r->host);
     free(r->prefix);
     free(r);

@@ -21,8 +21,14 @@
  *   - Redis lost its data (the generation key is gone): admissions answer
  *     UNAVAILABLE until one instance has rebuilt the spend from the store's
  *     ledger (in a worker thread) and written it with the generation in one
- *     script. Spend counters never expire; reservations do (reservation_ttl_s),
- *     which is how a crashed instance's reservations are released. */
+ *     script, together with its own calls still in flight (reservations)
+ *     and the settles Redis never got (spend). Spend counters never expire;
+ *     reservations do (reservation_ttl_s), which is how a crashed
+ *     instance's reservations are released.
+ *   - A settle that could not be delivered (Redis away, no reply) is kept
+ *     and sent again on reconnection, so spend is never lost with a
+ *     connection: the reservation it ends may expire meanwhile, the cost
+ *     still arrives. */
 #ifndef BRIGADE_GOVERN_REDIS_H
 #define BRIGADE_GOVERN_REDIS_H
 
@@ -49,6 +55,7 @@ typedef struct govern_redis_res {
     int64_t tpm[3];
     int64_t est_tokens, est_cost_nusd;
     char    member[64];                           /* "<id>:<est nusd>" */
+    void   *node;                                 /* private: this process's record */
 } govern_redis_res;
 
 /* result: GOVERN_REDIS_*. why: set on REFUSED. rl: set on ADMITTED. */

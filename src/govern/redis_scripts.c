@@ -165,20 +165,51 @@ const char GR_LUA_SETTLE[] =
     "return 'ok'\n";
 
 /* SEED: rebuild spend from the ledger after Redis lost its data. KEYS: gen,
- * then the s:L hash of every level with spend this month. ARGV: the new
- * generation, the day field, the month field, then per key its day and
- * month spend. A no-op (0) when gen exists: another instance (or an
- * earlier attempt) rebuilt it already and admissions since then must not be
- * overwritten. Writes the spend and gen in one step: nothing admits against
- * partial data. */
+ * then the s:L hash of every level with spend this month (ns of them), then
+ * per restored reservation its r:L and s:L. ARGV: the new generation, the
+ * day field, the month field, ns, then per spend key its day and month
+ * spend, then per restored reservation its member, amount and ttl ms.
+ * The restored reservations are the rebuilding instance's calls still in
+ * flight: they were admitted against the lost data and will settle against
+ * the new. A no-op (0) when gen exists: another instance (or an earlier
+ * attempt) rebuilt it already and admissions since then must not be
+ * overwritten. Writes the spend and gen in one step: nothing admits
+ * against partial data. */
 const char GR_LUA_SEED[] =
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
-    "for i = 2, #KEYS do\n"
-    "  local o = 3 + 2 * (i - 2)\n"
-    "  redis.call('HSET', KEYS[i], ARGV[2], ARGV[o + 1], ARGV[3], ARGV[o + 2])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local ns = tonumber(ARGV[4])\n"
+    "for i = 1, ns do\n"
+    "  redis.call('HSET', KEYS[1 + i], ARGV[2], ARGV[3 + 2 * i], ARGV[3], ARGV[4 + 2 * i])\n"
+    "end\n"
+    "local k, a = 2 + ns, 5 + 2 * ns\n"
+    "while k < #KEYS do\n"
+    "  redis.call('ZADD', KEYS[k], now + tonumber(ARGV[a + 2]), ARGV[a])\n"
+    "  redis.call('HINCRBY', KEYS[k + 1], 'res', ARGV[a + 1])\n"
+    "  k, a = k + 2, a + 3\n"
     "end\n"
     "redis.call('SET', KEYS[1], ARGV[1])\n"
     "return 1\n";
+
+/* RESTORE: an instance whose rebuild lost the race to another one puts its
+ * calls in flight back as reservations. KEYS: per reservation its r:L and
+ * s:L. ARGV: per reservation its member, amount and ttl ms. One already
+ * there is left alone. */
+const char GR_LUA_RESTORE[] =
+    "if #KEYS == 0 then return 0 end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local n = 0\n"
+    "for k = 1, #KEYS, 2 do\n"
+    "  local a = 1 + 3 * ((k - 1) / 2)\n"
+    "  if redis.call('ZSCORE', KEYS[k], ARGV[a]) == false then\n"
+    "    redis.call('ZADD', KEYS[k], now + tonumber(ARGV[a + 2]), ARGV[a])\n"
+    "    redis.call('HINCRBY', KEYS[k + 1], 'res', ARGV[a + 1])\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "return n\n";
 
 /* RUN_BEGIN: a run's concurrency slot at the user and tenant levels.
  * KEYS: per level a sorted set of run leases scored by expiry. ARGV: run id,

@@ -6,6 +6,7 @@
 extern const char GR_LUA_ADMIT[];
 extern const char GR_LUA_SETTLE[];
 extern const char GR_LUA_SEED[];
+extern const char GR_LUA_RESTORE[];
 extern const char GR_LUA_RUN_BEGIN[];
 extern const char GR_LUA_RUN_END[];
 

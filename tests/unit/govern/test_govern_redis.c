@@ -355,6 +355,32 @@ static void test_data_loss_rebuilds_from_ledger(void **state)
     assert_non_null(strstr(w.why.message, "$0.700000 spent"));
 }
 
+/* Calls in flight when Redis lost its data come back as reservations of
+ * the rebuild, and a settle made while Redis was away is not lost: it
+ * joins the rebuilt spend. */
+static void test_in_flight_survive_data_loss(void **state)
+{
+    fx *f = *state;
+    govern_subject s = subj("flight");
+    s.user.daily_budget_nusd = USD(1);
+    govern_redis_res a, b, x;
+    waiter w;
+    assert_int_equal(admit_wait(f, 0, &s, 1, USD(0.5), &a, &w), GOVERN_REDIS_ADMITTED);
+    assert_int_equal(admit_wait(f, 0, &s, 1, USD(0.2), &b, &w), GOVERN_REDIS_ADMITTED);
+    redis_stop();                                   /* no persistence: data lost */
+    govern_redis_settle(f->c[0], &b, 1, USD(0.2));  /* Redis away: kept */
+    redis_start();
+    assert_true(wait_up(f, 0));
+    wait_gen(f);
+    spin(f, 50);
+    /* 0.5 reserved (a, restored) + 0.2 spent (b, kept): 0.4 does not fit */
+    assert_int_equal(admit_wait(f, 1, &s, 1, USD(0.4), &x, &w), GOVERN_REDIS_REFUSED);
+    assert_non_null(strstr(w.why.message, "$0.200000 spent and $0.500000 reserved"));
+    govern_redis_settle(f->c[0], &a, 1, USD(0.1));
+    spin(f, 30);
+    assert_int_equal(admit_wait(f, 1, &s, 1, USD(0.6), &x, &w), GOVERN_REDIS_ADMITTED);
+}
+
 /* The script cache flushed: EVALSHA answers NOSCRIPT, the text is sent. */
 static void test_noscript(void **state)
 {
@@ -448,6 +474,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reservation_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_loss_rebuilds_from_ledger, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_in_flight_survive_data_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_noscript, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_down_and_back, setup, teardown),
     };
