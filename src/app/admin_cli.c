@@ -77,7 +77,8 @@ static int admin_open(admin_env *env, const char *data_dir, const char *config_p
         fprintf(stderr, "brigade admin: %s\nbrigade admin: stop it first, or use the HTTP API.\n", err);
         return -1;
     }
-    env->store = store_open(env->cfg.data_dir, err, sizeof err);
+    env->store = store_open_backend(&(store_backend){.kind = (store_backend_kind)env->cfg.store.kind,
+        .url = env->cfg.store.url, .pool_size = env->cfg.store.pool_size}, env->cfg.data_dir, err, sizeof err);
     if (!env->store) {
         fprintf(stderr, "brigade admin: store: %s\n", err);
         return -1;

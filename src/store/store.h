@@ -143,6 +143,18 @@ typedef struct usage_row {
 /* Open (create) data_dir/brigade.db, WAL mode, apply pending migrations,
  * start the writer thread. */
 store *store_open(const char *data_dir, char *err, size_t errlen);
+/* Which backend holds the data (config `store:`, docs/config.md). */
+typedef enum store_backend_kind { STORE_BACKEND_SQLITE = 0, STORE_BACKEND_POSTGRES } store_backend_kind;
+typedef struct store_backend {
+    store_backend_kind kind;
+    const char *url;                 /* postgres: a libpq URI or connection string */
+    unsigned pool_size;              /* postgres: connections of the pool (0: 8) */
+} store_backend;
+/* store_open for SQLite (data_dir), or open PostgreSQL at b->url, applying
+ * its migrations under an advisory lock. NULL (b NULL) means SQLite. A
+ * backend that does not implement every function below is refused with
+ * err naming what is missing (store_pg.h). */
+store *store_open_backend(const store_backend *b, const char *data_dir, char *err, size_t errlen);
 /* Flush queued usage, stop the writer, close. No other thread may still be
  * using the store (their per-thread read connections are closed here). */
 void   store_close(store *st);

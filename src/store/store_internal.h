@@ -83,6 +83,8 @@ struct store {
 
     store_quota_fn quota_fn;      /* set before serving, read-only after */
     void *quota_arg;
+
+    struct pg_store *pg;          /* non-NULL: PostgreSQL answers instead (store_pg.h) */
 };
 
 /* store_sqlite.c */

@@ -1,0 +1,67 @@
+/* store_pg.h — the PostgreSQL backend of store.h, and how the SQLite files
+ * hand a call over to it.
+ *
+ * Dispatch: a store opened on PostgreSQL is the same `struct store` with
+ * `pg` set and no SQLite connection at all. Each store.h function that the
+ * PostgreSQL backend implements starts with one STORE_PG_DISPATCH line that
+ * forwards the call; the SQLite code below that line keeps its shape. A
+ * store.h function without that line is not implemented on PostgreSQL yet,
+ * and store_open_backend refuses `kind: postgres` while any is missing
+ * (store_pg_missing lists them), so no caller can reach a SQLite code path
+ * with a PostgreSQL store.
+ *
+ * This header does not include libpq: the SQLite files include it for the
+ * dispatch macros only. The backend's own files include store_pg_internal.h. */
+#ifndef BRIGADE_STORE_PG_H
+#define BRIGADE_STORE_PG_H
+
+#include "store/store.h"
+
+struct pg_store;
+
+/* Forward a store.h call to the PostgreSQL backend when the store is one. */
+#define STORE_PG_DISPATCH(st, call) \
+    do { if ((st) && store_pg_of(st)) return call; } while (0)
+#define STORE_PG_DISPATCH_VOID(st, call) \
+    do { if ((st) && store_pg_of(st)) { call; return; } } while (0)
+
+struct pg_store *store_pg_of(const store *st);   /* NULL: a SQLite store */
+
+/* Open a PostgreSQL store whatever is implemented (the unit tests use this;
+ * serve and the CLI go through store_open_backend, which refuses a
+ * partial backend). url: a libpq connection string or URI. pool: read/write
+ * connections (1..256); the usage writer has one more of its own. */
+store *store_pg_open(const char *url, unsigned pool, char *err, size_t errlen);
+
+/* The store.h functions not implemented on PostgreSQL yet, comma-separated
+ * ("" once every one is). */
+const char *store_pg_missing(void);
+
+/* ---- the implemented functions (same contracts as store.h) ---- */
+void         store_pg_close(struct pg_store *p);
+void         store_pg_close_store(store *st);   /* store_close of a PostgreSQL store */
+bool         store_pg_ping(struct pg_store *p);
+int          store_pg_schema_version(struct pg_store *p);
+void         store_pg_get_stats(struct pg_store *p, store_stats *out);
+
+void         store_pg_usage_record(struct pg_store *p, const usage_rec *u);
+void         store_pg_usage_flush(struct pg_store *p);
+void         store_pg_set_usage_committed_hook(struct pg_store *p,
+                                               void (*fn)(void *arg, const usage_rec *rows, size_t n),
+                                               void *arg);
+store_status store_pg_usage_insert_now(struct pg_store *p, const usage_rec *rows, size_t n);
+store_status store_pg_usage_query(struct pg_store *p, const scope *sc, const usage_query *q,
+                                  usage_row **out, size_t *n);
+store_status store_pg_usage_spent(struct pg_store *p, const scope *sc, int64_t from, int64_t to,
+                                  int64_t *cost_nusd);
+store_status store_pg_usage_ledger(struct pg_store *p, int64_t from,
+                                   void (*fn)(const char *tenant_id, const char *user_id,
+                                              const char *key_id, int64_t ts, int64_t cost_nusd,
+                                              void *arg),
+                                   void *arg);
+
+/* store_pg_migrations.c, for the tests: the newest PostgreSQL schema version
+ * (the same number as store_migrations_latest: same numbers, same meaning). */
+int store_pg_migrations_latest(void);
+
+#endif
