@@ -36,7 +36,7 @@ static store_status pg_usage_insert(PGconn *c, const usage_rec *rows, size_t n)
         " input_tokens, output_tokens, cost_nusd, status, deployment) VALUES ";
     for (size_t done = 0; done < n;) {
         size_t k = n - done < PG_USAGE_BATCH_MAX ? n - done : PG_USAGE_BATCH_MAX;
-        size_t sqlcap = sizeof head + k * 64;
+        size_t sqlcap = sizeof head + k * 100;   /* a row: 11 "$NNNN," of 7 bytes at most, "()," */
         char *sql = malloc(sqlcap);
         const char **vals = malloc(k * PG_USAGE_COLS * sizeof *vals);
         char (*nums)[5][24] = malloc(k * sizeof *nums);

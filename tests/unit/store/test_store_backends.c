@@ -1,0 +1,470 @@
+/* test_store_backends.c — the store.h functions that both backends
+ * implement, each test run once on SQLite and once on PostgreSQL: opening
+ * and migrations (concurrent starts too), the usage ledger (group commit,
+ * scoped queries, the ledger at start, the committed hook), and the
+ * refusal of an incomplete backend.
+ *
+ * PostgreSQL: BRIGADE_TEST_PG_URL if set; otherwise this test starts a
+ * throwaway server with scripts/pg-test.sh (BRIGADE_PG_TEST_SCRIPT, set by
+ * meson) in a temporary directory and stops it at the end. Each test starts
+ * from an empty schema. BRIGADE_TEST_PG=skip skips the PostgreSQL half
+ * (only for machines without postgresql-15; scripts/deps.sh installs it). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "identity/scope_mint.h"
+#include "store/store.h"
+#include "store/store_internal.h"   /* store_migrations_latest */
+#include "store/store_pg.h"
+#include "test_util.h"
+#include "util/ids.h"
+
+enum { B_SQLITE, B_PG };
+
+static char pg_url[1024];
+static char pg_dir[128];     /* the server this process started, "" if none */
+static int pg_skip;
+
+typedef struct fx {
+    int backend;
+    char dir[64];
+    store *st;
+    scope admin, ta, tb;
+} fx;
+
+/* ---- the PostgreSQL server ---- */
+
+static int pg_start(void)
+{
+    const char *env = getenv("BRIGADE_TEST_PG_URL");
+    const char *skip = getenv("BRIGADE_TEST_PG");
+    if (skip && strcmp(skip, "skip") == 0) { pg_skip = 1; return 0; }
+    if (env && *env) { snprintf(pg_url, sizeof pg_url, "%s", env); return 0; }
+    const char *script = getenv("BRIGADE_PG_TEST_SCRIPT");
+    if (!script) { fprintf(stderr, "no BRIGADE_PG_TEST_SCRIPT and no BRIGADE_TEST_PG_URL\n"); return -1; }
+    snprintf(pg_dir, sizeof pg_dir, "/tmp/brigade-pgtest-%d", (int)getpid());
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "'%s' start '%s'", script, pg_dir);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    if (!fgets(pg_url, sizeof pg_url, p)) pg_url[0] = '\0';
+    int rc = pclose(p);
+    pg_url[strcspn(pg_url, "\n")] = '\0';
+    if (rc != 0 || !pg_url[0]) { fprintf(stderr, "pg-test.sh start failed\n"); return -1; }
+    return 0;
+}
+
+static void pg_stop(void)
+{
+    if (!pg_dir[0]) return;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "'%s' stop '%s' && rm -rf '%s'", getenv("BRIGADE_PG_TEST_SCRIPT"),
+             pg_dir, pg_dir);
+    if (system(cmd) != 0) fprintf(stderr, "pg-test.sh stop failed\n");
+}
+
+static void quiet(void *arg, const char *msg) { (void)arg; (void)msg; }
+
+static void pg_sql(const char *sql)
+{
+    PGconn *c = PQconnectdb(pg_url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PQsetNoticeProcessor(c, quiet, NULL);
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType s = PQresultStatus(r);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static int64_t pg_count(const char *sql)
+{
+    PGconn *c = PQconnectdb(pg_url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int64_t v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+static void pg_fresh(void)
+{
+    pg_sql("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public");
+}
+
+/* ---- fixture ---- */
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->backend = (int)(intptr_t)*state;
+    if (f->backend == B_PG) {
+        if (pg_skip) { free(f); skip(); }
+        pg_fresh();
+        char err[512];
+        f->st = store_pg_open(pg_url, 4, err, sizeof err);
+        if (!f->st) fail_msg("store_pg_open: %s", err);
+    } else {
+        f->st = test_store_open(f->dir, sizeof f->dir, "brigade-backends");
+    }
+    assert_non_null(f->st);
+    scope_mint_server_admin(&f->admin);
+    scope_mint_tenant_admin(&f->ta, "ten_a", "key_a");
+    scope_mint_tenant_admin(&f->tb, "ten_b", "key_b");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    if (f->backend == B_PG) store_close(f->st);
+    else test_store_close(f->st, f->dir);
+    free(f);
+    return 0;
+}
+
+/* ---- opening ---- */
+
+static void test_open_migrates_to_latest(void **state)
+{
+    fx *f = *state;
+    /* same numbers, same meaning on both backends */
+    assert_int_equal(store_pg_migrations_latest(), store_migrations_latest());
+    assert_int_equal(store_schema_version(f->st), store_pg_migrations_latest());
+    assert_true(store_ping(f->st));
+    if (f->backend != B_PG) return;
+    /* reopening applies nothing twice */
+    char err[512];
+    store *again = store_pg_open(pg_url, 1, err, sizeof err);
+    assert_non_null(again);
+    assert_int_equal(store_schema_version(again), store_pg_migrations_latest());
+    store_close(again);
+    assert_int_equal(pg_count("SELECT count(*) FROM brigade_schema"), 1);
+    /* the memory search column exists and is a tsvector (FTS by PostgreSQL) */
+    assert_int_equal(pg_count("SELECT count(*) FROM information_schema.columns WHERE "
+                              "table_name = 'memory' AND column_name = 'fts' AND udt_name = 'tsvector'"), 1);
+}
+
+typedef struct open_arg { store *st; char err[512]; } open_arg;
+
+static void *open_thread(void *arg)
+{
+    open_arg *a = arg;
+    a->st = store_pg_open(pg_url, 1, a->err, sizeof a->err);
+    return NULL;
+}
+
+/* Several instances starting at once on an empty database: the advisory
+ * lock makes one of them migrate and the others find the work done. */
+static void test_pg_concurrent_starts(void **state)
+{
+    fx *f = *state;
+    if (f->backend != B_PG) skip();
+    store_close(f->st);
+    pg_fresh();
+    enum { N = 6 };
+    pthread_t t[N];
+    open_arg a[N];
+    memset(a, 0, sizeof a);
+    for (int i = 0; i < N; i++) assert_int_equal(pthread_create(&t[i], NULL, open_thread, &a[i]), 0);
+    for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < N; i++) {
+        if (!a[i].st) fail_msg("instance %d: %s", i, a[i].err);
+        assert_int_equal(store_schema_version(a[i].st), store_pg_migrations_latest());
+    }
+    for (int i = 1; i < N; i++) store_close(a[i].st);
+    f->st = a[0].st;
+    assert_int_equal(pg_count("SELECT count(*) FROM brigade_schema"), 1);
+}
+
+static void test_pg_newer_schema_refused(void **state)
+{
+    fx *f = *state;
+    if (f->backend != B_PG) skip();
+    pg_sql("UPDATE brigade_schema SET version = 9999");
+    char err[512] = "";
+    store *st = store_pg_open(pg_url, 1, err, sizeof err);
+    assert_null(st);
+    assert_non_null(strstr(err, "newer than this brigade"));
+}
+
+static void test_pg_bad_url(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    assert_null(store_pg_open("postgresql:///nodb?host=/nonexistent-dir&connect_timeout=2", 1, err,
+                              sizeof err));
+    assert_non_null(strstr(err, "cannot connect to PostgreSQL"));
+    assert_null(store_pg_open("", 1, err, sizeof err));
+    assert_null(store_pg_open(pg_url[0] ? pg_url : "x", 0, err, sizeof err));
+    assert_non_null(strstr(err, "pool_size"));
+}
+
+/* kind postgres refuses to start while any store function is missing, and
+ * says which. */
+static void test_incomplete_backend_refused(void **state)
+{
+    (void)state;
+    char err[1024] = "";
+    store_backend b = {.kind = STORE_BACKEND_POSTGRES, .url = pg_url[0] ? pg_url : "x"};
+    store *st = store_open_backend(&b, "/tmp/unused", err, sizeof err);
+    if (store_pg_missing()[0]) {
+        assert_null(st);
+        assert_non_null(strstr(err, "not complete yet"));
+        assert_non_null(strstr(err, "store_tenant_create"));
+    } else {
+        assert_non_null(st);
+        store_close(st);
+    }
+    /* the implemented ones are not in the list */
+    assert_null(strstr(store_pg_missing(), "store_usage_query"));
+    assert_null(strstr(store_pg_missing(), "store_usage_record"));
+}
+
+/* ---- usage ---- */
+
+static void rec_usage(fx *f, const char *tenant, const char *user, const char *model, int64_t ts,
+                      int64_t in, int64_t out, int64_t cost)
+{
+    usage_rec u;
+    memset(&u, 0, sizeof u);
+    u.ts = ts;
+    snprintf(u.tenant_id, sizeof u.tenant_id, "%s", tenant);
+    snprintf(u.user_id, sizeof u.user_id, "%s", user);
+    snprintf(u.model, sizeof u.model, "%s", model);
+    ids_request_id(u.request_id);
+    u.input_tokens = in;
+    u.output_tokens = out;
+    u.cost_nusd = cost;
+    u.status = 200;
+    store_usage_record(f->st, &u);
+}
+
+static const usage_row *find_row(const usage_row *r, size_t n, const char *g)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(r[i].group, g) == 0) return &r[i];
+    return NULL;
+}
+
+static void test_usage_query_scoped(void **state)
+{
+    fx *f = *state;
+    int64_t day1 = 1764201600;       /* 2025-11-27 00:00 UTC */
+    int64_t day2 = day1 + 86400;
+    for (int i = 0; i < 10; i++) rec_usage(f, "ten_a", "usr_1", "gpt-a", day1 + 100 + i, 10, 5, 1000);
+    for (int i = 0; i < 5; i++) rec_usage(f, "ten_a", "usr_2", "gpt-b", day2 + 100 + i, 20, 7, 3000);
+    rec_usage(f, "ten_b", "usr_1", "gpt-a", day1 + 5, 999, 999, 999999);   /* other tenant, same user id */
+    store_usage_flush(f->st);
+    store_stats stats;
+    store_get_stats(f->st, &stats);
+    assert_int_equal(stats.usage_rows, 16);
+
+    usage_row *r; size_t n;
+    usage_query q = {.group_by = USAGE_GROUP_DAY};
+    assert_int_equal(store_usage_query(f->st, &f->ta, &q, &r, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(r[0].group, "2025-11-27");
+    assert_int_equal(r[0].requests, 10);
+    assert_int_equal(r[0].input_tokens, 100);
+    assert_int_equal(r[0].output_tokens, 50);
+    assert_int_equal(r[0].cost_nusd, 10000);
+    assert_string_equal(r[1].group, "2025-11-28");
+    assert_int_equal(r[1].cost_nusd, 15000);
+    free(r);
+
+    q = (usage_query){.group_by = USAGE_GROUP_MODEL};
+    assert_int_equal(store_usage_query(f->st, &f->ta, &q, &r, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(find_row(r, n, "gpt-a")->requests, 10);   /* not tenant B's row */
+    free(r);
+
+    q = (usage_query){.group_by = USAGE_GROUP_DAY, .from = day2, .to = day2 + 86400};
+    assert_int_equal(store_usage_query(f->st, &f->ta, &q, &r, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    free(r);
+
+    q = (usage_query){.group_by = USAGE_GROUP_USER, .user_id = "usr_2"};
+    assert_int_equal(store_usage_query(f->st, &f->ta, &q, &r, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(r[0].group, "usr_2");
+    free(r);
+
+    /* a user asking for another user's usage gets its own, nothing else */
+    scope me;
+    scope_mint_user(&me, "ten_a", "usr_1", "key_u1", "default");
+    q = (usage_query){.group_by = USAGE_GROUP_USER, .user_id = "usr_2"};
+    assert_int_equal(store_usage_query(f->st, &me, &q, &r, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(r[0].group, "usr_1");
+    assert_int_equal(r[0].cost_nusd, 10000);
+    free(r);
+    int64_t spent;
+    assert_int_equal(store_usage_spent(f->st, &me, 0, 0, &spent), STORE_OK);
+    assert_int_equal(spent, 10000);
+    assert_int_equal(store_usage_spent(f->st, &me, day2, 0, &spent), STORE_OK);
+    assert_int_equal(spent, 0);
+
+    /* the server admin sees no user data; a forged scope sees nothing */
+    assert_int_equal(store_usage_query(f->st, &f->admin, &q, &r, &n), STORE_FORBIDDEN);
+    scope forged = me;
+    forged.minted = 0;
+    assert_int_equal(store_usage_query(f->st, &forged, &q, &r, &n), STORE_NOT_FOUND);
+    assert_int_equal(store_usage_spent(f->st, &forged, 0, 0, &spent), STORE_NOT_FOUND);
+    q.from = -1;
+    assert_int_equal(store_usage_query(f->st, &f->ta, &q, &r, &n), STORE_INVALID);
+}
+
+/* Hostile text in every field is data, never SQL. */
+static void test_usage_hostile_text(void **state)
+{
+    fx *f = *state;
+    const char *evil = "x'); DROP TABLE usage; --";
+    rec_usage(f, "ten_a", evil, evil, 1764201600, 1, 1, 7);
+    store_usage_flush(f->st);
+    usage_row *r; size_t n;
+    usage_query q = {.group_by = USAGE_GROUP_MODEL, .user_id = evil};
+    assert_int_equal(store_usage_query(f->st, &f->ta, &q, &r, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(r[0].group, evil);
+    free(r);
+    scope evil_tenant;
+    scope_mint_tenant_admin(&evil_tenant, "' OR '1'='1", "key_x");
+    assert_int_equal(store_usage_query(f->st, &evil_tenant, &q, &r, &n), STORE_OK);
+    assert_int_equal(n, 0);
+}
+
+typedef struct burst_arg { fx *f; int id; } burst_arg;
+
+static void *burst(void *arg)
+{
+    burst_arg *a = arg;
+    for (int i = 0; i < 250; i++)
+        rec_usage(a->f, "ten_a", a->id % 2 ? "usr_1" : "usr_2", "m", 1764201600 + i, 1, 1, 3);
+    return NULL;
+}
+
+/* 2000 rows from 8 threads: every row lands, in far fewer commits. */
+static void test_usage_group_commit(void **state)
+{
+    fx *f = *state;
+    enum { T = 8 };
+    pthread_t t[T];
+    burst_arg a[T];
+    for (int i = 0; i < T; i++) {
+        a[i] = (burst_arg){f, i};
+        assert_int_equal(pthread_create(&t[i], NULL, burst, &a[i]), 0);
+    }
+    for (int i = 0; i < T; i++) pthread_join(t[i], NULL);
+    store_usage_flush(f->st);
+    store_stats s;
+    store_get_stats(f->st, &s);
+    assert_int_equal(s.usage_rows, 2000);
+    assert_true(s.commits < 200);
+    int64_t spent;
+    assert_int_equal(store_usage_spent(f->st, &f->ta, 0, 0, &spent), STORE_OK);
+    assert_int_equal(spent, 6000);
+    if (f->backend == B_PG) assert_int_equal(pg_count("SELECT count(*) FROM usage"), 2000);
+}
+
+/* Without a flush, rows are committed within STORE_USAGE_FLUSH_MS. */
+static void test_usage_flushes_on_its_own(void **state)
+{
+    fx *f = *state;
+    rec_usage(f, "ten_a", "usr_1", "m", 1764201600, 1, 1, 42);
+    usleep((STORE_USAGE_FLUSH_MS * 3) * 1000);
+    int64_t spent = 0;
+    assert_int_equal(store_usage_spent(f->st, &f->ta, 0, 0, &spent), STORE_OK);
+    assert_int_equal(spent, 42);
+}
+
+static size_t hook_rows;
+static int64_t hook_cost;
+static void on_committed(void *arg, const usage_rec *rows, size_t n)
+{
+    (void)arg;
+    for (size_t i = 0; i < n; i++) hook_cost += rows[i].cost_nusd;
+    hook_rows += n;
+}
+
+typedef struct ledger_sum { int calls; int64_t total, ten_b; } ledger_sum;
+static void on_ledger(const char *t, const char *u, const char *k, int64_t ts, int64_t cost, void *arg)
+{
+    (void)u; (void)k;
+    ledger_sum *s = arg;
+    assert_int_equal(ts % 86400, 0);
+    s->calls++;
+    s->total += cost;
+    if (strcmp(t, "ten_b") == 0) s->ten_b += cost;
+}
+
+static void test_usage_insert_now_ledger_hook(void **state)
+{
+    fx *f = *state;
+    hook_rows = 0;
+    hook_cost = 0;
+    store_set_usage_committed_hook(f->st, on_committed, NULL);
+    rec_usage(f, "ten_a", "usr_1", "m", 1764201600 + 10, 1, 1, 5);
+    rec_usage(f, "ten_a", "usr_1", "m", 1764201600 + 20, 1, 1, 6);
+    store_usage_flush(f->st);
+    assert_int_equal(hook_rows, 2);
+    assert_int_equal(hook_cost, 11);
+
+    usage_rec rows[3];
+    memset(rows, 0, sizeof rows);
+    for (int i = 0; i < 3; i++) {
+        rows[i].ts = 1764201600 + 86400 + i;
+        snprintf(rows[i].tenant_id, sizeof rows[i].tenant_id, "ten_b");
+        snprintf(rows[i].key_id, sizeof rows[i].key_id, "key_%d", i % 2);
+        rows[i].cost_nusd = 100;
+    }
+    assert_int_equal(store_usage_insert_now(f->st, rows, 3), STORE_OK);
+    assert_int_equal(hook_rows, 2);   /* reconciliation rows are not "queued usage" */
+
+    ledger_sum s = {0};
+    assert_int_equal(store_usage_ledger(f->st, 0, on_ledger, &s), STORE_OK);
+    assert_int_equal(s.total, 311);
+    assert_int_equal(s.ten_b, 300);
+    assert_int_equal(s.calls, 3);     /* (ten_a, usr_1, "", day1), (ten_b, "", key_0, day2), key_1 */
+    s = (ledger_sum){0};
+    assert_int_equal(store_usage_ledger(f->st, 1764201600 + 86400, on_ledger, &s), STORE_OK);
+    assert_int_equal(s.total, 300);
+}
+
+#define BOTH(fn) \
+    {"sqlite: " #fn, fn, setup, teardown, (void *)(intptr_t)B_SQLITE}, \
+    {"postgres: " #fn, fn, setup, teardown, (void *)(intptr_t)B_PG}
+
+#define PG_ONLY(fn) {"postgres: " #fn, fn, setup, teardown, (void *)(intptr_t)B_PG}
+
+int main(void)
+{
+    if (pg_start() != 0) return 1;
+    atexit(pg_stop);   /* a failed assertion exits too; an abort (ASan) leaves the server: pg-test.sh stop */
+    const struct CMUnitTest tests[] = {
+        BOTH(test_open_migrates_to_latest),
+        PG_ONLY(test_pg_concurrent_starts),
+        PG_ONLY(test_pg_newer_schema_refused),
+        cmocka_unit_test(test_pg_bad_url),
+        cmocka_unit_test(test_incomplete_backend_refused),
+        BOTH(test_usage_query_scoped),
+        BOTH(test_usage_hostile_text),
+        BOTH(test_usage_group_commit),
+        BOTH(test_usage_flushes_on_its_own),
+        BOTH(test_usage_insert_now_ledger_hook),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
