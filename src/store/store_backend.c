@@ -35,8 +35,6 @@ static const char pg_missing[] =
     "store_run_pause, store_run_unpause, store_run_wait_of, store_run_waits_all, store_runs_recover, "
     "store_approval_decide, store_approval_expire_next, store_approvals_of_run, store_approvals_pending, "
     "store_memory_put, store_memory_put_from, store_memory_get, store_memory_delete, store_memory_search, "
-    "store_audit_append, store_audit_attach, store_audit_detach, store_audit_checkpoint, "
-    "store_audit_list, store_audit_scan, store_audit_tail, "
     "store_traces_insert, store_trace_get, "
     "store_def_create, store_def_get, store_def_list, store_def_update, store_def_delete, "
     "store_response_put, store_response_get, store_response_chain, store_response_delete, "

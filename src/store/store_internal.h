@@ -112,6 +112,10 @@ store_status store_write(store *st, store_write_fn fn, void *arg);
 store_status store_write_async(store *st, store_write_fn fn, void *arg,
                                void (*done)(void *arg, store_status status), void *done_arg);
 store_status store_usage_insert(store_conn *c, const usage_rec *u);
+/* The audit entries armed on this thread for st's next write, handed over
+ * (at most STORE_AUDIT_ATTACH_MAX); false: one could not be prepared and
+ * the act must not run. Used by the PostgreSQL backend's writes. */
+bool         store_audit_take_armed(store *st, audit_rec **e, const store_audit_chain **chain, int *n);
 
 /* store_audit.c: append an entry inside the writer's transaction */
 store_status store_audit_append_in(store_conn *c, audit_rec *e, const store_audit_chain *chain);

@@ -60,6 +60,18 @@ store_status store_pg_usage_ledger(struct pg_store *p, int64_t from,
                                               void *arg),
                                    void *arg);
 
+/* the audit log: appends take the store (its thread's armed entries ride
+ * on the store's own transaction) */
+store_status store_pg_audit_append(store *st, audit_rec *e, const store_audit_chain *chain);
+store_status store_pg_audit_checkpoint(store *st, const store_audit_chain *chain, uint32_t flags,
+                                       int64_t *sealed);
+store_status store_pg_audit_tail(struct pg_store *p, audit_tail *out);
+store_status store_pg_audit_list(struct pg_store *p, const scope *sc, const audit_query *q,
+                                 void (*fn)(const audit_rec *e, void *arg), void *arg, bool *has_more);
+store_status store_pg_audit_scan(struct pg_store *p, int64_t from,
+                                 int (*on_checkpoint)(const audit_checkpoint *cp, void *arg),
+                                 int (*on_entry)(const audit_rec *e, void *arg), void *arg);
+
 /* store_pg_migrations.c, for the tests: the newest PostgreSQL schema version
  * (the same number as store_migrations_latest: same numbers, same meaning). */
 int store_pg_migrations_latest(void);

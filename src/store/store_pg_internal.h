@@ -72,6 +72,12 @@ store_status pg_run(PGconn *c, const char *sql, int nparams, const char *const *
 void    pg_copy(const PGresult *r, int row, int col, char *dst, size_t dstlen);
 int64_t pg_i64(const PGresult *r, int row, int col);
 
+/* store_pg_write.c: one act in one transaction on a pool connection, with
+ * the audit entries armed on this thread (store_audit_attach) appended in
+ * it; fn returning anything but STORE_OK rolls everything back. */
+typedef store_status (*pg_write_fn)(PGconn *c, void *arg);
+store_status pg_write(store *st, pg_write_fn fn, void *arg);
+
 /* store_pg_migrations.c: apply pending migrations under an advisory lock
  * (several instances starting at once apply each migration once). */
 int pg_migrate(PGconn *c, int *version_out, char *err, size_t errlen);

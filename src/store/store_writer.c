@@ -400,3 +400,17 @@ void store_usage_flush(store *st)
     }
     pthread_mutex_unlock(&st->mu);
 }
+
+/* The PostgreSQL backend's writes carry the armed entries too
+ * (store_pg_write.c): the same hand-over as store_write's. */
+bool store_audit_take_armed(store *st, audit_rec **e, const store_audit_chain **chain, int *n)
+{
+    store_op op = {0};
+    bool ok = store_op_take_armed(st, &op);
+    *n = op.n_audit;
+    for (int i = 0; i < op.n_audit; i++) {
+        e[i] = op.audit[i];
+        chain[i] = op.audit_chain[i];
+    }
+    return ok;
+}
