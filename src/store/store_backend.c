@@ -24,11 +24,6 @@ struct pg_store *store_pg_new(const char *url, unsigned pool, char *err, size_t 
  * in step with the STORE_PG_DISPATCH lines: test_store_backends checks
  * that every function named here is refused on PostgreSQL. */
 static const char pg_missing[] =
-    "store_load_keys, store_load_users, store_load_tenants, store_tenant_reseal_jwt_key, "
-    "store_user_provision, store_tenant_create, store_tenant_list, store_tenant_get, "
-    "store_tenant_set_limits, store_tenant_set_jwt, store_user_create, store_user_get, "
-    "store_user_list, store_user_update, store_user_delete, store_key_create, store_key_list, "
-    "store_key_get, store_key_revoke, store_admin_key_list, "
     "store_session_create, store_session_get, store_session_list, store_session_delete, "
     "store_session_spent, store_message_list, store_message_tail, "
     "store_run_start, store_run_get, store_run_append, store_run_finish, store_run_set_status, "

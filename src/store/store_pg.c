@@ -135,6 +135,38 @@ int64_t pg_i64(const PGresult *r, int row, int col)
     return strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
+const char *pg_num(char buf[PG_I64_MAX], int64_t v)
+{
+    snprintf(buf, PG_I64_MAX, "%lld", (long long)v);
+    return buf;
+}
+
+int64_t pg_changed(const PGresult *r)
+{
+    const char *t = PQcmdTuples((PGresult *)r);
+    return t && *t ? strtoll(t, NULL, 10) : 0;
+}
+
+int64_t pg_run_count(PGconn *c, const char *sql, int nparams, const char *const *params,
+                     store_status *st, const char *what)
+{
+    PGresult *r = pg_exec(c, sql, nparams, params, st, what);
+    if (!r) return -1;
+    int64_t n = pg_changed(r);
+    PQclear(r);
+    return n;
+}
+
+PGresult *pg_read(struct pg_store *p, const char *sql, int n, const char *const *params,
+                  store_status *st, const char *what)
+{
+    PGconn *c = pg_acquire(p);
+    if (!c) { *st = STORE_ERROR; return NULL; }
+    PGresult *r = pg_exec(c, sql, n, params, st, what);
+    pg_release(p, c);
+    return r;
+}
+
 /* ---- lifetime ---- */
 
 static void pg_free(struct pg_store *p)

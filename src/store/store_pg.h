@@ -72,6 +72,35 @@ store_status store_pg_audit_scan(struct pg_store *p, int64_t from,
                                  int (*on_checkpoint)(const audit_checkpoint *cp, void *arg),
                                  int (*on_entry)(const audit_rec *e, void *arg), void *arg);
 
+/* tenants, users, keys (store_pg_tenants.c, store_pg_users.c); writes take
+ * the store (their audit entries ride on the transaction) */
+store_status store_pg_load_tenants(struct pg_store *p, void (*fn)(const tenant_rec *t, void *arg), void *arg);
+store_status store_pg_tenant_create(store *st, const scope *sc, const tenant_rec *t, const key_rec *admin_key);
+store_status store_pg_tenant_list(struct pg_store *p, const scope *sc, tenant_rec **out, size_t *n);
+store_status store_pg_tenant_get(struct pg_store *p, const scope *sc, const char *tenant_id, tenant_rec *out);
+store_status store_pg_tenant_set_limits(store *st, const scope *sc, const char *tenant_id,
+                                        const user_limits *limits);
+store_status store_pg_tenant_set_jwt(store *st, const scope *sc, const char *tenant_id, const tenant_jwt *jwt);
+store_status store_pg_tenant_reseal_jwt_key(store *st, const char *tenant_id, const char *old_key,
+                                            const char *new_key);
+store_status store_pg_load_users(struct pg_store *p, void (*fn)(const user_rec *u, void *arg), void *arg);
+store_status store_pg_load_keys(struct pg_store *p, void (*fn)(const key_rec *k, void *arg), void *arg);
+store_status store_pg_user_provision(store *st, const char *tenant_id, const char *external_id,
+                                     const char *tier, user_rec *out);
+store_status store_pg_user_create(store *st, const scope *sc, const user_rec *u);
+store_status store_pg_user_get(struct pg_store *p, const scope *sc, const char *user_id, user_rec *out);
+store_status store_pg_user_list(struct pg_store *p, const scope *sc, const char *after, size_t limit,
+                                user_rec **out, size_t *n);
+store_status store_pg_user_update(store *st, const scope *sc, const char *user_id, const user_update *upd,
+                                  user_rec *out);
+store_status store_pg_user_delete(store *st, const scope *sc, const char *user_id);
+store_status store_pg_key_create(store *st, const scope *sc, const key_rec *k);
+store_status store_pg_key_list(struct pg_store *p, const scope *sc, const char *user_id, key_rec **out,
+                               size_t *n);
+store_status store_pg_key_get(struct pg_store *p, const scope *sc, const char *key_id, key_rec *out);
+store_status store_pg_key_revoke(store *st, const scope *sc, const char *key_id, int64_t when);
+store_status store_pg_admin_key_list(struct pg_store *p, const scope *sc, key_rec **out, size_t *n);
+
 /* store_pg_migrations.c, for the tests: the newest PostgreSQL schema version
  * (the same number as store_migrations_latest: same numbers, same meaning). */
 int store_pg_migrations_latest(void);

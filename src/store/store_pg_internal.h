@@ -71,6 +71,18 @@ store_status pg_run(PGconn *c, const char *sql, int nparams, const char *const *
 /* Column helpers: a copy bounded by dstlen ("" for NULL), and an integer. */
 void    pg_copy(const PGresult *r, int row, int col, char *dst, size_t dstlen);
 int64_t pg_i64(const PGresult *r, int row, int col);
+/* One statement on a pool connection (a read): the result, or NULL with *st. */
+PGresult *pg_read(struct pg_store *p, const char *sql, int n, const char *const *params,
+                  store_status *st, const char *what);
+/* An integer as a text parameter, in buf (returned). */
+#define PG_I64_MAX 24
+const char *pg_num(char buf[PG_I64_MAX], int64_t v);
+/* Rows changed by a command result ("UPDATE 1" → 1). */
+int64_t pg_changed(const PGresult *r);
+/* Run a write statement and say how many rows it changed (-1 on error,
+ * with *st set). */
+int64_t pg_run_count(PGconn *c, const char *sql, int nparams, const char *const *params,
+                     store_status *st, const char *what);
 
 /* store_pg_write.c: one act in one transaction on a pool connection, with
  * the audit entries armed on this thread (store_audit_attach) appended in

@@ -29,14 +29,11 @@
 #include "store/store.h"
 #include "store/store_internal.h"   /* store_migrations_latest */
 #include "store/store_pg.h"
+#include "test_pg.h"
 #include "test_util.h"
 #include "util/ids.h"
 
 enum { B_SQLITE, B_PG };
-
-static char pg_url[1024];
-static char pg_dir[128];     /* the server this process started, "" if none */
-static int pg_skip;
 
 typedef struct fx {
     int backend;
@@ -45,67 +42,10 @@ typedef struct fx {
     scope admin, ta, tb;
 } fx;
 
-/* ---- the PostgreSQL server ---- */
-
-static int pg_start(void)
-{
-    const char *env = getenv("BRIGADE_TEST_PG_URL");
-    const char *skip = getenv("BRIGADE_TEST_PG");
-    if (skip && strcmp(skip, "skip") == 0) { pg_skip = 1; return 0; }
-    if (env && *env) { snprintf(pg_url, sizeof pg_url, "%s", env); return 0; }
-    const char *script = getenv("BRIGADE_PG_TEST_SCRIPT");
-    if (!script) { fprintf(stderr, "no BRIGADE_PG_TEST_SCRIPT and no BRIGADE_TEST_PG_URL\n"); return -1; }
-    snprintf(pg_dir, sizeof pg_dir, "/tmp/brigade-pgtest-%d", (int)getpid());
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "'%s' start '%s'", script, pg_dir);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    if (!fgets(pg_url, sizeof pg_url, p)) pg_url[0] = '\0';
-    int rc = pclose(p);
-    pg_url[strcspn(pg_url, "\n")] = '\0';
-    if (rc != 0 || !pg_url[0]) { fprintf(stderr, "pg-test.sh start failed\n"); return -1; }
-    return 0;
-}
-
-static void pg_stop(void)
-{
-    if (!pg_dir[0]) return;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "'%s' stop '%s' && rm -rf '%s'", getenv("BRIGADE_PG_TEST_SCRIPT"),
-             pg_dir, pg_dir);
-    if (system(cmd) != 0) fprintf(stderr, "pg-test.sh stop failed\n");
-}
-
-static void quiet(void *arg, const char *msg) { (void)arg; (void)msg; }
-
-static void pg_sql(const char *sql)
-{
-    PGconn *c = PQconnectdb(pg_url);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PQsetNoticeProcessor(c, quiet, NULL);
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType s = PQresultStatus(r);
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
-
-static int64_t pg_count(const char *sql)
-{
-    PGconn *c = PQconnectdb(pg_url);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, sql);
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    int64_t v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-
-static void pg_fresh(void)
-{
-    pg_sql("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public");
-}
+#define pg_url test_pg_url()
+#define pg_sql test_pg_sql
+#define pg_count test_pg_count
+#define pg_fresh test_pg_fresh
 
 /* ---- fixture ---- */
 
@@ -114,7 +54,7 @@ static int setup(void **state)
     fx *f = calloc(1, sizeof *f);
     f->backend = (int)(intptr_t)*state;
     if (f->backend == B_PG) {
-        if (pg_skip) { free(f); skip(); }
+        if (!test_pg_url()) { free(f); skip(); }
         pg_fresh();
         char err[512];
         f->st = store_pg_open(pg_url, 4, err, sizeof err);
@@ -212,7 +152,7 @@ static void test_pg_bad_url(void **state)
                               sizeof err));
     assert_non_null(strstr(err, "cannot connect to PostgreSQL"));
     assert_null(store_pg_open("", 1, err, sizeof err));
-    assert_null(store_pg_open(pg_url[0] ? pg_url : "x", 0, err, sizeof err));
+    assert_null(store_pg_open(pg_url ? pg_url : "x", 0, err, sizeof err));
     assert_non_null(strstr(err, "pool_size"));
 }
 
@@ -222,12 +162,12 @@ static void test_incomplete_backend_refused(void **state)
 {
     (void)state;
     char err[1024] = "";
-    store_backend b = {.kind = STORE_BACKEND_POSTGRES, .url = pg_url[0] ? pg_url : "x"};
+    store_backend b = {.kind = STORE_BACKEND_POSTGRES, .url = pg_url ? pg_url : "x"};
     store *st = store_open_backend(&b, "/tmp/unused", err, sizeof err);
     if (store_pg_missing()[0]) {
         assert_null(st);
         assert_non_null(strstr(err, "not complete yet"));
-        assert_non_null(strstr(err, "store_tenant_create"));
+        assert_non_null(strstr(err, "store_session_create"));
     } else {
         assert_non_null(st);
         store_close(st);
@@ -236,6 +176,8 @@ static void test_incomplete_backend_refused(void **state)
     assert_null(strstr(store_pg_missing(), "store_usage_query"));
     assert_null(strstr(store_pg_missing(), "store_usage_record"));
     assert_null(strstr(store_pg_missing(), "store_audit_append"));
+    assert_null(strstr(store_pg_missing(), "store_tenant_create"));
+    assert_null(strstr(store_pg_missing(), "store_key_revoke"));
 }
 
 /* ---- usage ---- */
@@ -580,6 +522,94 @@ static void test_pg_audit_tamper_found(void **state)
     free(res);
 }
 
+/* An act and its audit entry commit together: a tenant created with its
+ * entry attached writes both; a conflicting create writes neither. */
+static void test_audit_rides_on_act(void **state)
+{
+    fx *f = *state;
+    chain_init(0);
+    tenant_rec t;
+    memset(&t, 0, sizeof t);
+    ids_new(t.id, "ten");
+    snprintf(t.name, sizeof t.name, "acme");
+    key_rec k;
+    memset(&k, 0, sizeof k);
+    ids_new(k.id, "key");
+    k.kind = KEY_KIND_ADMIN;
+    snprintf(k.prefix, sizeof k.prefix, "bk_adm");
+    ids_hex(k.hash, k.id, 20);
+    audit_rec e = {.actor = "server_admin", .action = "tenant.create", .target = t.id};
+    store_audit_attach(f->st, &e, &achain);
+    assert_int_equal(store_tenant_create(f->st, &f->admin, &t, &k), STORE_OK);
+    store_audit_detach(f->st);
+    assert_true(e.written);
+    assert_int_equal(e.seq, 1);
+
+    /* the same name again: the act fails, its entry is not written */
+    tenant_rec t2 = t;
+    ids_new(t2.id, "ten");
+    key_rec k2 = k;
+    ids_new(k2.id, "key");
+    ids_hex(k2.hash, k2.id, 20);
+    audit_rec e2 = {.actor = "server_admin", .action = "tenant.create", .target = t2.id};
+    store_audit_attach(f->st, &e2, &achain);
+    assert_int_equal(store_tenant_create(f->st, &f->admin, &t2, &k2), STORE_CONFLICT);
+    store_audit_detach(f->st);
+    assert_false(e2.written);
+    audit_tail tail;
+    assert_int_equal(store_audit_tail(f->st, &tail), STORE_OK);
+    assert_int_equal(tail.last_seq, 1);
+    tenant_rec *list; size_t n;
+    assert_int_equal(store_tenant_list(f->st, &f->admin, &list, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    store_free_tenants(list, n);
+}
+
+typedef struct revoke_arg { store *st; const scope *sc; const char *key; store_status r; } revoke_arg;
+static void *revoke_thread(void *arg)
+{
+    revoke_arg *a = arg;
+    a->r = store_key_revoke(a->st, a->sc, a->key, 1764201600);
+    return NULL;
+}
+
+/* A tenant keeps one working admin key: two revocations of its last two
+ * admin keys at once (on PostgreSQL, from two instances) cannot both pass. */
+static void test_last_admin_key_kept(void **state)
+{
+    fx *f = *state;
+    for (int round = 0; round < 5; round++) {
+        char name[32];
+        snprintf(name, sizeof name, "t%d", round);
+        char tid[ID_MAX];
+        assert_int_equal(test_store_tenant(f->st, &f->admin, name, tid), STORE_OK);
+        scope ta;
+        scope_mint_tenant_admin(&ta, tid, "key_x");
+        key_rec *keys; size_t n;
+        assert_int_equal(store_admin_key_list(f->st, &ta, &keys, &n), STORE_OK);
+        assert_int_equal(n, 1);
+        key_rec k2;
+        memset(&k2, 0, sizeof k2);
+        ids_new(k2.id, "key");
+        k2.kind = KEY_KIND_ADMIN;
+        snprintf(k2.prefix, sizeof k2.prefix, "bk_adm");
+        ids_hex(k2.hash, k2.id, 20);
+        assert_int_equal(store_key_create(f->st, &ta, &k2), STORE_OK);
+        store *other = f->st;
+        if (f->backend == B_PG) other = test_pg_open(1);
+        revoke_arg a = {f->st, &ta, keys[0].id, STORE_ERROR}, b = {other, &ta, k2.id, STORE_ERROR};
+        pthread_t t1, t2;
+        pthread_create(&t1, NULL, revoke_thread, &a);
+        pthread_create(&t2, NULL, revoke_thread, &b);
+        pthread_join(t1, NULL);
+        pthread_join(t2, NULL);
+        if (other != f->st) store_close(other);
+        assert_true((a.r == STORE_OK) != (b.r == STORE_OK));
+        assert_true(a.r == STORE_CONFLICT || b.r == STORE_CONFLICT);
+        free(keys);
+    }
+}
+
 #define BOTH(fn) \
     {"sqlite: " #fn, fn, setup, teardown, (void *)(intptr_t)B_SQLITE}, \
     {"postgres: " #fn, fn, setup, teardown, (void *)(intptr_t)B_PG}
@@ -588,8 +618,7 @@ static void test_pg_audit_tamper_found(void **state)
 
 int main(void)
 {
-    if (pg_start() != 0) return 1;
-    atexit(pg_stop);   /* a failed assertion exits too; an abort (ASan) leaves the server: pg-test.sh stop */
+    if (test_pg_start() != 0) return 1;
     const struct CMUnitTest tests[] = {
         BOTH(test_open_migrates_to_latest),
         PG_ONLY(test_pg_concurrent_starts),
@@ -604,6 +633,8 @@ int main(void)
         BOTH(test_audit_one_chain),
         BOTH(test_audit_list_scoped),
         PG_ONLY(test_pg_audit_tamper_found),
+        BOTH(test_audit_rides_on_act),
+        BOTH(test_last_admin_key_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
