@@ -29,7 +29,6 @@ static const char pg_missing[] =
     "store_run_start, store_run_get, store_run_append, store_run_finish, store_run_set_status, "
     "store_run_pause, store_run_unpause, store_run_wait_of, store_run_waits_all, store_runs_recover, "
     "store_approval_decide, store_approval_expire_next, store_approvals_of_run, store_approvals_pending, "
-    "store_memory_put, store_memory_put_from, store_memory_get, store_memory_delete, store_memory_search, "
     "store_traces_insert, store_trace_get, "
     "store_def_create, store_def_get, store_def_list, store_def_update, store_def_delete, "
     "store_response_put, store_response_get, store_response_chain, store_response_delete, "

@@ -101,6 +101,14 @@ store_status store_pg_key_get(struct pg_store *p, const scope *sc, const char *k
 store_status store_pg_key_revoke(store *st, const scope *sc, const char *key_id, int64_t when);
 store_status store_pg_admin_key_list(struct pg_store *p, const scope *sc, key_rec **out, size_t *n);
 
+/* memory (store_pg_memory.c): search by PostgreSQL full-text search */
+store_status store_pg_memory_put_from(store *st, const scope *sc, const char *key, const char *value,
+                                      const char *origin_json, memory_rec *out);
+store_status store_pg_memory_get(struct pg_store *p, const scope *sc, const char *key, memory_rec *out);
+store_status store_pg_memory_delete(store *st, const scope *sc, const char *key);
+store_status store_pg_memory_search(struct pg_store *p, const scope *sc, const char *query, size_t limit,
+                                    memory_rec **out, size_t *n);
+
 /* store_pg_migrations.c, for the tests: the newest PostgreSQL schema version
  * (the same number as store_migrations_latest: same numbers, same meaning). */
 int store_pg_migrations_latest(void);

@@ -610,6 +610,135 @@ static void test_last_admin_key_kept(void **state)
     }
 }
 
+/* ---- memory ---- */
+
+typedef struct mem_fx { char tid[ID_MAX], u1[ID_MAX], u2[ID_MAX]; scope ta, s1, s2; } mem_fx;
+
+static void mem_setup(fx *f, mem_fx *m)
+{
+    assert_int_equal(test_store_tenant(f->st, &f->admin, "memt", m->tid), STORE_OK);
+    scope_mint_tenant_admin(&m->ta, m->tid, "key_x");
+    assert_int_equal(test_store_user(f->st, &m->ta, "one", m->u1), STORE_OK);
+    assert_int_equal(test_store_user(f->st, &m->ta, "two", m->u2), STORE_OK);
+    scope_mint_user(&m->s1, m->tid, m->u1, "k1", "default");
+    scope_mint_user(&m->s2, m->tid, m->u2, "k2", "default");
+}
+
+static void test_memory_basic_isolated(void **state)
+{
+    fx *f = *state;
+    mem_fx m;
+    mem_setup(f, &m);
+    memory_rec r;
+    assert_int_equal(store_memory_put(f->st, &m.s1, "colour", "blue like the lake", &r), STORE_OK);
+    assert_string_equal(r.value, "blue like the lake");
+    memory_rec_free(&r);
+    assert_int_equal(store_memory_put_from(f->st, &m.s1, "colour", "green", "{\"kind\":\"user\"}", NULL),
+                     STORE_OK);
+    assert_int_equal(store_memory_get(f->st, &m.s1, "colour", &r), STORE_OK);
+    assert_string_equal(r.value, "green");
+    assert_string_equal(r.origin_json, "{\"kind\":\"user\"}");
+    memory_rec_free(&r);
+    /* user two: another user's key does not exist for it */
+    assert_int_equal(store_memory_get(f->st, &m.s2, "colour", &r), STORE_NOT_FOUND);
+    assert_int_equal(store_memory_delete(f->st, &m.s2, "colour"), STORE_NOT_FOUND);
+    assert_int_equal(store_memory_get(f->st, &m.ta, "colour", &r), STORE_FORBIDDEN);
+    assert_int_equal(store_memory_put(f->st, &m.s1, "", "x", NULL), STORE_INVALID);
+    assert_int_equal(store_memory_put(f->st, &m.s1, "bad\x01key", "x", NULL), STORE_INVALID);
+    assert_int_equal(store_memory_put(f->st, &m.s1, "k", "\xff\xfe", NULL), STORE_INVALID);
+    assert_int_equal(store_memory_delete(f->st, &m.s1, "colour"), STORE_OK);
+    assert_int_equal(store_memory_get(f->st, &m.s1, "colour", &r), STORE_NOT_FOUND);
+    /* an erased user gets no new rows */
+    assert_int_equal(store_user_delete(f->st, &m.ta, m.u2), STORE_OK);
+    assert_int_equal(store_memory_put(f->st, &m.s2, "after", "erased", NULL), STORE_NOT_FOUND);
+}
+
+static void test_memory_search_ranked_own_rows(void **state)
+{
+    fx *f = *state;
+    mem_fx m;
+    mem_setup(f, &m);
+    assert_int_equal(store_memory_put(f->st, &m.s1, "trip", "holiday by the lake in june", NULL), STORE_OK);
+    assert_int_equal(store_memory_put(f->st, &m.s1, "food", "favourite dish: lake fish", NULL), STORE_OK);
+    assert_int_equal(store_memory_put(f->st, &m.s1, "misc", "nothing relevant", NULL), STORE_OK);
+    memory_rec *arr; size_t n;
+    /* a sentence: entries sharing more of its words rank first */
+    assert_int_equal(store_memory_search(f->st, &m.s1, "what holiday at the lake in june?", 10, &arr, &n),
+                     STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(arr[0].key, "trip");
+    assert_string_equal(arr[1].key, "food");
+    store_free_memories(arr, n);
+    /* user two's rows full of the same words change nothing for user one */
+    for (int i = 0; i < 20; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(store_memory_put(f->st, &m.s2, key, "lake lake lake fish fish holiday", NULL), STORE_OK);
+    }
+    assert_int_equal(store_memory_search(f->st, &m.s1, "lake fish", 10, &arr, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(arr[0].key, "food");
+    for (size_t i = 0; i < n; i++) assert_null(strstr(arr[i].value, "lake lake"));
+    store_free_memories(arr, n);
+    /* no words: newest first, own rows only */
+    assert_int_equal(store_memory_search(f->st, &m.s1, " ?! ", 10, &arr, &n), STORE_OK);
+    assert_int_equal(n, 3);
+    store_free_memories(arr, n);
+    assert_int_equal(store_memory_search(f->st, &m.s2, "", 5, &arr, &n), STORE_OK);
+    assert_int_equal(n, 5);
+    store_free_memories(arr, n);
+}
+
+/* Query text is never syntax: tsquery and FTS5 operators, quotes, SQL. */
+static void test_memory_search_hostile_text(void **state)
+{
+    fx *f = *state;
+    mem_fx m;
+    mem_setup(f, &m);
+    assert_int_equal(store_memory_put(f->st, &m.s1, "secret plan", "owner one: near the lake", NULL), STORE_OK);
+    assert_int_equal(store_memory_put(f->st, &m.s1, "notes", "owner one: secret recipe", NULL), STORE_OK);
+    assert_int_equal(store_memory_put(f->st, &m.s2, "secret plan", "owner two: secret secret", NULL), STORE_OK);
+    char longq[12000];
+    memset(longq, '(', sizeof longq - 1);
+    longq[sizeof longq - 1] = '\0';
+    memcpy(longq + 100, " secret ", 8);
+    const char *queries[] = {
+        "secret & !lake", "secret | user_id", "secret:*", "secret <-> lake", "!!secret", "'secret'",
+        "secret\\", "(secret", "secret) || (1=1", "'; DROP TABLE memory; --", "\"secret", "*",
+        "NEAR(secret lake, 2)", "\x01secret\x7f", "\xff\xfe", longq, "  \t\n ",
+    };
+    for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
+        memory_rec *arr; size_t n;
+        assert_int_equal(store_memory_search(f->st, &m.s1, queries[i], 50, &arr, &n), STORE_OK);
+        for (size_t j = 0; j < n; j++) assert_non_null(strstr(arr[j].value, "owner one"));
+        if (strstr(queries[i], "secret")) assert_int_equal(n, 2);
+        store_free_memories(arr, n);
+    }
+    if (f->backend == B_PG) assert_int_equal(pg_count("SELECT count(*) FROM memory"), 3);
+}
+
+static void tiny_quota(void *arg, const char *tier, store_quota *out)
+{
+    (void)arg; (void)tier;
+    *out = (store_quota){.memory_bytes = 40, .memory_entries = 2};
+}
+
+static void test_memory_quota(void **state)
+{
+    fx *f = *state;
+    mem_fx m;
+    mem_setup(f, &m);
+    store_set_quota_fn(f->st, tiny_quota, NULL);
+    assert_int_equal(store_memory_put(f->st, &m.s1, "a", "0123456789", NULL), STORE_OK);
+    assert_int_equal(store_memory_put(f->st, &m.s1, "b", "0123456789", NULL), STORE_OK);
+    assert_int_equal(store_memory_put(f->st, &m.s1, "c", "x", NULL), STORE_QUOTA);
+    assert_string_equal(store_quota_refused()->quota, "memory_entries");
+    assert_int_equal(store_memory_put(f->st, &m.s1, "a", "0123456789012345678901234567890", NULL),
+                     STORE_QUOTA);
+    assert_string_equal(store_quota_refused()->quota, "memory_bytes");
+    assert_int_equal(store_memory_put(f->st, &m.s1, "a", "short", NULL), STORE_OK);   /* replacing shrinks */
+}
+
 #define BOTH(fn) \
     {"sqlite: " #fn, fn, setup, teardown, (void *)(intptr_t)B_SQLITE}, \
     {"postgres: " #fn, fn, setup, teardown, (void *)(intptr_t)B_PG}
@@ -635,6 +764,10 @@ int main(void)
         PG_ONLY(test_pg_audit_tamper_found),
         BOTH(test_audit_rides_on_act),
         BOTH(test_last_admin_key_kept),
+        BOTH(test_memory_basic_isolated),
+        BOTH(test_memory_search_ranked_own_rows),
+        BOTH(test_memory_search_hostile_text),
+        BOTH(test_memory_quota),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
