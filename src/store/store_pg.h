@@ -109,6 +109,23 @@ store_status store_pg_memory_delete(store *st, const scope *sc, const char *key)
 store_status store_pg_memory_search(struct pg_store *p, const scope *sc, const char *query, size_t limit,
                                     memory_rec **out, size_t *n);
 
+/* tenant definitions (store_pg_defs.c) and stored Responses (store_pg_responses.c) */
+store_status store_pg_def_create(store *st, const scope *sc, store_def_kind kind, const char *name,
+                                 const char *body, size_t max_count);
+store_status store_pg_def_update(store *st, const scope *sc, store_def_kind kind, const char *name,
+                                 const char *body);
+store_status store_pg_def_delete(store *st, const scope *sc, store_def_kind kind, const char *name);
+store_status store_pg_def_get(struct pg_store *p, const scope *sc, store_def_kind kind, const char *name,
+                              def_rec *out);
+store_status store_pg_def_list(struct pg_store *p, const scope *sc, store_def_kind kind, def_rec **out,
+                               size_t *n);
+store_status store_pg_response_put(store *st, const scope *sc, const char *id, const char *previous_id,
+                                   const char *model, const char *items_json, const char *object_json);
+store_status store_pg_response_room(store *st, const scope *sc, int64_t bytes);
+store_status store_pg_response_get(struct pg_store *p, const scope *sc, const char *id, char **object_json);
+store_status store_pg_response_chain(struct pg_store *p, const scope *sc, const char *id, char **items_json);
+store_status store_pg_response_delete(store *st, const scope *sc, const char *id);
+
 /* store_pg_migrations.c, for the tests: the newest PostgreSQL schema version
  * (the same number as store_migrations_latest: same numbers, same meaning). */
 int store_pg_migrations_latest(void);

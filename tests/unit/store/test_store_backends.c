@@ -739,6 +739,76 @@ static void test_memory_quota(void **state)
     assert_int_equal(store_memory_put(f->st, &m.s1, "a", "short", NULL), STORE_OK);   /* replacing shrinks */
 }
 
+/* ---- tenant definitions, stored Responses ---- */
+
+static void test_defs_scoped(void **state)
+{
+    fx *f = *state;
+    mem_fx m;
+    mem_setup(f, &m);
+    char other[ID_MAX];
+    assert_int_equal(test_store_tenant(f->st, &f->admin, "other", other), STORE_OK);
+    scope tb;
+    scope_mint_tenant_admin(&tb, other, "key_o");
+    assert_int_equal(store_def_create(f->st, &m.ta, STORE_DEF_TOOL, "zeta", "{\"a\":1}", 2), STORE_OK);
+    assert_int_equal(store_def_create(f->st, &m.ta, STORE_DEF_TOOL, "alpha", NULL, 2), STORE_OK);
+    assert_int_equal(store_def_create(f->st, &m.ta, STORE_DEF_TOOL, "third", "{}", 2), STORE_QUOTA);
+    assert_int_equal(store_def_create(f->st, &m.ta, STORE_DEF_TOOL, "zeta", "{}", 5), STORE_CONFLICT);
+    assert_int_equal(store_def_create(f->st, &m.s1, STORE_DEF_TOOL, "mine", "{}", 5), STORE_FORBIDDEN);
+    def_rec *arr; size_t n;
+    assert_int_equal(store_def_list(f->st, &m.s1, STORE_DEF_TOOL, &arr, &n), STORE_OK);   /* users read */
+    assert_int_equal(n, 2);
+    assert_string_equal(arr[0].name, "alpha");
+    assert_null(arr[0].body);
+    store_free_defs(arr, n);
+    assert_int_equal(store_def_list(f->st, &tb, STORE_DEF_TOOL, &arr, &n), STORE_OK);   /* not another tenant's */
+    assert_int_equal(n, 0);
+    def_rec d;
+    assert_int_equal(store_def_get(f->st, &tb, STORE_DEF_TOOL, "zeta", &d), STORE_NOT_FOUND);
+    assert_int_equal(store_def_update(f->st, &tb, STORE_DEF_TOOL, "zeta", "{\"evil\":1}"), STORE_NOT_FOUND);
+    assert_int_equal(store_def_delete(f->st, &tb, STORE_DEF_TOOL, "zeta"), STORE_NOT_FOUND);
+    assert_int_equal(store_def_update(f->st, &m.ta, STORE_DEF_TOOL, "alpha", "{}"), STORE_NOT_FOUND);  /* catalogue entry */
+    assert_int_equal(store_def_update(f->st, &m.ta, STORE_DEF_TOOL, "zeta", "{\"a\":2}"), STORE_OK);
+    assert_int_equal(store_def_get(f->st, &m.s1, STORE_DEF_TOOL, "zeta", &d), STORE_OK);
+    assert_string_equal(d.body, "{\"a\":2}");
+    def_rec_free(&d);
+    assert_int_equal(store_def_delete(f->st, &m.ta, STORE_DEF_TOOL, "zeta"), STORE_OK);
+    assert_int_equal(store_def_get(f->st, &m.ta, STORE_DEF_TOOL, "zeta", &d), STORE_NOT_FOUND);
+}
+
+static void test_responses_chain_scoped(void **state)
+{
+    fx *f = *state;
+    mem_fx m;
+    mem_setup(f, &m);
+    assert_int_equal(store_response_put(f->st, &m.s1, "resp_01", NULL, "m", "[1]", "{\"id\":1}"), STORE_OK);
+    assert_int_equal(store_response_put(f->st, &m.s1, "resp_02", "resp_01", "m", "[]", "{\"id\":2}"), STORE_OK);
+    assert_int_equal(store_response_put(f->st, &m.s1, "resp_03", "resp_02", "m", "[3,4]", "{\"id\":3}"), STORE_OK);
+    char *items;
+    assert_int_equal(store_response_chain(f->st, &m.s1, "resp_03", &items), STORE_OK);
+    assert_string_equal(items, "[1,3,4]");
+    free(items);
+    /* user two continues from user one's response: its chain stops at the
+     * foreign row, so the earlier response is "missing" */
+    assert_int_equal(store_response_put(f->st, &m.s2, "resp_0b", "resp_03", "m", "[9]", "{}"), STORE_OK);
+    assert_int_equal(store_response_chain(f->st, &m.s2, "resp_0b", &items), STORE_NOT_FOUND);
+    assert_int_equal(store_response_chain(f->st, &m.s2, "resp_03", &items), STORE_NOT_FOUND);
+    char *obj;
+    assert_int_equal(store_response_get(f->st, &m.s2, "resp_01", &obj), STORE_NOT_FOUND);
+    assert_int_equal(store_response_get(f->st, &m.s1, "resp_01", &obj), STORE_OK);
+    assert_string_equal(obj, "{\"id\":1}");
+    free(obj);
+    assert_int_equal(store_response_delete(f->st, &m.s2, "resp_02"), STORE_NOT_FOUND);
+    assert_int_equal(store_response_delete(f->st, &m.s1, "resp_02"), STORE_OK);
+    assert_int_equal(store_response_chain(f->st, &m.s1, "resp_03", &items), STORE_NOT_FOUND);
+    assert_int_equal(store_response_put(f->st, &m.s1, "bad", NULL, "m", "[]", "{}"), STORE_INVALID);
+    store_set_quota_fn(f->st, tiny_quota, NULL);   /* memory_bytes 40 */
+    assert_int_equal(store_response_room(f->st, &m.s1, 10), STORE_OK);
+    assert_int_equal(store_response_room(f->st, &m.s1, 100), STORE_TOO_LARGE);   /* alone over the limit */
+    assert_int_equal(store_response_put(f->st, &m.s1, "resp_04", NULL, "m", "[\"0123456789012345678901234567890\"]",
+                                        "{}"), STORE_QUOTA);
+}
+
 #define BOTH(fn) \
     {"sqlite: " #fn, fn, setup, teardown, (void *)(intptr_t)B_SQLITE}, \
     {"postgres: " #fn, fn, setup, teardown, (void *)(intptr_t)B_PG}
@@ -768,6 +838,8 @@ int main(void)
         BOTH(test_memory_search_ranked_own_rows),
         BOTH(test_memory_search_hostile_text),
         BOTH(test_memory_quota),
+        BOTH(test_defs_scoped),
+        BOTH(test_responses_chain_scoped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
