@@ -29,7 +29,6 @@ static const char pg_missing[] =
     "store_run_start, store_run_get, store_run_append, store_run_finish, store_run_set_status, "
     "store_run_pause, store_run_unpause, store_run_wait_of, store_run_waits_all, store_runs_recover, "
     "store_approval_decide, store_approval_expire_next, store_approvals_of_run, store_approvals_pending, "
-    "store_traces_insert, store_trace_get, "
     "store_guard_decision_record, store_guard_decisions_list, store_guard_decisions_prune, "
     "store_guard_decisions_summary, "
     "store_connection_list, store_connection_get, store_connection_find, store_connection_begin, "

@@ -126,6 +126,12 @@ store_status store_pg_response_get(struct pg_store *p, const scope *sc, const ch
 store_status store_pg_response_chain(struct pg_store *p, const scope *sc, const char *id, char **items_json);
 store_status store_pg_response_delete(store *st, const scope *sc, const char *id);
 
+/* traces (store_pg_traces.c) */
+store_status store_pg_traces_insert(store *st, const trace_rec *rows, size_t n, int64_t prune_before_ns,
+                                    uint64_t max_spans);
+store_status store_pg_trace_get(struct pg_store *p, const scope *sc, const char *trace_id, trace_rec **out,
+                                size_t *n);
+
 /* store_pg_migrations.c, for the tests: the newest PostgreSQL schema version
  * (the same number as store_migrations_latest: same numbers, same meaning). */
 int store_pg_migrations_latest(void);

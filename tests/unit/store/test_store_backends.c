@@ -809,6 +809,68 @@ static void test_responses_chain_scoped(void **state)
                                         "{}"), STORE_QUOTA);
 }
 
+/* ---- traces ---- */
+
+static trace_rec mk_trace(const char *trace, const char *tenant, const char *user, int64_t start,
+                          uint32_t spans, unsigned char *blob, size_t len)
+{
+    trace_rec r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.trace_id, sizeof r.trace_id, "%s", trace);
+    snprintf(r.tenant_id, sizeof r.tenant_id, "%s", tenant);
+    snprintf(r.user_id, sizeof r.user_id, "%s", user);
+    r.start_ns = start;
+    r.end_ns = start + 10;
+    snprintf(r.root_name, sizeof r.root_name, "root");
+    r.span_count = spans;
+    r.blob = blob;
+    r.blob_len = len;
+    return r;
+}
+
+static void test_traces_scoped_binary(void **state)
+{
+    fx *f = *state;
+    mem_fx m;
+    mem_setup(f, &m);
+    unsigned char blob[256];
+    for (int i = 0; i < 256; i++) blob[i] = (unsigned char)(255 - i);   /* NUL and high bytes */
+    const char *t1 = "0123456789abcdef0123456789abcdef", *t2 = "fedcba9876543210fedcba9876543210";
+    trace_rec rows[3] = {mk_trace(t1, m.tid, m.u1, 100, 3, blob, sizeof blob),
+                         mk_trace(t1, m.tid, m.u1, 200, 2, blob, 5),
+                         mk_trace(t2, m.tid, m.u1, 300, 1, blob, 1)};
+    assert_int_equal(store_traces_insert(f->st, rows, 3, 0, 0), STORE_OK);
+    trace_rec *out; size_t n;
+    assert_int_equal(store_trace_get(f->st, &m.s1, t1, &out, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(out[0].blob_len, sizeof blob);
+    assert_memory_equal(out[0].blob, blob, sizeof blob);
+    assert_int_equal(out[0].span_count, 3);
+    assert_int_equal(out[1].start_ns, 200);
+    store_free_traces(out, n);
+    assert_int_equal(store_trace_get(f->st, &m.ta, t1, &out, &n), STORE_OK);   /* its tenant's admin */
+    store_free_traces(out, n);
+    assert_int_equal(store_trace_get(f->st, &m.s2, t1, &out, &n), STORE_NOT_FOUND);
+    /* user two writes a span into user one's trace id: now nobody but the
+     * tenant admin sees it (one foreign row hides the whole trace) */
+    trace_rec foreign = mk_trace(t1, m.tid, m.u2, 150, 1, blob, 2);
+    assert_int_equal(store_traces_insert(f->st, &foreign, 1, 0, 0), STORE_OK);
+    assert_int_equal(store_trace_get(f->st, &m.s1, t1, &out, &n), STORE_NOT_FOUND);
+    assert_int_equal(store_trace_get(f->st, &f->admin, t1, &out, &n), STORE_FORBIDDEN);
+    /* keep the newest 2 spans: only t2's row (1 span) and the foreign one (1) remain */
+    assert_int_equal(store_traces_insert(f->st, NULL, 0, 0, 2), STORE_OK);
+    assert_int_equal(store_trace_get(f->st, &m.s1, t2, &out, &n), STORE_OK);
+    store_free_traces(out, n);
+    assert_int_equal(store_trace_get(f->st, &m.ta, t1, &out, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    store_free_traces(out, n);
+    /* an erased user's late spans are skipped */
+    assert_int_equal(store_user_delete(f->st, &m.ta, m.u1), STORE_OK);
+    trace_rec late = mk_trace("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", m.tid, m.u1, 500, 1, blob, 1);
+    assert_int_equal(store_traces_insert(f->st, &late, 1, 0, 0), STORE_OK);
+    assert_int_equal(store_trace_get(f->st, &m.ta, late.trace_id, &out, &n), STORE_NOT_FOUND);
+}
+
 #define BOTH(fn) \
     {"sqlite: " #fn, fn, setup, teardown, (void *)(intptr_t)B_SQLITE}, \
     {"postgres: " #fn, fn, setup, teardown, (void *)(intptr_t)B_PG}
@@ -840,6 +902,7 @@ int main(void)
         BOTH(test_memory_quota),
         BOTH(test_defs_scoped),
         BOTH(test_responses_chain_scoped),
+        BOTH(test_traces_scoped_binary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
