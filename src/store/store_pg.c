@@ -40,6 +40,24 @@ PGconn *pg_connect(const char *url, char *err, size_t errlen)
     return c;
 }
 
+bool pg_alive(PGconn *c)
+{
+    /* A server that restarted or shut down has told its clients so and
+     * closed the socket: reading what is pending (libpq's socket is
+     * non-blocking, this never waits) turns the connection BAD, and it is
+     * re-established below instead of failing the caller's first query. */
+    if (PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_IDLE) PQconsumeInput(c);
+    if (PQstatus(c) == CONNECTION_OK) return true;
+    PQreset(c);
+    if (PQstatus(c) != CONNECTION_OK) {
+        log_error("store: PostgreSQL unreachable: %s", PQerrorMessage(c));
+        return false;
+    }
+    PQsetNoticeProcessor(c, pg_notice_quiet, NULL);
+    PQclear(PQexec(c, "SET TIME ZONE 'UTC'"));
+    return true;
+}
+
 PGconn *pg_acquire(struct pg_store *p)
 {
     struct timespec until;
@@ -57,15 +75,9 @@ PGconn *pg_acquire(struct pg_store *p)
             pthread_mutex_unlock(&p->pool_mu);
             /* A connection broken by a server restart is re-established
              * here, so the store recovers without a restart of brigade. */
-            if (PQstatus(c) != CONNECTION_OK) {
-                PQreset(c);
-                if (PQstatus(c) != CONNECTION_OK) {
-                    log_error("store: PostgreSQL unreachable: %s", PQerrorMessage(c));
-                    pg_release(p, c);
-                    return NULL;
-                }
-                PQsetNoticeProcessor(c, pg_notice_quiet, NULL);
-                PQclear(PQexec(c, "SET TIME ZONE 'UTC'"));
+            if (!pg_alive(c)) {
+                pg_release(p, c);
+                return NULL;
             }
             return c;
         }
@@ -163,6 +175,9 @@ PGresult *pg_read(struct pg_store *p, const char *sql, int n, const char *const 
     PGconn *c = pg_acquire(p);
     if (!c) { *st = STORE_ERROR; return NULL; }
     PGresult *r = pg_exec(c, sql, n, params, st, what);
+    /* the connection died under this read (a restart): reads may be
+     * repeated, so once more on a fresh connection */
+    if (!r && PQstatus(c) != CONNECTION_OK && pg_alive(c)) r = pg_exec(c, sql, n, params, st, what);
     pg_release(p, c);
     return r;
 }
@@ -235,12 +250,8 @@ void store_pg_close(struct pg_store *p)
 
 bool store_pg_ping(struct pg_store *p)
 {
-    PGconn *c = pg_acquire(p);
-    if (!c) return false;
     store_status st;
-    PGresult *r = pg_exec(c, "SELECT count(*) FROM tenants", 0, NULL, &st, "ping");
-    PQclear(r);
-    pg_release(p, c);
+    PQclear(pg_read(p, "SELECT count(*) FROM tenants", 0, NULL, &st, "ping"));
     return st == STORE_OK;
 }
 

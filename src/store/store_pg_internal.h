@@ -58,6 +58,9 @@ PGconn *pg_connect(const char *url, char *err, size_t errlen);
  * unreachable (logged). */
 PGconn *pg_acquire(struct pg_store *p);
 void    pg_release(struct pg_store *p, PGconn *c);
+/* Is c usable? A connection the server closed (a restart) is re-established
+ * here; false (logged) when the server cannot be reached. */
+bool    pg_alive(PGconn *c);
 
 /* Run a statement with text parameters (NULL = SQL NULL). Returns the
  * result when its status is PGRES_COMMAND_OK or PGRES_TUPLES_OK, else NULL

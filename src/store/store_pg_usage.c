@@ -70,21 +70,40 @@ static store_status pg_usage_insert(PGconn *c, const usage_rec *rows, size_t n)
     return STORE_OK;
 }
 
-/* One transaction around the rows; reconnects a broken connection once. */
-static store_status pg_usage_commit(PGconn *c, const usage_rec *rows, size_t n)
+/* One transaction around the rows. */
+static store_status pg_usage_commit_once(PGconn *c, const usage_rec *rows, size_t n)
 {
-    if (PQstatus(c) != CONNECTION_OK) PQreset(c);
-    if (PQstatus(c) != CONNECTION_OK) {
-        log_error("store: PostgreSQL unreachable: %s", PQerrorMessage(c));
-        return STORE_ERROR;
-    }
-    PQclear(PQexec(c, "SET TIME ZONE 'UTC'"));
+    if (!pg_alive(c)) return STORE_ERROR;
     store_status st = pg_run(c, "BEGIN", 0, NULL, "usage begin");
     if (st != STORE_OK) return st;
     st = pg_usage_insert(c, rows, n);
     if (st == STORE_OK) st = pg_run(c, "COMMIT", 0, NULL, "usage commit");
-    if (st != STORE_OK) PQclear(PQexec(c, "ROLLBACK"));
+    if (st != STORE_OK && PQstatus(c) == CONNECTION_OK) PQclear(PQexec(c, "ROLLBACK"));
     return st;
+}
+
+/* Spend must not vanish because PostgreSQL restarted: while the server is
+ * unreachable (the connection is broken, not the rows refused) the batch
+ * is retried, with growing pauses, for up to PG_USAGE_RETRY_MS; a batch
+ * the server refused is not retried (it would be refused again). New rows
+ * keep queueing meanwhile, bounded by PG_USAGE_QUEUE_MAX. */
+#define PG_USAGE_RETRY_MS 30000
+static store_status pg_usage_commit(struct pg_store *p, PGconn *c, const usage_rec *rows, size_t n)
+{
+    int64_t start = pg_mono_ms(), pause = 50;
+    for (;;) {
+        store_status st = pg_usage_commit_once(c, rows, n);
+        if (st == STORE_OK || PQstatus(c) == CONNECTION_OK) return st;
+        pthread_mutex_lock(&p->mu);
+        int stopping = p->stopping;
+        pthread_mutex_unlock(&p->mu);
+        /* closing: a shorter wait, so a stop is not held up for long */
+        int64_t limit = stopping ? PG_USAGE_RETRY_MS / 6 : PG_USAGE_RETRY_MS;
+        if (pg_mono_ms() - start + pause > limit) return st;
+        struct timespec ts = {pause / 1000, (pause % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        if (pause < 1000) pause *= 2;
+    }
 }
 
 static void *pg_usage_writer(void *arg)
@@ -120,7 +139,7 @@ static void *pg_usage_writer(void *arg)
         void *hook_arg = p->usage_committed_arg;
         pthread_mutex_unlock(&p->mu);
 
-        store_status st = pg_usage_commit(p->wconn, rows, n);
+        store_status st = pg_usage_commit(p, p->wconn, rows, n);
         if (st != STORE_OK)
             log_error("store: %zu usage rows lost: the PostgreSQL commit failed", n);
         else if (hook)

@@ -81,6 +81,19 @@ int64_t test_pg_count(const char *sql)
 
 void test_pg_fresh(void) { test_pg_sql("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public"); }
 
+int test_pg_restart(void (*while_down)(void *arg), void *arg)
+{
+    if (!pg_dir[0]) return -1;
+    const char *script = getenv("BRIGADE_PG_TEST_SCRIPT");
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "'%s' stop '%s'", script, pg_dir);
+    assert_int_equal(system(cmd), 0);
+    if (while_down) while_down(arg);
+    snprintf(cmd, sizeof cmd, "'%s' start '%s' >/dev/null", script, pg_dir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
 store *test_pg_open(unsigned pool)
 {
     char err[512];

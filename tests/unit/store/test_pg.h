@@ -17,5 +17,9 @@ void        test_pg_sql(const char *sql); /* run SQL; fails the test on error */
 int64_t     test_pg_count(const char *sql);
 void        test_pg_fresh(void);          /* an empty schema */
 store      *test_pg_open(unsigned pool);  /* store_pg_open on the server; fails the test on error */
+/* Stop the server this process started, and call fn(arg) while it is
+ * down, then start it again: 0, or -1 when the server is not ours
+ * (BRIGADE_TEST_PG_URL) and the caller should skip. */
+int         test_pg_restart(void (*while_down)(void *arg), void *arg);
 
 #endif

@@ -871,6 +871,38 @@ static void test_traces_scoped_binary(void **state)
     assert_int_equal(store_trace_get(f->st, &m.ta, late.trace_id, &out, &n), STORE_NOT_FOUND);
 }
 
+/* ---- PostgreSQL restarted under the store ---- */
+
+typedef struct down_arg { fx *f; bool ping; } down_arg;
+
+static void while_down(void *arg)
+{
+    down_arg *d = arg;
+    d->ping = store_ping(d->f->st);   /* refused while away */
+    for (int i = 0; i < 50; i++) rec_usage(d->f, "ten_a", "usr_1", "m", 1764201600 + i, 1, 1, 2);
+}
+
+/* The server restarts: calls made while it is away fail, the first calls
+ * after it is back succeed (no restart of brigade), and usage recorded
+ * meanwhile is committed once it is back (nothing acknowledged lost). */
+static void test_pg_server_restart(void **state)
+{
+    fx *f = *state;
+    rec_usage(f, "ten_a", "usr_1", "m", 1764201600, 1, 1, 2);
+    store_usage_flush(f->st);
+    assert_true(store_ping(f->st));   /* every pool connection has been used */
+    down_arg d = {f, true};
+    if (test_pg_restart(while_down, &d) != 0) skip();
+    assert_false(d.ping);
+    assert_true(store_ping(f->st));
+    store_usage_flush(f->st);
+    int64_t spent;
+    assert_int_equal(store_usage_spent(f->st, &f->ta, 0, 0, &spent), STORE_OK);
+    assert_int_equal(spent, 51 * 2);
+    mem_fx m;
+    mem_setup(f, &m);   /* writes work too */
+}
+
 #define BOTH(fn) \
     {"sqlite: " #fn, fn, setup, teardown, (void *)(intptr_t)B_SQLITE}, \
     {"postgres: " #fn, fn, setup, teardown, (void *)(intptr_t)B_PG}
@@ -903,6 +935,7 @@ int main(void)
         BOTH(test_defs_scoped),
         BOTH(test_responses_chain_scoped),
         BOTH(test_traces_scoped_binary),
+        PG_ONLY(test_pg_server_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
