@@ -24,10 +24,7 @@ struct pg_store *store_pg_new(const char *url, unsigned pool, char *err, size_t 
  * in step with the STORE_PG_DISPATCH lines: test_store_backends checks
  * that every function named here is refused on PostgreSQL. */
 static const char pg_missing[] =
-    "store_session_create, store_session_get, store_session_list, store_session_delete, "
-    "store_session_spent, store_message_list, store_message_tail, "
-    "store_run_start, store_run_get, store_run_append, store_run_finish, store_run_set_status, "
-    "store_run_pause, store_run_unpause, store_run_wait_of, store_run_waits_all, store_runs_recover, "
+    "store_run_pause, store_run_unpause, store_run_wait_of, store_run_waits_all, "
     "store_approval_decide, store_approval_expire_next, store_approvals_of_run, store_approvals_pending, "
     "store_guard_decision_record, store_guard_decisions_list, store_guard_decisions_prune, "
     "store_guard_decisions_summary, "

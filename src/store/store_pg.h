@@ -132,6 +132,28 @@ store_status store_pg_traces_insert(store *st, const trace_rec *rows, size_t n, 
 store_status store_pg_trace_get(struct pg_store *p, const scope *sc, const char *trace_id, trace_rec **out,
                                 size_t *n);
 
+/* sessions, messages, runs (store_pg_sessions.c) */
+store_status store_pg_session_create(store *st, const scope *sc, const char *agent, const char *metadata_json,
+                                     session_rec *out);
+store_status store_pg_session_get(struct pg_store *p, const scope *sc, const char *session_id, session_rec *out);
+store_status store_pg_session_list(struct pg_store *p, const scope *sc, const char *before, size_t limit,
+                                   session_rec **out, size_t *n);
+store_status store_pg_session_delete(store *st, const scope *sc, const char *session_id);
+store_status store_pg_message_list(struct pg_store *p, const scope *sc, const char *session_id,
+                                   int64_t after_seq, size_t limit, message_rec **out, size_t *n);
+store_status store_pg_message_tail(struct pg_store *p, const scope *sc, const char *session_id, size_t limit,
+                                   message_rec **out, size_t *n);
+store_status store_pg_run_start(store *st, const scope *sc, const char *session_id, const char *agent,
+                                const char *user_content, run_status status, run_rec *out);
+store_status store_pg_run_append(store *st, const scope *sc, const run_rec *run, const message_rec *msgs,
+                                 size_t n);
+store_status store_pg_run_finish(store *st, const scope *sc, run_rec *run, const message_rec *final);
+store_status store_pg_run_set_status(store *st, const scope *sc, const run_rec *run);
+store_status store_pg_run_get(struct pg_store *p, const scope *sc, const char *run_id, run_rec *out);
+store_status store_pg_runs_recover(store *st, size_t *n);
+store_status store_pg_session_spent(struct pg_store *p, const scope *sc, const char *session_id,
+                                    int64_t *cost_nusd);
+
 /* store_pg_migrations.c, for the tests: the newest PostgreSQL schema version
  * (the same number as store_migrations_latest: same numbers, same meaning). */
 int store_pg_migrations_latest(void);

@@ -93,6 +93,10 @@ int64_t pg_run_count(PGconn *c, const char *sql, int nparams, const char *const 
 typedef store_status (*pg_write_fn)(PGconn *c, void *arg);
 store_status pg_write(store *st, pg_write_fn fn, void *arg);
 
+/* store_pg_sessions.c: a run that ends drops its wait and denies its
+ * pending approvals (decided_by "run_ended") */
+store_status pg_run_close_waits(PGconn *c, const char *run_id, int64_t now);
+
 /* store_pg_migrations.c: apply pending migrations under an advisory lock
  * (several instances starting at once apply each migration once). */
 int pg_migrate(PGconn *c, int *version_out, char *err, size_t errlen);

@@ -8,7 +8,8 @@
  * as the SQLite backend (ASCII letters and digits and any non-ASCII byte
  * make words; everything else separates them; at most
  * STORE_MEMORY_TERMS_MAX words of at most STORE_MEMORY_TERM_MAX bytes),
- * each word is bound as a parameter to plainto_tsquery('simple', …), and
+ * each word is bound as a parameter to plainto_tsquery('brigade_memory', …)
+ * (the 'simple' configuration with accents folded), and
  * the words are ORed (a sentence-like query still finds entries sharing
  * some of its words). Matches are ranked by ts_rank over the stored
  * tsvector of key and value, best first, ties newest first. ts_rank scores
@@ -252,13 +253,13 @@ store_status store_pg_memory_search(struct pg_store *p, const scope *sc, const c
         r = pg_read(p, "SELECT " MEMORY_COLS " FROM memory WHERE tenant_id = $1 AND user_id = $2"
                        " ORDER BY updated_at DESC, id DESC LIMIT $3", 3, params, &st, "list memory");
     } else {
-        /* (plainto_tsquery('simple', $4) || plainto_tsquery('simple', $5) …): each word a
+        /* (plainto_tsquery('brigade_memory', $4) || … $5 …): each word a
          * parameter, never syntax */
         char sql[1024 + STORE_MEMORY_TERMS_MAX * 40];
         size_t len = (size_t)snprintf(sql, sizeof sql,
             "WITH q AS (SELECT (");
         for (size_t i = 0; i < nwords; i++)
-            len += (size_t)snprintf(sql + len, sizeof sql - len, "%splainto_tsquery('simple', $%zu)",
+            len += (size_t)snprintf(sql + len, sizeof sql - len, "%splainto_tsquery('brigade_memory', $%zu)",
                                     i ? " || " : "", i + 4);
         snprintf(sql + len, sizeof sql - len,
             ") AS tsq)"

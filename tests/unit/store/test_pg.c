@@ -79,6 +79,19 @@ int64_t test_pg_count(const char *sql)
     return v;
 }
 
+int64_t test_pg_count1(const char *sql, const char *bind)
+{
+    PGconn *c = PQconnectdb(pg_url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    const char *p[1] = {bind};
+    PGresult *r = PQexecParams(c, sql, bind ? 1 : 0, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) fail_msg("%s: %s", sql, PQerrorMessage(c));
+    int64_t v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
 void test_pg_fresh(void) { test_pg_sql("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public"); }
 
 int test_pg_restart(void (*while_down)(void *arg), void *arg)

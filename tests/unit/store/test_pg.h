@@ -15,6 +15,7 @@ int         test_pg_start(void);          /* 0, or -1 (message on stderr) */
 const char *test_pg_url(void);            /* NULL: skipped */
 void        test_pg_sql(const char *sql); /* run SQL; fails the test on error */
 int64_t     test_pg_count(const char *sql);
+int64_t     test_pg_count1(const char *sql, const char *bind);   /* one text parameter, $1 */
 void        test_pg_fresh(void);          /* an empty schema */
 store      *test_pg_open(unsigned pool);  /* store_pg_open on the server; fails the test on error */
 /* Stop the server this process started, and call fn(arg) while it is
