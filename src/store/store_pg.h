@@ -154,6 +154,21 @@ store_status store_pg_runs_recover(store *st, size_t *n);
 store_status store_pg_session_spent(struct pg_store *p, const scope *sc, const char *session_id,
                                     int64_t *cost_nusd);
 
+/* paused runs and approvals (store_pg_approvals.c) */
+store_status store_pg_run_pause(store *st, const scope *sc, const run_rec *run, const run_wait_rec *w,
+                                const approval_rec *approvals, size_t n);
+store_status store_pg_run_unpause(store *st, const scope *sc, const char *run_id, run_wait_rec *out);
+store_status store_pg_run_waits_all(struct pg_store *p, run_wait_rec **out, size_t *n);
+store_status store_pg_run_wait_of(struct pg_store *p, const scope *sc, const char *run_id, run_wait_rec *out);
+store_status store_pg_approvals_of_run(struct pg_store *p, const char *tenant_id, const char *user_id,
+                                       const char *run_id, approval_rec **out, size_t *n);
+store_status store_pg_approvals_pending(struct pg_store *p, const char *tenant_id, const char *user_id,
+                                        size_t limit, approval_rec **out, size_t *n);
+store_status store_pg_approval_decide(store *st, const char *tenant_id, const char *by_user, const char *admin_key,
+                                      const char *run_id, const char *call_id, bool approve, const char *note,
+                                      approval_rec *out, size_t *pending_left);
+store_status store_pg_approval_expire_next(store *st, int64_t now, approval_rec *out);
+
 /* store_pg_migrations.c, for the tests: the newest PostgreSQL schema version
  * (the same number as store_migrations_latest: same numbers, same meaning). */
 int store_pg_migrations_latest(void);

@@ -5,8 +5,9 @@
  * Differences that follow from the engine, not from the model:
  * - integers are BIGINT; SQLite's INTEGER PRIMARY KEY (a rowid alias) is a
  *   BIGINT identity column; BLOB is BYTEA; REAL is DOUBLE PRECISION.
- * - sessions have `ord`, an identity column: SQLite lists sessions in rowid
- *   order (creation order within one second); PostgreSQL has no rowid.
+ * - sessions and approvals have `ord`, an identity column: SQLite lists
+ *   them in rowid order (creation order within one second); PostgreSQL
+ *   has no rowid.
  * - memory search uses PostgreSQL's full-text search: a stored generated
  *   tsvector over key and value (configuration brigade_memory: simple,
  *   accents folded by the unaccent extension) with a GIN index, instead of
@@ -261,9 +262,11 @@ static const pg_migration pg_migrations[] = {
      "  deadline    BIGINT NOT NULL,"
      "  created_at  BIGINT NOT NULL"
      ");"
+     /* ord: the order approvals were asked in (SQLite's rowid) */
      "CREATE TABLE approvals ("
      "  run_id      TEXT NOT NULL,"
      "  id          TEXT NOT NULL,"
+     "  ord         BIGINT GENERATED ALWAYS AS IDENTITY,"
      "  tenant_id   TEXT NOT NULL,"
      "  user_id     TEXT NOT NULL,"
      "  session_id  TEXT NOT NULL,"

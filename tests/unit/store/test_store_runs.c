@@ -644,7 +644,6 @@ static void test_runs_recover(void **state)
 
 static void test_run_pause_and_approvals(void **state)
 {
-    if (on_pg) skip();   /* approvals are not on PostgreSQL yet */
     fx *f = *state;
     session_rec s;
     assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &s), STORE_OK);
@@ -721,8 +720,8 @@ static void test_run_pause_and_approvals(void **state)
 
     /* the wait survives a reopen, and is taken once */
     store_close(f->st);
-    char err[256];
-    f->st = store_open(f->dir, err, sizeof err);
+    f->st = reopen_store(f);
+    assert_non_null(f->st);
     assert_int_equal(store_runs_recover(f->st, &n), STORE_OK);
     run_wait_rec *all;
     assert_int_equal(store_run_waits_all(f->st, &all, &n), STORE_OK);
