@@ -24,8 +24,6 @@ struct pg_store *store_pg_new(const char *url, unsigned pool, char *err, size_t 
  * in step with the STORE_PG_DISPATCH lines: test_store_backends checks
  * that every function named here is refused on PostgreSQL. */
 static const char pg_missing[] =
-    "store_guard_decision_record, store_guard_decisions_list, store_guard_decisions_prune, "
-    "store_guard_decisions_summary, "
     "store_connection_list, store_connection_get, store_connection_find, store_connection_begin, "
     "store_connection_seal, store_connection_set_status, store_connection_delete, "
     "store_connection_lease, store_connection_unlease, store_connection_list_sealed_other, "

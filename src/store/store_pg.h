@@ -169,6 +169,17 @@ store_status store_pg_approval_decide(store *st, const char *tenant_id, const ch
                                       approval_rec *out, size_t *pending_left);
 store_status store_pg_approval_expire_next(store *st, int64_t now, approval_rec *out);
 
+/* guard decisions (store_pg_guard.c) */
+store_status store_pg_guard_decision_record(store *st, const guard_decision_rec *r,
+                                            const guard_decision_retention *keep,
+                                            void (*done)(void *arg, store_status status), void *arg);
+store_status store_pg_guard_decisions_prune(store *st, const guard_decision_retention *keep, int64_t now,
+                                            int64_t *deleted);
+store_status store_pg_guard_decisions_list(struct pg_store *p, const scope *sc, const guard_decision_query *q,
+                                           guard_decision_rec **out, size_t *n, bool *has_more);
+store_status store_pg_guard_decisions_summary(struct pg_store *p, const scope *sc, const guard_decision_query *q,
+                                              guard_decision_count **out, size_t *n, bool *truncated);
+
 /* store_pg_migrations.c, for the tests: the newest PostgreSQL schema version
  * (the same number as store_migrations_latest: same numbers, same meaning). */
 int store_pg_migrations_latest(void);

@@ -23,6 +23,19 @@
 #define PG_POOL_WAIT_MS 5000      /* longest wait for a free connection */
 #define PG_USAGE_BATCH_MAX 500    /* rows in one INSERT of the usage writer */
 
+/* A write nobody waits for (store_pg_write.c pg_write_async): run by the
+ * usage writer thread, on its connection, in its own transaction. */
+typedef struct pg_async {
+    store_status (*fn)(PGconn *c, void *arg);
+    void *arg;
+    audit_rec *audit[STORE_AUDIT_ATTACH_MAX];
+    const store_audit_chain *chain[STORE_AUDIT_ATTACH_MAX];
+    int n_audit;
+    void (*done)(void *arg, store_status status);
+    void *done_arg;
+    struct pg_async *next;
+} pg_async;
+
 struct pg_store {
     char *url;
 
@@ -49,6 +62,8 @@ struct pg_store {
     store_stats stats;
     void (*usage_committed)(void *arg, const usage_rec *rows, size_t n);
     void *usage_committed_arg;
+    pg_async *async_head, *async_tail;   /* under mu */
+    size_t async_n;
 };
 
 /* Open one connection (client_encoding UTF8, UTC): NULL with err. */
@@ -92,6 +107,17 @@ int64_t pg_run_count(PGconn *c, const char *sql, int nparams, const char *const 
  * it; fn returning anything but STORE_OK rolls everything back. */
 typedef store_status (*pg_write_fn)(PGconn *c, void *arg);
 store_status pg_write(store *st, pg_write_fn fn, void *arg);
+/* The same without waiting (never blocks on the database; safe on a loop
+ * thread): queued for the writer thread with this thread's armed audit
+ * entries; done(done_arg, status) runs there after the commit. STORE_OK:
+ * queued; else (closing, STORE_ASYNC_QUEUE_MAX waiting) nothing queued and
+ * done is not called. */
+store_status pg_write_async(store *st, pg_write_fn fn, void *arg,
+                            void (*done)(void *arg, store_status status), void *done_arg);
+/* One act in one transaction on c with its audit entries (the writer
+ * thread's half of pg_write_async). */
+store_status pg_txn(PGconn *c, pg_write_fn fn, void *arg, audit_rec **audit,
+                    const store_audit_chain **chain, int n_audit);
 
 /* store_pg_sessions.c: a run that ends drops its wait and denies its
  * pending approvals (decided_by "run_ended") */

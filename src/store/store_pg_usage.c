@@ -111,10 +111,32 @@ static void *pg_usage_writer(void *arg)
     struct pg_store *p = arg;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stopping && !p->flush_wanted && p->usage_n == 0)
+        while (!p->stopping && !p->flush_wanted && p->usage_n == 0 && !p->async_head)
             pthread_cond_wait(&p->wake, &p->mu);
+        if (p->async_head) {
+            /* writes nobody waits for (guard decisions): each its own
+             * transaction with its audit entries, then its callback */
+            pg_async *list = p->async_head;
+            p->async_head = p->async_tail = NULL;
+            pthread_mutex_unlock(&p->mu);
+            size_t ran = 0, ok = 0;
+            for (pg_async *op = list, *next; op; op = next) {
+                next = op->next;
+                store_status st = pg_alive(p->wconn)
+                    ? pg_txn(p->wconn, op->fn, op->arg, op->audit, op->chain, op->n_audit) : STORE_ERROR;
+                if (op->done) op->done(op->done_arg, st);
+                ok += st == STORE_OK;
+                ran++;
+                free(op);
+            }
+            pthread_mutex_lock(&p->mu);
+            p->async_n -= ran;
+            p->stats.ops += ran;
+            p->stats.commits += ok;
+            continue;
+        }
         /* Wait out the batching window unless asked to flush now. */
-        while (!p->stopping && !p->flush_wanted && p->usage_n > 0) {
+        while (!p->stopping && !p->flush_wanted && p->usage_n > 0 && !p->async_head) {
             int64_t due = p->usage_first_ms + STORE_USAGE_FLUSH_MS;
             int64_t now = pg_mono_ms();
             if (now >= due) break;

@@ -11,6 +11,7 @@
 #include "store/store_pg_internal.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -22,15 +23,9 @@
 
 static store_status pg_audit_append_in(PGconn *c, audit_rec *e, const store_audit_chain *chain);
 
-store_status pg_write(store *st, pg_write_fn fn, void *arg)
+store_status pg_txn(PGconn *c, pg_write_fn fn, void *arg, audit_rec **e, const store_audit_chain **chain,
+                    int n)
 {
-    audit_rec *e[STORE_AUDIT_ATTACH_MAX];
-    const store_audit_chain *chain[STORE_AUDIT_ATTACH_MAX];
-    int n = 0;
-    if (!store_audit_take_armed(st, e, chain, &n)) return STORE_ERROR;
-    struct pg_store *p = store_pg_of(st);
-    PGconn *c = pg_acquire(p);
-    if (!c) return STORE_ERROR;
     store_status r = pg_run(c, "BEGIN", 0, NULL, "begin");
     if (r == STORE_OK) r = fn(c, arg);
     for (int i = 0; r == STORE_OK && i < n; i++) {
@@ -40,8 +35,56 @@ store_status pg_write(store *st, pg_write_fn fn, void *arg)
                       "not done either");
     }
     if (r == STORE_OK) r = pg_run(c, "COMMIT", 0, NULL, "commit");
-    pg_release(p, c);   /* rolls back what did not commit */
+    if (r != STORE_OK && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE)
+        PQclear(PQexec(c, "ROLLBACK"));
     for (int i = 0; i < n; i++) e[i]->written = r == STORE_OK;
+    return r;
+}
+
+store_status pg_write_async(store *st, pg_write_fn fn, void *arg, void (*done)(void *arg, store_status status),
+                            void *done_arg)
+{
+    pg_async *op = calloc(1, sizeof *op);
+    if (!op) {
+        store_audit_detach(st);
+        return STORE_ERROR;
+    }
+    if (!store_audit_take_armed(st, op->audit, op->chain, &op->n_audit)) {
+        free(op);
+        return STORE_ERROR;
+    }
+    op->fn = fn;
+    op->arg = arg;
+    op->done = done;
+    op->done_arg = done_arg;
+    struct pg_store *p = store_pg_of(st);
+    pthread_mutex_lock(&p->mu);
+    if (p->stopping || p->async_n >= STORE_ASYNC_QUEUE_MAX) {
+        int closing = p->stopping;
+        pthread_mutex_unlock(&p->mu);
+        free(op);
+        log_error("store: a write was dropped (%s)", closing ? "closing" : "queue full");
+        return STORE_ERROR;
+    }
+    p->async_n++;
+    if (p->async_tail) p->async_tail->next = op; else p->async_head = op;
+    p->async_tail = op;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    return STORE_OK;
+}
+
+store_status pg_write(store *st, pg_write_fn fn, void *arg)
+{
+    audit_rec *e[STORE_AUDIT_ATTACH_MAX];
+    const store_audit_chain *chain[STORE_AUDIT_ATTACH_MAX];
+    int n = 0;
+    if (!store_audit_take_armed(st, e, chain, &n)) return STORE_ERROR;
+    struct pg_store *p = store_pg_of(st);
+    PGconn *c = pg_acquire(p);
+    if (!c) return STORE_ERROR;
+    store_status r = pg_txn(c, fn, arg, e, chain, n);
+    pg_release(p, c);
     pthread_mutex_lock(&p->mu);
     if (r == STORE_OK) p->stats.commits++;
     p->stats.ops++;

@@ -19,6 +19,7 @@
 
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +181,7 @@ static void test_incomplete_backend_refused(void **state)
     assert_null(strstr(store_pg_missing(), "store_key_revoke"));
     assert_null(strstr(store_pg_missing(), "store_run_start"));
     assert_null(strstr(store_pg_missing(), "store_approval_decide"));
+    assert_null(strstr(store_pg_missing(), "store_guard_decision_record"));
 }
 
 /* ---- usage ---- */
@@ -905,6 +907,47 @@ static void test_pg_server_restart(void **state)
     mem_setup(f, &m);   /* writes work too */
 }
 
+/* ---- a write nobody waits for (guard decisions) carries its audit entry ---- */
+
+static atomic_int guard_done;
+static void on_guard_done(void *arg, store_status st) { (void)arg; if (st == STORE_OK) atomic_fetch_add(&guard_done, 1); }
+
+static void test_guard_async_with_audit(void **state)
+{
+    fx *f = *state;
+    mem_fx m;
+    mem_setup(f, &m);
+    chain_init(0);
+    atomic_store(&guard_done, 0);
+    guard_decision_rec r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.tenant_id, sizeof r.tenant_id, "%s", m.tid);
+    snprintf(r.user_id, sizeof r.user_id, "%s", m.u1);
+    snprintf(r.channel, sizeof r.channel, "answer");
+    snprintf(r.detector, sizeof r.detector, "exfiltration");
+    snprintf(r.action, sizeof r.action, "withhold");
+    r.score = -1;
+    r.created_at = 1764201600;
+    audit_rec e = {.tenant_id = m.tid, .actor = "user:x", .action = "guard.withheld", .target = "run_x"};
+    store_audit_attach(f->st, &e, &achain);
+    assert_int_equal(store_guard_decision_record(f->st, &r, NULL, on_guard_done, NULL), STORE_OK);
+    for (int i = 0; i < 200 && atomic_load(&guard_done) == 0; i++) usleep(10000);
+    assert_int_equal(atomic_load(&guard_done), 1);
+    assert_true(e.written);
+    audit_tail tail;
+    assert_int_equal(store_audit_tail(f->st, &tail), STORE_OK);
+    assert_int_equal(tail.last_seq, 1);
+    guard_decision_query q = {.limit = 10};
+    guard_decision_rec *rows; size_t n; bool more;
+    assert_int_equal(store_guard_decisions_list(f->st, &m.s1, &q, &rows, &n, &more), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_true(rows[0].score < 0);
+    free(rows);
+    assert_int_equal(store_guard_decisions_list(f->st, &m.s2, &q, &rows, &n, &more), STORE_OK);
+    assert_int_equal(n, 0);   /* another user's */
+    free(rows);
+}
+
 #define BOTH(fn) \
     {"sqlite: " #fn, fn, setup, teardown, (void *)(intptr_t)B_SQLITE}, \
     {"postgres: " #fn, fn, setup, teardown, (void *)(intptr_t)B_PG}
@@ -938,6 +981,7 @@ int main(void)
         BOTH(test_responses_chain_scoped),
         BOTH(test_traces_scoped_binary),
         PG_ONLY(test_pg_server_restart),
+        BOTH(test_guard_async_with_audit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
