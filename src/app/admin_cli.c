@@ -300,6 +300,23 @@ int app_admin_main(int argc, char **argv)
         }
         char dir[4096], err[1024];
         if (admin_data_dir(data_dir, config_path, dir, sizeof dir) != 0) return 1;
+        if (config_path) {
+            /* the backup copies the SQLite database: a PostgreSQL store is
+             * backed up with PostgreSQL's own tools */
+            brigade_config cfg;
+            if (config_load_file(config_path, &cfg, err, sizeof err) != 0) {
+                fprintf(stderr, "brigade admin: %s\n", err);
+                return 1;
+            }
+            bool pg = cfg.store.kind == STORE_CFG_POSTGRES;
+            config_free(&cfg);
+            if (pg) {
+                fprintf(stderr, "brigade admin: backup copies a SQLite store; this configuration's store is "
+                                "PostgreSQL (store.kind postgres): back it up with pg_dump "
+                                "(docs/operations.md), and the data directory's key files apart\n");
+                return 1;
+            }
+        }
         store_backup_info info;
         if (store_backup(dir, verb, &info, err, sizeof err) != 0) {
             fprintf(stderr, "brigade admin: backup: %s\n", err);

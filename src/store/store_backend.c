@@ -10,7 +10,9 @@
 #include "store/store_internal.h"
 #include "store/store_pg.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,10 +26,7 @@ struct pg_store *store_pg_new(const char *url, unsigned pool, char *err, size_t 
  * in step with the STORE_PG_DISPATCH lines: test_store_backends checks
  * that every function named here is refused on PostgreSQL. */
 static const char pg_missing[] =
-    "store_connection_list, store_connection_get, store_connection_find, store_connection_begin, "
-    "store_connection_seal, store_connection_set_status, store_connection_delete, "
-    "store_connection_lease, store_connection_unlease, store_connection_list_sealed_other, "
-    "store_connection_reseal, store_oauth_flow_put, store_oauth_flow_start, store_oauth_flow_take";
+    "";
 
 const char *store_pg_missing(void) { return pg_missing; }
 
@@ -83,5 +82,14 @@ store *store_open_backend(const store_backend *b, const char *data_dir, char *er
                  "implemented on it: %s", count, pg_missing);
         return NULL;
     }
-    return store_pg_open(b->url, b->pool_size ? b->pool_size : 8, err, errlen);
+    /* the data directory still holds the key files (secret, vault.key,
+     * the audit key): made private as the SQLite store makes it */
+    if (data_dir && mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", data_dir, strerror(errno));
+        return NULL;
+    }
+    store *st = store_pg_open(b->url, b->pool_size ? b->pool_size : 8, err, errlen);
+    /* store_data_dir: the key files stay in the data directory */
+    if (st && data_dir) snprintf(st->path, sizeof st->path, "%s/brigade.db", data_dir);
+    return st;
 }

@@ -257,6 +257,19 @@ bool store_pg_ping(struct pg_store *p)
 
 int store_pg_schema_version(struct pg_store *p) { return p->schema_version; }
 
+store_status store_pg_scrub_freed(struct pg_store *p)
+{
+    /* PostgreSQL keeps replaced row versions until VACUUM reclaims them:
+     * reclaim those of the tables whose secrets were just rewritten (a
+     * plaintext JWT key sealed). Reclaimed space is reused by later rows;
+     * it is not zeroed (docs/scale-out.md). Not in a transaction. */
+    PGconn *c = pg_acquire(p);
+    if (!c) return STORE_ERROR;
+    store_status st = pg_run(c, "VACUUM tenants, connections, oauth_flows", 0, NULL, "vacuum");
+    pg_release(p, c);
+    return st;
+}
+
 void store_pg_get_stats(struct pg_store *p, store_stats *out)
 {
     pthread_mutex_lock(&p->mu);

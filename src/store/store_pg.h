@@ -41,6 +41,7 @@ const char *store_pg_missing(void);
 void         store_pg_close(struct pg_store *p);
 void         store_pg_close_store(store *st);   /* store_close of a PostgreSQL store */
 bool         store_pg_ping(struct pg_store *p);
+store_status store_pg_scrub_freed(struct pg_store *p);
 int          store_pg_schema_version(struct pg_store *p);
 void         store_pg_get_stats(struct pg_store *p, store_stats *out);
 
@@ -179,6 +180,33 @@ store_status store_pg_guard_decisions_list(struct pg_store *p, const scope *sc, 
                                            guard_decision_rec **out, size_t *n, bool *has_more);
 store_status store_pg_guard_decisions_summary(struct pg_store *p, const scope *sc, const guard_decision_query *q,
                                               guard_decision_count **out, size_t *n, bool *truncated);
+
+/* vault connections and consent flows (store_pg_connections.c; types in
+ * store_connections.h) */
+struct connection_rec;
+struct oauth_flow_rec;
+store_status store_pg_connection_list(struct pg_store *p, const scope *sc, struct connection_rec **out, size_t *n);
+store_status store_pg_connection_get(struct pg_store *p, const scope *sc, const char *id, struct connection_rec *out);
+store_status store_pg_connection_find(struct pg_store *p, const char *tenant_id, const char *user_id,
+                                      const char *provider, struct connection_rec *out);
+store_status store_pg_connection_begin(store *st, const scope *sc, const char *provider, const char *new_id,
+                                       int64_t now, struct connection_rec *out);
+store_status store_pg_connection_seal(store *st, const char *tenant_id, const char *user_id, const char *id,
+                                      const char *scopes, const char *sealed, int key_version, int64_t expires_at,
+                                      int64_t now);
+store_status store_pg_connection_set_status(store *st, const char *tenant_id, const char *user_id, const char *id,
+                                            const char *status, int64_t now);
+store_status store_pg_connection_delete(store *st, const scope *sc, const char *id);
+store_status store_pg_connection_lease(store *st, const char *id, int64_t now_ms, int64_t until_ms);
+store_status store_pg_connection_unlease(store *st, const char *id);
+store_status store_pg_connection_list_sealed_other(struct pg_store *p, int version, size_t limit,
+                                                   struct connection_rec **out, size_t *n);
+store_status store_pg_connection_reseal(store *st, const char *id, const char *old_sealed, const char *new_sealed,
+                                        int version);
+store_status store_pg_oauth_flow_put(store *st, const struct oauth_flow_rec *f, int64_t now);
+store_status store_pg_oauth_flow_start(store *st, const char *start_hash, const char *browser_hash, int64_t now,
+                                       struct oauth_flow_rec *out);
+store_status store_pg_oauth_flow_take(store *st, const char *state_hash, int64_t now, struct oauth_flow_rec *out);
 
 /* store_pg_migrations.c, for the tests: the newest PostgreSQL schema version
  * (the same number as store_migrations_latest: same numbers, same meaning). */

@@ -338,6 +338,7 @@ int store_schema_version(store *st) { return st->schema_version; }
 
 store_status store_scrub_freed(store *st)
 {
+    STORE_PG_DISPATCH(st, store_pg_scrub_freed(store_pg_of(st)));
     /* A connection of its own: VACUUM cannot run inside the writer's
      * transactions. secure_delete zeroes what VACUUM frees; the TRUNCATE
      * checkpoint copies the rewritten pages home and cuts the log to zero
