@@ -81,10 +81,25 @@ store_status pg_write(store *st, pg_write_fn fn, void *arg)
     int n = 0;
     if (!store_audit_take_armed(st, e, chain, &n)) return STORE_ERROR;
     struct pg_store *p = store_pg_of(st);
+    /* Usage queued before this write is durable when it returns, as on
+     * SQLite, where queued rows commit in the same batch as the next
+     * write: a client that gets its answer (and its stored Response) and
+     * then reads /v1/usage sees the call charged. */
+    pthread_mutex_lock(&p->mu);
+    uint64_t usage_before = p->usage_queued_seq;
+    pthread_mutex_unlock(&p->mu);
     PGconn *c = pg_acquire(p);
     if (!c) return STORE_ERROR;
     store_status r = pg_txn(c, fn, arg, e, chain, n);
     pg_release(p, c);
+    pthread_mutex_lock(&p->mu);
+    if (p->usage_done_seq < usage_before) {
+        p->flush_wanted = 1;
+        pthread_cond_signal(&p->wake);
+        while (p->usage_done_seq < usage_before && p->writer_started)
+            pthread_cond_wait(&p->done, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
     pthread_mutex_lock(&p->mu);
     if (r == STORE_OK) p->stats.commits++;
     p->stats.ops++;
