@@ -30,6 +30,8 @@ static const char admin_usage[] =
     "  key revoke --tenant ID KEY_ID\n"
     "  vault rotate-key                         a new vault key; every connection re-sealed\n"
     "                                           (runs while brigade serve does)\n"
+    "  migrate --from sqlite:DIR --to postgres:URL   move the data into an empty PostgreSQL\n"
+    "                                           database; row counts and the audit chain checked\n"
     "  backup FILE                              a consistent copy of the database into a new\n"
     "                                           FILE (0600), while brigade serve runs; the key\n"
     "                                           files are not in it (docs/operations.md)\n"
@@ -292,6 +294,7 @@ int app_admin_main(int argc, char **argv)
         return 2;
     }
     const char *noun = argv[i], *verb = argv[i + 1];
+    if (strcmp(noun, "migrate") == 0) return app_admin_migrate(argc - i - 1, argv + i + 1);
     if (strcmp(noun, "backup") == 0) {
         /* without the data dir's lock: a backup is taken while serving */
         if (argc - i != 2) {

@@ -27,6 +27,8 @@ int app_serve_main(int argc, char **argv);
 
 /* `brigade admin`: tenants, users and keys straight against the store. */
 int app_admin_main(int argc, char **argv);
+/* `brigade admin migrate --from sqlite:DIR --to postgres:URL` (migrate_cli.c) */
+int app_admin_migrate(int argc, char **argv);
 /* `brigade admin vault rotate-key` (vault_cli.c): without the data dir's lock. */
 int app_vault_rotate_key(const char *data_dir);
 

@@ -155,6 +155,18 @@ typedef struct store_backend {
  * backend that does not implement every function below is refused with
  * err naming what is missing (store_pg.h). */
 store *store_open_backend(const store_backend *b, const char *data_dir, char *err, size_t errlen);
+/* `brigade admin migrate`: copy the SQLite database of data_dir (migrated
+ * to the newest schema first) into the PostgreSQL database at url, which
+ * must be empty, in one transaction; every table's row count is compared
+ * before it commits. 0, or -1 with err (the target unchanged). */
+#define STORE_IMPORT_TABLES_MAX 24
+typedef struct store_import_report {
+    size_t  ntables;
+    char    table[STORE_IMPORT_TABLES_MAX][32];
+    int64_t rows[STORE_IMPORT_TABLES_MAX];
+} store_import_report;
+int store_pg_import_sqlite(const char *data_dir, const char *url, store_import_report *rep, char *err,
+                           size_t errlen);
 /* Flush queued usage, stop the writer, close. No other thread may still be
  * using the store (their per-thread read connections are closed here). */
 void   store_close(store *st);

@@ -962,6 +962,75 @@ static void test_guard_async_with_audit(void **state)
     free(rows);
 }
 
+/* ---- moving a SQLite deployment to PostgreSQL ---- */
+
+static void test_pg_import_sqlite(void **state)
+{
+    fx *f = *state;   /* a fresh PostgreSQL schema */
+    char dir[64];
+    store *lite = test_store_open(dir, sizeof dir, "brigade-import");
+    assert_non_null(lite);
+    chain_init(3);
+    char tid[ID_MAX], uid[ID_MAX];
+    assert_int_equal(test_store_tenant(lite, &f->admin, "moved", tid), STORE_OK);
+    scope ta, su;
+    scope_mint_tenant_admin(&ta, tid, "key_m");
+    assert_int_equal(test_store_user(lite, &ta, "mover", uid), STORE_OK);
+    scope_mint_user(&su, tid, uid, "key_u", "default");
+    assert_int_equal(store_memory_put(lite, &su, "café plan", "meet by the lake", NULL), STORE_OK);
+    session_rec ses;
+    assert_int_equal(store_session_create(lite, &su, "helper", NULL, &ses), STORE_OK);
+    run_rec run;
+    assert_int_equal(store_run_start(lite, &su, ses.id, NULL, "hello", RUN_RUNNING, &run), STORE_OK);
+    session_rec_free(&ses);
+    for (int i = 0; i < 7; i++) {
+        audit_rec e = {.tenant_id = tid, .actor = "tenant_admin:key_m", .action = "user.update", .target = uid};
+        assert_int_equal(store_audit_append(lite, &e, &achain), STORE_OK);
+    }
+    usage_rec u;
+    memset(&u, 0, sizeof u);
+    u.ts = 1764201600;
+    snprintf(u.tenant_id, sizeof u.tenant_id, "%s", tid);
+    snprintf(u.user_id, sizeof u.user_id, "%s", uid);
+    u.cost_nusd = 123;
+    assert_int_equal(store_usage_insert_now(lite, &u, 1), STORE_OK);
+    unsigned char blob[3] = {0, 0xff, 7};
+    trace_rec tr = mk_trace("0123456789abcdef0123456789abcdef", tid, uid, 1, 1, blob, 3);
+    assert_int_equal(store_traces_insert(lite, &tr, 1, 0, 0), STORE_OK);
+    store_close(lite);
+
+    /* the target must be empty: f->st's schema is migrated and empty */
+    store_import_report rep;
+    char err[1024];
+    if (store_pg_import_sqlite(dir, pg_url, &rep, err, sizeof err) != 0) fail_msg("import: %s", err);
+    int64_t audit_rows = -1;
+    for (size_t t = 0; t < rep.ntables; t++)
+        if (strcmp(rep.table[t], "audit") == 0) audit_rows = rep.rows[t];
+    assert_int_equal(audit_rows, 7);
+    verify_intact(f->st, 7);   /* the chain moved whole, checkpoints included */
+    memory_rec *arr; size_t n;
+    assert_int_equal(store_memory_search(f->st, &su, "cafe lake", 10, &arr, &n), STORE_OK);
+    assert_int_equal(n, 1);   /* the search vector is computed on the target */
+    store_free_memories(arr, n);
+    int64_t spent;
+    assert_int_equal(store_usage_spent(f->st, &su, 0, 0, &spent), STORE_OK);
+    assert_int_equal(spent, 123);
+    run_rec got;
+    assert_int_equal(store_run_get(f->st, &su, run.id, &got), STORE_OK);
+    trace_rec *trs;
+    assert_int_equal(store_trace_get(f->st, &su, tr.trace_id, &trs, &n), STORE_OK);
+    assert_int_equal(trs[0].blob_len, 3);
+    assert_memory_equal(trs[0].blob, blob, 3);
+    store_free_traces(trs, n);
+    /* new rows after the move get fresh ids (sequences moved past the copied ones) */
+    assert_int_equal(store_memory_put(f->st, &su, "second", "x", NULL), STORE_OK);
+    /* a second import into the now non-empty database is refused, nothing written */
+    assert_int_not_equal(store_pg_import_sqlite(dir, pg_url, &rep, err, sizeof err), 0);
+    assert_non_null(strstr(err, "not empty"));
+    assert_int_equal(pg_count("SELECT count(*) FROM audit"), 7);
+    test_rmtree(dir);
+}
+
 #define BOTH(fn) \
     {"sqlite: " #fn, fn, setup, teardown, (void *)(intptr_t)B_SQLITE}, \
     {"postgres: " #fn, fn, setup, teardown, (void *)(intptr_t)B_PG}
@@ -996,6 +1065,7 @@ int main(void)
         BOTH(test_traces_scoped_binary),
         PG_ONLY(test_pg_server_restart),
         BOTH(test_guard_async_with_audit),
+        PG_ONLY(test_pg_import_sqlite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
