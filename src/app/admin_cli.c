@@ -343,9 +343,20 @@ int app_admin_main(int argc, char **argv)
             fprintf(stderr, "brigade admin: vault rotate-key takes no arguments\n");
             return 2;
         }
-        char dir[4096];
+        char dir[4096], err[1024];
         if (admin_data_dir(data_dir, config_path, dir, sizeof dir) != 0) return 1;
-        return app_vault_rotate_key(dir);
+        /* the configuration's store (a PostgreSQL one holds the sealed rows) */
+        brigade_config cfg;
+        if (!config_path) config_defaults(&cfg);
+        else if (config_load_file(config_path, &cfg, err, sizeof err) != 0) {
+            fprintf(stderr, "brigade admin: %s\n", err);
+            return 1;
+        }
+        store_backend b = {.kind = (store_backend_kind)cfg.store.kind, .url = cfg.store.url,
+                           .pool_size = cfg.store.pool_size};
+        int rc = app_vault_rotate_key(dir, &b);
+        config_free(&cfg);
+        return rc;
     }
     admin_opts o;
     /* getopt wants argv[0] to be a program name: hand it the verb. */
