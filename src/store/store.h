@@ -1,8 +1,9 @@
 /* store.h — the store interface: every byte of durable state goes through here.
  *
- * Handlers never see SQL. The SQLite backend (store_sqlite.c) implements
- * this interface today; a PostgreSQL backend can implement the same
- * functions later without touching a handler.
+ * Handlers never see SQL. Two backends implement it: SQLite (the default;
+ * store_sqlite.c and the object files) and PostgreSQL (store_pg*.c, for
+ * several instances), chosen at open (store_open_backend); a PostgreSQL
+ * store forwards each call at its first line (store_pg.h).
  *
  * Scope (invariant 2, docs/architecture.md): every function that reads or changes
  * tenant or user data takes a `const scope *` and answers only inside it.

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct pg_store *store_pg_new(const char *url, unsigned pool, char *err, size_t errlen);
 
 /* Every store.h (and store_connections.h) function that touches stored
  * data and has no PostgreSQL implementation yet. Functions that need no

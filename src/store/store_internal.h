@@ -1,4 +1,6 @@
-/* store_internal.h — what the SQLite backend's files share, and nothing more.
+/* store_internal.h — what the SQLite backend's files share, and nothing more
+ * (the PostgreSQL backend's are in store_pg_internal.h; it uses the quota
+ * and audit helpers declared here).
  *
  * The backend is split by concern: store_sqlite.c (lifetime, connections,
  * statement cache), store_writer.c (the single writer and group commit),

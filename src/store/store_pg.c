@@ -198,8 +198,6 @@ static void pg_free(struct pg_store *p)
     free(p);
 }
 
-struct pg_store *store_pg_new(const char *url, unsigned pool, char *err, size_t errlen);
-
 struct pg_store *store_pg_new(const char *url, unsigned pool, char *err, size_t errlen)
 {
     if (!url || !*url) { snprintf(err, errlen, "store.url: no PostgreSQL URL"); return NULL; }

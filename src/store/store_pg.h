@@ -33,6 +33,10 @@ struct pg_store *store_pg_of(const store *st);   /* NULL: a SQLite store */
  * connections (1..256); the usage writer has one more of its own. */
 store *store_pg_open(const char *url, unsigned pool, char *err, size_t errlen);
 
+/* The backend alone (connections, migrations, the writer thread), without
+ * the store handle around it: store_pg_open's half. */
+struct pg_store *store_pg_new(const char *url, unsigned pool, char *err, size_t errlen);
+
 /* The store.h functions not implemented on PostgreSQL yet, comma-separated
  * ("" once every one is). */
 const char *store_pg_missing(void);
