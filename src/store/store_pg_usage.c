@@ -109,6 +109,8 @@ static store_status pg_usage_commit(struct pg_store *p, PGconn *c, const usage_r
 static void *pg_usage_writer(void *arg)
 {
     struct pg_store *p = arg;
+    /* the same name as SQLite's writer: the thread that commits what nobody waits for */
+    pthread_setname_np(pthread_self(), "writer");
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (!p->stopping && !p->flush_wanted && p->usage_n == 0 && !p->async_head)
