@@ -12,7 +12,9 @@
 //     start charged conservatively (a call whose usage row was committed
 //     just before the kill, but whose journal record was not yet closed, is
 //     charged twice — the allowed overcount of docs/governance.md; seen in
-//     about 1 run in 10 of 30 crashes on a busy machine);
+//     2 runs in 24 of 30 crashes on a busy machine). The allowance is the
+//     reconciliations' total over every user, looser than the small
+//     budget's own share: the log line gives no per-user figure;
 //   - the audit: every user and key present has its creation entry (the act
 //     and its entry are one transaction), and `brigade audit verify` finds
 //     the chain intact;
