@@ -31,7 +31,7 @@ logs="$(mktemp -d /tmp/brigade-mcp-conformance-XXXXXX)"
 passed=0; failed=0
 for s in "${scenarios[@]}"; do
   log="$logs/${s//\//_}.log"
-  if "$node22" "$suite" client --command "$bin mcp-client --allow-private-networks" --scenario "$s" \
+  if "$node22" "$suite" client --command "$bin mcp-client --allow-private-networks --client-context-env MCP_CONFORMANCE_CONTEXT --client-metadata-url https://conformance-test.local/client-metadata.json" --scenario "$s" \
        --expected-failures "$root/$dir/expected-failures.yaml" --timeout 30000 > "$log" 2>&1; then
     passed=$((passed + 1))
     if grep -q "expected failure\|Expected failure\|EXPECTED" "$log"; then echo "  ok   $s (expected failure)"; else echo "  ok   $s"; fi

@@ -164,6 +164,13 @@ static cJSON *def_json_mcp(const mcp_server_cfg *m, bool own)
     static const char *const approval[] = {[TOOL_APPROVAL_NEVER] = "never", [TOOL_APPROVAL_ALWAYS] = "always",
                                            [TOOL_APPROVAL_WHEN] = "when"};
     cJSON_AddStringToObject(o, "approval", approval[m->approval ? m->approval->approval : TOOL_APPROVAL_NEVER]);
+    /* whether each user authorizes brigade at it (docs/mcp.md) */
+    if (m->oauth) {
+        cJSON *a = cJSON_AddObjectToObject(o, "auth");
+        cJSON_AddStringToObject(a, "kind", "oauth");
+    } else {
+        cJSON_AddNullToObject(o, "auth");
+    }
     if (own) {
         cJSON_AddStringToObject(o, "url", m->url ? m->url : "");
         cJSON_AddItemToObject(o, "headers", def_json_names(m->header_names, m->n_headers));

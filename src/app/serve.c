@@ -15,6 +15,7 @@
 
 #include "api/api.h"
 #include "app/pool_names.h"
+#include "app/serve_mcp_oauth.h"
 #include "guard/engine.h"
 #include "guard/guard_record.h"
 #include "mcp/mcp.h"
@@ -136,6 +137,21 @@ static void serve_request_done(http_request *req, int status)
     else if (status < 500) atomic_fetch_add(&env->metrics.responses_4xx, 1);
     else atomic_fetch_add(&env->metrics.responses_5xx, 1);
     api_request_done(req, status);   /* request span and per-route metrics */
+}
+
+/* The MCP hub's egress refusal (an MCP server's URL or an endpoint of its
+ * authorization): an `egress.refuse` audit entry in the tenant's log
+ * naming the server and the address class, as an HTTP tool's refusal is.
+ * On a worker of the hub's pool: the write may wait. */
+static void serve_mcp_egress_refused(void *arg, const char *server, const char *tenant_id,
+                                     const char *user_id, const mcp_egress_refusal *r)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "mcp_server", server);
+    cJSON_AddStringToObject(d, "class", r->cls);
+    cJSON_AddStringToObject(d, "address", r->address);
+    if (r->form[0]) cJSON_AddStringToObject(d, "form", r->form);
+    obs_audit_raw(arg, tenant_id, user_id[0] ? user_id : "system", "mcp", "egress.refuse", server, d);
 }
 
 /* identity's listener: a credential was lost; the runs it started stop. */
@@ -381,6 +397,10 @@ int app_serve_main(int argc, char **argv)
     runs_credentials creds = {.fetch = serve_cred_fetch, .cancel = serve_cred_cancel, .self = a.env.vault};
     runs_set_credentials(a.env.runs, &creds);
     vault_set_on_active(a.env.vault, serve_on_connection_active, a.env.runs);
+    /* MCP servers with `auth: {kind: oauth}`: their authorization servers
+     * are the vault's providers, found by MCP discovery (serve_mcp_oauth.c) */
+    vault_set_provider_resolver(a.env.vault, serve_mcp_provider_resolve, &a.env);
+    tools_set_mcp_token(serve_mcp_token, a.env.vault);
     /* Runs paused for an approval or a connection survive a restart. */
     runs_restore_paused(a.env.runs);
     /* A revoked key, a disabled or erased user: their runs stop too. */
@@ -418,6 +438,7 @@ int app_serve_main(int argc, char **argv)
      * configuration that has none. */
     mcp_hub *hub = mcp_hub_start(&a.env.cfg, err, sizeof err);
     if (!hub) log_warn("%s; MCP servers' tools are unavailable", err);
+    else mcp_hub_set_on_egress_refused(hub, serve_mcp_egress_refused, a.env.store);
     tools_set_mcp_hub(hub);
     /* the guard's decisions: rows, counts, audit entries (guard_record.h) */
     guard_record_open(a.env.store, &(guard_decision_retention){

@@ -291,6 +291,7 @@ typedef struct credential_provider_cfg {
     char           *resource;                /* oauth2: RFC 8707 resource indicator, optional */
     uint32_t        timeout_ms;              /* token, revocation and discovery calls (default 10000) */
     bool            allow_private_networks;  /* its endpoints may be on a private network (docs/egress.md) */
+    bool            secret_in_body;          /* client_secret_post (an MCP server's AS asked it), not Basic */
 } credential_provider_cfg;
 
 /* An agent's guardrail policy (`guard:` of an agent; docs/guard.md). */
@@ -415,6 +416,16 @@ typedef struct mcp_server_cfg {
      * from, which the MCP hub reads again to key and open the tenant's
      * instances; NULL for a server of the configuration. */
     char      *tenant_def;
+    /* `auth: {kind: oauth, …}` (http only; docs/mcp.md "MCP authorization"):
+     * each user authorizes brigade at the server's own authorization server
+     * (discovered from its 401) and the server gets that user's token.
+     * client_id / client_secret (from client_secret_env): a pre-registered
+     * client, the operator's only; without one, dynamic registration. */
+    bool       oauth;
+    char      *oauth_client_id;
+    char      *oauth_client_secret;
+    char     **oauth_scopes;  size_t n_oauth_scopes;   /* asked for when the server names none */
+    uint32_t   oauth_timeout_s;      /* a run waits this long for the user's consent (default 600) */
 } mcp_server_cfg;
 
 /* The separator of SERVER__TOOL, and the agent tool name that means every
@@ -502,6 +513,9 @@ int  config_parse_listen(const char *s, char **host, int *port, char *err, size_
 
 const model_cfg *config_find_model(const brigade_config *cfg, const char *name);
 const tier_cfg  *config_find_tier(const brigade_config *cfg, const char *name);
+/* Free a provider's strings (one made at run time: the vault's, for an MCP
+ * server's authorization server). */
+void config_credential_provider_free(credential_provider_cfg *p);
 const credential_provider_cfg *config_find_credential_provider(const brigade_config *cfg,
                                                                const char *name);
 const agent_cfg *config_find_agent(const brigade_config *cfg, const char *name);

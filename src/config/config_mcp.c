@@ -39,6 +39,11 @@ void config_mcp_server_free(mcp_server_cfg *m)
     free(m->header_values);
     for (size_t i = 0; i < m->n_tools; i++) free(m->tools[i]);
     free(m->tools);
+    free(m->oauth_client_id);
+    if (m->oauth_client_secret) explicit_bzero(m->oauth_client_secret, strlen(m->oauth_client_secret));
+    free(m->oauth_client_secret);
+    for (size_t i = 0; i < m->n_oauth_scopes; i++) free(m->oauth_scopes[i]);
+    free(m->oauth_scopes);
     for (size_t i = 0; i < m->n_sandbox_read_only; i++) free(m->sandbox_read_only[i]);
     free(m->sandbox_read_only);
     free(m->tenant_def);
@@ -249,6 +254,65 @@ static int ld_mcp_tenant_refusals(ld *l, const slot *s, const char *path)
     return 0;
 }
 
+enum { MA_KIND, MA_CLIENT_ID, MA_SECRET_ENV, MA_SCOPES, MA_TIMEOUT, MA__N };
+
+/* mcp_servers[].auth: {kind: oauth, client_id, client_secret_env, scopes,
+ * timeout_s}. A tenant's server may say kind, scopes and timeout_s only:
+ * a client secret comes from brigade's environment, which is the
+ * operator's. */
+static int ld_mcp_auth(ld *l, const slot *a, const char *path, mcp_server_cfg *m)
+{
+    slot s[MA__N] = {
+        [MA_KIND] = {.key = "kind"}, [MA_CLIENT_ID] = {.key = "client_id"},
+        [MA_SECRET_ENV] = {.key = "client_secret_env"}, [MA_SCOPES] = {.key = "scopes"},
+        [MA_TIMEOUT] = {.key = "timeout_s"},
+    };
+    char kp[200];
+    if (ld_collect(l, a->val, a->line, path, s, MA__N) < 0) return -1;
+    if (!s[MA_KIND].present) return ld_fail(l, a->line, path, "missing required key \"kind\" (oauth)");
+    char *kind = NULL;
+    ld_path(kp, sizeof kp, path, "kind");
+    if (ld_nonempty(l, &s[MA_KIND], kp, &kind, NULL) < 0) return -1;
+    bool ok = !strcmp(kind, "oauth");
+    if (!ok) ld_fail(l, s[MA_KIND].line, kp, "unknown kind \"%s\" (known: oauth)", kind);
+    free(kind);
+    if (!ok) return -1;
+    if (m->transport != MCP_TRANSPORT_HTTP)
+        return ld_fail(l, a->line, path, "MCP authorization is for transport: http");
+    if (l->api_body && (s[MA_CLIENT_ID].present || s[MA_SECRET_ENV].present)) {
+        int k = s[MA_CLIENT_ID].present ? MA_CLIENT_ID : MA_SECRET_ENV;
+        ld_path(kp, sizeof kp, path, s[k].key);
+        return ld_fail(l, s[k].line, kp, "a pre-registered client is the server's configuration's; a "
+                       "tenant's server registers brigade dynamically");
+    }
+    m->oauth = true;
+    m->oauth_timeout_s = 600;
+    if (s[MA_CLIENT_ID].present) {
+        ld_path(kp, sizeof kp, path, "client_id");
+        if (ld_nonempty(l, &s[MA_CLIENT_ID], kp, &m->oauth_client_id, NULL) < 0) return -1;
+    }
+    if (s[MA_SECRET_ENV].present) {
+        ld_path(kp, sizeof kp, path, "client_secret_env");
+        if (!s[MA_CLIENT_ID].present)
+            return ld_fail(l, s[MA_SECRET_ENV].line, kp, "a client secret needs its client_id");
+        if (ld_from_env(l, &s[MA_SECRET_ENV], kp, &m->oauth_client_secret) < 0) return -1;
+    }
+    if (s[MA_SCOPES].present) {
+        ld_path(kp, sizeof kp, path, "scopes");
+        if (ld_strings(l, &s[MA_SCOPES], kp, 32, &m->oauth_scopes, &m->n_oauth_scopes) < 0) return -1;
+        for (size_t i = 0; i < m->n_oauth_scopes; i++)
+            for (const unsigned char *c = (const unsigned char *)m->oauth_scopes[i]; *c; c++)
+                if (*c <= 0x20 || *c == '"' || *c == '\\' || *c >= 0x7f)
+                    return ld_fail(l, s[MA_SCOPES].line, kp, "a scope is printable ASCII without spaces, "
+                                   "quotes or backslashes (RFC 6749 3.3)");
+    }
+    if (s[MA_TIMEOUT].present) {
+        ld_path(kp, sizeof kp, path, "timeout_s");
+        if (ld_u32(l, &s[MA_TIMEOUT], kp, 1, 86400, &m->oauth_timeout_s) < 0) return -1;
+    }
+    return 0;
+}
+
 static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, mcp_server_cfg *m,
                          entry_lines *el)
 {
@@ -270,13 +334,6 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
     if (ld_collect(l, n, line, path, s, MC__N) < 0) return -1;
     if (l->api_body && ld_mcp_tenant_refusals(l, s, path) < 0) return -1;
     char kp[200];
-    /* Not yet: a user's own credential for a server (OAuth, being built
-     * in src/mcp/). */
-    if (s[MC_AUTH].present) {
-        ld_path(kp, sizeof kp, path, "auth");
-        return ld_fail(l, s[MC_AUTH].line, kp, "not supported yet for MCP servers: a server that needs "
-                       "the user's own credential cannot be used yet (docs/mcp.md)");
-    }
     m->startup_timeout_ms = 30000;
     m->call_timeout_ms = 60000;
     m->idle_timeout_s = 600;
@@ -361,6 +418,10 @@ static int ld_mcp_server(ld *l, struct fy_node *n, int line, const char *path, m
         }
     }
     m->per_user = stdio;
+    if (s[MC_AUTH].present) {
+        ld_path(kp, sizeof kp, path, "auth");
+        if (ld_mcp_auth(l, &s[MC_AUTH], kp, m) < 0) return -1;
+    }
     if (s[MC_PRIVATE].present) {
         /* egress (docs/egress.md): an http server on a private network is
          * the operator's choice, made here by name */

@@ -1040,3 +1040,15 @@ store_status identity_cli_tenant_scope(identity *id, const char *tenant_id, scop
     scope_mint_tenant_admin(out, tenant_id, "cli");
     return STORE_OK;
 }
+
+store_status identity_system_tenant_scope(identity *id, const char *tenant_id, const char *purpose, scope *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!tenant_id || !purpose) return STORE_NOT_FOUND;
+    pthread_rwlock_rdlock(&id->lock);
+    bool known = strmap_get(id->tenants, tenant_id) != NULL;
+    pthread_rwlock_unlock(&id->lock);
+    if (!known) return STORE_NOT_FOUND;
+    scope_mint_tenant_admin(out, tenant_id, purpose);
+    return STORE_OK;
+}

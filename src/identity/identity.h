@@ -173,6 +173,14 @@ void identity_cli_scope(identity *id, scope *out);
  * does not exist. */
 store_status identity_cli_tenant_scope(identity *id, const char *tenant_id, scope *out);
 
+/* For the server's own work on a tenant's definitions, done for no request
+ * (the MCP OAuth provider resolver reads the tenant's MCP servers to find
+ * the one a vault provider name stands for): a tenant-admin scope whose key
+ * id names the purpose, as audit shows it. No request handler may call it:
+ * a handler has its caller's scope. STORE_NOT_FOUND if the tenant does not
+ * exist. */
+store_status identity_system_tenant_scope(identity *id, const char *tenant_id, const char *purpose, scope *out);
+
 /* --- primitives, exposed for unit tests and the CLI --- */
 
 /* HMAC-SHA256(secret, key) as 64 hex digits. */

@@ -7,7 +7,11 @@
  * negotiated. A stream that ends — broken, or closed by the server — after
  * events with ids but before the answer to the request it carried is
  * resumed with a GET carrying `Last-Event-ID`, after the stream's `retry`
- * time (at most 3 times). A 404 on a request that
+ * time (at most 3 times). After initialize, the hub's transports open the
+ * GET stream for messages the server sends on its own (stream_open). A
+ * 401 (or a 403 insufficient_scope) runs MCP authorization when the
+ * transport has one (mcp_http_set_oauth: brigade mcp-client); the hub's
+ * send the user's own token instead (mcp_http_set_bearer). A 404 on a request that
  * carried the session id means the session is gone: the transport closes
  * and the hub starts a new one (a new initialize). An HTTP or network
  * failure of a request becomes a JSON-RPC error answer to that request, so
@@ -25,6 +29,7 @@
 #include <strings.h>
 
 #include "egress/egress_curl.h"
+#include "mcp/mcp_oauth.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -35,7 +40,12 @@
 #define HTTP_DELETE_TIMEOUT_MS 2000L
 #define HTTP_MAX_RESUMES 3
 
-typedef enum req_kind { REQ_POST = 1, REQ_RESUME, REQ_DELETE } req_kind;
+typedef enum req_kind { REQ_POST = 1, REQ_RESUME, REQ_DELETE, REQ_STREAM } req_kind;
+
+/* The GET stream: reopened after it ends, at most this many times in a row
+ * without an event (a server that closes it at once is not hammered). */
+#define HTTP_STREAM_MAX_EMPTY 5
+#define HTTP_STREAM_DEFAULT_RETRY_MS 1000
 
 typedef struct http_tr http_tr;
 
@@ -56,7 +66,10 @@ typedef struct http_req {
     uint32_t          retry_ms;      /* the stream's `retry:` */
     int64_t           req_id;        /* the request it carries (0: none) */
     bool              answered;      /* its answer came */
+    bool              got_event;     /* the GET stream: an event came on it */
     int               resumes;
+    int               auth_tries;    /* authorizations this request caused (MCP_OAUTH_MAX_TRIES) */
+    char              www_auth[MCP_OAUTH_URL_MAX + MCP_OAUTH_SCOPE_MAX];   /* a 401/403's WWW-Authenticate */
     char              errbuf[CURL_ERROR_SIZE];
     egress_check      egress;        /* the address check of this transfer (docs/egress.md) */
     struct http_req  *next;
@@ -74,11 +87,22 @@ struct http_tr {
     bool                   close_later;   /* tr_close_now is queued */
     int                    waits;         /* resumptions waiting for their time */
     struct resume_wait    *wait_list;
+    bool                   want_stream;   /* open the GET stream after initialize (the hub's) */
+    bool                   stream_open;   /* a GET stream is in flight or waits to reopen */
+    int                    stream_empty;  /* reopens in a row without an event */
+    mcp_oauth             *oauth;         /* MCP authorization, when the server needs it (not owned) */
+    char                  *bearer;        /* or: the user's Authorization value from the vault (owned) */
+    mcp_oauth_consent_fn   consent;
+    void                  *consent_arg;
 };
 
 static void tr_maybe_free(http_tr *t)
 {
-    if (t->closing && !t->close_later && !t->reqs && t->waits == 0) free(t);
+    if (t->closing && !t->close_later && !t->reqs && t->waits == 0) {
+        if (t->bearer) explicit_bzero(t->bearer, strlen(t->bearer));
+        free(t->bearer);
+        free(t);
+    }
 }
 
 static void tr_tell_closed(http_tr *t, const char *why)
@@ -134,6 +158,7 @@ static void req_on_event(void *arg, const mcp_sse_event *ev)
     http_req *r = arg;
     if (ev->id) snprintf(r->last_id, sizeof r->last_id, "%s", ev->id);
     if (ev->retry_ms) r->retry_ms = ev->retry_ms;
+    r->got_event = true;
     if (strcmp(ev->event, "message") != 0 || ev->data_len == 0) return;
     if (req_is_answer(r, ev->data, ev->data_len)) r->answered = true;
     req_deliver(r, ev->data, ev->data_len);
@@ -150,7 +175,7 @@ static size_t req_on_header(char *p, size_t size, size_t n, void *arg)
 {
     http_req *r = arg;
     size_t len = size * n;
-    char line[512];
+    char line[MCP_OAUTH_URL_MAX + MCP_OAUTH_SCOPE_MAX + 64];
     size_t k = len < sizeof line - 1 ? len : sizeof line - 1;
     memcpy(line, p, k);
     line[k] = '\0';
@@ -167,6 +192,8 @@ static size_t req_on_header(char *p, size_t size, size_t n, void *arg)
     if (!strcasecmp(line, "content-type")) {
         r->is_sse = !strncasecmp(v, "text/event-stream", 17);
         r->is_json = !strncasecmp(v, "application/json", 16);
+    } else if (!strcasecmp(line, "www-authenticate")) {
+        snprintf(r->www_auth, sizeof r->www_auth, "%s", v);
     } else if (!strcasecmp(line, "mcp-session-id") && r->kind == REQ_POST) {
         /* visible ASCII only (the spec's rule), and it must fit */
         bool ok = *v && strlen(v) < sizeof r->t->session_id;
@@ -208,6 +235,7 @@ static size_t req_on_write(char *p, size_t size, size_t n, void *arg)
 
 static void req_done(mcp_xfer *x, CURLcode code);
 static void req_resume_later(http_req *r);
+static void stream_ended(http_req *r, CURLcode code);
 
 /* The one place an HTTP handle to an MCP server is prepared: URL, method,
  * headers, bounds. An egress policy (addresses allowed, redirects) belongs
@@ -242,10 +270,12 @@ static bool http_prepare(http_tr *t, http_req *r, const char *method)
         h = curl_slist_append(h, "Accept: application/json, text/event-stream");
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(r->body));
-    } else if (r->kind == REQ_RESUME) {
+    } else if (r->kind == REQ_RESUME || r->kind == REQ_STREAM) {
         h = curl_slist_append(h, "Accept: text/event-stream");
-        snprintf(line, sizeof line, "Last-Event-ID: %s", r->last_id);
-        h = curl_slist_append(h, line);
+        if (r->last_id[0]) {
+            snprintf(line, sizeof line, "Last-Event-ID: %s", r->last_id);
+            h = curl_slist_append(h, line);
+        }
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
@@ -258,6 +288,26 @@ static bool http_prepare(http_tr *t, http_req *r, const char *method)
     if (t->proto[0]) {
         snprintf(line, sizeof line, "MCP-Protocol-Version: %s", t->proto);
         h = curl_slist_append(h, line);
+    }
+    const char *token = mcp_oauth_token(t->oauth);
+    if (!token && t->bearer) {
+        /* the user's own token (the vault's "Bearer …"), never the caller's
+         * brigade credential */
+        size_t tl = strlen(t->bearer) + 32;
+        char *ah = xmalloc(tl);
+        snprintf(ah, tl, "Authorization: %s", t->bearer);
+        h = curl_slist_append(h, ah);
+        explicit_bzero(ah, tl);
+        free(ah);
+    }
+    if (token) {
+        /* the token of this server's own authorization (mcp_oauth): never
+         * the caller's brigade credential */
+        size_t tl = strlen(token) + 32;
+        char *ah = xmalloc(tl);
+        snprintf(ah, tl, "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, ah);
+        free(ah);
     }
     r->hdrs = h;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
@@ -322,6 +372,48 @@ static void req_fail(http_req *r, const char *why)
     cJSON_Delete(sent);
 }
 
+/* A 401, or a 403 whose challenge says insufficient_scope (a step-up). */
+static bool req_needs_auth(http_req *r)
+{
+    if (r->status == 401) return true;
+    if (r->status != 403) return false;
+    mcp_www_auth ch;
+    return mcp_www_auth_parse(r->www_auth, &ch) && !strcmp(ch.error, "insufficient_scope");
+}
+
+/* Authorize (mcp_oauth, with the challenge) and send the request again;
+ * bounded: a request causes at most MCP_OAUTH_MAX_TRIES authorizations,
+ * so a server that keeps refusing cannot make a loop. true when the
+ * request was sent again; else it failed with the reason. */
+static bool req_authorize(http_req *r)
+{
+    http_tr *t = r->t;
+    char why[600];
+    if (r->auth_tries >= MCP_OAUTH_MAX_TRIES) {
+        snprintf(why, sizeof why, "the MCP server still answered HTTP %ld after %d authorizations", r->status,
+                 r->auth_tries);
+        req_fail(r, why);
+        return false;
+    }
+    mcp_www_auth ch;
+    bool have = mcp_www_auth_parse(r->www_auth, &ch);
+    char err[500];
+    if (!mcp_oauth_authorize(t->oauth, have ? &ch : NULL, t->consent, t->consent_arg, err, sizeof err)) {
+        log_msg(LOG_WARN, "mcp %s: authorization failed: %s", t->cfg->name, err);
+        snprintf(why, sizeof why, "the MCP server needs authorization, which failed: %.500s", err);
+        req_fail(r, why);
+        return false;
+    }
+    http_req *again = req_start(t, r->kind, r->body ? xstrdup(r->body) : NULL, r->last_id[0] ? r->last_id : NULL,
+                                r->resumes);
+    if (!again) {
+        req_fail(r, "the MCP request could not be sent again after authorization");
+        return false;
+    }
+    again->auth_tries = r->auth_tries + 1;
+    return true;
+}
+
 static void req_done(mcp_xfer *x, CURLcode code)
 {
     http_req *r = (http_req *)x;
@@ -331,6 +423,11 @@ static void req_done(mcp_xfer *x, CURLcode code)
     if (t->closing) {
         req_free(r);
         tr_maybe_free(t);
+        return;
+    }
+    if (r->kind == REQ_STREAM) {
+        stream_ended(r, code);
+        req_free(r);
         return;
     }
     char why[300];
@@ -346,11 +443,17 @@ static void req_done(mcp_xfer *x, CURLcode code)
         char msg[256];
         egress_describe(&r->egress, msg, sizeof msg);
         snprintf(why, sizeof why, "the MCP server may not be reached: %.250s", msg);
+        if (t->cb.on_egress_refused && !t->closing && !t->told) t->cb.on_egress_refused(t->cb.arg, &r->egress);
         req_fail(r, why);
     } else if (code != CURLE_OK) {
         snprintf(why, sizeof why, "the MCP server could not be reached: %.200s",
                  r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
         req_fail(r, why);
+    } else if (t->oauth && r->kind != REQ_DELETE && req_needs_auth(r)) {
+        if (req_authorize(r)) {
+            req_free(r);
+            return;
+        }
     } else if (r->status == 404 && r->sent_session) {
         /* the session is gone: the hub starts a new one (a new initialize) */
         t->session_id[0] = '\0';
@@ -374,6 +477,7 @@ static void req_done(mcp_xfer *x, CURLcode code)
 typedef struct resume_wait {
     uv_timer_t timer;
     http_tr   *t;
+    bool       stream;    /* the GET stream's reopening (no request of ours) */
     char      *body;
     char       last_id[256];
     int        resumes;
@@ -400,7 +504,9 @@ static void resume_fire(uv_timer_t *tm)
     resume_wait *w = tm->data;
     http_tr *t = w->t;
     if (uv_is_closing((uv_handle_t *)&w->timer)) return;
-    if (!t->closing) {
+    if (!t->closing && w->stream) {
+        if (!req_start(t, REQ_STREAM, NULL, w->last_id[0] ? w->last_id : NULL, 0)) t->stream_open = false;
+    } else if (!t->closing) {
         http_req *again = req_start(t, REQ_RESUME, NULL, w->last_id, w->resumes);
         if (again) {
             again->body = w->body;   /* kept: the answer's id, and its failure */
@@ -432,6 +538,67 @@ static void req_resume_later(http_req *r)
     uv_timer_start(&w->timer, resume_fire, ms, 0);
 }
 
+/* ---- the GET stream: what the server sends on its own ----
+ *
+ * After initialize the hub's transport opens a GET with `Accept:
+ * text/event-stream` (and the session's headers): every message on it goes
+ * to the session like any other (a notification such as
+ * tools/list_changed, a request such as ping, which the session answers
+ * by POST). 405 (or any other error answer) means the server offers none:
+ * not asked again for this session. A stream that ends — closed by the
+ * server or broken — is opened again after its `retry:` (1 s by default,
+ * 30 s at most) with `Last-Event-ID` when it had ids, at most
+ * HTTP_STREAM_MAX_EMPTY times in a row without an event. */
+
+static void stream_reopen_later(http_tr *t, const char *last_id, uint32_t retry_ms)
+{
+    resume_wait *w = xcalloc(1, sizeof *w);
+    w->t = t;
+    w->stream = true;
+    snprintf(w->last_id, sizeof w->last_id, "%s", last_id ? last_id : "");
+    uv_timer_init(mcp_curl_loop(t->curl), &w->timer);
+    w->timer.data = w;
+    t->waits++;
+    w->next = t->wait_list;
+    t->wait_list = w;
+    uint64_t ms = retry_ms ? (retry_ms > 30000 ? 30000 : retry_ms) : HTTP_STREAM_DEFAULT_RETRY_MS;
+    uv_timer_start(&w->timer, resume_fire, ms, 0);
+}
+
+static void stream_ended(http_req *r, CURLcode code)
+{
+    http_tr *t = r->t;
+    if (t->closing || t->told) return;
+    bool ok_stream = r->is_sse && r->status >= 200 && r->status < 300;
+    if (egress_refused(&r->egress, code) || (r->got_status && r->status != 0 && !ok_stream) || r->too_big) {
+        /* 405: the server sends nothing on its own; another answer: it will
+         * not either, for this session */
+        t->stream_open = false;
+        if (r->status != 405)
+            log_msg(LOG_INFO, "mcp %s: no GET stream (HTTP %ld)", t->cfg->name, r->status);
+        return;
+    }
+    t->stream_empty = r->got_event ? 0 : t->stream_empty + 1;
+    if (t->stream_empty > HTTP_STREAM_MAX_EMPTY) {
+        t->stream_open = false;
+        log_msg(LOG_INFO, "mcp %s: the GET stream keeps ending without an event; not opened again", t->cfg->name);
+        return;
+    }
+    stream_reopen_later(t, r->last_id, r->retry_ms);
+}
+
+static void stream_open(http_tr *t)
+{
+    if (!t->want_stream || t->stream_open || t->closing || t->told) return;
+    t->stream_open = true;
+    if (!req_start(t, REQ_STREAM, NULL, NULL, 0)) t->stream_open = false;
+}
+
+void mcp_http_enable_get_stream(mcp_transport *base)
+{
+    ((http_tr *)base)->want_stream = true;
+}
+
 /* ---- the transport ---- */
 
 static bool tr_send(mcp_transport *base, const char *text, size_t len)
@@ -448,6 +615,7 @@ static void tr_negotiated(mcp_transport *base, const char *version)
 {
     http_tr *t = (http_tr *)base;
     snprintf(t->proto, sizeof t->proto, "%s", version ? version : "");
+    stream_open(t);   /* the session exists now: what the server sends on its own */
 }
 
 static void tr_close_now(void *arg)
@@ -487,6 +655,22 @@ static void tr_close(mcp_transport *base)
         return;
     }
     tr_close_now(t);
+}
+
+void mcp_http_set_bearer(mcp_transport *base, const char *value)
+{
+    http_tr *t = (http_tr *)base;
+    if (t->bearer) explicit_bzero(t->bearer, strlen(t->bearer));
+    free(t->bearer);
+    t->bearer = value ? xstrdup(value) : NULL;
+}
+
+void mcp_http_set_oauth(mcp_transport *base, mcp_oauth *o, mcp_oauth_consent_fn consent, void *consent_arg)
+{
+    http_tr *t = (http_tr *)base;
+    t->oauth = o;
+    t->consent = consent;
+    t->consent_arg = consent_arg;
 }
 
 mcp_transport *mcp_http_open(mcp_curl *curl, const mcp_server_cfg *cfg, mcp_transport_cb cb,

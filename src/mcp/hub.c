@@ -82,6 +82,7 @@ typedef struct hub_job {
     job_kind   kind;
     char       server[40], tenant[ID_MAX_MCP], user[ID_MAX_MCP];
     char      *tenant_def;          /* a tenant's own server: its definition (owned) */
+    char      *authorization;       /* the user's token for an oauth server (owned, a secret) */
     uint64_t   def_hash;
     /* LIST */
     pthread_cond_t cond;
@@ -117,6 +118,8 @@ struct instance {
     mcp_call      *calls;           /* waiting for READY, or in flight (req_id != 0) */
     char           last_error[240];
     bool           removed;
+    char           tenant[ID_MAX_MCP], user[ID_MAX_MCP];   /* whose instance (a shared one: the first caller's) */
+    char          *bearer;          /* an oauth server: the user's latest Authorization value (a secret) */
 };
 
 struct mcp_hub {
@@ -134,9 +137,36 @@ struct mcp_hub {
     size_t           running;       /* under lock: read by mcp_hub_instances */
     uv_sem_t         started;
     int              start_rc;
+    mcp_egress_refused_fn on_refused;   /* the audit of an egress refusal (set before calls) */
+    void            *on_refused_arg;
 };
 
 static uint64_t hub_now(mcp_hub *h) { return uv_now(&h->loop); }
+
+static void wipe_free(char *s);
+
+/* What a job owns of its caller's: freed with it. */
+static void job_free_who(hub_job *j)
+{
+    free(j->tenant_def);
+    j->tenant_def = NULL;
+    wipe_free(j->authorization);
+    j->authorization = NULL;
+}
+
+/* An oauth server's call or listing brings the user's latest token: it
+ * replaces the instance's (the instance is the user's alone: http servers
+ * keep one per user), for the session's requests from now on. */
+static void inst_take_bearer(instance *in, hub_job *j)
+{
+    if (!j->authorization || !in->cfg->oauth) return;
+    if (in->bearer && !strcmp(in->bearer, j->authorization)) return;
+    wipe_free(in->bearer);
+    in->bearer = j->authorization;
+    j->authorization = NULL;
+    mcp_transport *t = in->sess ? mcp_session_transport(in->sess) : NULL;
+    if (t && in->cfg->transport == MCP_TRANSPORT_HTTP) mcp_http_set_bearer(t, in->bearer);
+}
 
 /* ---- answers to other threads ---- */
 
@@ -195,6 +225,45 @@ static void call_finish(mcp_call *c, bool ok, char *text, size_t len)
 static void call_fail(mcp_call *c, const char *why)
 {
     call_finish(c, false, xstrdup(why), strlen(why));
+}
+
+/* ---- an egress refusal: told to the program (its audit entry), off the
+ * hub's loop since writing it waits for the store ---- */
+
+typedef struct refusal_job {
+    uv_work_t          work;
+    mcp_hub           *h;
+    char               server[40], tenant[ID_MAX_MCP], user[ID_MAX_MCP];
+    mcp_egress_refusal r;
+} refusal_job;
+
+static void refusal_work(uv_work_t *w)
+{
+    refusal_job *j = w->data;
+    j->h->on_refused(j->h->on_refused_arg, j->server, j->tenant, j->user, &j->r);
+}
+
+static void refusal_done(uv_work_t *w, int status)
+{
+    (void)status;
+    free(w->data);
+}
+
+static void inst_on_egress_refused(void *arg, const egress_check *chk)
+{
+    instance *in = arg;
+    mcp_hub *h = in->h;
+    if (!h->on_refused) return;
+    refusal_job *j = xcalloc(1, sizeof *j);
+    j->h = h;
+    snprintf(j->server, sizeof j->server, "%s", in->cfg->name);
+    snprintf(j->tenant, sizeof j->tenant, "%s", in->tenant);
+    snprintf(j->user, sizeof j->user, "%s", in->user);
+    snprintf(j->r.cls, sizeof j->r.cls, "%s", egress_class_name(chk->cls));
+    snprintf(j->r.address, sizeof j->r.address, "%s", chk->address);
+    snprintf(j->r.form, sizeof j->r.form, "%s", chk->via != EGRESS_VIA_NONE ? egress_via_name(chk->via) : "");
+    j->work.data = j;
+    if (uv_queue_work(&h->loop, &j->work, refusal_work, refusal_done) != 0) free(j);
 }
 
 /* The hub is done with the call (it was answered or cancelled). */
@@ -276,10 +345,18 @@ static void inst_crashed(instance *in, const char *why)
     inst_fail_waiters(in, msg);
 }
 
+static void wipe_free(char *s)
+{
+    if (!s) return;
+    explicit_bzero(s, strlen(s));
+    free(s);
+}
+
 static void inst_timer_closed(uv_handle_t *hd)
 {
     instance *in = hd->data;
     cJSON_Delete(in->tools);
+    wipe_free(in->bearer);
     /* its transport is closed by now and reads the configuration no more */
     if (in->own_cfg) config_mcp_server_free(in->own_cfg);
     free(in->own_cfg);
@@ -495,7 +572,8 @@ static void inst_start(instance *in)
         return;
     }
     mcp_session_cb cb = {.on_notification = inst_on_notification, .on_progress = inst_on_progress,
-                         .on_closed = inst_on_closed, .arg = in};
+                         .on_closed = inst_on_closed, .on_egress_refused = inst_on_egress_refused,
+                         .arg = in};
     mcp_session *s = mcp_session_new(&h->loop, in->cfg->name, cb);
     char err[300];
     mcp_transport *t = stdio ? mcp_stdio_open(&h->loop, in->cfg, in->workdir, h->root,
@@ -508,6 +586,8 @@ static void inst_start(instance *in)
         inst_crashed(in, err);   /* back-off, and the waiters are told why */
         return;
     }
+    if (!stdio && in->bearer) mcp_http_set_bearer(t, in->bearer);
+    if (!stdio) mcp_http_enable_get_stream(t);
     mcp_session_attach(s, t);
     in->sess = s;
     inst_set_running(in, true);
@@ -720,6 +800,8 @@ static instance *hub_instance(mcp_hub *h, const hub_job *j, char *err, size_t er
     snprintf(in->server_id, sizeof in->server_id, "%s", cfg->name);
     snprintf(in->key, sizeof in->key, "%s", key);
     snprintf(in->label, sizeof in->label, "%s", key);
+    snprintf(in->tenant, sizeof in->tenant, "%s", j->tenant);
+    snprintf(in->user, sizeof in->user, "%s", j->user);
     int wl = cfg->per_user ? snprintf(in->workdir, sizeof in->workdir, "%.3800s/%s/%s/%s", h->root,
                                       cfg->name, j->tenant, j->user)
                            : snprintf(in->workdir, sizeof in->workdir, "%.3800s/%s/shared", h->root,
@@ -739,6 +821,7 @@ static void hub_do_list(mcp_hub *h, hub_job *j)
         list_answer(h, j, false, NULL, err);
         return;
     }
+    inst_take_bearer(in, j);
     in->last_used = hub_now(h);
     if (in->state == INST_READY && in->tools) {
         list_answer(h, j, true, in->tools, NULL);
@@ -769,7 +852,8 @@ static void hub_do_call(mcp_hub *h, hub_job *j)
     pthread_mutex_unlock(&h->lock);
     char err[300];
     instance *in = cancelled || h->stopping ? NULL : hub_instance(h, j, err, sizeof err);
-    free(j->tenant_def);
+    if (in) inst_take_bearer(in, j);
+    job_free_who(j);
     free(j);
     if (!in) {
         if (!cancelled) call_fail(c, h->stopping ? "error: brigade is shutting down" : err);
@@ -1006,6 +1090,12 @@ void mcp_hub_stop(mcp_hub *h)
     free(h);
 }
 
+void mcp_hub_set_on_egress_refused(mcp_hub *h, mcp_egress_refused_fn fn, void *arg)
+{
+    h->on_refused = fn;
+    h->on_refused_arg = arg;
+}
+
 size_t mcp_hub_instances(mcp_hub *h)
 {
     pthread_mutex_lock(&h->lock);
@@ -1037,6 +1127,7 @@ static uint64_t def_hash(const char *s)
 
 static void job_who(hub_job *j, const char *server, const mcp_who *who)
 {
+    if (who && who->authorization && who->authorization[0]) j->authorization = xstrdup(who->authorization);
     snprintf(j->server, sizeof j->server, "%s", server ? server : "");
     snprintf(j->tenant, sizeof j->tenant, "%s", who && who->tenant_id ? who->tenant_id : "");
     snprintf(j->user, sizeof j->user, "%s", who && who->user_id ? who->user_id : "");
@@ -1062,7 +1153,7 @@ bool mcp_hub_list_tools(mcp_hub *h, const char *server, const mcp_who *who, mcp_
     if (ok) *out = j->list;
     else snprintf(err, errlen, "%s", pushed ? j->err : "brigade is shutting down");
     pthread_cond_destroy(&j->cond);
-    free(j->tenant_def);
+    job_free_who(j);
     free(j);
     return ok;
 }
@@ -1148,7 +1239,7 @@ mcp_call *mcp_hub_call(mcp_hub *h, uv_loop_t *loop, const char *server, const mc
     }
     pthread_mutex_unlock(&h->lock);
     if (!pushed) {
-        free(j->tenant_def);
+        job_free_who(j);
         free(j);
     }
     return c;

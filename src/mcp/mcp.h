@@ -42,6 +42,10 @@ typedef struct mcp_who {
     const char *tenant_id;
     const char *user_id;
     const char *tenant_def;
+    /* A server with `auth: {kind: oauth}`: the user's own Authorization
+     * header value ("Bearer …", from the vault), sent on every request of
+     * the user's session from now on; NULL: none. A secret: never logged. */
+    const char *authorization;
 } mcp_who;
 
 /* One tool a server offers (after its allow-list). */
@@ -68,6 +72,22 @@ void mcp_tool_list_free(mcp_tool_list *l);
  * max_output given (with a note when cut). ok=false: the server said
  * isError, or the call failed (the text says why). */
 typedef void (*mcp_call_done_fn)(void *arg, bool ok, const char *text, size_t len);
+/* Egress refused an address of an MCP server (its URL, or an endpoint of
+ * its authorization): what was refused, for the `egress.refuse` audit
+ * entry (mcp_hub_set_on_egress_refused). Never the URL or anything of the
+ * user's. */
+typedef struct mcp_egress_refusal {
+    char cls[32];       /* egress_class_name */
+    char address[64];
+    char form[32];      /* egress_via_name, "" when the address came plain */
+} mcp_egress_refusal;
+/* Called on a thread-pool worker of the hub (it may block: a store write)
+ * for every refused address: the server's name, the tenant and user whose
+ * instance it was (a shared server's: the user who started it). Set
+ * before any call. */
+typedef void (*mcp_egress_refused_fn)(void *arg, const char *server, const char *tenant_id,
+                                      const char *user_id, const mcp_egress_refusal *r);
+void mcp_hub_set_on_egress_refused(mcp_hub *h, mcp_egress_refused_fn fn, void *arg);
 /* A progress notification of the call: progress, total (< 0 when not
  * given), message (NULL when none). */
 typedef void (*mcp_call_progress_fn)(void *arg, double progress, double total, const char *message);
@@ -87,8 +107,18 @@ void      mcp_call_cancel(mcp_call *c);
 /* `brigade mcp-client URL` (probe.c): one session with the streamable
  * HTTP server at url, on a loop of its own — initialize, tools/list, every
  * tool called with arguments made from its schema — reported on `out`.
+ * A server that answers 401 is authorized headlessly (MCP authorization:
+ * the authorization URL is fetched and the code taken from its redirect),
+ * as the client of `auth` (all fields may be NULL: dynamic registration).
  * 0 when every step answered, 1 otherwise. For the MCP conformance suite. */
-int       mcp_probe_run(const char *url, bool allow_private_networks, FILE *out);
+typedef struct mcp_probe_opts {
+    const char *client_id;              /* pre-registered */
+    const char *client_secret;
+    const char *client_metadata_url;    /* a client ID metadata document's URL */
+    const egress_net *allow_nets;       /* reachable although private (as egress.allow_networks) */
+    size_t      n_allow_nets;
+} mcp_probe_opts;
+int       mcp_probe_run(const char *url, bool allow_private_networks, const mcp_probe_opts *opts, FILE *out);
 
 /* Instances running now (for tests and metrics). */
 size_t    mcp_hub_instances(mcp_hub *h);

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "egress/egress_addr.h"
+#include "egress/egress_curl.h"
 #include "mcp/mcp.h"
 #include "mcp/mcp_proto.h"
 
@@ -21,6 +22,10 @@ typedef struct mcp_transport_cb {
     /* The transport ended (the child exited, a pipe broke): no more
      * messages. Called at most once, never after mcp_transport.close. */
     void (*on_closed)(void *arg, const char *why);
+    /* Egress refused an address of a request (HTTP; before that request's
+     * error answer is delivered): the class and address for the audit
+     * entry. May be NULL. */
+    void (*on_egress_refused)(void *arg, const egress_check *chk);
     void *arg;
 } mcp_transport_cb;
 
@@ -87,6 +92,24 @@ void      mcp_curl_release(mcp_curl *c);
 mcp_transport *mcp_http_open(mcp_curl *curl, const mcp_server_cfg *cfg, mcp_transport_cb cb,
                              char *err, size_t errlen);
 
+/* Open the GET stream (messages the server sends on its own) once
+ * initialize is done; the hub's transports do, `brigade mcp-client` not. */
+void mcp_http_enable_get_stream(mcp_transport *t);
+
+/* The user's Authorization header value (the vault's "Bearer …") for every
+ * request from now on (copied; NULL: none). A server with `auth: {kind:
+ * oauth}` in the hub. */
+void mcp_http_set_bearer(mcp_transport *t, const char *value);
+
+/* MCP authorization for an HTTP transport: a 401 (or a 403
+ * insufficient_scope) runs mcp_oauth_authorize with `consent` and sends the
+ * request again with the new token (bounded: MCP_OAUTH_MAX_TRIES). `o`
+ * must outlive the transport. */
+struct mcp_oauth;
+void mcp_http_set_oauth(mcp_transport *t, struct mcp_oauth *o,
+                        char *(*consent)(void *arg, const char *authorization_url, char *err, size_t errlen),
+                        void *consent_arg);
+
 /* ---- a client session: JSON-RPC over a transport ---- */
 
 typedef struct mcp_session mcp_session;
@@ -102,6 +125,8 @@ typedef struct mcp_session_cb {
     /* The transport ended or broke the protocol; every pending request is
      * answered with `why` before this. */
     void (*on_closed)(void *arg, const char *why);
+    /* Egress refused an address (mcp_transport_cb's); may be NULL. */
+    void (*on_egress_refused)(void *arg, const egress_check *chk);
     void *arg;
 } mcp_session_cb;
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mcp/mcp_oauth.h"
 #include "util/xalloc.h"
 
 #define PROBE_TIMEOUT_MS 20000u
@@ -176,7 +177,11 @@ static void probe_on_closed(void *arg, const char *why)
     mcp_curl_release(p->curl);
 }
 
-int mcp_probe_run(const char *url, bool allow_private_networks, FILE *out)
+/* The loopback redirect URI of the headless flow: nothing listens there,
+ * the code is read from the authorization endpoint's Location. */
+#define PROBE_REDIRECT_URI "http://127.0.0.1:33418/callback"
+
+int mcp_probe_run(const char *url, bool allow_private_networks, const mcp_probe_opts *auth, FILE *out)
 {
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0) return 1;
@@ -187,12 +192,25 @@ int mcp_probe_run(const char *url, bool allow_private_networks, FILE *out)
         .allow_private_networks = allow_private_networks,
     };
     mcp_curl *curl = mcp_curl_new(&loop);
+    if (curl && auth && auth->n_allow_nets) mcp_curl_set_allow_nets(curl, auth->allow_nets, auth->n_allow_nets);
     probe p = {.out = out, .curl = curl, .tools = cJSON_CreateArray()};
     mcp_session_cb cb = {.on_notification = probe_on_notification, .on_progress = probe_on_progress,
                          .on_closed = probe_on_closed, .arg = &p};
     p.s = mcp_session_new(&loop, "probe", cb);
     char err[300];
     mcp_transport *t = mcp_http_open(curl, &cfg, mcp_session_transport_cb(p.s), err, sizeof err);
+    mcp_oauth_client oc = {
+        .client_id = auth ? auth->client_id : NULL,
+        .client_secret = auth ? auth->client_secret : NULL,
+        .client_metadata_url = auth ? auth->client_metadata_url : NULL,
+        .redirect_uri = PROBE_REDIRECT_URI,
+        .client_name = "brigade mcp-client",
+    };
+    egress_policy pol = {.allow_private_networks = allow_private_networks,
+                         .allow_nets = auth ? auth->allow_nets : NULL,
+                         .n_allow_nets = auth ? auth->n_allow_nets : 0};
+    mcp_oauth *oauth = mcp_oauth_new(url, &oc, &pol);
+    if (t) mcp_http_set_oauth(t, oauth, mcp_oauth_consent_headless, oauth);
     if (!t) {
         probe_end(&p, err);
     } else {
@@ -207,6 +225,7 @@ int mcp_probe_run(const char *url, bool allow_private_networks, FILE *out)
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
+    mcp_oauth_free(oauth);
     cJSON_Delete(p.tools);
     return p.failures ? 1 : 0;
 }

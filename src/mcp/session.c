@@ -105,9 +105,16 @@ mcp_session *mcp_session_new(uv_loop_t *loop, const char *label, mcp_session_cb 
 static void session_on_message(void *arg, const char *text, size_t len);
 static void session_on_closed(void *arg, const char *why);
 
+static void session_on_egress_refused(void *arg, const egress_check *chk)
+{
+    mcp_session *s = arg;
+    if (!s->closed && s->cb.on_egress_refused) s->cb.on_egress_refused(s->cb.arg, chk);
+}
+
 mcp_transport_cb mcp_session_transport_cb(mcp_session *s)
 {
-    return (mcp_transport_cb){.on_message = session_on_message, .on_closed = session_on_closed, .arg = s};
+    return (mcp_transport_cb){.on_message = session_on_message, .on_closed = session_on_closed,
+                              .on_egress_refused = session_on_egress_refused, .arg = s};
 }
 
 void mcp_session_attach(mcp_session *s, mcp_transport *t) { s->t = t; }

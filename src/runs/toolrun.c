@@ -367,6 +367,37 @@ static void run_tools_go(run_exec *x)
     if (x->n_done == x->n_execs) run_tools_all_done(x);
 }
 
+/* The user's own credential a call needs: an HTTP tool's `auth`, or an
+ * MCP server's `auth: {kind: oauth}` (its tools' mcp_auth_provider, the
+ * token sent as "Authorization: Bearer …"). false: none. */
+typedef struct slot_auth {
+    const char   *provider;
+    char *const  *scopes;
+    size_t        n_scopes;
+    const char   *header, *format;
+    uint32_t      timeout_s;
+    const char   *tool;
+} slot_auth;
+
+static bool slot_auth_of(const tool_slot *slot, slot_auth *a)
+{
+    memset(a, 0, sizeof *a);
+    if (!slot->def) return false;
+    const tool_cfg *tc = slot->def->http;
+    if (tc && tc->auth_provider) {
+        *a = (slot_auth){tc->auth_provider, tc->auth_scopes, tc->n_auth_scopes,
+                         tc->auth_header ? tc->auth_header : "Authorization",
+                         tc->auth_format ? tc->auth_format : "Bearer {token}", tc->auth_timeout_s, tc->name};
+        return true;
+    }
+    if (slot->def->mcp_server && slot->def->mcp_auth_provider[0]) {
+        *a = (slot_auth){slot->def->mcp_auth_provider, NULL, 0, "Authorization", "Bearer {token}",
+                         slot->def->mcp_server->oauth_timeout_s, slot->def->name};
+        return true;
+    }
+    return false;
+}
+
 /* Phase 2 done: every credential answered. */
 static void run_tools_creds_done(run_exec *x)
 {
@@ -376,8 +407,11 @@ static void run_tools_creds_done(run_exec *x)
         /* The user has not connected the provider: nothing of the batch
          * runs; the run waits for the connection. */
         const cJSON *call = cJSON_GetArrayItem(x->pending_calls, (int)i);
-        const tool_cfg *tc = slot->def->http;
-        char url[1024], id[STORE_CALL_ID_MAX];
+        slot_auth sa;
+        slot_auth_of(slot, &sa);
+        char url[1024], id[STORE_CALL_ID_MAX], provider[72], tname[160];
+        snprintf(provider, sizeof provider, "%s", sa.provider ? sa.provider : "");
+        snprintf(tname, sizeof tname, "%s", sa.tool ? sa.tool : "");
         snprintf(url, sizeof url, "%s", slot->connect_url ? slot->connect_url : "");
         snprintf(id, sizeof id, "%s", run_call_str(call, "id"));
         run_tools_free_slots(x);
@@ -385,8 +419,7 @@ static void run_tools_creds_done(run_exec *x)
         x->pending_calls = NULL;
         cJSON_Delete(x->results);
         x->results = NULL;
-        run_pause(x, RUN_WAITING_AUTH, NULL, tc->auth_provider, url[0] ? url : NULL, tc->name, id,
-                  tc->auth_timeout_s);
+        run_pause(x, RUN_WAITING_AUTH, NULL, provider, url[0] ? url : NULL, tname, id, sa.timeout_s);
         return;
     }
     run_tools_go(x);
@@ -405,9 +438,11 @@ static void run_tool_cred(void *arg, const runs_cred_answer *a)
         slot->cred_missing = true;
         if (a->connect_url) slot->connect_url = xstrdup(a->connect_url);
     } else {
+        slot_auth sa;
+        slot_auth_of(slot, &sa);
         slot->verdict = GUARD_REFUSE;
         snprintf(slot->why, sizeof slot->why, "error: the credential for %s could not be had: %s",
-                 slot->def->http->auth_provider, a->why ? a->why : "the credential store failed");
+                 sa.provider ? sa.provider : "the tool", a->why ? a->why : "the credential store failed");
     }
     if (--x->n_creds_pending == 0) run_tools_creds_done(x);
 }
@@ -505,12 +540,12 @@ void run_tools_call(run_exec *x, cJSON *calls)
     /* Phase 2: the user's own credentials, for the calls that will run. */
     for (size_t i = 0; i < n; i++) {
         tool_slot *slot = &x->tool_slots[i];
-        const tool_cfg *tc = slot->def ? slot->def->http : NULL;
-        if (slot->verdict == GUARD_REFUSE || slot->denied || !tc || !tc->auth_provider) continue;
+        slot_auth sa;
+        if (slot->verdict == GUARD_REFUSE || slot->denied || !slot_auth_of(slot, &sa)) continue;
         if (!x->r->has_creds) {
             slot->verdict = GUARD_REFUSE;
             snprintf(slot->why, sizeof slot->why, "error: the tool %.64s needs the user's own "
-                     "credential, but no credential store is configured", tc->name);
+                     "credential, but no credential store is configured", sa.tool);
             continue;
         }
         x->n_creds_pending++;
@@ -523,13 +558,10 @@ void run_tools_call(run_exec *x, cJSON *calls)
      * (fetch answers on a later loop turn, credentials.h). */
     for (size_t i = 0; i < n; i++) {
         tool_slot *slot = &x->tool_slots[i];
-        const tool_cfg *tc = slot->def ? slot->def->http : NULL;
-        if (slot->verdict == GUARD_REFUSE || slot->denied || !tc || !tc->auth_provider) continue;
-        slot->cred_fetch = x->r->creds.fetch(x->r->creds.self, x->t->loop, &x->sc, tc->auth_provider,
-                                             tc->auth_scopes, tc->n_auth_scopes,
-                                             tc->auth_header ? tc->auth_header : "Authorization",
-                                             tc->auth_format ? tc->auth_format : "Bearer {token}",
-                                             run_tool_cred, slot);
+        slot_auth sa;
+        if (slot->verdict == GUARD_REFUSE || slot->denied || !slot_auth_of(slot, &sa)) continue;
+        slot->cred_fetch = x->r->creds.fetch(x->r->creds.self, x->t->loop, &x->sc, sa.provider, sa.scopes,
+                                             sa.n_scopes, sa.header, sa.format, run_tool_cred, slot);
     }
 }
 

@@ -19,6 +19,22 @@ static mcp_hub *tools_hub;
 void tools_set_mcp_hub(mcp_hub *hub) { tools_hub = hub; }
 mcp_hub *tools_mcp_hub(void) { return tools_hub; }
 
+/* The user's token for an oauth server's listing (the vault's; set by
+ * serve before any run, read-only afterwards). */
+static tools_mcp_token_fn tools_token_fn;
+static void *tools_token_arg;
+
+void tools_set_mcp_token(tools_mcp_token_fn fn, void *arg)
+{
+    tools_token_fn = fn;
+    tools_token_arg = arg;
+}
+
+bool tools_mcp_token(const scope *sc, const char *provider, char *out, size_t outlen)
+{
+    return tools_token_fn && sc && tools_token_fn(tools_token_arg, sc, provider, out, outlen);
+}
+
 typedef struct exec_mcp {
     tool_exec base;
     mcp_call *call;
@@ -63,7 +79,10 @@ tool_exec *tool_mcp_start(const tool_def *t, const tool_env *env, const cJSON *a
     m->progress_arg = env->progress_arg;
     mcp_who who = {.tenant_id = env->scope ? env->scope->tenant_id : "",
                    .user_id = env->scope ? env->scope->user_id : "",
-                   .tenant_def = t->mcp_server->tenant_def};
+                   .tenant_def = t->mcp_server->tenant_def,
+                   /* an oauth server's: the user's own token the run got from the
+                    * vault for this call (never the caller's brigade credential) */
+                   .authorization = t->mcp_auth_provider[0] ? env->auth_header_value : NULL};
     m->call = mcp_hub_call(tools_hub, env->loop, t->mcp_server->name, &who, t->mcp_tool, text,
                            max_output, mcp_done, mcp_progress, m);
     free(text);

@@ -405,6 +405,15 @@ bool tools_registry_add_mcp(tool_registry *r, const struct mcp_server_cfg *serve
     return true;
 }
 
+void tools_registry_set_mcp_auth(tool_registry *r, const char *server, const char *provider)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        tool_def *d = &r->defs[i];
+        if (d->kind == TOOL_MCP && d->mcp_server && !strcmp(d->mcp_server->name, server))
+            snprintf(d->mcp_auth_provider, sizeof d->mcp_auth_provider, "%s", provider);
+    }
+}
+
 static cJSON *spec_of(const tool_def *d)
 {
     cJSON *t = cJSON_CreateObject();

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "mcp/mcp.h"
+#include "mcp/mcp_oauth.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -209,7 +210,22 @@ static void tools_run_set_add_mcp(const tools_tenant *tt, tools_run_set *out, co
         char why[300] = "MCP servers are not running in this process";
         mcp_who who = {.tenant_id = sc ? sc->tenant_id : "", .user_id = sc ? sc->user_id : "",
                        .tenant_def = srv->tenant_def};
-        bool ok = hub && mcp_hub_list_tools(hub, srv->name, &who, &list, why, sizeof why);
+        /* a server with `auth: {kind: oauth}` lists its tools to the user's
+         * own token: without one yet, the tools the agent names are offered
+         * and a call asks for the user's consent */
+        char provider[MCP_OAUTH_PROVIDER_MAX] = "", authz[8192] = "";
+        bool authorized = true;
+        if (srv->oauth) {
+            mcp_oauth_provider_name(srv->name, srv->url, srv->oauth_client_id,
+                                    srv->tenant_def && sc ? sc->tenant_id : "", provider);
+            authorized = tools_mcp_token(sc, provider, authz, sizeof authz);
+            who.authorization = authorized ? authz : NULL;
+            if (!authorized)
+                snprintf(why, sizeof why, "the user has not authorized brigade at the MCP server %s yet; "
+                         "calling this tool asks them to", srv->name);
+        }
+        bool ok = hub && authorized && mcp_hub_list_tools(hub, srv->name, &who, &list, why, sizeof why);
+        explicit_bzero(authz, sizeof authz);
         /* every name of the agent's for this server, in the agent's order */
         for (size_t j = i; j < a->n_tools; j++) {
             if (srvs[j] != srv) continue;
@@ -224,6 +240,7 @@ static void tools_run_set_add_mcp(const tools_tenant *tt, tools_run_set *out, co
                     tools_registry_add_mcp(reg, srv, list.items[k].name, &list.items[k], NULL);
         }
         mcp_tool_list_free(&list);
+        if (provider[0]) tools_registry_set_mcp_auth(reg, srv->name, provider);
     }
     free(srvs);
     free(wants);

@@ -57,6 +57,11 @@ typedef struct tool_def {
     char           *mcp_tool;
     char           *own_name, *own_description;
     cJSON          *offered;
+    /* TOOL_MCP of a server with `auth: {kind: oauth}`: the vault's provider
+     * for this user's token (mcp_oauth_provider_name); "" for none. The
+     * run gets the token before the call, or waits for the user's consent
+     * (runs/credentials.h), as for an HTTP tool's `auth`. */
+    char            mcp_auth_provider[72];
 } tool_def;
 
 /* The tool's approval policy (approval, approval_when,
@@ -91,6 +96,16 @@ bool            tools_registry_add_mcp(tool_registry *r, const struct mcp_server
  * servers are reachable and their tools are left out). */
 void            tools_set_mcp_hub(struct mcp_hub *hub);
 struct mcp_hub *tools_mcp_hub(void);
+/* Every tool of `server` in r needs the user's token of `provider`. */
+void            tools_registry_set_mcp_auth(tool_registry *r, const char *server, const char *provider);
+/* The user's token for an oauth MCP server's listing at a run's start
+ * (blocking: the thread pool): fills `out` with the Authorization value
+ * ("Bearer …") and returns true, or false when the user has none yet (the
+ * server's tools the agent names are then offered, and a call asks for
+ * the user's consent). Set by the program before serving; NULL: none. */
+typedef bool (*tools_mcp_token_fn)(void *arg, const scope *sc, const char *provider, char *out, size_t outlen);
+void            tools_set_mcp_token(tools_mcp_token_fn fn, void *arg);
+bool            tools_mcp_token(const scope *sc, const char *provider, char *out, size_t outlen);
 const tool_def *tools_find(const tool_registry *r, const char *name);
 /* Iterate: tools_at(r, 0 .. tools_count(r)-1), built-ins first. */
 size_t          tools_count(const tool_registry *r);

@@ -30,6 +30,15 @@ typedef struct provider_endpoints {
     char    *authorization, *token, *revocation;
 } provider_endpoints;
 
+/* A provider the vault made at run time: an MCP server's authorization
+ * server (vault_set_provider_resolver), kept for the life of the process
+ * (pointers to it are held by callers: never freed before vault_free). */
+typedef struct dyn_provider {
+    credential_provider_cfg p;        /* first: a provider pointer is the node's */
+    provider_endpoints      e;
+    struct dyn_provider    *next;
+} dyn_provider;
+
 struct vault {
     store                *st;
     const brigade_config *cfg;
@@ -39,6 +48,10 @@ struct vault {
     pthread_mutex_t       refresh_lock[REFRESH_STRIPES];
     vault_active_fn       on_active;
     void                 *on_active_arg;
+    pthread_mutex_t       dyn_mu;
+    dyn_provider         *dyn;
+    vault_provider_resolver resolve;
+    void                 *resolve_arg;
 };
 
 static int64_t now_ms(void)
@@ -88,6 +101,7 @@ vault *vault_open(store *st, const brigade_config *cfg, const char *data_dir, ch
         }
     }
     for (int i = 0; i < REFRESH_STRIPES; i++) pthread_mutex_init(&v->refresh_lock[i], NULL);
+    pthread_mutex_init(&v->dyn_mu, NULL);
     return v;
 }
 
@@ -101,6 +115,16 @@ void vault_free(vault *v)
         pthread_mutex_destroy(&v->endpoints[i].mu);
     }
     free(v->endpoints);
+    for (dyn_provider *d = v->dyn, *next; d; d = next) {
+        next = d->next;
+        free(d->e.authorization);
+        free(d->e.token);
+        free(d->e.revocation);
+        pthread_mutex_destroy(&d->e.mu);
+        config_credential_provider_free(&d->p);
+        free(d);
+    }
+    pthread_mutex_destroy(&v->dyn_mu);
     for (int i = 0; i < REFRESH_STRIPES; i++) pthread_mutex_destroy(&v->refresh_lock[i]);
     vault_keyring_wipe(&v->ring);
     free(v);
@@ -174,9 +198,64 @@ static char *secret_field(const char *plain, const char *field)
 
 /* ---- providers ---- */
 
-static size_t provider_index(const vault *v, const credential_provider_cfg *p)
+static provider_endpoints *endpoints_of(vault *v, const credential_provider_cfg *p)
 {
-    return (size_t)(p - v->cfg->credential_providers);
+    if (p >= v->cfg->credential_providers && p < v->cfg->credential_providers + v->cfg->n_credential_providers)
+        return &v->endpoints[p - v->cfg->credential_providers];
+    return &((dyn_provider *)p)->e;   /* a run-time provider (dyn_provider's first member) */
+}
+
+void vault_set_provider_resolver(vault *v, vault_provider_resolver fn, void *arg)
+{
+    v->resolve = fn;
+    v->resolve_arg = arg;
+}
+
+/* The provider of that name: the configuration's, or one made at run time
+ * for an MCP server ("mcp:…", by the resolver: discovery and maybe a
+ * registration, so blocking; made once per process). NULL when none. */
+static const credential_provider_cfg *provider_find(vault *v, const char *tenant_id, const char *name,
+                                                    char *why, size_t whylen)
+{
+    const credential_provider_cfg *p = config_find_credential_provider(v->cfg, name);
+    if (p || !name || strncmp(name, VAULT_MCP_PROVIDER_PREFIX, strlen(VAULT_MCP_PROVIDER_PREFIX)) != 0 ||
+        !v->resolve)
+        return p;
+    pthread_mutex_lock(&v->dyn_mu);
+    for (dyn_provider *d = v->dyn; d; d = d->next)
+        if (!strcmp(d->p.name, name)) {
+            pthread_mutex_unlock(&v->dyn_mu);
+            return &d->p;
+        }
+    pthread_mutex_unlock(&v->dyn_mu);
+    dyn_provider *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    char redirect[1200];
+    snprintf(redirect, sizeof redirect, "%s/oauth/callback", v->public_url);
+    if (v->resolve(v->resolve_arg, tenant_id ? tenant_id : "", name, redirect, &d->p, why, whylen) != 0) {
+        config_credential_provider_free(&d->p);
+        free(d);
+        return NULL;
+    }
+    pthread_mutex_init(&d->e.mu, NULL);
+    d->e.authorization = strdup(d->p.authorization_endpoint);
+    d->e.token = strdup(d->p.token_endpoint);
+    d->e.resolved = d->e.authorization && d->e.token;
+    pthread_mutex_lock(&v->dyn_mu);
+    for (dyn_provider *o = v->dyn; o; o = o->next)
+        if (!strcmp(o->p.name, name)) {   /* another thread made it meanwhile: theirs */
+            pthread_mutex_unlock(&v->dyn_mu);
+            free(d->e.authorization);
+            free(d->e.token);
+            pthread_mutex_destroy(&d->e.mu);
+            config_credential_provider_free(&d->p);
+            free(d);
+            return &o->p;
+        }
+    d->next = v->dyn;
+    v->dyn = d;
+    pthread_mutex_unlock(&v->dyn_mu);
+    return &d->p;
 }
 
 /* Copy the endpoint string under the lock (or NULL). */
@@ -192,7 +271,7 @@ static char *endpoint_copy(provider_endpoints *e, int which)
 static bool provider_resolve(vault *v, const credential_provider_cfg *p, char **authz, char **token,
                              char **revocation, char *why, size_t whylen)
 {
-    provider_endpoints *e = &v->endpoints[provider_index(v, p)];
+    provider_endpoints *e = endpoints_of(v, p);
     pthread_mutex_lock(&e->mu);
     if (!e->resolved) {
         static const char *const wells[] = {"/.well-known/oauth-authorization-server",
@@ -351,9 +430,11 @@ vault_status vault_connect(vault *v, const scope *sc, const char *provider, cons
 {
     memset(out, 0, sizeof *out);
     connect_url[0] = '\0';
-    const credential_provider_cfg *p = config_find_credential_provider(v->cfg, provider);
+    char pwhy[VAULT_WHY_MAX] = "";
+    const credential_provider_cfg *p = provider_find(v, sc->tenant_id, provider, pwhy, sizeof pwhy);
     if (!p) {
-        snprintf(why, VAULT_WHY_MAX, "no credential provider named \"%.64s\"", provider);
+        if (pwhy[0]) snprintf(why, VAULT_WHY_MAX, "%s", pwhy);
+        else snprintf(why, VAULT_WHY_MAX, "no credential provider named \"%.64s\"", provider);
         return VAULT_NOT_FOUND;
     }
     if (p->kind == CREDENTIAL_API_KEY && !api_key) {
@@ -423,7 +504,8 @@ vault_status vault_oauth_start(vault *v, const char *ticket, char cookie[64], ch
                                                            : "the consent flow could not be read");
         return from_store(st);
     }
-    const credential_provider_cfg *p = config_find_credential_provider(v->cfg, f.provider);
+    char pwhy[VAULT_WHY_MAX] = "";
+    const credential_provider_cfg *p = provider_find(v, f.tenant_id, f.provider, pwhy, sizeof pwhy);
     unsigned char key[VAULT_KEY_LEN];
     char *plain = NULL;
     char ad[512];
@@ -498,9 +580,14 @@ static int token_call(vault *v, const credential_provider_cfg *p, const char *co
     const char *kv[24];
     size_t n = 0;
     for (; grant[n] && n < 16; n++) kv[n] = grant[n];
-    if (!p->client_secret) {   /* a public client names itself in the body */
+    bool basic = p->client_secret && !p->secret_in_body;
+    if (!basic) {   /* a public client names itself in the body; client_secret_post adds its secret */
         kv[n++] = "client_id";
         kv[n++] = p->client_id;
+        if (p->client_secret) {
+            kv[n++] = "client_secret";
+            kv[n++] = p->client_secret;
+        }
     }
     if (p->resource) {
         kv[n++] = "resource";
@@ -509,8 +596,8 @@ static int token_call(vault *v, const credential_provider_cfg *p, const char *co
     kv[n] = NULL;
     char *form = form_of(kv);
     vault_http_resp resp;
-    vault_http(&(vault_http_to){v->st, v->cfg, p}, token_url, form, p->client_secret ? p->client_id : NULL,
-               p->client_secret, &resp);
+    vault_http(&(vault_http_to){v->st, v->cfg, p}, token_url, form, basic ? p->client_id : NULL,
+               basic ? p->client_secret : NULL, &resp);
     wipe_free(form);
     free(token_url);
     int rc;
@@ -568,7 +655,8 @@ vault_status vault_oauth_callback(vault *v, const char *state, const char *code,
     vault_status vs = VAULT_OK;
     char cookie_hash[65] = "";
     if (cookie && cookie[0]) vault_hash_hex(cookie, cookie_hash);
-    const credential_provider_cfg *p = config_find_credential_provider(v->cfg, f.provider);
+    char pwhy[VAULT_WHY_MAX] = "";
+    const credential_provider_cfg *p = provider_find(v, f.tenant_id, f.provider, pwhy, sizeof pwhy);
     char *plain = NULL;
     if (!f.browser_hash[0] || !cookie_hash[0] ||
         sodium_memcmp(cookie_hash, f.browser_hash, 64) != 0) {
@@ -692,7 +780,8 @@ vault_status vault_disconnect(vault *v, const scope *sc, const char *id, bool *r
     }
     /* erased here first: the next tool call of a run finds nothing, even
      * while the provider is slow to answer the revocation */
-    const credential_provider_cfg *p = config_find_credential_provider(v->cfg, c.provider);
+    char pwhy[VAULT_WHY_MAX] = "";
+    const credential_provider_cfg *p = provider_find(v, c.tenant_id, c.provider, pwhy, sizeof pwhy);
     bool will_revoke = p && p->kind == CREDENTIAL_OAUTH2 && c.sealed;
     /* the erasure and its audit entry in one transaction; what the
      * provider answers comes after, in an entry of its own */
@@ -816,14 +905,28 @@ static int refresh_now(vault *v, const credential_provider_cfg *p, connection_re
     return 0;
 }
 
+bool vault_connection_active(vault *v, const scope *sc, const char *provider)
+{
+    if (!scope_is_user(sc)) return false;
+    connection_rec c;
+    memset(&c, 0, sizeof c);
+    store_status st = store_connection_find(v->st, sc->tenant_id, sc->user_id, provider, &c);
+    bool yes = st == STORE_OK && !strcmp(c.status, "active") && c.sealed;
+    connection_rec_free(&c);
+    return yes;
+}
+
 void vault_token_get(vault *v, const scope *sc, const char *provider, char *const *scopes, size_t n_scopes,
                      const char *format, vault_token *out)
 {
     memset(out, 0, sizeof *out);
-    const credential_provider_cfg *p = config_find_credential_provider(v->cfg, provider);
+    char pwhy[VAULT_WHY_MAX] = "";
+    const credential_provider_cfg *p = scope_is_user(sc) ? provider_find(v, sc->tenant_id, provider, pwhy, sizeof pwhy)
+                                                         : NULL;
     if (!p || !scope_is_user(sc)) {
         out->status = VAULT_TOKEN_ERROR;
-        snprintf(out->why, sizeof out->why, "no credential provider named \"%.64s\"", provider ? provider : "");
+        if (pwhy[0]) snprintf(out->why, sizeof out->why, "%s", pwhy);
+        else snprintf(out->why, sizeof out->why, "no credential provider named \"%.64s\"", provider ? provider : "");
         return;
     }
     connection_rec c;

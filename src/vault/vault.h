@@ -62,6 +62,22 @@ void   vault_free(vault *v);
 typedef void (*vault_active_fn)(void *arg, const char *tenant_id, const char *user_id, const char *provider);
 void vault_set_on_active(vault *v, vault_active_fn fn, void *arg);
 
+/* Providers made at run time: an MCP server with `auth: {kind: oauth}` is
+ * the provider "mcp:SERVER:HASH" (docs/mcp.md), whose authorization server
+ * is found by MCP discovery. The resolver fills `out` (strings malloc'd;
+ * kind oauth2, endpoints given, client_id from the configuration or a
+ * registration made with `redirect_uri`) for `tenant_id`'s server of that
+ * name, or returns -1 with why. Called on the thread pool, at most once per
+ * name and process when it succeeds. Set before serving. */
+#define VAULT_MCP_PROVIDER_PREFIX "mcp:"
+typedef int (*vault_provider_resolver)(void *arg, const char *tenant_id, const char *name, const char *redirect_uri,
+                                       credential_provider_cfg *out, char *why, size_t whylen);
+void vault_set_provider_resolver(vault *v, vault_provider_resolver fn, void *arg);
+
+/* Has sc's user an active connection to provider? (A read: no consent flow
+ * is begun, unlike vault_token_get's MISSING.) Blocking. */
+bool vault_connection_active(vault *v, const scope *sc, const char *provider);
+
 /* ---- the API side (blocking: call on the thread pool) ---- */
 
 /* Begin a connection of the caller to `provider`. oauth2: *out is the

@@ -15,15 +15,17 @@ import { after, describe, test } from 'node:test';
 
 import { spawn } from 'node:child_process';
 
-import { eventually, freePort, useStack } from './lib/harness.mjs';
+import { auditEntries, eventually, freePort, useStack } from './lib/harness.mjs';
 import { newSession, streamMessage, toolMarker } from './lib/agents.mjs';
 import { startMcpHttpServer } from './lib/mcp_http_server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 let mini;
+let pusher;
 let everything;
 after(async () => {
   if (mini) await mini.close();
+  if (pusher) await pusher.close();
   if (everything?.proc && everything.proc.exitCode === null) {
     everything.proc.kill('SIGTERM');
     await new Promise((r) => { everything.proc.once('exit', r); setTimeout(r, 3000); });
@@ -52,6 +54,7 @@ function startEverything(port) {
 let tenant, alice, bob;
 const stack = useStack(async () => {
   mini = await startMcpHttpServer();
+  pusher = await startMcpHttpServer({ push: true });
   const port = await freePort();
   everything = { port, url: `http://127.0.0.1:${port}/mcp` };
   return {
@@ -71,8 +74,13 @@ const stack = useStack(async () => {
       '  - name: fenced',
       '    transport: http',
       `    url: ${JSON.stringify(mini.url)}`,
+      '  - name: pusher',
+      '    transport: http',
+      `    url: ${JSON.stringify(pusher.url)}`,
+      '    allow_private_networks: true',
       'agents:',
       '  - {name: mini, model: local-model, tools: ["mini__*"], max_steps: 4}',
+      '  - {name: pusher, model: local-model, tools: ["pusher__*"], max_steps: 4}',
       '  - {name: fenced, model: local-model, tools: ["fenced__*"], max_steps: 4}',
       '  - {name: ev, model: local-model, tools: ["everything__*"], max_steps: 4}',
     ].join('\n'),
@@ -164,6 +172,52 @@ describe('the streamable HTTP transport (a recording server)', () => {
   });
 });
 
+describe('the GET stream: what a server sends on its own', () => {
+  test('opened after initialize; a list_changed on it relists; resumed with Last-Event-ID', async () => {
+    const { result } = await callTool(alice.key, 'pusher', 'pusher__echo', { text: 'hi' });
+    assert.equal(result.ok, true, JSON.stringify(result));
+    let gets;
+    await eventually(async () => {
+      gets = pusher.requests.filter((r) => r.method === 'GET');
+      return gets.length >= 2 || null;
+    }, { timeoutMs: 8000 });
+    const [first, second] = gets;
+    assert.equal(first.headers.accept, 'text/event-stream');
+    assert.ok(first.headers['mcp-session-id'], 'the session\'s stream');
+    assert.equal(first.headers['mcp-protocol-version'], '2025-06-18');
+    assert.equal(first.headers['last-event-id'], undefined);
+    assert.equal(first.headers.authorization, undefined);
+    assert.ok(!JSON.stringify(first.headers).includes(alice.key), 'never the brigade key');
+    // closed after event p1 (retry: 200): opened again from there
+    assert.equal(second.headers['last-event-id'], 'p1');
+    assert.equal(second.headers['mcp-session-id'], first.headers['mcp-session-id']);
+    assert.ok(second.at - first.at >= 150, `reopened after the stream's retry (${second.at - first.at} ms)`);
+    // each tools/list_changed made brigade list the tools again
+    await eventually(async () => {
+      const lists = pusher.requests.filter((r) => r.method === 'POST' && r.body?.method === 'tools/list' &&
+        r.headers['mcp-session-id'] === first.headers['mcp-session-id']);
+      // the first listing (p1 came while it was being made), then one for p2
+      return lists.length >= 2 && lists.at(-1).at > second.at ? true : null;
+    }, { timeoutMs: 8000 }).catch((e) => {
+      throw new Error(`${e.message}: ${JSON.stringify(pusher.requests.map((r) => [r.method, r.body?.method,
+        r.headers['last-event-id'], r.headers['mcp-session-id']?.slice(0, 8)]))}`);
+    });
+  });
+
+  test('a server without one (405) is asked once per session', async () => {
+    const before = mini.requests.filter((r) => r.method === 'GET' && !r.headers['last-event-id']).length;
+    const carol = await stack.makeUserWithKey(tenant.admin_key, stack.unique('carol'));
+    const { result } = await callTool(carol.key, 'mini', 'mini__echo', { text: 'once' });
+    assert.equal(result.ok, true, JSON.stringify(result));
+    await new Promise((r) => setTimeout(r, 1500));   // longer than a reopen would wait
+    const sessions = new Set(mini.requests.filter((r) => r.method === 'GET' && !r.headers['last-event-id'])
+      .slice(before).map((r) => r.headers['mcp-session-id']));
+    const gets = mini.requests.filter((r) => r.method === 'GET' && !r.headers['last-event-id']).length - before;
+    assert.ok(gets >= 1, 'the stream was asked for');
+    assert.equal(gets, sessions.size, 'one GET per session, no retry after 405');
+  });
+});
+
 describe('egress', () => {
   test('an http MCP server on loopback is refused unless the operator allows it by name', async () => {
     const before = mini.requests.length;
@@ -176,6 +230,22 @@ describe('egress', () => {
     // why, in brigade's log: the address class, never a request sent
     await eventually(async () => /may not be reached[^\n]*loopback/.test(stack.brigade.output()) || null,
       { timeoutMs: 5000 });
+    // and an egress.refuse audit entry in the tenant's log: the server, the
+    // class and the address, not the URL (as for an HTTP tool)
+    let entry;
+    await eventually(async () => {
+      entry = (await auditEntries(stack, tenant.admin_key))
+        .find((x) => x.action === 'egress.refuse' && x.target === 'fenced');
+      return Boolean(entry);
+    }, { timeoutMs: 5000 });
+    assert.equal(entry.details.mcp_server, 'fenced');
+    assert.equal(entry.details.class, 'loopback');
+    assert.equal(entry.details.address, '127.0.0.1');
+    assert.equal(entry.actor, alice.user.id, 'the user whose instance it was');
+    assert.ok(!JSON.stringify(entry).includes(mini.url), 'the URL is not in the audit entry');
+    // the server that may reach loopback is never audited as refused
+    const entries = await auditEntries(stack, tenant.admin_key);
+    assert.ok(!entries.some((x) => x.action === 'egress.refuse' && x.target === 'mini'));
   });
 });
 

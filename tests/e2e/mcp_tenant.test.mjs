@@ -225,7 +225,8 @@ describe('what a tenant may not say', () => {
     [{ per_user: false }, 'per_user', /per user/],
     [{ max_instances: 4096 }, 'max_instances', /operator/],
     [{ tenants: 'all' }, 'tenants', /configuration/],
-    [{ auth: { provider: 'github' } }, 'auth', /not supported yet/],
+    [{ auth: { kind: 'oauth', client_id: 'c', client_secret_env: 'HOME' } }, 'auth.client_id', /pre-registered client/],
+    [{ auth: { kind: 'oauth', client_secret_env: 'HOME' } }, 'auth.client_secret_env', /pre-registered client/],
     [{ approval: 'sometimes' }, 'approval', /expected never, always or \{when/],
     [{ colour: 'blue' }, 'colour', /unknown key/],
   ];

@@ -9,12 +9,17 @@
 //              resumes with Last-Event-ID;
 // a notification gets 202. `forget()` drops every session, so the next
 // request with an old id gets 404 (the client must initialize again).
+// A GET stream (messages the server sends on its own) is 405, unless
+// started with {push: true}: then a session's GET without Last-Event-ID
+// gets `notifications/tools/list_changed` (id p1, retry: 200) and is
+// closed; the GET that resumes from p1 gets another (id p2) and stays open.
 
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 
-export async function startMcpHttpServer() {
+export async function startMcpHttpServer({ push = false } = {}) {
   const requests = [];
+  const held = new Set();
   const sessions = new Set();
   const cut = new Map();   // event id → the call waiting for its answer
   const server = http.createServer((req, res) => {
@@ -31,6 +36,18 @@ export async function startMcpHttpServer() {
       }
       if (req.method === 'GET') {
         const m = cut.get(req.headers['last-event-id']);
+        if (!m && push && sid && sessions.has(sid)) {
+          const changed = JSON.stringify({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          if (!req.headers['last-event-id']) {
+            res.end(`id: p1\nretry: 200\ndata: ${changed}\n\n`);
+          } else {
+            res.write(`id: p2\ndata: ${changed}\n\n`);
+            held.add(res);
+            res.on('close', () => held.delete(res));
+          }
+          return;
+        }
         if (!m) { res.writeHead(405).end(); return; }
         cut.delete(req.headers['last-event-id']);
         res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -86,6 +103,6 @@ export async function startMcpHttpServer() {
     url: `http://127.0.0.1:${server.address().port}/mcp`,
     requests,
     forget: () => sessions.clear(),
-    close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(r); }),
+    close: () => new Promise((r) => { for (const h of held) h.end(); server.closeAllConnections?.(); server.close(r); }),
   };
 }

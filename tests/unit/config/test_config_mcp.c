@@ -3,7 +3,8 @@
  * and the errors: keys of the other transport, a name with "_", PATH in
  * env, a relative cwd, an unknown server in an agent's tools; the
  * `sandbox:` of a stdio server (on by default, false to opt out, network,
- * read_only paths, limits) and its errors. */
+ * read_only paths, limits) and its errors; `auth: {kind: oauth}` (MCP
+ * authorization) and its errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -155,12 +156,54 @@ static void test_errors(void **state)
                  "agents:\n  - {name: g, model: mock-small, tools: [b__tool]}\n", "no tool named \"b__tool\"");
 }
 
+static void test_oauth(void **state)
+{
+    (void)state;
+    setenv("BRIGADE_TEST_MCP_SECRET", "s3cret", 1);
+    static const char yaml[] =
+        "mcp_servers:\n"
+        "  - {name: gh, transport: http, url: \"https://mcp.example.com/mcp\",\n"
+        "     auth: {kind: oauth, client_id: brigade-app, client_secret_env: BRIGADE_TEST_MCP_SECRET,\n"
+        "            scopes: [repo, \"read:user\"], timeout_s: 120}}\n"
+        "  - {name: open, transport: http, url: \"https://m.example/mcp\", auth: {kind: oauth}}\n";
+    brigade_config c;
+    if (load(yaml, &c) != 0) fail_msg("%s", err);
+    const mcp_server_cfg *g = config_find_mcp_server(&c, "gh");
+    assert_true(g->oauth);
+    assert_string_equal(g->oauth_client_id, "brigade-app");
+    assert_string_equal(g->oauth_client_secret, "s3cret");
+    assert_int_equal(g->n_oauth_scopes, 2);
+    assert_string_equal(g->oauth_scopes[1], "read:user");
+    assert_int_equal(g->oauth_timeout_s, 120);
+    const mcp_server_cfg *o = config_find_mcp_server(&c, "open");
+    assert_true(o->oauth);
+    assert_null(o->oauth_client_id);
+    assert_null(o->oauth_client_secret);
+    assert_int_equal(o->oauth_timeout_s, 600);
+    config_free(&c);
+    expect_error("mcp_servers:\n  - {name: a, command: x, auth: {kind: oauth}}\n", "MCP authorization is for transport: http");
+    expect_error("mcp_servers:\n  - {name: a, transport: http, url: \"http://x\", auth: {}}\n", "missing required key \"kind\"");
+    expect_error("mcp_servers:\n  - {name: a, transport: http, url: \"http://x\", auth: {kind: basic}}\n", "unknown kind");
+    expect_error("mcp_servers:\n  - {name: a, transport: http, url: \"http://x\", auth: {kind: oauth, provider: g}}\n",
+                 "unknown key");
+    expect_error("mcp_servers:\n  - {name: a, transport: http, url: \"http://x\",\n"
+                 "     auth: {kind: oauth, client_secret_env: BRIGADE_TEST_MCP_SECRET}}\n", "needs its client_id");
+    expect_error("mcp_servers:\n  - {name: a, transport: http, url: \"http://x\",\n"
+                 "     auth: {kind: oauth, client_id: c, client_secret_env: BRIGADE_TEST_MCP_UNSET}}\n",
+                 "BRIGADE_TEST_MCP_UNSET");
+    expect_error("mcp_servers:\n  - {name: a, transport: http, url: \"http://x\", auth: {kind: oauth, scopes: [\"a\\\"b\"]}}\n",
+                 "printable ASCII");
+    expect_error("mcp_servers:\n  - {name: a, transport: http, url: \"http://x\", auth: {kind: oauth, timeout_s: 0}}\n",
+                 "timeout_s");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_and_defaults),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_sandbox),
+        cmocka_unit_test(test_oauth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

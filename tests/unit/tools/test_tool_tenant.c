@@ -214,7 +214,29 @@ static void test_mcp_from_json(void **state)
     expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"allow_private_networks\":false}",
                      "allow_private_networks: only the server's configuration");
     expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"tenants\":\"all\"}", "tenants: only the server's");
-    expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"auth\":{\"provider\":\"g\"}}", "auth: not supported yet");
+    expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"auth\":{\"provider\":\"g\"}}", "auth.provider: unknown key");
+    /* MCP authorization: a tenant's server registers brigade dynamically;
+     * a client secret from brigade's environment is the operator's */
+    expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"auth\":{\"kind\":\"oauth\",\"client_id\":\"a\"}}",
+                     "auth.client_id: a pre-registered client is the server's configuration's");
+    expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"auth\":{\"kind\":\"oauth\",\"client_secret_env\":\"HOME\"}}",
+                     "auth.client_secret_env: a pre-registered client");
+    expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"auth\":{\"kind\":\"saml\"}}", "auth.kind: unknown kind");
+    expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"auth\":{\"kind\":\"oauth\",\"scopes\":[\"a b\"]}}",
+                     "auth.scopes: a scope is printable ASCII");
+    {
+        mcp_server_cfg m;
+        memset(&m, 0, sizeof m);
+        char err[300];
+        const char *ok = "{\"name\":\"x\",\"url\":\"http://h/\",\"auth\":{\"kind\":\"oauth\",\"scopes\":[\"files:read\"],\"timeout_s\":30}}";
+        assert_int_equal(config_mcp_server_from_json(&c, ok, strlen(ok), &m, err, sizeof err), 0);
+        assert_true(m.oauth);
+        assert_null(m.oauth_client_id);
+        assert_int_equal(m.n_oauth_scopes, 1);
+        assert_string_equal(m.oauth_scopes[0], "files:read");
+        assert_int_equal(m.oauth_timeout_s, 30);
+        config_mcp_server_free(&m);
+    }
     expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"file:///etc/passwd\"}", "url: ");
     expect_mcp_error(&c, "{\"name\":\"x_y\",\"url\":\"http://h/\"}", "name: ");
     expect_mcp_error(&c, "{\"name\":\"x\",\"url\":\"http://h/\",\"headers\":{\"X\":\"a\\r\\nB: c\"}}",
