@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -205,7 +206,18 @@ reserve_journal *reserve_journal_open(const char *data_dir, char *err, size_t er
     }
     struct stat sb;
     j->bytes = fstat(j->fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-    j->next_id = 1;
+    /* Ids are unique across restarts, not only within a process: a ledger
+     * row keeps its reservation's id (usage.reservation), and recovery
+     * skips an open reservation whose id is already in the ledger. So each
+     * process starts at a random point of [2^32, 2^62): another process's
+     * range overlaps it with a chance of about 2^-30 per billion calls. */
+    uint64_t base = 0;
+    if (getrandom(&base, sizeof base, 0) != (ssize_t)sizeof base) {
+        snprintf(err, errlen, "cannot draw the reservation ids' start: %s", strerror(errno));
+        close(j->fd);
+        goto fail;
+    }
+    j->next_id = (base & ((UINT64_C(1) << 62) - 1)) | (UINT64_C(1) << 32);
     pthread_mutex_init(&j->mu, NULL);
     return j;
 fail:
@@ -490,11 +502,47 @@ int reserve_journal_recover(store *st, const char *data_dir, reserve_recovery *o
         free(path);
         return -1;
     }
-    /* the open ones, as ledger rows: status 0 says "charged at the
-     * reservation by the reconciliation at start" */
+    /* Open ones whose row is already in the ledger: committed just before
+     * the crash, their journal record not yet closed. Their row charged
+     * them; charging them again would put a budget at its cap over it. */
+    size_t open = 0;
+    int64_t since = INT64_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (found[i].id) {
+            found[open++] = found[i];
+            if (found[open - 1].row.ts < since) since = found[open - 1].row.ts;
+        }
+    n = open;
+    if (n) {
+        uint64_t *ids = malloc(n * sizeof *ids);
+        bool *in_ledger = malloc(n * sizeof *in_ledger);
+        store_status ls = ids && in_ledger ? STORE_OK : STORE_ERROR;
+        for (size_t i = 0; ls == STORE_OK && i < n; i++) ids[i] = found[i].id;
+        if (ls == STORE_OK) ls = store_usage_reservations_committed(st, since, ids, n, in_ledger);
+        if (ls != STORE_OK) {
+            snprintf(err, errlen, "cannot read the ledger to reconcile %zu open reservation(s): %s", n,
+                     store_status_text(ls));
+            free(ids);
+            free(in_ledger);
+            free(found);
+            free(path);
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (in_ledger[i]) {
+                found[i].id = 0;
+                out->in_ledger++;
+            }
+        free(ids);
+        free(in_ledger);
+    }
+    /* the rest, as ledger rows: status 0 says "charged at the reservation
+     * by the reconciliation at start"; each keeps its reservation's id, so
+     * a crash before the journal is emptied does not charge it again */
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (!found[i].id) continue;
+        found[i].row.reservation_id = found[i].id;
         found[k].row = found[i].row;
         found[k].row.status = 0;
         snprintf(found[k].row.deployment, sizeof found[k].row.deployment, "reconciled");
@@ -540,6 +588,9 @@ int reserve_journal_recover(store *st, const char *data_dir, reserve_recovery *o
         snprintf(err, errlen, "cannot empty %s: %s", path, strerror(errno));
         rc = -1;
     }
+    if (out->in_ledger)
+        log_info("reservations: %zu open reservation(s) were already settled in the ledger (committed "
+                 "just before the stop); not charged again", out->in_ledger);
     if (out->torn) log_warn("reservations: %zu cut or unreadable line(s) in the journal ignored", out->torn);
     free(path);
     return rc;

@@ -23,9 +23,14 @@
  * audit entry saying what was charged; a log line says it too. Then the
  * journal is emptied and the budgets are rebuilt from the ledger — which
  * now never counts less than what was delivered. It may count more: a call
- * in flight is charged its worst case, and a call whose row was committed
- * just before the crash, but not yet closed in the journal, is charged
- * twice. Both are allowed; undercounting is not.
+ * in flight is charged its worst case, which admission had already set
+ * aside, so a budget is not put over its cap. A call whose row was
+ * committed just before the crash, but not yet closed in the journal, is
+ * not charged twice: every ledger row keeps its reservation's id
+ * (usage.reservation), and an open reservation whose id is in the ledger
+ * is skipped. Ids are unique across restarts (each process starts at a
+ * random point), and the reconciliation's own rows keep theirs, so a crash
+ * before the journal is emptied does not charge them again either.
  *
  * The file holds one text line per record (fields percent-escaped):
  *   R <id> <ts> <cost_nusd> <tokens> =<tenant> =<user> =<key> =<model> =<request_id>
@@ -63,6 +68,7 @@ typedef struct reserve_recovery {
     size_t  open;             /* reservations found open: calls in flight at the crash */
     int64_t charged_nusd;     /* what was charged for them, in all */
     size_t  torn;             /* lines cut by the crash, ignored */
+    size_t  in_ledger;        /* open, but their row was committed: not charged again */
 } reserve_recovery;
 
 /* Charge every reservation the journal in data_dir still holds open (see

@@ -119,7 +119,8 @@ typedef struct usage_rec {
     int     status;                  /* HTTP status returned to the client */
     char    deployment[128];         /* provider/upstream model that served it ("" = unknown) */
     uint64_t reservation_id;         /* its durable reservation (govern/reserve_journal.h),
-                                        closed once the row is committed; 0 = none. Not stored. */
+                                        closed once the row is committed; 0 = none. Stored
+                                        (usage.reservation), so recovery charges it once. */
 } usage_rec;
 
 typedef enum usage_group { USAGE_GROUP_DAY, USAGE_GROUP_MODEL, USAGE_GROUP_USER } usage_group;
@@ -284,6 +285,11 @@ store_status store_usage_insert_now(store *st, const usage_rec *rows, size_t n);
 /* Start-up only (no scope: it feeds the governance rebuild): the spend
  * since `from` (unix s), one call per (tenant, user, key, UTC day) with
  * that day's start and total. */
+/* Start-up only: which of the reservation ids (< 2^63, none 0) already
+ * settle a ledger row with ts >= `since` (unix s; a row's ts is never
+ * before its reservation's). committed[i] is set for ids[i]. */
+store_status store_usage_reservations_committed(store *st, int64_t since, const uint64_t *ids, size_t n,
+                                                bool *committed);
 store_status store_usage_ledger(store *st, int64_t from,
                                 void (*fn)(const char *tenant_id, const char *user_id,
                                            const char *key_id, int64_t ts, int64_t cost_nusd,

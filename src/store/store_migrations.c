@@ -435,6 +435,16 @@ static const store_migration store_migrations[] = {
      "CREATE INDEX traces_trace ON traces (trace_id, tenant_id);"
      "CREATE INDEX traces_end ON traces (end_ns);"
      "DROP TABLE spans;"},
+    {17,
+     /* The reservation (govern/reserve_journal.h) each ledger row settles.
+      * At start, a reservation still open in the journal whose row is
+      * already here was committed just before the crash, with its journal
+      * record not yet closed: it is charged once, by its row, not again by
+      * the reconciliation. 0 = a row with no durable reservation (a call
+      * that was not metered, rows from before this version). No index:
+      * the reconciliation reads only rows since its oldest open
+      * reservation, through usage_ts. */
+     "ALTER TABLE usage ADD COLUMN reservation INTEGER NOT NULL DEFAULT 0;"},
 };
 
 #define STORE_NMIGRATIONS (sizeof store_migrations / sizeof store_migrations[0])

@@ -6,6 +6,8 @@
  * (optionally one user), a user only itself, the server admin nothing. */
 #include "store/store_internal.h"
 
+#include <stdlib.h>
+
 #include <string.h>
 
 #define USAGE_WHERE " FROM usage WHERE tenant_id = ?1 AND (?2 IS NULL OR user_id = ?2)" \
@@ -90,7 +92,52 @@ store_status store_usage_spent(store *st, const scope *sc, int64_t from, int64_t
     return rc == SQLITE_ROW ? STORE_OK : store_sqlite_status(c, rc, "usage spent");
 }
 
-/* ---- the ledger at start (governance rebuild) ---- */
+/* ---- the ledger at start (reconciliation, governance rebuild) ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+store_status store_usage_reservations_committed(store *st, int64_t since, const uint64_t *ids, size_t n,
+                                                bool *committed)
+{
+    for (size_t i = 0; i < n; i++) committed[i] = false;
+    if (!n) return STORE_OK;
+    store_conn *c = store_reader(st);
+    if (!c) return STORE_ERROR;
+    /* The open reservations are few (calls in flight at a crash) and the
+     * rows since the oldest of them are few too: read those rows' ids
+     * (through usage_ts) and look each up in the sorted set. */
+    uint64_t *sorted = malloc(n * sizeof *sorted);
+    if (!sorted) return STORE_ERROR;
+    memcpy(sorted, ids, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_u64);
+    bool *seen = calloc(n, sizeof *seen);
+    sqlite3_stmt *s = seen ? store_stmt(c, "SELECT reservation FROM usage WHERE ts >= ? AND reservation != 0") : NULL;
+    if (!s) {
+        free(sorted);
+        free(seen);
+        return STORE_ERROR;
+    }
+    sqlite3_bind_int64(s, 1, since);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        uint64_t r = (uint64_t)sqlite3_column_int64(s, 0);
+        uint64_t *hit = bsearch(&r, sorted, n, sizeof *sorted, cmp_u64);
+        if (hit) seen[hit - sorted] = true;
+    }
+    sqlite3_reset(s);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t *hit = bsearch(&ids[i], sorted, n, sizeof *sorted, cmp_u64);
+        committed[i] = hit && seen[hit - sorted];
+    }
+    free(sorted);
+    free(seen);
+    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_status(c, rc, "usage reservations");
+}
+
 
 store_status store_usage_ledger(store *st, int64_t from,
                                 void (*fn)(const char *tenant_id, const char *user_id,

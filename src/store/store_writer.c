@@ -41,7 +41,8 @@ store_status store_usage_insert(store_conn *c, const usage_rec *u)
 {
     static const char sql[] =
         "INSERT INTO usage (ts, tenant_id, user_id, key_id, model, request_id,"
-        " input_tokens, output_tokens, cost_nusd, status, deployment) VALUES (?,?,?,?,?,?,?,?,?,?,?)";
+        " input_tokens, output_tokens, cost_nusd, status, deployment, reservation)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)";
     sqlite3_stmt *s = store_stmt(c, sql);
     if (!s) return STORE_ERROR;
     sqlite3_bind_int64(s, 1, u->ts);
@@ -55,6 +56,7 @@ store_status store_usage_insert(store_conn *c, const usage_rec *u)
     sqlite3_bind_int64(s, 9, u->cost_nusd);
     sqlite3_bind_int(s, 10, u->status);
     store_bind_text(s, 11, u->deployment);
+    sqlite3_bind_int64(s, 12, (int64_t)u->reservation_id);   /* ids are < 2^63 (reserve_journal.c) */
     return store_step_done(c, s, "insert usage");
 }
 

@@ -7,6 +7,9 @@
  *     budget.reconcile audit entry, and empties the journal;
  *   - a line cut by the crash is ignored; fields with spaces, '%' and
  *     non-ASCII bytes come back as they went in;
+ *   - a reservation whose usage row was committed before its journal
+ *     record was closed (or that the reconciliation already charged) is
+ *     charged once; ids never repeat across processes;
  *   - compaction keeps exactly the open reservations;
  *   - an act that fails leaves no entry; one that succeeds has its entry,
  *     with the id the act created filled in late. */
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -167,6 +171,110 @@ static void test_recovery_charges_only_what_is_open(void **state)
     assert_int_equal(audited(f->st, "budget.reconcile").n, 1);
 }
 
+static char *read_journal(const char *dir, size_t *len)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, RESERVE_JOURNAL_FILE);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    char *buf = calloc(1, 1 << 16);
+    *len = fread(buf, 1, (1 << 16) - 1, fp);
+    fclose(fp);
+    return buf;
+}
+
+static void write_journal(const char *dir, const char *buf, size_t len)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, RESERVE_JOURNAL_FILE);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(buf, 1, len, fp), len);
+    fclose(fp);
+}
+
+/* The crash between the writer's COMMIT of a usage row and the close of its
+ * journal record: the row is in the ledger, the record still open. It is
+ * charged once (its row's actual cost), not again at its reservation —
+ * charging it twice put a budget at its cap over it (crash_loop e2e). */
+static void test_a_row_committed_before_its_close_is_charged_once(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    reserve_journal *j = reserve_journal_open(f->dir, err, sizeof err);
+    assert_non_null(j);
+    reserve_entry a = entry("usr_a", 9000), b = entry("usr_b", 2000);
+    uint64_t ia = reserve_journal_open_entry(j, &a);
+    uint64_t ib = reserve_journal_open_entry(j, &b);
+    assert_true(ia && ib);
+    usage_rec row;
+    memset(&row, 0, sizeof row);
+    row.ts = time(NULL);
+    snprintf(row.tenant_id, sizeof row.tenant_id, "ten_a");
+    snprintf(row.user_id, sizeof row.user_id, "usr_a");
+    row.cost_nusd = 500;                                /* what a actually cost */
+    row.status = 200;
+    row.reservation_id = ia;
+    assert_int_equal(store_usage_insert_now(f->st, &row, 1), STORE_OK);
+    reserve_journal_close(j);                           /* the "crash": a's close never written */
+
+    reserve_recovery r;
+    assert_int_equal(reserve_journal_recover(f->st, f->dir, &r, err, sizeof err), 0);
+    assert_int_equal(r.in_ledger, 1);
+    assert_int_equal(r.open, 1);                        /* only b, in flight */
+    assert_int_equal(r.charged_nusd, 2000);
+    ledger_sum s = ledger(f->st);
+    assert_int_equal(s.rows, 2);
+    assert_int_equal(s.cost, 500 + 2000);
+}
+
+/* A crash after the reconciliation committed but before the journal was
+ * emptied: the next start reads the same open records, finds their ids in
+ * the ledger (the reconciliation's rows keep them) and charges nothing. */
+static void test_a_crash_before_the_journal_is_emptied_charges_nothing_again(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    reserve_journal *j = reserve_journal_open(f->dir, err, sizeof err);
+    assert_non_null(j);
+    reserve_entry c = entry("usr_c", 4000);
+    assert_true(reserve_journal_open_entry(j, &c) != 0);
+    reserve_journal_close(j);
+    size_t len;
+    char *before = read_journal(f->dir, &len);
+    assert_true(len > 0);
+
+    reserve_recovery r;
+    assert_int_equal(reserve_journal_recover(f->st, f->dir, &r, err, sizeof err), 0);
+    assert_int_equal(r.charged_nusd, 4000);
+    write_journal(f->dir, before, len);                 /* as if the truncate never happened */
+    free(before);
+    assert_int_equal(reserve_journal_recover(f->st, f->dir, &r, err, sizeof err), 0);
+    assert_int_equal(r.open, 0);
+    assert_int_equal(r.in_ledger, 1);
+    assert_int_equal(r.charged_nusd, 0);
+    assert_int_equal(ledger(f->st).cost, 4000);
+    assert_int_equal(audited(f->st, "budget.reconcile").n, 1);
+}
+
+/* Ids are unique across processes: a later process never reuses an id a
+ * ledger row may already carry. */
+static void test_ids_differ_between_processes(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    reserve_journal *j1 = reserve_journal_open(f->dir, err, sizeof err);
+    reserve_entry a = entry("usr_a", 1);
+    uint64_t i1 = reserve_journal_open_entry(j1, &a);
+    reserve_journal_close(j1);
+    reserve_journal *j2 = reserve_journal_open(f->dir, err, sizeof err);
+    uint64_t i2 = reserve_journal_open_entry(j2, &a);
+    reserve_journal_close(j2);
+    assert_true(i1 >= (UINT64_C(1) << 32) && i2 >= (UINT64_C(1) << 32));
+    assert_true(i1 < (UINT64_C(1) << 62) && i2 < (UINT64_C(1) << 62));
+    assert_true(i1 != i2 && i1 + 1 != i2);
+}
+
 static void test_recovery_ignores_a_torn_line_and_keeps_odd_fields(void **state)
 {
     fixture *f = *state;
@@ -282,6 +390,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recovery_ignores_a_torn_line_and_keeps_odd_fields, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_no_journal_is_nothing_to_charge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_row_committed_before_its_close_is_charged_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_crash_before_the_journal_is_emptied_charges_nothing_again, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ids_differ_between_processes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_keeps_exactly_the_open_ones, setup, teardown),
         cmocka_unit_test_setup_teardown(test_act_and_entry_commit_together, setup, teardown),
     };
