@@ -212,6 +212,42 @@ static void serve_cred_cancel(void *self, void *handle)
     free(c);
 }
 
+/* A service refused a user's token during a run: the vault marks the
+ * connection expired (a store write), on the thread pool. */
+typedef struct serve_refused {
+    uv_work_t work;
+    vault    *v;
+    scope     sc;
+    char      provider[160], connection_id[ID_MAX];
+    int64_t   fetched_at_s;
+} serve_refused;
+
+static void serve_refused_work(uv_work_t *w)
+{
+    serve_refused *r = w->data;
+    vault_token_refused(r->v, &r->sc, r->provider, r->connection_id, r->fetched_at_s);
+}
+
+static void serve_refused_done(uv_work_t *w, int status)
+{
+    (void)status;
+    free(w->data);
+}
+
+static void serve_cred_refused(void *self, uv_loop_t *loop, const scope *sc, const char *provider,
+                               const char *connection_id, int64_t fetched_at_s)
+{
+    serve_refused *r = calloc(1, sizeof *r);
+    if (!r) return;
+    r->v = self;
+    r->sc = *sc;
+    snprintf(r->provider, sizeof r->provider, "%s", provider);
+    snprintf(r->connection_id, sizeof r->connection_id, "%s", connection_id);
+    r->fetched_at_s = fetched_at_s;
+    r->work.data = r;
+    if (uv_queue_work(loop, &r->work, serve_refused_work, serve_refused_done) != 0) free(r);
+}
+
 static void serve_on_connection_active(void *arg, const char *tenant_id, const char *user_id,
                                        const char *provider)
 {
@@ -394,7 +430,8 @@ int app_serve_main(int argc, char **argv)
     }
     a.env.runs = runs_new(&a.env.cfg, a.env.store, a.env.tools);
     runs_set_gate(a.env.runs, a.env.gate, a.env.identity);
-    runs_credentials creds = {.fetch = serve_cred_fetch, .cancel = serve_cred_cancel, .self = a.env.vault};
+    runs_credentials creds = {.fetch = serve_cred_fetch, .cancel = serve_cred_cancel,
+                              .refused = serve_cred_refused, .self = a.env.vault};
     runs_set_credentials(a.env.runs, &creds);
     vault_set_on_active(a.env.vault, serve_on_connection_active, a.env.runs);
     /* MCP servers with `auth: {kind: oauth}`: their authorization servers

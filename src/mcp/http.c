@@ -357,19 +357,24 @@ static http_req *req_start(http_tr *t, req_kind kind, char *body, const char *la
 
 /* A request that failed as a whole: an error answer to its id, if it
  * carried a request (a notification's failure only goes to the log). */
-static void req_fail(http_req *r, const char *why)
+static void req_fail_code(http_req *r, int code, const char *why)
 {
     cJSON *sent = r->body ? cJSON_Parse(r->body) : NULL;
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(sent, "id");
     const cJSON *method = cJSON_GetObjectItemCaseSensitive(sent, "method");
     if (id && method) {
-        char *ans = mcp_write_response(id, NULL, -32000, why);
+        char *ans = mcp_write_response(id, NULL, code, why);
         if (ans) req_deliver(r, ans, strlen(ans));
         free(ans);
     } else {
         log_msg(LOG_WARN, "mcp %s: %s", r->t->cfg->name, why);
     }
     cJSON_Delete(sent);
+}
+
+static void req_fail(http_req *r, const char *why)
+{
+    req_fail_code(r, -32000, why);
 }
 
 /* A 401, or a 403 whose challenge says insufficient_scope (a step-up). */
@@ -454,6 +459,11 @@ static void req_done(mcp_xfer *x, CURLcode code)
             req_free(r);
             return;
         }
+    } else if (!t->oauth && t->bearer && r->kind != REQ_DELETE && req_needs_auth(r)) {
+        /* the user's own token (a run's, from the vault) refused: the call
+         * fails, marked so, and the run has the user asked again */
+        snprintf(why, sizeof why, "the MCP server refused the user's authorization (HTTP %ld)", r->status);
+        req_fail_code(r, MCP_ERR_AUTH_REFUSED, why);
     } else if (r->status == 404 && r->sent_session) {
         /* the session is gone: the hub starts a new one (a new initialize) */
         t->session_id[0] = '\0';

@@ -62,6 +62,7 @@ struct mcp_call {
     int      refs;
     bool     cancelled, finished, delivered;
     bool     ok;
+    bool     auth_refused;     /* failed: the user's token was refused (mcp_call_done_fn) */
     char    *text;
     size_t   len;
     bool     progress_new;
@@ -206,13 +207,14 @@ static void call_unref_locked(mcp_call *c)
 }
 
 /* Hand the result to the caller's loop (takes `text`). */
-static void call_finish(mcp_call *c, bool ok, char *text, size_t len)
+static void call_finish_as(mcp_call *c, bool ok, bool auth_refused, char *text, size_t len)
 {
     mcp_hub *h = c->h;
     pthread_mutex_lock(&h->lock);
     if (!c->cancelled && !c->finished) {
         c->finished = true;
         c->ok = ok;
+        c->auth_refused = auth_refused;
         c->text = text;
         c->len = len;
         text = NULL;
@@ -220,6 +222,11 @@ static void call_finish(mcp_call *c, bool ok, char *text, size_t len)
     }
     pthread_mutex_unlock(&h->lock);
     free(text);
+}
+
+static void call_finish(mcp_call *c, bool ok, char *text, size_t len)
+{
+    call_finish_as(c, ok, false, text, len);
 }
 
 static void call_fail(mcp_call *c, const char *why)
@@ -655,6 +662,11 @@ static void inst_on_call(void *arg, const mcp_msg *m, const char *why)
         char msg[300];
         snprintf(msg, sizeof msg, "error: %s", why ? why : "the call failed");
         call_fail(c, msg);
+    } else if (m->kind == MCP_MSG_ERROR && m->error_code == MCP_ERR_AUTH_REFUSED && in && in->cfg->oauth) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "error: %.300s; the user is asked to connect it again at the next call",
+                 m->error_message);
+        call_finish_as(c, false, true, xstrdup(msg), strlen(msg));
     } else if (m->kind == MCP_MSG_ERROR) {
         char msg[400];
         snprintf(msg, sizeof msg, "error from the MCP server (%lld): %.300s", (long long)m->error_code,
@@ -1186,12 +1198,13 @@ static void call_on_async(uv_async_t *a)
     c->progress_new = false;
     char *text = NULL;
     size_t len = 0;
-    bool ok = false;
+    bool ok = false, auth_refused = false;
     if (fin) {
         c->delivered = true;
         text = c->text;
         len = c->len;
         ok = c->ok;
+        auth_refused = c->auth_refused;
         c->text = NULL;
     }
     pthread_mutex_unlock(&h->lock);
@@ -1200,7 +1213,7 @@ static void call_on_async(uv_async_t *a)
         mcp_call_done_fn done = c->done;
         void *arg = c->arg;
         uv_close((uv_handle_t *)&c->async, call_async_closed);
-        done(arg, ok, text ? text : "", text ? len : 0);
+        done(arg, ok, auth_refused, text ? text : "", text ? len : 0);
         free(text);
     }
 }

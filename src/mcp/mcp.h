@@ -70,8 +70,18 @@ void mcp_tool_list_free(mcp_tool_list *l);
 
 /* A tools/call's answer: the text for the model, already cut to the
  * max_output given (with a note when cut). ok=false: the server said
- * isError, or the call failed (the text says why). */
-typedef void (*mcp_call_done_fn)(void *arg, bool ok, const char *text, size_t len);
+ * isError, or the call failed (the text says why). auth_refused: it failed
+ * because an HTTP server refused the user's own token (mcp_who's
+ * authorization) with a 401, or a 403 asking for more scope. */
+typedef void (*mcp_call_done_fn)(void *arg, bool ok, bool auth_refused, const char *text, size_t len);
+
+/* The JSON-RPC error code the HTTP transport gives a request whose user
+ * token the server refused (see mcp_call_done_fn): the last of JSON-RPC's
+ * range for implementation errors (the SDKs use the first few). A server
+ * could send it itself; it would only have its own user asked to connect
+ * again, which a 401 of its own does too. Read only for servers with
+ * `auth: {kind: oauth}`. */
+#define MCP_ERR_AUTH_REFUSED (-32099)
 /* Egress refused an address of an MCP server (its URL, or an endpoint of
  * its authorization): what was refused, for the `egress.refuse` audit
  * entry (mcp_hub_set_on_egress_refused). Never the URL or anything of the

@@ -19,6 +19,7 @@
 #define BRIGADE_RUNS_CREDENTIALS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "scope/scope.h"
@@ -52,6 +53,12 @@ typedef struct runs_credentials {
                    const char *format, runs_cred_done done, void *arg);
     /* Forget a fetch: `done` will not be called. Safe until done is called. */
     void  (*cancel)(void *self, void *handle);
+    /* The service refused the token fetched at `fetched_at_s` (unix s)
+     * from connection `connection_id`: have the user asked to connect
+     * again at the next call (the vault marks it expired). Must not block
+     * the loop. NULL: nothing is done, the call just fails. */
+    void  (*refused)(void *self, uv_loop_t *loop, const scope *sc, const char *provider,
+                     const char *connection_id, int64_t fetched_at_s);
     void  *self;
 } runs_credentials;
 

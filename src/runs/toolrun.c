@@ -45,6 +45,7 @@ struct tool_slot {
     char     *connect_url;            /* MISSING: where to connect */
     char     *auth_name, *auth_value; /* OK: the header (the value is a secret) */
     char      connection_id[ID_MAX];  /* OK: the user's connection used (named in the audit) */
+    int64_t   cred_fetched_at;        /* OK: when (unix s), for a refusal (credentials.h refused) */
     /* provenance (provenance.c) */
     bool      started;                /* the tool ran: its result is its own text */
     char     *memory_read;            /* the memory tool's entries read, with their origins */
@@ -293,6 +294,55 @@ static void run_tool_read_origins(void *arg, const char *entries_json)
     slot->memory_read = xstrdup(entries_json);
 }
 
+/* The user's own credential a call needs: an HTTP tool's `auth`, or an
+ * MCP server's `auth: {kind: oauth}` (its tools' mcp_auth_provider, the
+ * token sent as "Authorization: Bearer …"). false: none. */
+typedef struct slot_auth {
+    const char   *provider;
+    char *const  *scopes;
+    size_t        n_scopes;
+    const char   *header, *format;
+    uint32_t      timeout_s;
+    const char   *tool;
+} slot_auth;
+
+static bool slot_auth_of(const tool_slot *slot, slot_auth *a)
+{
+    memset(a, 0, sizeof *a);
+    if (!slot->def) return false;
+    const tool_cfg *tc = slot->def->http;
+    if (tc && tc->auth_provider) {
+        *a = (slot_auth){tc->auth_provider, tc->auth_scopes, tc->n_auth_scopes,
+                         tc->auth_header ? tc->auth_header : "Authorization",
+                         tc->auth_format ? tc->auth_format : "Bearer {token}", tc->auth_timeout_s, tc->name};
+        return true;
+    }
+    if (slot->def->mcp_server && slot->def->mcp_auth_provider[0]) {
+        *a = (slot_auth){slot->def->mcp_auth_provider, NULL, 0, "Authorization", "Bearer {token}",
+                         slot->def->mcp_server->oauth_timeout_s, slot->def->name};
+        return true;
+    }
+    return false;
+}
+
+/* The service refused the user's own credential this call sent: the
+ * vault marks the connection expired (off the loop), so the next call of a
+ * tool of that provider asks the user to connect again (waiting_auth)
+ * rather than fail the same way again. This call fails as it is: the batch
+ * has run, and its other calls may have acted. */
+static void run_tool_auth_refused(void *arg)
+{
+    tool_slot *slot = arg;
+    run_exec *x = slot->x;
+    slot_auth sa;
+    if (!slot_auth_of(slot, &sa) || !slot->connection_id[0]) return;
+    log_warn("run %s: %s refused the user's credential for %s (connection %s); the user will be asked "
+             "to connect again", x->rec.id, sa.tool ? sa.tool : "a tool", sa.provider, slot->connection_id);
+    if (x->r->has_creds && x->r->creds.refused)
+        x->r->creds.refused(x->r->creds.self, x->t->loop, &x->sc, sa.provider, slot->connection_id,
+                            slot->cred_fetched_at);
+}
+
 /* A tool's progress (an MCP server's progress notifications) as a
  * tool.progress event: {id, progress, total?, message?}. */
 static void run_tool_progress(void *arg, double progress, double total, const char *message)
@@ -347,6 +397,7 @@ static void run_tools_go(run_exec *x)
             .n_egress_allow_nets = x->r->cfg->n_egress_allow_nets, .span = slot->span,
             .progress = run_tool_progress, .progress_arg = slot,
             .read_origins = run_tool_read_origins, .read_origins_arg = slot,
+            .auth_refused = run_tool_auth_refused, .auth_refused_arg = slot,
         };
         /* what this call writes to memory is recorded as written by this
          * run, untrusted if untrusted content is in its context now */
@@ -365,37 +416,6 @@ static void run_tools_go(run_exec *x)
         }
     }
     if (x->n_done == x->n_execs) run_tools_all_done(x);
-}
-
-/* The user's own credential a call needs: an HTTP tool's `auth`, or an
- * MCP server's `auth: {kind: oauth}` (its tools' mcp_auth_provider, the
- * token sent as "Authorization: Bearer …"). false: none. */
-typedef struct slot_auth {
-    const char   *provider;
-    char *const  *scopes;
-    size_t        n_scopes;
-    const char   *header, *format;
-    uint32_t      timeout_s;
-    const char   *tool;
-} slot_auth;
-
-static bool slot_auth_of(const tool_slot *slot, slot_auth *a)
-{
-    memset(a, 0, sizeof *a);
-    if (!slot->def) return false;
-    const tool_cfg *tc = slot->def->http;
-    if (tc && tc->auth_provider) {
-        *a = (slot_auth){tc->auth_provider, tc->auth_scopes, tc->n_auth_scopes,
-                         tc->auth_header ? tc->auth_header : "Authorization",
-                         tc->auth_format ? tc->auth_format : "Bearer {token}", tc->auth_timeout_s, tc->name};
-        return true;
-    }
-    if (slot->def->mcp_server && slot->def->mcp_auth_provider[0]) {
-        *a = (slot_auth){slot->def->mcp_auth_provider, NULL, 0, "Authorization", "Bearer {token}",
-                         slot->def->mcp_server->oauth_timeout_s, slot->def->name};
-        return true;
-    }
-    return false;
 }
 
 /* Phase 2 done: every credential answered. */
@@ -434,6 +454,7 @@ static void run_tool_cred(void *arg, const runs_cred_answer *a)
         slot->auth_name = xstrdup(a->header_name);
         slot->auth_value = xstrdup(a->header_value);
         snprintf(slot->connection_id, sizeof slot->connection_id, "%s", a->connection_id ? a->connection_id : "");
+        slot->cred_fetched_at = time_now_unix();
     } else if (a->status == RUNS_CRED_MISSING) {
         slot->cred_missing = true;
         if (a->connect_url) slot->connect_url = xstrdup(a->connect_url);

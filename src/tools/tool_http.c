@@ -58,6 +58,8 @@ typedef struct http_exec {
     bool            has_scope;
     char            tool[72];
     char            run_id[72];
+    void          (*auth_refused)(void *arg);   /* the user's credential was sent (tool_env) */
+    void           *auth_refused_arg;
 } http_exec;
 
 static void http_exec_free(http_exec *h)
@@ -340,6 +342,9 @@ static void http_on_done(void *arg, int status, const char *body, size_t len, co
     if (!error && status >= 200 && status < 300) {
         tool_exec_deliver(&h->base, true, body, len);
     } else if (!error && status > 0) {
+        /* the user's own token refused: revoked at the provider, say; the
+         * run has the user asked to connect again at the next call */
+        if (status == 401 && h->auth_refused) h->auth_refused(h->auth_refused_arg);
         char msg[HTTP_TOOL_ERROR_PREVIEW + 64];
         size_t n = len < HTTP_TOOL_ERROR_PREVIEW ? len : HTTP_TOOL_ERROR_PREVIEW;
         /* Cut on a character boundary; the sanitiser handles the rest. */
@@ -458,6 +463,8 @@ tool_exec *tool_http_start(const tool_def *t, const tool_env *env, const cJSON *
             goto fail;
         }
         h->secret = http_token_of(c->auth_format, env->auth_header_value);
+        h->auth_refused = env->auth_refused;
+        h->auth_refused_arg = env->auth_refused_arg;
     }
     if (h->body && !has_header(c, "content-type"))
         h->headers[h->n_headers++] = strdup("Content-Type: application/json");

@@ -38,14 +38,17 @@ bool tools_mcp_token(const scope *sc, const char *provider, char *out, size_t ou
 typedef struct exec_mcp {
     tool_exec base;
     mcp_call *call;
+    void    (*auth_refused)(void *arg);
+    void     *auth_refused_arg;
     void    (*progress)(void *arg, double progress, double total, const char *message);
     void     *progress_arg;
 } exec_mcp;
 
-static void mcp_done(void *arg, bool ok, const char *text, size_t len)
+static void mcp_done(void *arg, bool ok, bool auth_refused, const char *text, size_t len)
 {
     exec_mcp *m = arg;
     m->call = NULL;
+    if (auth_refused && m->auth_refused) m->auth_refused(m->auth_refused_arg);
     tool_exec_deliver(&m->base, ok, text, len);
     free(m);
 }
@@ -77,6 +80,8 @@ tool_exec *tool_mcp_start(const tool_def *t, const tool_env *env, const cJSON *a
     m->base.impl = EXEC_MCP;
     m->progress = env->progress;
     m->progress_arg = env->progress_arg;
+    m->auth_refused = env->auth_refused;
+    m->auth_refused_arg = env->auth_refused_arg;
     mcp_who who = {.tenant_id = env->scope ? env->scope->tenant_id : "",
                    .user_id = env->scope ? env->scope->user_id : "",
                    .tenant_def = t->mcp_server->tenant_def,

@@ -161,6 +161,12 @@ typedef struct tool_env {
     const char  *memory_origin;
     void       (*read_origins)(void *arg, const char *entries_json);
     void        *read_origins_arg;
+    /* The service refused the user's own credential (auth_header_value):
+     * an HTTP tool's 401; an MCP server's 401, or 403 asking for more
+     * scope. Called on the loop just before `done`, so the run can have
+     * the user asked again (runs/credentials.h). NULL: ignored. */
+    void       (*auth_refused)(void *arg);
+    void        *auth_refused_arg;
 } tool_env;
 
 /* The result handed back: `output` is text for the model (JSON for memory

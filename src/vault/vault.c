@@ -905,6 +905,23 @@ static int refresh_now(vault *v, const credential_provider_cfg *p, connection_re
     return 0;
 }
 
+void vault_token_refused(vault *v, const scope *sc, const char *provider, const char *connection_id,
+                         int64_t fetched_at_s)
+{
+    if (!scope_is_user(sc) || !provider || !connection_id || !connection_id[0]) return;
+    connection_rec c;
+    memset(&c, 0, sizeof c);
+    if (store_connection_find(v->st, sc->tenant_id, sc->user_id, provider, &c) != STORE_OK) return;
+    if (!strcmp(c.id, connection_id) && !strcmp(c.status, "active") && c.updated_at <= fetched_at_s) {
+        store_status st = store_connection_set_status(v->st, c.tenant_id, c.user_id, c.id, "expired",
+                                                      now_ms() / 1000);
+        if (st == STORE_OK)
+            log_info("vault: connection %s to \"%.64s\": its token was refused by the service (HTTP 401/403); "
+                     "marked expired, the user is asked to connect again", c.id, provider);
+    }
+    connection_rec_free(&c);
+}
+
 bool vault_connection_active(vault *v, const scope *sc, const char *provider)
 {
     if (!scope_is_user(sc)) return false;

@@ -132,6 +132,19 @@ void vault_token_clear(vault_token *t);   /* wipes and frees header_value */
 void vault_token_get(vault *v, const scope *sc, const char *provider, char *const *scopes,
                      size_t n_scopes, const char *format, vault_token *out);
 
+/* The service the token was for refused it (HTTP 401, or a 403 asking for
+ * more scope) while sc's user's run used it: the grant was revoked at the
+ * provider, or the token no longer covers what the tool does. The
+ * connection `connection_id` (the one that token came from) is marked
+ * expired, so the user's next call of a tool of that provider asks the user
+ * to connect again (MISSING, the run waits in waiting_auth) instead of
+ * failing the same way on every call. Only that connection, and only if it
+ * is still active and was not renewed (connected again, or refreshed)
+ * after `fetched_at_s`, when the refused token was read from it (unix s).
+ * Blocking (a store write). */
+void vault_token_refused(vault *v, const scope *sc, const char *provider, const char *connection_id,
+                         int64_t fetched_at_s);
+
 /* The same on the thread pool; `done` runs on `loop` (unless cancelled). */
 typedef void (*vault_fetch_done)(void *arg, const vault_token *t);
 typedef struct vault_fetch vault_fetch;

@@ -8,6 +8,8 @@
 //     consent the call goes on with her token — and only it: never the
 //     brigade key;
 //   - Bob's run does not get Alice's token: it waits for his own consent;
+//   - a token revoked at the server fails that call clearly and marks her
+//     connection expired (not Bob's); her next run asks her again;
 //   - the provider is per server: a tenant admin who points a server's
 //     authorization at the metadata service or at the machine's loopback
 //     gets a refusal (and an egress.refuse audit entry), never a request;
@@ -123,6 +125,44 @@ describe('a user authorizes brigade at an MCP server', () => {
     const bobs = srv.log.filter((x) => x.path === '/mcp' && x.headers.authorization === 'Bearer tok-2');
     assert.ok(bobs.length >= 1);
     assert.equal(after, before, 'tok-1 was used while Bob\'s run went on');
+  });
+});
+
+describe('a token revoked at the server', () => {
+  test('the call fails with a clear error, the connection is marked expired, and the next run asks Alice again', async () => {
+    srv.revoke('tok-1');
+    const s = await newSession(stack, alice.key, 'oa');
+    const done = await streamMessage(stack, alice.key, s.id, `Go. ${toolMarker('oauthsrv__whoami', {})}`);
+    const tr = done.events.find((e) => e.event === 'tool.result');
+    assert.ok(tr, done.text.slice(-800));
+    assert.equal(tr.data.ok, false, JSON.stringify(tr.data));
+    assert.match(tr.data.preview, /refused the user's authorization \(HTTP 401\)/);
+    assert.match(tr.data.preview, /asked to connect it again/);
+    assert.ok(!done.events.some((e) => e.event === 'auth.required'), 'this call is not paused: it failed');
+    // the vault marks her connection expired (off the loop, just after)
+    const provider = (await stack.api(alice.key, 'GET', '/v1/connections')).body.data
+      .find((c) => c.provider.startsWith('mcp:oauthsrv:'));
+    assert.ok(provider, 'Alice has a connection to the server');
+    await eventually(async () => {
+      const c = (await stack.api(alice.key, 'GET', '/v1/connections')).body.data.find((x) => x.id === provider.id);
+      assert.equal(c.status, 'expired');
+      return true;
+    });
+    // Bob's connection is his own and untouched
+    const bobs = (await stack.api(bob.key, 'GET', '/v1/connections')).body.data
+      .find((c) => c.provider.startsWith('mcp:oauthsrv:'));
+    assert.equal(bobs.status, 'active');
+    // her next run waits for her consent, and goes on with a new token
+    const s2 = await newSession(stack, alice.key, 'oa');
+    const st = openStream(stack, alice.key, s2.id, `Go. ${toolMarker('oauthsrv__whoami', {})}`);
+    const ev = await st.next('auth.required');
+    assert.match(ev.data.connect_url, /\/oauth\/start\?ticket=/);
+    const page = await consent(ev.data.connect_url);
+    assert.equal(page.status, 200, page.text);
+    const d2 = await st.done;
+    const tr2 = d2.events.find((e) => e.event === 'tool.result');
+    assert.equal(tr2.data.ok, true, JSON.stringify(tr2.data));
+    assert.match(tr2.data.preview, /token tok-3/);
   });
 });
 

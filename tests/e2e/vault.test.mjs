@@ -164,6 +164,38 @@ test('DELETE revokes at the provider and the next tool call has no token', async
   assert.equal(remote.details.revoked_at_provider, true);
 });
 
+test('a token the service refuses (401): that call fails, the connection is marked expired, the next call asks the user again', async () => {
+  const { user, key } = await stack.makeUserWithKey(stack.tenant.admin_key);
+  const other = await stack.makeUserWithKey(stack.tenant.admin_key);
+  const c = await connect(stack, key, `refused-${user.id}`);
+  const o = await connect(stack, other.key, `refused-other-${other.user.id}`);
+  assert.match(await callTool(stack, key, 'strict'), /"sub":"refused-/);
+  stack.capture.refuse = true;
+  let out;
+  try {
+    out = await callTool(stack, key, 'strict');
+  } finally {
+    stack.capture.refuse = false;
+  }
+  assert.match(out, /HTTP 401/, 'the model is told the call failed');
+  await eventually(async () => {
+    const mine = (await stack.api(key, 'GET', '/v1/connections')).body.data.find((x) => x.id === c.id);
+    return mine.status === 'expired';
+  });
+  // another user's connection to the same provider is untouched
+  const theirs = (await stack.api(other.key, 'GET', '/v1/connections')).body.data.find((x) => x.id === o.id);
+  assert.equal(theirs.status, 'active');
+  assert.match(await callTool(stack, other.key, 'strict'), /"sub":"refused-other-/);
+  // the next call of a run asks the user, sending nothing
+  const n = stack.capture.requests.length;
+  const b = await runTool(stack, key, 'strict');
+  assert.equal(b.run.status, 'waiting_auth');
+  assert.equal(stack.capture.requests.length, n, 'no request reached the API with the refused token');
+  // connected again, it works
+  assert.equal((await connect(stack, key, `refused-again-${user.id}`)).status, 200);
+  assert.match(await callTool(stack, key, 'strict'), /"sub":"refused-again-/);
+});
+
 test('an API key is sealed at once and sent in the header the tool declared', async () => {
   const { key } = await stack.makeUserWithKey(stack.tenant.admin_key);
   const apiKey = 'sk-vault-' + Math.random().toString(36).slice(2) + Date.now();

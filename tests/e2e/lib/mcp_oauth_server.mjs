@@ -8,7 +8,8 @@
 //   asMeta                fields merged into its AS metadata
 //   stepUpForever         tools/call with any token → 403 insufficient_scope
 //   badState              /authorize redirects back with another state
-// Tokens it issues are tok-1, tok-2, …; only those are accepted on /mcp.
+// Tokens it issues are tok-1, tok-2, …; only those are accepted on /mcp, and
+// revoke(token) stops one being accepted.
 // Its authorization endpoint consents at once (no login page): a code is
 // bound to the request's PKCE challenge, redirect_uri and resource, and
 // /token checks all three (a wrong one is invalid_grant) and the code is
@@ -119,6 +120,8 @@ export async function startMcpOauthServer() {
     port, base, mcpUrl,
     get log() { return log; },
     set(o) { opts = { ...opts, ...o }; },
+    /** The token is no longer accepted (revoked at the server). */
+    revoke(token) { issued.delete(token); },
     reset() { opts = {}; log = []; issued = new Set(); codes = new Map(); n = 0; },
     close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
   };

@@ -18,13 +18,20 @@ import { startOAuthServer } from './oauth_server.mjs';
 
 /** The capture server: GET /whoami → {sub} of the bearer token (or
  *  {sub:null}); /reflect answers 500 with the request's headers in its body
- *  (a tool that echoes what it got); every request recorded. */
+ *  (a tool that echoes what it got); /strict answers 401 while .refuse is
+ *  set (a token revoked at the service), else as /whoami; every request
+ *  recorded. */
 export async function startCapture(as) {
   const requests = [];
   const port = await freePort();
   const server = http.createServer(async (req, res) => {
     const auth = req.headers.authorization || null;
     requests.push({ url: req.url, authorization: auth, key: req.headers['x-api-key'] || null });
+    if (req.url.startsWith('/strict') && capture.refuse) {
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer error="invalid_token"' });
+      res.end(JSON.stringify({ error: 'invalid_token' }));
+      return;
+    }
     if (req.url.startsWith('/reflect')) {
       res.writeHead(500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: 'bad request', got: req.headers }));
@@ -39,11 +46,13 @@ export async function startCapture(as) {
     res.end(JSON.stringify({ sub, key: req.headers['x-api-key'] ? 'present' : null }));
   });
   await new Promise((r) => server.listen(port, '127.0.0.1', r));
-  return {
+  const capture = {
     url: `http://127.0.0.1:${port}`,
     requests,
+    refuse: false,
     close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
   };
+  return capture;
 }
 
 /** useStack with the vault's providers, tools and agent. The returned
@@ -68,8 +77,9 @@ export function useVaultStack({ accessTtl = 60, timeoutMs = 2000 } = {}, setup =
         `  - {name: whoami, description: Who the user is at the demo provider., url: "${capture.url}/whoami", method: GET, auth: {provider: demo, scopes: [openid]}, allow_private_networks: true}`,
         `  - {name: reflect, url: "${capture.url}/reflect", method: GET, auth: {provider: demo}, allow_private_networks: true}`,
         `  - {name: keyed_tool, url: "${capture.url}/keyed", method: GET, auth: {provider: keyed, header: X-Api-Key, format: "{token}"}, allow_private_networks: true}`,
+        `  - {name: strict, url: "${capture.url}/strict", method: GET, auth: {provider: demo, scopes: [openid]}, allow_private_networks: true}`,
         'agents:',
-        '  - {name: helper, model: local-model, tools: [whoami, reflect, keyed_tool]}',
+        '  - {name: helper, model: local-model, tools: [whoami, reflect, keyed_tool, strict]}',
       ].join('\n'),
     };
   }, async (s) => {

@@ -189,7 +189,7 @@ static void cred_cancel_fn(void *self, void *handle)
     uv_close((uv_handle_t *)&f->timer, (uv_close_cb)free);
 }
 
-static const runs_credentials TEST_CREDS = {cred_fetch_fn, cred_cancel_fn, NULL};
+static const runs_credentials TEST_CREDS = {.fetch = cred_fetch_fn, .cancel = cred_cancel_fn, .refused = NULL, .self = NULL};
 
 /* ---- the scripted core ---- */
 
