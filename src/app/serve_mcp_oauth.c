@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "app/serve_mcp_oauth.h"
 #include "config/config.h"
@@ -26,6 +27,8 @@
 #include "mcp/mcp_oauth.h"
 #include "obs/audit.h"
 #include "store/store.h"
+#include "store/store_connections.h"
+#include "util/log.h"
 #include "tools/tool_tenant.h"
 #include "util/xalloc.h"
 
@@ -120,6 +123,16 @@ int serve_mcp_provider_resolve(void *arg, const char *tenant_id, const char *pro
      * the operator's allow_networks apply to every server */
     egress_policy pol = {.allow_private_networks = m->allow_private_networks,
                          .allow_nets = env->cfg.egress_allow_nets, .n_allow_nets = env->cfg.n_egress_allow_nets};
+    /* a registration kept from an earlier run of brigade (or another
+     * instance): the same client, so the users' refresh tokens still work */
+    oauth_client_rec kept;
+    bool have_kept = !m->oauth_client_id &&
+                     store_oauth_client_get(env->store, provider, redirect_uri, &kept) == STORE_OK;
+    if (have_kept) {
+        client.registered_client_id = kept.client_id;
+        client.registered_auth_method = kept.auth_method;
+        client.registered_for = kept.token_endpoint;
+    }
     mcp_oauth_discovery d;
     char err[600];
     bool ok = mcp_oauth_discover(m->url, &client, &pol, &d, err, sizeof err);
@@ -137,6 +150,22 @@ int serve_mcp_provider_resolve(void *arg, const char *tenant_id, const char *pro
         mcp_oauth_discovery_free(&d);
         if (is_own) config_mcp_server_free(&own);
         return -1;
+    }
+    /* a public client registered now: kept for the next start (a client
+     * with a secret is not kept: registered again after a restart) */
+    if (d.registered && !strcmp(d.auth_method, "none") && !d.client_secret) {
+        oauth_client_rec rec;
+        memset(&rec, 0, sizeof rec);
+        snprintf(rec.provider, sizeof rec.provider, "%s", provider);
+        snprintf(rec.redirect_uri, sizeof rec.redirect_uri, "%s", redirect_uri);
+        snprintf(rec.token_endpoint, sizeof rec.token_endpoint, "%s", d.registered_for);
+        snprintf(rec.client_id, sizeof rec.client_id, "%s", d.client_id);
+        snprintf(rec.auth_method, sizeof rec.auth_method, "%s", d.auth_method);
+        rec.created_at = time(NULL);
+        if (strlen(d.client_id) >= sizeof rec.client_id || strlen(redirect_uri) >= sizeof rec.redirect_uri ||
+            store_oauth_client_put(env->store, &rec) != STORE_OK)
+            log_warn("mcp %s: the client registered at its authorization server could not be kept; after a "
+                     "restart brigade registers again and its users connect again", m->name);
     }
     memset(out, 0, sizeof *out);
     out->name = xstrdup(provider);

@@ -69,6 +69,14 @@ typedef struct mcp_oauth_client {
     const char *redirect_uri;
     const char *client_name;
     const char *scopes;                      /* space-separated; asked when the server names none */
+    /* a dynamic registration made earlier (kept by the caller, e.g. in the
+     * store), used instead of registering again when the authorization
+     * server's token endpoint is still `registered_for`: a refresh token
+     * is bound to the client that got it, so a new registration after a
+     * restart would make every user consent again */
+    const char *registered_client_id;
+    const char *registered_auth_method;
+    const char *registered_for;
 } mcp_oauth_client;
 
 typedef struct mcp_oauth mcp_oauth;
@@ -107,6 +115,8 @@ typedef struct mcp_oauth_discovery {
     char  scope[MCP_OAUTH_SCOPE_MAX];
     char  auth_method[32];                           /* none | client_secret_basic | client_secret_post */
     char *client_id, *client_secret;                 /* owned */
+    bool  registered;                                /* a dynamic registration was made now */
+    char  registered_for[MCP_OAUTH_URL_MAX];         /* registered: the token endpoint it is for */
     bool  refused;
     char  refused_class[32], refused_address[64], refused_form[32];
 } mcp_oauth_discovery;

@@ -50,6 +50,7 @@ struct mcp_oauth {
     /* a registration made once, kept for step-ups */
     char            *reg_client_id, *reg_client_secret, *reg_auth_method;
     char             reg_endpoint_for[MCP_OAUTH_URL_MAX];   /* the token endpoint it was made for */
+    bool             reg_loaded;      /* reg_* came from mcp_oauth_client (not made here) */
     char            *access_token;
     char            *refresh_token;
     char             scopes[MCP_OAUTH_SCOPE_MAX];   /* the configuration's, when the server names none */
@@ -72,6 +73,12 @@ mcp_oauth *mcp_oauth_new(const char *server_url, const mcp_oauth_client *client,
     o->policy = *policy;
     o->policy.max_redirects = 0;
     if (client->scopes) snprintf(o->scopes, sizeof o->scopes, "%s", client->scopes);
+    if (client->registered_client_id && client->registered_for && client->registered_client_id[0]) {
+        o->reg_client_id = xstrdup(client->registered_client_id);
+        o->reg_auth_method = xstrdup(client->registered_auth_method ? client->registered_auth_method : "none");
+        snprintf(o->reg_endpoint_for, sizeof o->reg_endpoint_for, "%s", client->registered_for);
+        o->reg_loaded = true;
+    }
     return o;
 }
 
@@ -537,6 +544,7 @@ static bool identify(mcp_oauth *o, const as_info *as, client_id *c, char *err, s
         const char *m = jstr(ans, "token_endpoint_auth_method");
         o->reg_auth_method = xstrdup(m ? m : o->reg_client_secret ? pick_method(as, true) : "none");
         snprintf(o->reg_endpoint_for, sizeof o->reg_endpoint_for, "%s", as->token_endpoint);
+        o->reg_loaded = false;
         c->id = o->reg_client_id;
         c->secret = o->reg_client_secret;
         c->method = o->reg_auth_method;
@@ -815,6 +823,10 @@ bool mcp_oauth_discover(const char *server_url, const mcp_oauth_client *client, 
         snprintf(out->auth_method, sizeof out->auth_method, "%s", pp.c.method);
         out->client_id = xstrdup(pp.c.id);
         out->client_secret = dup_or_null(pp.c.secret);
+        /* made now (not configured, not a metadata document, not the one
+         * the caller kept): the caller may keep it */
+        out->registered = o->reg_client_id && pp.c.id == o->reg_client_id && !o->reg_loaded;
+        if (out->registered) snprintf(out->registered_for, sizeof out->registered_for, "%s", o->reg_endpoint_for);
         cJSON_Delete(pp.as.meta);
     }
     if (!ok && o->refused) {

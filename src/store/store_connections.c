@@ -457,3 +457,58 @@ store_status store_oauth_flow_take(store *st, const char *state_hash, int64_t no
     if (res != STORE_OK) oauth_flow_rec_free(out);
     return res;
 }
+
+/* ---- brigade's own registrations at authorization servers ---- */
+
+store_status store_oauth_client_get(store *st, const char *provider, const char *redirect_uri,
+                                    oauth_client_rec *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!provider || !redirect_uri) return STORE_NOT_FOUND;
+    store_conn *c = store_reader(st);
+    if (!c) return STORE_ERROR;
+    sqlite3_stmt *s = store_stmt(c, "SELECT token_endpoint, client_id, auth_method, created_at FROM oauth_clients"
+                                    " WHERE provider = ? AND redirect_uri = ?");
+    if (!s) return STORE_ERROR;
+    store_bind_text(s, 1, provider);
+    store_bind_text(s, 2, redirect_uri);
+    int rc = sqlite3_step(s);
+    store_status res;
+    if (rc == SQLITE_ROW) {
+        snprintf(out->provider, sizeof out->provider, "%s", provider);
+        snprintf(out->redirect_uri, sizeof out->redirect_uri, "%s", redirect_uri);
+        const char *te = (const char *)sqlite3_column_text(s, 0);
+        const char *id = (const char *)sqlite3_column_text(s, 1);
+        const char *am = (const char *)sqlite3_column_text(s, 2);
+        snprintf(out->token_endpoint, sizeof out->token_endpoint, "%s", te ? te : "");
+        snprintf(out->client_id, sizeof out->client_id, "%s", id ? id : "");
+        snprintf(out->auth_method, sizeof out->auth_method, "%s", am ? am : "none");
+        out->created_at = sqlite3_column_int64(s, 3);
+        res = STORE_OK;
+    } else {
+        res = rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sqlite_status(c, rc, "oauth client");
+    }
+    sqlite3_reset(s);
+    return res;
+}
+
+static store_status oauth_client_put_op(store_conn *c, void *arg)
+{
+    const oauth_client_rec *r = arg;
+    sqlite3_stmt *s = store_stmt(c, "INSERT OR REPLACE INTO oauth_clients (provider, redirect_uri, token_endpoint,"
+                                    " client_id, auth_method, created_at) VALUES (?,?,?,?,?,?)");
+    if (!s) return STORE_ERROR;
+    store_bind_text(s, 1, r->provider);
+    store_bind_text(s, 2, r->redirect_uri);
+    store_bind_text(s, 3, r->token_endpoint);
+    store_bind_text(s, 4, r->client_id);
+    store_bind_text(s, 5, r->auth_method);
+    sqlite3_bind_int64(s, 6, r->created_at);
+    return store_step_done(c, s, "keep oauth client");
+}
+
+store_status store_oauth_client_put(store *st, const oauth_client_rec *rec)
+{
+    if (!rec || !rec->provider[0] || !rec->redirect_uri[0] || !rec->client_id[0]) return STORE_INVALID;
+    return store_write(st, oauth_client_put_op, (void *)rec);
+}

@@ -68,6 +68,28 @@ store_status store_connection_list_sealed_other(store *st, int version, size_t l
 store_status store_connection_reseal(store *st, const char *id, const char *old_sealed,
                                      const char *new_sealed, int version);
 
+/* ---- brigade's own registrations at authorization servers ----
+ * A dynamic registration (RFC 7591) at an MCP server's authorization
+ * server, kept across restarts and shared by instances. Public clients
+ * only: nothing secret is kept. */
+
+#define OAUTH_CLIENT_URL_MAX 2048   /* MCP_OAUTH_URL_MAX */
+
+typedef struct oauth_client_rec {
+    char    provider[CONN_PROVIDER_MAX];
+    char    redirect_uri[OAUTH_CLIENT_URL_MAX];
+    char    token_endpoint[OAUTH_CLIENT_URL_MAX];   /* the registration is for that server */
+    char    client_id[512];
+    char    auth_method[32];
+    int64_t created_at;
+} oauth_client_rec;
+
+/* STORE_NOT_FOUND when none was kept for (provider, redirect_uri). */
+store_status store_oauth_client_get(store *st, const char *provider, const char *redirect_uri,
+                                    oauth_client_rec *out);
+/* Keep it (replacing any for the same provider and redirect URI). */
+store_status store_oauth_client_put(store *st, const oauth_client_rec *rec);
+
 /* ---- consent flows in progress ---- */
 
 typedef struct oauth_flow_rec {

@@ -445,6 +445,22 @@ static const store_migration store_migrations[] = {
       * the reconciliation reads only rows since its oldest open
       * reservation, through usage_ts. */
      "ALTER TABLE usage ADD COLUMN reservation INTEGER NOT NULL DEFAULT 0;"},
+    {18,
+     /* Dynamic registrations brigade made at an MCP server's authorization
+      * server (store_connections.h, store_oauth_client_*), kept so that a
+      * restart, or another instance, uses the same client: a refresh token
+      * is bound to the client that got it. Public clients only (no
+      * secret). Keyed by the vault provider (server, URL, tenant) and the
+      * redirect URI registered (PUBLIC_URL's). */
+     "CREATE TABLE oauth_clients ("
+     "  provider       TEXT NOT NULL,"
+     "  redirect_uri   TEXT NOT NULL,"
+     "  token_endpoint TEXT NOT NULL,"
+     "  client_id      TEXT NOT NULL,"
+     "  auth_method    TEXT NOT NULL,"
+     "  created_at     INTEGER NOT NULL,"
+     "  PRIMARY KEY (provider, redirect_uri)"
+     ");"},
 };
 
 #define STORE_NMIGRATIONS (sizeof store_migrations / sizeof store_migrations[0])

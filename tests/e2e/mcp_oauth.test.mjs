@@ -10,6 +10,8 @@
 //   - Bob's run does not get Alice's token: it waits for his own consent;
 //   - a token revoked at the server fails that call clearly and marks her
 //     connection expired (not Bob's); her next run asks her again;
+//   - after a restart brigade uses the client it registered before (kept in
+//     the store), so a user's refresh token, bound to that client, works;
 //   - the provider is per server: a tenant admin who points a server's
 //     authorization at the metadata service or at the machine's loopback
 //     gets a refusal (and an egress.refuse audit entry), never a request;
@@ -19,8 +21,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
-import { auditEntries, errorOf, eventually, freePort, useStack } from './lib/harness.mjs';
-import { newSession, openStream, streamMessage, toolMarker } from './lib/agents.mjs';
+import { auditEntries, errorOf, eventually, freePort, sleep, useStack } from './lib/harness.mjs';
+import { newSession, openStream, restartBrigade, streamMessage, toolMarker } from './lib/agents.mjs';
 import { openConnectUrl } from './lib/vault.mjs';
 import { startMcpOauthServer } from './lib/mcp_oauth_server.mjs';
 
@@ -163,6 +165,34 @@ describe('a token revoked at the server', () => {
     const tr2 = d2.events.find((e) => e.event === 'tool.result');
     assert.equal(tr2.data.ok, true, JSON.stringify(tr2.data));
     assert.match(tr2.data.preview, /token tok-3/);
+  });
+});
+
+describe('after a restart', () => {
+  test('brigade keeps its registration: no new one, and a user\'s refresh token still works', async () => {
+    const carol = await stack.makeUserWithKey(tenant.admin_key, stack.unique('carol'));
+    srv.set({ tokenTtl: 2 });
+    try {
+      const s = await newSession(stack, carol.key, 'oa');
+      const st = openStream(stack, carol.key, s.id, `Go. ${toolMarker('oauthsrv__whoami', {})}`);
+      const ev = await st.next('auth.required');
+      assert.equal((await consent(ev.data.connect_url)).status, 200);
+      assert.equal((await st.done).events.find((e) => e.event === 'tool.result').data.ok, true);
+      const regsBefore = srv.log.filter((x) => x.path === '/register').length;
+      await restartBrigade(stack, 'SIGTERM');
+      await sleep(2200);   // her access token has expired: the next call refreshes it
+      const s2 = await newSession(stack, carol.key, 'oa');
+      const done = await streamMessage(stack, carol.key, s2.id, `Go. ${toolMarker('oauthsrv__whoami', {})}`);
+      assert.ok(!done.events.some((e) => e.event === 'auth.required'), 'Carol was asked to consent again');
+      const tr = done.events.find((e) => e.event === 'tool.result');
+      assert.equal(tr.data.ok, true, JSON.stringify(tr.data));
+      assert.equal(srv.log.filter((x) => x.path === '/register').length, regsBefore, 'brigade registered again');
+      const refreshes = srv.log.filter((x) => x.path === '/token' && x.form.grant_type === 'refresh_token');
+      assert.ok(refreshes.length >= 1, 'the token was refreshed');
+      assert.equal(refreshes.at(-1).form.client_id, 'client-1');
+    } finally {
+      srv.set({ tokenTtl: undefined });
+    }
   });
 });
 

@@ -8,8 +8,13 @@
 //   asMeta                fields merged into its AS metadata
 //   stepUpForever         tools/call with any token → 403 insufficient_scope
 //   badState              /authorize redirects back with another state
+//   tokenTtl              expires_in of the tokens it issues (default 3600 s);
+//                         a token past it is refused (401)
 // Tokens it issues are tok-1, tok-2, …; only those are accepted on /mcp, and
-// revoke(token) stops one being accepted.
+// revoke(token) stops one being accepted. Each comes with a refresh token
+// rt-N bound to the client that got it: a refresh by another client is
+// invalid_grant. Registrations give client-1, client-2, … (so a second
+// registration shows).
 // Its authorization endpoint consents at once (no login page): a code is
 // bound to the request's PKCE challenge, redirect_uri and resource, and
 // /token checks all three (a wrong one is invalid_grant) and the code is
@@ -22,8 +27,11 @@ export async function startMcpOauthServer() {
   let opts = {};
   let log = [];
   let issued = new Set();
+  let expiry = new Map();      // token → ms since epoch
+  let refresh = new Map();     // refresh token → client_id
   let codes = new Map();
   let n = 0;
+  let regs = 0;
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (d) => { body += d; });
@@ -58,7 +66,7 @@ export async function startMcpOauthServer() {
         token_endpoint_auth_methods_supported: ['none'], ...(opts.asMeta ?? {}) });
     }
     if (u.pathname === '/register' && req.method === 'POST') {
-      return json(res, 201, { client_id: 'client-1', token_endpoint_auth_method: 'none' });
+      return json(res, 201, { client_id: `client-${++regs}`, token_endpoint_auth_method: 'none' });
     }
     if (u.pathname === '/authorize' && req.method === 'GET') {
       const back = new URL(u.searchParams.get('redirect_uri'));
@@ -71,6 +79,20 @@ export async function startMcpOauthServer() {
       res.writeHead(302, { location: back.toString() });
       return res.end();
     }
+    const issue = (clientId) => {
+      const t = `tok-${++n}`;
+      const ttl = opts.tokenTtl ?? 3600;
+      issued.add(t);
+      expiry.set(t, Date.now() + ttl * 1000);
+      refresh.set(`rt-${n}`, clientId);
+      return { access_token: t, token_type: 'Bearer', expires_in: ttl, refresh_token: `rt-${n}` };
+    };
+    if (u.pathname === '/token' && req.method === 'POST' && entry.form.grant_type === 'refresh_token') {
+      const owner = refresh.get(entry.form.refresh_token);
+      if (!owner || owner !== entry.form.client_id) return json(res, 400, { error: 'invalid_grant' });
+      refresh.delete(entry.form.refresh_token);
+      return json(res, 200, issue(owner));
+    }
     if (u.pathname === '/token' && req.method === 'POST') {
       const c = codes.get(entry.form.code);
       codes.delete(entry.form.code);
@@ -80,14 +102,12 @@ export async function startMcpOauthServer() {
           c.resource !== entry.form.resource) {
         return json(res, 400, { error: 'invalid_grant' });
       }
-      const t = `tok-${++n}`;
-      issued.add(t);
-      return json(res, 200, { access_token: t, token_type: 'Bearer', expires_in: 3600 });
+      return json(res, 200, issue(entry.form.client_id));
     }
     if (u.pathname === '/mcp' && req.method === 'POST') {
       const a = req.headers.authorization ?? '';
       const token = a.startsWith('Bearer ') ? a.slice(7) : null;
-      if (!token || !issued.has(token)) {
+      if (!token || !issued.has(token) || Date.now() > expiry.get(token)) {
         return json(res, 401, { error: 'invalid_token' }, {
           'www-authenticate': `Bearer resource_metadata="${opts.resourceMetadata ?? prm}", scope="mcp:tools"` });
       }
@@ -122,7 +142,7 @@ export async function startMcpOauthServer() {
     set(o) { opts = { ...opts, ...o }; },
     /** The token is no longer accepted (revoked at the server). */
     revoke(token) { issued.delete(token); },
-    reset() { opts = {}; log = []; issued = new Set(); codes = new Map(); n = 0; },
+    reset() { opts = {}; log = []; issued = new Set(); expiry = new Map(); refresh = new Map(); codes = new Map(); n = 0; regs = 0; },
     close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
   };
 }

@@ -3,7 +3,9 @@
  * reach, a sealed row copied to another user that does not open, the
  * consent flow's state (a connect link opens once; a state is taken once,
  * only in the browser bound to it, and not after it expired), and key
- * rotation re-sealing every row. */
+ * rotation re-sealing every row; brigade's own registrations at
+ * authorization servers kept per (provider, redirect URI), and a token the
+ * service refused marking only its own, not renewed, connection expired. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "identity/scope_mint.h"
 #include "test_util.h"
@@ -230,10 +233,67 @@ static void test_rotation(void **state)
     vault_token_clear(&t);
 }
 
+static void test_oauth_client_kept(void **state)
+{
+    fixture *f = *state;
+    oauth_client_rec r, got;
+    assert_int_equal(store_oauth_client_get(f->st, "mcp:a:0011", "https://b.example/oauth/callback", &got),
+                     STORE_NOT_FOUND);
+    memset(&r, 0, sizeof r);
+    snprintf(r.provider, sizeof r.provider, "mcp:a:0011");
+    snprintf(r.redirect_uri, sizeof r.redirect_uri, "https://b.example/oauth/callback");
+    snprintf(r.token_endpoint, sizeof r.token_endpoint, "https://as.example/token");
+    snprintf(r.client_id, sizeof r.client_id, "client-1");
+    snprintf(r.auth_method, sizeof r.auth_method, "none");
+    r.created_at = 100;
+    assert_int_equal(store_oauth_client_put(f->st, &r), STORE_OK);
+    assert_int_equal(store_oauth_client_get(f->st, "mcp:a:0011", "https://b.example/oauth/callback", &got), STORE_OK);
+    assert_string_equal(got.client_id, "client-1");
+    assert_string_equal(got.token_endpoint, "https://as.example/token");
+    assert_string_equal(got.auth_method, "none");
+    /* another public URL is another registration */
+    assert_int_equal(store_oauth_client_get(f->st, "mcp:a:0011", "https://c.example/oauth/callback", &got),
+                     STORE_NOT_FOUND);
+    /* registered again: replaced */
+    snprintf(r.client_id, sizeof r.client_id, "client-2");
+    assert_int_equal(store_oauth_client_put(f->st, &r), STORE_OK);
+    assert_int_equal(store_oauth_client_get(f->st, "mcp:a:0011", "https://b.example/oauth/callback", &got), STORE_OK);
+    assert_string_equal(got.client_id, "client-2");
+    r.client_id[0] = '\0';
+    assert_int_equal(store_oauth_client_put(f->st, &r), STORE_INVALID);
+}
+
+static void test_token_refused(void **state)
+{
+    fixture *f = *state;
+    char id_a[ID_MAX], id_b[ID_MAX];
+    connect_key(f, &f->alice, "sk-alice-0123456789", id_a);
+    connect_key(f, &f->bob, "sk-bob-0123456789", id_b);
+    int64_t now = time(NULL);
+    /* renewed after the refused token was read (fetched_at in the past): left alone */
+    vault_token_refused(f->v, &f->alice, "keyed", id_a, now - 100);
+    assert_true(vault_connection_active(f->v, &f->alice, "keyed"));
+    /* another connection's id, or another user's: left alone */
+    vault_token_refused(f->v, &f->alice, "keyed", id_b, now + 1);
+    vault_token_refused(f->v, &f->bob, "keyed", id_a, now + 1);
+    assert_true(vault_connection_active(f->v, &f->alice, "keyed"));
+    assert_true(vault_connection_active(f->v, &f->bob, "keyed"));
+    /* refused as read: expired, the next token is MISSING */
+    vault_token_refused(f->v, &f->alice, "keyed", id_a, now + 1);
+    assert_false(vault_connection_active(f->v, &f->alice, "keyed"));
+    assert_true(vault_connection_active(f->v, &f->bob, "keyed"));
+    vault_token t;
+    vault_token_get(f->v, &f->alice, "keyed", NULL, 0, "{token}", &t);
+    assert_int_equal(t.status, VAULT_TOKEN_MISSING);
+    vault_token_clear(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_api_key_and_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oauth_client_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copied_row_does_not_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flow_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
