@@ -316,6 +316,7 @@ void api_messages_list(api_ctx *ctx);
 void api_messages_post(api_ctx *ctx);
 void api_runs_get(api_ctx *ctx);
 void api_runs_cancel(api_ctx *ctx);
+void api_run_events(api_ctx *ctx);            /* GET /v1/runs/{id}/events (run_events.c) */
 
 /* run_answer.c: runs told to the client — a message's run as an SSE stream
  * or a JSON answer, a cancel's answer — and the API's JSON of runs. */

@@ -57,6 +57,7 @@ static const api_route api_routes[] = {
     R("GET",    "/v1/sessions/{id}/messages", ROLES_USER,       api_messages_list, NULL),
     R("POST",   "/v1/sessions/{id}/messages", ROLES_USER,       NULL, api_messages_post),
     R("GET",    "/v1/runs/{id}",            ROLES_USER,         api_runs_get, NULL),
+    R("GET",    "/v1/runs/{id}/events",     ROLES_USER,         NULL, api_run_events),
     R("POST",   "/v1/runs/{id}/cancel",     ROLES_USER | ROLES_TENANT_ADMIN, NULL, api_runs_cancel),
     R("POST",   "/v1/runs/{id}/approvals/{call_id}", ROLES_USER | ROLES_TENANT_ADMIN,
                                                                 api_approvals_decide, NULL),
@@ -116,6 +117,7 @@ ENTRY(51) ENTRY(52) ENTRY(53)
 ENTRY(54) ENTRY(55) ENTRY(56) ENTRY(57) ENTRY(58)
 ENTRY(59) ENTRY(60) ENTRY(61) ENTRY(62) ENTRY(63) ENTRY(64) ENTRY(65) ENTRY(66)
 ENTRY(67) ENTRY(68) ENTRY(69) ENTRY(70) ENTRY(71) ENTRY(72) ENTRY(73)
+ENTRY(74)
 
 static const http_handler api_entries[] = {
     api_entry_0, api_entry_1, api_entry_2, api_entry_3, api_entry_4, api_entry_5,
@@ -132,6 +134,7 @@ static const http_handler api_entries[] = {
     api_entry_59, api_entry_60, api_entry_61, api_entry_62, api_entry_63, api_entry_64, api_entry_65,
     api_entry_66,
     api_entry_67, api_entry_68, api_entry_69, api_entry_70, api_entry_71, api_entry_72, api_entry_73,
+    api_entry_74,
 };
 
 _Static_assert(sizeof api_entries / sizeof api_entries[0] == N_ROUTES,

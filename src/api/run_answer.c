@@ -136,13 +136,16 @@ static bool run_client_start(runs_subscriber *sub, const run_rec *run)
     return true;
 }
 
-static bool run_client_event(runs_subscriber *sub, const char *name, const char *json, size_t len)
+static bool run_client_event(runs_subscriber *sub, const char *name, const char *json, size_t len, uint64_t seq)
 {
     run_client *c = (run_client *)sub;
     /* A client gone (its on_abort follows) is not a full one: the model
      * must not pause for it. */
     if (!c->sse || c->req->aborted) return true;
-    return http_sse_event(c->sse, name, NULL, json, len);
+    /* the id: where GET /v1/runs/{id}/events goes on if this stream breaks */
+    char id[24];
+    if (seq) snprintf(id, sizeof id, "%llu", (unsigned long long)seq);
+    return http_sse_event(c->sse, name, seq ? id : NULL, json, len);
 }
 
 static void run_client_end(runs_subscriber *sub, const runs_outcome *o)

@@ -1,22 +1,24 @@
 /* events.c — what the run tells its subscriber (runs.h): the API's events
  * (a name and JSON carrying the run id) while it wants them, and the end.
  * A full subscriber (a client reading slowly) is noted so the model call
- * pauses instead of buffering without bound. */
+ * pauses instead of buffering without bound. Every event also goes to the
+ * run's event log (event_log.c), numbered. */
 #include "runs/runs_internal.h"
 
 #include <string.h>
 
 void run_event(run_exec *x, const char *name, cJSON *data)
 {
-    if (!x->sub || !x->sub_started || !x->sub->on_event) {
-        cJSON_Delete(data);
-        return;
-    }
     cJSON_AddStringToObject(data, "run_id", x->rec.id);
     char *json = cJSON_PrintUnformatted(data);
     cJSON_Delete(data);
     if (!json) return;
-    x->sub_full = !x->sub->on_event(x->sub, name, json, strlen(json));
+    size_t len = strlen(json);
+    /* kept (and numbered) whether or not anyone hears it now: a client
+     * whose stream broke reads it again (GET /v1/runs/{id}/events) */
+    uint64_t seq = run_log_append(x->r->logs, x->rec.id, x->sc.tenant_id, x->sc.user_id, name, json, len);
+    if (x->sub && x->sub_started && x->sub->on_event)
+        x->sub_full = !x->sub->on_event(x->sub, name, json, len, seq);
     cJSON_free(json);
 }
 

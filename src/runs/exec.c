@@ -65,6 +65,7 @@ static void run_exec_shutdown(run_exec *x)
     runs_error e = {.kind = RUNS_ERR_SHUTDOWN, .code = "server_shutdown",
                     .message = "the server shut down while the run was in progress"};
     runs_outcome o = {.error = &e, .run = &x->rec};
+    run_log_end(x->r->logs, x->rec.id);
     run_event_end(x, &o);
     runs_registry_release(x->r, x->rec.session_id, x->rec.id);
     run_exec_release(x);
@@ -236,6 +237,7 @@ static void run_finish_done(run_exec *x)
             cJSON_AddNumberToObject(e, "retry_after_s", x->refusal.retry_after_s);
         run_event(x, "run.failed", d);
     }
+    run_log_end(x->r->logs, x->rec.id);
     if (x->refused && x->rec.steps <= 1) {
         /* Refused before the model said anything: the message itself was
          * refused (a limit or budget, the queue, the deadline), with when

@@ -342,24 +342,29 @@ static void run_resume_repause(run_resume *m)
 static void run_resume_ended(run_resume *m)
 {
     runs_registry_release(m->r, m->session_id, m->run_id);
+    /* its end, as the run's last event: in its log, and to a client still
+     * attached */
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "status", run_status_name(m->rec.status));
+    cJSON *e = cJSON_AddObjectToObject(d, "error");
+    cJSON_AddStringToObject(e, "code", m->rec.error_code);
+    cJSON_AddStringToObject(e, "message", m->rec.error_message);
+    cJSON_AddStringToObject(d, "run_id", m->rec.id);
+    char *json = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    uint64_t seq = json ? run_log_append(m->r->logs, m->rec.id, m->sc.tenant_id, m->sc.user_id, "run.failed",
+                                         json, strlen(json))
+                        : 0;
+    run_log_end(m->r->logs, m->rec.id);
     runs_subscriber *sub = m->sub;
-    if (!sub) return;
-    free(sub->paused);
-    sub->paused = NULL;
-    if (sub->on_event) {
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "status", run_status_name(m->rec.status));
-        cJSON *e = cJSON_AddObjectToObject(d, "error");
-        cJSON_AddStringToObject(e, "code", m->rec.error_code);
-        cJSON_AddStringToObject(e, "message", m->rec.error_message);
-        cJSON_AddStringToObject(d, "run_id", m->rec.id);
-        char *json = cJSON_PrintUnformatted(d);
-        cJSON_Delete(d);
-        if (json) sub->on_event(sub, "run.failed", json, strlen(json));
-        cJSON_free(json);
+    if (sub) {
+        free(sub->paused);
+        sub->paused = NULL;
+        if (sub->on_event && json) sub->on_event(sub, "run.failed", json, strlen(json), seq);
+        runs_outcome o = {.run = &m->rec};
+        sub->on_end(sub, &o);
     }
-    runs_outcome o = {.run = &m->rec};
-    sub->on_end(sub, &o);
+    cJSON_free(json);
 }
 
 static void run_resume_after(uv_work_t *w, int status)

@@ -25,6 +25,7 @@ runs *runs_new(const brigade_config *cfg, store *st, const tool_registry *tools)
     pthread_mutex_init(&r->lock, NULL);
     r->sessions = xnonnull(strmap_new(NULL));
     r->active = xnonnull(strmap_new(NULL));
+    r->logs = run_logs_new();
     return r;
 }
 
@@ -45,6 +46,7 @@ void runs_free(runs *r)
     strmap_foreach(r->sessions, runs_free_slot, NULL);
     strmap_free(r->sessions);
     strmap_free(r->active);
+    run_logs_free(r->logs);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }

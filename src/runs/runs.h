@@ -113,9 +113,11 @@ struct runs_subscriber {
      * once (its client is already gone). May be NULL. */
     bool (*on_start)(runs_subscriber *s, const run_rec *run);
     /* One of the run's events ("run.started", "message.delta", …) as JSON
-     * carrying the run id. Return false when full: the run pauses its model
-     * until runs_subscriber_drained. NULL: the subscriber wants the end only. */
-    bool (*on_event)(runs_subscriber *s, const char *name, const char *json, size_t len);
+     * carrying the run id, and its number in the run's event log (its SSE
+     * id; 0 when it could not be kept). Return false when full: the run
+     * pauses its model until runs_subscriber_drained. NULL: the subscriber
+     * wants the end only. */
+    bool (*on_event)(runs_subscriber *s, const char *name, const char *json, size_t len, uint64_t seq);
     /* Exactly once; the run has forgotten the subscriber before the call. */
     void (*on_end)(runs_subscriber *s, const runs_outcome *o);
     void *run;                         /* the runs module's: the run it hears */
@@ -170,6 +172,36 @@ bool runs_cancel_in_tenant(runs *r, const char *tenant_id, const char *run_id);
  * gets 401 with the same code). Thread-safe. */
 struct identity_revocation;
 void runs_on_revocation(runs *r, const struct identity_revocation *rv);
+
+/* ---- a run's events, readable again (event_log.c) ----
+ * Every event a run sends is numbered (from 1, its SSE id) and kept in a
+ * bounded log while the run lives and for a while after its end, so a
+ * client can read them again: GET /v1/runs/{id}/events, from the start or
+ * after the Last-Event-ID it saw. Readers never slow the run down. */
+typedef struct runs_event_watch runs_event_watch;
+typedef struct runs_event_frame {
+    uint64_t    seq;
+    const char *name;
+    const char *json;
+    size_t      len;
+} runs_event_frame;
+/* Called on the watcher's loop when there may be new events or the log
+ * ended (several appends may wake it once). */
+typedef void (*runs_event_wake_fn)(void *arg);
+/* Watch the events of run_id after number `after` (0: from the first kept),
+ * on `loop` (its own thread). NULL when this process keeps no events of
+ * that run for that user (it never ran here, was forgotten, or is another
+ * user's). `wake` comes at once for what is already there. */
+runs_event_watch *runs_events_watch(runs *r, const char *tenant_id, const char *user_id, const char *run_id,
+                                    uint64_t after, uv_loop_t *loop, runs_event_wake_fn wake, void *arg);
+/* The events after the last taken, at most max, into out (valid until the
+ * next take or unwatch). *skipped_from..*skipped_to (0 when none): events
+ * dropped from the log before this reader took them. *ended: the run has
+ * ended and every event has been taken. */
+size_t runs_events_take(runs *r, runs_event_watch *w, runs_event_frame *out, size_t max, bool *ended,
+                        uint64_t *skipped_from, uint64_t *skipped_to);
+/* On the watcher's loop: stop (wake is not called again). */
+void runs_events_unwatch(runs *r, runs_event_watch *w);
 
 /* Is a run active on this session? (DELETE /v1/sessions/{id} refuses then.) */
 bool runs_session_busy(runs *r, const char *session_id);

@@ -73,6 +73,17 @@ typedef struct session_slot {
     bool         wake_pending;
 } session_slot;
 
+/* The runs' event logs (event_log.c). */
+typedef struct run_logs run_logs;
+typedef struct run_log run_log;
+run_logs *run_logs_new(void);
+void      run_logs_free(run_logs *l);
+/* Keep one event of a run; its number (0: not kept). Thread-safe. */
+uint64_t  run_log_append(run_logs *l, const char *run_id, const char *tenant_id, const char *user_id,
+                         const char *name, const char *json, size_t len);
+/* The run has ended: its log is kept a while for readers, then forgotten. */
+void      run_log_end(run_logs *l, const char *run_id);
+
 struct runs {
     const brigade_config *cfg;
     store                *st;
@@ -87,6 +98,7 @@ struct runs {
     runs_credentials      creds;       /* the users' own tool credentials (runs_set_credentials) */
     bool                  has_creds;
     runs_thread          *home;        /* the loop that watches paused runs' deadlines */
+    run_logs             *logs;        /* every run's events, readable again (event_log.c) */
 };
 
 struct runs_thread {

@@ -38,6 +38,7 @@ export function parseSse(text) {
   for (const block of text.split(/\r?\n\r?\n/)) {
     if (!block.trim()) continue;
     let event = 'message';
+    let id;
     const data = [];
     for (const line of block.split(/\r?\n/)) {
       if (line.startsWith(':')) continue;
@@ -46,13 +47,14 @@ export function parseSse(text) {
       let value = i < 0 ? '' : line.slice(i + 1);
       if (value.startsWith(' ')) value = value.slice(1);
       if (field === 'event') event = value;
+      else if (field === 'id') id = value;
       else if (field === 'data') data.push(value);
     }
     if (!data.length) continue;
     const raw = data.join('\n');
     let parsed = raw;
     try { parsed = JSON.parse(raw); } catch { /* left as text */ }
-    out.push({ event, data: parsed });
+    out.push(id === undefined ? { event, data: parsed } : { event, id, data: parsed });
   }
   return out;
 }

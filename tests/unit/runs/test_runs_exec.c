@@ -278,6 +278,7 @@ typedef struct sub {
     int        n_events;
     int        saw_tool_call;
     int        deltas;
+    uint64_t   last_seq;              /* events are numbered, increasing */
     /* the outcome */
     int        err_kind;              /* 0: none */
     char       err_code[64];
@@ -299,11 +300,13 @@ static bool sub_start(runs_subscriber *s, const run_rec *run)
     return true;
 }
 
-static bool sub_event(runs_subscriber *s, const char *name, const char *json, size_t len)
+static bool sub_event(runs_subscriber *s, const char *name, const char *json, size_t len, uint64_t seq)
 {
     sub *b = (sub *)s;
     (void)len;
     assert_non_null(strstr(json, "\"run_id\""));
+    assert_true(seq > b->last_seq);
+    b->last_seq = seq;
     if (b->n_events < 32) snprintf(b->events[b->n_events++], sizeof b->events[0], "%s", name);
     if (strcmp(name, "tool.call") == 0) b->saw_tool_call = 1;
     if (strcmp(name, "message.delta") == 0) b->deltas++;
@@ -311,9 +314,9 @@ static bool sub_event(runs_subscriber *s, const char *name, const char *json, si
 }
 
 /* A subscriber that is always full (a client that never reads). */
-static bool sub_event_full(runs_subscriber *s, const char *name, const char *json, size_t len)
+static bool sub_event_full(runs_subscriber *s, const char *name, const char *json, size_t len, uint64_t seq)
 {
-    sub_event(s, name, json, len);
+    sub_event(s, name, json, len, seq);
     return false;
 }
 
