@@ -33,6 +33,12 @@
 #   FAST_LATENCY_MS    mock latency of the step measurement's model (default 0)
 #   STEP_RUNS          timed runs per case (default 1000)
 #   STEP_SESSIONS      sessions per step agent (default 256)
+#   HOLD_PROVIDER      the held runs' model provider: mock (default: in-process,
+#                      no HTTP) or http (a `brigade mock-llm` process on
+#                      loopback, a provider of kind openai: each run then holds
+#                      a libcurl transfer and an upstream connection, as with a
+#                      real provider)
+#   TRACING            on (default: every request and run traced) or off
 #   BENCH_MAX_LOAD     wait (at most 2 min) while the 1-min load is above it (default 3)
 #   BRIGADE            brigade binary (default: release build in build-bench/)
 #   BENCH_KEEP         1 keeps the temp dir (config, logs, data)
@@ -44,7 +50,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 cmdline=""
-for v in $(compgen -e | grep -E '^(RUNS|USERS|HOLD_LATENCY_MS|WINDOW|FAST_LATENCY_MS|STEP_RUNS|STEP_SESSIONS|BENCH_MAX_LOAD|BRIGADE)$' || true); do
+for v in $(compgen -e | grep -E '^(RUNS|USERS|HOLD_LATENCY_MS|HOLD_PROVIDER|TRACING|WINDOW|FAST_LATENCY_MS|STEP_RUNS|STEP_SESSIONS|BENCH_MAX_LOAD|BRIGADE)$' || true); do
   cmdline+="$v=$(printf "%q" "${!v}") "
 done
 cmdline+="bench/runs.sh"
@@ -57,6 +63,8 @@ fast_ms=${FAST_LATENCY_MS:-0}
 step_runs=${STEP_RUNS:-1000}
 step_sessions=${STEP_SESSIONS:-256}
 max_load=${BENCH_MAX_LOAD:-3}
+hold_provider=${HOLD_PROVIDER:-mock}
+tracing=${TRACING:-on}
 
 die() { echo "runs.sh: $*" >&2; exit 1; }
 for v in runs users hold_ms window fast_ms step_runs step_sessions; do
@@ -64,6 +72,8 @@ for v in runs users hold_ms window fast_ms step_runs step_sessions; do
 done
 ((runs >= 1 && users >= 1 && window >= 1 && step_runs >= 1)) || die "RUNS, USERS, WINDOW, STEP_RUNS must be >= 1"
 ((step_sessions >= 64)) || die "STEP_SESSIONS must be >= 64 (the c=64 case)"
+[[ "$hold_provider" == mock || "$hold_provider" == http ]] || die "HOLD_PROVIDER must be mock or http (got '$hold_provider')"
+[[ "$tracing" == on || "$tracing" == off ]] || die "TRACING must be on or off (got '$tracing')"
 for t in node curl jq awk; do command -v "$t" >/dev/null 2>&1 || die "missing $t"; done
 load_js="$root/bench/runs_load.mjs"
 
@@ -111,6 +121,18 @@ stop_wait_s=15     # brigade drains for shutdown_grace_ms
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
+# ---- the held runs' provider -----------------------------------------------
+slow_provider="{name: slow, kind: mock, latency_ms: $hold_ms, timeout_ms: 600000}"
+if [[ "$hold_provider" == http ]]; then
+  "$BRIGADE" mock-llm --listen 127.0.0.1:0 --threads 1 --latency-ms "$hold_ms" >"$tmp/mock.log" 2>&1 &
+  mock_pid=$!; pids+=("$mock_pid")
+  mock_url=$(bench_wait_line "$tmp/mock.log" 'http://127\.0\.0\.1:[0-9]+' "$mock_pid" mock-llm)
+  echo "mock-llm pid $mock_pid  $mock_url"
+  slow_provider="{name: slow, kind: openai, base_url: \"$mock_url/v1\", api_key: k, timeout_ms: 600000, max_connections: 20000, breaker_failures: 0, breaker_error_rate: 0}"
+fi
+tracing_yaml=""
+[[ "$tracing" == off ]] && tracing_yaml="observability: {traces: {enabled: false}}"
+
 # ---- brigade ---------------------------------------------------------------
 admin_token="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 mkdir -p -m 700 "$tmp/data"
@@ -121,8 +143,9 @@ server:
   data_dir: "$tmp/data"
   threads: 2
   limits: {max_connections: 20000}
+$tracing_yaml
 providers:
-  - {name: slow, kind: mock, latency_ms: $hold_ms, timeout_ms: 600000}
+  - $slow_provider
   - {name: fast, kind: mock, latency_ms: $fast_ms}
 models:
   - {name: slow-model, provider: slow}

@@ -10,20 +10,29 @@
 #include "util/ids.h"
 
 
+/* 16 bytes: the key and a string value are offsets into the span's pool. */
 typedef struct obs_attr {
-    char key[OBS_ATTR_KEY_MAX];
-    obs_attr_type type;
     union {
         int64_t i;
         double d;
         bool b;
     } v;
-    uint16_t off;                  /* OBS_ATTR_STR: the value, NUL-terminated, in the span's pool */
+    uint16_t key;                  /* the key, NUL-terminated, in the span's pool */
+    uint16_t off;                  /* OBS_ATTR_STR: the value, NUL-terminated, in the pool */
+    uint8_t  type;                 /* obs_attr_type */
 } obs_attr;
 
-/* One malloc per span (about 4 KiB): attributes and their strings live
- * inline, so ending a span is a queue
- * push and freeing it is one free. */
+/* The pool holds keys and string values: values at most OBS_SPAN_POOL
+ * bytes in all (what a stored span may hold), keys besides. */
+#define OBS_SPAN_POOL_MAX (OBS_SPAN_POOL + OBS_SPAN_ATTRS_MAX * OBS_ATTR_KEY_MAX)
+
+static inline const char *obs_attr_key(const struct obs_span *s, const obs_attr *a);
+
+/* A span is small while it is open: the fixed part (about 400 bytes) and,
+ * only as attributes are set, an array of them and a pool of their
+ * strings, each grown on demand (a run holds a few spans open for its
+ * whole life: their size is most of what an idle run costs). Freed with
+ * obs_span_free. */
 struct obs_span {
     obs_trace_ctx ctx;             /* this span's trace and span id */
     uint8_t parent_id[8];          /* zero for a root */
@@ -34,12 +43,18 @@ struct obs_span {
     int64_t start_ns, end_ns;      /* unix ns (wall clock) */
     obs_status status;
     char status_msg[OBS_STATUS_MSG_MAX];
-    obs_attr attrs[OBS_SPAN_ATTRS_MAX];
-    unsigned n_attrs;
-    uint16_t pool_used;
-    char pool[OBS_SPAN_POOL];
+    obs_attr *attrs;               /* n_attrs used of cap_attrs (at most OBS_SPAN_ATTRS_MAX) */
+    unsigned n_attrs, cap_attrs;
+    char *pool;                    /* pool_used used of pool_cap (at most OBS_SPAN_POOL_MAX) */
+    uint16_t pool_used, pool_cap;
+    uint16_t values_used;          /* bytes of string values in the pool (at most OBS_SPAN_POOL) */
     struct obs_span *next;         /* the tracer's queues */
 };
+
+static inline const char *obs_attr_key(const struct obs_span *s, const obs_attr *a) { return s->pool + a->key; }
+
+/* span.c: free a span and what it holds. */
+void obs_span_free(obs_span *s);
 
 /* traceparent.c: n (8 or 16) random bytes, never all zero. */
 void obs_random_id(uint8_t *out, size_t n);

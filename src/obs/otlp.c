@@ -40,7 +40,7 @@ void obs_attrs_json(buf *b, const obs_span *s)
     for (unsigned i = 0; i < s->n_attrs; i++) {
         const obs_attr *a = &s->attrs[i];
         if (i) buf_append(b, ",", 1);
-        obs_json_str(b, a->key);
+        obs_json_str(b, obs_attr_key(s, a));
         buf_append(b, ":", 1);
         switch (a->type) {
         case OBS_ATTR_STR: obs_json_str(b, s->pool + a->off); break;
@@ -64,11 +64,11 @@ static void obs_otlp_kv_str(buf *b, const char *key, const char *v)
 static void obs_otlp_attr(buf *b, const obs_span *s, const obs_attr *a)
 {
     if (a->type == OBS_ATTR_STR) {
-        obs_otlp_kv_str(b, a->key, s->pool + a->off);
+        obs_otlp_kv_str(b, obs_attr_key(s, a), s->pool + a->off);
         return;
     }
     buf_puts(b, "{\"key\":");
-    obs_json_str(b, a->key);
+    obs_json_str(b, obs_attr_key(s, a));
     buf_puts(b, ",\"value\":{");
     switch (a->type) {
     case OBS_ATTR_INT: buf_printf(b, "\"intValue\":\"%lld\"", (long long)a->v.i); break;
@@ -157,7 +157,7 @@ void obs_otlp_offer(obs_span **spans, size_t n)
     pthread_mutex_lock(&obs_ex.mu);
     for (size_t i = 0; i < n; i++) {
         if (obs_ex.qlen >= obs_ex.max_queue || obs_ex.stopping) {
-            free(spans[i]);
+            obs_span_free(spans[i]);
             dropped++;
             continue;
         }
@@ -237,7 +237,7 @@ static void *obs_otlp_main(void *arg)
         obs_otlp_encode(&body, batch, n, obs_ex.service);
         bool ok = curl && obs_otlp_post(curl, &body);
         buf_free(&body);
-        for (size_t i = 0; i < n; i++) free(batch[i]);
+        for (size_t i = 0; i < n; i++) obs_span_free(batch[i]);
         if (ok) {
             obs_counter_add(obs_series_of(obs_m_otlp_exported(), NULL), n);
         } else {
@@ -255,7 +255,7 @@ static void *obs_otlp_main(void *arg)
             size_t rest = obs_ex.qlen;
             while (obs_ex.head) {
                 obs_span *nx = obs_ex.head->next;
-                free(obs_ex.head);
+                obs_span_free(obs_ex.head);
                 obs_ex.head = nx;
             }
             obs_ex.tail = NULL;

@@ -37,14 +37,10 @@ obs_span *obs_span_begin(const obs_trace_ctx *parent, const char *name, obs_span
     } else {
         obs_trace_ctx_new(&ctx);
     }
-    /* An unsampled span is never stored: it needs its context and the few
-     * fields before the attributes, not the 4 KiB of attributes and string
-     * pool (nothing touches those when bit 0 of the flags is clear). Not
-     * calloc: the string pool need not be zeroed. */
-    bool sampled = ctx.flags & 1;
-    size_t size = sampled ? sizeof(obs_span) : offsetof(obs_span, attrs);
-    obs_span *s = xmalloc(size);
-    memset(s, 0, sampled ? offsetof(obs_span, pool) : size);
+    /* Attributes and their strings come later, as they are set (an
+     * unsampled span never has any: nothing will read them). */
+    obs_span *s = xmalloc(sizeof *s);
+    memset(s, 0, sizeof *s);
     s->ctx = ctx;
     if (parent) {
         memcpy(s->parent_id, parent->span_id, 8);
@@ -78,15 +74,55 @@ void obs_span_set_name(obs_span *s, const char *name)
 /* The slot for key: the existing one, a new one, or NULL when full. */
 bool obs_span_recording(const obs_span *s) { return s && (s->ctx.flags & 1); }
 
+void obs_span_free(obs_span *s)
+{
+    if (!s) return;
+    free(s->attrs);
+    free(s->pool);
+    free(s);
+}
+
+/* Room for n more bytes in the pool; false when it may not grow so far
+ * (or out of memory: the attribute is dropped, never the span). */
+static bool obs_pool_reserve(obs_span *s, size_t n)
+{
+    size_t need = (size_t)s->pool_used + n;
+    if (need > OBS_SPAN_POOL_MAX) return false;
+    if (need <= s->pool_cap) return true;
+    size_t cap = s->pool_cap ? s->pool_cap : 256;
+    while (cap < need) cap *= 2;
+    if (cap > OBS_SPAN_POOL_MAX) cap = OBS_SPAN_POOL_MAX;
+    char *p = realloc(s->pool, cap);
+    if (!p) return false;
+    s->pool = p;
+    s->pool_cap = (uint16_t)cap;
+    return true;
+}
+
 static obs_attr *obs_attr_slot(obs_span *s, const char *key)
 {
     /* An unsampled span keeps no attributes: nothing will read them. */
     if (!s || !key || !(s->ctx.flags & 1)) return NULL;
     for (unsigned i = 0; i < s->n_attrs; i++)
-        if (strcmp(s->attrs[i].key, key) == 0) return &s->attrs[i];
+        if (strcmp(obs_attr_key(s, &s->attrs[i]), key) == 0) return &s->attrs[i];
     if (s->n_attrs >= OBS_SPAN_ATTRS_MAX) return NULL;
+    if (s->n_attrs == s->cap_attrs) {
+        unsigned cap = s->cap_attrs ? s->cap_attrs * 2 : 8;
+        if (cap > OBS_SPAN_ATTRS_MAX) cap = OBS_SPAN_ATTRS_MAX;
+        obs_attr *n = realloc(s->attrs, cap * sizeof *n);
+        if (!n) return NULL;
+        s->attrs = n;
+        s->cap_attrs = cap;
+    }
+    size_t kl = strnlen(key, OBS_ATTR_KEY_MAX - 1);
+    if (!obs_pool_reserve(s, kl + 1)) return NULL;
     obs_attr *a = &s->attrs[s->n_attrs++];
-    obs_copy(a->key, sizeof a->key, key);
+    memset(a, 0, sizeof *a);
+    a->key = s->pool_used;
+    memcpy(s->pool + a->key, key, kl);
+    s->pool[a->key + kl] = '\0';
+    s->pool_used = (uint16_t)(s->pool_used + kl + 1);
+    a->type = OBS_ATTR_BOOL;   /* until its value is set */
     return a;
 }
 
@@ -99,11 +135,11 @@ void obs_span_set_str(obs_span *s, const char *key, const char *value)
     /* Do not cut a UTF-8 sequence in half: back off to a lead byte. */
     if (value[n] != '\0')
         while (n > 0 && ((unsigned char)value[n] & 0xC0) == 0x80) n--;
-    if ((size_t)s->pool_used + n + 1 > sizeof s->pool) {
+    if ((size_t)s->values_used + n + 1 > OBS_SPAN_POOL || !obs_pool_reserve(s, n + 1)) {
         /* Pool full: keep the key, but with an empty value, so the
          * attribute does not silently keep a stale one. */
         n = 0;
-        if ((size_t)s->pool_used + 1 > sizeof s->pool) {
+        if ((size_t)s->values_used + 1 > OBS_SPAN_POOL || !obs_pool_reserve(s, 1)) {
             a->type = OBS_ATTR_BOOL;   /* nothing left at all: mark, never overrun */
             a->v.b = false;
             return;
@@ -114,6 +150,7 @@ void obs_span_set_str(obs_span *s, const char *key, const char *value)
     memcpy(s->pool + a->off, value, n);
     s->pool[a->off + n] = '\0';
     s->pool_used = (uint16_t)(s->pool_used + n + 1);
+    s->values_used = (uint16_t)(s->values_used + n + 1);
 }
 
 void obs_span_set_text(obs_span *s, const char *key, const char *value)
@@ -153,7 +190,7 @@ void obs_span_end(obs_span *s, obs_status status, const char *message)
 {
     if (!s) return;
     if (!(s->ctx.flags & 1)) {       /* not sampled: its context went on, the span does not */
-        free(s);
+        obs_span_free(s);
         return;
     }
     s->end_ns = obs_now_ns();
@@ -167,4 +204,4 @@ void obs_span_end(obs_span *s, obs_status status, const char *message)
     obs_tracer_submit(s);
 }
 
-void obs_span_discard(obs_span *s) { free(s); }
+void obs_span_discard(obs_span *s) { obs_span_free(s); }

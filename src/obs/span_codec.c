@@ -46,7 +46,7 @@ static size_t obs_span_blob_size(const obs_span *s, size_t *name_n, size_t *msg_
     size_t n = OBS_BLOB_SPAN_FIXED + *name_n + *msg_n;
     for (unsigned i = 0; i < s->n_attrs; i++) {
         const obs_attr *a = &s->attrs[i];
-        n += 2 + strnlen(a->key, OBS_ATTR_KEY_MAX - 1);
+        n += 2 + strnlen(obs_attr_key(s, a), OBS_ATTR_KEY_MAX - 1);
         switch (a->type) {
         case OBS_ATTR_STR: n += 2 + strnlen(s->pool + a->off, OBS_ATTR_STR_MAX - 1); break;
         case OBS_ATTR_BOOL: n += 1; break;
@@ -84,7 +84,7 @@ void obs_blob_encode(buf *b, obs_span *const *spans, size_t n)
         p = obs_put_str8(p, s->status_msg, msg_n);
         for (unsigned i = 0; i < s->n_attrs; i++) {
             const obs_attr *a = &s->attrs[i];
-            p = obs_put_str8(p, a->key, strnlen(a->key, OBS_ATTR_KEY_MAX - 1));
+            p = obs_put_str8(p, obs_attr_key(s, a), strnlen(obs_attr_key(s, a), OBS_ATTR_KEY_MAX - 1));
             *p++ = (uint8_t)a->type;
             switch (a->type) {
             case OBS_ATTR_STR: {

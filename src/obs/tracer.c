@@ -47,7 +47,7 @@ static atomic_bool obs_tr_running;
 void obs_tracer_submit(obs_span *s)
 {
     if (!atomic_load_explicit(&obs_tr_running, memory_order_acquire)) {
-        free(s);
+        obs_span_free(s);
         return;
     }
     s->next = NULL;
@@ -66,7 +66,7 @@ void obs_tracer_submit(obs_span *s)
     pthread_mutex_unlock(&obs_tr.mu);
     if (dropped) {
         obs_counter_add(obs_series_of(obs_m_spans_dropped(), NULL), 1);
-        free(s);
+        obs_span_free(s);
     }
 }
 
@@ -169,7 +169,7 @@ static void obs_tracer_write(obs_span *list, size_t n)
     if (obs_tr.otlp) {
         obs_otlp_offer(arr, n);   /* takes the spans */
     } else {
-        for (i = 0; i < n; i++) free(arr[i]);
+        for (i = 0; i < n; i++) obs_span_free(arr[i]);
     }
     free(arr);
 }

@@ -118,7 +118,9 @@ static void test_span_children_and_attrs(void **state)
         obs_span_set_str(child, key, big);
     }
     assert_int_equal(child->n_attrs, OBS_SPAN_ATTRS_MAX);
-    assert_true(child->pool_used <= OBS_SPAN_POOL);
+    assert_true(child->values_used <= OBS_SPAN_POOL);
+    assert_true(child->pool_used <= child->pool_cap && child->pool_cap <= OBS_SPAN_POOL_MAX);
+    assert_string_equal(obs_attr_key(child, &child->attrs[0]), "k");
     obs_span_discard(child);
     obs_span_end(root, OBS_STATUS_OK, NULL);   /* no tracer running: freed */
 }

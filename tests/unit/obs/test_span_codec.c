@@ -15,10 +15,13 @@
 
 #include "obs/obs_internal.h"
 
+/* The key goes at the pool's end (after the one long value). */
 static void attr(obs_span *s, const char *key, obs_attr_type t)
 {
     obs_attr *a = &s->attrs[s->n_attrs++];
-    strcpy(a->key, key);
+    a->key = s->pool_used;
+    strcpy(s->pool + a->key, key);
+    s->pool_used = (uint16_t)(s->pool_used + strlen(key) + 1);
     a->type = t;
 }
 
@@ -36,10 +39,14 @@ static obs_span *span(uint8_t id, bool child)
     if (child) strcpy(s->status_msg, "upstream 502");
     s->start_ns = 1700000000000000000LL + id;
     s->end_ns = s->start_ns + 12345;
-    attr(s, "s", OBS_ATTR_STR);
-    s->attrs[0].off = 0;
+    s->attrs = calloc(OBS_SPAN_ATTRS_MAX, sizeof *s->attrs);
+    s->cap_attrs = OBS_SPAN_ATTRS_MAX;
+    s->pool = calloc(1, OBS_SPAN_POOL_MAX);
+    s->pool_cap = OBS_SPAN_POOL_MAX;
     memset(s->pool, 'v', OBS_ATTR_STR_MAX - 1);        /* the longest value */
     s->pool_used = OBS_ATTR_STR_MAX;
+    attr(s, "s", OBS_ATTR_STR);
+    s->attrs[0].off = 0;
     attr(s, "i", OBS_ATTR_INT);
     s->attrs[1].v.i = INT64_MIN;
     attr(s, "d", OBS_ATTR_DOUBLE);
@@ -54,8 +61,8 @@ static void encode_two(buf *b)
     obs_span *sp[2] = {span(1, false), span(2, true)};
     buf_init(b);
     obs_blob_encode(b, sp, 2);
-    free(sp[0]);
-    free(sp[1]);
+    obs_span_free(sp[0]);
+    obs_span_free(sp[1]);
 }
 
 static obs_span_view v;
