@@ -30,6 +30,7 @@ struct upstream_sock {
     uv_poll_t      poll;
     upstream_pool *pool;
     curl_socket_t  fd;
+    int            events;     /* the UV_* mask being watched (0: stopped) */
     upstream_sock *prev, *next;
 };
 
@@ -112,7 +113,12 @@ static int upstream_pool_socket_cb(CURL *easy, curl_socket_t fd, int what, void 
     int ev = 0;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev |= UV_READABLE;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev |= UV_WRITABLE;
-    uv_poll_start(&s->poll, ev, upstream_pool_on_poll);
+    /* curl repeats the same request for a socket it already watches (each
+     * transfer on a reused connection says IN again). uv_poll_start stops
+     * the watcher first, so the loop's next epoll_ctl is an ADD that fails
+     * with EEXIST and is retried as a MOD: two system calls for nothing. */
+    if (ev == s->events) return 0;
+    if (uv_poll_start(&s->poll, ev, upstream_pool_on_poll) == 0) s->events = ev;
     return 0;
 }
 
