@@ -19,7 +19,18 @@
 
 typedef struct scan {
     const char *p, *end;
+    const char *usage, *choices;   /* the root's first members of these names (pass 1 notes them) */
 } scan;
+
+/* Bytes that end a run of plain string characters: the quote, the
+ * backslash, and the control characters (refused in a string). */
+static const unsigned char scan_stop[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1, [0x07] = 1,
+    [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1, [0x0e] = 1, [0x0f] = 1,
+    [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1,
+    [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1,
+    ['"'] = 1, ['\\'] = 1,
+};
 
 static void scan_ws(scan *s)
 {
@@ -46,6 +57,8 @@ static bool scan_string(scan *s, bool key)
 {
     s->p++;   /* the opening quote */
     while (s->p < s->end) {
+        while (s->p < s->end && !scan_stop[(unsigned char)*s->p]) s->p++;
+        if (s->p >= s->end) return false;
         unsigned char c = (unsigned char)*s->p;
         if (c == '"') {
             s->p++;
@@ -130,11 +143,17 @@ static bool scan_value(scan *s, int depth)
     }
     for (;;) {
         if (c == '{') {
+            const char *key = s->p;
             if (s->p >= s->end || *s->p != '"' || !scan_string(s, true)) return false;
+            size_t klen = (size_t)(s->p - key);   /* with both quotes */
             scan_ws(s);
             if (s->p >= s->end || *s->p != ':') return false;
             s->p++;
             scan_ws(s);
+            if (depth == 0) {
+                if (!s->usage && klen == 7 && memcmp(key, "\"usage\"", 7) == 0) s->usage = s->p;
+                if (!s->choices && klen == 9 && memcmp(key, "\"choices\"", 9) == 0) s->choices = s->p;
+            }
         }
         if (!scan_value(s, depth + 1)) return false;
         scan_ws(s);
@@ -161,8 +180,11 @@ static const char *walk_ws(const char *p, const char *end)
 static const char *walk_string(const char *p, const char *end)
 {
     p++;
-    while (p < end && *p != '"') p += *p == '\\' ? 2 : 1;
-    return p + 1;
+    for (;;) {
+        while (p < end && !scan_stop[(unsigned char)*p]) p++;
+        if (p >= end || *p == '"') return p + 1;
+        p += 2;   /* an escape (pass 1 refused control characters) */
+    }
 }
 
 /* Past the value starting at p. */
@@ -221,6 +243,21 @@ static const char *walk_get(const char *p, const char *end, const char *name)
     while ((v = walk_next(&p, end, true, &key, &klen)))
         if (klen == n && memcmp(key, name, n) == 0) return v;
     return NULL;
+}
+
+/* walk_get of two names in one pass over the object's members. */
+static void walk_get2(const char *p, const char *end, const char *n1, const char **v1,
+                      const char *n2, const char **v2)
+{
+    *v1 = *v2 = NULL;
+    if (!p || *p != '{') return;
+    size_t l1 = strlen(n1), l2 = strlen(n2);
+    const char *key, *v;
+    size_t klen;
+    while ((!*v1 || !*v2) && (v = walk_next(&p, end, true, &key, &klen))) {
+        if (!*v1 && klen == l1 && memcmp(key, n1, l1) == 0) *v1 = v;
+        else if (!*v2 && klen == l2 && memcmp(key, n2, l2) == 0) *v2 = v;
+    }
 }
 
 /* cJSON_ArrayForEach: the children of an array or of an object. */
@@ -284,6 +321,17 @@ static bool walk_number(const char *p, const char *end, double *out)
     char num[SCAN_MAX_NUMBER + 1];
     size_t n = (size_t)(e - p);
     if (n > SCAN_MAX_NUMBER) return false;   /* pass 1 refused such a text already */
+    /* A plain count of up to 15 digits is below 2^53: exact as a double,
+     * so it equals strtod's correctly rounded value without its cost. */
+    if (n <= 15) {
+        double v = 0;
+        size_t i = 0;
+        while (i < n && p[i] >= '0' && p[i] <= '9') v = v * 10 + (p[i++] - '0');
+        if (i == n) {
+            *out = v;
+            return true;
+        }
+    }
     memcpy(num, p, n);
     num[n] = '\0';
     *out = strtod(num, NULL);
@@ -294,13 +342,14 @@ static bool walk_number(const char *p, const char *end, double *out)
 static size_t walk_text_bytes(const char *msg, const char *end)
 {
     if (!msg || *msg != '{') return 0;
-    size_t n = walk_strlen(walk_get(msg, end, "content"), end);
-    walk_each calls = walk_children(walk_get(msg, end, "tool_calls"), end);
+    const char *content, *tool_calls, *args, *name;
+    walk_get2(msg, end, "content", &content, "tool_calls", &tool_calls);
+    size_t n = walk_strlen(content, end);
+    walk_each calls = walk_children(tool_calls, end);
     const char *tc;
     while ((tc = walk_child(&calls))) {
-        const char *fn = walk_get(tc, end, "function");
-        n += walk_strlen(walk_get(fn, end, "arguments"), end);
-        n += walk_strlen(walk_get(fn, end, "name"), end);
+        walk_get2(walk_get(tc, end, "function"), end, "arguments", &args, "name", &name);
+        n += walk_strlen(args, end) + walk_strlen(name, end);
     }
     return n;
 }
@@ -309,24 +358,23 @@ bool openai_scan(const char *text, size_t len, const char *choice_field, openai_
 {
     memset(out, 0, sizeof *out);
     if (!text) return false;
-    scan s = {text, text + len};
+    scan s = {text, text + len, NULL, NULL};
     scan_ws(&s);
-    const char *root = s.p;
     if (s.p >= s.end || *s.p != '{' || !scan_value(&s, 0)) return false;
     scan_ws(&s);
     if (s.p != s.end) return false;   /* trailing bytes: cJSON ignores them; leave it to cJSON */
     const char *end = s.end;
 
-    const char *u = walk_get(root, end, "usage");
+    const char *ptv, *ctv;
+    walk_get2(s.usage, end, "prompt_tokens", &ptv, "completion_tokens", &ctv);
     double pt, ct;
-    if (walk_number(walk_get(u, end, "prompt_tokens"), end, &pt) &&
-        walk_number(walk_get(u, end, "completion_tokens"), end, &ct) && pt >= 0 && ct >= 0 &&
+    if (walk_number(ptv, end, &pt) && walk_number(ctv, end, &ct) && pt >= 0 && ct >= 0 &&
         pt <= 1e15 && ct <= 1e15) {
         out->in_tok = (int64_t)pt;
         out->out_tok = (int64_t)ct;
         out->have_usage = true;
     }
-    walk_each choices = walk_children(walk_get(root, end, "choices"), end);
+    walk_each choices = walk_children(s.choices, end);
     const char *ch;
     while ((ch = walk_child(&choices)))
         out->text_bytes += walk_text_bytes(walk_get(ch, end, choice_field), end);
