@@ -55,40 +55,36 @@ static int scan_hex4(const char *p)
 /* A string; a key may not hold an escape (it could spell a field's name). */
 static bool scan_string(scan *s, bool key)
 {
-    s->p++;   /* the opening quote */
-    while (s->p < s->end) {
-        while (s->p < s->end && !scan_stop[(unsigned char)*s->p]) s->p++;
-        if (s->p >= s->end) return false;
-        unsigned char c = (unsigned char)*s->p;
+    /* a local cursor: stores through s->p could alias the bytes read */
+    const char *p = s->p + 1, *end = s->end;   /* past the opening quote */
+    for (;;) {
+        while (p < end && !scan_stop[(unsigned char)*p]) p++;
+        if (p >= end) return false;
+        unsigned char c = (unsigned char)*p;
         if (c == '"') {
-            s->p++;
+            s->p = p + 1;
             return true;
         }
         if (c < 0x20) return false;
-        if (c != '\\') {
-            s->p++;
-            continue;
-        }
-        if (key || s->end - s->p < 2) return false;
-        char e = s->p[1];
+        if (key || end - p < 2) return false;   /* c is the backslash */
+        char e = p[1];
         if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' ||
             e == 't') {
-            s->p += 2;
+            p += 2;
             continue;
         }
-        if (e != 'u' || s->end - s->p < 6) return false;
-        int cp = scan_hex4(s->p + 2);
+        if (e != 'u' || end - p < 6) return false;
+        int cp = scan_hex4(p + 2);
         /* \u0000 cuts cJSON's string; a lone surrogate fails its parse */
         if (cp <= 0 || (cp >= 0xDC00 && cp <= 0xDFFF)) return false;
-        s->p += 6;
+        p += 6;
         if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (s->end - s->p < 6 || s->p[0] != '\\' || s->p[1] != 'u') return false;
-            int lo = scan_hex4(s->p + 2);
+            if (end - p < 6 || p[0] != '\\' || p[1] != 'u') return false;
+            int lo = scan_hex4(p + 2);
             if (lo < 0xDC00 || lo > 0xDFFF) return false;
-            s->p += 6;
+            p += 6;
         }
     }
-    return false;
 }
 
 static bool scan_digits(scan *s)
