@@ -331,11 +331,6 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
     c->pool = upstream_pool_get(u, p);
     c->easy = upstream_pool_easy(c->pool);
 
-    size_t bl = strlen(p->base_url), pl = strlen(proto->path);
-    while (bl > 0 && p->base_url[bl - 1] == '/') bl--;
-    char *url = xmalloc(bl + pl + 1);
-    memcpy(url, p->base_url, bl);
-    memcpy(url + bl, proto->path, pl + 1);
 
     c->hdrs = curl_slist_append(c->hdrs, "Content-Type: application/json");
     c->hdrs = curl_slist_append(c->hdrs, stream ? "Accept: text/event-stream" : "Accept: application/json");
@@ -354,8 +349,18 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
     }
 
     CURL *e = c->easy;
-    curl_easy_setopt(e, CURLOPT_URL, url);   /* copied by curl */
-    free(url);
+    const CURLU *uh = upstream_pool_url(c->pool, p->base_url, proto->path);
+    if (uh) {
+        curl_easy_setopt(e, CURLOPT_CURLU, uh);   /* curl works on its own copy */
+    } else {
+        size_t bl = strlen(p->base_url), pl = strlen(proto->path);
+        while (bl > 0 && p->base_url[bl - 1] == '/') bl--;
+        char *url = xmalloc(bl + pl + 1);
+        memcpy(url, p->base_url, bl);
+        memcpy(url + bl, proto->path, pl + 1);
+        curl_easy_setopt(e, CURLOPT_URL, url);   /* copied by curl */
+        free(url);
+    }
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
