@@ -1,8 +1,10 @@
-/* hmac.c — HMAC-SHA256 (RFC 2104) over a SHA-256 fetched once (see hmac.h).
- * test_keys checks it against RFC 4231's vectors. */
+/* hmac.c — HMAC-SHA256 (RFC 2104) over a SHA-256 fetched once (see hmac.h),
+ * one-shot or under a prepared key. test_keys checks both against RFC 4231's
+ * vectors. */
 #include "identity/hmac.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -16,18 +18,24 @@ static pthread_once_t keys_sha256_once = PTHREAD_ONCE_INIT;
 
 static void keys_sha256_fetch(void) { keys_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); }
 
+/* The key as one SHA-256 block: hashed if longer, zero-padded (RFC 2104). */
+static bool hmac_block(const unsigned char *secret, size_t secret_len, unsigned char k[64])
+{
+    unsigned int n = 0;
+    memset(k, 0, 64);
+    if (secret_len > 64) return EVP_Digest(secret, secret_len, k, &n, keys_sha256, NULL) == 1;
+    memcpy(k, secret, secret_len);
+    return true;
+}
+
 bool identity_hmac_sha256(const unsigned char *secret, size_t secret_len, const void *msg,
                           size_t msg_len, unsigned char mac[32])
 {
     pthread_once(&keys_sha256_once, keys_sha256_fetch);
     if (!keys_sha256) return false;
-    unsigned char k[64] = {0}, ipad[64], opad[64], inner[32];
+    unsigned char k[64], ipad[64], opad[64], inner[32];
     unsigned int n = 0;
-    if (secret_len > sizeof k) {
-        if (!EVP_Digest(secret, secret_len, k, &n, keys_sha256, NULL)) return false;
-    } else {
-        memcpy(k, secret, secret_len);
-    }
+    if (!hmac_block(secret, secret_len, k)) return false;
     for (size_t i = 0; i < 64; i++) {
         ipad[i] = k[i] ^ 0x36;
         opad[i] = k[i] ^ 0x5c;
@@ -44,3 +52,60 @@ bool identity_hmac_sha256(const unsigned char *secret, size_t secret_len, const 
     return ok;
 }
 
+
+struct identity_hmac_key {
+    EVP_MD_CTX *inner;   /* SHA-256 having absorbed key ^ ipad */
+    EVP_MD_CTX *outer;   /* SHA-256 having absorbed key ^ opad */
+};
+
+void identity_hmac_key_free(identity_hmac_key *k)
+{
+    if (!k) return;
+    EVP_MD_CTX_free(k->inner);   /* frees (and clears) the digest states */
+    EVP_MD_CTX_free(k->outer);
+    free(k);
+}
+
+identity_hmac_key *identity_hmac_key_new(const unsigned char *secret, size_t secret_len)
+{
+    pthread_once(&keys_sha256_once, keys_sha256_fetch);
+    if (!keys_sha256) return NULL;
+    identity_hmac_key *k = calloc(1, sizeof *k);
+    if (!k) return NULL;
+    unsigned char blk[64], ipad[64], opad[64];
+    bool ok = hmac_block(secret, secret_len, blk);
+    for (size_t i = 0; i < 64; i++) {
+        ipad[i] = blk[i] ^ 0x36;
+        opad[i] = blk[i] ^ 0x5c;
+    }
+    k->inner = EVP_MD_CTX_new();
+    k->outer = EVP_MD_CTX_new();
+    ok = ok && k->inner && k->outer && EVP_DigestInit_ex(k->inner, keys_sha256, NULL) &&
+         EVP_DigestUpdate(k->inner, ipad, 64) && EVP_DigestInit_ex(k->outer, keys_sha256, NULL) &&
+         EVP_DigestUpdate(k->outer, opad, 64);
+    OPENSSL_cleanse(blk, sizeof blk);
+    OPENSSL_cleanse(ipad, sizeof ipad);
+    OPENSSL_cleanse(opad, sizeof opad);
+    if (!ok) {
+        identity_hmac_key_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+/* Copying a prepared state only reads it (the provider duplicates its
+ * context), so concurrent callers do not interfere. */
+bool identity_hmac_sha256_with(const identity_hmac_key *k, const void *msg, size_t msg_len,
+                               unsigned char mac[32])
+{
+    if (!k) return false;
+    unsigned char inner[32];
+    unsigned int n = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    bool ok = c && EVP_MD_CTX_copy_ex(c, k->inner) && EVP_DigestUpdate(c, msg, msg_len) &&
+              EVP_DigestFinal_ex(c, inner, &n) && n == 32 && EVP_MD_CTX_copy_ex(c, k->outer) &&
+              EVP_DigestUpdate(c, inner, 32) && EVP_DigestFinal_ex(c, mac, &n) && n == 32;
+    EVP_MD_CTX_free(c);
+    OPENSSL_cleanse(inner, sizeof inner);
+    return ok;
+}

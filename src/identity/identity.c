@@ -28,6 +28,7 @@
 #include <openssl/crypto.h>
 
 #include "util/strmap.h"
+#include "identity/hmac.h"
 #include "identity/jwt.h"
 #include "identity/scope_mint.h"
 #include "identity/seal.h"
@@ -73,6 +74,7 @@ struct identity {
     char default_tier[32];         /* the server's default tier, for new tenants */
     unsigned char secret[IDENTITY_SECRET_LEN];
     unsigned char seal_key[SEAL_KEY_LEN];   /* derived from secret: seals tenants' JWT keys */
+    identity_hmac_key *key_mac;    /* HMAC under secret, its pads hashed once (id_hash) */
     bool has_admin;
     char admin_hash[65];           /* HMAC of the admin token: compared, never the token */
     pthread_rwlock_t lock;         /* guards the tables */
@@ -280,6 +282,7 @@ identity *identity_open(store *st, const char *data_dir, const char *admin_token
         free(id);
         return NULL;
     }
+    id->key_mac = identity_hmac_key_new(id->secret, sizeof id->secret);
     pthread_rwlock_init(&id->lock, NULL);
     pthread_mutex_init(&id->mutate, NULL);
     id->keys = strmap_new(free);
@@ -328,9 +331,23 @@ void identity_close(identity *id)
         free(l->stored);
         free(l);
     }
+    identity_hmac_key_free(id->key_mac);
     OPENSSL_cleanse(id->secret, sizeof id->secret);
     OPENSSL_cleanse(id->seal_key, sizeof id->seal_key);
     free(id);
+}
+
+/* identity_hash_key under the server secret, through the prepared key
+ * (the same MAC; the one-shot form if preparing it failed). */
+static void id_hash(identity *id, const char *cred, char out_hex[65])
+{
+    unsigned char mac[32];
+    if (id->key_mac && identity_hmac_sha256_with(id->key_mac, cred, strlen(cred), mac)) {
+        ids_hex(out_hex, mac, 32);
+        OPENSSL_cleanse(mac, sizeof mac);
+        return;
+    }
+    identity_hash_key(id->secret, sizeof id->secret, cred, out_hex);
 }
 
 /* ---- authentication ---- */
@@ -467,7 +484,7 @@ auth_status identity_authenticate(identity *id, const char *authorization, scope
 
     auth_status res;
     char hash[65];
-    identity_hash_key(id->secret, sizeof id->secret, cred, hash);
+    id_hash(id, cred, hash);
     size_t dots = 0;
     for (size_t i = 0; i < n; i++) dots += cred[i] == '.';
 
@@ -498,7 +515,7 @@ bool identity_is_admin_token(identity *id, const char *authorization)
     memcpy(cred, cp, n);
     cred[n] = '\0';
     char hash[65];
-    identity_hash_key(id->secret, sizeof id->secret, cred, hash);
+    id_hash(id, cred, hash);
     OPENSSL_cleanse(cred, n);
     free(cred);
     return CRYPTO_memcmp(hash, id->admin_hash, 64) == 0;
@@ -568,7 +585,7 @@ static void id_new_key(identity *id, key_kind kind, key_rec *k, char key_out[KEY
     k->kind = kind;
     memcpy(k->prefix, key_out, KEY_PREFIX_LEN);
     k->prefix[KEY_PREFIX_LEN] = '\0';
-    identity_hash_key(id->secret, sizeof id->secret, key_out, k->hash);
+    id_hash(id, key_out, k->hash);
     k->created_at = time_now_unix();
 }
 

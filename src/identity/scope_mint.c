@@ -5,12 +5,16 @@
  * scope never holds a truncated-but-unterminated id. */
 #include "identity/scope_mint.h"
 
-#include <stdio.h>
 #include <string.h>
 
+/* snprintf(dst, n, "%s", src) without the formatter: four of these per
+ * authenticated request showed up in the gateway's profile. */
 static void scope_copy(char *dst, size_t n, const char *src)
 {
-    snprintf(dst, n, "%s", src ? src : "");
+    if (!n) return;
+    size_t len = src ? strnlen(src, n - 1) : 0;
+    if (len) memcpy(dst, src, len);
+    dst[len] = '\0';
 }
 
 void scope_mint_server_admin(scope *out)

@@ -21,6 +21,7 @@
 
 #include "store/store.h"
 #include "util/log.h"
+#include "util/thread_prio.h"
 #include "util/xalloc.h"
 
 #define OBS_QUEUE_MAX 16384        /* spans waiting for the store (~4.5 KB each: ~75 MB at most) */
@@ -178,6 +179,8 @@ static void *obs_tracer_main(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "tracer");   /* top -H (docs/architecture.md, Threads) */
+    /* Its bursts must not hold a core a loop needs (util/thread_prio.h). */
+    if (thread_background() != 0) log_debug("obs: the tracer runs at the loops' priority");
     pthread_mutex_lock(&obs_tr.mu);
     for (;;) {
         if (obs_tr.qlen < OBS_BATCH_WAKE && !obs_tr.stopping) {

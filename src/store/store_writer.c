@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "util/log.h"
+#include "util/thread_prio.h"
 
 /* Bound on queued-but-uncommitted usage rows; beyond it rows are dropped and
  * logged rather than growing memory without limit while the disk is stuck. */
@@ -137,6 +138,8 @@ static void *store_writer_main(void *arg)
 {
     store *st = arg;
     pthread_setname_np(pthread_self(), "writer");   /* top -H (docs/architecture.md, Threads) */
+    /* Its bursts must not hold a core a loop needs (util/thread_prio.h). */
+    if (thread_background() != 0) log_debug("store: the writer runs at the loops' priority");
     pthread_mutex_lock(&st->mu);
     for (;;) {
         while (!st->ops_head && !st->stopping) {

@@ -38,6 +38,13 @@ async function startCaptureServer() {
         res.end('data: [DONE]\n\n');
         return;
       }
+      // Raw answers for the usage-reading tests: the text is sent as written.
+      const raw = RAW_ANSWERS[json?.messages?.[0]?.content];
+      if (raw) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(raw);
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({
         id: 'chatcmpl-cap', object: 'chat.completion', created, model: json?.model ?? 'x',
@@ -49,6 +56,21 @@ async function startCaptureServer() {
   await new Promise((r) => captureServer.listen(capturePort, '127.0.0.1', r));
 }
 after(() => new Promise((r) => (captureServer ? captureServer.close(r) : r())));
+
+// Provider answers written by hand, picked by the request's first message.
+// "dup": usage named twice (brigade charges the first copy, as it always
+// read it); read without a tree (upstream/providers/openai_scan.c).
+// "escaped": the key spelled with an escape, which that reader leaves to
+// cJSON (it decodes the key to "usage"); the charge must come out the same.
+const RAW_ANSWERS = {
+  'raw-usage-dup': '{"id":"chatcmpl-raw","object":"chat.completion","created":1,"model":"real-upstream-name",' +
+    '"choices":[{"index":0,"message":{"role":"assistant","content":"caf\\u00e9 \\"q\\""},"finish_reason":"stop"}],' +
+    '"usage":{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14},' +
+    '"usage":{"prompt_tokens":900000,"completion_tokens":900000,"total_tokens":1800000}}',
+  'raw-usage-escaped': '{"id":"chatcmpl-raw","object":"chat.completion","created":1,"model":"real-upstream-name",' +
+    '"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],' +
+    '"us\\u0061ge":{"prompt_tokens":13,"completion_tokens":5,"total_tokens":18}}',
+};
 
 // One tenant for the file; each test that checks usage makes its own user.
 let tenant;
@@ -315,6 +337,26 @@ describe('what brigade sends upstream', () => {
     assert.equal(row.input_tokens, 7);
     assert.equal(row.output_tokens, 1);
   });
+});
+
+describe('what brigade reads from a provider answer', () => {
+  for (const [name, input, output, content] of [
+    ['raw-usage-dup', 11, 3, 'café "q"'],
+    ['raw-usage-escaped', 13, 5, 'ok'],
+  ]) {
+    test(`${name}: the usage charged is the one brigade has always read (${input}/${output})`, async () => {
+      const { key } = await stack.makeUserWithKey(tenant.admin_key);
+      const client = stack.openaiClient(key);
+      const c = await client.chat.completions.create({ model: 'capture-model', messages: [{ role: 'user', content: name }] });
+      assert.equal(c.choices[0].message.content, content, 'the answer passes through as the provider wrote it');
+      const row = await eventually(async () => {
+        const r = await stack.api(key, 'GET', '/v1/usage?group_by=model');
+        return r.body?.data?.find((x) => x.group === 'capture-model');
+      }, { timeoutMs: 4000 });
+      assert.equal(row.input_tokens, input);
+      assert.equal(row.output_tokens, output);
+    });
+  }
 });
 
 describe('upstream failures surface as OpenAI errors', () => {

@@ -30,6 +30,9 @@ CURLM         *upstream_pool_multi(upstream_pool *pool);
 CURL          *upstream_pool_easy(upstream_pool *pool);
 void           upstream_pool_easy_done(upstream_pool *pool, CURL *e);
 void           upstream_pool_free(upstream_pool *pool);                 /* no transfers left */
+/* base_url + path parsed once for the pool (upstream_pool.c); NULL: pass the string. */
+#define UPSTREAM_POOL_URLS 4
+const CURLU   *upstream_pool_url(upstream_pool *pool, const char *base_url, const char *path);
 
 /* What a transfer on a pool sets beyond the options every one shares
  * (upstream_easy.c): a model call and a tool's fetch differ only here. */

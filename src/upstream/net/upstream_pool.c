@@ -9,6 +9,7 @@
  * with curl_multi_socket_action and then collect finished transfers.
  * Plain fetches (declared HTTP tools) share one more pool, keyed NULL. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "upstream/net/net.h"
 #include "util/xalloc.h"
@@ -24,12 +25,18 @@ struct upstream_pool {
     bool                closing;   /* curl_multi_cleanup in progress */
     CURL               *idle[UPSTREAM_IDLE_EASY];  /* reset handles ready for reuse */
     size_t              n_idle;
+    struct {                       /* parsed URLs by protocol path (upstream_pool_url) */
+        const char *path;
+        CURLU      *uh;
+    } urls[UPSTREAM_POOL_URLS];
+    size_t              n_urls;
 };
 
 struct upstream_sock {
     uv_poll_t      poll;
     upstream_pool *pool;
     curl_socket_t  fd;
+    int            events;     /* the UV_* mask being watched (0: stopped) */
     upstream_sock *prev, *next;
 };
 
@@ -112,7 +119,12 @@ static int upstream_pool_socket_cb(CURL *easy, curl_socket_t fd, int what, void 
     int ev = 0;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev |= UV_READABLE;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev |= UV_WRITABLE;
-    uv_poll_start(&s->poll, ev, upstream_pool_on_poll);
+    /* curl repeats the same request for a socket it already watches (each
+     * transfer on a reused connection says IN again). uv_poll_start stops
+     * the watcher first, so the loop's next epoll_ctl is an ADD that fails
+     * with EEXIST and is retried as a MOD: two system calls for nothing. */
+    if (ev == s->events) return 0;
+    if (uv_poll_start(&s->poll, ev, upstream_pool_on_poll) == 0) s->events = ev;
     return 0;
 }
 
@@ -184,6 +196,36 @@ void upstream_pool_easy_done(upstream_pool *p, CURL *e)
     p->idle[p->n_idle++] = e;
 }
 
+/* The provider's base URL joined with a protocol's path, parsed once per
+ * pool: handing curl a CURLU (CURLOPT_CURLU) spares it parsing the URL
+ * string on every transfer. NULL if the URL does not parse or the table is
+ * full (the caller then passes the string, and curl reports what is wrong
+ * with it as before). `path` is a protocol's static string: compared by
+ * address. The handle lives as long as the pool, after every transfer. */
+const CURLU *upstream_pool_url(upstream_pool *p, const char *base_url, const char *path)
+{
+    for (size_t i = 0; i < p->n_urls; i++)
+        if (p->urls[i].path == path) return p->urls[i].uh;
+    if (p->n_urls == UPSTREAM_POOL_URLS || !base_url) return NULL;
+    size_t bl = strlen(base_url), pl = strlen(path);
+    while (bl > 0 && base_url[bl - 1] == '/') bl--;
+    char *url = xmalloc(bl + pl + 1);
+    memcpy(url, base_url, bl);
+    memcpy(url + bl, path, pl + 1);
+    CURLU *uh = curl_url();
+    /* the flags curl itself uses for a CURLOPT_URL string */
+    if (uh && curl_url_set(uh, CURLUPART_URL, url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+        curl_url_cleanup(uh);
+        uh = NULL;
+    }
+    free(url);
+    if (!uh) return NULL;
+    p->urls[p->n_urls].path = path;
+    p->urls[p->n_urls].uh = uh;
+    p->n_urls++;
+    return uh;
+}
+
 void upstream_pool_free(upstream_pool *p)
 {
     while (p->n_idle) curl_easy_cleanup(p->idle[--p->n_idle]);
@@ -192,6 +234,7 @@ void upstream_pool_free(upstream_pool *p)
     while (p->socks) upstream_sock_close(p->socks);
     p->closing = true;
     curl_multi_cleanup(p->multi);
+    while (p->n_urls) curl_url_cleanup(p->urls[--p->n_urls].uh);
     uv_timer_stop(&p->timer);
     uv_close((uv_handle_t *)&p->timer, upstream_pool_timer_closed);
 }

@@ -331,31 +331,39 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
     c->pool = upstream_pool_get(u, p);
     c->easy = upstream_pool_easy(c->pool);
 
-    size_t bl = strlen(p->base_url), pl = strlen(proto->path);
-    while (bl > 0 && p->base_url[bl - 1] == '/') bl--;
-    char *url = xmalloc(bl + pl + 1);
-    memcpy(url, p->base_url, bl);
-    memcpy(url + bl, proto->path, pl + 1);
 
     c->hdrs = curl_slist_append(c->hdrs, "Content-Type: application/json");
     c->hdrs = curl_slist_append(c->hdrs, stream ? "Accept: text/event-stream" : "Accept: application/json");
     c->hdrs = curl_slist_append(c->hdrs, "Expect:");   /* no 100-continue round trip */
     c->hdrs = proto->headers(p, c->hdrs);
+    /* Both values are under 128 bytes (upstream_header_safe), so the lines
+     * always fit: built by copying, not by snprintf, on every call. */
+    char line[160];
     if (request_id && request_id[0] && upstream_header_safe(request_id, 128)) {
-        char line[160];
-        snprintf(line, sizeof(line), "x-request-id: %s", request_id);
+        memcpy(line, "x-request-id: ", 14);
+        memcpy(line + 14, request_id, strlen(request_id) + 1);
         c->hdrs = curl_slist_append(c->hdrs, line);
     }
     if (opts && opts->traceparent && opts->traceparent[0] && upstream_header_safe(opts->traceparent, 128)) {
         /* The provider's own tracing can join the caller's trace. */
-        char line[160];
-        snprintf(line, sizeof(line), "traceparent: %s", opts->traceparent);
+        memcpy(line, "traceparent: ", 13);
+        memcpy(line + 13, opts->traceparent, strlen(opts->traceparent) + 1);
         c->hdrs = curl_slist_append(c->hdrs, line);
     }
 
     CURL *e = c->easy;
-    curl_easy_setopt(e, CURLOPT_URL, url);   /* copied by curl */
-    free(url);
+    const CURLU *uh = upstream_pool_url(c->pool, p->base_url, proto->path);
+    if (uh) {
+        curl_easy_setopt(e, CURLOPT_CURLU, uh);   /* curl works on its own copy */
+    } else {
+        size_t bl = strlen(p->base_url), pl = strlen(proto->path);
+        while (bl > 0 && p->base_url[bl - 1] == '/') bl--;
+        char *url = xmalloc(bl + pl + 1);
+        memcpy(url, p->base_url, bl);
+        memcpy(url + bl, proto->path, pl + 1);
+        curl_easy_setopt(e, CURLOPT_URL, url);   /* copied by curl */
+        free(url);
+    }
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);

@@ -103,11 +103,21 @@ static void rcall_after_failure(rcall *rc, upstream_result *res, upstream_fault 
 
 static uint64_t rcall_now(rcall *rc) { return uv_now(rc->base.u->loop); }
 
+/* Balancing picks and backoff jitter need spread, not secrecy: splitmix64
+ * per thread, seeded once from the kernel, rather than a getrandom(2)
+ * system call on every call (one per gateway request). */
 static uint64_t rcall_random(void)
 {
-    uint64_t r;
-    ids_random_bytes(&r, sizeof r);
-    return r;
+    static _Thread_local uint64_t state;
+    static _Thread_local bool seeded;
+    if (!seeded) {
+        ids_random_bytes(&state, sizeof state);
+        seeded = true;
+    }
+    uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
 }
 
 static const up_dep *rattempt_dep(const rcall *rc, const rattempt *a)

@@ -13,8 +13,10 @@
 #include <unistd.h>
 
 #include "identity/b64url.h"
+#include "identity/hmac.h"
 #include "identity/identity.h"
 #include "test_util.h"
+#include "util/ids.h"
 
 static void test_key_format(void **state)
 {
@@ -56,6 +58,47 @@ static void test_hash(void **state)
     /* RFC 4231 test case 2: HMAC-SHA256("Jefe", "what do ya want for nothing?") */
     identity_hash_key((const unsigned char *)"Jefe", 4, "what do ya want for nothing?", h1);
     assert_string_equal(h1, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+/* The prepared key (pads hashed once, used for every request's key hash)
+ * gives the one-shot MAC: RFC 4231 cases 2 and 6 (a key longer than a
+ * block, hashed first), a 32-byte key like the server secret, and an empty
+ * message. */
+static void test_hmac_prepared(void **state)
+{
+    (void)state;
+    unsigned char a[32], b[32], big[131], sec[32];
+    memset(big, 0xaa, sizeof big);
+    for (size_t i = 0; i < sizeof sec; i++) sec[i] = (unsigned char)(i * 7 + 1);
+    struct { const unsigned char *key; size_t klen; const char *msg; } cases[] = {
+        {(const unsigned char *)"Jefe", 4, "what do ya want for nothing?"},
+        {big, sizeof big, "Test Using Larger Than Block-Size Key - Hash Key First"},
+        {sec, sizeof sec, "bk_usr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+        {sec, sizeof sec, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        identity_hmac_key *k = identity_hmac_key_new(cases[i].key, cases[i].klen);
+        assert_non_null(k);
+        size_t ml = strlen(cases[i].msg);
+        assert_true(identity_hmac_sha256(cases[i].key, cases[i].klen, cases[i].msg, ml, a));
+        /* twice: the prepared states are copied, never consumed */
+        for (int r = 0; r < 2; r++) {
+            memset(b, 0, sizeof b);
+            assert_true(identity_hmac_sha256_with(k, cases[i].msg, ml, b));
+            assert_memory_equal(a, b, 32);
+        }
+        identity_hmac_key_free(k);
+    }
+    char hex[65];
+    ids_hex(hex, a, 32);
+    identity_hmac_key *k = identity_hmac_key_new(big, sizeof big);
+    const char *m6 = "Test Using Larger Than Block-Size Key - Hash Key First";
+    assert_true(identity_hmac_sha256_with(k, m6, strlen(m6), b));
+    ids_hex(hex, b, 32);
+    assert_string_equal(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    identity_hmac_key_free(k);
+    assert_false(identity_hmac_sha256_with(NULL, "x", 1, b));
+    identity_hmac_key_free(NULL);
 }
 
 static void test_secret_file(void **state)
@@ -115,6 +158,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_format),
         cmocka_unit_test(test_hash),
+        cmocka_unit_test(test_hmac_prepared),
         cmocka_unit_test(test_secret_file),
         cmocka_unit_test(test_b64url_strict),
     };

@@ -1,0 +1,378 @@
+/* openai_scan.c — usage and generated text of an OpenAI answer, read
+ * without a tree (see openai_scan.h for what is decided here and why the
+ * result is always cJSON's).
+ *
+ * Pass 1 checks the whole text against the JSON grammar and the limits that
+ * make cJSON's reading predictable; pass 2, on a text known valid, walks
+ * only to usage and to choices[].{message|delta}.{content, tool_calls[].
+ * function.{name, arguments}}, taking the first copy of a repeated key as
+ * cJSON_GetObjectItemCaseSensitive does. Neither pass allocates. */
+#include "upstream/providers/openai_scan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SCAN_MAX_DEPTH 128
+#define SCAN_MAX_NUMBER 63    /* cJSON reads at most 63 characters of a number */
+
+/* ---- pass 1: strict JSON, and nothing cJSON would read otherwise ---- */
+
+typedef struct scan {
+    const char *p, *end;
+    const char *usage, *choices;   /* the root's first members of these names (pass 1 notes them) */
+} scan;
+
+/* Bytes that end a run of plain string characters: the quote, the
+ * backslash, and the control characters (refused in a string). */
+static const unsigned char scan_stop[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1, [0x07] = 1,
+    [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1, [0x0e] = 1, [0x0f] = 1,
+    [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1,
+    [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1,
+    ['"'] = 1, ['\\'] = 1,
+};
+
+static void scan_ws(scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static int scan_hex4(const char *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= c - '0';
+        else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
+        else return -1;
+    }
+    return v;
+}
+
+/* A string; a key may not hold an escape (it could spell a field's name). */
+static bool scan_string(scan *s, bool key)
+{
+    /* a local cursor: stores through s->p could alias the bytes read */
+    const char *p = s->p + 1, *end = s->end;   /* past the opening quote */
+    for (;;) {
+        while (p < end && !scan_stop[(unsigned char)*p]) p++;
+        if (p >= end) return false;
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            s->p = p + 1;
+            return true;
+        }
+        if (c < 0x20) return false;
+        if (key || end - p < 2) return false;   /* c is the backslash */
+        char e = p[1];
+        if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' ||
+            e == 't') {
+            p += 2;
+            continue;
+        }
+        if (e != 'u' || end - p < 6) return false;
+        int cp = scan_hex4(p + 2);
+        /* \u0000 cuts cJSON's string; a lone surrogate fails its parse */
+        if (cp <= 0 || (cp >= 0xDC00 && cp <= 0xDFFF)) return false;
+        p += 6;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (end - p < 6 || p[0] != '\\' || p[1] != 'u') return false;
+            int lo = scan_hex4(p + 2);
+            if (lo < 0xDC00 || lo > 0xDFFF) return false;
+            p += 6;
+        }
+    }
+}
+
+static bool scan_digits(scan *s)
+{
+    const char *at = s->p;
+    while (s->p < s->end && *s->p >= '0' && *s->p <= '9') s->p++;
+    return s->p > at;
+}
+
+static bool scan_number(scan *s)
+{
+    const char *at = s->p;
+    if (*s->p == '-') s->p++;
+    if (s->p < s->end && *s->p == '0') s->p++;
+    else if (!scan_digits(s)) return false;
+    if (s->p < s->end && *s->p == '.') {
+        s->p++;
+        if (!scan_digits(s)) return false;
+    }
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-')) s->p++;
+        if (!scan_digits(s)) return false;
+    }
+    return s->p - at <= SCAN_MAX_NUMBER;
+}
+
+static bool scan_word(scan *s, const char *w, size_t n)
+{
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, w, n) != 0) return false;
+    s->p += n;
+    return true;
+}
+
+static bool scan_value(scan *s, int depth)
+{
+    if (s->p >= s->end) return false;
+    char c = *s->p;
+    if (c == '"') return scan_string(s, false);
+    if (c == '-' || (c >= '0' && c <= '9')) return scan_number(s);
+    if (c == 't') return scan_word(s, "true", 4);
+    if (c == 'f') return scan_word(s, "false", 5);
+    if (c == 'n') return scan_word(s, "null", 4);
+    if (c != '{' && c != '[') return false;
+    if (depth >= SCAN_MAX_DEPTH) return false;
+    char close = c == '{' ? '}' : ']';
+    s->p++;
+    scan_ws(s);
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        return true;
+    }
+    for (;;) {
+        if (c == '{') {
+            const char *key = s->p;
+            if (s->p >= s->end || *s->p != '"' || !scan_string(s, true)) return false;
+            size_t klen = (size_t)(s->p - key);   /* with both quotes */
+            scan_ws(s);
+            if (s->p >= s->end || *s->p != ':') return false;
+            s->p++;
+            scan_ws(s);
+            if (depth == 0) {
+                if (!s->usage && klen == 7 && memcmp(key, "\"usage\"", 7) == 0) s->usage = s->p;
+                if (!s->choices && klen == 9 && memcmp(key, "\"choices\"", 9) == 0) s->choices = s->p;
+            }
+        }
+        if (!scan_value(s, depth + 1)) return false;
+        scan_ws(s);
+        if (s->p >= s->end) return false;
+        if (*s->p == close) {
+            s->p++;
+            return true;
+        }
+        if (*s->p != ',') return false;
+        s->p++;
+        scan_ws(s);
+    }
+}
+
+/* ---- pass 2: the walk, on a text pass 1 accepted ---- */
+
+static const char *walk_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+/* Past the string starting at p (its opening quote). */
+static const char *walk_string(const char *p, const char *end)
+{
+    p++;
+    for (;;) {
+        while (p < end && !scan_stop[(unsigned char)*p]) p++;
+        if (p >= end || *p == '"') return p + 1;
+        p += 2;   /* an escape (pass 1 refused control characters) */
+    }
+}
+
+/* Past the value starting at p. */
+static const char *walk_value(const char *p, const char *end)
+{
+    if (*p == '"') return walk_string(p, end);
+    if (*p != '{' && *p != '[') {
+        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
+               *p != '\n' && *p != '\r')
+            p++;
+        return p;
+    }
+    int depth = 0;
+    while (p < end) {
+        char c = *p;
+        if (c == '"') {
+            p = walk_string(p, end);
+            continue;
+        }
+        if (c == '{' || c == '[') depth++;
+        else if ((c == '}' || c == ']') && --depth == 0) return p + 1;
+        p++;
+    }
+    return p;
+}
+
+/* The next element's value in the object or array being walked: *p is at
+ * the container's first byte or just past the previous element. NULL at
+ * the end. For an object, *key and *klen name the member. */
+static const char *walk_next(const char **p, const char *end, bool object, const char **key,
+                             size_t *klen)
+{
+    if (**p == '}' || **p == ']') return NULL;   /* past the last element */
+    const char *q = walk_ws(*p + 1, end);      /* past '{', '[' or ',' */
+    if (q >= end || *q == '}' || *q == ']') return NULL;
+    if (object) {
+        const char *kend = walk_string(q, end);
+        *key = q + 1;
+        *klen = (size_t)(kend - 1 - (q + 1));
+        q = walk_ws(kend, end);
+        q = walk_ws(q + 1, end);   /* past ':' */
+    }
+    const char *after = walk_ws(walk_value(q, end), end);
+    *p = after;                    /* at ',' or the closing bracket */
+    return q;
+}
+
+/* The value of the first member named `name` of the object at p; NULL if p
+ * is not an object (cJSON_GetObjectItemCaseSensitive's reading) or has none. */
+static const char *walk_get(const char *p, const char *end, const char *name)
+{
+    if (!p || *p != '{') return NULL;
+    size_t n = strlen(name);
+    const char *key, *v;
+    size_t klen;
+    while ((v = walk_next(&p, end, true, &key, &klen)))
+        if (klen == n && memcmp(key, name, n) == 0) return v;
+    return NULL;
+}
+
+/* walk_get of two names in one pass over the object's members. */
+static void walk_get2(const char *p, const char *end, const char *n1, const char **v1,
+                      const char *n2, const char **v2)
+{
+    *v1 = *v2 = NULL;
+    if (!p || *p != '{') return;
+    size_t l1 = strlen(n1), l2 = strlen(n2);
+    const char *key, *v;
+    size_t klen;
+    while ((!*v1 || !*v2) && (v = walk_next(&p, end, true, &key, &klen))) {
+        if (!*v1 && klen == l1 && memcmp(key, n1, l1) == 0) *v1 = v;
+        else if (!*v2 && klen == l2 && memcmp(key, n2, l2) == 0) *v2 = v;
+    }
+}
+
+/* cJSON_ArrayForEach: the children of an array or of an object. */
+typedef struct walk_each {
+    const char *p, *end;
+    bool        object, live;
+} walk_each;
+
+static walk_each walk_children(const char *p, const char *end)
+{
+    walk_each w = {p, end, p && *p == '{', p && (*p == '{' || *p == '[')};
+    return w;
+}
+
+static const char *walk_child(walk_each *w)
+{
+    if (!w->live) return NULL;
+    const char *key;
+    size_t klen;
+    const char *v = walk_next(&w->p, w->end, w->object, &key, &klen);
+    if (!v) w->live = false;
+    return v;
+}
+
+/* strlen of cJSON's decoded copy of the string at p (pass 1 excluded
+ * \u0000 and unpaired surrogates); 0 if p is not a string. */
+static size_t walk_strlen(const char *p, const char *end)
+{
+    if (!p || *p != '"') return 0;
+    size_t n = 0;
+    p++;
+    while (p < end && *p != '"') {
+        if (*p != '\\') {
+            n++;
+            p++;
+            continue;
+        }
+        if (p[1] != 'u') {
+            n++;
+            p += 2;
+            continue;
+        }
+        int cp = scan_hex4(p + 2);
+        p += 6;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            n += 4;
+            p += 6;
+        } else {
+            n += cp < 0x80 ? 1 : cp < 0x800 ? 2 : 3;
+        }
+    }
+    return n;
+}
+
+/* A number's value as cJSON has it (strtod of its text); false if p is not
+ * a number. */
+static bool walk_number(const char *p, const char *end, double *out)
+{
+    if (!p || !(*p == '-' || (*p >= '0' && *p <= '9'))) return false;
+    const char *e = walk_value(p, end);
+    char num[SCAN_MAX_NUMBER + 1];
+    size_t n = (size_t)(e - p);
+    if (n > SCAN_MAX_NUMBER) return false;   /* pass 1 refused such a text already */
+    /* A plain count of up to 15 digits is below 2^53: exact as a double,
+     * so it equals strtod's correctly rounded value without its cost. */
+    if (n <= 15) {
+        double v = 0;
+        size_t i = 0;
+        while (i < n && p[i] >= '0' && p[i] <= '9') v = v * 10 + (p[i++] - '0');
+        if (i == n) {
+            *out = v;
+            return true;
+        }
+    }
+    memcpy(num, p, n);
+    num[n] = '\0';
+    *out = strtod(num, NULL);
+    return true;
+}
+
+/* openai_text_bytes of provider_openai.c, on the text. */
+static size_t walk_text_bytes(const char *msg, const char *end)
+{
+    if (!msg || *msg != '{') return 0;
+    const char *content, *tool_calls, *args, *name;
+    walk_get2(msg, end, "content", &content, "tool_calls", &tool_calls);
+    size_t n = walk_strlen(content, end);
+    walk_each calls = walk_children(tool_calls, end);
+    const char *tc;
+    while ((tc = walk_child(&calls))) {
+        walk_get2(walk_get(tc, end, "function"), end, "arguments", &args, "name", &name);
+        n += walk_strlen(args, end) + walk_strlen(name, end);
+    }
+    return n;
+}
+
+bool openai_scan(const char *text, size_t len, const char *choice_field, openai_scan_result *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!text) return false;
+    scan s = {text, text + len, NULL, NULL};
+    scan_ws(&s);
+    if (s.p >= s.end || *s.p != '{' || !scan_value(&s, 0)) return false;
+    scan_ws(&s);
+    if (s.p != s.end) return false;   /* trailing bytes: cJSON ignores them; leave it to cJSON */
+    const char *end = s.end;
+
+    const char *ptv, *ctv;
+    walk_get2(s.usage, end, "prompt_tokens", &ptv, "completion_tokens", &ctv);
+    double pt, ct;
+    if (walk_number(ptv, end, &pt) && walk_number(ctv, end, &ct) && pt >= 0 && ct >= 0 &&
+        pt <= 1e15 && ct <= 1e15) {
+        out->in_tok = (int64_t)pt;
+        out->out_tok = (int64_t)ct;
+        out->have_usage = true;
+    }
+    walk_each choices = walk_children(s.choices, end);
+    const char *ch;
+    while ((ch = walk_child(&choices)))
+        out->text_bytes += walk_text_bytes(walk_get(ch, end, choice_field), end);
+    return true;
+}

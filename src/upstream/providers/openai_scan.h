@@ -1,0 +1,37 @@
+/* openai_scan.h — what the gateway reads from an OpenAI chat completion
+ * answer (or one stream chunk), without building a cJSON tree.
+ *
+ * Of a provider's answer the gateway needs only: is it a JSON object, its
+ * usage (prompt_tokens, completion_tokens) and how many bytes of text the
+ * choices carry (for an estimate when usage is missing). Parsing the whole
+ * answer into a cJSON tree and freeing it was the largest single cost of a
+ * gateway request on the loop thread (docs/benchmarks.md).
+ *
+ * openai_scan reads the same facts in two linear passes over the text: a
+ * strict JSON check, then a walk to the few fields. It decides only texts
+ * whose reading by cJSON it knows exactly: strict JSON (RFC 8259), an
+ * object at the top, no escape in any key, no \u0000, no unpaired
+ * surrogate, no number over 63 characters, nesting under 128. For any
+ * other text it returns false and the caller reads it with cJSON as before,
+ * so the result never differs from the cJSON reading (first copy of a
+ * repeated key, decoded string lengths, strtod's numbers): test_openai_scan
+ * compares the two on hand-made and mutated texts. */
+#ifndef BRIGADE_OPENAI_SCAN_H
+#define BRIGADE_OPENAI_SCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct openai_scan_result {
+    bool    have_usage;   /* usage.prompt_tokens and completion_tokens, both in [0, 1e15] */
+    int64_t in_tok, out_tok;
+    size_t  text_bytes;   /* content + tool call names and arguments, every choice */
+} openai_scan_result;
+
+/* choice_field: "message" (a whole answer) or "delta" (a stream chunk).
+ * true: the text is a JSON object and *out holds what it says; false: not
+ * decided here (read it with cJSON). */
+bool openai_scan(const char *text, size_t len, const char *choice_field, openai_scan_result *out);
+
+#endif

@@ -1,0 +1,245 @@
+/* test_openai_scan.c — openai_scan (the tree-less reading of an OpenAI
+ * answer) against the cJSON reading it replaces: whenever the scanner
+ * decides a text, cJSON must parse it to an object and find the same usage
+ * and text length; a text cJSON refuses must never be decided. Hand-made
+ * texts cover what differs between the two readers (repeated keys,
+ * escapes, surrogates, \u0000, numbers, depth, trailing bytes), then
+ * thousands of mutations of real answers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "upstream/providers/openai_scan.h"
+
+/* The cJSON reading, as provider_openai.c had it before the scanner. */
+static size_t ref_text_bytes(const cJSON *msg)
+{
+    size_t n = 0;
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+    if (cJSON_IsString(content)) n += strlen(content->valuestring);
+    const cJSON *tc, *calls = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls");
+    cJSON_ArrayForEach(tc, calls) {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(fn, "name");
+        if (cJSON_IsString(a)) n += strlen(a->valuestring);
+        if (cJSON_IsString(nm)) n += strlen(nm->valuestring);
+    }
+    return n;
+}
+
+/* -1: cJSON refuses (not an object); else 0 with *out filled. */
+static int ref_read(const char *t, size_t len, const char *field, openai_scan_result *out)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *j = cJSON_ParseWithLength(t, len);
+    if (!j || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return -1;
+    }
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
+    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
+    if (cJSON_IsNumber(pt) && cJSON_IsNumber(ct) && pt->valuedouble >= 0 && ct->valuedouble >= 0 &&
+        pt->valuedouble <= 1e15 && ct->valuedouble <= 1e15) {
+        out->in_tok = (int64_t)pt->valuedouble;
+        out->out_tok = (int64_t)ct->valuedouble;
+        out->have_usage = true;
+    }
+    const cJSON *ch;
+    cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(j, "choices"))
+        out->text_bytes += ref_text_bytes(cJSON_GetObjectItemCaseSensitive(ch, field));
+    cJSON_Delete(j);
+    return 0;
+}
+
+static int decided, refused_by_cjson;
+
+/* The one property: decided ⇒ cJSON reads the same. Returns whether the
+ * scanner decided. */
+static bool check(const char *t, size_t len, const char *field)
+{
+    openai_scan_result a, b;
+    bool dec = openai_scan(t, len, field, &a);
+    int ref = ref_read(t, len, field, &b);
+    if (ref < 0) refused_by_cjson++;
+    if (!dec) return false;
+    decided++;
+    if (ref != 0 || a.have_usage != b.have_usage || a.in_tok != b.in_tok ||
+        a.out_tok != b.out_tok || a.text_bytes != b.text_bytes) {
+        fprintf(stderr, "differs on [%.*s]: scan usage=%d %lld/%lld text=%zu, cJSON %d usage=%d "
+                "%lld/%lld text=%zu\n", (int)len, t, a.have_usage, (long long)a.in_tok,
+                (long long)a.out_tok, a.text_bytes, ref, b.have_usage, (long long)b.in_tok,
+                (long long)b.out_tok, b.text_bytes);
+        fail();
+    }
+    return true;
+}
+
+static bool check_s(const char *t) { return check(t, strlen(t), "message"); }
+
+static const char *answer =
+    "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"m\","
+    "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hello \\u00e9\\ud83d\\ude00"
+    " there\\n\",\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"get\","
+    "\"arguments\":\"{\\\"a\\\":1}\"}}]},\"finish_reason\":\"stop\"},{\"index\":1,\"message\":"
+    "{\"content\":\"x\"}}],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":16,\"total_tokens\":28}}";
+
+static const char *chunk =
+    "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok \\\"q\\\"\"}}],"
+    "\"usage\":null}";
+
+static void test_answers_decided(void **state)
+{
+    (void)state;
+    openai_scan_result r;
+    assert_true(openai_scan(answer, strlen(answer), "message", &r));
+    assert_true(r.have_usage);
+    assert_int_equal(r.in_tok, 12);
+    assert_int_equal(r.out_tok, 16);
+    /* "Hello " 6 + é 2 + 😀 4 + " there\n" 7, "get" 3, {"a":1} 7, "x" 1 */
+    assert_int_equal(r.text_bytes, 6 + 2 + 4 + 7 + 3 + 7 + 1);
+    assert_true(check_s(answer));
+    assert_true(check(chunk, strlen(chunk), "delta"));
+    assert_true(openai_scan(chunk, strlen(chunk), "delta", &r));
+    assert_false(r.have_usage);
+    assert_int_equal(r.text_bytes, 7);
+    /* whitespace around, and a text not NUL-terminated (a body buffer) */
+    char buf[64];
+    memcpy(buf, " {\"a\":1}\n", 9);
+    memset(buf + 9, '}', sizeof buf - 9);
+    assert_true(openai_scan(buf, 9, "message", &r));
+}
+
+static void test_hand_cases(void **state)
+{
+    (void)state;
+    /* decided, and equal to cJSON */
+    const char *same[] = {
+        "{}",
+        "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2},\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":9}}",
+        "{\"choices\":[{\"message\":{\"content\":\"a\"},\"message\":{\"content\":\"bbbb\"}}]}",
+        "{\"choices\":{\"x\":{\"message\":{\"content\":\"abc\"}},\"y\":{\"message\":{\"content\":\"d\"}}}}",
+        "{\"choices\":[{\"message\":[{\"content\":\"abc\"}]}]}",
+        "{\"choices\":[1,\"s\",null,{\"message\":{\"content\":5}}]}",
+        "{\"choices\":\"abc\"}",
+        "{\"choices\":[{\"message\":{\"tool_calls\":{\"k\":{\"function\":{\"name\":\"ab\",\"arguments\":\"c\"}}}}}]}",
+        "{\"choices\":[{\"message\":{\"tool_calls\":[{\"function\":[\"name\"]},{\"function\":{\"name\":1}}]}}]}",
+        "{\"usage\":{\"prompt_tokens\":-1,\"completion_tokens\":2}}",
+        "{\"usage\":{\"prompt_tokens\":1e15,\"completion_tokens\":2.9}}",
+        "{\"usage\":{\"prompt_tokens\":1e16,\"completion_tokens\":2}}",
+        "{\"usage\":{\"prompt_tokens\":1E+2,\"completion_tokens\":-0.0}}",
+        "{\"usage\":{\"prompt_tokens\":\"1\",\"completion_tokens\":2}}",
+        "{\"usage\":[1,2]}",
+        "{\"usage\":{\"prompt_tokens\":1}}",
+        "{\"usage\":{\"prompt_tokens\":1e400,\"completion_tokens\":1}}",
+        "{\"choices\":[{\"message\":{\"content\":\"\\\\\\/\\b\\f\\n\\r\\t\\u0041\\u07ff\\u0800\\uffff\"}}]}",
+        "{\"choices\":[{\"message\":{\"content\":\"\xc3\xa9\xff raw bytes\"}}]}",
+        "{\"Choices\":[{\"message\":{\"content\":\"abc\"}}],\"usage \":{}}",
+        "{\"a\":[[[[{\"b\":[true,false,null]}]]]],\"choices\":[]}",
+    };
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        if (!check_s(same[i])) fail_msg("not decided: %s", same[i]);
+    }
+    /* left to cJSON (it may accept or refuse; never decided here) */
+    const char *left[] = {
+        "[]", "\"s\"", "1", "", " ", "{", "{\"a\":1}x", "{\"a\":1,}", "{\"a\" 1}", "{'a':1}",
+        "{\"us\\u0061ge\":{\"prompt_tokens\":1,\"completion_tokens\":1}}",   /* escaped key */
+        "{\"choices\":[{\"message\":{\"content\":\"a\\u0000b\"}}]}",          /* \u0000 */
+        "{\"c\":\"\\ud800\"}", "{\"c\":\"\\udc00\"}", "{\"c\":\"\\ud800\\u0041\"}",
+        "{\"c\":\"\\x\"}", "{\"c\":\"\\u12g4\"}", "{\"c\":\"a\tb\"}",
+        "{\"n\":01}", "{\"n\":1.}", "{\"n\":.5}", "{\"n\":+1}", "{\"n\":1e}", "{\"n\":-}",
+        "{\"n\":1234567890123456789012345678901234567890123456789012345678901234}",
+        "{\"a\":tru}", "{\"a\":nul}", "\xef\xbb\xbf{}", "{\"a\":1}\f", "{\"a\"\v:1}",
+    };
+    for (size_t i = 0; i < sizeof left / sizeof left[0]; i++) {
+        openai_scan_result r;
+        if (openai_scan(left[i], strlen(left[i]), "message", &r)) fail_msg("decided: %s", left[i]);
+        check_s(left[i]);
+    }
+    /* a raw NUL inside the length */
+    openai_scan_result r;
+    assert_false(openai_scan("{\"a\":\"x\0y\"}", 11, "message", &r));
+    /* nesting: 127 levels inside the root are decided, deeper is left to cJSON */
+    char deep[600];
+    for (int d = 126; d <= 129; d++) {
+        size_t n = 0;
+        deep[n++] = '{';
+        memcpy(deep + n, "\"a\":", 4);
+        n += 4;
+        for (int i = 0; i < d; i++) deep[n++] = '[';
+        for (int i = 0; i < d; i++) deep[n++] = ']';
+        deep[n++] = '}';
+        bool dec = check(deep, n, "message");
+        assert_true(dec == (d < 128));
+    }
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15u;
+static uint32_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)rng;
+}
+
+/* Mutations of real answers: byte flips, deletions, insertions of the
+ * characters that matter to a JSON reader, duplicated spans. */
+static void test_mutations(void **state)
+{
+    (void)state;
+    static const char ins[] = "{}[]\",:\\u0123456789-+.eE tfn\x01\x7f\xc3\xa9";
+    const char *seeds[] = {answer, chunk,
+        "{\"choices\":[{\"message\":{\"content\":\"\\ud83d\\ude00\\u00e9\"}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}"};
+    char t[1024];
+    decided = refused_by_cjson = 0;
+    for (int iter = 0; iter < 60000; iter++) {
+        const char *seed = seeds[iter % 3];
+        size_t n = strlen(seed);
+        memcpy(t, seed, n);
+        int muts = 1 + (int)(rnd() % 3);
+        for (int m = 0; m < muts && n > 2; m++) {
+            size_t at = rnd() % n;
+            switch (rnd() % 4) {
+            case 0: t[at] = ins[rnd() % (sizeof ins - 1)]; break;
+            case 1: memmove(t + at, t + at + 1, n - at - 1); n--; break;
+            case 2:
+                if (n + 1 < sizeof t) {
+                    memmove(t + at + 1, t + at, n - at);
+                    t[at] = ins[rnd() % (sizeof ins - 1)];
+                    n++;
+                }
+                break;
+            default: {
+                size_t span = 1 + rnd() % 24;
+                if (at + span <= n && n + span < sizeof t) {
+                    memmove(t + at + span, t + at, n - at);
+                    n += span;
+                }
+            }
+            }
+        }
+        check(t, n, iter % 3 == 1 ? "delta" : "message");
+    }
+    /* the property was exercised both ways */
+    assert_true(decided > 1000);
+    assert_true(refused_by_cjson > 1000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_answers_decided),
+        cmocka_unit_test(test_hand_cases),
+        cmocka_unit_test(test_mutations),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
