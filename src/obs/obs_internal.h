@@ -28,11 +28,13 @@ typedef struct obs_attr {
 
 static inline const char *obs_attr_key(const struct obs_span *s, const obs_attr *a);
 
-/* A span is small while it is open: the fixed part (about 400 bytes) and,
- * only as attributes are set, an array of them and a pool of their
- * strings, each grown on demand (a run holds a few spans open for its
- * whole life: their size is most of what an idle run costs). Freed with
- * obs_span_free. */
+/* A span is small while it is open (a run holds a few spans open for its
+ * whole life: their size was most of what an idle run cost): the fixed
+ * part, room inline for the attributes and strings most spans have, and
+ * only past that an array and a pool on the heap, grown on demand — so
+ * the common span is one malloc of under 1 KB. Freed with obs_span_free. */
+#define OBS_SPAN_ATTRS_INLINE 12
+#define OBS_SPAN_POOL_INLINE 384
 struct obs_span {
     obs_trace_ctx ctx;             /* this span's trace and span id */
     uint8_t parent_id[8];          /* zero for a root */
@@ -49,6 +51,8 @@ struct obs_span {
     uint16_t pool_used, pool_cap;
     uint16_t values_used;          /* bytes of string values in the pool (at most OBS_SPAN_POOL) */
     struct obs_span *next;         /* the tracer's queues */
+    obs_attr attrs_inline[OBS_SPAN_ATTRS_INLINE];   /* attrs until they outgrow it */
+    char pool_inline[OBS_SPAN_POOL_INLINE];         /* pool until it outgrows it */
 };
 
 static inline const char *obs_attr_key(const struct obs_span *s, const obs_attr *a) { return s->pool + a->key; }

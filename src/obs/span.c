@@ -40,7 +40,11 @@ obs_span *obs_span_begin(const obs_trace_ctx *parent, const char *name, obs_span
     /* Attributes and their strings come later, as they are set (an
      * unsampled span never has any: nothing will read them). */
     obs_span *s = xmalloc(sizeof *s);
-    memset(s, 0, sizeof *s);
+    memset(s, 0, offsetof(obs_span, attrs_inline));   /* the inline room is written as used */
+    s->attrs = s->attrs_inline;
+    s->cap_attrs = OBS_SPAN_ATTRS_INLINE;
+    s->pool = s->pool_inline;
+    s->pool_cap = OBS_SPAN_POOL_INLINE;
     s->ctx = ctx;
     if (parent) {
         memcpy(s->parent_id, parent->span_id, 8);
@@ -77,8 +81,8 @@ bool obs_span_recording(const obs_span *s) { return s && (s->ctx.flags & 1); }
 void obs_span_free(obs_span *s)
 {
     if (!s) return;
-    free(s->attrs);
-    free(s->pool);
+    if (s->attrs != s->attrs_inline) free(s->attrs);
+    if (s->pool != s->pool_inline) free(s->pool);
     free(s);
 }
 
@@ -92,8 +96,9 @@ static bool obs_pool_reserve(obs_span *s, size_t n)
     size_t cap = s->pool_cap ? s->pool_cap : 256;
     while (cap < need) cap *= 2;
     if (cap > OBS_SPAN_POOL_MAX) cap = OBS_SPAN_POOL_MAX;
-    char *p = realloc(s->pool, cap);
+    char *p = s->pool == s->pool_inline ? malloc(cap) : realloc(s->pool, cap);
     if (!p) return false;
+    if (s->pool == s->pool_inline) memcpy(p, s->pool_inline, s->pool_used);
     s->pool = p;
     s->pool_cap = (uint16_t)cap;
     return true;
@@ -109,8 +114,9 @@ static obs_attr *obs_attr_slot(obs_span *s, const char *key)
     if (s->n_attrs == s->cap_attrs) {
         unsigned cap = s->cap_attrs ? s->cap_attrs * 2 : 8;
         if (cap > OBS_SPAN_ATTRS_MAX) cap = OBS_SPAN_ATTRS_MAX;
-        obs_attr *n = realloc(s->attrs, cap * sizeof *n);
+        obs_attr *n = s->attrs == s->attrs_inline ? malloc(cap * sizeof *n) : realloc(s->attrs, cap * sizeof *n);
         if (!n) return NULL;
+        if (s->attrs == s->attrs_inline) memcpy(n, s->attrs_inline, s->n_attrs * sizeof *n);
         s->attrs = n;
         s->cap_attrs = cap;
     }
