@@ -5,6 +5,7 @@
 # Safe to run again: it only installs what is not there.
 #   scripts/deps.sh            build + test dependencies
 #   scripts/deps.sh --bench    also the benchmark tools (wrk, nginx)
+#   scripts/deps.sh --cluster  also nginx, the load balancer of scripts/cluster.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,8 @@ packages=(
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nginx-light)
+elif [[ "${1:-}" == "--cluster" ]]; then
+  packages+=(nginx-light)
 fi
 
 missing=()
@@ -53,7 +56,7 @@ fi
 
 # The nginx package starts a server on port 80 on install; the benchmark runs
 # its own nginx on loopback, so stop the system one if it came up.
-if [[ "${1:-}" == "--bench" ]] && command -v systemctl >/dev/null; then
+if [[ "${1:-}" == "--bench" || "${1:-}" == "--cluster" ]] && command -v systemctl >/dev/null; then
   systemctl stop nginx 2>/dev/null || true
 fi
 
