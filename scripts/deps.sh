@@ -13,6 +13,7 @@ packages=(
   libuv1-dev node-llhttp libcurl4-openssl-dev libcjson-dev libsqlite3-dev
   libfyaml-dev libssl-dev libsodium-dev libpcre2-dev
   bubblewrap libseccomp-dev
+  libhiredis-dev redis-server   # governance.backend: redis (tests start their own server)
   libcmocka-dev clang libclang-rt-14-dev
   nodejs npm curl jq
   valgrind

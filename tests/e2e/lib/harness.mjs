@@ -96,14 +96,15 @@ export async function eventually(fn, { timeoutMs = 3000, intervalMs = 100 } = {}
  * `exited` resolves to {code, signal} when it ends.
  */
 export class Child {
-  constructor(name, args, { env = {}, cwd } = {}) {
-    if (!fs.existsSync(BRIGADE_BIN)) {
+  // bin: another program than brigade (e.g. redis-server, lib/redis.mjs)
+  constructor(name, args, { env = {}, cwd, bin } = {}) {
+    if (!bin && !fs.existsSync(BRIGADE_BIN)) {
       throw new Error(`brigade binary not found at ${BRIGADE_BIN} (set BRIGADE_BIN)`);
     }
     this.name = name;
     this.stdout = '';
     this.stderr = '';
-    this.proc = spawn(BRIGADE_BIN, args, {
+    this.proc = spawn(bin || BRIGADE_BIN, args, {
       cwd,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
