@@ -179,6 +179,7 @@ void config_defaults(brigade_config *cfg)
     cfg->console.enabled = true;
     cfg->console.session_ttl_s = 1800;
     cfg->console.max_sessions = 1024;
+    cfg->store.pool_size = 8;
     cfg->governance.queue_per_user = 16;
     cfg->governance.queue_global = 1024;
     cfg->governance.redis.port = 6379;
@@ -320,6 +321,7 @@ void config_free(brigade_config *cfg)
     free(cfg->source_path);
     free(cfg->listen_host);
     free(cfg->data_dir);
+    free(cfg->store.url);
     if (cfg->admin_token) {
         explicit_bzero(cfg->admin_token, strlen(cfg->admin_token));
         free(cfg->admin_token);

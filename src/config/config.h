@@ -455,6 +455,15 @@ typedef struct console_cfg {
     uint32_t max_sessions;           /* the session table's bound (default 1024) */
 } console_cfg;
 
+/* `store:` (docs/config.md): where the data lives. */
+/* the same values as store.h store_backend_kind (app/serve.c converts by value) */
+typedef enum store_cfg_kind { STORE_CFG_SQLITE = 0, STORE_CFG_POSTGRES = 1 } store_cfg_kind;
+typedef struct store_cfg {
+    store_cfg_kind kind;             /* default sqlite (in data_dir) */
+    char          *url;              /* postgres: libpq URI, ${VAR} expanded; NULL for sqlite */
+    uint32_t       pool_size;        /* postgres: connections (default 8) */
+} store_cfg;
+
 typedef struct brigade_config {
     char        *source_path;        /* the file read, or NULL for embedded defaults */
     char        *listen_host;        /* default "127.0.0.1" */
@@ -489,6 +498,7 @@ typedef struct brigade_config {
     egress_net  *egress_allow_nets; size_t n_egress_allow_nets;
     guard_cfg    guard;
     console_cfg  console;
+    store_cfg    store;
     /* Non-fatal findings of the load (e.g. a literal api_key in the file),
      * each "FILE:LINE: key.path: message". They are also logged with
      * log_warn when found, so callers need not print them again. */

@@ -10,7 +10,7 @@
 //
 // Nothing here talks to anything but 127.0.0.1.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -214,6 +214,27 @@ function yamlFlow(obj) {
   return '{' + Object.entries(obj).map(([k, v]) => `${k}: ${yamlScalar(v)}`).join(', ') + '}';
 }
 
+// BRIGADE_E2E_STORE=postgres: every stack keeps its data in a fresh database
+// of the PostgreSQL server at BRIGADE_E2E_PG_URL (start one with
+// `scripts/pg-test.sh start DIR`, which prints the URL). Default: SQLite in
+// the stack's data directory.
+const E2E_STORE = process.env.BRIGADE_E2E_STORE || 'sqlite';
+if (E2E_STORE !== 'sqlite' && E2E_STORE !== 'postgres') {
+  throw new Error(`BRIGADE_E2E_STORE=${E2E_STORE}: want sqlite or postgres`);
+}
+
+/** The `store:` section of a stack's config ('' for SQLite): a new database each time. */
+function storeSection() {
+  if (E2E_STORE !== 'postgres') return '';
+  const base = process.env.BRIGADE_E2E_PG_URL;
+  if (!base) throw new Error('BRIGADE_E2E_STORE=postgres needs BRIGADE_E2E_PG_URL (scripts/pg-test.sh start DIR)');
+  const db = 'brigade_e2e_' + randomBytes(6).toString('hex');
+  execFileSync('psql', ['-X', '-q', '-d', base, '-c', `CREATE DATABASE ${db}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const u = new URL(base);
+  u.pathname = '/' + db;
+  return `store: {kind: postgres, url: ${JSON.stringify(u.toString())}}`;
+}
+
 /** The YAML config the tests use (the lead's test config plus extras). */
 export function makeConfig({ port, dataDir, mockPort, limits = {}, extraProviders = [], extraModels = [], upstreamTimeoutMs = 2000, extraYaml = '', tiers = null }) {
   const lim = { max_body_bytes: 65536, header_timeout_ms: 2000, ...limits };
@@ -244,6 +265,7 @@ export function makeConfig({ port, dataDir, mockPort, limits = {}, extraProvider
     'default_tier: default',
     // More top-level sections (tools:, agents:), written by the test as YAML.
     ...(extraYaml ? [extraYaml.replace(/\n+$/, '')] : []),
+    ...(E2E_STORE === 'postgres' ? [storeSection()] : []),
     '',
   ].join('\n');
 }
