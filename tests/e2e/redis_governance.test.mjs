@@ -15,7 +15,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 
 import { restartBrigade } from './lib/agents.mjs';
-import { Child, eventually as poll, freePort, makeConfig, sleep, tempDir, useStack } from './lib/harness.mjs';
+import { Child, eventually as poll, freePort, makeConfig, sleep, storeYamlOf, tempDir, useStack } from './lib/harness.mjs';
 import { killRedis, startRedis, stopRedis } from './lib/redis.mjs';
 
 const eventually = (fn, opts) => poll(async () => { await fn(); return true; }, opts);
@@ -209,7 +209,11 @@ describe('two instances sharing one redis', () => {
     await restartBrigade(stack, 'SIGTERM');
     const port = await freePort();
     const mockPort = Number(new URL(stack.mockUrl).port);
-    const cfg = makeConfig({ port, dataDir: second.dataDir, mockPort, upstreamTimeoutMs: 10000, extraYaml: governanceYaml() });
+    // On PostgreSQL (BRIGADE_E2E_STORE=postgres) both instances share the
+    // first one's database, as a real deployment does; the copy of the data
+    // directory then only brings the key files.
+    const cfg = makeConfig({ port, dataDir: second.dataDir, mockPort, upstreamTimeoutMs: 10000, extraYaml: governanceYaml(),
+      storeYaml: storeYamlOf(stack.dataDir) });
     const cfgPath = path.join(second.dataDir, 'brigade.yaml');
     fs.writeFileSync(cfgPath, cfg);
     second.child = new Child('brigade serve (second)', ['serve', '--config', cfgPath], {

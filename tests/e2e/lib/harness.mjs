@@ -235,8 +235,17 @@ function storeSection() {
   return `store: {kind: postgres, url: ${JSON.stringify(u.toString())}}`;
 }
 
-/** The YAML config the tests use (the lead's test config plus extras). */
-export function makeConfig({ port, dataDir, mockPort, limits = {}, extraProviders = [], extraModels = [], upstreamTimeoutMs = 2000, extraYaml = '', tiers = null }) {
+/** The `store:` line of the config written in dataDir ('' on SQLite): a second
+ *  instance given it (makeConfig's storeYaml) shares the first one's database. */
+export function storeYamlOf(dataDir) {
+  const m = fs.readFileSync(path.join(dataDir, 'brigade.yaml'), 'utf8').match(/^store: .*$/m);
+  return m ? m[0] : '';
+}
+
+/** The YAML config the tests use (the lead's test config plus extras).
+ *  storeYaml: the store section to use instead of a fresh database
+ *  (storeYamlOf another stack's data directory). */
+export function makeConfig({ port, dataDir, mockPort, limits = {}, extraProviders = [], extraModels = [], upstreamTimeoutMs = 2000, extraYaml = '', tiers = null, storeYaml = null }) {
   const lim = { max_body_bytes: 65536, header_timeout_ms: 2000, ...limits };
   const providers = [
     // The gateway tests send many deliberate faults to this provider: its breaker stays closed.
@@ -265,7 +274,8 @@ export function makeConfig({ port, dataDir, mockPort, limits = {}, extraProvider
     'default_tier: default',
     // More top-level sections (tools:, agents:), written by the test as YAML.
     ...(extraYaml ? [extraYaml.replace(/\n+$/, '')] : []),
-    ...(E2E_STORE === 'postgres' ? [storeSection()] : []),
+    ...(storeYaml !== null ? (storeYaml ? [storeYaml] : [])
+      : E2E_STORE === 'postgres' ? [storeSection()] : []),
     '',
   ].join('\n');
 }
