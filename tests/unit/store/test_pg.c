@@ -44,7 +44,11 @@ int test_pg_start(void)
     if (!fgets(pg_url, sizeof pg_url, p)) pg_url[0] = '\0';
     int rc = pclose(p);
     pg_url[strcspn(pg_url, "\n")] = '\0';
-    if (rc != 0 || !pg_url[0]) { fprintf(stderr, "pg-test.sh start failed\n"); return -1; }
+    if (rc != 0 || !pg_url[0]) {
+        fprintf(stderr, "pg-test.sh start failed: PostgreSQL 15 is needed (scripts/deps.sh installs "
+                        "postgresql-15; BRIGADE_TEST_PG=skip skips the PostgreSQL tests)\n");
+        return -1;
+    }
     /* a failed assertion exits too; an abort (ASan) leaves the server:
      * scripts/pg-test.sh stop /tmp/brigade-pgtest-PID */
     atexit(pg_stop);
