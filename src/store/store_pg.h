@@ -54,7 +54,7 @@ void         store_pg_usage_flush(struct pg_store *p);
 void         store_pg_set_usage_committed_hook(struct pg_store *p,
                                                void (*fn)(void *arg, const usage_rec *rows, size_t n),
                                                void *arg);
-store_status store_pg_usage_insert_now(struct pg_store *p, const usage_rec *rows, size_t n);
+store_status store_pg_usage_insert_now(store *st, const usage_rec *rows, size_t n);
 store_status store_pg_usage_query(struct pg_store *p, const scope *sc, const usage_query *q,
                                   usage_row **out, size_t *n);
 store_status store_pg_usage_spent(struct pg_store *p, const scope *sc, int64_t from, int64_t to,

@@ -252,22 +252,25 @@ void store_pg_set_usage_committed_hook(struct pg_store *p,
     pthread_mutex_unlock(&p->mu);
 }
 
-store_status store_pg_usage_insert_now(struct pg_store *p, const usage_rec *rows, size_t n)
+typedef struct pg_insert_now_args {
+    const usage_rec *rows;
+    size_t n;
+} pg_insert_now_args;
+
+static store_status pg_usage_insert_now_op(PGconn *c, void *arg)
 {
-    if (n == 0) return STORE_OK;
-    PGconn *c = pg_acquire(p);
-    if (!c) return STORE_ERROR;
-    store_status st = pg_run(c, "BEGIN", 0, NULL, "usage begin");
-    if (st == STORE_OK) st = pg_usage_insert(c, rows, n);
-    if (st == STORE_OK) st = pg_run(c, "COMMIT", 0, NULL, "usage commit");
-    pg_release(p, c);   /* rolls back a failed transaction */
-    if (st == STORE_OK) {
-        pthread_mutex_lock(&p->mu);
-        p->stats.commits++;
-        p->stats.ops++;
-        pthread_mutex_unlock(&p->mu);
-    }
-    return st;
+    const pg_insert_now_args *a = arg;
+    return a->n ? pg_usage_insert(c, a->rows, a->n) : STORE_OK;
+}
+
+/* Rows written at once in one transaction through pg_write, so the audit
+ * entries armed on this thread ride on it as on SQLite (the reconciliation
+ * at start charges open reservations with its budget.reconcile entry:
+ * both or neither). */
+store_status store_pg_usage_insert_now(store *st, const usage_rec *rows, size_t n)
+{
+    pg_insert_now_args a = {rows, n};
+    return pg_write(st, pg_usage_insert_now_op, &a);
 }
 
 /* ---- reads (the scope rules of store_usage.c) ---- */

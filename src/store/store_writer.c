@@ -382,7 +382,7 @@ static store_status store_usage_insert_op(store_conn *c, void *arg)
 
 store_status store_usage_insert_now(store *st, const usage_rec *rows, size_t n)
 {
-    STORE_PG_DISPATCH(st, store_pg_usage_insert_now(store_pg_of(st), rows, n));
+    STORE_PG_DISPATCH(st, store_pg_usage_insert_now(st, rows, n));
     usage_insert_args a = {rows, n};
     return store_write(st, store_usage_insert_op, &a);
 }

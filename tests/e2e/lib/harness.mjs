@@ -223,6 +223,17 @@ if (E2E_STORE !== 'sqlite' && E2E_STORE !== 'postgres') {
   throw new Error(`BRIGADE_E2E_STORE=${E2E_STORE}: want sqlite or postgres`);
 }
 
+/** True when the stacks keep their data in PostgreSQL: tests that edit the
+ *  SQLite file itself skip there (the PostgreSQL twins are unit tests). */
+export const E2E_ON_POSTGRES = E2E_STORE === 'postgres';
+
+/** The arguments that point a CLI (brigade audit, admin vault) at a stack's
+ *  store: nothing on SQLite (the data directory holds it); on PostgreSQL the
+ *  stack's configuration, which names the database. */
+export function storeCliArgs(stack) {
+  return E2E_ON_POSTGRES ? ['--config', stack.configPath] : [];
+}
+
 /** The `store:` section of a stack's config ('' for SQLite): a new database each time. */
 function storeSection() {
   if (E2E_STORE !== 'postgres') return '';

@@ -593,6 +593,37 @@ static void *revoke_thread(void *arg)
 
 /* A tenant keeps one working admin key: two revocations of its last two
  * admin keys at once (on PostgreSQL, from two instances) cannot both pass. */
+/* The reconciliation at start (reserve_journal_recover) charges open
+ * reservations with store_usage_insert_now and its budget.reconcile entry
+ * armed: both commit together on either backend, and the entry is not left
+ * armed for a later act. */
+static void test_usage_insert_now_carries_audit(void **state)
+{
+    fx *f = *state;
+    chain_init(0);
+    usage_rec row;
+    memset(&row, 0, sizeof row);
+    row.ts = 1764201600;
+    snprintf(row.tenant_id, sizeof row.tenant_id, "ten_a");
+    snprintf(row.user_id, sizeof row.user_id, "usr_1");
+    row.cost_nusd = 42;
+    audit_rec e = {.actor = "system", .credential = "startup", .action = "budget.reconcile",
+                   .target = "reservations.journal"};
+    store_audit_attach(f->st, &e, &achain);
+    assert_int_equal(store_usage_insert_now(f->st, &row, 1), STORE_OK);
+    store_audit_detach(f->st);
+    assert_true(e.written);
+    assert_int_equal(e.seq, 1);
+    audit_tail tail;
+    assert_int_equal(store_audit_tail(f->st, &tail), STORE_OK);
+    assert_int_equal(tail.last_seq, 1);
+    /* the next write carries no stale entry */
+    assert_int_equal(store_usage_insert_now(f->st, &row, 1), STORE_OK);
+    assert_int_equal(store_audit_tail(f->st, &tail), STORE_OK);
+    assert_int_equal(tail.last_seq, 1);
+    verify_intact(f->st, 1);
+}
+
 static void test_last_admin_key_kept(void **state)
 {
     fx *f = *state;
@@ -1055,6 +1086,7 @@ int main(void)
         BOTH(test_audit_list_scoped),
         PG_ONLY(test_pg_audit_tamper_found),
         BOTH(test_audit_rides_on_act),
+        BOTH(test_usage_insert_now_carries_audit),
         BOTH(test_last_admin_key_kept),
         BOTH(test_memory_basic_isolated),
         BOTH(test_memory_search_ranked_own_rows),
