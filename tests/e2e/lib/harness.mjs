@@ -10,7 +10,7 @@
 //
 // Nothing here talks to anything but 127.0.0.1.
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -232,6 +232,32 @@ export const E2E_ON_POSTGRES = E2E_STORE === 'postgres';
  *  stack's configuration, which names the database. */
 export function storeCliArgs(stack) {
   return E2E_ON_POSTGRES ? ['--config', stack.configPath] : [];
+}
+
+/** Run SQL on a stack's store, as an older version or an attacker with
+ *  access to the database would (the server stopped, or not): SQLite's file
+ *  in the data directory (the sqlite3 CLI, else python3), or the stack's
+ *  PostgreSQL database (psql). Keep the SQL to what both accept. Returns
+ *  the rows, columns joined by "|". */
+export function storeSql(stack, statements) {
+  let r;
+  if (E2E_ON_POSTGRES) {
+    const m = /^store: \{kind: postgres, url: (".*")\}$/m.exec(
+      fs.readFileSync(stack.configPath, 'utf8'));
+    if (!m) throw new Error(`no PostgreSQL store in ${stack.configPath}`);
+    r = spawnSync('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', JSON.parse(m[1]),
+      '-c', statements], { encoding: 'utf8' });
+  } else {
+    const db = path.join(stack.dataDir, 'brigade.db');
+    const hasCli = spawnSync('sh', ['-c', 'command -v sqlite3'], { encoding: 'utf8' }).status === 0;
+    r = hasCli
+      ? spawnSync('sqlite3', [db, statements], { encoding: 'utf8' })
+      : spawnSync('python3', ['-c',
+        'import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nfor r in c.execute(sys.argv[2]) if sys.argv[2].lstrip().upper().startswith("SELECT") else c.executescript(sys.argv[2]): print("|".join(map(str,r)))\nc.commit()',
+        db, statements], { encoding: 'utf8' });
+  }
+  if (r.status !== 0) throw new Error(`sql failed (${E2E_STORE}): ${r.stderr}\n${statements}`);
+  return r.stdout.trim();
 }
 
 /** The `store:` section of a stack's config ('' for SQLite): a new database each time. */
