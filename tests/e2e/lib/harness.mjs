@@ -234,6 +234,53 @@ export function storeCliArgs(stack) {
   return E2E_ON_POSTGRES ? ['--config', stack.configPath] : [];
 }
 
+/** The PostgreSQL URL of a stack's (or copyStore place's) database. */
+function pgUrlOf(place) {
+  const m = /^store: \{kind: postgres, url: (".*")\}$/m.exec(fs.readFileSync(place.configPath, 'utf8'));
+  if (!m) throw new Error(`no PostgreSQL store in ${place.configPath}`);
+  return JSON.parse(m[1]);
+}
+
+/** Rows of a SELECT on a stack's store as objects (JSON numbers for
+ *  integers on both backends). */
+export function storeQuery(place, q) {
+  let r;
+  if (E2E_ON_POSTGRES) {
+    r = spawnSync('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', pgUrlOf(place),
+      '-c', `SELECT coalesce(json_agg(t), '[]') FROM (${q}) t`], { encoding: 'utf8' });
+  } else {
+    r = spawnSync('python3', ['-c',
+      'import sqlite3,sys,json\nc=sqlite3.connect(sys.argv[1])\nc.row_factory=sqlite3.Row\n'
+      + 'print(json.dumps([dict(x) for x in c.execute(sys.argv[2])]))',
+      path.join(place.dataDir, 'brigade.db'), q], { encoding: 'utf8' });
+  }
+  if (r.status !== 0) throw new Error(`query failed (${E2E_STORE}): ${r.stderr}\n${q}`);
+  return JSON.parse(r.stdout);
+}
+
+/** A copy of a stopped stack's data for a test to tamper with: its data
+ *  directory (key files; SQLite's database) and, on PostgreSQL, a copy of
+ *  its database (CREATE DATABASE … TEMPLATE) named by the copy's
+ *  brigade.yaml. Returns a place {dataDir, configPath} for storeSql,
+ *  storeQuery and storeCliArgs. */
+export function copyStore(place, prefix = 'brigade-copy-') {
+  const d = tempDir(prefix);
+  fs.cpSync(place.dataDir, d, { recursive: true });
+  fs.rmSync(path.join(d, 'serve.lock'), { force: true });
+  const copy = { dataDir: d, configPath: path.join(d, 'brigade.yaml') };
+  if (E2E_ON_POSTGRES) {
+    const from = new URL(pgUrlOf(place));
+    const db = 'brigade_e2e_' + randomBytes(6).toString('hex');
+    execFileSync('psql', ['-X', '-q', '-d', process.env.BRIGADE_E2E_PG_URL, '-c',
+      `CREATE DATABASE ${db} TEMPLATE ${from.pathname.slice(1)}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    from.pathname = '/' + db;
+    const cfg = fs.readFileSync(place.configPath, 'utf8')
+      .replace(/^store: .*$/m, `store: {kind: postgres, url: ${JSON.stringify(from.toString())}}`);
+    fs.writeFileSync(copy.configPath, cfg);
+  }
+  return copy;
+}
+
 /** Run SQL on a stack's store, as an older version or an attacker with
  *  access to the database would (the server stopped, or not): SQLite's file
  *  in the data directory (the sqlite3 CLI, else python3), or the stack's
@@ -242,10 +289,7 @@ export function storeCliArgs(stack) {
 export function storeSql(stack, statements) {
   let r;
   if (E2E_ON_POSTGRES) {
-    const m = /^store: \{kind: postgres, url: (".*")\}$/m.exec(
-      fs.readFileSync(stack.configPath, 'utf8'));
-    if (!m) throw new Error(`no PostgreSQL store in ${stack.configPath}`);
-    r = spawnSync('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', JSON.parse(m[1]),
+    r = spawnSync('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', pgUrlOf(stack),
       '-c', statements], { encoding: 'utf8' });
   } else {
     const db = path.join(stack.dataDir, 'brigade.db');
