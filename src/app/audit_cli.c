@@ -128,7 +128,7 @@ static int audit_cli_run(const audit_cli_opts *o, audit_verify_result *res, cons
     }
     snprintf(path, sizeof path, "%s/brigade.db", o->data_dir);
     if (!pg_url && stat(path, &sb) != 0) {
-        fprintf(stderr, "brigade audit: no database at %s\n", path);
+        fprintf(stderr, "brigade audit: no database at %s (a PostgreSQL store: add --config FILE)\n", path);
         return 3;
     }
     const unsigned char *pk;

@@ -294,8 +294,9 @@ export function storeSql(stack, statements) {
   } else {
     const db = path.join(stack.dataDir, 'brigade.db');
     const hasCli = spawnSync('sh', ['-c', 'command -v sqlite3'], { encoding: 'utf8' }).status === 0;
+    // the server may be writing: wait for its lock as it waits for ours
     r = hasCli
-      ? spawnSync('sqlite3', [db, statements], { encoding: 'utf8' })
+      ? spawnSync('sqlite3', [db, '.timeout 5000', statements], { encoding: 'utf8' })
       : spawnSync('python3', ['-c',
         'import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nfor r in c.execute(sys.argv[2]) if sys.argv[2].lstrip().upper().startswith("SELECT") else c.executescript(sys.argv[2]): print("|".join(map(str,r)))\nc.commit()',
         db, statements], { encoding: 'utf8' });
