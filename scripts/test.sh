@@ -95,10 +95,14 @@ e2e_counts() {
   echo "$ok $bad $skip"
 }
 
-# The e2e files that pass whole on the PostgreSQL store (docs/scale-out.md),
-# run again on it; about a minute under ASan. redis_governance is there with
-# its two instances sharing one database and one Redis.
-pg_e2e_files=(isolation gateway governance memory approvals responses redis_governance)
+# Some e2e files run again on the PostgreSQL store (every file passes there,
+# docs/scale-out.md; these cover the store's own paths: isolation, budgets,
+# memory search, approvals, stored Responses, the audit chain and its
+# tampering, the vault, the CLIs through --config, and redis_governance's
+# two instances sharing one database and one Redis). About 75 s under ASan
+# on a busy 2-core machine.
+pg_e2e_files=(isolation gateway governance memory approvals responses redis_governance
+              audit security_audit vault usage)
 
 echo "== end-to-end tests"
 if [[ -x build-asan/brigade ]]; then
