@@ -101,14 +101,20 @@ static void gr_list_del(gr_node *n)
     n->prev = n->next = n;
 }
 
-/* Move every node of from to the end of to. */
+/* Move every node of from to the end of to, by relinking its two ends.
+ * (Not node by node: GCC 12 at -O2 compiled that loop, gr_list_del then
+ * gr_list_add until from was empty, into one that never re-read from's
+ * head, and a rebuild abandoned with a settle in it spun forever — seen in
+ * test_govern_redis's release build.) */
 static void gr_list_splice(gr_list *to, gr_list *from)
 {
-    while (from->head.next != &from->head) {
-        gr_node *n = from->head.next;
-        gr_list_del(n);
-        gr_list_add(to, n);
-    }
+    gr_node *first = from->head.next, *last = from->head.prev;
+    if (first == &from->head) return;
+    first->prev = to->head.prev;
+    to->head.prev->next = first;
+    last->next = &to->head;
+    to->head.prev = last;
+    gr_list_init(from);
 }
 
 /* ---- small helpers ---- */
