@@ -56,7 +56,7 @@ static store_status put_op(PGconn *c, void *arg)
     PQclear(r);
     if (!alive) return STORE_NOT_FOUND;
     if (a->quota.memory_bytes > 0) {
-        int64_t used;
+        int64_t used = 0;   /* set by bytes_used; -O3 cannot tell */
         if ((st = bytes_used(c, a->sc, &used)) != STORE_OK) return st;
         st = store_quota_check("memory_bytes", a->quota.memory_bytes, used, used + a->bytes, a->bytes,
                                &a->refusal);
@@ -95,7 +95,7 @@ store_status store_pg_response_room(store *st, const scope *sc, int64_t bytes)
     struct pg_store *p = store_pg_of(st);
     PGconn *c = pg_acquire(p);
     if (!c) return STORE_ERROR;
-    int64_t used;
+    int64_t used = 0;   /* set by bytes_used; -O3 cannot tell */
     store_status res = bytes_used(c, sc, &used);
     pg_release(p, c);
     if (res != STORE_OK) return res;
