@@ -119,6 +119,7 @@ typedef struct fx {
     govern_redis *r[2];
     govern_redis_conn *c[2];
     store *st;
+    char dir[40];                      /* the store's temp dir, removed by teardown */
 } fx;
 
 typedef struct waiter {
@@ -188,9 +189,10 @@ static int setup(void **state)
     f->cfg.instances = 2;
     f->cfg.reservation_ttl_s = 900;
     f->cfg.timeout_ms = 300;
-    char tmpl[] = "/tmp/brigade-gr-store-XXXXXX", err[256];
-    assert_non_null(mkdtemp(tmpl));
-    f->st = store_open(tmpl, err, sizeof err);
+    char err[256];
+    snprintf(f->dir, sizeof f->dir, "/tmp/brigade-gr-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->st = store_open(f->dir, err, sizeof err);
     assert_non_null(f->st);
     for (int i = 0; i < 2; i++) {
         f->r[i] = govern_redis_new(&f->cfg, f->st);
@@ -210,6 +212,9 @@ static int teardown(void **state)
     for (int i = 0; i < 2; i++) govern_redis_free(f->r[i]);
     uv_loop_close(&f->loop);
     store_close(f->st);
+    char rm[96];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", f->dir);
+    if (system(rm) != 0) fprintf(stderr, "could not remove %s\n", f->dir);
     free(f);
     return 0;
 }
