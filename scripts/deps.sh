@@ -13,7 +13,9 @@ packages=(
   build-essential meson ninja-build pkg-config
   libuv1-dev node-llhttp libcurl4-openssl-dev libcjson-dev libsqlite3-dev
   libfyaml-dev libssl-dev libsodium-dev libpcre2-dev
+  libpq-dev postgresql-15
   bubblewrap libseccomp-dev
+  libhiredis-dev redis-server   # governance.backend: redis (tests start their own server)
   libcmocka-dev clang libclang-rt-14-dev
   nodejs npm curl jq
   valgrind

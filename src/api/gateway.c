@@ -52,6 +52,7 @@ typedef struct gateway_call {
     buf              rename;        /* an event or body with the model renamed, reused */
     metered_call     mc;            /* governance, the provider call, its usage and spans */
     bool             waiting;       /* queued for an upstream slot */
+    bool             rl_sent;       /* x-ratelimit-* added (once the gate knows them) */
     const gateway_dialect *dialect; /* how the client's API spells the answer (NULL: as is) */
     void            *dialect_state;
 } gateway_call;
@@ -384,6 +385,16 @@ bool api_gateway_deadline(api_ctx *ctx, uint64_t *deadline)
     return true;
 }
 
+/* x-ratelimit-* once: right after admission, or when the gate's answer
+ * came later (the Redis backend answers asynchronously). */
+static void gateway_ratelimit_headers(gateway_call *g, http_request *req)
+{
+    const govern_ratelimit_info *rl = &g->mc.gate.ratelimit;
+    if (g->rl_sent || (!rl->has_requests && !rl->has_tokens)) return;
+    api_add_ratelimit_headers(req, rl);
+    g->rl_sent = true;
+}
+
 /* A governance refusal (before the call, or its deadline passing in the
  * queue): the limit it names, when to retry, and where the caller stands. */
 static void gateway_refuse(gateway_call *g, const gate_refusal *why)
@@ -393,7 +404,7 @@ static void gateway_refuse(gateway_call *g, const gate_refusal *why)
     gateway_detach(g);
     if (why->retry_after_s)
         snprintf(ctx->retry_after, sizeof ctx->retry_after, "%u", why->retry_after_s);
-    api_add_ratelimit_headers(req, &g->mc.gate.ratelimit);
+    gateway_ratelimit_headers(g, req);
     api_fail(ctx, why->status, why->type, why->code, NULL, "%s", why->message);
     gateway_leftovers l = gateway_take_leftovers(g);
     api_send(ctx);
@@ -405,6 +416,7 @@ static void gateway_gate_ready(metered_call *mc, void *arg)
     (void)mc;
     gateway_call *g = arg;
     g->waiting = false;
+    gateway_ratelimit_headers(g, g->ctx->req);
     gateway_start(g);
 }
 
@@ -509,7 +521,7 @@ void gateway_run(api_ctx *ctx, chat_request *cr_in, const gateway_dialect *diale
         gateway_refuse(g, &why);
         return;
     }
-    api_add_ratelimit_headers(req, &g->mc.gate.ratelimit);
+    gateway_ratelimit_headers(g, req);
     if (r == GATE_WAIT) {
         g->waiting = true;              /* gateway_gate_ready or _refused follows */
         return;

@@ -53,6 +53,11 @@ void api_health_ready(api_ctx *ctx)
     bool models_ok = upstream_models_ready(why, sizeof why);
     cJSON_AddStringToObject(checks, "models", models_ok ? "ok" : why);
     ready = ready && models_ok;
+    /* Shared governance (Redis): unready while budgets fail closed. */
+    const char *gwhy;
+    bool gov_ok = gate_ready(ctx->env->gate, &gwhy);
+    cJSON_AddStringToObject(checks, "governance", gwhy);
+    ready = ready && gov_ok;
     /* What tool processes get (docs/sandbox.md); informational: the
      * server serves without it, and a command tool's call says why not. */
     const sandbox_host *sh = sandbox_host_info();
@@ -179,6 +184,28 @@ static void api_metrics_governance(api_env *a, buf *b)
                (unsigned long long)gs.refused_tpm, (unsigned long long)gs.refused_tokens_exceed,
                (unsigned long long)gs.refused_daily_budget, (unsigned long long)gs.refused_monthly_budget,
                (unsigned long long)gs.refused_concurrency, (long long)gs.reserved_nusd);
+    govern_redis_stats rs;
+    if (gate_redis_stats(a->gate, &rs))
+        buf_printf(b, "# HELP brigade_governance_redis_up 1 while this instance reaches the shared governance Redis.\n"
+                      "# TYPE brigade_governance_redis_up gauge\n"
+                      "brigade_governance_redis_up %d\n"
+                      "# HELP brigade_governance_redis_generation_ok 1 once spend in Redis was rebuilt from the ledger (0: Redis lost its data and is being rebuilt).\n"
+                      "# TYPE brigade_governance_redis_generation_ok gauge\n"
+                      "brigade_governance_redis_generation_ok %d\n"
+                      "# HELP brigade_governance_redis_admissions_total Admissions answered by Redis or not, by result.\n"
+                      "# TYPE brigade_governance_redis_admissions_total counter\n"
+                      "brigade_governance_redis_admissions_total{result=\"admitted\"} %llu\n"
+                      "brigade_governance_redis_admissions_total{result=\"refused\"} %llu\n"
+                      "brigade_governance_redis_admissions_total{result=\"unavailable\"} %llu\n"
+                      "# HELP brigade_governance_redis_rebuilds_total Times this instance rebuilt spend in Redis from the ledger.\n"
+                      "# TYPE brigade_governance_redis_rebuilds_total counter\n"
+                      "brigade_governance_redis_rebuilds_total %llu\n"
+                      "# HELP brigade_governance_redis_connects_total Connections to Redis made (the first and every reconnection).\n"
+                      "# TYPE brigade_governance_redis_connects_total counter\n"
+                      "brigade_governance_redis_connects_total %llu\n",
+                   rs.connected ? 1 : 0, rs.generation_ok ? 1 : 0, (unsigned long long)rs.admits,
+                   (unsigned long long)rs.refusals, (unsigned long long)rs.unavailable,
+                   (unsigned long long)rs.reseeds, (unsigned long long)rs.reconnects);
 }
 
 void api_metrics_get(api_ctx *ctx)

@@ -30,6 +30,8 @@ static const char admin_usage[] =
     "  key revoke --tenant ID KEY_ID\n"
     "  vault rotate-key                         a new vault key; every connection re-sealed\n"
     "                                           (runs while brigade serve does)\n"
+    "  migrate --from sqlite:DIR --to postgres:URL   move the data into an empty PostgreSQL\n"
+    "                                           database; row counts and the audit chain checked\n"
     "  backup FILE                              a consistent copy of the database into a new\n"
     "                                           FILE (0600), while brigade serve runs; the key\n"
     "                                           files are not in it (docs/operations.md)\n"
@@ -77,7 +79,8 @@ static int admin_open(admin_env *env, const char *data_dir, const char *config_p
         fprintf(stderr, "brigade admin: %s\nbrigade admin: stop it first, or use the HTTP API.\n", err);
         return -1;
     }
-    env->store = store_open(env->cfg.data_dir, err, sizeof err);
+    env->store = store_open_backend(&(store_backend){.kind = (store_backend_kind)env->cfg.store.kind,
+        .url = env->cfg.store.url, .pool_size = env->cfg.store.pool_size}, env->cfg.data_dir, err, sizeof err);
     if (!env->store) {
         fprintf(stderr, "brigade admin: store: %s\n", err);
         return -1;
@@ -291,6 +294,7 @@ int app_admin_main(int argc, char **argv)
         return 2;
     }
     const char *noun = argv[i], *verb = argv[i + 1];
+    if (strcmp(noun, "migrate") == 0) return app_admin_migrate(argc - i - 1, argv + i + 1);
     if (strcmp(noun, "backup") == 0) {
         /* without the data dir's lock: a backup is taken while serving */
         if (argc - i != 2) {
@@ -299,6 +303,23 @@ int app_admin_main(int argc, char **argv)
         }
         char dir[4096], err[1024];
         if (admin_data_dir(data_dir, config_path, dir, sizeof dir) != 0) return 1;
+        if (config_path) {
+            /* the backup copies the SQLite database: a PostgreSQL store is
+             * backed up with PostgreSQL's own tools */
+            brigade_config cfg;
+            if (config_load_file(config_path, &cfg, err, sizeof err) != 0) {
+                fprintf(stderr, "brigade admin: %s\n", err);
+                return 1;
+            }
+            bool pg = cfg.store.kind == STORE_CFG_POSTGRES;
+            config_free(&cfg);
+            if (pg) {
+                fprintf(stderr, "brigade admin: backup copies a SQLite store; this configuration's store is "
+                                "PostgreSQL (store.kind postgres): back it up with pg_dump "
+                                "(docs/operations.md), and the data directory's key files apart\n");
+                return 1;
+            }
+        }
         store_backup_info info;
         if (store_backup(dir, verb, &info, err, sizeof err) != 0) {
             fprintf(stderr, "brigade admin: backup: %s\n", err);
@@ -322,9 +343,20 @@ int app_admin_main(int argc, char **argv)
             fprintf(stderr, "brigade admin: vault rotate-key takes no arguments\n");
             return 2;
         }
-        char dir[4096];
+        char dir[4096], err[1024];
         if (admin_data_dir(data_dir, config_path, dir, sizeof dir) != 0) return 1;
-        return app_vault_rotate_key(dir);
+        /* the configuration's store (a PostgreSQL one holds the sealed rows) */
+        brigade_config cfg;
+        if (!config_path) config_defaults(&cfg);
+        else if (config_load_file(config_path, &cfg, err, sizeof err) != 0) {
+            fprintf(stderr, "brigade admin: %s\n", err);
+            return 1;
+        }
+        store_backend b = {.kind = (store_backend_kind)cfg.store.kind, .url = cfg.store.url,
+                           .pool_size = cfg.store.pool_size};
+        int rc = app_vault_rotate_key(dir, &b);
+        config_free(&cfg);
+        return rc;
     }
     admin_opts o;
     /* getopt wants argv[0] to be a program name: hand it the verb. */

@@ -27,8 +27,10 @@ int app_serve_main(int argc, char **argv);
 
 /* `brigade admin`: tenants, users and keys straight against the store. */
 int app_admin_main(int argc, char **argv);
+/* `brigade admin migrate --from sqlite:DIR --to postgres:URL` (migrate_cli.c) */
+int app_admin_migrate(int argc, char **argv);
 /* `brigade admin vault rotate-key` (vault_cli.c): without the data dir's lock. */
-int app_vault_rotate_key(const char *data_dir);
+int app_vault_rotate_key(const char *data_dir, const store_backend *backend /* NULL: SQLite */);
 
 /* Take the data directory's serve lock (so `brigade admin` can tell that a
  * server owns it). Returns the fd, or -1 with err set if already held. */

@@ -32,7 +32,8 @@ static const char audit_usage[] =
     "\n"
     "Options:\n"
     "  --data-dir DIR   the server's data directory (default ./brigade-data)\n"
-    "  --config FILE    the server's configuration: the checkpoint bound\n"
+    "  --config FILE    the server's configuration: its store (a PostgreSQL store is\n"
+    "                   read at its url) and the checkpoint bound\n"
     "                   (observability.audit) of a log with no checkpoint to say it\n"
     "  --pubkey HEX     check signatures against this public key (64 hex digits, as\n"
     "                   printed by `pubkey` earlier) instead of the key file in DIR,\n"
@@ -105,15 +106,11 @@ static int audit_cli_run(const audit_cli_opts *o, audit_verify_result *res, cons
     static audit_key key;
     char path[4200], err[1024];
     struct stat sb;
-    snprintf(path, sizeof path, "%s/brigade.db", o->data_dir);
-    if (stat(path, &sb) != 0) {
-        fprintf(stderr, "brigade audit: no database at %s\n", path);
-        return 3;
-    }
-    const unsigned char *pk;
-    if (!audit_cli_key(o, pin, &key, &pk)) return 2;
-    *pk_out = pk;
-    audit_verify_opts vo = {.pk = pk};
+    /* the configuration's store: SQLite in the data directory, or the
+     * PostgreSQL database it names (its url read here, freed below) */
+    store_backend backend = {.kind = STORE_BACKEND_SQLITE};
+    char *pg_url = NULL;
+    audit_verify_opts vo = {0};
     if (o->config) {
         brigade_config cfg;
         if (config_load_file(o->config, &cfg, err, sizeof err) != 0) {
@@ -122,15 +119,31 @@ static int audit_cli_run(const audit_cli_opts *o, audit_verify_result *res, cons
         }
         vo.every = cfg.observability.audit_checkpoint_every;
         vo.interval_s = cfg.observability.audit_checkpoint_interval_s;
+        if (cfg.store.kind == STORE_CFG_POSTGRES) {
+            backend = (store_backend){.kind = STORE_BACKEND_POSTGRES, .pool_size = 1};
+            pg_url = cfg.store.url;
+            cfg.store.url = NULL;
+        }
         config_free(&cfg);
     }
+    snprintf(path, sizeof path, "%s/brigade.db", o->data_dir);
+    if (!pg_url && stat(path, &sb) != 0) {
+        fprintf(stderr, "brigade audit: no database at %s (a PostgreSQL store: add --config FILE)\n", path);
+        return 3;
+    }
+    const unsigned char *pk;
+    if (!audit_cli_key(o, pin, &key, &pk)) { free(pg_url); return 2; }
+    *pk_out = pk;
+    vo.pk = pk;
     audit_checkpoint head;
     if (o->head_file) {
         int rc = audit_cli_read_head(o->head_file, pk, &head);
-        if (rc) return rc;
+        if (rc) { free(pg_url); return rc; }
         vo.head = &head;
     }
-    store *st = store_open(o->data_dir, err, sizeof err);
+    backend.url = pg_url;
+    store *st = store_open_backend(&backend, o->data_dir, err, sizeof err);
+    free(pg_url);
     if (!st) {
         fprintf(stderr, "brigade audit: store: %s\n", err);
         return 3;

@@ -346,7 +346,8 @@ int app_serve_main(int argc, char **argv)
         config_free(&a.env.cfg);
         return 1;
     }
-    a.env.store = store_open(a.env.cfg.data_dir, err, sizeof err);
+    a.env.store = store_open_backend(&(store_backend){.kind = (store_backend_kind)a.env.cfg.store.kind,
+        .url = a.env.cfg.store.url, .pool_size = a.env.cfg.store.pool_size}, a.env.cfg.data_dir, err, sizeof err);
     if (!a.env.store) {
         fprintf(stderr, "brigade serve: store: %s\n", err);
         config_free(&a.env.cfg);

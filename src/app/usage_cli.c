@@ -1,9 +1,10 @@
 /* usage_cli.c — `brigade usage`: the usage report of GET /v1/usage on the
  * command line, for one tenant or every tenant, as an aligned table, CSV or
- * JSON. It reads the store as a second SQLite connection, so it works while
- * the server runs (rows the server has not flushed yet, at most
- * STORE_USAGE_FLUSH_MS old, are not in it). The CSV is written by the same
- * function as the API's format=csv. */
+ * JSON. It reads the store as a second SQLite connection, or the PostgreSQL
+ * database the configuration names (--config), so it works while the server
+ * runs (rows the server has not flushed yet, at most STORE_USAGE_FLUSH_MS
+ * old, are not in it). The CSV is written by the same function as the API's
+ * format=csv. */
 #include "app/cli.h"
 
 #include <cjson/cJSON.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "api/api.h"
+#include "config/config.h"
 #include "identity/identity.h"
 #include "store/store.h"
 
@@ -23,6 +25,8 @@ static const char usage_usage[] =
     "\n"
     "Options:\n"
     "  --data-dir DIR              the server's data directory (default ./brigade-data)\n"
+    "  --config FILE               the server's configuration: its store (a PostgreSQL\n"
+    "                              store is read at its url; default: SQLite in DIR)\n"
     "  --tenant ID                 one tenant (default: every tenant, one block each)\n"
     "  --user ID                   one user of that tenant (needs --tenant)\n"
     "  --from DATE                 from this UTC day (YYYY-MM-DD) or unix second, inclusive\n"
@@ -37,7 +41,7 @@ static const char usage_usage[] =
 typedef enum usage_fmt { FMT_TABLE, FMT_CSV, FMT_JSON } usage_fmt;
 
 typedef struct usage_opts {
-    const char *data_dir, *tenant, *user;
+    const char *data_dir, *config, *tenant, *user;
     usage_query q;
     usage_fmt fmt;
 } usage_opts;
@@ -67,6 +71,9 @@ static int usage_parse(int argc, char **argv, usage_opts *o)
         if (strcmp(a, "--data-dir") == 0) {
             if (!*v) return usage_bad("--data-dir must not be empty%s", "");
             o->data_dir = v;
+        } else if (strcmp(a, "--config") == 0) {
+            if (!*v) return usage_bad("--config must not be empty%s", "");
+            o->config = v;
         } else if (strcmp(a, "--tenant") == 0) {
             if (!*v || strlen(v) >= ID_MAX) return usage_bad("--tenant must be a tenant id, not \"%s\"", v);
             o->tenant = v;
@@ -176,12 +183,31 @@ int app_usage_main(int argc, char **argv)
     if (pr != 0) return pr;
     char path[4200], err[1024];
     struct stat sb;
+    /* the configuration's store: SQLite in the data directory, or the
+     * PostgreSQL database it names (its url kept until opened) */
+    store_backend backend = {.kind = STORE_BACKEND_SQLITE};
+    char *pg_url = NULL;
+    if (o.config) {
+        brigade_config cfg;
+        if (config_load_file(o.config, &cfg, err, sizeof err) != 0) {
+            fprintf(stderr, "brigade usage: %s\n", err);
+            return 2;
+        }
+        if (cfg.store.kind == STORE_CFG_POSTGRES) {
+            backend = (store_backend){.kind = STORE_BACKEND_POSTGRES, .pool_size = 1};
+            pg_url = cfg.store.url;
+            cfg.store.url = NULL;
+        }
+        config_free(&cfg);
+    }
     snprintf(path, sizeof path, "%s/brigade.db", o.data_dir);
-    if (stat(path, &sb) != 0) {
-        fprintf(stderr, "brigade usage: no database at %s\n", path);
+    if (!pg_url && stat(path, &sb) != 0) {
+        fprintf(stderr, "brigade usage: no database at %s (a PostgreSQL store: add --config FILE)\n", path);
         return 1;
     }
-    store *st = store_open(o.data_dir, err, sizeof err);
+    backend.url = pg_url;
+    store *st = store_open_backend(&backend, o.data_dir, err, sizeof err);
+    free(pg_url);
     if (!st) {
         fprintf(stderr, "brigade usage: store: %s\n", err);
         return 1;

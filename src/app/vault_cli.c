@@ -12,10 +12,10 @@
 #include "util/log.h"
 #include "vault/vault.h"
 
-int app_vault_rotate_key(const char *data_dir)
+int app_vault_rotate_key(const char *data_dir, const store_backend *backend)
 {
     char err[1024];
-    store *st = store_open(data_dir, err, sizeof err);
+    store *st = store_open_backend(backend, data_dir, err, sizeof err);
     if (!st) {
         fprintf(stderr, "brigade admin: store: %s\n", err);
         return 1;

@@ -179,8 +179,13 @@ void config_defaults(brigade_config *cfg)
     cfg->console.enabled = true;
     cfg->console.session_ttl_s = 1800;
     cfg->console.max_sessions = 1024;
+    cfg->store.pool_size = 8;
     cfg->governance.queue_per_user = 16;
     cfg->governance.queue_global = 1024;
+    cfg->governance.redis.port = 6379;
+    cfg->governance.redis.instances = 1;
+    cfg->governance.redis.reservation_ttl_s = 900;
+    cfg->governance.redis.timeout_ms = 500;
 
     cfg->guard.threshold_patterns = 0.5;
     cfg->guard.threshold_user = 0.5;
@@ -316,6 +321,7 @@ void config_free(brigade_config *cfg)
     free(cfg->source_path);
     free(cfg->listen_host);
     free(cfg->data_dir);
+    free(cfg->store.url);
     if (cfg->admin_token) {
         explicit_bzero(cfg->admin_token, strlen(cfg->admin_token));
         free(cfg->admin_token);
@@ -330,6 +336,8 @@ void config_free(brigade_config *cfg)
         config_tier_free(&cfg->tiers[i]);
     free(cfg->tiers);
     free(cfg->default_tier);
+    free(cfg->governance.redis.host);
+    free(cfg->governance.redis.key_prefix);
     for (size_t i = 0; i < cfg->n_tools; i++)
         config_tool_free(&cfg->tools[i]);
     free(cfg->tools);

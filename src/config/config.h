@@ -131,8 +131,29 @@ typedef struct tier_cfg {
 #define CONFIG_QUOTA_SESSIONS 1000
 #define CONFIG_QUOTA_MESSAGES_PER_SESSION 2000
 
+/* `governance.backend`: where budgets, reservations and rate limits live. */
+enum { GOVERN_BACKEND_LOCAL = 0, GOVERN_BACKEND_REDIS = 1 };
+
+/* `governance.redis:` — shared governance for several instances
+ * (docs/scale-out.md). Read only when backend is redis. */
+typedef struct governance_redis_cfg {
+    char    *host;                   /* from url redis://host:port/db (default 127.0.0.1) */
+    int      port;                   /* default 6379 */
+    int      db;                     /* default 0 */
+    char    *key_prefix;             /* every key starts with it (default "brigade:") */
+    bool     fail_open;              /* on_unreachable: fail_open admits budgets unchecked;
+                                      * default fail_closed refuses them (503) */
+    uint32_t instances;              /* instances sharing it: rate limits fall back to
+                                      * limit / instances while Redis is away (default 1) */
+    uint32_t reservation_ttl_s;      /* a reservation not settled by then is released by
+                                      * expiry (a crashed instance's); default 900 */
+    uint32_t timeout_ms;             /* one admission round trip, then unreachable (default 500) */
+} governance_redis_cfg;
+
 /* `governance:` — budgets, rate limits and the fair queue (docs/governance.md). */
 typedef struct governance_cfg {
+    int      backend;                /* GOVERN_BACKEND_*; default local (in-process) */
+    governance_redis_cfg redis;
     bool     enabled;                /* default true; false admits everything (benchmarks) */
     uint32_t queue_per_user;         /* model calls one user may have waiting for a slot (default 16) */
     uint32_t queue_global;           /* waiting model calls in all (default 1024) */
@@ -445,6 +466,15 @@ typedef struct console_cfg {
     uint32_t max_sessions;           /* the session table's bound (default 1024) */
 } console_cfg;
 
+/* `store:` (docs/config.md): where the data lives. */
+/* the same values as store.h store_backend_kind (app/serve.c converts by value) */
+typedef enum store_cfg_kind { STORE_CFG_SQLITE = 0, STORE_CFG_POSTGRES = 1 } store_cfg_kind;
+typedef struct store_cfg {
+    store_cfg_kind kind;             /* default sqlite (in data_dir) */
+    char          *url;              /* postgres: libpq URI, ${VAR} expanded; NULL for sqlite */
+    uint32_t       pool_size;        /* postgres: connections (default 8) */
+} store_cfg;
+
 typedef struct brigade_config {
     char        *source_path;        /* the file read, or NULL for embedded defaults */
     char        *listen_host;        /* default "127.0.0.1" */
@@ -479,6 +509,7 @@ typedef struct brigade_config {
     egress_net  *egress_allow_nets; size_t n_egress_allow_nets;
     guard_cfg    guard;
     console_cfg  console;
+    store_cfg    store;
     /* Non-fatal findings of the load (e.g. a literal api_key in the file),
      * each "FILE:LINE: key.path: message". They are also logged with
      * log_warn when found, so callers need not print them again. */

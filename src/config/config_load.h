@@ -97,6 +97,7 @@ int ld_tier_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, en
 int ld_observability(ld *l, struct fy_node *n, int line);
 int ld_egress(ld *l, struct fy_node *n, int line);      /* config_egress.c */
 int ld_console(ld *l, struct fy_node *n, int line);
+int ld_store(ld *l, struct fy_node *n, int line);        /* config_store.c */
 int ld_credential_provider_fn(ld *l, struct fy_node *n, int line, const char *path, void *e, entry_lines *el);
 void ld_credential_provider_free(void *e);
 /* tools[].auth: {provider, scopes, header?, format?} (config_credentials.c) */

@@ -38,7 +38,7 @@
 /* the document                                                        */
 
 enum { RT_SERVER, RT_PROVIDERS, RT_MODELS, RT_TIERS, RT_DEFAULT_TIER, RT_TOOLS, RT_AGENTS,
-       RT_GOVERNANCE, RT_OBSERVABILITY, RT_CREDENTIALS, RT_EGRESS, RT_SANDBOX, RT_MCP, RT_GUARD, RT_CONSOLE, RT__N };
+       RT_GOVERNANCE, RT_OBSERVABILITY, RT_CREDENTIALS, RT_EGRESS, RT_SANDBOX, RT_MCP, RT_GUARD, RT_CONSOLE, RT_STORE, RT__N };
 
 static int ld_root(ld *l, struct fy_node *root)
 {
@@ -55,6 +55,7 @@ static int ld_root(ld *l, struct fy_node *root)
         [RT_MCP] = {.key = "mcp_servers"},
         [RT_GUARD] = {.key = "guard"},
         [RT_CONSOLE] = {.key = "console"},
+        [RT_STORE] = {.key = "store"},
     };
     if (!config_node_is_null(root) && fy_node_get_type(root) != FYNT_MAPPING)
         return ld_fail(l, config_node_line(root, 1), NULL,
@@ -76,6 +77,8 @@ static int ld_root(ld *l, struct fy_node *root)
     if (s[RT_GUARD].present && ld_guard(l, s[RT_GUARD].val, s[RT_GUARD].line) < 0)
         return -1;
     if (s[RT_CONSOLE].present && ld_console(l, s[RT_CONSOLE].val, s[RT_CONSOLE].line) < 0)
+        return -1;
+    if (s[RT_STORE].present && ld_store(l, s[RT_STORE].val, s[RT_STORE].line) < 0)
         return -1;
 
     int rc = -1;

@@ -19,12 +19,27 @@ struct gate {
     fairq  *fq;
     fairq_pool **pools;           /* one per model, in cfg->models order */
     reserve_journal *journal;     /* durable reservations; NULL = none (tests) */
+    govern_redis *redis;          /* governance.backend: redis; NULL = in-process */
 };
 
 struct gate_thread {
     gate         *g;
     uv_loop_t    *loop;
     fairq_thread *ft;
+    govern_redis_conn *rc;        /* this loop's connection to Redis */
+};
+
+/* An admission in flight to Redis. Apart from the gate_call so that a call
+ * left before Redis answered (gate_leave) can be forgotten: the answer then
+ * only releases what it admitted. */
+struct gate_redis_wait {
+    gate_call       *c;           /* NULL once the call left */
+    gate_thread     *t;
+    govern_redis_res res;
+    govern_subject   s;           /* for the fallback; strings below */
+    char             tenant[GOVERN_ID_MAX], user[GOVERN_ID_MAX], key[GOVERN_ID_MAX];
+    govern_cap      *caps[GOVERN_CAPS];
+    int64_t          est_tokens, est_cost;
 };
 
 /* ---- set-up ---- */
@@ -61,6 +76,13 @@ gate *gate_new(const brigade_config *cfg, govern_clock_fn clock, void *clock_arg
         return NULL;
     }
     govern_set_enabled(g->gov, cfg->governance.enabled);
+    if (cfg->governance.backend == GOVERN_BACKEND_REDIS && cfg->governance.enabled) {
+        g->redis = govern_redis_new(&cfg->governance.redis, NULL);
+        if (!g->redis) {
+            gate_free(g);
+            return NULL;
+        }
+    }
     for (size_t i = 0; i < cfg->n_models; i++) {
         g->pools[i] = fairq_pool_new(g->fq, cfg->models[i].name, gate_model_capacity(&cfg->models[i]));
         if (!g->pools[i]) {
@@ -76,6 +98,7 @@ void gate_free(gate *g)
     if (!g) return;
     if (g->fq) fairq_free(g->fq);
     if (g->gov) govern_free(g->gov);
+    govern_redis_free(g->redis);
     free(g->pools);
     free(g);
 }
@@ -94,12 +117,18 @@ gate_thread *gate_thread_new(gate *g, uv_loop_t *loop)
         free(t);
         return NULL;
     }
+    if (g->redis && !(t->rc = govern_redis_conn_new(g->redis, loop))) {
+        fairq_thread_close(t->ft);
+        free(t);
+        return NULL;
+    }
     return t;
 }
 
 void gate_thread_close(gate_thread *t)
 {
     if (!t) return;
+    govern_redis_conn_close(t->rc);
     fairq_thread_close(t->ft);
     free(t);
 }
@@ -113,6 +142,7 @@ static void gate_ledger_row(const char *tenant_id, const char *user_id, const ch
 int gate_load_ledger(gate *g, store *st, char *err, size_t errlen)
 {
     /* The current month holds every period a budget can look at. */
+    if (g->redis) govern_redis_set_store(g->redis, st);
     int64_t from = govern_month_start(time_now_unix_ms()) / 1000;
     store_status s = store_usage_ledger(st, from, gate_ledger_row, g->gov);
     if (s != STORE_OK) {
@@ -259,6 +289,8 @@ static fairq_pool *gate_pool(gate *g, const model_cfg *model)
     return fairq_pool_find(g->fq, model->name);
 }
 
+static void gate_release_all(gate_call *c);
+
 static void gate_timer_closed(uv_handle_t *h) { free(h); }
 
 static void gate_stop_timer(gate_call *c)
@@ -289,7 +321,7 @@ static void gate_deadline_fire(uv_timer_t *timer)
     c->queued = false;
     /* fairq's clock (NULL at gate_new) is CLOCK_MONOTONIC in ms */
     int64_t waited = (int64_t)(time_mono_ns() / 1000000) - c->waiter.enqueued_ms;
-    govern_release(c->t->g->gov, &c->reservation);
+    gate_release_all(c);
     gate_refusal why;
     gate_refuse_deadline(&why, waited < 0 ? 0 : waited);
     gate_count_refusal(c->reservation.tenant_id, &why);
@@ -305,6 +337,13 @@ int gate_enter(gate_thread *t, gate_call *c, const gate_who *who, const model_cf
                              refused, arg, why);
 }
 
+/* After the budgets and rates passed: a slot of the model's capacity. */
+static int gate_queue(gate_thread *t, gate_call *c, const char *tenant_id, const char *user_id,
+                      gate_refusal *why);
+static int gate_enter_redis(gate_thread *t, gate_call *c, const govern_subject *s,
+                            govern_cap *const caps[GOVERN_CAPS], int64_t est_tokens,
+                            int64_t est_cost_nusd, gate_refusal *why);
+
 int gate_enter_capped(gate_thread *t, gate_call *c, const gate_who *who,
                       govern_cap *const caps[GOVERN_CAPS], const model_cfg *model,
                       int64_t est_tokens, int64_t est_cost_nusd, uint64_t deadline_ms,
@@ -318,8 +357,12 @@ int gate_enter_capped(gate_thread *t, gate_call *c, const gate_who *who,
     c->refused = refused;
     c->arg = arg;
     gate *g = t->g;
+    c->model = model;
+    c->deadline_ms = deadline_ms;
+    c->weight = gate_weight(g, who->tier);
     govern_subject s;
     gate_subject(g, who, &s);
+    if (g->redis && t->rc) return gate_enter_redis(t, c, &s, caps, est_tokens, est_cost_nusd, why);
     govern_refusal gr;
     if (!govern_admit_capped(g->gov, &s, caps, est_tokens, est_cost_nusd, &c->reservation, &gr,
                              &c->ratelimit)) {
@@ -328,33 +371,160 @@ int gate_enter_capped(gate_thread *t, gate_call *c, const gate_who *who,
         return GATE_REFUSED;
     }
     c->entered = true;
-    c->pool = gate_pool(g, model);
+    return gate_queue(t, c, who->tenant_id, who->user_id, why);
+}
+
+/* Give back everything the call holds in govern (in-process and Redis). */
+static void gate_release_all(gate_call *c)
+{
+    govern_release(c->t->g->gov, &c->reservation);
+    if (c->rres.active) govern_redis_release(c->t->rc, &c->rres);
+}
+
+static int gate_queue(gate_thread *t, gate_call *c, const char *tenant_id, const char *user_id,
+                      gate_refusal *why)
+{
+    gate *g = t->g;
+    c->pool = gate_pool(g, c->model);
     if (!c->pool) return GATE_READY;
-    snprintf(c->user_key, sizeof c->user_key, "%s/%s", who->tenant_id,
-             who->user_id && who->user_id[0] ? who->user_id : "-");
+    snprintf(c->user_key, sizeof c->user_key, "%s/%s", tenant_id,
+             user_id && user_id[0] ? user_id : "-");
     uint32_t retry_after = 0;
-    int r = fairq_acquire(t->ft, c->pool, c->user_key, gate_weight(g, who->tier), &c->waiter,
+    int r = fairq_acquire(t->ft, c->pool, c->user_key, c->weight, &c->waiter,
                           gate_granted, c, &retry_after);
     if (r == FAIRQ_GRANTED) {
         c->holding_slot = true;
         return GATE_READY;
     }
     if (r == FAIRQ_FULL) {
-        govern_release(g->gov, &c->reservation);
+        gate_release_all(c);
         c->pool = NULL;
-        gate_refuse_queue(why, model->name, retry_after);
-        gate_count_refusal(who->tenant_id, why);
+        gate_refuse_queue(why, c->model->name, retry_after);
+        gate_count_refusal(tenant_id, why);
         return GATE_REFUSED;
     }
     c->queued = true;
-    if (deadline_ms) {
+    if (c->deadline_ms) {
         uint64_t now = uv_now(t->loop);
         c->deadline_timer = xmalloc(sizeof *c->deadline_timer);
         uv_timer_init(t->loop, c->deadline_timer);
         c->deadline_timer->data = c;
-        uv_timer_start(c->deadline_timer, gate_deadline_fire, deadline_ms > now ? deadline_ms - now : 0, 0);
+        uv_timer_start(c->deadline_timer, gate_deadline_fire,
+                       c->deadline_ms > now ? c->deadline_ms - now : 0, 0);
     }
     return GATE_WAIT;
+}
+
+/* ---- the Redis backend ---- */
+
+/* The rest of an admission once Redis answered (or could not). */
+static void gate_redis_answer(int result, const govern_refusal *gwhy,
+                              const govern_ratelimit_info *rl, void *arg)
+{
+    gate_redis_wait *w = arg;
+    gate_call *c = w->c;
+    if (!c) {                          /* the call left meanwhile */
+        if (result == GOVERN_REDIS_ADMITTED) govern_redis_release(w->t->rc, &w->res);
+        free(w);
+        return;
+    }
+    c->rwait = NULL;
+    gate *g = w->t->g;
+    gate_refusal why;
+    govern_refusal gr;
+    /* The agent's cost caps are the process's own: reserved here, with
+     * every budget and rate zero (Redis holds those) — or, Redis being
+     * away, with the fallback's per-instance share of the rates. */
+    govern_subject local = {.tenant_id = w->s.tenant_id, .user_id = w->s.user_id,
+                            .key_id = w->s.key_id};
+    bool ok = true;
+    if (result == GOVERN_REDIS_REFUSED) {
+        gate_refusal_from_govern(&why, gwhy);
+        ok = false;
+    } else if (result == GOVERN_REDIS_UNAVAILABLE) {
+        if (govern_redis_fallback_refuses(&g->cfg->governance.redis, &w->s, &gr)) {
+            gate_refusal_from_govern(&why, &gr);
+            ok = false;
+        } else
+            govern_redis_fallback(&g->cfg->governance.redis, &w->s, &local);
+    } else {
+        c->rres = w->res;
+        if (rl) c->ratelimit = *rl;
+    }
+    if (ok && !govern_admit_capped(g->gov, &local, w->caps, w->est_tokens, w->est_cost,
+                                   &c->reservation, &gr,
+                                   result == GOVERN_REDIS_ADMITTED ? NULL : &c->ratelimit)) {
+        gate_refusal_from_govern(&why, &gr);
+        ok = false;
+    }
+    if (ok) {
+        int r = gate_queue(w->t, c, w->tenant, w->user, &why);
+        free(w);
+        if (r == GATE_READY) c->ready(c, c->arg);
+        else if (r == GATE_REFUSED) {
+            c->entered = false;
+            c->refused(c, &why, c->arg);
+        }
+        return;
+    }
+    if (c->rres.active) govern_redis_release(w->t->rc, &c->rres);
+    gate_count_refusal(w->tenant, &why);
+    c->entered = false;
+    free(w);
+    c->refused(c, &why, c->arg);
+}
+
+static int gate_enter_redis(gate_thread *t, gate_call *c, const govern_subject *s,
+                            govern_cap *const caps[GOVERN_CAPS], int64_t est_tokens,
+                            int64_t est_cost_nusd, gate_refusal *why)
+{
+    gate_redis_wait *w = calloc(1, sizeof *w);
+    if (!w) {
+        memset(why, 0, sizeof *why);
+        why->status = 503;
+        snprintf(why->type, sizeof why->type, "overloaded_error");
+        snprintf(why->code, sizeof why->code, "out_of_memory");
+        snprintf(why->limit, sizeof why->limit, "governance");
+        snprintf(why->message, sizeof why->message, "out of memory; retry");
+        why->retry_after_s = 1;
+        return GATE_REFUSED;
+    }
+    w->c = c;
+    w->t = t;
+    w->s = *s;
+    snprintf(w->tenant, sizeof w->tenant, "%s", s->tenant_id ? s->tenant_id : "");
+    snprintf(w->user, sizeof w->user, "%s", s->user_id ? s->user_id : "");
+    snprintf(w->key, sizeof w->key, "%s", s->key_id ? s->key_id : "");
+    w->s.tenant_id = w->tenant;
+    w->s.user_id = w->user;
+    w->s.key_id = w->key;
+    for (int i = 0; i < GOVERN_CAPS; i++) w->caps[i] = caps ? caps[i] : NULL;
+    w->est_tokens = est_tokens;
+    w->est_cost = est_cost_nusd;
+    c->rwait = w;
+    c->entered = true;
+    govern_redis_admit(t->rc, &w->s, est_tokens, est_cost_nusd, &w->res, gate_redis_answer, w);
+    return GATE_WAIT;
+}
+
+bool gate_redis_stats(gate *g, govern_redis_stats *out)
+{
+    if (!g->redis) return false;
+    govern_redis_stats_get(g->redis, out);
+    return true;
+}
+
+bool gate_ready(gate *g, const char **why)
+{
+    *why = "ok";
+    if (!g->redis) return true;
+    govern_redis_stats st;
+    govern_redis_stats_get(g->redis, &st);
+    if (!st.connected) *why = "redis_unreachable";
+    else if (!st.generation_ok) *why = "redis_rebuilding";
+    else return true;
+    /* fail_open keeps serving (budgets unchecked): degraded, not unready. */
+    return g->cfg->governance.redis.fail_open;
 }
 
 void gate_leave(gate_call *c, bool delivered, int64_t actual_tokens, int64_t actual_cost_nusd)
@@ -362,6 +532,11 @@ void gate_leave(gate_call *c, bool delivered, int64_t actual_tokens, int64_t act
     if (!c->entered) return;
     c->entered = false;
     gate *g = c->t->g;
+    if (c->rwait) {                    /* Redis has not answered yet */
+        c->rwait->c = NULL;
+        c->rwait = NULL;
+        return;
+    }
     gate_stop_timer(c);
     if (c->queued) {
         c->queued = false;
@@ -374,6 +549,10 @@ void gate_leave(gate_call *c, bool delivered, int64_t actual_tokens, int64_t act
     }
     if (delivered) govern_settle(g->gov, &c->reservation, actual_tokens, actual_cost_nusd);
     else govern_release(g->gov, &c->reservation);
+    if (c->rres.active) {
+        if (delivered) govern_redis_settle(c->t->rc, &c->rres, actual_tokens, actual_cost_nusd);
+        else govern_redis_release(c->t->rc, &c->rres);
+    }
 }
 
 /* ---- runs and degradation ---- */

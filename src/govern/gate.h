@@ -32,6 +32,7 @@
 #include "config/config.h"
 #include "govern/fairq.h"
 #include "govern/govern.h"
+#include "govern/govern_redis.h"
 #include "govern/reserve_journal.h"
 #include "store/store.h"
 
@@ -60,6 +61,8 @@ typedef struct gate_who {
     const user_limits *user, *key, *tenant;   /* overrides, -1 = not set; NULL = none */
 } gate_who;
 
+typedef struct gate_redis_wait gate_redis_wait;
+
 struct gate_call {
     /* filled by gate_enter */
     govern_reservation    reservation;
@@ -75,6 +78,12 @@ struct gate_call {
     void         (*ready)(gate_call *c, void *arg);
     void         (*refused)(gate_call *c, const gate_refusal *why, void *arg);
     void          *arg;
+    /* the Redis backend (governance.backend: redis) */
+    gate_redis_wait *rwait;           /* an admission in flight to Redis */
+    govern_redis_res rres;            /* its reservation, once admitted */
+    const model_cfg *model;
+    uint64_t       deadline_ms;
+    uint32_t       weight;
 };
 
 /* From the configuration: a fair-queue pool per model (capacity = the sum
@@ -93,8 +102,16 @@ gate_thread *gate_thread_new(gate *g, uv_loop_t *loop);
 /* On its loop, after every call of it has left. */
 void         gate_thread_close(gate_thread *t);
 
-/* Rebuild spend from the usage ledger (store) at start. */
+/* Rebuild spend from the usage ledger (store) at start. With the Redis
+ * backend, st is also the ledger Redis's spend is rebuilt from whenever
+ * Redis lost its data. */
 int gate_load_ledger(gate *g, store *st, char *err, size_t errlen);
+
+/* The Redis backend's state (false: the backend is in-process). */
+bool gate_redis_stats(gate *g, govern_redis_stats *out);
+/* Ready as far as governance goes: false only with the Redis backend,
+ * failing closed, while Redis is unreachable or rebuilding; *why says so. */
+bool gate_ready(gate *g, const char **why);
 
 /* The subject of govern for `who`, with the limits that apply: tier +
  * user overrides, key limits, tenant limits. Strings point into `who`. */
@@ -113,7 +130,8 @@ void gate_estimate(const model_cfg *model, size_t prompt_bytes, uint64_t max_out
 /* Admit a call of `model` for `who`. deadline_ms: loop time (uv_now) after
  * which a queued call gives up (0 = none).
  *   GATE_READY:   go ahead now (ready is not called);
- *   GATE_WAIT:    queued; later exactly one of ready(c) or refused(c) runs
+ *   GATE_WAIT:    queued (or, with the Redis backend, waiting for Redis's
+ *                 answer); later exactly one of ready(c) or refused(c) runs
  *                 on this loop (never from inside this call);
  *   GATE_REFUSED: *why says why; nothing is held.
  * Either way the caller calls gate_leave exactly once afterwards (also

@@ -1,8 +1,9 @@
 /* store.h — the store interface: every byte of durable state goes through here.
  *
- * Handlers never see SQL. The SQLite backend (store_sqlite.c) implements
- * this interface today; a PostgreSQL backend can implement the same
- * functions later without touching a handler.
+ * Handlers never see SQL. Two backends implement it: SQLite (the default;
+ * store_sqlite.c and the object files) and PostgreSQL (store_pg*.c, for
+ * several instances), chosen at open (store_open_backend); a PostgreSQL
+ * store forwards each call at its first line (store_pg.h).
  *
  * Scope (invariant 2, docs/architecture.md): every function that reads or changes
  * tenant or user data takes a `const scope *` and answers only inside it.
@@ -144,6 +145,30 @@ typedef struct usage_row {
 /* Open (create) data_dir/brigade.db, WAL mode, apply pending migrations,
  * start the writer thread. */
 store *store_open(const char *data_dir, char *err, size_t errlen);
+/* Which backend holds the data (config `store:`, docs/config.md). */
+typedef enum store_backend_kind { STORE_BACKEND_SQLITE = 0, STORE_BACKEND_POSTGRES } store_backend_kind;
+typedef struct store_backend {
+    store_backend_kind kind;
+    const char *url;                 /* postgres: a libpq URI or connection string */
+    unsigned pool_size;              /* postgres: connections of the pool (0: 8) */
+} store_backend;
+/* store_open for SQLite (data_dir), or open PostgreSQL at b->url, applying
+ * its migrations under an advisory lock. NULL (b NULL) means SQLite. A
+ * backend that does not implement every function below is refused with
+ * err naming what is missing (store_pg.h). */
+store *store_open_backend(const store_backend *b, const char *data_dir, char *err, size_t errlen);
+/* `brigade admin migrate`: copy the SQLite database of data_dir (migrated
+ * to the newest schema first) into the PostgreSQL database at url, which
+ * must be empty, in one transaction; every table's row count is compared
+ * before it commits. 0, or -1 with err (the target unchanged). */
+#define STORE_IMPORT_TABLES_MAX 24
+typedef struct store_import_report {
+    size_t  ntables;
+    char    table[STORE_IMPORT_TABLES_MAX][32];
+    int64_t rows[STORE_IMPORT_TABLES_MAX];
+} store_import_report;
+int store_pg_import_sqlite(const char *data_dir, const char *url, store_import_report *rep, char *err,
+                           size_t errlen);
 /* Flush queued usage, stop the writer, close. No other thread may still be
  * using the store (their per-thread read connections are closed here). */
 void   store_close(store *st);

@@ -14,6 +14,7 @@
  * tenant: every query names the tenant, and the user unless it is the
  * admin's. */
 #include "store/store_internal.h"
+#include "store/store_pg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,6 +227,7 @@ static store_status store_run_pause_op(store_conn *c, void *arg)
 store_status store_run_pause(store *st, const scope *sc, const run_rec *run,
                              const run_wait_rec *w, const approval_rec *approvals, size_t n)
 {
+    STORE_PG_DISPATCH(st, store_pg_run_pause(st, sc, run, w, approvals, n));
     if (!scope_valid(sc) || !run || !w) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
     if ((w->kind != RUN_WAITING_APPROVAL && w->kind != RUN_WAITING_AUTH) || !w->pending ||
@@ -276,6 +278,7 @@ static store_status store_run_unpause_op(store_conn *c, void *arg)
 
 store_status store_run_unpause(store *st, const scope *sc, const char *run_id, run_wait_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_run_unpause(st, sc, run_id, out));
     memset(out, 0, sizeof *out);
     if (!scope_valid(sc) || !run_id) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
@@ -302,6 +305,7 @@ store_status store_run_close_waits(store_conn *c, const char *run_id, int64_t no
 
 store_status store_run_waits_all(store *st, run_wait_rec **out, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_run_waits_all(store_pg_of(st), out, n));
     *out = NULL;
     *n = 0;
     store_conn *c = store_reader(st);
@@ -313,6 +317,7 @@ store_status store_run_waits_all(store *st, run_wait_rec **out, size_t *n)
 
 store_status store_run_wait_of(store *st, const scope *sc, const char *run_id, run_wait_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_run_wait_of(store_pg_of(st), sc, run_id, out));
     memset(out, 0, sizeof *out);
     if (!sc || !sc->tenant_id[0] || !sc->user_id[0] || !run_id) return STORE_NOT_FOUND;
     store_conn *c = store_reader(st);
@@ -341,6 +346,7 @@ store_status store_run_wait_of(store *st, const scope *sc, const char *run_id, r
 store_status store_approvals_of_run(store *st, const char *tenant_id, const char *user_id,
                                     const char *run_id, approval_rec **out, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_approvals_of_run(store_pg_of(st), tenant_id, user_id, run_id, out, n));
     *out = NULL;
     *n = 0;
     if (!tenant_id || !tenant_id[0] || !run_id) return STORE_NOT_FOUND;
@@ -361,6 +367,7 @@ store_status store_approvals_of_run(store *st, const char *tenant_id, const char
 store_status store_approvals_pending(store *st, const char *tenant_id, const char *user_id,
                                      size_t limit, approval_rec **out, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_approvals_pending(store_pg_of(st), tenant_id, user_id, limit, out, n));
     *out = NULL;
     *n = 0;
     if (!tenant_id || !tenant_id[0] || limit == 0) return STORE_NOT_FOUND;
@@ -459,6 +466,7 @@ store_status store_approval_decide(store *st, const char *tenant_id, const char 
                                    const char *call_id, bool approve, const char *note,
                                    approval_rec *out, size_t *pending_left)
 {
+    STORE_PG_DISPATCH(st, store_pg_approval_decide(st, tenant_id, by_user, admin_key, run_id, call_id, approve, note, out, pending_left));
     memset(out, 0, sizeof *out);
     *pending_left = 0;
     if (!tenant_id || !tenant_id[0] || !run_id || !call_id || (!by_user && !admin_key))
@@ -508,6 +516,7 @@ static store_status store_approval_expire_op(store_conn *c, void *arg)
 
 store_status store_approval_expire_next(store *st, int64_t now, approval_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_approval_expire_next(st, now, out));
     memset(out, 0, sizeof *out);
     approval_expire_args e = {now, out};
     store_status res = store_write(st, store_approval_expire_op, &e);

@@ -10,6 +10,7 @@
  * from the caller (store_audit_chain), so this file knows no cryptography
  * and holds no key. */
 #include "store/store_internal.h"
+#include "store/store_pg.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -160,6 +161,7 @@ bool store_audit_prepare(audit_rec *e, const store_audit_chain *chain)
 
 store_status store_audit_append(store *st, audit_rec *e, const store_audit_chain *chain)
 {
+    STORE_PG_DISPATCH(st, store_pg_audit_append(st, e, chain));
     if (!store_audit_prepare(e, chain)) return STORE_INVALID;
     audit_append_args a = {e, chain};
     return store_write(st, store_audit_append_op, &a);
@@ -191,6 +193,7 @@ static store_status store_audit_checkpoint_op(store_conn *c, void *arg)
 store_status store_audit_checkpoint(store *st, const store_audit_chain *chain, uint32_t flags,
                                     int64_t *sealed)
 {
+    STORE_PG_DISPATCH(st, store_pg_audit_checkpoint(st, chain, flags, sealed));
     if (sealed) *sealed = 0;
     if (!chain || !chain->sign) return STORE_INVALID;
     audit_seal_args a = {chain, flags, 0};
@@ -201,6 +204,7 @@ store_status store_audit_checkpoint(store *st, const store_audit_chain *chain, u
 
 store_status store_audit_tail(store *st, audit_tail *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_audit_tail(store_pg_of(st), out));
     memset(out, 0, sizeof *out);
     store_conn *c = store_reader(st);
     if (!c) return STORE_ERROR;
@@ -267,6 +271,7 @@ store_status store_audit_list(store *st, const scope *sc, const audit_query *q,
                               void (*fn)(const audit_rec *e, void *arg), void *arg,
                               bool *has_more)
 {
+    STORE_PG_DISPATCH(st, store_pg_audit_list(store_pg_of(st), sc, q, fn, arg, has_more));
     if (has_more) *has_more = false;
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
     if (sc->role == SCOPE_USER) return STORE_FORBIDDEN;
@@ -323,6 +328,7 @@ store_status store_audit_scan(store *st, int64_t from,
                               int (*on_checkpoint)(const audit_checkpoint *cp, void *arg),
                               int (*on_entry)(const audit_rec *e, void *arg), void *arg)
 {
+    STORE_PG_DISPATCH(st, store_pg_audit_scan(store_pg_of(st), from, on_checkpoint, on_entry, arg));
     store_conn *c = store_reader(st);
     if (!c) return STORE_ERROR;
     /* One read transaction: checkpoints and entries from the same snapshot,

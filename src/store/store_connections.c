@@ -8,6 +8,7 @@
  * writer, so two instances (or two threads) can never both win them. */
 #include "store/store_connections.h"
 #include "store/store_internal.h"
+#include "store/store_pg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,7 @@ static store_status conn_one(store_conn *c, sqlite3_stmt *s, connection_rec *out
 
 store_status store_connection_list(store *st, const scope *sc, connection_rec **out, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_connection_list(store_pg_of(st), sc, out, n));
     *out = NULL;
     *n = 0;
     if (!scope_is_user(sc)) return scope_valid(sc) ? STORE_FORBIDDEN : STORE_NOT_FOUND;
@@ -93,6 +95,7 @@ store_status store_connection_list(store *st, const scope *sc, connection_rec **
 
 store_status store_connection_get(store *st, const scope *sc, const char *id, connection_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_connection_get(store_pg_of(st), sc, id, out));
     memset(out, 0, sizeof *out);
     if (!scope_is_user(sc) || !id) return STORE_NOT_FOUND;
     store_conn *c = store_reader(st);
@@ -107,6 +110,7 @@ store_status store_connection_get(store *st, const scope *sc, const char *id, co
 store_status store_connection_find(store *st, const char *tenant_id, const char *user_id,
                                    const char *provider, connection_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_connection_find(store_pg_of(st), tenant_id, user_id, provider, out));
     memset(out, 0, sizeof *out);
     if (!tenant_id || !tenant_id[0] || !user_id || !user_id[0] || !provider) return STORE_NOT_FOUND;
     store_conn *c = store_reader(st);
@@ -157,6 +161,7 @@ static store_status conn_begin_op(store_conn *c, void *arg)
 store_status store_connection_begin(store *st, const scope *sc, const char *provider,
                                     const char *new_id, int64_t now, connection_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_connection_begin(st, sc, provider, new_id, now, out));
     memset(out, 0, sizeof *out);
     if (!scope_is_user(sc)) return scope_valid(sc) ? STORE_FORBIDDEN : STORE_NOT_FOUND;
     if (!provider || !provider[0] || !new_id || !new_id[0]) return STORE_INVALID;
@@ -207,6 +212,7 @@ store_status store_connection_seal(store *st, const char *tenant_id, const char 
                                    const char *id, const char *scopes, const char *sealed,
                                    int key_version, int64_t expires_at, int64_t now)
 {
+    STORE_PG_DISPATCH(st, store_pg_connection_seal(st, tenant_id, user_id, id, scopes, sealed, key_version, expires_at, now));
     if (!tenant_id || !user_id || !id || !sealed) return STORE_INVALID;
     conn_seal_args a = {tenant_id, user_id, id, scopes, sealed, "active", key_version, expires_at, now};
     return store_write(st, conn_seal_op, &a);
@@ -227,6 +233,7 @@ static store_status conn_status_op(store_conn *c, void *arg)
 store_status store_connection_set_status(store *st, const char *tenant_id, const char *user_id,
                                          const char *id, const char *status, int64_t now)
 {
+    STORE_PG_DISPATCH(st, store_pg_connection_set_status(st, tenant_id, user_id, id, status, now));
     if (!tenant_id || !user_id || !id || !status) return STORE_INVALID;
     conn_seal_args a = {.tenant_id = tenant_id, .user_id = user_id, .id = id, .status = status, .now = now};
     return store_write(st, conn_status_op, &a);
@@ -251,6 +258,7 @@ static store_status conn_delete_op(store_conn *c, void *arg)
 
 store_status store_connection_delete(store *st, const scope *sc, const char *id)
 {
+    STORE_PG_DISPATCH(st, store_pg_connection_delete(st, sc, id));
     if (!scope_is_user(sc) || !id) return STORE_NOT_FOUND;
     conn_del_args a = {sc, id};
     return store_write(st, conn_delete_op, &a);
@@ -277,6 +285,7 @@ static store_status conn_lease_op(store_conn *c, void *arg)
 
 store_status store_connection_lease(store *st, const char *id, int64_t now_ms, int64_t until_ms)
 {
+    STORE_PG_DISPATCH(st, store_pg_connection_lease(st, id, now_ms, until_ms));
     conn_lease_args a = {id, now_ms, until_ms};
     return store_write(st, conn_lease_op, &a);
 }
@@ -291,12 +300,14 @@ static store_status conn_unlease_op(store_conn *c, void *arg)
 
 store_status store_connection_unlease(store *st, const char *id)
 {
+    STORE_PG_DISPATCH(st, store_pg_connection_unlease(st, id));
     return store_write(st, conn_unlease_op, (void *)id);
 }
 
 store_status store_connection_list_sealed_other(store *st, int version, size_t limit,
                                                 connection_rec **out, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_connection_list_sealed_other(store_pg_of(st), version, limit, out, n));
     *out = NULL;
     *n = 0;
     store_conn *c = store_reader(st);
@@ -332,6 +343,7 @@ static store_status conn_reseal_op(store_conn *c, void *arg)
 store_status store_connection_reseal(store *st, const char *id, const char *old_sealed,
                                      const char *new_sealed, int version)
 {
+    STORE_PG_DISPATCH(st, store_pg_connection_reseal(st, id, old_sealed, new_sealed, version));
     conn_reseal_args a = {id, old_sealed, new_sealed, version};
     return store_write(st, conn_reseal_op, &a);
 }
@@ -371,6 +383,7 @@ static store_status flow_put_op(store_conn *c, void *arg)
 
 store_status store_oauth_flow_put(store *st, const oauth_flow_rec *f, int64_t now)
 {
+    STORE_PG_DISPATCH(st, store_pg_oauth_flow_put(st, f, now));
     if (!f || !f->state_hash[0] || !f->start_hash[0] || !f->sealed_verifier) return STORE_INVALID;
     flow_args a = {.in = f, .now = now};
     return store_write(st, flow_put_op, &a);
@@ -424,6 +437,7 @@ static store_status flow_start_op(store_conn *c, void *arg)
 store_status store_oauth_flow_start(store *st, const char *start_hash, const char *browser_hash,
                                     int64_t now, oauth_flow_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_oauth_flow_start(st, start_hash, browser_hash, now, out));
     memset(out, 0, sizeof *out);
     flow_args a = {.hash = start_hash, .browser_hash = browser_hash, .now = now, .out = out};
     store_status res = store_write(st, flow_start_op, &a);
@@ -450,6 +464,7 @@ static store_status flow_take_op(store_conn *c, void *arg)
 
 store_status store_oauth_flow_take(store *st, const char *state_hash, int64_t now, oauth_flow_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_oauth_flow_take(st, state_hash, now, out));
     memset(out, 0, sizeof *out);
     flow_args a = {.hash = state_hash, .now = now, .out = out};
     store_status res = store_write(st, flow_take_op, &a);
@@ -463,6 +478,7 @@ store_status store_oauth_flow_take(store *st, const char *state_hash, int64_t no
 store_status store_oauth_client_get(store *st, const char *provider, const char *redirect_uri,
                                     oauth_client_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_oauth_client_get(store_pg_of(st), provider, redirect_uri, out));
     memset(out, 0, sizeof *out);
     if (!provider || !redirect_uri) return STORE_NOT_FOUND;
     store_conn *c = store_reader(st);
@@ -510,5 +526,6 @@ static store_status oauth_client_put_op(store_conn *c, void *arg)
 store_status store_oauth_client_put(store *st, const oauth_client_rec *rec)
 {
     if (!rec || !rec->provider[0] || !rec->redirect_uri[0] || !rec->client_id[0]) return STORE_INVALID;
+    STORE_PG_DISPATCH(st, store_pg_oauth_client_put(st, rec));
     return store_write(st, oauth_client_put_op, (void *)rec);
 }

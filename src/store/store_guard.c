@@ -3,6 +3,7 @@
  * on each write, and read inside the scope: a user its own rows, a tenant
  * admin its tenant's, the server admin any tenant's. */
 #include "store/store_internal.h"
+#include "store/store_pg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,7 @@ store_status store_guard_decision_record(store *st, const guard_decision_rec *r,
                                          const guard_decision_retention *keep,
                                          void (*done)(void *arg, store_status status), void *arg)
 {
+    STORE_PG_DISPATCH(st, store_pg_guard_decision_record(st, r, keep, done, arg));
     if (!r || !r->tenant_id[0]) {
         store_audit_detach(st);
         return STORE_INVALID;
@@ -127,6 +129,7 @@ static store_status guard_prune_op(store_conn *c, void *arg)
 store_status store_guard_decisions_prune(store *st, const guard_decision_retention *keep,
                                          int64_t now, int64_t *deleted)
 {
+    STORE_PG_DISPATCH(st, store_pg_guard_decisions_prune(st, keep, now, deleted));
     guard_prune_args a = {keep, now, 0};
     store_status r = store_write(st, guard_prune_op, &a);
     if (deleted) *deleted = r == STORE_OK ? a.deleted : 0;
@@ -179,6 +182,7 @@ static const store_rows guard_rows = {sizeof(guard_decision_rec), guard_read_row
 store_status store_guard_decisions_list(store *st, const scope *sc, const guard_decision_query *q,
                                         guard_decision_rec **out, size_t *n, bool *has_more)
 {
+    STORE_PG_DISPATCH(st, store_pg_guard_decisions_list(store_pg_of(st), sc, q, out, n, has_more));
     *out = NULL;
     *n = 0;
     if (has_more) *has_more = false;
@@ -233,6 +237,7 @@ store_status store_guard_decisions_summary(store *st, const scope *sc,
                                            const guard_decision_query *q,
                                            guard_decision_count **out, size_t *n, bool *truncated)
 {
+    STORE_PG_DISPATCH(st, store_pg_guard_decisions_summary(store_pg_of(st), sc, q, out, n, truncated));
     *out = NULL;
     *n = 0;
     if (truncated) *truncated = false;

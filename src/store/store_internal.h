@@ -1,4 +1,6 @@
-/* store_internal.h — what the SQLite backend's files share, and nothing more.
+/* store_internal.h — what the SQLite backend's files share, and nothing more
+ * (the PostgreSQL backend's are in store_pg_internal.h; it uses the quota
+ * and audit helpers declared here).
  *
  * The backend is split by concern: store_sqlite.c (lifetime, connections,
  * statement cache), store_writer.c (the single writer and group commit),
@@ -83,6 +85,8 @@ struct store {
 
     store_quota_fn quota_fn;      /* set before serving, read-only after */
     void *quota_arg;
+
+    struct pg_store *pg;          /* non-NULL: PostgreSQL answers instead (store_pg.h) */
 };
 
 /* store_sqlite.c */
@@ -110,6 +114,10 @@ store_status store_write(store *st, store_write_fn fn, void *arg);
 store_status store_write_async(store *st, store_write_fn fn, void *arg,
                                void (*done)(void *arg, store_status status), void *done_arg);
 store_status store_usage_insert(store_conn *c, const usage_rec *u);
+/* The audit entries armed on this thread for st's next write, handed over
+ * (at most STORE_AUDIT_ATTACH_MAX); false: one could not be prepared and
+ * the act must not run. Used by the PostgreSQL backend's writes. */
+bool         store_audit_take_armed(store *st, audit_rec **e, const store_audit_chain **chain, int *n);
 
 /* store_audit.c: append an entry inside the writer's transaction */
 store_status store_audit_append_in(store_conn *c, audit_rec *e, const store_audit_chain *chain);

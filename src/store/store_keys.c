@@ -4,6 +4,7 @@
  * manages every key of its tenant; a user sees and revokes only its own
  * keys. A key of another tenant or another user is STORE_NOT_FOUND. */
 #include "store/store_internal.h"
+#include "store/store_pg.h"
 
 #include <string.h>
 
@@ -35,6 +36,7 @@ static const store_rows key_rows = {sizeof(key_rec), store_key_row, NULL, "list 
 
 store_status store_load_keys(store *st, void (*fn)(const key_rec *k, void *arg), void *arg)
 {
+    STORE_PG_DISPATCH(st, store_pg_load_keys(store_pg_of(st), fn, arg));
     store_conn *c = store_reader(st);
     if (!c) return STORE_ERROR;
     sqlite3_stmt *s = store_stmt(c, "SELECT " STORE_KEY_COLS " FROM keys");
@@ -89,6 +91,7 @@ static store_status store_key_create_op(store_conn *c, void *arg)
 
 store_status store_key_create(store *st, const scope *sc, const key_rec *k)
 {
+    STORE_PG_DISPATCH(st, store_pg_key_create(st, sc, k));
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_TENANT_ADMIN) return STORE_FORBIDDEN;
     if (!k || !k->id[0] || !k->hash[0] || (k->kind != KEY_KIND_USER && k->kind != KEY_KIND_ADMIN))
@@ -104,6 +107,7 @@ store_status store_key_create(store *st, const scope *sc, const key_rec *k)
 store_status store_key_list(store *st, const scope *sc, const char *user_id,
                             key_rec **out, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_key_list(store_pg_of(st), sc, user_id, out, n));
     *out = NULL;
     *n = 0;
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
@@ -138,6 +142,7 @@ store_status store_key_list(store *st, const scope *sc, const char *user_id,
 
 store_status store_key_get(store *st, const scope *sc, const char *key_id, key_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_key_get(store_pg_of(st), sc, key_id, out));
     memset(out, 0, sizeof *out);
     if (!scope_valid(sc) || !key_id) return STORE_NOT_FOUND;
     if (sc->role == SCOPE_SERVER_ADMIN) return STORE_FORBIDDEN;
@@ -211,6 +216,7 @@ static store_status store_key_revoke_op(store_conn *c, void *arg)
 
 store_status store_key_revoke(store *st, const scope *sc, const char *key_id, int64_t when)
 {
+    STORE_PG_DISPATCH(st, store_pg_key_revoke(st, sc, key_id, when));
     if (!scope_valid(sc) || !key_id) return STORE_NOT_FOUND;
     if (sc->role == SCOPE_SERVER_ADMIN) return STORE_FORBIDDEN;
     if (when <= 0) return STORE_INVALID;
@@ -222,6 +228,7 @@ store_status store_key_revoke(store *st, const scope *sc, const char *key_id, in
 
 store_status store_admin_key_list(store *st, const scope *sc, key_rec **out, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_admin_key_list(store_pg_of(st), sc, out, n));
     *out = NULL;
     *n = 0;
     if (!scope_valid(sc)) return STORE_NOT_FOUND;

@@ -16,6 +16,7 @@
  * filters by tenant and user once more, so a query can match only the
  * caller's own entries even if the expression were wrong. */
 #include "store/store_internal.h"
+#include "store/store_pg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,6 +209,7 @@ static bool store_memory_origin_ok(const char *origin)
 store_status store_memory_put_from(store *st, const scope *sc, const char *key, const char *value,
                                    const char *origin_json, memory_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_memory_put_from(st, sc, key, value, origin_json, out));
     if (out) memset(out, 0, sizeof *out);
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
@@ -231,6 +233,7 @@ store_status store_memory_put(store *st, const scope *sc, const char *key, const
 
 store_status store_memory_get(store *st, const scope *sc, const char *key, memory_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_memory_get(store_pg_of(st), sc, key, out));
     memset(out, 0, sizeof *out);
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
@@ -272,6 +275,7 @@ static store_status store_memory_delete_op(store_conn *c, void *arg)
 
 store_status store_memory_delete(store *st, const scope *sc, const char *key)
 {
+    STORE_PG_DISPATCH(st, store_pg_memory_delete(st, sc, key));
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
     if (!store_memory_key_ok(key)) return STORE_INVALID;
@@ -340,6 +344,7 @@ static store_status store_memory_ranked(store_conn *c, const scope *sc, const ch
 store_status store_memory_search(store *st, const scope *sc, const char *query, size_t limit,
                                  memory_rec **out, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_memory_search(store_pg_of(st), sc, query, limit, out, n));
     *out = NULL;
     *n = 0;
     if (!scope_valid(sc)) return STORE_NOT_FOUND;

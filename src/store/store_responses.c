@@ -9,6 +9,7 @@
  * A stored response's bytes count against the user's memory_bytes quota
  * (with their memory entries): both are text the user keeps on the server. */
 #include "store/store_internal.h"
+#include "store/store_pg.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,7 @@ static store_status store_response_put_op(store_conn *c, void *arg)
 store_status store_response_put(store *st, const scope *sc, const char *id, const char *previous_id,
                                 const char *model, const char *items_json, const char *object_json)
 {
+    STORE_PG_DISPATCH(st, store_pg_response_put(st, sc, id, previous_id, model, items_json, object_json));
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
     if (!store_response_id_ok(id) || (previous_id && previous_id[0] && !store_response_id_ok(previous_id)) ||
@@ -95,6 +97,7 @@ store_status store_response_put(store *st, const scope *sc, const char *id, cons
 
 store_status store_response_room(store *st, const scope *sc, int64_t bytes)
 {
+    STORE_PG_DISPATCH(st, store_pg_response_room(st, sc, bytes));
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
     store_quota q;
@@ -112,6 +115,7 @@ store_status store_response_room(store *st, const scope *sc, int64_t bytes)
 
 store_status store_response_get(store *st, const scope *sc, const char *id, char **object_json)
 {
+    STORE_PG_DISPATCH(st, store_pg_response_get(store_pg_of(st), sc, id, object_json));
     *object_json = NULL;
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
@@ -132,6 +136,7 @@ store_status store_response_get(store *st, const scope *sc, const char *id, char
 
 store_status store_response_chain(store *st, const scope *sc, const char *id, char **items_json)
 {
+    STORE_PG_DISPATCH(st, store_pg_response_chain(store_pg_of(st), sc, id, items_json));
     *items_json = NULL;
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
@@ -213,6 +218,7 @@ static store_status store_response_delete_op(store_conn *c, void *arg)
 
 store_status store_response_delete(store *st, const scope *sc, const char *id)
 {
+    STORE_PG_DISPATCH(st, store_pg_response_delete(st, sc, id));
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
     if (!store_response_id_ok(id)) return STORE_NOT_FOUND;

@@ -14,6 +14,7 @@
  * A run in a terminal state is final: appending to it or finishing it again
  * is STORE_CONFLICT, so a cancel racing a completion settles once. */
 #include "store/store_internal.h"
+#include "store/store_pg.h"
 
 #include <string.h>
 
@@ -173,6 +174,7 @@ store_status store_run_start(store *st, const scope *sc, const char *session_id,
                              const char *agent, const char *user_content, run_status status,
                              run_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_run_start(st, sc, session_id, agent, user_content, status, out));
     memset(out, 0, sizeof *out);
     if (!scope_valid(sc) || !session_id) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
@@ -238,6 +240,7 @@ static store_status store_run_append_op(store_conn *c, void *arg)
 store_status store_run_append(store *st, const scope *sc, const run_rec *run,
                               const message_rec *msgs, size_t n)
 {
+    STORE_PG_DISPATCH(st, store_pg_run_append(st, sc, run, msgs, n));
     if (!scope_valid(sc) || !run) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
     if ((n && !msgs) || !store_counters_ok(run) || !memchr(run->id, '\0', sizeof run->id)) return STORE_INVALID;
@@ -298,6 +301,7 @@ static store_status store_run_finish_op(store_conn *c, void *arg)
 
 store_status store_run_finish(store *st, const scope *sc, run_rec *run, const message_rec *final)
 {
+    STORE_PG_DISPATCH(st, store_pg_run_finish(st, sc, run, final));
     if (!scope_valid(sc) || !run) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
     if (!run_status_terminal(run->status) || !store_counters_ok(run) ||
@@ -343,6 +347,7 @@ static store_status store_run_set_status_op(store_conn *c, void *arg)
 
 store_status store_run_set_status(store *st, const scope *sc, const run_rec *run)
 {
+    STORE_PG_DISPATCH(st, store_pg_run_set_status(st, sc, run));
     if (!scope_valid(sc) || !run) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
     /* terminal states go through store_run_finish, which records why */
@@ -355,6 +360,7 @@ store_status store_run_set_status(store *st, const scope *sc, const run_rec *run
 
 store_status store_run_get(store *st, const scope *sc, const char *run_id, run_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_run_get(store_pg_of(st), sc, run_id, out));
     memset(out, 0, sizeof *out);
     if (!scope_valid(sc) || !run_id) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
@@ -394,6 +400,7 @@ static store_status store_runs_recover_op(store_conn *c, void *arg)
 
 store_status store_runs_recover(store *st, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_runs_recover(st, n));
     run_recover_args a = {0};
     store_status res = store_write(st, store_runs_recover_op, &a);
     if (n) *n = res == STORE_OK ? a.n : 0;
@@ -405,6 +412,7 @@ store_status store_runs_recover(store *st, size_t *n)
 store_status store_session_spent(store *st, const scope *sc, const char *session_id,
                                  int64_t *cost_nusd)
 {
+    STORE_PG_DISPATCH(st, store_pg_session_spent(store_pg_of(st), sc, session_id, cost_nusd));
     *cost_nusd = 0;
     if (!scope_valid(sc) || !session_id) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;

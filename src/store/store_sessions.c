@@ -8,6 +8,7 @@
  * transaction, so two appends to one session can never get the same
  * number, and a group of messages appended in one operation is contiguous. */
 #include "store/store_internal.h"
+#include "store/store_pg.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,7 @@ static bool store_agent_ok(const char *agent)
 store_status store_session_create(store *st, const scope *sc, const char *agent,
                                   const char *metadata_json, session_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_session_create(st, sc, agent, metadata_json, out));
     session_rec rec;
     memset(&rec, 0, sizeof rec);
     if (out) memset(out, 0, sizeof *out);
@@ -258,6 +260,7 @@ store_status store_session_create(store *st, const scope *sc, const char *agent,
 
 store_status store_session_get(store *st, const scope *sc, const char *session_id, session_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_session_get(store_pg_of(st), sc, session_id, out));
     memset(out, 0, sizeof *out);
     if (!scope_valid(sc) || !session_id) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
@@ -284,6 +287,7 @@ static size_t store_clamp_limit(size_t limit)
 store_status store_session_list(store *st, const scope *sc, const char *before, size_t limit,
                                 session_rec **out, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_session_list(store_pg_of(st), sc, before, limit, out, n));
     *out = NULL;
     *n = 0;
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
@@ -348,6 +352,7 @@ static store_status store_session_delete_op(store_conn *c, void *arg)
 
 store_status store_session_delete(store *st, const scope *sc, const char *session_id)
 {
+    STORE_PG_DISPATCH(st, store_pg_session_delete(st, sc, session_id));
     if (!scope_valid(sc) || !session_id) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
     session_delete_args a = {sc, session_id};
@@ -387,6 +392,7 @@ static store_status store_message_query(store *st, const scope *sc, const char *
 store_status store_message_list(store *st, const scope *sc, const char *session_id,
                                 int64_t after_seq, size_t limit, message_rec **out, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_message_list(store_pg_of(st), sc, session_id, after_seq, limit, out, n));
     return store_message_query(st, sc, session_id,
                                "SELECT " STORE_MESSAGE_COLS " FROM messages"
                                " WHERE session_id = ?1 AND user_id = ?2 AND tenant_id = ?3 AND seq > ?4"
@@ -397,6 +403,7 @@ store_status store_message_list(store *st, const scope *sc, const char *session_
 store_status store_message_tail(store *st, const scope *sc, const char *session_id,
                                 size_t limit, message_rec **out, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_message_tail(store_pg_of(st), sc, session_id, limit, out, n));
     return store_message_query(st, sc, session_id,
                                "SELECT * FROM (SELECT " STORE_MESSAGE_COLS " FROM messages"
                                " WHERE session_id = ?1 AND user_id = ?2 AND tenant_id = ?3"

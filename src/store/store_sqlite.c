@@ -7,6 +7,7 @@
  * the writer batches commits. Each connection caches its prepared
  * statements, so the hot path does no SQL parsing. */
 #include "store/store_internal.h"
+#include "store/store_pg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -287,6 +288,7 @@ fail:
 void store_close(store *st)
 {
     if (!st) return;
+    STORE_PG_DISPATCH_VOID(st, store_pg_close_store(st));
     store_writer_stop(st);          /* commits queued usage first */
     store_conn *c = st->readers;
     while (c) {
@@ -322,6 +324,7 @@ void store_close(store *st)
 
 bool store_ping(store *st)
 {
+    STORE_PG_DISPATCH(st, store_pg_ping(store_pg_of(st)));
     store_conn *c = store_reader(st);
     if (!c) return false;
     sqlite3_stmt *s = store_stmt(c, "SELECT count(*) FROM tenants");
@@ -335,6 +338,7 @@ int store_schema_version(store *st) { return st->schema_version; }
 
 store_status store_scrub_freed(store *st)
 {
+    STORE_PG_DISPATCH(st, store_pg_scrub_freed(store_pg_of(st)));
     /* A connection of its own: VACUUM cannot run inside the writer's
      * transactions. secure_delete zeroes what VACUUM frees; the TRUNCATE
      * checkpoint copies the rewritten pages home and cuts the log to zero

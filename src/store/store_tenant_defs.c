@@ -5,6 +5,7 @@
  * tools here); only its admin writes. What a body says is checked by the
  * caller (the config readers) before it is stored. */
 #include "store/store_internal.h"
+#include "store/store_pg.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,7 @@ static store_status store_def_create_op(store_conn *c, void *arg)
 store_status store_def_create(store *st, const scope *sc, store_def_kind kind, const char *name,
                               const char *body, size_t max_count)
 {
+    STORE_PG_DISPATCH(st, store_pg_def_create(st, sc, kind, name, body, max_count));
     store_status may = store_def_may(sc, true);
     if (may != STORE_OK) return may;
     if (!store_def_args_ok(kind, name, body)) return STORE_INVALID;
@@ -119,6 +121,7 @@ static store_status store_def_update_op(store_conn *c, void *arg)
 store_status store_def_update(store *st, const scope *sc, store_def_kind kind, const char *name,
                               const char *body)
 {
+    STORE_PG_DISPATCH(st, store_pg_def_update(st, sc, kind, name, body));
     store_status may = store_def_may(sc, true);
     if (may != STORE_OK) return may;
     if (!body || !store_def_args_ok(kind, name, body)) return STORE_INVALID;
@@ -141,6 +144,7 @@ static store_status store_def_delete_op(store_conn *c, void *arg)
 
 store_status store_def_delete(store *st, const scope *sc, store_def_kind kind, const char *name)
 {
+    STORE_PG_DISPATCH(st, store_pg_def_delete(st, sc, kind, name));
     store_status may = store_def_may(sc, true);
     if (may != STORE_OK) return may;
     if (!store_def_args_ok(kind, name, NULL)) return STORE_NOT_FOUND;
@@ -150,6 +154,7 @@ store_status store_def_delete(store *st, const scope *sc, store_def_kind kind, c
 
 store_status store_def_get(store *st, const scope *sc, store_def_kind kind, const char *name, def_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_def_get(store_pg_of(st), sc, kind, name, out));
     memset(out, 0, sizeof *out);
     store_status may = store_def_may(sc, false);
     if (may != STORE_OK) return may;
@@ -172,6 +177,7 @@ store_status store_def_get(store *st, const scope *sc, store_def_kind kind, cons
 
 store_status store_def_list(store *st, const scope *sc, store_def_kind kind, def_rec **out, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_def_list(store_pg_of(st), sc, kind, out, n));
     *out = NULL;
     *n = 0;
     store_status may = store_def_may(sc, false);

@@ -6,6 +6,7 @@
  * user may read its own tenant's name and tier (for /v1/me) but never its
  * JWT key. */
 #include "store/store_internal.h"
+#include "store/store_pg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,7 @@ static const store_rows tenant_rows = {sizeof(tenant_rec), store_tenant_row, sto
 
 store_status store_load_tenants(store *st, void (*fn)(const tenant_rec *t, void *arg), void *arg)
 {
+    STORE_PG_DISPATCH(st, store_pg_load_tenants(store_pg_of(st), fn, arg));
     store_conn *c = store_reader(st);
     if (!c) return STORE_ERROR;
     sqlite3_stmt *s = store_stmt(c, "SELECT " TENANT_COLS " FROM tenants ORDER BY id");
@@ -133,6 +135,7 @@ static bool store_jwt_ok(const tenant_jwt *j)
 store_status store_tenant_create(store *st, const scope *sc, const tenant_rec *t,
                                  const key_rec *admin_key)
 {
+    STORE_PG_DISPATCH(st, store_pg_tenant_create(st, sc, t, admin_key));
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_SERVER_ADMIN) return STORE_FORBIDDEN;
     if (!t || !admin_key || !t->id[0] || !t->name[0] || !admin_key->id[0] || !admin_key->hash[0] ||
@@ -147,6 +150,7 @@ store_status store_tenant_create(store *st, const scope *sc, const tenant_rec *t
 
 store_status store_tenant_list(store *st, const scope *sc, tenant_rec **out, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_tenant_list(store_pg_of(st), sc, out, n));
     *out = NULL;
     *n = 0;
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
@@ -169,6 +173,7 @@ store_status store_tenant_list(store *st, const scope *sc, tenant_rec **out, siz
 
 store_status store_tenant_get(store *st, const scope *sc, const char *tenant_id, tenant_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_tenant_get(store_pg_of(st), sc, tenant_id, out));
     memset(out, 0, sizeof *out);
     if (!scope_valid(sc) || !tenant_id) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_SERVER_ADMIN && strcmp(sc->tenant_id, tenant_id) != 0) return STORE_NOT_FOUND;
@@ -217,6 +222,7 @@ static store_status store_tenant_set_limits_op(store_conn *c, void *arg)
 store_status store_tenant_set_limits(store *st, const scope *sc, const char *tenant_id,
                                      const user_limits *limits)
 {
+    STORE_PG_DISPATCH(st, store_pg_tenant_set_limits(st, sc, tenant_id, limits));
     if (!scope_valid(sc) || !tenant_id || !limits) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_SERVER_ADMIN) return STORE_FORBIDDEN;
     tenant_limits_args a = {tenant_id, limits};
@@ -247,6 +253,7 @@ static store_status store_tenant_set_jwt_op(store_conn *c, void *arg)
 store_status store_tenant_set_jwt(store *st, const scope *sc, const char *tenant_id,
                                   const tenant_jwt *jwt)
 {
+    STORE_PG_DISPATCH(st, store_pg_tenant_set_jwt(st, sc, tenant_id, jwt));
     if (!scope_valid(sc) || !tenant_id) return STORE_NOT_FOUND;
     /* Once a tenant exists its sign-in settings are its own admin's: the
      * server admin could otherwise point them at an issuer it controls and
@@ -281,6 +288,7 @@ static store_status store_tenant_reseal_op(store_conn *c, void *arg)
 store_status store_tenant_reseal_jwt_key(store *st, const char *tenant_id, const char *old_key,
                                          const char *new_key)
 {
+    STORE_PG_DISPATCH(st, store_pg_tenant_reseal_jwt_key(st, tenant_id, old_key, new_key));
     if (!tenant_id || !old_key || !new_key) return STORE_INVALID;
     tenant_reseal_args a = {tenant_id, old_key, new_key};
     return store_write(st, store_tenant_reseal_op, &a);

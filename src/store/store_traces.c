@@ -20,6 +20,7 @@
  * exist). Spans without an owner (requests that never authenticated) are
  * not written at all: no read could ever return them. */
 #include "store/store_internal.h"
+#include "store/store_pg.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -114,6 +115,7 @@ static store_status store_traces_write(store_conn *c, void *arg)
 store_status store_traces_insert(store *st, const trace_rec *rows, size_t n,
                                  int64_t prune_before_ns, uint64_t max_spans)
 {
+    STORE_PG_DISPATCH(st, store_pg_traces_insert(st, rows, n, prune_before_ns, max_spans));
     if (!st || (n && !rows)) return STORE_INVALID;
     for (size_t i = 0; i < n; i++)
         if (rows[i].blob_len > (size_t)INT32_MAX) return STORE_INVALID;
@@ -145,6 +147,7 @@ static int store_read_trace(sqlite3_stmt *s, trace_rec *r)
 store_status store_trace_get(store *st, const scope *sc, const char *trace_id,
                              trace_rec **out, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_trace_get(store_pg_of(st), sc, trace_id, out, n));
     *out = NULL;
     *n = 0;
     if (!scope_valid(sc) || !trace_id || !trace_id[0]) return STORE_NOT_FOUND;

@@ -5,6 +5,7 @@
  * user spend", always inside the scope: a tenant admin sees its tenant
  * (optionally one user), a user only itself, the server admin nothing. */
 #include "store/store_internal.h"
+#include "store/store_pg.h"
 
 #include <stdlib.h>
 
@@ -48,6 +49,7 @@ static store_status usage_filter(const scope *sc, const char *requested, const c
 store_status store_usage_query(store *st, const scope *sc, const usage_query *q,
                                usage_row **out, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_usage_query(store_pg_of(st), sc, q, out, n));
     *out = NULL;
     *n = 0;
     const char *user = NULL;
@@ -73,6 +75,7 @@ store_status store_usage_query(store *st, const scope *sc, const usage_query *q,
 store_status store_usage_spent(store *st, const scope *sc, int64_t from, int64_t to,
                                int64_t *cost_nusd)
 {
+    STORE_PG_DISPATCH(st, store_pg_usage_spent(store_pg_of(st), sc, from, to, cost_nusd));
     *cost_nusd = 0;
     const char *user = NULL;
     store_status r = usage_filter(sc, NULL, &user);
@@ -103,6 +106,7 @@ static int cmp_u64(const void *a, const void *b)
 store_status store_usage_reservations_committed(store *st, int64_t since, const uint64_t *ids, size_t n,
                                                 bool *committed)
 {
+    STORE_PG_DISPATCH(st, store_pg_usage_reservations_committed(store_pg_of(st), since, ids, n, committed));
     for (size_t i = 0; i < n; i++) committed[i] = false;
     if (!n) return STORE_OK;
     store_conn *c = store_reader(st);
@@ -145,6 +149,7 @@ store_status store_usage_ledger(store *st, int64_t from,
                                            void *arg),
                                 void *arg)
 {
+    STORE_PG_DISPATCH(st, store_pg_usage_ledger(store_pg_of(st), from, fn, arg));
     store_conn *c = store_reader(st);
     if (!c) return STORE_ERROR;
     /* One row per (tenant, user, key, UTC day): a month of traffic folds

@@ -5,6 +5,7 @@
  * matches no row (STORE_NOT_FOUND). A user scope may read itself only. The
  * server admin sees no users at all (STORE_FORBIDDEN). */
 #include "store/store_internal.h"
+#include "store/store_pg.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -46,6 +47,7 @@ static store_status store_user_fetch(store_conn *c, const char *tenant_id, const
 
 store_status store_load_users(store *st, void (*fn)(const user_rec *u, void *arg), void *arg)
 {
+    STORE_PG_DISPATCH(st, store_pg_load_users(store_pg_of(st), fn, arg));
     store_conn *c = store_reader(st);
     if (!c) return STORE_ERROR;
     sqlite3_stmt *s = store_stmt(c, "SELECT " STORE_USER_COLS " FROM users");
@@ -107,6 +109,7 @@ static store_status store_user_provision_op(store_conn *c, void *arg)
 store_status store_user_provision(store *st, const char *tenant_id, const char *external_id,
                                   const char *tier, user_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_user_provision(st, tenant_id, external_id, tier, out));
     if (!tenant_id || !*tenant_id || !external_id || !*external_id ||
         strlen(external_id) >= STORE_NAME_MAX)
         return STORE_INVALID;
@@ -149,6 +152,7 @@ static store_status store_user_create_op(store_conn *c, void *arg)
 
 store_status store_user_create(store *st, const scope *sc, const user_rec *u)
 {
+    STORE_PG_DISPATCH(st, store_pg_user_create(st, sc, u));
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_TENANT_ADMIN) return STORE_FORBIDDEN;
     if (!u || !u->external_id[0]) return STORE_INVALID;
@@ -165,6 +169,7 @@ store_status store_user_create(store *st, const scope *sc, const user_rec *u)
 
 store_status store_user_get(store *st, const scope *sc, const char *user_id, user_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_user_get(store_pg_of(st), sc, user_id, out));
     memset(out, 0, sizeof *out);
     if (!scope_valid(sc) || !user_id) return STORE_NOT_FOUND;
     if (sc->role == SCOPE_SERVER_ADMIN) return STORE_FORBIDDEN;
@@ -185,6 +190,7 @@ static const store_rows user_rows = {sizeof(user_rec), store_user_row, NULL, "li
 store_status store_user_list(store *st, const scope *sc, const char *after, size_t limit,
                              user_rec **out, size_t *n)
 {
+    STORE_PG_DISPATCH(st, store_pg_user_list(store_pg_of(st), sc, after, limit, out, n));
     *out = NULL;
     *n = 0;
     if (!scope_valid(sc)) return STORE_NOT_FOUND;
@@ -262,6 +268,7 @@ static bool store_limits_ok(const user_limits *l)
 store_status store_user_update(store *st, const scope *sc, const char *user_id,
                                const user_update *upd, user_rec *out)
 {
+    STORE_PG_DISPATCH(st, store_pg_user_update(st, sc, user_id, upd, out));
     if (out) memset(out, 0, sizeof *out);
     if (!scope_valid(sc) || !user_id) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_TENANT_ADMIN) return STORE_FORBIDDEN;
@@ -350,6 +357,7 @@ static store_status store_user_delete_op(store_conn *c, void *arg)
 
 store_status store_user_delete(store *st, const scope *sc, const char *user_id)
 {
+    STORE_PG_DISPATCH(st, store_pg_user_delete(st, sc, user_id));
     if (!scope_valid(sc) || !user_id) return STORE_NOT_FOUND;
     if (sc->role != SCOPE_TENANT_ADMIN) return STORE_FORBIDDEN;
     user_delete_args a = {sc->tenant_id, user_id};

@@ -13,6 +13,7 @@
  * returns; the writer commits them with the next batch, or on its own at
  * the latest STORE_USAGE_FLUSH_MS after the oldest queued row arrived. */
 #include "store/store_internal.h"
+#include "store/store_pg.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -321,6 +322,7 @@ store_status store_write(store *st, store_write_fn fn, void *arg)
 
 void store_get_stats(store *st, store_stats *out)
 {
+    STORE_PG_DISPATCH_VOID(st, store_pg_get_stats(store_pg_of(st), out));
     pthread_mutex_lock(&st->mu);
     *out = st->stats;
     pthread_mutex_unlock(&st->mu);
@@ -328,6 +330,7 @@ void store_get_stats(store *st, store_stats *out)
 
 void store_usage_record(store *st, const usage_rec *u)
 {
+    STORE_PG_DISPATCH_VOID(st, store_pg_usage_record(store_pg_of(st), u));
     pthread_mutex_lock(&st->mu);
     if (st->stopping || st->usage_n >= STORE_USAGE_QUEUE_MAX) {
         int closing = st->stopping;
@@ -360,6 +363,7 @@ void store_usage_record(store *st, const usage_rec *u)
 void store_set_usage_committed_hook(store *st,
                                     void (*fn)(void *arg, const usage_rec *rows, size_t n), void *arg)
 {
+    STORE_PG_DISPATCH_VOID(st, store_pg_set_usage_committed_hook(store_pg_of(st), fn, arg));
     pthread_mutex_lock(&st->mu);
     st->usage_committed = fn;
     st->usage_committed_arg = arg;
@@ -383,12 +387,14 @@ static store_status store_usage_insert_op(store_conn *c, void *arg)
 
 store_status store_usage_insert_now(store *st, const usage_rec *rows, size_t n)
 {
+    STORE_PG_DISPATCH(st, store_pg_usage_insert_now(st, rows, n));
     usage_insert_args a = {rows, n};
     return store_write(st, store_usage_insert_op, &a);
 }
 
 void store_usage_flush(store *st)
 {
+    STORE_PG_DISPATCH_VOID(st, store_pg_usage_flush(store_pg_of(st)));
     pthread_mutex_lock(&st->mu);
     uint64_t target = st->usage_queued_seq;
     if (st->usage_done_seq < target) {
@@ -398,4 +404,18 @@ void store_usage_flush(store *st)
             pthread_cond_wait(&st->done, &st->mu);
     }
     pthread_mutex_unlock(&st->mu);
+}
+
+/* The PostgreSQL backend's writes carry the armed entries too
+ * (store_pg_write.c): the same hand-over as store_write's. */
+bool store_audit_take_armed(store *st, audit_rec **e, const store_audit_chain **chain, int *n)
+{
+    store_op op = {0};
+    bool ok = store_op_take_armed(st, &op);
+    *n = op.n_audit;
+    for (int i = 0; i < op.n_audit; i++) {
+        e[i] = op.audit[i];
+        chain[i] = op.audit_chain[i];
+    }
+    return ok;
 }

@@ -3,31 +3,18 @@
 // credential; GET /v1/audit is scoped (tenant admins see their tenant,
 // users get 403) and paged; failures are rate-bound; `brigade audit verify`
 // works while the server runs, and after the server stops names the entry
-// an edit, a deletion, an insertion or a swap in the SQLite file touched;
+// an edit, a deletion, an insertion or a swap in the database touched
+// (SQLite's file, or PostgreSQL with BRIGADE_E2E_STORE=postgres);
 // GET /v1/audit/verify reports the tampering after a restart.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { Child, auditEntries, errorOf, runBrigade, tempDir, useStack } from './lib/harness.mjs';
+import { Child, auditEntries, copyStore, errorOf, runBrigade, storeCliArgs, storeSql, tempDir, useStack } from './lib/harness.mjs';
 
 // A checkpoint every 4 entries, so a short test has signed checkpoints.
 const stack = useStack({ extraYaml: 'observability:\n  audit: {checkpoint_every: 4}' });
-
-/** Run SQL on a database file: the sqlite3 CLI if installed, else python3. */
-function sql(db, statements) {
-  const hasCli = spawnSync('sh', ['-c', 'command -v sqlite3'], { encoding: 'utf8' }).status === 0;
-  const r = hasCli
-    ? spawnSync('sqlite3', [db, statements], { encoding: 'utf8' })
-    : spawnSync('python3', ['-c',
-      'import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.executescript(sys.argv[2])\nc.commit()',
-      db, statements], { encoding: 'utf8' });
-  assert.equal(r.status, 0, `sql failed: ${r.stderr}`);
-  return r.stdout;
-}
 
 const auditAll = (key, query = '') => auditEntries(stack, key, query);
 
@@ -159,14 +146,15 @@ describe('audit entries', () => {
     assert.equal(t.body.intact, true);
     assert.equal(t.body.problems, undefined, 'a tenant admin gets the verdict only');
 
-    const v = await runBrigade(['audit', 'verify', '--data-dir', stack.dataDir]);
+    const v = await runBrigade(['audit', 'verify', '--data-dir', stack.dataDir, ...storeCliArgs(stack)]);
     assert.equal(v.code, 0, v.stdout + v.stderr);
     assert.match(v.stdout, /intact/);
     const pk = await runBrigade(['audit', 'pubkey', '--data-dir', stack.dataDir]);
     assert.equal(pk.code, 0);
     assert.match(pk.stdout.trim(), /^[0-9a-f]{64}$/);
     world.pubkey = pk.stdout.trim();
-    const pinned = await runBrigade(['audit', 'verify', '--data-dir', stack.dataDir, '--pubkey', world.pubkey]);
+    const pinned = await runBrigade(['audit', 'verify', '--data-dir', stack.dataDir, '--pubkey', world.pubkey,
+      ...storeCliArgs(stack)]);
     assert.equal(pinned.code, 0, pinned.stdout);
   });
 
@@ -178,7 +166,8 @@ describe('audit entries', () => {
     assert.equal((await runBrigade(['audit'])).code, 2);
     assert.equal((await runBrigade(['audit', 'frobnicate'])).code, 2);
     assert.equal((await runBrigade(['audit', 'verify', '--bogus'])).code, 2);
-    assert.equal((await runBrigade(['audit', 'verify', '--pubkey', 'xyz', '--data-dir', stack.dataDir])).code, 2);
+    assert.equal((await runBrigade(['audit', 'verify', '--pubkey', 'xyz', '--data-dir', stack.dataDir,
+      ...storeCliArgs(stack)])).code, 2);
     const none = tempDir('brigade-audit-none-');
     const r = await runBrigade(['audit', 'verify', '--data-dir', none]);
     assert.equal(r.code, 3);
@@ -190,11 +179,9 @@ describe('audit entries', () => {
 describe('tampering, with the server stopped', () => {
   const copies = [];
   const copyOf = (name) => {
-    const d = tempDir(`brigade-audit-${name}-`);
-    copies.push(d);
-    fs.cpSync(stack.dataDir, d, { recursive: true });
-    fs.rmSync(path.join(d, 'serve.lock'), { force: true });
-    return path.join(d, 'brigade.db');
+    const c = copyStore(stack, `brigade-audit-${name}-`);
+    copies.push(c.dataDir);
+    return c;
   };
 
   test('verify names the edited, deleted, inserted and swapped entry', async (t) => {
@@ -224,31 +211,33 @@ describe('tampering, with the server stopped', () => {
         new RegExp(`TAMPERED reordered at seq ${kc}:.*${kc} and ${kc + 1}`)],
     ];
     for (const [name, statements, want] of cases) {
-      const db = copyOf(name);
-      sql(db, statements);
-      const v = await runBrigade(['audit', 'verify', '--data-dir', path.dirname(db), '--pubkey', world.pubkey]);
+      const c = copyOf(name);
+      storeSql(c, statements);
+      const v = await runBrigade(['audit', 'verify', '--data-dir', c.dataDir, '--pubkey', world.pubkey,
+        ...storeCliArgs(c)]);
       assert.equal(v.code, 1, `${name}: ${v.stdout}${v.stderr}`);
       assert.match(v.stdout, want, `${name}:\n${v.stdout}`);
       assert.match(v.stdout, /tampered/);
-      const j = await runBrigade(['audit', 'verify', '--json', '--data-dir', path.dirname(db)]);
+      const j = await runBrigade(['audit', 'verify', '--json', '--data-dir', c.dataDir, ...storeCliArgs(c)]);
       assert.equal(JSON.parse(j.stdout).intact, false);
     }
 
     // a forged checkpoint: its signature made with another key
-    const db = copyOf('checkpoint');
-    sql(db, `UPDATE audit_checkpoints SET signature = '${'ab'.repeat(64)}' WHERE seq = 4`);
-    const v = await runBrigade(['audit', 'verify', '--data-dir', path.dirname(db), '--pubkey', world.pubkey]);
+    const c = copyOf('checkpoint');
+    storeSql(c, `UPDATE audit_checkpoints SET signature = '${'ab'.repeat(64)}' WHERE seq = 4`);
+    const v = await runBrigade(['audit', 'verify', '--data-dir', c.dataDir, '--pubkey', world.pubkey,
+      ...storeCliArgs(c)]);
     assert.equal(v.code, 1);
     assert.match(v.stdout, /TAMPERED checkpoint at seq 4: checkpoint at seq 4 has a bad signature/);
 
     // the untouched original is still intact, with the shutdown checkpoint
-    const ok = await runBrigade(['audit', 'verify', '--data-dir', stack.dataDir]);
+    const ok = await runBrigade(['audit', 'verify', '--data-dir', stack.dataDir, ...storeCliArgs(stack)]);
     assert.equal(ok.code, 0, ok.stdout);
   });
 
   test('GET /v1/audit/verify reports the tampering after a restart', async () => {
     const kc = world.tamperedSeq;
-    sql(path.join(stack.dataDir, 'brigade.db'), `UPDATE audit SET target = 'key_other' WHERE seq = ${kc}`);
+    storeSql(stack, `UPDATE audit SET target = 'key_other' WHERE seq = ${kc}`);
     const fresh = new Child('brigade serve (restarted)', ['serve', '--config', stack.configPath], {
       env: { BRIGADE_ADMIN_TOKEN: stack.adminToken },
     });

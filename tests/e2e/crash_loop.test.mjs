@@ -25,7 +25,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { auditEntries, runBrigade, sleep, useStack } from './lib/harness.mjs';
+import { auditEntries, runBrigade, sleep, storeCliArgs, useStack } from './lib/harness.mjs';
 import { newSession, postMessage, restartBrigade, toolMarker } from './lib/agents.mjs';
 
 const CYCLES = Number(process.env.CRASH_CYCLES || 20);
@@ -167,7 +167,7 @@ async function checkAfterRestart(cycle) {
     assert.notEqual(r.body.status, 'running', `${where}: run ${id} is still "running"`);
   }
   // the audit chain
-  const v = await runBrigade(['audit', 'verify', '--json', '--data-dir', stack.dataDir]);
+  const v = await runBrigade(['audit', 'verify', '--json', '--data-dir', stack.dataDir, ...storeCliArgs(stack)]);
   const j = JSON.parse(v.stdout);
   assert.equal(j.intact, true, `${where}: ${v.stdout}`);
 }

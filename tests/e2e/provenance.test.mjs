@@ -17,13 +17,12 @@
 // provider are servers in this process, the MCP server a child over stdio.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { Child, eventually, freePort, useStack } from './lib/harness.mjs';
+import { Child, eventually, freePort, storeSql, useStack } from './lib/harness.mjs';
 import { finalRun as finalRunOf } from './lib/approvals.mjs';
 import { newSession, postMessage, restartBrigade, startToolServer, streamMessage, ToolReply, toolMarker, transcript } from './lib/agents.mjs';
 
@@ -314,9 +313,8 @@ describe('across a restart, and rows older than provenance', () => {
     // as a database from before migration 12 would hold them: no origin
     stack.brigade.proc.kill('SIGKILL');
     await stack.brigade.exited;
-    execFileSync('sqlite3', [path.join(stack.dataDir, 'brigade.db'),
-      `UPDATE messages SET origin = NULL WHERE session_id = '${a.session.id}';`
-      + " UPDATE memory SET origin = NULL WHERE key = 'old-note';"]);
+    storeSql(stack, `UPDATE messages SET origin = NULL WHERE session_id = '${a.session.id}';`
+      + " UPDATE memory SET origin = NULL WHERE key = 'old-note';");
     const fresh = new Child('brigade serve (restarted)', ['serve', '--config', stack.configPath], {
       env: { BRIGADE_ADMIN_TOKEN: stack.adminToken },
     });

@@ -13,34 +13,23 @@
 // accepts the forgery, so the failures below are the key's doing.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { Child, errorOf, eventually, runBrigade, sleep, tempDir, useStack } from './lib/harness.mjs';
+import { Child, copyStore, errorOf, eventually, runBrigade, sleep, storeCliArgs, storeQuery, storeSql, useStack } from './lib/harness.mjs';
 
 const EVERY = 4;
 const stack = useStack({
   extraYaml: `observability:\n  audit: {checkpoint_every: ${EVERY}, checkpoint_interval_s: 2}`,
 });
 
-function sql(db, statements) {
-  const r = spawnSync('python3', ['-c',
-    'import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.executescript(sys.argv[2])\nc.commit()',
-    db, statements], { encoding: 'utf8' });
-  assert.equal(r.status, 0, `sql failed: ${r.stderr}`);
-}
-
-function query(db, q) {
-  const r = spawnSync('python3', ['-c',
-    'import sqlite3,sys,json\nc=sqlite3.connect(sys.argv[1])\nc.row_factory=sqlite3.Row\n'
-    + 'print(json.dumps([dict(x) for x in c.execute(sys.argv[2])]))', db, q], { encoding: 'utf8' });
-  assert.equal(r.status, 0, `query failed: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
+// The database of a place (the stack, or a copyStore copy): SQLite's file
+// or, with BRIGADE_E2E_STORE=postgres, a PostgreSQL database.
+const sql = (place, statements) => storeSql(place, statements);
+const query = (place, q) => storeQuery(place, q);
 
 // ---- the documented encodings (docs/audit.md) ----
 const u64 = (n) => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(n)); return b; };
@@ -75,14 +64,12 @@ function rehashAll(db, edit) {
 const world = {};
 const copies = [];
 function copyOf(name) {
-  const d = tempDir(`brigade-secaudit-${name}-`);
-  copies.push(d);
-  fs.cpSync(world.stopped, d, { recursive: true });
-  fs.rmSync(path.join(d, 'serve.lock'), { force: true });
-  return { dir: d, db: path.join(d, 'brigade.db') };
+  const c = copyStore(world.stopped, `brigade-secaudit-${name}-`);
+  copies.push(c.dataDir);
+  return { dir: c, db: c };
 }
-const verify = (dir, ...extra) =>
-  runBrigade(['audit', 'verify', '--data-dir', dir, '--pubkey', world.pubkey, ...extra]);
+const verify = (place, ...extra) =>
+  runBrigade(['audit', 'verify', '--data-dir', place.dataDir, '--pubkey', world.pubkey, ...storeCliArgs(place), ...extra]);
 
 async function someActs(n) {
   for (let i = 0; i < n; i++) await stack.makeTenant();
@@ -94,7 +81,7 @@ describe('audit log while serving', () => {
     const pk = await runBrigade(['audit', 'pubkey', '--data-dir', stack.dataDir]);
     world.pubkey = pk.stdout.trim();
     await eventually(async () => {
-      const v = await runBrigade(['audit', 'verify', '--json', '--data-dir', stack.dataDir]);
+      const v = await runBrigade(['audit', 'verify', '--json', '--data-dir', stack.dataDir, ...storeCliArgs(stack)]);
       const j = JSON.parse(v.stdout);
       assert.equal(j.intact, true, v.stdout);
       assert.equal(j.last_checkpoint_seq, j.last_seq, 'the newest entry is sealed');
@@ -170,7 +157,8 @@ describe('audit log while serving', () => {
   });
 
   test('a published head; stopped cleanly, the whole log is sealed', async () => {
-    const h = await runBrigade(['audit', 'head', '--data-dir', stack.dataDir, '--pubkey', world.pubkey]);
+    const h = await runBrigade(['audit', 'head', '--data-dir', stack.dataDir, '--pubkey', world.pubkey,
+      ...storeCliArgs(stack)]);
     assert.equal(h.code, 0, h.stdout + h.stderr);
     const head = JSON.parse(h.stdout);
     assert.equal(head.object, 'audit_head');
@@ -181,8 +169,8 @@ describe('audit log while serving', () => {
     await someActs(EVERY * 2 + 2);   // the log moves on past the published head
     const info = await stack.brigade.stop();
     assert.equal(info.code, 0);
-    world.stopped = stack.dataDir;
-    const v = await verify(stack.dataDir, '--head', world.headFile, '--json');
+    world.stopped = { dataDir: stack.dataDir, configPath: stack.configPath };
+    const v = await verify(stack, '--head', world.headFile, '--json');
     const j = JSON.parse(v.stdout);
     assert.equal(v.code, 0, v.stdout);
     assert.equal(j.unsealed, 0, 'the shutdown checkpoint covers the tail');
@@ -196,7 +184,7 @@ describe('attacks with write access to the database, without the key', () => {
     const { dir, db } = copyOf('nocp');
     sql(db, 'DELETE FROM audit_checkpoints');
     rehashAll(db, (rows) => { rows[2].details = '{"name":"forged"}'; });
-    const v = await verify(dir, '--config', stack.configPath);
+    const v = await verify(dir, ...(storeCliArgs(dir).length ? [] : ['--config', stack.configPath]));
     assert.equal(v.code, 1, v.stdout);
     assert.match(v.stdout, /TAMPERED unsealed at seq 1: \d+ entries after seq 0 have no checkpoint, but one is signed every 4 entries/);
     const h = await verify(dir, '--head', world.headFile);
@@ -221,7 +209,7 @@ describe('attacks with write access to the database, without the key', () => {
     sql(db, stmts.join('\n'));
     // the forgery is well made: the attacker's own key accepts it …
     const theirs = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('hex');
-    const ok = await runBrigade(['audit', 'verify', '--data-dir', dir, '--pubkey', theirs]);
+    const ok = await runBrigade(['audit', 'verify', '--data-dir', dir.dataDir, '--pubkey', theirs, ...storeCliArgs(dir)]);
     assert.equal(ok.code, 0, ok.stdout);
     // … the server's key does not
     const v = await verify(dir);
@@ -304,14 +292,14 @@ describe('crash and restart; tampering under a running server', () => {
     await someActs(1);
     s.proc.kill('SIGKILL');                  // before the 2 s time bound
     await s.exited;
-    const v = await verify(stack.dataDir, '--json');
+    const v = await verify(stack, '--json');
     const j = JSON.parse(v.stdout);
     assert.equal(v.code, 0, v.stdout);
     assert.ok(j.unsealed >= 1, v.stdout);
     assert.match(j.warnings.join('\n'), /unsealed tail of \d+ entr/);
     fs.rmSync(path.join(stack.dataDir, 'serve.lock'), { force: true });
     await restart();
-    const after = await verify(stack.dataDir, '--json');
+    const after = await verify(stack, '--json');
     const k = JSON.parse(after.stdout);
     assert.equal(after.code, 0, after.stdout);
     assert.equal(k.unsealed, 0);
@@ -321,7 +309,7 @@ describe('crash and restart; tampering under a running server', () => {
   test('checkpoints deleted while the server runs: its next checkpoint keeps the deletion on record', async () => {
     const g = await stack.admin('GET', '/v1/audit/verify');
     assert.equal(g.body.intact, true, g.text);
-    const db = path.join(stack.dataDir, 'brigade.db');
+    const db = stack;
     const newest = query(db, 'SELECT max(seq) AS s FROM audit_checkpoints')[0].s;
     sql(db, `DELETE FROM audit_checkpoints WHERE seq = ${newest}`);
     // the server remembers what it verified
@@ -331,7 +319,7 @@ describe('crash and restart; tampering under a running server', () => {
     assert.match(h.body.problems[0].message, /verified before, was deleted/);
     await someActs(EVERY);
     await eventually(async () => {
-      const v = await verify(stack.dataDir);
+      const v = await verify(stack);
       assert.equal(v.code, 1, v.stdout);
       assert.match(v.stdout, new RegExp(`the checkpoint at seq ${newest} was deleted`));
       return true;

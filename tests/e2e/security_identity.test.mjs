@@ -13,13 +13,12 @@
 //    taken issuer that named its holder.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 
-import { auditEntries, errorOf, useStack } from './lib/harness.mjs';
+import { auditEntries, errorOf, storeSql, useStack } from './lib/harness.mjs';
 import { restartBrigade } from './lib/agents.mjs';
 
 const stack = useStack({
@@ -38,18 +37,6 @@ function hs256(payload, secret) {
 }
 const fingerprint = (key) => crypto.createHash('sha256').update(key).digest('hex').slice(0, 16);
 const newSecret = () => `hs-${crypto.randomBytes(24).toString('hex')}`;
-
-/** Run SQL on a database file: the sqlite3 CLI if installed, else python3. */
-function sql(db, statements) {
-  const hasCli = spawnSync('sh', ['-c', 'command -v sqlite3'], { encoding: 'utf8' }).status === 0;
-  const r = hasCli
-    ? spawnSync('sqlite3', [db, statements], { encoding: 'utf8' })
-    : spawnSync('python3', ['-c',
-      'import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nfor r in c.execute(sys.argv[2]) if sys.argv[2].lstrip().upper().startswith("SELECT") else c.executescript(sys.argv[2]): print("|".join(map(str,r)))\nc.commit()',
-      db, statements], { encoding: 'utf8' });
-  assert.equal(r.status, 0, `sql failed: ${r.stderr}`);
-  return r.stdout.trim();
-}
 
 /** Does any file of the data directory hold these bytes? */
 function dataDirHolds(needle) {
@@ -74,13 +61,11 @@ async function setJwt(t, jwt) {
   return r;
 }
 
-const dbPath = () => path.join(stack.dataDir, 'brigade.db');
-
 /** Stop brigade, change its database, start it again on the same data dir. */
 async function withServerStopped(statements) {
   const info = await stack.brigade.stop();
   assert.equal(info.code, 0);
-  const out = sql(dbPath(), statements);
+  const out = storeSql(stack, statements);
   await restartBrigade(stack, 'SIGTERM');
   return out;
 }
@@ -177,7 +162,7 @@ describe('tenant HS256 secrets in the database', () => {
     await setJwt({ id: r.body.id, admin_key: r.body.admin_key }, { issuer: iss, audience: AUD, alg: 'HS256', key: s2 });
     assert.deepEqual(dataDirHolds(s1), []);
     assert.deepEqual(dataDirHolds(s2), []);
-    const stored = sql(dbPath(), `SELECT jwt_key FROM tenants WHERE id = '${r.body.id}'`);
+    const stored = storeSql(stack, `SELECT jwt_key FROM tenants WHERE id = '${r.body.id}'`);
     assert.match(stored, /^sealed:v1:/);
     const me = await stack.api(hs256({ iss, aud: AUD, sub: 'x', exp: now() + 300 }, s2), 'GET', '/v1/me');
     assert.equal(me.status, 200, me.text);
@@ -191,7 +176,7 @@ describe('tenant HS256 secrets in the database', () => {
     // what an older brigade wrote: the secret itself in jwt_key
     await withServerStopped(`UPDATE tenants SET jwt_key = '${secret}' WHERE id = '${t.id}';`);
     assert.match(stack.brigade.output(), /sealed 1 tenant JWT key/);
-    assert.match(sql(dbPath(), `SELECT jwt_key FROM tenants WHERE id = '${t.id}'`), /^sealed:v1:/);
+    assert.match(storeSql(stack, `SELECT jwt_key FROM tenants WHERE id = '${t.id}'`), /^sealed:v1:/);
     assert.deepEqual(dataDirHolds(secret), []);
     const me = await stack.api(hs256({ iss, aud: AUD, sub: 'legacy-user', exp: now() + 300 }, secret), 'GET', '/v1/me');
     assert.equal(me.status, 200, me.text);

@@ -7,12 +7,10 @@
 // into the callback page.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { test } from 'node:test';
 
-import { sleep } from './lib/harness.mjs';
+import { sleep, storeSql } from './lib/harness.mjs';
 import { beginConnect, callTool, connect, openConnectUrl, runTool, useVaultStack } from './lib/vault.mjs';
 
 const stack = useVaultStack({ accessTtl: 60, timeoutMs: 1500 }, async (s) => {
@@ -195,13 +193,12 @@ test('a tool that reflects its request never hands the token to the model', asyn
 test('a sealed row copied to another user in the database does not open', async () => {
   const carol = await stack.makeUserWithKey(stack.tenant.admin_key);
   assert.equal((await connect(stack, carol.key, 'carol-acct')).status, 200);
-  const db = path.join(stack.dataDir, 'brigade.db');
   // bob gets carol's sealed secrets in his own (active) row
-  execFileSync('sqlite3', [db, `.timeout 5000`,
+  storeSql(stack,
     `UPDATE connections SET sealed = (SELECT sealed FROM connections WHERE user_id = '${carol.user.id}' AND provider = 'demo'),
        key_version = (SELECT key_version FROM connections WHERE user_id = '${carol.user.id}' AND provider = 'demo'),
        status = 'active', expires_at = 0
-     WHERE user_id = '${stack.bob.user.id}' AND provider = 'demo'`]);
+     WHERE user_id = '${stack.bob.user.id}' AND provider = 'demo'`);
   const n = stack.capture.requests.length;
   const out = await callTool(stack, stack.bob.key, 'whoami');
   assert.match(out, /does not open here/);
@@ -228,9 +225,7 @@ test('erasing a user erases their connections and consent flows in progress', as
   const dave = await stack.makeUserWithKey(stack.tenant.admin_key);
   assert.equal((await connect(stack, dave.key, 'dave-acct')).status, 200);
   await beginConnect(stack, dave.key);   // a second flow, left open
-  const db = path.join(stack.dataDir, 'brigade.db');
-  const rows = (table) => Number(execFileSync('sqlite3', [db, '.timeout 5000',
-    `SELECT count(*) FROM ${table} WHERE user_id = '${dave.user.id}'`]).toString().trim());
+  const rows = (table) => Number(storeSql(stack, `SELECT count(*) FROM ${table} WHERE user_id = '${dave.user.id}'`));
   assert.ok(rows('connections') >= 1 && rows('oauth_flows') >= 1, 'the user has a connection and a flow');
   const del = await stack.api(stack.tenant.admin_key, 'DELETE', `/v1/users/${dave.user.id}`);
   assert.equal(del.status, 200, del.text);

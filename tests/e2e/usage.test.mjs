@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { errorOf, runBrigade, sleep, useStack } from './lib/harness.mjs';
+import { errorOf, runBrigade, sleep, storeCliArgs, useStack } from './lib/harness.mjs';
 
 const stack = useStack();
 const w = {};
@@ -91,7 +91,7 @@ describe('usage reports', () => {
   });
 
   test('brigade usage prints the same report while the server runs', async () => {
-    const base = ['usage', '--data-dir', stack.dataDir, '--tenant', w.t.id];
+    const base = ['usage', '--data-dir', stack.dataDir, ...storeCliArgs(stack), '--tenant', w.t.id];
     for (const g of ['day', 'model', 'user']) {
       const csv = await runBrigade([...base, '--group-by', g, '--format', 'csv']);
       assert.equal(csv.code, 0, csv.stderr);
@@ -108,7 +108,7 @@ describe('usage reports', () => {
     const one = await runBrigade([...base, '--user', w.u2.user.id, '--format', 'json']);
     assert.equal(JSON.parse(one.stdout).data.reduce((s, r) => s + r.requests, 0), 1);
     // every tenant: a tenant_id column
-    const all = await runBrigade(['usage', '--data-dir', stack.dataDir, '--format', 'csv', '--group-by', 'model']);
+    const all = await runBrigade(['usage', '--data-dir', stack.dataDir, ...storeCliArgs(stack), '--format', 'csv', '--group-by', 'model']);
     assert.equal(all.code, 0);
     assert.ok(all.stdout.startsWith('tenant_id,group,'));
     assert.ok(all.stdout.includes(`${w.t.id},gpt-test,2,`));
@@ -117,7 +117,7 @@ describe('usage reports', () => {
   test('brigade usage: --help and clear errors', async () => {
     const h = await runBrigade(['usage', '--help']);
     assert.equal(h.code, 0);
-    for (const opt of ['--tenant', '--user', '--from', '--to', '--group-by', '--format', '--data-dir']) {
+    for (const opt of ['--tenant', '--user', '--from', '--to', '--group-by', '--format', '--data-dir', '--config']) {
       assert.ok(h.stdout.includes(opt), opt);
     }
     const bad = [
@@ -134,10 +134,13 @@ describe('usage reports', () => {
       assert.equal(r.code, 2, args.join(' '));
       assert.match(r.stderr, re, args.join(' '));
     }
-    const nt = await runBrigade(['usage', '--data-dir', stack.dataDir, '--tenant', 'ten_nope']);
+    const nc = await runBrigade(['usage', '--data-dir', stack.dataDir, '--config', `${stack.dataDir}/nope.yaml`]);
+    assert.equal(nc.code, 2);
+    assert.match(nc.stderr, /nope\.yaml/);
+    const nt = await runBrigade(['usage', '--data-dir', stack.dataDir, ...storeCliArgs(stack), '--tenant', 'ten_nope']);
     assert.equal(nt.code, 1);
     assert.match(nt.stderr, /no tenant ten_nope/);
-    const nu = await runBrigade(['usage', '--data-dir', stack.dataDir, '--tenant', w.t.id, '--user', 'usr_nope']);
+    const nu = await runBrigade(['usage', '--data-dir', stack.dataDir, ...storeCliArgs(stack), '--tenant', w.t.id, '--user', 'usr_nope']);
     assert.equal(nu.code, 1);
     assert.match(nu.stderr, /no user usr_nope/);
   });

@@ -6,12 +6,11 @@
 // secret in the database file or the audit log.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { auditEntries, eventually, noteSecret, runBrigade, sleep } from './lib/harness.mjs';
+import { E2E_ON_POSTGRES, auditEntries, eventually, noteSecret, runBrigade, sleep, storeCliArgs, storeQuery, storeSql } from './lib/harness.mjs';
 import { newSession, openStream, pool, toolMarker } from './lib/agents.mjs';
 import { beginConnect, callTool, connect, openConnectUrl, runTool, useVaultStack } from './lib/vault.mjs';
 
@@ -218,27 +217,36 @@ test('an API key is sealed at once and sent in the header the tool declared', as
 test('no token, refresh token, code, verifier or key is in the database files as plaintext', async () => {
   const secrets = stack.as.secrets.filter((s) => s.length >= 16);
   assert.ok(secrets.length > 20, `the provider issued tokens (${secrets.length})`);
-  execFileSync('sqlite3', [path.join(stack.dataDir, 'brigade.db'), 'PRAGMA wal_checkpoint;'], { stdio: 'ignore' });
+  if (!E2E_ON_POSTGRES) storeSql(stack, 'PRAGMA wal_checkpoint;');
   for (const [name, bytes] of dataDirBytes(stack.dataDir)) {
     for (const s of secrets) assert.equal(bytes.indexOf(s), -1, `${name} holds a provider secret in the clear`);
   }
-  const rows = execFileSync('sqlite3', [path.join(stack.dataDir, 'brigade.db'),
-    "SELECT count(*) FROM connections WHERE sealed IS NOT NULL AND sealed NOT LIKE 'v%.%'"]).toString().trim();
+  if (E2E_ON_POSTGRES) {
+    // the database is not in the data directory: every row of the vault's
+    // tables, as text, holds none of them
+    const text = JSON.stringify([storeQuery(stack, 'SELECT * FROM connections'),
+      storeQuery(stack, 'SELECT * FROM oauth_flows')]);
+    for (const s of secrets) assert.equal(text.indexOf(s), -1, 'a vault row holds a provider secret in the clear');
+  }
+  const rows = storeSql(stack,
+    "SELECT count(*) FROM connections WHERE sealed IS NOT NULL AND sealed NOT LIKE 'v%.%'");
   assert.equal(rows, '0', 'every secret is in the sealed form');
 });
 
 test('rotate-key while serving: a new key version, every row re-sealed, everything still opens', async () => {
   const { user, key } = await stack.makeUserWithKey(stack.tenant.admin_key);
   assert.equal((await connect(stack, key, `rotate-${user.id}`)).status, 200);
-  const db = path.join(stack.dataDir, 'brigade.db');
-  const versionsBefore = execFileSync('sqlite3', [db, 'SELECT DISTINCT key_version FROM connections WHERE sealed IS NOT NULL']).toString().trim();
+  const versionsBefore = storeSql(stack, 'SELECT DISTINCT key_version FROM connections WHERE sealed IS NOT NULL');
   assert.equal(versionsBefore, '1');
-  const r = await runBrigade(['admin', '--data-dir', stack.dataDir, 'vault', 'rotate-key']);
+  // on PostgreSQL the command reads the server's configuration (--config),
+  // so it needs the server's environment too
+  const r = await runBrigade(['admin', '--data-dir', stack.dataDir, ...storeCliArgs(stack), 'vault', 'rotate-key'],
+    { env: { DEMO_CLIENT_SECRET: stack.as.clientSecret } });
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.equal(out.version, 2);
   assert.ok(out.resealed >= 1);
-  const versionsAfter = execFileSync('sqlite3', [db, 'SELECT DISTINCT key_version FROM connections WHERE sealed IS NOT NULL']).toString().trim();
+  const versionsAfter = storeSql(stack, 'SELECT DISTINCT key_version FROM connections WHERE sealed IS NOT NULL');
   assert.equal(versionsAfter, '2');
   const keyFile = fs.readFileSync(path.join(stack.dataDir, 'vault.key'), 'utf8');
   assert.deepEqual(keyFile.split('\n').filter((l) => /^\d/.test(l)).map((l) => l.split(' ')[0]), ['2']);
@@ -247,7 +255,7 @@ test('rotate-key while serving: a new key version, every row re-sealed, everythi
   assert.match(await callTool(stack, key, 'whoami'), new RegExp(`"sub":"rotate-${user.id}"`));
   const other = await stack.makeUserWithKey(stack.tenant.admin_key);
   assert.equal((await connect(stack, other.key, `rotate2-${other.user.id}`)).status, 200);
-  const v = execFileSync('sqlite3', [db, `SELECT key_version FROM connections WHERE user_id = '${other.user.id}'`]).toString().trim();
+  const v = storeSql(stack, `SELECT key_version FROM connections WHERE user_id = '${other.user.id}'`);
   assert.equal(v, '2');
   assert.match(await callTool(stack, other.key, 'whoami'), /"sub":"rotate2-/);
 });

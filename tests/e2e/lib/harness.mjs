@@ -10,7 +10,7 @@
 //
 // Nothing here talks to anything but 127.0.0.1.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -96,14 +96,15 @@ export async function eventually(fn, { timeoutMs = 3000, intervalMs = 100 } = {}
  * `exited` resolves to {code, signal} when it ends.
  */
 export class Child {
-  constructor(name, args, { env = {}, cwd } = {}) {
-    if (!fs.existsSync(BRIGADE_BIN)) {
+  // bin: another program than brigade (e.g. redis-server, lib/redis.mjs)
+  constructor(name, args, { env = {}, cwd, bin } = {}) {
+    if (!bin && !fs.existsSync(BRIGADE_BIN)) {
       throw new Error(`brigade binary not found at ${BRIGADE_BIN} (set BRIGADE_BIN)`);
     }
     this.name = name;
     this.stdout = '';
     this.stderr = '';
-    this.proc = spawn(BRIGADE_BIN, args, {
+    this.proc = spawn(bin || BRIGADE_BIN, args, {
       cwd,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -213,8 +214,120 @@ function yamlFlow(obj) {
   return '{' + Object.entries(obj).map(([k, v]) => `${k}: ${yamlScalar(v)}`).join(', ') + '}';
 }
 
-/** The YAML config the tests use (the lead's test config plus extras). */
-export function makeConfig({ port, dataDir, mockPort, limits = {}, extraProviders = [], extraModels = [], upstreamTimeoutMs = 2000, extraYaml = '', tiers = null }) {
+// BRIGADE_E2E_STORE=postgres: every stack keeps its data in a fresh database
+// of the PostgreSQL server at BRIGADE_E2E_PG_URL (start one with
+// `scripts/pg-test.sh start DIR`, which prints the URL). Default: SQLite in
+// the stack's data directory.
+const E2E_STORE = process.env.BRIGADE_E2E_STORE || 'sqlite';
+if (E2E_STORE !== 'sqlite' && E2E_STORE !== 'postgres') {
+  throw new Error(`BRIGADE_E2E_STORE=${E2E_STORE}: want sqlite or postgres`);
+}
+
+/** True when the stacks keep their data in PostgreSQL: tests that edit the
+ *  SQLite file itself skip there (the PostgreSQL twins are unit tests). */
+export const E2E_ON_POSTGRES = E2E_STORE === 'postgres';
+
+/** The arguments that point a CLI (brigade audit, admin vault) at a stack's
+ *  store: nothing on SQLite (the data directory holds it); on PostgreSQL the
+ *  stack's configuration, which names the database. */
+export function storeCliArgs(stack) {
+  return E2E_ON_POSTGRES ? ['--config', stack.configPath] : [];
+}
+
+/** The PostgreSQL URL of a stack's (or copyStore place's) database. */
+function pgUrlOf(place) {
+  const m = /^store: \{kind: postgres, url: (".*")\}$/m.exec(fs.readFileSync(place.configPath, 'utf8'));
+  if (!m) throw new Error(`no PostgreSQL store in ${place.configPath}`);
+  return JSON.parse(m[1]);
+}
+
+/** Rows of a SELECT on a stack's store as objects (JSON numbers for
+ *  integers on both backends). */
+export function storeQuery(place, q) {
+  let r;
+  if (E2E_ON_POSTGRES) {
+    r = spawnSync('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', pgUrlOf(place),
+      '-c', `SELECT coalesce(json_agg(t), '[]') FROM (${q}) t`], { encoding: 'utf8' });
+  } else {
+    r = spawnSync('python3', ['-c',
+      'import sqlite3,sys,json\nc=sqlite3.connect(sys.argv[1])\nc.row_factory=sqlite3.Row\n'
+      + 'print(json.dumps([dict(x) for x in c.execute(sys.argv[2])]))',
+      path.join(place.dataDir, 'brigade.db'), q], { encoding: 'utf8' });
+  }
+  if (r.status !== 0) throw new Error(`query failed (${E2E_STORE}): ${r.stderr}\n${q}`);
+  return JSON.parse(r.stdout);
+}
+
+/** A copy of a stopped stack's data for a test to tamper with: its data
+ *  directory (key files; SQLite's database) and, on PostgreSQL, a copy of
+ *  its database (CREATE DATABASE … TEMPLATE) named by the copy's
+ *  brigade.yaml. Returns a place {dataDir, configPath} for storeSql,
+ *  storeQuery and storeCliArgs. */
+export function copyStore(place, prefix = 'brigade-copy-') {
+  const d = tempDir(prefix);
+  fs.cpSync(place.dataDir, d, { recursive: true });
+  fs.rmSync(path.join(d, 'serve.lock'), { force: true });
+  const copy = { dataDir: d, configPath: path.join(d, 'brigade.yaml') };
+  if (E2E_ON_POSTGRES) {
+    const from = new URL(pgUrlOf(place));
+    const db = 'brigade_e2e_' + randomBytes(6).toString('hex');
+    execFileSync('psql', ['-X', '-q', '-d', process.env.BRIGADE_E2E_PG_URL, '-c',
+      `CREATE DATABASE ${db} TEMPLATE ${from.pathname.slice(1)}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    from.pathname = '/' + db;
+    const cfg = fs.readFileSync(place.configPath, 'utf8')
+      .replace(/^store: .*$/m, `store: {kind: postgres, url: ${JSON.stringify(from.toString())}}`);
+    fs.writeFileSync(copy.configPath, cfg);
+  }
+  return copy;
+}
+
+/** Run SQL on a stack's store, as an older version or an attacker with
+ *  access to the database would (the server stopped, or not): SQLite's file
+ *  in the data directory (the sqlite3 CLI, else python3), or the stack's
+ *  PostgreSQL database (psql). Keep the SQL to what both accept. Returns
+ *  the rows, columns joined by "|". */
+export function storeSql(stack, statements) {
+  let r;
+  if (E2E_ON_POSTGRES) {
+    r = spawnSync('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', pgUrlOf(stack),
+      '-c', statements], { encoding: 'utf8' });
+  } else {
+    const db = path.join(stack.dataDir, 'brigade.db');
+    const hasCli = spawnSync('sh', ['-c', 'command -v sqlite3'], { encoding: 'utf8' }).status === 0;
+    // the server may be writing: wait for its lock as it waits for ours
+    r = hasCli
+      ? spawnSync('sqlite3', [db, '.timeout 5000', statements], { encoding: 'utf8' })
+      : spawnSync('python3', ['-c',
+        'import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nfor r in c.execute(sys.argv[2]) if sys.argv[2].lstrip().upper().startswith("SELECT") else c.executescript(sys.argv[2]): print("|".join(map(str,r)))\nc.commit()',
+        db, statements], { encoding: 'utf8' });
+  }
+  if (r.status !== 0) throw new Error(`sql failed (${E2E_STORE}): ${r.stderr}\n${statements}`);
+  return r.stdout.trim();
+}
+
+/** The `store:` section of a stack's config ('' for SQLite): a new database each time. */
+function storeSection() {
+  if (E2E_STORE !== 'postgres') return '';
+  const base = process.env.BRIGADE_E2E_PG_URL;
+  if (!base) throw new Error('BRIGADE_E2E_STORE=postgres needs BRIGADE_E2E_PG_URL (scripts/pg-test.sh start DIR)');
+  const db = 'brigade_e2e_' + randomBytes(6).toString('hex');
+  execFileSync('psql', ['-X', '-q', '-d', base, '-c', `CREATE DATABASE ${db}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const u = new URL(base);
+  u.pathname = '/' + db;
+  return `store: {kind: postgres, url: ${JSON.stringify(u.toString())}}`;
+}
+
+/** The `store:` line of the config written in dataDir ('' on SQLite): a second
+ *  instance given it (makeConfig's storeYaml) shares the first one's database. */
+export function storeYamlOf(dataDir) {
+  const m = fs.readFileSync(path.join(dataDir, 'brigade.yaml'), 'utf8').match(/^store: .*$/m);
+  return m ? m[0] : '';
+}
+
+/** The YAML config the tests use (the lead's test config plus extras).
+ *  storeYaml: the store section to use instead of a fresh database
+ *  (storeYamlOf another stack's data directory). */
+export function makeConfig({ port, dataDir, mockPort, limits = {}, extraProviders = [], extraModels = [], upstreamTimeoutMs = 2000, extraYaml = '', tiers = null, storeYaml = null }) {
   const lim = { max_body_bytes: 65536, header_timeout_ms: 2000, ...limits };
   const providers = [
     // The gateway tests send many deliberate faults to this provider: its breaker stays closed.
@@ -243,6 +356,8 @@ export function makeConfig({ port, dataDir, mockPort, limits = {}, extraProvider
     'default_tier: default',
     // More top-level sections (tools:, agents:), written by the test as YAML.
     ...(extraYaml ? [extraYaml.replace(/\n+$/, '')] : []),
+    ...(storeYaml !== null ? (storeYaml ? [storeYaml] : [])
+      : E2E_STORE === 'postgres' ? [storeSection()] : []),
     '',
   ].join('\n');
 }

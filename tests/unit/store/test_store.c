@@ -1,6 +1,8 @@
-/* test_store.c — the SQLite store: migrations, scope enforcement, group
- * commit under concurrency, usage batching and queries. Each test works in
- * a fresh data directory under /tmp. */
+/* test_store.c — the store: migrations, scope enforcement, group commit
+ * under concurrency, usage batching and queries. Each test works in a fresh
+ * data directory under /tmp — or, with BRIGADE_TEST_STORE=postgres (the
+ * meson test test_store_pg), in a fresh schema of a PostgreSQL server
+ * (test_pg.h); the tests of SQLite's own files skip there. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "identity/scope_mint.h"
+#include "test_pg.h"
 #include "test_util.h"
 #include "store/store.h"
 #include "util/ids.h"
@@ -29,6 +32,28 @@ typedef struct fx {
     char ta_id[ID_MAX], tb_id[ID_MAX];
 } fx;
 
+static int on_pg;   /* BRIGADE_TEST_STORE=postgres */
+
+static store *open_store(fx *f)
+{
+    if (!on_pg) return test_store_open(f->dir, sizeof f->dir, "brigade-store");
+    test_pg_fresh();
+    return test_pg_open(4);
+}
+
+/* Close and open the same data again (what a restart sees). */
+static void reopen(fx *f)
+{
+    store_close(f->st);
+    if (on_pg) {
+        f->st = test_pg_open(4);
+        return;
+    }
+    char err[256];
+    f->st = store_open(f->dir, err, sizeof err);
+    assert_non_null(f->st);
+}
+
 static void make_tenant(fx *f, const char *name, char id_out[ID_MAX])
 {
     assert_int_equal(test_store_tenant(f->st, &f->admin, name, id_out), STORE_OK);
@@ -37,7 +62,7 @@ static void make_tenant(fx *f, const char *name, char id_out[ID_MAX])
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    f->st = test_store_open(f->dir, sizeof f->dir, "brigade-store");
+    f->st = open_store(f);
     assert_non_null(f->st);
     scope_mint_server_admin(&f->admin);
     make_tenant(f, "tenant-a", f->ta_id);
@@ -51,7 +76,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    test_store_close(f->st, f->dir);
+    if (on_pg) store_close(f->st); else test_store_close(f->st, f->dir);
     free(f);
     return 0;
 }
@@ -78,6 +103,7 @@ static void mkkey(fx *f, const scope *sc, const char *user_id, char id_out[ID_MA
 
 static void test_migrations_idempotent(void **state)
 {
+    if (on_pg) skip();   /* SQLite's own files (test_store_backends covers PostgreSQL) */
     fx *f = *state;
     int v = store_schema_version(f->st);
     assert_true(v >= 1);
@@ -113,6 +139,7 @@ static void test_migrations_idempotent(void **state)
 
 static void test_open_creates_dir_0700(void **state)
 {
+    if (on_pg) skip();   /* SQLite's own files (test_store_backends covers PostgreSQL) */
     fx *f = *state;
     char sub[128], err[256];
     snprintf(sub, sizeof sub, "%s/nested", f->dir);
@@ -372,10 +399,7 @@ static void test_group_commit(void **state)
         assert_int_equal(args[i].conflicts, 4);
     }
     /* all committed: count through a fresh connection after re-open */
-    store_close(f->st);
-    char err[256];
-    f->st = store_open(f->dir, err, sizeof err);
-    assert_non_null(f->st);
+    reopen(f);
     size_t total = 0;
     char after[ID_MAX] = "";
     for (;;) {
@@ -489,6 +513,7 @@ static void test_usage_query(void **state)
 
 static void test_usage_flushes_on_its_own(void **state)
 {
+    if (on_pg) skip();   /* SQLite's own files (test_store_backends covers PostgreSQL) */
     fx *f = *state;
     rec_usage(f, f->ta_id, "usr_x", "m", time_now_unix(), 1, 1, 42);
     /* no flush call: the writer must commit within STORE_USAGE_FLUSH_MS */
@@ -508,6 +533,13 @@ static void test_usage_flushes_on_its_own(void **state)
 
 int main(void)
 {
+    const char *kind = getenv("BRIGADE_TEST_STORE");
+    on_pg = kind && strcmp(kind, "postgres") == 0;
+    if (on_pg && test_pg_start() != 0) return 1;
+    if (on_pg && !test_pg_url()) {   /* BRIGADE_TEST_PG=skip, said explicitly */
+        fprintf(stderr, "BRIGADE_TEST_PG=skip: skipped\n");
+        return 77;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_creates_dir_0700, setup, teardown),

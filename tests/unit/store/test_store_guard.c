@@ -2,7 +2,9 @@
  * without waiting and committed by the writer, read inside the scope (a
  * user its own, a tenant admin its tenant, the server admin any tenant it
  * names), pruned by age and by count per tenant, and erased with their
- * user. Each test works in a fresh data directory under /tmp. */
+ * user. Each test works in a fresh data directory under /tmp — or, with
+ * BRIGADE_TEST_STORE=postgres (the meson test test_store_guard_pg), in a
+ * fresh schema of a PostgreSQL server (test_pg.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include "identity/scope_mint.h"
+#include "test_pg.h"
 #include "test_util.h"
 #include "store/store.h"
 
@@ -30,6 +33,7 @@ typedef struct fx {
 } fx;
 
 static atomic_int committed;
+static int on_pg;
 
 static void on_done(void *arg, store_status status)
 {
@@ -40,7 +44,12 @@ static void on_done(void *arg, store_status status)
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    f->st = test_store_open(f->dir, sizeof f->dir, "brigade-guard");
+    if (on_pg) {
+        test_pg_fresh();
+        f->st = test_pg_open(4);
+    } else {
+        f->st = test_store_open(f->dir, sizeof f->dir, "brigade-guard");
+    }
     assert_non_null(f->st);
     scope_mint_server_admin(&f->admin);
     assert_int_equal(test_store_tenant(f->st, &f->admin, "tenant-a", f->ta_id), STORE_OK);
@@ -61,7 +70,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    test_store_close(f->st, f->dir);
+    if (on_pg) store_close(f->st); else test_store_close(f->st, f->dir);
     free(f);
     return 0;
 }
@@ -217,6 +226,13 @@ static void test_refused_rows(void **state)
 
 int main(void)
 {
+    const char *kind = getenv("BRIGADE_TEST_STORE");
+    on_pg = kind && strcmp(kind, "postgres") == 0;
+    if (on_pg && test_pg_start() != 0) return 1;
+    if (on_pg && !test_pg_url()) {   /* BRIGADE_TEST_PG=skip, said explicitly */
+        fprintf(stderr, "BRIGADE_TEST_PG=skip: skipped\n");
+        return 77;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_scope, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),

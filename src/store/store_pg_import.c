@@ -1,0 +1,222 @@
+/* store_pg_import.c — moving a deployment from SQLite to PostgreSQL
+ * (`brigade admin migrate --from sqlite:DIR --to postgres:URL`).
+ *
+ * Every table of the schema is copied row for row, in one PostgreSQL
+ * transaction, into an empty database migrated to the same version: a
+ * failure anywhere leaves the target as empty as it was. The columns are
+ * the target's (information_schema), minus the ones PostgreSQL computes
+ * itself (the memory search vector, the `ord` creation order, which is
+ * filled in SQLite's rowid order because rows are inserted in that order);
+ * values travel as text, blobs as binary, NULL as NULL. Identity columns
+ * keep their values and their sequences are moved past them. After the
+ * copy, each table's row count is compared inside the same transaction
+ * before it commits; the caller then verifies the audit chain on the
+ * target (src/app/admin_cli.c). */
+#include "store/store_internal.h"
+#include "store/store_pg_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+
+/* In dependency order (foreign keys: tenants, then users, then the rest). */
+static const char *const import_tables[] = {
+    "tenants", "users", "keys", "usage", "sessions", "messages", "runs", "memory", "audit",
+    "audit_checkpoints", "connections", "oauth_flows", "run_waits", "approvals", "tenant_defs",
+    "responses", "guard_decisions", "traces", "oauth_clients",
+};
+#define IMPORT_NTABLES (sizeof import_tables / sizeof import_tables[0])
+#define IMPORT_COLS_MAX 32
+
+typedef struct import_cols {
+    int n;
+    char name[IMPORT_COLS_MAX][64];
+    bool bytea[IMPORT_COLS_MAX];
+} import_cols;
+
+/* The target table's columns that take values (not generated, not ALWAYS identity). */
+static int import_columns(PGconn *c, const char *table, import_cols *cols, char *err, size_t errlen)
+{
+    const char *p[1] = {table};
+    store_status st;
+    PGresult *r = pg_exec(c, "SELECT column_name, udt_name FROM information_schema.columns"
+                             " WHERE table_schema = current_schema() AND table_name = $1"
+                             " AND is_generated = 'NEVER' AND NOT (is_identity = 'YES' AND identity_generation = 'ALWAYS')"
+                             " ORDER BY ordinal_position", 1, p, &st, "import columns");
+    if (!r) { snprintf(err, errlen, "cannot read the columns of %s", table); return -1; }
+    cols->n = 0;
+    for (int i = 0; i < PQntuples(r) && cols->n < IMPORT_COLS_MAX; i++) {
+        snprintf(cols->name[cols->n], sizeof cols->name[0], "%s", PQgetvalue(r, i, 0));
+        cols->bytea[cols->n] = strcmp(PQgetvalue(r, i, 1), "bytea") == 0;
+        cols->n++;
+    }
+    PQclear(r);
+    if (cols->n == 0) { snprintf(err, errlen, "table %s has no columns on the target", table); return -1; }
+    return 0;
+}
+
+static int64_t sqlite_count(sqlite3 *db, const char *table)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\"", table);
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) return -1;
+    int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_finalize(s);
+    return n;
+}
+
+static int import_table(sqlite3 *db, PGconn *c, const char *table, int64_t *copied, char *err, size_t errlen)
+{
+    import_cols cols;
+    if (import_columns(c, table, &cols, err, errlen) != 0) return -1;
+    char sel[4096], ins[4096];
+    size_t sl = (size_t)snprintf(sel, sizeof sel, "SELECT "), il = (size_t)snprintf(ins, sizeof ins,
+                                                                                       "INSERT INTO %s (", table);
+    for (int i = 0; i < cols.n; i++) {
+        sl += (size_t)snprintf(sel + sl, sizeof sel - sl, "%s\"%s\"", i ? ", " : "", cols.name[i]);
+        il += (size_t)snprintf(ins + il, sizeof ins - il, "%s\"%s\"", i ? ", " : "", cols.name[i]);
+    }
+    il += (size_t)snprintf(ins + il, sizeof ins - il, ") VALUES (");
+    for (int i = 0; i < cols.n; i++) il += (size_t)snprintf(ins + il, sizeof ins - il, "%s$%d", i ? "," : "", i + 1);
+    snprintf(ins + il, sizeof ins - il, ")");
+    /* rowid order: creation order, which the target's `ord` columns take on */
+    snprintf(sel + sl, sizeof sel - sl, " FROM \"%s\" ORDER BY %s", table,
+             strcmp(table, "tenant_defs") == 0 ? "1, 2, 3" : "rowid");
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db, sel, -1, &s, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "reading %s from SQLite: %s", table, sqlite3_errmsg(db));
+        return -1;
+    }
+    const char *vals[IMPORT_COLS_MAX];
+    int lens[IMPORT_COLS_MAX], fmts[IMPORT_COLS_MAX];
+    int rc;
+    *copied = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        for (int i = 0; i < cols.n; i++) {
+            if (sqlite3_column_type(s, i) == SQLITE_NULL) {
+                vals[i] = NULL; lens[i] = 0; fmts[i] = 0;
+            } else if (cols.bytea[i]) {
+                vals[i] = sqlite3_column_blob(s, i);
+                lens[i] = sqlite3_column_bytes(s, i);
+                fmts[i] = 1;
+                if (!vals[i]) vals[i] = "";
+            } else {
+                vals[i] = (const char *)sqlite3_column_text(s, i);
+                lens[i] = 0;
+                fmts[i] = 0;
+            }
+        }
+        PGresult *r = PQexecParams(c, ins, cols.n, NULL, vals, lens, fmts, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            snprintf(err, errlen, "copying %s: %s", table, PQresultErrorMessage(r));
+            PQclear(r);
+            sqlite3_finalize(s);
+            return -1;
+        }
+        PQclear(r);
+        (*copied)++;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "reading %s from SQLite: %s", table, sqlite3_errmsg(db));
+        return -1;
+    }
+    return 0;
+}
+
+int store_pg_import_sqlite(const char *data_dir, const char *url, store_import_report *rep, char *err,
+                           size_t errlen)
+{
+    memset(rep, 0, sizeof *rep);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/brigade.db", data_dir);
+    /* the source at its newest schema (the SQLite store migrates it), then read-only */
+    store *src = store_open(data_dir, err, errlen);
+    if (!src) return -1;
+    int src_version = store_schema_version(src);
+    store_close(src);
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    store *dst = store_pg_open(url, 1, err, errlen);
+    if (!dst) { sqlite3_close(db); return -1; }
+    int rc = -1;
+    struct pg_store *p = store_pg_of(dst);
+    PGconn *c = pg_acquire(p);
+    if (!c) { snprintf(err, errlen, "no PostgreSQL connection"); goto out; }
+    if (store_pg_schema_version(p) != src_version) {
+        snprintf(err, errlen, "schema versions differ: SQLite %d, PostgreSQL %d", src_version,
+                 store_pg_schema_version(p));
+        goto out_conn;
+    }
+    if (pg_run(c, "BEGIN ISOLATION LEVEL SERIALIZABLE", 0, NULL, "import") != STORE_OK) {
+        snprintf(err, errlen, "cannot begin the import");
+        goto out_conn;
+    }
+    /* an empty target only: a migration never merges into live data */
+    for (size_t t = 0; t < IMPORT_NTABLES; t++) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", import_tables[t]);
+        store_status st;
+        PGresult *r = pg_exec(c, sql, 0, NULL, &st, "import");
+        int64_t n = r ? pg_i64(r, 0, 0) : -1;
+        PQclear(r);
+        if (n != 0) {
+            snprintf(err, errlen, "the target database is not empty (%s has %lld rows): migrate into a new database",
+                     import_tables[t], (long long)n);
+            goto out_rb;
+        }
+    }
+    for (size_t t = 0; t < IMPORT_NTABLES; t++) {
+        int64_t copied = 0;
+        if (import_table(db, c, import_tables[t], &copied, err, errlen) != 0) goto out_rb;
+        int64_t want = sqlite_count(db, import_tables[t]);
+        char sql[128];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", import_tables[t]);
+        store_status st;
+        PGresult *r = pg_exec(c, sql, 0, NULL, &st, "import");
+        int64_t got = r ? pg_i64(r, 0, 0) : -1;
+        PQclear(r);
+        if (want < 0 || got != want || copied != want) {
+            snprintf(err, errlen, "%s: %lld rows in SQLite, %lld in PostgreSQL", import_tables[t], (long long)want,
+                     (long long)got);
+            goto out_rb;
+        }
+        snprintf(rep->table[t], sizeof rep->table[t], "%s", import_tables[t]);
+        rep->rows[t] = got;
+        rep->ntables = t + 1;
+    }
+    /* identity columns with explicit values: their sequences move past them */
+    static const char *const seqs[][2] = {{"usage", "id"}, {"memory", "id"}, {"guard_decisions", "id"},
+                                          {"traces", "seq"}};
+    for (size_t i = 0; i < sizeof seqs / sizeof seqs[0]; i++) {
+        char sql[256];
+        snprintf(sql, sizeof sql, "SELECT setval(pg_get_serial_sequence('%s', '%s'),"
+                                  " GREATEST((SELECT max(%s) FROM %s), 1))", seqs[i][0], seqs[i][1], seqs[i][1], seqs[i][0]);
+        if (pg_run(c, sql, 0, NULL, "import sequences") != STORE_OK) {
+            snprintf(err, errlen, "cannot move the sequence of %s.%s", seqs[i][0], seqs[i][1]);
+            goto out_rb;
+        }
+    }
+    if (pg_run(c, "COMMIT", 0, NULL, "import") != STORE_OK) {
+        snprintf(err, errlen, "the import did not commit");
+        goto out_rb;
+    }
+    rc = 0;
+    goto out_conn;
+out_rb:
+    PQclear(PQexec(c, "ROLLBACK"));
+out_conn:
+    pg_release(p, c);
+out:
+    store_close(dst);
+    sqlite3_close(db);
+    return rc;
+}
