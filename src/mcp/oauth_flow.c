@@ -428,10 +428,16 @@ static bool find_as(mcp_oauth *o, const char *issuer, bool legacy, as_info *as, 
             snprintf(err, errlen, "the authorization server %.200s publishes no metadata", issuer);
             return false;
         }
-        /* 2025-03-26: the default endpoints at the server's origin */
-        snprintf(as->authorization_endpoint, sizeof as->authorization_endpoint, "%s/authorize", issuer);
-        snprintf(as->token_endpoint, sizeof as->token_endpoint, "%s/token", issuer);
-        snprintf(as->registration_endpoint, sizeof as->registration_endpoint, "%s/register", issuer);
+        /* 2025-03-26: the default endpoints at the server's origin (an
+         * origin too long for them is refused, never cut) */
+        _Static_assert(MCP_OAUTH_URL_MAX - 16 == 2032, "the %.2032s precisions below");
+        if (strlen(issuer) > MCP_OAUTH_URL_MAX - 16) {
+            snprintf(err, errlen, "the authorization server's URL is too long (over %d bytes)", MCP_OAUTH_URL_MAX - 16);
+            return false;
+        }
+        snprintf(as->authorization_endpoint, sizeof as->authorization_endpoint, "%.2032s/authorize", issuer);
+        snprintf(as->token_endpoint, sizeof as->token_endpoint, "%.2032s/token", issuer);
+        snprintf(as->registration_endpoint, sizeof as->registration_endpoint, "%.2032s/register", issuer);
         return true;
     }
     as->has_meta = true;
