@@ -45,6 +45,9 @@ bin="$root/build/brigade"
 
 [[ -n "$dir" ]] || dir="$(mktemp -d /tmp/brigade-cluster.XXXXXX)"
 mkdir -p "$dir"; dir="$(realpath "$dir")"
+# PostgreSQL runs as its own account when we are root (scripts/pg-test.sh):
+# it must reach $dir/pg. The instances' directories stay 0700.
+chmod 0755 "$dir"
 pids=()
 cleanup() {
   local rc=$?
@@ -145,7 +148,7 @@ if ((check)); then
   adm="$(api POST "$url/v1/tenants" "$admin_token" '{"name":"cluster-check"}' | jget .admin_key)"
   uid="$(api POST "$url/v1/users" "$adm" '{"external_id":"check"}' | jget .id)"
   key="$(api POST "$url/v1/users/$uid/keys" "$adm" '{}' | jget .key)"
-  [[ -n "$key" && "$key" != undefined ]] || die "no user key made through the balancer"
+  [[ -n "$key" && "$key" != undefined ]] || die "no user key made through the balancer (tenant admin key: ${adm:0:6}…, user: $uid)"
   calls=$((instances * 4)); ok=0
   for _ in $(seq 1 "$calls"); do
     out="$(api POST "$url/v1/chat/completions" "$key" '{"model":"mock-small","messages":[{"role":"user","content":"hi"}]}')"

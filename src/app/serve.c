@@ -16,6 +16,7 @@
 #include "api/api.h"
 #include "app/pool_names.h"
 #include "app/serve_mcp_oauth.h"
+#include "app/serve_sync.h"
 #include "guard/engine.h"
 #include "guard/guard_record.h"
 #include "mcp/mcp.h"
@@ -443,6 +444,9 @@ int app_serve_main(int argc, char **argv)
     runs_restore_paused(a.env.runs);
     /* A revoked key, a disabled or erased user: their runs stop too. */
     identity_on_revocation(a.env.identity, serve_on_revocation, a.env.runs);
+    /* Several instances on one PostgreSQL: follow the others' changes of
+     * keys, users and tenants (serve_sync.c). */
+    serve_sync *idsync = a.env.cfg.store.kind == STORE_CFG_POSTGRES ? serve_sync_start(a.env.identity) : NULL;
     a.env.started_at = time_now_unix();
     /* The web console's sign-ins (in memory: a restart signs everyone out). */
     if (a.env.cfg.console.enabled)
@@ -491,6 +495,7 @@ int app_serve_main(int argc, char **argv)
         obs_audit_close(a.env.store);
         fprintf(stderr, "brigade serve: cannot listen on %s:%d: %s\n", a.env.cfg.listen_host,
                 a.env.cfg.listen_port, err);
+        serve_sync_stop(idsync);
         identity_on_revocation(a.env.identity, NULL, NULL);
         runs_free(a.env.runs);
         vault_free(a.env.vault);
@@ -505,6 +510,7 @@ int app_serve_main(int argc, char **argv)
     }
     int sig = http_server_run_until_signal(a.server, serve_print_listening, &a);
     log_info("signal %d: stopped serving; flushing the store", sig);
+    serve_sync_stop(idsync);
     identity_on_revocation(a.env.identity, NULL, NULL);
     runs_free(a.env.runs);
     tools_set_mcp_hub(NULL);

@@ -992,6 +992,164 @@ bool identity_limits(identity *id, const scope *sc, user_limits *user, user_limi
 
 /* ---- credentials lost while work they started goes on ---- */
 
+/* ---- several instances: the cache follows the audit log ---- */
+
+/* The actions whose entries mean the cache may be stale (their targets'
+ * rows changed in the same transaction). */
+static bool id_sync_action(const char *a)
+{
+    static const char *const prefixes[] = {"key.", "user.", "tenant.", "admin_key.", "budget.change"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (a && strncmp(a, prefixes[i], strlen(prefixes[i])) == 0) return true;
+    return false;
+}
+
+typedef struct id_sync_scan {
+    int64_t last;
+    int     relevant;
+    size_t  rows;
+} id_sync_scan;
+
+static void id_sync_entry(const audit_rec *e, void *arg)
+{
+    id_sync_scan *s = arg;
+    s->rows++;
+    if (e->seq > s->last) s->last = e->seq;
+    if (id_sync_action(e->action)) s->relevant++;
+}
+
+/* One revocation to tell, collected under the lock, told after it. */
+typedef struct id_lost {
+    char tenant_id[ID_MAX], user_id[ID_MAX], key_id[ID_MAX];
+    const char *code, *message;
+    struct id_lost *next;
+} id_lost;
+
+static id_lost *id_lost_add(id_lost *list, const char *t, const char *u, const char *k, const char *code,
+                            const char *message)
+{
+    id_lost *l = calloc(1, sizeof *l);
+    if (!l) return list;
+    id_copy(l->tenant_id, sizeof l->tenant_id, t);
+    id_copy(l->user_id, sizeof l->user_id, u);
+    if (k) id_copy(l->key_id, sizeof l->key_id, k);
+    l->code = code;
+    l->message = message;
+    l->next = list;
+    return l;
+}
+
+typedef struct id_diff {
+    identity *fresh;
+    id_lost  *lost;
+} id_diff;
+
+static bool id_diff_key(const char *hash, void *val, void *arg)
+{
+    id_diff *d = arg;
+    const id_key *old = val;
+    const id_key *now = strmap_get(d->fresh->keys, hash);
+    if (!old->revoked && (!now || now->revoked))
+        d->lost = id_lost_add(d->lost, old->tenant_id, old->user_id, old->key_id, "revoked_credential",
+                              "the credential was revoked");
+    return true;
+}
+
+static bool id_diff_user(const char *uid, void *val, void *arg)
+{
+    id_diff *d = arg;
+    const id_user *old = val;
+    const id_user *now = strmap_get(d->fresh->users, uid);
+    if (!now) d->lost = id_lost_add(d->lost, old->tenant_id, uid, NULL, "user_deleted", "the user was deleted");
+    else if (!old->disabled && now->disabled)
+        d->lost = id_lost_add(d->lost, old->tenant_id, uid, NULL, "user_disabled", "the user was disabled");
+    return true;
+}
+
+/* Load every key, user and tenant into fresh tables, swap them in, and
+ * tell the listener what was lost. */
+static int id_reload(identity *id)
+{
+    identity fresh;
+    memset(&fresh, 0, sizeof fresh);
+    memcpy(fresh.seal_key, id->seal_key, sizeof fresh.seal_key);
+    fresh.keys = strmap_new(free);
+    fresh.users = strmap_new(free);
+    fresh.ext = strmap_new(free);
+    fresh.issuers = strmap_new(id_issuer_free);
+    fresh.tenants = strmap_new(free);
+    fresh.key_limits = strmap_new(free);
+    fresh.revoked_ids = strmap_new(NULL);
+    int rc = 0;
+    if (!fresh.keys || !fresh.users || !fresh.ext || !fresh.issuers || !fresh.tenants || !fresh.key_limits ||
+        !fresh.revoked_ids || store_load_tenants(id->st, id_load_tenant_cb, &fresh) != STORE_OK ||
+        store_load_users(id->st, id_load_user_cb, &fresh) != STORE_OK ||
+        store_load_keys(id->st, id_load_key_cb, &fresh) != STORE_OK)
+        rc = -1;
+    while (fresh.legacy) {   /* plaintext JWT keys are sealed by the instance that starts, not here */
+        id_legacy *l = fresh.legacy;
+        fresh.legacy = l->next;
+        OPENSSL_cleanse(l->stored, strlen(l->stored));
+        free(l->stored);
+        free(l);
+    }
+    id_diff d = {&fresh, NULL};
+    if (rc == 0) {
+        pthread_mutex_lock(&id->mutate);   /* no change of ours is half applied meanwhile */
+        pthread_rwlock_wrlock(&id->lock);
+        strmap_foreach(id->keys, id_diff_key, &d);
+        strmap_foreach(id->users, id_diff_user, &d);
+#define ID_SWAP(f) do { strmap *t_ = id->f; id->f = fresh.f; fresh.f = t_; } while (0)
+        ID_SWAP(keys); ID_SWAP(users); ID_SWAP(ext); ID_SWAP(issuers); ID_SWAP(tenants);
+        ID_SWAP(key_limits); ID_SWAP(revoked_ids);
+#undef ID_SWAP
+        pthread_rwlock_unlock(&id->lock);
+        pthread_mutex_unlock(&id->mutate);
+    }
+    strmap_free(fresh.keys);
+    strmap_free(fresh.users);
+    strmap_free(fresh.ext);
+    strmap_free(fresh.issuers);
+    strmap_free(fresh.tenants);
+    strmap_free(fresh.key_limits);
+    strmap_free(fresh.revoked_ids);
+    OPENSSL_cleanse(fresh.seal_key, sizeof fresh.seal_key);
+    while (d.lost) {
+        id_lost *l = d.lost;
+        d.lost = l->next;
+        id_notify(id, l->tenant_id, l->user_id, l->key_id[0] ? l->key_id : NULL, l->code, l->message);
+        free(l);
+    }
+    return rc;
+}
+
+int identity_sync(identity *id, int64_t *after)
+{
+    if (*after == 0) {
+        audit_tail t;
+        if (store_audit_tail(id->st, &t) != STORE_OK) return -1;
+        *after = t.last_seq > 0 ? t.last_seq : -1;   /* -1: an empty log, start at its beginning */
+        return 0;
+    }
+    scope sa;
+    scope_mint_server_admin(&sa);
+    int relevant = 0;
+    int64_t cursor = *after < 0 ? 0 : *after;
+    for (int round = 0; round < 64; round++) {   /* at most 64,000 entries a call: the next call goes on */
+        id_sync_scan s = {.last = cursor};
+        audit_query q = {.after = cursor, .limit = 1000};
+        bool more = false;
+        if (store_audit_list(id->st, &sa, &q, id_sync_entry, &s, &more) != STORE_OK) return -1;
+        cursor = s.last;
+        relevant += s.relevant;
+        if (!more || !s.rows) break;
+    }
+    /* the cursor moves only once the cache has what it saw */
+    if (relevant && id_reload(id) != 0) return -1;
+    if (cursor > 0) *after = cursor;
+    return relevant;
+}
+
 void identity_on_revocation(identity *id, identity_revoked_fn fn, void *arg)
 {
     pthread_rwlock_wrlock(&id->lock);

@@ -173,6 +173,21 @@ void identity_cli_scope(identity *id, scope *out);
  * does not exist. */
 store_status identity_cli_tenant_scope(identity *id, const char *tenant_id, scope *out);
 
+/* ---- several instances on one store (docs/scale-out.md) ----
+ * Another instance's changes (a key made or revoked, a user disabled or
+ * erased, a tenant's JWT settings or limits) reach this cache through the
+ * store's audit log, which every instance appends to in one sequence and
+ * where each such change has its entry, written in the same transaction.
+ * identity_sync (blocking) reads the entries after *after (0 at the first
+ * call: it starts from the log's end) and, when one of them changes
+ * authentication, reloads the whole cache from the store and tells the
+ * revocation listener of every key now revoked and every user now disabled
+ * or erased, as if the change had been made here. Returns how many such
+ * entries it saw (-1: the store failed; *after is kept, the next call
+ * tries again). Serve calls it a few times a second when the store is
+ * shared (PostgreSQL). */
+int identity_sync(identity *id, int64_t *after);
+
 /* For the server's own work on a tenant's definitions, done for no request
  * (the MCP OAuth provider resolver reads the tenant's MCP servers to find
  * the one a vault provider name stands for): a tenant-admin scope whose key

@@ -8,7 +8,9 @@
 //     itself and rebuilds spend from the ledger, so a spent budget stays spent;
 //   - Redis killed and restarted mid-burst: no overspend;
 //   - two brigade instances (each its own SQLite copy of the same data)
-//     sharing one Redis: one budget and one rate limit across both.
+//     sharing one Redis: one budget and one rate limit across both;
+//   - on PostgreSQL (the two share one database): keys made, revoked and
+//     users disabled on one are seen by the other within a second.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -235,5 +237,46 @@ describe('two instances sharing one redis', () => {
     const passed = rr.filter((r) => r.status === 200).length;
     // one limit of 10 per minute over both (not 10 each): within one request
     assert.ok(passed >= 10 && passed <= 10 + Math.floor(elapsed / 6000) + 1, `${passed} passed`);
+    second.base = bases[1];
+  });
+
+  // On one PostgreSQL, each instance's identity cache follows the other's
+  // changes through the audit log (docs/scale-out.md): a key made on A
+  // works on B, and a key revoked or a user disabled on A fails on B
+  // within a second. (On SQLite each instance has its own copy: no test.)
+  test('keys made, revoked and users disabled on one instance are seen by the other within a second', {
+    skip: process.env.BRIGADE_E2E_STORE !== 'postgres' && 'each instance has its own SQLite copy',
+  }, async () => {
+    assert.ok(second.base, 'the second instance runs');
+    const onB = (key) => fetch(`${second.base}/v1/me`, { headers: { authorization: `Bearer ${key}` } });
+    const u = await stack.makeUserWithKey(stack.tenant.admin_key);      // made on A
+    const seen = Date.now();
+    await eventually(async () => assert.equal((await onB(u.key)).status, 200), { timeoutMs: 1000, intervalMs: 50 });
+    const madeMs = Date.now() - seen;
+    // revoked on A: refused on B within a second
+    const keys = await stack.api(stack.tenant.admin_key, 'GET', `/v1/users/${u.user.id}/keys`);
+    const keyId = keys.body.data[0].id;
+    stack.must(await stack.api(stack.tenant.admin_key, 'DELETE', `/v1/keys/${keyId}`), 200, 'revoke on A');
+    const t0 = Date.now();
+    await eventually(async () => {
+      const r = await onB(u.key);
+      assert.equal(r.status, 401);
+      assert.equal((await r.json()).error.code, 'revoked_credential');
+    }, { timeoutMs: 1000, intervalMs: 50 });
+    const revokedMs = Date.now() - t0;
+    // a user disabled on A: every key of theirs refused on B
+    const v = await stack.makeUserWithKey(stack.tenant.admin_key);
+    await eventually(async () => assert.equal((await onB(v.key)).status, 200), { timeoutMs: 1000, intervalMs: 50 });
+    stack.must(await stack.api(stack.tenant.admin_key, 'PATCH', `/v1/users/${v.user.id}`, { disabled: true }), 200, 'disable on A');
+    await eventually(async () => {
+      const r = await onB(v.key);
+      assert.equal(r.status, 401);
+      assert.equal((await r.json()).error.code, 'user_disabled');
+    }, { timeoutMs: 1000, intervalMs: 50 });
+    // a tenant made on A: its admin key works on B
+    const t = await stack.makeTenant();
+    await eventually(async () => assert.equal((await fetch(`${second.base}/v1/users`, {
+      headers: { authorization: `Bearer ${t.admin_key}` } })).status, 200), { timeoutMs: 1000, intervalMs: 50 });
+    console.log(`# seen on B: a new key after ${madeMs} ms, a revocation after ${revokedMs} ms`);
   });
 });
