@@ -144,6 +144,17 @@ else
   count e2e 0 1
 fi
 
+# Several instances as deployed: scripts/cluster.sh starts PostgreSQL,
+# Redis, two instances (the README's build) and nginx in front, makes a
+# tenant, a user and a key through the balancer and calls until both
+# instances served, every answer checked (docs/scale-out.md).
+cluster_port="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+if timeout 900 scripts/cluster.sh --check --instances 2 --port "$cluster_port" > "$logs/cluster.log" 2>&1; then
+  tail -1 "$logs/cluster.log"; count cluster 1 0
+else
+  tail -30 "$logs/cluster.log"; count cluster 0 1
+fi
+
 # Chaos: 20% random provider faults on both deployments of a model with a
 # healthy fallback, hedging and stream resume (docs/benchmarks.md): every
 # answer charged right (chaos.sh fails otherwise) and at least 99.9% of
