@@ -446,7 +446,7 @@ int app_serve_main(int argc, char **argv)
     identity_on_revocation(a.env.identity, serve_on_revocation, a.env.runs);
     /* Several instances on one PostgreSQL: follow the others' changes of
      * keys, users and tenants (serve_sync.c). */
-    serve_sync *idsync = a.env.cfg.store.kind == STORE_CFG_POSTGRES ? serve_sync_start(a.env.identity) : NULL;
+    serve_sync *idsync = a.env.cfg.store.kind == STORE_CFG_POSTGRES ? serve_sync_start(a.env.identity, a.env.store) : NULL;
     a.env.started_at = time_now_unix();
     /* The web console's sign-ins (in memory: a restart signs everyone out). */
     if (a.env.cfg.console.enabled)

@@ -4,7 +4,10 @@
  * of them changes authentication (a key made or revoked, a user disabled
  * or erased, a tenant's settings), reloads the cache (identity_sync). A
  * key revoked on instance A so fails on B within about that interval plus
- * the reload; a key made on A works on B as soon. docs/scale-out.md. */
+ * the reload; a key made on A works on B as soon. The same thread renews
+ * the heartbeat of this instance's runs every STORE_RUN_HEARTBEAT_S and
+ * interrupts the runs of an instance that stopped renewing them
+ * (store_runs_heartbeat). docs/scale-out.md. */
 #include "app/serve_sync.h"
 
 #include <errno.h>
@@ -19,6 +22,7 @@
 
 struct serve_sync {
     identity       *id;
+    store          *st;
     pthread_t       thread;
     pthread_mutex_t mu;
     pthread_cond_t  cv;
@@ -31,9 +35,19 @@ static void *serve_sync_main(void *arg)
     serve_sync *s = arg;
     pthread_setname_np(pthread_self(), "idsync");
     bool failing = false;
+    int64_t next_beat = 0;
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
         pthread_mutex_unlock(&s->mu);
+        int64_t now = time(NULL);
+        if (now >= next_beat) {
+            size_t lost = 0;
+            if (store_runs_heartbeat(s->st, &lost) == STORE_OK) {
+                next_beat = now + STORE_RUN_HEARTBEAT_S;
+                if (lost)
+                    log_warn("runs: %zu run(s) of an instance that stopped were interrupted (instance_lost)", lost);
+            }
+        }
         int n = identity_sync(s->id, &s->after);
         if (n < 0 && !failing) log_warn("identity sync: the store could not be read; retrying");
         if (n >= 0 && failing) log_info("identity sync: the store answers again");
@@ -52,11 +66,12 @@ static void *serve_sync_main(void *arg)
     return NULL;
 }
 
-serve_sync *serve_sync_start(identity *id)
+serve_sync *serve_sync_start(identity *id, store *st)
 {
     serve_sync *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->id = id;
+    s->st = st;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     /* the log's end now: what came before is in the cache already */

@@ -440,6 +440,17 @@ store_status store_session_spent(store *st, const scope *sc, const char *session
  * store_approvals.c). No scope: only serve calls it. Returns how many
  * through *n. */
 store_status store_runs_recover(store *st, size_t *n);
+/* Several instances on one PostgreSQL (docs/scale-out.md): each stamps the
+ * runs it starts with its instance id (random per process) and renews
+ * their heartbeat with this call, every STORE_RUN_HEARTBEAT_S; the same
+ * call interrupts (error_code "instance_lost") the queued or running runs
+ * of other instances whose heartbeat is older than STORE_RUN_LEASE_S —
+ * an instance killed mid-run. store_runs_recover then interrupts only such
+ * runs, never another live instance's. *lost gets how many it
+ * interrupted. SQLite (one instance): nothing to do, STORE_OK. */
+#define STORE_RUN_HEARTBEAT_S 10
+#define STORE_RUN_LEASE_S 30
+store_status store_runs_heartbeat(store *st, size_t *lost);
 
 /* --- paused runs and their approvals (store_approvals.c) --- */
 #define STORE_CALL_ID_MAX 260           /* a tool call id (the core allows 256 bytes) */

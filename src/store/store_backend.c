@@ -90,5 +90,12 @@ store *store_open_backend(const store_backend *b, const char *data_dir, char *er
     store *st = store_pg_open(b->url, b->pool_size ? b->pool_size : 8, err, errlen);
     /* store_data_dir: the key files stay in the data directory */
     if (st && data_dir) snprintf(st->path, sizeof st->path, "%s/brigade.db", data_dir);
+    /* the instance's id, on the runs it starts: kept in its data directory
+     * (one serve per data directory: serve.lock), so a restart knows its
+     * own runs from before and interrupts them at once, not 30 s later */
+    if (st && data_dir && store_pg_load_instance(st->pg, data_dir, err, errlen) != 0) {
+        store_pg_close_store(st);
+        return NULL;
+    }
     return st;
 }

@@ -461,6 +461,15 @@ static const store_migration store_migrations[] = {
      "  created_at     INTEGER NOT NULL,"
      "  PRIMARY KEY (provider, redirect_uri)"
      ");"},
+    {19,
+     /* Which instance runs a queued or running run, and when it last said
+      * so (store_runs_heartbeat). With several instances on one
+      * PostgreSQL, an instance that starts interrupts only the runs of
+      * instances that stopped saying so, not the others' live runs. One
+      * SQLite server is the only instance: its start interrupts them all,
+      * as before; the columns are written, not read. */
+     "ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE runs ADD COLUMN heartbeat INTEGER NOT NULL DEFAULT 0;"},
 };
 
 #define STORE_NMIGRATIONS (sizeof store_migrations / sizeof store_migrations[0])

@@ -2,8 +2,12 @@
  * connection pool, migrations at open, and the query helpers every
  * store_pg_*.c file uses (store_pg_internal.h says how calls are threaded). */
 #include "store/store_pg_internal.h"
+#include "util/ids.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +215,7 @@ struct pg_store *store_pg_new(const char *url, unsigned pool, char *err, size_t 
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    snprintf(p->instance, sizeof p->instance, "ins_default");   /* store_pg_load_instance */
     pthread_mutex_init(&p->pool_mu, NULL);
     pthread_cond_init(&p->pool_free, NULL);
     pthread_mutex_init(&p->mu, NULL);
@@ -273,4 +278,43 @@ void store_pg_get_stats(struct pg_store *p, store_stats *out)
     pthread_mutex_lock(&p->mu);
     *out = p->stats;
     pthread_mutex_unlock(&p->mu);
+}
+
+int store_pg_load_instance(struct pg_store *p, const char *data_dir, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/instance.id", data_dir);
+    FILE *f = fopen(path, "re");
+    if (f) {
+        char line[ID_MAX + 2] = "";
+        bool ok = fgets(line, sizeof line, f) != NULL;
+        fclose(f);
+        line[strcspn(line, "\n")] = '\0';
+        size_t n = strlen(line);
+        if (ok && strncmp(line, "ins_", 4) == 0 && n < sizeof p->instance) {
+            memcpy(p->instance, line, n + 1);
+            return 0;
+        }
+        snprintf(err, errlen, "%s: not an instance id (remove it: a new one is made)", path);
+        return -1;
+    }
+    char id[ID_MAX];
+    ids_new(id, "ins");
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    size_t len = strlen(id);
+    bool ok = write(fd, id, len) == (ssize_t)len && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    snprintf(p->instance, sizeof p->instance, "%s", id);
+    return 0;
 }

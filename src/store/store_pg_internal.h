@@ -38,6 +38,7 @@ typedef struct pg_async {
 
 struct pg_store {
     char *url;
+    char instance[ID_MAX];         /* this process's id, on the runs it starts (migration 19) */
 
     /* the pool */
     pthread_mutex_t pool_mu;

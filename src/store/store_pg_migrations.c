@@ -358,6 +358,12 @@ static const pg_migration pg_migrations[] = {
      "  created_at     BIGINT NOT NULL,"
      "  PRIMARY KEY (provider, redirect_uri)"
      ");"},
+    {19,
+     /* a queued or running run's instance and its last heartbeat
+      * (store_migrations.c 19) */
+     "ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE runs ADD COLUMN heartbeat BIGINT NOT NULL DEFAULT 0;"
+     "CREATE INDEX runs_active_owner ON runs (owner, heartbeat) WHERE status IN (1, 2);"},
 };
 
 #define PG_NMIGRATIONS (sizeof pg_migrations / sizeof pg_migrations[0])

@@ -402,6 +402,7 @@ typedef struct run_args {
     int64_t now;
     store_quota quota;
     store_quota_refusal refusal;
+    const char *instance;             /* run start: this process's id (migration 19) */
 } run_args;
 
 static store_status run_start_op(PGconn *c, void *arg)
@@ -428,11 +429,13 @@ static store_status run_start_op(PGconn *c, void *arg)
     st = message_append(c, a->sc, a->session_id, r->id, &m, a->now, &r->user_seq);
     if (st != STORE_OK) return st;
     char v[4][PG_I64_MAX];
-    const char *p[9] = {r->id, a->session_id, a->sc->tenant_id, a->sc->user_id, r->agent,
-                        pg_num(v[0], a->status), pg_num(v[1], r->user_seq), pg_num(v[2], r->created_at),
-                        pg_num(v[3], r->started_at)};
+    const char *p[10] = {r->id, a->session_id, a->sc->tenant_id, a->sc->user_id, r->agent,
+                         pg_num(v[0], a->status), pg_num(v[1], r->user_seq), pg_num(v[2], r->created_at),
+                         pg_num(v[3], r->started_at), a->instance ? a->instance : ""};
+    /* owned by this instance, its heartbeat now (store_runs_heartbeat) */
     return pg_run(c, "INSERT INTO runs (id, session_id, tenant_id, user_id, agent, status, user_seq, created_at,"
-                     " started_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)", 9, p, "insert run");
+                     " started_at, owner, heartbeat) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$8)", 10, p,
+                  "insert run");
 }
 
 store_status store_pg_run_start(store *st, const scope *sc, const char *session_id, const char *agent,
@@ -454,7 +457,7 @@ store_status store_pg_run_start(store *st, const scope *sc, const char *session_
     out->created_at = time_now_unix();
     out->started_at = status == RUN_RUNNING ? out->created_at : 0;
     run_args a = {.sc = sc, .session_id = session_id, .agent = agent, .user_content = user_content,
-                  .status = status, .run = out, .now = out->created_at};
+                  .status = status, .run = out, .now = out->created_at, .instance = store_pg_of(st)->instance};
     store_quota_of(st, sc, &a.quota);
     store_status res = store_quota_record(pg_write(st, run_start_op, &a), &a.refusal);
     if (res != STORE_OK) memset(out, 0, sizeof *out);
@@ -576,25 +579,68 @@ store_status store_pg_run_get(struct pg_store *p, const scope *sc, const char *r
     return st;
 }
 
-typedef struct recover_args { size_t n; } recover_args;
+typedef struct recover_args {
+    size_t n;
+    const char *instance;
+} recover_args;
 
+/* Several instances share this database: at start, this instance's own
+ * runs from before (its id is kept in its data directory), and the queued
+ * or running runs whose instance stopped renewing their heartbeat (or that
+ * have none: rows from before migration 19) are interrupted — never a
+ * live instance's. */
 static store_status recover_op(PGconn *c, void *arg)
 {
     recover_args *a = arg;
-    char now[PG_I64_MAX];
-    const char *p[1] = {pg_num(now, time_now_unix())};
+    char now[PG_I64_MAX], stale[PG_I64_MAX];
+    int64_t t = time_now_unix();
+    const char *p[3] = {pg_num(now, t), pg_num(stale, t - STORE_RUN_LEASE_S), a->instance};
     store_status st;
     int64_t n = pg_run_count(c, "UPDATE runs SET status = 7, error_code = 'server_restart',"
                                 " error_message = 'the server restarted while the run was in progress',"
-                                " finished_at = $1 WHERE status IN (1, 2)", 1, p, &st, "recover runs");
+                                " finished_at = $1 WHERE status IN (1, 2)"
+                                " AND (owner = '' OR owner = $3 OR heartbeat < $2)",
+                             3, p, &st, "recover runs");
     if (n < 0) return st;
     a->n = (size_t)n;
     return STORE_OK;
 }
 
+typedef struct heartbeat_args {
+    const char *instance;
+    size_t lost;
+} heartbeat_args;
+
+static store_status heartbeat_op(PGconn *c, void *arg)
+{
+    heartbeat_args *a = arg;
+    char now[PG_I64_MAX], stale[PG_I64_MAX];
+    int64_t t = time_now_unix();
+    const char *p[3] = {a->instance, pg_num(now, t), pg_num(stale, t - STORE_RUN_LEASE_S)};
+    store_status st;
+    if (pg_run_count(c, "UPDATE runs SET heartbeat = $2 WHERE owner = $1 AND status IN (1, 2)", 2, p, &st,
+                     "run heartbeat") < 0)
+        return st;
+    int64_t n = pg_run_count(c, "UPDATE runs SET status = 7, error_code = 'instance_lost',"
+                                " error_message = 'the instance running it stopped while the run was in progress',"
+                                " finished_at = $2 WHERE status IN (1, 2) AND owner <> $1 AND heartbeat < $3",
+                             3, p, &st, "runs of lost instances");
+    if (n < 0) return st;
+    a->lost = (size_t)n;
+    return STORE_OK;
+}
+
+store_status store_pg_runs_heartbeat(store *st, size_t *lost)
+{
+    heartbeat_args a = {.instance = store_pg_of(st)->instance};
+    store_status res = pg_write(st, heartbeat_op, &a);
+    if (lost) *lost = res == STORE_OK ? a.lost : 0;
+    return res;
+}
+
 store_status store_pg_runs_recover(store *st, size_t *n)
 {
-    recover_args a = {0};
+    recover_args a = {.instance = store_pg_of(st)->instance};
     store_status res = pg_write(st, recover_op, &a);
     if (n) *n = res == STORE_OK ? a.n : 0;
     return res;

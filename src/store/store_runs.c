@@ -407,6 +407,13 @@ store_status store_runs_recover(store *st, size_t *n)
     return res;
 }
 
+store_status store_runs_heartbeat(store *st, size_t *lost)
+{
+    STORE_PG_DISPATCH(st, store_pg_runs_heartbeat(st, lost));
+    if (lost) *lost = 0;
+    return STORE_OK;   /* one SQLite server: its start interrupted every run left */
+}
+
 /* ---- a session's spend (the agent's per-session cost cap) ---- */
 
 store_status store_session_spent(store *st, const scope *sc, const char *session_id,

@@ -10,13 +10,15 @@
 //   - two brigade instances (each its own SQLite copy of the same data)
 //     sharing one Redis: one budget and one rate limit across both;
 //   - on PostgreSQL (the two share one database): keys made, revoked and
-//     users disabled on one are seen by the other within a second.
+//     users disabled on one are seen by the other within a second; one
+//     restarting does not interrupt the other's runs, and the runs of one
+//     killed are interrupted by the other (instance_lost).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { restartBrigade } from './lib/agents.mjs';
+import { newSession, openStream, restartBrigade } from './lib/agents.mjs';
 import { Child, eventually as poll, freePort, makeConfig, sleep, storeYamlOf, tempDir, useStack } from './lib/harness.mjs';
 import { killRedis, startRedis, stopRedis } from './lib/redis.mjs';
 
@@ -30,7 +32,8 @@ function worstCaseNusd(bodyText, maxTokens, inPrice = 1000, outPrice = 2000) {
 
 const redis = {};
 const governanceYaml = () =>
-  `governance: {backend: redis, redis: {url: "${redis.url}", instances: 2, timeout_ms: 300}}`;
+  `governance: {backend: redis, redis: {url: "${redis.url}", instances: 2, timeout_ms: 300}}\n` +
+  'agents:\n  - {name: assistant, model: local-model}';
 
 const shared = {};    // users made before the second instance copies the data
 const stack = useStack(async () => {
@@ -208,6 +211,8 @@ describe('two instances sharing one redis', () => {
     await stack.brigade.exited;
     fs.cpSync(stack.dataDir, second.dataDir, { recursive: true });
     fs.rmSync(path.join(second.dataDir, 'brigade.yaml'), { force: true });
+    // its own instance id (a copy of A's would make B take A's runs for its own)
+    fs.rmSync(path.join(second.dataDir, 'instance.id'), { force: true });
     await restartBrigade(stack, 'SIGTERM');
     const port = await freePort();
     const mockPort = Number(new URL(stack.mockUrl).port);
@@ -278,5 +283,47 @@ describe('two instances sharing one redis', () => {
     await eventually(async () => assert.equal((await fetch(`${second.base}/v1/users`, {
       headers: { authorization: `Bearer ${t.admin_key}` } })).status, 200), { timeoutMs: 1000, intervalMs: 50 });
     console.log(`# seen on B: a new key after ${madeMs} ms, a revocation after ${revokedMs} ms`);
+  });
+
+  // Runs carry their instance and a heartbeat (migration 19): B starting
+  // again must not interrupt A's run in flight (it used to: every start
+  // interrupted every running run in the database); A killed mid-run, its
+  // run is interrupted by B once its heartbeat is STORE_RUN_LEASE_S (30 s) old.
+  test('B restarting does not interrupt A\'s run; A killed, B interrupts its run (instance_lost)', {
+    skip: process.env.BRIGADE_E2E_STORE !== 'postgres' && 'each instance has its own SQLite copy',
+    timeout: 120_000,
+  }, async () => {
+    assert.ok(second.base && second.child, 'the second instance runs');
+    const u = await stack.makeUserWithKey(stack.tenant.admin_key);
+    const s = await newSession(stack, u.key, 'assistant');
+    const st = openStream(stack, u.key, s.id, 'slow one [[latency:6000]] [[tokens:3]]');
+    const runId = (await st.next('run.started')).data.run_id;
+    // restart B while A's run waits on its model
+    const cfgPath = path.join(second.dataDir, 'brigade.yaml');
+    await second.child.stop();
+    second.child = new Child('brigade serve (second, again)', ['serve', '--config', cfgPath], {
+      env: { BRIGADE_ADMIN_TOKEN: stack.adminToken },
+    });
+    const m = await second.child.waitFor(/listening on (http:\/\/[^\s]+)/);
+    second.base = m[1].replace(/\/$/, '');
+    // as stored, A's run is still running: B's start left it alone
+    const mid = await (await fetch(`${second.base}/v1/runs/${runId}`, { headers: { authorization: `Bearer ${u.key}` } })).json();
+    assert.equal(mid.status, 'running', JSON.stringify(mid));
+    const done = await st.done;
+    assert.equal(done.events.at(-1).event, 'run.completed', done.text.slice(-400));
+    // A killed with a run in flight: B interrupts it once its heartbeat is stale
+    const s2 = await newSession(stack, u.key, 'assistant');
+    const st2 = openStream(stack, u.key, s2.id, 'never answered [[latency:120000]]');
+    const run2 = (await st2.next('run.started')).data.run_id;
+    stack.brigade.proc.kill('SIGKILL');
+    await stack.brigade.exited;
+    await eventually(async () => {
+      const r = await fetch(`${second.base}/v1/runs/${run2}`, { headers: { authorization: `Bearer ${u.key}` } });
+      const b = await r.json();
+      assert.equal(b.status, 'interrupted', JSON.stringify(b));
+      assert.equal(b.error.code, 'instance_lost');
+    }, { timeoutMs: 60_000, intervalMs: 1000 });
+    assert.ok(runId);
+    await restartBrigade(stack, 'SIGKILL');   // A again, for what follows
   });
 });
