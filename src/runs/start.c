@@ -180,6 +180,13 @@ static void run_start_persist_done(void *arg)
         runs_registry_release(s->t->r, s->session_id, NULL);
         if (s->st == STORE_NOT_FOUND)
             run_start_fail(s, RUNS_ERR_NOT_FOUND, "not_found", "session not found", 0);
+        else if (s->st == STORE_CONFLICT)
+            /* several instances on one PostgreSQL: the session has an
+             * active run on another instance (the store's one-active-run-
+             * per-session index, migration 19) */
+            run_start_fail(s, RUNS_ERR_BUSY, "session_busy",
+                           "the session has a run in progress on another instance of this deployment; "
+                           "wait for it to end (GET /v1/sessions/{id}) and send again", 0);
         else if (s->st == STORE_QUOTA || s->st == STORE_TOO_LARGE) {
             char msg[400];
             snprintf(msg, sizeof msg, "storage quota reached: %s; start a new session, or ask a "

@@ -363,7 +363,11 @@ static const pg_migration pg_migrations[] = {
       * (store_migrations.c 19) */
      "ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
      "ALTER TABLE runs ADD COLUMN heartbeat BIGINT NOT NULL DEFAULT 0;"
-     "CREATE INDEX runs_active_owner ON runs (owner, heartbeat) WHERE status IN (1, 2);"},
+     "CREATE INDEX runs_active_owner ON runs (owner, heartbeat) WHERE status IN (1, 2);"
+     /* one active run per session across every instance: a second one's
+      * start is refused (STORE_CONFLICT, 409 session_busy); queued runs
+      * wait in their own instance's registry and are not counted */
+     "CREATE UNIQUE INDEX runs_one_active_per_session ON runs (session_id) WHERE status IN (2, 3, 8);"},
 };
 
 #define PG_NMIGRATIONS (sizeof pg_migrations / sizeof pg_migrations[0])

@@ -289,7 +289,7 @@ describe('two instances sharing one redis', () => {
   // again must not interrupt A's run in flight (it used to: every start
   // interrupted every running run in the database); A killed mid-run, its
   // run is interrupted by B once its heartbeat is STORE_RUN_LEASE_S (30 s) old.
-  test('B restarting does not interrupt A\'s run; A killed, B interrupts its run (instance_lost)', {
+  test('B restarting does not interrupt A\'s run; a session busy on A is 409 on B; A killed, B interrupts its run (instance_lost)', {
     skip: process.env.BRIGADE_E2E_STORE !== 'postgres' && 'each instance has its own SQLite copy',
     timeout: 120_000,
   }, async () => {
@@ -311,6 +311,17 @@ describe('two instances sharing one redis', () => {
     assert.equal(mid.status, 'running', JSON.stringify(mid));
     const done = await st.done;
     assert.equal(done.events.at(-1).event, 'run.completed', done.text.slice(-400));
+    // a session busy on A answers 409 on B (one active run per session in
+    // the store, whichever instance runs it)
+    const s3 = await newSession(stack, u.key, 'assistant');
+    const st3 = openStream(stack, u.key, s3.id, 'busy on A [[latency:3000]]');
+    await st3.next('run.started');
+    const onB = await fetch(`${second.base}/v1/sessions/${s3.id}/messages`, {
+      method: 'POST', headers: { authorization: `Bearer ${u.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ content: 'and on B' }) });
+    assert.equal(onB.status, 409, await onB.clone().text());
+    assert.equal((await onB.json()).error.code, 'session_busy');
+    assert.equal((await st3.done).events.at(-1).event, 'run.completed');
     // A killed with a run in flight: B interrupts it once its heartbeat is stale
     const s2 = await newSession(stack, u.key, 'assistant');
     const st2 = openStream(stack, u.key, s2.id, 'never answered [[latency:120000]]');
