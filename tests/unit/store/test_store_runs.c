@@ -568,8 +568,11 @@ static void test_run_concurrent_seq(void **state)
     seq_arg a[2];
     memset(a, 0, sizeof a);
     a[0].f = a[1].f = f;
+    /* one running and one queued: PostgreSQL allows one active run per
+     * session (migration 19); both append concurrently */
     for (int i = 0; i < 2; i++)
-        assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "go", RUN_RUNNING, &a[i].run), STORE_OK);
+        assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "go", i ? RUN_QUEUED : RUN_RUNNING, &a[i].run),
+                         STORE_OK);
     pthread_t t[2];
     for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, seq_thread, &a[i]);
     for (int i = 0; i < 2; i++) {
@@ -600,10 +603,14 @@ static void test_runs_recover(void **state)
     run_rec q, r, w, c, o;
     assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "q", RUN_QUEUED, &q), STORE_OK);
     assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "r", RUN_RUNNING, &r), STORE_OK);
-    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "w", RUN_RUNNING, &w), STORE_OK);
+    /* w and c on sessions of their own: one active run per session */
+    session_rec sw, scm;
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &sw), STORE_OK);
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &scm), STORE_OK);
+    assert_int_equal(store_run_start(f->st, &f->s1, sw.id, NULL, "w", RUN_RUNNING, &w), STORE_OK);
     w.status = RUN_WAITING_APPROVAL;
     assert_int_equal(store_run_set_status(f->st, &f->s1, &w), STORE_OK);
-    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "c", RUN_RUNNING, &c), STORE_OK);
+    assert_int_equal(store_run_start(f->st, &f->s1, scm.id, NULL, "c", RUN_RUNNING, &c), STORE_OK);
     c.status = RUN_COMPLETED;
     message_rec fin = msg("assistant", "done", NULL, NULL);
     assert_int_equal(store_run_finish(f->st, &f->s1, &c, &fin), STORE_OK);
@@ -638,6 +645,8 @@ static void test_runs_recover(void **state)
     assert_int_equal(n, 0);
     session_rec_free(&s);
     session_rec_free(&s2);
+    session_rec_free(&sw);
+    session_rec_free(&scm);
 }
 
 /* ---- paused runs and approvals (store_approvals.c) ---- */
@@ -697,7 +706,9 @@ static void test_run_pause_and_approvals(void **state)
     approval_rec late = {.call_id = "call_3", .tool = "pay", .arguments = "{}", .reason = "always",
                          .deadline = time(NULL) - 5};
     run_rec r0;
-    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "late", RUN_RUNNING, &r0), STORE_OK);
+    session_rec s0;   /* its own session: r is paused on s (one active run per session) */
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &s0), STORE_OK);
+    assert_int_equal(store_run_start(f->st, &f->s1, s0.id, NULL, "late", RUN_RUNNING, &r0), STORE_OK);
     assert_int_equal(store_run_pause(f->st, &f->s1, &r0, &w, &late, 1), STORE_OK);
     assert_int_equal(store_approval_decide(f->st, f->s1.tenant_id, f->s1.user_id, NULL, r0.id,
                                            "call_3", true, NULL, &d, &left), STORE_CONFLICT);
@@ -740,7 +751,9 @@ static void test_run_pause_and_approvals(void **state)
 
     /* a run that ends while paused leaves nothing pending */
     run_rec r2;
-    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "x", RUN_RUNNING, &r2), STORE_OK);
+    session_rec s2x;   /* r is running again on s: one active run per session */
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &s2x), STORE_OK);
+    assert_int_equal(store_run_start(f->st, &f->s1, s2x.id, NULL, "x", RUN_RUNNING, &r2), STORE_OK);
     w.kind = RUN_WAITING_APPROVAL;
     a[0].deadline = time(NULL) + 3600;
     assert_int_equal(store_run_pause(f->st, &f->s1, &r2, &w, a, 1), STORE_OK);
@@ -761,12 +774,17 @@ static void test_run_pause_and_approvals(void **state)
         many[i].deadline = time(NULL) + 60;
     }
     run_rec r3;
-    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "y", RUN_RUNNING, &r3), STORE_OK);
+    session_rec s3x;   /* its own session, as r2 */
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &s3x), STORE_OK);
+    assert_int_equal(store_run_start(f->st, &f->s1, s3x.id, NULL, "y", RUN_RUNNING, &r3), STORE_OK);
     assert_int_equal(store_run_pause(f->st, &f->s1, &r3, &w, many, STORE_APPROVALS_PENDING_PER_USER + 1),
                      STORE_QUOTA);
     assert_int_equal(store_run_pause(f->st, &f->s1, &r3, &w, many, STORE_APPROVALS_PENDING_PER_USER),
                      STORE_OK);
     session_rec_free(&s);
+    session_rec_free(&s0);
+    session_rec_free(&s2x);
+    session_rec_free(&s3x);
 }
 
 /* ---- memory ---- */
