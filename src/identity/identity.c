@@ -535,8 +535,10 @@ auth_status identity_provision(identity *id, const auth_pending *pending, scope 
     if (!t) return id_fail(why, whylen, AUTH_INVALID, "invalid token");
 
     user_rec u;
+    pthread_mutex_lock(&id->mutate);   /* store then cache, as every change (id_reload) */
     store_status s = store_user_provision(id->st, pending->tenant_id, pending->external_id, tier, &u);
     if (s != STORE_OK) {
+        pthread_mutex_unlock(&id->mutate);
         log_error("identity: provisioning %s failed: %s", pending->tenant_id, store_status_text(s));
         return id_fail(why, whylen, AUTH_INVALID, "cannot provision user");
     }
@@ -544,6 +546,7 @@ auth_status identity_provision(identity *id, const auth_pending *pending, scope 
     pthread_rwlock_wrlock(&id->lock);
     id_cache_user(id, &u);
     pthread_rwlock_unlock(&id->lock);
+    pthread_mutex_unlock(&id->mutate);
     if (u.disabled) return id_fail(why, whylen, AUTH_DISABLED, "user is disabled");
     scope_mint_user(out, u.tenant_id, u.id, "jwt", u.tier);
     return AUTH_OK;
@@ -1081,6 +1084,10 @@ static int id_reload(identity *id)
     fresh.key_limits = strmap_new(free);
     fresh.revoked_ids = strmap_new(NULL);
     int rc = 0;
+    /* Held from the load to the swap: a change of ours (store, then cache,
+     * under this lock) is either in what we load or made after the swap —
+     * never lost by swapping in tables read before it committed. */
+    pthread_mutex_lock(&id->mutate);
     if (!fresh.keys || !fresh.users || !fresh.ext || !fresh.issuers || !fresh.tenants || !fresh.key_limits ||
         !fresh.revoked_ids || store_load_tenants(id->st, id_load_tenant_cb, &fresh) != STORE_OK ||
         store_load_users(id->st, id_load_user_cb, &fresh) != STORE_OK ||
@@ -1095,7 +1102,6 @@ static int id_reload(identity *id)
     }
     id_diff d = {&fresh, NULL};
     if (rc == 0) {
-        pthread_mutex_lock(&id->mutate);   /* no change of ours is half applied meanwhile */
         pthread_rwlock_wrlock(&id->lock);
         strmap_foreach(id->keys, id_diff_key, &d);
         strmap_foreach(id->users, id_diff_user, &d);
@@ -1104,8 +1110,8 @@ static int id_reload(identity *id)
         ID_SWAP(key_limits); ID_SWAP(revoked_ids);
 #undef ID_SWAP
         pthread_rwlock_unlock(&id->lock);
-        pthread_mutex_unlock(&id->mutate);
     }
+    pthread_mutex_unlock(&id->mutate);
     strmap_free(fresh.keys);
     strmap_free(fresh.users);
     strmap_free(fresh.ext);

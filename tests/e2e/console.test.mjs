@@ -238,7 +238,8 @@ describe('a user in the console', () => {
     const { page, ctx, errors } = await signedIn(alice.key);
     try {
       await page.getByTestId('new-session').click();
-      await page.getByTestId('compose').waitFor();
+      // the first page of the file: chromium can take its time on a loaded machine
+      await page.getByTestId('compose').waitFor({ timeout: 30_000 });
       await page.getByTestId('compose').fill('Tell me something long [[tokens:24]]');
       await page.getByTestId('send').click();
       await page.getByTestId('chunks').waitFor();
