@@ -22,7 +22,7 @@ for bin in $(find build-fuzz/fuzz -type f -name 'fuzz_*' -perm -u+x | sort); do
   [[ -d "fuzz/corpus/$name" ]] && seeds+=("fuzz/corpus/$name")
   if "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
        -artifact_prefix="build-fuzz/findings/$name-" "$work" "${seeds[@]}" > "build-fuzz/$name.log" 2>&1; then
-    echo "fuzz: ok $name ($(grep -Eo '#[0-9]+' "build-fuzz/$name.log" | tail -1) runs)"
+    echo "fuzz: ok $name ($(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "build-fuzz/$name.log" | tail -1) runs)"
   else
     echo "fuzz: FAIL $name"; tail -40 "build-fuzz/$name.log"; status=1
   fi

@@ -321,6 +321,62 @@ static int api_console_credential(api_ctx *ctx, char *out, size_t cap)
     return -1;
 }
 
+static void api_authenticate(api_ctx *ctx, bool caught_up);
+
+/* A key this instance's cache did not hold, with other instances on the
+ * same store: one round of catching up with their changes, off the loop,
+ * then the key is tried again (a key made on instance A works on B at
+ * once, not after B's next periodic sync). */
+static void api_catch_up_work(http_request *req)
+{
+    api_ctx *ctx = req->user;
+    if (identity_catch_up(ctx->env->identity) < 0)
+        log_warn("identity: could not read the store to look for a key made elsewhere");
+}
+
+static void api_catch_up_done(http_request *req)
+{
+    api_ctx *ctx = req->user;
+    api_log_ctx(ctx);
+    api_authenticate(ctx, true);
+    log_ctx_clear();
+}
+
+/* The request's credential, resolved: dispatched, deferred (provisioning
+ * a JWT's user, or catching up for an unseen key), or answered 401/403. */
+static void api_authenticate(api_ctx *ctx, bool caught_up)
+{
+    http_request *req = ctx->req;
+    const api_route *route = ctx->route;
+    char why[256] = "";
+    char bearer[API_X_API_KEY_MAX + 8];
+    const char *credential = api_credential_header(req, route, bearer, sizeof bearer);
+    char console_cred[CONSOLE_CREDENTIAL_MAX + 1];
+    if (!credential) {
+        int rc = api_console_credential(ctx, console_cred, sizeof console_cred);
+        if (rc < 0) return;           /* answered: bad CSRF or a dead session */
+        if (rc > 0) credential = console_cred;
+    }
+    auth_status st = identity_authenticate(ctx->env->identity, credential, &ctx->scope,
+                                           &ctx->pending, why, sizeof why);
+    if (st == AUTH_UNSEEN_KEY && caught_up) st = AUTH_INVALID;
+    if (st == AUTH_OK) {
+        api_auth_span_end(ctx, st);
+        api_dispatch(ctx);
+    } else if (st == AUTH_NEEDS_PROVISION) {
+        /* A valid JWT for a subject we have not seen: creating the user is a
+         * durable write, so it runs off the loop. */
+        obs_span_set_bool(ctx->auth_span, "brigade.auth.provisioned", true);
+        http_request_defer(req, api_provision_work, api_provision_done);
+    } else if (st == AUTH_UNSEEN_KEY) {
+        obs_span_set_bool(ctx->auth_span, "brigade.auth.caught_up", true);
+        http_request_defer(req, api_catch_up_work, api_catch_up_done);
+    } else {
+        api_auth_span_end(ctx, st);
+        api_fail_auth(ctx, st, why);
+    }
+}
+
 void api_begin(http_request *req, const api_route *route)
 {
     api_ctx *ctx = arena_alloc(&req->arena, sizeof *ctx);
@@ -358,32 +414,7 @@ void api_begin(http_request *req, const api_route *route)
 
     ctx->auth_span = obs_span_begin(obs_span_ctx(ctx->span), "authenticate", OBS_SPAN_INTERNAL, NULL);
     api_log_ctx(ctx);                 /* what identity logs carries the request */
-    char why[256] = "";
-    char bearer[API_X_API_KEY_MAX + 8];
-    const char *credential = api_credential_header(req, route, bearer, sizeof bearer);
-    char console_cred[CONSOLE_CREDENTIAL_MAX + 1];
-    if (!credential) {
-        int rc = api_console_credential(ctx, console_cred, sizeof console_cred);
-        if (rc < 0) {
-            log_ctx_clear();
-            return;                   /* answered: bad CSRF or a dead session */
-        }
-        if (rc > 0) credential = console_cred;
-    }
-    auth_status st = identity_authenticate(ctx->env->identity, credential, &ctx->scope,
-                                           &ctx->pending, why, sizeof why);
-    if (st == AUTH_OK) {
-        api_auth_span_end(ctx, st);
-        api_dispatch(ctx);
-    } else if (st == AUTH_NEEDS_PROVISION) {
-        /* A valid JWT for a subject we have not seen: creating the user is a
-         * durable write, so it runs off the loop. */
-        obs_span_set_bool(ctx->auth_span, "brigade.auth.provisioned", true);
-        http_request_defer(req, api_provision_work, api_provision_done);
-    } else {
-        api_auth_span_end(ctx, st);
-        api_fail_auth(ctx, st, why);
-    }
+    api_authenticate(ctx, false);
     log_ctx_clear();
 }
 

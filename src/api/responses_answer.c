@@ -148,8 +148,11 @@ static void ans_set_usage(cJSON *resp, int64_t input, int64_t output)
 static void ans_usage_of(const cJSON *usage, int64_t *input, int64_t *output)
 {
     const cJSON *p = ans_get(usage, "prompt_tokens"), *c = ans_get(usage, "completion_tokens");
-    *input = cJSON_IsNumber(p) ? json_num_i64(p->valuedouble) : 0;
-    *output = cJSON_IsNumber(c) ? json_num_i64(c->valuedouble) : 0;
+    /* garbage (negative, past 1e15) counts as absent: 0 */
+    int64_t in = cJSON_IsNumber(p) ? json_num_tokens(p->valuedouble) : -1;
+    int64_t out = cJSON_IsNumber(c) ? json_num_tokens(c->valuedouble) : -1;
+    *input = in > 0 ? in : 0;
+    *output = out > 0 ? out : 0;
 }
 
 bool responses_object_complete(cJSON *resp, const char *completion, size_t len)

@@ -27,7 +27,6 @@ struct serve_sync {
     pthread_mutex_t mu;
     pthread_cond_t  cv;
     bool            stop;
-    int64_t         after;
 };
 
 static void *serve_sync_main(void *arg)
@@ -48,7 +47,7 @@ static void *serve_sync_main(void *arg)
                     log_warn("runs: %zu run(s) of an instance that stopped were interrupted (instance_lost)", lost);
             }
         }
-        int n = identity_sync(s->id, &s->after);
+        int n = identity_sync(s->id);
         if (n < 0 && !failing) log_warn("identity sync: the store could not be read; retrying");
         if (n >= 0 && failing) log_info("identity sync: the store answers again");
         if (n > 0) log_info("identity sync: %d change(s) from other instances applied", n);
@@ -75,7 +74,7 @@ serve_sync *serve_sync_start(identity *id, store *st)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     /* the log's end now: what came before is in the cache already */
-    if (identity_sync(id, &s->after) < 0) log_warn("identity sync: the audit log could not be read at start");
+    if (identity_sync(id) < 0) log_warn("identity sync: the audit log could not be read at start");
     if (pthread_create(&s->thread, NULL, serve_sync_main, s) != 0) {
         log_error("identity sync: cannot start its thread: changes made on other instances will not be seen");
         pthread_cond_destroy(&s->cv);

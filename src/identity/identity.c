@@ -20,6 +20,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,13 @@ struct identity {
     strmap *revoked_ids;           /* key id → (marker) for every revoked key */
     identity_revoked_fn on_revoked;   /* set before serving (runs) */
     void  *on_revoked_arg;
+    /* several instances on one store (identity_sync): the audit log's
+     * position this cache has seen, one round at a time (sync_mu), and how
+     * many rounds have completed (for identity_catch_up) */
+    pthread_mutex_t  sync_mu;
+    int64_t          sync_after;
+    _Atomic uint64_t sync_rounds;
+    _Atomic bool     shared;           /* identity_sync has run: other instances may write */
 };
 
 /* The value stored in revoked_ids: only its presence matters. */
@@ -285,6 +293,7 @@ identity *identity_open(store *st, const char *data_dir, const char *admin_token
     id->key_mac = identity_hmac_key_new(id->secret, sizeof id->secret);
     pthread_rwlock_init(&id->lock, NULL);
     pthread_mutex_init(&id->mutate, NULL);
+    pthread_mutex_init(&id->sync_mu, NULL);
     id->keys = strmap_new(free);
     id->users = strmap_new(free);
     id->ext = strmap_new(free);
@@ -325,6 +334,7 @@ void identity_close(identity *id)
     strmap_free(id->revoked_ids);
     pthread_rwlock_destroy(&id->lock);
     pthread_mutex_destroy(&id->mutate);
+    pthread_mutex_destroy(&id->sync_mu);
     while (id->legacy) {
         id_legacy *l = id->legacy;
         id->legacy = l->next;
@@ -383,7 +393,11 @@ static auth_status id_auth_key(identity *id, const char *hash, scope *out, char 
     const id_key *k = strmap_get(id->keys, hash);
     const id_user *u = NULL;
     if (!k) {
-        res = id_fail(why, whylen, AUTH_INVALID, "invalid API key");
+        /* With other instances writing to the store, a key made there a
+         * moment ago may not be in this cache yet: the caller catches up
+         * (identity_catch_up) and asks again before answering 401. */
+        res = id_fail(why, whylen, atomic_load(&id->shared) ? AUTH_UNSEEN_KEY : AUTH_INVALID,
+                      "invalid API key");
     } else if (k->revoked) {
         res = id_fail(why, whylen, AUTH_REVOKED, "API key has been revoked");
     } else if (!strmap_get(id->tenants, k->tenant_id)) {
@@ -1129,12 +1143,15 @@ static int id_reload(identity *id)
     return rc;
 }
 
-int identity_sync(identity *id, int64_t *after)
+/* One round of identity_sync; sync_mu held. */
+static int id_sync_round(identity *id)
 {
+    int64_t *after = &id->sync_after;
     if (*after == 0) {
         audit_tail t;
         if (store_audit_tail(id->st, &t) != STORE_OK) return -1;
         *after = t.last_seq > 0 ? t.last_seq : -1;   /* -1: an empty log, start at its beginning */
+        atomic_store(&id->shared, true);
         return 0;
     }
     scope sa;
@@ -1154,6 +1171,33 @@ int identity_sync(identity *id, int64_t *after)
     if (relevant && id_reload(id) != 0) return -1;
     if (cursor > 0) *after = cursor;
     return relevant;
+}
+
+int identity_sync(identity *id)
+{
+    pthread_mutex_lock(&id->sync_mu);
+    int n = id_sync_round(id);
+    atomic_fetch_add(&id->sync_rounds, 1);
+    pthread_mutex_unlock(&id->sync_mu);
+    return n;
+}
+
+/* A round that began after the caller arrived has seen every change
+ * committed before it: the round running when it arrived (if any) ends
+ * as rounds+1, so rounds+2 is the first that surely began later. Callers
+ * waiting together share one round; the store sees one round at a time
+ * however many unknown keys arrive. */
+int identity_catch_up(identity *id)
+{
+    uint64_t arrived = atomic_load(&id->sync_rounds);
+    pthread_mutex_lock(&id->sync_mu);
+    int n = 0;
+    if (atomic_load(&id->sync_rounds) < arrived + 2) {
+        n = id_sync_round(id);
+        atomic_fetch_add(&id->sync_rounds, 1);
+    }
+    pthread_mutex_unlock(&id->sync_mu);
+    return n;
 }
 
 void identity_on_revocation(identity *id, identity_revoked_fn fn, void *arg)

@@ -45,7 +45,10 @@ typedef enum auth_status {
     AUTH_EXPIRED,            /* JWT exp passed / nbf in the future */
     AUTH_REVOKED,            /* key revoked */
     AUTH_DISABLED,           /* user disabled */
-    AUTH_NEEDS_PROVISION     /* valid JWT, unknown subject: call identity_provision */
+    AUTH_NEEDS_PROVISION,    /* valid JWT, unknown subject: call identity_provision */
+    AUTH_UNSEEN_KEY          /* an API key this cache does not hold while other instances
+                              * share the store: identity_catch_up, then authenticate again
+                              * (a second AUTH_UNSEEN_KEY is AUTH_INVALID) */
 } auth_status;
 
 typedef struct auth_pending {   /* filled with AUTH_NEEDS_PROVISION */
@@ -178,15 +181,23 @@ store_status identity_cli_tenant_scope(identity *id, const char *tenant_id, scop
  * erased, a tenant's JWT settings or limits) reach this cache through the
  * store's audit log, which every instance appends to in one sequence and
  * where each such change has its entry, written in the same transaction.
- * identity_sync (blocking) reads the entries after *after (0 at the first
- * call: it starts from the log's end) and, when one of them changes
+ * identity_sync (blocking) reads the entries after the position it last
+ * reached (the first call only finds the log's end, and from then on
+ * identity_authenticate answers AUTH_UNSEEN_KEY rather than AUTH_INVALID
+ * for a key it does not hold) and, when one of them changes
  * authentication, reloads the whole cache from the store and tells the
  * revocation listener of every key now revoked and every user now disabled
  * or erased, as if the change had been made here. Returns how many such
- * entries it saw (-1: the store failed; *after is kept, the next call
- * tries again). Serve calls it a few times a second when the store is
- * shared (PostgreSQL). */
-int identity_sync(identity *id, int64_t *after);
+ * entries it saw (-1: the store failed; the position is kept, the next
+ * call tries again). Serve calls it a few times a second when the store is
+ * shared (PostgreSQL). One round runs at a time. */
+int identity_sync(identity *id);
+/* For a request whose key this cache did not hold (AUTH_UNSEEN_KEY):
+ * blocks until a round of identity_sync that began after the call has
+ * ended, running it if none is under way, so a key made on another
+ * instance before this request arrived is found. Callers that wait at once
+ * share a round. Returns as identity_sync. */
+int identity_catch_up(identity *id);
 
 /* For the server's own work on a tenant's definitions, done for no request
  * (the MCP OAuth provider resolver reads the tenant's MCP servers to find

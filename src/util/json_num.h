@@ -16,4 +16,15 @@ static inline int64_t json_num_i64(double d)
     return (int64_t)d;
 }
 
+/* A provider's token count: a number in [0, JSON_TOKENS_MAX], else -1
+ * (garbage: a count past 1e15 is no real request's, and sums of such
+ * counts must stay far inside int64's range). The providers' parsers
+ * (provider_openai.c, openai_scan.c, anthropic_translate.c) keep to the
+ * same bound. */
+#define JSON_TOKENS_MAX 1e15
+static inline int64_t json_num_tokens(double d)
+{
+    return d >= 0 && d <= JSON_TOKENS_MAX ? (int64_t)d : -1;
+}
+
 #endif
