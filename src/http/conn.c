@@ -299,7 +299,10 @@ static void cork_unlink(http_conn *c)
     else w->cork_tail = c->cork_prev;
     c->cork_prev = c->cork_next = NULL;
     c->corked = false;
-    w->n_corked--;
+    /* The last cork gone, by whatever path (a write that took the cork
+     * along, a close): the loop may sleep again. Left running, the idle
+     * handle turns every poll into a busy spin until the next cork. */
+    if (--w->n_corked == 0) uv_idle_stop(&w->cork_idle);
 }
 
 /* After a write that sent `b` (the former cork): reuse it for the next turn

@@ -853,6 +853,16 @@ static size_t total_writes(http_server *s)
     return n;
 }
 
+/* Is any worker's "something is corked" idle handle running? (Read from
+ * the test's thread: a flag that only settles, checked after the loops
+ * went quiet.) */
+static bool cork_idle_running(http_server *s)
+{
+    for (unsigned i = 0; i < s->n_workers; i++)
+        if (uv_is_active((uv_handle_t *)&s->workers[i].cork_idle)) return true;
+    return false;
+}
+
 static void expect_events(const char *body, size_t len, int n)
 {
     char want[48];
@@ -892,6 +902,12 @@ static void test_cork_one_write(void **state)
     assert_int_equal(r.status, 200);
     expect_events(r.body, r.body_len, 200);
     resp_free(&r);
+    /* The cork left with the end's write, not through the end-of-turn
+     * pass: the idle handle that keeps a corked loop from sleeping must be
+     * stopped all the same, or every later poll is a busy spin (it was:
+     * two loop threads at ~70% CPU each with nothing to do). */
+    for (int waited = 0; waited < 500 && cork_idle_running(f->srv); waited += 10) usleep(10 * 1000);
+    assert_false(cork_idle_running(f->srv));
 
     /* Ended later from a timer: the events go at the end of the handler's
      * loop turn (not at the end of the stream), the terminator on its own. */
