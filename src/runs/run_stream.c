@@ -40,6 +40,9 @@
 #define RS_ID_MAX        72
 #define RS_PUB_INFLIGHT  512           /* publish commands awaiting Redis's reply */
 #define RS_UNREACHABLE_MS 1000         /* a new follower waits this long for a connection */
+#define RS_CONNECT_TIMEOUT_MS 1000     /* a connection attempt, then another */
+#define RS_REPLY_TIMEOUT_MS 2000       /* a command unanswered this long: the connection is dead */
+#define RS_PING_MS        1000         /* an idle connection is checked this often */
 
 typedef struct rs_item {
     struct rs_item *next;
@@ -78,7 +81,10 @@ struct run_stream {
     uv_async_t         wake;
     uv_timer_t         tick, retry;
     redisAsyncContext *ac;             /* the thread's */
-    bool               up;
+    bool               up, lost;
+    uint64_t           connect_ms;     /* when the attempt in progress began */
+    int                awaiting;       /* commands sent with a callback, not answered yet */
+    uint64_t           heard_ms;       /* the last reply, or when awaiting went from 0 */
     int                pub_inflight;
     pthread_mutex_t    mu;             /* what follows */
     bool               stopping;
@@ -102,6 +108,21 @@ static void rs_drop(run_stream *s, const char *why)
     atomic_fetch_add(&s->dropped, 1);
     if (!atomic_exchange(&s->warned, true))
         log_warn("run events: an event was not published to redis (%s); other instances miss it", why);
+}
+
+static uint64_t rs_now_ms(void) { return time_mono_ns() / 1000000; }
+
+/* Every command sent with a callback is counted until its reply (or the
+ * NULL reply of a closed connection): how a dead connection is noticed. */
+static void rs_sent(run_stream *s)
+{
+    if (s->awaiting++ == 0) s->heard_ms = rs_now_ms();
+}
+
+static void rs_heard(run_stream *s)
+{
+    s->awaiting--;
+    s->heard_ms = rs_now_ms();
 }
 
 /* ---- owner side ---- */
@@ -167,6 +188,7 @@ static void rs_pub_reply(redisAsyncContext *ac, void *reply, void *priv)
     run_stream *s = priv;
     redisReply *rp = reply;
     s->pub_inflight--;
+    rs_heard(s);
     /* an id not above the stream's last: the entry is there already (sent
      * again after a reconnection) — nothing lost */
     if (rp && rp->type == REDIS_REPLY_ERROR && !strstr(rp->str, "equal or smaller")) rs_drop(s, rp->str);
@@ -201,6 +223,7 @@ static void rs_flush(run_stream *s)
         }
         if (rc == REDIS_OK) {
             s->pub_inflight++;
+            rs_sent(s);
             const char *ex[] = {"EXPIRE", key, ttl};
             redisAsyncCommandArgv(s->ac, NULL, NULL, 3, ex, NULL);
         } else {
@@ -235,6 +258,7 @@ static void rs_exists_reply(redisAsyncContext *ac, void *reply, void *priv)
     (void)ac;
     run_stream_reader *rd = priv;
     redisReply *rp = reply;
+    rs_heard(rd->s);
     pthread_mutex_lock(&rd->s->mu);
     rd->inflight--;
     if (!rd->gone && rd->state == RUN_STREAM_WAITING) {
@@ -265,6 +289,7 @@ static void rs_range_reply(redisAsyncContext *ac, void *reply, void *priv)
     (void)ac;
     run_stream_reader *rd = priv;
     redisReply *rp = reply;
+    rs_heard(rd->s);
     pthread_mutex_lock(&rd->s->mu);
     rd->inflight--;
     if (rd->gone || rd->state == RUN_STREAM_UNREACHABLE || rd->state == RUN_STREAM_ABSENT) goto out;
@@ -342,10 +367,16 @@ static void rs_poll(run_stream *s)
         snprintf(count, sizeof count, "%zu", room + 1);
         if (!rd->exists_known) {
             const char *ex[] = {"EXISTS", key};
-            if (redisAsyncCommandArgv(s->ac, rs_exists_reply, rd, 2, ex, NULL) == REDIS_OK) rd->inflight++;
+            if (redisAsyncCommandArgv(s->ac, rs_exists_reply, rd, 2, ex, NULL) == REDIS_OK) {
+                rd->inflight++;
+                rs_sent(s);
+            }
         }
         const char *xr[] = {"XRANGE", key, start, "+", "COUNT", count};
-        if (redisAsyncCommandArgv(s->ac, rs_range_reply, rd, 6, xr, NULL) == REDIS_OK) rd->inflight++;
+        if (redisAsyncCommandArgv(s->ac, rs_range_reply, rd, 6, xr, NULL) == REDIS_OK) {
+            rd->inflight++;
+            rs_sent(s);
+        }
     }
     pthread_mutex_unlock(&s->mu);
 }
@@ -376,6 +407,9 @@ static void rs_on_connect(const redisAsyncContext *ac, int status)
         redisAsyncCommandArgv((redisAsyncContext *)ac, NULL, NULL, 2, argv, NULL);
     }
     s->up = true;
+    s->heard_ms = rs_now_ms();
+    if (s->lost) log_info("run events: connected to redis again");
+    s->lost = false;
     rs_flush(s);
     rs_poll(s);
 }
@@ -387,7 +421,10 @@ static void rs_on_disconnect(const redisAsyncContext *ac, int status)
     bool was = s->up;
     s->up = false;
     s->ac = NULL;                           /* hiredis frees it */
-    if (was && !s->stopping) log_warn("run events: lost the connection to redis; reconnecting");
+    if (was && !s->stopping) {
+        log_warn("run events: lost the connection to redis; reconnecting");
+        s->lost = true;
+    }
     rs_schedule_retry(s);
 }
 
@@ -409,11 +446,59 @@ static void rs_connect(run_stream *s)
     redisAsyncSetConnectCallback(ac, rs_on_connect);
     redisAsyncSetDisconnectCallback(ac, rs_on_disconnect);
     s->ac = ac;
+    s->connect_ms = time_mono_ns() / 1000000;
+}
+
+/* hiredis 0.14's libuv adapter drops a poll error (a refused connection to
+ * a Redis that is still down): the connect callback never comes. A connect
+ * not done within RS_CONNECT_TIMEOUT_MS is abandoned and tried again. */
+static void rs_connect_deadline(run_stream *s)
+{
+    if (!s->ac || s->up || time_mono_ns() / 1000000 - s->connect_ms < RS_CONNECT_TIMEOUT_MS) return;
+    redisAsyncContext *ac = s->ac;
+    s->ac = NULL;
+    redisAsyncFree(ac);                     /* not connected: no callback runs */
+    rs_schedule_retry(s);
+}
+
+static void rs_ping_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    (void)reply;
+    rs_heard(priv);
+}
+
+/* The same adapter also drops the error of a connection that breaks while
+ * a write is pending: hiredis never calls back, the replies never come. A
+ * connection with a command unanswered for RS_REPLY_TIMEOUT_MS (an idle
+ * one is sent a PING every RS_PING_MS) is closed — its commands answered
+ * NULL, so followers learn Redis is away — and made again. */
+static void rs_liveness(run_stream *s)
+{
+    if (!s->up || !s->ac) return;
+    uint64_t now = rs_now_ms();
+    if (s->awaiting == 0) {
+        if (now - s->heard_ms >= RS_PING_MS) {
+            const char *argv[] = {"PING"};
+            if (redisAsyncCommandArgv(s->ac, rs_ping_reply, s, 1, argv, NULL) == REDIS_OK) rs_sent(s);
+        }
+        return;
+    }
+    if (now - s->heard_ms < RS_REPLY_TIMEOUT_MS) return;
+    log_warn("run events: redis stopped answering; reconnecting");
+    redisAsyncContext *ac = s->ac;
+    s->up = false;
+    s->lost = true;
+    s->ac = NULL;
+    redisAsyncFree(ac);                     /* NULL replies; the disconnect callback sees up false */
+    rs_schedule_retry(s);
 }
 
 static void rs_tick_cb(uv_timer_t *t)
 {
     run_stream *s = t->data;
+    rs_connect_deadline(s);
+    rs_liveness(s);
     rs_flush(s);
     rs_poll(s);
 }
