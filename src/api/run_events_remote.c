@@ -6,7 +6,9 @@
  * other run read.
  *
  * The stream has the same ids as the owner's own, honours Last-Event-ID,
- * and ends with the run's end. Two ends do not come from Redis, and the
+ * and ends with the run's end. A live run whose stream is not in Redis yet
+ * (its first event still on its way) is asked for again every
+ * REMOTE_TICK_MS, REMOTE_ABSENT_TRIES times. Two ends do not come from Redis, and the
  * store's run answers them with one `run.state` event (as a run nobody
  * keeps events of does):
  *   - Redis is away (or has no stream for this run): what could be read is
@@ -27,6 +29,8 @@
 #define REMOTE_PING_MS      15000
 #define REMOTE_BATCH        RUN_STREAM_READER_FRAMES
 #define REMOTE_CHECK_MS     1000
+#define REMOTE_TICK_MS      200
+#define REMOTE_ABSENT_TRIES 10     /* a live run's stream not there yet: asked again, 2 s in all */
 #define REMOTE_END_GRACE_MS 2000
 
 typedef struct remote_reader {
@@ -39,6 +43,9 @@ typedef struct remote_reader {
     bool               full, closing, work_busy;
     run_rec            rec;            /* the run as last read from the store */
     uint64_t           final_since_ms; /* when the store first said it was final */
+    uint64_t           after;          /* the last event sent (or the client's Last-Event-ID) */
+    int                ticks, absent_tries;
+    struct run_stream *s;
     uv_timer_t        *check;
     uv_work_t          work;
     store_status       wst;
@@ -113,6 +120,7 @@ static run_stream_state remote_send(remote_reader *r)
         for (size_t i = 0; i < n; i++) {
             char id[24];
             snprintf(id, sizeof id, "%llu", (unsigned long long)f[i].seq);
+            r->after = f[i].seq;
             if (!http_sse_event(r->sse, f[i].name, id, f[i].json, f[i].len)) r->full = true;
         }
         if (n < REMOTE_BATCH || r->full) return state;
@@ -125,7 +133,14 @@ static void remote_pump(void *arg)
     if (r->full || r->req->aborted || !r->rd) return;
     run_stream_state state = remote_send(r);
     if (state == RUN_STREAM_ENDED) remote_end(r);
-    else if (state == RUN_STREAM_ABSENT)
+    else if (state == RUN_STREAM_ABSENT && !r->sse && !run_status_terminal(r->rec.status) &&
+             r->absent_tries < REMOTE_ABSENT_TRIES) {
+        /* a run that has just started: its instance's first events may
+         * not be in Redis yet — asked again at the next tick */
+        r->absent_tries++;
+        run_stream_unfollow(r->rd);
+        r->rd = NULL;
+    } else if (state == RUN_STREAM_ABSENT)
         remote_finish_with_state(r, "this server keeps no events of this run (it ran before a restart, on another "
                                     "instance, or too long ago); this is its stored state");
     else if (state == RUN_STREAM_UNREACHABLE)
@@ -176,7 +191,7 @@ static void check_after(uv_work_t *w, int status)
     }
     uint64_t now = time_mono_ns() / 1000000;
     if (!r->final_since_ms) r->final_since_ms = now;
-    if (now - r->final_since_ms < REMOTE_END_GRACE_MS || r->full) return;
+    if (now - r->final_since_ms < REMOTE_END_GRACE_MS || r->full || !r->rd) return;
     /* what Redis still gives at once, then the stored end */
     run_stream_state state = remote_send(r);
     if (state == RUN_STREAM_ENDED) remote_end(r);
@@ -188,7 +203,16 @@ static void check_after(uv_work_t *w, int status)
 static void check_tick(uv_timer_t *t)
 {
     remote_reader *r = t->data;
-    if (r->work_busy || r->closing) return;
+    if (r->closing) return;
+    if (!r->rd) {
+        r->rd = run_stream_follow(r->s, r->run_id, r->after, t->loop, remote_pump, r);
+        if (!r->rd) {
+            remote_finish_with_state(r, "this server keeps no events of this run and cannot read them from the "
+                                        "shared redis now; this is its stored state");
+            return;
+        }
+    }
+    if (++r->ticks % (REMOTE_CHECK_MS / REMOTE_TICK_MS) != 0 || r->work_busy) return;
     r->work.data = r;
     if (uv_queue_work(t->loop, &r->work, check_work, check_after) == 0) r->work_busy = true;
 }
@@ -207,6 +231,8 @@ bool api_run_events_remote(api_ctx *ctx, const run_rec *rec, uint64_t after)
     r->st = ctx->env->store;
     r->sc = ctx->scope;
     r->rec = *rec;
+    r->s = s;
+    r->after = after;
     snprintf(r->run_id, sizeof r->run_id, "%s", rec->id);
     r->rd = run_stream_follow(s, rec->id, after, ctx->thread->loop, remote_pump, r);
     if (!r->rd) {                            /* RUN_STREAM_MAX_READERS: the stored state */
@@ -217,7 +243,7 @@ bool api_run_events_remote(api_ctx *ctx, const run_rec *rec, uint64_t after)
     uv_timer_init(ctx->thread->loop, t);
     t->data = r;
     r->check = t;
-    uv_timer_start(t, check_tick, REMOTE_CHECK_MS, REMOTE_CHECK_MS);
+    uv_timer_start(t, check_tick, REMOTE_TICK_MS, REMOTE_TICK_MS);
     ctx->req->user = r;
     ctx->req->on_abort = remote_abort;
     ctx->req->on_drain = remote_drain;

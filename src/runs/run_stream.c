@@ -39,6 +39,8 @@
 
 #define RS_ID_MAX        72
 #define RS_PUB_INFLIGHT  512           /* publish commands awaiting Redis's reply */
+#define RS_QUEUE_MAX_BYTES (8u * 1024 * 1024) /* … and their bytes */
+#define RS_READER_MAX_BYTES (256u * 1024) /* a follower with this much buffered is not polled */
 #define RS_UNREACHABLE_MS 1000         /* a new follower waits this long for a connection */
 #define RS_CONNECT_TIMEOUT_MS 1000     /* a connection attempt, then another */
 #define RS_REPLY_TIMEOUT_MS 2000       /* a command unanswered this long: the connection is dead */
@@ -63,7 +65,7 @@ struct run_stream_reader {
     int                inflight;       /* commands awaiting a reply */
     uint64_t           born_ms;
     run_stream_frame   buf[RUN_STREAM_READER_FRAMES];
-    size_t             nbuf;
+    size_t             nbuf, buf_bytes;
     uint64_t           skip_from, skip_to;
     /* the reader's loop only */
     run_stream_frame   taken[RUN_STREAM_READER_FRAMES];
@@ -89,9 +91,9 @@ struct run_stream {
     pthread_mutex_t    mu;             /* what follows */
     bool               stopping;
     rs_item           *qhead, *qtail;
-    size_t             qn;
+    size_t             qn, qbytes;
     run_stream_reader *readers;
-    size_t             nreaders;
+    size_t             nreaders;       /* followers not unfollowed */
     atomic_uint_fast64_t dropped;
     atomic_bool        warned;
 };
@@ -130,7 +132,7 @@ static void rs_heard(run_stream *s)
 static void rs_enqueue(run_stream *s, rs_item *it)
 {
     pthread_mutex_lock(&s->mu);
-    if (s->stopping || s->qn >= RUN_STREAM_QUEUE_MAX) {
+    if (s->stopping || s->qn >= RUN_STREAM_QUEUE_MAX || s->qbytes + it->len > RS_QUEUE_MAX_BYTES) {
         pthread_mutex_unlock(&s->mu);
         free(it->name);
         free(it);
@@ -141,6 +143,7 @@ static void rs_enqueue(run_stream *s, rs_item *it)
     else s->qhead = it;
     s->qtail = it;
     s->qn++;
+    s->qbytes += it->len;
     pthread_mutex_unlock(&s->mu);
     uv_async_send(&s->wake);
 }
@@ -204,6 +207,7 @@ static void rs_flush(run_stream *s)
             s->qhead = it->next;
             if (!s->qhead) s->qtail = NULL;
             s->qn--;
+            s->qbytes -= it->len;
         }
         pthread_mutex_unlock(&s->mu);
         if (!it) return;
@@ -325,6 +329,7 @@ static void rs_range_reply(redisAsyncContext *ac, void *reply, void *priv)
         block[n->len + 1 + d->len] = '\0';
         rd->buf[rd->nbuf++] = (run_stream_frame){.seq = seq, .name = block, .json = block + n->len + 1,
                                                  .len = d->len};
+        rd->buf_bytes += d->len;
         rd->after = seq;
         news = true;
     }
@@ -342,7 +347,6 @@ static void rs_poll(run_stream *s)
         run_stream_reader *rd = *pp;
         if (rd->gone && rd->inflight == 0) {
             *pp = rd->next;
-            s->nreaders--;
             rs_reader_free(rd);
             continue;
         }
@@ -358,7 +362,8 @@ static void rs_poll(run_stream *s)
             continue;
         }
         size_t room = RUN_STREAM_READER_FRAMES - rd->nbuf;
-        if (!room) continue;                /* a slow client: Redis keeps the backlog */
+        /* a slow client: Redis keeps the backlog */
+        if (!room || rd->buf_bytes >= RS_READER_MAX_BYTES) continue;
         char key[RS_ID_MAX + 128], start[32], count[16];
         rs_key(s, rd->run_id, key, sizeof key);
         /* "AFTER-1": the end entry of a run whose last event is AFTER, and
@@ -655,7 +660,10 @@ size_t run_stream_take(run_stream_reader *rd, run_stream_frame *out, size_t max,
     pthread_mutex_lock(&rd->s->mu);
     size_t k = rd->nbuf < max ? rd->nbuf : max;
     if (k > RUN_STREAM_READER_FRAMES) k = RUN_STREAM_READER_FRAMES;
-    for (size_t i = 0; i < k; i++) rd->taken[i] = out[i] = rd->buf[i];
+    for (size_t i = 0; i < k; i++) {
+        rd->taken[i] = out[i] = rd->buf[i];
+        rd->buf_bytes -= rd->buf[i].len;
+    }
     memmove(rd->buf, rd->buf + k, (rd->nbuf - k) * sizeof *rd->buf);
     rd->nbuf -= k;
     rd->ntaken = k;
@@ -674,6 +682,7 @@ void run_stream_unfollow(run_stream_reader *rd)
     uv_async_t *a = rd->async;
     pthread_mutex_lock(&rd->s->mu);
     rd->gone = true;                        /* the thread frees it once unanswered */
+    rd->s->nreaders--;                      /* the bound counts followers, not leftovers */
     rd->async = NULL;
     rd->wake = NULL;
     pthread_mutex_unlock(&rd->s->mu);

@@ -27,8 +27,8 @@ typedef struct run_stream_reader run_stream_reader;
 #define RUN_STREAM_LINGER_S      300     /* the key lives this long after the run's end */
 #define RUN_STREAM_IDLE_S        3600    /* … and this long after a live run's last event */
 #define RUN_STREAM_MAX_READERS   256     /* followers on this instance */
-#define RUN_STREAM_READER_FRAMES 64      /* frames buffered per follower */
-#define RUN_STREAM_QUEUE_MAX     8192    /* events waiting to be published */
+#define RUN_STREAM_READER_FRAMES 64      /* frames buffered per follower (and ~256 KiB) */
+#define RUN_STREAM_QUEUE_MAX     8192    /* events waiting to be published (and 8 MiB) */
 #define RUN_STREAM_POLL_MS       100     /* a follower's poll */
 
 /* Start the thread, connecting to cfg's Redis (reconnecting every 500 ms

@@ -78,6 +78,25 @@ static long long redis_int(const char *fmt, const char *arg)
     return v;
 }
 
+/* Publishing is asynchronous: wait until the stream's end is in Redis. */
+static void wait_ended(const char *run, uint64_t last)
+{
+    char key[128], id[48];
+    snprintf(key, sizeof key, "t:run:%s:events", run);
+    snprintf(id, sizeof id, "%llu-1", (unsigned long long)last);
+    for (int i = 0; i < 200; i++) {
+        redisContext *c = redisConnect("127.0.0.1", g_port);
+        assert_true(c && !c->err);
+        redisReply *r = redisCommand(c, "XRANGE %s %s %s", key, id, id);
+        bool there = r && r->type == REDIS_REPLY_ARRAY && r->elements == 1;
+        if (r) freeReplyObject(r);
+        redisFree(c);
+        if (there) return;
+        usleep(25000);
+    }
+    fail_msg("%s's end never reached redis", run);
+}
+
 static governance_redis_cfg cfg(void)
 {
     return (governance_redis_cfg){.host = "127.0.0.1", .port = g_port, .key_prefix = "t:"};
@@ -139,6 +158,7 @@ static void test_published_read_elsewhere(void **state)
     assert_non_null(b);
     publish_n(a, "run_one", 1, 5);
     run_stream_end(a, "run_one", 5);
+    wait_ended("run_one", 5);
     uv_loop_t loop;
     uv_loop_init(&loop);
     /* from the start, on the other instance */
@@ -209,10 +229,9 @@ static void test_trimmed_and_bounded(void **state)
     run_stream *a = run_stream_start(&c);
     publish_n(a, "run_long", 1, 2000);
     run_stream_end(a, "run_long", 2000);
-    /* all of it in Redis first (publishing is asynchronous): a reader
-     * started earlier reads the head before it is trimmed */
-    for (int i = 0; i < 100 && redis_int("EXISTS %s", "t:run:run_long:events") != 1; i++) usleep(50000);
-    usleep(500000);
+    /* all of it in Redis first: a reader started earlier reads the head
+     * before it is trimmed */
+    wait_ended("run_long", 2000);
     uv_loop_t loop;
     uv_loop_init(&loop);
     got *g = calloc(1, sizeof *g);
