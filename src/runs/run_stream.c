@@ -94,7 +94,8 @@ struct run_stream {
     size_t             qn, qbytes;
     run_stream_reader *readers;
     size_t             nreaders;       /* followers not unfollowed */
-    atomic_uint_fast64_t dropped;
+    atomic_uint_fast64_t dropped, published;
+    atomic_bool        up_seen;        /* up, for other threads */
     atomic_bool        warned;
 };
 
@@ -103,7 +104,15 @@ static void rs_key(const run_stream *s, const char *run_id, char *out, size_t n)
     snprintf(out, n, "%srun:%s:events", s->prefix, run_id);
 }
 
-uint64_t run_stream_dropped(run_stream *s) { return s ? atomic_load(&s->dropped) : 0; }
+void run_stream_stats_get(run_stream *s, run_stream_stats *out)
+{
+    pthread_mutex_lock(&s->mu);
+    out->followers = s->nreaders;
+    pthread_mutex_unlock(&s->mu);
+    out->up = atomic_load(&s->up_seen);
+    out->published = atomic_load(&s->published);
+    out->dropped = atomic_load(&s->dropped);
+}
 
 static void rs_drop(run_stream *s, const char *why)
 {
@@ -195,6 +204,7 @@ static void rs_pub_reply(redisAsyncContext *ac, void *reply, void *priv)
     /* an id not above the stream's last: the entry is there already (sent
      * again after a reconnection) — nothing lost */
     if (rp && rp->type == REDIS_REPLY_ERROR && !strstr(rp->str, "equal or smaller")) rs_drop(s, rp->str);
+    else if (rp && rp->type == REDIS_REPLY_STRING) atomic_fetch_add(&s->published, 1);
 }
 
 /* Send what is queued, at most RS_PUB_INFLIGHT unanswered. Thread. */
@@ -412,6 +422,7 @@ static void rs_on_connect(const redisAsyncContext *ac, int status)
         redisAsyncCommandArgv((redisAsyncContext *)ac, NULL, NULL, 2, argv, NULL);
     }
     s->up = true;
+    atomic_store(&s->up_seen, true);
     s->heard_ms = rs_now_ms();
     if (s->lost) log_info("run events: connected to redis again");
     s->lost = false;
@@ -425,6 +436,7 @@ static void rs_on_disconnect(const redisAsyncContext *ac, int status)
     run_stream *s = ac->data;
     bool was = s->up;
     s->up = false;
+    atomic_store(&s->up_seen, false);
     s->ac = NULL;                           /* hiredis frees it */
     if (was && !s->stopping) {
         log_warn("run events: lost the connection to redis; reconnecting");
@@ -493,6 +505,7 @@ static void rs_liveness(run_stream *s)
     log_warn("run events: redis stopped answering; reconnecting");
     redisAsyncContext *ac = s->ac;
     s->up = false;
+    atomic_store(&s->up_seen, false);
     s->lost = true;
     s->ac = NULL;
     redisAsyncFree(ac);                     /* NULL replies; the disconnect callback sees up false */

@@ -75,7 +75,13 @@ size_t run_stream_take(run_stream_reader *rd, run_stream_frame *out, size_t max,
 /* On the reader's loop: stop following (wake is not called again). */
 void   run_stream_unfollow(run_stream_reader *rd);
 
-/* Events dropped because the queue was full or Redis refused them. */
-uint64_t run_stream_dropped(run_stream *s);
+/* For /metrics. */
+typedef struct run_stream_stats {
+    bool     up;               /* connected to Redis */
+    uint64_t published;        /* events and ends Redis acknowledged */
+    uint64_t dropped;          /* not published: the queue was full, or Redis refused them */
+    size_t   followers;        /* streams of other instances' runs followed now */
+} run_stream_stats;
+void run_stream_stats_get(run_stream *s, run_stream_stats *out);
 
 #endif

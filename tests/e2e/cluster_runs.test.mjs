@@ -83,6 +83,17 @@ describe('a run on A, read and cancelled from B', { skip }, () => {
     console.log(`# B: first event ${firstMs} ms after asking; live events ${Math.round(mean)} ms (max ${max} ms) after A's reader, over ${delays.length}`);
     assert.ok(max < 1500, `an event reached B ${max} ms after A`);
 
+    // what each instance says of it
+    const metric = async (base, name) => {
+      const t = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${stack.adminToken}` } })).text();
+      const m = t.match(new RegExp(`^${name} (\\d+)`, 'm'));
+      return m ? Number(m[1]) : NaN;
+    };
+    assert.equal(await metric(stack.brigadeUrl, 'brigade_run_events_redis_up'), 1);
+    assert.ok(await metric(stack.brigadeUrl, 'brigade_run_events_published_total') >= ea.length);
+    assert.equal(await metric(stack.brigadeUrl, 'brigade_run_events_dropped_total'), 0);
+    assert.equal(await metric(B.base, 'brigade_run_events_followers'), 0, 'B forgot its finished reader');
+
     // Last-Event-ID on B: the rest, from the next id
     const rest = await openEvents(B.base, runId, alice.key, { lastEventId: 2 }).done;
     assert.deepEqual(strip(rest.events), ea.filter((e) => e.id > 2));
