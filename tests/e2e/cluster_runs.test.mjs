@@ -115,7 +115,7 @@ describe('a run on A, read and cancelled from B', { skip }, () => {
     assert.deepEqual(strip(rest.events), strip(onA.events));
   });
 
-  test('another user of the same tenant: 404 on B (and on A), live or ended', async () => {
+  test('another user (same tenant or another): 404 on B (and on A), live or ended', async () => {
     const s = await newSession(stack, alice.key, 'helper');
     const st = openStream(stack, alice.key, s.id, `${toolMarker('clock', {})} [[latency:1500]]`);
     const runId = (await st.next('run.started')).data.run_id;
@@ -125,6 +125,10 @@ describe('a run on A, read and cancelled from B', { skip }, () => {
       const c = await fetch(`${base}/v1/runs/${runId}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${bob.key}` } });
       assert.equal(c.status, 404, 'bob cannot cancel alice\'s run either');
     }
+    // a user of another tenant: the same
+    const other = await stack.makeUserWithKey((await stack.makeTenant()).admin_key);
+    const r2 = await fetch(`${B.base}/v1/runs/${runId}/events`, { headers: { authorization: `Bearer ${other.key}` } });
+    assert.equal(r2.status, 404);
     const a = await st.done;
     assert.equal(a.events.at(-1).event, 'run.completed', 'bob\'s cancel did nothing');
     const r = await fetch(`${B.base}/v1/runs/${runId}/events`, { headers: { authorization: `Bearer ${bob.key}` } });
