@@ -11,14 +11,17 @@ import { Child, freePort, makeConfig, storeYamlOf, tempDir } from './harness.mjs
 
 /** Start an instance sharing stack's store: a data directory of its own
  *  with copies of the first one's key files (every instance needs the same
- *  ones; its own instance.id is made). Returns {child, base, dataDir,
- *  configPath, stop()}. */
-export async function startInstance(stack, { extraYaml = '', upstreamTimeoutMs = 10000, name = 'second' } = {}) {
-  const dataDir = tempDir('brigade-inst-');
-  fs.chmodSync(dataDir, 0o700);
-  for (const f of ['secret', 'vault.key', 'audit_ed25519.key']) {
-    const from = path.join(stack.dataDir, f);
-    if (fs.existsSync(from)) fs.copyFileSync(from, path.join(dataDir, f));
+ *  ones; its own instance.id is made) — or `dataDir`, one the caller
+ *  prepared (a copy of the first one's, for SQLite). Returns {child, base,
+ *  dataDir, configPath, start() (again, after child.stop()), stop()}. */
+export async function startInstance(stack, { extraYaml = '', upstreamTimeoutMs = 10000, name = 'second', dataDir = null } = {}) {
+  if (!dataDir) {
+    dataDir = tempDir('brigade-inst-');
+    fs.chmodSync(dataDir, 0o700);
+    for (const f of ['secret', 'vault.key', 'audit_ed25519.key']) {
+      const from = path.join(stack.dataDir, f);
+      if (fs.existsSync(from)) fs.copyFileSync(from, path.join(dataDir, f));
+    }
   }
   const port = await freePort();
   const mockPort = Number(new URL(stack.mockUrl).port);
