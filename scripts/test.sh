@@ -99,10 +99,11 @@ e2e_counts() {
 # docs/scale-out.md; these cover the store's own paths: isolation, budgets,
 # memory search, approvals, stored Responses, the audit chain and its
 # tampering, the vault, the CLIs through --config, and redis_governance's
-# two instances sharing one database and one Redis). About 75 s under ASan
+# two instances sharing one database and one Redis, and cluster_runs' runs
+# read and cancelled across them). About 2 min under ASan
 # on a busy 2-core machine.
 pg_e2e_files=(isolation gateway governance memory approvals responses redis_governance
-              audit security_audit vault usage)
+              cluster_runs audit security_audit vault usage)
 
 echo "== end-to-end tests"
 if [[ -x build-asan/brigade ]]; then

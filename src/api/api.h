@@ -317,6 +317,11 @@ void api_messages_post(api_ctx *ctx);
 void api_runs_get(api_ctx *ctx);
 void api_runs_cancel(api_ctx *ctx);
 void api_run_events(api_ctx *ctx);            /* GET /v1/runs/{id}/events (run_events.c) */
+/* … for a run this process keeps no events of, the caller's (rec, read
+ * from the store): its events from Redis when several instances share one
+ * (run_events_remote.c). false: no Redis here, or too many readers — the
+ * caller answers the stored state. */
+bool api_run_events_remote(api_ctx *ctx, const run_rec *rec, uint64_t after);
 
 /* run_answer.c: runs told to the client — a message's run as an SSE stream
  * or a JSON answer, a cancel's answer — and the API's JSON of runs. */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "runs/run_stream.h"
 #include "sandbox/sandbox.h"
 #include "util/buf.h"
 #include "util/timeutil.h"
@@ -208,6 +209,28 @@ static void api_metrics_governance(api_env *a, buf *b)
                    (unsigned long long)rs.reseeds, (unsigned long long)rs.reconnects);
 }
 
+/* Several instances: run events through Redis (runs/run_stream.h). */
+static void api_metrics_run_events(api_env *a, buf *b)
+{
+    run_stream *s = runs_stream(a->runs);
+    if (!s) return;
+    run_stream_stats st;
+    run_stream_stats_get(s, &st);
+    buf_printf(b, "# HELP brigade_run_events_redis_up 1 while this instance reaches Redis for run events.\n"
+                  "# TYPE brigade_run_events_redis_up gauge\n"
+                  "brigade_run_events_redis_up %d\n"
+                  "# HELP brigade_run_events_published_total Run events (and ends) this instance published to Redis.\n"
+                  "# TYPE brigade_run_events_published_total counter\n"
+                  "brigade_run_events_published_total %llu\n"
+                  "# HELP brigade_run_events_dropped_total Run events not published (queue full, or refused by Redis).\n"
+                  "# TYPE brigade_run_events_dropped_total counter\n"
+                  "brigade_run_events_dropped_total %llu\n"
+                  "# HELP brigade_run_events_followers Other instances' runs whose events this instance streams now.\n"
+                  "# TYPE brigade_run_events_followers gauge\n"
+                  "brigade_run_events_followers %zu\n",
+               st.up ? 1 : 0, (unsigned long long)st.published, (unsigned long long)st.dropped, st.followers);
+}
+
 void api_metrics_get(api_ctx *ctx)
 {
     api_metrics *m = &ctx->env->metrics;
@@ -234,6 +257,7 @@ void api_metrics_get(api_ctx *ctx)
     /* The registry's families (per-route HTTP, upstream, tokens, OTLP…). */
     obs_metrics_render(api_metrics_append, &b);
     api_metrics_governance(ctx->env, &b);
+    api_metrics_run_events(ctx->env, &b);
     http_respond(ctx->req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     buf_free(&b);
 }

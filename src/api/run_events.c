@@ -9,7 +9,9 @@
  * after. A run this process keeps no events of — it ran before a restart,
  * long ago, or elsewhere — answers with one `run.state` event: the run as
  * stored (GET /v1/runs/{id}'s object), so a client always learns how its
- * run stands. Another user's run is a 404, as everywhere. */
+ * run stands — unless several instances share Redis and the run's owner
+ * published its events there: then they are read from there
+ * (run_events_remote.c). Another user's run is a 404, as everywhere. */
 #include "api/api.h"
 
 #include <errno.h>
@@ -94,19 +96,18 @@ static void reader_drain(http_request *req)
 typedef struct stored_state {
     store_status st;
     run_rec      rec;
+    uint64_t     after;
 } stored_state;
 
 static void stored_work(http_request *req)
 {
     api_ctx *ctx = req->user;
-    stored_state *s = arena_alloc(&req->arena, sizeof *s);   /* never NULL */
-    memset(s, 0, sizeof *s);
+    stored_state *s = ctx->handler_state;
     s->st = store_run_get(ctx->env->store, &ctx->scope, req->params[0], &s->rec);
     if (s->st == STORE_OK) {
         run_status live;
         if (runs_live_status(ctx->env->runs, &ctx->scope, s->rec.id, &live)) s->rec.status = live;
     }
-    ctx->handler_state = s;
 }
 
 static void stored_done(http_request *req)
@@ -118,6 +119,8 @@ static void stored_done(http_request *req)
         api_send(ctx);
         return;
     }
+    /* the caller's run: with several instances, its events from Redis */
+    if (api_run_events_remote(ctx, &s->rec, s->after)) return;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "run", api_json_run(&s->rec));
     cJSON_AddStringToObject(o, "run_id", s->rec.id);
@@ -174,6 +177,10 @@ void api_run_events(api_ctx *ctx)
                                   ctx->thread->loop, reader_pump, rd);
     if (!rd->watch) {
         free(rd);
+        stored_state *s = arena_alloc(&ctx->req->arena, sizeof *s);   /* never NULL */
+        memset(s, 0, sizeof *s);
+        s->after = after;
+        ctx->handler_state = s;
         http_request_defer(ctx->req, stored_work, stored_done);
         return;
     }

@@ -22,6 +22,7 @@
 #include "mcp/mcp.h"
 #include "obs/audit.h"
 #include "runs/credentials.h"
+#include "runs/run_stream.h"
 #include "sandbox/sandbox.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -446,7 +447,13 @@ int app_serve_main(int argc, char **argv)
     identity_on_revocation(a.env.identity, serve_on_revocation, a.env.runs);
     /* Several instances on one PostgreSQL: follow the others' changes of
      * keys, users and tenants (serve_sync.c). */
-    serve_sync *idsync = a.env.cfg.store.kind == STORE_CFG_POSTGRES ? serve_sync_start(a.env.identity, a.env.store) : NULL;
+    serve_sync *idsync = a.env.cfg.store.kind == STORE_CFG_POSTGRES ? serve_sync_start(a.env.identity, a.env.store, a.env.runs) : NULL;
+    /* … and with Redis too, every run's events are published there, so a
+     * run's events can be read from any instance (run_stream.h) */
+    run_stream *rstream = a.env.cfg.store.kind == STORE_CFG_POSTGRES &&
+                                  a.env.cfg.governance.backend == GOVERN_BACKEND_REDIS
+                              ? run_stream_start(&a.env.cfg.governance.redis) : NULL;
+    runs_set_stream(a.env.runs, rstream);
     a.env.started_at = time_now_unix();
     /* The web console's sign-ins (in memory: a restart signs everyone out). */
     if (a.env.cfg.console.enabled)
@@ -498,6 +505,7 @@ int app_serve_main(int argc, char **argv)
         serve_sync_stop(idsync);
         identity_on_revocation(a.env.identity, NULL, NULL);
         runs_free(a.env.runs);
+        run_stream_stop(rstream);
         vault_free(a.env.vault);
         gate_free(a.env.gate);
         tools_registry_free(a.env.tools);
@@ -513,6 +521,7 @@ int app_serve_main(int argc, char **argv)
     serve_sync_stop(idsync);
     identity_on_revocation(a.env.identity, NULL, NULL);
     runs_free(a.env.runs);
+    run_stream_stop(rstream);        /* after the runs: their last ends go to its queue */
     tools_set_mcp_hub(NULL);
     mcp_hub_stop(hub);               /* the servers' processes end with it */
     vault_free(a.env.vault);

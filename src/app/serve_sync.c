@@ -7,7 +7,8 @@
  * the reload; a key made on A works on B as soon. The same thread renews
  * the heartbeat of this instance's runs every STORE_RUN_HEARTBEAT_S and
  * interrupts the runs of an instance that stopped renewing them
- * (store_runs_heartbeat). docs/scale-out.md. */
+ * (store_runs_heartbeat), and stops the runs of this instance that another
+ * was asked to cancel (store_runs_cancel_requested). docs/scale-out.md. */
 #include "app/serve_sync.h"
 
 #include <errno.h>
@@ -19,15 +20,30 @@
 #include "util/log.h"
 
 #define SERVE_SYNC_INTERVAL_MS 250
+#define SERVE_SYNC_CANCELS_MAX 64      /* marked runs handled per round */
 
 struct serve_sync {
     identity       *id;
     store          *st;
+    runs           *runs;
     pthread_t       thread;
     pthread_mutex_t mu;
     pthread_cond_t  cv;
     bool            stop;
 };
+
+/* Cancels asked on other instances for this one's runs: stopped as a
+ * local cancel (the runs end cancelled on their loops; the instance that
+ * asked reads the store until it says so). */
+static void serve_sync_cancels(serve_sync *s)
+{
+    run_ref refs[SERVE_SYNC_CANCELS_MAX];
+    size_t n = 0;
+    if (!s->runs || store_runs_cancel_requested(s->st, refs, SERVE_SYNC_CANCELS_MAX, &n) != STORE_OK) return;
+    for (size_t i = 0; i < n; i++)
+        if (runs_cancel_remote(s->runs, refs[i].tenant_id, refs[i].user_id, refs[i].id))
+            log_info("runs: %s cancelled at another instance's request", refs[i].id);
+}
 
 static void *serve_sync_main(void *arg)
 {
@@ -47,6 +63,7 @@ static void *serve_sync_main(void *arg)
                     log_warn("runs: %zu run(s) of an instance that stopped were interrupted (instance_lost)", lost);
             }
         }
+        serve_sync_cancels(s);
         int n = identity_sync(s->id);
         if (n < 0 && !failing) log_warn("identity sync: the store could not be read; retrying");
         if (n >= 0 && failing) log_info("identity sync: the store answers again");
@@ -65,12 +82,13 @@ static void *serve_sync_main(void *arg)
     return NULL;
 }
 
-serve_sync *serve_sync_start(identity *id, store *st)
+serve_sync *serve_sync_start(identity *id, store *st, runs *r)
 {
     serve_sync *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->id = id;
     s->st = st;
+    s->runs = r;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     /* the log's end now: what came before is in the cache already */

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runs/run_stream.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "util/xalloc.h"
@@ -64,6 +65,7 @@ struct run_logs {
     strmap  *by_id;                 /* run id → run_log* */
     run_log *ended_head, *ended_tail;
     size_t   n_ended;
+    run_stream *pub;                /* several instances: every event to Redis too (run_stream.h) */
 };
 
 run_logs *run_logs_new(void)
@@ -95,6 +97,13 @@ static bool free_one(const char *key, void *val, void *arg)
     /* watchers are the API's, closed with their requests before this */
     log_free(g);
     return true;
+}
+
+void run_logs_set_stream(run_logs *l, run_stream *pub)
+{
+    pthread_mutex_lock(&l->mu);
+    l->pub = pub;
+    pthread_mutex_unlock(&l->mu);
 }
 
 void run_logs_free(run_logs *l)
@@ -192,6 +201,8 @@ uint64_t run_log_append(run_logs *l, const char *run_id, const char *tenant_id, 
         g->bytes += len;
         block = NULL;
     }
+    /* under the lock: the events of one run reach the queue in order */
+    if (l->pub) run_stream_publish(l->pub, run_id, seq, name, json, len);
     wake_all_locked(g);
     pthread_mutex_unlock(&l->mu);
     free(block);
@@ -210,10 +221,19 @@ void run_log_end(run_logs *l, const char *run_id)
         else l->ended_head = g;
         l->ended_tail = g;
         l->n_ended++;
+        if (l->pub) run_stream_end(l->pub, run_id, g->next_seq - 1);
         wake_all_locked(g);
     }
     pthread_mutex_unlock(&l->mu);
 }
+
+void runs_set_stream(runs *r, run_stream *s)
+{
+    r->stream = s;
+    run_logs_set_stream(r->logs, s);
+}
+
+run_stream *runs_stream(runs *r) { return r ? r->stream : NULL; }
 
 /* ---- readers ---- */
 

@@ -319,6 +319,16 @@ bool runs_cancel_in_tenant(runs *r, const char *tenant_id, const char *run_id)
     return found;
 }
 
+bool runs_cancel_remote(runs *r, const char *tenant_id, const char *user_id, const char *run_id)
+{
+    pthread_mutex_lock(&r->lock);
+    session_slot *s = strmap_get(r->active, run_id);
+    bool found = s && strcmp(s->tenant_id, tenant_id) == 0 && strcmp(s->user_id, user_id) == 0;
+    if (found) runs_post_stop(r, s, RUN_CANCELLED, "cancelled", "the run was cancelled");
+    pthread_mutex_unlock(&r->lock);
+    return found;
+}
+
 /* ---- credentials lost: stop what they started ---- */
 
 typedef struct runs_revoke_match {

@@ -163,6 +163,10 @@ size_t runs_list_live(runs *r, const char *tenant_id, runs_live *out, size_t max
  * ends `cancelled` on its own loop, as a user's cancel does). false when
  * the tenant has no such active run. */
 bool runs_cancel_in_tenant(runs *r, const char *tenant_id, const char *run_id);
+/* A user's cancel asked on another instance (store_runs_cancel_requested,
+ * polled by serve_sync.c): stop this user's active run `run_id` as a local
+ * cancel does. false when it is not active here. Thread-safe. */
+bool runs_cancel_remote(runs *r, const char *tenant_id, const char *user_id, const char *run_id);
 
 /* A credential was lost (identity_on_revocation's listener): a revoked
  * key, a disabled or erased user. Every active run it started ends
@@ -202,6 +206,12 @@ size_t runs_events_take(runs *r, runs_event_watch *w, runs_event_frame *out, siz
                         uint64_t *skipped_from, uint64_t *skipped_to);
 /* On the watcher's loop: stop (wake is not called again). */
 void runs_events_unwatch(runs *r, runs_event_watch *w);
+/* Several instances sharing Redis: every run's events are published there
+ * too, and a run of another instance is read from there (run_stream.h).
+ * Set before serving; NULL (the default): this instance's runs only. */
+struct run_stream;
+void               runs_set_stream(runs *r, struct run_stream *s);
+struct run_stream *runs_stream(runs *r);
 
 /* Is a run active on this session? (DELETE /v1/sessions/{id} refuses then.) */
 bool runs_session_busy(runs *r, const char *session_id);

@@ -78,6 +78,9 @@ typedef struct run_logs run_logs;
 typedef struct run_log run_log;
 run_logs *run_logs_new(void);
 void      run_logs_free(run_logs *l);
+/* Publish every event and end to Redis too (several instances; NULL: no). */
+struct run_stream;
+void      run_logs_set_stream(run_logs *l, struct run_stream *pub);
 /* Keep one event of a run; its number (0: not kept). Thread-safe. */
 uint64_t  run_log_append(run_logs *l, const char *run_id, const char *tenant_id, const char *user_id,
                          const char *name, const char *json, size_t len);
@@ -99,6 +102,7 @@ struct runs {
     bool                  has_creds;
     runs_thread          *home;        /* the loop that watches paused runs' deadlines */
     run_logs             *logs;        /* every run's events, readable again (event_log.c) */
+    struct run_stream    *stream;      /* … and from other instances (run_stream.h); NULL: one instance */
 };
 
 struct runs_thread {

@@ -381,6 +381,15 @@ void runs_post_message(runs_thread *t, runs_subscriber *sub, const scope *sc,
 
 /* ---------------------------------------------------------------- cancel */
 
+/* A run another instance runs (several instances on one PostgreSQL): the
+ * cancel is marked in the store for its owner (store_run_request_cancel),
+ * and the store is read every RUN_CANCEL_REMOTE_POLL_MS until the run has
+ * ended, at most RUN_CANCEL_REMOTE_WAIT_MS — the owner looks for marks
+ * four times a second, so it is usually a quarter of a second. An owner
+ * that does not act by then is answered with the run as stored. */
+#define RUN_CANCEL_REMOTE_POLL_MS 100
+#define RUN_CANCEL_REMOTE_WAIT_MS 10000
+
 typedef struct run_cancel_req {
     runs_thread     *t;
     runs_subscriber *sub;
@@ -389,17 +398,50 @@ typedef struct run_cancel_req {
     char             run_id[ID_MAX];
     store_status     st;
     run_rec          run;
+    bool             asked;            /* the store was asked (remote or not) */
+    bool             remote;           /* another instance was asked to stop it */
+    int              polls;
+    uv_timer_t      *timer;
 } run_cancel_req;
 
 static void run_cancel_read_work(void *arg)
 {
     run_cancel_req *c = arg;
     c->st = store_run_get(c->t->r->st, &c->sc, c->run_id, &c->run);
+    if (c->st == STORE_OK && !c->asked && (c->run.status == RUN_QUEUED || c->run.status == RUN_RUNNING)) {
+        c->asked = true;
+        bool requested = false;
+        if (store_run_request_cancel(c->t->r->st, &c->sc, c->run_id, &requested) == STORE_OK && requested)
+            c->remote = true;
+    }
+}
+
+static void run_cancel_timer_closed(uv_handle_t *h) { free(h); }
+
+static void run_cancel_read_done(void *arg);
+
+static void run_cancel_poll(uv_timer_t *tm)
+{
+    run_cancel_req *c = tm->data;
+    runs_job_queue(c->t->loop, &c->job, run_cancel_read_work, run_cancel_read_done, c);
 }
 
 static void run_cancel_read_done(void *arg)
 {
     run_cancel_req *c = arg;
+    if (c->remote && c->st == STORE_OK && !run_status_terminal(c->run.status) &&
+        c->polls < RUN_CANCEL_REMOTE_WAIT_MS / RUN_CANCEL_REMOTE_POLL_MS) {
+        if (!c->timer && (c->timer = calloc(1, sizeof *c->timer))) {
+            uv_timer_init(c->t->loop, c->timer);
+            c->timer->data = c;
+        }
+        if (c->timer) {
+            c->polls++;
+            uv_timer_start(c->timer, run_cancel_poll, RUN_CANCEL_REMOTE_POLL_MS, 0);
+            return;
+        }
+    }
+    if (c->timer) uv_close((uv_handle_t *)c->timer, run_cancel_timer_closed);
     runs_error e = {.kind = RUNS_ERR_NOT_FOUND, .code = "not_found", .message = "run not found"};
     if (c->st != STORE_OK && c->st != STORE_NOT_FOUND)
         e = (runs_error){.kind = RUNS_ERR_STORE, .code = "store_error",
@@ -413,6 +455,13 @@ static void run_cancel_read_done(void *arg)
 static void run_cancel_answer(void *arg)
 {
     run_cancel_req *c = arg;
+    c->asked = true;   /* it ran here: nobody else to ask */
+    runs_job_queue(c->t->loop, &c->job, run_cancel_read_work, run_cancel_read_done, c);
+}
+
+/* Not active here: read it, and ask its instance if another runs it. */
+static void run_cancel_read(run_cancel_req *c)
+{
     runs_job_queue(c->t->loop, &c->job, run_cancel_read_work, run_cancel_read_done, c);
 }
 
@@ -425,5 +474,5 @@ void runs_cancel(runs_thread *t, runs_subscriber *sub, const scope *sc, const ch
     c->sc = *sc;
     snprintf(c->run_id, sizeof c->run_id, "%s", run_id);
     if (!runs_registry_cancel(t->r, t, sc, run_id, run_cancel_answer, c))
-        run_cancel_answer(c);   /* not active: read it now */
+        run_cancel_read(c);   /* not active here: read it now */
 }

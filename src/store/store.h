@@ -451,6 +451,20 @@ store_status store_runs_recover(store *st, size_t *n);
 #define STORE_RUN_HEARTBEAT_S 10
 #define STORE_RUN_LEASE_S 30
 store_status store_runs_heartbeat(store *st, size_t *lost);
+/* A cancel asked on an instance that does not run the run (several
+ * instances on one PostgreSQL): marks the caller's queued or running run
+ * when another live instance owns it; *requested says whether it did (false:
+ * no such run of the caller's, it has ended, or no other instance runs it).
+ * The owner finds the mark with store_runs_cancel_requested and stops the
+ * run as a local cancel does. SQLite (one instance): a run not active here
+ * is active nowhere — nothing marked, STORE_OK. */
+store_status store_run_request_cancel(store *st, const scope *sc, const char *run_id, bool *requested);
+/* This instance's queued or running runs that another instance asked to
+ * cancel, at most max. SQLite: none. */
+typedef struct run_ref {
+    char id[ID_MAX], tenant_id[ID_MAX], user_id[ID_MAX];
+} run_ref;
+store_status store_runs_cancel_requested(store *st, run_ref *out, size_t max, size_t *n);
 
 /* --- paused runs and their approvals (store_approvals.c) --- */
 #define STORE_CALL_ID_MAX 260           /* a tool call id (the core allows 256 bytes) */

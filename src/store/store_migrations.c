@@ -470,6 +470,12 @@ static const store_migration store_migrations[] = {
       * as before; the columns are written, not read. */
      "ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
      "ALTER TABLE runs ADD COLUMN heartbeat INTEGER NOT NULL DEFAULT 0;"},
+    {20,
+     /* A cancel asked on an instance that does not run the run: the
+      * owner's sync thread finds the mark and stops the run
+      * (store_run_request_cancel). One SQLite server is the only instance:
+      * the column is there for the same schema, never set. */
+     "ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;"},
 };
 
 #define STORE_NMIGRATIONS (sizeof store_migrations / sizeof store_migrations[0])

@@ -159,6 +159,8 @@ store_status store_pg_run_set_status(store *st, const scope *sc, const run_rec *
 store_status store_pg_run_get(struct pg_store *p, const scope *sc, const char *run_id, run_rec *out);
 store_status store_pg_runs_recover(store *st, size_t *n);
 store_status store_pg_runs_heartbeat(store *st, size_t *lost);
+store_status store_pg_run_request_cancel(store *st, const scope *sc, const char *run_id, bool *requested);
+store_status store_pg_runs_cancel_requested(struct pg_store *p, run_ref *out, size_t max, size_t *n);
 /* This instance's id: DATA_DIR/instance.id, made (random) the first time.
  * Without a data directory (tests) it is "ins_default". 0, or -1 with err. */
 int          store_pg_load_instance(struct pg_store *p, const char *data_dir, char *err, size_t errlen);

@@ -368,6 +368,12 @@ static const pg_migration pg_migrations[] = {
       * start is refused (STORE_CONFLICT, 409 session_busy); queued runs
       * wait in their own instance's registry and are not counted */
      "CREATE UNIQUE INDEX runs_one_active_per_session ON runs (session_id) WHERE status IN (2, 3, 8);"},
+    {20,
+     /* a cancel asked on another instance than the run's (store_migrations.c
+      * 20); the owner looks for its marked runs four times a second, so
+      * the index holds only those */
+     "ALTER TABLE runs ADD COLUMN cancel_requested BIGINT NOT NULL DEFAULT 0;"
+     "CREATE INDEX runs_cancel_requested ON runs (owner) WHERE cancel_requested <> 0 AND status IN (1, 2);"},
 };
 
 #define PG_NMIGRATIONS (sizeof pg_migrations / sizeof pg_migrations[0])

@@ -19,7 +19,8 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 
 import { newSession, openStream, restartBrigade } from './lib/agents.mjs';
-import { Child, eventually as poll, freePort, makeConfig, sleep, storeYamlOf, tempDir, useStack } from './lib/harness.mjs';
+import { startInstance } from './lib/cluster.mjs';
+import { eventually as poll, sleep, tempDir, useStack } from './lib/harness.mjs';
 import { killRedis, startRedis, stopRedis } from './lib/redis.mjs';
 
 const eventually = (fn, opts) => poll(async () => { await fn(); return true; }, opts);
@@ -214,20 +215,12 @@ describe('two instances sharing one redis', () => {
     // its own instance id (a copy of A's would make B take A's runs for its own)
     fs.rmSync(path.join(second.dataDir, 'instance.id'), { force: true });
     await restartBrigade(stack, 'SIGTERM');
-    const port = await freePort();
-    const mockPort = Number(new URL(stack.mockUrl).port);
     // On PostgreSQL (BRIGADE_E2E_STORE=postgres) both instances share the
     // first one's database, as a real deployment does; the copy of the data
     // directory then only brings the key files.
-    const cfg = makeConfig({ port, dataDir: second.dataDir, mockPort, upstreamTimeoutMs: 10000, extraYaml: governanceYaml(),
-      storeYaml: storeYamlOf(stack.dataDir) });
-    const cfgPath = path.join(second.dataDir, 'brigade.yaml');
-    fs.writeFileSync(cfgPath, cfg);
-    second.child = new Child('brigade serve (second)', ['serve', '--config', cfgPath], {
-      env: { BRIGADE_ADMIN_TOKEN: stack.adminToken },
-    });
-    const m = await second.child.waitFor(/listening on (http:\/\/[^\s]+)/);
-    const bases = [stack.brigadeUrl, m[1].replace(/\/$/, '')];
+    second.inst = await startInstance(stack, { dataDir: second.dataDir, extraYaml: governanceYaml() });
+    second.child = second.inst.child;
+    const bases = [stack.brigadeUrl, second.inst.base];
 
     const body = chatBody('two instances [[latency:3000]]');
     const results = await burst(bases, shared.budgetUser.key, body, 64);
@@ -304,13 +297,10 @@ describe('two instances sharing one redis', () => {
     const st = openStream(stack, u.key, s.id, 'slow one [[latency:6000]] [[tokens:3]]');
     const runId = (await st.next('run.started')).data.run_id;
     // restart B while A's run waits on its model
-    const cfgPath = path.join(second.dataDir, 'brigade.yaml');
     await second.child.stop();
-    second.child = new Child('brigade serve (second, again)', ['serve', '--config', cfgPath], {
-      env: { BRIGADE_ADMIN_TOKEN: stack.adminToken },
-    });
-    const m = await second.child.waitFor(/listening on (http:\/\/[^\s]+)/);
-    second.base = m[1].replace(/\/$/, '');
+    await second.inst.start();
+    second.child = second.inst.child;
+    second.base = second.inst.base;
     // as stored, A's run is still running: B's start left it alone
     const mid = await (await fetch(`${second.base}/v1/runs/${runId}`, { headers: { authorization: `Bearer ${u.key}` } })).json();
     assert.equal(mid.status, 'running', JSON.stringify(mid));

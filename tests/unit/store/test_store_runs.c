@@ -649,6 +649,84 @@ static void test_runs_recover(void **state)
     session_rec_free(&scm);
 }
 
+/* A cancel asked on one instance for a run another instance runs
+ * (migration 20): marked only for the caller's active run of another live
+ * instance; the owner finds it. SQLite is one instance: never marked. */
+static void test_run_cancel_request(void **state)
+{
+    fx *f = *state;
+    session_rec s, s2;
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &s), STORE_OK);
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &s2), STORE_OK);
+    run_rec r, done;
+    assert_int_equal(store_run_start(f->st, &f->s1, s.id, NULL, "r", RUN_RUNNING, &r), STORE_OK);
+    assert_int_equal(store_run_start(f->st, &f->s1, s2.id, NULL, "d", RUN_RUNNING, &done), STORE_OK);
+    done.status = RUN_COMPLETED;
+    message_rec fin = msg("assistant", "done", NULL, NULL);
+    assert_int_equal(store_run_finish(f->st, &f->s1, &done, &fin), STORE_OK);
+    bool req = true;
+    run_ref refs[4];
+    size_t n = 99;
+    if (!on_pg) {
+        assert_int_equal(store_run_request_cancel(f->st, &f->s1, r.id, &req), STORE_OK);
+        assert_false(req);
+        assert_int_equal(store_runs_cancel_requested(f->st, refs, 4, &n), STORE_OK);
+        assert_int_equal(n, 0);
+        assert_int_equal(store_run_request_cancel(f->st, &f->ta, r.id, &req), STORE_FORBIDDEN);
+        session_rec_free(&s);
+        session_rec_free(&s2);
+        return;
+    }
+    /* this instance's own run: nobody else to ask */
+    assert_int_equal(store_run_request_cancel(f->st, &f->s1, r.id, &req), STORE_OK);
+    assert_false(req);
+    /* the run of another live instance */
+    char sql[512];
+    snprintf(sql, sizeof sql, "UPDATE runs SET owner = 'ins_other', heartbeat = %lld WHERE id IN ('%s', '%s')",
+             (long long)time_now_unix(), r.id, done.id);
+    test_pg_sql(sql);
+    /* another user of the same tenant, an admin, an unknown run, an ended run: nothing */
+    assert_int_equal(store_run_request_cancel(f->st, &f->s2, r.id, &req), STORE_OK);
+    assert_false(req);
+    assert_int_equal(store_run_request_cancel(f->st, &f->ta, r.id, &req), STORE_FORBIDDEN);
+    assert_int_equal(store_run_request_cancel(f->st, &f->s1, "run_nope", &req), STORE_OK);
+    assert_false(req);
+    assert_int_equal(store_run_request_cancel(f->st, &f->s1, done.id, &req), STORE_OK);
+    assert_false(req);
+    assert_int_equal(test_pg_count("SELECT count(*) FROM runs WHERE cancel_requested <> 0"), 0);
+    /* the caller's: marked; it is not this instance's to stop */
+    assert_int_equal(store_run_request_cancel(f->st, &f->s1, r.id, &req), STORE_OK);
+    assert_true(req);
+    assert_int_equal(store_runs_cancel_requested(f->st, refs, 4, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    /* seen as the owner (this store's instance is ins_default) */
+    test_pg_sql("UPDATE runs SET owner = 'ins_default' WHERE cancel_requested <> 0");
+    assert_int_equal(store_runs_cancel_requested(f->st, refs, 4, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(refs[0].id, r.id);
+    assert_string_equal(refs[0].tenant_id, f->ta_id);
+    assert_string_equal(refs[0].user_id, f->u1);
+    assert_int_equal(store_runs_cancel_requested(f->st, refs, 0, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    /* once it has ended it is not found again */
+    r.status = RUN_CANCELLED;
+    assert_int_equal(store_run_finish(f->st, &f->s1, &r, NULL), STORE_OK);
+    assert_int_equal(store_runs_cancel_requested(f->st, refs, 4, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    /* an instance whose heartbeat is stale is not asked (its runs are interrupted instead) */
+    session_rec s3;
+    run_rec r3;
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &s3), STORE_OK);
+    assert_int_equal(store_run_start(f->st, &f->s1, s3.id, NULL, "r3", RUN_RUNNING, &r3), STORE_OK);
+    snprintf(sql, sizeof sql, "UPDATE runs SET owner = 'ins_gone', heartbeat = 1 WHERE id = '%s'", r3.id);
+    test_pg_sql(sql);
+    assert_int_equal(store_run_request_cancel(f->st, &f->s1, r3.id, &req), STORE_OK);
+    assert_false(req);
+    session_rec_free(&s);
+    session_rec_free(&s2);
+    session_rec_free(&s3);
+}
+
 /* ---- paused runs and approvals (store_approvals.c) ---- */
 
 static void test_run_pause_and_approvals(void **state)
@@ -1119,6 +1197,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_concurrent_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_pause_and_approvals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runs_recover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_cancel_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_basic, setup, teardown),
         cmocka_unit_test(test_memory_fts_query_builder),
         cmocka_unit_test_setup_teardown(test_memory_search_hostile, setup, teardown),
