@@ -152,6 +152,12 @@ int gate_load_ledger(gate *g, store *st, char *err, size_t errlen)
     return 0;
 }
 
+void gate_charge_recovered(gate *g, const usage_rec *row)
+{
+    if (g->redis)
+        govern_redis_charge(g->redis, row->tenant_id, row->user_id, row->key_id, row->cost_nusd);
+}
+
 /* ---- limits ---- */
 
 static const tier_cfg *gate_tier(const gate *g, const char *tier)

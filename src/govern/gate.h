@@ -106,6 +106,10 @@ void         gate_thread_close(gate_thread *t);
  * backend, st is also the ledger Redis's spend is rebuilt from whenever
  * Redis lost its data. */
 int gate_load_ledger(gate *g, store *st, char *err, size_t errlen);
+/* A charge the journal's recovery committed at start (reserve_journal.h):
+ * with Redis it is passed on there (the ledger is not read back); in
+ * process gate_load_ledger reads it with the rest. */
+void gate_charge_recovered(gate *g, const usage_rec *row);
 
 /* The Redis backend's state (false: the backend is in-process). */
 bool gate_redis_stats(gate *g, govern_redis_stats *out);

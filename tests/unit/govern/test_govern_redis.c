@@ -356,6 +356,47 @@ static void test_reservation_expires(void **state)
     govern_redis_free(r);
 }
 
+/* A restarted instance's charges from its journal (calls in flight when it
+ * died, charged to the ledger at start) reach Redis on its first
+ * connection: the spend they add counts on every instance. */
+static void test_recovered_charge_reaches_redis(void **state)
+{
+    fx *f = *state;
+    govern_redis *r = govern_redis_new(&f->cfg, f->st);
+    govern_redis_charge(r, "acme", "revived", "k1", USD(0.3));
+    govern_redis_charge(r, "acme", "revived", "k1", 0);          /* nothing to charge */
+    govern_redis_conn *c = govern_redis_conn_new(r, &f->loop);
+    for (int k = 0; k < 300 && !govern_redis_conn_up(c); k++) spin(f, 10);
+    assert_true(govern_redis_conn_up(c));
+    spin(f, 50);
+    govern_subject s = subj("revived");
+    s.user.daily_budget_nusd = USD(1);
+    govern_redis_res x;
+    waiter w;
+    /* on the other instance: 0.3 spent, so 0.8 does not fit and 0.7 does */
+    assert_int_equal(admit_wait(f, 1, &s, 1, USD(0.8), &x, &w), GOVERN_REDIS_REFUSED);
+    assert_string_equal(w.why.limit, "user.daily_budget");
+    assert_int_equal(admit_wait(f, 1, &s, 1, USD(0.7), &x, &w), GOVERN_REDIS_ADMITTED);
+    /* the key and tenant levels were charged too: their day and month */
+    for (int lv = 1; lv <= 2; lv++) {
+        char id[GOVERN_REDIS_LEVEL_MAX];
+        govern_redis_level_id(&s, lv, id);
+        redisReply *rr = cmd("HGETALL t:s:%s", id);
+        int periods = 0;
+        for (size_t i = 0; rr && i + 1 < rr->elements; i += 2)
+            if (rr->element[i]->str[0] == 'd' || rr->element[i]->str[0] == 'm') {
+                assert_int_equal(atoll(rr->element[i + 1]->str), USD(0.3));
+                periods++;
+            }
+        assert_int_equal(periods, 2);
+        freeReplyObject(rr);
+    }
+    govern_redis_conn_close(c);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    spin(f, 10);
+    govern_redis_free(r);
+}
+
 /* Redis loses its data: nothing is admitted until spend is rebuilt from
  * the ledger, and then the ledger's spend counts. */
 static void test_data_loss_rebuilds_from_ledger(void **state)
@@ -516,6 +557,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_release_and_tenant_level, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reservation_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovered_charge_reaches_redis, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_loss_rebuilds_from_ledger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_flight_survive_data_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_noscript, setup, teardown),
