@@ -8,7 +8,8 @@
 //     itself and rebuilds spend from the ledger, so a spent budget stays spent;
 //   - Redis killed and restarted mid-burst: no overspend;
 //   - two brigade instances (each its own SQLite copy of the same data)
-//     sharing one Redis: one budget and one rate limit across both;
+//     sharing one Redis: one budget, one rate limit and one count of
+//     concurrent runs (max_concurrent_runs) across both;
 //   - on PostgreSQL (the two share one database): keys made, revoked and
 //     users disabled on one are seen by the other within a second; one
 //     restarting does not interrupt the other's runs, and the runs of one
@@ -21,7 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { newSession, openStream, restartBrigade } from './lib/agents.mjs';
+import { newSession, openStream, postMessage, restartBrigade } from './lib/agents.mjs';
 import { Child, eventually as poll, freePort, makeConfig, sleep, storeYamlOf, tempDir, useStack } from './lib/harness.mjs';
 import { killRedis, startRedis, stopRedis } from './lib/redis.mjs';
 
@@ -50,6 +51,7 @@ const stack = useStack(async () => {
   shared.budgetNusd = shared.each * 10 + Math.floor(shared.each / 2);
   shared.budgetUser = await userWithLimits(s, { daily_budget_usd: shared.budgetNusd * NUSD });
   shared.rpmUser = await userWithLimits(s, { rpm: 10 });
+  shared.runUser = await userWithLimits(s, { max_concurrent_runs: 1 });
 });
 
 // The second instance: a copy of the first one's data dir (the same users
@@ -258,6 +260,45 @@ describe('two instances sharing one redis', () => {
     // one limit of 10 per minute over both (not 10 each): within one request
     assert.ok(passed >= 10 && passed <= 10 + Math.floor(elapsed / 6000) + 1, `${passed} passed`);
     second.base = bases[1];
+  });
+
+  // max_concurrent_runs is one count over both instances (run slots in
+  // Redis, govern_slots.h): a run going on A refuses a second one on B with
+  // exactly the refusal one instance gives; once A's run ended, B may run.
+  test('max_concurrent_runs 1: a run active on A refuses one on B as one instance would, then B runs', async () => {
+    assert.ok(second.base, 'the second instance runs');
+    const key = shared.runUser.key;
+    const onB = async (method, p, body) => {
+      const r = await fetch(second.base + p, {
+        method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: body && JSON.stringify(body) });
+      const text = await r.text();
+      return { status: r.status, text, body: text ? JSON.parse(text) : null, headers: r.headers };
+    };
+    const sA = await newSession(stack, key, 'assistant');
+    const sA2 = await newSession(stack, key, 'assistant');
+    const sB = await onB('POST', '/v1/sessions', { agent: 'assistant' });
+    assert.equal(sB.status, 201, sB.text);
+    const long = openStream(stack, key, sA.id, 'slot on A [[latency:3000]]');
+    await long.next('run.started');
+    // one instance's answer (A), then B's
+    const onA = await postMessage(stack, key, sA2.id, 'second on A');
+    assert.equal(onA.status, 429, onA.text);
+    const r = await onB('POST', `/v1/sessions/${sB.body.id}/messages`, { content: 'second on B' });
+    assert.equal(r.status, 429, r.text);
+    assert.deepEqual(r.body, onA.body);
+    assert.equal(r.body.error.code, 'concurrency_limit');
+    assert.match(r.body.error.message, /max_concurrent_runs/);
+    assert.equal(r.headers.get('retry-after'), '1');
+    assert.equal((await long.done).events.at(-1).event, 'run.completed');
+    // A's run ended: its slot is released (by A's slots thread, at once)
+    await eventually(async () => {
+      const again = await onB('POST', `/v1/sessions/${sB.body.id}/messages`, { content: 'now on B' });
+      assert.equal(again.status, 200, again.text);
+    }, { timeoutMs: 3000, intervalMs: 200 });
+    const m = await (await fetch(second.base + '/metrics', { headers: { authorization: `Bearer ${stack.adminToken}` } })).text();
+    assert.match(m, /^brigade_governance_redis_run_slots_up 1$/m);
+    assert.match(m, /^brigade_governance_redis_run_slots_total\{result="refused"\} [1-9]/m);
   });
 
   // On one PostgreSQL, each instance's identity cache follows the other's

@@ -6,7 +6,10 @@
  * in-process backend, reservations released by expiry, data loss detected
  * and spend rebuilt from the store's ledger, NOSCRIPT, Redis stopped (clear
  * UNAVAILABLE) and restarted (reconnects by itself), the per-instance
- * fallback, and hostile ids that try to alias another subject's keys. */
+ * fallback, hostile ids that try to alias another subject's keys, a
+ * restarted instance's recovered charges, and run slots (govern_slots.h:
+ * max_concurrent_runs over two instances, leases renewed while alive and
+ * expired when not, Redis away). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +24,7 @@
 #include <hiredis/hiredis.h>
 
 #include "govern/govern_redis.h"
+#include "govern/govern_slots.h"
 #include "store/store.h"
 #include "util/timeutil.h"
 
@@ -397,6 +401,126 @@ static void test_recovered_charge_reaches_redis(void **state)
     govern_redis_free(r);
 }
 
+/* ---- run slots (govern_slots.h) ---- */
+
+/* Acquire until it is not refused, for up to ~2 s (a release is sent by
+ * the slots' thread, a moment later). */
+static int slots_acquire_soon(govern_slots *g, const govern_subject *s, govern_slot *slot,
+                              govern_refusal *why)
+{
+    int rc = GOVERN_SLOTS_REFUSED;
+    for (int k = 0; k < 200 && (rc = govern_slots_acquire(g, s, slot, why)) == GOVERN_SLOTS_REFUSED; k++)
+        usleep(10000);
+    return rc;
+}
+
+/* max_concurrent_runs 1 for a user: a run on one instance refuses the
+ * other's with the in-process refusal; released, the other may start. The
+ * tenant's limit counts every user's runs over both. */
+static void test_run_slots_two_instances(void **state)
+{
+    fx *f = *state;
+    govern_slots *a = govern_slots_new(&f->cfg, 0), *b = govern_slots_new(&f->cfg, 0);
+    assert_non_null(a);
+    assert_non_null(b);
+    govern_subject s = subj("runner");
+    s.user.max_concurrent_runs = 1;
+    s.tenant.max_concurrent_runs = 2;
+    govern_slot x = {0}, y = {0}, z = {0};
+    govern_refusal why;
+    assert_int_equal(govern_slots_acquire(a, &s, &x, &why), GOVERN_SLOTS_OK);
+    assert_int_equal(govern_slots_acquire(b, &s, &y, &why), GOVERN_SLOTS_REFUSED);
+    /* the same refusal as govern_run_begin's */
+    govern *local = govern_new(NULL, NULL);
+    govern_refusal lw;
+    assert_true(govern_run_begin(local, &s, &lw));
+    assert_false(govern_run_begin(local, &s, &lw));
+    govern_free(local);
+    assert_int_equal(why.status, lw.status);
+    assert_string_equal(why.type, lw.type);
+    assert_string_equal(why.code, "concurrency_limit");
+    assert_string_equal(why.limit, "user.max_concurrent_runs");
+    assert_string_equal(why.message, lw.message);
+    assert_int_equal(why.retry_after_s, lw.retry_after_s);
+    govern_slots_release(a, &x);
+    assert_null(x.node);
+    govern_slots_release(a, &x);                     /* twice: a no-op */
+    assert_int_equal(slots_acquire_soon(b, &s, &y, &why), GOVERN_SLOTS_OK);
+    /* the tenant: 2 runs of any users over both instances */
+    govern_subject o = subj("other");
+    o.tenant.max_concurrent_runs = 2;
+    assert_int_equal(govern_slots_acquire(a, &o, &z, &why), GOVERN_SLOTS_OK);
+    govern_slot w = {0};
+    assert_int_equal(govern_slots_acquire(a, &o, &w, &why), GOVERN_SLOTS_REFUSED);
+    assert_string_equal(why.limit, "tenant.max_concurrent_runs");
+    govern_slots_stats st;
+    govern_slots_stats_get(b, &st);
+    assert_true(st.up);
+    assert_int_equal(st.acquired, 1);
+    assert_true(st.refused >= 1);       /* and again while the release was on its way */
+    govern_slots_release(b, &y);
+    govern_slots_release(a, &z);
+    govern_slots_free(a);
+    govern_slots_free(b);
+    redisReply *r = cmd("ZCARD t:c:t:acme");                /* every lease released */
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+}
+
+/* An instance killed with a run: its lease is not renewed and expires, the
+ * slot comes back; a live instance's lease is renewed past its length. */
+static void test_run_slots_lease(void **state)
+{
+    fx *f = *state;
+    govern_subject s = subj("leased");
+    s.user.max_concurrent_runs = 1;
+    govern_slot x = {0}, y = {0};
+    govern_refusal why;
+    govern_slots *live = govern_slots_new(&f->cfg, 300), *other = govern_slots_new(&f->cfg, 300);
+    assert_int_equal(govern_slots_acquire(live, &s, &x, &why), GOVERN_SLOTS_OK);
+    usleep(800 * 1000);                               /* > 2 leases: renewed every 100 ms */
+    assert_int_equal(govern_slots_acquire(other, &s, &y, &why), GOVERN_SLOTS_REFUSED);
+    govern_slots_stats st;
+    govern_slots_stats_get(live, &st);
+    assert_true(st.renewals >= 2);
+    /* "killed": gone without a release, nothing renews its lease */
+    govern_slots_free(live);
+    x.node = NULL;
+    usleep(400 * 1000);
+    assert_int_equal(govern_slots_acquire(other, &s, &y, &why), GOVERN_SLOTS_OK);
+    govern_slots_release(other, &y);
+    govern_slots_free(other);
+}
+
+/* Redis away: UNAVAILABLE at once (refused connection), and the fallback
+ * shares the limits by instances; back: slots again. */
+static void test_run_slots_redis_away(void **state)
+{
+    fx *f = *state;
+    govern_slots *g = govern_slots_new(&f->cfg, 0);
+    govern_subject s = subj("away");
+    s.user.max_concurrent_runs = 5;
+    s.tenant.max_concurrent_runs = 1;
+    govern_slot x = {0};
+    govern_refusal why;
+    redis_stop();
+    assert_int_equal(govern_slots_acquire(g, &s, &x, &why), GOVERN_SLOTS_UNAVAILABLE);
+    assert_null(x.node);
+    govern_slots_stats st;
+    govern_slots_stats_get(g, &st);
+    assert_false(st.up);
+    assert_int_equal(st.unavailable, 1);
+    govern_subject fb;
+    govern_slots_fallback(&f->cfg, &s, &fb);           /* 2 instances */
+    assert_int_equal(fb.user.max_concurrent_runs, 2);
+    assert_int_equal(fb.tenant.max_concurrent_runs, 1);   /* at least 1 */
+    redis_start();
+    assert_true(wait_up(f, 0));
+    assert_int_equal(govern_slots_acquire(g, &s, &x, &why), GOVERN_SLOTS_OK);
+    govern_slots_release(g, &x);
+    govern_slots_free(g);
+}
+
 /* Redis loses its data: nothing is admitted until spend is rebuilt from
  * the ledger, and then the ledger's spend counts. */
 static void test_data_loss_rebuilds_from_ledger(void **state)
@@ -562,6 +686,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_in_flight_survive_data_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_noscript, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_down_and_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_slots_two_instances, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_slots_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_slots_redis_away, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     redis_stop();
