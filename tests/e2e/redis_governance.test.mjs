@@ -13,7 +13,8 @@
 //   - on PostgreSQL (the two share one database): keys made, revoked and
 //     users disabled on one are seen by the other within a second; one
 //     restarting does not interrupt the other's runs, and the runs of one
-//     killed are interrupted by the other (instance_lost);
+//     killed are interrupted by the other (instance_lost) and their run
+//     slots (max_concurrent_runs) expire;
 //   - on PostgreSQL: one instance killed (-9) mid-burst: no overspend, every
 //     answer a client got is in the ledger, and its reservations come back
 //     by expiry (reservation_ttl_s: 10 here) so the rest can be spent.
@@ -387,7 +388,21 @@ describe('two instances sharing one redis', () => {
     const s2 = await newSession(stack, u.key, 'assistant');
     const st2 = openStream(stack, u.key, s2.id, 'never answered [[latency:120000]]');
     const run2 = (await st2.next('run.started')).data.run_id;
+    // that run holds the user's run slot in Redis: with max_concurrent_runs
+    // 1, B refuses another run of theirs
+    stack.must(await stack.api(stack.tenant.admin_key, 'PATCH', `/v1/users/${u.user.id}`,
+      { limits: { max_concurrent_runs: 1 } }), 200, 'PATCH max_concurrent_runs');
+    const s4 = await newSession(stack, u.key, 'assistant');
+    const runOnB = () => fetch(`${second.base}/v1/sessions/${s4.id}/messages`, {
+      method: 'POST', headers: { authorization: `Bearer ${u.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ content: 'on B [[latency:10]]' }) });
+    await eventually(async () => {
+      const r = await runOnB();
+      assert.equal(r.status, 429, await r.clone().text());
+      assert.equal((await r.json()).error.code, 'concurrency_limit');
+    }, { timeoutMs: 3000, intervalMs: 100 });
     stack.brigade.proc.kill('SIGKILL');
+    const killedAt = Date.now();
     await stack.brigade.exited;
     await eventually(async () => {
       const r = await fetch(`${second.base}/v1/runs/${run2}`, { headers: { authorization: `Bearer ${u.key}` } });
@@ -395,6 +410,13 @@ describe('two instances sharing one redis', () => {
       assert.equal(b.status, 'interrupted', JSON.stringify(b));
       assert.equal(b.error.code, 'instance_lost');
     }, { timeoutMs: 60_000, intervalMs: 1000 });
+    // A's lease on the slot is no longer renewed: it expires (30 s), and B
+    // runs the user's next run
+    await eventually(async () => {
+      const r = await runOnB();
+      assert.equal(r.status, 200, await r.clone().text());
+    }, { timeoutMs: 45_000, intervalMs: 1000 });
+    console.log(`# A killed: its run slot came back after ${Date.now() - killedAt} ms`);
     assert.ok(runId);
     await restartBrigade(stack, 'SIGKILL');   // A again, for what follows
   });
