@@ -201,12 +201,15 @@ int govern_slots_acquire(govern_slots *g, const govern_subject *s, govern_slot *
     }
     atomic_store(&g->up, r != NULL);
     if (r) freeReplyObject(r);
-    if (rc != GOVERN_SLOTS_OK) {
+    if (rc == GOVERN_SLOTS_REFUSED) {
         free(nd);
-        atomic_fetch_add(rc == GOVERN_SLOTS_REFUSED ? &g->refused : &g->unavailable, 1);
+        atomic_fetch_add(&g->refused, 1);
         return rc;
     }
-    atomic_fetch_add(&g->acquired, 1);
+    /* Unavailable: held all the same, so that the first renewal once Redis
+     * answers writes its lease and the run joins the count of every
+     * instance (the caller meanwhile counts it in process). */
+    atomic_fetch_add(rc == GOVERN_SLOTS_OK ? &g->acquired : &g->unavailable, 1);
     pthread_mutex_lock(&g->mu);
     nd->next = g->held.next;
     nd->prev = &g->held;
@@ -214,7 +217,7 @@ int govern_slots_acquire(govern_slots *g, const govern_subject *s, govern_slot *
     g->held.next = nd;
     pthread_mutex_unlock(&g->mu);
     slot->node = nd;
-    return GOVERN_SLOTS_OK;
+    return rc;
 }
 
 void govern_slots_release(govern_slots *g, govern_slot *slot)

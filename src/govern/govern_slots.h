@@ -24,7 +24,8 @@
  * round trip): call it on the thread pool, never on a loop thread. When
  * Redis cannot answer it returns GOVERN_SLOTS_UNAVAILABLE and the caller
  * counts the run in process against limit / instances
- * (govern_slots_fallback), as rate limits do. */
+ * (govern_slots_fallback), as rate limits do; the run's lease reaches
+ * Redis with the first renewal after it is back. */
 #ifndef BRIGADE_GOVERN_SLOTS_H
 #define BRIGADE_GOVERN_SLOTS_H
 
@@ -62,7 +63,11 @@ void          govern_slots_free(govern_slots *g);
 /* Take a slot at s's user (if any) and tenant levels against their
  * max_concurrent_runs (0 = unlimited: counted, never refused). Blocking.
  * REFUSED: *why is the same refusal as in process (429
- * "concurrency_limit"). OK: *slot is held until govern_slots_release. */
+ * "concurrency_limit"), nothing held. OK: *slot is held until
+ * govern_slots_release. UNAVAILABLE (Redis did not answer): *slot is held
+ * too, its lease written by the first renewal Redis answers, so that a
+ * run started meanwhile (counted in process by the caller) joins the count
+ * of every instance when Redis is back. */
 int  govern_slots_acquire(govern_slots *g, const govern_subject *s, govern_slot *slot,
                           govern_refusal *why);
 /* Give the slot back (sent by the thread). Any thread; no-op if none. */

@@ -493,32 +493,37 @@ static void test_run_slots_lease(void **state)
 }
 
 /* Redis away: UNAVAILABLE at once (refused connection), and the fallback
- * shares the limits by instances; back: slots again. */
+ * shares the limits by instances; back: the run started meanwhile joins the
+ * count (its lease written by the next renewal), and slots work again. */
 static void test_run_slots_redis_away(void **state)
 {
     fx *f = *state;
-    govern_slots *g = govern_slots_new(&f->cfg, 0);
+    govern_slots *g = govern_slots_new(&f->cfg, 300), *other = govern_slots_new(&f->cfg, 300);
     govern_subject s = subj("away");
-    s.user.max_concurrent_runs = 5;
-    s.tenant.max_concurrent_runs = 1;
-    govern_slot x = {0};
+    s.user.max_concurrent_runs = 1;
+    s.tenant.max_concurrent_runs = 5;
+    govern_slot x = {0}, y = {0};
     govern_refusal why;
     redis_stop();
     assert_int_equal(govern_slots_acquire(g, &s, &x, &why), GOVERN_SLOTS_UNAVAILABLE);
-    assert_null(x.node);
+    assert_non_null(x.node);                           /* held, for when Redis is back */
     govern_slots_stats st;
     govern_slots_stats_get(g, &st);
     assert_false(st.up);
     assert_int_equal(st.unavailable, 1);
     govern_subject fb;
     govern_slots_fallback(&f->cfg, &s, &fb);           /* 2 instances */
-    assert_int_equal(fb.user.max_concurrent_runs, 2);
-    assert_int_equal(fb.tenant.max_concurrent_runs, 1);   /* at least 1 */
+    assert_int_equal(fb.tenant.max_concurrent_runs, 2);
+    assert_int_equal(fb.user.max_concurrent_runs, 1);  /* at least 1 */
     redis_start();
     assert_true(wait_up(f, 0));
-    assert_int_equal(govern_slots_acquire(g, &s, &x, &why), GOVERN_SLOTS_OK);
+    usleep(300 * 1000);                                /* a renewal or more */
+    assert_int_equal(govern_slots_acquire(other, &s, &y, &why), GOVERN_SLOTS_REFUSED);
     govern_slots_release(g, &x);
+    assert_int_equal(slots_acquire_soon(other, &s, &y, &why), GOVERN_SLOTS_OK);
+    govern_slots_release(other, &y);
     govern_slots_free(g);
+    govern_slots_free(other);
 }
 
 /* Redis loses its data: nothing is admitted until spend is rebuilt from
