@@ -207,6 +207,21 @@ static void api_metrics_governance(api_env *a, buf *b)
                    rs.connected ? 1 : 0, rs.generation_ok ? 1 : 0, (unsigned long long)rs.admits,
                    (unsigned long long)rs.refusals, (unsigned long long)rs.unavailable,
                    (unsigned long long)rs.reseeds, (unsigned long long)rs.reconnects);
+    govern_slots_stats ss;
+    if (gate_slots_stats(a->gate, &ss))
+        buf_printf(b, "# HELP brigade_governance_redis_run_slots_up 1 while run slots (max_concurrent_runs) are counted in Redis; 0: each instance counts its own against limit / instances.\n"
+                      "# TYPE brigade_governance_redis_run_slots_up gauge\n"
+                      "brigade_governance_redis_run_slots_up %d\n"
+                      "# HELP brigade_governance_redis_run_slots_total Run slots asked of Redis, by result (unavailable: counted per instance instead; released and renewed count leases, one per level).\n"
+                      "# TYPE brigade_governance_redis_run_slots_total counter\n"
+                      "brigade_governance_redis_run_slots_total{result=\"acquired\"} %llu\n"
+                      "brigade_governance_redis_run_slots_total{result=\"refused\"} %llu\n"
+                      "brigade_governance_redis_run_slots_total{result=\"unavailable\"} %llu\n"
+                      "brigade_governance_redis_run_slots_total{result=\"released\"} %llu\n"
+                      "brigade_governance_redis_run_slots_total{result=\"renewed\"} %llu\n",
+                   ss.up ? 1 : 0, (unsigned long long)ss.acquired, (unsigned long long)ss.refused,
+                   (unsigned long long)ss.unavailable, (unsigned long long)ss.releases,
+                   (unsigned long long)ss.renewals);
 }
 
 /* Several instances: run events through Redis (runs/run_stream.h). */

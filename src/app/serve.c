@@ -256,6 +256,30 @@ static void serve_on_connection_active(void *arg, const char *tenant_id, const c
     runs_on_connection_active(arg, tenant_id, user_id, provider);
 }
 
+/* The charges of the journal's recovery, kept until the gate exists (it
+ * passes them on to Redis, gate_charge_recovered). */
+typedef struct serve_charges {
+    usage_rec *rows;
+    size_t     n, cap;
+} serve_charges;
+
+static void serve_charge_keep(const usage_rec *row, void *arg)
+{
+    serve_charges *c = arg;
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 16;
+        usage_rec *nr = realloc(c->rows, nc * sizeof *nr);
+        if (!nr) {
+            log_error("reservations: out of memory: a recovered charge of %s is in the ledger "
+                      "but not passed on to shared governance", row->tenant_id);
+            return;
+        }
+        c->rows = nr;
+        c->cap = nc;
+    }
+    c->rows[c->n++] = *row;
+}
+
 static void serve_print_listening(void *arg)
 {
     app *a = arg;
@@ -398,9 +422,12 @@ int app_serve_main(int argc, char **argv)
     obs_audit_open(a.env.store, a.env.cfg.observability.audit_checkpoint_every,
                    a.env.cfg.observability.audit_checkpoint_interval_s, false);
     reserve_recovery rr;
-    if (reserve_journal_recover(a.env.store, a.env.cfg.data_dir, &rr, err, sizeof err) != 0 ||
+    serve_charges charges = {0};
+    if (reserve_journal_recover_each(a.env.store, a.env.cfg.data_dir, &rr, serve_charge_keep, &charges,
+                                     err, sizeof err) != 0 ||
         !(a.journal = reserve_journal_open(a.env.cfg.data_dir, err, sizeof err))) {
         fprintf(stderr, "brigade serve: reservations: %s\n", err);
+        free(charges.rows);
         obs_audit_close(a.env.store);
         tools_registry_free(a.env.tools);
         identity_close(a.env.identity);
@@ -411,6 +438,8 @@ int app_serve_main(int argc, char **argv)
     store_set_usage_committed_hook(a.env.store, reserve_journal_on_usage_committed, a.journal);
     a.env.gate = gate_new(&a.env.cfg, NULL, NULL);
     if (a.env.gate) gate_set_journal(a.env.gate, a.journal);
+    for (size_t i = 0; a.env.gate && i < charges.n; i++) gate_charge_recovered(a.env.gate, &charges.rows[i]);
+    free(charges.rows);
     if (!a.env.gate || gate_load_ledger(a.env.gate, a.env.store, err, sizeof err) != 0) {
         fprintf(stderr, "brigade serve: governance: %s\n", a.env.gate ? err : "out of memory");
         gate_free(a.env.gate);

@@ -157,7 +157,7 @@ static int ld_governance_redis(ld *l, const slot *rs, governance_redis_cfg *r)
         ld_u32(l, &s[GR_INSTANCES], "governance.redis.instances", 1, 1000, &r->instances) < 0)
         return -1;
     if (s[GR_TTL].present &&
-        ld_u32(l, &s[GR_TTL], "governance.redis.reservation_ttl_s", 60, 86400, &r->reservation_ttl_s) < 0)
+        ld_u32(l, &s[GR_TTL], "governance.redis.reservation_ttl_s", 5, 86400, &r->reservation_ttl_s) < 0)
         return -1;
     if (s[GR_TIMEOUT].present &&
         ld_u32(l, &s[GR_TIMEOUT], "governance.redis.timeout_ms", 10, 60000, &r->timeout_ms) < 0)

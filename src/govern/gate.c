@@ -20,6 +20,7 @@ struct gate {
     fairq_pool **pools;           /* one per model, in cfg->models order */
     reserve_journal *journal;     /* durable reservations; NULL = none (tests) */
     govern_redis *redis;          /* governance.backend: redis; NULL = in-process */
+    govern_slots *slots;          /* run concurrency in Redis; NULL = in-process */
 };
 
 struct gate_thread {
@@ -78,7 +79,8 @@ gate *gate_new(const brigade_config *cfg, govern_clock_fn clock, void *clock_arg
     govern_set_enabled(g->gov, cfg->governance.enabled);
     if (cfg->governance.backend == GOVERN_BACKEND_REDIS && cfg->governance.enabled) {
         g->redis = govern_redis_new(&cfg->governance.redis, NULL);
-        if (!g->redis) {
+        g->slots = govern_slots_new(&cfg->governance.redis, 0);
+        if (!g->redis || !g->slots) {
             gate_free(g);
             return NULL;
         }
@@ -99,6 +101,7 @@ void gate_free(gate *g)
     if (g->fq) fairq_free(g->fq);
     if (g->gov) govern_free(g->gov);
     govern_redis_free(g->redis);
+    govern_slots_free(g->slots);
     free(g->pools);
     free(g);
 }
@@ -150,6 +153,12 @@ int gate_load_ledger(gate *g, store *st, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+void gate_charge_recovered(gate *g, const usage_rec *row)
+{
+    if (g->redis)
+        govern_redis_charge(g->redis, row->tenant_id, row->user_id, row->key_id, row->cost_nusd);
 }
 
 /* ---- limits ---- */
@@ -557,20 +566,50 @@ void gate_leave(gate_call *c, bool delivered, int64_t actual_tokens, int64_t act
 
 /* ---- runs and degradation ---- */
 
-bool gate_run_begin(gate *g, const gate_who *who, gate_refusal *why)
+bool gate_run_begin(gate *g, const gate_who *who, govern_slot *slot, gate_refusal *why)
 {
     govern_subject s;
     gate_subject(g, who, &s);
+    slot->node = NULL;
     govern_refusal gr;
+    if (g->slots) {
+        int rc = govern_slots_acquire(g->slots, &s, slot, &gr);
+        if (rc == GOVERN_SLOTS_REFUSED) {
+            gate_refusal_from_govern(why, &gr);
+            gate_count_refusal(who->tenant_id, why);
+            return false;
+        }
+        govern_subject local;
+        if (rc == GOVERN_SLOTS_OK) {
+            /* Redis decided: the local count is only this instance's view */
+            local = s;
+            local.user.max_concurrent_runs = local.tenant.max_concurrent_runs = 0;
+        } else {
+            govern_slots_fallback(&g->cfg->governance.redis, &s, &local);
+        }
+        if (govern_run_begin(g->gov, &local, &gr)) return true;
+        govern_slots_release(g->slots, slot);
+        gate_refusal_from_govern(why, &gr);
+        gate_count_refusal(who->tenant_id, why);
+        return false;
+    }
     if (govern_run_begin(g->gov, &s, &gr)) return true;
     gate_refusal_from_govern(why, &gr);
     gate_count_refusal(who->tenant_id, why);
     return false;
 }
 
-void gate_run_end(gate *g, const char *tenant_id, const char *user_id)
+void gate_run_end(gate *g, const char *tenant_id, const char *user_id, govern_slot *slot)
 {
     govern_run_end(g->gov, tenant_id, user_id);
+    if (g->slots && slot) govern_slots_release(g->slots, slot);
+}
+
+bool gate_slots_stats(gate *g, govern_slots_stats *out)
+{
+    if (!g->slots) return false;
+    govern_slots_stats_get(g->slots, out);
+    return true;
 }
 
 bool gate_budget_nearly_spent(gate *g, const gate_who *who, double fraction)

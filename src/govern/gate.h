@@ -33,6 +33,7 @@
 #include "govern/fairq.h"
 #include "govern/govern.h"
 #include "govern/govern_redis.h"
+#include "govern/govern_slots.h"
 #include "govern/reserve_journal.h"
 #include "store/store.h"
 
@@ -106,6 +107,10 @@ void         gate_thread_close(gate_thread *t);
  * backend, st is also the ledger Redis's spend is rebuilt from whenever
  * Redis lost its data. */
 int gate_load_ledger(gate *g, store *st, char *err, size_t errlen);
+/* A charge the journal's recovery committed at start (reserve_journal.h):
+ * with Redis it is passed on there (the ledger is not read back); in
+ * process gate_load_ledger reads it with the rest. */
+void gate_charge_recovered(gate *g, const usage_rec *row);
 
 /* The Redis backend's state (false: the backend is in-process). */
 bool gate_redis_stats(gate *g, govern_redis_stats *out);
@@ -159,9 +164,18 @@ void gate_refusal_from_govern(gate_refusal *out, const govern_refusal *why);
  * session_budget_exceeded)? Those end a run as failed, not refused. */
 bool gate_refusal_is_cost_cap(const gate_refusal *why);
 
-/* Runs: the user's concurrent-runs limit. */
-bool gate_run_begin(gate *g, const gate_who *who, gate_refusal *why);
-void gate_run_end(gate *g, const char *tenant_id, const char *user_id);
+/* Runs: the user's and the tenant's concurrent-runs limits. With the
+ * Redis backend a run takes a slot there (govern_slots.h: one count over
+ * every instance), and counts in process too (for /v1/me); when Redis
+ * cannot answer, the in-process count alone decides, against
+ * max_concurrent_runs / instances. Blocks up to governance.redis.timeout_ms
+ * with Redis: call it on the thread pool. *slot (zeroed first) is what
+ * gate_run_end gives back; it may be copied to hand the run over. */
+bool gate_run_begin(gate *g, const gate_who *who, govern_slot *slot, gate_refusal *why);
+/* Any thread; never blocks. */
+void gate_run_end(gate *g, const char *tenant_id, const char *user_id, govern_slot *slot);
+/* The Redis run slots' state (false: in-process backend). */
+bool gate_slots_stats(gate *g, govern_slots_stats *out);
 
 /* Has the user spent at least `fraction` of its daily or monthly budget
  * (spent + reserved)? For graceful degradation. */

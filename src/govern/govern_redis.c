@@ -563,6 +563,28 @@ void govern_redis_release(govern_redis_conn *c, govern_redis_res *res)
     gr_finish(c, res, 0, -res->est_tokens);
 }
 
+void govern_redis_charge(govern_redis *r, const char *tenant_id, const char *user_id,
+                         const char *key_id, int64_t cost_nusd)
+{
+    if (cost_nusd <= 0) return;
+    gr_node *node = calloc(1, sizeof *node);
+    if (!node) {
+        log_error("governance: out of memory: a recovered charge of %s does not reach redis",
+                  tenant_id ? tenant_id : "");
+        return;
+    }
+    govern_subject s = {.tenant_id = tenant_id, .user_id = user_id, .key_id = key_id};
+    for (int j = 0; j < 3; j++)
+        if (govern_redis_level_id(&s, j, node->res.level[node->res.n])) node->res.n++;
+    /* a member no reservation has: the settle removes nothing, charges cost */
+    snprintf(node->res.member, sizeof node->res.member, "%sc%" PRIxFAST64 ":0", r->instance,
+             (uint_fast64_t)atomic_fetch_add(&r->seq, 1));
+    node->cost = cost_nusd;
+    pthread_mutex_lock(&r->mu);
+    gr_list_add(&r->pending, node);
+    pthread_mutex_unlock(&r->mu);
+}
+
 /* ---- the rebuild from the ledger ---- */
 
 typedef struct gr_seed_ent {

@@ -94,6 +94,16 @@ void govern_redis_settle(govern_redis_conn *c, govern_redis_res *res, int64_t ac
                          int64_t actual_cost_nusd);
 void govern_redis_release(govern_redis_conn *c, govern_redis_res *res);
 
+/* A cost to add to the spend of a subject's levels with no reservation of
+ * this process behind it: a call a previous run of this instance had in
+ * flight when it died, charged to the ledger at start (reserve_journal.h).
+ * Kept with the settles not yet acknowledged and sent on the first
+ * connection (or folded into a rebuild). Its reservation in Redis, made
+ * by the dead process, still counts until it expires: until then the call
+ * is counted twice (too much, never too little). Any thread. */
+void govern_redis_charge(govern_redis *r, const char *tenant_id, const char *user_id,
+                         const char *key_id, int64_t cost_nusd);
+
 /* While Redis is unreachable: the subject to admit locally instead. Rates
  * become limit / instances (at least 1); budgets are kept as they are when
  * fail_open is false (the caller refuses a subject that has any, see

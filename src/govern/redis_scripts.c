@@ -211,12 +211,12 @@ const char GR_LUA_RESTORE[] =
     "end\n"
     "return n\n";
 
-/* RUN_BEGIN: a run's concurrency slot at the user and tenant levels.
- * KEYS: per level a sorted set of run leases scored by expiry. ARGV: run id,
- * lease ms, then per level name and limit. Expired leases (a dead
- * instance's runs) are dropped first. Returns {"ok"} or {"refused", level,
- * limit}. RUN_END removes the lease (ARGV: run id); a live run renews it by
- * calling RUN_BEGIN again with limit 0. */
+/* RUN_BEGIN: a run's concurrency slot at the user and tenant levels
+ * (govern_slots.h). KEYS: per level a sorted set of run leases scored by
+ * their expiry (P c:L). ARGV: the lease's member, lease ms, then per level
+ * its name and limit (0 = unlimited: counted, never refused). Expired
+ * leases (a dead instance's runs) are dropped first. All levels or none.
+ * Returns {"ok"} or {"refused", level, limit}. */
 const char GR_LUA_RUN_BEGIN[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -231,6 +231,20 @@ const char GR_LUA_RUN_BEGIN[] =
     "for i = 1, #KEYS do redis.call('ZADD', KEYS[i], now + tonumber(ARGV[2]), ARGV[1]) end\n"
     "return {'ok'}\n";
 
+/* RUN_RENEW: the live runs' leases of one instance, in one round trip.
+ * KEYS: one sorted set per lease and level; ARGV: lease ms, then the
+ * member of each key. A lease that expired meanwhile (Redis away longer
+ * than a lease) or was lost with Redis's data is put back: the run still
+ * holds its slot. Returns the number renewed. */
+const char GR_LUA_RUN_RENEW[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local until_ = now + tonumber(ARGV[1])\n"
+    "for i = 1, #KEYS do redis.call('ZADD', KEYS[i], until_, ARGV[1 + i]) end\n"
+    "return #KEYS\n";
+
+/* RUN_END: runs ended. KEYS: one sorted set per lease and level; ARGV: the
+ * member of each key. */
 const char GR_LUA_RUN_END[] =
-    "for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end\n"
-    "return 'ok'\n";
+    "for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[i]) end\n"
+    "return #KEYS\n";

@@ -8,6 +8,7 @@ extern const char GR_LUA_SETTLE[];
 extern const char GR_LUA_SEED[];
 extern const char GR_LUA_RESTORE[];
 extern const char GR_LUA_RUN_BEGIN[];
+extern const char GR_LUA_RUN_RENEW[];
 extern const char GR_LUA_RUN_END[];
 
 #endif

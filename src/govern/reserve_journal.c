@@ -490,6 +490,12 @@ static int rj_read(const char *path, rj_found **found, size_t *n_found, reserve_
 int reserve_journal_recover(store *st, const char *data_dir, reserve_recovery *out, char *err,
                             size_t errlen)
 {
+    return reserve_journal_recover_each(st, data_dir, out, NULL, NULL, err, errlen);
+}
+
+int reserve_journal_recover_each(store *st, const char *data_dir, reserve_recovery *out,
+                                 reserve_charged_fn charged, void *arg, char *err, size_t errlen)
+{
     memset(out, 0, sizeof *out);
     char *path = rj_path(data_dir, RESERVE_JOURNAL_FILE);
     if (!path) {
@@ -577,6 +583,9 @@ int reserve_journal_recover(store *st, const char *data_dir, reserve_recovery *o
                 log_warn("reservations: %zu call(s) were in flight when brigade stopped; charged "
                          "$%.6f at their reservations (budget.reconcile in the audit log)",
                          k, (double)out->charged_nusd / 1e9);
+                /* only once committed: a charge the ledger does not hold
+                 * must not reach a shared counter either */
+                for (size_t i = 0; charged && i < k; i++) charged(&found[i].row, arg);
             }
         }
     }

@@ -77,6 +77,15 @@ typedef struct reserve_recovery {
 int reserve_journal_recover(store *st, const char *data_dir, reserve_recovery *out,
                             char *err, size_t errlen);
 
+/* The same, telling charged() of each row it committed (after the commit).
+ * With governance in Redis the ledger is not read back at start, so the
+ * caller passes these charges on to Redis (gate_charge_recovered): without
+ * that, the dead process's reservations would expire there and its calls
+ * in flight, charged here, would be spent a second time by others. */
+typedef void (*reserve_charged_fn)(const usage_rec *row, void *arg);
+int reserve_journal_recover_each(store *st, const char *data_dir, reserve_recovery *out,
+                                 reserve_charged_fn charged, void *arg, char *err, size_t errlen);
+
 /* Open the (empty) journal for appending. NULL with err. */
 reserve_journal *reserve_journal_open(const char *data_dir, char *err, size_t errlen);
 void             reserve_journal_close(reserve_journal *j);

@@ -118,7 +118,7 @@ void run_exec_release(run_exec *x)
     x->next = x->prev = NULL;
     if (x->counted) {
         x->counted = false;
-        gate_run_end(x->r->gate, x->sc.tenant_id, x->sc.user_id);
+        gate_run_end(x->r->gate, x->sc.tenant_id, x->sc.user_id, &x->slot);
     }
     if (x->run_span) {
         obs_span_set_str(x->run_span, "brigade.run.status", run_status_name(x->rec.status));
@@ -511,7 +511,9 @@ void run_exec_begin(run_start *s)
     x->sub = s->sub;                  /* hears the end; its events after on_start */
     s->sub = NULL;
     x->counted = s->counted;          /* the run now holds the user's slot */
+    x->slot = s->slot;
     s->counted = false;
+    s->slot.node = NULL;
     x->session_spent_nusd = s->session_spent_nusd;
     runs_registry_started(t->r, x->rec.session_id, x->rec.id, x);
 

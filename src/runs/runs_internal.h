@@ -184,6 +184,7 @@ struct run_start {
     /* governance: the run counts against max_concurrent_runs from its
      * claim of an idle session until it ends */
     bool            counted;
+    govern_slot     slot;             /* its slot in Redis (gate_run_begin), if any */
     bool            refused;
     gate_refusal    refusal;
     bool            has_trace;
@@ -254,6 +255,7 @@ struct run_exec {
 
     /* governance */
     bool             counted;         /* holds one of the user's concurrent runs */
+    govern_slot      slot;            /* and its slot in Redis, if any (gate_run_end) */
     metered_call     mcall;           /* the model call: admission, provider, usage, spans */
     govern_cap       run_cap, session_cap; /* the agent's cost caps, reserved in govern */
     bool             caps_set;        /* run_cap and session_cap hold this run's state */

@@ -54,7 +54,7 @@ static void runs_job_queue(uv_loop_t *loop, runs_job *j, void (*fn)(void *), voi
 static void run_start_free(run_start *s)
 {
     if (!s) return;
-    if (s->counted) gate_run_end(s->t->r->gate, s->sc.tenant_id, s->sc.user_id);
+    if (s->counted) gate_run_end(s->t->r->gate, s->sc.tenant_id, s->sc.user_id, &s->slot);
     free(s->content);
     cJSON_Delete(s->history);
     tools_run_set_free(&s->set);
@@ -62,14 +62,15 @@ static void run_start_free(run_start *s)
 }
 
 /* Take one of the user's concurrent runs (max_concurrent_runs); false with
- * s->refusal filled if none is free. Thread-safe (called on the pool too). */
+ * s->refusal filled if none is free. On the thread pool only: with Redis
+ * governance it is a blocking round trip (gate_run_begin). */
 static bool run_start_count(run_start *s)
 {
     runs *r = s->t->r;
     if (!r->gate || s->counted) return true;
     runs_who w;
     runs_gate_who(r, &s->sc, &w);
-    if (!gate_run_begin(r->gate, &w.who, &s->refusal)) {
+    if (!gate_run_begin(r->gate, &w.who, &s->slot, &s->refusal)) {
         s->refused = true;
         return false;
     }
@@ -202,9 +203,32 @@ static void run_start_persist_done(void *arg)
     run_start_free(s);
 }
 
-static void run_start_persist(run_start *s)
+/* Thread pool: a queued message's turn came (the session is ours): count
+ * the run, then write it, in one job — the count may wait on Redis, which
+ * a loop thread must not. */
+static void run_start_count_persist_work(void *arg)
 {
-    runs_job_queue(s->t->loop, &s->job, run_start_persist_work, run_start_persist_done, s);
+    run_start *s = arg;
+    if (!run_start_count(s)) {
+        runs_registry_release(s->t->r, s->session_id, NULL);
+        return;
+    }
+    run_start_persist_work(s);
+}
+
+static void run_start_count_persist_done(void *arg)
+{
+    run_start *s = arg;
+    if (s->refused) {
+        run_start_fail_refused(s);
+        return;
+    }
+    run_start_persist_done(s);
+}
+
+static void run_start_count_persist(run_start *s)
+{
+    runs_job_queue(s->t->loop, &s->job, run_start_count_persist_work, run_start_count_persist_done, s);
 }
 
 /* Our turn on a session that was busy (posted through the mailbox). The
@@ -222,12 +246,7 @@ static void run_start_resume(void *arg)
         run_start_fail(s, RUNS_ERR_SHUTDOWN, "server_shutdown", "the server is shutting down", 1);
         return;
     }
-    if (!run_start_count(s)) {
-        runs_registry_release(s->t->r, s->session_id, NULL);
-        run_start_fail_refused(s);
-        return;
-    }
-    run_start_persist(s);
+    run_start_count_persist(s);
 }
 
 /* Thread pool: the session must be the caller's, its agent still
@@ -344,12 +363,7 @@ static void run_start_load_done(void *arg)
         }
     } else if (s->resume_pending) {
         /* our turn came while this job finished */
-        if (!run_start_count(s)) {
-            runs_registry_release(s->t->r, s->session_id, NULL);
-            run_start_fail_refused(s);
-            return;
-        }
-        run_start_persist(s);
+        run_start_count_persist(s);
     }
     /* else queued: run_start_resume continues when the session frees. */
 }

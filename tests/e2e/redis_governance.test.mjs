@@ -8,17 +8,22 @@
 //     itself and rebuilds spend from the ledger, so a spent budget stays spent;
 //   - Redis killed and restarted mid-burst: no overspend;
 //   - two brigade instances (each its own SQLite copy of the same data)
-//     sharing one Redis: one budget and one rate limit across both;
+//     sharing one Redis: one budget, one rate limit and one count of
+//     concurrent runs (max_concurrent_runs) across both;
 //   - on PostgreSQL (the two share one database): keys made, revoked and
 //     users disabled on one are seen by the other within a second; one
 //     restarting does not interrupt the other's runs, and the runs of one
-//     killed are interrupted by the other (instance_lost).
+//     killed are interrupted by the other (instance_lost) and their run
+//     slots (max_concurrent_runs) expire;
+//   - on PostgreSQL: one instance killed (-9) mid-burst: no overspend, every
+//     answer a client got is in the ledger, and its reservations come back
+//     by expiry (reservation_ttl_s: 10 here) so the rest can be spent.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { newSession, openStream, restartBrigade } from './lib/agents.mjs';
+import { newSession, openStream, postMessage, restartBrigade } from './lib/agents.mjs';
 import { startInstance } from './lib/cluster.mjs';
 import { eventually as poll, sleep, tempDir, useStack } from './lib/harness.mjs';
 import { killRedis, startRedis, stopRedis } from './lib/redis.mjs';
@@ -32,8 +37,9 @@ function worstCaseNusd(bodyText, maxTokens, inPrice = 1000, outPrice = 2000) {
 }
 
 const redis = {};
+const TTL_S = 10;   // governance.redis.reservation_ttl_s: a dead instance's reservations expire
 const governanceYaml = () =>
-  `governance: {backend: redis, redis: {url: "${redis.url}", instances: 2, timeout_ms: 300}}\n` +
+  `governance: {backend: redis, redis: {url: "${redis.url}", instances: 2, timeout_ms: 300, reservation_ttl_s: ${TTL_S}}}\n` +
   'agents:\n  - {name: assistant, model: local-model}';
 
 const shared = {};    // users made before the second instance copies the data
@@ -47,6 +53,7 @@ const stack = useStack(async () => {
   shared.budgetNusd = shared.each * 10 + Math.floor(shared.each / 2);
   shared.budgetUser = await userWithLimits(s, { daily_budget_usd: shared.budgetNusd * NUSD });
   shared.rpmUser = await userWithLimits(s, { rpm: 10 });
+  shared.runUser = await userWithLimits(s, { max_concurrent_runs: 1 });
 });
 
 // The second instance: a copy of the first one's data dir (the same users
@@ -64,8 +71,10 @@ async function userWithLimits(s, limits) {
   return u;
 }
 
-function chatBody(content, { maxTokens = 50, model = 'gpt-test' } = {}) {
-  return JSON.stringify({ model, max_tokens: maxTokens, messages: [{ role: 'user', content }] });
+function chatBody(content, { maxTokens = 50, model = 'gpt-test', stream = false } = {}) {
+  const b = { model, max_tokens: maxTokens, messages: [{ role: 'user', content }] };
+  if (stream) Object.assign(b, { stream: true, stream_options: { include_usage: true } });
+  return JSON.stringify(b);
 }
 
 function chat(base, key, bodyText) {
@@ -76,12 +85,21 @@ function chat(base, key, bodyText) {
   });
 }
 
-async function ledgerNusd(key) {
-  const r = await stack.api(key, 'GET', '/v1/usage?group_by=model');
-  assert.equal(r.status, 200, r.text);
-  let total = 0;
-  for (const row of r.body.data) total += Math.round(row.cost_usd / NUSD);
-  return total;
+async function ledgerNusd(key, base) {
+  return (await ledger(key, base)).nusd;
+}
+
+// The user's ledger (from the store), read on base (default: instance A).
+async function ledger(key, base = stack.brigadeUrl) {
+  const r = await fetch(base + '/v1/usage?group_by=model', { headers: { authorization: `Bearer ${key}` } });
+  const text = await r.text();
+  assert.equal(r.status, 200, text);
+  let nusd = 0, requests = 0;
+  for (const row of JSON.parse(text).data) {
+    nusd += Math.round(row.cost_usd / NUSD);
+    requests += row.requests;
+  }
+  return { nusd, requests };
 }
 
 async function ready() {
@@ -238,6 +256,45 @@ describe('two instances sharing one redis', () => {
     second.base = bases[1];
   });
 
+  // max_concurrent_runs is one count over both instances (run slots in
+  // Redis, govern_slots.h): a run going on A refuses a second one on B with
+  // exactly the refusal one instance gives; once A's run ended, B may run.
+  test('max_concurrent_runs 1: a run active on A refuses one on B as one instance would, then B runs', async () => {
+    assert.ok(second.base, 'the second instance runs');
+    const key = shared.runUser.key;
+    const onB = async (method, p, body) => {
+      const r = await fetch(second.base + p, {
+        method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: body && JSON.stringify(body) });
+      const text = await r.text();
+      return { status: r.status, text, body: text ? JSON.parse(text) : null, headers: r.headers };
+    };
+    const sA = await newSession(stack, key, 'assistant');
+    const sA2 = await newSession(stack, key, 'assistant');
+    const sB = await onB('POST', '/v1/sessions', { agent: 'assistant' });
+    assert.equal(sB.status, 201, sB.text);
+    const long = openStream(stack, key, sA.id, 'slot on A [[latency:3000]]');
+    await long.next('run.started');
+    // one instance's answer (A), then B's
+    const onA = await postMessage(stack, key, sA2.id, 'second on A');
+    assert.equal(onA.status, 429, onA.text);
+    const r = await onB('POST', `/v1/sessions/${sB.body.id}/messages`, { content: 'second on B' });
+    assert.equal(r.status, 429, r.text);
+    assert.deepEqual(r.body, onA.body);
+    assert.equal(r.body.error.code, 'concurrency_limit');
+    assert.match(r.body.error.message, /max_concurrent_runs/);
+    assert.equal(r.headers.get('retry-after'), '1');
+    assert.equal((await long.done).events.at(-1).event, 'run.completed');
+    // A's run ended: its slot is released (by A's slots thread, at once)
+    await eventually(async () => {
+      const again = await onB('POST', `/v1/sessions/${sB.body.id}/messages`, { content: 'now on B' });
+      assert.equal(again.status, 200, again.text);
+    }, { timeoutMs: 3000, intervalMs: 200 });
+    const m = await (await fetch(second.base + '/metrics', { headers: { authorization: `Bearer ${stack.adminToken}` } })).text();
+    assert.match(m, /^brigade_governance_redis_run_slots_up 1$/m);
+    assert.match(m, /^brigade_governance_redis_run_slots_total\{result="refused"\} [1-9]/m);
+  });
+
   // On one PostgreSQL, each instance's identity cache follows the other's
   // changes through the audit log (docs/scale-out.md): a key made on A
   // works on B at once (B catches up before answering 401 to a key it
@@ -321,7 +378,21 @@ describe('two instances sharing one redis', () => {
     const s2 = await newSession(stack, u.key, 'assistant');
     const st2 = openStream(stack, u.key, s2.id, 'never answered [[latency:120000]]');
     const run2 = (await st2.next('run.started')).data.run_id;
+    // that run holds the user's run slot in Redis: with max_concurrent_runs
+    // 1, B refuses another run of theirs
+    stack.must(await stack.api(stack.tenant.admin_key, 'PATCH', `/v1/users/${u.user.id}`,
+      { limits: { max_concurrent_runs: 1 } }), 200, 'PATCH max_concurrent_runs');
+    const s4 = await newSession(stack, u.key, 'assistant');
+    const runOnB = () => fetch(`${second.base}/v1/sessions/${s4.id}/messages`, {
+      method: 'POST', headers: { authorization: `Bearer ${u.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ content: 'on B [[latency:10]]' }) });
+    await eventually(async () => {
+      const r = await runOnB();
+      assert.equal(r.status, 429, await r.clone().text());
+      assert.equal((await r.json()).error.code, 'concurrency_limit');
+    }, { timeoutMs: 3000, intervalMs: 100 });
     stack.brigade.proc.kill('SIGKILL');
+    const killedAt = Date.now();
     await stack.brigade.exited;
     await eventually(async () => {
       const r = await fetch(`${second.base}/v1/runs/${run2}`, { headers: { authorization: `Bearer ${u.key}` } });
@@ -329,7 +400,98 @@ describe('two instances sharing one redis', () => {
       assert.equal(b.status, 'interrupted', JSON.stringify(b));
       assert.equal(b.error.code, 'instance_lost');
     }, { timeoutMs: 60_000, intervalMs: 1000 });
+    // A's lease on the slot is no longer renewed: it expires (30 s), and B
+    // runs the user's next run
+    await eventually(async () => {
+      const r = await runOnB();
+      assert.equal(r.status, 200, await r.clone().text());
+    }, { timeoutMs: 45_000, intervalMs: 1000 });
+    console.log(`# A killed: its run slot came back after ${Date.now() - killedAt} ms`);
     assert.ok(runId);
     await restartBrigade(stack, 'SIGKILL');   // A again, for what follows
+  });
+
+  // kill -9 of A in the middle of a burst split across A and B. What a
+  // client was answered (a 200, a stream to its usage and [DONE]) must be
+  // in the ledger; the spend must stay within the budget; A's reservations
+  // (its calls cut by the kill) come back by expiry in Redis, and A's calls
+  // charged at its restart (the reservation journal) reach Redis too, so
+  // the rest of the budget can be spent on B and no more.
+  test('A killed (-9) mid-burst: no overspend, nothing answered is lost, A\'s reservations expire', {
+    skip: process.env.BRIGADE_E2E_STORE !== 'postgres' && 'each instance has its own SQLite copy',
+    timeout: 120_000,
+  }, async () => {
+    assert.ok(second.base, 'the second instance runs');
+    // four bodies of one length (one worst case each for streams, one for
+    // the rest): short calls A answers before it dies, long ones it does not
+    const bodies = [];
+    for (const stream of [false, true])
+      for (const ms of ['0300', '4000'])
+        bodies.push({ stream, text: chatBody(`kill9 [[latency:${ms}]] [[tokens:50]]`, { stream }) });
+    const eachMax = Math.max(...bodies.map((b) => worstCaseNusd(b.text, 50)));
+    const budgetNusd = eachMax * 10 + Math.floor(eachMax / 2);
+    const { key } = await userWithLimits(stack, { daily_budget_usd: budgetNusd * NUSD });
+    const bases = [stack.brigadeUrl, second.base];
+    const one = async (i) => {
+      const b = bodies[i % 4], base = bases[Math.floor(i / 4) % 2];
+      try {
+        const r = await chat(base, key, b.text);
+        const text = await r.text();
+        if (r.status !== 200) return { status: r.status, on: base };
+        if (!b.stream) return { status: 200, on: base, usage: JSON.parse(text).usage };
+        const chunks = text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6));
+        if (chunks.at(-1) !== '[DONE]') return { status: 'cut', on: base };
+        const u = chunks.slice(0, -1).map((c) => JSON.parse(c)).find((c) => c.usage);
+        return u ? { status: 200, on: base, usage: u.usage } : { status: 'no usage', on: base };
+      } catch (e) {
+        return { status: 'cut', on: base, error: String(e) };
+      }
+    };
+    const all = Promise.all(Array.from({ length: 64 }, (_, i) => one(i)));
+    await sleep(1500);
+    stack.brigade.proc.kill('SIGKILL');
+    await stack.brigade.exited;
+    const killedAt = Date.now();
+    const results = await all;
+    const answered = results.filter((r) => r.status === 200);
+    const summary = results.map((r) => `${r.on === bases[0] ? 'A' : 'B'}:${r.status}`).join(',');
+    assert.ok(answered.length >= 1 && answered.length <= 10, summary);
+    assert.ok(answered.some((r) => r.on === bases[1]), `B answered some: ${summary}`);
+    assert.ok(results.every((r) => r.status === 200 || r.status === 429 || r.status === 'cut' && r.on === bases[0]),
+      `only A's calls are cut: ${summary}`);
+    const answeredNusd = answered.reduce((t, r) => t + r.usage.prompt_tokens * 1000 + r.usage.completion_tokens * 2000, 0);
+
+    // A again: its journal charges its calls in flight at their worst case,
+    // in the ledger and (now) in Redis
+    await restartBrigade(stack, 'SIGKILL');
+    await eventually(async () => {
+      const l = await ledger(key, second.base);
+      assert.ok(l.requests >= answered.length, `ledger has ${l.requests} calls, ${answered.length} answered`);
+      assert.ok(l.nusd >= answeredNusd, `ledger ${l.nusd} < answered ${answeredNusd}`);
+    }, { timeoutMs: 5000 });
+    const afterBurst = await ledger(key, second.base);
+    assert.ok(afterBurst.nusd <= budgetNusd, `spent ${afterBurst.nusd} of ${budgetNusd}: ${summary}`);
+
+    // A's reservations in Redis expire TTL_S after they were made: then the
+    // rest of the budget can be spent on B, and no more than the rest
+    const wait = killedAt + TTL_S * 1000 + 1000 - Date.now();
+    if (wait > 0) await sleep(wait);
+    const small = chatBody('kill9 [[latency:0010]] [[tokens:50]]');
+    const rest = budgetNusd - afterBurst.nusd;
+    const statuses = [];
+    for (let i = 0; i < 30; i++) {
+      const r = await chat(second.base, key, small);
+      statuses.push(r.status);
+      await r.text();
+      if (r.status !== 200) break;
+    }
+    assert.equal(statuses.at(-1), 429, `the rest is spent, then refused: ${statuses}`);
+    if (rest >= worstCaseNusd(small, 50))
+      assert.ok(statuses[0] === 200, `the rest (${rest} of ${budgetNusd}) can be spent once A's reservations expired: ${statuses}`);
+    await sleep(400);   // B's last rows committed (group commit: 200 ms)
+    const end = await ledger(key, second.base);
+    assert.ok(end.nusd <= budgetNusd, `spent ${end.nusd} of ${budgetNusd} (after the burst ${afterBurst.nusd}; then ${statuses})`);
+    console.log(`# kill -9 mid-burst: ${summary}; ledger ${afterBurst.requests} calls ${afterBurst.nusd} of ${budgetNusd} nUSD; ` +
+      `after expiry ${statuses.filter((s) => s === 200).length} more, ${end.nusd} in all`);
   });
 });

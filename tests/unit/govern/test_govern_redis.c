@@ -6,7 +6,10 @@
  * in-process backend, reservations released by expiry, data loss detected
  * and spend rebuilt from the store's ledger, NOSCRIPT, Redis stopped (clear
  * UNAVAILABLE) and restarted (reconnects by itself), the per-instance
- * fallback, and hostile ids that try to alias another subject's keys. */
+ * fallback, hostile ids that try to alias another subject's keys, a
+ * restarted instance's recovered charges, and run slots (govern_slots.h:
+ * max_concurrent_runs over two instances, leases renewed while alive and
+ * expired when not, Redis away). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +24,7 @@
 #include <hiredis/hiredis.h>
 
 #include "govern/govern_redis.h"
+#include "govern/govern_slots.h"
 #include "store/store.h"
 #include "util/timeutil.h"
 
@@ -356,6 +360,172 @@ static void test_reservation_expires(void **state)
     govern_redis_free(r);
 }
 
+/* A restarted instance's charges from its journal (calls in flight when it
+ * died, charged to the ledger at start) reach Redis on its first
+ * connection: the spend they add counts on every instance. */
+static void test_recovered_charge_reaches_redis(void **state)
+{
+    fx *f = *state;
+    govern_redis *r = govern_redis_new(&f->cfg, f->st);
+    govern_redis_charge(r, "acme", "revived", "k1", USD(0.3));
+    govern_redis_charge(r, "acme", "revived", "k1", 0);          /* nothing to charge */
+    govern_redis_conn *c = govern_redis_conn_new(r, &f->loop);
+    for (int k = 0; k < 300 && !govern_redis_conn_up(c); k++) spin(f, 10);
+    assert_true(govern_redis_conn_up(c));
+    spin(f, 50);
+    govern_subject s = subj("revived");
+    s.user.daily_budget_nusd = USD(1);
+    govern_redis_res x;
+    waiter w;
+    /* on the other instance: 0.3 spent, so 0.8 does not fit and 0.7 does */
+    assert_int_equal(admit_wait(f, 1, &s, 1, USD(0.8), &x, &w), GOVERN_REDIS_REFUSED);
+    assert_string_equal(w.why.limit, "user.daily_budget");
+    assert_int_equal(admit_wait(f, 1, &s, 1, USD(0.7), &x, &w), GOVERN_REDIS_ADMITTED);
+    /* the key and tenant levels were charged too: their day and month */
+    for (int lv = 1; lv <= 2; lv++) {
+        char id[GOVERN_REDIS_LEVEL_MAX];
+        govern_redis_level_id(&s, lv, id);
+        redisReply *rr = cmd("HGETALL t:s:%s", id);
+        int periods = 0;
+        for (size_t i = 0; rr && i + 1 < rr->elements; i += 2)
+            if (rr->element[i]->str[0] == 'd' || rr->element[i]->str[0] == 'm') {
+                assert_int_equal(atoll(rr->element[i + 1]->str), USD(0.3));
+                periods++;
+            }
+        assert_int_equal(periods, 2);
+        freeReplyObject(rr);
+    }
+    govern_redis_conn_close(c);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    spin(f, 10);
+    govern_redis_free(r);
+}
+
+/* ---- run slots (govern_slots.h) ---- */
+
+/* Acquire until it is not refused, for up to ~2 s (a release is sent by
+ * the slots' thread, a moment later). */
+static int slots_acquire_soon(govern_slots *g, const govern_subject *s, govern_slot *slot,
+                              govern_refusal *why)
+{
+    int rc = GOVERN_SLOTS_REFUSED;
+    for (int k = 0; k < 200 && (rc = govern_slots_acquire(g, s, slot, why)) == GOVERN_SLOTS_REFUSED; k++)
+        usleep(10000);
+    return rc;
+}
+
+/* max_concurrent_runs 1 for a user: a run on one instance refuses the
+ * other's with the in-process refusal; released, the other may start. The
+ * tenant's limit counts every user's runs over both. */
+static void test_run_slots_two_instances(void **state)
+{
+    fx *f = *state;
+    govern_slots *a = govern_slots_new(&f->cfg, 0), *b = govern_slots_new(&f->cfg, 0);
+    assert_non_null(a);
+    assert_non_null(b);
+    govern_subject s = subj("runner");
+    s.user.max_concurrent_runs = 1;
+    s.tenant.max_concurrent_runs = 2;
+    govern_slot x = {0}, y = {0}, z = {0};
+    govern_refusal why;
+    assert_int_equal(govern_slots_acquire(a, &s, &x, &why), GOVERN_SLOTS_OK);
+    assert_int_equal(govern_slots_acquire(b, &s, &y, &why), GOVERN_SLOTS_REFUSED);
+    /* the same refusal as govern_run_begin's */
+    govern *local = govern_new(NULL, NULL);
+    govern_refusal lw;
+    assert_true(govern_run_begin(local, &s, &lw));
+    assert_false(govern_run_begin(local, &s, &lw));
+    govern_free(local);
+    assert_int_equal(why.status, lw.status);
+    assert_string_equal(why.type, lw.type);
+    assert_string_equal(why.code, "concurrency_limit");
+    assert_string_equal(why.limit, "user.max_concurrent_runs");
+    assert_string_equal(why.message, lw.message);
+    assert_int_equal(why.retry_after_s, lw.retry_after_s);
+    govern_slots_release(a, &x);
+    assert_null(x.node);
+    govern_slots_release(a, &x);                     /* twice: a no-op */
+    assert_int_equal(slots_acquire_soon(b, &s, &y, &why), GOVERN_SLOTS_OK);
+    /* the tenant: 2 runs of any users over both instances */
+    govern_subject o = subj("other");
+    o.tenant.max_concurrent_runs = 2;
+    assert_int_equal(govern_slots_acquire(a, &o, &z, &why), GOVERN_SLOTS_OK);
+    govern_slot w = {0};
+    assert_int_equal(govern_slots_acquire(a, &o, &w, &why), GOVERN_SLOTS_REFUSED);
+    assert_string_equal(why.limit, "tenant.max_concurrent_runs");
+    govern_slots_stats st;
+    govern_slots_stats_get(b, &st);
+    assert_true(st.up);
+    assert_int_equal(st.acquired, 1);
+    assert_true(st.refused >= 1);       /* and again while the release was on its way */
+    govern_slots_release(b, &y);
+    govern_slots_release(a, &z);
+    govern_slots_free(a);
+    govern_slots_free(b);
+    redisReply *r = cmd("ZCARD t:c:t:acme");                /* every lease released */
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+}
+
+/* An instance killed with a run: its lease is not renewed and expires, the
+ * slot comes back; a live instance's lease is renewed past its length. */
+static void test_run_slots_lease(void **state)
+{
+    fx *f = *state;
+    govern_subject s = subj("leased");
+    s.user.max_concurrent_runs = 1;
+    govern_slot x = {0}, y = {0};
+    govern_refusal why;
+    govern_slots *live = govern_slots_new(&f->cfg, 300), *other = govern_slots_new(&f->cfg, 300);
+    assert_int_equal(govern_slots_acquire(live, &s, &x, &why), GOVERN_SLOTS_OK);
+    usleep(800 * 1000);                               /* > 2 leases: renewed every 100 ms */
+    assert_int_equal(govern_slots_acquire(other, &s, &y, &why), GOVERN_SLOTS_REFUSED);
+    govern_slots_stats st;
+    govern_slots_stats_get(live, &st);
+    assert_true(st.renewals >= 2);
+    /* "killed": gone without a release, nothing renews its lease */
+    govern_slots_free(live);
+    x.node = NULL;
+    usleep(400 * 1000);
+    assert_int_equal(govern_slots_acquire(other, &s, &y, &why), GOVERN_SLOTS_OK);
+    govern_slots_release(other, &y);
+    govern_slots_free(other);
+}
+
+/* Redis away: UNAVAILABLE at once (refused connection), and the fallback
+ * shares the limits by instances; back: the run started meanwhile joins the
+ * count (its lease written by the next renewal), and slots work again. */
+static void test_run_slots_redis_away(void **state)
+{
+    fx *f = *state;
+    govern_slots *g = govern_slots_new(&f->cfg, 300), *other = govern_slots_new(&f->cfg, 300);
+    govern_subject s = subj("away");
+    s.user.max_concurrent_runs = 1;
+    s.tenant.max_concurrent_runs = 5;
+    govern_slot x = {0}, y = {0};
+    govern_refusal why;
+    redis_stop();
+    assert_int_equal(govern_slots_acquire(g, &s, &x, &why), GOVERN_SLOTS_UNAVAILABLE);
+    assert_non_null(x.node);                           /* held, for when Redis is back */
+    govern_slots_stats st;
+    govern_slots_stats_get(g, &st);
+    assert_false(st.up);
+    assert_int_equal(st.unavailable, 1);
+    govern_subject fb;
+    govern_slots_fallback(&f->cfg, &s, &fb);           /* 2 instances */
+    assert_int_equal(fb.tenant.max_concurrent_runs, 2);
+    assert_int_equal(fb.user.max_concurrent_runs, 1);  /* at least 1 */
+    redis_start();
+    assert_true(wait_up(f, 0));
+    usleep(300 * 1000);                                /* a renewal or more */
+    assert_int_equal(govern_slots_acquire(other, &s, &y, &why), GOVERN_SLOTS_REFUSED);
+    govern_slots_release(g, &x);
+    assert_int_equal(slots_acquire_soon(other, &s, &y, &why), GOVERN_SLOTS_OK);
+    govern_slots_release(other, &y);
+    govern_slots_free(g);
+    govern_slots_free(other);
+}
+
 /* Redis loses its data: nothing is admitted until spend is rebuilt from
  * the ledger, and then the ledger's spend counts. */
 static void test_data_loss_rebuilds_from_ledger(void **state)
@@ -516,10 +686,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_release_and_tenant_level, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reservation_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovered_charge_reaches_redis, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_loss_rebuilds_from_ledger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_flight_survive_data_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_noscript, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_down_and_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_slots_two_instances, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_slots_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_slots_redis_away, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     redis_stop();

@@ -130,6 +130,17 @@ static reserve_entry entry(const char *user, int64_t cost)
 
 /* ---- recovery ---- */
 
+/* What recover_each told of: the rows it committed (Redis gets them). */
+typedef struct told { int n; int64_t cost; char user[64]; } told;
+
+static void on_charged(const usage_rec *row, void *arg)
+{
+    told *t = arg;
+    t->n++;
+    t->cost += row->cost_nusd;
+    snprintf(t->user, sizeof t->user, "%s", row->user_id);
+}
+
 static void test_recovery_charges_only_what_is_open(void **state)
 {
     fixture *f = *state;
@@ -151,10 +162,14 @@ static void test_recovery_charges_only_what_is_open(void **state)
     reserve_journal_close(j);                           /* the "crash": c still open */
 
     reserve_recovery r;
-    assert_int_equal(reserve_journal_recover(f->st, f->dir, &r, err, sizeof err), 0);
+    told t = {0};
+    assert_int_equal(reserve_journal_recover_each(f->st, f->dir, &r, on_charged, &t, err, sizeof err), 0);
     assert_int_equal(r.open, 1);
     assert_int_equal(r.charged_nusd, 4000);
     assert_int_equal(r.torn, 0);
+    assert_int_equal(t.n, 1);                           /* exactly what it charged */
+    assert_int_equal(t.cost, 4000);
+    assert_string_equal(t.user, "usr_c");
     ledger_sum s = ledger(f->st);
     assert_int_equal(s.rows, 1);
     assert_int_equal(s.cost, 4000);
