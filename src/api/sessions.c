@@ -44,7 +44,7 @@ void api_sessions_create(api_ctx *ctx)
     /* The agent as the caller's tenant has it: its own, or the
      * catalogue's it may use; another tenant's is unknown here. */
     tools_tenant tt;
-    agent_cfg own;
+    agent_cfg own = {0};       /* freed below whether or not the store answered */
     const agent_cfg *a = NULL;
     char why[400] = "";
     tools_tenant_status ts = tools_tenant_load(ctx->env->store, &ctx->scope, &ctx->env->cfg, &tt);
