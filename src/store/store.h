@@ -453,7 +453,8 @@ store_status store_runs_recover(store *st, size_t *n);
 store_status store_runs_heartbeat(store *st, size_t *lost);
 /* A cancel asked on an instance that does not run the run (several
  * instances on one PostgreSQL): marks the caller's queued or running run
- * when another live instance owns it; *requested says whether it did (false:
+ * (a user's own; a tenant admin's, any of the tenant) when another live
+ * instance owns it; *requested says whether it did (false:
  * no such run of the caller's, it has ended, or no other instance runs it).
  * The owner finds the mark with store_runs_cancel_requested and stops the
  * run as a local cancel does. SQLite (one instance): a run not active here

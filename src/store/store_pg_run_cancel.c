@@ -19,13 +19,19 @@ static store_status request_op(PGconn *c, void *arg)
 {
     request_args *a = arg;
     char stale[PG_I64_MAX];
-    const char *p[5] = {a->run_id, a->sc->tenant_id, a->sc->user_id, a->instance,
-                        pg_num(stale, time_now_unix() - STORE_RUN_LEASE_S)};
+    /* a user's own run, or (a tenant admin) any run of the tenant */
+    bool admin = a->sc->role == SCOPE_TENANT_ADMIN;
+    const char *p[5] = {a->run_id, a->sc->tenant_id, a->instance,
+                        pg_num(stale, time_now_unix() - STORE_RUN_LEASE_S), a->sc->user_id};
     store_status st;
-    int64_t n = pg_run_count(c, "UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND tenant_id = $2"
-                                " AND user_id = $3 AND status IN (1, 2) AND owner <> '' AND owner <> $4"
-                                " AND heartbeat >= $5",
-                             5, p, &st, "request a run's cancel");
+    int64_t n = pg_run_count(c, admin
+                                    ? "UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND tenant_id = $2"
+                                      " AND status IN (1, 2) AND owner <> '' AND owner <> $3"
+                                      " AND heartbeat >= $4"
+                                    : "UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND tenant_id = $2"
+                                      " AND status IN (1, 2) AND owner <> '' AND owner <> $3"
+                                      " AND heartbeat >= $4 AND user_id = $5",
+                             admin ? 4 : 5, p, &st, "request a run's cancel");
     if (n < 0) return st;
     a->requested = n > 0;
     return STORE_OK;
@@ -35,7 +41,7 @@ store_status store_pg_run_request_cancel(store *st, const scope *sc, const char 
 {
     *requested = false;
     if (!scope_valid(sc) || !run_id) return STORE_NOT_FOUND;
-    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
+    if (sc->role != SCOPE_USER && sc->role != SCOPE_TENANT_ADMIN) return STORE_FORBIDDEN;
     request_args a = {.sc = sc, .run_id = run_id, .instance = store_pg_of(st)->instance};
     store_status res = pg_write(st, request_op, &a);
     if (res == STORE_OK) *requested = a.requested;

@@ -10,7 +10,7 @@ store_status store_run_request_cancel(store *st, const scope *sc, const char *ru
     STORE_PG_DISPATCH(st, store_pg_run_request_cancel(st, sc, run_id, requested));
     *requested = false;
     if (!scope_valid(sc) || !run_id) return STORE_NOT_FOUND;
-    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
+    if (sc->role != SCOPE_USER && sc->role != SCOPE_TENANT_ADMIN) return STORE_FORBIDDEN;
     return STORE_OK;
 }
 

@@ -159,6 +159,30 @@ describe('a run on A, read and cancelled from B', { skip }, () => {
     console.log(`# cancel on B answered in ${cancelMs} ms`);
     assert.ok(cancelMs < 3000, `${cancelMs} ms`);
   });
+
+  test('a tenant admin\'s cancel on B stops the run on A (202); another tenant\'s admin gets 404', async () => {
+    const s = await newSession(stack, alice.key, 'helper');
+    const st = openStream(stack, alice.key, s.id, 'long [[latency:60000]]');
+    const runId = (await st.next('run.started')).data.run_id;
+    const other = await stack.makeTenant();
+    const foreign = await fetch(`${B.base}/v1/runs/${runId}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${other.admin_key}` } });
+    assert.equal(foreign.status, 404, await foreign.text());
+    const c = await fetch(`${B.base}/v1/runs/${runId}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${tenant.admin_key}` } });
+    const body = await c.json();
+    assert.equal(c.status, 202, JSON.stringify(body));
+    assert.equal(body.cancel_requested, true);
+    const a = await st.done;
+    const end = a.events.at(-1);
+    assert.equal(end.event, 'run.failed', a.text.slice(-300));
+    assert.equal(end.data.status, 'cancelled');
+    await eventually(async () => {
+      const r = await (await runGet(B.base, alice.key, runId)).json();
+      assert.equal(r.status, 'cancelled', JSON.stringify(r));
+    }, { timeoutMs: 3000, intervalMs: 100 });
+    // the cancel is audited, by the admin who asked, on the instance asked
+    const audit = await (await fetch(`${B.base}/v1/audit?action=run.cancel&limit=50`, { headers: { authorization: `Bearer ${tenant.admin_key}` } })).json();
+    assert.ok((audit.data ?? []).some((e) => e.target === runId), JSON.stringify(audit).slice(0, 400));
+  });
 });
 
 describe('redis away', { skip }, () => {

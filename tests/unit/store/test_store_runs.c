@@ -672,7 +672,9 @@ static void test_run_cancel_request(void **state)
         assert_false(req);
         assert_int_equal(store_runs_cancel_requested(f->st, refs, 4, &n), STORE_OK);
         assert_int_equal(n, 0);
-        assert_int_equal(store_run_request_cancel(f->st, &f->ta, r.id, &req), STORE_FORBIDDEN);
+        assert_int_equal(store_run_request_cancel(f->st, &f->ta, r.id, &req), STORE_OK);
+        assert_false(req);
+        assert_int_equal(store_run_request_cancel(f->st, &f->admin, r.id, &req), STORE_FORBIDDEN);
         session_rec_free(&s);
         session_rec_free(&s2);
         return;
@@ -685,15 +687,25 @@ static void test_run_cancel_request(void **state)
     snprintf(sql, sizeof sql, "UPDATE runs SET owner = 'ins_other', heartbeat = %lld WHERE id IN ('%s', '%s')",
              (long long)time_now_unix(), r.id, done.id);
     test_pg_sql(sql);
-    /* another user of the same tenant, an admin, an unknown run, an ended run: nothing */
+    /* another user of the same tenant, another tenant's admin, the server
+     * admin, an unknown run, an ended run: nothing */
     assert_int_equal(store_run_request_cancel(f->st, &f->s2, r.id, &req), STORE_OK);
     assert_false(req);
-    assert_int_equal(store_run_request_cancel(f->st, &f->ta, r.id, &req), STORE_FORBIDDEN);
+    scope foreign_admin;
+    scope_mint_tenant_admin(&foreign_admin, "ten_other", "key_x");
+    assert_int_equal(store_run_request_cancel(f->st, &foreign_admin, r.id, &req), STORE_OK);
+    assert_false(req);
+    assert_int_equal(store_run_request_cancel(f->st, &f->admin, r.id, &req), STORE_FORBIDDEN);
     assert_int_equal(store_run_request_cancel(f->st, &f->s1, "run_nope", &req), STORE_OK);
     assert_false(req);
     assert_int_equal(store_run_request_cancel(f->st, &f->s1, done.id, &req), STORE_OK);
     assert_false(req);
     assert_int_equal(test_pg_count("SELECT count(*) FROM runs WHERE cancel_requested <> 0"), 0);
+    /* the tenant's admin: any active run of the tenant */
+    assert_int_equal(store_run_request_cancel(f->st, &f->ta, r.id, &req), STORE_OK);
+    assert_true(req);
+    assert_int_equal(test_pg_count("SELECT count(*) FROM runs WHERE cancel_requested <> 0"), 1);
+    test_pg_sql("UPDATE runs SET cancel_requested = 0");
     /* the caller's: marked; it is not this instance's to stop */
     assert_int_equal(store_run_request_cancel(f->st, &f->s1, r.id, &req), STORE_OK);
     assert_true(req);
