@@ -57,8 +57,26 @@ struct govern_redis_conn {
     uv_loop_t         *loop;
     redisAsyncContext *ac;             /* NULL while disconnected */
     bool               up, closing;
+    bool               warned;         /* this outage is logged already */
     uv_timer_t         retry;          /* reconnection */
+    uv_timer_t         watch;          /* connect deadline and liveness (gr_watch) */
+    uint64_t           connect_ms;     /* when the current attempt began */
+    uint64_t           ping_sent_ms;   /* 0: no liveness PING unanswered */
+    uint64_t           last_ping_ms;   /* when the last one was sent */
+    int                open_handles;   /* retry and watch, until both closed */
 };
+
+/* hiredis 0.14's libuv adapter drops poll errors: a connect refused by a
+ * Redis that is still down never calls back, and a connection that breaks
+ * while a write is pending is never reported. Without a watch, one such
+ * attempt ends reconnection for good and budgets fail closed until a
+ * restart. So: an attempt not up within GR_CONNECT_TIMEOUT_MS is abandoned
+ * and made again, and an up connection is sent a PING every GR_PING_MS; one
+ * unanswered for GR_PING_TIMEOUT_MS is dropped and made again. */
+#define GR_WATCH_MS        250
+#define GR_CONNECT_TIMEOUT_MS 1000
+#define GR_PING_MS         1000
+#define GR_PING_TIMEOUT_MS 2000
 
 /* One command in flight: its arguments are kept so that a NOSCRIPT reply
  * can be answered by sending the script's text. */
@@ -856,6 +874,7 @@ static void gr_on_exists(redisAsyncContext *ac, void *reply, void *priv)
         /* Up only once a real Redis answered, not when TCP connected. */
         if (!c->up) {
             c->up = true;
+            c->warned = false;
             atomic_fetch_add(&c->r->conns_up, 1);
             atomic_fetch_add(&c->r->reconnects, 1);
         }
@@ -914,6 +933,50 @@ static void gr_connect(govern_redis_conn *c)
     redisAsyncSetConnectCallback(ac, gr_on_connect);
     redisAsyncSetDisconnectCallback(ac, gr_on_disconnect);
     c->ac = ac;
+    c->connect_ms = c->last_ping_ms = time_mono_ns() / 1000000;
+    c->ping_sent_ms = 0;
+}
+
+static void gr_on_pong(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    govern_redis_conn *c = priv;
+    if (reply && !c->closing) c->ping_sent_ms = 0;
+}
+
+/* Drop the current attempt or connection and make another (see above). */
+static void gr_abandon(govern_redis_conn *c, const char *why)
+{
+    redisAsyncContext *ac = c->ac;
+    bool connected = (ac->c.flags & REDIS_CONNECTED) != 0;
+    if (!c->warned) log_warn("governance: redis %s; reconnecting (every 0.5 s, logged once)", why);
+    c->warned = true;
+    if (connected) {
+        /* pending callbacks get NULL (unavailable), then gr_on_disconnect
+         * clears c->ac and schedules the retry */
+        redisAsyncFree(ac);
+        return;
+    }
+    c->ac = NULL;
+    redisAsyncFree(ac);                   /* never connected: no callback runs */
+    gr_schedule_retry(c);
+}
+
+static void gr_watch(uv_timer_t *t)
+{
+    govern_redis_conn *c = t->data;
+    if (c->closing || !c->ac) return;
+    uint64_t now = time_mono_ns() / 1000000;
+    if (!c->up) {
+        if (now - c->connect_ms >= GR_CONNECT_TIMEOUT_MS) gr_abandon(c, "did not answer a connection attempt in time");
+        return;
+    }
+    if (c->ping_sent_ms) {
+        if (now - c->ping_sent_ms >= GR_PING_TIMEOUT_MS) gr_abandon(c, "stopped answering (PING unanswered)");
+        return;
+    }
+    if (now - c->last_ping_ms >= GR_PING_MS && redisAsyncCommand(c->ac, gr_on_pong, c, "PING") == REDIS_OK)
+        c->ping_sent_ms = c->last_ping_ms = now;
 }
 
 govern_redis_conn *govern_redis_conn_new(govern_redis *r, uv_loop_t *loop)
@@ -924,6 +987,13 @@ govern_redis_conn *govern_redis_conn_new(govern_redis *r, uv_loop_t *loop)
     c->loop = loop;
     uv_timer_init(loop, &c->retry);
     c->retry.data = c;
+    uv_timer_init(loop, &c->watch);
+    c->watch.data = c;
+    c->open_handles = 2;
+    /* Referenced: while an attempt hangs (the adapter's poll handle was
+     * stopped by libuv on the error) it may be all that keeps the loop
+     * turning; govern_redis_conn_close closes it. */
+    uv_timer_start(&c->watch, gr_watch, GR_WATCH_MS, GR_WATCH_MS);
     gr_connect(c);
     return c;
 }
@@ -932,7 +1002,8 @@ bool govern_redis_conn_up(const govern_redis_conn *c) { return c->up; }
 
 static void gr_conn_closed(uv_handle_t *h)
 {
-    free(h->data);
+    govern_redis_conn *c = h->data;
+    if (--c->open_handles == 0) free(c);
 }
 
 void govern_redis_conn_close(govern_redis_conn *c)
@@ -940,6 +1011,7 @@ void govern_redis_conn_close(govern_redis_conn *c)
     if (!c) return;
     c->closing = true;
     uv_timer_stop(&c->retry);
+    uv_timer_stop(&c->watch);
     if (c->ac) {
         /* Pending callbacks run with a NULL reply (UNAVAILABLE); the
          * disconnect callback then runs and sees closing. */
@@ -950,6 +1022,7 @@ void govern_redis_conn_close(govern_redis_conn *c)
     if (c->up) atomic_fetch_sub(&c->r->conns_up, 1);
     c->up = false;
     uv_close((uv_handle_t *)&c->retry, gr_conn_closed);
+    uv_close((uv_handle_t *)&c->watch, gr_conn_closed);
 }
 
 /* ---- the process-wide part ---- */

@@ -41,7 +41,7 @@
     "  if #old == 0 then return end\n" \
     "  local sum = 0\n" \
     "  for _, m in ipairs(old) do sum = sum + tonumber(string.match(m, ':(%d+)$')) end\n" \
-    "  redis.call('HINCRBY', h, 'res', -sum)\n" \
+    "  if sum > 0 then redis.call('HINCRBY', h, 'res', -sum) end\n" \
     "  redis.call('ZREMRANGEBYSCORE', z, '-inf', now)\n" \
     "end\n" \
     "local function gcra_expire(g, tat)\n" \
@@ -141,7 +141,7 @@ const char GR_LUA_SETTLE[] =
     "local est = tonumber(string.match(member, ':(%d+)$'))\n"
     "for j = 0, n - 1 do\n"
     "  local h, z, g = KEYS[2 + 3 * j], KEYS[3 + 3 * j], KEYS[4 + 3 * j]\n"
-    "  if redis.call('ZREM', z, member) == 1 then redis.call('HINCRBY', h, 'res', -est) end\n"
+    "  if redis.call('ZREM', z, member) == 1 and est > 0 then redis.call('HINCRBY', h, 'res', -est) end\n"
     "  if cost > 0 then\n"
     "    redis.call('HINCRBY', h, dayf, cost)\n"
     "    redis.call('HINCRBY', h, monf, cost)\n"

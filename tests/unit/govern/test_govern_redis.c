@@ -299,6 +299,35 @@ static void test_release_and_tenant_level(void **state)
     assert_int_equal(admit_wait(f, 0, &a, 1, USD(0.2), &rc, &w), GOVERN_REDIS_REFUSED);
 }
 
+/* A call that costs nothing (a free local model): its reservation of 0
+ * settles and releases like any other. ("-0", what Lua printed for the
+ * negated 0, is no integer to HINCRBY: every such settle failed and the
+ * reservation stayed until it expired.) */
+static void test_zero_cost_settles(void **state)
+{
+    fx *f = *state;
+    govern_subject a = subj("free");
+    a.user.daily_budget_nusd = USD(1);
+    govern_redis_res r1, r2;
+    waiter w;
+    assert_int_equal(admit_wait(f, 0, &a, 1, 0, &r1, &w), GOVERN_REDIS_ADMITTED);
+    assert_int_equal(admit_wait(f, 0, &a, 1, 0, &r2, &w), GOVERN_REDIS_ADMITTED);
+    govern_redis_settle(f->c[0], &r1, 1, 0);
+    govern_redis_release(f->c[0], &r2);
+    int left = -1;
+    for (int k = 0; k < 200; k++) {
+        spin(f, 10);
+        redisReply *r = cmd("EVAL %s 0", "local n = 0 for _, k in ipairs(redis.call('KEYS', 't:r:*')) do n = n + redis.call('ZCARD', k) end return n");
+        left = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+        freeReplyObject(r);
+        if (left == 0) break;
+    }
+    assert_int_equal(left, 0);
+    govern_redis_stats st;
+    govern_redis_stats_get(f->r[0], &st);
+    assert_true(st.connected);
+}
+
 /* GCRA: rpm 5 admits 5 at once across both instances, then names the
  * limit with the time to wait; tokens beyond tpm are refused at once. */
 static void test_rate_limits(void **state)
@@ -638,6 +667,10 @@ static void test_redis_down_and_back(void **state)
         govern_redis_stats_get(f->r[0], &st);
     }
     assert_false(st.connected);
+    /* Down for longer than a reconnection attempt takes: attempts refused
+     * meanwhile must not end reconnection (hiredis 0.14's libuv adapter
+     * never reports a refused connect; each attempt has a deadline). */
+    spin(f, 2500);
     redis_start();
     assert_true(wait_up(f, 0));
     wait_gen(f);
@@ -685,6 +718,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_budget_burst_two_instances, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_and_tenant_level, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zero_cost_settles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reservation_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovered_charge_reaches_redis, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_loss_rebuilds_from_ledger, setup, teardown),
