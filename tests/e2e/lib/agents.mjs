@@ -33,6 +33,30 @@ export async function transcript(stack, key, sessionId) {
 }
 
 /** Parse an SSE text into [{event, data (JSON or raw text)}]; comments skipped. */
+/** An SSE stream read as it arrives: feed(chunk) returns the events its
+ *  complete blocks hold; rest() the events of what is left at the end. */
+export function sseReader() {
+  let buffered = '';
+  return {
+    feed(chunk) {
+      buffered += chunk;
+      const out = [];
+      let k;
+      while ((k = buffered.search(/\r?\n\r?\n/)) >= 0) {
+        const m = buffered.slice(k).match(/^\r?\n\r?\n/);
+        out.push(...parseSse(buffered.slice(0, k) + '\n\n'));
+        buffered = buffered.slice(k + m[0].length);
+      }
+      return out;
+    },
+    rest() {
+      const out = buffered.trim() ? parseSse(buffered) : [];
+      buffered = '';
+      return out;
+    },
+  };
+}
+
 export function parseSse(text) {
   const out = [];
   for (const block of text.split(/\r?\n\r?\n/)) {
@@ -72,7 +96,7 @@ export function openStream(stack, key, sessionId, content, extra = {}) {
   const body = JSON.stringify({ content, stream: true, ...extra });
   const events = [];
   let text = '';
-  let buffered = '';
+  const sse = sseReader();
   let ended = false;
   const waiters = [];
   const wake = () => {
@@ -94,20 +118,13 @@ export function openStream(stack, key, sessionId, content, extra = {}) {
     res.setEncoding('utf8');
     res.on('data', (d) => {
       text += d;
-      buffered += d;
-      let k;
-      while ((k = buffered.search(/\r?\n\r?\n/)) >= 0) {
-        const m = buffered.slice(k).match(/^\r?\n\r?\n/);
-        const block = buffered.slice(0, k);
-        buffered = buffered.slice(k + m[0].length);
-        events.push(...parseSse(block + '\n\n'));
-      }
+      events.push(...sse.feed(d));
       wake();
     });
     const finish = () => {
       if (ended) return;
       ended = true;
-      if (buffered.trim()) events.push(...parseSse(buffered));
+      events.push(...sse.rest());
       resolveDone({ ...head, events, text });
       wake();
     };

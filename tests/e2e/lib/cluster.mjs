@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 
-import { parseSse } from './agents.mjs';
+import { sseReader } from './agents.mjs';
 import { Child, freePort, makeConfig, storeYamlOf, tempDir } from './harness.mjs';
 
 /** Start an instance sharing stack's store: a data directory of its own
@@ -53,7 +53,8 @@ export function openEvents(base, runId, key, { lastEventId, timeoutMs = 60_000 }
   const headers = { authorization: `Bearer ${key}` };
   if (lastEventId !== undefined) headers['last-event-id'] = String(lastEventId);
   const events = [];
-  let text = '', buffered = '', status = 0, ended = false;
+  let text = '', status = 0, ended = false;
+  const sse = sseReader();
   const waiters = [];
   const wake = () => { for (const w of [...waiters]) w(); };
   let resolveDone, rejectDone;
@@ -65,21 +66,14 @@ export function openEvents(base, runId, key, { lastEventId, timeoutMs = 60_000 }
     res.setEncoding('utf8');
     res.on('data', (d) => {
       text += d;
-      buffered += d;
-      let k;
-      while ((k = buffered.search(/\r?\n\r?\n/)) >= 0) {
-        const m = buffered.slice(k).match(/^\r?\n\r?\n/);
-        const block = buffered.slice(0, k);
-        buffered = buffered.slice(k + m[0].length);
-        for (const e of parseSse(block + '\n\n')) events.push({ ...e, at: Date.now() });
-      }
+      for (const e of sse.feed(d)) events.push({ ...e, at: Date.now() });
       wake();
     });
     const finish = () => {
       if (ended) return;
       ended = true;
       clearTimeout(timer);
-      if (buffered.trim()) events.push(...parseSse(buffered));
+      events.push(...sse.rest());
       resolveDone({ status, events, text });
       wake();
     };

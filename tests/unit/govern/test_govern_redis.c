@@ -27,79 +27,23 @@
 #include "govern/govern_slots.h"
 #include "store/store.h"
 #include "util/timeutil.h"
+#include "test_redis.h"
 
 #define USD(x) ((int64_t)((x) * 1e9))
 
-static char  g_dir[64];
-static int   g_port;
-static pid_t g_pid;
-
-static bool redis_answers(void)
-{
-    redisContext *c = redisConnect("127.0.0.1", g_port);
-    bool ok = c && !c->err;
-    if (c) redisFree(c);
-    return ok;
-}
-
-/* Start our redis-server on g_port. false: it exited (the port is taken) or
- * never answered. A server answering while ours has died is someone else's:
- * never used (the tests flush and kill what they talk to). */
-static bool redis_try_start(void)
-{
-    char port[16];
-    snprintf(port, sizeof port, "%d", g_port);
-    g_pid = fork();
-    if (g_pid < 0) return false;
-    if (g_pid == 0) {
-        if (!freopen("/dev/null", "w", stdout)) _exit(127);
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
-               "--dir", g_dir, "--save", "", "--appendonly", "no", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(g_pid, NULL, WNOHANG) == g_pid) { g_pid = 0; return false; }
-        if (redis_answers()) return true;
-        usleep(50000);
-    }
-    kill(g_pid, SIGKILL);
-    waitpid(g_pid, NULL, 0);
-    g_pid = 0;
-    return false;
-}
+static test_redis g_redis;          /* the server (tests/unit/common/test_redis.h) */
 
 /* Restart on the same port (the tests' "Redis lost its data"). */
 static void redis_start(void)
 {
-    if (!redis_try_start()) fail_msg("redis-server did not start again on port %d", g_port);
+    if (!test_redis_start(&g_redis)) fail_msg("redis-server did not start again on port %d", g_redis.port);
 }
 
-/* The first start: a port nobody answers on, below the ephemeral range (a
- * connect to a port nobody listens on there can never meet itself by TCP
- * simultaneous open); another one if a server took it meanwhile. */
-static int redis_start_first(void)
-{
-    for (int attempt = 0; attempt < 8; attempt++) {
-        g_port = 20000 + (int)((getpid() + attempt * 1543) % 12000);
-        if (redis_answers()) continue;
-        if (redis_try_start()) return 0;
-    }
-    fprintf(stderr, "redis-server did not start on any of 8 ports\n");
-    return -1;
-}
-
-static void redis_stop(void)
-{
-    if (g_pid > 0) {
-        kill(g_pid, SIGKILL);
-        waitpid(g_pid, NULL, 0);
-        g_pid = 0;
-    }
-}
+static void redis_stop(void) { test_redis_stop(&g_redis); }
 
 static redisReply *cmd(const char *fmt, ...)
 {
-    redisContext *c = redisConnect("127.0.0.1", g_port);
+    redisContext *c = redisConnect("127.0.0.1", g_redis.port);
     assert_true(c && !c->err);
     va_list ap;
     va_start(ap, fmt);
@@ -188,7 +132,7 @@ static int setup(void **state)
     fx *f = calloc(1, sizeof *f);
     uv_loop_init(&f->loop);
     f->cfg.host = "127.0.0.1";
-    f->cfg.port = g_port;
+    f->cfg.port = g_redis.port;
     f->cfg.key_prefix = "t:";
     f->cfg.instances = 2;
     f->cfg.reservation_ttl_s = 900;
@@ -700,19 +644,9 @@ int main(void)
 {
     /* A machine without redis-server fails this test (CI installs it with
      * scripts/deps.sh); only BRIGADE_TEST_REDIS=skip says to skip it. */
-    const char *skip = getenv("BRIGADE_TEST_REDIS");
-    if (skip && strcmp(skip, "skip") == 0) {
-        fprintf(stderr, "BRIGADE_TEST_REDIS=skip: skipped\n");
-        return 77;
-    }
-    if (system("command -v redis-server >/dev/null 2>&1") != 0) {
-        fprintf(stderr, "redis-server is not installed (scripts/deps.sh installs it; "
-                        "BRIGADE_TEST_REDIS=skip skips this test)\n");
-        return 1;
-    }
-    snprintf(g_dir, sizeof g_dir, "/tmp/brigade-gr-XXXXXX");
-    if (!mkdtemp(g_dir)) return 1;
-    if (redis_start_first() != 0) { rmdir(g_dir); return 1; }
+    int pre = test_redis_precheck();
+    if (pre != 0) return pre;
+    if (test_redis_open(&g_redis, "gr", 0) != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ids_do_not_alias),
         cmocka_unit_test_setup_teardown(test_budget_burst_two_instances, setup, teardown),
@@ -730,9 +664,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_slots_redis_away, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    redis_stop();
-    char rm[128];
-    snprintf(rm, sizeof rm, "rm -rf %s", g_dir);
-    if (system(rm) != 0) rc = rc ? rc : 1;
+    if (test_redis_close(&g_redis) != 0) rc = rc ? rc : 1;
     return rc;
 }

@@ -4,8 +4,7 @@
  * numbers, from the start or after an id, live, to the end; a run Redis
  * has no stream of (ABSENT); a stream trimmed to its bound (the skipped
  * events said); the bound on followers; Redis down (UNREACHABLE, never a
- * hang) and back (reconnects by itself). The redis-server helpers follow
- * tests/unit/govern/test_govern_redis.c. */
+ * hang) and back (reconnects by itself). The server: tests/unit/common/test_redis.h. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,54 +20,13 @@
 
 #include "runs/run_stream.h"
 #include "util/timeutil.h"
+#include "test_redis.h"
 
-static char  g_dir[64];
-static int   g_port;
-static pid_t g_pid;
-
-static bool redis_answers(void)
-{
-    redisContext *c = redisConnect("127.0.0.1", g_port);
-    bool ok = c && !c->err;
-    if (c) redisFree(c);
-    return ok;
-}
-
-static bool redis_try_start(void)
-{
-    char port[16];
-    snprintf(port, sizeof port, "%d", g_port);
-    g_pid = fork();
-    if (g_pid < 0) return false;
-    if (g_pid == 0) {
-        if (!freopen("/dev/null", "w", stdout)) _exit(127);
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
-               "--dir", g_dir, "--save", "", "--appendonly", "no", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(g_pid, NULL, WNOHANG) == g_pid) { g_pid = 0; return false; }
-        if (redis_answers()) return true;
-        usleep(50000);
-    }
-    kill(g_pid, SIGKILL);
-    waitpid(g_pid, NULL, 0);
-    g_pid = 0;
-    return false;
-}
-
-static void redis_stop(void)
-{
-    if (g_pid > 0) {
-        kill(g_pid, SIGKILL);
-        waitpid(g_pid, NULL, 0);
-        g_pid = 0;
-    }
-}
+static test_redis g_redis;          /* the server (tests/unit/common/test_redis.h) */
 
 static long long redis_int(const char *fmt, const char *arg)
 {
-    redisContext *c = redisConnect("127.0.0.1", g_port);
+    redisContext *c = redisConnect("127.0.0.1", g_redis.port);
     assert_true(c && !c->err);
     redisReply *r = redisCommand(c, fmt, arg);
     assert_non_null(r);
@@ -85,7 +43,7 @@ static void wait_ended(const char *run, uint64_t last)
     snprintf(key, sizeof key, "t:run:%s:events", run);
     snprintf(id, sizeof id, "%llu-1", (unsigned long long)last);
     for (int i = 0; i < 200; i++) {
-        redisContext *c = redisConnect("127.0.0.1", g_port);
+        redisContext *c = redisConnect("127.0.0.1", g_redis.port);
         assert_true(c && !c->err);
         redisReply *r = redisCommand(c, "XRANGE %s %s %s", key, id, id);
         bool there = r && r->type == REDIS_REPLY_ARRAY && r->elements == 1;
@@ -99,7 +57,7 @@ static void wait_ended(const char *run, uint64_t last)
 
 static governance_redis_cfg cfg(void)
 {
-    return (governance_redis_cfg){.host = "127.0.0.1", .port = g_port, .key_prefix = "t:"};
+    return (governance_redis_cfg){.host = "127.0.0.1", .port = g_redis.port, .key_prefix = "t:"};
 }
 
 /* ---- a follower on this thread's loop ---- */
@@ -273,7 +231,7 @@ static void test_redis_away_and_back(void **state)
     run_stream_reader *rd = run_stream_follow(a, "run_before", 0, &loop, on_wake, g);
     follow_until_final(&loop, rd, g, 500);
     assert_int_equal(g->n, 2);
-    redis_stop();
+    test_redis_stop(&g_redis);
     /* a follower already reading, and one arriving: told, within seconds */
     uint64_t t0 = time_mono_ns() / 1000000;
     follow_until_final(&loop, rd, g, 5000);
@@ -286,7 +244,7 @@ static void test_redis_away_and_back(void **state)
     assert_true(time_mono_ns() / 1000000 - t0 < 5000);
     run_stream_unfollow(rd);
     /* back (empty): what is published now is read again */
-    assert_true(redis_try_start());
+    assert_true(test_redis_start(&g_redis));
     usleep(1500000);
     publish_n(a, "run_after", 1, 3);
     run_stream_end(a, "run_after", 3);
@@ -309,37 +267,15 @@ static void test_redis_away_and_back(void **state)
 
 int main(void)
 {
-    const char *skip = getenv("BRIGADE_TEST_REDIS");
-    if (skip && strcmp(skip, "skip") == 0) {
-        fprintf(stderr, "BRIGADE_TEST_REDIS=skip: skipped\n");
-        return 77;
-    }
-    if (system("command -v redis-server >/dev/null 2>&1") != 0) {
-        fprintf(stderr, "redis-server is not installed (scripts/deps.sh installs it; "
-                        "BRIGADE_TEST_REDIS=skip skips this test)\n");
-        return 1;
-    }
-    snprintf(g_dir, sizeof g_dir, "/tmp/brigade-rs-XXXXXX");
-    if (!mkdtemp(g_dir)) return 1;
-    bool up = false;
-    for (int attempt = 0; attempt < 8 && !up; attempt++) {
-        g_port = 20000 + (int)((getpid() + 7 + attempt * 1543) % 12000);
-        if (!redis_answers()) up = redis_try_start();
-    }
-    if (!up) {
-        fprintf(stderr, "redis-server did not start on any of 8 ports\n");
-        rmdir(g_dir);
-        return 1;
-    }
+    int pre = test_redis_precheck();
+    if (pre != 0) return pre;
+    if (test_redis_open(&g_redis, "rs", 7) != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_published_read_elsewhere),
         cmocka_unit_test(test_trimmed_and_bounded),
         cmocka_unit_test(test_redis_away_and_back),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    redis_stop();
-    char rm[128];
-    snprintf(rm, sizeof rm, "rm -rf %s", g_dir);
-    if (system(rm) != 0) rc = rc ? rc : 1;
+    if (test_redis_close(&g_redis) != 0) rc = rc ? rc : 1;
     return rc;
 }
