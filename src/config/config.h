@@ -46,6 +46,8 @@ typedef struct provider_cfg {
     char         *anthropic_version; /* anthropic: "anthropic-version" header (default "2023-06-01") */
     bool          responses_passthrough; /* openai: `responses: passthrough` — POST /v1/responses is
                                       * sent to {base_url}/responses instead of translated */
+    bool          http_client_curl;  /* `http_client: curl` — libcurl even for plain http (default
+                                      * auto: the built-in HTTP/1.1 client for http://, curl for https) */
     /* kind mock: behaviour of the in-process mock */
     uint32_t      mock_latency_ms;   /* default 0 */
     uint32_t      mock_stream_chunks;/* default 8 */

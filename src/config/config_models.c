@@ -17,7 +17,7 @@ enum { PR_NAME, PR_KIND, PR_BASE_URL, PR_API_KEY, PR_API_KEY_ENV, PR_TIMEOUT, PR
        PR_MAX_CONNS, PR_LATENCY, PR_CHUNKS, PR_CHUNK_INTERVAL, PR_RETRIES, PR_BACKOFF,
        PR_ANTHROPIC_VERSION, PR_FIRST_BYTE, PR_IDLE, PR_MAX_CONC, PR_BACKOFF_MAX, PR_BUDGET_RATIO,
        PR_BUDGET_MIN, PR_BRK_FAILURES, PR_BRK_RATE, PR_BRK_WINDOW, PR_BRK_MIN_CALLS, PR_BRK_OPEN,
-       PR_RESPONSES, PR_GULLIBLE, PR__N };
+       PR_RESPONSES, PR_GULLIBLE, PR_HTTP_CLIENT, PR__N };
 
 static const char *ld_kind_name(provider_kind k)
 {
@@ -49,6 +49,7 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
         [PR_BRK_OPEN] = {.key = "breaker_open_ms"},
         [PR_RESPONSES] = {.key = "responses"},
         [PR_GULLIBLE] = {.key = "gullible"},
+        [PR_HTTP_CLIENT] = {.key = "http_client"},
     };
     if (config_node_is_null(n))
         return ld_fail(l, line, path, "expected a mapping (name, kind, …), got nothing");
@@ -103,6 +104,7 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
         {PR_ANTHROPIC_VERSION, 1u << PROVIDER_ANTHROPIC, "anthropic"},
         /* only an OpenAI-compatible provider may have a /responses endpoint */
         {PR_RESPONSES, 1u << PROVIDER_OPENAI, "openai"},
+        {PR_HTTP_CLIENT, 1u << PROVIDER_OPENAI | 1u << PROVIDER_ANTHROPIC, "openai or anthropic"},
         {PR_LATENCY, 1u << PROVIDER_MOCK, "mock"},
         {PR_CHUNKS, 1u << PROVIDER_MOCK, "mock"},
         {PR_CHUNK_INTERVAL, 1u << PROVIDER_MOCK, "mock"},
@@ -160,6 +162,18 @@ static int ld_provider(ld *l, struct fy_node *n, int line, const char *path, pro
             if (tl == 11 && memcmp(t, "passthrough", 11) == 0) p->responses_passthrough = true;
             else if (!(tl == 9 && memcmp(t, "translate", 9) == 0))
                 return ld_fail(l, s[PR_RESPONSES].line, kp, "must be passthrough or translate, got \"%.*s\"",
+                               (int)(tl > 64 ? 64 : tl), t);
+        }
+        if (s[PR_HTTP_CLIENT].present) {
+            /* auto (the default): brigade's own HTTP/1.1 client for a
+             * plain-http base_url, libcurl otherwise; curl: always libcurl. */
+            const char *t;
+            size_t tl;
+            ld_path(kp, sizeof(kp), path, "http_client");
+            if (ld_text(l, &s[PR_HTTP_CLIENT], kp, &t, &tl) < 0) return -1;
+            if (tl == 4 && memcmp(t, "curl", 4) == 0) p->http_client_curl = true;
+            else if (!(tl == 4 && memcmp(t, "auto", 4) == 0))
+                return ld_fail(l, s[PR_HTTP_CLIENT].line, kp, "must be auto or curl, got \"%.*s\"",
                                (int)(tl > 64 ? 64 : tl), t);
         }
         if (s[PR_ANTHROPIC_VERSION].present) {

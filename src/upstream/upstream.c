@@ -39,6 +39,7 @@ void upstream_handle_closed(upstream *u)
     u->open_handles--;
     if (u->freeing && u->open_handles == 0) {
         free(u->pools);
+        free(u->h1);
         free(u);
     }
 }
@@ -50,10 +51,13 @@ void upstream_free(upstream *u)
     upstream_fetch_cancel_all(u);
     for (size_t i = 0; i < u->n_pools; i++) upstream_pool_free(u->pools[i]);
     u->n_pools = 0;
+    for (size_t i = 0; i < u->n_h1; i++) upstream_h1_free(u->h1[i]);
+    u->n_h1 = 0;
     u->freeing = true;
     upstream_health_detach();
     if (u->open_handles == 0) {
         free(u->pools);
+        free(u->h1);
         free(u);
     }
     /* else: freed by the last close callback — run the loop once more. */

@@ -13,6 +13,7 @@
 #define UPSTREAM_MAX_EVENT  (1u << 20)   /* one SSE event's data cap */
 
 typedef struct upstream_pool upstream_pool;
+typedef struct upstream_h1 upstream_h1;
 
 /* The first member of every provider's call struct, and of the call the
  * caller holds (dispatch.c's rcall, which runs provider calls as its
@@ -38,7 +39,9 @@ struct upstream {
     upstream_fetch       *fetches;        /* plain fetches in flight */
     upstream_pool       **pools;
     size_t                n_pools;
-    int                   open_handles;   /* pool timers not yet closed */
+    upstream_h1         **h1;             /* built-in HTTP/1.1 clients, one per provider seen */
+    size_t                n_h1;
+    int                   open_handles;   /* pool timers and h1 clients not yet closed */
     bool                  freeing;
 };
 

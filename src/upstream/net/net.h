@@ -1,5 +1,6 @@
 /* net.h — upstream's network part (not a public contract): a libcurl multi
- * handle per (loop, provider) driven by libuv (upstream_pool.c), the one
+ * handle per (loop, provider) driven by libuv (upstream_pool.c), the
+ * built-in HTTP/1.1 client of plain-http providers (upstream_h1.c), the one
  * easy-handle setup of every transfer (upstream_easy.c), plain fetches for
  * declared HTTP tools (upstream_fetch.c), and the incremental SSE parser of
  * provider streams (upstream_sse.c). Knows no provider and no retry. */
@@ -55,6 +56,46 @@ void upstream_easy_setup(CURL *e, const upstream_easy_opts *o);
 /* Header values from config, the caller or a model must not smuggle in new
  * lines: false on a control character or DEL, or past max bytes. */
 bool upstream_header_safe(const char *v, size_t max);
+
+/* --- the built-in HTTP/1.1 client of plain-http providers (upstream_h1.c) --- */
+
+typedef struct upstream_h1 upstream_h1;   /* one per (upstream, provider) */
+typedef struct h1_req h1_req;
+
+typedef enum h1_outcome {
+    H1_OK = 0,     /* a whole answer (any status) */
+    H1_CONNECT,    /* no answer: resolve, connect, send failed, or the provider closed at once */
+    H1_TIMEOUT,    /* the provider's timeout_ms (or connect_timeout_ms) passed */
+    H1_BROKEN      /* the answer began and did not end */
+} h1_outcome;
+
+/* What a request's owner is told, in this order: status (again after a
+ * 1xx), each header (names up to 32 bytes and values up to 256; longer
+ * ones are skipped), body pieces (false: stop, the owner keeps its own
+ * error), then done exactly once — never from inside upstream_h1_post,
+ * never after upstream_h1_cancel. `msg` is valid during done only. */
+typedef struct h1_handlers {
+    void (*status)(void *owner, int status);
+    void (*header)(void *owner, const char *name, size_t name_len, const char *value, size_t value_len);
+    bool (*body)(void *owner, const char *p, size_t n);
+    void (*done)(void *owner, h1_outcome o, const char *msg);
+} h1_handlers;
+
+/* The client for p, or NULL when p goes through libcurl: https, a proxy in
+ * the environment, credentials, a query or a fragment in base_url, or the
+ * provider's `http_client: curl`. Decided once per (upstream, provider). */
+upstream_h1 *upstream_h1_get(upstream *u, const provider_cfg *p);
+/* POST {base_url path}{path}: the header lines (curl's "Name:" form with no
+ * value is skipped), Host, User-Agent and Content-Length added. path,
+ * headers and body must live until done or cancel. */
+h1_req *upstream_h1_post(upstream_h1 *h, const char *path, const struct curl_slist *headers,
+                         const char *body, size_t len, uint32_t timeout_ms, uint32_t connect_timeout_ms,
+                         const h1_handlers *hd, void *owner);
+/* Stop / go on reading the answer (backpressure of a stream). */
+void upstream_h1_pause(h1_req *r);
+void upstream_h1_resume(h1_req *r);
+void upstream_h1_cancel(h1_req *r);   /* no callback follows */
+void upstream_h1_free(upstream_h1 *h);   /* requests left get done(H1_CONNECT) */
 
 /* --- SSE parsing (upstream_sse.c) --- */
 

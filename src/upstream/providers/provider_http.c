@@ -1,6 +1,8 @@
-/* provider_http.c — the HTTP call engine of remote providers, over libcurl.
+/* provider_http.c — the HTTP call engine of remote providers.
  *
- * POST {base_url}{proto->path} on the provider's pool (upstream_pool.c),
+ * POST {base_url}{proto->path}, over brigade's own HTTP/1.1 client for a
+ * plain-http provider (upstream_h1.c) or libcurl on the provider's pool
+ * (upstream_pool.c) for https and the rest (upstream_h1_get says which);
  * with the body and headers the protocol (provider_openai.c,
  * provider_anthropic.c) makes. Non-streaming: the body is collected
  * (capped) and handed to the protocol, which checks it, reads usage and
@@ -10,10 +12,12 @@
  * to on_event one by one. A stream that ends before the protocol's end
  * marker is TRUNCATED.
  *
- * Backpressure: when on_event returns false we stop handing out events and
- * answer curl's next write with CURL_WRITEFUNC_PAUSE (curl keeps those bytes
- * and redelivers them after curl_easy_pause(CONT) in upstream_call_resume).
- * Queued chunks and unparsed bytes wait in our buffers meanwhile.
+ * Backpressure: when on_event returns false we stop handing out events.
+ * Over curl, its next write is answered with CURL_WRITEFUNC_PAUSE (curl
+ * keeps those bytes and redelivers them after curl_easy_pause(CONT) in
+ * upstream_call_resume); over the built-in client the bytes already read
+ * are kept and the socket is no longer read until then. Queued chunks and
+ * unparsed bytes wait in our buffers meanwhile.
  *
  * Lifetime: the call may be cancelled from inside on_event, i.e. from inside
  * a curl callback, where the easy handle must not be removed. `busy` counts
@@ -29,7 +33,8 @@
 
 static void phttp_destroy(phttp_call *c)
 {
-    upstream_pool_easy_done(c->pool, c->easy);
+    if (c->easy) upstream_pool_easy_done(c->pool, c->easy);
+    if (c->h1req) upstream_h1_cancel(c->h1req);
     curl_slist_free_all(c->hdrs);
     if (c->state && c->proto->state_free) c->proto->state_free(c->state);
     free(c->body);
@@ -64,21 +69,22 @@ void phttp_emit(phttp_call *c, const char *json, size_t len)
 
 /* ----------------------------------------------------------- curl callbacks */
 
-static size_t phttp_on_header(char *b, size_t size, size_t n, void *ud)
+/* A response begins (again after a 100 Continue, say): start over. */
+static void phttp_on_status(phttp_call *c, int status)
 {
-    phttp_call *c = ud;
-    size_t len = size * n;
     upstream_call_activity(&c->base);
-    if (len >= 12 && memcmp(b, "HTTP/", 5) == 0) {
-        /* A new response (after a 100 Continue, say): start over. */
-        const char *sp = memchr(b, ' ', len);
-        c->status = sp && (size_t)(sp - b) + 4 <= len ? atoi(sp + 1) : 0;
-        c->retry_after = 0;
-        c->resp.len = 0;
-    } else if (len > 12 && strncasecmp(b, "retry-after:", 12) == 0) {
+    c->status = status;
+    c->retry_after = 0;
+    c->resp.len = 0;
+}
+
+/* A Retry-After value: seconds, or an HTTP date. */
+static void phttp_on_retry_after(phttp_call *c, const char *val, size_t len)
+{
+    {
         char v[96];
-        size_t vl = len - 12 < sizeof(v) - 1 ? len - 12 : sizeof(v) - 1;
-        memcpy(v, b + 12, vl);
+        size_t vl = len < sizeof(v) - 1 ? len : sizeof(v) - 1;
+        memcpy(v, val, vl);
         v[vl] = '\0';
         char *s = v;
         while (*s == ' ' || *s == '\t') s++;
@@ -93,6 +99,19 @@ static size_t phttp_on_header(char *b, size_t size, size_t n, void *ud)
             if (secs < 0 && t > 0) secs = 0;
         }
         if (secs >= 0) c->retry_after = secs > 86400 ? 86400 : (uint32_t)secs;
+    }
+}
+
+static size_t phttp_on_header(char *b, size_t size, size_t n, void *ud)
+{
+    phttp_call *c = ud;
+    size_t len = size * n;
+    if (len >= 12 && memcmp(b, "HTTP/", 5) == 0) {
+        const char *sp = memchr(b, ' ', len);
+        phttp_on_status(c, sp && (size_t)(sp - b) + 4 <= len ? atoi(sp + 1) : 0);
+    } else {
+        upstream_call_activity(&c->base);
+        if (len > 12 && strncasecmp(b, "retry-after:", 12) == 0) phttp_on_retry_after(c, b + 12, len - 12);
     }
     return len;
 }
@@ -141,20 +160,26 @@ static void phttp_drain(phttp_call *c)
     }
 }
 
+/* A non-stream (or error) body piece: kept, within the cap. */
+static bool phttp_keep_body(phttp_call *c, const char *p, size_t len)
+{
+    if (c->resp.len + len > UPSTREAM_MAX_BODY) return phttp_fail(c, UPSTREAM_MALFORMED, "provider body over 8 MiB");
+    buf_append(&c->resp, p, len);
+    return true;
+}
+
+static bool phttp_is_stream_body(const phttp_call *c)
+{
+    return c->base.stream && c->status >= 200 && c->status < 300;
+}
+
 static size_t phttp_on_write(char *p, size_t size, size_t n, void *ud)
 {
     phttp_call *c = ud;
     size_t len = size * n;
     if (c->base.finished || c->err) return 0;
     upstream_call_activity(&c->base);
-    if (!c->base.stream || c->status < 200 || c->status >= 300) {
-        if (c->resp.len + len > UPSTREAM_MAX_BODY) {
-            phttp_fail(c, UPSTREAM_MALFORMED, "provider body over 8 MiB");
-            return 0;
-        }
-        buf_append(&c->resp, p, len);
-        return len;
-    }
+    if (!phttp_is_stream_body(c)) return phttp_keep_body(c, p, len) ? len : 0;
     if (c->paused) return CURL_WRITEFUNC_PAUSE;   /* curl keeps these bytes */
     upstream_sse_feed(&c->sse, p, len);
     c->busy++;
@@ -187,7 +212,9 @@ static upstream_error phttp_map_code(CURLcode code)
     }
 }
 
-static void phttp_finish(phttp_call *c, CURLcode code)
+/* The transfer ended: `terr` is how the wire ended (UPSTREAM_OK: a whole
+ * answer), `tmsg` its message. */
+static void phttp_finish(phttp_call *c, upstream_error terr, const char *tmsg)
 {
     upstream_result r;
     memset(&r, 0, sizeof(r));
@@ -205,10 +232,10 @@ static void phttp_finish(phttp_call *c, CURLcode code)
             r.body = c->resp.data ? c->resp.data : "";
             r.body_len = c->resp.len;
         }
-    } else if (code != CURLE_OK && !(c->status >= 300 && code != CURLE_OPERATION_TIMEDOUT)) {
-        r.error = phttp_map_code(code);
+    } else if (terr != UPSTREAM_OK && !(c->status >= 300 && terr != UPSTREAM_TIMEOUT)) {
+        r.error = terr;
         if (r.error == UPSTREAM_TRUNCATED && c->status == 0) r.error = UPSTREAM_CONNECT;
-        r.message = c->errbuf[0] ? c->errbuf : curl_easy_strerror(code);
+        r.message = tmsg;
     } else if (!ok2xx) {
         r.error = UPSTREAM_HTTP_STATUS;
         if (c->proto->map_status) r.status = c->proto->map_status(c->status);
@@ -250,21 +277,80 @@ static void phttp_finish(phttp_call *c, CURLcode code)
     phttp_release(c);
 }
 
-static void phttp_transfer_done(upstream_xfer *x, CURLcode code)
+/* Either client's end of the transfer. */
+static void phttp_ended(phttp_call *c, upstream_error terr, const char *tmsg)
 {
-    phttp_call *c = (phttp_call *)((char *)x - offsetof(phttp_call, xfer));
     if (c->base.finished) {            /* cancelled earlier; the abort landed */
         phttp_release(c);
         return;
     }
-    if (c->paused && code == CURLE_OK) {
+    if (c->paused && terr == UPSTREAM_OK) {
         /* Events are still buffered: finish after the caller resumes. */
         c->transfer_done = true;
-        c->done_code = code;
         return;
     }
-    phttp_finish(c, code);
+    phttp_finish(c, terr, tmsg);
 }
+
+static void phttp_transfer_done(upstream_xfer *x, CURLcode code)
+{
+    phttp_call *c = (phttp_call *)((char *)x - offsetof(phttp_call, xfer));
+    if (code == CURLE_OK) {
+        phttp_ended(c, UPSTREAM_OK, NULL);
+        return;
+    }
+    phttp_ended(c, phttp_map_code(code), c->errbuf[0] ? c->errbuf : curl_easy_strerror(code));
+}
+
+/* ------------------------------------------- the built-in client's handlers */
+
+static void phttp_h1_status(void *owner, int status) { phttp_on_status(owner, status); }
+
+static void phttp_h1_header(void *owner, const char *name, size_t nl, const char *value, size_t vl)
+{
+    phttp_call *c = owner;
+    upstream_call_activity(&c->base);
+    if (nl == 11 && strncasecmp(name, "retry-after", 11) == 0) phttp_on_retry_after(c, value, vl);
+}
+
+static bool phttp_h1_body(void *owner, const char *p, size_t len)
+{
+    phttp_call *c = owner;
+    if (c->base.finished || c->err) return false;
+    upstream_call_activity(&c->base);
+    if (!phttp_is_stream_body(c)) return phttp_keep_body(c, p, len);
+    /* Bytes read while paused are kept (one read at most: the socket is
+     * no longer read) and handed out on resume. */
+    upstream_sse_feed(&c->sse, p, len);
+    if (c->paused) return true;
+    c->busy++;
+    phttp_drain(c);
+    c->busy--;
+    bool go_on = !c->base.finished && !c->err;
+    if (go_on && c->paused) upstream_h1_pause(c->h1req);
+    phttp_release(c);   /* cancelled from on_event: torn down now */
+    return go_on;
+}
+
+static void phttp_h1_done(void *owner, h1_outcome o, const char *msg)
+{
+    phttp_call *c = owner;
+    c->h1req = NULL;   /* the client frees it */
+    upstream_error terr = o == H1_OK ? UPSTREAM_OK : o == H1_TIMEOUT ? UPSTREAM_TIMEOUT
+                        : o == H1_CONNECT ? UPSTREAM_CONNECT : UPSTREAM_TRUNCATED;
+    if (msg) {
+        snprintf(c->errbuf, sizeof(c->errbuf), "%s", msg);
+        msg = c->errbuf;
+    }
+    phttp_ended(c, terr, msg);
+}
+
+static const h1_handlers phttp_h1 = {
+    .status = phttp_h1_status,
+    .header = phttp_h1_header,
+    .body = phttp_h1_body,
+    .done = phttp_h1_done,
+};
 
 /* -------------------------------------------------------- cancel / resume */
 
@@ -296,9 +382,11 @@ static void phttp_resume(upstream_call *base)
     if (!c->base.finished && !c->paused) {
         if (c->err) {
             /* Bad event while draining: stop the transfer and report now. */
-            phttp_finish(c, CURLE_OK);
+            phttp_finish(c, UPSTREAM_OK, NULL);
         } else if (c->transfer_done) {
-            phttp_finish(c, c->done_code);
+            phttp_finish(c, UPSTREAM_OK, NULL);
+        } else if (c->h1req) {
+            upstream_h1_resume(c->h1req);
         } else {
             /* May redeliver held bytes synchronously through phttp_on_write. */
             curl_easy_pause(c->easy, CURLPAUSE_CONT);
@@ -328,10 +416,6 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
     buf_init(&c->resp);
     buf_init(&c->queue);
     upstream_sse_init(&c->sse, UPSTREAM_MAX_EVENT);
-    c->pool = upstream_pool_get(u, p);
-    c->easy = upstream_pool_easy(c->pool);
-
-
     c->hdrs = curl_slist_append(c->hdrs, "Content-Type: application/json");
     c->hdrs = curl_slist_append(c->hdrs, stream ? "Accept: text/event-stream" : "Accept: application/json");
     c->hdrs = curl_slist_append(c->hdrs, "Expect:");   /* no 100-continue round trip */
@@ -350,7 +434,21 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
         memcpy(line + 13, opts->traceparent, strlen(opts->traceparent) + 1);
         c->hdrs = curl_slist_append(c->hdrs, line);
     }
+    uint32_t timeout_ms = p->timeout_ms ? p->timeout_ms : 120000;
+    uint32_t connect_timeout_ms = p->connect_timeout_ms ? p->connect_timeout_ms : 5000;
 
+    c->base.cancel = phttp_cancel;
+    c->base.resume = phttp_resume;
+    upstream_h1 *h1 = upstream_h1_get(u, p);
+    if (h1) {
+        upstream_call_link(u, &c->base, m, p, stream, cb, arg);
+        c->h1req = upstream_h1_post(h1, proto->path, c->hdrs, c->body, c->body_len, timeout_ms,
+                                    connect_timeout_ms, &phttp_h1, c);
+        return &c->base;
+    }
+
+    c->pool = upstream_pool_get(u, p);
+    c->easy = upstream_pool_easy(c->pool);
     CURL *e = c->easy;
     const CURLU *uh = upstream_pool_url(c->pool, p->base_url, proto->path);
     if (uh) {
@@ -374,8 +472,8 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
         .owner = c,
         .xfer = &c->xfer,
         .errbuf = c->errbuf,
-        .timeout_ms = (long)(p->timeout_ms ? p->timeout_ms : 120000),
-        .connect_timeout_ms = (long)(p->connect_timeout_ms ? p->connect_timeout_ms : 5000),
+        .timeout_ms = (long)timeout_ms,
+        .connect_timeout_ms = (long)connect_timeout_ms,
         .http_version = (long)CURL_HTTP_VERSION_2TLS,
         /* Over https, wait for a connection being set up to learn (ALPN)
          * whether it speaks h2, and then share it rather than open another.
@@ -388,8 +486,6 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
         .max_body = 0,   /* bodies are capped as they arrive (phttp_on_write), with its own error */
     });
 
-    c->base.cancel = phttp_cancel;
-    c->base.resume = phttp_resume;
     upstream_call_link(u, &c->base, m, p, stream, cb, arg);
     if (curl_multi_add_handle(upstream_pool_multi(c->pool), e) != CURLM_OK) {
         /* Unlink without callbacks: the caller sees NULL. */

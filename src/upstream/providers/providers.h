@@ -11,7 +11,8 @@
 
 /* --- the HTTP call engine of remote providers (provider_http.c) ---
  *
- * One engine does curl, headers, status, Retry-After, SSE, backpressure,
+ * One engine does the transfer (the built-in HTTP/1.1 client or curl),
+ * headers, status, Retry-After, SSE, backpressure,
  * cancel and results; a provider_proto says what differs per protocol:
  * the path, the body sent, auth headers, and how an answer becomes the
  * OpenAI form. A stream event either passes through as is (OpenAI) or is
@@ -51,8 +52,9 @@ struct phttp_call {
     upstream_xfer         xfer;
     const provider_proto *proto;
     void                 *state;         /* proto->state_new */
-    upstream_pool        *pool;
+    upstream_pool        *pool;          /* over curl: its pool and easy handle */
     CURL                 *easy;
+    h1_req               *h1req;         /* over the built-in client (until its done) */
     struct curl_slist    *hdrs;
     char                 *body;          /* what is sent */
     size_t                body_len;
@@ -74,8 +76,7 @@ struct phttp_call {
     char                  errmsg_buf[256];
     int                   err_status;    /* err == HTTP_STATUS from inside a stream */
     bool                  paused;        /* on_event said stop */
-    bool                  transfer_done; /* curl finished while we were paused */
-    CURLcode              done_code;
+    bool                  transfer_done; /* the answer ended while we were paused */
     int                   busy;          /* our frames using this call */
 };
 

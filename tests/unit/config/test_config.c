@@ -456,6 +456,10 @@ static void test_provider_rules(void **state)
                       "brigade.yaml:5: providers[0].latency_ms: only for kind mock");
     assert_load_error("providers:\n  - name: o\n    kind: openai\n    base_url: http://x\n    gullible: true\n",
                       "brigade.yaml:5: providers[0].gullible: only for kind mock");
+    assert_load_error("providers:\n  - name: o\n    kind: openai\n    base_url: http://x\n    http_client: libcurl\n",
+                      "brigade.yaml:5: providers[0].http_client: must be auto or curl, got \"libcurl\"");
+    assert_load_error("providers:\n  - name: m\n    kind: mock\n    http_client: curl\n",
+                      "brigade.yaml:4: providers[0].http_client: only for kind openai or anthropic");
     assert_load_error("providers:\n  - name: mock\n    kind: mock\n    gullible: sometimes\n",
                       "brigade.yaml:4: providers[0].gullible: expected true or false, got \"sometimes\"");
     setenv("TEST_K", "k", 1);

@@ -4,7 +4,10 @@
  * here with libuv that replies canned bytes — including an SSE stream in
  * chunked encoding split at awkward byte boundaries, a truncated stream, a
  * 429 with Retry-After, a malformed body, a refused connection and a
- * server that never answers. Each test ends with uv_loop_close() == 0: no
+ * server that never answers — each over the built-in HTTP/1.1 client and
+ * over libcurl; and the built-in client's own cases against a server of
+ * many connections (keep-alive, a stale connection, the connection limit's
+ * queue, answer forms, oversized and garbage answers). Each test ends with uv_loop_close() == 0: no
  * handle may be left behind. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +33,9 @@ static provider_cfg   P;
 static model_cfg      M;
 static brigade_config CFG;
 static upstream      *U;
+/* The openai tests run twice: over the built-in HTTP/1.1 client (the
+ * default for http://) and over libcurl (`http_client: curl`). */
+static bool           USE_CURL;
 
 static void setup_provider(provider_kind kind, const char *base_url)
 {
@@ -43,6 +49,7 @@ static void setup_provider(provider_kind kind, const char *base_url)
     P.timeout_ms = 3000;
     P.connect_timeout_ms = 1000;
     P.max_connections = 4;
+    P.http_client_curl = USE_CURL;
     M.name = "m";
     M.provider = &P;
     M.upstream_model = "m";
@@ -58,10 +65,21 @@ static int setup(void **st)
     return 0;
 }
 
+static void close_left_over(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
 static int teardown(void **st)
 {
     (void)st;
     upstream_free(U);
+    /* A test that failed midway leaves its fake server's handles open:
+     * close them here, or the loop would never end and the failure would
+     * show as a hang. (A test that passes has closed its own.) */
+    uv_run(&L, UV_RUN_NOWAIT);
+    uv_walk(&L, close_left_over, NULL);
     uv_run(&L, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&L), 0);   /* every handle closed */
     return 0;
@@ -586,7 +604,8 @@ static void test_openai_stream_backpressure(void **st)
     fake_stop();
 
     /* Bytes keep arriving while paused: curl is paused (CURL_WRITEFUNC_PAUSE)
-     * and redelivers them on resume. */
+     * and redelivers them on resume; the built-in client stops reading the
+     * socket and hands out what it had read. */
     fake_start();
     fake_sse_reply(SSE_OK, 50, true);
     F.splits = AWKWARD;
@@ -750,6 +769,411 @@ static void test_misc(void **st)
     fake_stop();
 }
 
+/* ------------------------------- the built-in HTTP/1.1 client's own cases
+ *
+ * A second fake server, for what only the built-in client does: it takes
+ * any number of connections and answers each complete request the way the
+ * test's mode says (keep-alive, drop, close, 1xx, oversized head, garbage,
+ * bytes past the answer, silence). It counts connections and requests. */
+
+typedef enum h1_mode {
+    H1M_KEEP,          /* 200 with a length, connection kept */
+    H1M_CLOSE_EACH,    /* 200 with a length, then the server closes */
+    H1M_DROP_SECOND,   /* a connection's second request: closed unanswered */
+    H1M_DROP_ALL,      /* every request: closed unanswered */
+    H1M_TILL_CLOSE,    /* HTTP/1.0 answer without a length, ended by the close */
+    H1M_CONTINUE,      /* 100 Continue, then the 200 */
+    H1M_HUGE_HEAD,     /* 200 and 70 KiB of headers */
+    H1M_GARBAGE,       /* not HTTP */
+    H1M_EXTRA,         /* 200, then bytes nobody asked for */
+    H1M_SILENT,        /* never answers */
+} h1_mode;
+
+typedef struct h1_sconn {
+    uv_tcp_t t;
+    buf      in;
+    int      answered;
+    bool     closing;
+} h1_sconn;
+
+static struct {
+    uv_tcp_t lst;
+    h1_mode  mode;
+    int      accepted, open_now, max_open, requests;
+    size_t   last_body_len;
+    char     url[64];
+} S;
+
+static void h1s_closed(uv_handle_t *h)
+{
+    h1_sconn *c = h->data;
+    buf_free(&c->in);
+    free(c);
+}
+
+static void h1s_close(h1_sconn *c)
+{
+    if (c->closing) return;
+    c->closing = true;
+    S.open_now--;
+    uv_close((uv_handle_t *)&c->t, h1s_closed);
+}
+
+typedef struct { uv_write_t w; h1_sconn *c; bool close_after; char data[]; } h1s_write;
+
+static void h1s_written(uv_write_t *w, int status)
+{
+    (void)status;
+    h1s_write *x = (h1s_write *)w;
+    if (x->close_after) h1s_close(x->c);
+    free(x);
+}
+
+static void h1s_send(h1_sconn *c, const char *p, size_t n, bool close_after)
+{
+    h1s_write *x = malloc(sizeof(*x) + n);
+    memcpy(x->data, p, n);
+    x->c = c;
+    x->close_after = close_after;
+    uv_buf_t b = uv_buf_init(x->data, (unsigned)n);
+    uv_write(&x->w, (uv_stream_t *)&c->t, &b, 1, h1s_written);
+}
+
+#define H1_JSON "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"ok\"}}]," \
+                "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1,\"total_tokens\":6}}"
+
+/* One complete request at the front of c->in: answer it per S.mode. */
+static void h1s_answer(h1_sconn *c)
+{
+    c->answered++;
+    S.requests++;
+    char head[256];
+    int k = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                     strlen(H1_JSON));
+    buf out;
+    buf_init(&out);
+    bool close_after = false;
+    switch (S.mode) {
+    case H1M_SILENT: buf_free(&out); return;
+    case H1M_DROP_ALL: buf_free(&out); h1s_close(c); return;
+    case H1M_DROP_SECOND:
+        if (c->answered == 2) { buf_free(&out); h1s_close(c); return; }
+        /* fallthrough */
+    case H1M_KEEP: buf_append(&out, head, (size_t)k); buf_puts(&out, H1_JSON); break;
+    case H1M_CLOSE_EACH: buf_append(&out, head, (size_t)k); buf_puts(&out, H1_JSON); close_after = true; break;
+    case H1M_TILL_CLOSE:
+        buf_puts(&out, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" H1_JSON);
+        close_after = true;
+        break;
+    case H1M_CONTINUE:
+        buf_puts(&out, "HTTP/1.1 100 Continue\r\n\r\n");
+        buf_append(&out, head, (size_t)k);
+        buf_puts(&out, H1_JSON);
+        break;
+    case H1M_HUGE_HEAD:
+        buf_puts(&out, "HTTP/1.1 200 OK\r\n");
+        for (int i = 0; i < 1100; i++) buf_printf(&out, "X-Filler-%04d: %060d\r\n", i, i);
+        buf_printf(&out, "Content-Length: %zu\r\n\r\n%s", strlen(H1_JSON), H1_JSON);
+        break;
+    case H1M_GARBAGE: buf_puts(&out, "hello there, not http\r\n\r\n"); close_after = true; break;
+    case H1M_EXTRA:
+        buf_append(&out, head, (size_t)k);
+        buf_puts(&out, H1_JSON);
+        buf_puts(&out, "HTTP/1.1 200 OK\r\n");   /* a second answer nobody asked for */
+        break;
+    }
+    h1s_send(c, out.data, out.len, close_after);
+    buf_free(&out);
+}
+
+static void h1s_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+    (void)h;
+    b->base = malloc(sz);
+    b->len = sz;
+}
+
+static void h1s_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    h1_sconn *c = s->data;
+    if (n > 0 && !c->closing) buf_append(&c->in, b->base, (size_t)n);
+    free(b->base);
+    if (n < 0) {
+        h1s_close(c);
+        return;
+    }
+    for (;;) {   /* every complete request in what arrived */
+        const char *end = c->in.data ? memmem(c->in.data, c->in.len, "\r\n\r\n", 4) : NULL;
+        if (!end || c->closing) return;
+        size_t head = (size_t)(end - c->in.data) + 4, cl = 0;
+        for (const char *p = c->in.data; p < end; p++)
+            if ((p == c->in.data || p[-1] == '\n') && strncasecmp(p, "content-length:", 15) == 0)
+                cl = strtoul(p + 15, NULL, 10);
+        if (c->in.len < head + cl) return;
+        S.last_body_len = cl;
+        buf_consume(&c->in, head + cl);
+        h1s_answer(c);
+    }
+}
+
+static void h1s_accept(uv_stream_t *l, int status)
+{
+    assert_int_equal(status, 0);
+    h1_sconn *c = calloc(1, sizeof(*c));
+    buf_init(&c->in);
+    uv_tcp_init(&L, &c->t);
+    c->t.data = c;
+    assert_int_equal(uv_accept(l, (uv_stream_t *)&c->t), 0);
+    S.accepted++;
+    if (++S.open_now > S.max_open) S.max_open = S.open_now;
+    uv_read_start((uv_stream_t *)&c->t, h1s_alloc, h1s_read);
+}
+
+static void h1s_start(h1_mode mode, const char *host)
+{
+    memset(&S, 0, sizeof(S));
+    S.mode = mode;
+    uv_tcp_init(&L, &S.lst);
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    assert_int_equal(uv_tcp_bind(&S.lst, (const struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&S.lst, 64, h1s_accept), 0);
+    struct sockaddr_in got;
+    int len = sizeof(got);
+    uv_tcp_getsockname(&S.lst, (struct sockaddr *)&got, &len);
+    snprintf(S.url, sizeof(S.url), "http://%s:%d/v1", host, ntohs(got.sin_port));
+    setup_provider(PROVIDER_OPENAI, S.url);
+}
+
+static void h1s_walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (h->type == UV_TCP && h->data && !uv_is_closing(h) && h != (uv_handle_t *)&S.lst) h1s_close(h->data);
+}
+
+static void h1s_stop(void)
+{
+    upstream_free(U);
+    U = upstream_new(&L, &CFG);
+    uv_run(&L, UV_RUN_NOWAIT);
+    uv_walk(&L, h1s_walk_close, NULL);   /* the server's side of every connection */
+    uv_close((uv_handle_t *)&S.lst, NULL);
+    uv_run(&L, UV_RUN_DEFAULT);
+}
+
+/* One non-stream call, run to its end. */
+static void h1_call(collect *c)
+{
+    collect_init(c);
+    chat(c, "hello", false);
+    run_until_done(c);
+}
+
+static void test_h1_keepalive(void **st)
+{
+    (void)st;
+    h1s_start(H1M_KEEP, "127.0.0.1");
+    for (int i = 0; i < 3; i++) {
+        collect c;
+        h1_call(&c);
+        if (c.r.error != UPSTREAM_OK) fail_msg("call %d: %s", i, c.message);
+        assert_int_equal(c.r.input_tokens, 5);
+        collect_free(&c);
+    }
+    assert_int_equal(S.requests, 3);
+    assert_int_equal(S.accepted, 1);   /* one connection, kept */
+    h1s_stop();
+}
+
+static void test_h1_hostname_and_server_close(void **st)
+{
+    (void)st;
+    /* A name (through the resolver), and a server that closes after each
+     * answer: every call opens a new connection, none fails. */
+    h1s_start(H1M_CLOSE_EACH, "localhost");
+    for (int i = 0; i < 3; i++) {
+        collect c;
+        h1_call(&c);
+        if (c.r.error != UPSTREAM_OK) fail_msg("call %d: %s", i, c.message);
+        collect_free(&c);
+        test_spin(&L, 20);   /* the close reaches the client while it is idle */
+    }
+    assert_int_equal(S.requests, 3);
+    assert_int_equal(S.accepted, 3);
+    h1s_stop();
+}
+
+static void test_h1_stale_connection_retried_once(void **st)
+{
+    (void)st;
+    /* The second request on a kept connection is dropped unanswered (the
+     * server closed it as the request came): sent again on a new one. */
+    h1s_start(H1M_DROP_SECOND, "127.0.0.1");
+    collect a, b;
+    h1_call(&a);
+    assert_int_equal(a.r.error, UPSTREAM_OK);
+    h1_call(&b);
+    if (b.r.error != UPSTREAM_OK) fail_msg("retry: %s", b.message);
+    assert_int_equal(S.accepted, 2);
+    assert_int_equal(S.requests, 3);
+    collect_free(&a);
+    collect_free(&b);
+    h1s_stop();
+
+    /* On a fresh connection the same is an error, and not retried. */
+    h1s_start(H1M_DROP_ALL, "127.0.0.1");
+    collect c;
+    h1_call(&c);
+    assert_int_equal(c.r.error, UPSTREAM_CONNECT);
+    assert_int_equal(c.r.status, 0);
+    assert_non_null(strstr(c.message, "without answering"));
+    assert_int_equal(S.requests, 1);
+    collect_free(&c);
+    h1s_stop();
+}
+
+static void test_h1_max_connections_queue(void **st)
+{
+    (void)st;
+    h1s_start(H1M_KEEP, "127.0.0.1");
+    P.max_connections = 1;
+    collect c[4];
+    for (int i = 0; i < 4; i++) {
+        collect_init(&c[i]);
+        chat(&c[i], "hello", false);
+    }
+    for (int i = 0; i < 4; i++) {
+        run_until_done(&c[i]);
+        if (c[i].r.error != UPSTREAM_OK) fail_msg("call %d: %s", i, c[i].message);
+    }
+    assert_int_equal(S.requests, 4);
+    assert_int_equal(S.max_open, 1);   /* waited in turn on one connection */
+    for (int i = 0; i < 4; i++) collect_free(&c[i]);
+    h1s_stop();
+}
+
+static void test_h1_queued_timeout_and_cancel(void **st)
+{
+    (void)st;
+    /* One connection, a server that never answers: the first call holds it
+     * until its timeout, the second times out while waiting, the third is
+     * cancelled while waiting. No callback after the cancel. */
+    h1s_start(H1M_SILENT, "127.0.0.1");
+    P.max_connections = 1;
+    P.timeout_ms = 200;
+    collect a, b, c;
+    collect_init(&a);
+    collect_init(&b);
+    collect_init(&c);
+    chat(&a, "hello", false);
+    chat(&b, "hello", false);
+    chat(&c, "hello", false);
+    upstream_call_cancel(c.call);
+    assert_int_equal(c.done, 1);
+    assert_int_equal(c.r.error, UPSTREAM_CANCELLED);
+    run_until_done(&a);
+    run_until_done(&b);
+    assert_int_equal(a.r.error, UPSTREAM_TIMEOUT);
+    assert_int_equal(b.r.error, UPSTREAM_TIMEOUT);
+    assert_true(b.t_done - b.t0 < 1000000000ULL);
+    assert_int_equal(c.done, 1);
+    assert_int_equal(S.max_open, 1);
+    collect_free(&a);
+    collect_free(&b);
+    collect_free(&c);
+    h1s_stop();
+}
+
+static void test_h1_answer_forms(void **st)
+{
+    (void)st;
+    /* Ended by the close (HTTP/1.0, no length), and after a 100 Continue. */
+    h1_mode ok_modes[] = { H1M_TILL_CLOSE, H1M_CONTINUE };
+    for (size_t i = 0; i < 2; i++) {
+        h1s_start(ok_modes[i], "127.0.0.1");
+        collect c;
+        h1_call(&c);
+        if (c.r.error != UPSTREAM_OK) fail_msg("mode %zu: %s", i, c.message);
+        assert_int_equal(c.r.status, 200);
+        assert_non_null(strstr(c.body.data, "\"content\":\"ok\""));
+        collect_free(&c);
+        h1s_stop();
+    }
+    /* Headers past 64 KiB: refused, not buffered. */
+    h1s_start(H1M_HUGE_HEAD, "127.0.0.1");
+    collect h;
+    h1_call(&h);
+    assert_int_equal(h.r.error, UPSTREAM_TRUNCATED);
+    assert_non_null(strstr(h.message, "64 KiB"));
+    collect_free(&h);
+    h1s_stop();
+    /* Not HTTP at all: a connect-class failure (nothing was answered). */
+    h1s_start(H1M_GARBAGE, "127.0.0.1");
+    collect g;
+    h1_call(&g);
+    assert_int_equal(g.r.error, UPSTREAM_CONNECT);
+    assert_int_equal(g.r.status, 0);
+    collect_free(&g);
+    h1s_stop();
+}
+
+static void test_h1_extra_bytes_not_reused(void **st)
+{
+    (void)st;
+    /* Bytes past a whole answer: the answer counts, the connection is not
+     * used again (the next call gets a new one). */
+    h1s_start(H1M_EXTRA, "127.0.0.1");
+    collect a, b;
+    h1_call(&a);
+    assert_int_equal(a.r.error, UPSTREAM_OK);
+    h1_call(&b);
+    assert_int_equal(b.r.error, UPSTREAM_OK);
+    assert_int_equal(S.accepted, 2);
+    collect_free(&a);
+    collect_free(&b);
+    h1s_stop();
+}
+
+static void test_h1_large_body(void **st)
+{
+    (void)st;
+    /* A body larger than the socket takes at once goes out through a queued
+     * write, whole. */
+    h1s_start(H1M_KEEP, "127.0.0.1");
+    size_t n = 6u << 20;
+    char *text = malloc(n + 1);
+    memset(text, 'a', n);
+    text[n] = '\0';
+    size_t bl = n + 128;
+    char *body = malloc(bl);
+    int k = snprintf(body, bl, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}", text);
+    collect c;
+    collect_init(&c);
+    c.call = upstream_chat(U, &M, body, (size_t)k, false, &(upstream_opts){0}, &CB, &c);
+    assert_non_null(c.call);
+    assert_int_equal(test_run_until(&L, &c.done, 8000), 1);
+    if (c.r.error != UPSTREAM_OK) fail_msg("%s", c.message);
+    assert_true(S.last_body_len >= n);
+    free(text);
+    free(body);
+    collect_free(&c);
+    h1s_stop();
+}
+
+/* The same tests over libcurl. */
+#define OVER_CURL(t) static void t##_curl(void **st) { USE_CURL = true; t(st); USE_CURL = false; }
+OVER_CURL(test_openai_plain)
+OVER_CURL(test_openai_no_usage_estimated)
+OVER_CURL(test_openai_stream_awkward)
+OVER_CURL(test_openai_stream_backpressure)
+OVER_CURL(test_openai_stream_cancel_in_event)
+OVER_CURL(test_openai_stream_truncated)
+OVER_CURL(test_openai_stream_malformed_event)
+OVER_CURL(test_openai_429)
+OVER_CURL(test_openai_malformed_body)
+OVER_CURL(test_openai_timeout)
+OVER_CURL(test_openai_refused)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -771,6 +1195,25 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_openai_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_misc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_keepalive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_hostname_and_server_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_stale_connection_retried_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_max_connections_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_queued_timeout_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_answer_forms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_extra_bytes_not_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_h1_large_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_plain_curl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_no_usage_estimated_curl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_stream_awkward_curl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_stream_backpressure_curl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_stream_cancel_in_event_curl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_stream_truncated_curl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_stream_malformed_event_curl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_429_curl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_malformed_body_curl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_timeout_curl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_refused_curl, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
