@@ -383,11 +383,24 @@ int gate_enter_capped(gate_thread *t, gate_call *c, const gate_who *who,
     return gate_queue(t, c, who->tenant_id, who->user_id, why);
 }
 
+/* Settle (delivered) or release the call's Redis reservation, if any. */
+static void gate_redis_finish(gate_call *c, govern_redis_conn *rc, bool delivered,
+                              int64_t actual_tokens, int64_t actual_cost_nusd)
+{
+    if (!c->rres) return;
+    if (c->rres->active) {
+        if (delivered) govern_redis_settle(rc, c->rres, actual_tokens, actual_cost_nusd);
+        else govern_redis_release(rc, c->rres);
+    }
+    free(c->rres);
+    c->rres = NULL;
+}
+
 /* Give back everything the call holds in govern (in-process and Redis). */
 static void gate_release_all(gate_call *c)
 {
     govern_release(c->t->g->gov, &c->reservation);
-    if (c->rres.active) govern_redis_release(c->t->rc, &c->rres);
+    gate_redis_finish(c, c->t->rc, false, 0, 0);
 }
 
 static int gate_queue(gate_thread *t, gate_call *c, const char *tenant_id, const char *user_id,
@@ -457,7 +470,8 @@ static void gate_redis_answer(int result, const govern_refusal *gwhy,
         } else
             govern_redis_fallback(&g->cfg->governance.redis, &w->s, &local);
     } else {
-        c->rres = w->res;
+        c->rres = xmalloc(sizeof *c->rres);
+        *c->rres = w->res;
         if (rl) c->ratelimit = *rl;
     }
     if (ok && !govern_admit_capped(g->gov, &local, w->caps, w->est_tokens, w->est_cost,
@@ -476,7 +490,7 @@ static void gate_redis_answer(int result, const govern_refusal *gwhy,
         }
         return;
     }
-    if (c->rres.active) govern_redis_release(w->t->rc, &c->rres);
+    gate_redis_finish(c, w->t->rc, false, 0, 0);
     gate_count_refusal(w->tenant, &why);
     c->entered = false;
     free(w);
@@ -558,10 +572,7 @@ void gate_leave(gate_call *c, bool delivered, int64_t actual_tokens, int64_t act
     }
     if (delivered) govern_settle(g->gov, &c->reservation, actual_tokens, actual_cost_nusd);
     else govern_release(g->gov, &c->reservation);
-    if (c->rres.active) {
-        if (delivered) govern_redis_settle(c->t->rc, &c->rres, actual_tokens, actual_cost_nusd);
-        else govern_redis_release(c->t->rc, &c->rres);
-    }
+    gate_redis_finish(c, c->t->rc, delivered, actual_tokens, actual_cost_nusd);
 }
 
 /* ---- runs and degradation ---- */

@@ -81,7 +81,8 @@ struct gate_call {
     void          *arg;
     /* the Redis backend (governance.backend: redis) */
     gate_redis_wait *rwait;           /* an admission in flight to Redis */
-    govern_redis_res rres;            /* its reservation, once admitted */
+    govern_redis_res *rres;           /* its reservation, once admitted (NULL: none; on the
+                                       * heap: 720 bytes only the Redis backend needs) */
     const model_cfg *model;
     uint64_t       deadline_ms;
     uint32_t       weight;

@@ -11,7 +11,9 @@
 void guard_secrets_clear(guard_secrets *s)
 {
     for (size_t i = 0; i < s->n; i++) free(s->values[i]);
-    s->n = 0;
+    free(s->values);
+    s->values = NULL;
+    s->n = s->cap = 0;
 }
 
 void guard_secrets_add(guard_secrets *s, const char *v, size_t len)
@@ -21,6 +23,12 @@ void guard_secrets_add(guard_secrets *s, const char *v, size_t len)
     if (len < EXFIL_VALUE_MIN || len > EXFIL_VALUE_MAX || s->n == EXFIL_VALUES_MAX) return;
     for (size_t i = 0; i < s->n; i++)
         if (strlen(s->values[i]) == len && memcmp(s->values[i], v, len) == 0) return;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        if (cap > EXFIL_VALUES_MAX) cap = EXFIL_VALUES_MAX;
+        s->values = xrealloc(s->values, cap * sizeof *s->values);
+        s->cap = cap;
+    }
     char *c = xmalloc(len + 1);
     memcpy(c, v, len);
     c[len] = 0;

@@ -26,11 +26,14 @@
 #define EXFIL_VALUE_MIN  8
 #define EXFIL_VALUE_MAX  512
 
+/* The values, grown on demand (most runs have none: an inline array of
+ * EXFIL_VALUES_MAX pointers was 2 kB of every run held). {0} is empty. */
 typedef struct guard_secrets {
-    char  *values[EXFIL_VALUES_MAX];
-    size_t n;
+    char  **values;
+    size_t  n, cap;
 } guard_secrets;
 
+/* Free the values (and their array); s is empty again. */
 void guard_secrets_clear(guard_secrets *s);
 /* Add what a chat-completions `messages` array holds (idempotent). */
 void guard_secrets_collect(guard_secrets *s, const cJSON *messages);

@@ -44,7 +44,9 @@ struct obs_span {
     char tenant_id[ID_MAX], user_id[ID_MAX];
     int64_t start_ns, end_ns;      /* unix ns (wall clock) */
     obs_status status;
-    char status_msg[OBS_STATUS_MSG_MAX];
+    char *status_msg;              /* an error's words, made when it ends (NULL: none; at
+                                    * most OBS_STATUS_MSG_MAX - 1 bytes): not inline, where
+                                    * every open span held room for it */
     obs_attr *attrs;               /* n_attrs used of cap_attrs (at most OBS_SPAN_ATTRS_MAX) */
     unsigned n_attrs, cap_attrs;
     char *pool;                    /* pool_used used of pool_cap (at most OBS_SPAN_POOL_MAX) */

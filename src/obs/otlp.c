@@ -115,7 +115,7 @@ static void obs_otlp_span(buf *b, const obs_span *s)
         obs_otlp_kv_str(b, "enduser.id", s->user_id);
     }
     buf_printf(b, "],\"status\":{\"code\":%d", (int)s->status);
-    if (s->status_msg[0]) {
+    if (s->status_msg && s->status_msg[0]) {
         buf_puts(b, ",\"message\":");
         obs_json_str(b, s->status_msg);
     }

@@ -83,6 +83,7 @@ void obs_span_free(obs_span *s)
     if (!s) return;
     if (s->attrs != s->attrs_inline) free(s->attrs);
     if (s->pool != s->pool_inline) free(s->pool);
+    free(s->status_msg);
     free(s);
 }
 
@@ -204,9 +205,11 @@ void obs_span_end(obs_span *s, obs_status status, const char *message)
     s->status = status;
     /* An error's words can carry a user's text (a provider's error, a
      * tool's failure): personal data in them is replaced (util/pii.h). */
-    if (status == OBS_STATUS_ERROR && message)
-        pii_redact_into(message, strnlen(message, 4 * OBS_STATUS_MSG_MAX), s->status_msg,
-                        sizeof s->status_msg, NULL);
+    if (status == OBS_STATUS_ERROR && message && !s->status_msg) {
+        char msg[OBS_STATUS_MSG_MAX];
+        pii_redact_into(message, strnlen(message, 4 * OBS_STATUS_MSG_MAX), msg, sizeof msg, NULL);
+        s->status_msg = strdup(msg);   /* out of memory: the span goes without its words */
+    }
     obs_tracer_submit(s);
 }
 

@@ -42,7 +42,7 @@ static uint8_t *obs_put_str8(uint8_t *p, const char *s, size_t n)
 static size_t obs_span_blob_size(const obs_span *s, size_t *name_n, size_t *msg_n)
 {
     *name_n = strnlen(s->name, OBS_SPAN_NAME_MAX - 1);
-    *msg_n = strnlen(s->status_msg, OBS_STATUS_MSG_MAX - 1);
+    *msg_n = s->status_msg ? strnlen(s->status_msg, OBS_STATUS_MSG_MAX - 1) : 0;
     size_t n = OBS_BLOB_SPAN_FIXED + *name_n + *msg_n;
     for (unsigned i = 0; i < s->n_attrs; i++) {
         const obs_attr *a = &s->attrs[i];
@@ -81,7 +81,7 @@ void obs_blob_encode(buf *b, obs_span *const *spans, size_t n)
         p = obs_put_u64(p, (uint64_t)s->start_ns);
         p = obs_put_u64(p, (uint64_t)s->end_ns);
         p = obs_put_str8(p, s->name, name_n);
-        p = obs_put_str8(p, s->status_msg, msg_n);
+        p = obs_put_str8(p, s->status_msg ? s->status_msg : "", msg_n);
         for (unsigned i = 0; i < s->n_attrs; i++) {
             const obs_attr *a = &s->attrs[i];
             p = obs_put_str8(p, obs_attr_key(s, a), strnlen(obs_attr_key(s, a), OBS_ATTR_KEY_MAX - 1));

@@ -102,6 +102,7 @@ static void run_handle_closed(uv_handle_t *h)
     run_exec *x = h->data;
     if (--x->open_handles == 0) {
         buf_free(&x->reply_text);
+        free(x->refusal);
         tools_run_set_free(&x->set);  /* last: nothing of the run reads it any more */
         free(x);
     }
@@ -230,21 +231,21 @@ static void run_finish_done(run_exec *x)
         cJSON *d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "status", run_status_name(x->rec.status));
         cJSON *e = cJSON_AddObjectToObject(d, "error");
-        if (x->refused) cJSON_AddStringToObject(e, "type", x->refusal.type);
+        if (x->refusal) cJSON_AddStringToObject(e, "type", x->refusal->type);
         cJSON_AddStringToObject(e, "code", x->rec.error_code);
         cJSON_AddStringToObject(e, "message", x->rec.error_message);
-        if (x->refused && x->refusal.retry_after_s)
-            cJSON_AddNumberToObject(e, "retry_after_s", x->refusal.retry_after_s);
+        if (x->refusal && x->refusal->retry_after_s)
+            cJSON_AddNumberToObject(e, "retry_after_s", x->refusal->retry_after_s);
         run_event(x, "run.failed", d);
     }
     run_log_end(x->r->logs, x->rec.id);
-    if (x->refused && x->rec.steps <= 1) {
+    if (x->refusal && x->rec.steps <= 1) {
         /* Refused before the model said anything: the message itself was
          * refused (a limit or budget, the queue, the deadline), with when
          * to retry. The run is recorded failed. */
-        runs_error e = {.kind = RUNS_ERR_GOVERNED, .code = x->refusal.code,
-                        .message = x->refusal.message, .refusal = &x->refusal,
-                        .retry_after_s = x->refusal.retry_after_s, .run_id = x->rec.id};
+        runs_error e = {.kind = RUNS_ERR_GOVERNED, .code = x->refusal->code,
+                        .message = x->refusal->message, .refusal = x->refusal,
+                        .retry_after_s = x->refusal->retry_after_s, .run_id = x->rec.id};
         runs_outcome o = {.error = &e, .run = &x->rec};
         run_event_end(x, &o);
     } else {

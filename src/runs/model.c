@@ -184,8 +184,8 @@ static void run_model_refused(run_exec *x, const gate_refusal *why)
     free(x->call_body);
     x->call_body = NULL;
     if (!gate_refusal_is_cost_cap(why)) {
-        x->refused = true;
-        x->refusal = *why;
+        if (!x->refusal) x->refusal = xmalloc(sizeof *x->refusal);
+        *x->refusal = *why;
     }
     run_exec_fail(x, why->code, why->message);
 }

@@ -259,8 +259,8 @@ struct run_exec {
     metered_call     mcall;           /* the model call: admission, provider, usage, spans */
     govern_cap       run_cap, session_cap; /* the agent's cost caps, reserved in govern */
     bool             caps_set;        /* run_cap and session_cap hold this run's state */
-    bool             refused;         /* a governance refusal ended the run */
-    gate_refusal     refusal;
+    gate_refusal    *refusal;         /* a governance refusal ended the run (NULL: none; on
+                                       * the heap: 392 bytes few runs need) */
     int64_t          queue_wait_ms;   /* total wait for upstream slots */
     int64_t          session_spent_nusd; /* the session's earlier runs */
     const model_cfg *call_model;      /* the model of the call in flight (degraded, maybe) */

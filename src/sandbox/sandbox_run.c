@@ -23,6 +23,7 @@ struct sandbox_run_t {
     void          *arg;
     char          *input;
     char          *obuf, *ebuf;
+    char          *slab;          /* the pipes' read buffer, made at the first read */
     size_t         olen, elen, max_out, max_err;
     int64_t        status;
     int            sig;
@@ -39,6 +40,7 @@ static void run_handle_closed(uv_handle_t *h)
     free(r->input);
     free(r->obuf);
     free(r->ebuf);
+    free(r->slab);
     free(r);
 }
 
@@ -131,12 +133,18 @@ static void run_timeout(uv_timer_t *t)
     uv_timer_start(&r->timer, run_timeout, 2000, 0);
 }
 
+/* One buffer per run for both pipes: a read is copied out in its callback,
+ * before the next read. (It is not a thread-local array: that would be
+ * 64 kB in every thread of the process — each loop, each thread-pool
+ * thread — made resident when the thread starts.) */
+#define RUN_SLAB 65536
+
 static void run_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     (void)hint;
-    (void)h;
-    static _Thread_local char slab[65536];
-    *b = uv_buf_init(slab, sizeof slab);
+    sandbox_run_t *r = h->data;
+    if (!r->slab) r->slab = xmalloc(RUN_SLAB);
+    *b = uv_buf_init(r->slab, RUN_SLAB);
 }
 
 static void run_read(sandbox_run_t *r, bool is_out, ssize_t n, const uv_buf_t *b)

@@ -92,9 +92,22 @@ typedef struct rcall {
     upstream_result  pending;        /* a failure found without an attempt (RC_IDLE + timer 0) */
     bool             has_pending;
     upstream_fault   pending_fault;
-    char             msg[320];
-    char             pending_body[400];   /* an OpenAI error body for a refusal */
+    struct rcall_texts *tx;          /* a failure's message and body: made when one is written */
 } rcall;
+
+/* The texts of a failure the dispatcher words itself. Most calls never
+ * have one, so they are made on the first write (rcall_tx), not held by
+ * every call in flight (720 bytes of each). */
+typedef struct rcall_texts {
+    char msg[320];
+    char pending_body[400];          /* an OpenAI error body for a refusal */
+} rcall_texts;
+
+static rcall_texts *rcall_tx(rcall *rc)
+{
+    if (!rc->tx) rc->tx = xcalloc(1, sizeof *rc->tx);
+    return rc->tx;
+}
 
 static void rcall_attempt(rcall *rc);
 static void rcall_race_decided(rcall *rc, bool hedge_won);
@@ -141,6 +154,7 @@ static void rcall_closed(uv_handle_t *h)
     upstream_outcap_free(&rc->cap);
     upstream_replay_free(&rc->replay);
     buf_free(&rc->replay_out);
+    free(rc->tx);
     free(rc);
 }
 
@@ -612,8 +626,9 @@ static void rcall_inner_done(upstream_call *call, const upstream_result *in, voi
         res.error = UPSTREAM_TIMEOUT;
         res.status = 0;
         const up_dep *d = rcall_dep(rc);
-        snprintf(rc->msg, sizeof rc->msg, "%s (%s)", rc->cur.kill_why, d ? d->name : "?");
-        res.message = rc->msg;
+        rcall_texts *tx = rcall_tx(rc);
+        snprintf(tx->msg, sizeof tx->msg, "%s (%s)", rc->cur.kill_why, d ? d->name : "?");
+        res.message = tx->msg;
         f = UPSTREAM_FAULT_TIMEOUT;
     }
     bool diverged = rc->diverged && res.error == UPSTREAM_CANCELLED;
@@ -654,8 +669,9 @@ static void rcall_inner_done(upstream_call *call, const upstream_result *in, voi
     }
     if (rc->cur.kill_deadline) {
         rcall_report_attempt(rc, &res, f, "done");
-        snprintf(rc->msg, sizeof rc->msg, "the deadline of the call passed (after %u attempts)", rc->attempts);
-        res.message = rc->msg;
+        rcall_texts *tx = rcall_tx(rc);
+        snprintf(tx->msg, sizeof tx->msg, "the deadline of the call passed (after %u attempts)", rc->attempts);
+        res.message = tx->msg;
         rcall_deliver(rc, &res);
         return;
     }
@@ -688,8 +704,9 @@ static void rcall_deadline_failure(rcall *rc)
     upstream_result r;
     memset(&r, 0, sizeof r);
     r.error = UPSTREAM_TIMEOUT;
-    snprintf(rc->msg, sizeof rc->msg, "the deadline of the call passed (after %u attempts)", rc->attempts);
-    r.message = rc->msg;
+    rcall_texts *tx = rcall_tx(rc);
+    snprintf(tx->msg, sizeof tx->msg, "the deadline of the call passed (after %u attempts)", rc->attempts);
+    r.message = tx->msg;
     rcall_deliver(rc, &r);
 }
 
@@ -822,19 +839,20 @@ static void rcall_refuse(rcall *rc, upstream_error e, int status, upstream_fault
     memset(&rc->pending, 0, sizeof rc->pending);
     rc->pending.error = e;
     rc->pending.status = status;
-    snprintf(rc->msg, sizeof rc->msg, fmt, a, b);
-    rc->pending.message = rc->msg;
+    rcall_texts *tx = rcall_tx(rc);
+    snprintf(tx->msg, sizeof tx->msg, fmt, a, b);
+    rc->pending.message = tx->msg;
     if (status >= 400) {
         /* Callers read the provider's error body for the message; give one. */
         cJSON *e = cJSON_CreateObject(), *in = cJSON_AddObjectToObject(e, "error");
-        cJSON_AddStringToObject(in, "message", rc->msg);
+        cJSON_AddStringToObject(in, "message", tx->msg);
         cJSON_AddStringToObject(in, "code", f == UPSTREAM_FAULT_CONTEXT_WINDOW ? "context_length_exceeded"
                                             : status == 503 ? "unavailable" : "invalid_request");
-        if (!cJSON_PrintPreallocated(e, rc->pending_body, (int)sizeof rc->pending_body, false))
-            rc->pending_body[0] = '\0';
+        if (!cJSON_PrintPreallocated(e, tx->pending_body, (int)sizeof tx->pending_body, false))
+            tx->pending_body[0] = '\0';
         cJSON_Delete(e);
-        rc->pending.body = rc->pending_body;
-        rc->pending.body_len = strlen(rc->pending_body);
+        rc->pending.body = tx->pending_body;
+        rc->pending.body_len = strlen(tx->pending_body);
     }
     rc->pending_fault = f;
     rc->has_pending = true;

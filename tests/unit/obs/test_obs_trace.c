@@ -213,7 +213,7 @@ static void test_otlp_encoding(void **state)
     obs_span_set_str(s, "bad.utf8", "\xff\xfe ok");
     s->end_ns = s->start_ns + 5000;
     s->status = OBS_STATUS_ERROR;
-    snprintf(s->status_msg, sizeof s->status_msg, "upstream 502");
+    s->status_msg = strdup("upstream 502");
 
     buf b;
     buf_init(&b);

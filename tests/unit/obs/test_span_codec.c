@@ -36,7 +36,7 @@ static obs_span *span(uint8_t id, bool child)
     s->kind = child ? OBS_SPAN_CLIENT : OBS_SPAN_SERVER;
     s->status = child ? OBS_STATUS_ERROR : OBS_STATUS_OK;
     memset(s->name, 'n', OBS_SPAN_NAME_MAX - 1);      /* the longest name */
-    if (child) strcpy(s->status_msg, "upstream 502");
+    if (child) s->status_msg = strdup("upstream 502");
     s->start_ns = 1700000000000000000LL + id;
     s->end_ns = s->start_ns + 12345;
     s->attrs = calloc(OBS_SPAN_ATTRS_MAX, sizeof *s->attrs);
