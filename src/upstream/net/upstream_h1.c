@@ -529,6 +529,24 @@ static void h1_send(h1_conn *c, h1_req *r)
 
 static void h1_try_connect(h1_conn *c);
 
+/* A connection for r, counted in h (it takes one of max_connections). */
+static h1_conn *h1_conn_new(upstream_h1 *h, h1_req *r)
+{
+    h1_conn *c = xcalloc(1, sizeof(*c));
+    c->h = h;
+    buf_init(&c->out);
+    c->req = r;
+    r->conn = c;
+    c->next = h->conns;
+    if (h->conns) h->conns->prev = c;
+    h->conns = c;
+    h->n_conns++;
+    h->handles++;
+    uv_tcp_init(h->u->loop, &c->tcp);
+    c->tcp.data = c;
+    return c;
+}
+
 static void h1_on_connect(uv_connect_t *cr, int status)
 {
     h1_conn *c = cr->data;
@@ -540,22 +558,11 @@ static void h1_on_connect(uv_connect_t *cr, int status)
              * before c is closed so no waiter takes the slot meanwhile. */
             upstream_h1 *h = c->h;
             h1_req *r = c->req;
-            h1_conn *d = xcalloc(1, sizeof(*d));
-            d->h = h;
-            buf_init(&d->out);
+            c->req = NULL;
+            h1_conn *d = h1_conn_new(h, r);
             d->ai = c->ai;
             d->ai_at = c->ai_at;
             c->ai = NULL;
-            d->req = r;
-            r->conn = d;
-            c->req = NULL;
-            d->next = h->conns;
-            if (h->conns) h->conns->prev = d;
-            h->conns = d;
-            h->n_conns++;
-            h->handles++;
-            uv_tcp_init(h->u->loop, &d->tcp);
-            d->tcp.data = d;
             h1_conn_close(c);
             h1_try_connect(d);
             return;
@@ -632,18 +639,7 @@ static void h1_on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res
 /* A new connection for r (a slot is free). */
 static void h1_connect(upstream_h1 *h, h1_req *r)
 {
-    h1_conn *c = xcalloc(1, sizeof(*c));
-    c->h = h;
-    buf_init(&c->out);
-    c->req = r;
-    r->conn = c;
-    c->next = h->conns;
-    if (h->conns) h->conns->prev = c;
-    h->conns = c;
-    h->n_conns++;
-    h->handles++;
-    uv_tcp_init(h->u->loop, &c->tcp);
-    c->tcp.data = c;
+    h1_conn *c = h1_conn_new(h, r);
     if (h->numeric) {   /* an address: no resolver, no thread pool */
         c->ai_at = &h->addr_ai;
         h1_try_connect(c);
