@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "identity/scope_mint.h"
 #include "obs/obs_internal.h"
@@ -87,6 +88,35 @@ static void test_new_ids_distinct(void **state)
     obs_trace_ctx back;
     assert_true(obs_traceparent_parse(out, &back));   /* we emit what we accept */
     assert_memory_equal(back.trace_id, a.trace_id, 16);
+}
+
+/* New trace ids start with their time in Unix ms (so the store's trace-id
+ * index grows at its end, traceparent.c), and keep 80 random bits: ids made
+ * in the same millisecond differ, and sort by time across milliseconds. */
+static void test_new_ids_time_ordered(void **state)
+{
+    (void)state;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_REALTIME, &t0);
+    obs_trace_ctx a, b;
+    obs_trace_ctx_new(&a);
+    obs_trace_ctx_new(&b);
+    clock_gettime(CLOCK_REALTIME, &t1);
+    uint64_t ms = 0;
+    for (int i = 0; i < 6; i++) ms = ms << 8 | a.trace_id[i];
+    uint64_t lo = (uint64_t)t0.tv_sec * 1000 + (uint64_t)t0.tv_nsec / 1000000;
+    uint64_t hi = (uint64_t)t1.tv_sec * 1000 + (uint64_t)t1.tv_nsec / 1000000;
+    assert_true(ms >= lo && ms <= hi);
+    assert_memory_not_equal(a.trace_id + 6, b.trace_id + 6, 10);
+    /* a later millisecond sorts after, as hex text too (the stored form) */
+    struct timespec pause = {0, 2 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    obs_trace_ctx later;
+    obs_trace_ctx_new(&later);
+    char ha[OBS_TRACEPARENT_LEN + 1], hl[OBS_TRACEPARENT_LEN + 1];
+    obs_traceparent_format(&a, ha);
+    obs_traceparent_format(&later, hl);
+    assert_true(memcmp(ha + 3, hl + 3, 32) < 0);   /* "00-" then the trace id */
 }
 
 static void test_span_children_and_attrs(void **state)
@@ -305,6 +335,7 @@ int main(void)
         cmocka_unit_test(test_traceparent_valid),
         cmocka_unit_test(test_traceparent_invalid),
         cmocka_unit_test(test_new_ids_distinct),
+        cmocka_unit_test(test_new_ids_time_ordered),
         cmocka_unit_test(test_span_children_and_attrs),
         cmocka_unit_test(test_span_redacts_pii),
         cmocka_unit_test(test_otlp_encoding),
