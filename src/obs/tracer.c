@@ -134,6 +134,7 @@ static void obs_tracer_store(obs_span **arr, size_t n)
         obs_blob_encode(&obs_blobs, arr + i, j - i);
         nrows++;
         stored += j - i;
+        thread_background_yield();   /* a flush holds up to 16,384 spans */
     }
     for (size_t r = 0; r < nrows; r++) {
         rows[r].blob = (unsigned char *)obs_blobs.data + offs[r];

@@ -89,6 +89,12 @@ struct store {
     struct pg_store *pg;          /* non-NULL: PostgreSQL answers instead (store_pg.h) */
 };
 
+/* The writer's VFS (store_yield_vfs.c): the default one, with a yield
+ * point before every read, write and sync. store_yield_vfs() registers it
+ * once and returns its name, or NULL (use the default) if it could not. */
+#define STORE_YIELD_VFS "brigade-yield"
+const char *store_yield_vfs(void);
+
 /* store_sqlite.c */
 store_conn  *store_conn_open(const char *path, int readonly, char *err, size_t errlen);
 void         store_conn_close(store_conn *c);

@@ -40,7 +40,8 @@ store_conn *store_conn_open(const char *path, int readonly, char *err, size_t er
     if (!c) { snprintf(err, errlen, "out of memory"); return NULL; }
     int flags = SQLITE_OPEN_NOMUTEX |   /* one thread uses a connection at a time */
                 (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+    /* The writer's files yield the core between I/O calls (store_yield_vfs.c). */
+    if (sqlite3_open_v2(path, &c->db, flags, readonly ? NULL : store_yield_vfs()) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", path, c->db ? sqlite3_errmsg(c->db) : "out of memory");
         sqlite3_close(c->db);
         free(c);

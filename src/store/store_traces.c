@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/thread_prio.h"
+
 void store_free_traces(trace_rec *arr, size_t n)
 {
     if (!arr) return;
@@ -94,6 +96,7 @@ static store_status store_traces_write(store_conn *c, void *arg)
         sqlite3_bind_blob(s, 9, r->blob, (int)r->blob_len, SQLITE_STATIC);
         store_status st = store_step_done(c, s, "insert trace");
         if (st != STORE_OK) return st;
+        thread_background_yield();   /* a tracer flush holds thousands of rows */
     }
     if (b->prune_before_ns > 0) {
         sqlite3_stmt *s = store_stmt(c, "DELETE FROM traces WHERE end_ns < ?");

@@ -92,6 +92,7 @@ static void store_writer_batch(store *st, store_op *ops, usage_rec *usage, size_
     for (store_op *o = ops; o; o = o->next) {
         if (store_exec(c, "SAVEPOINT op") != SQLITE_OK) { o->status = STORE_ERROR; continue; }
         o->status = o->fn(c, o->arg);
+        thread_background_yield();
         /* The act's audit entries, in its savepoint: both or neither. */
         for (int i = 0; o->status == STORE_OK && i < o->n_audit; i++) {
             o->status = store_audit_append_in(c, o->audit[i], o->audit_chain[i]);
@@ -105,8 +106,10 @@ static void store_writer_batch(store *st, store_op *ops, usage_rec *usage, size_
     bool usage_ok = false;
     if (usage_n && store_exec(c, "SAVEPOINT usage") == SQLITE_OK) {
         size_t i;
-        for (i = 0; i < usage_n; i++)
+        for (i = 0; i < usage_n; i++) {
             if (store_usage_insert(c, &usage[i]) != STORE_OK) break;
+            thread_background_yield();   /* a batch may hold thousands */
+        }
         if (i < usage_n) {
             log_error("store: dropped %zu usage rows (insert failed)", usage_n);
             store_exec(c, "ROLLBACK TO usage");

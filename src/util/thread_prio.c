@@ -3,6 +3,9 @@
 #include "util/thread_prio.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <stdint.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -17,4 +20,16 @@ int thread_background(void)
     int want = cur + THREAD_BACKGROUND_NICE;
     if (want > 19) want = 19;
     return setpriority(PRIO_PROCESS, tid, want) == 0 ? 0 : -1;
+}
+
+static _Thread_local int64_t thread_last_yield_us;
+
+void thread_background_yield(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    if (us - thread_last_yield_us < THREAD_BACKGROUND_YIELD_US) return;
+    thread_last_yield_us = us;
+    sched_yield();
 }

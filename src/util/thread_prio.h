@@ -8,7 +8,8 @@
  * takes milliseconds (the c=1 tail in docs/benchmarks.md). A raised nice
  * value makes the scheduler preempt the burst as soon as a loop wakes,
  * while the thread still gets the CPU whenever the loops leave it idle and
- * a share of it when they do not. */
+ * a share of it when they do not. That is not all it takes, measured:
+ * see thread_background_yield below. */
 #ifndef BRIGADE_THREAD_PRIO_H
 #define BRIGADE_THREAD_PRIO_H
 
@@ -22,5 +23,21 @@
  * per thread). Returns 0, or -1 if the kernel refused (the thread then runs
  * as before; nothing else changes). */
 int thread_background(void);
+
+/* How long a background thread works before it offers its core to any
+ * thread waiting for it, in µs of wall time. */
+#define THREAD_BACKGROUND_YIELD_US 200
+
+/* A yield point for long background work (a group commit of thousands of
+ * rows, a tracer flush): call it between rows. Every
+ * THREAD_BACKGROUND_YIELD_US since the thread's last yield it calls
+ * sched_yield(2), which lets a thread queued behind it on this core run
+ * first; with nobody waiting it returns at once. Why the nice value alone
+ * is not enough: a woken loop thread queued on the core a background
+ * burst holds was measured waiting out the burst's whole slice, 2–4 ms,
+ * while the other core sat idle (perf sched timehist, docs/benchmarks.md),
+ * even with the burst in SCHED_IDLE. Between calls it costs one clock
+ * read (vDSO). */
+void thread_background_yield(void);
 
 #endif

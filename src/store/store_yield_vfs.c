@@ -1,0 +1,252 @@
+/* store_yield_vfs.c — the writer's files give up the core between I/O calls.
+ *
+ * The store writer commits in bursts: a group commit writes each changed
+ * page to the WAL (two pwrite(2) calls a page), and every thousand pages
+ * SQLite's automatic checkpoint copies them into the database (a pread and
+ * a pwrite a page). One such call runs for milliseconds inside
+ * sqlite3_step, with no row boundary where the writer could yield, and a
+ * loop thread woken onto the same core was measured waiting it out, 2–4 ms,
+ * while the other core was idle (docs/benchmarks.md, "The c=1 tail").
+ *
+ * This is SQLite's VFS shim pattern: a VFS that opens every file through
+ * the default one and forwards each method unchanged, except that reads,
+ * writes and syncs first pass a yield point (util/thread_prio.h), which
+ * calls sched_yield(2) every THREAD_BACKGROUND_YIELD_US. Only the writer's
+ * connection opens files through it; readers use the default VFS. It
+ * changes no byte on disk and no ordering: a yield happens between two
+ * complete I/O calls of one thread. */
+#include "store/store_internal.h"
+
+#include <string.h>
+
+#include "util/thread_prio.h"
+
+typedef struct yield_file {
+    sqlite3_file base;      /* pMethods: yield_io_v1/v2/v3, or NULL */
+    sqlite3_file *real;     /* the default VFS's file, right after this struct */
+} yield_file;
+
+static sqlite3_vfs *yield_real_vfs;
+
+#define REAL(f) (((yield_file *)(f))->real)
+
+static int yield_close(sqlite3_file *f)
+{
+    sqlite3_file *r = REAL(f);
+    return r->pMethods ? r->pMethods->xClose(r) : SQLITE_OK;
+}
+
+static int yield_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
+{
+    thread_background_yield();
+    return REAL(f)->pMethods->xRead(REAL(f), buf, n, off);
+}
+
+static int yield_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
+{
+    thread_background_yield();
+    return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
+}
+
+static int yield_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+    return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+
+static int yield_sync(sqlite3_file *f, int flags)
+{
+    thread_background_yield();
+    return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+
+static int yield_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+    return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+
+static int yield_lock(sqlite3_file *f, int level)
+{
+    return REAL(f)->pMethods->xLock(REAL(f), level);
+}
+
+static int yield_unlock(sqlite3_file *f, int level)
+{
+    return REAL(f)->pMethods->xUnlock(REAL(f), level);
+}
+
+static int yield_check_reserved(sqlite3_file *f, int *out)
+{
+    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+
+static int yield_file_control(sqlite3_file *f, int op, void *arg)
+{
+    return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+
+static int yield_sector_size(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+
+static int yield_device_chars(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+
+static int yield_shm_map(sqlite3_file *f, int page, int size, int extend, void volatile **out)
+{
+    return REAL(f)->pMethods->xShmMap(REAL(f), page, size, extend, out);
+}
+
+static int yield_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+    return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
+}
+
+static void yield_shm_barrier(sqlite3_file *f)
+{
+    REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+
+static int yield_shm_unmap(sqlite3_file *f, int delete_flag)
+{
+    return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
+}
+
+static int yield_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **out)
+{
+    return REAL(f)->pMethods->xFetch(REAL(f), off, n, out);
+}
+
+static int yield_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+    return REAL(f)->pMethods->xUnfetch(REAL(f), off, p);
+}
+
+/* One table per io_methods version, so that SQLite sees exactly the
+ * methods the real file has (it checks iVersion before calling the shm
+ * and fetch ones). */
+#define YIELD_IO(version)                                                          \
+    {version, yield_close, yield_read, yield_write, yield_truncate, yield_sync,   \
+     yield_file_size, yield_lock, yield_unlock, yield_check_reserved,             \
+     yield_file_control, yield_sector_size, yield_device_chars,                   \
+     version >= 2 ? yield_shm_map : NULL, version >= 2 ? yield_shm_lock : NULL,   \
+     version >= 2 ? yield_shm_barrier : NULL, version >= 2 ? yield_shm_unmap : NULL, \
+     version >= 3 ? yield_fetch : NULL, version >= 3 ? yield_unfetch : NULL}
+static const sqlite3_io_methods yield_io[3] = {YIELD_IO(1), YIELD_IO(2), YIELD_IO(3)};
+
+static int yield_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out_flags)
+{
+    (void)vfs;
+    yield_file *y = (yield_file *)f;
+    y->base.pMethods = NULL;
+    y->real = (sqlite3_file *)&y[1];
+    memset(y->real, 0, (size_t)yield_real_vfs->szOsFile);
+    int rc = yield_real_vfs->xOpen(yield_real_vfs, name, y->real, flags, out_flags);
+    const sqlite3_io_methods *m = y->real->pMethods;
+    if (m) {
+        int v = m->iVersion < 1 ? 1 : m->iVersion > 3 ? 3 : m->iVersion;
+        y->base.pMethods = &yield_io[v - 1];
+    }
+    return rc;
+}
+
+/* Everything but xOpen goes straight to the default VFS. */
+static int yield_delete(sqlite3_vfs *v, const char *name, int sync_dir)
+{
+    (void)v;
+    return yield_real_vfs->xDelete(yield_real_vfs, name, sync_dir);
+}
+static int yield_access(sqlite3_vfs *v, const char *name, int flags, int *out)
+{
+    (void)v;
+    return yield_real_vfs->xAccess(yield_real_vfs, name, flags, out);
+}
+static int yield_full_pathname(sqlite3_vfs *v, const char *name, int n, char *out)
+{
+    (void)v;
+    return yield_real_vfs->xFullPathname(yield_real_vfs, name, n, out);
+}
+static void *yield_dl_open(sqlite3_vfs *v, const char *name)
+{
+    (void)v;
+    return yield_real_vfs->xDlOpen(yield_real_vfs, name);
+}
+static void yield_dl_error(sqlite3_vfs *v, int n, char *msg)
+{
+    (void)v;
+    yield_real_vfs->xDlError(yield_real_vfs, n, msg);
+}
+static void (*yield_dl_sym(sqlite3_vfs *v, void *h, const char *sym))(void)
+{
+    (void)v;
+    return yield_real_vfs->xDlSym(yield_real_vfs, h, sym);
+}
+static void yield_dl_close(sqlite3_vfs *v, void *h)
+{
+    (void)v;
+    yield_real_vfs->xDlClose(yield_real_vfs, h);
+}
+static int yield_randomness(sqlite3_vfs *v, int n, char *out)
+{
+    (void)v;
+    return yield_real_vfs->xRandomness(yield_real_vfs, n, out);
+}
+static int yield_sleep(sqlite3_vfs *v, int us)
+{
+    (void)v;
+    return yield_real_vfs->xSleep(yield_real_vfs, us);
+}
+static int yield_current_time(sqlite3_vfs *v, double *out)
+{
+    (void)v;
+    return yield_real_vfs->xCurrentTime(yield_real_vfs, out);
+}
+static int yield_last_error(sqlite3_vfs *v, int n, char *out)
+{
+    (void)v;
+    return yield_real_vfs->xGetLastError ? yield_real_vfs->xGetLastError(yield_real_vfs, n, out) : 0;
+}
+static int yield_current_time_int64(sqlite3_vfs *v, sqlite3_int64 *out)
+{
+    (void)v;
+    return yield_real_vfs->xCurrentTimeInt64(yield_real_vfs, out);
+}
+
+static sqlite3_vfs yield_vfs = {
+    .iVersion = 2,
+    .zName = STORE_YIELD_VFS,
+    .xOpen = yield_open,
+    .xDelete = yield_delete,
+    .xAccess = yield_access,
+    .xFullPathname = yield_full_pathname,
+    .xDlOpen = yield_dl_open,
+    .xDlError = yield_dl_error,
+    .xDlSym = yield_dl_sym,
+    .xDlClose = yield_dl_close,
+    .xRandomness = yield_randomness,
+    .xSleep = yield_sleep,
+    .xCurrentTime = yield_current_time,
+    .xGetLastError = yield_last_error,
+    .xCurrentTimeInt64 = yield_current_time_int64,
+};
+
+static pthread_once_t yield_once = PTHREAD_ONCE_INIT;
+static int yield_registered;
+
+static void yield_register(void)
+{
+    sqlite3_vfs *real = sqlite3_vfs_find(NULL);
+    if (!real || real->iVersion < 2 || !real->xCurrentTimeInt64) return;
+    yield_real_vfs = real;
+    yield_vfs.szOsFile = (int)sizeof(yield_file) + real->szOsFile;
+    yield_vfs.mxPathname = real->mxPathname;
+    yield_registered = sqlite3_vfs_register(&yield_vfs, 0) == SQLITE_OK;
+}
+
+const char *store_yield_vfs(void)
+{
+    pthread_once(&yield_once, yield_register);
+    return yield_registered ? STORE_YIELD_VFS : NULL;   /* NULL: the default VFS */
+}
