@@ -31,6 +31,11 @@ typedef struct store_conn {
     /* writer only: an operation erased data whose old page images must
      * leave the WAL after the commit (store_writer.c) */
     int scrub_wanted;
+    /* writer only: the next trace row's seq is traces_seq + its span count
+     * (store_traces.c); read from the table when traces_seq_known is 0,
+     * which the writer sets again whenever a rollback may have undone rows */
+    int64_t traces_seq;
+    int traces_seq_known;
 } store_conn;
 
 /* A write operation: runs on the writer thread inside its own savepoint.

@@ -74,8 +74,19 @@ static store_status store_traces_write(store_conn *c, void *arg)
     const traces_batch *b = arg;
     static const char ins[] =
         "INSERT INTO traces (seq, trace_id, tenant_id, user_id, start_ns, end_ns, root_name,"
-        " status, span_count, spans) VALUES"
-        " ((SELECT IFNULL(MAX(seq), 0) FROM traces) + ?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+        " status, span_count, spans) VALUES (?10, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    /* Only this thread writes traces: the newest seq is read once and then
+     * counted here, rather than looked up for every row. */
+    if (!c->traces_seq_known) {
+        sqlite3_stmt *m = store_stmt(c, "SELECT IFNULL(MAX(seq), 0) FROM traces");
+        if (!m) return STORE_ERROR;
+        int rc = sqlite3_step(m);
+        int64_t max = rc == SQLITE_ROW ? sqlite3_column_int64(m, 0) : 0;
+        sqlite3_reset(m);
+        if (rc != SQLITE_ROW) return store_sqlite_status(c, rc, "read the newest trace");
+        c->traces_seq = max;
+        c->traces_seq_known = 1;
+    }
     trace_owners owners = {.n = 0};
     for (size_t i = 0; i < b->n; i++) {
         const trace_rec *r = &b->rows[i];
@@ -94,8 +105,10 @@ static store_status store_traces_write(store_conn *c, void *arg)
         sqlite3_bind_int(s, 7, r->status);
         sqlite3_bind_int64(s, 8, r->span_count);
         sqlite3_bind_blob(s, 9, r->blob, (int)r->blob_len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 10, c->traces_seq + r->span_count);
         store_status st = store_step_done(c, s, "insert trace");
         if (st != STORE_OK) return st;
+        c->traces_seq += r->span_count;
         thread_background_yield();   /* a tracer flush holds thousands of rows */
     }
     if (b->prune_before_ns > 0) {

@@ -100,7 +100,10 @@ static void store_writer_batch(store *st, store_op *ops, usage_rec *usage, size_
                 log_error("store: the audit entry of an act could not be written: the act is "
                           "undone");
         }
-        if (o->status != STORE_OK) store_exec(c, "ROLLBACK TO op");
+        if (o->status != STORE_OK) {
+            store_exec(c, "ROLLBACK TO op");
+            c->traces_seq_known = 0;   /* the op may have written trace rows */
+        }
         store_exec(c, "RELEASE op");
     }
     bool usage_ok = false;
@@ -124,6 +127,7 @@ static void store_writer_batch(store *st, store_op *ops, usage_rec *usage, size_
     bool committed = true;
     if (lost || store_exec(c, "COMMIT") != SQLITE_OK) {
         if (!lost) store_exec(c, "ROLLBACK");
+        c->traces_seq_known = 0;
         for (store_op *o = ops; o; o = o->next) o->status = STORE_ERROR;
         if (usage_n) log_error("store: dropped %zu usage rows (commit failed)", usage_n);
         committed = false;

@@ -273,6 +273,33 @@ static void test_insert_invalid(void **state)
     assert_int_equal(rows_of(f, "dddddddddddddddddddddddddddddddd", STORE_NOT_FOUND), 0);
 }
 
+/* The writer counts seq itself (store_traces.c); a batch rolled back must
+ * not leave that count ahead, or the count bound would later prune spans
+ * that are within it. */
+static void test_seq_after_rollback(void **state)
+{
+    fx *f = *state;
+    int64_t now = 2000000000LL * 1000000000LL;
+    const char *a_t = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", *b_t = "ffffffffffffffffffffffffffffffff";
+    trace_rec a = row(a_t, f->ta_id, now, 1);
+    assert_int_equal(store_traces_insert(f->st, &a, 1, 0, 0), STORE_OK);
+    /* five spans written, then a bad row: the whole batch is undone */
+    trace_rec bad[2] = {row(b_t, f->ta_id, now + 1, 5), row(b_t, f->ta_id, now + 2, 0)};
+    assert_int_equal(store_traces_insert(f->st, bad, 2, 0, 0), STORE_INVALID);
+    assert_int_equal(rows_of(f, b_t, STORE_NOT_FOUND), 0);
+    /* 1 + 9 spans are within a cap of 10: the first row stays */
+    trace_rec nine[9];
+    for (int i = 0; i < 9; i++) nine[i] = row(b_t, f->ta_id, now + 10 + i, 1);
+    assert_int_equal(store_traces_insert(f->st, nine, 9, 0, 10), STORE_OK);
+    assert_int_equal(rows_of(f, a_t, STORE_OK), 1);
+    assert_int_equal(rows_of(f, b_t, STORE_OK), 9);
+    /* one more, and the first is the one pruned */
+    trace_rec one = row(b_t, f->ta_id, now + 30, 1);
+    assert_int_equal(store_traces_insert(f->st, &one, 1, 0, 10), STORE_OK);
+    assert_int_equal(rows_of(f, a_t, STORE_NOT_FOUND), 0);
+    assert_int_equal(rows_of(f, b_t, STORE_OK), 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +307,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scoping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_insert_invalid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seq_after_rollback, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
