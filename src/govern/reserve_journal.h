@@ -9,12 +9,13 @@
  * The journal closes that window. Before a metered call is sent to a
  * provider — so before anything of its answer can reach a client — its
  * reservation (who pays, the model, the worst-case cost) is appended to
- * `data_dir/reservations.journal` with one write(2). The record is closed
+ * `data_dir/reservations.journal` (copied into a shared mapping of the
+ * file: no system call; reserve_journal.c says how). The record is closed
  * again when the call's usage row has been committed to the ledger (by the
  * store's writer, after its COMMIT), or at once when the call delivered
- * nothing and so costs nothing. A write(2) that returned is in the kernel's
- * page cache: it survives the death of the process (not a power cut — see
- * docs/governance.md).
+ * nothing and so costs nothing. A record copied into the mapping is in the
+ * kernel's page cache: it survives the death of the process (not a power
+ * cut — see docs/governance.md).
  *
  * At the next start, reserve_journal_recover() reads the journal: every
  * reservation still open was a call in flight (or settled but not yet in
@@ -35,9 +36,10 @@
  * The file holds one text line per record (fields percent-escaped):
  *   R <id> <ts> <cost_nusd> <tokens> =<tenant> =<user> =<key> =<model> =<request_id>
  *   C <id>
- * A line cut by the crash (no newline) is ignored: its write had not
- * returned, so its call had not been sent. While serving, the journal is
- * compacted when it passes RESERVE_JOURNAL_COMPACT_BYTES: the open
+ * A line cut by the crash (no newline) is ignored: its copy had not
+ * finished, so its call had not been sent. The file is allocated ahead of
+ * the records in zeros; reading stops at the first zero byte. While
+ * serving, the journal is compacted when it passes RESERVE_JOURNAL_COMPACT_BYTES: the open
  * reservations (kept in memory too) are written to a new file that
  * replaces the old one by rename(2).
  *

@@ -15,6 +15,7 @@
  *     with the id the act created filled in late. */
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -318,6 +320,68 @@ static void test_recovery_ignores_a_torn_line_and_keeps_odd_fields(void **state)
     assert_string_equal(s.last_user, "usr%25 caf\xc3\xa9");
 }
 
+/* A process killed while serving leaves the file as the mapping made it:
+ * the records, then the allocated zeros (reserve_journal.c). Recovery reads
+ * the records and stops at the zeros, without counting them as torn. */
+static void test_a_killed_process_leaves_records_then_zeros(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        reserve_journal *j = reserve_journal_open(f->dir, err, sizeof err);
+        if (!j) _exit(2);
+        reserve_entry a = entry("usr_a", 1000), b = entry("usr_b", 2000), c = entry("usr_c", 4000);
+        uint64_t ia = reserve_journal_open_entry(j, &a);
+        if (!ia || !reserve_journal_open_entry(j, &b) || !reserve_journal_open_entry(j, &c)) _exit(3);
+        reserve_journal_close_entry(j, ia);
+        kill(getpid(), SIGKILL);                        /* no close, no trim */
+        _exit(4);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_true(file_size(f->dir) >= 1 << 20);          /* allocated ahead, zeros past the records */
+
+    reserve_recovery r;
+    assert_int_equal(reserve_journal_recover(f->st, f->dir, &r, err, sizeof err), 0);
+    assert_int_equal(r.open, 2);
+    assert_int_equal(r.charged_nusd, 6000);
+    assert_int_equal(r.torn, 0);
+    assert_int_equal(file_size(f->dir), 0);
+}
+
+/* A journal opened on a file that still holds records and zeros (recovery
+ * failed to empty it) appends after the records, not after the zeros where
+ * a reader would never see them; a record cut mid-line is ended first, so
+ * the next one is whole. */
+static void test_reopen_appends_after_the_records(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    char content[4096];
+    memset(content, 0, sizeof content);
+    const char recs[] = "R 77 1767225600 3000 5 =ten_a =usr_x =key_a =m =req\nR 99 1767225600 5000 5 =ten_a =usr";
+    memcpy(content, recs, sizeof recs - 1);
+    write_journal(f->dir, content, sizeof content);
+    reserve_journal *j = reserve_journal_open(f->dir, err, sizeof err);
+    assert_non_null(j);
+    reserve_entry b = entry("usr_b", 2000);
+    assert_true(reserve_journal_open_entry(j, &b) != 0);
+    reserve_journal_close(j);
+    size_t len;
+    char *text = read_journal(f->dir, &len);
+    assert_int_equal(strlen(text), len);                /* trimmed: no zeros left */
+    free(text);
+
+    reserve_recovery r;
+    assert_int_equal(reserve_journal_recover(f->st, f->dir, &r, err, sizeof err), 0);
+    assert_int_equal(r.open, 2);                        /* 77 and usr_b's */
+    assert_int_equal(r.charged_nusd, 5000);
+    assert_int_equal(r.torn, 1);                        /* 99, cut */
+}
+
 static void test_no_journal_is_nothing_to_charge(void **state)
 {
     fixture *f = *state;
@@ -404,6 +468,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recovery_charges_only_what_is_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_ignores_a_torn_line_and_keeps_odd_fields, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_killed_process_leaves_records_then_zeros, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_appends_after_the_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_journal_is_nothing_to_charge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_row_committed_before_its_close_is_charged_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_crash_before_the_journal_is_emptied_charges_nothing_again, setup,
