@@ -7,13 +7,89 @@
 #include "obs/obs_internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "util/json_escape.h"
 
-#define OBS_BLOB_MAGIC "BTR\x01"
+/* Version 2 (written now) differs from 1 (still read) only in how an
+ * attribute's key is stored: see obs_blob_keys. */
+#define OBS_BLOB_MAGIC_V1 "BTR\x01"
+#define OBS_BLOB_MAGIC "BTR\x02"
 #define OBS_BLOB_HEADER 8
 #define OBS_BLOB_SPAN_FIXED 38   /* ids 16, 4 bytes of flags…n_attrs, times 16, two lengths */
+
+/* ---- the key table ----
+ *
+ * The attribute keys brigade itself sets, by number. In a version 2 blob
+ * a key's length byte with the high bit set is (0x80 | its number here)
+ * instead of a length and the key's bytes: the keys were about half of a
+ * stored trace (527 of a gateway request's 1,083 bytes), and every byte
+ * stored is written twice by the store (its WAL, then the database) and
+ * kept for the retention period. Other keys are written out as before.
+ * APPEND ONLY: a number, once written to a blob, means its key for ever;
+ * a key that is no longer set stays here. At most 127. */
+static const char *const obs_blob_keys[] = {
+    "http.request.method", "http.route", "http.response.status_code", "error.type",
+    "brigade.request_id", "brigade.auth.role", "brigade.auth.result", "brigade.auth.provisioned",
+    "brigade.auth.caught_up", "gen_ai.operation.name", "gen_ai.system", "gen_ai.request.model",
+    "gen_ai.response.model", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens",
+    "gen_ai.agent.name", "gen_ai.tool.name", "gen_ai.tool.call.id", "brigade.stream",
+    "brigade.deployment", "brigade.attempts", "brigade.attempt", "brigade.cost_usd",
+    "brigade.estimate.tokens", "brigade.estimate.cost_usd", "brigade.decision", "brigade.outcome",
+    "brigade.duration_ms", "brigade.breaker_probe", "brigade.next", "brigade.queue.wait_ms",
+    "brigade.limit", "brigade.refused", "brigade.client_aborted", "brigade.credential",
+    "brigade.approval", "brigade.session_id", "brigade.run_id", "brigade.run.status",
+    "brigade.run.steps", "brigade.run.tool_calls", "brigade.tool.ok", "brigade.mcp.server",
+    "brigade.guardrail.check", "brigade.guardrail.decision", "brigade.guardrail.score",
+    "brigade.guardrail.channel", "brigade.provenance.kind", "brigade.provenance.untrusted",
+    "brigade.provenance.tainted", "brigade.provenance.tainted_by",
+    "brigade.provenance.memory_keys", "brigade.provenance.memory_entries",
+    "brigade.provenance.url_host", "brigade.egress.tool", "brigade.egress.decision",
+    "brigade.egress.class", "brigade.egress.address", "brigade.egress.connections",
+    "brigade.egress.allow_private_networks",
+};
+#define OBS_BLOB_NKEYS (sizeof obs_blob_keys / sizeof obs_blob_keys[0])
+_Static_assert(OBS_BLOB_NKEYS <= 127, "key numbers are 7 bits");
+
+/* Key → number: open addressing over a hash of the key's bytes, built
+ * once (the tracer encodes; pthread_once for any other caller). */
+#define OBS_KEY_SLOTS 256
+static uint8_t obs_key_slot[OBS_KEY_SLOTS];   /* number + 1; 0 = empty */
+static uint8_t obs_key_len[OBS_BLOB_NKEYS];
+static pthread_once_t obs_key_once = PTHREAD_ONCE_INIT;
+
+/* Of the length and three bytes: cheap, and the table's keys differ in
+ * them enough that probes are short (a wrong guess costs one memcmp). */
+static unsigned obs_key_hash(const char *k, size_t n)
+{
+    if (!n) return 0;
+    uint32_t h = (uint32_t)n * 0x9E3779B1u;
+    h ^= (uint8_t)k[n - 1] * 0x85EBCA77u;
+    h ^= (uint8_t)k[n / 2] * 0xC2B2AE3Du;
+    h ^= (uint8_t)k[n / 3] * 0x27D4EB2Fu;
+    return (h ^ h >> 15) & (OBS_KEY_SLOTS - 1);
+}
+
+static void obs_key_table_build(void)
+{
+    for (size_t i = 0; i < OBS_BLOB_NKEYS; i++) {
+        obs_key_len[i] = (uint8_t)strlen(obs_blob_keys[i]);
+        unsigned h = obs_key_hash(obs_blob_keys[i], obs_key_len[i]);
+        while (obs_key_slot[h]) h = (h + 1) & (OBS_KEY_SLOTS - 1);
+        obs_key_slot[h] = (uint8_t)(i + 1);
+    }
+}
+
+/* The key's number, or -1 when it is not in the table. */
+static int obs_key_number(const char *k, size_t n)
+{
+    for (unsigned h = obs_key_hash(k, n);; h = (h + 1) & (OBS_KEY_SLOTS - 1)) {
+        unsigned v = obs_key_slot[h];
+        if (!v) return -1;
+        if (obs_key_len[v - 1] == n && memcmp(obs_blob_keys[v - 1], k, n) == 0) return (int)(v - 1);
+    }
+}
 
 /* ---- encoding ---- */
 
@@ -39,16 +115,28 @@ static uint8_t *obs_put_str8(uint8_t *p, const char *s, size_t n)
 
 /* The strings a span holds are bounded by its setters (span.c), so the
  * lengths fit their fields; strnlen keeps that true even if they were not. */
-static size_t obs_span_blob_size(const obs_span *s, size_t *name_n, size_t *msg_n)
+typedef struct obs_attr_len {
+    int key_no;          /* obs_blob_keys number, or -1: written out */
+    uint8_t key_n;
+    uint16_t value_n;    /* OBS_ATTR_STR */
+} obs_attr_len;
+
+static size_t obs_span_blob_size(const obs_span *s, size_t *name_n, size_t *msg_n, obs_attr_len *lens)
 {
     *name_n = strnlen(s->name, OBS_SPAN_NAME_MAX - 1);
     *msg_n = s->status_msg ? strnlen(s->status_msg, OBS_STATUS_MSG_MAX - 1) : 0;
     size_t n = OBS_BLOB_SPAN_FIXED + *name_n + *msg_n;
     for (unsigned i = 0; i < s->n_attrs; i++) {
         const obs_attr *a = &s->attrs[i];
-        n += 2 + strnlen(obs_attr_key(s, a), OBS_ATTR_KEY_MAX - 1);
+        size_t kn = strnlen(obs_attr_key(s, a), OBS_ATTR_KEY_MAX - 1);
+        lens[i].key_n = (uint8_t)kn;
+        lens[i].key_no = obs_key_number(obs_attr_key(s, a), kn);
+        n += 2 + (lens[i].key_no >= 0 ? 0 : kn);
         switch (a->type) {
-        case OBS_ATTR_STR: n += 2 + strnlen(s->pool + a->off, OBS_ATTR_STR_MAX - 1); break;
+        case OBS_ATTR_STR:
+            lens[i].value_n = (uint16_t)strnlen(s->pool + a->off, OBS_ATTR_STR_MAX - 1);
+            n += 2 + lens[i].value_n;
+            break;
         case OBS_ATTR_BOOL: n += 1; break;
         default: n += 8; break;
         }
@@ -58,6 +146,7 @@ static size_t obs_span_blob_size(const obs_span *s, size_t *name_n, size_t *msg_
 
 void obs_blob_encode(buf *b, obs_span *const *spans, size_t n)
 {
+    pthread_once(&obs_key_once, obs_key_table_build);
     buf_reserve(b, OBS_BLOB_HEADER);
     uint8_t *p = (uint8_t *)b->data + b->len;
     memcpy(p, OBS_BLOB_MAGIC, 4);
@@ -67,7 +156,8 @@ void obs_blob_encode(buf *b, obs_span *const *spans, size_t n)
     for (size_t k = 0; k < n; k++) {
         const obs_span *s = spans[k];
         size_t name_n, msg_n;
-        size_t need = obs_span_blob_size(s, &name_n, &msg_n);
+        obs_attr_len lens[OBS_SPAN_ATTRS_MAX];
+        size_t need = obs_span_blob_size(s, &name_n, &msg_n, lens);
         buf_reserve(b, need);
         p = (uint8_t *)b->data + b->len;
         memcpy(p, s->ctx.span_id, 8);
@@ -84,12 +174,13 @@ void obs_blob_encode(buf *b, obs_span *const *spans, size_t n)
         p = obs_put_str8(p, s->status_msg ? s->status_msg : "", msg_n);
         for (unsigned i = 0; i < s->n_attrs; i++) {
             const obs_attr *a = &s->attrs[i];
-            p = obs_put_str8(p, obs_attr_key(s, a), strnlen(obs_attr_key(s, a), OBS_ATTR_KEY_MAX - 1));
+            if (lens[i].key_no >= 0) *p++ = (uint8_t)(0x80 | lens[i].key_no);
+            else p = obs_put_str8(p, obs_attr_key(s, a), lens[i].key_n);
             *p++ = (uint8_t)a->type;
             switch (a->type) {
             case OBS_ATTR_STR: {
                 const char *v = s->pool + a->off;
-                size_t vn = strnlen(v, OBS_ATTR_STR_MAX - 1);
+                size_t vn = lens[i].value_n;
                 p = obs_put_u16(p, (uint16_t)vn);
                 memcpy(p, v, vn);
                 p += vn;
@@ -114,7 +205,9 @@ void obs_blob_encode(buf *b, obs_span *const *spans, size_t n)
 int obs_blob_open(obs_blob_reader *r, const void *blob, size_t len)
 {
     memset(r, 0, sizeof *r);
-    if (!blob || len < OBS_BLOB_HEADER || memcmp(blob, OBS_BLOB_MAGIC, 4) != 0) return -1;
+    if (!blob || len < OBS_BLOB_HEADER) return -1;
+    bool v2 = memcmp(blob, OBS_BLOB_MAGIC, 4) == 0;
+    if (!v2 && memcmp(blob, OBS_BLOB_MAGIC_V1, 4) != 0) return -1;
     const uint8_t *p = blob;
     uint32_t cnt = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
     /* A count the bytes cannot hold is corrupt from the start. */
@@ -123,6 +216,7 @@ int obs_blob_open(obs_blob_reader *r, const void *blob, size_t len)
     r->len = len;
     r->off = OBS_BLOB_HEADER;
     r->left = cnt;
+    r->numbered_keys = v2;
     return 0;
 }
 
@@ -159,10 +253,25 @@ static bool obs_take_str8(obs_blob_reader *r, char *out, size_t cap)
     return obs_take_u8(r, &n) && obs_take_str(r, out, n, cap);
 }
 
+/* An attribute's key: its bytes, or (version 2) its number in obs_blob_keys. */
+static bool obs_take_key(obs_blob_reader *r, char *out)
+{
+    uint8_t n;
+    if (!obs_take_u8(r, &n)) return false;
+    if (r->numbered_keys && (n & 0x80)) {
+        unsigned no = n & 0x7f;
+        if (no >= OBS_BLOB_NKEYS) return false;
+        _Static_assert(sizeof "brigade.egress.allow_private_networks" <= OBS_ATTR_KEY_MAX, "keys fit");
+        strcpy(out, obs_blob_keys[no]);
+        return true;
+    }
+    return obs_take_str(r, out, n, OBS_ATTR_KEY_MAX);
+}
+
 static bool obs_blob_attr(obs_blob_reader *r, obs_span_view *v, unsigned i, size_t *pool_used)
 {
     uint8_t type;
-    if (!obs_take_str8(r, v->attrs[i].key, OBS_ATTR_KEY_MAX) || !v->attrs[i].key[0]) return false;
+    if (!obs_take_key(r, v->attrs[i].key) || !v->attrs[i].key[0]) return false;
     if (!obs_take_u8(r, &type)) return false;
     v->attrs[i].type = (obs_attr_type)type;
     uint64_t u;

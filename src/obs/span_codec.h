@@ -3,11 +3,13 @@
  * tracer thread and read back only when a trace is asked for.
  *
  * Layout (all integers little-endian):
- *   header  "BTR" 0x01, u32 span count
+ *   header  "BTR" 0x02 (0x01: version 1, still read), u32 span count
  *   span    span_id[8] parent_id[8] u8 flags(bit 0: has parent) u8 kind
  *           u8 status u8 n_attrs i64 start_ns i64 end_ns
  *           u8 name_len name  u8 msg_len msg
- *           n_attrs × (u8 key_len key u8 type value)
+ *           n_attrs × (key u8 type value)
+ *   key     u8 len then len bytes; in version 2, a byte 0x80 | k instead is
+ *           the key numbered k in span_codec.c's table of brigade's own keys
  *   value   str: u16 len bytes · int: i64 · double: f64 bits · bool: u8
  * Every length is checked against the limits below when decoding, so a
  * corrupt or hostile blob yields an error, never a read past its end. */
@@ -54,6 +56,7 @@ typedef struct obs_blob_reader {
     const uint8_t *p;
     size_t len, off;
     uint32_t left;                           /* spans not read yet */
+    bool numbered_keys;                      /* version 2 */
 } obs_blob_reader;
 
 /* Checks the header; -1 when it is not a span blob. */

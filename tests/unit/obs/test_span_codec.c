@@ -208,6 +208,70 @@ static void test_string_past_pool(void **state)
     assert_int_equal(decode_all(p, sizeof p), -1);
 }
 
+/* Version 2: brigade's own keys are stored as a number, other keys as
+ * bytes; version 1 blobs (already in stores) still read; a number past the
+ * table, or a numbered key in a version 1 blob, is corrupt. */
+static void test_numbered_keys(void **state)
+{
+    (void)state;
+    obs_span *s = span(3, false);
+    s->n_attrs = 0;
+    s->pool_used = OBS_ATTR_STR_MAX;
+    attr(s, "gen_ai.request.model", OBS_ATTR_STR);
+    s->attrs[0].off = 0;
+    attr(s, "http.response.status_code", OBS_ATTR_INT);
+    s->attrs[1].v.i = 200;
+    attr(s, "custom.key", OBS_ATTR_BOOL);
+    s->attrs[2].v.b = false;
+    buf b;
+    buf_init(&b);
+    obs_blob_encode(&b, &s, 1);
+    obs_span_free(s);
+    assert_int_equal(((unsigned char *)b.data)[3], 2);
+    assert_null(memmem(b.data, b.len, "gen_ai.request.model", 20));   /* a number */
+    assert_non_null(memmem(b.data, b.len, "custom.key", 10));         /* bytes */
+    obs_blob_reader r;
+    assert_int_equal(obs_blob_open(&r, b.data, b.len), 0);
+    assert_int_equal(obs_blob_next(&r, &v), 1);
+    assert_int_equal(v.n_attrs, 3);
+    assert_string_equal(v.attrs[0].key, "gen_ai.request.model");
+    assert_string_equal(v.attrs[1].key, "http.response.status_code");
+    assert_int_equal(v.attrs[1].i, 200);
+    assert_string_equal(v.attrs[2].key, "custom.key");
+    assert_int_equal(obs_blob_next(&r, &v), 0);
+
+    /* the first key's byte: the number past the table is corrupt */
+    unsigned char *p = malloc(b.len);
+    memcpy(p, b.data, b.len);
+    size_t key_at = 8 + 38 + OBS_SPAN_NAME_MAX - 1;   /* header, fixed part, the name, "" */
+    assert_true((p[key_at] & 0x80) != 0);
+    p[key_at] = 0xff;
+    assert_int_equal(decode_all(p, b.len), -1);
+    /* a numbered key in a version 1 blob is a length of 128+: corrupt */
+    memcpy(p, b.data, b.len);
+    p[3] = 1;
+    assert_int_equal(decode_all(p, b.len), -1);
+    free(p);
+    buf_free(&b);
+
+    /* a version 1 blob as stores hold them */
+    unsigned char v1[8 + 38 + 2] = {'B', 'T', 'R', 1, 1, 0, 0, 0};
+    unsigned char *q = v1 + 8 + 16;
+    q[0] = 0; q[1] = OBS_SPAN_INTERNAL; q[2] = 0; q[3] = 1;
+    q += 4 + 16;
+    *q++ = 0;
+    *q++ = 0;
+    *q++ = 1; *q++ = 'k';
+    unsigned char with_value[sizeof v1 + 2];
+    memcpy(with_value, v1, sizeof v1);
+    with_value[sizeof v1] = OBS_ATTR_BOOL;
+    with_value[sizeof v1 + 1] = 1;
+    assert_int_equal(obs_blob_open(&r, with_value, sizeof with_value), 0);
+    assert_int_equal(obs_blob_next(&r, &v), 1);
+    assert_string_equal(v.attrs[0].key, "k");
+    assert_true(v.attrs[0].b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_bytes),
         cmocka_unit_test(test_lies),
         cmocka_unit_test(test_string_past_pool),
+        cmocka_unit_test(test_numbered_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
