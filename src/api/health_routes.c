@@ -246,6 +246,25 @@ static void api_metrics_run_events(api_env *a, buf *b)
                st.up ? 1 : 0, (unsigned long long)st.published, (unsigned long long)st.dropped, st.followers);
 }
 
+/* The store writer's group commits (store_stats): ops / commits is the
+ * batch size, and commits per second what the disk's fsyncs cost. */
+static void api_metrics_store(const api_env *env, buf *b)
+{
+    store_stats s;
+    store_get_stats(env->store, &s);
+    buf_printf(b, "# HELP brigade_store_commits_total Transactions the store's writer committed.\n"
+                  "# TYPE brigade_store_commits_total counter\n"
+                  "brigade_store_commits_total %llu\n"
+                  "# HELP brigade_store_write_ops_total Write operations in those commits.\n"
+                  "# TYPE brigade_store_write_ops_total counter\n"
+                  "brigade_store_write_ops_total %llu\n"
+                  "# HELP brigade_store_usage_rows_total Usage rows committed to the ledger.\n"
+                  "# TYPE brigade_store_usage_rows_total counter\n"
+                  "brigade_store_usage_rows_total %llu\n",
+               (unsigned long long)s.commits, (unsigned long long)s.ops,
+               (unsigned long long)s.usage_rows);
+}
+
 void api_metrics_get(api_ctx *ctx)
 {
     api_metrics *m = &ctx->env->metrics;
@@ -273,6 +292,7 @@ void api_metrics_get(api_ctx *ctx)
     obs_metrics_render(api_metrics_append, &b);
     api_metrics_governance(ctx->env, &b);
     api_metrics_run_events(ctx->env, &b);
+    api_metrics_store(ctx->env, &b);
     http_respond(ctx->req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     buf_free(&b);
 }

@@ -34,6 +34,7 @@ static struct {
     size_t qlen;
     uint64_t submitted, finished;  /* spans ever queued / ever written or dropped */
     bool stopping;
+    unsigned flush_waiters;        /* obs_tracer_flush callers: their spans are committed at once */
     pthread_t thread;
     store *st;
     obs_tracer_opts opts;
@@ -117,7 +118,7 @@ static void obs_row_of(trace_rec *r, obs_span *const *g, size_t n)
 /* Rows of one flush, in the blob buffer the tracer thread reuses. */
 static buf obs_blobs;
 
-static void obs_tracer_store(obs_span **arr, size_t n)
+static void obs_tracer_store(obs_span **arr, size_t n, bool behind)
 {
     qsort(arr, n, sizeof *arr, obs_span_order);
     trace_rec *rows = xmalloc(n * sizeof *rows);
@@ -148,7 +149,11 @@ static void obs_tracer_store(obs_span **arr, size_t n)
                 (int64_t)obs_tr.opts.retention_hours * 3600 * 1000000000LL;
     }
     if (nrows) {
-        store_status st = store_traces_insert(obs_tr.st, rows, nrows, prune, obs_tr.opts.max_spans);
+        /* Behind: with the store's next batch, not a commit of its own
+         * (store.h); at a stop, or when a test flushes, at once. */
+        store_status st = behind ? store_traces_insert_behind(obs_tr.st, rows, nrows, prune,
+                                                              obs_tr.opts.max_spans)
+                                 : store_traces_insert(obs_tr.st, rows, nrows, prune, obs_tr.opts.max_spans);
         if (st != STORE_OK) {
             log_error("obs: %zu spans not stored (%s)", stored, store_status_text(st));
             obs_counter_add(obs_series_of(obs_m_spans_dropped(), NULL), stored);
@@ -160,14 +165,14 @@ static void obs_tracer_store(obs_span **arr, size_t n)
     if (obs_blobs.cap > (4u << 20)) buf_free(&obs_blobs);
 }
 
-static void obs_tracer_write(obs_span *list, size_t n)
+static void obs_tracer_write(obs_span *list, size_t n, bool behind)
 {
     if (!n) return;
     obs_span **arr = xmalloc(n * sizeof *arr);
     size_t i = 0;
     for (obs_span *s = list; s; s = s->next) arr[i++] = s;
 
-    if (obs_tr.st) obs_tracer_store(arr, n);
+    if (obs_tr.st) obs_tracer_store(arr, n, behind);
     if (obs_tr.otlp) {
         obs_otlp_offer(arr, n);   /* takes the spans */
     } else {
@@ -199,9 +204,10 @@ static void *obs_tracer_main(void *arg)
         obs_tr.head = obs_tr.tail = NULL;
         obs_tr.qlen = 0;
         bool stop = obs_tr.stopping;
+        bool behind = !stop && !obs_tr.flush_waiters;
         pthread_mutex_unlock(&obs_tr.mu);
 
-        obs_tracer_write(list, n);
+        obs_tracer_write(list, n, behind);
 
         pthread_mutex_lock(&obs_tr.mu);
         obs_tr.finished = upto;
@@ -243,8 +249,10 @@ void obs_tracer_flush(void)
     if (!atomic_load(&obs_tr_running)) return;
     pthread_mutex_lock(&obs_tr.mu);
     uint64_t want = obs_tr.submitted;
+    obs_tr.flush_waiters++;
     pthread_cond_signal(&obs_tr.wake);
     while (obs_tr.finished < want) pthread_cond_wait(&obs_tr.done, &obs_tr.mu);
+    obs_tr.flush_waiters--;
     pthread_mutex_unlock(&obs_tr.mu);
 }
 

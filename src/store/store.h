@@ -645,6 +645,10 @@ typedef struct trace_rec {
  * who no longer exists is skipped. Not scoped: only the tracer calls it. */
 store_status store_traces_insert(store *st, const trace_rec *rows, size_t n,
                                  int64_t prune_before_ns, uint64_t max_spans);
+/* The same, committed with the store's next batch rather than at once:
+ * within STORE_USAGE_FLUSH_MS / 2 (the tracer's flushes; the caller waits). */
+store_status store_traces_insert_behind(store *st, const trace_rec *rows, size_t n,
+                                        int64_t prune_before_ns, uint64_t max_spans);
 /* The rows of one trace, by start time. A tenant admin sees a trace if
  * every row of it belongs to its tenant; a user only if every row is its
  * own. Anything else, or no such trace, is STORE_NOT_FOUND. Rows stop

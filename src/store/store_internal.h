@@ -77,6 +77,9 @@ struct store {
     int flush_wanted;
     int stopping;
     size_t async_n;               /* store_write_async ops queued, not yet committed */
+    size_t ops_eager;             /* queued ops that want their commit now */
+    int lazy_pending;             /* a store_write_lazy op is queued ... */
+    int64_t lazy_first_ms;        /* ... since this monotonic ms */
 
     /* readers: one connection per thread, all listed here so close can free them */
     pthread_mutex_t readers_mu;
@@ -114,6 +117,11 @@ int64_t      store_mono_ms(void);
 int          store_writer_start(store *st, char *err, size_t errlen);
 void         store_writer_stop(store *st);
 store_status store_write(store *st, store_write_fn fn, void *arg);
+/* store_write for data that may wait (traces): the op does not wake the
+ * writer to commit at once; it rides with the next batch, or is committed
+ * at the latest STORE_USAGE_FLUSH_MS / 2 after it was queued, as queued
+ * usage rows are. The caller still waits for that commit. */
+store_status store_write_lazy(store *st, store_write_fn fn, void *arg);
 /* A write nobody waits for (never blocks on disk; safe on a loop thread):
  * fn runs in the writer's next batch, like store_write's, with the audit
  * entries armed on this thread riding on it (store_audit_attach); then

@@ -128,15 +128,27 @@ static store_status store_traces_write(store_conn *c, void *arg)
     return STORE_OK;
 }
 
-store_status store_traces_insert(store *st, const trace_rec *rows, size_t n,
-                                 int64_t prune_before_ns, uint64_t max_spans)
+static store_status store_traces_queue(store *st, const trace_rec *rows, size_t n,
+                                       int64_t prune_before_ns, uint64_t max_spans, bool behind)
 {
     STORE_PG_DISPATCH(st, store_pg_traces_insert(st, rows, n, prune_before_ns, max_spans));
     if (!st || (n && !rows)) return STORE_INVALID;
     for (size_t i = 0; i < n; i++)
         if (rows[i].blob_len > (size_t)INT32_MAX) return STORE_INVALID;
     traces_batch b = {rows, n, prune_before_ns, max_spans};
-    return store_write(st, store_traces_write, &b);
+    return behind ? store_write_lazy(st, store_traces_write, &b) : store_write(st, store_traces_write, &b);
+}
+
+store_status store_traces_insert(store *st, const trace_rec *rows, size_t n,
+                                 int64_t prune_before_ns, uint64_t max_spans)
+{
+    return store_traces_queue(st, rows, n, prune_before_ns, max_spans, false);
+}
+
+store_status store_traces_insert_behind(store *st, const trace_rec *rows, size_t n,
+                                        int64_t prune_before_ns, uint64_t max_spans)
+{
+    return store_traces_queue(st, rows, n, prune_before_ns, max_spans, true);
 }
 
 static int store_read_trace(sqlite3_stmt *s, trace_rec *r)

@@ -16,6 +16,7 @@
 #include "store/store_pg.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,21 +151,31 @@ static void *store_writer_main(void *arg)
     if (thread_background() != 0) log_debug("store: the writer runs at the loops' priority");
     pthread_mutex_lock(&st->mu);
     for (;;) {
-        while (!st->ops_head && !st->stopping) {
-            if (st->usage_n) {
-                /* Half the bound: leaves the other half for the commit itself. */
-                int64_t deadline = st->usage_first_ms + STORE_USAGE_FLUSH_MS / 2;
-                if (st->flush_wanted || store_mono_ms() >= deadline) break;
-                struct timespec ts = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000};
-                pthread_cond_timedwait(&st->wake, &st->mu, &ts);
-            } else {
+        /* Commit now for an op someone waits on; otherwise wait for the
+         * oldest queued usage row or lazy op to be STORE_USAGE_FLUSH_MS / 2
+         * old (half the bound: the other half is for the commit itself).
+         * Every commit costs an fsync and rewrites the pages it touched
+         * that are not full yet: a tracer flush committed on its own was
+         * most of the commits at load (docs/benchmarks.md). */
+        while (!st->ops_eager && !st->stopping) {
+            int64_t first = INT64_MAX;
+            if (st->usage_n) first = st->usage_first_ms;
+            if (st->lazy_pending && st->lazy_first_ms < first) first = st->lazy_first_ms;
+            if (first == INT64_MAX) {
                 pthread_cond_wait(&st->wake, &st->mu);
+                continue;
             }
+            int64_t deadline = first + STORE_USAGE_FLUSH_MS / 2;
+            if (st->flush_wanted || store_mono_ms() >= deadline) break;
+            struct timespec ts = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000};
+            pthread_cond_timedwait(&st->wake, &st->mu, &ts);
         }
         if (st->stopping && !st->ops_head && !st->usage_n) break;
 
         store_op *ops = st->ops_head;
         st->ops_head = st->ops_tail = NULL;
+        st->ops_eager = 0;
+        st->lazy_pending = 0;
         usage_rec *usage = st->usage;
         size_t usage_n = st->usage_n;
         uint64_t seq = st->usage_queued_seq;
@@ -305,12 +316,13 @@ store_status store_write_async(store *st, store_write_fn fn, void *arg,
     st->async_n++;
     if (st->ops_tail) st->ops_tail->next = op; else st->ops_head = op;
     st->ops_tail = op;
+    st->ops_eager++;
     pthread_cond_signal(&st->wake);
     pthread_mutex_unlock(&st->mu);
     return STORE_OK;
 }
 
-store_status store_write(store *st, store_write_fn fn, void *arg)
+static store_status store_write_queued(store *st, store_write_fn fn, void *arg, bool lazy)
 {
     store_op op = {.fn = fn, .arg = arg, .status = STORE_ERROR};
     if (!store_op_take_armed(st, &op)) return STORE_ERROR;
@@ -321,10 +333,26 @@ store_status store_write(store *st, store_write_fn fn, void *arg)
     }
     if (st->ops_tail) st->ops_tail->next = &op; else st->ops_head = &op;
     st->ops_tail = &op;
+    if (!lazy) {
+        st->ops_eager++;
+    } else if (!st->lazy_pending) {
+        st->lazy_pending = 1;
+        st->lazy_first_ms = store_mono_ms();
+    }
     pthread_cond_signal(&st->wake);
     while (!op.done) pthread_cond_wait(&st->done, &st->mu);
     pthread_mutex_unlock(&st->mu);
     return op.status;
+}
+
+store_status store_write(store *st, store_write_fn fn, void *arg)
+{
+    return store_write_queued(st, fn, arg, false);
+}
+
+store_status store_write_lazy(store *st, store_write_fn fn, void *arg)
+{
+    return store_write_queued(st, fn, arg, true);
 }
 
 void store_get_stats(store *st, store_stats *out)
