@@ -69,8 +69,10 @@ struct store {
     pthread_cond_t wake;          /* writer waits here for work */
     pthread_cond_t done;          /* callers wait here for their commit */
     store_op *ops_head, *ops_tail;
-    usage_rec *usage;             /* queued usage rows */
-    size_t usage_n, usage_cap;
+    struct usage_chunk *usage_head, *usage_tail;   /* queued usage rows (store_writer.c) */
+    size_t usage_n;               /* rows in them */
+    struct usage_chunk *usage_spare;   /* emptied chunks kept for reuse */
+    size_t usage_spare_n;
     int64_t usage_first_ms;       /* monotonic ms when the oldest queued row arrived */
     uint64_t usage_queued_seq;    /* rows ever queued */
     uint64_t usage_done_seq;      /* rows ever committed (or dropped on error) */
@@ -133,6 +135,8 @@ store_status store_write_lazy(store *st, store_write_fn fn, void *arg);
 store_status store_write_async(store *st, store_write_fn fn, void *arg,
                                void (*done)(void *arg, store_status status), void *done_arg);
 store_status store_usage_insert(store_conn *c, const usage_rec *u);
+/* The queued and spare usage chunks, freed (at close). */
+void         store_usage_chunks_free(store *st);
 /* The audit entries armed on this thread for st's next write, handed over
  * (at most STORE_AUDIT_ATTACH_MAX); false: one could not be prepared and
  * the act must not run. Used by the PostgreSQL backend's writes. */

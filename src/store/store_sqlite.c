@@ -315,7 +315,7 @@ void store_close(store *st)
         break;
     }
     pthread_setspecific(store_tls_key, head);
-    free(st->usage);
+    store_usage_chunks_free(st);
     pthread_mutex_destroy(&st->mu);
     pthread_mutex_destroy(&st->readers_mu);
     pthread_cond_destroy(&st->wake);

@@ -1,6 +1,7 @@
 /* test_store_yield_vfs.c — the store writer's files go through the yield
  * VFS (src/store/store_yield_vfs.c), readers' through the default one, and
- * what the writer writes through it reads back the same after a reopen. */
+ * what the writer writes through it reads back the same after a reopen;
+ * queued usage rows (in chunks, store_writer.c) are all committed once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +25,16 @@ static const char *vfs_of(sqlite3 *db)
     return v->zName;
 }
 
+/* The committed-rows hook sees every row once, across the queue's chunks. */
+static size_t hooked_rows;
+static int64_t hooked_tokens;
+static void count_committed(void *arg, const usage_rec *rows, size_t n)
+{
+    (void)arg;
+    hooked_rows += n;
+    for (size_t i = 0; i < n; i++) hooked_tokens += rows[i].input_tokens;
+}
+
 static void test_writer_uses_yield_vfs(void **state)
 {
     (void)state;
@@ -45,6 +56,7 @@ static void test_writer_uses_yield_vfs(void **state)
     scope ta;
     scope_mint_tenant_admin(&ta, tenant, "key_a");
     assert_int_equal(test_store_user(st, &ta, "u-yield", user), STORE_OK);
+    store_set_usage_committed_hook(st, count_committed, NULL);
     for (int i = 0; i < 3000; i++) {   /* past one automatic checkpoint (1000 pages) */
         usage_rec u = {.ts = 1700000000 + i, .input_tokens = i, .output_tokens = 1, .cost_nusd = 7, .status = 200};
         snprintf(u.tenant_id, sizeof u.tenant_id, "%s", tenant);
@@ -55,6 +67,8 @@ static void test_writer_uses_yield_vfs(void **state)
         store_usage_record(st, &u);
     }
     store_usage_flush(st);
+    assert_int_equal(hooked_rows, 3000);
+    assert_int_equal(hooked_tokens, 2999 * 3000 / 2);
     store_close(st);
     st = store_open(dir, err, sizeof err);
     assert_non_null(st);
