@@ -7,6 +7,8 @@
  * starts a new trace instead, as the spec asks. */
 #include "obs/obs_internal.h"
 
+#include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
@@ -81,8 +83,9 @@ bool obs_trace_id_valid(const char *hex)
 
 /* Ids come from a per-thread generator seeded from the kernel once: a
  * getrandom(2) call for every span would be the costliest part of a span.
- * Trace ids grant nothing (reading a trace is scoped), so they need to be
- * unique, not secret. splitmix64 has no zero state to fall into. */
+ * Span ids grant nothing and select nothing, so they need to be unique,
+ * not secret (a new trace id's random part is hashed: obs_trace_id_new).
+ * splitmix64 has no zero state to fall into. */
 static _Thread_local uint64_t obs_rng_state;
 static _Thread_local bool obs_rng_seeded;
 
@@ -128,14 +131,31 @@ void obs_set_sample_ratio(double ratio)
  * removes from its first. The right-most 7 bytes stay random, as W3C
  * Trace Context level 2 asks of a trace id that samplers read, and the
  * sampling decision below reads them. Ids that clients send are kept as
- * they are. */
+ * they are.
+ *
+ * Those 80 bits must not be predictable, unlike span ids: a read shows a
+ * trace only if every row of it is the caller's, and anyone may put spans
+ * into a trace id they name in `traceparent` — so a user who could work
+ * out the ids the server will give other users' requests (splitmix64's
+ * output reveals its state) could hide their traces from them. They are a
+ * keyed hash (SipHash, a key drawn once per process) of the generator's
+ * next number: one hash per trace, ~60 ns. */
+static unsigned char obs_trace_key[crypto_shorthash_siphashx24_KEYBYTES];
+static pthread_once_t obs_trace_key_once = PTHREAD_ONCE_INIT;
+
+static void obs_trace_key_make(void) { ids_random_bytes(obs_trace_key, sizeof obs_trace_key); }
+
 static void obs_trace_id_new(uint8_t id[16])
 {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     uint64_t ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
     for (int i = 0; i < 6; i++) id[i] = (uint8_t)(ms >> (8 * (5 - i)));
-    obs_random_id(id + 6, 10);
+    pthread_once(&obs_trace_key_once, obs_trace_key_make);
+    uint64_t n = obs_rng_next();
+    unsigned char h[crypto_shorthash_siphashx24_BYTES];
+    crypto_shorthash_siphashx24(h, (const unsigned char *)&n, sizeof n, obs_trace_key);
+    memcpy(id + 6, h, 10);
 }
 
 void obs_trace_ctx_new(obs_trace_ctx *out)
