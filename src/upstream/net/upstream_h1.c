@@ -34,6 +34,7 @@
 #include <llhttp.h>
 
 #include "upstream/net/net.h"
+#include "util/strfmt.h"
 #include "util/xalloc.h"
 
 #define H1_READ_BUF      (64u << 10)  /* one shared read buffer per pool */
@@ -509,9 +510,10 @@ static void h1_send(h1_conn *c, h1_req *r)
     buf_append(o, " HTTP/1.1\r\n", 11);
     buf_puts(o, h->host_line);
     h1_append_headers(o, r->headers);
-    char cl[48];
-    int k = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n\r\n", r->body_len);
-    buf_append(o, cl, (size_t)k);
+    char cl[48] = "Content-Length: ";
+    size_t k = 16 + fmt_u64(cl + 16, r->body_len);
+    memcpy(cl + k, "\r\n\r\n", 4);
+    buf_append(o, cl, k + 4);
 
     uv_buf_t parts[2] = { uv_buf_init(o->data, (unsigned)o->len),
                           uv_buf_init((char *)r->body, (unsigned)r->body_len) };
