@@ -6,13 +6,16 @@
  * forwarded bytes a provider would read otherwise than they were governed
  * (tests/unit/api/forwarded_view.h: last key wins, Go's case folding —
  * model, stream, n, output caps, unmetered fields), and an accepted body
- * that is not valid JSON. */
+ * that is not valid JSON, and any input on which the one-pass scan
+ * (chat_scan.c, tried first) and the cJSON tree path answer differently. */
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "api/chat_request.h"
+#include "api/chat_scan.h"
+#include <string.h>
 #include "forwarded_view.h"
 
 static brigade_config fuzz_cfg;
@@ -29,9 +32,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     model_cfg *large = (model_cfg *)config_find_model(&fuzz_cfg, "mock-large");
     large->upstream_model = (fuzz_round++ & 1) ? "provider-large" : fuzz_large_name;
-    chat_request r;
-    chat_request_error err;
-    if (chat_request_parse((const char *)data, size, &fuzz_cfg, &r, &err)) {
+    chat_request r, t;
+    chat_request_error err, terr;
+    /* The tree path alone, for the scan's differential check. */
+    bool tree_ok = chat_request_parse_tree_path((const char *)data, size, &fuzz_cfg, &t, &terr);
+    bool ok = chat_request_parse((const char *)data, size, &fuzz_cfg, &r, &err);
+    if (ok != tree_ok) abort();
+    if (ok && (r.model != t.model || r.stream != t.stream || r.client_wants_usage != t.client_wants_usage ||
+               r.max_output_tokens != t.max_output_tokens || r.choices != t.choices ||
+               r.upstream_body_len != t.upstream_body_len ||
+               memcmp(r.upstream_body, t.upstream_body, r.upstream_body_len) != 0))
+        abort();
+    if (!ok && (err.status != terr.status || strcmp(err.code, terr.code) != 0 ||
+                strcmp(err.param, terr.param) != 0 || strcmp(err.message, terr.message) != 0))
+        abort();
+    if (tree_ok) chat_request_free(&t);
+    if (ok) {
         cJSON *again = cJSON_ParseWithLength(r.upstream_body, r.upstream_body_len);
         if (!again || !r.model) abort();   /* we must only ever send valid JSON upstream */
         cJSON_Delete(again);

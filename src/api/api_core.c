@@ -12,6 +12,7 @@
 #include "obs/recent.h"
 #include "util/json_strict.h"
 #include "util/log.h"
+#include "util/strfmt.h"
 #include "util/timeutil.h"
 #include "util/utf8.h"
 
@@ -399,7 +400,7 @@ void api_begin(http_request *req, const api_route *route)
     obs_trace_ctx parent;
     bool continued = obs_traceparent_parse(http_header_get(req, "traceparent"), &parent);
     char name[96];
-    snprintf(name, sizeof name, "%s %s", route->method, route->pattern);
+    str_join2(name, sizeof name, route->method, ' ', route->pattern);
     ctx->span = obs_span_begin(continued ? &parent : NULL, name, OBS_SPAN_SERVER, NULL);
     obs_span_set_str(ctx->span, "http.request.method", req->method);
     /* The router's pattern (/v1/memory/{key}), never the path: a path
@@ -432,8 +433,11 @@ void api_request_done(http_request *req, int status)
      * route: one bounded label for all of them, never the raw path. */
     const char *route = ctx && ctx->route ? ctx->route->pattern : "unmatched";
     const char *method = ctx && ctx->route ? ctx->route->method : "other";
-    char code[8];
-    snprintf(code, sizeof code, "%d", status);
+    char digits[24], code[8];   /* "%d" into 8 bytes, without the formatter */
+    size_t cl = fmt_i64(digits, status);
+    if (cl > sizeof code - 1) cl = sizeof code - 1;
+    memcpy(code, digits, cl);
+    code[cl] = '\0';
     obs_counter_add(obs_series_of(obs_m_http_requests(), OBS_L(method, route, code)), 1);
     uint64_t now = time_mono_ns();
     double latency_s = req->started_ns && now > req->started_ns

@@ -2,6 +2,7 @@
  * chat_request.h). Unknown fields are passed through on purpose: OpenAI adds
  * request fields often, and a gateway that rejects them breaks clients. */
 #include "api/chat_request.h"
+#include "api/chat_scan.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "util/json_strict.h"
+#include "util/strfmt.h"
 #include "util/utf8.h"
 #include "util/xalloc.h"
 
@@ -139,17 +141,26 @@ static bool chat_folds_to(const char *key, const char *field)
  * (Go's encoding/json does, and the last match wins): "MAX_TOKENS" after
  * "max_tokens" would be read as the cap. A top-level key that is a
  * governed field in another case is refused. */
+static const char *chat_clash_of(const char *key)
+{
+    for (size_t i = 0; i < sizeof chat_governed_fields / sizeof chat_governed_fields[0]; i++) {
+        const char *g = chat_governed_fields[i];
+        if (strcmp(key, g) != 0 && chat_folds_to(key, g)) return g;
+    }
+    return NULL;
+}
+
+bool chat_request_case_clash(const char *key) { return chat_clash_of(key) != NULL; }
+
 static bool chat_check_field_case(const cJSON *root, chat_request_error *err)
 {
     for (const cJSON *f = root->child; f; f = f->next) {
-        for (size_t i = 0; i < sizeof chat_governed_fields / sizeof chat_governed_fields[0]; i++) {
-            const char *g = chat_governed_fields[i];
-            if (strcmp(f->string, g) != 0 && chat_folds_to(f->string, g))
-                return chat_request_fail(err, 400, "invalid_value", f->string,
-                                 "the field \"%.64s\" is \"%s\" in another letter case; some "
-                                 "providers would read it as that field, so it is not accepted",
-                                 f->string, g);
-        }
+        const char *g = chat_clash_of(f->string);
+        if (g)
+            return chat_request_fail(err, 400, "invalid_value", f->string,
+                             "the field \"%.64s\" is \"%s\" in another letter case; some "
+                             "providers would read it as that field, so it is not accepted",
+                             f->string, g);
     }
     return true;
 }
@@ -273,8 +284,41 @@ bool chat_request_known_fields(const cJSON *root, const char *const *fields, siz
     return true;
 }
 
+void chat_request_forward_bytes(const char *body, size_t len, uint32_t cap, chat_request *out)
+{
+    char capfield[48] = "\"max_completion_tokens\":";   /* then the digits and a comma */
+    size_t cl = 0;
+    if (cap) {
+        cl = 24 + fmt_u64(capfield + 24, cap);
+        capfield[cl++] = ',';
+    }
+    size_t brace = 0;
+    while (brace < len && body[brace] != '{') brace++;
+    out->upstream_body = xmalloc(len + cl + 1);
+    memcpy(out->upstream_body, body, brace + 1);
+    memcpy(out->upstream_body + brace + 1, capfield, cl);
+    memcpy(out->upstream_body + brace + 1 + cl, body + brace + 1, len - brace - 1);
+    out->upstream_body_len = len + cl;
+    out->upstream_body[out->upstream_body_len] = '\0';
+}
+
 bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
                         chat_request *out, chat_request_error *err)
+{
+    /* The common request, read without a tree when the scan is sure of the
+     * tree path's answer (chat_scan.h); refusals always come from below. */
+    if (body && len && utf8_valid(body, len)) {
+        json_strict_error jerr;
+        if (json_strict_text(body, len, "the request body", &jerr) && chat_scan(body, len, cfg, out)) {
+            memset(err, 0, sizeof *err);
+            return true;
+        }
+    }
+    return chat_request_parse_tree_path(body, len, cfg, out, err);
+}
+
+bool chat_request_parse_tree_path(const char *body, size_t len, const brigade_config *cfg,
+                                  chat_request *out, chat_request_error *err)
 {
     cJSON *root = chat_request_read_object(body, len, out, err);
     if (!root) return false;
@@ -316,16 +360,7 @@ bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
          * re-encoding them — the cap, if one is added, goes in textually
          * right after the opening brace, which in an object is always
          * followed by a member. */
-        char capfield[48] = "";
-        int cl = cap ? snprintf(capfield, sizeof capfield, "\"max_completion_tokens\":%u,", cap) : 0;
-        size_t brace = 0;
-        while (brace < len && body[brace] != '{') brace++;
-        out->upstream_body = xmalloc(len + (size_t)cl + 1);
-        memcpy(out->upstream_body, body, brace + 1);
-        memcpy(out->upstream_body + brace + 1, capfield, (size_t)cl);
-        memcpy(out->upstream_body + brace + 1 + cl, body + brace + 1, len - brace - 1);
-        out->upstream_body_len = len + (size_t)cl;
-        out->upstream_body[out->upstream_body_len] = '\0';
+        chat_request_forward_bytes(body, len, cap, out);
     } else {
         if (cap && mct)
             cJSON_ReplaceItemInObjectCaseSensitive(root, "max_completion_tokens",

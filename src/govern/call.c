@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/strfmt.h"
 #include "util/timeutil.h"
 
 /* ---- the delivered rule and what it charges ---- */
@@ -250,14 +251,14 @@ bool metered_call_record_usage(metered_call *mc, store *st, const upstream_resul
     u.reservation_id = mc->journal_id;
     mc->journal_id = 0;
     u.ts = time_now_unix();
-    snprintf(u.tenant_id, sizeof u.tenant_id, "%s", mc->owner->tenant_id);
-    snprintf(u.user_id, sizeof u.user_id, "%s", mc->owner->user_id);
-    snprintf(u.key_id, sizeof u.key_id, "%s", mc->owner->key_id);
+    str_copy(u.tenant_id, sizeof u.tenant_id, mc->owner->tenant_id);
+    str_copy(u.user_id, sizeof u.user_id, mc->owner->user_id);
+    str_copy(u.key_id, sizeof u.key_id, mc->owner->key_id);
     /* The model that served it is the one charged, at its own prices. */
     const model_cfg *m = metered_call_charged_model(mc, res);
-    snprintf(u.model, sizeof u.model, "%s", m->name);
-    snprintf(u.deployment, sizeof u.deployment, "%s", res->deployment ? res->deployment : "");
-    snprintf(u.request_id, sizeof u.request_id, "%.32s", request_id ? request_id : "");
+    str_copy(u.model, sizeof u.model, m->name);
+    str_copy(u.deployment, sizeof u.deployment, res->deployment);
+    str_copy_max(u.request_id, sizeof u.request_id, request_id, 32);
     u.input_tokens = res->input_tokens;
     u.output_tokens = res->output_tokens;
     u.cost_nusd = mc->charged_nusd;

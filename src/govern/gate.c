@@ -10,6 +10,7 @@
 
 #include "obs/obs.h"
 #include "util/log.h"
+#include "util/strfmt.h"
 #include "util/timeutil.h"
 #include "util/xalloc.h"
 
@@ -409,8 +410,7 @@ static int gate_queue(gate_thread *t, gate_call *c, const char *tenant_id, const
     gate *g = t->g;
     c->pool = gate_pool(g, c->model);
     if (!c->pool) return GATE_READY;
-    snprintf(c->user_key, sizeof c->user_key, "%s/%s", tenant_id,
-             user_id && user_id[0] ? user_id : "-");
+    str_join2(c->user_key, sizeof c->user_key, tenant_id, '/', user_id && user_id[0] ? user_id : "-");
     uint32_t retry_after = 0;
     int r = fairq_acquire(t->ft, c->pool, c->user_key, c->weight, &c->waiter,
                           gate_granted, c, &retry_after);

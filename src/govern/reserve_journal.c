@@ -18,6 +18,7 @@
 
 #include "obs/audit.h"
 #include "util/log.h"
+#include "util/strfmt.h"
 #include "util/timeutil.h"
 
 /* One record's line is at most this long (five escaped fields of at most
@@ -368,9 +369,18 @@ uint64_t reserve_journal_open_entry(reserve_journal *j, const reserve_entry *e)
     char line[RJ_LINE_MAX];
     pthread_mutex_lock(&j->mu);
     uint64_t id = j->next_id++;
-    int n = snprintf(line, sizeof line, "R %" PRIu64 " %" PRId64 " %" PRId64 " %" PRId64 " ", id,
-                     time_now_unix(), e->cost_nusd, e->tokens);
-    size_t len = (size_t)n;
+    /* "R id ts cost tokens ": four numbers of at most 20 bytes each. */
+    size_t len = 0;
+    line[len++] = 'R';
+    line[len++] = ' ';
+    len += fmt_u64(line + len, id);
+    line[len++] = ' ';
+    len += fmt_i64(line + len, time_now_unix());
+    line[len++] = ' ';
+    len += fmt_i64(line + len, e->cost_nusd);
+    line[len++] = ' ';
+    len += fmt_i64(line + len, e->tokens);
+    line[len++] = ' ';
     const char *fields[] = {e->tenant_id, e->user_id, e->key_id, e->model, e->request_id};
     for (size_t i = 0; i < 5; i++) {
         len += rj_escape(line + len, sizeof line - len - 2, fields[i]);
@@ -410,7 +420,10 @@ static void rj_close_locked(reserve_journal *j, const uint64_t *ids, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (!ids[i]) continue;
         rj_set_del(&j->open, ids[i]);
-        len += (size_t)snprintf(buf + len, sizeof buf - len, "C %" PRIu64 "\n", ids[i]);
+        buf[len++] = 'C';   /* "C id\n": len + 32 <= sizeof buf holds here */
+        buf[len++] = ' ';
+        len += fmt_u64(buf + len, ids[i]);
+        buf[len++] = '\n';
         if (len + 32 > sizeof buf || i + 1 == n) {
             /* a lost C line only overcharges at the next start: logged */
             if (rj_append(j, buf, len) != 0)

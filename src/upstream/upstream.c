@@ -93,6 +93,8 @@ static _Thread_local char upstream_err[256];
 
 const char *upstream_last_error(void) { return upstream_err; }
 
+void upstream_clear_error(void) { upstream_err[0] = '\0'; }
+
 void upstream_set_error(const char *fmt, ...)
 {
     va_list ap;

@@ -47,6 +47,9 @@ struct upstream {
 
 /* Record why upstream_chat is about to return NULL (upstream_last_error). */
 void upstream_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* No reason recorded (before each call and attempt): upstream_set_error("%s", "")
+ * without the formatter. */
+void upstream_clear_error(void);
 
 /* Link a new call into u (upstream.c). */
 void upstream_call_link(upstream *u, upstream_call *c, const model_cfg *m, const provider_cfg *p,

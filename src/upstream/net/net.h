@@ -70,9 +70,9 @@ typedef enum h1_outcome {
 } h1_outcome;
 
 /* What a request's owner is told, in this order: status (again after a
- * 1xx), each header (names up to 32 bytes and values up to 256; longer
- * ones are skipped), body pieces (false: stop, the owner keeps its own
- * error), then done exactly once — never from inside upstream_h1_post,
+ * 1xx), each header (names of 1 to 32 bytes and values up to 256; others
+ * are skipped), body pieces (none for a 1xx, 204 or 304; false: stop, the
+ * owner keeps its own error), then done exactly once — never from inside upstream_h1_post,
  * never after upstream_h1_cancel. `msg` is valid during done only. */
 typedef struct h1_handlers {
     void (*status)(void *owner, int status);

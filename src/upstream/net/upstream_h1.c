@@ -34,6 +34,7 @@
 #include <llhttp.h>
 
 #include "upstream/net/net.h"
+#include "util/strfmt.h"
 #include "util/xalloc.h"
 
 #define H1_READ_BUF      (64u << 10)  /* one shared read buffer per pool */
@@ -302,7 +303,12 @@ static int h1_on_status_complete(llhttp_t *p)
 {
     h1_conn *c = h1_of(p);
     if (!c->req) return -1;
-    c->status = llhttp_get_status_code(p);
+    /* llhttp 8 takes a status line without its three digits ("HTTP/1.1  OK")
+     * as status 0: that is not an HTTP answer (as curl says too), and 0 is
+     * what "no answer began" means here. */
+    int status = llhttp_get_status_code(p);
+    if (status < 100) return -1;
+    c->status = status;
     c->req->hd->status(c->req->owner, c->status);
     return c->req ? 0 : -1;
 }
@@ -341,11 +347,24 @@ static int h1_on_header_value_complete(llhttp_t *p)
 {
     h1_conn *c = h1_of(p);
     if (!c->req) return -1;
-    if (!c->name_over && !c->value_over && c->req->hd->header)
+    /* llhttp 8 lets a line begin with ':' (a header without a name): not
+     * one the owner could want. */
+    if (c->name_len && !c->name_over && !c->value_over && c->req->hd->header)
         c->req->hd->header(c->req->owner, c->name, c->name_len, c->value, c->value_len);
     c->name_len = c->value_len = 0;
     c->name_over = c->value_over = false;
     return c->req ? 0 : -1;
+}
+
+/* A 1xx (but 101), 204 or 304 answer has no body whatever its headers say
+ * (RFC 9112 6.3): what follows a 1xx's head is the next answer. llhttp 8
+ * reads a body there when Content-Length or chunked is given, which would
+ * hand an interim answer's bytes to the owner as the body and misread the
+ * real answer; 1 tells it there is none. curl frames these the same way. */
+static int h1_on_headers_complete(llhttp_t *p)
+{
+    int s = llhttp_get_status_code(p);
+    return (s >= 100 && s < 200 && s != 101) || s == 204 || s == 304 ? 1 : 0;
 }
 
 static int h1_on_body(llhttp_t *p, const char *at, size_t n)
@@ -378,6 +397,7 @@ static const llhttp_settings_t H1_SETTINGS = {
     .on_header_field = h1_on_header_field,
     .on_header_value = h1_on_header_value,
     .on_header_value_complete = h1_on_header_value_complete,
+    .on_headers_complete = h1_on_headers_complete,
     .on_body = h1_on_body,
     .on_message_complete = h1_on_message_complete,
 };
@@ -418,10 +438,11 @@ static void h1_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     llhttp_errno_t e = llhttp_execute(&c->parser, b->base, (size_t)n);
     if (c->closing || !c->req) return;        /* cancelled from a handler */
     if (c->complete) {
-        /* Bytes past the answer: nothing was asked for them; do not reuse. */
+        /* Bytes past the answer: nothing was asked for them; do not reuse.
+         * Nor after a 101: the provider speaks something else from there. */
         const char *end = llhttp_get_error_pos(&c->parser);
         bool extra = e == HPE_PAUSED && end && end < b->base + n;
-        h1_conn_release(c, !extra && llhttp_should_keep_alive(&c->parser));
+        h1_conn_release(c, !extra && c->status != 101 && llhttp_should_keep_alive(&c->parser));
         return;
     }
     if (e == HPE_OK) return;
@@ -489,9 +510,10 @@ static void h1_send(h1_conn *c, h1_req *r)
     buf_append(o, " HTTP/1.1\r\n", 11);
     buf_puts(o, h->host_line);
     h1_append_headers(o, r->headers);
-    char cl[48];
-    int k = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n\r\n", r->body_len);
-    buf_append(o, cl, (size_t)k);
+    char cl[48] = "Content-Length: ";
+    size_t k = 16 + fmt_u64(cl + 16, r->body_len);
+    memcpy(cl + k, "\r\n\r\n", 4);
+    buf_append(o, cl, k + 4);
 
     uv_buf_t parts[2] = { uv_buf_init(o->data, (unsigned)o->len),
                           uv_buf_init((char *)r->body, (unsigned)r->body_len) };

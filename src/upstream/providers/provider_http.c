@@ -31,11 +31,75 @@
 #include "upstream/providers/providers.h"
 #include "util/xalloc.h"
 
+/* The request's header list without an allocation per line: the fixed
+ * lines and the call's own (x-request-id, traceparent) are nodes of one
+ * block, and the provider's lines (proto->headers: auth, version), made by
+ * curl_slist_append, are linked between them, in the order the lines had
+ * when every one was a curl_slist_append. curl only reads the list. */
+struct phttp_hdrs {
+    struct curl_slist fixed[3];      /* Content-Type, Accept, Expect */
+    struct curl_slist *provider;     /* proto->headers' nodes, or NULL */
+    struct curl_slist *provider_last;
+    struct curl_slist own[2];
+    char              text[];        /* the own lines */
+};
+
+static struct curl_slist *phttp_slist_last(struct curl_slist *l)
+{
+    while (l->next) l = l->next;
+    return l;
+}
+
+static struct curl_slist *phttp_hdrs_build(phttp_call *c, const provider_proto *proto, const provider_cfg *p,
+                                           bool stream, const char *request_id, const char *traceparent)
+{
+    /* Both values are under 128 bytes (upstream_header_safe). */
+    bool rid = request_id && request_id[0] && upstream_header_safe(request_id, 128);
+    bool tp = traceparent && traceparent[0] && upstream_header_safe(traceparent, 128);
+    size_t rl = rid ? strlen(request_id) : 0, tl = tp ? strlen(traceparent) : 0;
+    struct phttp_hdrs *h = xmalloc(sizeof *h + (rid ? 14 + rl + 1 : 0) + (tp ? 13 + tl + 1 : 0));
+    c->hdr_block = h;
+    h->fixed[0] = (struct curl_slist){ (char *)"Content-Type: application/json", &h->fixed[1] };
+    h->fixed[1] = (struct curl_slist){ (char *)(stream ? "Accept: text/event-stream" : "Accept: application/json"),
+                                       &h->fixed[2] };
+    h->fixed[2] = (struct curl_slist){ (char *)"Expect:", NULL };   /* no 100-continue round trip */
+    h->provider = proto->headers(p, NULL);
+    h->fixed[2].next = h->provider;
+    h->provider_last = h->provider ? phttp_slist_last(h->provider) : NULL;
+    struct curl_slist *tail = h->provider ? h->provider_last : &h->fixed[2];
+    char *t = h->text;
+    if (rid) {
+        h->own[0] = (struct curl_slist){ t, NULL };
+        memcpy(t, "x-request-id: ", 14);
+        memcpy(t + 14, request_id, rl + 1);
+        t += 14 + rl + 1;
+        tail->next = &h->own[0];
+        tail = &h->own[0];
+    }
+    if (tp) {   /* the provider's own tracing can join the caller's trace */
+        h->own[1] = (struct curl_slist){ t, NULL };
+        memcpy(t, "traceparent: ", 13);
+        memcpy(t + 13, traceparent, tl + 1);
+        tail->next = &h->own[1];
+    }
+    return &h->fixed[0];
+}
+
+static void phttp_hdrs_free(struct phttp_hdrs *h)
+{
+    if (!h) return;
+    if (h->provider) {
+        h->provider_last->next = NULL;   /* the own nodes that follow are not curl's */
+        curl_slist_free_all(h->provider);
+    }
+    free(h);
+}
+
 static void phttp_destroy(phttp_call *c)
 {
     if (c->easy) upstream_pool_easy_done(c->pool, c->easy);
     if (c->h1req) upstream_h1_cancel(c->h1req);
-    curl_slist_free_all(c->hdrs);
+    phttp_hdrs_free(c->hdr_block);
     if (c->state && c->proto->state_free) c->proto->state_free(c->state);
     free(c->body);
     free(c->out_body);
@@ -416,24 +480,7 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
     buf_init(&c->resp);
     buf_init(&c->queue);
     upstream_sse_init(&c->sse, UPSTREAM_MAX_EVENT);
-    c->hdrs = curl_slist_append(c->hdrs, "Content-Type: application/json");
-    c->hdrs = curl_slist_append(c->hdrs, stream ? "Accept: text/event-stream" : "Accept: application/json");
-    c->hdrs = curl_slist_append(c->hdrs, "Expect:");   /* no 100-continue round trip */
-    c->hdrs = proto->headers(p, c->hdrs);
-    /* Both values are under 128 bytes (upstream_header_safe), so the lines
-     * always fit: built by copying, not by snprintf, on every call. */
-    char line[160];
-    if (request_id && request_id[0] && upstream_header_safe(request_id, 128)) {
-        memcpy(line, "x-request-id: ", 14);
-        memcpy(line + 14, request_id, strlen(request_id) + 1);
-        c->hdrs = curl_slist_append(c->hdrs, line);
-    }
-    if (opts && opts->traceparent && opts->traceparent[0] && upstream_header_safe(opts->traceparent, 128)) {
-        /* The provider's own tracing can join the caller's trace. */
-        memcpy(line, "traceparent: ", 13);
-        memcpy(line + 13, opts->traceparent, strlen(opts->traceparent) + 1);
-        c->hdrs = curl_slist_append(c->hdrs, line);
-    }
+    c->hdrs = phttp_hdrs_build(c, proto, p, stream, request_id, opts ? opts->traceparent : NULL);
     uint32_t timeout_ms = p->timeout_ms ? p->timeout_ms : 120000;
     uint32_t connect_timeout_ms = p->connect_timeout_ms ? p->connect_timeout_ms : 5000;
 

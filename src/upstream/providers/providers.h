@@ -55,7 +55,8 @@ struct phttp_call {
     upstream_pool        *pool;          /* over curl: its pool and easy handle */
     CURL                 *easy;
     h1_req               *h1req;         /* over the built-in client (until its done) */
-    struct curl_slist    *hdrs;
+    struct curl_slist    *hdrs;          /* the request's header lines, in hdr_block */
+    struct phttp_hdrs    *hdr_block;     /* provider_http.c */
     char                 *body;          /* what is sent */
     size_t                body_len;
     char                  errbuf[CURL_ERROR_SIZE];

@@ -938,7 +938,7 @@ static bool rcall_start(rcall *rc, bool first)
     rc->cur.kill_deadline = false;
     if (!rc->delivered) upstream_outcap_reset(&rc->cap);
     rc->phase = RC_ATTEMPT;
-    upstream_set_error("%s", "");
+    upstream_clear_error();
     upstream_call *c = upstream_provider_chat(rc->base.u, rc->model, d->prov, body, len, rc->base.stream, &o,
                                               &inner_cbs, rc);
     if (!c) {
@@ -1065,7 +1065,7 @@ upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *bo
                              bool stream, const upstream_opts *opts, const upstream_callbacks *cb,
                              void *arg)
 {
-    upstream_set_error("%s", "");
+    upstream_clear_error();
     if (!u || u->freeing || !model || !model->provider || !body || !cb || !cb->on_done) return NULL;
     rcall *rc = xcalloc(1, sizeof(*rc));
     rc->body = xmalloc(body_len + 1);

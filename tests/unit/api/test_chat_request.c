@@ -13,7 +13,10 @@
 #include <string.h>
 
 #include "api/chat_request.h"
+#include "api/chat_scan.h"
 #include "forwarded_view.h"
+#include "util/json_strict.h"
+#include "util/utf8.h"
 
 static brigade_config cfg;
 
@@ -458,6 +461,116 @@ static void test_property_forwarded_is_governed(void **state)
     assert_true(renamed > 50);
 }
 
+/* ---- the scan (chat_scan.c) against the tree path ---- */
+
+/* body through chat_request_parse (scan first) and through the tree path
+ * alone: the same answer, field for field and byte for byte, accepted or
+ * refused. Returns whether the scan decided it. */
+static bool same_as_tree(const char *body, size_t len)
+{
+    chat_request a, b;
+    chat_request_error ea, eb;
+    bool scanned = false;
+    json_strict_error je;
+    if (len && utf8_valid(body, len) && json_strict_text(body, len, "the request body", &je)) {
+        chat_request s;
+        scanned = chat_scan(body, len, &cfg, &s);
+        if (scanned) chat_request_free(&s);
+    }
+    bool ok_a = chat_request_parse(body, len, &cfg, &a, &ea);
+    bool ok_b = chat_request_parse_tree_path(body, len, &cfg, &b, &eb);
+    if (scanned && !ok_b) fail_msg("the scan accepted what the tree path refuses: %.*s", (int)len, body);
+    if (ok_a != ok_b) fail_msg("accepted by one path only: %.*s", (int)len, body);
+    if (ok_a) {
+        if (a.model != b.model || a.stream != b.stream || a.client_wants_usage != b.client_wants_usage ||
+            a.max_output_tokens != b.max_output_tokens || a.choices != b.choices ||
+            a.upstream_body_len != b.upstream_body_len ||
+            memcmp(a.upstream_body, b.upstream_body, a.upstream_body_len) != 0)
+            fail_msg("the paths differ on %.*s", (int)len, body);
+        chat_request_free(&a);
+        chat_request_free(&b);
+    } else {
+        assert_int_equal(ea.status, eb.status);
+        assert_string_equal(ea.code, eb.code);
+        assert_string_equal(ea.param, eb.param);
+        assert_string_equal(ea.message, eb.message);
+    }
+    return scanned;
+}
+
+static void test_scan_agrees_with_tree(void **state)
+{
+    (void)state;
+    static const char *const hand[] = {
+        "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+        " {\"model\":\"mock-small\",\"max_tokens\":16,\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}]}\r\n",
+        "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\",\"content\":\"\\ud83d\\ude00 \\u00e9\\n\\\"\\/\"}],"
+        "\"stream\":true,\"stream_options\":{\"include_usage\":true},\"n\":2,\"temperature\":0.5e-1,"
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"properties\":{}}}}],"
+        "\"service_tier\":\"flex\",\"best_of\":null,\"modalities\":null,\"max_tokens\":100}",
+        "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\"},{\"content\":\"x\",\"role\":\"assistant\"}],\"stream_options\":{\"include_usage\":false}}",
+        "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\",\"a\":{\"b\":[1,2,{\"c\":[]}],\"b2\":{}}}],\"x\":[[],[[]],{}]}",
+        "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\",\"content\":\"\\ud83d\"}]}",
+        "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\",\"content\":\"\\ude00\"}]}",
+        "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\",\"content\":\"\\x\"}]}",
+        "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\",\"a\":1,\"a\":2}]}",
+        "{\"model\":\"mock-small\",\"messages\":[{\"role\":7}]}",
+        "{\"model\":\"mock-small\",\"messages\":[\"user\"]}",
+        "{\"model\":\"mock-small\",\"messages\":[],\"stream\":1}",
+        "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\"}],\"max_tokens\":1e2}",
+        "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\"}],\"max_tokens\":12345678901234567890}",
+        "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\"}],\"stream_options\":[{\"include_usage\":true}]}",
+        "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\"}],\"Max_Tokens\":5}",
+        "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\"}],\"n\":9}",
+        "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\"}]} x",
+        "{\"model\":\"mock-embed\",\"messages\":[{\"role\":\"user\"}]}",
+        "\xef\xbb\xbf{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\"}]}",
+        "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\"}],\"x\":123456789012345678901234567890123456789012345678901234567890.12345}",
+        "{}", "[]", "", "{\"model\":\"mock-small\"",
+    };
+    unsigned decided = 0;
+    for (size_t i = 0; i < sizeof hand / sizeof hand[0]; i++) decided += same_as_tree(hand[i], strlen(hand[i]));
+    assert_true(decided >= 5);
+    /* Deep nesting: past the scan's depth, the tree path answers. */
+    char deep[400];
+    int at = snprintf(deep, sizeof deep, "{\"model\":\"mock-small\",\"messages\":[{\"role\":\"user\"}],\"x\":");
+    for (int d = 0; d < 80; d++) deep[at++] = '[';
+    for (int d = 0; d < 80; d++) deep[at++] = ']';
+    deep[at++] = '}';
+    same_as_tree(deep, (size_t)at);
+
+    /* The property generator's bodies (both forwarding paths), and each
+     * mutated: a byte changed, dropped or repeated, the text cut. */
+    model_cfg *large = (model_cfg *)config_find_model(&cfg, "mock-large");
+    char *saved = large->upstream_model;
+    static const char alphabet[] = "{}[]\",:\\u0123456789abcdefnultrsme -.eE\t\n";
+    char body[2048], mut[2100];
+    unsigned total = 0;
+    decided = 0;
+    for (int i = 0; i < 20000; i++) {
+        large->upstream_model = (i & 1) ? "provider-large" : saved;
+        random_body(body, sizeof body);
+        size_t n = strlen(body);
+        decided += same_as_tree(body, n);
+        for (int k = 0; k < 3; k++) {
+            size_t m = n, at2 = prng((uint32_t)n);
+            memcpy(mut, body, n);
+            switch (prng(4)) {
+            case 0: mut[at2] = alphabet[prng(sizeof alphabet - 1)]; break;
+            case 1: memmove(mut + at2, mut + at2 + 1, n - at2 - 1); m--; break;
+            case 2: memmove(mut + at2 + 1, mut + at2, n - at2); m++; break;
+            default: m = at2; break;
+            }
+            decided += same_as_tree(mut, m);
+            total++;
+        }
+        total++;
+    }
+    large->upstream_model = saved;
+    print_message("scan: decided %u of %u bodies, the tree path the rest\n", decided, total);
+    assert_true(decided > 2000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -474,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_null_cap_replaced_not_repeated),
         cmocka_unit_test(test_unmetered_refused),
         cmocka_unit_test(test_property_forwarded_is_governed),
+        cmocka_unit_test(test_scan_agrees_with_tree),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -783,8 +783,11 @@ typedef enum h1_mode {
     H1M_DROP_ALL,      /* every request: closed unanswered */
     H1M_TILL_CLOSE,    /* HTTP/1.0 answer without a length, ended by the close */
     H1M_CONTINUE,      /* 100 Continue, then the 200 */
+    H1M_CONTINUE_LEN,  /* 100 Continue with a Content-Length (no body all the same), then the 200 */
+    H1M_NO_CONTENT,    /* 204 with a Content-Length, and nothing after its head */
     H1M_HUGE_HEAD,     /* 200 and 70 KiB of headers */
     H1M_GARBAGE,       /* not HTTP */
+    H1M_NO_CODE,       /* a status line without its three digits */
     H1M_EXTRA,         /* 200, then bytes nobody asked for */
     H1M_SILENT,        /* never answers */
 } h1_mode;
@@ -870,12 +873,21 @@ static void h1s_answer(h1_sconn *c)
         buf_append(&out, head, (size_t)k);
         buf_puts(&out, H1_JSON);
         break;
+    case H1M_CONTINUE_LEN:
+        buf_puts(&out, "HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\n");
+        buf_append(&out, head, (size_t)k);
+        buf_puts(&out, H1_JSON);
+        break;
+    case H1M_NO_CONTENT: buf_puts(&out, "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"); break;
     case H1M_HUGE_HEAD:
         buf_puts(&out, "HTTP/1.1 200 OK\r\n");
         for (int i = 0; i < 1100; i++) buf_printf(&out, "X-Filler-%04d: %060d\r\n", i, i);
         buf_printf(&out, "Content-Length: %zu\r\n\r\n%s", strlen(H1_JSON), H1_JSON);
         break;
     case H1M_GARBAGE: buf_puts(&out, "hello there, not http\r\n\r\n"); close_after = true; break;
+    case H1M_NO_CODE:
+        buf_printf(&out, "HTTP/1.1  OK\r\nContent-Length: %zu\r\n\r\n%s", strlen(H1_JSON), H1_JSON);
+        break;
     case H1M_EXTRA:
         buf_append(&out, head, (size_t)k);
         buf_puts(&out, H1_JSON);
@@ -1087,9 +1099,12 @@ static void test_h1_queued_timeout_and_cancel(void **st)
 static void test_h1_answer_forms(void **st)
 {
     (void)st;
-    /* Ended by the close (HTTP/1.0, no length), and after a 100 Continue. */
-    h1_mode ok_modes[] = { H1M_TILL_CLOSE, H1M_CONTINUE };
-    for (size_t i = 0; i < 2; i++) {
+    /* Ended by the close (HTTP/1.0, no length), and after a 100 Continue:
+     * one with a Content-Length too, which a 1xx cannot have a body for
+     * (RFC 9112 6.3): the bytes after its head are the real answer, not
+     * its body (found by fuzz_upstream_h1). */
+    h1_mode ok_modes[] = { H1M_TILL_CLOSE, H1M_CONTINUE, H1M_CONTINUE_LEN };
+    for (size_t i = 0; i < 3; i++) {
         h1s_start(ok_modes[i], "127.0.0.1");
         collect c;
         h1_call(&c);
@@ -1099,6 +1114,16 @@ static void test_h1_answer_forms(void **st)
         collect_free(&c);
         h1s_stop();
     }
+    /* A 204 ends with its head, whatever its Content-Length says: the
+     * answer is whole at once (not waited on until the timeout). */
+    h1s_start(H1M_NO_CONTENT, "127.0.0.1");
+    collect nc;
+    h1_call(&nc);
+    assert_int_equal(nc.r.status, 204);
+    assert_int_not_equal(nc.r.error, UPSTREAM_TIMEOUT);
+    assert_true(nc.t_done - nc.t0 < 1000000000ULL);
+    collect_free(&nc);
+    h1s_stop();
     /* Headers past 64 KiB: refused, not buffered. */
     h1s_start(H1M_HUGE_HEAD, "127.0.0.1");
     collect h;
@@ -1110,6 +1135,15 @@ static void test_h1_answer_forms(void **st)
     /* Not HTTP at all: a connect-class failure (nothing was answered). */
     h1s_start(H1M_GARBAGE, "127.0.0.1");
     collect g;
+    h1_call(&g);
+    assert_int_equal(g.r.error, UPSTREAM_CONNECT);
+    assert_int_equal(g.r.status, 0);
+    collect_free(&g);
+    h1s_stop();
+    /* A status line without its code is not HTTP either: llhttp 8 reads
+     * it as status 0, which was handed on as an answer of status 0 (found
+     * by fuzz_upstream_h1). */
+    h1s_start(H1M_NO_CODE, "127.0.0.1");
     h1_call(&g);
     assert_int_equal(g.r.error, UPSTREAM_CONNECT);
     assert_int_equal(g.r.status, 0);
