@@ -57,6 +57,8 @@ typedef struct session_slot {
     size_t       queued;
     run_waiter  *cancel_waiters;    /* cancel requests waiting for the end */
     run_status   live_status;
+    char         live_agent[STORE_AGENT_MAX];  /* the active run's, for runs_live_run */
+    int64_t      live_created_at;
     bool         interrupt_pending; /* an interrupt came while the run was starting */
     /* its credential was revoked while the run was starting: stopped with
      * this code and message (string literals) as soon as it has started */
@@ -181,6 +183,7 @@ struct run_start {
     bool            loaded;           /* the load job's completion has run */
     bool            resume_pending;   /* our turn came before that */
     bool            persisted_in_load;/* claimed at once: the run was written in that job */
+    bool            start_unwritten;  /* written behind: checked, the start rides with a later write */
     /* governance: the run counts against max_concurrent_runs from its
      * claim of an idle session until it ends */
     bool            counted;
@@ -268,6 +271,16 @@ struct run_exec {
     obs_span        *run_span;
     bool             degraded;        /* calls go to the agent's degrade model */
 
+    /* Written behind (a SQLite store, store_run_write_behind): the start
+     * and the steps are queued without waiting; the end is waited for. */
+    bool             behind;
+    char            *unwritten_start; /* the user's message, until the start is queued */
+    int64_t          queued_steps;    /* the steps as the last queued write stores them */
+    uv_timer_t       start_timer;     /* queues the start alone if no write came first */
+    struct run_behind_state *behind_state; /* a step written behind failed */
+    int64_t          behind_final_seq;/* the end as written (set on the writer thread, */
+    bool             behind_broken;   /*  read on the loop after the mailbox hand-over) */
+
     bool             finishing;       /* past the point of no return */
     bool             orphan;          /* its loop is shutting down */
     bool             stopped;         /* cancel requested */
@@ -296,6 +309,12 @@ void run_exec_job(run_exec *x, void (*fn)(run_exec *), void (*done)(run_exec *))
 /* Call first in a store job's `done`: if the run was ended or stopped while
  * the job ran, this carries it out and returns true (the caller returns). */
 bool run_exec_job_superseded(run_exec *x);
+/* Written behind: queue the run's start now if it is not yet (before any
+ * write that is not written behind, e.g. a pause). */
+void run_exec_flush_start(run_exec *x);
+/* Written behind: queue a step's messages (the start rides along if it
+ * has not been queued). false: not queued, the run must fail. */
+bool run_exec_write_step(run_exec *x, const message_rec *msgs, size_t n);
 
 /* Unlink and free a run (its registry entry is the caller's business). */
 void run_exec_release(run_exec *x);
