@@ -21,11 +21,12 @@
 #include "util/xalloc.h"
 
 
-/* A run whose store writes behind (SQLite) queues its start with its
- * first write, or alone once it has run this long without one: short
- * runs cost one commit, and a longer run shows in the transcript (and
- * survives a crash) soon after it began. */
-#define RUN_START_BEHIND_MS 5
+/* A run whose store writes behind (SQLite) holds its start, and then
+ * each step, until its next write or this long, whichever comes first: a
+ * short run costs one commit (its start, steps and end together), and a
+ * longer one is in the transcript (and survives a crash) a moment after
+ * each step — well before a real model's next answer. */
+#define RUN_WRITE_HOLD_MS 5
 
 /* Shared by a run and its steps in the writer's queue: the writer thread
  * says a step failed, the loop reads it before the next step. Freed by
@@ -65,6 +66,7 @@ void runs_set_core(runs *r, const step_core *core) { r->core = core; }
 
 static void run_finish_done(run_exec *x);
 static void run_finish_work(run_exec *x);
+static void run_held_free(run_exec *x);
 
 /* The loop is shutting down with this run still going: persist it as
  * interrupted (blocking is fine at shutdown; a crash instead is caught by
@@ -82,7 +84,7 @@ static void run_exec_shutdown(run_exec *x)
                  "the server shut down while the run was in progress");
         x->rec.finished_at = time_now_unix();
     }
-    run_exec_flush_start(x);   /* queued ahead of the blocking end: it lands first */
+    run_exec_flush_writes(x);   /* queued ahead of the blocking end: it lands first */
     store_run_finish(x->r->st, &x->sc, &x->rec, x->final_msg.role[0] ? &x->final_msg : NULL);
     runs_error e = {.kind = RUNS_ERR_SHUTDOWN, .code = "server_shutdown",
                     .message = "the server shut down while the run was in progress"};
@@ -128,6 +130,7 @@ static void run_handle_closed(uv_handle_t *h)
     run_exec *x = h->data;
     if (--x->open_handles == 0) {
         free(x->unwritten_start);
+        run_held_free(x);
         run_behind_unref(x->behind_state);
         buf_free(&x->reply_text);
         free(x->refusal);
@@ -246,39 +249,84 @@ static void run_behind_written(void *arg, store_status st, const run_rec *stored
     run_behind_unref(b);
 }
 
-/* Queue one write of the run behind; the start rides along if it has not
- * been queued yet. */
-static bool run_write_behind(run_exec *x, const message_rec *msgs, size_t n)
+static void run_held_free(run_exec *x)
 {
-    store_run_behind w = {.start_content = x->unwritten_start, .msgs = msgs, .n = n,
+    for (size_t i = 0; i < x->held_n; i++) message_rec_free(&x->held_msgs[i]);
+    free(x->held_msgs);
+    free(x->held_rec);
+    x->held_msgs = NULL;
+    x->held_rec = NULL;
+    x->held_n = 0;
+}
+
+/* What the run holds (its start, a step) forgotten: it was queued. */
+static void run_held_queued(run_exec *x)
+{
+    if (x->held_n) x->queued_steps = x->held_rec->steps;
+    run_held_free(x);
+    free(x->unwritten_start);
+    x->unwritten_start = NULL;
+    uv_timer_stop(&x->start_timer);
+}
+
+/* Queue what the run holds, in one write. false: it could not be queued
+ * (the run fails at its next step). */
+static bool run_queue_held(run_exec *x)
+{
+    if (!x->unwritten_start && !x->held_n) return true;
+    store_run_behind w = {.start_content = x->unwritten_start, .msgs = x->held_msgs, .n = x->held_n,
                           .expect_steps = x->queued_steps};
     atomic_fetch_add(&x->behind_state->refs, 1);
-    if (store_run_write_behind(x->r->st, &x->sc, &x->rec, &w, run_behind_written,
-                               x->behind_state) != STORE_OK) {
+    if (store_run_write_behind(x->r->st, &x->sc, x->held_n ? x->held_rec : &x->rec, &w,
+                               run_behind_written, x->behind_state) != STORE_OK) {
         run_behind_unref(x->behind_state);
         atomic_store(&x->behind_state->failed, 1);
         return false;
     }
-    if (n) x->queued_steps = x->rec.steps;
-    free(x->unwritten_start);
-    x->unwritten_start = NULL;
-    uv_timer_stop(&x->start_timer);
+    run_held_queued(x);
     return true;
 }
 
-void run_exec_flush_start(run_exec *x)
+void run_exec_flush_writes(run_exec *x)
 {
-    if (x->behind && x->unwritten_start) run_write_behind(x, NULL, 0);
+    if (x->behind) run_queue_held(x);
+}
+
+static void run_hold_timer_fired(uv_timer_t *t)
+{
+    run_queue_held(t->data);
+}
+
+static bool run_message_copy(message_rec *dst, const message_rec *src)
+{
+    *dst = *src;
+    dst->content = src->content ? strdup(src->content) : NULL;
+    dst->tool_calls_json = src->tool_calls_json ? strdup(src->tool_calls_json) : NULL;
+    dst->origin_json = src->origin_json ? strdup(src->origin_json) : NULL;
+    return (!src->content || dst->content) && (!src->tool_calls_json || dst->tool_calls_json) &&
+           (!src->origin_json || dst->origin_json);
 }
 
 bool run_exec_write_step(run_exec *x, const message_rec *msgs, size_t n)
 {
-    return run_write_behind(x, msgs, n);
-}
-
-static void run_start_timer_fired(uv_timer_t *t)
-{
-    run_exec_flush_start(t->data);
+    /* one step held at most: an earlier one goes first */
+    if (x->held_n && !run_queue_held(x)) return false;
+    x->held_msgs = xcalloc(n, sizeof *x->held_msgs);
+    x->held_rec = xmalloc(sizeof *x->held_rec);
+    *x->held_rec = x->rec;            /* the counters as of this step */
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        ok = run_message_copy(&x->held_msgs[i], &msgs[i]);
+        x->held_n = i + 1;
+    }
+    if (!ok) {
+        run_held_free(x);
+        atomic_store(&x->behind_state->failed, 1);
+        return false;
+    }
+    if (!uv_is_active((uv_handle_t *)&x->start_timer))
+        uv_timer_start(&x->start_timer, run_hold_timer_fired, RUN_WRITE_HOLD_MS, 0);
+    return true;
 }
 
 /* On the loop, from the mailbox: the end written behind has committed. */
@@ -317,15 +365,16 @@ static void run_exec_persist_end(run_exec *x)
         run_exec_job(x, run_finish_work, run_finish_done);
         return;
     }
-    store_run_behind w = {.start_content = x->unwritten_start, .expect_steps = x->queued_steps,
+    /* what the run holds rides along: start, step and end in one write
+     * (the step's counters are overwritten by the end's, in the same op) */
+    store_run_behind w = {.start_content = x->unwritten_start, .msgs = x->held_msgs, .n = x->held_n,
+                          .expect_steps = x->queued_steps,
                           .finish = true, .final = x->final_msg.role[0] ? &x->final_msg : NULL};
     x->work_fn = run_finish_work;      /* marks a store write in flight (never called) */
     x->work_done = run_finish_done;
     x->work_status = store_run_write_behind(x->r->st, &x->sc, &x->rec, &w, run_finish_written, x);
     if (x->work_status == STORE_OK) {
-        free(x->unwritten_start);
-        x->unwritten_start = NULL;
-        uv_timer_stop(&x->start_timer);
+        run_held_queued(x);
         return;
     }
     /* not queued: said on a later turn, as a store job would */
@@ -711,7 +760,7 @@ void run_exec_begin(run_start *s)
     if (s->start_unwritten) {
         /* written behind: the start rides with the run's first write */
         x->unwritten_start = content;
-        uv_timer_start(&x->start_timer, run_start_timer_fired, RUN_START_BEHIND_MS, 0);
+        uv_timer_start(&x->start_timer, run_hold_timer_fired, RUN_WRITE_HOLD_MS, 0);
     } else {
         free(content);
     }

@@ -272,11 +272,15 @@ struct run_exec {
     bool             degraded;        /* calls go to the agent's degrade model */
 
     /* Written behind (a SQLite store, store_run_write_behind): the start
-     * and the steps are queued without waiting; the end is waited for. */
+     * and the steps are held a moment, then queued without waiting; the
+     * end is waited for, and takes what is held along. */
     bool             behind;
     char            *unwritten_start; /* the user's message, until the start is queued */
+    message_rec     *held_msgs;       /* a step not queued yet (own copies) */
+    size_t           held_n;
+    run_rec         *held_rec;        /* the run as of that step */
     int64_t          queued_steps;    /* the steps as the last queued write stores them */
-    uv_timer_t       start_timer;     /* queues the start alone if no write came first */
+    uv_timer_t       start_timer;     /* queues what is held once RUN_WRITE_HOLD_MS passed */
     struct run_behind_state *behind_state; /* a step written behind failed */
     int64_t          behind_final_seq;/* the end as written (set on the writer thread, */
     bool             behind_broken;   /*  read on the loop after the mailbox hand-over) */
@@ -309,11 +313,11 @@ void run_exec_job(run_exec *x, void (*fn)(run_exec *), void (*done)(run_exec *))
 /* Call first in a store job's `done`: if the run was ended or stopped while
  * the job ran, this carries it out and returns true (the caller returns). */
 bool run_exec_job_superseded(run_exec *x);
-/* Written behind: queue the run's start now if it is not yet (before any
- * write that is not written behind, e.g. a pause). */
-void run_exec_flush_start(run_exec *x);
-/* Written behind: queue a step's messages (the start rides along if it
- * has not been queued). false: not queued, the run must fail. */
+/* Written behind: queue what the run holds (its start, a step) now,
+ * before any write that is not written behind (a pause, a shutdown). */
+void run_exec_flush_writes(run_exec *x);
+/* Written behind: hold a step's messages (copied) for the run's next
+ * write, or RUN_WRITE_HOLD_MS. false: not held, the run must fail. */
 bool run_exec_write_step(run_exec *x, const message_rec *msgs, size_t n);
 
 /* Unlink and free a run (its registry entry is the caller's business). */
