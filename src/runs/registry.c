@@ -188,14 +188,6 @@ void runs_registry_started(runs *r, const char *session_id, const char *run_id, 
     pthread_mutex_unlock(&r->lock);
 }
 
-void runs_registry_set_status(runs *r, const char *run_id, run_status st)
-{
-    pthread_mutex_lock(&r->lock);
-    session_slot *s = strmap_get(r->active, run_id);
-    if (s) s->live_status = st;
-    pthread_mutex_unlock(&r->lock);
-}
-
 void runs_registry_release(runs *r, const char *session_id, const char *run_id)
 {
     pthread_mutex_lock(&r->lock);

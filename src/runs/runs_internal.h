@@ -132,7 +132,6 @@ void runs_registry_started(runs *r, const char *session_id, const char *run_id, 
 /* The run ended (or never started): free the session for the next queued
  * message and wake every cancel waiter. */
 void runs_registry_release(runs *r, const char *session_id, const char *run_id);
-void runs_registry_set_status(runs *r, const char *run_id, run_status st);
 /* Stop every active run of this tenant's user (user_id NULL: any user)
  * started with key_id (NULL: any credential), status cancelled with this
  * code and message (string literals). A run still starting is stopped as
