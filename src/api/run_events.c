@@ -104,6 +104,8 @@ static void stored_work(http_request *req)
     api_ctx *ctx = req->user;
     stored_state *s = ctx->handler_state;
     s->st = store_run_get(ctx->env->store, &ctx->scope, req->params[0], &s->rec);
+    if (s->st == STORE_NOT_FOUND && runs_live_run(ctx->env->runs, &ctx->scope, req->params[0], &s->rec))
+        s->st = STORE_OK;   /* its start is not stored yet (written behind) */
     if (s->st == STORE_OK) {
         run_status live;
         if (runs_live_status(ctx->env->runs, &ctx->scope, s->rec.id, &live)) s->rec.status = live;

@@ -223,6 +223,9 @@ void api_runs_get(api_ctx *ctx)
 {
     run_rec r;
     store_status st = store_run_get(ctx->env->store, &ctx->scope, ctx->req->params[0], &r);
+    /* a run whose start is not stored yet (written behind): memory has it */
+    if (st == STORE_NOT_FOUND && runs_live_run(ctx->env->runs, &ctx->scope, ctx->req->params[0], &r))
+        st = STORE_OK;
     if (st != STORE_OK) {
         api_fail_store(ctx, st, "run");
         return;

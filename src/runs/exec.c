@@ -10,6 +10,7 @@
 
 #include "core/origin.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,26 @@
 #include "util/timeutil.h"
 #include "util/xalloc.h"
 
+
+/* A run whose store writes behind (SQLite) holds its start, and then
+ * each step, until its next write or this long, whichever comes first: a
+ * short run costs one commit (its start, steps and end together), and a
+ * longer one is in the transcript (and survives a crash) a moment after
+ * each step — well before a real model's next answer. */
+#define RUN_WRITE_HOLD_MS 5
+
+/* Shared by a run and its steps in the writer's queue: the writer thread
+ * says a step failed, the loop reads it before the next step. Freed by
+ * whichever lets go last. */
+typedef struct run_behind_state {
+    atomic_int failed;
+    atomic_int refs;
+} run_behind_state;
+
+static void run_behind_unref(run_behind_state *b)
+{
+    if (b && atomic_fetch_sub(&b->refs, 1) == 1) free(b);
+}
 
 /* ---------------------------------------------------------------- threads */
 
@@ -44,6 +65,8 @@ void runs_thread_set_gate(runs_thread *t, struct gate_thread *gt) { t->gate = gt
 void runs_set_core(runs *r, const step_core *core) { r->core = core; }
 
 static void run_finish_done(run_exec *x);
+static void run_finish_work(run_exec *x);
+static void run_held_free(run_exec *x);
 
 /* The loop is shutting down with this run still going: persist it as
  * interrupted (blocking is fine at shutdown; a crash instead is caught by
@@ -61,6 +84,7 @@ static void run_exec_shutdown(run_exec *x)
                  "the server shut down while the run was in progress");
         x->rec.finished_at = time_now_unix();
     }
+    run_exec_flush_writes(x);   /* queued ahead of the blocking end: it lands first */
     store_run_finish(x->r->st, &x->sc, &x->rec, x->final_msg.role[0] ? &x->final_msg : NULL);
     runs_error e = {.kind = RUNS_ERR_SHUTDOWN, .code = "server_shutdown",
                     .message = "the server shut down while the run was in progress"};
@@ -76,6 +100,10 @@ void runs_thread_free(runs_thread *t)
     if (!t) return;
     t->closing = true;
     runs_sweep_stop(t);
+    /* Ends written behind that are still in the writer's queue: wait for
+     * them, so their completions are in the mailbox that closes next and
+     * run there (the run ends as it would have). */
+    store_runs_settle(t->r->st);
     mailbox_close(t->mbox);
     /* The loop has stopped serving: what is still running is interrupted.
      * Persist that now (blocking is fine at shutdown) so the transcript and
@@ -101,6 +129,9 @@ static void run_handle_closed(uv_handle_t *h)
 {
     run_exec *x = h->data;
     if (--x->open_handles == 0) {
+        free(x->unwritten_start);
+        run_held_free(x);
+        run_behind_unref(x->behind_state);
         buf_free(&x->reply_text);
         free(x->refusal);
         tools_run_set_free(&x->set);  /* last: nothing of the run reads it any more */
@@ -156,6 +187,7 @@ void run_exec_release(run_exec *x)
     free(x->final_msg.origin_json);
     x->final_msg.content = x->final_msg.origin_json = NULL;
     uv_close((uv_handle_t *)&x->wall_timer, run_handle_closed);
+    if (x->behind) uv_close((uv_handle_t *)&x->start_timer, run_handle_closed);
 }
 
 static void run_job_work(uv_work_t *w)
@@ -164,10 +196,9 @@ static void run_job_work(uv_work_t *w)
     x->work_fn(x);
 }
 
-static void run_job_after(uv_work_t *w, int status)
+/* A store job (or an end written behind) has completed: on the loop. */
+static void run_job_complete(run_exec *x)
 {
-    (void)status;
-    run_exec *x = w->data;
     if (x->orphan) {
         /* Its loop is shutting down (runs_thread_free): a finishing run ends
          * as it would have; any other is interrupted. */
@@ -186,6 +217,12 @@ static void run_job_after(uv_work_t *w, int status)
     done(x);
 }
 
+static void run_job_after(uv_work_t *w, int status)
+{
+    (void)status;
+    run_job_complete(w->data);
+}
+
 void run_exec_job(run_exec *x, void (*fn)(run_exec *), void (*done)(run_exec *))
 {
     x->work_fn = fn;
@@ -202,14 +239,169 @@ static void run_finish_work(run_exec *x)
                                       x->final_msg.role[0] ? &x->final_msg : NULL);
 }
 
+/* ---- written behind ---- */
+
+static void run_behind_written(void *arg, store_status st, const run_rec *stored)
+{
+    (void)stored;
+    run_behind_state *b = arg;
+    if (st != STORE_OK) atomic_store(&b->failed, 1);
+    run_behind_unref(b);
+}
+
+static void run_held_free(run_exec *x)
+{
+    for (size_t i = 0; i < x->held_n; i++) message_rec_free(&x->held_msgs[i]);
+    free(x->held_msgs);
+    free(x->held_rec);
+    x->held_msgs = NULL;
+    x->held_rec = NULL;
+    x->held_n = 0;
+}
+
+/* What the run holds (its start, a step) forgotten: it was queued. */
+static void run_held_queued(run_exec *x)
+{
+    if (x->held_n) x->queued_steps = x->held_rec->steps;
+    run_held_free(x);
+    free(x->unwritten_start);
+    x->unwritten_start = NULL;
+    uv_timer_stop(&x->start_timer);
+}
+
+/* Queue what the run holds, in one write. false: it could not be queued
+ * (the run fails at its next step). */
+static bool run_queue_held(run_exec *x)
+{
+    if (!x->unwritten_start && !x->held_n) return true;
+    store_run_behind w = {.start_content = x->unwritten_start, .msgs = x->held_msgs, .n = x->held_n,
+                          .expect_steps = x->queued_steps};
+    atomic_fetch_add(&x->behind_state->refs, 1);
+    if (store_run_write_behind(x->r->st, &x->sc, x->held_n ? x->held_rec : &x->rec, &w,
+                               run_behind_written, x->behind_state) != STORE_OK) {
+        run_behind_unref(x->behind_state);
+        atomic_store(&x->behind_state->failed, 1);
+        return false;
+    }
+    run_held_queued(x);
+    return true;
+}
+
+void run_exec_flush_writes(run_exec *x)
+{
+    if (x->behind) run_queue_held(x);
+}
+
+static void run_hold_timer_fired(uv_timer_t *t)
+{
+    run_queue_held(t->data);
+}
+
+static bool run_message_copy(message_rec *dst, const message_rec *src)
+{
+    *dst = *src;
+    dst->content = src->content ? strdup(src->content) : NULL;
+    dst->tool_calls_json = src->tool_calls_json ? strdup(src->tool_calls_json) : NULL;
+    dst->origin_json = src->origin_json ? strdup(src->origin_json) : NULL;
+    return (!src->content || dst->content) && (!src->tool_calls_json || dst->tool_calls_json) &&
+           (!src->origin_json || dst->origin_json);
+}
+
+bool run_exec_write_step(run_exec *x, const message_rec *msgs, size_t n)
+{
+    /* one step held at most: an earlier one goes first */
+    if (x->held_n && !run_queue_held(x)) return false;
+    x->held_msgs = xcalloc(n, sizeof *x->held_msgs);
+    x->held_rec = xmalloc(sizeof *x->held_rec);
+    *x->held_rec = x->rec;            /* the counters as of this step */
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        ok = run_message_copy(&x->held_msgs[i], &msgs[i]);
+        x->held_n = i + 1;
+    }
+    if (!ok) {
+        run_held_free(x);
+        atomic_store(&x->behind_state->failed, 1);
+        return false;
+    }
+    if (!uv_is_active((uv_handle_t *)&x->start_timer))
+        uv_timer_start(&x->start_timer, run_hold_timer_fired, RUN_WRITE_HOLD_MS, 0);
+    return true;
+}
+
+/* On the loop, from the mailbox: the end written behind has committed. */
+static void run_finish_posted(void *arg)
+{
+    run_exec *x = arg;
+    if (x->work_status == STORE_OK) x->rec.final_seq = x->behind_final_seq;
+    if (x->behind_broken) {
+        /* a step before it is missing: the run was ended failed instead */
+        x->rec.status = RUN_FAILED;
+        snprintf(x->rec.error_code, sizeof x->rec.error_code, "store_error");
+        snprintf(x->rec.error_message, sizeof x->rec.error_message, "a step of the run could not be recorded");
+        free(x->final_msg.content);
+        x->final_msg.content = NULL;
+        x->final_msg.role[0] = '\0';
+    }
+    run_job_complete(x);
+}
+
+/* On the writer thread. */
+static void run_finish_written(void *arg, store_status st, const run_rec *stored)
+{
+    run_exec *x = arg;
+    x->work_status = st;
+    x->behind_final_seq = stored->final_seq;
+    x->behind_broken = st == STORE_OK && stored->status == RUN_FAILED && x->rec.status != RUN_FAILED;
+    if (!mailbox_post(x->t->mbox, run_finish_posted, x))
+        log_error("run %s: its end was written after its loop closed", x->rec.id);
+}
+
+/* Persist the end: written behind and waited for (through the writer's
+ * callback and the loop's mailbox, no thread-pool hop), or a store job. */
+static void run_exec_persist_end(run_exec *x)
+{
+    if (!x->behind) {
+        run_exec_job(x, run_finish_work, run_finish_done);
+        return;
+    }
+    /* what the run holds rides along: start, step and end in one write
+     * (the step's counters are overwritten by the end's, in the same op) */
+    store_run_behind w = {.start_content = x->unwritten_start, .msgs = x->held_msgs, .n = x->held_n,
+                          .expect_steps = x->queued_steps,
+                          .finish = true, .final = x->final_msg.role[0] ? &x->final_msg : NULL};
+    x->work_fn = run_finish_work;      /* marks a store write in flight (never called) */
+    x->work_done = run_finish_done;
+    x->work_status = store_run_write_behind(x->r->st, &x->sc, &x->rec, &w, run_finish_written, x);
+    if (x->work_status == STORE_OK) {
+        run_held_queued(x);
+        return;
+    }
+    /* not queued: said on a later turn, as a store job would */
+    if (!mailbox_post(x->t->mbox, run_finish_posted, x)) {
+        x->work_fn = NULL;
+        x->work_done = NULL;
+        run_finish_done(x);
+    }
+}
+
 static void run_finish_done(run_exec *x)
 {
     /* (A run cancelled because its user was erased finds nothing left to
      * update: that is the erasure, not a failure.) */
     if (x->work_status != STORE_OK &&
-        !(x->work_status == STORE_NOT_FOUND && strcmp(x->rec.error_code, "user_deleted") == 0))
+        !(x->work_status == STORE_NOT_FOUND && strcmp(x->rec.error_code, "user_deleted") == 0)) {
         log_error("run %s: could not persist its end (%s)", x->rec.id,
                   store_status_text(x->work_status));
+        /* An answer is never given as final unless it is stored: the
+         * client hears that the run failed. */
+        if (x->rec.status == RUN_COMPLETED) {
+            x->rec.status = RUN_FAILED;
+            snprintf(x->rec.error_code, sizeof x->rec.error_code, "store_error");
+            snprintf(x->rec.error_message, sizeof x->rec.error_message,
+                     "the run's end could not be recorded");
+        }
+    }
     x->final_msg.seq = x->rec.final_seq;
     /* Free the session before telling anyone: a client that sends its next
      * message the moment it reads this answer must find the session idle.
@@ -289,15 +481,17 @@ static void run_exec_end(run_exec *x, run_status status, const char *code, const
         x->final_msg.created_at = x->rec.finished_at;
         cJSON_Delete(message);
     }
-    runs_registry_set_status(x->r, x->rec.id, status);
+    /* The live status stays "running" until the end is stored: readers
+     * then find it in the store (runs_registry_release), never an end
+     * that a crash could still take back. */
     if (x->work_fn) return;   /* a store job is in flight: it ends the run when done */
-    run_exec_job(x, run_finish_work, run_finish_done);
+    run_exec_persist_end(x);
 }
 
 bool run_exec_job_superseded(run_exec *x)
 {
     if (x->finishing) {
-        run_exec_job(x, run_finish_work, run_finish_done);
+        run_exec_persist_end(x);
         return true;
     }
     if (x->stopped) {
@@ -421,6 +615,12 @@ void run_exec_feed(run_exec *x, step_event *ev)
         run_exec_end(x, x->stop_status, x->stop_code, x->stop_message, NULL);
         return;
     }
+    /* a step written behind did not commit: nothing after it may land */
+    if (x->behind_state && atomic_load(&x->behind_state->failed)) {
+        run_event_clear(ev);
+        run_exec_fail(x, "store_error", "the step could not be recorded");
+        return;
+    }
     /* The guards after every result, before the core sees it: the start
      * (the user's message, the history), a resume, a reply, tool results
      * (which the guard may rewrite: spotlighted, withheld). */
@@ -498,6 +698,16 @@ run_exec *run_exec_new(runs_thread *t, const scope *sc, const run_rec *rec,
     uv_timer_init(t->loop, &x->wall_timer);
     x->wall_timer.data = x;
     x->open_handles = 1;
+    x->queued_steps = rec->steps;
+    if (store_runs_write_behind(t->r->st)) {
+        x->behind = true;
+        x->behind_state = xcalloc(1, sizeof *x->behind_state);
+        atomic_init(&x->behind_state->failed, 0);
+        atomic_init(&x->behind_state->refs, 1);
+        uv_timer_init(t->loop, &x->start_timer);
+        x->start_timer.data = x;
+        x->open_handles++;
+    }
     x->next = t->runs;
     if (t->runs) t->runs->prev = x;
     t->runs = x;
@@ -524,7 +734,8 @@ void run_exec_begin(run_start *s)
     s->content = NULL;
 
     if (!x->core_state) {
-        free(content);
+        if (s->start_unwritten) x->unwritten_start = content;   /* ends with the failure */
+        else free(content);
         cJSON_Delete(history);
         run_exec_fail(x, "internal_error", "out of memory");
         return;
@@ -545,8 +756,14 @@ void run_exec_begin(run_start *s)
     cJSON *msg = cJSON_CreateObject();
     cJSON_AddStringToObject(msg, "role", "user");
     cJSON_AddStringToObject(msg, "content", content);
-    origin_set(msg, origin_new(ORIGIN_USER, false));   /* as store_run_start recorded it */
-    free(content);
+    origin_set(msg, origin_new(ORIGIN_USER, false));   /* as store_run_start records it */
+    if (s->start_unwritten) {
+        /* written behind: the start rides with the run's first write */
+        x->unwritten_start = content;
+        uv_timer_start(&x->start_timer, run_hold_timer_fired, RUN_WRITE_HOLD_MS, 0);
+    } else {
+        free(content);
+    }
     step_event ev = {.kind = STEP_EVENT_START, .history = history, .message = msg};
     run_exec_feed(x, &ev);
 }

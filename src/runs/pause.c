@@ -198,6 +198,7 @@ void run_pause(run_exec *x, run_status kind, cJSON *asks, const char *provider,
     }
     x->pause_job = j;
     x->rec.status = kind;              /* what store_run_pause writes */
+    run_exec_flush_writes(x);   /* written behind: the run and its steps are queued before its pause */
     run_exec_job(x, run_pause_work, run_pause_done);
 }
 

@@ -168,6 +168,8 @@ void runs_registry_started(runs *r, const char *session_id, const char *run_id, 
         s->run = x;
         s->t = x->t;
         s->live_status = RUN_RUNNING;
+        snprintf(s->live_agent, sizeof s->live_agent, "%s", x->rec.agent);
+        s->live_created_at = x->rec.created_at;
         strmap_put(r->active, run_id, s);
         r->n_active++;
         snprintf(s->key_id, sizeof s->key_id, "%s", x->sc.key_id);
@@ -183,14 +185,6 @@ void runs_registry_started(runs *r, const char *session_id, const char *run_id, 
                            "a newer message on this session interrupted the run");
         }
     }
-    pthread_mutex_unlock(&r->lock);
-}
-
-void runs_registry_set_status(runs *r, const char *run_id, run_status st)
-{
-    pthread_mutex_lock(&r->lock);
-    session_slot *s = strmap_get(r->active, run_id);
-    if (s) s->live_status = st;
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -243,6 +237,23 @@ bool runs_live_status(runs *r, const scope *sc, const char *run_id, run_status *
     session_slot *s = strmap_get(r->active, run_id);
     bool ok = s && strcmp(s->tenant_id, sc->tenant_id) == 0 && strcmp(s->user_id, sc->user_id) == 0;
     if (ok) *status = s->live_status;
+    pthread_mutex_unlock(&r->lock);
+    return ok;
+}
+
+bool runs_live_run(runs *r, const scope *sc, const char *run_id, run_rec *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&r->lock);
+    session_slot *s = strmap_get(r->active, run_id);
+    bool ok = s && strcmp(s->tenant_id, sc->tenant_id) == 0 && strcmp(s->user_id, sc->user_id) == 0;
+    if (ok) {
+        snprintf(out->id, sizeof out->id, "%s", s->run_id);
+        snprintf(out->session_id, sizeof out->session_id, "%s", s->session_id);
+        snprintf(out->agent, sizeof out->agent, "%s", s->live_agent);
+        out->status = s->live_status;
+        out->created_at = out->started_at = s->live_created_at;
+    }
     pthread_mutex_unlock(&r->lock);
     return ok;
 }

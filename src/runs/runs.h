@@ -148,6 +148,10 @@ void runs_set_core(runs *r, const step_core *core);
 /* The live state of an active run of this user, to overlay on the stored
  * one (GET /v1/runs/{id}); false if not active. */
 bool runs_live_status(runs *r, const scope *sc, const char *run_id, run_status *status);
+/* The active run as memory knows it (id, session, agent, live status,
+ * times; counters 0), if it is this user's: for a run whose start is not
+ * stored yet (written behind, store.h). false: not active here. */
+bool runs_live_run(runs *r, const scope *sc, const char *run_id, run_rec *out);
 
 /* A tenant's active runs as the registry has them now (the tenant admin's
  * live view): up to `max` into out, the number returned. */

@@ -57,6 +57,8 @@ typedef struct session_slot {
     size_t       queued;
     run_waiter  *cancel_waiters;    /* cancel requests waiting for the end */
     run_status   live_status;
+    char         live_agent[STORE_AGENT_MAX];  /* the active run's, for runs_live_run */
+    int64_t      live_created_at;
     bool         interrupt_pending; /* an interrupt came while the run was starting */
     /* its credential was revoked while the run was starting: stopped with
      * this code and message (string literals) as soon as it has started */
@@ -130,7 +132,6 @@ void runs_registry_started(runs *r, const char *session_id, const char *run_id, 
 /* The run ended (or never started): free the session for the next queued
  * message and wake every cancel waiter. */
 void runs_registry_release(runs *r, const char *session_id, const char *run_id);
-void runs_registry_set_status(runs *r, const char *run_id, run_status st);
 /* Stop every active run of this tenant's user (user_id NULL: any user)
  * started with key_id (NULL: any credential), status cancelled with this
  * code and message (string literals). A run still starting is stopped as
@@ -181,6 +182,7 @@ struct run_start {
     bool            loaded;           /* the load job's completion has run */
     bool            resume_pending;   /* our turn came before that */
     bool            persisted_in_load;/* claimed at once: the run was written in that job */
+    bool            start_unwritten;  /* written behind: checked, the start rides with a later write */
     /* governance: the run counts against max_concurrent_runs from its
      * claim of an idle session until it ends */
     bool            counted;
@@ -268,6 +270,20 @@ struct run_exec {
     obs_span        *run_span;
     bool             degraded;        /* calls go to the agent's degrade model */
 
+    /* Written behind (a SQLite store, store_run_write_behind): the start
+     * and the steps are held a moment, then queued without waiting; the
+     * end is waited for, and takes what is held along. */
+    bool             behind;
+    char            *unwritten_start; /* the user's message, until the start is queued */
+    message_rec     *held_msgs;       /* a step not queued yet (own copies) */
+    size_t           held_n;
+    run_rec         *held_rec;        /* the run as of that step */
+    int64_t          queued_steps;    /* the steps as the last queued write stores them */
+    uv_timer_t       start_timer;     /* queues what is held once RUN_WRITE_HOLD_MS passed */
+    struct run_behind_state *behind_state; /* a step written behind failed */
+    int64_t          behind_final_seq;/* the end as written (set on the writer thread, */
+    bool             behind_broken;   /*  read on the loop after the mailbox hand-over) */
+
     bool             finishing;       /* past the point of no return */
     bool             orphan;          /* its loop is shutting down */
     bool             stopped;         /* cancel requested */
@@ -296,6 +312,12 @@ void run_exec_job(run_exec *x, void (*fn)(run_exec *), void (*done)(run_exec *))
 /* Call first in a store job's `done`: if the run was ended or stopped while
  * the job ran, this carries it out and returns true (the caller returns). */
 bool run_exec_job_superseded(run_exec *x);
+/* Written behind: queue what the run holds (its start, a step) now,
+ * before any write that is not written behind (a pause, a shutdown). */
+void run_exec_flush_writes(run_exec *x);
+/* Written behind: hold a step's messages (copied) for the run's next
+ * write, or RUN_WRITE_HOLD_MS. false: not held, the run must fail. */
+bool run_exec_write_step(run_exec *x, const message_rec *msgs, size_t n);
 
 /* Unlink and free a run (its registry entry is the caller's business). */
 void run_exec_release(run_exec *x);

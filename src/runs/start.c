@@ -140,12 +140,17 @@ static void run_start_persist_work(void *arg)
             return;
         }
     }
-    s->st = store_run_start(st, &s->sc, s->session_id, s->agent->name, s->content, RUN_RUNNING,
-                            &s->run);
+    /* A store that writes behind (SQLite) only checks here: the start is
+     * written with the run's first write (exec.c). PostgreSQL writes it. */
+    s->start_unwritten = store_runs_write_behind(st);
+    s->st = s->start_unwritten
+          ? store_run_check_start(st, &s->sc, s->session_id, s->agent->name, s->content, RUN_RUNNING, &s->run)
+          : store_run_start(st, &s->sc, s->session_id, s->agent->name, s->content, RUN_RUNNING, &s->run);
     if (s->st == STORE_QUOTA || s->st == STORE_TOO_LARGE)   /* this thread's: copy it now */
         store_quota_describe(store_quota_refused(), s->sc.tier, s->quota_why, sizeof s->quota_why);
     if (s->st != STORE_OK) return;
-    /* the new message is the START event's, not the history's */
+    /* the new message is the START event's, not the history's (written
+     * behind, it is not stored yet: user_seq is 0, nothing skipped) */
     s->history = runs_load_history(st, &s->sc, s->session_id, s->run.user_seq);
 }
 

@@ -145,7 +145,11 @@ static void run_tool_msg_rec(run_exec *x, const cJSON *m, message_rec *out, char
     out->origin_json = *origin_json;
 }
 
-static void run_tools_persist_work(run_exec *x)
+static void run_tools_persist_done(run_exec *x);
+
+/* Write the step's messages (the assistant message, then the results in
+ * call order): queued behind, or now (on the thread pool). */
+static store_status run_tools_write_msgs(run_exec *x, bool behind)
 {
     size_t n = 1 + (size_t)cJSON_GetArraySize(x->results);
     message_rec *msgs = xcalloc(n, sizeof *msgs);
@@ -157,7 +161,8 @@ static void run_tools_persist_work(run_exec *x)
         run_tool_msg_rec(x, r, &msgs[i], &tcj[i], &orj[i]);
         i++;
     }
-    x->work_status = store_run_append(x->r->st, &x->sc, &x->rec, msgs, n);
+    store_status res = behind ? (run_exec_write_step(x, msgs, n) ? STORE_OK : STORE_ERROR)
+                              : store_run_append(x->r->st, &x->sc, &x->rec, msgs, n);
     for (size_t k = 0; k < n; k++) {
         cJSON_free(tcj[k]);
         cJSON_free(orj[k]);
@@ -165,6 +170,12 @@ static void run_tools_persist_work(run_exec *x)
     free(tcj);
     free(orj);
     free(msgs);
+    return res;
+}
+
+static void run_tools_persist_work(run_exec *x)
+{
+    x->work_status = run_tools_write_msgs(x, false);
 }
 
 static void run_tools_persist_done(run_exec *x)
@@ -222,6 +233,13 @@ static void run_tools_all_done(run_exec *x)
     run_guard_events(x, &v);
     if (v.flagged) {
         run_exec_fail(x, v.code, v.reason);
+        return;
+    }
+    if (x->behind) {
+        /* written behind: queued, not waited for — the writer lands it
+         * before anything the run queues later, its end included */
+        x->work_status = run_tools_write_msgs(x, true);
+        run_tools_persist_done(x);
         return;
     }
     run_exec_job(x, run_tools_persist_work, run_tools_persist_done);

@@ -427,6 +427,37 @@ store_status store_run_append(store *st, const scope *sc, const run_rec *run,
  * status, error, counters and, with a final message, append it — one
  * transaction. `final` may be NULL. Fills run->final_seq. */
 store_status store_run_finish(store *st, const scope *sc, run_rec *run, const message_rec *final);
+/* Writes behind (store_runs.c): on SQLite a run's start and steps are
+ * queued without waiting and land in queue order; only the end is waited
+ * for (its done callback). The PostgreSQL backend writes eagerly through
+ * the calls above; store_runs_write_behind says which applies. */
+bool         store_runs_write_behind(const store *st);
+/* The checks of store_run_start, on a reader, without writing: fills out
+ * (id, agent, times). On PostgreSQL it is store_run_start (written now). */
+store_status store_run_check_start(store *st, const scope *sc, const char *session_id,
+                                   const char *agent, const char *user_content, run_status status,
+                                   run_rec *out);
+typedef struct store_run_behind {
+    const char        *start_content;  /* not NULL: the run's start (its user message) rides along */
+    const message_rec *msgs;           /* a step: an assistant message and its tool results */
+    size_t             n;
+    int64_t            expect_steps;   /* the run's steps as its previous write stored them */
+    bool               finish;         /* the end: status, error, counters, `final` */
+    const message_rec *final;
+} store_run_behind;
+/* Called on the writer thread once the write committed (or failed): st,
+ * and the run as written (user_seq, final_seq; a run whose earlier step
+ * is missing is ended failed, store_error, and `stored` says so). */
+typedef void (*store_run_behind_done)(void *arg, store_status st, const run_rec *stored);
+/* Queue one write of the run (copies everything; never blocks on disk).
+ * STORE_OK: queued, done (may be NULL) will be called; else nothing was
+ * queued. */
+store_status store_run_write_behind(store *st, const scope *sc, const run_rec *run,
+                                    const store_run_behind *w, store_run_behind_done done,
+                                    void *done_arg);
+/* Returns once every write queued before it has committed and its done
+ * callback has run (shutdown). */
+void         store_runs_settle(store *st);
 /* Status change only (queued → running). */
 store_status store_run_set_status(store *st, const scope *sc, const run_rec *run);
 store_status store_run_get(store *st, const scope *sc, const char *run_id, run_rec *out);

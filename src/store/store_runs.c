@@ -16,9 +16,12 @@
 #include "store/store_internal.h"
 #include "store/store_pg.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/ids.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 #include "util/utf8.h"
 
@@ -319,6 +322,242 @@ store_status store_run_finish(store *st, const scope *sc, run_rec *run, const me
         run->finished_at = old_finished;
     }
     return res;
+}
+
+/* ---- written behind (SQLite): nobody waits, except for the end ----
+ *
+ * With one SQLite writer, every write goes through one FIFO queue and the
+ * writer runs them in that order, so a run's writes land in the order they
+ * were queued whether or not anyone waits for them. The run engine
+ * therefore queues its start and its steps without waiting (and without a
+ * thread-pool hop), and waits only for its end: once the end has
+ * committed, so has everything the run queued before it.
+ *
+ * The start is not written when the run begins: it rides in the same op
+ * as the run's first write (its first step, or its end), so a short run
+ * costs one commit; or it is queued alone once the run has gone on for a
+ * moment (runs/exec.c). Until then the run is only in memory. What a crash
+ * may take of a run in progress is in docs/api.md ("Shutdown and
+ * restart"). The PostgreSQL backend writes eagerly, as before: there the
+ * engine keeps its blocking calls on the thread pool. */
+
+typedef struct run_behind_op {
+    scope        sc;
+    run_rec      run;
+    char        *start_content;   /* the start rides along (NULL: queued earlier) */
+    message_rec *msgs;            /* a step's messages (own copies) */
+    size_t       n;
+    int64_t      expect_steps;    /* the run's stored steps before this write */
+    bool         finish;
+    bool         has_final;
+    message_rec  final;
+    store_run_behind_done done;
+    void        *done_arg;
+} run_behind_op;
+
+bool store_runs_write_behind(const store *st)
+{
+    return st && !store_pg_of(st);
+}
+
+store_status store_run_check_start(store *st, const scope *sc, const char *session_id,
+                                   const char *agent, const char *user_content, run_status status,
+                                   run_rec *out)
+{
+    STORE_PG_DISPATCH(st, store_pg_run_start(st, sc, session_id, agent, user_content, status, out));
+    memset(out, 0, sizeof *out);
+    if (!scope_valid(sc) || !session_id) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
+    if (status != RUN_QUEUED && status != RUN_RUNNING) return STORE_INVALID;
+    if (!user_content || !utf8_valid(user_content, strlen(user_content))) return STORE_INVALID;
+    if (agent && agent[0]) {
+        size_t n = strnlen(agent, STORE_AGENT_MAX);
+        if (n >= STORE_AGENT_MAX || !utf8_valid(agent, n)) return STORE_INVALID;
+        memcpy(out->agent, agent, n + 1);
+    }
+    /* What the start op refuses, refused now, on a reader: the session is
+     * the scope's and has room for one more message. The op checks the
+     * session again when it runs (one deleted meanwhile). */
+    store_conn *c = store_reader(st);
+    if (!c) return STORE_ERROR;
+    sqlite3_stmt *s = store_stmt(c, "SELECT agent, message_count FROM sessions"
+                                    " WHERE id = ? AND user_id = ? AND tenant_id = ?");
+    if (!s) return STORE_ERROR;
+    store_bind_owned(s, 1, session_id, sc);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && !out->agent[0]) store_col_copy(s, 0, out->agent, sizeof out->agent);
+    int64_t messages = rc == SQLITE_ROW ? sqlite3_column_int64(s, 1) : 0;
+    sqlite3_reset(s);
+    store_status res = rc == SQLITE_ROW ? STORE_OK
+                     : rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sqlite_status(c, rc, "run session");
+    if (res == STORE_OK) {
+        store_quota quota;
+        store_quota_refusal refusal = {0};
+        store_quota_of(st, sc, &quota);
+        res = store_quota_record(store_quota_check("messages_per_session", quota.messages_per_session,
+                                                   messages, messages + 1, 1, &refusal), &refusal);
+    }
+    if (res != STORE_OK) {
+        memset(out, 0, sizeof *out);
+        return res;
+    }
+    ids_new(out->id, "run");
+    memcpy(out->session_id, session_id, strnlen(session_id, ID_MAX - 1));
+    out->status = status;
+    out->created_at = time_now_unix();
+    out->started_at = status == RUN_RUNNING ? out->created_at : 0;
+    return STORE_OK;
+}
+
+/* The run's stored steps; STORE_NOT_FOUND if it is not (or not yet) there. */
+static store_status store_run_stored_steps(store_conn *c, const scope *sc, const char *run_id,
+                                           int64_t *steps)
+{
+    sqlite3_stmt *s = store_stmt(c, "SELECT steps FROM runs WHERE id = ? AND user_id = ? AND tenant_id = ?");
+    if (!s) return STORE_ERROR;
+    store_bind_owned(s, 1, run_id, sc);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) *steps = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW) return STORE_OK;
+    return rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sqlite_status(c, rc, "run steps");
+}
+
+static store_status store_run_behind_op(store_conn *c, void *arg)
+{
+    run_behind_op *o = arg;
+    store_status res;
+    if (o->start_content) {
+        /* checked on a reader before the run began (store_run_check_start):
+         * no quota here, a run that started is never cut off for it */
+        run_start_args a = {&o->sc, o->run.session_id, o->run.agent, o->start_content,
+                            RUN_RUNNING, &o->run, o->run.created_at, {0}, {0}};
+        res = store_run_start_op(c, &a);
+        if (res != STORE_OK) return res;
+    }
+    /* Every write of the run builds on the one queued before it. If that
+     * one is missing (its commit failed), this one must not land either, or
+     * the transcript would have a hole; the end is still written, as a
+     * failure, so the run does not stay "running" until a restart. */
+    int64_t steps = 0;
+    res = store_run_stored_steps(c, &o->sc, o->run.id, &steps);
+    if (res != STORE_OK) return res;
+    if (steps != o->expect_steps) {
+        if (!o->finish) return STORE_CONFLICT;
+        o->n = 0;
+        o->has_final = false;
+        o->run.status = RUN_FAILED;
+        snprintf(o->run.error_code, sizeof o->run.error_code, "store_error");
+        snprintf(o->run.error_message, sizeof o->run.error_message,
+                 "a step of the run could not be recorded");
+    }
+    if (o->n) {
+        run_append_args a = {&o->sc, &o->run, o->msgs, o->n};
+        res = store_run_append_op(c, &a);
+        if (res != STORE_OK) return res;
+    }
+    if (o->finish) {
+        run_finish_args a = {&o->sc, &o->run, o->has_final ? &o->final : NULL,
+                             o->run.finished_at ? o->run.finished_at : time_now_unix()};
+        res = store_run_finish_op(c, &a);
+        if (res != STORE_OK) return res;
+    }
+    return STORE_OK;
+}
+
+static void store_message_copy(message_rec *dst, const message_rec *src)
+{
+    *dst = *src;
+    dst->content = src->content ? strdup(src->content) : NULL;
+    dst->tool_calls_json = src->tool_calls_json ? strdup(src->tool_calls_json) : NULL;
+    dst->origin_json = src->origin_json ? strdup(src->origin_json) : NULL;
+}
+
+static bool store_message_copied(const message_rec *dst, const message_rec *src)
+{
+    return (!src->content || dst->content) && (!src->tool_calls_json || dst->tool_calls_json) &&
+           (!src->origin_json || dst->origin_json);
+}
+
+static void store_run_behind_free(run_behind_op *o)
+{
+    if (!o) return;
+    free(o->start_content);
+    for (size_t i = 0; o->msgs && i < o->n; i++) message_rec_free(&o->msgs[i]);
+    free(o->msgs);
+    if (o->has_final) message_rec_free(&o->final);
+    free(o);
+}
+
+/* On the writer thread, after the commit (or its failure). */
+static void store_run_behind_committed(void *arg, store_status status)
+{
+    run_behind_op *o = arg;
+    if (status != STORE_OK && !o->finish)
+        log_error("run %s: a step could not be recorded (%s); the run fails at its next step",
+                  o->run.id, store_status_text(status));
+    if (o->done) o->done(o->done_arg, status, &o->run);
+    store_run_behind_free(o);
+}
+
+store_status store_run_write_behind(store *st, const scope *sc, const run_rec *run,
+                                    const store_run_behind *w, store_run_behind_done done,
+                                    void *done_arg)
+{
+    if (!store_runs_write_behind(st)) return STORE_INVALID;
+    if (!scope_valid(sc) || !run || !w) return STORE_NOT_FOUND;
+    if (sc->role != SCOPE_USER) return STORE_FORBIDDEN;
+    if ((w->n && !w->msgs) || !store_counters_ok(run) || !memchr(run->id, '\0', sizeof run->id) ||
+        (w->finish && !run_status_terminal(run->status)) ||
+        !memchr(run->error_message, '\0', sizeof run->error_message) ||
+        !utf8_valid(run->error_message, strnlen(run->error_message, sizeof run->error_message)))
+        return STORE_INVALID;
+    run_behind_op *o = calloc(1, sizeof *o);
+    if (!o) return STORE_ERROR;
+    o->sc = *sc;
+    o->run = *run;
+    o->expect_steps = w->expect_steps;
+    o->finish = w->finish;
+    o->done = done;
+    o->done_arg = done_arg;
+    bool ok = true;
+    if (w->start_content) ok = (o->start_content = strdup(w->start_content)) != NULL;
+    if (ok && w->n) {
+        ok = (o->msgs = calloc(w->n, sizeof *o->msgs)) != NULL;
+        for (size_t i = 0; ok && i < w->n; i++) {
+            store_message_copy(&o->msgs[i], &w->msgs[i]);
+            o->n = i + 1;
+            ok = store_message_copied(&o->msgs[i], &w->msgs[i]);
+        }
+    }
+    if (ok && w->final) {
+        store_message_copy(&o->final, w->final);
+        o->has_final = true;
+        ok = store_message_copied(&o->final, w->final);
+    }
+    if (!ok) {
+        store_run_behind_free(o);
+        return STORE_ERROR;
+    }
+    store_status res = store_write_async(st, store_run_behind_op, o, store_run_behind_committed, o);
+    if (res != STORE_OK) store_run_behind_free(o);
+    return res;
+}
+
+static store_status store_runs_noop_op(store_conn *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+    return STORE_OK;
+}
+
+void store_runs_settle(store *st)
+{
+    if (!store_runs_write_behind(st)) return;
+    /* Twice: the writer calls a batch's done callbacks after it has woken
+     * that batch's waiters, so only a later batch proves they have run. */
+    store_write(st, store_runs_noop_op, NULL);
+    store_write(st, store_runs_noop_op, NULL);
 }
 
 /* ---- status, read ---- */

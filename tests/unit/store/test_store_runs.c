@@ -560,6 +560,124 @@ static void *seq_thread(void *p)
     return NULL;
 }
 
+/* Written behind (SQLite): the start is only checked until a later write
+ * carries it; writes land in queue order without anyone waiting; a write
+ * whose predecessor is missing refuses, and an end then lands failed; the
+ * end's callback comes after its commit. */
+/* One write's callback (the writer calls a batch's callbacks in no
+ * promised order: each write has its own). */
+typedef struct behind_seen {
+    int calls;
+    store_status st;
+    run_rec stored;
+} behind_seen;
+
+static void behind_done(void *arg, store_status st, const run_rec *stored)
+{
+    behind_seen *b = arg;
+    b->st = st;
+    b->stored = *stored;
+    b->calls++;
+}
+
+static void test_run_write_behind(void **state)
+{
+    fx *f = *state;
+    if (on_pg) {
+        assert_false(store_runs_write_behind(f->st));   /* PostgreSQL writes eagerly */
+        return;
+    }
+    assert_true(store_runs_write_behind(f->st));
+    session_rec s;
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &s), STORE_OK);
+    run_rec r;
+    /* another user's session: refused at the check, nothing written */
+    assert_int_equal(store_run_check_start(f->st, &f->s2, s.id, NULL, "hi", RUN_RUNNING, &r), STORE_NOT_FOUND);
+    assert_int_equal(store_run_check_start(f->st, &f->s1, s.id, NULL, "hi", RUN_RUNNING, &r), STORE_OK);
+    assert_memory_equal(r.id, "run_", 4);
+    assert_string_equal(r.agent, "helper");
+    run_rec g;
+    assert_int_equal(store_run_get(f->st, &f->s1, r.id, &g), STORE_NOT_FOUND);   /* only checked */
+
+    behind_seen b[7] = {{0}};
+    /* the start rides with the first step; nobody waits */
+    message_rec step[2] = {
+        msg("assistant", NULL, "[{\"id\":\"c1\"}]", NULL),
+        msg("tool", "4", NULL, "c1"),
+    };
+    r.steps = 1; r.tool_calls = 1; r.input_tokens = 7;
+    store_run_behind w1 = {.start_content = "hi", .msgs = step, .n = 2, .expect_steps = 0};
+    assert_int_equal(store_run_write_behind(f->st, &f->s1, &r, &w1, behind_done, &b[0]), STORE_OK);
+    /* the end, queued after it: lands after it */
+    message_rec fin = msg("assistant", "It is 4.", NULL, NULL);
+    r.status = RUN_COMPLETED; r.steps = 2;
+    store_run_behind w2 = {.expect_steps = 1, .finish = true, .final = &fin};
+    assert_int_equal(store_run_write_behind(f->st, &f->s1, &r, &w2, behind_done, &b[1]), STORE_OK);
+    store_runs_settle(f->st);      /* both callbacks have run */
+    assert_int_equal(b[0].calls, 1);
+    assert_int_equal(b[1].calls, 1);
+    assert_int_equal(b[0].st, STORE_OK);
+    assert_int_equal(b[1].st, STORE_OK);
+    assert_int_equal(b[1].stored.final_seq, 4);
+    assert_int_equal(b[1].stored.status, RUN_COMPLETED);
+    assert_int_equal(store_run_get(f->st, &f->s1, r.id, &g), STORE_OK);
+    assert_int_equal(g.status, RUN_COMPLETED);
+    assert_int_equal(g.user_seq, 1);
+    assert_int_equal(g.final_seq, 4);
+    assert_int_equal(g.steps, 2);
+    message_rec *m; size_t n;
+    assert_int_equal(store_message_list(f->st, &f->s1, s.id, 0, 100, &m, &n), STORE_OK);
+    assert_int_equal(n, 4);
+    const char *roles[] = {"user", "assistant", "tool", "assistant"};
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(m[i].role, roles[i]);
+        assert_string_equal(m[i].run_id, r.id);
+    }
+    store_free_messages(m, n);
+
+    /* a second run whose step fails (malformed): the next step refuses
+     * (no hole), and its end lands as a failure, not as completed */
+    run_rec r2;
+    assert_int_equal(store_run_check_start(f->st, &f->s1, s.id, NULL, "again", RUN_RUNNING, &r2), STORE_OK);
+    store_run_behind ws = {.start_content = "again", .expect_steps = 0};
+    assert_int_equal(store_run_write_behind(f->st, &f->s1, &r2, &ws, behind_done, &b[2]), STORE_OK);
+    message_rec bad[1] = {msg("tool", "no call id", NULL, NULL)};
+    r2.steps = 1;
+    store_run_behind wb = {.msgs = bad, .n = 1, .expect_steps = 0};
+    assert_int_equal(store_run_write_behind(f->st, &f->s1, &r2, &wb, behind_done, &b[3]), STORE_OK);
+    r2.steps = 2;
+    store_run_behind wn = {.msgs = step, .n = 2, .expect_steps = 1};
+    assert_int_equal(store_run_write_behind(f->st, &f->s1, &r2, &wn, behind_done, &b[4]), STORE_OK);
+    r2.status = RUN_COMPLETED; r2.steps = 3;
+    store_run_behind we = {.expect_steps = 2, .finish = true, .final = &fin};
+    assert_int_equal(store_run_write_behind(f->st, &f->s1, &r2, &we, behind_done, &b[5]), STORE_OK);
+    store_runs_settle(f->st);
+    for (int k = 2; k < 6; k++) assert_int_equal(b[k].calls, 1);
+    assert_int_equal(b[2].st, STORE_OK);        /* the start */
+    assert_int_equal(b[3].st, STORE_INVALID);   /* the bad step */
+    assert_int_equal(b[4].st, STORE_CONFLICT);  /* the step after it: refused */
+    assert_int_equal(b[5].st, STORE_OK);        /* the end ... */
+    assert_int_equal(b[5].stored.status, RUN_FAILED);   /* ... as a failure */
+    assert_string_equal(b[5].stored.error_code, "store_error");
+    assert_int_equal(store_run_get(f->st, &f->s1, r2.id, &g), STORE_OK);
+    assert_int_equal(g.status, RUN_FAILED);
+    assert_int_equal(g.final_seq, 0);
+    assert_int_equal(store_message_list(f->st, &f->s1, s.id, 0, 100, &m, &n), STORE_OK);
+    assert_int_equal(n, 5);                      /* only its user message */
+    assert_string_equal(m[4].role, "user");
+    assert_string_equal(m[4].run_id, r2.id);
+    store_free_messages(m, n);
+
+    /* another user cannot write behind into this user's run */
+    run_rec r3 = r2;
+    r3.status = RUN_COMPLETED;
+    store_run_behind wx = {.expect_steps = 3, .finish = true};
+    assert_int_equal(store_run_write_behind(f->st, &f->s2, &r3, &wx, behind_done, &b[6]), STORE_OK);
+    store_runs_settle(f->st);
+    assert_int_equal(b[6].calls, 1);
+    assert_int_equal(b[6].st, STORE_NOT_FOUND);
+}
+
 static void test_run_concurrent_seq(void **state)
 {
     fx *f = *state;
@@ -1207,6 +1325,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_append_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_origins_stored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_concurrent_seq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_write_behind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_pause_and_approvals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runs_recover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_cancel_request, setup, teardown),
