@@ -442,22 +442,23 @@ static store_status store_run_behind_op(store_conn *c, void *arg)
     int64_t steps = 0;
     res = store_run_stored_steps(c, &o->sc, o->run.id, &steps);
     if (res != STORE_OK) return res;
-    if (steps != o->expect_steps) {
+    bool hole = steps != o->expect_steps;
+    if (hole) {
         if (!o->finish) return STORE_CONFLICT;
-        o->n = 0;
-        o->has_final = false;
+        /* the messages are not written (o->n and the final stay as they
+         * are: store_run_behind_free frees them by those) */
         o->run.status = RUN_FAILED;
         snprintf(o->run.error_code, sizeof o->run.error_code, "store_error");
         snprintf(o->run.error_message, sizeof o->run.error_message,
                  "a step of the run could not be recorded");
     }
-    if (o->n) {
+    if (o->n && !hole) {
         run_append_args a = {&o->sc, &o->run, o->msgs, o->n};
         res = store_run_append_op(c, &a);
         if (res != STORE_OK) return res;
     }
     if (o->finish) {
-        run_finish_args a = {&o->sc, &o->run, o->has_final ? &o->final : NULL,
+        run_finish_args a = {&o->sc, &o->run, o->has_final && !hole ? &o->final : NULL,
                              o->run.finished_at ? o->run.finished_at : time_now_unix()};
         res = store_run_finish_op(c, &a);
         if (res != STORE_OK) return res;
