@@ -116,9 +116,13 @@ static bool chat_check_unmetered(const cJSON *body, chat_request_error *err)
 }
 
 /* The top-level fields the gateway reads or refuses. */
-static const char *const chat_governed_fields[] = {
-    "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n",
-    "best_of", "audio", "modalities", "prediction", "web_search_options", "service_tier",
+static const struct { const char *name; size_t len; } chat_governed_fields[] = {
+#define GOVERNED(s) { s, sizeof(s) - 1 }
+    GOVERNED("model"), GOVERNED("messages"), GOVERNED("stream"), GOVERNED("stream_options"),
+    GOVERNED("max_tokens"), GOVERNED("max_completion_tokens"), GOVERNED("n"), GOVERNED("best_of"),
+    GOVERNED("audio"), GOVERNED("modalities"), GOVERNED("prediction"), GOVERNED("web_search_options"),
+    GOVERNED("service_tier"),
+#undef GOVERNED
 };
 
 /* Does `key` equal the lower-case ASCII `field` when letters are folded
@@ -143,8 +147,15 @@ static bool chat_folds_to(const char *key, const char *field)
  * governed field in another case is refused. */
 static const char *chat_clash_of(const char *key)
 {
+    /* An ASCII key folds one byte per letter, so only a field of its own
+     * length can match it (the two non-ASCII letters take 2 and 3 bytes):
+     * the others are skipped without comparing. */
+    size_t klen = 0;
+    bool ascii = true;
+    for (; key[klen]; klen++) ascii &= (unsigned char)key[klen] < 0x80;
     for (size_t i = 0; i < sizeof chat_governed_fields / sizeof chat_governed_fields[0]; i++) {
-        const char *g = chat_governed_fields[i];
+        if (ascii && chat_governed_fields[i].len != klen) continue;
+        const char *g = chat_governed_fields[i].name;
         if (strcmp(key, g) != 0 && chat_folds_to(key, g)) return g;
     }
     return NULL;
