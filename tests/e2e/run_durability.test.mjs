@@ -57,7 +57,9 @@ async function worker(sessionId, seen, stop) {
     const st = openStream(stack, userKey, sessionId,
       `tick ${i} ${toolMarker('clock', {})} [[tokens:3]]`);
     let res;
-    try { res = await st.done; } catch { return; }
+    // A connection reset by the kill rejects `done`: what the stream had
+    // delivered by then is still in st.events (a run cut after its start).
+    try { res = await st.done; } catch { res = { events: st.events }; }
     const started = res.events.find((e) => e.event === 'run.started');
     if (!started) return;   // the server went away before the run began
     const runId = started.data.run_id;
