@@ -22,6 +22,7 @@
 #   BENCH_WARMUP     warm-up requests (default 100)
 #   BENCH_KEEP       1 keeps the temp dirs
 #   BENCH_TRACES     off: traces.sample_ratio 0 (no span kept), to price tracing
+#   BENCH_STREAM     1: the requests ask for a streamed (SSE) answer of 16 chunks
 #   BENCH_THREADS    1: callgrind --separate-threads=yes, and a line per thread
 #                    (loop, store writer, tracer) on stderr after the table
 set -euo pipefail
@@ -61,8 +62,8 @@ wait_url() {   # wait_url LOGFILE PID SECONDS
 # N sequential requests on one keep-alive connection (node's fetch).
 requests() {   # requests URL KEY COUNT
   node -e '
-    const [url, key, n] = process.argv.slice(1);
-    const body = JSON.stringify({ model: "bench-model", max_tokens: 16,
+    const [url, key, n, stream] = process.argv.slice(1);
+    const body = JSON.stringify({ model: "bench-model", max_tokens: 16, ...(stream === "1" ? { stream: true } : {}),
       messages: [{ role: "user", content: "hello there, how are you today?" }] });
     (async () => {
       for (let i = 0; i < +n; i++) {
@@ -71,7 +72,7 @@ requests() {   # requests URL KEY COUNT
         const t = await r.text();
         if (r.status !== 200) { console.error(r.status, t); process.exit(1); }
       }
-    })();' "$1" "$2" "$3"
+    })();' "$1" "$2" "$3" "${BENCH_STREAM:-0}"
 }
 
 field() { sed -n "s/.*\"$1\" *: *\"\\([^\"]*\\)\".*/\\1/p" | head -1; }

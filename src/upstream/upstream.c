@@ -72,10 +72,18 @@ void upstream_call_link(upstream *u, upstream_call *c, const model_cfg *m, const
     c->model = m;
     c->prov = p;
     c->stream = stream;
+    c->event_facts = NULL;
     c->prev = NULL;
     c->next = u->calls;
     if (u->calls) u->calls->prev = c;
     u->calls = c;
+}
+
+const struct openai_scan_result *upstream_call_event_facts(const upstream_call *c, const char *json,
+                                                           size_t len)
+{
+    if (!c->event_facts || c->event_facts_text != json || c->event_facts_len != len) return NULL;
+    return c->event_facts;
 }
 
 void upstream_call_deliver(upstream_call *c, const upstream_result *res)

@@ -30,6 +30,12 @@ struct upstream_call {
     upstream_call      *prev, *next;  /* u's list of calls not yet finished */
     void              (*cancel)(upstream_call *c);   /* provider: deliver CANCELLED, release */
     void              (*resume)(upstream_call *c);
+    /* While on_event runs for a stream chunk the provider already read
+     * without a tree: that reading and the bytes it is of, so the
+     * resilience layer does not scan the same chunk again. NULL otherwise. */
+    const struct openai_scan_result *event_facts;
+    const char                      *event_facts_text;
+    size_t                           event_facts_len;
 };
 
 struct upstream {
@@ -57,6 +63,11 @@ void upstream_call_link(upstream *u, upstream_call *c, const model_cfg *m, const
 /* A provider call received bytes: feeds the first-byte and stream-idle
  * timeouts of its parent (dispatch.c). */
 void upstream_call_activity(upstream_call *c);
+/* The provider's reading of the stream chunk (json, len) being delivered
+ * by c (openai_scan.h), or NULL when it has none for exactly these bytes
+ * (a translated or replayed event, a chunk the scan left to cJSON). */
+const struct openai_scan_result *upstream_call_event_facts(const upstream_call *c, const char *json,
+                                                           size_t len);
 /* Deliver on_done once and unlink; later calls do nothing. */
 void upstream_call_deliver(upstream_call *c, const upstream_result *res);
 /* A close callback finished: free u when it was being freed and nothing is left. */

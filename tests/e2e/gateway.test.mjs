@@ -29,6 +29,13 @@ async function startCaptureServer() {
       try { json = JSON.parse(body); } catch { /* recorded as text */ }
       captured.push({ method: req.method, url: req.url, headers: req.headers, body: json ?? body });
       const created = Math.floor(Date.now() / 1000);
+      const rawStream = RAW_STREAMS[json?.messages?.[0]?.content];
+      if (json && json.stream && rawStream) {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        for (const chunk of rawStream) res.write(`data: ${chunk}\n\n`);
+        res.end('data: [DONE]\n\n');
+        return;
+      }
       if (json && json.stream) {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         const base = { id: 'chatcmpl-cap', object: 'chat.completion.chunk', created, model: json.model };
@@ -70,6 +77,28 @@ const RAW_ANSWERS = {
   'raw-usage-escaped': '{"id":"chatcmpl-raw","object":"chat.completion","created":1,"model":"real-upstream-name",' +
     '"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],' +
     '"us\\u0061ge":{"prompt_tokens":13,"completion_tokens":5,"total_tokens":18}}',
+};
+
+// Provider streams written by hand, picked the same way. Every chunk of a
+// stream is read by the resilience layer (is it still "quiet", so a failure
+// may be retried? how many output tokens against the reserved cap?), without
+// a tree when the scan can and with cJSON when it cannot (an escaped key).
+// "odd-delta": deltas of the shapes a hostile or broken provider sends — an
+// array, a string, a number — which once reached a strcmp of a NULL name.
+const ODD = (delta, extra = '') =>
+  `{"id":"chatcmpl-odd","object":"chat.completion.chunk","created":1,"model":"real-upstream-name"${extra},` +
+  `"choices":[{"index":0,"delta":${delta},"finish_reason":null}]}`;
+const RAW_STREAMS = {
+  'raw-stream-odd-delta': [
+    ODD('[1,"x"]', ',"x\\u0061":1'), ODD('[1]'), ODD('"s"'), ODD('7', ',"k\\u0061":2'),
+    ODD('{"role":"assistant","content":"fine"}'),
+    '{"id":"chatcmpl-odd","choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2,"total_tokens":6}}',
+  ],
+  // 6 chunks of text, every other one with an escaped key (cJSON's reading)
+  'raw-stream-cap': Array.from({ length: 6 }, (_, i) =>
+    ODD(`{"content":"w${i} "}`, i % 2 ? ',"x\\u0061":1' : '')).concat([
+    '{"id":"chatcmpl-odd","choices":[],"usage":{"prompt_tokens":4,"completion_tokens":6,"total_tokens":10}}',
+  ]),
 };
 
 // One tenant for the file; each test that checks usage makes its own user.
@@ -357,6 +386,42 @@ describe('what brigade reads from a provider answer', () => {
       assert.equal(row.output_tokens, output);
     });
   }
+});
+
+describe('what brigade reads from a provider stream', () => {
+  const streamOf = async (key, content, extra = {}) => {
+    const res = await fetch(stack.brigadeUrl + '/v1/chat/completions', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'capture-model', stream: true, messages: [{ role: 'user', content }], ...extra }),
+    });
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    return text.split('\n\n').map((e) => e.trim()).filter((e) => e.startsWith('data: ')).map((e) => e.slice(6));
+  };
+
+  test('odd deltas (array, string, number; escaped keys) pass through and the server lives', async () => {
+    const { key } = await stack.makeUserWithKey(tenant.admin_key);
+    const events = await streamOf(key, 'raw-stream-odd-delta');
+    assert.equal(events.at(-1), '[DONE]');
+    const content = events.slice(0, -1).map((e) => JSON.parse(e))
+      .map((j) => j.choices?.[0]?.delta?.content).filter((c) => typeof c === 'string').join('');
+    assert.equal(content, 'fine');
+    const h = await fetch(stack.brigadeUrl + '/healthz');
+    assert.equal(h.status, 200, 'brigade still answers after the odd stream');
+  });
+
+  test('the output cap counts chunks read either way: max_tokens 3 cuts after 3 text chunks', async () => {
+    const { key } = await stack.makeUserWithKey(tenant.admin_key);
+    const events = await streamOf(key, 'raw-stream-cap', { max_tokens: 3, stream_options: { include_usage: true } });
+    assert.equal(events.at(-1), '[DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    const text = chunks.map((j) => j.choices?.[0]?.delta?.content ?? '').join('');
+    assert.equal(text, 'w0 w1 w2 ', 'three text chunks (one read by cJSON) reach the client, then the cut');
+    assert.ok(chunks.some((j) => j.choices?.[0]?.finish_reason === 'length'), 'the cut ends with finish_reason length');
+    const usage = chunks.find((j) => j.usage)?.usage;
+    assert.equal(usage?.completion_tokens, 3, 'the cut stream reports what was delivered');
+  });
 });
 
 describe('upstream failures surface as OpenAI errors', () => {

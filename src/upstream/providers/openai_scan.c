@@ -19,7 +19,7 @@
 
 typedef struct scan {
     const char *p, *end;
-    const char *usage, *choices;   /* the root's first members of these names (pass 1 notes them) */
+    const char *usage, *choices, *type;   /* the root's first members of these names (pass 1 notes them) */
 } scan;
 
 /* Bytes that end a run of plain string characters: the quote, the
@@ -149,6 +149,7 @@ static bool scan_value(scan *s, int depth)
             if (depth == 0) {
                 if (!s->usage && klen == 7 && memcmp(key, "\"usage\"", 7) == 0) s->usage = s->p;
                 if (!s->choices && klen == 9 && memcmp(key, "\"choices\"", 9) == 0) s->choices = s->p;
+                if (!s->type && klen == 6 && memcmp(key, "\"type\"", 6) == 0) s->type = s->p;
             }
         }
         if (!scan_value(s, depth + 1)) return false;
@@ -350,11 +351,85 @@ static size_t walk_text_bytes(const char *msg, const char *end)
     return n;
 }
 
+/* A string other than "" (pass 1 excluded \u0000, so the decoded copy of
+ * any longer one starts with a non-NUL byte). */
+static bool walk_nonempty(const char *p, const char *end)
+{
+    return p && *p == '"' && walk_string(p, end) - p > 2;
+}
+
+/* Whether a chunk's delta carries text, as the output cap counts it
+ * (outcap.c's cJSON reading). */
+static bool walk_delta_has_text(const char *d, const char *end)
+{
+    if (!d || *d != '{') return false;
+    static const char *const text_fields[] = {"content", "refusal", "reasoning_content", "reasoning"};
+    for (size_t i = 0; i < sizeof text_fields / sizeof text_fields[0]; i++)
+        if (walk_nonempty(walk_get(d, end, text_fields[i]), end)) return true;
+    walk_each calls = walk_children(walk_get(d, end, "tool_calls"), end);
+    const char *tc;
+    while ((tc = walk_child(&calls)))
+        if (walk_nonempty(walk_get(walk_get(tc, end, "function"), end, "arguments"), end)) return true;
+    return false;
+}
+
+/* Whether a delta tells nothing yet: each of its members (every copy, as
+ * cJSON_ArrayForEach visits them) a role, or a null or empty content; an
+ * array delta with any element does tell something. */
+static bool walk_delta_quiet(const char *d, const char *end)
+{
+    if (!d || (*d != '{' && *d != '[')) return true;
+    bool object = *d == '{';
+    const char *p = d, *key, *v;
+    size_t klen;
+    while ((v = walk_next(&p, end, object, &key, &klen))) {
+        if (!object) return false;
+        if (klen == 4 && memcmp(key, "role", 4) == 0) continue;
+        if (klen == 7 && memcmp(key, "content", 7) == 0 &&
+            ((*v == 'n') || (*v == '"' && v[1] == '"')))
+            continue;
+        return false;
+    }
+    return true;
+}
+
+/* The stream chunk's facts for the resilience layer (openai_scan.h). */
+static void walk_chunk(const scan *s, const char *end, openai_scan_result *out)
+{
+    out->usage_member = s->usage != NULL;
+    out->type_member = s->type != NULL;
+    out->quiet = !s->usage && s->choices && *s->choices == '[';
+    bool any_choice = false;
+    walk_each choices = walk_children(s->choices, end);
+    const char *ch;
+    while ((ch = walk_child(&choices))) {
+        any_choice = true;
+        const char *ix = NULL, *delta = NULL, *finish = NULL;
+        if (*ch == '{') {
+            const char *p = ch, *key, *v;
+            size_t klen;
+            while ((v = walk_next(&p, end, true, &key, &klen))) {   /* the first copy of each */
+                if (!ix && klen == 5 && memcmp(key, "index", 5) == 0) ix = v;
+                else if (!delta && klen == 5 && memcmp(key, "delta", 5) == 0) delta = v;
+                else if (!finish && klen == 13 && memcmp(key, "finish_reason", 13) == 0) finish = v;
+            }
+        }
+        double v;
+        if (walk_number(ix, end, &v) && v >= 0 && v < OPENAI_SCAN_MAX_CHOICE_INDEX &&
+            (uint32_t)v + 1 > out->choice_slots)
+            out->choice_slots = (uint32_t)v + 1;
+        if (walk_delta_has_text(delta, end)) out->text_choices++;
+        if (finish && *finish != 'n') out->quiet = false;
+        if (!walk_delta_quiet(delta, end)) out->quiet = false;
+    }
+    if (!any_choice) out->quiet = false;
+}
+
 bool openai_scan(const char *text, size_t len, const char *choice_field, openai_scan_result *out)
 {
     memset(out, 0, sizeof *out);
     if (!text) return false;
-    scan s = {text, text + len, NULL, NULL};
+    scan s = {text, text + len, NULL, NULL, NULL};
     scan_ws(&s);
     if (s.p >= s.end || *s.p != '{' || !scan_value(&s, 0)) return false;
     scan_ws(&s);
@@ -374,5 +449,6 @@ bool openai_scan(const char *text, size_t len, const char *choice_field, openai_
     const char *ch;
     while ((ch = walk_child(&choices)))
         out->text_bytes += walk_text_bytes(walk_get(ch, end, choice_field), end);
+    if (strcmp(choice_field, "delta") == 0) walk_chunk(&s, end, out);
     return true;
 }

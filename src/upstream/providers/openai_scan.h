@@ -23,10 +23,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* choices[].index values at or above this are not counted in choice_slots
+ * (the output cap's bound on choices, outcap.h). */
+#define OPENAI_SCAN_MAX_CHOICE_INDEX 128
+
 typedef struct openai_scan_result {
     bool    have_usage;   /* usage.prompt_tokens and completion_tokens, both in [0, 1e15] */
     int64_t in_tok, out_tok;
     size_t  text_bytes;   /* content + tool call names and arguments, every choice */
+
+    /* Of a stream chunk only (choice_field "delta"), for the resilience
+     * layer, which reads every chunk on its way to the client: */
+    bool     usage_member;   /* the root has a "usage" member, whatever its value */
+    bool     type_member;    /* the root has a "type" member: a Responses event, not a chat chunk */
+    uint32_t text_choices;   /* choices whose delta carries text: a non-empty content, refusal,
+                                reasoning_content or reasoning string, or a tool call's arguments */
+    uint32_t choice_slots;   /* 1 + the highest numeric choices[].index below
+                                OPENAI_SCAN_MAX_CHOICE_INDEX (truncated), 0 if none */
+    bool     quiet;          /* tells a client nothing yet: no usage member, choices a non-empty
+                                array, no finish_reason other than null, and every delta member
+                                a role or a null or empty content (meaningless with type_member) */
 } openai_scan_result;
 
 /* choice_field: "message" (a whole answer) or "delta" (a stream chunk).

@@ -211,6 +211,7 @@ static void phttp_drain(phttp_call *c)
             break;
         }
         if (c->saw_end) continue;   /* nothing counts after the end marker */
+        c->facts_valid = false;
         phttp_ev ev = c->proto->stream_event(c, d, dl);
         if (ev == PHTTP_FAIL) break;
         if (ev == PHTTP_END) {
@@ -218,7 +219,13 @@ static void phttp_drain(phttp_call *c)
             continue;
         }
         if (ev != PHTTP_PASS || !c->base.cb.on_event) continue;
+        if (c->facts_valid) {
+            c->base.event_facts = &c->facts;
+            c->base.event_facts_text = d;
+            c->base.event_facts_len = dl;
+        }
         bool more = c->base.cb.on_event(&c->base, d, dl, c->base.arg);
+        c->base.event_facts = NULL;
         if (c->base.finished) break;     /* cancelled from on_event */
         if (!more) c->paused = true;
     }

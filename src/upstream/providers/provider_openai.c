@@ -62,9 +62,9 @@ static void openai_take_scan(phttp_call *c, const openai_scan_result *r)
 static phttp_ev openai_stream_event(phttp_call *c, const char *d, size_t dl)
 {
     if (dl == 6 && memcmp(d, "[DONE]", 6) == 0) return PHTTP_END;
-    openai_scan_result r;
-    if (openai_scan(d, dl, "delta", &r)) {
-        openai_take_scan(c, &r);
+    if (openai_scan(d, dl, "delta", &c->facts)) {
+        openai_take_scan(c, &c->facts);
+        c->facts_valid = true;   /* handed on with the event (upstream_call_event_facts) */
         return PHTTP_PASS;
     }
     cJSON *j = cJSON_ParseWithLength(d, dl);

@@ -7,6 +7,7 @@
 #define BRIGADE_UPSTREAM_PROVIDERS_H
 
 #include "upstream/net/net.h"
+#include "upstream/providers/openai_scan.h"
 #include "upstream/upstream_internal.h"
 
 /* --- the HTTP call engine of remote providers (provider_http.c) ---
@@ -72,6 +73,8 @@ struct phttp_call {
     bool                  have_usage;
     int64_t               in_tok, out_tok;
     size_t                out_bytes;     /* generated text seen, for estimates */
+    openai_scan_result    facts;         /* the last stream event's tree-less reading, */
+    bool                  facts_valid;   /* when proto->stream_event made one */
     upstream_error        err;           /* set inside a callback, which then aborts */
     const char           *errmsg;
     char                  errmsg_buf[256];

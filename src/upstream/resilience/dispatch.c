@@ -28,6 +28,7 @@
 #include <cjson/cJSON.h>
 
 #include "obs/obs.h"
+#include "upstream/providers/openai_scan.h"
 #include "upstream/resilience/health.h"
 #include "upstream/resilience/outcap.h"
 #include "upstream/resilience/replay.h"
@@ -310,8 +311,12 @@ void upstream_call_activity(upstream_call *c)
 
 /* An OpenAI chunk that tells the client nothing yet: every choice's delta
  * has at most a role and empty content, no finish_reason, no usage. */
-static bool rcall_event_is_empty(const char *json, size_t len)
+static bool rcall_event_is_empty(const char *json, size_t len, const openai_scan_result *facts)
 {
+    /* the same reading without a tree: the provider's, or a scan */
+    openai_scan_result r;
+    if (!facts && openai_scan(json, len, "delta", &r)) facts = &r;
+    if (facts && !facts->type_member) return facts->quiet;
     cJSON *j = cJSON_ParseWithLength(json, len);
     bool empty = cJSON_IsObject(j) && !cJSON_GetObjectItemCaseSensitive(j, "usage");
     /* A passed-through Responses stream opens with these two: nothing of
@@ -331,6 +336,11 @@ static bool rcall_event_is_empty(const char *json, size_t len)
         if (fr && !cJSON_IsNull(fr)) empty = false;
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(ch, "delta"), *f;
         cJSON_ArrayForEach(f, d) {
+            /* an array delta's elements have no name: they say something */
+            if (!f->string) {
+                empty = false;
+                continue;
+            }
             if (!strcmp(f->string, "role")) continue;
             if (!strcmp(f->string, "content") && (cJSON_IsNull(f) || (cJSON_IsString(f) && !f->valuestring[0])))
                 continue;
@@ -385,14 +395,15 @@ static bool rcall_inner_event(upstream_call *call, const char *json, size_t len,
         json = rc->replay_out.data;
         len = rc->replay_out.len;
     }
-    if (!upstream_outcap_pass(&rc->cap, upstream_outcap_tokens(&rc->cap, json, len))) {
+    const openai_scan_result *facts = upstream_call_event_facts(call, json, len);
+    if (!upstream_outcap_pass(&rc->cap, upstream_outcap_tokens(&rc->cap, json, len, facts))) {
         /* Past the reserved output: this event does not go out; the
          * stream ends here, at the cap (rcall_inner_done, now). */
         rc->cut = true;
         upstream_call_cancel(call);
         return false;
     }
-    if (!rc->delivered && rc->n_held < RCALL_MAX_HELD && len < 4096 && rcall_event_is_empty(json, len)) {
+    if (!rc->delivered && rc->n_held < RCALL_MAX_HELD && len < 4096 && rcall_event_is_empty(json, len, facts)) {
         uint32_t n = (uint32_t)len;
         buf_append(&rc->held, &n, sizeof n);
         buf_append(&rc->held, json, len);

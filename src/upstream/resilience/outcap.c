@@ -9,8 +9,12 @@
 
 #include <cjson/cJSON.h>
 
+#include "upstream/providers/openai_scan.h"
 #include "util/json_escape.h"
 #include "util/xalloc.h"
+
+_Static_assert(UPSTREAM_OUTCAP_MAX_CHOICES == OPENAI_SCAN_MAX_CHOICE_INDEX,
+              "the scan and the cJSON reading bound choices[].index alike");
 
 /* Output items of a Responses stream kept for the synthesized end. */
 #define OUTCAP_MAX_ITEMS 64
@@ -143,9 +147,21 @@ static uint64_t outcap_responses_tokens(upstream_outcap *oc, const cJSON *ev)
 
 /* ------------------------------------------------------------- counting */
 
-uint64_t upstream_outcap_tokens(upstream_outcap *oc, const char *json, size_t len)
+uint64_t upstream_outcap_tokens(upstream_outcap *oc, const char *json, size_t len,
+                                const openai_scan_result *facts)
 {
     if (!oc->cap) return 0;
+    /* Every chunk of a capped stream passes here: read it without a tree
+     * (the same reading, openai_scan.h) — the provider's reading when it
+     * made one, else a scan. The first chunk with text also gives the id,
+     * model and created that a cut's end chunks repeat: that one goes to
+     * cJSON. */
+    openai_scan_result r;
+    if (!oc->responses && !facts && openai_scan(json, len, "delta", &r)) facts = &r;
+    if (!oc->responses && facts && !facts->type_member && (facts->text_choices == 0 || oc->id[0])) {
+        if (facts->choice_slots > oc->choices) oc->choices = facts->choice_slots;
+        return facts->text_choices;
+    }
     cJSON *j = cJSON_ParseWithLength(json, len);
     uint64_t n = 0;
     if (cJSON_IsObject(j)) n = oc->responses ? outcap_responses_tokens(oc, j) : outcap_chat_tokens(oc, j);

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "upstream/providers/openai_scan.h"
 #include "util/buf.h"
 
 #define UPSTREAM_OUTCAP_MAX_CHOICES 128
@@ -50,8 +51,10 @@ void upstream_outcap_reset(upstream_outcap *oc);
 void upstream_outcap_free(upstream_outcap *oc);
 
 /* The tokens one event carries, as streamed (0 for an event without
- * generated text). Does not count them: see upstream_outcap_pass. */
-uint64_t upstream_outcap_tokens(upstream_outcap *oc, const char *json, size_t len);
+ * generated text). Does not count them: see upstream_outcap_pass. facts:
+ * the provider's tree-less reading of these very bytes, or NULL. */
+uint64_t upstream_outcap_tokens(upstream_outcap *oc, const char *json, size_t len,
+                                const struct openai_scan_result *facts);
 /* May an event of `tokens` tokens pass? If so they are counted (true);
  * false: it would go past the cap — the stream is to be cut here. */
 bool     upstream_outcap_pass(upstream_outcap *oc, uint64_t tokens);

@@ -16,49 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "upstream/providers/openai_scan.h"
-
-/* The cJSON reading, as provider_openai.c had it before the scanner. */
-static size_t ref_text_bytes(const cJSON *msg)
-{
-    size_t n = 0;
-    const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
-    if (cJSON_IsString(content)) n += strlen(content->valuestring);
-    const cJSON *tc, *calls = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls");
-    cJSON_ArrayForEach(tc, calls) {
-        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
-        const cJSON *a = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
-        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(fn, "name");
-        if (cJSON_IsString(a)) n += strlen(a->valuestring);
-        if (cJSON_IsString(nm)) n += strlen(nm->valuestring);
-    }
-    return n;
-}
-
-/* -1: cJSON refuses (not an object); else 0 with *out filled. */
-static int ref_read(const char *t, size_t len, const char *field, openai_scan_result *out)
-{
-    memset(out, 0, sizeof *out);
-    cJSON *j = cJSON_ParseWithLength(t, len);
-    if (!j || !cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        return -1;
-    }
-    const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
-    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
-    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
-    if (cJSON_IsNumber(pt) && cJSON_IsNumber(ct) && pt->valuedouble >= 0 && ct->valuedouble >= 0 &&
-        pt->valuedouble <= 1e15 && ct->valuedouble <= 1e15) {
-        out->in_tok = (int64_t)pt->valuedouble;
-        out->out_tok = (int64_t)ct->valuedouble;
-        out->have_usage = true;
-    }
-    const cJSON *ch;
-    cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(j, "choices"))
-        out->text_bytes += ref_text_bytes(cJSON_GetObjectItemCaseSensitive(ch, field));
-    cJSON_Delete(j);
-    return 0;
-}
+#include "openai_scan_ref.h"
 
 static int decided, refused_by_cjson;
 
@@ -72,7 +30,14 @@ static bool check(const char *t, size_t len, const char *field)
     if (ref < 0) refused_by_cjson++;
     if (!dec) return false;
     decided++;
-    if (ref != 0 || a.have_usage != b.have_usage || a.in_tok != b.in_tok ||
+    bool chunk_differs = a.usage_member != b.usage_member || a.type_member != b.type_member ||
+                         a.text_choices != b.text_choices || a.choice_slots != b.choice_slots ||
+                         (!a.type_member && a.quiet != b.quiet);
+    if (chunk_differs)
+        fprintf(stderr, "chunk facts differ on [%.*s]: scan usage/type %d/%d text %u slots %u quiet %d, "
+                "cJSON %d/%d %u %u %d\n", (int)len, t, a.usage_member, a.type_member, a.text_choices,
+                a.choice_slots, a.quiet, b.usage_member, b.type_member, b.text_choices, b.choice_slots, b.quiet);
+    if (ref != 0 || a.have_usage != b.have_usage || a.in_tok != b.in_tok || chunk_differs ||
         a.out_tok != b.out_tok || a.text_bytes != b.text_bytes) {
         fprintf(stderr, "differs on [%.*s]: scan usage=%d %lld/%lld text=%zu, cJSON %d usage=%d "
                 "%lld/%lld text=%zu\n", (int)len, t, a.have_usage, (long long)a.in_tok,
@@ -182,6 +147,42 @@ static void test_hand_cases(void **state)
     }
 }
 
+/* Stream chunks: what the output cap counts and what is still "quiet". */
+static void test_chunk_facts(void **state)
+{
+    (void)state;
+    static const struct { const char *t; uint32_t text, slots; bool quiet; } cases[] = {
+        {"{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}", 0, 1, true},
+        {"{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null},\"finish_reason\":null}]}", 0, 1, true},
+        {"{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}", 1, 1, false},
+        {"{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}", 0, 1, false},
+        {"{\"choices\":[],\"usage\":null}", 0, 0, false},
+        {"{\"choices\":[{\"delta\":{}}],\"usage\":null}", 0, 0, false},
+        {"{\"choices\":{\"a\":{\"delta\":{}}}}", 0, 0, false},
+        {"{\"choices\":[{\"delta\":[1]}]}", 0, 0, false},
+        {"{\"choices\":[{\"delta\":[]}]}", 0, 0, true},
+        {"{\"choices\":[{\"delta\":\"s\"},1,null]}", 0, 0, true},
+        {"{\"choices\":[{\"delta\":{\"content\":\"\",\"content\":\"x\"}}]}", 0, 0, false},
+        {"{\"choices\":[{\"delta\":{\"refusal\":\"no\"}},{\"index\":3.7,\"delta\":{\"reasoning\":\"r\"}}]}", 2, 4, false},
+        {"{\"choices\":[{\"index\":127,\"delta\":{\"reasoning_content\":\"r\"}},{\"index\":128},{\"index\":-0.0}]}", 1, 128, false},
+        {"{\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"name\":\"f\",\"arguments\":\"\"}},{\"function\":{\"arguments\":\"{\"}}]}}]}", 1, 0, false},
+        {"{\"choices\":[{\"delta\":{\"tool_calls\":{\"k\":{\"function\":{\"arguments\":\"x\"}}}}}]}", 1, 0, false},
+        {"{\"choices\":[{\"index\":\"1\",\"delta\":{\"content\":\"\\n\"}}]}", 1, 0, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *t = cases[i].t;
+        openai_scan_result r;
+        if (!check(t, strlen(t), "delta")) fail_msg("not decided: %s", t);
+        assert_true(openai_scan(t, strlen(t), "delta", &r));
+        if (r.text_choices != cases[i].text || r.choice_slots != cases[i].slots || r.quiet != cases[i].quiet)
+            fail_msg("%s: text %u slots %u quiet %d", t, r.text_choices, r.choice_slots, r.quiet);
+    }
+    openai_scan_result r;
+    const char *ev = "{\"type\":\"response.created\",\"response\":{}}";
+    assert_true(openai_scan(ev, strlen(ev), "delta", &r));
+    assert_true(r.type_member);
+}
+
 static uint64_t rng = 0x9e3779b97f4a7c15u;
 static uint32_t rnd(void)
 {
@@ -198,11 +199,12 @@ static void test_mutations(void **state)
     (void)state;
     static const char ins[] = "{}[]\",:\\u0123456789-+.eE tfn\x01\x7f\xc3\xa9";
     const char *seeds[] = {answer, chunk,
-        "{\"choices\":[{\"message\":{\"content\":\"\\ud83d\\ude00\\u00e9\"}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}"};
+        "{\"choices\":[{\"message\":{\"content\":\"\\ud83d\\ude00\\u00e9\"}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}",
+        "{\"choices\":[{\"index\":1,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"arguments\":\"x\"}}]},\"finish_reason\":null}]}"};
     char t[1024];
     decided = refused_by_cjson = 0;
-    for (int iter = 0; iter < 60000; iter++) {
-        const char *seed = seeds[iter % 3];
+    for (int iter = 0; iter < 80000; iter++) {
+        const char *seed = seeds[iter % 4];
         size_t n = strlen(seed);
         memcpy(t, seed, n);
         int muts = 1 + (int)(rnd() % 3);
@@ -227,7 +229,7 @@ static void test_mutations(void **state)
             }
             }
         }
-        check(t, n, iter % 3 == 1 ? "delta" : "message");
+        check(t, n, iter % 4 == 1 || iter % 4 == 3 ? "delta" : "message");
     }
     /* the property was exercised both ways */
     assert_true(decided > 1000);
@@ -239,6 +241,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_answers_decided),
         cmocka_unit_test(test_hand_cases),
+        cmocka_unit_test(test_chunk_facts),
         cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

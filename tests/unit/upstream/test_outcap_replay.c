@@ -29,15 +29,15 @@ static void test_outcap_counts_and_cuts(void **st)
     upstream_outcap_init(&oc, 3, false);
     char b[512];
     const char *role = "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}";
-    assert_int_equal(upstream_outcap_tokens(&oc, role, strlen(role)), 0);
+    assert_int_equal(upstream_outcap_tokens(&oc, role, strlen(role), NULL), 0);
     for (int i = 0; i < 3; i++) {
         chunk(b, sizeof b, "word ");
-        uint64_t t = upstream_outcap_tokens(&oc, b, strlen(b));
+        uint64_t t = upstream_outcap_tokens(&oc, b, strlen(b), NULL);
         assert_int_equal(t, 1);
         assert_true(upstream_outcap_pass(&oc, t));
     }
     chunk(b, sizeof b, "more");
-    assert_false(upstream_outcap_pass(&oc, upstream_outcap_tokens(&oc, b, strlen(b))));
+    assert_false(upstream_outcap_pass(&oc, upstream_outcap_tokens(&oc, b, strlen(b), NULL)));
     assert_int_equal(oc.streamed, 3);
     /* the end: one finish chunk ("length"), then the usage chunk */
     buf out;
@@ -60,7 +60,7 @@ static void test_outcap_counts_and_cuts(void **st)
     /* no cap: nothing is counted, everything passes */
     upstream_outcap_init(&oc, 0, false);
     chunk(b, sizeof b, "x");
-    assert_int_equal(upstream_outcap_tokens(&oc, b, strlen(b)), 0);
+    assert_int_equal(upstream_outcap_tokens(&oc, b, strlen(b), NULL), 0);
     assert_true(upstream_outcap_pass(&oc, 1000));
     upstream_outcap_free(&oc);
 }
@@ -79,7 +79,7 @@ static void test_outcap_responses(void **st)
         "{\"type\":\"response.output_text.delta\",\"output_index\":0,\"content_index\":0,\"item_id\":\"msg_1\",\"delta\":\" world\"}",
     };
     for (size_t i = 0; i < 4; i++) {
-        uint64_t t = upstream_outcap_tokens(&oc, evs[i], strlen(evs[i]));
+        uint64_t t = upstream_outcap_tokens(&oc, evs[i], strlen(evs[i]), NULL);
         assert_int_equal(t, i >= 2 ? 1 : 0);
         assert_true(upstream_outcap_pass(&oc, t));
     }

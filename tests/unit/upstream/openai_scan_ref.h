@@ -1,0 +1,98 @@
+/* openai_scan_ref.h — the cJSON reading that openai_scan (the tree-less
+ * reading of an OpenAI answer or stream chunk) must always agree with, for
+ * the unit test (test_openai_scan.c) and the differential fuzz target
+ * (fuzz/upstream/fuzz_openai_scan.c): what provider_openai.c read before the
+ * scanner (usage, text bytes), and what the resilience layer reads of every
+ * stream chunk (outcap.c's output tokens, dispatch.c's "quiet" chunk). */
+#ifndef BRIGADE_OPENAI_SCAN_REF_H
+#define BRIGADE_OPENAI_SCAN_REF_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "upstream/providers/openai_scan.h"
+
+/* The cJSON reading, as provider_openai.c had it before the scanner. */
+static size_t ref_text_bytes(const cJSON *msg)
+{
+    size_t n = 0;
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+    if (cJSON_IsString(content)) n += strlen(content->valuestring);
+    const cJSON *tc, *calls = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls");
+    cJSON_ArrayForEach(tc, calls) {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(fn, "name");
+        if (cJSON_IsString(a)) n += strlen(a->valuestring);
+        if (cJSON_IsString(nm)) n += strlen(nm->valuestring);
+    }
+    return n;
+}
+
+static bool ref_nonempty(const cJSON *s) { return cJSON_IsString(s) && s->valuestring[0]; }
+
+/* The stream chunk's facts as the resilience layer read them with cJSON
+ * (outcap.c's token count, dispatch.c's "quiet chunk"). */
+static void ref_chunk(const cJSON *j, openai_scan_result *out)
+{
+    out->usage_member = cJSON_GetObjectItemCaseSensitive(j, "usage") != NULL;
+    out->type_member = cJSON_GetObjectItemCaseSensitive(j, "type") != NULL;
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices"), *ch;
+    bool quiet = !out->usage_member && cJSON_IsArray(choices) && cJSON_GetArraySize(choices) > 0;
+    cJSON_ArrayForEach(ch, choices) {
+        const cJSON *ix = cJSON_GetObjectItemCaseSensitive(ch, "index");
+        if (cJSON_IsNumber(ix) && ix->valuedouble >= 0 && ix->valuedouble < OPENAI_SCAN_MAX_CHOICE_INDEX &&
+            (uint32_t)ix->valuedouble + 1 > out->choice_slots)
+            out->choice_slots = (uint32_t)ix->valuedouble + 1;
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(ch, "delta"), *f, *tc;
+        bool text = ref_nonempty(cJSON_GetObjectItemCaseSensitive(d, "content")) ||
+                    ref_nonempty(cJSON_GetObjectItemCaseSensitive(d, "refusal")) ||
+                    ref_nonempty(cJSON_GetObjectItemCaseSensitive(d, "reasoning_content")) ||
+                    ref_nonempty(cJSON_GetObjectItemCaseSensitive(d, "reasoning"));
+        cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(d, "tool_calls")) {
+            const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+            if (ref_nonempty(cJSON_GetObjectItemCaseSensitive(fn, "arguments"))) text = true;
+        }
+        if (text) out->text_choices++;
+        const cJSON *fr = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
+        if (fr && !cJSON_IsNull(fr)) quiet = false;
+        cJSON_ArrayForEach(f, d) {
+            if (!f->string) quiet = false;
+            else if (!strcmp(f->string, "role")) continue;
+            else if (!strcmp(f->string, "content") && (cJSON_IsNull(f) || (cJSON_IsString(f) && !f->valuestring[0])))
+                continue;
+            else quiet = false;
+        }
+    }
+    out->quiet = quiet;
+}
+
+/* -1: cJSON refuses (not an object); else 0 with *out filled. */
+static int ref_read(const char *t, size_t len, const char *field, openai_scan_result *out)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *j = cJSON_ParseWithLength(t, len);
+    if (!j || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return -1;
+    }
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
+    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
+    if (cJSON_IsNumber(pt) && cJSON_IsNumber(ct) && pt->valuedouble >= 0 && ct->valuedouble >= 0 &&
+        pt->valuedouble <= 1e15 && ct->valuedouble <= 1e15) {
+        out->in_tok = (int64_t)pt->valuedouble;
+        out->out_tok = (int64_t)ct->valuedouble;
+        out->have_usage = true;
+    }
+    const cJSON *ch;
+    cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(j, "choices"))
+        out->text_bytes += ref_text_bytes(cJSON_GetObjectItemCaseSensitive(ch, field));
+    if (!strcmp(field, "delta")) ref_chunk(j, out);
+    cJSON_Delete(j);
+    return 0;
+}
+
+#endif
