@@ -18,6 +18,7 @@
 
 #include "util/ids.h"
 #include "util/json_escape.h"
+#include "util/strfmt.h"
 
 const char *http_status_text(int status)
 {
@@ -307,7 +308,9 @@ bool http_stream_write(http_request *req, const char *data, size_t len)
             http_conn_cork(c, &b, 1);
         } else {
             char hex[24];
-            int n = snprintf(hex, sizeof hex, "%zx\r\n", len);
+            size_t n = fmt_hex(hex, len);   /* the chunk's size line */
+            hex[n++] = '\r';
+            hex[n++] = '\n';
             uv_buf_t b[3] = { uv_buf_init(hex, (unsigned)n), uv_buf_init((char *)data, (unsigned)len),
                               uv_buf_init((char *)"\r\n", 2) };
             http_conn_cork(c, b, 3);

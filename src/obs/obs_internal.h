@@ -20,6 +20,7 @@ typedef struct obs_attr {
     uint16_t key;                  /* the key, NUL-terminated, in the span's pool */
     uint16_t off;                  /* OBS_ATTR_STR: the value, NUL-terminated, in the pool */
     uint8_t  type;                 /* obs_attr_type */
+    uint8_t  klen;                 /* the key's length: most lookups end at a length or first byte */
 } obs_attr;
 
 /* The pool holds keys and string values: values at most OBS_SPAN_POOL

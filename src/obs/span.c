@@ -109,8 +109,12 @@ static obs_attr *obs_attr_slot(obs_span *s, const char *key)
 {
     /* An unsampled span keeps no attributes: nothing will read them. */
     if (!s || !key || !(s->ctx.flags & 1)) return NULL;
-    for (unsigned i = 0; i < s->n_attrs; i++)
-        if (strcmp(obs_attr_key(s, &s->attrs[i]), key) == 0) return &s->attrs[i];
+    size_t kl = strnlen(key, OBS_ATTR_KEY_MAX - 1);
+    for (unsigned i = 0; i < s->n_attrs; i++) {
+        const obs_attr *a = &s->attrs[i];
+        if (a->klen == kl && s->pool[a->key] == key[0] && memcmp(s->pool + a->key, key, kl) == 0)
+            return &s->attrs[i];
+    }
     if (s->n_attrs >= OBS_SPAN_ATTRS_MAX) return NULL;
     if (s->n_attrs == s->cap_attrs) {
         unsigned cap = s->cap_attrs ? s->cap_attrs * 2 : 8;
@@ -121,11 +125,11 @@ static obs_attr *obs_attr_slot(obs_span *s, const char *key)
         s->attrs = n;
         s->cap_attrs = cap;
     }
-    size_t kl = strnlen(key, OBS_ATTR_KEY_MAX - 1);
     if (!obs_pool_reserve(s, kl + 1)) return NULL;
     obs_attr *a = &s->attrs[s->n_attrs++];
     memset(a, 0, sizeof *a);
     a->key = s->pool_used;
+    a->klen = (uint8_t)kl;
     memcpy(s->pool + a->key, key, kl);
     s->pool[a->key + kl] = '\0';
     s->pool_used = (uint16_t)(s->pool_used + kl + 1);

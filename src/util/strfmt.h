@@ -59,4 +59,19 @@ static inline size_t fmt_i64(char *out, int64_t v)
     return 1 + fmt_u64(out + 1, (uint64_t)0 - (uint64_t)v);   /* INT64_MIN too */
 }
 
+/* The lower-case hexadecimal digits of v at out (no NUL; at most 16
+ * bytes): "%" PRIx64, as a chunked body's size line needs. */
+static inline size_t fmt_hex(char *out, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char tmp[16];
+    size_t n = 0;
+    do {
+        tmp[n++] = digits[v & 15];
+        v >>= 4;
+    } while (v);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 #endif

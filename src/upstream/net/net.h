@@ -102,6 +102,7 @@ void upstream_h1_free(upstream_h1 *h);   /* requests left get done(H1_CONNECT) *
 typedef struct upstream_sse {
     buf    in;          /* bytes received, not yet parsed past `pos` */
     size_t pos;
+    size_t scanned;     /* bytes past `pos` known to hold no line end (not searched again) */
     buf    data;        /* the current event's data lines, joined by \n */
     bool   has_data;
     size_t max_event;

@@ -18,6 +18,7 @@ void upstream_sse_init(upstream_sse *s, size_t max_event)
     buf_init(&s->in);
     buf_init(&s->data);
     s->pos = 0;
+    s->scanned = 0;
     s->has_data = false;
     s->max_event = max_event;
 }
@@ -45,20 +46,31 @@ int upstream_sse_next(upstream_sse *s, const char **data, size_t *len)
     for (;;) {
         const char *base = s->in.data + s->pos;
         size_t avail = s->in.len - s->pos;
-        size_t i = 0;
-        while (i < avail && base[i] != '\n' && base[i] != '\r') i++;
-        if (i == avail) {
+        /* The line's end: the first \n, or a \r before it (memchr, not a
+         * loop per byte; a long line arriving in pieces is searched once). */
+        const char *from = base + s->scanned;
+        size_t rest = avail - s->scanned;
+        const char *nl = memchr(from, '\n', rest);
+        const char *cr = memchr(from, '\r', nl ? (size_t)(nl - from) : rest);
+        const char *e = cr ? cr : nl;
+        if (!e) {
+            s->scanned = avail;
             if (avail > s->max_event) return -1;
             return 0;                               /* no complete line yet */
         }
+        size_t i = (size_t)(e - base);
         size_t eol = 1;
-        if (base[i] == '\r') {
-            if (i + 1 == avail) return 0;           /* "\r" then maybe "\n": wait */
+        if (*e == '\r') {
+            if (i + 1 == avail) {                   /* "\r" then maybe "\n": wait */
+                s->scanned = i;
+                return 0;
+            }
             if (base[i + 1] == '\n') eol = 2;
         }
         const char *line = base;
         size_t llen = i;
         s->pos += i + eol;
+        s->scanned = 0;
 
         if (llen == 0) {                            /* blank line: dispatch */
             if (!s->has_data) continue;

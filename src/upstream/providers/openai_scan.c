@@ -358,42 +358,68 @@ static bool walk_nonempty(const char *p, const char *end)
     return p && *p == '"' && walk_string(p, end) - p > 2;
 }
 
-/* Whether a chunk's delta carries text, as the output cap counts it
- * (outcap.c's cJSON reading). */
-static bool walk_delta_has_text(const char *d, const char *end)
+/* Whether a tool_calls value has a call whose function's arguments are a
+ * non-empty string. */
+static bool walk_calls_have_args(const char *calls, const char *end)
 {
-    if (!d || *d != '{') return false;
-    static const char *const text_fields[] = {"content", "refusal", "reasoning_content", "reasoning"};
-    for (size_t i = 0; i < sizeof text_fields / sizeof text_fields[0]; i++)
-        if (walk_nonempty(walk_get(d, end, text_fields[i]), end)) return true;
-    walk_each calls = walk_children(walk_get(d, end, "tool_calls"), end);
+    walk_each each = walk_children(calls, end);
     const char *tc;
-    while ((tc = walk_child(&calls)))
+    while ((tc = walk_child(&each)))
         if (walk_nonempty(walk_get(walk_get(tc, end, "function"), end, "arguments"), end)) return true;
     return false;
 }
 
-/* Whether a delta tells nothing yet: each of its members (every copy, as
- * cJSON_ArrayForEach visits them) a role, or a null or empty content; an
- * array delta with any element does tell something. */
-static bool walk_delta_quiet(const char *d, const char *end)
+/* A stream chunk's delta, in one pass over its members: the text bytes
+ * (walk_text_bytes' count), whether it carries text as the output cap
+ * counts it (a non-empty content, refusal, reasoning_content or reasoning,
+ * or a tool call's arguments: the first copy of each, as outcap.c's cJSON
+ * reading), and whether it is quiet (every member, each copy as
+ * cJSON_ArrayForEach visits them, a role or a null or empty content; an
+ * array delta with any element is not). */
+static void walk_delta(const char *d, const char *end, size_t *text_bytes, bool *has_text, bool *quiet)
 {
-    if (!d || (*d != '{' && *d != '[')) return true;
-    bool object = *d == '{';
+    *has_text = false;
+    *quiet = true;
+    if (!d || (*d != '{' && *d != '[')) return;
+    if (*d == '[') {
+        const char *p = d, *key;
+        size_t klen;
+        *quiet = walk_next(&p, end, false, &key, &klen) == NULL;
+        return;
+    }
+    const char *content = NULL, *refusal = NULL, *reasoning_content = NULL, *reasoning = NULL,
+               *tool_calls = NULL;
     const char *p = d, *key, *v;
     size_t klen;
-    while ((v = walk_next(&p, end, object, &key, &klen))) {
-        if (!object) return false;
+    while ((v = walk_next(&p, end, true, &key, &klen))) {
+        bool is_content = klen == 7 && memcmp(key, "content", 7) == 0;
+        if (is_content && !content) content = v;
+        else if (klen == 7 && !refusal && memcmp(key, "refusal", 7) == 0) refusal = v;
+        else if (klen == 17 && !reasoning_content && memcmp(key, "reasoning_content", 17) == 0)
+            reasoning_content = v;
+        else if (klen == 9 && !reasoning && memcmp(key, "reasoning", 9) == 0) reasoning = v;
+        else if (klen == 10 && !tool_calls && memcmp(key, "tool_calls", 10) == 0) tool_calls = v;
         if (klen == 4 && memcmp(key, "role", 4) == 0) continue;
-        if (klen == 7 && memcmp(key, "content", 7) == 0 &&
-            ((*v == 'n') || (*v == '"' && v[1] == '"')))
-            continue;
-        return false;
+        if (is_content && (*v == 'n' || (*v == '"' && v[1] == '"'))) continue;
+        *quiet = false;
     }
-    return true;
+    *has_text = walk_nonempty(content, end) || walk_nonempty(refusal, end) ||
+                walk_nonempty(reasoning_content, end) || walk_nonempty(reasoning, end) ||
+                walk_calls_have_args(tool_calls, end);
+    if (!content && !tool_calls) return;
+    size_t n = walk_strlen(content, end);
+    walk_each calls = walk_children(tool_calls, end);
+    const char *tc, *args, *name;
+    while ((tc = walk_child(&calls))) {
+        walk_get2(walk_get(tc, end, "function"), end, "arguments", &args, "name", &name);
+        n += walk_strlen(args, end) + walk_strlen(name, end);
+    }
+    *text_bytes += n;
 }
 
-/* The stream chunk's facts for the resilience layer (openai_scan.h). */
+/* A stream chunk's choices, one pass over each choice's members (the first
+ * copy of index, delta and finish_reason): text bytes and the facts of
+ * openai_scan.h for the resilience layer. */
 static void walk_chunk(const scan *s, const char *end, openai_scan_result *out)
 {
     out->usage_member = s->usage != NULL;
@@ -404,23 +430,23 @@ static void walk_chunk(const scan *s, const char *end, openai_scan_result *out)
     const char *ch;
     while ((ch = walk_child(&choices))) {
         any_choice = true;
+        if (*ch != '{') continue;   /* no members: nothing to read, nothing said */
         const char *ix = NULL, *delta = NULL, *finish = NULL;
-        if (*ch == '{') {
-            const char *p = ch, *key, *v;
-            size_t klen;
-            while ((v = walk_next(&p, end, true, &key, &klen))) {   /* the first copy of each */
-                if (!ix && klen == 5 && memcmp(key, "index", 5) == 0) ix = v;
-                else if (!delta && klen == 5 && memcmp(key, "delta", 5) == 0) delta = v;
-                else if (!finish && klen == 13 && memcmp(key, "finish_reason", 13) == 0) finish = v;
-            }
+        const char *p = ch, *key, *v;
+        size_t klen;
+        while ((v = walk_next(&p, end, true, &key, &klen))) {
+            if (!ix && klen == 5 && memcmp(key, "index", 5) == 0) ix = v;
+            else if (!delta && klen == 5 && memcmp(key, "delta", 5) == 0) delta = v;
+            else if (!finish && klen == 13 && memcmp(key, "finish_reason", 13) == 0) finish = v;
         }
-        double v;
-        if (walk_number(ix, end, &v) && v >= 0 && v < OPENAI_SCAN_MAX_CHOICE_INDEX &&
-            (uint32_t)v + 1 > out->choice_slots)
-            out->choice_slots = (uint32_t)v + 1;
-        if (walk_delta_has_text(delta, end)) out->text_choices++;
-        if (finish && *finish != 'n') out->quiet = false;
-        if (!walk_delta_quiet(delta, end)) out->quiet = false;
+        double num;
+        if (walk_number(ix, end, &num) && num >= 0 && num < OPENAI_SCAN_MAX_CHOICE_INDEX &&
+            (uint32_t)num + 1 > out->choice_slots)
+            out->choice_slots = (uint32_t)num + 1;
+        bool has_text, quiet;
+        walk_delta(delta, end, &out->text_bytes, &has_text, &quiet);
+        if (has_text) out->text_choices++;
+        if ((finish && *finish != 'n') || !quiet) out->quiet = false;
     }
     if (!any_choice) out->quiet = false;
 }
@@ -445,10 +471,13 @@ bool openai_scan(const char *text, size_t len, const char *choice_field, openai_
         out->out_tok = (int64_t)ct;
         out->have_usage = true;
     }
+    if (strcmp(choice_field, "delta") == 0) {
+        walk_chunk(&s, end, out);
+        return true;
+    }
     walk_each choices = walk_children(s.choices, end);
     const char *ch;
     while ((ch = walk_child(&choices)))
         out->text_bytes += walk_text_bytes(walk_get(ch, end, choice_field), end);
-    if (strcmp(choice_field, "delta") == 0) walk_chunk(&s, end, out);
     return true;
 }

@@ -60,6 +60,13 @@ static void test_integers_match_printf(void **st)
         got[n] = '\0';
         assert_string_equal(want, got);
     }
+    for (size_t i = 0; i < sizeof us / sizeof us[0]; i++) {
+        char want[32], got[32];
+        snprintf(want, sizeof want, "%" PRIx64, us[i]);
+        size_t n = fmt_hex(got, us[i]);
+        got[n] = '\0';
+        assert_string_equal(want, got);
+    }
 }
 
 int main(void)
