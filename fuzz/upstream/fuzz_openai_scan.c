@@ -37,5 +37,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         a.text_choices != b.text_choices || a.choice_slots != b.choice_slots ||
         (!a.type_member && a.quiet != b.quiet))
         abort();
+    if (!strcmp(field, "delta") && !ref_ids_agree(t, len, &a)) abort();
     return 0;
 }

@@ -419,6 +419,7 @@ describe('what brigade reads from a provider stream', () => {
     const text = chunks.map((j) => j.choices?.[0]?.delta?.content ?? '').join('');
     assert.equal(text, 'w0 w1 w2 ', 'three text chunks (one read by cJSON) reach the client, then the cut');
     assert.ok(chunks.some((j) => j.choices?.[0]?.finish_reason === 'length'), 'the cut ends with finish_reason length');
+    for (const j of chunks) assert.equal(j.id, 'chatcmpl-odd', 'the end chunks repeat the stream id');
     const usage = chunks.find((j) => j.usage)?.usage;
     assert.equal(usage?.completion_tokens, 3, 'the cut stream reports what was delivered');
   });

@@ -19,7 +19,8 @@
 
 typedef struct scan {
     const char *p, *end;
-    const char *usage, *choices, *type;   /* the root's first members of these names (pass 1 notes them) */
+    /* the root's first members of these names (pass 1 notes them) */
+    const char *usage, *choices, *type, *id, *model, *created;
 } scan;
 
 /* Bytes that end a run of plain string characters: the quote, the
@@ -150,6 +151,9 @@ static bool scan_value(scan *s, int depth)
                 if (!s->usage && klen == 7 && memcmp(key, "\"usage\"", 7) == 0) s->usage = s->p;
                 if (!s->choices && klen == 9 && memcmp(key, "\"choices\"", 9) == 0) s->choices = s->p;
                 if (!s->type && klen == 6 && memcmp(key, "\"type\"", 6) == 0) s->type = s->p;
+                if (!s->id && klen == 4 && memcmp(key, "\"id\"", 4) == 0) s->id = s->p;
+                if (!s->model && klen == 7 && memcmp(key, "\"model\"", 7) == 0) s->model = s->p;
+                if (!s->created && klen == 9 && memcmp(key, "\"created\"", 9) == 0) s->created = s->p;
             }
         }
         if (!scan_value(s, depth + 1)) return false;
@@ -420,8 +424,25 @@ static void walk_delta(const char *d, const char *end, size_t *text_bytes, bool 
 /* A stream chunk's choices, one pass over each choice's members (the first
  * copy of index, delta and finish_reason): text bytes and the facts of
  * openai_scan.h for the resilience layer. */
+/* A string value's bytes (NULL if p is not a string); *plain false when
+ * it holds an escape (otherwise its decoded copy is the same bytes: pass 1
+ * refused raw control characters). */
+static const char *walk_plain_string(const char *p, const char *end, size_t *len, bool *plain)
+{
+    if (!p || *p != '"') return NULL;
+    const char *close = walk_string(p, end) - 1;
+    if (memchr(p + 1, '\\', (size_t)(close - (p + 1)))) *plain = false;
+    *len = (size_t)(close - (p + 1));
+    return p + 1;
+}
+
 static void walk_chunk(const scan *s, const char *end, openai_scan_result *out)
 {
+    out->ids_plain = true;
+    out->id = walk_plain_string(s->id, end, &out->id_len, &out->ids_plain);
+    out->model = walk_plain_string(s->model, end, &out->model_len, &out->ids_plain);
+    if (!out->ids_plain) out->id = out->model = NULL;
+    out->have_created = walk_number(s->created, end, &out->created);
     out->usage_member = s->usage != NULL;
     out->type_member = s->type != NULL;
     out->quiet = !s->usage && s->choices && *s->choices == '[';
@@ -455,7 +476,7 @@ bool openai_scan(const char *text, size_t len, const char *choice_field, openai_
 {
     memset(out, 0, sizeof *out);
     if (!text) return false;
-    scan s = {text, text + len, NULL, NULL, NULL};
+    scan s = {text, text + len, NULL, NULL, NULL, NULL, NULL, NULL};
     scan_ws(&s);
     if (s.p >= s.end || *s.p != '{' || !scan_value(&s, 0)) return false;
     scan_ws(&s);

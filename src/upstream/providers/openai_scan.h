@@ -43,6 +43,16 @@ typedef struct openai_scan_result {
     bool     quiet;          /* tells a client nothing yet: no usage member, choices a non-empty
                                 array, no finish_reason other than null, and every delta member
                                 a role or a null or empty content (meaningless with type_member) */
+    /* The root's "id" and "model" (first copies) when each is a string: its
+     * bytes in the text (valid while the text is), else NULL; ids_plain is
+     * false when either is a string with an escape (its bytes are then not
+     * its decoded value, and id and model are not given). "created" when
+     * it is a number. */
+    const char *id, *model;
+    size_t      id_len, model_len;
+    bool        ids_plain;
+    bool        have_created;
+    double      created;
 } openai_scan_result;
 
 /* choice_field: "message" (a whole answer) or "delta" (a stream chunk).

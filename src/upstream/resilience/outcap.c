@@ -11,6 +11,7 @@
 
 #include "upstream/providers/openai_scan.h"
 #include "util/json_escape.h"
+#include "util/strfmt.h"
 #include "util/xalloc.h"
 
 _Static_assert(UPSTREAM_OUTCAP_MAX_CHOICES == OPENAI_SCAN_MAX_CHOICE_INDEX,
@@ -147,6 +148,20 @@ static uint64_t outcap_responses_tokens(upstream_outcap *oc, const cJSON *ev)
 
 /* ------------------------------------------------------------- counting */
 
+/* The id, model and created of the first chunk with text, from the scan,
+ * as outcap_chat_tokens takes them from the tree; false when the scan
+ * could not give a string's decoded bytes (an escape in it). */
+static bool outcap_take_ids(upstream_outcap *oc, const openai_scan_result *f)
+{
+    if (!f->ids_plain) return false;
+    if (f->id) str_copy_max(oc->id, sizeof oc->id, f->id, f->id_len);
+    else str_copy(oc->id, sizeof oc->id, "chatcmpl-cut");
+    if (f->model) str_copy_max(oc->model, sizeof oc->model, f->model, f->model_len);
+    else oc->model[0] = '\0';
+    oc->created = f->have_created && f->created >= 0 && f->created < 1e12 ? (int64_t)f->created : 0;
+    return true;
+}
+
 uint64_t upstream_outcap_tokens(upstream_outcap *oc, const char *json, size_t len,
                                 const openai_scan_result *facts)
 {
@@ -158,7 +173,8 @@ uint64_t upstream_outcap_tokens(upstream_outcap *oc, const char *json, size_t le
      * cJSON. */
     openai_scan_result r;
     if (!oc->responses && !facts && openai_scan(json, len, "delta", &r)) facts = &r;
-    if (!oc->responses && facts && !facts->type_member && (facts->text_choices == 0 || oc->id[0])) {
+    if (!oc->responses && facts && !facts->type_member &&
+        (facts->text_choices == 0 || oc->id[0] || outcap_take_ids(oc, facts))) {
         if (facts->choice_slots > oc->choices) oc->choices = facts->choice_slots;
         return facts->text_choices;
     }

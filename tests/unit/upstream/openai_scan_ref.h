@@ -69,6 +69,30 @@ static void ref_chunk(const cJSON *j, openai_scan_result *out)
     out->quiet = quiet;
 }
 
+/* A string the scan gave as bytes agrees with cJSON's decoded one. */
+static bool ref_same_string(const cJSON *v, const char *bytes, size_t len)
+{
+    if (!bytes) return !cJSON_IsString(v);
+    return cJSON_IsString(v) && strlen(v->valuestring) == len && memcmp(v->valuestring, bytes, len) == 0;
+}
+
+/* A chunk's id, model and created as the scan gave them (when ids_plain)
+ * agree with cJSON's reading of the text. */
+static bool ref_ids_agree(const char *t, size_t len, const openai_scan_result *a)
+{
+    cJSON *j = cJSON_ParseWithLength(t, len);
+    bool ok = cJSON_IsObject(j);
+    if (ok && a->ids_plain) {
+        const cJSON *created = cJSON_GetObjectItemCaseSensitive(j, "created");
+        ok = ref_same_string(cJSON_GetObjectItemCaseSensitive(j, "id"), a->id, a->id_len) &&
+             ref_same_string(cJSON_GetObjectItemCaseSensitive(j, "model"), a->model, a->model_len) &&
+             a->have_created == cJSON_IsNumber(created) &&
+             (!a->have_created || a->created == created->valuedouble);
+    }
+    cJSON_Delete(j);
+    return ok;
+}
+
 /* -1: cJSON refuses (not an object); else 0 with *out filled. */
 static int ref_read(const char *t, size_t len, const char *field, openai_scan_result *out)
 {

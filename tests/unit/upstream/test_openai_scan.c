@@ -33,6 +33,10 @@ static bool check(const char *t, size_t len, const char *field)
     bool chunk_differs = a.usage_member != b.usage_member || a.type_member != b.type_member ||
                          a.text_choices != b.text_choices || a.choice_slots != b.choice_slots ||
                          (!a.type_member && a.quiet != b.quiet);
+    if (!strcmp(field, "delta") && ref == 0 && !ref_ids_agree(t, len, &a)) {
+        fprintf(stderr, "id/model/created differ on [%.*s]\n", (int)len, t);
+        chunk_differs = true;
+    }
     if (chunk_differs)
         fprintf(stderr, "chunk facts differ on [%.*s]: scan usage/type %d/%d text %u slots %u quiet %d, "
                 "cJSON %d/%d %u %u %d\n", (int)len, t, a.usage_member, a.type_member, a.text_choices,
@@ -178,6 +182,20 @@ static void test_chunk_facts(void **state)
             fail_msg("%s: text %u slots %u quiet %d", t, r.text_choices, r.choice_slots, r.quiet);
     }
     openai_scan_result r;
+    /* id, model and created, as a cut stream's end chunks repeat them */
+    const char *ids[] = {
+        "{\"id\":\"chatcmpl-1\",\"model\":\"m\",\"created\":17,\"choices\":[]}",
+        "{\"id\":\"a\\u00e9\",\"model\":\"m\",\"choices\":[]}",     /* escaped: not given */
+        "{\"id\":7,\"model\":[\"m\"],\"created\":\"1\",\"choices\":[]}", /* not strings */
+        "{\"id\":\"x\",\"id\":\"y\",\"model\":\"\",\"created\":-1.5e3}",
+    };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        if (!check(ids[i], strlen(ids[i]), "delta")) fail_msg("not decided: %s", ids[i]);
+    assert_true(openai_scan(ids[0], strlen(ids[0]), "delta", &r));
+    assert_true(r.ids_plain && r.id_len == 10 && memcmp(r.id, "chatcmpl-1", 10) == 0 && r.created == 17);
+    assert_true(openai_scan(ids[1], strlen(ids[1]), "delta", &r));
+    assert_false(r.ids_plain);
+    assert_null(r.id);
     const char *ev = "{\"type\":\"response.created\",\"response\":{}}";
     assert_true(openai_scan(ev, strlen(ev), "delta", &r));
     assert_true(r.type_member);
@@ -200,7 +218,7 @@ static void test_mutations(void **state)
     static const char ins[] = "{}[]\",:\\u0123456789-+.eE tfn\x01\x7f\xc3\xa9";
     const char *seeds[] = {answer, chunk,
         "{\"choices\":[{\"message\":{\"content\":\"\\ud83d\\ude00\\u00e9\"}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}",
-        "{\"choices\":[{\"index\":1,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"arguments\":\"x\"}}]},\"finish_reason\":null}]}"};
+        "{\"id\":\"c\\u0041\",\"model\":\"m\",\"created\":5,\"choices\":[{\"index\":1,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"arguments\":\"x\"}}]},\"finish_reason\":null}]}"};
     char t[1024];
     decided = refused_by_cjson = 0;
     for (int iter = 0; iter < 80000; iter++) {
