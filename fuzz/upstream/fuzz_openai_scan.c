@@ -11,6 +11,10 @@
  *     the same number of text bytes, so a provider can never make the two
  *     readers disagree about what is charged. A text cJSON refuses is never
  *     decided;
+ *   - a request body's top-level "stream" and "stream_options" as
+ *     openai_scan_members reads them (first value, number of copies) agree
+ *     with cJSON's, so the streamed body brigade forwards always asks for
+ *     usage;
  *   - of a stream chunk, the resilience layer's facts agree too: the output
  *     tokens counted against the reserved cap, the choices seen, and whether
  *     the chunk is still "quiet" (a failure after it may be retried). */
@@ -27,6 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *field = (data[0] & 1) ? "delta" : "message";
     const char *t = (const char *)data + 1;
     size_t len = size - 1;
+    static const char *const names[2] = {"stream", "stream_options"};
+    openai_scan_member m[2];
+    if (openai_scan_members(t, len, names, m) && !ref_members_agree(t, len, names, m)) abort();
     openai_scan_result a, b;
     if (!openai_scan(t, len, field, &a)) return 0;
     if (ref_read(t, len, field, &b) != 0) abort();   /* decided, so cJSON must read an object */

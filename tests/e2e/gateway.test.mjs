@@ -359,6 +359,7 @@ describe('what brigade sends upstream', () => {
     assert.equal(content, 'captured');
     assert.equal(captured.length, 1);
     assert.equal(captured[0].body.stream, true);
+    assert.deepEqual(captured[0].body.stream_options, { include_usage: true }, 'brigade always asks for usage');
     const row = await eventually(async () => {
       const r = await stack.api(key, 'GET', '/v1/usage?group_by=model');
       return r.body?.data?.find((x) => x.group === 'capture-model');
@@ -366,6 +367,30 @@ describe('what brigade sends upstream', () => {
     assert.equal(row.input_tokens, 7);
     assert.equal(row.output_tokens, 1);
   });
+});
+
+describe('the streamed body brigade forwards always asks for usage', () => {
+  // A client that turns usage off (or spells the field so a reader might
+  // miss it) must not make the provider stream without it: the charge
+  // would then be an estimate the client chose.
+  for (const [what, raw] of [
+    ['include_usage false', '{"model":"capture-model","stream":true,"stream_options":{"include_usage":false},"messages":[{"role":"user","content":"hi"}]}'],
+    ['an escaped key', '{"model":"capture-model","stream":true,"stream_\\u006fptions":{"include_usage":false},"messages":[{"role":"user","content":"hi"}]}'],
+  ]) {
+    test(`${what}: the provider is asked for usage`, async () => {
+      captured.length = 0;
+      const res = await fetch(stack.brigadeUrl + '/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${userKey}`, 'content-type': 'application/json' },
+        body: raw,
+      });
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      assert.equal(captured.length, 1);
+      assert.deepEqual(captured[0].body.stream_options, { include_usage: true });
+      assert.equal(captured[0].body.stream, true);
+    });
+  }
 });
 
 describe('what brigade reads from a provider answer', () => {

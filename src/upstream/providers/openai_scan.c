@@ -21,6 +21,11 @@ typedef struct scan {
     const char *p, *end;
     /* the root's first members of these names (pass 1 notes them) */
     const char *usage, *choices, *type, *id, *model, *created;
+    /* openai_scan_members: two more names (quoted), their first values and counts */
+    const char *extra[2];
+    size_t      extra_len[2];
+    const char *extra_first[2];
+    unsigned    extra_count[2];
 } scan;
 
 /* Bytes that end a run of plain string characters: the quote, the
@@ -154,6 +159,11 @@ static bool scan_value(scan *s, int depth)
                 if (!s->id && klen == 4 && memcmp(key, "\"id\"", 4) == 0) s->id = s->p;
                 if (!s->model && klen == 7 && memcmp(key, "\"model\"", 7) == 0) s->model = s->p;
                 if (!s->created && klen == 9 && memcmp(key, "\"created\"", 9) == 0) s->created = s->p;
+                for (int i = 0; i < 2; i++) {
+                    if (!s->extra[i] || klen != s->extra_len[i] || memcmp(key, s->extra[i], klen) != 0)
+                        continue;
+                    if (!s->extra_count[i]++) s->extra_first[i] = s->p;
+                }
             }
         }
         if (!scan_value(s, depth + 1)) return false;
@@ -476,7 +486,7 @@ bool openai_scan(const char *text, size_t len, const char *choice_field, openai_
 {
     memset(out, 0, sizeof *out);
     if (!text) return false;
-    scan s = {text, text + len, NULL, NULL, NULL, NULL, NULL, NULL};
+    scan s = {.p = text, .end = text + len};
     scan_ws(&s);
     if (s.p >= s.end || *s.p != '{' || !scan_value(&s, 0)) return false;
     scan_ws(&s);
@@ -500,5 +510,41 @@ bool openai_scan(const char *text, size_t len, const char *choice_field, openai_
     const char *ch;
     while ((ch = walk_child(&choices)))
         out->text_bytes += walk_text_bytes(walk_get(ch, end, choice_field), end);
+    return true;
+}
+
+/* The name with its quotes, as pass 1 compares keys; false if too long. */
+static bool scan_quoted(const char *name, char *out, size_t cap, size_t *len)
+{
+    size_t n = strlen(name);
+    if (n + 3 > cap) return false;
+    out[0] = '"';
+    memcpy(out + 1, name, n);
+    out[n + 1] = '"';
+    out[n + 2] = '\0';
+    *len = n + 2;
+    return true;
+}
+
+bool openai_scan_members(const char *text, size_t len, const char *const names[2],
+                         openai_scan_member out[2])
+{
+    memset(out, 0, 2 * sizeof *out);
+    if (!text) return false;
+    char q[2][64];
+    scan s = {.p = text, .end = text + len};
+    for (int i = 0; i < 2; i++) {
+        if (!scan_quoted(names[i], q[i], sizeof q[i], &s.extra_len[i])) return false;
+        s.extra[i] = q[i];
+    }
+    scan_ws(&s);
+    if (s.p >= s.end || *s.p != '{' || !scan_value(&s, 0)) return false;
+    scan_ws(&s);
+    if (s.p != s.end) return false;
+    for (int i = 0; i < 2; i++) {
+        out[i].value = s.extra_first[i];
+        out[i].count = s.extra_count[i];
+        if (out[i].value) out[i].value_len = (size_t)(walk_value(out[i].value, s.end) - out[i].value);
+    }
     return true;
 }

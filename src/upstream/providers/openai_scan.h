@@ -1,5 +1,6 @@
 /* openai_scan.h — what the gateway reads from an OpenAI chat completion
- * answer (or one stream chunk), without building a cJSON tree.
+ * answer (or one stream chunk), without building a cJSON tree; and two
+ * top-level members of a request body it forwards (openai_scan_members).
  *
  * Of a provider's answer the gateway needs only: is it a JSON object, its
  * usage (prompt_tokens, completion_tokens) and how many bytes of text the
@@ -54,6 +55,20 @@ typedef struct openai_scan_result {
     bool        have_created;
     double      created;
 } openai_scan_result;
+
+/* A top-level member of a text read by openai_scan_members. */
+typedef struct openai_scan_member {
+    const char *value;       /* the first copy's value in the text, or NULL */
+    size_t      value_len;
+    unsigned    count;       /* how many copies the object has */
+} openai_scan_member;
+
+/* Of a request body: true when it is an object the scan is sure of (the
+ * same conditions as openai_scan: strict JSON, no escape in any key, ...),
+ * with out[i] the top-level member named names[i]. false: not decided here
+ * (read it with cJSON). */
+bool openai_scan_members(const char *text, size_t len, const char *const names[2],
+                         openai_scan_member out[2]);
 
 /* choice_field: "message" (a whole answer) or "delta" (a stream chunk).
  * true: the text is a JSON object and *out holds what it says; false: not

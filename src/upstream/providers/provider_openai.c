@@ -118,6 +118,25 @@ static char *openai_request_body(const model_cfg *m, const char *body, size_t le
         *out_len = len;
         return s;
     }
+    /* The common case without a tree: one "stream", true, and no
+     * "stream_options" — the client's bytes with the options put right
+     * after the opening brace (numbers and all else as the client wrote
+     * them). Anything else is rewritten through cJSON. */
+    static const char *const names[2] = {"stream", "stream_options"};
+    static const char options[] = "\"stream_options\":{\"include_usage\":true},";
+    openai_scan_member mem[2];
+    if (openai_scan_members(body, len, names, mem) && mem[0].count == 1 && mem[0].value_len == 4 &&
+        memcmp(mem[0].value, "true", 4) == 0 && mem[1].count == 0) {
+        const char *brace = memchr(body, '{', len);   /* the object's: only whitespace before it */
+        size_t head = (size_t)(brace + 1 - body), n = len + sizeof options - 1;
+        char *s = xmalloc(n + 1);
+        memcpy(s, body, head);
+        memcpy(s + head, options, sizeof options - 1);
+        memcpy(s + head + sizeof options - 1, body + head, len - head);
+        s[n] = '\0';
+        *out_len = n;
+        return s;
+    }
     cJSON *j = cJSON_ParseWithLength(body, len);
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);

@@ -93,6 +93,29 @@ static bool ref_ids_agree(const char *t, size_t len, const openai_scan_result *a
     return ok;
 }
 
+/* openai_scan_members against cJSON: when it decides, cJSON reads an
+ * object whose members named names[i] number out[i].count, the first of
+ * them equal to the text at out[i].value. */
+static bool ref_members_agree(const char *t, size_t len, const char *const names[2],
+                              const openai_scan_member out[2])
+{
+    cJSON *j = cJSON_ParseWithLength(t, len);
+    bool ok = cJSON_IsObject(j);
+    for (int i = 0; ok && i < 2; i++) {
+        unsigned n = 0;
+        const cJSON *c, *first = NULL;
+        cJSON_ArrayForEach(c, j) if (c->string && !strcmp(c->string, names[i]) && !n++) first = c;
+        ok = n == out[i].count && (!first) == (!out[i].value);
+        if (ok && first) {
+            cJSON *v = cJSON_ParseWithLength(out[i].value, out[i].value_len);
+            ok = v && cJSON_Compare(v, first, true);
+            cJSON_Delete(v);
+        }
+    }
+    cJSON_Delete(j);
+    return ok;
+}
+
 /* -1: cJSON refuses (not an object); else 0 with *out filled. */
 static int ref_read(const char *t, size_t len, const char *field, openai_scan_result *out)
 {

@@ -201,6 +201,40 @@ static void test_chunk_facts(void **state)
     assert_true(r.type_member);
 }
 
+/* A request's top-level members, for the streamed request body. */
+static const char *const stream_names[2] = {"stream", "stream_options"};
+
+static bool check_members(const char *t, size_t len)
+{
+    openai_scan_member m[2];
+    if (!openai_scan_members(t, len, stream_names, m)) return false;
+    if (!ref_members_agree(t, len, stream_names, m)) fail_msg("members differ on [%.*s]", (int)len, t);
+    return true;
+}
+
+static void test_request_members(void **state)
+{
+    (void)state;
+    openai_scan_member m[2];
+    const char *a = " {\"model\":\"m\",\"stream\" : true,\"messages\":[{\"stream\":1}]}\n";
+    assert_true(openai_scan_members(a, strlen(a), stream_names, m));
+    assert_int_equal(m[0].count, 1);
+    assert_int_equal(m[0].value_len, 4);
+    assert_memory_equal(m[0].value, "true", 4);
+    assert_int_equal(m[1].count, 0);
+    assert_null(m[1].value);
+    assert_true(check_members(a, strlen(a)));
+    const char *b = "{\"stream\":true,\"stream_options\":{\"include_usage\":false},\"stream\":false}";
+    assert_true(openai_scan_members(b, strlen(b), stream_names, m));
+    assert_int_equal(m[0].count, 2);
+    assert_int_equal(m[1].count, 1);
+    assert_true(check_members(b, strlen(b)));
+    /* an escaped key may spell a name: never decided */
+    const char *c = "{\"stream\":true,\"stream_\\u006fptions\":{}}";
+    assert_false(openai_scan_members(c, strlen(c), stream_names, m));
+    assert_false(openai_scan_members("[]", 2, stream_names, m));
+}
+
 static uint64_t rng = 0x9e3779b97f4a7c15u;
 static uint32_t rnd(void)
 {
@@ -218,11 +252,12 @@ static void test_mutations(void **state)
     static const char ins[] = "{}[]\",:\\u0123456789-+.eE tfn\x01\x7f\xc3\xa9";
     const char *seeds[] = {answer, chunk,
         "{\"choices\":[{\"message\":{\"content\":\"\\ud83d\\ude00\\u00e9\"}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}",
-        "{\"id\":\"c\\u0041\",\"model\":\"m\",\"created\":5,\"choices\":[{\"index\":1,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"arguments\":\"x\"}}]},\"finish_reason\":null}]}"};
+        "{\"id\":\"c\\u0041\",\"model\":\"m\",\"created\":5,\"choices\":[{\"index\":1,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"arguments\":\"x\"}}]},\"finish_reason\":null}]}",
+        "{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":false}"};
     char t[1024];
     decided = refused_by_cjson = 0;
-    for (int iter = 0; iter < 80000; iter++) {
-        const char *seed = seeds[iter % 4];
+    for (int iter = 0; iter < 100000; iter++) {
+        const char *seed = seeds[iter % 5];
         size_t n = strlen(seed);
         memcpy(t, seed, n);
         int muts = 1 + (int)(rnd() % 3);
@@ -247,7 +282,8 @@ static void test_mutations(void **state)
             }
             }
         }
-        check(t, n, iter % 4 == 1 || iter % 4 == 3 ? "delta" : "message");
+        check(t, n, iter % 5 == 1 || iter % 5 == 3 ? "delta" : "message");
+        check_members(t, n);
     }
     /* the property was exercised both ways */
     assert_true(decided > 1000);
@@ -260,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_answers_decided),
         cmocka_unit_test(test_hand_cases),
         cmocka_unit_test(test_chunk_facts),
+        cmocka_unit_test(test_request_members),
         cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
