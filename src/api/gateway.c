@@ -175,6 +175,23 @@ static void gateway_stream_event(gateway_call *g, const char *json, size_t len)
     buf_append(&g->scratch, "\n\n", 2);
 }
 
+/* Whether the chunk holds "choices":[] (the usage chunk): memmem's answer,
+ * found from the chunk's few ']' rather than by a substring search of
+ * every chunk (a text's quote inside a string is escaped, so neither
+ * reading can match inside one). */
+static bool gateway_chunk_empty_choices(const char *json, size_t len)
+{
+    static const char pat[] = "\"choices\":[]";
+    const size_t pl = sizeof pat - 1;
+    const char *p = json, *end = json + len;
+    while ((p = memchr(p, ']', (size_t)(end - p)))) {
+        size_t at = (size_t)(p - json);
+        if (at + 1 >= pl && memcmp(p + 1 - pl, pat, pl) == 0) return true;
+        p++;
+    }
+    return false;
+}
+
 static bool gateway_on_event(metered_call *mc, upstream_call *call, const char *json, size_t len,
                              void *arg)
 {
@@ -184,7 +201,7 @@ static bool gateway_on_event(metered_call *mc, upstream_call *call, const char *
     if (req->aborted) return true;          /* on_abort cancels the call; just drain */
     /* We always ask the provider for usage; a client that did not ask for the
      * usage chunk (empty choices) does not get it. */
-    if (!g->dialect && !g->client_wants_usage && memmem(json, len, "\"choices\":[]", 12))
+    if (!g->dialect && !g->client_wants_usage && gateway_chunk_empty_choices(json, len))
         return true;
     if (!g->stream_started) {
         gateway_note_served(g, call);

@@ -317,7 +317,9 @@ describe('streaming over the wire', () => {
     for (const e of events.slice(0, -1)) {
       if (e.startsWith(':')) continue; // comment / ping
       assert.ok(e.startsWith('data: '), `unexpected SSE event ${JSON.stringify(e)}`);
-      JSON.parse(e.slice(6));
+      const j = JSON.parse(e.slice(6));
+      // brigade asks the provider for usage; a client that did not ask gets no usage chunk
+      assert.ok(!j.usage && j.choices?.length, `a usage chunk the client did not ask for: ${e}`);
     }
   });
 });
