@@ -383,29 +383,62 @@ static bool walk_calls_have_args(const char *calls, const char *end)
     return false;
 }
 
-/* A stream chunk's delta, in one pass over its members: the text bytes
- * (walk_text_bytes' count), whether it carries text as the output cap
- * counts it (a non-empty content, refusal, reasoning_content or reasoning,
- * or a tool call's arguments: the first copy of each, as outcap.c's cJSON
- * reading), and whether it is quiet (every member, each copy as
- * cJSON_ArrayForEach visits them, a role or a null or empty content; an
- * array delta with any element is not). */
-static void walk_delta(const char *d, const char *end, size_t *text_bytes, bool *has_text, bool *quiet)
+/* The next element of the array or object being walked, found without
+ * skipping it: *p is at the container's opening byte, or at the end of the
+ * previous element's value (where the caller moved it, having read or
+ * skipped that value). NULL at the end, with *p at the closing byte. For an
+ * object, *key and *klen name the member. */
+static const char *walk_step(const char **p, const char *end, bool object, const char **key,
+                             size_t *klen)
+{
+    const char *q = walk_ws(*p, end);            /* the opening byte, a ',' or the closing one */
+    if (q >= end) return NULL;
+    if (*q == '}' || *q == ']') {
+        *p = q;
+        return NULL;
+    }
+    q = walk_ws(q + 1, end);
+    if (q >= end) return NULL;
+    if (*q == '}' || *q == ']') {                /* an empty container */
+        *p = q;
+        return NULL;
+    }
+    if (object) {
+        const char *kend = walk_string(q, end);
+        *key = q + 1;
+        *klen = (size_t)(kend - 1 - (q + 1));
+        q = walk_ws(kend, end);
+        q = walk_ws(q + 1, end);                 /* past ':' */
+    }
+    return q;
+}
+
+/* A stream chunk's delta at d, in one pass over its members; returns the
+ * end of the value. Gives the text bytes (walk_text_bytes' count), whether
+ * it carries text as the output cap counts it (a non-empty content,
+ * refusal, reasoning_content or reasoning, or a tool call's arguments: the
+ * first copy of each, as outcap.c's cJSON reading), and whether it is
+ * quiet (every member, each copy as cJSON_ArrayForEach visits them, a role
+ * or a null or empty content; an array delta with any element is not). */
+static const char *walk_delta(const char *d, const char *end, size_t *text_bytes, bool *has_text,
+                              bool *quiet)
 {
     *has_text = false;
     *quiet = true;
-    if (!d || (*d != '{' && *d != '[')) return;
-    if (*d == '[') {
-        const char *p = d, *key;
-        size_t klen;
-        *quiet = walk_next(&p, end, false, &key, &klen) == NULL;
-        return;
+    if (*d != '{') {
+        if (*d == '[') {
+            const char *p = d, *key;
+            size_t klen;
+            *quiet = walk_step(&p, end, false, &key, &klen) == NULL;
+        }
+        return walk_value(d, end);
     }
     const char *content = NULL, *refusal = NULL, *reasoning_content = NULL, *reasoning = NULL,
                *tool_calls = NULL;
     const char *p = d, *key, *v;
     size_t klen;
-    while ((v = walk_next(&p, end, true, &key, &klen))) {
+    while ((v = walk_step(&p, end, true, &key, &klen))) {
+        p = walk_value(v, end);
         bool is_content = klen == 7 && memcmp(key, "content", 7) == 0;
         if (is_content && !content) content = v;
         else if (klen == 7 && !refusal && memcmp(key, "refusal", 7) == 0) refusal = v;
@@ -417,10 +450,11 @@ static void walk_delta(const char *d, const char *end, size_t *text_bytes, bool 
         if (is_content && (*v == 'n' || (*v == '"' && v[1] == '"'))) continue;
         *quiet = false;
     }
+    const char *after = p + 1;                   /* p is at the closing brace */
     *has_text = walk_nonempty(content, end) || walk_nonempty(refusal, end) ||
                 walk_nonempty(reasoning_content, end) || walk_nonempty(reasoning, end) ||
                 walk_calls_have_args(tool_calls, end);
-    if (!content && !tool_calls) return;
+    if (!content && !tool_calls) return after;
     size_t n = walk_strlen(content, end);
     walk_each calls = walk_children(tool_calls, end);
     const char *tc, *args, *name;
@@ -429,11 +463,36 @@ static void walk_delta(const char *d, const char *end, size_t *text_bytes, bool 
         n += walk_strlen(args, end) + walk_strlen(name, end);
     }
     *text_bytes += n;
+    return after;
 }
 
-/* A stream chunk's choices, one pass over each choice's members (the first
- * copy of index, delta and finish_reason): text bytes and the facts of
- * openai_scan.h for the resilience layer. */
+/* One choice object at ch, one pass over its members (the first copy of
+ * index, delta and finish_reason, the delta read where it stands); returns
+ * the end of the object. */
+static const char *walk_choice(const char *ch, const char *end, openai_scan_result *out)
+{
+    const char *ix = NULL, *finish = NULL, *p = ch, *key, *v;
+    size_t klen;
+    bool delta = false, has_text = false, quiet = true;
+    while ((v = walk_step(&p, end, true, &key, &klen))) {
+        if (!delta && klen == 5 && memcmp(key, "delta", 5) == 0) {
+            delta = true;
+            p = walk_delta(v, end, &out->text_bytes, &has_text, &quiet);
+            continue;
+        }
+        p = walk_value(v, end);
+        if (!ix && klen == 5 && memcmp(key, "index", 5) == 0) ix = v;
+        else if (!finish && klen == 13 && memcmp(key, "finish_reason", 13) == 0) finish = v;
+    }
+    double num;
+    if (walk_number(ix, end, &num) && num >= 0 && num < OPENAI_SCAN_MAX_CHOICE_INDEX &&
+        (uint32_t)num + 1 > out->choice_slots)
+        out->choice_slots = (uint32_t)num + 1;
+    if (has_text) out->text_choices++;
+    if ((finish && *finish != 'n') || !quiet) out->quiet = false;
+    return p + 1;                                /* p is at the closing brace */
+}
+
 /* A string value's bytes (NULL if p is not a string); *plain false when
  * it holds an escape (otherwise its decoded copy is the same bytes: pass 1
  * refused raw control characters). */
@@ -446,6 +505,8 @@ static const char *walk_plain_string(const char *p, const char *end, size_t *len
     return p + 1;
 }
 
+/* A stream chunk: its choices, each read in one pass (walk_choice), and
+ * the facts of openai_scan.h for the resilience layer. */
 static void walk_chunk(const scan *s, const char *end, openai_scan_result *out)
 {
     out->ids_plain = true;
@@ -457,27 +518,14 @@ static void walk_chunk(const scan *s, const char *end, openai_scan_result *out)
     out->type_member = s->type != NULL;
     out->quiet = !s->usage && s->choices && *s->choices == '[';
     bool any_choice = false;
-    walk_each choices = walk_children(s->choices, end);
-    const char *ch;
-    while ((ch = walk_child(&choices))) {
-        any_choice = true;
-        if (*ch != '{') continue;   /* no members: nothing to read, nothing said */
-        const char *ix = NULL, *delta = NULL, *finish = NULL;
-        const char *p = ch, *key, *v;
-        size_t klen;
-        while ((v = walk_next(&p, end, true, &key, &klen))) {
-            if (!ix && klen == 5 && memcmp(key, "index", 5) == 0) ix = v;
-            else if (!delta && klen == 5 && memcmp(key, "delta", 5) == 0) delta = v;
-            else if (!finish && klen == 13 && memcmp(key, "finish_reason", 13) == 0) finish = v;
+    const char *p = s->choices, *ch, *key;
+    size_t klen;
+    if (p && (*p == '[' || *p == '{')) {
+        bool object = *p == '{';                 /* cJSON_ArrayForEach visits an object's members too */
+        while ((ch = walk_step(&p, end, object, &key, &klen))) {
+            any_choice = true;
+            p = *ch == '{' ? walk_choice(ch, end, out) : walk_value(ch, end);
         }
-        double num;
-        if (walk_number(ix, end, &num) && num >= 0 && num < OPENAI_SCAN_MAX_CHOICE_INDEX &&
-            (uint32_t)num + 1 > out->choice_slots)
-            out->choice_slots = (uint32_t)num + 1;
-        bool has_text, quiet;
-        walk_delta(delta, end, &out->text_bytes, &has_text, &quiet);
-        if (has_text) out->text_choices++;
-        if ((finish && *finish != 'n') || !quiet) out->quiet = false;
     }
     if (!any_choice) out->quiet = false;
 }
