@@ -3,6 +3,7 @@
  * request fields often, and a gateway that rejects them breaks clients. */
 #include "api/chat_request.h"
 #include "api/chat_scan.h"
+#include "api/chat_fields.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -30,13 +31,21 @@ bool chat_request_fail(chat_request_error *err, int status, const char *code, co
     return false;
 }
 
+/* Governed fields are looked up by their chat_field, never by a name
+ * written here: the one list (chat_fields.h) is what both paths read. */
+static const cJSON *chat_field_value(const cJSON *root, chat_field f)
+{
+    return cJSON_GetObjectItemCaseSensitive(root, chat_governed_fields[f].name);
+}
+
 /* max_tokens or max_completion_tokens: absent or null (*out = 0), or a
  * whole number from 1 to the model's cap. */
-static bool chat_check_max_tokens(const cJSON *body, const model_cfg *m, const char *name,
+static bool chat_check_max_tokens(const cJSON *body, const model_cfg *m, chat_field field,
                                   uint32_t *out, chat_request_error *err)
 {
     *out = 0;
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+    const char *name = chat_governed_fields[field].name;
+    const cJSON *v = chat_field_value(body, field);
     if (!v || cJSON_IsNull(v)) return true;
     if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 1e9 ||
         v->valuedouble != (double)(int64_t)v->valuedouble)
@@ -56,7 +65,7 @@ static bool chat_check_choices(const cJSON *body, const brigade_config *cfg, uin
 {
     uint32_t limit = cfg->max_choices ? cfg->max_choices : 8;
     *out = 1;
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "n");
+    const cJSON *v = chat_field_value(body, CHAT_FIELD_N);
     if (!v || cJSON_IsNull(v)) return true;
     if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 1e9 ||
         v->valuedouble != (double)(int64_t)v->valuedouble)
@@ -75,20 +84,21 @@ static bool chat_check_choices(const cJSON *body, const brigade_config *cfg, uin
  * through. null is the same as absent. */
 static bool chat_check_unmetered(const cJSON *body, chat_request_error *err)
 {
-    static const struct { const char *field, *why; } refused[] = {
-        {"best_of", "it generates several completions server-side and bills them all"},
-        {"audio", "audio output is billed at audio token prices"},
-        {"prediction", "rejected prediction tokens are billed as output beyond the output cap"},
-        {"web_search_options", "web searches are billed per call, not per token"},
+    static const struct { chat_field field; const char *why; } refused[] = {
+        {CHAT_FIELD_BEST_OF, "it generates several completions server-side and bills them all"},
+        {CHAT_FIELD_AUDIO, "audio output is billed at audio token prices"},
+        {CHAT_FIELD_PREDICTION, "rejected prediction tokens are billed as output beyond the output cap"},
+        {CHAT_FIELD_WEB_SEARCH_OPTIONS, "web searches are billed per call, not per token"},
     };
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, refused[i].field);
+        const char *name = chat_governed_fields[refused[i].field].name;
+        const cJSON *v = chat_field_value(body, refused[i].field);
         if (v && !cJSON_IsNull(v))
-            return chat_request_fail(err, 400, "unsupported_parameter", refused[i].field,
+            return chat_request_fail(err, 400, "unsupported_parameter", name,
                              "\"%s\" is not supported by this gateway: %s, which its budgets "
-                             "cannot reserve", refused[i].field, refused[i].why);
+                             "cannot reserve", name, refused[i].why);
     }
-    const cJSON *mod = cJSON_GetObjectItemCaseSensitive(body, "modalities");
+    const cJSON *mod = chat_field_value(body, CHAT_FIELD_MODALITIES);
     if (mod && !cJSON_IsNull(mod)) {
         if (!cJSON_IsArray(mod))
             return chat_request_fail(err, 400, "invalid_type", "modalities",
@@ -104,7 +114,7 @@ static bool chat_check_unmetered(const cJSON *body, chat_request_error *err)
     }
     /* The priority tier costs more per token than the model's configured
      * prices; auto, default and flex cost those prices or less. */
-    const cJSON *tier = cJSON_GetObjectItemCaseSensitive(body, "service_tier");
+    const cJSON *tier = chat_field_value(body, CHAT_FIELD_SERVICE_TIER);
     if (tier && !cJSON_IsNull(tier) &&
         !(cJSON_IsString(tier) && (strcmp(tier->valuestring, "auto") == 0 ||
                                    strcmp(tier->valuestring, "default") == 0 ||
@@ -114,16 +124,6 @@ static bool chat_check_unmetered(const cJSON *body, chat_request_error *err)
                          "other tiers are billed above the model's prices");
     return true;
 }
-
-/* The top-level fields the gateway reads or refuses. */
-static const struct { const char *name; size_t len; } chat_governed_fields[] = {
-#define GOVERNED(s) { s, sizeof(s) - 1 }
-    GOVERNED("model"), GOVERNED("messages"), GOVERNED("stream"), GOVERNED("stream_options"),
-    GOVERNED("max_tokens"), GOVERNED("max_completion_tokens"), GOVERNED("n"), GOVERNED("best_of"),
-    GOVERNED("audio"), GOVERNED("modalities"), GOVERNED("prediction"), GOVERNED("web_search_options"),
-    GOVERNED("service_tier"),
-#undef GOVERNED
-};
 
 /* Does `key` equal the lower-case ASCII `field` when letters are folded
  * the way Go's encoding/json folds them (ASCII case, and U+212A KELVIN
@@ -153,7 +153,7 @@ static const char *chat_clash_of(const char *key)
     size_t klen = 0;
     bool ascii = true;
     for (; key[klen]; klen++) ascii &= (unsigned char)key[klen] < 0x80;
-    for (size_t i = 0; i < sizeof chat_governed_fields / sizeof chat_governed_fields[0]; i++) {
+    for (size_t i = 0; i < CHAT_FIELD_COUNT; i++) {
         if (ascii && chat_governed_fields[i].len != klen) continue;
         const char *g = chat_governed_fields[i].name;
         if (strcmp(key, g) != 0 && chat_folds_to(key, g)) return g;
@@ -178,7 +178,7 @@ static bool chat_check_field_case(const cJSON *root, chat_request_error *err)
 
 static bool chat_check_messages(const cJSON *body, chat_request_error *err)
 {
-    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
+    const cJSON *msgs = chat_field_value(body, CHAT_FIELD_MESSAGES);
     if (!msgs)
         return chat_request_fail(err, 400, "missing_field", "messages",
                          "missing required field \"messages\"");
@@ -255,7 +255,7 @@ cJSON *chat_request_body_object(const char *body, size_t len, chat_request_error
 const model_cfg *chat_request_model(const cJSON *root, const brigade_config *cfg, bool embedding,
                                     chat_request_error *err)
 {
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *model = chat_field_value(root, CHAT_FIELD_MODEL);
     if (!model) {
         chat_request_fail(err, 400, "missing_field", "model", "missing required field \"model\"");
         return NULL;
@@ -337,18 +337,18 @@ bool chat_request_parse_tree_path(const char *body, size_t len, const brigade_co
     if (!chat_check_field_case(root, err)) goto out;
     const model_cfg *m = chat_request_model(root, cfg, false, err);
     if (!m) goto out;
-    const cJSON *stream = cJSON_GetObjectItemCaseSensitive(root, "stream");
+    const cJSON *stream = chat_field_value(root, CHAT_FIELD_STREAM);
     if (stream && !cJSON_IsBool(stream) && !cJSON_IsNull(stream)) {
         chat_request_fail(err, 400, "invalid_type", "stream", "\"stream\" must be true or false");
         goto out;
     }
     uint32_t max_tokens, max_completion_tokens;
     if (!chat_check_messages(root, err) ||
-        !chat_check_max_tokens(root, m, "max_tokens", &max_tokens, err) ||
-        !chat_check_max_tokens(root, m, "max_completion_tokens", &max_completion_tokens, err) ||
+        !chat_check_max_tokens(root, m, CHAT_FIELD_MAX_TOKENS, &max_tokens, err) ||
+        !chat_check_max_tokens(root, m, CHAT_FIELD_MAX_COMPLETION_TOKENS, &max_completion_tokens, err) ||
         !chat_check_choices(root, cfg, &out->choices, err) || !chat_check_unmetered(root, err))
         goto out;
-    const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+    const cJSON *so = chat_field_value(root, CHAT_FIELD_STREAM_OPTIONS);
     out->model = m;
     out->stream = cJSON_IsTrue(stream);
     /* The output cap bounds the call's worst-case cost (the reservation).
@@ -364,7 +364,7 @@ bool chat_request_parse_tree_path(const char *body, size_t len, const brigade_co
     if (cap) out->max_output_tokens = cap;
     /* A "max_completion_tokens": null the client sent must be replaced,
      * not joined by a second copy of the key. */
-    const cJSON *mct = cJSON_GetObjectItemCaseSensitive(root, "max_completion_tokens");
+    const cJSON *mct = chat_field_value(root, CHAT_FIELD_MAX_COMPLETION_TOKENS);
     if (strcmp(m->name, m->upstream_model) == 0 && !(cap && mct)) {
         /* Nothing to rewrite: send the client's bytes as they came (they
          * parsed as one JSON object above, with no key twice), without
@@ -373,12 +373,13 @@ bool chat_request_parse_tree_path(const char *body, size_t len, const brigade_co
          * followed by a member. */
         chat_request_forward_bytes(body, len, cap, out);
     } else {
+        const char *mct_name = chat_governed_fields[CHAT_FIELD_MAX_COMPLETION_TOKENS].name;
         if (cap && mct)
-            cJSON_ReplaceItemInObjectCaseSensitive(root, "max_completion_tokens",
-                                                   cJSON_CreateNumber(cap));
+            cJSON_ReplaceItemInObjectCaseSensitive(root, mct_name, cJSON_CreateNumber(cap));
         else if (cap)
-            cJSON_AddNumberToObject(root, "max_completion_tokens", cap);
-        cJSON_ReplaceItemInObjectCaseSensitive(root, "model", cJSON_CreateString(m->upstream_model));
+            cJSON_AddNumberToObject(root, mct_name, cap);
+        cJSON_ReplaceItemInObjectCaseSensitive(root, chat_governed_fields[CHAT_FIELD_MODEL].name,
+                                               cJSON_CreateString(m->upstream_model));
         out->upstream_body = cJSON_PrintUnformatted(root);
         if (!out->upstream_body) {
             chat_request_fail(err, 400, "invalid_json", NULL, "the request could not be re-encoded");

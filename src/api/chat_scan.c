@@ -13,31 +13,20 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "api/chat_fields.h"
+
 #define SCAN_DEPTH     64    /* deeper: the tree path (cJSON allows 1000) */
 #define SCAN_KEYS      512   /* keys of the objects open at once */
 #define SCAN_OBJ_KEYS  64    /* keys of one object, checked pairwise */
 #define SCAN_NUM_MAX   63    /* cJSON reads at most 63 characters of a number */
 
-/* The top-level fields the tree path reads or refuses. */
-enum {
-    F_MODEL, F_MESSAGES, F_STREAM, F_STREAM_OPTIONS, F_MAX_TOKENS, F_MAX_COMPLETION_TOKENS, F_N,
-    F_BEST_OF, F_AUDIO, F_PREDICTION, F_WEB_SEARCH_OPTIONS, F_MODALITIES, F_SERVICE_TIER, F_COUNT
-};
-static const struct { const char *name; size_t len; } scan_fields[F_COUNT] = {
-#define SCAN_FIELD(s) { s, sizeof(s) - 1 }
-    SCAN_FIELD("model"), SCAN_FIELD("messages"), SCAN_FIELD("stream"), SCAN_FIELD("stream_options"),
-    SCAN_FIELD("max_tokens"), SCAN_FIELD("max_completion_tokens"), SCAN_FIELD("n"), SCAN_FIELD("best_of"),
-    SCAN_FIELD("audio"), SCAN_FIELD("prediction"), SCAN_FIELD("web_search_options"), SCAN_FIELD("modalities"),
-    SCAN_FIELD("service_tier"),
-#undef SCAN_FIELD
-};
-
-/* What a value slot is, for the frames and fields that care. */
+/* What a value slot is, for the frames and fields that care: a governed
+ * top-level field's slot is its chat_field, the others come after. */
 enum {
     SLOT_NONE = -1,
-    SLOT_MESSAGE = F_COUNT,        /* an element of "messages" */
-    SLOT_ROLE,                     /* "role" of such an element */
-    SLOT_INCLUDE_USAGE,            /* "include_usage" of "stream_options" */
+    SLOT_MESSAGE = CHAT_FIELD_COUNT,   /* an element of "messages" */
+    SLOT_ROLE,                         /* "role" of such an element */
+    SLOT_INCLUDE_USAGE,                /* "include_usage" of "stream_options" */
 };
 
 typedef enum { V_NONE = 0, V_STRING, V_NUMBER, V_TRUE, V_FALSE, V_NULL, V_OBJECT, V_ARRAY } scan_type;
@@ -66,7 +55,7 @@ typedef struct scan {
     int         depth;                  /* frames open; st[depth - 1] is the innermost */
     scan_span   keys[SCAN_KEYS];
     size_t      n_keys;
-    scan_value  f[F_COUNT];
+    scan_value  f[CHAT_FIELD_COUNT];    /* the governed fields, by chat_field */
     size_t      n_messages;
     bool        messages_ok;            /* every element an object with a string "role" */
     bool        include_usage;
@@ -192,8 +181,9 @@ static int scan_key_slot(const scan *s, const char *k, size_t n)
 {
     const scan_frame *fr = &s->st[s->depth - 1];
     if (fr->kind == K_TOP) {
-        for (int i = 0; i < F_COUNT; i++)
-            if (scan_fields[i].len == n && memcmp(scan_fields[i].name, k, n) == 0) return i;
+        for (int i = 0; i < CHAT_FIELD_COUNT; i++)
+            if (chat_governed_fields[i].len == n && memcmp(chat_governed_fields[i].name, k, n) == 0)
+                return i;
     } else if (fr->kind == K_MESSAGE) {
         if (n == 4 && memcmp(k, "role", 4) == 0) return SLOT_ROLE;
     } else if (fr->kind == K_STREAM_OPTIONS) {
@@ -214,10 +204,10 @@ static bool scan_object_key(scan *s, int *slot)
     for (size_t i = fr->key0; i < s->n_keys; i++)
         if (s->keys[i].n == k.n && memcmp(s->keys[i].p, k.p, k.n) == 0) return false;
     s->keys[s->n_keys++] = (scan_span){ k.p, k.n };
-    if (fr->kind == K_TOP && k.n <= 63) {
-        /* Folding takes 1 to 3 bytes per letter of a field of at most 21:
-         * a longer key never folds to one. */
-        char key[64];
+    if (fr->kind == K_TOP && k.n <= 3 * CHAT_FIELD_NAME_MAX) {
+        /* Folding takes 1 to 3 bytes per letter of a field of at most
+         * CHAT_FIELD_NAME_MAX letters: a longer key never folds to one. */
+        char key[3 * CHAT_FIELD_NAME_MAX + 1];
         memcpy(key, k.p, k.n);
         key[k.n] = '\0';
         if (chat_request_case_clash(key)) return false;
@@ -232,7 +222,7 @@ static bool scan_object_key(scan *s, int *slot)
 /* A value closed (a scalar read, or a container's end): its slot notes it. */
 static void scan_note(scan *s, int slot, const scan_value *v)
 {
-    if (slot >= 0 && slot < F_COUNT) {
+    if (slot >= 0 && slot < CHAT_FIELD_COUNT) {
         s->f[slot] = *v;
     } else if (slot == SLOT_ROLE) {
         if (v->type == V_STRING) s->st[s->depth - 1].role_ok = true;
@@ -268,9 +258,9 @@ value:
         }
         if (c == '{' || c == '[') {
             frame_kind kind = K_OTHER;
-            if (c == '{' && slot == F_STREAM_OPTIONS) kind = K_STREAM_OPTIONS;
+            if (c == '{' && slot == CHAT_FIELD_STREAM_OPTIONS) kind = K_STREAM_OPTIONS;
             else if (c == '{' && slot == SLOT_MESSAGE) kind = K_MESSAGE;
-            else if (c == '[' && slot == F_MESSAGES) kind = K_MESSAGES;
+            else if (c == '[' && slot == CHAT_FIELD_MESSAGES) kind = K_MESSAGES;
             if (!scan_push(s, c, kind)) return false;
             slots[s->depth - 1] = slot;
             s->p++;
@@ -345,6 +335,34 @@ after:
 
 static bool scan_absent(const scan_value *v) { return v->type == V_NONE || v->type == V_NULL; }
 
+/* Which governed fields the scan reads a value of (in chat_scan, as the
+ * tree path reads it), and which it decides only when absent or null,
+ * leaving any value to the tree path. The switch names every field of
+ * chat_fields.h: a field added there does not compile (-Wswitch) until it
+ * is put on one side, so no governed field goes unchecked by the scan. */
+static bool scan_decides_absence_only(chat_field f)
+{
+    switch (f) {
+    case CHAT_FIELD_MODEL:
+    case CHAT_FIELD_MESSAGES:
+    case CHAT_FIELD_STREAM:
+    case CHAT_FIELD_STREAM_OPTIONS:
+    case CHAT_FIELD_MAX_TOKENS:
+    case CHAT_FIELD_MAX_COMPLETION_TOKENS:
+    case CHAT_FIELD_N:
+    case CHAT_FIELD_SERVICE_TIER:
+        return false;
+    case CHAT_FIELD_BEST_OF:
+    case CHAT_FIELD_AUDIO:
+    case CHAT_FIELD_PREDICTION:
+    case CHAT_FIELD_WEB_SEARCH_OPTIONS:
+    case CHAT_FIELD_MODALITIES:
+    case CHAT_FIELD_COUNT:
+        break;
+    }
+    return true;
+}
+
 /* A governed count as the tree path reads it: a plain integer (no sign,
  * fraction or exponent, at most 15 digits, so its double is exact) from 1
  * to 1e9. Anything else is either refused there or not worth deciding. */
@@ -388,7 +406,7 @@ bool chat_scan(const char *body, size_t len, const brigade_config *cfg, chat_req
     if (!scan_text(&s)) return false;
 
     /* model: a configured chat model, named without escapes. */
-    const scan_value *mv = &s.f[F_MODEL];
+    const scan_value *mv = &s.f[CHAT_FIELD_MODEL];
     if (mv->type != V_STRING || mv->escaped || mv->n == 0 || mv->n > 128) return false;
     char name[129];
     memcpy(name, mv->p, mv->n);
@@ -396,25 +414,25 @@ bool chat_scan(const char *body, size_t len, const brigade_config *cfg, chat_req
     const model_cfg *m = config_find_model(cfg, name);
     if (!m || m->embedding) return false;
 
-    const scan_value *st = &s.f[F_STREAM];
+    const scan_value *st = &s.f[CHAT_FIELD_STREAM];
     if (!scan_absent(st) && st->type != V_TRUE && st->type != V_FALSE) return false;
-    if (s.f[F_MESSAGES].type != V_ARRAY || s.n_messages == 0 || !s.messages_ok) return false;
+    if (s.f[CHAT_FIELD_MESSAGES].type != V_ARRAY || s.n_messages == 0 || !s.messages_ok) return false;
     uint32_t max_tokens, max_completion_tokens;
-    if (!scan_max_tokens(&s.f[F_MAX_TOKENS], m, &max_tokens) ||
-        !scan_max_tokens(&s.f[F_MAX_COMPLETION_TOKENS], m, &max_completion_tokens))
+    if (!scan_max_tokens(&s.f[CHAT_FIELD_MAX_TOKENS], m, &max_tokens) ||
+        !scan_max_tokens(&s.f[CHAT_FIELD_MAX_COMPLETION_TOKENS], m, &max_completion_tokens))
         return false;
     uint32_t choices = 1;
-    if (!scan_absent(&s.f[F_N])) {
+    if (!scan_absent(&s.f[CHAT_FIELD_N])) {
         uint32_t limit = cfg->max_choices ? cfg->max_choices : 8;
         uint64_t x;
-        if (!scan_count(&s.f[F_N], &x) || x > limit) return false;
+        if (!scan_count(&s.f[CHAT_FIELD_N], &x) || x > limit) return false;
         choices = (uint32_t)x;
     }
-    /* The unmetered fields: only their absence (or null) is decided here. */
-    if (!scan_absent(&s.f[F_BEST_OF]) || !scan_absent(&s.f[F_AUDIO]) || !scan_absent(&s.f[F_PREDICTION]) ||
-        !scan_absent(&s.f[F_WEB_SEARCH_OPTIONS]) || !scan_absent(&s.f[F_MODALITIES]))
-        return false;
-    const scan_value *tier = &s.f[F_SERVICE_TIER];
+    /* The unmetered fields (and any other the scan does not read): only
+     * their absence (or null) is decided here. */
+    for (int f = 0; f < CHAT_FIELD_COUNT; f++)
+        if (scan_decides_absence_only((chat_field)f) && !scan_absent(&s.f[f])) return false;
+    const scan_value *tier = &s.f[CHAT_FIELD_SERVICE_TIER];
     if (!scan_absent(tier)) {
         if (tier->type != V_STRING || tier->escaped) return false;
         bool fine = (tier->n == 4 && memcmp(tier->p, "auto", 4) == 0) ||
@@ -423,14 +441,14 @@ bool chat_scan(const char *body, size_t len, const brigade_config *cfg, chat_req
         if (!fine) return false;
     }
     /* stream_options: its include_usage is read from an object only. */
-    const scan_value *so = &s.f[F_STREAM_OPTIONS];
+    const scan_value *so = &s.f[CHAT_FIELD_STREAM_OPTIONS];
     if (!scan_absent(so) && so->type != V_OBJECT) return false;
 
     uint32_t max_out = max_tokens > max_completion_tokens ? max_tokens : max_completion_tokens;
     uint32_t cap = max_out ? 0 : m->max_output_tokens;
     /* Only the forwarding of the client's own bytes is decided here: a
      * renamed model or a null cap to replace is re-encoded by the tree path. */
-    if (strcmp(m->name, m->upstream_model) != 0 || (cap && s.f[F_MAX_COMPLETION_TOKENS].type != V_NONE))
+    if (strcmp(m->name, m->upstream_model) != 0 || (cap && s.f[CHAT_FIELD_MAX_COMPLETION_TOKENS].type != V_NONE))
         return false;
     out->model = m;
     out->stream = st->type == V_TRUE;

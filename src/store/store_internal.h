@@ -127,8 +127,9 @@ store_status store_write_lazy(store *st, store_write_fn fn, void *arg);
 /* A write nobody waits for (never blocks on disk; safe on a loop thread):
  * fn runs in the writer's next batch, like store_write's, with the audit
  * entries armed on this thread riding on it (store_audit_attach); then
- * done(done_arg, status) is called on the writer thread, after the commit.
- * `arg` must live until then (done frees it). STORE_OK: queued, done will
+ * done(done_arg, status) is called on the writer thread, after the commit,
+ * the callbacks in the order their writes were queued. `arg` must live
+ * until then (done frees it). STORE_OK: queued, done will
  * be called; anything else (closing, STORE_ASYNC_QUEUE_MAX ops waiting):
  * not queued, done is not called. */
 #define STORE_ASYNC_QUEUE_MAX 10000

@@ -240,12 +240,15 @@ static void *store_writer_main(void *arg)
         pthread_mutex_lock(&st->mu);
         store_usage_chunks_recycle(st, usage);
         for (store_op *o = ops; o; o = o->next) st->stats.ops++;
-        store_op *async_ops = NULL;
+        /* The async ops, kept in queue order (appended at a tail) so their
+         * callbacks run in the order the writes were queued. */
+        store_op *async_ops = NULL, **async_tail = &async_ops;
         for (store_op *o = ops; o;) {
             store_op *next = o->next;   /* o lives on its caller's stack: read first */
             if (o->async) {
-                o->next = async_ops;
-                async_ops = o;
+                o->next = NULL;
+                *async_tail = o;
+                async_tail = &o->next;
                 st->async_n--;
             } else {
                 o->done = 1;

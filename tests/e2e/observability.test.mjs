@@ -1,6 +1,7 @@
 // observability.test.mjs — traces, metrics and logs from the outside:
 // a client's traceparent is continued (response header and GET
-// /v1/traces/{id}); traces are scoped (another user's trace is 404);
+// /v1/traces/{id}); traces are scoped (another user's trace is 404), and
+// no user can work out another's next trace id from its own to hide it;
 // /metrics is valid Prometheus text (checked by a strict parser here) and
 // its counters move with requests; spans reach an OTLP/HTTP receiver on
 // loopback; a dead receiver does not slow requests; and stderr holds only
@@ -72,6 +73,67 @@ async function traceWith(key, traceId, pred) {
     return r.body.spans.some(pred) ? r.body : null;
   }, { timeoutMs: 5000, intervalMs: 100 });
 }
+
+// ---- splitmix64, the server's per-thread id generator (span ids are its
+// raw output, traceparent.c), and its output function inverted: one output
+// gives the generator's state, so every output after it, away ----
+
+const M64 = (1n << 64n) - 1n;
+const GOLDEN = 0x9E3779B97F4A7C15n;
+
+function splitmixOut(z) {
+  z = ((z ^ (z >> 30n)) * 0xBF58476D1CE4E5B9n) & M64;
+  z = ((z ^ (z >> 27n)) * 0x94D049BB133111EBn) & M64;
+  return z ^ (z >> 31n);
+}
+
+function unxorshift(y, s) {
+  let x = y;
+  for (let i = s; i < 64n; i += s) x = y ^ (x >> s);
+  return x;
+}
+
+function inverse64(a) {   // a odd: Newton's iteration modulo 2^64
+  let x = a;
+  for (let i = 0; i < 5; i++) x = (x * (2n - a * x)) & M64;
+  return x;
+}
+
+function splitmixStateOf(z) {
+  z = unxorshift(z, 31n);
+  z = (z * inverse64(0x94D049BB133111EBn)) & M64;
+  z = unxorshift(z, 27n);
+  z = (z * inverse64(0xBF58476D1CE4E5B9n)) & M64;
+  return unxorshift(z, 30n);
+}
+
+const hexLE = (v) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(v); return b.toString('hex'); };
+const hexBE = (v) => { const b = Buffer.alloc(8); b.writeBigUInt64BE(v); return b.toString('hex'); };
+
+/** What an attacker computes from traceparents it was sent: the next
+ *  `ahead` outputs after every 8 bytes it saw (a span id, or a window of a
+ *  trace id's random part), both byte orders, as 16-hex strings. */
+function splitmixPredictions(traceparents, ahead = 256) {
+  const out = new Set();
+  for (const tp of traceparents) {
+    const [, tid, sid] = tp.split('-');
+    const seen = [sid, tid.slice(12, 28), tid.slice(14, 30), tid.slice(16, 32)];
+    for (const h of seen) {
+      const b = Buffer.from(h, 'hex');
+      for (const state of [splitmixStateOf(b.readBigUInt64LE(0)), splitmixStateOf(b.readBigUInt64BE(0))]) {
+        for (let j = 1n; j <= BigInt(ahead); j++) {
+          const p = splitmixOut((state + j * GOLDEN) & M64);
+          out.add(hexLE(p));
+          out.add(hexBE(p));
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** The 8-byte windows of a trace id's random part (after its 6-byte time). */
+const randomWindows = (tid) => [tid.slice(12, 28), tid.slice(14, 30), tid.slice(16, 32)];
 
 // ---- a strict Prometheus text format 0.0.4 parser ----
 
@@ -296,6 +358,61 @@ describe('trace context', () => {
     await eventually(async () => (await stack.api(a.key, 'GET', `/v1/traces/${traceId}`)).status === 404,
       { timeoutMs: 5000 });
     assert.equal((await stack.api(b.key, 'GET', `/v1/traces/${traceId}`)).status, 404);
+  });
+  // Anyone may add spans to a trace id they name, and a trace with a
+  // foreign span is shown to nobody: the defence is that no one can name
+  // another user's trace id. Server-made ids are 48 bits of ms and 80 bits
+  // of SipHash under a per-process key (traceparent.c); made straight from
+  // splitmix64, as they once were, B could compute A's next id from its own
+  // traceparents (span ids are still that generator's output) and hide A's
+  // trace. B here gets A's millisecond for free, which it would have to try
+  // value by value.
+  test('a user cannot work out another user\'s next trace id from its own, so cannot hide that trace', async () => {
+    const t = await newTenant();
+    const a = await userWithKey(t);
+    const b = await userWithKey(t);
+    // The attack works on ids made the old way: an output, two bytes of the
+    // next, the span id; a few child spans; the next request's trace id.
+    let s = BigInt('0x' + hex(8));
+    const next = () => { s = (s + GOLDEN) & M64; return splitmixOut(s); };
+    const oldTp = () => `00-${'0'.repeat(12)}${hexLE(next())}${hexLE(next()).slice(0, 4)}-${hexLE(next())}-01`;
+    const oldB = oldTp();
+    next(); next(); next();
+    const oldA = oldTp().split('-')[1];
+    assert.ok(randomWindows(oldA).some((w) => splitmixPredictions([oldB]).has(w)), 'the attack predicts old-style ids');
+
+    // B's own requests: what it is shown
+    const seen = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await stack.api(b.key, 'GET', '/v1/me');
+      assert.equal(r.status, 200);
+      seen.push(r.headers.get('traceparent'));
+    }
+    const ra = await chat(a.key, 'mine [[tokens:2]]');
+    assert.equal(ra.status, 200, ra.text);
+    const aTrace = ra.headers.get('traceparent').split('-')[1];
+    const predictions = splitmixPredictions(seen);
+    for (const w of randomWindows(aTrace)) {
+      assert.ok(!predictions.has(w), `A's trace id ${aTrace} follows from B's traceparents ${seen.join(' ')}`);
+    }
+    // B sends spans into its best guesses, with A's own millisecond
+    const [, , lastSpan] = seen[seen.length - 1].split('-');
+    let g = splitmixStateOf(Buffer.from(lastSpan, 'hex').readBigUInt64LE(0));
+    const guesses = [];
+    for (let j = 0; j < 32; j++) {
+      g = (g + GOLDEN) & M64;
+      const after = hexLE(splitmixOut((g + GOLDEN) & M64)).slice(0, 4);
+      guesses.push(aTrace.slice(0, 12) + hexLE(splitmixOut(g)) + after);
+    }
+    for (const id of guesses) {
+      const r = await stack.api(b.key, 'GET', '/v1/me', undefined, { traceparent: `00-${id}-${hex(8)}-01` });
+      assert.equal(r.status, 200);
+    }
+    // once B's planted spans are stored, A still reads its trace; B does not
+    await traceWith(b.key, guesses[guesses.length - 1], (sp) => sp.name === 'GET /v1/me');
+    const mine = await traceWith(a.key, aTrace, (sp) => sp.name === 'POST /v1/chat/completions').catch(() => null);
+    assert.ok(mine, `A cannot read its trace ${aTrace}: B's spans sent into ${guesses.length} guessed ids hid it`);
+    assert.equal((await stack.api(b.key, 'GET', `/v1/traces/${aTrace}`)).status, 404);
   });
 });
 

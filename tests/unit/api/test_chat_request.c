@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/chat_fields.h"
 #include "api/chat_request.h"
 #include "api/chat_scan.h"
 #include "forwarded_view.h"
@@ -393,21 +394,23 @@ static const char *random_value(const char *f)
     if (strcmp(f, "stream_options") == 0)
         return bad ? "{\"include_usage\":true,\"include_usage\":false}" : PICK(opts);
     if (strcmp(f, "best_of") == 0) return bad ? "2" : "null";
+    if (strcmp(f, "audio") == 0 || strcmp(f, "prediction") == 0 || strcmp(f, "web_search_options") == 0)
+        return bad ? "{}" : "null";
     return bad ? PICK(bad_counts) : PICK(counts);
 }
 
-/* A body of the fields the gateway governs, in random order, spelling and
- * repetition, with values mostly valid. */
+/* A body of the fields the gateway governs (chat_fields.h) and one it does
+ * not, in random order, spelling and repetition, with values mostly valid. */
 static void random_body(char *out, size_t outlen)
 {
-    static const char *const fields[] = {"model", "messages", "stream", "max_tokens",
-                                         "max_completion_tokens", "n", "best_of", "modalities",
-                                         "service_tier", "temperature", "stream_options"};
     const char *chosen[12];
     size_t k = 0;
     if (prng(10) != 0) chosen[k++] = "model";
     if (prng(10) != 0) chosen[k++] = "messages";
-    for (uint32_t extra = prng(5); extra > 0; extra--) chosen[k++] = PICK(fields);
+    for (uint32_t extra = prng(5); extra > 0; extra--) {
+        uint32_t f = prng(CHAT_FIELD_COUNT + 1);
+        chosen[k++] = f < CHAT_FIELD_COUNT ? chat_governed_fields[f].name : "temperature";
+    }
     for (size_t i = k; i > 1; i--) {   /* shuffle */
         size_t j = prng((uint32_t)i);
         const char *t = chosen[i - 1];
@@ -571,7 +574,122 @@ static void test_scan_agrees_with_tree(void **state)
     assert_true(decided > 2000);
 }
 
-int main(void)
+/* ---- every governed field (chat_fields.h), on both paths ---- */
+
+/* A body naming governed field f under `key` with `value`, beside the
+ * fields every request needs (f replaces its own default: the model or the
+ * messages); with `again`, a second member after it (key and value). */
+static size_t governed_body(char *out, size_t outlen, chat_field f, const char *key, const char *value,
+                            const char *again_key, const char *again_value)
+{
+    size_t at = (size_t)snprintf(out, outlen, "{");
+    if (f != CHAT_FIELD_MODEL) at += (size_t)snprintf(out + at, outlen - at, "\"model\":\"mock-small\",");
+    if (f != CHAT_FIELD_MESSAGES) at += (size_t)snprintf(out + at, outlen - at, MSGS ",");
+    at += (size_t)snprintf(out + at, outlen - at, "\"%s\":%s", key, value);
+    if (again_key) at += (size_t)snprintf(out + at, outlen - at, ",\"%s\":%s", again_key, again_value);
+    at += (size_t)snprintf(out + at, outlen - at, "}");
+    assert_true(at < outlen);
+    return at;
+}
+
+/* Both paths answer alike (same_as_tree) and refuse it, naming param. */
+static void refused_on_both_paths(const char *body, size_t len, const char *code, const char *param)
+{
+    same_as_tree(body, len);
+    chat_request r;
+    chat_request_error e;
+    if (chat_request_parse(body, len, &cfg, &r, &e)) fail_msg("accepted %s", body);
+    assert_string_equal(e.code, code);
+    assert_string_equal(e.param, param);
+}
+
+/* The list of governed fields is one (chat_fields.h), but each path reads
+ * the values on its own: every field, in every value a client could send
+ * it, must get the same answer from the scan as from the tree path (the
+ * scan accepting what the tree path refuses is a budget bypass: the client
+ * chooses the path), and every field repeated, or spelled in another case,
+ * is refused by both. A field the scan were told it reads (chat_scan.c,
+ * scan_decides_absence_only) without the tree path's check fails here. */
+static void test_each_governed_field_same_on_both_paths(void **state)
+{
+    (void)state;
+    static const char *const values[] = {
+        "null", "true", "false", "0", "-1", "1", "2", "8", "9", "1.5", "1e3", "2.0", "4096", "4097",
+        "1000000000", "10000000000", "\"\"", "\"x\"", "\"2\"", "\"auto\"", "\"default\"", "\"flex\"",
+        "\"priority\"", "\"\\u0061uto\"", "\"mock-large\"", "\"mock-embed\"", "\"nope\"", "\"text\"",
+        "[]", "[\"text\"]", "[\"audio\"]", "[\"text\",\"audio\"]", "[1]", "{}", "{\"include_usage\":true}",
+        "{\"include_usage\":false}", "{\"voice\":\"alloy\",\"format\":\"wav\"}",
+        "[{\"role\":\"user\"}]", "[{\"role\":\"user\"},{\"content\":\"x\"}]", "[\"user\"]",
+    };
+    model_cfg *large = (model_cfg *)config_find_model(&cfg, "mock-large");
+    char *saved = large->upstream_model;
+    char body[1024], key[96];
+    unsigned decided = 0;
+    for (int f = 0; f < CHAT_FIELD_COUNT; f++) {
+        const char *name = chat_governed_fields[f].name;
+        assert_int_equal(strlen(name), chat_governed_fields[f].len);
+        for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
+            /* both forwarding paths: the model's name kept, and renamed */
+            for (int renamed = 0; renamed < 2; renamed++) {
+                large->upstream_model = renamed ? "provider-large" : saved;
+                size_t n = governed_body(body, sizeof body, (chat_field)f, name, values[v], NULL, NULL);
+                decided += same_as_tree(body, n);
+            }
+            large->upstream_model = saved;
+            /* repeated: as it is, and with a letter escaped (the same key) */
+            size_t n = governed_body(body, sizeof body, (chat_field)f, name, values[v], name, values[v]);
+            refused_on_both_paths(body, n, "duplicate_key", name);
+            snprintf(key, sizeof key, "\\u%04x%s", (unsigned char)name[0], name + 1);
+            n = governed_body(body, sizeof body, (chat_field)f, name, values[v], key, values[v]);
+            refused_on_both_paths(body, n, "duplicate_key", name);
+            /* in another letter case, after the field or alone */
+            snprintf(key, sizeof key, "%c%s", name[0] - 32, name + 1);
+            n = governed_body(body, sizeof body, (chat_field)f, name, values[v], key, values[v]);
+            refused_on_both_paths(body, n, "invalid_value", key);
+            n = governed_body(body, sizeof body, (chat_field)f, key, values[v], NULL, NULL);
+            refused_on_both_paths(body, n, "invalid_value", key);
+        }
+        /* Go folds the Kelvin sign to k and the long s to s */
+        const char *ks = strpbrk(name, "ks");
+        if (ks) {
+            int at = (int)(ks - name);
+            char raw[96];
+            snprintf(key, sizeof key, "%.*s%s%s", at, name, *ks == 'k' ? "\\u212a" : "\\u017f", ks + 1);
+            snprintf(raw, sizeof raw, "%.*s%s%s", at, name, *ks == 'k' ? "\xe2\x84\xaa" : "\xc5\xbf", ks + 1);
+            size_t n = governed_body(body, sizeof body, (chat_field)f, name, "null", key, "null");
+            refused_on_both_paths(body, n, "invalid_value", raw);
+        }
+    }
+    print_message("governed fields: the scan decided %u of the bodies\n", decided);
+    assert_true(decided > 50);   /* the scan's side is exercised, not only the tree path's */
+}
+
+/* The fuzz target starts from a seed for each governed field
+ * (fuzz/corpus/fuzz_chat_request/governed_<name>.json, the folder given to
+ * this test by meson): a field added to chat_fields.h without one fails
+ * here. Each seed goes down both paths too. */
+static const char *seed_dir;
+
+static void test_each_governed_field_has_a_fuzz_seed(void **state)
+{
+    (void)state;
+    if (!seed_dir) skip();
+    for (int f = 0; f < CHAT_FIELD_COUNT; f++) {
+        const char *name = chat_governed_fields[f].name;
+        char path[512], text[4096], quoted[64];
+        snprintf(path, sizeof path, "%s/governed_%s.json", seed_dir, name);
+        FILE *fp = fopen(path, "rb");
+        if (!fp) fail_msg("no fuzz seed for the governed field \"%s\": %s", name, path);
+        size_t n = fread(text, 1, sizeof text - 1, fp);
+        fclose(fp);
+        text[n] = '\0';
+        snprintf(quoted, sizeof quoted, "\"%s\"", name);
+        if (!strstr(text, quoted)) fail_msg("%s does not name \"%s\"", path, name);
+        same_as_tree(text, n);
+    }
+}
+
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepts_and_rewrites_model),
@@ -588,6 +706,9 @@ int main(void)
         cmocka_unit_test(test_unmetered_refused),
         cmocka_unit_test(test_property_forwarded_is_governed),
         cmocka_unit_test(test_scan_agrees_with_tree),
+        cmocka_unit_test(test_each_governed_field_same_on_both_paths),
+        cmocka_unit_test(test_each_governed_field_has_a_fuzz_seed),
     };
+    seed_dir = argc > 1 ? argv[1] : NULL;
     return cmocka_run_group_tests(tests, setup, teardown);
 }

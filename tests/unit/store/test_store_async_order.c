@@ -1,0 +1,97 @@
+/* test_store_async_order.c — the store writer calls the done-callbacks of
+ * writes nobody waits for (store_write_async, store_writer.c) in the order
+ * the writes were queued, each with its own write's status, also when many
+ * of them commit in one batch. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "store/store.h"
+#include "store/store_internal.h"
+#include "test_util.h"
+
+#define QUEUED 200   /* writes queued behind the held one: one batch */
+
+/* The first write holds the writer inside its batch until released, so
+ * that everything queued meanwhile commits together in the next batch. */
+static atomic_int held_started, held_release;
+
+static store_status hold_writer(store_conn *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+    atomic_store(&held_started, 1);
+    while (!atomic_load(&held_release)) nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+    return STORE_OK;
+}
+
+/* Every seventh queued write fails (only its savepoint is rolled back):
+ * its callback must get its own status, not a neighbour's. */
+static store_status queued_write(store_conn *c, void *arg)
+{
+    (void)c;
+    return (intptr_t)arg % 7 == 3 ? STORE_CONFLICT : STORE_OK;
+}
+
+/* Written by the writer thread only; read once every callback ran. */
+static int order[QUEUED + 1];
+static store_status statuses[QUEUED + 1];
+static atomic_int calls;
+
+static void note_done(void *arg, store_status status)
+{
+    int i = atomic_load(&calls);
+    order[i] = (int)(intptr_t)arg;
+    statuses[i] = status;
+    atomic_store(&calls, i + 1);
+}
+
+static void wait_until(atomic_int *v, int want)
+{
+    for (int ms = 0; atomic_load(v) < want; ms++) {
+        if (ms > 20000) fail_msg("waited 20 s for the writer (%d of %d)", atomic_load(v), want);
+        nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+    }
+}
+
+static void test_async_callbacks_in_queue_order(void **state)
+{
+    (void)state;
+    char dir[256];
+    store *st = test_store_open(dir, sizeof dir, "brigade-async-order");
+    assert_non_null(st);
+
+    assert_int_equal(store_write_async(st, hold_writer, NULL, note_done, (void *)(intptr_t)0), STORE_OK);
+    wait_until(&held_started, 1);
+    store_stats before;
+    store_get_stats(st, &before);
+    for (intptr_t i = 1; i <= QUEUED; i++)
+        assert_int_equal(store_write_async(st, queued_write, (void *)i, note_done, (void *)i), STORE_OK);
+    atomic_store(&held_release, 1);
+    wait_until(&calls, QUEUED + 1);
+
+    for (int i = 0; i <= QUEUED; i++) {
+        if (order[i] != i) fail_msg("callback %d was write %d's: not in queue order", i, order[i]);
+        assert_int_equal(statuses[i], i % 7 == 3 ? STORE_CONFLICT : STORE_OK);
+    }
+    /* the held write's batch, then all the queued ones in one */
+    store_stats after;
+    store_get_stats(st, &after);
+    assert_int_equal(after.commits - before.commits, 2);
+    assert_int_equal(after.ops - before.ops, QUEUED + 1);
+    test_store_close(st, dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_async_callbacks_in_queue_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
