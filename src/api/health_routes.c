@@ -260,9 +260,18 @@ static void api_metrics_store(const api_env *env, buf *b)
                   "brigade_store_write_ops_total %llu\n"
                   "# HELP brigade_store_usage_rows_total Usage rows committed to the ledger.\n"
                   "# TYPE brigade_store_usage_rows_total counter\n"
-                  "brigade_store_usage_rows_total %llu\n",
+                  "brigade_store_usage_rows_total %llu\n"
+                  "# HELP brigade_store_usage_wait_seconds How long the oldest usage row of each commit "
+                  "waited to be committed (queued to durable).\n"
+                  "# TYPE brigade_store_usage_wait_seconds summary\n"
+                  "brigade_store_usage_wait_seconds_sum %.3f\n"
+                  "brigade_store_usage_wait_seconds_count %llu\n"
+                  "# HELP brigade_store_usage_wait_max_seconds The longest such wait since the start.\n"
+                  "# TYPE brigade_store_usage_wait_max_seconds gauge\n"
+                  "brigade_store_usage_wait_max_seconds %.3f\n",
                (unsigned long long)s.commits, (unsigned long long)s.ops,
-               (unsigned long long)s.usage_rows);
+               (unsigned long long)s.usage_rows, (double)s.usage_wait_ms_sum / 1000.0,
+               (unsigned long long)s.usage_wait_count, (double)s.usage_wait_ms_max / 1000.0);
 }
 
 void api_metrics_get(api_ctx *ctx)

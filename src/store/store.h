@@ -177,7 +177,23 @@ bool   store_ping(store *st);
 int    store_schema_version(store *st);
 /* Writer counters for /metrics: transactions committed, write operations
  * run, usage rows committed. ops / commits is the group-commit batch size. */
-typedef struct store_stats { uint64_t commits, ops, usage_rows; } store_stats;
+typedef struct store_stats {
+    uint64_t commits, ops, usage_rows;
+    /* How long the oldest usage row of each commit waited, from being
+     * queued to being committed: its sum and count (one per commit with
+     * usage rows) and the longest. STORE_USAGE_FLUSH_MS holds while the
+     * writer keeps up; this says whether it does (/metrics). */
+    uint64_t usage_wait_ms_sum, usage_wait_count, usage_wait_ms_max;
+} store_stats;
+
+/* Account one commit's usage rows whose oldest was queued at first_ms. */
+static inline void store_stats_usage_wait(store_stats *s, int64_t first_ms, int64_t now_ms)
+{
+    uint64_t w = now_ms > first_ms ? (uint64_t)(now_ms - first_ms) : 0;
+    s->usage_wait_ms_sum += w;
+    s->usage_wait_count++;
+    if (w > s->usage_wait_ms_max) s->usage_wait_ms_max = w;
+}
 void   store_get_stats(store *st, store_stats *out);
 
 /* --- storage quotas ---

@@ -157,6 +157,7 @@ static void *pg_usage_writer(void *arg)
         }
         usage_rec *rows = p->usage;
         size_t n = p->usage_n;
+        int64_t first_ms = p->usage_first_ms;
         p->usage = NULL;
         p->usage_n = p->usage_cap = 0;
         p->flush_wanted = 0;
@@ -172,7 +173,12 @@ static void *pg_usage_writer(void *arg)
         free(rows);
 
         pthread_mutex_lock(&p->mu);
-        if (st == STORE_OK) { p->stats.commits++; p->stats.ops++; p->stats.usage_rows += n; }
+        if (st == STORE_OK) {
+            p->stats.commits++;
+            p->stats.ops++;
+            p->stats.usage_rows += n;
+            store_stats_usage_wait(&p->stats, first_ms, pg_mono_ms());
+        }
         p->usage_done_seq += n;
         pthread_cond_broadcast(&p->done);
     }

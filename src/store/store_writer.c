@@ -229,6 +229,7 @@ static void *store_writer_main(void *arg)
         st->lazy_pending = 0;
         usage_chunk *usage = st->usage_head;
         size_t usage_n = st->usage_n;
+        int64_t usage_first_ms = st->usage_first_ms;
         uint64_t seq = st->usage_queued_seq;
         st->usage_head = st->usage_tail = NULL;
         st->usage_n = 0;
@@ -258,6 +259,7 @@ static void *store_writer_main(void *arg)
         st->usage_done_seq = seq;
         st->stats.commits++;
         st->stats.usage_rows += usage_n;
+        if (usage_n) store_stats_usage_wait(&st->stats, usage_first_ms, store_mono_ms());
         pthread_cond_broadcast(&st->done);
         if (async_ops) {
             /* outside the mutex: a callback may queue the next write */

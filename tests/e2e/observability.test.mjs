@@ -189,10 +189,12 @@ function parseExposition(text) {
   const seenFamilies = new Set();
   let current = null;
   const familyOf = (sample) => {
+    // a histogram's _bucket/_sum/_count samples, a summary's _sum/_count
     for (const suf of ['_bucket', '_sum', '_count']) {
       if (sample.endsWith(suf)) {
         const base = sample.slice(0, -suf.length);
-        if (families[base] && families[base].type === 'histogram') return base;
+        const type = families[base]?.type;
+        if (type === 'histogram' || (type === 'summary' && suf !== '_bucket')) return base;
       }
     }
     return sample;
@@ -450,6 +452,30 @@ describe('metrics', () => {
       assert.equal(after[f].type, 'counter');
     }
     assert.equal(after.brigade_http_server_request_duration_seconds.type, 'histogram');
+  });
+
+  test("the store writer's commits, and how long usage rows wait to be committed", async () => {
+    const t = await newTenant();
+    const u = await userWithKey(t);
+    const one = (f, name, family = name) => sampleValue(f, family, name, {});
+    const wait = (f, part) => one(f, `brigade_store_usage_wait_seconds_${part}`, 'brigade_store_usage_wait_seconds');
+    const before = await scrape();
+    for (let i = 0; i < 3; i++) assert.equal((await chat(u.key, 'count [[tokens:2]]')).status, 200);
+    const after = await eventually(async () => {
+      const f = await scrape();
+      return one(f, 'brigade_store_usage_rows_total') >= one(before, 'brigade_store_usage_rows_total') + 3 ? f : null;
+    }, { timeoutMs: 4000 });
+    assert.equal(after.brigade_store_commits_total.type, 'counter');
+    assert.ok(one(after, 'brigade_store_commits_total') > one(before, 'brigade_store_commits_total'));
+    assert.equal(after.brigade_store_usage_wait_seconds.type, 'summary');
+    const n = wait(after, 'count') - wait(before, 'count');
+    const sum = wait(after, 'sum') - wait(before, 'sum');
+    assert.ok(n >= 1, 'a commit with usage rows is counted');
+    // an idle writer commits a row within STORE_USAGE_FLUSH_MS (200 ms); the
+    // bound here is loose for a loaded test machine, not the documented one
+    assert.ok(sum >= 0 && sum / n < 2, `mean wait ${sum / n} s`);
+    const max = one(after, 'brigade_store_usage_wait_max_seconds');
+    assert.ok(max >= sum / n - 0.0015 && max < 30, `max wait ${max} s, mean ${sum / n} s over ${n}`);
   });
 
   test('/metrics needs the server admin token, and says so', async () => {
