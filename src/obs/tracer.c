@@ -73,11 +73,35 @@ void obs_tracer_submit(obs_span *s)
 }
 
 /* Groups a flush's spans by trace, then owner, then start: each group
- * becomes one row. */
+ * becomes one row, rows in trace-id byte order (new ids begin with their
+ * time, so rows go in as their traces began). The ids are compared as two
+ * big-endian words, not by memcmp: a flush sorts up to thousands of spans
+ * on the tracer thread, which must not hold a core for long
+ * (util/thread_prio.h). */
+static uint64_t obs_be64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+static int obs_trace_id_order(const uint8_t *x, const uint8_t *y)
+{
+    uint64_t a = obs_be64(x), b = obs_be64(y);
+    if (a == b) {
+        a = obs_be64(x + 8);
+        b = obs_be64(y + 8);
+    }
+    return (a > b) - (a < b);
+}
+
 static int obs_span_order(const void *pa, const void *pb)
 {
     const obs_span *a = *(obs_span *const *)pa, *b = *(obs_span *const *)pb;
-    int c = memcmp(a->ctx.trace_id, b->ctx.trace_id, 16);
+    int c = obs_trace_id_order(a->ctx.trace_id, b->ctx.trace_id);
     if (!c) c = strcmp(a->tenant_id, b->tenant_id);
     if (!c) c = strcmp(a->user_id, b->user_id);
     if (!c) c = (a->start_ns > b->start_ns) - (a->start_ns < b->start_ns);
@@ -86,7 +110,7 @@ static int obs_span_order(const void *pa, const void *pb)
 
 static bool obs_same_row(const obs_span *a, const obs_span *b)
 {
-    return memcmp(a->ctx.trace_id, b->ctx.trace_id, 16) == 0 &&
+    return obs_trace_id_order(a->ctx.trace_id, b->ctx.trace_id) == 0 &&
            strcmp(a->tenant_id, b->tenant_id) == 0 && strcmp(a->user_id, b->user_id) == 0;
 }
 
@@ -176,7 +200,10 @@ static void obs_tracer_write(obs_span *list, size_t n, bool behind)
     if (obs_tr.otlp) {
         obs_otlp_offer(arr, n);   /* takes the spans */
     } else {
-        for (i = 0; i < n; i++) obs_span_free(arr[i]);
+        for (i = 0; i < n; i++) {
+            obs_span_free(arr[i]);
+            thread_background_yield();   /* thousands of frees: give the core up as they go */
+        }
     }
     free(arr);
 }
