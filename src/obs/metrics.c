@@ -52,6 +52,9 @@ struct obs_metric {
     size_t nseries;
     obs_series *overflow;
     atomic_uint_fast64_t overflowed;
+    /* A family without labels has one series: kept here once made, so the
+     * per-request totals skip the hash and the lock (series are never freed). */
+    _Atomic(obs_series *) only;
 };
 
 static pthread_mutex_t obs_reg_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -153,6 +156,10 @@ static obs_series *obs_series_new(obs_metric *m, const char *const *values)
 
 obs_series *obs_series_of(obs_metric *m, const char *const *values)
 {
+    if (m->nlabels == 0) {
+        obs_series *only = atomic_load_explicit(&m->only, memory_order_acquire);
+        if (only) return only;
+    }
     /* Missing values (a shorter list than the family's names) read as "". */
     const char *vals[OBS_LABELS_MAX] = {0};
     bool ended = values == NULL;
@@ -190,6 +197,7 @@ obs_series *obs_series_of(obs_metric *m, const char *const *values)
             m->nseries++;
         }
     }
+    if (m->nlabels == 0) atomic_store_explicit(&m->only, s, memory_order_release);
     pthread_mutex_unlock(&m->mu);
     return s;
 }
