@@ -759,6 +759,17 @@ typedef struct audit_query {
  * the same transaction. Not scoped: the actor is data here, and only
  * src/obs/audit.c calls it. */
 store_status store_audit_append(store *st, audit_rec *e, const store_audit_chain *chain);
+/* The same without waiting, for a loop thread (SQLite only; STORE_INVALID
+ * on PostgreSQL, whose writes are made on the caller's thread): the entry
+ * is queued behind every write already queued and commits with the next
+ * batch someone waits for (a run's step or end), or at the latest
+ * STORE_USAGE_FLUSH_MS / 2 after it was queued. Then done(done_arg,
+ * status, e) is called on the writer thread (e->written and e->sealed
+ * set): e, and what it points at, must live until then. STORE_OK: queued,
+ * done will be called; anything else: not queued, done is not called. */
+typedef void (*store_audit_behind_done)(void *arg, store_status status, audit_rec *e);
+store_status store_audit_append_behind(store *st, audit_rec *e, const store_audit_chain *chain,
+                                       store_audit_behind_done done, void *done_arg);
 /* An act and its audit entry in one transaction (invariant 5, docs/architecture.md).
  * store_audit_attach arms the calling thread: the next store write it makes
  * — the act — appends the entry in the same transaction, right after the

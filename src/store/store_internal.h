@@ -134,6 +134,12 @@ store_status store_write_lazy(store *st, store_write_fn fn, void *arg);
 #define STORE_ASYNC_QUEUE_MAX 10000
 store_status store_write_async(store *st, store_write_fn fn, void *arg,
                                void (*done)(void *arg, store_status status), void *done_arg);
+/* store_write_async for what may wait a moment (a tool call's audit
+ * entry): it does not wake the writer to commit at once; it rides with
+ * the next batch (in queue order), or is committed at the latest
+ * STORE_USAGE_FLUSH_MS / 2 after it was queued. */
+store_status store_write_async_lazy(store *st, store_write_fn fn, void *arg,
+                                    void (*done)(void *arg, store_status status), void *done_arg);
 store_status store_usage_insert(store_conn *c, const usage_rec *u);
 /* The queued and spare usage chunks, freed (at close). */
 void         store_usage_chunks_free(store *st);

@@ -342,8 +342,9 @@ static bool store_op_take_armed(store *st, store_op *op)
     return ok;
 }
 
-store_status store_write_async(store *st, store_write_fn fn, void *arg,
-                               void (*done)(void *arg, store_status status), void *done_arg)
+static store_status store_write_async_queue(store *st, store_write_fn fn, void *arg,
+                                            void (*done)(void *arg, store_status status),
+                                            void *done_arg, bool lazy)
 {
     store_op *op = calloc(1, sizeof *op);
     if (!op) {
@@ -367,10 +368,27 @@ store_status store_write_async(store *st, store_write_fn fn, void *arg,
     st->async_n++;
     if (st->ops_tail) st->ops_tail->next = op; else st->ops_head = op;
     st->ops_tail = op;
-    st->ops_eager++;
+    if (!lazy) {
+        st->ops_eager++;
+    } else if (!st->lazy_pending) {
+        st->lazy_pending = 1;
+        st->lazy_first_ms = store_mono_ms();
+    }
     pthread_cond_signal(&st->wake);
     pthread_mutex_unlock(&st->mu);
     return STORE_OK;
+}
+
+store_status store_write_async(store *st, store_write_fn fn, void *arg,
+                               void (*done)(void *arg, store_status status), void *done_arg)
+{
+    return store_write_async_queue(st, fn, arg, done, done_arg, false);
+}
+
+store_status store_write_async_lazy(store *st, store_write_fn fn, void *arg,
+                                    void (*done)(void *arg, store_status status), void *done_arg)
+{
+    return store_write_async_queue(st, fn, arg, done, done_arg, true);
 }
 
 static store_status store_write_queued(store *st, store_write_fn fn, void *arg, bool lazy)
