@@ -175,6 +175,19 @@ void   store_close(store *st);
 /* Cheap liveness check for /readyz: a read that touches the database. */
 bool   store_ping(store *st);
 int    store_schema_version(store *st);
+/* One read snapshot for several reads on the calling thread (SQLite;
+ * nothing on PostgreSQL). Each read otherwise begins a read transaction
+ * of its own, and each costs the WAL's shared-memory locks (fcntl system
+ * calls) and, when anything was committed since (always, under load), a
+ * cold page cache. Between begin and end the thread's reads see one state
+ * of the store, taken at the first read: begin only after whatever must
+ * be seen (a run's history only once its session is claimed). Nested
+ * pairs are counted: only the outermost end ends it. Reads that open a
+ * transaction of their own (audit verify and list, memory search) must
+ * not run inside one; and a snapshot held long holds the WAL's checkpoint
+ * back, so end it before waiting on anything but the disk. */
+void   store_read_begin(store *st);
+void   store_read_end(store *st);
 /* Writer counters for /metrics: transactions committed, write operations
  * run, usage rows committed. ops / commits is the group-commit batch size. */
 typedef struct store_stats { uint64_t commits, ops, usage_rows; } store_stats;

@@ -36,6 +36,8 @@ typedef struct store_conn {
      * which the writer sets again whenever a rollback may have undone rows */
     int64_t traces_seq;
     int traces_seq_known;
+    /* readers only: store_read_begin pairs open (0: each read its own) */
+    int snapshot_depth;
 } store_conn;
 
 /* A write operation: runs on the writer thread inside its own savepoint.

@@ -195,6 +195,25 @@ store_conn *store_reader(store *st)
     return c;
 }
 
+void store_read_begin(store *st)
+{
+    STORE_PG_DISPATCH_VOID(st, (void)0);
+    store_conn *c = store_reader(st);
+    if (!c) return;
+    /* a failed BEGIN leaves each read its own transaction, as without */
+    if (c->snapshot_depth++ == 0 && sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        c->snapshot_depth = 0;
+}
+
+void store_read_end(store *st)
+{
+    STORE_PG_DISPATCH_VOID(st, (void)0);
+    store_conn *c = store_reader(st);
+    if (!c || c->snapshot_depth == 0) return;
+    if (--c->snapshot_depth == 0 && sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 /* ---- lifetime ---- */
 
 static int store_mkdir(const char *dir, char *err, size_t errlen)
