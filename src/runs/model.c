@@ -63,9 +63,12 @@ static void run_model_take_tool_delta(run_exec *x, const cJSON *d)
 static bool run_model_on_event(metered_call *mc, upstream_call *call, const char *json, size_t len,
                                void *arg)
 {
-    (void)call;
     run_exec *x = arg;
-    cJSON *chunk = cJSON_ParseWithLength(json, len);
+    /* parsed already by the resilience layer (for the output cap), if it
+     * could; else here */
+    const cJSON *chunk = upstream_call_event_json(call);
+    cJSON *own = chunk ? NULL : cJSON_ParseWithLength(json, len);
+    if (!chunk) chunk = own;
     if (!chunk) return true;            /* the provider layer reports malformed streams */
     const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(chunk, "choices"), 0);
     const cJSON *delta = cJSON_GetObjectItemCaseSensitive(choice, "delta");
@@ -85,7 +88,7 @@ static bool run_model_on_event(metered_call *mc, upstream_call *call, const char
     const cJSON *tcs = cJSON_GetObjectItemCaseSensitive(delta, "tool_calls");
     const cJSON *tc;
     cJSON_ArrayForEach(tc, tcs) run_model_take_tool_delta(x, tc);
-    cJSON_Delete(chunk);
+    cJSON_Delete(own);
     return more;
 }
 

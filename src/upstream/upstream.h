@@ -151,6 +151,13 @@ upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *bo
 const model_cfg *upstream_call_model(const upstream_call *call);
 const char      *upstream_call_upstream_model(const upstream_call *call);
 const char      *upstream_call_deployment(const upstream_call *call);
+/* While the call's on_event runs: the event as the resilience layer parsed
+ * it (to count it against the output cap), read-only and gone when
+ * on_event returns; NULL when it was not parsed — then parse `json`. A
+ * consumer that reads every chunk (an agent run) is spared a second parse
+ * of each. */
+struct cJSON;
+const struct cJSON *upstream_call_event_json(const upstream_call *call);
 const char *upstream_last_error(void);
 void upstream_call_resume(upstream_call *call);
 /* Stop a call; on_done follows with UPSTREAM_CANCELLED (synchronously). */

@@ -309,10 +309,10 @@ void upstream_call_activity(upstream_call *c)
 /* --------------------------------------------------- attempts' callbacks */
 
 /* An OpenAI chunk that tells the client nothing yet: every choice's delta
- * has at most a role and empty content, no finish_reason, no usage. */
-static bool rcall_event_is_empty(const char *json, size_t len)
+ * has at most a role and empty content, no finish_reason, no usage. j: the
+ * event parsed (NULL: not JSON). */
+static bool rcall_event_is_empty(const cJSON *j)
 {
-    cJSON *j = cJSON_ParseWithLength(json, len);
     bool empty = cJSON_IsObject(j) && !cJSON_GetObjectItemCaseSensitive(j, "usage");
     /* A passed-through Responses stream opens with these two: nothing of
      * the answer yet, so a failure after them may still be retried. */
@@ -320,7 +320,6 @@ static bool rcall_event_is_empty(const char *json, size_t len)
     if (cJSON_IsString(type)) {
         bool opening = !strcmp(type->valuestring, "response.created") ||
                        !strcmp(type->valuestring, "response.in_progress");
-        cJSON_Delete(j);
         return opening;
     }
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
@@ -337,7 +336,6 @@ static bool rcall_event_is_empty(const char *json, size_t len)
             empty = false;
         }
     }
-    cJSON_Delete(j);
     return empty;
 }
 
@@ -360,6 +358,19 @@ static bool rcall_flush_held(rcall *rc)
 }
 
 #define RCALL_MAX_HELD 4
+
+/* The event being handed to the consumer, as parsed here
+ * (upstream_call_event_json): set on this thread for the length of that
+ * on_event only, and put back after it (a consumer may pass on another
+ * call's event from inside its own). Not kept in the rcall: on_event may
+ * end the call. */
+static _Thread_local const upstream_call *rcall_event_call;
+static _Thread_local const cJSON *rcall_event_tree;
+
+const cJSON *upstream_call_event_json(const upstream_call *call)
+{
+    return call && call == rcall_event_call ? rcall_event_tree : NULL;
+}
 
 static bool rcall_inner_event(upstream_call *call, const char *json, size_t len, void *arg)
 {
@@ -385,14 +396,20 @@ static bool rcall_inner_event(upstream_call *call, const char *json, size_t len,
         json = rc->replay_out.data;
         len = rc->replay_out.len;
     }
-    if (!upstream_outcap_pass(&rc->cap, upstream_outcap_tokens(&rc->cap, json, len))) {
+    /* One parse of the event serves the output cap, the check for an
+     * empty opening and the consumer (upstream_call_event_json). */
+    bool may_hold = !rc->delivered && rc->n_held < RCALL_MAX_HELD && len < 4096;
+    cJSON *ev = rc->cap.cap || may_hold ? cJSON_ParseWithLength(json, len) : NULL;
+    if (!upstream_outcap_pass(&rc->cap, upstream_outcap_tokens_parsed(&rc->cap, ev))) {
         /* Past the reserved output: this event does not go out; the
          * stream ends here, at the cap (rcall_inner_done, now). */
+        cJSON_Delete(ev);
         rc->cut = true;
         upstream_call_cancel(call);
         return false;
     }
-    if (!rc->delivered && rc->n_held < RCALL_MAX_HELD && len < 4096 && rcall_event_is_empty(json, len)) {
+    if (may_hold && rcall_event_is_empty(ev)) {
+        cJSON_Delete(ev);
         uint32_t n = (uint32_t)len;
         buf_append(&rc->held, &n, sizeof n);
         buf_append(&rc->held, json, len);
@@ -401,11 +418,23 @@ static bool rcall_inner_event(upstream_call *call, const char *json, size_t len,
         return true;
     }
     bool more = rcall_flush_held(rc);
-    if (rc->phase == RC_DONE) return false;   /* cancelled from on_event */
+    if (rc->phase == RC_DONE) {        /* cancelled from on_event */
+        cJSON_Delete(ev);
+        return false;
+    }
     rc->delivered = true;
     if (rc->model->stream_resume) upstream_replay_note(&rc->replay, json, len);
-    if (!rc->base.cb.on_event) return more;
-    return rc->base.cb.on_event(&rc->base, json, len, rc->base.arg) && more;
+    if (rc->base.cb.on_event) {
+        const upstream_call *outer_call = rcall_event_call;
+        const cJSON *outer_tree = rcall_event_tree;
+        rcall_event_call = &rc->base;
+        rcall_event_tree = ev;
+        more = rc->base.cb.on_event(&rc->base, json, len, rc->base.arg) && more;
+        rcall_event_call = outer_call; /* rc may be gone: only locals from here */
+        rcall_event_tree = outer_tree;
+    }
+    cJSON_Delete(ev);
+    return more;
 }
 
 /* /metrics: every attempt by provider and outcome, its duration, and

@@ -143,12 +143,17 @@ static uint64_t outcap_responses_tokens(upstream_outcap *oc, const cJSON *ev)
 
 /* ------------------------------------------------------------- counting */
 
+uint64_t upstream_outcap_tokens_parsed(upstream_outcap *oc, const cJSON *event)
+{
+    if (!oc->cap || !cJSON_IsObject(event)) return 0;
+    return oc->responses ? outcap_responses_tokens(oc, event) : outcap_chat_tokens(oc, event);
+}
+
 uint64_t upstream_outcap_tokens(upstream_outcap *oc, const char *json, size_t len)
 {
     if (!oc->cap) return 0;
     cJSON *j = cJSON_ParseWithLength(json, len);
-    uint64_t n = 0;
-    if (cJSON_IsObject(j)) n = oc->responses ? outcap_responses_tokens(oc, j) : outcap_chat_tokens(oc, j);
+    uint64_t n = upstream_outcap_tokens_parsed(oc, j);
     cJSON_Delete(j);
     return n;
 }

@@ -52,6 +52,8 @@ void upstream_outcap_free(upstream_outcap *oc);
 /* The tokens one event carries, as streamed (0 for an event without
  * generated text). Does not count them: see upstream_outcap_pass. */
 uint64_t upstream_outcap_tokens(upstream_outcap *oc, const char *json, size_t len);
+/* The same of an event already parsed (NULL: not JSON, 0 tokens). */
+uint64_t upstream_outcap_tokens_parsed(upstream_outcap *oc, const struct cJSON *event);
 /* May an event of `tokens` tokens pass? If so they are counted (true);
  * false: it would go past the cap — the stream is to be cut here. */
 bool     upstream_outcap_pass(upstream_outcap *oc, uint64_t tokens);

@@ -1,8 +1,9 @@
 /* test_dispatch.c — upstream_chat's attempts end to end, on the
  * in-process mock provider and a dead loopback port: retries, what is
  * charged, no retry after a streamed event, deadlines, fallbacks, the
- * breaker opening and the load moving to the healthy deployment, and the
- * on_attempt reports. */
+ * breaker opening and the load moving to the healthy deployment, the
+ * on_attempt reports, and a capped stream's events parsed once for the
+ * consumer too. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,8 @@
 
 #include <cmocka.h>
 #include <uv.h>
+
+#include <cjson/cJSON.h>
 
 #include "upstream/upstream.h"
 
@@ -44,6 +47,9 @@ static upstream      *U;
 
 typedef struct got {
     int      done, events, attempt_reports;
+    /* events whose upstream_call_event_json was the parse of their text,
+     * was something else, or was not there */
+    int      parsed_same, parsed_other, unparsed;
     upstream_result r;
     char     msg[256], dep[160], model[64];
     char     nexts[128];
@@ -52,8 +58,20 @@ typedef struct got {
 
 static bool on_event(upstream_call *c, const char *j, size_t n, void *arg)
 {
-    (void)c; (void)j; (void)n;
-    ((got *)arg)->events++;
+    got *g = arg;
+    g->events++;
+    const cJSON *e = upstream_call_event_json(c);
+    if (!e) {
+        g->unparsed++;
+        return true;
+    }
+    cJSON *own = cJSON_ParseWithLength(j, n);
+    char *a = cJSON_PrintUnformatted(e), *b = cJSON_PrintUnformatted(own);
+    if (a && b && !strcmp(a, b)) g->parsed_same++;
+    else g->parsed_other++;
+    free(a);
+    free(b);
+    cJSON_Delete(own);
     return true;
 }
 
@@ -82,6 +100,8 @@ static void on_attempt(upstream_call *c, const upstream_attempt *a, void *arg)
 
 static const upstream_callbacks CB = {on_event, on_done, on_attempt};
 
+static uint64_t run_max_output;   /* the next run's output cap (0: none) */
+
 static void run(const char *model, const char *text, bool stream, uint64_t deadline_in, got *g)
 {
     memset(g, 0, sizeof *g);
@@ -91,7 +111,8 @@ static void run(const char *model, const char *text, bool stream, uint64_t deadl
     snprintf(body, sizeof body, "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
              m->upstream_model, text);
     uv_update_time(&L);
-    upstream_opts o = {.deadline_ms = deadline_in ? uv_now(&L) + deadline_in : 0, .request_id = "t"};
+    upstream_opts o = {.deadline_ms = deadline_in ? uv_now(&L) + deadline_in : 0, .request_id = "t",
+                       .max_output_tokens = run_max_output};
     uint64_t t0 = uv_now(&L);
     assert_non_null(upstream_chat(U, m, body, strlen(body), stream, &o, &CB, g));
     assert_int_equal(g->done, 0);
@@ -177,6 +198,30 @@ static void test_role_chunk_held_back(void **st)
     assert_int_equal(g.r.error, UPSTREAM_OK);
     assert_int_equal(g.r.attempts, 2);
     assert_true(g.events >= 4);   /* role, 3 tokens (and finish, usage) of the good attempt only */
+}
+
+/* A capped stream is parsed once, by the resilience layer, and the
+ * consumer is handed that parse (upstream_call_event_json): the same JSON
+ * as its text, for this call only and only during on_event (an opening
+ * chunk held back is passed on later as text, without it). Uncapped,
+ * nothing is parsed past the opening and the consumer gets NULL. */
+static void test_event_parsed_once(void **st)
+{
+    (void)st;
+    got g;
+    run_max_output = 100;
+    run("plain", "parsed [[tokens:5]]", true, 0, &g);
+    run_max_output = 0;
+    assert_int_equal(g.r.error, UPSTREAM_OK);
+    assert_true(g.events >= 6);
+    assert_int_equal(g.parsed_other, 0);
+    assert_true(g.parsed_same >= 5);   /* every token chunk */
+    assert_true(g.unparsed <= 1);      /* only the role chunk held back (passed on as text) */
+    run("plain", "unparsed [[tokens:5]]", true, 0, &g);
+    assert_int_equal(g.r.error, UPSTREAM_OK);
+    assert_int_equal(g.parsed_other, 0);
+    assert_true(g.unparsed >= 5);      /* the tokens, after the held opening */
+    assert_null(upstream_call_event_json(NULL));
 }
 
 static void test_config_errors(void **st)
@@ -337,6 +382,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_error_not_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_retry_after_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_role_chunk_held_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_parsed_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fallback_on_dead_provider, setup, teardown),
