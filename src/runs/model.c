@@ -79,9 +79,7 @@ static bool run_model_on_event(metered_call *mc, upstream_call *call, const char
         if (x->reply_text.len + n <= (4u << 20)) buf_append(&x->reply_text, content->valuestring, n);
         x->reply_started = true;
         metered_call_reached_client(mc);
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "text", content->valuestring);
-        run_event(x, "message.delta", d);
+        run_event_delta(x, content->valuestring, n);
         /* A slow client pauses the model rather than growing our buffers. */
         more = !x->sub || !x->sub_full;
     }
