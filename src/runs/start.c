@@ -258,13 +258,13 @@ static void run_start_resume(void *arg)
     run_start_count_persist(s);
 }
 
+static void run_start_load_reads(run_start *s);
+static void run_start_guard_input(run_start *s);
+
 /* Thread pool: the session must be the caller's, its agent still
  * there for the caller's tenant (its own, or the catalogue's it has) and
  * allowed for the caller's tier. The agent and its tools are resolved
  * here, once, into the run's own snapshot (tool_tenant.h). */
-static void run_start_load_reads(run_start *s);
-static void run_start_guard_input(run_start *s);
-
 static void run_start_load_work(void *arg)
 {
     run_start *s = arg;

@@ -116,8 +116,8 @@ static void store_writer_scrub(store_conn *c)
              "next write", sqlite3_errmsg(c->db));
 }
 
-/* A batch's transaction control, prepared once (store_exec_prepared:
- * the addresses key the statement cache). */
+/* A batch's transaction control, prepared once per connection
+ * (store_exec_prepared: these arrays' addresses name the statements). */
 static const char sql_begin[] = "BEGIN IMMEDIATE", sql_commit[] = "COMMIT", sql_rollback[] = "ROLLBACK",
                   sql_op_begin[] = "SAVEPOINT op", sql_op_undo[] = "ROLLBACK TO op",
                   sql_op_end[] = "RELEASE op", sql_usage_begin[] = "SAVEPOINT usage",
