@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # lib.sh — what the benchmark scripts share (sourced by gateway.sh,
-# runs.sh, chaos.sh and governance.sh): the command line for the report,
+# runs.sh, chaos.sh, governance.sh and runs_cost.sh): the command line for the report,
 # waiting for a quiet machine and for a server's "listening" line, CPU
 # ticks of our processes, stopping them, and the exit trap that stops them
 # and keeps their logs.
@@ -52,18 +52,18 @@ bench_cmdline() {   # bench_cmdline SCRIPT VARS_ERE
   printf '%s%s' "$out" "$1"
 }
 
-# Wait (10 s at most) until FILE has a line matching REGEX and print the
-# match; fail with the file's content if PID exits first. The caller
-# defines die().
-bench_wait_line() {   # bench_wait_line FILE REGEX PID WHAT
-  local file=$1 re=$2 pid=$3 what=$4
-  for _ in $(seq 200); do
+# Wait (SECONDS, default 10, at most) until FILE has a line matching REGEX
+# and print the match; fail with the file's content if PID exits first.
+# The caller defines die().
+bench_wait_line() {   # bench_wait_line FILE REGEX PID WHAT [SECONDS]
+  local file=$1 re=$2 pid=$3 what=$4 secs=${5:-10}
+  for _ in $(seq $((secs * 20))); do
     if grep -Eq "$re" "$file" 2>/dev/null; then grep -Eo "$re" "$file" | head -1; return 0; fi
     kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; die "$what exited before listening"; }
     sleep 0.05
   done
   cat "$file" >&2
-  die "$what did not start within 10 s"
+  die "$what did not start within $secs s"
 }
 
 # Sum of utime+stime (clock ticks) over the given pids, threads included.
@@ -76,4 +76,19 @@ bench_cpu_ticks() {
     sum=$((sum + $(awk '{print $12 + $13}' <<<"$rest")))
   done
   echo "$sum"
+}
+
+# The models and agents of the agent-run benchmarks (runs.sh, runs_cost.sh),
+# as YAML lines: `hold` on the provider named slow, `plain` and `clocked`
+# (a clock tool call, then an answer) on the one named fast.
+bench_runs_agents_yaml() {
+  cat <<'Y'
+models:
+  - {name: slow-model, provider: slow}
+  - {name: fast-model, provider: fast}
+agents:
+  - {name: hold, model: slow-model, tools: [], max_wall_ms: 600000}
+  - {name: plain, model: fast-model, tools: []}
+  - {name: clocked, model: fast-model, tools: [clock]}
+Y
 }

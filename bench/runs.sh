@@ -147,13 +147,7 @@ $tracing_yaml
 providers:
   - $slow_provider
   - {name: fast, kind: mock, latency_ms: $fast_ms}
-models:
-  - {name: slow-model, provider: slow}
-  - {name: fast-model, provider: fast}
-agents:
-  - {name: hold, model: slow-model, tools: [], max_wall_ms: 600000}
-  - {name: plain, model: fast-model, tools: []}
-  - {name: clocked, model: fast-model, tools: [clock]}
+$(bench_runs_agents_yaml)
 EOF
 BRIGADE_ADMIN_TOKEN=$admin_token BRIGADE_LOG=${BRIGADE_LOG:-warn} \
   "$BRIGADE" serve --config "$tmp/brigade.yaml" --data-dir "$tmp/data" >"$tmp/brigade.log" 2>&1 &

@@ -412,6 +412,52 @@ store_status obs_audit(store *st, const scope *actor, const char *action, const 
                                 action, target, details);
 }
 
+/* ---- an entry queued without waiting (obs_audit_behind) ---- */
+
+typedef struct audit_behind {
+    obs_audit_act act;                 /* first: its entry is what the store gets */
+    audit_state  *s;                   /* lives until obs_audit_close has settled the queue */
+} audit_behind;
+
+/* Writer thread, after the commit (or its failure). */
+static void audit_behind_done(void *arg, store_status status, audit_rec *e)
+{
+    audit_behind *b = arg;
+    (void)e;                           /* = &b->act.e */
+    if (status == STORE_OK && b->act.e.sealed) audit_note_sealed(b->s, b->act.e.seq);
+    if (status != STORE_OK)
+        log_error("audit: could not record %s by %s on %s: %s", b->act.f_action, b->act.f_actor,
+                  b->act.f_target, store_status_text(status));
+    free(b->act.details_text);
+    free(b);
+}
+
+bool obs_audit_behind(store *st, const scope *actor, const char *action, const char *target,
+                      cJSON *details)
+{
+    if (!store_runs_write_behind(st)) return false;   /* details stay the caller's */
+    audit_behind *b = malloc(sizeof *b);
+    if (!b) {
+        cJSON_Delete(details);
+        log_error("audit: could not record %s: out of memory", action ? action : "?");
+        return true;
+    }
+    b->s = audit_state_of(st);
+    char who[96];
+    obs_audit_actor(actor, who, sizeof who);
+    audit_entry_prepare(&b->act, scope_valid(actor) ? actor->tenant_id : "", who,
+                        scope_valid(actor) ? actor->key_id : "", action, target, details);
+    b->act.st = st;
+    store_status r = store_audit_append_behind(st, &b->act.e, &b->s->chain, audit_behind_done, b);
+    if (r != STORE_OK) {
+        log_error("audit: could not record %s by %s on %s: %s", b->act.f_action, b->act.f_actor,
+                  b->act.f_target, store_status_text(r));
+        free(b->act.details_text);
+        free(b);
+    }
+    return true;
+}
+
 static uint64_t audit_fnv(const char *s)
 {
     uint64_t h = 1469598103934665603ULL;
@@ -475,6 +521,10 @@ void obs_audit_close(store *st)
         pthread_mutex_unlock(&s->seal_mu);
         pthread_join(s->sealer, NULL);
     }
+    /* Entries queued without waiting (obs_audit_behind) use s->chain in
+     * the writer and s in their callbacks: all committed and called back
+     * before s goes (and before the checkpoint, which then covers them). */
+    store_runs_settle(st);
     if (s->has_key) {
         store_status r = store_audit_checkpoint(st, &s->chain, 0, NULL);
         if (r != STORE_OK) log_error("audit: shutdown checkpoint failed: %s", store_status_text(r));

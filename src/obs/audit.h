@@ -53,6 +53,17 @@ void obs_audit_clip(const char *s, size_t max, char *out, size_t outlen);
 /* The act of the scope's holder; the entry's tenant is the scope's. */
 store_status obs_audit(store *st, const scope *actor, const char *action, const char *target,
                        cJSON *details);
+/* obs_audit for a loop thread, where nothing may wait for the disk (a
+ * tool call made by a run): the entry is queued behind every write
+ * already queued, without waiting, and commits with the store's next
+ * batch that someone waits for — the run's next step or its end, so
+ * always before that end is acknowledged — or at the latest
+ * STORE_USAGE_FLUSH_MS / 2 later. A failure is logged (as obs_audit's).
+ * Returns false, having written nothing and taken nothing, where writes
+ * are not queued (PostgreSQL: store_runs_write_behind is false): then
+ * call obs_audit on the thread pool. True: details was taken. */
+bool obs_audit_behind(store *st, const scope *actor, const char *action, const char *target,
+                      cJSON *details);
 /* The same for an act on another tenant than the actor's own (the server
  * admin creating or changing tenant T: tenant_id T, so T's admin sees it). */
 store_status obs_audit_for_tenant(store *st, const scope *actor, const char *tenant_id,

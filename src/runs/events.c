@@ -7,19 +7,41 @@
 
 #include <string.h>
 
+#include "util/json_escape.h"
+
+void run_event_text(run_exec *x, const char *name, const char *json, size_t len)
+{
+    /* kept (and numbered) whether or not anyone hears it now: a client
+     * whose stream broke reads it again (GET /v1/runs/{id}/events) */
+    uint64_t seq = run_log_append(x->r->logs, x->rec.id, x->sc.tenant_id, x->sc.user_id, name, json, len);
+    if (x->sub && x->sub_started && x->sub->on_event)
+        x->sub_full = !x->sub->on_event(x->sub, name, json, len, seq);
+}
+
 void run_event(run_exec *x, const char *name, cJSON *data)
 {
     cJSON_AddStringToObject(data, "run_id", x->rec.id);
     char *json = cJSON_PrintUnformatted(data);
     cJSON_Delete(data);
     if (!json) return;
-    size_t len = strlen(json);
-    /* kept (and numbered) whether or not anyone hears it now: a client
-     * whose stream broke reads it again (GET /v1/runs/{id}/events) */
-    uint64_t seq = run_log_append(x->r->logs, x->rec.id, x->sc.tenant_id, x->sc.user_id, name, json, len);
-    if (x->sub && x->sub_started && x->sub->on_event)
-        x->sub_full = !x->sub->on_event(x->sub, name, json, len, seq);
+    run_event_text(x, name, json, strlen(json));
     cJSON_free(json);
+}
+
+void run_event_delta(run_exec *x, const char *text, size_t len)
+{
+    /* {"text": …, "run_id": …}, as run_event would write it, without a
+     * tree built and printed for each of a reply's many chunks */
+    buf ev;
+    buf_init(&ev);
+    buf_reserve(&ev, len + sizeof x->rec.id + 32);
+    buf_puts(&ev, "{\"text\":");
+    json_escape_string(&ev, text, len);
+    buf_puts(&ev, ",\"run_id\":");
+    json_escape_string(&ev, x->rec.id, strnlen(x->rec.id, sizeof x->rec.id));
+    buf_puts(&ev, "}");
+    run_event_text(x, "message.delta", ev.data, ev.len);
+    buf_free(&ev);
 }
 
 void run_event_end(run_exec *x, const runs_outcome *o)

@@ -65,6 +65,8 @@ static bool run_model_on_event(metered_call *mc, upstream_call *call, const char
 {
     (void)call;
     run_exec *x = arg;
+    /* The run needs the chunk's delta text and tool calls: parsed here (the
+     * layers below read it without a tree, openai_scan.h). */
     cJSON *chunk = cJSON_ParseWithLength(json, len);
     if (!chunk) return true;            /* the provider layer reports malformed streams */
     const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(chunk, "choices"), 0);
@@ -76,9 +78,7 @@ static bool run_model_on_event(metered_call *mc, upstream_call *call, const char
         if (x->reply_text.len + n <= (4u << 20)) buf_append(&x->reply_text, content->valuestring, n);
         x->reply_started = true;
         metered_call_reached_client(mc);
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "text", content->valuestring);
-        run_event(x, "message.delta", d);
+        run_event_delta(x, content->valuestring, n);
         /* A slow client pauses the model rather than growing our buffers. */
         more = !x->sub || !x->sub_full;
     }

@@ -373,6 +373,10 @@ void   run_taint_trace(obs_span *span, const guard_run *g);
 /* events.c: hand one API event to the subscriber, if it wants events;
  * and the end to it, if it is still there. */
 void run_event(run_exec *x, const char *name, cJSON *data /* taken */);
+/* The same with the event's JSON written already (it names the run). */
+void run_event_text(run_exec *x, const char *name, const char *json, size_t len);
+/* A `message.delta` event: {"text", "run_id"}, written by hand (one a chunk). */
+void run_event_delta(run_exec *x, const char *text, size_t len);
 /* Emit a guard review's `guard.flagged` events (and free them). */
 void run_guard_events(run_exec *x, guard_review *v);
 void run_guard_verdict_events(run_exec *x);

@@ -143,15 +143,19 @@ static void run_start_persist_work(void *arg)
     /* A store that writes behind (SQLite) only checks here: the start is
      * written with the run's first write (exec.c). PostgreSQL writes it. */
     s->start_unwritten = store_runs_write_behind(st);
+    /* The check and the history in one read snapshot, taken now that the
+     * session is ours: it holds every end of the runs before (each is
+     * committed before its run lets the session go). */
+    store_read_begin(st);
     s->st = s->start_unwritten
           ? store_run_check_start(st, &s->sc, s->session_id, s->agent->name, s->content, RUN_RUNNING, &s->run)
           : store_run_start(st, &s->sc, s->session_id, s->agent->name, s->content, RUN_RUNNING, &s->run);
     if (s->st == STORE_QUOTA || s->st == STORE_TOO_LARGE)   /* this thread's: copy it now */
         store_quota_describe(store_quota_refused(), s->sc.tier, s->quota_why, sizeof s->quota_why);
-    if (s->st != STORE_OK) return;
     /* the new message is the START event's, not the history's (written
      * behind, it is not stored yet: user_seq is 0, nothing skipped) */
-    s->history = runs_load_history(st, &s->sc, s->session_id, s->run.user_seq);
+    if (s->st == STORE_OK) s->history = runs_load_history(st, &s->sc, s->session_id, s->run.user_seq);
+    store_read_end(st);
 }
 
 cJSON *runs_load_history(store *st, const scope *sc, const char *session_id, int64_t skip_seq)
@@ -254,6 +258,9 @@ static void run_start_resume(void *arg)
     run_start_count_persist(s);
 }
 
+static void run_start_load_reads(run_start *s);
+static void run_start_guard_input(run_start *s);
+
 /* Thread pool: the session must be the caller's, its agent still
  * there for the caller's tenant (its own, or the catalogue's it has) and
  * allowed for the caller's tier. The agent and its tools are resolved
@@ -261,6 +268,34 @@ static void run_start_resume(void *arg)
 static void run_start_load_work(void *arg)
 {
     run_start *s = arg;
+    /* The session, its agent and tools in one read snapshot (store.h:
+     * one read transaction instead of one a read); ended before the
+     * claim, so the history is read in a snapshot taken after it. */
+    store_read_begin(s->t->r->st);
+    run_start_load_reads(s);
+    store_read_end(s->t->r->st);
+    if (s->error[0] || s->st != STORE_OK) return;
+    run_start_guard_input(s);
+    if (s->guard_blocked) return;
+    /* Claim the session here, on the pool (the registry is thread-safe), so
+     * an idle session's run is written in this same job: one thread-pool
+     * round trip less per run. */
+    s->claim = runs_registry_claim(s->t->r, s->t, &s->sc, s->session_id, s->if_busy,
+                                   run_start_resume, s, s->busy, &s->full);
+    if (s->claim == 0) {
+        /* A run that would exceed the user's concurrent runs gives the
+         * session back before anything is written. */
+        if (!run_start_count(s)) {
+            runs_registry_release(s->t->r, s->session_id, NULL);
+            return;
+        }
+        s->persisted_in_load = true;
+        run_start_persist_work(s);
+    }
+}
+
+static void run_start_load_reads(run_start *s)
+{
     session_rec sess;
     s->st = store_session_get(s->t->r->st, &s->sc, s->session_id, &sess);
     if (s->st != STORE_OK) return;
@@ -279,8 +314,15 @@ static void run_start_load_work(void *arg)
         snprintf(s->error, sizeof s->error, "your tier may not use agent \"%s\"", sess.agent);
     session_rec_free(&sess);
     if (s->error[0] || s->st != STORE_OK) return;
-    /* An agent that blocks flagged input refuses the message before
-     * anything is written (the detectors are read-only: safe here). */
+    if (s->agent->max_cost_usd_per_session > 0)
+        store_session_spent(s->t->r->st, &s->sc, s->session_id, &s->session_spent_nusd);
+}
+
+/* An agent that blocks flagged input refuses the message before anything
+ * is written (the detectors are read-only: safe here). Outside the read
+ * snapshot: a remote classifier may take a while. */
+static void run_start_guard_input(run_start *s)
+{
     if (s->agent->guard.user_input == GUARD_INPUT_BLOCK && guard_engine_active() && s->content) {
         guard_finding f;
         /* on the pool: the remote classifier, if any, may be asked too */
@@ -303,25 +345,7 @@ static void run_start_load_work(void *arg)
                 cJSON_AddItemToArray(labels, cJSON_CreateString(f.det.labels[i]));
             obs_audit(s->t->r->st, &s->sc, "guard.blocked", s->agent->name, d);   /* takes d */
             guard_record_finding(&s->sc, s->session_id, NULL, &f, "user", NULL, "block", true);
-            return;
         }
-    }
-    if (s->agent->max_cost_usd_per_session > 0)
-        store_session_spent(s->t->r->st, &s->sc, s->session_id, &s->session_spent_nusd);
-    /* Claim the session here, on the pool (the registry is thread-safe), so
-     * an idle session's run is written in this same job: one thread-pool
-     * round trip less per run. */
-    s->claim = runs_registry_claim(s->t->r, s->t, &s->sc, s->session_id, s->if_busy,
-                                   run_start_resume, s, s->busy, &s->full);
-    if (s->claim == 0) {
-        /* A run that would exceed the user's concurrent runs gives the
-         * session back before anything is written. */
-        if (!run_start_count(s)) {
-            runs_registry_release(s->t->r, s->session_id, NULL);
-            return;
-        }
-        s->persisted_in_load = true;
-        run_start_persist_work(s);
     }
 }
 

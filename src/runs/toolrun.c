@@ -63,8 +63,12 @@ static void tool_slot_forget_secret(tool_slot *slot)
 }
 
 /* ---- the audit entry of a tool call (invariant 5: "tool call with the
- * credential it used"), written on the thread pool: obs_audit waits for
- * the commit, which the loop must not. ---- */
+ * credential it used"). Where the run's writes are queued (SQLite) it is
+ * queued too, from the loop and without waiting: it commits with the
+ * run's next write, in the same group commit, instead of costing a
+ * thread-pool hop and a commit of its own (obs_audit_behind). Elsewhere
+ * (PostgreSQL) it is written on the thread pool: obs_audit waits for the
+ * commit, which the loop must not. ---- */
 
 typedef struct tool_audit_job {
     uv_work_t work;
@@ -116,6 +120,10 @@ static void run_tool_audit(run_exec *x, const tool_slot *slot, const char *name,
     cJSON_AddBoolToObject(d, "allowed", slot->def != NULL);
     if (slot->refused_code) cJSON_AddStringToObject(d, "refused", slot->refused_code);
     cJSON_AddBoolToObject(d, "ok", ok);
+    if (obs_audit_behind(x->r->st, &x->sc, "tool.call", j->tool, d)) {   /* takes d */
+        free(j);
+        return;
+    }
     j->details = d;
     j->work.data = j;
     if (uv_queue_work(x->t->loop, &j->work, run_tool_audit_work, run_tool_audit_done) != 0) {

@@ -175,6 +175,19 @@ void   store_close(store *st);
 /* Cheap liveness check for /readyz: a read that touches the database. */
 bool   store_ping(store *st);
 int    store_schema_version(store *st);
+/* One read snapshot for several reads on the calling thread (SQLite;
+ * nothing on PostgreSQL). Each read otherwise begins a read transaction
+ * of its own, and each costs the WAL's shared-memory locks (fcntl system
+ * calls) and, when anything was committed since (always, under load), a
+ * cold page cache. Between begin and end the thread's reads see one state
+ * of the store, taken at the first read: begin only after whatever must
+ * be seen (a run's history only once its session is claimed). Nested
+ * pairs are counted: only the outermost end ends it. Reads that open a
+ * transaction of their own (audit verify and list, memory search) must
+ * not run inside one; and a snapshot held long holds the WAL's checkpoint
+ * back, so end it before waiting on anything but the disk. */
+void   store_read_begin(store *st);
+void   store_read_end(store *st);
 /* Writer counters for /metrics: transactions committed, write operations
  * run, usage rows committed. ops / commits is the group-commit batch size. */
 typedef struct store_stats {
@@ -775,6 +788,17 @@ typedef struct audit_query {
  * the same transaction. Not scoped: the actor is data here, and only
  * src/obs/audit.c calls it. */
 store_status store_audit_append(store *st, audit_rec *e, const store_audit_chain *chain);
+/* The same without waiting, for a loop thread (SQLite only; STORE_INVALID
+ * on PostgreSQL, whose writes are made on the caller's thread): the entry
+ * is queued behind every write already queued and commits with the next
+ * batch someone waits for (a run's step or end), or at the latest
+ * STORE_USAGE_FLUSH_MS / 2 after it was queued. Then done(done_arg,
+ * status, e) is called on the writer thread (e->written and e->sealed
+ * set): e, and what it points at, must live until then. STORE_OK: queued,
+ * done will be called; anything else: not queued, done is not called. */
+typedef void (*store_audit_behind_done)(void *arg, store_status status, audit_rec *e);
+store_status store_audit_append_behind(store *st, audit_rec *e, const store_audit_chain *chain,
+                                       store_audit_behind_done done, void *done_arg);
 /* An act and its audit entry in one transaction (invariant 5, docs/architecture.md).
  * store_audit_attach arms the calling thread: the next store write it makes
  * — the act — appends the entry in the same transaction, right after the

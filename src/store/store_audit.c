@@ -13,6 +13,7 @@
 #include "store/store_pg.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -165,6 +166,37 @@ store_status store_audit_append(store *st, audit_rec *e, const store_audit_chain
     if (!store_audit_prepare(e, chain)) return STORE_INVALID;
     audit_append_args a = {e, chain};
     return store_write(st, store_audit_append_op, &a);
+}
+
+/* ---- append without waiting ---- */
+
+typedef struct audit_behind_op {
+    audit_append_args args;
+    store_audit_behind_done done;
+    void *done_arg;
+} audit_behind_op;
+
+static void store_audit_behind_committed(void *arg, store_status status)
+{
+    audit_behind_op *o = arg;
+    o->args.e->written = status == STORE_OK;
+    o->done(o->done_arg, status, o->args.e);
+    free(o);
+}
+
+store_status store_audit_append_behind(store *st, audit_rec *e, const store_audit_chain *chain,
+                                       store_audit_behind_done done, void *done_arg)
+{
+    /* PostgreSQL writes on the caller's thread: no queue to ride on */
+    if (store_pg_of(st) || !done) return STORE_INVALID;
+    if (!store_audit_prepare(e, chain)) return STORE_INVALID;
+    audit_behind_op *o = calloc(1, sizeof *o);
+    if (!o) return STORE_ERROR;
+    *o = (audit_behind_op){{e, chain}, done, done_arg};
+    store_status r = store_write_async_lazy(st, store_audit_append_op, &o->args,
+                                            store_audit_behind_committed, o);
+    if (r != STORE_OK) free(o);
+    return r;
 }
 
 typedef struct audit_seal_args {

@@ -19,6 +19,7 @@
 #include "store/store.h"
 
 #define STORE_STMT_CACHE 128
+#define STORE_CTL_STMTS 12
 
 /* One SQLite connection and its prepared statements. Statements are keyed by
  * the address of their SQL text (always a string literal), so the cache
@@ -36,6 +37,12 @@ typedef struct store_conn {
      * which the writer sets again whenever a rollback may have undone rows */
     int64_t traces_seq;
     int traces_seq_known;
+    /* readers only: store_read_begin pairs open (0: each read its own) */
+    int snapshot_depth;
+    /* transaction control (BEGIN, SAVEPOINT, COMMIT, …) prepared once
+     * (store_exec_prepared), apart from `cache` so it never crowds it */
+    struct { const char *sql; sqlite3_stmt *stmt; } ctl[STORE_CTL_STMTS];
+    int nctl;
 } store_conn;
 
 /* A write operation: runs on the writer thread inside its own savepoint.
@@ -110,6 +117,12 @@ store_conn  *store_conn_open(const char *path, int readonly, char *err, size_t e
 void         store_conn_close(store_conn *c);
 store_conn  *store_reader(store *st);                    /* this thread's read connection */
 sqlite3_stmt *store_stmt(store_conn *c, const char *sql); /* reset, bindings cleared; NULL on error */
+/* Run a statement without rows (BEGIN, SAVEPOINT, COMMIT, …) prepared once
+ * per connection, not parsed again at every call as sqlite3_exec does: a
+ * batch's transaction control was ~18 000 instructions a statement. sql
+ * keys the statement cache by its address: a string of static storage.
+ * SQLITE_OK or the error (logged). */
+int          store_exec_prepared(store_conn *c, const char *sql);
 store_status store_sqlite_status(store_conn *c, int rc, const char *what);
 void         store_bind_text(sqlite3_stmt *s, int idx, const char *v);  /* NULL or "" binds NULL? no: text */
 void         store_col_copy(sqlite3_stmt *s, int col, char *dst, size_t dstlen);
@@ -135,6 +148,12 @@ store_status store_write_lazy(store *st, store_write_fn fn, void *arg);
 #define STORE_ASYNC_QUEUE_MAX 10000
 store_status store_write_async(store *st, store_write_fn fn, void *arg,
                                void (*done)(void *arg, store_status status), void *done_arg);
+/* store_write_async for what may wait a moment (a tool call's audit
+ * entry): it does not wake the writer to commit at once; it rides with
+ * the next batch (in queue order), or is committed at the latest
+ * STORE_USAGE_FLUSH_MS / 2 after it was queued. */
+store_status store_write_async_lazy(store *st, store_write_fn fn, void *arg,
+                                    void (*done)(void *arg, store_status status), void *done_arg);
 store_status store_usage_insert(store_conn *c, const usage_rec *u);
 /* The queued and spare usage chunks, freed (at close). */
 void         store_usage_chunks_free(store *st);

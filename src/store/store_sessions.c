@@ -404,9 +404,18 @@ store_status store_message_tail(store *st, const scope *sc, const char *session_
                                 size_t limit, message_rec **out, size_t *n)
 {
     STORE_PG_DISPATCH(st, store_pg_message_tail(store_pg_of(st), sc, session_id, limit, out, n));
-    return store_message_query(st, sc, session_id,
-                               "SELECT * FROM (SELECT " STORE_MESSAGE_COLS " FROM messages"
-                               " WHERE session_id = ?1 AND user_id = ?2 AND tenant_id = ?3"
-                               " ORDER BY seq DESC LIMIT ?5) ORDER BY seq",
-                               0, limit, out, n);
+    /* newest first, as the index walks back from the end, then turned
+     * around here: ordering the rows again in SQL made SQLite sort them in
+     * a temporary b-tree at every run's start */
+    store_status res = store_message_query(st, sc, session_id,
+                                           "SELECT " STORE_MESSAGE_COLS " FROM messages"
+                                           " WHERE session_id = ?1 AND user_id = ?2 AND tenant_id = ?3"
+                                           " ORDER BY seq DESC LIMIT ?5",
+                                           0, limit, out, n);
+    for (size_t i = 0, j = *n; res == STORE_OK && i + 1 < j; i++, j--) {
+        message_rec m = (*out)[i];
+        (*out)[i] = (*out)[j - 1];
+        (*out)[j - 1] = m;
+    }
+    return res;
 }

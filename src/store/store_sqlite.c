@@ -88,6 +88,7 @@ void store_conn_close(store_conn *c)
 {
     if (!c) return;
     for (int i = 0; i < c->ncache; i++) sqlite3_finalize(c->cache[i].stmt);
+    for (int i = 0; i < c->nctl; i++) sqlite3_finalize(c->ctl[i].stmt);
     sqlite3_close(c->db);
     free(c);
 }
@@ -193,6 +194,51 @@ store_conn *store_reader(store *st)
     st->readers = c;
     pthread_mutex_unlock(&st->readers_mu);
     return c;
+}
+
+int store_exec_prepared(store_conn *c, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    for (int i = 0; i < c->nctl && !s; i++)
+        if (c->ctl[i].sql == sql) s = c->ctl[i].stmt;
+    if (!s && c->nctl < STORE_CTL_STMTS &&
+        sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) == SQLITE_OK) {
+        c->ctl[c->nctl].sql = sql;
+        c->ctl[c->nctl].stmt = s;
+        c->nctl++;
+    }
+    if (!s) {                  /* no room (a new statement without a slot): parse it */
+        int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK) log_error("store: %s: %s", sql, sqlite3_errmsg(c->db));
+        return rc;
+    }
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);          /* nothing of it stays active: a COMMIT after it may proceed */
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW) return SQLITE_OK;
+    log_error("store: %s: %s", sql, sqlite3_errmsg(c->db));
+    return rc;
+}
+
+static const char store_sql_begin[] = "BEGIN", store_sql_commit[] = "COMMIT",
+                  store_sql_rollback[] = "ROLLBACK";
+
+void store_read_begin(store *st)
+{
+    STORE_PG_DISPATCH_VOID(st, (void)0);
+    store_conn *c = store_reader(st);
+    if (!c) return;
+    /* a failed BEGIN leaves each read its own transaction, as without */
+    if (c->snapshot_depth++ == 0 && store_exec_prepared(c, store_sql_begin) != SQLITE_OK)
+        c->snapshot_depth = 0;
+}
+
+void store_read_end(store *st)
+{
+    STORE_PG_DISPATCH_VOID(st, (void)0);
+    store_conn *c = store_reader(st);
+    if (!c || c->snapshot_depth == 0) return;
+    if (--c->snapshot_depth == 0 && store_exec_prepared(c, store_sql_commit) != SQLITE_OK)
+        store_exec_prepared(c, store_sql_rollback);
 }
 
 /* ---- lifetime ---- */

@@ -61,13 +61,15 @@ store_status store_collect(store_conn *c, sqlite3_stmt *s, const store_rows *kin
 {
     *out = NULL;
     *n = 0;
-    /* A bounded query gets its whole array up front (the statement's LIMIT
-     * is the same number), so an empty page is still a non-NULL array; an
-     * unbounded one grows by doubling. */
-    size_t cap = limit;
+    /* The array grows by doubling, up to the limit (the statement's LIMIT
+     * is the same number). A bounded query gets a first small array up
+     * front, so an empty page is still a non-NULL array — not its whole
+     * limit: a run's history asks for 200 messages (~50 KB zeroed) and
+     * most sessions hold a few. */
+    size_t cap = limit < STORE_ROWS_FIRST_CAP ? limit : STORE_ROWS_FIRST_CAP;
     char *arr = NULL;
-    if (limit) {
-        arr = calloc(limit, kind->size);
+    if (cap) {
+        arr = calloc(cap, kind->size);
         if (!arr) { sqlite3_reset(s); return STORE_ERROR; }
     }
     int rc = SQLITE_DONE;
@@ -75,8 +77,10 @@ store_status store_collect(store_conn *c, sqlite3_stmt *s, const store_rows *kin
     while ((!limit || *n < limit) && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (*n == cap) {
             size_t ncap = cap ? cap * 2 : STORE_ROWS_FIRST_CAP;
+            if (limit && ncap > limit) ncap = limit;
             char *na = realloc(arr, ncap * kind->size);
             if (!na) { res = STORE_ERROR; break; }
+            memset(na + cap * kind->size, 0, (ncap - cap) * kind->size);   /* as calloc's */
             arr = na;
             cap = ncap;
         }

@@ -75,17 +75,6 @@ void store_usage_chunks_free(store *st)
     st->usage_n = st->usage_spare_n = 0;
 }
 
-static int store_exec(store_conn *c, const char *sql)
-{
-    char *emsg = NULL;
-    int rc = sqlite3_exec(c->db, sql, NULL, NULL, &emsg);
-    if (rc != SQLITE_OK) {
-        log_error("store: %s: %s", sql, emsg ? emsg : sqlite3_errmsg(c->db));
-        sqlite3_free(emsg);
-    }
-    return rc;
-}
-
 store_status store_usage_insert(store_conn *c, const usage_rec *u)
 {
     static const char sql[] =
@@ -127,17 +116,24 @@ static void store_writer_scrub(store_conn *c)
              "next write", sqlite3_errmsg(c->db));
 }
 
+/* A batch's transaction control, prepared once per connection
+ * (store_exec_prepared: these arrays' addresses name the statements). */
+static const char sql_begin[] = "BEGIN IMMEDIATE", sql_commit[] = "COMMIT", sql_rollback[] = "ROLLBACK",
+                  sql_op_begin[] = "SAVEPOINT op", sql_op_undo[] = "ROLLBACK TO op",
+                  sql_op_end[] = "RELEASE op", sql_usage_begin[] = "SAVEPOINT usage",
+                  sql_usage_undo[] = "ROLLBACK TO usage", sql_usage_end[] = "RELEASE usage";
+
 /* Run one batch. Returns with every op's status set. */
 static void store_writer_batch(store *st, store_op *ops, usage_chunk *usage, size_t usage_n)
 {
     store_conn *c = st->wconn;
-    if (store_exec(c, "BEGIN IMMEDIATE") != SQLITE_OK) {
+    if (store_exec_prepared(c, sql_begin) != SQLITE_OK) {
         for (store_op *o = ops; o; o = o->next) o->status = STORE_ERROR;
         if (usage_n) log_error("store: dropped %zu usage rows (cannot begin)", usage_n);
         return;
     }
     for (store_op *o = ops; o; o = o->next) {
-        if (store_exec(c, "SAVEPOINT op") != SQLITE_OK) { o->status = STORE_ERROR; continue; }
+        if (store_exec_prepared(c, sql_op_begin) != SQLITE_OK) { o->status = STORE_ERROR; continue; }
         o->status = o->fn(c, o->arg);
         thread_background_yield();
         /* The act's audit entries, in its savepoint: both or neither. */
@@ -148,13 +144,13 @@ static void store_writer_batch(store *st, store_op *ops, usage_chunk *usage, siz
                           "undone");
         }
         if (o->status != STORE_OK) {
-            store_exec(c, "ROLLBACK TO op");
+            store_exec_prepared(c, sql_op_undo);
             c->traces_seq_known = 0;   /* the op may have written trace rows */
         }
-        store_exec(c, "RELEASE op");
+        store_exec_prepared(c, sql_op_end);
     }
     bool usage_ok = false;
-    if (usage_n && store_exec(c, "SAVEPOINT usage") == SQLITE_OK) {
+    if (usage_n && store_exec_prepared(c, sql_usage_begin) == SQLITE_OK) {
         bool failed = false;
         for (usage_chunk *k = usage; k && !failed; k = k->next)
             for (size_t i = 0; i < k->n; i++) {
@@ -166,18 +162,18 @@ static void store_writer_batch(store *st, store_op *ops, usage_chunk *usage, siz
             }
         if (failed) {
             log_error("store: dropped %zu usage rows (insert failed)", usage_n);
-            store_exec(c, "ROLLBACK TO usage");
+            store_exec_prepared(c, sql_usage_undo);
         } else {
             usage_ok = true;
         }
-        store_exec(c, "RELEASE usage");
+        store_exec_prepared(c, sql_usage_end);
     }
     /* An I/O error can make SQLite roll the whole transaction back on its
      * own; then nothing of this batch is on disk, whatever the ops said. */
     int lost = sqlite3_get_autocommit(c->db);
     bool committed = true;
-    if (lost || store_exec(c, "COMMIT") != SQLITE_OK) {
-        if (!lost) store_exec(c, "ROLLBACK");
+    if (lost || store_exec_prepared(c, sql_commit) != SQLITE_OK) {
+        if (!lost) store_exec_prepared(c, sql_rollback);
         c->traces_seq_known = 0;
         for (store_op *o = ops; o; o = o->next) o->status = STORE_ERROR;
         if (usage_n) log_error("store: dropped %zu usage rows (commit failed)", usage_n);
@@ -347,8 +343,9 @@ static bool store_op_take_armed(store *st, store_op *op)
     return ok;
 }
 
-store_status store_write_async(store *st, store_write_fn fn, void *arg,
-                               void (*done)(void *arg, store_status status), void *done_arg)
+static store_status store_write_async_queue(store *st, store_write_fn fn, void *arg,
+                                            void (*done)(void *arg, store_status status),
+                                            void *done_arg, bool lazy)
 {
     store_op *op = calloc(1, sizeof *op);
     if (!op) {
@@ -372,10 +369,27 @@ store_status store_write_async(store *st, store_write_fn fn, void *arg,
     st->async_n++;
     if (st->ops_tail) st->ops_tail->next = op; else st->ops_head = op;
     st->ops_tail = op;
-    st->ops_eager++;
+    if (!lazy) {
+        st->ops_eager++;
+    } else if (!st->lazy_pending) {
+        st->lazy_pending = 1;
+        st->lazy_first_ms = store_mono_ms();
+    }
     pthread_cond_signal(&st->wake);
     pthread_mutex_unlock(&st->mu);
     return STORE_OK;
+}
+
+store_status store_write_async(store *st, store_write_fn fn, void *arg,
+                               void (*done)(void *arg, store_status status), void *done_arg)
+{
+    return store_write_async_queue(st, fn, arg, done, done_arg, false);
+}
+
+store_status store_write_async_lazy(store *st, store_write_fn fn, void *arg,
+                                    void (*done)(void *arg, store_status status), void *done_arg)
+{
+    return store_write_async_queue(st, fn, arg, done, done_arg, true);
 }
 
 static store_status store_write_queued(store *st, store_write_fn fn, void *arg, bool lazy)

@@ -187,6 +187,25 @@ describe('sessions', () => {
     assert.equal(t.length, 2);
   });
 
+  test("another user's message cannot claim, queue on or interrupt a session's run", async () => {
+    // The session is checked to be the caller's before it is claimed (the
+    // run start reads it in a snapshot of its own, runs/start.c): a post to
+    // someone else's busy session is "not found", never "busy", and does
+    // nothing to the run in flight.
+    const s = await newSession(stack, userKey, 'helper');
+    const first = openStream(stack, userKey, s.id, 'mine, slowly [[latency:800]] [[tokens:2]]');
+    await first.next('run.started');
+    for (const if_busy of ['reject', 'enqueue', 'interrupt']) {
+      const r = await stack.api(otherKey, 'POST', `/v1/sessions/${s.id}/messages`, { content: 'hijack', if_busy });
+      assert.equal(r.status, 404, `if_busy ${if_busy} as another user: ${r.status} ${r.text}`);
+    }
+    const res = await first.done;
+    assert.ok(res.events.some((e) => e.event === 'run.completed'), JSON.stringify(res.events.map((e) => e.event)));
+    const t = await transcript(stack, userKey, s.id);
+    assert.deepEqual(t.map((m) => m.role), ['user', 'assistant']);
+    assert.ok(!t.some((m) => m.content === 'hijack'));
+  });
+
   test('DELETE /v1/sessions/{id} removes it', async () => {
     const s = await newSession(stack, userKey, 'plain');
     const d = await stack.api(userKey, 'DELETE', `/v1/sessions/${s.id}`);

@@ -7,7 +7,9 @@
 //
 //   - every run whose end the client read (run.completed) is stored
 //     completed, with the final answer the client read as the last message
-//     of its turn: an end is never acknowledged before it is durable;
+//     of its turn, and the audit entry of its tool call is stored: an end
+//     is never acknowledged before it (and what was queued ahead of it) is
+//     durable;
 //   - every other run the client saw start is either stored whole up to a
 //     point (its user message first, no half turn, "interrupted" without a
 //     final answer — or "completed", when its end committed but the client
@@ -23,7 +25,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { sleep, useStack } from './lib/harness.mjs';
+import { auditEntries, sleep, useStack } from './lib/harness.mjs';
 import { halfTurns, newSession, openStream, postMessage, restartBrigade, toolMarker, transcript } from './lib/agents.mjs';
 
 /** A session's whole transcript, page by page. */
@@ -94,6 +96,11 @@ describe('SIGKILL in the middle of runs written behind', () => {
       assert.equal(g.status, 200, `acknowledged run ${r.runId}: ${g.text}`);
       assert.equal(g.body.status, 'completed', `acknowledged run ${r.runId}: ${g.text}`);
     }
+    // ... and the audit entry of its tool call with it: the entry is queued
+    // without waiting, ahead of the run's end, so it commits no later.
+    const audited = new Set((await auditEntries(stack, tenant.admin_key, '&action=tool.call'))
+      .map((e) => e.details?.run_id));
+    for (const r of acked) assert.ok(audited.has(r.runId), `acknowledged run ${r.runId} has its tool.call entry`);
     const stored = new Map();   // run id -> its stored record (or null: absent)
     for (const r of seen) {
       const g = await stack.api(userKey, 'GET', `/v1/runs/${r.runId}`);

@@ -7,7 +7,7 @@
  * verification and version-1 checkpoints; a running log that finds its
  * checkpoints deleted, and one sealed at restart after a crash; text from
  * requests clipped on a UTF-8 boundary; the auth-failure volume; the list
- * is scoped. */
+ * is scoped; an entry queued without waiting (obs_audit_behind). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -862,6 +862,66 @@ static void test_details_redacted(void **state)
     test_store_close(st, dir);
 }
 
+/* A tool call's entry queued from a loop (obs_audit_behind): nobody
+ * waits, yet it commits on its own within the lazy bound; queued before
+ * a waited write, it is in the chain before that write's entry (so a
+ * run's end, acknowledged after its commit, never outruns the entries of
+ * its tool calls); redacted like any other; the chain stays intact and
+ * the shutdown checkpoint covers it. */
+static void behind_collect(const audit_rec *e, void *arg)
+{
+    char *out = arg;
+    char line[600];
+    snprintf(line, sizeof line, "%lld %s %s %s %s\n", (long long)e->seq, e->action, e->actor,
+             e->target, e->details ? e->details : "");
+    strncat(out, line, 4000 - strlen(out));
+}
+
+static void test_audit_behind(void **state)
+{
+    (void)state;
+    char dir[256];
+    store *st = test_store_open(dir, sizeof dir, "audit-behind");
+    assert_non_null(st);
+    obs_audit_open(st, 100, 3600, false);
+    scope user, admin;
+    scope_mint_user(&user, "ten_a", "usr_1", "key_u", "default");
+    scope_mint_server_admin(&admin);
+    cJSON *d = cJSON_Parse("{\"run_id\":\"run_1\",\"to\":\"jane@example.com\"}");
+    assert_true(obs_audit_behind(st, &user, "tool.call", "send_mail", d));
+    /* no write waited for: it still lands, within the lazy bound */
+    char out[4096] = "";
+    audit_query q = {.limit = 10};
+    bool more;
+    for (int i = 0; i < 200 && !out[0]; i++) {
+        struct timespec ts = {0, 5 * 1000000};
+        nanosleep(&ts, NULL);
+        assert_int_equal(store_audit_list(st, &admin, &q, behind_collect, out, &more), STORE_OK);
+    }
+    assert_non_null(strstr(out, "1 tool.call user:usr_1 send_mail"));
+    assert_non_null(strstr(out, "\"to\":\"[EMAIL]\""));
+    assert_null(strstr(out, "jane@example.com"));
+    /* queued ahead of a waited write: chained ahead of it */
+    assert_true(obs_audit_behind(st, &user, "tool.call", "clock", NULL));
+    assert_int_equal(obs_audit(st, &user, "key.revoke", "key_u", NULL), STORE_OK);
+    out[0] = '\0';
+    assert_int_equal(store_audit_list(st, &admin, &q, behind_collect, out, &more), STORE_OK);
+    assert_non_null(strstr(out, "2 tool.call user:usr_1 clock"));
+    assert_non_null(strstr(out, "3 key.revoke"));
+    /* one more left queued: the close settles it before its checkpoint */
+    assert_true(obs_audit_behind(st, &user, "tool.call", "clock", NULL));
+    obs_audit_close(st);
+    char err[256];
+    audit_verify_result *res = malloc(sizeof *res);
+    audit_key key;
+    assert_int_equal(audit_key_load(dir, false, &key, err, sizeof err), 0);
+    assert_int_equal(audit_verify(st, key.pk, res), STORE_OK);
+    assert_true(res->intact);
+    assert_int_equal(res->last_checkpoint_seq, 4);
+    free(res);
+    test_store_close(st, dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -886,6 +946,7 @@ int main(void)
         cmocka_unit_test(test_auth_global_bound),
         cmocka_unit_test(test_running_log_detects_and_recovers),
         cmocka_unit_test(test_details_redacted),
+        cmocka_unit_test(test_audit_behind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

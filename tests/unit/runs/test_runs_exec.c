@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "identity/scope_mint.h"
 #include "runs/credentials.h"
 #include "runs/runs.h"
@@ -278,6 +280,7 @@ typedef struct sub {
     int        n_events;
     int        saw_tool_call;
     int        deltas;
+    char       delta_text[256];       /* the deltas' text, joined */
     uint64_t   last_seq;              /* events are numbered, increasing */
     /* the outcome */
     int        err_kind;              /* 0: none */
@@ -303,8 +306,19 @@ static bool sub_start(runs_subscriber *s, const run_rec *run)
 static bool sub_event(runs_subscriber *s, const char *name, const char *json, size_t len, uint64_t seq)
 {
     sub *b = (sub *)s;
-    (void)len;
-    assert_non_null(strstr(json, "\"run_id\""));
+    /* every event is a JSON object naming its run (a delta's written by
+     * hand, run_event_delta) */
+    cJSON *j = cJSON_ParseWithLength(json, len);
+    assert_true(cJSON_IsObject(j));
+    const cJSON *rid = cJSON_GetObjectItemCaseSensitive(j, "run_id");
+    assert_true(cJSON_IsString(rid));
+    assert_string_equal(rid->valuestring, b->run_id);
+    if (strcmp(name, "message.delta") == 0) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
+        assert_true(cJSON_IsString(t));
+        strncat(b->delta_text, t->valuestring, sizeof b->delta_text - strlen(b->delta_text) - 1);
+    }
+    cJSON_Delete(j);
     assert_true(seq > b->last_seq);
     b->last_seq = seq;
     if (b->n_events < 32) snprintf(b->events[b->n_events++], sizeof b->events[0], "%s", name);
@@ -498,6 +512,7 @@ static void test_completes(void **state)
     assert_int_equal(b.output_tokens, 3);
     assert_string_equal(b.events[0], "run.started");
     assert_true(sub_saw(&b, "message.delta"));
+    assert_true(b.delta_text[0] != '\0');
     assert_string_equal(b.events[b.n_events - 1], "run.completed");
     /* the core was fed the start, then the model's reply */
     assert_int_equal(s.n_events, 2);
@@ -902,6 +917,10 @@ static void test_waiting_auth_times_out(void **state)
     assert_string_equal(rec.error_code, "auth_timeout");
     assert_non_null(strstr(rec.error_message, "github"));
     assert_int_equal(ECHO_COUNT, 0);
+    /* The end is stored before the run lets its session go (on the loop,
+     * when the writer's commit is handed back): readable a moment before
+     * the run is no longer active. */
+    for (int i = 0; i < 200 && runs_active(F.r) > 0; i++) test_spin(&L, 5);
     fixture_close();
 }
 
