@@ -268,12 +268,13 @@ static void run_start_guard_input(run_start *s);
 static void run_start_load_work(void *arg)
 {
     run_start *s = arg;
-    /* The session, its agent and tools in one read snapshot (store.h:
-     * one read transaction instead of one a read); ended before the
-     * claim, so the history is read in a snapshot taken after it. */
-    store_read_begin(s->t->r->st);
+    /* Not in one read snapshot: resolving the agent's tools may connect
+     * to an MCP server and refresh a user's OAuth token — a write it then
+     * reads back, which a snapshot taken before it would not show (the
+     * expired token went out again, and the snapshot kept the WAL from
+     * being emptied after the old token's erasure). The check and the
+     * history, after the claim, do share one (run_start_persist_work). */
     run_start_load_reads(s);
-    store_read_end(s->t->r->st);
     if (s->error[0] || s->st != STORE_OK) return;
     run_start_guard_input(s);
     if (s->guard_blocked) return;

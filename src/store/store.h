@@ -185,7 +185,9 @@ int    store_schema_version(store *st);
  * pairs are counted: only the outermost end ends it. Reads that open a
  * transaction of their own (audit verify and list, memory search) must
  * not run inside one; and a snapshot held long holds the WAL's checkpoint
- * back, so end it before waiting on anything but the disk. */
+ * back, so end it before waiting on anything but the disk. Never around
+ * code that writes and reads its write back (an MCP connection refreshing
+ * an OAuth token does): the read would not see it. */
 void   store_read_begin(store *st);
 void   store_read_end(store *st);
 /* Writer counters for /metrics: transactions committed, write operations
