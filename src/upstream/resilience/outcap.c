@@ -169,8 +169,8 @@ uint64_t upstream_outcap_tokens(upstream_outcap *oc, const char *json, size_t le
     /* Every chunk of a capped stream passes here: read it without a tree
      * (the same reading, openai_scan.h) — the provider's reading when it
      * made one, else a scan. The first chunk with text also gives the id,
-     * model and created that a cut's end chunks repeat: that one goes to
-     * cJSON. */
+     * model and created that a cut's end chunks repeat (from the scan too,
+     * unless one of them holds an escape: then that chunk goes to cJSON). */
     openai_scan_result r;
     if (!oc->responses && !facts && openai_scan(json, len, "delta", &r)) facts = &r;
     if (!oc->responses && facts && !facts->type_member &&
