@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
+#include "util/json_escape.h"
+#include "util/json_member.h"
 #include "util/json_strict.h"
 #include "util/strfmt.h"
 #include "util/utf8.h"
@@ -295,22 +298,58 @@ bool chat_request_known_fields(const cJSON *root, const char *const *fields, siz
     return true;
 }
 
-void chat_request_forward_bytes(const char *body, size_t len, uint32_t cap, chat_request *out)
+void chat_request_forward_bytes(const char *body, size_t len, const chat_forward_edits *e,
+                                chat_request *out)
 {
-    char capfield[48] = "\"max_completion_tokens\":";   /* then the digits and a comma */
-    size_t cl = 0;
-    if (cap) {
-        cl = 24 + fmt_u64(capfield + 24, cap);
-        capfield[cl++] = ',';
+    /* The edits in the order they lie in the body: at most four, each a
+     * range of the client's bytes and what takes its place. */
+    typedef struct { size_t start, end; const char *text; size_t n; } edit;
+    edit ed[4];
+    size_t n_ed = 0, grow = 0;
+    /* A UTF-8 byte order mark (cJSON reads past one) is dropped: JSON
+     * forbids sending one, and strict readers (Go, JavaScript) refuse it. */
+    if (len >= 3 && memcmp(body, "\xef\xbb\xbf", 3) == 0) ed[n_ed++] = (edit){0, 3, "", 0};
+    char cap_text[48] = "\"max_completion_tokens\":";   /* then the digits and a comma */
+    if (e->cap && !e->cap_replaces) {
+        size_t brace = 0;
+        while (brace < len && body[brace] != '{') brace++;
+        size_t cl = 24 + fmt_u64(cap_text + 24, e->cap);
+        cap_text[cl++] = ',';
+        /* Right after the opening brace, which in an object is always
+         * followed by a member. */
+        ed[n_ed++] = (edit){brace + 1, brace + 1, cap_text, cl};
+    } else if (e->cap) {
+        size_t cl = fmt_u64(cap_text, e->cap);
+        ed[n_ed++] = (edit){e->cap_start, e->cap_end, cap_text, cl};
     }
-    size_t brace = 0;
-    while (brace < len && body[brace] != '{') brace++;
-    out->upstream_body = xmalloc(len + cl + 1);
-    memcpy(out->upstream_body, body, brace + 1);
-    memcpy(out->upstream_body + brace + 1, capfield, cl);
-    memcpy(out->upstream_body + brace + 1 + cl, body + brace + 1, len - brace - 1);
-    out->upstream_body_len = len + cl;
-    out->upstream_body[out->upstream_body_len] = '\0';
+    buf model_text;
+    buf_init(&model_text);
+    if (e->upstream_model) {
+        json_escape_string(&model_text, e->upstream_model, strlen(e->upstream_model));
+        ed[n_ed++] = (edit){e->model_start, e->model_end, model_text.data, model_text.len};
+    }
+    for (size_t i = 1; i < n_ed; i++)   /* into body order; the ranges never overlap */
+        for (size_t j = i; j > 0 && ed[j].start < ed[j - 1].start; j--) {
+            edit t = ed[j];
+            ed[j] = ed[j - 1];
+            ed[j - 1] = t;
+        }
+    for (size_t i = 0; i < n_ed; i++) grow += ed[i].n;
+    out->upstream_body = xmalloc(len + grow + 1);
+    char *w = out->upstream_body;
+    size_t from = 0;
+    for (size_t i = 0; i < n_ed; i++) {
+        memcpy(w, body + from, ed[i].start - from);
+        w += ed[i].start - from;
+        memcpy(w, ed[i].text, ed[i].n);
+        w += ed[i].n;
+        from = ed[i].end;
+    }
+    memcpy(w, body + from, len - from);
+    w += len - from;
+    *w = '\0';
+    out->upstream_body_len = (size_t)(w - out->upstream_body);
+    buf_free(&model_text);
 }
 
 bool chat_request_parse(const char *body, size_t len, const brigade_config *cfg,
@@ -365,28 +404,27 @@ bool chat_request_parse_tree_path(const char *body, size_t len, const brigade_co
     /* A "max_completion_tokens": null the client sent must be replaced,
      * not joined by a second copy of the key. */
     const cJSON *mct = chat_field_value(root, CHAT_FIELD_MAX_COMPLETION_TOKENS);
-    if (strcmp(m->name, m->upstream_model) == 0 && !(cap && mct)) {
-        /* Nothing to rewrite: send the client's bytes as they came (they
-         * parsed as one JSON object above, with no key twice), without
-         * re-encoding them — the cap, if one is added, goes in textually
-         * right after the opening brace, which in an object is always
-         * followed by a member. */
-        chat_request_forward_bytes(body, len, cap, out);
-    } else {
-        const char *mct_name = chat_governed_fields[CHAT_FIELD_MAX_COMPLETION_TOKENS].name;
-        if (cap && mct)
-            cJSON_ReplaceItemInObjectCaseSensitive(root, mct_name, cJSON_CreateNumber(cap));
-        else if (cap)
-            cJSON_AddNumberToObject(root, mct_name, cap);
-        cJSON_ReplaceItemInObjectCaseSensitive(root, chat_governed_fields[CHAT_FIELD_MODEL].name,
-                                               cJSON_CreateString(m->upstream_model));
-        out->upstream_body = cJSON_PrintUnformatted(root);
-        if (!out->upstream_body) {
+    /* The client's bytes are forwarded with only the governed edits made,
+     * never re-encoded (json_member.h). The body parsed as one object with
+     * no key twice, so each key names one member. */
+    chat_forward_edits ed = {.cap = cap};
+    if (cap && mct) {
+        const char *name = chat_governed_fields[CHAT_FIELD_MAX_COMPLETION_TOKENS].name;
+        if (!json_top_member(body, len, name, strlen(name), &ed.cap_start, &ed.cap_end)) {
             chat_request_fail(err, 400, "invalid_json", NULL, "the request could not be re-encoded");
             goto out;
         }
-        out->upstream_body_len = strlen(out->upstream_body);
+        ed.cap_replaces = true;
     }
+    if (strcmp(m->name, m->upstream_model) != 0) {
+        const char *name = chat_governed_fields[CHAT_FIELD_MODEL].name;
+        if (!json_top_member(body, len, name, strlen(name), &ed.model_start, &ed.model_end)) {
+            chat_request_fail(err, 400, "invalid_json", NULL, "the request could not be re-encoded");
+            goto out;
+        }
+        ed.upstream_model = m->upstream_model;
+    }
+    chat_request_forward_bytes(body, len, &ed, out);
     ok = true;
 out:
     cJSON_Delete(root);

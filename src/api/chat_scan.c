@@ -164,6 +164,8 @@ static bool scan_number(scan *s, scan_value *v)
 static bool scan_literal(scan *s, const char *lit, size_t n, scan_type t, scan_value *v)
 {
     if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0) return false;
+    v->p = s->p;   /* a null cap is replaced at these bytes */
+    v->n = n;
     s->p += n;
     v->type = t;
     return true;
@@ -446,15 +448,25 @@ bool chat_scan(const char *body, size_t len, const brigade_config *cfg, chat_req
 
     uint32_t max_out = max_tokens > max_completion_tokens ? max_tokens : max_completion_tokens;
     uint32_t cap = max_out ? 0 : m->max_output_tokens;
-    /* Only the forwarding of the client's own bytes is decided here: a
-     * renamed model or a null cap to replace is re-encoded by the tree path. */
-    if (strcmp(m->name, m->upstream_model) != 0 || (cap && s.f[CHAT_FIELD_MAX_COMPLETION_TOKENS].type != V_NONE))
-        return false;
+    /* The edits the tree path makes, at the same bytes: a renamed model's
+     * value (its quotes around mv->p), a null cap's literal. */
+    chat_forward_edits ed = {.cap = cap};
+    const scan_value *mct = &s.f[CHAT_FIELD_MAX_COMPLETION_TOKENS];
+    if (cap && mct->type != V_NONE) {
+        ed.cap_replaces = true;
+        ed.cap_start = (size_t)(mct->p - body);
+        ed.cap_end = ed.cap_start + mct->n;
+    }
+    if (strcmp(m->name, m->upstream_model) != 0) {
+        ed.upstream_model = m->upstream_model;
+        ed.model_start = (size_t)(mv->p - body) - 1;
+        ed.model_end = (size_t)(mv->p - body) + mv->n + 1;
+    }
     out->model = m;
     out->stream = st->type == V_TRUE;
     out->choices = choices;
     out->max_output_tokens = cap ? cap : max_out;
     out->client_wants_usage = so->type == V_OBJECT && s.include_usage;
-    chat_request_forward_bytes(body, len, cap, out);
+    chat_request_forward_bytes(body, len, &ed, out);
     return true;
 }

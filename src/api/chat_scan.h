@@ -6,8 +6,8 @@
  * only when it accepts it, and only when it is sure the tree path accepts
  * it with exactly the same result; every refusal, and anything unusual
  * (escapes in keys, the model or the service tier, numbers that are not
- * plain integers in the governed fields, deep nesting, a model renamed
- * upstream, fields the tree path rewrites or refuses), goes to the tree
+ * plain integers in the governed fields, deep nesting, fields the tree path
+ * refuses), goes to the tree
  * path, so errors and their wording never change. test_chat_request and
  * fuzz_chat_request compare the two on every input they make. */
 #ifndef BRIGADE_API_CHAT_SCAN_H
@@ -31,9 +31,25 @@ bool chat_request_parse_tree_path(const char *body, size_t len, const brigade_co
  * folding): the tree path refuses it (chat_request.c). key NUL-terminated. */
 bool chat_request_case_clash(const char *key);
 
-/* The body to forward when the model keeps its name: the client's bytes,
- * with `"max_completion_tokens":cap,` put right after the opening brace
- * when cap is not 0 (chat_request.c). */
-void chat_request_forward_bytes(const char *body, size_t len, uint32_t cap, chat_request *out);
+/* What the forwarded body changes in the client's bytes: nothing else is
+ * touched (no re-encoding, so numbers and strings reach the provider as the
+ * client wrote them; json_member.h says why). */
+typedef struct chat_forward_edits {
+    uint32_t    cap;              /* 0: no output cap added */
+    bool        cap_replaces;     /* the cap replaces [cap_start, cap_end): a
+                                   * "max_completion_tokens" the client sent as
+                                   * null; else it goes in right after the
+                                   * opening brace, with a comma */
+    size_t      cap_start, cap_end;
+    const char *upstream_model;   /* NULL: the model keeps its name; else this
+                                   * string replaces [model_start, model_end),
+                                   * the "model" value with its quotes */
+    size_t      model_start, model_end;
+} chat_forward_edits;
+
+/* The body to forward: the client's bytes with the edits made, and a
+ * leading UTF-8 byte order mark dropped. */
+void chat_request_forward_bytes(const char *body, size_t len, const chat_forward_edits *e,
+                                chat_request *out);
 
 #endif

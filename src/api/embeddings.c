@@ -2,6 +2,9 @@
  * embeddings.h); the route is in client_routes.c. */
 #include "api/embeddings.h"
 
+#include "api/chat_scan.h"
+#include "util/json_member.h"
+
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -83,13 +86,14 @@ bool embeddings_request_parse(const char *body, size_t len, const brigade_config
         !(m = chat_request_model(root, cfg, true, err)))
         goto out;
     if (!emb_check(root, m, err)) goto out;
-    cJSON_ReplaceItemInObjectCaseSensitive(root, "model", cJSON_CreateString(m->upstream_model));
-    out->upstream_body = cJSON_PrintUnformatted(root);
-    if (!out->upstream_body) {
+    /* The client's bytes with only the model's value swapped, not re-encoded
+     * (json_member.h): token ids and every other field go on as written. */
+    chat_forward_edits ed = {.upstream_model = m->upstream_model};
+    if (!json_top_member(body, len, "model", 5, &ed.model_start, &ed.model_end)) {
         chat_request_fail(err, 400, "invalid_json", NULL, "the request could not be re-encoded");
         goto out;
     }
-    out->upstream_body_len = strlen(out->upstream_body);
+    chat_request_forward_bytes(body, len, &ed, out);
     out->model = m;
     out->choices = 1;
     out->max_output_tokens = 0;     /* with the model's cap of 0: nothing reserved for output */

@@ -27,7 +27,7 @@ async function startCaptureServer() {
     req.on('end', () => {
       let json = null;
       try { json = JSON.parse(body); } catch { /* recorded as text */ }
-      captured.push({ method: req.method, url: req.url, headers: req.headers, body: json ?? body });
+      captured.push({ method: req.method, url: req.url, headers: req.headers, body: json ?? body, raw: body });
       const created = Math.floor(Date.now() / 1000);
       const rawStream = RAW_STREAMS[json?.messages?.[0]?.content];
       if (json && json.stream && rawStream) {
@@ -369,6 +369,40 @@ describe('what brigade sends upstream', () => {
     assert.equal(row.input_tokens, 7);
     assert.equal(row.output_tokens, 1);
   });
+});
+
+describe('a renamed model: only the model changes in the body forwarded', () => {
+  // The model's upstream name goes into the client's own bytes: nothing is
+  // re-encoded, so an integer past 2^53 (JavaScript's JSON.parse would round
+  // it too, hence the raw text here), a float's spelling and key order reach
+  // the provider as the client wrote them.
+  for (const [what, raw, want] of [
+    ['a plain body',
+      '{"model":"capture-model","seed":12345678901234567,"temperature":0.10000000000000001,"messages":[{"role":"user","content":"hi"}],"max_tokens":9}',
+      '{"model":"real-upstream-name","seed":12345678901234567,"temperature":0.10000000000000001,"messages":[{"role":"user","content":"hi"}],"max_tokens":9}'],
+    ['an escaped key and a null cap',
+      '{ "mod\\u0065l" : "capture-model", "metadata":{"id":98765432109876543210,"model":"x"}, "max_completion_tokens":null, "messages":[{"role":"user","content":"hi"}]}',
+      null],
+  ]) {
+    test(`${what}: the provider gets the client's bytes with the model renamed`, async () => {
+      captured.length = 0;
+      const res = await fetch(stack.brigadeUrl + '/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${userKey}`, 'content-type': 'application/json' },
+        body: raw,
+      });
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      assert.equal(captured.length, 1);
+      if (want) {
+        assert.equal(captured[0].raw, want);
+      } else {
+        const got = captured[0].raw;
+        assert.match(got, /^\{ "mod\\u0065l" : "real-upstream-name", "metadata":\{"id":98765432109876543210,"model":"x"\}, "max_completion_tokens":\d+, "messages"/);
+        assert.ok(!got.includes('null'), 'the null cap is replaced, not repeated');
+      }
+    });
+  }
 });
 
 describe('the streamed body brigade forwards always asks for usage', () => {

@@ -469,6 +469,70 @@ static void test_property_forwarded_is_governed(void **state)
 /* body through chat_request_parse (scan first) and through the tree path
  * alone: the same answer, field for field and byte for byte, accepted or
  * refused. Returns whether the scan decided it. */
+static bool same_as_tree(const char *body, size_t len);
+
+/* A renamed model changes only the model's value: numbers past a double's
+ * precision, a float's spelling, escapes and spacing reach the provider as
+ * the client wrote them, on the scan (plain key) and the tree path (an
+ * escaped key) alike. */
+static void test_renamed_model_keeps_the_clients_bytes(void **state)
+{
+    (void)state;
+    model_cfg *m = &cfg.models[1];
+    char *saved = m->upstream_model;
+    m->upstream_model = "provider \"q\"";
+    struct { const char *fmt, *want_fmt; } cases[] = {
+        {"{\"seed\":12345678901234567,\"model\":\"%s\",\"temperature\":0.10000000000000001,"
+         "\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"\\u00e9\"}]}",
+         "{\"seed\":12345678901234567,\"model\":\"provider \\\"q\\\"\",\"temperature\":0.10000000000000001,"
+         "\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"\\u00e9\"}]}"},
+        {"{ \"mod\\u0065l\" : \"%s\" , \"x\":{\"model\":1e400},\"max_tokens\":5,\"messages\":[{\"role\":\"user\"}]}",
+         "{ \"mod\\u0065l\" : \"provider \\\"q\\\"\" , \"x\":{\"model\":1e400},\"max_tokens\":5,\"messages\":[{\"role\":\"user\"}]}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[400];
+        snprintf(body, sizeof body, cases[i].fmt, m->name);
+        chat_request r;
+        chat_request_error e;
+        assert_true(chat_request_parse(body, strlen(body), &cfg, &r, &e));
+        assert_string_equal(r.upstream_body, cases[i].want_fmt);
+        assert_int_equal(r.upstream_body_len, strlen(cases[i].want_fmt));
+        chat_request_free(&r);
+        same_as_tree(body, strlen(body));
+    }
+    /* a null cap replaced where it stands, the model renamed after it */
+    char body[300], want[300];
+    snprintf(body, sizeof body,
+             "{\"max_completion_tokens\" :null,\"seed\":-9007199254740993,\"model\":\"%s\",\"messages\":[{\"role\":\"user\"}]}",
+             m->name);
+    snprintf(want, sizeof want,
+             "{\"max_completion_tokens\" :%u,\"seed\":-9007199254740993,\"model\":\"provider \\\"q\\\"\",\"messages\":[{\"role\":\"user\"}]}",
+             m->max_output_tokens);
+    chat_request r;
+    chat_request_error e;
+    assert_true(m->max_output_tokens > 0);
+    assert_true(chat_request_parse(body, strlen(body), &cfg, &r, &e));
+    assert_string_equal(r.upstream_body, want);
+    chat_request_free(&r);
+    assert_true(same_as_tree(body, strlen(body)));   /* the scan decides it */
+    m->upstream_model = saved;
+
+    /* a byte order mark (cJSON reads past it) is not forwarded: strict
+     * readers refuse it, renamed model or not */
+    for (int renamed = 0; renamed < 2; renamed++) {
+        m->upstream_model = renamed ? "up" : saved;
+        snprintf(body, sizeof body, "\xef\xbb\xbf{\"model\":\"%s\",\"max_tokens\":3,\"messages\":[{\"role\":\"user\"}]}",
+                 m->name);
+        snprintf(want, sizeof want, "{\"model\":\"%s\",\"max_tokens\":3,\"messages\":[{\"role\":\"user\"}]}",
+                 m->upstream_model);
+        assert_true(chat_request_parse(body, strlen(body), &cfg, &r, &e));
+        assert_string_equal(r.upstream_body, want);
+        chat_request_free(&r);
+        same_as_tree(body, strlen(body));
+    }
+    m->upstream_model = saved;
+}
+
 static bool same_as_tree(const char *body, size_t len)
 {
     chat_request a, b;
@@ -694,6 +758,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepts_and_rewrites_model),
         cmocka_unit_test(test_rewrites_to_the_upstream_name),
+        cmocka_unit_test(test_renamed_model_keeps_the_clients_bytes),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_repeated_keys_refused),
