@@ -378,6 +378,10 @@ static const pg_migration pg_migrations[] = {
      /* usage_tenant_ts duplicated the start of usage_tenant_user_ts
       * (store_migrations.c 21): dropped, so usage rows cost one index less */
      "DROP INDEX IF EXISTS usage_tenant_ts;"},
+    {22,
+     /* traces_end served only age retention, which now deletes in write
+      * order by the primary key (store_migrations.c 22) */
+     "DROP INDEX IF EXISTS traces_end;"},
 };
 
 #define PG_NMIGRATIONS (sizeof pg_migrations / sizeof pg_migrations[0])

@@ -70,7 +70,9 @@ static store_status write_op(PGconn *c, void *arg)
     char before[PG_I64_MAX], max[PG_I64_MAX];
     if (b->prune_before_ns > 0) {
         const char *p[1] = {pg_num(before, b->prune_before_ns)};
-        if ((st = pg_run(c, "DELETE FROM traces WHERE end_ns < $1", 1, p, "prune traces by age")) != STORE_OK)
+        if ((st = pg_run(c, "DELETE FROM traces WHERE seq < COALESCE((SELECT seq FROM traces"
+                                " WHERE end_ns >= $1 ORDER BY seq LIMIT 1), 9223372036854775807)",
+                         1, p, "prune traces by age")) != STORE_OK)
             return st;
     }
     if (b->max_spans > 0) {

@@ -11,7 +11,13 @@
  * seq is the primary key and counts spans, not rows: a row's seq is the
  * number of spans ever written up to and including it. Keeping the newest
  * max_spans spans is therefore a range delete on the primary key, as it
- * was when rows were spans; age pruning uses the end_ns index.
+ * was when rows were spans. Age pruning is one too: rows are written as
+ * their traces end, so it deletes every row before the first one that
+ * ended at or after the cutoff, found by walking the primary key from its
+ * start (past only the rows being deleted). An index on end_ns would cost
+ * every traced request one more B-tree insert for this. What it gives up:
+ * a row written after a younger one (the order within one tracer flush,
+ * or a clock set back) waits for that one, a flush interval or so.
  *
  * Who may read a trace: a trace id arrives from clients (traceparent), so
  * anyone can put spans into any trace id they like. A trace is therefore
@@ -112,7 +118,10 @@ static store_status store_traces_write(store_conn *c, void *arg)
         thread_background_yield();   /* a tracer flush holds thousands of rows */
     }
     if (b->prune_before_ns > 0) {
-        sqlite3_stmt *s = store_stmt(c, "DELETE FROM traces WHERE end_ns < ?");
+        /* In write order (the header says why): the rows before the
+         * first one that ended at or after the cutoff. */
+        sqlite3_stmt *s = store_stmt(c, "DELETE FROM traces WHERE seq < IFNULL((SELECT seq FROM traces"
+                                        " WHERE end_ns >= ?1 ORDER BY seq LIMIT 1), 9223372036854775807)");
         if (!s) return STORE_ERROR;
         sqlite3_bind_int64(s, 1, b->prune_before_ns);
         store_status st = store_step_done(c, s, "prune traces by age");
