@@ -77,7 +77,7 @@ done
 for t in node curl jq awk; do command -v "$t" >/dev/null 2>&1 || die "missing $t"; done
 load_js="$root/bench/runs_load.mjs"
 
-# ---- file descriptors: one per run in brigade, one per run in the generator
+# ---- file descriptors: one or two per run in brigade, one per run in the generator
 want_fds=65536
 hard=$(ulimit -Hn)
 fd_note="ulimit -n $want_fds"
@@ -88,7 +88,12 @@ else
   ulimit -n "$want_fds"
 fi
 nofile=$(ulimit -n)
-((nofile > runs + 256)) || die "ulimit -n is $nofile: too low for RUNS=$runs (raise the hard limit or lower RUNS)"
+# A held run is one client connection; with an HTTP provider, one upstream
+# connection too (the mock's side is in its own process).
+per_run=1
+[[ "$hold_provider" == http ]] && per_run=2
+((nofile > per_run * runs + 256)) ||
+  die "ulimit -n is $nofile: too low for RUNS=$runs ($per_run descriptors per run, and 256 more; raise the hard limit or lower RUNS)"
 
 # ---- build -----------------------------------------------------------------
 build_note="release build in build-bench/"
