@@ -101,7 +101,7 @@ static const store_migration store_migrations[] = {
      "  tool_call_id TEXT NOT NULL DEFAULT '',"
      "  created_at   INTEGER NOT NULL,"
      "  PRIMARY KEY (session_id, seq)"
-     ");"   /* a rowid table: tool results can be large, and WITHOUT ROWID suits small rows */
+     ");"   /* a rowid table until migration 23 */
      "CREATE TABLE runs ("
      "  id            TEXT PRIMARY KEY,"
      "  session_id    TEXT NOT NULL,"
@@ -490,6 +490,37 @@ static const store_migration store_migrations[] = {
       * every row before the first one still young, found by a walk of the
       * primary key from its start (store_traces.c). */
      "DROP INDEX IF EXISTS traces_end;"},
+    {23,
+     /* messages becomes a WITHOUT ROWID table, stored in its primary key's
+      * order (session, seq): a session's messages sit together on a few
+      * pages. As a rowid table they lay in arrival order, interleaved with
+      * every other session's, so loading a run's history (up to 200
+      * messages, at every run start) read one table page per message
+      * through the (session_id, seq) index — and a WAL reader keeps no
+      * page across another connection's commit, so those were real reads
+      * at every start (docs/benchmarks.md, "Agent runs: where a run's CPU
+      * goes"). A write is one B-tree insert instead of a table append and
+      * an index insert. A large row spills to overflow pages as it did. */
+     "CREATE TABLE messages_clustered ("
+     "  session_id   TEXT NOT NULL,"
+     "  seq          INTEGER NOT NULL,"
+     "  run_id       TEXT NOT NULL DEFAULT '',"
+     "  tenant_id    TEXT NOT NULL,"
+     "  user_id      TEXT NOT NULL,"
+     "  role         TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'tool')),"
+     "  content      TEXT,"
+     "  tool_calls   TEXT,"
+     "  tool_call_id TEXT NOT NULL DEFAULT '',"
+     "  created_at   INTEGER NOT NULL,"
+     "  origin       TEXT,"
+     "  PRIMARY KEY (session_id, seq)"
+     ") WITHOUT ROWID;"
+     "INSERT INTO messages_clustered (session_id, seq, run_id, tenant_id, user_id, role, content,"
+     "  tool_calls, tool_call_id, created_at, origin)"
+     " SELECT session_id, seq, run_id, tenant_id, user_id, role, content, tool_calls, tool_call_id,"
+     "  created_at, origin FROM messages;"
+     "DROP TABLE messages;"
+     "ALTER TABLE messages_clustered RENAME TO messages;"},
 };
 
 #define STORE_NMIGRATIONS (sizeof store_migrations / sizeof store_migrations[0])

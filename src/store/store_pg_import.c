@@ -82,9 +82,12 @@ static int import_table(sqlite3 *db, PGconn *c, const char *table, int64_t *copi
     il += (size_t)snprintf(ins + il, sizeof ins - il, ") VALUES (");
     for (int i = 0; i < cols.n; i++) il += (size_t)snprintf(ins + il, sizeof ins - il, "%s$%d", i ? "," : "", i + 1);
     snprintf(ins + il, sizeof ins - il, ")");
-    /* rowid order: creation order, which the target's `ord` columns take on */
+    /* rowid order: creation order, which the target's `ord` columns take on;
+     * the tables without a rowid in their primary key's order */
     snprintf(sel + sl, sizeof sel - sl, " FROM \"%s\" ORDER BY %s", table,
-             strcmp(table, "tenant_defs") == 0 ? "1, 2, 3" : "rowid");
+             strcmp(table, "tenant_defs") == 0 ? "1, 2, 3"
+             : strcmp(table, "messages") == 0  ? "session_id, seq"
+                                               : "rowid");
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(db, sel, -1, &s, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "reading %s from SQLite: %s", table, sqlite3_errmsg(db));

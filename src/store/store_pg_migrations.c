@@ -382,6 +382,13 @@ static const pg_migration pg_migrations[] = {
      /* traces_end served only age retention, which now deletes in write
       * order by the primary key (store_migrations.c 22) */
      "DROP INDEX IF EXISTS traces_end;"},
+    {23,
+     /* SQLite's messages table is stored in (session, seq) order from
+      * this version (store_migrations.c 23). PostgreSQL's heap keeps no
+      * such order, and its shared buffers keep a session's pages across
+      * commits: nothing to change, the version only keeps the two stores'
+      * numbering the same. */
+     "SELECT 1;"},
 };
 
 #define PG_NMIGRATIONS (sizeof pg_migrations / sizeof pg_migrations[0])

@@ -482,6 +482,94 @@ static void test_origins_stored(void **state)
     free(huge);
 }
 
+/* Migration 23 turned messages into a WITHOUT ROWID table in (session,
+ * seq) order: a store whose messages are in the old rowid table (runs of
+ * two sessions interleaved) keeps every message, in order, with its
+ * origin, and the table is clustered afterwards. */
+static void test_messages_clustered_by_migration(void **state)
+{
+    if (on_pg) skip();   /* SQLite's layout; PostgreSQL's table is unchanged */
+    fx *f = *state;
+    session_rec sa, sb;
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &sa), STORE_OK);
+    assert_int_equal(store_session_create(f->st, &f->s1, "helper", NULL, &sb), STORE_OK);
+    for (int i = 0; i < 3; i++) {
+        for (int k = 0; k < 2; k++) {
+            char ask[32], answer[32];
+            snprintf(ask, sizeof ask, "ask %d%c", i, k ? 'b' : 'a');
+            snprintf(answer, sizeof answer, "answer %d%c", i, k ? 'b' : 'a');
+            run_rec r;
+            assert_int_equal(store_run_start(f->st, &f->s1, k ? sb.id : sa.id, NULL, ask, RUN_RUNNING, &r),
+                             STORE_OK);
+            message_rec fin = msg("assistant", answer, NULL, NULL);
+            r.status = RUN_COMPLETED;
+            assert_int_equal(store_run_finish(f->st, &f->s1, &r, &fin), STORE_OK);
+        }
+    }
+    message_rec *before; size_t nbefore;
+    assert_int_equal(store_message_list(f->st, &f->s1, sa.id, 0, 100, &before, &nbefore), STORE_OK);
+    assert_int_equal(nbefore, 6);
+    store_close(f->st);
+
+    /* the file as version 22 left it: messages a rowid table */
+    char path[128];
+    snprintf(path, sizeof path, "%s/brigade.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *emsg = NULL;
+    int rc = sqlite3_exec(db,
+        "BEGIN;"
+        "CREATE TABLE messages_rowid (session_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " run_id TEXT NOT NULL DEFAULT '', tenant_id TEXT NOT NULL, user_id TEXT NOT NULL,"
+        " role TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'tool')), content TEXT, tool_calls TEXT,"
+        " tool_call_id TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL, origin TEXT,"
+        " PRIMARY KEY (session_id, seq));"
+        "INSERT INTO messages_rowid SELECT session_id, seq, run_id, tenant_id, user_id, role, content,"
+        " tool_calls, tool_call_id, created_at, origin FROM messages ORDER BY created_at, seq;"
+        "DROP TABLE messages;"
+        "ALTER TABLE messages_rowid RENAME TO messages;"
+        "PRAGMA user_version = 22;"
+        "COMMIT;", NULL, NULL, &emsg);
+    if (rc != SQLITE_OK) fail_msg("%s", emsg);
+    sqlite3_close(db);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM sqlite_master WHERE name = 'messages'"
+                                 " AND sql LIKE '%WITHOUT ROWID%'", NULL), 0);
+
+    f->st = reopen_store(f);
+    assert_non_null(f->st);
+    assert_int_equal(store_schema_version(f->st), store_migrations_latest());
+    assert_int_equal(db_count(f, "SELECT count(*) FROM sqlite_master WHERE name = 'messages'"
+                                 " AND sql LIKE '%WITHOUT ROWID%'", NULL), 1);
+    message_rec *after; size_t nafter;
+    assert_int_equal(store_message_list(f->st, &f->s1, sa.id, 0, 100, &after, &nafter), STORE_OK);
+    assert_int_equal(nafter, nbefore);
+    for (size_t i = 0; i < nafter; i++) {
+        assert_int_equal(after[i].seq, before[i].seq);
+        assert_string_equal(after[i].role, before[i].role);
+        assert_string_equal(after[i].content, before[i].content);
+        assert_string_equal(after[i].run_id, before[i].run_id);
+        assert_int_equal(after[i].created_at, before[i].created_at);
+        if (before[i].origin_json) assert_string_equal(after[i].origin_json, before[i].origin_json);
+        else assert_null(after[i].origin_json);
+    }
+    store_free_messages(before, nbefore);
+    store_free_messages(after, nafter);
+    /* the other session's tail, and a run that goes on writing after it */
+    assert_int_equal(store_message_tail(f->st, &f->s1, sb.id, 2, &after, &nafter), STORE_OK);
+    assert_int_equal(nafter, 2);
+    assert_string_equal(after[0].content, "ask 2b");
+    assert_string_equal(after[1].content, "answer 2b");
+    store_free_messages(after, nafter);
+    run_rec r;
+    assert_int_equal(store_run_start(f->st, &f->s1, sb.id, NULL, "ask 3b", RUN_RUNNING, &r), STORE_OK);
+    assert_int_equal(r.user_seq, 7);
+    /* erasure still finds them */
+    assert_int_equal(store_session_delete(f->st, &f->s1, sa.id), STORE_OK);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM messages WHERE session_id = ?", sa.id), 0);
+    session_rec_free(&sa);
+    session_rec_free(&sb);
+}
+
 static void test_run_append_atomic(void **state)
 {
     fx *f = *state;
@@ -1322,6 +1410,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sessions_crud_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_user_not_found, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_sequence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_messages_clustered_by_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_append_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_origins_stored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_concurrent_seq, setup, teardown),
