@@ -63,15 +63,17 @@ if [[ "${1:-}" == "--bench" || "${1:-}" == "--cluster" ]] && command -v systemct
 fi
 
 # The web console is bundled by esbuild at build time (src/console/meson.build):
-# without these the build stops with a clear message.
+# without these the build stops with a clear message. npm writes
+# node_modules/.package-lock.json last, so an emptied or half-installed
+# node_modules (an interrupted `npm ci`) is installed again.
 if [[ -f console/package.json ]]; then
-  if [[ ! -d console/node_modules ]] || [[ console/package-lock.json -nt console/node_modules ]]; then
+  if [[ ! -f console/node_modules/.package-lock.json ]] || [[ console/package-lock.json -nt console/node_modules ]]; then
     step "npm packages for console" npm --prefix console ci --no-audit --no-fund --loglevel=error
   fi
 fi
 
 if [[ -f tests/e2e/package.json ]]; then
-  if [[ ! -d tests/e2e/node_modules ]] || [[ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]]; then
+  if [[ ! -f tests/e2e/node_modules/.package-lock.json ]] || [[ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]]; then
     step "npm packages for tests/e2e" npm --prefix tests/e2e ci --no-audit --no-fund --loglevel=error
   fi
 fi
