@@ -25,7 +25,7 @@ gate() {   # gate NAME BASELINE-FILE [ENV=VALUE ...]
   baseline=$(grep -Eo '^[0-9]+' "$baseline_file" | head -1)
   [[ -n "$baseline" ]] || { echo "gate: no figure in $baseline_file"; fail=1; return; }
   limit=$((baseline * 110 / 100))
-  out=$(env "$@" BENCH_REQUESTS="${BENCH_REQUESTS:-300}" bench/instructions.sh) ||
+  out=$(env "$@" BENCH_NGINX=0 BENCH_REQUESTS="${BENCH_REQUESTS:-300}" bench/instructions.sh) ||
     { echo "$out"; echo "gate ($name): the measurement failed"; fail=1; return; }
   echo "$out"
   ir=$(echo "$out" | awk -F'|' '/build-bench\/brigade/ {gsub(/ /, "", $4); print $4}' | tail -1)
