@@ -79,8 +79,10 @@ bench_cpu_ticks() {
 }
 
 # The models and agents of the agent-run benchmarks (runs.sh, runs_cost.sh),
-# as YAML lines: `hold` on the provider named slow, `plain` and `clocked`
-# (a clock tool call, then an answer) on the one named fast.
+# as YAML lines: `hold` on the provider named slow, `plain`, `clocked`
+# (a clock tool call, then an answer) and `looped` (as many clock calls as
+# the message's [[tool_loop:N]] asks, so its step limits are raised) on the
+# one named fast.
 bench_runs_agents_yaml() {
   cat <<'Y'
 models:
@@ -90,6 +92,7 @@ agents:
   - {name: hold, model: slow-model, tools: [], max_wall_ms: 600000}
   - {name: plain, model: fast-model, tools: []}
   - {name: clocked, model: fast-model, tools: [clock]}
+  - {name: looped, model: fast-model, tools: [clock], max_steps: 100, max_tool_calls: 100, max_repeated_tool_calls: 100}
 Y
 }
 

@@ -20,9 +20,15 @@
 #              process with a longer latency ([[latency:MS]] in the message,
 #              which the mock honours), and that repeat gives the memory figure.
 #   3. steps   with a mock provider answering after FAST_LATENCY_MS (0):
-#              STEP_RUNS runs of `plain` (1 model call) and of `clocked`
-#              (a clock tool call, then an answer: 2 model calls), one at a
-#              time, then at concurrency 64; run time minus model latency.
+#              STEP_RUNS runs of `plain` (1 model call), of `clocked`
+#              (a clock tool call, then an answer: 2 model calls) and of
+#              `looped` (LOOP_STEPS clock calls one after another, then an
+#              answer: LOOP_STEPS + 1 model calls), one at a time, then at
+#              concurrency 64; run time minus model latency. A run's time
+#              is a fixed part (the start, the durable end) and a part per
+#              step: (looped − plain) / LOOP_STEPS is the time one more step
+#              adds, averaged over many steps instead of read off one
+#              difference of two noisy medians.
 #
 # Environment:
 #   RUNS               concurrent runs to hold (default 10000)
@@ -33,6 +39,7 @@
 #   FAST_LATENCY_MS    mock latency of the step measurement's model (default 0)
 #   STEP_RUNS          timed runs per case (default 1000)
 #   STEP_SESSIONS      sessions per step agent (default 256)
+#   LOOP_STEPS         tool steps of a `looped` run (default 8; 1–98)
 #   HOLD_PROVIDER      the held runs' model provider: mock (default: in-process,
 #                      no HTTP) or http (a `brigade mock-llm` process on
 #                      loopback, a provider of kind openai: each run then holds
@@ -50,7 +57,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 cmdline=""
-for v in $(compgen -e | grep -E '^(RUNS|USERS|HOLD_LATENCY_MS|HOLD_PROVIDER|TRACING|WINDOW|FAST_LATENCY_MS|STEP_RUNS|STEP_SESSIONS|BENCH_MAX_LOAD|BRIGADE)$' || true); do
+for v in $(compgen -e | grep -E '^(RUNS|USERS|HOLD_LATENCY_MS|HOLD_PROVIDER|TRACING|WINDOW|FAST_LATENCY_MS|STEP_RUNS|STEP_SESSIONS|LOOP_STEPS|BENCH_MAX_LOAD|BRIGADE)$' || true); do
   cmdline+="$v=$(printf "%q" "${!v}") "
 done
 cmdline+="bench/runs.sh"
@@ -62,16 +69,18 @@ window=${WINDOW:-512}
 fast_ms=${FAST_LATENCY_MS:-0}
 step_runs=${STEP_RUNS:-1000}
 step_sessions=${STEP_SESSIONS:-256}
+loop_steps=${LOOP_STEPS:-8}
 max_load=${BENCH_MAX_LOAD:-3}
 hold_provider=${HOLD_PROVIDER:-mock}
 tracing=${TRACING:-on}
 
 die() { echo "runs.sh: $*" >&2; exit 1; }
-for v in runs users hold_ms window fast_ms step_runs step_sessions; do
+for v in runs users hold_ms window fast_ms step_runs step_sessions loop_steps; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
 ((runs >= 1 && users >= 1 && window >= 1 && step_runs >= 1)) || die "RUNS, USERS, WINDOW, STEP_RUNS must be >= 1"
 ((step_sessions >= 64)) || die "STEP_SESSIONS must be >= 64 (the c=64 case)"
+((loop_steps >= 1 && loop_steps <= 98)) || die "LOOP_STEPS must be 1 to 98 (the looped agent's max_steps is 100)"
 [[ "$hold_provider" == mock || "$hold_provider" == http ]] || die "HOLD_PROVIDER must be mock or http (got '$hold_provider')"
 [[ "$tracing" == on || "$tracing" == off ]] || die "TRACING must be on or off (got '$tracing')"
 for t in node curl jq awk; do command -v "$t" >/dev/null 2>&1 || die "missing $t"; done
@@ -175,7 +184,7 @@ alive() { kill -0 "$bpid" 2>/dev/null || { tail -20 "$tmp/brigade.log" >&2; die 
 # ---- 1. setup and baseline -------------------------------------------------
 echo "setup: $users users, $runs + 2×$step_sessions sessions ..."
 node "$load_js" setup --url "$url" --admin-token "$admin_token" --users "$users" \
-  --hold-agent hold --hold-sessions "$runs" --step-agents plain,clocked \
+  --hold-agent hold --hold-sessions "$runs" --step-agents plain,clocked,looped \
   --step-sessions "$step_sessions" --file "$tmp/sessions.json" --out "$out/setup.json" >/dev/null
 alive setup
 sleep 3   # let the store writer flush and the loops go idle
@@ -226,6 +235,7 @@ echo "steps: $step_runs runs per case, model latency $fast_ms ms ..."
 for c in 1 64; do
   steps plain "$c" "Hello."
   steps clocked "$c" "What time is it? [[tool:clock {}]]"
+  steps looped "$c" "What time is it, $loop_steps times? [[tool:clock {}]] [[tool_loop:$loop_steps]]"
 done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 grep -E '"level":"(error|fatal)"|\b(ERROR|FATAL)\b' "$tmp/brigade.log" | head -5 >"$out/brigade-errors.txt" || true
@@ -287,11 +297,17 @@ report="$out/report.md"
   echo
   echo "| agent | model calls | conc | completed | run p50 ms | run p99 ms | added p50 per step ms | added p99 per step ms | runs/s | brigade CPU µs/run |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for c in 1 64; do steps_row plain "$c" 1; steps_row clocked "$c" 2; done
+  for c in 1 64; do steps_row plain "$c" 1; steps_row clocked "$c" 2; steps_row looped "$c" $((loop_steps + 1)); done
   echo
   echo "The second step of \`clocked\` (a tool call and its result, then one more model call) adds, at p50:" \
        "$(awk -v a="$(J steps-clocked-c1 .p50_ms)" -v b="$(J steps-plain-c1 .p50_ms)" 'BEGIN { printf "%.2f", a - b }') ms at c=1," \
        "$(awk -v a="$(J steps-clocked-c64 .p50_ms)" -v b="$(J steps-plain-c64 .p50_ms)" 'BEGIN { printf "%.2f", a - b }') ms at c=64."
+  echo
+  echo "One step (a tool call and its result, then one more model call), averaged over the $loop_steps of \`looped\`," \
+       "(looped − plain) / $loop_steps at p50:" \
+       "$(awk -v a="$(J steps-looped-c1 .p50_ms)" -v b="$(J steps-plain-c1 .p50_ms)" -v k="$loop_steps" 'BEGIN { printf "%.0f", (a - b) / k * 1000 }') µs at c=1," \
+       "$(awk -v a="$(J steps-looped-c64 .p50_ms)" -v b="$(J steps-plain-c64 .p50_ms)" -v k="$loop_steps" 'BEGIN { printf "%.2f", (a - b) / k }') ms at c=64;" \
+       "brigade CPU per step $(awk -v a="$(J steps-looped-c1 .cpu_ticks)" -v an="$(J steps-looped-c1 .counts.completed)" -v b="$(J steps-plain-c1 .cpu_ticks)" -v bn="$(J steps-plain-c1 .counts.completed)" -v k="$loop_steps" -v t="$tck" 'BEGIN { if (an && bn) printf "%.0f", (a / an - b / bn) / t * 1e6 / k; else printf "-" }') µs at c=1."
   echo
   echo "First errors: ${first_errors:-none}"
   [[ -s "$out/brigade-errors.txt" ]] && { echo; echo "brigade log errors:"; sed 's/^/    /' "$out/brigade-errors.txt"; }

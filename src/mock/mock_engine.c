@@ -160,6 +160,7 @@ static bool mock_parse_u32(const char **s, const char *end, uint32_t max, uint32
 typedef struct mock_markers {
     bool        has_tool;
     bool        tool_loop;    /* [[tool_loop]]: call the tool again after every result */
+    uint32_t    tool_loop_n;  /* [[tool_loop:N]]: …until N results came back (0: for ever) */
     const char *tool_name;
     const char *tool_args;
     size_t      tool_args_len;
@@ -236,7 +237,19 @@ static bool mock_parse_markers(const char *text, size_t len, arena *a, mock_mark
             s = q + 2;
         } else if (rest >= 11 && memcmp(q, "tool_loop]]", 11) == 0) {
             m->tool_loop = true;
+            m->tool_loop_n = 0;
             s = q + 11;
+        } else if (rest >= 10 && memcmp(q, "tool_loop:", 10) == 0) {
+            /* a bounded loop: N tool steps, then the answer (bench/runs.sh
+             * times a run of many steps with it) */
+            q += 10;
+            if (!mock_parse_u32(&q, end, MOCK_MAX_TOOL_LOOP, &m->tool_loop_n) || m->tool_loop_n == 0 ||
+                end - q < 2 || q[0] != ']' || q[1] != ']') {
+                *err = "invalid [[tool_loop:N]] marker: N must be a number from 1 to 1000";
+                return false;
+            }
+            m->tool_loop = true;
+            s = q + 2;
         } else if (rest >= 6 && memcmp(q, "fault:", 6) == 0) {
             q += 6;
             const char *k = q;
@@ -422,6 +435,7 @@ void mock_plan_make(mock_plan *p, arena *a, const char *body, size_t len, const 
 
     /* Prompt tokens, the last user message, and the last tool result after it. */
     const cJSON *m, *last_user = NULL, *last_tool = NULL;
+    uint32_t tool_results = 0;   /* since the last user message */
     int i = 0;
     cJSON_ArrayForEach(m, msgs) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
@@ -436,8 +450,10 @@ void mock_plan_make(mock_plan *p, arena *a, const char *body, size_t len, const 
         if (strcmp(role->valuestring, "user") == 0) {
             last_user = m;
             last_tool = NULL;
+            tool_results = 0;
         } else if (strcmp(role->valuestring, "tool") == 0 && last_user) {
             last_tool = m;
+            tool_results++;
         }
         i++;
     }
@@ -480,7 +496,8 @@ void mock_plan_make(mock_plan *p, arena *a, const char *body, size_t len, const 
     uint32_t chunks_cfg = opt ? opt->stream_chunks : 0;
     /* A model stuck in a loop ([[tool_loop]]) asks again after each result;
      * each call gets its own id (the number of messages so far). */
-    bool user_call = mk.has_tool && (!last_tool || mk.tool_loop);
+    bool user_call = mk.has_tool &&
+                     (!last_tool || (mk.tool_loop && (mk.tool_loop_n == 0 || tool_results < mk.tool_loop_n)));
     /* A gullible model, with nothing left of the user's to do, does what
      * untrusted text asks (mock_gullible.c). */
     mock_injected inj;

@@ -42,6 +42,7 @@
 #define MOCK_DEFAULT_TOKENS   16
 #define MOCK_MAX_TOKENS       100000    /* [[tokens:N]] upper bound */
 #define MOCK_MAX_LATENCY_MS   600000    /* [[latency:MS]] upper bound */
+#define MOCK_MAX_TOOL_LOOP    1000      /* [[tool_loop:N]] upper bound */
 #define MOCK_SLOW_FIRST_BYTE_MS 3000    /* slow_first_byte delay without [[latency]] */
 #define MOCK_QUOTE_MAX        4096      /* bytes of a tool result quoted back */
 #define MOCK_MAX_CHOICES      128       /* "n" upper bound */

@@ -482,8 +482,9 @@ static void mock_usage(FILE *f)
           "                           results and tool descriptions\n"
           "  --help                   this text\n"
           "Markers in the last user message steer replies: [[tool:NAME {json}]]\n"
-          "([[tool_loop]] with it: call the tool again after every result), [[fault:KIND]],\n"
-          "[[fault:KIND:N]], [[latency:MS]], [[tokens:N]].\n",
+          "([[tool_loop]] with it: call the tool again after every result; [[tool_loop:N]]:\n"
+          "until N results came back, then answer), [[fault:KIND]], [[fault:KIND:N]],\n"
+          "[[latency:MS]], [[tokens:N]].\n",
           f);
 }
 

@@ -354,6 +354,57 @@ static void test_n_choices(void **st)
     }
 }
 
+/* A conversation of one user message, then `results` rounds of a clock call
+ * and its result: the body the model sees after that many tool steps. */
+static const char *loop_body(const char *marker, int results)
+{
+    static char body[8192];
+    int o = snprintf(body, sizeof body,
+                     "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+                     "\"time? [[tool:clock {}]] %s\"}", marker);
+    for (int i = 0; i < results; i++)
+        o += snprintf(body + o, sizeof body - (size_t)o,
+                      ",{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c%d\","
+                      "\"type\":\"function\",\"function\":{\"name\":\"clock\",\"arguments\":\"{}\"}}]},"
+                      "{\"role\":\"tool\",\"tool_call_id\":\"c%d\",\"content\":\"12:0%d\"}",
+                      i, i, i);
+    snprintf(body + o, sizeof body - (size_t)o, "]}");
+    return body;
+}
+
+/* [[tool_loop:N]]: the tool again after each result until N results came
+ * back, then the answer; [[tool_loop]] alone never stops; a later user
+ * message starts the count again. */
+static void test_tool_loop_bounded(void **st)
+{
+    (void)st;
+    mock_plan p;
+    for (int r = 0; r < 3; r++) {
+        plan_of(&p, loop_body("[[tool_loop:3]]", r), NULL);
+        assert_int_equal(p.status, 200);
+        assert_int_equal(p.reply, MOCK_REPLY_TOOL_CALL);
+        assert_string_equal(p.tool_name, "clock");
+    }
+    plan_of(&p, loop_body("[[tool_loop:3]]", 3), NULL);
+    assert_int_equal(p.reply, MOCK_REPLY_TEXT);
+    assert_string_equal(p.text, "Tool clock returned: 12:02");
+    /* the unbounded loop still asks after 3 (and 20) results */
+    plan_of(&p, loop_body("[[tool_loop]]", 3), NULL);
+    assert_int_equal(p.reply, MOCK_REPLY_TOOL_CALL);
+    plan_of(&p, loop_body("[[tool_loop]]", 20), NULL);
+    assert_int_equal(p.reply, MOCK_REPLY_TOOL_CALL);
+    /* without a loop marker one result is the end */
+    plan_of(&p, loop_body("", 1), NULL);
+    assert_int_equal(p.reply, MOCK_REPLY_TEXT);
+    /* results before the last user message do not count */
+    char body[8192];
+    const char *b2 = loop_body("[[tool_loop:2]]", 2);
+    snprintf(body, sizeof body, "%.*s,{\"role\":\"user\",\"content\":\"again [[tool:clock {}]] "
+             "[[tool_loop:2]]\"}]}", (int)(strlen(b2) - 2), b2);
+    plan_of(&p, body, NULL);
+    assert_int_equal(p.reply, MOCK_REPLY_TOOL_CALL);
+}
+
 static void test_bad_requests(void **st)
 {
     (void)st;
@@ -367,6 +418,9 @@ static void test_bad_requests(void **st)
         { "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"[[fault:nope]]\"}]}", "messages" },
         { "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"[[tool:x {bad]]\"}]}", "messages" },
         { "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"[[tokens:999999999]]\"}]}", "messages" },
+        { "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"[[tool_loop:0]]\"}]}", "messages" },
+        { "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"[[tool_loop:1001]]\"}]}", "messages" },
+        { "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"[[tool_loop:x]]\"}]}", "messages" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         mock_plan p;
@@ -449,6 +503,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tool_call_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_n_choices, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tool_loop_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_and_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
