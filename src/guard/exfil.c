@@ -2,6 +2,7 @@
 #include "guard/exfil.h"
 #include "util/xalloc.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,9 +87,83 @@ static const char *msg_text(const cJSON *m)
     return cJSON_IsString(c) ? c->valuestring : NULL;
 }
 
+/* A tool call of the messages: its id, whether it called the memory tool,
+ * and where it came (a later call with the same id decides, as before). */
+typedef struct exfil_call {
+    const char *id;
+    bool        memory;
+    size_t      order;
+} exfil_call;
+
+static int exfil_call_cmp(const void *a, const void *b)
+{
+    const exfil_call *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    if (c) return c;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Every call of the assistant messages, sorted by id with the last of each
+ * id kept; *memory_calls counts the calls of the memory tool. Before,
+ * each tool result searched every message for its call: a model call of a
+ * long run with a long history did tens of thousands of strcmp, at every
+ * step (27 % of the CPU of a 9-step run, docs/benchmarks.md). */
+static exfil_call *exfil_calls_of(const cJSON *messages, size_t *n_out, size_t *memory_calls)
+{
+    exfil_call *calls = NULL;
+    size_t n = 0, cap = 0;
+    *memory_calls = 0;
+    const cJSON *m, *call;
+    cJSON_ArrayForEach(m, messages) {
+        const cJSON *tcs = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+        cJSON_ArrayForEach(call, tcs) {
+            const cJSON *cid = cJSON_GetObjectItemCaseSensitive(call, "id");
+            const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+            if (!cJSON_IsString(name)) continue;
+            bool memory = strcmp(name->valuestring, "memory") == 0;
+            *memory_calls += memory;   /* its arguments count even without an id */
+            if (!cJSON_IsString(cid)) continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                calls = xrealloc(calls, cap * sizeof *calls);
+            }
+            calls[n] = (exfil_call){.id = cid->valuestring, .memory = memory, .order = n};
+            n++;
+        }
+    }
+    if (*memory_calls == 0) {   /* no result can be a memory tool's: no lookups */
+        free(calls);
+        *n_out = 0;
+        return NULL;
+    }
+    qsort(calls, n, sizeof *calls, exfil_call_cmp);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n && strcmp(calls[i].id, calls[i + 1].id) == 0) continue;   /* a later one decides */
+        calls[kept++] = calls[i];
+    }
+    *n_out = kept;
+    return calls;
+}
+
+static bool exfil_call_is_memory(const exfil_call *calls, size_t n, const char *id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(calls[mid].id, id);
+        if (c == 0) return calls[mid].memory;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return false;
+}
+
 void guard_secrets_collect(guard_secrets *s, const cJSON *messages)
 {
-    /* tool_call_id -> tool name, from the assistant messages */
+    size_t n_calls = 0, memory_calls = 0;
+    exfil_call *calls = exfil_calls_of(messages, &n_calls, &memory_calls);
     const cJSON *m;
     cJSON_ArrayForEach(m, messages) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
@@ -104,8 +179,9 @@ void guard_secrets_collect(guard_secrets *s, const cJSON *messages)
                 }
             }
         } else if (strcmp(role->valuestring, "assistant") == 0) {
-            const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls"), *call;
-            cJSON_ArrayForEach(call, calls) {
+            if (memory_calls == 0) continue;
+            const cJSON *tcs = cJSON_GetObjectItemCaseSensitive(m, "tool_calls"), *call;
+            cJSON_ArrayForEach(call, tcs) {
                 const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
                 const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
                 const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
@@ -115,29 +191,17 @@ void guard_secrets_collect(guard_secrets *s, const cJSON *messages)
                 cJSON_Delete(a);
             }
         } else if (strcmp(role->valuestring, "tool") == 0) {
-            /* a memory tool's result: find its call's name */
+            /* a memory tool's result: its call named the memory tool */
             const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "tool_call_id");
-            bool memory = false;
-            const cJSON *am;
-            cJSON_ArrayForEach(am, messages) {
-                const cJSON *calls = cJSON_GetObjectItemCaseSensitive(am, "tool_calls"), *call;
-                cJSON_ArrayForEach(call, calls) {
-                    const cJSON *cid = cJSON_GetObjectItemCaseSensitive(call, "id");
-                    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
-                    const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
-                    if (cJSON_IsString(cid) && cJSON_IsString(id) && cJSON_IsString(name) &&
-                        strcmp(cid->valuestring, id->valuestring) == 0)
-                        memory = strcmp(name->valuestring, "memory") == 0;
-                }
-            }
             const char *t = msg_text(m);
-            if (memory && t) {
+            if (t && cJSON_IsString(id) && exfil_call_is_memory(calls, n_calls, id->valuestring)) {
                 cJSON *j = cJSON_Parse(t);
                 secrets_from_memory_json(s, j, 0);
                 cJSON_Delete(j);
             }
         }
     }
+    free(calls);
 }
 
 static int hexval(char c)

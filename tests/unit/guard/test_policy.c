@@ -384,6 +384,85 @@ static void test_exfiltration(void **state)
     guard_run_free(g);
 }
 
+/* A tool call of the memory tool (or another), and a result for an id. */
+static void add_call(cJSON *msgs, const char *id, const char *name, const char *args)
+{
+    cJSON *m = cJSON_CreateObject(), *calls = cJSON_CreateArray(), *c = cJSON_CreateObject();
+    cJSON *fn = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "assistant");
+    cJSON_AddNullToObject(m, "content");
+    if (id) cJSON_AddStringToObject(c, "id", id);
+    cJSON_AddStringToObject(fn, "name", name);
+    cJSON_AddStringToObject(fn, "arguments", args);
+    cJSON_AddItemToObject(c, "function", fn);
+    cJSON_AddItemToArray(calls, c);
+    cJSON_AddItemToObject(m, "tool_calls", calls);
+    cJSON_AddItemToArray(msgs, m);
+}
+
+static void add_result(cJSON *msgs, const char *id, const char *content)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "tool");
+    cJSON_AddStringToObject(m, "tool_call_id", id);
+    cJSON_AddStringToObject(m, "content", content);
+    cJSON_AddItemToArray(msgs, m);
+}
+
+static bool has_secret(const guard_secrets *s, const char *v)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->values[i], v) == 0) return true;
+    return false;
+}
+
+/* Which tool results are the memory tool's is decided by their call's
+ * name, found by id among every call of the messages (the last call of an
+ * id decides), in a long conversation of other tools' calls too. */
+static void test_secrets_collect_by_call(void **state)
+{
+    (void)state;
+    cJSON *msgs = cJSON_CreateArray();
+    char id[32], res[128];
+    for (int i = 0; i < 300; i++) {   /* many clock calls, whose results hold values */
+        snprintf(id, sizeof id, "c%d", i);
+        add_call(msgs, id, "clock", "{}");
+        snprintf(res, sizeof res, "{\"value\":\"clock-value-%04d\"}", i);
+        add_result(msgs, id, res);
+    }
+    add_call(msgs, "m1", "memory", "{}");
+    add_result(msgs, "m1", "{\"key\":\"home\",\"value\":\"12 Rue des Lilas, Paris\"}");
+    add_result(msgs, "m2", "{\"value\":\"result before its call\"}");   /* its call comes later */
+    add_call(msgs, "m2", "memory", "{}");
+    add_call(msgs, "d1", "memory", "{}");
+    add_result(msgs, "d1", "{\"value\":\"overridden call value\"}");
+    add_call(msgs, "d1", "clock", "{}");                                 /* the last call of d1 */
+    add_call(msgs, NULL, "memory", "{\"value\":\"saved without an id\"}");
+    add_result(msgs, "nobody", "{\"value\":\"no call has this id\"}");
+
+    guard_secrets s = {0};
+    guard_secrets_collect(&s, msgs);
+    assert_true(has_secret(&s, "12 Rue des Lilas, Paris"));
+    assert_true(has_secret(&s, "result before its call"));
+    assert_true(has_secret(&s, "saved without an id"));
+    assert_false(has_secret(&s, "overridden call value"));
+    assert_false(has_secret(&s, "no call has this id"));
+    assert_false(has_secret(&s, "clock-value-0007"));
+    assert_int_equal(s.n, 3);
+    guard_secrets_collect(&s, msgs);   /* idempotent */
+    assert_int_equal(s.n, 3);
+    guard_secrets_clear(&s);
+
+    /* without any memory call nothing of a tool result counts */
+    cJSON *plain = cJSON_CreateArray();
+    add_call(plain, "x1", "clock", "{}");
+    add_result(plain, "x1", "{\"value\":\"a clock value here\"}");
+    guard_secrets_collect(&s, plain);
+    assert_int_equal(s.n, 0);
+    cJSON_Delete(plain);
+    cJSON_Delete(msgs);
+}
+
 static void test_secrets_bounds(void **state)
 {
     (void)state;
@@ -463,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_taint),
         cmocka_unit_test(test_taint_by_provenance),
         cmocka_unit_test(test_exfiltration),
+        cmocka_unit_test(test_secrets_collect_by_call),
         cmocka_unit_test(test_secrets_bounds),
         cmocka_unit_test(test_config),
     };
