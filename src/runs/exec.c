@@ -21,11 +21,16 @@
 #include "util/xalloc.h"
 
 
-/* A run whose store writes behind (SQLite) holds its start, and then
- * each step, until its next write or this long, whichever comes first: a
- * short run costs one commit (its start, steps and end together), and a
- * longer one is in the transcript (and survives a crash) a moment after
- * each step — well before a real model's next answer. */
+/* A run whose store writes behind (SQLite) holds what it has not written
+ * yet — its start, its steps — for at most this long from the oldest of
+ * them, then queues all of it as one write; its end takes along whatever
+ * is held. A short run costs one commit (its start, steps and end
+ * together), and a longer one is in the transcript (and survives a crash)
+ * within this long plus one commit of each step — well before a real
+ * model's next answer. Steps that come faster than that share a write:
+ * queuing each step as the next one came (as before) cost a 9-step run of
+ * 3 ms two to three commits, and its end waited out the one in progress
+ * (docs/benchmarks.md). */
 #define RUN_WRITE_HOLD_MS 5
 
 /* Shared by a run and its steps in the writer's queue: the writer thread
@@ -309,15 +314,17 @@ static bool run_message_copy(message_rec *dst, const message_rec *src)
 
 bool run_exec_write_step(run_exec *x, const message_rec *msgs, size_t n)
 {
-    /* one step held at most: an earlier one goes first */
-    if (x->held_n && !run_queue_held(x)) return false;
-    x->held_msgs = xcalloc(n, sizeof *x->held_msgs);
-    x->held_rec = xmalloc(sizeof *x->held_rec);
+    /* joins what is held (the start, earlier steps): the timer that the
+     * oldest of them started still bounds how long all of it waits */
+    size_t at = x->held_n;
+    x->held_msgs = xrealloc(x->held_msgs, (at + n) * sizeof *x->held_msgs);
+    memset(x->held_msgs + at, 0, n * sizeof *x->held_msgs);
+    if (!x->held_rec) x->held_rec = xmalloc(sizeof *x->held_rec);
     *x->held_rec = x->rec;            /* the counters as of this step */
     bool ok = true;
     for (size_t i = 0; i < n && ok; i++) {
-        ok = run_message_copy(&x->held_msgs[i], &msgs[i]);
-        x->held_n = i + 1;
+        ok = run_message_copy(&x->held_msgs[at + i], &msgs[i]);
+        x->held_n = at + i + 1;
     }
     if (!ok) {
         run_held_free(x);

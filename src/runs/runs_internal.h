@@ -275,9 +275,9 @@ struct run_exec {
      * end is waited for, and takes what is held along. */
     bool             behind;
     char            *unwritten_start; /* the user's message, until the start is queued */
-    message_rec     *held_msgs;       /* a step not queued yet (own copies) */
+    message_rec     *held_msgs;       /* the steps not queued yet (own copies) */
     size_t           held_n;
-    run_rec         *held_rec;        /* the run as of that step */
+    run_rec         *held_rec;        /* the run as of the last of them */
     int64_t          queued_steps;    /* the steps as the last queued write stores them */
     uv_timer_t       start_timer;     /* queues what is held once RUN_WRITE_HOLD_MS passed */
     struct run_behind_state *behind_state; /* a step written behind failed */

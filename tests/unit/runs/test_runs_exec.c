@@ -409,7 +409,8 @@ static void fixture_open(const char *agent, const step_core *core)
              "  - {name: hasty, model: m, tools: [slow], max_wall_ms: 1000}\n"
              "  - {name: one-step, model: m, tools: [clock], max_steps: 1}\n"
              "  - {name: no-tools, model: m, tools: [clock], max_tool_calls: 0}\n"
-             "  - {name: authed, model: m, tools: [authed]}\n",
+             "  - {name: authed, model: m, tools: [authed]}\n"
+             "  - {name: stepper, model: m, tools: [clock], max_repeated_tool_calls: 10}\n",
              SLOW_PORT, ECHO_PORT);
     char err[256];
     if (config_load_string("t.yaml", yaml, strlen(yaml), &F.cfg, err, sizeof err) != 0)
@@ -521,6 +522,43 @@ static void test_completes(void **state)
     char roles[128];
     transcript_roles(roles, sizeof roles);
     assert_string_equal(roles, "user,assistant");
+    fixture_close();
+}
+
+/* A run holds what it has not written for at most RUN_WRITE_HOLD_MS (5 ms)
+ * from the oldest of it, and steps that come in the meantime join it: a
+ * quick run of three tool steps is one write with its start and end, not
+ * a write per step (docs/architecture.md, "Runs written behind"). Every
+ * step still lands, whole and in order. */
+static void test_quick_steps_share_a_write(void **state)
+{
+    (void)state;
+    fixture_open("stepper", &FAKE_CORE);
+#define CLOCK_CALL(id) "tools:[{\"id\":\"" id "\",\"type\":\"function\",\"function\":{\"name\":\"clock\"," \
+                       "\"arguments\":\"{}\"}}]"
+    script s = {.effects = {"model:a [[tokens:1]]", CLOCK_CALL("c1"), "model:b [[tokens:1]]", CLOCK_CALL("c2"),
+                            "model:c [[tokens:1]]", CLOCK_CALL("c3"), "finish:done"}};
+#undef CLOCK_CALL
+    store_stats before, after;
+    store_get_stats(F.st, &before);
+    uint64_t t0 = uv_hrtime();
+    sub b;
+    run_script(&b, &s, true, "hi");
+    uint64_t ms = (uv_hrtime() - t0) / 1000000;
+    store_runs_settle(F.st);   /* the tool.call audit entries queued behind */
+    store_get_stats(F.st, &after);
+    if (b.status != RUN_COMPLETED) fail_msg("the run ended %d (%s)", b.status, b.code);
+    assert_int_equal(b.tool_calls, 3);
+    char roles[256];
+    transcript_roles(roles, sizeof roles);
+    assert_string_equal(roles, "user,assistant,tool,assistant,tool,assistant,tool,assistant");
+    /* the writes: the run's (one per 5 ms it took, and its end), one
+     * tool.call audit entry per call, and settle's two no-ops */
+    uint64_t ops = after.ops - before.ops, run_writes = ops - 3 - 2;
+    print_message("three quick steps: %llu run writes in %llu ms\n", (unsigned long long)run_writes,
+                  (unsigned long long)ms);
+    assert_true(ops >= 3 + 2 + 1);
+    assert_true(run_writes <= 1 + ms / 5);
     fixture_close();
 }
 
@@ -940,6 +978,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_completes),
+        cmocka_unit_test(test_quick_steps_share_a_write),
         cmocka_unit_test(test_json_subscriber_gets_no_events),
         cmocka_unit_test(test_tool_errors_become_results),
         cmocka_unit_test(test_cancel_mid_tool),
