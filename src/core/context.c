@@ -99,6 +99,59 @@ static cJSON *context_system_message(const char *text)
     return m;
 }
 
+/* A kept message as the request carries it: a new object whose members
+ * refer to the message's own values (strings, arrays, objects) and keys
+ * rather than copying them. A copy of every kept message at every model
+ * call was most of a step's cost on a long conversation: ~20 allocations
+ * a message (docs/benchmarks.md). A view is valid while `messages` is
+ * unchanged; deleting it frees only the view. Whoever would change what a
+ * view's member refers to (a redaction) works on a copy instead
+ * (step_message_copy). */
+static cJSON *context_message_view(const cJSON *m)
+{
+    if (!cJSON_IsObject(m))
+        return cJSON_Duplicate(m, 1);
+    cJSON *v = cJSON_CreateObject();
+    if (!v)
+        return NULL;
+    for (const cJSON *c = m->child; c; c = c->next) {
+        cJSON *r;
+        switch (c->type & 0xFF) {
+        case cJSON_String: r = cJSON_CreateStringReference(c->valuestring); break;
+        case cJSON_Object: r = cJSON_CreateObjectReference(c->child); break;
+        case cJSON_Array: r = cJSON_CreateArrayReference(c->child); break;
+        default: r = cJSON_Duplicate(c, 0); break;   /* number, bool, null, raw: nothing shared */
+        }
+        if (!r || !c->string || !cJSON_AddItemToObjectCS(v, c->string, r)) {
+            cJSON_Delete(r);
+            cJSON_Delete(v);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+cJSON *step_message_copy(const cJSON *message)
+{
+    cJSON *copy = cJSON_Duplicate(message, 1);
+    /* cJSON_Duplicate keeps a constant key as it is: a view's own keys
+     * are the conversation's, so the copy takes its own */
+    for (cJSON *c = copy ? copy->child : NULL; c; c = c->next) {
+        if (!(c->type & cJSON_StringIsConst) || !c->string)
+            continue;
+        size_t n = strlen(c->string) + 1;
+        char *k = malloc(n);
+        if (!k) {
+            cJSON_Delete(copy);
+            return NULL;
+        }
+        memcpy(k, c->string, n);
+        c->string = k;
+        c->type &= ~cJSON_StringIsConst;
+    }
+    return copy;
+}
+
 typedef struct context_item {
     const cJSON *msg;
     int64_t      tokens;
@@ -188,7 +241,7 @@ cJSON *step_context_select_ex(const char *system_prompt, const cJSON *messages, 
             cJSON_Delete(note);
     }
     for (size_t i = start; ok && i < n; i++) {
-        cJSON *copy = cJSON_Duplicate(items[i].msg, 1);
+        cJSON *copy = context_message_view(items[i].msg);
         ok = copy && cJSON_AddItemToArray(out, copy);
         if (ok)
             total += items[i].tokens;

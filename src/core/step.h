@@ -134,11 +134,19 @@ int64_t step_estimate_tokens(const cJSON *message);
  * user message on, including pending tool results) are always kept, even
  * over budget; what is dropped from the middle is replaced by one system
  * note "[N earlier messages omitted to fit the context]". Messages are
- * copied whole, their `origin` included; the system prompt and the note get
- * origin {"kind":"system","untrusted":false}. Returns a new
- * array (the caller frees it); *dropped and *tokens report what happened. */
+ * sent whole, their `origin` included; the system prompt and the note get
+ * origin {"kind":"system","untrusted":false}. Returns a new array (the
+ * caller frees it); *dropped and *tokens report what happened. Each kept
+ * message in it is a view: a new object whose members refer to the
+ * message's values and keys, not copies — valid while `messages` is
+ * unchanged. Members of a view may be removed or replaced; a value they
+ * refer to must not be changed in place: change a copy (step_message_copy). */
 cJSON *step_context_select(const char *system_prompt, const cJSON *messages, int64_t budget,
                            size_t *dropped, int64_t *tokens);
+
+/* A whole, independent copy of a message or of a view of one (its keys
+ * and values its own); NULL on out-of-memory. */
+cJSON *step_message_copy(const cJSON *message);
 
 /* The same, for a caller that has already discarded the oldest `omitted`
  * messages of the conversation (a core trimming its state so a run's memory

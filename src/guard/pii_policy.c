@@ -1,6 +1,8 @@
 /* pii_policy.c — the agent's PII policy (see pii_policy.h): flag or redact
  * personal data in a message's content, a string or text parts. */
 #include "guard/pii_policy.h"
+
+#include "core/step.h"
 #include "util/pii.h"
 
 #include <stdlib.h>
@@ -96,13 +98,24 @@ void guard_pii_output(const guard_ctx *ctx, cJSON *message, cJSON **events)
 void guard_pii_request(const guard_ctx *ctx, cJSON *request)
 {
     if (!ctx || !ctx->agent || ctx->agent->guard.pii_input != GUARD_PII_REDACT) return;
-    cJSON *m;
-    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(request, "messages")) {
+    cJSON *messages = cJSON_GetObjectItemCaseSensitive(request, "messages");
+    for (cJSON *m = messages ? messages->child : NULL, *next; m; m = next) {
+        next = m->next;
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         if (!cJSON_IsString(role) ||
             (strcmp(role->valuestring, "user") != 0 && strcmp(role->valuestring, "tool") != 0))
             continue;
+        /* The request's messages refer to the run's own (step.h, a view):
+         * the redaction is made on a copy, which replaces the view, so
+         * the run keeps what the user and the tools said. */
+        cJSON *copy = step_message_copy(m);
+        if (!copy || !cJSON_ReplaceItemViaPointer(messages, m, copy)) {
+            /* not sent unredacted: the message goes, as a failed redaction would */
+            cJSON_Delete(copy);
+            cJSON_Delete(cJSON_DetachItemViaPointer(messages, m));
+            continue;
+        }
         unsigned kinds = 0;
-        pii_content(m, true, &kinds, NULL);
+        pii_content(copy, true, &kinds, NULL);
     }
 }

@@ -382,6 +382,51 @@ static void test_origins_kept_and_system_marked(void **state)
     cJSON_Delete(msgs);
 }
 
+/* The kept messages are views of the conversation's (step.h): the request
+ * prints the same JSON a copy would, and removing or replacing a member of
+ * a view — the origin before the request is sent — leaves the
+ * conversation as it was, whatever is deleted first. */
+static void test_views_leave_the_conversation_alone(void **state)
+{
+    (void)state;
+    cJSON *msgs = parse("["
+        "{\"role\":\"user\",\"content\":\"what time is it\",\"origin\":{\"kind\":\"user\",\"untrusted\":false}},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+        "  \"function\":{\"name\":\"clock\",\"arguments\":\"{}\"}}],\"n\":3,\"ok\":true,"
+        "  \"origin\":{\"kind\":\"model\",\"untrusted\":false}},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":[{\"type\":\"text\",\"text\":\"12:00\"}],"
+        " \"origin\":{\"kind\":\"tool\",\"untrusted\":true}}]");
+    char *before = cJSON_PrintUnformatted(msgs);
+    cJSON *out = step_context_select(NULL, msgs, 100000, NULL, NULL);
+    assert_non_null(out);
+    assert_int_equal(cJSON_GetArraySize(out), 3);
+    char *as_sent = cJSON_PrintUnformatted(out);
+    assert_string_equal(as_sent, before);               /* the same JSON as a copy */
+    free(as_sent);
+    /* remove and replace members of the views */
+    origin_strip(out);
+    cJSON *first = cJSON_GetArrayItem(out, 0);
+    cJSON_ReplaceItemInObjectCaseSensitive(first, "content", cJSON_CreateString("[REDACTED]"));
+    cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetArrayItem(out, 1), "tool_calls");
+    char *stripped = cJSON_PrintUnformatted(out);
+    assert_null(strstr(stripped, "origin"));
+    assert_non_null(strstr(stripped, "[REDACTED]"));
+    free(stripped);
+    char *after = cJSON_PrintUnformatted(msgs);
+    assert_string_equal(after, before);                  /* the conversation is untouched */
+    free(after);
+    /* a copy of a view is whole: it outlives the conversation */
+    cJSON *copy = step_message_copy(cJSON_GetArrayItem(out, 2));
+    cJSON_Delete(out);
+    cJSON_Delete(msgs);
+    char *c = cJSON_PrintUnformatted(copy);
+    assert_string_equal(c, "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":[{\"type\":\"text\","
+                           "\"text\":\"12:00\"}]}");
+    free(c);
+    cJSON_Delete(copy);
+    free(before);
+}
+
 static void test_origin_rules(void **state)
 {
     (void)state;
@@ -445,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_no_leading_tool_message),
         cmocka_unit_test(test_select_ex_counts_omitted),
         cmocka_unit_test(test_origins_kept_and_system_marked),
+        cmocka_unit_test(test_views_leave_the_conversation_alone),
         cmocka_unit_test(test_origin_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/step.h"
 #include "guard/engine.h"
 #include "guard/guard.h"
 #include "guard/pii_policy.h"
@@ -206,6 +207,36 @@ static void test_request(void **state)
     guard_pii_request(&red, NULL);
 }
 
+/* A request whose messages are views of the run's conversation (what the
+ * built-in core sends, core/step.h): the redaction reaches the request,
+ * and the conversation keeps what the user and the tool said. */
+static void test_request_of_views(void **state)
+{
+    (void)state;
+    cJSON *conv = cJSON_Parse("["
+        "{\"role\":\"user\",\"content\":\"I am jane.doe@example.com\",\"origin\":{\"kind\":\"user\",\"untrusted\":false}},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+        "  \"function\":{\"name\":\"crm\",\"arguments\":\"{}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":[{\"type\":\"text\",\"text\":\"call +44 20 7946 0958\"}]}]");
+    char *before = cJSON_PrintUnformatted(conv);
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddItemToObject(req, "messages", step_context_select(NULL, conv, 100000, NULL, NULL));
+    guard_ctx red = ctx_of("redactor");
+    guard_pii_request(&red, req);
+    cJSON *ms = cJSON_GetObjectItem(req, "messages");
+    assert_int_equal(cJSON_GetArraySize(ms), 3);
+    assert_string_equal(content(cJSON_GetArrayItem(ms, 0)), "I am [EMAIL]");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(ms, 2),
+                                                                                  "content"), 0), "text")->valuestring,
+                        "call [PHONE]");
+    char *after = cJSON_PrintUnformatted(conv);
+    assert_string_equal(after, before);
+    cJSON_Delete(req);
+    cJSON_Delete(conv);
+    free(before);
+    free(after);
+}
+
 static void expect_config_error(const char *extra, const char *want)
 {
     char yaml[1024], err[300] = "";
@@ -242,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_user_message),
         cmocka_unit_test(test_tool_result_and_reply),
         cmocka_unit_test(test_request),
+        cmocka_unit_test(test_request_of_views),
         cmocka_unit_test(test_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
