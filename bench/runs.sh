@@ -29,6 +29,11 @@
 #              step: (looped − plain) / LOOP_STEPS is the time one more step
 #              adds, averaged over many steps instead of read off one
 #              difference of two noisy medians.
+#   4. history one step's time as brigade's own traces show it (first model
+#              call → last, over the steps between), on fresh sessions of
+#              `looped` with HISTORIES earlier runs (0, 3, 10: ~18 messages
+#              each), HISTORY_SESSIONS (20) each, one run at a time: what
+#              the conversation's length adds to a step.
 #
 # Environment:
 #   RUNS               concurrent runs to hold (default 10000)
@@ -40,6 +45,8 @@
 #   STEP_RUNS          timed runs per case (default 1000)
 #   STEP_SESSIONS      sessions per step agent (default 256)
 #   LOOP_STEPS         tool steps of a `looped` run (default 8; 1–98)
+#   HISTORIES          earlier runs before the timed one, phase 4 (default 0,3,10)
+#   HISTORY_SESSIONS   sessions per history length, phase 4 (default 20)
 #   HOLD_PROVIDER      the held runs' model provider: mock (default: in-process,
 #                      no HTTP) or http (a `brigade mock-llm` process on
 #                      loopback, a provider of kind openai: each run then holds
@@ -57,7 +64,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 cmdline=""
-for v in $(compgen -e | grep -E '^(RUNS|USERS|HOLD_LATENCY_MS|HOLD_PROVIDER|TRACING|WINDOW|FAST_LATENCY_MS|STEP_RUNS|STEP_SESSIONS|LOOP_STEPS|BENCH_MAX_LOAD|BRIGADE)$' || true); do
+for v in $(compgen -e | grep -E '^(RUNS|USERS|HOLD_LATENCY_MS|HOLD_PROVIDER|TRACING|WINDOW|FAST_LATENCY_MS|STEP_RUNS|STEP_SESSIONS|LOOP_STEPS|HISTORIES|HISTORY_SESSIONS|BENCH_MAX_LOAD|BRIGADE)$' || true); do
   cmdline+="$v=$(printf "%q" "${!v}") "
 done
 cmdline+="bench/runs.sh"
@@ -70,17 +77,21 @@ fast_ms=${FAST_LATENCY_MS:-0}
 step_runs=${STEP_RUNS:-1000}
 step_sessions=${STEP_SESSIONS:-256}
 loop_steps=${LOOP_STEPS:-8}
+histories=${HISTORIES:-0,3,10}
+history_sessions=${HISTORY_SESSIONS:-20}
 max_load=${BENCH_MAX_LOAD:-3}
 hold_provider=${HOLD_PROVIDER:-mock}
 tracing=${TRACING:-on}
 
 die() { echo "runs.sh: $*" >&2; exit 1; }
-for v in runs users hold_ms window fast_ms step_runs step_sessions loop_steps; do
+for v in runs users hold_ms window fast_ms step_runs step_sessions loop_steps history_sessions; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
 ((runs >= 1 && users >= 1 && window >= 1 && step_runs >= 1)) || die "RUNS, USERS, WINDOW, STEP_RUNS must be >= 1"
 ((step_sessions >= 64)) || die "STEP_SESSIONS must be >= 64 (the c=64 case)"
 ((loop_steps >= 1 && loop_steps <= 98)) || die "LOOP_STEPS must be 1 to 98 (the looped agent's max_steps is 100)"
+[[ "$histories" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "HISTORIES must be comma-separated integers (got '$histories')"
+((history_sessions >= 1)) || die "HISTORY_SESSIONS must be >= 1"
 [[ "$hold_provider" == mock || "$hold_provider" == http ]] || die "HOLD_PROVIDER must be mock or http (got '$hold_provider')"
 [[ "$tracing" == on || "$tracing" == off ]] || die "TRACING must be on or off (got '$tracing')"
 for t in node curl jq awk; do command -v "$t" >/dev/null 2>&1 || die "missing $t"; done
@@ -237,6 +248,13 @@ for c in 1 64; do
   steps clocked "$c" "What time is it? [[tool:clock {}]]"
   steps looped "$c" "What time is it, $loop_steps times? [[tool:clock {}]] [[tool_loop:$loop_steps]]"
 done
+# ---- 4. a step's time by the length of the conversation --------------------
+echo "history: $history_sessions sessions per history length ($histories earlier runs) ..."
+node "$load_js" history --url "$url" --file "$tmp/sessions.json" --agent looped \
+  --content "What time is it, $loop_steps times? [[tool:clock {}]] [[tool_loop:$loop_steps]]" \
+  --histories "$histories" --sessions "$history_sessions" --out "$out/history.json" >/dev/null
+alive history
+jq -r '.rows[] | "  \(.prior_runs) earlier runs (\(.session_messages) messages): a step \(.step_us_p50) µs"' "$out/history.json"
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 grep -E '"level":"(error|fatal)"|\b(ERROR|FATAL)\b' "$tmp/brigade.log" | head -5 >"$out/brigade-errors.txt" || true
 
@@ -308,6 +326,12 @@ report="$out/report.md"
        "$(awk -v a="$(J steps-looped-c1 .p50_ms)" -v b="$(J steps-plain-c1 .p50_ms)" -v k="$loop_steps" 'BEGIN { printf "%.0f", (a - b) / k * 1000 }') µs at c=1," \
        "$(awk -v a="$(J steps-looped-c64 .p50_ms)" -v b="$(J steps-plain-c64 .p50_ms)" -v k="$loop_steps" 'BEGIN { printf "%.2f", (a - b) / k }') ms at c=64;" \
        "brigade CPU per step $(awk -v a="$(J steps-looped-c1 .cpu_ticks)" -v an="$(J steps-looped-c1 .counts.completed)" -v b="$(J steps-plain-c1 .cpu_ticks)" -v bn="$(J steps-plain-c1 .counts.completed)" -v k="$loop_steps" -v t="$tck" 'BEGIN { if (an && bn) printf "%.0f", (a / an - b / bn) / t * 1e6 / k; else printf "-" }') µs at c=1."
+  echo
+  echo "A step by the conversation's length (\`looped\`, $loop_steps steps, one run at a time; from brigade's own trace of each run: a step = first model call's start → last's, over the steps between; the start = request → first model call; the end = last model call's end → the run's end, its durable commit; p50 of $history_sessions runs):"
+  echo
+  echo "| earlier runs | messages in the session after | a step µs | start µs | end µs | run µs |"
+  echo "|---:|---:|---:|---:|---:|---:|"
+  jq -r '.rows[] | "| \(.prior_runs) | \(.session_messages) | \(.step_us_p50) | \(.start_us_p50) | \(.end_us_p50) | \(.total_us_p50) |"' "$out/history.json"
   echo
   echo "First errors: ${first_errors:-none}"
   [[ -s "$out/brigade-errors.txt" ]] && { echo; echo "brigade log errors:"; sed 's/^/    /' "$out/brigade-errors.txt"; }

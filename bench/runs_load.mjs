@@ -14,6 +14,8 @@
 //        --window 512 --pid PID --timeout-ms 120000 --out hold.json
 //   node bench/runs_load.mjs steps --url U --file sessions.json --agent plain \
 //        --content "hi" --runs 1000 --conc 1 --out steps.json
+//   node bench/runs_load.mjs history --url U --file sessions.json --agent looped \
+//        --content "… [[tool_loop:8]]" --histories 0,3,10 --sessions 20 --out history.json
 //
 // Every subcommand prints one JSON object (also written to --out) and exits 0
 // when it could measure, even if runs failed: the errors are part of the
@@ -386,6 +388,74 @@ async function steps() {
   });
 }
 
-const main = { setup, hold, steps }[cmd];
-if (!main) die('usage: runs_load.mjs setup|hold|steps --url URL …');
+// ---- history: one step's time as brigade's own trace shows it, by history -
+// For each history length H (--histories, in earlier runs of the agent on
+// the session): --sessions new sessions of the user of the file's first
+// session of --agent, H untimed runs on each, then one run each whose trace
+// (GET /v1/traces/{id}, from the answer's traceparent) gives, from the
+// spans: the time per step (first model call's start → last's, over the
+// steps between), the start (request → first model call) and the end (last
+// model call's end → the run's end: its durable commit). One run at a time.
+async function history() {
+  const data = JSON.parse(fs.readFileSync(args.file || die('--file is required'), 'utf8'));
+  const agent = args.agent || die('--agent is required');
+  const key = (data.sessions[agent] || die(`no sessions for agent ${agent}`))[0].key;
+  const content = args.content || die('--content is required');
+  const per = num('sessions', 20);
+  const hs = String(args.histories || '0,3,10').split(',').map(Number);
+  if (hs.some((h) => !Number.isInteger(h) || h < 0 || h > 50)) die('--histories: integers 0..50');
+  const post = async (sid) => {
+    const r = await fetch(new URL(`/v1/sessions/${sid}/messages`, base), {
+      method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ content }) });
+    const text = await r.text();
+    if (!r.ok) throw new Error(`POST message -> HTTP ${r.status}: ${text.slice(0, 200)}`);
+    const body = JSON.parse(text);
+    if (body.run?.status !== 'completed') throw new Error(`run ended ${body.run?.status}: ${text.slice(0, 200)}`);
+    return (r.headers.get('traceparent') || '').split('-')[1];
+  };
+  const med = (a) => (a.length ? Math.round(a.slice().sort((x, y) => x - y)[a.length >> 1]) : null);
+  const rows = [];
+  for (const h of hs) {
+    const ids = [];
+    for (let i = 0; i < per; i++) ids.push((await api('POST', '/v1/sessions', key, { agent })).id);
+    for (let k = 0; k < h; k++) for (const sid of ids) await post(sid);
+    const traces = [];
+    for (const sid of ids) traces.push(await post(sid));
+    const step = [], start = [], end = [], total = [], messages = [];
+    for (const t of traces) {
+      // A trace's spans are written as they are flushed (within a second):
+      // read until the request's span, the run's and its model calls are in.
+      let sp = [], req, run, chats = [];
+      for (let tries = 0; tries < 50; tries++) {
+        const r = await fetch(new URL(`/v1/traces/${t}`, base), { headers: { authorization: `Bearer ${key}` } });
+        if (r.ok) {
+          sp = (await r.json()).spans.map((x) => ({ n: x.name, s: Number(BigInt(x.start_unix_nano) / 1000n),
+                                                    e: Number(BigInt(x.end_unix_nano) / 1000n),
+                                                    root: x.parent_span_id === null }))
+            .sort((a, b) => a.s - b.s);
+          req = sp.find((x) => x.root);
+          run = sp.find((x) => x.n.startsWith('run '));
+          chats = sp.filter((x) => x.n.startsWith('chat '));
+          if (req && run && chats.length >= 2) break;
+        } else {
+          await r.text();
+        }
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      if (!req || !run || chats.length < 2) throw new Error(`trace ${t}: no request or run span, or fewer than 2 model calls`);
+      step.push((chats.at(-1).s - chats[0].s) / (chats.length - 1));
+      start.push(chats[0].s - req.s);
+      end.push(run.e - chats.at(-1).e);
+      total.push(req.e - req.s);
+    }
+    const msgs = await api('GET', `/v1/sessions/${ids[0]}`, key);
+    rows.push({ prior_runs: h, session_messages: msgs.message_count ?? null, runs: traces.length,
+                step_us_p50: med(step), start_us_p50: med(start), end_us_p50: med(end), total_us_p50: med(total) });
+  }
+  emit({ agent, content, rows });
+}
+
+const main = { setup, hold, steps, history }[cmd];
+if (!main) die('usage: runs_load.mjs setup|hold|steps|history --url URL …');
 main().catch((e) => die(e.stack || String(e)));
