@@ -110,7 +110,7 @@ void guard_pii_request(const guard_ctx *ctx, cJSON *request)
          * the run keeps what the user and the tools said. */
         cJSON *copy = step_message_copy(m);
         if (!copy || !cJSON_ReplaceItemViaPointer(messages, m, copy)) {
-            /* not sent unredacted: the message goes, as a failed redaction would */
+            /* out of memory: the message is left out rather than sent unredacted */
             cJSON_Delete(copy);
             cJSON_Delete(cJSON_DetachItemViaPointer(messages, m));
             continue;
