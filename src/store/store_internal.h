@@ -24,6 +24,10 @@
 /* One SQLite connection and its prepared statements. Statements are keyed by
  * the address of their SQL text (always a string literal), so the cache
  * lookup is a pointer comparison. */
+/* WAL frames (pages) after which the writer copies the WAL into the
+ * database: SQLite's own automatic checkpoint threshold, kept. */
+#define STORE_WAL_CHECKPOINT_FRAMES 1000
+
 typedef struct store_conn {
     sqlite3 *db;
     struct { const char *sql; sqlite3_stmt *stmt; } cache[STORE_STMT_CACHE];
@@ -37,6 +41,10 @@ typedef struct store_conn {
      * which the writer sets again whenever a rollback may have undone rows */
     int64_t traces_seq;
     int traces_seq_known;
+    /* writer only: frames in the WAL after the last commit (SQLite's WAL
+     * hook, store_wal_noted); the writer checkpoints past
+     * STORE_WAL_CHECKPOINT_FRAMES once the batch's callers are woken */
+    int wal_frames;
     /* readers only: store_read_begin pairs open (0: each read its own) */
     int snapshot_depth;
     /* transaction control (BEGIN, SAVEPOINT, COMMIT, …) prepared once
@@ -115,6 +123,8 @@ const char *store_yield_vfs(void);
 /* store_sqlite.c */
 store_conn  *store_conn_open(const char *path, int readonly, char *err, size_t errlen);
 void         store_conn_close(store_conn *c);
+/* The writer's WAL hook (sqlite3_wal_hook): notes c->wal_frames. */
+int          store_wal_noted(void *arg, sqlite3 *db, const char *name, int frames);
 store_conn  *store_reader(store *st);                    /* this thread's read connection */
 sqlite3_stmt *store_stmt(store_conn *c, const char *sql); /* reset, bindings cleared; NULL on error */
 /* Run a statement without rows (BEGIN, SAVEPOINT, COMMIT, …) prepared once

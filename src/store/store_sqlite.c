@@ -84,6 +84,20 @@ store_conn *store_conn_open(const char *path, int readonly, char *err, size_t er
     return c;
 }
 
+/* SQLite's WAL hook on the writer's connection, after each commit: note
+ * the WAL's size, do not checkpoint. SQLite's automatic checkpoint ran
+ * inside COMMIT, so the batch that crossed its threshold — a run's end a
+ * client waits for — also waited for a thousand pages to be copied into
+ * the database and synced; the writer now does that once the batch's
+ * callers are woken (store_writer_checkpoint). */
+int store_wal_noted(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    ((store_conn *)arg)->wal_frames = frames;
+    return SQLITE_OK;
+}
+
 void store_conn_close(store_conn *c)
 {
     if (!c) return;
@@ -319,6 +333,9 @@ store *store_open(const char *data_dir, char *err, size_t errlen)
     st->wconn = store_conn_open(st->path, 0, err, errlen);
     if (!st->wconn) goto fail;
     if (store_migrate(st->wconn, &st->schema_version, err, errlen) != 0) goto fail;
+    /* The writer checkpoints on its own, after a batch's callers are woken
+     * (store_writer.c); this hook replaces SQLite's automatic checkpoint. */
+    sqlite3_wal_hook(st->wconn->db, store_wal_noted, st->wconn);
     if (store_writer_start(st, err, errlen) != 0) goto fail;
     return st;
 

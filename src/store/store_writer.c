@@ -190,6 +190,24 @@ static void store_writer_batch(store *st, store_op *ops, usage_chunk *usage, siz
     if (c->scrub_wanted) store_writer_scrub(c);
 }
 
+/* Copy the WAL into the database once it holds STORE_WAL_CHECKPOINT_FRAMES
+ * pages (SQLite's own threshold), now that the batch that grew it has its
+ * callers woken: it is no longer in the time a client waits for an
+ * acknowledged write (store_wal_noted). PASSIVE, as SQLite's automatic
+ * checkpoint: readers are never waited for; what they still read stays in
+ * the WAL for a later one. Without the mutex: the loops queue meanwhile. */
+static void store_writer_checkpoint(store *st)
+{
+    store_conn *c = st->wconn;
+    if (!c || c->wal_frames < STORE_WAL_CHECKPOINT_FRAMES) return;
+    c->wal_frames = 0;   /* the next commit says how big the WAL is then */
+    pthread_mutex_unlock(&st->mu);
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        log_warn("store: WAL checkpoint failed: %s", sqlite3_errmsg(c->db));
+    pthread_mutex_lock(&st->mu);
+}
+
 static void *store_writer_main(void *arg)
 {
     store *st = arg;
@@ -268,6 +286,7 @@ static void *store_writer_main(void *arg)
             }
             pthread_mutex_lock(&st->mu);
         }
+        store_writer_checkpoint(st);
     }
     pthread_mutex_unlock(&st->mu);
     return NULL;

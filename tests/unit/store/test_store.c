@@ -531,6 +531,44 @@ static void test_usage_flushes_on_its_own(void **state)
     sqlite3_close(db);
 }
 
+/* The writer checkpoints the WAL itself (SQLite's automatic checkpoint is
+ * replaced by its hook, store_wal_noted): once the WAL holds
+ * STORE_WAL_CHECKPOINT_FRAMES pages, they are copied into the database
+ * after the batch's callers are woken. Without that the database file
+ * would stay as created and the WAL would grow without bound. */
+static void test_wal_checkpointed_by_the_writer(void **state)
+{
+    if (on_pg) skip();   /* SQLite's own files */
+    fx *f = *state;
+    char db[160];
+    snprintf(db, sizeof db, "%s/brigade.db", f->dir);
+    struct stat before;
+    assert_int_equal(stat(db, &before), 0);
+    /* ~3 000 pages of usage rows, over several commits */
+    for (int batch = 0; batch < 12; batch++) {
+        for (int i = 0; i < 2000; i++)
+            rec_usage(f, f->ta_id, "usr_checkpoint_a_rather_long_user_id", "model-with-a-long-name",
+                      time_now_unix(), i, i, i);
+        store_usage_flush(f->st);
+    }
+    struct stat now = before;
+    for (int i = 0; i < 100 && now.st_size < before.st_size + 2 * 1024 * 1024; i++) {
+        usleep(20 * 1000);
+        assert_int_equal(stat(db, &now), 0);
+    }
+    print_message("database %lld -> %lld bytes\n", (long long)before.st_size, (long long)now.st_size);
+    assert_true(now.st_size >= before.st_size + 2 * 1024 * 1024);
+    /* and the rows read back whole */
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(h, "SELECT count(*) FROM usage", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 24000);
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+}
+
 int main(void)
 {
     const char *kind = getenv("BRIGADE_TEST_STORE");
@@ -552,6 +590,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_flushes_on_its_own, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_checkpointed_by_the_writer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
