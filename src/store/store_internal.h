@@ -21,13 +21,13 @@
 #define STORE_STMT_CACHE 128
 #define STORE_CTL_STMTS 12
 
-/* One SQLite connection and its prepared statements. Statements are keyed by
- * the address of their SQL text (always a string literal), so the cache
- * lookup is a pointer comparison. */
 /* WAL frames (pages) after which the writer copies the WAL into the
  * database: SQLite's own automatic checkpoint threshold, kept. */
 #define STORE_WAL_CHECKPOINT_FRAMES 1000
 
+/* One SQLite connection and its prepared statements. Statements are keyed by
+ * the address of their SQL text (always a string literal), so the cache
+ * lookup is a pointer comparison. */
 typedef struct store_conn {
     sqlite3 *db;
     struct { const char *sql; sqlite3_stmt *stmt; } cache[STORE_STMT_CACHE];
