@@ -52,6 +52,11 @@
 #                      loopback, a provider of kind openai: each run then holds
 #                      a libcurl transfer and an upstream connection, as with a
 #                      real provider)
+#   FAST_PROVIDER      the step agents' model provider (phases 3 and 4): mock
+#                      (default: in-process; its parsing and rendering of every
+#                      request then counts in brigade's CPU) or http (another
+#                      `brigade mock-llm` process, a provider of kind openai:
+#                      brigade's CPU is then brigade's own, HTTP client included)
 #   TRACING            on (default: every request and run traced) or off
 #   BENCH_MAX_LOAD     wait (at most 2 min) while the 1-min load is above it (default 3)
 #   BRIGADE            brigade binary (default: release build in build-bench/)
@@ -64,7 +69,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 cmdline=""
-for v in $(compgen -e | grep -E '^(RUNS|USERS|HOLD_LATENCY_MS|HOLD_PROVIDER|TRACING|WINDOW|FAST_LATENCY_MS|STEP_RUNS|STEP_SESSIONS|LOOP_STEPS|HISTORIES|HISTORY_SESSIONS|BENCH_MAX_LOAD|BRIGADE)$' || true); do
+for v in $(compgen -e | grep -E '^(RUNS|USERS|HOLD_LATENCY_MS|HOLD_PROVIDER|TRACING|WINDOW|FAST_LATENCY_MS|STEP_RUNS|STEP_SESSIONS|LOOP_STEPS|HISTORIES|HISTORY_SESSIONS|FAST_PROVIDER|BENCH_MAX_LOAD|BRIGADE)$' || true); do
   cmdline+="$v=$(printf "%q" "${!v}") "
 done
 cmdline+="bench/runs.sh"
@@ -81,6 +86,7 @@ histories=${HISTORIES:-0,3,10}
 history_sessions=${HISTORY_SESSIONS:-20}
 max_load=${BENCH_MAX_LOAD:-3}
 hold_provider=${HOLD_PROVIDER:-mock}
+fast_provider_kind=${FAST_PROVIDER:-mock}
 tracing=${TRACING:-on}
 
 die() { echo "runs.sh: $*" >&2; exit 1; }
@@ -93,6 +99,7 @@ done
 [[ "$histories" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "HISTORIES must be comma-separated integers (got '$histories')"
 ((history_sessions >= 1)) || die "HISTORY_SESSIONS must be >= 1"
 [[ "$hold_provider" == mock || "$hold_provider" == http ]] || die "HOLD_PROVIDER must be mock or http (got '$hold_provider')"
+[[ "$fast_provider_kind" == mock || "$fast_provider_kind" == http ]] || die "FAST_PROVIDER must be mock or http (got '$fast_provider_kind')"
 [[ "$tracing" == on || "$tracing" == off ]] || die "TRACING must be on or off (got '$tracing')"
 for t in node curl jq awk; do command -v "$t" >/dev/null 2>&1 || die "missing $t"; done
 load_js="$root/bench/runs_load.mjs"
@@ -155,6 +162,14 @@ if [[ "$hold_provider" == http ]]; then
   echo "mock-llm pid $mock_pid  $mock_url"
   slow_provider="{name: slow, kind: openai, base_url: \"$mock_url/v1\", api_key: k, timeout_ms: 600000, max_connections: 20000, breaker_failures: 0, breaker_error_rate: 0}"
 fi
+fast_provider="{name: fast, kind: mock, latency_ms: $fast_ms}"
+if [[ "$fast_provider_kind" == http ]]; then
+  "$BRIGADE" mock-llm --listen 127.0.0.1:0 --threads 1 --latency-ms "$fast_ms" >"$tmp/mock-fast.log" 2>&1 &
+  fast_mock_pid=$!; pids+=("$fast_mock_pid")
+  fast_url=$(bench_wait_line "$tmp/mock-fast.log" 'http://127\.0\.0\.1:[0-9]+' "$fast_mock_pid" mock-llm)
+  echo "mock-llm (fast) pid $fast_mock_pid  $fast_url"
+  fast_provider="{name: fast, kind: openai, base_url: \"$fast_url/v1\", api_key: k, max_connections: 256, breaker_failures: 0, breaker_error_rate: 0}"
+fi
 tracing_yaml=""
 [[ "$tracing" == off ]] && tracing_yaml="observability: {traces: {enabled: false}}"
 
@@ -171,7 +186,7 @@ server:
 $tracing_yaml
 providers:
   - $slow_provider
-  - {name: fast, kind: mock, latency_ms: $fast_ms}
+  - $fast_provider
 $(bench_runs_agents_yaml)
 EOF
 BRIGADE_ADMIN_TOKEN=$admin_token BRIGADE_LOG=${BRIGADE_LOG:-warn} \
