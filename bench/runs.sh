@@ -153,22 +153,28 @@ stop_wait_s=15     # brigade drains for shutdown_grace_ms
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ---- the held runs' provider -----------------------------------------------
+# ---- the model providers -----------------------------------------------------
+# mock_llm NAME LATENCY_MS: a `brigade mock-llm` process on loopback (its
+# log $tmp/mock-NAME.log, stopped at exit); sets mock_url.
+mock_llm() {
+  local pid
+  "$BRIGADE" mock-llm --listen 127.0.0.1:0 --threads 1 --latency-ms "$2" >"$tmp/mock-$1.log" 2>&1 &
+  pid=$!; pids+=("$pid")
+  mock_url=$(bench_wait_line "$tmp/mock-$1.log" 'http://127\.0\.0\.1:[0-9]+' "$pid" "mock-llm ($1)")
+  echo "mock-llm ($1) pid $pid  $mock_url"
+}
+http_provider() {   # http_provider NAME URL MAX_CONNECTIONS [EXTRA]: a provider of kind openai
+  echo "{name: $1, kind: openai, base_url: \"$2/v1\", api_key: k, max_connections: $3, breaker_failures: 0, breaker_error_rate: 0${4:-}}"
+}
 slow_provider="{name: slow, kind: mock, latency_ms: $hold_ms, timeout_ms: 600000}"
 if [[ "$hold_provider" == http ]]; then
-  "$BRIGADE" mock-llm --listen 127.0.0.1:0 --threads 1 --latency-ms "$hold_ms" >"$tmp/mock.log" 2>&1 &
-  mock_pid=$!; pids+=("$mock_pid")
-  mock_url=$(bench_wait_line "$tmp/mock.log" 'http://127\.0\.0\.1:[0-9]+' "$mock_pid" mock-llm)
-  echo "mock-llm pid $mock_pid  $mock_url"
-  slow_provider="{name: slow, kind: openai, base_url: \"$mock_url/v1\", api_key: k, timeout_ms: 600000, max_connections: 20000, breaker_failures: 0, breaker_error_rate: 0}"
+  mock_llm slow "$hold_ms"
+  slow_provider=$(http_provider slow "$mock_url" 20000 ", timeout_ms: 600000")
 fi
 fast_provider="{name: fast, kind: mock, latency_ms: $fast_ms}"
 if [[ "$fast_provider_kind" == http ]]; then
-  "$BRIGADE" mock-llm --listen 127.0.0.1:0 --threads 1 --latency-ms "$fast_ms" >"$tmp/mock-fast.log" 2>&1 &
-  fast_mock_pid=$!; pids+=("$fast_mock_pid")
-  fast_url=$(bench_wait_line "$tmp/mock-fast.log" 'http://127\.0\.0\.1:[0-9]+' "$fast_mock_pid" mock-llm)
-  echo "mock-llm (fast) pid $fast_mock_pid  $fast_url"
-  fast_provider="{name: fast, kind: openai, base_url: \"$fast_url/v1\", api_key: k, max_connections: 256, breaker_failures: 0, breaker_error_rate: 0}"
+  mock_llm fast "$fast_ms"
+  fast_provider=$(http_provider fast "$mock_url" 256)
 fi
 tracing_yaml=""
 [[ "$tracing" == off ]] && tracing_yaml="observability: {traces: {enabled: false}}"
