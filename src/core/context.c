@@ -5,6 +5,7 @@
  * Includes: only <cjson/cJSON.h>, standard string/memory/stdlib/stdio
  * headers and core/ headers — no I/O, storage, clocks or randomness
  * (invariant 1, docs/architecture.md; checked by tests/unit/core/test_core_purity.c). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,33 +28,56 @@ static int64_t context_bytes_to_tokens(size_t bytes)
     return (int64_t)((bytes + 3) / 4) + STEP_TOKENS_PER_MESSAGE;
 }
 
+/* The text of a message's tool calls that the estimate counts. */
+static size_t context_calls_bytes(const cJSON *calls)
+{
+    size_t bytes = 0;
+    const cJSON *call;
+    cJSON_ArrayForEach(call, calls) {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+        bytes += context_str_len(cJSON_GetObjectItemCaseSensitive(call, "id"));
+        bytes += context_str_len(cJSON_GetObjectItemCaseSensitive(fn, "name"));
+        bytes += context_str_len(cJSON_GetObjectItemCaseSensitive(fn, "arguments"));
+    }
+    return bytes;
+}
+
 int64_t step_estimate_tokens(const cJSON *message)
 {
     if (!cJSON_IsObject(message))
         return STEP_TOKENS_PER_MESSAGE;
+    /* One walk over the members, not a lookup per counted name: every
+     * message of the conversation is priced at every model call. Only the
+     * first member of a name counts, as a lookup would find it. */
     size_t bytes = 0;
-    const cJSON *content = cJSON_GetObjectItemCaseSensitive(message, "content");
-    if (cJSON_IsString(content)) {
-        bytes += context_str_len(content);
-    } else if (cJSON_IsArray(content)) {
-        /* Content parts: only text parts count; other kinds (images) are
-         * priced by the provider in ways a byte count cannot guess. */
-        const cJSON *part;
-        cJSON_ArrayForEach(part, content)
-            bytes += context_str_len(cJSON_GetObjectItemCaseSensitive(part, "text"));
-    }
-    const cJSON *calls = cJSON_GetObjectItemCaseSensitive(message, "tool_calls");
-    if (cJSON_IsArray(calls)) {
-        const cJSON *call;
-        cJSON_ArrayForEach(call, calls) {
-            const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
-            bytes += context_str_len(cJSON_GetObjectItemCaseSensitive(call, "id"));
-            bytes += context_str_len(cJSON_GetObjectItemCaseSensitive(fn, "name"));
-            bytes += context_str_len(cJSON_GetObjectItemCaseSensitive(fn, "arguments"));
+    bool seen_content = false, seen_calls = false, seen_call_id = false, seen_name = false;
+    for (const cJSON *c = message->child; c; c = c->next) {
+        const char *k = c->string;
+        if (!k || (k[0] != 'c' && k[0] != 't' && k[0] != 'n'))
+            continue;   /* role, origin, …: not counted, and no compare */
+        if (!seen_content && strcmp(k, "content") == 0) {
+            seen_content = true;
+            if (cJSON_IsString(c)) {
+                bytes += context_str_len(c);
+            } else if (cJSON_IsArray(c)) {
+                /* Content parts: only text parts count; other kinds (images)
+                 * are priced by the provider in ways a byte count cannot guess. */
+                const cJSON *part;
+                cJSON_ArrayForEach(part, c)
+                    bytes += context_str_len(cJSON_GetObjectItemCaseSensitive(part, "text"));
+            }
+        } else if (!seen_calls && strcmp(k, "tool_calls") == 0) {
+            seen_calls = true;
+            if (cJSON_IsArray(c))
+                bytes += context_calls_bytes(c);
+        } else if (!seen_call_id && strcmp(k, "tool_call_id") == 0) {
+            seen_call_id = true;
+            bytes += context_str_len(c);
+        } else if (!seen_name && strcmp(k, "name") == 0) {
+            seen_name = true;
+            bytes += context_str_len(c);
         }
     }
-    bytes += context_str_len(cJSON_GetObjectItemCaseSensitive(message, "tool_call_id"));
-    bytes += context_str_len(cJSON_GetObjectItemCaseSensitive(message, "name"));
     return context_bytes_to_tokens(bytes);
 }
 
@@ -68,21 +92,28 @@ static int context_is_role(const cJSON *message, const char *role)
     return strcmp(context_role(message), role) == 0;
 }
 
+/* The note's text around its number. The wording is the contract's
+ * (step.h), kept even for n == 1 so whoever searches traces or
+ * transcripts for it finds every case. */
+#define CONTEXT_NOTE_HEAD "["
+#define CONTEXT_NOTE_TAIL " earlier messages omitted to fit the context]"
+
 static void context_note_text(char *out, size_t outlen, size_t n)
 {
-    /* The wording is the contract's (step.h), kept even for n == 1 so
-     * whoever searches traces or transcripts for it finds every case. */
-    snprintf(out, outlen, "[%zu earlier messages omitted to fit the context]", n);
+    snprintf(out, outlen, CONTEXT_NOTE_HEAD "%zu" CONTEXT_NOTE_TAIL, n);
 }
 
-/* Tokens of the note for `n` omitted messages; 0 when nothing is omitted. */
+/* Tokens of the note for `n` omitted messages; 0 when nothing is omitted.
+ * Counted, not printed: the walk below prices a note for every group it
+ * considers. */
 static int64_t context_note_tokens(size_t n)
 {
     if (n == 0)
         return 0;
-    char note[96];
-    context_note_text(note, sizeof(note), n);
-    return context_bytes_to_tokens(strlen(note));
+    size_t digits = 1;
+    for (size_t v = n; v >= 10; v /= 10)
+        digits++;
+    return context_bytes_to_tokens(sizeof CONTEXT_NOTE_HEAD - 1 + digits + sizeof CONTEXT_NOTE_TAIL - 1);
 }
 
 /* A message brigade writes into the context (the system prompt, the note of
@@ -99,43 +130,30 @@ static cJSON *context_system_message(const char *text)
     return m;
 }
 
-/* A kept message as the request carries it: a new object whose members
- * refer to the message's own values (strings, arrays, objects) and keys
- * rather than copying them. A copy of every kept message at every model
- * call was most of a step's cost on a long conversation: ~20 allocations
- * a message (docs/benchmarks.md). A view is valid while `messages` is
- * unchanged; deleting it frees only the view. Whoever would change what a
- * view's member refers to (a redaction) works on a copy instead
- * (step_message_copy). */
+/* A kept message as the request carries it: a reference to the message
+ * (one new item that shares the message's members) rather than a copy. A
+ * copy of every kept message at every model call was most of a step's
+ * cost on a long conversation: ~20 allocations a message, and a view of
+ * its members still ~5 (docs/benchmarks.md). Deleting a reference frees
+ * only the reference. It is valid while `messages` is unchanged, and must
+ * not be changed itself: its members are the conversation's. Whoever would
+ * change a message of the request (a redaction) replaces it in the array
+ * with a copy (step_message_copy); the harness leaves `origin` out when it
+ * writes the request rather than removing it. */
 static cJSON *context_message_view(const cJSON *m)
 {
     if (!cJSON_IsObject(m))
         return cJSON_Duplicate(m, 1);
-    cJSON *v = cJSON_CreateObject();
-    if (!v)
-        return NULL;
-    for (const cJSON *c = m->child; c; c = c->next) {
-        cJSON *r;
-        switch (c->type & 0xFF) {
-        case cJSON_String: r = cJSON_CreateStringReference(c->valuestring); break;
-        case cJSON_Object: r = cJSON_CreateObjectReference(c->child); break;
-        case cJSON_Array: r = cJSON_CreateArrayReference(c->child); break;
-        default: r = cJSON_Duplicate(c, 0); break;   /* number, bool, null, raw: nothing shared */
-        }
-        if (!r || !c->string || !cJSON_AddItemToObjectCS(v, c->string, r)) {
-            cJSON_Delete(r);
-            cJSON_Delete(v);
-            return NULL;
-        }
-    }
-    return v;
+    return cJSON_CreateObjectReference(m->child);
 }
 
 cJSON *step_message_copy(const cJSON *message)
 {
+    /* cJSON_Duplicate takes a reference's members as its own; it keeps a
+     * constant key as it is, so the copy takes its own of those too (a
+     * key the harness set with a literal would be fine, but nothing here
+     * knows where a key came from) */
     cJSON *copy = cJSON_Duplicate(message, 1);
-    /* cJSON_Duplicate keeps a constant key as it is: a view's own keys
-     * are the conversation's, so the copy takes its own */
     for (cJSON *c = copy ? copy->child : NULL; c; c = c->next) {
         if (!(c->type & cJSON_StringIsConst) || !c->string)
             continue;

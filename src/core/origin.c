@@ -95,13 +95,6 @@ bool origin_set(cJSON *message, cJSON *origin)
     return true;
 }
 
-void origin_strip(cJSON *messages)
-{
-    cJSON *m;
-    cJSON_ArrayForEach(m, messages)
-        if (cJSON_IsObject(m)) cJSON_DeleteItemFromObjectCaseSensitive(m, ORIGIN_MEMBER);
-}
-
 cJSON *origin_kinds_array(uint32_t mask)
 {
     cJSON *a = cJSON_CreateArray();

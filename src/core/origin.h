@@ -37,8 +37,8 @@
  * {"kind":"unknown","untrusted":true} for an entry older than provenance.
  *
  * The origin is the harness's bookkeeping, never sent upstream: the
- * harness removes it from every message of a model request
- * (origin_strip) right before the request is serialized.
+ * harness leaves it out of every message when it writes a model request
+ * (run_model_body, src/runs/model.c).
  *
  * Includes: only <cjson/cJSON.h> and the freestanding <stdbool.h> and
  * <stdint.h> — no I/O (invariant 1, docs/architecture.md; checked by
@@ -88,10 +88,6 @@ origin_kind origin_message_kind(const cJSON *message);
 /* Give `message` this origin (taken), replacing any it had. false on
  * out-of-memory (the origin is freed). */
 bool origin_set(cJSON *message, cJSON *origin);
-
-/* Remove the origin member from each message of `messages` (an array):
- * what the model is sent carries none. */
-void origin_strip(cJSON *messages);
 
 /* Bit (1u << kind) for each kind in `mask`, as a JSON array of names
  * (new; NULL on out-of-memory). */

@@ -20,7 +20,7 @@
  *    "tool_call_id": "…", "origin": {…}}.
  * `origin` is the harness's provenance of the message (core/origin.h): a
  * core keeps it on the messages it holds and copies it into requests; the
- * harness takes it off before a request goes to the model.
+ * harness leaves it out when it writes the request for the model.
  * Ownership: objects handed to the core in an event are the core's to keep
  * (it takes them, and sets the event's pointers to NULL); objects in a
  * returned effect belong to the harness, which frees them with
@@ -92,7 +92,11 @@ typedef enum step_effect_kind {
 
 typedef struct step_effect {
     step_effect_kind kind;
-    cJSON *request;                   /* CALL_MODEL: {"model","messages","tools"?,"max_tokens"} */
+    /* CALL_MODEL: {"model","messages","tools"?,"max_tokens"}. Its messages
+     * and its tools array are references to the conversation's messages
+     * and the agent's tools (step_context_select): the harness uses the
+     * request before the next event and changes none of what they refer to. */
+    cJSON *request;
     cJSON *tool_calls;                /* CALL_TOOLS */
     cJSON *message;                   /* FINISH */
     const char *error_code;           /* FAIL: "max_steps", "max_tool_calls", … (static) */
@@ -137,15 +141,17 @@ int64_t step_estimate_tokens(const cJSON *message);
  * sent whole, their `origin` included; the system prompt and the note get
  * origin {"kind":"system","untrusted":false}. Returns a new array (the
  * caller frees it); *dropped and *tokens report what happened. Each kept
- * message in it is a view: a new object whose members refer to the
- * message's values and keys, not copies — valid while `messages` is
- * unchanged. Members of a view may be removed or replaced; a value they
- * refer to must not be changed in place: change a copy (step_message_copy). */
+ * message in it is a reference to the conversation's message (an object
+ * item flagged cJSON_IsReference whose members are the message's own), not
+ * a copy — valid while `messages` is unchanged. A reference must not be
+ * changed at all (no member added, removed or replaced, no value edited:
+ * that would change the conversation); to change a kept message, replace
+ * it in the array with a copy (step_message_copy). */
 cJSON *step_context_select(const char *system_prompt, const cJSON *messages, int64_t budget,
                            size_t *dropped, int64_t *tokens);
 
-/* A whole, independent copy of a message or of a view of one (its keys
- * and values its own); NULL on out-of-memory. */
+/* A whole, independent copy of a message or of a reference to one (its
+ * keys and values its own); NULL on out-of-memory. */
 cJSON *step_message_copy(const cJSON *message);
 
 /* The same, for a caller that has already discarded the oldest `omitted`

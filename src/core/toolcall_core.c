@@ -121,11 +121,12 @@ static step_effect toolcall_call_model(toolcall_state *st)
         cJSON_Delete(req);
         return toolcall_fail(st, "out_of_memory", "%s", "out of memory building the request");
     }
-    /* The tools array is the agent's, shared by all its runs; the request
-     * gets its own copy because the harness may keep the request (retries,
-     * traces) past a configuration reload. */
-    if (ok && cJSON_IsArray(a->tools) && cJSON_GetArraySize(a->tools) > 0) {
-        cJSON *tools = cJSON_Duplicate(a->tools, 1);
+    /* The tools array is the agent's, shared by all its runs: the request
+     * refers to it (step.h: valid while the step_agent is), as it refers
+     * to the conversation's messages, instead of copying every tool's
+     * schema at every step. */
+    if (ok && cJSON_IsArray(a->tools) && a->tools->child) {
+        cJSON *tools = cJSON_CreateArrayReference(a->tools->child);
         ok = tools && cJSON_AddItemToObject(req, "tools", tools);
         if (!ok)
             cJSON_Delete(tools);

@@ -105,8 +105,8 @@ void guard_pii_request(const guard_ctx *ctx, cJSON *request)
         if (!cJSON_IsString(role) ||
             (strcmp(role->valuestring, "user") != 0 && strcmp(role->valuestring, "tool") != 0))
             continue;
-        /* The request's messages refer to the run's own (step.h, a view):
-         * the redaction is made on a copy, which replaces the view, so
+        /* The request's messages refer to the run's own (step.h, a reference):
+         * the redaction is made on a copy, which replaces the reference, so
          * the run keeps what the user and the tools said. */
         cJSON *copy = step_message_copy(m);
         if (!copy || !cJSON_ReplaceItemViaPointer(messages, m, copy)) {

@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
+#include "util/json_escape.h"
+#include "util/json_write.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "util/xalloc.h"
@@ -252,6 +255,32 @@ static void run_model_set_caps(run_exec *x)
                           ? run_usd_to_nusd(a->max_cost_usd_per_session) : 0};
 }
 
+char *run_model_body(const cJSON *request, size_t *len)
+{
+    buf b;
+    buf_init(&b);
+    buf_append(&b, "{", 1);
+    for (const cJSON *c = request ? request->child : NULL; c; c = c->next) {
+        if (c != request->child) buf_append(&b, ",", 1);
+        const char *k = c->string ? c->string : "";
+        json_escape_string(&b, k, strlen(k));
+        buf_append(&b, ":", 1);
+        if (!cJSON_IsArray(c) || strcmp(k, "messages") != 0) {
+            json_write(&b, c);
+            continue;
+        }
+        buf_append(&b, "[", 1);
+        for (const cJSON *m = c->child; m; m = m->next) {
+            if (m != c->child) buf_append(&b, ",", 1);
+            json_write_omitting(&b, m, ORIGIN_MEMBER);
+        }
+        buf_append(&b, "]", 1);
+    }
+    buf_append(&b, "}", 1);
+    *len = b.len;
+    return buf_detach(&b);
+}
+
 void run_model_call(run_exec *x, cJSON *request)
 {
     cJSON_DeleteItemFromObjectCaseSensitive(request, "stream");
@@ -259,18 +288,9 @@ void run_model_call(run_exec *x, cJSON *request)
     runs_who w;
     runs_gate_who(x->r, &x->sc, &w);
     x->call_model = run_model_choose(x, &w, request);
-    /* The guard has seen the messages' origins (guard_before_effect); the
-     * provider is sent none: the origin is brigade's bookkeeping, not a
-     * field of the provider's API. */
-    origin_strip(cJSON_GetObjectItemCaseSensitive(request, "messages"));
     free(x->call_body);
-    x->call_body = cJSON_PrintUnformatted(request);
+    x->call_body = run_model_body(request, &x->call_body_len);
     cJSON_Delete(request);
-    if (!x->call_body) {
-        run_exec_fail(x, "internal_error", "out of memory");
-        return;
-    }
-    x->call_body_len = strlen(x->call_body);
     run_model_set_caps(x);
     static const metered_callbacks cbs = {run_model_on_event, run_model_gate_ready,
                                           run_model_gate_refused, run_model_on_done};

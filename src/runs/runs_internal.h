@@ -350,6 +350,13 @@ void runs_sweep_stop(runs_thread *t);
 
 /* model.c */
 void run_model_call(run_exec *x, cJSON *request);
+/* The text of a core's model request as the provider is sent it: every
+ * member as it is, but each message without its `origin` — the guard has
+ * seen it (guard_before_effect); it is brigade's bookkeeping, not a field
+ * of the provider's API. The request's messages refer to the conversation
+ * (core/step.h), so the origin is left out here, never removed from them.
+ * Sets *len; the caller frees the text. */
+char *run_model_body(const cJSON *request, size_t *len);
 void run_model_abort(run_exec *x);
 
 /* toolrun.c */

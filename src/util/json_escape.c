@@ -63,7 +63,7 @@ static size_t plain_run(const unsigned char *s, size_t n)
 
 /* The escape of the byte at s, which plain_run stopped at: written to esc,
  * its length returned. Always consumes that one byte. */
-static size_t escape_one(unsigned char c, char esc[JSON_ESCAPE_MAX_GROWTH])
+static size_t escape_one(unsigned char c, char *esc)
 {
     static const char hex[] = "0123456789abcdef";
     switch (c) {
@@ -84,10 +84,32 @@ static size_t escape_one(unsigned char c, char esc[JSON_ESCAPE_MAX_GROWTH])
     }
 }
 
+/* Below this, a string's escaped body is written into room reserved for
+ * its worst case (every byte an escape) with one reservation; above it,
+ * run by run, so a long text does not reserve six times its size. */
+#define ESCAPE_DIRECT_MAX 4096
+
 /* Append the escaped body; the caller has reserved room for the text as
  * it is, so a plain string costs one append a run. */
 static void escape_append(buf *out, const unsigned char *p, size_t len)
 {
+    if (len <= ESCAPE_DIRECT_MAX) {
+        buf_reserve(out, len * JSON_ESCAPE_MAX_GROWTH);
+        char *d = out->data + out->len;
+        size_t i = 0;
+        while (i < len) {
+            size_t run = plain_run(p + i, len - i);
+            memcpy(d, p + i, run);
+            d += run;
+            i += run;
+            if (i == len) break;
+            d += escape_one(p[i], d);
+            i++;
+        }
+        out->len = (size_t)(d - out->data);
+        out->data[out->len] = '\0';
+        return;
+    }
     size_t i = 0;
     while (i < len) {
         size_t run = plain_run(p + i, len - i);
@@ -121,6 +143,12 @@ void json_escape_string(buf *out, const char *s, size_t len)
     char *d = out->data + out->len;
     d[0] = '"';
     memcpy(d + 1, p, run);
+    if (run == len) {            /* the room reserved holds the closing quote and the NUL */
+        d[run + 1] = '"';
+        out->len += run + 2;
+        out->data[out->len] = '\0';
+        return;
+    }
     out->len += run + 1;
     escape_append(out, p + run, len - run);
     buf_append(out, "\"", 1);

@@ -79,6 +79,15 @@ static void test_estimate(void **unused)
               "{\"type\":\"image_url\",\"image_url\":{\"url\":\"http://x/y.png\"}}]}");
     assert_int_equal(step_estimate_tokens(m), 1 + 4);
     cJSON_Delete(m);
+    /* a tool result's call id and name count with its content: 12 bytes */
+    m = parse("{\"role\":\"tool\",\"tool_call_id\":\"c_01\",\"name\":\"look\",\"content\":\"abcd\"}");
+    assert_int_equal(step_estimate_tokens(m), 3 + 4);
+    cJSON_Delete(m);
+    /* a repeated member counts once, its first, as a lookup finds it */
+    m = parse("{\"role\":\"user\",\"content\":\"abcd\",\"content\":\"abcdefghijkl\","
+              "\"name\":\"ab\",\"name\":\"abcdefgh\"}");
+    assert_int_equal(step_estimate_tokens(m), 2 + 4);
+    cJSON_Delete(m);
     assert_int_equal(step_estimate_tokens(NULL), 4);
 }
 
@@ -371,22 +380,18 @@ static void test_origins_kept_and_system_marked(void **state)
     cJSON_DeleteItemFromObject(bare, "origin");
     assert_int_equal(step_estimate_tokens(bare), step_estimate_tokens(tool));
     cJSON_Delete(bare);
-    origin_strip(out);
-    cJSON_ArrayForEach(m, out)
-        assert_null(cJSON_GetObjectItem(m, "origin"));
-    char *text = cJSON_PrintUnformatted(out);
-    assert_null(strstr(text, "origin"));
-    assert_null(strstr(text, "untrusted"));
-    free(text);
+    /* the harness leaves the origin out when it writes the request
+     * (run_model_body, test_runs_exec.c), never removing it here */
     cJSON_Delete(out);
     cJSON_Delete(msgs);
 }
 
-/* The kept messages are views of the conversation's (step.h): the request
- * prints the same JSON a copy would, and removing or replacing a member of
- * a view — the origin before the request is sent — leaves the
- * conversation as it was, whatever is deleted first. */
-static void test_views_leave_the_conversation_alone(void **state)
+/* The kept messages are references to the conversation's (step.h): the
+ * request prints the same JSON a copy would, deleting it leaves the
+ * conversation whole, and a kept message changed the way step.h says —
+ * replaced in the array by a copy, the copy edited — leaves the
+ * conversation as it was. */
+static void test_references_leave_the_conversation_alone(void **state)
 {
     (void)state;
     cJSON *msgs = parse("["
@@ -400,31 +405,78 @@ static void test_views_leave_the_conversation_alone(void **state)
     cJSON *out = step_context_select(NULL, msgs, 100000, NULL, NULL);
     assert_non_null(out);
     assert_int_equal(cJSON_GetArraySize(out), 3);
+    const cJSON *m;
+    int i = 0;
+    cJSON_ArrayForEach(m, out) {                        /* one item each, sharing the members */
+        assert_true(m->type & cJSON_IsReference);
+        assert_ptr_equal(m->child, cJSON_GetArrayItem(msgs, i)->child);
+        i++;
+    }
     char *as_sent = cJSON_PrintUnformatted(out);
     assert_string_equal(as_sent, before);               /* the same JSON as a copy */
     free(as_sent);
-    /* remove and replace members of the views */
-    origin_strip(out);
+    /* change the first kept message: a copy replaces it, the copy is edited */
     cJSON *first = cJSON_GetArrayItem(out, 0);
-    cJSON_ReplaceItemInObjectCaseSensitive(first, "content", cJSON_CreateString("[REDACTED]"));
-    cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetArrayItem(out, 1), "tool_calls");
-    char *stripped = cJSON_PrintUnformatted(out);
-    assert_null(strstr(stripped, "origin"));
-    assert_non_null(strstr(stripped, "[REDACTED]"));
-    free(stripped);
+    cJSON *edited = step_message_copy(first);
+    assert_non_null(edited);
+    assert_false(edited->type & cJSON_IsReference);
+    assert_true(cJSON_ReplaceItemViaPointer(out, first, edited));
+    cJSON_ReplaceItemInObjectCaseSensitive(edited, "content", cJSON_CreateString("[REDACTED]"));
+    cJSON_DeleteItemFromObjectCaseSensitive(edited, "origin");
+    char *changed = cJSON_PrintUnformatted(out);
+    assert_non_null(strstr(changed, "[REDACTED]"));
+    free(changed);
     char *after = cJSON_PrintUnformatted(msgs);
     assert_string_equal(after, before);                  /* the conversation is untouched */
     free(after);
-    /* a copy of a view is whole: it outlives the conversation */
+    /* a copy of a reference is whole: it outlives the conversation */
     cJSON *copy = step_message_copy(cJSON_GetArrayItem(out, 2));
     cJSON_Delete(out);
+    after = cJSON_PrintUnformatted(msgs);
+    assert_string_equal(after, before);                  /* deleting the request frees only it */
+    free(after);
     cJSON_Delete(msgs);
     char *c = cJSON_PrintUnformatted(copy);
     assert_string_equal(c, "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":[{\"type\":\"text\","
-                           "\"text\":\"12:00\"}]}");
+                           "\"text\":\"12:00\"}],\"origin\":{\"kind\":\"tool\",\"untrusted\":true}}");
     free(c);
     cJSON_Delete(copy);
     free(before);
+}
+
+/* The walk prices the note it would add before choosing to keep a group:
+ * at the budget's edge, a group is kept exactly when it and the note for
+ * what is left out fit — for counts of every number of digits, the note's
+ * price being what the note in the request costs. */
+static void test_note_priced_at_the_edge(void **state)
+{
+    (void)state;
+    char big[401];
+    memset(big, 'a', 400);
+    big[400] = '\0';
+    cJSON *in = cJSON_CreateArray();
+    cJSON_AddItemToArray(in, msg("user", big));        /* 104 tokens: never kept here */
+    cJSON_AddItemToArray(in, msg("assistant", "b"));   /* 5 tokens each */
+    cJSON_AddItemToArray(in, msg("user", "q"));
+    const size_t omitted[] = {0, 8, 9, 98, 99, 998, 999, 99999};
+    for (size_t i = 0; i < sizeof omitted / sizeof omitted[0]; i++) {
+        size_t n = omitted[i], dropped = 0;
+        /* keeping the assistant's message leaves n + 1 out: price that note */
+        char text[96];
+        snprintf(text, sizeof text, "[%zu earlier messages omitted to fit the context]", n + 1);
+        cJSON *note = msg("system", text);
+        int64_t note_tokens = step_estimate_tokens(note);
+        cJSON_Delete(note);
+        int64_t edge = 5 + 5 + note_tokens;
+        cJSON *out = step_context_select_ex(NULL, in, n, edge, &dropped, NULL, NULL);
+        assert_int_equal(dropped, n + 1);
+        assert_string_equal(content_at(out, 0), text);
+        cJSON_Delete(out);
+        out = step_context_select_ex(NULL, in, n, edge - 1, &dropped, NULL, NULL);
+        assert_int_equal(dropped, n + 2);
+        cJSON_Delete(out);
+    }
+    cJSON_Delete(in);
 }
 
 static void test_origin_rules(void **state)
@@ -484,13 +536,14 @@ int main(void)
         cmocka_unit_test(test_estimate),
         cmocka_unit_test(test_fits_nothing_dropped),
         cmocka_unit_test(test_over_budget_drops_middle_with_note),
+        cmocka_unit_test(test_note_priced_at_the_edge),
         cmocka_unit_test(test_tool_groups_never_split),
         cmocka_unit_test(test_current_turn_kept_over_budget),
         cmocka_unit_test(test_system_prompt_first),
         cmocka_unit_test(test_no_leading_tool_message),
         cmocka_unit_test(test_select_ex_counts_omitted),
         cmocka_unit_test(test_origins_kept_and_system_marked),
-        cmocka_unit_test(test_views_leave_the_conversation_alone),
+        cmocka_unit_test(test_references_leave_the_conversation_alone),
         cmocka_unit_test(test_origin_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

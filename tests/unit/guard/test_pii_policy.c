@@ -207,10 +207,10 @@ static void test_request(void **state)
     guard_pii_request(&red, NULL);
 }
 
-/* A request whose messages are views of the run's conversation (what the
+/* A request whose messages are references to the run's conversation (what the
  * built-in core sends, core/step.h): the redaction reaches the request,
  * and the conversation keeps what the user and the tool said. */
-static void test_request_of_views(void **state)
+static void test_request_of_references(void **state)
 {
     (void)state;
     cJSON *conv = cJSON_Parse("["
@@ -273,7 +273,7 @@ int main(void)
         cmocka_unit_test(test_user_message),
         cmocka_unit_test(test_tool_result_and_reply),
         cmocka_unit_test(test_request),
-        cmocka_unit_test(test_request_of_views),
+        cmocka_unit_test(test_request_of_references),
         cmocka_unit_test(test_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -26,9 +26,11 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/step.h"
 #include "identity/scope_mint.h"
 #include "runs/credentials.h"
 #include "runs/runs.h"
+#include "runs/runs_internal.h"
 #include "test_util.h"
 
 static uv_loop_t L;
@@ -562,6 +564,44 @@ static void test_quick_steps_share_a_write(void **state)
     fixture_close();
 }
 
+/* A model request as the provider is sent it (run_model_body): the core's
+ * request, its messages referring to the conversation (core/step.h), is
+ * written with every member but each message's `origin`; the conversation
+ * keeps its origins; the text reads back as the request without them. */
+static void test_request_body_without_origins(void **state)
+{
+    (void)state;
+    cJSON *conv = cJSON_Parse("["
+        "{\"role\":\"user\",\"origin\":{\"kind\":\"user\",\"untrusted\":false},\"content\":\"hi \\\"you\\\"\"},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+        "  \"function\":{\"name\":\"clock\",\"arguments\":\"{}\"}}],\"origin\":{\"kind\":\"model\"}},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":[{\"type\":\"text\",\"text\":\"12:00\",\"origin\":1}],"
+        " \"origin\":{\"kind\":\"tool\",\"untrusted\":true}}]");
+    char *before = cJSON_PrintUnformatted(conv);
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "model", "m");
+    cJSON_AddItemToObject(req, "messages", step_context_select("be brief", conv, 100000, NULL, NULL));
+    cJSON_AddNumberToObject(req, "max_tokens", 64);
+    cJSON_AddBoolToObject(req, "stream", true);
+    size_t len = 0;
+    char *body = run_model_body(req, &len);
+    assert_int_equal(len, strlen(body));
+    assert_string_equal(body,
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+        "{\"role\":\"user\",\"content\":\"hi \\\"you\\\"\"},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+        "\"function\":{\"name\":\"clock\",\"arguments\":\"{}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":[{\"type\":\"text\",\"text\":\"12:00\",\"origin\":1}]}],"
+        "\"max_tokens\":64,\"stream\":true}");
+    char *after = cJSON_PrintUnformatted(conv);
+    assert_string_equal(after, before);               /* the origins stay in the conversation */
+    free(after);
+    free(body);
+    cJSON_Delete(req);
+    cJSON_Delete(conv);
+    free(before);
+}
+
 static void test_json_subscriber_gets_no_events(void **state)
 {
     (void)state;
@@ -979,6 +1019,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_completes),
         cmocka_unit_test(test_quick_steps_share_a_write),
+        cmocka_unit_test(test_request_body_without_origins),
         cmocka_unit_test(test_json_subscriber_gets_no_events),
         cmocka_unit_test(test_tool_errors_become_results),
         cmocka_unit_test(test_cancel_mid_tool),

@@ -235,6 +235,51 @@ static void test_request_members(void **state)
     assert_false(openai_scan_members("[]", 2, stream_names, m));
 }
 
+/* Strings are skipped eight bytes at a time: a control byte (refused in
+ * a JSON string), a quote (ends it early) or a backslash (begins an
+ * escape) at any offset of a long string, in a key or a value, is seen —
+ * the text is not decided, or (a quote or backslash that keeps it valid)
+ * decided as cJSON reads it; and non-ASCII bytes are plain text. */
+static void test_long_strings(void **state)
+{
+    (void)state;
+    const char *base = "{\"choices\":[{\"message\":{\"content\":\"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ\"}}],"
+                       "\"a_long_member_name_of_forty_bytes_or_so_x\":1,\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}";
+    const char *content = strstr(base, "abcdef"), *key = strstr(base, "a_long");
+    size_t n = strlen(base);
+    char t[512];
+    openai_scan_result r;
+    openai_scan_member m[2];
+    assert_true(openai_scan(base, n, "message", &r));
+    assert_int_equal(r.text_bytes, 46);
+    const unsigned char bad[] = {0x00, 0x01, 0x09, 0x0a, 0x1f};
+    for (int which = 0; which < 2; which++) {
+        size_t from = (size_t)((which ? key : content) - base), len = which ? 40 : 46;
+        for (size_t at = from; at < from + len; at++) {
+            for (size_t k = 0; k < sizeof bad; k++) {
+                memcpy(t, base, n);
+                t[at] = (char)bad[k];
+                assert_false(openai_scan(t, n, "message", &r));
+                assert_false(openai_scan_members(t, n, stream_names, m));
+            }
+            memcpy(t, base, n);
+            t[at] = '\\';                              /* \ then a letter or digit: mostly a bad escape */
+            check(t, n, "message");
+            check_members(t, n);
+            t[at] = '"';
+            check(t, n, "message");
+            check_members(t, n);
+            memcpy(t, base, n);
+            t[at] = (char)0xc3;                          /* U+00E9 spread over two bytes: plain text */
+            if (at + 1 < from + len) {
+                t[at + 1] = (char)0xa9;
+                assert_true(openai_scan(t, n, "message", &r));
+                assert_true(check_members(t, n));
+            }
+        }
+    }
+}
+
 static uint64_t rng = 0x9e3779b97f4a7c15u;
 static uint32_t rnd(void)
 {
@@ -253,11 +298,17 @@ static void test_mutations(void **state)
     const char *seeds[] = {answer, chunk,
         "{\"choices\":[{\"message\":{\"content\":\"\\ud83d\\ude00\\u00e9\"}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}",
         "{\"id\":\"c\\u0041\",\"model\":\"m\",\"created\":5,\"choices\":[{\"index\":1,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"arguments\":\"x\"}}]},\"finish_reason\":null}]}",
-        "{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":false}"};
+        "{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":false}",
+        /* long strings: a control byte, quote or backslash put anywhere in
+         * them must be found by the scan of eight bytes at a time */
+        "{\"choices\":[{\"message\":{\"content\":\"The quick brown fox jumps over the lazy dog, twice: "
+        "the quick brown fox jumps over the lazy dog \\\"again\\\" \u00e9\u00e9 caf\xc3\xa9 and done.\"}}],"
+        "\"usage\":{\"prompt_tokens\":31,\"completion_tokens\":47},\"system_fingerprint_of_some_length\":"
+        "\"fp_0123456789abcdef0123456789abcdef\"}"};
     char t[1024];
     decided = refused_by_cjson = 0;
-    for (int iter = 0; iter < 100000; iter++) {
-        const char *seed = seeds[iter % 5];
+    for (int iter = 0; iter < 120000; iter++) {
+        const char *seed = seeds[iter % 6];
         size_t n = strlen(seed);
         memcpy(t, seed, n);
         int muts = 1 + (int)(rnd() % 3);
@@ -282,7 +333,7 @@ static void test_mutations(void **state)
             }
             }
         }
-        check(t, n, iter % 5 == 1 || iter % 5 == 3 ? "delta" : "message");
+        check(t, n, iter % 6 == 1 || iter % 6 == 3 ? "delta" : "message");
         check_members(t, n);
     }
     /* the property was exercised both ways */
@@ -297,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_hand_cases),
         cmocka_unit_test(test_chunk_facts),
         cmocka_unit_test(test_request_members),
+        cmocka_unit_test(test_long_strings),
         cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -171,6 +171,45 @@ static void test_every_byte_pair(void **state)
     buf_free(&b);
 }
 
+/* A byte or a pair of bytes of every interesting kind (controls, the
+ * quote, the backslash, DEL, UTF-8 leads, continuation and broken bytes,
+ * and their plain neighbours 0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7e) at every
+ * offset of a 40-byte plain text is escaped exactly as the pair alone is:
+ * the runs before and after it are copied whole, nothing in them is let
+ * through that should not be, and the escape is written in place. */
+static void test_every_offset(void **state)
+{
+    (void)state;
+    static const unsigned char odd[] = {0x00, 0x01, 0x08, 0x0a, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c,
+                                        0x5d, 0x7e, 0x7f, 0x80, 0xa9, 0xbf, 0xc3, 0xe2, 0xf0, 0xff};
+    const size_t n_odd = sizeof odd, len = 40;
+    buf got, pair;
+    buf_init(&got);
+    buf_init(&pair);
+    for (size_t i = 0; i < n_odd; i++) {
+        for (size_t j = 0; j <= n_odd; j++) {              /* j == n_odd: the byte alone */
+            size_t k = j < n_odd ? 2 : 1;
+            char two[2] = {(char)odd[i], j < n_odd ? (char)odd[j] : 0};
+            pair.len = 0;
+            json_escape_body(&pair, two, k);
+            for (size_t at = 0; at + k <= len; at++) {
+                char in[40];
+                memset(in, 'x', sizeof in);
+                memcpy(in + at, two, k);
+                got.len = 0;
+                json_escape_body(&got, in, len);
+                /* the plain filler stays as it is around the pair's escape */
+                assert_int_equal(got.len, len - k + pair.len);
+                assert_memory_equal(got.data, in, at);
+                assert_memory_equal(got.data + at, pair.data, pair.len);
+                assert_memory_equal(got.data + at + pair.len, in + at + k, len - at - k);
+            }
+        }
+    }
+    buf_free(&got);
+    buf_free(&pair);
+}
+
 /* A long plain text goes through whole (the run path), around escapes. */
 static void test_long_runs(void **state)
 {
@@ -200,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_into_cuts_whole),
         cmocka_unit_test(test_every_byte_pair),
         cmocka_unit_test(test_long_runs),
+        cmocka_unit_test(test_every_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
