@@ -92,6 +92,7 @@ int metered_call_begin(metered_call *mc, const metered_call_params *p,
     mc->stream = p->stream;
     mc->deadline_ms = p->deadline_ms;
     mc->responses = p->responses;
+    mc->plain_stream = p->plain_stream && p->stream;
     mc->journal = gate_thread_journal(p->gate);
     gate_estimate(p->model, p->prompt_bytes, p->max_output, &mc->est_tokens, &mc->est_cost_nusd);
     mc->max_output = p->max_output ? p->max_output : p->model->max_output_tokens;
@@ -187,7 +188,7 @@ bool metered_call_dispatch(metered_call *mc, upstream *up, const char *body, siz
     if (mc->model_span) obs_traceparent_format(obs_span_ctx(mc->model_span), tp);
     upstream_opts opts = {.deadline_ms = mc->deadline_ms, .request_id = request_id,
                           .traceparent = tp[0] ? tp : NULL, .responses = mc->responses,
-                          .max_output_tokens = mc->max_output};
+                          .max_output_tokens = mc->max_output, .plain_stream = mc->plain_stream};
     /* The reservation is made durable before anything can be delivered:
      * a crash from here on charges it at the next start, unless its usage
      * row is committed first (reserve_journal.h). No record, no call. */

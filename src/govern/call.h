@@ -75,6 +75,7 @@ typedef struct metered_call_params {
     bool                 stream;
     uint64_t             deadline_ms; /* uv_now time; 0 = none (queue and provider) */
     bool                 responses;   /* the body is a Responses request (upstream_opts.responses) */
+    bool                 plain_stream;/* the body is brigade's own (upstream_opts.plain_stream) */
 } metered_call_params;
 
 struct metered_call {
@@ -92,7 +93,7 @@ struct metered_call {
     obs_span        *model_span, *queue_span;
     uint64_t         deadline_ms;
     uint64_t         max_output;      /* reserved output tokens: the provider's hard cap */
-    bool             stream, in_gate, reached_client, responses;
+    bool             stream, in_gate, reached_client, responses, plain_stream;
     govern_cap      *ungated_caps[GOVERN_CAPS];  /* no gate: charged here directly */
     reserve_journal *journal;         /* the gate's (NULL: no durable reservations) */
     uint64_t         journal_id;      /* the reservation's record while open, else 0 */

@@ -283,7 +283,13 @@ char *run_model_body(const cJSON *request, size_t *len)
 
 void run_model_call(run_exec *x, cJSON *request)
 {
-    cJSON_DeleteItemFromObjectCaseSensitive(request, "stream");
+    /* Streamed, and said only once: the text is then what
+     * upstream_opts.plain_stream promises the provider, whatever the core
+     * put in its request. */
+    while (cJSON_GetObjectItemCaseSensitive(request, "stream"))
+        cJSON_DeleteItemFromObjectCaseSensitive(request, "stream");
+    while (cJSON_GetObjectItemCaseSensitive(request, "stream_options"))
+        cJSON_DeleteItemFromObjectCaseSensitive(request, "stream_options");
     cJSON_AddBoolToObject(request, "stream", true);
     runs_who w;
     runs_gate_who(x->r, &x->sc, &w);
@@ -303,7 +309,7 @@ void run_model_call(run_exec *x, cJSON *request)
         .gate = x->r->gate ? x->t->gate : NULL, .who = &w.who, .owner = &x->sc,
         .model = x->call_model, .prompt_bytes = x->call_body_len,
         .max_output = x->agent->max_output_tokens,
-        .parent = x->run_span ? obs_span_ctx(x->run_span) : NULL, .stream = true,
+        .parent = x->run_span ? obs_span_ctx(x->run_span) : NULL, .stream = true, .plain_stream = true,
         .deadline_ms = deadline, .caps = {&x->run_cap, &x->session_cap}};
     gate_refusal why;
     int r = metered_call_begin(&x->mcall, &p, &cbs, x, &why);

@@ -119,6 +119,13 @@ typedef struct upstream_opts {
      * brigade_provider_overrun_total, and held against the deployment's
      * circuit breaker. 0: no cap. */
     uint64_t    max_output_tokens;
+    /* The body is brigade's own request text (an agent run's model call,
+     * run_model_body): one top-level "stream": true, no "stream_options",
+     * valid JSON. A provider that must add to a streamed request (OpenAI's
+     * stream_options) then does so without reading the whole body again
+     * to find those members: on a long conversation that read was a tenth
+     * of a step (docs/benchmarks.md). Only for a streamed call. */
+    bool        plain_stream;
 } upstream_opts;
 
 upstream *upstream_new(uv_loop_t *loop, const brigade_config *cfg);

@@ -19,8 +19,9 @@
 #include "util/xalloc.h"
 
 static char *anthropic_request_body(const model_cfg *m, const char *body, size_t len, bool stream,
-                                    size_t *out_len)
+                                    const upstream_opts *opts, size_t *out_len)
 {
+    (void)opts;   /* the body is translated: read whole anyway */
     const char *err = NULL;
     char *out = anthropic_request_from_openai(body, len, m->max_output_tokens, stream, out_len, &err);
     if (!out) upstream_set_error("%s", err ? err : "the request cannot be expressed for Anthropic");

@@ -477,7 +477,7 @@ upstream_call *phttp_chat(upstream *u, const model_cfg *m, const provider_cfg *p
     if (!p->base_url) return NULL;
     phttp_call *c = xcalloc(1, sizeof(*c));
     c->proto = proto;
-    c->body = proto->request_body(m, body, len, stream, &c->body_len);
+    c->body = proto->request_body(m, body, len, stream, opts, &c->body_len);
     if (!c->body) {
         free(c);
         return NULL;

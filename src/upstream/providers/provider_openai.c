@@ -108,9 +108,10 @@ static bool openai_body(phttp_call *c)
 /* The body as given; for streaming with stream true and
  * stream_options.include_usage true. */
 static char *openai_request_body(const model_cfg *m, const char *body, size_t len, bool stream,
-                                 size_t *out_len)
+                                 const upstream_opts *opts, size_t *out_len)
 {
     (void)m;
+    static const char options[] = "\"stream_options\":{\"include_usage\":true},";
     if (!stream) {
         char *s = xmalloc(len + 1);
         memcpy(s, body, len);
@@ -121,13 +122,16 @@ static char *openai_request_body(const model_cfg *m, const char *body, size_t le
     /* The common case without a tree: one "stream", true, and no
      * "stream_options" — the client's bytes with the options put right
      * after the opening brace (numbers and all else as the client wrote
-     * them). Anything else is rewritten through cJSON. */
+     * them); brigade's own text is that case by construction
+     * (upstream_opts.plain_stream). Anything else is rewritten through cJSON. */
     static const char *const names[2] = {"stream", "stream_options"};
-    static const char options[] = "\"stream_options\":{\"include_usage\":true},";
     openai_scan_member mem[2];
-    if (openai_scan_members(body, len, names, mem) && mem[0].count == 1 && mem[0].value_len == 4 &&
-        memcmp(mem[0].value, "true", 4) == 0 && mem[1].count == 0) {
-        const char *brace = memchr(body, '{', len);   /* the object's: only whitespace before it */
+    bool plain = opts && opts->plain_stream;
+    if (!plain)
+        plain = openai_scan_members(body, len, names, mem) && mem[0].count == 1 &&
+                mem[0].value_len == 4 && memcmp(mem[0].value, "true", 4) == 0 && mem[1].count == 0;
+    const char *brace = plain ? memchr(body, '{', len) : NULL;   /* the object's: only whitespace before it */
+    if (brace) {
         size_t head = (size_t)(brace + 1 - body), n = len + sizeof options - 1;
         char *s = xmalloc(n + 1);
         memcpy(s, body, head);
@@ -179,11 +183,11 @@ const provider_proto provider_openai_proto = {
 
 /* The body as given (an embeddings call is never streamed). */
 static char *openai_embeddings_request_body(const model_cfg *m, const char *body, size_t len,
-                                            bool stream, size_t *out_len)
+                                            bool stream, const upstream_opts *opts, size_t *out_len)
 {
     (void)m;
     if (stream) return NULL;
-    return openai_request_body(m, body, len, false, out_len);
+    return openai_request_body(m, body, len, false, opts, out_len);
 }
 
 /* usage.prompt_tokens is all there is to charge: an embedding generates

@@ -78,8 +78,9 @@ static bool responses_body(phttp_call *c)
 
 /* The body with "stream" as asked (the rest was rewritten by the gateway). */
 static char *responses_request_body(const model_cfg *m, const char *body, size_t len, bool stream,
-                                    size_t *out_len)
+                                    const upstream_opts *opts, size_t *out_len)
 {
+    (void)opts;   /* the body is translated: read whole anyway */
     (void)m;
     cJSON *j = cJSON_ParseWithLength(body, len);
     if (!cJSON_IsObject(j)) {

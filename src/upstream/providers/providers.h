@@ -30,9 +30,10 @@ typedef enum phttp_ev {
 
 typedef struct provider_proto {
     const char *path;   /* appended to base_url, e.g. "/chat/completions" */
-    /* The body to send (malloc'd), or NULL if the request cannot be expressed. */
+    /* The body to send (malloc'd), or NULL if the request cannot be
+     * expressed. `opts` may be NULL (upstream_opts.plain_stream). */
     char     *(*request_body)(const model_cfg *m, const char *body, size_t len, bool stream,
-                              size_t *out_len);
+                              const upstream_opts *opts, size_t *out_len);
     /* Auth and protocol headers. */
     struct curl_slist *(*headers)(const provider_cfg *p, struct curl_slist *h);
     /* Per-call state of a stream translation (may be NULL). */

@@ -79,6 +79,9 @@ typedef struct rcall {
     unsigned         resumes;        /* replays of a cut stream (stream_resume) */
     uint64_t         tried;          /* deployments of the current model tried (bit i) */
     bool             responses;      /* the body is a Responses request (upstream_opts) */
+    /* upstream_opts.plain_stream: it still holds of the body for another
+     * upstream name (rcall_body_for changes only "model") */
+    bool             plain_stream;
     bool             delivered;      /* an event reached the caller */
     buf              held;           /* leading events without content, not yet passed on */
     unsigned         n_held;
@@ -941,7 +944,7 @@ static bool rcall_start(rcall *rc, bool first)
     size_t len;
     const char *body = rcall_body_for(rc, d->upstream_model, &len);
     upstream_opts o = {.deadline_ms = rc->deadline, .request_id = rc->request_id, .traceparent = rc->traceparent,
-                       .responses = rc->responses};
+                       .responses = rc->responses, .plain_stream = rc->plain_stream};
     rc->attempts++;
     rc->cur.start = now;
     rc->cur.got_byte = false;
@@ -994,7 +997,7 @@ static void rcall_start_hedge(rcall *rc)
     size_t len;
     const char *body = rcall_body_for(rc, d->upstream_model, &len);
     upstream_opts o = {.deadline_ms = rc->deadline, .request_id = rc->request_id, .traceparent = rc->traceparent,
-                       .responses = rc->responses};
+                       .responses = rc->responses, .plain_stream = rc->plain_stream};
     rattempt *h = &rc->hedge;
     memset(h, 0, sizeof *h);
     h->dep = i;
@@ -1090,6 +1093,7 @@ upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *bo
     if (opts) {
         rc->deadline = opts->deadline_ms;
         rc->responses = opts->responses;
+        rc->plain_stream = opts->plain_stream;
         upstream_outcap_init(&rc->cap, opts->max_output_tokens, opts->responses);
         rc->request_id = rcall_strdup(opts->request_id);
         rc->traceparent = rcall_strdup(opts->traceparent);

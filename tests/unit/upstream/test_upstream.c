@@ -586,6 +586,45 @@ static void test_openai_stream_awkward(void **st)
     fake_stop();
 }
 
+/* brigade's own request text (an agent run's, upstream_opts.plain_stream)
+ * gets the stream options put after its opening brace, its bytes as they
+ * are — as a client's body with one "stream": true gets them after a read
+ * of its members; a body with "stream_options" of its own is rewritten
+ * through cJSON (its 16.0 printed as 16). */
+static void test_openai_plain_stream_body(void **st)
+{
+    (void)st;
+    static const char body[] = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                               "\"max_tokens\":16.0,\"stream\":true}";
+    static const char want[] = "{\"stream_options\":{\"include_usage\":true},\"model\":\"m\",\"messages\":"
+                               "[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":16.0,\"stream\":true}";
+    for (int plain = 0; plain < 3; plain++) {
+        fake_start();
+        fake_sse_reply(SSE_OK, 50, true);
+        collect c;
+        collect_init(&c);
+        char text[256];
+        snprintf(text, sizeof text, "%s", body);
+        if (plain == 2)   /* options of the client's own: not the plain case */
+            snprintf(text, sizeof text, "{\"model\":\"m\",\"messages\":[],\"max_tokens\":16.0,\"stream\":true,"
+                                        "\"stream_options\":{\"include_usage\":false}}");
+        c.call = upstream_chat(U, &M, text, strlen(text), true,
+                               &(upstream_opts){.plain_stream = plain == 1}, &CB, &c);
+        assert_non_null(c.call);
+        run_until_done(&c);
+        assert_int_equal(c.r.error, UPSTREAM_OK);
+        if (plain < 2) {
+            assert_non_null(strstr(F.req.data, want));
+        } else {
+            assert_null(strstr(F.req.data, "16.0"));
+            assert_non_null(strstr(F.req.data, "\"include_usage\":true"));
+            assert_null(strstr(F.req.data, "\"include_usage\":false"));
+        }
+        collect_free(&c);
+        fake_stop();
+    }
+}
+
 static void test_openai_stream_backpressure(void **st)
 {
     (void)st;
@@ -1220,6 +1259,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_openai_plain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_no_usage_estimated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_stream_awkward, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_plain_stream_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_stream_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_stream_cancel_in_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_stream_truncated, setup, teardown),
