@@ -90,6 +90,20 @@ typedef enum step_effect_kind {
     STEP_EFFECT_FAIL,                 /* `error_code` + `error_message` */
 } step_effect_kind;
 
+/* Which of a CALL_MODEL request's messages are the conversation's, by
+ * number, so the harness can keep what it made of each (the text it sends)
+ * from one model call to the next instead of redoing it for the whole
+ * conversation at every step. A core numbers the messages of its
+ * conversation in the order it takes them, from 0 at START or RESUME; a
+ * number is never given to another message in the state's life, and a
+ * numbered message is never changed. count 0: the core says nothing (the
+ * harness then treats every message as new). */
+typedef struct step_context_ref {
+    size_t   lead;    /* request messages before the conversation's (the system prompt, the note) */
+    uint64_t first;   /* the number of the conversation message at messages[lead] */
+    size_t   count;   /* conversation messages from there on, numbered first, first + 1, … */
+} step_context_ref;
+
 typedef struct step_effect {
     step_effect_kind kind;
     /* CALL_MODEL: {"model","messages","tools"?,"max_tokens"}. Its messages
@@ -104,6 +118,7 @@ typedef struct step_effect {
     /* Bookkeeping the harness reports in traces: */
     size_t context_dropped;           /* messages left out of this request's context */
     int64_t context_tokens;           /* estimated tokens of the request's messages */
+    step_context_ref context;         /* CALL_MODEL: the conversation's messages in it */
 } step_effect;
 
 /* A core: a table of functions, so other cores (dlopen, Lua) can plug in. */

@@ -41,7 +41,10 @@ typedef enum toolcall_phase {
 typedef struct toolcall_state {
     const step_agent *agent;   /* not owned; outlives the state (step.h) */
     cJSON   *messages;         /* the run's conversation, minus what was trimmed */
-    size_t   omitted;          /* oldest messages already freed from `messages` */
+    /* oldest messages already freed from `messages`: also the number
+     * (step_context_ref) of messages->child, as messages are only ever
+     * appended and freed from the front */
+    size_t   omitted;
     const cJSON *pending;      /* tool_calls awaiting results (inside `messages`) */
     uint32_t steps;            /* model calls asked for */
     uint32_t tool_calls;       /* tool calls asked for */
@@ -148,6 +151,10 @@ static step_effect toolcall_call_model(toolcall_state *st)
     e.request = req;
     e.context_dropped = dropped;
     e.context_tokens = tokens;
+    /* what is left of the conversation is sent, from its first message on */
+    size_t kept = (size_t)cJSON_GetArraySize(st->messages);
+    e.context = (step_context_ref){.lead = (size_t)cJSON_GetArraySize(msgs) - kept,
+                                   .first = st->omitted, .count = kept};
     return e;
 }
 

@@ -176,6 +176,7 @@ void run_exec_release(run_exec *x)
     }
     if (x->core_state) x->core->destroy(x->core_state);
     x->core_state = NULL;
+    run_texts_free(&x->texts);
     cJSON_Delete(x->tool_specs);
     cJSON_Delete(x->reply_tools);
     cJSON_Delete(x->pending_calls);
@@ -566,7 +567,7 @@ void run_exec_effect(run_exec *x, step_effect *e)
         e->request = NULL;
         guard_pii_request(&x->guard_ctx, request);   /* the agent's pii.input: redact */
         x->rec.steps++;
-        run_model_call(x, request);
+        run_model_call(x, request, &e->context);
         break;
     }
     case STEP_EFFECT_CALL_TOOLS: {

@@ -18,9 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/buf.h"
-#include "util/json_escape.h"
-#include "util/json_write.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "util/xalloc.h"
@@ -255,33 +252,7 @@ static void run_model_set_caps(run_exec *x)
                           ? run_usd_to_nusd(a->max_cost_usd_per_session) : 0};
 }
 
-char *run_model_body(const cJSON *request, size_t *len)
-{
-    buf b;
-    buf_init(&b);
-    buf_append(&b, "{", 1);
-    for (const cJSON *c = request ? request->child : NULL; c; c = c->next) {
-        if (c != request->child) buf_append(&b, ",", 1);
-        const char *k = c->string ? c->string : "";
-        json_escape_string(&b, k, strlen(k));
-        buf_append(&b, ":", 1);
-        if (!cJSON_IsArray(c) || strcmp(k, "messages") != 0) {
-            json_write(&b, c);
-            continue;
-        }
-        buf_append(&b, "[", 1);
-        for (const cJSON *m = c->child; m; m = m->next) {
-            if (m != c->child) buf_append(&b, ",", 1);
-            json_write_omitting(&b, m, ORIGIN_MEMBER);
-        }
-        buf_append(&b, "]", 1);
-    }
-    buf_append(&b, "}", 1);
-    *len = b.len;
-    return buf_detach(&b);
-}
-
-void run_model_call(run_exec *x, cJSON *request)
+void run_model_call(run_exec *x, cJSON *request, const step_context_ref *context)
 {
     /* Streamed, and said only once: the text is then what
      * upstream_opts.plain_stream promises the provider, whatever the core
@@ -295,7 +266,7 @@ void run_model_call(run_exec *x, cJSON *request)
     runs_gate_who(x->r, &x->sc, &w);
     x->call_model = run_model_choose(x, &w, request);
     free(x->call_body);
-    x->call_body = run_model_body(request, &x->call_body_len);
+    x->call_body = run_model_body_kept(&x->texts, request, context, &x->call_body_len);
     cJSON_Delete(request);
     run_model_set_caps(x);
     static const metered_callbacks cbs = {run_model_on_event, run_model_gate_ready,

@@ -203,6 +203,19 @@ struct run_start {
 
 /* ---- the run in flight (exec.c, model.c, toolrun.c, events.c) ---- */
 
+/* The texts of the conversation's messages in the last model request, by
+ * the core's numbers (request_text.c). */
+typedef struct run_text {
+    const cJSON *child;               /* the message's first member when written */
+    char        *text;
+    size_t       len;
+} run_text;
+typedef struct run_texts {
+    uint64_t  first;                  /* the number of v[0] */
+    run_text *v;
+    size_t    n, cap;
+} run_texts;
+
 struct run_exec {
     run_exec        *next, *prev;     /* the loop's list */
     runs_thread     *t;
@@ -223,6 +236,7 @@ struct run_exec {
     upstream_call   *call;
     char            *call_body;       /* the request, kept for retries */
     size_t           call_body_len;
+    run_texts        texts;           /* its messages' texts, for the next request */
     bool             reply_started;   /* text of this reply reached the client */
     bool             sub_full;        /* the subscriber asked for a pause */
     buf              reply_text;
@@ -349,7 +363,10 @@ void runs_sweep_start(runs_thread *t);
 void runs_sweep_stop(runs_thread *t);
 
 /* model.c */
-void run_model_call(run_exec *x, cJSON *request);
+void run_model_call(run_exec *x, cJSON *request, const step_context_ref *context);
+
+/* ---- the request's text (request_text.c) ---- */
+
 /* The text of a core's model request as the provider is sent it: every
  * member as it is, but each message without its `origin` — the guard has
  * seen it (guard_before_effect); it is brigade's bookkeeping, not a field
@@ -357,6 +374,12 @@ void run_model_call(run_exec *x, cJSON *request);
  * (core/step.h), so the origin is left out here, never removed from them.
  * Sets *len; the caller frees the text. */
 char *run_model_body(const cJSON *request, size_t *len);
+/* The same text, with the conversation's messages that `t` has written at
+ * an earlier step of the run taken from it, and the new ones written and
+ * kept (`context`: which they are, from the core's effect). */
+char *run_model_body_kept(run_texts *t, const cJSON *request, const step_context_ref *context,
+                          size_t *len);
+void run_texts_free(run_texts *t);
 void run_model_abort(run_exec *x);
 
 /* toolrun.c */

@@ -155,6 +155,9 @@ static void test_full_run(void **unused)
     assert_string_equal(str_at(m, 1, "content"), "Weather and time in Oslo?");
     assert_int_equal(e.context_dropped, 0);
     assert_true(e.context_tokens > 0);
+    assert_int_equal(e.context.lead, 1);        /* the system prompt, then message 0 */
+    assert_int_equal(e.context.first, 0);
+    assert_int_equal(e.context.count, 1);
     step_effect_clear(&e);
     assert_null(e.request);
 
@@ -175,6 +178,9 @@ static void test_full_run(void **unused)
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(m, 2), "tool_calls")), 2);
     assert_string_equal(str_at(m, 3, "tool_call_id"), "call_1");
     assert_string_equal(str_at(m, 4, "content"), "09:30");
+    assert_int_equal(e.context.lead, 1);        /* messages 0–3: question, calls, results */
+    assert_int_equal(e.context.first, 0);
+    assert_int_equal(e.context.count, 4);
     assert_non_null(cJSON_GetObjectItem(e.request, "tools"));
     assert_int_equal(cJSON_GetObjectItem(e.request, "max_tokens")->valueint, 256);
     step_effect_clear(&e);
@@ -440,6 +446,14 @@ static void test_long_history_bounded(void **unused)
     assert_true(e.context_tokens <= 2000);
     assert_non_null(strstr(str_at(m, 1, "content"), "earlier messages omitted"));
     assert_string_equal(str_at(m, cJSON_GetArraySize(m) - 1, "content"), "latest question");
+    /* the conversation's messages in it, by number: the system prompt and
+     * the note lead; the first kept message is number `dropped` (the
+     * history's numbers are 0–999, the question's 1000) */
+    assert_int_equal(e.context.lead, 2);
+    assert_int_equal(e.context.first, e.context_dropped);
+    assert_int_equal(e.context.count, (size_t)cJSON_GetArraySize(m) - 2);
+    assert_int_equal(e.context.first + e.context.count - 1, 1000);
+    assert_string_equal(str_at(m, 2, "content"), text);
     step_effect_clear(&e);
     /* The history cost ~500 KB; the run now keeps only what it may send. */
     size_t kept = live_bytes - base;
@@ -466,6 +480,11 @@ static void test_long_history_bounded(void **unused)
         /* The current turn — question, calls and results — is all there. */
         int n = cJSON_GetArraySize(m);
         assert_string_equal(str_at(m, n - 1, "role"), "tool");
+        /* numbers go on: each round adds a call and two results */
+        assert_int_equal(e.context.lead, 2);
+        assert_int_equal(e.context.first, e.context_dropped);
+        assert_int_equal(e.context.count, (size_t)n - 2);
+        assert_int_equal(e.context.first + e.context.count - 1, 1000 + 3 * (step + 1));
         step_effect_clear(&e);
     }
     print_message("after 3 tool rounds the run keeps %zu bytes\n", live_bytes - base);

@@ -602,6 +602,87 @@ static void test_request_body_without_origins(void **state)
     free(before);
 }
 
+/* The request's text with the conversation's earlier messages taken from
+ * what the run wrote at an earlier step (run_model_body_kept) is the text
+ * written whole, at every step of a long tool loop on the built-in core —
+ * with the context moving forward, a message redacted into a copy (its
+ * copy is written; at the next step the conversation's own text again), a
+ * message taken out of the request (nothing reused), and a message changed
+ * under its number against step.h (written anew). */
+static void expect_same_body(run_texts *t, const cJSON *req, const step_context_ref *ctx)
+{
+    size_t n1 = 0, n2 = 0;
+    char *whole = run_model_body(req, &n1);
+    char *kept = run_model_body_kept(t, req, ctx, &n2);
+    assert_int_equal(n1, n2);
+    assert_string_equal(kept, whole);
+    free(whole);
+    free(kept);
+}
+
+static void test_request_text_kept(void **state)
+{
+    (void)state;
+    step_agent a = {.name = "looper", .model = "m", .system_prompt = "be brief", .max_steps = 100,
+                    .max_tool_calls = 100, .context_tokens = 600};
+    void *st = step_core_toolcall.create(&a);
+    run_texts t = {0};
+    cJSON *hist = cJSON_Parse("[{\"role\":\"user\",\"content\":\"earlier \\\"question\\\"\",\"origin\":{\"kind\":\"user\"}},"
+                              "{\"role\":\"assistant\",\"content\":\"earlier answer \\u00e9\"}]");
+    step_event ev = {.kind = STEP_EVENT_START, .history = hist,
+                     .message = cJSON_Parse("{\"role\":\"user\",\"content\":\"loop\",\"origin\":{\"kind\":\"user\"}}")};
+    step_effect e = step_core_toolcall.step(st, &ev);
+    for (int round = 0; round < 40; round++) {
+        assert_int_equal(e.kind, STEP_EFFECT_CALL_MODEL);
+        cJSON *msgs = cJSON_GetObjectItem(e.request, "messages");
+        if (round % 7 == 3) {
+            /* a redaction: the message after the lead becomes an edited copy */
+            cJSON *m = cJSON_GetArrayItem(msgs, (int)e.context.lead);
+            cJSON *copy = step_message_copy(m);
+            cJSON_ReplaceItemInObjectCaseSensitive(copy, "content", cJSON_CreateString("[REDACTED]"));
+            assert_true(cJSON_ReplaceItemViaPointer(msgs, m, copy));
+        }
+        if (round % 11 == 5)   /* a message taken out: the count no longer matches */
+            cJSON_Delete(cJSON_DetachItemFromArray(msgs, (int)e.context.lead));
+        expect_same_body(&t, e.request, &e.context);
+        assert_true(t.n <= e.context.count);             /* only the context's messages are kept */
+        step_effect_clear(&e);
+        char reply[300];
+        snprintf(reply, sizeof reply, "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c%d\","
+                 "\"type\":\"function\",\"function\":{\"name\":\"clock\",\"arguments\":\"{}\"}}]}", round);
+        ev = (step_event){.kind = STEP_EVENT_MODEL_REPLY, .message = cJSON_Parse(reply)};
+        e = step_core_toolcall.step(st, &ev);
+        assert_int_equal(e.kind, STEP_EFFECT_CALL_TOOLS);
+        step_effect_clear(&e);
+        char result[300];
+        snprintf(result, sizeof result, "[{\"role\":\"tool\",\"tool_call_id\":\"c%d\",\"content\":"
+                 "\"{\\\"utc\\\":\\\"12:%02d\\\"}\",\"origin\":{\"kind\":\"tool\",\"untrusted\":true}}]", round, round);
+        ev = (step_event){.kind = STEP_EVENT_TOOL_RESULTS, .results = cJSON_Parse(result)};
+        e = step_core_toolcall.step(st, &ev);
+    }
+    assert_true(e.context_dropped > 0);                  /* the context did move forward */
+    step_effect_clear(&e);
+    step_core_toolcall.destroy(st);
+    run_texts_free(&t);
+
+    /* against step.h: a numbered message changed in place (its first
+     * member replaced) is written anew, not taken from what was kept */
+    cJSON *conv = cJSON_Parse("[{\"role\":\"user\",\"content\":\"one\"},{\"role\":\"user\",\"content\":\"two\"}]");
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddItemToObject(req, "messages", step_context_select(NULL, conv, 100000, NULL, NULL));
+    step_context_ref ctx = {.lead = 0, .first = 0, .count = 2};
+    expect_same_body(&t, req, &ctx);
+    assert_int_equal(t.n, 2);
+    cJSON_Delete(req);
+    cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetArrayItem(conv, 1), "role", cJSON_CreateString("assistant"));
+    req = cJSON_CreateObject();
+    cJSON_AddItemToObject(req, "messages", step_context_select(NULL, conv, 100000, NULL, NULL));
+    expect_same_body(&t, req, &ctx);
+    cJSON_Delete(req);
+    cJSON_Delete(conv);
+    run_texts_free(&t);
+}
+
 static void test_json_subscriber_gets_no_events(void **state)
 {
     (void)state;
@@ -1020,6 +1101,7 @@ int main(void)
         cmocka_unit_test(test_completes),
         cmocka_unit_test(test_quick_steps_share_a_write),
         cmocka_unit_test(test_request_body_without_origins),
+        cmocka_unit_test(test_request_text_kept),
         cmocka_unit_test(test_json_subscriber_gets_no_events),
         cmocka_unit_test(test_tool_errors_become_results),
         cmocka_unit_test(test_cancel_mid_tool),
