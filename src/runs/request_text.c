@@ -72,7 +72,7 @@ static void run_texts_write(run_texts *t, buf *b, const cJSON *m, uint64_t seq)
         return;
     }
     if (t->n == t->cap) {
-        t->cap = t->cap ? 2 * t->cap : 16;
+        t->cap = t->cap ? 2 * t->cap : 4;   /* a held run has one or two messages */
         t->v = xrealloc(t->v, t->cap * sizeof *t->v);
     }
     t->v[t->n++] = (run_text){.child = m->child, .text = text, .len = len};
