@@ -6,6 +6,7 @@
 #   BRIGADES="/tmp/brigade-old build-bench/brigade" bench/runs_cost.sh instructions
 #   BRIGADES="/tmp/brigade-old build-bench/brigade …" bench/runs_cost.sh commits
 #   DATA_ROOT=/dev/shm BRIGADES="…" bench/runs_cost.sh commits   (no disk flush)
+#   BRIGADES="/tmp/brigade-old build-bench/brigade" bench/runs_cost.sh steps
 #
 # Each binary serves the agents of runs.sh (lib.sh: hold, plain, clocked;
 # in-process mock providers, 2 loop threads) with sessions made by
@@ -25,21 +26,34 @@
 #                 flushes. Prints fdatasync per run (warm-up included) and
 #                 the p50 run time (from writing the request to reading
 #                 run.completed).
+#   steps         under callgrind, a step on a long conversation: the
+#                 `looped` agent (8 clock calls, then an answer: 9 model
+#                 calls a run) with its model on a `brigade mock-llm`
+#                 process over HTTP (the mock's own parsing is not
+#                 counted); S sessions each given HISTORY runs, then the
+#                 counters over one more run on each. Prints every thread's
+#                 instructions per model call (the run's start and end
+#                 spread over its 9 calls) and per run.
 #
 # Environment: BRIGADES (default build-bench/brigade), N (100), H (200),
-# RUNS (300), DATA_ROOT (/tmp), BENCH_KEEP (1 keeps the temp dir).
+# RUNS (300), S (4), HISTORY (10: ~200 messages a session), DATA_ROOT (/tmp),
+# BENCH_KEEP (1 keeps the temp dir).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 mode=${1:-}
 n=${N:-100}
 h=${H:-200}
 runs=${RUNS:-300}
+sessions=${S:-4}
+history=${HISTORY:-10}
 die() { echo "runs_cost.sh: $*" >&2; exit 1; }
-[[ "$mode" == instructions || "$mode" == commits ]] || die "usage: runs_cost.sh instructions|commits"
-[[ "$n" =~ ^[1-9][0-9]*$ && "$h" =~ ^[1-9][0-9]*$ && "$runs" =~ ^[1-9][0-9]*$ ]] ||
-  die "N, H and RUNS must be positive integers"
+[[ "$mode" == instructions || "$mode" == commits || "$mode" == steps ]] ||
+  die "usage: runs_cost.sh instructions|commits|steps"
+[[ "$n" =~ ^[1-9][0-9]*$ && "$h" =~ ^[1-9][0-9]*$ && "$runs" =~ ^[1-9][0-9]*$ &&
+   "$sessions" =~ ^[1-9][0-9]*$ && "$history" =~ ^[0-9]+$ ]] ||
+  die "N, H, RUNS and S must be positive integers, HISTORY a non-negative one"
 tools=(node jq perf)
-[[ "$mode" == instructions ]] && tools=(node valgrind callgrind_control)
+[[ "$mode" != commits ]] && tools=(node valgrind callgrind_control)
 for t in "${tools[@]}"; do command -v "$t" >/dev/null || die "missing $t"; done
 load="$root/bench/runs_load.mjs"
 BRIGADES=${BRIGADES:-$root/build-bench/brigade}
@@ -55,6 +69,7 @@ trap 'exit 130' INT TERM
 
 plain=(--agent plain --content "Hello.")
 clocked=(--agent clocked --content "What time is it? [[tool:clock {}]]")
+looped=(--agent looped --content "What time is it, 8 times? [[tool:clock {}]] [[tool_loop:8]]")
 
 # Instructions per run of the runs COMMAND makes (callgrind's counters of
 # $pid, zeroed before and dumped after), appended to row.
@@ -83,6 +98,9 @@ flushes() {   # flushes AGENT_ARGS...
 if [[ "$mode" == instructions ]]; then
   echo "| binary | plain | clocked | hold |"
   echo "|---|---:|---:|---:|"
+elif [[ "$mode" == steps ]]; then
+  echo "| binary | instructions per model call, $history earlier runs | per run |"
+  echo "|---|---:|---:|"
 else
   echo "| binary | plain fdatasync/run | plain p50 ms | clocked fdatasync/run | clocked p50 ms |"
   echo "|---|---:|---:|---:|---:|"
@@ -93,23 +111,46 @@ for bin in $BRIGADES; do
   k=$((k + 1))
   d=$tmp/$k
   mkdir -p -m 700 "$d/data"
+  fast="{name: fast, kind: mock, latency_ms: 0}"
+  if [[ "$mode" == steps ]]; then   # the model in a process of its own
+    "$bin" mock-llm --listen 127.0.0.1:0 --threads 1 >"$d/mock.log" 2>&1 &
+    mock_pid=$!; pids+=("$mock_pid")
+    mock_url=$(bench_wait_line "$d/mock.log" 'http://127\.0\.0\.1:[0-9]+' "$mock_pid" mock-llm)
+    fast="{name: fast, kind: openai, base_url: \"$mock_url/v1\", api_key: k, max_connections: 16}"
+  fi
   cat >"$d/brigade.yaml" <<Y
 server: {listen: "127.0.0.1:0", data_dir: "$d/data", threads: 2, limits: {max_connections: 20000}}
 providers:
   - {name: slow, kind: mock, latency_ms: 300, timeout_ms: 600000}
-  - {name: fast, kind: mock, latency_ms: 0}
+  - $fast
 $(bench_runs_agents_yaml)
 Y
   token="runcost-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   wrap=()
-  [[ "$mode" == instructions ]] && wrap=(valgrind --tool=callgrind --callgrind-out-file="$d/cg.out")
+  [[ "$mode" != commits ]] && wrap=(valgrind --tool=callgrind --callgrind-out-file="$d/cg.out")
   BRIGADE_ADMIN_TOKEN=$token BRIGADE_LOG=warn "${wrap[@]}" "$bin" serve --config "$d/brigade.yaml" \
     --data-dir "$d/data" >"$d/brigade.log" 2>&1 &
   pid=$!; pids+=("$pid")
   url=$(bench_wait_line "$d/brigade.log" 'http://127\.0\.0\.1:[0-9]+' "$pid" brigade 60)
+  row="| $bin"
+  if [[ "$mode" == steps ]]; then
+    node "$load" setup --url "$url" --admin-token "$token" --users 1 --hold-agent hold --hold-sessions 1 \
+      --step-agents looped --step-sessions "$sessions" --file "$d/s.json" --out "$d/setup.json" >/dev/null
+    # one at a time, the sessions in turn: each gets HISTORY runs
+    ((history == 0)) || node "$load" steps --url "$url" --file "$d/s.json" --conc 1 --runs $((sessions * history)) \
+      --warmup 0 "${looped[@]}" --out "$d/grow.json" >/dev/null
+    sleep 1
+    phase "$sessions" node "$load" steps --url "$url" --file "$d/s.json" --conc 1 --runs "$sessions" --warmup 0 \
+      "${looped[@]}" --out "$d/l.json"
+    per_run=${row##* }
+    row="| $bin | $((per_run / 9)) | $per_run"
+    echo "$row |"
+    bench_stop_pid "$pid"
+    bench_stop_pid "$mock_pid"
+    continue
+  fi
   node "$load" setup --url "$url" --admin-token "$token" --users 10 --hold-agent hold --hold-sessions "$h" \
     --step-agents plain,clocked --step-sessions 64 --file "$d/s.json" --out "$d/setup.json" >/dev/null
-  row="| $bin"
   if [[ "$mode" == instructions ]]; then
     for agent in plain clocked; do
       declare -n args=$agent

@@ -38,7 +38,7 @@
  *
  * The origin is the harness's bookkeeping, never sent upstream: the
  * harness leaves it out of every message when it writes a model request
- * (run_model_body, src/runs/model.c).
+ * (run_model_body, src/runs/request_text.c).
  *
  * Includes: only <cjson/cJSON.h> and the freestanding <stdbool.h> and
  * <stdint.h> — no I/O (invariant 1, docs/architecture.md; checked by
