@@ -108,13 +108,14 @@ static int exfil_call_cmp(const void *a, const void *b)
  * each tool result searched every message for its call: a model call of a
  * long run with a long history did tens of thousands of strcmp, at every
  * step (27 % of the CPU of a 9-step run, docs/benchmarks.md). */
-static exfil_call *exfil_calls_of(const cJSON *messages, size_t *n_out, size_t *memory_calls)
+static exfil_call *exfil_calls_of(const cJSON *first, const cJSON *end, size_t *n_out,
+                                  size_t *memory_calls)
 {
     exfil_call *calls = NULL;
     size_t n = 0, cap = 0;
     *memory_calls = 0;
-    const cJSON *m, *call;
-    cJSON_ArrayForEach(m, messages) {
+    const cJSON *call;
+    for (const cJSON *m = first; m && m != end; m = m->next) {
         const cJSON *tcs = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
         cJSON_ArrayForEach(call, tcs) {
             const cJSON *cid = cJSON_GetObjectItemCaseSensitive(call, "id");
@@ -162,10 +163,14 @@ static bool exfil_call_is_memory(const exfil_call *calls, size_t n, const char *
 
 void guard_secrets_collect(guard_secrets *s, const cJSON *messages)
 {
+    if (cJSON_IsArray(messages)) guard_secrets_collect_range(s, messages->child, NULL);
+}
+
+void guard_secrets_collect_range(guard_secrets *s, const cJSON *first, const cJSON *end)
+{
     size_t n_calls = 0, memory_calls = 0;
-    exfil_call *calls = exfil_calls_of(messages, &n_calls, &memory_calls);
-    const cJSON *m;
-    cJSON_ArrayForEach(m, messages) {
+    exfil_call *calls = exfil_calls_of(first, end, &n_calls, &memory_calls);
+    for (const cJSON *m = first; m && m != end; m = m->next) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         if (!cJSON_IsString(role)) continue;
         if (strcmp(role->valuestring, "user") == 0) {

@@ -37,6 +37,10 @@ typedef struct guard_secrets {
 void guard_secrets_clear(guard_secrets *s);
 /* Add what a chat-completions `messages` array holds (idempotent). */
 void guard_secrets_collect(guard_secrets *s, const cJSON *messages);
+/* The same for the messages from `first` (an item of the array) up to, not
+ * including, `end` (NULL: to the array's end); a tool result is matched
+ * with the calls of those messages. */
+void guard_secrets_collect_range(guard_secrets *s, const cJSON *first, const cJSON *end);
 void guard_secrets_add(guard_secrets *s, const char *v, size_t len);
 
 /* Does the text (or any string of the JSON text `args`) carry a value?

@@ -28,6 +28,9 @@ struct guard_run {
     uint32_t  taint_kinds;
     /* the user's values that must not leave (exfil.h) */
     guard_secrets secrets;
+    /* the conversation's messages numbered below this were read at an
+     * earlier model call (guard_effect.context) */
+    uint64_t  context_next;
     /* the last batch of tool calls, to name the tool of each result */
     cJSON    *last_calls;
     /* a resumed run's first batch is the paused one again: its decisions
@@ -263,10 +266,27 @@ static bool guard_check_context(guard_run *g, const guard_ctx *ctx, const guard_
     (void)d;
     (void)note;
     (void)notelen;
-    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(e->json, "messages"), *m;
-    guard_secrets_collect(&g->secrets, msgs);
-    cJSON_ArrayForEach(m, msgs)
-        guard_note_message(g, m);
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(e->json, "messages");
+    if (!cJSON_IsArray(msgs)) return true;
+    /* Read once: the messages before the conversation's (the system prompt,
+     * the note), then the conversation's not read at an earlier call. When
+     * the request is not what the core said it is, all of it. */
+    const step_context_ref *c = e->context;
+    const cJSON *lead_end = NULL, *from = msgs->child;
+    if (c && c->count && (size_t)cJSON_GetArraySize(msgs) == c->lead + c->count) {
+        lead_end = msgs->child;
+        for (size_t i = 0; i < c->lead; i++) lead_end = lead_end->next;
+        uint64_t read = g->context_next > c->first ? g->context_next - c->first : 0;
+        from = lead_end;
+        for (uint64_t i = 0; i < read && from; i++) from = from->next;
+        g->context_next = c->first + c->count;
+    }
+    if (lead_end) {
+        guard_secrets_collect_range(&g->secrets, msgs->child, lead_end);
+        for (const cJSON *m = msgs->child; m != lead_end; m = m->next) guard_note_message(g, m);
+    }
+    guard_secrets_collect_range(&g->secrets, from, NULL);
+    for (const cJSON *m = from; m; m = m->next) guard_note_message(g, m);
     return true;
 }
 

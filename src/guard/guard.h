@@ -61,6 +61,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "core/step.h"
 #include "obs/obs.h"
 #include "scope/scope.h"
 #include "tools/tools.h"
@@ -87,6 +88,12 @@ typedef struct guard_effect {
     const char  *tool_name;           /* TOOL_CALL */
     const char  *arguments;           /* TOOL_CALL: the model's JSON text */
     obs_span    *span;                /* TOOL_CALL: the call's span (parent of decisions) */
+    /* MODEL_CALL: which of the request's messages are the conversation's,
+     * by the core's numbers (core/step.h), or NULL. What the guard gathers
+     * from a request (the user's values, the taint) only grows, so a
+     * message it has read at an earlier model call of the run is not read
+     * again. */
+    const step_context_ref *context;
 } guard_effect;
 
 typedef enum guard_verdict {

@@ -541,7 +541,8 @@ static void run_wall_timeout(uv_timer_t *t)
 static guard_effect run_guard_effect(const step_effect *e)
 {
     switch (e->kind) {
-    case STEP_EFFECT_CALL_MODEL: return (guard_effect){.kind = GUARD_EFFECT_MODEL_CALL, .json = e->request};
+    case STEP_EFFECT_CALL_MODEL:
+        return (guard_effect){.kind = GUARD_EFFECT_MODEL_CALL, .json = e->request, .context = &e->context};
     case STEP_EFFECT_CALL_TOOLS: return (guard_effect){.kind = GUARD_EFFECT_TOOL_CALLS, .json = e->tool_calls};
     case STEP_EFFECT_FINISH: return (guard_effect){.kind = GUARD_EFFECT_FINISH, .json = e->message};
     default: return (guard_effect){0};

