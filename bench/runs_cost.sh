@@ -30,8 +30,9 @@
 #                 `looped` agent (8 clock calls, then an answer: 9 model
 #                 calls a run) with its model on a `brigade mock-llm`
 #                 process over HTTP (the mock's own parsing is not
-#                 counted); S sessions each given HISTORY runs, then the
-#                 counters over one more run on each. Prints every thread's
+#                 counted); 150 warm-up runs of `plain`, S sessions each
+#                 given HISTORY runs, then the counters over one more run
+#                 on each. Prints every thread's
 #                 instructions per model call (the run's start and end
 #                 spread over its 9 calls) and per run.
 #
@@ -135,7 +136,12 @@ Y
   row="| $bin"
   if [[ "$mode" == steps ]]; then
     node "$load" setup --url "$url" --admin-token "$token" --users 1 --hold-agent hold --hold-sessions 1 \
-      --step-agents looped --step-sessions "$sessions" --file "$d/s.json" --out "$d/setup.json" >/dev/null
+      --step-agents looped,plain --step-sessions "$sessions" --file "$d/s.json" --out "$d/setup.json" >/dev/null
+    # warm-up on sessions of their own: each of the 32 pool threads has its
+    # own store reader, whose first jobs load the schema and prepare their
+    # statements (~0.5 M instructions that a short phase would count)
+    node "$load" steps --url "$url" --file "$d/s.json" --conc 1 --runs 150 --warmup 0 "${plain[@]}" \
+      --out "$d/warm.json" >/dev/null
     # one at a time, the sessions in turn: each gets HISTORY runs
     ((history == 0)) || node "$load" steps --url "$url" --file "$d/s.json" --conc 1 --runs $((sessions * history)) \
       --warmup 0 "${looped[@]}" --out "$d/grow.json" >/dev/null

@@ -201,6 +201,11 @@ store_status store_session_owned(store_conn *c, const scope *sc, const char *ses
 store_status store_message_append(store_conn *c, const scope *sc, const char *session_id,
                                   const char *run_id, const message_rec *m, int64_t now,
                                   int64_t *seq_out);
+/* The same for n messages in order (one seq lookup and one session
+ * update for all of them: a run's step appends several). */
+store_status store_messages_append(store_conn *c, const scope *sc, const char *session_id,
+                                   const char *run_id, const message_rec *msgs, size_t n,
+                                   int64_t now, int64_t *first_seq_out);
 
 /* store_memory.c: the FTS5 MATCH expression for a plain-words query
  * (exposed for the unit tests). out holds STORE_FTS_EXPR_MAX bytes; returns

@@ -229,14 +229,10 @@ static store_status store_run_append_op(store_conn *c, void *arg)
     char session_id[ID_MAX];
     store_status res = store_run_open(c, a->sc, a->run->id, session_id);
     if (res != STORE_OK) return res;
-    int64_t now = time_now_unix();
-    for (size_t i = 0; i < a->n; i++) {
-        /* any failure returns before the counters move; the writer then
-         * rolls back this operation's savepoint: the group lands whole or
-         * not at all */
-        res = store_message_append(c, a->sc, session_id, a->run->id, &a->msgs[i], now, NULL);
-        if (res != STORE_OK) return res;
-    }
+    /* any failure returns before the counters move; the writer then rolls
+     * back this operation's savepoint: the group lands whole or not at all */
+    res = store_messages_append(c, a->sc, session_id, a->run->id, a->msgs, a->n, time_now_unix(), NULL);
+    if (res != STORE_OK) return res;
     return store_run_counters(c, a->run);
 }
 

@@ -97,14 +97,16 @@ static bool store_message_valid(const message_rec *m)
     return false;
 }
 
-store_status store_message_append(store_conn *c, const scope *sc, const char *session_id,
-                                  const char *run_id, const message_rec *m, int64_t now,
-                                  int64_t *seq_out)
+store_status store_messages_append(store_conn *c, const scope *sc, const char *session_id,
+                                   const char *run_id, const message_rec *msgs, size_t n,
+                                   int64_t now, int64_t *first_seq_out)
 {
     /* Checked here, message by message, rather than by the callers up
      * front: a group that fails half-way must leave nothing behind, and
      * that is the savepoint's job whatever the cause of the failure. */
-    if (!store_message_valid(m)) return STORE_INVALID;
+    for (size_t i = 0; i < n; i++)
+        if (!store_message_valid(&msgs[i])) return STORE_INVALID;
+    if (n == 0) return STORE_OK;
 
     sqlite3_stmt *s = store_stmt(c, "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?");
     if (!s) return STORE_ERROR;
@@ -113,34 +115,45 @@ store_status store_message_append(store_conn *c, const scope *sc, const char *se
     int64_t seq = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     sqlite3_reset(s);
     if (rc != SQLITE_ROW) return store_sqlite_status(c, rc, "next seq");
+    if (first_seq_out) *first_seq_out = seq;
 
-    s = store_stmt(c, "INSERT INTO messages (session_id, seq, run_id, tenant_id, user_id, role, content,"
-                      " tool_calls, tool_call_id, created_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
-    if (!s) return STORE_ERROR;
-    store_bind_text(s, 1, session_id);
-    sqlite3_bind_int64(s, 2, seq);
-    store_bind_text(s, 3, run_id ? run_id : "");
-    store_bind_text(s, 4, sc->tenant_id);
-    store_bind_text(s, 5, sc->user_id);
-    store_bind_text(s, 6, m->role);
-    store_bind_text(s, 7, m->content);
-    store_bind_text(s, 8, m->tool_calls_json);
-    store_bind_text(s, 9, m->tool_call_id);
-    sqlite3_bind_int64(s, 10, now);
-    store_bind_text(s, 11, m->origin_json);
-    rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) return store_sqlite_status(c, rc, "insert message");
+    for (size_t i = 0; i < n; i++, seq++) {
+        const message_rec *m = &msgs[i];
+        s = store_stmt(c, "INSERT INTO messages (session_id, seq, run_id, tenant_id, user_id, role, content,"
+                          " tool_calls, tool_call_id, created_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+        if (!s) return STORE_ERROR;
+        store_bind_text(s, 1, session_id);
+        sqlite3_bind_int64(s, 2, seq);
+        store_bind_text(s, 3, run_id ? run_id : "");
+        store_bind_text(s, 4, sc->tenant_id);
+        store_bind_text(s, 5, sc->user_id);
+        store_bind_text(s, 6, m->role);
+        store_bind_text(s, 7, m->content);
+        store_bind_text(s, 8, m->tool_calls_json);
+        store_bind_text(s, 9, m->tool_call_id);
+        sqlite3_bind_int64(s, 10, now);
+        store_bind_text(s, 11, m->origin_json);
+        rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (rc != SQLITE_DONE) return store_sqlite_status(c, rc, "insert message");
+    }
 
-    s = store_stmt(c, "UPDATE sessions SET message_count = message_count + 1, updated_at = ? WHERE id = ?");
+    s = store_stmt(c, "UPDATE sessions SET message_count = message_count + ?, updated_at = ? WHERE id = ?");
     if (!s) return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, now);
-    store_bind_text(s, 2, session_id);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)n);
+    sqlite3_bind_int64(s, 2, now);
+    store_bind_text(s, 3, session_id);
     rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) return store_sqlite_status(c, rc, "touch session");
-    if (seq_out) *seq_out = seq;
     return STORE_OK;
+}
+
+store_status store_message_append(store_conn *c, const scope *sc, const char *session_id,
+                                  const char *run_id, const message_rec *m, int64_t now,
+                                  int64_t *seq_out)
+{
+    return store_messages_append(c, sc, session_id, run_id, m, 1, now, seq_out);
 }
 
 /* ---- rows ---- */
