@@ -855,6 +855,50 @@ static void test_runs_recover(void **state)
     session_rec_free(&scm);
 }
 
+/* A write of a run's status evaluates runs_active's condition; spelled as
+ * an IN list of four constants it made SQLite build a temporary b-tree at
+ * every such write (migration 24). None now, and the restart recovery
+ * (its statement as store_runs_recover_op has it) searches the index (it
+ * keeps its own temporary b-tree, of the rows found, as it changes the
+ * indexed column: once, at start). */
+static void test_run_writes_without_temporary_btrees(void **state)
+{
+    fx *f = *state;
+    if (on_pg) return;   /* PostgreSQL plans IN lists its own way */
+    char path[128];
+    snprintf(path, sizeof path, "%s/brigade.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    const char *writes[] = {
+        "INSERT INTO runs (id, session_id, tenant_id, user_id, agent, status, created_at)"
+        " VALUES ('x', 's', 't', 'u', 'a', 2, 1)",
+        "UPDATE runs SET status = 4, finished_at = 1 WHERE id = 'x'",
+        "UPDATE runs SET status = 2 WHERE id = 'x' AND status IN (3, 8)",
+        "UPDATE runs SET status = 7, error_code = 'server_restart', finished_at = 1"
+        " WHERE (status < 4 OR status = 8) AND status IN (1, 2)",
+    };
+    for (size_t i = 0; i < 3; i++) {
+        char sql[512];
+        snprintf(sql, sizeof sql, "EXPLAIN %s", writes[i]);
+        sqlite3_stmt *s;
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+        while (sqlite3_step(s) == SQLITE_ROW)
+            if (strcmp((const char *)sqlite3_column_text(s, 1), "OpenEphemeral") == 0)
+                fail_msg("a temporary b-tree in: %s", writes[i]);
+        sqlite3_finalize(s);
+    }
+    char sql[512];
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", writes[3]);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    bool indexed = false;
+    while (sqlite3_step(s) == SQLITE_ROW)
+        indexed |= strstr((const char *)sqlite3_column_text(s, 3), "USING INDEX runs_active") != NULL;
+    sqlite3_finalize(s);
+    assert_true(indexed);
+    sqlite3_close(db);
+}
+
 /* A cancel asked on one instance for a run another instance runs
  * (migration 20): marked only for the caller's active run of another live
  * instance; the owner finds it. SQLite is one instance: never marked. */
@@ -1417,6 +1461,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_write_behind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_pause_and_approvals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runs_recover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_writes_without_temporary_btrees, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_cancel_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_basic, setup, teardown),
         cmocka_unit_test(test_memory_fts_query_builder),
