@@ -533,6 +533,33 @@ static const store_migration store_migrations[] = {
       * run (store_runs_recover_op). */
      "DROP INDEX IF EXISTS runs_active;"
      "CREATE INDEX runs_active ON runs (status) WHERE status < 4 OR status = 8;"},
+    {25,
+     /* The same cost in every message's insert: its CHECK on the role,
+      * `role IN ('user', 'assistant', 'tool')`, made SQLite build a
+      * temporary b-tree of the three names for each row (a run writes
+      * two to twenty). A CHECK cannot be changed in place: the table is
+      * rebuilt, as in 23, with the same rows and the check as comparisons
+      * (store_message_valid checks the role before any insert as well). */
+     "CREATE TABLE messages_checked ("
+     "  session_id   TEXT NOT NULL,"
+     "  seq          INTEGER NOT NULL,"
+     "  run_id       TEXT NOT NULL DEFAULT '',"
+     "  tenant_id    TEXT NOT NULL,"
+     "  user_id      TEXT NOT NULL,"
+     "  role         TEXT NOT NULL CHECK (role = 'user' OR role = 'assistant' OR role = 'tool'),"
+     "  content      TEXT,"
+     "  tool_calls   TEXT,"
+     "  tool_call_id TEXT NOT NULL DEFAULT '',"
+     "  created_at   INTEGER NOT NULL,"
+     "  origin       TEXT,"
+     "  PRIMARY KEY (session_id, seq)"
+     ") WITHOUT ROWID;"
+     "INSERT INTO messages_checked (session_id, seq, run_id, tenant_id, user_id, role, content,"
+     "  tool_calls, tool_call_id, created_at, origin)"
+     " SELECT session_id, seq, run_id, tenant_id, user_id, role, content, tool_calls, tool_call_id,"
+     "  created_at, origin FROM messages;"
+     "DROP TABLE messages;"
+     "ALTER TABLE messages_checked RENAME TO messages;"},
 };
 
 #define STORE_NMIGRATIONS (sizeof store_migrations / sizeof store_migrations[0])

@@ -857,7 +857,8 @@ static void test_runs_recover(void **state)
 
 /* A write of a run's status evaluates runs_active's condition; spelled as
  * an IN list of four constants it made SQLite build a temporary b-tree at
- * every such write (migration 24). None now, and the restart recovery
+ * every such write (migration 24), and a message's insert its CHECK on the
+ * role, a list of three (migration 25). None now, and the restart recovery
  * (its statement as store_runs_recover_op has it) searches the index (it
  * keeps its own temporary b-tree, of the rows found, as it changes the
  * indexed column: once, at start). */
@@ -874,10 +875,12 @@ static void test_run_writes_without_temporary_btrees(void **state)
         " VALUES ('x', 's', 't', 'u', 'a', 2, 1)",
         "UPDATE runs SET status = 4, finished_at = 1 WHERE id = 'x'",
         "UPDATE runs SET status = 2 WHERE id = 'x' AND status IN (3, 8)",
+        "INSERT INTO messages (session_id, seq, run_id, tenant_id, user_id, role, content, tool_calls,"
+        " tool_call_id, created_at, origin) VALUES ('s', 1, 'r', 't', 'u', 'tool', 'c', NULL, 'id', 1, NULL)",
         "UPDATE runs SET status = 7, error_code = 'server_restart', finished_at = 1"
         " WHERE (status < 4 OR status = 8) AND status IN (1, 2)",
     };
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         char sql[512];
         snprintf(sql, sizeof sql, "EXPLAIN %s", writes[i]);
         sqlite3_stmt *s;
@@ -888,7 +891,7 @@ static void test_run_writes_without_temporary_btrees(void **state)
         sqlite3_finalize(s);
     }
     char sql[512];
-    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", writes[3]);
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", writes[4]);
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
     bool indexed = false;
@@ -896,6 +899,14 @@ static void test_run_writes_without_temporary_btrees(void **state)
         indexed |= strstr((const char *)sqlite3_column_text(s, 3), "USING INDEX runs_active") != NULL;
     sqlite3_finalize(s);
     assert_true(indexed);
+    sqlite3_close(db);
+    /* the check as comparisons still refuses another role */
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO messages (session_id, seq, tenant_id, user_id, role,"
+                                      " created_at) VALUES ('s', 1, 't', 'u', 'system', 1)", NULL, NULL, NULL),
+                     SQLITE_CONSTRAINT);
+    assert_int_equal(sqlite3_extended_errcode(db), SQLITE_CONSTRAINT_CHECK);
     sqlite3_close(db);
 }
 
