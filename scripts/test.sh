@@ -79,7 +79,9 @@ run_unit() {  # run_unit SUITE BUILDDIR [meson options…]
 echo "== unit tests"
 run_unit unit build --buildtype=debugoptimized
 echo "== unit tests under ASan+UBSan"
-run_unit unit-asan build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+# UBSan only prints by default: a finding must fail the test, as in the e2e run
+UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+  run_unit unit-asan build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 
 # e2e_counts LOG RC: "passed failed skipped" of a node --test TAP log
 e2e_counts() {

@@ -140,7 +140,7 @@ static cJSON *context_system_message(const char *text)
  * change a message of the request (a redaction) replaces it in the array
  * with a copy (step_message_copy); the harness leaves `origin` out when it
  * writes the request rather than removing it. */
-static cJSON *context_message_view(const cJSON *m)
+static cJSON *context_message_ref(const cJSON *m)
 {
     if (!cJSON_IsObject(m))
         return cJSON_Duplicate(m, 1);
@@ -259,12 +259,12 @@ cJSON *step_context_select_ex(const char *system_prompt, const cJSON *messages, 
             cJSON_Delete(note);
     }
     for (size_t i = start; ok && i < n; i++) {
-        cJSON *copy = context_message_view(items[i].msg);
-        ok = copy && cJSON_AddItemToArray(out, copy);
+        cJSON *ref = context_message_ref(items[i].msg);
+        ok = ref && cJSON_AddItemToArray(out, ref);
         if (ok)
             total += items[i].tokens;
         else
-            cJSON_Delete(copy);
+            cJSON_Delete(ref);
     }
     free(items);
     if (!ok) {

@@ -42,6 +42,7 @@ static void run_texts_move_to(run_texts *t, uint64_t first)
         return;
     }
     size_t gone = (size_t)(first - t->first);
+    if (gone == 0) return;             /* (t->v may be NULL: memmove must not see it) */
     for (size_t i = 0; i < gone; i++) free(t->v[i].text);
     memmove(t->v, t->v + gone, (t->n - gone) * sizeof *t->v);
     t->n -= gone;
@@ -93,7 +94,10 @@ char *run_model_body_kept(run_texts *t, const cJSON *request, const step_context
         const char *k = c->string ? c->string : "";
         json_escape_string(&b, k, strlen(k));
         buf_append(&b, ":", 1);
-        if (c != messages) {
+        /* every member named "messages" loses its messages' origins (a
+         * core that repeats the key still sends none); texts are kept for
+         * the one the core described */
+        if (!cJSON_IsArray(c) || strcmp(k, "messages") != 0) {
             json_write(&b, c);
             continue;
         }
@@ -101,7 +105,8 @@ char *run_model_body_kept(run_texts *t, const cJSON *request, const step_context
         size_t j = 0;
         for (const cJSON *m = c->child; m; m = m->next, j++) {
             if (m != c->child) buf_append(&b, ",", 1);
-            if (reuse && j >= ctx->lead && (m->type & cJSON_IsReference) && cJSON_IsObject(m))
+            if (reuse && c == messages && j >= ctx->lead && (m->type & cJSON_IsReference) &&
+                cJSON_IsObject(m))
                 run_texts_write(t, &b, m, ctx->first + (j - ctx->lead));
             else
                 json_write_omitting(&b, m, ORIGIN_MEMBER);

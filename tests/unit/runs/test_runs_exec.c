@@ -597,6 +597,12 @@ static void test_request_body_without_origins(void **state)
     assert_string_equal(after, before);               /* the origins stay in the conversation */
     free(after);
     free(body);
+    /* a second "messages" member (a core's mistake) sends no origin either */
+    cJSON_AddItemToObject(req, "messages", cJSON_Parse("[{\"role\":\"user\",\"content\":\"x\","
+                                                       "\"origin\":{\"kind\":\"user\"}}]"));
+    body = run_model_body(req, &len);
+    assert_null(strstr(body, "\"kind\""));
+    free(body);
     cJSON_Delete(req);
     cJSON_Delete(conv);
     free(before);
