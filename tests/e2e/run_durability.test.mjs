@@ -56,8 +56,12 @@ async function worker(sessionId, seen, stop) {
   let i = 0;
   while (!stop.now) {
     i++;
+    // Each model call takes 20 ms, so that a worker spends most of its time
+    // inside a started run and the kill cuts some: with runs of a few ms, a
+    // moment with all twelve between runs (or not yet started) once left
+    // nothing cut, and the checks below nothing to check.
     const st = openStream(stack, userKey, sessionId,
-      `tick ${i} ${toolMarker('clock', {})} [[tokens:3]]`);
+      `tick ${i} ${toolMarker('clock', {})} [[tokens:3]] [[latency:20]]`);
     let res;
     // A connection reset by the kill rejects `done`: what the stream had
     // delivered by then is still in st.events (a run cut after its start).
