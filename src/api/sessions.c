@@ -154,6 +154,7 @@ void api_sessions_delete(api_ctx *ctx)
         api_fail_store(ctx, st, "session");
         return;
     }
+    runs_session_deleted(ctx->env->runs, id);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", id);
     cJSON_AddStringToObject(o, "object", "session");

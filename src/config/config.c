@@ -152,6 +152,7 @@ void config_defaults(brigade_config *cfg)
     cfg->request_timeout_ms = 120000;
     cfg->max_request_timeout_ms = 600000;
     cfg->max_choices = 8;
+    cfg->history_cache_mb = 64;
     /* limits stay zero: http_limits_apply_defaults fills each zero field. */
 
     const char *tok = getenv("BRIGADE_ADMIN_TOKEN");

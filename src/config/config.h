@@ -488,6 +488,7 @@ typedef struct brigade_config {
     uint32_t     request_timeout_ms; /* gateway deadline of a call, retries and fallbacks included (default 120000) */
     uint32_t     max_request_timeout_ms; /* cap of a client's x-brigade-timeout-ms (default 600000) */
     uint32_t     max_choices;        /* the most "n" a chat completion may ask for (default 8) */
+    uint32_t     history_cache_mb;   /* sessions' recent messages kept between runs (default 64; 0 = off) */
     provider_cfg *providers;  size_t n_providers;
     model_cfg    *models;     size_t n_models;
     tier_cfg     *tiers;      size_t n_tiers;

@@ -54,7 +54,7 @@ static int ld_limits(ld *l, struct fy_node *n, int line, const char *path, http_
 }
 
 enum { SRV_LISTEN, SRV_THREADS, SRV_DATA_DIR, SRV_ADMIN, SRV_ADMIN_ENV, SRV_LIMITS, SRV_REQ_TIMEOUT,
-       SRV_MAX_REQ_TIMEOUT, SRV_MAX_CHOICES, SRV_PUBLIC_URL, SRV__N };
+       SRV_MAX_REQ_TIMEOUT, SRV_MAX_CHOICES, SRV_PUBLIC_URL, SRV_HISTORY_CACHE, SRV__N };
 
 int ld_server(ld *l, struct fy_node *n, int line)
 {
@@ -67,6 +67,7 @@ int ld_server(ld *l, struct fy_node *n, int line)
         [SRV_MAX_REQ_TIMEOUT] = {.key = "max_request_timeout_ms"},
         [SRV_MAX_CHOICES] = {.key = "max_choices"},
         [SRV_PUBLIC_URL] = {.key = "public_url"},
+        [SRV_HISTORY_CACHE] = {.key = "history_cache_mb"},
     };
     if (ld_collect(l, n, line, "server", s, SRV__N) < 0)
         return -1;
@@ -120,6 +121,9 @@ int ld_server(ld *l, struct fy_node *n, int line)
         return -1;
     if (s[SRV_MAX_CHOICES].present &&
         ld_u32(l, &s[SRV_MAX_CHOICES], "server.max_choices", 1, 128, &cfg->max_choices) < 0)
+        return -1;
+    if (s[SRV_HISTORY_CACHE].present &&
+        ld_u32(l, &s[SRV_HISTORY_CACHE], "server.history_cache_mb", 0, 65536, &cfg->history_cache_mb) < 0)
         return -1;
     if (s[SRV_PUBLIC_URL].present) {
         /* where users' browsers reach brigade: the OAuth redirect_uri and

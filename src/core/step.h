@@ -54,7 +54,12 @@ typedef struct step_agent {
 typedef enum step_event_kind {
     /* The run begins. `history` holds the session's earlier messages (oldest
      * first, complete turns only, system prompt excluded) and `message` the
-     * new user message. */
+     * new user message. The array is the core's, but its messages may be
+     * references (cJSON_CreateObjectReference) to messages the harness
+     * keeps for the session's next runs (runs/history_cache.h): the core
+     * may drop them or move them about, never change one in place (no
+     * member added, removed or rewritten); to edit one, replace it with
+     * step_message_copy. */
     STEP_EVENT_START = 1,
     /* The model answered: `message` is the assistant message (content and/or
      * tool_calls); `output_tokens` what it cost. */

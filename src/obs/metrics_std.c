@@ -71,6 +71,15 @@ OBS_STD(obs_m_queue_wait,
 OBS_STD(obs_m_active_runs,
         obs_gauge("brigade_active_runs", "Agent runs in progress (all loops; waiting ones included).",
                   NULL))
+OBS_STD(obs_m_history_cache,
+        obs_counter("brigade_run_history_cache_total",
+                    "Agent run starts by where their history came from: hit (kept in memory since "
+                    "the session's last run) or miss (read from the store).",
+                    OBS_L("outcome")))
+OBS_STD(obs_m_history_cache_bytes,
+        obs_gauge("brigade_run_history_cache_bytes",
+                  "Estimated memory of the sessions' histories kept between runs "
+                  "(bounded by server.history_cache_mb).", NULL))
 /* The process totals: every metered model call, the gateway's and the
  * agent runs' alike (counted in govern/call.c, the one model-call path). */
 OBS_STD(obs_m_model_calls,

@@ -192,6 +192,8 @@ obs_metric *obs_m_cost(void);                 /* counter {tenant, model} nano-US
 obs_metric *obs_m_queue_depth(void);          /* gauge: runs waiting */
 obs_metric *obs_m_queue_wait(void);           /* histogram seconds */
 obs_metric *obs_m_active_runs(void);          /* gauge */
+obs_metric *obs_m_history_cache(void);        /* counter: outcome (runs/history_cache.h) */
+obs_metric *obs_m_history_cache_bytes(void);  /* gauge */
 obs_metric *obs_m_model_calls(void);          /* counter: metered model calls sent */
 obs_metric *obs_m_model_errors(void);         /* counter: … that failed */
 obs_metric *obs_m_input_tokens(void);         /* counter: process totals (all tenants) */

@@ -192,6 +192,16 @@ void run_exec_release(run_exec *x)
     free(x->final_msg.content);
     free(x->final_msg.origin_json);
     x->final_msg.content = x->final_msg.origin_json = NULL;
+    /* last of what the conversation held: the core's state referred to
+     * the entry's messages (freed above) */
+    if (x->hist && x->hist_ok) {
+        history_cache_put(x->r->history, x->hist, RUNS_HISTORY_MAX);
+        obs_gauge_set(obs_series_of(obs_m_history_cache_bytes(), NULL),
+                      (double)history_cache_bytes(x->r->history));
+    } else {
+        history_entry_free(x->hist);
+    }
+    x->hist = NULL;
     uv_close((uv_handle_t *)&x->wall_timer, run_handle_closed);
     if (x->behind) uv_close((uv_handle_t *)&x->start_timer, run_handle_closed);
 }
@@ -393,8 +403,31 @@ static void run_exec_persist_end(run_exec *x)
     }
 }
 
+void run_exec_history_add(run_exec *x, const message_rec *msgs, size_t n)
+{
+    for (size_t i = 0; x->hist && i < n; i++) {
+        if (!history_entry_add(x->hist, &msgs[i])) {
+            history_entry_free(x->hist);   /* the cache must not be told less than was stored */
+            x->hist = NULL;
+        }
+    }
+}
+
+/* The end is stored: whether the session's cached history (x->hist) is
+ * now what the store holds — every write of the run landed, the final
+ * answer added — and may go back to the cache at the release. */
+static void run_finish_history(run_exec *x)
+{
+    if (!x->hist || x->work_status != STORE_OK || x->behind_broken ||
+        (x->behind_state && atomic_load(&x->behind_state->failed)))
+        return;
+    if (x->final_msg.role[0]) run_exec_history_add(x, &x->final_msg, 1);
+    x->hist_ok = x->hist != NULL;
+}
+
 static void run_finish_done(run_exec *x)
 {
+    run_finish_history(x);
     /* (A run cancelled because its user was erased finds nothing left to
      * update: that is the erasure, not a failure.) */
     if (x->work_status != STORE_OK &&
@@ -741,6 +774,14 @@ void run_exec_begin(run_start *s)
     s->history = NULL;
     char *content = s->content;
     s->content = NULL;
+    x->hist = s->hist;                /* history refers to it: it lives as long as the run */
+    s->hist = NULL;
+    if (x->hist) {
+        /* the run's first stored message, as the store records it */
+        message_rec user = {.role = "user", .content = content,
+                            .origin_json = (char *)"{\"kind\":\"user\",\"untrusted\":false}"};
+        run_exec_history_add(x, &user, 1);
+    }
 
     if (!x->core_state) {
         if (s->start_unwritten) x->unwritten_start = content;   /* ends with the failure */

@@ -660,6 +660,11 @@ static void runs_sweep_after(uv_work_t *w, int status)
 static void runs_sweep_tick(uv_timer_t *timer)
 {
     runs *r = timer->data;
+    /* histories unused too long, a few at a time (this loop serves too) */
+    history_cache_expire(r->history, RUNS_HISTORY_EXPIRE_PER_SWEEP);
+    if (history_cache_enabled(r->history))
+        obs_gauge_set(obs_series_of(obs_m_history_cache_bytes(), NULL),
+                      (double)history_cache_bytes(r->history));
     sweep_job *j = xcalloc(1, sizeof *j);
     j->r = r;
     sweep_collect c = {j, time_now_unix()};

@@ -26,6 +26,9 @@ runs *runs_new(const brigade_config *cfg, store *st, const tool_registry *tools)
     r->sessions = xnonnull(strmap_new(NULL));
     r->active = xnonnull(strmap_new(NULL));
     r->logs = run_logs_new();
+    /* off (0 MB) the cache takes and keeps nothing; a failure to make it
+     * only costs the loads it would have saved */
+    r->history = history_cache_new(cfg ? (size_t)cfg->history_cache_mb << 20 : 0, RUNS_HISTORY_IDLE_MS);
     return r;
 }
 
@@ -47,6 +50,7 @@ void runs_free(runs *r)
     strmap_free(r->sessions);
     strmap_free(r->active);
     run_logs_free(r->logs);
+    history_cache_free(r->history);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
@@ -380,8 +384,16 @@ size_t runs_registry_revoke(runs *r, const char *tenant_id, const char *user_id,
     return m.n;
 }
 
+void runs_session_deleted(runs *r, const char *session_id)
+{
+    if (r) history_cache_drop_session(r->history, session_id);
+}
+
 void runs_on_revocation(runs *r, const identity_revocation *rv)
 {
+    /* an erased user's conversations must not outlive the erasure here */
+    if (r && rv->code && strcmp(rv->code, "user_deleted") == 0)
+        history_cache_drop_user(r->history, rv->tenant_id, rv->user_id);
     size_t n = runs_registry_revoke(r, rv->tenant_id, rv->user_id, rv->key_id, rv->code,
                                     rv->message);
     if (n) log_info("%s: %zu active run(s) of user %s cancelled", rv->code, n,

@@ -180,6 +180,10 @@ bool runs_cancel_remote(runs *r, const char *tenant_id, const char *user_id, con
  * gets 401 with the same code). Thread-safe. */
 struct identity_revocation;
 void runs_on_revocation(runs *r, const struct identity_revocation *rv);
+/* A session was deleted from the store (DELETE /v1/sessions/{id}): what
+ * this process kept of its messages between runs goes (an erased user's
+ * goes with runs_on_revocation's "user_deleted"). Thread-safe. */
+void runs_session_deleted(runs *r, const char *session_id);
 
 /* ---- a run's events, readable again (event_log.c) ----
  * Every event a run sends is numbered (from 1, its SSE id) and kept in a

@@ -13,6 +13,7 @@
 #include "guard/guard.h"
 #include "identity/identity.h"
 #include "runs/credentials.h"
+#include "runs/history_cache.h"
 #include "runs/runs.h"
 #include "tools/tool_tenant.h"
 #include "util/buf.h"
@@ -105,6 +106,7 @@ struct runs {
     runs_thread          *home;        /* the loop that watches paused runs' deadlines */
     run_logs             *logs;        /* every run's events, readable again (event_log.c) */
     struct run_stream    *stream;      /* … and from other instances (run_stream.h); NULL: one instance */
+    history_cache        *history;     /* sessions' recent messages between runs (history_cache.h) */
 };
 
 struct runs_thread {
@@ -148,6 +150,8 @@ bool runs_registry_cancel(runs *r, runs_thread *t, const scope *sc, const char *
 /* ---- a pending start (start.c) ---- */
 
 #define RUNS_HISTORY_MAX 200   /* stored messages loaded as a run's history */
+#define RUNS_HISTORY_IDLE_MS (10 * 60 * 1000)   /* a cached history unused this long goes */
+#define RUNS_HISTORY_EXPIRE_PER_SWEEP 64        /* … at most this many each second (pause.c) */
 
 /* The session's newest messages as the model sees them, oldest first,
  * complete turns only, without the message numbered skip_seq (0: none). */
@@ -196,6 +200,7 @@ struct run_start {
     store_status    st;
     run_rec         run;
     cJSON          *history;
+    history_entry  *hist;             /* what history refers to (history_cache.h); moves to the run */
     char            error[300];
     bool            guard_blocked;    /* `error` is the guard's: the message was blocked */
     char            quota_why[300];   /* st is a quota refusal: which quota, in words */
@@ -298,6 +303,13 @@ struct run_exec {
     int64_t          behind_final_seq;/* the end as written (set on the writer thread, */
     bool             behind_broken;   /*  read on the loop after the mailbox hand-over) */
 
+    /* The session's recent messages, taken from the history cache at the
+     * start (the core's conversation refers to them) with what the run
+     * stores added; put back at the release if hist_ok (every write of the
+     * run landed), freed otherwise. NULL: no cache, or a run gone on after
+     * a pause. */
+    history_entry   *hist;
+    bool             hist_ok;
     bool             finishing;       /* past the point of no return */
     bool             orphan;          /* its loop is shutting down */
     bool             stopped;         /* cancel requested */
@@ -332,6 +344,9 @@ void run_exec_flush_writes(run_exec *x);
 /* Written behind: hold a step's messages (copied) for the run's next
  * write, or RUN_WRITE_HOLD_MS. false: not held, the run must fail. */
 bool run_exec_write_step(run_exec *x, const message_rec *msgs, size_t n);
+/* Messages the run has stored (or queued to be, written behind), in
+ * order: added to its cached history (x->hist), if it has one. */
+void run_exec_history_add(run_exec *x, const message_rec *msgs, size_t n);
 
 /* Unlink and free a run (its registry entry is the caller's business). */
 void run_exec_release(run_exec *x);

@@ -57,6 +57,7 @@ static void run_start_free(run_start *s)
     if (s->counted) gate_run_end(s->t->r->gate, s->sc.tenant_id, s->sc.user_id, &s->slot);
     free(s->content);
     cJSON_Delete(s->history);
+    history_entry_free(s->hist);      /* a start that failed after taking it */
     tools_run_set_free(&s->set);
     free(s);
 }
@@ -121,6 +122,38 @@ cJSON *runs_model_message(const message_rec *m)
     return o;
 }
 
+/* Thread pool, in the start's read snapshot: the history the run starts
+ * with. From the cache when it holds the session as the store counts it
+ * (history_cache.h), else read from the store and kept for the next run;
+ * without a cache (or out of memory for it), read as it always was. The
+ * user's message, stored already on PostgreSQL (user_seq), is the run's,
+ * not its history: the store's newest RUNS_HISTORY_MAX minus it. */
+static void run_start_history(run_start *s, uint64_t epoch)
+{
+    runs *r = s->t->r;
+    size_t limit = RUNS_HISTORY_MAX - (s->run.user_seq ? 1 : 0);
+    if (history_cache_enabled(r->history)) {
+        s->hist = history_cache_take(r->history, &s->sc, s->session_id, s->run.history_count, epoch);
+        obs_counter_add(obs_series_of(obs_m_history_cache(), OBS_L(s->hist ? "hit" : "miss")), 1);
+        if (!s->hist) {
+            message_rec *msgs = NULL;
+            size_t n = 0;
+            if (store_message_tail(r->st, &s->sc, s->session_id, RUNS_HISTORY_MAX, &msgs, &n) == STORE_OK) {
+                s->hist = history_entry_from_rows(&s->sc, s->session_id, msgs, n, s->run.user_seq,
+                                                  s->run.history_count, RUNS_HISTORY_MAX, epoch);
+                store_free_messages(msgs, n);
+            }
+        }
+        if (s->hist) {
+            s->history = history_entry_view(s->hist, limit);
+            if (s->history) return;
+            history_entry_free(s->hist);
+            s->hist = NULL;
+        }
+    }
+    s->history = runs_load_history(r->st, &s->sc, s->session_id, s->run.user_seq);
+}
+
 /* Thread pool: the user's message and the run, in one transaction; then
  * the history the model will see (complete turns, oldest first). */
 static void run_start_persist_work(void *arg)
@@ -143,6 +176,9 @@ static void run_start_persist_work(void *arg)
     /* A store that writes behind (SQLite) only checks here: the start is
      * written with the run's first write (exec.c). PostgreSQL writes it. */
     s->start_unwritten = store_runs_write_behind(st);
+    /* before the store is read: a deletion after this keeps the entry this
+     * start takes or makes out of the cache (history_cache.h) */
+    uint64_t epoch = history_cache_epoch(s->t->r->history);
     /* The check and the history in one read snapshot, taken now that the
      * session is ours: it holds every end of the runs before (each is
      * committed before its run lets the session go). */
@@ -154,7 +190,7 @@ static void run_start_persist_work(void *arg)
         store_quota_describe(store_quota_refused(), s->sc.tier, s->quota_why, sizeof s->quota_why);
     /* the new message is the START event's, not the history's (written
      * behind, it is not stored yet: user_seq is 0, nothing skipped) */
-    if (s->st == STORE_OK) s->history = runs_load_history(st, &s->sc, s->session_id, s->run.user_seq);
+    if (s->st == STORE_OK) run_start_history(s, epoch);
     store_read_end(st);
 }
 

@@ -171,6 +171,7 @@ static store_status run_tools_write_msgs(run_exec *x, bool behind)
     }
     store_status res = behind ? (run_exec_write_step(x, msgs, n) ? STORE_OK : STORE_ERROR)
                               : store_run_append(x->r->st, &x->sc, &x->rec, msgs, n);
+    if (res == STORE_OK) run_exec_history_add(x, msgs, n);
     for (size_t k = 0; k < n; k++) {
         cJSON_free(tcj[k]);
         cJSON_free(orj[k]);

@@ -402,6 +402,9 @@ typedef struct run_rec {
     int64_t    steps, tool_calls;
     int64_t    user_seq;                /* the user message that started it */
     int64_t    final_seq;               /* the final assistant message (0 until completed) */
+    int64_t    history_count;           /* set by a run's start only: the session's stored
+                                           messages before its user message (the count a
+                                           cached history is checked against) */
     int64_t    created_at, started_at, finished_at;
 } run_rec;
 

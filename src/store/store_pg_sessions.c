@@ -426,6 +426,7 @@ static store_status run_start_op(PGconn *c, void *arg)
     memcpy(m.role, "user", 5);
     m.content = (char *)a->user_content;
     m.origin_json = (char *)"{\"kind\":\"user\",\"untrusted\":false}";   /* the posted message is the user's */
+    r->history_count = messages;
     st = message_append(c, a->sc, a->session_id, r->id, &m, a->now, &r->user_seq);
     if (st != STORE_OK) return st;
     char v[4][PG_I64_MAX];

@@ -155,6 +155,7 @@ static store_status store_run_start_op(store_conn *c, void *arg)
     /* The posted message is the user's, whatever its text claims to be
      * (core/origin.h): nothing in the request can set its origin. */
     m.origin_json = (char *)"{\"kind\":\"user\",\"untrusted\":false}";
+    r->history_count = messages;
     res = store_message_append(c, a->sc, a->session_id, r->id, &m, a->now, &r->user_seq);
     if (res != STORE_OK) return res;
 
@@ -402,6 +403,7 @@ store_status store_run_check_start(store *st, const scope *sc, const char *sessi
     out->status = status;
     out->created_at = time_now_unix();
     out->started_at = status == RUN_RUNNING ? out->created_at : 0;
+    out->history_count = messages;
     return STORE_OK;
 }
 

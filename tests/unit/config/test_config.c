@@ -328,6 +328,23 @@ static void test_max_choices(void **state)
     config_free(&c);
 }
 
+/* server.history_cache_mb: the memory of the histories kept between runs. */
+static void test_history_cache_mb(void **state)
+{
+    (void)state;
+    brigade_config c;
+    assert_int_equal(load("server:\n  threads: 1\n", &c), 0);
+    assert_int_equal(c.history_cache_mb, 64);
+    config_free(&c);
+    assert_int_equal(load("server:\n  history_cache_mb: 0\n", &c), 0);
+    assert_int_equal(c.history_cache_mb, 0);
+    config_free(&c);
+    assert_load_error("server:\n  history_cache_mb: -1\n",
+                      "brigade.yaml:2: server.history_cache_mb: must not be negative (got -1)");
+    assert_load_error("server:\n  history_cache_mb: 65537\n",
+                      "brigade.yaml:2: server.history_cache_mb: must be between 0 and 65536 (got 65537)");
+}
+
 /* guard.decisions: the retention of the guard's recorded decisions. */
 static void test_guard_decisions(void **state)
 {
@@ -1345,6 +1362,7 @@ int main(void)
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_wrong_types_and_ranges),
         cmocka_unit_test(test_guard_decisions),
+        cmocka_unit_test(test_history_cache_mb),
         cmocka_unit_test(test_max_choices),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_model_missing_provider),

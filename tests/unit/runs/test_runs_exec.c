@@ -205,9 +205,10 @@ typedef struct script {
     int         events[8];           /* the kinds of events fed, in order */
     size_t      n_events;
     char        results[2048];       /* the last TOOL_RESULTS, as JSON */
+    char        history[8192];       /* the history START brought, as JSON */
 } script;
 
-static script *SCRIPTS[4];            /* each created run takes the next */
+static script *SCRIPTS[8];            /* each created run takes the next */
 static size_t  N_SCRIPTS, NEXT_SCRIPT;
 
 typedef struct fake_state {
@@ -231,6 +232,11 @@ static step_effect fake_step(void *state, step_event *ev)
     memset(&e, 0, sizeof e);
     script *sc = f->sc;
     if (sc && sc->n_events < 8) sc->events[sc->n_events++] = (int)ev->kind;
+    if (sc && ev->kind == STEP_EVENT_START && ev->history) {
+        char *j = cJSON_PrintUnformatted(ev->history);
+        snprintf(sc->history, sizeof sc->history, "%s", j);
+        free(j);
+    }
     if (sc && ev->results) {
         char *j = cJSON_PrintUnformatted(ev->results);
         snprintf(sc->results, sizeof sc->results, "%s", j);
@@ -1089,6 +1095,140 @@ static void test_waiting_auth_times_out(void **state)
     fixture_close();
 }
 
+/* ---- the history kept between runs (runs/history_cache.h) ---- */
+
+/* The session's history as the store gives it (what a run read before the
+ * cache), printed. */
+static char *stored_history(void)
+{
+    cJSON *h = runs_load_history(F.st, &F.user, F.session, 0);
+    char *j = cJSON_PrintUnformatted(h);
+    cJSON_Delete(h);
+    return j;
+}
+
+/* What the cache holds for the session, printed (NULL: nothing for the
+ * session's current count); the entry goes back as it was. */
+static char *cached_history(void)
+{
+    session_rec s;
+    assert_int_equal(store_session_get(F.st, &F.user, F.session, &s), STORE_OK);
+    int64_t count = s.message_count;
+    session_rec_free(&s);
+    uint64_t epoch = history_cache_epoch(F.r->history);
+    history_entry *e = history_cache_take(F.r->history, &F.user, F.session, count, epoch);
+    if (!e) return NULL;
+    cJSON *v = history_entry_view(e, RUNS_HISTORY_MAX);
+    char *j = cJSON_PrintUnformatted(v);
+    cJSON_Delete(v);
+    history_cache_put(F.r->history, e, RUNS_HISTORY_MAX);
+    return j;
+}
+
+/* A run starts with the history the store holds, whether it came from the
+ * cache or the store: the scripted core prints what START brought. The
+ * second run's comes from the cache; after another instance (a second
+ * registry on the same store) ran on the session, the cache's count is
+ * stale and the store is read. */
+static void test_history_kept_between_runs(void **state)
+{
+    (void)state;
+    fixture_open("stepper", &FAKE_CORE);
+#define HCLOCK_CALL(id) "tools:[{\"id\":\"" id "\",\"type\":\"function\",\"function\":{\"name\":\"clock\"," \
+                        "\"arguments\":\"{}\"}}]"
+    script s1 = {.effects = {"model:a [[tokens:1]]", HCLOCK_CALL("h1"), "finish:first"}};
+    sub b;
+    run_script(&b, &s1, true, "one");
+    assert_int_equal(b.status, RUN_COMPLETED);
+    assert_string_equal(s1.history, "[]");
+    assert_int_equal(history_cache_entries(F.r->history), 1);
+    char *want = stored_history(), *cached = cached_history();
+    assert_non_null(cached);
+    assert_string_equal(cached, want);
+    free(cached);
+
+    script s2 = {.effects = {"model:b [[tokens:1]]", HCLOCK_CALL("h2"), "finish:second"}};
+    run_script(&b, &s2, true, "two");
+    assert_int_equal(b.status, RUN_COMPLETED);
+    assert_string_equal(s2.history, want);
+    free(want);
+    uint64_t hits, misses;
+    history_cache_counts(F.r->history, &hits, &misses);
+    assert_int_equal(hits, 1 + 1);             /* run two's, and cached_history's */
+    assert_int_equal(misses, 1);               /* run one's */
+
+    /* another instance on the same store runs on the session */
+    runs *other = runs_new(&F.cfg, F.st, F.tools);
+    runs_set_core(other, &FAKE_CORE);
+    runs_thread *ot = runs_thread_new(other, &L, F.up);
+    script s3 = {.effects = {"finish:elsewhere"}};
+    SCRIPTS[N_SCRIPTS++] = &s3;
+    sub_init(&b, true);
+    runs_post_message(ot, &b.rs, &F.user, F.session, "three", RUNS_BUSY_REJECT, NULL);
+    assert_true(test_run_timed(&L, &b.ended, 8000));
+    assert_int_equal(b.status, RUN_COMPLETED);
+    runs_thread_free(ot);
+    test_spin(&L, 20);
+    runs_free(other);
+
+    want = stored_history();
+    assert_non_null(strstr(want, "elsewhere"));
+    assert_null(cached_history());             /* stale: dropped */
+    script s4 = {.effects = {"finish:fourth"}};
+    run_script(&b, &s4, true, "four");
+    assert_string_equal(s4.history, want);
+    free(want);
+    history_cache_counts(F.r->history, &hits, &misses);
+    assert_int_equal(misses, 1 + 2);           /* cached_history's, run four's */
+
+    /* the session deleted: what was kept of it goes */
+    want = stored_history();
+    cached = cached_history();
+    assert_non_null(cached);
+    assert_string_equal(cached, want);
+    free(cached);
+    free(want);
+    runs_session_deleted(F.r, F.session);
+    assert_int_equal(history_cache_entries(F.r->history), 0);
+    /* (the store still has it: this test deleted only the cache's copy)
+     * and the user erased */
+    script s5 = {.effects = {"finish:fifth"}};
+    run_script(&b, &s5, true, "five");
+    assert_int_equal(history_cache_entries(F.r->history), 1);
+    identity_revocation rv = {.tenant_id = F.user.tenant_id, .user_id = F.user.user_id,
+                              .code = "user_deleted", .message = "the user was deleted"};
+    runs_on_revocation(F.r, &rv);
+    assert_int_equal(history_cache_entries(F.r->history), 0);
+#undef HCLOCK_CALL
+    fixture_close();
+}
+
+/* With the built-in core, guards and the bounded context at work on
+ * conversations that refer to the cache's messages: after every run what
+ * the cache holds is what the store holds — nothing in a run changed a
+ * cached message in place. */
+static void test_cached_history_unchanged_by_runs(void **state)
+{
+    (void)state;
+    fixture_open("stepper", &step_core_toolcall);
+    for (int i = 0; i < 6; i++) {
+        char text[96];
+        snprintf(text, sizeof text, "turn %d [[tool:clock {}]] [[tool_loop:%d]]", i, 1 + i % 3);
+        sub b;
+        run_script(&b, NULL, true, text);
+        if (b.status != RUN_COMPLETED) fail_msg("run %d ended %d (%s)", i, b.status, b.code);
+        char *want = stored_history(), *cached = cached_history();
+        if (!cached) fail_msg("run %d: nothing cached", i);
+        assert_string_equal(cached, want);
+        free(cached);
+        free(want);
+    }
+    uint64_t hits, misses;
+    history_cache_counts(F.r->history, &hits, &misses);
+    assert_int_equal(misses, 1);               /* the first run's */
+    fixture_close();
+}
+
 static void test_auth_without_credential_store(void **state)
 {
     (void)state;
@@ -1125,6 +1265,8 @@ int main(void)
         cmocka_unit_test(test_waiting_auth_then_connected),
         cmocka_unit_test(test_waiting_auth_times_out),
         cmocka_unit_test(test_auth_without_credential_store),
+        cmocka_unit_test(test_history_kept_between_runs),
+        cmocka_unit_test(test_cached_history_unchanged_by_runs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
