@@ -17,7 +17,11 @@
  *     usage;
  *   - of a stream chunk, the resilience layer's facts agree too: the output
  *     tokens counted against the reserved cap, the choices seen, and whether
- *     the chunk is still "quiet" (a failure after it may be retried). */
+ *     the chunk is still "quiet" (a failure after it may be retried);
+ *   - of a stream chunk, an agent run's reading (openai_scan_delta: the
+ *     first choice's content and tool call fragments, decoded) is cJSON's
+ *     whenever the scan decides it, so a provider cannot make a run see
+ *     other text or other tool calls than cJSON would. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,6 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *const names[2] = {"stream", "stream_options"};
     openai_scan_member m[2];
     if (openai_scan_members(t, len, names, m) && !ref_members_agree(t, len, names, m)) abort();
+    if (ref_delta_agrees(t, len) < 0) abort();
     openai_scan_result a, b;
     if (!openai_scan(t, len, field, &a)) return 0;
     if (ref_read(t, len, field, &b) != 0) abort();   /* decided, so cJSON must read an object */

@@ -13,6 +13,7 @@
 #include "runs/runs_internal.h"
 
 #include "core/origin.h"
+#include "upstream/providers/openai_scan.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,11 +23,11 @@
 #include "util/timeutil.h"
 #include "util/xalloc.h"
 
-/* Merge one streamed tool-call fragment into the call at its index. */
-static void run_model_take_tool_delta(run_exec *x, const cJSON *d)
+/* Merge one streamed tool-call fragment into the call at its index: id,
+ * name and arguments NULL when the fragment has none (not a string). */
+static void run_model_take_call(run_exec *x, int i, const char *id, const char *name,
+                                const char *args)
 {
-    const cJSON *idx = cJSON_GetObjectItemCaseSensitive(d, "index");
-    int i = cJSON_IsNumber(idx) ? idx->valueint : 0;
     if (i < 0 || i > 127) return;
     if (!x->reply_tools) x->reply_tools = cJSON_CreateArray();
     while (cJSON_GetArraySize(x->reply_tools) <= i) {
@@ -40,24 +41,87 @@ static void run_model_take_tool_delta(run_exec *x, const cJSON *d)
     }
     cJSON *call = cJSON_GetArrayItem(x->reply_tools, i);
     cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(d, "id");
-    const cJSON *df = cJSON_GetObjectItemCaseSensitive(d, "function");
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(df, "name");
-    const cJSON *args = cJSON_GetObjectItemCaseSensitive(df, "arguments");
-    if (cJSON_IsString(id) && id->valuestring[0])
-        cJSON_ReplaceItemInObjectCaseSensitive(call, "id", cJSON_CreateString(id->valuestring));
-    if (cJSON_IsString(name) && name->valuestring[0])
-        cJSON_ReplaceItemInObjectCaseSensitive(fn, "name", cJSON_CreateString(name->valuestring));
-    if (cJSON_IsString(args) && args->valuestring[0]) {
+    if (id && id[0]) cJSON_ReplaceItemInObjectCaseSensitive(call, "id", cJSON_CreateString(id));
+    if (name && name[0]) cJSON_ReplaceItemInObjectCaseSensitive(fn, "name", cJSON_CreateString(name));
+    if (args && args[0]) {
         const cJSON *cur = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
-        size_t a = strlen(cur->valuestring), b = strlen(args->valuestring);
+        size_t a = strlen(cur->valuestring), b = strlen(args);
         if (a + b > (1u << 20)) return;   /* a model cannot make us hold more than 1 MiB */
         char *joined = xmalloc(a + b + 1);
         memcpy(joined, cur->valuestring, a);
-        memcpy(joined + a, args->valuestring, b + 1);
+        memcpy(joined + a, args, b + 1);
         cJSON_ReplaceItemInObjectCaseSensitive(fn, "arguments", cJSON_CreateString(joined));
         free(joined);
     }
+}
+
+/* A fragment of the reply's text: kept, relayed. false: the subscriber
+ * asked for a pause (a slow client pauses the model rather than growing
+ * our buffers). */
+static bool run_model_take_text(run_exec *x, metered_call *mc, const char *text, size_t n)
+{
+    if (n == 0) return true;
+    if (x->reply_text.len + n <= (4u << 20)) buf_append(&x->reply_text, text, n);
+    x->reply_started = true;
+    metered_call_reached_client(mc);
+    run_event_delta(x, text, n);
+    return !x->sub || !x->sub_full;
+}
+
+/* A string of the chunk as a C string: its bytes when plain, else decoded
+ * (into `small` when it fits, else the heap: *heap, freed by the caller). */
+static const char *run_model_str(const openai_scan_str *s, char *small, size_t cap, char **heap)
+{
+    if (!s->p) return NULL;
+    char *out = s->len < cap ? small : (*heap = xmalloc(s->len + 1));
+    if (s->plain) {
+        memcpy(out, s->p, s->len);
+        out[s->len] = '\0';
+    } else {
+        openai_scan_str_decode(s, out);
+    }
+    return out;
+}
+
+static void run_model_scanned_call(void *arg, const openai_scan_call *c)
+{
+    run_exec *x = arg;
+    char ib[128], nb[128], ab[512];
+    char *ih = NULL, *nh = NULL, *ah = NULL;
+    run_model_take_call(x, c->index, run_model_str(&c->id, ib, sizeof ib, &ih),
+                        run_model_str(&c->name, nb, sizeof nb, &nh),
+                        run_model_str(&c->arguments, ab, sizeof ab, &ah));
+    free(ih);
+    free(nh);
+    free(ah);
+}
+
+/* The chunk read with cJSON: what openai_scan_delta does not decide. */
+static bool run_model_chunk_tree(run_exec *x, metered_call *mc, const char *json, size_t len)
+{
+    cJSON *chunk = cJSON_ParseWithLength(json, len);
+    if (!chunk) return true;            /* the provider layer reports malformed streams */
+    const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(chunk, "choices"), 0);
+    const cJSON *delta = cJSON_GetObjectItemCaseSensitive(choice, "delta");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(delta, "content");
+    bool more = true;
+    if (cJSON_IsString(content))
+        more = run_model_take_text(x, mc, content->valuestring, strlen(content->valuestring));
+    const cJSON *tcs = cJSON_GetObjectItemCaseSensitive(delta, "tool_calls");
+    const cJSON *tc;
+    cJSON_ArrayForEach(tc, tcs) {
+        const cJSON *idx = cJSON_GetObjectItemCaseSensitive(tc, "index");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
+        const cJSON *df = cJSON_GetObjectItemCaseSensitive(tc, "function");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(df, "name");
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(df, "arguments");
+        run_model_take_call(x, cJSON_IsNumber(idx) ? idx->valueint : 0,
+                            cJSON_IsString(id) ? id->valuestring : NULL,
+                            cJSON_IsString(name) ? name->valuestring : NULL,
+                            cJSON_IsString(args) ? args->valuestring : NULL);
+    }
+    cJSON_Delete(chunk);
+    return more;
 }
 
 static bool run_model_on_event(metered_call *mc, upstream_call *call, const char *json, size_t len,
@@ -65,27 +129,18 @@ static bool run_model_on_event(metered_call *mc, upstream_call *call, const char
 {
     (void)call;
     run_exec *x = arg;
-    /* The run needs the chunk's delta text and tool calls: parsed here (the
-     * layers below read it without a tree, openai_scan.h). */
-    cJSON *chunk = cJSON_ParseWithLength(json, len);
-    if (!chunk) return true;            /* the provider layer reports malformed streams */
-    const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(chunk, "choices"), 0);
-    const cJSON *delta = cJSON_GetObjectItemCaseSensitive(choice, "delta");
-    const cJSON *content = cJSON_GetObjectItemCaseSensitive(delta, "content");
-    bool more = true;
-    if (cJSON_IsString(content) && content->valuestring[0]) {
-        size_t n = strlen(content->valuestring);
-        if (x->reply_text.len + n <= (4u << 20)) buf_append(&x->reply_text, content->valuestring, n);
-        x->reply_started = true;
-        metered_call_reached_client(mc);
-        run_event_delta(x, content->valuestring, n);
-        /* A slow client pauses the model rather than growing our buffers. */
-        more = !x->sub || !x->sub_full;
-    }
-    const cJSON *tcs = cJSON_GetObjectItemCaseSensitive(delta, "tool_calls");
-    const cJSON *tc;
-    cJSON_ArrayForEach(tc, tcs) run_model_take_tool_delta(x, tc);
-    cJSON_Delete(chunk);
+    /* The run needs the chunk's delta text and tool calls: read in place
+     * (openai_scan_delta, the same reading as cJSON's, tested against it),
+     * or with cJSON when the scan does not decide the text. */
+    openai_scan_str content;
+    if (!openai_scan_delta(json, len, &content, run_model_scanned_call, x))
+        return run_model_chunk_tree(x, mc, json, len);
+    if (!content.p || content.len == 0) return true;
+    if (content.plain) return run_model_take_text(x, mc, content.p, content.len);
+    char small[512], *heap = NULL;
+    const char *text = run_model_str(&content, small, sizeof small, &heap);
+    bool more = run_model_take_text(x, mc, text, strlen(text));
+    free(heap);
     return more;
 }
 

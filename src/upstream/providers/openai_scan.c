@@ -9,6 +9,7 @@
  * cJSON_GetObjectItemCaseSensitive does. Neither pass allocates. */
 #include "upstream/providers/openai_scan.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -559,6 +560,116 @@ bool openai_scan(const char *text, size_t len, const char *choice_field, openai_
     while ((ch = walk_child(&choices)))
         out->text_bytes += walk_text_bytes(walk_get(ch, end, choice_field), end);
     return true;
+}
+
+/* ---- an agent run's reading of a stream chunk ---- */
+
+static void walk_str(const char *p, const char *end, openai_scan_str *out)
+{
+    out->plain = true;
+    out->p = walk_plain_string(p, end, &out->len, &out->plain);
+    if (!out->p) out->len = 0;
+}
+
+bool openai_scan_delta(const char *text, size_t len, openai_scan_str *content,
+                       void (*on_call)(void *arg, const openai_scan_call *call), void *arg)
+{
+    memset(content, 0, sizeof *content);
+    if (!text) return false;
+    scan s = {.p = text, .end = text + len};
+    scan_ws(&s);
+    if (s.p >= s.end || *s.p != '{' || !scan_value(&s, 0)) return false;
+    scan_ws(&s);
+    if (s.p != s.end) return false;   /* trailing bytes: cJSON ignores them; leave it to cJSON */
+    const char *end = s.end;
+    /* cJSON_GetArrayItem(choices, 0): the first child of an array or object */
+    const char *p = s.choices, *choice = NULL, *key;
+    size_t klen;
+    if (p && (*p == '[' || *p == '{')) choice = walk_step(&p, end, *p == '{', &key, &klen);
+    const char *delta = walk_get(choice, end, "delta"), *c, *calls;
+    walk_get2(delta, end, "content", &c, "tool_calls", &calls);
+    walk_str(c, end, content);
+    walk_each each = walk_children(calls, end);
+    const char *tc;
+    while ((tc = walk_child(&each))) {
+        openai_scan_call call;
+        memset(&call, 0, sizeof call);
+        const char *ix, *id, *fn, *name, *args;
+        walk_get2(tc, end, "index", &ix, "id", &id);
+        fn = walk_get(tc, end, "function");
+        walk_get2(fn, end, "name", &name, "arguments", &args);
+        double num;
+        if (walk_number(ix, end, &num))   /* cJSON's valueint: saturated, truncated */
+            call.index = num >= INT_MAX ? INT_MAX : num <= (double)INT_MIN ? INT_MIN : (int)num;
+        walk_str(id, end, &call.id);
+        walk_str(name, end, &call.name);
+        walk_str(args, end, &call.arguments);
+        on_call(arg, &call);
+    }
+    return true;
+}
+
+static size_t scan_utf8(char *out, unsigned cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+size_t openai_scan_str_decode(const openai_scan_str *s, char *out)
+{
+    size_t n = 0;
+    const char *p = s->p, *end = s->p ? s->p + s->len : NULL;
+    while (p && p < end) {
+        const char *bs = memchr(p, '\\', (size_t)(end - p));
+        size_t run = bs ? (size_t)(bs - p) : (size_t)(end - p);
+        memcpy(out + n, p, run);
+        n += run;
+        p += run;
+        if (!bs) break;
+        /* pass 1 accepted the string: every escape is whole, every \u
+         * not zero, a high surrogate always followed by a low one */
+        char e = p[1];
+        p += 2;
+        switch (e) {
+        case 'b': out[n++] = '\b'; break;
+        case 'f': out[n++] = '\f'; break;
+        case 'n': out[n++] = '\n'; break;
+        case 'r': out[n++] = '\r'; break;
+        case 't': out[n++] = '\t'; break;
+        case 'u': {
+            unsigned cp = (unsigned)scan_hex4(p);
+            p += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                unsigned lo = (unsigned)scan_hex4(p + 2);
+                p += 6;
+                cp = 0x10000 + (((cp & 0x3FF) << 10) | (lo & 0x3FF));
+            }
+            n += scan_utf8(out + n, cp);
+            break;
+        }
+        default: out[n++] = e; break;   /* \" \\ \/ */
+        }
+    }
+    out[n] = '\0';
+    return n;
 }
 
 /* The name with its quotes, as pass 1 compares keys; false if too long. */

@@ -70,6 +70,40 @@ typedef struct openai_scan_member {
 bool openai_scan_members(const char *text, size_t len, const char *const names[2],
                          openai_scan_member out[2]);
 
+/* A string value as it stands in the text: its bytes between the quotes
+ * (p NULL when the member is absent or not a string); plain when it holds
+ * no escape, its bytes then being its decoded value. */
+typedef struct openai_scan_str {
+    const char *p;
+    size_t      len;
+    bool        plain;
+} openai_scan_str;
+
+/* One element of a stream chunk's choices[0].delta.tool_calls as an agent
+ * run reads it (runs/model.c): index is cJSON's valueint of "index" (the
+ * number saturated to int, truncated; 0 when it is not a number); id and
+ * function.name, function.arguments as strings (p NULL when absent or not
+ * a string, or when the call or its function is not an object). */
+typedef struct openai_scan_call {
+    int             index;
+    openai_scan_str id, name, arguments;
+} openai_scan_call;
+
+/* What an agent run takes from a stream chunk, as cJSON would read it: the
+ * first element of "choices" (an array's or an object's, as
+ * cJSON_GetArrayItem), its delta's "content" (*content) and each element of
+ * its delta's "tool_calls" (an array's or an object's members, as
+ * cJSON_ArrayForEach), handed to on_call in order; first copies of every
+ * key. true: the text is decided (the conditions of openai_scan) and
+ * everything was handed; false: nothing was, read it with cJSON. */
+bool openai_scan_delta(const char *text, size_t len, openai_scan_str *content,
+                       void (*on_call)(void *arg, const openai_scan_call *call), void *arg);
+
+/* cJSON's decoded copy of a string the scan gave (escapes resolved, \u
+ * pairs joined, UTF-8): written to out, which has room for s->len + 1
+ * bytes (a decoded string is never longer), NUL-terminated; its length. */
+size_t openai_scan_str_decode(const openai_scan_str *s, char *out);
+
 /* choice_field: "message" (a whole answer) or "delta" (a stream chunk).
  * true: the text is a JSON object and *out holds what it says; false: not
  * decided here (read it with cJSON). */

@@ -10,6 +10,8 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "upstream/providers/openai_scan.h"
@@ -114,6 +116,119 @@ static bool ref_members_agree(const char *t, size_t len, const char *const names
     }
     cJSON_Delete(j);
     return ok;
+}
+
+/* ---- an agent run's reading of a chunk (runs/model.c) ----
+ * Both readings are written as one line — the content, then each tool
+ * call's index, id, name and arguments ("-" for a value that is not a
+ * string) — and compared. */
+typedef struct ref_line {
+    char  *p;
+    size_t len, cap;
+} ref_line;
+
+static void ref_put(ref_line *l, const char *s, size_t n)
+{
+    if (l->len + n + 1 > l->cap) {
+        l->cap = (l->len + n + 1) * 2;
+        l->p = realloc(l->p, l->cap);
+    }
+    memcpy(l->p + l->len, s, n);
+    l->len += n;
+    l->p[l->len] = '\0';
+}
+
+static void ref_put_str(ref_line *l, const char *s, bool is_string)
+{
+    if (!is_string) {
+        ref_put(l, " -", 2);
+        return;
+    }
+    char head[32];
+    int h = snprintf(head, sizeof head, " S%zu:", strlen(s));
+    ref_put(l, head, (size_t)h);
+    ref_put(l, s, strlen(s));
+}
+
+static void ref_put_call_head(ref_line *l, int index)
+{
+    char head[32];
+    int h = snprintf(head, sizeof head, " | %d", index);
+    ref_put(l, head, (size_t)h);
+}
+
+/* cJSON's reading, as run_model_on_event had it; false if cJSON does not
+ * parse the text. */
+static bool ref_delta_line(const char *t, size_t len, ref_line *l)
+{
+    cJSON *chunk = cJSON_ParseWithLength(t, len);
+    if (!chunk) return false;
+    const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(chunk, "choices"), 0);
+    const cJSON *delta = cJSON_GetObjectItemCaseSensitive(choice, "delta");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(delta, "content");
+    ref_put(l, "C", 1);
+    ref_put_str(l, cJSON_IsString(content) ? content->valuestring : NULL, cJSON_IsString(content));
+    const cJSON *tc;
+    cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(delta, "tool_calls")) {
+        const cJSON *idx = cJSON_GetObjectItemCaseSensitive(tc, "index");
+        ref_put_call_head(l, cJSON_IsNumber(idx) ? idx->valueint : 0);
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+        ref_put_str(l, cJSON_IsString(id) ? id->valuestring : NULL, cJSON_IsString(id));
+        ref_put_str(l, cJSON_IsString(name) ? name->valuestring : NULL, cJSON_IsString(name));
+        ref_put_str(l, cJSON_IsString(args) ? args->valuestring : NULL, cJSON_IsString(args));
+    }
+    cJSON_Delete(chunk);
+    return true;
+}
+
+static void ref_put_scanned(ref_line *l, const openai_scan_str *s)
+{
+    if (!s->p) {
+        ref_put_str(l, NULL, false);
+        return;
+    }
+    char *d = malloc(s->len + 1);
+    size_t n = openai_scan_str_decode(s, d);
+    if (s->plain && (n != s->len || memcmp(d, s->p, n) != 0)) abort();   /* plain: the bytes as they are */
+    ref_put_str(l, d, true);
+    free(d);
+}
+
+static void ref_on_call(void *arg, const openai_scan_call *c)
+{
+    ref_line *l = arg;
+    ref_put_call_head(l, c->index);
+    ref_put_scanned(l, &c->id);
+    ref_put_scanned(l, &c->name);
+    ref_put_scanned(l, &c->arguments);
+}
+
+/* openai_scan_delta against cJSON: 1 when the scan decided and agrees, 0
+ * when it did not decide, -1 when it decided and disagrees (printed). */
+static int ref_delta_agrees(const char *t, size_t len)
+{
+    ref_line a = {0}, b = {0};
+    openai_scan_str content;
+    ref_put(&a, "C", 1);
+    bool dec = openai_scan_delta(t, len, &content, ref_on_call, &a);
+    int res = 0;
+    if (dec) {
+        /* the calls came first in a: put the content in front */
+        ref_line c = {0};
+        ref_put(&c, "C", 1);
+        ref_put_scanned(&c, &content);
+        ref_put(&c, a.p + 1, a.len - 1);
+        res = ref_delta_line(t, len, &b) && strcmp(b.p, c.p) == 0 ? 1 : -1;
+        if (res < 0) fprintf(stderr, "delta differs on [%.*s]:\n scan  %s\n cJSON %s\n", (int)len, t, c.p,
+                             b.p ? b.p : "(no parse)");
+        free(c.p);
+    }
+    free(a.p);
+    free(b.p);
+    return res;
 }
 
 /* -1: cJSON refuses (not an object); else 0 with *out filled. */

@@ -18,7 +18,7 @@
 
 #include "openai_scan_ref.h"
 
-static int decided, refused_by_cjson;
+static int decided, refused_by_cjson, delta_decided;
 
 /* The one property: decided ⇒ cJSON reads the same. Returns whether the
  * scanner decided. */
@@ -26,6 +26,10 @@ static bool check(const char *t, size_t len, const char *field)
 {
     openai_scan_result a, b;
     bool dec = openai_scan(t, len, field, &a);
+    /* an agent run's reading of the same text as a chunk */
+    int delta = ref_delta_agrees(t, len);
+    if (delta < 0) fail();
+    if (delta > 0) delta_decided++;
     int ref = ref_read(t, len, field, &b);
     if (ref < 0) refused_by_cjson++;
     if (!dec) return false;
@@ -201,6 +205,72 @@ static void test_chunk_facts(void **state)
     assert_true(r.type_member);
 }
 
+/* An agent run's reading of a chunk (openai_scan_delta): the first choice's
+ * content and tool call fragments as cJSON reads them, on the shapes where
+ * cJSON's reading is not the obvious one — choices an object, a choice or a
+ * call that is not an object, indexes that are not small integers, escapes
+ * and surrogate pairs, repeated keys. Each must be decided and agree. */
+static void test_run_delta(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {
+        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\te\\u00e9\\u20ac\\ud83d\\ude00\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":null}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":5}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"x\",\"content\":\"y\"}}]}",
+        "{\"choices\":{\"first\":{\"delta\":{\"content\":\"from an object\"}}}}",
+        "{\"choices\":[[{\"delta\":{\"content\":\"nested\"}}]]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"second ignored\"}},{\"delta\":{\"content\":\"no\"}}]}",
+        "{\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}",
+        "{\"choices\":\"x\"}",
+        "{}",
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\","
+        "\"function\":{\"name\":\"clock\",\"arguments\":\"\"}}]}}]}",
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"tz\\\":\"}},"
+        "{\"index\":1,\"function\":{\"arguments\":\"\\\"UTC\\\"}\"}}]}}]}",
+        "{\"choices\":[{\"delta\":{\"tool_calls\":{\"a\":{\"index\":2,\"id\":\"k\"},\"b\":{\"index\":1}}}}]}",
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[1,\"s\",null,[{\"index\":3}],{}]}}]}",
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":2.9},{\"index\":-0.5},{\"index\":-3},"
+        "{\"index\":1e300},{\"index\":-1e300},{\"index\":\"1\"},{\"index\":true},{\"index\":2147483647.5}]}}]}",
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":1,\"index\":2,\"id\":\"a\",\"id\":\"b\","
+        "\"function\":{\"name\":\"f\",\"name\":\"g\"},\"function\":{\"name\":\"h\"}}]}}]}",
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":\"not an object\",\"id\":7},"
+        "{\"function\":[\"name\",\"x\"]},{\"function\":{\"name\":null,\"arguments\":{}}}]}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"t\",\"tool_calls\":[]}}],\"id\":\"c\",\"usage\":null}",
+        "  {\"choices\":[{\"delta\":{\"content\":\"spaces\"}}]}  ",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int r = ref_delta_agrees(cases[i], strlen(cases[i]));
+        if (r < 0) fail_msg("differs: %s", cases[i]);
+        if (r == 0) fail_msg("not decided: %s", cases[i]);
+    }
+    /* not decided: what cJSON reads another way (or not at all) */
+    static const char *const refused[] = {
+        "{\"choices\":[{\"delta\":{\"content\":\"a\\u0000b\"}}]}",      /* cJSON cuts at \u0000 */
+        "{\"choices\":[{\"delta\":{\"content\":\"\\ud83d\"}}]}",        /* a lone surrogate */
+        "{\"choices\":[{\"delta\":{\"cont\\u0065nt\":\"x\"}}]}",        /* an escape in a key */
+        "{\"choices\":[]} trailing",
+        "[{\"choices\":[]}]",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        openai_scan_str c;
+        if (openai_scan_delta(refused[i], strlen(refused[i]), &c, ref_on_call, &(ref_line){0}))
+            fail_msg("decided: %s", refused[i]);
+    }
+    /* the decoded text itself, on one case */
+    const char *t = "{\"choices\":[{\"delta\":{\"content\":\"\\u00e9\\ud83d\\ude00\\n\"}}]}";
+    openai_scan_str c;
+    ref_line none = {0};
+    assert_true(openai_scan_delta(t, strlen(t), &c, ref_on_call, &none));
+    assert_false(c.plain);
+    char out[64];
+    assert_int_equal(openai_scan_str_decode(&c, out), 7);
+    assert_string_equal(out, "\xc3\xa9\xf0\x9f\x98\x80\n");
+    free(none.p);
+}
+
 /* A request's top-level members, for the streamed request body. */
 static const char *const stream_names[2] = {"stream", "stream_options"};
 
@@ -306,7 +376,7 @@ static void test_mutations(void **state)
         "\"usage\":{\"prompt_tokens\":31,\"completion_tokens\":47},\"system_fingerprint_of_some_length\":"
         "\"fp_0123456789abcdef0123456789abcdef\"}"};
     char t[1024];
-    decided = refused_by_cjson = 0;
+    decided = refused_by_cjson = delta_decided = 0;
     for (int iter = 0; iter < 120000; iter++) {
         const char *seed = seeds[iter % 6];
         size_t n = strlen(seed);
@@ -337,6 +407,7 @@ static void test_mutations(void **state)
         check_members(t, n);
     }
     /* the property was exercised both ways */
+    assert_true(delta_decided > 1000);
     assert_true(decided > 1000);
     assert_true(refused_by_cjson > 1000);
 }
@@ -347,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_answers_decided),
         cmocka_unit_test(test_hand_cases),
         cmocka_unit_test(test_chunk_facts),
+        cmocka_unit_test(test_run_delta),
         cmocka_unit_test(test_request_members),
         cmocka_unit_test(test_long_strings),
         cmocka_unit_test(test_mutations),
