@@ -175,8 +175,47 @@ typedef struct context_item {
     int64_t      tokens;
 } context_item;
 
+void step_token_cache_drop(step_token_cache *c, size_t count)
+{
+    if (!c)
+        return;
+    if (count >= c->n) {
+        c->n = 0;
+        return;
+    }
+    memmove(c->v, c->v + count, (c->n - count) * sizeof(*c->v));
+    c->n -= count;
+}
+
+void step_token_cache_free(step_token_cache *c)
+{
+    if (!c)
+        return;
+    free(c->v);
+    c->v = NULL;
+    c->n = c->cap = 0;
+}
+
+/* Room for n estimates in the cache; false (the cache unused) on
+ * out-of-memory. */
+static bool context_cache_room(step_token_cache *c, size_t n)
+{
+    if (n <= c->cap)
+        return true;
+    size_t cap = c->cap ? c->cap : 16;
+    while (cap < n)
+        cap *= 2;
+    int64_t *v = realloc(c->v, cap * sizeof(*v));
+    if (!v)
+        return false;
+    c->v = v;
+    c->cap = cap;
+    return true;
+}
+
 cJSON *step_context_select_ex(const char *system_prompt, const cJSON *messages, size_t omitted,
-                              int64_t budget, size_t *dropped, int64_t *tokens, size_t *first)
+                              int64_t budget, size_t *dropped, int64_t *tokens, size_t *first,
+                              step_token_cache *cache)
 {
     size_t n = 0;
     const cJSON *m;
@@ -192,12 +231,24 @@ cJSON *step_context_select_ex(const char *system_prompt, const cJSON *messages, 
         items = malloc(n * sizeof(*items));
         if (!items)
             return NULL;
+        /* priced once a conversation: the cache's estimates first */
+        size_t known = 0;
+        if (cache && cache->n > n)
+            cache->n = 0;          /* not this conversation as it was: priced again */
+        if (cache && context_cache_room(cache, n))
+            known = cache->n;
+        else
+            cache = NULL;
         size_t i = 0;
         cJSON_ArrayForEach(m, messages) {
             items[i].msg = m;
-            items[i].tokens = step_estimate_tokens(m);
+            items[i].tokens = i < known ? cache->v[i] : step_estimate_tokens(m);
+            if (cache && i >= known)
+                cache->v[i] = items[i].tokens;
             i++;
         }
+        if (cache)
+            cache->n = n;
     }
 
     int have_system = system_prompt && system_prompt[0];
@@ -283,5 +334,5 @@ cJSON *step_context_select_ex(const char *system_prompt, const cJSON *messages, 
 cJSON *step_context_select(const char *system_prompt, const cJSON *messages, int64_t budget,
                            size_t *dropped, int64_t *tokens)
 {
-    return step_context_select_ex(system_prompt, messages, 0, budget, dropped, tokens, NULL);
+    return step_context_select_ex(system_prompt, messages, 0, budget, dropped, tokens, NULL, NULL);
 }

@@ -174,13 +174,30 @@ cJSON *step_context_select(const char *system_prompt, const cJSON *messages, int
  * keys and values its own); NULL on out-of-memory. */
 cJSON *step_message_copy(const cJSON *message);
 
+/* The token estimates of a conversation's messages, kept by a caller
+ * between its calls of step_context_select_ex so each message is priced
+ * once: v[i] is the estimate of the i-th message of `messages`, for i < n.
+ * A conversation's messages are never changed, only appended to and freed
+ * from the front (step_token_cache_drop, with the same count), so an
+ * estimate holds as long as its message. Zeroed: empty. */
+typedef struct step_token_cache {
+    int64_t *v;
+    size_t   n, cap;
+} step_token_cache;
+/* The first `count` messages were freed: their estimates go too. */
+void step_token_cache_drop(step_token_cache *c, size_t count);
+void step_token_cache_free(step_token_cache *c);
+
 /* The same, for a caller that has already discarded the oldest `omitted`
  * messages of the conversation (a core trimming its state so a run's memory
  * stays bounded by the context budget): the note counts them too, and
  * *dropped includes them. *first receives the index in `messages` of the
  * first message kept (messages before it will not be sent). NULL on
- * out-of-memory. `dropped`, `tokens` and `first` may be NULL. */
+ * out-of-memory. `dropped`, `tokens` and `first` may be NULL. `cache`
+ * (may be NULL) holds the estimates of earlier calls over the same
+ * conversation and receives those of the messages added since. */
 cJSON *step_context_select_ex(const char *system_prompt, const cJSON *messages, size_t omitted,
-                              int64_t budget, size_t *dropped, int64_t *tokens, size_t *first);
+                              int64_t budget, size_t *dropped, int64_t *tokens, size_t *first,
+                              step_token_cache *cache);
 
 #endif

@@ -45,6 +45,7 @@ typedef struct toolcall_state {
      * (step_context_ref) of messages->child, as messages are only ever
      * appended and freed from the front */
     size_t   omitted;
+    step_token_cache tokens;   /* messages' estimates, by position in `messages` */
     const cJSON *pending;      /* tool_calls awaiting results (inside `messages`) */
     uint32_t steps;            /* model calls asked for */
     uint32_t tool_calls;       /* tool calls asked for */
@@ -81,6 +82,7 @@ static void toolcall_destroy(void *state)
     if (!st)
         return;
     cJSON_Delete(st->messages);
+    step_token_cache_free(&st->tokens);
     free(st);
 }
 
@@ -96,6 +98,7 @@ static void toolcall_trim(toolcall_state *st, size_t count)
         cJSON_Delete(cJSON_DetachItemViaPointer(st->messages, m));
         m = next;
     }
+    step_token_cache_drop(&st->tokens, count);
     st->omitted += count;
 }
 
@@ -114,7 +117,8 @@ static step_effect toolcall_call_model(toolcall_state *st)
     size_t dropped = 0, first = 0;
     int64_t tokens = 0;
     cJSON *msgs = step_context_select_ex(a->system_prompt, st->messages, st->omitted,
-                                         (int64_t)a->context_tokens, &dropped, &tokens, &first);
+                                         (int64_t)a->context_tokens, &dropped, &tokens, &first,
+                                         &st->tokens);
     if (!msgs)
         return toolcall_fail(st, "out_of_memory", "%s", "out of memory building the request");
     cJSON *req = cJSON_CreateObject();

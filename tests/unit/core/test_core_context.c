@@ -315,13 +315,13 @@ static void test_select_ex_counts_omitted(void **unused)
     cJSON_AddItemToArray(in, msg("user", "now"));
     size_t dropped = 0, first = 99;
     int64_t tokens = 0;
-    cJSON *out = step_context_select_ex("sys", in, 7, 60, &dropped, &tokens, &first);
+    cJSON *out = step_context_select_ex("sys", in, 7, 60, &dropped, &tokens, &first, NULL);
     assert_int_equal(first, 2);
     assert_int_equal(dropped, 9);
     assert_string_equal(content_at(out, 1), "[9 earlier messages omitted to fit the context]");
     cJSON_Delete(out);
     /* Everything fits, but earlier ones were already omitted: still a note. */
-    out = step_context_select_ex(NULL, in, 3, 100000, &dropped, &tokens, &first);
+    out = step_context_select_ex(NULL, in, 3, 100000, &dropped, &tokens, &first, NULL);
     assert_int_equal(first, 0);
     assert_int_equal(dropped, 3);
     assert_string_equal(content_at(out, 0), "[3 earlier messages omitted to fit the context]");
@@ -468,15 +468,78 @@ static void test_note_priced_at_the_edge(void **state)
         int64_t note_tokens = step_estimate_tokens(note);
         cJSON_Delete(note);
         int64_t edge = 5 + 5 + note_tokens;
-        cJSON *out = step_context_select_ex(NULL, in, n, edge, &dropped, NULL, NULL);
+        cJSON *out = step_context_select_ex(NULL, in, n, edge, &dropped, NULL, NULL, NULL);
         assert_int_equal(dropped, n + 1);
         assert_string_equal(content_at(out, 0), text);
         cJSON_Delete(out);
-        out = step_context_select_ex(NULL, in, n, edge - 1, &dropped, NULL, NULL);
+        out = step_context_select_ex(NULL, in, n, edge - 1, &dropped, NULL, NULL, NULL);
         assert_int_equal(dropped, n + 2);
         cJSON_Delete(out);
     }
     cJSON_Delete(in);
+}
+
+/* With a token cache over a conversation that grows and is trimmed from
+ * the front (as the tool-calling core does), every selection is the one
+ * made without it: the same request, note, count and tokens; and the
+ * cache prices each message once. A cache that holds more than the
+ * conversation (not this one) is priced again, not trusted. */
+static void test_token_cache_same_selection(void **state)
+{
+    (void)state;
+    cJSON *conv = cJSON_CreateArray();
+    step_token_cache cache = {0};
+    size_t omitted = 0;
+    uint64_t rng = 12345;
+    for (int round = 0; round < 60; round++) {
+        /* a turn: the user, sometimes a tool call and its result, an answer */
+        char text[64];
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        int len = 1 + (int)((rng >> 33) % 60);
+        snprintf(text, sizeof text, "%0*d", len, round);
+        cJSON_AddItemToArray(conv, msg(round % 3 ? "assistant" : "user", text));
+        if (round % 4 == 1) {
+            cJSON *call = msg("assistant", NULL);
+            cJSON_AddItemToObject(call, "tool_calls",
+                cJSON_Parse("[{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]"));
+            cJSON_AddItemToArray(conv, call);
+            cJSON *res = msg("tool", text);
+            cJSON_AddStringToObject(res, "tool_call_id", "c");
+            cJSON_AddItemToArray(conv, res);
+        }
+        int64_t budget = 40 + (int64_t)((rng >> 40) % 200);
+        size_t d1 = 0, d2 = 0, f1 = 0, f2 = 0;
+        int64_t t1 = 0, t2 = 0;
+        cJSON *a = step_context_select_ex("sys", conv, omitted, budget, &d1, &t1, &f1, NULL);
+        cJSON *b = step_context_select_ex("sys", conv, omitted, budget, &d2, &t2, &f2, &cache);
+        char *pa = cJSON_PrintUnformatted(a), *pb = cJSON_PrintUnformatted(b);
+        assert_string_equal(pa, pb);
+        assert_int_equal(d1, d2);
+        assert_int_equal(t1, t2);
+        assert_int_equal(f1, f2);
+        assert_int_equal(cache.n, (size_t)cJSON_GetArraySize(conv));
+        free(pa);
+        free(pb);
+        cJSON_Delete(a);
+        cJSON_Delete(b);
+        /* trim what was left out, as the core does */
+        for (size_t i = 0; i < f1; i++) cJSON_DeleteItemFromArray(conv, 0);
+        step_token_cache_drop(&cache, f1);
+        omitted += f1;
+        for (size_t i = 0; i < cache.n; i++)
+            assert_int_equal(cache.v[i], step_estimate_tokens(cJSON_GetArrayItem(conv, (int)i)));
+    }
+    assert_true(omitted > 20);                 /* the trimming was exercised */
+    /* more estimates than messages: not this conversation, priced again */
+    cJSON *small = cJSON_CreateArray();
+    cJSON_AddItemToArray(small, msg("user", "hello there"));
+    cJSON *out = step_context_select_ex(NULL, small, 0, 1000, NULL, NULL, NULL, &cache);
+    assert_int_equal(cache.n, 1);
+    assert_int_equal(cache.v[0], step_estimate_tokens(small->child));
+    cJSON_Delete(out);
+    cJSON_Delete(small);
+    step_token_cache_free(&cache);
+    cJSON_Delete(conv);
 }
 
 static void test_origin_rules(void **state)
@@ -545,6 +608,7 @@ int main(void)
         cmocka_unit_test(test_origins_kept_and_system_marked),
         cmocka_unit_test(test_references_leave_the_conversation_alone),
         cmocka_unit_test(test_origin_rules),
+        cmocka_unit_test(test_token_cache_same_selection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
