@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "util/json_escape.h"
+#include "util/strfmt.h"
 
 /* ------------------------------------------------------------------ faults */
 
@@ -575,20 +576,37 @@ done:
 
 /* --------------------------------------------------------------- rendering */
 
+/* "%" PRId64 onto out, without printf: the mock renders every chunk of
+ * every benchmark's stream, and two printf calls a chunk were a seventh of
+ * a held agent run's instructions with the in-process mock. */
+static void mock_put_i64(buf *out, int64_t v)
+{
+    char d[24];
+    buf_append(out, d, fmt_i64(d, v));
+}
+
 static void mock_render_head(const mock_plan *p, buf *out, const char *object)
 {
-    buf_printf(out, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%" PRId64 ",\"model\":", p->id,
-               object, p->created);
+    buf_puts(out, "{\"id\":\"");
+    buf_puts(out, p->id);
+    buf_puts(out, "\",\"object\":\"");
+    buf_puts(out, object);
+    buf_puts(out, "\",\"created\":");
+    mock_put_i64(out, p->created);
+    buf_puts(out, ",\"model\":");
     json_escape_string(out, p->model, strlen(p->model));
     buf_puts(out, ",\"system_fingerprint\":\"fp_mock\"");
 }
 
 static void mock_render_usage(const mock_plan *p, buf *out)
 {
-    buf_printf(out,
-               "\"usage\":{\"prompt_tokens\":%" PRId64 ",\"completion_tokens\":%" PRId64
-               ",\"total_tokens\":%" PRId64 "}",
-               p->prompt_tokens, p->completion_tokens, p->prompt_tokens + p->completion_tokens);
+    buf_puts(out, "\"usage\":{\"prompt_tokens\":");
+    mock_put_i64(out, p->prompt_tokens);
+    buf_puts(out, ",\"completion_tokens\":");
+    mock_put_i64(out, p->completion_tokens);
+    buf_puts(out, ",\"total_tokens\":");
+    mock_put_i64(out, p->prompt_tokens + p->completion_tokens);
+    buf_puts(out, "}");
 }
 
 void mock_render_completion(const mock_plan *p, buf *out)
@@ -651,7 +669,9 @@ void mock_render_event(const mock_plan *p, size_t i, buf *out)
     /* Choice `choice`'s event `i` (choices stream one after the other). */
     size_t per = mock_choice_events(p), choice = i / per;
     i %= per;
-    buf_printf(out, ",\"choices\":[{\"index\":%zu,\"delta\":", choice);
+    buf_puts(out, ",\"choices\":[{\"index\":");
+    mock_put_i64(out, (int64_t)choice);
+    buf_puts(out, ",\"delta\":");
     size_t finish_at = per - 1;
     const char *finish = "null";
     if (i == 0) {
@@ -661,8 +681,9 @@ void mock_render_event(const mock_plan *p, size_t i, buf *out)
         buf_puts(out, "{}");
         finish = p->finish_reason;
     } else if (p->reply == MOCK_REPLY_TOOL_CALL && i == 1) {
-        buf_printf(out, "{\"tool_calls\":[{\"index\":0,\"id\":\"%s\",\"type\":\"function\",\"function\":"
-                        "{\"name\":", p->tool_call_id);
+        buf_puts(out, "{\"tool_calls\":[{\"index\":0,\"id\":\"");
+        buf_puts(out, p->tool_call_id);
+        buf_puts(out, "\",\"type\":\"function\",\"function\":{\"name\":");
         json_escape_string(out, p->tool_name, strlen(p->tool_name));
         buf_puts(out, ",\"arguments\":\"\"}}]}");
     } else if (p->reply == MOCK_REPLY_TOOL_CALL) {
@@ -678,10 +699,13 @@ void mock_render_event(const mock_plan *p, size_t i, buf *out)
         json_escape_string(out, p->text + p->tok_off[t0], p->tok_off[t1] - p->tok_off[t0]);
         buf_puts(out, "}");
     }
-    if (finish[0] == 'n')
+    if (finish[0] == 'n') {
         buf_puts(out, ",\"logprobs\":null,\"finish_reason\":null}]}");
-    else
-        buf_printf(out, ",\"logprobs\":null,\"finish_reason\":\"%s\"}]}", finish);
+    } else {
+        buf_puts(out, ",\"logprobs\":null,\"finish_reason\":\"");
+        buf_puts(out, finish);
+        buf_puts(out, "\"}]}");
+    }
 }
 
 void mock_render_malformed(const mock_plan *p, buf *out)

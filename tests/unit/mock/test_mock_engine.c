@@ -234,6 +234,40 @@ static void test_tool_call_round_trip(void **st)
     buf_free(&b);
 }
 
+/* The chunks' bytes, exactly: the mock renders them without printf now;
+ * every number and field must be where a client found it before. */
+static void test_chunk_bytes(void **st)
+{
+    (void)st;
+    mock_plan p;
+    plan_of(&p, "{\"model\":\"m\\\"q\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+                "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", NULL);
+    snprintf(p.id, sizeof p.id, "chatcmpl-abc");
+    p.created = -1700000000;   /* a sign, and every digit */
+    buf b;
+    buf_init(&b);
+    mock_render_event(&p, 0, &b);
+    buf_append(&b, "", 1);
+    assert_string_equal(b.data, "{\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion.chunk\",\"created\":-1700000000,"
+                                "\"model\":\"m\\\"q\",\"system_fingerprint\":\"fp_mock\",\"choices\":[{\"index\":0,"
+                                "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,"
+                                "\"finish_reason\":null}]}");
+    size_t n = mock_event_count(&p);
+    b.len = 0;
+    mock_render_event(&p, n - 2, &b);
+    buf_append(&b, "", 1);
+    assert_non_null(strstr(b.data, ",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}]}"));
+    b.len = 0;
+    mock_render_event(&p, n - 1, &b);
+    buf_append(&b, "", 1);
+    char want[256];
+    snprintf(want, sizeof want, ",\"choices\":[],\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,"
+             "\"total_tokens\":%lld}}", (long long)p.prompt_tokens, (long long)p.completion_tokens,
+             (long long)(p.prompt_tokens + p.completion_tokens));
+    assert_non_null(strstr(b.data, want));
+    buf_free(&b);
+}
+
 static void test_stream_chunks(void **st)
 {
     (void)st;
@@ -502,6 +536,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fault_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tool_call_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunk_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_n_choices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tool_loop_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
