@@ -23,6 +23,7 @@
 
 #include "runs/run_stream.h"
 #include "util/log.h"
+#include "util/strfmt.h"
 #include "util/timeutil.h"
 #include "util/xalloc.h"
 
@@ -137,9 +138,9 @@ static run_log *log_get_locked(run_logs *l, const char *run_id, const char *tena
     if (g) return g;
     g = calloc(1, sizeof *g);
     if (!g) return NULL;
-    snprintf(g->run_id, sizeof g->run_id, "%s", run_id);
-    snprintf(g->tenant_id, sizeof g->tenant_id, "%s", tenant_id);
-    snprintf(g->user_id, sizeof g->user_id, "%s", user_id);
+    str_copy(g->run_id, sizeof g->run_id, run_id);
+    str_copy(g->tenant_id, sizeof g->tenant_id, tenant_id);
+    str_copy(g->user_id, sizeof g->user_id, user_id);
     g->next_seq = 1;
     if (strmap_put(l->by_id, g->run_id, g) != 0) {
         free(g);

@@ -17,6 +17,7 @@
 
 #include "guard/pii_policy.h"
 #include "util/log.h"
+#include "util/strfmt.h"
 #include "util/timeutil.h"
 #include "util/xalloc.h"
 
@@ -504,8 +505,8 @@ static void run_exec_end(run_exec *x, run_status status, const char *code, const
     x->rec.status = status;
     x->rec.finished_at = time_now_unix();
     if (code) {
-        snprintf(x->rec.error_code, sizeof x->rec.error_code, "%s", code);
-        snprintf(x->rec.error_message, sizeof x->rec.error_message, "%s", text ? text : code);
+        str_copy(x->rec.error_code, sizeof x->rec.error_code, code);
+        str_copy(x->rec.error_message, sizeof x->rec.error_message, text ? text : code);
     }
     if (message) {
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(message, "content");
@@ -517,8 +518,8 @@ static void run_exec_end(run_exec *x, run_status status, const char *code, const
         cJSON *own = cJSON_IsObject(o) ? NULL : origin_new(ORIGIN_MODEL, false);
         x->final_msg.origin_json = cJSON_PrintUnformatted(own ? own : o);
         cJSON_Delete(own);
-        snprintf(x->final_msg.run_id, sizeof x->final_msg.run_id, "%s", x->rec.id);
-        snprintf(x->final_msg.session_id, sizeof x->final_msg.session_id, "%s", x->rec.session_id);
+        str_copy(x->final_msg.run_id, sizeof x->final_msg.run_id, x->rec.id);
+        str_copy(x->final_msg.session_id, sizeof x->final_msg.session_id, x->rec.session_id);
         x->final_msg.created_at = x->rec.finished_at;
         cJSON_Delete(message);
     }
@@ -554,7 +555,7 @@ void run_exec_stop(run_exec *x, run_status status, const char *code, const char 
     x->stopped = true;
     x->stop_status = status;
     x->stop_code = code;
-    snprintf(x->stop_message, sizeof x->stop_message, "%s", message);
+    str_copy(x->stop_message, sizeof x->stop_message, message);
     if (x->work_fn) return;   /* the store job's completion sees `stopped` */
     run_exec_end(x, status, code, x->stop_message, NULL);
 }

@@ -5,11 +5,11 @@
 
 #include <pthread.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runs/runs_internal.h"
+#include "util/strfmt.h"
 #include "util/strmap.h"
 #include "util/timeutil.h"
 
@@ -149,9 +149,9 @@ static history_entry *history_entry_new(const scope *sc, const char *session_id,
         free(e);
         return NULL;
     }
-    snprintf(e->tenant_id, sizeof e->tenant_id, "%s", sc->tenant_id);
-    snprintf(e->user_id, sizeof e->user_id, "%s", sc->user_id);
-    snprintf(e->session_id, sizeof e->session_id, "%s", session_id);
+    str_copy(e->tenant_id, sizeof e->tenant_id, sc->tenant_id);
+    str_copy(e->user_id, sizeof e->user_id, sc->user_id);
+    str_copy(e->session_id, sizeof e->session_id, session_id);
     e->count = count;
     e->epoch = epoch;
     return e;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "util/log.h"
+#include "util/strfmt.h"
 #include "util/xalloc.h"
 
 runs *runs_new(const brigade_config *cfg, store *st, const tool_registry *tools)
@@ -104,7 +105,7 @@ static void runs_post_stop(runs *r, session_slot *s, run_status status, const ch
     if (!s->run_id[0] || !s->t) return;
     runs_stop_msg *m = xcalloc(1, sizeof *m);
     m->r = r;
-    snprintf(m->run_id, sizeof m->run_id, "%s", s->run_id);
+    str_copy(m->run_id, sizeof m->run_id, s->run_id);
     m->status = status;
     m->code = code;
     m->message = message;
@@ -121,10 +122,10 @@ int runs_registry_claim(runs *r, runs_thread *t, const scope *sc, const char *se
     session_slot *s = strmap_get(r->sessions, session_id);
     if (!s) {
         s = xcalloc(1, sizeof *s);
-        snprintf(s->session_id, sizeof s->session_id, "%s", session_id);
-        snprintf(s->tenant_id, sizeof s->tenant_id, "%s", sc->tenant_id);
-        snprintf(s->user_id, sizeof s->user_id, "%s", sc->user_id);
-        snprintf(s->key_id, sizeof s->key_id, "%s", sc->key_id);
+        str_copy(s->session_id, sizeof s->session_id, session_id);
+        str_copy(s->tenant_id, sizeof s->tenant_id, sc->tenant_id);
+        str_copy(s->user_id, sizeof s->user_id, sc->user_id);
+        str_copy(s->key_id, sizeof s->key_id, sc->key_id);
         s->t = t;
         s->live_status = RUN_RUNNING;
         strmap_put(r->sessions, session_id, s);
@@ -142,7 +143,7 @@ int runs_registry_claim(runs *r, runs_thread *t, const scope *sc, const char *se
         return -1;
     }
     run_waiter *w = runs_waiter_new(t, resume_fn, resume_arg);
-    snprintf(w->key_id, sizeof w->key_id, "%s", sc->key_id);
+    str_copy(w->key_id, sizeof w->key_id, sc->key_id);
     if (mode == RUNS_BUSY_INTERRUPT) {
         /* Jump the queue, and ask the active run to stop. */
         w->next = s->queue;
@@ -168,15 +169,15 @@ void runs_registry_started(runs *r, const char *session_id, const char *run_id, 
     pthread_mutex_lock(&r->lock);
     session_slot *s = strmap_get(r->sessions, session_id);
     if (s) {
-        snprintf(s->run_id, sizeof s->run_id, "%s", run_id);
+        str_copy(s->run_id, sizeof s->run_id, run_id);
         s->run = x;
         s->t = x->t;
         s->live_status = RUN_RUNNING;
-        snprintf(s->live_agent, sizeof s->live_agent, "%s", x->rec.agent);
+        str_copy(s->live_agent, sizeof s->live_agent, x->rec.agent);
         s->live_created_at = x->rec.created_at;
         strmap_put(r->active, run_id, s);
         r->n_active++;
-        snprintf(s->key_id, sizeof s->key_id, "%s", x->sc.key_id);
+        str_copy(s->key_id, sizeof s->key_id, x->sc.key_id);
         /* An interrupt, or the loss of its credential, that arrived while
          * this run was still starting. */
         if (s->revoke_code) {
@@ -215,7 +216,7 @@ void runs_registry_release(runs *r, const char *session_id, const char *run_id)
         s->t = next->t;
         s->interrupt_pending = false;
         /* The next message checks its own credential before it starts. */
-        snprintf(s->key_id, sizeof s->key_id, "%s", next->key_id);
+        str_copy(s->key_id, sizeof s->key_id, next->key_id);
         s->revoke_code = s->revoke_message = NULL;
     } else {
         strmap_del(r->sessions, session_id);
@@ -252,9 +253,9 @@ bool runs_live_run(runs *r, const scope *sc, const char *run_id, run_rec *out)
     session_slot *s = strmap_get(r->active, run_id);
     bool ok = s && strcmp(s->tenant_id, sc->tenant_id) == 0 && strcmp(s->user_id, sc->user_id) == 0;
     if (ok) {
-        snprintf(out->id, sizeof out->id, "%s", s->run_id);
-        snprintf(out->session_id, sizeof out->session_id, "%s", s->session_id);
-        snprintf(out->agent, sizeof out->agent, "%s", s->live_agent);
+        str_copy(out->id, sizeof out->id, s->run_id);
+        str_copy(out->session_id, sizeof out->session_id, s->session_id);
+        str_copy(out->agent, sizeof out->agent, s->live_agent);
         out->status = s->live_status;
         out->created_at = out->started_at = s->live_created_at;
     }
@@ -306,9 +307,9 @@ static bool runs_live_slot(const char *key, void *val, void *arg)
     /* (returning true would delete the entry: every path returns false) */
     if (c->n >= c->max || !s->run_id[0] || strcmp(s->tenant_id, c->tenant_id) != 0) return false;
     runs_live *l = &c->out[c->n++];
-    snprintf(l->run_id, sizeof l->run_id, "%s", s->run_id);
-    snprintf(l->session_id, sizeof l->session_id, "%s", s->session_id);
-    snprintf(l->user_id, sizeof l->user_id, "%s", s->user_id);
+    str_copy(l->run_id, sizeof l->run_id, s->run_id);
+    str_copy(l->session_id, sizeof l->session_id, s->session_id);
+    str_copy(l->user_id, sizeof l->user_id, s->user_id);
     l->status = s->live_status;
     return false;
 }

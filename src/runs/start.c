@@ -14,6 +14,7 @@
 #include "guard/engine.h"
 #include "guard/guard_record.h"
 #include "obs/audit.h"
+#include "util/strfmt.h"
 #include "util/xalloc.h"
 
 #include <stdio.h>
@@ -343,7 +344,7 @@ static void run_start_load_reads(run_start *s)
     if (ts == TOOLS_TENANT_ERROR)
         s->st = STORE_ERROR;
     else if (ts == TOOLS_TENANT_UNUSABLE)
-        snprintf(s->error, sizeof s->error, "%s", why);
+        str_copy(s->error, sizeof s->error, why);
     else if (!s->agent)
         snprintf(s->error, sizeof s->error,
                  "this session's agent \"%s\" is no longer available to your tenant", sess.agent);
@@ -447,7 +448,7 @@ void runs_post_message(runs_thread *t, runs_subscriber *sub, const scope *sc,
     s->sub = sub;
     sub->run = NULL;
     s->sc = *sc;
-    snprintf(s->session_id, sizeof s->session_id, "%s", session_id);
+    str_copy(s->session_id, sizeof s->session_id, session_id);
     s->content = xstrdup(content);
     s->if_busy = if_busy;
     /* A subscriber that leaves while its message waits changes nothing:
@@ -552,7 +553,7 @@ void runs_cancel(runs_thread *t, runs_subscriber *sub, const scope *sc, const ch
     c->sub = sub;
     sub->run = NULL;
     c->sc = *sc;
-    snprintf(c->run_id, sizeof c->run_id, "%s", run_id);
+    str_copy(c->run_id, sizeof c->run_id, run_id);
     if (!runs_registry_cancel(t->r, t, sc, run_id, run_cancel_answer, c))
         run_cancel_read(c);   /* not active here: read it now */
 }

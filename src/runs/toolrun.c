@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "util/log.h"
+#include "util/strfmt.h"
 #include "util/timeutil.h"
 #include "util/xalloc.h"
 
@@ -141,13 +142,13 @@ static void run_tool_msg_rec(run_exec *x, const cJSON *m, message_rec *out, char
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
     const cJSON *tcs = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
     const cJSON *tcid = cJSON_GetObjectItemCaseSensitive(m, "tool_call_id");
-    snprintf(out->role, sizeof out->role, "%s", cJSON_IsString(role) ? role->valuestring : "tool");
+    str_copy(out->role, sizeof out->role, cJSON_IsString(role) ? role->valuestring : "tool");
     out->content = cJSON_IsString(content) ? content->valuestring : NULL;
     *tc_json = tcs ? cJSON_PrintUnformatted(tcs) : NULL;
     out->tool_calls_json = *tc_json;
-    if (cJSON_IsString(tcid)) snprintf(out->tool_call_id, sizeof out->tool_call_id, "%s", tcid->valuestring);
-    snprintf(out->session_id, sizeof out->session_id, "%s", x->rec.session_id);
-    snprintf(out->run_id, sizeof out->run_id, "%s", x->rec.id);
+    if (cJSON_IsString(tcid)) str_copy(out->tool_call_id, sizeof out->tool_call_id, tcid->valuestring);
+    str_copy(out->session_id, sizeof out->session_id, x->rec.session_id);
+    str_copy(out->run_id, sizeof out->run_id, x->rec.id);
     const cJSON *origin = cJSON_GetObjectItemCaseSensitive(m, ORIGIN_MEMBER);
     *origin_json = cJSON_IsObject(origin) ? cJSON_PrintUnformatted(origin) : NULL;
     out->origin_json = *origin_json;
@@ -457,10 +458,10 @@ static void run_tools_creds_done(run_exec *x)
         slot_auth sa;
         slot_auth_of(slot, &sa);
         char url[1024], id[STORE_CALL_ID_MAX], provider[72], tname[160];
-        snprintf(provider, sizeof provider, "%s", sa.provider ? sa.provider : "");
-        snprintf(tname, sizeof tname, "%s", sa.tool ? sa.tool : "");
-        snprintf(url, sizeof url, "%s", slot->connect_url ? slot->connect_url : "");
-        snprintf(id, sizeof id, "%s", run_call_str(call, "id"));
+        str_copy(provider, sizeof provider, sa.provider ? sa.provider : "");
+        str_copy(tname, sizeof tname, sa.tool ? sa.tool : "");
+        str_copy(url, sizeof url, slot->connect_url ? slot->connect_url : "");
+        str_copy(id, sizeof id, run_call_str(call, "id"));
         run_tools_free_slots(x);
         cJSON_Delete(x->pending_calls);
         x->pending_calls = NULL;
@@ -480,7 +481,7 @@ static void run_tool_cred(void *arg, const runs_cred_answer *a)
     if (a->status == RUNS_CRED_OK && a->header_name && a->header_value) {
         slot->auth_name = xstrdup(a->header_name);
         slot->auth_value = xstrdup(a->header_value);
-        snprintf(slot->connection_id, sizeof slot->connection_id, "%s", a->connection_id ? a->connection_id : "");
+        str_copy(slot->connection_id, sizeof slot->connection_id, a->connection_id ? a->connection_id : "");
         slot->cred_fetched_at = time_now_unix();
     } else if (a->status == RUNS_CRED_MISSING) {
         slot->cred_missing = true;

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "util/strfmt.h"
+
 void ids_random_bytes(void *out, size_t n)
 {
     unsigned char *p = out;
@@ -39,7 +41,7 @@ void ids_new(char out[ID_MAX], const char *prefix)
     char hex[25];
     ids_random_bytes(raw, sizeof raw);
     ids_hex(hex, raw, sizeof raw);
-    snprintf(out, ID_MAX, "%s_%s", prefix, hex);
+    str_join2(out, ID_MAX, prefix, '_', hex);
 }
 
 void ids_request_id(char out[33])
