@@ -195,6 +195,8 @@ void run_exec_release(run_exec *x)
     x->final_msg.content = x->final_msg.origin_json = NULL;
     /* last of what the conversation held: the core's state referred to
      * the entry's messages (freed above) */
+    free(x->hist_user);
+    x->hist_user = NULL;
     if (x->hist && x->hist_ok) {
         history_cache_put(x->r->history, x->hist, RUNS_HISTORY_MAX);
         obs_gauge_set(obs_series_of(obs_m_history_cache_bytes(), NULL),
@@ -406,6 +408,17 @@ static void run_exec_persist_end(run_exec *x)
 
 void run_exec_history_add(run_exec *x, const message_rec *msgs, size_t n)
 {
+    if (x->hist && x->hist_user) {
+        /* the user's message, as the store records it, comes first */
+        message_rec user = {.role = "user", .content = x->hist_user,
+                            .origin_json = (char *)"{\"kind\":\"user\",\"untrusted\":false}"};
+        if (!history_entry_add(x->hist, &user)) {
+            history_entry_free(x->hist);
+            x->hist = NULL;
+        }
+        free(x->hist_user);
+        x->hist_user = NULL;
+    }
     for (size_t i = 0; x->hist && i < n; i++) {
         if (!history_entry_add(x->hist, &msgs[i])) {
             history_entry_free(x->hist);   /* the cache must not be told less than was stored */
@@ -422,7 +435,7 @@ static void run_finish_history(run_exec *x)
     if (!x->hist || x->work_status != STORE_OK || x->behind_broken ||
         (x->behind_state && atomic_load(&x->behind_state->failed)))
         return;
-    if (x->final_msg.role[0]) run_exec_history_add(x, &x->final_msg, 1);
+    run_exec_history_add(x, &x->final_msg, x->final_msg.role[0] ? 1 : 0);
     x->hist_ok = x->hist != NULL;
 }
 
@@ -777,11 +790,11 @@ void run_exec_begin(run_start *s)
     s->content = NULL;
     x->hist = s->hist;                /* history refers to it: it lives as long as the run */
     s->hist = NULL;
-    if (x->hist) {
-        /* the run's first stored message, as the store records it */
-        message_rec user = {.role = "user", .content = content,
-                            .origin_json = (char *)"{\"kind\":\"user\",\"untrusted\":false}"};
-        run_exec_history_add(x, &user, 1);
+    /* the run's first stored message: added to the entry with the next
+     * ones (a run held open on its model keeps only the text) */
+    if (x->hist && !(x->hist_user = strdup(content))) {
+        history_entry_free(x->hist);
+        x->hist = NULL;
     }
 
     if (!x->core_state) {

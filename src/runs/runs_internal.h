@@ -309,6 +309,7 @@ struct run_exec {
      * run landed), freed otherwise. NULL: no cache, or a run gone on after
      * a pause. */
     history_entry   *hist;
+    char            *hist_user;       /* the user's message, not added to hist yet */
     bool             hist_ok;
     bool             finishing;       /* past the point of no return */
     bool             orphan;          /* its loop is shutting down */
