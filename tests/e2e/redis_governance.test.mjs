@@ -431,6 +431,14 @@ describe('two instances sharing one redis', () => {
     const eachMax = Math.max(...bodies.map((b) => worstCaseNusd(b.text, 50)));
     const budgetNusd = eachMax * 10 + Math.floor(eachMax / 2);
     const { key } = await userWithLimits(stack, { daily_budget_usd: budgetNusd * NUSD });
+    // B must hold the budget before the burst: its cache follows A's writes
+    // every ~0.25 s, and a round that ran between the key's creation and the
+    // PATCH leaves B with the user but not the limit until the next one (a
+    // full suite on a busy machine once saw B answer all 32 calls). A key B
+    // does not hold makes it catch up before its 401: every change committed
+    // before the request is then in B's cache.
+    const unseen = await fetch(`${second.base}/v1/me`, { headers: { authorization: `Bearer bk_${'x'.repeat(40)}` } });
+    assert.equal(unseen.status, 401, 'B caught up');
     const bases = [stack.brigadeUrl, second.base];
     const one = async (i) => {
       const b = bodies[i % 4], base = bases[Math.floor(i / 4) % 2];
