@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/utf8.h"
+
 #define SCAN_MAX_DEPTH 128
 #define SCAN_MAX_NUMBER 63    /* cJSON reads at most 63 characters of a number */
 
@@ -178,6 +180,16 @@ static bool scan_value(scan *s, int depth)
         s->p++;
         scan_ws(s);
     }
+}
+
+/* Pass 1 over a whole text: one object, whitespace around it and nothing
+ * else (cJSON ignores trailing bytes; such a text is left to cJSON). */
+static bool scan_whole(scan *s)
+{
+    scan_ws(s);
+    if (s->p >= s->end || *s->p != '{' || !scan_value(s, 0)) return false;
+    scan_ws(s);
+    return s->p == s->end;
 }
 
 /* ---- pass 2: the walk, on a text pass 1 accepted ---- */
@@ -536,10 +548,7 @@ bool openai_scan(const char *text, size_t len, const char *choice_field, openai_
     memset(out, 0, sizeof *out);
     if (!text) return false;
     scan s = {.p = text, .end = text + len};
-    scan_ws(&s);
-    if (s.p >= s.end || *s.p != '{' || !scan_value(&s, 0)) return false;
-    scan_ws(&s);
-    if (s.p != s.end) return false;   /* trailing bytes: cJSON ignores them; leave it to cJSON */
+    if (!scan_whole(&s)) return false;
     const char *end = s.end;
 
     const char *ptv, *ctv;
@@ -577,10 +586,7 @@ bool openai_scan_delta(const char *text, size_t len, openai_scan_str *content,
     memset(content, 0, sizeof *content);
     if (!text) return false;
     scan s = {.p = text, .end = text + len};
-    scan_ws(&s);
-    if (s.p >= s.end || *s.p != '{' || !scan_value(&s, 0)) return false;
-    scan_ws(&s);
-    if (s.p != s.end) return false;   /* trailing bytes: cJSON ignores them; leave it to cJSON */
+    if (!scan_whole(&s)) return false;
     const char *end = s.end;
     /* cJSON_GetArrayItem(choices, 0): the first child of an array or object */
     const char *p = s.choices, *choice = NULL, *key;
@@ -607,30 +613,6 @@ bool openai_scan_delta(const char *text, size_t len, openai_scan_str *content,
         on_call(arg, &call);
     }
     return true;
-}
-
-static size_t scan_utf8(char *out, unsigned cp)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 size_t openai_scan_str_decode(const openai_scan_str *s, char *out)
@@ -662,7 +644,7 @@ size_t openai_scan_str_decode(const openai_scan_str *s, char *out)
                 p += 6;
                 cp = 0x10000 + (((cp & 0x3FF) << 10) | (lo & 0x3FF));
             }
-            n += scan_utf8(out + n, cp);
+            n += utf8_encode(cp, out + n);
             break;
         }
         default: out[n++] = e; break;   /* \" \\ \/ */
@@ -696,10 +678,7 @@ bool openai_scan_members(const char *text, size_t len, const char *const names[2
         if (!scan_quoted(names[i], q[i], sizeof q[i], &s.extra_len[i])) return false;
         s.extra[i] = q[i];
     }
-    scan_ws(&s);
-    if (s.p >= s.end || *s.p != '{' || !scan_value(&s, 0)) return false;
-    scan_ws(&s);
-    if (s.p != s.end) return false;
+    if (!scan_whole(&s)) return false;
     for (int i = 0; i < 2; i++) {
         out[i].value = s.extra_first[i];
         out[i].count = s.extra_count[i];
