@@ -197,13 +197,9 @@ void run_exec_release(run_exec *x)
      * the entry's messages (freed above) */
     free(x->hist_user);
     x->hist_user = NULL;
-    if (x->hist && x->hist_ok) {
-        history_cache_put(x->r->history, x->hist, RUNS_HISTORY_MAX);
-        obs_gauge_set(obs_series_of(obs_m_history_cache_bytes(), NULL),
-                      (double)history_cache_bytes(x->r->history));
-    } else {
-        history_entry_free(x->hist);
-    }
+    /* (the bytes gauge is set by the home loop's sweep, once a second) */
+    if (x->hist && x->hist_ok) history_cache_put(x->r->history, x->hist, RUNS_HISTORY_MAX);
+    else history_entry_free(x->hist);
     x->hist = NULL;
     uv_close((uv_handle_t *)&x->wall_timer, run_handle_closed);
     if (x->behind) uv_close((uv_handle_t *)&x->start_timer, run_handle_closed);
