@@ -31,7 +31,9 @@
 typedef struct openai_scan_result {
     bool    have_usage;   /* usage.prompt_tokens and completion_tokens, both in [0, 1e15] */
     int64_t in_tok, out_tok;
-    size_t  text_bytes;   /* content + tool call names and arguments, every choice */
+    size_t  text_bytes;   /* content + tool call names and arguments, every choice; of a
+                             whole answer ("message") only when have_usage is false (the
+                             charge is estimated from it only then), else 0 */
 
     /* Of a stream chunk only (choice_field "delta"), for the resilience
      * layer, which reads every chunk on its way to the client: */

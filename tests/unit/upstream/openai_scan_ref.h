@@ -250,6 +250,11 @@ static int ref_read(const char *t, size_t len, const char *field, openai_scan_re
         out->have_usage = true;
     }
     const cJSON *ch;
+    /* a whole answer's text is counted only without usage (openai_scan.h) */
+    if (strcmp(field, "delta") != 0 && out->have_usage) {
+        cJSON_Delete(j);
+        return 0;
+    }
     cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(j, "choices"))
         out->text_bytes += ref_text_bytes(cJSON_GetObjectItemCaseSensitive(ch, field));
     if (!strcmp(field, "delta")) ref_chunk(j, out);

@@ -77,9 +77,17 @@ static void test_answers_decided(void **state)
     assert_true(r.have_usage);
     assert_int_equal(r.in_tok, 12);
     assert_int_equal(r.out_tok, 16);
-    /* "Hello " 6 + é 2 + 😀 4 + " there\n" 7, "get" 3, {"a":1} 7, "x" 1 */
-    assert_int_equal(r.text_bytes, 6 + 2 + 4 + 7 + 3 + 7 + 1);
+    /* with usage the text is not counted (only an estimate would use it) */
+    assert_int_equal(r.text_bytes, 0);
     assert_true(check_s(answer));
+    /* without: "Hello " 6 + é 2 + 😀 4 + " there\n" 7, "get" 3, {"a":1} 7, "x" 1 */
+    char bare[1024];
+    const char *u = strstr(answer, "\"usage\"");
+    int bl = snprintf(bare, sizeof bare, "%.*s\"usage\":null}", (int)(u - answer), answer);
+    assert_true(openai_scan(bare, (size_t)bl, "message", &r));
+    assert_false(r.have_usage);
+    assert_int_equal(r.text_bytes, 6 + 2 + 4 + 7 + 3 + 7 + 1);
+    assert_true(check_s(bare));
     assert_true(check(chunk, strlen(chunk), "delta"));
     assert_true(openai_scan(chunk, strlen(chunk), "delta", &r));
     assert_false(r.have_usage);
@@ -314,7 +322,7 @@ static void test_long_strings(void **state)
 {
     (void)state;
     const char *base = "{\"choices\":[{\"message\":{\"content\":\"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ\"}}],"
-                       "\"a_long_member_name_of_forty_bytes_or_so_x\":1,\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}";
+                       "\"a_long_member_name_of_forty_bytes_or_so_x\":1,\"usage\":{\"prompt_tokens\":1}}";   /* no usage: the text is counted */
     const char *content = strstr(base, "abcdef"), *key = strstr(base, "a_long");
     size_t n = strlen(base);
     char t[512];
