@@ -127,13 +127,17 @@ static bool run_model_chunk_tree(run_exec *x, metered_call *mc, const char *json
 static bool run_model_on_event(metered_call *mc, upstream_call *call, const char *json, size_t len,
                                void *arg)
 {
-    (void)call;
     run_exec *x = arg;
     /* The run needs the chunk's delta text and tool calls: read in place
      * (openai_scan_delta, the same reading as cJSON's, tested against it),
-     * or with cJSON when the scan does not decide the text. */
+     * or with cJSON when the scan does not decide the text. When the
+     * provider or the resilience layer already decided these very bytes,
+     * their reading spares the check of the whole text. */
     openai_scan_str content;
-    if (!openai_scan_delta(json, len, &content, run_model_scanned_call, x))
+    const openai_scan_result *facts = upstream_event_facts(call, json, len);
+    if (facts)
+        openai_scan_delta_of(json, len, facts, &content, run_model_scanned_call, x);
+    else if (!openai_scan_delta(json, len, &content, run_model_scanned_call, x))
         return run_model_chunk_tree(x, mc, json, len);
     if (!content.p || content.len == 0) return true;
     if (content.plain) return run_model_take_text(x, mc, content.p, content.len);

@@ -86,6 +86,12 @@ const struct openai_scan_result *upstream_call_event_facts(const upstream_call *
     return c->event_facts;
 }
 
+const struct openai_scan_result *upstream_event_facts(const upstream_call *call, const char *json,
+                                                      size_t len)
+{
+    return call ? upstream_call_event_facts(call, json, len) : NULL;
+}
+
 void upstream_call_deliver(upstream_call *c, const upstream_result *res)
 {
     if (c->finished) return;

@@ -158,6 +158,14 @@ upstream_call *upstream_chat(upstream *u, const model_cfg *model, const char *bo
 const model_cfg *upstream_call_model(const upstream_call *call);
 const char      *upstream_call_upstream_model(const upstream_call *call);
 const char      *upstream_call_deployment(const upstream_call *call);
+/* From inside on_event: the provider's reading of the chunk (json, len)
+ * being delivered (openai_scan with "delta": decided, these very bytes),
+ * or NULL when there is none (a translated, held or replayed event, a
+ * chunk left to cJSON). Lets a caller read the chunk with
+ * openai_scan_delta_of instead of checking it again. */
+struct openai_scan_result;   /* upstream/providers/openai_scan.h */
+const struct openai_scan_result *upstream_event_facts(const upstream_call *call, const char *json,
+                                                      size_t len);
 const char *upstream_last_error(void);
 void upstream_call_resume(upstream_call *call);
 /* Stop a call; on_done follows with UPSTREAM_CANCELLED (synchronously). */

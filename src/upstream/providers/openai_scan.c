@@ -550,6 +550,7 @@ bool openai_scan(const char *text, size_t len, const char *choice_field, openai_
     scan s = {.p = text, .end = text + len};
     if (!scan_whole(&s)) return false;
     const char *end = s.end;
+    out->choices = s.choices;
 
     const char *ptv, *ctv;
     walk_get2(s.usage, end, "prompt_tokens", &ptv, "completion_tokens", &ctv);
@@ -584,16 +585,12 @@ static void walk_str(const char *p, const char *end, openai_scan_str *out)
     if (!out->p) out->len = 0;
 }
 
-bool openai_scan_delta(const char *text, size_t len, openai_scan_str *content,
-                       void (*on_call)(void *arg, const openai_scan_call *call), void *arg)
+/* openai_scan_delta's pass 2, from the root's "choices" value (or NULL). */
+static void walk_run_delta(const char *choices, const char *end, openai_scan_str *content,
+                           void (*on_call)(void *arg, const openai_scan_call *call), void *arg)
 {
-    memset(content, 0, sizeof *content);
-    if (!text) return false;
-    scan s = {.p = text, .end = text + len};
-    if (!scan_whole(&s)) return false;
-    const char *end = s.end;
     /* cJSON_GetArrayItem(choices, 0): the first child of an array or object */
-    const char *p = s.choices, *choice = NULL, *key;
+    const char *p = choices, *choice = NULL, *key;
     size_t klen;
     if (p && (*p == '[' || *p == '{')) choice = walk_step(&p, end, *p == '{', &key, &klen);
     const char *delta = walk_get(choice, end, "delta"), *c, *calls;
@@ -616,7 +613,25 @@ bool openai_scan_delta(const char *text, size_t len, openai_scan_str *content,
         walk_str(args, end, &call.arguments);
         on_call(arg, &call);
     }
+}
+
+bool openai_scan_delta(const char *text, size_t len, openai_scan_str *content,
+                       void (*on_call)(void *arg, const openai_scan_call *call), void *arg)
+{
+    memset(content, 0, sizeof *content);
+    if (!text) return false;
+    scan s = {.p = text, .end = text + len};
+    if (!scan_whole(&s)) return false;
+    walk_run_delta(s.choices, s.end, content, on_call, arg);
     return true;
+}
+
+void openai_scan_delta_of(const char *text, size_t len, const openai_scan_result *facts,
+                          openai_scan_str *content,
+                          void (*on_call)(void *arg, const openai_scan_call *call), void *arg)
+{
+    memset(content, 0, sizeof *content);
+    walk_run_delta(facts->choices, text + len, content, on_call, arg);
 }
 
 size_t openai_scan_str_decode(const openai_scan_str *s, char *out)

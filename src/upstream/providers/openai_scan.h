@@ -56,6 +56,9 @@ typedef struct openai_scan_result {
     bool        ids_plain;
     bool        have_created;
     double      created;
+    /* Where the root's first "choices" value begins in the text (NULL if
+     * none): openai_scan_delta_of starts there. */
+    const char *choices;
 } openai_scan_result;
 
 /* A top-level member of a text read by openai_scan_members. */
@@ -100,6 +103,16 @@ typedef struct openai_scan_call {
  * everything was handed; false: nothing was, read it with cJSON. */
 bool openai_scan_delta(const char *text, size_t len, openai_scan_str *content,
                        void (*on_call)(void *arg, const openai_scan_call *call), void *arg);
+
+/* openai_scan_delta of a text openai_scan(text, len, "delta", facts)
+ * decided (returned true for these very bytes): the same reading, without
+ * checking the text a second time. A run's chunks were read twice, once by
+ * the provider and resilience layers and once by the run (~7 % of a run's
+ * instructions, docs/benchmarks.md); upstream_event_facts hands the first
+ * reading on. */
+void openai_scan_delta_of(const char *text, size_t len, const openai_scan_result *facts,
+                          openai_scan_str *content,
+                          void (*on_call)(void *arg, const openai_scan_call *call), void *arg);
 
 /* cJSON's decoded copy of a string the scan gave (escapes resolved, \u
  * pairs joined, UTF-8): written to out, which has room for s->len + 1

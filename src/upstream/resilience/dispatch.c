@@ -354,6 +354,19 @@ static bool rcall_event_is_empty(const char *json, size_t len, const openai_scan
     return empty;
 }
 
+/* Hand one event to the caller, with the provider's reading of it when
+ * there is one for these very bytes (facts; NULL otherwise), so a caller
+ * that reads chunks (an agent run) need not check the text again
+ * (upstream_event_facts). Every event the caller gets passes here: the
+ * facts are set anew for each, never left from an earlier one. */
+static bool rcall_emit(rcall *rc, const char *json, size_t len, const openai_scan_result *facts)
+{
+    rc->base.event_facts = facts;
+    rc->base.event_facts_text = json;
+    rc->base.event_facts_len = len;
+    return rc->base.cb.on_event(&rc->base, json, len, rc->base.arg);
+}
+
 /* Pass the held events on: the stream is committed to this attempt. */
 static bool rcall_flush_held(rcall *rc)
 {
@@ -365,7 +378,7 @@ static bool rcall_flush_held(rcall *rc)
         const char *d = rc->held.data + at + sizeof n;
         at += sizeof n + n + 1;
         rc->delivered = true;
-        if (rc->base.cb.on_event) more = rc->base.cb.on_event(&rc->base, d, n, rc->base.arg) && more;
+        if (rc->base.cb.on_event) more = rcall_emit(rc, d, n, NULL) && more;
     }
     rc->held.len = 0;
     rc->n_held = 0;
@@ -398,7 +411,13 @@ static bool rcall_inner_event(upstream_call *call, const char *json, size_t len,
         json = rc->replay_out.data;
         len = rc->replay_out.len;
     }
+    /* The provider's reading of the chunk, or one made here when the cap
+     * reads every chunk anyway: made once, for the cap, the held-event
+     * check and the caller (rcall_emit). */
     const openai_scan_result *facts = upstream_call_event_facts(call, json, len);
+    openai_scan_result scanned;
+    if (!facts && upstream_outcap_reads_chunks(&rc->cap) && openai_scan(json, len, "delta", &scanned))
+        facts = &scanned;
     if (!upstream_outcap_pass(&rc->cap, upstream_outcap_tokens(&rc->cap, json, len, facts))) {
         /* Past the reserved output: this event does not go out; the
          * stream ends here, at the cap (rcall_inner_done, now). */
@@ -419,7 +438,7 @@ static bool rcall_inner_event(upstream_call *call, const char *json, size_t len,
     rc->delivered = true;
     if (rc->model->stream_resume) upstream_replay_note(&rc->replay, json, len);
     if (!rc->base.cb.on_event) return more;
-    return rc->base.cb.on_event(&rc->base, json, len, rc->base.arg) && more;
+    return rcall_emit(rc, json, len, facts) && more;
 }
 
 /* /metrics: every attempt by provider and outcome, its duration, and
@@ -583,7 +602,7 @@ static void rcall_end_at_cap(rcall *rc, int64_t input_tokens)
         size_t len = strlen(e);
         at += len + 1;
         rc->delivered = true;
-        if (rc->base.cb.on_event) (void)rc->base.cb.on_event(&rc->base, e, len, rc->base.arg);
+        if (rc->base.cb.on_event) (void)rcall_emit(rc, e, len, NULL);
     }
     buf_free(&ends);
 }

@@ -162,6 +162,11 @@ static bool outcap_take_ids(upstream_outcap *oc, const openai_scan_result *f)
     return true;
 }
 
+bool upstream_outcap_reads_chunks(const upstream_outcap *oc)
+{
+    return oc->cap && !oc->responses;
+}
+
 uint64_t upstream_outcap_tokens(upstream_outcap *oc, const char *json, size_t len,
                                 const openai_scan_result *facts)
 {

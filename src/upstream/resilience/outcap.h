@@ -50,6 +50,9 @@ void upstream_outcap_init(upstream_outcap *oc, uint64_t cap, bool responses);
 void upstream_outcap_reset(upstream_outcap *oc);
 void upstream_outcap_free(upstream_outcap *oc);
 
+/* Whether upstream_outcap_tokens reads every chunk of this stream (a cap
+ * on a chat stream): then a reading made before it is worth handing in. */
+bool upstream_outcap_reads_chunks(const upstream_outcap *oc);
 /* The tokens one event carries, as streamed (0 for an event without
  * generated text). Does not count them: see upstream_outcap_pass. facts:
  * the provider's tree-less reading of these very bytes, or NULL. */

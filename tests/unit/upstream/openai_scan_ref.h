@@ -224,6 +224,28 @@ static int ref_delta_agrees(const char *t, size_t len)
         res = ref_delta_line(t, len, &b) && strcmp(b.p, c.p) == 0 ? 1 : -1;
         if (res < 0) fprintf(stderr, "delta differs on [%.*s]:\n scan  %s\n cJSON %s\n", (int)len, t, c.p,
                              b.p ? b.p : "(no parse)");
+        /* The same reading from openai_scan's facts (openai_scan_delta_of):
+         * openai_scan decides the text too, and the walk from its choices
+         * gives the same line. */
+        openai_scan_result f;
+        ref_line d = {0}, e = {0};
+        if (res > 0 && !openai_scan(t, len, "delta", &f)) {
+            fprintf(stderr, "openai_scan_delta decided [%.*s], openai_scan did not\n", (int)len, t);
+            res = -1;
+        } else if (res > 0) {
+            ref_put(&d, "C", 1);
+            openai_scan_str content2;
+            openai_scan_delta_of(t, len, &f, &content2, ref_on_call, &d);
+            ref_put(&e, "C", 1);
+            ref_put_scanned(&e, &content2);
+            ref_put(&e, d.p + 1, d.len - 1);
+            if (strcmp(e.p, c.p) != 0) {
+                fprintf(stderr, "delta_of differs on [%.*s]:\n of    %s\n scan  %s\n", (int)len, t, e.p, c.p);
+                res = -1;
+            }
+        }
+        free(d.p);
+        free(e.p);
         free(c.p);
     }
     free(a.p);

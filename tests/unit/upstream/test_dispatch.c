@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <uv.h>
 
+#include "upstream/providers/openai_scan.h"
 #include "upstream/upstream.h"
 
 static const char *const YAML =
@@ -179,6 +180,65 @@ static void test_role_chunk_held_back(void **st)
     assert_true(g.events >= 4);   /* role, 3 tokens (and finish, usage) of the good attempt only */
 }
 
+/* What a caller's on_event sees of upstream_event_facts: a reading of
+ * exactly the bytes delivered (the same as a fresh openai_scan of them),
+ * or NULL. */
+typedef struct facts_seen {
+    int done, events, with_facts, wrong;
+} facts_seen;
+
+static bool facts_on_event(upstream_call *c, const char *j, size_t n, void *arg)
+{
+    facts_seen *f = arg;
+    f->events++;
+    const openai_scan_result *r = upstream_event_facts(c, j, n);
+    if (!r) return true;
+    f->with_facts++;
+    openai_scan_result fresh;
+    if (!openai_scan(j, n, "delta", &fresh) || fresh.text_choices != r->text_choices ||
+        fresh.quiet != r->quiet || fresh.choices != r->choices || fresh.usage_member != r->usage_member)
+        f->wrong++;
+    /* another text at another address or of another length gets nothing */
+    if (upstream_event_facts(c, j, n - 1) || upstream_event_facts(c, "{}", 2)) f->wrong++;
+    return true;
+}
+
+static void facts_on_done(upstream_call *c, const upstream_result *r, void *arg)
+{
+    (void)c; (void)r;
+    ((facts_seen *)arg)->done = 1;
+}
+
+static void facts_run(const char *text, int64_t cap, facts_seen *f)
+{
+    static const upstream_callbacks cb = {facts_on_event, facts_on_done, NULL};
+    memset(f, 0, sizeof *f);
+    char body[256];
+    snprintf(body, sizeof body, "{\"model\":\"plain\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
+             text);
+    upstream_opts o = {.request_id = "t", .max_output_tokens = cap};
+    assert_non_null(upstream_chat(U, config_find_model(&CFG, "plain"), body, strlen(body), true, &o, &cb, f));
+    while (!f->done) uv_run(&L, UV_RUN_ONCE);
+}
+
+static void test_event_facts(void **st)
+{
+    (void)st;
+    facts_seen f;
+    /* Capped: the dispatch reads every chunk for the cap and hands that
+     * reading on; the first (role) chunk is held back and delivered later
+     * as a copy, without facts. */
+    facts_run("facts [[tokens:5]]", 1000, &f);
+    assert_true(f.events >= 6);
+    assert_int_equal(f.wrong, 0);
+    assert_int_equal(f.with_facts, f.events - 1);
+    /* Not capped, in-process provider: nobody read the chunks; none. */
+    facts_run("facts [[tokens:5]]", 0, &f);
+    assert_true(f.events >= 6);
+    assert_int_equal(f.with_facts, 0);
+    assert_null(upstream_event_facts(NULL, "{}", 2));
+}
+
 static void test_config_errors(void **st)
 {
     (void)st;
@@ -333,6 +393,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_retry_then_success, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_facts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_not_charged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_error_not_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_retry_after_event, setup, teardown),
