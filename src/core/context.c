@@ -87,9 +87,16 @@ static const char *context_role(const cJSON *message)
     return cJSON_IsString(role) && role->valuestring ? role->valuestring : "";
 }
 
-static int context_is_role(const cJSON *message, const char *role)
+/* What the selection asks of a message's role, read once per message
+ * (kept in the token cache beside its estimate). */
+enum { CONTEXT_ROLE_OTHER, CONTEXT_ROLE_USER, CONTEXT_ROLE_TOOL };
+
+static uint8_t context_role_kind(const cJSON *message)
 {
-    return strcmp(context_role(message), role) == 0;
+    const char *r = context_role(message);
+    return strcmp(r, "user") == 0 ? CONTEXT_ROLE_USER
+         : strcmp(r, "tool") == 0 ? CONTEXT_ROLE_TOOL
+                                   : CONTEXT_ROLE_OTHER;
 }
 
 /* The note's text around its number. The wording is the contract's
@@ -173,6 +180,7 @@ cJSON *step_message_copy(const cJSON *message)
 typedef struct context_item {
     const cJSON *msg;
     int64_t      tokens;
+    uint8_t      role;   /* CONTEXT_ROLE_* */
 } context_item;
 
 void step_token_cache_drop(step_token_cache *c, size_t count)
@@ -184,6 +192,7 @@ void step_token_cache_drop(step_token_cache *c, size_t count)
         return;
     }
     memmove(c->v, c->v + count, (c->n - count) * sizeof(*c->v));
+    memmove(c->role, c->role + count, (c->n - count) * sizeof(*c->role));
     c->n -= count;
 }
 
@@ -192,7 +201,9 @@ void step_token_cache_free(step_token_cache *c)
     if (!c)
         return;
     free(c->v);
+    free(c->role);
     c->v = NULL;
+    c->role = NULL;
     c->n = c->cap = 0;
 }
 
@@ -209,6 +220,10 @@ static bool context_cache_room(step_token_cache *c, size_t n)
     if (!v)
         return false;
     c->v = v;
+    uint8_t *role = realloc(c->role, cap * sizeof(*role));
+    if (!role)
+        return false;   /* v's larger block is kept; cap unchanged, so both are realloc'd again */
+    c->role = role;
     c->cap = cap;
     return true;
 }
@@ -242,9 +257,17 @@ cJSON *step_context_select_ex(const char *system_prompt, const cJSON *messages, 
         size_t i = 0;
         cJSON_ArrayForEach(m, messages) {
             items[i].msg = m;
-            items[i].tokens = i < known ? cache->v[i] : step_estimate_tokens(m);
-            if (cache && i >= known)
-                cache->v[i] = items[i].tokens;
+            if (i < known) {
+                items[i].tokens = cache->v[i];
+                items[i].role = cache->role[i];
+            } else {
+                items[i].tokens = step_estimate_tokens(m);
+                items[i].role = context_role_kind(m);
+                if (cache) {
+                    cache->v[i] = items[i].tokens;
+                    cache->role[i] = items[i].role;
+                }
+            }
             i++;
         }
         if (cache)
@@ -258,7 +281,7 @@ cJSON *step_context_select_ex(const char *system_prompt, const cJSON *messages, 
      * without it the model cannot answer what it was asked. */
     size_t start = n;
     for (size_t i = n; i-- > 0;) {
-        if (context_is_role(items[i].msg, "user")) {
+        if (items[i].role == CONTEXT_ROLE_USER) {
             start = i;
             break;
         }
@@ -273,9 +296,9 @@ cJSON *step_context_select_ex(const char *system_prompt, const cJSON *messages, 
      * them are never sent: a tail must not begin with a dangling result. */
     while (start > 0) {
         size_t g = start - 1;
-        while (g > 0 && context_is_role(items[g].msg, "tool"))
+        while (g > 0 && items[g].role == CONTEXT_ROLE_TOOL)
             g--;
-        if (context_is_role(items[g].msg, "tool"))
+        if (items[g].role == CONTEXT_ROLE_TOOL)
             break; /* only unanchored tool results remain */
         int64_t gtokens = 0;
         for (size_t i = g; i < start; i++)

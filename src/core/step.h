@@ -182,6 +182,7 @@ cJSON *step_message_copy(const cJSON *message);
  * estimate holds as long as its message. Zeroed: empty. */
 typedef struct step_token_cache {
     int64_t *v;
+    uint8_t *role;   /* beside each estimate: what the selection reads of its role */
     size_t   n, cap;
 } step_token_cache;
 /* The first `count` messages were freed: their estimates go too. */
