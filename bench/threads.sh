@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# threads.sh — where brigade's CPU per gateway request goes, thread by
+# thread, against nginx's in the same session: the figure behind
+# gateway.sh's "CPU per request" ratio, split so a change can be aimed.
+#
+#   bench/threads.sh
+#   BRIGADES="/tmp/brigade-old build-bench/brigade" ROUNDS=3 bench/threads.sh
+#
+# For each round, for each binary and then nginx: a fresh `brigade
+# mock-llm --threads 1` as the upstream, the proxy (brigade: one loop
+# thread, a tenant, a user and a key over the API, every request traced and
+# its usage recorded, as in gateway.sh; nginx: one worker, lib.sh's
+# reference configuration), a 2 s warm-up, then `wrk -s bench/wrk/chat.lua
+# -tT -cC -dS`. The CPU is utime and stime of every thread
+# (/proc/PID/task/TID/stat) read before and after, grouped by thread name
+# (loop-0, writer, tracer, the rest as "other"; nginx's master and worker
+# as "nginx") and divided by the requests
+# wrk made; also each thread's minor page faults per request. Binaries and
+# nginx alternate within a round, so a change in the machine's load
+# touches both sides.
+#
+# Environment:
+#   BRIGADES      binaries (default build-bench/brigade)
+#   ROUNDS        rounds (default 2)
+#   SECONDS_RUN   seconds per measured run (default 5)
+#   CONC          wrk connections (default 64; 1 uses one wrk thread)
+#   BENCH_NGINX   0 skips nginx
+#   BENCH_MAX_LOAD  wait (at most 2 min) while the 1-min load is above it (default 3)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+die() { echo "threads.sh: $*" >&2; exit 1; }
+rounds=${ROUNDS:-2}
+secs=${SECONDS_RUN:-5}
+conc=${CONC:-64}
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
+[[ "$secs" =~ ^[1-9][0-9]*$ ]] || die "SECONDS_RUN must be a positive integer"
+[[ "$conc" =~ ^[1-9][0-9]*$ ]] || die "CONC must be a positive integer"
+wrk_threads=$((conc < 2 ? 1 : 2))
+for t in wrk curl; do command -v $t >/dev/null || die "missing $t: run scripts/deps.sh --bench"; done
+nginx_bin=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+use_nginx=${BENCH_NGINX:-1}
+[[ "$use_nginx" == 0 || -x "$nginx_bin" ]] || die "nginx missing (scripts/deps.sh --bench, or BENCH_NGINX=0)"
+if [[ -z "${BRIGADES:-}" ]]; then
+  [[ -f build-bench/build.ninja ]] || meson setup build-bench --buildtype=release -Dtests=false >/dev/null
+  ninja -C build-bench brigade >/dev/null || die "build failed"
+  BRIGADES=build-bench/brigade
+fi
+for b in $BRIGADES; do [[ -x "$b" ]] || die "no binary at $b"; done
+mock_bin=${BRIGADES%% *}
+
+bench_wait_quiet "${BENCH_MAX_LOAD:-3}"
+tmp=$(mktemp -d /tmp/brigade-threads.XXXXXX)
+chmod 755 "$tmp"   # nginx workers may run as another user
+out=$tmp
+pids=()
+keep_files=()
+stop_wait_s=5
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# "name user_ticks sys_ticks minflt" per thread name, summed, of the pids given
+snap() {
+  local pid t rest
+  for pid in "$@"; do
+    for t in /proc/"$pid"/task/*; do
+      rest=$(sed 's/.*) //' "$t/stat" 2>/dev/null) || continue
+      echo "$(cat "$t/comm" 2>/dev/null || echo gone) $rest"
+    done
+  done | awk '{ n = $1; if (n != "loop-0" && n != "writer" && n != "tracer" && n != "nginx") n = "other";
+                u[n] += $13; s[n] += $14; f[n] += $9 }
+              END { for (k in u) print k, u[k], s[k], f[k] }' | sort
+}
+
+# measure LABEL URL KEY PID...: warm up, then one wrk run between two snapshots
+measure() {
+  local label=$1 url=$2 key=$3 line n
+  shift 3
+  BENCH_KEY=$key wrk -s bench/wrk/chat.lua -t"$wrk_threads" -c"$conc" -d2s "$url" >/dev/null
+  snap "$@" >"$tmp/a"
+  line=$(BENCH_KEY=$key wrk -s bench/wrk/chat.lua -t"$wrk_threads" -c"$conc" -d"${secs}s" "$url" | grep '^BENCH')
+  snap "$@" >"$tmp/b"
+  n=$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line")
+  ((n > 0)) || die "$label: no requests"
+  join "$tmp/a" "$tmp/b" | awk -v lab="$label" -v n="$n" -v t="$(getconf CLK_TCK)" \
+    -v rps="$(sed 's/.*rps=\([0-9.]*\).*/\1/' <<<"$line")" '
+    { du = ($5 - $2) / t * 1e6 / n; ds = ($6 - $3) / t * 1e6 / n; df = ($7 - $4) / n
+      tu += du; ts += ds
+      row[NR] = sprintf("| %s | %s | %.1f | %.1f | %.1f | %.3f |", lab, $1, du, ds, du + ds, df) }
+    END { for (i = 1; i <= NR; i++) print row[i]
+          printf "| %s | **all** (%.0f req/s) | %.1f | %.1f | **%.1f** | |\n", lab, rps, tu, ts, tu + ts }'
+}
+
+start_mock() {
+  "$mock_bin" mock-llm --listen 127.0.0.1:0 --threads 1 >"$tmp/mock.log" 2>&1 &
+  mock_pid=$!; pids+=("$mock_pid")
+  mock_url=$(bench_wait_line "$tmp/mock.log" 'http://127\.0\.0\.1:[0-9]+' "$mock_pid" mock-llm)
+}
+
+one_brigade() {   # one_brigade BINARY
+  local b=$1 d admin url ak uid key r
+  start_mock
+  d=$(mktemp -d "$tmp/b.XXXX")
+  mkdir -m 700 "$d/data"
+  cat >"$d/brigade.yaml" <<EOF
+server: {listen: "127.0.0.1:0", data_dir: "$d/data", threads: 1}
+providers: [{name: m, kind: openai, base_url: "$mock_url/v1", max_connections: 128}]
+models: [{name: bench-model, provider: m, upstream_model: bench-model, input_usd_per_mtok: 1, output_usd_per_mtok: 2}]
+EOF
+  admin="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  BRIGADE_ADMIN_TOKEN=$admin BRIGADE_LOG=warn "$b" serve --config "$d/brigade.yaml" --data-dir "$d/data" \
+    >"$d/brigade.log" 2>&1 &
+  local bpid=$!; pids+=("$bpid")
+  url=$(bench_wait_line "$d/brigade.log" 'http://127\.0\.0\.1:[0-9]+' "$bpid" "brigade serve")
+  jf() { sed -n "s/.*\"$1\" *: *\"\\([^\"]*\\)\".*/\\1/p" | head -1; }
+  ak=$(curl -s -X POST "$url/v1/tenants" -H "authorization: Bearer $admin" -d '{"name":"bench"}' | jf admin_key)
+  uid=$(curl -s -X POST "$url/v1/users" -H "authorization: Bearer $ak" -d '{"external_id":"u1"}' | jf id)
+  key=$(curl -s -X POST "$url/v1/users/$uid/keys" -H "authorization: Bearer $ak" -d '{}' | jf key)
+  [[ "$key" == bk_usr_* ]] || die "no user key from $b"
+  measure "$(basename "$b")" "$url" "$key" "$bpid"
+  bench_stop_pid "$bpid"
+  bench_stop_pid "$mock_pid"
+}
+
+one_nginx() {
+  local port np wk
+  start_mock
+  port=$((20000 + RANDOM % 40000))
+  bench_nginx_conf "$tmp" "$port" "127.0.0.1:${mock_url##*:}" 1
+  "$nginx_bin" -p "$tmp/" -e "$tmp/nginx-error.log" -c "$tmp/nginx.conf" -g 'daemon off;' >"$tmp/nginx.out" 2>&1 &
+  np=$!; pids+=("$np")
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+  read -r -a wk <<<"$(cat /proc/"$np"/task/*/children 2>/dev/null)"
+  measure nginx "http://127.0.0.1:$port" bench "$np" "${wk[@]}"
+  bench_stop_pid "$np"
+  bench_stop_pid "$mock_pid"
+}
+
+echo "## CPU per request by thread, c=$conc, ${secs} s a run, $rounds round(s) — $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo
+echo "Command: \`$(bench_cmdline bench/threads.sh 'BRIGADES$|ROUNDS$|SECONDS_RUN$|CONC$|BENCH_')\`; load average at start $load_start."
+echo
+echo "| proxy | thread | user µs/req | sys µs/req | CPU µs/req | minor faults/req |"
+echo "|---|---|---:|---:|---:|---:|"
+for r in $(seq "$rounds"); do
+  for b in $BRIGADES; do one_brigade "$b"; done
+  [[ "$use_nginx" == 0 ]] || one_nginx
+done
