@@ -54,10 +54,9 @@ mock_bin=${BRIGADES%% *}
 bench_wait_quiet "${BENCH_MAX_LOAD:-3}"
 tmp=$(mktemp -d /tmp/brigade-threads.XXXXXX)
 chmod 755 "$tmp"   # nginx workers may run as another user
-out=$tmp
+# shellcheck disable=SC2034  # read by lib.sh's bench_cleanup
+out=$tmp keep_files=() stop_wait_s=5
 pids=()
-keep_files=()
-stop_wait_s=5
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -144,7 +143,7 @@ echo "Command: \`$(bench_cmdline bench/threads.sh 'BRIGADES$|ROUNDS$|SECONDS_RUN
 echo
 echo "| proxy | thread | user µs/req | sys µs/req | CPU µs/req | minor faults/req |"
 echo "|---|---|---:|---:|---:|---:|"
-for r in $(seq "$rounds"); do
+for _ in $(seq "$rounds"); do
   for b in $BRIGADES; do one_brigade "$b"; done
   [[ "$use_nginx" == 0 ]] || one_nginx
 done
