@@ -358,13 +358,18 @@ static bool rcall_event_is_empty(const char *json, size_t len, const openai_scan
  * there is one for these very bytes (facts; NULL otherwise), so a caller
  * that reads chunks (an agent run) need not check the text again
  * (upstream_event_facts). Every event the caller gets passes here: the
- * facts are set anew for each, never left from an earlier one. */
+ * facts are set anew for each, and cleared after it (they may point into
+ * this frame's caller), as provider_http.c does for its own. rc outlives
+ * its on_event, even one that cancels it (the callers read rc->phase
+ * after). */
 static bool rcall_emit(rcall *rc, const char *json, size_t len, const openai_scan_result *facts)
 {
     rc->base.event_facts = facts;
     rc->base.event_facts_text = json;
     rc->base.event_facts_len = len;
-    return rc->base.cb.on_event(&rc->base, json, len, rc->base.arg);
+    bool more = rc->base.cb.on_event(&rc->base, json, len, rc->base.arg);
+    rc->base.event_facts = NULL;
+    return more;
 }
 
 /* Pass the held events on: the stream is committed to this attempt. */
