@@ -69,7 +69,7 @@ nginx_bin=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 admit_bin="$root/build-bench/tests/unit/govern/redis_admit_bench"
 if [[ -z "${BRIGADE:-}" ]]; then
   BRIGADE="$root/build-bench/brigade"
-  [[ -d build-bench ]] || meson setup build-bench --buildtype=release >/dev/null || die "meson setup failed"
+  [[ -d build-bench ]] || meson setup build-bench --buildtype=release -Db_lto=true >/dev/null || die "meson setup failed"
   echo "building brigade and redis_admit_bench (release) in build-bench/ ..."
   ninja -j2 -C build-bench brigade tests/unit/govern/redis_admit_bench >/dev/null || die "build failed"
 else

@@ -84,7 +84,7 @@ nginx_bin=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 if [[ -z "${BRIGADE:-}" ]]; then
   BRIGADE="$root/build-bench/brigade"
   if [[ ! -d build-bench ]]; then
-    meson setup build-bench --buildtype=release >/dev/null || die "meson setup failed"
+    meson setup build-bench --buildtype=release -Db_lto=true >/dev/null || die "meson setup failed"
   fi
   echo "building brigade (release) in build-bench/ ..."
   ninja -j2 -C build-bench brigade >/dev/null || die "build failed (ninja -C build-bench brigade)"

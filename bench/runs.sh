@@ -126,7 +126,7 @@ per_run=1
 build_note="release build in build-bench/"
 if [[ -z "${BRIGADE:-}" ]]; then
   BRIGADE="$root/build-bench/brigade"
-  [[ -d build-bench ]] || meson setup build-bench --buildtype=release >/dev/null || die "meson setup failed"
+  [[ -d build-bench ]] || meson setup build-bench --buildtype=release -Db_lto=true >/dev/null || die "meson setup failed"
   echo "building brigade (release) in build-bench/ ..."
   ninja -j2 -C build-bench brigade >/dev/null || die "build failed (ninja -C build-bench brigade)"
 else

@@ -44,7 +44,7 @@ nginx_bin=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 use_nginx=${BENCH_NGINX:-1}
 [[ "$use_nginx" == 0 || -x "$nginx_bin" ]] || die "nginx missing (scripts/deps.sh --bench, or BENCH_NGINX=0)"
 if [[ -z "${BRIGADES:-}" ]]; then
-  [[ -f build-bench/build.ninja ]] || meson setup build-bench --buildtype=release -Dtests=false >/dev/null
+  [[ -f build-bench/build.ninja ]] || meson setup build-bench --buildtype=release -Db_lto=true -Dtests=false >/dev/null
   ninja -C build-bench brigade >/dev/null || die "build failed"
   BRIGADES=build-bench/brigade
 fi
