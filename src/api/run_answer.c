@@ -5,6 +5,7 @@
  * API's JSON of runs and messages. The harness reports; this file alone
  * turns its reports into statuses, headers and bodies. */
 #include "api/api.h"
+#include "util/strfmt.h"
 #include "util/xalloc.h"
 
 #include <stdio.h>
@@ -144,7 +145,7 @@ static bool run_client_event(runs_subscriber *sub, const char *name, const char 
     if (!c->sse || c->req->aborted) return true;
     /* the id: where GET /v1/runs/{id}/events goes on if this stream breaks */
     char id[24];
-    if (seq) snprintf(id, sizeof id, "%llu", (unsigned long long)seq);
+    if (seq) id[fmt_u64(id, seq)] = '\0';   /* every event of a stream: no printf */
     return http_sse_event(c->sse, name, seq ? id : NULL, json, len);
 }
 
