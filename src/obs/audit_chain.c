@@ -6,6 +6,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+/* SHA256_Init/Update/Final: OpenSSL 3 marks them deprecated, not removed
+ * (the entry hash below says why they and not libsodium's). */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,12 +22,12 @@
 typedef struct audit_sink {
     unsigned char *out;
     size_t outlen, len;
-    crypto_hash_sha256_state *sha;
+    SHA256_CTX *sha;
 } audit_sink;
 
 static void sink_put(audit_sink *k, const void *p, size_t n)
 {
-    if (k->sha) crypto_hash_sha256_update(k->sha, p, n);
+    if (k->sha) SHA256_Update(k->sha, p, n);
     if (k->out && k->len < k->outlen) {
         size_t room = k->outlen - k->len;
         memcpy(k->out + k->len, p, n < room ? n : room);
@@ -94,12 +98,16 @@ int audit_from_hex(const char *hex, unsigned char *out, size_t n)
 
 void audit_chain_hash(const audit_rec *e, char out[AUDIT_HASH_HEX])
 {
-    crypto_hash_sha256_state sha;
-    crypto_hash_sha256_init(&sha);
+    /* SHA-256 through OpenSSL, which uses the CPU's SHA instructions where
+     * it has them (libsodium's is portable C): every audited act — a tool
+     * call of every agent step — is hashed on the store writer. The digest
+     * is the same, so chains written before verify as they did. */
+    SHA256_CTX sha;
+    SHA256_Init(&sha);
     audit_sink k = {NULL, 0, 0, &sha};
     audit_encode_entry(&k, e);
-    unsigned char d[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final(&sha, d);
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256_Final(d, &sha);
     audit_hex(d, sizeof d, out);
 }
 

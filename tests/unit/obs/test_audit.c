@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +131,13 @@ static void test_encoding_unambiguous(void **state)
     size_t off = 8 + strlen(AUDIT_ENTRY_TAG);
     unsigned char seq_be[8] = {0, 0, 0, 0, 0, 0, 0, 1};
     assert_memory_equal(buf + off, seq_be, 8);
+    /* the hash is SHA-256 of exactly that encoding (what an external
+     * verifier computes): checked against a second implementation */
+    unsigned char d[crypto_hash_sha256_BYTES];
+    char hex[AUDIT_HASH_HEX];
+    crypto_hash_sha256(d, buf, n);
+    audit_hex(d, sizeof d, hex);
+    assert_string_equal(hex, ha);
     /* a too-small buffer still reports the full length */
     assert_int_equal(audit_chain_encode(&a, buf, 10), want);
 
