@@ -15,7 +15,8 @@
 # (/proc/PID/task/TID/stat) read before and after, grouped by thread name
 # (loop-0, writer, tracer, the rest as "other"; nginx's master and worker
 # as "nginx") and divided by the requests
-# wrk made; also each thread's minor page faults per request. Binaries and
+# wrk made; also each thread's minor page faults per request, and wrk's
+# p50 and p99 on the line of all threads. Binaries and
 # nginx alternate within a round, so a change in the machine's load
 # touches both sides.
 #
@@ -84,12 +85,13 @@ measure() {
   n=$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line")
   ((n > 0)) || die "$label: no requests"
   join "$tmp/a" "$tmp/b" | awk -v lab="$label" -v n="$n" -v t="$(getconf CLK_TCK)" \
-    -v rps="$(sed 's/.*rps=\([0-9.]*\).*/\1/' <<<"$line")" '
+    -v rps="$(sed 's/.*rps=\([0-9.]*\).*/\1/' <<<"$line")" \
+    -v p50="$(sed 's/.*p50_us=\([0-9]*\).*/\1/' <<<"$line")" -v p99="$(sed 's/.*p99_us=\([0-9]*\).*/\1/' <<<"$line")" '
     { du = ($5 - $2) / t * 1e6 / n; ds = ($6 - $3) / t * 1e6 / n; df = ($7 - $4) / n
       tu += du; ts += ds
       row[NR] = sprintf("| %s | %s | %.1f | %.1f | %.1f | %.3f |", lab, $1, du, ds, du + ds, df) }
     END { for (i = 1; i <= NR; i++) print row[i]
-          printf "| %s | **all** (%.0f req/s) | %.1f | %.1f | **%.1f** | |\n", lab, rps, tu, ts, tu + ts }'
+          printf "| %s | **all** (%.0f req/s, p50 %s µs, p99 %s µs) | %.1f | %.1f | **%.1f** | |\n", lab, rps, p50, p99, tu, ts, tu + ts }'
 }
 
 start_mock() {
