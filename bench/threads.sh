@@ -26,6 +26,9 @@
 #   SECONDS_RUN   seconds per measured run (default 5)
 #   CONC          wrk connections (default 64; 1 uses one wrk thread)
 #   BENCH_NGINX   0 skips nginx
+#   SYSCALLS      1: also system calls per request by thread (perf stat
+#                 --per-thread -e raw_syscalls:sys_enter over the measured run;
+#                 needs perf)
 #   BENCH_MAX_LOAD  wait (at most 2 min) while the 1-min load is above it (default 3)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +44,8 @@ conc=${CONC:-64}
 [[ "$conc" =~ ^[1-9][0-9]*$ ]] || die "CONC must be a positive integer"
 wrk_threads=$((conc < 2 ? 1 : 2))
 for t in wrk curl; do command -v $t >/dev/null || die "missing $t: run scripts/deps.sh --bench"; done
+syscalls=${SYSCALLS:-0}
+[[ "$syscalls" == 0 ]] || command -v perf >/dev/null || die "SYSCALLS=1 needs perf"
 nginx_bin=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 use_nginx=${BENCH_NGINX:-1}
 [[ "$use_nginx" == 0 || -x "$nginx_bin" ]] || die "nginx missing (scripts/deps.sh --bench, or BENCH_NGINX=0)"
@@ -74,24 +79,45 @@ snap() {
               END { for (k in u) print k, u[k], s[k], f[k] }' | sort
 }
 
+# "name syscalls" per thread name, summed, from perf stat --per-thread -x,
+# (a thread shows as COMM-TID); names grouped as snap groups them
+syscalls_by_name() {
+  awk -F, '$4 ~ /raw_syscalls/ { n = $1; sub(/-[0-9]+$/, "", n)
+             if (n != "loop-0" && n != "writer" && n != "tracer" && n != "nginx") n = "other"
+             c[n] += ($2 ~ /^[0-9]+$/) ? $2 : 0 }
+           END { for (k in c) print k, c[k] }' "$1" | sort
+}
+
 # measure LABEL URL KEY PID...: warm up, then one wrk run between two snapshots
 measure() {
-  local label=$1 url=$2 key=$3 line n
+  local label=$1 url=$2 key=$3 line n perf_pid=""
   shift 3
   BENCH_KEY=$key wrk -s bench/wrk/chat.lua -t"$wrk_threads" -c"$conc" -d2s "$url" >/dev/null
+  if [[ "$syscalls" != 0 ]]; then
+    perf stat -x, --per-thread -e raw_syscalls:sys_enter -p "$(IFS=,; echo "$*")" -o "$tmp/perf" &
+    perf_pid=$!
+    sleep 0.2   # perf attaches
+  fi
   snap "$@" >"$tmp/a"
   line=$(BENCH_KEY=$key wrk -s bench/wrk/chat.lua -t"$wrk_threads" -c"$conc" -d"${secs}s" "$url" | grep '^BENCH')
   snap "$@" >"$tmp/b"
+  if [[ -n "$perf_pid" ]]; then
+    kill -INT "$perf_pid"; wait "$perf_pid" || true
+    syscalls_by_name "$tmp/perf" >"$tmp/sc"
+  else
+    : >"$tmp/sc"
+  fi
   n=$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line")
   ((n > 0)) || die "$label: no requests"
-  join "$tmp/a" "$tmp/b" | awk -v lab="$label" -v n="$n" -v t="$(getconf CLK_TCK)" \
+  join "$tmp/a" "$tmp/b" | join -a1 - "$tmp/sc" | awk -v lab="$label" -v n="$n" -v t="$(getconf CLK_TCK)" \
     -v rps="$(sed 's/.*rps=\([0-9.]*\).*/\1/' <<<"$line")" \
     -v p50="$(sed 's/.*p50_us=\([0-9]*\).*/\1/' <<<"$line")" -v p99="$(sed 's/.*p99_us=\([0-9]*\).*/\1/' <<<"$line")" '
     { du = ($5 - $2) / t * 1e6 / n; ds = ($6 - $3) / t * 1e6 / n; df = ($7 - $4) / n
       tu += du; ts += ds
-      row[NR] = sprintf("| %s | %s | %.1f | %.1f | %.1f | %.3f |", lab, $1, du, ds, du + ds, df) }
+      sc = (NF >= 8) ? sprintf(" %.2f |", $8 / n) : ""; tsc += (NF >= 8) ? $8 / n : 0
+      row[NR] = sprintf("| %s | %s | %.1f | %.1f | %.1f | %.3f |%s", lab, $1, du, ds, du + ds, df, sc) }
     END { for (i = 1; i <= NR; i++) print row[i]
-          printf "| %s | **all** (%.0f req/s, p50 %s µs, p99 %s µs) | %.1f | %.1f | **%.1f** | |\n", lab, rps, p50, p99, tu, ts, tu + ts }'
+          printf "| %s | **all** (%.0f req/s, p50 %s µs, p99 %s µs) | %.1f | %.1f | **%.1f** | |%s\n", lab, rps, p50, p99, tu, ts, tu + ts, (tsc > 0 ? sprintf(" %.2f |", tsc) : "") }'
 }
 
 start_mock() {
@@ -143,8 +169,13 @@ echo "## CPU per request by thread, c=$conc, ${secs} s a run, $rounds round(s) �
 echo
 echo "Command: \`$(bench_cmdline bench/threads.sh 'BRIGADES$|ROUNDS$|SECONDS_RUN$|CONC$|BENCH_')\`; load average at start $load_start."
 echo
-echo "| proxy | thread | user µs/req | sys µs/req | CPU µs/req | minor faults/req |"
-echo "|---|---|---:|---:|---:|---:|"
+if [[ "$syscalls" != 0 ]]; then
+  echo "| proxy | thread | user µs/req | sys µs/req | CPU µs/req | minor faults/req | system calls/req |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+else
+  echo "| proxy | thread | user µs/req | sys µs/req | CPU µs/req | minor faults/req |"
+  echo "|---|---|---:|---:|---:|---:|"
+fi
 for _ in $(seq "$rounds"); do
   for b in $BRIGADES; do one_brigade "$b"; done
   [[ "$use_nginx" == 0 ]] || one_nginx

@@ -115,7 +115,8 @@ struct store {
 };
 
 /* The writer's VFS (store_yield_vfs.c): the default one, with a yield
- * point before every read, write and sync. store_yield_vfs() registers it
+ * point before every read, write and sync, and adjacent writes to the WAL
+ * and the database gathered into one. store_yield_vfs() registers it
  * once and returns its name, or NULL (use the default) if it could not. */
 #define STORE_YIELD_VFS "brigade-yield"
 const char *store_yield_vfs(void);

@@ -1,4 +1,5 @@
-/* store_yield_vfs.c — the writer's files give up the core between I/O calls.
+/* store_yield_vfs.c — the store writer's file I/O: its calls give up the
+ * core between them, and its WAL appends reach the kernel gathered.
  *
  * The store writer commits in bursts: a group commit writes each changed
  * page to the WAL (two pwrite(2) calls a page), and every thousand pages
@@ -9,79 +10,172 @@
  * while the other core was idle (docs/benchmarks.md, "The c=1 tail").
  *
  * This is SQLite's VFS shim pattern: a VFS that opens every file through
- * the default one and forwards each method unchanged, except that reads,
- * writes and syncs first pass a yield point (util/thread_prio.h), which
- * calls sched_yield(2) every THREAD_BACKGROUND_YIELD_US. Only the writer's
- * connection opens files through it; readers use the default VFS. It
- * changes no byte on disk and no ordering: a yield happens between two
- * complete I/O calls of one thread. */
+ * the default one and forwards each method, except that reads, writes and
+ * syncs first pass a yield point (util/thread_prio.h), which calls
+ * sched_yield(2) every THREAD_BACKGROUND_YIELD_US. Only the writer's
+ * connection opens files through it; readers use the default VFS.
+ *
+ * Gathered writes. SQLite writes a WAL frame as two calls (its 24-byte
+ * header, then the page), and a checkpoint copies each page into the
+ * database as a read of the WAL and a write of the database, in page order.
+ * A group commit of a few hundred pages made hundreds of system calls,
+ * each dear on a virtual machine (docs/benchmarks.md). So a write to the
+ * WAL or the database file that continues the previous write to the same
+ * file is held in memory (up to WAL_GATHER_MAX bytes, 31 frames) and
+ * reaches the real file as one write when anything else happens on this
+ * thread's files: a write elsewhere, a read of that file, a sync, a size
+ * query, a truncation, a lock, a file control, a shared-memory call, a
+ * close. Reads of the other file do not send it (a checkpoint's reads of
+ * the WAL between its writes to the database), as nothing read there
+ * depends on it. What SQLite shows to readers is always preceded by such
+ * a call: a commit's frames by the sync of the WAL (synchronous=FULL) and
+ * by the barrier before the WAL index header is written (walIndexWriteHdr);
+ * a checkpoint's pages by its SQLITE_FCNTL_CKPT_DONE file control, made
+ * before it publishes how far it copied (nBackfill). So no reader, and no
+ * durable claim, meets bytes still in memory. Every real I/O call happens
+ * in the order SQLite made it, except that adjacent writes are merged and
+ * a read of the other file may pass them. A held write that fails is
+ * reported by the call that sent it (a sync's failure fails the commit),
+ * or, for a call with no status (the barrier, an unlock), by the next one.
+ * Nothing changes on disk: the same bytes at the same offsets. */
 #include "store/store_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/thread_prio.h"
 
+/* At most this many bytes held (31 WAL frames of a 4 KiB page); a write
+ * that would pass it sends what is held first. Not more: SQLite's unix VFS
+ * writes at most 0x1ffff bytes in one call (its seekAndWrite masks the
+ * count to 17 bits), so a larger write would be cut short. */
+#define WAL_GATHER_MAX 0x1ffff
+
 typedef struct yield_file {
     sqlite3_file base;      /* pMethods: yield_io_v1/v2/v3, or NULL */
     sqlite3_file *real;     /* the default VFS's file, right after this struct */
+    int gathers;            /* the WAL or the database: adjacent writes are held */
+    unsigned char *held;    /* WAL_GATHER_MAX bytes once first needed, or NULL */
+    int held_len;
+    sqlite3_int64 held_off; /* where held[0] goes */
 } yield_file;
+
+/* The one file of this thread whose bytes are held, if any (a connection
+ * is used by one thread at a time, store_internal.h), and the status of a
+ * held write that failed where no status could be returned. */
+static _Thread_local yield_file *holder;
+static _Thread_local int held_failure;
 
 static sqlite3_vfs *yield_real_vfs;
 
 #define REAL(f) (((yield_file *)(f))->real)
 
+/* Send what this thread holds; SQLITE_OK, or the real write's error (or
+ * a failure kept from a call without a status). Every method but the
+ * held append itself calls this first. */
+static int held_send(void)
+{
+    int rc = held_failure;
+    held_failure = SQLITE_OK;
+    yield_file *y = holder;
+    if (!y) return rc;
+    holder = NULL;
+    int len = y->held_len;
+    y->held_len = 0;
+    thread_background_yield();
+    int wrc = y->real->pMethods->xWrite(y->real, y->held, len, y->held_off);
+    return rc != SQLITE_OK ? rc : wrc;
+}
+
 static int yield_close(sqlite3_file *f)
 {
-    sqlite3_file *r = REAL(f);
-    return r->pMethods ? r->pMethods->xClose(r) : SQLITE_OK;
+    yield_file *y = (yield_file *)f;
+    int rc = held_send();
+    free(y->held);
+    y->held = NULL;
+    int crc = y->real->pMethods ? y->real->pMethods->xClose(y->real) : SQLITE_OK;
+    return rc != SQLITE_OK ? rc : crc;
 }
 
 static int yield_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
 {
+    if (holder == (yield_file *)f) {
+        int rc = held_send();
+        if (rc != SQLITE_OK) return rc;
+    }
     thread_background_yield();
     return REAL(f)->pMethods->xRead(REAL(f), buf, n, off);
 }
 
 static int yield_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
 {
+    yield_file *y = (yield_file *)f;
+    if (holder == y && held_failure == SQLITE_OK && off == y->held_off + y->held_len &&
+        n <= WAL_GATHER_MAX - y->held_len) {
+        memcpy(y->held + y->held_len, buf, (size_t)n);
+        y->held_len += n;
+        return SQLITE_OK;
+    }
+    int rc = held_send();
+    if (rc != SQLITE_OK) return rc;
+    if (y->gathers && n > 0 && n < WAL_GATHER_MAX) {
+        if (!y->held) y->held = malloc(WAL_GATHER_MAX);   /* out of memory: written through */
+        if (y->held) {
+            memcpy(y->held, buf, (size_t)n);
+            y->held_len = n;
+            y->held_off = off;
+            holder = y;
+            return SQLITE_OK;
+        }
+    }
     thread_background_yield();
     return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
 }
 
 static int yield_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
-    return REAL(f)->pMethods->xTruncate(REAL(f), size);
+    int rc = held_send();
+    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 
 static int yield_sync(sqlite3_file *f, int flags)
 {
+    int rc = held_send();
+    if (rc != SQLITE_OK) return rc;
     thread_background_yield();
     return REAL(f)->pMethods->xSync(REAL(f), flags);
 }
 
 static int yield_file_size(sqlite3_file *f, sqlite3_int64 *size)
 {
-    return REAL(f)->pMethods->xFileSize(REAL(f), size);
+    int rc = held_send();
+    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xFileSize(REAL(f), size);
 }
 
 static int yield_lock(sqlite3_file *f, int level)
 {
-    return REAL(f)->pMethods->xLock(REAL(f), level);
+    int rc = held_send();
+    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xLock(REAL(f), level);
 }
 
+/* Unlocking must happen even when a held write failed (SQLite unlocks
+ * while it cleans up after an error): the failure is kept for the next call. */
 static int yield_unlock(sqlite3_file *f, int level)
 {
+    held_failure = held_send();
     return REAL(f)->pMethods->xUnlock(REAL(f), level);
 }
 
 static int yield_check_reserved(sqlite3_file *f, int *out)
 {
-    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+    int rc = held_send();
+    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
 }
 
 static int yield_file_control(sqlite3_file *f, int op, void *arg)
 {
-    return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+    int rc = held_send();
+    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
 }
 
 static int yield_sector_size(sqlite3_file *f)
@@ -96,31 +190,48 @@ static int yield_device_chars(sqlite3_file *f)
 
 static int yield_shm_map(sqlite3_file *f, int page, int size, int extend, void volatile **out)
 {
-    return REAL(f)->pMethods->xShmMap(REAL(f), page, size, extend, out);
+    int rc = held_send();
+    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xShmMap(REAL(f), page, size, extend, out);
 }
 
+/* Shared-memory locks are released on error paths too: as xUnlock. */
 static int yield_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 {
+    if (flags & SQLITE_SHM_UNLOCK) {
+        held_failure = held_send();
+    } else {
+        int rc = held_send();
+        if (rc != SQLITE_OK) return rc;
+    }
     return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
 }
 
+/* Before the WAL index publishes anything: the frames reach the file. */
 static void yield_shm_barrier(sqlite3_file *f)
 {
+    held_failure = held_send();
     REAL(f)->pMethods->xShmBarrier(REAL(f));
 }
 
 static int yield_shm_unmap(sqlite3_file *f, int delete_flag)
 {
+    held_failure = held_send();
     return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
 }
 
 static int yield_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **out)
 {
+    int rc = held_send();
+    if (rc != SQLITE_OK) {
+        *out = NULL;
+        return rc;
+    }
     return REAL(f)->pMethods->xFetch(REAL(f), off, n, out);
 }
 
 static int yield_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
 {
+    held_failure = held_send();
     return REAL(f)->pMethods->xUnfetch(REAL(f), off, p);
 }
 
@@ -142,6 +253,10 @@ static int yield_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int f
     yield_file *y = (yield_file *)f;
     y->base.pMethods = NULL;
     y->real = (sqlite3_file *)&y[1];
+    y->gathers = (flags & (SQLITE_OPEN_WAL | SQLITE_OPEN_MAIN_DB)) != 0;
+    y->held = NULL;
+    y->held_len = 0;
+    y->held_off = 0;
     memset(y->real, 0, (size_t)yield_real_vfs->szOsFile);
     int rc = yield_real_vfs->xOpen(yield_real_vfs, name, y->real, flags, out_flags);
     const sqlite3_io_methods *m = y->real->pMethods;
