@@ -37,6 +37,16 @@
  * a read of the other file may pass them. A held write that fails is
  * reported by the call that sent it (a sync's failure fails the commit),
  * or, for a call with no status (the barrier, an unlock), by the next one.
+ *
+ * Reads ahead in a checkpoint. Between SQLite's SQLITE_FCNTL_CKPT_START and
+ * SQLITE_FCNTL_CKPT_DONE file controls, a read of the WAL fetches up to
+ * WAL_GATHER_MAX bytes from where it starts, and the checkpoint's next
+ * reads (the pages in order, mostly frames in a row: a commit writes its
+ * pages in page order) are served from them. The frames a checkpoint
+ * copies are committed and stay as they are until the WAL restarts, which
+ * cannot happen while the checkpoint runs; still, any write to or
+ * truncation of that WAL, and the end of the checkpoint, drop what was
+ * read ahead.
  * Nothing changes on disk: the same bytes at the same offsets. */
 #include "store/store_internal.h"
 
@@ -58,6 +68,10 @@ typedef struct yield_file {
     unsigned char *held;    /* WAL_GATHER_MAX bytes once first needed, or NULL */
     int held_len;
     sqlite3_int64 held_off; /* where held[0] goes */
+    int is_wal;
+    unsigned char *ahead;   /* WAL_GATHER_MAX bytes once a checkpoint reads, or NULL */
+    int ahead_len;          /* valid bytes in ahead (0: none) */
+    sqlite3_int64 ahead_off;
 } yield_file;
 
 /* The one file of this thread whose bytes are held, if any (a connection
@@ -65,6 +79,16 @@ typedef struct yield_file {
  * held write that failed where no status could be returned. */
 static _Thread_local yield_file *holder;
 static _Thread_local int held_failure;
+/* Between a checkpoint's CKPT_START and CKPT_DONE on this thread, and the
+ * WAL whose bytes were read ahead in it (NULL: none are). */
+static _Thread_local int checkpointing;
+static _Thread_local yield_file *read_ahead;
+
+static void ahead_drop(void)
+{
+    if (read_ahead) read_ahead->ahead_len = 0;
+    read_ahead = NULL;
+}
 
 static sqlite3_vfs *yield_real_vfs;
 
@@ -93,16 +117,46 @@ static int yield_close(sqlite3_file *f)
     int rc = held_send();
     free(y->held);
     y->held = NULL;
+    if (read_ahead == y) ahead_drop();
+    free(y->ahead);
+    y->ahead = NULL;
     int crc = y->real->pMethods ? y->real->pMethods->xClose(y->real) : SQLITE_OK;
     return rc != SQLITE_OK ? rc : crc;
 }
 
+/* A checkpoint's read of the WAL from what was read ahead, reading ahead
+ * again when it is not there. 1 when served, 0 to read as usual. */
+static int wal_read_ahead(yield_file *y, void *buf, int n, sqlite3_int64 off)
+{
+    if (read_ahead == y && off >= y->ahead_off && off + n <= y->ahead_off + y->ahead_len) {
+        memcpy(buf, y->ahead + (off - y->ahead_off), (size_t)n);
+        return 1;
+    }
+    ahead_drop();
+    sqlite3_int64 size = 0;
+    if (n <= 0 || n >= WAL_GATHER_MAX || y->real->pMethods->xFileSize(y->real, &size) != SQLITE_OK ||
+        size - off < n)
+        return 0;   /* a read past the end keeps SQLite's own answer */
+    if (!y->ahead) y->ahead = malloc(WAL_GATHER_MAX);
+    if (!y->ahead) return 0;
+    int len = size - off < WAL_GATHER_MAX ? (int)(size - off) : WAL_GATHER_MAX;
+    thread_background_yield();
+    if (y->real->pMethods->xRead(y->real, y->ahead, len, off) != SQLITE_OK) return 0;
+    y->ahead_off = off;
+    y->ahead_len = len;
+    read_ahead = y;
+    memcpy(buf, y->ahead, (size_t)n);
+    return 1;
+}
+
 static int yield_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
 {
-    if (holder == (yield_file *)f) {
+    yield_file *y = (yield_file *)f;
+    if (holder == y) {
         int rc = held_send();
         if (rc != SQLITE_OK) return rc;
     }
+    if (checkpointing && y->is_wal && wal_read_ahead(y, buf, n, off)) return SQLITE_OK;
     thread_background_yield();
     return REAL(f)->pMethods->xRead(REAL(f), buf, n, off);
 }
@@ -110,6 +164,7 @@ static int yield_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
 static int yield_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
 {
     yield_file *y = (yield_file *)f;
+    if (read_ahead == y) ahead_drop();
     if (holder == y && held_failure == SQLITE_OK && off == y->held_off + y->held_len &&
         n <= WAL_GATHER_MAX - y->held_len) {
         memcpy(y->held + y->held_len, buf, (size_t)n);
@@ -134,6 +189,7 @@ static int yield_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 of
 
 static int yield_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
+    if (read_ahead == (yield_file *)f) ahead_drop();
     int rc = held_send();
     return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
@@ -174,6 +230,10 @@ static int yield_check_reserved(sqlite3_file *f, int *out)
 
 static int yield_file_control(sqlite3_file *f, int op, void *arg)
 {
+    if (op == SQLITE_FCNTL_CKPT_START || op == SQLITE_FCNTL_CKPT_DONE) {
+        checkpointing = op == SQLITE_FCNTL_CKPT_START;
+        ahead_drop();
+    }
     int rc = held_send();
     return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
 }
@@ -198,6 +258,10 @@ static int yield_shm_map(sqlite3_file *f, int page, int size, int extend, void v
 static int yield_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 {
     if (flags & SQLITE_SHM_UNLOCK) {
+        /* A checkpoint ends before its locks go (and a lost CKPT_DONE
+         * must not leave reads ahead on). */
+        checkpointing = 0;
+        ahead_drop();
         held_failure = held_send();
     } else {
         int rc = held_send();
@@ -257,6 +321,10 @@ static int yield_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int f
     y->held = NULL;
     y->held_len = 0;
     y->held_off = 0;
+    y->is_wal = (flags & SQLITE_OPEN_WAL) != 0;
+    y->ahead = NULL;
+    y->ahead_len = 0;
+    y->ahead_off = 0;
     memset(y->real, 0, (size_t)yield_real_vfs->szOsFile);
     int rc = yield_real_vfs->xOpen(yield_real_vfs, name, y->real, flags, out_flags);
     const sqlite3_io_methods *m = y->real->pMethods;
