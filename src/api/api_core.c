@@ -358,8 +358,11 @@ static void api_authenticate(api_ctx *ctx, bool caught_up)
         if (rc < 0) return;           /* answered: bad CSRF or a dead session */
         if (rc > 0) credential = console_cred;
     }
-    auth_status st = identity_authenticate(ctx->env->identity, credential, &ctx->scope,
-                                           &ctx->pending, why, sizeof why);
+    /* The connection's memo of its last key (identity.h): a keep-alive
+     * client's key is not hashed again at every request. */
+    _Static_assert(sizeof(identity_key_memo) <= HTTP_CONN_MEMO_BYTES, "the key memo fits the connection's room");
+    auth_status st = identity_authenticate_memo(ctx->env->identity, credential, http_conn_memo(req), &ctx->scope,
+                                                &ctx->pending, why, sizeof why);
     if (st == AUTH_UNSEEN_KEY && caught_up) st = AUTH_INVALID;
     if (st == AUTH_OK) {
         api_auth_span_end(ctx, st);

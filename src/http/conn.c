@@ -55,8 +55,11 @@ static void conn_unref(http_conn *c)
     buf_free(&c->pending);
     buf_free(&c->cork);
     http_request_destroy(c->spare);
+    explicit_bzero(c->memo, sizeof c->memo);   /* it may hold a credential */
     free(c);
 }
+
+void *http_conn_memo(http_request *req) { return req && req->conn ? req->conn->memo : NULL; }
 
 /* ---------------- timer ---------------- */
 

@@ -81,6 +81,15 @@ struct http_request {
     struct http_request_priv *priv;
 };
 
+/* Room the application keeps something in for as long as the request's
+ * connection lives, so that the next request on a keep-alive connection
+ * finds it (the API keeps the last key's MAC there, identity.h): zeroed
+ * when the connection opens, wiped when it closes, never seen by another
+ * connection. HTTP_CONN_MEMO_BYTES long, aligned for any type; NULL for a
+ * request without a connection. */
+#define HTTP_CONN_MEMO_BYTES 160
+void *http_conn_memo(http_request *req);
+
 /* Look up a request header by lower-case name; NULL if absent. */
 const char *http_header_get(const http_request *req, const char *lname);
 

@@ -21,6 +21,7 @@
 #include <llhttp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include "http/http.h"
 #include "util/buf.h"
@@ -193,6 +194,7 @@ struct http_conn {
     bool           reading;
     bool           in_parse;
     bool           counted;          /* counted in srv->n_conns */
+    _Alignas(max_align_t) unsigned char memo[HTTP_CONN_MEMO_BYTES];   /* http_conn_memo */
 };
 
 /* conn.c */

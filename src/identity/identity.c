@@ -480,8 +480,34 @@ static auth_status id_auth_jwt(identity *id, const char *token, scope *out, auth
     return res;
 }
 
+/* The credential's MAC as hex: from the connection's memo when it holds
+ * exactly these bytes, else computed (and kept there if it is a key). */
+static void id_hash_memo(identity *id, const char *cred, size_t n, identity_key_memo *memo, char hash[65])
+{
+    bool keepable = memo && n <= IDENTITY_KEY_MEMO_MAX && strncmp(cred, "bk_", 3) == 0;
+    if (keepable && memo->len == n && memcmp(memo->cred, cred, n) == 0) {
+        memcpy(hash, memo->hash, sizeof memo->hash);
+        return;
+    }
+    id_hash(id, cred, hash);
+    if (keepable && !(id->has_admin && CRYPTO_memcmp(hash, id->admin_hash, 64) == 0)) {
+        memcpy(memo->cred, cred, n);
+        memcpy(memo->hash, hash, sizeof memo->hash);
+        memo->len = (uint8_t)n;
+    }
+}
+
 auth_status identity_authenticate(identity *id, const char *authorization, scope *out,
                                   auth_pending *pending, char *why, size_t whylen)
+{
+    return identity_authenticate_memo(id, authorization, NULL, out, pending, why, whylen);
+}
+
+/* Credentials up to this long are copied on the stack (keys, most JWTs). */
+#define ID_CRED_STACK 512
+
+auth_status identity_authenticate_memo(identity *id, const char *authorization, identity_key_memo *memo,
+                                       scope *out, auth_pending *pending, char *why, size_t whylen)
 {
     memset(out, 0, sizeof *out);
     if (why && whylen) why[0] = '\0';
@@ -491,14 +517,15 @@ auth_status identity_authenticate(identity *id, const char *authorization, scope
     size_t n;
     if (!id_parse_bearer(authorization, &cp, &n))
         return id_fail(why, whylen, AUTH_MALFORMED, "Authorization must be \"Bearer <credential>\"");
-    char *cred = malloc(n + 1);
+    char small[ID_CRED_STACK];
+    char *cred = n < sizeof small ? small : malloc(n + 1);
     if (!cred) return id_fail(why, whylen, AUTH_INVALID, "invalid credential");
     memcpy(cred, cp, n);
     cred[n] = '\0';
 
     auth_status res;
     char hash[65];
-    id_hash(id, cred, hash);
+    id_hash_memo(id, cred, n, memo, hash);
     size_t dots = 0;
     for (size_t i = 0; i < n; i++) dots += cred[i] == '.';
 
@@ -514,7 +541,7 @@ auth_status identity_authenticate(identity *id, const char *authorization, scope
         res = id_fail(why, whylen, AUTH_INVALID, "invalid credential");
     }
     OPENSSL_cleanse(cred, n);
-    free(cred);
+    if (cred != small) free(cred);
     return res;
 }
 

@@ -61,6 +61,25 @@ typedef struct auth_pending {   /* filled with AUTH_NEEDS_PROVISION */
 auth_status identity_authenticate(identity *id, const char *authorization, scope *out,
                                   auth_pending *pending, char *why, size_t whylen);
 
+/* A connection's memo of the last API key it presented and that key's MAC
+ * under the server secret. The MAC is a pure function of the two, so a
+ * keep-alive connection presenting the same key again (what SDK clients
+ * do) is not hashed again; everything else — the key's lookup, revocation,
+ * a disabled or erased user, a deleted tenant — is checked on every
+ * request as before. Only brigade keys (bk_…) short enough are kept, never
+ * JWTs or the server admin token. Zeroed: empty. One connection's alone
+ * (never shared: it holds the credential's bytes); wipe it when done. */
+#define IDENTITY_KEY_MEMO_MAX 80
+typedef struct identity_key_memo {
+    uint8_t len;                          /* bytes in cred; 0: empty */
+    char cred[IDENTITY_KEY_MEMO_MAX];     /* not NUL-terminated */
+    char hash[65];
+} identity_key_memo;
+
+/* identity_authenticate, with the connection's memo (NULL: none). */
+auth_status identity_authenticate_memo(identity *id, const char *authorization, identity_key_memo *memo,
+                                       scope *out, auth_pending *pending, char *why, size_t whylen);
+
 /* Is this Authorization header value "Bearer <the server admin token>"?
  * Never blocks (MACs compared in constant time). For the public probes,
  * which show their details to the server admin only (/readyz). */

@@ -10,11 +10,16 @@
 //    one (now admin-key routes, and the last key is never revoked);
 //  - JWT looseness: tokens of other apps of the same identity provider (no
 //    audience), subjects with NUL or control characters or too long, and a
-//    taken issuer that named its holder.
+//    taken issuer that named its holder;
+//  - one keep-alive connection carrying many keys (a shared backend, or a
+//    client that swaps keys): each request is its own key's, a key one byte
+//    off another is refused, and a key revoked or a user disabled while the
+//    connection remembers the key's MAC is refused at once.
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 
@@ -334,5 +339,51 @@ describe('JWT looseness', () => {
     assert.equal(errorOf(r).type, 'conflict_error');
     const holder = (await stack.admin('GET', '/v1/tenants')).body.data.find((x) => x.id === t.id);
     assert.ok(!r.text.includes(t.id) && !r.text.includes(holder.name), r.text);
+  });
+});
+
+describe('one keep-alive connection, many keys', () => {
+  /** GET /v1/me over the one socket of `agent`: {status, body, socket}. */
+  const me = (agent, key) => new Promise((resolve, reject) => {
+    const req = http.request(`${stack.brigadeUrl}/v1/me`, { agent, headers: { authorization: `Bearer ${key}` } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => resolve({ status: res.statusCode, body: text ? JSON.parse(text) : null, socket: res.socket }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+
+  test('each request is its own key\'s; a near key, a revoked key and a disabled user are refused on the same socket', async () => {
+    const t = await stack.makeTenant();
+    const a = await stack.makeUserWithKey(t.admin_key, 'conn-a');
+    const b = await stack.makeUserWithKey(t.admin_key, 'conn-b');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const seen = new Set();
+      const expect = async (key, status, userId, code) => {
+        const r = await me(agent, key);
+        seen.add(r.socket);
+        assert.equal(r.status, status, JSON.stringify(r.body));
+        if (userId) assert.equal(r.body.user.id, userId);
+        if (code) assert.equal(r.body.error.code, code);
+      };
+      await expect(a.key, 200, a.user.id);
+      await expect(a.key, 200, a.user.id);
+      await expect(b.key, 200, b.user.id);
+      await expect(a.key, 200, a.user.id);
+      const last = a.key.at(-1) === 'A' ? 'B' : 'A';
+      await expect(a.key.slice(0, -1) + last, 401);
+      await expect(a.key, 200, a.user.id);
+      stack.must(await stack.api(t.admin_key, 'DELETE', `/v1/keys/${a.keyObj.id}`), 200, 'revoke');
+      await expect(a.key, 401);
+      await expect(b.key, 200, b.user.id);
+      stack.must(await stack.api(t.admin_key, 'PATCH', `/v1/users/${b.user.id}`, { disabled: true }), 200, 'disable');
+      await expect(b.key, 401, null, 'user_disabled');
+      assert.equal(seen.size, 1, 'every request went over one connection');
+    } finally {
+      agent.destroy();
+    }
   });
 });

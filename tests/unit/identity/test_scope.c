@@ -35,6 +35,10 @@ typedef struct fx {
     tenant_rec ta, tb;
     char ka[KEY_MAX], kb[KEY_MAX];   /* tenant admin keys */
     scope sa, sb;                    /* tenant admin scopes from authentication */
+    /* Every authentication of these tests goes through one key memo, as
+     * if all came on one keep-alive connection: the memo must never
+     * change an answer (revocation, disabling, erasure, other keys). */
+    identity_key_memo memo;
 } fx;
 
 static auth_status auth(fx *f, const char *cred, scope *out)
@@ -42,7 +46,7 @@ static auth_status auth(fx *f, const char *cred, scope *out)
     char hdr[9000], why[256];
     snprintf(hdr, sizeof hdr, "Bearer %s", cred);
     auth_pending p;
-    return identity_authenticate(f->id, hdr, out, &p, why, sizeof why);
+    return identity_authenticate_memo(f->id, hdr, &f->memo, out, &p, why, sizeof why);
 }
 
 static int setup(void **state)
@@ -390,6 +394,77 @@ static void test_revocation_listener_and_scope_check(void **state)
 }
 
 /* /readyz shows its details to the server admin token only. */
+/* A connection's key memo: a hit is the same answer, another key of the
+ * same length (one byte off) is not taken for the remembered one, a key
+ * revoked while remembered is refused, and what is too long, not a key,
+ * or the admin token is never kept. */
+static void test_key_memo(void **state)
+{
+    fx *f = *state;
+    user_rec ua, ub;
+    char k1[KEY_MAX], k2[KEY_MAX];
+    key_rec r1, r2;
+    mkuser(f, &f->sa, "memo-a", &ua, k1, &r1);
+    mkuser(f, &f->sa, "memo-b", &ub, k2, &r2);
+    memset(&f->memo, 0, sizeof f->memo);
+    scope s;
+    assert_int_equal(auth(f, k1, &s), AUTH_OK);
+    assert_string_equal(s.user_id, ua.id);
+    assert_int_equal(f->memo.len, strlen(k1));
+    assert_memory_equal(f->memo.cred, k1, strlen(k1));
+    assert_int_equal(auth(f, k1, &s), AUTH_OK);   /* from the memo */
+    assert_string_equal(s.user_id, ua.id);
+    assert_string_equal(s.key_id, r1.id);
+    /* one byte off at the end, and at the start of the secret part */
+    char off[KEY_MAX];
+    snprintf(off, sizeof off, "%s", k1);
+    size_t n = strlen(off);
+    off[n - 1] = off[n - 1] == 'A' ? 'B' : 'A';
+    assert_int_equal(auth(f, off, &s), AUTH_INVALID);
+    assert_false(scope_valid(&s));
+    assert_int_equal(auth(f, k1, &s), AUTH_OK);
+    snprintf(off, sizeof off, "%s", k1);
+    off[4] = off[4] == 'x' ? 'y' : 'x';
+    assert_int_equal(auth(f, off, &s), AUTH_INVALID);
+    /* another key of the same length: its own user */
+    assert_int_equal(strlen(k2), strlen(k1));
+    assert_int_equal(auth(f, k1, &s), AUTH_OK);
+    assert_int_equal(auth(f, k2, &s), AUTH_OK);
+    assert_string_equal(s.user_id, ub.id);
+    /* revoked while remembered */
+    assert_int_equal(auth(f, k1, &s), AUTH_OK);
+    assert_int_equal(identity_revoke_key(f->id, &f->sa, r1.id), STORE_OK);
+    assert_int_equal(auth(f, k1, &s), AUTH_REVOKED);
+    /* the user disabled while its key is remembered */
+    assert_int_equal(auth(f, k2, &s), AUTH_OK);
+    user_update upd = {.set_disabled = true, .disabled = true};
+    user_rec out;
+    assert_int_equal(identity_update_user(f->id, &f->sa, ub.id, &upd, &out), STORE_OK);
+    assert_int_equal(auth(f, k2, &s), AUTH_DISABLED);
+    /* not kept: too long for the memo, not a key, the admin token */
+    identity_key_memo before = f->memo;
+    char longkey[IDENTITY_KEY_MEMO_MAX + 8];
+    memset(longkey, 'a', sizeof longkey - 1);
+    longkey[sizeof longkey - 1] = '\0';
+    memcpy(longkey, "bk_", 3);
+    assert_int_equal(auth(f, longkey, &s), AUTH_INVALID);
+    assert_int_equal(auth(f, "not-a-key-at-all", &s), AUTH_INVALID);
+    assert_int_equal(auth(f, ADMIN_TOKEN, &s), AUTH_OK);
+    assert_memory_equal(&f->memo, &before, sizeof before);
+    /* an admin token that looks like a key is not kept either */
+    char err[256];
+    identity *other = identity_open(f->st, f->dir, "bk_server_admin_token_0123456789", err, sizeof err);
+    assert_non_null(other);
+    identity_key_memo m = {0};
+    auth_pending p;
+    char why[128];
+    assert_int_equal(identity_authenticate_memo(other, "Bearer bk_server_admin_token_0123456789", &m, &s, &p, why,
+                                                sizeof why), AUTH_OK);
+    assert_int_equal(s.role, SCOPE_SERVER_ADMIN);
+    assert_int_equal(m.len, 0);
+    identity_close(other);
+}
+
 static void test_is_admin_token(void **state)
 {
     fx *f = *state;
@@ -545,6 +620,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roles_and_parsing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cross_tenant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_memo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unminted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_immediate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disable_and_delete, setup, teardown),
