@@ -21,12 +21,27 @@ typedef struct minute_bucket {
 static pthread_mutex_t recent_mu = PTHREAD_MUTEX_INITIALIZER;
 static minute_bucket ring[OBS_RECENT_MINUTES];
 
-static double lat_bound_ms(int i) { return 0.5 * pow(M_SQRT2, i); }
+/* The bucket bounds, computed once: every request files its latency, and
+ * pow() per bucket tried was most of that. */
+static double lat_bounds[LAT_BUCKETS];
+static pthread_once_t lat_bounds_once = PTHREAD_ONCE_INIT;
+
+static void lat_bounds_fill(void)
+{
+    for (int i = 0; i < LAT_BUCKETS; i++) lat_bounds[i] = 0.5 * pow(M_SQRT2, i);
+}
+
+static double lat_bound_ms(int i)
+{
+    pthread_once(&lat_bounds_once, lat_bounds_fill);
+    return lat_bounds[i];
+}
 
 static int lat_index(double ms)
 {
+    pthread_once(&lat_bounds_once, lat_bounds_fill);
     for (int i = 0; i < LAT_BUCKETS - 1; i++)
-        if (ms <= lat_bound_ms(i)) return i;
+        if (ms <= lat_bounds[i]) return i;
     return LAT_BUCKETS - 1;
 }
 
