@@ -268,6 +268,16 @@ static void remove_db(const char *dir)
     remove(dir);
 }
 
+/* A new database in a temp dir, its writer through the yield VFS, and
+ * the tests' table t (id, body). */
+static sqlite3 *open_test_table(char dir[64], char path[128], int cache_pages)
+{
+    temp_db(path, 128, dir, 64);
+    sqlite3 *w = open_writer(path, cache_pages);
+    assert_int_equal(sqlite3_exec(w, "CREATE TABLE t (id INTEGER PRIMARY KEY, body)", NULL, NULL, NULL), SQLITE_OK);
+    return w;
+}
+
 /* A commit of ~300 pages reaches the WAL in a handful of writes (two a
  * page without gathering), a checkpoint of them the database likewise,
  * and a reader sees every byte. */
@@ -275,10 +285,7 @@ static void test_writes_gathered(void **state)
 {
     (void)state;
     char dir[64], path[128];
-    temp_db(path, sizeof path, dir, sizeof dir);
-    sqlite3 *w = open_writer(path, 2000);
-    assert_int_equal(sqlite3_exec(w, "CREATE TABLE t (id INTEGER PRIMARY KEY, body)", NULL, NULL, NULL),
-                     SQLITE_OK);
+    sqlite3 *w = open_test_table(dir, path, 2000);
     wal_writes = db_writes = 0;
     assert_int_equal(sqlite3_exec(w, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(insert_rows(w, 0, 600, 2000), SQLITE_OK);
@@ -317,10 +324,7 @@ static void test_reader_sees_each_commit(void **state)
 {
     (void)state;
     char dir[64], path[128];
-    temp_db(path, sizeof path, dir, sizeof dir);
-    sqlite3 *w = open_writer(path, 10);
-    assert_int_equal(sqlite3_exec(w, "CREATE TABLE t (id INTEGER PRIMARY KEY, body)", NULL, NULL, NULL),
-                     SQLITE_OK);
+    sqlite3 *w = open_test_table(dir, path, 10);
     sqlite3 *r = open_reader(path);
     int rows = 0;
     for (int round = 0; round < 40; round++) {
@@ -365,9 +369,7 @@ static void test_read_ahead_never_stale(void **state)
 {
     (void)state;
     char dir[64], path[128];
-    temp_db(path, sizeof path, dir, sizeof dir);
-    sqlite3 *w = open_writer(path, 2000);
-    assert_int_equal(sqlite3_exec(w, "CREATE TABLE t (id INTEGER PRIMARY KEY, body)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3 *w = open_test_table(dir, path, 2000);
     assert_int_equal(sqlite3_exec(w, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(insert_rows(w, 0, 12, 2000), SQLITE_OK);
     assert_int_equal(sqlite3_exec(w, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
@@ -400,10 +402,7 @@ static void test_failed_held_write_fails_commit(void **state)
 {
     (void)state;
     char dir[64], path[128];
-    temp_db(path, sizeof path, dir, sizeof dir);
-    sqlite3 *w = open_writer(path, 2000);
-    assert_int_equal(sqlite3_exec(w, "CREATE TABLE t (id INTEGER PRIMARY KEY, body)", NULL, NULL, NULL),
-                     SQLITE_OK);
+    sqlite3 *w = open_test_table(dir, path, 2000);
     assert_int_equal(sqlite3_exec(w, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(insert_rows(w, 0, 5, 1000), SQLITE_OK);   /* a few frames: all held */
     fail_wal_writes = SQLITE_IOERR_WRITE;
