@@ -481,11 +481,14 @@ static auth_status id_auth_jwt(identity *id, const char *token, scope *out, auth
 }
 
 /* The credential's MAC as hex: from the connection's memo when it holds
- * exactly these bytes, else computed (and kept there if it is a key). */
+ * exactly these bytes, else computed (and kept there if it is a key).
+ * Compared in constant time: behind a proxy that reuses its upstream
+ * connections, the memo may hold another client's key, and how long a
+ * comparison took must not tell how much of it a guess got right. */
 static void id_hash_memo(identity *id, const char *cred, size_t n, identity_key_memo *memo, char hash[65])
 {
     bool keepable = memo && n <= IDENTITY_KEY_MEMO_MAX && strncmp(cred, "bk_", 3) == 0;
-    if (keepable && memo->len == n && memcmp(memo->cred, cred, n) == 0) {
+    if (keepable && memo->len == n && CRYPTO_memcmp(memo->cred, cred, n) == 0) {
         memcpy(hash, memo->hash, sizeof memo->hash);
         return;
     }

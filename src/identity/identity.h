@@ -68,7 +68,10 @@ auth_status identity_authenticate(identity *id, const char *authorization, scope
  * a disabled or erased user, a deleted tenant — is checked on every
  * request as before. Only brigade keys (bk_…) short enough are kept, never
  * JWTs or the server admin token. Zeroed: empty. One connection's alone
- * (never shared: it holds the credential's bytes); wipe it when done. */
+ * (never shared: it holds the credential's bytes); wipe it when done. A
+ * proxy in front may carry several clients' requests on one connection:
+ * the memo then holds the last one's key, and a request with another key
+ * is compared with it in constant time and hashed anew. */
 #define IDENTITY_KEY_MEMO_MAX 80
 typedef struct identity_key_memo {
     uint8_t len;                          /* bytes in cred; 0: empty */
