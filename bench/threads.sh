@@ -154,11 +154,16 @@ EOF
 one_nginx() {
   local port np wk
   start_mock
-  port=$((20000 + RANDOM % 40000))
-  bench_nginx_conf "$tmp" "$port" "127.0.0.1:${mock_url##*:}" 1
-  "$nginx_bin" -p "$tmp/" -e "$tmp/nginx-error.log" -c "$tmp/nginx.conf" -g 'daemon off;' >"$tmp/nginx.out" 2>&1 &
-  np=$!; pids+=("$np")
-  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+  # a random port may be taken: another one, a few times
+  for _ in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 40000))
+    bench_nginx_conf "$tmp" "$port" "127.0.0.1:${mock_url##*:}" 1
+    "$nginx_bin" -p "$tmp/" -e "$tmp/nginx-error.log" -c "$tmp/nginx.conf" -g 'daemon off;' >"$tmp/nginx.out" 2>&1 &
+    np=$!; pids+=("$np")
+    for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; kill -0 "$np" 2>/dev/null || break; sleep 0.1; done
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+    bench_stop_pid "$np"
+  done
   read -r -a wk <<<"$(cat /proc/"$np"/task/*/children 2>/dev/null)"
   measure nginx "http://127.0.0.1:$port" bench "$np" "${wk[@]}"
   bench_stop_pid "$np"
