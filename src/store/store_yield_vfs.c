@@ -1,5 +1,6 @@
 /* store_yield_vfs.c — the store writer's file I/O: its calls give up the
- * core between them, and its WAL appends reach the kernel gathered.
+ * core between them, its writes reach the kernel gathered, and its
+ * checkpoints read the WAL ahead.
  *
  * The store writer commits in bursts: a group commit writes each changed
  * page to the WAL (two pwrite(2) calls a page), and every thousand pages
@@ -37,6 +38,10 @@
  * a read of the other file may pass them. A held write that fails is
  * reported by the call that sent it (a sync's failure fails the commit),
  * or, for a call with no status (the barrier, an unlock), by the next one.
+ * What is held is this thread's (thread-local): a transaction must run on
+ * one thread from its start to its end, which the store's are (the
+ * writer's batches, a scrub's VACUUM). A transaction always ends with an
+ * unlock, which sends, so nothing is held between transactions.
  *
  * Reads ahead in a checkpoint. Between SQLite's SQLITE_FCNTL_CKPT_START and
  * SQLITE_FCNTL_CKPT_DONE file controls, a read of the WAL fetches up to
@@ -74,9 +79,8 @@ typedef struct yield_file {
     sqlite3_int64 ahead_off;
 } yield_file;
 
-/* The one file of this thread whose bytes are held, if any (a connection
- * is used by one thread at a time, store_internal.h), and the status of a
- * held write that failed where no status could be returned. */
+/* The one file of this thread whose bytes are held, if any, and the
+ * status of a held write that failed where no status could be returned. */
 static _Thread_local yield_file *holder;
 static _Thread_local int held_failure;
 /* Between a checkpoint's CKPT_START and CKPT_DONE on this thread, and the
