@@ -47,7 +47,10 @@ struct obs_metric {
     double *bounds;
     size_t nbounds;
     pthread_mutex_t mu;
-    obs_series *hash[OBS_SERIES_HASH];
+    /* Looked up without the lock: a series is published here (release)
+     * only once whole, with its hnext set, and never removed or freed;
+     * the lock is taken to add one. */
+    _Atomic(obs_series *) hash[OBS_SERIES_HASH];
     obs_series *first, *last;
     size_t nseries;
     obs_series *overflow;
@@ -154,6 +157,18 @@ static obs_series *obs_series_new(obs_metric *m, const char *const *values)
     return s;
 }
 
+/* The series of these label values in slot's chain, or NULL. */
+static obs_series *obs_series_find(obs_metric *m, size_t slot, const char *const *vals)
+{
+    for (obs_series *s = atomic_load_explicit(&m->hash[slot], memory_order_acquire); s; s = s->hnext) {
+        size_t i;
+        for (i = 0; i < m->nlabels; i++)
+            if (strcmp(s->labels[i], vals[i]) != 0) break;
+        if (i == m->nlabels) return s;
+    }
+    return NULL;
+}
+
 obs_series *obs_series_of(obs_metric *m, const char *const *values)
 {
     if (m->nlabels == 0) {
@@ -173,14 +188,10 @@ obs_series *obs_series_of(obs_metric *m, const char *const *values)
         h = (h ^ 0xff) * 1099511628211ull;
     }
     size_t slot = (size_t)(h % OBS_SERIES_HASH);
+    obs_series *s = obs_series_find(m, slot, vals);
+    if (s) return s;
     pthread_mutex_lock(&m->mu);
-    obs_series *s;
-    for (s = m->hash[slot]; s; s = s->hnext) {
-        size_t i;
-        for (i = 0; i < m->nlabels; i++)
-            if (strcmp(s->labels[i], vals[i]) != 0) break;
-        if (i == m->nlabels) break;
-    }
+    s = obs_series_find(m, slot, vals);   /* another thread may have added it */
     if (!s) {
         if (m->nseries >= atomic_load(&obs_max_series)) {
             if (!m->overflow) {
@@ -192,8 +203,8 @@ obs_series *obs_series_of(obs_metric *m, const char *const *values)
             s = m->overflow;
         } else {
             s = obs_series_new(m, vals);
-            s->hnext = m->hash[slot];
-            m->hash[slot] = s;
+            s->hnext = atomic_load_explicit(&m->hash[slot], memory_order_relaxed);
+            atomic_store_explicit(&m->hash[slot], s, memory_order_release);
             m->nseries++;
         }
     }

@@ -50,6 +50,8 @@ struct obs_span {
                                     * every open span held room for it */
     obs_attr *attrs;               /* n_attrs used of cap_attrs (at most OBS_SPAN_ATTRS_MAX) */
     unsigned n_attrs, cap_attrs;
+    uint64_t key_marks;            /* a bit per attribute key's mark (span.c, obs_key_mark):
+                                    * a key whose bit is clear is new, without a search */
     char *pool;                    /* pool_used used of pool_cap (at most OBS_SPAN_POOL_MAX) */
     uint16_t pool_used, pool_cap;
     uint16_t values_used;          /* bytes of string values in the pool (at most OBS_SPAN_POOL) */

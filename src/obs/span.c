@@ -105,16 +105,28 @@ static bool obs_pool_reserve(obs_span *s, size_t n)
     return true;
 }
 
+/* One of 64 bits for a key, from its length and its first and last
+ * bytes: keys of a span rarely share one, so most new keys skip the
+ * search for an existing slot (a span gets ~10 attributes, each set
+ * once, and the search compared each with all before it). */
+static uint64_t obs_key_mark(const char *key, size_t kl)
+{
+    unsigned h = (unsigned)kl * 7u + (unsigned char)key[0] * 3u + (kl ? (unsigned char)key[kl - 1] : 0u);
+    return (uint64_t)1 << (h & 63);
+}
+
 static obs_attr *obs_attr_slot(obs_span *s, const char *key)
 {
     /* An unsampled span keeps no attributes: nothing will read them. */
     if (!s || !key || !(s->ctx.flags & 1)) return NULL;
     size_t kl = strnlen(key, OBS_ATTR_KEY_MAX - 1);
-    for (unsigned i = 0; i < s->n_attrs; i++) {
-        const obs_attr *a = &s->attrs[i];
-        if (a->klen == kl && s->pool[a->key] == key[0] && memcmp(s->pool + a->key, key, kl) == 0)
-            return &s->attrs[i];
-    }
+    uint64_t mark = obs_key_mark(key, kl);
+    if (s->key_marks & mark)
+        for (unsigned i = 0; i < s->n_attrs; i++) {
+            const obs_attr *a = &s->attrs[i];
+            if (a->klen == kl && s->pool[a->key] == key[0] && memcmp(s->pool + a->key, key, kl) == 0)
+                return &s->attrs[i];
+        }
     if (s->n_attrs >= OBS_SPAN_ATTRS_MAX) return NULL;
     if (s->n_attrs == s->cap_attrs) {
         unsigned cap = s->cap_attrs ? s->cap_attrs * 2 : 8;
@@ -127,6 +139,7 @@ static obs_attr *obs_attr_slot(obs_span *s, const char *key)
     }
     if (!obs_pool_reserve(s, kl + 1)) return NULL;
     obs_attr *a = &s->attrs[s->n_attrs++];
+    s->key_marks |= mark;
     memset(a, 0, sizeof *a);
     a->key = s->pool_used;
     a->klen = (uint8_t)kl;

@@ -155,6 +155,36 @@ static void test_span_children_and_attrs(void **state)
     obs_span_end(root, OBS_STATUS_OK, NULL);   /* no tracer running: freed */
 }
 
+/* Setting a key again replaces its value, whether or not other keys of
+ * the span share its mark (length, first and last byte: span.c skips the
+ * search for a key whose mark no earlier key has). */
+static void test_attr_set_again_replaces(void **state)
+{
+    (void)state;
+    obs_set_sample_ratio(1);
+    obs_span *s = obs_span_begin(NULL, "marks", OBS_SPAN_INTERNAL, NULL);
+    char key[8];
+    for (int round = 0; round < 2; round++) {
+        /* 26 keys of one mark, then 40 of assorted lengths and ends */
+        for (char c = 'A'; c <= 'Z'; c++) {
+            snprintf(key, sizeof key, "k%cx", c);
+            obs_span_set_int(s, key, round * 100 + c);
+        }
+        for (int i = 0; i < 40; i++) {
+            snprintf(key, sizeof key, "%c%d", 'a' + i % 7, i);
+            obs_span_set_int(s, key, round * 100 + i);
+        }
+    }
+    assert_int_equal(s->n_attrs, 26 + 40 > OBS_SPAN_ATTRS_MAX ? OBS_SPAN_ATTRS_MAX : 26 + 40);
+    for (unsigned i = 0; i < s->n_attrs; i++) {
+        const char *k = obs_attr_key(s, &s->attrs[i]);
+        for (unsigned j = 0; j < i; j++) assert_string_not_equal(k, obs_attr_key(s, &s->attrs[j]));
+        if (k[0] == 'k' && strlen(k) == 3) assert_int_equal(s->attrs[i].v.i, 100 + k[1]);
+        else assert_int_equal(s->attrs[i].v.i, 100 + atoi(k + 1));
+    }
+    obs_span_discard(s);
+}
+
 /* Head sampling: the share of new traces sampled follows the ratio; an
  * unsampled span keeps its context (for the traceparent) but no
  * attributes; children follow their parent's flag. */
@@ -337,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_new_ids_distinct),
         cmocka_unit_test(test_new_ids_time_ordered),
         cmocka_unit_test(test_span_children_and_attrs),
+        cmocka_unit_test(test_attr_set_again_replaces),
         cmocka_unit_test(test_span_redacts_pii),
         cmocka_unit_test(test_otlp_encoding),
         cmocka_unit_test(test_sampling),
