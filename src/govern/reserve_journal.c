@@ -34,11 +34,13 @@
 typedef struct rj_slot {
     uint64_t id;
     char    *line;                  /* the R line, newline included */
+    size_t   len;                   /* its length (0 where line is not text: recovery's use) */
 } rj_slot;
 
 typedef struct rj_set {
     rj_slot *slots;
     size_t   cap, used, live;       /* used counts tombstones too */
+    uint64_t live_bytes;            /* the live slots' lengths: what a compaction writes */
 } rj_set;
 
 static size_t rj_hash(uint64_t id, size_t cap)
@@ -68,7 +70,7 @@ static bool rj_set_grow(rj_set *s)
     return true;
 }
 
-static bool rj_set_put(rj_set *s, uint64_t id, char *line)
+static bool rj_set_put(rj_set *s, uint64_t id, char *line, size_t len)
 {
     if ((s->used + 1) * 2 > s->cap && !rj_set_grow(s)) return false;
     size_t h = rj_hash(id, s->cap);
@@ -76,7 +78,9 @@ static bool rj_set_put(rj_set *s, uint64_t id, char *line)
     if (s->slots[h].id == RJ_EMPTY) s->used++;
     s->slots[h].id = id;
     s->slots[h].line = line;
+    s->slots[h].len = len;
     s->live++;
+    s->live_bytes += len;
     return true;
 }
 
@@ -91,6 +95,8 @@ static bool rj_set_del(rj_set *s, uint64_t id)
         s->slots[h].line = NULL;
         s->slots[h].id = RJ_GONE;
         s->live--;
+        s->live_bytes -= s->slots[h].len;
+        s->slots[h].len = 0;
         return true;
     }
     return false;
@@ -202,6 +208,7 @@ struct reserve_journal {
     uint64_t        map_off;        /* the file offset of map[0] */
     rj_set          open;
     bool            no_compact;     /* a record is on disk but not in the open set */
+    bool            compacting;     /* a compaction is writing the new file (without mu) */
 };
 
 static char *rj_path(const char *data_dir, const char *name)
@@ -349,42 +356,108 @@ void reserve_journal_close(reserve_journal *j)
     free(j);
 }
 
-/* Rewrite the file with the open reservations only (under j->mu). On any
- * failure the old file stays as it was, and growing: logged, retried at
- * the next threshold. */
-static void rj_compact(reserve_journal *j)
+/* ---- compaction ----
+ *
+ * The file is rewritten with the open reservations only when it has grown
+ * past RESERVE_JOURNAL_COMPACT_BYTES *and* to more than twice what the open
+ * ones hold. The second condition is what keeps it cheap: without it, an
+ * open set that itself held more than the threshold (a store writer far
+ * behind, so many settled calls not yet closed) made every close rewrite
+ * the whole file again — measured: a writer stuck rewriting a 21 MB journal
+ * line by line, its usage queue full, the server refusing all calls
+ * (docs/benchmarks.md, session 8). With it, a rewrite of N bytes follows at
+ * least N bytes of new records.
+ *
+ * The slow part runs without j->mu, so loop threads go on opening
+ * reservations meanwhile: the open lines are copied out under the lock,
+ * written and synced to the new file without it, and then, under the lock
+ * again, what was appended to the old file since the copy is copied after
+ * them before the new file replaces the old one by rename(2). Only the
+ * store's writer compacts (reserve_journal_on_usage_committed), so a loop
+ * never waits for the disk; a close from a loop thread compacts only when
+ * the file is past twice the threshold (no usage commits: the writer would
+ * never get to it). */
+
+/* Under j->mu. */
+static bool rj_compact_due(const reserve_journal *j, uint64_t threshold)
 {
-    int fd = open(j->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        log_error("reservations: cannot compact the journal (%s): %s", j->tmp_path, strerror(errno));
-        j->bytes = 0;              /* wait for another threshold's worth */
+    return !j->no_compact && !j->compacting && j->bytes > threshold &&
+           j->bytes / 2 > j->open.live_bytes;
+}
+
+/* Copy [from, from + len) of the file in fd_in to the end of fd_out. */
+static int rj_copy_range(int fd_in, uint64_t from, uint64_t len, int fd_out)
+{
+    char chunk[65536];
+    while (len) {
+        size_t want = len < sizeof chunk ? (size_t)len : sizeof chunk;
+        ssize_t n = pread(fd_in, chunk, want, (off_t)from);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n == 0) errno = EIO;   /* the records end before j->end: cannot be */
+            return -1;
+        }
+        if (rj_write_all(fd_out, chunk, (size_t)n) != 0) return -1;
+        from += (uint64_t)n;
+        len -= (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Compact if due (see above); called without j->mu. On any failure the
+ * old file stays as it was, and growing: logged, retried after another
+ * threshold's worth of records. */
+static void rj_compact(reserve_journal *j, uint64_t threshold)
+{
+    pthread_mutex_lock(&j->mu);
+    if (!rj_compact_due(j, threshold)) {
+        pthread_mutex_unlock(&j->mu);
         return;
     }
-    uint64_t bytes = 0;
-    bool ok = true;
-    for (size_t i = 0; ok && i < j->open.cap; i++) {
+    size_t n = (size_t)j->open.live_bytes;
+    char *snap = malloc(n ? n : 1);
+    if (!snap) {
+        j->bytes = 0;
+        pthread_mutex_unlock(&j->mu);
+        log_error("reservations: cannot compact the journal: out of memory");
+        return;
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < j->open.cap; i++) {
         const rj_slot *s = &j->open.slots[i];
         if (s->id == RJ_EMPTY || s->id == RJ_GONE) continue;
-        size_t n = strlen(s->line);
-        ok = rj_write_all(fd, s->line, n) == 0;
-        bytes += n;
+        memcpy(snap + at, s->line, s->len);
+        at += s->len;
     }
-    /* the new file must be whole before it replaces the old one */
-    if (ok) ok = fsync(fd) == 0;
-    int nfd = ok ? open(j->tmp_path, O_RDWR | O_CLOEXEC) : -1;
-    close(fd);
-    if (!ok || nfd < 0 || rename(j->tmp_path, j->path) != 0) {
-        log_error("reservations: cannot compact the journal: %s", strerror(errno));
-        if (nfd >= 0) close(nfd);
+    uint64_t from = j->end;        /* records past this are copied from the old file */
+    j->compacting = true;
+    pthread_mutex_unlock(&j->mu);
+
+    /* O_RDWR: the new file is mapped for the records that follow. */
+    int fd = open(j->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* the open lines must be whole on disk before the file replaces the old one */
+    bool ok = fd >= 0 && rj_write_all(fd, snap, at) == 0 && fsync(fd) == 0;
+    free(snap);
+
+    pthread_mutex_lock(&j->mu);
+    uint64_t tail = j->end - from;
+    if (ok) ok = rj_copy_range(j->fd, from, tail, fd) == 0;
+    if (!ok || rename(j->tmp_path, j->path) != 0) {
+        log_error("reservations: cannot compact the journal (%s): %s", j->tmp_path, strerror(errno));
+        if (fd >= 0) close(fd);
         unlink(j->tmp_path);
-        j->bytes = 0;
+        j->bytes = 0;              /* wait for another threshold's worth */
+        j->compacting = false;
+        pthread_mutex_unlock(&j->mu);
         return;
     }
     if (j->map) munmap(j->map, RJ_WINDOW);
     j->map = NULL;                 /* the next record maps the new file */
     close(j->fd);
-    j->fd = nfd;
-    j->end = j->bytes = bytes;
+    j->fd = fd;
+    j->end = j->bytes = (uint64_t)at + tail;
+    j->compacting = false;
+    pthread_mutex_unlock(&j->mu);
 }
 
 uint64_t reserve_journal_open_entry(reserve_journal *j, const reserve_entry *e)
@@ -420,7 +493,7 @@ uint64_t reserve_journal_open_entry(reserve_journal *j, const reserve_entry *e)
         return 0;
     }
     memcpy(copy, line, len + 1);
-    if (!rj_set_put(&j->open, id, copy)) {
+    if (!rj_set_put(&j->open, id, copy, len)) {
         /* on disk, not in memory (out of memory): a compaction would drop
          * it, and a crash then undercount it, so compaction stops for good
          * (the file grows; logged once). Its C line is still written. */
@@ -463,7 +536,6 @@ static void rj_close_locked(reserve_journal *j, const uint64_t *ids, size_t n)
         else
             j->bytes += len;
     }
-    if (j->bytes > RESERVE_JOURNAL_COMPACT_BYTES && !j->no_compact) rj_compact(j);
 }
 
 void reserve_journal_close_entry(reserve_journal *j, uint64_t id)
@@ -472,6 +544,7 @@ void reserve_journal_close_entry(reserve_journal *j, uint64_t id)
     pthread_mutex_lock(&j->mu);
     rj_close_locked(j, &id, 1);
     pthread_mutex_unlock(&j->mu);
+    rj_compact(j, 2 * (uint64_t)RESERVE_JOURNAL_COMPACT_BYTES);   /* the writer's job: see above */
 }
 
 void reserve_journal_on_usage_committed(void *journal, const usage_rec *rows, size_t n)
@@ -487,6 +560,7 @@ void reserve_journal_on_usage_committed(void *journal, const usage_rec *rows, si
         if (k) rj_close_locked(j, ids, k);
     }
     pthread_mutex_unlock(&j->mu);
+    rj_compact(j, RESERVE_JOURNAL_COMPACT_BYTES);
 }
 
 size_t reserve_journal_open_count(reserve_journal *j)
@@ -597,7 +671,7 @@ static int rj_read(const char *path, rj_found **found, size_t *n_found, reserve_
         }
         (*found)[*n_found] = r;
         (*n_found)++;
-        if (!rj_set_put(&ids, r.id, (char *)(uintptr_t)*n_found)) {
+        if (!rj_set_put(&ids, r.id, (char *)(uintptr_t)*n_found, 0)) {
             snprintf(err, errlen, "out of memory reading %s", path);
             rc = -1;
             break;

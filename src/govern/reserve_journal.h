@@ -39,9 +39,11 @@
  * A line cut by the crash (no newline) is ignored: its copy had not
  * finished, so its call had not been sent. The file is allocated ahead of
  * the records in zeros; reading stops at the first zero byte. While
- * serving, the journal is compacted when it passes RESERVE_JOURNAL_COMPACT_BYTES: the open
- * reservations (kept in memory too) are written to a new file that
- * replaces the old one by rename(2).
+ * serving, the journal is compacted when it passes RESERVE_JOURNAL_COMPACT_BYTES
+ * and holds more than twice what its open reservations do: those (kept in
+ * memory too) are written to a new file that replaces the old one by
+ * rename(2), on the store's writer, without holding up the loop threads
+ * (reserve_journal.c, "compaction").
  *
  * Thread-safe: loop threads open and close reservations, the store's writer
  * closes the settled ones; one mutex guards the file and the open set. */
