@@ -268,10 +268,18 @@ static void api_metrics_store(const api_env *env, buf *b)
                   "brigade_store_usage_wait_seconds_count %llu\n"
                   "# HELP brigade_store_usage_wait_max_seconds The longest such wait since the start.\n"
                   "# TYPE brigade_store_usage_wait_max_seconds gauge\n"
-                  "brigade_store_usage_wait_max_seconds %.3f\n",
+                  "brigade_store_usage_wait_max_seconds %.3f\n"
+                  "# HELP brigade_store_usage_queued Usage rows waiting for the store's writer now.\n"
+                  "# TYPE brigade_store_usage_queued gauge\n"
+                  "brigade_store_usage_queued %llu\n"
+                  "# HELP brigade_store_usage_dropped_total Usage rows refused because the writer's "
+                  "queue was full; their reservations are charged at the next start.\n"
+                  "# TYPE brigade_store_usage_dropped_total counter\n"
+                  "brigade_store_usage_dropped_total %llu\n",
                (unsigned long long)s.commits, (unsigned long long)s.ops,
                (unsigned long long)s.usage_rows, (double)s.usage_wait_ms_sum / 1000.0,
-               (unsigned long long)s.usage_wait_count, (double)s.usage_wait_ms_max / 1000.0);
+               (unsigned long long)s.usage_wait_count, (double)s.usage_wait_ms_max / 1000.0,
+               (unsigned long long)s.usage_queued, (unsigned long long)s.usage_dropped);
 }
 
 void api_metrics_get(api_ctx *ctx)

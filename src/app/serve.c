@@ -438,6 +438,7 @@ int app_serve_main(int argc, char **argv)
     store_set_usage_committed_hook(a.env.store, reserve_journal_on_usage_committed, a.journal);
     a.env.gate = gate_new(&a.env.cfg, NULL, NULL);
     if (a.env.gate) gate_set_journal(a.env.gate, a.journal);
+    if (a.env.gate) gate_set_ledger(a.env.gate, a.env.store, STORE_USAGE_SHED_ROWS);
     for (size_t i = 0; a.env.gate && i < charges.n; i++) gate_charge_recovered(a.env.gate, &charges.rows[i]);
     free(charges.rows);
     if (!a.env.gate || gate_load_ledger(a.env.gate, a.env.store, err, sizeof err) != 0) {

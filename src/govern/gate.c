@@ -20,6 +20,8 @@ struct gate {
     fairq  *fq;
     fairq_pool **pools;           /* one per model, in cfg->models order */
     reserve_journal *journal;     /* durable reservations; NULL = none (tests) */
+    store  *ledger;               /* whose usage backlog sheds calls; NULL = none (tests) */
+    uint64_t shed_rows;           /* past this backlog, calls are refused (gate_set_ledger) */
     govern_redis *redis;          /* governance.backend: redis; NULL = in-process */
     govern_slots *slots;          /* run concurrency in Redis; NULL = in-process */
 };
@@ -47,6 +49,12 @@ struct gate_redis_wait {
 /* ---- set-up ---- */
 
 void gate_set_journal(gate *g, reserve_journal *j) { g->journal = j; }
+
+void gate_set_ledger(gate *g, store *st, uint64_t shed_rows)
+{
+    g->ledger = st;
+    g->shed_rows = shed_rows;
+}
 
 reserve_journal *gate_thread_journal(const gate_thread *t) { return t ? t->g->journal : NULL; }
 
@@ -261,6 +269,24 @@ static void gate_refuse_queue(gate_refusal *out, const char *model, uint32_t ret
     out->retry_after_s = retry_after_s ? retry_after_s : 1;
 }
 
+/* The store's writer is behind (store_usage_backlog): a call admitted now
+ * would add a usage row to a queue that is already long, and one that is
+ * full drops rows. Shed load instead, as any bounded queue does (invariant
+ * 4): the refusal costs the loop almost nothing, which leaves the CPU to
+ * the writer, and the client retries a second later. */
+static void gate_refuse_ledger(gate_refusal *out, uint64_t backlog)
+{
+    memset(out, 0, sizeof *out);
+    out->status = 503;
+    snprintf(out->type, sizeof out->type, "overloaded_error");
+    snprintf(out->code, sizeof out->code, "ledger_behind");
+    snprintf(out->limit, sizeof out->limit, "store.usage_queue");
+    snprintf(out->message, sizeof out->message,
+             "the server is overloaded: %llu usage records are waiting to be written; retry after 1 s",
+             (unsigned long long)backlog);
+    out->retry_after_s = 1;
+}
+
 static void gate_refuse_deadline(gate_refusal *out, int64_t waited_ms)
 {
     memset(out, 0, sizeof *out);
@@ -370,6 +396,14 @@ int gate_enter_capped(gate_thread *t, gate_call *c, const gate_who *who,
     c->model = model;
     c->deadline_ms = deadline_ms;
     c->weight = gate_weight(g, who->tier);
+    if (g->ledger) {
+        uint64_t backlog = store_usage_backlog(g->ledger);
+        if (backlog >= g->shed_rows) {
+            gate_refuse_ledger(why, backlog);
+            gate_count_refusal(who->tenant_id, why);
+            return GATE_REFUSED;
+        }
+    }
     govern_subject s;
     gate_subject(g, who, &s);
     if (g->redis && t->rc) return gate_enter_redis(t, c, &s, caps, est_tokens, est_cost_nusd, why);

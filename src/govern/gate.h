@@ -97,6 +97,12 @@ govern *gate_govern(gate *g);
 /* The journal that makes each dispatched call's reservation durable
  * (reserve_journal.h); set before serving. metered_call reads it. */
 void gate_set_journal(gate *g, reserve_journal *j);
+/* The store whose usage ledger the calls' rows go to: while more than
+ * shed_rows of them wait for its writer (store_usage_backlog), a call is
+ * refused at once (503 overloaded_error, code "ledger_behind", Retry-After
+ * 1 s) instead of adding to the queue. Set before serving; serve passes
+ * STORE_USAGE_SHED_ROWS. */
+void gate_set_ledger(gate *g, store *st, uint64_t shed_rows);
 reserve_journal *gate_thread_journal(const gate_thread *t);
 fairq  *gate_fairq(gate *g);
 

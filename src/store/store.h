@@ -199,6 +199,11 @@ typedef struct store_stats {
      * usage rows) and the longest. STORE_USAGE_FLUSH_MS holds while the
      * writer keeps up; this says whether it does (/metrics). */
     uint64_t usage_wait_ms_sum, usage_wait_count, usage_wait_ms_max;
+    /* Usage rows refused because the queue was full (or the store
+     * closing): not in the ledger until the next start charges their
+     * reservations from the journal (govern/reserve_journal.h). */
+    uint64_t usage_dropped;
+    uint64_t usage_queued;        /* rows waiting for the writer now (store_get_stats) */
 } store_stats;
 
 /* Account one commit's usage rows whose oldest was queued at first_ms. */
@@ -210,6 +215,16 @@ static inline void store_stats_usage_wait(store_stats *s, int64_t first_ms, int6
     if (w > s->usage_wait_ms_max) s->usage_wait_ms_max = w;
 }
 void   store_get_stats(store *st, store_stats *out);
+
+/* Usage rows queued and not yet committed, read without a lock (either
+ * backend). Past STORE_USAGE_SHED_ROWS new metered calls are refused with
+ * 503 and Retry-After until the writer catches up (govern/gate.c): the
+ * queue's hard bound (100 000 rows, past which rows are dropped and only
+ * charged at the next start) is then reached only if the calls already
+ * admitted finish faster than the writer commits — and invariant 4 says a
+ * bounded queue sheds load rather than lose what it queues. */
+#define STORE_USAGE_SHED_ROWS 50000
+uint64_t store_usage_backlog(store *st);
 
 /* --- storage quotas ---
  * Per user, by tier (docs/config.md `tiers`): what stops one user from

@@ -13,10 +13,12 @@
 #define BRIGADE_STORE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdint.h>
 
 #include "store/store.h"
+#include "util/log_limit.h"
 
 #define STORE_STMT_CACHE 128
 #define STORE_CTL_STMTS 12
@@ -86,11 +88,13 @@ struct store {
     store_op *ops_head, *ops_tail;
     struct usage_chunk *usage_head, *usage_tail;   /* queued usage rows (store_writer.c) */
     size_t usage_n;               /* rows in them */
+    log_limit usage_drop_log;     /* "usage rows dropped" at most once a second (under mu) */
     struct usage_chunk *usage_spare;   /* emptied chunks kept for reuse */
     size_t usage_spare_n;
     int64_t usage_first_ms;       /* monotonic ms when the oldest queued row arrived */
     uint64_t usage_queued_seq;    /* rows ever queued */
     uint64_t usage_done_seq;      /* rows ever committed (or dropped on error) */
+    _Atomic uint64_t usage_backlog; /* queued - done, read without mu (store_usage_backlog) */
     int flush_wanted;
     int stopping;
     size_t async_n;               /* store_write_async ops queued, not yet committed */

@@ -277,6 +277,7 @@ void store_pg_get_stats(struct pg_store *p, store_stats *out)
 {
     pthread_mutex_lock(&p->mu);
     *out = p->stats;
+    out->usage_queued = p->usage_n;
     pthread_mutex_unlock(&p->mu);
 }
 

@@ -15,9 +15,11 @@
 
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "store/store_pg.h"
+#include "util/log_limit.h"
 
 #define PG_POOL_MAX 256
 #define PG_POOL_WAIT_MS 5000      /* longest wait for a free connection */
@@ -57,8 +59,10 @@ struct pg_store {
     pthread_cond_t wake, done;
     usage_rec *usage;
     size_t usage_n, usage_cap;
+    log_limit usage_drop_log;     /* "usage rows dropped" at most once a second (under mu) */
     int64_t usage_first_ms;
     uint64_t usage_queued_seq, usage_done_seq;
+    _Atomic uint64_t usage_backlog; /* queued - done, read without mu (store_usage_backlog) */
     int flush_wanted, stopping;
     store_stats stats;
     void (*usage_committed)(void *arg, const usage_rec *rows, size_t n);

@@ -180,6 +180,12 @@ static void *pg_usage_writer(void *arg)
             store_stats_usage_wait(&p->stats, first_ms, pg_mono_ms());
         }
         p->usage_done_seq += n;
+        atomic_fetch_sub_explicit(&p->usage_backlog, n, memory_order_relaxed);
+        uint64_t dropped = 0;
+        if (log_limit_flush(&p->usage_drop_log, &dropped))
+            log_error("store: %llu more usage row(s) dropped (queue full); their reservations stay "
+                      "open in the journal and are charged at the next start",
+                      (unsigned long long)dropped);
         pthread_cond_broadcast(&p->done);
     }
     pthread_cond_broadcast(&p->done);
@@ -214,8 +220,14 @@ void store_pg_usage_record(struct pg_store *p, const usage_rec *u)
     pthread_mutex_lock(&p->mu);
     if (p->stopping || p->usage_n >= PG_USAGE_QUEUE_MAX) {
         int closing = p->stopping;
+        uint64_t dropped = 0;
+        p->stats.usage_dropped++;
+        bool say = log_limit_event(&p->usage_drop_log, &dropped);
         pthread_mutex_unlock(&p->mu);
-        log_error("store: usage row dropped (%s)", closing ? "closing" : "queue full");
+        if (say)
+            log_error("store: %llu usage row(s) dropped (%s); their reservations stay open in the "
+                      "journal and are charged at the next start",
+                      (unsigned long long)dropped, closing ? "closing" : "queue full");
         return;
     }
     if (p->usage_n == p->usage_cap) {
@@ -232,6 +244,7 @@ void store_pg_usage_record(struct pg_store *p, const usage_rec *u)
     if (p->usage_n == 0) p->usage_first_ms = pg_mono_ms();
     p->usage[p->usage_n++] = *u;
     p->usage_queued_seq++;
+    atomic_fetch_add_explicit(&p->usage_backlog, 1, memory_order_relaxed);
     if (p->usage_n == 1) pthread_cond_signal(&p->wake);
     pthread_mutex_unlock(&p->mu);
 }
@@ -420,4 +433,9 @@ store_status store_pg_usage_ledger(struct pg_store *p, int64_t from,
            pg_i64(res, i, 4), arg);
     PQclear(res);
     return STORE_OK;
+}
+
+uint64_t store_pg_usage_backlog(struct pg_store *p)
+{
+    return atomic_load_explicit(&p->usage_backlog, memory_order_relaxed);
 }

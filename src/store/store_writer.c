@@ -212,8 +212,10 @@ static void *store_writer_main(void *arg)
 {
     store *st = arg;
     pthread_setname_np(pthread_self(), "writer");   /* top -H (docs/architecture.md, Threads) */
-    /* Its bursts must not hold a core a loop needs (util/thread_prio.h). */
-    if (thread_background() != 0) log_debug("store: the writer runs at the loops' priority");
+    /* Not niced, unlike the tracer: what it writes cannot be dropped, and a
+     * niced writer fell behind saturated loops until calls were shed
+     * (util/thread_prio.h). Its bursts yield the core between rows instead
+     * (thread_background_yield). */
     pthread_mutex_lock(&st->mu);
     for (;;) {
         /* Commit now for an op someone waits on; otherwise wait for the
@@ -271,9 +273,15 @@ static void *store_writer_main(void *arg)
             o = next;
         }
         st->usage_done_seq = seq;
+        atomic_fetch_sub_explicit(&st->usage_backlog, usage_n, memory_order_relaxed);
         st->stats.commits++;
         st->stats.usage_rows += usage_n;
         if (usage_n) store_stats_usage_wait(&st->stats, usage_first_ms, store_mono_ms());
+        uint64_t dropped = 0;
+        if (log_limit_flush(&st->usage_drop_log, &dropped))
+            log_error("store: %llu more usage row(s) dropped (queue full); their reservations stay "
+                      "open in the journal and are charged at the next start",
+                      (unsigned long long)dropped);
         pthread_cond_broadcast(&st->done);
         if (async_ops) {
             /* outside the mutex: a callback may queue the next write */
@@ -444,11 +452,18 @@ store_status store_write_lazy(store *st, store_write_fn fn, void *arg)
     return store_write_queued(st, fn, arg, true);
 }
 
+uint64_t store_usage_backlog(store *st)
+{
+    STORE_PG_DISPATCH(st, store_pg_usage_backlog(store_pg_of(st)));
+    return atomic_load_explicit(&st->usage_backlog, memory_order_relaxed);
+}
+
 void store_get_stats(store *st, store_stats *out)
 {
     STORE_PG_DISPATCH_VOID(st, store_pg_get_stats(store_pg_of(st), out));
     pthread_mutex_lock(&st->mu);
     *out = st->stats;
+    out->usage_queued = st->usage_n;
     pthread_mutex_unlock(&st->mu);
 }
 
@@ -458,8 +473,14 @@ void store_usage_record(store *st, const usage_rec *u)
     pthread_mutex_lock(&st->mu);
     if (st->stopping || st->usage_n >= STORE_USAGE_QUEUE_MAX) {
         int closing = st->stopping;
+        uint64_t dropped = 0;
+        st->stats.usage_dropped++;
+        bool say = log_limit_event(&st->usage_drop_log, &dropped);
         pthread_mutex_unlock(&st->mu);
-        log_error("store: usage row dropped (%s)", closing ? "closing" : "queue full");
+        if (say)
+            log_error("store: %llu usage row(s) dropped (%s); their reservations stay open in the "
+                      "journal and are charged at the next start",
+                      (unsigned long long)dropped, closing ? "closing" : "queue full");
         return;
     }
     usage_chunk *k = st->usage_tail;
@@ -482,6 +503,7 @@ void store_usage_record(store *st, const usage_rec *u)
     k->rows[k->n++] = *u;
     st->usage_n++;
     st->usage_queued_seq++;
+    atomic_fetch_add_explicit(&st->usage_backlog, 1, memory_order_relaxed);
     /* Wake the writer only when the queue goes from empty to not empty: it
      * then arms its flush deadline and takes everything queued by then.
      * (It re-checks the queue under this mutex before every wait, so no row

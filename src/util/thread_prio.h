@@ -2,26 +2,35 @@
  *
  * The store writer and the tracer do their work in bursts (a group commit
  * of every usage row and span queued over up to 100 ms, then an fsync).
- * At the default priority such a burst competes as an equal with a loop
- * thread that is answering a request on the same core, and the kernel lets
- * the burst finish its slice first: the loop waits, and a 100 µs request
- * takes milliseconds (the c=1 tail in docs/benchmarks.md). A raised nice
- * value makes the scheduler preempt the burst as soon as a loop wakes,
- * while the thread still gets the CPU whenever the loops leave it idle and
- * a share of it when they do not. That is not all it takes, measured:
- * see thread_background_yield below. */
+ * Such a burst competes as an equal with a loop thread that is answering a
+ * request on the same core, and the kernel lets the burst finish its slice
+ * first: the loop waits, and a 100 µs request takes milliseconds (the c=1
+ * tail in docs/benchmarks.md). Two remedies, used differently:
+ *
+ *   - thread_background_yield (both threads): between rows a burst offers
+ *     its core to a thread waiting for it, so a loop waits at most
+ *     THREAD_BACKGROUND_YIELD_US behind it;
+ *   - a raised nice value (the tracer only): the scheduler preempts the
+ *     thread as soon as a loop wakes, and gives it about a tenth of a
+ *     contended core. That is right for work that may be shed — spans past
+ *     the tracer's queue bound are dropped and counted — but not for the
+ *     store's writer: its usage rows are money. Niced, the writer fell
+ *     behind loops that kept both cores busy (gateway c=64, two loops) until
+ *     its queue passed the shed bound and 60–70 % of the calls were
+ *     refused; at the loops' priority it kept up and refused none, for a
+ *     c=1 p99 within this VM's noise (docs/benchmarks.md, session 8). */
 #ifndef BRIGADE_THREAD_PRIO_H
 #define BRIGADE_THREAD_PRIO_H
 
-/* How much nicer than the process a background thread runs: at +10 its
- * share of a contended core is about a tenth of a loop's (CFS weights 110
- * against 1024), enough for the writer's ~20 % of a loop's work under full
- * load (docs/benchmarks.md). */
+/* How much nicer than the process the tracer runs: at +10 its share of a
+ * contended core is about a tenth of a loop's (CFS weights 110 against
+ * 1024), above its ~6 % of a loop's work at full load (threads.sh). */
 #define THREAD_BACKGROUND_NICE 10
 
 /* Lower the calling thread's priority by THREAD_BACKGROUND_NICE (Linux:
- * per thread). Returns 0, or -1 if the kernel refused (the thread then runs
- * as before; nothing else changes). */
+ * per thread; one way: an unprivileged thread cannot raise it again).
+ * Only for work that may be shed (above). Returns 0, or -1 if the kernel
+ * refused (the thread then runs as before; nothing else changes). */
 int thread_background(void);
 
 /* How long a background thread works before it offers its core to any

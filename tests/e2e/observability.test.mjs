@@ -476,6 +476,11 @@ describe('metrics', () => {
     assert.ok(sum >= 0 && sum / n < 2, `mean wait ${sum / n} s`);
     const max = one(after, 'brigade_store_usage_wait_max_seconds');
     assert.ok(max >= sum / n - 0.0015 && max < 30, `max wait ${max} s, mean ${sum / n} s over ${n}`);
+    // the writer's backlog and what a full queue refused: none here
+    assert.equal(after.brigade_store_usage_queued.type, 'gauge');
+    assert.ok(one(after, 'brigade_store_usage_queued') >= 0);
+    assert.equal(after.brigade_store_usage_dropped_total.type, 'counter');
+    assert.equal(one(after, 'brigade_store_usage_dropped_total'), 0);
   });
 
   test('/metrics needs the server admin token, and says so', async () => {

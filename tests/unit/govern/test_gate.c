@@ -1,7 +1,8 @@
 /* test_gate.c — the harness's admission of model calls (govern/gate.h):
  * limits resolved from tier, user, key and tenant overrides; the worst-case
- * estimate; budget refusals, queue shedding and the deadline of a queued
- * call, on a real libuv loop; settle and release leaving nothing reserved. */
+ * estimate; budget refusals, queue shedding, shedding while the usage
+ * ledger's writer is behind, and the deadline of a queued call, on a real
+ * libuv loop; settle and release leaving nothing reserved. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 
 #include "config/config.h"
 #include "govern/gate.h"
+#include "test_util.h"
 
 typedef struct fx {
     brigade_config cfg;
@@ -152,6 +154,61 @@ static void test_budget_refusal_and_settle(void **state)
     assert_int_equal(day.reserved_nusd, 0);
 }
 
+/* The store's writer behind: past the shed bound every new call is refused
+ * at once (503, Retry-After 1 s), whoever makes it, before anything is
+ * reserved; once the rows are committed, calls are admitted again. */
+static void test_a_ledger_behind_sheds_calls(void **state)
+{
+    fx *f = *state;
+    char dir[256];
+    store *st = test_store_open(dir, sizeof dir, "brigade-gate-ledger");
+    assert_non_null(st);
+    gate_set_ledger(f->g, st, 5);
+    user_limits user = unset, key = unset, tenant = unset;
+    gate_who who = {"ten_l", "usr_l", "key_l", "gold", &user, &key, &tenant};
+    const model_cfg *cheap = config_find_model(&f->cfg, "cheap");
+    gate_call a;
+    gate_refusal why;
+    probe pa = {0};
+    assert_int_equal(gate_enter(f->t, &a, &who, cheap, 10, 10, 0, on_ready, on_refused, &pa, &why), GATE_READY);
+    gate_leave(&a, false, 0, 0);
+    /* five rows queued: the writer waits up to 100 ms to batch them, so the
+     * next call normally sees them all waiting; tried again after a flush
+     * in case a stalled machine let the writer commit them first */
+    bool refused = false;
+    for (int attempt = 0; attempt < 20 && !refused; attempt++) {
+        store_usage_flush(st);
+        for (int i = 0; i < 5; i++) {
+            usage_rec u = {0};
+            u.ts = 1;
+            snprintf(u.tenant_id, sizeof u.tenant_id, "ten_l");
+            snprintf(u.user_id, sizeof u.user_id, "usr_l");
+            snprintf(u.model, sizeof u.model, "cheap");
+            store_usage_record(st, &u);
+        }
+        if (store_usage_backlog(st) < 5) continue;
+        refused = gate_enter(f->t, &a, &who, cheap, 10, 10, 0, on_ready, on_refused, &pa, &why) == GATE_REFUSED;
+        gate_leave(&a, false, 0, 0);
+    }
+    assert_true(refused);
+    assert_int_equal(why.status, 503);
+    assert_string_equal(why.type, "overloaded_error");
+    assert_string_equal(why.code, "ledger_behind");
+    assert_string_equal(why.limit, "store.usage_queue");
+    assert_int_equal(why.retry_after_s, 1);
+    assert_non_null(strstr(why.message, "usage records are waiting"));
+    /* nothing was reserved for the refused call */
+    govern_period day;
+    govern_spend(gate_govern(f->g), "ten_l", "usr_l", &day, NULL);
+    assert_int_equal(day.reserved_nusd, 0);
+    store_usage_flush(st);
+    assert_int_equal(store_usage_backlog(st), 0);
+    assert_int_equal(gate_enter(f->t, &a, &who, cheap, 10, 10, 0, on_ready, on_refused, &pa, &why), GATE_READY);
+    gate_leave(&a, false, 0, 0);
+    gate_set_ledger(f->g, NULL, 0);
+    test_store_close(st, dir);
+}
+
 static void keep_alive_done(uv_timer_t *t) { (void)t; }
 
 static void test_queue_shed_and_deadline(void **state)
@@ -206,6 +263,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits_resolved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_estimate_takes_the_dearest_of_the_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_budget_refusal_and_settle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_ledger_behind_sheds_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_shed_and_deadline, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,15 +1,22 @@
 /* test_store_async_order.c — the store writer calls the done-callbacks of
  * writes nobody waits for (store_write_async, store_writer.c) in the order
  * the writes were queued, each with its own write's status, also when many
- * of them commit in one batch. */
+ * of them commit in one batch; store_usage_backlog counts usage rows from
+ * queued to committed (what the gate sheds calls by), and the writer runs
+ * at the loops' priority (util/thread_prio.h says why). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "store/store.h"
@@ -88,10 +95,81 @@ static void test_async_callbacks_in_queue_order(void **state)
     test_store_close(st, dir);
 }
 
+/* The nice value of this process's thread called name (-100: none). */
+static int thread_nice(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int nice = -100;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], comm[64] = "", stat[1024] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (!fgets(comm, sizeof comm, f)) comm[0] = '\0';
+        fclose(f);
+        comm[strcspn(comm, "\n")] = '\0';
+        if (strcmp(comm, name) != 0) continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        f = fopen(path, "r");
+        assert_non_null(f);
+        assert_non_null(fgets(stat, sizeof stat, f));
+        fclose(f);
+        /* after "(comm) ": state is field 3, nice field 19 */
+        const char *p = strrchr(stat, ')');
+        assert_non_null(p);
+        int field = 2;
+        for (p++; *p && field < 19; p++)
+            if (*p == ' ') field++;
+        nice = atoi(p);
+    }
+    closedir(d);
+    return nice;
+}
+
+static void test_usage_backlog_and_the_writers_priority(void **state)
+{
+    (void)state;
+    char dir[256];
+    store *st = test_store_open(dir, sizeof dir, "brigade-usage-backlog");
+    assert_non_null(st);
+    /* a niced writer fell behind saturated loops (util/thread_prio.h) */
+    assert_int_equal(thread_nice("writer"), getpriority(PRIO_PROCESS, 0));
+
+    atomic_store(&held_started, 0);
+    atomic_store(&held_release, 0);
+    atomic_store(&calls, 0);
+    assert_int_equal(store_write_async(st, hold_writer, NULL, note_done, (void *)(intptr_t)0), STORE_OK);
+    wait_until(&held_started, 1);
+    assert_int_equal(store_usage_backlog(st), 0);
+    for (int i = 0; i < 300; i++) {
+        usage_rec u = {0};
+        u.ts = 1;
+        snprintf(u.tenant_id, sizeof u.tenant_id, "ten_b");
+        snprintf(u.user_id, sizeof u.user_id, "usr_b");
+        snprintf(u.model, sizeof u.model, "m");
+        store_usage_record(st, &u);
+    }
+    assert_int_equal(store_usage_backlog(st), 300);   /* the writer is held: all waiting */
+    store_stats s;
+    store_get_stats(st, &s);
+    assert_int_equal(s.usage_queued, 300);
+    assert_int_equal(s.usage_dropped, 0);
+    atomic_store(&held_release, 1);
+    store_usage_flush(st);
+    assert_int_equal(store_usage_backlog(st), 0);
+    store_get_stats(st, &s);
+    assert_int_equal(s.usage_queued, 0);
+    assert_int_equal(s.usage_rows, 300);
+    test_store_close(st, dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_async_callbacks_in_queue_order),
+        cmocka_unit_test(test_usage_backlog_and_the_writers_priority),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
