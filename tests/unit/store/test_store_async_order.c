@@ -134,14 +134,14 @@ static void test_usage_backlog_and_the_writers_priority(void **state)
     char dir[256];
     store *st = test_store_open(dir, sizeof dir, "brigade-usage-backlog");
     assert_non_null(st);
-    /* a niced writer fell behind saturated loops (util/thread_prio.h) */
-    assert_int_equal(thread_nice("writer"), getpriority(PRIO_PROCESS, 0));
-
     atomic_store(&held_started, 0);
     atomic_store(&held_release, 0);
     atomic_store(&calls, 0);
     assert_int_equal(store_write_async(st, hold_writer, NULL, note_done, (void *)(intptr_t)0), STORE_OK);
     wait_until(&held_started, 1);
+    /* the writer is running (and so has named itself): a niced writer fell
+     * behind saturated loops (util/thread_prio.h) */
+    assert_int_equal(thread_nice("writer"), getpriority(PRIO_PROCESS, 0));
     assert_int_equal(store_usage_backlog(st), 0);
     for (int i = 0; i < 300; i++) {
         usage_rec u = {0};
