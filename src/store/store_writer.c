@@ -28,6 +28,11 @@
 /* Bound on queued-but-uncommitted usage rows; beyond it rows are dropped and
  * logged rather than growing memory without limit while the disk is stuck. */
 #define STORE_USAGE_QUEUE_MAX 100000
+/* Usage rows waiting (this batch's included) past which the writer stops
+ * yielding its core between rows: about half a second of a saturated
+ * two-core gateway's calls, five times its usual batch there, and a fifth
+ * of the bound where calls are shed (STORE_USAGE_SHED_ROWS). */
+#define STORE_WRITER_HURRY_ROWS 10000
 
 /* Queued usage rows live in fixed chunks, not one array doubled by
  * realloc: under load a batch held ~20,000 rows (10 MB), and growing that
@@ -243,6 +248,10 @@ static void *store_writer_main(void *arg)
         st->ops_head = st->ops_tail = NULL;
         st->ops_eager = 0;
         st->lazy_pending = 0;
+        /* Far behind: stop offering the core between rows until caught up
+         * (util/thread_prio.h, thread_background_hurry). */
+        thread_background_hurry(atomic_load_explicit(&st->usage_backlog, memory_order_relaxed) >=
+                                STORE_WRITER_HURRY_ROWS);
         usage_chunk *usage = st->usage_head;
         size_t usage_n = st->usage_n;
         int64_t usage_first_ms = st->usage_first_ms;

@@ -22,6 +22,8 @@
 #ifndef BRIGADE_THREAD_PRIO_H
 #define BRIGADE_THREAD_PRIO_H
 
+#include <stdbool.h>
+
 /* How much nicer than the process the tracer runs: at +10 its share of a
  * contended core is about a tenth of a loop's (CFS weights 110 against
  * 1024), above its ~6 % of a loop's work at full load (threads.sh). */
@@ -48,5 +50,18 @@ int thread_background(void);
  * even with the burst in SCHED_IDLE. Between calls it costs one clock
  * read (vDSO). */
 void thread_background_yield(void);
+
+/* While on, thread_background_yield on the calling thread returns without
+ * yielding. For a thread that is behind on work that may not be shed (the
+ * store's writer, with a long usage queue): on a saturated machine each
+ * yield was measured costing a third of a millisecond of waiting to run
+ * again, so a writer yielding every 200 µs ran less than half the time it
+ * could and never caught up (docs/benchmarks.md, session 8). Its queue is
+ * then the longer wait; the loops' tail matters once it is short again. */
+void thread_background_hurry(bool on);
+
+/* How many times the calling thread has called sched_yield(2) in
+ * thread_background_yield (tests, measurements). */
+unsigned long thread_background_yields(void);
 
 #endif
