@@ -256,17 +256,25 @@ bool gate_refusal_is_cost_cap(const gate_refusal *why)
     return strcmp(why->limit, "run.max_cost") == 0 || strcmp(why->limit, "session.max_cost") == 0;
 }
 
-static void gate_refuse_queue(gate_refusal *out, const char *model, uint32_t retry_after_s)
+/* What every refusal of the gate's own sets; the caller writes the message. */
+static void gate_refusal_head(gate_refusal *out, int status, const char *type, const char *code,
+                              const char *limit, uint32_t retry_after_s)
 {
     memset(out, 0, sizeof *out);
-    out->status = 503;
-    snprintf(out->type, sizeof out->type, "overloaded_error");
-    snprintf(out->code, sizeof out->code, "queue_full");
-    snprintf(out->limit, sizeof out->limit, "queue");
+    out->status = status;
+    snprintf(out->type, sizeof out->type, "%s", type);
+    snprintf(out->code, sizeof out->code, "%s", code);
+    snprintf(out->limit, sizeof out->limit, "%s", limit);
+    out->retry_after_s = retry_after_s;
+}
+
+static void gate_refuse_queue(gate_refusal *out, const char *model, uint32_t retry_after_s)
+{
+    gate_refusal_head(out, 503, "overloaded_error", "queue_full", "queue",
+                      retry_after_s ? retry_after_s : 1);
     snprintf(out->message, sizeof out->message,
              "too many requests are waiting for model \"%s\"; retry after %u s", model,
              retry_after_s);
-    out->retry_after_s = retry_after_s ? retry_after_s : 1;
 }
 
 /* The store's writer is behind (store_usage_backlog): a call admitted now
@@ -276,28 +284,18 @@ static void gate_refuse_queue(gate_refusal *out, const char *model, uint32_t ret
  * the writer, and the client retries a second later. */
 static void gate_refuse_ledger(gate_refusal *out, uint64_t backlog)
 {
-    memset(out, 0, sizeof *out);
-    out->status = 503;
-    snprintf(out->type, sizeof out->type, "overloaded_error");
-    snprintf(out->code, sizeof out->code, "ledger_behind");
-    snprintf(out->limit, sizeof out->limit, "store.usage_queue");
+    gate_refusal_head(out, 503, "overloaded_error", "ledger_behind", "store.usage_queue", 1);
     snprintf(out->message, sizeof out->message,
              "the server is overloaded: %llu usage records are waiting to be written; retry after 1 s",
              (unsigned long long)backlog);
-    out->retry_after_s = 1;
 }
 
 static void gate_refuse_deadline(gate_refusal *out, int64_t waited_ms)
 {
-    memset(out, 0, sizeof *out);
-    out->status = 504;
-    snprintf(out->type, sizeof out->type, "timeout_error");
-    snprintf(out->code, sizeof out->code, "queue_timeout");
-    snprintf(out->limit, sizeof out->limit, "deadline");
+    gate_refusal_head(out, 504, "timeout_error", "queue_timeout", "deadline", 1);
     snprintf(out->message, sizeof out->message,
              "the request's deadline passed after %lld ms waiting for an upstream slot",
              (long long)waited_ms);
-    out->retry_after_s = 1;
 }
 
 /* /metrics: refusals by tenant and reason (rate_limit, concurrency,
@@ -537,13 +535,8 @@ static int gate_enter_redis(gate_thread *t, gate_call *c, const govern_subject *
 {
     gate_redis_wait *w = calloc(1, sizeof *w);
     if (!w) {
-        memset(why, 0, sizeof *why);
-        why->status = 503;
-        snprintf(why->type, sizeof why->type, "overloaded_error");
-        snprintf(why->code, sizeof why->code, "out_of_memory");
-        snprintf(why->limit, sizeof why->limit, "governance");
+        gate_refusal_head(why, 503, "overloaded_error", "out_of_memory", "governance", 1);
         snprintf(why->message, sizeof why->message, "out of memory; retry");
-        why->retry_after_s = 1;
         return GATE_REFUSED;
     }
     w->c = c;
