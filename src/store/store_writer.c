@@ -30,7 +30,7 @@
 #define STORE_USAGE_QUEUE_MAX 100000
 /* Usage rows waiting (this batch's included) past which the writer stops
  * yielding its core between rows: about half a second of a saturated
- * two-core gateway's calls, five times its usual batch there, and a fifth
+ * two-core gateway's calls, four times its usual batch there, and a fifth
  * of the bound where calls are shed (STORE_USAGE_SHED_ROWS). */
 #define STORE_WRITER_HURRY_ROWS 10000
 
