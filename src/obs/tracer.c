@@ -21,6 +21,7 @@
 
 #include "store/store.h"
 #include "util/log.h"
+#include "util/log_limit.h"
 #include "util/thread_prio.h"
 #include "util/xalloc.h"
 
@@ -39,12 +40,23 @@ static struct {
     store *st;
     obs_tracer_opts opts;
     bool otlp;
+    log_limit drop_log;            /* "spans dropped" at most once a second (under mu) */
 } obs_tr = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
     .done = PTHREAD_COND_INITIALIZER,
 };
 static atomic_bool obs_tr_running;
+
+/* Spans dropped at the queue's bound are counted on /metrics; the log
+ * says so too, once a second at most, so that a trace missing under load
+ * is not a mystery. */
+static void obs_tracer_tell_dropped(uint64_t n)
+{
+    log_warn("obs: %llu span(s) dropped: the tracer's queue (%d spans) is full, so the traces of "
+             "some requests are incomplete (brigade_trace_spans_dropped_total)",
+             (unsigned long long)n, OBS_QUEUE_MAX);
+}
 
 void obs_tracer_submit(obs_span *s)
 {
@@ -53,10 +65,12 @@ void obs_tracer_submit(obs_span *s)
         return;
     }
     s->next = NULL;
-    bool dropped = false;
+    bool dropped = false, say = false;
+    uint64_t told = 0;
     pthread_mutex_lock(&obs_tr.mu);
     if (obs_tr.qlen >= OBS_QUEUE_MAX || obs_tr.stopping) {
         dropped = true;
+        say = !obs_tr.stopping && log_limit_event(&obs_tr.drop_log, &told);
     } else {
         if (obs_tr.tail) obs_tr.tail->next = s;
         else obs_tr.head = s;
@@ -70,6 +84,7 @@ void obs_tracer_submit(obs_span *s)
         obs_counter_add(obs_series_of(obs_m_spans_dropped(), NULL), 1);
         obs_span_free(s);
     }
+    if (say) obs_tracer_tell_dropped(told);
 }
 
 /* Groups a flush's spans by trace, then owner, then start: each group
@@ -238,7 +253,14 @@ static void *obs_tracer_main(void *arg)
 
         pthread_mutex_lock(&obs_tr.mu);
         obs_tr.finished = upto;
+        uint64_t told = 0;
+        bool say = log_limit_flush(&obs_tr.drop_log, &told);
         pthread_cond_broadcast(&obs_tr.done);
+        if (say) {
+            pthread_mutex_unlock(&obs_tr.mu);
+            obs_tracer_tell_dropped(told);
+            pthread_mutex_lock(&obs_tr.mu);
+        }
         if (stop && !obs_tr.head) break;
     }
     pthread_mutex_unlock(&obs_tr.mu);
