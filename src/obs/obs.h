@@ -132,6 +132,8 @@ int  obs_tracer_start(const obs_tracer_opts *o, store *st, char *err, size_t err
 void obs_tracer_stop(void);
 /* Block until every span ended before the call is in the store (tests). */
 void obs_tracer_flush(void);
+/* Spans waiting in the tracer's queue, not yet taken (tests, measurements). */
+size_t obs_tracer_queued(void);
 
 /* From the `observability:` configuration (obs_setup.c): log format and
  * content flag, the metric series cap, and the tracer (store and/or OTLP).

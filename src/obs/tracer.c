@@ -1,14 +1,21 @@
-/* tracer.c — where ended spans go: one queue, one thread that writes them
- * to the store in batches and passes them on to the OTLP exporter.
+/* tracer.c — where ended spans go: one queue, one thread that encodes them
+ * into trace rows and hands the rows to the store's writer, and passes the
+ * spans on to the OTLP exporter.
  *
  * Request threads only push onto the queue (a mutex held for a pointer
  * swap). The tracer thread wakes every OBS_TRACE_FLUSH_MS / 2 (or sooner
  * when a big batch builds up), takes the whole queue, groups it into one
  * row per trace and owner (the spans as a binary blob, span_codec.c: no
- * JSON here), and writes it with one store operation — so a span is readable within OBS_TRACE_FLUSH_MS
- * of its end, and a busy server pays one savepoint per flush, not one
- * transaction per span. The queue is bounded: when the store is stuck,
- * spans are dropped and counted rather than growing memory. */
+ * JSON here), and frees the spans. The rows gather in a flush; a flush is
+ * handed to the writer with one store operation that is not waited for
+ * (store_traces_insert_async), and while the writer commits it the next
+ * one gathers. So a span is readable within OBS_TRACE_FLUSH_MS of its end,
+ * a busy server pays one savepoint per flush, and the tracer never sits
+ * idle while its queue fills: it waited for every commit once, and at
+ * saturation dropped four spans in five (docs/benchmarks.md, session 9).
+ * Both bounds hold memory: the queue (spans, ~4.5 KB each) and the flush
+ * gathering while another commits (encoded rows, ~600 bytes a request).
+ * Past them spans are dropped and counted rather than growing memory. */
 #include "obs/obs_internal.h"
 
 #include <errno.h>
@@ -27,6 +34,9 @@
 
 #define OBS_QUEUE_MAX 16384        /* spans waiting for the store (~4.5 KB each: ~75 MB at most) */
 #define OBS_BATCH_WAKE 1024        /* wake the thread early at this many */
+#define OBS_TAKE_CHUNK 512         /* spans encoded together (obs_tracer_take) */
+#define OBS_FLUSH_MAX_ROWS 65536   /* rows gathering while another flush commits ... */
+#define OBS_FLUSH_MAX_BYTES (32u << 20)   /* ... and their encoded spans */
 
 static struct {
     pthread_mutex_t mu;
@@ -34,6 +44,7 @@ static struct {
     obs_span *head, *tail;
     size_t qlen;
     uint64_t submitted, finished;  /* spans ever queued / ever written or dropped */
+    struct obs_flush *in_flight;   /* the flush the writer has, if any */
     bool stopping;
     unsigned flush_waiters;        /* obs_tracer_flush callers: their spans are committed at once */
     pthread_t thread;
@@ -154,31 +165,110 @@ static void obs_row_of(trace_rec *r, obs_span *const *g, size_t n)
     r->span_count = (uint32_t)n;
 }
 
-/* Rows of one flush, in the blob buffer the tracer thread reuses. */
-static buf obs_blobs;
+/* Rows gathered for one store operation. The blobs are one buffer; each
+ * row's blob pointer is set when the flush is handed over, since the
+ * buffer may move while it gathers. */
+typedef struct obs_flush {
+    trace_rec *rows;
+    size_t nrows, cap;
+    buf blobs;
+    size_t spans;      /* spans in the rows (counted as dropped if the write fails) */
+    uint64_t upto;     /* obs_tr.submitted when its last spans were taken */
+} obs_flush;
 
-static void obs_tracer_store(obs_span **arr, size_t n, bool behind)
+static obs_flush *obs_flush_new(uint64_t upto)
+{
+    obs_flush *f = xcalloc(1, sizeof *f);
+    f->upto = upto;
+    return f;
+}
+
+static void obs_flush_free(obs_flush *f)
+{
+    if (!f) return;
+    free(f->rows);
+    buf_free(&f->blobs);
+    free(f);
+}
+
+/* Full: take no more spans into it until the one being committed is done
+ * (the spans then wait in the queue, and past its bound are dropped). */
+static bool obs_flush_full(const obs_flush *f)
+{
+    return f->nrows >= OBS_FLUSH_MAX_ROWS || f->blobs.len >= OBS_FLUSH_MAX_BYTES;
+}
+
+/* Sorts n spans into rows appended to f. */
+static void obs_flush_add(obs_flush *f, obs_span **arr, size_t n)
 {
     qsort(arr, n, sizeof *arr, obs_span_order);
-    trace_rec *rows = xmalloc(n * sizeof *rows);
-    size_t *offs = xmalloc(n * sizeof *offs);
-    size_t nrows = 0, stored = 0;
-    obs_blobs.len = 0;
     for (size_t i = 0, j; i < n; i = j) {
         for (j = i + 1; j < n && obs_same_row(arr[i], arr[j]); j++) {}
         /* Ownerless spans (requests that never authenticated) are never
          * returned by a read: they go to the exporter only. */
         if (!arr[i]->tenant_id[0]) continue;
-        obs_row_of(&rows[nrows], arr + i, j - i);
-        offs[nrows] = obs_blobs.len;
-        obs_blob_encode(&obs_blobs, arr + i, j - i);
-        nrows++;
-        stored += j - i;
-        thread_background_yield();   /* a flush holds up to 16,384 spans */
+        if (f->nrows == f->cap) {
+            f->cap = f->cap ? f->cap * 2 : 256;
+            f->rows = xrealloc(f->rows, f->cap * sizeof *f->rows);
+        }
+        trace_rec *r = &f->rows[f->nrows++];
+        obs_row_of(r, arr + i, j - i);
+        size_t before = f->blobs.len;
+        obs_blob_encode(&f->blobs, arr + i, j - i);
+        r->blob = NULL;
+        r->blob_len = f->blobs.len - before;
+        f->spans += j - i;
+        thread_background_yield();   /* between rows, as the writer does */
     }
-    for (size_t r = 0; r < nrows; r++) {
-        rows[r].blob = (unsigned char *)obs_blobs.data + offs[r];
-        rows[r].blob_len = (r + 1 < nrows ? offs[r + 1] : obs_blobs.len) - offs[r];
+}
+
+/* The spans of one take, encoded into f, then gone to the exporter or
+ * freed, OBS_TAKE_CHUNK at a time: a span is read in four passes (the
+ * list, the sort, the encoding, the free), and a whole queue of them no
+ * longer fits in a core's cache between passes, where a chunk does. The
+ * spans of one request end together, so a chunk's edge seldom splits a
+ * trace into two rows (which a read joins anyway). */
+static void obs_tracer_take(obs_flush *f, obs_span *list)
+{
+    obs_span *arr[OBS_TAKE_CHUNK];
+    while (list) {
+        size_t k = 0;
+        for (; list && k < OBS_TAKE_CHUNK; list = list->next) arr[k++] = list;
+        if (obs_tr.st) obs_flush_add(f, arr, k);
+        if (obs_tr.otlp) {
+            obs_otlp_offer(arr, k);   /* takes the spans */
+        } else {
+            for (size_t i = 0; i < k; i++) obs_span_free(arr[i]);
+        }
+        thread_background_yield();
+    }
+}
+
+/* A flush's write is over (committed or failed): on the writer's thread,
+ * or on the tracer's when it was not queued. */
+static void obs_tracer_committed(void *arg, store_status status)
+{
+    obs_flush *f = arg;
+    if (status != STORE_OK) {
+        log_error("obs: %zu spans not stored (%s)", f->spans, store_status_text(status));
+        obs_counter_add(obs_series_of(obs_m_spans_dropped(), NULL), f->spans);
+    }
+    pthread_mutex_lock(&obs_tr.mu);
+    obs_tr.finished = f->upto;
+    obs_tr.in_flight = NULL;
+    pthread_cond_broadcast(&obs_tr.done);
+    pthread_cond_signal(&obs_tr.wake);
+    pthread_mutex_unlock(&obs_tr.mu);
+    obs_flush_free(f);
+}
+
+/* Hands f to the writer (called without obs_tr.mu, with f already
+ * obs_tr.in_flight). now: commit it at once (a stop, a test's flush). */
+static void obs_tracer_hand_over(obs_flush *f, bool now)
+{
+    for (size_t r = 0, off = 0; r < f->nrows; r++) {
+        f->rows[r].blob = (unsigned char *)f->blobs.data + off;
+        off += f->rows[r].blob_len;
     }
     int64_t prune = 0;
     if (obs_tr.opts.retention_hours) {
@@ -187,83 +277,73 @@ static void obs_tracer_store(obs_span **arr, size_t n, bool behind)
         prune = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec -
                 (int64_t)obs_tr.opts.retention_hours * 3600 * 1000000000LL;
     }
-    if (nrows) {
-        /* Behind: with the store's next batch, not a commit of its own
-         * (store.h); at a stop, or when a test flushes, at once. */
-        store_status st = behind ? store_traces_insert_behind(obs_tr.st, rows, nrows, prune,
-                                                              obs_tr.opts.max_spans)
-                                 : store_traces_insert(obs_tr.st, rows, nrows, prune, obs_tr.opts.max_spans);
-        if (st != STORE_OK) {
-            log_error("obs: %zu spans not stored (%s)", stored, store_status_text(st));
-            obs_counter_add(obs_series_of(obs_m_spans_dropped(), NULL), stored);
-        }
-    }
-    free(offs);
-    free(rows);
-    /* A burst's buffer is not kept for ever. */
-    if (obs_blobs.cap > (4u << 20)) buf_free(&obs_blobs);
-}
-
-static void obs_tracer_write(obs_span *list, size_t n, bool behind)
-{
-    if (!n) return;
-    obs_span **arr = xmalloc(n * sizeof *arr);
-    size_t i = 0;
-    for (obs_span *s = list; s; s = s->next) arr[i++] = s;
-
-    if (obs_tr.st) obs_tracer_store(arr, n, behind);
-    if (obs_tr.otlp) {
-        obs_otlp_offer(arr, n);   /* takes the spans */
-    } else {
-        for (i = 0; i < n; i++) {
-            obs_span_free(arr[i]);
-            thread_background_yield();   /* thousands of frees: give the core up as they go */
-        }
-    }
-    free(arr);
+    store_status st = store_traces_insert_async(obs_tr.st, f->rows, f->nrows, prune, obs_tr.opts.max_spans,
+                                                now, obs_tracer_committed, f);
+    if (st != STORE_OK) obs_tracer_committed(f, st);
 }
 
 static void *obs_tracer_main(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "tracer");   /* top -H (docs/architecture.md, Threads) */
-    /* Its bursts must not hold a core a loop needs (util/thread_prio.h). */
-    if (thread_background() != 0) log_debug("obs: the tracer runs at the loops' priority");
+    /* At the loops' priority, not niced: a niced tracer fell behind a
+     * saturated server and dropped spans (util/thread_prio.h). Its bursts
+     * yield the core between chunks instead. */
+    obs_flush *gathering = obs_flush_new(0);
     pthread_mutex_lock(&obs_tr.mu);
     for (;;) {
-        if (obs_tr.qlen < OBS_BATCH_WAKE && !obs_tr.stopping) {
-            /* Half the bound: the other half is for the commit itself. */
+        bool urgent = obs_tr.stopping || obs_tr.flush_waiters;
+        bool can_take = obs_tr.qlen && !obs_flush_full(gathering);
+        bool can_hand = !obs_tr.in_flight && gathering->upto > obs_tr.finished;
+        if (!can_hand && !(can_take && (urgent || obs_tr.qlen >= OBS_BATCH_WAKE))) {
+            if (obs_tr.stopping && !obs_tr.qlen && !obs_tr.in_flight) break;
+            /* Half the bound: the other half is for the commit itself.
+             * Woken early by a big queue, a flush's commit, or a stop. */
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             long ns = ts.tv_nsec + (long)(OBS_TRACE_FLUSH_MS / 2) * 1000000L;
             ts.tv_sec += ns / 1000000000L;
             ts.tv_nsec = ns % 1000000000L;
-            pthread_cond_timedwait(&obs_tr.wake, &obs_tr.mu, &ts);
+            if (pthread_cond_timedwait(&obs_tr.wake, &obs_tr.mu, &ts) != ETIMEDOUT) continue;
         }
-        obs_span *list = obs_tr.head;
-        size_t n = obs_tr.qlen;
-        uint64_t upto = obs_tr.submitted;
-        obs_tr.head = obs_tr.tail = NULL;
-        obs_tr.qlen = 0;
-        bool stop = obs_tr.stopping;
-        bool behind = !stop && !obs_tr.flush_waiters;
-        pthread_mutex_unlock(&obs_tr.mu);
-
-        obs_tracer_write(list, n, behind);
-
-        pthread_mutex_lock(&obs_tr.mu);
-        obs_tr.finished = upto;
+        if (obs_tr.qlen && !obs_flush_full(gathering)) {
+            obs_span *list = obs_tr.head;
+            size_t n = obs_tr.qlen;
+            gathering->upto = obs_tr.submitted;
+            obs_tr.head = obs_tr.tail = NULL;
+            obs_tr.qlen = 0;
+            pthread_mutex_unlock(&obs_tr.mu);
+            /* A queue half full is spans about to be dropped: no yields
+             * until it is drained (util/thread_prio.h). */
+            thread_background_hurry(n >= OBS_QUEUE_MAX / 2);
+            obs_tracer_take(gathering, list);
+            pthread_mutex_lock(&obs_tr.mu);
+        }
+        if (!obs_tr.in_flight && gathering->upto > obs_tr.finished) {
+            obs_flush *f = gathering;
+            gathering = obs_flush_new(f->upto);
+            if (!f->nrows) {
+                /* nothing for the store (ownerless spans only) */
+                obs_tr.finished = f->upto;
+                pthread_cond_broadcast(&obs_tr.done);
+                obs_flush_free(f);
+            } else {
+                obs_tr.in_flight = f;
+                bool now = obs_tr.stopping || obs_tr.flush_waiters;
+                pthread_mutex_unlock(&obs_tr.mu);
+                obs_tracer_hand_over(f, now);
+                pthread_mutex_lock(&obs_tr.mu);
+            }
+        }
         uint64_t told = 0;
-        bool say = log_limit_flush(&obs_tr.drop_log, &told);
-        pthread_cond_broadcast(&obs_tr.done);
-        if (say) {
+        if (log_limit_flush(&obs_tr.drop_log, &told)) {
             pthread_mutex_unlock(&obs_tr.mu);
             obs_tracer_tell_dropped(told);
             pthread_mutex_lock(&obs_tr.mu);
         }
-        if (stop && !obs_tr.head) break;
     }
     pthread_mutex_unlock(&obs_tr.mu);
+    obs_flush_free(gathering);
     return NULL;
 }
 
@@ -305,6 +385,14 @@ void obs_tracer_flush(void)
     pthread_mutex_unlock(&obs_tr.mu);
 }
 
+size_t obs_tracer_queued(void)
+{
+    pthread_mutex_lock(&obs_tr.mu);
+    size_t n = obs_tr.qlen;
+    pthread_mutex_unlock(&obs_tr.mu);
+    return n;
+}
+
 void obs_tracer_stop(void)
 {
     if (!atomic_load(&obs_tr_running)) return;
@@ -313,7 +401,6 @@ void obs_tracer_stop(void)
     pthread_cond_signal(&obs_tr.wake);
     pthread_mutex_unlock(&obs_tr.mu);
     pthread_join(obs_tr.thread, NULL);
-    buf_free(&obs_blobs);
     atomic_store(&obs_tr_running, false);
     if (obs_tr.otlp) obs_otlp_stop();
     obs_tr.st = NULL;

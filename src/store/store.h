@@ -725,10 +725,18 @@ typedef struct trace_rec {
  * who no longer exists is skipped. Not scoped: only the tracer calls it. */
 store_status store_traces_insert(store *st, const trace_rec *rows, size_t n,
                                  int64_t prune_before_ns, uint64_t max_spans);
-/* The same, committed with the store's next batch rather than at once:
- * within STORE_USAGE_FLUSH_MS / 2 (the tracer's flushes; the caller waits). */
-store_status store_traces_insert_behind(store *st, const trace_rec *rows, size_t n,
-                                        int64_t prune_before_ns, uint64_t max_spans);
+/* The same, not waited for (the tracer's flushes): the rows ride with the
+ * store's next batch, within STORE_USAGE_FLUSH_MS / 2 — at once when
+ * `now` — and done(done_arg, status) is called after their commit, on the
+ * writer's thread. rows and their blobs must stay valid until then.
+ * STORE_OK: queued, and done will be called once. Anything else: not
+ * queued (invalid rows, closing, the writer's queue full), and done is not
+ * called. On PostgreSQL the write is made before this returns, and done is
+ * called from here. */
+store_status store_traces_insert_async(store *st, const trace_rec *rows, size_t n,
+                                       int64_t prune_before_ns, uint64_t max_spans, bool now,
+                                       void (*done)(void *done_arg, store_status status),
+                                       void *done_arg);
 /* The rows of one trace, by start time. A tenant admin sees a trace if
  * every row of it belongs to its tenant; a user only if every row is its
  * own. Anything else, or no such trace, is STORE_NOT_FOUND. Rows stop

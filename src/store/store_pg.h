@@ -137,6 +137,12 @@ store_status store_pg_response_delete(store *st, const scope *sc, const char *id
 /* traces (store_pg_traces.c) */
 store_status store_pg_traces_insert(store *st, const trace_rec *rows, size_t n, int64_t prune_before_ns,
                                     uint64_t max_spans);
+/* Written at once (this backend's writes are made on the caller's thread);
+ * done is called before it returns. */
+store_status store_pg_traces_insert_async(store *st, const trace_rec *rows, size_t n,
+                                          int64_t prune_before_ns, uint64_t max_spans,
+                                          void (*done)(void *done_arg, store_status status),
+                                          void *done_arg);
 store_status store_pg_trace_get(struct pg_store *p, const scope *sc, const char *trace_id, trace_rec **out,
                                 size_t *n);
 

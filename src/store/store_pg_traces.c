@@ -94,6 +94,18 @@ store_status store_pg_traces_insert(store *st, const trace_rec *rows, size_t n, 
     return pg_write(st, write_op, &b);
 }
 
+store_status store_pg_traces_insert_async(store *st, const trace_rec *rows, size_t n,
+                                          int64_t prune_before_ns, uint64_t max_spans,
+                                          void (*done)(void *done_arg, store_status status),
+                                          void *done_arg)
+{
+    if (!done) return STORE_INVALID;
+    store_status res = store_pg_traces_insert(st, rows, n, prune_before_ns, max_spans);
+    if (res == STORE_INVALID) return res;   /* not queued, as on SQLite */
+    done(done_arg, res);
+    return STORE_OK;
+}
+
 static int read_trace(const PGresult *r, int i, trace_rec *t)
 {
     memset(t, 0, sizeof *t);

@@ -137,27 +137,57 @@ static store_status store_traces_write(store_conn *c, void *arg)
     return STORE_OK;
 }
 
-static store_status store_traces_queue(store *st, const trace_rec *rows, size_t n,
-                                       int64_t prune_before_ns, uint64_t max_spans, bool behind)
+static store_status store_traces_check(store *st, const trace_rec *rows, size_t n)
 {
-    STORE_PG_DISPATCH(st, store_pg_traces_insert(st, rows, n, prune_before_ns, max_spans));
     if (!st || (n && !rows)) return STORE_INVALID;
     for (size_t i = 0; i < n; i++)
         if (rows[i].blob_len > (size_t)INT32_MAX) return STORE_INVALID;
-    traces_batch b = {rows, n, prune_before_ns, max_spans};
-    return behind ? store_write_lazy(st, store_traces_write, &b) : store_write(st, store_traces_write, &b);
+    return STORE_OK;
 }
 
 store_status store_traces_insert(store *st, const trace_rec *rows, size_t n,
                                  int64_t prune_before_ns, uint64_t max_spans)
 {
-    return store_traces_queue(st, rows, n, prune_before_ns, max_spans, false);
+    STORE_PG_DISPATCH(st, store_pg_traces_insert(st, rows, n, prune_before_ns, max_spans));
+    store_status bad = store_traces_check(st, rows, n);
+    if (bad != STORE_OK) return bad;
+    traces_batch b = {rows, n, prune_before_ns, max_spans};
+    return store_write(st, store_traces_write, &b);
 }
 
-store_status store_traces_insert_behind(store *st, const trace_rec *rows, size_t n,
-                                        int64_t prune_before_ns, uint64_t max_spans)
+/* An async write's batch lives until the writer is done with it. */
+typedef struct traces_async {
+    traces_batch b;
+    void (*done)(void *arg, store_status status);
+    void *done_arg;
+} traces_async;
+
+static void store_traces_async_done(void *arg, store_status status)
 {
-    return store_traces_queue(st, rows, n, prune_before_ns, max_spans, true);
+    traces_async *a = arg;
+    void (*done)(void *, store_status) = a->done;
+    void *done_arg = a->done_arg;
+    free(a);
+    done(done_arg, status);
+}
+
+store_status store_traces_insert_async(store *st, const trace_rec *rows, size_t n,
+                                       int64_t prune_before_ns, uint64_t max_spans, bool now,
+                                       void (*done)(void *done_arg, store_status status),
+                                       void *done_arg)
+{
+    STORE_PG_DISPATCH(st, store_pg_traces_insert_async(st, rows, n, prune_before_ns, max_spans, done,
+                                                       done_arg));
+    if (!done) return STORE_INVALID;
+    store_status bad = store_traces_check(st, rows, n);
+    if (bad != STORE_OK) return bad;
+    traces_async *a = malloc(sizeof *a);
+    if (!a) return STORE_ERROR;
+    *a = (traces_async){{rows, n, prune_before_ns, max_spans}, done, done_arg};
+    store_status q = now ? store_write_async(st, store_traces_write, &a->b, store_traces_async_done, a)
+                         : store_write_async_lazy(st, store_traces_write, &a->b, store_traces_async_done, a);
+    if (q != STORE_OK) free(a);
+    return q;
 }
 
 static int store_read_trace(sqlite3_stmt *s, trace_rec *r)

@@ -217,8 +217,8 @@ static void *store_writer_main(void *arg)
 {
     store *st = arg;
     pthread_setname_np(pthread_self(), "writer");   /* top -H (docs/architecture.md, Threads) */
-    /* Not niced, unlike the tracer: what it writes cannot be dropped, and a
-     * niced writer fell behind saturated loops until calls were shed
+    /* Not niced: what it writes cannot be dropped, and a niced writer
+     * fell behind saturated loops until calls were shed
      * (util/thread_prio.h). Its bursts yield the core between rows instead
      * (thread_background_yield). */
     pthread_mutex_lock(&st->mu);
