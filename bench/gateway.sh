@@ -298,17 +298,28 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 # Usage recording was on: what brigade's ledger holds against what wrk saw
 # completed (warm-up and the sanity request included). Requests still in
 # flight when wrk stopped may be recorded too, so the ledger may hold a few
-# more; far fewer would mean usage was dropped.
+# more; far fewer would mean usage was dropped. Read once the writer's
+# queue is empty (brigade_store_usage_queued): rows are batched
+# (STORE_USAGE_FLUSH_MS), and after a saturated run the writer may still be
+# seconds behind; how long it took to catch up is reported.
 usage_line="not measured"
 if has brigade; then
-  sleep 0.5   # usage rows are batched (STORE_USAGE_FLUSH_MS)
+  drain_start=$(date +%s%N)
+  for _ in $(seq 1 600); do
+    queued=$(curl -s -H "authorization: Bearer $admin_token" "$brigade_url/metrics" |
+             awk '/^brigade_store_usage_queued / {print $2}')
+    [ "${queued:-1}" = 0 ] && break
+    sleep 0.1
+  done
+  sleep 0.3   # the last batch's commit, after its rows left the queue
+  drain_ms=$(( ($(date +%s%N) - drain_start) / 1000000 ))
   usage_json=$(curl -s -H "authorization: Bearer $user_key" "$brigade_url/v1/usage?group_by=model" || true)
   echo "$usage_json" >"$out/brigade-usage.json"
   recorded=$(grep -o '"requests" *: *[0-9]*' <<<"$usage_json" | awk -F: '{s += $2} END {print s + 0}')
   completed=$(cat "$out"/wrk-brigade-*.txt "$out"/warmup-brigade.txt 2>/dev/null |
                awk '/^BENCH / {for (i = 2; i <= NF; i++) if ($i ~ /^requests=/) {split($i, a, "="); s += a[2]}}
                     END {print s + 1}' || true)
-  usage_line="brigade's usage ledger holds $recorded requests; wrk and the sanity check completed $completed"
+  usage_line="brigade's usage ledger holds $recorded requests; wrk and the sanity check completed $completed (read ${drain_ms} ms after the last run, once the writer's queue was empty)"
 fi
 
 # ---- report --------------------------------------------------------------

@@ -13,7 +13,7 @@
 /* 16 bytes: the key and a string value are offsets into the span's pool. */
 typedef struct obs_attr {
     union {
-        int64_t i;
+        int64_t i;                 /* OBS_ATTR_STR: the value's length */
         double d;
         bool b;
     } v;

@@ -170,6 +170,7 @@ void obs_span_set_str(obs_span *s, const char *key, const char *value)
         }
     }
     a->type = OBS_ATTR_STR;
+    a->v.i = (int64_t)n;   /* its length: the encoder need not measure it again */
     a->off = s->pool_used;
     memcpy(s->pool + a->off, value, n);
     s->pool[a->off + n] = '\0';

@@ -113,8 +113,9 @@ static uint8_t *obs_put_str8(uint8_t *p, const char *s, size_t n)
     return p + n;
 }
 
-/* The strings a span holds are bounded by its setters (span.c), so the
- * lengths fit their fields; strnlen keeps that true even if they were not. */
+/* The strings a span holds are bounded by its setters (span.c), which
+ * keep the lengths of keys and string values (obs_attr): they fit their
+ * fields, and are clamped here even if they did not. */
 typedef struct obs_attr_len {
     int key_no;          /* obs_blob_keys number, or -1: written out */
     uint8_t key_n;
@@ -128,13 +129,14 @@ static size_t obs_span_blob_size(const obs_span *s, size_t *name_n, size_t *msg_
     size_t n = OBS_BLOB_SPAN_FIXED + *name_n + *msg_n;
     for (unsigned i = 0; i < s->n_attrs; i++) {
         const obs_attr *a = &s->attrs[i];
-        size_t kn = strnlen(obs_attr_key(s, a), OBS_ATTR_KEY_MAX - 1);
+        size_t kn = a->klen < OBS_ATTR_KEY_MAX ? a->klen : OBS_ATTR_KEY_MAX - 1;
         lens[i].key_n = (uint8_t)kn;
         lens[i].key_no = obs_key_number(obs_attr_key(s, a), kn);
         n += 2 + (lens[i].key_no >= 0 ? 0 : kn);
         switch (a->type) {
         case OBS_ATTR_STR:
-            lens[i].value_n = (uint16_t)strnlen(s->pool + a->off, OBS_ATTR_STR_MAX - 1);
+            lens[i].value_n = (uint16_t)(a->v.i >= 0 && a->v.i < OBS_ATTR_STR_MAX ? a->v.i
+                                                                                 : OBS_ATTR_STR_MAX - 1);
             n += 2 + lens[i].value_n;
             break;
         case OBS_ATTR_BOOL: n += 1; break;

@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@
 #include "util/thread_prio.h"
 #include "util/xalloc.h"
 
-#define OBS_QUEUE_MAX 16384        /* spans waiting for the store (~4.5 KB each: ~75 MB at most) */
+#define OBS_QUEUE_MAX 32768        /* spans waiting for the tracer (~0.9 KB each: ~28 MB at most) */
 #define OBS_BATCH_WAKE 1024        /* wake the thread early at this many */
 #define OBS_TAKE_CHUNK 512         /* spans encoded together (obs_tracer_take) */
 #define OBS_FLUSH_MAX_ROWS 65536   /* rows gathering while another flush commits ... */
@@ -41,7 +42,8 @@
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
-    obs_span *head, *tail;
+    obs_span **queue;              /* qlen spans, in the order they ended */
+    obs_span **spare;              /* the other array: the tracer's while it takes */
     size_t qlen;
     uint64_t submitted, finished;  /* spans ever queued / ever written or dropped */
     struct obs_flush *in_flight;   /* the flush the writer has, if any */
@@ -75,7 +77,6 @@ void obs_tracer_submit(obs_span *s)
         obs_span_free(s);
         return;
     }
-    s->next = NULL;
     bool dropped = false, say = false;
     uint64_t told = 0;
     pthread_mutex_lock(&obs_tr.mu);
@@ -83,10 +84,7 @@ void obs_tracer_submit(obs_span *s)
         dropped = true;
         say = !obs_tr.stopping && log_limit_event(&obs_tr.drop_log, &told);
     } else {
-        if (obs_tr.tail) obs_tr.tail->next = s;
-        else obs_tr.head = s;
-        obs_tr.tail = s;
-        obs_tr.qlen++;
+        obs_tr.queue[obs_tr.qlen++] = s;
         obs_tr.submitted++;
         if (obs_tr.qlen == OBS_BATCH_WAKE) pthread_cond_signal(&obs_tr.wake);
     }
@@ -223,22 +221,27 @@ static void obs_flush_add(obs_flush *f, obs_span **arr, size_t n)
 }
 
 /* The spans of one take, encoded into f, then gone to the exporter or
- * freed, OBS_TAKE_CHUNK at a time: a span is read in four passes (the
- * list, the sort, the encoding, the free), and a whole queue of them no
- * longer fits in a core's cache between passes, where a chunk does. The
- * spans of one request end together, so a chunk's edge seldom splits a
- * trace into two rows (which a read joins anyway). */
-static void obs_tracer_take(obs_flush *f, obs_span *list)
+ * freed, OBS_TAKE_CHUNK at a time. A span was written on another core, so
+ * each is a cache miss at first; the chunk's spans are prefetched together
+ * (the queue is an array, not a list, so that the misses overlap rather
+ * than follow one another), and a chunk, unlike a whole queue, stays in
+ * the cache through its passes (sort, encode, free). The spans of one
+ * request end together, so a chunk's edge seldom splits a trace into two
+ * rows (which a read joins anyway). */
+static void obs_tracer_take(obs_flush *f, obs_span **arr, size_t n)
 {
-    obs_span *arr[OBS_TAKE_CHUNK];
-    while (list) {
-        size_t k = 0;
-        for (; list && k < OBS_TAKE_CHUNK; list = list->next) arr[k++] = list;
-        if (obs_tr.st) obs_flush_add(f, arr, k);
+    for (size_t at = 0; at < n; at += OBS_TAKE_CHUNK) {
+        size_t k = n - at < OBS_TAKE_CHUNK ? n - at : OBS_TAKE_CHUNK;
+        obs_span **chunk = arr + at;
+        for (size_t i = 0; i < k; i++) {
+            __builtin_prefetch(chunk[i]);                                  /* ids (the sort) */
+            __builtin_prefetch((const char *)chunk[i] + offsetof(obs_span, tenant_id));
+        }
+        if (obs_tr.st) obs_flush_add(f, chunk, k);
         if (obs_tr.otlp) {
-            obs_otlp_offer(arr, k);   /* takes the spans */
+            obs_otlp_offer(chunk, k);   /* takes the spans */
         } else {
-            for (size_t i = 0; i < k; i++) obs_span_free(arr[i]);
+            for (size_t i = 0; i < k; i++) obs_span_free(chunk[i]);
         }
         thread_background_yield();
     }
@@ -307,17 +310,21 @@ static void *obs_tracer_main(void *arg)
             if (pthread_cond_timedwait(&obs_tr.wake, &obs_tr.mu, &ts) != ETIMEDOUT) continue;
         }
         if (obs_tr.qlen && !obs_flush_full(gathering)) {
-            obs_span *list = obs_tr.head;
+            obs_span **taken = obs_tr.queue;
             size_t n = obs_tr.qlen;
             gathering->upto = obs_tr.submitted;
-            obs_tr.head = obs_tr.tail = NULL;
+            obs_tr.queue = obs_tr.spare;   /* the spans that end meanwhile go there */
+            obs_tr.spare = NULL;
             obs_tr.qlen = 0;
             pthread_mutex_unlock(&obs_tr.mu);
-            /* A queue half full is spans about to be dropped: no yields
-             * until it is drained (util/thread_prio.h). */
-            thread_background_hurry(n >= OBS_QUEUE_MAX / 2);
-            obs_tracer_take(gathering, list);
+            /* An eighth of the queue (4 096 spans, four wakes' worth) is a
+             * tracer falling behind: no yields until it has caught up
+             * (util/thread_prio.h). Yielding there cost it more than its
+             * work, and spans were dropped (docs/benchmarks.md). */
+            thread_background_hurry(n >= OBS_QUEUE_MAX / 8);
+            obs_tracer_take(gathering, taken, n);
             pthread_mutex_lock(&obs_tr.mu);
+            obs_tr.spare = taken;
         }
         if (!obs_tr.in_flight && gathering->upto > obs_tr.finished) {
             obs_flush *f = gathering;
@@ -356,6 +363,9 @@ int obs_tracer_start(const obs_tracer_opts *o, store *st, char *err, size_t errl
     obs_tracer_opts def = {.retention_hours = 72, .max_spans = 1000000};
     obs_tr.opts = o ? *o : def;
     obs_tr.st = st;
+    if (!obs_tr.queue) obs_tr.queue = xmalloc(OBS_QUEUE_MAX * sizeof *obs_tr.queue);
+    if (!obs_tr.spare) obs_tr.spare = xmalloc(OBS_QUEUE_MAX * sizeof *obs_tr.spare);
+    obs_tr.qlen = 0;
     obs_tr.stopping = false;
     obs_tr.otlp = obs_tr.opts.otlp_endpoint && obs_tr.opts.otlp_endpoint[0];
     if (obs_tr.otlp && obs_otlp_start(&obs_tr.opts, err, errlen) != 0) return -1;
@@ -402,6 +412,12 @@ void obs_tracer_stop(void)
     pthread_mutex_unlock(&obs_tr.mu);
     pthread_join(obs_tr.thread, NULL);
     atomic_store(&obs_tr_running, false);
+    pthread_mutex_lock(&obs_tr.mu);   /* a late submit sees stopping and drops its span */
+    free(obs_tr.queue);
+    free(obs_tr.spare);
+    obs_tr.queue = obs_tr.spare = NULL;
+    obs_tr.qlen = 0;
+    pthread_mutex_unlock(&obs_tr.mu);
     if (obs_tr.otlp) obs_otlp_stop();
     obs_tr.st = NULL;
 }

@@ -203,7 +203,8 @@ typedef struct store_stats {
      * closing): not in the ledger until the next start charges their
      * reservations from the journal (govern/reserve_journal.h). */
     uint64_t usage_dropped;
-    uint64_t usage_queued;        /* rows waiting for the writer now (store_get_stats) */
+    uint64_t usage_queued;        /* rows not committed yet, queued or in the commit under way
+                                   * (store_usage_backlog; store_get_stats) */
 } store_stats;
 
 /* Account one commit's usage rows whose oldest was queued at first_ms. */

@@ -277,7 +277,7 @@ void store_pg_get_stats(struct pg_store *p, store_stats *out)
 {
     pthread_mutex_lock(&p->mu);
     *out = p->stats;
-    out->usage_queued = p->usage_n;
+    out->usage_queued = atomic_load_explicit(&p->usage_backlog, memory_order_relaxed);
     pthread_mutex_unlock(&p->mu);
 }
 

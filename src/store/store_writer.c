@@ -29,10 +29,13 @@
  * logged rather than growing memory without limit while the disk is stuck. */
 #define STORE_USAGE_QUEUE_MAX 100000
 /* Usage rows waiting (this batch's included) past which the writer stops
- * yielding its core between rows: about half a second of a saturated
- * two-core gateway's calls, four times its usual batch there, and a fifth
- * of the bound where calls are shed (STORE_USAGE_SHED_ROWS). */
-#define STORE_WRITER_HURRY_ROWS 10000
+ * yielding its core between rows: about an eighth of a second of a
+ * saturated two-core gateway's calls, and six times a 100 ms batch at c=1
+ * (~4 000 calls a second), whose tail the yields are for. A writer that
+ * also stores every request's trace spent a fifth of its samples switching
+ * back in after yields at saturation (perf, session 9), with a backlog
+ * under the old 10 000. */
+#define STORE_WRITER_HURRY_ROWS 2500
 
 /* Queued usage rows live in fixed chunks, not one array doubled by
  * realloc: under load a batch held ~20,000 rows (10 MB), and growing that
@@ -472,7 +475,7 @@ void store_get_stats(store *st, store_stats *out)
     STORE_PG_DISPATCH_VOID(st, store_pg_get_stats(store_pg_of(st), out));
     pthread_mutex_lock(&st->mu);
     *out = st->stats;
-    out->usage_queued = st->usage_n;
+    out->usage_queued = atomic_load_explicit(&st->usage_backlog, memory_order_relaxed);
     pthread_mutex_unlock(&st->mu);
 }
 

@@ -21,6 +21,7 @@ static void attr(obs_span *s, const char *key, obs_attr_type t)
     obs_attr *a = &s->attrs[s->n_attrs++];
     a->key = s->pool_used;
     strcpy(s->pool + a->key, key);
+    a->klen = (uint8_t)strlen(key);   /* span.c keeps the key's length */
     s->pool_used = (uint16_t)(s->pool_used + strlen(key) + 1);
     a->type = t;
 }
@@ -47,6 +48,7 @@ static obs_span *span(uint8_t id, bool child)
     s->pool_used = OBS_ATTR_STR_MAX;
     attr(s, "s", OBS_ATTR_STR);
     s->attrs[0].off = 0;
+    s->attrs[0].v.i = OBS_ATTR_STR_MAX - 1;            /* and a string value's */
     attr(s, "i", OBS_ATTR_INT);
     s->attrs[1].v.i = INT64_MIN;
     attr(s, "d", OBS_ATTR_DOUBLE);
@@ -219,6 +221,7 @@ static void test_numbered_keys(void **state)
     s->pool_used = OBS_ATTR_STR_MAX;
     attr(s, "gen_ai.request.model", OBS_ATTR_STR);
     s->attrs[0].off = 0;
+    s->attrs[0].v.i = OBS_ATTR_STR_MAX - 1;
     attr(s, "http.response.status_code", OBS_ATTR_INT);
     s->attrs[1].v.i = 200;
     attr(s, "custom.key", OBS_ATTR_BOOL);
