@@ -322,12 +322,12 @@ static void held_done(void *arg, store_status status)
     (void)status;
 }
 
-#define BUSY_TRACES 12000   /* 36 000 spans: over twice the tracer's queue bound */
+#define BUSY_TRACES 24000   /* 72 000 spans: over twice the tracer's queue bound (32 768) */
 
 /* While the writer commits (here: is held in) one flush, the tracer takes
  * the spans that keep ending and gathers the next one; its queue does not
  * fill, and nothing is dropped. A tracer that waited for each commit held
- * at most one queue's worth (16 384 spans) and dropped the rest, which is
+ * at most one queue's worth (then 16 384 spans) and dropped the rest, which is
  * how a saturated server stored one trace in four (docs/benchmarks.md). */
 static void test_spans_gather_while_the_writer_is_busy(void **state)
 {
