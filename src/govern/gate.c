@@ -277,6 +277,18 @@ static void gate_refuse_queue(gate_refusal *out, const char *model, uint32_t ret
              retry_after_s);
 }
 
+/* With the writer behind (backlog rows waiting, at least shed_rows), is
+ * this tenant's call shed? Yes if the tenant holds an even share of the
+ * rows waiting or more: the tenants that made the backlog are refused,
+ * and the others, whose calls add little to it, are not (gate.h). */
+static bool gate_ledger_sheds(const gate *g, const char *tenant_id, uint64_t backlog)
+{
+    if (backlog >= g->shed_rows + g->shed_rows / 2) return true;
+    size_t tenants = 0;
+    uint64_t mine = store_usage_backlog_of(g->ledger, tenant_id, &tenants);
+    return tenants == 0 || mine * tenants >= backlog;
+}
+
 /* The store's writer is behind (store_usage_backlog): a call admitted now
  * would add a usage row to a queue that is already long, and one that is
  * full drops rows. Shed load instead, as any bounded queue does (invariant
@@ -396,7 +408,7 @@ int gate_enter_capped(gate_thread *t, gate_call *c, const gate_who *who,
     c->weight = gate_weight(g, who->tier);
     if (g->ledger) {
         uint64_t backlog = store_usage_backlog(g->ledger);
-        if (backlog >= g->shed_rows) {
+        if (backlog >= g->shed_rows && gate_ledger_sheds(g, who->tenant_id, backlog)) {
             gate_refuse_ledger(why, backlog);
             gate_count_refusal(who->tenant_id, why);
             return GATE_REFUSED;

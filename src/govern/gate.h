@@ -100,8 +100,13 @@ void gate_set_journal(gate *g, reserve_journal *j);
 /* The store whose usage ledger the calls' rows go to: while more than
  * shed_rows of them wait for its writer (store_usage_backlog), a call is
  * refused at once (503 overloaded_error, code "ledger_behind", Retry-After
- * 1 s) instead of adding to the queue. Set before serving; serve passes
- * STORE_USAGE_SHED_ROWS. */
+ * 1 s) instead of adding to the queue — if its tenant holds at least an
+ * even share of the rows waiting (store_usage_backlog_of: with k tenants
+ * waiting, a k-th or more). A tenant below that is still admitted, so one
+ * tenant's flood does not refuse everybody's calls. Past 1.5 × shed_rows
+ * every call is refused: the queue's hard bound (STORE_USAGE_QUEUE_MAX,
+ * twice STORE_USAGE_SHED_ROWS) must not be reached. Set before serving;
+ * serve passes STORE_USAGE_SHED_ROWS. */
 void gate_set_ledger(gate *g, store *st, uint64_t shed_rows);
 reserve_journal *gate_thread_journal(const gate_thread *t);
 fairq  *gate_fairq(gate *g);

@@ -226,6 +226,10 @@ void   store_get_stats(store *st, store_stats *out);
  * bounded queue sheds load rather than lose what it queues. */
 #define STORE_USAGE_SHED_ROWS 50000
 uint64_t store_usage_backlog(store *st);
+/* How many of those rows are tenant_id's; *tenants (may be NULL): how many
+ * tenants have rows among them. What the gate sheds by: a tenant holding
+ * at least an even share is shed first (govern/gate.c). */
+uint64_t store_usage_backlog_of(store *st, const char *tenant_id, size_t *tenants);
 
 /* --- storage quotas ---
  * Per user, by tier (docs/config.md `tiers`): what stops one user from

@@ -95,6 +95,7 @@ struct store {
     uint64_t usage_queued_seq;    /* rows ever queued */
     uint64_t usage_done_seq;      /* rows ever committed (or dropped on error) */
     _Atomic uint64_t usage_backlog; /* queued - done, read without mu (store_usage_backlog) */
+    struct usage_shares *usage_shares; /* the same rows by tenant (usage_shares.h) */
     int flush_wanted;
     int stopping;
     size_t async_n;               /* store_write_async ops queued, not yet committed */

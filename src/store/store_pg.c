@@ -2,6 +2,7 @@
  * connection pool, migrations at open, and the query helpers every
  * store_pg_*.c file uses (store_pg_internal.h says how calls are threaded). */
 #include "store/store_pg_internal.h"
+#include "store/usage_shares.h"
 #include "util/ids.h"
 
 #include <errno.h>
@@ -193,6 +194,7 @@ static void pg_free(struct pg_store *p)
     for (unsigned i = 0; i < p->nconns; i++) PQfinish(p->conns[i]);
     PQfinish(p->wconn);
     free(p->usage);
+    usage_shares_free(p->usage_shares);
     free(p->url);
     pthread_mutex_destroy(&p->pool_mu);
     pthread_cond_destroy(&p->pool_free);
@@ -225,6 +227,7 @@ struct pg_store *store_pg_new(const char *url, unsigned pool, char *err, size_t 
     pthread_cond_init(&p->wake, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&p->done, NULL);
+    p->usage_shares = usage_shares_new();
 
     /* The first connection applies the migrations (under the advisory
      * lock), then joins the pool. */

@@ -49,6 +49,7 @@ store_status store_pg_scrub_freed(struct pg_store *p);
 int          store_pg_schema_version(struct pg_store *p);
 void         store_pg_get_stats(struct pg_store *p, store_stats *out);
 uint64_t     store_pg_usage_backlog(struct pg_store *p);
+uint64_t     store_pg_usage_backlog_of(struct pg_store *p, const char *tenant_id, size_t *tenants);
 
 void         store_pg_usage_record(struct pg_store *p, const usage_rec *u);
 void         store_pg_usage_flush(struct pg_store *p);

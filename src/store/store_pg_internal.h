@@ -63,6 +63,7 @@ struct pg_store {
     int64_t usage_first_ms;
     uint64_t usage_queued_seq, usage_done_seq;
     _Atomic uint64_t usage_backlog; /* queued - done, read without mu (store_usage_backlog) */
+    struct usage_shares *usage_shares; /* the same rows by tenant (usage_shares.h) */
     int flush_wanted, stopping;
     store_stats stats;
     void (*usage_committed)(void *arg, const usage_rec *rows, size_t n);

@@ -8,6 +8,7 @@
  * commit (one WAL flush on the server) per batch instead of one per row,
  * at the latest STORE_USAGE_FLUSH_MS after the oldest row arrived. */
 #include "store/store_pg_internal.h"
+#include "store/usage_shares.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -170,6 +171,7 @@ static void *pg_usage_writer(void *arg)
             log_error("store: %zu usage rows lost: the PostgreSQL commit failed", n);
         else if (hook)
             hook(hook_arg, rows, n);
+        usage_shares_settle(p->usage_shares, rows, n);
         free(rows);
 
         pthread_mutex_lock(&p->mu);
@@ -245,6 +247,7 @@ void store_pg_usage_record(struct pg_store *p, const usage_rec *u)
     p->usage[p->usage_n++] = *u;
     p->usage_queued_seq++;
     atomic_fetch_add_explicit(&p->usage_backlog, 1, memory_order_relaxed);
+    usage_shares_add(p->usage_shares, u->tenant_id);
     if (p->usage_n == 1) pthread_cond_signal(&p->wake);
     pthread_mutex_unlock(&p->mu);
 }
@@ -438,4 +441,9 @@ store_status store_pg_usage_ledger(struct pg_store *p, int64_t from,
 uint64_t store_pg_usage_backlog(struct pg_store *p)
 {
     return atomic_load_explicit(&p->usage_backlog, memory_order_relaxed);
+}
+
+uint64_t store_pg_usage_backlog_of(struct pg_store *p, const char *tenant_id, size_t *tenants)
+{
+    return usage_shares_of(p->usage_shares, tenant_id, tenants);
 }

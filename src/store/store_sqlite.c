@@ -7,6 +7,7 @@
  * the writer batches commits. Each connection caches its prepared
  * statements, so the hot path does no SQL parsing. */
 #include "store/store_internal.h"
+#include "store/usage_shares.h"
 #include "store/store_pg.h"
 
 #include <errno.h>
@@ -329,6 +330,7 @@ store *store_open(const char *data_dir, char *err, size_t errlen)
     pthread_cond_init(&st->wake, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&st->done, NULL);
+    st->usage_shares = usage_shares_new();
 
     st->wconn = store_conn_open(st->path, 0, err, errlen);
     if (!st->wconn) goto fail;
@@ -341,6 +343,7 @@ store *store_open(const char *data_dir, char *err, size_t errlen)
 
 fail:
     store_conn_close(st->wconn);
+    usage_shares_free(st->usage_shares);
     pthread_mutex_destroy(&st->mu);
     pthread_mutex_destroy(&st->readers_mu);
     pthread_cond_destroy(&st->wake);
@@ -379,6 +382,7 @@ void store_close(store *st)
     }
     pthread_setspecific(store_tls_key, head);
     store_usage_chunks_free(st);
+    usage_shares_free(st->usage_shares);
     pthread_mutex_destroy(&st->mu);
     pthread_mutex_destroy(&st->readers_mu);
     pthread_cond_destroy(&st->wake);

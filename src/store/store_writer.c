@@ -13,6 +13,7 @@
  * returns; the writer commits them with the next batch, or on its own at
  * the latest STORE_USAGE_FLUSH_MS after the oldest queued row arrived. */
 #include "store/store_internal.h"
+#include "store/usage_shares.h"
 #include "store/store_pg.h"
 
 #include <errno.h>
@@ -265,6 +266,7 @@ static void *store_writer_main(void *arg)
         pthread_mutex_unlock(&st->mu);
 
         store_writer_batch(st, ops, usage, usage_n);
+        for (usage_chunk *k = usage; k; k = k->next) usage_shares_settle(st->usage_shares, k->rows, k->n);
 
         pthread_mutex_lock(&st->mu);
         store_usage_chunks_recycle(st, usage);
@@ -470,6 +472,12 @@ uint64_t store_usage_backlog(store *st)
     return atomic_load_explicit(&st->usage_backlog, memory_order_relaxed);
 }
 
+uint64_t store_usage_backlog_of(store *st, const char *tenant_id, size_t *tenants)
+{
+    STORE_PG_DISPATCH(st, store_pg_usage_backlog_of(store_pg_of(st), tenant_id, tenants));
+    return usage_shares_of(st->usage_shares, tenant_id, tenants);
+}
+
 void store_get_stats(store *st, store_stats *out)
 {
     STORE_PG_DISPATCH_VOID(st, store_pg_get_stats(store_pg_of(st), out));
@@ -516,6 +524,7 @@ void store_usage_record(store *st, const usage_rec *u)
     st->usage_n++;
     st->usage_queued_seq++;
     atomic_fetch_add_explicit(&st->usage_backlog, 1, memory_order_relaxed);
+    usage_shares_add(st->usage_shares, u->tenant_id);
     /* Wake the writer only when the queue goes from empty to not empty: it
      * then arms its flush deadline and takes everything queued by then.
      * (It re-checks the queue under this mutex before every wait, so no row

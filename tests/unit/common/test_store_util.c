@@ -3,9 +3,12 @@
  * that uses only the loop helpers does not need the store linked. */
 #include "test_util.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "store/store_internal.h"
 #include "util/timeutil.h"
 
 store *test_store_open(char *dir, size_t len, const char *name)
@@ -55,3 +58,46 @@ store_status test_store_user(store *st, const scope *tenant_admin, const char *e
     if (res == STORE_OK && id_out) memcpy(id_out, u.id, ID_MAX);
     return res;
 }
+
+void test_store_queue_usage(store *st, const char *tenant_id, int n)
+{
+    for (int i = 0; i < n; i++) {
+        usage_rec u = {0};
+        u.ts = 1;
+        snprintf(u.tenant_id, sizeof u.tenant_id, "%s", tenant_id);
+        snprintf(u.user_id, sizeof u.user_id, "usr_t");
+        snprintf(u.model, sizeof u.model, "m");
+        store_usage_record(st, &u);
+    }
+}
+
+static atomic_int writer_held, writer_release;
+
+static store_status hold_writer_op(store_conn *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+    atomic_store(&writer_held, 1);
+    while (!atomic_load(&writer_release)) nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+    return STORE_OK;
+}
+
+static void hold_writer_done(void *arg, store_status status)
+{
+    (void)arg;
+    (void)status;
+}
+
+void test_store_hold_writer(store *st)
+{
+    atomic_store(&writer_held, 0);
+    atomic_store(&writer_release, 0);
+    if (store_write_async(st, hold_writer_op, NULL, hold_writer_done, NULL) != STORE_OK) {
+        fprintf(stderr, "test_store_hold_writer: the write was not queued\n");
+        return;
+    }
+    for (int ms = 0; !atomic_load(&writer_held) && ms < 20000; ms++)
+        nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+}
+
+void test_store_release_writer(void) { atomic_store(&writer_release, 1); }

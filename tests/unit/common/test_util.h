@@ -52,5 +52,12 @@ store_status test_store_tenant(store *st, const scope *server_admin, const char 
  * limit taken from the tier; the user's id goes to id_out unless NULL. */
 store_status test_store_user(store *st, const scope *tenant_admin, const char *external_id,
                              char id_out[ID_MAX]);
+/* Queue n usage rows of tenant_id (user "usr_t", model "m") for st's
+ * writer, as finished calls do. */
+void test_store_queue_usage(store *st, const char *tenant_id, int n);
+/* Hold st's writer (SQLite) inside a batch until test_store_release_writer:
+ * what is queued meanwhile waits, uncommitted. Returns once it is held. */
+void test_store_hold_writer(store *st);
+void test_store_release_writer(void);
 
 #endif

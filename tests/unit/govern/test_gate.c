@@ -1,8 +1,9 @@
 /* test_gate.c — the harness's admission of model calls (govern/gate.h):
  * limits resolved from tier, user, key and tenant overrides; the worst-case
  * estimate; budget refusals, queue shedding, shedding while the usage
- * ledger's writer is behind, and the deadline of a queued call, on a real
- * libuv loop; settle and release leaving nothing reserved. */
+ * ledger's writer is behind (the tenants holding most of its backlog
+ * first), and the deadline of a queued call, on a real libuv loop; settle
+ * and release leaving nothing reserved. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -178,14 +179,7 @@ static void test_a_ledger_behind_sheds_calls(void **state)
     bool refused = false;
     for (int attempt = 0; attempt < 20 && !refused; attempt++) {
         store_usage_flush(st);
-        for (int i = 0; i < 5; i++) {
-            usage_rec u = {0};
-            u.ts = 1;
-            snprintf(u.tenant_id, sizeof u.tenant_id, "ten_l");
-            snprintf(u.user_id, sizeof u.user_id, "usr_l");
-            snprintf(u.model, sizeof u.model, "cheap");
-            store_usage_record(st, &u);
-        }
+        test_store_queue_usage(st, "ten_l", 5);
         if (store_usage_backlog(st) < 5) continue;
         refused = gate_enter(f->t, &a, &who, cheap, 10, 10, 0, on_ready, on_refused, &pa, &why) == GATE_REFUSED;
         gate_leave(&a, false, 0, 0);
@@ -204,6 +198,59 @@ static void test_a_ledger_behind_sheds_calls(void **state)
     store_usage_flush(st);
     assert_int_equal(store_usage_backlog(st), 0);
     assert_int_equal(gate_enter(f->t, &a, &who, cheap, 10, 10, 0, on_ready, on_refused, &pa, &why), GATE_READY);
+    gate_leave(&a, false, 0, 0);
+    gate_set_ledger(f->g, NULL, 0);
+    test_store_close(st, dir);
+}
+
+/* One tenant's flood puts the writer behind: that tenant's calls are shed,
+ * while a tenant with few rows waiting, or none, is still served — until
+ * the backlog nears the queue's hard bound, when everyone is shed. A
+ * global shed let any one tenant refuse every tenant's calls. */
+static void test_the_flooding_tenant_is_shed_first(void **state)
+{
+    fx *f = *state;
+    char dir[256];
+    store *st = test_store_open(dir, sizeof dir, "brigade-gate-shares");
+    assert_non_null(st);
+    gate_set_ledger(f->g, st, 10);
+    user_limits user = unset, key = unset, tenant = unset;
+    gate_who flood = {"ten_flood", "usr_f", "key_f", "gold", &user, &key, &tenant};
+    gate_who calm = {"ten_calm", "usr_c", "key_c", "gold", &user, &key, &tenant};
+    gate_who idle = {"ten_idle", "usr_i", "key_i", "gold", &user, &key, &tenant};
+    const model_cfg *cheap = config_find_model(&f->cfg, "cheap");
+    gate_call a;
+    gate_refusal why;
+    probe pa = {0};
+
+    test_store_hold_writer(st);            /* nothing is committed until released */
+    test_store_queue_usage(st, "ten_flood", 11);
+    test_store_queue_usage(st, "ten_calm", 1);
+    assert_int_equal(store_usage_backlog(st), 12);
+    size_t tenants = 0;
+    assert_int_equal(store_usage_backlog_of(st, "ten_flood", &tenants), 11);
+    assert_int_equal(tenants, 2);
+
+    assert_int_equal(gate_enter(f->t, &a, &flood, cheap, 10, 10, 0, on_ready, on_refused, &pa, &why),
+                     GATE_REFUSED);
+    assert_string_equal(why.code, "ledger_behind");
+    assert_int_equal(gate_enter(f->t, &a, &calm, cheap, 10, 10, 0, on_ready, on_refused, &pa, &why), GATE_READY);
+    gate_leave(&a, false, 0, 0);
+    assert_int_equal(gate_enter(f->t, &a, &idle, cheap, 10, 10, 0, on_ready, on_refused, &pa, &why), GATE_READY);
+    gate_leave(&a, false, 0, 0);
+
+    /* at 1.5 × the bound every tenant is shed */
+    test_store_queue_usage(st, "ten_calm", 3);
+    assert_int_equal(store_usage_backlog(st), 15);
+    assert_int_equal(gate_enter(f->t, &a, &idle, cheap, 10, 10, 0, on_ready, on_refused, &pa, &why),
+                     GATE_REFUSED);
+    assert_string_equal(why.code, "ledger_behind");
+
+    test_store_release_writer();
+    store_usage_flush(st);
+    assert_int_equal(store_usage_backlog_of(st, "ten_flood", &tenants), 0);
+    assert_int_equal(tenants, 0);
+    assert_int_equal(gate_enter(f->t, &a, &flood, cheap, 10, 10, 0, on_ready, on_refused, &pa, &why), GATE_READY);
     gate_leave(&a, false, 0, 0);
     gate_set_ledger(f->g, NULL, 0);
     test_store_close(st, dir);
@@ -264,6 +311,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_estimate_takes_the_dearest_of_the_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_budget_refusal_and_settle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_ledger_behind_sheds_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_flooding_tenant_is_shed_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_shed_and_deadline, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

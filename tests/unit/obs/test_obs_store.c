@@ -11,7 +11,6 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +20,6 @@
 #include "obs/obs.h"
 #include "obs/span_codec.h"
 #include "store/store.h"
-#include "store/store_internal.h"
 #include "test_util.h"
 
 typedef struct fx {
@@ -304,24 +302,6 @@ static void test_seq_after_rollback(void **state)
     assert_int_equal(rows_of(f, b_t, STORE_OK), 10);
 }
 
-/* A write that holds the writer inside its batch until released. */
-static atomic_int held_started, held_release;
-
-static store_status hold_writer(store_conn *c, void *arg)
-{
-    (void)c;
-    (void)arg;
-    atomic_store(&held_started, 1);
-    while (!atomic_load(&held_release)) nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
-    return STORE_OK;
-}
-
-static void held_done(void *arg, store_status status)
-{
-    (void)arg;
-    (void)status;
-}
-
 #define BUSY_TRACES 24000   /* 72 000 spans: over twice the tracer's queue bound (32 768) */
 
 /* While the writer commits (here: is held in) one flush, the tracer takes
@@ -332,13 +312,7 @@ static void held_done(void *arg, store_status status)
 static void test_spans_gather_while_the_writer_is_busy(void **state)
 {
     fx *f = *state;
-    atomic_store(&held_started, 0);
-    atomic_store(&held_release, 0);
-    assert_int_equal(store_write_async(f->st, hold_writer, NULL, held_done, NULL), STORE_OK);
-    for (int ms = 0; !atomic_load(&held_started); ms++) {
-        if (ms > 20000) fail_msg("the writer did not start the held write");
-        nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
-    }
+    test_store_hold_writer(f->st);
     static char tids[BUSY_TRACES][OBS_TRACE_ID_HEX];
     for (int i = 0; i < BUSY_TRACES; i++) {
         make_trace(i % 2 ? &f->ua1 : &f->ub, NULL, tids[i]);
@@ -351,7 +325,7 @@ static void test_spans_gather_while_the_writer_is_busy(void **state)
             nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
         }
     }
-    atomic_store(&held_release, 1);
+    test_store_release_writer();
     obs_tracer_flush();
     /* every trace whole, each read by its owner */
     for (int i = 0; i < BUSY_TRACES; i++) {

@@ -339,6 +339,11 @@ static void test_usage_group_commit(void **state)
     store_get_stats(f->st, &s);
     assert_int_equal(s.usage_rows, 2000);
     assert_true(s.commits < 200);
+    /* all committed: nothing waits, and no tenant holds a share of it */
+    size_t tenants = 9;
+    assert_int_equal(store_usage_backlog(f->st), 0);
+    assert_int_equal(store_usage_backlog_of(f->st, f->ta.tenant_id, &tenants), 0);
+    assert_int_equal(tenants, 0);
     int64_t spent;
     assert_int_equal(store_usage_spent(f->st, &f->ta, 0, 0, &spent), STORE_OK);
     assert_int_equal(spent, 6000);
