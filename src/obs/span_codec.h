@@ -28,7 +28,7 @@
 #define OBS_SPAN_POOL 2048         /* all string values of one span, bytes */
 #define OBS_SPAN_NAME_MAX 96
 #define OBS_STATUS_MSG_MAX 160
-#define OBS_BLOB_SPANS_MAX 16384   /* spans in one blob (the tracer's queue bound) */
+#define OBS_BLOB_SPANS_MAX 16384   /* spans in one blob (the tracer writes at most 512: a take's chunk) */
 
 typedef enum { OBS_ATTR_STR, OBS_ATTR_INT, OBS_ATTR_DOUBLE, OBS_ATTR_BOOL } obs_attr_type;
 

@@ -38,6 +38,7 @@
 #define OBS_TAKE_CHUNK 512         /* spans encoded together (obs_tracer_take) */
 #define OBS_FLUSH_MAX_ROWS 65536   /* rows gathering while another flush commits ... */
 #define OBS_FLUSH_MAX_BYTES (32u << 20)   /* ... and their encoded spans */
+#define OBS_FLUSH_KEEP_BYTES (4u << 20)   /* a committed flush's buffer kept up to this */
 
 static struct {
     pthread_mutex_t mu;
@@ -47,6 +48,7 @@ static struct {
     size_t qlen;
     uint64_t submitted, finished;  /* spans ever queued / ever written or dropped */
     struct obs_flush *in_flight;   /* the flush the writer has, if any */
+    struct obs_flush *spare_flush; /* a committed one, emptied, for the next */
     bool stopping;
     unsigned flush_waiters;        /* obs_tracer_flush callers: their spans are committed at once */
     pthread_t thread;
@@ -259,6 +261,15 @@ static void obs_tracer_committed(void *arg, store_status status)
     pthread_mutex_lock(&obs_tr.mu);
     obs_tr.finished = f->upto;
     obs_tr.in_flight = NULL;
+    /* Kept for the next flush, buffers and all (growing them again was a
+     * tenth of the encoding), unless a burst made them big. */
+    if (!obs_tr.spare_flush && f->blobs.cap <= OBS_FLUSH_KEEP_BYTES) {
+        f->nrows = 0;
+        f->spans = 0;
+        f->blobs.len = 0;
+        obs_tr.spare_flush = f;
+        f = NULL;
+    }
     pthread_cond_broadcast(&obs_tr.done);
     pthread_cond_signal(&obs_tr.wake);
     pthread_mutex_unlock(&obs_tr.mu);
@@ -328,7 +339,13 @@ static void *obs_tracer_main(void *arg)
         }
         if (!obs_tr.in_flight && gathering->upto > obs_tr.finished) {
             obs_flush *f = gathering;
-            gathering = obs_flush_new(f->upto);
+            if (obs_tr.spare_flush) {
+                gathering = obs_tr.spare_flush;
+                obs_tr.spare_flush = NULL;
+                gathering->upto = f->upto;
+            } else {
+                gathering = obs_flush_new(f->upto);
+            }
             if (!f->nrows) {
                 /* nothing for the store (ownerless spans only) */
                 obs_tr.finished = f->upto;
@@ -349,6 +366,8 @@ static void *obs_tracer_main(void *arg)
             pthread_mutex_lock(&obs_tr.mu);
         }
     }
+    obs_flush_free(obs_tr.spare_flush);
+    obs_tr.spare_flush = NULL;
     pthread_mutex_unlock(&obs_tr.mu);
     obs_flush_free(gathering);
     return NULL;
