@@ -88,16 +88,17 @@ static void hold_writer_done(void *arg, store_status status)
     (void)status;
 }
 
-void test_store_hold_writer(store *st)
+bool test_store_hold_writer(store *st)
 {
     atomic_store(&writer_held, 0);
     atomic_store(&writer_release, 0);
     if (store_write_async(st, hold_writer_op, NULL, hold_writer_done, NULL) != STORE_OK) {
         fprintf(stderr, "test_store_hold_writer: the write was not queued\n");
-        return;
+        return false;
     }
     for (int ms = 0; !atomic_load(&writer_held) && ms < 20000; ms++)
         nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+    return atomic_load(&writer_held);
 }
 
 void test_store_release_writer(void) { atomic_store(&writer_release, 1); }

@@ -7,6 +7,7 @@
 #ifndef BRIGADE_TEST_UTIL_H
 #define BRIGADE_TEST_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -56,8 +57,9 @@ store_status test_store_user(store *st, const scope *tenant_admin, const char *e
  * writer, as finished calls do. */
 void test_store_queue_usage(store *st, const char *tenant_id, int n);
 /* Hold st's writer (SQLite) inside a batch until test_store_release_writer:
- * what is queued meanwhile waits, uncommitted. Returns once it is held. */
-void test_store_hold_writer(store *st);
+ * what is queued meanwhile waits, uncommitted. Returns once it is held
+ * (true), or false if it could not be within 20 s. */
+bool test_store_hold_writer(store *st);
 void test_store_release_writer(void);
 
 #endif

@@ -223,7 +223,7 @@ static void test_the_flooding_tenant_is_shed_first(void **state)
     gate_refusal why;
     probe pa = {0};
 
-    test_store_hold_writer(st);            /* nothing is committed until released */
+    assert_true(test_store_hold_writer(st));   /* nothing is committed until released */
     test_store_queue_usage(st, "ten_flood", 11);
     test_store_queue_usage(st, "ten_calm", 1);
     assert_int_equal(store_usage_backlog(st), 12);

@@ -312,7 +312,7 @@ static void test_seq_after_rollback(void **state)
 static void test_spans_gather_while_the_writer_is_busy(void **state)
 {
     fx *f = *state;
-    test_store_hold_writer(f->st);
+    assert_true(test_store_hold_writer(f->st));
     static char tids[BUSY_TRACES][OBS_TRACE_ID_HEX];
     for (int i = 0; i < BUSY_TRACES; i++) {
         make_trace(i % 2 ? &f->ua1 : &f->ub, NULL, tids[i]);

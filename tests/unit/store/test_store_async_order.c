@@ -25,19 +25,6 @@
 
 #define QUEUED 200   /* writes queued behind the held one: one batch */
 
-/* The first write holds the writer inside its batch until released, so
- * that everything queued meanwhile commits together in the next batch. */
-static atomic_int held_started, held_release;
-
-static store_status hold_writer(store_conn *c, void *arg)
-{
-    (void)c;
-    (void)arg;
-    atomic_store(&held_started, 1);
-    while (!atomic_load(&held_release)) nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
-    return STORE_OK;
-}
-
 /* Every seventh queued write fails (only its savepoint is rolled back):
  * its callback must get its own status, not a neighbour's. */
 static store_status queued_write(store_conn *c, void *arg)
@@ -47,8 +34,8 @@ static store_status queued_write(store_conn *c, void *arg)
 }
 
 /* Written by the writer thread only; read once every callback ran. */
-static int order[QUEUED + 1];
-static store_status statuses[QUEUED + 1];
+static int order[QUEUED];
+static store_status statuses[QUEUED];
 static atomic_int calls;
 
 static void note_done(void *arg, store_status status)
@@ -74,16 +61,17 @@ static void test_async_callbacks_in_queue_order(void **state)
     store *st = test_store_open(dir, sizeof dir, "brigade-async-order");
     assert_non_null(st);
 
-    assert_int_equal(store_write_async(st, hold_writer, NULL, note_done, (void *)(intptr_t)0), STORE_OK);
-    wait_until(&held_started, 1);
+    /* the first write holds the writer inside its batch until released,
+     * so that everything queued meanwhile commits together in the next */
+    assert_true(test_store_hold_writer(st));
     store_stats before;
     store_get_stats(st, &before);
-    for (intptr_t i = 1; i <= QUEUED; i++)
+    for (intptr_t i = 0; i < QUEUED; i++)
         assert_int_equal(store_write_async(st, queued_write, (void *)i, note_done, (void *)i), STORE_OK);
-    atomic_store(&held_release, 1);
-    wait_until(&calls, QUEUED + 1);
+    test_store_release_writer();
+    wait_until(&calls, QUEUED);
 
-    for (int i = 0; i <= QUEUED; i++) {
+    for (int i = 0; i < QUEUED; i++) {
         if (order[i] != i) fail_msg("callback %d was write %d's: not in queue order", i, order[i]);
         assert_int_equal(statuses[i], i % 7 == 3 ? STORE_CONFLICT : STORE_OK);
     }
@@ -134,29 +122,18 @@ static void test_usage_backlog_and_the_writers_priority(void **state)
     char dir[256];
     store *st = test_store_open(dir, sizeof dir, "brigade-usage-backlog");
     assert_non_null(st);
-    atomic_store(&held_started, 0);
-    atomic_store(&held_release, 0);
-    atomic_store(&calls, 0);
-    assert_int_equal(store_write_async(st, hold_writer, NULL, note_done, (void *)(intptr_t)0), STORE_OK);
-    wait_until(&held_started, 1);
+    assert_true(test_store_hold_writer(st));
     /* the writer is running (and so has named itself): a niced writer fell
      * behind saturated loops (util/thread_prio.h) */
     assert_int_equal(thread_nice("writer"), getpriority(PRIO_PROCESS, 0));
     assert_int_equal(store_usage_backlog(st), 0);
-    for (int i = 0; i < 300; i++) {
-        usage_rec u = {0};
-        u.ts = 1;
-        snprintf(u.tenant_id, sizeof u.tenant_id, "ten_b");
-        snprintf(u.user_id, sizeof u.user_id, "usr_b");
-        snprintf(u.model, sizeof u.model, "m");
-        store_usage_record(st, &u);
-    }
+    test_store_queue_usage(st, "ten_b", 300);
     assert_int_equal(store_usage_backlog(st), 300);   /* the writer is held: all waiting */
     store_stats s;
     store_get_stats(st, &s);
     assert_int_equal(s.usage_queued, 300);
     assert_int_equal(s.usage_dropped, 0);
-    atomic_store(&held_release, 1);
+    test_store_release_writer();
     store_usage_flush(st);
     assert_int_equal(store_usage_backlog(st), 0);
     store_get_stats(st, &s);
@@ -166,22 +143,12 @@ static void test_usage_backlog_and_the_writers_priority(void **state)
     /* rows the writer has taken into a commit not finished yet still
      * count: only a committed row is in the ledger (the gauge on /metrics
      * that bench/gateway.sh waits on before it reads the ledger) */
-    for (int i = 0; i < 200; i++) {
-        usage_rec u = {0};
-        u.ts = 1;
-        snprintf(u.tenant_id, sizeof u.tenant_id, "ten_b");
-        snprintf(u.user_id, sizeof u.user_id, "usr_b");
-        snprintf(u.model, sizeof u.model, "m");
-        store_usage_record(st, &u);
-    }
-    atomic_store(&held_started, 0);
-    atomic_store(&held_release, 0);
-    assert_int_equal(store_write_async(st, hold_writer, NULL, note_done, (void *)(intptr_t)0), STORE_OK);
-    wait_until(&held_started, 1);   /* its batch took the 200 rows with it */
+    test_store_queue_usage(st, "ten_b", 200);
+    assert_true(test_store_hold_writer(st));   /* its batch took the 200 rows with it */
     store_get_stats(st, &s);
     assert_int_equal(s.usage_queued, 200);
     assert_int_equal(store_usage_backlog(st), 200);
-    atomic_store(&held_release, 1);
+    test_store_release_writer();
     store_usage_flush(st);
     store_get_stats(st, &s);
     assert_int_equal(s.usage_queued, 0);
