@@ -1,7 +1,8 @@
 // observability.test.mjs — traces, metrics and logs from the outside:
 // a client's traceparent is continued (response header and GET
-// /v1/traces/{id}); traces are scoped (another user's trace is 404), and
-// no user can work out another's next trace id from its own to hide it;
+// /v1/traces/{id}); a concurrent burst of requests is traced whole, none
+// of its spans dropped; traces are scoped (another user's trace is 404),
+// and no user can work out another's next trace id from its own to hide it;
 // /metrics is valid Prometheus text (checked by a strict parser here) and
 // its counters move with requests; spans reach an OTLP/HTTP receiver on
 // loopback; a dead receiver does not slow requests; and stderr holds only
@@ -361,6 +362,46 @@ describe('trace context', () => {
       { timeoutMs: 5000 });
     assert.equal((await stack.api(b.key, 'GET', `/v1/traces/${traceId}`)).status, 404);
   });
+  // The tracer hands each flush to the store's writer without waiting for
+  // its commit, and takes the next spans meanwhile (src/obs/tracer.c). A
+  // burst of concurrent requests from two tenants must come out with every
+  // request's trace whole, and none of its spans dropped.
+  test('a concurrent burst: every request is traced, whole, and readable by its owner', async () => {
+    const owners = [await userWithKey(await newTenant()), await userWithKey(await newTenant())];
+    const dropped = (m) => sampleValue(m, 'brigade_trace_spans_dropped_total', 'brigade_trace_spans_dropped_total', {});
+    const before = dropped(await scrape());
+    // one request alone first: how many spans a request's trace has
+    const first = await chat(owners[0].key, 'alone [[tokens:2]]');
+    assert.equal(first.status, 200, first.text);
+    const firstId = first.headers.get('traceparent').split('-')[1];
+    const alone = await traceWith(owners[0].key, firstId, (s) => s.name === 'POST /v1/chat/completions');
+    const perRequest = alone.spans.length;
+    assert.ok(perRequest >= 2, `a request's trace holds its server span and its model call (${perRequest})`);
+
+    const N = 300, inFlight = 32;
+    const ids = [];
+    let next = 0;
+    await Promise.all(Array.from({ length: inFlight }, async () => {
+      while (next < N) {
+        const i = next++;
+        const who = owners[i % 2];
+        const r = await chat(who.key, `burst ${i} [[tokens:2]]`);
+        assert.equal(r.status, 200, r.text);
+        ids.push([who.key, r.headers.get('traceparent').split('-')[1]]);
+      }
+    }));
+    assert.equal(ids.length, N);
+    for (const [key, id] of ids) {
+      const t = await eventually(async () => {
+        const r = await stack.api(key, 'GET', `/v1/traces/${id}`);
+        return r.status === 200 && r.body.spans.length >= perRequest ? r.body : null;
+      }, { timeoutMs: 5000, intervalMs: 50 });
+      assert.equal(t.spans.length, perRequest, `trace ${id}`);
+      assert.equal(new Set(t.spans.map((s) => s.span_id)).size, perRequest, `trace ${id}: a span stored twice`);
+    }
+    assert.equal(dropped(await scrape()), before, 'no span was dropped');
+  });
+
   // Anyone may add spans to a trace id they name, and a trace with a
   // foreign span is shown to nobody: the defence is that no one can name
   // another user's trace id. Server-made ids are 48 bits of ms and 80 bits
