@@ -4,9 +4,11 @@
 # a user key, then `wrk -t2 -c64` for SECONDS_ARG seconds on loopback. Every
 # 5 s it prints the usage rows committed and queued, the rows and spans
 # dropped (/metrics), the writer's and the tracer's CPU ticks and the data
-# dir's size;
-# then wrk's BENCH line. PERF=1 also runs `perf trace -s` on the writer from
-# the 20th second for 10 s (written to <tmp>/w.trace). BIN= picks the binary.
+# dir's size; then wrk's BENCH line. PERF=1 also runs `perf trace -s` on the
+# writer from the 20th second for 10 s (written to <tmp>/w.trace).
+# PROFILE=tracer (or writer) instead samples that thread with `perf record -g`
+# from the 4th second for 8 s (SECONDS >= 15) and prints its top symbols
+# (<tmp>/perf.data). BIN= picks the binary.
 # Usage: bench/saturate.sh [SECONDS]   (default 30). Leaves its temp dir.
 set -e
 SECS=${1:-30}
@@ -30,6 +32,11 @@ tid() { for t in /proc/$BP/task/*; do [ "$(cat $t/comm)" = "$1" ] && basename $t
 W=$(tid writer); TR=$(tid tracer)
 BENCH_KEY=$KEY wrk -s bench/wrk/chat.lua -t2 -c64 -d${SECS}s $URL > $T/wrk.out 2>&1 & WP=$!
 if [ -n "$PERF" ]; then sleep 20; perf trace -s -t $W -o $T/w.trace -- sleep 10 >/dev/null 2>&1; fi
+if [ -n "$PROFILE" ]; then PT=$(tid "$PROFILE"); (sleep 4; perf record -g -t "$PT" -o $T/perf.data -- sleep 8 >/dev/null 2>&1) & fi
 for i in $(seq 1 $(( SECS / 5 ))); do sleep 5; echo "t=$((i*5)) $(curl -s $URL/metrics -H "authorization: Bearer $ADM" | grep -E '^brigade_store_usage_queued|^brigade_store_usage_rows_total|^brigade_trace_spans_dropped_total|^brigade_store_usage_dropped' | tr '\n' ' ') writer_ticks=$(awk '{print $14+$15}' /proc/$BP/task/$W/stat) tracer_ticks=$(awk '{print $14+$15}' /proc/$BP/task/$TR/stat) db=$(du -sm $T/data | cut -f1)MB"; done
 wait $WP; grep BENCH $T/wrk.out | cut -c1-200
-kill $BP $MP; wait 2>/dev/null; echo $T
+kill $BP $MP; wait 2>/dev/null
+if [ -n "$PROFILE" ]; then
+  perf report -i $T/perf.data --no-children --percent-limit 1.5 --stdio 2>/dev/null | grep -E '^ +[0-9]'
+fi
+echo $T

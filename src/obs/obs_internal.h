@@ -55,7 +55,7 @@ struct obs_span {
     char *pool;                    /* pool_used used of pool_cap (at most OBS_SPAN_POOL_MAX) */
     uint16_t pool_used, pool_cap;
     uint16_t values_used;          /* bytes of string values in the pool (at most OBS_SPAN_POOL) */
-    struct obs_span *next;         /* the tracer's queues */
+    struct obs_span *next;         /* the OTLP exporter's queue (otlp.c) */
     obs_attr attrs_inline[OBS_SPAN_ATTRS_INLINE];   /* attrs until they outgrow it */
     char pool_inline[OBS_SPAN_POOL_INLINE];         /* pool until it outgrows it */
 };

@@ -12,8 +12,8 @@
  * one gathers. So a span is readable within OBS_TRACE_FLUSH_MS of its end,
  * a busy server pays one savepoint per flush, and the tracer never sits
  * idle while its queue fills: it waited for every commit once, and at
- * saturation dropped four spans in five (docs/benchmarks.md, session 9).
- * Both bounds hold memory: the queue (spans, ~4.5 KB each) and the flush
+ * saturation dropped three spans in four (docs/benchmarks.md, session 9).
+ * Both bounds hold memory: the queue (spans, ~0.9 KB each) and the flush
  * gathering while another commits (encoded rows, ~600 bytes a request).
  * Past them spans are dropped and counted rather than growing memory. */
 #include "obs/obs_internal.h"

@@ -33,9 +33,9 @@
  * yielding its core between rows: about an eighth of a second of a
  * saturated two-core gateway's calls, and six times a 100 ms batch at c=1
  * (~4 000 calls a second), whose tail the yields are for. A writer that
- * also stores every request's trace spent a fifth of its samples switching
- * back in after yields at saturation (perf, session 9), with a backlog
- * under the old 10 000. */
+ * also stores every request's trace spent 23 % of its samples in the
+ * scheduler at saturation, with a backlog under the old 10 000
+ * (docs/benchmarks.md, session 9). */
 #define STORE_WRITER_HURRY_ROWS 2500
 
 /* Queued usage rows live in fixed chunks, not one array doubled by
