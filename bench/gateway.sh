@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # gateway.sh — measure what brigade's gateway path adds to a chat completion,
-# against the mock model directly and against nginx as a reference proxy,
-# all in one run on loopback (the machine is shared and noisy: compare the
-# ratios within a run, not absolute numbers across runs).
+# against the mock model directly, against nginx as a reference proxy and
+# against the Portkey OSS gateway, all in one run on loopback (the machine is
+# shared and noisy: compare the ratios within a run, not absolute numbers
+# across runs).
 #
 #   bench/gateway.sh                 build (release) if needed and run it all
 #   BENCH_SECONDS=5 bench/gateway.sh shorter runs
@@ -11,22 +12,32 @@
 #   direct   wrk -> brigade mock-llm
 #   nginx    wrk -> nginx proxy_pass (keep-alive upstream) -> mock-llm
 #   brigade  wrk -> brigade serve (key auth, usage recorded) -> mock-llm
+#   portkey  wrk -> Portkey OSS gateway (@portkey-ai/gateway, bench/portkey/,
+#            provider openai, x-portkey-custom-host the mock) -> mock-llm;
+#            one Node process (single-threaded: compare it as one worker),
+#            listening on 127.0.0.1 only (bench/portkey/loopback.cjs)
+# All the proxies forward to the same mock-llm.
 # Each target runs at concurrency 1 and 64 (non-streaming), then at 64 with
 # "stream": true. For every run: p50/p99 latency, requests/s, and the CPU
 # microseconds per request of the proxy process (utime+stime from
-# /proc/PID/stat over the run / requests) and of the mock; at the end, the
-# proxies' VmRSS / VmHWM.
+# /proc/PID/stat over the run / requests; Portkey's node process, all its
+# threads) and of the mock; at the end, the proxies' VmRSS / VmHWM.
 #
 # Environment:
 #   BENCH_SECONDS      seconds per measured run (default 10)
 #   BENCH_WARMUP       seconds of warm-up per target (default 2)
 #   BENCH_ROUNDS       repeat the whole interleaved sequence N times and report
 #                      the median of each figure over the rounds (default 1)
-#   BENCH_TARGETS      subset of "direct nginx brigade" (default all three)
+#   BENCH_TARGETS      subset of "direct nginx brigade portkey" (default all
+#                      four); portkey is left out, with a message, when
+#                      BENCH_PORTKEY=0 or bench/portkey/node_modules is missing
+#   BENCH_PORTKEY      0 skips the portkey target (default 1; it needs node and
+#                      bench/portkey/node_modules: scripts/deps.sh --bench)
 #   BENCH_STREAM_CASE  0 skips the streaming runs (default 1)
 #   BENCH_WRK_THREADS  wrk threads for the c=64 runs (default 2; c=1 uses 1)
 #   BENCH_WORKERS      brigade's loop threads, nginx's workers and the mock's
-#                      threads (default 2; 1 is issue 17's one-core comparison)
+#                      threads (default 2; 1 is issue 17's one-core comparison);
+#                      Portkey is always one process
 #   BENCH_MAX_LOAD     wait (at most 2 min) while the 1-min load is above it (default 3)
 #   BRIGADE            brigade binary (default: build/ release in build-bench/)
 #   MOCK_BIN           binary providing `mock-llm` (default: $BRIGADE)
@@ -51,7 +62,8 @@ secs=${BENCH_SECONDS:-10}
 warm=${BENCH_WARMUP:-2}
 rounds=${BENCH_ROUNDS:-1}
 syscalls=${BENCH_SYSCALLS:-0}
-targets=${BENCH_TARGETS:-direct nginx brigade}
+targets=${BENCH_TARGETS:-direct nginx brigade portkey}
+use_portkey=${BENCH_PORTKEY:-1}
 stream_case=${BENCH_STREAM_CASE:-1}
 wrk_threads=${BENCH_WRK_THREADS:-2}
 workers=${BENCH_WORKERS:-2}
@@ -65,9 +77,30 @@ has() { [[ " $targets " == *" $1 "* ]]; }
 [[ "$warm" =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be an integer"
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer"
 [[ "$workers" =~ ^[1-9][0-9]*$ ]] || die "BENCH_WORKERS must be a positive integer"
+[[ "$use_portkey" =~ ^[01]$ ]] || die "BENCH_PORTKEY must be 0 or 1"
 for t in $targets; do
-  case $t in direct|nginx|brigade) ;; *) die "unknown target '$t' in BENCH_TARGETS" ;; esac
+  case $t in direct|nginx|brigade|portkey) ;; *) die "unknown target '$t' in BENCH_TARGETS" ;; esac
 done
+
+# Portkey is measured where it runs: without it, the other targets still are.
+portkey_dir="$root/bench/portkey"
+portkey_js="$portkey_dir/node_modules/@portkey-ai/gateway/build/start-server.js"
+portkey_skip=""
+if has portkey; then
+  if [[ "$use_portkey" == 0 ]]; then
+    portkey_skip="BENCH_PORTKEY=0"
+  elif [[ ! -f "$portkey_js" ]]; then
+    portkey_skip="bench/portkey/node_modules is missing (scripts/deps.sh --bench installs it)"
+  elif ! command -v node >/dev/null 2>&1; then
+    portkey_skip="no node on PATH (scripts/deps.sh --bench installs it)"
+  fi
+  if [[ -n "$portkey_skip" ]]; then
+    echo "gateway.sh: skipping the portkey target: $portkey_skip" >&2
+    targets=$(for t in $targets; do [[ "$t" == portkey ]] || printf '%s ' "$t"; done)
+    targets=${targets% }
+  fi
+fi
+[[ -n "${targets// }" ]] || die "no target left to measure (BENCH_TARGETS)"
 
 # ---- tools ---------------------------------------------------------------
 need=(wrk curl awk ss)
@@ -101,7 +134,7 @@ stamp=$(date +%Y%m%dT%H%M%S)
 out="$root/bench/results/gateway-$stamp"
 mkdir -p "$out"
 pids=()
-keep_files=(mock.log brigade.log nginx-error.log nginx.conf brigade.yaml)
+keep_files=(mock.log brigade.log nginx-error.log nginx.conf brigade.yaml portkey.log)
 stop_wait_s=5
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
@@ -189,17 +222,46 @@ EOF
 fi
 export BENCH_KEY=${user_key:-bench}
 
+# ---- portkey -------------------------------------------------------------
+# The OpenAI provider with the mock as custom host (127.0.0.1 is one of
+# Portkey's default trusted custom hosts); both are request headers, sent by
+# chat.lua from BENCH_HEADERS. Its start-server.js binds every interface;
+# loopback.cjs, preloaded, makes it listen on 127.0.0.1 only.
+portkey_headers=""
+if has portkey; then
+  portkey_port=$(free_port)
+  NODE_ENV=production node --require "$portkey_dir/loopback.cjs" "$portkey_js" \
+    --port="$portkey_port" --headless >"$tmp/portkey.log" 2>&1 &
+  portkey_pid=$!; pids+=("$portkey_pid")
+  bench_wait_line "$tmp/portkey.log" 'Ready for connections' "$portkey_pid" "portkey" 30 >/dev/null
+  portkey_listen=$(ss -Htln "sport = :$portkey_port" | awk '{print $4}')
+  [[ "$portkey_listen" == "127.0.0.1:$portkey_port" ]] ||
+    die "portkey listens on '${portkey_listen//$'\n'/ }', not on 127.0.0.1:$portkey_port only"
+  portkey_headers=$'x-portkey-provider: openai\nx-portkey-custom-host: '"http://127.0.0.1:$mock_port/v1"
+  portkey_version=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' \
+    "$portkey_dir/node_modules/@portkey-ai/gateway/package.json" | head -1)
+  echo "portkey    pid $portkey_pid  http://127.0.0.1:$portkey_port  (@portkey-ai/gateway $portkey_version, node $(node --version))"
+fi
+
 url_of() {
   case $1 in
     direct) echo "$mock_url" ;;
     nginx) echo "http://127.0.0.1:$nginx_port" ;;
     brigade) echo "$brigade_url" ;;
+    portkey) echo "http://127.0.0.1:$portkey_port" ;;
+  esac
+}
+headers_of() {   # extra request headers of a target, one "name: value" a line
+  case $1 in
+    portkey) echo "$portkey_headers" ;;
+    *) echo "" ;;
   esac
 }
 proxy_pids_of() {
   case $1 in
     nginx) echo "${nginx_pids[*]}" ;;
     brigade) echo "$brigade_pid" ;;
+    portkey) echo "$portkey_pid" ;;
     *) echo "" ;;
   esac
 }
@@ -207,11 +269,24 @@ proxy_pids_of() {
 # ---- sanity: one request per target must answer 200 with a completion ----
 body='{"model":"bench-model","messages":[{"role":"user","content":"hello [[tokens:16]]"}]}'
 for t in $targets; do
-  r=$(curl -s -w '\n%{http_code}' -X POST "$(url_of "$t")/v1/chat/completions" \
+  hdr=()
+  while IFS= read -r h; do [[ -n "$h" ]] && hdr+=(-H "$h"); done <<<"$(headers_of "$t")"
+  r=$(curl -s -w '\n%{http_code}' -X POST "$(url_of "$t")/v1/chat/completions" "${hdr[@]+"${hdr[@]}"}" \
         -H "authorization: Bearer $BENCH_KEY" -H 'content-type: application/json' -d "$body")
   code=${r##*$'\n'}
   [[ "$code" == 200 && "$r" == *'"choices"'* ]] || die "$t: sanity request -> HTTP $code: ${r%$'\n'*}"
 done
+# Portkey's streamed replies fail with some versions of its HTTP server
+# (bench/portkey/package.json pins the one its own lock file has): check one.
+if has portkey && [[ "$stream_case" == 1 ]]; then
+  hdr=()
+  while IFS= read -r h; do [[ -n "$h" ]] && hdr+=(-H "$h"); done <<<"$(headers_of portkey)"
+  r=$(curl -s -w '\n%{http_code}' -X POST "$(url_of portkey)/v1/chat/completions" "${hdr[@]}" \
+        -H "authorization: Bearer $BENCH_KEY" -H 'content-type: application/json' \
+        -d '{"model":"bench-model","stream":true,"messages":[{"role":"user","content":"hello [[tokens:16]]"}]}')
+  code=${r##*$'\n'}
+  [[ "$code" == 200 && "$r" == *'data: [DONE]'* ]] || die "portkey: streamed sanity request -> HTTP $code: ${r%$'\n'*}"
+fi
 
 # ---- runs ----------------------------------------------------------------
 tsv="$out/results.tsv"
@@ -225,7 +300,7 @@ wrk_run() {   # wrk_run TARGET CONC STREAM SECONDS [PERF-PIDS PERF-OUT] -> wrk's
   if [[ -n "${5:-}" ]]; then
     cmd=(perf stat -x "," -e "raw_syscalls:sys_enter,context-switches" -p "$5" -o "$6" -- "${cmd[@]}")
   fi
-  BENCH_STREAM=$s timeout $((d + 30)) "${cmd[@]}"
+  BENCH_STREAM=$s BENCH_HEADERS=$(headers_of "$t") timeout $((d + 30)) "${cmd[@]}"
 }
 
 run_case() {  # run_case ROUND TARGET CONC STREAM
@@ -290,9 +365,10 @@ for r in $(seq "$rounds"); do
 done
 
 # Memory of the proxies after all runs (VmHWM = peak over the process's life).
-mem_nginx="- -"; mem_brigade="- -"
+mem_nginx="- -"; mem_brigade="- -"; mem_portkey="- -"
 has nginx && mem_nginx=$(mem_kb "${nginx_pids[@]}")
 has brigade && mem_brigade=$(mem_kb "$brigade_pid")
+has portkey && mem_portkey=$(mem_kb "$portkey_pid")
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Usage recording was on: what brigade's ledger holds against what wrk saw
@@ -348,7 +424,7 @@ summarize() {
       for (i = 1; i <= nk; i++) {
         k = order[i]
         rps[k] = med(k, 6); p50[k] = med(k, 7); p99[k] = med(k, 8)
-        pc = med(k, 11); mc = med(k, 12)
+        pc = med(k, 11); mc = med(k, 12); pcpu[k] = (pc == "-") ? 0 : pc
         if (mode != "table") continue
         printf "| %s | %s | %s | %.0f | %.0f | %.0f | %d | %s | %s |", tg[k], cc[k], (st[k] == 1 ? "yes" : "no"),
           rps[k], p50[k], p99[k], errs[k], (pc == "-" ? "-" : sprintf("%.1f", pc)), (mc == "-" ? "-" : sprintf("%.1f", mc))
@@ -360,8 +436,8 @@ summarize() {
       }
       if (mode == "table") exit
 
-      for (i = 1; i <= 2; i++) {
-        p = (i == 1) ? "nginx" : "brigade"
+      for (i = 1; i <= 3; i++) {
+        p = (i == 1) ? "nginx" : (i == 2) ? "brigade" : "portkey"
         if (!seen[p] || !seen["direct"]) continue
         d = d sprintf("- %s added p50 at c=1: %d µs (added p99: %d µs); added p50 at c=64: %d µs\n", p,
           p50[p "-1-0"] - p50["direct-1-0"], p99[p "-1-0"] - p99["direct-1-0"], p50[p "-64-0"] - p50["direct-64-0"])
@@ -369,6 +445,14 @@ summarize() {
       if (seen["brigade"] && seen["nginx"]) {
         d = d sprintf("- brigade req/s / nginx req/s: c=1 %s, c=64 %s", ratio(rps["brigade-1-0"], rps["nginx-1-0"]), ratio(rps["brigade-64-0"], rps["nginx-64-0"]))
         if (("brigade-64-1") in rps) d = d sprintf(", c=64 streaming %s", ratio(rps["brigade-64-1"], rps["nginx-64-1"]))
+        d = d "\n"
+      }
+      if (seen["brigade"] && seen["portkey"]) {
+        d = d sprintf("- brigade req/s / portkey req/s: c=1 %s, c=64 %s", ratio(rps["brigade-1-0"], rps["portkey-1-0"]), ratio(rps["brigade-64-0"], rps["portkey-64-0"]))
+        if (("brigade-64-1") in rps) d = d sprintf(", c=64 streaming %s", ratio(rps["brigade-64-1"], rps["portkey-64-1"]))
+        d = d "\n"
+        d = d sprintf("- portkey proxy CPU µs/req / brigade proxy CPU µs/req: c=1 %s, c=64 %s", ratio(pcpu["portkey-1-0"], pcpu["brigade-1-0"]), ratio(pcpu["portkey-64-0"], pcpu["brigade-64-0"]))
+        if (("brigade-64-1") in rps) d = d sprintf(", c=64 streaming %s", ratio(pcpu["portkey-64-1"], pcpu["brigade-64-1"]))
         d = d "\n"
       }
       if (seen["brigade"] && seen["direct"])
@@ -387,6 +471,12 @@ report="$out/report.md"
        "load average at start $load_start, at end $load_end."
   echo "Command: \`$cmdline\` ($secs s per run, $rounds round(s), wrk threads: 1 at c=1, $wrk_threads at c=64)."
   echo "mock-llm, the proxy and wrk share the same $(nproc) cores."
+  if has portkey; then
+    echo "Portkey: @portkey-ai/gateway $portkey_version on node $(node --version), one process (single-threaded)," \
+         "against brigade with $workers loop thread(s) and nginx with $workers worker(s)."
+  elif [[ -n "$portkey_skip" ]]; then
+    echo "Portkey: not measured ($portkey_skip)."
+  fi
   if command -v git >/dev/null && git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
     echo "Source: commit $(git -C "$root" rev-parse --short HEAD)," \
          "$(git -C "$root" status --porcelain 2>/dev/null | wc -l) uncommitted path(s) in the work tree."
@@ -409,6 +499,7 @@ report="$out/report.md"
   echo "|---|---:|---:|"
   has nginx && echo "| nginx (master + $workers worker(s), summed) | ${mem_nginx% *} | ${mem_nginx#* } |"
   has brigade && echo "| brigade | ${mem_brigade% *} | ${mem_brigade#* } |"
+  has portkey && echo "| portkey (one node process) | ${mem_portkey% *} | ${mem_portkey#* } |"
   echo
   echo "Usage recording: $usage_line."
   echo

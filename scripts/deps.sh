@@ -4,7 +4,8 @@
 # build bundles them) and the e2e suite's (chromium drives the console tests).
 # Safe to run again: it only installs what is not there.
 #   scripts/deps.sh            build + test dependencies
-#   scripts/deps.sh --bench    also the benchmark tools (wrk, nginx)
+#   scripts/deps.sh --bench    also the benchmark tools (wrk, nginx) and the
+#                              Portkey gateway bench/gateway.sh compares (npm)
 #   scripts/deps.sh --cluster  also nginx, the load balancer of scripts/cluster.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,5 +76,12 @@ fi
 if [[ -f tests/e2e/package.json ]]; then
   if [[ ! -f tests/e2e/node_modules/.package-lock.json ]] || [[ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]]; then
     step "npm packages for tests/e2e" npm --prefix tests/e2e ci --no-audit --no-fund --loglevel=error
+  fi
+fi
+
+# The Portkey OSS gateway, a measured target of bench/gateway.sh; only for --bench.
+if [[ "${1:-}" == "--bench" && -f bench/portkey/package.json ]]; then
+  if [[ ! -f bench/portkey/node_modules/.package-lock.json ]] || [[ bench/portkey/package-lock.json -nt bench/portkey/node_modules ]]; then
+    step "npm packages for bench/portkey" npm --prefix bench/portkey ci --no-audit --no-fund --loglevel=error
   fi
 fi
