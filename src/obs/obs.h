@@ -54,6 +54,9 @@ typedef struct obs_trace_ctx {
     uint8_t trace_id[16];
     uint8_t span_id[8];          /* the parent span for children made from this */
     uint8_t flags;               /* bit 0: sampled */
+    bool made_here;              /* the trace id was made by this process (obs_trace_ctx_new),
+                                  * not taken from a client: it begins with its time, and the
+                                  * store may pack its trace with others (store/trace_pack.h) */
 } obs_trace_ctx;
 
 /* Strict W3C parse: version 00, lower-case hex, non-zero ids, nothing after

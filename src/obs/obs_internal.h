@@ -43,6 +43,7 @@ struct obs_span {
     obs_span_kind kind;
     char name[OBS_SPAN_NAME_MAX];
     char tenant_id[ID_MAX], user_id[ID_MAX];
+    uint64_t owner_key;            /* groups an owner's spans in the tracer (span.c) */
     int64_t start_ns, end_ns;      /* unix ns (wall clock) */
     obs_status status;
     char *status_msg;              /* an error's words, made when it ends (NULL: none; at

@@ -19,11 +19,23 @@ static int64_t obs_now_ns(void)
 
 /* snprintf("%s") without the format machinery: these run for every
  * span on the request's thread. Cuts at cap - 1 bytes, as snprintf did. */
-static void obs_copy(char *dst, size_t cap, const char *src)
+static size_t obs_copy(char *dst, size_t cap, const char *src)
 {
     size_t n = strnlen(src, cap - 1);
     memcpy(dst, src, n);
     dst[n] = '\0';
+    return n;
+}
+
+/* The tracer groups one owner's spans together by a cheap key
+ * (obs_span.owner_key): an id's length and last eight bytes, where
+ * brigade's ids keep their random part. Equal owners have equal keys; two
+ * owners whose keys collide are only grouped less well. */
+static uint64_t obs_id_tail(const char *s, size_t n)
+{
+    uint64_t w = 0;
+    memcpy(&w, s + (n > 8 ? n - 8 : 0), n < 8 ? n : 8);
+    return w ^ n;
 }
 
 obs_span *obs_span_begin(const obs_trace_ctx *parent, const char *name, obs_span_kind kind,
@@ -33,6 +45,7 @@ obs_span *obs_span_begin(const obs_trace_ctx *parent, const char *name, obs_span
     if (parent) {
         memcpy(ctx.trace_id, parent->trace_id, 16);
         ctx.flags = parent->flags;
+        ctx.made_here = parent->made_here;
         obs_random_id(ctx.span_id, 8);
     } else {
         obs_trace_ctx_new(&ctx);
@@ -64,10 +77,12 @@ void obs_span_set_owner(obs_span *s, const scope *owner)
     if (!s) return;
     if (!owner || owner->role == SCOPE_NONE) {
         s->tenant_id[0] = s->user_id[0] = '\0';
+        s->owner_key = 0;
         return;
     }
-    obs_copy(s->tenant_id, sizeof s->tenant_id, owner->tenant_id);
-    obs_copy(s->user_id, sizeof s->user_id, owner->role == SCOPE_USER ? owner->user_id : "");
+    size_t tn = obs_copy(s->tenant_id, sizeof s->tenant_id, owner->tenant_id);
+    size_t un = obs_copy(s->user_id, sizeof s->user_id, owner->role == SCOPE_USER ? owner->user_id : "");
+    s->owner_key = obs_id_tail(s->tenant_id, tn) * 0x9E3779B97F4A7C15ull ^ obs_id_tail(s->user_id, un);
 }
 
 void obs_span_set_name(obs_span *s, const char *name)

@@ -51,6 +51,7 @@ bool obs_traceparent_parse(const char *h, obs_trace_ctx *out)
         return false;
     if (obs_all_zero(c.trace_id, 16) || obs_all_zero(c.span_id, 8)) return false;
     c.flags = flags;
+    c.made_here = false;   /* whatever its bits say: a client chose it */
     *out = c;
     return true;
 }
@@ -161,6 +162,7 @@ static void obs_trace_id_new(uint8_t id[16])
 void obs_trace_ctx_new(obs_trace_ctx *out)
 {
     obs_trace_id_new(out->trace_id);
+    out->made_here = true;
     obs_random_id(out->span_id, 8);
     /* The decision comes from the trace id's own random bits, so it is the
      * same wherever the id is seen. */

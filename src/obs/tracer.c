@@ -98,12 +98,15 @@ void obs_tracer_submit(obs_span *s)
     if (say) obs_tracer_tell_dropped(told);
 }
 
-/* Groups a flush's spans by trace, then owner, then start: each group
- * becomes one row, rows in trace-id byte order (new ids begin with their
- * time, so rows go in as their traces began). The ids are compared as two
- * big-endian words, not by memcmp: a flush sorts up to thousands of spans
- * on the tracer thread, which must not hold a core for long
- * (util/thread_prio.h). */
+/* Groups a flush's spans by owner, then trace, then start: each group of
+ * one trace and owner becomes one row, an owner's rows follow one another
+ * in trace-id byte order (new ids begin with their time, so rows go in as
+ * their traces began), and so the store can pack an owner's traces of the
+ * same 10 ms into one row (store/trace_pack.h). Owners are compared first
+ * by a key (span.c), then by their ids only where the keys are equal. The
+ * ids are compared as two big-endian words, not by memcmp: a flush sorts
+ * up to thousands of spans on the tracer thread, which must not hold a
+ * core for long (util/thread_prio.h). */
 static uint64_t obs_be64(const uint8_t *p)
 {
     uint64_t v;
@@ -127,6 +130,7 @@ static int obs_trace_id_order(const uint8_t *x, const uint8_t *y)
 static int obs_span_order(const void *pa, const void *pb)
 {
     const obs_span *a = *(obs_span *const *)pa, *b = *(obs_span *const *)pb;
+    if (a->owner_key != b->owner_key) return a->owner_key < b->owner_key ? -1 : 1;
     int c = obs_trace_id_order(a->ctx.trace_id, b->ctx.trace_id);
     if (!c) c = strcmp(a->tenant_id, b->tenant_id);
     if (!c) c = strcmp(a->user_id, b->user_id);
@@ -151,7 +155,11 @@ static void obs_row_of(trace_rec *r, obs_span *const *g, size_t n)
     r->end_ns = g[0]->end_ns;
     const obs_span *root = g[0];
     bool failed = false, have_root = false;
+    /* A span that continues a client's traceparent is not made here, but
+     * when any span of the trace is, the id is this server's. */
+    r->local_id = false;
     for (size_t i = 0; i < n; i++) {
+        if (g[i]->ctx.made_here) r->local_id = true;
         if (g[i]->end_ns > r->end_ns) r->end_ns = g[i]->end_ns;
         if (g[i]->status == OBS_STATUS_ERROR) failed = true;
         if (!have_root && !g[i]->has_parent) {

@@ -708,8 +708,11 @@ store_status store_memory_search(store *st, const scope *sc, const char *query, 
 const char *store_status_text(store_status s);
 
 /* --- traces (store_traces.c; written by src/obs/ in batches) ---
- * One row per trace per owner per flush: the spans themselves are an opaque
- * blob (src/obs/span_codec.h) the store never looks inside. */
+ * One record per trace per owner per flush: the spans themselves are an
+ * opaque blob (src/obs/span_codec.h) the store never looks inside. On
+ * SQLite, consecutive records of one owner whose ids this server made in
+ * the same 10 ms are stored together as one row (trace_pack.h); a read
+ * gives them back one record per trace as before. */
 #define STORE_SPAN_NAME_MAX 96
 #define STORE_TRACE_SPANS_MAX 10000            /* spans one read returns at most */
 typedef struct trace_rec {
@@ -722,6 +725,9 @@ typedef struct trace_rec {
     uint32_t span_count;                       /* spans in the blob, at least 1 */
     unsigned char *blob;                       /* insert: borrowed; read: malloc'd */
     size_t   blob_len;
+    bool     local_id;                         /* insert: this server made the id (it begins
+                                                * with its time), so the row may share a
+                                                * stored pack with others (trace_pack.h) */
 } trace_rec;
 
 /* Write a batch of trace rows in one writer operation, then prune: rows

@@ -90,6 +90,43 @@ static void test_new_ids_distinct(void **state)
     assert_memory_equal(back.trace_id, a.trace_id, 16);
 }
 
+/* Only ids this process made say so (the store packs their traces, found
+ * again by the time they begin with: store/trace_pack.h). An id from a
+ * client's traceparent never does, whatever its bits, and children carry
+ * their parent's mark. */
+static void test_made_here(void **state)
+{
+    (void)state;
+    obs_trace_ctx mine, theirs;
+    obs_trace_ctx_new(&mine);
+    assert_true(mine.made_here);
+    char out[OBS_TRACEPARENT_LEN + 1];
+    obs_traceparent_format(&mine, out);
+    memset(&theirs, 0xff, sizeof theirs);
+    assert_true(obs_traceparent_parse(out, &theirs));   /* our own id, sent back by a client */
+    assert_false(theirs.made_here);
+    scope owner;
+    scope_mint_user(&owner, "ten_a", "usr_a", "key_a", "default");
+    obs_span *root = obs_span_begin(NULL, "root", OBS_SPAN_SERVER, &owner);
+    obs_span *child = obs_span_begin(obs_span_ctx(root), "child", OBS_SPAN_INTERNAL, &owner);
+    obs_span *cont = obs_span_begin(&theirs, "continued", OBS_SPAN_SERVER, &owner);
+    assert_true(obs_span_ctx(root)->made_here);
+    assert_true(obs_span_ctx(child)->made_here);
+    assert_false(obs_span_ctx(cont)->made_here);
+    /* an owner's spans share a grouping key; another owner's differs */
+    scope other;
+    scope_mint_user(&other, "ten_a", "usr_b", "key_b", "default");
+    obs_span *elsewhere = obs_span_begin(NULL, "root", OBS_SPAN_SERVER, &other);
+    assert_true(root->owner_key == child->owner_key);
+    assert_true(root->owner_key != elsewhere->owner_key);
+    obs_span_set_owner(elsewhere, &owner);
+    assert_true(root->owner_key == elsewhere->owner_key);
+    obs_span_discard(elsewhere);
+    obs_span_discard(cont);
+    obs_span_discard(child);
+    obs_span_discard(root);
+}
+
 /* New trace ids start with their time in Unix ms (so the store's trace-id
  * index grows at its end, traceparent.c), and keep 80 random bits: ids made
  * in the same millisecond differ, and sort by time across milliseconds. */
@@ -366,6 +403,7 @@ int main(void)
         cmocka_unit_test(test_traceparent_invalid),
         cmocka_unit_test(test_new_ids_distinct),
         cmocka_unit_test(test_new_ids_time_ordered),
+        cmocka_unit_test(test_made_here),
         cmocka_unit_test(test_span_children_and_attrs),
         cmocka_unit_test(test_attr_set_again_replaces),
         cmocka_unit_test(test_span_redacts_pii),

@@ -1,0 +1,67 @@
+/* trace_pack.h — several traces of one owner in one stored row.
+ *
+ * A trace row costs the SQLite writer ~12 000 instructions whatever its
+ * size: the row's B-tree insert (a ~700-byte row splits a 4 KB page every
+ * few inserts), its entry in the trace-id index, the statement's setup and
+ * halt. At one row per request that was over half of what tracing every
+ * request cost (docs/benchmarks.md, session 10). A pack holds up to
+ * TRACE_PACK_MAX_TRACES traces of one owner whose ids were made by this
+ * server within one TRACE_PACK_WINDOW_MS window, as one row: per trace,
+ * only its bytes are left to write.
+ *
+ * Finding a packed trace without an index entry of its own: an id made
+ * here begins with its creation time (48 bits of Unix ms, traceparent.c),
+ * so a read of trace id T looks at the packs of T's window, and at T's
+ * own rows by the index as before (store_traces.c). Only ids this server
+ * made are packed: their windows hold what the server really served in
+ * 10 ms, whereas ids a client sends could name any window, and a client
+ * could pile packs into one window to slow down the reads of whoever's
+ * trace falls in it. A read goes through every pack of its window, so the
+ * window is short: at 17 000 requests a second a 10 ms window holds ~170
+ * traces (~100 KB), and a tracer flush (every ~250 ms) still fills each
+ * of an owner's packs with that owner's part of them.
+ *
+ * Layout (integers little-endian): "BTK" 0x01, then entries:
+ *   trace_id[16] (binary) i64 start_ns i64 end_ns u8 status u32 span_count
+ *   u8 root_len root_name u32 blob_len blob
+ * Each entry's blob is a trace row's blob (src/obs/span_codec.h), which
+ * the store still never opens. Lengths are checked when reading, so a
+ * corrupt pack yields an error, never a read past its end. */
+#ifndef BRIGADE_TRACE_PACK_H
+#define BRIGADE_TRACE_PACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+#include "util/buf.h"
+
+#define TRACE_PACK_WINDOW_MS 10
+#define TRACE_PACK_MAX_TRACES 256
+#define TRACE_PACK_MAX_BYTES (256u << 10)
+
+/* The window of a trace id: its first 48 bits (Unix ms, for an id made
+ * here) / TRACE_PACK_WINDOW_MS, plus one, so that 0 means "none". 0 for
+ * anything but 32 lower-case hex digits. */
+int64_t trace_pack_window(const char *trace_id_hex);
+
+/* The bytes r adds to a pack (its blob and columns). */
+size_t trace_pack_entry_size(const trace_rec *r);
+void trace_pack_begin(buf *b);
+void trace_pack_add(buf *b, const trace_rec *r);
+
+typedef struct trace_pack_reader {
+    const uint8_t *p;
+    size_t len, off;
+} trace_pack_reader;
+
+/* -1 when blob is not a pack. */
+int trace_pack_open(trace_pack_reader *r, const void *blob, size_t len);
+/* The next entry into *out: its trace id, times, root name, status, span
+ * count, and blob (pointing into the pack: valid while it is). tenant_id
+ * and user_id are left as they were (they are the row's). 1, 0 at the
+ * end, -1 when the pack is corrupt. */
+int trace_pack_next(trace_pack_reader *r, trace_rec *out);
+
+#endif
