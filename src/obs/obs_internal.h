@@ -63,8 +63,17 @@ struct obs_span {
 
 static inline const char *obs_attr_key(const struct obs_span *s, const obs_attr *a) { return s->pool + a->key; }
 
-/* span.c: free a span and what it holds. */
+/* span.c: free a span and what it holds; many at once (one lock). */
 void obs_span_free(obs_span *s);
+void obs_span_free_many(obs_span *const *spans, size_t n);
+/* span_pool.c: room for a span (uninitialised), usually one given back
+ * before; spans whose attributes, pool and message are already freed,
+ * given back. */
+obs_span *obs_span_alloc(void);
+void obs_span_recycle(obs_span *const *spans, size_t n);
+/* Spans in the shared pool, and its bound (tests). */
+size_t obs_span_pool_size(void);
+#define OBS_SPANS_KEPT 4096
 
 /* traceparent.c: n (8 or 16) random bytes, never all zero. */
 void obs_random_id(uint8_t *out, size_t n);

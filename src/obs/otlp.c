@@ -237,7 +237,7 @@ static void *obs_otlp_main(void *arg)
         obs_otlp_encode(&body, batch, n, obs_ex.service);
         bool ok = curl && obs_otlp_post(curl, &body);
         buf_free(&body);
-        for (size_t i = 0; i < n; i++) obs_span_free(batch[i]);
+        obs_span_free_many(batch, n);
         if (ok) {
             obs_counter_add(obs_series_of(obs_m_otlp_exported(), NULL), n);
         } else {

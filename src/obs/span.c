@@ -1,6 +1,6 @@
 /* span.c — building one span: begin, attributes, end. Everything here is
- * local to the span (one malloc); only obs_span_end touches shared state,
- * through the tracer's queue. */
+ * local to the span (one allocation, usually a reused span: span_pool.c);
+ * only obs_span_end touches shared state, through the tracer's queue. */
 #include "obs/obs_internal.h"
 #include "util/pii.h"
 #include "util/xalloc.h"
@@ -52,7 +52,7 @@ obs_span *obs_span_begin(const obs_trace_ctx *parent, const char *name, obs_span
     }
     /* Attributes and their strings come later, as they are set (an
      * unsampled span never has any: nothing will read them). */
-    obs_span *s = xmalloc(sizeof *s);
+    obs_span *s = obs_span_alloc();
     memset(s, 0, offsetof(obs_span, attrs_inline));   /* the inline room is written as used */
     s->attrs = s->attrs_inline;
     s->cap_attrs = OBS_SPAN_ATTRS_INLINE;
@@ -93,13 +93,25 @@ void obs_span_set_name(obs_span *s, const char *name)
 /* The slot for key: the existing one, a new one, or NULL when full. */
 bool obs_span_recording(const obs_span *s) { return s && (s->ctx.flags & 1); }
 
-void obs_span_free(obs_span *s)
+/* What a span holds beyond itself. */
+static void obs_span_release(obs_span *s)
 {
-    if (!s) return;
     if (s->attrs != s->attrs_inline) free(s->attrs);
     if (s->pool != s->pool_inline) free(s->pool);
     free(s->status_msg);
-    free(s);
+}
+
+void obs_span_free(obs_span *s)
+{
+    if (!s) return;
+    obs_span_release(s);
+    obs_span_recycle(&s, 1);
+}
+
+void obs_span_free_many(obs_span *const *spans, size_t n)
+{
+    for (size_t i = 0; i < n; i++) obs_span_release(spans[i]);
+    obs_span_recycle(spans, n);
 }
 
 /* Room for n more bytes in the pool; false when it may not grow so far

@@ -251,7 +251,7 @@ static void obs_tracer_take(obs_flush *f, obs_span **arr, size_t n)
         if (obs_tr.otlp) {
             obs_otlp_offer(chunk, k);   /* takes the spans */
         } else {
-            for (size_t i = 0; i < k; i++) obs_span_free(chunk[i]);
+            obs_span_free_many(chunk, k);
         }
         thread_background_yield();
     }

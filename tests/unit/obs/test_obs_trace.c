@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,45 @@ static void test_made_here(void **state)
     obs_span_discard(cont);
     obs_span_discard(child);
     obs_span_discard(root);
+}
+
+/* Freed spans are made again from the pool (span_pool.c), which keeps at
+ * most OBS_SPANS_KEPT, and a thread's cache goes back to it at the
+ * thread's exit (run under ASan/LSan, a span lost on the way leaks). */
+static void *make_one_span(void *arg)
+{
+    obs_span *s = obs_span_begin(NULL, "in a thread", OBS_SPAN_INTERNAL, NULL);
+    *(obs_span **)arg = s;
+    obs_span_discard(s);   /* into the pool, not this thread's cache */
+    return NULL;
+}
+
+static void test_span_pool(void **state)
+{
+    (void)state;
+    enum { N = OBS_SPANS_KEPT + 500 };
+    obs_span **made = malloc(N * sizeof *made);
+    for (size_t i = 0; i < N; i++) made[i] = obs_span_begin(NULL, "s", OBS_SPAN_INTERNAL, NULL);
+    obs_span_set_str(made[0], "big", "a value that fits");
+    obs_span_free_many(made, N);
+    assert_int_equal(obs_span_pool_size(), OBS_SPANS_KEPT);   /* the rest were freed */
+    obs_span *again = obs_span_begin(NULL, "again", OBS_SPAN_INTERNAL, NULL);
+    bool reused = false;
+    for (size_t i = 0; i < OBS_SPANS_KEPT; i++) reused |= made[i] == again;
+    assert_true(reused);
+    assert_string_equal(again->name, "again");
+    assert_int_equal(again->n_attrs, 0);          /* nothing of the span it was */
+    assert_int_equal(again->pool_used, 0);
+    obs_span_discard(again);
+    /* another thread takes a batch into its cache, and gives it back as it exits */
+    size_t before = obs_span_pool_size();
+    pthread_t t;
+    obs_span *theirs = NULL;
+    assert_int_equal(pthread_create(&t, NULL, make_one_span, &theirs), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_non_null(theirs);
+    assert_int_equal(obs_span_pool_size(), before);
+    free(made);
 }
 
 /* New trace ids start with their time in Unix ms (so the store's trace-id
@@ -404,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_new_ids_distinct),
         cmocka_unit_test(test_new_ids_time_ordered),
         cmocka_unit_test(test_made_here),
+        cmocka_unit_test(test_span_pool),
         cmocka_unit_test(test_span_children_and_attrs),
         cmocka_unit_test(test_attr_set_again_replaces),
         cmocka_unit_test(test_span_redacts_pii),
