@@ -102,11 +102,16 @@ void obs_tracer_submit(obs_span *s)
  * one trace and owner becomes one row, an owner's rows follow one another
  * in trace-id byte order (new ids begin with their time, so rows go in as
  * their traces began), and so the store can pack an owner's traces of the
- * same 10 ms into one row (store/trace_pack.h). Owners are compared first
- * by a key (span.c), then by their ids only where the keys are equal. The
- * ids are compared as two big-endian words, not by memcmp: a flush sorts
- * up to thousands of spans on the tracer thread, which must not hold a
- * core for long (util/thread_prio.h). */
+ * same 10 ms into one row (store/trace_pack.h). Owners are ordered by a
+ * key (span.c), not by their ids: two owners whose keys collide may then
+ * interleave in a trace both wrote to, which only splits their rows (a
+ * read joins a trace's rows), while obs_same_row still compares the ids.
+ *
+ * The sort runs on the tracer thread for every span, so it sorts plain
+ * keys read once from each span (the trace id as two big-endian words),
+ * compared inline, rather than calling back into a comparison that reads
+ * the spans again: glibc's qsort with such a callback was a quarter of the
+ * tracer's instructions (docs/benchmarks.md, session 10). */
 static uint64_t obs_be64(const uint8_t *p)
 {
     uint64_t v;
@@ -117,30 +122,67 @@ static uint64_t obs_be64(const uint8_t *p)
     return v;
 }
 
-static int obs_trace_id_order(const uint8_t *x, const uint8_t *y)
+typedef struct obs_sort_item {
+    uint64_t owner, id_hi, id_lo;
+    int64_t start;
+    obs_span *span;
+} obs_sort_item;
+
+static inline bool obs_item_before(const obs_sort_item *a, const obs_sort_item *b)
 {
-    uint64_t a = obs_be64(x), b = obs_be64(y);
-    if (a == b) {
-        a = obs_be64(x + 8);
-        b = obs_be64(y + 8);
-    }
-    return (a > b) - (a < b);
+    if (a->owner != b->owner) return a->owner < b->owner;
+    if (a->id_hi != b->id_hi) return a->id_hi < b->id_hi;
+    if (a->id_lo != b->id_lo) return a->id_lo < b->id_lo;
+    return a->start < b->start;
 }
 
-static int obs_span_order(const void *pa, const void *pb)
+/* Stable merge sort of n items, tmp as big: runs of 8 by insertion, then
+ * merged bottom-up (spans come in the order they ended, so a request's
+ * few spans are already close together). */
+static void obs_sort_items(obs_sort_item *a, obs_sort_item *tmp, size_t n)
 {
-    const obs_span *a = *(obs_span *const *)pa, *b = *(obs_span *const *)pb;
-    if (a->owner_key != b->owner_key) return a->owner_key < b->owner_key ? -1 : 1;
-    int c = obs_trace_id_order(a->ctx.trace_id, b->ctx.trace_id);
-    if (!c) c = strcmp(a->tenant_id, b->tenant_id);
-    if (!c) c = strcmp(a->user_id, b->user_id);
-    if (!c) c = (a->start_ns > b->start_ns) - (a->start_ns < b->start_ns);
-    return c;
+    enum { RUN = 8 };
+    for (size_t lo = 0; lo < n; lo += RUN) {
+        size_t hi = lo + RUN < n ? lo + RUN : n;
+        for (size_t i = lo + 1; i < hi; i++) {
+            obs_sort_item x = a[i];
+            size_t j = i;
+            for (; j > lo && obs_item_before(&x, &a[j - 1]); j--) a[j] = a[j - 1];
+            a[j] = x;
+        }
+    }
+    obs_sort_item *src = a, *dst = tmp;
+    for (size_t width = RUN; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi) dst[k++] = obs_item_before(&src[j], &src[i]) ? src[j++] : src[i++];
+            while (i < mid) dst[k++] = src[i++];
+            while (j < hi) dst[k++] = src[j++];
+        }
+        obs_sort_item *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a) memcpy(a, src, n * sizeof *a);
+}
+
+/* The spans in row order, in place (n at most OBS_TAKE_CHUNK). */
+static void obs_spans_sort(obs_span **arr, size_t n)
+{
+    obs_sort_item items[OBS_TAKE_CHUNK], tmp[OBS_TAKE_CHUNK];
+    for (size_t i = 0; i < n; i++) {
+        const obs_span *s = arr[i];
+        items[i] = (obs_sort_item){s->owner_key, obs_be64(s->ctx.trace_id), obs_be64(s->ctx.trace_id + 8),
+                                   s->start_ns, arr[i]};
+    }
+    obs_sort_items(items, tmp, n);
+    for (size_t i = 0; i < n; i++) arr[i] = items[i].span;
 }
 
 static bool obs_same_row(const obs_span *a, const obs_span *b)
 {
-    return obs_trace_id_order(a->ctx.trace_id, b->ctx.trace_id) == 0 &&
+    return memcmp(a->ctx.trace_id, b->ctx.trace_id, 16) == 0 &&
            strcmp(a->tenant_id, b->tenant_id) == 0 && strcmp(a->user_id, b->user_id) == 0;
 }
 
@@ -206,10 +248,10 @@ static bool obs_flush_full(const obs_flush *f)
     return f->nrows >= OBS_FLUSH_MAX_ROWS || f->blobs.len >= OBS_FLUSH_MAX_BYTES;
 }
 
-/* Sorts n spans into rows appended to f. */
+/* Sorts n spans (at most OBS_TAKE_CHUNK) into rows appended to f. */
 static void obs_flush_add(obs_flush *f, obs_span **arr, size_t n)
 {
-    qsort(arr, n, sizeof *arr, obs_span_order);
+    obs_spans_sort(arr, n);
     for (size_t i = 0, j; i < n; i = j) {
         for (j = i + 1; j < n && obs_same_row(arr[i], arr[j]); j++) {}
         /* Ownerless spans (requests that never authenticated) are never

@@ -18,6 +18,7 @@
 
 #include "identity/scope_mint.h"
 #include "obs/obs.h"
+#include "obs/obs_internal.h"   /* obs_span.owner_key */
 #include "obs/span_codec.h"
 #include "store/store.h"
 #include "test_util.h"
@@ -199,6 +200,43 @@ static void test_scoping(void **state)
     store_free_traces(rows, n);
 }
 
+/* The tracer orders spans by a key of their owner (span.c) and only then
+ * by trace: two owners whose keys collide, writing into one trace, must
+ * still get rows of their own, never one row with both owners' spans (the
+ * row would be the first one's, and the scope check would miss the
+ * other). Their spans interleave by start, so each owner's spans may come
+ * as several rows; a read joins them. */
+static void test_owner_key_collision(void **state)
+{
+    fx *f = *state;
+    obs_span *root = obs_span_begin(NULL, "POST /v1/chat/completions", OBS_SPAN_SERVER, &f->ua1);
+    obs_span *kids[6];
+    for (int i = 0; i < 6; i++) {
+        kids[i] = obs_span_begin(obs_span_ctx(root), "step", OBS_SPAN_INTERNAL, i % 2 ? &f->ua2 : &f->ua1);
+        kids[i]->owner_key = root->owner_key;   /* the collision */
+    }
+    for (int i = 0; i < 6; i++) obs_span_end(kids[i], OBS_STATUS_OK, NULL);
+    char tid[OBS_TRACE_ID_HEX];
+    obs_trace_id_hex(obs_span_ctx(root), tid);
+    obs_span_end(root, OBS_STATUS_OK, NULL);
+    obs_tracer_flush();
+    trace_rec *rows;
+    size_t n;
+    assert_int_equal(store_trace_get(f->st, &f->ta, tid, &rows, &n), STORE_OK);
+    size_t a1 = 0, a2 = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(rows[i].user_id, f->ua1.user_id) == 0) a1 += rows[i].span_count;
+        else if (strcmp(rows[i].user_id, f->ua2.user_id) == 0) a2 += rows[i].span_count;
+        else fail_msg("a row of nobody's");
+    }
+    store_free_traces(rows, n);
+    assert_int_equal(a1, 4);
+    assert_int_equal(a2, 3);
+    /* each owner's row is foreign to the other: neither reads the trace */
+    assert_int_equal(store_trace_get(f->st, &f->ua1, tid, &rows, &n), STORE_NOT_FOUND);
+    assert_int_equal(store_trace_get(f->st, &f->ua2, tid, &rows, &n), STORE_NOT_FOUND);
+}
+
 /* A row of `spans` spans; the store never opens the blob, so any bytes do. */
 static trace_rec row(const char *tid, const char *tenant, int64_t end_ns, uint32_t spans)
 {
@@ -341,6 +379,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scoping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owner_key_collision, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_insert_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seq_after_rollback, setup, teardown),
