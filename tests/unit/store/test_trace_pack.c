@@ -339,6 +339,41 @@ static void test_pack_bounds_and_prune(void **state)
     free(rows);
 }
 
+/* A store from before packs (version 25: no id_window) is migrated, its
+ * trace rows still read, and packs written and read beside them. */
+static void test_pack_migration(void **state)
+{
+    fx *f = *state;
+    char old[33], p1[33], p2[33];
+    local_id(f, 1, 1, old);
+    local_id(f, 2, 2, p1);
+    local_id(f, 3, 3, p2);
+    int64_t t0 = f->now_ms * 1000000LL;
+    trace_rec before = owned(old, f->ta_id, f->ua, "from before", 2, t0);
+    assert_int_equal(store_traces_insert(f->st, &before, 1, 0, 0), STORE_OK);
+    store_close(f->st);
+    char path[128];
+    snprintf(path, sizeof path, "%s/brigade.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *emsg = NULL;
+    if (sqlite3_exec(db, "BEGIN; DROP INDEX traces_window; ALTER TABLE traces DROP COLUMN id_window;"
+                         " PRAGMA user_version = 25; COMMIT;", NULL, NULL, &emsg) != SQLITE_OK)
+        fail_msg("%s", emsg);
+    sqlite3_close(db);
+    char err[256];
+    f->st = store_open(f->dir, err, sizeof err);
+    assert_non_null(f->st);
+    assert_true(store_schema_version(f->st) >= 26);   /* packs came in 26 */
+    read_one(f, &f->sa, old, "from before", 2);
+    trace_rec rows[2] = {owned(p1, f->ta_id, f->ua, "packed one", 1, t0 + 1),
+                         owned(p2, f->ta_id, f->ua, "packed two", 1, t0 + 2)};
+    assert_int_equal(store_traces_insert(f->st, rows, 2, 0, 0), STORE_OK);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM traces WHERE id_window <> 0"), 1);
+    read_one(f, &f->sa, p2, "packed two", 1);
+    read_one(f, &f->sa, old, "from before", 2);
+}
+
 /* The read finds a trace's rows by its id's index and packs by the
  * window's, never by reading the table through. */
 static void test_pack_read_plan(void **state)
@@ -375,6 +410,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pack_in_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pack_bounds_and_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pack_read_plan, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pack_migration, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
