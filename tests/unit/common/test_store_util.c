@@ -102,3 +102,22 @@ bool test_store_hold_writer(store *st)
 }
 
 void test_store_release_writer(void) { atomic_store(&writer_release, 1); }
+
+long long test_sqlite_count(const char *dir, const char *sql, const char *bind)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/brigade.db", dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    long long v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK) {
+        if (bind) sqlite3_bind_text(s, 1, bind, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
+    } else {
+        fprintf(stderr, "test_sqlite_count: %s: %s\n", sql, db ? sqlite3_errmsg(db) : "cannot open");
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}

@@ -61,5 +61,10 @@ void test_store_queue_usage(store *st, const char *tenant_id, int n);
  * (true), or false if it could not be within 20 s. */
 bool test_store_hold_writer(store *st);
 void test_store_release_writer(void);
+/* The first column of the first row of sql (one optional text parameter,
+ * bind) on the SQLite store in dir, read through a connection of its own:
+ * what the file holds, not what the store says. -1 on any error (said on
+ * stderr), which no count equals. */
+long long test_sqlite_count(const char *dir, const char *sql, const char *bind);
 
 #endif

@@ -263,18 +263,7 @@ static void *race_sessions(void *arg)
 
 static long long db_count(fx *f, const char *sql, const char *bind)
 {
-    char path[128];
-    snprintf(path, sizeof path, "%s/brigade.db", f->dir);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *s;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-    if (bind) sqlite3_bind_text(s, 1, bind, -1, SQLITE_TRANSIENT);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    long long v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
+    return test_sqlite_count(f->dir, sql, bind);
 }
 
 static void test_quota_parallel(void **state)

@@ -172,20 +172,7 @@ static trace_rec owned(const char *trace, const char *tenant, const char *user, 
     return r;
 }
 
-static long long db_count(fx *f, const char *sql)
-{
-    char path[128];
-    snprintf(path, sizeof path, "%s/brigade.db", f->dir);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *s;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    long long v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
-}
+static long long db_count(fx *f, const char *sql) { return test_sqlite_count(f->dir, sql, NULL); }
 
 /* The one record of trace `id` that `who` reads: its blob must be `blob`. */
 static void read_one(fx *f, const scope *who, const char *id, const char *blob, uint32_t spans)
