@@ -43,6 +43,7 @@
 
 #include "store/trace_pack.h"
 #include "util/buf.h"
+#include "util/log.h"
 #include "util/thread_prio.h"
 
 void store_free_traces(trace_rec *arr, size_t n)
@@ -345,12 +346,18 @@ static int store_read_trace_row(sqlite3_stmt *s, trace_found *f, int64_t seq)
 
 /* A pack of the id's window: its entries of that trace. 1 when it holds
  * any and is not the caller's (the trace is then hidden), -1 on a corrupt
- * pack or no memory. */
+ * pack or no memory. A corrupt pack fails the read (logged) rather than
+ * being passed over: it might hold another owner's record of the trace,
+ * which must hide it. */
 static int store_read_trace_pack(sqlite3_stmt *s, const char *trace_id, bool mine, trace_found *f,
                                  int64_t seq)
 {
     trace_pack_reader rd;
-    if (trace_pack_open(&rd, sqlite3_column_blob(s, 8), (size_t)sqlite3_column_bytes(s, 8)) != 0) return -1;
+    if (trace_pack_open(&rd, sqlite3_column_blob(s, 8), (size_t)sqlite3_column_bytes(s, 8)) != 0) {
+        log_error("store: the trace pack at seq %lld is corrupt; reads of its 10 ms window fail",
+                  (long long)seq);
+        return -1;
+    }
     trace_rec e;
     int got;
     uint32_t place = 0;
@@ -371,6 +378,9 @@ static int store_read_trace_pack(sqlite3_stmt *s, const char *trace_id, bool min
         f->n++;
         f->spans += r->span_count;
     }
+    if (got < 0)
+        log_error("store: the trace pack at seq %lld is corrupt; reads of its 10 ms window fail",
+                  (long long)seq);
     return got < 0 ? -1 : 0;
 }
 

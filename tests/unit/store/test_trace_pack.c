@@ -326,6 +326,37 @@ static void test_pack_bounds_and_prune(void **state)
     free(rows);
 }
 
+/* A corrupt pack fails the reads of its window (it might hold a foreign
+ * record that must hide a trace), and only those. */
+static void test_pack_corrupt(void **state)
+{
+    fx *f = *state;
+    char p1[33], p2[33], other[33];
+    local_id(f, 1, 1, p1);
+    local_id(f, 2, 2, p2);
+    local_id(f, 40, 3, other);
+    int64_t t0 = f->now_ms * 1000000LL;
+    trace_rec rows[3] = {owned(p1, f->ta_id, f->ua, "one", 1, t0), owned(p2, f->ta_id, f->ua, "two", 1, t0 + 1),
+                         owned(other, f->ta_id, f->ua, "other", 1, t0 + 2)};
+    assert_int_equal(store_traces_insert(f->st, rows, 3, 0, 0), STORE_OK);
+    read_one(f, &f->sa, p1, "one", 1);
+    char path[128];
+    snprintf(path, sizeof path, "%s/brigade.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    /* the magic right, an entry cut short */
+    assert_int_equal(sqlite3_exec(db, "UPDATE traces SET spans = substr(spans, 1, 30) WHERE id_window <> 0",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    trace_rec *got;
+    size_t n;
+    assert_int_equal(store_trace_get(f->st, &f->sa, p1, &got, &n), STORE_ERROR);
+    assert_null(got);
+    assert_int_equal(store_trace_get(f->st, &f->sa, p2, &got, &n), STORE_ERROR);
+    read_one(f, &f->sa, other, "other", 1);   /* another window */
+}
+
 /* A store from before packs (version 25: no id_window) is migrated, its
  * trace rows still read, and packs written and read beside them. */
 static void test_pack_migration(void **state)
@@ -398,6 +429,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pack_bounds_and_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pack_read_plan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pack_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pack_corrupt, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
