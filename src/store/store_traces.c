@@ -31,8 +31,9 @@
  * anyone can put spans into any trace id they like. A trace is therefore
  * shown only when *every* row of it is within the caller's scope — one
  * foreign row hides the whole trace (404, as for a trace that does not
- * exist). A foreign pack hides it when it holds a record of the trace. Spans without an owner (requests that never authenticated) are
- * not written at all: no read could ever return them. */
+ * exist). A foreign pack hides it when it holds a record of the trace.
+ * Spans without an owner (requests that never authenticated) are not
+ * written at all: no read could ever return them. */
 #include "store/store_internal.h"
 #include "store/store_pg.h"
 
