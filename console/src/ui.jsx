@@ -100,10 +100,10 @@ export function Bars({ title, rows, value, format = (v) => String(v), testid }) 
   );
 }
 
-export function Button({ onClick, children, kind = '', ...rest }) {
+export function Button({ onClick, children, kind = '', disabled = false, ...rest }) {
   const [busy, setBusy] = useState(false);
   return (
-    <button class={kind} disabled={busy} {...rest}
+    <button class={kind} disabled={busy || disabled} {...rest}
       onClick={async (e) => { setBusy(true); try { await onClick(e); } finally { setBusy(false); } }}>
       {children}
     </button>

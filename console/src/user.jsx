@@ -75,9 +75,11 @@ export function Chat({ sessionId }) {
           <select value={agent || (agents.data && agents.data.data[0] ? agents.data.data[0].id : '')} onChange={(e) => setAgent(e.target.value)} data-testid="agent">
             {(agents.data ? agents.data.data : []).map((a) => <option key={a.id} value={a.id}>{a.id}</option>)}
           </select>
-          <Button onClick={create} data-testid="new-session">New session</Button>
+          {/* Not before the agents are known: a click then asked for a
+              session of no agent, and the server refused it. */}
+          <Button onClick={create} disabled={!agents.data} data-testid="new-session">New session</Button>
         </div>
-        <Err error={err || sessions.error} />
+        <Err error={err || sessions.error || agents.error} />
         {(sessions.data ? sessions.data.data : []).map((s) => (
           <a key={s.id} href={`#/chat/${s.id}`} class={s.id === sessionId ? 'on' : ''}>
             <div class="mono">{s.id}</div>

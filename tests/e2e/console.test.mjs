@@ -101,8 +101,9 @@ async function getBrowser() {
 }
 
 /** A fresh browser context signed in with `credential`: {page, dialogs, ctx}. */
-async function signedIn(credential) {
+async function signedIn(credential, { beforeLoad } = {}) {
   const ctx = await (await getBrowser()).newContext({ viewport: { width: 1280, height: 860 } });
+  if (beforeLoad) await beforeLoad(ctx);
   const page = await ctx.newPage();
   page.setDefaultTimeout(UI_TIMEOUT);
   const dialogs = [];
@@ -234,6 +235,30 @@ describe('signing in', () => {
 });
 
 describe('a user in the console', () => {
+  // On a loaded machine the agents list could arrive after the click: the
+  // console then asked for a session of no agent, the server refused it,
+  // and the chat never opened. The button waits for the list now.
+  test('"New session" waits for the agents list, then opens a chat', async () => {
+    let held = 0;
+    const { page, ctx, errors } = await signedIn(alice.key, {
+      beforeLoad: (c) => c.route('**/v1/agents', async (route) => {
+        held++;
+        await new Promise((r) => setTimeout(r, 1500));
+        await route.continue();
+      }),
+    });
+    try {
+      assert.ok(await page.getByTestId('new-session').isDisabled(), 'enabled before the agents came');
+      await page.getByTestId('new-session').click();   // waits until it is enabled
+      await page.getByTestId('compose').waitFor();
+      assert.ok(held >= 1, 'the agents list was not held back');
+      assert.equal(await page.locator('.err').count(), 0);
+      assert.deepEqual(errors, []);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   test('a streamed chat', async () => {
     const { page, ctx, errors } = await signedIn(alice.key);
     try {
