@@ -54,11 +54,6 @@ void store_free_traces(trace_rec *arr, size_t n)
     free(arr);
 }
 
-typedef struct trace_batch_view {
-    const trace_rec *rows;
-    size_t n;
-} trace_batch_view;
-
 typedef struct traces_batch {
     const trace_rec *rows;
     size_t n;
@@ -99,14 +94,14 @@ static bool store_trace_row_valid(const trace_rec *r)
 
 /* Rows i.. that go into one pack with row i: valid, of i's owner, ids made
  * here in i's window, within the pack's bounds. 1 when row i goes alone. */
-static size_t store_trace_pack_run(const trace_batch_view *v, size_t i, int64_t *window)
+static size_t store_trace_pack_run(const traces_batch *b, size_t i, int64_t *window)
 {
-    const trace_rec *first = &v->rows[i];
+    const trace_rec *first = &b->rows[i];
     *window = first->local_id ? trace_pack_window(first->trace_id) : 0;
     if (!*window) return 1;
     size_t bytes = 4 + trace_pack_entry_size(first), j = i + 1;
-    for (; j < v->n && j - i < TRACE_PACK_MAX_TRACES; j++) {
-        const trace_rec *r = &v->rows[j];
+    for (; j < b->n && j - i < TRACE_PACK_MAX_TRACES; j++) {
+        const trace_rec *r = &b->rows[j];
         if (!r->local_id || !store_trace_row_valid(r) || strcmp(r->user_id, first->user_id) != 0 ||
             strcmp(r->tenant_id, first->tenant_id) != 0 || trace_pack_window(r->trace_id) != *window)
             break;
@@ -192,17 +187,15 @@ static store_status store_traces_write(store_conn *c, void *arg)
     const traces_batch *b = arg;
     store_status seq = store_traces_seq_load(c);
     if (seq != STORE_OK) return seq;
-    trace_batch_view v = {b->rows, b->n};
     trace_owners owners = {.n = 0};
     buf pack;
     buf_init(&pack);
     store_status res = STORE_OK;
     for (size_t i = 0, n; i < b->n && res == STORE_OK; i += n) {
         const trace_rec *r = &b->rows[i];
-        n = 1;
         if (!store_trace_row_valid(r)) { res = STORE_INVALID; break; }
         int64_t window = 0;
-        n = store_trace_pack_run(&v, i, &window);
+        n = store_trace_pack_run(b, i, &window);
         store_status alive = store_trace_owner_alive(c, &owners, r);
         if (alive == STORE_NOT_FOUND) continue;   /* all n are that owner's */
         if (alive != STORE_OK) { res = alive; break; }

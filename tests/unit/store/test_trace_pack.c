@@ -174,6 +174,19 @@ static trace_rec owned(const char *trace, const char *tenant, const char *user, 
 
 static long long db_count(fx *f, const char *sql) { return test_sqlite_count(f->dir, sql, NULL); }
 
+/* Changes the file behind the store's back (a corruption, an older schema). */
+static void db_exec(fx *f, const char *sql)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/brigade.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char *emsg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &emsg) != SQLITE_OK) fail_msg("%s: %s", sql, emsg);
+    sqlite3_close(db);
+}
+
 /* The one record of trace `id` that `who` reads: its blob must be `blob`. */
 static void read_one(fx *f, const scope *who, const char *id, const char *blob, uint32_t spans)
 {
@@ -340,15 +353,8 @@ static void test_pack_corrupt(void **state)
                          owned(other, f->ta_id, f->ua, "other", 1, t0 + 2)};
     assert_int_equal(store_traces_insert(f->st, rows, 3, 0, 0), STORE_OK);
     read_one(f, &f->sa, p1, "one", 1);
-    char path[128];
-    snprintf(path, sizeof path, "%s/brigade.db", f->dir);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
     /* the magic right, an entry cut short */
-    assert_int_equal(sqlite3_exec(db, "UPDATE traces SET spans = substr(spans, 1, 30) WHERE id_window <> 0",
-                                  NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    db_exec(f, "UPDATE traces SET spans = substr(spans, 1, 30) WHERE id_window <> 0");
     trace_rec *got;
     size_t n;
     assert_int_equal(store_trace_get(f->st, &f->sa, p1, &got, &n), STORE_ERROR);
@@ -370,15 +376,8 @@ static void test_pack_migration(void **state)
     trace_rec before = owned(old, f->ta_id, f->ua, "from before", 2, t0);
     assert_int_equal(store_traces_insert(f->st, &before, 1, 0, 0), STORE_OK);
     store_close(f->st);
-    char path[128];
-    snprintf(path, sizeof path, "%s/brigade.db", f->dir);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    char *emsg = NULL;
-    if (sqlite3_exec(db, "BEGIN; DROP INDEX traces_window; ALTER TABLE traces DROP COLUMN id_window;"
-                         " PRAGMA user_version = 25; COMMIT;", NULL, NULL, &emsg) != SQLITE_OK)
-        fail_msg("%s", emsg);
-    sqlite3_close(db);
+    db_exec(f, "BEGIN; DROP INDEX traces_window; ALTER TABLE traces DROP COLUMN id_window;"
+               " PRAGMA user_version = 25; COMMIT;");
     char err[256];
     f->st = store_open(f->dir, err, sizeof err);
     assert_non_null(f->st);
