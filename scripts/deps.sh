@@ -14,6 +14,7 @@ packages=(
   build-essential meson ninja-build pkg-config
   libuv1-dev node-llhttp libcurl4-openssl-dev libcjson-dev libsqlite3-dev
   libfyaml-dev libssl-dev libsodium-dev libpcre2-dev
+  liblz4-dev                    # trace packs are LZ4-compressed (src/store/trace_pack.h)
   libpq-dev postgresql-15
   bubblewrap libseccomp-dev
   libhiredis-dev redis-server   # governance.backend: redis (tests start their own server)

@@ -8,12 +8,16 @@
  * itself (the memory search vector, the `ord` creation order, which is
  * filled in SQLite's rowid order because rows are inserted in that order);
  * values travel as text, blobs as binary, NULL as NULL. Identity columns
- * keep their values and their sequences are moved past them. After the
- * copy, each table's row count is compared inside the same transaction
- * before it commits; the caller then verifies the audit chain on the
+ * keep their values and their sequences are moved past them. SQLite's
+ * trace packs (trace_pack.h: several traces in one row, which the
+ * PostgreSQL store does not write) become a row per trace, each with the
+ * seq it had inside the pack (seq counts spans). After the copy, each
+ * table's row count is compared inside the same transaction before it
+ * commits (for traces, against the rows the packs unfold into); the caller then verifies the audit chain on the
  * target (src/app/admin_cli.c). */
 #include "store/store_internal.h"
 #include "store/store_pg_internal.h"
+#include "store/trace_pack.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +134,101 @@ static int import_table(sqlite3 *db, PGconn *c, const char *table, int64_t *copi
     return 0;
 }
 
+/* One PostgreSQL trace row; seq and the counts as text, spans binary. */
+static int import_trace_row(PGconn *c, int64_t seq, const trace_rec *r, char *err, size_t errlen)
+{
+    char seq_s[24], start_s[24], end_s[24], status_s[24], spans_s[24];
+    snprintf(seq_s, sizeof seq_s, "%lld", (long long)seq);
+    snprintf(start_s, sizeof start_s, "%lld", (long long)r->start_ns);
+    snprintf(end_s, sizeof end_s, "%lld", (long long)r->end_ns);
+    snprintf(status_s, sizeof status_s, "%d", r->status);
+    snprintf(spans_s, sizeof spans_s, "%u", r->span_count);
+    const char *vals[10] = {seq_s, r->trace_id, r->tenant_id, r->user_id, start_s, end_s, r->root_name,
+                            status_s, spans_s, r->blob_len ? (const char *)r->blob : ""};
+    int lens[10] = {0, 0, 0, 0, 0, 0, 0, 0, 0, (int)r->blob_len}, fmts[10] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    PGresult *res = PQexecParams(c,
+                                 "INSERT INTO traces (seq, trace_id, tenant_id, user_id, start_ns, end_ns,"
+                                 " root_name, status, span_count, spans)"
+                                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                 10, NULL, vals, lens, fmts, 0);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+    if (rc) snprintf(err, errlen, "copying traces: %s", PQresultErrorMessage(res));
+    PQclear(res);
+    return rc;
+}
+
+/* The traces table: rows as they are, packs unfolded. *read counts SQLite
+ * rows, *written PostgreSQL rows. A pack that does not read is an error:
+ * the migration stops rather than lose what it holds. */
+static int import_traces(sqlite3 *db, PGconn *c, int64_t *read, int64_t *written, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT seq, trace_id, tenant_id, user_id, start_ns, end_ns, root_name, status,"
+                           " span_count, spans, id_window FROM traces ORDER BY rowid",
+                           -1, &s, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "reading traces from SQLite: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    *read = *written = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        (*read)++;
+        trace_rec r;
+        memset(&r, 0, sizeof r);
+        int64_t seq = sqlite3_column_int64(s, 0);
+        snprintf(r.tenant_id, sizeof r.tenant_id, "%s", (const char *)sqlite3_column_text(s, 2));
+        snprintf(r.user_id, sizeof r.user_id, "%s", (const char *)sqlite3_column_text(s, 3));
+        const void *blob = sqlite3_column_blob(s, 9);
+        size_t blob_len = (size_t)sqlite3_column_bytes(s, 9);
+        if (sqlite3_column_int64(s, 10) == 0) {
+            snprintf(r.trace_id, sizeof r.trace_id, "%s", (const char *)sqlite3_column_text(s, 1));
+            r.start_ns = sqlite3_column_int64(s, 4);
+            r.end_ns = sqlite3_column_int64(s, 5);
+            snprintf(r.root_name, sizeof r.root_name, "%s", (const char *)sqlite3_column_text(s, 6));
+            r.status = sqlite3_column_int(s, 7);
+            int64_t spans = sqlite3_column_int64(s, 8);
+            r.span_count = spans < 0 ? 0 : spans > UINT32_MAX ? UINT32_MAX : (uint32_t)spans;
+            r.blob = (unsigned char *)blob;
+            r.blob_len = blob_len;
+            if (import_trace_row(c, seq, &r, err, errlen) != 0) goto fail;
+            (*written)++;
+            continue;
+        }
+        /* A pack's seq is the last of its spans: each entry's is where its
+         * own spans end, counted back from there. */
+        trace_pack_reader rd;
+        if (trace_pack_open(&rd, blob, blob_len) != 0) {
+            snprintf(err, errlen, "the trace pack at seq %lld is corrupt; nothing was imported", (long long)seq);
+            goto fail;
+        }
+        int64_t at = seq - sqlite3_column_int64(s, 8);
+        int got;
+        while ((got = trace_pack_next(&rd, &r)) == 1) {
+            at += r.span_count;
+            if (import_trace_row(c, at, &r, err, errlen) != 0) {
+                trace_pack_close(&rd);
+                goto fail;
+            }
+            (*written)++;
+        }
+        trace_pack_close(&rd);
+        if (got < 0) {
+            snprintf(err, errlen, "the trace pack at seq %lld is corrupt; nothing was imported", (long long)seq);
+            goto fail;
+        }
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "reading traces from SQLite: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    return 0;
+fail:
+    sqlite3_finalize(s);
+    return -1;
+}
+
 int store_pg_import_sqlite(const char *data_dir, const char *url, store_import_report *rep, char *err,
                            size_t errlen)
 {
@@ -178,8 +277,13 @@ int store_pg_import_sqlite(const char *data_dir, const char *url, store_import_r
         }
     }
     for (size_t t = 0; t < IMPORT_NTABLES; t++) {
-        int64_t copied = 0;
-        if (import_table(db, c, import_tables[t], &copied, err, errlen) != 0) goto out_rb;
+        int64_t copied = 0, rows_read = 0;
+        if (strcmp(import_tables[t], "traces") == 0) {
+            if (import_traces(db, c, &rows_read, &copied, err, errlen) != 0) goto out_rb;
+        } else {
+            if (import_table(db, c, import_tables[t], &copied, err, errlen) != 0) goto out_rb;
+            rows_read = copied;
+        }
         int64_t want = sqlite_count(db, import_tables[t]);
         char sql[128];
         snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", import_tables[t]);
@@ -187,9 +291,11 @@ int store_pg_import_sqlite(const char *data_dir, const char *url, store_import_r
         PGresult *r = pg_exec(c, sql, 0, NULL, &st, "import");
         int64_t got = r ? pg_i64(r, 0, 0) : -1;
         PQclear(r);
-        if (want < 0 || got != want || copied != want) {
-            snprintf(err, errlen, "%s: %lld rows in SQLite, %lld in PostgreSQL", import_tables[t], (long long)want,
-                     (long long)got);
+        /* every SQLite row read, and PostgreSQL holding what was written
+         * (for traces, packs unfolded: more rows than SQLite's) */
+        if (want < 0 || rows_read != want || got != copied) {
+            snprintf(err, errlen, "%s: %lld rows in SQLite (%lld read), %lld written, %lld in PostgreSQL",
+                     import_tables[t], (long long)want, (long long)rows_read, (long long)copied, (long long)got);
             goto out_rb;
         }
         snprintf(rep->table[t], sizeof rep->table[t], "%s", import_tables[t]);

@@ -153,7 +153,7 @@ static store_status store_trace_insert_one(store_conn *c, const trace_rec *r)
 /* n rows of one owner and window as one row: trace_id '' (never asked
  * for: a read needs a whole id), its window set, the spans a pack. */
 static store_status store_trace_insert_pack(store_conn *c, const trace_rec *rows, size_t n,
-                                            int64_t window, buf *pack)
+                                            int64_t window, buf *pack, buf *sealed)
 {
     static const char ins[] =
         "INSERT INTO traces (seq, trace_id, tenant_id, user_id, start_ns, end_ns, root_name,"
@@ -174,7 +174,9 @@ static store_status store_trace_insert_pack(store_conn *c, const trace_rec *rows
     sqlite3_bind_int64(s, 3, start);
     sqlite3_bind_int64(s, 4, end);
     sqlite3_bind_int64(s, 5, spans);
-    sqlite3_bind_blob(s, 6, pack->data, (int)pack->len, SQLITE_STATIC);
+    const void *bytes;
+    size_t len = trace_pack_seal(pack, sealed, &bytes);
+    sqlite3_bind_blob(s, 6, bytes, (int)len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 7, window);
     sqlite3_bind_int64(s, 9, c->traces_seq + spans);
     store_status st = store_step_done(c, s, "insert trace pack");
@@ -188,8 +190,9 @@ static store_status store_traces_write(store_conn *c, void *arg)
     store_status seq = store_traces_seq_load(c);
     if (seq != STORE_OK) return seq;
     trace_owners owners = {.n = 0};
-    buf pack;
+    buf pack, sealed;
     buf_init(&pack);
+    buf_init(&sealed);
     store_status res = STORE_OK;
     for (size_t i = 0, n; i < b->n && res == STORE_OK; i += n) {
         const trace_rec *r = &b->rows[i];
@@ -199,10 +202,11 @@ static store_status store_traces_write(store_conn *c, void *arg)
         store_status alive = store_trace_owner_alive(c, &owners, r);
         if (alive == STORE_NOT_FOUND) continue;   /* all n are that owner's */
         if (alive != STORE_OK) { res = alive; break; }
-        res = n > 1 ? store_trace_insert_pack(c, r, n, window, &pack) : store_trace_insert_one(c, r);
+        res = n > 1 ? store_trace_insert_pack(c, r, n, window, &pack, &sealed) : store_trace_insert_one(c, r);
         thread_background_yield();   /* a tracer flush holds thousands of rows */
     }
     buf_free(&pack);
+    buf_free(&sealed);
     if (res != STORE_OK) return res;
     if (b->prune_before_ns > 0) {
         /* In write order (the header says why): the rows before the
@@ -353,25 +357,36 @@ static int store_read_trace_pack(sqlite3_stmt *s, const char *trace_id, bool min
         return -1;
     }
     trace_rec e;
-    int got;
+    int got, res = 0;
     uint32_t place = 0;
-    while ((got = trace_pack_next(&rd, &e)) == 1) {
+    while (res == 0 && (got = trace_pack_next(&rd, &e)) == 1) {
         place++;
         if (strcmp(e.trace_id, trace_id) != 0) continue;
-        if (!mine) return 1;
+        if (!mine) {
+            res = 1;
+            break;
+        }
         /* Past the span bound nothing more is kept, but every pack is
          * still looked through: a foreign one must hide the trace. */
         if (f->spans >= STORE_TRACE_SPANS_MAX) continue;
         trace_rec *r = trace_found_slot(f, seq, place);
-        if (!r) return -1;
+        if (!r) {
+            res = -1;
+            break;
+        }
         *r = e;
         r->blob = NULL;
         store_col_copy(s, 1, r->tenant_id, sizeof r->tenant_id);
         store_col_copy(s, 2, r->user_id, sizeof r->user_id);
-        if (store_blob_copy(r, e.blob, e.blob_len) != 0) return -1;
+        if (store_blob_copy(r, e.blob, e.blob_len) != 0) {
+            res = -1;
+            break;
+        }
         f->n++;
         f->spans += r->span_count;
     }
+    trace_pack_close(&rd);
+    if (res != 0) return res;
     if (got < 0)
         log_error("store: the trace pack at seq %lld is corrupt; reads of its 10 ms window fail",
                   (long long)seq);

@@ -2,11 +2,17 @@
  * format (trace_pack.h says why and how it is found again). */
 #include "store/trace_pack.h"
 
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <lz4.h>
 
 #include "util/ids.h"
 
 static const uint8_t pack_magic[4] = {'B', 'T', 'K', 0x01};
+static const uint8_t sealed_magic[4] = {'B', 'T', 'K', 0x02};
+#define SEALED_HEADER 8   /* the magic, u32 entries_len */
 
 static int hex_digit(char c)
 {
@@ -67,13 +73,62 @@ void trace_pack_add(buf *b, const trace_rec *r)
     buf_append(b, r->blob, r->blob_len);
 }
 
+static uint64_t get_le(const uint8_t *p, int bytes);
+
+size_t trace_pack_seal(const buf *b, buf *z, const void **out)
+{
+    *out = b->data;
+    if (b->len <= sizeof pack_magic || b->len - sizeof pack_magic > TRACE_PACK_READ_MAX_BYTES) return b->len;
+    int raw = (int)(b->len - sizeof pack_magic);
+    int bound = LZ4_compressBound(raw);
+    z->len = 0;
+    if (bound <= 0) return b->len;
+    buf_reserve(z, SEALED_HEADER + (size_t)bound);
+    uint8_t *p = (uint8_t *)z->data;
+    memcpy(p, sealed_magic, sizeof sealed_magic);
+    for (int i = 0; i < 4; i++) p[4 + i] = (uint8_t)((uint32_t)raw >> (8 * i));
+    int n = LZ4_compress_default(b->data + sizeof pack_magic, (char *)p + SEALED_HEADER, raw, bound);
+    if (n <= 0 || SEALED_HEADER + (size_t)n >= b->len) return b->len;
+    z->len = SEALED_HEADER + (size_t)n;
+    *out = z->data;
+    return z->len;
+}
+
 int trace_pack_open(trace_pack_reader *r, const void *blob, size_t len)
 {
-    if (!blob || len < sizeof pack_magic || memcmp(blob, pack_magic, sizeof pack_magic) != 0) return -1;
-    r->p = blob;
-    r->len = len;
-    r->off = sizeof pack_magic;
+    memset(r, 0, sizeof *r);
+    if (!blob || len < sizeof pack_magic) return -1;
+    if (memcmp(blob, pack_magic, sizeof pack_magic) == 0) {
+        r->p = blob;
+        r->len = len;
+        r->off = sizeof pack_magic;
+        return 0;
+    }
+    if (memcmp(blob, sealed_magic, sizeof sealed_magic) != 0 || len <= SEALED_HEADER ||
+        len - SEALED_HEADER > INT_MAX)
+        return -1;
+    uint64_t raw = get_le((const uint8_t *)blob + 4, 4);
+    if (raw == 0 || raw > TRACE_PACK_READ_MAX_BYTES) return -1;
+    r->own = malloc((size_t)raw);
+    if (!r->own) return -1;
+    /* LZ4's safe decoder never writes past raw nor reads past the block;
+     * a block that does not fill exactly the stated size is corrupt. */
+    int got = LZ4_decompress_safe((const char *)blob + SEALED_HEADER, (char *)r->own,
+                                  (int)(len - SEALED_HEADER), (int)raw);
+    if (got < 0 || (uint64_t)got != raw) {
+        trace_pack_close(r);
+        return -1;
+    }
+    r->p = r->own;
+    r->len = (size_t)raw;
+    r->off = 0;
     return 0;
+}
+
+void trace_pack_close(trace_pack_reader *r)
+{
+    free(r->own);
+    memset(r, 0, sizeof *r);
 }
 
 static bool take(trace_pack_reader *r, size_t n, const uint8_t **at)

@@ -1094,7 +1094,20 @@ static void test_pg_import_sqlite(void **state)
     unsigned char blob[3] = {0, 0xff, 7};
     trace_rec tr = mk_trace("0123456789abcdef0123456789abcdef", tid, uid, 1, 1, blob, 3);
     assert_int_equal(store_traces_insert(lite, &tr, 1, 0, 0), STORE_OK);
+    /* three of one window, made here: SQLite keeps them as one pack row,
+     * which PostgreSQL must get back as three (trace_pack.h) */
+    char packed_id[3][33];
+    unsigned char packed_blob[3][40];
+    trace_rec packed[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(packed_id[i], sizeof packed_id[i], "%012llx%020x", 0x0190a1b2c3d0ULL + (unsigned)i, 0xabc0u + (unsigned)i);
+        memset(packed_blob[i], 'a' + i, sizeof packed_blob[i]);
+        packed[i] = mk_trace(packed_id[i], tid, uid, 10 + i, 2 + (uint32_t)i, packed_blob[i], sizeof packed_blob[i]);
+        packed[i].local_id = true;
+    }
+    assert_int_equal(store_traces_insert(lite, packed, 3, 0, 0), STORE_OK);
     store_close(lite);
+    assert_int_equal(test_sqlite_count(dir, "SELECT count(*) FROM traces WHERE id_window <> 0", NULL), 1);
 
     /* the target must be empty: f->st's schema is migrated and empty */
     store_import_report rep;
@@ -1119,6 +1132,22 @@ static void test_pg_import_sqlite(void **state)
     assert_int_equal(trs[0].blob_len, 3);
     assert_memory_equal(trs[0].blob, blob, 3);
     store_free_traces(trs, n);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(store_trace_get(f->st, &su, packed_id[i], &trs, &n), STORE_OK);
+        assert_int_equal(n, 1);
+        assert_int_equal(trs[0].span_count, 2 + i);
+        assert_int_equal(trs[0].start_ns, 10 + i);
+        assert_string_equal(trs[0].root_name, "root");
+        assert_int_equal(trs[0].blob_len, sizeof packed_blob[i]);
+        assert_memory_equal(trs[0].blob, packed_blob[i], sizeof packed_blob[i]);
+        store_free_traces(trs, n);
+    }
+    /* a row per trace, each with its own seq (the pack's last span's is
+     * the last entry's), none of them a pack */
+    assert_int_equal(pg_count("SELECT count(*) FROM traces"), 4);
+    assert_int_equal(pg_count("SELECT count(*) FROM traces WHERE trace_id = ''"), 0);
+    assert_int_equal(pg_count("SELECT count(DISTINCT seq) FROM traces"), 4);
+    assert_int_equal(pg_count("SELECT max(seq) FROM traces"), 1 + 2 + 3 + 4);
     /* new rows after the move get fresh ids (sequences moved past the copied ones) */
     assert_int_equal(store_memory_put(f->st, &su, "second", "x", NULL), STORE_OK);
     /* a second import into the now non-empty database is refused, nothing written */

@@ -1,6 +1,6 @@
 /* test_trace_pack.c — several traces of one owner in one SQLite row
  * (src/store/trace_pack.h): the format read back exactly and never past
- * its end; which rows the store packs; that a packed trace is read as
+ * its end, compressed or not; which rows the store packs; that a packed trace is read as
  * before, by its owner only, hidden by one foreign row, pruned and erased
  * with its owner; and that the read finds packs by index, not by a scan. */
 #include <setjmp.h>
@@ -97,6 +97,132 @@ static void test_pack_round_trip(void **state)
     assert_int_equal(trace_pack_open(&rd, bad, b.len), -1);
     assert_int_equal(trace_pack_open(&rd, NULL, 0), -1);
     free(bad);
+    buf_free(&b);
+}
+
+/* A blob shaped like a real trace's: the same names and keys each time,
+ * an id and times that differ. */
+static char *trace_like_blob(unsigned i)
+{
+    char *b = malloc(512);
+    snprintf(b, 512,
+             "POST /v1/chat/completions\x01http.method POST http.route /v1/chat/completions "
+             "request.id %032x user authenticate ok chat bench-model openai m/bench-model "
+             "governance admitted attempt done start %u end %u",
+             i * 2654435761u, i * 7919u, i * 7919u + 480u);
+    return b;
+}
+
+static void fill_pack(buf *b, trace_rec *in, char (*ids)[33], char **blobs, int n)
+{
+    buf_init(b);
+    trace_pack_begin(b);
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i], 33, "0190a1b2c3d4%020x", (unsigned)i);
+        blobs[i] = trace_like_blob((unsigned)i);
+        in[i] = rec(ids[i], blobs[i], 5, 1000 + i);
+        trace_pack_add(b, &in[i]);
+    }
+}
+
+/* Reads the pack through; the entries it held, or -1 if it was refused
+ * or corrupt (the count of what came before does not matter then). */
+static int read_through(const void *p, size_t len)
+{
+    trace_pack_reader rd;
+    if (trace_pack_open(&rd, p, len) != 0) return -1;
+    trace_rec e;
+    int got, n = 0;
+    while ((got = trace_pack_next(&rd, &e)) == 1) n++;
+    trace_pack_close(&rd);
+    return got < 0 ? -1 : n;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void test_pack_sealed(void **state)
+{
+    (void)state;
+    enum { N = 120 };
+    trace_rec in[N];
+    char ids[N][33], *blobs[N];
+    buf b, z;
+    fill_pack(&b, in, ids, blobs, N);
+    buf_init(&z);
+    const void *out;
+    size_t len = trace_pack_seal(&b, &z, &out);
+    /* compressed: its own magic and size, and well under half */
+    assert_ptr_equal(out, z.data);
+    assert_int_equal(len, z.len);
+    assert_memory_equal(out, "BTK\x02", 4);
+    assert_true(len < b.len / 2);
+    const uint8_t *h = out;
+    assert_int_equal((uint32_t)h[4] | (uint32_t)h[5] << 8 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 24,
+                     b.len - 4);
+    trace_pack_reader rd;
+    assert_int_equal(trace_pack_open(&rd, out, len), 0);
+    for (int i = 0; i < N; i++) {
+        trace_rec e;
+        assert_int_equal(trace_pack_next(&rd, &e), 1);
+        assert_string_equal(e.trace_id, in[i].trace_id);
+        assert_int_equal(e.start_ns, in[i].start_ns);
+        assert_int_equal(e.span_count, 5);
+        assert_int_equal(e.blob_len, in[i].blob_len);
+        assert_memory_equal(e.blob, in[i].blob, in[i].blob_len);
+    }
+    trace_rec e;
+    assert_int_equal(trace_pack_next(&rd, &e), 0);
+    trace_pack_close(&rd);
+
+    /* Every cut of it is refused or reads short, never past its end
+     * (ASan), and so is every byte of it changed. */
+    unsigned char *copy = malloc(len);
+    for (size_t cut = 0; cut < len; cut++) {
+        unsigned char *c = malloc(cut ? cut : 1);
+        memcpy(c, out, cut);
+        assert_true(read_through(c, cut) < N);
+        free(c);
+    }
+    for (size_t i = 0; i < len; i++) {
+        memcpy(copy, out, len);
+        copy[i] ^= 0xa5;
+        (void)read_through(copy, len);   /* whatever it makes of it, within bounds */
+    }
+    /* a stated size the block does not fill exactly, none, or past the bound */
+    memcpy(copy, out, len);
+    const uint32_t sizes[] = {(uint32_t)(b.len - 4 + 1), (uint32_t)(b.len - 4 - 1), 0,
+                              TRACE_PACK_READ_MAX_BYTES + 1, UINT32_MAX};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        put_u32(copy + 4, sizes[i]);
+        assert_int_equal(trace_pack_open(&rd, copy, len), -1);
+    }
+    assert_int_equal(trace_pack_open(&rd, copy, 8), -1);   /* a header and no block */
+    free(copy);
+
+    /* What LZ4 cannot shrink is stored as it is. */
+    buf r;
+    buf_init(&r);
+    trace_pack_begin(&r);
+    unsigned char noise[3000];
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < sizeof noise; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        noise[i] = (unsigned char)x;
+    }
+    trace_rec one = rec("0190a1b2c3d4aaaaaaaaaaaaaaaaaaaa", "", 1, 1);
+    one.blob = noise;
+    one.blob_len = sizeof noise;
+    trace_pack_add(&r, &one);
+    assert_int_equal(trace_pack_seal(&r, &z, &out), r.len);
+    assert_ptr_equal(out, r.data);
+    assert_int_equal(read_through(out, r.len), 1);
+    buf_free(&r);
+
+    for (int i = 0; i < N; i++) free(blobs[i]);
+    buf_free(&z);
     buf_free(&b);
 }
 
@@ -339,6 +465,59 @@ static void test_pack_bounds_and_prune(void **state)
     free(rows);
 }
 
+/* Packs are written compressed, read back whole, and a pack written
+ * before compression (version 0x01) still reads. */
+static void test_pack_sealed_in_store(void **state)
+{
+    fx *f = *state;
+    enum { N = 100 };
+    trace_rec rows[N];
+    char ids[N][33], *blobs[N];
+    int64_t t0 = f->now_ms * 1000000LL;
+    size_t raw = 4;
+    for (int i = 0; i < N; i++) {
+        local_id(f, i % 9, (unsigned)i, ids[i]);
+        blobs[i] = trace_like_blob((unsigned)i);
+        rows[i] = owned(ids[i], f->ta_id, f->ua, blobs[i], 5, t0 + i);
+        raw += trace_pack_entry_size(&rows[i]);
+    }
+    assert_int_equal(store_traces_insert(f->st, rows, N, 0, 0), STORE_OK);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM traces"), 1);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM traces WHERE substr(spans, 1, 4) = X'42544B02'"), 1);
+    assert_true(db_count(f, "SELECT length(spans) FROM traces") < (long long)raw / 2);
+    for (int i = 0; i < N; i++) read_one(f, &f->sa, ids[i], blobs[i], 5);
+
+    /* an uncompressed pack, as this store wrote them before */
+    char old1[33], old2[33];
+    local_id(f, 60, 1, old1);
+    local_id(f, 61, 2, old2);
+    trace_rec olds[2] = {owned(old1, f->ta_id, f->ua, "old one", 2, t0 + 200),
+                         owned(old2, f->ta_id, f->ua, "old two", 3, t0 + 201)};
+    buf b;
+    buf_init(&b);
+    trace_pack_begin(&b);
+    trace_pack_add(&b, &olds[0]);
+    trace_pack_add(&b, &olds[1]);
+    size_t sql_len = 512 + 2 * b.len;
+    char *sql = malloc(sql_len);
+    int at = snprintf(sql, sql_len,
+                      "INSERT INTO traces (seq, trace_id, tenant_id, user_id, start_ns, end_ns, root_name,"
+                      " status, span_count, spans, id_window) VALUES ((SELECT max(seq) FROM traces) + 5, '',"
+                      " '%s', '%s', %lld, %lld, '', 0, 5, X'",
+                      f->ta_id, f->ua, (long long)(t0 + 200), (long long)(t0 + 701));
+    for (size_t i = 0; i < b.len; i++) at += snprintf(sql + at, sql_len - (size_t)at, "%02X", (unsigned char)b.data[i]);
+    snprintf(sql + at, sql_len - (size_t)at, "', %lld)", (long long)trace_pack_window(old1));
+    db_exec(f, sql);
+    read_one(f, &f->sa, old2, "old two", 3);
+    read_one(f, &f->sa, old1, "old one", 2);
+    trace_rec *got;
+    size_t n;
+    assert_int_equal(store_trace_get(f->st, &f->sc, old1, &got, &n), STORE_NOT_FOUND);
+    free(sql);
+    buf_free(&b);
+    for (int i = 0; i < N; i++) free(blobs[i]);
+}
+
 /* A corrupt pack fails the reads of its window (it might hold a foreign
  * record that must hide a trace), and only those. */
 static void test_pack_corrupt(void **state)
@@ -423,12 +602,14 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pack_round_trip),
+        cmocka_unit_test(test_pack_sealed),
         cmocka_unit_test(test_pack_window),
         cmocka_unit_test_setup_teardown(test_pack_in_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pack_bounds_and_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pack_read_plan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pack_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pack_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pack_sealed_in_store, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
