@@ -84,22 +84,23 @@ static bool rj_set_put(rj_set *s, uint64_t id, char *line, size_t len)
     return true;
 }
 
-/* Remove id; true if it was there. */
-static bool rj_set_del(rj_set *s, uint64_t id)
+/* Remove id; its line (the caller frees it: outside the journal's lock),
+ * or NULL if it was not there. */
+static char *rj_set_take(rj_set *s, uint64_t id)
 {
-    if (!s->cap) return false;
+    if (!s->cap) return NULL;
     size_t h = rj_hash(id, s->cap);
     for (size_t n = 0; n < s->cap && s->slots[h].id != RJ_EMPTY; n++, h = (h + 1) & (s->cap - 1)) {
         if (s->slots[h].id != id) continue;
-        free(s->slots[h].line);
+        char *line = s->slots[h].line;
         s->slots[h].line = NULL;
         s->slots[h].id = RJ_GONE;
         s->live--;
         s->live_bytes -= s->slots[h].len;
         s->slots[h].len = 0;
-        return true;
+        return line;
     }
-    return false;
+    return NULL;
 }
 
 static void rj_set_free(rj_set *s)
@@ -508,42 +509,42 @@ uint64_t reserve_journal_open_entry(reserve_journal *j, const reserve_entry *e)
     return id;
 }
 
-/* Under j->mu: append "C id" lines for ids[0..n), one write. */
-static void rj_close_locked(reserve_journal *j, const uint64_t *ids, size_t n)
+/* Closes ids[0..n) (0 skipped, n <= RJ_CLOSE_CHUNK): their "C id" lines
+ * in one copy into the map. j->mu is held only for the open set and that
+ * copy, the lines being formatted before and the records' lines freed
+ * after: every gateway call's reservation is opened under it on a loop
+ * thread, and the writer closes a whole batch's (~4 000 at saturation).
+ * When the writer held it through a batch, the loops waited on it in
+ * futex and lost their core (docs/benchmarks.md, session 11). */
+#define RJ_CLOSE_CHUNK 256
+static void rj_close_chunk(reserve_journal *j, const uint64_t *ids, size_t n)
 {
-    char buf[4096];
-    size_t len = 0;
+    char buf[RJ_CLOSE_CHUNK * 24];   /* "C " 20 digits "\n" */
+    char *lines[RJ_CLOSE_CHUNK];
+    size_t len = 0, taken = 0;
     for (size_t i = 0; i < n; i++) {
         if (!ids[i]) continue;
-        rj_set_del(&j->open, ids[i]);
-        buf[len++] = 'C';   /* "C id\n": len + 32 <= sizeof buf holds here */
+        buf[len++] = 'C';
         buf[len++] = ' ';
         len += fmt_u64(buf + len, ids[i]);
         buf[len++] = '\n';
-        if (len + 32 > sizeof buf || i + 1 == n) {
-            /* a lost C line only overcharges at the next start: logged */
-            if (rj_append(j, buf, len) != 0)
-                log_error("reservations: cannot close a reservation in %s: %s", j->path,
-                          strerror(errno));
-            else
-                j->bytes += len;
-            len = 0;
-        }
     }
-    if (len) {
-        if (rj_append(j, buf, len) != 0)
-            log_error("reservations: cannot close a reservation in %s: %s", j->path, strerror(errno));
-        else
-            j->bytes += len;
-    }
+    if (!len) return;
+    pthread_mutex_lock(&j->mu);
+    for (size_t i = 0; i < n; i++)
+        if (ids[i]) lines[taken++] = rj_set_take(&j->open, ids[i]);
+    /* a lost C line only overcharges at the next start: logged */
+    int rc = rj_append(j, buf, len), err = errno;
+    if (rc == 0) j->bytes += len;
+    pthread_mutex_unlock(&j->mu);
+    if (rc != 0) log_error("reservations: cannot close a reservation in %s: %s", j->path, strerror(err));
+    for (size_t i = 0; i < taken; i++) free(lines[i]);
 }
 
 void reserve_journal_close_entry(reserve_journal *j, uint64_t id)
 {
     if (!j || !id) return;
-    pthread_mutex_lock(&j->mu);
-    rj_close_locked(j, &id, 1);
-    pthread_mutex_unlock(&j->mu);
+    rj_close_chunk(j, &id, 1);
     rj_compact(j, 2 * (uint64_t)RESERVE_JOURNAL_COMPACT_BYTES);   /* the writer's job: see above */
 }
 
@@ -551,15 +552,13 @@ void reserve_journal_on_usage_committed(void *journal, const usage_rec *rows, si
 {
     reserve_journal *j = journal;
     if (!j || !n) return;
-    uint64_t ids[256];
-    pthread_mutex_lock(&j->mu);
+    uint64_t ids[RJ_CLOSE_CHUNK];
     for (size_t i = 0; i < n;) {
         size_t k = 0;
-        for (; i < n && k < sizeof ids / sizeof ids[0]; i++)
+        for (; i < n && k < RJ_CLOSE_CHUNK; i++)
             if (rows[i].reservation_id) ids[k++] = rows[i].reservation_id;
-        if (k) rj_close_locked(j, ids, k);
+        if (k) rj_close_chunk(j, ids, k);
     }
-    pthread_mutex_unlock(&j->mu);
     rj_compact(j, RESERVE_JOURNAL_COMPACT_BYTES);
 }
 

@@ -630,6 +630,87 @@ static void test_act_and_entry_commit_together(void **state)
     assert_int_equal(audited(f->st, "tenant.create").n, 1);
 }
 
+/* The writer settles a whole batch in one call, thousands of rows at
+ * saturation, some without a reservation: every one is closed, though the
+ * journal's lock is taken a chunk at a time (reserve_journal.c). */
+static void test_a_batch_of_many_rows_closes_every_reservation(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    reserve_journal *j = reserve_journal_open(f->dir, err, sizeof err);
+    assert_non_null(j);
+    enum { N = 1000 };
+    usage_rec *rows = calloc(N + N / 5, sizeof *rows);
+    size_t k = 0;
+    for (int i = 0; i < N; i++) {
+        reserve_entry e = entry("usr_batch", 1);
+        rows[k++].reservation_id = reserve_journal_open_entry(j, &e);
+        if (i % 5 == 0) k++;   /* a row that reserved nothing: id 0 */
+    }
+    int64_t open_cost = 0;
+    for (int i = 0; i < 3; i++) {
+        reserve_entry e = entry("usr_stays", 100 + i);
+        assert_true(reserve_journal_open_entry(j, &e) != 0);
+        open_cost += e.cost_nusd;
+    }
+    reserve_journal_on_usage_committed(j, rows, k);
+    assert_int_equal(reserve_journal_open_count(j), 3);
+    reserve_journal_close(j);
+    reserve_recovery r;
+    assert_int_equal(reserve_journal_recover(f->st, f->dir, &r, err, sizeof err), 0);
+    assert_int_equal(r.open, 3);
+    assert_int_equal(r.charged_nusd, open_cost);
+    free(rows);
+}
+
+/* Loops opening and closing calls while the writer settles batches: the
+ * lock now changes hands between chunks, and nothing is lost or closed
+ * twice. */
+typedef struct churn {
+    reserve_journal *j;
+    int n;
+} churn;
+
+static void *churn_singles(void *arg)
+{
+    churn *c = arg;
+    for (int i = 0; i < c->n; i++) {
+        reserve_entry e = entry("usr_single", 1);
+        uint64_t id = reserve_journal_open_entry(c->j, &e);
+        assert_true(id != 0);
+        reserve_journal_close_entry(c->j, id);
+    }
+    return NULL;
+}
+
+static void test_closing_batches_while_calls_open_and_close(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    reserve_journal *j = reserve_journal_open(f->dir, err, sizeof err);
+    assert_non_null(j);
+    churn c = {j, 20000};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, churn_singles, &c), 0);
+    enum { BATCH = 2000 };
+    usage_rec *rows = calloc(BATCH, sizeof *rows);
+    for (int round = 0; round < 10; round++) {
+        for (int i = 0; i < BATCH; i++) {
+            reserve_entry e = entry("usr_batched", 1);
+            rows[i].reservation_id = reserve_journal_open_entry(j, &e);
+        }
+        reserve_journal_on_usage_committed(j, rows, BATCH);
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(reserve_journal_open_count(j), 0);
+    reserve_journal_close(j);
+    reserve_recovery r;
+    assert_int_equal(reserve_journal_recover(f->st, f->dir, &r, err, sizeof err), 0);
+    assert_int_equal(r.open, 0);
+    assert_int_equal(r.charged_nusd, 0);
+    free(rows);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -648,6 +729,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_records_appended_during_a_compaction_are_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_act_and_entry_commit_together, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_batch_of_many_rows_closes_every_reservation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_closing_batches_while_calls_open_and_close, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
