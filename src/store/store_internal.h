@@ -43,6 +43,9 @@ typedef struct store_conn {
      * which the writer sets again whenever a rollback may have undone rows */
     int64_t traces_seq;
     int traces_seq_known;
+    /* writer only: what compresses trace packs, set up at the first pack
+     * and kept (its LZ4 state takes clearing 16 KB to set up) */
+    struct trace_pack_sealer *trace_sealer;
     /* writer only: frames in the WAL after the last commit (SQLite's WAL
      * hook, store_wal_noted); the writer checkpoints past
      * STORE_WAL_CHECKPOINT_FRAMES once the batch's callers are woken */

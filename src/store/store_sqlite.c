@@ -9,6 +9,7 @@
 #include "store/store_internal.h"
 #include "store/usage_shares.h"
 #include "store/store_pg.h"
+#include "store/trace_pack.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -105,6 +106,8 @@ void store_conn_close(store_conn *c)
     for (int i = 0; i < c->ncache; i++) sqlite3_finalize(c->cache[i].stmt);
     for (int i = 0; i < c->nctl; i++) sqlite3_finalize(c->ctl[i].stmt);
     sqlite3_close(c->db);
+    if (c->trace_sealer) trace_pack_sealer_free(c->trace_sealer);
+    free(c->trace_sealer);
     free(c);
 }
 

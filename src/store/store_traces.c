@@ -46,6 +46,7 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/thread_prio.h"
+#include "util/xalloc.h"
 
 void store_free_traces(trace_rec *arr, size_t n)
 {
@@ -153,7 +154,7 @@ static store_status store_trace_insert_one(store_conn *c, const trace_rec *r)
 /* n rows of one owner and window as one row: trace_id '' (never asked
  * for: a read needs a whole id), its window set, the spans a pack. */
 static store_status store_trace_insert_pack(store_conn *c, const trace_rec *rows, size_t n,
-                                            int64_t window, buf *pack, buf *sealed)
+                                            int64_t window, buf *pack, trace_pack_sealer *sealer)
 {
     static const char ins[] =
         "INSERT INTO traces (seq, trace_id, tenant_id, user_id, start_ns, end_ns, root_name,"
@@ -175,7 +176,7 @@ static store_status store_trace_insert_pack(store_conn *c, const trace_rec *rows
     sqlite3_bind_int64(s, 4, end);
     sqlite3_bind_int64(s, 5, spans);
     const void *bytes;
-    size_t len = trace_pack_seal(pack, sealed, &bytes);
+    size_t len = trace_pack_seal(sealer, pack, &bytes);
     sqlite3_bind_blob(s, 6, bytes, (int)len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 7, window);
     sqlite3_bind_int64(s, 9, c->traces_seq + spans);
@@ -190,9 +191,8 @@ static store_status store_traces_write(store_conn *c, void *arg)
     store_status seq = store_traces_seq_load(c);
     if (seq != STORE_OK) return seq;
     trace_owners owners = {.n = 0};
-    buf pack, sealed;
+    buf pack;
     buf_init(&pack);
-    buf_init(&sealed);
     store_status res = STORE_OK;
     for (size_t i = 0, n; i < b->n && res == STORE_OK; i += n) {
         const trace_rec *r = &b->rows[i];
@@ -202,11 +202,15 @@ static store_status store_traces_write(store_conn *c, void *arg)
         store_status alive = store_trace_owner_alive(c, &owners, r);
         if (alive == STORE_NOT_FOUND) continue;   /* all n are that owner's */
         if (alive != STORE_OK) { res = alive; break; }
-        res = n > 1 ? store_trace_insert_pack(c, r, n, window, &pack, &sealed) : store_trace_insert_one(c, r);
+        if (n > 1 && !c->trace_sealer) {
+            c->trace_sealer = xmalloc(sizeof *c->trace_sealer);
+            trace_pack_sealer_init(c->trace_sealer);
+        }
+        res = n > 1 ? store_trace_insert_pack(c, r, n, window, &pack, c->trace_sealer)
+                    : store_trace_insert_one(c, r);
         thread_background_yield();   /* a tracer flush holds thousands of rows */
     }
     buf_free(&pack);
-    buf_free(&sealed);
     if (res != STORE_OK) return res;
     if (b->prune_before_ns > 0) {
         /* In write order (the header says why): the rows before the

@@ -75,19 +75,33 @@ void trace_pack_add(buf *b, const trace_rec *r)
 
 static uint64_t get_le(const uint8_t *p, int bytes);
 
-size_t trace_pack_seal(const buf *b, buf *z, const void **out)
+void trace_pack_sealer_init(trace_pack_sealer *s)
+{
+    LZ4_initStream(&s->lz, sizeof s->lz);
+    buf_init(&s->out);
+}
+
+void trace_pack_sealer_free(trace_pack_sealer *s) { buf_free(&s->out); }
+
+size_t trace_pack_seal(trace_pack_sealer *s, const buf *b, const void **out)
 {
     *out = b->data;
-    if (b->len <= sizeof pack_magic || b->len - sizeof pack_magic > TRACE_PACK_READ_MAX_BYTES) return b->len;
+    if (b->len < TRACE_PACK_SEAL_MIN_BYTES || b->len - sizeof pack_magic > TRACE_PACK_READ_MAX_BYTES)
+        return b->len;
     int raw = (int)(b->len - sizeof pack_magic);
     int bound = LZ4_compressBound(raw);
-    z->len = 0;
     if (bound <= 0) return b->len;
+    buf *z = &s->out;
+    z->len = 0;
     buf_reserve(z, SEALED_HEADER + (size_t)bound);
     uint8_t *p = (uint8_t *)z->data;
     memcpy(p, sealed_magic, sizeof sealed_magic);
     for (int i = 0; i < 4; i++) p[4 + i] = (uint8_t)((uint32_t)raw >> (8 * i));
-    int n = LZ4_compress_default(b->data + sizeof pack_magic, (char *)p + SEALED_HEADER, raw, bound);
+    /* The first block after a reset has no dictionary: a block on its own,
+     * which LZ4_decompress_safe reads. */
+    LZ4_resetStream_fast(&s->lz);
+    int n = LZ4_compress_fast_continue(&s->lz, b->data + sizeof pack_magic, (char *)p + SEALED_HEADER, raw,
+                                       bound, 1);
     if (n <= 0 || SEALED_HEADER + (size_t)n >= b->len) return b->len;
     z->len = SEALED_HEADER + (size_t)n;
     *out = z->data;

@@ -36,8 +36,8 @@
  * secure_delete's zeroing when it is pruned) and 1.6 KB with LZ4, for
  * ~5 % less CPU a request (docs/benchmarks.md, session 11). LZ4 rather
  * than zstd: zstd -1 shrinks ~4.4× but compresses at a third of LZ4's
- * speed, on the writer's thread. A pack that LZ4 does not shrink is
- * stored as 0x01. Reading decompresses into a buffer of the stated size,
+ * speed, on the writer's thread. A small pack, or one that LZ4 does not
+ * shrink, is stored as 0x01. Reading decompresses into a buffer of the stated size,
  * at most TRACE_PACK_READ_MAX_BYTES, with LZ4's bounds-checked decoder,
  * and a stated size the block does not fill exactly is corrupt. */
 #ifndef BRIGADE_TRACE_PACK_H
@@ -46,6 +46,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <lz4.h>
 
 #include "store/store.h"
 #include "util/buf.h"
@@ -67,11 +69,25 @@ int64_t trace_pack_window(const char *trace_id_hex);
 size_t trace_pack_entry_size(const trace_rec *r);
 void trace_pack_begin(buf *b);
 void trace_pack_add(buf *b, const trace_rec *r);
+/* Packs smaller than this are stored plain: at light load a pack holds
+ * two or three traces, LZ4 shrinks it less, and compressing it cost the
+ * writer more (~6 000 instructions a request at c=1) than the bytes saved. */
+#define TRACE_PACK_SEAL_MIN_BYTES 4096
+
+/* What compresses a writer's packs: LZ4's state, set up once and reset
+ * cheaply for each pack (a fresh state clears 16 KB), and the output. */
+typedef struct trace_pack_sealer {
+    LZ4_stream_t lz;
+    buf out;
+} trace_pack_sealer;
+void trace_pack_sealer_init(trace_pack_sealer *s);
+void trace_pack_sealer_free(trace_pack_sealer *s);
+
 /* The bytes to store for the pack in b (begun and added to): b's entries
- * LZ4-compressed into z, or b itself when that would not be smaller.
- * Sets *out and returns its length; *out points into b
- * or z. */
-size_t trace_pack_seal(const buf *b, buf *z, const void **out);
+ * LZ4-compressed into s->out, or b itself when b is under
+ * TRACE_PACK_SEAL_MIN_BYTES or compressing would not make it smaller.
+ * Sets *out and returns its length; *out points into b or s->out. */
+size_t trace_pack_seal(trace_pack_sealer *s, const buf *b, const void **out);
 
 typedef struct trace_pack_reader {
     const uint8_t *p;

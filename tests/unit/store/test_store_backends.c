@@ -1094,10 +1094,11 @@ static void test_pg_import_sqlite(void **state)
     unsigned char blob[3] = {0, 0xff, 7};
     trace_rec tr = mk_trace("0123456789abcdef0123456789abcdef", tid, uid, 1, 1, blob, 3);
     assert_int_equal(store_traces_insert(lite, &tr, 1, 0, 0), STORE_OK);
-    /* three of one window, made here: SQLite keeps them as one pack row,
-     * which PostgreSQL must get back as three (trace_pack.h) */
+    /* three of one window, made here: SQLite keeps them as one pack row
+     * (big enough to be compressed), which PostgreSQL must get back as
+     * three (trace_pack.h) */
     char packed_id[3][33];
-    unsigned char packed_blob[3][40];
+    static unsigned char packed_blob[3][2000];
     trace_rec packed[3];
     for (int i = 0; i < 3; i++) {
         snprintf(packed_id[i], sizeof packed_id[i], "%012llx%020x", 0x0190a1b2c3d0ULL + (unsigned)i, 0xabc0u + (unsigned)i);
@@ -1107,7 +1108,8 @@ static void test_pg_import_sqlite(void **state)
     }
     assert_int_equal(store_traces_insert(lite, packed, 3, 0, 0), STORE_OK);
     store_close(lite);
-    assert_int_equal(test_sqlite_count(dir, "SELECT count(*) FROM traces WHERE id_window <> 0", NULL), 1);
+    assert_int_equal(test_sqlite_count(dir, "SELECT count(*) FROM traces WHERE id_window <> 0"
+                                            " AND substr(spans, 1, 4) = X'42544B02'", NULL), 1);
 
     /* the target must be empty: f->st's schema is migrated and empty */
     store_import_report rep;

@@ -149,14 +149,15 @@ static void test_pack_sealed(void **state)
     enum { N = 120 };
     trace_rec in[N];
     char ids[N][33], *blobs[N];
-    buf b, z;
+    buf b;
     fill_pack(&b, in, ids, blobs, N);
-    buf_init(&z);
+    trace_pack_sealer *z = malloc(sizeof *z);
+    trace_pack_sealer_init(z);
     const void *out;
-    size_t len = trace_pack_seal(&b, &z, &out);
+    size_t len = trace_pack_seal(z, &b, &out);
     /* compressed: its own magic and size, and well under half */
-    assert_ptr_equal(out, z.data);
-    assert_int_equal(len, z.len);
+    assert_ptr_equal(out, z->out.data);
+    assert_int_equal(len, z->out.len);
     assert_memory_equal(out, "BTK\x02", 4);
     assert_true(len < b.len / 2);
     const uint8_t *h = out;
@@ -202,11 +203,29 @@ static void test_pack_sealed(void **state)
     assert_int_equal(trace_pack_open(&rd, copy, 8), -1);   /* a header and no block */
     free(copy);
 
+    /* The same sealer again (reset, not set up anew): the same bytes. */
+    unsigned char *first = malloc(len);
+    memcpy(first, out, len);
+    assert_int_equal(trace_pack_seal(z, &b, &out), len);
+    assert_memory_equal(out, first, len);
+    free(first);
+
+    /* A pack under TRACE_PACK_SEAL_MIN_BYTES is stored as it is. */
+    buf small;
+    trace_rec few[3];
+    char few_ids[3][33], *few_blobs[3];
+    fill_pack(&small, few, few_ids, few_blobs, 3);
+    assert_true(small.len < TRACE_PACK_SEAL_MIN_BYTES);
+    assert_int_equal(trace_pack_seal(z, &small, &out), small.len);
+    assert_ptr_equal(out, small.data);
+    for (int i = 0; i < 3; i++) free(few_blobs[i]);
+    buf_free(&small);
+
     /* What LZ4 cannot shrink is stored as it is. */
     buf r;
     buf_init(&r);
     trace_pack_begin(&r);
-    unsigned char noise[3000];
+    unsigned char noise[3 * TRACE_PACK_SEAL_MIN_BYTES];
     uint64_t x = 0x9e3779b97f4a7c15ULL;
     for (size_t i = 0; i < sizeof noise; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
@@ -216,13 +235,14 @@ static void test_pack_sealed(void **state)
     one.blob = noise;
     one.blob_len = sizeof noise;
     trace_pack_add(&r, &one);
-    assert_int_equal(trace_pack_seal(&r, &z, &out), r.len);
+    assert_int_equal(trace_pack_seal(z, &r, &out), r.len);
     assert_ptr_equal(out, r.data);
     assert_int_equal(read_through(out, r.len), 1);
     buf_free(&r);
 
     for (int i = 0; i < N; i++) free(blobs[i]);
-    buf_free(&z);
+    trace_pack_sealer_free(z);
+    free(z);
     buf_free(&b);
 }
 
