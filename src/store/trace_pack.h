@@ -34,7 +34,7 @@
  * route, so a pack shrinks ~3×; at saturation brigade wrote 3.8 KB to
  * disk a request (the pack, the WAL checkpoint's copy of it, and
  * secure_delete's zeroing when it is pruned) and 1.6 KB with LZ4, for
- * ~5 % less CPU a request (docs/benchmarks.md, session 11). LZ4 rather
+ * a few per cent less CPU a request (docs/benchmarks.md, session 11). LZ4 rather
  * than zstd: zstd -1 shrinks ~4.4× but compresses at a third of LZ4's
  * speed, on the writer's thread. A small pack, or one that LZ4 does not
  * shrink, is stored as 0x01. Reading decompresses into a buffer of the stated size,
