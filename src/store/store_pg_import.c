@@ -72,7 +72,10 @@ static int64_t sqlite_count(sqlite3 *db, const char *table)
     return n;
 }
 
-static int import_table(sqlite3 *db, PGconn *c, const char *table, int64_t *copied, char *err, size_t errlen)
+/* The rows of table (those `where` selects, when not NULL) copied column
+ * for column. */
+static int import_table(sqlite3 *db, PGconn *c, const char *table, const char *where, int64_t *copied,
+                        char *err, size_t errlen)
 {
     import_cols cols;
     if (import_columns(c, table, &cols, err, errlen) != 0) return -1;
@@ -88,7 +91,8 @@ static int import_table(sqlite3 *db, PGconn *c, const char *table, int64_t *copi
     snprintf(ins + il, sizeof ins - il, ")");
     /* rowid order: creation order, which the target's `ord` columns take on;
      * the tables without a rowid in their primary key's order */
-    snprintf(sel + sl, sizeof sel - sl, " FROM \"%s\" ORDER BY %s", table,
+    snprintf(sel + sl, sizeof sel - sl, " FROM \"%s\"%s%s ORDER BY %s", table, where ? " WHERE " : "",
+             where ? where : "",
              strcmp(table, "tenant_defs") == 0 ? "1, 2, 3"
              : strcmp(table, "messages") == 0  ? "session_id, seq"
                                                : "rowid");
@@ -134,7 +138,8 @@ static int import_table(sqlite3 *db, PGconn *c, const char *table, int64_t *copi
     return 0;
 }
 
-/* One PostgreSQL trace row; seq and the counts as text, spans binary. */
+/* One PostgreSQL trace row from a pack's entry; seq and the counts as
+ * text, spans binary. */
 static int import_trace_row(PGconn *c, int64_t seq, const trace_rec *r, char *err, size_t errlen)
 {
     char seq_s[24], start_s[24], end_s[24], status_s[24], spans_s[24];
@@ -157,52 +162,37 @@ static int import_trace_row(PGconn *c, int64_t seq, const trace_rec *r, char *er
     return rc;
 }
 
-/* The traces table: rows as they are, packs unfolded. *read counts SQLite
- * rows, *written PostgreSQL rows. A pack that does not read is an error:
- * the migration stops rather than lose what it holds. */
+/* The traces table: its rows as every table's, then its packs unfolded.
+ * *read counts SQLite rows, *written PostgreSQL rows. A pack that does not
+ * read is an error: the migration stops rather than lose what it holds. */
 static int import_traces(sqlite3 *db, PGconn *c, int64_t *read, int64_t *written, char *err, size_t errlen)
 {
+    if (import_table(db, c, "traces", "id_window = 0", written, err, errlen) != 0) return -1;
+    *read = *written;
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(db,
-                           "SELECT seq, trace_id, tenant_id, user_id, start_ns, end_ns, root_name, status,"
-                           " span_count, spans, id_window FROM traces ORDER BY rowid",
+                           "SELECT seq, tenant_id, user_id, span_count, spans FROM traces"
+                           " WHERE id_window <> 0 ORDER BY rowid",
                            -1, &s, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "reading traces from SQLite: %s", sqlite3_errmsg(db));
         return -1;
     }
-    *read = *written = 0;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         (*read)++;
         trace_rec r;
         memset(&r, 0, sizeof r);
         int64_t seq = sqlite3_column_int64(s, 0);
-        snprintf(r.tenant_id, sizeof r.tenant_id, "%s", (const char *)sqlite3_column_text(s, 2));
-        snprintf(r.user_id, sizeof r.user_id, "%s", (const char *)sqlite3_column_text(s, 3));
-        const void *blob = sqlite3_column_blob(s, 9);
-        size_t blob_len = (size_t)sqlite3_column_bytes(s, 9);
-        if (sqlite3_column_int64(s, 10) == 0) {
-            snprintf(r.trace_id, sizeof r.trace_id, "%s", (const char *)sqlite3_column_text(s, 1));
-            r.start_ns = sqlite3_column_int64(s, 4);
-            r.end_ns = sqlite3_column_int64(s, 5);
-            snprintf(r.root_name, sizeof r.root_name, "%s", (const char *)sqlite3_column_text(s, 6));
-            r.status = sqlite3_column_int(s, 7);
-            int64_t spans = sqlite3_column_int64(s, 8);
-            r.span_count = spans < 0 ? 0 : spans > UINT32_MAX ? UINT32_MAX : (uint32_t)spans;
-            r.blob = (unsigned char *)blob;
-            r.blob_len = blob_len;
-            if (import_trace_row(c, seq, &r, err, errlen) != 0) goto fail;
-            (*written)++;
-            continue;
-        }
+        snprintf(r.tenant_id, sizeof r.tenant_id, "%s", (const char *)sqlite3_column_text(s, 1));
+        snprintf(r.user_id, sizeof r.user_id, "%s", (const char *)sqlite3_column_text(s, 2));
         /* A pack's seq is the last of its spans: each entry's is where its
          * own spans end, counted back from there. */
         trace_pack_reader rd;
-        if (trace_pack_open(&rd, blob, blob_len) != 0) {
+        if (trace_pack_open(&rd, sqlite3_column_blob(s, 4), (size_t)sqlite3_column_bytes(s, 4)) != 0) {
             snprintf(err, errlen, "the trace pack at seq %lld is corrupt; nothing was imported", (long long)seq);
             goto fail;
         }
-        int64_t at = seq - sqlite3_column_int64(s, 8);
+        int64_t at = seq - sqlite3_column_int64(s, 3);
         int got;
         while ((got = trace_pack_next(&rd, &r)) == 1) {
             at += r.span_count;
@@ -281,7 +271,7 @@ int store_pg_import_sqlite(const char *data_dir, const char *url, store_import_r
         if (strcmp(import_tables[t], "traces") == 0) {
             if (import_traces(db, c, &rows_read, &copied, err, errlen) != 0) goto out_rb;
         } else {
-            if (import_table(db, c, import_tables[t], &copied, err, errlen) != 0) goto out_rb;
+            if (import_table(db, c, import_tables[t], NULL, &copied, err, errlen) != 0) goto out_rb;
             rows_read = copied;
         }
         int64_t want = sqlite_count(db, import_tables[t]);
