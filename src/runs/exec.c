@@ -147,6 +147,15 @@ static void run_handle_closed(uv_handle_t *h)
 
 /* Unlink, free what the run holds, close its handles (the struct goes with
  * the last close callback). */
+/* The run stops counting against its user's max_concurrent_runs (once). */
+static void run_exec_uncount(run_exec *x)
+{
+    if (x->counted) {
+        x->counted = false;
+        gate_run_end(x->r->gate, x->sc.tenant_id, x->sc.user_id, &x->slot);
+    }
+}
+
 void run_exec_release(run_exec *x)
 {
     runs_thread *t = x->t;
@@ -154,10 +163,7 @@ void run_exec_release(run_exec *x)
     else if (t->runs == x) t->runs = x->next;
     if (x->next) x->next->prev = x->prev;
     x->next = x->prev = NULL;
-    if (x->counted) {
-        x->counted = false;
-        gate_run_end(x->r->gate, x->sc.tenant_id, x->sc.user_id, &x->slot);
-    }
+    run_exec_uncount(x);
     if (x->run_span) {
         obs_span_set_str(x->run_span, "brigade.run.status", run_status_name(x->rec.status));
         obs_span_set_int(x->run_span, "brigade.run.steps", x->rec.steps);
@@ -454,11 +460,16 @@ static void run_finish_done(run_exec *x)
         }
     }
     x->final_msg.seq = x->rec.final_seq;
-    /* Free the session before telling anyone: a client that sends its next
-     * message the moment it reads this answer must find the session idle.
-     * (Queued messages and cancel waiters are resumed through mailboxes, on
-     * later loop turns.) */
+    /* Free the session, and the run's place under max_concurrent_runs,
+     * before telling anyone: a client that sends its next message the
+     * moment it reads this answer must find the session idle and its runs
+     * not counting this one. (The count was released after the answer:
+     * a next run arriving on another loop in between was refused with
+     * concurrency_limit, seen as e2e governance "max_concurrent_runs"
+     * failing once.) (Queued messages and cancel waiters are resumed
+     * through mailboxes, on later loop turns.) */
     runs_registry_release(x->r, x->rec.session_id, x->rec.id);
+    run_exec_uncount(x);
     /* Tell the client. */
     if (x->rec.status == RUN_COMPLETED) {
         cJSON *d = cJSON_CreateObject();
