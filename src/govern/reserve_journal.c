@@ -51,10 +51,18 @@ static size_t rj_hash(uint64_t id, size_t cap)
     return (size_t)id & (cap - 1);
 }
 
-static bool rj_set_grow(rj_set *s)
+/* Rebuild the table without its tombstones, sized from the live slots
+ * alone: at most a quarter full after, so at least a quarter of the table
+ * is put before the next rebuild (its O(cap) cost amortised). Sizing it
+ * from the old capacity instead doubled it at every rebuild: every
+ * gateway call opens and closes one record, so the tombstones alone
+ * triggered the rebuilds, and at saturation the table grew without bound
+ * (millions of slots after a minute, 24 bytes each, zeroed pages faulted
+ * in on the loops and a compaction walking them all). */
+static bool rj_set_rehash(rj_set *s)
 {
-    size_t cap = s->cap ? s->cap * 2 : 256;
-    while (s->live * 2 >= cap) cap *= 2;
+    size_t cap = 256;
+    while (cap < s->live * 4) cap *= 2;
     rj_slot *n = calloc(cap, sizeof *n);
     if (!n) return false;
     for (size_t i = 0; i < s->cap; i++) {
@@ -72,7 +80,7 @@ static bool rj_set_grow(rj_set *s)
 
 static bool rj_set_put(rj_set *s, uint64_t id, char *line, size_t len)
 {
-    if ((s->used + 1) * 2 > s->cap && !rj_set_grow(s)) return false;
+    if ((s->used + 1) * 2 > s->cap && !rj_set_rehash(s)) return false;
     size_t h = rj_hash(id, s->cap);
     while (s->slots[h].id != RJ_EMPTY && s->slots[h].id != RJ_GONE) h = (h + 1) & (s->cap - 1);
     if (s->slots[h].id == RJ_EMPTY) s->used++;
@@ -566,6 +574,14 @@ size_t reserve_journal_open_count(reserve_journal *j)
 {
     pthread_mutex_lock(&j->mu);
     size_t n = j->open.live;
+    pthread_mutex_unlock(&j->mu);
+    return n;
+}
+
+size_t reserve_journal_open_slots(reserve_journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    size_t n = j->open.cap;
     pthread_mutex_unlock(&j->mu);
     return n;
 }

@@ -107,4 +107,8 @@ void reserve_journal_on_usage_committed(void *journal, const usage_rec *rows, si
 /* How many reservations are open now (tests, metrics). */
 size_t reserve_journal_open_count(reserve_journal *j);
 
+/* The open set's table size in slots: bounded by the open count, not by
+ * how many reservations were ever opened (tests). */
+size_t reserve_journal_open_slots(reserve_journal *j);
+
 #endif

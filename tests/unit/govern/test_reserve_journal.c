@@ -663,6 +663,46 @@ static void test_a_batch_of_many_rows_closes_every_reservation(void **state)
     free(rows);
 }
 
+/* Every gateway call opens a record and closes it: 200 000 of them,
+ * a few open at a time, must not grow the open set's table. It was
+ * rebuilt at twice its size whenever tombstones filled it, so it grew
+ * with the count ever opened (4 M slots after 2 M calls). */
+static void test_the_open_set_stays_small_under_churn(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    reserve_journal *j = reserve_journal_open(f->dir, err, sizeof err);
+    assert_non_null(j);
+    enum { OPEN_AT_ONCE = 64, CALLS = 200000 };
+    uint64_t ids[OPEN_AT_ONCE] = {0};
+    reserve_entry e = entry("usr_churn", 1);
+    for (int i = 0; i < CALLS; i++) {
+        size_t k = (size_t)i % OPEN_AT_ONCE;
+        if (ids[k]) reserve_journal_close_entry(j, ids[k]);
+        ids[k] = reserve_journal_open_entry(j, &e);
+        assert_true(ids[k] != 0);
+    }
+    assert_int_equal(reserve_journal_open_count(j), OPEN_AT_ONCE);
+    assert_true(reserve_journal_open_slots(j) <= 512);
+    /* and a large open set still fits, then shrinks back once closed */
+    uint64_t *many = calloc(5000, sizeof *many);
+    for (int i = 0; i < 5000; i++) many[i] = reserve_journal_open_entry(j, &e);
+    assert_int_equal(reserve_journal_open_count(j), OPEN_AT_ONCE + 5000);
+    for (int i = 0; i < 5000; i++) reserve_journal_close_entry(j, many[i]);
+    for (int i = 0; i < 20000; i++) {
+        size_t k = (size_t)i % OPEN_AT_ONCE;
+        reserve_journal_close_entry(j, ids[k]);
+        ids[k] = reserve_journal_open_entry(j, &e);
+    }
+    assert_int_equal(reserve_journal_open_count(j), OPEN_AT_ONCE);
+    assert_true(reserve_journal_open_slots(j) <= 512);
+    free(many);
+    reserve_journal_close(j);
+    reserve_recovery r;
+    assert_int_equal(reserve_journal_recover(f->st, f->dir, &r, err, sizeof err), 0);
+    assert_int_equal(r.open, OPEN_AT_ONCE);
+}
+
 /* Loops opening and closing calls while the writer settles batches: the
  * lock now changes hands between chunks, and nothing is lost or closed
  * twice. */
@@ -731,6 +771,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_act_and_entry_commit_together, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_of_many_rows_closes_every_reservation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closing_batches_while_calls_open_and_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_open_set_stays_small_under_churn, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
