@@ -19,6 +19,7 @@
 
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1159,6 +1160,59 @@ static void test_pg_import_sqlite(void **state)
     test_rmtree(dir);
 }
 
+/* A pack that cannot be read (its LZ4 block cut short on disk) stops the
+ * move with an error naming it, and PostgreSQL is left empty: a move that
+ * lost some traces quietly would be discovered only when they are asked
+ * for, after the SQLite file is gone. */
+static void test_pg_import_refuses_a_corrupt_pack(void **state)
+{
+    fx *f = *state;   /* a fresh PostgreSQL schema */
+    char dir[64];
+    store *lite = test_store_open(dir, sizeof dir, "brigade-import-bad");
+    assert_non_null(lite);
+    char tid[ID_MAX], uid[ID_MAX];
+    assert_int_equal(test_store_tenant(lite, &f->admin, "moved", tid), STORE_OK);
+    scope ta;
+    scope_mint_tenant_admin(&ta, tid, "key_m");
+    assert_int_equal(test_store_user(lite, &ta, "mover", uid), STORE_OK);
+    usage_rec u;
+    memset(&u, 0, sizeof u);
+    u.ts = 1764201600;
+    snprintf(u.tenant_id, sizeof u.tenant_id, "%s", tid);
+    snprintf(u.user_id, sizeof u.user_id, "%s", uid);
+    u.cost_nusd = 5;
+    assert_int_equal(store_usage_insert_now(lite, &u, 1), STORE_OK);
+    char packed_id[3][33];
+    static unsigned char packed_blob[3][2000];
+    trace_rec packed[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(packed_id[i], sizeof packed_id[i], "%012llx%020x", 0x0190a1b2c3d0ULL + (unsigned)i, 0xdef0u + (unsigned)i);
+        memset(packed_blob[i], 'k' + i, sizeof packed_blob[i]);
+        packed[i] = mk_trace(packed_id[i], tid, uid, 10 + i, 1, packed_blob[i], sizeof packed_blob[i]);
+        packed[i].local_id = true;
+    }
+    assert_int_equal(store_traces_insert(lite, packed, 3, 0, 0), STORE_OK);
+    store_close(lite);
+    char path[128];
+    snprintf(path, sizeof path, "%s/brigade.db", dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE traces SET spans = substr(spans, 1, length(spans) - 9)"
+                                      " WHERE id_window <> 0 AND substr(spans, 1, 4) = X'42544B02'",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_close(db);
+
+    store_import_report rep;
+    char err[1024] = "";
+    assert_int_not_equal(store_pg_import_sqlite(dir, pg_url, &rep, err, sizeof err), 0);
+    assert_non_null(strstr(err, "corrupt"));
+    assert_int_equal(pg_count("SELECT count(*) FROM traces"), 0);
+    assert_int_equal(pg_count("SELECT count(*) FROM usage"), 0);
+    assert_int_equal(pg_count("SELECT count(*) FROM users"), 0);
+    test_rmtree(dir);
+}
+
 #define BOTH(fn) \
     {"sqlite: " #fn, fn, setup, teardown, (void *)(intptr_t)B_SQLITE}, \
     {"postgres: " #fn, fn, setup, teardown, (void *)(intptr_t)B_PG}
@@ -1197,6 +1251,7 @@ int main(void)
         PG_ONLY(test_pg_server_restart),
         BOTH(test_guard_async_with_audit),
         PG_ONLY(test_pg_import_sqlite),
+        PG_ONLY(test_pg_import_refuses_a_corrupt_pack),
     };
     /* BRIGADE_TEST_PG=skip (said explicitly): the SQLite half only */
     struct CMUnitTest run[sizeof tests / sizeof tests[0]];
