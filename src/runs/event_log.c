@@ -9,7 +9,8 @@
  * GET /v1/runs/{id} still have what they said). The log lives while the run
  * does — paused runs too — and RUN_LOG_LINGER_S after its end, so a client
  * that reconnects just after the last event still reads it; at most
- * RUN_LOG_MAX_ENDED ended logs are kept, oldest forgotten first.
+ * RUN_LOG_MAX_ENDED ended logs are kept, oldest forgotten first (one
+ * still being read is forgotten too, and freed when its readers stop).
  *
  * Readers ("watchers") live on any loop: an append wakes each with its own
  * uv_async, and the reader takes what is new under the lock. A reader never
@@ -30,7 +31,6 @@
 #define RUN_LOG_MAX_FRAMES 512
 #define RUN_LOG_MAX_BYTES  (128u * 1024)
 #define RUN_LOG_LINGER_S   300
-#define RUN_LOG_MAX_ENDED  4096
 
 typedef struct log_frame {
     uint64_t seq;
@@ -59,6 +59,7 @@ struct run_log {
     int64_t    ended_at;            /* unix s */
     runs_event_watch *watchers;
     run_log   *ended_next;          /* the FIFO of ended logs */
+    bool       forgotten;           /* swept while read: out of the map, freed by its last reader */
 };
 
 struct run_logs {
@@ -116,19 +117,27 @@ void run_logs_free(run_logs *l)
     free(l);
 }
 
-/* Forget ended logs past their linger (or past the count), unless someone
- * still reads them. Lock held. */
+/* Forget ended logs past their linger (or past the count), oldest first.
+ * A log someone still reads leaves the map and the FIFO like the others
+ * (no new reader finds it) and is freed by its last reader's unwatch.
+ * The sweep once stopped at such a log instead: one reader that kept its
+ * stream open without reading (its connection's writes full, the write
+ * timeout restarted by every small event) held back every ended log
+ * behind it, and the count and the linger bounded nothing — all tenants'
+ * ended runs, ~20 KB each, kept for as long as that reader stayed.
+ * Lock held. */
 static void sweep_locked(run_logs *l, int64_t now)
 {
     while (l->ended_head) {
         run_log *g = l->ended_head;
         bool old = now - g->ended_at > RUN_LOG_LINGER_S || l->n_ended > RUN_LOG_MAX_ENDED;
-        if (!old || g->watchers) break;   /* FIFO: the rest are younger */
+        if (!old) break;   /* FIFO: the rest are younger */
         l->ended_head = g->ended_next;
         if (!l->ended_head) l->ended_tail = NULL;
         l->n_ended--;
         strmap_del(l->by_id, g->run_id);
-        log_free(g);
+        if (g->watchers) g->forgotten = true;
+        else log_free(g);
     }
 }
 
@@ -330,11 +339,14 @@ void runs_events_unwatch(runs *r, runs_event_watch *w)
     if (!w) return;
     run_logs *l = r->logs;
     pthread_mutex_lock(&l->mu);
-    for (runs_event_watch **pp = &w->log->watchers; *pp; pp = &(*pp)->next)
+    run_log *g = w->log;
+    for (runs_event_watch **pp = &g->watchers; *pp; pp = &(*pp)->next)
         if (*pp == w) {
             *pp = w->next;
             break;
         }
+    if (g->forgotten && !g->watchers) log_free(g);   /* swept while read: see sweep_locked */
+    w->log = NULL;
     pthread_mutex_unlock(&l->mu);
     w->wake = NULL;
     uv_close((uv_handle_t *)&w->async, watch_closed);

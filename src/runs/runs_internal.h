@@ -76,7 +76,9 @@ typedef struct session_slot {
     bool         wake_pending;
 } session_slot;
 
-/* The runs' event logs (event_log.c). */
+/* The runs' event logs (event_log.c). At most this many ended runs' logs
+ * are kept (each for a while after its run), oldest forgotten first. */
+#define RUN_LOG_MAX_ENDED 4096
 typedef struct run_logs run_logs;
 typedef struct run_log run_log;
 run_logs *run_logs_new(void);

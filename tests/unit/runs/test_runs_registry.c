@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,6 +223,53 @@ static void test_revoke_matches_user_and_key(void **state)
     free(x5);
 }
 
+/* A reader that never finishes reading the oldest ended run's events
+ * must not keep every later run's log: past RUN_LOG_MAX_ENDED the others
+ * are forgotten as ever, the read one too (no new reader finds it), and
+ * its reader still reads to the end. The sweep once stopped at a log with
+ * a reader, and kept all logs behind it for as long as that reader
+ * stayed. */
+static void wake_nothing(void *arg) { (void)arg; }
+
+static void test_a_lingering_reader_does_not_hold_ended_logs(void **state)
+{
+    fixture *f = *state;
+    run_logs *logs = f->r->logs;
+    /* a loop of the test's own: if a watch is left open by a failed
+     * assertion, the fixture's teardown does not wait for it */
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assert_true(run_log_append(logs, "run_first", "ten_a", "usr_alice", "run.completed", "{\"n\":0}", 7) > 0);
+    run_log_end(logs, "run_first");
+    runs_event_watch *w = runs_events_watch(f->r, "ten_a", "usr_alice", "run_first", 0, &loop, wake_nothing, NULL);
+    assert_non_null(w);
+    char id[32];
+    for (int i = 0; i < RUN_LOG_MAX_ENDED + 100; i++) {
+        snprintf(id, sizeof id, "run_%d", i);
+        assert_true(run_log_append(logs, id, "ten_a", "usr_alice", "run.completed", "{}", 2) > 0);
+        run_log_end(logs, id);
+    }
+    /* the ones after the read one were forgotten past the count ... */
+    assert_null(runs_events_watch(f->r, "ten_a", "usr_alice", "run_0", 0, &loop, wake_nothing, NULL));
+    assert_null(runs_events_watch(f->r, "ten_a", "usr_alice", "run_98", 0, &loop, wake_nothing, NULL));
+    /* ... and so was the read one, for anyone new */
+    assert_null(runs_events_watch(f->r, "ten_a", "usr_alice", "run_first", 0, &loop, wake_nothing, NULL));
+    runs_event_watch *young = runs_events_watch(f->r, "ten_a", "usr_alice", "run_200", 0, &loop, wake_nothing, NULL);
+    assert_non_null(young);
+    /* its reader still gets its events and the end */
+    runs_event_frame fr[4];
+    bool ended = false;
+    uint64_t from, to;
+    assert_int_equal(runs_events_take(f->r, w, fr, 4, &ended, &from, &to), 1);
+    assert_int_equal(fr[0].seq, 1);
+    assert_string_equal(fr[0].json, "{\"n\":0}");
+    assert_true(ended);
+    runs_events_unwatch(f->r, w);   /* the forgotten log is freed here (ASan: no leak, no use after) */
+    runs_events_unwatch(f->r, young);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +277,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_interrupt_jumps_the_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_status_and_cancel_are_per_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_matches_user_and_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_lingering_reader_does_not_hold_ended_logs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
