@@ -118,6 +118,46 @@ static void test_large_objects(void **state)
     free(text);
 }
 
+/* Keys chosen offline to share a slot under the fixed hash the check once
+ * used (FNV-1a, its slot the low bits of h ^ h >> 29): what a hostile
+ * client would send. With a seeded hash they spread out; with the old
+ * one every key probed past all the keys before it (n²/2 probes: for
+ * 100 000 keys, seconds of the loop thread that parsed the body). */
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void test_keys_made_to_collide_do_not_pile_up(void **state)
+{
+    (void)state;
+    enum { N = 2000, SLOTS = 4096 };   /* the set's size for N keys (load <= 2/3) */
+    size_t cap = (size_t)N * 24 + 64;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    size_t at = (size_t)snprintf(text, cap, "{");
+    char key[24];
+    unsigned long long tries = 0;
+    for (int i = 0; i < N; i++) {
+        for (;;) {
+            snprintf(key, sizeof key, "k%llx", tries++);
+            uint64_t h = fnv1a(key);
+            if (((h ^ (h >> 29)) & (SLOTS - 1)) == 77) break;
+        }
+        at += (size_t)snprintf(text + at, cap - at, "%s\"%s\":0", i ? "," : "", key);
+    }
+    snprintf(text + at, cap - at, "}");
+    uint64_t before = json_strict_probes();
+    json_strict_error e;
+    assert_null(repeated_at(text, &e));
+    uint64_t probes = json_strict_probes() - before;
+    /* ~N/2 expected at this load; the fixed hash gave N(N-1)/2 = 2 M */
+    assert_true(probes < (uint64_t)N * 8);
+    free(text);
+}
+
 /* Deep nesting walks with an explicit stack (no recursion). */
 static void test_deep_nesting(void **state)
 {
@@ -201,6 +241,7 @@ int main(void)
         cmocka_unit_test(test_same_key_in_different_objects_is_fine),
         cmocka_unit_test(test_escaped_spelling_is_the_same_key),
         cmocka_unit_test(test_large_objects),
+        cmocka_unit_test(test_keys_made_to_collide_do_not_pile_up),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_nul_is_refused),
         cmocka_unit_test(test_other_escapes_are_fine),
