@@ -2,8 +2,8 @@
  * registry).
  *
  * Chained buckets, power-of-two size, grows at load factor 1. The hash is
- * FNV-1a mixed with a per-table random seed, so keys chosen by a client (a
- * JWT subject) cannot be picked to collide. Not thread-safe: callers hold
+ * seeded per table (util/str_hash.h), so keys chosen by a client (a JWT
+ * subject) cannot be picked to collide. Not thread-safe: callers hold
  * their own lock around every call. */
 #ifndef BRIGADE_STRMAP_H
 #define BRIGADE_STRMAP_H

@@ -536,6 +536,56 @@ static void test_data_loss_rebuilds_from_ledger(void **state)
     assert_non_null(strstr(w.why.message, "$0.700000 spent"));
 }
 
+/* A month of many subjects: the rebuild finds each one's entry by a map,
+ * not by a search through all before it (quadratic: ~5·10⁹ comparisons at
+ * 100 000 users and keys), and each gets its own spend back. The rows
+ * are interleaved so that no subject's rows follow one another. */
+static void test_rebuild_of_many_subjects(void **state)
+{
+    fx *f = *state;
+    enum { USERS = 20000, ROWS = 2 * USERS };
+    usage_rec *rows = calloc(ROWS, sizeof *rows);
+    assert_non_null(rows);
+    int64_t now = time_now_unix_ms() / 1000;
+    for (int i = 0; i < ROWS; i++) {
+        usage_rec *u = &rows[i];
+        int who = i % USERS;
+        u->ts = now;
+        snprintf(u->tenant_id, sizeof u->tenant_id, "acme");
+        snprintf(u->user_id, sizeof u->user_id, "many%d", who);
+        snprintf(u->key_id, sizeof u->key_id, "km%d", who);
+        snprintf(u->model, sizeof u->model, "m");
+        snprintf(u->request_id, sizeof u->request_id, "rm%d", i);
+        u->cost_nusd = USD(0.1) * (1 + who % 3);   /* twice each: 0.2, 0.4 or 0.6 a user */
+        u->status = 200;
+    }
+    assert_int_equal(store_usage_insert_now(f->st, rows, ROWS), STORE_OK);
+    free(rows);
+    govern_redis_stats st;
+    govern_redis_stats_get(f->r[0], &st);
+    uint64_t before = st.reseeds;
+    cmd0("FLUSHALL");
+    govern_subject probe = subj("many0");
+    govern_redis_res x;
+    waiter w;
+    assert_int_equal(admit_wait(f, 0, &probe, 1, 1, &x, &w), GOVERN_REDIS_UNAVAILABLE);
+    wait_gen(f);
+    for (int k = 0; k < 100 && st.reseeds == before; k++) {
+        spin(f, 5);
+        govern_redis_stats_get(f->r[0], &st);
+    }
+    assert_int_equal(st.reseeds, before + 1);
+    const struct { const char *user, *key, *spent; } want[] = {
+        {"many0", "km0", "$0.200000 spent"}, {"many12346", "km12346", "$0.400000 spent"},
+        {"many19997", "km19997", "$0.600000 spent"}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        govern_subject s = {.tenant_id = "acme", .user_id = want[i].user, .key_id = want[i].key};
+        s.user.daily_budget_nusd = USD(1);
+        assert_int_equal(admit_wait(f, 1, &s, 1, USD(0.95), &x, &w), GOVERN_REDIS_REFUSED);
+        if (!strstr(w.why.message, want[i].spent)) fail_msg("%s: %s", want[i].user, w.why.message);
+    }
+}
+
 /* Calls in flight when Redis lost its data come back as reservations of
  * the rebuild, and a settle made while Redis was away is not lost: it
  * joins the rebuilt spend. */
@@ -656,6 +706,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reservation_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovered_charge_reaches_redis, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_loss_rebuilds_from_ledger, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebuild_of_many_subjects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_flight_survive_data_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_noscript, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_down_and_back, setup, teardown),
