@@ -1062,6 +1062,34 @@ static void test_guard_async_with_audit(void **state)
 
 /* ---- moving a SQLite deployment to PostgreSQL ---- */
 
+/* A usage row of cost_nusd for uid, in the SQLite store being moved. */
+static void lite_usage_row(store *lite, const char *tid, const char *uid, int64_t cost_nusd)
+{
+    usage_rec u;
+    memset(&u, 0, sizeof u);
+    u.ts = 1764201600;
+    snprintf(u.tenant_id, sizeof u.tenant_id, "%s", tid);
+    snprintf(u.user_id, sizeof u.user_id, "%s", uid);
+    u.cost_nusd = cost_nusd;
+    assert_int_equal(store_usage_insert_now(lite, &u, 1), STORE_OK);
+}
+
+/* Three traces of one window, made here: SQLite keeps them as one pack
+ * row, big enough to be compressed (trace_pack.h). Trace i has ids[i],
+ * 2 + i spans, starts at 10 + i, and blobs[i] filled with fill + i. */
+static void lite_pack_of_three(store *lite, const char *tid, const char *uid, unsigned id_tail, char fill,
+                               char ids[3][33], unsigned char blobs[3][2000])
+{
+    trace_rec packed[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(ids[i], 33, "%012llx%020x", 0x0190a1b2c3d0ULL + (unsigned)i, id_tail + (unsigned)i);
+        memset(blobs[i], fill + i, 2000);
+        packed[i] = mk_trace(ids[i], tid, uid, 10 + i, 2 + (uint32_t)i, blobs[i], 2000);
+        packed[i].local_id = true;
+    }
+    assert_int_equal(store_traces_insert(lite, packed, 3, 0, 0), STORE_OK);
+}
+
 static void test_pg_import_sqlite(void **state)
 {
     fx *f = *state;   /* a fresh PostgreSQL schema */
@@ -1085,13 +1113,7 @@ static void test_pg_import_sqlite(void **state)
         audit_rec e = {.tenant_id = tid, .actor = "tenant_admin:key_m", .action = "user.update", .target = uid};
         assert_int_equal(store_audit_append(lite, &e, &achain), STORE_OK);
     }
-    usage_rec u;
-    memset(&u, 0, sizeof u);
-    u.ts = 1764201600;
-    snprintf(u.tenant_id, sizeof u.tenant_id, "%s", tid);
-    snprintf(u.user_id, sizeof u.user_id, "%s", uid);
-    u.cost_nusd = 123;
-    assert_int_equal(store_usage_insert_now(lite, &u, 1), STORE_OK);
+    lite_usage_row(lite, tid, uid, 123);
     unsigned char blob[3] = {0, 0xff, 7};
     trace_rec tr = mk_trace("0123456789abcdef0123456789abcdef", tid, uid, 1, 1, blob, 3);
     assert_int_equal(store_traces_insert(lite, &tr, 1, 0, 0), STORE_OK);
@@ -1100,14 +1122,7 @@ static void test_pg_import_sqlite(void **state)
      * three (trace_pack.h) */
     char packed_id[3][33];
     static unsigned char packed_blob[3][2000];
-    trace_rec packed[3];
-    for (int i = 0; i < 3; i++) {
-        snprintf(packed_id[i], sizeof packed_id[i], "%012llx%020x", 0x0190a1b2c3d0ULL + (unsigned)i, 0xabc0u + (unsigned)i);
-        memset(packed_blob[i], 'a' + i, sizeof packed_blob[i]);
-        packed[i] = mk_trace(packed_id[i], tid, uid, 10 + i, 2 + (uint32_t)i, packed_blob[i], sizeof packed_blob[i]);
-        packed[i].local_id = true;
-    }
-    assert_int_equal(store_traces_insert(lite, packed, 3, 0, 0), STORE_OK);
+    lite_pack_of_three(lite, tid, uid, 0xabc0u, 'a', packed_id, packed_blob);
     store_close(lite);
     assert_int_equal(test_sqlite_count(dir, "SELECT count(*) FROM traces WHERE id_window <> 0"
                                             " AND substr(spans, 1, 4) = X'42544B02'", NULL), 1);
@@ -1175,23 +1190,10 @@ static void test_pg_import_refuses_a_corrupt_pack(void **state)
     scope ta;
     scope_mint_tenant_admin(&ta, tid, "key_m");
     assert_int_equal(test_store_user(lite, &ta, "mover", uid), STORE_OK);
-    usage_rec u;
-    memset(&u, 0, sizeof u);
-    u.ts = 1764201600;
-    snprintf(u.tenant_id, sizeof u.tenant_id, "%s", tid);
-    snprintf(u.user_id, sizeof u.user_id, "%s", uid);
-    u.cost_nusd = 5;
-    assert_int_equal(store_usage_insert_now(lite, &u, 1), STORE_OK);
+    lite_usage_row(lite, tid, uid, 5);
     char packed_id[3][33];
     static unsigned char packed_blob[3][2000];
-    trace_rec packed[3];
-    for (int i = 0; i < 3; i++) {
-        snprintf(packed_id[i], sizeof packed_id[i], "%012llx%020x", 0x0190a1b2c3d0ULL + (unsigned)i, 0xdef0u + (unsigned)i);
-        memset(packed_blob[i], 'k' + i, sizeof packed_blob[i]);
-        packed[i] = mk_trace(packed_id[i], tid, uid, 10 + i, 1, packed_blob[i], sizeof packed_blob[i]);
-        packed[i].local_id = true;
-    }
-    assert_int_equal(store_traces_insert(lite, packed, 3, 0, 0), STORE_OK);
+    lite_pack_of_three(lite, tid, uid, 0xdef0u, 'k', packed_id, packed_blob);
     store_close(lite);
     char path[128];
     snprintf(path, sizeof path, "%s/brigade.db", dir);
