@@ -186,6 +186,7 @@ void run_exec_release(run_exec *x)
     run_texts_free(&x->texts);
     cJSON_Delete(x->tool_specs);
     cJSON_Delete(x->reply_tools);
+    run_model_reply_args_free(x);
     cJSON_Delete(x->pending_calls);
     cJSON_Delete(x->assistant_msg);
     cJSON_Delete(x->results);

@@ -23,6 +23,48 @@
 #include "util/timeutil.h"
 #include "util/xalloc.h"
 
+/* A tool call's arguments come in fragments, often a few bytes each:
+ * appended to a buffer of their own, and set into the call once the reply
+ * is whole (run_model_reply_args_set). Rebuilding the cJSON string at
+ * every fragment copied all the arguments so far: one 1 MiB event of
+ * 25 000 fragments from a provider held a loop thread for seconds. */
+#define RUN_MODEL_ARGS_MAX (1u << 20)   /* a model cannot make us hold more */
+
+static void run_model_take_args(run_exec *x, int i, const char *args)
+{
+    if ((size_t)i >= x->n_reply_args) {
+        size_t n = (size_t)i + 1;
+        x->reply_args = xrealloc(x->reply_args, n * sizeof *x->reply_args);
+        for (size_t k = x->n_reply_args; k < n; k++) buf_init(&x->reply_args[k]);
+        x->n_reply_args = n;
+    }
+    buf *b = &x->reply_args[i];
+    size_t add = strlen(args);
+    if (b->len + add > RUN_MODEL_ARGS_MAX) return;
+    buf_append(b, args, add);
+}
+
+/* Each call's arguments into its "arguments", and the buffers emptied. */
+static void run_model_reply_args_set(run_exec *x)
+{
+    for (size_t i = 0; i < x->n_reply_args; i++) {
+        buf *b = &x->reply_args[i];
+        cJSON *call = x->reply_tools ? cJSON_GetArrayItem(x->reply_tools, (int)i) : NULL;
+        cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+        if (fn && b->len)
+            cJSON_ReplaceItemInObjectCaseSensitive(fn, "arguments", cJSON_CreateString(b->data));
+        b->len = 0;
+    }
+}
+
+void run_model_reply_args_free(run_exec *x)
+{
+    for (size_t i = 0; i < x->n_reply_args; i++) buf_free(&x->reply_args[i]);
+    free(x->reply_args);
+    x->reply_args = NULL;
+    x->n_reply_args = 0;
+}
+
 /* Merge one streamed tool-call fragment into the call at its index: id,
  * name and arguments NULL when the fragment has none (not a string). */
 static void run_model_take_call(run_exec *x, int i, const char *id, const char *name,
@@ -43,16 +85,7 @@ static void run_model_take_call(run_exec *x, int i, const char *id, const char *
     cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
     if (id && id[0]) cJSON_ReplaceItemInObjectCaseSensitive(call, "id", cJSON_CreateString(id));
     if (name && name[0]) cJSON_ReplaceItemInObjectCaseSensitive(fn, "name", cJSON_CreateString(name));
-    if (args && args[0]) {
-        const cJSON *cur = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
-        size_t a = strlen(cur->valuestring), b = strlen(args);
-        if (a + b > (1u << 20)) return;   /* a model cannot make us hold more than 1 MiB */
-        char *joined = xmalloc(a + b + 1);
-        memcpy(joined, cur->valuestring, a);
-        memcpy(joined + a, args, b + 1);
-        cJSON_ReplaceItemInObjectCaseSensitive(fn, "arguments", cJSON_CreateString(joined));
-        free(joined);
-    }
+    if (args && args[0]) run_model_take_args(x, i, args);
 }
 
 /* A fragment of the reply's text: kept, relayed. false: the subscriber
@@ -192,6 +225,7 @@ static void run_model_on_done(metered_call *mc, upstream_call *call, const upstr
     cJSON_AddStringToObject(msg, "role", "assistant");
     if (x->reply_text.len) cJSON_AddStringToObject(msg, "content", x->reply_text.data);
     else cJSON_AddNullToObject(msg, "content");
+    run_model_reply_args_set(x);
     if (x->reply_tools && cJSON_GetArraySize(x->reply_tools) > 0) {
         cJSON_AddItemToObject(msg, "tool_calls", x->reply_tools);
         x->reply_tools = NULL;
@@ -218,6 +252,7 @@ static void run_model_start(run_exec *x)
     x->reply_started = false;
     cJSON_Delete(x->reply_tools);
     x->reply_tools = NULL;
+    for (size_t i = 0; i < x->n_reply_args; i++) x->reply_args[i].len = 0;
     if (metered_call_dispatch(&x->mcall, x->t->up, x->call_body, x->call_body_len, x->rec.id)) {
         x->call = x->mcall.call;
         return;

@@ -248,6 +248,8 @@ struct run_exec {
     bool             sub_full;        /* the subscriber asked for a pause */
     buf              reply_text;
     cJSON           *reply_tools;     /* tool_calls being assembled, by index */
+    buf             *reply_args;      /* their arguments as they stream in, by index */
+    size_t           n_reply_args;
 
     /* a run that went on after a pause: the decided approvals of its
      * pending calls, {call id: {"approved": bool, "note", "by"}} */
@@ -399,6 +401,8 @@ char *run_model_body_kept(run_texts *t, const cJSON *request, const step_context
                           size_t *len);
 void run_texts_free(run_texts *t);
 void run_model_abort(run_exec *x);
+/* The buffers of a reply's tool-call arguments (model.c), at the run's end. */
+void run_model_reply_args_free(run_exec *x);
 
 /* toolrun.c */
 void run_tools_call(run_exec *x, cJSON *tool_calls);
