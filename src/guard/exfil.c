@@ -13,7 +13,9 @@ void guard_secrets_clear(guard_secrets *s)
 {
     for (size_t i = 0; i < s->n; i++) free(s->values[i]);
     free(s->values);
+    free(s->lens);
     s->values = NULL;
+    s->lens = NULL;
     s->n = s->cap = 0;
 }
 
@@ -22,17 +24,22 @@ void guard_secrets_add(guard_secrets *s, const char *v, size_t len)
     while (len && (v[0] == ' ' || v[0] == '\n')) { v++; len--; }
     while (len && (v[len - 1] == ' ' || v[len - 1] == '\n')) len--;
     if (len < EXFIL_VALUE_MIN || len > EXFIL_VALUE_MAX || s->n == EXFIL_VALUES_MAX) return;
+    /* By length first: a message repeating one token thousands of times
+     * measured every value for each repeat (strlen), at every run start
+     * over the whole history. */
     for (size_t i = 0; i < s->n; i++)
-        if (strlen(s->values[i]) == len && memcmp(s->values[i], v, len) == 0) return;
+        if (s->lens[i] == len && memcmp(s->values[i], v, len) == 0) return;
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 8;
         if (cap > EXFIL_VALUES_MAX) cap = EXFIL_VALUES_MAX;
         s->values = xrealloc(s->values, cap * sizeof *s->values);
+        s->lens = xrealloc(s->lens, cap * sizeof *s->lens);
         s->cap = cap;
     }
     char *c = xmalloc(len + 1);
     memcpy(c, v, len);
     c[len] = 0;
+    s->lens[s->n] = (uint16_t)len;
     s->values[s->n++] = c;
 }
 
@@ -251,13 +258,20 @@ static void b64(const char *in, size_t n, char *out)
 static bool carries(const guard_secrets *s, const char *text, size_t *which)
 {
     char *dec = pct_decode(text, strlen(text));
+    size_t dn = strlen(dec);
     bool hit = false;
+    /* A value longer than the text cannot be in it: arguments of many
+     * short strings skip the searches (and the base64 form) of every
+     * value, which was ~90 µs a string with the full set of values. */
     for (size_t i = 0; i < s->n && !hit; i++) {
         const char *v = s->values[i];
+        size_t vn = s->lens[i], en = vn / 3 * 4;
+        if (vn > dn) continue;
         if (strstr(dec, v) || strcasestr(dec, v)) { hit = true; *which = i; break; }
+        if (en < 8 || en > dn) continue;
         char enc[EXFIL_VALUE_MAX * 2];
-        b64(v, strlen(v), enc);
-        if (strlen(enc) >= 8 && strstr(dec, enc)) { hit = true; *which = i; }
+        b64(v, vn, enc);
+        if (strstr(dec, enc)) { hit = true; *which = i; }
     }
     free(dec);
     return hit;

@@ -21,6 +21,7 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define EXFIL_VALUES_MAX 256
 #define EXFIL_VALUE_MIN  8
@@ -29,8 +30,9 @@
 /* The values, grown on demand (most runs have none: an inline array of
  * EXFIL_VALUES_MAX pointers was 2 kB of every run held). {0} is empty. */
 typedef struct guard_secrets {
-    char  **values;
-    size_t  n, cap;
+    char    **values;
+    uint16_t *lens;     /* each value's length: compared before its bytes */
+    size_t    n, cap;
 } guard_secrets;
 
 /* Free the values (and their array); s is empty again. */
