@@ -88,12 +88,16 @@ static size_t email_domain(pii_scan *s, size_t at_pos)
 
 static bool match_email(pii_scan *s, size_t i, size_t *end)
 {
-    if (i >= s->local_run_end) {
-        size_t j = i;
-        while (j < s->n && email_local_byte(s->t[j])) j++;
-        s->local_run_end = j;
-    }
     size_t j = s->local_run_end;
+    if (i >= j) {
+        /* At most 65 bytes: a longer local part is no address. Unbounded,
+         * every word start inside one long run of local-part bytes
+         * ("+14155552671.x." repeated) scanned to its end: quadratic in a
+         * message, as pii_next starts a fresh scan for every match. The
+         * run's end is kept for the starts inside it only when found. */
+        for (j = i; j < s->n && j - i <= 64 && email_local_byte(s->t[j]);) j++;
+        if (j - i <= 64) s->local_run_end = j;
+    }
     if (at(s, j) != '@' || j - i > 64 || j == i || s->t[j - 1] == '.') return false;
     size_t d = email_domain(s, j);
     if (!d) return false;
