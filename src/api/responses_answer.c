@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "util/ids.h"
+#include "util/strmap.h"
 #include "util/xalloc.h"
 #include "util/json_num.h"
 
@@ -222,7 +223,7 @@ void responses_stream_init(responses_stream *s, cJSON *resp)
 
 void responses_stream_free(responses_stream *s)
 {
-    cJSON_Delete(s->ids);
+    strmap_free(s->ids);
     s->ids = NULL;
     buf_free(&s->text);
     buf_free(&s->args);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "util/ids.h"
+#include "util/strmap.h"
 #include "util/xalloc.h"
 
 static bool pass_provider(const provider_cfg *p)
@@ -92,11 +93,18 @@ char *responses_passthrough_body(const responses_request *r, const cJSON *histor
 
 /* brigade's id for a provider's item id: the same one every time within a
  * call (the stream names an item many times), with the provider's prefix
- * ("msg", "fc", "rs") when it has a short one. */
-static const char *pass_map_id(cJSON *ids, const char *theirs)
+ * ("msg", "fc", "rs") when it has a short one. NULL past
+ * RESPONSES_PASS_IDS_MAX ids (or out of memory): a Response has a handful
+ * of items, and a provider naming new ones without end would grow the map
+ * until the call's deadline. A map, not a cJSON object: its lookups walked
+ * every id before (40 000 ids: 5.6 s of the loop). */
+#define RESPONSES_PASS_IDS_MAX 4096
+
+static const char *pass_map_id(strmap *ids, const char *theirs)
 {
-    const cJSON *known = cJSON_GetObjectItemCaseSensitive(ids, theirs);
-    if (cJSON_IsString(known)) return known->valuestring;
+    const char *known = strmap_get(ids, theirs);
+    if (known) return known;
+    if (strmap_count(ids) >= RESPONSES_PASS_IDS_MAX) return NULL;
     char prefix[8] = "item";
     const char *us = strchr(theirs, '_');
     if (us && us > theirs && (size_t)(us - theirs) < sizeof prefix) {
@@ -105,18 +113,26 @@ static const char *pass_map_id(cJSON *ids, const char *theirs)
             if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'))) plain = false;
         if (plain) snprintf(prefix, sizeof prefix, "%.*s", (int)(us - theirs), theirs);
     }
-    char mine[ID_MAX];
+    char *mine = malloc(ID_MAX);
+    if (!mine) return NULL;
     ids_new(mine, prefix);
-    return cJSON_AddStringToObject(ids, theirs, mine)->valuestring;
+    if (strmap_put(ids, theirs, mine) != 0) {
+        free(mine);
+        return NULL;
+    }
+    return mine;
 }
 
-/* Replace an item's id (or an event's item_id) by brigade's. */
-static void pass_rename(cJSON *ids, cJSON *obj, const char *field)
+/* Replace an item's id (or an event's item_id) by brigade's. false: no
+ * id could be given (pass_map_id). */
+static bool pass_rename(strmap *ids, cJSON *obj, const char *field)
 {
     cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field);
-    if (!cJSON_IsString(v)) return;
+    if (!cJSON_IsString(v)) return true;
     const char *mine = pass_map_id(ids, v->valuestring);
+    if (!mine) return false;
     cJSON_ReplaceItemInObjectCaseSensitive(obj, field, cJSON_CreateString(mine));
+    return true;
 }
 
 static const cJSON *pass_get(const cJSON *obj, const char *name)
@@ -134,7 +150,7 @@ static double pass_count(const cJSON *usage, const char *name)
 }
 
 /* Fill resp from the provider's Response object (a parsed tree). */
-static bool pass_fill(cJSON *resp, const cJSON *theirs, cJSON *ids)
+static bool pass_fill(cJSON *resp, const cJSON *theirs, strmap *ids)
 {
     const cJSON *output = pass_get(theirs, "output");
     const cJSON *status = pass_get(theirs, "status");
@@ -154,8 +170,11 @@ static bool pass_fill(cJSON *resp, const cJSON *theirs, cJSON *ids)
     cJSON_ArrayForEach(it, output) {
         if (!cJSON_IsObject(it)) continue;
         cJSON *c = cJSON_Duplicate(it, true);
-        pass_rename(ids, c, "id");
         cJSON_AddItemToArray(out, c);
+        if (!pass_rename(ids, c, "id")) {
+            cJSON_Delete(out);
+            return false;
+        }
     }
     cJSON_ReplaceItemInObjectCaseSensitive(resp, "output", out);
     const cJSON *usage = pass_get(theirs, "usage");
@@ -177,7 +196,7 @@ static bool pass_fill(cJSON *resp, const cJSON *theirs, cJSON *ids)
 bool responses_object_from_provider(responses_stream *s, const char *body, size_t len)
 {
     cJSON *j = cJSON_ParseWithLength(body, len);
-    if (!s->ids) s->ids = cJSON_CreateObject();
+    if (!s->ids) s->ids = xnonnull(strmap_new(free));
     bool ok = pass_fill(s->resp, j, s->ids);
     cJSON_Delete(j);
     return ok;
@@ -191,7 +210,7 @@ bool responses_stream_relay(responses_stream *s, const char *json, size_t len, b
         cJSON_Delete(ev);
         return false;
     }
-    if (!s->ids) s->ids = cJSON_CreateObject();
+    if (!s->ids) s->ids = xnonnull(strmap_new(free));
     const char *t = type->valuestring;
     /* brigade's own response.created / in_progress opened the stream, and
      * its response.completed ends it, after the turn is kept: the
@@ -210,9 +229,11 @@ bool responses_stream_relay(responses_stream *s, const char *json, size_t len, b
         cJSON_Delete(ev);
         return false;
     }
-    pass_rename(s->ids, ev, "item_id");
     cJSON *item = cJSON_GetObjectItemCaseSensitive(ev, "item");
-    if (cJSON_IsObject(item)) pass_rename(s->ids, item, "id");
+    if (!pass_rename(s->ids, ev, "item_id") || (cJSON_IsObject(item) && !pass_rename(s->ids, item, "id"))) {
+        cJSON_Delete(ev);
+        return false;
+    }
     cJSON_DeleteItemFromObjectCaseSensitive(ev, "sequence_number");
     cJSON_AddNumberToObject(ev, "sequence_number", (double)s->seq++);
     char *text = cJSON_PrintUnformatted(ev);

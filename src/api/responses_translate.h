@@ -89,8 +89,9 @@ typedef struct responses_stream {
     bool     have_usage;
     int64_t  input_tokens, output_tokens;
     /* passthrough (responses_stream_relay): the provider's item ids →
-     * brigade's, and whether its terminal event filled the Response */
-    cJSON   *ids;
+     * brigade's (at most RESPONSES_PASS_IDS_MAX), and whether its terminal
+     * event filled the Response */
+    struct strmap *ids;
     bool     relay_done;
 } responses_stream;
 

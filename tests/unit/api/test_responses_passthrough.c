@@ -224,6 +224,40 @@ static void test_stream_relay(void **state)
     responses_request_free(&r);
 }
 
+/* A provider that names new items without end: each gets brigade's id
+ * until 4 096 of them, then the stream is refused (a Response has a
+ * handful of items; the map grew until the call's deadline). The ids are
+ * looked up in a map: 4 096 events of new ids, then many of old ones,
+ * took seconds when each lookup walked every id before it. */
+static void test_stream_relay_bounds_its_ids(void **state)
+{
+    (void)state;
+    responses_request r = parse_ok("{\"model\":\"mock-small\",\"input\":\"x\",\"stream\":true}");
+    cJSON *resp = responses_object_new(&r, "resp_mine", 1700000000);
+    responses_stream s;
+    responses_stream_init(&s, resp);
+    buf out;
+    buf_init(&out);
+    char ev[200];
+    for (int i = 0; i < 4096; i++) {
+        snprintf(ev, sizeof ev, "{\"type\":\"response.output_text.delta\",\"item_id\":\"msg_%d\",\"delta\":\"x\"}", i);
+        assert_true(responses_stream_relay(&s, ev, strlen(ev), &out));
+        out.len = 0;
+    }
+    for (int i = 0; i < 100000; i++) {   /* known ids: still relayed */
+        snprintf(ev, sizeof ev, "{\"type\":\"response.output_text.delta\",\"item_id\":\"msg_%d\",\"delta\":\"x\"}", i % 4096);
+        assert_true(responses_stream_relay(&s, ev, strlen(ev), &out));
+        out.len = 0;
+    }
+    snprintf(ev, sizeof ev, "{\"type\":\"response.output_text.delta\",\"item_id\":\"msg_new\",\"delta\":\"x\"}");
+    assert_false(responses_stream_relay(&s, ev, strlen(ev), &out));
+    assert_int_equal(out.len, 0);
+    buf_free(&out);
+    responses_stream_free(&s);
+    cJSON_Delete(resp);
+    responses_request_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_body_store_false_chain_expanded),
         cmocka_unit_test(test_object_from_provider_ids_replaced),
         cmocka_unit_test(test_stream_relay),
+        cmocka_unit_test(test_stream_relay_bounds_its_ids),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
