@@ -216,6 +216,7 @@ void responses_stream_init(responses_stream *s, cJSON *resp)
 {
     memset(s, 0, sizeof *s);
     s->resp = resp;
+    s->n_output = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(resp, "output"));
     s->text_index = s->call_index = -1;
     buf_init(&s->text);
     buf_init(&s->args);
@@ -257,9 +258,19 @@ static cJSON *ans_ev(int output_index, const char *item_id)
     return ev;
 }
 
-static int ans_output_count(responses_stream *s)
+/* A translated stream's items are counted and the open call is held by
+ * pointer: a chunk whose tool_calls alternate indexes opens a call at
+ * each, and walking the output to count it, then again to find the call,
+ * was quadratic (40 000 alternations: 12 s of the loop). At most
+ * RESPONSES_STREAM_ITEMS_MAX items: past them the stream is malformed. */
+#define RESPONSES_STREAM_ITEMS_MAX 1024
+
+static int ans_output_count(responses_stream *s) { return s->n_output; }
+
+static void ans_output_push(responses_stream *s, cJSON *item)
 {
-    return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(s->resp, "output"));
+    cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(s->resp, "output"), item);
+    s->n_output++;
 }
 
 static void ans_emit_response(responses_stream *s, const char *type, buf *out)
@@ -293,7 +304,7 @@ static void ans_close_text(responses_stream *s, buf *out)
     ev = ans_ev(s->text_index, NULL);
     cJSON_AddItemToObject(ev, "item", cJSON_Duplicate(item, true));
     ans_emit(s, "response.output_item.done", ev, out);
-    cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(s->resp, "output"), item);
+    ans_output_push(s, item);
     s->text_index = -1;
     s->text.len = 0;
 }
@@ -304,7 +315,7 @@ static void ans_close_call(responses_stream *s, buf *out)
 {
     if (s->call_index < 0) return;
     buf_append(&s->args, "", 1);
-    cJSON *item = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(s->resp, "output"), s->call_index);
+    cJSON *item = s->call_item;
     const char *id = cJSON_GetObjectItemCaseSensitive(item, "id")->valuestring;
     cJSON_ReplaceItemInObjectCaseSensitive(item, "arguments", cJSON_CreateString(s->args.data));
     cJSON_ReplaceItemInObjectCaseSensitive(item, "status", cJSON_CreateString("completed"));
@@ -316,12 +327,14 @@ static void ans_close_call(responses_stream *s, buf *out)
     cJSON_AddItemToObject(ev, "item", cJSON_Duplicate(item, true));
     ans_emit(s, "response.output_item.done", ev, out);
     s->call_index = -1;
+    s->call_item = NULL;
     s->args.len = 0;
 }
 
-static void ans_text_delta(responses_stream *s, const char *delta, buf *out)
+static bool ans_text_delta(responses_stream *s, const char *delta, buf *out)
 {
     if (s->text_index < 0) {
+        if (s->n_output >= RESPONSES_STREAM_ITEMS_MAX) return false;
         ans_close_call(s, out);
         s->text_index = ans_output_count(s);
         ids_new(s->text_id, "msg");
@@ -339,9 +352,10 @@ static void ans_text_delta(responses_stream *s, const char *delta, buf *out)
     cJSON_AddStringToObject(ev, "delta", delta);
     cJSON_AddArrayToObject(ev, "logprobs");
     ans_emit(s, "response.output_text.delta", ev, out);
+    return true;
 }
 
-static void ans_call_delta(responses_stream *s, const cJSON *tc, buf *out)
+static bool ans_call_delta(responses_stream *s, const cJSON *tc, buf *out)
 {
     const cJSON *index = ans_get(tc, "index");
     int chat_index = cJSON_IsNumber(index) ? index->valueint : 0;   /* clamped by cJSON */
@@ -349,6 +363,7 @@ static void ans_call_delta(responses_stream *s, const cJSON *tc, buf *out)
     const cJSON *cid = ans_get(tc, "id"), *name = ans_get(fn, "name"), *args = ans_get(fn, "arguments");
     if (s->call_index < 0 || chat_index != s->call_chat_index) {
         /* a new call: the text or call before it is complete */
+        if (s->n_output >= RESPONSES_STREAM_ITEMS_MAX) return false;
         ans_close_text(s, out);
         ans_close_call(s, out);
         char id[ID_MAX], call_id[ID_MAX];
@@ -361,15 +376,16 @@ static void ans_call_delta(responses_stream *s, const cJSON *tc, buf *out)
         cJSON *ev = ans_ev(s->call_index, NULL);
         cJSON_AddItemToObject(ev, "item", cJSON_Duplicate(item, true));
         ans_emit(s, "response.output_item.added", ev, out);
-        cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(s->resp, "output"), item);
+        ans_output_push(s, item);
+        s->call_item = item;
     }
     if (cJSON_IsString(args) && args->valuestring[0]) {
         buf_puts(&s->args, args->valuestring);
-        cJSON *item = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(s->resp, "output"), s->call_index);
-        cJSON *ev = ans_ev(s->call_index, cJSON_GetObjectItemCaseSensitive(item, "id")->valuestring);
+        cJSON *ev = ans_ev(s->call_index, cJSON_GetObjectItemCaseSensitive(s->call_item, "id")->valuestring);
         cJSON_AddStringToObject(ev, "delta", args->valuestring);
         ans_emit(s, "response.function_call_arguments.delta", ev, out);
     }
+    return true;
 }
 
 bool responses_stream_chunk(responses_stream *s, const char *json, size_t len, buf *out)
@@ -388,9 +404,16 @@ bool responses_stream_chunk(responses_stream *s, const char *json, size_t len, b
     const cJSON *choice = cJSON_GetArrayItem(ans_get(chunk, "choices"), 0);
     const cJSON *delta = ans_get(choice, "delta");
     const cJSON *content = ans_get(delta, "content");
-    if (cJSON_IsString(content) && content->valuestring[0]) ans_text_delta(s, content->valuestring, out);
+    bool ok = !(cJSON_IsString(content) && content->valuestring[0]) || ans_text_delta(s, content->valuestring, out);
     const cJSON *tc;
-    cJSON_ArrayForEach(tc, ans_get(delta, "tool_calls")) ans_call_delta(s, tc, out);
+    cJSON_ArrayForEach(tc, ans_get(delta, "tool_calls")) {
+        if (!ok) break;
+        ok = ans_call_delta(s, tc, out);
+    }
+    if (!ok) {
+        cJSON_Delete(chunk);
+        return false;
+    }
     const cJSON *finish = ans_get(choice, "finish_reason");
     if (cJSON_IsString(finish)) snprintf(s->finish, sizeof s->finish, "%s", finish->valuestring);
     cJSON_Delete(chunk);

@@ -82,7 +82,9 @@ typedef struct responses_stream {
     int      text_index;          /* output index of the open message item, or -1 */
     buf      text;                /* its text so far */
     char     text_id[RESPONSES_ID_MAX];
+    int      n_output;            /* items in resp's output (counted, not walked) */
     int      call_index;          /* output index of the open function_call item, or -1 */
+    cJSON   *call_item;           /* that item, in resp's output */
     int      call_chat_index;     /* its index among the chunk's tool_calls */
     buf      args;                /* its arguments so far */
     char     finish[32];          /* the chat finish_reason */

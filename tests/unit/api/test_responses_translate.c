@@ -360,6 +360,35 @@ static void test_stream_events(void **state)
     responses_request_free(&r);
 }
 
+/* A provider chunk whose tool_calls alternate indexes opens a call at each:
+ * at most 1 024 items in the Response, then the chunk is malformed; the
+ * items are counted, not walked (40 000 alternations took 12 s). */
+static void test_stream_items_bounded(void **state)
+{
+    (void)state;
+    responses_request r = parse_ok("{\"model\":\"mock-small\",\"input\":\"x\",\"stream\":true}");
+    cJSON *resp = responses_object_new(&r, "resp_b", 1700000000);
+    responses_stream s;
+    responses_stream_init(&s, resp);
+    buf out, chunk;
+    buf_init(&out);
+    buf_init(&chunk);
+    buf_puts(&chunk, "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[");
+    for (int i = 0; i < 1000; i++) buf_printf(&chunk, "%s{\"index\":%d,\"function\":{\"name\":\"f\"}}", i ? "," : "", i % 2);
+    buf_puts(&chunk, "]}}]}");
+    assert_true(responses_stream_chunk(&s, chunk.data, chunk.len, &out));   /* 1 000 calls: fine */
+    assert_false(responses_stream_chunk(&s, chunk.data, chunk.len, &out));  /* past 1 024 */
+    const char *text = "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}";
+    assert_false(responses_stream_chunk(&s, text, strlen(text), &out));  /* a new text item too */
+    responses_stream_finish(&s, &out);
+    assert_int_equal(cJSON_GetArraySize(get(resp, "output")), 1024);
+    buf_free(&chunk);
+    buf_free(&out);
+    responses_stream_free(&s);
+    cJSON_Delete(resp);
+    responses_request_free(&r);
+}
+
 static void test_stream_failure(void **state)
 {
     (void)state;
@@ -393,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_completion_to_response),
         cmocka_unit_test(test_stream_events),
+        cmocka_unit_test(test_stream_items_bounded),
         cmocka_unit_test(test_stream_failure),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
