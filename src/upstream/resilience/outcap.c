@@ -20,6 +20,21 @@ _Static_assert(UPSTREAM_OUTCAP_MAX_CHOICES == OPENAI_SCAN_MAX_CHOICE_INDEX,
 /* Output items of a Responses stream kept for the synthesized end. */
 #define OUTCAP_MAX_ITEMS 64
 
+/* The text deltas add to an item (a content part's text, or a call's
+ * arguments: part -1) since its last output_item event, appended to a
+ * buffer and joined to the item only when the end is synthesized.
+ * Appending to the cJSON string instead copied all of it at every delta:
+ * quadratic in a long answer of small deltas. At most OUTCAP_TEXTS of
+ * them and OUTCAP_KEEP_MAX bytes in all (a Response's text past that is
+ * cut in the synthesized end, which the client's deltas still had). */
+#define OUTCAP_TEXTS 128
+#define OUTCAP_KEEP_MAX (4u << 20)
+
+typedef struct outcap_text {
+    int item, part;
+    buf text;
+} outcap_text;
+
 void upstream_outcap_init(upstream_outcap *oc, uint64_t cap, bool responses)
 {
     memset(oc, 0, sizeof *oc);
@@ -37,6 +52,11 @@ void upstream_outcap_free(upstream_outcap *oc)
 {
     cJSON_Delete(oc->items);
     oc->items = NULL;
+    for (size_t i = 0; i < oc->n_texts; i++) buf_free(&oc->texts[i].text);
+    free(oc->texts);
+    oc->texts = NULL;
+    oc->n_texts = 0;
+    oc->kept = 0;
 }
 
 static bool outcap_nonempty(const cJSON *s) { return cJSON_IsString(s) && s->valuestring[0]; }
@@ -86,7 +106,8 @@ static cJSON *outcap_item_at(upstream_outcap *oc, const cJSON *ev)
     return cJSON_GetArrayItem(oc->items, (int)oi->valuedouble);
 }
 
-/* Put (a copy of) item at its output_index. */
+/* Put (a copy of) item at its output_index; the text kept for the item
+ * it replaces goes (an item done carries its whole text). */
 static void outcap_set_item(upstream_outcap *oc, const cJSON *ev, const cJSON *item)
 {
     const cJSON *oi = cJSON_GetObjectItemCaseSensitive(ev, "output_index");
@@ -96,18 +117,44 @@ static void outcap_set_item(upstream_outcap *oc, const cJSON *ev, const cJSON *i
     if (!oc->items) oc->items = cJSON_CreateArray();
     while (cJSON_GetArraySize(oc->items) <= at) cJSON_AddItemToArray(oc->items, cJSON_CreateNull());
     cJSON_ReplaceItemInArray(oc->items, at, cJSON_Duplicate(item, true));
+    for (size_t i = 0; i < oc->n_texts; i++)
+        if (oc->texts[i].item == at) {
+            oc->kept -= oc->texts[i].text.len;
+            oc->texts[i].text.len = 0;
+        }
+}
+
+/* Keep text that a delta added to item `item` (part -1: the arguments). */
+static void outcap_keep_text(upstream_outcap *oc, int item, int part, const char *text)
+{
+    size_t tl = strlen(text);
+    if (item < 0 || oc->kept + tl > OUTCAP_KEEP_MAX) return;
+    outcap_text *t = NULL;
+    for (size_t i = 0; i < oc->n_texts && !t; i++)
+        if (oc->texts[i].item == item && oc->texts[i].part == part) t = &oc->texts[i];
+    if (!t) {
+        if (oc->n_texts == OUTCAP_TEXTS) return;
+        if (!oc->texts) oc->texts = xcalloc(OUTCAP_TEXTS, sizeof *oc->texts);
+        t = &oc->texts[oc->n_texts++];
+        t->item = item;
+        t->part = part;
+        buf_init(&t->text);
+    }
+    buf_append(&t->text, text, tl);
+    oc->kept += tl;
 }
 
 /* Append text to the string `key` of obj (created if missing). */
-static void outcap_append(cJSON *obj, const char *key, const char *text)
+static void outcap_append(cJSON *obj, const char *key, const char *text, size_t tl)
 {
     if (!cJSON_IsObject(obj)) return;
     const cJSON *old = cJSON_GetObjectItemCaseSensitive(obj, key);
     const char *o = cJSON_IsString(old) ? old->valuestring : "";
-    size_t ol = strlen(o), tl = strlen(text);
+    size_t ol = strlen(o);
     char *s = xmalloc(ol + tl + 1);
     memcpy(s, o, ol);
-    memcpy(s + ol, text, tl + 1);
+    memcpy(s + ol, text, tl);
+    s[ol + tl] = '\0';
     cJSON *v = cJSON_CreateString(s);
     free(s);
     if (old) cJSON_ReplaceItemInObjectCaseSensitive(obj, key, v);
@@ -135,13 +182,15 @@ static uint64_t outcap_responses_tokens(upstream_outcap *oc, const cJSON *ev)
     if (tl < 6 || strcmp(t + tl - 6, ".delta") != 0) return 0;
     const cJSON *delta = cJSON_GetObjectItemCaseSensitive(ev, "delta");
     if (!outcap_nonempty(delta)) return 0;
+    const cJSON *oi = cJSON_GetObjectItemCaseSensitive(ev, "output_index");
+    int at = item ? (int)oi->valuedouble : -1;   /* outcap_item_at read it */
     if (!strcmp(t, "response.output_text.delta")) {
         const cJSON *ci = cJSON_GetObjectItemCaseSensitive(ev, "content_index");
-        cJSON *content = cJSON_GetObjectItemCaseSensitive(item, "content");
-        cJSON *part = cJSON_IsNumber(ci) ? cJSON_GetArrayItem(content, ci->valueint) : NULL;
-        outcap_append(part, "text", delta->valuestring);
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(item, "content");
+        if (cJSON_IsNumber(ci) && cJSON_IsObject(cJSON_GetArrayItem(content, ci->valueint)))
+            outcap_keep_text(oc, at, ci->valueint, delta->valuestring);
     } else if (!strcmp(t, "response.function_call_arguments.delta")) {
-        outcap_append(item, "arguments", delta->valuestring);
+        if (cJSON_IsObject(item)) outcap_keep_text(oc, at, -1, delta->valuestring);
     }
     return 1;
 }
@@ -220,9 +269,17 @@ static void outcap_chunk_head(const upstream_outcap *oc, buf *ev)
 static cJSON *outcap_final_items(const upstream_outcap *oc)
 {
     cJSON *out = cJSON_CreateArray(), *it;
+    int at = -1;
     cJSON_ArrayForEach(it, oc->items) {
+        at++;
         if (!cJSON_IsObject(it)) continue;
         cJSON *c = cJSON_Duplicate(it, true);
+        for (size_t i = 0; i < oc->n_texts; i++) {
+            const outcap_text *t = &oc->texts[i];
+            if (t->item != at || !t->text.len) continue;
+            cJSON *into = t->part < 0 ? c : cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(c, "content"), t->part);
+            outcap_append(into, t->part < 0 ? "arguments" : "text", t->text.data, t->text.len);
+        }
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(c, "status");
         if (!cJSON_IsString(st) || strcmp(st->valuestring, "completed") != 0)
             cJSON_ReplaceItemInObjectCaseSensitive(c, "status", cJSON_CreateString("incomplete"));

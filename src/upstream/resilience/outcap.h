@@ -41,8 +41,12 @@ typedef struct upstream_outcap {
     int64_t       created;
     uint32_t      choices;        /* highest choice index seen + 1 */
     /* Responses form: the output items so far (a cJSON array), for the
-     * Response of the synthesized response.incomplete */
+     * Response of the synthesized response.incomplete, and the text their
+     * deltas added since (outcap.c: appended here, joined at the end) */
     struct cJSON *items;
+    struct outcap_text *texts;
+    size_t        n_texts;
+    size_t        kept;           /* bytes in texts, at most OUTCAP_KEEP_MAX */
 } upstream_outcap;
 
 void upstream_outcap_init(upstream_outcap *oc, uint64_t cap, bool responses);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <cjson/cJSON.h>
@@ -100,6 +101,58 @@ static void test_outcap_responses(void **st)
     upstream_outcap_free(&oc);
 }
 
+/* A call's arguments and an item made whole again by output_item.done;
+ * and a long answer of small deltas kept in linear time (each delta
+ * copied the whole text so far: 200 000 deltas of 16 bytes, ~320 GB). */
+static void test_outcap_responses_texts(void **st)
+{
+    (void)st;
+    upstream_outcap oc;
+    upstream_outcap_init(&oc, 1000000, true);
+    const char *evs[] = {
+        "{\"type\":\"response.output_item.added\",\"output_index\":0,\"item\":{\"id\":\"fc_1\",\"type\":\"function_call\","
+        "\"status\":\"in_progress\",\"name\":\"f\",\"arguments\":\"\"}}",
+        "{\"type\":\"response.function_call_arguments.delta\",\"output_index\":0,\"delta\":\"{\\\"a\\\":\"}",
+        "{\"type\":\"response.function_call_arguments.delta\",\"output_index\":0,\"delta\":\"1}\"}",
+        "{\"type\":\"response.output_item.added\",\"output_index\":1,\"item\":{\"id\":\"msg_1\",\"type\":\"message\","
+        "\"status\":\"in_progress\",\"role\":\"assistant\",\"content\":[]}}",
+        "{\"type\":\"response.content_part.added\",\"output_index\":1,\"content_index\":0,"
+        "\"part\":{\"type\":\"output_text\",\"text\":\"\"}}",
+        "{\"type\":\"response.output_text.delta\",\"output_index\":1,\"content_index\":0,\"delta\":\"draft\"}",
+        "{\"type\":\"response.output_item.done\",\"output_index\":1,\"item\":{\"id\":\"msg_1\",\"type\":\"message\","
+        "\"status\":\"completed\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"whole\"}]}}",
+        "{\"type\":\"response.output_item.added\",\"output_index\":2,\"item\":{\"id\":\"msg_2\",\"type\":\"message\","
+        "\"status\":\"in_progress\",\"role\":\"assistant\",\"content\":[]}}",
+        "{\"type\":\"response.content_part.added\",\"output_index\":2,\"content_index\":0,"
+        "\"part\":{\"type\":\"output_text\",\"text\":\"\"}}",
+    };
+    for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
+        upstream_outcap_tokens(&oc, evs[i], strlen(evs[i]), NULL);
+    const char *small = "{\"type\":\"response.output_text.delta\",\"output_index\":2,\"content_index\":0,"
+                        "\"delta\":\"0123456789abcdef\"}";
+    enum { N = 200000 };
+    clock_t t0 = clock();
+    for (int i = 0; i < N; i++) upstream_outcap_tokens(&oc, small, strlen(small), NULL);
+    double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    buf out;
+    buf_init(&out);
+    assert_int_equal(upstream_outcap_end_events(&oc, 5, &out), 1);
+    cJSON *e = cJSON_Parse(out.data);
+    const cJSON *items = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "response"), "output");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(items, 0), "arguments")->valuestring, "{\"a\":1}");
+    const cJSON *m1 = cJSON_GetArrayItem(items, 1);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(m1, "content"), 0), "text")->valuestring,
+                        "whole");   /* the done item's text, not draft + whole */
+    const cJSON *m2 = cJSON_GetArrayItem(items, 2);
+    const char *long_text = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(m2, "content"), 0), "text")->valuestring;
+    assert_int_equal(strlen(long_text), (size_t)N * 16);
+    assert_int_equal(strncmp(long_text, "0123456789abcdef0123", 20), 0);
+    cJSON_Delete(e);
+    buf_free(&out);
+    upstream_outcap_free(&oc);
+    if (secs > 2.0) fail_msg("%d deltas took %.2f s of CPU", N, secs);
+}
+
 static void test_replay_skips_then_trims(void **st)
 {
     (void)st;
@@ -170,6 +223,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outcap_counts_and_cuts),
         cmocka_unit_test(test_outcap_responses),
+        cmocka_unit_test(test_outcap_responses_texts),
         cmocka_unit_test(test_replay_skips_then_trims),
         cmocka_unit_test(test_replay_diverges),
     };
