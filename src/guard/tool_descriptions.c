@@ -5,7 +5,9 @@
 #include "guard/spotlight.h"
 #include "util/xalloc.h"
 
+#include <openssl/evp.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,20 +71,47 @@ bool guard_schema_strings(const cJSON *schema, char *out, size_t cap)
 
 #define TOOLDESC_CACHE_SLOTS 256
 
+/* A slot is found by the SHA-256 of what was judged (the server, the tool,
+ * its description and its schema's strings, each with its length), and
+ * holds the whole digest. The key was a 64-bit FNV-1a alone: an MCP server
+ * could compute a poisoned description whose key equals that of a clean
+ * one it served first (a 2^32 birthday search: minutes), and be given the
+ * clean verdict from the cache. */
+#define TOOLDESC_KEY_BYTES 32
+
 typedef struct cache_slot {
-    uint64_t           key;           /* 0: empty */
+    bool               used;
+    unsigned char      key[TOOLDESC_KEY_BYTES];
     guard_tooldesc_hit verdict;       /* f.flagged false: clean */
 } cache_slot;
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static cache_slot      cache[TOOLDESC_CACHE_SLOTS];
 
-static uint64_t fnv(uint64_t h, const char *s)
+static bool key_field(EVP_MD_CTX *c, const char *s)
 {
-    for (; *s; s++) { h ^= (unsigned char)*s; h *= 1099511628211ULL; }
-    h ^= 0xff;   /* a separator, so ("ab","c") and ("a","bc") differ */
-    h *= 1099511628211ULL;
-    return h;
+    uint64_t n = strlen(s);
+    return EVP_DigestUpdate(c, &n, sizeof n) == 1 && EVP_DigestUpdate(c, s, n) == 1;
+}
+
+/* false: no digest (out of memory): the verdict is not cached. */
+static bool tooldesc_key(unsigned char key[TOOLDESC_KEY_BYTES], const char *server, const char *tool,
+                         const char *description, const char *schema_text)
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned len = 0;
+    bool ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 && key_field(c, server) &&
+              key_field(c, tool) && key_field(c, description) && key_field(c, schema_text) &&
+              EVP_DigestFinal_ex(c, key, &len) == 1 && len == TOOLDESC_KEY_BYTES;
+    EVP_MD_CTX_free(c);
+    return ok;
+}
+
+static cache_slot *cache_slot_of(const unsigned char key[TOOLDESC_KEY_BYTES])
+{
+    uint64_t at;
+    memcpy(&at, key, sizeof at);
+    return &cache[at % TOOLDESC_CACHE_SLOTS];
 }
 
 void guard_tool_descriptions_cache_clear(void)
@@ -109,12 +138,12 @@ static void hit_copy_names(guard_tooldesc_hit *h, const guard_finding *f)
     hit_own(h);
 }
 
-static bool cache_get(uint64_t key, guard_tooldesc_hit *out)
+static bool cache_get(const unsigned char key[TOOLDESC_KEY_BYTES], guard_tooldesc_hit *out)
 {
     bool found = false;
     pthread_mutex_lock(&cache_lock);
-    cache_slot *s = &cache[key % TOOLDESC_CACHE_SLOTS];
-    if (s->key == key) {
+    cache_slot *s = cache_slot_of(key);
+    if (s->used && memcmp(s->key, key, TOOLDESC_KEY_BYTES) == 0) {
         *out = s->verdict;
         hit_own(out);
         found = true;
@@ -123,11 +152,12 @@ static bool cache_get(uint64_t key, guard_tooldesc_hit *out)
     return found;
 }
 
-static void cache_put(uint64_t key, const guard_tooldesc_hit *v)
+static void cache_put(const unsigned char key[TOOLDESC_KEY_BYTES], const guard_tooldesc_hit *v)
 {
     pthread_mutex_lock(&cache_lock);
-    cache_slot *s = &cache[key % TOOLDESC_CACHE_SLOTS];   /* the newest wins the slot */
-    s->key = key;
+    cache_slot *s = cache_slot_of(key);   /* the newest wins the slot */
+    s->used = true;
+    memcpy(s->key, key, TOOLDESC_KEY_BYTES);
     s->verdict = *v;
     hit_own(&s->verdict);
     pthread_mutex_unlock(&cache_lock);
@@ -198,14 +228,11 @@ static void judge(const tool_def *def, const char *description, const cJSON *sch
 {
     char *text = xmalloc(GUARD_SCHEMA_MAX_TEXT);
     bool whole = guard_schema_strings(schema, text, GUARD_SCHEMA_MAX_TEXT);
-    uint64_t key = 1469598103934665603ULL;
-    key = fnv(key, def->mcp_server ? def->mcp_server->name : "");
-    key = fnv(key, def->mcp_tool ? def->mcp_tool : def->name);
-    key = fnv(key, description);
-    key = fnv(key, text);
-    if (!key) key = 1;
+    unsigned char key[TOOLDESC_KEY_BYTES];
+    bool keyed = tooldesc_key(key, def->mcp_server ? def->mcp_server->name : "",
+                              def->mcp_tool ? def->mcp_tool : def->name, description, text);
     memset(v, 0, sizeof *v);
-    if (cache_get(key, v)) {
+    if (keyed && cache_get(key, v)) {
         free(text);
         return;
     }
@@ -225,7 +252,7 @@ static void judge(const tool_def *def, const char *description, const cJSON *sch
     }
     free(text);
     if (f.flagged) hit_copy_names(v, &f);
-    cache_put(key, v);
+    if (keyed) cache_put(key, v);
 }
 
 guard_tooldesc_hit *guard_tool_descriptions_review(const tool_registry *tools, cJSON *specs,
