@@ -14,8 +14,11 @@
 #include "config/config_load.h"
 
 /* A list of names (agents[].tools, agents[].tiers): each a plain string,
- * none repeated. `check` says whether a name exists, filling `known` for
- * the message when it does not. */
+ * none repeated, at most CONFIG_NAME_LIST_MAX of them (a tenant admin's
+ * agent of thousands of tool names cost seconds of its runs' starts:
+ * every run lists and matches them pairwise). `check` says whether a name
+ * exists, filling `known` for the message when it does not. */
+#define CONFIG_NAME_LIST_MAX 128
 typedef int (*ld_name_check_fn)(const ld *l, const char *name, char *known, size_t knownlen);
 
 static int ld_name_list(ld *l, const slot *s, const char *path, int allow_empty, const char *what,
@@ -24,6 +27,8 @@ static int ld_name_list(ld *l, const slot *s, const char *path, int allow_empty,
     size_t n = 0;
     if (ld_sequence(l, s->val, s->line, path, &n, allow_empty) < 0)
         return -1;
+    if (n > CONFIG_NAME_LIST_MAX)
+        return ld_fail(l, s->line, path, "at most %d names (this list has %zu)", CONFIG_NAME_LIST_MAX, n);
     *out = config_xcalloc(n, sizeof(char *));
     void *it = NULL;
     struct fy_node *item;

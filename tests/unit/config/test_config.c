@@ -1039,6 +1039,12 @@ static void test_agent_errors(void **state)
     assert_load_error("tools:\n  - name: web\n    url: http://127.0.0.1/\n" A "    tools:\n      - clock\n      - wbe\n",
                       "brigade.yaml:9: agents[0].tools[1]: no tool named \"wbe\" (known: memory, clock, web)");
     assert_load_error(A "    tools: [clock, clock]\n", "brigade.yaml:4: agents[0].tools[1]: \"clock\" is listed twice");
+    {   /* at most 128 names: 129 refused before any is looked at */
+        char many[4096] = A "    tools: [";
+        for (int i = 0; i < 129; i++) snprintf(many + strlen(many), sizeof many - strlen(many), "%sx%d", i ? ", " : "", i);
+        strcat(many, "]\n");
+        assert_load_error(many, "brigade.yaml:4: agents[0].tools: at most 128 names (this list has 129)");
+    }
     assert_load_error(A "    tools: memory\n", "brigade.yaml:4: agents[0].tools: expected a list");
     assert_load_error(A "    tools: [[memory]]\n", "brigade.yaml:4: agents[0].tools[0]: expected a string, got a list");
     assert_load_error(A "    tiers: [gold]\n", "brigade.yaml:4: agents[0].tiers[0]: no tier named \"gold\" (known: default)");
