@@ -200,6 +200,14 @@ static void test_refused_schemas(void **state)
     check_refused("{\"anyOf\":[]}", "non-empty array of schemas");
     check_refused("{\"anyOf\":[{\"type\":\"x\"}]}", "parameters.anyOf[0]: unknown type");
     check_refused("3", "must be an object");
+    /* a key repeated anywhere, named where */
+    check_refused("{\"type\":\"object\",\"type\":\"string\"}", "tools[0].parameters: key \"type\" appears twice");
+    check_refused("{\"properties\":{\"x\":{},\"x\":{}}}",
+                  "tools[0].parameters.properties: key \"x\" appears twice");
+    check_refused("{\"properties\":{\"o\":{\"properties\":{\"y\":{},\"y\":{}}}}}",
+                  "tools[0].parameters.properties.o.properties: key \"y\" appears twice");
+    check_refused("{\"properties\":{\"properties\":{\"minimum\":1,\"minimum\":2}}}",
+                  "tools[0].parameters.properties.properties: key \"minimum\" appears twice");
     /* annotations are fine */
     cJSON *s = cJSON_Parse("{\"title\":\"t\",\"description\":\"d\",\"default\":1,"
                            "\"examples\":[1],\"$schema\":\"x\",\"$comment\":\"c\"}");
