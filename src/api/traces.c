@@ -13,6 +13,7 @@
 #include "api/api.h"
 #include "obs/span_codec.h"
 #include "util/log.h"
+#include "util/strmap.h"
 #include "util/xalloc.h"
 
 #include <stdio.h>
@@ -140,16 +141,22 @@ void api_traces_get(api_ctx *ctx)
     cJSON *flat = cJSON_CreateArray();
     cJSON *tree = cJSON_CreateArray();
     for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(flat, spans[i].flat);
+    /* Only an earlier span can be a parent (spans are sorted by start):
+     * forged ids can therefore never make a cycle. The earliest span of an
+     * id is found by a map (span ids are the client's to choose through
+     * traceparent: a search through every earlier span was quadratic in a
+     * trace of up to 10 000). */
+    strmap *earlier = xnonnull(strmap_new(NULL));
     for (size_t i = 0; i < n; i++) {
-        /* Only an earlier span can be a parent (spans are sorted by start):
-         * forged ids can therefore never make a cycle. */
         size_t p = n;
-        if (spans[i].parent_span_id[0])
-            for (size_t j = 0; j < i; j++)
-                if (strcmp(spans[j].span_id, spans[i].parent_span_id) == 0) { p = j; break; }
+        uintptr_t at = spans[i].parent_span_id[0] ? (uintptr_t)strmap_get(earlier, spans[i].parent_span_id) : 0;
+        if (at) p = at - 1;
         cJSON *into = p < n ? cJSON_GetObjectItemCaseSensitive(spans[p].node, "children") : tree;
         cJSON_AddItemToArray(into, spans[i].node);
+        if (!strmap_get(earlier, spans[i].span_id))
+            (void)strmap_put(earlier, spans[i].span_id, (void *)(uintptr_t)(i + 1));   /* OOM: a root */
     }
+    strmap_free(earlier);
     int64_t start = n ? spans[0].start_ns : 0, end = 0;
     for (size_t i = 0; i < n; i++)
         if (spans[i].end_ns > end) end = spans[i].end_ns;
