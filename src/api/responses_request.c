@@ -417,7 +417,10 @@ static void resp_item_to_chat(const cJSON *it, cJSON *messages)
                               resp_chat_content(resp_get(it, "content"), strcmp(role, "user") == 0));
         cJSON_AddItemToArray(messages, m);
     } else if (strcmp(t, "function_call") == 0) {
-        cJSON *last = cJSON_GetArrayItem(messages, cJSON_GetArraySize(messages) - 1);
+        /* the last message: cJSON keeps it as the first one's prev (how it
+         * appends in O(1)); counting to it was quadratic in a long chain
+         * of function_call items */
+        cJSON *last = messages->child ? messages->child->prev : NULL;
         const cJSON *lrole = last ? cJSON_GetObjectItemCaseSensitive(last, "role") : NULL;
         cJSON *m;
         if (lrole && strcmp(lrole->valuestring, "assistant") == 0) {
