@@ -67,6 +67,7 @@ struct run_logs {
     strmap  *by_id;                 /* run id → run_log* */
     run_log *ended_head, *ended_tail;
     size_t   n_ended;
+    size_t   ended_bytes;           /* the ended logs' events, at most RUN_LOG_ENDED_BYTES_MAX */
     run_stream *pub;                /* several instances: every event to Redis too (run_stream.h) */
 };
 
@@ -130,11 +131,13 @@ static void sweep_locked(run_logs *l, int64_t now)
 {
     while (l->ended_head) {
         run_log *g = l->ended_head;
-        bool old = now - g->ended_at > RUN_LOG_LINGER_S || l->n_ended > RUN_LOG_MAX_ENDED;
+        bool old = now - g->ended_at > RUN_LOG_LINGER_S || l->n_ended > RUN_LOG_MAX_ENDED ||
+                   l->ended_bytes > RUN_LOG_ENDED_BYTES_MAX;
         if (!old) break;   /* FIFO: the rest are younger */
         l->ended_head = g->ended_next;
         if (!l->ended_head) l->ended_tail = NULL;
         l->n_ended--;
+        l->ended_bytes -= g->bytes;
         strmap_del(l->by_id, g->run_id);
         if (g->watchers) g->forgotten = true;
         else log_free(g);
@@ -231,6 +234,7 @@ void run_log_end(run_logs *l, const char *run_id)
         else l->ended_head = g;
         l->ended_tail = g;
         l->n_ended++;
+        l->ended_bytes += g->bytes;   /* an ended log no longer grows */
         if (l->pub) run_stream_end(l->pub, run_id, g->next_seq - 1);
         wake_all_locked(g);
     }

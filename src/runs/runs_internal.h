@@ -76,9 +76,12 @@ typedef struct session_slot {
     bool         wake_pending;
 } session_slot;
 
-/* The runs' event logs (event_log.c). At most this many ended runs' logs
- * are kept (each for a while after its run), oldest forgotten first. */
+/* The runs' event logs (event_log.c). At most this many ended runs' logs,
+ * and this many bytes of their events, are kept (each for a while after
+ * its run), oldest forgotten first: 4 096 logs of up to 128 KiB could
+ * otherwise hold 512 MiB. */
 #define RUN_LOG_MAX_ENDED 4096
+#define RUN_LOG_ENDED_BYTES_MAX (256u << 20)
 typedef struct run_logs run_logs;
 typedef struct run_log run_log;
 run_logs *run_logs_new(void);

@@ -270,6 +270,42 @@ static void test_a_lingering_reader_does_not_hold_ended_logs(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Ended logs are bounded by their bytes too: 2 100 runs of ~127 KiB of
+ * events each (under the 4 096 count) pass 256 MiB, and the oldest are
+ * forgotten; the newest are kept. */
+static void test_ended_logs_are_bounded_by_bytes(void **state)
+{
+    fixture *f = *state;
+    run_logs *logs = f->r->logs;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    size_t big = 127 * 1024;
+    char *json = malloc(big + 1);
+    assert_non_null(json);
+    memset(json, 'x', big);
+    json[0] = '"';
+    json[big - 1] = '"';
+    json[big] = '\0';
+    char id[32];
+    enum { RUNS = 2100 };
+    for (int i = 0; i < RUNS; i++) {
+        snprintf(id, sizeof id, "run_b%d", i);
+        assert_true(run_log_append(logs, id, "ten_a", "usr_alice", "message.delta", json, big) > 0);
+        run_log_end(logs, id);
+    }
+    /* one more event to sweep with */
+    assert_true(run_log_append(logs, "run_live", "ten_a", "usr_alice", "run.created", "{}", 2) > 0);
+    free(json);
+    assert_null(runs_events_watch(f->r, "ten_a", "usr_alice", "run_b0", 0, &loop, wake_nothing, NULL));
+    size_t kept = (256u << 20) / big;   /* about as many as fit */
+    snprintf(id, sizeof id, "run_b%d", (int)(RUNS - kept / 2));
+    runs_event_watch *w = runs_events_watch(f->r, "ten_a", "usr_alice", id, 0, &loop, wake_nothing, NULL);
+    assert_non_null(w);
+    runs_events_unwatch(f->r, w);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +314,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_live_status_and_cancel_are_per_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_matches_user_and_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_lingering_reader_does_not_hold_ended_logs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ended_logs_are_bounded_by_bytes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
