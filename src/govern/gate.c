@@ -616,10 +616,12 @@ void gate_leave(gate_call *c, bool delivered, int64_t actual_tokens, int64_t act
 
 /* ---- runs and degradation ---- */
 
-bool gate_run_begin(gate *g, const gate_who *who, govern_slot *slot, gate_refusal *why)
+static bool gate_run_take(gate *g, const gate_who *who, govern_slot *slot, gate_refusal *why, bool over_limit)
 {
     govern_subject s;
     gate_subject(g, who, &s);
+    /* limits of 0 count the run without refusing it, in Redis as here */
+    if (over_limit) s.user.max_concurrent_runs = s.tenant.max_concurrent_runs = 0;
     slot->node = NULL;
     govern_refusal gr;
     if (g->slots) {
@@ -636,6 +638,7 @@ bool gate_run_begin(gate *g, const gate_who *who, govern_slot *slot, gate_refusa
             local.user.max_concurrent_runs = local.tenant.max_concurrent_runs = 0;
         } else {
             govern_slots_fallback(&g->cfg->governance.redis, &s, &local);
+            if (over_limit) local.user.max_concurrent_runs = local.tenant.max_concurrent_runs = 0;
         }
         if (govern_run_begin(g->gov, &local, &gr)) return true;
         govern_slots_release(g->slots, slot);
@@ -647,6 +650,17 @@ bool gate_run_begin(gate *g, const gate_who *who, govern_slot *slot, gate_refusa
     gate_refusal_from_govern(why, &gr);
     gate_count_refusal(who->tenant_id, why);
     return false;
+}
+
+bool gate_run_begin(gate *g, const gate_who *who, govern_slot *slot, gate_refusal *why)
+{
+    return gate_run_take(g, who, slot, why, false);
+}
+
+void gate_run_begin_over(gate *g, const gate_who *who, govern_slot *slot)
+{
+    gate_refusal ignored;
+    (void)gate_run_take(g, who, slot, &ignored, true);
 }
 
 void gate_run_end(gate *g, const char *tenant_id, const char *user_id, govern_slot *slot)

@@ -184,6 +184,10 @@ bool gate_refusal_is_cost_cap(const gate_refusal *why);
  * with Redis: call it on the thread pool. *slot (zeroed first) is what
  * gate_run_end gives back; it may be copied to hand the run over. */
 bool gate_run_begin(gate *g, const gate_who *who, govern_slot *slot, gate_refusal *why);
+/* The same, counted even past the limits: a run going on after a pause (a
+ * person approved its calls; refusing it then would lose that). Runs
+ * that start meanwhile are refused until the count falls. Thread pool. */
+void gate_run_begin_over(gate *g, const gate_who *who, govern_slot *slot);
 /* Any thread; never blocks. */
 void gate_run_end(gate *g, const char *tenant_id, const char *user_id, govern_slot *slot);
 /* The Redis run slots' state (false: in-process backend). */

@@ -222,10 +222,13 @@ typedef struct run_resume {
     tools_run_set    set;             /* its tenant's agent and tools, resolved again */
     cJSON           *history, *pending, *decisions;
     char             lost_why[128];
+    bool             counted;         /* holds one of its user's concurrent runs (slot) */
+    govern_slot      slot;
 } run_resume;
 
 static void run_resume_free(run_resume *m)
 {
+    if (m->counted) gate_run_end(m->r->gate, m->sc.tenant_id, m->sc.user_id, &m->slot);
     cJSON_Delete(m->history);
     cJSON_Delete(m->pending);
     cJSON_Delete(m->decisions);
@@ -321,6 +324,17 @@ static void run_resume_work(uv_work_t *w)
         return;
     }
     m->history = runs_load_history(r->st, &m->sc, m->rec.session_id, 0);
+    /* Going on, it holds one of its user's concurrent runs again until it
+     * ends, like a run that starts (a paused run gave its back). Past the
+     * limit if need be; new runs wait meanwhile. Before, a resumed run
+     * was never counted: a user could pause runs, approve them together,
+     * and run them all at once past max_concurrent_runs. */
+    if (r->gate && m->pending) {
+        runs_who who;
+        runs_gate_who(r, &m->sc, &who);
+        gate_run_begin_over(r->gate, &who.who, &m->slot);
+        m->counted = true;
+    }
 }
 
 /* Put the client back on the slot (the run stays paused). */
@@ -402,6 +416,9 @@ static void run_resume_after(uv_work_t *w, int status)
         return;
     }
     run_exec *x = run_exec_new(m->t, &m->sc, &m->rec, &m->set, NULL);
+    x->counted = m->counted;           /* the run now holds the slot taken on the pool */
+    x->slot = m->slot;
+    m->counted = false;
     x->decisions = m->decisions;
     m->decisions = NULL;
     x->assistant_msg = cJSON_Duplicate(m->pending, true);   /* written with its results */

@@ -10,16 +10,19 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
-import { auditEntries, errorOf, sleep, useStack } from './lib/harness.mjs';
+import { auditEntries, errorOf, eventually, sleep, useStack } from './lib/harness.mjs';
 import { decide as decideApproval, finalRun as finalRunOf, waitingRun as waitingRunOf } from './lib/approvals.mjs';
-import { newSession, openStream, postMessage, startToolServer, toolMarker, transcript } from './lib/agents.mjs';
+import { ToolReply, newSession, openStream, postMessage, startToolServer, toolMarker, transcript } from './lib/agents.mjs';
 
 let toolServer;
 after(() => (toolServer ? toolServer.close() : undefined));
 
 let tenant, aliceKey, bobKey;
 const stack = useStack(async () => {
-  toolServer = await startToolServer((req) => ({ done: req.url, got: req.body }));
+  // a payment to slow@corp.com is answered 1.5 s later
+  toolServer = await startToolServer((req) => (req.body && req.body.to === 'slow@corp.com'
+    ? new ToolReply(200, { done: req.url, got: req.body }, 1500)
+    : { done: req.url, got: req.body }));
   return {
     extraYaml: [
       'tools:',
@@ -244,5 +247,33 @@ describe('a call that needs approval', () => {
     const text = JSON.stringify(entries);
     assert.ok(!text.includes('audit-secret@external.com'), 'no arguments in the audit');
     assert.ok(!text.includes('audit-note-secret'), 'no note in the audit');
+  });
+
+  test('max_concurrent_runs: a paused run holds no slot; once approved and going on it holds one again', async () => {
+    const { user, key } = await stack.makeUserWithKey(tenant.admin_key);
+    const p = await stack.api(tenant.admin_key, 'PATCH', `/v1/users/${user.id}`, { limits: { max_concurrent_runs: 1 } });
+    assert.equal(p.status, 200, p.text);
+    // the approved call takes 1.5 s at the tool server: the run is going on for that long
+    const { run, approval } = await waitingRunOf(stack, key, 'payer', 'pay', { amount: 500, to: 'slow@corp.com' });
+    // paused, it holds no slot: another run starts and ends
+    const other = await newSession(stack, key, 'payer');
+    const r1 = await postMessage(stack, key, other.id, 'hello [[tokens:2]]');
+    assert.equal(r1.status, 200, r1.text);
+    assert.equal(r1.body.run.status, 'completed');
+    assert.equal((await decide(key, run.id, approval.id, { decision: 'approve' })).status, 200);
+    await eventually(async () => {
+      const g = await stack.api(key, 'GET', `/v1/runs/${run.id}`);
+      assert.equal(g.body.status, 'running', g.text);
+      return true;
+    }, { timeoutMs: 5000, intervalMs: 20 });
+    // going on, it holds the user's one slot: a new run is refused
+    const third = await newSession(stack, key, 'payer');
+    const r2 = await postMessage(stack, key, third.id, 'hello [[tokens:2]]');
+    assert.equal(r2.status, 429, r2.text);
+    assert.equal(errorOf(r2).code, 'concurrency_limit');
+    const end = await finalRun(key, run.id);
+    assert.equal(end.status, 'completed', JSON.stringify(end));
+    const r3 = await postMessage(stack, key, third.id, 'hello [[tokens:2]]');
+    assert.equal(r3.status, 200, r3.text);
   });
 });
