@@ -25,6 +25,7 @@
 
 #include "http/http.h"
 #include "util/buf.h"
+#include "util/log_limit.h"
 
 /* ---------------- parser (parse.c) ---------------- */
 
@@ -153,6 +154,7 @@ struct http_worker {
     atomic_size_t n_cork_flushes;    /* non-empty corks sent */
     bool         stopping;
     bool         finished;
+    log_limit    accept_log;         /* "accept failed" at most once a second */
     /* "date: …\r\n", refreshed at most once a second */
     char         date[48];
     size_t       date_len;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -123,10 +124,48 @@ static void on_connection(uv_stream_t *server, int status)
 {
     http_worker *w = server->data;
     if (status < 0) {
-        log_warn("http: accept failed: %s", uv_strerror(status));
+        /* Out of descriptors, every pending connection fails its accept at
+         * once, and did so thousands of times a second: the log is told
+         * once a second how many (libuv closes them meanwhile). */
+        uint64_t n;
+        if (log_limit_event(&w->accept_log, &n))
+            log_warn("http: accept failed %llu time(s) in the last second: %s%s", (unsigned long long)n,
+                     uv_strerror(status),
+                     status == UV_EMFILE || status == UV_ENFILE
+                         ? " (out of file descriptors: see limits.max_connections and the process's open-file limit)"
+                         : "");
         return;
     }
     http_conn_accept(w);
+}
+
+/* Connections past max_connections are answered 503 and closed, which
+ * needs a descriptor; other descriptors (upstream sockets, the store,
+ * tool sandboxes) need theirs. The open-file limit is raised towards its
+ * hard limit to hold max_connections and this reserve; if it cannot be,
+ * max_connections is lowered to fit, said once. Past the limit the accept
+ * loop failed on every connection (EMFILE) and nothing got the 503. */
+#define HTTP_FD_RESERVE 1024
+
+static void http_fd_budget(http_limits *l)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0) return;
+    rlim_t want = (rlim_t)l->max_connections + HTTP_FD_RESERVE;
+    if (r.rlim_cur != RLIM_INFINITY && r.rlim_cur < want) {
+        struct rlimit up = r;
+        up.rlim_cur = r.rlim_max == RLIM_INFINITY || r.rlim_max > want ? want : r.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0) r = up;
+    }
+    if (r.rlim_cur != RLIM_INFINITY && r.rlim_cur < want) {
+        uint32_t fit = r.rlim_cur > 2 * HTTP_FD_RESERVE ? (uint32_t)(r.rlim_cur - HTTP_FD_RESERVE)
+                                                        : (uint32_t)(r.rlim_cur / 2);
+        log_warn("http: the open-file limit is %llu (hard %llu): limits.max_connections %u is lowered to %u, "
+                 "keeping %d for the rest; raise the limit (ulimit -n, LimitNOFILE=) to serve more",
+                 (unsigned long long)r.rlim_cur, (unsigned long long)r.rlim_max, l->max_connections, fit,
+                 HTTP_FD_RESERVE);
+        l->max_connections = fit ? fit : 1;
+    }
 }
 
 /* ---------------- binding ---------------- */
@@ -191,6 +230,7 @@ http_server *http_server_start(const http_server_config *cfg, char *err, size_t 
     s->cfg = *cfg;
     s->limits = cfg->limits;
     http_limits_apply_defaults(&s->limits);
+    http_fd_budget(&s->limits);
     snprintf(s->host, sizeof s->host, "%s", cfg->host && *cfg->host ? cfg->host : "127.0.0.1");
     unsigned n = cfg->threads;
     if (!n) {

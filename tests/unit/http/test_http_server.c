@@ -24,7 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +42,14 @@ static atomic_int    g_done_count;
 static void h_hello(http_request *req)
 {
     http_respond(req, 200, "text/plain", "hello", 5);
+}
+
+/* 64 KiB of 'b' (a big answer to pipeline) */
+static void h_big(http_request *req)
+{
+    static char body[64 * 1024];
+    if (!body[0]) memset(body, 'b', sizeof body);
+    http_respond(req, 200, "application/octet-stream", body, sizeof body);
 }
 
 static void h_echo(http_request *req)
@@ -301,6 +311,7 @@ static http_router *make_router(void)
 {
     http_router *r = http_router_new();
     http_router_add(r, "GET", "/hello", h_hello);
+    http_router_add(r, "GET", "/big", h_big);
     http_router_add(r, "POST", "/echo", h_echo);
     http_router_add(r, "GET", "/users/{id}", h_user);
     http_router_add(r, "GET", "/users/{id}/keys/{kid}", h_user_key);
@@ -1194,6 +1205,106 @@ static void test_client_abort(void **state)
     assert_int_equal(atomic_load(&g_done_count), before + 2);
 }
 
+/* A client that pipelines many requests for big answers and reads none:
+ * the server answers only while what it has queued stays under the
+ * stream high-water mark (64 KiB here) plus what the kernel takes, then
+ * waits; once the client reads, every answer comes, in order. Before,
+ * every request was answered and queued at once (2 000 × 64 KiB). */
+static void test_pipelined_answers_wait_for_the_reader(void **state)
+{
+    fixture *f = *state;
+    enum { N = 2000 };
+    static const char one[] = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+    size_t each = sizeof one - 1;
+    char *all = malloc(N * each);
+    assert_non_null(all);
+    for (int i = 0; i < N; i++) memcpy(all + (size_t)i * each, one, each);
+    int before = atomic_load(&g_done_count);
+    client c;
+    client_open(&c, f->port, 8 * 1024);
+    client_send(&c, all, N * each);
+    free(all);
+    usleep(300 * 1000);                      /* under idle_timeout_ms: no write progress yet */
+    int answered = atomic_load(&g_done_count) - before;
+    /* the kernel's send buffer on loopback takes a few MB: some dozens */
+    if (answered > 400) fail_msg("%d of %d answers made for a client that read none", answered, N);
+    for (int i = 0; i < N; i++) {
+        resp r;
+        if (read_response(&c, &r) != 0) fail_msg("answer %d of %d did not come", i, N);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(r.body_len, 64 * 1024);
+        resp_free(&r);
+    }
+    client_close(&c);
+}
+
+/* Bytes that begin no request (the CR LF a client may send between
+ * requests) do not keep an idle connection open: it still closes
+ * idle_timeout_ms after its last answer. */
+static void test_idle_timeout_not_renewed_by_crlf(void **state)
+{
+    fixture *f = *state;
+    client c;
+    resp r;
+    client_open(&c, f->port, 0);
+    SEND(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(read_response(&c, &r), 0);
+    resp_free(&r);
+    /* a CR LF every 100 ms for 2 s (idle_timeout_ms = 500): closed all the same */
+    bool closed = false;
+    for (int i = 0; i < 20 && !closed; i++) {
+        usleep(100 * 1000);
+        SEND(&c, "\r\n");
+        char b;
+        ssize_t n = recv(c.fd, &b, 1, MSG_DONTWAIT);
+        closed = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    }
+    if (!closed) fail_msg("a connection sent only CR LF was kept open past 2 s");
+    client_close(&c);
+}
+
+/* The open-file limit is raised to hold max_connections and a reserve
+ * (its hard limit allowing), or max_connections is lowered to fit: past
+ * the limit every accept failed and no client got the 503. In a child, as
+ * it changes the process's limit. */
+static int fd_budget_child(rlim_t soft, rlim_t hard, uint32_t max_conns, rlim_t want_soft, uint32_t want_conns)
+{
+    struct rlimit r = {soft, hard};
+    if (setrlimit(RLIMIT_NOFILE, &r) != 0) return 10;
+    http_router *rt = make_router();
+    http_server_config c = make_config(rt);
+    c.limits.max_connections = max_conns;
+    char err[128];
+    http_server *srv = http_server_start(&c, err, sizeof err);
+    if (!srv) return 11;
+    int rc = 0;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur != want_soft) rc = 12;
+    if (!rc && srv->limits.max_connections != want_conns) rc = 13;
+    http_server_stop(srv);
+    http_router_free(rt);
+    return rc;
+}
+
+static void test_fd_budget(void **state)
+{
+    (void)state;
+    struct { rlim_t soft, hard; uint32_t conns; rlim_t want_soft; uint32_t want_conns; } cases[] = {
+        {256, 8192, 1000, 2024, 1000},   /* raised to max_connections + 1 024 */
+        {256, 1500, 1000, 1500, 750},    /* raised to the hard limit; max_connections lowered to half of it */
+        {256, 4000, 5000, 4000, 2976},   /* ... or to what leaves 1 024 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            _exit(fd_budget_child(cases[i].soft, cases[i].hard, cases[i].conns, cases[i].want_soft, cases[i].want_conns));
+        int st = 0;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFEXITED(st));
+        if (WEXITSTATUS(st) != 0) fail_msg("case %zu: the child failed with %d", i, WEXITSTATUS(st));
+    }
+}
+
 static void test_idle_timeout(void **state)
 {
     fixture *f = *state;
@@ -1412,6 +1523,9 @@ int main(void)
         cmocka_unit_test(test_address_in_use),
         cmocka_unit_test(test_client_abort),
         cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_fd_budget),
+        cmocka_unit_test(test_idle_timeout_not_renewed_by_crlf),
+        cmocka_unit_test(test_pipelined_answers_wait_for_the_reader),
         cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_graceful_stop),
