@@ -173,6 +173,14 @@ static const char *api_roles_need(unsigned roles)
 static void api_dispatch(api_ctx *ctx)
 {
     const api_route *route = ctx->route;
+    /* The client left while its credential was resolved off the loop: its
+     * route is not run. A handler set up for it (a run's events: a watcher
+     * and a ping timer) waited for a close it had missed, and was never
+     * freed. */
+    if (ctx->req->aborted) {
+        http_abort(ctx->req);
+        return;
+    }
     if (ctx->span && route->roles) {
         /* Authenticated: the request's spans belong to the caller from here. */
         obs_span_set_owner(ctx->span, &ctx->scope);
