@@ -234,12 +234,94 @@ static bool upstream_tcp_probe(const struct addrinfo *ai, int64_t deadline_ms)
     return ok;
 }
 
+/* Probes that failed, and probes under way: /readyz is public, and each
+ * probe of a provider that does not answer holds a thread-pool thread for
+ * up to 2 s (getaddrinfo has no timeout). Probed on every call, a flood of
+ * /readyz held the whole pool — every store job, run and resolve queued
+ * behind it — and connected to the provider at the flood's rate. A
+ * failure is now believed for UPSTREAM_PROBE_FAIL_FRESH_MS, and while one
+ * probe of a provider is under way the others answer at once what the
+ * last probe found (unreachable before any). */
+#define UPSTREAM_PROBE_SLOTS 32
+#define UPSTREAM_PROBE_FAIL_FRESH_MS 5000
+static pthread_mutex_t upstream_probe_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    const provider_cfg *p;
+    char     url[256];              /* its base_url then: a config reloaded may reuse p */
+    int64_t  failed_ms;
+    bool     probing, last_ok;
+} upstream_probe[UPSTREAM_PROBE_SLOTS];
+
+/* The probe slot of p (taken from the oldest failure when p has none);
+ * lock held. */
+static size_t upstream_probe_slot(const provider_cfg *p)
+{
+    size_t oldest = 0;
+    for (size_t i = 0; i < UPSTREAM_PROBE_SLOTS; i++) {
+        if (upstream_probe[i].p == p && strncmp(upstream_probe[i].url, p->base_url, sizeof upstream_probe[i].url - 1) == 0)
+            return i;
+        if (!upstream_probe[i].probing && upstream_probe[i].failed_ms < upstream_probe[oldest].failed_ms) oldest = i;
+    }
+    if (upstream_probe[oldest].probing) return UPSTREAM_PROBE_SLOTS;   /* all busy: probe untracked */
+    upstream_probe[oldest].p = p;
+    snprintf(upstream_probe[oldest].url, sizeof upstream_probe[oldest].url, "%s", p->base_url);
+    upstream_probe[oldest].failed_ms = 0;
+    upstream_probe[oldest].last_ok = false;
+    return oldest;
+}
+
+/* true: this caller probes (and must call upstream_probe_end); false:
+ * answer *known now (a fresh failure, or another probe running). */
+static bool upstream_probe_begin(const provider_cfg *p, size_t *slot, bool *known)
+{
+    int64_t now = time_now_unix_ms();
+    pthread_mutex_lock(&upstream_probe_mu);
+    size_t i = upstream_probe_slot(p);
+    bool go = true;
+    *known = false;
+    if (i < UPSTREAM_PROBE_SLOTS) {
+        if (upstream_probe[i].probing) {
+            go = false;
+            *known = upstream_probe[i].last_ok;
+        } else if (upstream_probe[i].failed_ms && now - upstream_probe[i].failed_ms < UPSTREAM_PROBE_FAIL_FRESH_MS) {
+            go = false;
+        } else {
+            upstream_probe[i].probing = true;
+        }
+    }
+    pthread_mutex_unlock(&upstream_probe_mu);
+    *slot = i;
+    return go;
+}
+
+static void upstream_probe_end(size_t slot, bool ok)
+{
+    if (slot >= UPSTREAM_PROBE_SLOTS) return;
+    pthread_mutex_lock(&upstream_probe_mu);
+    upstream_probe[slot].probing = false;
+    upstream_probe[slot].last_ok = ok;
+    upstream_probe[slot].failed_ms = ok ? 0 : time_now_unix_ms();
+    pthread_mutex_unlock(&upstream_probe_mu);
+}
+
+static bool upstream_probe_reachable(const provider_cfg *p);
+
 bool upstream_provider_reachable(const provider_cfg *p)
 {
     if (!p) return false;
     if (p->kind == PROVIDER_MOCK) return true;
     if (upstream_seen_recently(p)) return true;
     if (!p->base_url) return false;
+    size_t slot;
+    bool known;
+    if (!upstream_probe_begin(p, &slot, &known)) return known;
+    bool ok = upstream_probe_reachable(p);
+    upstream_probe_end(slot, ok);
+    return ok;
+}
+
+static bool upstream_probe_reachable(const provider_cfg *p)
+{
 
     CURLU *url = curl_url();
     if (!url) return false;

@@ -17,6 +17,10 @@
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -793,6 +797,45 @@ static void test_openai_refused(void **st)
     assert_false(upstream_provider_reachable(&fresh));
 }
 
+/* A failed probe is believed for a few seconds: /readyz is public, and a
+ * flood of it probed a provider that does not answer on every call, each
+ * probe holding a thread-pool thread up to 2 s. Here the port starts to
+ * listen right after a refused probe: the next /readyz still says
+ * unreachable, without probing. */
+static int listen_on(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 4) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void test_reachable_failure_is_remembered(void **st)
+{
+    (void)st;
+    int fd = listen_on(0);
+    assert_true(fd >= 0);
+    struct sockaddr_in got;
+    socklen_t gl = sizeof got;
+    getsockname(fd, (struct sockaddr *)&got, &gl);
+    int port = ntohs(got.sin_port);
+    close(fd);                                     /* nothing listens there now */
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", port);
+    provider_cfg p = {.kind = PROVIDER_OPENAI, .name = "probed", .base_url = url};
+    assert_false(upstream_provider_reachable(&p));  /* refused */
+    fd = listen_on(port);
+    assert_true(fd >= 0);
+    assert_false(upstream_provider_reachable(&p));  /* the failure, believed: not probed again */
+    close(fd);
+}
+
 static void test_misc(void **st)
 {
     (void)st;
@@ -1269,6 +1312,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_openai_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_misc, setup, teardown),
+        cmocka_unit_test(test_reachable_failure_is_remembered),
         cmocka_unit_test_setup_teardown(test_h1_keepalive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_hostname_and_server_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h1_stale_connection_retried_once, setup, teardown),
