@@ -186,7 +186,14 @@ const char *upstream_error_name(upstream_error e)
 #define UPSTREAM_SEEN_SLOTS 32
 #define UPSTREAM_SEEN_FRESH_MS 30000
 static pthread_mutex_t upstream_seen_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct { const provider_cfg *p; int64_t at_ms; } upstream_seen[UPSTREAM_SEEN_SLOTS];
+/* A provider is its config entry and its base_url then: a config reloaded
+ * may put another provider at a freed entry's address. */
+static struct { const provider_cfg *p; char url[256]; int64_t at_ms; } upstream_seen[UPSTREAM_SEEN_SLOTS];
+
+static bool upstream_same_provider(const provider_cfg *p, const provider_cfg *q, const char *q_url)
+{
+    return p == q && strncmp(p->base_url ? p->base_url : "", q_url, 255) == 0;
+}
 
 void upstream_note_reachable(const provider_cfg *p)
 {
@@ -194,10 +201,11 @@ void upstream_note_reachable(const provider_cfg *p)
     pthread_mutex_lock(&upstream_seen_mu);
     size_t oldest = 0;
     for (size_t i = 0; i < UPSTREAM_SEEN_SLOTS; i++) {
-        if (upstream_seen[i].p == p) { oldest = i; break; }
+        if (upstream_same_provider(p, upstream_seen[i].p, upstream_seen[i].url)) { oldest = i; break; }
         if (upstream_seen[i].at_ms < upstream_seen[oldest].at_ms) oldest = i;
     }
     upstream_seen[oldest].p = p;
+    snprintf(upstream_seen[oldest].url, sizeof upstream_seen[oldest].url, "%s", p->base_url ? p->base_url : "");
     upstream_seen[oldest].at_ms = now;
     pthread_mutex_unlock(&upstream_seen_mu);
 }
@@ -208,7 +216,9 @@ static bool upstream_seen_recently(const provider_cfg *p)
     bool yes = false;
     pthread_mutex_lock(&upstream_seen_mu);
     for (size_t i = 0; i < UPSTREAM_SEEN_SLOTS; i++)
-        if (upstream_seen[i].p == p && now - upstream_seen[i].at_ms <= UPSTREAM_SEEN_FRESH_MS) yes = true;
+        if (upstream_same_provider(p, upstream_seen[i].p, upstream_seen[i].url) &&
+            now - upstream_seen[i].at_ms <= UPSTREAM_SEEN_FRESH_MS)
+            yes = true;
     pthread_mutex_unlock(&upstream_seen_mu);
     return yes;
 }
@@ -258,8 +268,7 @@ static size_t upstream_probe_slot(const provider_cfg *p)
 {
     size_t oldest = 0;
     for (size_t i = 0; i < UPSTREAM_PROBE_SLOTS; i++) {
-        if (upstream_probe[i].p == p && strncmp(upstream_probe[i].url, p->base_url, sizeof upstream_probe[i].url - 1) == 0)
-            return i;
+        if (upstream_same_provider(p, upstream_probe[i].p, upstream_probe[i].url)) return i;
         if (!upstream_probe[i].probing && upstream_probe[i].failed_ms < upstream_probe[oldest].failed_ms) oldest = i;
     }
     if (upstream_probe[oldest].probing) return UPSTREAM_PROBE_SLOTS;   /* all busy: probe untracked */

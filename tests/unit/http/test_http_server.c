@@ -1205,6 +1205,16 @@ static void test_client_abort(void **state)
     assert_int_equal(atomic_load(&g_done_count), before + 2);
 }
 
+/* A keep-alive connection that has had one answer (GET /hello), idle. */
+static void open_after_one_answer(client *c, int port)
+{
+    resp r;
+    client_open(c, port, 0);
+    SEND(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(read_response(c, &r), 0);
+    resp_free(&r);
+}
+
 /* A client that pipelines many requests for big answers and reads none:
  * the server answers only while what it has queued stays under the
  * stream high-water mark (64 KiB here) plus what the kernel takes, then
@@ -1245,11 +1255,7 @@ static void test_idle_timeout_not_renewed_by_crlf(void **state)
 {
     fixture *f = *state;
     client c;
-    resp r;
-    client_open(&c, f->port, 0);
-    SEND(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_int_equal(read_response(&c, &r), 0);
-    resp_free(&r);
+    open_after_one_answer(&c, f->port);
     /* a CR LF every 100 ms for 2 s (idle_timeout_ms = 500): closed all the same */
     bool closed = false;
     for (int i = 0; i < 20 && !closed; i++) {
@@ -1309,11 +1315,7 @@ static void test_idle_timeout(void **state)
 {
     fixture *f = *state;
     client c;
-    resp r;
-    client_open(&c, f->port, 0);
-    SEND(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_int_equal(read_response(&c, &r), 0);
-    resp_free(&r);
+    open_after_one_answer(&c, f->port);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_true(server_closed(&c));          /* idle_timeout_ms = 500 */

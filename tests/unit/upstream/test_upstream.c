@@ -828,7 +828,8 @@ static void test_reachable_failure_is_remembered(void **st)
     close(fd);                                     /* nothing listens there now */
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", port);
-    provider_cfg p = {.kind = PROVIDER_OPENAI, .name = "probed", .base_url = url};
+    static provider_cfg p;   /* an address no other test's provider had */
+    p = (provider_cfg){.kind = PROVIDER_OPENAI, .name = "probed", .base_url = url};
     assert_false(upstream_provider_reachable(&p));  /* refused */
     fd = listen_on(port);
     assert_true(fd >= 0);
